@@ -1,0 +1,181 @@
+"""Typed batch configs (configs/*.yaml) and process settings (env `SYNTHGATE_*`).
+
+`load_config(path)` reads a YAML batch config and returns a `BatchConfig`, or raises `InputError`
+with a message that names the file, the field, the value and the fix. Unknown keys are errors.
+Image generator configs form a union keyed by `generator`; add a model here to add a generator.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from synthgate.errors import InputError
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProceduralImageConfig(StrictModel):
+    """Shapes and textures on varied backgrounds, with exact masks."""
+
+    generator: Literal["procedural"] = "procedural"
+    count: int = Field(gt=0)
+    size: tuple[Annotated[int, Field(ge=16, le=8192)], Annotated[int, Field(ge=16, le=8192)]] = (
+        512,
+        512,
+    )
+    objects_per_image: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] = (1, 5)
+    min_visible_fraction: float = Field(0.25, ge=0.0, le=1.0)
+    object_scale_range: tuple[float, float] = (0.08, 0.35)
+
+    @field_validator("objects_per_image", "object_scale_range")
+    @classmethod
+    def _ordered(cls, value: tuple[Any, Any]) -> tuple[Any, Any]:
+        if value[0] > value[1]:
+            raise ValueError(f"[min, max] must have min <= max (got {list(value)})")
+        return value
+
+
+def _tagged_union(*models: type[StrictModel], default: str) -> Any:
+    """A union of configs picked by their `generator` key (`default` when it is left out)."""
+
+    def tag_of(value: Any) -> str:
+        if isinstance(value, dict):
+            return str(value.get("generator", default))
+        return str(getattr(value, "generator", default))
+
+    members = tuple(Annotated[m, Tag(_generator_name(m))] for m in models)
+    return Annotated[Union[members], Discriminator(tag_of)]  # noqa: UP007
+
+
+def _generator_name(model: type[StrictModel]) -> str:
+    return str(model.model_fields["generator"].default)
+
+
+IMAGE_CONFIGS: tuple[type[StrictModel], ...] = (ProceduralImageConfig,)
+ImageConfig = _tagged_union(*IMAGE_CONFIGS, default="procedural")
+
+
+class TemplateTextConfig(StrictModel):
+    """Templates with typed slots filled from Faker providers and lexicons."""
+
+    generator: Literal["templates"] = "templates"
+    templates: Path
+    count: int = Field(gt=0)
+    locales: list[str] = Field(default_factory=lambda: ["en_US"], min_length=1)
+
+
+TEXT_CONFIGS: tuple[type[StrictModel], ...] = (TemplateTextConfig,)
+TextConfig = _tagged_union(*TEXT_CONFIGS, default="templates")
+GENERATOR_NAMES = {_generator_name(m) for m in IMAGE_CONFIGS + TEXT_CONFIGS}
+
+
+class BatchConfig(StrictModel):
+    """A batch request: what to make, how much, and from which seed."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    seed: int = Field(0, ge=0)
+    categories: list[str] = Field(default_factory=list)
+    image: ImageConfig | None = None
+    text: TextConfig | None = None
+
+
+class Settings(BaseSettings):
+    """Process settings, from the environment (`SYNTHGATE_DB_URL`, …) or CLI options."""
+
+    model_config = SettingsConfigDict(env_prefix="SYNTHGATE_", extra="ignore")
+
+    broker_url: str = "redis://localhost:6379/0"
+    db_url: str | None = None
+    blob_url: str | None = None
+    runs_dir: Path = Path("runs")
+
+
+def resolve_path(value: Path, *, config_dir: Path | None) -> Path | None:
+    """Find a path a config names: as given, next to the config, or in the shipped configs."""
+    candidates = [value] if value.is_absolute() else [Path.cwd() / value]
+    if not value.is_absolute():
+        if config_dir is not None:
+            candidates.append(config_dir / value)
+        candidates.append(PACKAGE_ROOT / value)
+    return next((c for c in candidates if c.exists()), None)
+
+
+def _format_validation_error(path: Path, error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"] if not _is_union_tag(part))
+        if item["type"] == "extra_forbidden":
+            lines.append(f"{path}: unknown key '{where}'; remove it or check its spelling")
+        elif item["type"] == "union_tag_invalid":
+            ctx = item.get("ctx", {})
+            lines.append(
+                f"{path}: {where}.generator: unknown generator {ctx.get('tag')!r}; "
+                f"choose one of {ctx.get('expected_tags')}"
+            )
+        elif item["type"] == "missing":
+            lines.append(f"{path}: {where} is required")
+        else:
+            got = item.get("input")
+            lines.append(f"{path}: {where}: {item['msg']} (got {got!r})")
+    return "\n".join(lines)
+
+
+def _is_union_tag(part: Any) -> bool:
+    return part in GENERATOR_NAMES
+
+
+def parse_config(data: Any, *, source: Path, config_dir: Path | None = None) -> BatchConfig:
+    """Validate a config mapping; relative paths are resolved against `config_dir`."""
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: a batch config must be a YAML mapping (got {type(data).__name__})")
+    try:
+        config = BatchConfig.model_validate(data)
+    except ValidationError as error:
+        raise InputError(_format_validation_error(source, error)) from None
+    if config.image is None and config.text is None:
+        raise InputError(f"{source}: nothing to make; add an `image:` or a `text:` section")
+    if config.image is not None and not config.categories:
+        raise InputError(f"{source}: categories is empty; list the classes the images should hold")
+    if config.text is not None:
+        found = resolve_path(config.text.templates, config_dir=config_dir)
+        if found is None:
+            raise InputError(
+                f"{source}: text.templates: file not found: {config.text.templates} "
+                "(paths are relative to the working directory or to the config file)"
+            )
+        config.text.templates = found
+    return config
+
+
+def load_config(path: Path | str) -> BatchConfig:
+    """Read and validate a batch config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: config file not found; pass the path of a YAML batch config")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise InputError(f"{path}: YAML syntax error{where}: {problem}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a UTF-8 text file") from None
+    return parse_config(data, source=path, config_dir=path.resolve().parent)

@@ -1,0 +1,49 @@
+"""Generator registry: a name in a config -> a class with one way to run.
+
+A generator is built from its config (and injected components, e.g. a diffusers pipeline in
+tests) and runs as `generate(specs) -> list[GeneratedSample]`. It owns its randomness: every
+sample draws from its own seed (`spec.seed`), never from global RNGs, so a sample is the same
+whatever batch or worker made it. Classes are imported lazily: naming `procedural` must not
+import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, ClassVar, Protocol
+
+from synthgate.errors import InputError
+from synthgate.samples import GeneratedSample, SampleSpec
+
+REGISTRY: dict[str, str] = {
+    "procedural": "synthgate.generators.procedural:ProceduralGenerator",
+    "templates": "synthgate.generators.text.templates:TemplateGenerator",
+}
+
+
+class Generator(Protocol):
+    name: ClassVar[str]
+    version: ClassVar[str]
+    modality: ClassVar[str]
+
+    def quota_categories(self) -> list[str | None]:
+        """The classes the planner spreads samples over (a quota per class)."""
+        ...
+
+    def generate(self, specs: list[SampleSpec]) -> list[GeneratedSample]: ...
+
+
+def generator_class(name: str) -> type[Any]:
+    try:
+        target = REGISTRY[name]
+    except KeyError:
+        raise InputError(
+            f"unknown generator {name!r}; choose one of {', '.join(sorted(REGISTRY))}"
+        ) from None
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def build_generator(config: Any, *, categories: list[str], **components: Any) -> Generator:
+    """Build the generator a modality config names (`config.generator`)."""
+    return generator_class(config.generator)(config, categories=categories, **components)

@@ -1,0 +1,142 @@
+"""The central types every stage passes along: SampleSpec -> Sample (+ RubricReport).
+
+Generators return `GeneratedSample` (a `Sample` plus the pixels and the foreground they know by
+construction); validators read it; the store, the review queue and the merger keep `Sample`.
+One box format everywhere: COCO xywh in pixels. Masks are COCO compressed RLE dicts
+(`{"size": [h, w], "counts": "<str>"}`), the form pycocotools encodes and decodes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+Modality = Literal["image", "text"]
+Route = Literal["accepted", "review", "rejected"]
+Status = Literal["accepted", "review", "rejected", "failed", "pending"]
+Level = Literal[5, 3, 1]
+CRITERIA: tuple[str, ...] = ("correctness", "completeness", "precision", "clarity")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SampleSpec(_Model):
+    """What to make: one sample of a batch, with its own seed."""
+
+    batch_id: str
+    index: int = Field(ge=0)
+    modality: Modality
+    generator: str
+    category: str | None = None
+    attributes: dict[str, str] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)
+    seed: int = Field(ge=0)
+
+
+class ObjectLabel(_Model):
+    """One labelled object of an image sample."""
+
+    category: str
+    bbox: list[float]  # COCO [x, y, w, h] in pixels
+    mask: dict[str, Any] | None = None  # COCO compressed RLE
+    area: float
+    visible_fraction: float = 1.0
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class Span(_Model):
+    """A labelled character span of a text sample; `end` is exclusive."""
+
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    label: str
+    value: str | None = None  # the string the generator put there, to check alignment
+
+
+class Provenance(_Model):
+    """Everything needed to explain and reproduce a sample."""
+
+    generator: str
+    generator_version: str
+    seed: int
+    params: dict[str, Any] = Field(default_factory=dict)
+    model: dict[str, Any] | None = None  # id, revision, dtype, device, scheduler, steps, guidance
+    prompt: str | None = None
+    negative_prompt: str | None = None
+    versions: dict[str, str] = Field(default_factory=dict)
+
+
+class Finding(_Model):
+    """One thing a check found, at the level it deserves."""
+
+    criterion: str
+    level: Level
+    check: str
+    message: str
+    annotation_id: int | None = None  # COCO annotation id, for files read by `validate`
+    object_index: int | None = None  # index into Sample.objects
+    span_index: int | None = None  # index into Sample.spans
+
+
+class RubricReport(_Model):
+    """A sample's score against a rubric, with every finding kept."""
+
+    rubric: str
+    score: float
+    levels: dict[str, Level]
+    route: Route
+    audit: bool = False  # accepted, but also sent to review as part of the audit sample
+    findings: list[Finding] = Field(default_factory=list)
+    measurements: dict[str, float] = Field(default_factory=dict)
+
+
+class Sample(_Model):
+    """What was made: labels by construction, provenance, and (once validated) the report."""
+
+    id: str
+    spec: SampleSpec
+    uri: str | None = None  # image: path of the PNG relative to the run folder
+    width: int | None = None
+    height: int | None = None
+    objects: list[ObjectLabel] = Field(default_factory=list)
+    text: str | None = None
+    spans: list[Span] = Field(default_factory=list)
+    doc_label: str | None = None
+    attributes: dict[str, str] = Field(default_factory=dict)  # as realised: locale, gender, …
+    provenance: Provenance
+    report: RubricReport | None = None
+    status: Status = "pending"
+
+
+@dataclass
+class GeneratedSample:
+    """A generator's output: the sample plus what only the generator knows.
+
+    `foreground` is the union of every object the generator placed (bool HxW), `ignore` the
+    pixels of objects too occluded to label; validators use both to judge completeness.
+    """
+
+    sample: Sample
+    pixels: np.ndarray | None = None  # HxWx3 uint8
+    foreground: np.ndarray | None = None  # HxW bool
+    ignore: np.ndarray | None = None  # HxW bool
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def sample_id(batch_id: str, modality: str, index: int) -> str:
+    """Deterministic id: a re-run or a redelivered task writes the same row."""
+    digest = hashlib.sha1(f"{batch_id}/{modality}/{index}".encode()).hexdigest()
+    return f"{modality[:3]}-{digest[:16]}"
+
+
+def sample_seed(batch_seed: int, modality: str, index: int) -> int:
+    """The seed of one sample, derived from the batch seed, so it is the same in any worker."""
+    modality_code = {"image": 1, "text": 2}.get(modality, 3)
+    state = np.random.SeedSequence([batch_seed, modality_code, index]).generate_state(1)
+    return int(state[0])
