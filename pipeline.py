@@ -1,0 +1,252 @@
+"""Where the stages meet: plan -> generate -> validate -> route, and the embedded runner.
+
+Every stage is a plain function over plain data; `run_batch` calls them in-process and streams
+the results into a run folder, and Celery tasks (workers/) call the same `plan` and
+`process_specs`. Nothing here holds a whole batch in memory: specs are planned lazily, made in
+small chunks, written out and dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+import json
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from synthgate import __version__
+from synthgate.config import BatchConfig
+from synthgate.errors import InputError
+from synthgate.generators import Generator, build_generator
+from synthgate.outputs import RunWriter, dumps
+from synthgate.samples import GeneratedSample, Modality, SampleSpec, sample_seed
+from synthgate.store import Store, sqlite_url
+
+MODALITIES: tuple[Modality, ...] = ("image", "text")
+Progress = Callable[[Modality, int, int], None]  # (modality, samples just finished, total)
+
+
+def batch_id_for(config: BatchConfig) -> str:
+    """Deterministic batch id: the same config and seed name the same batch, on any machine.
+
+    Files a config points to count by content, not by where they lie.
+    """
+    data = config.model_dump(mode="json")
+    if config.text is not None:
+        data["text"]["templates"] = hashlib.sha1(config.text.templates.read_bytes()).hexdigest()
+    snapshot = json.dumps(data, sort_keys=True)
+    return f"{config.name}-{hashlib.sha1(snapshot.encode()).hexdigest()[:10]}"
+
+
+def attribute_axes(config: BatchConfig, modality: Modality) -> dict[str, list[str]]:
+    """The attributes the planner balances for a modality (bias control)."""
+    if modality == "text" and config.text is not None:
+        return {"locale": list(config.text.locales), "gender": ["female", "male"]}
+    return {}
+
+
+def plan(
+    config: BatchConfig,
+    modality: Modality,
+    *,
+    batch_id: str,
+    quota_categories: list[str | None],
+) -> Iterator[SampleSpec]:
+    """One SampleSpec per sample: categories spread evenly, attributes balanced across them.
+
+    Sample i gets category i mod C; each attribute axis cycles with a stride of the product of
+    the sizes before it, so categories and attributes are balanced and not correlated.
+    """
+    section = getattr(config, modality)
+    axes = attribute_axes(config, modality)
+    strides, stride = {}, len(quota_categories)
+    for name, values in axes.items():
+        strides[name] = stride
+        stride *= len(values)
+    for index in range(section.count):
+        yield SampleSpec(
+            batch_id=batch_id,
+            index=index,
+            modality=modality,
+            generator=section.generator,
+            category=quota_categories[index % len(quota_categories)],
+            attributes={
+                name: values[(index // strides[name]) % len(values)]
+                for name, values in axes.items()
+            },
+            seed=sample_seed(config.seed, modality, index),
+        )
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    """PNG bytes of an HxWx3 uint8 image; deterministic, fast compression."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def judge(generated: GeneratedSample) -> GeneratedSample:
+    """Validate and route one sample (until a rubric is configured, everything is accepted)."""
+    generated.sample.status = "accepted"
+    return generated
+
+
+def process_specs(generator: Generator, specs: list[SampleSpec]) -> list[GeneratedSample]:
+    """Generate, validate and route a chunk of specs: the unit of work of run and workers."""
+    return [judge(g) for g in generator.generate(specs)]
+
+
+def build_generators(config: BatchConfig) -> dict[Modality, Generator]:
+    """Every generator the config asks for, built (and so checked) before anything is written."""
+    built: dict[Modality, Generator] = {}
+    for modality in MODALITIES:
+        section = getattr(config, modality)
+        if section is not None:
+            built[modality] = build_generator(section, categories=list(config.categories))
+    return built
+
+
+def chunk_size(generator: Generator, modality: Modality) -> int:
+    return int(getattr(generator, "chunk_size", 8 if modality == "image" else 64))
+
+
+@dataclass
+class RunResult:
+    out: Path
+    batch_id: str
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _prepare_out(out: Path) -> Path:
+    """A temporary folder beside `out`; refuse to replace a folder that is not a run."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: is a file; choose a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").exists():
+        raise InputError(
+            f"--out {out}: folder exists and is not a synthgate run; choose an empty or new folder"
+        )
+    temporary = out.with_name(f".{out.name}.partial")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if temporary.exists():
+            shutil.rmtree(temporary)
+        (temporary / "images").mkdir(parents=True)
+    except OSError as error:
+        raise InputError(
+            f"--out {out}: cannot write there ({error.strerror}); choose a folder you can write to"
+        ) from None
+    return temporary
+
+
+def _publish(temporary: Path, out: Path) -> None:
+    """Swap the finished folder into place; the old run goes only once the new one is there."""
+    previous = out.with_name(f".{out.name}.previous")
+    if previous.exists():
+        shutil.rmtree(previous)
+    if out.exists():
+        out.rename(previous)
+    temporary.rename(out)
+    if previous.exists():
+        shutil.rmtree(previous)
+
+
+def run_batch(
+    config: BatchConfig, out: Path, *, progress: Progress | None = None
+) -> RunResult:
+    """The embedded runner: the whole batch in this process, into the run folder `out`."""
+    generators = build_generators(config)
+    batch_id = batch_id_for(config)
+    temporary = _prepare_out(out)
+    result = RunResult(out=out, batch_id=batch_id)
+    writer = RunWriter(
+        temporary,
+        categories=list(config.categories),
+        header={"info": {"description": f"synthgate batch {config.name}", "batch_id": batch_id}},
+    )
+    store = Store(sqlite_url(temporary / "synthgate.db"))
+    try:
+        store.put_batch(
+            batch_id, name=config.name, seed=config.seed, config=config.model_dump(mode="json")
+        )
+        for modality, generator in generators.items():
+            started = time.perf_counter()
+            result.counts[modality] = _run_modality(
+                config, modality, generator, batch_id, temporary, store, writer, progress
+            )
+            result.timings[f"{modality}_seconds"] = round(time.perf_counter() - started, 3)
+        writer.close()
+        store.set_batch_status(batch_id, "done")
+        store.close()
+        _write_manifest(temporary, config, result)
+        _publish(temporary, out)
+    except BaseException:
+        writer.abort()
+        store.close()
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    return result
+
+
+def _run_modality(
+    config: BatchConfig,
+    modality: Modality,
+    generator: Generator,
+    batch_id: str,
+    folder: Path,
+    store: Store,
+    writer: RunWriter,
+    progress: Progress | None,
+) -> dict[str, int]:
+    total = getattr(config, modality).count
+    counts: Counter[str] = Counter()
+    specs = plan(config, modality, batch_id=batch_id, quota_categories=generator.quota_categories())
+    while chunk := list(itertools.islice(specs, chunk_size(generator, modality))):
+        made = process_specs(generator, chunk)
+        for generated in made:
+            sample = generated.sample
+            if generated.pixels is not None and sample.uri:
+                (folder / sample.uri).write_bytes(encode_png(generated.pixels))
+            counts[sample.status] += 1
+            counts["hidden_objects"] += int(generated.extras.get("hidden", 0))
+            writer.add(sample)
+        store.upsert_samples(g.sample for g in made)
+        if progress is not None:
+            progress(modality, len(made), total)
+    counts["generated"] = total
+    return dict(sorted(counts.items()))
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"synthgate": __version__}
+    for name in ("numpy", "pillow", "pycocotools", "faker", "pydantic"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def _write_manifest(folder: Path, config: BatchConfig, result: RunResult) -> None:
+    manifest: dict[str, Any] = {
+        "name": config.name,
+        "batch_id": result.batch_id,
+        "seed": config.seed,
+        "config": config.model_dump(mode="json"),
+        "versions": package_versions(),
+        "counts": result.counts,
+        "timings": result.timings,
+        "outputs": sorted(p.name for p in folder.iterdir() if p.is_file()) + ["manifest.json"],
+    }
+    (folder / "manifest.json").write_text(dumps(manifest) + "\n", encoding="utf-8")

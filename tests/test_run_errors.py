@@ -1,0 +1,112 @@
+"""Bad input to `synthgate run`: one clear message naming file and field, exit 2, nothing written."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import small_config
+
+
+def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "synthgate", "run", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _with(path: str, value: object) -> dict:
+    config = small_config()
+    *parents, key = path.split(".")
+    node = config
+    for part in parents:
+        node = node[part]
+    node[key] = value
+    return config
+
+
+BAD_INPUT_CASES = [
+    # (id, config content or None for a missing file, words the message must hold)
+    ("missing-file", None, ["not found"]),
+    ("yaml-syntax", "name: x\nimage: {count: 3\n", ["YAML syntax error", "line"]),
+    ("unknown-top-key", yaml.safe_dump({**small_config(), "colour": "red"}), ["unknown key", "colour"]),
+    ("unknown-nested-key", yaml.safe_dump(_with("image.objets", 3)), ["unknown key", "image.objets"]),
+    ("count-zero", yaml.safe_dump(_with("image.count", 0)), ["image.count", "greater than 0"]),
+    ("count-negative", yaml.safe_dump(_with("text.count", -3)), ["text.count", "-3"]),
+    ("unknown-generator", yaml.safe_dump(_with("image.generator", "dreamer")), ["image.generator", "dreamer"]),
+    ("missing-templates", yaml.safe_dump(_with("text.templates", "nope.yaml")), ["text.templates", "nope.yaml"]),
+    ("not-a-mapping", "- just\n- a list\n", ["mapping"]),
+]
+
+
+@pytest.mark.parametrize(("case", "content", "words"), BAD_INPUT_CASES, ids=[c[0] for c in BAD_INPUT_CASES])
+def test_bad_config_is_one_clear_message(tmp_path: Path, case: str, content: str | None, words: list[str]) -> None:
+    config = tmp_path / "batch.yaml"
+    if content is not None:
+        config.write_text(content)
+    out = tmp_path / "out"
+    result = _run(str(config), "--out", str(out), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    message = " ".join(result.stderr.split())
+    assert str(config.name) in message
+    for word in words:
+        assert word in message, message
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == (["batch.yaml"] if content is not None else [])
+
+
+def test_unknown_faker_provider_is_named(tmp_path: Path) -> None:
+    templates = tmp_path / "tickets.yaml"
+    templates.write_text(
+        yaml.safe_dump({"task": "ner", "labels": ["PERSON"], "templates": ["Hello {PERSON:no_such_provider}."]})
+    )
+    config = tmp_path / "batch.yaml"
+    config.write_text(yaml.safe_dump(_with("text.templates", str(templates))))
+    out = tmp_path / "out"
+    result = _run(str(config), "--out", str(out), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "no_such_provider" in result.stderr and "tickets.yaml" in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere; see the read-only file case")
+def test_unwritable_out_as_user(tmp_path: Path) -> None:  # pragma: no cover - root on CI
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    config = tmp_path / "batch.yaml"
+    config.write_text(yaml.safe_dump(small_config()))
+    result = _run(str(config), "--out", str(locked / "run"), cwd=tmp_path)
+    assert result.returncode == 2 and "cannot write" in result.stderr
+
+
+def test_out_below_a_file_is_refused(tmp_path: Path) -> None:
+    """An --out whose parent is a file cannot be written, even as root."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder")
+    config = tmp_path / "batch.yaml"
+    config.write_text(yaml.safe_dump(small_config()))
+    result = _run(str(config), "--out", str(blocker / "run"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "--out" in result.stderr and "cannot write" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert blocker.read_text() == "not a folder"
+
+
+def test_out_that_is_not_a_run_is_not_replaced(tmp_path: Path) -> None:
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    config = tmp_path / "batch.yaml"
+    config.write_text(yaml.safe_dump(small_config()))
+    result = _run(str(config), "--out", str(precious), cwd=tmp_path)
+    assert result.returncode == 2 and "not a synthgate run" in result.stderr
+    assert (precious / "notes.txt").read_text() == "keep me"
