@@ -144,7 +144,9 @@ def _is_union_tag(part: Any) -> bool:
 def parse_config(data: Any, *, source: Path, config_dir: Path | None = None) -> BatchConfig:
     """Validate a config mapping; relative paths are resolved against `config_dir`."""
     if not isinstance(data, dict):
-        raise InputError(f"{source}: a batch config must be a YAML mapping (got {type(data).__name__})")
+        raise InputError(
+            f"{source}: a batch config must be a YAML mapping (got {type(data).__name__})"
+        )
     try:
         config = BatchConfig.model_validate(data)
     except ValidationError as error:

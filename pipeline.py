@@ -160,9 +160,7 @@ def _publish(temporary: Path, out: Path) -> None:
         shutil.rmtree(previous)
 
 
-def run_batch(
-    config: BatchConfig, out: Path, *, progress: Progress | None = None
-) -> RunResult:
+def run_batch(config: BatchConfig, out: Path, *, progress: Progress | None = None) -> RunResult:
     """The embedded runner: the whole batch in this process, into the run folder `out`."""
     generators = build_generators(config)
     batch_id = batch_id_for(config)
@@ -247,6 +245,6 @@ def _write_manifest(folder: Path, config: BatchConfig, result: RunResult) -> Non
         "versions": package_versions(),
         "counts": result.counts,
         "timings": result.timings,
-        "outputs": sorted(p.name for p in folder.iterdir() if p.is_file()) + ["manifest.json"],
+        "outputs": [*sorted(p.name for p in folder.iterdir() if p.is_file()), "manifest.json"],
     }
     (folder / "manifest.json").write_text(dumps(manifest) + "\n", encoding="utf-8")

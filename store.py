@@ -144,9 +144,7 @@ class Store:
         with self.engine.begin() as connection:
             connection.execute(statement, rows)
 
-    def iter_samples(
-        self, batch_id: str, modality: str, *, chunk: int = 500
-    ) -> Iterator[Sample]:
+    def iter_samples(self, batch_id: str, modality: str, *, chunk: int = 500) -> Iterator[Sample]:
         """Samples of one batch and modality in index order, fetched page by page."""
         last = -1
         while True:
@@ -164,7 +162,7 @@ class Store:
                 page = connection.execute(query).all()
             if not page:
                 return
-            for index, data in page:
+            for _index, data in page:
                 yield Sample.model_validate_json(data)
             last = page[-1][0]
 
@@ -215,4 +213,3 @@ class BlobStore:
 
         with fsspec.open(f"{self.url.rstrip('/')}/{key}", "rb") as handle:
             return handle.read()
-

@@ -28,14 +28,26 @@ def image_config(count: int, size: int) -> dict:
         "name": "bench",
         "seed": 11,
         "categories": ["circle", "square", "triangle", "star", "ring"],
-        "image": {"generator": "procedural", "count": count, "size": [size, size], "objects_per_image": [1, 5]},
+        "image": {
+            "generator": "procedural",
+            "count": count,
+            "size": [size, size],
+            "objects_per_image": [1, 5],
+        },
     }
 
 
 def floor_seconds(data: dict) -> float:
     config = parse_config(data, source=Path("bench"))
     generator = build_generator(config.image, categories=config.categories)
-    specs = list(plan(config, "image", batch_id=batch_id_for(config), quota_categories=generator.quota_categories()))
+    specs = list(
+        plan(
+            config,
+            "image",
+            batch_id=batch_id_for(config),
+            quota_categories=generator.quota_categories(),
+        )
+    )
     started = time.perf_counter()
     for start in range(0, len(specs), 8):
         for generated in generator.generate(specs[start : start + 8]):
@@ -65,7 +77,9 @@ def peak_rss_mib(data: dict, folder: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--size", type=int, default=512)
     args = parser.parse_args()
@@ -89,7 +103,14 @@ def main() -> None:
             f"subprocess.run([sys.executable,'-m','synthgate','run',{str(path)!r},'--out',{str(folder / 'large')!r}],check=True,capture_output=True);"
             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
         )
-        large = int(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout) / 1024
+        large = (
+            int(
+                subprocess.run(
+                    [sys.executable, "-c", code], check=True, capture_output=True, text=True
+                ).stdout
+            )
+            / 1024
+        )
         print(f"peak RSS at N={args.count}:    {small:8.1f} MiB")
         print(f"peak RSS at 10N={args.count * 10}: {large:8.1f} MiB")
         print(f"ratio 10N/N:         {large / small:8.2f}   (target <= 1.3)")

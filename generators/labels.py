@@ -26,7 +26,10 @@ def encode_mask(mask: np.ndarray) -> dict[str, object]:
 def decode_mask(rle: dict[str, object]) -> np.ndarray:
     """Bool HxW mask of a compressed RLE dict (counts as str or bytes)."""
     counts = rle["counts"]
-    as_bytes = {"size": list(rle["size"]), "counts": counts.encode() if isinstance(counts, str) else counts}  # type: ignore[union-attr, arg-type]
+    as_bytes = {
+        "size": list(rle["size"]),
+        "counts": counts.encode() if isinstance(counts, str) else counts,
+    }  # type: ignore[union-attr, arg-type]
     return mask_utils.decode(as_bytes).astype(bool)
 
 
@@ -36,7 +39,12 @@ def tight_bbox(mask: np.ndarray) -> list[float]:
     if rows.size == 0:
         return [0.0, 0.0, 0.0, 0.0]
     cols = np.flatnonzero(mask.any(axis=0))
-    return [float(cols[0]), float(rows[0]), float(cols[-1] - cols[0] + 1), float(rows[-1] - rows[0] + 1)]
+    return [
+        float(cols[0]),
+        float(rows[0]),
+        float(cols[-1] - cols[0] + 1),
+        float(rows[-1] - rows[0] + 1),
+    ]
 
 
 @dataclass

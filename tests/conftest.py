@@ -23,7 +23,12 @@ def small_config(**overrides: Any) -> dict[str, Any]:
         "name": "small",
         "seed": 3,
         "categories": ["circle", "square", "triangle"],
-        "image": {"generator": "procedural", "count": 6, "size": [96, 64], "objects_per_image": [1, 4]},
+        "image": {
+            "generator": "procedural",
+            "count": 6,
+            "size": [96, 64],
+            "objects_per_image": [1, 4],
+        },
         "text": {
             "generator": "templates",
             "templates": str(SUPPORT_TICKETS),
@@ -37,9 +42,13 @@ def small_config(**overrides: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def write_config(tmp_path: Path) -> Callable[..., Path]:
-    def write(data: dict[str, Any] | str | None = None, name: str = "batch.yaml", **overrides: Any) -> Path:
+    def write(
+        data: dict[str, Any] | str | None = None, name: str = "batch.yaml", **overrides: Any
+    ) -> Path:
         path = tmp_path / name
-        content = data if isinstance(data, str) else yaml.safe_dump(data or small_config(**overrides))
+        content = (
+            data if isinstance(data, str) else yaml.safe_dump(data or small_config(**overrides))
+        )
         path.write_text(content)
         return path
 

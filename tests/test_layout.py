@@ -34,7 +34,13 @@ def test_core_modules_do_not_import_service_frameworks() -> None:
     for folder in ("generators", "validators"):
         for path in (ROOT / folder).rglob("*.py"):
             text = path.read_text()
-            for banned in ("import celery", "from celery", "fastapi", "sqlalchemy", "synthgate.store"):
+            for banned in (
+                "import celery",
+                "from celery",
+                "fastapi",
+                "sqlalchemy",
+                "synthgate.store",
+            ):
                 assert banned not in text, f"{path} imports {banned}"
 
 

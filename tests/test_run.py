@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import string
 import unicodedata
@@ -38,7 +39,14 @@ def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_run_folder_holds_every_output(run_folder: Path) -> None:
     names = {p.name for p in run_folder.iterdir()}
-    assert {"images", "coco.json", "accepted.coco.json", "text.jsonl", "manifest.json", "synthgate.db"} <= names
+    assert {
+        "images",
+        "coco.json",
+        "accepted.coco.json",
+        "text.jsonl",
+        "manifest.json",
+        "synthgate.db",
+    } <= names
     assert not [n for n in names if n.endswith(".part")]
     manifest = json.loads((run_folder / "manifest.json").read_text())
     assert manifest["counts"]["image"]["generated"] == 6
@@ -54,7 +62,9 @@ def test_coco_labels_are_exact(run_folder: Path) -> None:
         assert len(ids) == len(set(ids)) and min(ids) >= 1
     assert coco.dataset["annotations"], "a batch of six images should hold objects"
     for annotation in coco.dataset["annotations"]:
-        decoded = mask_utils.decode({**annotation["segmentation"], "counts": annotation["segmentation"]["counts"].encode()})
+        decoded = mask_utils.decode(
+            {**annotation["segmentation"], "counts": annotation["segmentation"]["counts"].encode()}
+        )
         assert int(decoded.sum()) == annotation["area"]
         rows, cols = np.nonzero(decoded)
         tight = [cols.min(), rows.min(), cols.max() - cols.min() + 1, rows.max() - rows.min() + 1]
@@ -84,11 +94,13 @@ def test_text_spans_are_exact(run_folder: Path) -> None:
             value = row["text"][start:end]
             assert value and not _is_boundary_junk(value[0]) and not _is_boundary_junk(value[-1])
             assert label in declared
-        for (_, end, _), (start, _, _) in zip(spans, spans[1:], strict=False):
+        for (_, end, _), (start, _, _) in itertools.pairwise(spans):
             assert end <= start
 
 
-def test_same_seed_is_byte_identical_and_another_seed_differs(run_folder: Path, tmp_path: Path) -> None:
+def test_same_seed_is_byte_identical_and_another_seed_differs(
+    run_folder: Path, tmp_path: Path
+) -> None:
     again = tmp_path / "again"
     run_cli(small_config(), again)
     for name in ("coco.json", "accepted.coco.json", "text.jsonl"):

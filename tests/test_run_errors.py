@@ -36,18 +36,38 @@ BAD_INPUT_CASES = [
     # (id, config content or None for a missing file, words the message must hold)
     ("missing-file", None, ["not found"]),
     ("yaml-syntax", "name: x\nimage: {count: 3\n", ["YAML syntax error", "line"]),
-    ("unknown-top-key", yaml.safe_dump({**small_config(), "colour": "red"}), ["unknown key", "colour"]),
-    ("unknown-nested-key", yaml.safe_dump(_with("image.objets", 3)), ["unknown key", "image.objets"]),
+    (
+        "unknown-top-key",
+        yaml.safe_dump({**small_config(), "colour": "red"}),
+        ["unknown key", "colour"],
+    ),
+    (
+        "unknown-nested-key",
+        yaml.safe_dump(_with("image.objets", 3)),
+        ["unknown key", "image.objets"],
+    ),
     ("count-zero", yaml.safe_dump(_with("image.count", 0)), ["image.count", "greater than 0"]),
     ("count-negative", yaml.safe_dump(_with("text.count", -3)), ["text.count", "-3"]),
-    ("unknown-generator", yaml.safe_dump(_with("image.generator", "dreamer")), ["image.generator", "dreamer"]),
-    ("missing-templates", yaml.safe_dump(_with("text.templates", "nope.yaml")), ["text.templates", "nope.yaml"]),
+    (
+        "unknown-generator",
+        yaml.safe_dump(_with("image.generator", "dreamer")),
+        ["image.generator", "dreamer"],
+    ),
+    (
+        "missing-templates",
+        yaml.safe_dump(_with("text.templates", "nope.yaml")),
+        ["text.templates", "nope.yaml"],
+    ),
     ("not-a-mapping", "- just\n- a list\n", ["mapping"]),
 ]
 
 
-@pytest.mark.parametrize(("case", "content", "words"), BAD_INPUT_CASES, ids=[c[0] for c in BAD_INPUT_CASES])
-def test_bad_config_is_one_clear_message(tmp_path: Path, case: str, content: str | None, words: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("case", "content", "words"), BAD_INPUT_CASES, ids=[c[0] for c in BAD_INPUT_CASES]
+)
+def test_bad_config_is_one_clear_message(
+    tmp_path: Path, case: str, content: str | None, words: list[str]
+) -> None:
     config = tmp_path / "batch.yaml"
     if content is not None:
         config.write_text(content)
@@ -66,7 +86,9 @@ def test_bad_config_is_one_clear_message(tmp_path: Path, case: str, content: str
 def test_unknown_faker_provider_is_named(tmp_path: Path) -> None:
     templates = tmp_path / "tickets.yaml"
     templates.write_text(
-        yaml.safe_dump({"task": "ner", "labels": ["PERSON"], "templates": ["Hello {PERSON:no_such_provider}."]})
+        yaml.safe_dump(
+            {"task": "ner", "labels": ["PERSON"], "templates": ["Hello {PERSON:no_such_provider}."]}
+        )
     )
     config = tmp_path / "batch.yaml"
     config.write_text(yaml.safe_dump(_with("text.templates", str(templates))))
@@ -78,7 +100,9 @@ def test_unknown_faker_provider_is_named(tmp_path: Path) -> None:
     assert not out.exists()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere; see the read-only file case")
+@pytest.mark.skipif(
+    os.geteuid() == 0, reason="root can write anywhere; see the read-only file case"
+)
 def test_unwritable_out_as_user(tmp_path: Path) -> None:  # pragma: no cover - root on CI
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)

@@ -1,0 +1,95 @@
+"""`synthgate run`: make a batch in this process and write its run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from synthgate.commands import console, user_errors
+
+
+def run(
+    config_path: Path = typer.Argument(
+        ..., metavar="CONFIG", help="Batch config YAML, e.g. configs/quickstart.yaml."
+    ),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Run folder to write [default: runs/<name>]. Replaced if it holds an earlier run.",
+    ),
+    seed: int | None = typer.Option(
+        None,
+        "--seed",
+        min=0,
+        help="Override the config's seed (every sample's seed derives from it).",
+    ),
+) -> None:
+    """Generate a labelled synthetic batch in this process and write a run folder.
+
+    The folder holds images/*.png, coco.json (every image sample, with its status and report),
+    accepted.coco.json (ready to merge), text.jsonl, synthgate.db and manifest.json.
+    Same config and seed give byte-identical data.
+    """
+    from synthgate.config import load_config
+    from synthgate.pipeline import run_batch
+
+    with user_errors():
+        config = load_config(config_path)
+        if seed is not None:
+            config = config.model_copy(update={"seed": seed})
+        target = out if out is not None else Path("runs") / config.name
+        with _progress() as bars:
+            tasks: dict[str, int] = {}
+
+            def advance(modality: str, done: int, total: int) -> None:
+                if modality not in tasks:
+                    tasks[modality] = bars.add_task(f"{modality:>5}", total=total)
+                bars.advance(tasks[modality], done)
+
+            result = run_batch(config, target, progress=advance)
+    _print_summary(result.counts, result.timings)
+    console.print(f"wrote [bold]{result.out}[/] (batch {result.batch_id})")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def _print_summary(counts: dict[str, dict[str, int]], timings: dict[str, float]) -> None:
+    table = Table(title="batch summary")
+    for column in (
+        "modality",
+        "generated",
+        "accepted",
+        "review",
+        "rejected",
+        "failed",
+        "samples/s",
+    ):
+        table.add_column(column, justify="right" if column != "modality" else "left")
+    for modality, row in counts.items():
+        seconds = timings.get(f"{modality}_seconds", 0.0)
+        rate = f"{row.get('generated', 0) / seconds:.1f}" if seconds else "-"
+        table.add_row(
+            modality,
+            *(
+                str(row.get(k, 0))
+                for k in ("generated", "accepted", "review", "rejected", "failed")
+            ),
+            rate,
+        )
+    console.print(table)
+    hidden = counts.get("image", {}).get("hidden_objects", 0)
+    if hidden:
+        console.print(f"{hidden} objects were too occluded to label and were left out.")
