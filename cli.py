@@ -14,6 +14,7 @@ import typer
 from synthgate import __version__
 from synthgate.commands import console
 from synthgate.commands import run as run_commands
+from synthgate.commands import workers as worker_commands
 
 app = typer.Typer(
     name="synthgate",
@@ -48,6 +49,9 @@ app.command()(run_commands.run)
 # validate (validators/)
 
 # worker, submit, status (workers/)
+app.command()(worker_commands.worker)
+app.command()(worker_commands.submit)
+app.command()(worker_commands.status)
 
 # review, users, serve (review/, api/)
 

@@ -2,7 +2,7 @@
 
 Every stage is a plain function over plain data; `run_batch` calls them in-process and streams
 the results into a run folder, and Celery tasks (workers/) call the same `plan` and
-`process_specs`. Nothing here holds a whole batch in memory: specs are planned lazily, made in
+`process_specs`. `assemble_run` is the one way a run folder is written, whoever made the samples. Nothing here holds a whole batch in memory: specs are planned lazily, made in
 small chunks, written out and dropped.
 """
 
@@ -16,6 +16,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from synthgate.config import BatchConfig
 from synthgate.errors import InputError
 from synthgate.generators import Generator, build_generator
 from synthgate.outputs import RunWriter, dumps
-from synthgate.samples import GeneratedSample, Modality, SampleSpec, sample_seed
+from synthgate.samples import GeneratedSample, Modality, Sample, SampleSpec, sample_seed
 from synthgate.store import Store, sqlite_url
 
 MODALITIES: tuple[Modality, ...] = ("image", "text")
@@ -60,11 +61,15 @@ def plan(
     *,
     batch_id: str,
     quota_categories: list[str | None],
+    start: int = 0,
+    stop: int | None = None,
 ) -> Iterator[SampleSpec]:
     """One SampleSpec per sample: categories spread evenly, attributes balanced across them.
 
     Sample i gets category i mod C; each attribute axis cycles with a stride of the product of
     the sizes before it, so categories and attributes are balanced and not correlated.
+    `start`/`stop` plan only indices [start, stop), the same specs as the whole plan has there
+    (a worker plans just its chunk).
     """
     section = getattr(config, modality)
     axes = attribute_axes(config, modality)
@@ -72,7 +77,7 @@ def plan(
     for name, values in axes.items():
         strides[name] = stride
         stride *= len(values)
-    for index in range(section.count):
+    for index in range(section.count)[start:stop]:
         yield SampleSpec(
             batch_id=batch_id,
             index=index,
@@ -160,68 +165,114 @@ def _publish(temporary: Path, out: Path) -> None:
         shutil.rmtree(previous)
 
 
+class RunAssembly:
+    """A run folder being written: samples go in in index order, a finished folder comes out.
+
+    The one path from samples to the files of DESIGN.md §8, shared by `run_batch` (samples fresh
+    from the generators) and `synthgate submit` (samples read back from the database, PNGs from
+    the blob store), so both write the same bytes. Failed samples are counted and kept in the
+    folder's database, but have no image or line in the data files.
+    """
+
+    def __init__(self, config: BatchConfig, out: Path, *, batch_id: str) -> None:
+        self.config = config
+        self.folder = _prepare_out(out)
+        self.result = RunResult(out=out, batch_id=batch_id)
+        self.writer = RunWriter(
+            self.folder,
+            categories=list(config.categories),
+            header={
+                "info": {"description": f"synthgate batch {config.name}", "batch_id": batch_id}
+            },
+        )
+        self.store = Store(sqlite_url(self.folder / "synthgate.db"))
+        self.store.put_batch(
+            batch_id, name=config.name, seed=config.seed, config=config.model_dump(mode="json")
+        )
+        self._counts: dict[str, Counter[str]] = {}
+        self._pending: list[Sample] = []
+
+    def add(self, sample: Sample, png: bytes | None, *, hidden_objects: int = 0) -> None:
+        """One sample (and its PNG bytes, for images), in index order within its modality."""
+        counts = self._counts.setdefault(sample.spec.modality, Counter())
+        counts[sample.status] += 1
+        counts["hidden_objects"] += hidden_objects
+        if sample.status != "failed":
+            counts["generated"] += 1
+            if png is not None and sample.uri:
+                (self.folder / sample.uri).write_bytes(png)
+            self.writer.add(sample)
+        self._pending.append(sample)
+        if len(self._pending) >= 256:
+            self._flush()
+
+    def count(self, modality: str, key: str, value: int) -> None:
+        self._counts.setdefault(modality, Counter())[key] += value
+
+    def _flush(self) -> None:
+        self.store.upsert_samples(self._pending)
+        self._pending = []
+
+    def finish(self) -> RunResult:
+        self._flush()
+        self.writer.close()
+        self.store.set_batch_status(self.result.batch_id, "done")
+        self.store.close()
+        self.result.counts = {m: dict(sorted(c.items())) for m, c in self._counts.items()}
+        _write_manifest(self.folder, self.config, self.result)
+        _publish(self.folder, self.result.out)
+        return self.result
+
+    def abort(self) -> None:
+        self.writer.abort()
+        self.store.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@contextmanager
+def assemble_run(config: BatchConfig, out: Path, *, batch_id: str) -> Iterator[RunAssembly]:
+    """Write a run folder: published when the block ends, removed if it raises."""
+    assembly = RunAssembly(config, out, batch_id=batch_id)
+    try:
+        yield assembly
+        assembly.finish()
+    except BaseException:
+        assembly.abort()
+        raise
+
+
+def sample_png(generated: GeneratedSample) -> bytes | None:
+    """The PNG bytes a generated image sample is stored as (None for text)."""
+    return encode_png(generated.pixels) if generated.pixels is not None else None
+
+
+def hidden_objects(generated: GeneratedSample) -> int:
+    return int(generated.extras.get("hidden", 0))
+
+
 def run_batch(config: BatchConfig, out: Path, *, progress: Progress | None = None) -> RunResult:
     """The embedded runner: the whole batch in this process, into the run folder `out`."""
     generators = build_generators(config)
     batch_id = batch_id_for(config)
-    temporary = _prepare_out(out)
-    result = RunResult(out=out, batch_id=batch_id)
-    writer = RunWriter(
-        temporary,
-        categories=list(config.categories),
-        header={"info": {"description": f"synthgate batch {config.name}", "batch_id": batch_id}},
-    )
-    store = Store(sqlite_url(temporary / "synthgate.db"))
-    try:
-        store.put_batch(
-            batch_id, name=config.name, seed=config.seed, config=config.model_dump(mode="json")
-        )
+    with assemble_run(config, out, batch_id=batch_id) as run:
         for modality, generator in generators.items():
             started = time.perf_counter()
-            result.counts[modality] = _run_modality(
-                config, modality, generator, batch_id, temporary, store, writer, progress
+            total = getattr(config, modality).count
+            specs = plan(
+                config, modality, batch_id=batch_id, quota_categories=generator.quota_categories()
             )
-            result.timings[f"{modality}_seconds"] = round(time.perf_counter() - started, 3)
-        writer.close()
-        store.set_batch_status(batch_id, "done")
-        store.close()
-        _write_manifest(temporary, config, result)
-        _publish(temporary, out)
-    except BaseException:
-        writer.abort()
-        store.close()
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
-    return result
-
-
-def _run_modality(
-    config: BatchConfig,
-    modality: Modality,
-    generator: Generator,
-    batch_id: str,
-    folder: Path,
-    store: Store,
-    writer: RunWriter,
-    progress: Progress | None,
-) -> dict[str, int]:
-    total = getattr(config, modality).count
-    counts: Counter[str] = Counter()
-    specs = plan(config, modality, batch_id=batch_id, quota_categories=generator.quota_categories())
-    while chunk := list(itertools.islice(specs, chunk_size(generator, modality))):
-        made = process_specs(generator, chunk)
-        for generated in made:
-            sample = generated.sample
-            if generated.pixels is not None and sample.uri:
-                (folder / sample.uri).write_bytes(encode_png(generated.pixels))
-            counts[sample.status] += 1
-            counts["hidden_objects"] += int(generated.extras.get("hidden", 0))
-            writer.add(sample)
-        store.upsert_samples(g.sample for g in made)
-        if progress is not None:
-            progress(modality, len(made), total)
-    counts["generated"] = total
-    return dict(sorted(counts.items()))
+            while chunk := list(itertools.islice(specs, chunk_size(generator, modality))):
+                made = process_specs(generator, chunk)
+                for generated in made:
+                    run.add(
+                        generated.sample,
+                        sample_png(generated),
+                        hidden_objects=hidden_objects(generated),
+                    )
+                if progress is not None:
+                    progress(modality, len(made), total)
+            run.result.timings[f"{modality}_seconds"] = round(time.perf_counter() - started, 3)
+    return run.result
 
 
 def package_versions() -> dict[str, str]:

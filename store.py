@@ -4,12 +4,16 @@
 SQLAlchemy Core: rows are written by upsert on the deterministic sample id, so a re-run or a
 redelivered task rewrites the same row instead of adding one. Samples come back in index order,
 streamed, never all in memory. `BlobStore(url)` keeps image bytes on a local path or any fsspec
-URL.
+URL. The `chunks` table is the workers' bookkeeping: one row per task (a run of sample indices),
+with its deliveries and crashes, so a redelivered task can tell it lost a worker and a sample that
+kills its worker every time ends as `failed` with the reason kept on the sample row.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    case,
     create_engine,
     event,
     func,
@@ -55,8 +60,43 @@ samples = Table(
     Column("status", String(20), nullable=False),
     Column("score", Float, nullable=True),
     Column("data", Text, nullable=False),  # Sample as JSON
+    Column("reason", Text, nullable=True),  # why a sample failed
     UniqueConstraint("batch_id", "modality", "index", name="uq_sample_position"),
 )
+
+chunks = Table(
+    "chunks",
+    metadata,
+    Column("id", String(100), primary_key=True),  # <batch_id>:<modality>:<start>
+    Column("batch_id", String(64), nullable=False, index=True),
+    Column("modality", String(8), nullable=False),
+    Column("start", Integer, nullable=False),
+    Column("stop", Integer, nullable=False),
+    Column("queue", String(20), nullable=False),
+    Column("status", String(20), nullable=False),  # queued | running | done | failed
+    Column("deliveries", Integer, nullable=False, default=0),
+    Column("crashes", Integer, nullable=False, default=0),  # deliveries that found it running
+    Column("current", Integer, nullable=True),  # sample index in flight (after a crash)
+    Column("hidden_objects", Integer, nullable=False, default=0),
+    Column("reason", Text, nullable=True),
+    Column("updated", Float, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class ChunkState:
+    """A chunk as a task delivery finds it (see `Store.begin_chunk`)."""
+
+    id: str
+    batch_id: str
+    modality: str
+    start: int
+    stop: int
+    queue: str
+    status: str
+    deliveries: int
+    crashes: int
+    current: int | None
 
 
 def sqlite_url(path: Path) -> str:
@@ -116,8 +156,11 @@ class Store:
             row = connection.execute(select(batches).where(batches.c.id == batch_id)).first()
         return dict(row._mapping) if row else None
 
-    def upsert_samples(self, items: Iterable[Sample]) -> None:
-        """Write samples by id: the same sample written twice leaves one row."""
+    def upsert_samples(self, items: Iterable[Sample], *, reason: str | None = None) -> None:
+        """Write samples by id: the same sample written twice leaves one row.
+
+        `reason` says why the samples failed (status `failed`); it is cleared otherwise.
+        """
         rows = [
             {
                 "id": s.id,
@@ -127,6 +170,7 @@ class Store:
                 "status": s.status,
                 "score": s.report.score if s.report else None,
                 "data": s.model_dump_json(),
+                "reason": reason,
             }
             for s in items
         ]
@@ -139,6 +183,7 @@ class Store:
                 "status": statement.excluded.status,
                 "score": statement.excluded.score,
                 "data": statement.excluded.data,
+                "reason": statement.excluded.reason,
             },
         )
         with self.engine.begin() as connection:
@@ -182,6 +227,124 @@ class Store:
         )
         with self.engine.connect() as connection:
             return {(m, s): n for m, s, n in connection.execute(query)}
+
+    def failures(self, batch_id: str) -> list[dict[str, Any]]:
+        """Failed samples of a batch, in index order: modality, index, id and reason."""
+        query = (
+            select(samples.c.modality, samples.c.index, samples.c.id, samples.c.reason)
+            .where(samples.c.batch_id == batch_id, samples.c.status == "failed")
+            .order_by(samples.c.modality, samples.c.index)
+        )
+        with self.engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(query)]
+
+    def stored_indices(self, batch_id: str, modality: str, start: int, stop: int) -> set[int]:
+        """Indices in [start, stop) that already have a row (made or failed)."""
+        query = select(samples.c.index).where(
+            samples.c.batch_id == batch_id,
+            samples.c.modality == modality,
+            samples.c.index >= start,
+            samples.c.index < stop,
+        )
+        with self.engine.connect() as connection:
+            return set(connection.execute(query).scalars())
+
+    # Worker bookkeeping: one row per chunk task.
+
+    def put_chunks(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Register chunks (id, batch_id, modality, start, stop, queue); known ones are kept."""
+        now = time.time()
+        values = [
+            {**row, "status": "queued", "deliveries": 0, "crashes": 0, "updated": now}
+            for row in rows
+        ]
+        if not values:
+            return
+        statement = self._insert(chunks).on_conflict_do_nothing(index_elements=["id"])
+        with self.engine.begin() as connection:
+            connection.execute(statement, values)
+
+    def chunks_of(
+        self, batch_id: str, *, statuses: Iterable[str] | None = None
+    ) -> list[ChunkState]:
+        query = select(chunks).where(chunks.c.batch_id == batch_id)
+        if statuses is not None:
+            query = query.where(chunks.c.status.in_(list(statuses)))
+        with self.engine.connect() as connection:
+            rows = connection.execute(query.order_by(chunks.c.modality, chunks.c.start)).all()
+        return [_chunk_state(row) for row in rows]
+
+    def get_chunk(self, chunk_id: str) -> ChunkState | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(select(chunks).where(chunks.c.id == chunk_id)).first()
+        return _chunk_state(row) if row else None
+
+    def hidden_objects(self, batch_id: str, modality: str) -> int:
+        """Objects too occluded to label, summed over a batch's chunks of one modality."""
+        query = select(func.sum(chunks.c.hidden_objects)).where(
+            chunks.c.batch_id == batch_id, chunks.c.modality == modality
+        )
+        with self.engine.connect() as connection:
+            return int(connection.execute(query).scalar() or 0)
+
+    def chunk_totals(self, batch_id: str) -> dict[str, Any]:
+        """{status: chunks of the batch}, and `last_update`: when any chunk last changed."""
+        query = (
+            select(chunks.c.status, func.count(), func.max(chunks.c.updated))
+            .where(chunks.c.batch_id == batch_id)
+            .group_by(chunks.c.status)
+        )
+        totals: dict[str, Any] = {"last_update": 0.0}
+        with self.engine.connect() as connection:
+            for status, count, updated in connection.execute(query):
+                totals[status] = count
+                totals["last_update"] = max(totals["last_update"], float(updated or 0.0))
+        return totals
+
+    def begin_chunk(self, chunk_id: str) -> ChunkState | None:
+        """Count a delivery of a chunk and claim it; None if the chunk is unknown.
+
+        A delivery that finds the chunk still `running` means the worker that had it was lost
+        (killed, out of memory, past its hard time limit): that counts as a crash. Finished
+        chunks stay finished, so a duplicate delivery does nothing. The write comes first so
+        that, in SQLite as in PostgreSQL, the read that follows is under the write lock.
+        """
+        finished = chunks.c.status.in_(["done", "failed"])
+        update = (
+            chunks.update()
+            .where(chunks.c.id == chunk_id)
+            .values(
+                deliveries=chunks.c.deliveries + 1,
+                crashes=chunks.c.crashes + case((chunks.c.status == "running", 1), else_=0),
+                status=case((finished, chunks.c.status), else_="running"),
+                updated=time.time(),
+            )
+        )
+        with self.engine.begin() as connection:
+            connection.execute(update)
+            row = connection.execute(select(chunks).where(chunks.c.id == chunk_id)).first()
+        return _chunk_state(row) if row else None
+
+    def update_chunk(self, chunk_id: str, **values: Any) -> None:
+        """Set fields of a chunk: status, current, crashes, reason."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                chunks.update().where(chunks.c.id == chunk_id).values(**values, updated=time.time())
+            )
+
+    def add_hidden_objects(self, chunk_id: str, count: int) -> None:
+        if count:
+            with self.engine.begin() as connection:
+                connection.execute(
+                    chunks.update()
+                    .where(chunks.c.id == chunk_id)
+                    .values(hidden_objects=chunks.c.hidden_objects + count)
+                )
+
+
+def _chunk_state(row: Any) -> ChunkState:
+    fields = row._mapping
+    return ChunkState(**{name: fields[name] for name in ChunkState.__dataclass_fields__})
 
 
 class BlobStore:

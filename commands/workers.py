@@ -1,0 +1,223 @@
+"""`synthgate worker`, `synthgate submit`, `synthgate status`: the distributed runner's commands.
+
+Celery and Redis are imported inside the commands, so `synthgate run` and `--help` never need
+them. Every URL option falls back to its `SYNTHGATE_*` environment variable.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from synthgate.commands import console, errors, user_errors
+from synthgate.errors import InputError
+
+if TYPE_CHECKING:
+    from synthgate.store import Store
+
+BROKER = typer.Option(None, "--broker", help="Celery broker URL [env SYNTHGATE_BROKER_URL].")
+DB = typer.Option(None, "--db", help="Shared database (SQLAlchemy URL) [env SYNTHGATE_DB_URL].")
+BLOBS = typer.Option(
+    None, "--blobs", help="Shared blob store: a folder or fsspec URL [env SYNTHGATE_BLOB_URL]."
+)
+
+
+def worker(
+    broker: str | None = BROKER,
+    db: str | None = DB,
+    blobs: str | None = BLOBS,
+    queues: str = typer.Option(
+        "cpu", "--queues", "-Q", help="Queues to take tasks from: cpu, gpu or cpu,gpu."
+    ),
+    concurrency: int | None = typer.Option(
+        None,
+        "--concurrency",
+        "-c",
+        min=1,
+        help="Pool processes [default: 1 when serving gpu, else the number of CPUs].",
+    ),
+    loglevel: str = typer.Option("INFO", "--loglevel", help="Celery log level."),
+) -> None:
+    """Run a Celery worker that makes chunks of batches sent by `synthgate submit`.
+
+    Each pool process loads a batch's generator once (one diffusion model per process on the
+    gpu queue, which takes one task at a time). Stop with Ctrl-C (a warm shutdown finishes the
+    tasks in hand); a killed worker's tasks are redelivered to the others.
+    """
+    from synthgate.workers.app import QUEUES, make_app, settings_from
+
+    with user_errors():
+        settings = settings_from(broker=broker, db=db, blobs=blobs)
+        settings.require_shared_stores()
+        chosen = [q.strip() for q in queues.split(",") if q.strip()]
+        unknown = sorted(set(chosen) - set(QUEUES))
+        if not chosen or unknown:
+            raise InputError(
+                f"--queues {queues}: unknown queue {', '.join(unknown) or '(none)'}; "
+                f"choose from {', '.join(QUEUES)}"
+            )
+        processes = concurrency or (1 if "gpu" in chosen else os.cpu_count() or 1)
+        app = make_app(settings)
+    app.worker_main(
+        [
+            "worker",
+            f"--queues={','.join(chosen)}",
+            f"--concurrency={processes}",
+            f"--loglevel={loglevel}",
+            f"--hostname=synthgate-{os.getpid()}@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
+
+
+def submit(
+    config_path: Path = typer.Argument(..., metavar="CONFIG", help="Batch config YAML."),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Run folder to write when the batch is done [default: runs/<name>].",
+    ),
+    broker: str | None = BROKER,
+    db: str | None = DB,
+    blobs: str | None = BLOBS,
+    wait: bool = typer.Option(
+        False, "--wait", help="Wait with a progress bar, then write the run folder."
+    ),
+    timeout: float | None = typer.Option(
+        None, "--timeout", min=0, help="With --wait: give up after this many seconds."
+    ),
+) -> None:
+    """Send a batch to the workers; with --wait, follow it and write the same run folder as `run`.
+
+    Submitting the same config again sends only the chunks not yet finished: nothing is made
+    twice, so a re-submit after an outage picks up where the batch stopped.
+    """
+    from synthgate.config import load_config
+    from synthgate.store import BlobStore, Store
+    from synthgate.workers.app import make_app, settings_from
+    from synthgate.workers.submit import (
+        assemble_from_store,
+        planned_total,
+        submit_batch,
+        wait_for_batch,
+    )
+
+    with user_errors():
+        config = load_config(config_path)
+        settings = settings_from(broker=broker, db=db, blobs=blobs)
+        db_url, blob_url = settings.require_shared_stores()
+        app = make_app(settings)
+        store = Store(db_url)
+        started = time.perf_counter()
+        batch_id, sent = submit_batch(app, store, config)
+        total = planned_total(config)
+        console.print(f"batch [bold]{batch_id}[/]: {total} samples, {sent} chunks sent")
+        if not wait:
+            console.print(f"follow it with: synthgate status {batch_id}")
+            return
+        with _progress() as bars:
+            bar = bars.add_task("samples", total=total)
+            progress = wait_for_batch(
+                app,
+                store,
+                batch_id,
+                total=total,
+                settings=settings,
+                on_progress=lambda p: bars.update(bar, completed=p.stored),
+                on_resend=lambda n: console.print(
+                    f"the batch stalled with empty queues: sent {n} unfinished chunks again"
+                ),
+                timeout=timeout,
+            )
+        if progress.stored != total:
+            raise InputError(
+                f"batch {batch_id}: every chunk finished but {progress.stored} of {total} "
+                "samples are in the database; run the same submit again"
+            )
+        target = out if out is not None else settings.runs_dir / config.name
+        result = assemble_from_store(
+            config, target, store=store, blobs=BlobStore(blob_url), batch_id=batch_id
+        )
+        result.timings["wall_seconds"] = round(time.perf_counter() - started, 3)
+        store.set_batch_status(batch_id, "failed" if progress.failed else "done")
+        _print_failures(store, batch_id)
+        store.close()
+    console.print(
+        f"wrote [bold]{result.out}[/] (batch {batch_id}): "
+        f"{total - progress.failed} made, {progress.failed} failed"
+    )
+    if progress.failed:
+        raise typer.Exit(code=1)
+
+
+def status(
+    batch_id: str = typer.Argument(..., help="The batch id `synthgate submit` printed."),
+    db: str | None = DB,
+) -> None:
+    """Print a batch's progress by modality and status, and every failed sample with its reason."""
+    from synthgate.store import Store
+    from synthgate.workers.app import settings_from
+
+    with user_errors():
+        settings = settings_from(db=db)
+        if not settings.db_url:
+            raise InputError("no database: pass --db URL or set SYNTHGATE_DB_URL")
+        store = Store(settings.db_url)
+        batch = store.get_batch(batch_id)
+        if batch is None:
+            raise InputError(f"batch {batch_id}: not in the database {settings.db_url}")
+        config = batch["config"]
+        table = Table(title=f"batch {batch_id} ({batch['status']})")
+        for column in ("modality", "planned", "made", "accepted", "review", "rejected", "failed"):
+            table.add_column(column, justify="left" if column == "modality" else "right")
+        counts = store.count_by_status(batch_id)
+        for modality in ("image", "text"):
+            if not config.get(modality):
+                continue
+            row = {s: n for (m, s), n in counts.items() if m == modality}
+            table.add_row(
+                modality,
+                str(config[modality]["count"]),
+                str(sum(row.values())),
+                *(str(row.get(s, 0)) for s in ("accepted", "review", "rejected", "failed")),
+            )
+        console.print(table)
+        chunks = store.chunk_totals(batch_id)
+        console.print(
+            "chunks: "
+            + ", ".join(f"{s} {chunks.get(s, 0)}" for s in ("queued", "running", "done", "failed"))
+        )
+        _print_failures(store, batch_id)
+        store.close()
+
+
+def _print_failures(store: Store, batch_id: str) -> None:
+    failures = store.failures(batch_id)
+    if not failures:
+        return
+    errors.print(f"[bold red]{len(failures)} failed samples:[/]", highlight=False)
+    for failure in failures:
+        errors.print(
+            f"  {failure['modality']} #{failure['index']} ({failure['id']}): {failure['reason']}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )

@@ -1,0 +1,113 @@
+"""The Celery app, built from settings: broker, database and blob store by URL, reliability knobs.
+
+`WorkerSettings` reads `SYNTHGATE_*` from the environment (CLI options override them);
+`make_app(settings)` returns a Celery app whose tasks (workers/tasks.py) acknowledge late, are
+requeued when their worker is lost, have soft and hard time limits, and are redelivered by Redis
+after a visibility timeout that must exceed the hard limit. `queue_for(generator)` routes
+diffusion generators to the `gpu` queue and everything else to `cpu`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from synthgate.config import Settings
+from synthgate.errors import InputError
+
+QUEUES = ("cpu", "gpu")
+MAKE_CHUNK = "synthgate.make_chunk"
+
+
+class WorkerSettings(Settings):
+    """Settings of the distributed runner (env `SYNTHGATE_*`, e.g. `SYNTHGATE_VISIBILITY_TIMEOUT`).
+
+    Production defaults: a chunk gets 10 minutes (soft) / 15 minutes (hard), and Redis hands a
+    message of a lost worker to another one after an hour. Tests shrink them to seconds.
+    """
+
+    soft_time_limit: float = Field(600.0, gt=0)
+    time_limit: float = Field(900.0, gt=0)
+    # Redis redelivers an unacknowledged message after this long: it must exceed the longest
+    # task, or a slow task would run twice at once.
+    visibility_timeout: float = Field(3600.0, gt=0)
+    # How often a worker looks for messages whose visibility timeout ran out.
+    restore_interval: float = Field(10.0, gt=0)
+    # A chunk that lost its worker this many times gives up its sample in flight as failed.
+    max_crashes: int = Field(3, ge=1)
+    max_retries: int = Field(5, ge=0)  # for transient errors (database, blob store, network)
+    retry_backoff_max: float = Field(60.0, gt=0)
+
+    def require_shared_stores(self) -> tuple[str, str]:
+        """The database and blob URLs every worker and `submit` must share."""
+        if not self.db_url:
+            raise InputError(
+                "no database: pass --db URL or set SYNTHGATE_DB_URL (e.g. "
+                "postgresql+psycopg://user@host/synthgate, or sqlite:////shared/synthgate.db "
+                "when every worker is on this machine)"
+            )
+        if not self.blob_url:
+            raise InputError(
+                "no blob store: pass --blobs URL or set SYNTHGATE_BLOB_URL "
+                "(a folder every worker can reach, or an fsspec URL such as s3://bucket/synthgate)"
+            )
+        if self.visibility_timeout <= self.time_limit:
+            raise InputError(
+                f"SYNTHGATE_VISIBILITY_TIMEOUT ({self.visibility_timeout:g}s) must be above "
+                f"SYNTHGATE_TIME_LIMIT ({self.time_limit:g}s), or a slow task runs twice at once"
+            )
+        if self.soft_time_limit >= self.time_limit:
+            raise InputError(
+                f"SYNTHGATE_SOFT_TIME_LIMIT ({self.soft_time_limit:g}s) must be below "
+                f"SYNTHGATE_TIME_LIMIT ({self.time_limit:g}s)"
+            )
+        return self.db_url, self.blob_url
+
+
+def settings_from(
+    *, broker: str | None = None, db: str | None = None, blobs: str | None = None
+) -> WorkerSettings:
+    """Settings from the environment, with the CLI's options on top."""
+    overrides: dict[str, Any] = {
+        key: value
+        for key, value in (("broker_url", broker), ("db_url", db), ("blob_url", blobs))
+        if value is not None
+    }
+    return WorkerSettings(**overrides)
+
+
+def queue_for(generator: str) -> str:
+    """Diffusion generators need the GPU; procedural, copy-paste and text run on CPUs."""
+    return "gpu" if generator.startswith("diffusion") else "cpu"
+
+
+def make_app(settings: WorkerSettings) -> Any:
+    """The Celery app for these settings; the tasks find the settings on `app.synthgate`."""
+    from celery import Celery
+
+    app = Celery("synthgate", broker=settings.broker_url, include=["synthgate.workers.tasks"])
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,  # results live in the database, not in a result backend
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        # A hard time limit kills the pool process: requeue like a lost worker, so that the
+        # redelivery cap, not a silent ack, decides the chunk's fate.
+        task_acks_on_timeout=False,
+        task_soft_time_limit=settings.soft_time_limit,
+        task_time_limit=settings.time_limit,
+        task_default_queue="cpu",
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,  # ride out a broker restart
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout,
+            "unacked_restore_interval": settings.restore_interval,
+            "unacked_restore_throttle": 1,
+        },
+    )
+    app.synthgate = settings
+    return app

@@ -1,0 +1,215 @@
+"""What one chunk task does, between the Celery wrapper and pipeline.py.
+
+A chunk is a run of sample indices of one batch and modality, named by id in the `chunks` table.
+`run_chunk` counts the delivery, plans the chunk's specs again from the batch config in the
+database, makes them with `pipeline.process_specs`, puts PNGs in the blob store and upserts the
+samples by their deterministic ids, so any delivery of the same chunk writes the same rows.
+
+After a delivery found the chunk still `running` (its worker was lost), the chunk is made one
+sample at a time, committed sample by sample, with the index in flight recorded: samples made
+before the crash are kept, and once the chunk has lost its worker `max_crashes` times the sample
+in flight is marked failed with the reason, and the rest goes on. A sample whose generator
+raises fails alone, with the error as its reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+
+from synthgate.config import BatchConfig
+from synthgate.generators import Generator, build_generator, generator_class
+from synthgate.pipeline import chunk_size, hidden_objects, plan, process_specs, sample_png
+from synthgate.samples import Modality, Provenance, Sample, SampleSpec, sample_id
+from synthgate.store import BlobStore, ChunkState, Store
+from synthgate.workers.app import WorkerSettings, queue_for
+
+log = logging.getLogger(__name__)
+
+# Errors worth a retry with backoff: the database, the blob store or the network hiccuped.
+# Everything else is a property of the sample and fails it.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError,
+    InterfaceError,
+    DisconnectionError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+@dataclass
+class WorkerContext:
+    """What a worker process keeps between tasks: its stores and its loaded generators.
+
+    Generators are cached per batch and modality, so a diffusion model is loaded once per worker
+    process, not once per task.
+    """
+
+    settings: WorkerSettings
+    store: Store
+    blobs: BlobStore
+    generators: OrderedDict[tuple[str, str], tuple[BatchConfig, Generator]] = field(
+        default_factory=OrderedDict
+    )
+    keep_generators: int = 2
+
+    @classmethod
+    def from_settings(cls, settings: WorkerSettings) -> WorkerContext:
+        db_url, blob_url = settings.require_shared_stores()
+        return cls(settings=settings, store=Store(db_url), blobs=BlobStore(blob_url))
+
+    def generator(self, batch_id: str, modality: str) -> tuple[BatchConfig, Generator]:
+        key = (batch_id, modality)
+        if key in self.generators:
+            self.generators.move_to_end(key)
+            return self.generators[key]
+        batch = self.store.get_batch(batch_id)
+        if batch is None:
+            raise LookupError(f"batch {batch_id} is not in the database {self.store.url}")
+        config = BatchConfig.model_validate(batch["config"])
+        section = getattr(config, modality)
+        built = (config, build_generator(section, categories=list(config.categories)))
+        self.generators[key] = built
+        while len(self.generators) > self.keep_generators:
+            self.generators.popitem(last=False)
+        return built
+
+
+def chunk_rows(config: BatchConfig, batch_id: str) -> list[dict[str, Any]]:
+    """The chunks of a batch: runs of indices sized like the embedded runner's chunks."""
+    rows = []
+    for modality in ("image", "text"):
+        section = getattr(config, modality)
+        if section is None:
+            continue
+        size = chunk_size(generator_class(section.generator), modality)
+        for start in range(0, section.count, size):
+            rows.append(
+                {
+                    "id": f"{batch_id}:{modality}:{start}",
+                    "batch_id": batch_id,
+                    "modality": modality,
+                    "start": start,
+                    "stop": min(start + size, section.count),
+                    "queue": queue_for(section.generator),
+                }
+            )
+    return rows
+
+
+def failed_sample(spec: SampleSpec, version: str) -> Sample:
+    """The row of a sample that could not be made: its spec and provenance, status `failed`."""
+    return Sample(
+        id=sample_id(spec.batch_id, spec.modality, spec.index),
+        spec=spec,
+        provenance=Provenance(generator=spec.generator, generator_version=version, seed=spec.seed),
+        status="failed",
+    )
+
+
+def run_chunk(context: WorkerContext, chunk_id: str) -> str:
+    """Make one chunk (see the module docstring); returns what happened, for the worker log."""
+    chunk = context.store.begin_chunk(chunk_id)
+    if chunk is None:
+        return f"unknown chunk {chunk_id}"
+    if chunk.status in ("done", "failed"):
+        return f"{chunk_id} already {chunk.status}"
+    config, generator = context.generator(chunk.batch_id, chunk.modality)
+    specs = remaining_specs(context, chunk, config, generator)
+    careful = chunk.crashes > 0
+    if chunk.crashes >= context.settings.max_crashes:
+        specs = give_up_in_flight(context, chunk, specs, generator)
+        if specs is None:
+            return f"{chunk_id} failed"
+    if not careful:
+        try:
+            store_made(context, chunk_id, process_specs(generator, specs))
+            specs = []
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as error:  # one bad sample must not sink its neighbours: go one by one
+            log.warning("%s: %r; making its samples one at a time", chunk_id, error)
+    any_failed = False
+    for spec in specs:
+        context.store.update_chunk(chunk_id, current=spec.index)
+        try:
+            store_made(context, chunk_id, process_specs(generator, [spec]))
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as error:
+            any_failed = True
+            reason = f"{type(error).__name__}: {error}"
+            context.store.upsert_samples([failed_sample(spec, generator.version)], reason=reason)
+    failed = any_failed or chunk.crashes >= context.settings.max_crashes
+    context.store.update_chunk(chunk_id, status="failed" if failed else "done", current=None)
+    return f"{chunk_id} {'finished with failures' if failed else 'done'}"
+
+
+def remaining_specs(
+    context: WorkerContext, chunk: ChunkState, config: BatchConfig, generator: Generator
+) -> list[SampleSpec]:
+    """The chunk's specs that have no row yet (an earlier delivery may have made some)."""
+    modality: Modality = "image" if chunk.modality == "image" else "text"
+    specs = plan(
+        config,
+        modality,
+        batch_id=chunk.batch_id,
+        quota_categories=generator.quota_categories(),
+        start=chunk.start,
+        stop=chunk.stop,
+    )
+    done = context.store.stored_indices(chunk.batch_id, chunk.modality, chunk.start, chunk.stop)
+    return [spec for spec in specs if spec.index not in done]
+
+
+def give_up_in_flight(
+    context: WorkerContext, chunk: ChunkState, specs: list[SampleSpec], generator: Generator
+) -> list[SampleSpec] | None:
+    """The chunk lost its worker `max_crashes` times: fail the sample in flight, keep the rest.
+
+    Returns the specs still to make, or None when the whole chunk was given up (no sample was
+    known to be in flight, so no single culprit).
+    """
+    settings = context.settings
+    reason = (
+        f"its worker was lost {chunk.crashes} times while making it (killed, out of memory, "
+        f"or past the {settings.time_limit:g}s hard time limit); gave up after "
+        f"{settings.max_crashes}"
+    )
+    culprits = [s for s in specs if s.index == chunk.current] if chunk.current is not None else []
+    if not culprits:
+        context.store.upsert_samples(
+            [failed_sample(s, generator.version) for s in specs], reason=reason
+        )
+        context.store.update_chunk(chunk.id, status="failed", current=None, reason=reason)
+        return None
+    context.store.upsert_samples([failed_sample(culprits[0], generator.version)], reason=reason)
+    context.store.update_chunk(chunk.id, crashes=0, current=None)
+    return [s for s in specs if s.index != chunk.current]
+
+
+def store_made(context: WorkerContext, chunk_id: str, made: list[Any]) -> None:
+    """Blobs first, then rows: a sample row in the database means its PNG is in the blob store."""
+    for generated in made:
+        png = sample_png(generated)
+        if png is not None and generated.sample.uri:
+            context.blobs.put(generated.sample.uri, png)
+    context.store.upsert_samples(g.sample for g in made)
+    context.store.add_hidden_objects(chunk_id, sum(hidden_objects(g) for g in made))
+
+
+def fail_chunk(context: WorkerContext, chunk_id: str, reason: str) -> None:
+    """Mark what is left of a chunk failed (soft time limit, retries exhausted)."""
+    chunk = context.store.get_chunk(chunk_id)
+    if chunk is None:
+        return
+    config, generator = context.generator(chunk.batch_id, chunk.modality)
+    specs = remaining_specs(context, chunk, config, generator)
+    context.store.upsert_samples(
+        [failed_sample(s, generator.version) for s in specs], reason=reason
+    )
+    context.store.update_chunk(chunk_id, status="failed", current=None, reason=reason)
