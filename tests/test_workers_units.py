@@ -1,0 +1,225 @@
+"""The distributed runner without a broker: chunks, deliveries, crashes, failures, assembly.
+
+Chunks run in-process through `run_chunk` on a SQLite database and a local blob folder, exactly
+as a worker's pool process runs them; the Celery wrapper only adds acks and retries.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import small_config
+from typer.testing import CliRunner
+
+from synthgate.cli import app
+from synthgate.config import parse_config
+from synthgate.errors import InputError
+from synthgate.generators import build_generator
+from synthgate.pipeline import batch_id_for, plan, run_batch
+from synthgate.store import BlobStore, Store
+from synthgate.workers import chunks as chunk_module
+from synthgate.workers.app import WorkerSettings, queue_for
+from synthgate.workers.chunks import WorkerContext, chunk_rows, run_chunk
+from synthgate.workers.submit import assemble_from_store, planned_total
+
+DATA_FILES = ("coco.json", "accepted.coco.json", "text.jsonl")
+
+
+def make_config(**overrides: Any) -> Any:
+    return parse_config(small_config(**overrides), source=Path("test.yaml"))
+
+
+@pytest.fixture
+def context(tmp_path: Path) -> WorkerContext:
+    settings = WorkerSettings(
+        db_url=f"sqlite:///{tmp_path / 'shared.db'}",
+        blob_url=str(tmp_path / "blobs"),
+        max_crashes=2,
+    )
+    return WorkerContext.from_settings(settings)
+
+
+def register(context: WorkerContext, config: Any) -> str:
+    batch_id = batch_id_for(config)
+    context.store.put_batch(
+        batch_id, name=config.name, seed=config.seed, config=config.model_dump(mode="json")
+    )
+    context.store.put_chunks(chunk_rows(config, batch_id))
+    return batch_id
+
+
+def test_plan_range_is_the_same_as_the_slice_of_the_whole_plan() -> None:
+    config = make_config()
+    generator = build_generator(config.text, categories=config.categories)
+    args = {"batch_id": "b", "quota_categories": generator.quota_categories()}
+    whole = list(plan(config, "text", **args))
+    assert list(plan(config, "text", start=5, stop=9, **args)) == whole[5:9]
+
+
+def test_chunks_cover_every_index_once() -> None:
+    config = make_config(image={"generator": "procedural", "count": 21, "size": [32, 32]})
+    rows = chunk_rows(config, "b")
+    for modality in ("image", "text"):
+        covered = [
+            i for r in rows if r["modality"] == modality for i in range(r["start"], r["stop"])
+        ]
+        assert covered == list(range(getattr(config, modality).count))
+    assert len({r["id"] for r in rows}) == len(rows)
+    assert {r["queue"] for r in rows} == {"cpu"}
+
+
+@pytest.mark.parametrize(
+    ("generator", "queue"),
+    [
+        ("procedural", "cpu"),
+        ("templates", "cpu"),
+        ("copy_paste", "cpu"),
+        ("diffusion/layout", "gpu"),
+    ],
+)
+def test_routing_by_generator(generator: str, queue: str) -> None:
+    assert queue_for(generator) == queue
+
+
+DELIVERY_CASES = [
+    # (status before, status after, crashes after): a delivery finding `running` lost a worker
+    ("queued", "running", 0),
+    ("running", "running", 1),
+    ("done", "done", 0),
+    ("failed", "failed", 0),
+]
+
+
+@pytest.mark.parametrize(("before", "after", "crashes"), DELIVERY_CASES)
+def test_begin_chunk_counts_deliveries_and_crashes(
+    context: WorkerContext, before: str, after: str, crashes: int
+) -> None:
+    batch_id = register(context, make_config())
+    chunk_id = f"{batch_id}:text:0"
+    context.store.update_chunk(chunk_id, status=before)
+    state = context.store.begin_chunk(chunk_id)
+    assert state is not None
+    assert (state.status, state.crashes, state.deliveries) == (after, crashes, 1)
+    assert context.store.begin_chunk("nope") is None
+
+
+def test_every_chunk_run_twice_gives_one_row_per_sample_and_the_run_folder_of_run(
+    context: WorkerContext, tmp_path: Path
+) -> None:
+    config = make_config()
+    batch_id = register(context, config)
+    rows = context.store.chunks_of(batch_id)
+    for chunk in rows:
+        assert run_chunk(context, chunk.id).endswith("done")
+    for chunk in rows:  # a redelivered message of a finished chunk does nothing
+        assert run_chunk(context, chunk.id).endswith("already done")
+    counts = context.store.count_by_status(batch_id)
+    assert sum(counts.values()) == planned_total(config)
+    assemble_from_store(
+        config, tmp_path / "submitted", store=context.store, blobs=context.blobs, batch_id=batch_id
+    )
+    run_batch(config, tmp_path / "embedded")
+    for name in DATA_FILES:
+        assert (tmp_path / "submitted" / name).read_bytes() == (
+            tmp_path / "embedded" / name
+        ).read_bytes()
+    images = sorted(p.name for p in (tmp_path / "embedded" / "images").iterdir())
+    assert images == sorted(p.name for p in (tmp_path / "submitted" / "images").iterdir())
+    for name in images:
+        assert (tmp_path / "submitted" / "images" / name).read_bytes() == (
+            tmp_path / "embedded" / "images" / name
+        ).read_bytes()
+    manifests = [
+        json.loads((tmp_path / f / "manifest.json").read_text()) for f in ("submitted", "embedded")
+    ]
+    assert manifests[0]["counts"] == manifests[1]["counts"]
+
+
+def test_a_chunk_that_lost_its_worker_too_often_fails_only_the_sample_in_flight(
+    context: WorkerContext,
+) -> None:
+    config = make_config()
+    batch_id = register(context, config)
+    chunk_id = f"{batch_id}:text:0"
+    # Two deliveries died making sample 4: the chunk is `running`, sample 4 in flight.
+    context.store.update_chunk(chunk_id, status="running", crashes=1, current=4)
+    assert "failures" in run_chunk(context, chunk_id)
+    failures = context.store.failures(batch_id)
+    assert [(f["modality"], f["index"]) for f in failures] == [("text", 4)]
+    assert "worker was lost 2 times" in failures[0]["reason"]
+    counts = context.store.count_by_status(batch_id)
+    assert counts == {("text", "accepted"): config.text.count - 1, ("text", "failed"): 1}
+
+
+def test_a_sample_whose_generator_raises_fails_alone_with_the_error_as_reason(
+    context: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = make_config()
+    batch_id = register(context, config)
+    real = chunk_module.process_specs
+
+    def broken_at_seven(generator: Any, specs: list[Any]) -> list[Any]:
+        if any(s.index == 7 for s in specs):
+            raise ValueError("no slot value for locale xx")
+        return real(generator, specs)
+
+    monkeypatch.setattr(chunk_module, "process_specs", broken_at_seven)
+    run_chunk(context, f"{batch_id}:text:0")
+    failures = context.store.failures(batch_id)
+    assert [(f["index"], f["reason"]) for f in failures] == [
+        (7, "ValueError: no slot value for locale xx")
+    ]
+    assert context.store.get_chunk(f"{batch_id}:text:0").status == "failed"  # type: ignore[union-attr]
+
+
+SETTINGS_ERRORS = [
+    ({"db_url": None}, "--db"),
+    ({"blob_url": None}, "--blobs"),
+    ({"visibility_timeout": 100.0, "time_limit": 200.0, "soft_time_limit": 100.0}, "VISIBILITY"),
+    ({"soft_time_limit": 900.0, "time_limit": 900.0}, "SOFT_TIME_LIMIT"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "words"), SETTINGS_ERRORS)
+def test_settings_errors_name_the_fix(overrides: dict[str, Any], words: str) -> None:
+    settings = WorkerSettings(**{"db_url": "sqlite://", "blob_url": "/tmp/b", **overrides})
+    with pytest.raises(InputError, match=words):
+        settings.require_shared_stores()
+
+
+CLI_ERRORS = [
+    (["submit", "{config}"], "--db"),
+    (["worker", "--db", "sqlite://", "--blobs", "{tmp}", "--queues", "gpu,tpu"], "tpu"),
+    (["status", "nope", "--db", "sqlite:///{tmp}/x.db"], "not in the database"),
+]
+
+
+@pytest.mark.parametrize(("args", "words"), CLI_ERRORS)
+def test_cli_errors_exit_2_with_one_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], words: str
+) -> None:
+    for name in ("SYNTHGATE_DB_URL", "SYNTHGATE_BLOB_URL"):
+        monkeypatch.delenv(name, raising=False)
+    config = tmp_path / "batch.yaml"
+    config.write_text(yaml.safe_dump(small_config()))
+    filled = [a.format(config=config, tmp=tmp_path) for a in args]
+    result = CliRunner().invoke(app, filled)
+    assert result.exit_code == 2, result.output
+    assert words in result.output and "Traceback" not in result.output
+
+
+def test_stored_indices_and_blob_store_round_trip(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path / "b")
+    blobs.put("images/x.png", b"png")
+    assert blobs.get("images/x.png") == b"png"
+    remote = BlobStore(f"file://{tmp_path / 'remote'}")
+    remote.put("images/y.png", b"y")
+    assert remote.get("images/y.png") == b"y"
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    assert store.stored_indices("b", "text", 0, 10) == set()
+    assert list(itertools.islice(store.iter_samples("b", "text"), 1)) == []

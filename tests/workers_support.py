@@ -1,0 +1,203 @@
+"""Test support for the distributed runner: a private redis-server and real `synthgate worker`s.
+
+`RedisServer` starts redis-server on a free port (no persistence unless asked) and can restart it
+on the same port. `Cluster` holds one batch's shared database, blob store and broker and starts
+`python -m synthgate worker` subprocesses in their own process groups, so a test can SIGKILL a
+whole worker (main process and pool) as a machine loss would. Timeouts are seconds, not the
+production hour, so redelivery after a kill stays fast. Without redis-server the tests skip,
+except under CI=true, where that is a failure.
+
+Run as a script (`python tests/workers_support.py worker ...`) it is the synthgate CLI with a
+poisoned sample: the pool process that makes sample `SYNTHGATE_TEST_POISON` ("text:17") kills
+itself with SIGKILL, every time, as a sample that runs a worker out of memory would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+WORKER_TIMINGS = {
+    "SYNTHGATE_VISIBILITY_TIMEOUT": "6",
+    "SYNTHGATE_TIME_LIMIT": "5",
+    "SYNTHGATE_SOFT_TIME_LIMIT": "4",
+    "SYNTHGATE_RESTORE_INTERVAL": "1",
+    "SYNTHGATE_MAX_CRASHES": "2",
+}
+
+
+def require_redis_server() -> str:
+    found = shutil.which("redis-server")
+    if found is None:
+        message = "redis-server is not installed (apt-get install redis-server)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class RedisServer:
+    def __init__(self, folder: Path, *, persistent: bool = False) -> None:
+        self.binary = require_redis_server()
+        self.folder = folder
+        self.port = free_port()
+        self.persistent = persistent
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else []
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--dir",
+                str(self.folder),
+                *persistence,
+            ],
+            stdout=open(self.folder / "redis.log", "ab"),
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+class Cluster:
+    """A broker, a shared SQLite database and blob folder, and the workers started on them."""
+
+    def __init__(self, folder: Path, redis: RedisServer) -> None:
+        self.folder = folder
+        self.redis = redis
+        self.db_url = f"sqlite:///{folder / 'shared.db'}"
+        self.blob_dir = folder / "blobs"
+        self.workers: list[subprocess.Popen[bytes]] = []
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            **WORKER_TIMINGS,
+            "SYNTHGATE_BROKER_URL": self.redis.url,
+            "SYNTHGATE_DB_URL": self.db_url,
+            "SYNTHGATE_BLOB_URL": str(self.blob_dir),
+            **extra,
+        }
+
+    def start_worker(
+        self, *, concurrency: int = 1, poison: str | None = None, wait: bool = True
+    ) -> subprocess.Popen[bytes]:
+        """A real `synthgate worker` in its own process group; waits until it is ready."""
+        number = len(self.workers)
+        log = self.folder / f"worker-{number}.log"
+        entry = [str(Path(__file__))] if poison else ["-m", "synthgate"]
+        extra = {"SYNTHGATE_TEST_POISON": poison} if poison else {}
+        process = subprocess.Popen(
+            [sys.executable, *entry, "worker", "--concurrency", str(concurrency)],
+            env=self.env(**extra),
+            stdout=open(log, "wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.workers.append(process)
+        if wait:
+            deadline = time.monotonic() + 60
+            while b" ready." not in log.read_bytes():
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"worker did not start:\n{log.read_text()}")
+                time.sleep(0.1)
+        return process
+
+    def kill_worker(self, process: subprocess.Popen[bytes]) -> None:
+        """SIGKILL the worker's whole process group: no warm shutdown, no acks."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def stop(self) -> None:
+        for process in self.workers:
+            if process.poll() is None:
+                self.kill_worker(process)
+
+    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "synthgate", *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "synthgate", *args],
+            env=self.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def worker_logs(self) -> str:
+        return "\n".join(p.read_text() for p in sorted(self.folder.glob("worker-*.log")))
+
+
+def _poisoned_cli() -> None:
+    """The synthgate CLI, but the pool process making sample SYNTHGATE_TEST_POISON dies."""
+    from synthgate.cli import main
+    from synthgate.workers import chunks
+
+    modality, _, index = os.environ["SYNTHGATE_TEST_POISON"].partition(":")
+    real = chunks.process_specs
+
+    def process_specs(generator: Any, specs: list[Any]) -> list[Any]:
+        if any(s.modality == modality and s.index == int(index) for s in specs):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(generator, specs)
+
+    chunks.process_specs = process_specs
+    main()
+
+
+if __name__ == "__main__":
+    _poisoned_cli()
