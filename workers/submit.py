@@ -85,12 +85,20 @@ def progress_of(store: Store, batch_id: str, total: int) -> BatchProgress:
 
 def queued_messages(app: Any) -> int | None:
     """Messages waiting in the broker's queues (None when the broker cannot be asked)."""
+    from kombu.exceptions import ChannelError
+
+    waiting = 0
     try:
         with app.connection_for_read() as connection:
             channel = connection.default_channel
-            return sum(channel.queue_declare(queue=q, passive=True).message_count for q in QUEUES)
-    except Exception:  # an unreachable broker or a missing queue: no answer
+            for queue in QUEUES:
+                try:
+                    waiting += channel.queue_declare(queue=queue, passive=True).message_count
+                except ChannelError:
+                    continue  # never declared, or forgotten in a broker restart: empty
+    except Exception:  # an unreachable broker: no answer
         return None
+    return waiting
 
 
 def wait_for_batch(

@@ -1,0 +1,172 @@
+"""`synthgate submit` on real workers and a real Redis: killed workers, a restarted broker, poison.
+
+Every test starts its own redis-server on a free port and `synthgate worker` subprocesses
+(tests/workers_support.py), with visibility timeouts of seconds so redeliveries come quickly.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import SUPPORT_TICKETS
+from sqlalchemy import func, select
+from workers_support import Cluster, RedisServer
+
+from synthgate.store import Store, batches, samples
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def mixed_config(images: int = 120, texts: int = 80, size: int = 160) -> dict[str, Any]:
+    return {
+        "name": "spread",
+        "seed": 21,
+        "categories": ["circle", "square", "triangle"],
+        "image": {"generator": "procedural", "count": images, "size": [size, size]},
+        "text": {
+            "generator": "templates",
+            "templates": str(SUPPORT_TICKETS),
+            "count": texts,
+            "locales": ["en_US", "de_DE", "ja_JP"],
+        },
+    }
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    made = Cluster(tmp_path, redis)
+    try:
+        yield made
+    finally:
+        made.stop()
+        redis.stop()
+
+
+def write_config(folder: Path, data: dict[str, Any]) -> Path:
+    path = folder / f"{data['name']}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def stored(cluster: Cluster) -> int:
+    """Sample rows in the shared database, whatever the batch."""
+    store = Store(cluster.db_url)
+    try:
+        with store.engine.connect() as connection:
+            return int(connection.execute(select(func.count()).select_from(samples)).scalar_one())
+    finally:
+        store.close()
+
+
+def store_batch_id(store: Store) -> str:
+    with store.engine.connect() as connection:
+        return str(connection.execute(select(batches.c.id)).scalar_one())
+
+
+def wait_until(predicate: Any, *, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def assert_same_run(submitted: Path, embedded: Path) -> None:
+    for name in ("coco.json", "accepted.coco.json", "text.jsonl"):
+        assert (submitted / name).read_bytes() == (embedded / name).read_bytes(), name
+    names = sorted(p.name for p in (embedded / "images").iterdir())
+    assert names == sorted(p.name for p in (submitted / "images").iterdir())
+    for name in names:
+        assert (submitted / "images" / name).read_bytes() == (
+            embedded / "images" / name
+        ).read_bytes()
+
+
+def unique_ids(folder: Path) -> tuple[list[str], list[str]]:
+    coco = json.loads((folder / "coco.json").read_text())
+    images = [image["synthgate"]["sample_id"] for image in coco["images"]]
+    texts = [json.loads(line)["id"] for line in (folder / "text.jsonl").read_text().splitlines()]
+    return images, texts
+
+
+def test_a_killed_worker_loses_and_duplicates_nothing(cluster: Cluster, tmp_path: Path) -> None:
+    config = write_config(tmp_path, mixed_config())
+    embedded = cluster.cli("run", str(config), "--out", str(tmp_path / "embedded"))
+    assert embedded.returncode == 0, embedded.stderr
+    doomed = cluster.start_worker()
+    cluster.start_worker()
+    submit = cluster.popen("submit", str(config), "--out", str(tmp_path / "submitted"), "--wait")
+    wait_until(lambda: stored(cluster) >= 60, timeout=60, what="a third of the batch")
+    cluster.kill_worker(doomed)
+    cluster.start_worker()
+    output, _ = submit.communicate(timeout=120)
+    assert submit.returncode == 0, output + cluster.worker_logs()
+    images, texts = unique_ids(tmp_path / "submitted")
+    assert len(images) + len(texts) == 200
+    assert len(set(images)) == 120 and len(set(texts)) == 80
+    assert_same_run(tmp_path / "submitted", tmp_path / "embedded")
+    store = Store(cluster.db_url)
+    rows = store.chunks_of(store_batch_id(store))
+    # The chunk the killed worker held was delivered again and finished by another worker.
+    assert max(chunk.deliveries for chunk in rows) >= 2
+    assert {chunk.status for chunk in rows} == {"done"}
+
+
+def test_a_broker_restart_mid_batch_still_completes(cluster: Cluster, tmp_path: Path) -> None:
+    """Redis restarted without persistence loses the queued messages; submit sends them again."""
+    config = write_config(tmp_path, mixed_config(images=80, texts=64))
+    cluster.start_worker()
+    submit = cluster.popen("submit", str(config), "--out", str(tmp_path / "submitted"), "--wait")
+    wait_until(lambda: stored(cluster) >= 16, timeout=60, what="the batch to start")
+    cluster.redis.restart()
+    output, _ = submit.communicate(timeout=120)
+    assert submit.returncode == 0, output + cluster.worker_logs()
+    assert "sent" in output and "unfinished chunks again" in output
+    images, texts = unique_ids(tmp_path / "submitted")
+    assert len(images) == len(set(images)) == 80
+    assert len(texts) == len(set(texts)) == 64
+
+
+def test_a_resubmit_after_the_broker_lost_everything_finishes_without_duplicates(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, mixed_config(images=24, texts=70, size=64))
+    first = cluster.cli("submit", str(config))
+    assert first.returncode == 0, first.stderr
+    assert "chunks sent" in first.stdout
+    cluster.redis.restart()  # the queued messages are gone; no worker ever saw them
+    cluster.start_worker()
+    again = cluster.cli("submit", str(config), "--out", str(tmp_path / "submitted"), "--wait")
+    assert again.returncode == 0, again.stdout + again.stderr
+    images, texts = unique_ids(tmp_path / "submitted")
+    assert len(images) == len(set(images)) == 24
+    assert len(texts) == len(set(texts)) == 70
+    finished = cluster.cli("submit", str(config), "--out", str(tmp_path / "again"), "--wait")
+    assert finished.returncode == 0 and "0 chunks sent" in finished.stdout
+    assert_same_run(tmp_path / "again", tmp_path / "submitted")
+
+
+def test_a_sample_that_always_kills_its_worker_ends_failed_and_the_rest_completes(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, mixed_config(images=16, texts=100, size=64))
+    cluster.start_worker(poison="text:70")
+    submit = cluster.cli("submit", str(config), "--out", str(tmp_path / "submitted"), "--wait")
+    assert submit.returncode == 1, submit.stdout + submit.stderr + cluster.worker_logs()
+    assert "1 failed" in submit.stdout and "text #70" in submit.stderr
+    images, texts = unique_ids(tmp_path / "submitted")
+    assert len(images) == 16 and len(texts) == len(set(texts)) == 99
+    store = Store(cluster.db_url)
+    batch_id = store_batch_id(store)
+    status = cluster.cli("status", batch_id)
+    assert status.returncode == 0, status.stderr
+    assert "text #70" in status.stderr and "worker was lost 2 times" in status.stderr
+    assert [(f["modality"], f["index"]) for f in store.failures(batch_id)] == [("text", 70)]
