@@ -1,0 +1,14 @@
+"""The distributed runner: the same pipeline on Celery workers with a Redis broker (DESIGN.md §7).
+
+- app.py: the Celery app and `WorkerSettings` (env `SYNTHGATE_*`); routing to `cpu` / `gpu`.
+- tasks.py: the thin `make_chunk` task (acks, retries, time limits).
+- chunks.py: what a chunk task does, over pipeline.py and store.py.
+- submit.py: publish a batch, follow it, write its run folder with `pipeline.assemble_run`.
+
+Deploying: every worker and `synthgate submit` share one database (`--db`, PostgreSQL for
+several machines) and one blob store (`--blobs`, a shared folder or an fsspec URL). Production
+timings: soft/hard time limits 600/900 s, Redis visibility timeout 3600 s (must stay above the
+hard limit: a lost worker's chunk is redelivered after it), a chunk gives up its sample in flight
+after 3 lost workers. Run Redis with `appendonly yes` so a broker restart keeps the queue;
+without it, `submit --wait` notices the stall and publishes the unfinished chunks again.
+"""

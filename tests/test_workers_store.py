@@ -1,0 +1,154 @@
+"""The store contract the workers rely on, on SQLite and on PostgreSQL.
+
+PostgreSQL runs from a throwaway cluster (initdb + pg_ctl on a Unix socket) when the server
+binaries and psycopg are installed; otherwise its cases skip. SQLite always runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import small_config
+from workers_support import free_port
+
+from synthgate.config import parse_config
+from synthgate.pipeline import batch_id_for, run_batch
+from synthgate.samples import Provenance, Sample, SampleSpec, sample_id
+from synthgate.store import BlobStore, Store
+from synthgate.workers.app import WorkerSettings
+from synthgate.workers.chunks import WorkerContext, chunk_rows, run_chunk
+from synthgate.workers.submit import assemble_from_store
+
+
+def _as_postgres(command: list[str]) -> list[str]:
+    """initdb and postgres refuse to run as root: run them as the postgres user then."""
+    if os.geteuid() == 0 and shutil.which("runuser"):
+        return ["runuser", "-u", "postgres", "--", *command]
+    return command
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    pytest.importorskip("psycopg")
+    # Not under pytest's tmp_path: its folders are private to root, and the server runs as
+    # the postgres user when the tests run as root.
+    folder = Path(tempfile.mkdtemp(prefix="synthgate-pg-"))
+    data, sockets = folder / "data", folder / "sockets"
+    sockets.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres")
+        shutil.chown(sockets, "postgres")
+    port = free_port()
+    subprocess.run(
+        _as_postgres([initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]),
+        check=True,
+        capture_output=True,
+    )
+    options = f"-p {port} -k {sockets} -c listen_addresses='' -c fsync=off"
+    log = folder / "postgres.log"
+    start = [pg_ctl, "-D", str(data), "-o", options, "-l", str(log), "-w", "start"]
+    subprocess.run(_as_postgres(start), check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg://postgres@/postgres?host={sockets}&port={port}"
+    finally:
+        stop = [pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"]
+        subprocess.run(_as_postgres(stop), capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'shared.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    store = Store(url)  # a clean schema per test
+    from synthgate.store import metadata
+
+    metadata.drop_all(store.engine)
+    store.close()
+    return url
+
+
+def text_sample(index: int, status: str = "accepted") -> Sample:
+    spec = SampleSpec(batch_id="b", index=index, modality="text", generator="templates", seed=index)
+    return Sample(
+        id=sample_id("b", "text", index),
+        spec=spec,
+        text=f"sample {index}",
+        provenance=Provenance(generator="templates", generator_version="1", seed=index),
+        status=status,  # type: ignore[arg-type]
+    )
+
+
+def test_upserts_and_index_order(db_url: str) -> None:
+    store = Store(db_url)
+    store.upsert_samples([text_sample(i) for i in (5, 1, 3)])
+    store.upsert_samples([text_sample(i) for i in (0, 2, 4, 1)])  # 1 again: rewritten
+    store.upsert_samples([text_sample(3, "failed")], reason="worker lost")
+    assert [s.spec.index for s in store.iter_samples("b", "text", chunk=2)] == [0, 1, 2, 3, 4, 5]
+    assert store.count_by_status("b") == {("text", "accepted"): 5, ("text", "failed"): 1}
+    assert store.failures("b") == [
+        {"modality": "text", "index": 3, "id": sample_id("b", "text", 3), "reason": "worker lost"}
+    ]
+    store.upsert_samples([text_sample(3)])  # made after all: the reason goes
+    assert store.failures("b") == []
+    assert store.stored_indices("b", "text", 2, 5) == {2, 3, 4}
+    store.close()
+
+
+def test_chunk_bookkeeping(db_url: str) -> None:
+    store = Store(db_url)
+    row = {"id": "b:text:0", "batch_id": "b", "modality": "text", "start": 0, "stop": 4}
+    store.put_chunks([{**row, "queue": "cpu"}])
+    store.update_chunk("b:text:0", status="done")
+    store.put_chunks([{**row, "queue": "cpu"}])  # registering again keeps what is known
+    assert store.get_chunk("b:text:0").status == "done"  # type: ignore[union-attr]
+    store.update_chunk("b:text:0", status="queued")
+    states = [store.begin_chunk("b:text:0") for _ in range(3)]
+    assert [(s.status, s.deliveries, s.crashes) for s in states if s] == [
+        ("running", 1, 0),
+        ("running", 2, 1),
+        ("running", 3, 2),
+    ]
+    store.add_hidden_objects("b:text:0", 4)
+    assert store.hidden_objects("b", "text") == 4
+    totals = store.chunk_totals("b")
+    assert totals["running"] == 1 and totals["last_update"] > 0
+    store.close()
+
+
+def test_chunks_on_either_database_assemble_the_run_folder_of_run(
+    db_url: str, tmp_path: Path
+) -> None:
+    config = parse_config(small_config(), source=Path("test.yaml"))
+    settings = WorkerSettings(db_url=db_url, blob_url=str(tmp_path / "blobs"))
+    context = WorkerContext.from_settings(settings)
+    batch_id = batch_id_for(config)
+    context.store.put_batch(
+        batch_id, name=config.name, seed=config.seed, config=config.model_dump(mode="json")
+    )
+    context.store.put_chunks(chunk_rows(config, batch_id))
+    for chunk in context.store.chunks_of(batch_id):
+        run_chunk(context, chunk.id)
+    assemble_from_store(
+        config,
+        tmp_path / "submitted",
+        store=context.store,
+        blobs=BlobStore(tmp_path / "blobs"),
+        batch_id=batch_id,
+    )
+    run_batch(config, tmp_path / "embedded")
+    for name in ("coco.json", "text.jsonl"):
+        assert (tmp_path / "submitted" / name).read_bytes() == (
+            tmp_path / "embedded" / name
+        ).read_bytes()
+    context.store.close()
