@@ -64,6 +64,7 @@ def worker(
             )
         processes = concurrency or (1 if "gpu" in chosen else os.cpu_count() or 1)
         app = make_app(settings)
+        app.synthgate_queues = chosen
     app.worker_main(
         [
             "worker",

@@ -8,15 +8,20 @@ soft time limit or out of retries has its remaining samples marked failed with t
 
 from __future__ import annotations
 
+import logging
 import os
 from contextlib import suppress
 from typing import Any
 
-from celery import shared_task
+from celery import current_app, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_process_init
 
-from synthgate.workers.app import MAKE_CHUNK
+from synthgate.generators import REGISTRY, generator_class
+from synthgate.workers.app import MAKE_CHUNK, QUEUES, queue_for
 from synthgate.workers.chunks import TRANSIENT_ERRORS, WorkerContext, fail_chunk, run_chunk
+
+log = logging.getLogger(__name__)
 
 # One context per worker process (stores, loaded generators), made on first use in the pool
 # process, never inherited across fork: database connections must not be shared by processes.
@@ -29,6 +34,26 @@ def context_for(app: Any) -> WorkerContext:
         _contexts.clear()
         _contexts[pid] = WorkerContext.from_settings(app.synthgate)
     return _contexts[pid]
+
+
+@worker_process_init.connect
+def warm_up(**_: Any) -> None:
+    """Open the stores and import the generators of the served queues as a pool process starts.
+
+    That happens before the worker says it is ready, not in the first task. Models are still
+    loaded on first use: which one depends on the batch.
+    """
+    app = current_app
+    if getattr(app, "synthgate", None) is None:
+        return
+    try:
+        context_for(app)
+        served = getattr(app, "synthgate_queues", QUEUES)
+        for name in REGISTRY:
+            if queue_for(name) in served:
+                generator_class(name)
+    except Exception as error:  # the first task tries again, and retries if it is transient
+        log.warning("warm-up of a pool process failed: %r", error)
 
 
 @shared_task(bind=True, name=MAKE_CHUNK)
