@@ -34,6 +34,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from synthgate.samples import Sample
 
@@ -113,6 +114,19 @@ def _tune_sqlite(engine: Engine) -> None:
         cursor.close()
 
 
+def _create_schema(engine: Engine, attempts: int = 5) -> None:
+    """Create missing tables; workers starting together on a fresh database race to do it."""
+    for attempt in range(attempts):
+        try:
+            metadata.create_all(engine)
+            return
+        except (OperationalError, ProgrammingError, IntegrityError):
+            # Another process created a table between the check and the CREATE: look again.
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
 class Store:
     """Batches and samples in a SQL database, by SQLAlchemy URL."""
 
@@ -121,7 +135,7 @@ class Store:
         self.engine = create_engine(url, future=True)
         if self.engine.dialect.name == "sqlite":
             _tune_sqlite(self.engine)
-        metadata.create_all(self.engine)
+        _create_schema(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()

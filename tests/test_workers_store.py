@@ -6,6 +6,7 @@ binaries and psycopg are installed; otherwise its cases skip. SQLite always runs
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -152,3 +153,17 @@ def test_chunks_on_either_database_assemble_the_run_folder_of_run(
             tmp_path / "embedded" / name
         ).read_bytes()
     context.store.close()
+
+
+def _open_store(url: str) -> None:
+    Store(url).close()
+
+
+def test_workers_starting_together_on_a_fresh_database_all_get_the_schema(db_url: str) -> None:
+    context = multiprocessing.get_context("fork")
+    processes = [context.Process(target=_open_store, args=(db_url,)) for _ in range(6)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=60)
+    assert [p.exitcode for p in processes] == [0] * 6

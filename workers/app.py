@@ -101,6 +101,9 @@ def make_app(settings: WorkerSettings) -> Any:
         task_default_queue="cpu",
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,
+        # On a broker outage a running chunk finishes and writes its rows (its ack is lost, so a
+        # redelivery finds it done) rather than being killed and counted as a crash.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,  # ride out a broker restart
         broker_transport_options={
