@@ -223,3 +223,72 @@ def test_stored_indices_and_blob_store_round_trip(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 's.db'}")
     assert store.stored_indices("b", "text", 0, 10) == set()
     assert list(itertools.islice(store.iter_samples("b", "text"), 1)) == []
+
+
+@pytest.fixture
+def eager_app(context: WorkerContext, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The Celery app running tasks in this process, on the test's database and blob folder."""
+    from synthgate.workers import tasks
+    from synthgate.workers.app import make_app
+
+    settings = context.settings.model_copy(update={"max_retries": 2, "retry_backoff_max": 0.01})
+    context.settings = settings
+    app = make_app(settings)
+    app.conf.task_always_eager = True
+    monkeypatch.setattr(tasks, "context_for", lambda _app: context)
+    return app
+
+
+def test_transient_errors_are_retried_then_the_chunk_is_made(
+    context: WorkerContext, eager_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from synthgate.workers import tasks
+
+    batch_id = register(context, make_config())
+    calls = []
+
+    def flaky(ctx: WorkerContext, chunk_id: str) -> str:
+        calls.append(chunk_id)
+        if len(calls) <= 2:
+            raise OperationalError("UPDATE chunks", {}, Exception("database is locked"))
+        return run_chunk(ctx, chunk_id)
+
+    monkeypatch.setattr(tasks, "run_chunk", flaky)
+    tasks.make_chunk.apply(args=[f"{batch_id}:text:0"])
+    assert len(calls) == 3
+    chunk = context.store.get_chunk(f"{batch_id}:text:0")
+    assert chunk is not None and (chunk.status, chunk.crashes) == ("done", 0)
+
+
+FATAL_CASES = [
+    # (what run_chunk raises, words of the reason every remaining sample fails with)
+    ("transient-forever", "gave up after 2 retries: OperationalError"),
+    ("soft-time-limit", "soft time limit"),
+]
+
+
+@pytest.mark.parametrize(("case", "words"), FATAL_CASES)
+def test_a_chunk_out_of_retries_or_time_fails_its_samples_with_the_reason(
+    context: WorkerContext, eager_app: Any, monkeypatch: pytest.MonkeyPatch, case: str, words: str
+) -> None:
+    from celery.exceptions import SoftTimeLimitExceeded
+    from sqlalchemy.exc import OperationalError
+
+    from synthgate.workers import tasks
+
+    config = make_config()
+    batch_id = register(context, config)
+
+    def broken(ctx: WorkerContext, chunk_id: str) -> str:
+        if case == "soft-time-limit":
+            raise SoftTimeLimitExceeded()
+        raise OperationalError("INSERT", {}, Exception("could not connect to server"))
+
+    monkeypatch.setattr(tasks, "run_chunk", broken)
+    tasks.make_chunk.apply(args=[f"{batch_id}:text:0"])
+    failures = context.store.failures(batch_id)
+    assert len(failures) == config.text.count
+    assert all(words in f["reason"] for f in failures)
+    assert context.store.get_chunk(f"{batch_id}:text:0").status == "failed"  # type: ignore[union-attr]
