@@ -1,9 +1,10 @@
 """Where the stages meet: plan -> generate -> validate -> route, and the embedded runner.
 
 Every stage is a plain function over plain data; `run_batch` calls them in-process and streams
-the results into a run folder, and Celery tasks (workers/) call the same `plan` and
-`process_specs`. `assemble_run` is the one way a run folder is written, whoever made the samples. Nothing here holds a whole batch in memory: specs are planned lazily, made in
-small chunks, written out and dropped.
+the results into a run folder, and Celery tasks (workers/) call the same `plan`,
+`generate_specs`, `judge` and `process_specs`. `assemble_run` is the one way a run folder is
+written, whoever made the samples. Nothing here holds a whole batch in memory: specs are
+planned lazily, made in small chunks, written out and dropped.
 """
 
 from __future__ import annotations
@@ -105,9 +106,14 @@ def judge(generated: GeneratedSample) -> GeneratedSample:
     return generated
 
 
+def generate_specs(generator: Generator, specs: list[SampleSpec]) -> list[GeneratedSample]:
+    """Generate a chunk of specs, not yet judged (workers judge GPU-made samples on CPUs)."""
+    return generator.generate(specs)
+
+
 def process_specs(generator: Generator, specs: list[SampleSpec]) -> list[GeneratedSample]:
     """Generate, validate and route a chunk of specs: the unit of work of run and workers."""
-    return [judge(g) for g in generator.generate(specs)]
+    return [judge(g) for g in generate_specs(generator, specs)]
 
 
 def build_generators(config: BatchConfig) -> dict[Modality, Generator]:

@@ -252,6 +252,23 @@ class Store:
         with self.engine.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query)]
 
+    def samples_in(self, batch_id: str, modality: str, start: int, stop: int) -> list[Sample]:
+        """The samples with index in [start, stop), in index order (a chunk's worth)."""
+        query = (
+            select(samples.c.data)
+            .where(
+                samples.c.batch_id == batch_id,
+                samples.c.modality == modality,
+                samples.c.index >= start,
+                samples.c.index < stop,
+            )
+            .order_by(samples.c.index)
+        )
+        with self.engine.connect() as connection:
+            return [
+                Sample.model_validate_json(data) for data in connection.execute(query).scalars()
+            ]
+
     def stored_indices(self, batch_id: str, modality: str, start: int, stop: int) -> set[int]:
         """Indices in [start, stop) that already have a row (made or failed)."""
         query = select(samples.c.index).where(

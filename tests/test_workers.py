@@ -19,6 +19,8 @@ from conftest import SUPPORT_TICKETS
 from sqlalchemy import func, select
 from workers_support import Cluster, RedisServer
 
+from synthgate.config import parse_config
+from synthgate.pipeline import run_batch
 from synthgate.store import Store, batches, samples
 
 pytestmark = pytest.mark.timeout(180)
@@ -179,3 +181,19 @@ def test_a_sample_that_always_kills_its_worker_ends_failed_and_the_rest_complete
     assert status.returncode == 0, status.stderr
     assert "text #70" in status.stderr and "worker was lost 2 times" in status.stderr
     assert [(f["modality"], f["index"]) for f in store.failures(batch_id)] == [("text", 70)]
+
+
+def test_gpu_chunks_are_judged_on_the_cpu_queue(cluster: Cluster, tmp_path: Path) -> None:
+    """Procedural routed to `gpu` here (no GPU needed): generated there, judged on `cpu`."""
+    cluster.settings["SYNTHGATE_GPU_GENERATORS"] = '["procedural"]'
+    data = mixed_config(images=24, texts=20, size=64)
+    config = write_config(tmp_path, data)
+    cluster.start_worker(queues="gpu", wait=False)
+    cluster.start_worker(queues="cpu")
+    submit = cluster.cli("submit", str(config), "--out", str(tmp_path / "submitted"), "--wait")
+    assert submit.returncode == 0, submit.stdout + submit.stderr + cluster.worker_logs()
+    run_batch(parse_config(data, source=config), tmp_path / "embedded")
+    assert_same_run(tmp_path / "submitted", tmp_path / "embedded")
+    logs = [(cluster.folder / f"worker-{n}.log").read_text() for n in (0, 1)]
+    assert "make_chunk[" in logs[0] and "judge_chunk[" not in logs[0]  # the gpu worker
+    assert "image:0 judged" in logs[1] and "image:0 generated" not in logs[1]  # the cpu worker

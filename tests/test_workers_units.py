@@ -24,7 +24,7 @@ from synthgate.pipeline import batch_id_for, plan, run_batch
 from synthgate.store import BlobStore, Store
 from synthgate.workers import chunks as chunk_module
 from synthgate.workers.app import WorkerSettings, queue_for
-from synthgate.workers.chunks import WorkerContext, chunk_rows, run_chunk
+from synthgate.workers.chunks import Outcome, WorkerContext, chunk_rows, run_chunk
 from synthgate.workers.submit import assemble_from_store, planned_total
 
 DATA_FILES = ("coco.json", "accepted.coco.json", "text.jsonl")
@@ -115,9 +115,9 @@ def test_every_chunk_run_twice_gives_one_row_per_sample_and_the_run_folder_of_ru
     batch_id = register(context, config)
     rows = context.store.chunks_of(batch_id)
     for chunk in rows:
-        assert run_chunk(context, chunk.id).endswith("done")
+        assert run_chunk(context, chunk.id).message.endswith("done")
     for chunk in rows:  # a redelivered message of a finished chunk does nothing
-        assert run_chunk(context, chunk.id).endswith("already done")
+        assert run_chunk(context, chunk.id).message.endswith("already done")
     counts = context.store.count_by_status(batch_id)
     assert sum(counts.values()) == planned_total(config)
     assemble_from_store(
@@ -148,7 +148,7 @@ def test_a_chunk_that_lost_its_worker_too_often_fails_only_the_sample_in_flight(
     chunk_id = f"{batch_id}:text:0"
     # Two deliveries died making sample 4: the chunk is `running`, sample 4 in flight.
     context.store.update_chunk(chunk_id, status="running", crashes=1, current=4)
-    assert "failures" in run_chunk(context, chunk_id)
+    assert "failures" in run_chunk(context, chunk_id).message
     failures = context.store.failures(batch_id)
     assert [(f["modality"], f["index"]) for f in failures] == [("text", 4)]
     assert "worker was lost 2 times" in failures[0]["reason"]
@@ -249,7 +249,7 @@ def test_transient_errors_are_retried_then_the_chunk_is_made(
     batch_id = register(context, make_config())
     calls = []
 
-    def flaky(ctx: WorkerContext, chunk_id: str) -> str:
+    def flaky(ctx: WorkerContext, chunk_id: str) -> Outcome:
         calls.append(chunk_id)
         if len(calls) <= 2:
             raise OperationalError("UPDATE chunks", {}, Exception("database is locked"))
@@ -281,7 +281,7 @@ def test_a_chunk_out_of_retries_or_time_fails_its_samples_with_the_reason(
     config = make_config()
     batch_id = register(context, config)
 
-    def broken(ctx: WorkerContext, chunk_id: str) -> str:
+    def broken(ctx: WorkerContext, chunk_id: str) -> Outcome:
         if case == "soft-time-limit":
             raise SoftTimeLimitExceeded()
         raise OperationalError("INSERT", {}, Exception("could not connect to server"))
@@ -292,3 +292,56 @@ def test_a_chunk_out_of_retries_or_time_fails_its_samples_with_the_reason(
     assert len(failures) == config.text.count
     assert all(words in f["reason"] for f in failures)
     assert context.store.get_chunk(f"{batch_id}:text:0").status == "failed"  # type: ignore[union-attr]
+
+
+def test_gpu_chunks_are_generated_then_judged_apart_into_the_same_run_folder(
+    context: WorkerContext, tmp_path: Path
+) -> None:
+    from synthgate.workers.judging import judge_chunk
+
+    config = make_config()
+    batch_id = batch_id_for(config)
+    context.store.put_batch(
+        batch_id, name=config.name, seed=config.seed, config=config.model_dump(mode="json")
+    )
+    context.store.put_chunks(chunk_rows(config, batch_id, gpu_generators=["procedural"]))
+    for chunk in context.store.chunks_of(batch_id):
+        outcome = run_chunk(context, chunk.id)
+        assert outcome.judge == (chunk.queue == "gpu") == (chunk.modality == "image")
+    assert context.store.count_by_status(batch_id)[("image", "pending")] == config.image.count
+    assert {c.status for c in context.store.chunks_of(batch_id) if c.queue == "gpu"} == {
+        "generated"
+    }
+    for chunk in context.store.chunks_of(batch_id, statuses=["generated"]):
+        assert judge_chunk(context, chunk.id).message.endswith("judged")
+        assert judge_chunk(context, chunk.id).message.endswith("already done")
+    assert ("image", "pending") not in context.store.count_by_status(batch_id)
+    assemble_from_store(
+        config, tmp_path / "submitted", store=context.store, blobs=context.blobs, batch_id=batch_id
+    )
+    run_batch(config, tmp_path / "embedded")
+    for name in DATA_FILES:
+        assert (tmp_path / "submitted" / name).read_bytes() == (
+            tmp_path / "embedded" / name
+        ).read_bytes()
+
+
+def test_a_stored_sample_comes_back_as_its_generator_returned_it(tmp_path: Path) -> None:
+    import numpy as np
+
+    from synthgate.pipeline import generate_specs, sample_png
+    from synthgate.workers.evidence import encode_evidence, evidence_key, load_generated
+
+    config = make_config()
+    generator = build_generator(config.image, categories=config.categories)
+    spec = next(plan(config, "image", batch_id="b", quota_categories=generator.quota_categories()))
+    [made] = generate_specs(generator, [spec])
+    blobs = BlobStore(tmp_path / "blobs")
+    blobs.put(made.sample.uri, sample_png(made))  # type: ignore[arg-type]
+    blobs.put(evidence_key(made.sample), encode_evidence(made))
+    back = load_generated(blobs, made.sample)
+    assert np.array_equal(back.pixels, made.pixels)  # type: ignore[arg-type]
+    for name in ("foreground", "ignore"):
+        mine, theirs = getattr(back, name), getattr(made, name)
+        assert (mine is None and theirs is None) or np.array_equal(mine, theirs)
+    assert back.extras == made.extras and back.sample == made.sample

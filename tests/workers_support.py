@@ -114,6 +114,7 @@ class Cluster:
         self.db_url = f"sqlite:///{folder / 'shared.db'}"
         self.blob_dir = folder / "blobs"
         self.workers: list[subprocess.Popen[bytes]] = []
+        self.settings: dict[str, str] = {}  # more SYNTHGATE_* for workers and the CLI
 
     def env(self, **extra: str) -> dict[str, str]:
         return {
@@ -122,11 +123,17 @@ class Cluster:
             "SYNTHGATE_BROKER_URL": self.redis.url,
             "SYNTHGATE_DB_URL": self.db_url,
             "SYNTHGATE_BLOB_URL": str(self.blob_dir),
+            **self.settings,
             **extra,
         }
 
     def start_worker(
-        self, *, concurrency: int = 1, poison: str | None = None, wait: bool = True
+        self,
+        *,
+        concurrency: int = 1,
+        queues: str = "cpu",
+        poison: str | None = None,
+        wait: bool = True,
     ) -> subprocess.Popen[bytes]:
         """A real `synthgate worker` in its own process group; waits until it is ready."""
         number = len(self.workers)
@@ -134,7 +141,7 @@ class Cluster:
         entry = [str(Path(__file__))] if poison else ["-m", "synthgate"]
         extra = {"SYNTHGATE_TEST_POISON": poison} if poison else {}
         process = subprocess.Popen(
-            [sys.executable, *entry, "worker", "--concurrency", str(concurrency)],
+            [sys.executable, *entry, "worker", "--concurrency", str(concurrency), "-Q", queues],
             env=self.env(**extra),
             stdout=open(log, "wb"),
             stderr=subprocess.STDOUT,

@@ -4,11 +4,13 @@
 `make_app(settings)` returns a Celery app whose tasks (workers/tasks.py) acknowledge late, are
 requeued when their worker is lost, have soft and hard time limits, and are redelivered by Redis
 after a visibility timeout that must exceed the hard limit. `queue_for(generator)` routes
-diffusion generators to the `gpu` queue and everything else to `cpu`.
+diffusion generators (`SYNTHGATE_GPU_GENERATORS`) to the `gpu` queue and everything else, the
+judging of GPU-made samples included, to `cpu`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import Field
@@ -18,6 +20,7 @@ from synthgate.errors import InputError
 
 QUEUES = ("cpu", "gpu")
 MAKE_CHUNK = "synthgate.make_chunk"
+JUDGE_CHUNK = "synthgate.judge_chunk"
 
 
 class WorkerSettings(Settings):
@@ -38,6 +41,9 @@ class WorkerSettings(Settings):
     max_crashes: int = Field(3, ge=1)
     max_retries: int = Field(5, ge=0)  # for transient errors (database, blob store, network)
     retry_backoff_max: float = Field(60.0, gt=0)
+    # Generators (by name prefix) whose chunks go to the `gpu` queue; their samples are judged
+    # by a second task on `cpu`, so the GPU does not wait for the checks.
+    gpu_generators: list[str] = Field(default_factory=lambda: ["diffusion"])
 
     def require_shared_stores(self) -> tuple[str, str]:
         """The database and blob URLs every worker and `submit` must share."""
@@ -77,9 +83,9 @@ def settings_from(
     return WorkerSettings(**overrides)
 
 
-def queue_for(generator: str) -> str:
+def queue_for(generator: str, gpu_generators: Iterable[str] = ("diffusion",)) -> str:
     """Diffusion generators need the GPU; procedural, copy-paste and text run on CPUs."""
-    return "gpu" if generator.startswith("diffusion") else "cpu"
+    return "gpu" if any(generator.startswith(prefix) for prefix in gpu_generators) else "cpu"
 
 
 def make_app(settings: WorkerSettings) -> Any:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,10 +24,18 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from synthgate.config import BatchConfig
 from synthgate.generators import Generator, build_generator, generator_class
-from synthgate.pipeline import chunk_size, hidden_objects, plan, process_specs, sample_png
-from synthgate.samples import Modality, Provenance, Sample, SampleSpec, sample_id
+from synthgate.pipeline import (
+    chunk_size,
+    generate_specs,
+    hidden_objects,
+    plan,
+    process_specs,
+    sample_png,
+)
+from synthgate.samples import GeneratedSample, Modality, Provenance, Sample, SampleSpec, sample_id
 from synthgate.store import BlobStore, ChunkState, Store
 from synthgate.workers.app import WorkerSettings, queue_for
+from synthgate.workers.evidence import encode_evidence, evidence_key
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +88,9 @@ class WorkerContext:
         return built
 
 
-def chunk_rows(config: BatchConfig, batch_id: str) -> list[dict[str, Any]]:
+def chunk_rows(
+    config: BatchConfig, batch_id: str, *, gpu_generators: Iterable[str] = ("diffusion",)
+) -> list[dict[str, Any]]:
     """The chunks of a batch: runs of indices sized like the embedded runner's chunks."""
     rows = []
     for modality in ("image", "text"):
@@ -95,7 +106,7 @@ def chunk_rows(config: BatchConfig, batch_id: str) -> list[dict[str, Any]]:
                     "modality": modality,
                     "start": start,
                     "stop": min(start + size, section.count),
-                    "queue": queue_for(section.generator),
+                    "queue": queue_for(section.generator, gpu_generators),
                 }
             )
     return rows
@@ -111,42 +122,60 @@ def failed_sample(spec: SampleSpec, version: str) -> Sample:
     )
 
 
-def run_chunk(context: WorkerContext, chunk_id: str) -> str:
-    """Make one chunk (see the module docstring); returns what happened, for the worker log."""
+@dataclass(frozen=True)
+class Outcome:
+    """What a chunk task did, for the worker log; `judge`: its samples await a judge task."""
+
+    message: str
+    judge: bool = False
+
+
+def run_chunk(context: WorkerContext, chunk_id: str) -> Outcome:
+    """Make one chunk (see the module docstring).
+
+    A chunk of the `gpu` queue is only generated here: its samples are stored `pending`, with
+    the masks the checks need, and the chunk waits (`generated`) for `judge_chunk` on `cpu`.
+    """
     chunk = context.store.begin_chunk(chunk_id)
     if chunk is None:
-        return f"unknown chunk {chunk_id}"
+        return Outcome(f"unknown chunk {chunk_id}")
     if chunk.status in ("done", "failed"):
-        return f"{chunk_id} already {chunk.status}"
+        return Outcome(f"{chunk_id} already {chunk.status}")
     config, generator = context.generator(chunk.batch_id, chunk.modality)
-    specs = remaining_specs(context, chunk, config, generator)
+    split = chunk.queue == "gpu"
+    make = generate_specs if split else process_specs
+    specs: list[SampleSpec] | None = remaining_specs(context, chunk, config, generator)
     careful = chunk.crashes > 0
     if chunk.crashes >= context.settings.max_crashes:
-        specs = give_up_in_flight(context, chunk, specs, generator)
-        if specs is None:
-            return f"{chunk_id} failed"
-    if not careful:
+        specs = give_up_in_flight(context, chunk, specs or [], generator)
+    if specs and not careful:
         try:
-            store_made(context, chunk_id, process_specs(generator, specs))
+            store_made(context, chunk_id, make(generator, specs), pending=split)
             specs = []
         except TRANSIENT_ERRORS:
             raise
         except Exception as error:  # one bad sample must not sink its neighbours: go one by one
             log.warning("%s: %r; making its samples one at a time", chunk_id, error)
-    any_failed = False
-    for spec in specs:
+    any_failed = specs is None or chunk.crashes >= context.settings.max_crashes
+    for spec in specs or []:
         context.store.update_chunk(chunk_id, current=spec.index)
         try:
-            store_made(context, chunk_id, process_specs(generator, [spec]))
+            store_made(context, chunk_id, make(generator, [spec]), pending=split)
         except TRANSIENT_ERRORS:
             raise
         except Exception as error:
             any_failed = True
             reason = f"{type(error).__name__}: {error}"
             context.store.upsert_samples([failed_sample(spec, generator.version)], reason=reason)
-    failed = any_failed or chunk.crashes >= context.settings.max_crashes
-    context.store.update_chunk(chunk_id, status="failed" if failed else "done", current=None)
-    return f"{chunk_id} {'finished with failures' if failed else 'done'}"
+    if split and any(s.status == "pending" for s in chunk_samples(context, chunk)):
+        context.store.update_chunk(chunk_id, status="generated", crashes=0, current=None)
+        return Outcome(f"{chunk_id} generated; judging on cpu", judge=True)
+    context.store.update_chunk(chunk_id, status="failed" if any_failed else "done", current=None)
+    return Outcome(f"{chunk_id} {'finished with failures' if any_failed else 'done'}")
+
+
+def chunk_samples(context: WorkerContext, chunk: ChunkState) -> list[Sample]:
+    return context.store.samples_in(chunk.batch_id, chunk.modality, chunk.start, chunk.stop)
 
 
 def remaining_specs(
@@ -185,19 +214,26 @@ def give_up_in_flight(
         context.store.upsert_samples(
             [failed_sample(s, generator.version) for s in specs], reason=reason
         )
-        context.store.update_chunk(chunk.id, status="failed", current=None, reason=reason)
+        context.store.update_chunk(chunk.id, reason=reason)
         return None
     context.store.upsert_samples([failed_sample(culprits[0], generator.version)], reason=reason)
     context.store.update_chunk(chunk.id, crashes=0, current=None)
     return [s for s in specs if s.index != chunk.current]
 
 
-def store_made(context: WorkerContext, chunk_id: str, made: list[Any]) -> None:
-    """Blobs first, then rows: a sample row in the database means its PNG is in the blob store."""
+def store_made(
+    context: WorkerContext, chunk_id: str, made: list[GeneratedSample], *, pending: bool = False
+) -> None:
+    """Blobs first, then rows: a sample row in the database means its blobs are there.
+
+    `pending` samples (not judged yet) also keep what only the generator knows, for the judge.
+    """
     for generated in made:
         png = sample_png(generated)
         if png is not None and generated.sample.uri:
             context.blobs.put(generated.sample.uri, png)
+        if pending:
+            context.blobs.put(evidence_key(generated.sample), encode_evidence(generated))
     context.store.upsert_samples(g.sample for g in made)
     context.store.add_hidden_objects(chunk_id, sum(hidden_objects(g) for g in made))
 
@@ -209,7 +245,12 @@ def fail_chunk(context: WorkerContext, chunk_id: str, reason: str) -> None:
         return
     config, generator = context.generator(chunk.batch_id, chunk.modality)
     specs = remaining_specs(context, chunk, config, generator)
+    unjudged = [
+        s.model_copy(update={"status": "failed"})
+        for s in chunk_samples(context, chunk)
+        if s.status == "pending"
+    ]
     context.store.upsert_samples(
-        [failed_sample(s, generator.version) for s in specs], reason=reason
+        [*unjudged, *(failed_sample(s, generator.version) for s in specs)], reason=reason
     )
     context.store.update_chunk(chunk_id, status="failed", current=None, reason=reason)

@@ -23,7 +23,7 @@ from synthgate.store import BlobStore, ChunkState, Store
 from synthgate.workers.app import MAKE_CHUNK, QUEUES, WorkerSettings
 from synthgate.workers.chunks import chunk_rows
 
-UNFINISHED = ("queued", "running")
+UNFINISHED = ("queued", "running", "generated")  # generated: made on gpu, awaiting judging
 
 
 @dataclass
@@ -67,7 +67,7 @@ def submit_batch(app: Any, store: Store, config: BatchConfig) -> tuple[str, int]
         batch_id, name=config.name, seed=config.seed, config=config.model_dump(mode="json")
     )
     store.set_batch_status(batch_id, "running")
-    store.put_chunks(chunk_rows(config, batch_id))
+    store.put_chunks(chunk_rows(config, batch_id, gpu_generators=app.synthgate.gpu_generators))
     sent = publish(app, store.chunks_of(batch_id, statuses=UNFINISHED))
     return batch_id, sent
 
