@@ -99,7 +99,8 @@ def submit(
     """Send a batch to the workers; with --wait, follow it and write the same run folder as `run`.
 
     Submitting the same config again sends only the chunks not yet finished: nothing is made
-    twice, so a re-submit after an outage picks up where the batch stopped.
+    twice, so a re-submit after an outage picks up where the batch stopped. With --wait, exits 1
+    when samples failed (the run folder is written without them; `synthgate status` says why).
     """
     from synthgate.config import load_config
     from synthgate.store import BlobStore, Store
@@ -194,7 +195,10 @@ def status(
         chunks = store.chunk_totals(batch_id)
         console.print(
             "chunks: "
-            + ", ".join(f"{s} {chunks.get(s, 0)}" for s in ("queued", "running", "done", "failed"))
+            + ", ".join(
+                f"{s} {chunks.get(s, 0)}"
+                for s in ("queued", "running", "generated", "done", "failed")
+            )
         )
         _print_failures(store, batch_id)
         store.close()

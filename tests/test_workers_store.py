@@ -6,6 +6,7 @@ binaries and psycopg are installed; otherwise its cases skip. SQLite always runs
 
 from __future__ import annotations
 
+import glob
 import multiprocessing
 import os
 import shutil
@@ -36,7 +37,9 @@ def _as_postgres(command: list[str]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
-    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    # Debian's postgresql package keeps the server binaries off PATH.
+    path = os.pathsep.join([os.environ.get("PATH", ""), *glob.glob("/usr/lib/postgresql/*/bin")])
+    initdb, pg_ctl = shutil.which("initdb", path=path), shutil.which("pg_ctl", path=path)
     if initdb is None or pg_ctl is None:
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
     pytest.importorskip("psycopg")

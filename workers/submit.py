@@ -21,7 +21,7 @@ from synthgate.errors import InputError
 from synthgate.pipeline import MODALITIES, RunResult, assemble_run, batch_id_for
 from synthgate.store import BlobStore, ChunkState, Store
 from synthgate.workers.app import MAKE_CHUNK, QUEUES, WorkerSettings
-from synthgate.workers.chunks import chunk_rows
+from synthgate.workers.chunks import TRANSIENT_ERRORS, chunk_rows
 
 UNFINISHED = ("queued", "running", "generated")  # generated: made on gpu, awaiting judging
 
@@ -124,7 +124,11 @@ def wait_for_batch(
     started = time.monotonic()
     last_resend = time.time()
     while True:
-        progress = progress_of(store, batch_id, total)
+        try:
+            progress = progress_of(store, batch_id, total)
+        except TRANSIENT_ERRORS:  # the database restarts or is busy: the workers wait too
+            time.sleep(poll_seconds)
+            continue
         if on_progress is not None:
             on_progress(progress)
         if progress.finished:
