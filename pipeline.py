@@ -10,25 +10,25 @@ planned lazily, made in small chunks, written out and dropped.
 from __future__ import annotations
 
 import hashlib
-import io
 import itertools
 import json
 import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from synthgate import __version__
 from synthgate.config import BatchConfig
 from synthgate.errors import InputError
 from synthgate.generators import Generator, build_generator
+from synthgate.generators.png import encode_png
 from synthgate.outputs import RunWriter, dumps
 from synthgate.samples import GeneratedSample, Modality, Sample, SampleSpec, sample_seed
 from synthgate.store import Store, sqlite_url
@@ -91,13 +91,6 @@ def plan(
             },
             seed=sample_seed(config.seed, modality, index),
         )
-
-
-def encode_png(pixels: np.ndarray) -> bytes:
-    """PNG bytes of an HxWx3 uint8 image; deterministic, fast compression."""
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
 
 
 def judge(generated: GeneratedSample) -> GeneratedSample:
@@ -212,6 +205,11 @@ class RunAssembly:
         if len(self._pending) >= 256:
             self._flush()
 
+    def write_png(self, sample: Sample, pixels: np.ndarray) -> None:
+        """Encode and write an image sample's PNG (thread-safe: one file per sample)."""
+        if sample.uri:
+            (self.folder / sample.uri).write_bytes(encode_png(pixels))
+
     def count(self, modality: str, key: str, value: int) -> None:
         self._counts.setdefault(modality, Counter())[key] += value
 
@@ -260,25 +258,48 @@ def run_batch(config: BatchConfig, out: Path, *, progress: Progress | None = Non
     """The embedded runner: the whole batch in this process, into the run folder `out`."""
     generators = build_generators(config)
     batch_id = batch_id_for(config)
-    with assemble_run(config, out, batch_id=batch_id) as run:
+    # PNG encoding (zlib releases the GIL) runs on a second thread while the next chunk is drawn.
+    with (
+        assemble_run(config, out, batch_id=batch_id) as run,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="png") as encoder,
+    ):
         for modality, generator in generators.items():
             started = time.perf_counter()
-            total = getattr(config, modality).count
-            specs = plan(
-                config, modality, batch_id=batch_id, quota_categories=generator.quota_categories()
-            )
-            while chunk := list(itertools.islice(specs, chunk_size(generator, modality))):
-                made = process_specs(generator, chunk)
-                for generated in made:
-                    run.add(
-                        generated.sample,
-                        sample_png(generated),
-                        hidden_objects=hidden_objects(generated),
-                    )
-                if progress is not None:
-                    progress(modality, len(made), total)
+            _make_modality(config, modality, generator, run, encoder, progress)
             run.result.timings[f"{modality}_seconds"] = round(time.perf_counter() - started, 3)
     return run.result
+
+
+def _make_modality(
+    config: BatchConfig,
+    modality: Modality,
+    generator: Generator,
+    run: RunAssembly,
+    encoder: ThreadPoolExecutor,
+    progress: Progress | None,
+) -> None:
+    total = getattr(config, modality).count
+    specs = plan(
+        config,
+        modality,
+        batch_id=run.result.batch_id,
+        quota_categories=generator.quota_categories(),
+    )
+    in_flight: list[Future[None]] = []
+    while chunk := list(itertools.islice(specs, chunk_size(generator, modality))):
+        made = process_specs(generator, chunk)
+        # Waiting for the previous chunk's files keeps at most two chunks of pixels alive.
+        for future in in_flight:
+            future.result()
+        in_flight = [
+            encoder.submit(run.write_png, g.sample, g.pixels) for g in made if g.pixels is not None
+        ]
+        for generated in made:
+            run.add(generated.sample, None, hidden_objects=hidden_objects(generated))
+        if progress is not None:
+            progress(modality, len(made), total)
+    for future in in_flight:
+        future.result()
 
 
 def package_versions() -> dict[str, str]:

@@ -17,16 +17,15 @@ from synthgate.config import ProceduralImageConfig
 from synthgate.errors import InputError
 from synthgate.generators import build_generator
 from synthgate.generators.labels import decode_mask
-from synthgate.generators.procedural import (
+from synthgate.generators.png import encode_png
+from synthgate.generators.procedural import ProceduralGenerator
+from synthgate.generators.shapes import (
     SHAPE_FAMILIES,
-    TEXTURES,
-    ProceduralGenerator,
     ShapeKind,
     draw_shape_mask,
-    encode_png,
     shape_for_category,
-    texture,
 )
+from synthgate.generators.textures import TEXTURES, texture
 from synthgate.samples import GeneratedSample, SampleSpec, sample_id
 
 CATEGORIES = ["circle", "star", "ring", "hexagon", "scratch", "dent"]
@@ -263,7 +262,7 @@ def test_unknown_names_get_a_stable_shape_across_processes() -> None:
     # Another interpreter with another str-hash salt must agree (hashlib, not hash()).
     code = (
         "import json, dataclasses\n"
-        "from synthgate.generators.procedural import shape_for_category\n"
+        "from synthgate.generators.shapes import shape_for_category\n"
         f"print(json.dumps({{n: dataclasses.astuple(shape_for_category(n)) for n in {names!r}}}))"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
