@@ -119,7 +119,8 @@ def build_generators(config: BatchConfig) -> dict[Modality, Generator]:
     return built
 
 
-def chunk_size(generator: Generator, modality: Modality) -> int:
+def chunk_size(generator: Generator | type[Generator], modality: Modality) -> int:
+    """Samples per chunk: a generator's `chunk_size`, class or instance (submit has no instance)."""
     return int(getattr(generator, "chunk_size", 8 if modality == "image" else 64))
 
 
