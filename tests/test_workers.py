@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import SUPPORT_TICKETS
+from factories import SUPPORT_TICKETS
 from sqlalchemy import func, select
 from workers_support import Cluster, RedisServer
 

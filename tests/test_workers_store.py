@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import small_config
+from factories import small_config
 from workers_support import free_port
 
 from synthgate.config import parse_config

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import small_config
+from factories import small_config
 from typer.testing import CliRunner
 
 from synthgate.cli import app
