@@ -44,6 +44,9 @@ class WorkerSettings(Settings):
     # Generators (by name prefix) whose chunks go to the `gpu` queue; their samples are judged
     # by a second task on `cpu`, so the GPU does not wait for the checks.
     gpu_generators: list[str] = Field(default_factory=lambda: ["diffusion"])
+    # A `cpu` chunk holds this many of the embedded runner's chunks: per-task costs (broker,
+    # database, bookkeeping) spread over more samples. `gpu` chunks keep the generator's batch.
+    cpu_chunk_factor: int = Field(4, ge=1)
 
     def require_shared_stores(self) -> tuple[str, str]:
         """The database and blob URLs every worker and `submit` must share."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +66,15 @@ class WorkerContext:
         default_factory=OrderedDict
     )
     keep_generators: int = 2
+    # Encodes and stores PNGs while the next sample is drawn (zlib releases the GIL), as the
+    # embedded runner does; made lazily, in the pool process that uses it.
+    _encoder: ThreadPoolExecutor | None = None
+
+    @property
+    def encoder(self) -> ThreadPoolExecutor:
+        if self._encoder is None:
+            self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="png")
+        return self._encoder
 
     @classmethod
     def from_settings(cls, settings: WorkerSettings) -> WorkerContext:
@@ -89,15 +99,21 @@ class WorkerContext:
 
 
 def chunk_rows(
-    config: BatchConfig, batch_id: str, *, gpu_generators: Iterable[str] = ("diffusion",)
+    config: BatchConfig,
+    batch_id: str,
+    *,
+    gpu_generators: Iterable[str] = ("diffusion",),
+    cpu_chunk_factor: int = 1,
 ) -> list[dict[str, Any]]:
-    """The chunks of a batch: runs of indices sized like the embedded runner's chunks."""
+    """The chunks of a batch: runs of indices, `cpu_chunk_factor` embedded chunks on `cpu`."""
     rows = []
     for modality in ("image", "text"):
         section = getattr(config, modality)
         if section is None:
             continue
+        queue = queue_for(section.generator, gpu_generators)
         size = chunk_size(generator_class(section.generator), modality)
+        size *= cpu_chunk_factor if queue == "cpu" else 1
         for start in range(0, section.count, size):
             rows.append(
                 {
@@ -106,7 +122,7 @@ def chunk_rows(
                     "modality": modality,
                     "start": start,
                     "stop": min(start + size, section.count),
-                    "queue": queue_for(section.generator, gpu_generators),
+                    "queue": queue,
                 }
             )
     return rows
@@ -150,7 +166,10 @@ def run_chunk(context: WorkerContext, chunk_id: str) -> Outcome:
         specs = give_up_in_flight(context, chunk, specs or [], generator)
     if specs and not careful:
         try:
-            store_made(context, chunk_id, make(generator, specs), pending=split)
+            if split:  # a GPU generator batches the whole chunk
+                store_made(context, chunk_id, make(generator, specs), pending=True)
+            else:
+                make_overlapped(context, chunk_id, generator, specs)
             specs = []
         except TRANSIENT_ERRORS:
             raise
@@ -221,6 +240,31 @@ def give_up_in_flight(
     return [s for s in specs if s.index != chunk.current]
 
 
+def make_overlapped(
+    context: WorkerContext, chunk_id: str, generator: Generator, specs: list[SampleSpec]
+) -> None:
+    """Make and judge specs one by one, each PNG stored on a second thread meanwhile.
+
+    Rows are written once every PNG is in the blob store, as in `store_made`.
+    """
+    made: list[GeneratedSample] = []
+    stored: list[Future[None]] = []
+    for spec in specs:
+        for generated in process_specs(generator, [spec]):
+            made.append(generated)
+            stored.append(context.encoder.submit(put_png, context.blobs, generated))
+    for future in stored:
+        future.result()
+    context.store.upsert_samples(g.sample for g in made)
+    context.store.add_hidden_objects(chunk_id, sum(hidden_objects(g) for g in made))
+
+
+def put_png(blobs: BlobStore, generated: GeneratedSample) -> None:
+    png = sample_png(generated)
+    if png is not None and generated.sample.uri:
+        blobs.put(generated.sample.uri, png)
+
+
 def store_made(
     context: WorkerContext, chunk_id: str, made: list[GeneratedSample], *, pending: bool = False
 ) -> None:
@@ -229,9 +273,7 @@ def store_made(
     `pending` samples (not judged yet) also keep what only the generator knows, for the judge.
     """
     for generated in made:
-        png = sample_png(generated)
-        if png is not None and generated.sample.uri:
-            context.blobs.put(generated.sample.uri, png)
+        put_png(context.blobs, generated)
         if pending:
             context.blobs.put(evidence_key(generated.sample), encode_evidence(generated))
     context.store.upsert_samples(g.sample for g in made)

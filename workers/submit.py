@@ -67,7 +67,15 @@ def submit_batch(app: Any, store: Store, config: BatchConfig) -> tuple[str, int]
         batch_id, name=config.name, seed=config.seed, config=config.model_dump(mode="json")
     )
     store.set_batch_status(batch_id, "running")
-    store.put_chunks(chunk_rows(config, batch_id, gpu_generators=app.synthgate.gpu_generators))
+    settings: WorkerSettings = app.synthgate
+    store.put_chunks(
+        chunk_rows(
+            config,
+            batch_id,
+            gpu_generators=settings.gpu_generators,
+            cpu_chunk_factor=settings.cpu_chunk_factor,
+        )
+    )
     sent = publish(app, store.chunks_of(batch_id, statuses=UNFINISHED))
     return batch_id, sent
 
