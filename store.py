@@ -11,6 +11,8 @@ kills its worker every time ends as `failed` with the reason kept on the sample 
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -390,9 +392,14 @@ class BlobStore:
         if self._local is not None:
             target = self._local / key
             target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(target.name + ".part")
-            partial.write_bytes(data)
-            partial.replace(target)
+            # A part file of its own: two deliveries of one task may write the same key at once.
+            handle, partial = tempfile.mkstemp(
+                dir=target.parent, prefix=target.name, suffix=".part"
+            )
+            with os.fdopen(handle, "wb") as out:
+                out.write(data)
+            os.chmod(partial, 0o644)  # mkstemp makes it private; other workers read it
+            os.replace(partial, target)
             return
         import fsspec  # only for remote blob stores
 

@@ -27,12 +27,13 @@ from typing import Any
 
 import pytest
 
-WORKER_TIMINGS = {
+WORKER_SETTINGS = {
     "SYNTHGATE_VISIBILITY_TIMEOUT": "6",
     "SYNTHGATE_TIME_LIMIT": "5",
     "SYNTHGATE_SOFT_TIME_LIMIT": "4",
     "SYNTHGATE_RESTORE_INTERVAL": "1",
     "SYNTHGATE_MAX_CRASHES": "2",
+    "SYNTHGATE_CPU_CHUNK_FACTOR": "1",  # small chunks: many messages in flight to lose
 }
 
 
@@ -118,7 +119,7 @@ class Cluster:
     def env(self, **extra: str) -> dict[str, str]:
         return {
             **os.environ,
-            **WORKER_TIMINGS,
+            **WORKER_SETTINGS,
             "SYNTHGATE_BROKER_URL": self.redis.url,
             "SYNTHGATE_DB_URL": self.db_url,
             "SYNTHGATE_BLOB_URL": str(self.blob_dir),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -249,10 +249,13 @@ def make_overlapped(
     """
     made: list[GeneratedSample] = []
     stored: list[Future[None]] = []
-    for spec in specs:
-        for generated in process_specs(generator, [spec]):
-            made.append(generated)
-            stored.append(context.encoder.submit(put_png, context.blobs, generated))
+    try:
+        for spec in specs:
+            for generated in process_specs(generator, [spec]):
+                made.append(generated)
+                stored.append(context.encoder.submit(put_png, context.blobs, generated))
+    finally:
+        wait(stored)  # nothing is left writing when a sample fails and the chunk is retried
     for future in stored:
         future.result()
     context.store.upsert_samples(g.sample for g in made)
