@@ -7,7 +7,10 @@ Every test starts its own redis-server on a free port and `synthgate worker` sub
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,7 +111,7 @@ def test_a_killed_worker_loses_and_duplicates_nothing(cluster: Cluster, tmp_path
     cluster.start_worker()
     submit = cluster.popen("submit", str(config), "--out", str(tmp_path / "submitted"), "--wait")
     wait_until(lambda: stored(cluster) >= 60, timeout=60, what="a third of the batch")
-    cluster.kill_worker(doomed)
+    kill_in_the_middle_of_a_task(cluster, doomed, cluster.folder / "worker-0.log")
     cluster.start_worker()
     output, _ = submit.communicate(timeout=120)
     assert submit.returncode == 0, output + cluster.worker_logs()
@@ -125,6 +128,21 @@ def test_a_killed_worker_loses_and_duplicates_nothing(cluster: Cluster, tmp_path
     )
     lost = held - task_ids(cluster.folder / "worker-0.log", "succeeded")
     assert lost and lost <= finished_elsewhere
+
+
+def kill_in_the_middle_of_a_task(
+    cluster: Cluster, worker: subprocess.Popen[bytes], log: Path
+) -> None:
+    """Freeze the worker, and SIGKILL it if it holds a task it has not finished; else retry."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        os.killpg(worker.pid, signal.SIGSTOP)
+        if task_ids(log, "received") - task_ids(log, "succeeded"):
+            cluster.kill_worker(worker)
+            return
+        os.killpg(worker.pid, signal.SIGCONT)
+        time.sleep(0.01)
+    raise AssertionError("the worker never held an unfinished task")
 
 
 def task_ids(log: Path, event: str) -> set[str]:
