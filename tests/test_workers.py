@@ -152,10 +152,13 @@ def task_ids(log: Path, event: str) -> set[str]:
 def test_a_broker_restart_mid_batch_still_completes(cluster: Cluster, tmp_path: Path) -> None:
     """Redis restarted without persistence loses the queued messages; submit sends them again."""
     config = write_config(tmp_path, mixed_config(images=80, texts=64))
-    cluster.start_worker()
+    worker = cluster.start_worker()
     submit = cluster.popen("submit", str(config), "--out", str(tmp_path / "submitted"), "--wait")
     wait_until(lambda: stored(cluster) >= 16, timeout=60, what="the batch to start")
+    os.killpg(worker.pid, signal.SIGSTOP)  # the restart lands mid-batch, however fast it runs
+    assert stored(cluster) < 144
     cluster.redis.restart()
+    os.killpg(worker.pid, signal.SIGCONT)
     output, _ = submit.communicate(timeout=120)
     assert submit.returncode == 0, output + cluster.worker_logs()
     assert "sent" in output and "unfinished chunks again" in output
