@@ -18,6 +18,9 @@ from synthgate.samples import GeneratedSample, SampleSpec
 REGISTRY: dict[str, str] = {
     "procedural": "synthgate.generators.procedural:ProceduralGenerator",
     "templates": "synthgate.generators.text.templates:TemplateGenerator",
+    "diffusion_object_paste": "synthgate.generators.diffusion.object_paste:ObjectPasteGenerator",
+    "diffusion_layout": "synthgate.generators.diffusion.layout:LayoutGenerator",
+    "diffusion_inpaint": "synthgate.generators.diffusion.inpaint:InpaintGenerator",
 }
 
 
