@@ -1,28 +1,22 @@
-"""Fixtures of the diffusion tests: tiny pipelines saved once per session, configs, specs.
+"""Fixtures of the diffusion tests (a pytest plugin): tiny pipelines saved once per session.
 
-Test modules import the fixtures they use from here (`from diffusion_fixtures import ...`).
+Test modules load it with `pytest_plugins = ["diffusion_fixtures"]`; the builders and helpers
+live in tiny_diffusers.py.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
+import torch
 from tiny_diffusers import save_tiny_clip, save_tiny_pipeline
 
-from synthgate.samples import SampleSpec, sample_seed
-
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a stray download fails loudly
-
-KIND_OF_GENERATOR = {
-    "diffusion_object_paste": "text2image",
-    "diffusion_layout": "layout",
-    "diffusion_inpaint": "inpaint",
-}
-GENERATORS = tuple(KIND_OF_GENERATOR)
-CATEGORIES = ["dog", "cat", "bird"]
+# Tiny models gain nothing from threads, and on a shared CI box OpenMP threads that spin while
+# other processes hold the cores make each call 20x slower.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
@@ -34,34 +28,3 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
     folders["clip"] = save_tiny_clip(root / "clip")
     return folders
-
-
-def image_section(generator: str, model_path: Path | str, **overrides: Any) -> dict[str, Any]:
-    """An `image:` config section for a diffusion generator on a tiny model (64 px, 2 steps)."""
-    model = {
-        "path": str(model_path),
-        "scheduler": "ddim",
-        "steps": 2,
-        "guidance": 5.0,
-        "dtype": "float32",
-        "device": "cpu",
-        "batch_size": 2,
-    }
-    model.update(overrides.pop("model", {}))
-    section: dict[str, Any] = {"generator": generator, "count": 4, "size": [64, 64], "model": model}
-    section.update(overrides)
-    return section
-
-
-def specs_for(generator: str, count: int, *, seed: int = 7, first: int = 0) -> list[SampleSpec]:
-    return [
-        SampleSpec(
-            batch_id="test-batch",
-            index=index,
-            modality="image",
-            generator=generator,
-            category=CATEGORIES[index % len(CATEGORIES)],
-            seed=sample_seed(seed, "image", index),
-        )
-        for index in range(first, first + count)
-    ]

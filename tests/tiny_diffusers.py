@@ -1,6 +1,7 @@
 """Tiny random-weight diffusers pipelines, built from config and saved like real checkpoints.
 
-The tests load them back through `synthgate.generators.diffusion.models` (`from_pretrained` with
+`image_section` and `specs_for` make the configs and specs the tests run them with. The tests
+load them back through `synthgate.generators.diffusion.models` (`from_pretrained` with
 `local_files_only=True`), the path production uses, so nothing here touches the network: the
 CLIP tokenizer is built from an inline byte-level vocabulary with no merges.
 """
@@ -8,7 +9,7 @@ CLIP tokenizer is built from an inline byte-level vocabulary with no merges.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from diffusers import (
@@ -29,6 +30,15 @@ from transformers import (
     CLIPVisionConfig,
 )
 
+from synthgate.samples import SampleSpec, sample_seed
+
+KIND_OF_GENERATOR = {
+    "diffusion_object_paste": "text2image",
+    "diffusion_layout": "layout",
+    "diffusion_inpaint": "inpaint",
+}
+GENERATORS = tuple(KIND_OF_GENERATOR)
+CATEGORIES = ["dog", "cat", "bird"]
 TinyKind = Literal["text2image", "layout", "inpaint"]
 HIDDEN = 16  # text hidden size = UNet cross-attention dim (GLIGEN needs them equal)
 MAX_TOKENS = 77
@@ -141,3 +151,34 @@ def save_tiny_clip(folder: Path, *, seed: int = 0) -> Path:
     model.eval().save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def image_section(generator: str, model_path: Path | str, **overrides: Any) -> dict[str, Any]:
+    """An `image:` config section for a diffusion generator on a tiny model (64 px, 2 steps)."""
+    model = {
+        "path": str(model_path),
+        "scheduler": "ddim",
+        "steps": 2,
+        "guidance": 5.0,
+        "dtype": "float32",
+        "device": "cpu",
+        "batch_size": 2,
+    }
+    model.update(overrides.pop("model", {}))
+    section: dict[str, Any] = {"generator": generator, "count": 4, "size": [64, 64], "model": model}
+    section.update(overrides)
+    return section
+
+
+def specs_for(generator: str, count: int, *, seed: int = 7, first: int = 0) -> list[SampleSpec]:
+    return [
+        SampleSpec(
+            batch_id="test-batch",
+            index=index,
+            modality="image",
+            generator=generator,
+            category=CATEGORIES[index % len(CATEGORIES)],
+            seed=sample_seed(seed, "image", index),
+        )
+        for index in range(first, first + count)
+    ]
