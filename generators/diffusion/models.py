@@ -153,6 +153,7 @@ def check_kind(folder: Path, kind: PipelineKind, *, path: str) -> None:
     index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
     found = index.get("_class_name", "an unknown pipeline")
     unet_config = folder / "unet" / "config.json"
+    problem: str | None
     if not unet_config.is_file():
         problem = "it has no unet/config.json"
     else:

@@ -45,11 +45,13 @@ def clean_mask(mask: np.ndarray, *, min_fraction: float) -> np.ndarray:
     height, width = mask.shape
     size = max(3, (min(height, width) // 64) | 1)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
-    as_u8 = mask.astype(np.uint8)
+    # Typed loosely: OpenCV's stubs take no uint8-typed array.
+    as_u8: np.ndarray = mask.astype(np.uint8)
     as_u8 = cv2.morphologyEx(as_u8, cv2.MORPH_OPEN, kernel)
     as_u8 = cv2.morphologyEx(as_u8, cv2.MORPH_CLOSE, kernel)
     filled = fill_holes(as_u8.astype(bool))
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(filled.astype(np.uint8), 8)
+    binary: np.ndarray = filled.astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
     keep = np.zeros(count, dtype=bool)
     keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= max(1, min_fraction * height * width)
     return keep[labels]
@@ -66,7 +68,8 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
     """The largest 8-connected component of `mask` (empty if `mask` is)."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), 8)
+    binary: np.ndarray = mask.astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
     if count <= 1:
         return np.zeros(mask.shape, dtype=bool)
     return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
