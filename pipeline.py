@@ -51,6 +51,9 @@ def attribute_axes(config: BatchConfig, modality: Modality) -> dict[str, list[st
     """The attributes the planner balances for a modality (bias control)."""
     if modality == "text" and config.text is not None:
         return {"locale": list(config.text.locales), "gender": ["female", "male"]}
+    if modality == "image" and config.image is not None:
+        # Diffusion prompts' attribute slots ({colour}, {age}, …) and their values.
+        return dict(getattr(config.image, "attributes", {}))
     return {}
 
 

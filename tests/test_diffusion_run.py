@@ -28,7 +28,7 @@ runner = CliRunner()
 
 
 def batch(generator: str, model_path: Path | str, **overrides: Any) -> dict[str, Any]:
-    section = image_section(generator, model_path, count=5, **overrides)
+    section = image_section(generator, model_path, **{"count": 5, **overrides})
     return {"name": f"tiny-{generator}", "seed": 5, "categories": CATEGORIES, "image": section}
 
 
@@ -135,3 +135,24 @@ def test_bad_models_fail_clearly_and_write_nothing(
         assert word in result.output
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["out.yaml"]
+
+
+def test_the_planner_balances_prompt_attributes(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    config = batch(
+        "diffusion_inpaint",
+        tiny_models["inpaint"],
+        count=6,
+        prompt="a photo of a {colour} {category}",
+        attributes={"colour": ["red", "blue"]},
+    )
+    result = run(config, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    images = json.loads((tmp_path / "out" / "coco.json").read_text())["images"]
+    pairs = {(i["synthgate"]["category"], i["synthgate"]["attributes"]["colour"]) for i in images}
+    assert pairs == {(c, colour) for c in CATEGORIES for colour in ("red", "blue")}
+    for image in images:
+        meta = image["synthgate"]
+        colour, category = meta["attributes"]["colour"], meta["category"]
+        assert meta["provenance"]["prompt"] == f"a photo of a {colour} {category}"

@@ -8,6 +8,7 @@ written), and gives subclasses the prompt, attribute and provenance plumbing. Su
 
 from __future__ import annotations
 
+import functools
 import string
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, ClassVar
@@ -29,6 +30,7 @@ from synthgate.samples import (
 VERSIONED_PACKAGES = ("torch", "diffusers", "transformers", "numpy", "opencv-python-headless")
 
 
+@functools.cache  # importlib.metadata scans site-packages: once per process is enough
 def package_versions() -> dict[str, str]:
     found = {}
     for name in VERSIONED_PACKAGES:
@@ -70,7 +72,7 @@ class DiffusionGenerator:
         self.segmenter = segmenter if segmenter is not None else segmenter_by_name(config.segmenter)
         # The runner hands over this many specs at a time: one pipeline batch's worth.
         self.chunk_size = config.model.batch_size
-        self.versions = package_versions()
+        self.versions = dict(package_versions())
 
     def quota_categories(self) -> list[str | None]:
         return list(self.categories)
