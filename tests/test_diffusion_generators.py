@@ -81,12 +81,23 @@ def test_same_specs_give_identical_samples(generator: str, tiny_models: dict[str
 
 
 @pytest.mark.parametrize("generator", GENERATORS)
+@pytest.mark.parametrize(
+    "sampling",
+    [
+        {"model": {"scheduler": "ddim"}},
+        # Ancestral sampling draws fresh noise every step: from each sample's own generator.
+        {"model": {"scheduler": "euler_a"}, "negative_prompt": "blurry"},
+    ],
+    ids=["ddim", "euler_a-negative"],
+)
 def test_a_sample_does_not_depend_on_its_batch(
-    generator: str, tiny_models: dict[str, Path]
+    generator: str, sampling: dict[str, Any], tiny_models: dict[str, Path]
 ) -> None:
     specs = specs_for(generator, 4, seed=11)
-    alone = build(generator, tiny_models, model={"batch_size": 1})
-    together = build(generator, tiny_models, model={"batch_size": 4})
+    model = sampling["model"]
+    extra = {k: v for k, v in sampling.items() if k != "model"}
+    alone = build(generator, tiny_models, model={**model, "batch_size": 1}, **extra)
+    together = build(generator, tiny_models, model={**model, "batch_size": 4}, **extra)
     batched = together.generate(specs)
     for spec, made in zip(specs, batched, strict=True):
         (single,) = alone.generate([spec])
