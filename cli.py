@@ -12,6 +12,7 @@ import sys
 import typer
 
 from synthgate import __version__
+from synthgate.commands import balance as balance_commands
 from synthgate.commands import console
 from synthgate.commands import run as run_commands
 
@@ -52,6 +53,8 @@ app.command()(run_commands.run)
 # review, users, serve (review/, api/)
 
 # balance, merge (datasets/)
+app.command()(balance_commands.balance)
+app.command()(balance_commands.merge)
 
 
 def main() -> None:

@@ -41,8 +41,11 @@ def batch_id_for(config: BatchConfig) -> str:
     Files a config points to count by content, not by where they lie.
     """
     data = config.model_dump(mode="json")
-    if config.text is not None:
-        data["text"]["templates"] = hashlib.sha1(config.text.templates.read_bytes()).hexdigest()
+    for modality in MODALITIES:
+        section = getattr(config, modality)
+        for key, value in dict(section or {}).items():
+            if isinstance(value, Path) and value.is_file():
+                data[modality][key] = hashlib.sha1(value.read_bytes()).hexdigest()
     snapshot = json.dumps(data, sort_keys=True)
     return f"{config.name}-{hashlib.sha1(snapshot.encode()).hexdigest()[:10]}"
 
@@ -160,9 +163,21 @@ def _publish(temporary: Path, out: Path) -> None:
         shutil.rmtree(previous)
 
 
-def run_batch(config: BatchConfig, out: Path, *, progress: Progress | None = None) -> RunResult:
-    """The embedded runner: the whole batch in this process, into the run folder `out`."""
-    generators = build_generators(config)
+def run_batch(
+    config: BatchConfig,
+    out: Path,
+    *,
+    progress: Progress | None = None,
+    plans: dict[Modality, list[SampleSpec]] | None = None,
+    generators: dict[Modality, Generator] | None = None,
+) -> RunResult:
+    """The embedded runner: the whole batch in this process, into the run folder `out`.
+
+    `plans` replaces `plan()` for a modality with precomputed specs (balancing computes its own
+    quotas); their count must equal the section's `count`. `generators` replaces
+    `build_generators(config)` (e.g. a generator wrapped with augmentation).
+    """
+    generators = generators if generators is not None else build_generators(config)
     batch_id = batch_id_for(config)
     temporary = _prepare_out(out)
     result = RunResult(out=out, batch_id=batch_id)
@@ -179,7 +194,15 @@ def run_batch(config: BatchConfig, out: Path, *, progress: Progress | None = Non
         for modality, generator in generators.items():
             started = time.perf_counter()
             result.counts[modality] = _run_modality(
-                config, modality, generator, batch_id, temporary, store, writer, progress
+                config,
+                modality,
+                generator,
+                batch_id,
+                temporary,
+                store,
+                writer,
+                progress,
+                (plans or {}).get(modality),
             )
             result.timings[f"{modality}_seconds"] = round(time.perf_counter() - started, 3)
         writer.close()
@@ -204,10 +227,19 @@ def _run_modality(
     store: Store,
     writer: RunWriter,
     progress: Progress | None,
+    planned: list[SampleSpec] | None = None,
 ) -> dict[str, int]:
     total = getattr(config, modality).count
     counts: Counter[str] = Counter()
-    specs = plan(config, modality, batch_id=batch_id, quota_categories=generator.quota_categories())
+    if planned is not None and len(planned) != total:
+        raise ValueError(f"{modality}: {len(planned)} planned specs for a count of {total}")
+    specs = (
+        iter(planned)
+        if planned is not None
+        else plan(
+            config, modality, batch_id=batch_id, quota_categories=generator.quota_categories()
+        )
+    )
     while chunk := list(itertools.islice(specs, chunk_size(generator, modality))):
         made = process_specs(generator, chunk)
         for generated in made:
