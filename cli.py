@@ -14,6 +14,7 @@ import typer
 from synthgate import __version__
 from synthgate.commands import console
 from synthgate.commands import run as run_commands
+from synthgate.commands import validate as validate_commands
 
 app = typer.Typer(
     name="synthgate",
@@ -46,6 +47,7 @@ def main_options(
 app.command()(run_commands.run)
 
 # validate (validators/)
+app.command()(validate_commands.validate)
 
 # worker, submit, status (workers/)
 

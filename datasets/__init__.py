@@ -1,0 +1,1 @@
+"""Dataset formats at the edges: COCO (and later YOLO, balancing, merging) <-> Samples."""
