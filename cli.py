@@ -15,6 +15,7 @@ from synthgate import __version__
 from synthgate.commands import balance as balance_commands
 from synthgate.commands import console
 from synthgate.commands import run as run_commands
+from synthgate.commands import validate as validate_commands
 
 app = typer.Typer(
     name="synthgate",
@@ -47,6 +48,7 @@ def main_options(
 app.command()(run_commands.run)
 
 # validate (validators/)
+app.command()(validate_commands.validate)
 
 # worker, submit, status (workers/)
 

@@ -9,7 +9,6 @@ small chunks, written out and dropped.
 from __future__ import annotations
 
 import hashlib
-import io
 import itertools
 import json
 import shutil
@@ -20,13 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from PIL import Image
-
 from synthgate import __version__
 from synthgate.config import BatchConfig
 from synthgate.errors import InputError
 from synthgate.generators import Generator, build_generator
+from synthgate.generators.png import encode_png
 from synthgate.outputs import RunWriter, dumps
 from synthgate.samples import GeneratedSample, Modality, SampleSpec, sample_seed
 from synthgate.store import Store, sqlite_url
@@ -88,13 +85,6 @@ def plan(
             },
             seed=sample_seed(config.seed, modality, index),
         )
-
-
-def encode_png(pixels: np.ndarray) -> bytes:
-    """PNG bytes of an HxWx3 uint8 image; deterministic, fast compression."""
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
 
 
 def judge(generated: GeneratedSample) -> GeneratedSample:

@@ -20,7 +20,8 @@ import yaml
 
 from synthgate.config import parse_config
 from synthgate.generators import build_generator
-from synthgate.pipeline import batch_id_for, encode_png, plan, run_batch
+from synthgate.generators.png import encode_png
+from synthgate.pipeline import batch_id_for, plan, run_batch
 
 
 def image_config(count: int, size: int) -> dict:

@@ -13,31 +13,7 @@ import yaml
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-ROOT = Path(__file__).resolve().parents[1]
-SUPPORT_TICKETS = ROOT / "configs" / "templates" / "support_tickets.yaml"
-
-
-def small_config(**overrides: Any) -> dict[str, Any]:
-    """A quick batch: a few small images and a few texts."""
-    config: dict[str, Any] = {
-        "name": "small",
-        "seed": 3,
-        "categories": ["circle", "square", "triangle"],
-        "image": {
-            "generator": "procedural",
-            "count": 6,
-            "size": [96, 64],
-            "objects_per_image": [1, 4],
-        },
-        "text": {
-            "generator": "templates",
-            "templates": str(SUPPORT_TICKETS),
-            "count": 12,
-            "locales": ["en_US", "de_DE", "ja_JP"],
-        },
-    }
-    config.update(overrides)
-    return config
+from factories import small_config
 
 
 @pytest.fixture

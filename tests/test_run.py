@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import small_config
+from factories import small_config
 from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO

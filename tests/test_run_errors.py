@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import small_config
+from factories import small_config
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
