@@ -93,9 +93,14 @@ def judge(generated: GeneratedSample) -> GeneratedSample:
     return generated
 
 
-def process_specs(generator: Generator, specs: list[SampleSpec]) -> list[GeneratedSample]:
+Judging = Callable[[GeneratedSample], GeneratedSample]
+
+
+def process_specs(
+    generator: Generator, specs: list[SampleSpec], *, judge_one: Judging = judge
+) -> list[GeneratedSample]:
     """Generate, validate and route a chunk of specs: the unit of work of run and workers."""
-    return [judge(g) for g in generator.generate(specs)]
+    return [judge_one(g) for g in generator.generate(specs)]
 
 
 def build_generators(config: BatchConfig) -> dict[Modality, Generator]:
@@ -160,12 +165,14 @@ def run_batch(
     progress: Progress | None = None,
     plans: dict[Modality, list[SampleSpec]] | None = None,
     generators: dict[Modality, Generator] | None = None,
+    judge_one: Judging | None = None,
 ) -> RunResult:
     """The embedded runner: the whole batch in this process, into the run folder `out`.
 
     `plans` replaces `plan()` for a modality with precomputed specs (balancing computes its own
     quotas); their count must equal the section's `count`. `generators` replaces
-    `build_generators(config)` (e.g. a generator wrapped with augmentation).
+    `build_generators(config)` (e.g. a generator wrapped with augmentation); `judge_one`
+    replaces `judge` (e.g. a rubric chosen by the caller).
     """
     generators = generators if generators is not None else build_generators(config)
     batch_id = batch_id_for(config)
@@ -193,6 +200,7 @@ def run_batch(
                 writer,
                 progress,
                 (plans or {}).get(modality),
+                judge_one or judge,
             )
             result.timings[f"{modality}_seconds"] = round(time.perf_counter() - started, 3)
         writer.close()
@@ -218,6 +226,7 @@ def _run_modality(
     writer: RunWriter,
     progress: Progress | None,
     planned: list[SampleSpec] | None = None,
+    judge_one: Judging = judge,
 ) -> dict[str, int]:
     total = getattr(config, modality).count
     counts: Counter[str] = Counter()
@@ -231,7 +240,7 @@ def _run_modality(
         )
     )
     while chunk := list(itertools.islice(specs, chunk_size(generator, modality))):
-        made = process_specs(generator, chunk)
+        made = process_specs(generator, chunk, judge_one=judge_one)
         for generated in made:
             sample = generated.sample
             if generated.pixels is not None and sample.uri:

@@ -44,8 +44,8 @@ from synthgate.datasets.merge import MergeResult, merge_coco, merge_jsonl, read_
 from synthgate.errors import InputError
 from synthgate.generators import Generator, build_generator
 from synthgate.outputs import dumps
-from synthgate.pipeline import Progress, batch_id_for, run_batch
-from synthgate.samples import Modality
+from synthgate.pipeline import Judging, Progress, batch_id_for, run_batch
+from synthgate.samples import GeneratedSample, Modality
 
 
 @dataclass
@@ -90,6 +90,26 @@ def _count_table(before: dict[str, ClassCount], after: dict[str, ClassCount]) ->
         }
         for name in before
     }
+
+
+def rubric_judge(name: str, *, modality: Modality, categories: list[str] | None) -> Judging | None:
+    """The pipeline's judging step with the balance config's rubric (None: accept as made)."""
+    if name == "none":
+        return None
+    from synthgate.validators.context import ValidationContext
+    from synthgate.validators.rubric import load_rubric
+    from synthgate.validators.validate import Judge
+
+    chosen = {"image": "detection", "text": "classification"}[modality] if name == "auto" else name
+    judge = Judge(load_rubric(chosen), ValidationContext.for_taxonomy(categories))
+
+    def judge_one(generated: GeneratedSample) -> GeneratedSample:
+        report = judge(generated)
+        generated.sample.report = report
+        generated.sample.status = report.route
+        return generated
+
+    return judge_one
 
 
 def _run_sections(
@@ -143,12 +163,14 @@ def _run_sections(
         specs = [s.model_copy(update={"batch_id": batch_id}) for s in draft]
         generator = build(getattr(config, modality))
         run_dir = runs_dir / name
+        judge_one = rubric_judge(balance.rubric, modality=modality, categories=categories or None)
         run_batch(
             config,
             run_dir,
             progress=progress,
             plans={modality: specs},
             generators={modality: generator},
+            judge_one=judge_one,
         )
         done.append((run_dir, config))
     return done

@@ -104,7 +104,10 @@ def segmentation_to_rle(segmentation: Any, height: int | None, width: int | None
 
 
 def _object(
-    annotation: dict[str, Any], category_names: dict[Any, str], height: int | None, width: int | None
+    annotation: dict[str, Any],
+    category_names: dict[Any, str],
+    height: int | None,
+    width: int | None,
 ) -> ObjectLabel:
     attributes: dict[str, Any] = {"iscrowd": bool(annotation.get("iscrowd", 0))}
     if isinstance(annotation.get("id"), int):
@@ -153,7 +156,9 @@ def coco_image_to_sample(
     seed = fallback_seed if seed is None else seed
     spec = SampleSpec(
         batch_id=str(mark.get("batch_id") or source),
-        index=mark["index"] if isinstance(mark.get("index"), int) and mark["index"] >= 0 else position,
+        index=mark["index"]
+        if isinstance(mark.get("index"), int) and mark["index"] >= 0
+        else position,
         modality="image",
         generator=str(mark.get("generator") or "coco"),
         category=mark.get("category") if isinstance(mark.get("category"), str) else None,
@@ -200,4 +205,6 @@ def coco_to_samples(coco: dict[str, Any], *, source: str = "coco") -> Iterator[S
 
 def category_names(coco: dict[str, Any]) -> list[str]:
     """The class names a COCO dict defines, in file order."""
-    return [str(c["name"]) for c in coco.get("categories", []) if isinstance(c, dict) and "name" in c]
+    return [
+        str(c["name"]) for c in coco.get("categories", []) if isinstance(c, dict) and "name" in c
+    ]
