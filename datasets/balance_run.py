@@ -39,7 +39,7 @@ from synthgate.datasets.balance import (
     plan_specs,
     split_deficits,
 )
-from synthgate.datasets.coco_checks import check_coco, load_coco_json
+from synthgate.datasets.coco import check_coco, read_coco
 from synthgate.datasets.merge import MergeResult, merge_coco, merge_jsonl, read_jsonl
 from synthgate.errors import InputError
 from synthgate.generators import Generator, build_generator
@@ -191,7 +191,7 @@ def balance_coco(
     strategy = parse_target(target if target is not None else balance.target)
     if not images_dir.is_dir():
         raise InputError(f"--images {images_dir}: folder not found; pass the folder of the images")
-    real = load_coco_json(coco_path)
+    real = read_coco(coco_path)
     checked = check_coco(
         real,
         source=coco_path,
@@ -256,7 +256,7 @@ def balance_coco(
         merged, result = data, MergeResult()
         for run_dir, _config in runs:
             final_dir = out / run_dir.relative_to(temporary)
-            synthetic = load_coco_json(run_dir / "coco.json")
+            synthetic = read_coco(run_dir / "coco.json")
             prefix = str(final_dir.relative_to(out)) + "/"
             merged = merge_coco(merged, synthetic, file_prefix=prefix, result=result)
         (temporary / "merged.coco.json").write_text(dumps(merged) + "\n", encoding="utf-8")

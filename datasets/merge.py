@@ -253,7 +253,7 @@ def merge_run(
     add_categories: bool = False,
 ) -> MergeResult:
     """Merge a finished run folder into a real COCO file or JSONL; write `out` atomically."""
-    from synthgate.datasets.coco_checks import check_coco, load_coco_json
+    from synthgate.datasets.coco import check_coco, read_coco
 
     result = MergeResult()
     if not (run_dir / "manifest.json").is_file():
@@ -275,12 +275,12 @@ def merge_run(
     synthetic_path = run_dir / "coco.json"
     if not synthetic_path.is_file():
         raise InputError(f"--synthetic {run_dir}: the run made no images (no coco.json)")
-    real = load_coco_json(real_path)
+    real = read_coco(real_path)
     check_coco(real, source=real_path, images_dir=None)
     prefix = os.path.relpath(run_dir.resolve(), out.resolve().parent) + "/"
     merged = merge_coco(
         real,
-        load_coco_json(synthetic_path),
+        read_coco(synthetic_path),
         file_prefix=prefix,
         add_categories=add_categories,
         result=result,

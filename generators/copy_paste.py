@@ -23,12 +23,17 @@ from typing import Any, ClassVar
 import numpy as np
 import PIL
 from PIL import Image
-from pycocotools import mask as mask_utils
 
 from synthgate.config import CopyPasteImageConfig
-from synthgate.datasets.coco_checks import check_coco, load_coco_json
+from synthgate.datasets.coco import check_coco, read_coco, segmentation_to_rle
 from synthgate.errors import InputError
-from synthgate.generators.labels import PlacedObject, encode_mask, labels_from_masks, tight_bbox
+from synthgate.generators.labels import (
+    PlacedObject,
+    decode_mask,
+    encode_mask,
+    labels_from_masks,
+    tight_bbox,
+)
 from synthgate.samples import (
     GeneratedSample,
     ObjectLabel,
@@ -44,18 +49,7 @@ IMAGE_CACHE_SIZE = 16  # decoded real images kept per generator (sources repeat 
 
 def annotation_mask(annotation: dict[str, Any], height: int, width: int) -> np.ndarray:
     """Bool HxW mask of a COCO annotation's segmentation: polygons, RLE or compressed RLE."""
-    segmentation = annotation["segmentation"]
-    if isinstance(segmentation, list):
-        rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
-    elif isinstance(segmentation.get("counts"), list):
-        rle = mask_utils.frPyObjects(segmentation, height, width)
-    else:
-        counts = segmentation["counts"]
-        rle = {
-            "size": list(segmentation["size"]),
-            "counts": counts.encode() if isinstance(counts, str) else counts,
-        }
-    return mask_utils.decode(rle).astype(bool)
+    return decode_mask(segmentation_to_rle(annotation["segmentation"], height, width))
 
 
 def is_source(annotation: dict[str, Any], *, min_source_area: int) -> bool:
@@ -100,7 +94,7 @@ class CopyPasteGenerator:
     ) -> None:
         self.config = config
         if dataset is None:
-            data = load_coco_json(config.coco)
+            data = read_coco(config.coco)
             dataset = check_coco(data, source=config.coco, images_dir=config.images).data
         self.images = {image["id"]: image for image in dataset["images"]}
         self.category_names = {c["id"]: c["name"] for c in dataset["categories"]}
