@@ -197,7 +197,10 @@ class Rewrite:
 def rewrite(
     text: str, *, gender: str, locale: str, bank: NameBank, rng: np.random.Generator
 ) -> Rewrite:
-    """`text` with its names from `locale`/`gender`, and its gendered terms turned to `gender`."""
+    """`text` with its names from `locale`/`gender`, and its gendered terms turned to `gender`.
+
+    The text's own gender comes from its first name, else from its gendered terms.
+    """
     pool = bank.names.get(locale, {}).get(gender)
     if not pool:
         raise InputError(f"counterfactual: Faker has no {gender} first names for {locale!r}")
@@ -208,16 +211,22 @@ def rewrite(
             choices = [n for n in pool if n != name and n not in replacement.values()] or pool
             replacement[name] = choices[int(rng.integers(len(choices)))]
         edits.append((start, end, replacement[name]))
-    mapping = TO_FEMALE if gender == "female" else TO_MALE
+    # When the text's own gender is known and differs, every gendered term flips (as in
+    # counterfactual data augmentation: "she gave her dad" -> "he gave his mom"); when it is
+    # unknown, terms of the other gender are turned to the target one.
+    source = infer_attributes(text, bank).get("gender")
+    flip_all = source is not None and source != gender
     words = list(WORD.finditer(text))
     for position, match in enumerate(words):
         word = match.group()
         lower = word.lower()
-        if lower not in mapping or TERM_GENDER[lower] == gender:
+        if lower not in TERM_GENDER or source == gender:
+            continue
+        if not flip_all and TERM_GENDER[lower] == gender:
             continue
         if any(s <= match.start() < e for s, e, _ in edits):
             continue
-        new = mapping[lower]
+        new = (TO_MALE if TERM_GENDER[lower] == "female" else TO_FEMALE)[lower]
         if lower == "her":  # possessive (her book -> his book) or object (to her -> to him)
             following = text[match.end() :].lstrip()[:1]
             nxt = words[position + 1].group().lower() if position + 1 < len(words) else ""
