@@ -43,7 +43,8 @@ def balance(
     balance.json, the run folders, and report.md / report.html with plots. Samples waiting for
     review are not merged; they are listed.
     """
-    from synthgate.datasets.balance_run import balance_coco, balance_jsonl
+    from synthgate.datasets.balance_run import balance_coco
+    from synthgate.datasets.balance_text import balance_jsonl
     from synthgate.errors import InputError
 
     with user_errors():

@@ -1,6 +1,6 @@
 """`synthgate balance`: plan -> generate -> validate -> route -> merge -> report, in one folder.
 
-`balance_coco(...)` and `balance_jsonl(...)` check the real dataset, count it, plan the deficit
+`balance_coco(...)` (here) and `balance_jsonl(...)` (balance_text.py) check the real dataset, count it, plan the deficit
 as `SampleSpec`s (datasets/balance.py), run them through the same pipeline as `synthgate run`
 (`pipeline.run_batch` with the precomputed plan, one run folder per generator), merge what was
 accepted into a copy of the real data (datasets/merge.py) and write the report (reports/).
@@ -33,14 +33,13 @@ from synthgate.datasets.balance import (
     class_counts,
     class_targets,
     deficits,
-    label_counts,
     load_balance_config,
     parse_target,
     plan_specs,
     split_deficits,
 )
 from synthgate.datasets.coco import check_coco, read_coco
-from synthgate.datasets.merge import MergeResult, merge_coco, merge_jsonl, read_jsonl
+from synthgate.datasets.merge import MergeResult, merge_coco, read_jsonl
 from synthgate.errors import InputError
 from synthgate.generators import Generator, build_generator
 from synthgate.outputs import dumps
@@ -54,7 +53,7 @@ class BalanceOutcome:
     summary: dict[str, Any]
 
 
-def _sections(
+def generator_sections(
     value: dict[str, Any] | list[dict[str, Any]] | None, default: dict[str, Any]
 ) -> list[dict[str, Any]]:
     if value is None:
@@ -62,7 +61,7 @@ def _sections(
     return [dict(v) for v in (value if isinstance(value, list) else [value])]
 
 
-def _prepare(out: Path) -> Path:
+def prepare_output(out: Path) -> Path:
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: is a file; choose a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / "balance.json").exists():
@@ -76,7 +75,7 @@ def _prepare(out: Path) -> Path:
     return temporary
 
 
-def _publish(temporary: Path, out: Path) -> None:
+def publish_output(temporary: Path, out: Path) -> None:
     if out.exists():
         shutil.rmtree(out)
     temporary.rename(out)
@@ -112,7 +111,7 @@ def rubric_judge(name: str, *, modality: Modality, categories: list[str] | None)
     return judge_one
 
 
-def _run_sections(
+def run_sections(
     *,
     modality: Modality,
     sections: list[dict[str, Any]],
@@ -120,6 +119,7 @@ def _run_sections(
     balance: BalanceConfig,
     source: Path,
     categories: list[str],
+    taxonomy: list[str],
     runs_dir: Path,
     build: Any,
     shares: dict[str, dict[str, float]],
@@ -206,7 +206,7 @@ def balance_coco(
     lacking = deficits(
         before, targets, classes=balance.classes, max_new_per_class=balance.max_new_per_class
     )
-    sections = _sections(balance.image, {"generator": "copy_paste"})
+    sections = generator_sections(balance.image, {"generator": "copy_paste"})
     for section in sections:
         if section.get("generator", "copy_paste") == "copy_paste":
             section.setdefault("coco", str(coco_path.resolve()))
@@ -238,15 +238,16 @@ def balance_coco(
                 )
                 lacking[name] = 0
 
-    temporary = _prepare(out)
+    temporary = prepare_output(out)
     try:
-        runs = _run_sections(
+        runs = run_sections(
             modality="image",
             sections=sections,
             lacking=lacking,
             balance=balance,
             source=config_path or coco_path,
             categories=list(before),
+            taxonomy=list(before),
             runs_dir=temporary / "runs",
             build=build,
             shares=attribute_shares(balance.attributes),
@@ -261,7 +262,7 @@ def balance_coco(
             merged = merge_coco(merged, synthetic, file_prefix=prefix, result=result)
         (temporary / "merged.coco.json").write_text(dumps(merged) + "\n", encoding="utf-8")
         after = class_counts(merged)
-        summary = _summary(
+        summary = summarise(
             kind="coco",
             source=coco_path,
             strategy=strategy,
@@ -275,8 +276,8 @@ def balance_coco(
             temporary=temporary,
             skipped=[p.describe() for p in checked.skipped],
         )
-        _finish(temporary, summary, runs)
-        _publish(temporary, out)
+        finish_output(temporary, summary, runs)
+        publish_output(temporary, out)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
@@ -320,7 +321,7 @@ def _shortfall(wanted: int, planned: int, made: Counter[str]) -> str:
     return "; ".join(reasons) or "unknown"
 
 
-def _summary(
+def summarise(
     *,
     kind: str,
     source: Path,
@@ -372,146 +373,10 @@ def _summary(
     }
 
 
-def _finish(temporary: Path, summary: dict[str, Any], runs: list[tuple[Path, BatchConfig]]) -> None:
+def finish_output(
+    temporary: Path, summary: dict[str, Any], runs: list[tuple[Path, BatchConfig]]
+) -> None:
     from synthgate.reports import write_report
 
     (temporary / "balance.json").write_text(dumps(summary) + "\n", encoding="utf-8")
     write_report(temporary, summary, run_dirs=[r for r, _ in runs])
-
-
-def _check_rows(
-    rows: list[dict[str, Any]], path: Path, *, text_field: str, label_field: str
-) -> None:
-    bad = [
-        str(number)
-        for number, row in enumerate(rows, start=1)
-        if not isinstance(row.get(text_field), str) or row.get(label_field) is None
-    ]
-    if bad:
-        raise InputError(
-            f"{path}: row(s) {', '.join(bad[:20])} lack a text `{text_field}` or a label "
-            f"`{label_field}`; fix them or pass --label-field / --text-field"
-        )
-    ids = Counter(row["id"] for row in rows if "id" in row)
-    repeated = sorted(str(i) for i, n in ids.items() if n > 1)
-    if repeated:
-        raise InputError(f"{path}: duplicate row ids {repeated[:20]}; ids must be unique")
-
-
-def balance_jsonl(
-    jsonl_path: Path,
-    out: Path,
-    *,
-    label_field: str,
-    text_field: str = "text",
-    target: str | None = None,
-    config_path: Path | None = None,
-    progress: Progress | None = None,
-) -> BalanceOutcome:
-    """Balance a text classification JSONL by label and by name attributes (see module doc)."""
-    from synthgate.generators.text.counterfactual import NameBank, bias_report, infer_attributes
-
-    balance = load_balance_config(config_path)
-    strategy = parse_target(target if target is not None else balance.target)
-    if not jsonl_path.is_file():
-        raise InputError(f"--jsonl {jsonl_path}: file not found")
-    rows = read_jsonl(jsonl_path)
-    _check_rows(rows, jsonl_path, text_field=text_field, label_field=label_field)
-    sections = _sections(balance.text, {"generator": "counterfactual"})
-    locales = sorted({loc for s in sections for loc in s.get("locales", ["en_US"])})
-    for section in sections:
-        if section.get("generator", "counterfactual") == "counterfactual":
-            section.setdefault("source", str(jsonl_path.resolve()))
-            section.setdefault("text_field", text_field)
-            section.setdefault("label_field", label_field)
-    bank = NameBank.build(locales)
-
-    def attributes_of(row: dict[str, Any]) -> dict[str, str]:
-        given = row.get("attributes")
-        if isinstance(given, dict) and given:
-            return {k: str(v) for k, v in given.items()}
-        return infer_attributes(str(row.get(text_field, "")), bank)
-
-    before = label_counts(rows, label_field=label_field)
-    targets = class_targets(
-        before, strategy, image_count=len(rows), repeat_threshold=balance.repeat_threshold
-    )
-    lacking = deficits(
-        before, targets, classes=balance.classes, max_new_per_class=balance.max_new_per_class
-    )
-    shares = attribute_shares(balance.attributes or {"gender": ["female", "male"]})
-    existing: dict[str, dict[str, Counter[str]]] = {}
-    for row in rows:
-        for axis, value in attributes_of(row).items():
-            existing.setdefault(str(row[label_field]), {}).setdefault(axis, Counter())[value] += 1
-
-    def build(config: Any) -> Generator:
-        components = {"rows": rows, "bank": bank} if config.generator == "counterfactual" else {}
-        return build_generator(config, categories=list(before), **components)
-
-    temporary = _prepare(out)
-    try:
-        runs = _run_sections(
-            modality="text",
-            sections=sections,
-            lacking=lacking,
-            balance=balance,
-            source=config_path or jsonl_path,
-            categories=[],
-            runs_dir=temporary / "runs",
-            build=build,
-            shares=shares,
-            existing=existing,
-            progress=progress,
-        )
-        lines = jsonl_path.read_text(encoding="utf-8").splitlines(keepends=True)
-        result = MergeResult()
-        for run_dir, _config in runs:
-            lines = merge_jsonl(
-                lines,
-                read_jsonl(run_dir / "text.jsonl"),
-                text_field=text_field,
-                label_field=label_field,
-                result=result,
-            )
-        (temporary / "merged.jsonl").write_text("".join(lines), encoding="utf-8")
-        merged_rows = read_jsonl(temporary / "merged.jsonl")
-        after = label_counts(merged_rows, label_field=label_field)
-        bias = {
-            axis: {
-                "before": bias_report(
-                    rows,
-                    label_of=lambda r: str(r[label_field]),
-                    axis=axis,
-                    attributes_of=attributes_of,
-                ),
-                "after": bias_report(
-                    merged_rows,
-                    label_of=lambda r: str(r[label_field]),
-                    axis=axis,
-                    attributes_of=attributes_of,
-                ),
-            }
-            for axis in shares
-        }
-        summary = _summary(
-            kind="jsonl",
-            source=jsonl_path,
-            strategy=strategy,
-            before=before,
-            after=after,
-            targets=targets,
-            lacking=lacking,
-            why_not={},
-            result=result,
-            runs=runs,
-            temporary=temporary,
-            skipped=[],
-            extra={"bias": bias},
-        )
-        _finish(temporary, summary, runs)
-        _publish(temporary, out)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
-    return BalanceOutcome(out=out, summary=summary)

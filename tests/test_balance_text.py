@@ -1,0 +1,126 @@
+"""`synthgate balance --jsonl`: a rare label raised with counterfactual rewrites, real lines kept
+byte for byte, name attributes balanced, the bias report before and after."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_balance import run_cli
+from test_report import chromium_path
+
+NEGATIVE = [
+    "Sarah says it broke after a week, and she wants her money back.",
+    "Emily returned it. Her kettle leaked from day one.",
+    "Jessica hated the noise; she gave it away.",
+]
+POSITIVE = [
+    "Michael loves it and uses it every day.",
+    "David says his blender works perfectly.",
+    "James bought a second one for his son.",
+    "Robert thinks it was worth every cent.",
+    "Great value, would buy again.",
+    "Christopher recommends it to everyone.",
+    "Works as promised, thanks to Daniel at the shop.",
+    "Matthew was impressed by the build quality.",
+]
+
+
+@pytest.fixture(scope="module")
+def text_balance(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("text")
+    rows = [{"id": f"n{i}", "review": t, "sentiment": "neg"} for i, t in enumerate(NEGATIVE)]
+    rows += [
+        {"id": f"p{i}", "review": t, "sentiment": "pos", "stars": 4.10}
+        for i, t in enumerate(POSITIVE)
+    ]
+    source = folder / "reviews.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = folder / "out"
+    result = run_cli(
+        "balance",
+        "--jsonl",
+        str(source),
+        "--label-field",
+        "sentiment",
+        "--text-field",
+        "review",
+        "--target",
+        "max",
+        "--out",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    return source, out
+
+
+def test_rare_label_reaches_the_target_and_real_lines_are_kept(
+    text_balance: tuple[Path, Path],
+) -> None:
+    source, out = text_balance
+    real = source.read_text()
+    merged = (out / "merged.jsonl").read_text()
+    assert merged.startswith(real)
+    added = [json.loads(line) for line in merged[len(real) :].splitlines()]
+    assert len(added) == 5 and all(r["sentiment"] == "neg" for r in added)
+    for row in added:
+        assert row["synthgate"]["synthetic"] is True
+        assert row["synthgate"]["generator"] == "counterfactual"
+        assert row["review"] not in NEGATIVE
+    summary = json.loads((out / "balance.json").read_text())
+    assert summary["classes"]["neg"] == {
+        **summary["classes"]["neg"],
+        "before": 3,
+        "after": 8,
+        "target": 8,
+    }
+
+
+def test_names_shift_toward_the_missing_gender(text_balance: tuple[Path, Path]) -> None:
+    _, out = text_balance
+    gender = json.loads((out / "balance.json").read_text())["bias"]["gender"]
+    before, after = gender["before"], gender["after"]
+    # Before: every negative review names a woman, every named positive one a man.
+    assert before["groups"]["female"]["rates"]["neg"] == 1.0
+    assert before["largest_gap"]["gap"] == pytest.approx(1.0)
+    assert after["largest_gap"]["gap"] < before["largest_gap"]["gap"]
+    assert after["groups"]["male"]["rates"]["neg"] > 0
+
+
+def test_text_report_renders(text_balance: tuple[Path, Path]) -> None:
+    _, out = text_balance
+    html = (out / "report.html").read_text()
+    assert "plots/attribute_balance.png" in html and "Attribute balance" in html
+    assert (out / "plots" / "attribute_balance.png").stat().st_size > 1000
+    chromium_path()  # the full browser check lives in test_report.py
+
+
+BAD_ROWS = [
+    ('{"id": 1, "review": "ok"}\n', "row(s) 1 lack"),
+    ('{"id": 1, "review": "ok", "sentiment": "pos"}\nnot json\n', "line 2: not valid JSON"),
+    (
+        '{"id": 1, "review": "a", "sentiment": "pos"}\n{"id": 1, "review": "b", "sentiment": "neg"}\n',
+        "duplicate row ids",
+    ),
+]
+
+
+@pytest.mark.parametrize(("content", "words"), BAD_ROWS)
+def test_bad_rows_are_clear_errors(content: str, words: str, tmp_path: Path) -> None:
+    source = tmp_path / "bad.jsonl"
+    source.write_text(content)
+    result = run_cli(
+        "balance",
+        "--jsonl",
+        str(source),
+        "--label-field",
+        "sentiment",
+        "--text-field",
+        "review",
+        "--out",
+        str(tmp_path / "o"),
+    )
+    assert result.returncode == 2
+    assert words in " ".join(result.stderr.split()) and "Traceback" not in result.stderr
+    assert not (tmp_path / "o").exists()
