@@ -94,8 +94,9 @@ class BatchConfig(StrictModel):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     seed: int = Field(0, ge=0)
     categories: list[str] = Field(default_factory=list)
-    image: ImageConfig | None = None
-    text: TextConfig | None = None
+    # The unions are built from IMAGE_CONFIGS / TEXT_CONFIGS, which mypy cannot follow.
+    image: ImageConfig | None = None  # type: ignore[valid-type]
+    text: TextConfig | None = None  # type: ignore[valid-type]
 
 
 class Settings(BaseSettings):

@@ -15,9 +15,12 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from synthgate import __version__
 from synthgate.config import BatchConfig
@@ -259,23 +262,38 @@ def _run_modality(
     total = getattr(config, modality).count
     counts: Counter[str] = Counter()
     specs = plan(config, modality, batch_id=batch_id, quota_categories=generator.quota_categories())
-    while chunk := list(itertools.islice(specs, chunk_size(generator, modality))):
-        made = process_specs(generator, chunk, judge_sample)
-        for generated in made:
-            sample = generated.sample
-            if sample.report is not None:
-                summary.add(sample.id, sample.report)
-                counts["audit"] += int(sample.report.audit)
-            if generated.pixels is not None and sample.uri:
-                (folder / sample.uri).write_bytes(encode_png(generated.pixels))
-            counts[sample.status] += 1
-            counts["hidden_objects"] += int(generated.extras.get("hidden", 0))
-            writer.add(sample)
-        store.upsert_samples(g.sample for g in made)
-        if progress is not None:
-            progress(modality, len(made), total)
+    # PNG encoding (zlib releases the GIL) runs on a second thread while the next chunk is
+    # drawn; waiting for the previous chunk's files keeps at most two chunks of pixels alive.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="png") as encoder:
+        in_flight: list[Future[None]] = []
+        while chunk := list(itertools.islice(specs, chunk_size(generator, modality))):
+            made = process_specs(generator, chunk, judge_sample)
+            for future in in_flight:
+                future.result()
+            in_flight = [
+                encoder.submit(_write_png, folder / g.sample.uri, g.pixels)
+                for g in made
+                if g.pixels is not None and g.sample.uri
+            ]
+            for generated in made:
+                report = generated.sample.report
+                if report is not None:
+                    summary.add(generated.sample.id, report)
+                    counts["audit"] += int(report.audit)
+                counts[generated.sample.status] += 1
+                counts["hidden_objects"] += int(generated.extras.get("hidden", 0))
+                writer.add(generated.sample)
+            store.upsert_samples(g.sample for g in made)
+            if progress is not None:
+                progress(modality, len(made), total)
+        for future in in_flight:
+            future.result()
     counts["generated"] = total
     return dict(sorted(counts.items()))
+
+
+def _write_png(path: Path, pixels: np.ndarray) -> None:
+    path.write_bytes(encode_png(pixels))
 
 
 def package_versions() -> dict[str, str]:

@@ -87,11 +87,10 @@ class Store:
         self.engine.dispose()
 
     def _insert(self, table: Table) -> Any:
-        if self.engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        return insert(table)
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        return dialect.insert(table)
 
     def put_batch(self, batch_id: str, *, name: str, seed: int, config: dict[str, Any]) -> None:
         statement = self._insert(batches).values(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -23,7 +24,7 @@ def encode_mask(mask: np.ndarray) -> dict[str, object]:
     return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
-def decode_mask(rle: dict[str, object]) -> np.ndarray:
+def decode_mask(rle: dict[str, Any]) -> np.ndarray:
     """Bool HxW mask of a compressed RLE dict (counts as str or bytes)."""
     counts = rle["counts"]
     as_bytes = {
