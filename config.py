@@ -43,6 +43,7 @@ class ProceduralImageConfig(StrictModel):
     objects_per_image: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] = (1, 5)
     min_visible_fraction: float = Field(0.25, ge=0.0, le=1.0)
     object_scale_range: tuple[float, float] = (0.08, 0.35)
+    rubric: str | None = None  # a rubric name (configs/rubrics/) or YAML path [default: detection]
 
     @field_validator("objects_per_image", "object_scale_range")
     @classmethod
@@ -85,6 +86,7 @@ class CopyPasteImageConfig(StrictModel):
     # fewest_objects: backgrounds from the quarter of images with the fewest labelled objects, so
     # balancing a rare class copies few instances of common ones along with the background.
     background: Literal["fewest_objects", "random"] = "fewest_objects"
+    rubric: str | None = None  # a rubric name (configs/rubrics/) or YAML path [default: detection]
 
     @field_validator("instances_per_image", "scale_range")
     @classmethod
@@ -105,6 +107,7 @@ class TemplateTextConfig(StrictModel):
     templates: Path
     count: int = Field(gt=0)
     locales: list[str] = Field(default_factory=lambda: ["en_US"], min_length=1)
+    rubric: str | None = None  # a rubric name or YAML path [default: the template file's task]
 
 
 class CounterfactualTextConfig(StrictModel):
@@ -116,6 +119,7 @@ class CounterfactualTextConfig(StrictModel):
     text_field: str = "text"
     label_field: str = "label"
     locales: list[str] = Field(default_factory=lambda: ["en_US"], min_length=1)
+    rubric: str | None = "classification"  # a rubric name or YAML path
 
 
 TEXT_CONFIGS: tuple[type[StrictModel], ...] = (TemplateTextConfig, CounterfactualTextConfig)
@@ -204,6 +208,17 @@ def parse_config(data: Any, *, source: Path, config_dir: Path | None = None) -> 
                     "(paths are relative to the working directory or to the config file)"
                 )
             setattr(section, key, found)
+    for modality in ("image", "text"):
+        section = getattr(config, modality)
+        rubric = getattr(section, "rubric", None)
+        if rubric is not None and rubric.endswith((".yaml", ".yml")):
+            found = resolve_path(Path(rubric), config_dir=config_dir)
+            if found is None:
+                raise InputError(
+                    f"{source}: {modality}.rubric: file not found: {rubric} (paths are relative "
+                    "to the working directory or to the config file; or name a shipped rubric)"
+                )
+            section.rubric = str(found)
     return config
 
 

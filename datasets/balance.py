@@ -44,9 +44,9 @@ class BalanceConfig(BaseModel):
     image: dict[str, Any] | list[dict[str, Any]] | None = None
     text: dict[str, Any] | list[dict[str, Any]] | None = None
     augment: Path | None = None  # albumentations YAML applied to synthetic images
-    # Rubric name (configs/rubrics/<name>.yaml) or path; "auto": detection for images,
-    # classification for text; "none": accept every sample as made.
-    rubric: str = "auto"
+    # Rubric name (configs/rubrics/<name>.yaml) or path for every generator section that names
+    # none [default: the generator's own: detection for images, classification for rewrites].
+    rubric: str | None = None
     skip_invalid: bool = False
 
 

@@ -43,8 +43,8 @@ from synthgate.datasets.merge import MergeResult, merge_coco, read_jsonl
 from synthgate.errors import InputError
 from synthgate.generators import Generator, build_generator
 from synthgate.outputs import dumps
-from synthgate.pipeline import Judging, Progress, batch_id_for, run_batch
-from synthgate.samples import GeneratedSample, Modality
+from synthgate.pipeline import Progress, batch_id_for, run_batch
+from synthgate.samples import Modality
 
 
 @dataclass
@@ -91,26 +91,6 @@ def _count_table(before: dict[str, ClassCount], after: dict[str, ClassCount]) ->
     }
 
 
-def rubric_judge(name: str, *, modality: Modality, categories: list[str] | None) -> Judging | None:
-    """The pipeline's judging step with the balance config's rubric (None: accept as made)."""
-    if name == "none":
-        return None
-    from synthgate.validators.context import ValidationContext
-    from synthgate.validators.rubric import load_rubric
-    from synthgate.validators.validate import Judge
-
-    chosen = {"image": "detection", "text": "classification"}[modality] if name == "auto" else name
-    judge = Judge(load_rubric(chosen), ValidationContext.for_taxonomy(categories))
-
-    def judge_one(generated: GeneratedSample) -> GeneratedSample:
-        report = judge(generated)
-        generated.sample.report = report
-        generated.sample.status = report.route
-        return generated
-
-    return judge_one
-
-
 def run_sections(
     *,
     modality: Modality,
@@ -119,7 +99,6 @@ def run_sections(
     balance: BalanceConfig,
     source: Path,
     categories: list[str],
-    taxonomy: list[str],
     runs_dir: Path,
     build: Any,
     shares: dict[str, dict[str, float]],
@@ -156,6 +135,8 @@ def run_sections(
             "categories": categories,
             modality: {**section, "generator": generator_name, "count": len(draft)},
         }
+        if balance.rubric is not None:
+            data[modality].setdefault("rubric", balance.rubric)
         config = parse_config(
             data, source=source, config_dir=source.parent if source.is_file() else None
         )
@@ -163,14 +144,12 @@ def run_sections(
         specs = [s.model_copy(update={"batch_id": batch_id}) for s in draft]
         generator = build(getattr(config, modality))
         run_dir = runs_dir / name
-        judge_one = rubric_judge(balance.rubric, modality=modality, categories=categories or None)
         run_batch(
             config,
             run_dir,
             progress=progress,
             plans={modality: specs},
             generators={modality: generator},
-            judge_one=judge_one,
         )
         done.append((run_dir, config))
     return done
@@ -247,7 +226,6 @@ def balance_coco(
             balance=balance,
             source=config_path or coco_path,
             categories=list(before),
-            taxonomy=list(before),
             runs_dir=temporary / "runs",
             build=build,
             shares=attribute_shares(balance.attributes),

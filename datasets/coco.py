@@ -86,9 +86,11 @@ def segmentation_to_rle(segmentation: Any, height: int | None, width: int | None
         if isinstance(counts, str | bytes):
             rle = {"size": [h, w], "counts": counts}
             try:
-                mask_utils.area(rle)  # parses the counts: a corrupt string fails here, not later
+                area = int(mask_utils.area(rle))  # parses the counts
             except Exception as error:  # pycocotools raises plain Exception types
                 raise ValueError(f"compressed RLE does not parse: {error}") from None
+            if not 0 <= area <= h * w:  # pycocotools reads garbage strings without complaint
+                raise ValueError(f"compressed RLE does not parse: {area} px in a {h}x{w} image")
             return _compressed(rle)
         raise ValueError("RLE counts are neither a list nor a string")
     if isinstance(segmentation, list):

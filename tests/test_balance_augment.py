@@ -115,7 +115,7 @@ def test_balance_config_applies_augmentation(tmp_path: Path) -> None:
                     "instances_per_image": [1, 2],
                     "scale_range": [0.5, 1.5],
                 },
-                "rubric": "none",
+                "rubric": "detection",
             }
         )
     )

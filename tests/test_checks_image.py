@@ -4,14 +4,16 @@ and the clean sample trips nothing."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from synthgate.generators.labels import PlacedObject, encode_mask, labels_from_masks
 from synthgate.samples import GeneratedSample, Provenance, RubricReport, Sample, SampleSpec
 from synthgate.validators.checks.base import CHECKS
-from synthgate.validators.context import ValidationContext, gray_of, perceptual_hash
+from synthgate.validators.context import ValidationContext, image_files, reference_index
 from synthgate.validators.rubric import judge_sample, load_rubric
 
 H, W = 64, 96
@@ -257,16 +259,19 @@ def test_near_duplicate_within_the_batch_is_flagged_once() -> None:
     assert not [f for f in judge(first, context).findings if f.check == "clarity_near_duplicate"]
 
 
-def test_copy_of_a_reference_image_fails_correctness() -> None:
+def test_copy_of_a_reference_image_fails_correctness(tmp_path: Path) -> None:
     generated = scene(5)
-    context = ValidationContext.for_taxonomy(TAXONOMY)
-    context.reference = type(context.batch_hashes)()
     assert generated.pixels is not None
-    context.reference.add("real-0001.jpg", perceptual_hash(gray_of(generated.pixels)))
+    Image.fromarray(generated.pixels).save(tmp_path / "real-0001.png")
+    Image.fromarray(scene(6).pixels).save(tmp_path / "real-0002.png")  # type: ignore[arg-type]
+    context = ValidationContext.for_taxonomy(
+        TAXONOMY, reference=reference_index(image_files(tmp_path))
+    )
     report = judge(generated, context)
     hits = [f for f in report.findings if f.check == "correctness_reference_copy"]
-    assert hits and hits[0].level == 1 and "real-0001.jpg" in hits[0].message
+    assert hits and hits[0].level == 1 and "real-0001.png" in hits[0].message
     assert report.levels["correctness"] == 1
+    assert not [f for f in judge(scene(7), context).findings if f.check == hits[0].check]
 
 
 def test_missing_inputs_yield_no_findings() -> None:

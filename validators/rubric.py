@@ -55,6 +55,8 @@ class Threshold(_Strict):
     def describe(self, level: Level, measure: Measure) -> str:
         """The rubric's descriptor of a level, e.g. 'needs re-annotation: > 5 px'."""
         unit = f" {measure.unit}" if measure.unit else ""
+        if self.gold == self.acceptable == 0 and measure.worse == "higher":
+            return "gold: none" if level == 5 else "needs re-annotation: any"
         worse, better = (">", "≤") if measure.worse == "higher" else ("<", "≥")
         if level == 5:
             return f"gold: {better} {self.gold:g}{unit}"

@@ -179,3 +179,11 @@ class ValidationSummary:
             out += ["", "Dataset checks:", ""]
             out += [f"- level {f.level} `{f.check}`: {f.message}" for f in self.dataset]
         return "\n".join(out) + "\n"
+
+
+def run_report_markdown(name: str, batch_id: str, summaries: dict[str, ValidationSummary]) -> str:
+    """report.md of a run: per modality, the routes, the levels and the error analysis."""
+    out = [f"# Run report: {name}", "", f"Batch `{batch_id}`.", ""]
+    for modality, summary in summaries.items():
+        out += [f"## {modality}", "", summary.markdown()]
+    return "\n".join(out)

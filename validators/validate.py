@@ -1,6 +1,7 @@
 """Validation as functions: one sample, a stream of samples, or a whole file.
 
-- `Judge(rubric, context)`: the callable the pipeline applies to every generated sample.
+- `Judge(rubric, context)`: the callable the pipeline applies to every generated sample;
+  `rubric_for(modality, rubric=..., task=...)` picks its rubric.
 - `validate(samples, rubric, *, context=None, reference=None)`: reports for a stream.
 - `validate_file(path, *, images=None, rubric=None, reference=None)`: what `synthgate validate`
   runs on a COCO or JSONL file: per-sample rows, a `ValidationSummary` and dataset findings.
@@ -22,6 +23,18 @@ from synthgate.validators.context import HashIndex, ValidationContext, image_fil
 from synthgate.validators.rubric import Rubric, judge_dataset, judge_sample, load_rubric
 from synthgate.validators.sources import open_source
 from synthgate.validators.summary import ValidationSummary
+
+
+def rubric_for(modality: str, *, rubric: str | Path | None = None, task: str | None = None) -> Rubric:
+    """The rubric of a batch section: the one it names, else detection for images and the
+    template file's task (ner / classification) for texts."""
+    chosen = load_rubric(rubric or ("detection" if modality == "image" else task or "ner"))
+    if chosen.modality != modality:
+        raise InputError(
+            f"{modality}.rubric: {chosen.name} judges {chosen.modality} samples, not {modality}; "
+            "pick a rubric of this modality"
+        )
+    return chosen
 
 
 @dataclass

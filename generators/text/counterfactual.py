@@ -184,8 +184,8 @@ def infer_attributes(text: str, bank: NameBank) -> dict[str, str]:
     if found:
         locale, gender = bank.owner[found[0][2]]
         return {"gender": gender, "locale": locale}
-    gender = term_gender(text)
-    return {"gender": gender} if gender else {}
+    from_terms = term_gender(text)
+    return {"gender": from_terms} if from_terms else {}
 
 
 @dataclass
@@ -259,7 +259,7 @@ def bias_report(
         if value is not None:
             groups[value][label_of(row)] += 1
     labels = sorted({label for counts in groups.values() for label in counts})
-    table = {
+    table: dict[str, dict[str, Any]] = {
         value: {
             "n": sum(counts.values()),
             "rates": {label: counts[label] / sum(counts.values()) for label in labels},

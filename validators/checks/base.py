@@ -80,11 +80,9 @@ class CheckInput:
         """Luminance as float32 HxW (None without pixels), computed once for all pixel checks."""
         if self.pixels is None:
             return None
-        pixels = np.asarray(self.pixels)
-        if pixels.ndim == 2:
-            return pixels.astype(np.float32)
-        rgb = pixels[..., :3].astype(np.float32)
-        return rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        from synthgate.validators.context import gray_of
+
+        return gray_of(np.asarray(self.pixels))
 
 
 CheckFn = Callable[[CheckInput, Mapping[str, Any]], Iterable[Measurement]]
