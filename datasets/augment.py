@@ -122,14 +122,14 @@ def augment_sample(
 class AugmentedGenerator:
     """Any image generator, with an augmentation pipeline run on every sample it makes."""
 
+    name: ClassVar[str] = "augmented"  # samples keep their generator's name in their spec
+    version: ClassVar[str] = "1"
     modality: ClassVar[str] = "image"
 
     def __init__(self, inner: Generator, path: Path) -> None:
         self.inner = inner
         self.pipeline = load_pipeline(path)
         self.pipeline_name = path.name
-        self.name = inner.name
-        self.version = inner.version
         self.chunk_size = getattr(inner, "chunk_size", 8)
 
     def quota_categories(self) -> list[str | None]:

@@ -52,7 +52,7 @@ class BalanceConfig(BaseModel):
 
 def load_balance_config(path: Path | None) -> BalanceConfig:
     if path is None:
-        return BalanceConfig()
+        return BalanceConfig.model_validate({})
     if not path.is_file():
         raise InputError(f"--config {path}: file not found; pass a balance config YAML")
     try:

@@ -129,14 +129,10 @@ def run_sections(
         if not draft:
             continue
         name = f"{balance.name}-{turn}-{generator_name}"
-        data = {
-            "name": name,
-            "seed": balance.seed,
-            "categories": categories,
-            modality: {**section, "generator": generator_name, "count": len(draft)},
-        }
+        body: dict[str, Any] = {**section, "generator": generator_name, "count": len(draft)}
         if balance.rubric is not None:
-            data[modality].setdefault("rubric", balance.rubric)
+            body.setdefault("rubric", balance.rubric)
+        data = {"name": name, "seed": balance.seed, "categories": categories, modality: body}
         config = parse_config(
             data, source=source, config_dir=source.parent if source.is_file() else None
         )

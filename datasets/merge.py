@@ -90,7 +90,7 @@ def merge_coco(
         block = image.get("synthgate") or {}
         status = block.get("status", "accepted")
         if status != "accepted":
-            result.left_out.setdefault(status, []).append(block.get("sample_id"))
+            result.left_out.setdefault(status, []).append(str(block.get("sample_id")))
         else:
             accepted.append(image)
     accepted_ids = {image["id"] for image in accepted}
@@ -143,7 +143,7 @@ def _refuse_collisions(
         for i in real["images"]
         if isinstance(i.get("synthgate"), dict)
     }
-    sample_ids = [(i.get("synthgate") or {}).get("sample_id") for i in accepted]
+    sample_ids = [str((i.get("synthgate") or {}).get("sample_id")) for i in accepted]
     twice = sorted({s for s in sample_ids if s in merged_before})
     repeated = sorted(s for s, n in Counter(sample_ids).items() if n > 1)
     taken = {i.get("file_name") for i in real["images"]}
@@ -196,7 +196,7 @@ def merge_jsonl(
     accepted = []
     for row in synthetic_rows:
         if row.get("status", "accepted") != "accepted":
-            result.left_out.setdefault(row.get("status", "?"), []).append(row.get("id"))
+            result.left_out.setdefault(str(row.get("status")), []).append(str(row.get("id")))
         else:
             accepted.append(row)
     ids = [row["id"] for row in accepted]
