@@ -43,13 +43,34 @@ from synthgate.samples import (
     sample_id,
 )
 
-PLACEMENT_TRIES = 8
+PLACEMENT_TRIES = 8  # candidate places per size
+SHRINK_TRIES = 3  # sizes tried when every place covers an instance pasted before
 IMAGE_CACHE_SIZE = 16  # decoded real images kept per generator (sources repeat within a class)
 
 
 def annotation_mask(annotation: dict[str, Any], height: int, width: int) -> np.ndarray:
     """Bool HxW mask of a COCO annotation's segmentation: polygons, RLE or compressed RLE."""
     return decode_mask(segmentation_to_rle(annotation["segmentation"], height, width))
+
+
+def _least_overlap(
+    rng: np.random.Generator, taken: np.ndarray, patch: np.ndarray
+) -> tuple[int, int, int]:
+    """(pixels covered, left, top) of the candidate place covering least of `taken`."""
+    height, width = taken.shape
+    best: tuple[int, int, int] | None = None
+    for _ in range(PLACEMENT_TRIES):
+        left = int(rng.integers(0, width - patch.shape[1] + 1))
+        top = int(rng.integers(0, height - patch.shape[0] + 1))
+        overlap = int(
+            (taken[top : top + patch.shape[0], left : left + patch.shape[1]] & patch).sum()
+        )
+        if best is None or overlap < best[0]:
+            best = (overlap, left, top)
+        if overlap == 0:
+            break
+    assert best is not None
+    return best
 
 
 def is_source(annotation: dict[str, Any], *, min_source_area: int) -> bool:
@@ -245,30 +266,25 @@ class CopyPasteGenerator:
         scale = max(scale, self.config.min_pasted_size / min(w, h))  # big enough to recognise
         scale = min(scale, width / w, height / h)  # never larger than the background
         flip = bool(rng.random() < self.config.flip_probability)
-        new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
-        patch = Image.fromarray(crop).resize((new_w, new_h), Image.Resampling.BILINEAR)
-        patch_mask = Image.fromarray(crop_mask).resize((new_w, new_h), Image.Resampling.NEAREST)
-        patch_pixels, patch_alpha = np.asarray(patch), np.asarray(patch_mask).astype(bool)
-        if flip:
-            patch_pixels, patch_alpha = patch_pixels[:, ::-1], patch_alpha[:, ::-1]
-        if not patch_alpha.any():  # nearest-neighbour shrink can miss a thin mask
-            patch_alpha = np.ones_like(patch_alpha)
-        # A few candidate places; the one covering least of the instances already pasted wins,
-        # so a sample's own instances rarely hide each other.
         taken = np.zeros((height, width), dtype=bool)
         for earlier in placed:
             taken |= earlier.full_mask
-        best: tuple[int, int, int] | None = None
-        for _ in range(PLACEMENT_TRIES):
-            left = int(rng.integers(0, width - new_w + 1))
-            top = int(rng.integers(0, height - new_h + 1))
-            overlap = int((taken[top : top + new_h, left : left + new_w] & patch_alpha).sum())
-            if best is None or overlap < best[0]:
-                best = (overlap, left, top)
-            if overlap == 0:
+        # Where the instance would cover others pasted before it (a large instance pasted
+        # several times), it is shrunk and placed again, so a sample's own instances rarely
+        # hide each other.
+        for _ in range(SHRINK_TRIES):
+            new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+            patch = Image.fromarray(crop).resize((new_w, new_h), Image.Resampling.BILINEAR)
+            patch_mask = Image.fromarray(crop_mask).resize((new_w, new_h), Image.Resampling.NEAREST)
+            patch_pixels, patch_alpha = np.asarray(patch), np.asarray(patch_mask).astype(bool)
+            if flip:
+                patch_pixels, patch_alpha = patch_pixels[:, ::-1], patch_alpha[:, ::-1]
+            if not patch_alpha.any():  # nearest-neighbour shrink can miss a thin mask
+                patch_alpha = np.ones_like(patch_alpha)
+            overlap, left, top = _least_overlap(rng, taken, patch_alpha)
+            if overlap == 0 or min(new_w, new_h) * 0.6 < self.config.min_pasted_size:
                 break
-        assert best is not None
-        _, left, top = best
+            scale *= 0.6
         region = canvas[top : top + new_h, left : left + new_w]
         region[patch_alpha] = patch_pixels[patch_alpha]
         full_mask = np.zeros((height, width), dtype=bool)
