@@ -95,7 +95,7 @@ def run_sections(
     *,
     modality: Modality,
     sections: list[dict[str, Any]],
-    lacking: dict[str, int],
+    parts: list[dict[str, int]],
     balance: BalanceConfig,
     source: Path,
     categories: list[str],
@@ -105,11 +105,9 @@ def run_sections(
     existing: dict[str, dict[str, Counter[str]]],
     progress: Progress | None,
 ) -> list[tuple[Path, BatchConfig]]:
-    """One pipeline run per generator section, each with its share of every class's deficit."""
+    """One pipeline run per generator section, `parts[i]` the deficits section i fills."""
     done = []
-    for turn, (section, part) in enumerate(
-        zip(sections, split_deficits(lacking, len(sections)), strict=True)
-    ):
+    for turn, (section, part) in enumerate(zip(sections, parts, strict=True)):
         generator_name = str(
             section.get("generator", "copy_paste" if modality == "image" else "counterfactual")
         )
@@ -149,6 +147,47 @@ def run_sections(
         )
         done.append((run_dir, config))
     return done
+
+
+def _image_parts(
+    sections: list[dict[str, Any]],
+    lacking: dict[str, int],
+    data: dict[str, Any],
+    why_not: dict[str, str],
+) -> list[dict[str, int]]:
+    """Each image section's share of the deficits.
+
+    Copy-paste can only raise classes it has an instance to cut out of: their deficit goes to
+    the other generators of the config, or, when there are none, is dropped with the reason
+    recorded in `why_not` (and `lacking` set to 0 for them).
+    """
+    from synthgate.config import CopyPasteImageConfig
+    from synthgate.generators.copy_paste import source_categories
+
+    pasting = [
+        i for i, s in enumerate(sections) if s.get("generator", "copy_paste") == "copy_paste"
+    ]
+    others = [i for i in range(len(sections)) if i not in pasting]
+    if not pasting:
+        return split_deficits(lacking, len(sections))
+    default_area = CopyPasteImageConfig.model_fields["min_source_area"].default
+    area = min(int(sections[i].get("min_source_area", default_area)) for i in pasting)
+    pasteable = source_categories(data, min_source_area=area)
+    fillable = {name: lack if name in pasteable else 0 for name, lack in lacking.items()}
+    rest = {name: 0 if name in pasteable else lack for name, lack in lacking.items()}
+    parts = split_deficits(fillable, len(sections))
+    if others:
+        for index, extra in zip(others, split_deficits(rest, len(others)), strict=True):
+            parts[index] = {name: parts[index][name] + extra[name] for name in parts[index]}
+        return parts
+    for name, lack in rest.items():
+        if lack:
+            why_not[name] = (
+                f"copy_paste: no non-crowd instance with a mask of at least {area} px to cut "
+                "out; add a diffusion generator to the balance config to raise it"
+            )
+            lacking[name] = 0
+    return parts
 
 
 def balance_coco(
@@ -196,29 +235,14 @@ def balance_coco(
             generator = AugmentedGenerator(generator, balance.augment)
         return generator
 
-    why_not = {}
-    if all(s.get("generator", "copy_paste") == "copy_paste" for s in sections):
-        # Copy-paste can only raise classes it has an instance to cut out of.
-        from synthgate.config import CopyPasteImageConfig
-        from synthgate.generators.copy_paste import source_categories
-
-        default_area = CopyPasteImageConfig.model_fields["min_source_area"].default
-        area = min(int(s.get("min_source_area", default_area)) for s in sections)
-        pasteable = source_categories(data, min_source_area=area)
-        for name, lack in lacking.items():
-            if lack and name not in pasteable:
-                why_not[name] = (
-                    f"copy_paste: no non-crowd instance with a mask of at least {area} px to cut "
-                    "out; add a diffusion generator to the balance config to raise it"
-                )
-                lacking[name] = 0
-
+    why_not: dict[str, str] = {}
+    parts = _image_parts(sections, lacking, data, why_not)
     temporary = prepare_output(out)
     try:
         runs = run_sections(
             modality="image",
             sections=sections,
-            lacking=lacking,
+            parts=parts,
             balance=balance,
             source=config_path or coco_path,
             categories=list(before),

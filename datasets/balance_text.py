@@ -21,6 +21,7 @@ from synthgate.datasets.balance import (
     label_counts,
     load_balance_config,
     parse_target,
+    split_deficits,
 )
 from synthgate.datasets.balance_run import (
     BalanceOutcome,
@@ -112,7 +113,7 @@ def balance_jsonl(
         runs = run_sections(
             modality="text",
             sections=sections,
-            lacking=lacking,
+            parts=split_deficits(lacking, len(sections)),
             balance=balance,
             source=config_path or jsonl_path,
             categories=list(before),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,10 @@ def _class_rows(summary: dict[str, Any]) -> list[list[str]]:
 
 
 def _sections(
-    summary: dict[str, Any], figures: dict[str, str], text_rows: list[dict[str, Any]]
+    summary: dict[str, Any],
+    figures: dict[str, str],
+    images: list[dict[str, Any]],
+    text_rows: list[dict[str, Any]],
 ) -> list[tuple[str, Any]]:
     """The report as (kind, content) blocks: ('h', title), ('p', text), ('table', (head, rows)), ('img', (path, alt))."""
     added = summary["added"]
@@ -117,6 +121,14 @@ def _sections(
         ("img", (figures["rubric"], "rubric levels by criterion and routes")),
     ]
     if "examples" in figures:
+        statuses = Counter(i["status"] for i in images)
+        if not statuses or set(statuses) == {"accepted"}:
+            blocks.append(
+                (
+                    "p",
+                    "No synthetic image was rejected or sent to review; the grid shows accepted ones only.",
+                )
+            )
         blocks += [
             ("h2", "Examples (green: accepted, red: rejected or in review)"),
             ("img", (figures["examples"], "example synthetic images with boxes")),
@@ -224,7 +236,7 @@ def write_report(folder: Path, summary: dict[str, Any], *, run_dirs: list[Path])
             summary["bias"], plot_dir / "attribute_balance.png"
         )
     relative = {key: path.relative_to(folder).as_posix() for key, path in figures.items()}
-    blocks = _sections(summary, relative, text_rows)
+    blocks = _sections(summary, relative, images, text_rows)
     paths = {"md": folder / "report.md", "html": folder / "report.html"}
     paths["md"].write_text(_markdown(blocks), encoding="utf-8")
     paths["html"].write_text(_html(blocks), encoding="utf-8")

@@ -458,3 +458,52 @@ def test_balance_needs_one_input(tmp_path: Path) -> None:
     result = run_cli("balance", "--out", str(tmp_path / "o"))
     assert result.returncode == 2
     assert "--coco" in result.stderr and "--jsonl" in result.stderr
+
+
+def test_generators_can_be_mixed_and_unknown_ones_are_named(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    coco, images = tiny
+    config = tmp_path / "mix.yaml"
+    config.write_text(
+        "name: mix\nimage:\n  - {generator: copy_paste}\n  - {generator: procedural, size: [64, 64], objects_per_image: [1, 1]}\n"
+    )
+    out = tmp_path / "out"
+    result = run_cli(
+        "balance",
+        "--coco",
+        str(coco),
+        "--images",
+        str(images),
+        "--out",
+        str(out),
+        "--target",
+        "5",
+        "--config",
+        str(config),
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "balance.json").read_text())
+    assert summary["runs"] == ["runs/mix-0-copy_paste", "runs/mix-1-procedural"]
+    merged = json.loads((out / "merged.coco.json").read_text())
+    generators = Counter(i["synthgate"]["generator"] for i in merged["images"] if "synthgate" in i)
+    assert set(generators) == {"copy_paste", "procedural"}
+    # blob has nothing to cut out, but the procedural generator can draw it
+    assert summary["classes"]["blob"]["after"] > 0
+    config.write_text("image: {generator: object_paste_missing}\n")
+    result = run_cli(
+        "balance",
+        "--coco",
+        str(coco),
+        "--images",
+        str(images),
+        "--out",
+        str(tmp_path / "o2"),
+        "--config",
+        str(config),
+    )
+    assert (
+        result.returncode == 2
+        and "object_paste_missing" in result.stderr
+        and "copy_paste" in result.stderr
+    )
