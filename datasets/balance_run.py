@@ -1,9 +1,10 @@
 """`synthgate balance`: plan -> generate -> validate -> route -> merge -> report, in one folder.
 
-`balance_coco(...)` (here) and `balance_jsonl(...)` (balance_text.py) check the real dataset, count it, plan the deficit
-as `SampleSpec`s (datasets/balance.py), run them through the same pipeline as `synthgate run`
-(`pipeline.run_batch` with the precomputed plan, one run folder per generator), merge what was
-accepted into a copy of the real data (datasets/merge.py) and write the report (reports/).
+`balance_coco(...)` (here) and `balance_jsonl(...)` (balance_text.py) check the real dataset,
+count it, plan the deficit as `SampleSpec`s (datasets/balance.py), run them through the same
+pipeline as `synthgate run` (`pipeline.run_batch` with the precomputed plan, one run folder per
+generator), merge what was accepted into a copy of the real data (datasets/merge.py) and write
+the report (reports/). The helpers below are shared with balance_text.py.
 Samples waiting for review are kept out of the merge and listed in balance.json. The output
 folder is built under a temporary name and renamed when complete: nothing is half-written.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,12 +58,14 @@ class BalanceOutcome:
 def generator_sections(
     value: dict[str, Any] | list[dict[str, Any]] | None, default: dict[str, Any]
 ) -> list[dict[str, Any]]:
+    """The generator sections of a balance config (one mapping, or a list to mix them)."""
     if value is None:
         return [dict(default)]
     return [dict(v) for v in (value if isinstance(value, list) else [value])]
 
 
 def prepare_output(out: Path) -> Path:
+    """A fresh temporary folder beside `out`; refuse to replace a folder that is not ours."""
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: is a file; choose a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / "balance.json").exists():
@@ -100,7 +104,7 @@ def run_sections(
     source: Path,
     categories: list[str],
     runs_dir: Path,
-    build: Any,
+    build: Callable[[Any], Generator],
     shares: dict[str, dict[str, float]],
     existing: dict[str, dict[str, Counter[str]]],
     progress: Progress | None,
