@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from test_balance import run_cli
 from test_report import chromium_path
 
@@ -124,3 +125,48 @@ def test_bad_rows_are_clear_errors(content: str, words: str, tmp_path: Path) -> 
     assert result.returncode == 2
     assert words in " ".join(result.stderr.split()) and "Traceback" not in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_samples_waiting_for_review_are_listed_not_merged(tmp_path: Path) -> None:
+    from synthgate.config import PACKAGE_ROOT
+
+    rubric = yaml.safe_load(
+        (PACKAGE_ROOT / "configs" / "rubrics" / "classification.yaml").read_text()
+    )
+    # Every text is "too short" for this rubric: clarity 1, score 4.43, under accept_at 4.5.
+    rubric["criteria"]["clarity"]["checks"][0]["thresholds"]["text_chars"] = {
+        "gold": 1000,
+        "acceptable": 900,
+    }
+    rubric["routing"]["accept_at"] = 4.5
+    (tmp_path / "strict.yaml").write_text(yaml.safe_dump(rubric))
+    (tmp_path / "balance.yaml").write_text(f"rubric: {tmp_path / 'strict.yaml'}\n")
+    rows = [{"id": f"n{i}", "review": t, "sentiment": "neg"} for i, t in enumerate(NEGATIVE[:1])]
+    rows += [{"id": f"p{i}", "review": t, "sentiment": "pos"} for i, t in enumerate(POSITIVE[:3])]
+    source = tmp_path / "reviews.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    result = run_cli(
+        "balance",
+        "--jsonl",
+        str(source),
+        "--label-field",
+        "sentiment",
+        "--text-field",
+        "review",
+        "--target",
+        "max",
+        "--out",
+        str(out),
+        "--config",
+        str(tmp_path / "balance.yaml"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert (out / "merged.jsonl").read_text() == source.read_text()
+    summary = json.loads((out / "balance.json").read_text())
+    waiting = summary["waiting_for_review"]
+    assert len(waiting) == 2 and all(w.startswith("tex-") for w in waiting)
+    assert summary["classes"]["neg"]["after"] == 1
+    assert "2 in samples review" in summary["classes"]["neg"]["why_not"]
+    assert "wait for review and were not merged" in result.stdout
+    assert all(w in (out / "report.md").read_text() for w in waiting)
