@@ -116,6 +116,16 @@ def _sections(
         if rows
         else ("p", "No class was below its target.")
     )
+    extra = sum(c["filled"] for c in summary["classes"].values() if c["deficit"] == 0)
+    if summary["kind"] == "coco" and extra > 0:
+        blocks.append(
+            (
+                "p",
+                f"Classes at or above their target also gained {extra} instances: the real "
+                "objects of the backgrounds the new instances were pasted on (copy-paste keeps "
+                "every label of its background).",
+            )
+        )
     blocks += [
         ("h2", "Rubric outcomes"),
         ("img", (figures["rubric"], "rubric levels by criterion and routes")),
