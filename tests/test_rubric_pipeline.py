@@ -64,7 +64,9 @@ def test_every_sample_carries_its_report(strict_run: Path) -> None:
 def test_routing_decides_what_is_accepted(strict_run: Path) -> None:
     coco = json.loads((strict_run / "coco.json").read_text())
     accepted = json.loads((strict_run / "accepted.coco.json").read_text())
-    routes = {i["synthgate"]["sample_id"]: i["synthgate"]["report"]["route"] for i in coco["images"]}
+    routes = {
+        i["synthgate"]["sample_id"]: i["synthgate"]["report"]["route"] for i in coco["images"]
+    }
     assert "review" in routes.values(), "3-5 objects per image: some are occluded"
     kept = {i["synthgate"]["sample_id"] for i in accepted["images"]}
     assert kept == {s for s, r in routes.items() if r == "accepted"}
