@@ -81,6 +81,8 @@ def test_report_md_explains_why(strict_run: Path) -> None:
     assert "Error analysis (rubric `detection`)" in report
     assert "| clarity | clarity_visible_fraction | visible_fraction | 1 |" in report
     assert "Error analysis (rubric `ner`)" in report
+    # Samples sent to review leave their classes short of the planned quota (4 per class).
+    assert "`completeness_class_quotas`: class" in report and "of 4 requested" in report
 
 
 def test_default_rubric_of_a_classification_file(tmp_path: Path) -> None:

@@ -105,6 +105,8 @@ class Rubric(_Strict):
             raise ValueError(f"unknown criteria {unknown}; use {list(CRITERIA)}")
         if not self.criteria:
             raise ValueError("criteria is empty; give at least one of " + ", ".join(CRITERIA))
+        # One order everywhere (reports, tables, JSON), whatever order the file used.
+        self.criteria = {name: self.criteria[name] for name in CRITERIA if name in self.criteria}
         return self
 
     def threshold_of(self, check: str, measure: str) -> Threshold | None:
