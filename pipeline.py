@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from synthgate import __version__
 from synthgate.config import BatchConfig
 from synthgate.datasets.coco import read_coco
@@ -236,7 +234,9 @@ def run_batch(
         store.put_batch(
             batch_id, name=config.name, seed=config.seed, config=config.model_dump(mode="json")
         )
-        summaries = {m: ValidationSummary(j.rubric) for m, j in judges.items()}
+        summaries: dict[str, ValidationSummary] = {
+            m: ValidationSummary(j.rubric) for m, j in judges.items()
+        }
         for modality, generator in generators.items():
             started = time.perf_counter()
             result.counts[modality] = _run_modality(
@@ -299,38 +299,55 @@ def _run_modality(
             config, modality, batch_id=batch_id, quota_categories=generator.quota_categories()
         )
     )
-    # PNG encoding (zlib releases the GIL) runs on a second thread while the next chunk is
-    # drawn; waiting for the previous chunk's files keeps at most two chunks of pixels alive.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="png") as encoder:
-        in_flight: list[Future[None]] = []
+    # Judging and PNG encoding (numpy and zlib release the GIL) run on a second thread while the
+    # next chunk is drawn. One thread keeps the batch checks in sample order; waiting for the
+    # previous chunk before handing over the next keeps at most two chunks of pixels alive.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="judge") as worker:
+        pending: Future[list[GeneratedSample]] | None = None
         while chunk := list(itertools.islice(specs, chunk_size(generator, modality))):
-            made = process_specs(generator, chunk, judge_sample)
-            for future in in_flight:
-                future.result()
-            in_flight = [
-                encoder.submit(_write_png, folder / g.sample.uri, g.pixels)
-                for g in made
-                if g.pixels is not None and g.sample.uri
-            ]
-            for generated in made:
-                report = generated.sample.report
-                if report is not None:
-                    summary.add(generated.sample.id, report)
-                    counts["audit"] += int(report.audit)
-                counts[generated.sample.status] += 1
-                counts["hidden_objects"] += int(generated.extras.get("hidden", 0))
-                writer.add(generated.sample)
-            store.upsert_samples(g.sample for g in made)
+            made = generator.generate(chunk)
+            if pending is not None:
+                _record(pending.result(), counts, summary, writer, store)
+                if progress is not None:
+                    progress(modality, len(chunk), total)
+            pending = worker.submit(_judge_and_write, made, judge_sample, folder)
+        if pending is not None:
+            finished = pending.result()
+            _record(finished, counts, summary, writer, store)
             if progress is not None:
-                progress(modality, len(made), total)
-        for future in in_flight:
-            future.result()
+                progress(modality, len(finished), total)
     counts["generated"] = total
     return dict(sorted(counts.items()))
 
 
-def _write_png(path: Path, pixels: np.ndarray) -> None:
-    path.write_bytes(encode_png(pixels))
+def _judge_and_write(
+    made: list[GeneratedSample], judge_sample: Judge, folder: Path
+) -> list[GeneratedSample]:
+    """The worker thread's share of a chunk: judge every sample, write its PNG."""
+    for generated in made:
+        judge(generated, judge_sample)
+        if generated.pixels is not None and generated.sample.uri:
+            (folder / generated.sample.uri).write_bytes(encode_png(generated.pixels))
+    return made
+
+
+def _record(
+    made: list[GeneratedSample],
+    counts: Counter[str],
+    summary: ValidationSummary,
+    writer: RunWriter,
+    store: Store,
+) -> None:
+    """Count, summarise, write and store a judged chunk, in sample order."""
+    for generated in made:
+        report = generated.sample.report
+        if report is not None:
+            summary.add(generated.sample.id, report)
+            counts["audit"] += int(report.audit)
+        counts[generated.sample.status] += 1
+        counts["hidden_objects"] += int(generated.extras.get("hidden", 0))
+        writer.add(generated.sample)
+    store.upsert_samples(g.sample for g in made)
 
 
 def package_versions() -> dict[str, str]:

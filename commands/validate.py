@@ -19,8 +19,8 @@ def validate(
     rubric: str | None = typer.Option(
         None,
         "--rubric",
-        help="Rubric YAML, or the name of a shipped one (detection, ner, classification) "
-        "[default: detection for COCO; ner or classification for JSONL].",
+        help="Rubric YAML, or the name of a shipped one (detection, ner, classification). "
+        "Default: detection for COCO; ner or classification (by what the rows hold) for JSONL.",
     ),
     json_out: Path | None = typer.Option(
         None, "--json", help="Write every sample's score, levels, route and findings here."

@@ -127,9 +127,8 @@ def _object(
         except (ValueError, TypeError, OverflowError) as error:
             attributes["segmentation_error"] = str(error)
     category_id = annotation.get("category_id")
-    extra = annotation.get("synthgate") if isinstance(annotation.get("synthgate"), dict) else {}
-    visible = extra.get("visible_fraction", 1.0)
-    area = annotation.get("area")
+    visible: Any = mapping_of(annotation.get("synthgate")).get("visible_fraction", 1.0)
+    area: Any = annotation.get("area")
     return ObjectLabel(
         category=category_names.get(category_id, f"<category id {category_id}>"),
         bbox=box,
@@ -137,6 +136,17 @@ def _object(
         area=float(area) if _number(area) else 0.0,
         visible_fraction=float(visible) if _number(visible) and 0 <= visible <= 1 else 1.0,
         attributes=attributes,
+    )
+
+
+def mapping_of(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def count_of(value: Any, default: int) -> int:
+    """A non-negative int from a file, else `default`."""
+    return (
+        value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else default
     )
 
 
@@ -155,15 +165,11 @@ def coco_image_to_sample(
     """One COCO image and its annotations -> a Sample (ids and provenance kept when present)."""
     image_id = image.get("id")
     height, width = _size(image.get("height")), _size(image.get("width"))
-    mark = image.get("synthgate") if isinstance(image.get("synthgate"), dict) else {}
-    fallback_seed = image_id if isinstance(image_id, int) and image_id >= 0 else position
-    seed = mark.get("seed") if isinstance(mark.get("seed"), int) and mark["seed"] >= 0 else None
-    seed = fallback_seed if seed is None else seed
+    mark = mapping_of(image.get("synthgate"))
+    seed = count_of(mark.get("seed"), count_of(image_id, position))
     spec = SampleSpec(
         batch_id=str(mark.get("batch_id") or source),
-        index=mark["index"]
-        if isinstance(mark.get("index"), int) and mark["index"] >= 0
-        else position,
+        index=count_of(mark.get("index"), position),
         modality="image",
         generator=str(mark.get("generator") or "coco"),
         category=mark.get("category") if isinstance(mark.get("category"), str) else None,

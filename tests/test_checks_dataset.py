@@ -60,7 +60,9 @@ def findings(data: dict[str, Any], quotas: dict[str, int] | None = None) -> dict
 
 def with_annotation(**fields: Any) -> dict[str, Any]:
     data = coco()
-    data["annotations"].append({"id": 13, "image_id": 2, "category_id": 2, "bbox": [0, 0, 4, 4], **fields})
+    data["annotations"].append(
+        {"id": 13, "image_id": 2, "category_id": 2, "bbox": [0, 0, 4, 4], **fields}
+    )
     return data
 
 
@@ -79,7 +81,9 @@ DATASET_CASES = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("name", "data", "expected"), DATASET_CASES, ids=[c[0] for c in DATASET_CASES])
+@pytest.mark.parametrize(
+    ("name", "data", "expected"), DATASET_CASES, ids=[c[0] for c in DATASET_CASES]
+)
 def test_dataset_checks(name: str, data: dict[str, Any], expected: dict[str, str]) -> None:
     found = findings(data)
     assert set(found) == set(expected), found
@@ -99,7 +103,10 @@ def test_coco_reader_converts_polygons_crowd_rle_and_boxes() -> None:
     samples = list(coco_to_samples(coco()))
     assert [s.id for s in samples] == ["coco-1", "coco-2"]
     polygon, crowd = samples[0].objects
-    assert polygon.category == "person" and polygon.attributes == {"iscrowd": False, "annotation_id": 10}
+    assert polygon.category == "person" and polygon.attributes == {
+        "iscrowd": False,
+        "annotation_id": 10,
+    }
     assert crowd.attributes["iscrowd"] is True
     assert decode_mask(crowd.mask).sum() == 15 * 25  # type: ignore[arg-type]
     assert mask_utils.toBbox(polygon.mask).tolist() == [10, 10, 10, 10]
@@ -140,7 +147,7 @@ def test_malformed_annotations_become_findings_not_crashes() -> None:
 def test_read_coco_errors_name_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(InputError, match="bad.json: not valid JSON"):
+    with pytest.raises(InputError, match=r"bad\.json: not valid JSON"):
         read_coco(bad)
     bad.write_text(json.dumps({"annotations": []}))
     with pytest.raises(InputError, match="no `images` list"):

@@ -34,9 +34,7 @@ def scene(seed: int = 0, placed: list[tuple[str, np.ndarray]] | None = None) -> 
         [PlacedObject(c, m, {}) for c, m in placed], shape=(H, W), min_visible_fraction=0.25
     )
     rng = np.random.default_rng(seed)
-    spec = SampleSpec(
-        batch_id="b", index=seed, modality="image", generator="procedural", seed=seed
-    )
+    spec = SampleSpec(batch_id="b", index=seed, modality="image", generator="procedural", seed=seed)
     sample = Sample(
         id=f"img-{seed}",
         spec=spec,

@@ -140,9 +140,14 @@ def test_duplicate_text_is_flagged_on_the_later_sample_only() -> None:
 def test_classification_label_outside_taxonomy() -> None:
     report = judge(text_sample("Love it, works great!", [], label="sarcastic"), CLASSIFICATION)
     assert report.levels["correctness"] == 1 and report.route == "review"
-    assert judge(text_sample("Love it, works great!", [], label="positive"), CLASSIFICATION).findings == []
+    assert (
+        judge(text_sample("Love it, works great!", [], label="positive"), CLASSIFICATION).findings
+        == []
+    )
 
 
 def test_without_taxonomy_labels_are_not_judged() -> None:
-    report = judge_sample(text_sample(CLEAN, [span(ADA, ADA + 12, label="ALIEN")]), NER, ValidationContext())
+    report = judge_sample(
+        text_sample(CLEAN, [span(ADA, ADA + 12, label="ALIEN")]), NER, ValidationContext()
+    )
     assert report.findings == []

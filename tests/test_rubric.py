@@ -99,7 +99,9 @@ def test_unknown_rubric_name_lists_the_shipped_ones() -> None:
         (0, 0, "higher", 1, 1),
     ],
 )
-def test_threshold_levels(gold: float, acceptable: float, worse: str, value: float, level: int) -> None:
+def test_threshold_levels(
+    gold: float, acceptable: float, worse: str, value: float, level: int
+) -> None:
     assert Threshold(gold=gold, acceptable=acceptable).level(value, worse) == level
 
 
@@ -114,7 +116,12 @@ CRITICAL = ["correctness", "completeness", "precision"]
         (4.4, {"precision": 3}, ROUTING, "accepted"),
         (4.2, {"precision": 3, "clarity": 3}, ROUTING, "review"),
         (3.8, {"completeness": 1}, ROUTING, "review"),
-        (3.8, {"completeness": 1}, ROUTING.model_copy(update={"on_critical": "reject"}), "rejected"),
+        (
+            3.8,
+            {"completeness": 1},
+            ROUTING.model_copy(update={"on_critical": "reject"}),
+            "rejected",
+        ),
         (4.6, {"clarity": 1}, ROUTING, "accepted"),  # minor criterion: weighed, never blocking
         (3.4, {"correctness": 1, "clarity": 1}, ROUTING, "rejected"),
         # A critical failure is never accepted, whatever the weights and cut points.

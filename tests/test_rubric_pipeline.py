@@ -64,7 +64,9 @@ def test_every_sample_carries_its_report(strict_run: Path) -> None:
 def test_routing_decides_what_is_accepted(strict_run: Path) -> None:
     coco = json.loads((strict_run / "coco.json").read_text())
     accepted = json.loads((strict_run / "accepted.coco.json").read_text())
-    routes = {i["synthgate"]["sample_id"]: i["synthgate"]["report"]["route"] for i in coco["images"]}
+    routes = {
+        i["synthgate"]["sample_id"]: i["synthgate"]["report"]["route"] for i in coco["images"]
+    }
     assert "review" in routes.values(), "3-5 objects per image: some are occluded"
     kept = {i["synthgate"]["sample_id"] for i in accepted["images"]}
     assert kept == {s for s, r in routes.items() if r == "accepted"}
@@ -79,6 +81,8 @@ def test_report_md_explains_why(strict_run: Path) -> None:
     assert "Error analysis (rubric `detection`)" in report
     assert "| clarity | clarity_visible_fraction | visible_fraction | 1 |" in report
     assert "Error analysis (rubric `ner`)" in report
+    # Samples sent to review leave their classes short of the planned quota (4 per class).
+    assert "`completeness_class_quotas`: class" in report and "of 4 requested" in report
 
 
 def test_default_rubric_of_a_classification_file(tmp_path: Path) -> None:

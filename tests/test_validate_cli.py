@@ -30,7 +30,11 @@ def coco_file(tmp_path: Path) -> Path:
     rng = np.random.default_rng(0)
     images, annotations = [], []
     for image_id, (loose, black) in enumerate([(0, False), (7, False), (0, True)], start=1):
-        pixels = np.zeros((48, 64, 3), np.uint8) if black else rng.integers(30, 220, (48, 64, 3), dtype=np.uint8)
+        pixels = (
+            np.zeros((48, 64, 3), np.uint8)
+            if black
+            else rng.integers(30, 220, (48, 64, 3), dtype=np.uint8)
+        )
         Image.fromarray(pixels).save(tmp_path / f"{image_id}.png")
         images.append({"id": image_id, "file_name": f"{image_id}.png", "width": 64, "height": 48})
         mask = square(15, 20, 12)
@@ -49,7 +53,9 @@ def invoke(*args: str) -> Any:
     return runner.invoke(app, ["validate", *map(str, args)])
 
 
-def test_validate_coco_with_images_writes_the_json_document(coco_file: Path, tmp_path: Path) -> None:
+def test_validate_coco_with_images_writes_the_json_document(
+    coco_file: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "report.json"
     result = invoke(coco_file, "--images", tmp_path, "--json", out)
     assert result.exit_code == 0, result.output
@@ -124,9 +130,24 @@ def test_validate_text_jsonl_picks_ner_or_classification(tmp_path: Path) -> None
         ('{"text": "ok"}\nnot json\n', "x.jsonl", [], "x.jsonl:2: not valid JSON"),
         ('{"spans": []}\n', "x.jsonl", [], "x.jsonl:1: not a text sample"),
         ('{"text": "a", "spans": [[-1, 2, "X"]]}\n', "x.jsonl", [], "x.jsonl:1: not a text sample"),
-        ('{"images": [], "annotations": [], "categories": []}', "x.json", ["--rubric", "nope"], "no such file"),
-        ('{"images": [], "annotations": [], "categories": []}', "x.json", ["--rubric", "ner"], "judges texts"),
-        ('{"images": [], "annotations": [], "categories": []}', "x.json", ["--images", "/no/such/dir"], "not a folder"),
+        (
+            '{"images": [], "annotations": [], "categories": []}',
+            "x.json",
+            ["--rubric", "nope"],
+            "no such file",
+        ),
+        (
+            '{"images": [], "annotations": [], "categories": []}',
+            "x.json",
+            ["--rubric", "ner"],
+            "judges texts",
+        ),
+        (
+            '{"images": [], "annotations": [], "categories": []}',
+            "x.json",
+            ["--images", "/no/such/dir"],
+            "not a folder",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_clear_message(
@@ -166,6 +187,10 @@ def test_messy_real_world_coco_does_not_crash(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     document = json.loads(out.read_text())
     checks = {f["check"] for row in document["samples"] for f in row["findings"]}
-    assert {"precision_mask_consistency", "correctness_bbox_valid", "correctness_category_in_taxonomy"} <= checks
+    assert {
+        "precision_mask_consistency",
+        "correctness_bbox_valid",
+        "correctness_category_in_taxonomy",
+    } <= checks
     dataset = {f["check"] for f in document["summary"]["dataset"]}
     assert {"correctness_unique_ids", "correctness_dangling_references"} <= dataset

@@ -28,21 +28,26 @@ def _copy(generated: GeneratedSample) -> GeneratedSample:
     )
 
 
-def loosen_box(generated: GeneratedSample, rng: np.random.Generator, *, k: int) -> GeneratedSample | None:
-    """Grow one box by k px on every side it can grow (clipped to the image)."""
+def loosen_box(
+    generated: GeneratedSample, rng: np.random.Generator, *, k: int
+) -> GeneratedSample | None:
+    """Grow one box by k px on every side that has room (at least one side must, so the box
+    ends exactly k px loose); sides at the image border grow as far as they can."""
     sample = generated.sample
     width, height = sample.width or 0, sample.height or 0
-    candidates = []
+    room = {}
     for i, obj in enumerate(sample.objects):
         x, y, w, h = obj.bbox
-        if min(x, y, width - x - w, height - y - h) >= k:  # room on every side: exactly k loose
-            candidates.append(i)
-    if not candidates:
+        sides = (x, y, width - x - w, height - y - h)
+        if max(sides) >= k:
+            room[i] = sides
+    if not room:
         return None
     out = _copy(generated)
-    index = candidates[int(rng.integers(len(candidates)))]
+    index = list(room)[int(rng.integers(len(room)))]
+    left, top, right, bottom = (min(k, side) for side in room[index])
     x, y, w, h = out.sample.objects[index].bbox
-    out.sample.objects[index].bbox = [x - k, y - k, w + 2 * k, h + 2 * k]
+    out.sample.objects[index].bbox = [x - left, y - top, w + left + right, h + top + bottom]
     return out
 
 
@@ -117,7 +122,9 @@ def unfill_slot(generated: GeneratedSample, rng: np.random.Generator) -> Generat
     moved: list[Span] = []
     for other in out.sample.spans:
         if other.start >= span.end:
-            other = other.model_copy(update={"start": other.start + delta, "end": other.end + delta})
+            other = other.model_copy(
+                update={"start": other.start + delta, "end": other.end + delta}
+            )
         moved.append(other)
     out.sample.spans = moved
     return out

@@ -105,6 +105,8 @@ class Rubric(_Strict):
             raise ValueError(f"unknown criteria {unknown}; use {list(CRITERIA)}")
         if not self.criteria:
             raise ValueError("criteria is empty; give at least one of " + ", ".join(CRITERIA))
+        # One order everywhere (reports, tables, JSON), whatever order the file used.
+        self.criteria = {name: self.criteria[name] for name in CRITERIA if name in self.criteria}
         return self
 
     def threshold_of(self, check: str, measure: str) -> Threshold | None:
@@ -131,19 +133,23 @@ def _check_errors(rubric: Rubric) -> list[str]:
                 errors.append(f"{at}.check: unknown check {spec.check!r}; {hint}see `CHECKS`")
                 continue
             if criterion is not None and check.criterion != criterion:
-                errors.append(
-                    f"{at}.check: {spec.check} judges {check.criterion}; list it there"
-                )
+                errors.append(f"{at}.check: {spec.check} judges {check.criterion}; list it there")
             if (check.scope == "dataset") != (criterion is None):
                 errors.append(
                     f"{at}.check: {spec.check} is a {check.scope} check; "
-                    + ("list it under `dataset:`" if check.scope == "dataset" else "list it under its criterion")
+                    + (
+                        "list it under `dataset:`"
+                        if check.scope == "dataset"
+                        else "list it under its criterion"
+                    )
                 )
             for key in sorted(set(spec.params) - set(check.defaults)):
                 allowed = list(check.defaults) or "none"
                 errors.append(f"{at}.params.{key}: unknown param; {spec.check} takes {allowed}")
             if not spec.thresholds:
-                errors.append(f"{at}.thresholds: give gold/acceptable for one of {list(check.measures)}")
+                errors.append(
+                    f"{at}.thresholds: give gold/acceptable for one of {list(check.measures)}"
+                )
             for measure, threshold in spec.thresholds.items():
                 declared = check.measures.get(measure)
                 if declared is None:
@@ -261,7 +267,9 @@ def judge_sample(generated: GeneratedSample, rubric: Rubric, context: Any) -> Ru
         levels[criterion] = level
     weights = {name: c.weight for name, c in rubric.criteria.items()}
     score = round(sum(weights[c] * levels[c] for c in levels) / sum(weights.values()), 3)
-    chosen, audit = route(score, levels, rubric.routing, critical=_critical(rubric), seed=sample.spec.seed)
+    chosen, audit = route(
+        score, levels, rubric.routing, critical=_critical(rubric), seed=sample.spec.seed
+    )
     return RubricReport(
         rubric=rubric.name,
         score=score,

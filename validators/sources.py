@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 from pydantic import ValidationError
 
-from synthgate.datasets.coco import category_names, coco_to_samples, read_coco
+from synthgate.datasets.coco import category_names, coco_to_samples, count_of, mapping_of, read_coco
 from synthgate.errors import InputError
 from synthgate.samples import GeneratedSample, Provenance, Sample, SampleSpec, Span
 
@@ -109,7 +109,9 @@ def _span(value: Any) -> Span:
     if isinstance(value, list | tuple) and len(value) >= 3:
         return Span(start=value[0], end=value[1], label=str(value[2]))
     if isinstance(value, dict):
-        return Span.model_validate({k: value[k] for k in ("start", "end", "label", "value") if k in value})
+        return Span.model_validate(
+            {k: value[k] for k in ("start", "end", "label", "value") if k in value}
+        )
     raise ValueError(f"span {value!r} is neither [start, end, label] nor an object")
 
 
@@ -119,9 +121,9 @@ def text_row_to_sample(row: dict[str, Any], *, source: str, line: int) -> Sample
     if not isinstance(text, str):
         raise ValueError("`text` is missing or not a string")
     spans = [_span(s) for s in row.get("spans") or []]
-    seed = row.get("seed") if isinstance(row.get("seed"), int) and row["seed"] >= 0 else line
-    index = row.get("index") if isinstance(row.get("index"), int) and row["index"] >= 0 else line
-    attributes = row.get("attributes") if isinstance(row.get("attributes"), dict) else {}
+    seed = count_of(row.get("seed"), line)
+    index = count_of(row.get("index"), line)
+    attributes = mapping_of(row.get("attributes"))
     spec = SampleSpec(
         batch_id=str(row.get("batch_id") or source),
         index=index,

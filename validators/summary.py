@@ -10,6 +10,7 @@ px"), so a reader learns why samples failed, not only how many.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,7 +152,11 @@ class ValidationSummary:
             + (f" ({self.audit} accepted samples drawn for audit)" if self.audit else "")
             + "."
         )
-        out += ["", "| criterion | severity | level 5 | level 3 | level 1 |", "|---|---|---:|---:|---:|"]
+        out += [
+            "",
+            "| criterion | severity | level 5 | level 3 | level 1 |",
+            "|---|---|---:|---:|---:|",
+        ]
         for name, criterion in self.rubric.criteria.items():
             counts = self.levels.get(name, Counter())
             out.append(
@@ -181,7 +186,9 @@ class ValidationSummary:
         return "\n".join(out) + "\n"
 
 
-def run_report_markdown(name: str, batch_id: str, summaries: dict[str, ValidationSummary]) -> str:
+def run_report_markdown(
+    name: str, batch_id: str, summaries: Mapping[str, ValidationSummary]
+) -> str:
     """report.md of a run: per modality, the routes, the levels and the error analysis."""
     out = [f"# Run report: {name}", "", f"Batch `{batch_id}`.", ""]
     for modality, summary in summaries.items():

@@ -25,7 +25,9 @@ from synthgate.validators.sources import open_source
 from synthgate.validators.summary import ValidationSummary
 
 
-def rubric_for(modality: str, *, rubric: str | Path | None = None, task: str | None = None) -> Rubric:
+def rubric_for(
+    modality: str, *, rubric: str | Path | None = None, task: str | None = None
+) -> Rubric:
     """The rubric of a batch section: the one it names, else detection for images and the
     template file's task (ner / classification) for texts."""
     chosen = load_rubric(rubric or ("detection" if modality == "image" else task or "ner"))

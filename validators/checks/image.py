@@ -30,9 +30,7 @@ def annotation_id(obj: ObjectLabel) -> int | None:
     return int(value) if isinstance(value, int) else None
 
 
-def _measure(
-    item: CheckInput, index: int, measure: str, value: float, message: str
-) -> Measurement:
+def _measure(item: CheckInput, index: int, measure: str, value: float, message: str) -> Measurement:
     obj = item.sample.objects[index]
     return Measurement(
         measure, float(value), message, object_index=index, annotation_id=annotation_id(obj)
@@ -82,6 +80,16 @@ def mask_boxes(item: CheckInput) -> dict[int, tuple[float, float, float, float, 
     return item.cache["mask_boxes"]
 
 
+def foreground_rle(item: CheckInput) -> dict[str, Any]:
+    """The generator's foreground as RLE, encoded once per sample."""
+    if "foreground_rle" not in item.cache:
+        assert item.foreground is not None
+        item.cache["foreground_rle"] = mask_utils.encode(
+            np.asfortranarray(item.foreground, dtype=np.uint8)
+        )
+    return item.cache["foreground_rle"]
+
+
 @register(
     "correctness_category_in_taxonomy",
     measures=[Measure("category_unknown", "object")],
@@ -93,7 +101,9 @@ def category_in_taxonomy(item: CheckInput, params: Mapping[str, Any]) -> Iterato
         return
     for i, obj in enumerate(item.sample.objects):
         if obj.category not in taxonomy:
-            yield _measure(item, i, "category_unknown", 1, f"class {obj.category!r} not in taxonomy")
+            yield _measure(
+                item, i, "category_unknown", 1, f"class {obj.category!r} not in taxonomy"
+            )
 
 
 @register(
@@ -114,7 +124,10 @@ def bbox_valid(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measurem
         outside = max(-x0, -y0, x1 - width, y1 - height, 0.0)
         if outside > 0:
             yield _measure(
-                item, i, "bbox_outside_px", outside,
+                item,
+                i,
+                "bbox_outside_px",
+                outside,
                 f"box {obj.bbox} extends {outside:g} px outside the {width}x{height} image",
             )
 
@@ -141,7 +154,10 @@ def box_tightness(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measu
         x0, y0, x1, y1 = edges
         loose = max(mx0 - x0, my0 - y0, x1 - mx1, y1 - my1, 0.0)
         yield _measure(
-            item, i, "box_tightness_px", round(loose, 3),
+            item,
+            i,
+            "box_tightness_px",
+            round(loose, 3),
             f"box {_fmt(obj.bbox)} is {loose:.3g} px loose around its mask "
             f"{_fmt([mx0, my0, mx1 - mx0, my1 - my0])}",
         )
@@ -180,19 +196,25 @@ def mask_consistency(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Me
             out = max(x0 - mx0, y0 - my0, mx1 - x1, my1 - y1, 0.0)
             if out > 0:
                 yield _measure(
-                    item, i, "mask_outside_box_px", round(out, 3),
+                    item,
+                    i,
+                    "mask_outside_box_px",
+                    round(out, 3),
                     f"mask reaches {out:.3g} px beyond its box {_fmt(obj.bbox)}",
                 )
     if item.foreground is not None and boxes and _fits(item.foreground, sample):
-        background = mask_utils.encode(np.asfortranarray(~item.foreground, dtype=np.uint8))
+        drawn = foreground_rle(item)
         for i, (*_, area) in boxes.items():
             if area == 0:
                 continue
-            off = mask_utils.merge([sample.objects[i].mask, background], intersect=True)
-            stray = int(mask_utils.area(off))
+            on = mask_utils.merge([sample.objects[i].mask, drawn], intersect=True)
+            stray = int(area - mask_utils.area(on))
             if stray:
                 yield _measure(
-                    item, i, "mask_outside_foreground_px", stray,
+                    item,
+                    i,
+                    "mask_outside_foreground_px",
+                    stray,
                     f"{stray} mask px lie where the generator drew no object",
                 )
 
@@ -208,15 +230,18 @@ def unlabelled_foreground(item: CheckInput, params: Mapping[str, Any]) -> Iterat
         return
     if not _fits(foreground, sample):
         return
-    drawn = foreground if item.ignore is None else foreground & ~item.ignore
     # In RLE: |drawn| - |drawn ∩ labels|, without decoding any mask.
-    drawn_rle = mask_utils.encode(np.asfortranarray(drawn, dtype=np.uint8))
+    if item.ignore is not None and item.ignore.any():
+        drawn = foreground & ~item.ignore
+        drawn_rle = mask_utils.encode(np.asfortranarray(drawn, dtype=np.uint8))
+    else:
+        drawn_rle = foreground_rle(item)
     count = int(mask_utils.area(drawn_rle))
     rles = [sample.objects[i].mask for i in mask_boxes(item)]
     if rles and count:
         labelled = mask_utils.merge(rles, intersect=False)
         count -= int(mask_utils.area(mask_utils.merge([drawn_rle, labelled], intersect=True)))
-    percent = 100.0 * count / max(drawn.size, 1)
+    percent = 100.0 * count / max(foreground.size, 1)
     message = f"{count} px ({percent:.2f} % of the image) of drawn objects carry no label"
     yield Measurement("unlabelled_px", count, message)
     yield Measurement("unlabelled_percent", round(percent, 4), message)
@@ -255,7 +280,10 @@ def duplicate_boxes(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Mea
             other_id = annotation_id(objects[other])
             ref = f"annotation {other_id}" if other_id is not None else f"object {other}"
             yield _measure(
-                item, members[later], "duplicate_iou", round(value, 4),
+                item,
+                members[later],
+                "duplicate_iou",
+                round(value, 4),
                 f"{kind} IoU {value:.2f} with {ref} of the same class",
             )
 
@@ -269,7 +297,10 @@ def visible_fraction(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Me
     for i, obj in enumerate(item.sample.objects):
         if not is_crowd(obj):
             yield _measure(
-                item, i, "visible_fraction", obj.visible_fraction,
+                item,
+                i,
+                "visible_fraction",
+                obj.visible_fraction,
                 f"{obj.visible_fraction:.0%} of the object is visible",
             )
 
@@ -280,7 +311,10 @@ def crowd_regions(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measu
     for i, obj in enumerate(item.sample.objects):
         if is_crowd(obj):
             yield _measure(
-                item, i, "crowd_region", 1,
+                item,
+                i,
+                "crowd_region",
+                1,
                 f"crowd region of {obj.category!r} ({obj.area:g} px): instances not separable",
             )
 

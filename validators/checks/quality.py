@@ -23,7 +23,11 @@ def _fingerprint(item: CheckInput) -> tuple[np.uint64, np.ndarray] | None:
     if "fingerprint" not in item.cache:
         item.cache["fingerprint"] = None
         pixels = item.pixels
-        if pixels is not None and pixels.size and np.isfinite(pixels).all():
+        if (
+            pixels is not None
+            and pixels.size
+            and (pixels.dtype.kind in "ui" or np.isfinite(pixels).all())
+        ):
             item.cache["fingerprint"] = fingerprint(pixels)
     return item.cache["fingerprint"]
 
@@ -119,7 +123,8 @@ def image_quality(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measu
         round(variance, 3),
         f"variance of the Laplacian at edges {variance:.1f}",
     )
-    gray = np.nan_to_num(gray, nan=0.0, posinf=255.0, neginf=0.0)
+    if pixels.dtype.kind == "f":
+        gray = np.nan_to_num(gray, nan=0.0, posinf=255.0, neginf=0.0)
     clipped = np.count_nonzero(gray <= params["dark_level"])
     clipped += np.count_nonzero(gray >= params["bright_level"])
     percent = 100.0 * clipped / gray.size
