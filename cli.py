@@ -12,8 +12,10 @@ import sys
 import typer
 
 from synthgate import __version__
+from synthgate.commands import balance as balance_commands
 from synthgate.commands import console
 from synthgate.commands import run as run_commands
+from synthgate.commands import validate as validate_commands
 
 app = typer.Typer(
     name="synthgate",
@@ -46,12 +48,15 @@ def main_options(
 app.command()(run_commands.run)
 
 # validate (validators/)
+app.command()(validate_commands.validate)
 
 # worker, submit, status (workers/)
 
 # review, users, serve (review/, api/)
 
 # balance, merge (datasets/)
+app.command()(balance_commands.balance)
+app.command()(balance_commands.merge)
 
 
 def main() -> None:

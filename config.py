@@ -45,6 +45,7 @@ class ProceduralImageConfig(StrictModel):
     objects_per_image: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] = (1, 5)
     min_visible_fraction: float = Field(0.25, ge=0.0, le=1.0)
     object_scale_range: tuple[float, float] = (0.08, 0.35)
+    rubric: str | None = None  # a rubric name (configs/rubrics/) or YAML path [default: detection]
 
     @field_validator("objects_per_image", "object_scale_range")
     @classmethod
@@ -68,6 +69,33 @@ def _tagged_union(*models: type[StrictModel], default: str) -> Any:
 
 def _generator_name(model: type[StrictModel]) -> str:
     return str(model.model_fields["generator"].default)
+
+
+class CopyPasteImageConfig(StrictModel):
+    """Instances cut from a real COCO dataset by their masks, pasted into other real images."""
+
+    generator: Literal["copy_paste"] = "copy_paste"
+    count: int = Field(gt=0)
+    coco: Path  # the real COCO file the instances and backgrounds come from
+    images: Path  # the folder its file_names are relative to
+    instances_per_image: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] = (1, 3)
+    # Large-scale jitter: each pasted instance is resized by a factor drawn from this range.
+    scale_range: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = (0.1, 2.0)
+    flip_probability: float = Field(0.5, ge=0.0, le=1.0)
+    min_visible_fraction: float = Field(0.25, ge=0.0, le=1.0)
+    min_source_area: int = Field(64, ge=1)  # mask pixels an instance needs to be a source
+    min_pasted_size: int = Field(8, ge=1)  # shortest side of a pasted instance, in pixels
+    # fewest_objects: backgrounds from the quarter of images with the fewest labelled objects, so
+    # balancing a rare class copies few instances of common ones along with the background.
+    background: Literal["fewest_objects", "random"] = "fewest_objects"
+    rubric: str | None = None  # a rubric name (configs/rubrics/) or YAML path [default: detection]
+
+    @field_validator("instances_per_image", "scale_range")
+    @classmethod
+    def _ordered(cls, value: tuple[Any, Any]) -> tuple[Any, Any]:
+        if value[0] > value[1]:
+            raise ValueError(f"[min, max] must have min <= max (got {list(value)})")
+        return value
 
 
 class DiffusionModelConfig(StrictModel):
@@ -114,6 +142,7 @@ class _DiffusionImageConfig(StrictModel):
     # planner gave it (`SampleSpec.attributes`), else one drawn from its own seed.
     attributes: dict[str, list[str]] = Field(default_factory=dict)
     segmenter: str = "border"  # a registered name, or "module:function" (RGB HxWx3 -> bool HxW)
+    rubric: str | None = None  # a rubric name (configs/rubrics/) or YAML path [default: detection]
     _slots: ClassVar[dict[str, tuple[str, ...]]] = {"prompt": ("category",)}
 
     @field_validator("attributes")
@@ -220,6 +249,7 @@ class DiffusionInpaintConfig(_DiffusionImageConfig):
 
 IMAGE_CONFIGS: tuple[type[StrictModel], ...] = (
     ProceduralImageConfig,
+    CopyPasteImageConfig,
     DiffusionObjectPasteConfig,
     DiffusionLayoutConfig,
     DiffusionInpaintConfig,
@@ -234,9 +264,22 @@ class TemplateTextConfig(StrictModel):
     templates: Path
     count: int = Field(gt=0)
     locales: list[str] = Field(default_factory=lambda: ["en_US"], min_length=1)
+    rubric: str | None = None  # a rubric name or YAML path [default: the template file's task]
 
 
-TEXT_CONFIGS: tuple[type[StrictModel], ...] = (TemplateTextConfig,)
+class CounterfactualTextConfig(StrictModel):
+    """Label-preserving rewrites of real rows: names and gendered terms swapped."""
+
+    generator: Literal["counterfactual"] = "counterfactual"
+    count: int = Field(gt=0)
+    source: Path  # JSONL of real rows to rewrite
+    text_field: str = "text"
+    label_field: str = "label"
+    locales: list[str] = Field(default_factory=lambda: ["en_US"], min_length=1)
+    rubric: str | None = "classification"  # a rubric name or YAML path
+
+
+TEXT_CONFIGS: tuple[type[StrictModel], ...] = (TemplateTextConfig, CounterfactualTextConfig)
 TextConfig = _tagged_union(*TEXT_CONFIGS, default="templates")
 GENERATOR_NAMES = {_generator_name(m) for m in IMAGE_CONFIGS + TEXT_CONFIGS}
 
@@ -311,15 +354,37 @@ def parse_config(data: Any, *, source: Path, config_dir: Path | None = None) -> 
         raise InputError(f"{source}: nothing to make; add an `image:` or a `text:` section")
     if config.image is not None and not config.categories:
         raise InputError(f"{source}: categories is empty; list the classes the images should hold")
-    if config.text is not None:
-        found = resolve_path(config.text.templates, config_dir=config_dir)
-        if found is None:
-            raise InputError(
-                f"{source}: text.templates: file not found: {config.text.templates} "
-                "(paths are relative to the working directory or to the config file)"
-            )
-        config.text.templates = found
+    for modality in ("image", "text"):
+        section = getattr(config, modality)
+        for key in INPUT_PATHS.get(getattr(section, "generator", ""), ()):
+            value = getattr(section, key)
+            found = resolve_path(value, config_dir=config_dir)
+            if found is None:
+                raise InputError(
+                    f"{source}: {modality}.{key}: not found: {value} "
+                    "(paths are relative to the working directory or to the config file)"
+                )
+            setattr(section, key, found)
+    for modality in ("image", "text"):
+        section = getattr(config, modality)
+        rubric = getattr(section, "rubric", None)
+        if rubric is not None and rubric.endswith((".yaml", ".yml")):
+            found = resolve_path(Path(rubric), config_dir=config_dir)
+            if found is None:
+                raise InputError(
+                    f"{source}: {modality}.rubric: file not found: {rubric} (paths are relative "
+                    "to the working directory or to the config file; or name a shipped rubric)"
+                )
+            section.rubric = str(found)
     return config
+
+
+# Paths each generator reads, resolved (and checked) when a config is parsed.
+INPUT_PATHS: dict[str, tuple[str, ...]] = {
+    "templates": ("templates",),
+    "copy_paste": ("coco", "images"),
+    "counterfactual": ("source",),
+}
 
 
 def load_config(path: Path | str) -> BatchConfig:

@@ -20,16 +20,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from synthgate import __version__
 from synthgate.config import BatchConfig
+from synthgate.datasets.coco import read_coco
 from synthgate.errors import InputError
 from synthgate.generators import Generator, build_generator
 from synthgate.generators.png import encode_png
 from synthgate.outputs import RunWriter, dumps
 from synthgate.samples import GeneratedSample, Modality, SampleSpec, sample_seed
 from synthgate.store import Store, sqlite_url
+from synthgate.validators.context import ValidationContext
+from synthgate.validators.rubric import judge_dataset
+from synthgate.validators.summary import ValidationSummary, run_report_markdown
+from synthgate.validators.validate import Judge, rubric_for
 
 MODALITIES: tuple[Modality, ...] = ("image", "text")
 Progress = Callable[[Modality, int, int], None]  # (modality, samples just finished, total)
@@ -41,8 +44,14 @@ def batch_id_for(config: BatchConfig) -> str:
     Files a config points to count by content, not by where they lie.
     """
     data = config.model_dump(mode="json")
-    if config.text is not None:
-        data["text"]["templates"] = hashlib.sha1(config.text.templates.read_bytes()).hexdigest()
+    for modality in MODALITIES:  # the rubric judges samples; it does not change what is made
+        if isinstance(data.get(modality), dict):
+            data[modality].pop("rubric", None)
+    for modality in MODALITIES:
+        section = getattr(config, modality)
+        for key, value in dict(section or {}).items():
+            if isinstance(value, Path) and value.is_file():
+                data[modality][key] = hashlib.sha1(value.read_bytes()).hexdigest()
     snapshot = json.dumps(data, sort_keys=True)
     return f"{config.name}-{hashlib.sha1(snapshot.encode()).hexdigest()[:10]}"
 
@@ -90,15 +99,58 @@ def plan(
         )
 
 
-def judge(generated: GeneratedSample) -> GeneratedSample:
-    """Validate and route one sample (until a rubric is configured, everything is accepted)."""
-    generated.sample.status = "accepted"
+def judge(generated: GeneratedSample, judge_sample: Judge) -> GeneratedSample:
+    """Validate and route one sample: its RubricReport is stored with it, its status is the
+    route (an audited sample stays accepted; `report.audit` sends it to review as well)."""
+    report = judge_sample(generated)
+    generated.sample.report = report
+    generated.sample.status = report.route
     return generated
 
 
-def process_specs(generator: Generator, specs: list[SampleSpec]) -> list[GeneratedSample]:
+def process_specs(
+    generator: Generator, specs: list[SampleSpec], judge_sample: Judge
+) -> list[GeneratedSample]:
     """Generate, validate and route a chunk of specs: the unit of work of run and workers."""
-    return [judge(g) for g in generator.generate(specs)]
+    return [judge(g, judge_sample) for g in generator.generate(specs)]
+
+
+def planned_quotas(total: int, quota_categories: list[str | None]) -> dict[str, int]:
+    """How many samples `plan` asks of each category (sample i gets category i mod C)."""
+    size = len(quota_categories)
+    quotas: Counter[str] = Counter()
+    for position, category in enumerate(quota_categories):
+        if category is not None:
+            quotas[category] += total // size + (1 if position < total % size else 0)
+    return dict(quotas)
+
+
+def build_judges(
+    config: BatchConfig,
+    generators: dict[Modality, Generator],
+    plans: dict[Modality, list[SampleSpec]] | None = None,
+) -> dict[Modality, Judge]:
+    """A rubric and a fresh batch context per modality, loaded before anything is written.
+
+    With precomputed `plans` the quotas are what the plan asks of each category.
+    """
+    judges: dict[Modality, Judge] = {}
+    for modality, generator in generators.items():
+        section = getattr(config, modality)
+        template_file = getattr(generator, "template_file", None)  # text generators know the task
+        taxonomy = list(template_file.labels) if template_file else list(config.categories)
+        rubric = rubric_for(
+            modality, rubric=section.rubric, task=getattr(template_file, "task", None)
+        )
+        planned = (plans or {}).get(modality)
+        quotas = (
+            dict(Counter(s.category for s in planned if s.category is not None))
+            if planned is not None
+            else planned_quotas(section.count, generator.quota_categories())
+        )
+        context = ValidationContext.for_taxonomy(taxonomy, quotas=quotas)
+        judges[modality] = Judge(rubric, context)
+    return judges
 
 
 def build_generators(config: BatchConfig) -> dict[Modality, Generator]:
@@ -156,9 +208,22 @@ def _publish(temporary: Path, out: Path) -> None:
         shutil.rmtree(previous)
 
 
-def run_batch(config: BatchConfig, out: Path, *, progress: Progress | None = None) -> RunResult:
-    """The embedded runner: the whole batch in this process, into the run folder `out`."""
-    generators = build_generators(config)
+def run_batch(
+    config: BatchConfig,
+    out: Path,
+    *,
+    progress: Progress | None = None,
+    plans: dict[Modality, list[SampleSpec]] | None = None,
+    generators: dict[Modality, Generator] | None = None,
+) -> RunResult:
+    """The embedded runner: the whole batch in this process, into the run folder `out`.
+
+    `plans` replaces `plan()` for a modality with precomputed specs (balancing computes its own
+    quotas); their count must equal the section's `count`. `generators` replaces
+    `build_generators(config)` (e.g. a generator wrapped with augmentation).
+    """
+    generators = generators if generators is not None else build_generators(config)
+    judges = build_judges(config, generators, plans)
     batch_id = batch_id_for(config)
     temporary = _prepare_out(out)
     result = RunResult(out=out, batch_id=batch_id)
@@ -172,13 +237,35 @@ def run_batch(config: BatchConfig, out: Path, *, progress: Progress | None = Non
         store.put_batch(
             batch_id, name=config.name, seed=config.seed, config=config.model_dump(mode="json")
         )
+        summaries: dict[str, ValidationSummary] = {
+            m: ValidationSummary(j.rubric) for m, j in judges.items()
+        }
         for modality, generator in generators.items():
             started = time.perf_counter()
             result.counts[modality] = _run_modality(
-                config, modality, generator, batch_id, temporary, store, writer, progress
+                config,
+                modality,
+                generator,
+                batch_id,
+                temporary,
+                store,
+                writer,
+                progress,
+                judges[modality],
+                summaries[modality],
+                (plans or {}).get(modality),
             )
             result.timings[f"{modality}_seconds"] = round(time.perf_counter() - started, 3)
         writer.close()
+        if "image" in judges and (temporary / "accepted.coco.json").exists():
+            summaries["image"].dataset = judge_dataset(
+                read_coco(temporary / "accepted.coco.json"),
+                judges["image"].rubric,
+                judges["image"].context,
+            )
+        (temporary / "report.md").write_text(
+            run_report_markdown(config.name, batch_id, summaries), encoding="utf-8"
+        )
         store.set_batch_status(batch_id, "done")
         store.close()
         _write_manifest(temporary, config, result)
@@ -200,38 +287,70 @@ def _run_modality(
     store: Store,
     writer: RunWriter,
     progress: Progress | None,
+    judge_sample: Judge,
+    summary: ValidationSummary,
+    planned: list[SampleSpec] | None = None,
 ) -> dict[str, int]:
     total = getattr(config, modality).count
     counts: Counter[str] = Counter()
-    specs = plan(config, modality, batch_id=batch_id, quota_categories=generator.quota_categories())
-    # PNG encoding (zlib releases the GIL) runs on a second thread while the next chunk is
-    # drawn; waiting for the previous chunk's files keeps at most two chunks of pixels alive.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="png") as encoder:
-        in_flight: list[Future[None]] = []
+    if planned is not None and len(planned) != total:
+        raise ValueError(f"{modality}: {len(planned)} planned specs for a count of {total}")
+    specs = (
+        iter(planned)
+        if planned is not None
+        else plan(
+            config, modality, batch_id=batch_id, quota_categories=generator.quota_categories()
+        )
+    )
+    # Judging and PNG encoding (numpy and zlib release the GIL) run on a second thread while the
+    # next chunk is drawn. One thread keeps the batch checks in sample order; waiting for the
+    # previous chunk before handing over the next keeps at most two chunks of pixels alive.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="judge") as worker:
+        pending: Future[list[GeneratedSample]] | None = None
         while chunk := list(itertools.islice(specs, chunk_size(generator, modality))):
-            made = process_specs(generator, chunk)
-            for future in in_flight:
-                future.result()
-            in_flight = [
-                encoder.submit(_write_png, folder / g.sample.uri, g.pixels)
-                for g in made
-                if g.pixels is not None and g.sample.uri
-            ]
-            for generated in made:
-                counts[generated.sample.status] += 1
-                counts["hidden_objects"] += int(generated.extras.get("hidden", 0))
-                writer.add(generated.sample)
-            store.upsert_samples(g.sample for g in made)
+            made = generator.generate(chunk)
+            if pending is not None:
+                _record(pending.result(), counts, summary, writer, store)
+                if progress is not None:
+                    progress(modality, len(chunk), total)
+            pending = worker.submit(_judge_and_write, made, judge_sample, folder)
+        if pending is not None:
+            finished = pending.result()
+            _record(finished, counts, summary, writer, store)
             if progress is not None:
-                progress(modality, len(made), total)
-        for future in in_flight:
-            future.result()
+                progress(modality, len(finished), total)
     counts["generated"] = total
     return dict(sorted(counts.items()))
 
 
-def _write_png(path: Path, pixels: np.ndarray) -> None:
-    path.write_bytes(encode_png(pixels))
+def _judge_and_write(
+    made: list[GeneratedSample], judge_sample: Judge, folder: Path
+) -> list[GeneratedSample]:
+    """The worker thread's share of a chunk: judge every sample, write its PNG."""
+    for generated in made:
+        judge(generated, judge_sample)
+        if generated.pixels is not None and generated.sample.uri:
+            (folder / generated.sample.uri).write_bytes(encode_png(generated.pixels))
+    return made
+
+
+def _record(
+    made: list[GeneratedSample],
+    counts: Counter[str],
+    summary: ValidationSummary,
+    writer: RunWriter,
+    store: Store,
+) -> None:
+    """Count, summarise, write and store a judged chunk, in sample order."""
+    for generated in made:
+        report = generated.sample.report
+        if report is not None:
+            summary.add(generated.sample.id, report)
+            counts["audit"] += int(report.audit)
+        counts[generated.sample.status] += 1
+        counts["hidden_objects"] += int(generated.extras.get("hidden", 0))
+        writer.add(generated.sample)
+    store.upsert_samples(g.sample for g in made)
 
 
 def package_versions() -> dict[str, str]:
