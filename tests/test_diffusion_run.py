@@ -83,6 +83,13 @@ def test_run_writes_coco_with_exact_labels(generator: str, run_folders: dict[str
             model
         )
         assert provenance["prompt"]
+        report = image["synthgate"]["report"]  # the rubric was applied to every sample
+        assert report["rubric"] == "detection" and image["synthgate"]["status"] == report["route"]
+        assert set(report["levels"]) == {"correctness", "completeness", "precision", "clarity"}
+    accepted = COCO(str(folder / "accepted.coco.json")).dataset["images"]
+    assert [i["id"] for i in accepted] == [
+        i["id"] for i in images if i["synthgate"]["status"] == "accepted"
+    ]
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["counts"]["image"]["generated"] == 5
 
