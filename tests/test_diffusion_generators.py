@@ -154,19 +154,24 @@ def test_object_paste_pools_instances_on_disk(
         assert a.sample.objects == b.sample.objects
 
 
+def _nothing(image: np.ndarray) -> np.ndarray:
+    return np.zeros(image.shape[:2], dtype=bool)
+
+
 @pytest.mark.parametrize(
     ("overrides", "reason"),
     [
         ({"mask_area_range": [0.99, 1.0]}, "mask covers"),
-        ({"clip": {"path": "CLIP", "min_score": 1.0}}, "CLIP score"),
+        ({"clip": {"path": "CLIP", "min_score": 1.0}, "mask_area_range": [0.0, 1.0]}, "CLIP score"),
+        ({"components": {"segmenter": _nothing}, "mask_area_range": [0.0, 1.0]}, "no foreground"),
     ],
+    ids=["mask-area", "clip", "empty-mask"],
 )
 def test_object_paste_filters_reject_instances(
     tiny_models: dict[str, Path], overrides: dict[str, Any], reason: str
 ) -> None:
     if "clip" in overrides:
-        clip = {**overrides["clip"], "path": str(tiny_models["clip"])}
-        overrides = {"clip": clip, "mask_area_range": [0.0, 1.0]}  # only CLIP may reject
+        overrides = {**overrides, "clip": {**overrides["clip"], "path": str(tiny_models["clip"])}}
     generator = build("diffusion_object_paste", tiny_models, max_attempts=2, **overrides)
     made = generator.generate(specs_for("diffusion_object_paste", 2))
     for one in made:

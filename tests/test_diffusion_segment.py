@@ -14,6 +14,7 @@ from synthgate.errors import InputError
 from synthgate.generators.diffusion.backgrounds import Backgrounds, procedural_background
 from synthgate.generators.diffusion.layout import box_iou, sample_layout
 from synthgate.generators.diffusion.segment import (
+    apply_segmenter,
     border_segmenter,
     fill_holes,
     foreground_in_box,
@@ -93,6 +94,13 @@ def test_segmenters_by_name_and_by_import_path() -> None:
         segmenter_by_name("sam")
     with pytest.raises(InputError, match="cannot import segmenter"):
         segmenter_by_name("synthgate.nowhere:segment")
+
+
+def test_a_segmenter_returning_the_wrong_shape_is_refused() -> None:
+    image = np.zeros((32, 48, 3), dtype=np.uint8)
+    assert apply_segmenter(lambda im: np.ones(im.shape[:2], dtype=np.uint8), image).dtype == bool
+    with pytest.raises(InputError, match=r"shape \(48, 32\)"):
+        apply_segmenter(lambda im: np.ones((48, 32), dtype=bool), image)
 
 
 @pytest.mark.parametrize("seed", range(20))

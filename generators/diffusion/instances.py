@@ -24,7 +24,7 @@ from synthgate.config import DiffusionObjectPasteConfig
 from synthgate.generators.diffusion.clip import ClipScorer
 from synthgate.generators.diffusion.common import fill_template
 from synthgate.generators.diffusion.models import LoadedModel, run_pipeline
-from synthgate.generators.diffusion.segment import Segmenter, largest_component
+from synthgate.generators.diffusion.segment import Segmenter, apply_segmenter, largest_component
 
 
 @dataclass(frozen=True)
@@ -148,10 +148,12 @@ class InstancePool:
         facts: dict[str, Any] = {"seed": seed, "attempt": attempt}
         if clip_score is not None:
             facts["clip_score"] = round(clip_score, 4)
-        mask = largest_component(np.asarray(self.segmenter(image), dtype=bool))
+        mask = largest_component(apply_segmenter(self.segmenter, image))
         fraction = float(mask.mean())
         facts["mask_fraction"] = round(fraction, 4)
         low, high = self.config.mask_area_range
+        if not mask.any():
+            return {**facts, "rejected": "no foreground found"}
         if not low <= fraction <= high:
             return {
                 **facts,

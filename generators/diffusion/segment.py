@@ -75,6 +75,17 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
 
 
+def apply_segmenter(segmenter: Segmenter, image: np.ndarray) -> np.ndarray:
+    """The segmenter's mask of `image` as bool HxW; a plug-in that returns another shape is refused."""
+    mask = np.asarray(segmenter(image))
+    if mask.shape != image.shape[:2]:
+        raise InputError(
+            f"image.segmenter: returned a mask of shape {mask.shape} for an image of shape "
+            f"{image.shape}; a segmenter must return a bool HxW mask"
+        )
+    return mask.astype(bool, copy=False)
+
+
 def foreground_in_box(
     image: np.ndarray, box: list[float], segmenter: Segmenter, *, margin: float = 0.25
 ) -> np.ndarray:
@@ -89,7 +100,7 @@ def foreground_in_box(
     x0, y0 = max(0, int(x) - pad_x), max(0, int(y) - pad_y)
     x1, y1 = min(width, int(x + w) + pad_x), min(height, int(y + h) + pad_y)
     found = np.zeros((height, width), dtype=bool)
-    found[y0:y1, x0:x1] = segmenter(image[y0:y1, x0:x1])
+    found[y0:y1, x0:x1] = apply_segmenter(segmenter, image[y0:y1, x0:x1])
     inside = np.zeros_like(found)
     inside[int(y) : int(y + h), int(x) : int(x + w)] = True
     return largest_component(found & inside)
