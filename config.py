@@ -185,7 +185,9 @@ class DiffusionObjectPasteConfig(_DiffusionImageConfig):
 
     generator: Literal["diffusion_object_paste"] = "diffusion_object_paste"
     prompt: str = "a photo of a single {category}"
-    instance_size: tuple[int, int] | None = None  # [w, h] to generate instances at; default size
+    instance_size: (
+        tuple[Annotated[int, Field(ge=16, le=8192)], Annotated[int, Field(ge=16, le=8192)]] | None
+    ) = None  # [w, h] to generate instances at; default size
     objects_per_image: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] = (1, 3)
     object_scale_range: tuple[float, float] = (0.3, 0.7)  # longer side / shorter image side
     flip_probability: float = Field(0.5, ge=0.0, le=1.0)
