@@ -14,6 +14,7 @@ import typer
 from synthgate import __version__
 from synthgate.commands import console
 from synthgate.commands import run as run_commands
+from synthgate.commands import serve as serve_commands
 
 app = typer.Typer(
     name="synthgate",
@@ -50,6 +51,8 @@ app.command()(run_commands.run)
 # worker, submit, status (workers/)
 
 # review, users, serve (review/, api/)
+app.command()(serve_commands.serve)
+app.add_typer(serve_commands.users, name="users")
 
 # balance, merge (datasets/)
 
