@@ -123,7 +123,8 @@ class BatchRunner:
             self.store.set_batch_status(batch_id, "running", "generating")
             result = run_batch(config, self.runs_dir / batch_id)
             import_run(self.store, result.out)
-            queued = self.queue.enqueue_batch(batch_id)
+            # the run folder holds the images the review page shows
+            queued = self.queue.enqueue_batch(batch_id, image_root=result.out.resolve())
             self.store.set_batch_status(batch_id, "done", f"{queued} items queued for review")
         except InputError as error:
             self.store.set_batch_status(batch_id, "failed", str(error))

@@ -18,7 +18,8 @@ from fastapi.templating import Jinja2Templates
 
 from synthgate.api.app import API_DIR
 from synthgate.api.auth import SESSION_COOKIE, User, csrf_token, optional_user
-from synthgate.api.view import review_view
+from synthgate.api.review import recent_decisions
+from synthgate.api.view import agreement_tables, review_view
 
 router = APIRouter(include_in_schema=False)
 environment = jinja2.Environment(
@@ -120,14 +121,19 @@ def review_page(request: Request) -> Response:
 
 @router.get("/admin", response_class=HTMLResponse)
 def admin_page(request: Request) -> Response:
-    from synthgate.api.review import agreement_tables
+    from synthgate.review.report import agreement_report
 
     user = optional_user(request)
     if user is None:
         return RedirectResponse("/login", status.HTTP_303_SEE_OTHER)
     if not user.can("admin"):
         return message(request, user, "Not for you", "This page needs the admin role.", 403)
-    stats = request.app.state.queue.stats()
+    state = request.app.state
     return render(
-        request, "admin.html", user, stats=stats, agreement=agreement_tables(request.app.state)
+        request,
+        "admin.html",
+        user,
+        stats=state.queue.stats(),
+        agreement=agreement_tables(agreement_report(state.store)),
+        recent=recent_decisions(state.store),
     )

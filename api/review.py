@@ -223,6 +223,17 @@ def item_decisions(
     return [DecisionOut.model_validate(r) for r in rows]
 
 
+def recent_decisions(store: Any, limit: int = 20) -> list[DecisionOut]:
+    """The latest decisions, newest first (the admin page lists them with their comments)."""
+    with store.engine.connect() as connection:
+        rows = connection.execute(
+            select(decisions)
+            .order_by(decisions.c.decided_at.desc(), decisions.c.id.desc())
+            .limit(limit)
+        ).all()
+    return [DecisionOut.model_validate(dict(r._mapping)) for r in rows]
+
+
 @router.get("/stats", summary="Queue stats")
 def queue_stats(request: Request, _user: User = Depends(require("admin"))) -> dict[str, Any]:
     """Queue depth, decisions, and per annotator: throughput and accuracy on gold tasks."""
@@ -244,13 +255,11 @@ def gold_tasks(request: Request, _user: User = Depends(require("admin"))) -> lis
     return [GoldOut.model_validate(dict(r._mapping)) for r in rows]
 
 
-def agreement_tables(state: Any) -> list[dict[str, Any]]:
-    """Agreement as titled tables (columns, rows) for the admin page and the API."""
-    return []
+@router.get("/agreement", summary="Agreement report")
+def agreement(request: Request, _user: User = Depends(require("admin"))) -> dict[str, Any]:
+    """Inter-annotator agreement on verdicts (Cohen per pair, Fleiss, Krippendorff) and on each
+    criterion's level, accuracy on gold per annotator, and validator-vs-human agreement with
+    threshold suggestions (review/report.py)."""
+    from synthgate.review.report import agreement_report
 
-
-@router.get("/agreement", summary="Agreement tables")
-def agreement(request: Request, _user: User = Depends(require("admin"))) -> list[dict[str, Any]]:
-    """Inter-annotator agreement (Cohen, Fleiss, Krippendorff), gold accuracy per annotator and
-    validator-vs-human agreement, as tables."""
-    return agreement_tables(request.app.state)
+    return agreement_report(request.app.state.store)

@@ -119,3 +119,82 @@ def review_view(task: ReviewTask) -> dict[str, Any]:
             "spans": [s.model_dump(mode="json") for s in sample.spans],
         },
     }
+
+
+def _number(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _statistic_row(label: str, found: dict[str, Any]) -> list[str]:
+    return [
+        label,
+        _number(found.get("value")),
+        str(found.get("n_items", 0)),
+        str(found.get("n_ratings", 0)),
+        _number(found.get("observed")),
+        found.get("note", ""),
+    ]
+
+
+def agreement_tables(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The agreement report (review/report.py) as titled tables for the admin page."""
+    columns = ["statistic", "value", "items", "ratings", "observed agreement", "note"]
+    verdicts = report["verdicts"]
+    verdict_rows = [
+        _statistic_row(f"Cohen's kappa {' × '.join(pair['raters'])}", pair)
+        for pair in verdicts["cohen_pairs"]
+    ]
+    verdict_rows.append(_statistic_row("Fleiss' kappa", verdicts["fleiss"]))
+    verdict_rows.append(_statistic_row("Krippendorff's alpha (nominal)", verdicts["alpha_nominal"]))
+    tables = [{"title": "Verdicts", "columns": columns, "rows": verdict_rows, "note": ""}]
+    if report["levels"]:
+        tables.append(
+            {
+                "title": "Levels per criterion (Krippendorff's alpha, ordinal)",
+                "columns": ["criterion", *columns[1:]],
+                "rows": [_statistic_row(c, found) for c, found in report["levels"].items()],
+                "note": "",
+            }
+        )
+    if report["gold"]:
+        tables.append(
+            {
+                "title": "Gold accuracy per annotator",
+                "columns": ["annotator", "gold decided", "correct", "accuracy", "defects flagged"],
+                "rows": [
+                    [
+                        who,
+                        str(row["decided"]),
+                        str(row["correct"]),
+                        f"{row['accuracy']:.0%}",
+                        ", ".join(
+                            f"{c} {s['flagged']}/{s['honeypots']}"
+                            for c, s in row["sensitivity"].items()
+                        ),
+                    ]
+                    for who, row in report["gold"].items()
+                ],
+                "note": "",
+            }
+        )
+    validator = report["validator"]
+    tables.append(
+        {
+            "title": "Validator vs humans",
+            "columns": [
+                "rubric route",
+                *(f"humans: {r}" for r in ("accepted", "review", "rejected")),
+            ],
+            "rows": [
+                [route, *(str(humans.get(r, 0)) for r in ("accepted", "review", "rejected"))]
+                for route, humans in validator["confusion"].items()
+            ],
+            "note": " ".join(
+                [
+                    f"Cohen's kappa {_number(validator['kappa'].get('value'))}.",
+                    *validator["suggestions"].get("notes", []),
+                ]
+            ),
+        }
+    )
+    return tables
