@@ -13,48 +13,32 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Table, func, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from synthgate.errors import InputError
-from synthgate.review import adjudication, gold
+from synthgate.review import adjudication, enqueue, gold
+from synthgate.review.decision import (
+    Decision,
+    ReviewTask,
+    Verdict,
+    check_annotator,
+    check_decision,
+    criteria_of,
+    decision_row,
+)
 from synthgate.review.tables import (
+    WriteTransaction,
     assignments,
     decisions,
     gold_answers,
     review_batches,
     review_items,
 )
-from synthgate.samples import CRITERIA, ObjectLabel, Sample, Span
+from synthgate.samples import Sample
 from synthgate.store import Store, samples
-
-Verdict = Literal["accept", "reject", "fix"]
-ANNOTATOR_MAX = 200
-
-
-class Decision(BaseModel):
-    """One person's judgement of one item."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    verdict: Verdict
-    levels: dict[str, Literal[5, 3, 1]] = Field(default_factory=dict)  # per rubric criterion
-    comment: str = Field(default="", max_length=5000)
-    objects: list[ObjectLabel] | None = None  # corrected labels of an image when verdict == "fix"
-    spans: list[Span] | None = None  # corrected spans of a text when verdict == "fix"
-
-
-class ReviewTask(BaseModel):
-    """What an annotator sees: the sample as shown (never the answer, never others' decisions)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    item_id: int
-    sample: Sample
-    criteria: list[str]
 
 
 class ReviewQueue:
@@ -78,7 +62,7 @@ class ReviewQueue:
         self.k = annotators_per_item
         self.gold_rate = gold_rate
         self.seed = seed
-        self._dialect = store.engine.dialect.name
+        self.dialect = store.engine.dialect.name
         review_items.metadata.create_all(store.engine)
 
     # ---- filling the queue -------------------------------------------------------------------
@@ -90,34 +74,7 @@ class ReviewQueue:
         `image_root` is the folder or blob URL the samples' uris are relative to (default: the
         folder of a SQLite database, i.e. the run folder).
         """
-        root = str(image_root) if image_root is not None else self._default_image_root()
-        with self._write() as connection:
-            connection.execute(
-                _insert_ignore(self._dialect, review_batches).values(
-                    batch_id=batch_id, image_root=root
-                )
-            )
-            if image_root is not None:
-                connection.execute(
-                    review_batches.update()
-                    .where(review_batches.c.batch_id == batch_id)
-                    .values(image_root=root)
-                )
-        added, accepted, categories = 0, [], set()
-        for modality in ("image", "text"):
-            rows = []
-            for sample in self.store.iter_samples(batch_id, modality):
-                categories.update(o.category for o in sample.objects)
-                categories.update(s.label for s in sample.spans)
-                reason = _review_reason(sample)
-                if reason is None:
-                    if sample.status == "accepted":
-                        accepted.append(sample.id)
-                    continue
-                rows.append(self._item_row(f"sample:{sample.id}", sample, "sample", reason))
-            added += self._insert_items(rows)
-        self._add_honeypots(batch_id, accepted, sorted(categories))
-        return added
+        return enqueue.enqueue_batch(self, batch_id, image_root=image_root)
 
     def add_gold(
         self,
@@ -130,15 +87,17 @@ class ReviewQueue:
         """Put a gold task (a sample with a known verdict) into the gold set; returns its item."""
         if not expected:
             raise InputError("add_gold: expected must name at least one verdict")
-        return self._put_gold(f"gold:{sample.id}", sample, expected, criterion, None, answer)
+        return enqueue.put_gold(
+            self, f"gold:{sample.id}", sample, expected, criterion, None, answer
+        )
 
     # ---- working the queue -------------------------------------------------------------------
 
     def next_item(self, annotator: str) -> ReviewTask | None:
         """The annotator's next task (their open one first), or None when nothing is left."""
-        annotator = _check_annotator(annotator)
+        annotator = check_annotator(annotator)
         for _attempt in range(20):
-            with self._write() as connection:
+            with self.write() as connection:
                 pending = connection.execute(
                     select(assignments.c.item_id)
                     .where(
@@ -163,10 +122,32 @@ class ReviewQueue:
                 return self._task(connection, item_id)
         raise RuntimeError("next_item: could not claim an item after 20 attempts")
 
+    def assign(self, item_id: int, annotator: str) -> None:
+        """Give a chosen item to an annotator (decisions made elsewhere, e.g. in Label Studio),
+        under the same rules as next_item: open, not theirs already, fewer than k people."""
+        annotator = check_annotator(annotator)
+        with self.write() as connection:
+            item = self._lock_item(connection, item_id)
+            if item.status != "open":
+                raise InputError(f"item {item_id} is {item.status}: it takes no more decisions")
+            taken = connection.execute(
+                select(assignments.c.annotator).where(assignments.c.item_id == item_id)
+            ).scalars()
+            people = set(taken)
+            if annotator in people:
+                raise InputError(f"item {item_id} is already assigned to {annotator!r}")
+            if item.kind == "sample" and len(people) >= item.k:
+                raise InputError(f"item {item_id} already has its {item.k} annotators")
+            connection.execute(
+                assignments.insert().values(
+                    item_id=item_id, annotator=annotator, assigned_at=time.time()
+                )
+            )
+
     def decide(self, item_id: int, annotator: str, decision: Decision) -> None:
         """Record the annotator's decision; with all k in, finalise or send to adjudication."""
-        annotator = _check_annotator(annotator)
-        with self._write() as connection:
+        annotator = check_annotator(annotator)
+        with self.write() as connection:
             item = self._lock_item(connection, item_id)
             assignment = connection.execute(
                 select(assignments.c.id, assignments.c.decided_at).where(
@@ -180,11 +161,11 @@ class ReviewQueue:
             if assignment.decided_at is not None:
                 raise InputError(f"{annotator!r} already decided item {item_id}")
             shown = self._shown_sample(connection, item)
-            _check_decision(item_id, shown, decision)
+            check_decision(item_id, shown, decision)
             now = time.time()
             connection.execute(
                 decisions.insert().values(
-                    **_decision_row(item_id, annotator, decision, shown, "annotator", now)
+                    **decision_row(item_id, annotator, decision, shown, "annotator", now)
                 )
             )
             connection.execute(
@@ -195,14 +176,14 @@ class ReviewQueue:
 
     def adjudicate(self, item_id: int, adjudicator: str, decision: Decision) -> None:
         """An adjudicator's decision on an item its annotators disagreed on: it is final."""
-        adjudicator = _check_annotator(adjudicator)
-        with self._write() as connection:
+        adjudicator = check_annotator(adjudicator)
+        with self.write() as connection:
             item = self._lock_item(connection, item_id)
             if item.status != "adjudication":
                 raise InputError(f"item {item_id} is {item.status}, not waiting for adjudication")
             shown = self._shown_sample(connection, item)
-            _check_decision(item_id, shown, decision)
-            row = _decision_row(item_id, adjudicator, decision, shown, "adjudicator", time.time())
+            check_decision(item_id, shown, decision)
+            row = decision_row(item_id, adjudicator, decision, shown, "adjudicator", time.time())
             connection.execute(decisions.insert().values(**row))
             self._finalise(connection, item, decision.verdict, [row])
 
@@ -261,108 +242,14 @@ class ReviewQueue:
 
     # ---- internals ---------------------------------------------------------------------------
 
-    def _write(self) -> _WriteTransaction:
-        return _WriteTransaction(self.store, self._dialect)
+    def write(self) -> WriteTransaction:
+        return WriteTransaction(self.store, self.dialect)
 
     def _default_image_root(self) -> str | None:
         url = self.store.engine.url
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
             return str(Path(url.database).resolve().parent)
         return None
-
-    def _item_row(self, key: str, sample: Sample, kind: str, reason: str) -> dict[str, Any]:
-        return {
-            "key": key,
-            "sample_id": sample.id,
-            "batch_id": sample.spec.batch_id,
-            "modality": sample.spec.modality,
-            "kind": kind,
-            "reason": reason,
-            "k": self.k,
-            "status": "open",
-            "created_at": time.time(),
-        }
-
-    def _insert_items(self, rows: list[dict[str, Any]]) -> int:
-        if not rows:
-            return 0
-        with self._write() as connection:
-            before = (
-                connection.execute(
-                    select(review_items.c.id).order_by(review_items.c.id.desc()).limit(1)
-                ).scalar()
-                or 0
-            )
-            connection.execute(_insert_ignore(self._dialect, review_items), rows)
-            return len(
-                connection.execute(
-                    select(review_items.c.id).where(
-                        review_items.c.id > before,
-                        review_items.c.key.in_([r["key"] for r in rows]),
-                    )
-                ).all()
-            )
-
-    def _add_honeypots(self, batch_id: str, accepted: list[str], categories: list[str]) -> None:
-        if self.gold_rate <= 0 or not accepted:
-            return
-        with self.store.engine.connect() as connection:
-            reviewed = connection.execute(
-                select(review_items.c.id).where(
-                    review_items.c.batch_id == batch_id, review_items.c.kind == "sample"
-                )
-            ).all()
-        wanted = gold.honeypot_count(len(reviewed), self.gold_rate)
-        made = 0
-        for sample_id in gold.pick_candidates(accepted, seed=[self.seed, batch_id]):
-            if made >= wanted:
-                break
-            sample = self.store.get_sample(sample_id)
-            if sample is None:
-                continue
-            honeypot = gold.make_honeypot(sample, categories, seed=[self.seed, sample_id])
-            if honeypot is None:
-                continue
-            self._put_gold(
-                f"honeypot:{sample_id}",
-                honeypot.shown,
-                honeypot.expected,
-                honeypot.criterion,
-                honeypot.defect,
-                sample,
-            )
-            made += 1
-
-    def _put_gold(
-        self,
-        key: str,
-        shown: Sample,
-        expected: list[str],
-        criterion: str | None,
-        defect: str | None,
-        answer: Sample | None,
-    ) -> int:
-        row = self._item_row(key, shown, "gold", "honeypot" if defect else "gold")
-        with self._write() as connection:
-            existing = connection.execute(
-                select(review_items.c.id).where(review_items.c.key == key)
-            ).scalar()
-            if existing is not None:
-                return int(existing)
-            item_id = connection.execute(review_items.insert().values(**row)).inserted_primary_key[
-                0
-            ]
-            connection.execute(
-                gold_answers.insert().values(
-                    item_id=item_id,
-                    shown=shown.model_dump_json(),
-                    expected=list(expected),
-                    criterion=criterion,
-                    defect=defect,
-                    answer=answer.model_dump_json() if answer else None,
-                )
-            )
-            return int(item_id)
 
     def _claim(self, connection: Connection, annotator: str) -> int | None:
         """The item to assign next; -1 if a race took the chosen slot (the caller retries)."""
@@ -396,7 +283,7 @@ class ReviewQueue:
             query = query.limit(1)
         else:
             query = query.order_by(review_items.c.id)
-        if self._dialect == "postgresql":
+        if self.dialect == "postgresql":
             query = query.with_for_update(skip_locked=True, of=review_items)
         found = list(connection.execute(query).scalars())
         if not found:
@@ -413,7 +300,7 @@ class ReviewQueue:
 
     def _lock_item(self, connection: Connection, item_id: int) -> Any:
         query = select(review_items).where(review_items.c.id == item_id)
-        if self._dialect == "postgresql":
+        if self.dialect == "postgresql":
             query = query.with_for_update()
         item = connection.execute(query).first()
         if item is None:
@@ -440,9 +327,7 @@ class ReviewQueue:
         shown.status = "review"
         if item.kind == "gold" and shown.report is not None and shown.report.route == "accepted":
             shown.report.audit = True
-        criteria = (
-            list(shown.report.levels) if shown.report and shown.report.levels else list(CRITERIA)
-        )
+        criteria = criteria_of(shown)
         return ReviewTask(item_id=item.id, sample=shown, criteria=criteria)
 
     def _maybe_finalise(self, connection: Connection, item: Any) -> None:
@@ -488,42 +373,6 @@ class ReviewQueue:
         )
 
 
-class _WriteTransaction:
-    """A connection holding the database's write lock from its first statement.
-
-    SQLite: BEGIN IMMEDIATE takes the write lock up front (waiting up to busy_timeout), so a
-    read-then-insert cannot interleave with another writer. PostgreSQL: an ordinary transaction;
-    the queries lock rows with FOR UPDATE (SKIP LOCKED when picking work).
-    """
-
-    def __init__(self, store: Store, dialect: str) -> None:
-        self.store = store
-        self.dialect = dialect
-
-    def __enter__(self) -> Connection:
-        self.connection = self.store.engine.connect()
-        if self.dialect == "sqlite":
-            self.connection.exec_driver_sql("BEGIN IMMEDIATE")
-        return self.connection
-
-    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
-        try:
-            if kind is None:
-                self.connection.commit()
-            else:
-                self.connection.rollback()
-        finally:
-            self.connection.close()
-
-
-def _insert_ignore(dialect: str, table: Table) -> Any:
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table).on_conflict_do_nothing()
-
-
 def _item(connection: Connection, item_id: int) -> Any:
     item = connection.execute(select(review_items).where(review_items.c.id == item_id)).first()
     if item is None:
@@ -531,74 +380,11 @@ def _item(connection: Connection, item_id: int) -> Any:
     return item
 
 
-def _review_reason(sample: Sample) -> str | None:
-    if sample.status == "review":
-        return "review"
-    if sample.status == "accepted" and sample.report is not None and sample.report.audit:
-        return "audit"
-    return None
-
-
-def _check_annotator(name: str) -> str:
-    name = name.strip() if isinstance(name, str) else ""
-    if not name or len(name) > ANNOTATOR_MAX:
-        raise InputError(f"annotator name must be 1..{ANNOTATOR_MAX} characters (got {name!r})")
-    return name
-
-
-def _check_decision(item_id: int, shown: Sample, decision: Decision) -> None:
-    criteria = list(shown.report.levels) if shown.report and shown.report.levels else list(CRITERIA)
-    unknown = sorted(set(decision.levels) - set(criteria))
-    if unknown:
-        raise InputError(f"item {item_id}: unknown criteria {unknown} in levels; use {criteria}")
-    if decision.verdict != "fix":
-        if decision.objects is not None or decision.spans is not None:
-            raise InputError(
-                f"item {item_id}: corrected labels come only with verdict 'fix' (got {decision.verdict!r})"
-            )
-        return
-    if shown.spec.modality == "image":
-        if decision.objects is None:
-            raise InputError(f"item {item_id}: verdict 'fix' needs the corrected objects")
-        gold.check_objects(item_id, shown, decision.objects)
-    else:
-        if decision.spans is None:
-            raise InputError(f"item {item_id}: verdict 'fix' needs the corrected spans")
-        gold.check_spans(item_id, shown, decision.spans)
-
-
-def _decision_row(
-    item_id: int, who: str, decision: Decision, shown: Sample, role: str, now: float
-) -> dict[str, Any]:
-    fixed = decision.verdict == "fix"
-    image = shown.spec.modality == "image"
-    original = None
-    if fixed:
-        # the labels the fix replaces stay with the decision: nothing reviewed is ever lost
-        labels = shown.objects if image else shown.spans
-        original = [label.model_dump(mode="json") for label in labels]
-    return {
-        "item_id": item_id,
-        "annotator": who,
-        "role": role,
-        "verdict": decision.verdict,
-        "levels": dict(decision.levels),
-        "comment": decision.comment,
-        "objects": [o.model_dump(mode="json") for o in decision.objects]
-        if decision.objects is not None
-        else None,
-        "spans": [s.model_dump(mode="json") for s in decision.spans]
-        if decision.spans is not None
-        else None,
-        "original": original,
-        "decided_at": now,
-    }
-
-
 __all__ = [
     "Decision",
     "ReviewQueue",
     "ReviewTask",
+    "Verdict",
     "assignments",
     "decisions",
     "gold_answers",

@@ -6,9 +6,12 @@ review_items: one row per item to review; `kind` "sample" (a routed or audited s
 review_assignments: who was given which item; unique (item, annotator), so nobody gets one twice.
 review_decisions: every decision, with the labels a fix replaced (`original`).
 review_gold: the sample a gold task shows, its known verdicts and, for honeypots, the defect.
+`WriteTransaction` is how every queue write starts: holding the write lock (see its docstring).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -21,8 +24,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Connection
 
-from synthgate.store import metadata
+from synthgate.store import Store, metadata
 
 review_batches = Table(
     "review_batches",
@@ -87,3 +91,39 @@ gold_answers = Table(
     Column("defect", String(40), nullable=True),
     Column("answer", Text, nullable=True),  # Sample JSON with the correct labels
 )
+
+
+class WriteTransaction:
+    """A connection holding the database's write lock from its first statement.
+
+    SQLite: BEGIN IMMEDIATE takes the write lock up front (waiting up to busy_timeout), so a
+    read-then-insert cannot interleave with another writer. PostgreSQL: an ordinary transaction;
+    the queries lock rows with FOR UPDATE (SKIP LOCKED when picking work).
+    """
+
+    def __init__(self, store: Store, dialect: str) -> None:
+        self.store = store
+        self.dialect = dialect
+
+    def __enter__(self) -> Connection:
+        self.connection = self.store.engine.connect()
+        if self.dialect == "sqlite":
+            self.connection.exec_driver_sql("BEGIN IMMEDIATE")
+        return self.connection
+
+    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
+        try:
+            if kind is None:
+                self.connection.commit()
+            else:
+                self.connection.rollback()
+        finally:
+            self.connection.close()
+
+
+def insert_ignore(dialect: str, table: Table) -> Any:
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table).on_conflict_do_nothing()
