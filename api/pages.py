@@ -44,7 +44,14 @@ def render(
 
 
 def message(
-    request: Request, user: User | None, heading: str, text: str, code: int = 200, **link: str
+    request: Request,
+    user: User | None,
+    heading: str,
+    text: str,
+    code: int = 200,
+    *,
+    link: str | None = None,
+    link_text: str = "",
 ) -> HTMLResponse:
     return render(
         request,
@@ -53,8 +60,8 @@ def message(
         code,
         heading=heading,
         message=text,
-        link=link.get("href"),
-        link_text=link.get("text", ""),
+        link=link,
+        link_text=link_text,
     )
 
 
@@ -112,10 +119,8 @@ def review_page(request: Request) -> Response:
         return message(request, user, "Not for you", "Reviewing needs the annotator role.", 403)
     task = request.app.state.queue.next_item(user.name)
     if task is None:
-        return message(
-            request, user, "All done", "Nothing is waiting for you. Thank you!", href="/review",
-            text="Check again",
-        )  # fmt: skip
+        done = "Nothing is waiting for you. Thank you!"
+        return message(request, user, "All done", done, link="/review", link_text="Check again")
     return render(request, "review.html", user, view=review_view(task))
 
 

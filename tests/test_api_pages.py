@@ -75,6 +75,14 @@ def test_review_page_shows_the_image_item(app):
     assert page.headers["cache-control"] == "no-store"
 
 
+def test_review_page_says_when_nothing_is_left(tmp_path):
+    app = make_app(tmp_path, images=0)
+    with TestClient(app) as client:
+        login(client, token_for(app, "ann", "annotator"))
+        page = client.get("/review")
+    assert page.status_code == 200 and "All done" in page.text and 'href="/review"' in page.text
+
+
 def test_review_page_highlights_spans_of_a_text_item(tmp_path):
     app = make_app(tmp_path, images=0, texts=1)
     with TestClient(app) as client:

@@ -124,7 +124,7 @@
       const box = document.getElementById(id);
       const layer = document.getElementById(target);
       if (!box) return;
-      box.addEventListener("change", () => { if (layer) layer.hidden = !box.checked; });
+      box.addEventListener("change", () => { if (layer) layer.toggleAttribute("hidden", !box.checked); });
     };
     toggle("toggle-boxes", "boxes");
     toggle("toggle-masks", "masks");
