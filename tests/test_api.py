@@ -280,6 +280,9 @@ def test_security_headers_are_set(client):
     assert "script-src 'self'" in response.headers["content-security-policy"]
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["x-frame-options"] == "DENY"
+    docs = client.get("/docs")  # Swagger UI needs its inline script; it shows no user data
+    assert "content-security-policy" not in docs.headers
+    assert docs.headers["x-content-type-options"] == "nosniff"
 
 
 def test_openapi_schema_matches_the_routes(app):

@@ -106,3 +106,28 @@ def test_annotator_reviews_three_items_with_the_keyboard_and_fixes_a_box(tmp_pat
     assert fixed.objects[0]["mask"] is None  # the old mask no longer matches the moved edge
     assert fixed.objects[1] == original["objects"][1]  # the other box is untouched
     assert fixed.original == original["objects"]  # the replaced labels are kept
+
+
+def test_annotator_fixes_a_span_label_on_a_text_item(tmp_path: Path):
+    app = make_app(tmp_path, images=0, texts=1)
+    token = token_for(app, "ann", "annotator")
+    with serving(app) as base, chromium() as browser:
+        page = browser.new_page()
+        page.goto(f"{base}/login")
+        page.fill("#token", token)
+        with page.expect_navigation():
+            page.click("button[type=submit]")
+        assert page.locator('mark[data-span="0"]').inner_text() == "Anna Schmidt"
+        assert page.locator('select[data-span="0"]').is_disabled()
+        page.keyboard.press("f")
+        page.select_option('select[data-span="0"]', "ORG")  # the select hands keys back
+        assert page.locator('mark[data-span="0"]').get_attribute("title") == "ORG"
+        with page.expect_navigation():
+            page.keyboard.press("f")
+        assert "All done" in page.content()
+    with app.state.store.engine.connect() as connection:
+        row = connection.execute(select(decisions)).one()
+    assert row.verdict == "fix"
+    assert [(s["start"], s["end"], s["label"]) for s in row.spans] == [
+        (s["start"], s["end"], label) for s, label in zip(row.original, ["ORG", "ORG"], strict=True)
+    ]

@@ -147,6 +147,7 @@
         mark.title = select.value || "(not a span)";
         mark.classList.toggle("removed", !select.value);
       }
+      select.blur(); // hand the keys back to the shortcuts: f saves, Esc cancels
     });
   });
 
