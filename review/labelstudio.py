@@ -136,20 +136,22 @@ def sample_regions(
     spans: list[Span] | None = None,
     shapes: Shapes = "rectangles",
 ) -> list[dict[str, Any]]:
-    """Regions of a sample's labels (or of corrected ones passed in)."""
+    """Regions of a sample's labels (ids `o<i>` / `s<i>`), or of corrected labels passed in
+    (ids `fo<i>` / `fs<i>`: they do not stand for an original label)."""
+    prefix = "f" if objects is not None or spans is not None else ""
     if sample.spec.modality == "image":
         if not sample.width or not sample.height:
             raise InputError(f"sample {sample.id}: width and height are needed for Label Studio")
         regions = []
         for index, obj in enumerate(sample.objects if objects is None else objects):
-            region = None
+            region_id, region = f"{prefix}o{index}", None
             if shapes == "polygons" and obj.mask is not None:
-                region = _polygon(obj, f"o{index}", sample.width, sample.height)
-            regions.append(region or _rectangle(obj, f"o{index}", sample.width, sample.height))
+                region = _polygon(obj, region_id, sample.width, sample.height)
+            regions.append(region or _rectangle(obj, region_id, sample.width, sample.height))
         return regions
     text = sample.text or ""
     return [
-        _span(span, f"s{index}", text)
+        _span(span, f"{prefix}s{index}", text)
         for index, span in enumerate(sample.spans if spans is None else spans)
     ]
 

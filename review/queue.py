@@ -122,30 +122,14 @@ class ReviewQueue:
                 return self._task(connection, item_id)
         raise RuntimeError("next_item: could not claim an item after 20 attempts")
 
-    def assign(self, item_id: int, annotator: str) -> None:
-        """Give a chosen item to an annotator (decisions made elsewhere, e.g. in Label Studio),
-        under the same rules as next_item: open, not theirs already, fewer than k people."""
-        annotator = check_annotator(annotator)
-        with self.write() as connection:
-            item = self._lock_item(connection, item_id)
-            if item.status != "open":
-                raise InputError(f"item {item_id} is {item.status}: it takes no more decisions")
-            taken = connection.execute(
-                select(assignments.c.annotator).where(assignments.c.item_id == item_id)
-            ).scalars()
-            people = set(taken)
-            if annotator in people:
-                raise InputError(f"item {item_id} is already assigned to {annotator!r}")
-            if item.kind == "sample" and len(people) >= item.k:
-                raise InputError(f"item {item_id} already has its {item.k} annotators")
-            connection.execute(
-                assignments.insert().values(
-                    item_id=item_id, annotator=annotator, assigned_at=time.time()
-                )
-            )
+    def decide(
+        self, item_id: int, annotator: str, decision: Decision, *, assign: bool = False
+    ) -> None:
+        """Record the annotator's decision; with all k in, finalise or send to adjudication.
 
-    def decide(self, item_id: int, annotator: str, decision: Decision) -> None:
-        """Record the annotator's decision; with all k in, finalise or send to adjudication."""
+        `assign=True` is for decisions made outside the queue (a Label Studio import): the item
+        is given to the annotator first, under next_item's rules (open, fewer than k people).
+        """
         annotator = check_annotator(annotator)
         with self.write() as connection:
             item = self._lock_item(connection, item_id)
@@ -154,6 +138,13 @@ class ReviewQueue:
                     assignments.c.item_id == item_id, assignments.c.annotator == annotator
                 )
             ).first()
+            if assignment is None and assign:
+                self._assign(connection, item, annotator)
+                assignment = connection.execute(
+                    select(assignments.c.id, assignments.c.decided_at).where(
+                        assignments.c.item_id == item_id, assignments.c.annotator == annotator
+                    )
+                ).first()
             if assignment is None:
                 raise InputError(
                     f"item {item_id} is not assigned to {annotator!r}; ask for the next item first"
@@ -245,11 +236,21 @@ class ReviewQueue:
     def write(self) -> WriteTransaction:
         return WriteTransaction(self.store, self.dialect)
 
-    def _default_image_root(self) -> str | None:
-        url = self.store.engine.url
-        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-            return str(Path(url.database).resolve().parent)
-        return None
+    def _assign(self, connection: Connection, item: Any, annotator: str) -> None:
+        if item.status != "open":
+            raise InputError(f"item {item.id} is {item.status}: it takes no more decisions")
+        people = set(
+            connection.execute(
+                select(assignments.c.annotator).where(assignments.c.item_id == item.id)
+            ).scalars()
+        )
+        if item.kind == "sample" and len(people) >= item.k:
+            raise InputError(f"item {item.id} already has its {item.k} annotators")
+        connection.execute(
+            assignments.insert().values(
+                item_id=item.id, annotator=annotator, assigned_at=time.time()
+            )
+        )
 
     def _claim(self, connection: Connection, annotator: str) -> int | None:
         """The item to assign next; -1 if a race took the chosen slot (the caller retries)."""
