@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePath
 from typing import Any
@@ -99,16 +100,23 @@ class BatchRunner:
         self.queue = queue
         self.runs_dir = runs_dir
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="synthgate-batch")
+        self._lock = threading.Lock()
+        self._in_flight: set[str] = set()
 
     def submit(self, config: BatchConfig) -> tuple[str, bool]:
         """Queue a batch; returns (batch id, whether a run was started)."""
-        from synthgate.pipeline import batch_id_for, build_generators
+        from synthgate.pipeline import batch_id_for
 
-        build_generators(config)  # a config that cannot build fails now, as a 400
         batch_id = batch_id_for(config)
-        existing = self.store.get_batch(batch_id)
-        if existing is not None and existing["status"] in ("running", "done"):
-            return batch_id, False  # same config and seed: the same batch; nothing to redo
+        with self._lock:
+            existing = self.store.get_batch(batch_id)
+            # Same config and seed: the same batch. Done or in flight here: nothing to redo; a
+            # batch left "running" by a server that stopped is run again.
+            if existing is not None and (
+                existing["status"] == "done" or batch_id in self._in_flight
+            ):
+                return batch_id, False
+            self._in_flight.add(batch_id)
         self.store.put_batch(
             batch_id, name=config.name, seed=config.seed, config=config.model_dump(mode="json")
         )
@@ -131,6 +139,9 @@ class BatchRunner:
         except Exception as error:  # a bug: keep it on the batch and in the log
             log.exception("batch %s failed", batch_id)
             self.store.set_batch_status(batch_id, "failed", f"{type(error).__name__}: {error}")
+        finally:
+            with self._lock:
+                self._in_flight.discard(batch_id)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -17,7 +17,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.responses import FileResponse
 from PIL import Image
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from synthgate.api.auth import User, require
@@ -61,6 +61,28 @@ class GoldOut(BaseModel):
     expected: list[str]
     criterion: str | None
     defect: str | None
+
+
+class AnnotatorStats(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    assigned: int
+    decided: int
+    gold_decided: int
+    gold_correct: int
+    gold_accuracy: float | None
+    decisions_per_hour: float | None
+
+
+class QueueStats(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    annotators_per_item: int
+    items: dict[str, int] = Field(description="Real items by status: open, adjudication, final.")
+    gold_items: int
+    queue_depth: int = Field(description="Open slots: decisions still needed on open items.")
+    decisions: int
+    annotators: dict[str, AnnotatorStats]
 
 
 class Saved(BaseModel):
@@ -165,6 +187,8 @@ def item_image(item_id: int, request: Request, user: User = Depends(require("ann
 def item_masks(item_id: int, request: Request, user: User = Depends(require("annotator"))) -> Any:
     """The shown objects' masks as a translucent RGBA overlay, one colour per category."""
     task = _visible_task(request, item_id, user)
+    if task.sample.spec.modality != "image":
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"item {item_id} is not an image")
     return Response(mask_overlay(task.sample), media_type="image/png")
 
 
@@ -234,7 +258,7 @@ def recent_decisions(store: Any, limit: int = 20) -> list[DecisionOut]:
     return [DecisionOut.model_validate(dict(r._mapping)) for r in rows]
 
 
-@router.get("/stats", summary="Queue stats")
+@router.get("/stats", response_model=QueueStats, summary="Queue stats")
 def queue_stats(request: Request, _user: User = Depends(require("admin"))) -> dict[str, Any]:
     """Queue depth, decisions, and per annotator: throughput and accuracy on gold tasks."""
     return queue_of(request).stats()

@@ -336,6 +336,9 @@ def test_real_responses_fit_their_declared_schemas(client, tokens, app):
     _fits(saved, schemas["Saved"])
     batch = client.get(f"/api/batches/{BATCH}", headers=bearer(tokens["requester"])).json()
     _fits(batch, schemas["BatchOut"])
+    stats = client.get("/api/review/stats", headers=bearer(tokens["admin"])).json()
+    _fits(stats, schemas["QueueStats"])
+    _fits(stats["annotators"]["ann"], schemas["AnnotatorStats"])
 
 
 def _fits(value: dict, schema: dict) -> None:

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from pycocotools.coco import COCO
 
 from synthgate import pipeline
+from synthgate.errors import InputError
 from synthgate.generators.labels import encode_mask, tight_bbox
 from synthgate.samples import (
     GeneratedSample,
@@ -176,3 +177,24 @@ def test_unknown_batch_is_404(service):
     for url in ("/api/batches/nope", "/api/batches/nope/coco"):
         response = client.get(url, headers=bearer(token))
         assert response.status_code == 404 and "nope" in response.json()["detail"]
+
+
+def test_a_batch_that_fails_says_why(service, monkeypatch):
+    app, client = service
+
+    def no_model(config):
+        raise InputError("image.model: /models/x not found; fetch it on a connected machine")
+
+    monkeypatch.setattr(pipeline, "build_generators", no_model)
+    token = token_for(app, "req", "requester")
+    batch = client.post("/api/batches", json=CONFIG, headers=bearer(token)).json()
+    failed = wait_until_done(client, f"/api/batches/{batch['id']}", token)
+    assert failed["status"] == "failed" and "/models/x not found" in failed["message"]
+    # a failed batch can be posted again once fixed
+    monkeypatch.setattr(
+        pipeline, "build_generators", lambda config: {"image": TinyGenerator(config.categories)}
+    )
+    TinyGenerator.gate.set()
+    again = client.post("/api/batches", json=CONFIG, headers=bearer(token))
+    assert again.status_code == 202
+    assert wait_until_done(client, f"/api/batches/{batch['id']}", token)["status"] == "done"
