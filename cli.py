@@ -13,6 +13,7 @@ import typer
 
 from synthgate import __version__
 from synthgate.commands import console
+from synthgate.commands import review as review_commands
 from synthgate.commands import run as run_commands
 from synthgate.commands import serve as serve_commands
 
@@ -51,6 +52,7 @@ app.command()(run_commands.run)
 # worker, submit, status (workers/)
 
 # review, users, serve (review/, api/)
+app.add_typer(review_commands.app, name="review")
 app.command()(serve_commands.serve)
 app.add_typer(serve_commands.users, name="users")
 
