@@ -101,6 +101,8 @@ def review_view(task: ReviewTask) -> dict[str, Any]:
         "image_url": out.image_url,
         "masks_url": out.masks_url,
         "has_masks": out.masks_url is not None,
+        # box labels in image units, so they read the same at any image size once scaled
+        "label_size": round(max(sample.width or 0, sample.height or 0, 90) / 45, 2),
         "objects": objects,
         "segments": text_segments(text, sample.spans),
         "spans": spans,
