@@ -247,6 +247,25 @@ def item_decisions(
     return [DecisionOut.model_validate(r) for r in rows]
 
 
+@router.get("/adjudication", response_model=list[int], summary="Items awaiting adjudication")
+def awaiting_adjudication(request: Request, _user: User = Depends(require("admin"))) -> list[int]:
+    """Items whose annotators disagreed, oldest first; read them with GET .../decisions."""
+    return queue_of(request).awaiting_adjudication()
+
+
+@router.post(
+    "/{item_id}/adjudication",
+    response_model=Saved,
+    responses={400: {"description": "The item is not waiting for adjudication, or bad labels."}},
+)
+def adjudicate(
+    item_id: int, decision: Decision, request: Request, user: User = Depends(require("admin"))
+) -> Saved:
+    """The final word on an item its annotators disagreed on."""
+    queue_of(request).adjudicate(item_id, user.name, decision)
+    return Saved(item_id=item_id)
+
+
 def recent_decisions(store: Any, limit: int = 20) -> list[DecisionOut]:
     """The latest decisions, newest first (the admin page lists them with their comments)."""
     with store.engine.connect() as connection:

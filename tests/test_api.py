@@ -41,6 +41,8 @@ ENDPOINTS = [
     ("GET", "/api/review/stats", None, set()),
     ("GET", "/api/review/agreement", None, set()),
     ("GET", "/api/review/gold", None, set()),
+    ("GET", "/api/review/adjudication", None, set()),
+    ("POST", "/api/review/1/adjudication", {"verdict": "accept"}, set()),
     ("GET", f"/api/batches/{BATCH}", None, {"requester"}),
     ("GET", f"/api/batches/{BATCH}/coco", None, {"requester"}),
     ("POST", "/api/batches", {"name": "x"}, {"requester"}),
@@ -136,6 +138,25 @@ def test_annotators_stay_blind_to_each_other(client, tokens):
     assert sorted(d["annotator"] for d in after) == ["ann", "ann2"]
     admin = client.get(f"/api/review/{task['item_id']}/decisions", headers=bearer(tokens["admin"]))
     assert len(admin.json()) == 2
+
+
+def test_admins_adjudicate_items_annotators_disagree_on(client, tokens):
+    verdicts = {"annotator": "accept", "annotator2": "reject"}
+    task = client.get("/api/review/next", headers=bearer(tokens["annotator"])).json()
+    for who, verdict in verdicts.items():
+        assert client.get("/api/review/next", headers=bearer(tokens[who])).json() == task
+        client.post(
+            f"/api/review/{task['item_id']}/decision",
+            json={"verdict": verdict},
+            headers=bearer(tokens[who]),
+        )
+    admin = bearer(tokens["admin"])
+    assert client.get("/api/review/adjudication", headers=admin).json() == [task["item_id"]]
+    url = f"/api/review/{task['item_id']}/adjudication"
+    assert client.post(url, json={"verdict": "reject"}, headers=admin).status_code == 200
+    assert client.get("/api/review/adjudication", headers=admin).json() == []
+    again = client.post(url, json={"verdict": "reject"}, headers=admin)
+    assert again.status_code == 400 and "not waiting for adjudication" in again.json()["detail"]
 
 
 def test_gold_answers_stay_hidden_from_annotators(tmp_path):
