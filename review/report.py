@@ -208,7 +208,7 @@ def _threshold_notes(
         )
     elif accept_at is None or abs(best_accept - accept_at) > 1e-9:
         share = _share([v for s, v in scored if s >= best_accept], "accept")
-        move = "" if accept_at is None else (" lower" if best_accept < accept_at else " raise")
+        move = " set" if accept_at is None else (" lower" if best_accept < accept_at else " raise")
         notes.append(
             f"accept_at:{move} to {best_accept:g}: humans accepted {share:.0%} of reviewed "
             f"samples scoring >= {best_accept:g}"
@@ -223,7 +223,9 @@ def _threshold_notes(
     if best_reject is not None and (reject_below is None or abs(best_reject - reject_below) > 1e-9):
         share = _share([v for s, v in scored if s < best_reject], "reject")
         move = (
-            "" if reject_below is None else (" raise" if best_reject > reject_below else " lower")
+            " set"
+            if reject_below is None
+            else (" raise" if best_reject > reject_below else " lower")
         )
         notes.append(
             f"reject_below:{move} to {best_reject:g}: humans rejected {share:.0%} of reviewed "
