@@ -129,6 +129,20 @@ def stats(
         _print_stats(numbers)
 
 
+@app.command("release")
+def release(
+    older_than: float = typer.Option(
+        ..., "--older-than-minutes", min=0.0, help="Undecided for longer than this many minutes."
+    ),
+    run: Path | None = typer.Option(None, "--run", help=RUN_HELP),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+) -> None:
+    """Take back assignments nobody decided in time, so the items go to other annotators."""
+    with user_errors():
+        released = open_queue(run, db).release_stale(older_than * 60)
+    console.print(f"released {released} assignments")
+
+
 @app.command("export")
 def export(
     out: Path = typer.Option(

@@ -178,6 +178,18 @@ class ReviewQueue:
             connection.execute(decisions.insert().values(**row))
             self._finalise(connection, item, decision.verdict, [row])
 
+    def release_stale(self, older_than_s: float) -> int:
+        """Take back assignments left undecided for longer than `older_than_s` seconds (an
+        annotator who walked away), so the items go to someone else; returns how many."""
+        cutoff = time.time() - older_than_s
+        with self.write() as connection:
+            released = connection.execute(
+                assignments.delete().where(
+                    assignments.c.decided_at.is_(None), assignments.c.assigned_at < cutoff
+                )
+            )
+            return int(released.rowcount or 0)
+
     def awaiting_adjudication(self) -> list[int]:
         with self.store.engine.connect() as connection:
             return list(

@@ -3,6 +3,7 @@ errors, and data safety (the sample row gets the final result; a fix keeps the o
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from synthgate.samples import (
     Span,
     sample_id,
 )
-from synthgate.store import Store
+from synthgate.store import Store, metadata
 
 TEXT = "Anna Berg from Acme GmbH called about order 4411."
 
@@ -87,9 +88,35 @@ def fill(
     store.upsert_samples(rows)
 
 
+POSTGRES = os.environ.get("SYNTHGATE_TEST_POSTGRES_URL")
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
+def sqlite_store(tmp_path: Path) -> Store:
     made = Store(f"sqlite:///{tmp_path / 'synthgate.db'}")
+    yield made
+    made.close()
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param(
+            "postgresql",
+            marks=pytest.mark.skipif(
+                not POSTGRES, reason="set SYNTHGATE_TEST_POSTGRES_URL to a scratch database"
+            ),
+        ),
+    ]
+)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    """The same contract on SQLite and, when a scratch database is named, on PostgreSQL."""
+    if request.param == "sqlite":
+        made = Store(f"sqlite:///{tmp_path / 'synthgate.db'}")
+    else:
+        made = Store(POSTGRES)
+        metadata.drop_all(made.engine)  # a scratch database: every test starts from nothing
+        metadata.create_all(made.engine)
     yield made
     made.close()
 
@@ -358,7 +385,8 @@ def test_final_results_survive_a_second_enqueue(store: Store) -> None:
     assert {s.status for s in store.iter_samples("b1", "image") if s.spec.index < 2} == {"rejected"}
 
 
-def test_item_image_path_is_inside_the_run_folder(store: Store, tmp_path: Path) -> None:
+def test_item_image_path_is_inside_the_run_folder(sqlite_store: Store, tmp_path: Path) -> None:
+    store = sqlite_store
     fill(store, review=1, audit=0, accepted=0)
     queue = ReviewQueue(store, gold_rate=0.0)
     queue.enqueue_batch("b1")
@@ -373,9 +401,37 @@ def test_item_image_path_is_inside_the_run_folder(store: Store, tmp_path: Path) 
         queue.item_image_path(task.item_id)
 
 
-def test_image_root_can_be_a_blob_url(store: Store) -> None:
+def test_image_root_can_be_a_blob_url(sqlite_store: Store) -> None:
+    store = sqlite_store
     fill(store, review=1, audit=0, accepted=0)
     queue = ReviewQueue(store, gold_rate=0.0)
     queue.enqueue_batch("b1", image_root="s3://bucket/runs/r1/")
     task = queue.next_item("ann")
     assert queue.item_image_path(task.item_id) == "s3://bucket/runs/r1/images/0.png"
+
+
+def test_stale_assignments_are_released_to_someone_else(store: Store) -> None:
+    fill(store, review=1, audit=0, accepted=0)
+    queue = ReviewQueue(store, annotators_per_item=1, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    task = queue.next_item("gone")
+    assert queue.next_item("ann") is None  # the only slot is taken
+    assert queue.release_stale(3600) == 0  # not stale yet
+    assert queue.release_stale(0) == 1
+    assert queue.next_item("ann").item_id == task.item_id
+    with pytest.raises(InputError, match="not assigned to 'gone'"):
+        queue.decide(task.item_id, "gone", ACCEPT)
+
+
+def test_outside_decisions_respect_k(store: Store) -> None:
+    fill(store, review=1, audit=0, accepted=0)
+    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    item = queue.next_item("ann").item_id
+    queue.next_item("bob")
+    with pytest.raises(InputError, match="already has its 2 annotators"):
+        queue.decide(item, "cy", ACCEPT, assign=True)
+    queue.decide(item, "ann", ACCEPT)
+    queue.decide(item, "bob", ACCEPT)
+    with pytest.raises(InputError, match="is final: it takes no more decisions"):
+        queue.decide(item, "cy", ACCEPT, assign=True)
