@@ -175,13 +175,15 @@ def alpha(
         numeric_domain: list[float] = sorted(codes.values())
     else:
         matrix, _, _ = reliability_matrix(ratings)
-        numeric_domain = [float(v) for v in (value_domain or sorted(set(values)))]  # type: ignore[arg-type]
+        observed_values = sorted(float(v) for v in values)  # type: ignore[arg-type]
+        numeric_domain = [float(v) for v in value_domain] if value_domain else observed_values  # type: ignore[arg-type]
+        numeric_domain = sorted(set(numeric_domain))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         value = float(
             krippendorff.alpha(
                 reliability_data=matrix,
-                level_of_measurement=level,
+                level_of_measurement=level,  # type: ignore[arg-type]
                 value_domain=numeric_domain,
             )
         )

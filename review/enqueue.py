@@ -6,6 +6,7 @@ honeypots, and gold tasks enter the gold set. Every insert is keyed (`sample:<id
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +51,7 @@ def enqueue_batch(
                 .where(review_batches.c.batch_id == batch_id)
                 .values(image_root=root)
             )
-    added, accepted, categories = 0, [], set()
+    added, accepted, categories = 0, [], set[str]()
     for modality in ("image", "text"):
         rows: list[dict[str, Any]] = []
         for sample in queue.store.iter_samples(batch_id, modality):
@@ -141,7 +142,7 @@ def put_gold(
     queue: ReviewQueue,
     key: str,
     shown: Sample,
-    expected: list[str],
+    expected: Sequence[str],
     criterion: str | None,
     defect: str | None,
     answer: Sample | None,
@@ -153,7 +154,9 @@ def put_gold(
         ).scalar()
         if existing is not None:
             return int(existing)
-        item_id = connection.execute(review_items.insert().values(**row)).inserted_primary_key[0]
+        inserted = connection.execute(review_items.insert().values(**row)).inserted_primary_key
+        assert inserted is not None  # an INSERT of one row always has its key
+        item_id = inserted[0]
         connection.execute(
             gold_answers.insert().values(
                 item_id=item_id,

@@ -89,7 +89,7 @@ def make_honeypot(sample: Sample, categories: list[str], *, seed: list[Any]) -> 
         else:
             del shown.spans[target]
     elif defect == "wrong_class":
-        current = labels[target].category if image else labels[target].label
+        current = shown.objects[target].category if image else shown.spans[target].label
         others = [n for n in names if n != current]
         new = others[int(rng.integers(len(others)))]
         if image:

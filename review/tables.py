@@ -122,8 +122,8 @@ class WriteTransaction:
 
 
 def insert_ignore(dialect: str, table: Table) -> Any:
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+    """INSERT … ON CONFLICT DO NOTHING in the database's own dialect."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return insert(table).on_conflict_do_nothing()
