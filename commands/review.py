@@ -29,7 +29,7 @@ app = typer.Typer(
 
 RUN_HELP = "Run folder whose synthgate.db to use (e.g. runs/quickstart)."
 DB_HELP = (
-    "Database URL; overrides --run [default: $SYNTHGATE_DB_URL, else <runs dir>/synthgate.db]."
+    "Database URL; overrides --run (default: $SYNTHGATE_DB_URL, else <runs dir>/synthgate.db)."
 )
 
 
@@ -74,7 +74,7 @@ def enqueue(
     run: Path | None = typer.Option(None, "--run", help=RUN_HELP),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
     batch: list[str] = typer.Option(
-        [], "--batch", help="Batch id to enqueue; repeat for several [default: every batch]."
+        [], "--batch", help="Batch id to enqueue; repeat for several (default: every batch)."
     ),
     annotators_per_item: int = typer.Option(
         2, "--annotators-per-item", "-k", min=1, help="Distinct annotators each item needs."
@@ -85,7 +85,7 @@ def enqueue(
     image_root: str | None = typer.Option(
         None,
         "--image-root",
-        help="Folder or URL the image uris are relative to [default: the run folder].",
+        help="Folder or URL the image uris are relative to (default: the run folder).",
     ),
 ) -> None:
     """Put samples routed to review (and the audit sample of accepted ones) into the queue.
@@ -201,8 +201,11 @@ def import_(
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
     annotators_per_item: int = typer.Option(2, "--annotators-per-item", "-k", min=1),
 ) -> None:
-    """Read a Label Studio export back as decisions; equal decisions already recorded are left
-    alone, different ones are reported as conflicts and never overwritten."""
+    """Read a Label Studio JSON export back as decisions.
+
+    Decisions already recorded and equal are left alone; different ones are reported as
+    conflicts and never overwritten.
+    """
     from synthgate.review.interop import import_annotations
 
     with user_errors():
@@ -234,8 +237,12 @@ def agreement(
         10, "--min-items", min=1, help="Reviewed samples a threshold suggestion needs."
     ),
 ) -> None:
-    """Inter-annotator agreement (Cohen, Fleiss, Krippendorff), gold accuracy and sensitivity,
-    and rubric-vs-human agreement with threshold suggestions."""
+    """Print agreement tables: annotators, gold tasks, and rubric vs humans.
+
+    Cohen's kappa per pair, Fleiss' kappa and Krippendorff's alpha on verdicts, alpha (ordinal)
+    per criterion level, accuracy and sensitivity on gold, and kappa between the rubric's route
+    and the human verdict with suggestions for accept_at / reject_below.
+    """
     from synthgate.review.report import agreement_report
 
     with user_errors():
