@@ -172,6 +172,13 @@ class ReviewQueue:
             item = self._lock_item(connection, item_id)
             if item.status != "adjudication":
                 raise InputError(f"item {item_id} is {item.status}, not waiting for adjudication")
+            deciders = connection.execute(
+                select(decisions.c.annotator).where(decisions.c.item_id == item_id)
+            ).scalars()
+            if adjudicator in set(deciders):
+                raise InputError(
+                    f"{adjudicator!r} already decided item {item_id}; another person adjudicates"
+                )
             shown = self._shown_sample(connection, item)
             check_decision(item_id, shown, decision)
             row = decision_row(item_id, adjudicator, decision, shown, "adjudicator", time.time())

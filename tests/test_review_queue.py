@@ -203,6 +203,8 @@ def test_two_decisions_make_the_result(
             assert decision.original == [label.model_dump(mode="json") for label in original]
     if final is None:
         assert row.status == "adjudication" and queue.awaiting_adjudication() == [row.id]
+        with pytest.raises(InputError, match="another person adjudicates"):
+            queue.adjudicate(row.id, "ann", ACCEPT)
         queue.adjudicate(row.id, "lead", REJECT)
         assert store.get_sample(before.id).status == "rejected"
         assert queue.awaiting_adjudication() == []
