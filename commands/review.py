@@ -301,17 +301,36 @@ def _agreement_table(title: str) -> Table:
 
 
 def print_agreement(report: dict[str, Any]) -> None:
-    verdicts = _agreement_table("verdict agreement (accept / reject / fix)")
-    for pair in report["verdicts"]["cohen_pairs"]:
-        _agreement_row(verdicts, "Cohen's kappa " + " vs ".join(pair["raters"]), pair)
-    _agreement_row(verdicts, "Fleiss' kappa", report["verdicts"]["fleiss"])
-    _agreement_row(verdicts, "Krippendorff's alpha (nominal)", report["verdicts"]["alpha_nominal"])
-    console.print(verdicts)
-    levels = _agreement_table("level agreement per criterion (Krippendorff's alpha, ordinal)")
-    for criterion, entry in report["levels"].items():
-        _agreement_row(levels, criterion, entry)
-    console.print(levels)
-    gold = Table(title="gold tasks")
+    """The report as tables; tables with nothing in them are left out."""
+    verdicts = report["verdicts"]
+    if verdicts["alpha_nominal"]["n_ratings"] == 0 and not report["gold"]:
+        console.print("no item has two decisions yet: nothing to compare")
+    else:
+        table = _agreement_table("verdict agreement (accept / reject / fix)")
+        for pair in verdicts["cohen_pairs"]:
+            _agreement_row(table, "Cohen's kappa " + " vs ".join(pair["raters"]), pair)
+        _agreement_row(table, "Fleiss' kappa", verdicts["fleiss"])
+        _agreement_row(table, "Krippendorff's alpha (nominal)", verdicts["alpha_nominal"])
+        console.print(table)
+    if report["levels"]:
+        table = _agreement_table("level agreement per criterion (Krippendorff's alpha, ordinal)")
+        for criterion, entry in report["levels"].items():
+            _agreement_row(table, criterion, entry)
+        console.print(table)
+    if report["gold"]:
+        console.print(_gold_table(report["gold"]))
+    validator = report["validator"]
+    if validator["confusion"]:
+        table = _agreement_table("rubric route vs final human verdict")
+        _agreement_row(table, "Cohen's kappa", validator["kappa"])
+        console.print(table)
+        console.print(_confusion_table(validator["confusion"]))
+    for note in validator["suggestions"]["notes"]:
+        console.print(f"suggestion: {note}", highlight=False)
+
+
+def _gold_table(rows: dict[str, Any]) -> Table:
+    table = Table(title="gold tasks")
     for column in (
         "annotator",
         "decided",
@@ -319,29 +338,26 @@ def print_agreement(report: dict[str, Any]) -> None:
         "accuracy",
         "sensitivity (flagged / honeypots)",
     ):
-        gold.add_column(column, justify="left" if column[0] in "as" else "right")
-    for who, row in report["gold"].items():
+        table.add_column(column, justify="left" if column[0] in "as" else "right")
+    for who, row in rows.items():
         sensitivity = ", ".join(
             f"{c} {s['flagged']}/{s['honeypots']}" for c, s in row["sensitivity"].items()
         )
-        gold.add_row(
+        table.add_row(
             who, str(row["decided"]), str(row["correct"]), _number(row["accuracy"]), sensitivity
         )
-    console.print(gold)
-    validator = report["validator"]
-    rubric = _agreement_table("rubric route vs final human verdict")
-    _agreement_row(rubric, "Cohen's kappa", validator["kappa"])
-    console.print(rubric)
-    confusion = Table(title="rubric route (rows) vs route humans imply (columns)")
+    return table
+
+
+def _confusion_table(confusion: dict[str, dict[str, int]]) -> Table:
+    table = Table(title="rubric route (rows) vs the route the human verdict implies (columns)")
     columns = ["accepted", "review", "rejected"]
-    confusion.add_column("rubric")
+    table.add_column("rubric")
     for column in columns:
-        confusion.add_column(column, justify="right")
-    for route, row in validator["confusion"].items():
-        confusion.add_row(route, *(str(row.get(c, 0)) for c in columns))
-    console.print(confusion)
-    for note in validator["suggestions"]["notes"]:
-        console.print(f"suggestion: {note}", highlight=False)
+        table.add_column(column, justify="right")
+    for route, row in confusion.items():
+        table.add_row(route, *(str(row.get(c, 0)) for c in columns))
+    return table
 
 
 def _print_stats(numbers: dict[str, Any]) -> None:

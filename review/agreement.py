@@ -35,6 +35,12 @@ class Agreement:
     note: str = ""
     raters: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        # a library NaN never leaves this module: it becomes an explicit "undefined"
+        if self.value is not None and not np.isfinite(self.value):
+            self.value = None
+            self.note = "; ".join(filter(None, [self.note, "undefined for these ratings"]))
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -137,6 +137,8 @@ def validator_vs_human(
     wanted = [ROUTE_OF_VERDICT[v] for _, v in judged]
     kappa = agreement.cohen_kappa(routes, wanted)
     kappa.raters = ["rubric", "humans"]
+    if not judged:
+        kappa.note = "no reviewed sample has a final human verdict yet"
     confusion: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for route, human in zip(routes, wanted, strict=True):
         confusion[route][human] += 1
