@@ -190,6 +190,18 @@ def _choice(name: str, target: str, value: str) -> dict[str, Any]:
 
 def result_decision(result: list[dict[str, Any]], shown: Sample, *, where: str) -> Decision:
     """An annotation result read back as a Decision; `where` names the task for errors."""
+    try:
+        return _result_decision(result, shown, where)
+    except InputError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        # a hand-edited or foreign export: say where, not a traceback
+        raise InputError(
+            f"{where}: malformed annotation result ({type(error).__name__}: {error})"
+        ) from None
+
+
+def _result_decision(result: list[dict[str, Any]], shown: Sample, where: str) -> Decision:
     verdict, levels, comment, regions = None, {}, "", []
     for region in result:
         kind, value = region.get("type"), region.get("value") or {}
@@ -197,7 +209,10 @@ def result_decision(result: list[dict[str, Any]], shown: Sample, *, where: str) 
         if kind == "choices" and name == "verdict":
             verdict = _single(value.get("choices"), where, "verdict")
         elif kind == "choices":
-            levels[name] = int(_single(value.get("choices"), where, str(name)))
+            level = _single(value.get("choices"), where, str(name))
+            if level not in LEVELS:
+                raise InputError(f"{where}: level {level!r} for {name!r}; use one of 5, 3, 1")
+            levels[name] = int(level)
         elif kind == "textarea":
             comment = "\n".join(value.get("text") or [])
         elif kind in ("rectanglelabels", "polygonlabels", "labels"):
@@ -250,6 +265,8 @@ def _object_from_polygon(
 ) -> ObjectLabel:
     from pycocotools import mask as mask_utils
 
+    if len(points) < 3:
+        raise ValueError(f"a polygon needs at least 3 points (got {len(points)})")
     flat = [c for x, y in points for c in (x * width / 100.0, y * height / 100.0)]
     rle = mask_utils.merge(mask_utils.frPyObjects([flat], height, width))
     rle["counts"] = rle["counts"].decode("ascii")

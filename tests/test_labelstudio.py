@@ -365,6 +365,10 @@ def test_unreadable_exports_are_input_errors(
         import_annotations(ReviewQueue(store), tmp_path / "missing.json")
 
 
+def choice(name: str, value: str) -> dict:
+    return {"from_name": name, "to_name": "image", "type": "choices", "value": {"choices": [value]}}
+
+
 def test_bad_tasks_are_skipped_with_a_reason(store: Store, tmp_path: Path) -> None:
     queue = ReviewQueue(store, gold_rate=0.0)
     queue.enqueue_batch("b1")
@@ -381,6 +385,52 @@ def test_bad_tasks_are_skipped_with_a_reason(store: Store, tmp_path: Path) -> No
                     "annotations": [{"completed_by": 1, "result": []}],
                 },
                 {"id": 4, "data": {"item_id": item}, "annotations": [{"result": []}]},
+                {
+                    "id": 5,
+                    "data": {"item_id": item},
+                    "annotations": [
+                        {
+                            "completed_by": 2,
+                            "result": [choice("verdict", "accept"), choice("precision", "4")],
+                        }
+                    ],
+                },
+                {
+                    "id": 6,
+                    "data": {"item_id": item},
+                    "annotations": [
+                        {
+                            "completed_by": 3,
+                            "result": [
+                                choice("verdict", "fix"),
+                                {
+                                    "type": "rectanglelabels",
+                                    "value": {"rectanglelabels": ["circle"]},
+                                },
+                            ],
+                        }
+                    ],
+                },
+                {
+                    "id": 7,
+                    "data": {"item_id": item},
+                    "annotations": [
+                        {
+                            "completed_by": 4,
+                            "result": [
+                                choice("verdict", "fix"),
+                                {
+                                    "type": "polygonlabels",
+                                    "id": "new",
+                                    "value": {
+                                        "points": [[1, 1], [2, 2]],
+                                        "polygonlabels": ["circle"],
+                                    },
+                                },
+                            ],
+                        }
+                    ],
+                },
             ]
         )
     )
@@ -392,6 +442,9 @@ def test_bad_tasks_are_skipped_with_a_reason(store: Store, tmp_path: Path) -> No
         "no review item 9999",
         "no verdict chosen",
         "without completed_by",
+        "level '4' for 'precision'",
+        "malformed annotation result (KeyError",
+        "malformed annotation result (ValueError: a polygon needs at least 3 points",
     ):
         assert expected in reasons
 
