@@ -28,7 +28,6 @@ from synthgate.samples import (
 )
 from synthgate.store import Store, metadata
 
-ROOT = Path(__file__).resolve().parents[1]
 ITEMS = 40
 
 
@@ -132,10 +131,6 @@ print(json.dumps(seen))
 def test_processes_on_sqlite(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'synthgate.db'}"
     store = prepared_store(url, 2)
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT.parent), os.environ.get("PYTHONPATH", "")]),
-    }
     names = ["ann", "bob", "cy"]
     workers = [
         subprocess.Popen(
@@ -143,7 +138,6 @@ def test_processes_on_sqlite(tmp_path: Path) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=env,
         )
         for name in names
     ]
