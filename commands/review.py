@@ -114,6 +114,35 @@ def enqueue(
         _print_stats(queue.stats())
 
 
+@app.command("gold")
+def add_gold(
+    sample_ids: list[str] = typer.Argument(
+        ..., metavar="SAMPLE_ID...", help="Samples in the database."
+    ),
+    expect: list[str] = typer.Option(
+        ...,
+        "--expect",
+        help="A verdict that counts as right (accept, reject, fix); repeat for several.",
+    ),
+    criterion: str | None = typer.Option(
+        None, "--criterion", help="The criterion a known defect breaks (for sensitivity)."
+    ),
+    run: Path | None = typer.Option(None, "--run", help=RUN_HELP),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+) -> None:
+    """Add samples to the gold set: tasks with a known verdict, mixed in unannounced."""
+    with user_errors():
+        for verdict in expect:
+            _check_choice("--expect", verdict, ["accept", "reject", "fix"])
+        queue = open_queue(run, db)
+        for sample_id in sample_ids:
+            sample = queue.store.get_sample(sample_id)
+            if sample is None:
+                raise InputError(f"{sample_id}: no such sample in the database")
+            item = queue.add_gold(sample, expected=expect, criterion=criterion)  # type: ignore[arg-type]
+            console.print(f"{sample_id}: gold item {item}")
+
+
 @app.command("stats")
 def stats(
     run: Path | None = typer.Option(None, "--run", help=RUN_HELP),

@@ -249,3 +249,21 @@ def test_bad_input_exits_2_with_one_message(
     assert done.returncode == 2, done.stdout + done.stderr
     assert message in " ".join(done.stderr.split())
     assert "Traceback" not in done.stderr
+
+
+def test_gold_set_from_the_command_line(run_folder: Path) -> None:
+    store = Store(sqlite_url(run_folder / "synthgate.db"))
+    chosen = [s.id for s in store.iter_samples("small-1", "image")][-2:]
+    store.close()
+    added = invoke(
+        "review", "gold", *chosen, "--expect", "reject", "--expect", "fix", "--run", str(run_folder)
+    )
+    assert added.exit_code == 0, added.output
+    assert added.output.count("gold item") == 2
+    again = invoke("review", "gold", chosen[0], "--expect", "reject", "--run", str(run_folder))
+    assert (
+        again.output.split("gold item ")[1].strip()
+        == added.output.split("gold item ")[1].split()[0]
+    )
+    missing = invoke("review", "gold", "nope", "--expect", "accept", "--run", str(run_folder))
+    assert missing.exit_code == 2 and "no such sample" in missing.output
