@@ -14,7 +14,9 @@ import typer
 from synthgate import __version__
 from synthgate.commands import balance as balance_commands
 from synthgate.commands import console
+from synthgate.commands import review as review_commands
 from synthgate.commands import run as run_commands
+from synthgate.commands import serve as serve_commands
 from synthgate.commands import validate as validate_commands
 
 app = typer.Typer(
@@ -53,6 +55,9 @@ app.command()(validate_commands.validate)
 # worker, submit, status (workers/)
 
 # review, users, serve (review/, api/)
+app.add_typer(review_commands.app, name="review")
+app.command()(serve_commands.serve)
+app.add_typer(serve_commands.users, name="users")
 
 # balance, merge (datasets/)
 app.command()(balance_commands.balance)

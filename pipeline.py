@@ -28,7 +28,7 @@ from synthgate.generators import Generator, build_generator
 from synthgate.generators.png import encode_png
 from synthgate.outputs import RunWriter, dumps
 from synthgate.samples import GeneratedSample, Modality, SampleSpec, sample_seed
-from synthgate.store import Store, sqlite_url
+from synthgate.store import Store, human_decision_count, sqlite_url
 from synthgate.validators.context import ValidationContext
 from synthgate.validators.rubric import judge_dataset
 from synthgate.validators.summary import ValidationSummary, run_report_markdown
@@ -182,6 +182,12 @@ def _prepare_out(out: Path) -> Path:
     if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").exists():
         raise InputError(
             f"--out {out}: folder exists and is not a synthgate run; choose an empty or new folder"
+        )
+    reviewed = human_decision_count(out / "synthgate.db")
+    if reviewed:
+        raise InputError(
+            f"--out {out}: this run holds {reviewed} human review decisions that a new run would "
+            "replace; choose another --out (or export them first: synthgate review export)"
         )
     temporary = out.with_name(f".{out.name}.partial")
     try:
