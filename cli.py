@@ -12,8 +12,12 @@ import sys
 import typer
 
 from synthgate import __version__
+from synthgate.commands import balance as balance_commands
 from synthgate.commands import console
+from synthgate.commands import review as review_commands
 from synthgate.commands import run as run_commands
+from synthgate.commands import serve as serve_commands
+from synthgate.commands import validate as validate_commands
 from synthgate.commands import workers as worker_commands
 
 app = typer.Typer(
@@ -47,6 +51,7 @@ def main_options(
 app.command()(run_commands.run)
 
 # validate (validators/)
+app.command()(validate_commands.validate)
 
 # worker, submit, status (workers/)
 app.command()(worker_commands.worker)
@@ -54,8 +59,13 @@ app.command()(worker_commands.submit)
 app.command()(worker_commands.status)
 
 # review, users, serve (review/, api/)
+app.add_typer(review_commands.app, name="review")
+app.command()(serve_commands.serve)
+app.add_typer(serve_commands.users, name="users")
 
 # balance, merge (datasets/)
+app.command()(balance_commands.balance)
+app.command()(balance_commands.merge)
 
 
 def main() -> None:

@@ -7,8 +7,9 @@ Image generator configs form a union keyed by `generator`; add a model here to a
 
 from __future__ import annotations
 
+import string
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 import yaml
 from pydantic import (
@@ -19,6 +20,7 @@ from pydantic import (
     Tag,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -43,6 +45,7 @@ class ProceduralImageConfig(StrictModel):
     objects_per_image: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] = (1, 5)
     min_visible_fraction: float = Field(0.25, ge=0.0, le=1.0)
     object_scale_range: tuple[float, float] = (0.08, 0.35)
+    rubric: str | None = None  # a rubric name (configs/rubrics/) or YAML path [default: detection]
 
     @field_validator("objects_per_image", "object_scale_range")
     @classmethod
@@ -68,7 +71,191 @@ def _generator_name(model: type[StrictModel]) -> str:
     return str(model.model_fields["generator"].default)
 
 
-IMAGE_CONFIGS: tuple[type[StrictModel], ...] = (ProceduralImageConfig,)
+class CopyPasteImageConfig(StrictModel):
+    """Instances cut from a real COCO dataset by their masks, pasted into other real images."""
+
+    generator: Literal["copy_paste"] = "copy_paste"
+    count: int = Field(gt=0)
+    coco: Path  # the real COCO file the instances and backgrounds come from
+    images: Path  # the folder its file_names are relative to
+    instances_per_image: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] = (1, 3)
+    # Large-scale jitter: each pasted instance is resized by a factor drawn from this range.
+    scale_range: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = (0.1, 2.0)
+    flip_probability: float = Field(0.5, ge=0.0, le=1.0)
+    min_visible_fraction: float = Field(0.25, ge=0.0, le=1.0)
+    min_source_area: int = Field(64, ge=1)  # mask pixels an instance needs to be a source
+    min_pasted_size: int = Field(8, ge=1)  # shortest side of a pasted instance, in pixels
+    # fewest_objects: backgrounds from the quarter of images with the fewest labelled objects, so
+    # balancing a rare class copies few instances of common ones along with the background.
+    background: Literal["fewest_objects", "random"] = "fewest_objects"
+    rubric: str | None = None  # a rubric name (configs/rubrics/) or YAML path [default: detection]
+
+    @field_validator("instances_per_image", "scale_range")
+    @classmethod
+    def _ordered(cls, value: tuple[Any, Any]) -> tuple[Any, Any]:
+        if value[0] > value[1]:
+            raise ValueError(f"[min, max] must have min <= max (got {list(value)})")
+        return value
+
+
+class DiffusionModelConfig(StrictModel):
+    """A local diffusers pipeline and how to sample from it (never downloaded at run time)."""
+
+    path: str = Field(min_length=1)  # a local folder, or an id already in the Hugging Face cache
+    revision: str | None = None  # Hub cache only: a branch, tag or commit
+    variant: str | None = None  # weight file variant, e.g. "fp16"
+    scheduler: Literal["default", "ddim", "dpm++", "euler", "euler_a", "lcm"] = "default"
+    steps: int = Field(30, ge=1, le=1000)
+    guidance: float = Field(7.5, ge=0.0)
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
+    batch_size: int = Field(4, ge=1, le=256)
+    attention: Literal["sdpa", "slicing"] = "sdpa"
+    compile: bool = False  # torch.compile the UNet; applies on CUDA only
+
+
+class BackgroundConfig(StrictModel):
+    """Where backgrounds come from: drawn procedurally, or images in a folder (recursively)."""
+
+    source: Literal["procedural", "folder"] = "procedural"
+    folder: Path | None = None
+
+    @model_validator(mode="after")
+    def _folder_given(self) -> BackgroundConfig:
+        if self.source == "folder" and self.folder is None:
+            raise ValueError("source 'folder' needs `folder:` (a directory of images)")
+        return self
+
+
+class _DiffusionImageConfig(StrictModel):
+    """What every diffusion generator shares: the model, prompts and their attribute slots."""
+
+    count: int = Field(gt=0)
+    size: tuple[Annotated[int, Field(ge=16, le=8192)], Annotated[int, Field(ge=16, le=8192)]] = (
+        512,
+        512,
+    )
+    model: DiffusionModelConfig
+    prompt: str = "a photo of a {category}"
+    negative_prompt: str | None = None
+    # Values for the prompt's attribute slots ({colour}, {age}, …); a sample takes the value the
+    # planner gave it (`SampleSpec.attributes`), else one drawn from its own seed.
+    attributes: dict[str, list[str]] = Field(default_factory=dict)
+    segmenter: str = "border"  # a registered name, or "module:function" (RGB HxWx3 -> bool HxW)
+    rubric: str | None = None  # a rubric name (configs/rubrics/) or YAML path [default: detection]
+    _slots: ClassVar[dict[str, tuple[str, ...]]] = {"prompt": ("category",)}
+
+    @field_validator("attributes")
+    @classmethod
+    def _values_given(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        empty = [name for name, values in value.items() if not values]
+        if empty:
+            raise ValueError(f"attributes {empty} have no values; list at least one each")
+        return value
+
+    @model_validator(mode="after")
+    def _known_slots(self) -> _DiffusionImageConfig:
+        for field_name, builtin in self._slots.items():
+            template = getattr(self, field_name)
+            try:
+                slots = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+            except ValueError as error:
+                raise ValueError(
+                    f"{field_name} {template!r} is not a valid template: {error}"
+                ) from None
+            unknown = sorted(slots - set(builtin) - set(self.attributes))
+            if unknown:
+                raise ValueError(
+                    f"{field_name} {template!r} has unknown slots {unknown}; use "
+                    f"{sorted(builtin)} or add them to `attributes:` with their values"
+                )
+        return self
+
+
+class ClipFilterConfig(StrictModel):
+    """Keep an instance only if a local CLIP model scores it against its prompt."""
+
+    path: str = Field(min_length=1)
+    text: str = "a photo of a {category}"
+    min_score: float = Field(0.2, ge=-1.0, le=1.0)  # cosine similarity of image and text
+
+
+class DiffusionObjectPasteConfig(_DiffusionImageConfig):
+    """X-Paste: one object per generated image, segmented, filtered, pooled and pasted."""
+
+    generator: Literal["diffusion_object_paste"] = "diffusion_object_paste"
+    prompt: str = "a photo of a single {category}"
+    instance_size: (
+        tuple[Annotated[int, Field(ge=16, le=8192)], Annotated[int, Field(ge=16, le=8192)]] | None
+    ) = None  # [w, h] to generate instances at; default size
+    objects_per_image: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] = (1, 3)
+    object_scale_range: tuple[float, float] = (0.3, 0.7)  # longer side / shorter image side
+    flip_probability: float = Field(0.5, ge=0.0, le=1.0)
+    min_visible_fraction: float = Field(0.25, ge=0.0, le=1.0)
+    mask_area_range: tuple[float, float] = (0.05, 0.95)  # of the generated image
+    clip: ClipFilterConfig | None = None
+    pool_dir: Path | None = None  # keep instances on disk, shared across runs; None: in memory
+    pool_size: int = Field(16, ge=1)  # distinct instances per (category, prompt)
+    pool_seed: int = Field(0, ge=0)
+    max_attempts: int = Field(3, ge=1)  # generations per instance before it is given up
+    background: BackgroundConfig = Field(default_factory=BackgroundConfig)
+
+    @field_validator("objects_per_image", "object_scale_range", "mask_area_range")
+    @classmethod
+    def _ordered(cls, value: tuple[Any, Any]) -> tuple[Any, Any]:
+        if value[0] > value[1] or value[0] < 0:
+            raise ValueError(f"[min, max] must have 0 <= min <= max (got {list(value)})")
+        return value
+
+
+class DiffusionLayoutConfig(_DiffusionImageConfig):
+    """GLIGEN: boxes + phrases -> image; labels from a foreground test inside every box."""
+
+    generator: Literal["diffusion_layout"] = "diffusion_layout"
+    prompt: str = "a photo of {categories}"
+    phrase: str = "a {category}"
+    objects_per_image: tuple[
+        Annotated[int, Field(ge=1, le=30)], Annotated[int, Field(ge=1, le=30)]
+    ] = (1, 3)
+    box_scale_range: tuple[float, float] = (0.25, 0.6)  # box side / image side
+    grounding_fraction: float = Field(0.3, ge=0.0, le=1.0)  # GLIGEN scheduled-sampling beta
+    _slots: ClassVar[dict[str, tuple[str, ...]]] = {
+        "prompt": ("category", "categories"),
+        "phrase": ("category",),
+    }
+
+    @field_validator("objects_per_image", "box_scale_range")
+    @classmethod
+    def _ordered(cls, value: tuple[Any, Any]) -> tuple[Any, Any]:
+        if value[0] > value[1] or value[0] <= 0:
+            raise ValueError(f"[min, max] must have 0 < min <= max (got {list(value)})")
+        return value
+
+
+class DiffusionInpaintConfig(_DiffusionImageConfig):
+    """Paint one object into a background inside a chosen box."""
+
+    generator: Literal["diffusion_inpaint"] = "diffusion_inpaint"
+    box_scale_range: tuple[float, float] = (0.3, 0.6)  # box side / image side
+    mask_shape: Literal["box", "ellipse"] = "box"
+    strength: float = Field(1.0, gt=0.0, le=1.0)
+    background: BackgroundConfig = Field(default_factory=BackgroundConfig)
+
+    @field_validator("box_scale_range")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if value[0] > value[1] or value[0] <= 0 or value[1] > 1:
+            raise ValueError(f"[min, max] must have 0 < min <= max <= 1 (got {list(value)})")
+        return value
+
+
+IMAGE_CONFIGS: tuple[type[StrictModel], ...] = (
+    ProceduralImageConfig,
+    CopyPasteImageConfig,
+    DiffusionObjectPasteConfig,
+    DiffusionLayoutConfig,
+    DiffusionInpaintConfig,
+)
 ImageConfig = _tagged_union(*IMAGE_CONFIGS, default="procedural")
 
 
@@ -79,9 +266,22 @@ class TemplateTextConfig(StrictModel):
     templates: Path
     count: int = Field(gt=0)
     locales: list[str] = Field(default_factory=lambda: ["en_US"], min_length=1)
+    rubric: str | None = None  # a rubric name or YAML path [default: the template file's task]
 
 
-TEXT_CONFIGS: tuple[type[StrictModel], ...] = (TemplateTextConfig,)
+class CounterfactualTextConfig(StrictModel):
+    """Label-preserving rewrites of real rows: names and gendered terms swapped."""
+
+    generator: Literal["counterfactual"] = "counterfactual"
+    count: int = Field(gt=0)
+    source: Path  # JSONL of real rows to rewrite
+    text_field: str = "text"
+    label_field: str = "label"
+    locales: list[str] = Field(default_factory=lambda: ["en_US"], min_length=1)
+    rubric: str | None = "classification"  # a rubric name or YAML path
+
+
+TEXT_CONFIGS: tuple[type[StrictModel], ...] = (TemplateTextConfig, CounterfactualTextConfig)
 TextConfig = _tagged_union(*TEXT_CONFIGS, default="templates")
 GENERATOR_NAMES = {_generator_name(m) for m in IMAGE_CONFIGS + TEXT_CONFIGS}
 
@@ -156,15 +356,37 @@ def parse_config(data: Any, *, source: Path, config_dir: Path | None = None) -> 
         raise InputError(f"{source}: nothing to make; add an `image:` or a `text:` section")
     if config.image is not None and not config.categories:
         raise InputError(f"{source}: categories is empty; list the classes the images should hold")
-    if config.text is not None:
-        found = resolve_path(config.text.templates, config_dir=config_dir)
-        if found is None:
-            raise InputError(
-                f"{source}: text.templates: file not found: {config.text.templates} "
-                "(paths are relative to the working directory or to the config file)"
-            )
-        config.text.templates = found
+    for modality in ("image", "text"):
+        section = getattr(config, modality)
+        for key in INPUT_PATHS.get(getattr(section, "generator", ""), ()):
+            value = getattr(section, key)
+            found = resolve_path(value, config_dir=config_dir)
+            if found is None:
+                raise InputError(
+                    f"{source}: {modality}.{key}: not found: {value} "
+                    "(paths are relative to the working directory or to the config file)"
+                )
+            setattr(section, key, found)
+    for modality in ("image", "text"):
+        section = getattr(config, modality)
+        rubric = getattr(section, "rubric", None)
+        if rubric is not None and rubric.endswith((".yaml", ".yml")):
+            found = resolve_path(Path(rubric), config_dir=config_dir)
+            if found is None:
+                raise InputError(
+                    f"{source}: {modality}.rubric: file not found: {rubric} (paths are relative "
+                    "to the working directory or to the config file; or name a shipped rubric)"
+                )
+            section.rubric = str(found)
     return config
+
+
+# Paths each generator reads, resolved (and checked) when a config is parsed.
+INPUT_PATHS: dict[str, tuple[str, ...]] = {
+    "templates": ("templates",),
+    "copy_paste": ("coco", "images"),
+    "counterfactual": ("source",),
+}
 
 
 def load_config(path: Path | str) -> BatchConfig:

@@ -1,10 +1,10 @@
 """Where the stages meet: plan -> generate -> validate -> route, and the embedded runner.
 
 Every stage is a plain function over plain data; `run_batch` calls them in-process and streams
-the results into a run folder, and Celery tasks (workers/) call the same `plan`,
-`generate_specs`, `judge` and `process_specs`. `assemble_run` is the one way a run folder is
-written, whoever made the samples. Nothing here holds a whole batch in memory: specs are
-planned lazily, made in small chunks, written out and dropped.
+the results into a run folder, and Celery tasks (workers/) call the same `plan` and
+`generate_specs`. `assemble_run` is the one way a run folder is written (judging in sample
+order included), whoever made the samples. Nothing here holds a whole batch in memory: specs
+are planned lazily, made in small chunks, written out and dropped.
 """
 
 from __future__ import annotations
@@ -22,16 +22,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from synthgate import __version__
 from synthgate.config import BatchConfig
+from synthgate.datasets.coco import read_coco
 from synthgate.errors import InputError
 from synthgate.generators import Generator, build_generator
 from synthgate.generators.png import encode_png
 from synthgate.outputs import RunWriter, dumps
 from synthgate.samples import GeneratedSample, Modality, Sample, SampleSpec, sample_seed
-from synthgate.store import Store, sqlite_url
+from synthgate.store import Store, human_decision_count, sqlite_url
+from synthgate.validators.context import ValidationContext
+from synthgate.validators.rubric import judge_dataset
+from synthgate.validators.summary import ValidationSummary, run_report_markdown
+from synthgate.validators.validate import Judge, rubric_for
 
 MODALITIES: tuple[Modality, ...] = ("image", "text")
 Progress = Callable[[Modality, int, int], None]  # (modality, samples just finished, total)
@@ -43,8 +46,14 @@ def batch_id_for(config: BatchConfig) -> str:
     Files a config points to count by content, not by where they lie.
     """
     data = config.model_dump(mode="json")
-    if config.text is not None:
-        data["text"]["templates"] = hashlib.sha1(config.text.templates.read_bytes()).hexdigest()
+    for modality in MODALITIES:  # the rubric judges samples; it does not change what is made
+        if isinstance(data.get(modality), dict):
+            data[modality].pop("rubric", None)
+    for modality in MODALITIES:
+        section = getattr(config, modality)
+        for key, value in dict(section or {}).items():
+            if isinstance(value, Path) and value.is_file():
+                data[modality][key] = hashlib.sha1(value.read_bytes()).hexdigest()
     snapshot = json.dumps(data, sort_keys=True)
     return f"{config.name}-{hashlib.sha1(snapshot.encode()).hexdigest()[:10]}"
 
@@ -53,6 +62,9 @@ def attribute_axes(config: BatchConfig, modality: Modality) -> dict[str, list[st
     """The attributes the planner balances for a modality (bias control)."""
     if modality == "text" and config.text is not None:
         return {"locale": list(config.text.locales), "gender": ["female", "male"]}
+    if modality == "image" and config.image is not None:
+        # Diffusion prompts' attribute slots ({colour}, {age}, …) and their values.
+        return dict(getattr(config.image, "attributes", {}))
     return {}
 
 
@@ -93,20 +105,63 @@ def plan(
         )
 
 
-def judge(generated: GeneratedSample) -> GeneratedSample:
-    """Validate and route one sample (until a rubric is configured, everything is accepted)."""
-    generated.sample.status = "accepted"
+def judge(generated: GeneratedSample, judge_sample: Judge) -> GeneratedSample:
+    """Validate and route one sample: its RubricReport is stored with it, its status is the
+    route (an audited sample stays accepted; `report.audit` sends it to review as well)."""
+    report = judge_sample(generated)
+    generated.sample.report = report
+    generated.sample.status = report.route
     return generated
 
 
 def generate_specs(generator: Generator, specs: list[SampleSpec]) -> list[GeneratedSample]:
-    """Generate a chunk of specs, not yet judged (workers judge GPU-made samples on CPUs)."""
+    """Generate a chunk of specs, not judged yet (workers generate; judging goes in order)."""
     return generator.generate(specs)
 
 
-def process_specs(generator: Generator, specs: list[SampleSpec]) -> list[GeneratedSample]:
+def process_specs(
+    generator: Generator, specs: list[SampleSpec], judge_sample: Judge
+) -> list[GeneratedSample]:
     """Generate, validate and route a chunk of specs: the unit of work of run and workers."""
-    return [judge(g) for g in generate_specs(generator, specs)]
+    return [judge(g, judge_sample) for g in generator.generate(specs)]
+
+
+def planned_quotas(total: int, quota_categories: list[str | None]) -> dict[str, int]:
+    """How many samples `plan` asks of each category (sample i gets category i mod C)."""
+    size = len(quota_categories)
+    quotas: Counter[str] = Counter()
+    for position, category in enumerate(quota_categories):
+        if category is not None:
+            quotas[category] += total // size + (1 if position < total % size else 0)
+    return dict(quotas)
+
+
+def build_judges(
+    config: BatchConfig,
+    generators: dict[Modality, Generator],
+    plans: dict[Modality, list[SampleSpec]] | None = None,
+) -> dict[Modality, Judge]:
+    """A rubric and a fresh batch context per modality, loaded before anything is written.
+
+    With precomputed `plans` the quotas are what the plan asks of each category.
+    """
+    judges: dict[Modality, Judge] = {}
+    for modality, generator in generators.items():
+        section = getattr(config, modality)
+        template_file = getattr(generator, "template_file", None)  # text generators know the task
+        taxonomy = list(template_file.labels) if template_file else list(config.categories)
+        rubric = rubric_for(
+            modality, rubric=section.rubric, task=getattr(template_file, "task", None)
+        )
+        planned = (plans or {}).get(modality)
+        quotas = (
+            dict(Counter(s.category for s in planned if s.category is not None))
+            if planned is not None
+            else planned_quotas(section.count, generator.quota_categories())
+        )
+        context = ValidationContext.for_taxonomy(taxonomy, quotas=quotas)
+        judges[modality] = Judge(rubric, context)
+    return judges
 
 
 def build_generators(config: BatchConfig) -> dict[Modality, Generator]:
@@ -140,6 +195,12 @@ def _prepare_out(out: Path) -> Path:
         raise InputError(
             f"--out {out}: folder exists and is not a synthgate run; choose an empty or new folder"
         )
+    reviewed = human_decision_count(out / "synthgate.db")
+    if reviewed:
+        raise InputError(
+            f"--out {out}: this run holds {reviewed} human review decisions that a new run would "
+            "replace; choose another --out (or export them first: synthgate review export)"
+        )
     temporary = out.with_name(f".{out.name}.partial")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -166,16 +227,19 @@ def _publish(temporary: Path, out: Path) -> None:
 
 
 class RunAssembly:
-    """A run folder being written: samples go in in index order, a finished folder comes out.
+    """A run folder being written: judged samples go in in index order, a folder comes out.
 
-    The one path from samples to the files of DESIGN.md §8, shared by `run_batch` (samples fresh
-    from the generators) and `synthgate submit` (samples read back from the database, PNGs from
-    the blob store), so both write the same bytes. Failed samples are counted and kept in the
-    folder's database, but have no image or line in the data files.
+    The one path from samples to the files of DESIGN.md §8 (report.md and the dataset checks
+    included), shared by `run_batch` (samples fresh from the generators) and `synthgate submit`
+    (samples read back from the database, PNGs from the blob store), so both write the same
+    bytes. Failed samples are counted and kept in the folder's database, not in the data files.
     """
 
-    def __init__(self, config: BatchConfig, out: Path, *, batch_id: str) -> None:
+    def __init__(
+        self, config: BatchConfig, out: Path, *, batch_id: str, judges: dict[Modality, Judge]
+    ) -> None:
         self.config = config
+        self.judges = judges
         self.folder = _prepare_out(out)
         self.result = RunResult(out=out, batch_id=batch_id)
         self.writer = RunWriter(
@@ -189,14 +253,21 @@ class RunAssembly:
         self.store.put_batch(
             batch_id, name=config.name, seed=config.seed, config=config.model_dump(mode="json")
         )
+        self.summaries: dict[str, ValidationSummary] = {
+            m: ValidationSummary(j.rubric) for m, j in judges.items()
+        }
         self._counts: dict[str, Counter[str]] = {}
         self._pending: list[Sample] = []
 
     def add(self, sample: Sample, png: bytes | None, *, hidden_objects: int = 0) -> None:
-        """One sample (and its PNG bytes, for images), in index order within its modality."""
-        counts = self._counts.setdefault(sample.spec.modality, Counter())
+        """One judged sample (and its PNG bytes, unless already written), in index order."""
+        modality = sample.spec.modality
+        counts = self._counts.setdefault(modality, Counter())
         counts[sample.status] += 1
         counts["hidden_objects"] += hidden_objects
+        if sample.report is not None:
+            self.summaries[modality].add(sample.id, sample.report)
+            counts["audit"] += int(sample.report.audit)
         if sample.status != "failed":
             counts["generated"] += 1
             if png is not None and sample.uri:
@@ -206,10 +277,10 @@ class RunAssembly:
         if len(self._pending) >= 256:
             self._flush()
 
-    def write_png(self, sample: Sample, pixels: np.ndarray) -> None:
-        """Encode and write an image sample's PNG (thread-safe: one file per sample)."""
-        if sample.uri:
-            (self.folder / sample.uri).write_bytes(encode_png(pixels))
+    def write_png(self, generated: GeneratedSample) -> None:
+        """Encode and write a sample's PNG (thread-safe: one file per sample)."""
+        if generated.pixels is not None and generated.sample.uri:
+            (self.folder / generated.sample.uri).write_bytes(encode_png(generated.pixels))
 
     def count(self, modality: str, key: str, value: int) -> None:
         self._counts.setdefault(modality, Counter())[key] += value
@@ -221,6 +292,16 @@ class RunAssembly:
     def finish(self) -> RunResult:
         self._flush()
         self.writer.close()
+        accepted = self.folder / "accepted.coco.json"
+        if "image" in self.judges and accepted.exists():
+            image_judge = self.judges["image"]
+            self.summaries["image"].dataset = judge_dataset(
+                read_coco(accepted), image_judge.rubric, image_judge.context
+            )
+        (self.folder / "report.md").write_text(
+            run_report_markdown(self.config.name, self.result.batch_id, self.summaries),
+            encoding="utf-8",
+        )
         self.store.set_batch_status(self.result.batch_id, "done")
         self.store.close()
         self.result.counts = {m: dict(sorted(c.items())) for m, c in self._counts.items()}
@@ -235,9 +316,11 @@ class RunAssembly:
 
 
 @contextmanager
-def assemble_run(config: BatchConfig, out: Path, *, batch_id: str) -> Iterator[RunAssembly]:
+def assemble_run(
+    config: BatchConfig, out: Path, *, batch_id: str, judges: dict[Modality, Judge]
+) -> Iterator[RunAssembly]:
     """Write a run folder: published when the block ends, removed if it raises."""
-    assembly = RunAssembly(config, out, batch_id=batch_id)
+    assembly = RunAssembly(config, out, batch_id=batch_id, judges=judges)
     try:
         yield assembly
         assembly.finish()
@@ -255,52 +338,85 @@ def hidden_objects(generated: GeneratedSample) -> int:
     return int(generated.extras.get("hidden", 0))
 
 
-def run_batch(config: BatchConfig, out: Path, *, progress: Progress | None = None) -> RunResult:
-    """The embedded runner: the whole batch in this process, into the run folder `out`."""
-    generators = build_generators(config)
+def run_batch(
+    config: BatchConfig,
+    out: Path,
+    *,
+    progress: Progress | None = None,
+    plans: dict[Modality, list[SampleSpec]] | None = None,
+    generators: dict[Modality, Generator] | None = None,
+) -> RunResult:
+    """The embedded runner: the whole batch in this process, into the run folder `out`.
+
+    `plans` replaces `plan()` for a modality with precomputed specs (balancing computes its own
+    quotas); their count must equal the section's `count`. `generators` replaces
+    `build_generators(config)` (e.g. a generator wrapped with augmentation).
+    """
+    generators = generators if generators is not None else build_generators(config)
+    judges = build_judges(config, generators, plans)
     batch_id = batch_id_for(config)
-    # PNG encoding (zlib releases the GIL) runs on a second thread while the next chunk is drawn.
-    with (
-        assemble_run(config, out, batch_id=batch_id) as run,
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="png") as encoder,
-    ):
+    with assemble_run(config, out, batch_id=batch_id, judges=judges) as run:
         for modality, generator in generators.items():
             started = time.perf_counter()
-            _make_modality(config, modality, generator, run, encoder, progress)
+            _run_modality(config, modality, generator, run, progress, (plans or {}).get(modality))
             run.result.timings[f"{modality}_seconds"] = round(time.perf_counter() - started, 3)
     return run.result
 
 
-def _make_modality(
+def _run_modality(
     config: BatchConfig,
     modality: Modality,
     generator: Generator,
     run: RunAssembly,
-    encoder: ThreadPoolExecutor,
     progress: Progress | None,
+    planned: list[SampleSpec] | None = None,
 ) -> None:
     total = getattr(config, modality).count
-    specs = plan(
-        config,
-        modality,
-        batch_id=run.result.batch_id,
-        quota_categories=generator.quota_categories(),
+    if planned is not None and len(planned) != total:
+        raise ValueError(f"{modality}: {len(planned)} planned specs for a count of {total}")
+    specs = (
+        iter(planned)
+        if planned is not None
+        else plan(
+            config,
+            modality,
+            batch_id=run.result.batch_id,
+            quota_categories=generator.quota_categories(),
+        )
     )
-    in_flight: list[Future[None]] = []
-    while chunk := list(itertools.islice(specs, chunk_size(generator, modality))):
-        made = process_specs(generator, chunk)
-        # Waiting for the previous chunk's files keeps at most two chunks of pixels alive.
-        for future in in_flight:
-            future.result()
-        in_flight = [
-            encoder.submit(run.write_png, g.sample, g.pixels) for g in made if g.pixels is not None
-        ]
-        for generated in made:
-            run.add(generated.sample, None, hidden_objects=hidden_objects(generated))
-        if progress is not None:
-            progress(modality, len(made), total)
-    for future in in_flight:
-        future.result()
+    # Judging and PNG encoding (numpy and zlib release the GIL) run on a second thread while the
+    # next chunk is drawn. One thread keeps the batch checks in sample order; waiting for the
+    # previous chunk before handing over the next keeps at most two chunks of pixels alive.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="judge") as worker:
+        pending: Future[list[GeneratedSample]] | None = None
+        while chunk := list(itertools.islice(specs, chunk_size(generator, modality))):
+            made = generate_specs(generator, chunk)
+            if pending is not None:
+                _record(pending.result(), run)
+                if progress is not None:
+                    progress(modality, len(chunk), total)
+            pending = worker.submit(_judge_and_write, made, run.judges[modality], run)
+        if pending is not None:
+            finished = pending.result()
+            _record(finished, run)
+            if progress is not None:
+                progress(modality, len(finished), total)
+
+
+def _judge_and_write(
+    made: list[GeneratedSample], judge_sample: Judge, run: RunAssembly
+) -> list[GeneratedSample]:
+    """The worker thread's share of a chunk: judge every sample, write its PNG."""
+    for generated in made:
+        judge(generated, judge_sample)
+        run.write_png(generated)
+    return made
+
+
+def _record(made: list[GeneratedSample], run: RunAssembly) -> None:
+    """Count, summarise, write and store a judged chunk, in sample order."""
+    for generated in made:
+        run.add(generated.sample, None, hidden_objects=hidden_objects(generated))
 
 
 def package_versions() -> dict[str, str]:

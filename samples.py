@@ -79,6 +79,7 @@ class Finding(_Model):
     level: Level
     check: str
     message: str
+    measure: str | None = None  # what the check measured, e.g. box_tightness_px
     annotation_id: int | None = None  # COCO annotation id, for files read by `validate`
     object_index: int | None = None  # index into Sample.objects
     span_index: int | None = None  # index into Sample.spans

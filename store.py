@@ -33,7 +33,9 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
@@ -80,7 +82,6 @@ chunks = Table(
     Column("deliveries", Integer, nullable=False, default=0),
     Column("crashes", Integer, nullable=False, default=0),  # deliveries that found it running
     Column("current", Integer, nullable=True),  # sample index in flight (after a crash)
-    Column("hidden_objects", Integer, nullable=False, default=0),
     Column("reason", Text, nullable=True),
     Column("updated", Float, nullable=False),
 )
@@ -311,14 +312,6 @@ class Store:
             row = connection.execute(select(chunks).where(chunks.c.id == chunk_id)).first()
         return _chunk_state(row) if row else None
 
-    def hidden_objects(self, batch_id: str, modality: str) -> int:
-        """Objects too occluded to label, summed over a batch's chunks of one modality."""
-        query = select(func.sum(chunks.c.hidden_objects)).where(
-            chunks.c.batch_id == batch_id, chunks.c.modality == modality
-        )
-        with self.engine.connect() as connection:
-            return int(connection.execute(query).scalar() or 0)
-
     def chunk_totals(self, batch_id: str) -> dict[str, Any]:
         """{status: chunks of the batch}, and `last_update`: when any chunk last changed."""
         query = (
@@ -338,10 +331,10 @@ class Store:
 
         A delivery that finds the chunk still `running` means the worker that had it was lost
         (killed, out of memory, past its hard time limit): that counts as a crash. Finished
-        chunks stay finished, so a duplicate delivery does nothing. The write comes first so
+        chunks (generated, done, failed) stay so, and a duplicate delivery does nothing. The write comes first so
         that, in SQLite as in PostgreSQL, the read that follows is under the write lock.
         """
-        finished = chunks.c.status.in_(["done", "failed"])
+        finished = chunks.c.status.in_(["generated", "done", "failed"])
         update = (
             chunks.update()
             .where(chunks.c.id == chunk_id)
@@ -364,19 +357,29 @@ class Store:
                 chunks.update().where(chunks.c.id == chunk_id).values(**values, updated=time.time())
             )
 
-    def add_hidden_objects(self, chunk_id: str, count: int) -> None:
-        if count:
-            with self.engine.begin() as connection:
-                connection.execute(
-                    chunks.update()
-                    .where(chunks.c.id == chunk_id)
-                    .values(hidden_objects=chunks.c.hidden_objects + count)
-                )
-
 
 def _chunk_state(row: Any) -> ChunkState:
     fields = row._mapping
     return ChunkState(**{name: fields[name] for name in ChunkState.__dataclass_fields__})
+
+
+def human_decision_count(path: Path) -> int:
+    """How many human review decisions a run database holds (0 if it has no review tables).
+
+    Read without creating anything, so a run folder can be checked before it is replaced.
+    """
+    if not path.is_file():
+        return 0
+    engine = create_engine(sqlite_url(path))
+    try:
+        if not inspect(engine).has_table("review_decisions"):
+            return 0
+        with engine.connect() as connection:
+            return int(
+                connection.execute(text("SELECT COUNT(*) FROM review_decisions")).scalar() or 0
+            )
+    finally:
+        engine.dispose()
 
 
 class BlobStore:

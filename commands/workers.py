@@ -98,7 +98,9 @@ def submit(
 ) -> None:
     """Send a batch to the workers; with --wait, follow it and write the same run folder as `run`.
 
-    Submitting the same config again sends only the chunks not yet finished: nothing is made
+    Workers generate; with --wait this command judges the samples in index order as their chunks
+    arrive (batch checks compare each sample with the earlier ones) and writes the run folder.
+    Submitting the same config again sends only the chunks not yet generated: nothing is made
     twice, so a re-submit after an outage picks up where the batch stopped. With --wait, exits 1
     when samples failed (the run folder is written without them; `synthgate status` says why).
     """
@@ -107,6 +109,7 @@ def submit(
     from synthgate.workers.app import make_app, settings_from
     from synthgate.workers.submit import (
         assemble_from_store,
+        chunk_generated,
         planned_total,
         submit_batch,
         wait_for_batch,
@@ -125,38 +128,45 @@ def submit(
         if not wait:
             console.print(f"follow it with: synthgate status {batch_id}")
             return
-        with _progress() as bars:
-            bar = bars.add_task("samples", total=total)
-            progress = wait_for_batch(
-                app,
-                store,
-                batch_id,
-                total=total,
-                settings=settings,
-                on_progress=lambda p: bars.update(bar, completed=p.stored),
-                on_resend=lambda n: console.print(
-                    f"the batch stalled with empty queues: sent {n} unfinished chunks again"
-                ),
-                timeout=timeout,
-            )
-        if progress.stored != total:
-            raise InputError(
-                f"batch {batch_id}: every chunk finished but {progress.stored} of {total} "
-                "samples are in the database; run the same submit again"
-            )
         target = out if out is not None else settings.runs_dir / config.name
-        result = assemble_from_store(
-            config, target, store=store, blobs=BlobStore(blob_url), batch_id=batch_id
-        )
+        with _progress() as bars:
+            made_bar = bars.add_task("generated", total=total)
+            judged_bar = bars.add_task("   judged", total=total)
+
+            def wait_for_chunk(chunk_id: str) -> None:
+                wait_for_batch(
+                    app,
+                    store,
+                    batch_id,
+                    total=total,
+                    settings=settings,
+                    on_progress=lambda p: bars.update(made_bar, completed=p.stored),
+                    on_resend=lambda n: console.print(
+                        f"the batch stalled with empty queues: sent {n} unfinished chunks again"
+                    ),
+                    poll_seconds=0.2,
+                    timeout=timeout,
+                    until=lambda _p: chunk_generated(store, chunk_id),
+                )
+
+            result = assemble_from_store(
+                config,
+                target,
+                store=store,
+                blobs=BlobStore(blob_url),
+                batch_id=batch_id,
+                wait_for_chunk=wait_for_chunk,
+                on_judged=lambda n: bars.advance(judged_bar, n),
+            )
         result.timings["wall_seconds"] = round(time.perf_counter() - started, 3)
-        store.set_batch_status(batch_id, "failed" if progress.failed else "done")
+        failed = len(store.failures(batch_id))
+        store.set_batch_status(batch_id, "failed" if failed else "done")
         _print_failures(store, batch_id)
         store.close()
     console.print(
-        f"wrote [bold]{result.out}[/] (batch {batch_id}): "
-        f"{total - progress.failed} made, {progress.failed} failed"
+        f"wrote [bold]{result.out}[/] (batch {batch_id}): {total - failed} made, {failed} failed"
     )
-    if progress.failed:
+    if failed:
         raise typer.Exit(code=1)
 
 
@@ -199,6 +209,7 @@ def status(
                 f"{s} {chunks.get(s, 0)}"
                 for s in ("queued", "running", "generated", "done", "failed")
             )
+            + " (generated chunks are judged, in order, by `synthgate submit --wait`)"
         )
         _print_failures(store, batch_id)
         store.close()

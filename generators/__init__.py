@@ -18,6 +18,11 @@ from synthgate.samples import GeneratedSample, SampleSpec
 REGISTRY: dict[str, str] = {
     "procedural": "synthgate.generators.procedural:ProceduralGenerator",
     "templates": "synthgate.generators.text.templates:TemplateGenerator",
+    "copy_paste": "synthgate.generators.copy_paste:CopyPasteGenerator",
+    "counterfactual": "synthgate.generators.text.counterfactual:CounterfactualGenerator",
+    "diffusion_object_paste": "synthgate.generators.diffusion.object_paste:ObjectPasteGenerator",
+    "diffusion_layout": "synthgate.generators.diffusion.layout:LayoutGenerator",
+    "diffusion_inpaint": "synthgate.generators.diffusion.inpaint:InpaintGenerator",
 }
 
 

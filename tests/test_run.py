@@ -133,3 +133,33 @@ def test_version_and_help() -> None:
     assert runner.invoke(app, ["--version"]).output.startswith("synthgate ")
     help_text = runner.invoke(app, ["run", "--help"]).output
     assert "--seed" in help_text and "--out" in help_text
+
+
+def test_rerun_refuses_to_replace_human_review_decisions(tmp_path: Path) -> None:
+    """Reviewed data is never lost: a run folder holding decisions is not replaced."""
+    from synthgate.review.queue import Decision, ReviewQueue
+    from synthgate.store import Store, sqlite_url
+
+    out = tmp_path / "run"
+    config = small_config(
+        image={"generator": "procedural", "count": 2, "size": [64, 64]}, text=None
+    )
+    run_cli(config, out)
+    store = Store(sqlite_url(out / "synthgate.db"))
+    batch_id = json.loads((out / "manifest.json").read_text())["batch_id"]
+    first = next(store.iter_samples(batch_id, "image"))
+    store.upsert_samples([first.model_copy(update={"status": "review"})])
+    queue = ReviewQueue(store, annotators_per_item=1, gold_rate=0.0)
+    queue.enqueue_batch(batch_id)
+    task = queue.next_item("ann")
+    assert task is not None
+    queue.decide(task.item_id, "ann", Decision(verdict="accept"))
+    store.close()
+    before = (out / "synthgate.db").read_bytes()
+
+    path = tmp_path / "again.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = runner.invoke(app, ["run", str(path), "--out", str(out)])
+    assert result.exit_code == 2
+    assert "human review decisions" in result.output
+    assert (out / "synthgate.db").read_bytes() == before

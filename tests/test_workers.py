@@ -204,8 +204,10 @@ def test_a_sample_that_always_kills_its_worker_ends_failed_and_the_rest_complete
     assert [(f["modality"], f["index"]) for f in store.failures(batch_id)] == [("text", 70)]
 
 
-def test_gpu_chunks_are_judged_on_the_cpu_queue(cluster: Cluster, tmp_path: Path) -> None:
-    """Procedural routed to `gpu` here (no GPU needed): generated there, judged on `cpu`."""
+def test_gpu_and_cpu_queues_are_served_by_their_own_workers(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Procedural routed to `gpu` here (no GPU needed): images there, texts on `cpu`."""
     cluster.settings["SYNTHGATE_GPU_GENERATORS"] = '["procedural"]'
     data = mixed_config(images=24, texts=20, size=64)
     config = write_config(tmp_path, data)
@@ -216,5 +218,5 @@ def test_gpu_chunks_are_judged_on_the_cpu_queue(cluster: Cluster, tmp_path: Path
     run_batch(parse_config(data, source=config), tmp_path / "embedded")
     assert_same_run(tmp_path / "submitted", tmp_path / "embedded")
     logs = [(cluster.folder / f"worker-{n}.log").read_text() for n in (0, 1)]
-    assert "make_chunk[" in logs[0] and "judge_chunk[" not in logs[0]  # the gpu worker
-    assert "image:0 judged" in logs[1] and "image:0 generated" not in logs[1]  # the cpu worker
+    assert "image:0 generated" in logs[0] and "text:" not in logs[0]  # the gpu worker
+    assert "text:0 generated" in logs[1] and "image:" not in logs[1]  # the cpu worker

@@ -123,8 +123,6 @@ def test_chunk_bookkeeping(db_url: str) -> None:
         ("running", 2, 1),
         ("running", 3, 2),
     ]
-    store.add_hidden_objects("b:text:0", 4)
-    assert store.hidden_objects("b", "text") == 4
     totals = store.chunk_totals("b")
     assert totals["running"] == 1 and totals["last_update"] > 0
     store.close()

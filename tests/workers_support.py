@@ -195,14 +195,14 @@ def _poisoned_cli() -> None:
     from synthgate.workers import chunks
 
     modality, _, index = os.environ["SYNTHGATE_TEST_POISON"].partition(":")
-    real = chunks.process_specs
+    real = chunks.generate_specs
 
-    def process_specs(generator: Any, specs: list[Any]) -> list[Any]:
+    def generate_specs(generator: Any, specs: list[Any]) -> list[Any]:
         if any(s.modality == modality and s.index == int(index) for s in specs):
             os.kill(os.getpid(), signal.SIGKILL)
         return real(generator, specs)
 
-    chunks.process_specs = process_specs
+    chunks.generate_specs = generate_specs
     main()
 
 

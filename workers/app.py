@@ -4,8 +4,8 @@
 `make_app(settings)` returns a Celery app whose tasks (workers/tasks.py) acknowledge late, are
 requeued when their worker is lost, have soft and hard time limits, and are redelivered by Redis
 after a visibility timeout that must exceed the hard limit. `queue_for(generator)` routes
-diffusion generators (`SYNTHGATE_GPU_GENERATORS`) to the `gpu` queue and everything else, the
-judging of GPU-made samples included, to `cpu`.
+diffusion generators (`SYNTHGATE_GPU_GENERATORS`) to the `gpu` queue and everything else to
+`cpu`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from synthgate.errors import InputError
 
 QUEUES = ("cpu", "gpu")
 MAKE_CHUNK = "synthgate.make_chunk"
-JUDGE_CHUNK = "synthgate.judge_chunk"
 
 
 class WorkerSettings(Settings):
@@ -41,8 +40,7 @@ class WorkerSettings(Settings):
     max_crashes: int = Field(3, ge=1)
     max_retries: int = Field(5, ge=0)  # for transient errors (database, blob store, network)
     retry_backoff_max: float = Field(60.0, gt=0)
-    # Generators (by name prefix) whose chunks go to the `gpu` queue; their samples are judged
-    # by a second task on `cpu`, so the GPU does not wait for the checks.
+    # Generators (by name prefix) whose chunks go to the `gpu` queue, one chunk at a time.
     gpu_generators: list[str] = Field(default_factory=lambda: ["diffusion"])
     # A `cpu` chunk holds this many of the embedded runner's chunks: per-task costs (broker,
     # database, bookkeeping) spread over more samples. `gpu` chunks keep the generator's batch.

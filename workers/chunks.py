@@ -2,8 +2,10 @@
 
 A chunk is a run of sample indices of one batch and modality, named by id in the `chunks` table.
 `run_chunk` counts the delivery, plans the chunk's specs again from the batch config in the
-database, makes them with `pipeline.process_specs`, puts PNGs in the blob store and upserts the
-samples by their deterministic ids, so any delivery of the same chunk writes the same rows.
+database, generates them with `pipeline.generate_specs`, puts their PNGs and judging evidence
+(workers/evidence.py) in the blob store and upserts the samples, `pending`, by their
+deterministic ids, so any delivery of the same chunk writes the same rows. Judging happens in
+sample order where the run folder is assembled (workers/submit.py).
 
 After a delivery found the chunk still `running` (its worker was lost), the chunk is made one
 sample at a time, committed sample by sample, with the index in flight recorded: samples made
@@ -25,20 +27,17 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from synthgate.config import BatchConfig
 from synthgate.generators import Generator, build_generator, generator_class
-from synthgate.pipeline import (
-    chunk_size,
-    generate_specs,
-    hidden_objects,
-    plan,
-    process_specs,
-    sample_png,
-)
+from synthgate.pipeline import chunk_size, generate_specs, plan, sample_png
 from synthgate.samples import GeneratedSample, Modality, Provenance, Sample, SampleSpec, sample_id
 from synthgate.store import BlobStore, ChunkState, Store
 from synthgate.workers.app import WorkerSettings, queue_for
 from synthgate.workers.evidence import encode_evidence, evidence_key
 
 log = logging.getLogger(__name__)
+
+# A chunk in one of these states needs no worker: `generated` waits for the run folder's
+# assembly to judge its samples in order, then becomes `done` (or `failed`, with failures).
+FINISHED = ("generated", "done", "failed")
 
 # Errors worth a retry with backoff: the database, the blob store or the network hiccuped.
 # Everything else is a property of the sample and fails it.
@@ -138,59 +137,47 @@ def failed_sample(spec: SampleSpec, version: str) -> Sample:
     )
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What a chunk task did, for the worker log; `judge`: its samples await a judge task."""
+def run_chunk(context: WorkerContext, chunk_id: str) -> str:
+    """Generate one chunk (see the module docstring); returns what happened, for the worker log.
 
-    message: str
-    judge: bool = False
-
-
-def run_chunk(context: WorkerContext, chunk_id: str) -> Outcome:
-    """Make one chunk (see the module docstring).
-
-    A chunk of the `gpu` queue is only generated here: its samples are stored `pending`, with
-    the masks the checks need, and the chunk waits (`generated`) for `judge_chunk` on `cpu`.
+    Samples are stored `pending`, with what the checks need besides pixels: judging goes in
+    sample order, where the run folder is assembled, because batch checks (near-duplicates)
+    compare each sample with the ones before it.
     """
     chunk = context.store.begin_chunk(chunk_id)
     if chunk is None:
-        return Outcome(f"unknown chunk {chunk_id}")
-    if chunk.status in ("done", "failed"):
-        return Outcome(f"{chunk_id} already {chunk.status}")
+        return f"unknown chunk {chunk_id}"
+    if chunk.status in FINISHED:
+        return f"{chunk_id} already {chunk.status}"
     config, generator = context.generator(chunk.batch_id, chunk.modality)
-    split = chunk.queue == "gpu"
-    make = generate_specs if split else process_specs
     specs: list[SampleSpec] | None = remaining_specs(context, chunk, config, generator)
     careful = chunk.crashes > 0
     if chunk.crashes >= context.settings.max_crashes:
         specs = give_up_in_flight(context, chunk, specs or [], generator)
     if specs and not careful:
         try:
-            if split:  # a GPU generator batches the whole chunk
-                store_made(context, chunk_id, make(generator, specs), pending=True)
+            if chunk.queue == "gpu":  # a GPU generator batches the whole chunk
+                store_made(context, generate_specs(generator, specs))
             else:
-                make_overlapped(context, chunk_id, generator, specs)
+                make_overlapped(context, generator, specs)
             specs = []
         except TRANSIENT_ERRORS:
             raise
         except Exception as error:  # one bad sample must not sink its neighbours: go one by one
             log.warning("%s: %r; making its samples one at a time", chunk_id, error)
-    any_failed = specs is None or chunk.crashes >= context.settings.max_crashes
+    failures = 0
     for spec in specs or []:
         context.store.update_chunk(chunk_id, current=spec.index)
         try:
-            store_made(context, chunk_id, make(generator, [spec]), pending=split)
+            store_made(context, generate_specs(generator, [spec]))
         except TRANSIENT_ERRORS:
             raise
         except Exception as error:
-            any_failed = True
+            failures += 1
             reason = f"{type(error).__name__}: {error}"
             context.store.upsert_samples([failed_sample(spec, generator.version)], reason=reason)
-    if split and any(s.status == "pending" for s in chunk_samples(context, chunk)):
-        context.store.update_chunk(chunk_id, status="generated", crashes=0, current=None)
-        return Outcome(f"{chunk_id} generated; judging on cpu", judge=True)
-    context.store.update_chunk(chunk_id, status="failed" if any_failed else "done", current=None)
-    return Outcome(f"{chunk_id} {'finished with failures' if any_failed else 'done'}")
+    context.store.update_chunk(chunk_id, status="generated", current=None)
+    return f"{chunk_id} generated" + (f", {failures} failed" if failures else "")
 
 
 def chunk_samples(context: WorkerContext, chunk: ChunkState) -> list[Sample]:
@@ -240,62 +227,48 @@ def give_up_in_flight(
     return [s for s in specs if s.index != chunk.current]
 
 
-def make_overlapped(
-    context: WorkerContext, chunk_id: str, generator: Generator, specs: list[SampleSpec]
-) -> None:
-    """Make and judge specs one by one, each PNG stored on a second thread meanwhile.
+def make_overlapped(context: WorkerContext, generator: Generator, specs: list[SampleSpec]) -> None:
+    """Generate specs one by one while a second thread stores each one's blobs.
 
-    Rows are written once every PNG is in the blob store, as in `store_made`.
+    Rows are written once every blob is in the blob store, as in `store_made`.
     """
     made: list[GeneratedSample] = []
     stored: list[Future[None]] = []
     try:
         for spec in specs:
-            for generated in process_specs(generator, [spec]):
+            for generated in generate_specs(generator, [spec]):
                 made.append(generated)
-                stored.append(context.encoder.submit(put_png, context.blobs, generated))
+                stored.append(context.encoder.submit(put_blobs, context.blobs, generated))
     finally:
         wait(stored)  # nothing is left writing when a sample fails and the chunk is retried
     for future in stored:
         future.result()
     context.store.upsert_samples(g.sample for g in made)
-    context.store.add_hidden_objects(chunk_id, sum(hidden_objects(g) for g in made))
 
 
-def put_png(blobs: BlobStore, generated: GeneratedSample) -> None:
+def put_blobs(blobs: BlobStore, generated: GeneratedSample) -> None:
+    """The PNG of an image sample, and the evidence the judge needs besides its pixels."""
     png = sample_png(generated)
     if png is not None and generated.sample.uri:
         blobs.put(generated.sample.uri, png)
+    blobs.put(evidence_key(generated.sample), encode_evidence(generated))
 
 
-def store_made(
-    context: WorkerContext, chunk_id: str, made: list[GeneratedSample], *, pending: bool = False
-) -> None:
-    """Blobs first, then rows: a sample row in the database means its blobs are there.
-
-    `pending` samples (not judged yet) also keep what only the generator knows, for the judge.
-    """
+def store_made(context: WorkerContext, made: list[GeneratedSample]) -> None:
+    """Blobs first, then rows: a sample row in the database means its blobs are there."""
     for generated in made:
-        put_png(context.blobs, generated)
-        if pending:
-            context.blobs.put(evidence_key(generated.sample), encode_evidence(generated))
+        put_blobs(context.blobs, generated)
     context.store.upsert_samples(g.sample for g in made)
-    context.store.add_hidden_objects(chunk_id, sum(hidden_objects(g) for g in made))
 
 
 def fail_chunk(context: WorkerContext, chunk_id: str, reason: str) -> None:
-    """Mark what is left of a chunk failed (soft time limit, retries exhausted)."""
+    """Mark the samples a chunk has not made failed (soft time limit, retries exhausted)."""
     chunk = context.store.get_chunk(chunk_id)
     if chunk is None:
         return
     config, generator = context.generator(chunk.batch_id, chunk.modality)
     specs = remaining_specs(context, chunk, config, generator)
-    unjudged = [
-        s.model_copy(update={"status": "failed"})
-        for s in chunk_samples(context, chunk)
-        if s.status == "pending"
-    ]
     context.store.upsert_samples(
-        [*unjudged, *(failed_sample(s, generator.version) for s in specs)], reason=reason
+        [failed_sample(s, generator.version) for s in specs], reason=reason
     )
-    context.store.update_chunk(chunk_id, status="failed", current=None, reason=reason)
+    context.store.update_chunk(chunk_id, status="generated", current=None, reason=reason)

@@ -1,8 +1,9 @@
 """What a generator knows about a sample besides its pixels, kept in the blob store for the judge.
 
-Samples made on the `gpu` queue are judged by another task on `cpu`: that task rebuilds the
-`GeneratedSample` the checks expect from the PNG (lossless, so the same pixels), and from the
-foreground and ignore masks and the extras stored here as a compressed `.npz` beside it.
+Workers generate; samples are judged later, in sample order, where the run folder is assembled.
+`load_generated` rebuilds the `GeneratedSample` the checks expect from the PNG (lossless: the
+same pixels) and from the foreground and ignore masks and the extras stored here, a compressed
+`.npz` per sample.
 """
 
 from __future__ import annotations
@@ -21,8 +22,16 @@ def evidence_key(sample: Sample) -> str:
     return f"evidence/{sample.id}.npz"
 
 
+def _plain(value: object) -> object:
+    """numpy scalars as Python numbers, so extras come back as the generator returned them."""
+    item = getattr(value, "item", None)
+    if callable(item):
+        return item()
+    raise TypeError(f"extras value {value!r} cannot be stored as JSON")
+
+
 def encode_evidence(generated: GeneratedSample) -> bytes:
-    arrays: dict[str, np.ndarray] = {"extras": np.array(json.dumps(generated.extras, default=str))}
+    arrays = {"extras": np.array(json.dumps(generated.extras, default=_plain))}
     if generated.foreground is not None:
         arrays["foreground"] = generated.foreground
     if generated.ignore is not None:
@@ -32,11 +41,11 @@ def encode_evidence(generated: GeneratedSample) -> bytes:
     return buffer.getvalue()
 
 
-def load_generated(blobs: BlobStore, sample: Sample) -> GeneratedSample:
-    """The `GeneratedSample` of a stored, not yet judged sample, as its generator returned it."""
+def load_generated(blobs: BlobStore, sample: Sample, png: bytes | None) -> GeneratedSample:
+    """The `GeneratedSample` of a stored sample (and its PNG bytes), as its generator made it."""
     pixels = None
-    if sample.uri and sample.spec.modality == "image":
-        with Image.open(io.BytesIO(blobs.get(sample.uri))) as image:
+    if png is not None:
+        with Image.open(io.BytesIO(png)) as image:
             pixels = np.asarray(image.convert("RGB"))
     with np.load(io.BytesIO(blobs.get(evidence_key(sample)))) as stored:
         return GeneratedSample(

@@ -4,8 +4,10 @@
 per unfinished chunk (a re-submit publishes only what is left, and finished chunks are never
 made twice). `wait_for_batch` follows progress in the database and, when the batch stalls with
 its queues empty (a broker that lost its messages in a restart), publishes the unfinished chunks
-again. `assemble_from_store` reads the samples back in index order, and the PNGs from the blob
-store, into `pipeline.assemble_run`: the same writer as `synthgate run`, so the same bytes.
+again. `assemble_from_store` reads the samples back in index order as their chunks are
+generated, with their PNGs and evidence from the blob store, judges them in that order (batch
+checks compare each sample with the ones before it) and writes them with
+`pipeline.assemble_run`: the same judge and writer as `synthgate run`, so the same bytes.
 """
 
 from __future__ import annotations
@@ -18,12 +20,25 @@ from typing import Any
 
 from synthgate.config import BatchConfig
 from synthgate.errors import InputError
-from synthgate.pipeline import MODALITIES, RunResult, assemble_run, batch_id_for
+from synthgate.pipeline import (
+    MODALITIES,
+    RunAssembly,
+    RunResult,
+    assemble_run,
+    batch_id_for,
+    build_generators,
+    build_judges,
+    hidden_objects,
+    judge,
+)
+from synthgate.samples import Sample
 from synthgate.store import BlobStore, ChunkState, Store
+from synthgate.validators.validate import Judge
 from synthgate.workers.app import MAKE_CHUNK, QUEUES, WorkerSettings
-from synthgate.workers.chunks import TRANSIENT_ERRORS, chunk_rows
+from synthgate.workers.chunks import FINISHED, TRANSIENT_ERRORS, chunk_rows
+from synthgate.workers.evidence import load_generated
 
-UNFINISHED = ("queued", "running", "generated")  # generated: made on gpu, awaiting judging
+UNFINISHED = ("queued", "running")  # waiting for a worker; `generated` waits for the judge
 
 
 @dataclass
@@ -91,6 +106,12 @@ def progress_of(store: Store, batch_id: str, total: int) -> BatchProgress:
     )
 
 
+def chunk_generated(store: Store, chunk_id: str) -> bool:
+    """Whether a chunk needs no worker any more (generated, or already judged)."""
+    chunk = store.get_chunk(chunk_id)
+    return chunk is not None and chunk.status in FINISHED
+
+
 def queued_messages(app: Any) -> int | None:
     """Messages waiting in the broker's queues (None when the broker cannot be asked)."""
     from kombu.exceptions import ChannelError
@@ -120,8 +141,9 @@ def wait_for_batch(
     on_resend: Callable[[int], None] | None = None,
     poll_seconds: float = 0.5,
     timeout: float | None = None,
+    until: Callable[[BatchProgress], bool] | None = None,
 ) -> BatchProgress:
-    """Follow a batch in the database until every chunk is finished.
+    """Follow a batch in the database until every chunk is generated (or `until` holds).
 
     A batch whose chunks have not changed for longer than the visibility timeout (plus two
     restore sweeps), while the broker's queues are empty, has lost its messages (a broker
@@ -139,7 +161,7 @@ def wait_for_batch(
             continue
         if on_progress is not None:
             on_progress(progress)
-        if progress.finished:
+        if until(progress) if until is not None else progress.finished:
             return progress
         now = time.time()
         quiet = now - max(progress.chunks["last_update"], last_resend)
@@ -161,23 +183,57 @@ def wait_for_batch(
 
 
 def assemble_from_store(
-    config: BatchConfig, out: Path, *, store: Store, blobs: BlobStore, batch_id: str
+    config: BatchConfig,
+    out: Path,
+    *,
+    store: Store,
+    blobs: BlobStore,
+    batch_id: str,
+    wait_for_chunk: Callable[[str], None] | None = None,
+    on_judged: Callable[[int], None] | None = None,
 ) -> RunResult:
-    """Write the run folder from the shared database and blob store, as `synthgate run` would."""
-    with assemble_run(config, out, batch_id=batch_id) as run:
-        for modality in MODALITIES:
-            if getattr(config, modality) is None:
-                continue
+    """Judge the batch's samples in index order and write its run folder, as `synthgate run` does.
+
+    Chunk by chunk, as soon as each one is generated (`wait_for_chunk` blocks until it is):
+    the samples come from the shared database, their PNGs and evidence from the blob store,
+    and the judged samples go back to the database, their chunk marked done.
+    """
+    generators = build_generators(config)
+    judges = build_judges(config, generators)
+    with assemble_run(config, out, batch_id=batch_id, judges=judges) as run:
+        for modality in generators:
             started = time.perf_counter()
-            for sample in store.iter_samples(batch_id, modality):
-                png = (
-                    blobs.get(sample.uri)
-                    if sample.uri and sample.status != "failed" and modality == "image"
-                    else None
-                )
-                run.add(sample, png)
-            run.count(modality, "hidden_objects", store.hidden_objects(batch_id, modality))
-            run.result.timings[f"{modality}_assemble_seconds"] = round(
-                time.perf_counter() - started, 3
-            )
+            for chunk in store.chunks_of(batch_id):
+                if chunk.modality != modality:
+                    continue
+                if wait_for_chunk is not None:
+                    wait_for_chunk(chunk.id)
+                judged = judge_chunk(run, store, blobs, chunk, judges[modality])
+                if on_judged is not None:
+                    on_judged(judged)
+            run.result.timings[f"{modality}_seconds"] = round(time.perf_counter() - started, 3)
     return run.result
+
+
+def judge_chunk(
+    run: RunAssembly, store: Store, blobs: BlobStore, chunk: ChunkState, judge_sample: Judge
+) -> int:
+    """Judge one generated chunk's samples in order into the run folder; returns how many."""
+    samples = store.samples_in(chunk.batch_id, chunk.modality, chunk.start, chunk.stop)
+    if len(samples) != chunk.stop - chunk.start:
+        raise InputError(
+            f"batch {chunk.batch_id}: chunk {chunk.id} holds {len(samples)} of "
+            f"{chunk.stop - chunk.start} samples; run the same `synthgate submit` again"
+        )
+    judged: list[Sample] = []
+    for sample in samples:
+        if sample.status == "failed":
+            run.add(sample, None)
+            continue
+        png = blobs.get(sample.uri) if sample.uri and chunk.modality == "image" else None
+        generated = judge(load_generated(blobs, sample, png), judge_sample)
+        run.add(generated.sample, png, hidden_objects=hidden_objects(generated))
+        judged.append(generated.sample)
+    store.upsert_samples(judged)
+    store.update_chunk(chunk.id, status="done" if len(judged) == len(samples) else "failed")
+    return len(samples)

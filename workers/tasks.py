@@ -1,17 +1,15 @@
-"""Celery tasks: thin wrappers that take a chunk id and call workers/ chunks.py and judging.py.
+"""The Celery task: a thin wrapper that takes a chunk id and calls workers/chunks.py.
 
-`make_chunk(chunk_id)` and `judge_chunk(chunk_id)` are idempotent (deterministic sample ids,
-upserts, finished chunks are skipped), acknowledged late and requeued when their worker is lost
-(app settings). Transient errors (database, blob store, network) are retried with exponential
-backoff; a chunk past its soft time limit or out of retries has its remaining samples marked
-failed with the reason.
+`make_chunk(chunk_id)` is idempotent (deterministic sample ids, upserts, finished chunks are
+skipped), acknowledged late and requeued when its worker is lost (app settings). Transient
+errors (database, blob store, network) are retried with exponential backoff; a chunk past its
+soft time limit or out of retries has its remaining samples marked failed with the reason.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
 
@@ -20,15 +18,8 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_init
 
 from synthgate.generators import REGISTRY, generator_class
-from synthgate.workers.app import JUDGE_CHUNK, MAKE_CHUNK, QUEUES, queue_for
-from synthgate.workers.chunks import (
-    TRANSIENT_ERRORS,
-    Outcome,
-    WorkerContext,
-    fail_chunk,
-    run_chunk,
-)
-from synthgate.workers.judging import judge_chunk as judge_pending
+from synthgate.workers.app import MAKE_CHUNK, QUEUES, queue_for
+from synthgate.workers.chunks import TRANSIENT_ERRORS, WorkerContext, fail_chunk, run_chunk
 
 log = logging.getLogger(__name__)
 
@@ -67,28 +58,17 @@ def warm_up(**_: Any) -> None:
 
 @shared_task(bind=True, name=MAKE_CHUNK)
 def make_chunk(self: Any, chunk_id: str) -> str:
-    """Make a chunk; a `gpu` chunk then hands its samples to `judge_chunk` on `cpu`."""
-    return guarded(self, chunk_id, run_chunk)
-
-
-@shared_task(bind=True, name=JUDGE_CHUNK)
-def judge_chunk(self: Any, chunk_id: str) -> str:
-    """Judge the pending samples of a chunk made on the `gpu` queue."""
-    return guarded(self, chunk_id, judge_pending)
-
-
-def guarded(task: Any, chunk_id: str, work: Callable[[WorkerContext, str], Outcome]) -> str:
-    """Run `work` on a chunk with the retry and failure policy every chunk task shares."""
-    context = context_for(task.app)
+    """Generate a chunk of a batch into the shared database and blob store."""
+    context = context_for(self.app)
     settings = context.settings
     try:
-        outcome = work(context, chunk_id)
+        return run_chunk(context, chunk_id)
     except SoftTimeLimitExceeded:
         reason = f"took longer than the {settings.soft_time_limit:g}s soft time limit"
         fail_chunk(context, chunk_id, reason)
         return f"{chunk_id} failed: {reason}"
     except TRANSIENT_ERRORS as error:
-        if task.request.retries >= settings.max_retries:
+        if self.request.retries >= settings.max_retries:
             reason = (
                 f"gave up after {settings.max_retries} retries: {type(error).__name__}: {error}"
             )
@@ -97,8 +77,5 @@ def guarded(task: Any, chunk_id: str, work: Callable[[WorkerContext, str], Outco
         # Back to `queued`, so the retry is not counted as a lost worker.
         with suppress(*TRANSIENT_ERRORS):  # the database may be what failed
             context.store.update_chunk(chunk_id, status="queued")
-        countdown = min(settings.retry_backoff_max, 2.0**task.request.retries)
-        raise task.retry(exc=error, countdown=countdown, max_retries=None) from error
-    if outcome.judge:
-        task.app.send_task(JUDGE_CHUNK, args=[chunk_id], queue="cpu")
-    return outcome.message
+        countdown = min(settings.retry_backoff_max, 2.0**self.request.retries)
+        raise self.retry(exc=error, countdown=countdown, max_retries=None) from error

@@ -1,0 +1,3 @@
+"""The web service: a FastAPI app for batches (requesters), the review queue (annotators) and
+its health (admins), plus the server-rendered review and admin pages. `create_app` builds it;
+`synthgate serve` runs it with uvicorn."""

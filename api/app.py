@@ -1,0 +1,203 @@
+"""The FastAPI app: `create_app(db_url=..., runs_dir=...)` wires the store, the review queue,
+users, the routes (batches, review, pages) and the guards every request passes.
+
+Guards: bodies over `max_body_bytes` get 413 before they are read in full; bad input
+(`InputError`, malformed JSON, a body that does not fit the schema) gets a 4xx whose `detail` is
+one readable sentence; every response carries headers that stop the page from running anything
+but our own static script (Content-Security-Policy) or being framed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from synthgate import __version__
+from synthgate.api.auth import Users
+from synthgate.errors import InputError
+from synthgate.store import Store
+
+API_DIR = Path(__file__).resolve().parent
+MAX_BODY_BYTES = 1 << 20  # 1 MiB: a batch config or a decision with fixed labels is far smaller
+
+SECURITY_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self'; "
+        b"object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+]
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for bodies over `limit` bytes, by Content-Length or as they stream."""
+
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self._too_large(send)
+            return
+        # Read the whole body first (it is at most `limit` bytes), so an oversized stream is
+        # refused here rather than half-parsed by a route that would answer a vaguer 400.
+        chunks: list[bytes] = []
+        seen = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunks.append(message.get("body", b""))
+            seen += len(chunks[-1])
+            if seen > self.limit:
+                await self._too_large(send)
+                return
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, send: Send) -> None:
+        body = json.dumps(
+            {"detail": f"request body too large: the limit is {self.limit} bytes"}
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class SecurityHeaders:
+    """ASGI middleware adding SECURITY_HEADERS to every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        # FastAPI's /docs and /redoc pages load their UI with inline and CDN scripts and show
+        # no user data: they keep every header but the content security policy.
+        docs = scope.get("path", "").startswith(("/docs", "/redoc"))
+        headers = SECURITY_HEADERS[1:] if docs else SECURITY_HEADERS
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *headers]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def describe_validation_error(error: RequestValidationError) -> str:
+    """One readable sentence per problem: where it is, what is wrong, what was sent."""
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item.get("loc", ()))
+        if item.get("type") == "json_invalid":
+            position = item.get("ctx", {}).get("error", "")
+            lines.append(f"{where}: malformed JSON ({position}); send a JSON object")
+        elif item.get("type") == "missing":
+            lines.append(f"{where}: required")
+        elif item.get("type") == "extra_forbidden":
+            lines.append(f"{where}: unknown field; remove it or check its spelling")
+        else:
+            lines.append(f"{where}: {item.get('msg')} (got {_short(item.get('input'))})")
+    return "; ".join(lines) or "invalid request"
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def create_app(
+    *,
+    db_url: str,
+    runs_dir: Path | str = Path("runs"),
+    annotators_per_item: int = 2,
+    gold_rate: float = 0.1,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> FastAPI:
+    """The synthgate web service over the database at `db_url`; batches run into `runs_dir`."""
+    from synthgate.api import batches, pages, review
+    from synthgate.review.queue import ReviewQueue
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        runner.shutdown()
+        store.close()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="synthgate",
+        version=__version__,
+        description=(
+            "Request synthetic batches, review doubtful samples, watch agreement. "
+            "Authenticate with `Authorization: Bearer <token>` (tokens from `synthgate users add`)."
+        ),
+    )
+    store = Store(db_url)
+    queue = ReviewQueue(store, annotators_per_item=annotators_per_item, gold_rate=gold_rate)
+    runner = batches.BatchRunner(store, queue, Path(runs_dir))
+    app.state.store = store
+    app.state.users = Users(store.engine)
+    app.state.queue = queue
+    app.state.runs_dir = Path(runs_dir)
+    app.state.runner = runner
+
+    @app.exception_handler(InputError)
+    async def input_error(_request: Request, error: InputError) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=status.HTTP_400_BAD_REQUEST)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse(
+            {"detail": describe_validation_error(error)},
+            status_code=422,
+        )
+
+    app.include_router(batches.router)
+    app.include_router(review.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=API_DIR / "static"), name="static")
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit, limit=max_body_bytes)
+    return app

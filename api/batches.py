@@ -1,0 +1,232 @@
+"""Batch routes for requesters: `POST /api/batches` runs a batch config, `GET /api/batches/{id}`
+tells how it is going, `GET /api/batches/{id}/coco` hands back its COCO file.
+
+`BatchRunner` runs accepted configs one at a time in a background thread with the embedded
+runner (`pipeline.run_batch`) into `<runs_dir>/<batch id>/`, copies the samples into the
+service's database (`import_run`) and queues the doubtful ones for review. `run_folder` finds
+the folder of a batch again, for its COCO file and for the images the review page shows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path, PurePath
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response, status
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from synthgate.api.auth import User, require
+from synthgate.config import BatchConfig, parse_config
+from synthgate.errors import InputError
+from synthgate.store import Store, sqlite_url
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/batches", tags=["batches"])
+SOURCE = Path("POST /api/batches")
+
+
+class BatchOut(BaseModel):
+    """A batch as the API reports it."""
+
+    id: str
+    name: str
+    status: str = Field(description="running | done | failed")
+    message: str | None = None
+    counts: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="{modality: {status: samples}}"
+    )
+    coco_url: str | None = None
+
+
+def run_folder(runs_dir: Path, batch: dict[str, Any]) -> Path | None:
+    """The run folder of a batch: `<runs_dir>/<id>` (API runs) or `<runs_dir>/<name>` (CLI runs),
+    only if its manifest names this batch, so one batch never serves another's files."""
+    for candidate in (runs_dir / batch["id"], runs_dir / batch["name"]):
+        manifest = candidate / "manifest.json"
+        try:
+            if json.loads(manifest.read_text(encoding="utf-8")).get("batch_id") == batch["id"]:
+                return candidate
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def import_run(store: Store, folder: Path, *, chunk: int = 500) -> str:
+    """Copy a run folder's batch and samples into `store`; returns the batch id."""
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    batch_id = manifest["batch_id"]
+    source = Store(sqlite_url(folder / "synthgate.db"))
+    try:
+        batch = source.get_batch(batch_id)
+        if batch is None:
+            raise InputError(f"{folder}/synthgate.db: batch {batch_id} is missing")
+        store.put_batch(batch_id, name=batch["name"], seed=batch["seed"], config=batch["config"])
+        for modality in ("image", "text"):
+            page = []
+            for sample in source.iter_samples(batch_id, modality, chunk=chunk):
+                page.append(sample)
+                if len(page) >= chunk:
+                    store.upsert_samples(page)
+                    page = []
+            store.upsert_samples(page)
+    finally:
+        source.close()
+    return batch_id
+
+
+def _check_paths(data: Any) -> None:
+    """A config from the network may only name template files inside the shipped configs."""
+    text = data.get("text") if isinstance(data, dict) else None
+    templates = text.get("templates") if isinstance(text, dict) else None
+    if templates:
+        path = PurePath(str(templates))
+        if path.is_absolute() or ".." in path.parts:
+            raise InputError(
+                f"{SOURCE}: text.templates: {templates!r} must be a relative path inside the "
+                "server's configs (e.g. configs/templates/support_tickets.yaml)"
+            )
+
+
+class BatchRunner:
+    """Runs submitted batches one at a time in a background thread."""
+
+    def __init__(self, store: Store, queue: Any, runs_dir: Path) -> None:
+        self.store = store
+        self.queue = queue
+        self.runs_dir = runs_dir
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="synthgate-batch")
+        self._lock = threading.Lock()
+        self._in_flight: set[str] = set()
+
+    def submit(self, config: BatchConfig) -> tuple[str, bool]:
+        """Queue a batch; returns (batch id, whether a run was started)."""
+        from synthgate.pipeline import batch_id_for
+
+        batch_id = batch_id_for(config)
+        with self._lock:
+            existing = self.store.get_batch(batch_id)
+            # Same config and seed: the same batch. Done or in flight here: nothing to redo; a
+            # batch left "running" by a server that stopped is run again.
+            if existing is not None and (
+                existing["status"] == "done" or batch_id in self._in_flight
+            ):
+                return batch_id, False
+            self._in_flight.add(batch_id)
+        self.store.put_batch(
+            batch_id, name=config.name, seed=config.seed, config=config.model_dump(mode="json")
+        )
+        self.store.set_batch_status(batch_id, "running", "queued")
+        self._pool.submit(self._run, config, batch_id)
+        return batch_id, True
+
+    def _run(self, config: BatchConfig, batch_id: str) -> None:
+        from synthgate.pipeline import run_batch
+
+        try:
+            self.store.set_batch_status(batch_id, "running", "generating")
+            result = run_batch(config, self.runs_dir / batch_id)
+            import_run(self.store, result.out)
+            # the run folder holds the images the review page shows
+            queued = self.queue.enqueue_batch(batch_id, image_root=result.out.resolve())
+            self.store.set_batch_status(batch_id, "done", f"{queued} items queued for review")
+        except InputError as error:
+            self.store.set_batch_status(batch_id, "failed", str(error))
+        except Exception as error:  # a bug: keep it on the batch and in the log
+            log.exception("batch %s failed", batch_id)
+            self.store.set_batch_status(batch_id, "failed", f"{type(error).__name__}: {error}")
+        finally:
+            with self._lock:
+                self._in_flight.discard(batch_id)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _batch_out(request: Request, batch_id: str) -> BatchOut:
+    store: Store = request.app.state.store
+    batch = store.get_batch(batch_id)
+    if batch is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no batch {batch_id!r}")
+    counts: dict[str, dict[str, int]] = {}
+    for (modality, sample_status), n in store.count_by_status(batch_id).items():
+        counts.setdefault(modality, {})[sample_status] = n
+    done = batch["status"] == "done"
+    return BatchOut(
+        id=batch_id,
+        name=batch["name"],
+        status=batch["status"],
+        message=batch["message"],
+        counts=counts,
+        coco_url=f"/api/batches/{batch_id}/coco" if done and "image" in counts else None,
+    )
+
+
+@router.post(
+    "",
+    response_model=BatchOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={400: {"description": "The config is invalid; `detail` says where and how."}},
+)
+def create_batch(
+    request: Request,
+    response: Response,
+    config: dict[str, Any] = Body(
+        ...,
+        description="A batch config, as in configs/*.yaml, as JSON.",
+        examples=[
+            {
+                "name": "shapes",
+                "seed": 1,
+                "categories": ["circle", "square"],
+                "image": {"generator": "procedural", "count": 10, "size": [128, 128]},
+            }
+        ],
+    ),
+    _user: User = Depends(require("requester")),
+) -> BatchOut:
+    """Run a batch config in the background; poll `GET /api/batches/{id}` for its status."""
+    _check_paths(config)
+    parsed = parse_config(config, source=SOURCE)
+    batch_id, started = request.app.state.runner.submit(parsed)
+    if not started:
+        response.status_code = status.HTTP_200_OK
+    return _batch_out(request, batch_id)
+
+
+@router.get("/{batch_id}", response_model=BatchOut, responses={404: {"description": "No batch."}})
+def get_batch(
+    batch_id: str, request: Request, _user: User = Depends(require("requester"))
+) -> BatchOut:
+    """A batch's status and its sample counts by modality and status."""
+    return _batch_out(request, batch_id)
+
+
+@router.get(
+    "/{batch_id}/coco",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"application/json": {}}, "description": "The batch's coco.json."},
+        404: {"description": "No batch, or it made no images."},
+        409: {"description": "The batch is still running or failed."},
+    },
+)
+def get_batch_coco(
+    batch_id: str, request: Request, _user: User = Depends(require("requester"))
+) -> FileResponse:
+    """Every image sample of the batch as COCO, with status, provenance and report per image."""
+    batch = _batch_out(request, batch_id)
+    if batch.status != "done":
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, detail=f"batch {batch_id} is {batch.status}; try when done"
+        )
+    folder = run_folder(request.app.state.runs_dir, {"id": batch_id, "name": batch.name})
+    if folder is None or not (folder / "coco.json").is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"batch {batch_id} has no images")
+    return FileResponse(
+        folder / "coco.json", media_type="application/json", filename=f"{batch_id}.coco.json"
+    )

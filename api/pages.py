@@ -1,0 +1,144 @@
+"""Server-rendered pages: login, the review page and the admin page.
+
+Login takes a token in a form and sets it as an HttpOnly, SameSite=Strict cookie, so page
+scripts never hold the token; state-changing calls from the page carry the CSRF token the page
+embeds. Templates are Jinja2 with autoescaping on: every prompt, label and comment is escaped,
+and data for the page's script travels as JSON (`|tojson`) in a non-executable block.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+import jinja2
+from fastapi import APIRouter, Form, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from synthgate.api.app import API_DIR
+from synthgate.api.auth import SESSION_COOKIE, User, csrf_token, optional_user
+from synthgate.api.review import recent_decisions
+from synthgate.api.view import agreement_tables, review_view
+
+router = APIRouter(include_in_schema=False)
+environment = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(API_DIR / "templates"),
+    autoescape=True,  # every template, whatever its extension
+    undefined=jinja2.StrictUndefined,
+)
+templates = Jinja2Templates(env=environment)
+SESSION_SECONDS = 12 * 3600
+
+
+def render(
+    request: Request, name: str, user: User | None, code: int = 200, **context: Any
+) -> HTMLResponse:
+    return templates.TemplateResponse(
+        request,
+        name,
+        {"user": user, "csrf": csrf_token(user) if user else "", **context},
+        status_code=code,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def message(
+    request: Request,
+    user: User | None,
+    heading: str,
+    text: str,
+    code: int = 200,
+    *,
+    link: str | None = None,
+    link_text: str = "",
+) -> HTMLResponse:
+    return render(
+        request,
+        "message.html",
+        user,
+        code,
+        heading=heading,
+        message=text,
+        link=link,
+        link_text=link_text,
+    )
+
+
+def home_of(user: User) -> str:
+    if user.role == "admin":
+        return "/admin"
+    return "/review" if user.role == "annotator" else "/docs"
+
+
+@router.get("/")
+def home(request: Request) -> Response:
+    user = optional_user(request)
+    return RedirectResponse(home_of(user) if user else "/login", status.HTTP_303_SEE_OTHER)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request) -> HTMLResponse:
+    return render(request, "login.html", None, error=None)
+
+
+@router.post("/login")
+def login(request: Request, token: str = Form("", max_length=200)) -> Response:
+    user = request.app.state.users.authenticate(token.strip())
+    if user is None:
+        return render(request, "login.html", None, 401, error="That token is not valid.")
+    response = RedirectResponse(home_of(user), status.HTTP_303_SEE_OTHER)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token.strip(),
+        max_age=SESSION_SECONDS,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, csrf: str = Form("")) -> Response:
+    user = optional_user(request)
+    if user is not None and not hmac.compare_digest(csrf, csrf_token(user)):
+        return message(request, user, "Not logged out", "The form was stale; try again.", 403)
+    response = RedirectResponse("/login", status.HTTP_303_SEE_OTHER)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/review", response_class=HTMLResponse)
+def review_page(request: Request) -> Response:
+    user = optional_user(request)
+    if user is None:
+        return RedirectResponse("/login", status.HTTP_303_SEE_OTHER)
+    if not user.can("annotator"):
+        return message(request, user, "Not for you", "Reviewing needs the annotator role.", 403)
+    task = request.app.state.queue.next_item(user.name)
+    if task is None:
+        done = "Nothing is waiting for you. Thank you!"
+        return message(request, user, "All done", done, link="/review", link_text="Check again")
+    return render(request, "review.html", user, view=review_view(task))
+
+
+@router.get("/admin", response_class=HTMLResponse)
+def admin_page(request: Request) -> Response:
+    from synthgate.review.report import agreement_report
+
+    user = optional_user(request)
+    if user is None:
+        return RedirectResponse("/login", status.HTTP_303_SEE_OTHER)
+    if not user.can("admin"):
+        return message(request, user, "Not for you", "This page needs the admin role.", 403)
+    state = request.app.state
+    return render(
+        request,
+        "admin.html",
+        user,
+        stats=state.queue.stats(),
+        agreement=agreement_tables(agreement_report(state.store)),
+        recent=recent_decisions(state.store),
+    )

@@ -1,0 +1,308 @@
+"""Review routes. Annotators: `GET /api/review/next`, `POST /api/review/{item}/decision`, the
+item's image and mask overlay. Admins: queue stats, agreement, gold answers, every decision.
+
+Blindness is enforced here: a task shows the sample as the queue presents it (gold tasks look
+like any other), an item's pixels go only to people it was assigned to, and an annotator sees
+the decisions on an item only once they have decided it themselves. Images are found by item
+id through the queue, never by a path from the client.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi.responses import FileResponse
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from synthgate.api.auth import User, require
+from synthgate.errors import InputError
+from synthgate.review.queue import Decision, ReviewQueue, ReviewTask
+from synthgate.review.tables import assignments, decisions, gold_answers, review_items
+from synthgate.samples import Sample
+
+router = APIRouter(prefix="/api/review", tags=["review"])
+NO_ITEM = {404: {"description": "No such item, or it is not yours."}}
+PALETTE = [
+    "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4",
+    "#42d4f4", "#f032e6", "#bfef45", "#469990", "#9a6324",
+]  # fmt: skip
+
+
+class ReviewItemOut(BaseModel):
+    """A task as an annotator receives it: the sample as shown, never the answer."""
+
+    item_id: int
+    criteria: list[str]
+    sample: Sample
+    image_url: str | None = Field(None, description="The item's pixels (image items).")
+    masks_url: str | None = Field(None, description="An RGBA overlay of the object masks.")
+
+
+class DecisionOut(BaseModel):
+    item_id: int
+    annotator: str
+    role: str
+    verdict: str
+    levels: dict[str, int]
+    comment: str
+    objects: list[dict[str, Any]] | None = None
+    spans: list[dict[str, Any]] | None = None
+    decided_at: float
+
+
+class GoldOut(BaseModel):
+    item_id: int
+    expected: list[str]
+    criterion: str | None
+    defect: str | None
+
+
+class AnnotatorStats(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    assigned: int
+    decided: int
+    gold_decided: int
+    gold_correct: int
+    gold_accuracy: float | None
+    decisions_per_hour: float | None
+
+
+class QueueStats(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    annotators_per_item: int
+    items: dict[str, int] = Field(description="Real items by status: open, adjudication, final.")
+    gold_items: int
+    queue_depth: int = Field(description="Open slots: decisions still needed on open items.")
+    decisions: int
+    annotators: dict[str, AnnotatorStats]
+
+
+class Saved(BaseModel):
+    item_id: int
+    saved: bool = True
+
+
+def queue_of(request: Request) -> ReviewQueue:
+    return request.app.state.queue
+
+
+def item_out(task: ReviewTask) -> ReviewItemOut:
+    image = task.sample.spec.modality == "image" and bool(task.sample.uri)
+    masks = image and any(o.mask for o in task.sample.objects)
+    return ReviewItemOut(
+        item_id=task.item_id,
+        criteria=task.criteria,
+        sample=task.sample,
+        image_url=f"/api/review/{task.item_id}/image" if image else None,
+        masks_url=f"/api/review/{task.item_id}/masks.png" if masks else None,
+    )
+
+
+def assigned_to(request: Request, item_id: int, user: User) -> bool:
+    """Whether the item was handed to this user (admins may look at any item)."""
+    if user.can("admin"):
+        return True
+    with request.app.state.store.engine.connect() as connection:
+        found = connection.execute(
+            select(assignments.c.id).where(
+                assignments.c.item_id == item_id, assignments.c.annotator == user.name
+            )
+        ).first()
+    return found is not None
+
+
+def _visible_task(request: Request, item_id: int, user: User) -> ReviewTask:
+    """The item's task, or 404 (the same answer whether it does not exist or is not yours)."""
+    if not assigned_to(request, item_id, user):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no review item {item_id} for you")
+    try:
+        return queue_of(request).task(item_id)
+    except InputError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no review item {item_id}") from None
+
+
+@router.get(
+    "/next",
+    response_model=ReviewItemOut,
+    responses={204: {"description": "Nothing left to review for you."}},
+)
+def next_item(request: Request, user: User = Depends(require("annotator"))) -> Any:
+    """Your open item, or a new one; 204 when the queue has nothing for you."""
+    task = queue_of(request).next_item(user.name)
+    if task is None:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return item_out(task)
+
+
+@router.post(
+    "/{item_id}/decision",
+    response_model=Saved,
+    responses={400: {"description": "Not your item, decided already, or bad labels."}},
+)
+def decide(
+    item_id: int, decision: Decision, request: Request, user: User = Depends(require("annotator"))
+) -> Saved:
+    """Record your accept / reject / fix, levels per criterion and comment on an item."""
+    queue_of(request).decide(item_id, user.name, decision)
+    return Saved(item_id=item_id)
+
+
+@router.get(
+    "/{item_id}/image",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/png": {}}}, **NO_ITEM},
+)
+def item_image(item_id: int, request: Request, user: User = Depends(require("annotator"))) -> Any:
+    """The item's image, looked up by item id through the queue."""
+    if not assigned_to(request, item_id, user):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no review item {item_id} for you")
+    queue = queue_of(request)
+    try:
+        where = queue.item_image_path(item_id)
+        if isinstance(where, Path):
+            if not where.is_file():
+                raise InputError(f"item {item_id}: its image file is missing")
+            return FileResponse(where, media_type="image/png")
+        data = queue.item_image_bytes(item_id) if where is not None else None
+    except (InputError, OSError) as error:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(error)) from None
+    if data is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"item {item_id} has no image")
+    return Response(data, media_type="image/png")
+
+
+@router.get(
+    "/{item_id}/masks.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}, **NO_ITEM},
+)
+def item_masks(item_id: int, request: Request, user: User = Depends(require("annotator"))) -> Any:
+    """The shown objects' masks as a translucent RGBA overlay, one colour per category."""
+    task = _visible_task(request, item_id, user)
+    if task.sample.spec.modality != "image":
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"item {item_id} is not an image")
+    return Response(mask_overlay(task.sample), media_type="image/png")
+
+
+def category_colors(names: list[str]) -> dict[str, str]:
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(sorted(set(names)))}
+
+
+def mask_overlay(sample: Sample) -> bytes:
+    from synthgate.generators.labels import decode_mask
+
+    width, height = sample.width or 1, sample.height or 1
+    overlay = np.zeros((height, width, 4), dtype=np.uint8)
+    colors = category_colors([o.category for o in sample.objects])
+    for obj in sample.objects:
+        if not obj.mask or list(obj.mask.get("size", [])) != [height, width]:
+            continue
+        hex_color = colors[obj.category].lstrip("#")
+        rgb = [int(hex_color[i : i + 2], 16) for i in (0, 2, 4)]
+        overlay[decode_mask(obj.mask)] = [*rgb, 110]
+    buffer = io.BytesIO()
+    Image.fromarray(overlay, mode="RGBA").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@router.get(
+    "/{item_id}/decisions",
+    response_model=list[DecisionOut],
+    responses={403: {"description": "Decide the item first (annotators stay blind)."}},
+)
+def item_decisions(
+    item_id: int, request: Request, user: User = Depends(require("annotator"))
+) -> list[DecisionOut]:
+    """Every decision on an item: admins any time, annotators only after deciding it."""
+    with request.app.state.store.engine.connect() as connection:
+        rows = [
+            dict(r._mapping)
+            for r in connection.execute(
+                select(decisions)
+                .where(decisions.c.item_id == item_id)
+                .order_by(decisions.c.decided_at, decisions.c.id)
+            )
+        ]
+        gold_item = connection.execute(
+            select(review_items.c.kind).where(review_items.c.id == item_id)
+        ).scalar()
+    if not user.can("admin"):
+        mine = any(r["annotator"] == user.name and r["role"] == "annotator" for r in rows)
+        if not mine:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                detail=f"decide item {item_id} before reading its decisions (reviews are blind)",
+            )
+        if gold_item == "gold":
+            # others' verdicts on a gold task would give its answer away to the next annotator
+            rows = [r for r in rows if r["annotator"] == user.name]
+    return [DecisionOut.model_validate(r) for r in rows]
+
+
+@router.get("/adjudication", response_model=list[int], summary="Items awaiting adjudication")
+def awaiting_adjudication(request: Request, _user: User = Depends(require("admin"))) -> list[int]:
+    """Items whose annotators disagreed, oldest first; read them with GET .../decisions."""
+    return queue_of(request).awaiting_adjudication()
+
+
+@router.post(
+    "/{item_id}/adjudication",
+    response_model=Saved,
+    responses={400: {"description": "The item is not waiting for adjudication, or bad labels."}},
+)
+def adjudicate(
+    item_id: int, decision: Decision, request: Request, user: User = Depends(require("admin"))
+) -> Saved:
+    """The final word on an item its annotators disagreed on."""
+    queue_of(request).adjudicate(item_id, user.name, decision)
+    return Saved(item_id=item_id)
+
+
+def recent_decisions(store: Any, limit: int = 20) -> list[DecisionOut]:
+    """The latest decisions, newest first (the admin page lists them with their comments)."""
+    with store.engine.connect() as connection:
+        rows = connection.execute(
+            select(decisions)
+            .order_by(decisions.c.decided_at.desc(), decisions.c.id.desc())
+            .limit(limit)
+        ).all()
+    return [DecisionOut.model_validate(dict(r._mapping)) for r in rows]
+
+
+@router.get("/stats", response_model=QueueStats, summary="Queue stats")
+def queue_stats(request: Request, _user: User = Depends(require("admin"))) -> dict[str, Any]:
+    """Queue depth, decisions, and per annotator: throughput and accuracy on gold tasks."""
+    return queue_of(request).stats()
+
+
+@router.get("/gold", response_model=list[GoldOut])
+def gold_tasks(request: Request, _user: User = Depends(require("admin"))) -> list[GoldOut]:
+    """The gold tasks and their known answers (admins only)."""
+    with request.app.state.store.engine.connect() as connection:
+        rows = connection.execute(
+            select(
+                gold_answers.c.item_id,
+                gold_answers.c.expected,
+                gold_answers.c.criterion,
+                gold_answers.c.defect,
+            ).order_by(gold_answers.c.item_id)
+        ).all()
+    return [GoldOut.model_validate(dict(r._mapping)) for r in rows]
+
+
+@router.get("/agreement", summary="Agreement report")
+def agreement(request: Request, _user: User = Depends(require("admin"))) -> dict[str, Any]:
+    """Inter-annotator agreement on verdicts (Cohen per pair, Fleiss, Krippendorff) and on each
+    criterion's level, accuracy on gold per annotator, and validator-vs-human agreement with
+    threshold suggestions (review/report.py)."""
+    from synthgate.review.report import agreement_report
+
+    return agreement_report(request.app.state.store)

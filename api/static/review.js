@@ -1,0 +1,238 @@
+// The review page: level buttons, keyboard shortcuts, box-edge dragging and span relabelling.
+// Everything the page needs comes from the JSON block #review-data (never inline script), and
+// decisions go to POST /api/review/{item}/decision with the page's CSRF token.
+"use strict";
+
+(function () {
+  const root = document.getElementById("review");
+  if (!root) return;
+  const data = JSON.parse(document.getElementById("review-data").textContent);
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const status = document.getElementById("status");
+  const levels = {};
+  let focus = 0;
+  let fixing = false;
+  let busy = false;
+  // Working copies: a fix edits these; Escape restores the originals.
+  let objects = structuredClone(data.objects);
+  let spans = structuredClone(data.spans);
+
+  const criteria = Array.from(document.querySelectorAll(".criterion"));
+  const svg = document.getElementById("boxes");
+
+  function say(message, isError) {
+    status.textContent = message;
+    status.classList.toggle("error", Boolean(isError));
+  }
+
+  // ---- rubric levels -------------------------------------------------------------------------
+  function setFocus(index) {
+    if (!criteria.length) return;
+    focus = (index + criteria.length) % criteria.length;
+    criteria.forEach((row, i) => row.classList.toggle("focus", i === focus));
+  }
+
+  function setLevel(criterion, level) {
+    levels[criterion] = level;
+    document.querySelectorAll(`.level[data-criterion="${CSS.escape(criterion)}"]`).forEach((b) => {
+      b.classList.toggle("chosen", Number(b.dataset.level) === level);
+      b.setAttribute("aria-pressed", String(Number(b.dataset.level) === level));
+    });
+  }
+
+  document.querySelectorAll(".level").forEach((button) => {
+    button.addEventListener("click", () => {
+      setLevel(button.dataset.criterion, Number(button.dataset.level));
+      setFocus(criteria.findIndex((row) => row.dataset.criterion === button.dataset.criterion) + 1);
+    });
+  });
+
+  // ---- boxes ---------------------------------------------------------------------------------
+  function drawBox(index) {
+    const group = svg.querySelector(`.box[data-index="${index}"]`);
+    const [x, y, w, h] = objects[index].bbox;
+    const rect = group.querySelector("rect");
+    rect.setAttribute("x", x);
+    rect.setAttribute("y", y);
+    rect.setAttribute("width", w);
+    rect.setAttribute("height", h);
+    const ends = {
+      left: [x, y, x, y + h],
+      right: [x + w, y, x + w, y + h],
+      top: [x, y, x + w, y],
+      bottom: [x, y + h, x + w, y + h],
+    };
+    group.querySelectorAll(".edge").forEach((line) => {
+      const [x1, y1, x2, y2] = ends[line.dataset.edge];
+      line.setAttribute("x1", x1);
+      line.setAttribute("y1", y1);
+      line.setAttribute("x2", x2);
+      line.setAttribute("y2", y2);
+    });
+    const tag = group.querySelector("text");
+    tag.setAttribute("x", x);
+    tag.setAttribute("y", y);
+    const cell = document.querySelector(`.bbox[data-index="${index}"]`);
+    if (cell) cell.textContent = JSON.stringify(objects[index].bbox.map((v) => Math.round(v * 10) / 10));
+  }
+
+  function toImage(event) {
+    const point = svg.createSVGPoint();
+    point.x = event.clientX;
+    point.y = event.clientY;
+    return point.matrixTransform(svg.getScreenCTM().inverse());
+  }
+
+  function moveEdge(index, edge, p) {
+    const clamp = (v, lo, hi) => Math.min(Math.max(v, lo), hi);
+    let [x, y, w, h] = objects[index].bbox;
+    let right = x + w;
+    let bottom = y + h;
+    const px = clamp(Math.round(p.x), 0, data.width);
+    const py = clamp(Math.round(p.y), 0, data.height);
+    if (edge === "left") x = Math.min(px, right - 1);
+    if (edge === "right") right = Math.max(px, x + 1);
+    if (edge === "top") y = Math.min(py, bottom - 1);
+    if (edge === "bottom") bottom = Math.max(py, y + 1);
+    w = right - x;
+    h = bottom - y;
+    const obj = objects[index];
+    obj.bbox = [x, y, w, h];
+    // The generator's mask no longer matches a moved edge: the fix carries the box alone.
+    obj.mask = null;
+    obj.area = w * h;
+    drawBox(index);
+  }
+
+  if (svg) {
+    objects.forEach((_, i) => drawBox(i));
+    let drag = null;
+    svg.addEventListener("pointerdown", (event) => {
+      const edge = event.target.closest(".edge");
+      if (!fixing || !edge) return;
+      drag = { index: Number(edge.dataset.index), edge: edge.dataset.edge };
+      svg.setPointerCapture(event.pointerId);
+      event.preventDefault();
+    });
+    svg.addEventListener("pointermove", (event) => {
+      if (drag) moveEdge(drag.index, drag.edge, toImage(event));
+    });
+    const stop = () => { drag = null; };
+    svg.addEventListener("pointerup", stop);
+    svg.addEventListener("pointercancel", stop);
+    const toggle = (id, target) => {
+      const box = document.getElementById(id);
+      const layer = document.getElementById(target);
+      if (!box) return;
+      box.addEventListener("change", () => { if (layer) layer.toggleAttribute("hidden", !box.checked); });
+    };
+    toggle("toggle-boxes", "boxes");
+    toggle("toggle-masks", "masks");
+  }
+
+  function flip(id) {
+    const box = document.getElementById(id);
+    if (!box) return;
+    box.checked = !box.checked;
+    box.dispatchEvent(new Event("change"));
+  }
+
+  // ---- spans ---------------------------------------------------------------------------------
+  document.querySelectorAll(".span-label").forEach((select) => {
+    select.addEventListener("change", () => {
+      const index = Number(select.dataset.span);
+      spans[index].label = select.value;
+      const mark = document.querySelector(`mark[data-span="${index}"]`);
+      if (mark) {
+        mark.title = select.value || "(not a span)";
+        mark.classList.toggle("removed", !select.value);
+      }
+      select.blur(); // hand the keys back to the shortcuts: f saves, Esc cancels
+    });
+  });
+
+  // ---- fix mode ------------------------------------------------------------------------------
+  function setFixing(on) {
+    fixing = on;
+    root.classList.toggle("fixing", on);
+    document.getElementById("fix-hint").hidden = !on;
+    document.querySelectorAll(".span-label").forEach((s) => { s.disabled = !on; });
+    document.getElementById("fix").firstChild.textContent = on ? "Save fix " : "Fix ";
+    if (!on) {
+      objects = structuredClone(data.objects);
+      spans = structuredClone(data.spans);
+      if (svg) objects.forEach((_, i) => drawBox(i));
+      document.querySelectorAll(".span-label").forEach((s) => {
+        s.value = spans[Number(s.dataset.span)].label;
+        s.dispatchEvent(new Event("change"));
+      });
+    }
+  }
+
+  // ---- deciding ------------------------------------------------------------------------------
+  async function decide(verdict) {
+    if (busy) return;
+    const body = { verdict, levels, comment: document.getElementById("comment").value };
+    if (verdict === "fix") {
+      if (data.modality === "image") body.objects = objects;
+      else body.spans = spans.filter((s) => s.label);
+    }
+    busy = true;
+    say("saving…");
+    try {
+      const response = await fetch(`/api/review/${data.item_id}/decision`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+        body: JSON.stringify(body),
+        credentials: "same-origin",
+      });
+      if (!response.ok) {
+        const problem = await response.json().catch(() => ({}));
+        throw new Error(problem.detail || `HTTP ${response.status}`);
+      }
+      say(`${verdict} saved; loading the next item…`);
+      window.location.assign("/review");
+    } catch (error) {
+      busy = false;
+      say(`not saved: ${error.message}`, true);
+    }
+  }
+
+  document.querySelectorAll("[data-verdict]").forEach((button) => {
+    button.addEventListener("click", () => onVerdict(button.dataset.verdict));
+  });
+
+  function onVerdict(verdict) {
+    if (verdict !== "fix") return decide(verdict);
+    if (!fixing) return setFixing(true);
+    return decide("fix");
+  }
+
+  document.addEventListener("keydown", (event) => {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    const typing = event.target.closest("textarea, input, select");
+    if (typing) {
+      if (event.key === "Escape") event.target.blur();
+      return;
+    }
+    const key = event.key.toLowerCase();
+    if (key === "a") decide("accept");
+    else if (key === "r") decide("reject");
+    else if (key === "f") onVerdict("fix");
+    else if (key === "escape" && fixing) setFixing(false);
+    else if (key === "b") flip("toggle-boxes");
+    else if (key === "m") flip("toggle-masks");
+    else if (key === "arrowdown" || key === "j") setFocus(focus + 1);
+    else if (key === "arrowup" || key === "k") setFocus(focus - 1);
+    else if (["1", "2", "3", "4", "5"].includes(key) && criteria.length) {
+      const level = Number(key);
+      if (level === 2 || level === 4) {
+        say("levels are 5 (gold), 3 (acceptable) or 1 (needs re-annotation)", true);
+      } else {
+        setLevel(criteria[focus].dataset.criterion, level);
+        setFocus(focus + 1);
+      }
+    } else return;
+    event.preventDefault();
+  });
+})();

@@ -1,0 +1,202 @@
+"""What the review page shows, built from a `ReviewTask` as plain data for the template.
+
+Pure functions: `review_view(task)` gives the boxes with their colours, the text cut into
+plain and highlighted segments, the provenance as rows, the validator's findings, and the JSON
+block the page's script reads (`data`). The template escapes every string it prints.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from synthgate.api.review import category_colors, item_out
+from synthgate.review.queue import ReviewTask
+from synthgate.samples import Provenance, Sample, Span
+
+
+def text_segments(text: str, spans: list[Span]) -> list[dict[str, Any]]:
+    """The text as consecutive segments, each plain or the part of one span.
+
+    Spans are drawn in start order; a span that overlaps an earlier one is shown from where the
+    earlier one ends (it is still listed, whole, in the span table).
+    """
+    labels = sorted({s.label for s in spans})
+    order = sorted(range(len(spans)), key=lambda i: (spans[i].start, spans[i].end))
+    parts: list[dict[str, Any]] = []
+    cursor = 0
+    for index in order:
+        span = spans[index]
+        start, end = max(span.start, cursor), min(span.end, len(text))
+        if start >= end:
+            continue
+        if start > cursor:
+            parts.append({"text": text[cursor:start], "span": None})
+        parts.append(
+            {
+                "text": text[start:end],
+                "span": index,
+                "label": span.label,
+                "color": labels.index(span.label) % 10,
+            }
+        )
+        cursor = end
+    if cursor < len(text):
+        parts.append({"text": text[cursor:], "span": None})
+    return parts
+
+
+def provenance_rows(provenance: Provenance, sample: Sample) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = [
+        ("generator", f"{provenance.generator} {provenance.generator_version}"),
+        ("seed", str(provenance.seed)),
+    ]
+    if sample.spec.category:
+        rows.append(("category", sample.spec.category))
+    for key in ("prompt", "negative_prompt"):
+        value = getattr(provenance, key)
+        if value:
+            rows.append((key.replace("_", " "), value))
+    for key in ("model", "params", "versions"):
+        value = getattr(provenance, key)
+        if value:
+            rows.append((key, json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False)))
+    if sample.attributes:
+        rows.append(("attributes", json.dumps(sample.attributes, ensure_ascii=False)))
+    return rows
+
+
+def review_view(task: ReviewTask) -> dict[str, Any]:
+    sample = task.sample
+    out = item_out(task)
+    colors = category_colors([o.category for o in sample.objects])
+    objects = [
+        {
+            "index": i,
+            "category": o.category,
+            "bbox": o.bbox,
+            "bbox_text": json.dumps([round(v, 1) for v in o.bbox]),
+            "color": colors[o.category],
+            "visible": f"{o.visible_fraction:.0%}",
+        }
+        for i, o in enumerate(sample.objects)
+    ]
+    text = sample.text or ""
+    spans = [
+        {
+            "index": i,
+            "start": s.start,
+            "end": s.end,
+            "label": s.label,
+            "text": text[s.start : s.end],
+        }
+        for i, s in enumerate(sample.spans)
+    ]
+    return {
+        "item_id": task.item_id,
+        "sample_id": sample.id,
+        "modality": sample.spec.modality,
+        "width": sample.width or 0,
+        "height": sample.height or 0,
+        "image_url": out.image_url,
+        "masks_url": out.masks_url,
+        "has_masks": out.masks_url is not None,
+        # box labels in image units, so they read the same at any image size once scaled
+        "label_size": round(max(sample.width or 0, sample.height or 0, 90) / 45, 2),
+        "objects": objects,
+        "segments": text_segments(text, sample.spans),
+        "spans": spans,
+        "span_labels": sorted({s.label for s in sample.spans}),
+        "criteria": task.criteria,
+        "findings": sample.report.findings if sample.report else [],
+        "provenance": provenance_rows(sample.provenance, sample),
+        # what review.js reads: the labels a fix starts from, exactly as stored
+        "data": {
+            "item_id": task.item_id,
+            "modality": sample.spec.modality,
+            "width": sample.width or 0,
+            "height": sample.height or 0,
+            "criteria": task.criteria,
+            "objects": [o.model_dump(mode="json") for o in sample.objects],
+            "spans": [s.model_dump(mode="json") for s in sample.spans],
+        },
+    }
+
+
+def _number(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _statistic_row(label: str, found: dict[str, Any]) -> list[str]:
+    return [
+        label,
+        _number(found.get("value")),
+        str(found.get("n_items", 0)),
+        str(found.get("n_ratings", 0)),
+        _number(found.get("observed")),
+        found.get("note", ""),
+    ]
+
+
+def agreement_tables(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The agreement report (review/report.py) as titled tables for the admin page."""
+    columns = ["statistic", "value", "items", "ratings", "observed agreement", "note"]
+    verdicts = report["verdicts"]
+    verdict_rows = [
+        _statistic_row(f"Cohen's kappa {' × '.join(pair['raters'])}", pair)
+        for pair in verdicts["cohen_pairs"]
+    ]
+    verdict_rows.append(_statistic_row("Fleiss' kappa", verdicts["fleiss"]))
+    verdict_rows.append(_statistic_row("Krippendorff's alpha (nominal)", verdicts["alpha_nominal"]))
+    tables = [{"title": "Verdicts", "columns": columns, "rows": verdict_rows, "note": ""}]
+    if report["levels"]:
+        tables.append(
+            {
+                "title": "Levels per criterion (Krippendorff's alpha, ordinal)",
+                "columns": ["criterion", *columns[1:]],
+                "rows": [_statistic_row(c, found) for c, found in report["levels"].items()],
+                "note": "",
+            }
+        )
+    if report["gold"]:
+        tables.append(
+            {
+                "title": "Gold accuracy per annotator",
+                "columns": ["annotator", "gold decided", "correct", "accuracy", "defects flagged"],
+                "rows": [
+                    [
+                        who,
+                        str(row["decided"]),
+                        str(row["correct"]),
+                        f"{row['accuracy']:.0%}",
+                        ", ".join(
+                            f"{c} {s['flagged']}/{s['honeypots']}"
+                            for c, s in row["sensitivity"].items()
+                        ),
+                    ]
+                    for who, row in report["gold"].items()
+                ],
+                "note": "",
+            }
+        )
+    validator = report["validator"]
+    tables.append(
+        {
+            "title": "Validator vs humans",
+            "columns": [
+                "rubric route",
+                *(f"humans: {r}" for r in ("accepted", "review", "rejected")),
+            ],
+            "rows": [
+                [route, *(str(humans.get(r, 0)) for r in ("accepted", "review", "rejected"))]
+                for route, humans in validator["confusion"].items()
+            ],
+            "note": " ".join(
+                [
+                    f"Cohen's kappa {_number(validator['kappa'].get('value'))}.",
+                    *validator["suggestions"].get("notes", []),
+                ]
+            ),
+        }
+    )
+    return tables

@@ -1,0 +1,131 @@
+"""`synthgate balance` and `synthgate merge`: fill a real dataset's deficits, merge a finished run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from synthgate.commands import console, errors, user_errors
+
+
+def balance(
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Output folder (new, or an earlier balance output)."
+    ),
+    coco: Path | None = typer.Option(None, "--coco", help="Real COCO instances file to balance."),
+    images: Path | None = typer.Option(None, "--images", help="Folder the COCO file_names are in."),
+    jsonl: Path | None = typer.Option(
+        None, "--jsonl", help="Real text classification JSONL to balance."
+    ),
+    label_field: str = typer.Option(
+        "label", "--label-field", help="JSONL field holding the label."
+    ),
+    text_field: str = typer.Option("text", "--text-field", help="JSONL field holding the text."),
+    target: str | None = typer.Option(
+        None,
+        "--target",
+        help="max | median | N | FILE (YAML class: target) | repeat_factor [default: the config's, median].",
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", help="Balance config YAML (generators, attributes, augment)."
+    ),
+    skip_invalid: bool = typer.Option(
+        False,
+        "--skip-invalid",
+        help="Leave bad COCO entries out (they are listed) instead of stopping.",
+    ),
+) -> None:
+    """Raise under-represented classes with synthetic samples and merge what the rubric accepted.
+
+    Runs plan -> generate -> validate -> route -> merge. Writes merged.coco.json (or merged.jsonl),
+    balance.json, the run folders, and report.md / report.html with plots. Samples waiting for
+    review are not merged; they are listed.
+    """
+    from synthgate.datasets.balance_run import balance_coco
+    from synthgate.datasets.balance_text import balance_jsonl
+    from synthgate.errors import InputError
+
+    with user_errors():
+        if (coco is None) == (jsonl is None):
+            raise InputError("pass either --coco FILE --images DIR (images) or --jsonl FILE (text)")
+        if coco is not None:
+            if images is None:
+                raise InputError("--coco needs --images DIR: the folder its file_names are in")
+            outcome = balance_coco(
+                coco, images, out, target=target, config_path=config, skip_invalid=skip_invalid
+            )
+        else:
+            assert jsonl is not None
+            outcome = balance_jsonl(
+                jsonl,
+                out,
+                label_field=label_field,
+                text_field=text_field,
+                target=target,
+                config_path=config,
+            )
+    summary = outcome.summary
+    table = Table(title=f"balance ({summary['target']})")
+    for column in ("class", "before", "target", "filled", "after"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, entry in summary["classes"].items():
+        if entry["deficit"] or entry["filled"]:
+            table.add_row(name, *(str(entry[k]) for k in ("before", "target", "filled", "after")))
+    console.print(table)
+    for name, entry in summary["classes"].items():
+        if "why_not" in entry:
+            errors.print(
+                f"[yellow]{name}[/]: below target ({entry['after']}/{entry['target']}): {entry['why_not']}"
+            )
+    waiting = summary["waiting_for_review"]
+    if waiting:
+        console.print(
+            f"{len(waiting)} sample(s) wait for review and were not merged: {', '.join(waiting[:10])}"
+        )
+    merged = "merged.coco.json" if summary["kind"] == "coco" else "merged.jsonl"
+    console.print(f"wrote [bold]{outcome.out / merged}[/] and {outcome.out / 'report.html'}")
+
+
+def merge(
+    real: Path = typer.Option(
+        ..., "--real", help="Real COCO file or JSONL to merge into (read only)."
+    ),
+    synthetic: Path = typer.Option(
+        ..., "--synthetic", help="A finished run folder (synthgate run)."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Merged file to write (never the real file)."
+    ),
+    label_field: str = typer.Option("label", "--label-field", help="JSONL: field for the label."),
+    text_field: str = typer.Option("text", "--text-field", help="JSONL: field for the text."),
+    add_categories: bool = typer.Option(
+        False, "--add-categories", help="Append synthetic classes the real file lacks."
+    ),
+) -> None:
+    """Merge the accepted samples of a finished run into a copy of a real dataset."""
+    from synthgate.datasets.merge import merge_run
+    from synthgate.errors import InputError
+
+    with user_errors():
+        if out.resolve() == real.resolve():
+            raise InputError(f"--out {out}: is the real file; write the merge to a new file")
+        result = merge_run(
+            real,
+            synthetic,
+            out,
+            text_field=text_field,
+            label_field=label_field,
+            add_categories=add_categories,
+        )
+    added = (
+        f"{result.added_rows} rows"
+        if result.added_rows
+        else f"{result.added_images} images, {result.added_annotations} annotations"
+    )
+    console.print(f"merged {added} into [bold]{out}[/]")
+    for status, ids in result.left_out.items():
+        console.print(
+            f"{len(ids)} sample(s) {status} and not merged: {', '.join(map(str, ids[:10]))}"
+        )

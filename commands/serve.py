@@ -1,0 +1,112 @@
+"""`synthgate serve` runs the web service; `synthgate users add|list|remove` manages who may use it.
+
+Both work on the database named by `--db`, else `SYNTHGATE_DB_URL`, else
+`<SYNTHGATE_RUNS_DIR or runs>/synthgate.db`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.table import Table
+
+from synthgate.commands import console, errors, user_errors
+from synthgate.errors import InputError
+
+if TYPE_CHECKING:
+    from synthgate.api.auth import Users
+
+DB_HELP = "Database URL [default: $SYNTHGATE_DB_URL, else sqlite:///<runs dir>/synthgate.db]."
+users = typer.Typer(help="Manage API users and their tokens.", no_args_is_help=True)
+
+
+def resolve_db_url(db: str | None) -> str:
+    """The database to use: --db, else the settings, else a SQLite file in the runs folder."""
+    from synthgate.config import Settings
+    from synthgate.store import sqlite_url
+
+    if db:
+        return db
+    settings = Settings()
+    if settings.db_url:
+        return settings.db_url
+    settings.runs_dir.mkdir(parents=True, exist_ok=True)
+    return sqlite_url(settings.runs_dir / "synthgate.db")
+
+
+def _users(db: str | None) -> Users:
+    from synthgate.api.auth import Users
+    from synthgate.store import Store
+
+    return Users(Store(resolve_db_url(db)).engine)
+
+
+def serve(
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
+    runs_dir: Path | None = typer.Option(
+        None, "--runs-dir", help="Where batches posted to the API are run [default: runs]."
+    ),
+    annotators_per_item: int = typer.Option(
+        2, "--annotators-per-item", "-k", min=1, help="Decisions each review item needs."
+    ),
+    gold_rate: float = typer.Option(
+        0.1, "--gold-rate", min=0.0, max=0.9, help="Share of tasks that are gold tasks."
+    ),
+) -> None:
+    """Run the web service: the batch and review API (/docs) and the review page (/review)."""
+    import uvicorn
+
+    from synthgate.api.app import create_app
+    from synthgate.config import Settings
+
+    with user_errors():
+        url = resolve_db_url(db)
+        app = create_app(
+            db_url=url,
+            runs_dir=runs_dir or Settings().runs_dir,
+            annotators_per_item=annotators_per_item,
+            gold_rate=gold_rate,
+        )
+    console.print(f"synthgate serving [bold]{url}[/] on http://{host}:{port}  (API docs: /docs)")
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+@users.command("add")
+def add_user(
+    name: str = typer.Argument(..., help="The user's name, as decisions will record it."),
+    role: str = typer.Option(..., "--role", help="annotator | requester | admin."),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+) -> None:
+    """Create a user and print their token once (only its hash is stored)."""
+    with user_errors():
+        token = _users(db).add(name, role)
+    errors.print(f"created {role} {name!r}; the token is shown only now:", highlight=False)
+    # The bare token on stdout, so scripts can capture it.
+    print(token)
+
+
+@users.command("list")
+def list_users(db: str | None = typer.Option(None, "--db", help=DB_HELP)) -> None:
+    """List users and their roles (tokens are never shown again)."""
+    with user_errors():
+        found = _users(db).list()
+    table = Table("name", "role")
+    for user in found:
+        table.add_row(user.name, user.role)
+    console.print(table)
+
+
+@users.command("remove")
+def remove_user(
+    name: str = typer.Argument(..., help="The user to remove; their token stops working."),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+) -> None:
+    """Remove a user: their token stops working at once (their decisions stay)."""
+    with user_errors():
+        if not _users(db).remove(name):
+            raise InputError(f"no user {name!r}; `synthgate users list` shows who exists")
+    console.print(f"removed {name!r}")

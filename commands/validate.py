@@ -1,0 +1,51 @@
+"""`synthgate validate`: judge any COCO file or text JSONL against a rubric (validators/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from synthgate.commands import console, user_errors
+
+
+def validate(
+    path: Path = typer.Argument(
+        ..., metavar="PATH", help="A COCO JSON file (real or synthetic) or a text JSONL file."
+    ),
+    images: Path | None = typer.Option(
+        None, "--images", help="Folder of the COCO file's images: enables the pixel checks."
+    ),
+    rubric: str | None = typer.Option(
+        None,
+        "--rubric",
+        help="Rubric YAML, or the name of a shipped one (detection, ner, classification). "
+        "Default: detection for COCO; ner or classification (by what the rows hold) for JSONL.",
+    ),
+    json_out: Path | None = typer.Option(
+        None, "--json", help="Write every sample's score, levels, route and findings here."
+    ),
+    fail_under: float | None = typer.Option(
+        None, "--fail-under", min=1, max=5, help="Exit 1 when the mean score is below this."
+    ),
+    reference: Path | None = typer.Option(
+        None, "--reference", help="Folder of real images: flag copies of them (privacy)."
+    ),
+) -> None:
+    """Score every sample against a rubric; print levels per criterion and the top findings.
+
+    Exit codes: 0 ok, 1 mean score under --fail-under, 2 bad input.
+    """
+    from synthgate.validators.validate import validate_file, write_json
+
+    with user_errors():
+        result = validate_file(path, images=images, rubric=rubric, reference=reference)
+        if json_out is not None:
+            write_json(result, json_out)
+    console.print(result.summary.table(), highlight=False, markup=False, soft_wrap=True)
+    if json_out is not None:
+        console.print(f"wrote {json_out}", highlight=False, markup=False)
+    mean = result.summary.mean_score
+    if fail_under is not None and mean < fail_under:
+        console.print(f"mean score {mean:.2f} is under --fail-under {fail_under:g}", markup=False)
+        raise typer.Exit(code=1)

@@ -1,0 +1,1 @@
+"""Real datasets at the edges: COCO/YOLO/VOC formats, balancing, merging, augmentation."""

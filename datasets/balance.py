@@ -1,0 +1,280 @@
+"""Class and attribute deficits of a real dataset, and the synthetic quotas that fill them.
+
+`class_counts(coco)` / `label_counts(rows, …)` count what a dataset holds; `class_targets(counts,
+target, …)` says how many each class should hold under a strategy (`max`, `median`, an integer,
+a YAML of per-class targets, or LVIS `repeat_factor`); `deficits` is the difference;
+`assign_attributes` spreads new samples over attribute values (locale, gender, prompt
+attributes) so that each group approaches its target share; `plan_specs` turns all of it into
+the list of `SampleSpec`s the pipeline runs. `BalanceConfig` is the `--config` file of
+`synthgate balance`. Everything here is a pure function of its inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from synthgate.errors import InputError
+from synthgate.samples import Modality, SampleSpec, sample_seed
+
+NAMED_TARGETS = ("max", "median", "repeat_factor")
+
+
+class BalanceConfig(BaseModel):
+    """`synthgate balance --config FILE`: how far to raise which classes, and with what."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("balance", min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    seed: int = Field(0, ge=0)
+    target: str | int = "median"  # max | median | repeat_factor | N | path of a YAML
+    repeat_threshold: float = Field(0.001, gt=0.0, le=1.0)  # LVIS t
+    classes: list[str] | None = None  # raise only these (default: every class)
+    max_new_per_class: int | None = Field(None, ge=0)
+    # Attribute targets: axis -> values (equal shares) or value -> share.
+    attributes: dict[str, list[str] | dict[str, float]] = Field(default_factory=dict)
+    # Generator sections (a mapping, or a list to mix generators); count and inputs are filled in.
+    image: dict[str, Any] | list[dict[str, Any]] | None = None
+    text: dict[str, Any] | list[dict[str, Any]] | None = None
+    augment: Path | None = None  # albumentations YAML applied to synthetic images
+    # Rubric name (configs/rubrics/<name>.yaml) or path for every generator section that names
+    # none [default: the generator's own: detection for images, classification for rewrites].
+    rubric: str | None = None
+    skip_invalid: bool = False
+
+
+def load_balance_config(path: Path | None) -> BalanceConfig:
+    if path is None:
+        return BalanceConfig.model_validate({})
+    if not path.is_file():
+        raise InputError(f"--config {path}: file not found; pass a balance config YAML")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise InputError(f"{path}: YAML syntax error: {error}") from None
+    try:
+        config = BalanceConfig.model_validate(data)
+    except ValidationError as error:
+        lines = []
+        for item in error.errors():
+            where = ".".join(str(p) for p in item["loc"])
+            if item["type"] == "extra_forbidden":
+                lines.append(f"{path}: unknown key '{where}'; remove it or check its spelling")
+            else:
+                lines.append(f"{path}: {where}: {item['msg']} (got {item.get('input')!r})")
+        raise InputError("\n".join(lines)) from None
+    if config.augment is not None and not config.augment.is_absolute():
+        config.augment = path.resolve().parent / config.augment
+    return config
+
+
+@dataclass(frozen=True)
+class ClassCount:
+    """How much of a class a dataset holds: instances (or rows) and images holding it."""
+
+    instances: int
+    images: int
+
+
+def class_counts(coco: dict[str, Any]) -> dict[str, ClassCount]:
+    """Per category name, in file order: non-crowd instances and images holding one (0s kept)."""
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    instances: Counter[str] = Counter()
+    images: dict[str, set[Any]] = {name: set() for name in names.values()}
+    for annotation in coco["annotations"]:
+        if annotation.get("iscrowd", 0):
+            continue  # crowd regions are not countable instances (and are never pasted)
+        name = names[annotation["category_id"]]
+        instances[name] += 1
+        images[name].add(annotation["image_id"])
+    return {name: ClassCount(instances[name], len(images[name])) for name in names.values()}
+
+
+def label_counts(rows: list[dict[str, Any]], *, label_field: str) -> dict[str, ClassCount]:
+    """Per document label, in order of first appearance: rows holding it (a row is an 'image')."""
+    counts = Counter(str(row[label_field]) for row in rows)
+    return {label: ClassCount(n, n) for label, n in counts.items()}
+
+
+def parse_target(value: str | int) -> str | int | Path:
+    """A CLI/config target: a strategy name, a positive integer, or a YAML path."""
+    if isinstance(value, int):
+        if value <= 0:
+            raise InputError(f"--target {value}: an integer target must be > 0")
+        return value
+    text = str(value).strip()
+    if text in NAMED_TARGETS:
+        return text
+    if text.lstrip("-").isdigit():
+        return parse_target(int(text))
+    path = Path(text)
+    if path.suffix in (".yaml", ".yml", ".json") or path.exists():
+        if not path.is_file():
+            raise InputError(f"--target {text}: file not found; give a YAML of class: target")
+        return path
+    raise InputError(
+        f"--target {text!r}: choose max, median, repeat_factor, a positive integer, "
+        "or the path of a YAML mapping class: target"
+    )
+
+
+def _targets_from_file(path: Path, counts: dict[str, ClassCount]) -> dict[str, int]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise InputError(f"{path}: YAML syntax error: {error}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: per-class targets must be a mapping class: target")
+    unknown = sorted(str(k) for k in data if str(k) not in counts)
+    if unknown:
+        raise InputError(
+            f"{path}: unknown class(es) {unknown}; the dataset's classes are {sorted(counts)}"
+        )
+    bad = {k: v for k, v in data.items() if not isinstance(v, int) or isinstance(v, bool) or v < 0}
+    if bad:
+        raise InputError(f"{path}: targets must be integers >= 0 (got {bad})")
+    return {str(k): int(v) for k, v in data.items()}
+
+
+def class_targets(
+    counts: dict[str, ClassCount],
+    target: str | int | Path,
+    *,
+    image_count: int,
+    repeat_threshold: float = 0.001,
+) -> dict[str, int]:
+    """How many instances each class should hold; classes without a target keep their count.
+
+    `median` is taken over the classes present (a class with no instance has nothing to say
+    about a typical class). `repeat_factor` follows LVIS: with f(c) the fraction of images
+    holding c, r(c) = max(1, sqrt(t / f(c))), and the target is ceil(r(c) × instances(c)), the
+    instances repeat-factor sampling would show per epoch.
+    """
+    present = [c.instances for c in counts.values() if c.instances > 0]
+    if isinstance(target, Path):
+        chosen = _targets_from_file(target, counts)
+        return {name: chosen.get(name, count.instances) for name, count in counts.items()}
+    if isinstance(target, int):
+        return dict.fromkeys(counts, target)
+    if target == "max":
+        return dict.fromkeys(counts, max(present, default=0))
+    if target == "median":
+        return dict.fromkeys(counts, math.ceil(median(present)) if present else 0)
+    targets = {}
+    for name, count in counts.items():
+        if count.images == 0 or image_count == 0:
+            targets[name] = 0
+            continue
+        factor = max(1.0, math.sqrt(repeat_threshold / (count.images / image_count)))
+        targets[name] = math.ceil(factor * count.instances - 1e-9)
+    return targets
+
+
+def deficits(
+    counts: dict[str, ClassCount],
+    targets: dict[str, int],
+    *,
+    classes: list[str] | None = None,
+    max_new_per_class: int | None = None,
+) -> dict[str, int]:
+    """Instances each class lacks (0 when at or above target), capped, for the chosen classes."""
+    result = {}
+    for name, count in counts.items():
+        lack = max(0, targets.get(name, 0) - count.instances)
+        if classes is not None and name not in classes:
+            lack = 0
+        if max_new_per_class is not None:
+            lack = min(lack, max_new_per_class)
+        result[name] = lack
+    return result
+
+
+def attribute_shares(axes: dict[str, list[str] | dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Normalised target shares per axis: a list means equal shares."""
+    shares = {}
+    for axis, values in axes.items():
+        weights = dict.fromkeys(values, 1.0) if isinstance(values, list) else dict(values)
+        total = sum(weights.values())
+        if not weights or total <= 0 or any(w < 0 for w in weights.values()):
+            raise InputError(f"attributes.{axis}: give values or positive shares (got {values!r})")
+        shares[axis] = {value: weight / total for value, weight in weights.items()}
+    return shares
+
+
+def assign_attributes(
+    n: int, shares: dict[str, dict[str, float]], existing: dict[str, Counter[str]] | None = None
+) -> list[dict[str, str]]:
+    """Attribute values for `n` new samples that bring each axis closest to its target shares.
+
+    Greedy per axis: each new sample takes the value furthest below its share of the total so
+    far, counting what the data already holds (`existing[axis][value]`); ties go to the value
+    listed first, so the result is deterministic.
+    """
+    existing = existing or {}
+    assigned: list[dict[str, str]] = [{} for _ in range(n)]
+    for axis, targets in shares.items():
+        counts = Counter({v: existing.get(axis, Counter()).get(v, 0) for v in targets})
+        total = sum(existing.get(axis, Counter()).values())
+        for item in assigned:
+            total += 1
+            value = max(targets, key=lambda v: targets[v] * total - counts[v])
+            counts[value] += 1
+            item[axis] = value
+    return assigned
+
+
+def plan_specs(
+    lacking: dict[str, int],
+    *,
+    batch_id: str,
+    seed: int,
+    modality: Modality,
+    generator: str,
+    instances_per_sample: int = 1,
+    shares: dict[str, dict[str, float]] | None = None,
+    existing: dict[str, dict[str, Counter[str]]] | None = None,
+) -> list[SampleSpec]:
+    """The balancing plan: one spec per synthetic sample, classes in order, indices 0..n-1.
+
+    An image spec asks for up to `instances_per_sample` instances of its class (params
+    `instances`), the last one of a class for the remainder, so the plan adds exactly the
+    deficit.
+    """
+    specs: list[SampleSpec] = []
+    for category, lack in lacking.items():
+        sizes = []
+        remaining = lack
+        while remaining > 0:
+            sizes.append(min(instances_per_sample, remaining))
+            remaining -= sizes[-1]
+        attributes = assign_attributes(len(sizes), shares or {}, (existing or {}).get(category, {}))
+        for size, chosen in zip(sizes, attributes, strict=True):
+            index = len(specs)
+            specs.append(
+                SampleSpec(
+                    batch_id=batch_id,
+                    index=index,
+                    modality=modality,
+                    generator=generator,
+                    category=category,
+                    attributes=chosen,
+                    params={"instances": size} if modality == "image" else {},
+                    seed=sample_seed(seed, modality, index),
+                )
+            )
+    return specs
+
+
+def split_deficits(lacking: dict[str, int], parts: int) -> list[dict[str, int]]:
+    """Each class's deficit shared between `parts` generators (the first ones take the rest)."""
+    return [
+        {name: lack // parts + (1 if turn < lack % parts else 0) for name, lack in lacking.items()}
+        for turn in range(parts)
+    ]

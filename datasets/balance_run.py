@@ -1,0 +1,384 @@
+"""`synthgate balance`: plan -> generate -> validate -> route -> merge -> report, in one folder.
+
+`balance_coco(...)` (here) and `balance_jsonl(...)` (balance_text.py) check the real dataset,
+count it, plan the deficit as `SampleSpec`s (datasets/balance.py), run them through the same
+pipeline as `synthgate run` (`pipeline.run_batch` with the precomputed plan, one run folder per
+generator), merge what was accepted into a copy of the real data (datasets/merge.py) and write
+the report (reports/). The helpers below are shared with balance_text.py.
+Samples waiting for review are kept out of the merge and listed in balance.json. The output
+folder is built under a temporary name and renamed when complete: nothing is half-written.
+
+```
+<out>/
+  merged.coco.json | merged.jsonl    the real data + accepted synthetic samples
+  balance.json                       counts before/after, targets, deficits, filled, why not
+  runs/<name>/                       the pipeline run folder of each generator
+  report.md  report.html  plots/
+```
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from synthgate.config import BatchConfig, parse_config
+from synthgate.datasets.balance import (
+    BalanceConfig,
+    ClassCount,
+    attribute_shares,
+    class_counts,
+    class_targets,
+    deficits,
+    load_balance_config,
+    parse_target,
+    plan_specs,
+    split_deficits,
+)
+from synthgate.datasets.coco import check_coco, read_coco
+from synthgate.datasets.merge import MergeResult, merge_coco, read_jsonl
+from synthgate.errors import InputError
+from synthgate.generators import Generator, build_generator
+from synthgate.outputs import dumps
+from synthgate.pipeline import Progress, batch_id_for, run_batch
+from synthgate.samples import Modality
+
+
+@dataclass
+class BalanceOutcome:
+    out: Path
+    summary: dict[str, Any]
+
+
+def generator_sections(
+    value: dict[str, Any] | list[dict[str, Any]] | None, default: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The generator sections of a balance config (one mapping, or a list to mix them)."""
+    if value is None:
+        return [dict(default)]
+    return [dict(v) for v in (value if isinstance(value, list) else [value])]
+
+
+def prepare_output(out: Path) -> Path:
+    """A fresh temporary folder beside `out`; refuse to replace a folder that is not ours."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: is a file; choose a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / "balance.json").exists():
+        raise InputError(
+            f"--out {out}: folder exists and is not a synthgate balance output; choose a new folder"
+        )
+    temporary = out.with_name(f".{out.name}.partial")
+    if temporary.exists():
+        shutil.rmtree(temporary)
+    temporary.mkdir(parents=True)
+    return temporary
+
+
+def publish_output(temporary: Path, out: Path) -> None:
+    if out.exists():
+        shutil.rmtree(out)
+    temporary.rename(out)
+
+
+def _count_table(before: dict[str, ClassCount], after: dict[str, ClassCount]) -> dict[str, Any]:
+    return {
+        name: {
+            "before": before[name].instances,
+            "after": after.get(name, ClassCount(0, 0)).instances,
+        }
+        for name in before
+    }
+
+
+def run_sections(
+    *,
+    modality: Modality,
+    sections: list[dict[str, Any]],
+    parts: list[dict[str, int]],
+    balance: BalanceConfig,
+    source: Path,
+    categories: list[str],
+    runs_dir: Path,
+    build: Callable[[Any], Generator],
+    shares: dict[str, dict[str, float]],
+    existing: dict[str, dict[str, Counter[str]]],
+    progress: Progress | None,
+) -> list[tuple[Path, BatchConfig]]:
+    """One pipeline run per generator section, `parts[i]` the deficits section i fills."""
+    done = []
+    for turn, (section, part) in enumerate(zip(sections, parts, strict=True)):
+        generator_name = str(
+            section.get("generator", "copy_paste" if modality == "image" else "counterfactual")
+        )
+        per_sample = 1
+        if modality == "image":
+            per_sample = int((section.get("instances_per_image") or [1, 3])[1])
+        draft = plan_specs(
+            part,
+            batch_id="draft",
+            seed=balance.seed,
+            modality=modality,
+            generator=generator_name,
+            instances_per_sample=per_sample,
+            shares=shares,
+            existing=existing,
+        )
+        if not draft:
+            continue
+        name = f"{balance.name}-{turn}-{generator_name}"
+        body: dict[str, Any] = {**section, "generator": generator_name, "count": len(draft)}
+        if balance.rubric is not None:
+            body.setdefault("rubric", balance.rubric)
+        data = {"name": name, "seed": balance.seed, "categories": categories, modality: body}
+        config = parse_config(
+            data, source=source, config_dir=source.parent if source.is_file() else None
+        )
+        batch_id = batch_id_for(config)
+        specs = [s.model_copy(update={"batch_id": batch_id}) for s in draft]
+        generator = build(getattr(config, modality))
+        run_dir = runs_dir / name
+        run_batch(
+            config,
+            run_dir,
+            progress=progress,
+            plans={modality: specs},
+            generators={modality: generator},
+        )
+        done.append((run_dir, config))
+    return done
+
+
+def _image_parts(
+    sections: list[dict[str, Any]],
+    lacking: dict[str, int],
+    data: dict[str, Any],
+    why_not: dict[str, str],
+) -> list[dict[str, int]]:
+    """Each image section's share of the deficits.
+
+    Copy-paste can only raise classes it has an instance to cut out of: their deficit goes to
+    the other generators of the config, or, when there are none, is dropped with the reason
+    recorded in `why_not` (and `lacking` set to 0 for them).
+    """
+    from synthgate.config import CopyPasteImageConfig
+    from synthgate.generators.copy_paste import source_categories
+
+    pasting = [
+        i for i, s in enumerate(sections) if s.get("generator", "copy_paste") == "copy_paste"
+    ]
+    others = [i for i in range(len(sections)) if i not in pasting]
+    if not pasting:
+        return split_deficits(lacking, len(sections))
+    default_area = CopyPasteImageConfig.model_fields["min_source_area"].default
+    area = min(int(sections[i].get("min_source_area", default_area)) for i in pasting)
+    pasteable = source_categories(data, min_source_area=area)
+    fillable = {name: lack if name in pasteable else 0 for name, lack in lacking.items()}
+    rest = {name: 0 if name in pasteable else lack for name, lack in lacking.items()}
+    parts = split_deficits(fillable, len(sections))
+    if others:
+        for index, extra in zip(others, split_deficits(rest, len(others)), strict=True):
+            parts[index] = {name: parts[index][name] + extra[name] for name in parts[index]}
+        return parts
+    for name, lack in rest.items():
+        if lack:
+            why_not[name] = (
+                f"copy_paste: no non-crowd instance with a mask of at least {area} px to cut "
+                "out; add a diffusion generator to the balance config to raise it"
+            )
+            lacking[name] = 0
+    return parts
+
+
+def balance_coco(
+    coco_path: Path,
+    images_dir: Path,
+    out: Path,
+    *,
+    target: str | None = None,
+    config_path: Path | None = None,
+    skip_invalid: bool = False,
+    progress: Progress | None = None,
+) -> BalanceOutcome:
+    """Balance a real COCO dataset with synthetic images (see module doc)."""
+    balance = load_balance_config(config_path)
+    strategy = parse_target(target if target is not None else balance.target)
+    if not images_dir.is_dir():
+        raise InputError(f"--images {images_dir}: folder not found; pass the folder of the images")
+    real = read_coco(coco_path)
+    checked = check_coco(
+        real,
+        source=coco_path,
+        images_dir=images_dir,
+        skip_invalid=skip_invalid or balance.skip_invalid,
+    )
+    data = checked.data
+    before = class_counts(data)
+    targets = class_targets(
+        before, strategy, image_count=len(data["images"]), repeat_threshold=balance.repeat_threshold
+    )
+    lacking = deficits(
+        before, targets, classes=balance.classes, max_new_per_class=balance.max_new_per_class
+    )
+    sections = generator_sections(balance.image, {"generator": "copy_paste"})
+    for section in sections:
+        if section.get("generator", "copy_paste") == "copy_paste":
+            section.setdefault("coco", str(coco_path.resolve()))
+            section.setdefault("images", str(images_dir.resolve()))
+
+    def build(config: Any) -> Generator:
+        components = {"dataset": data} if config.generator == "copy_paste" else {}
+        generator = build_generator(config, categories=list(before), **components)
+        if balance.augment is not None:
+            from synthgate.datasets.augment import AugmentedGenerator
+
+            generator = AugmentedGenerator(generator, balance.augment)
+        return generator
+
+    why_not: dict[str, str] = {}
+    parts = _image_parts(sections, lacking, data, why_not)
+    temporary = prepare_output(out)
+    try:
+        runs = run_sections(
+            modality="image",
+            sections=sections,
+            parts=parts,
+            balance=balance,
+            source=config_path or coco_path,
+            categories=list(before),
+            runs_dir=temporary / "runs",
+            build=build,
+            shares=attribute_shares(balance.attributes),
+            existing={},
+            progress=progress,
+        )
+        merged, result = data, MergeResult()
+        for run_dir, _config in runs:
+            final_dir = out / run_dir.relative_to(temporary)
+            synthetic = read_coco(run_dir / "coco.json")
+            prefix = str(final_dir.relative_to(out)) + "/"
+            merged = merge_coco(merged, synthetic, file_prefix=prefix, result=result)
+        (temporary / "merged.coco.json").write_text(dumps(merged) + "\n", encoding="utf-8")
+        after = class_counts(merged)
+        summary = summarise(
+            kind="coco",
+            source=coco_path,
+            strategy=strategy,
+            before=before,
+            after=after,
+            targets=targets,
+            lacking=lacking,
+            why_not=why_not,
+            result=result,
+            runs=runs,
+            temporary=temporary,
+            skipped=[p.describe() for p in checked.skipped],
+        )
+        finish_output(temporary, summary, runs)
+        publish_output(temporary, out)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    return BalanceOutcome(out=out, summary=summary)
+
+
+def _made_for_quota(run_dirs: list[Path]) -> dict[str, Counter[str]]:
+    """Per class: instances (or rows) made for its quota, by the status of their sample."""
+    made: dict[str, Counter[str]] = {}
+    for run_dir in run_dirs:
+        coco_path = run_dir / "coco.json"
+        if coco_path.is_file():
+            coco = json.loads(coco_path.read_text(encoding="utf-8"))
+            names = {c["id"]: c["name"] for c in coco["categories"]}
+            images = {i["id"]: i["synthgate"] for i in coco["images"]}
+            for annotation in coco["annotations"]:
+                block = images[annotation["image_id"]]
+                name = names[annotation["category_id"]]
+                if name == block["category"] and (annotation.get("synthgate") or {}).get(
+                    "pasted", True
+                ):
+                    made.setdefault(name, Counter())[block["status"]] += 1
+        text_path = run_dir / "text.jsonl"
+        if text_path.is_file():
+            for row in read_jsonl(text_path):
+                made.setdefault(str(row["label"]), Counter())[row["status"]] += 1
+    return made
+
+
+def _shortfall(wanted: int, planned: int, made: Counter[str]) -> str:
+    """Why a class stayed below its target, from what was planned, made and accepted."""
+    reasons = []
+    if planned < wanted:
+        reasons.append(f"{wanted - planned} not planned (classes / max_new_per_class)")
+    lost = planned - sum(made.values())
+    if lost > 0:
+        reasons.append(f"{lost} lost to occlusion by other pasted instances")
+    for status in ("review", "rejected", "failed"):
+        if made[status]:
+            reasons.append(f"{made[status]} in samples {status}")
+    return "; ".join(reasons) or "unknown"
+
+
+def summarise(
+    *,
+    kind: str,
+    source: Path,
+    strategy: Any,
+    before: dict[str, ClassCount],
+    after: dict[str, ClassCount],
+    targets: dict[str, int],
+    lacking: dict[str, int],
+    why_not: dict[str, str],
+    result: MergeResult,
+    runs: list[tuple[Path, BatchConfig]],
+    temporary: Path,
+    skipped: list[str],
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    counts = _count_table(before, after)
+    made = _made_for_quota([r for r, _ in runs])
+    classes = {}
+    for name, row in counts.items():
+        wanted = max(0, targets.get(name, 0) - row["before"])
+        filled = row["after"] - row["before"]
+        entry = {
+            **row,
+            "target": targets.get(name, 0),
+            "deficit": wanted,
+            "planned": lacking.get(name, 0),
+            "filled": filled,
+        }
+        if wanted and row["after"] < targets.get(name, 0):
+            entry["why_not"] = why_not.get(name) or _shortfall(
+                wanted, lacking.get(name, 0), made.get(name, Counter())
+            )
+        classes[name] = entry
+    return {
+        "kind": kind,
+        "source": str(source),
+        "target": str(strategy),
+        "classes": classes,
+        "added": {
+            "images": result.added_images,
+            "annotations": result.added_annotations,
+            "rows": result.added_rows,
+        },
+        "left_out": result.left_out,
+        "waiting_for_review": result.left_out.get("review", []),
+        "runs": [str(r.relative_to(temporary)) for r, _ in runs],
+        "skipped_input": skipped,
+        **(extra or {}),
+    }
+
+
+def finish_output(
+    temporary: Path, summary: dict[str, Any], runs: list[tuple[Path, BatchConfig]]
+) -> None:
+    from synthgate.reports import write_report
+
+    (temporary / "balance.json").write_text(dumps(summary) + "\n", encoding="utf-8")
+    write_report(temporary, summary, run_dirs=[r for r, _ in runs])

@@ -1,0 +1,349 @@
+"""The `copy_paste` image generator: real instances pasted into other real images (Simple Copy-Paste).
+
+`CopyPasteGenerator(config, categories=[...], dataset=None).generate(specs)` makes one image per
+`SampleSpec`: it picks a real background image, cuts `instances_per_image` instances of
+`spec.category` out of *other* real images by their masks (polygons or RLE; crowd regions are
+never used, and images holding crowd regions are never backgrounds, as their pixels cannot be
+labelled), resizes each by a factor from `scale_range` (large-scale jitter), flips it at random,
+and pastes it with a hard mask, so the pasted pixels are exactly its label. The background's
+own objects keep their labels, cut down to what the pasted instances leave visible: their masks
+and boxes are recomputed, and an object left with less than `min_visible_fraction` of its pixels
+loses its label (its pixels go to `ignore`). Jitter applies to the pasted instances only; the
+background keeps its size, so its untouched labels stay exact.
+
+It needs no model, which makes it the default generator for balancing an image dataset.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, defaultdict
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import PIL
+from PIL import Image
+
+from synthgate.config import CopyPasteImageConfig
+from synthgate.datasets.coco import check_coco, read_coco, segmentation_to_rle
+from synthgate.errors import InputError
+from synthgate.generators.labels import (
+    PlacedObject,
+    decode_mask,
+    encode_mask,
+    labels_from_masks,
+    tight_bbox,
+)
+from synthgate.samples import (
+    GeneratedSample,
+    ObjectLabel,
+    Provenance,
+    Sample,
+    SampleSpec,
+    sample_id,
+)
+
+PLACEMENT_TRIES = 8  # candidate places per size
+SHRINK_TRIES = 3  # sizes tried when every place covers an instance pasted before
+IMAGE_CACHE_SIZE = 16  # decoded real images kept per generator (sources repeat within a class)
+
+
+def annotation_mask(annotation: dict[str, Any], height: int, width: int) -> np.ndarray:
+    """Bool HxW mask of a COCO annotation's segmentation: polygons, RLE or compressed RLE."""
+    return decode_mask(segmentation_to_rle(annotation["segmentation"], height, width))
+
+
+def _least_overlap(
+    rng: np.random.Generator, taken: np.ndarray, patch: np.ndarray
+) -> tuple[int, int, int]:
+    """(pixels covered, left, top) of the candidate place covering least of `taken`."""
+    height, width = taken.shape
+    best: tuple[int, int, int] | None = None
+    for _ in range(PLACEMENT_TRIES):
+        left = int(rng.integers(0, width - patch.shape[1] + 1))
+        top = int(rng.integers(0, height - patch.shape[0] + 1))
+        overlap = int(
+            (taken[top : top + patch.shape[0], left : left + patch.shape[1]] & patch).sum()
+        )
+        if best is None or overlap < best[0]:
+            best = (overlap, left, top)
+        if overlap == 0:
+            break
+    assert best is not None
+    return best
+
+
+def is_source(annotation: dict[str, Any], *, min_source_area: int) -> bool:
+    """Whether an annotation can be cut out: not a crowd, with a mask big enough to see."""
+    _, _, w, h = annotation["bbox"]
+    return (
+        not annotation.get("iscrowd", 0)
+        and "segmentation" in annotation
+        and float(annotation.get("area", w * h)) >= min_source_area
+        and min(w, h) >= 2
+    )
+
+
+def source_categories(dataset: dict[str, Any], *, min_source_area: int) -> set[str]:
+    """The classes copy-paste can raise: those with at least one instance to cut out."""
+    names = {c["id"]: c["name"] for c in dataset["categories"]}
+    return {
+        names[a["category_id"]]
+        for a in dataset["annotations"]
+        if is_source(a, min_source_area=min_source_area)
+    }
+
+
+class CopyPasteGenerator:
+    """Pastes real instances of the quota class into real backgrounds; labels by construction.
+
+    `dataset` (a COCO mapping already checked, e.g. by the balance command) is injected; when it
+    is left out the generator reads and strictly checks `config.coco` itself.
+    """
+
+    name: ClassVar[str] = "copy_paste"
+    version: ClassVar[str] = "1"
+    modality: ClassVar[str] = "image"
+    chunk_size: ClassVar[int] = 4
+
+    def __init__(
+        self,
+        config: CopyPasteImageConfig,
+        *,
+        categories: list[str],
+        dataset: dict[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        if dataset is None:
+            data = read_coco(config.coco)
+            dataset = check_coco(data, source=config.coco, images_dir=config.images).data
+        self.images = {image["id"]: image for image in dataset["images"]}
+        self.category_names = {c["id"]: c["name"] for c in dataset["categories"]}
+        self.annotations_of: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+        for annotation in dataset["annotations"]:
+            self.annotations_of[annotation["image_id"]].append(annotation)
+        self.sources: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for annotation in dataset["annotations"]:
+            if is_source(annotation, min_source_area=config.min_source_area):
+                self.sources[self.category_names[annotation["category_id"]]].append(annotation)
+        self.backgrounds = [
+            image_id
+            for image_id in self.images
+            if not any(a.get("iscrowd", 0) for a in self.annotations_of[image_id])
+            and all("segmentation" in a for a in self.annotations_of[image_id])
+        ]
+        if not self.backgrounds:
+            raise InputError(
+                f"{config.coco}: every image holds a crowd region or an annotation without a "
+                "segmentation, so none can be a copy-paste background; add plain images"
+            )
+        wanted = categories or sorted(self.sources)
+        self.categories = [name for name in wanted if self.sources.get(name)]
+        self._cache: OrderedDict[Any, np.ndarray] = OrderedDict()
+        self.versions = {"numpy": np.__version__, "pillow": PIL.__version__}
+
+    def quota_categories(self) -> list[str | None]:
+        return list(self.categories)
+
+    def generate(self, specs: list[SampleSpec]) -> list[GeneratedSample]:
+        return [self._generate_one(spec) for spec in specs]
+
+    def _pixels(self, image_id: Any) -> np.ndarray:
+        """The RGB pixels of a real image, checked against the size its entry states."""
+        if image_id in self._cache:
+            self._cache.move_to_end(image_id)
+            return self._cache[image_id]
+        entry = self.images[image_id]
+        path = Path(self.config.images) / entry["file_name"]
+        try:
+            with Image.open(path) as image:
+                pixels = np.asarray(image.convert("RGB"))
+        except (OSError, PIL.UnidentifiedImageError) as error:
+            raise InputError(f"{path}: cannot read image {image_id!r} ({error})") from None
+        if pixels.shape[:2] != (entry["height"], entry["width"]):
+            raise InputError(
+                f"{path}: image {image_id!r} is {pixels.shape[1]}x{pixels.shape[0]} but the COCO "
+                f"file says {entry['width']}x{entry['height']}; fix width/height"
+            )
+        self._cache[image_id] = pixels
+        if len(self._cache) > IMAGE_CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return pixels
+
+    def _generate_one(self, spec: SampleSpec) -> GeneratedSample:
+        config = self.config
+        rng = np.random.default_rng(spec.seed)
+        category = spec.category or self.categories[int(rng.integers(len(self.categories)))]
+        pool = self.sources.get(category)
+        if not pool:
+            raise InputError(
+                f"copy_paste: no instance of {category!r} with a mask of at least "
+                f"{config.min_source_area} px in {config.coco}; lower image.min_source_area "
+                "or use a generator that needs no real instance (diffusion)"
+            )
+        low, high = config.instances_per_image
+        count = int(spec.params.get("instances", rng.integers(low, high + 1)))
+        picks = [pool[int(rng.integers(len(pool)))] for _ in range(count)]
+        used = {a["image_id"] for a in picks}
+        candidates = [i for i in self.backgrounds if i not in used] or self.backgrounds
+        if config.background == "fewest_objects":
+            candidates = sorted(candidates, key=lambda i: len(self.annotations_of[i]))
+            candidates = candidates[: max(1, len(candidates) // 4)]
+        background_id = candidates[int(rng.integers(len(candidates)))]
+        background = self.images[background_id]
+        height, width = background["height"], background["width"]
+        canvas = self._pixels(background_id).copy()
+
+        placed: list[PlacedObject] = []
+        pasted_params = []
+        for annotation in picks:
+            obj, params = self._paste(rng, canvas, annotation, category, placed)
+            placed.append(obj)
+            pasted_params.append(params)
+        pasted = labels_from_masks(
+            placed, shape=(height, width), min_visible_fraction=config.min_visible_fraction
+        )
+        kept, visible, ignore, dropped = self._background_labels(background_id, pasted.foreground)
+        foreground = pasted.foreground | visible
+        ignore |= pasted.ignore
+
+        key = sample_id(spec.batch_id, "image", spec.index)
+        sample = Sample(
+            id=key,
+            spec=spec,
+            uri=f"images/{key}.png",
+            width=width,
+            height=height,
+            objects=[*kept, *pasted.objects],
+            attributes=dict(spec.attributes),
+            provenance=Provenance(
+                generator=self.name,
+                generator_version=self.version,
+                seed=spec.seed,
+                params={
+                    "coco": Path(config.coco).name,
+                    "background_image_id": background_id,
+                    "background_file": background["file_name"],
+                    "pasted": pasted_params,
+                    "scale_range": list(config.scale_range),
+                    "min_visible_fraction": config.min_visible_fraction,
+                    "background_mode": config.background,
+                    "background_labels_dropped": dropped,
+                },
+                versions=dict(self.versions),
+            ),
+        )
+        return GeneratedSample(
+            sample=sample,
+            pixels=canvas,
+            foreground=foreground,
+            ignore=ignore,
+            extras={"hidden": pasted.hidden + len(dropped), "placed": count},
+        )
+
+    def _paste(
+        self,
+        rng: np.random.Generator,
+        canvas: np.ndarray,
+        annotation: dict[str, Any],
+        category: str,
+        placed: list[PlacedObject],
+    ) -> tuple[PlacedObject, dict[str, Any]]:
+        """Cut one instance by its mask, jitter its scale, paste it at a random place (in place)."""
+        source = self.images[annotation["image_id"]]
+        mask = annotation_mask(annotation, source["height"], source["width"])
+        x, y, w, h = (int(v) for v in tight_bbox(mask))
+        if w == 0 or h == 0:  # a polygon too thin to cover a pixel: paste its box instead
+            bx, by, bw, bh = annotation["bbox"]
+            x, y = min(int(bx), source["width"] - 1), min(int(by), source["height"] - 1)
+            w, h = max(1, round(bw)), max(1, round(bh))
+            mask[y : y + h, x : x + w] = True
+            w, h = mask[y : y + h, x : x + w].shape[1], mask[y : y + h, x : x + w].shape[0]
+        crop = self._pixels(annotation["image_id"])[y : y + h, x : x + w]
+        crop_mask = mask[y : y + h, x : x + w]
+        height, width = canvas.shape[:2]
+        scale = float(rng.uniform(*self.config.scale_range))
+        scale = max(scale, self.config.min_pasted_size / min(w, h))  # big enough to recognise
+        scale = min(scale, width / w, height / h)  # never larger than the background
+        flip = bool(rng.random() < self.config.flip_probability)
+        taken = np.zeros((height, width), dtype=bool)
+        for earlier in placed:
+            taken |= earlier.full_mask
+        # Where the instance would cover others pasted before it (a large instance pasted
+        # several times), it is shrunk and placed again, so a sample's own instances rarely
+        # hide each other.
+        for _ in range(SHRINK_TRIES):
+            new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+            patch = Image.fromarray(crop).resize((new_w, new_h), Image.Resampling.BILINEAR)
+            patch_mask = Image.fromarray(crop_mask).resize((new_w, new_h), Image.Resampling.NEAREST)
+            patch_pixels, patch_alpha = np.asarray(patch), np.asarray(patch_mask).astype(bool)
+            if flip:
+                patch_pixels, patch_alpha = patch_pixels[:, ::-1], patch_alpha[:, ::-1]
+            if not patch_alpha.any():  # nearest-neighbour shrink can miss a thin mask
+                patch_alpha = np.ones_like(patch_alpha)
+            overlap, left, top = _least_overlap(rng, taken, patch_alpha)
+            if overlap == 0 or min(new_w, new_h) * 0.6 < self.config.min_pasted_size:
+                break
+            scale *= 0.6
+        region = canvas[top : top + new_h, left : left + new_w]
+        region[patch_alpha] = patch_pixels[patch_alpha]
+        full_mask = np.zeros((height, width), dtype=bool)
+        full_mask[top : top + new_h, left : left + new_w] = patch_alpha
+        params = {
+            "source_annotation_id": annotation["id"],
+            "source_image_id": annotation["image_id"],
+            "scale": round(scale, 4),
+            "flip": flip,
+            "position": [left, top],
+        }
+        attributes = {"source_annotation_id": annotation["id"], "pasted": True}
+        return PlacedObject(category=category, full_mask=full_mask, attributes=attributes), params
+
+    def _background_labels(
+        self, image_id: Any, pasted: np.ndarray
+    ) -> tuple[list[ObjectLabel], np.ndarray, np.ndarray, list[Any]]:
+        """The background's own labels, cut down to what the pasted instances leave visible.
+
+        Real objects overlap one another in their annotations (a person on a chair); only the
+        pasted pixels occlude them here, so their masks are never cut by each other.
+        """
+        entry = self.images[image_id]
+        height, width = entry["height"], entry["width"]
+        kept: list[ObjectLabel] = []
+        labelled = np.zeros((height, width), dtype=bool)
+        ignore = np.zeros((height, width), dtype=bool)
+        dropped: list[Any] = []
+        for annotation in self.annotations_of[image_id]:
+            category = self.category_names[annotation["category_id"]]
+            full = annotation_mask(annotation, height, width)
+            full_area = int(full.sum())
+            attributes = {"source_annotation_id": annotation["id"], "pasted": False}
+            if full_area == 0:  # rasterises to nothing: keep the real box as it was
+                kept.append(
+                    ObjectLabel(
+                        category=category,
+                        bbox=[float(v) for v in annotation["bbox"]],
+                        area=float(annotation.get("area", 0.0)),
+                        attributes=attributes,
+                    )
+                )
+                continue
+            visible = full & ~pasted
+            area = int(visible.sum())
+            fraction = area / full_area
+            if area == 0 or fraction < self.config.min_visible_fraction:
+                ignore |= visible
+                dropped.append(annotation["id"])
+                continue
+            labelled |= visible
+            kept.append(
+                ObjectLabel(
+                    category=category,
+                    bbox=tight_bbox(visible),
+                    mask=encode_mask(visible),
+                    area=float(area),
+                    visible_fraction=round(fraction, 6),
+                    attributes=attributes,
+                )
+            )
+        return kept, labelled, ignore, dropped

@@ -1,0 +1,331 @@
+"""Load a diffusers pipeline from `model.path`, once per process, with no network access.
+
+`load_model(config, kind)` resolves `model.path` (a local folder saved by `save_pretrained`, or an
+id already in the Hugging Face cache), checks that it holds the kind of pipeline a generator
+needs, picks device and dtype, sets the scheduler and attention, and returns a `LoadedModel`
+whose `info` is the provenance of every image it makes. `run_pipeline` calls it with one seeded
+`torch.Generator` per image, so an image does not depend on the others in its batch.
+Every problem a user can fix is an `InputError` that says how.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from synthgate.config import DiffusionModelConfig
+from synthgate.errors import InputError
+
+FIELD = "image.model"
+
+
+@dataclass(frozen=True)
+class PipelineKind:
+    """What a generator needs from a checkpoint, and how to tell a checkpoint provides it."""
+
+    name: str
+    pipeline_class: str
+    needs: str
+    example: str  # a Hub id that provides it, for the "how to fetch" message
+    in_channels: int
+    gated: bool  # GLIGEN's gated self-attention (UNet `attention_type: gated`)
+
+    def problem(self, unet: dict[str, Any]) -> str | None:
+        channels = unet.get("in_channels")
+        gated = str(unet.get("attention_type", "default")) == "gated"
+        if channels != self.in_channels:
+            return f"its UNet takes {channels} input channels, not {self.in_channels}"
+        if self.gated and not gated:
+            return "its UNet has no GLIGEN gated attention (attention_type 'gated')"
+        return None
+
+
+KINDS: dict[str, PipelineKind] = {
+    "text2image": PipelineKind(
+        "text2image",
+        "StableDiffusionPipeline",
+        "a Stable Diffusion text-to-image pipeline",
+        "stable-diffusion-v1-5/stable-diffusion-v1-5",
+        in_channels=4,
+        gated=False,
+    ),
+    "layout": PipelineKind(
+        "layout",
+        "StableDiffusionGLIGENPipeline",
+        "a GLIGEN text-box pipeline",
+        "masterful/gligen-1-4-generation-text-box",
+        in_channels=4,
+        gated=True,
+    ),
+    "inpaint": PipelineKind(
+        "inpaint",
+        "StableDiffusionInpaintPipeline",
+        "a Stable Diffusion inpainting pipeline",
+        "stable-diffusion-v1-5/stable-diffusion-inpainting",
+        in_channels=9,
+        gated=False,
+    ),
+}
+
+SCHEDULERS: dict[str, str] = {
+    "ddim": "DDIMScheduler",
+    "dpm++": "DPMSolverMultistepScheduler",
+    "euler": "EulerDiscreteScheduler",
+    "euler_a": "EulerAncestralDiscreteScheduler",
+    "lcm": "LCMScheduler",
+}
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass
+class LoadedModel:
+    """A ready pipeline and the facts about it that go into every sample's provenance."""
+
+    pipeline: Any
+    kind: PipelineKind
+    info: dict[str, Any] = field(default_factory=dict)
+    size_multiple: int = 8
+
+    def generators(self, seeds: Sequence[int]) -> list[torch.Generator]:
+        # CPU generators: the same noise on every device, so a GPU and a CPU worker start alike.
+        return [torch.Generator("cpu").manual_seed(int(seed)) for seed in seeds]
+
+
+def resolve_model_path(path: str, *, revision: str | None, kind: PipelineKind) -> tuple[Path, str]:
+    """The local folder of `path` and its revision (Hub commit, or a hash of a local folder)."""
+    local = Path(path).expanduser()
+    if local.exists():
+        if not (local / "model_index.json").is_file():
+            raise InputError(
+                f"{FIELD}.path: {path} holds no model_index.json, so it is not a diffusers "
+                f"pipeline folder; point it at the folder `save_pretrained` or `hf download` made"
+            )
+        return local.resolve(), "local-" + folder_fingerprint(local)
+    if _HUB_ID.match(path):
+        from huggingface_hub import snapshot_download
+
+        try:
+            snapshot = Path(snapshot_download(path, revision=revision, local_files_only=True))
+        except Exception:
+            snapshot = None
+        if snapshot is not None and (snapshot / "model_index.json").is_file():
+            return snapshot, snapshot.name
+    raise InputError(
+        f"{FIELD}.path: no model at {path!r}: it is neither a local folder nor a Hugging Face "
+        "id in the local cache, and weights are never downloaded at run time. On a machine "
+        f"with network access run `hf download {kind.example if not _HUB_ID.match(path) else path} "
+        "--local-dir <folder>` (for this generator: "
+        f"{kind.needs}), copy the folder here and set {FIELD}.path to it, or fill the "
+        f"Hugging Face cache (HF_HOME) and set {FIELD}.path to the id"
+    )
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """A short hash of a pipeline folder: config files by content, weights by name and size.
+
+    Hashing gigabytes of weights would cost more than the batch; a re-saved or swapped weight
+    file changes its size or a config in practice.
+    """
+    digest = hashlib.sha256()
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        relative = file.relative_to(folder).as_posix()
+        if relative.startswith("."):
+            continue
+        digest.update(relative.encode())
+        if file.suffix in {".json", ".txt"}:
+            digest.update(file.read_bytes())
+        else:
+            digest.update(str(file.stat().st_size).encode())
+    return digest.hexdigest()[:16]
+
+
+def check_kind(folder: Path, kind: PipelineKind, *, path: str) -> None:
+    """Refuse a checkpoint that cannot serve `kind` before loading gigabytes of it."""
+    index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    found = index.get("_class_name", "an unknown pipeline")
+    unet_config = folder / "unet" / "config.json"
+    problem: str | None
+    if not unet_config.is_file():
+        problem = "it has no unet/config.json"
+    else:
+        problem = kind.problem(json.loads(unet_config.read_text(encoding="utf-8")))
+    if problem:
+        raise InputError(
+            f"{FIELD}.path: {path} holds a {found}, and {problem}; this generator needs "
+            f"{kind.needs} ({kind.pipeline_class}), e.g. {kind.example}"
+        )
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks cuda, then mps, then cpu; an unavailable device asked for by name is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(
+                f"{FIELD}.device: {name!r} was asked for, but this torch ({torch.__version__}) "
+                "sees no CUDA GPU; set it to auto or cpu, or run on a machine with a GPU and a "
+                "CUDA build of torch"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise InputError(
+                f"{FIELD}.device: {name!r} does not exist; this machine has "
+                f"{torch.cuda.device_count()} CUDA device(s)"
+            )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"{FIELD}.device: 'mps' is not available here; set it to auto or cpu")
+    return device
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    if name == "auto":
+        return torch.float32 if device.type == "cpu" else torch.float16
+    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
+
+
+# One load per process (a worker serves many batches): keyed by everything that changes the
+# loaded pipeline. Steps, guidance and prompts are per call and do not count.
+_LOADED: dict[tuple[Any, ...], LoadedModel] = {}
+
+
+def load_model(config: DiffusionModelConfig, kind: str) -> LoadedModel:
+    """The pipeline `config` names, checked to be of `kind`, loaded once per process."""
+    pipeline_kind = KINDS[kind]
+    device = resolve_device(config.device)
+    dtype = resolve_dtype(config.dtype, device)
+    folder, revision = resolve_model_path(config.path, revision=config.revision, kind=pipeline_kind)
+    check_kind(folder, pipeline_kind, path=config.path)
+    key = (
+        str(folder),
+        revision,
+        config.variant,
+        str(dtype),
+        str(device),
+        pipeline_kind.pipeline_class,
+        config.scheduler,
+        config.attention,
+        config.compile,
+    )
+    if key not in _LOADED:
+        _LOADED[key] = _load(config, pipeline_kind, folder, revision, device, dtype)
+    return _LOADED[key]
+
+
+def _load(
+    config: DiffusionModelConfig,
+    kind: PipelineKind,
+    folder: Path,
+    revision: str,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> LoadedModel:
+    import diffusers
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    pipeline_class = getattr(diffusers, kind.pipeline_class)
+    bars = [diffusers_logging, transformers_logging]
+    shown = [module.is_progress_bar_enabled() for module in bars]
+    for module in bars:  # loading bars would tear through the run's own progress bar
+        module.disable_progress_bar()
+    try:
+        pipeline = pipeline_class.from_pretrained(
+            folder, **{_dtype_argument(): dtype}, variant=config.variant, local_files_only=True
+        )
+    except (OSError, ValueError, KeyError) as error:
+        raise InputError(
+            f"{FIELD}.path: cannot load a {kind.pipeline_class} from {folder}: {error}"
+        ) from None
+    finally:
+        for module, was_shown in zip(bars, shown, strict=True):
+            if was_shown:
+                module.enable_progress_bar()
+    pipeline.set_progress_bar_config(disable=True)
+    if config.scheduler != "default":
+        scheduler_class = getattr(diffusers, SCHEDULERS[config.scheduler])
+        pipeline.scheduler = scheduler_class.from_config(pipeline.scheduler.config)
+    pipeline = pipeline.to(device)
+    if config.attention == "slicing":
+        pipeline.enable_attention_slicing()
+    compiled = config.compile and device.type == "cuda"
+    if compiled:
+        pipeline.unet = torch.compile(pipeline.unet)
+    vae_factor = int(getattr(pipeline, "vae_scale_factor", 8))
+    info = {
+        "path": config.path,
+        "local_path": str(folder),
+        "revision": revision,
+        "variant": config.variant,
+        "pipeline": kind.pipeline_class,
+        "dtype": str(dtype).removeprefix("torch."),
+        "device": str(device),
+        "scheduler": type(pipeline.scheduler).__name__,
+        "steps": config.steps,
+        "guidance": config.guidance,
+        "attention": config.attention,
+        "compiled": compiled,
+    }
+    return LoadedModel(
+        pipeline=pipeline, kind=kind, info=info, size_multiple=math.lcm(8, vae_factor)
+    )
+
+
+def _dtype_argument() -> str:
+    """diffusers renamed `torch_dtype` to `dtype` (the old name warns); older ones know only it."""
+    from diffusers.utils import deprecation_utils
+
+    return "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
+
+
+def check_size(
+    size: tuple[int, int], model: LoadedModel, *, field_name: str = "image.size"
+) -> None:
+    width, height = size
+    step = model.size_multiple
+    if width % step or height % step:
+        raise InputError(
+            f"{field_name}: {list(size)} is not a multiple of {step} in both sides, which "
+            f"{model.kind.pipeline_class} needs; use e.g. {[width // step * step or step, height // step * step or step]}"
+        )
+
+
+def to_uint8(images: np.ndarray) -> list[np.ndarray]:
+    """diffusers' float images in [0, 1] (NxHxWx3) as HxWx3 uint8 arrays."""
+    return [np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8) for image in images]
+
+
+def run_pipeline(
+    model: LoadedModel,
+    config: DiffusionModelConfig,
+    *,
+    seeds: Sequence[int],
+    size: tuple[int, int],
+    negative_prompt: str | None,
+    **inputs: Any,
+) -> list[np.ndarray]:
+    """Call the pipeline once for len(seeds) images, each with its own seeded generator."""
+    width, height = size
+    output = model.pipeline(
+        **inputs,
+        height=height,
+        width=width,
+        num_inference_steps=config.steps,
+        guidance_scale=config.guidance,
+        negative_prompt=None if negative_prompt is None else [negative_prompt] * len(seeds),
+        generator=model.generators(seeds),
+        output_type="np",
+    )
+    return to_uint8(np.asarray(output.images))

@@ -1,0 +1,361 @@
+"""Counterfactual text: label-preserving rewrites that swap names and gendered terms.
+
+`NameBank.build(locales)` collects Faker's gendered first names per locale; `rewrite(text, …)`
+replaces every first name it finds with one of the target locale and gender (the same name
+always by the same replacement) and, when the gender changes, every gendered term (he/she,
+his/her, father/mother, Mr/Ms, …, case kept); `infer_attributes` guesses a row's gender and
+locale from its first name or its gendered terms; `bias_report` gives the label rate per
+attribute group and the largest gap between groups. `CounterfactualGenerator` (registry name
+`counterfactual`) makes one rewrite of a real row per `SampleSpec`: a row of the spec's class,
+rewritten to the spec's gender and locale, with the label of the row it came from.
+
+Names are found as whole capitalised words, so scripts written without spaces (Japanese,
+Chinese) are matched only when the name stands alone; a few first names that are also common
+words (April, Will, Hope, …) are never treated as names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import faker
+import numpy as np
+
+from synthgate.config import CounterfactualTextConfig
+from synthgate.errors import InputError
+from synthgate.samples import GeneratedSample, Provenance, Sample, SampleSpec, sample_id
+
+GENDERS = ("female", "male")
+DETECT_LOCALES = ("en_US", "de_DE", "es_ES", "fr_FR", "it_IT", "pt_BR", "hi_IN", "ja_JP")
+NOT_NAMES = frozenset(
+    [
+        "April",
+        "May",
+        "June",
+        "August",
+        "Will",
+        "Hope",
+        "Faith",
+        "Grace",
+        "Joy",
+        "Bill",
+        "Art",
+        "Guy",
+        "Summer",
+        "Page",
+        "Sunny",
+        "Chance",
+        "Say",
+        "Love",
+        "Dawn",
+        "Star",
+        "Sky",
+        "Rich",
+        "Holly",
+        "Ivy",
+        "Honey",
+        "Angel",
+        "Christian",
+        "Sterling",
+    ]
+)
+# (male, female) pairs; "her" maps back to "his" or "him" by what follows it.
+TERM_PAIRS: tuple[tuple[str, str], ...] = (
+    ("he", "she"),
+    ("him", "her"),
+    ("his", "her"),
+    ("himself", "herself"),
+    ("man", "woman"),
+    ("men", "women"),
+    ("boy", "girl"),
+    ("boys", "girls"),
+    ("father", "mother"),
+    ("dad", "mom"),
+    ("son", "daughter"),
+    ("sons", "daughters"),
+    ("brother", "sister"),
+    ("brothers", "sisters"),
+    ("husband", "wife"),
+    ("boyfriend", "girlfriend"),
+    ("uncle", "aunt"),
+    ("nephew", "niece"),
+    ("grandfather", "grandmother"),
+    ("grandson", "granddaughter"),
+    ("gentleman", "lady"),
+    ("gentlemen", "ladies"),
+    ("mr", "ms"),
+    ("sir", "madam"),
+    ("king", "queen"),
+    ("male", "female"),
+)
+TO_FEMALE = {m: f for m, f in TERM_PAIRS}
+TO_MALE = {f: m for m, f in reversed(TERM_PAIRS)}  # "her" -> "him" here; "his" by context below
+TERM_GENDER = {**dict.fromkeys(TO_FEMALE, "male"), **dict.fromkeys(TO_MALE, "female")}
+WORD = re.compile(r"\w+(?:['’-]\w+)*")
+HIM_FOLLOWERS = frozenset(
+    [
+        "and",
+        "or",
+        "but",
+        "to",
+        "the",
+        "a",
+        "an",
+        "for",
+        "with",
+        "at",
+        "in",
+        "on",
+        "of",
+        "by",
+        "from",
+        "up",
+        "out",
+        ".",
+        ",",
+        "!",
+        "?",
+    ]
+)
+
+
+@dataclass
+class NameBank:
+    """Gendered first names per locale, and who each name belongs to (first locale listed wins)."""
+
+    names: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    owner: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, locales: Iterable[str]) -> NameBank:
+        bank = cls()
+        for locale in dict.fromkeys([*locales, *DETECT_LOCALES]):
+            try:
+                fake = faker.Faker(locale)
+            except AttributeError:
+                raise InputError(
+                    f"text.locales: unknown Faker locale {locale!r}; use one such as en_US, de_DE"
+                ) from None
+            person = next((p for p in fake.get_providers() if hasattr(p, "first_names_male")), None)
+            if person is None:
+                continue
+            bank.names[locale] = {
+                "female": sorted(set(person.first_names_female)),
+                "male": sorted(set(person.first_names_male)),
+            }
+            for gender in GENDERS:
+                for name in bank.names[locale][gender]:
+                    if name not in NOT_NAMES:
+                        bank.owner.setdefault(name, (locale, gender))
+        return bank
+
+    def find(self, text: str) -> list[tuple[int, int, str]]:
+        """(start, end, name) of every whole-word first name in `text`."""
+        return [
+            (m.start(), m.end(), m.group())
+            for m in WORD.finditer(text)
+            if m.group() in self.owner and m.group()[:1].isupper() | (not m.group().isascii())
+        ]
+
+
+def _match_case(template: str, word: str) -> str:
+    if template.isupper() and len(template) > 1:
+        return word.upper()
+    if template[:1].isupper():
+        return word[:1].upper() + word[1:]
+    return word
+
+
+def term_gender(text: str) -> str | None:
+    """The gender most of the text's gendered terms point to (None if none or a tie)."""
+    votes = Counter(TERM_GENDER[w.lower()] for w in WORD.findall(text) if w.lower() in TERM_GENDER)
+    if not votes or votes["female"] == votes["male"]:
+        return None
+    return votes.most_common(1)[0][0]
+
+
+def infer_attributes(text: str, bank: NameBank) -> dict[str, str]:
+    """Gender and locale of a text: from its first known name, else gender from its terms."""
+    found = bank.find(text)
+    if found:
+        locale, gender = bank.owner[found[0][2]]
+        return {"gender": gender, "locale": locale}
+    from_terms = term_gender(text)
+    return {"gender": from_terms} if from_terms else {}
+
+
+@dataclass
+class Rewrite:
+    text: str
+    swaps: list[tuple[str, str]]
+
+
+def rewrite(
+    text: str, *, gender: str, locale: str, bank: NameBank, rng: np.random.Generator
+) -> Rewrite:
+    """`text` with its names from `locale`/`gender`, and its gendered terms turned to `gender`.
+
+    The text's own gender comes from its first name, else from its gendered terms.
+    """
+    pool = bank.names.get(locale, {}).get(gender)
+    if not pool:
+        raise InputError(f"counterfactual: Faker has no {gender} first names for {locale!r}")
+    replacement: dict[str, str] = {}
+    edits: list[tuple[int, int, str]] = []
+    for start, end, name in bank.find(text):
+        if name not in replacement:
+            choices = [n for n in pool if n != name and n not in replacement.values()] or pool
+            replacement[name] = choices[int(rng.integers(len(choices)))]
+        edits.append((start, end, replacement[name]))
+    # When the text's own gender is known and differs, every gendered term flips (as in
+    # counterfactual data augmentation: "she gave her dad" -> "he gave his mom"); when it is
+    # unknown, terms of the other gender are turned to the target one.
+    source = infer_attributes(text, bank).get("gender")
+    flip_all = source is not None and source != gender
+    words = list(WORD.finditer(text))
+    for position, match in enumerate(words):
+        word = match.group()
+        lower = word.lower()
+        if lower not in TERM_GENDER or source == gender:
+            continue
+        if not flip_all and TERM_GENDER[lower] == gender:
+            continue
+        if any(s <= match.start() < e for s, e, _ in edits):
+            continue
+        new = (TO_MALE if TERM_GENDER[lower] == "female" else TO_FEMALE)[lower]
+        if lower == "her":  # possessive (her book -> his book) or object (to her -> to him)
+            following = text[match.end() :].lstrip()[:1]
+            nxt = words[position + 1].group().lower() if position + 1 < len(words) else ""
+            possessive = following.isalnum() and nxt not in HIM_FOLLOWERS
+            new = "his" if possessive else "him"
+        edits.append((match.start(), match.end(), _match_case(word, new)))
+    pieces, last, swaps = [], 0, []
+    for start, end, new in sorted(edits):
+        pieces += [text[last:start], new]
+        swaps.append((text[start:end], new))
+        last = end
+    pieces.append(text[last:])
+    return Rewrite(text="".join(pieces), swaps=swaps)
+
+
+def bias_report(
+    rows: list[dict[str, Any]],
+    *,
+    label_of: Callable[[dict[str, Any]], str],
+    axis: str,
+    attributes_of: Callable[[dict[str, Any]], dict[str, str]],
+) -> dict[str, Any]:
+    """Label rate per group of `axis` (rows without the attribute are left out) and the gap.
+
+    `largest_gap` is the label whose rate differs most between two groups, with both groups.
+    """
+    groups: dict[str, Counter[str]] = defaultdict(Counter)
+    for row in rows:
+        value = attributes_of(row).get(axis)
+        if value is not None:
+            groups[value][label_of(row)] += 1
+    labels = sorted({label for counts in groups.values() for label in counts})
+    table: dict[str, dict[str, Any]] = {
+        value: {
+            "n": sum(counts.values()),
+            "rates": {label: counts[label] / sum(counts.values()) for label in labels},
+        }
+        for value, counts in sorted(groups.items())
+    }
+    largest: dict[str, Any] = {"label": None, "groups": [], "gap": 0.0}
+    for label in labels:
+        rates = {value: info["rates"][label] for value, info in table.items()}
+        if len(rates) < 2:
+            continue
+        high, low = max(rates, key=rates.__getitem__), min(rates, key=rates.__getitem__)
+        if rates[high] - rates[low] > largest["gap"]:
+            largest = {"label": label, "groups": [high, low], "gap": rates[high] - rates[low]}
+    return {"axis": axis, "groups": table, "largest_gap": largest}
+
+
+class CounterfactualGenerator:
+    """One rewrite of a real row of the spec's class per spec; the label is the row's label."""
+
+    name: ClassVar[str] = "counterfactual"
+    version: ClassVar[str] = "1"
+    modality: ClassVar[str] = "text"
+
+    def __init__(
+        self,
+        config: CounterfactualTextConfig,
+        *,
+        categories: list[str],
+        rows: list[dict[str, Any]] | None = None,
+        bank: NameBank | None = None,
+    ) -> None:
+        from synthgate.datasets.merge import read_jsonl
+
+        self.config = config
+        self.rows = rows if rows is not None else read_jsonl(config.source)
+        self.bank = bank or NameBank.build(config.locales)
+        self.by_label: dict[str, list[int]] = defaultdict(list)
+        for position, row in enumerate(self.rows):
+            text, label = row.get(config.text_field), row.get(config.label_field)
+            if not isinstance(text, str) or label is None:
+                raise InputError(
+                    f"{config.source}: row {position + 1} needs a text `{config.text_field}` "
+                    f"and a label `{config.label_field}`"
+                )
+            self.by_label[str(label)].append(position)
+        # Rows with something to swap come first: rewriting a row with nothing to swap copies it.
+        self.swappable = {
+            label: [i for i in rows_ if self._has_terms(self.rows[i][config.text_field])]
+            for label, rows_ in self.by_label.items()
+        }
+
+    def _has_terms(self, text: str) -> bool:
+        return bool(self.bank.find(text)) or term_gender(text) is not None
+
+    def quota_categories(self) -> list[str | None]:
+        return list(self.by_label)
+
+    def generate(self, specs: list[SampleSpec]) -> list[GeneratedSample]:
+        return [GeneratedSample(sample=self._make(spec)) for spec in specs]
+
+    def _make(self, spec: SampleSpec) -> Sample:
+        config = self.config
+        rng = np.random.default_rng(spec.seed)
+        labels = list(self.by_label)
+        label = spec.category or labels[int(rng.integers(len(labels)))]
+        if label not in self.by_label:
+            raise InputError(
+                f"{config.source}: no row with {config.label_field} {label!r} to rewrite"
+            )
+        pool = self.swappable[label] or self.by_label[label]
+        position = pool[int(rng.integers(len(pool)))]
+        row = self.rows[position]
+        gender = spec.attributes.get("gender") or GENDERS[int(rng.integers(2))]
+        locale = (
+            spec.attributes.get("locale") or config.locales[int(rng.integers(len(config.locales)))]
+        )
+        result = rewrite(
+            row[config.text_field], gender=gender, locale=locale, bank=self.bank, rng=rng
+        )
+        return Sample(
+            id=sample_id(spec.batch_id, "text", spec.index),
+            spec=spec,
+            text=result.text,
+            doc_label=label,
+            attributes={"gender": gender, "locale": locale},
+            provenance=Provenance(
+                generator=self.name,
+                generator_version=self.version,
+                seed=spec.seed,
+                params={
+                    "source": config.source.name,
+                    "source_row": position + 1,
+                    "source_id": row.get("id"),
+                    "swaps": [list(s) for s in result.swaps],
+                },
+                versions={"faker": faker.VERSION},
+            ),
+        )

@@ -1,0 +1,15 @@
+"""The human review queue (DESIGN.md §6): blind multi-annotator review, gold tasks,
+adjudication, agreement statistics and Label Studio interop.
+
+queue.py        ReviewQueue: enqueue, next_item, decide, adjudicate, stats (the API and CLI use it)
+decision.py     Decision and ReviewTask, and the checks a decision must pass
+tables.py       the queue's tables on the store's metadata, and the write transaction
+enqueue.py      items from routed samples, honeypots from accepted ones, the gold set
+gold.py         honeypot defects and how gold decisions are scored
+adjudication.py majority, else an adjudicator; the final sample
+agreement.py    Cohen / Fleiss / Krippendorff via scikit-learn, statsmodels, krippendorff
+report.py       the agreement report: annotators, gold, rubric vs humans, threshold suggestions
+stats.py        queue depth and per-annotator throughput
+labelstudio.py  Label Studio formats (config XML, regions, results), pure functions
+interop.py      Label Studio export/import against a ReviewQueue
+"""

@@ -1,0 +1,38 @@
+"""How an item's decisions become one result: agreement or majority, else an adjudicator.
+
+`resolve(verdicts)` is the verdict a strict majority chose, or None (the item goes to an
+adjudicator). `final_sample(sample, verdict, decisions)` is the sample as it leaves review:
+accept -> accepted, reject -> rejected, fix -> accepted with the corrected labels of the first
+fix among the deciding decisions (the decision rows keep the labels it replaced).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from synthgate.samples import ObjectLabel, Sample, Span
+
+STATUS_OF = {"accept": "accepted", "reject": "rejected", "fix": "accepted"}
+
+
+def resolve(verdicts: Sequence[str]) -> str | None:
+    """The verdict more than half the annotators gave; None on a tie or a split."""
+    if not verdicts:
+        return None
+    verdict, votes = Counter(verdicts).most_common(1)[0]
+    return verdict if votes * 2 > len(verdicts) else None
+
+
+def final_sample(sample: Sample, verdict: str, decisions: Sequence[dict[str, Any]]) -> Sample:
+    """The sample with the final status and, for a fix, the corrected labels."""
+    final = sample.model_copy(deep=True)
+    final.status = STATUS_OF[verdict]  # type: ignore[assignment]
+    if verdict == "fix":
+        fix = next(d for d in decisions if d["verdict"] == "fix")
+        if sample.spec.modality == "image":
+            final.objects = [ObjectLabel.model_validate(o) for o in fix["objects"] or []]
+        else:
+            final.spans = [Span.model_validate(s) for s in fix["spans"] or []]
+    return final

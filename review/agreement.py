@@ -1,0 +1,198 @@
+"""Inter-annotator agreement over review decisions, computed by the reference libraries.
+
+Ratings are plain `(item, rater, value)` triples. `cohen_pairs` gives Cohen's kappa per annotator
+pair (scikit-learn), `fleiss` Fleiss' kappa over items with the same number of ratings
+(statsmodels), `alpha` Krippendorff's alpha with missing ratings allowed (the `krippendorff`
+package; nominal for verdicts, ordinal for 5/3/1 levels). Where a statistic is undefined — every
+rating the same value, so chance agreement is 1 and kappa is 0/0 — the result says so in `note`
+with `value=None` instead of passing NaN along.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from collections import Counter, defaultdict
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+Rating = tuple[Hashable, str, Hashable]  # (item, rater, value)
+LEVEL_DOMAIN = (1, 3, 5)
+
+
+@dataclass
+class Agreement:
+    """One agreement statistic with what it was computed on."""
+
+    statistic: str
+    value: float | None
+    n_items: int
+    n_ratings: int
+    observed: float | None = None  # share of agreeing rating pairs within items
+    note: str = ""
+    raters: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # a library NaN never leaves this module: it becomes an explicit "undefined"
+        if self.value is not None and not np.isfinite(self.value):
+            self.value = None
+            self.note = "; ".join(filter(None, [self.note, "undefined for these ratings"]))
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _by_item(ratings: Iterable[Rating]) -> dict[Hashable, dict[str, Hashable]]:
+    items: dict[Hashable, dict[str, Hashable]] = defaultdict(dict)
+    for item, rater, value in ratings:
+        items[item][rater] = value
+    return dict(items)
+
+
+def observed_agreement(items: dict[Hashable, dict[str, Hashable]]) -> float | None:
+    """Share of agreeing pairs among all pairs of ratings of the same item."""
+    agree = pairs = 0
+    for values in items.values():
+        for a, b in itertools.combinations(values.values(), 2):
+            pairs += 1
+            agree += int(a == b)
+    return agree / pairs if pairs else None
+
+
+def _single_value_note(values: Sequence[Hashable], statistic: str) -> str:
+    (only,) = set(values)
+    return (
+        f"all {len(values)} ratings are {only!r}: agreement is perfect but {statistic} is "
+        "undefined (no variation, chance agreement is 1)"
+    )
+
+
+def cohen_kappa(first: Sequence[Hashable], second: Sequence[Hashable]) -> Agreement:
+    """Cohen's kappa of two raters over the same items (sklearn.metrics.cohen_kappa_score)."""
+    from sklearn.metrics import cohen_kappa_score
+
+    n = len(first)
+    observed = sum(a == b for a, b in zip(first, second, strict=True)) / n if n else None
+    if n == 0:
+        return Agreement("cohen_kappa", None, 0, 0, None, "no items rated by both")
+    if len(set(first) | set(second)) == 1:
+        note = _single_value_note([*first, *second], "Cohen's kappa")
+        return Agreement("cohen_kappa", None, n, 2 * n, observed, note)
+    value = float(cohen_kappa_score(list(first), list(second)))
+    return Agreement("cohen_kappa", value, n, 2 * n, observed)
+
+
+def cohen_pairs(ratings: Iterable[Rating]) -> list[Agreement]:
+    """Cohen's kappa for every pair of raters, over the items both rated."""
+    items = _by_item(ratings)
+    raters = sorted({r for values in items.values() for r in values})
+    results = []
+    for a, b in itertools.combinations(raters, 2):
+        shared = [values for values in items.values() if a in values and b in values]
+        result = cohen_kappa([v[a] for v in shared], [v[b] for v in shared])
+        result.raters = [a, b]
+        results.append(result)
+    return results
+
+
+def fleiss(ratings: Iterable[Rating], *, per_item: int | None = None) -> Agreement:
+    """Fleiss' kappa (statsmodels) over the items with `per_item` ratings (default: the most
+    common count); items with another count are left out and the note says how many."""
+    from statsmodels.stats.inter_rater import fleiss_kappa
+
+    items = _by_item(ratings)
+    counts = Counter(len(v) for v in items.values() if len(v) >= 2)
+    if not counts:
+        return Agreement("fleiss_kappa", None, 0, 0, None, "no item has two or more ratings")
+    m = per_item if per_item is not None else counts.most_common(1)[0][0]
+    kept = {i: v for i, v in items.items() if len(v) == m}
+    left_out = sum(n for size, n in counts.items() if size != m)
+    note = f"{left_out} items with other than {m} ratings left out" if left_out else ""
+    if not kept:
+        return Agreement("fleiss_kappa", None, 0, 0, None, f"no item has exactly {m} ratings")
+    values = [value for v in kept.values() for value in v.values()]
+    observed = observed_agreement(kept)
+    if len(set(values)) == 1:
+        note = "; ".join(filter(None, [_single_value_note(values, "Fleiss' kappa"), note]))
+        return Agreement("fleiss_kappa", None, len(kept), len(values), observed, note)
+    table = category_table(kept)
+    value = float(fleiss_kappa(table, method="fleiss"))
+    return Agreement("fleiss_kappa", value, len(kept), len(values), observed, note)
+
+
+def category_table(items: dict[Hashable, dict[str, Hashable]]) -> np.ndarray:
+    """items x categories counts, the table statsmodels' fleiss_kappa takes."""
+    categories = sorted({v for values in items.values() for v in values.values()}, key=str)
+    column = {c: j for j, c in enumerate(categories)}
+    table = np.zeros((len(items), len(categories)), dtype=int)
+    for i, values in enumerate(items.values()):
+        for value in values.values():
+            table[i, column[value]] += 1
+    return table
+
+
+def reliability_matrix(
+    ratings: Iterable[Rating], *, codes: dict[Hashable, float] | None = None
+) -> tuple[np.ndarray, list[str], list[Hashable]]:
+    """raters x items, NaN where a rater did not rate an item (krippendorff's input)."""
+    items = _by_item(ratings)
+    raters = sorted({r for values in items.values() for r in values})
+    order = list(items)
+    matrix = np.full((len(raters), len(order)), np.nan)
+    row = {r: i for i, r in enumerate(raters)}
+    for j, item in enumerate(order):
+        for rater, value in items[item].items():
+            matrix[row[rater], j] = codes[value] if codes is not None else float(value)  # type: ignore[arg-type]
+    return matrix, raters, order
+
+
+def alpha(
+    ratings: Iterable[Rating],
+    *,
+    level: str = "nominal",
+    value_domain: Sequence[Hashable] | None = None,
+) -> Agreement:
+    """Krippendorff's alpha; any number of ratings per item (items with one are not pairable).
+
+    Nominal values of any type are coded by their position in `value_domain` (default: sorted
+    observed values); ordinal and interval values must be numbers.
+    """
+    import krippendorff
+
+    ratings = list(ratings)
+    items = _by_item(ratings)
+    pairable = {i: v for i, v in items.items() if len(v) >= 2}
+    values = [value for v in pairable.values() for value in v.values()]
+    observed = observed_agreement(pairable)
+    name = f"krippendorff_alpha_{level}"
+    if not pairable:
+        return Agreement(name, None, 0, 0, None, "no item has two or more ratings")
+    if len(set(values)) == 1:
+        return Agreement(
+            name, None, len(pairable), len(values), observed, _single_value_note(values, "alpha")
+        )
+    if level == "nominal":
+        domain = list(value_domain) if value_domain is not None else sorted(set(values), key=str)
+        codes = {v: float(i) for i, v in enumerate(domain)}
+        matrix, _, _ = reliability_matrix(ratings, codes=codes)
+        numeric_domain: list[float] = sorted(codes.values())
+    else:
+        matrix, _, _ = reliability_matrix(ratings)
+        observed_values = sorted(float(v) for v in values)  # type: ignore[arg-type]
+        numeric_domain = [float(v) for v in value_domain] if value_domain else observed_values  # type: ignore[arg-type]
+        numeric_domain = sorted(set(numeric_domain))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        value = float(
+            krippendorff.alpha(
+                reliability_data=matrix,
+                level_of_measurement=level,  # type: ignore[arg-type]
+                value_domain=numeric_domain,
+            )
+        )
+    unpaired = len(items) - len(pairable)
+    note = f"{unpaired} items with a single rating are not pairable" if unpaired else ""
+    return Agreement(name, value, len(pairable), len(values), observed, note)

@@ -1,0 +1,101 @@
+"""What a reviewer sends and sees: `Decision` and `ReviewTask`, and the checks a decision must
+pass before the queue records it (decisions are user input: the API passes them straight in).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from synthgate.errors import InputError
+from synthgate.review import gold
+from synthgate.samples import CRITERIA, ObjectLabel, Sample, Span
+
+Verdict = Literal["accept", "reject", "fix"]
+ANNOTATOR_MAX = 200
+
+
+class Decision(BaseModel):
+    """One person's judgement of one item."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    verdict: Verdict
+    levels: dict[str, Literal[5, 3, 1]] = Field(default_factory=dict)  # per rubric criterion
+    comment: str = Field(default="", max_length=5000)
+    objects: list[ObjectLabel] | None = None  # corrected labels of an image when verdict == "fix"
+    spans: list[Span] | None = None  # corrected spans of a text when verdict == "fix"
+
+
+class ReviewTask(BaseModel):
+    """What an annotator sees: the sample as shown (never the answer, never others' decisions)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item_id: int
+    sample: Sample
+    criteria: list[str]
+
+
+def criteria_of(sample: Sample) -> list[str]:
+    """The rubric criteria a reviewer grades: the report's, else the standard four."""
+    if sample.report is not None and sample.report.levels:
+        return list(sample.report.levels)
+    return list(CRITERIA)
+
+
+def check_annotator(name: str) -> str:
+    name = name.strip() if isinstance(name, str) else ""
+    if not name or len(name) > ANNOTATOR_MAX:
+        raise InputError(f"annotator name must be 1..{ANNOTATOR_MAX} characters (got {name!r})")
+    return name
+
+
+def check_decision(item_id: int, shown: Sample, decision: Decision) -> None:
+    criteria = criteria_of(shown)
+    unknown = sorted(set(decision.levels) - set(criteria))
+    if unknown:
+        raise InputError(f"item {item_id}: unknown criteria {unknown} in levels; use {criteria}")
+    if decision.verdict != "fix":
+        if decision.objects is not None or decision.spans is not None:
+            raise InputError(
+                f"item {item_id}: corrected labels come only with verdict 'fix' (got {decision.verdict!r})"
+            )
+        return
+    if shown.spec.modality == "image":
+        if decision.objects is None:
+            raise InputError(f"item {item_id}: verdict 'fix' needs the corrected objects")
+        gold.check_objects(item_id, shown, decision.objects)
+    else:
+        if decision.spans is None:
+            raise InputError(f"item {item_id}: verdict 'fix' needs the corrected spans")
+        gold.check_spans(item_id, shown, decision.spans)
+
+
+def decision_row(
+    item_id: int, who: str, decision: Decision, shown: Sample, role: str, now: float
+) -> dict[str, Any]:
+    fixed = decision.verdict == "fix"
+    image = shown.spec.modality == "image"
+    original = None
+    if fixed:
+        # the labels the fix replaces stay with the decision: nothing reviewed is ever lost
+        labels = shown.objects if image else shown.spans
+        original = [label.model_dump(mode="json") for label in labels]
+    return {
+        "item_id": item_id,
+        "annotator": who,
+        "role": role,
+        "verdict": decision.verdict,
+        "levels": dict(decision.levels),
+        "comment": decision.comment,
+        "objects": [o.model_dump(mode="json") for o in decision.objects]
+        if decision.objects is not None
+        else None,
+        "spans": [s.model_dump(mode="json") for s in decision.spans]
+        if decision.spans is not None
+        else None,
+        "original": original,
+        "decided_at": now,
+    }

@@ -1,0 +1,178 @@
+"""Filling the queue: a batch's review and audit samples become items, accepted ones become
+honeypots, and gold tasks enter the gold set. Every insert is keyed (`sample:<id>`,
+`honeypot:<id>`, `gold:<id>`), so filling twice adds nothing twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from synthgate.review import gold
+from synthgate.review.tables import gold_answers, insert_ignore, review_batches, review_items
+from synthgate.samples import Sample
+from synthgate.store import Store
+
+if TYPE_CHECKING:
+    from synthgate.review.queue import ReviewQueue
+
+CHUNK = 500
+
+
+def default_image_root(store: Store) -> str | None:
+    """The folder of a SQLite database file: the run folder the sample uris are relative to."""
+    url = store.engine.url
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return str(Path(url.database).resolve().parent)
+    return None
+
+
+def enqueue_batch(
+    queue: ReviewQueue, batch_id: str, *, image_root: str | Path | None = None
+) -> int:
+    """Add a batch's review and audit samples as items, plus honeypots; returns new items.
+
+    Idempotent: an item is keyed by its sample, so a second call adds only what is new.
+    `image_root` is the folder or blob URL the samples' uris are relative to (default: the
+    folder of a SQLite database, i.e. the run folder).
+    """
+    root = str(image_root) if image_root is not None else default_image_root(queue.store)
+    with queue.write() as connection:
+        connection.execute(
+            insert_ignore(queue.dialect, review_batches).values(batch_id=batch_id, image_root=root)
+        )
+        if image_root is not None:
+            connection.execute(
+                review_batches.update()
+                .where(review_batches.c.batch_id == batch_id)
+                .values(image_root=root)
+            )
+    added, accepted, categories = 0, [], set[str]()
+    for modality in ("image", "text"):
+        rows: list[dict[str, Any]] = []
+        for sample in queue.store.iter_samples(batch_id, modality):
+            if len(rows) >= CHUNK:  # bounded inserts: a batch of any size streams through
+                added += insert_items(queue, rows)
+                rows = []
+            categories.update(o.category for o in sample.objects)
+            categories.update(s.label for s in sample.spans)
+            reason = review_reason(sample)
+            if reason is None:
+                if sample.status == "accepted":
+                    accepted.append(sample.id)
+                continue
+            rows.append(item_row(queue, f"sample:{sample.id}", sample, "sample", reason))
+        added += insert_items(queue, rows)
+    add_honeypots(queue, batch_id, accepted, sorted(categories))
+    return added
+
+
+def item_row(
+    queue: ReviewQueue, key: str, sample: Sample, kind: str, reason: str
+) -> dict[str, Any]:
+    return {
+        "key": key,
+        "sample_id": sample.id,
+        "batch_id": sample.spec.batch_id,
+        "modality": sample.spec.modality,
+        "kind": kind,
+        "reason": reason,
+        "k": queue.k,
+        "status": "open",
+        "created_at": time.time(),
+    }
+
+
+def insert_items(queue: ReviewQueue, rows: list[dict[str, Any]]) -> int:
+    """Insert the rows whose key is new; returns how many were new."""
+    if not rows:
+        return 0
+    keys = [r["key"] for r in rows]
+    with queue.write() as connection:
+        known = set(
+            connection.execute(
+                select(review_items.c.key).where(review_items.c.key.in_(keys))
+            ).scalars()
+        )
+        fresh = [r for r in rows if r["key"] not in known]
+        if fresh:
+            connection.execute(insert_ignore(queue.dialect, review_items), fresh)
+        return len(fresh)
+
+
+def add_honeypots(
+    queue: ReviewQueue, batch_id: str, accepted: list[str], categories: list[str]
+) -> None:
+    if queue.gold_rate <= 0 or not accepted:
+        return
+    with queue.store.engine.connect() as connection:
+        reviewed = connection.execute(
+            select(review_items.c.id).where(
+                review_items.c.batch_id == batch_id, review_items.c.kind == "sample"
+            )
+        ).all()
+    wanted = gold.honeypot_count(len(reviewed), queue.gold_rate)
+    made = 0
+    for sample_id in gold.pick_candidates(accepted, seed=[queue.seed, batch_id]):
+        if made >= wanted:
+            break
+        sample = queue.store.get_sample(sample_id)
+        if sample is None:
+            continue
+        honeypot = gold.make_honeypot(sample, categories, seed=[queue.seed, sample_id])
+        if honeypot is None:
+            continue
+        put_gold(
+            queue,
+            f"honeypot:{sample_id}",
+            honeypot.shown,
+            honeypot.expected,
+            honeypot.criterion,
+            honeypot.defect,
+            sample,
+        )
+        made += 1
+
+
+def put_gold(
+    queue: ReviewQueue,
+    key: str,
+    shown: Sample,
+    expected: Sequence[str],
+    criterion: str | None,
+    defect: str | None,
+    answer: Sample | None,
+) -> int:
+    row = item_row(queue, key, shown, "gold", "honeypot" if defect else "gold")
+    with queue.write() as connection:
+        existing = connection.execute(
+            select(review_items.c.id).where(review_items.c.key == key)
+        ).scalar()
+        if existing is not None:
+            return int(existing)
+        inserted = connection.execute(review_items.insert().values(**row)).inserted_primary_key
+        assert inserted is not None  # an INSERT of one row always has its key
+        item_id = inserted[0]
+        connection.execute(
+            gold_answers.insert().values(
+                item_id=item_id,
+                shown=shown.model_dump_json(),
+                expected=list(expected),
+                criterion=criterion,
+                defect=defect,
+                answer=answer.model_dump_json() if answer else None,
+            )
+        )
+        return int(item_id)
+
+
+def review_reason(sample: Sample) -> str | None:
+    if sample.status == "review":
+        return "review"
+    if sample.status == "accepted" and sample.report is not None and sample.report.audit:
+        return "audit"
+    return None

@@ -1,0 +1,333 @@
+"""Label Studio interop at the edge: tasks with predictions out, decisions back in.
+
+Pure conversions: `labeling_config` (the XML), `sample_regions` (COCO xywh pixels -> percent
+RectangleLabels / PolygonLabels, character offsets -> Labels), `decision_result` (a Decision as an
+annotation result) and `result_decision` (back). Region ids name the object or span they came
+from (`o3`, `s0`), so a region the annotator left alone keeps its mask and its exact numbers.
+`export_tasks` / `import_annotations` connect these to a ReviewQueue (see review/interop.py).
+"""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+from typing import Any, Literal
+
+import numpy as np
+
+from synthgate.errors import InputError
+from synthgate.review.queue import Decision
+from synthgate.samples import ObjectLabel, Sample, Span
+
+Shapes = Literal["rectangles", "polygons"]
+VERDICTS = ("accept", "reject", "fix")
+LEVELS = ("5", "3", "1")
+TOLERANCE = 1e-6  # percent coordinates survive float round trips to this
+
+
+def labeling_config(
+    modality: str, labels: list[str], criteria: list[str], *, shapes: Shapes = "rectangles"
+) -> str:
+    """The labeling config XML for review tasks of one modality."""
+    view = ET.Element("View")
+    target = "image" if modality == "image" else "text"
+    if modality == "image":
+        ET.SubElement(view, "Image", name="image", value="$image", zoom="true")
+        controls = [("RectangleLabels", "label")]
+        if shapes == "polygons":
+            controls.append(("PolygonLabels", "polygon"))
+        for tag, name in controls:
+            control = ET.SubElement(view, tag, name=name, toName="image")
+            for label in labels:
+                ET.SubElement(control, "Label", value=label)
+    else:
+        control = ET.SubElement(view, "Labels", name="label", toName="text")
+        for label in labels:
+            ET.SubElement(control, "Label", value=label)
+        ET.SubElement(view, "Text", name="text", value="$text")
+    ET.SubElement(view, "Header", value="Verdict (fix: correct the regions above)")
+    verdict = ET.SubElement(
+        view, "Choices", name="verdict", toName=target, choice="single", required="true"
+    )
+    for value in VERDICTS:
+        ET.SubElement(verdict, "Choice", value=value)
+    for criterion in criteria:
+        ET.SubElement(view, "Header", value=f"{criterion} (5 gold, 3 acceptable, 1 re-annotate)")
+        levels = ET.SubElement(
+            view, "Choices", name=criterion, toName=target, choice="single", showInline="true"
+        )
+        for value in LEVELS:
+            ET.SubElement(levels, "Choice", value=value)
+    ET.SubElement(view, "TextArea", name="comment", toName=target, maxSubmissions="1")
+    ET.indent(view)
+    return ET.tostring(view, encoding="unicode") + "\n"
+
+
+def _rectangle(obj: ObjectLabel, region_id: str, width: int, height: int) -> dict[str, Any]:
+    x, y, w, h = obj.bbox
+    return {
+        "id": region_id,
+        "from_name": "label",
+        "to_name": "image",
+        "type": "rectanglelabels",
+        "original_width": width,
+        "original_height": height,
+        "image_rotation": 0,
+        "value": {
+            "x": 100.0 * x / width,
+            "y": 100.0 * y / height,
+            "width": 100.0 * w / width,
+            "height": 100.0 * h / height,
+            "rotation": 0,
+            "rectanglelabels": [obj.category],
+        },
+    }
+
+
+def _polygon(obj: ObjectLabel, region_id: str, width: int, height: int) -> dict[str, Any] | None:
+    """The outline of the mask's largest part, in percent; None if the mask is empty."""
+    import cv2
+
+    from synthgate.generators.labels import decode_mask
+
+    mask = decode_mask(obj.mask).astype(np.uint8)  # type: ignore[arg-type]
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    contours = [c for c in contours if len(c) >= 3]
+    if not contours:
+        return None
+    outline = max(contours, key=cv2.contourArea).reshape(-1, 2)
+    return {
+        "id": region_id,
+        "from_name": "polygon",
+        "to_name": "image",
+        "type": "polygonlabels",
+        "original_width": width,
+        "original_height": height,
+        "image_rotation": 0,
+        "value": {
+            "points": [
+                [100.0 * float(px) / width, 100.0 * float(py) / height] for px, py in outline
+            ],
+            "closed": True,
+            "polygonlabels": [obj.category],
+        },
+    }
+
+
+def _span(span: Span, region_id: str, text: str) -> dict[str, Any]:
+    return {
+        "id": region_id,
+        "from_name": "label",
+        "to_name": "text",
+        "type": "labels",
+        "value": {
+            "start": span.start,
+            "end": span.end,
+            "text": text[span.start : span.end],
+            "labels": [span.label],
+        },
+    }
+
+
+def sample_regions(
+    sample: Sample,
+    *,
+    objects: list[ObjectLabel] | None = None,
+    spans: list[Span] | None = None,
+    shapes: Shapes = "rectangles",
+) -> list[dict[str, Any]]:
+    """Regions of a sample's labels (ids `o<i>` / `s<i>`), or of corrected labels passed in
+    (ids `fo<i>` / `fs<i>`: they do not stand for an original label)."""
+    prefix = "f" if objects is not None or spans is not None else ""
+    if sample.spec.modality == "image":
+        if not sample.width or not sample.height:
+            raise InputError(f"sample {sample.id}: width and height are needed for Label Studio")
+        regions = []
+        for index, obj in enumerate(sample.objects if objects is None else objects):
+            region_id, region = f"{prefix}o{index}", None
+            if shapes == "polygons" and obj.mask is not None:
+                region = _polygon(obj, region_id, sample.width, sample.height)
+            regions.append(region or _rectangle(obj, region_id, sample.width, sample.height))
+        return regions
+    text = sample.text or ""
+    return [
+        _span(span, f"{prefix}s{index}", text)
+        for index, span in enumerate(sample.spans if spans is None else spans)
+    ]
+
+
+def decision_result(
+    decision: Decision, shown: Sample, *, shapes: Shapes = "rectangles"
+) -> list[dict[str, Any]]:
+    """A decision as a Label Studio annotation result: regions, verdict, levels, comment."""
+    target = "image" if shown.spec.modality == "image" else "text"
+    result = sample_regions(shown, objects=decision.objects, spans=decision.spans, shapes=shapes)
+    result.append(_choice("verdict", target, decision.verdict))
+    for criterion, level in decision.levels.items():
+        result.append(_choice(criterion, target, str(level)))
+    if decision.comment:
+        result.append(
+            {
+                "id": "comment",
+                "from_name": "comment",
+                "to_name": target,
+                "type": "textarea",
+                "value": {"text": [decision.comment]},
+            }
+        )
+    return result
+
+
+def _choice(name: str, target: str, value: str) -> dict[str, Any]:
+    return {
+        "id": name,
+        "from_name": name,
+        "to_name": target,
+        "type": "choices",
+        "value": {"choices": [value]},
+    }
+
+
+def result_decision(result: list[dict[str, Any]], shown: Sample, *, where: str) -> Decision:
+    """An annotation result read back as a Decision; `where` names the task for errors."""
+    try:
+        return _result_decision(result, shown, where)
+    except InputError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        # a hand-edited or foreign export: say where, not a traceback
+        raise InputError(
+            f"{where}: malformed annotation result ({type(error).__name__}: {error})"
+        ) from None
+
+
+def _result_decision(result: list[dict[str, Any]], shown: Sample, where: str) -> Decision:
+    verdict, levels, comment, regions = None, {}, "", []
+    for region in result:
+        kind, value = region.get("type"), region.get("value") or {}
+        name = region.get("from_name")
+        if kind == "choices" and name == "verdict":
+            verdict = _single(value.get("choices"), where, "verdict")
+        elif kind == "choices":
+            level = _single(value.get("choices"), where, str(name))
+            if level not in LEVELS:
+                raise InputError(f"{where}: level {level!r} for {name!r}; use one of 5, 3, 1")
+            levels[name] = int(level)
+        elif kind == "textarea":
+            comment = "\n".join(value.get("text") or [])
+        elif kind in ("rectanglelabels", "polygonlabels", "labels"):
+            regions.append(region)
+    if verdict not in VERDICTS:
+        raise InputError(f"{where}: no verdict chosen (one of {', '.join(VERDICTS)})")
+    fields: dict[str, Any] = {"verdict": verdict, "levels": levels, "comment": comment}
+    if verdict == "fix":
+        if shown.spec.modality == "image":
+            fields["objects"] = [_object_of(r, shown, where) for r in regions]
+        else:
+            fields["spans"] = [_span_of(r, shown, where) for r in regions]
+    try:
+        return Decision.model_validate(fields)
+    except ValueError as error:
+        raise InputError(f"{where}: not a valid decision ({error})") from None
+
+
+def _single(values: Any, where: str, name: str) -> str:
+    if not isinstance(values, list) or len(values) != 1:
+        raise InputError(f"{where}: choose exactly one value for {name!r} (got {values!r})")
+    return str(values[0])
+
+
+def _object_of(region: dict[str, Any], shown: Sample, where: str) -> ObjectLabel:
+    """A region as an object; one left as exported keeps the original object whole."""
+    width, height = shown.width or 0, shown.height or 0
+    original = _original(region, shown.objects, "o")
+    value = region["value"]
+    labels = value.get("rectanglelabels") or value.get("polygonlabels") or []
+    category = _single(labels, where, "region label")
+    if region["type"] == "polygonlabels":
+        if original is not None and _same(region, _polygon(original, region["id"], width, height)):
+            return original
+        return _object_from_polygon(value["points"], category, width, height)
+    bbox = [
+        value["x"] * width / 100.0,
+        value["y"] * height / 100.0,
+        value["width"] * width / 100.0,
+        value["height"] * height / 100.0,
+    ]
+    if original is not None and _same(region, _rectangle(original, region["id"], width, height)):
+        return original.model_copy(update={"category": category})
+    # a moved box no longer matches the old mask, so the mask is not carried over
+    return ObjectLabel(category=category, bbox=bbox, area=bbox[2] * bbox[3])
+
+
+def _object_from_polygon(
+    points: list[list[float]], category: str, width: int, height: int
+) -> ObjectLabel:
+    from pycocotools import mask as mask_utils
+
+    if len(points) < 3:
+        raise ValueError(f"a polygon needs at least 3 points (got {len(points)})")
+    flat = [c for x, y in points for c in (x * width / 100.0, y * height / 100.0)]
+    rle = mask_utils.merge(mask_utils.frPyObjects([flat], height, width))
+    rle["counts"] = rle["counts"].decode("ascii")
+    return ObjectLabel(
+        category=category,
+        bbox=[float(v) for v in mask_utils.toBbox(rle)],
+        mask=rle,
+        area=float(mask_utils.area(rle)),
+    )
+
+
+def _span_of(region: dict[str, Any], shown: Sample, where: str) -> Span:
+    value = region["value"]
+    label = _single(value.get("labels"), where, "span label")
+    start, end = int(value["start"]), int(value["end"])
+    original = _original(region, shown.spans, "s")
+    if original is not None and (original.start, original.end) == (start, end):
+        return original.model_copy(update={"label": label})
+    return Span(start=start, end=end, label=label, value=(shown.text or "")[start:end])
+
+
+def _original(region: dict[str, Any], labels: list[Any], prefix: str) -> Any:
+    region_id = str(region.get("id", ""))
+    if (
+        region_id.startswith(prefix)
+        and region_id[1:].isdigit()
+        and int(region_id[1:]) < len(labels)
+    ):
+        return labels[int(region_id[1:])]
+    return None
+
+
+def _same(region: dict[str, Any], exported: dict[str, Any] | None) -> bool:
+    """The region's geometry equals what was exported (labels may differ)."""
+    if exported is None:
+        return False
+    got, want = region["value"], exported["value"]
+    if "points" in want:
+        return len(got.get("points", [])) == len(want["points"]) and all(
+            _close(a, b)
+            for p, q in zip(got["points"], want["points"], strict=True)
+            for a, b in zip(p, q, strict=True)
+        )
+    return all(_close(got.get(k, math.nan), want[k]) for k in ("x", "y", "width", "height"))
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(float(a) - float(b)) <= TOLERANCE
+
+
+def canonical(result: list[dict[str, Any]]) -> list[tuple]:
+    """A result reduced to what a decision means, floats rounded: to compare two results."""
+    out = []
+    for region in result:
+        value = region.get("value") or {}
+        items = []
+        for key, v in sorted(value.items()):
+            if isinstance(v, float):
+                v = round(v, 6)
+            elif key == "points":
+                v = [[round(float(c), 6) for c in p] for p in v]
+            items.append((key, repr(v)))
+        out.append((region.get("from_name"), region.get("type"), tuple(items)))
+    return sorted(out)

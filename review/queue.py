@@ -1,0 +1,413 @@
+"""The review queue on the database: items, blind assignments, decisions, gold tasks.
+
+`ReviewQueue(store)` takes the samples a batch routed to review (and the audit sample of accepted
+ones) as items; `next_item(annotator)` hands each item to `annotators_per_item` distinct people,
+never twice to one person, and mixes in gold tasks (known answers, honeypots made by injecting a
+defect into an accepted sample) at `gold_rate`, unannounced; `decide()` records a decision and,
+once an item has all its decisions, makes the result final on the sample (agreement or majority)
+or sends it to an adjudicator. Assignment happens in one write transaction (BEGIN IMMEDIATE on
+SQLite, a row lock with SKIP LOCKED on PostgreSQL), so concurrent annotators never share a slot.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
+
+from synthgate.errors import InputError
+from synthgate.review import adjudication, enqueue, gold
+from synthgate.review.decision import (
+    Decision,
+    ReviewTask,
+    Verdict,
+    check_annotator,
+    check_decision,
+    criteria_of,
+    decision_row,
+)
+from synthgate.review.tables import (
+    WriteTransaction,
+    assignments,
+    decisions,
+    gold_answers,
+    review_batches,
+    review_items,
+)
+from synthgate.samples import Sample
+from synthgate.store import Store, samples
+
+
+class ReviewQueue:
+    """The review queue of one database (the store's), shared by the CLI, the API and workers."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        annotators_per_item: int = 2,
+        gold_rate: float = 0.1,
+        seed: int = 0,
+    ) -> None:
+        if annotators_per_item < 1:
+            raise InputError(
+                f"annotators_per_item must be >= 1 (got {annotators_per_item}); 2 is the usual choice"
+            )
+        if not 0.0 <= gold_rate < 1.0:
+            raise InputError(f"gold_rate must be in [0, 1) (got {gold_rate}); try 0.1")
+        self.store = store
+        self.k = annotators_per_item
+        self.gold_rate = gold_rate
+        self.seed = seed
+        self.dialect = store.engine.dialect.name
+        review_items.metadata.create_all(store.engine)
+
+    # ---- filling the queue -------------------------------------------------------------------
+
+    def enqueue_batch(self, batch_id: str, *, image_root: str | Path | None = None) -> int:
+        """Add a batch's review and audit samples as items, plus honeypots; returns new items.
+
+        Idempotent: an item is keyed by its sample, so a second call adds only what is new.
+        `image_root` is the folder or blob URL the samples' uris are relative to (default: the
+        folder of a SQLite database, i.e. the run folder).
+        """
+        return enqueue.enqueue_batch(self, batch_id, image_root=image_root)
+
+    def add_gold(
+        self,
+        sample: Sample,
+        *,
+        expected: list[Verdict],
+        criterion: str | None = None,
+        answer: Sample | None = None,
+    ) -> int:
+        """Put a gold task (a sample with a known verdict) into the gold set; returns its item."""
+        if not expected:
+            raise InputError("add_gold: expected must name at least one verdict")
+        return enqueue.put_gold(
+            self, f"gold:{sample.id}", sample, expected, criterion, None, answer
+        )
+
+    # ---- working the queue -------------------------------------------------------------------
+
+    def next_item(self, annotator: str) -> ReviewTask | None:
+        """The annotator's next task (their open one first), or None when nothing is left."""
+        annotator = check_annotator(annotator)
+        for _attempt in range(20):
+            with self.write() as connection:
+                pending = connection.execute(
+                    select(assignments.c.item_id)
+                    .where(
+                        assignments.c.annotator == annotator,
+                        assignments.c.decided_at.is_(None),
+                    )
+                    .order_by(assignments.c.id)
+                    .limit(1)
+                ).scalar()
+                if pending is not None:
+                    return self._task(connection, pending)
+                item_id = self._claim(connection, annotator)
+                if item_id is None:
+                    return None
+                if item_id < 0:  # lost a race for that slot: try again
+                    continue
+                connection.execute(
+                    assignments.insert().values(
+                        item_id=item_id, annotator=annotator, assigned_at=time.time()
+                    )
+                )
+                return self._task(connection, item_id)
+        raise RuntimeError("next_item: could not claim an item after 20 attempts")
+
+    def decide(
+        self, item_id: int, annotator: str, decision: Decision, *, assign: bool = False
+    ) -> None:
+        """Record the annotator's decision; with all k in, finalise or send to adjudication.
+
+        `assign=True` is for decisions made outside the queue (a Label Studio import): the item
+        is given to the annotator first, under next_item's rules (open, fewer than k people).
+        """
+        annotator = check_annotator(annotator)
+        with self.write() as connection:
+            item = self._lock_item(connection, item_id)
+            assignment = connection.execute(
+                select(assignments.c.id, assignments.c.decided_at).where(
+                    assignments.c.item_id == item_id, assignments.c.annotator == annotator
+                )
+            ).first()
+            if assignment is None and assign:
+                self._assign(connection, item, annotator)
+                assignment = connection.execute(
+                    select(assignments.c.id, assignments.c.decided_at).where(
+                        assignments.c.item_id == item_id, assignments.c.annotator == annotator
+                    )
+                ).first()
+            if assignment is None:
+                raise InputError(
+                    f"item {item_id} is not assigned to {annotator!r}; ask for the next item first"
+                )
+            if assignment.decided_at is not None:
+                raise InputError(f"{annotator!r} already decided item {item_id}")
+            shown = self._shown_sample(connection, item)
+            check_decision(item_id, shown, decision)
+            now = time.time()
+            connection.execute(
+                decisions.insert().values(
+                    **decision_row(item_id, annotator, decision, shown, "annotator", now)
+                )
+            )
+            connection.execute(
+                assignments.update().where(assignments.c.id == assignment.id).values(decided_at=now)
+            )
+            if item.kind == "sample":
+                self._maybe_finalise(connection, item)
+
+    def adjudicate(self, item_id: int, adjudicator: str, decision: Decision) -> None:
+        """An adjudicator's decision on an item its annotators disagreed on: it is final."""
+        adjudicator = check_annotator(adjudicator)
+        with self.write() as connection:
+            item = self._lock_item(connection, item_id)
+            if item.status != "adjudication":
+                raise InputError(f"item {item_id} is {item.status}, not waiting for adjudication")
+            deciders = connection.execute(
+                select(decisions.c.annotator).where(decisions.c.item_id == item_id)
+            ).scalars()
+            if adjudicator in set(deciders):
+                raise InputError(
+                    f"{adjudicator!r} already decided item {item_id}; another person adjudicates"
+                )
+            shown = self._shown_sample(connection, item)
+            check_decision(item_id, shown, decision)
+            row = decision_row(item_id, adjudicator, decision, shown, "adjudicator", time.time())
+            connection.execute(decisions.insert().values(**row))
+            self._finalise(connection, item, decision.verdict, [row])
+
+    def release_stale(self, older_than_s: float) -> int:
+        """Take back assignments left undecided for longer than `older_than_s` seconds (an
+        annotator who walked away), so the items go to someone else; returns how many."""
+        cutoff = time.time() - older_than_s
+        with self.write() as connection:
+            released = connection.execute(
+                assignments.delete().where(
+                    assignments.c.decided_at.is_(None), assignments.c.assigned_at < cutoff
+                )
+            )
+            return int(released.rowcount or 0)
+
+    def awaiting_adjudication(self) -> list[int]:
+        with self.store.engine.connect() as connection:
+            return list(
+                connection.execute(
+                    select(review_items.c.id)
+                    .where(review_items.c.status == "adjudication")
+                    .order_by(review_items.c.id)
+                ).scalars()
+            )
+
+    def task(self, item_id: int) -> ReviewTask:
+        """The task of an item as an annotator sees it (for an adjudicator or an export)."""
+        with self.store.engine.connect() as connection:
+            return self._task(connection, item_id)
+
+    def item_image_path(self, item_id: int) -> Path | str | None:
+        """Where the item's pixels are: a local Path, an fsspec URL, or None for text."""
+        with self.store.engine.connect() as connection:
+            item = _item(connection, item_id)
+            shown = self._shown_sample(connection, item)
+            root = connection.execute(
+                select(review_batches.c.image_root).where(
+                    review_batches.c.batch_id == item.batch_id
+                )
+            ).scalar()
+        if shown.spec.modality != "image" or not shown.uri or root is None:
+            return None
+        if "://" in root:
+            return f"{root.rstrip('/')}/{shown.uri.lstrip('/')}"
+        base = Path(root).resolve()
+        path = (base / shown.uri).resolve()
+        if not path.is_relative_to(base):  # a uri must never reach outside its run folder
+            raise InputError(f"item {item_id}: image uri {shown.uri!r} leaves the run folder")
+        return path
+
+    def item_image_bytes(self, item_id: int) -> bytes | None:
+        where = self.item_image_path(item_id)
+        if where is None:
+            return None
+        if isinstance(where, Path):
+            return where.read_bytes()
+        import fsspec  # only for remote blob stores
+
+        with fsspec.open(where, "rb") as handle:
+            return handle.read()
+
+    def stats(self) -> dict[str, Any]:
+        """Queue depth, decisions, per-annotator throughput and gold accuracy."""
+        from synthgate.review.stats import queue_stats
+
+        with self.store.engine.connect() as connection:
+            return queue_stats(connection, self.k)
+
+    # ---- internals ---------------------------------------------------------------------------
+
+    def write(self) -> WriteTransaction:
+        return WriteTransaction(self.store, self.dialect)
+
+    def _assign(self, connection: Connection, item: Any, annotator: str) -> None:
+        if item.status != "open":
+            raise InputError(f"item {item.id} is {item.status}: it takes no more decisions")
+        people = set(
+            connection.execute(
+                select(assignments.c.annotator).where(assignments.c.item_id == item.id)
+            ).scalars()
+        )
+        if item.kind == "sample" and len(people) >= item.k:
+            raise InputError(f"item {item.id} already has its {item.k} annotators")
+        connection.execute(
+            assignments.insert().values(
+                item_id=item.id, annotator=annotator, assigned_at=time.time()
+            )
+        )
+
+    def _claim(self, connection: Connection, annotator: str) -> int | None:
+        """The item to assign next; -1 if a race took the chosen slot (the caller retries)."""
+        done = connection.execute(
+            select(assignments.c.id).where(assignments.c.annotator == annotator)
+        ).all()
+        real = self._claim_kind(connection, annotator, "sample")
+        if real is None:
+            return None  # gold only rides along with real work
+        if gold.draw_gold(self.gold_rate, seed=[self.seed, annotator, len(done)]):
+            golden = self._claim_kind(connection, annotator, "gold", seed=[self.seed, annotator])
+            if golden is not None:
+                return golden
+        return real
+
+    def _claim_kind(
+        self, connection: Connection, annotator: str, kind: str, seed: list[Any] | None = None
+    ) -> int | None:
+        mine = select(assignments.c.item_id).where(assignments.c.annotator == annotator)
+        taken = (
+            select(func.count()).where(assignments.c.item_id == review_items.c.id).scalar_subquery()
+        )
+        query = select(review_items.c.id).where(
+            review_items.c.kind == kind,
+            review_items.c.status == "open",
+            review_items.c.id.not_in(mine),
+        )
+        if kind == "sample":
+            # finish items others have started before opening new ones: decisions complete sooner
+            query = query.where(taken < review_items.c.k).order_by(taken.desc(), review_items.c.id)
+            query = query.limit(1)
+        else:
+            query = query.order_by(review_items.c.id)
+        if self.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=review_items)
+        found = list(connection.execute(query).scalars())
+        if not found:
+            return None
+        item_id = found[0] if seed is None else gold.choose(found, seed=seed)
+        if kind == "sample":
+            # re-count under the lock: the first count may predate a commit that filled the item
+            count = connection.execute(
+                select(func.count()).where(assignments.c.item_id == item_id)
+            ).scalar_one()
+            if count >= self.k:
+                return -1
+        return int(item_id)
+
+    def _lock_item(self, connection: Connection, item_id: int) -> Any:
+        query = select(review_items).where(review_items.c.id == item_id)
+        if self.dialect == "postgresql":
+            query = query.with_for_update()
+        item = connection.execute(query).first()
+        if item is None:
+            raise InputError(f"no review item {item_id}")
+        return item
+
+    def _shown_sample(self, connection: Connection, item: Any) -> Sample:
+        if item.kind == "gold":
+            shown = connection.execute(
+                select(gold_answers.c.shown).where(gold_answers.c.item_id == item.id)
+            ).scalar_one()
+            return Sample.model_validate_json(shown)
+        data = connection.execute(
+            select(samples.c.data).where(samples.c.id == item.sample_id)
+        ).scalar()
+        if data is None:
+            raise InputError(f"item {item.id}: sample {item.sample_id} is not in the database")
+        return Sample.model_validate_json(data)
+
+    def _task(self, connection: Connection, item_id: int) -> ReviewTask:
+        item = _item(connection, item_id)
+        shown = self._shown_sample(connection, item).model_copy(deep=True)
+        # every task looks alike: gold tasks must not be told apart by status or audit flag
+        shown.status = "review"
+        if item.kind == "gold" and shown.report is not None and shown.report.route == "accepted":
+            shown.report.audit = True
+        criteria = criteria_of(shown)
+        return ReviewTask(item_id=item.id, sample=shown, criteria=criteria)
+
+    def _maybe_finalise(self, connection: Connection, item: Any) -> None:
+        rows = [
+            dict(r._mapping)
+            for r in connection.execute(
+                select(decisions)
+                .where(decisions.c.item_id == item.id, decisions.c.role == "annotator")
+                .order_by(decisions.c.decided_at, decisions.c.id)
+            )
+        ]
+        if len(rows) < item.k:
+            return
+        verdict = adjudication.resolve([r["verdict"] for r in rows])
+        if verdict is None:
+            connection.execute(
+                review_items.update()
+                .where(review_items.c.id == item.id)
+                .values(status="adjudication")
+            )
+            return
+        self._finalise(connection, item, verdict, rows)
+
+    def _finalise(
+        self, connection: Connection, item: Any, verdict: str, rows: list[dict[str, Any]]
+    ) -> None:
+        sample = self._shown_sample(connection, item)
+        final = adjudication.final_sample(sample, verdict, rows)
+        # the sample row and the item change in one transaction: no decision is half-applied
+        connection.execute(
+            samples.update()
+            .where(samples.c.id == final.id)
+            .values(
+                status=final.status,
+                score=final.report.score if final.report else None,
+                data=final.model_dump_json(),
+            )
+        )
+        connection.execute(
+            review_items.update()
+            .where(review_items.c.id == item.id)
+            .values(status="final", final_verdict=verdict)
+        )
+
+
+def _item(connection: Connection, item_id: int) -> Any:
+    item = connection.execute(select(review_items).where(review_items.c.id == item_id)).first()
+    if item is None:
+        raise InputError(f"no review item {item_id}")
+    return item
+
+
+__all__ = [
+    "Decision",
+    "ReviewQueue",
+    "ReviewTask",
+    "Verdict",
+    "assignments",
+    "decisions",
+    "gold_answers",
+    "review_batches",
+    "review_items",
+]

@@ -1,0 +1,236 @@
+"""The agreement report of a review database: what `synthgate review agreement` prints.
+
+`agreement_report(store)` reads the decisions and computes, with review/agreement.py:
+inter-annotator agreement on verdicts (Cohen per pair, Fleiss, Krippendorff nominal) and on each
+criterion's level (Krippendorff ordinal); annotator accuracy and per-criterion sensitivity on
+gold tasks; and validator-vs-human agreement — Cohen's kappa between the rubric's route and the
+route the final human verdict implies (accept -> accepted, fix -> review, reject -> rejected) —
+with a suggestion of where `accept_at` / `reject_below` should move.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import select
+
+from synthgate.review import agreement, gold
+from synthgate.review.tables import decisions, gold_answers, review_items
+from synthgate.samples import CRITERIA, Sample
+from synthgate.store import Store, samples
+
+ROUTE_OF_VERDICT = {"accept": "accepted", "fix": "review", "reject": "rejected"}
+TARGET = 0.95  # share of human agreement a threshold must reach to be suggested
+
+
+def agreement_report(
+    store: Store,
+    *,
+    accept_at: float | None = None,
+    reject_below: float | None = None,
+    min_items: int = 10,
+) -> dict[str, Any]:
+    """Every agreement table as plain data (JSON-able)."""
+    rows = _annotator_decisions(store)
+    real = [r for r in rows if r["kind"] == "sample"]
+    verdicts = [(r["item_id"], r["annotator"], r["verdict"]) for r in real]
+    criteria: dict[str, list[agreement.Rating]] = defaultdict(list)
+    for r in real:
+        for criterion, level in (r["levels"] or {}).items():
+            criteria[criterion].append((r["item_id"], r["annotator"], int(level)))
+    return {
+        "verdicts": {
+            "cohen_pairs": [a.as_dict() for a in agreement.cohen_pairs(verdicts)],
+            "fleiss": agreement.fleiss(verdicts).as_dict(),
+            "alpha_nominal": agreement.alpha(
+                verdicts, level="nominal", value_domain=["accept", "fix", "reject"]
+            ).as_dict(),
+        },
+        "levels": {
+            criterion: agreement.alpha(
+                criteria[criterion], level="ordinal", value_domain=agreement.LEVEL_DOMAIN
+            ).as_dict()
+            for criterion in sorted(criteria, key=_criterion_order)
+        },
+        "gold": gold_table([r for r in rows if r["kind"] == "gold"]),
+        "validator": validator_vs_human(
+            _final_items(store), accept_at=accept_at, reject_below=reject_below, min_items=min_items
+        ),
+    }
+
+
+def _criterion_order(name: str) -> tuple[int, str]:
+    return (CRITERIA.index(name) if name in CRITERIA else len(CRITERIA), name)
+
+
+def _annotator_decisions(store: Store) -> list[dict[str, Any]]:
+    query = (
+        select(
+            decisions.c.item_id,
+            decisions.c.annotator,
+            decisions.c.verdict,
+            decisions.c.levels,
+            review_items.c.kind,
+            gold_answers.c.expected,
+            gold_answers.c.criterion,
+        )
+        .join(review_items, review_items.c.id == decisions.c.item_id)
+        .outerjoin(gold_answers, gold_answers.c.item_id == decisions.c.item_id)
+        .where(decisions.c.role == "annotator")
+        .order_by(decisions.c.item_id, decisions.c.annotator)
+    )
+    with store.engine.connect() as connection:
+        return [dict(r._mapping) for r in connection.execute(query)]
+
+
+def gold_table(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Accuracy per annotator and, per criterion, the share of honeypots whose defect they
+    flagged with a level below 5 (sensitivity; decisions without that level do not count)."""
+    people: dict[str, dict[str, Any]] = defaultdict(lambda: {"decided": 0, "correct": 0})
+    hits: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    for r in rows:
+        person = people[r["annotator"]]
+        person["decided"] += 1
+        person["correct"] += int(gold.is_correct(r["verdict"], r["expected"] or []))
+        flagged = gold.detected(r["levels"] or {}, r["criterion"])
+        if flagged is not None:
+            counts = hits[r["annotator"]][r["criterion"]]
+            counts[0] += int(flagged)
+            counts[1] += 1
+    table = {}
+    for who, person in sorted(people.items()):
+        table[who] = {
+            **person,
+            "accuracy": person["correct"] / person["decided"],
+            "sensitivity": {
+                c: {"flagged": f, "honeypots": n, "rate": f / n}
+                for c, (f, n) in sorted(hits[who].items(), key=lambda kv: _criterion_order(kv[0]))
+            },
+        }
+    return table
+
+
+def _final_items(store: Store) -> list[tuple[Sample, str]]:
+    query = (
+        select(samples.c.data, review_items.c.final_verdict)
+        .join(samples, samples.c.id == review_items.c.sample_id)
+        .where(review_items.c.kind == "sample", review_items.c.status == "final")
+        .order_by(review_items.c.id)
+    )
+    with store.engine.connect() as connection:
+        return [(Sample.model_validate_json(d), v) for d, v in connection.execute(query)]
+
+
+def validator_vs_human(
+    finals: list[tuple[Sample, str]],
+    *,
+    accept_at: float | None = None,
+    reject_below: float | None = None,
+    min_items: int = 10,
+) -> dict[str, Any]:
+    """Kappa between the rubric's route and the route the human verdict implies, plus where the
+    thresholds could move (the sample's status after review no longer shows the rubric's route:
+    the report does)."""
+    judged = [(s.report, v) for s, v in finals if s.report is not None]
+    routes = [report.route for report, _ in judged]
+    wanted = [ROUTE_OF_VERDICT[v] for _, v in judged]
+    kappa = agreement.cohen_kappa(routes, wanted)
+    kappa.raters = ["rubric", "humans"]
+    if not judged:
+        kappa.note = "no reviewed sample has a final human verdict yet"
+    confusion: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for route, human in zip(routes, wanted, strict=True):
+        confusion[route][human] += 1
+    scored = [(report.score, v) for report, v in judged]
+    return {
+        "kappa": kappa.as_dict(),
+        "confusion": {r: dict(h) for r, h in sorted(confusion.items())},
+        "suggestions": suggest_thresholds(
+            scored, accept_at=accept_at, reject_below=reject_below, min_items=min_items
+        ),
+    }
+
+
+def suggest_thresholds(
+    scored: list[tuple[float, str]],
+    *,
+    accept_at: float | None = None,
+    reject_below: float | None = None,
+    min_items: int = 10,
+    target: float = TARGET,
+) -> dict[str, Any]:
+    """The lowest score above which humans accepted >= target of samples, and the highest score
+    below which they rejected >= target, each over at least `min_items` reviewed samples."""
+    suggestion: dict[str, Any] = {"target": target, "min_items": min_items, "notes": []}
+    scores = sorted({score for score, _ in scored})
+    best_accept = None
+    for threshold in reversed(scores):  # widen downwards while humans still accept
+        above = [v for s, v in scored if s >= threshold]
+        if len(above) >= min_items and _share(above, "accept") >= target:
+            best_accept = float(threshold)
+        elif len(above) >= min_items:
+            break
+    best_reject = None
+    for threshold in scores[1:]:  # widen upwards while humans still reject
+        below = [v for s, v in scored if s < threshold]
+        if len(below) >= min_items and _share(below, "reject") >= target:
+            best_reject = float(threshold)
+        elif len(below) >= min_items:
+            break
+    suggestion["accept_at"] = best_accept
+    suggestion["reject_below"] = best_reject
+    suggestion["notes"] = _threshold_notes(
+        scored, best_accept, best_reject, accept_at, reject_below, target, min_items
+    )
+    return suggestion
+
+
+def _share(verdicts: list[str], verdict: str) -> float:
+    return sum(v == verdict for v in verdicts) / len(verdicts)
+
+
+def _threshold_notes(
+    scored: list[tuple[float, str]],
+    best_accept: float | None,
+    best_reject: float | None,
+    accept_at: float | None,
+    reject_below: float | None,
+    target: float,
+    min_items: int,
+) -> list[str]:
+    notes = []
+    if not scored:
+        return ["no reviewed sample has a rubric score yet"]
+    if best_accept is None:
+        notes.append(
+            f"no score band with >= {min_items} reviewed samples is accepted by humans "
+            f">= {target:.0%} of the time: keep accept_at"
+            + ("" if accept_at is None else f" ({accept_at}) or raise it")
+        )
+    elif accept_at is None or abs(best_accept - accept_at) > 1e-9:
+        share = _share([v for s, v in scored if s >= best_accept], "accept")
+        move = " set" if accept_at is None else (" lower" if best_accept < accept_at else " raise")
+        notes.append(
+            f"accept_at:{move} to {best_accept:g}: humans accepted {share:.0%} of reviewed "
+            f"samples scoring >= {best_accept:g}"
+        )
+    if accept_at is not None:
+        above = [v for s, v in scored if s >= accept_at]
+        if above and _share(above, "accept") < target:
+            notes.append(
+                f"accept_at {accept_at:g} lets through samples humans accept only "
+                f"{_share(above, 'accept'):.0%} of the time (n={len(above)}): raise it"
+            )
+    if best_reject is not None and (reject_below is None or abs(best_reject - reject_below) > 1e-9):
+        share = _share([v for s, v in scored if s < best_reject], "reject")
+        move = (
+            " set"
+            if reject_below is None
+            else (" raise" if best_reject > reject_below else " lower")
+        )
+        notes.append(
+            f"reject_below:{move} to {best_reject:g}: humans rejected {share:.0%} of reviewed "
+            f"samples scoring < {best_reject:g}"
+        )
+    return notes

@@ -1,0 +1,64 @@
+"""Queue statistics: depth, decisions, per-annotator throughput and accuracy on gold tasks."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
+
+from synthgate.review import gold
+from synthgate.review.tables import assignments, decisions, gold_answers, review_items
+
+
+def queue_stats(connection: Connection, k: int) -> dict[str, Any]:
+    by_status = {
+        (kind, status): n
+        for kind, status, n in connection.execute(
+            select(review_items.c.kind, review_items.c.status, func.count()).group_by(
+                review_items.c.kind, review_items.c.status
+            )
+        )
+    }
+    taken = select(func.count()).where(assignments.c.item_id == review_items.c.id).scalar_subquery()
+    open_slots = connection.execute(
+        select(func.coalesce(func.sum(review_items.c.k - taken), 0)).where(
+            review_items.c.kind == "sample", review_items.c.status == "open"
+        )
+    ).scalar_one()
+    people: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {"assigned": 0, "decided": 0, "gold_decided": 0, "gold_correct": 0}
+    )
+    spans: dict[str, list[float]] = defaultdict(list)
+    for who, assigned_at, decided_at in connection.execute(
+        select(assignments.c.annotator, assignments.c.assigned_at, assignments.c.decided_at)
+    ):
+        people[who]["assigned"] += 1
+        if decided_at is not None:
+            people[who]["decided"] += 1
+            spans[who] += [assigned_at, decided_at]
+    for who, verdict, expected in connection.execute(
+        select(decisions.c.annotator, decisions.c.verdict, gold_answers.c.expected)
+        .join(gold_answers, gold_answers.c.item_id == decisions.c.item_id)
+        .where(decisions.c.role == "annotator")
+    ):
+        people[who]["gold_decided"] += 1
+        people[who]["gold_correct"] += int(gold.is_correct(verdict, expected))
+    for who, row in people.items():
+        row["gold_accuracy"] = (
+            row["gold_correct"] / row["gold_decided"] if row["gold_decided"] else None
+        )
+        hours = (max(spans[who]) - min(spans[who])) / 3600 if spans[who] else 0.0
+        row["decisions_per_hour"] = round(row["decided"] / hours, 1) if hours > 0 else None
+    return {
+        "annotators_per_item": k,
+        "items": {
+            status: sum(n for (kind, s), n in by_status.items() if kind == "sample" and s == status)
+            for status in ("open", "adjudication", "final")
+        },
+        "gold_items": sum(n for (kind, _), n in by_status.items() if kind == "gold"),
+        "queue_depth": int(open_slots),
+        "decisions": connection.execute(select(func.count()).select_from(decisions)).scalar_one(),
+        "annotators": dict(sorted(people.items())),
+    }

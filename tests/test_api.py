@@ -1,0 +1,367 @@
+"""The HTTP API: tokens and roles, the review flow, blindness, image serving, body limits and
+the OpenAPI schema, against the real app over a SQLite database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from api_support import BATCH, bearer, make_app, token_for
+from fastapi.testclient import TestClient
+
+from synthgate.api import batches, pages, review
+from synthgate.api.auth import hash_token
+
+
+@pytest.fixture
+def app(tmp_path: Path):
+    return make_app(tmp_path, images=3, texts=2, k=2)
+
+
+@pytest.fixture
+def client(app):
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture
+def tokens(app) -> dict[str, str]:
+    return {
+        role: token_for(app, name, role)
+        for name, role in (("ann", "annotator"), ("req", "requester"), ("boss", "admin"))
+    } | {"annotator2": token_for(app, "ann2", "annotator")}
+
+
+ENDPOINTS = [
+    # (method, path, body, roles allowed besides admin)
+    ("GET", "/api/review/next", None, {"annotator"}),
+    ("POST", "/api/review/1/decision", {"verdict": "accept"}, {"annotator"}),
+    ("GET", "/api/review/1/image", None, {"annotator"}),
+    ("GET", "/api/review/1/decisions", None, {"annotator"}),
+    ("GET", "/api/review/stats", None, set()),
+    ("GET", "/api/review/agreement", None, set()),
+    ("GET", "/api/review/gold", None, set()),
+    ("GET", "/api/review/adjudication", None, set()),
+    ("POST", "/api/review/1/adjudication", {"verdict": "accept"}, set()),
+    ("GET", f"/api/batches/{BATCH}", None, {"requester"}),
+    ("GET", f"/api/batches/{BATCH}/coco", None, {"requester"}),
+    ("POST", "/api/batches", {"name": "x"}, {"requester"}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "allowed"), ENDPOINTS)
+def test_no_token_is_401_and_wrong_role_is_403(client, tokens, method, path, body, allowed):
+    response = client.request(method, path, json=body)
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert "token" in response.json()["detail"]
+    response = client.request(method, path, json=body, headers=bearer("not-a-token"))
+    assert response.status_code == 401
+    for role in ("annotator", "requester"):
+        response = client.request(method, path, json=body, headers=bearer(tokens[role]))
+        refused = response.status_code == 403 and "needs role" in response.json()["detail"]
+        assert refused == (role not in allowed), (role, response.text)
+
+
+def test_tokens_are_stored_hashed(app, tokens):
+    with app.state.store.engine.connect() as connection:
+        dump = "\n".join(connection.connection.iterdump())
+    for token in tokens.values():
+        assert token not in dump
+        assert hash_token(token) in dump
+
+
+def test_review_flow_next_decide_until_empty(client, tokens):
+    seen = []
+    while (
+        response := client.get("/api/review/next", headers=bearer(tokens["annotator"]))
+    ).status_code == 200:
+        task = response.json()
+        assert set(task) == {"item_id", "criteria", "sample", "image_url", "masks_url"}
+        # asking again before deciding gives the same open item, not a new one
+        again = client.get("/api/review/next", headers=bearer(tokens["annotator"])).json()
+        assert again["item_id"] == task["item_id"]
+        seen.append(task["item_id"])
+        decision = {"verdict": "reject", "levels": {"precision": 1}, "comment": "loose"}
+        saved = client.post(
+            f"/api/review/{task['item_id']}/decision",
+            json=decision,
+            headers=bearer(tokens["annotator"]),
+        )
+        assert saved.status_code == 200, saved.text
+    assert response.status_code == 204
+    assert sorted(seen) == sorted(set(seen)) and len(seen) == 5
+    stats = client.get("/api/review/stats", headers=bearer(tokens["admin"])).json()
+    assert stats["annotators"]["ann"]["decided"] == 5
+    assert stats["decisions"] == 5
+
+
+def test_decision_misuse_is_400_with_a_clear_message(client, tokens):
+    who = bearer(tokens["annotator"])
+    task = client.get("/api/review/next", headers=who).json()
+    other = client.post("/api/review/999/decision", json={"verdict": "accept"}, headers=who)
+    assert other.status_code == 400 and "999" in other.json()["detail"]
+    unknown = client.post(
+        f"/api/review/{task['item_id']}/decision",
+        json={"verdict": "accept", "levels": {"beauty": 5}},
+        headers=who,
+    )
+    assert unknown.status_code == 400 and "beauty" in unknown.json()["detail"]
+    ok = client.post(
+        f"/api/review/{task['item_id']}/decision", json={"verdict": "accept"}, headers=who
+    )
+    assert ok.status_code == 200
+    twice = client.post(
+        f"/api/review/{task['item_id']}/decision", json={"verdict": "accept"}, headers=who
+    )
+    assert twice.status_code == 400 and "already" in twice.json()["detail"]
+
+
+def test_annotators_stay_blind_to_each_other(client, tokens):
+    first, second = bearer(tokens["annotator"]), bearer(tokens["annotator2"])
+    task = client.get("/api/review/next", headers=first).json()
+    comment = "first annotator's secret comment"
+    client.post(
+        f"/api/review/{task['item_id']}/decision",
+        json={"verdict": "reject", "comment": comment},
+        headers=first,
+    )
+    shown = client.get("/api/review/next", headers=second)
+    assert shown.json()["item_id"] == task["item_id"]  # started items are finished first
+    assert comment not in shown.text and "reject" not in shown.text
+    early = client.get(f"/api/review/{task['item_id']}/decisions", headers=second)
+    assert early.status_code == 403 and "blind" in early.json()["detail"]
+    client.post(
+        f"/api/review/{task['item_id']}/decision", json={"verdict": "accept"}, headers=second
+    )
+    after = client.get(f"/api/review/{task['item_id']}/decisions", headers=second).json()
+    assert sorted(d["annotator"] for d in after) == ["ann", "ann2"]
+    admin = client.get(f"/api/review/{task['item_id']}/decisions", headers=bearer(tokens["admin"]))
+    assert len(admin.json()) == 2
+
+
+def test_admins_adjudicate_items_annotators_disagree_on(client, tokens):
+    verdicts = {"annotator": "accept", "annotator2": "reject"}
+    task = client.get("/api/review/next", headers=bearer(tokens["annotator"])).json()
+    for who, verdict in verdicts.items():
+        assert client.get("/api/review/next", headers=bearer(tokens[who])).json() == task
+        client.post(
+            f"/api/review/{task['item_id']}/decision",
+            json={"verdict": verdict},
+            headers=bearer(tokens[who]),
+        )
+    admin = bearer(tokens["admin"])
+    assert client.get("/api/review/adjudication", headers=admin).json() == [task["item_id"]]
+    url = f"/api/review/{task['item_id']}/adjudication"
+    assert client.post(url, json={"verdict": "reject"}, headers=admin).status_code == 200
+    assert client.get("/api/review/adjudication", headers=admin).json() == []
+    again = client.post(url, json={"verdict": "reject"}, headers=admin)
+    assert again.status_code == 400 and "not waiting for adjudication" in again.json()["detail"]
+
+
+def test_gold_answers_stay_hidden_from_annotators(tmp_path):
+    app = make_app(tmp_path, images=0)
+    from api_support import image_sample
+
+    shown = image_sample(7, tmp_path / "run")
+    app.state.queue.add_gold(shown, expected=["reject"], criterion="precision")
+    admin, annotator = token_for(app, "boss", "admin"), token_for(app, "ann", "annotator")
+    with TestClient(app) as client:
+        assert client.get("/api/review/gold", headers=bearer(annotator)).status_code == 403
+        gold = client.get("/api/review/gold", headers=bearer(admin)).json()
+        assert gold and gold[0]["expected"] == ["reject"]
+        # gold rides only along with real work: with no real items, nothing is handed out
+        assert client.get("/api/review/next", headers=bearer(annotator)).status_code == 204
+
+
+def test_gold_tasks_look_like_real_ones(tmp_path):
+    app = make_app(tmp_path, images=6, gold_rate=0.5)
+    from api_support import image_sample
+
+    for index in range(10, 16):
+        app.state.queue.add_gold(
+            image_sample(index, tmp_path / "run"), expected=["reject"], criterion="precision"
+        )
+    token = token_for(app, "ann", "annotator")
+    gold_ids = {g["item_id"] for g in _admin_gold(app)}
+    kinds = {"gold": [], "real": []}
+    with TestClient(app) as client:
+        while (
+            response := client.get("/api/review/next", headers=bearer(token))
+        ).status_code == 200:
+            task = response.json()
+            kinds["gold" if task["item_id"] in gold_ids else "real"].append(task)
+            client.post(
+                f"/api/review/{task['item_id']}/decision",
+                json={"verdict": "accept"},
+                headers=bearer(token),
+            )
+    assert kinds["gold"] and kinds["real"]
+    for task in kinds["gold"] + kinds["real"]:
+        assert task["sample"]["status"] == "review"
+        assert "expected" not in str(task) and "honeypot" not in str(task)
+
+
+def _admin_gold(app):
+    with TestClient(app) as client:
+        return client.get(
+            "/api/review/gold", headers=bearer(token_for(app, "root", "admin"))
+        ).json()
+
+
+def test_images_are_served_by_item_to_its_annotators_only(client, tokens):
+    task = client.get("/api/review/next", headers=bearer(tokens["annotator"])).json()
+    image = client.get(task["image_url"], headers=bearer(tokens["annotator"]))
+    assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+    assert image.content.startswith(b"\x89PNG")
+    masks = client.get(task["masks_url"], headers=bearer(tokens["annotator"]))
+    assert masks.status_code == 200 and masks.content.startswith(b"\x89PNG")
+    # someone the item was not handed to gets nothing, not even its existence
+    stranger = client.get(task["image_url"], headers=bearer(tokens["annotator2"]))
+    assert stranger.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/review/..%2F..%2Fetc%2Fpasswd/image",
+        "/api/review/1/image/../../../../etc/passwd",
+        "/api/review/%2e%2e/image",
+        "/static/../../../../etc/passwd",
+        "/static/%2e%2e/%2e%2e/app.py",
+        "/static/..%2Fapp.py",
+    ],
+)
+def test_image_serving_refuses_path_traversal(client, tokens, path):
+    response = client.get(path, headers=bearer(tokens["admin"]))
+    assert response.status_code in (404, 422), (path, response.status_code)
+    assert b"root:" not in response.content and b"create_app" not in response.content
+
+
+def test_an_image_uri_that_leaves_the_run_folder_is_refused(tmp_path):
+    app = make_app(tmp_path, images=1)
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"\x89PNG secret")
+    sample = app.state.store.get_sample(next(iter(_sample_ids(app))))
+    sample.uri = "../secret.png"
+    app.state.store.upsert_samples([sample])
+    token = token_for(app, "boss", "admin")
+    with TestClient(app) as client:
+        response = client.get("/api/review/1/image", headers=bearer(token))
+    assert response.status_code == 404 and b"PNG secret" not in response.content
+
+
+def _sample_ids(app):
+    return [s.id for s in app.state.store.iter_samples(BATCH, "image")]
+
+
+BAD_BODIES = [
+    # (id, raw body, content type, status, words the message must hold)
+    ("malformed-json", b'{"verdict": "accept",', "application/json", 422, ["malformed JSON"]),
+    ("not-an-object", b"[1, 2]", "application/json", 422, ["body"]),
+    ("bad-verdict", b'{"verdict": "maybe"}', "application/json", 422, ["verdict", "maybe"]),
+    ("bad-level", b'{"verdict": "accept", "levels": {"precision": 4}}', "application/json", 422, ["precision"]),
+    ("unknown-field", b'{"verdict": "accept", "score": 1}', "application/json", 422, ["score", "unknown field"]),
+    ("oversized", b'{"verdict": "accept", "comment": "' + b"x" * (1 << 20) + b'"}', "application/json", 413, ["too large", "1048576"]),
+    ("bad-fix-box", b'{"verdict": "fix", "objects": [{"category": "circle", "bbox": [0, 0, -5, 3], "area": 1}]}', "application/json", 400, ["bbox"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "body", "kind", "code", "words"), BAD_BODIES, ids=[c[0] for c in BAD_BODIES]
+)
+def test_bad_bodies_get_4xx_with_a_clear_message(client, tokens, case, body, kind, code, words):
+    who = bearer(tokens["annotator"])
+    item = client.get("/api/review/next", headers=who).json()["item_id"]
+    response = client.post(
+        f"/api/review/{item}/decision", content=body, headers={**who, "Content-Type": kind}
+    )
+    assert response.status_code == code, response.text
+    detail = response.json()["detail"]
+    assert isinstance(detail, str) and "Traceback" not in detail
+    for word in words:
+        assert word in detail, detail
+
+
+def test_streamed_body_without_length_is_limited(client, tokens):
+    def chunks():
+        for _ in range(40):
+            yield b"x" * 65536
+
+    response = client.post(
+        "/api/batches",
+        content=chunks(),
+        headers={**bearer(tokens["requester"]), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+
+
+def test_security_headers_are_set(client):
+    response = client.get("/login")
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    docs = client.get("/docs")  # Swagger UI needs its inline script; it shows no user data
+    assert "content-security-policy" not in docs.headers
+    assert docs.headers["x-content-type-options"] == "nosniff"
+
+
+def test_openapi_schema_matches_the_routes(app):
+    schema = app.openapi()
+    declared = {(path, method.upper()) for path, ops in schema["paths"].items() for method in ops}
+    routes = {
+        (route.path, method)
+        for router in (batches.router, review.router, pages.router)
+        for route in router.routes
+        if route.include_in_schema
+        for method in route.methods
+    }
+    assert declared == routes
+    assert {p for p, _ in declared} >= {
+        "/api/batches",
+        "/api/batches/{batch_id}",
+        "/api/batches/{batch_id}/coco",
+        "/api/review/next",
+        "/api/review/{item_id}/decision",
+        "/api/review/agreement",
+        "/api/review/stats",
+    }
+    for path, method in declared:
+        operation = schema["paths"][path][method.lower()]
+        assert {"HTTPBearer": []} in operation["security"], (path, method)
+    components = schema["components"]
+    assert set(components["securitySchemes"]) == {"HTTPBearer", "APIKeyCookie"}
+    decision = components["schemas"]["Decision"]
+    assert decision["properties"]["verdict"]["enum"] == ["accept", "reject", "fix"]
+    assert decision["additionalProperties"] is False
+    next_ok = schema["paths"]["/api/review/next"]["get"]["responses"]
+    assert next_ok["200"]["content"]["application/json"]["schema"]["$ref"].endswith("ReviewItemOut")
+    assert "204" in next_ok
+    batch = schema["paths"]["/api/batches"]["post"]
+    assert batch["responses"]["202"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "BatchOut"
+    )
+
+
+def test_real_responses_fit_their_declared_schemas(client, tokens, app):
+    """Every key a response carries is one its schema declares, and every required one is there."""
+    schemas = app.openapi()["components"]["schemas"]
+    task = client.get("/api/review/next", headers=bearer(tokens["annotator"])).json()
+    _fits(task, schemas["ReviewItemOut"])
+    _fits(task["sample"], schemas["Sample"])
+    saved = client.post(
+        f"/api/review/{task['item_id']}/decision",
+        json={"verdict": "accept"},
+        headers=bearer(tokens["annotator"]),
+    ).json()
+    _fits(saved, schemas["Saved"])
+    batch = client.get(f"/api/batches/{BATCH}", headers=bearer(tokens["requester"])).json()
+    _fits(batch, schemas["BatchOut"])
+    stats = client.get("/api/review/stats", headers=bearer(tokens["admin"])).json()
+    _fits(stats, schemas["QueueStats"])
+    _fits(stats["annotators"]["ann"], schemas["AnnotatorStats"])
+
+
+def _fits(value: dict, schema: dict) -> None:
+    assert set(value) <= set(schema["properties"]), set(value) - set(schema["properties"])
+    assert set(schema.get("required", [])) <= set(value)

@@ -1,0 +1,52 @@
+"""`synthgate users add|list|remove` and `synthgate serve`: tokens shown once, stored hashed."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from synthgate.api.auth import Users, hash_token
+from synthgate.cli import app
+from synthgate.store import Store
+
+runner = CliRunner()
+
+
+def test_users_add_prints_the_token_once_and_stores_its_hash(tmp_path: Path):
+    db = f"sqlite:///{tmp_path / 'users.db'}"
+    result = runner.invoke(app, ["users", "add", "alice", "--role", "annotator", "--db", db])
+    assert result.exit_code == 0, result.output
+    token = result.stdout.strip()
+    assert len(token) >= 40 and "\n" not in token
+    users = Users(Store(db).engine)
+    assert users.authenticate(token).name == "alice"
+    with sqlite3.connect(tmp_path / "users.db") as connection:
+        dump = "\n".join(connection.iterdump())
+    assert token not in dump and hash_token(token) in dump
+    listed = runner.invoke(app, ["users", "list", "--db", db])
+    assert "alice" in listed.stdout and "annotator" in listed.stdout and token not in listed.stdout
+    removed = runner.invoke(app, ["users", "remove", "alice", "--db", db])
+    assert removed.exit_code == 0 and users.authenticate(token) is None
+
+
+def test_users_errors_exit_2_with_a_clear_message(tmp_path: Path):
+    db = f"sqlite:///{tmp_path / 'users.db'}"
+    runner.invoke(app, ["users", "add", "bob", "--role", "admin", "--db", db])
+    cases = [
+        (["users", "add", "bob", "--role", "admin"], "exists already"),
+        (["users", "add", "carol", "--role", "boss"], "choose one of annotator, requester, admin"),
+        (["users", "remove", "nobody"], "no user 'nobody'"),
+    ]
+    for args, words in cases:
+        result = runner.invoke(app, [*args, "--db", db])
+        assert result.exit_code == 2, result.output
+        assert words in result.stderr and "Traceback" not in result.output
+
+
+def test_serve_offers_db_host_and_port():
+    result = runner.invoke(app, ["serve", "--help"])
+    assert result.exit_code == 0
+    for option in ("--db", "--host", "--port"):
+        assert option in result.stdout

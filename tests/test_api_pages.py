@@ -1,0 +1,190 @@
+"""The server-rendered pages: login by cookie, the review and admin pages, escaping, CSRF."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from api_support import bearer, make_app, token_for
+from fastapi.testclient import TestClient
+
+from synthgate.api.auth import SESSION_COOKIE
+
+XSS = "<script>window.pwned=1</script>"
+XSS_PROMPT = '<img src=x onerror="window.pwned=2">'
+
+
+def login(client: TestClient, token: str) -> None:
+    response = client.post("/login", data={"token": token}, follow_redirects=False)
+    assert response.status_code == 303, response.text
+
+
+def csrf_of(page: str) -> str:
+    return re.search(r'<meta name="csrf-token" content="([0-9a-f]+)">', page).group(1)
+
+
+@pytest.fixture
+def app(tmp_path: Path):
+    return make_app(tmp_path, images=2, texts=1, k=2)
+
+
+def test_login_sets_an_httponly_strict_cookie_and_redirects_by_role(app):
+    tokens = {role: token_for(app, role, role) for role in ("annotator", "requester", "admin")}
+    for role, home in (("annotator", "/review"), ("requester", "/docs"), ("admin", "/admin")):
+        with TestClient(app) as client:
+            response = client.post("/login", data={"token": tokens[role]}, follow_redirects=False)
+            assert response.status_code == 303 and response.headers["location"] == home
+            cookie = response.headers["set-cookie"]
+            assert cookie.startswith(f"{SESSION_COOKIE}=")
+            assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
+
+
+def test_bad_token_and_no_session(app):
+    with TestClient(app) as client:
+        bad = client.post("/login", data={"token": "nope"})
+        assert bad.status_code == 401 and "not valid" in bad.text
+        for page in ("/review", "/admin", "/"):
+            response = client.get(page, follow_redirects=False)
+            assert response.status_code == 303 and response.headers["location"] == "/login"
+
+
+@pytest.mark.parametrize(("role", "page"), [("requester", "/review"), ("annotator", "/admin")])
+def test_pages_refuse_the_wrong_role(app, role, page):
+    with TestClient(app) as client:
+        login(client, token_for(app, "someone", role))
+        response = client.get(page)
+        assert response.status_code == 403 and "needs the" in response.text
+
+
+def test_review_page_shows_the_image_item(app):
+    with TestClient(app) as client:
+        login(client, token_for(app, "ann", "annotator"))
+        page = client.get("/review")
+    assert page.status_code == 200
+    html = page.text
+    assert 'src="/api/review/1/image"' in html and 'src="/api/review/1/masks.png"' in html
+    assert html.count('class="box"') == 2  # one per object, drawn over the image
+    for criterion in ("correctness", "completeness", "precision", "clarity"):
+        assert f'data-criterion="{criterion}" data-level="5"' in html
+    assert "box 2 px loose" in html  # the validator's finding
+    assert "procedural 1" in html  # provenance: generator and version
+    data = json.loads(re.search(r'<script id="review-data"[^>]*>(.*?)</script>', html, re.S)[1])
+    assert data["item_id"] == 1 and len(data["objects"]) == 2
+    assert page.headers["cache-control"] == "no-store"
+
+
+def test_review_page_says_when_nothing_is_left(tmp_path):
+    app = make_app(tmp_path, images=0)
+    with TestClient(app) as client:
+        login(client, token_for(app, "ann", "annotator"))
+        page = client.get("/review")
+    assert page.status_code == 200 and "All done" in page.text and 'href="/review"' in page.text
+
+
+def test_review_page_highlights_spans_of_a_text_item(tmp_path):
+    app = make_app(tmp_path, images=0, texts=1)
+    with TestClient(app) as client:
+        login(client, token_for(app, "ann", "annotator"))
+        html = client.get("/review").text
+    assert re.search(
+        r'<mark class="span label-\d" data-span="0" title="PERSON">Anna Schmidt</mark>', html
+    )
+    assert re.search(
+        r'<mark class="span label-\d" data-span="1" title="ORG">Acme GmbH</mark>', html
+    )
+    assert html.count('class="span-label"') == 2
+
+
+def test_user_text_is_escaped_in_the_pages(tmp_path):
+    app = make_app(tmp_path, images=1, categories=[XSS, "square"], prompt=XSS_PROMPT)
+    annotator, admin = token_for(app, "ann", "annotator"), token_for(app, "boss", "admin")
+    with TestClient(app) as client:
+        login(client, annotator)
+        html = client.get("/review").text
+        task = client.get("/api/review/next", headers=bearer(annotator)).json()
+        client.post(
+            f"/api/review/{task['item_id']}/decision",
+            json={"verdict": "reject", "comment": XSS},
+            headers=bearer(annotator),
+        )
+    with TestClient(app) as client:
+        login(client, admin)
+        admin_html = client.get("/admin").text
+    for page in (html, admin_html):
+        assert "<script>window" not in page and "<img src=x" not in page
+    assert "&lt;script&gt;window.pwned=1&lt;/script&gt;" in html  # the category, shown as text
+    assert "&lt;img src=x onerror=" in html  # the prompt, shown as text
+    assert "\\u003cscript\\u003e" in html  # the JSON block for the script, JSON-escaped
+    assert "&lt;script&gt;window.pwned=1&lt;/script&gt;" in admin_html  # the comment
+
+
+def test_cookie_sessions_need_the_csrf_header_to_change_anything(app):
+    with TestClient(app) as client:
+        login(client, token_for(app, "ann", "annotator"))
+        page = client.get("/review").text
+        item = json.loads(re.search(r'id="review-data"[^>]*>(.*?)</script>', page, re.S)[1])[
+            "item_id"
+        ]
+        url = f"/api/review/{item}/decision"
+        refused = client.post(url, json={"verdict": "accept"})
+        assert refused.status_code == 403 and "X-CSRF-Token" in refused.json()["detail"]
+        wrong = client.post(url, json={"verdict": "accept"}, headers={"X-CSRF-Token": "0" * 64})
+        assert wrong.status_code == 403
+        # reading needs no CSRF token: the page's image loads by cookie alone
+        assert client.get(f"/api/review/{item}/image").status_code == 200
+        saved = client.post(
+            url, json={"verdict": "accept"}, headers={"X-CSRF-Token": csrf_of(page)}
+        )
+        assert saved.status_code == 200, saved.text
+
+
+def test_logout_clears_the_session(app):
+    with TestClient(app) as client:
+        login(client, token_for(app, "ann", "annotator"))
+        page = client.get("/review").text
+        response = client.post("/logout", data={"csrf": csrf_of(page)}, follow_redirects=False)
+        assert response.status_code == 303
+        assert client.get("/review", follow_redirects=False).headers["location"] == "/login"
+
+
+def test_admin_page_shows_depth_throughput_agreement_and_gold_accuracy(tmp_path):
+    app = make_app(tmp_path, images=4, k=2, gold_rate=0.5)
+    from api_support import image_sample
+
+    for index in (8, 9):
+        app.state.queue.add_gold(image_sample(index, tmp_path / "run"), expected=["reject"])
+    people = {name: token_for(app, name, "annotator") for name in ("ann", "bob")}
+    with TestClient(app) as client:
+        for name, token in people.items():
+            while (
+                response := client.get("/api/review/next", headers=bearer(token))
+            ).status_code == 200:
+                item = response.json()["item_id"]
+                verdict = "accept" if name == "ann" or item % 2 else "reject"
+                client.post(
+                    f"/api/review/{item}/decision",
+                    json={
+                        "verdict": verdict,
+                        "levels": {"precision": 5 if verdict == "accept" else 1},
+                    },
+                    headers=bearer(token),
+                )
+        login(client, token_for(app, "boss", "admin"))
+        html = client.get("/admin").text
+        report = client.get(
+            "/api/review/agreement", headers=bearer(token_for(app, "root", "admin"))
+        )
+    assert report.status_code == 200 and "verdicts" in report.json()
+    assert 'id="queue-depth">0<' in html
+    assert re.search(r"<td>ann</td><td>\d+</td><td>\d+</td>", html)
+    assert "Gold accuracy per annotator" in html
+    for title in (
+        "Verdicts",
+        "Fleiss&#39; kappa",
+        "Krippendorff&#39;s alpha",
+        "Validator vs humans",
+    ):
+        assert title in html, title
+    assert "Latest decisions" in html

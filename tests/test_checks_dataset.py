@@ -1,0 +1,156 @@
+"""Dataset checks (whole COCO files) and the COCO reader: real-world shapes never crash."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from pycocotools import mask as mask_utils
+
+from synthgate.datasets.coco import coco_to_samples, read_coco, segmentation_to_rle
+from synthgate.errors import InputError
+from synthgate.generators.labels import decode_mask
+from synthgate.validators.context import ValidationContext
+from synthgate.validators.rubric import judge_dataset, load_rubric
+
+RUBRIC = load_rubric("detection")
+
+
+def coco(**changes: Any) -> dict[str, Any]:
+    """Two images, three annotations: a polygon, a crowd region (uncompressed RLE), a box."""
+    crowd = np.zeros((40, 60), dtype=np.uint8, order="F")
+    crowd[5:20, 30:55] = 1
+    counts = []
+    flat, value, run = crowd.ravel(order="F"), 0, 0
+    for pixel in flat:
+        if pixel != value:
+            counts.append(run)
+            value, run = pixel, 0
+        run += 1
+    counts.append(run)
+    data: dict[str, Any] = {
+        "images": [
+            {"id": 1, "file_name": "a.jpg", "width": 60, "height": 40},
+            {"id": 2, "file_name": "b.jpg", "width": 60, "height": 40},
+        ],
+        "categories": [{"id": 1, "name": "person"}, {"id": 2, "name": "dog"}],
+        "annotations": [
+            {"id": 10, "image_id": 1, "category_id": 1, "iscrowd": 0, "area": 100.0,
+             "bbox": [10, 10, 10, 10], "segmentation": [[10, 10, 20, 10, 20, 20, 10, 20]]},
+            {"id": 11, "image_id": 1, "category_id": 1, "iscrowd": 1, "area": 375.0,
+             "bbox": [30, 5, 25, 15], "segmentation": {"size": [40, 60], "counts": counts}},
+            {"id": 12, "image_id": 2, "category_id": 2, "iscrowd": 0, "area": 50.0,
+             "bbox": [1, 2, 10, 5]},
+        ],
+    }  # fmt: skip
+    data.update(changes)
+    return data
+
+
+def findings(data: dict[str, Any], quotas: dict[str, int] | None = None) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for f in judge_dataset(data, RUBRIC, ValidationContext(quotas=quotas)):
+        found.setdefault(f.check, []).append(f.message)
+    return found
+
+
+def with_annotation(**fields: Any) -> dict[str, Any]:
+    data = coco()
+    data["annotations"].append(
+        {"id": 13, "image_id": 2, "category_id": 2, "bbox": [0, 0, 4, 4], **fields}
+    )
+    return data
+
+
+DATASET_CASES = [
+    ("clean", coco(), {}),
+    ("duplicate image id", coco(images=[{"id": i, "file_name": "a.jpg", "width": 60, "height": 40} for i in (1, 1, 2)]),
+     {"correctness_unique_ids": "images ids"}),
+    ("duplicate annotation id", with_annotation(id=10), {"correctness_unique_ids": "annotations ids"}),
+    ("duplicate category name", coco(categories=[{"id": 1, "name": "person"}, {"id": 2, "name": "person"}]),
+     {"correctness_unique_ids": "categories names"}),
+    ("dangling image", with_annotation(image_id=99), {"correctness_dangling_references": "unknown image"}),
+    ("dangling category", with_annotation(category_id=7), {"correctness_dangling_references": "unknown category"}),
+    ("annotation without bbox", coco(annotations=[{"id": 1, "image_id": 1, "category_id": 1}]),
+     {"correctness_coco_schema": "lack one of"}),
+    ("annotations not a list", coco(annotations={"id": 1}), {"correctness_coco_schema": "not a list"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "expected"), DATASET_CASES, ids=[c[0] for c in DATASET_CASES]
+)
+def test_dataset_checks(name: str, data: dict[str, Any], expected: dict[str, str]) -> None:
+    found = findings(data)
+    assert set(found) == set(expected), found
+    for check, text in expected.items():
+        assert any(text in message for message in found[check]), found[check]
+
+
+def test_class_quotas_shortfall_levels() -> None:
+    data = coco()  # 2 person annotations, 1 dog
+    assert findings(data, {"person": 2, "dog": 1}) == {}
+    short = judge_dataset(data, RUBRIC, ValidationContext(quotas={"person": 2, "dog": 4}))
+    assert [(f.check, f.level) for f in short] == [("completeness_class_quotas", 1)]
+    assert "'dog': 1 of 4" in short[0].message
+
+
+def test_coco_reader_converts_polygons_crowd_rle_and_boxes() -> None:
+    samples = list(coco_to_samples(coco()))
+    assert [s.id for s in samples] == ["coco-1", "coco-2"]
+    polygon, crowd = samples[0].objects
+    assert polygon.category == "person" and polygon.attributes == {
+        "iscrowd": False,
+        "annotation_id": 10,
+    }
+    assert crowd.attributes["iscrowd"] is True
+    assert decode_mask(crowd.mask).sum() == 15 * 25  # type: ignore[arg-type]
+    assert mask_utils.toBbox(polygon.mask).tolist() == [10, 10, 10, 10]
+    assert samples[1].objects[0].mask is None and samples[1].objects[0].bbox == [1, 2, 10, 5]
+
+
+@pytest.mark.parametrize(
+    ("segmentation", "reason"),
+    [
+        ([[1, 2, 3, 4]], "no polygon"),  # 2 points: pycocotools would read it as a box
+        ([[1, 2, 3, float("nan"), 5, 6]], "no polygon"),
+        ({"size": [40, 60], "counts": [5, 5]}, "do not add up"),
+        ({"size": [40, 60], "counts": "!!!garbage"}, "does not parse"),
+        ({"size": "big", "counts": "x"}, "is not .height, width."),
+        ("a string", "segmentation of type str"),
+    ],
+)
+def test_unreadable_segmentations_raise_value_error(segmentation: Any, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        segmentation_to_rle(segmentation, 40, 60)
+
+
+def test_malformed_annotations_become_findings_not_crashes() -> None:
+    data = coco()
+    data["annotations"] += [
+        {"id": 20, "image_id": 2, "category_id": 2, "bbox": "oops", "segmentation": [[1, 2, 3, 4]]},
+        {"id": 21, "image_id": 2, "category_id": 99, "bbox": [0, 0, 5, 5]},
+        {"image_id": 2, "category_id": 2, "bbox": [0, 0, 5, 5], "segmentation": {"counts": 3}},
+    ]
+    data["images"].append({"id": 3, "file_name": None})  # no size
+    samples = list(coco_to_samples(copy.deepcopy(data)))
+    objects = samples[1].objects
+    assert objects[1].bbox == [] and "segmentation_error" in objects[1].attributes
+    assert objects[2].category == "<category id 99>"
+    assert samples[2].width is None and samples[2].uri is None
+
+
+def test_read_coco_errors_name_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(InputError, match=r"bad\.json: not valid JSON"):
+        read_coco(bad)
+    bad.write_text(json.dumps({"annotations": []}))
+    with pytest.raises(InputError, match="no `images` list"):
+        read_coco(bad)
+    with pytest.raises(InputError, match="file not found"):
+        read_coco(tmp_path / "missing.json")

@@ -1,0 +1,291 @@
+"""Image checks, table-driven: each defect trips its check at the level detection.yaml gives,
+and the clean sample trips nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from synthgate.generators.labels import PlacedObject, encode_mask, labels_from_masks
+from synthgate.samples import GeneratedSample, Provenance, RubricReport, Sample, SampleSpec
+from synthgate.validators.checks.base import CHECKS
+from synthgate.validators.context import ValidationContext, image_files, reference_index
+from synthgate.validators.rubric import judge_sample, load_rubric
+
+H, W = 64, 96
+RUBRIC = load_rubric("detection")
+TAXONOMY = ["circle", "square"]
+
+
+def rect(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    mask = np.zeros((H, W), dtype=bool)
+    mask[y0:y1, x0:x1] = True
+    return mask
+
+
+def scene(seed: int = 0, placed: list[tuple[str, np.ndarray]] | None = None) -> GeneratedSample:
+    """A sharp noise image with two labelled rectangles (or the objects given), exact labels."""
+    placed = placed or [("circle", rect(10, 30, 10, 40)), ("square", rect(30, 50, 50, 80))]
+    labelled = labels_from_masks(
+        [PlacedObject(c, m, {}) for c, m in placed], shape=(H, W), min_visible_fraction=0.25
+    )
+    rng = np.random.default_rng(seed)
+    spec = SampleSpec(batch_id="b", index=seed, modality="image", generator="procedural", seed=seed)
+    sample = Sample(
+        id=f"img-{seed}",
+        spec=spec,
+        width=W,
+        height=H,
+        objects=labelled.objects,
+        provenance=Provenance(generator="procedural", generator_version="1", seed=seed),
+    )
+    pixels = rng.integers(20, 236, size=(H, W, 3), dtype=np.uint8)
+    return GeneratedSample(
+        sample=sample, pixels=pixels, foreground=labelled.foreground, ignore=labelled.ignore
+    )
+
+
+def judge(generated: GeneratedSample, context: ValidationContext | None = None) -> RubricReport:
+    return judge_sample(generated, RUBRIC, context or ValidationContext.for_taxonomy(TAXONOMY))
+
+
+def yaml_level(check: str, measure: str, value: float) -> int:
+    threshold = RUBRIC.threshold_of(check, measure)
+    assert threshold is not None
+    return threshold.level(value, CHECKS[check].measures[measure].worse)
+
+
+def loosen(k: int) -> Callable[[GeneratedSample], None]:
+    def apply(g: GeneratedSample) -> None:
+        x, y, w, h = g.sample.objects[0].bbox
+        g.sample.objects[0].bbox = [x - k, y - k, w + 2 * k, h + 2 * k]
+
+    return apply
+
+
+def set_box(box: list[float]) -> Callable[[GeneratedSample], None]:
+    def apply(g: GeneratedSample) -> None:
+        g.sample.objects[0].bbox = box
+
+    return apply
+
+
+def drop_label(g: GeneratedSample) -> None:
+    g.sample.objects.pop(1)
+
+
+def rename(g: GeneratedSample) -> None:
+    g.sample.objects[0].category = "unicorn"
+
+
+def black(g: GeneratedSample) -> None:
+    assert g.pixels is not None
+    g.pixels[...] = 0
+
+
+def grey(g: GeneratedSample) -> None:
+    assert g.pixels is not None
+    g.pixels[...] = 128
+
+
+def nan_image(g: GeneratedSample) -> None:
+    g.pixels = np.full((H, W, 3), np.nan, dtype=np.float32)
+
+
+def wrong_size(g: GeneratedSample) -> None:
+    g.pixels = np.zeros((H + 1, W, 3), dtype=np.uint8) + 100
+
+
+def blurred(g: GeneratedSample) -> None:
+    ramp = np.linspace(40, 200, W, dtype=np.float32)[None, :].repeat(H, axis=0)
+    g.pixels = np.repeat(ramp[..., None], 3, axis=2).astype(np.uint8)
+
+
+def burnt(g: GeneratedSample) -> None:
+    assert g.pixels is not None
+    g.pixels[: H * 9 // 10] = 255
+
+
+def duplicate(g: GeneratedSample) -> None:
+    g.sample.objects.append(g.sample.objects[0].model_copy(deep=True))
+
+
+def empty_mask(g: GeneratedSample) -> None:
+    g.sample.objects[0].mask = encode_mask(np.zeros((H, W), dtype=bool))
+
+
+def shifted_mask(g: GeneratedSample) -> None:
+    g.sample.objects[0].mask = encode_mask(rect(10, 30, 13, 43))  # 3 px past its box
+
+
+def wrong_mask_size(g: GeneratedSample) -> None:
+    g.sample.objects[0].mask = encode_mask(np.ones((H // 2, W), dtype=bool))
+
+
+def tiny(g: GeneratedSample) -> None:
+    mask = rect(5, 8, 60, 63)
+    g.sample.objects[0].bbox, g.sample.objects[0].mask = [60.0, 5.0, 3.0, 3.0], encode_mask(mask)
+    g.sample.objects[0].area = 9.0
+    assert g.foreground is not None
+    g.foreground = g.foreground.copy()
+    g.foreground[10:30, 10:40] = False
+    g.foreground |= mask
+
+
+def occluded(g: GeneratedSample) -> None:
+    g.sample.objects[0].visible_fraction = 0.3
+
+
+def crowd(g: GeneratedSample) -> None:
+    g.sample.objects[0].attributes["iscrowd"] = True
+
+
+# (name, defect, criterion, check, measure, measured value, expected level from the YAML)
+CHECK_CASES = [
+    ("box 7 px loose", loosen(7), "precision", "precision_box_tightness", "box_tightness_px", 7),
+    ("box 3 px loose", loosen(3), "precision", "precision_box_tightness", "box_tightness_px", 3),
+    ("box past the border", set_box([-4, 10, 44, 20]), "correctness", "correctness_bbox_valid", "bbox_outside_px", 4),
+    ("box with no width", set_box([10, 10, 0, 20]), "correctness", "correctness_bbox_valid", "bbox_invalid", 1),
+    ("box malformed", set_box([10, 10]), "correctness", "correctness_bbox_valid", "bbox_invalid", 1),
+    ("unlabelled object", drop_label, "completeness", "completeness_unlabelled_foreground", "unlabelled_px", 600),
+    ("class outside taxonomy", rename, "correctness", "correctness_category_in_taxonomy", "category_unknown", 1),
+    ("black image", black, "correctness", "correctness_image_valid", "image_blank", 1),
+    ("constant image", grey, "correctness", "correctness_image_valid", "image_blank", 1),
+    ("NaN image", nan_image, "correctness", "correctness_image_valid", "image_blank", 1),
+    ("image of another size", wrong_size, "correctness", "correctness_image_valid", "image_unreadable", 1),
+    ("blurred image", blurred, "clarity", "clarity_image_quality", "laplacian_variance", 0),
+    ("burnt image", burnt, "clarity", "clarity_image_quality", "clipped_percent", 90),
+    ("same object twice", duplicate, "correctness", "correctness_duplicate_boxes", "duplicate_iou", 1.0),
+    ("empty mask", empty_mask, "precision", "precision_mask_consistency", "mask_empty", 1),
+    ("mask past its box", shifted_mask, "precision", "precision_mask_consistency", "mask_outside_box_px", 3),
+    ("mask of another size", wrong_mask_size, "precision", "precision_mask_consistency", "mask_unreadable", 1),
+    ("3 px object", tiny, "clarity", "clarity_min_size", "min_side_px", 3),
+    ("30 % visible", occluded, "clarity", "clarity_visible_fraction", "visible_fraction", 0.3),
+    ("crowd region", crowd, "clarity", "clarity_crowd_regions", "crowd_region", 1),
+]  # fmt: skip
+
+
+def test_clean_sample_is_gold_everywhere() -> None:
+    report = judge(scene())
+    assert report.findings == []
+    assert report.levels == dict.fromkeys(RUBRIC.criteria, 5)
+    assert report.score == 5.0 and report.route == "accepted"
+
+
+@pytest.mark.parametrize(
+    ("name", "defect", "criterion", "check", "measure", "value"),
+    CHECK_CASES,
+    ids=[case[0] for case in CHECK_CASES],
+)
+def test_defect_trips_its_check_at_the_yaml_level(
+    name: str,
+    defect: Callable[[GeneratedSample], None],
+    criterion: str,
+    check: str,
+    measure: str,
+    value: float,
+) -> None:
+    generated = scene()
+    defect(generated)
+    report = judge(generated)
+    expected = yaml_level(check, measure, value)
+    assert expected < 5, f"{name}: the YAML must not call this gold"
+    hits = [f for f in report.findings if f.check == check and f.measure == measure]
+    assert hits, f"{name}: no {check}.{measure} finding in {report.findings}"
+    assert min(f.level for f in hits) == expected
+    assert report.levels[criterion] <= expected
+
+
+def test_box_7px_loose_is_level_1_and_3px_is_level_3() -> None:
+    assert yaml_level("precision_box_tightness", "box_tightness_px", 7) == 1
+    assert yaml_level("precision_box_tightness", "box_tightness_px", 3) == 3
+    generated = scene()
+    loosen(7)(generated)
+    finding = next(f for f in judge(generated).findings if f.check == "precision_box_tightness")
+    assert finding.object_index == 0 and "7 px loose" in finding.message
+
+
+def test_one_unlabelled_object_makes_completeness_1_and_routes_to_review() -> None:
+    generated = scene()
+    drop_label(generated)
+    report = judge(generated)
+    assert report.levels["completeness"] == 1
+    assert report.route == "review"
+
+
+@pytest.mark.parametrize("defect", [black, grey, nan_image], ids=["black", "grey", "nan"])
+def test_blank_image_is_rejected(defect: Callable[[GeneratedSample], None]) -> None:
+    generated = scene()
+    defect(generated)
+    assert judge(generated).route == "rejected"
+
+
+def test_occluded_object_in_ignore_region_is_not_unlabelled() -> None:
+    # The back object is 90 % covered: too occluded to label, its visible pixels go to ignore.
+    generated = scene(placed=[("circle", rect(10, 30, 10, 40)), ("square", rect(10, 30, 13, 40))])
+    assert len(generated.sample.objects) == 1
+    assert not any(f.criterion == "completeness" for f in judge(generated).findings)
+
+
+def test_distinct_objects_of_one_class_are_not_duplicates() -> None:
+    generated = scene(placed=[("circle", rect(10, 30, 10, 40)), ("circle", rect(20, 40, 25, 55))])
+    report = judge(generated)
+    assert not [f for f in report.findings if f.check == "correctness_duplicate_boxes"]
+    assert report.measurements["duplicate_iou"] < 0.5
+
+
+def test_crowd_regions_are_not_duplicates_of_their_members() -> None:
+    generated = scene(placed=[("circle", rect(10, 40, 10, 60)), ("circle", rect(12, 30, 12, 40))])
+    generated.sample.objects[0].attributes["iscrowd"] = True
+    checks = {f.check for f in judge(generated).findings}
+    assert "correctness_duplicate_boxes" not in checks and "clarity_crowd_regions" in checks
+
+
+def test_near_duplicate_within_the_batch_is_flagged_once() -> None:
+    context = ValidationContext.for_taxonomy(TAXONOMY)
+    first, other, copy = scene(1), scene(2), scene(1)
+    copy.sample.id = "img-copy"
+    assert not [f for f in judge(first, context).findings if f.check == "clarity_near_duplicate"]
+    assert not [f for f in judge(other, context).findings if f.check == "clarity_near_duplicate"]
+    hits = [f for f in judge(copy, context).findings if f.check == "clarity_near_duplicate"]
+    assert len(hits) == 1 and hits[0].level == 1 and "img-1" in hits[0].message
+    # Judging the same sample again (a redelivered task) is not a duplicate of itself.
+    assert not [f for f in judge(first, context).findings if f.check == "clarity_near_duplicate"]
+
+
+def test_copy_of_a_reference_image_fails_correctness(tmp_path: Path) -> None:
+    generated = scene(5)
+    assert generated.pixels is not None
+    Image.fromarray(generated.pixels).save(tmp_path / "real-0001.png")
+    Image.fromarray(scene(6).pixels).save(tmp_path / "real-0002.png")  # type: ignore[arg-type]
+    context = ValidationContext.for_taxonomy(
+        TAXONOMY, reference=reference_index(image_files(tmp_path))
+    )
+    report = judge(generated, context)
+    hits = [f for f in report.findings if f.check == "correctness_reference_copy"]
+    assert hits and hits[0].level == 1 and "real-0001.png" in hits[0].message
+    assert report.levels["correctness"] == 1
+    assert not [f for f in judge(scene(7), context).findings if f.check == hits[0].check]
+
+
+def test_missing_inputs_yield_no_findings() -> None:
+    """A real COCO file without images: no pixels, no foreground, no taxonomy."""
+    generated = scene()
+    generated.pixels = generated.foreground = generated.ignore = None
+    generated.sample.objects[0].category = "anything"
+    report = judge_sample(generated, RUBRIC, ValidationContext())
+    assert report.findings == [] and report.route == "accepted"
+    assert "laplacian_variance" not in report.measurements
+
+
+def test_unreadable_image_is_a_finding_not_a_crash() -> None:
+    generated = scene()
+    generated.pixels = None
+    generated.extras["image_error"] = "x.jpg not found under /images"
+    report = judge(generated)
+    assert report.levels["correctness"] == 1
+    assert any("not found" in f.message for f in report.findings)

@@ -1,0 +1,153 @@
+"""Text checks, table-driven against ner.yaml / classification.yaml: each defect trips its check
+at the level the YAML gives; clean texts trip nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from synthgate.samples import GeneratedSample, Provenance, RubricReport, Sample, SampleSpec, Span
+from synthgate.validators.checks.base import CHECKS
+from synthgate.validators.context import ValidationContext
+from synthgate.validators.rubric import Rubric, judge_sample, load_rubric
+
+NER = load_rubric("ner")
+CLASSIFICATION = load_rubric("classification")
+LABELS = ["PERSON", "ORG", "PRODUCT", "positive", "negative"]
+CLEAN = "Hi, I'm Ada Lovelace from Acme Corp; my router broke."
+
+
+def spans_of(text: str, *pieces: tuple[str, str]) -> list[Span]:
+    return [
+        Span(start=text.index(value), end=text.index(value) + len(value), label=label, value=value)
+        for value, label in pieces
+    ]
+
+
+def text_sample(
+    text: str = CLEAN, spans: list[Span] | None = None, *, label: str | None = None, n: int = 0
+) -> GeneratedSample:
+    if spans is None:
+        spans = spans_of(text, ("Ada Lovelace", "PERSON"), ("Acme Corp", "ORG"))
+    sample = Sample(
+        id=f"txt-{n}",
+        spec=SampleSpec(batch_id="b", index=n, modality="text", generator="templates", seed=n),
+        text=text,
+        spans=spans,
+        doc_label=label,
+        provenance=Provenance(generator="templates", generator_version="1", seed=n),
+    )
+    return GeneratedSample(sample=sample)
+
+
+def judge(
+    generated: GeneratedSample, rubric: Rubric = NER, context: ValidationContext | None = None
+) -> RubricReport:
+    return judge_sample(generated, rubric, context or ValidationContext.for_taxonomy(LABELS))
+
+
+def span(start: int, end: int, label: str = "PERSON", value: str | None = None) -> Span:
+    return Span(start=start, end=end, label=label, value=value)
+
+
+ADA = CLEAN.index("Ada")
+ACME = CLEAN.index("Acme")
+
+# (name, text, spans, check, measure, value)
+TEXT_CASES = [
+    ("span swallows a trailing comma", "Hi, Ada Lovelace, here.", [span(4, 17)],
+     "precision_span_boundaries", "span_edge_chars", 1),
+    ("span swallows a leading space", CLEAN, [span(ADA - 1, ADA + 12)],
+     "precision_span_boundaries", "span_edge_chars", 1),
+    ("span cuts a word", CLEAN, [span(ADA, ADA + 10)],
+     "precision_span_boundaries", "span_cuts_word", 1),
+    ("span shifted by one", CLEAN, [span(ADA + 1, ADA + 13, value="Ada Lovelace")],
+     "correctness_span_alignment", "span_misaligned", 1),
+    ("span past the end", CLEAN, [span(ADA, len(CLEAN) + 4)],
+     "correctness_span_alignment", "span_out_of_bounds", 1),
+    ("empty span", CLEAN, [span(ADA, ADA)],
+     "correctness_span_alignment", "span_out_of_bounds", 1),
+    ("label outside taxonomy", CLEAN, [span(ADA, ADA + 12, label="ALIEN")],
+     "correctness_label_in_taxonomy", "label_unknown", 1),
+    ("overlapping spans", CLEAN, [span(ADA, ADA + 12), span(ADA + 4, ADA + 12, label="ORG")],
+     "precision_span_overlap", "span_overlap_chars", 8),
+    ("unfilled slot", "Hi, I'm {PERSON:name} from {ORG:company}.", [],
+     "completeness_unfilled_slots", "unfilled_slots", 2),
+    ("unfilled lexicon slot", "My {:@product} broke.", [],
+     "completeness_unfilled_slots", "unfilled_slots", 1),
+    ("too short", "Hi.", [], "clarity_text_length", "text_chars", 3),
+    ("overlong", "word " * 600, [], "clarity_text_length", "text_overlength_chars", 999),
+]  # fmt: skip
+
+
+def yaml_level(rubric: Rubric, check: str, measure: str, value: float) -> int:
+    threshold = rubric.threshold_of(check, measure)
+    assert threshold is not None
+    return threshold.level(value, CHECKS[check].measures[measure].worse)
+
+
+def test_clean_text_is_gold() -> None:
+    report = judge(text_sample())
+    assert report.findings == [] and report.score == 5.0 and report.route == "accepted"
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "spans", "check", "measure", "value"),
+    TEXT_CASES,
+    ids=[case[0] for case in TEXT_CASES],
+)
+def test_defect_trips_its_check_at_the_yaml_level(
+    name: str, text: str, spans: list[Span], check: str, measure: str, value: float
+) -> None:
+    report = judge(text_sample(text, spans))
+    expected = yaml_level(NER, check, measure, value)
+    assert expected < 5
+    hits = [f for f in report.findings if f.check == check and f.measure == measure]
+    assert hits, f"{name}: no {check}.{measure} finding in {report.findings}"
+    assert min(f.level for f in hits) == expected
+    assert report.levels[CHECKS[check].criterion] <= expected
+
+
+def test_trailing_comma_is_flagged_with_the_span_and_routed_to_review() -> None:
+    report = judge(text_sample("Hi, Ada Lovelace, here.", [span(4, 17)]))
+    finding = next(f for f in report.findings if f.check == "precision_span_boundaries")
+    assert finding.level == 1 and finding.span_index == 0 and "'Ada Lovelace,'" in finding.message
+    assert report.levels["precision"] == 1 and report.route == "review"
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "label"),
+    [
+        ("Price: $1,200 today", "$1,200", "MONEY"),  # currency sign allowed at the edge
+        ("東京都の田中さん", "田中", "PERSON"),  # no spaces in Japanese: no word to cut
+        ("Acme, Inc and co", "Acme, Inc", "ORG"),  # punctuation inside, not at the edge
+    ],
+)
+def test_clean_edges_are_not_flagged(text: str, value: str, label: str) -> None:
+    generated = text_sample(text, spans_of(text, (value, label)))
+    report = judge_sample(generated, NER, ValidationContext())
+    assert [f for f in report.findings if f.criterion == "precision"] == []
+
+
+def test_duplicate_text_is_flagged_on_the_later_sample_only() -> None:
+    context = ValidationContext.for_taxonomy(LABELS)
+    assert judge(text_sample(n=1), context=context).findings == []
+    copy = text_sample(CLEAN.upper().replace(" ", "  "), [], n=2)  # case and spacing folded
+    hits = [f for f in judge(copy, context=context).findings if f.check == "clarity_duplicate_text"]
+    assert len(hits) == 1 and "txt-1" in hits[0].message
+    assert judge(text_sample(n=1), context=context).findings == []  # judged again: no self-match
+
+
+def test_classification_label_outside_taxonomy() -> None:
+    report = judge(text_sample("Love it, works great!", [], label="sarcastic"), CLASSIFICATION)
+    assert report.levels["correctness"] == 1 and report.route == "review"
+    assert (
+        judge(text_sample("Love it, works great!", [], label="positive"), CLASSIFICATION).findings
+        == []
+    )
+
+
+def test_without_taxonomy_labels_are_not_judged() -> None:
+    report = judge_sample(
+        text_sample(CLEAN, [span(ADA, ADA + 12, label="ALIEN")]), NER, ValidationContext()
+    )
+    assert report.findings == []

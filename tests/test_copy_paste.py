@@ -1,0 +1,119 @@
+"""The copy_paste generator: exact labels, occlusion of background objects, crowds never used."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_balance import CROWD_IMAGE, make_tiny_coco
+
+from synthgate.config import CopyPasteImageConfig
+from synthgate.errors import InputError
+from synthgate.generators import build_generator
+from synthgate.generators.copy_paste import CopyPasteGenerator, annotation_mask
+from synthgate.generators.labels import decode_mask, tight_bbox
+from synthgate.samples import SampleSpec
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_tiny_coco(tmp_path_factory.mktemp("cp"))
+
+
+def _generator(dataset: tuple[Path, Path], **options: object) -> CopyPasteGenerator:
+    coco, images = dataset
+    config = CopyPasteImageConfig(count=1, coco=coco, images=images, **options)
+    generator = build_generator(config, categories=["square", "disc", "tri", "blob"])
+    assert isinstance(generator, CopyPasteGenerator)
+    return generator
+
+
+def _spec(index: int, category: str, **params: object) -> SampleSpec:
+    return SampleSpec(
+        batch_id="cp",
+        index=index,
+        modality="image",
+        generator="copy_paste",
+        category=category,
+        params=params,
+        seed=1000 + index,
+    )
+
+
+def test_pasted_instances_are_labelled_exactly(dataset: tuple[Path, Path]) -> None:
+    generator = _generator(dataset)
+    for index in range(12):
+        made = generator.generate([_spec(index, "tri", instances=2)])[0]
+        sample = made.sample
+        pasted = [o for o in sample.objects if o.attributes["pasted"]]
+        assert 1 <= len(pasted) <= 2 and all(o.category == "tri" for o in pasted)
+        params = sample.provenance.params
+        assert params["background_image_id"] != 102  # tri's only image is never its background
+        for obj in sample.objects:
+            mask = decode_mask(obj.mask)
+            assert obj.bbox == tight_bbox(mask)
+            assert obj.area == mask.sum()
+            assert made.foreground[mask].all()
+        assert not (made.ignore & made.foreground).any() or params["background_labels_dropped"]
+
+
+def test_same_spec_same_sample(dataset: tuple[Path, Path]) -> None:
+    first = _generator(dataset).generate([_spec(3, "disc")])[0]
+    again = _generator(dataset).generate([_spec(3, "disc")])[0]
+    assert np.array_equal(first.pixels, again.pixels)
+    assert first.sample == again.sample
+
+
+def test_crowd_regions_are_never_sources_or_backgrounds(dataset: tuple[Path, Path]) -> None:
+    generator = _generator(dataset)
+    crowd_ids = {a["id"] for a in json.loads(dataset[0].read_text())["annotations"] if a["iscrowd"]}
+    assert CROWD_IMAGE not in generator.backgrounds
+    assert not crowd_ids & {a["id"] for a in generator.sources["square"]}
+    for index in range(10):
+        sample = generator.generate([_spec(index, "square", instances=3)])[0].sample
+        used = {p["source_annotation_id"] for p in sample.provenance.params["pasted"]}
+        assert not used & crowd_ids
+
+
+def test_occluded_background_objects_are_cut_or_lose_their_label(
+    dataset: tuple[Path, Path],
+) -> None:
+    generator = _generator(dataset, min_visible_fraction=0.5)
+    image_id = 101  # squares at (4,4) size 14 and (36,36) size 16, a disc at (40,6)
+    pasted = np.zeros((64, 64), dtype=bool)
+    pasted[0:12, 0:30] = True  # covers most of the first square, none of the others
+    pasted[36:44, 36:60] = True  # covers a third of the second square
+    kept, visible, ignore, dropped = generator._background_labels(image_id, pasted)
+    annotations = generator.annotations_of[image_id]
+    assert dropped == [annotations[0]["id"]]
+    first = annotation_mask(annotations[0], 64, 64)
+    assert (ignore == (first & ~pasted)).all()
+    second = next(o for o in kept if o.attributes["source_annotation_id"] == annotations[1]["id"])
+    expected = annotation_mask(annotations[1], 64, 64) & ~pasted
+    assert (decode_mask(second.mask) == expected).all()
+    assert second.bbox == tight_bbox(expected) and second.bbox[1] == 44.0
+    assert 0.5 <= second.visible_fraction < 1
+    assert not (visible & pasted).any()
+
+
+def test_a_class_with_nothing_to_cut_is_a_clear_error(dataset: tuple[Path, Path]) -> None:
+    generator = _generator(dataset)
+    assert "blob" not in generator.quota_categories()
+    with pytest.raises(InputError, match="no instance of 'blob'"):
+        generator.generate([_spec(0, "blob")])
+
+
+def test_image_size_mismatch_is_a_clear_error(tmp_path: Path) -> None:
+    coco, images = make_tiny_coco(tmp_path)
+    data = json.loads(coco.read_text())
+    data["images"][0]["width"] = 80
+    coco.write_text(json.dumps(data))
+    generator = CopyPasteGenerator(
+        CopyPasteImageConfig(count=1, coco=coco, images=images, background="random"),
+        categories=[],
+    )
+    with pytest.raises(InputError, match="COCO file says 80x64"):
+        for index in range(20):
+            generator.generate([_spec(index, "square", instances=3)])

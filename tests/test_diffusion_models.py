@@ -1,0 +1,143 @@
+"""models.py: tiny pipelines load through the production path; every user mistake is explained."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import huggingface_hub.constants
+import pytest
+import torch
+
+from synthgate.config import DiffusionModelConfig
+from synthgate.errors import InputError
+from synthgate.generators.diffusion.models import (
+    KINDS,
+    check_size,
+    load_model,
+    resolve_device,
+    resolve_dtype,
+)
+
+pytest_plugins = ["diffusion_fixtures"]  # tiny_models
+
+
+def model_config(path: Path | str, **overrides: object) -> DiffusionModelConfig:
+    values = {"path": str(path), "dtype": "float32", "device": "cpu", "steps": 2}
+    values.update(overrides)
+    return DiffusionModelConfig.model_validate(values)
+
+
+def test_a_saved_pipeline_loads_once_per_process(tiny_models: dict[str, Path]) -> None:
+    first = load_model(model_config(tiny_models["layout"]), "layout")
+    again = load_model(model_config(tiny_models["layout"], steps=9), "layout")
+    assert again is first  # steps are per call; the weights are loaded once
+    assert type(first.pipeline).__name__ == "StableDiffusionGLIGENPipeline"
+    info = first.info
+    assert info["pipeline"] == "StableDiffusionGLIGENPipeline"
+    assert info["dtype"] == "float32" and info["device"] == "cpu"
+    assert info["revision"].startswith("local-") and len(info["revision"]) == 22
+    assert first.size_multiple == 8
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "class_name"),
+    [
+        ("ddim", "DDIMScheduler"),
+        ("dpm++", "DPMSolverMultistepScheduler"),
+        ("euler", "EulerDiscreteScheduler"),
+        ("euler_a", "EulerAncestralDiscreteScheduler"),
+        ("lcm", "LCMScheduler"),
+    ],
+)
+def test_scheduler_by_name(tiny_models: dict[str, Path], scheduler: str, class_name: str) -> None:
+    loaded = load_model(model_config(tiny_models["text2image"], scheduler=scheduler), "text2image")
+    assert type(loaded.pipeline.scheduler).__name__ == class_name
+    assert loaded.info["scheduler"] == class_name
+
+
+def test_attention_slicing_is_a_separate_load(tiny_models: dict[str, Path]) -> None:
+    plain = load_model(model_config(tiny_models["text2image"]), "text2image")
+    sliced = load_model(model_config(tiny_models["text2image"], attention="slicing"), "text2image")
+    assert sliced is not plain and sliced.info["attention"] == "slicing"
+
+
+def test_an_id_in_the_hub_cache_loads_offline(
+    tiny_models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "models--tiny-org--tiny-text2image"
+    shutil.copytree(tiny_models["text2image"], repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    loaded = load_model(model_config("tiny-org/tiny-text2image"), "text2image")
+    assert loaded.info["revision"] == commit
+    assert loaded.info["path"] == "tiny-org/tiny-text2image"
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/nonexistent/models/tiny-gligen", "hf download masterful/gligen-1-4-generation-text-box"),
+        ("nobody-here/no-such-model", "hf download nobody-here/no-such-model"),
+    ],
+)
+def test_a_missing_model_says_how_to_fetch_it(path: str, expected: str) -> None:
+    with pytest.raises(InputError) as error:
+        load_model(model_config(path), "layout")
+    message = str(error.value)
+    assert expected in message
+    assert "image.model.path" in message and "never downloaded" in message
+
+
+def test_a_folder_that_is_no_pipeline_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "weights.bin").write_bytes(b"")
+    with pytest.raises(InputError, match=r"no model_index\.json"):
+        load_model(model_config(tmp_path), "text2image")
+
+
+@pytest.mark.parametrize(
+    ("saved", "wanted", "expected"),
+    [
+        ("text2image", "layout", "no GLIGEN gated attention"),
+        ("text2image", "inpaint", "takes 4 input channels, not 9"),
+        ("inpaint", "text2image", "takes 9 input channels, not 4"),
+        ("inpaint", "layout", "takes 9 input channels, not 4"),
+    ],
+)
+def test_the_wrong_kind_of_model_is_refused(
+    tiny_models: dict[str, Path], saved: str, wanted: str, expected: str
+) -> None:
+    with pytest.raises(InputError) as error:
+        load_model(model_config(tiny_models[saved]), wanted)
+    message = str(error.value)
+    assert expected in message
+    assert KINDS[wanted].pipeline_class in message
+    assert (
+        json.loads((tiny_models[saved] / "model_index.json").read_text())["_class_name"] in message
+    )
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+@pytest.mark.parametrize("device", ["cuda", "cuda:1"])
+def test_cuda_without_a_gpu_is_refused(device: str) -> None:
+    with pytest.raises(InputError, match="sees no CUDA GPU"):
+        resolve_device(device)
+
+
+def test_auto_picks_what_is_there() -> None:
+    expected = "cuda" if torch.cuda.is_available() else None
+    device = resolve_device("auto")
+    assert device.type == (expected or device.type)
+    assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
+    assert resolve_dtype("auto", torch.device("cuda")) == torch.float16
+    assert resolve_dtype("bfloat16", torch.device("cpu")) == torch.bfloat16
+
+
+def test_a_size_the_vae_cannot_take_is_refused(tiny_models: dict[str, Path]) -> None:
+    loaded = load_model(model_config(tiny_models["text2image"]), "text2image")
+    check_size((64, 128), loaded)
+    with pytest.raises(InputError, match=r"multiple of 8.*\[64, 96\]"):
+        check_size((70, 100), loaded)

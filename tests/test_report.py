@@ -1,0 +1,116 @@
+"""The balance report renders: report.html opened in headless Chromium, every image it references
+exists and loads, and every plot is a non-empty PNG. Under CI=true a missing Chromium fails."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_balance import make_tiny_coco, run_cli
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def chromium_path() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        message = "chromium not installed (apt-get install -y chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+def _sync_api():
+    if os.environ.get("CI") == "true":
+        from playwright import sync_api  # CI installs it: a missing driver is a failure
+
+        return sync_api
+    return pytest.importorskip("playwright.sync_api")
+
+
+class _Sources(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "img":
+            self.images.append(dict(attrs)["src"] or "")
+
+
+@pytest.fixture(scope="module")
+def balance_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("report")
+    coco, images = make_tiny_coco(folder / "real")
+    out = folder / "out"
+    result = run_cli(
+        "balance",
+        "--coco",
+        str(coco),
+        "--images",
+        str(images),
+        "--out",
+        str(out),
+        "--target",
+        "max",
+    )
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def _assert_png_with_content(path: Path) -> None:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", path
+    with Image.open(path) as image:
+        pixels = np.asarray(image.convert("L"))
+    assert pixels.shape[0] > 50 and pixels.shape[1] > 50, path
+    assert pixels.std() > 5, f"{path} is blank"
+
+
+def test_every_referenced_image_exists_and_is_a_png(balance_output: Path) -> None:
+    parser = _Sources()
+    parser.feed((balance_output / "report.html").read_text())
+    assert {
+        "plots/class_histogram.png",
+        "plots/deficit_filled.png",
+        "plots/rubric_outcomes.png",
+        "plots/examples.png",
+    } <= set(parser.images)
+    for source in parser.images:
+        _assert_png_with_content(balance_output / source)
+    markdown = (balance_output / "report.md").read_text()
+    for source in parser.images:
+        assert f"]({source})" in markdown
+
+
+def test_report_renders_in_headless_chromium(balance_output: Path) -> None:
+    executable = chromium_path()
+    with _sync_api().sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto((balance_output / "report.html").as_uri())
+            page.wait_for_load_state("load")
+            loaded = page.evaluate(
+                "Array.from(document.images).map(i => [i.getAttribute('src'), i.complete, i.naturalWidth, i.naturalHeight])"
+            )
+            headings = page.evaluate(
+                "Array.from(document.querySelectorAll('h1,h2')).map(h => h.textContent)"
+            )
+            table_rows = page.evaluate("document.querySelectorAll('tbody tr').length")
+        finally:
+            browser.close()
+    assert len(loaded) >= 4
+    for source, complete, width, height in loaded:
+        assert complete and width > 0 and height > 0, source
+    assert headings[0] == "Balance report"
+    assert "Classes before and after" in headings and "Rubric outcomes" in headings
+    summary = json.loads((balance_output / "balance.json").read_text())
+    assert table_rows == sum(1 for c in summary["classes"].values() if c["deficit"] or c["filled"])

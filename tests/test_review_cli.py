@@ -1,0 +1,269 @@
+"""`synthgate review …` end to end on a real run folder: enqueue, work the queue, agreement
+tables and JSON, Label Studio export/import round trip, and clear errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from synthgate.cli import app
+from synthgate.generators.labels import encode_mask, tight_bbox
+from synthgate.review.queue import Decision, ReviewQueue
+from synthgate.samples import (
+    CRITERIA,
+    ObjectLabel,
+    Provenance,
+    RubricReport,
+    Sample,
+    SampleSpec,
+    Span,
+    sample_id,
+)
+from synthgate.store import Store, sqlite_url
+
+runner = CliRunner()
+
+
+def image_sample(batch_id: str, index: int) -> Sample:
+    yy, xx = np.mgrid[:48, :64]
+    disc = (xx - 20) ** 2 + (yy - 20) ** 2 <= 64
+    return Sample(
+        id=sample_id(batch_id, "image", index),
+        spec=SampleSpec(
+            batch_id=batch_id, index=index, modality="image", generator="procedural", seed=index
+        ),
+        uri=f"images/{sample_id(batch_id, 'image', index)}.png",
+        width=64,
+        height=48,
+        objects=[
+            ObjectLabel(
+                category="circle",
+                bbox=tight_bbox(disc),
+                mask=encode_mask(disc),
+                area=float(disc.sum()),
+            ),
+            ObjectLabel(category="square", bbox=[40, 10, 12, 12], area=144.0),
+        ],
+        provenance=Provenance(generator="procedural", generator_version="1", seed=index),
+    )
+
+
+def text_sample(batch_id: str, index: int) -> Sample:
+    text = f"Ticket {index}: Anna Berg from Acme GmbH wrote."
+    start = text.index("Anna")
+    return Sample(
+        id=sample_id(batch_id, "text", index),
+        spec=SampleSpec(
+            batch_id=batch_id, index=index, modality="text", generator="templates", seed=index
+        ),
+        text=text,
+        spans=[
+            Span(start=start, end=start + 9, label="PERSON"),
+            Span(start=start + 15, end=start + 24, label="ORG"),
+        ],
+        provenance=Provenance(generator="templates", generator_version="1", seed=index),
+    )
+
+
+@pytest.fixture
+def run_folder(tmp_path: Path) -> Path:
+    return make_run_folder(tmp_path)
+
+
+def make_run_folder(tmp_path: Path) -> Path:
+    """A run folder's database with samples as the rubric would leave them (set by hand: the
+    generators and the rubric land separately)."""
+    out = tmp_path / "run"
+    out.mkdir()
+    store = Store(sqlite_url(out / "synthgate.db"))
+    store.put_batch(
+        "small-1", name="small", seed=3, config={"categories": ["circle", "square", "triangle"]}
+    )
+    made = []
+    for make, review in ((image_sample, 4), (text_sample, 4)):
+        for index in range(10):
+            sample = make("small-1", index)
+            routed = "review" if index < review else "accepted"
+            sample.report = RubricReport(
+                rubric="default",
+                score=2.5 + index / 4,
+                levels={c: 5 for c in CRITERIA},
+                route=routed,
+                audit=index == review,
+            )
+            sample.status = routed
+            made.append(sample)
+    store.upsert_samples(made)
+    store.close()
+    return out
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False, env={"COLUMNS": "200"})
+
+
+def work(run: Path) -> None:
+    store = Store(sqlite_url(run / "synthgate.db"))
+    queue = ReviewQueue(store)
+    for who in ("ann", "bob", "cy"):
+        while (task := queue.next_item(who)) is not None:
+            # ann accepts everything, bob rejects every third item, cy rejects everything
+            verdict = (
+                "reject" if who == "cy" or (who == "bob" and task.item_id % 3 == 0) else "accept"
+            )
+            queue.decide(
+                task.item_id,
+                who,
+                Decision(verdict=verdict, levels={"precision": 5 if verdict == "accept" else 1}),
+            )
+    for item in queue.awaiting_adjudication():
+        queue.adjudicate(item, "lead", Decision(verdict="accept"))
+    store.close()
+
+
+def test_enqueue_work_and_agreement(run_folder: Path, tmp_path: Path) -> None:
+    result = invoke("review", "enqueue", "--run", str(run_folder), "-k", "2", "--gold-rate", "0.2")
+    assert result.exit_code == 0, result.output
+    assert "10 new review items" in result.output  # 4 + 4 routed to review, 1 + 1 audited
+    again = invoke("review", "enqueue", "--run", str(run_folder))
+    assert "0 new review items" in again.output
+    work(run_folder)
+    stats = invoke("review", "stats", "--run", str(run_folder), "--json")
+    numbers = json.loads(stats.output)
+    assert numbers["items"]["final"] == 10 and numbers["queue_depth"] == 0
+    json_path = tmp_path / "agreement.json"
+    shown = invoke(
+        "review",
+        "agreement",
+        "--run",
+        str(run_folder),
+        "--json",
+        str(json_path),
+        "--accept-at",
+        "4.0",
+    )
+    assert shown.exit_code == 0, shown.output
+    for words in (
+        "Cohen's kappa",
+        "Fleiss' kappa",
+        "Krippendorff's alpha (nominal)",
+        "gold tasks",
+        "rubric route",
+    ):
+        assert words in shown.output
+    report = json.loads(json_path.read_text())
+    assert set(report) == {"verdicts", "levels", "gold", "validator"}
+    assert report["verdicts"]["fleiss"]["n_items"] == 10
+    stdout_only = invoke(
+        "review", "agreement", "--run", str(run_folder), "--json", "-", "--accept-at", "4.0"
+    )
+    assert json.loads(stdout_only.output) == report
+
+
+@pytest.mark.parametrize(("modality", "shapes"), [("image", "polygons"), ("text", "rectangles")])
+def test_label_studio_round_trip_through_the_cli(
+    run_folder: Path, tmp_path: Path, modality: str, shapes: str
+) -> None:
+    invoke("review", "enqueue", "--run", str(run_folder))
+    work(run_folder)
+    out = tmp_path / "ls" / "tasks.json"
+    exported = invoke(
+        "review",
+        "export",
+        "--run",
+        str(run_folder),
+        "--format",
+        "labelstudio",
+        "--out",
+        str(out),
+        "--include",
+        "all",
+        "--modality",
+        modality,
+        "--shapes",
+        shapes,
+    )
+    assert exported.exit_code == 0, exported.output
+    assert (tmp_path / "ls" / "tasks.config.xml").is_file()
+    before = tables(run_folder)
+    imported = invoke("review", "import", str(out), "--run", str(run_folder))
+    assert imported.exit_code == 0, imported.output
+    assert "decided 0, adjudicated 0" in imported.output
+    assert "conflicts 0, skipped 0" in imported.output
+    assert tables(run_folder) == before
+
+
+def tables(run: Path) -> dict:
+    """Every row of the samples and review tables: what an import must not change."""
+    store = Store(sqlite_url(run / "synthgate.db"))
+    with store.engine.connect() as connection:
+        rows = {
+            name: sorted(map(tuple, connection.exec_driver_sql(f"SELECT * FROM {name}")), key=repr)
+            for name in (
+                "samples",
+                "review_items",
+                "review_assignments",
+                "review_decisions",
+                "review_gold",
+            )
+        }
+    store.close()
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["review", "agreement", "--run", "nowhere"], "no synthgate.db there"),
+        (
+            ["review", "export", "--out", "x.json", "--format", "csv", "--run", "{run}"],
+            "--format 'csv': choose one of labelstudio",
+        ),
+        (
+            ["review", "export", "--out", "x.json", "--run", "{run}"],
+            "--modality image or --modality text",
+        ),
+        (["review", "import", "missing.json", "--run", "{run}"], "no such file"),
+        (["review", "enqueue", "--run", "{run}", "--batch", "nope"], "--batch nope: no such batch"),
+    ],
+)
+def test_bad_input_exits_2_with_one_message(
+    run_folder: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    args = [a.replace("{run}", str(run_folder)) for a in args]
+    if "export" in args and "--format" not in args:
+        invoke("review", "enqueue", "--run", str(run_folder))
+    done = subprocess.run(
+        [sys.executable, "-m", "synthgate", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in " ".join(done.stderr.split())
+    assert "Traceback" not in done.stderr
+
+
+def test_gold_set_from_the_command_line(run_folder: Path) -> None:
+    store = Store(sqlite_url(run_folder / "synthgate.db"))
+    chosen = [s.id for s in store.iter_samples("small-1", "image")][-2:]
+    store.close()
+    added = invoke(
+        "review", "gold", *chosen, "--expect", "reject", "--expect", "fix", "--run", str(run_folder)
+    )
+    assert added.exit_code == 0, added.output
+    assert added.output.count("gold item") == 2
+    again = invoke("review", "gold", chosen[0], "--expect", "reject", "--run", str(run_folder))
+    assert (
+        again.output.split("gold item ")[1].strip()
+        == added.output.split("gold item ")[1].split()[0]
+    )
+    missing = invoke("review", "gold", "nope", "--expect", "accept", "--run", str(run_folder))
+    assert missing.exit_code == 2 and "no such sample" in missing.output

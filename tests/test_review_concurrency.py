@@ -1,0 +1,166 @@
+"""Annotators working the queue at the same time (threads, then separate processes, on SQLite;
+PostgreSQL when SYNTHGATE_TEST_POSTGRES_URL names a scratch database) never receive the same
+item twice, no item gets more than k assignments, and every item ends with exactly k decisions."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from synthgate.review.queue import Decision, ReviewQueue
+from synthgate.review.tables import assignments, decisions, review_items
+from synthgate.samples import (
+    CRITERIA,
+    ObjectLabel,
+    Provenance,
+    RubricReport,
+    Sample,
+    SampleSpec,
+    sample_id,
+)
+from synthgate.store import Store, metadata
+
+ITEMS = 40
+
+
+def review_sample(index: int, status: str = "review") -> Sample:
+    spec = SampleSpec(
+        batch_id="c1", index=index, modality="image", generator="procedural", seed=index
+    )
+    return Sample(
+        id=sample_id("c1", "image", index),
+        spec=spec,
+        uri=f"images/{index}.png",
+        width=32,
+        height=32,
+        objects=[ObjectLabel(category="circle", bbox=[2, 2, 8, 8], area=50.0)],
+        provenance=Provenance(generator="procedural", generator_version="1", seed=index),
+        report=RubricReport(
+            rubric="r",
+            score=3.0,
+            levels={c: 5 for c in CRITERIA},
+            route="review" if status == "review" else "accepted",
+        ),
+        status=status,
+    )
+
+
+def prepared_store(url: str, k: int) -> Store:
+    store = Store(url)
+    store.upsert_samples(
+        [review_sample(i) for i in range(ITEMS)]
+        + [review_sample(ITEMS + i, "accepted") for i in range(10)]
+    )
+    ReviewQueue(store, annotators_per_item=k, gold_rate=0.15).enqueue_batch("c1")
+    return store
+
+
+def check_outcome(store: Store, k: int, received: dict[str, list[int]]) -> None:
+    for annotator, items in received.items():
+        assert len(items) == len(set(items)), f"{annotator} received an item twice"
+    with store.engine.connect() as connection:
+        kinds = dict(connection.execute(select(review_items.c.id, review_items.c.kind)).all())
+        per_item = Counter(connection.execute(select(assignments.c.item_id)).scalars())
+        decided = Counter(
+            connection.execute(
+                select(decisions.c.item_id).where(decisions.c.role == "annotator")
+            ).scalars()
+        )
+    real = [i for i, kind in kinds.items() if kind == "sample"]
+    assert len(real) == ITEMS
+    assert all(per_item[i] == k for i in real), "an item got other than k assignments"
+    assert all(decided[i] == k for i in real), "an item got other than k decisions"
+    assert sum(len(v) for v in received.values()) == sum(per_item.values())
+    assert store.count_by_status("c1").get(("image", "review"), 0) == 0
+
+
+def run_threads(queue: ReviewQueue, annotators: list[str]) -> dict[str, list[int]]:
+    received: dict[str, list[int]] = {a: [] for a in annotators}
+    failures: list[BaseException] = []
+    start = threading.Barrier(len(annotators))
+
+    def annotate(name: str) -> None:
+        try:
+            start.wait()
+            while (task := queue.next_item(name)) is not None:
+                received[name].append(task.item_id)
+                queue.decide(task.item_id, name, Decision(verdict="accept"))
+        except BaseException as error:  # surfaced in the main thread below
+            failures.append(error)
+
+    threads = [threading.Thread(target=annotate, args=(a,)) for a in annotators]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not failures, failures
+    return received
+
+
+@pytest.mark.parametrize(("k", "annotators"), [(2, 2), (2, 4), (3, 5)])
+def test_threads_on_sqlite(tmp_path: Path, k: int, annotators: int) -> None:
+    store = prepared_store(f"sqlite:///{tmp_path / 'synthgate.db'}", k)
+    queue = ReviewQueue(store, annotators_per_item=k, gold_rate=0.15)
+    received = run_threads(queue, [f"ann{i}" for i in range(annotators)])
+    check_outcome(store, k, received)
+    store.close()
+
+
+WORKER = """
+import json, sys
+from synthgate.review.queue import Decision, ReviewQueue
+from synthgate.store import Store
+store = Store(sys.argv[1])
+queue = ReviewQueue(store, annotators_per_item=int(sys.argv[2]), gold_rate=0.15)
+seen = []
+while (task := queue.next_item(sys.argv[3])) is not None:
+    seen.append(task.item_id)
+    queue.decide(task.item_id, sys.argv[3], Decision(verdict="accept"))
+print(json.dumps(seen))
+"""
+
+
+def test_processes_on_sqlite(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'synthgate.db'}"
+    store = prepared_store(url, 2)
+    names = ["ann", "bob", "cy"]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, url, "2", name],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in names
+    ]
+    received = {}
+    for name, worker in zip(names, workers, strict=True):
+        out, err = worker.communicate(timeout=180)
+        assert worker.returncode == 0, err
+        received[name] = json.loads(out)
+    check_outcome(store, 2, received)
+    store.close()
+
+
+@pytest.mark.skipif(
+    not os.environ.get("SYNTHGATE_TEST_POSTGRES_URL"),
+    reason="set SYNTHGATE_TEST_POSTGRES_URL to a scratch PostgreSQL database to run",
+)
+def test_threads_on_postgresql() -> None:
+    url = os.environ["SYNTHGATE_TEST_POSTGRES_URL"]
+    scratch = Store(url)
+    metadata.drop_all(scratch.engine)  # a scratch database: start from nothing
+    scratch.close()
+    store = prepared_store(url, 2)
+    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.15)
+    received = run_threads(queue, ["ann", "bob", "cy", "dee"])
+    check_outcome(store, 2, received)
+    store.close()

@@ -1,0 +1,133 @@
+"""The review page in a real browser (Debian's headless Chromium driven by Playwright): an
+annotator logs in, reviews three items with the keyboard, fixes one box by dragging its edge,
+and the database holds exactly those decisions. A `<script>` in a category name never runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from api_support import make_app, serving, token_for
+from browser import chromium
+from sqlalchemy import select
+
+from synthgate.review.tables import decisions
+
+XSS_CATEGORY = "<script>window.pwned=1</script>"
+XSS_PROMPT = '<img src=x onerror="window.pwned=2">'
+
+
+def current_item(page) -> int:
+    return int(page.locator("#review").get_attribute("data-item"))
+
+
+def test_annotator_reviews_three_items_with_the_keyboard_and_fixes_a_box(tmp_path: Path):
+    app = make_app(tmp_path, images=3, k=2, categories=[XSS_CATEGORY, "square"], prompt=XSS_PROMPT)
+    token = token_for(app, "ann", "annotator")
+    with serving(app) as base, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on(
+            "console",
+            lambda message: errors.append(message.text) if message.type == "error" else None,
+        )
+
+        page.goto(f"{base}/login")
+        page.fill("#token", token)
+        with page.expect_navigation():
+            page.click("button[type=submit]")
+        assert page.url.endswith("/review")
+
+        # item 1: four levels by keyboard (focus moves down by itself), then accept
+        first = current_item(page)
+        assert page.locator("svg.boxes g.box").count() == 2
+        assert page.evaluate("window.pwned") is None  # the category name did not run
+        assert XSS_CATEGORY in page.locator("table.objects").inner_text()  # shown as text
+        assert XSS_PROMPT in page.locator(".provenance").inner_text()
+        page.wait_for_function("document.getElementById('photo').naturalWidth === 160")
+        page.keyboard.press("b")  # boxes toggle off and on
+        assert page.locator("#boxes").is_hidden()
+        page.keyboard.press("b")
+        assert page.locator("#boxes").is_visible()
+        for key in ("5", "3", "5", "1"):
+            page.keyboard.press(key)
+        assert page.locator("button.level.chosen").count() == 4
+        with page.expect_navigation():
+            page.keyboard.press("a")
+
+        # item 2: a comment, one level, reject
+        second = current_item(page)
+        assert second != first
+        page.fill("#comment", "blurry <b>edges</b>")
+        page.keyboard.press("Escape")  # leave the text box: keys are shortcuts again
+        page.keyboard.press("1")
+        with page.expect_navigation():
+            page.keyboard.press("r")
+
+        # item 3: fix mode, drag the right edge of box 0 ten image pixels to the right, save
+        third = current_item(page)
+        assert third not in (first, second)
+        page.keyboard.press("f")
+        assert page.locator("#review.fixing").count() == 1
+        original = page.evaluate("JSON.parse(document.getElementById('review-data').textContent)")
+        x, y, w, h = original["objects"][0]["bbox"]
+        edge = page.locator('g.box[data-index="0"] line.edge-right').bounding_box()
+        photo = page.locator("#photo").bounding_box()
+        scale = photo["width"] / original["width"]
+        start_x, start_y = edge["x"] + edge["width"] / 2, edge["y"] + edge["height"] / 2
+        page.mouse.move(start_x, start_y)
+        page.mouse.down()
+        page.mouse.move(start_x + 5 * scale, start_y, steps=3)
+        page.mouse.move(start_x + 10 * scale, start_y, steps=3)
+        page.mouse.up()
+        with page.expect_navigation():
+            page.keyboard.press("f")
+        assert "All done" in page.content()
+        assert not errors, errors
+
+    with app.state.store.engine.connect() as connection:
+        rows = {
+            r.item_id: r
+            for r in connection.execute(
+                select(decisions).where(decisions.c.annotator == "ann").order_by(decisions.c.id)
+            )
+        }
+    assert set(rows) == {first, second, third}
+    assert rows[first].verdict == "accept"
+    assert rows[first].levels == {"correctness": 5, "completeness": 3, "precision": 5, "clarity": 1}
+    assert rows[second].verdict == "reject"
+    assert rows[second].levels == {"correctness": 1}
+    assert rows[second].comment == "blurry <b>edges</b>"
+    fixed = rows[third]
+    assert fixed.verdict == "fix" and len(fixed.objects) == 2
+    new_x, new_y, new_w, new_h = fixed.objects[0]["bbox"]
+    assert (new_x, new_y, new_h) == (x, y, h)
+    assert abs((new_w - w) - 10) <= 1, (w, new_w)
+    assert fixed.objects[0]["mask"] is None  # the old mask no longer matches the moved edge
+    assert fixed.objects[1] == original["objects"][1]  # the other box is untouched
+    assert fixed.original == original["objects"]  # the replaced labels are kept
+
+
+def test_annotator_fixes_a_span_label_on_a_text_item(tmp_path: Path):
+    app = make_app(tmp_path, images=0, texts=1)
+    token = token_for(app, "ann", "annotator")
+    with serving(app) as base, chromium() as browser:
+        page = browser.new_page()
+        page.goto(f"{base}/login")
+        page.fill("#token", token)
+        with page.expect_navigation():
+            page.click("button[type=submit]")
+        assert page.locator('mark[data-span="0"]').inner_text() == "Anna Schmidt"
+        assert page.locator('select[data-span="0"]').is_disabled()
+        page.keyboard.press("f")
+        page.select_option('select[data-span="0"]', "ORG")  # the select hands keys back
+        assert page.locator('mark[data-span="0"]').get_attribute("title") == "ORG"
+        with page.expect_navigation():
+            page.keyboard.press("f")
+        assert "All done" in page.content()
+    with app.state.store.engine.connect() as connection:
+        row = connection.execute(select(decisions)).one()
+    assert row.verdict == "fix"
+    assert [(s["start"], s["end"], s["label"]) for s in row.spans] == [
+        (s["start"], s["end"], label) for s, label in zip(row.original, ["ORG", "ORG"], strict=True)
+    ]

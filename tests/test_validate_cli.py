@@ -1,0 +1,196 @@
+"""`synthgate validate` on COCO files (with and without images) and text JSONL: output, JSON
+document, exit codes 0 / 1 (--fail-under) / 2 (bad input)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from synthgate.cli import app
+from synthgate.generators.labels import encode_mask
+
+runner = CliRunner()
+
+
+def square(y: int, x: int, side: int, shape: tuple[int, int] = (48, 64)) -> np.ndarray:
+    mask = np.zeros(shape, dtype=bool)
+    mask[y : y + side, x : x + side] = True
+    return mask
+
+
+@pytest.fixture
+def coco_file(tmp_path: Path) -> Path:
+    """Three images: a clean one, one with a 7 px loose box, one black; images on disk."""
+    rng = np.random.default_rng(0)
+    images, annotations = [], []
+    for image_id, (loose, black) in enumerate([(0, False), (7, False), (0, True)], start=1):
+        pixels = (
+            np.zeros((48, 64, 3), np.uint8)
+            if black
+            else rng.integers(30, 220, (48, 64, 3), dtype=np.uint8)
+        )
+        Image.fromarray(pixels).save(tmp_path / f"{image_id}.png")
+        images.append({"id": image_id, "file_name": f"{image_id}.png", "width": 64, "height": 48})
+        mask = square(15, 20, 12)
+        annotations.append({
+            "id": 100 + image_id, "image_id": image_id, "category_id": 1, "iscrowd": 0,
+            "bbox": [20 - loose, 15 - loose, 12 + 2 * loose, 12 + 2 * loose],
+            "area": 144, "segmentation": encode_mask(mask),
+        })  # fmt: skip
+    path = tmp_path / "labels.json"
+    coco = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "box"}]}
+    path.write_text(json.dumps(coco))
+    return path
+
+
+def invoke(*args: str) -> Any:
+    return runner.invoke(app, ["validate", *map(str, args)])
+
+
+def test_validate_coco_with_images_writes_the_json_document(
+    coco_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "report.json"
+    result = invoke(coco_file, "--images", tmp_path, "--json", out)
+    assert result.exit_code == 0, result.output
+    assert "rubric detection: 3 samples" in result.output
+    assert "precision_box_tightness" in result.output and "correctness_image_valid" in result.output
+    document = json.loads(out.read_text())
+    assert document["rubric"] == "detection"
+    summary = document["summary"]
+    assert summary["samples"] == 3
+    assert summary["routes"] == {"accepted": 1, "review": 1, "rejected": 1}
+    assert summary["levels"]["precision"] == {"5": 2, "3": 0, "1": 1}
+    rows = {row["image_id"]: row for row in document["samples"]}
+    assert rows[1]["route"] == "accepted" and rows[1]["findings"] == []
+    loose = rows[2]["findings"][0]
+    assert loose["criterion"] == "precision" and loose["level"] == 1
+    assert loose["check"] == "precision_box_tightness" and loose["annotation_id"] == 102
+    assert rows[3]["route"] == "rejected" and rows[3]["levels"]["correctness"] == 1
+    assert set(rows[2]) >= {"id", "image_id", "score", "route", "levels", "findings"}
+
+
+def test_without_images_pixel_checks_are_silent(coco_file: Path) -> None:
+    result = invoke(coco_file)
+    assert result.exit_code == 0 and "correctness_image_valid" not in result.output
+
+
+def test_missing_image_file_is_a_finding(coco_file: Path, tmp_path: Path) -> None:
+    (tmp_path / "1.png").unlink()
+    result = invoke(coco_file, "--images", tmp_path)
+    assert result.exit_code == 0
+    assert "correctness_image_valid.image_unreadable" in result.output
+
+
+def test_fail_under_exits_1(coco_file: Path) -> None:
+    assert invoke(coco_file, "--fail-under", "1.5").exit_code == 0
+    result = invoke(coco_file, "--fail-under", "4.9")
+    assert result.exit_code == 1 and "under --fail-under 4.9" in result.output
+
+
+def test_reference_copy_is_reported(coco_file: Path, tmp_path: Path) -> None:
+    reference = tmp_path / "real"
+    reference.mkdir()
+    (reference / "real-7.png").write_bytes((tmp_path / "1.png").read_bytes())
+    result = invoke(coco_file, "--images", tmp_path, "--reference", reference)
+    assert result.exit_code == 0 and "correctness_reference_copy" in result.output
+
+
+def test_validate_text_jsonl_picks_ner_or_classification(tmp_path: Path) -> None:
+    rows = [
+        {"id": "a", "text": "Hi, Ada Lovelace, here.", "spans": [[4, 17, "PERSON"]]},
+        {"id": "b", "text": "Call Grace Hopper today.", "spans": [{"start": 5, "end": 17, "label": "PERSON"}]},
+    ]  # fmt: skip
+    path = tmp_path / "texts.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
+    out = tmp_path / "t.json"
+    result = invoke(path, "--json", out)
+    assert result.exit_code == 0, result.output
+    document = json.loads(out.read_text())
+    assert document["rubric"] == "ner"
+    first, second = document["samples"]
+    assert first["line"] == 1 and first["findings"][0]["check"] == "precision_span_boundaries"
+    assert second["line"] == 2 and second["findings"] == []
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(json.dumps({"text": "Love it, works great!", "label": "positive"}) + "\n")
+    assert "rubric classification" in invoke(labels).output
+
+
+@pytest.mark.parametrize(
+    ("content", "name", "args", "message"),
+    [
+        ("{not json", "x.json", [], "not valid JSON"),
+        ('{"annotations": []}', "x.json", [], "no `images` list"),
+        ('{"text": "ok"}\nnot json\n', "x.jsonl", [], "x.jsonl:2: not valid JSON"),
+        ('{"spans": []}\n', "x.jsonl", [], "x.jsonl:1: not a text sample"),
+        ('{"text": "a", "spans": [[-1, 2, "X"]]}\n', "x.jsonl", [], "x.jsonl:1: not a text sample"),
+        (
+            '{"images": [], "annotations": [], "categories": []}',
+            "x.json",
+            ["--rubric", "nope"],
+            "no such file",
+        ),
+        (
+            '{"images": [], "annotations": [], "categories": []}',
+            "x.json",
+            ["--rubric", "ner"],
+            "judges texts",
+        ),
+        (
+            '{"images": [], "annotations": [], "categories": []}',
+            "x.json",
+            ["--images", "/no/such/dir"],
+            "not a folder",
+        ),
+    ],
+)
+def test_bad_input_exits_2_with_one_clear_message(
+    tmp_path: Path, content: str, name: str, args: list[str], message: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    result = invoke(path, *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_missing_file_exits_2(tmp_path: Path) -> None:
+    result = invoke(tmp_path / "nothing.json")
+    assert result.exit_code == 2 and "file not found" in result.output
+
+
+def test_messy_real_world_coco_does_not_crash(tmp_path: Path) -> None:
+    """Polygons too short, RLE of the wrong size, NaN boxes, unknown categories, crowd RLE."""
+    coco = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 48}, {"id": 2}],
+        "categories": [{"id": 1, "name": "person"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 10, 10], "segmentation": [[1, 1, 5, 5]]},
+            {"id": 2, "image_id": 1, "category_id": 1, "bbox": [1, 1, 10, 10], "segmentation": encode_mask(square(0, 0, 4, (10, 10)))},
+            {"id": 3, "image_id": 1, "category_id": 9, "bbox": [float("nan"), 1, 10, 10]},
+            {"id": 4, "image_id": 1, "category_id": 1, "iscrowd": 1, "bbox": [0, 0, 64, 48],
+             "segmentation": {"size": [48, 64], "counts": [0, 48 * 64]}},
+            {"id": 5, "image_id": 7, "category_id": 1, "bbox": [0, 0, 2, 2]},
+            {"id": 5, "image_id": 2, "category_id": 1, "bbox": [0, 0, 2, 2], "segmentation": [[0, 0, 1, 0, 1, 1]]},
+        ],
+    }  # fmt: skip
+    path = tmp_path / "messy.json"
+    path.write_text(json.dumps(coco).replace("NaN", '"NaN"'))
+    out = tmp_path / "messy.report.json"
+    result = invoke(path, "--json", out)
+    assert result.exit_code == 0, result.output
+    document = json.loads(out.read_text())
+    checks = {f["check"] for row in document["samples"] for f in row["findings"]}
+    assert {
+        "precision_mask_consistency",
+        "correctness_bbox_valid",
+        "correctness_category_in_taxonomy",
+    } <= checks
+    dataset = {f["check"] for f in document["summary"]["dataset"]}
+    assert {"correctness_unique_ids", "correctness_dangling_references"} <= dataset

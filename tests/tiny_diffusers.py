@@ -1,0 +1,184 @@
+"""Tiny random-weight diffusers pipelines, built from config and saved like real checkpoints.
+
+`image_section` and `specs_for` make the configs and specs the tests run them with. The tests
+load them back through `synthgate.generators.diffusion.models` (`from_pretrained` with
+`local_files_only=True`), the path production uses, so nothing here touches the network: the
+CLIP tokenizer is built from an inline byte-level vocabulary with no merges.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from diffusers import (
+    AutoencoderKL,
+    DDIMScheduler,
+    StableDiffusionGLIGENPipeline,
+    StableDiffusionInpaintPipeline,
+    StableDiffusionPipeline,
+    UNet2DConditionModel,
+)
+from tokenizers import pre_tokenizers
+from transformers import (
+    CLIPConfig,
+    CLIPModel,
+    CLIPTextConfig,
+    CLIPTextModel,
+    CLIPTokenizer,
+    CLIPVisionConfig,
+)
+
+from synthgate.samples import SampleSpec, sample_seed
+
+KIND_OF_GENERATOR = {
+    "diffusion_object_paste": "text2image",
+    "diffusion_layout": "layout",
+    "diffusion_inpaint": "inpaint",
+}
+GENERATORS = tuple(KIND_OF_GENERATOR)
+CATEGORIES = ["dog", "cat", "bird"]
+TinyKind = Literal["text2image", "layout", "inpaint"]
+HIDDEN = 16  # text hidden size = UNet cross-attention dim (GLIGEN needs them equal)
+MAX_TOKENS = 77
+
+
+def tiny_tokenizer() -> CLIPTokenizer:
+    """A CLIP tokenizer whose vocabulary is every byte, alone and word-final; no merges."""
+    symbols = sorted(pre_tokenizers.ByteLevel.alphabet())
+    tokens = symbols + [s + "</w>" for s in symbols] + ["<|startoftext|>", "<|endoftext|>"]
+    vocab = {token: i for i, token in enumerate(tokens)}
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=[])
+    tokenizer.model_max_length = MAX_TOKENS
+    return tokenizer
+
+
+def _text_config(tokenizer: CLIPTokenizer) -> CLIPTextConfig:
+    return CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=HIDDEN,
+        intermediate_size=32,
+        num_attention_heads=2,
+        num_hidden_layers=2,
+        max_position_embeddings=MAX_TOKENS,
+        projection_dim=HIDDEN,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+
+
+def tiny_components(kind: TinyKind, *, seed: int = 0) -> dict[str, object]:
+    """UNet (4 or 9 input channels, gated attention for GLIGEN), VAE (x8), text encoder."""
+    torch.manual_seed(seed)  # weights only: the tests' sampling uses seeded generators
+    tokenizer = tiny_tokenizer()
+    unet = UNet2DConditionModel(
+        sample_size=8,
+        in_channels=9 if kind == "inpaint" else 4,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(16, 32),
+        norm_num_groups=8,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=HIDDEN,
+        attention_head_dim=4,
+        attention_type="gated" if kind == "layout" else "default",
+    )
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(8, 8, 8, 8),
+        layers_per_block=1,
+        norm_num_groups=4,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        sample_size=64,
+    )
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    text_encoder = CLIPTextModel(_text_config(tokenizer)).eval()
+    return {
+        "unet": unet.eval(),
+        "vae": vae.eval(),
+        "text_encoder": text_encoder,
+        "tokenizer": tokenizer,
+        "scheduler": scheduler,
+        "safety_checker": None,
+        "feature_extractor": None,
+        "requires_safety_checker": False,
+    }
+
+
+PIPELINE_CLASSES = {
+    "text2image": StableDiffusionPipeline,
+    "layout": StableDiffusionGLIGENPipeline,
+    "inpaint": StableDiffusionInpaintPipeline,
+}
+
+
+def save_tiny_pipeline(kind: TinyKind, folder: Path, *, seed: int = 0) -> Path:
+    """Build a tiny pipeline of `kind` and `save_pretrained` it into `folder`."""
+    components = tiny_components(kind, seed=seed)
+    pipeline = PIPELINE_CLASSES[kind](**components)
+    pipeline.save_pretrained(folder)
+    return folder
+
+
+def save_tiny_clip(folder: Path, *, seed: int = 0) -> Path:
+    """A tiny CLIP model (text + vision towers) and its tokenizer, saved like a real one."""
+    torch.manual_seed(seed)
+    tokenizer = tiny_tokenizer()
+    text = _text_config(tokenizer).to_dict()
+    vision = CLIPVisionConfig(
+        hidden_size=HIDDEN,
+        intermediate_size=32,
+        num_attention_heads=2,
+        num_hidden_layers=2,
+        image_size=32,
+        patch_size=8,
+        projection_dim=HIDDEN,
+    ).to_dict()
+    model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=HIDDEN))
+    model.eval().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def image_section(generator: str, model_path: Path | str, **overrides: Any) -> dict[str, Any]:
+    """An `image:` config section for a diffusion generator on a tiny model (64 px, 2 steps)."""
+    model = {
+        "path": str(model_path),
+        "scheduler": "ddim",
+        "steps": 2,
+        "guidance": 5.0,
+        "dtype": "float32",
+        "device": "cpu",
+        "batch_size": 2,
+    }
+    model.update(overrides.pop("model", {}))
+    section: dict[str, Any] = {"generator": generator, "count": 4, "size": [64, 64], "model": model}
+    section.update(overrides)
+    return section
+
+
+def specs_for(generator: str, count: int, *, seed: int = 7, first: int = 0) -> list[SampleSpec]:
+    return [
+        SampleSpec(
+            batch_id="test-batch",
+            index=index,
+            modality="image",
+            generator=generator,
+            category=CATEGORIES[index % len(CATEGORIES)],
+            seed=sample_seed(seed, "image", index),
+        )
+        for index in range(first, first + count)
+    ]

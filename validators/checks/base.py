@@ -1,0 +1,155 @@
+"""The check contract: what a check sees, what it returns, and the registry of checks by name.
+
+A check is a plain function `(item: CheckInput, params) -> Iterable[Measurement]`, registered
+with `@register(name, measures=...)`. It measures; it never decides a level. The rubric maps each
+measurement to a level (5 gold, 3 acceptable, 1 needs re-annotation) with the thresholds its
+YAML gives, so thresholds live in configs/rubrics/, not in code. A check whose inputs are
+missing (no pixels, no generator foreground, no taxonomy) yields nothing: absence of evidence is
+not a failure. `run_check` enforces the contract: every value is a finite number of a declared
+measure, and every index points at an object or span of the sample.
+
+Checks are named `<criterion>_<what>`; the prefix is the criterion they judge.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Literal
+
+import numpy as np
+
+from synthgate.samples import CRITERIA, GeneratedSample, Sample
+
+Worse = Literal["higher", "lower"]
+Scope = Literal["sample", "dataset"]
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A quantity a check measures: its unit and which direction is worse."""
+
+    name: str
+    unit: str
+    worse: Worse = "higher"
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One measured value, about the sample or one of its objects/spans, with what it means."""
+
+    measure: str
+    value: float
+    message: str
+    object_index: int | None = None
+    span_index: int | None = None
+    annotation_id: int | None = None
+
+
+@dataclass
+class CheckInput:
+    """What a check sees of one sample. Pixels, foreground and ignore may be None.
+
+    `context` is the batch state shared by every sample of a run (taxonomy, hashes seen so
+    far, reference hashes); `cache` is per sample, so checks share work such as RLE areas.
+    """
+
+    sample: Sample
+    context: Any  # validators.context.ValidationContext (kept untyped: no import cycle)
+    pixels: np.ndarray | None = None
+    foreground: np.ndarray | None = None
+    ignore: np.ndarray | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, generated: GeneratedSample, context: Any) -> CheckInput:
+        return cls(
+            sample=generated.sample,
+            context=context,
+            pixels=generated.pixels,
+            foreground=generated.foreground,
+            ignore=generated.ignore,
+            extras=generated.extras,
+        )
+
+    @cached_property
+    def gray(self) -> np.ndarray | None:
+        """Luminance as float32 HxW (None without pixels), computed once for all pixel checks."""
+        if self.pixels is None:
+            return None
+        from synthgate.validators.context import gray_of
+
+        return gray_of(np.asarray(self.pixels))
+
+
+CheckFn = Callable[[CheckInput, Mapping[str, Any]], Iterable[Measurement]]
+
+
+@dataclass(frozen=True)
+class CheckDef:
+    """A registered check: its function, the criterion it judges, its measures and params."""
+
+    name: str
+    criterion: str
+    scope: Scope
+    measures: dict[str, Measure]
+    defaults: dict[str, Any]
+    fn: Callable[..., Iterable[Measurement]]
+    doc: str
+
+
+CHECKS: dict[str, CheckDef] = {}
+
+
+def register(
+    name: str,
+    *,
+    measures: Iterable[Measure],
+    defaults: Mapping[str, Any] | None = None,
+    scope: Scope = "sample",
+) -> Callable[[Callable[..., Iterable[Measurement]]], Callable[..., Iterable[Measurement]]]:
+    """Register a check under `<criterion>_<what>`; `defaults` lists every param it accepts."""
+    criterion = name.split("_", 1)[0]
+    if criterion not in CRITERIA or "_" not in name:
+        raise ValueError(f"check {name!r}: name it <criterion>_<what>, criterion in {CRITERIA}")
+
+    def decorate(fn: Callable[..., Iterable[Measurement]]) -> Callable[..., Iterable[Measurement]]:
+        if name in CHECKS:
+            raise ValueError(f"check {name!r} is registered twice")
+        CHECKS[name] = CheckDef(
+            name=name,
+            criterion=criterion,
+            scope=scope,
+            measures={m.name: m for m in measures},
+            defaults=dict(defaults or {}),
+            fn=fn,
+            doc=(fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "",
+        )
+        return fn
+
+    return decorate
+
+
+def run_check(
+    check: CheckDef, subject: Any, params: Mapping[str, Any], *, objects: int = 0, spans: int = 0
+) -> list[Measurement]:
+    """Run a check and hold it to the contract; a broken measurement is a bug, not a finding."""
+    found = list(check.fn(subject, params))
+    for m in found:
+        if m.measure not in check.measures:
+            raise RuntimeError(f"check {check.name} measured undeclared {m.measure!r}")
+        if not isinstance(m.value, int | float) or not math.isfinite(m.value):
+            raise RuntimeError(f"check {check.name}: {m.measure} is not a finite number: {m.value}")
+        if m.object_index is not None and not 0 <= m.object_index < objects:
+            raise RuntimeError(f"check {check.name}: object_index {m.object_index} out of range")
+        if m.span_index is not None and not 0 <= m.span_index < spans:
+            raise RuntimeError(f"check {check.name}: span_index {m.span_index} out of range")
+    return found
+
+
+def ensure_checks_loaded() -> None:
+    """Import the check modules so that their `@register` calls have run."""
+    from synthgate.validators.checks import dataset, image, quality, text  # noqa: F401

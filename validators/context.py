@@ -1,0 +1,167 @@
+"""Batch state that checks share as samples stream by, without holding samples or pixels.
+
+`ValidationContext` carries the taxonomy, the perceptual hashes of the images seen so far
+(`HashIndex`, one uint64 per image), digests of the texts seen so far, and the hashes of an
+optional reference dataset, computed once. Perceptual hashes are imagehash's 64-bit pHash,
+packed into one uint64 so a whole index is compared in one vectorised step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import imagehash
+import numpy as np
+from PIL import Image
+
+from synthgate.errors import InputError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def _as_uint64(image_hash: imagehash.ImageHash) -> np.uint64:
+    return np.packbits(image_hash.hash.ravel()).view(">u8")[0].astype(np.uint64)
+
+
+def perceptual_hash(gray: np.ndarray) -> np.uint64:
+    """64-bit pHash (imagehash) of a luminance image (HxW float or uint8)."""
+    values = np.clip(np.nan_to_num(np.asarray(gray, dtype=np.float32)), 0, 255).astype(np.uint8)
+    return _as_uint64(imagehash.phash(Image.fromarray(values)))
+
+
+def fingerprint(pixels: np.ndarray) -> tuple[np.uint64, np.ndarray]:
+    """(pHash, mean RGB) of an image: imagehash's pHash and the mean of a 32x32 thumbnail."""
+    if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] < 3:
+        return perceptual_hash(gray_of(pixels)), mean_colour(pixels)
+    image = Image.fromarray(np.ascontiguousarray(pixels[..., :3]))
+    thumb = np.asarray(image.resize((32, 32), Image.Resampling.BOX), dtype=np.float32)
+    return _as_uint64(imagehash.phash(image)), thumb.reshape(-1, 3).mean(axis=0)
+
+
+def gray_of(pixels: np.ndarray) -> np.ndarray:
+    """Luminance (ITU-R 601) as float32 HxW."""
+    if pixels.ndim == 2:
+        return pixels.astype(np.float32)
+    if pixels.dtype == np.uint8 and pixels.shape[2] == 3:
+        # Pillow's integer conversion is ~5x faster than a float matrix product.
+        return np.asarray(Image.fromarray(pixels).convert("L"), dtype=np.float32)
+    return pixels[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+class HashIndex:
+    """Perceptual hashes with a name and a mean colour each; nearest neighbour by Hamming
+    distance (vectorised), among entries whose mean colour is close.
+
+    The colour gate matters for synthetic images: flat backgrounds with a few shapes give
+    luminance thumbnails so alike that their pHashes collide although the images differ in
+    every colour. A copy keeps its colours.
+    """
+
+    def __init__(self) -> None:
+        self._hashes = np.zeros(64, dtype=np.uint64)
+        self._colours = np.zeros((64, 3), dtype=np.float32)
+        self._names: list[str] = []
+        self._positions: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._positions
+
+    def add(self, name: str, value: np.uint64, colour: np.ndarray) -> None:
+        """Remember a hash; a name seen before keeps its first hash (a re-judged sample)."""
+        if name in self._positions:
+            return
+        if len(self._names) == self._hashes.size:
+            self._hashes = np.concatenate([self._hashes, np.zeros_like(self._hashes)])
+            self._colours = np.concatenate([self._colours, np.zeros_like(self._colours)])
+        self._positions[name] = len(self._names)
+        self._hashes[len(self._names)] = value
+        self._colours[len(self._names)] = colour
+        self._names.append(name)
+
+    def nearest(
+        self,
+        value: np.uint64,
+        colour: np.ndarray,
+        *,
+        colour_tolerance: float,
+        before: str | None = None,
+    ) -> tuple[int, str] | None:
+        """(distance in bits, name) of the closest hash among entries whose mean colour is within
+        `colour_tolerance` (per channel); only those added before `before` when that name is
+        already in (a sample judged again compares with what came before it)."""
+        end = self._positions.get(before, len(self._names)) if before else len(self._names)
+        close = np.abs(self._colours[:end] - colour).max(axis=1) <= colour_tolerance
+        if not close.any():
+            return None
+        distances = np.where(close, np.bitwise_count(self._hashes[:end] ^ value), 65)
+        best = int(np.argmin(distances))
+        return int(distances[best]), self._names[best]
+
+
+def mean_colour(pixels: np.ndarray) -> np.ndarray:
+    """Mean RGB of an image (grey images repeat their one channel)."""
+    values = np.asarray(pixels, dtype=np.float32)
+    if values.ndim == 2:
+        return np.repeat(values.mean(), 3).astype(np.float32)
+    return values[..., :3].reshape(-1, 3).mean(axis=0).astype(np.float32)
+
+
+def reference_index(paths: Iterable[Path]) -> HashIndex:
+    """Hash every reference image once; unreadable files are skipped (they cannot be copied)."""
+    index = HashIndex()
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                rgb = np.asarray(image.convert("RGB"))
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue
+        index.add(path.name, *fingerprint(rgb))
+    return index
+
+
+def image_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise InputError(f"reference images: {folder} is not a folder; pass a folder of images")
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+@dataclass
+class ValidationContext:
+    """What checks share across one batch or file. Built once, fed sample by sample.
+
+    `categories` is the taxonomy (None: unknown, taxonomy checks are skipped); `quotas` the
+    requested count per category, for the class-distribution check.
+    """
+
+    categories: frozenset[str] | None = None
+    quotas: dict[str, int] | None = None
+    reference: HashIndex | None = None
+    batch_hashes: HashIndex = field(default_factory=HashIndex)
+    text_digests: dict[bytes, str] = field(default_factory=dict)
+    _references: dict[str, HashIndex] = field(default_factory=dict)
+
+    @classmethod
+    def for_taxonomy(cls, categories: Iterable[str] | None, **kwargs: Any) -> ValidationContext:
+        return cls(categories=None if categories is None else frozenset(categories), **kwargs)
+
+    def reference_for(self, folder: str | None) -> HashIndex | None:
+        """The reference hashes: a folder a rubric names (hashed once), else the context's."""
+        if folder is None:
+            return self.reference
+        if folder not in self._references:
+            self._references[folder] = reference_index(image_files(Path(folder)))
+        return self._references[folder]
+
+    def first_with_text(self, sample_id: str, text: str) -> str | None:
+        """The id of an earlier sample with the same normalised text; remembers this one."""
+        normalised = " ".join(text.casefold().split())
+        digest = hashlib.blake2b(normalised.encode("utf-8"), digest_size=12).digest()
+        first = self.text_digests.setdefault(digest, sample_id)
+        return None if first == sample_id else first

@@ -1,0 +1,303 @@
+"""Rubric YAML -> typed `Rubric` -> a `RubricReport` for each sample.
+
+A rubric (configs/rubrics/*.yaml) names, per criterion (correctness, completeness, precision,
+clarity), a severity (critical weighs 3x, minor 1x) and the checks that judge it, each with its
+params and the thresholds that turn a measurement into a level: 5 gold, 3 acceptable, 1 needs
+re-annotation. A criterion's level is the worst level of its measurements (5 when nothing was
+measured: missing inputs are not failures); the score is the severity-weighted mean of the
+criterion levels. `judge_sample` runs it all on one sample and routes it (validators/routing.py).
+
+Everything a rubric file can get wrong is an `InputError` naming the file, the field and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from synthgate.config import PACKAGE_ROOT
+from synthgate.errors import InputError
+from synthgate.samples import CRITERIA, Finding, GeneratedSample, Level, RubricReport
+from synthgate.validators.checks.base import (
+    CHECKS,
+    CheckDef,
+    CheckInput,
+    Measure,
+    Measurement,
+    ensure_checks_loaded,
+    run_check,
+)
+from synthgate.validators.routing import Routing, route
+
+RUBRICS_DIR = PACKAGE_ROOT / "configs" / "rubrics"
+SEVERITY_WEIGHTS = {"critical": 3, "minor": 1}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Threshold(_Strict):
+    """Cut points of one measure: at or better than `gold` -> 5, than `acceptable` -> 3, else 1."""
+
+    gold: float
+    acceptable: float
+
+    def level(self, value: float, worse: str) -> Level:
+        if worse == "higher":
+            return 5 if value <= self.gold else 3 if value <= self.acceptable else 1
+        return 5 if value >= self.gold else 3 if value >= self.acceptable else 1
+
+    def describe(self, level: Level, measure: Measure) -> str:
+        """The rubric's descriptor of a level, e.g. 'needs re-annotation: > 5 px'."""
+        unit = f" {measure.unit}" if measure.unit else ""
+        if self.gold == self.acceptable == 0 and measure.worse == "higher":
+            return "gold: none" if level == 5 else "needs re-annotation: any"
+        worse, better = (">", "≤") if measure.worse == "higher" else ("<", "≥")
+        if level == 5:
+            return f"gold: {better} {self.gold:g}{unit}"
+        if level == 3:
+            return f"acceptable: {worse} {self.gold:g}, {better} {self.acceptable:g}{unit}"
+        return f"needs re-annotation: {worse} {self.acceptable:g}{unit}"
+
+
+class CheckSpec(_Strict):
+    check: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    thresholds: dict[str, Threshold] = Field(default_factory=dict)
+
+    @property
+    def definition(self) -> CheckDef:
+        return CHECKS[self.check]
+
+    def with_defaults(self) -> dict[str, Any]:
+        return {**self.definition.defaults, **self.params}
+
+
+class Criterion(_Strict):
+    severity: Literal["critical", "minor"]
+    description: str = ""
+    checks: list[CheckSpec] = Field(default_factory=list)
+
+    @property
+    def weight(self) -> int:
+        return SEVERITY_WEIGHTS[self.severity]
+
+
+class Rubric(_Strict):
+    """A validated rubric: criteria with checks and thresholds, routing, dataset checks."""
+
+    name: str
+    modality: Literal["image", "text"]
+    description: str = ""
+    criteria: dict[str, Criterion]
+    routing: Routing
+    dataset: list[CheckSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _known_criteria(self) -> Rubric:
+        unknown = sorted(set(self.criteria) - set(CRITERIA))
+        if unknown:
+            raise ValueError(f"unknown criteria {unknown}; use {list(CRITERIA)}")
+        if not self.criteria:
+            raise ValueError("criteria is empty; give at least one of " + ", ".join(CRITERIA))
+        # One order everywhere (reports, tables, JSON), whatever order the file used.
+        self.criteria = {name: self.criteria[name] for name in CRITERIA if name in self.criteria}
+        return self
+
+    def threshold_of(self, check: str, measure: str) -> Threshold | None:
+        for spec in self.all_checks():
+            if spec.check == check:
+                return spec.thresholds.get(measure)
+        return None
+
+    def all_checks(self) -> list[CheckSpec]:
+        return [spec for c in self.criteria.values() for spec in c.checks] + list(self.dataset)
+
+
+def _check_errors(rubric: Rubric) -> list[str]:
+    """What the registry knows that pydantic cannot: names, placement, params, measures."""
+    errors: list[str] = []
+    places = [(f"criteria.{name}", name, c.checks) for name, c in rubric.criteria.items()]
+    for where, criterion, specs in [*places, ("dataset", None, rubric.dataset)]:
+        for n, spec in enumerate(specs):
+            at = f"{where}.checks[{n}]" if criterion else f"dataset[{n}]"
+            check = CHECKS.get(spec.check)
+            if check is None:
+                close = difflib.get_close_matches(spec.check, list(CHECKS), n=3)
+                hint = f"did you mean {', '.join(close)}? " if close else ""
+                errors.append(f"{at}.check: unknown check {spec.check!r}; {hint}see `CHECKS`")
+                continue
+            if criterion is not None and check.criterion != criterion:
+                errors.append(f"{at}.check: {spec.check} judges {check.criterion}; list it there")
+            if (check.scope == "dataset") != (criterion is None):
+                errors.append(
+                    f"{at}.check: {spec.check} is a {check.scope} check; "
+                    + (
+                        "list it under `dataset:`"
+                        if check.scope == "dataset"
+                        else "list it under its criterion"
+                    )
+                )
+            for key in sorted(set(spec.params) - set(check.defaults)):
+                allowed = list(check.defaults) or "none"
+                errors.append(f"{at}.params.{key}: unknown param; {spec.check} takes {allowed}")
+            if not spec.thresholds:
+                errors.append(
+                    f"{at}.thresholds: give gold/acceptable for one of {list(check.measures)}"
+                )
+            for measure, threshold in spec.thresholds.items():
+                declared = check.measures.get(measure)
+                if declared is None:
+                    errors.append(
+                        f"{at}.thresholds.{measure}: {spec.check} measures {list(check.measures)}"
+                    )
+                    continue
+                ordered = (
+                    threshold.gold <= threshold.acceptable
+                    if declared.worse == "higher"
+                    else threshold.gold >= threshold.acceptable
+                )
+                if not ordered:
+                    relation = "<=" if declared.worse == "higher" else ">="
+                    errors.append(
+                        f"{at}.thresholds.{measure}: need gold {relation} acceptable "
+                        f"({declared.worse} is worse; got gold {threshold.gold:g}, "
+                        f"acceptable {threshold.acceptable:g})"
+                    )
+    return errors
+
+
+def parse_rubric(data: Any, *, source: Path | str) -> Rubric:
+    ensure_checks_loaded()
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: a rubric must be a YAML mapping (got {type(data).__name__})")
+    try:
+        rubric = Rubric.model_validate(data)
+    except ValidationError as error:
+        lines = []
+        for item in error.errors():
+            where = ".".join(str(p) for p in item["loc"])
+            if item["type"] == "extra_forbidden":
+                lines.append(f"{source}: unknown key '{where}'; remove it or check its spelling")
+            elif item["type"] == "missing":
+                lines.append(f"{source}: {where} is required")
+            else:
+                lines.append(f"{source}: {where}: {item['msg']} (got {item.get('input')!r})")
+        raise InputError("\n".join(lines)) from None
+    errors = _check_errors(rubric)
+    if errors:
+        raise InputError("\n".join(f"{source}: {e}" for e in errors))
+    return rubric
+
+
+def rubric_path(name_or_path: str | Path) -> Path:
+    """A rubric file: a path as given, or the name of one shipped in configs/rubrics/."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = RUBRICS_DIR / f"{name_or_path}.yaml"
+    if shipped.is_file():
+        return shipped
+    names = sorted(p.stem for p in RUBRICS_DIR.glob("*.yaml"))
+    raise InputError(
+        f"rubric {str(name_or_path)!r}: no such file; pass a rubric YAML or one of {names}"
+    )
+
+
+def load_rubric(name_or_path: str | Path) -> Rubric:
+    path = rubric_path(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise InputError(f"{path}: YAML syntax error: {error}") from None
+    return parse_rubric(data, source=path)
+
+
+def finding_for(
+    check: CheckDef, spec: CheckSpec, m: Measurement, level: Level, criterion: str
+) -> Finding:
+    threshold = spec.thresholds[m.measure]
+    return Finding(
+        criterion=criterion,
+        level=level,
+        check=check.name,
+        measure=m.measure,
+        message=f"{m.message} ({threshold.describe(level, check.measures[m.measure])})",
+        annotation_id=m.annotation_id,
+        object_index=m.object_index,
+        span_index=m.span_index,
+    )
+
+
+def judge_sample(generated: GeneratedSample, rubric: Rubric, context: Any) -> RubricReport:
+    """Every check of the rubric on one sample -> levels, score, findings and route."""
+    sample = generated.sample
+    item = CheckInput.of(generated, context)
+    levels: dict[str, Level] = {}
+    findings: list[Finding] = []
+    worst: dict[str, float] = {}
+    for criterion, spec_of in rubric.criteria.items():
+        level: Level = 5
+        for spec in spec_of.checks:
+            check = spec.definition
+            measured = run_check(
+                check,
+                item,
+                spec.with_defaults(),
+                objects=len(sample.objects),
+                spans=len(sample.spans),
+            )
+            for m in measured:
+                measure = check.measures[m.measure]
+                previous = worst.get(m.measure)
+                if previous is None or (m.value > previous) == (measure.worse == "higher"):
+                    worst[m.measure] = m.value
+                threshold = spec.thresholds.get(m.measure)
+                if threshold is None:
+                    continue
+                found = threshold.level(m.value, measure.worse)
+                if found < 5:
+                    findings.append(finding_for(check, spec, m, found, criterion))
+                    level = min(level, found)
+        levels[criterion] = level
+    weights = {name: c.weight for name, c in rubric.criteria.items()}
+    score = round(sum(weights[c] * levels[c] for c in levels) / sum(weights.values()), 3)
+    chosen, audit = route(
+        score, levels, rubric.routing, critical=_critical(rubric), seed=sample.spec.seed
+    )
+    return RubricReport(
+        rubric=rubric.name,
+        score=score,
+        levels=levels,
+        route=chosen,
+        audit=audit,
+        findings=findings,
+        measurements=worst,
+    )
+
+
+def _critical(rubric: Rubric) -> list[str]:
+    return [name for name, c in rubric.criteria.items() if c.severity == "critical"]
+
+
+def judge_dataset(coco: dict[str, Any], rubric: Rubric, context: Any) -> list[Finding]:
+    """The rubric's dataset checks on a whole COCO dict: findings only (no score)."""
+    from synthgate.validators.checks.dataset import DatasetInput
+
+    subject = DatasetInput(coco=coco, context=context)
+    findings: list[Finding] = []
+    for spec in rubric.dataset:
+        check = spec.definition
+        for m in run_check(check, subject, spec.with_defaults()):
+            threshold = spec.thresholds.get(m.measure)
+            if threshold is None:
+                continue
+            level = threshold.level(m.value, check.measures[m.measure].worse)
+            if level < 5:
+                findings.append(finding_for(check, spec, m, level, check.criterion))
+    return findings

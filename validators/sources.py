@@ -1,0 +1,161 @@
+"""Files to validate -> a stream of (key, GeneratedSample): COCO JSON or text JSONL.
+
+`open_source(path, images=...)` picks the reader by suffix (.jsonl / .ndjson: text, else COCO),
+the default rubric (detection; ner or classification by what the rows hold) and the taxonomy
+(the COCO file's categories). Pixels are read only when an images folder is given, one image at a
+time; a missing or unreadable image becomes a finding (`extras["image_error"]`), not a crash.
+A JSONL row that is not a text sample is bad input (InputError naming the line).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from pydantic import ValidationError
+
+from synthgate.datasets.coco import category_names, coco_to_samples, count_of, mapping_of, read_coco
+from synthgate.errors import InputError
+from synthgate.samples import GeneratedSample, Provenance, Sample, SampleSpec, Span
+
+TEXT_SUFFIXES = {".jsonl", ".ndjson"}
+
+
+@dataclass
+class Source:
+    """What a file offers the validator."""
+
+    kind: str  # "coco" | "jsonl"
+    rubric: str  # default rubric name
+    categories: list[str] | None
+    coco: dict[str, Any] | None
+    items: Iterator[tuple[dict[str, Any], GeneratedSample]]
+    count: int | None = None
+
+
+def open_source(path: Path, *, images: Path | None = None) -> Source:
+    if images is not None and not images.is_dir():
+        raise InputError(f"--images {images}: not a folder; pass the folder the file_names are in")
+    if path.suffix.lower() in TEXT_SUFFIXES:
+        if not path.is_file():
+            raise InputError(f"{path}: file not found; pass a text JSONL file")
+        return Source("jsonl", _text_rubric(path), None, None, _jsonl_items(path))
+    coco = read_coco(path)
+    items = _coco_items(coco, source=path.stem, images=images)
+    return Source("coco", "detection", category_names(coco), coco, items, len(coco["images"]))
+
+
+def _load_pixels(folder: Path, file_name: str | None) -> tuple[np.ndarray | None, str | None]:
+    if not file_name:
+        return None, "image has no file_name"
+    for candidate in (folder / file_name, folder / Path(file_name).name):
+        if candidate.is_file():
+            try:
+                with Image.open(candidate) as image:
+                    return np.asarray(image.convert("RGB")), None
+            except (OSError, ValueError, Image.DecompressionBombError) as error:
+                return None, f"{candidate.name}: {error}"
+    return None, f"{file_name} not found under {folder}"
+
+
+def _coco_items(
+    coco: dict[str, Any], *, source: str, images: Path | None
+) -> Iterator[tuple[dict[str, Any], GeneratedSample]]:
+    for sample in coco_to_samples(coco, source=source):
+        extras: dict[str, Any] = {}
+        pixels = None
+        if images is not None:
+            pixels, error = _load_pixels(images, sample.uri)
+            if error:
+                extras["image_error"] = error
+        key = {"id": sample.id, "image_id": sample.spec.params.get("image_id")}
+        yield key, GeneratedSample(sample=sample, pixels=pixels, extras=extras)
+
+
+def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    with open(path, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise InputError(f"{path}:{line_number}: not valid JSON ({error.msg})") from None
+            if not isinstance(row, dict):
+                raise InputError(f"{path}:{line_number}: each line must be a JSON object")
+            yield line_number, row
+
+
+def _text_rubric(path: Path) -> str:
+    """ner when rows carry spans, classification when they carry only a label."""
+    try:
+        head = list(itertools.islice(_rows(path), 200))
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a UTF-8 text file") from None
+    if any(row.get("spans") for _, row in head):
+        return "ner"
+    if any(row.get("label") is not None for _, row in head):
+        return "classification"
+    return "ner"
+
+
+def _span(value: Any) -> Span:
+    if isinstance(value, list | tuple) and len(value) >= 3:
+        return Span(start=value[0], end=value[1], label=str(value[2]))
+    if isinstance(value, dict):
+        return Span.model_validate(
+            {k: value[k] for k in ("start", "end", "label", "value") if k in value}
+        )
+    raise ValueError(f"span {value!r} is neither [start, end, label] nor an object")
+
+
+def text_row_to_sample(row: dict[str, Any], *, source: str, line: int) -> Sample:
+    """A JSONL row (synthgate's text.jsonl or the same shape) -> a Sample; ValueError if not one."""
+    text = row.get("text")
+    if not isinstance(text, str):
+        raise ValueError("`text` is missing or not a string")
+    spans = [_span(s) for s in row.get("spans") or []]
+    seed = count_of(row.get("seed"), line)
+    index = count_of(row.get("index"), line)
+    attributes = mapping_of(row.get("attributes"))
+    spec = SampleSpec(
+        batch_id=str(row.get("batch_id") or source),
+        index=index,
+        modality="text",
+        generator="jsonl",
+        params={"line": line},
+        seed=seed,
+    )
+    try:
+        provenance = Provenance.model_validate(row["provenance"])
+    except (KeyError, ValidationError):
+        provenance = Provenance(generator="jsonl", generator_version="", seed=seed)
+    label = row.get("label")
+    return Sample(
+        id=str(row.get("id") or f"line-{line}"),
+        spec=spec,
+        text=text,
+        spans=spans,
+        doc_label=None if label is None else str(label),
+        attributes={str(k): str(v) for k, v in attributes.items()},
+        provenance=provenance,
+    )
+
+
+def _jsonl_items(path: Path) -> Iterator[tuple[dict[str, Any], GeneratedSample]]:
+    for line, row in _rows(path):
+        try:
+            sample = text_row_to_sample(row, source=path.stem, line=line)
+        except (ValueError, ValidationError) as error:
+            reason = error.errors()[0]["msg"] if isinstance(error, ValidationError) else error
+            raise InputError(
+                f"{path}:{line}: not a text sample ({reason}); rows need "
+                '{"text": "...", "spans": [[start, end, "LABEL"], ...]} or a "label"'
+            ) from None
+        yield {"id": sample.id, "line": line}, GeneratedSample(sample=sample)

@@ -1,0 +1,133 @@
+"""Validation as functions: one sample, a stream of samples, or a whole file.
+
+- `Judge(rubric, context)`: the callable the pipeline applies to every generated sample;
+  `rubric_for(modality, rubric=..., task=...)` picks its rubric.
+- `validate(samples, rubric, *, context=None, reference=None)`: reports for a stream.
+- `validate_file(path, *, images=None, rubric=None, reference=None)`: what `synthgate validate`
+  runs on a COCO or JSONL file: per-sample rows, a `ValidationSummary` and dataset findings.
+- `write_json(result, out)`: the `--json` document, written to a temporary name, then renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from synthgate.errors import InputError
+from synthgate.samples import GeneratedSample, RubricReport
+from synthgate.validators.context import HashIndex, ValidationContext, image_files, reference_index
+from synthgate.validators.rubric import Rubric, judge_dataset, judge_sample, load_rubric
+from synthgate.validators.sources import open_source
+from synthgate.validators.summary import ValidationSummary
+
+
+def rubric_for(
+    modality: str, *, rubric: str | Path | None = None, task: str | None = None
+) -> Rubric:
+    """The rubric of a batch section: the one it names, else detection for images and the
+    template file's task (ner / classification) for texts."""
+    chosen = load_rubric(rubric or ("detection" if modality == "image" else task or "ner"))
+    if chosen.modality != modality:
+        raise InputError(
+            f"{modality}.rubric: {chosen.name} judges {chosen.modality} samples, not {modality}; "
+            "pick a rubric of this modality"
+        )
+    return chosen
+
+
+@dataclass
+class Judge:
+    """A rubric and the batch state it needs: call it on each sample, in order."""
+
+    rubric: Rubric
+    context: ValidationContext = field(default_factory=ValidationContext)
+
+    def __call__(self, generated: GeneratedSample) -> RubricReport:
+        return judge_sample(generated, self.rubric, self.context)
+
+
+def validate(
+    samples: Iterable[GeneratedSample],
+    rubric: Rubric,
+    *,
+    context: ValidationContext | None = None,
+    reference: HashIndex | None = None,
+) -> Iterator[RubricReport]:
+    """The report of each sample, in order (batch checks see the samples before it)."""
+    judge = Judge(rubric, context or ValidationContext(reference=reference))
+    for generated in samples:
+        yield judge(generated)
+
+
+@dataclass
+class FileValidation:
+    rubric: Rubric
+    summary: ValidationSummary
+    rows: list[dict[str, Any]]
+
+
+def report_row(key: dict[str, Any], report: RubricReport) -> dict[str, Any]:
+    """One sample in the `--json` document."""
+    return {
+        **key,
+        "score": report.score,
+        "route": report.route,
+        "audit": report.audit,
+        "levels": report.levels,
+        "findings": [
+            f.model_dump(exclude_none=True, exclude={"object_index"} if f.annotation_id else set())
+            for f in report.findings
+        ],
+    }
+
+
+def validate_file(
+    path: Path,
+    *,
+    images: Path | None = None,
+    rubric: str | Path | None = None,
+    reference: Path | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> FileValidation:
+    """Validate every sample of a COCO JSON or text JSONL file (real or synthetic)."""
+    source = open_source(path, images=images)
+    chosen = load_rubric(rubric or source.rubric)
+    if chosen.modality == "image" and source.kind != "coco":
+        raise InputError(f"--rubric {chosen.name} judges images; {path} is a text JSONL file")
+    if chosen.modality == "text" and source.kind != "jsonl":
+        raise InputError(f"--rubric {chosen.name} judges texts; {path} is a COCO file")
+    context = ValidationContext.for_taxonomy(
+        source.categories, reference=reference_index(image_files(reference)) if reference else None
+    )
+    summary = ValidationSummary(chosen)
+    if source.coco is not None:
+        summary.dataset = judge_dataset(source.coco, chosen, context)
+    rows = []
+    judge = Judge(chosen, context)
+    for done, (key, generated) in enumerate(source.items, start=1):
+        report = judge(generated)
+        summary.add(str(key["id"]), report)
+        rows.append(report_row(key, report))
+        if progress is not None:
+            progress(done, source.count)
+    return FileValidation(rubric=chosen, summary=summary, rows=rows)
+
+
+def write_json(result: FileValidation, out: Path) -> None:
+    document = {
+        "rubric": result.rubric.name,
+        "summary": result.summary.as_dict(),
+        "samples": result.rows,
+    }
+    temporary = out.with_name(f".{out.name}.partial")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, ensure_ascii=False)
+        os.replace(temporary, out)
+    except OSError as error:
+        raise InputError(f"--json {out}: cannot write there ({error.strerror})") from None
