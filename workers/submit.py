@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from synthgate.pipeline import (
     hidden_objects,
     judge,
 )
-from synthgate.samples import Sample
+from synthgate.samples import GeneratedSample, Sample
 from synthgate.store import BlobStore, ChunkState, Store
 from synthgate.validators.validate import Judge
 from synthgate.workers.app import MAKE_CHUNK, QUEUES, WorkerSettings
@@ -182,6 +183,31 @@ def wait_for_batch(
         time.sleep(poll_seconds)
 
 
+@dataclass
+class LoadedChunk:
+    """A generated chunk read back: its samples in order, with PNG bytes and evidence."""
+
+    chunk: ChunkState
+    items: list[tuple[Sample, bytes | None, GeneratedSample | None]]  # None: a failed sample
+
+
+def load_chunk(store: Store, blobs: BlobStore, chunk: ChunkState) -> LoadedChunk:
+    samples = store.samples_in(chunk.batch_id, chunk.modality, chunk.start, chunk.stop)
+    if len(samples) != chunk.stop - chunk.start:
+        raise InputError(
+            f"batch {chunk.batch_id}: chunk {chunk.id} holds {len(samples)} of "
+            f"{chunk.stop - chunk.start} samples; run the same `synthgate submit` again"
+        )
+    items: list[tuple[Sample, bytes | None, GeneratedSample | None]] = []
+    for sample in samples:
+        if sample.status == "failed":
+            items.append((sample, None, None))
+            continue
+        png = blobs.get(sample.uri) if sample.uri and chunk.modality == "image" else None
+        items.append((sample, png, load_generated(blobs, sample, png)))
+    return LoadedChunk(chunk, items)
+
+
 def assemble_from_store(
     config: BatchConfig,
     out: Path,
@@ -195,45 +221,53 @@ def assemble_from_store(
     """Judge the batch's samples in index order and write its run folder, as `synthgate run` does.
 
     Chunk by chunk, as soon as each one is generated (`wait_for_chunk` blocks until it is):
-    the samples come from the shared database, their PNGs and evidence from the blob store,
-    and the judged samples go back to the database, their chunk marked done.
+    the samples come from the shared database, their PNGs and evidence from the blob store
+    (read and decoded on a second thread while the chunk before is judged), and the judged
+    samples go back to the database, their chunk marked done.
     """
     generators = build_generators(config)
     judges = build_judges(config, generators)
-    with assemble_run(config, out, batch_id=batch_id, judges=judges) as run:
+    with (
+        assemble_run(config, out, batch_id=batch_id, judges=judges) as run,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="load") as loader,
+    ):
         for modality in generators:
             started = time.perf_counter()
+            loading: Future[LoadedChunk] | None = None
             for chunk in store.chunks_of(batch_id):
                 if chunk.modality != modality:
                     continue
                 if wait_for_chunk is not None:
                     wait_for_chunk(chunk.id)
-                judged = judge_chunk(run, store, blobs, chunk, judges[modality])
-                if on_judged is not None:
-                    on_judged(judged)
+                following = loader.submit(load_chunk, store, blobs, chunk)
+                if loading is not None:
+                    judge_chunk(run, store, loading.result(), judges[modality], on_judged)
+                loading = following
+            if loading is not None:
+                judge_chunk(run, store, loading.result(), judges[modality], on_judged)
             run.result.timings[f"{modality}_seconds"] = round(time.perf_counter() - started, 3)
     return run.result
 
 
 def judge_chunk(
-    run: RunAssembly, store: Store, blobs: BlobStore, chunk: ChunkState, judge_sample: Judge
-) -> int:
-    """Judge one generated chunk's samples in order into the run folder; returns how many."""
-    samples = store.samples_in(chunk.batch_id, chunk.modality, chunk.start, chunk.stop)
-    if len(samples) != chunk.stop - chunk.start:
-        raise InputError(
-            f"batch {chunk.batch_id}: chunk {chunk.id} holds {len(samples)} of "
-            f"{chunk.stop - chunk.start} samples; run the same `synthgate submit` again"
-        )
+    run: RunAssembly,
+    store: Store,
+    loaded: LoadedChunk,
+    judge_sample: Judge,
+    on_judged: Callable[[int], None] | None = None,
+) -> None:
+    """Judge one generated chunk's samples in order into the run folder and the database."""
     judged: list[Sample] = []
-    for sample in samples:
-        if sample.status == "failed":
+    for sample, png, generated in loaded.items:
+        if generated is None:
             run.add(sample, None)
             continue
-        png = blobs.get(sample.uri) if sample.uri and chunk.modality == "image" else None
-        generated = judge(load_generated(blobs, sample, png), judge_sample)
+        judge(generated, judge_sample)
         run.add(generated.sample, png, hidden_objects=hidden_objects(generated))
         judged.append(generated.sample)
     store.upsert_samples(judged)
-    store.update_chunk(chunk.id, status="done" if len(judged) == len(samples) else "failed")
-    return len(samples)
+    store.update_chunk(
+        loaded.chunk.id, status="done" if len(judged) == len(loaded.items) else "failed"
+    )
+    if on_judged is not None:
+        on_judged(len(loaded.items))
