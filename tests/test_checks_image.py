@@ -140,6 +140,14 @@ def occluded(g: GeneratedSample) -> None:
     g.sample.objects[0].visible_fraction = 0.3
 
 
+def layout_box_left_empty(g: GeneratedSample) -> None:
+    g.sample.provenance.params["missing"] = [{"category": "square", "box": [50, 30, 30, 20]}]
+
+
+def layout_box_strayed(g: GeneratedSample) -> None:
+    g.sample.objects[0].attributes.update(requested_box=[0, 0, 60, 60], box_iou=0.3)
+
+
 def crowd(g: GeneratedSample) -> None:
     g.sample.objects[0].attributes["iscrowd"] = True
 
@@ -166,10 +174,18 @@ CHECK_CASES = [
     ("3 px object", tiny, "clarity", "clarity_min_size", "min_side_px", 3),
     ("30 % visible", occluded, "clarity", "clarity_visible_fraction", "visible_fraction", 0.3),
     ("crowd region", crowd, "clarity", "clarity_crowd_regions", "crowd_region", 1),
+    ("requested box left empty", layout_box_left_empty, "completeness", "completeness_layout_honoured", "requested_boxes_empty", 1),
+    ("object strays from its requested box", layout_box_strayed, "precision", "precision_layout_box_iou", "requested_box_iou", 0.3),
 ]  # fmt: skip
 
 
 def test_clean_sample_is_gold_everywhere() -> None:
+    honoured = scene()
+    honoured.sample.provenance.params["missing"] = []  # a layout sample with every box filled
+    honoured.sample.objects[0].attributes.update(box_iou=0.9)
+    for generated in (scene(), honoured):
+        report = judge(generated)
+        assert report.findings == [], report.findings
     report = judge(scene())
     assert report.findings == []
     assert report.levels == dict.fromkeys(RUBRIC.criteria, 5)

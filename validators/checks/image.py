@@ -325,3 +325,49 @@ def _fmt(values: list[float]) -> str:
 
 def _fits(plane: np.ndarray, sample: Any) -> bool:
     return sample.height is not None and plane.shape == (sample.height, sample.width)
+
+
+@register(
+    "completeness_layout_honoured",
+    measures=[Measure("requested_boxes_empty", "boxes")],
+)
+def layout_honoured(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measurement]:
+    """Requested boxes (layout-to-image, inpainting) in which the model drew nothing.
+
+    A generator that asks a model for objects in given boxes records the boxes it found empty in
+    `provenance.params["missing"]`; each one is an object the model was asked for and did not
+    draw. Samples from other generators have no requested boxes and measure nothing.
+    """
+    missing = item.sample.provenance.params.get("missing")
+    if not isinstance(missing, list):
+        return
+    names = ", ".join(str(m.get("category", "?")) for m in missing if isinstance(m, dict))
+    yield Measurement(
+        "requested_boxes_empty",
+        len(missing),
+        f"{len(missing)} requested boxes left empty ({names})"
+        if missing
+        else "every requested box holds an object",
+    )
+
+
+@register(
+    "precision_layout_box_iou",
+    measures=[Measure("requested_box_iou", "", worse="lower")],
+)
+def layout_box_iou(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measurement]:
+    """IoU of each object's tight box with the box the model was asked to fill.
+
+    The label is the object the model actually drew (mask and tight box); how far that strays
+    from the requested box tells whether the model honoured the layout.
+    """
+    for index, obj in enumerate(item.sample.objects):
+        value = obj.attributes.get("box_iou")
+        if isinstance(value, int | float) and math.isfinite(value):
+            yield _measure(
+                item,
+                index,
+                "requested_box_iou",
+                value,
+                f"{obj.category}: IoU {value:.2f} with the requested box",
+            )
