@@ -2,8 +2,10 @@
 
 - app.py: the Celery app and `WorkerSettings` (env `SYNTHGATE_*`); routing to `cpu` / `gpu`.
 - tasks.py: the thin `make_chunk` task (acks, retries, time limits).
-- chunks.py: what a chunk task does, over pipeline.py and store.py.
-- submit.py: publish a batch, follow it, write its run folder with `pipeline.assemble_run`.
+- chunks.py: what a chunk task does: generate, store PNGs, evidence and `pending` rows.
+- evidence.py: what the judge needs besides pixels, kept in the blob store.
+- submit.py: publish a batch, follow it, judge its samples in index order (batch checks compare
+  each sample with the earlier ones) and write its run folder with `pipeline.assemble_run`.
 
 Deploying: every worker and `synthgate submit` share one database (`--db`, PostgreSQL for
 several machines) and one blob store (`--blobs`, a shared folder or an fsspec URL). Production
