@@ -83,6 +83,9 @@ chunks = Table(
     Column("crashes", Integer, nullable=False, default=0),  # deliveries that found it running
     Column("current", Integer, nullable=True),  # sample index in flight (after a crash)
     Column("reason", Text, nullable=True),
+    # The generator's quota categories, recorded by the worker that built it: the judges of a
+    # GPU batch need them where the run folder is written, without loading the model there.
+    Column("quota_categories", JSON, nullable=True),
     Column("updated", Float, nullable=False),
 )
 
@@ -101,6 +104,8 @@ class ChunkState:
     deliveries: int
     crashes: int
     current: int | None
+    reason: str | None = None
+    quota_categories: list[str | None] | None = None
 
 
 def sqlite_url(path: Path) -> str:

@@ -216,6 +216,13 @@ def status(
 
 
 def _print_failures(store: Store, batch_id: str) -> None:
+    for chunk in store.chunks_of(batch_id, statuses=["failed"]):
+        if chunk.reason:
+            errors.print(
+                f"[bold red]chunk {chunk.id} failed:[/] {chunk.reason}",
+                highlight=False,
+                soft_wrap=True,
+            )
     failures = store.failures(batch_id)
     if not failures:
         return

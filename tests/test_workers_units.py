@@ -343,3 +343,23 @@ def test_a_stored_sample_comes_back_as_its_generator_returned_it(tmp_path: Path)
         mine, theirs = getattr(back, name), getattr(made, name)
         assert (mine is None and theirs is None) or np.array_equal(mine, theirs)
     assert back.extras == made.extras and back.sample == made.sample
+
+
+def test_a_chunk_whose_generator_cannot_be_built_fails_with_the_reason(
+    context: WorkerContext, eager_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from synthgate.workers import tasks
+    from synthgate.workers.submit import load_chunk
+
+    batch_id = register(context, make_config())
+
+    def no_model(batch_id: str, modality: str) -> Any:
+        raise InputError("model.path: /models/sd-tiny not found on this worker")
+
+    monkeypatch.setattr(context, "generator", no_model)
+    tasks.make_chunk.apply(args=[f"{batch_id}:text:0"])
+    chunk = context.store.get_chunk(f"{batch_id}:text:0")
+    assert chunk is not None and chunk.status == "failed"
+    assert chunk.reason == "InputError: model.path: /models/sd-tiny not found on this worker"
+    with pytest.raises(InputError, match="sd-tiny not found"):
+        load_chunk(context.store, context.blobs, chunk)

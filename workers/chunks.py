@@ -112,6 +112,9 @@ def chunk_rows(
             continue
         queue = queue_for(section.generator, gpu_generators)
         size = chunk_size(generator_class(section.generator), modality)
+        batch_size = getattr(getattr(section, "model", None), "batch_size", None)
+        if batch_size:  # a model's batch: one pipeline call per chunk, as in the embedded run
+            size = int(batch_size)
         size *= cpu_chunk_factor if queue == "cpu" else 1
         for start in range(0, section.count, size):
             rows.append(
@@ -176,7 +179,12 @@ def run_chunk(context: WorkerContext, chunk_id: str) -> str:
             failures += 1
             reason = f"{type(error).__name__}: {error}"
             context.store.upsert_samples([failed_sample(spec, generator.version)], reason=reason)
-    context.store.update_chunk(chunk_id, status="generated", current=None)
+    context.store.update_chunk(
+        chunk_id,
+        status="generated",
+        current=None,
+        quota_categories=generator.quota_categories(),
+    )
     return f"{chunk_id} generated" + (f", {failures} failed" if failures else "")
 
 

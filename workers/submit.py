@@ -21,18 +21,18 @@ from typing import Any
 
 from synthgate.config import BatchConfig
 from synthgate.errors import InputError
+from synthgate.generators import build_generator
 from synthgate.pipeline import (
     MODALITIES,
     RunAssembly,
     RunResult,
     assemble_run,
     batch_id_for,
-    build_generators,
     build_judges,
     hidden_objects,
     judge,
 )
-from synthgate.samples import GeneratedSample, Sample
+from synthgate.samples import GeneratedSample, Modality, Sample
 from synthgate.store import BlobStore, ChunkState, Store
 from synthgate.validators.validate import Judge
 from synthgate.workers.app import MAKE_CHUNK, QUEUES, WorkerSettings
@@ -83,6 +83,10 @@ def submit_batch(app: Any, store: Store, config: BatchConfig) -> tuple[str, int]
         batch_id, name=config.name, seed=config.seed, config=config.model_dump(mode="json")
     )
     store.set_batch_status(batch_id, "running")
+    for chunk in store.chunks_of(batch_id, statuses=["failed"]):
+        # A chunk that failed as a whole (its generator could not be built) is tried again.
+        if not store.stored_indices(batch_id, chunk.modality, chunk.start, chunk.stop):
+            store.update_chunk(chunk.id, status="queued", crashes=0, reason=None)
     settings: WorkerSettings = app.synthgate
     store.put_chunks(
         chunk_rows(
@@ -194,9 +198,12 @@ class LoadedChunk:
 def load_chunk(store: Store, blobs: BlobStore, chunk: ChunkState) -> LoadedChunk:
     samples = store.samples_in(chunk.batch_id, chunk.modality, chunk.start, chunk.stop)
     if len(samples) != chunk.stop - chunk.start:
+        found = store.get_chunk(chunk.id)
+        why = f" ({found.reason})" if found is not None and found.reason else ""
         raise InputError(
             f"batch {chunk.batch_id}: chunk {chunk.id} holds {len(samples)} of "
-            f"{chunk.stop - chunk.start} samples; run the same `synthgate submit` again"
+            f"{chunk.stop - chunk.start} samples{why}; fix that, then run the same "
+            "`synthgate submit` again"
         )
     items: list[tuple[Sample, bytes | None, GeneratedSample | None]] = []
     for sample in samples:
@@ -206,6 +213,49 @@ def load_chunk(store: Store, blobs: BlobStore, chunk: ChunkState) -> LoadedChunk
         png = blobs.get(sample.uri) if sample.uri and chunk.modality == "image" else None
         items.append((sample, png, load_generated(blobs, sample, png)))
     return LoadedChunk(chunk, items)
+
+
+@dataclass
+class BuiltElsewhere:
+    """What the judges need of a generator that only the workers build (a diffusion model)."""
+
+    categories: list[str | None]
+
+    def quota_categories(self) -> list[str | None]:
+        return list(self.categories)
+
+
+def judging_generators(
+    config: BatchConfig,
+    store: Store,
+    batch_id: str,
+    wait_for_chunk: Callable[[str], None] | None,
+) -> dict[Modality, Any]:
+    """The generators the judges are built from: CPU ones here, GPU ones as a worker saw them.
+
+    Building a GPU generator would load its model in this process; the worker that made the
+    first chunk recorded the generator's quota categories instead.
+    """
+    built: dict[Modality, Any] = {}
+    first = {c.modality: c for c in reversed(store.chunks_of(batch_id))}
+    for modality in MODALITIES:
+        section = getattr(config, modality)
+        if section is None:
+            continue
+        chunk = first.get(modality)
+        if chunk is None or chunk.queue != "gpu":
+            built[modality] = build_generator(section, categories=list(config.categories))
+            continue
+        if wait_for_chunk is not None:
+            wait_for_chunk(chunk.id)
+        recorded = store.get_chunk(chunk.id)
+        if recorded is None or recorded.quota_categories is None:
+            raise InputError(
+                f"batch {batch_id}: chunk {chunk.id} is not generated yet; "
+                "run `synthgate submit --wait` to wait for the workers"
+            )
+        built[modality] = BuiltElsewhere(list(recorded.quota_categories))
+    return built
 
 
 def assemble_from_store(
@@ -225,7 +275,7 @@ def assemble_from_store(
     (read and decoded on a second thread while the chunk before is judged), and the judged
     samples go back to the database, their chunk marked done.
     """
-    generators = build_generators(config)
+    generators = judging_generators(config, store, batch_id, wait_for_chunk)
     judges = build_judges(config, generators)
     with (
         assemble_run(config, out, batch_id=batch_id, judges=judges) as run,

@@ -79,3 +79,11 @@ def make_chunk(self: Any, chunk_id: str) -> str:
             context.store.update_chunk(chunk_id, status="queued")
         countdown = min(settings.retry_backoff_max, 2.0**self.request.retries)
         raise self.retry(exc=error, countdown=countdown, max_retries=None) from error
+    except Exception as error:
+        # Not a sample's fault (those fail alone, in run_chunk): the generator cannot even be
+        # built, e.g. a model missing on this worker. Without the chunk marked, the batch
+        # would wait for it for ever.
+        reason = f"{type(error).__name__}: {error}"
+        context.store.update_chunk(chunk_id, status="failed", current=None, reason=reason)
+        log.error("%s failed: %s", chunk_id, reason)
+        return f"{chunk_id} failed: {reason}"
