@@ -188,7 +188,8 @@ def status(
             raise InputError(f"batch {batch_id}: not in the database {settings.db_url}")
         config = batch["config"]
         table = Table(title=f"batch {batch_id} ({batch['status']})")
-        for column in ("modality", "planned", "made", "accepted", "review", "rejected", "failed"):
+        columns = ("pending", "accepted", "review", "rejected", "failed")
+        for column in ("modality", "planned", "made", *columns):
             table.add_column(column, justify="left" if column == "modality" else "right")
         counts = store.count_by_status(batch_id)
         for modality in ("image", "text"):
@@ -199,7 +200,7 @@ def status(
                 modality,
                 str(config[modality]["count"]),
                 str(sum(row.values())),
-                *(str(row.get(s, 0)) for s in ("accepted", "review", "rejected", "failed")),
+                *(str(row.get(s, 0)) for s in columns),
             )
         console.print(table)
         chunks = store.chunk_totals(batch_id)
