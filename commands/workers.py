@@ -111,6 +111,7 @@ def submit(
         assemble_from_store,
         chunk_generated,
         planned_total,
+        progress_of,
         submit_batch,
         wait_for_batch,
     )
@@ -133,7 +134,16 @@ def submit(
             made_bar = bars.add_task("generated", total=total)
             judged_bar = bars.add_task("   judged", total=total)
 
+            shown = [0.0]  # when the generated bar was last brought up to date
+
             def wait_for_chunk(chunk_id: str) -> None:
+                # A chunk already there costs one lookup; the batch-wide counts are read at most
+                # once a second, so a batch of many chunks is not slowed by its progress bar.
+                if chunk_generated(store, chunk_id):
+                    if time.monotonic() - shown[0] > 1.0:
+                        shown[0] = time.monotonic()
+                        bars.update(made_bar, completed=progress_of(store, batch_id, total).stored)
+                    return
                 wait_for_batch(
                     app,
                     store,
