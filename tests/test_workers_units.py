@@ -363,3 +363,25 @@ def test_a_chunk_whose_generator_cannot_be_built_fails_with_the_reason(
     assert chunk.reason == "InputError: model.path: /models/sd-tiny not found on this worker"
     with pytest.raises(InputError, match="sd-tiny not found"):
         load_chunk(context.store, context.blobs, chunk)
+
+
+def test_a_text_sample_needs_no_evidence_but_a_missing_image_evidence_is_an_error(
+    tmp_path: Path,
+) -> None:
+    import numpy as np
+
+    from synthgate.generators.png import encode_png
+    from synthgate.pipeline import generate_specs
+    from synthgate.workers.evidence import has_evidence, load_generated
+
+    config = make_config()
+    generator = build_generator(config.text, categories=config.categories)
+    spec = next(plan(config, "text", batch_id="b", quota_categories=generator.quota_categories()))
+    [made] = generate_specs(generator, [spec])
+    assert not has_evidence(made)
+    blobs = BlobStore(tmp_path / "blobs")
+    back = load_generated(blobs, made.sample, None)
+    assert (back.sample, back.pixels, back.foreground, back.extras) == (made.sample, None, None, {})
+    png = encode_png(np.zeros((4, 4, 3), dtype=np.uint8))  # an image whose evidence is gone
+    with pytest.raises(FileNotFoundError):
+        load_generated(blobs, made.sample, png)

@@ -31,7 +31,7 @@ from synthgate.pipeline import chunk_size, generate_specs, plan, sample_png
 from synthgate.samples import GeneratedSample, Modality, Provenance, Sample, SampleSpec, sample_id
 from synthgate.store import BlobStore, ChunkState, Store
 from synthgate.workers.app import WorkerSettings, queue_for
-from synthgate.workers.evidence import encode_evidence, evidence_key
+from synthgate.workers.evidence import encode_evidence, evidence_key, has_evidence
 
 log = logging.getLogger(__name__)
 
@@ -259,7 +259,8 @@ def put_blobs(blobs: BlobStore, generated: GeneratedSample) -> None:
     png = sample_png(generated)
     if png is not None and generated.sample.uri:
         blobs.put(generated.sample.uri, png)
-    blobs.put(evidence_key(generated.sample), encode_evidence(generated))
+    if has_evidence(generated):
+        blobs.put(evidence_key(generated.sample), encode_evidence(generated))
 
 
 def store_made(context: WorkerContext, made: list[GeneratedSample]) -> None:

@@ -3,7 +3,7 @@
 Workers generate; samples are judged later, in sample order, where the run folder is assembled.
 `load_generated` rebuilds the `GeneratedSample` the checks expect from the PNG (lossless: the
 same pixels) and from the foreground and ignore masks and the extras stored here, a compressed
-`.npz` per sample.
+`.npz` per sample (none for a sample with nothing besides its text).
 """
 
 from __future__ import annotations
@@ -30,6 +30,13 @@ def _plain(value: object) -> object:
     raise TypeError(f"extras value {value!r} cannot be stored as JSON")
 
 
+def has_evidence(generated: GeneratedSample) -> bool:
+    """Whether the generator returned anything besides the sample and pixels (texts: no)."""
+    return bool(
+        generated.foreground is not None or generated.ignore is not None or generated.extras
+    )
+
+
 def encode_evidence(generated: GeneratedSample) -> bytes:
     arrays = {"extras": np.array(json.dumps(generated.extras, default=_plain))}
     if generated.foreground is not None:
@@ -47,7 +54,13 @@ def load_generated(blobs: BlobStore, sample: Sample, png: bytes | None) -> Gener
     if png is not None:
         with Image.open(io.BytesIO(png)) as image:
             pixels = np.asarray(image.convert("RGB"))
-    with np.load(io.BytesIO(blobs.get(evidence_key(sample)))) as stored:
+    try:
+        evidence = blobs.get(evidence_key(sample))
+    except FileNotFoundError:
+        if png is not None:  # an image always has evidence: its absence is a storage fault
+            raise
+        return GeneratedSample(sample=sample)  # nothing was stored because there was nothing
+    with np.load(io.BytesIO(evidence)) as stored:
         return GeneratedSample(
             sample=sample,
             pixels=pixels,
