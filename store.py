@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     Float,
     Integer,
@@ -41,7 +42,7 @@ batches = Table(
     metadata,
     Column("id", String(64), primary_key=True),
     Column("name", String(200), nullable=False),
-    Column("seed", Integer, nullable=False),
+    Column("seed", BigInteger, nullable=False),
     Column("config", JSON, nullable=False),
     Column("status", String(20), nullable=False, default="running"),
     Column("message", Text, nullable=True),
