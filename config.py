@@ -11,7 +11,6 @@ import string
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -25,8 +24,10 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from synthgate.errors import InputError
+from synthgate.files import load_yaml
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
+MAX_SEED = 2**63 - 1  # seeds are stored as signed 64-bit integers
 
 
 class StrictModel(BaseModel):
@@ -196,7 +197,7 @@ class DiffusionObjectPasteConfig(_DiffusionImageConfig):
     clip: ClipFilterConfig | None = None
     pool_dir: Path | None = None  # keep instances on disk, shared across runs; None: in memory
     pool_size: int = Field(16, ge=1)  # distinct instances per (category, prompt)
-    pool_seed: int = Field(0, ge=0)
+    pool_seed: int = Field(0, ge=0, le=MAX_SEED)
     max_attempts: int = Field(3, ge=1)  # generations per instance before it is given up
     background: BackgroundConfig = Field(default_factory=BackgroundConfig)
 
@@ -290,7 +291,7 @@ class BatchConfig(StrictModel):
     """A batch request: what to make, how much, and from which seed."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     categories: list[str] = Field(default_factory=list)
     # The unions are built from IMAGE_CONFIGS / TEXT_CONFIGS, which mypy cannot follow.
     image: ImageConfig | None = None  # type: ignore[valid-type]
@@ -306,6 +307,9 @@ class Settings(BaseSettings):
     db_url: str | None = None
     blob_url: str | None = None
     runs_dir: Path = Path("runs")
+    # The API service: where posted configs may read data, and how many samples they may ask for.
+    data_root: Path | None = None
+    max_samples: int = Field(100_000, ge=1)
 
 
 def resolve_path(value: Path, *, config_dir: Path | None) -> Path | None:
@@ -392,15 +396,5 @@ INPUT_PATHS: dict[str, tuple[str, ...]] = {
 def load_config(path: Path | str) -> BatchConfig:
     """Read and validate a batch config file."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: config file not found; pass the path of a YAML batch config")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or str(error)
-        raise InputError(f"{path}: YAML syntax error{where}: {problem}") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not a UTF-8 text file") from None
+    data = load_yaml(path, what="batch config")
     return parse_config(data, source=path, config_dir=path.resolve().parent)

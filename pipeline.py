@@ -187,19 +187,22 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _prepare_out(out: Path) -> Path:
-    """A temporary folder beside `out`; refuse to replace a folder that is not a run."""
+def prepare_out(
+    out: Path, *, marker: str = "manifest.json", what: str = "run", databases: str = "synthgate.db"
+) -> Path:
+    """A temporary folder beside `out`; refuse to replace a folder that is not a synthgate `what`
+    (no `marker` file) or whose run databases (`databases`, a glob) hold human decisions."""
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: is a file; choose a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").exists():
+    if out.is_dir() and any(out.iterdir()) and not (out / marker).exists():
         raise InputError(
-            f"--out {out}: folder exists and is not a synthgate run; choose an empty or new folder"
+            f"--out {out}: folder exists and is not a synthgate {what}; choose an empty or new folder"
         )
-    reviewed = human_decision_count(out / "synthgate.db")
+    reviewed = sum(human_decision_count(db) for db in out.glob(databases)) if out.is_dir() else 0
     if reviewed:
         raise InputError(
-            f"--out {out}: this run holds {reviewed} human review decisions that a new run would "
-            "replace; choose another --out (or export them first: synthgate review export)"
+            f"--out {out}: this {what} holds {reviewed} human review decisions that a new {what} "
+            "would replace; choose another --out (or export them first: synthgate review export)"
         )
     temporary = out.with_name(f".{out.name}.partial")
     try:
@@ -214,7 +217,7 @@ def _prepare_out(out: Path) -> Path:
     return temporary
 
 
-def _publish(temporary: Path, out: Path) -> None:
+def publish_out(temporary: Path, out: Path) -> None:
     """Swap the finished folder into place; the old run goes only once the new one is there."""
     previous = out.with_name(f".{out.name}.previous")
     if previous.exists():
@@ -240,7 +243,7 @@ class RunAssembly:
     ) -> None:
         self.config = config
         self.judges = judges
-        self.folder = _prepare_out(out)
+        self.folder = prepare_out(out)
         self.result = RunResult(out=out, batch_id=batch_id)
         self.writer = RunWriter(
             self.folder,
@@ -306,7 +309,7 @@ class RunAssembly:
         self.store.close()
         self.result.counts = {m: dict(sorted(c.items())) for m, c in self._counts.items()}
         _write_manifest(self.folder, self.config, self.result)
-        _publish(self.folder, self.result.out)
+        publish_out(self.folder, self.result.out)
         return self.result
 
     def abort(self) -> None:

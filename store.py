@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     Float,
     Integer,
@@ -49,7 +50,7 @@ batches = Table(
     metadata,
     Column("id", String(64), primary_key=True),
     Column("name", String(200), nullable=False),
-    Column("seed", Integer, nullable=False),
+    Column("seed", BigInteger, nullable=False),
     Column("config", JSON, nullable=False),
     Column("status", String(20), nullable=False, default="running"),
     Column("message", Text, nullable=True),

@@ -22,11 +22,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from synthgate import __version__
+from synthgate.api import API_DIR, batches, pages, review
 from synthgate.api.auth import Users
 from synthgate.errors import InputError
 from synthgate.store import Store
 
-API_DIR = Path(__file__).resolve().parent
+MAX_SAMPLES = 100_000  # per modality and batch; `serve --max-samples` changes it
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: a batch config or a decision with fixed labels is far smaller
 
 SECURITY_HEADERS = [
@@ -154,9 +155,14 @@ def create_app(
     annotators_per_item: int = 2,
     gold_rate: float = 0.1,
     max_body_bytes: int = MAX_BODY_BYTES,
+    data_root: Path | str | None = None,
+    max_samples: int = MAX_SAMPLES,
 ) -> FastAPI:
-    """The synthgate web service over the database at `db_url`; batches run into `runs_dir`."""
-    from synthgate.api import batches, pages, review
+    """The synthgate web service over the database at `db_url`; batches run into `runs_dir`.
+
+    Posted configs may read files only inside the shipped configs folder or `data_root`, and
+    ask for at most `max_samples` samples per modality.
+    """
     from synthgate.review.queue import ReviewQueue
 
     @asynccontextmanager
@@ -182,6 +188,8 @@ def create_app(
     app.state.queue = queue
     app.state.runs_dir = Path(runs_dir)
     app.state.runner = runner
+    app.state.data_root = Path(data_root) if data_root is not None else None
+    app.state.max_samples = max_samples
 
     @app.exception_handler(InputError)
     async def input_error(_request: Request, error: InputError) -> JSONResponse:

@@ -13,7 +13,7 @@ import json
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response, status
@@ -21,13 +21,13 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from synthgate.api.auth import User, require
+from synthgate.api.inputs import SOURCE, check_counts, confine_paths
 from synthgate.config import BatchConfig, parse_config
 from synthgate.errors import InputError
 from synthgate.store import Store, sqlite_url
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/batches", tags=["batches"])
-SOURCE = Path("POST /api/batches")
 
 
 class BatchOut(BaseModel):
@@ -77,19 +77,6 @@ def import_run(store: Store, folder: Path, *, chunk: int = 500) -> str:
     finally:
         source.close()
     return batch_id
-
-
-def _check_paths(data: Any) -> None:
-    """A config from the network may only name template files inside the shipped configs."""
-    text = data.get("text") if isinstance(data, dict) else None
-    templates = text.get("templates") if isinstance(text, dict) else None
-    if templates:
-        path = PurePath(str(templates))
-        if path.is_absolute() or ".." in path.parts:
-            raise InputError(
-                f"{SOURCE}: text.templates: {templates!r} must be a relative path inside the "
-                "server's configs (e.g. configs/templates/support_tickets.yaml)"
-            )
 
 
 class BatchRunner:
@@ -170,7 +157,10 @@ def _batch_out(request: Request, batch_id: str) -> BatchOut:
     "",
     response_model=BatchOut,
     status_code=status.HTTP_202_ACCEPTED,
-    responses={400: {"description": "The config is invalid; `detail` says where and how."}},
+    responses={
+        400: {"description": "The config is invalid; `detail` says where and how."},
+        422: {"description": "Too many samples asked for (the server's --max-samples)."},
+    },
 )
 def create_batch(
     request: Request,
@@ -190,8 +180,9 @@ def create_batch(
     _user: User = Depends(require("requester")),
 ) -> BatchOut:
     """Run a batch config in the background; poll `GET /api/batches/{id}` for its status."""
-    _check_paths(config)
+    config = confine_paths(config, data_root=request.app.state.data_root)
     parsed = parse_config(config, source=SOURCE)
+    check_counts(parsed, request.app.state.max_samples)
     batch_id, started = request.app.state.runner.submit(parsed)
     if not started:
         response.status_code = status.HTTP_200_OK

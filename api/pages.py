@@ -16,7 +16,7 @@ from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from synthgate.api.app import API_DIR
+from synthgate.api import API_DIR
 from synthgate.api.auth import SESSION_COOKIE, User, csrf_token, optional_user
 from synthgate.api.review import recent_decisions
 from synthgate.api.view import agreement_tables, review_view

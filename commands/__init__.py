@@ -12,6 +12,7 @@ from contextlib import contextmanager
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from synthgate.errors import InputError
 
@@ -25,5 +26,8 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except InputError as error:
-        errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        # Plain text, not markup: messages quote user values such as "[x, y, w, h]".
+        errors.print(
+            Text("error: ", style="bold red") + Text(str(error)), highlight=False, soft_wrap=True
+        )
         raise typer.Exit(code=InputError.exit_code) from None

@@ -26,7 +26,7 @@ def balance(
     target: str | None = typer.Option(
         None,
         "--target",
-        help="max | median | N | FILE (YAML class: target) | repeat_factor [default: the config's, median].",
+        help="max | median | N | FILE (YAML class: target) | repeat_factor (default: the config's, median).",
     ),
     config: Path | None = typer.Option(
         None, "--config", help="Balance config YAML (generators, attributes, augment)."
@@ -96,29 +96,47 @@ def merge(
         ..., "--synthetic", help="A finished run folder (synthgate run)."
     ),
     out: Path = typer.Option(
-        ..., "--out", "-o", help="Merged file to write (never the real file)."
+        ...,
+        "--out",
+        "-o",
+        help="Merged file to write (never the real file, nor inside the run folder).",
+    ),
+    images: Path | None = typer.Option(
+        None,
+        "--images",
+        help=(
+            "COCO: folder the real file_names are in (default: the --real file's folder). "
+            "Synthetic file_names are written relative to it, so `synthgate validate MERGED "
+            "--images DIR` finds every image."
+        ),
     ),
     label_field: str = typer.Option("label", "--label-field", help="JSONL: field for the label."),
     text_field: str = typer.Option("text", "--text-field", help="JSONL: field for the text."),
     add_categories: bool = typer.Option(
         False, "--add-categories", help="Append synthetic classes the real file lacks."
     ),
+    skip_invalid: bool = typer.Option(
+        False,
+        "--skip-invalid",
+        help="COCO: leave bad real entries out (they are listed) instead of stopping.",
+    ),
 ) -> None:
     """Merge the accepted samples of a finished run into a copy of a real dataset."""
     from synthgate.datasets.merge import merge_run
-    from synthgate.errors import InputError
 
     with user_errors():
-        if out.resolve() == real.resolve():
-            raise InputError(f"--out {out}: is the real file; write the merge to a new file")
         result = merge_run(
             real,
             synthetic,
             out,
+            images_dir=images,
             text_field=text_field,
             label_field=label_field,
             add_categories=add_categories,
+            skip_invalid=skip_invalid,
         )
+    for problem in result.skipped_input:
+        errors.print(f"[yellow]left out[/]: {problem}")
     added = (
         f"{result.added_rows} rows"
         if result.added_rows

@@ -9,15 +9,16 @@ uses by default).
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
 from synthgate.commands import console, user_errors
 from synthgate.errors import InputError
+from synthgate.files import write_atomic
+from synthgate.review.database import database_url, open_store
+from synthgate.review.printing import print_agreement, print_stats
 
 if TYPE_CHECKING:
     from synthgate.review.queue import ReviewQueue
@@ -33,39 +34,18 @@ DB_HELP = (
 )
 
 
-def database_url(run: Path | None, db: str | None) -> str:
-    """--db, else the run folder's database, else the settings, else the runs folder's."""
-    from synthgate.config import Settings
-    from synthgate.store import sqlite_url
-
-    if db:
-        return db
-    if run is not None:
-        path = run / "synthgate.db"
-        if not path.is_file():
-            raise InputError(
-                f"--run {run}: no synthgate.db there; pass the folder `synthgate run` wrote"
-            )
-        return sqlite_url(path)
-    settings = Settings()
-    if settings.db_url:
-        return settings.db_url
-    path = settings.runs_dir / "synthgate.db"
-    if not path.is_file():
-        raise InputError(
-            f"no database: {path} does not exist; pass --run runs/<name>, --db URL or set "
-            "SYNTHGATE_DB_URL"
-        )
-    return sqlite_url(path)
-
-
 def open_queue(
-    run: Path | None, db: str | None, *, annotators_per_item: int = 2, gold_rate: float = 0.1
+    run: Path | None,
+    db: str | None,
+    *,
+    annotators_per_item: int = 2,
+    gold_rate: float = 0.1,
+    read_only: bool = False,
 ) -> ReviewQueue:
+    """The review queue of the chosen database; `read_only` commands refuse a missing file."""
     from synthgate.review.queue import ReviewQueue
-    from synthgate.store import Store
 
-    store = Store(database_url(run, db))
+    store = open_store(database_url(run, db), must_exist=read_only)
     return ReviewQueue(store, annotators_per_item=annotators_per_item, gold_rate=gold_rate)
 
 
@@ -111,7 +91,7 @@ def enqueue(
                 raise InputError(f"--batch {batch_id}: no such batch in the database")
             added = queue.enqueue_batch(batch_id, image_root=image_root)
             console.print(f"{batch_id}: {added} new review items")
-        _print_stats(queue.stats())
+        print_stats(queue.stats())
 
 
 @app.command("gold")
@@ -151,11 +131,11 @@ def stats(
 ) -> None:
     """Queue depth, decisions, and each annotator's throughput and accuracy on gold tasks."""
     with user_errors():
-        numbers = open_queue(run, db).stats()
+        numbers = open_queue(run, db, read_only=True).stats()
     if as_json:
         console.print_json(json.dumps(numbers))
     else:
-        _print_stats(numbers)
+        print_stats(numbers)
 
 
 @app.command("release")
@@ -199,7 +179,10 @@ def export(
         help="Image URL template; {uri} is the path in the run folder, {item_id} the item.",
     ),
 ) -> None:
-    """Write review items as Label Studio tasks with predictions, plus the labeling config."""
+    """Write review items as Label Studio tasks with predictions, plus the labeling config.
+
+    Example: synthgate review export --run runs/quickstart --modality image -o tasks.json
+    """
     from synthgate.review.interop import export_tasks
 
     with user_errors():
@@ -209,7 +192,7 @@ def export(
         if modality is not None:
             _check_choice("--modality", modality, ["image", "text"])
         result = export_tasks(
-            open_queue(run, db),
+            open_queue(run, db, read_only=True),
             out,
             include=include,  # type: ignore[arg-type]
             modality=modality,
@@ -224,13 +207,23 @@ def export(
 
 @app.command("import")
 def import_(
-    path: Path = typer.Argument(..., metavar="FILE", help="Label Studio JSON export."),
+    path: Path = typer.Argument(
+        ..., metavar="FILE", help="Label Studio JSON export (a list of tasks)."
+    ),
     input_format: str = typer.Option("labelstudio", "--format", help="Import format: labelstudio."),
     run: Path | None = typer.Option(None, "--run", help=RUN_HELP),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
-    annotators_per_item: int = typer.Option(2, "--annotators-per-item", "-k", min=1),
+    annotators_per_item: int = typer.Option(
+        2,
+        "--annotators-per-item",
+        "-k",
+        min=1,
+        help="Distinct annotators an item needs before it is final (as for enqueue).",
+    ),
 ) -> None:
     """Read a Label Studio JSON export back as decisions.
+
+    Example: synthgate review import export.json --run runs/quickstart
 
     Decisions already recorded and equal are left alone; different ones are reported as
     conflicts and never overwritten.
@@ -271,11 +264,13 @@ def agreement(
     Cohen's kappa per pair, Fleiss' kappa and Krippendorff's alpha on verdicts, alpha (ordinal)
     per criterion level, accuracy and sensitivity on gold, and kappa between the rubric's route
     and the human verdict with suggestions for accept_at / reject_below.
+
+    Example: synthgate review agreement --run runs/quickstart --json agreement.json
     """
     from synthgate.review.report import agreement_report
 
     with user_errors():
-        queue = open_queue(run, db)
+        queue = open_queue(run, db, read_only=True)
         report = agreement_report(
             queue.store, accept_at=accept_at, reject_below=reject_below, min_items=min_items
         )
@@ -284,7 +279,7 @@ def agreement(
             typer.echo(text, nl=False)
             return
         if json_out is not None:
-            _write(json_out, text)
+            write_atomic(json_out, text, option="--json")
     print_agreement(report)
     if json_out is not None:
         console.print(f"wrote [bold]{json_out}[/]")
@@ -293,121 +288,3 @@ def agreement(
 def _check_choice(option: str, value: str, choices: list[str]) -> None:
     if value not in choices:
         raise InputError(f"{option} {value!r}: choose one of {', '.join(choices)}")
-
-
-def _write(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.part")
-        partial.write_text(text, encoding="utf-8")
-        partial.replace(path)
-    except OSError as error:
-        raise InputError(f"--json {path}: cannot write there ({error.strerror})") from None
-
-
-def _number(value: float | None, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "undefined"
-    return f"{value:.{digits}f}"
-
-
-def _agreement_row(table: Table, name: str, entry: dict[str, Any]) -> None:
-    table.add_row(
-        name,
-        _number(entry["value"]),
-        str(entry["n_items"]),
-        str(entry["n_ratings"]),
-        _number(entry["observed"]),
-        entry["note"],
-    )
-
-
-def _agreement_table(title: str) -> Table:
-    table = Table(title=title)
-    for column in ("statistic", "value", "items", "ratings", "observed", "note"):
-        table.add_column(column, justify="left" if column in ("statistic", "note") else "right")
-    return table
-
-
-def print_agreement(report: dict[str, Any]) -> None:
-    """The report as tables; tables with nothing in them are left out."""
-    verdicts = report["verdicts"]
-    if verdicts["alpha_nominal"]["n_ratings"] == 0 and not report["gold"]:
-        console.print("no item has two decisions yet: nothing to compare")
-    else:
-        table = _agreement_table("verdict agreement (accept / reject / fix)")
-        for pair in verdicts["cohen_pairs"]:
-            _agreement_row(table, "Cohen's kappa " + " vs ".join(pair["raters"]), pair)
-        _agreement_row(table, "Fleiss' kappa", verdicts["fleiss"])
-        _agreement_row(table, "Krippendorff's alpha (nominal)", verdicts["alpha_nominal"])
-        console.print(table)
-    if report["levels"]:
-        table = _agreement_table("level agreement per criterion (Krippendorff's alpha, ordinal)")
-        for criterion, entry in report["levels"].items():
-            _agreement_row(table, criterion, entry)
-        console.print(table)
-    if report["gold"]:
-        console.print(_gold_table(report["gold"]))
-    validator = report["validator"]
-    if validator["confusion"]:
-        table = _agreement_table("rubric route vs final human verdict")
-        _agreement_row(table, "Cohen's kappa", validator["kappa"])
-        console.print(table)
-        console.print(_confusion_table(validator["confusion"]))
-    for note in validator["suggestions"]["notes"]:
-        console.print(f"suggestion: {note}", highlight=False)
-
-
-def _gold_table(rows: dict[str, Any]) -> Table:
-    table = Table(title="gold tasks")
-    for column in (
-        "annotator",
-        "decided",
-        "correct",
-        "accuracy",
-        "sensitivity (flagged / honeypots)",
-    ):
-        table.add_column(column, justify="left" if column[0] in "as" else "right")
-    for who, row in rows.items():
-        sensitivity = ", ".join(
-            f"{c} {s['flagged']}/{s['honeypots']}" for c, s in row["sensitivity"].items()
-        )
-        table.add_row(
-            who, str(row["decided"]), str(row["correct"]), _number(row["accuracy"]), sensitivity
-        )
-    return table
-
-
-def _confusion_table(confusion: dict[str, dict[str, int]]) -> Table:
-    table = Table(title="rubric route (rows) vs the route the human verdict implies (columns)")
-    columns = ["accepted", "review", "rejected"]
-    table.add_column("rubric")
-    for column in columns:
-        table.add_column(column, justify="right")
-    for route, row in confusion.items():
-        table.add_row(route, *(str(row.get(c, 0)) for c in columns))
-    return table
-
-
-def _print_stats(numbers: dict[str, Any]) -> None:
-    items = numbers["items"]
-    console.print(
-        f"items: {items['open']} open, {items['adjudication']} awaiting adjudication, "
-        f"{items['final']} final; {numbers['gold_items']} gold; {numbers['queue_depth']} "
-        f"assignments still to hand out; {numbers['decisions']} decisions"
-    )
-    if not numbers["annotators"]:
-        return
-    table = Table(title="annotators")
-    for column in ("annotator", "assigned", "decided", "gold", "gold accuracy", "decisions/h"):
-        table.add_column(column, justify="left" if column == "annotator" else "right")
-    for who, row in numbers["annotators"].items():
-        table.add_row(
-            who,
-            str(row["assigned"]),
-            str(row["decided"]),
-            str(row["gold_decided"]),
-            _number(row["gold_accuracy"], 2),
-            "-" if row["decisions_per_hour"] is None else str(row["decisions_per_hour"]),
-        )
-    console.print(table)

@@ -19,12 +19,14 @@ def run(
         None,
         "--out",
         "-o",
-        help="Run folder to write [default: runs/<name>]. Replaced if it holds an earlier run.",
+        help="Run folder to write. Replaced if it holds an earlier run (never one with review decisions).",
+        show_default="runs/<name>",
     ),
     seed: int | None = typer.Option(
         None,
         "--seed",
         min=0,
+        max=2**63 - 1,
         help="Override the config's seed (every sample's seed derives from it).",
     ),
 ) -> None:

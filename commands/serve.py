@@ -14,11 +14,12 @@ from rich.table import Table
 
 from synthgate.commands import console, errors, user_errors
 from synthgate.errors import InputError
+from synthgate.review.database import open_store, shown_url
 
 if TYPE_CHECKING:
     from synthgate.api.auth import Users
 
-DB_HELP = "Database URL [default: $SYNTHGATE_DB_URL, else sqlite:///<runs dir>/synthgate.db]."
+DB_HELP = "Database URL (default: $SYNTHGATE_DB_URL, else sqlite:///<runs dir>/synthgate.db)."
 users = typer.Typer(help="Manage API users and their tokens.", no_args_is_help=True)
 
 
@@ -38,9 +39,8 @@ def resolve_db_url(db: str | None) -> str:
 
 def _users(db: str | None) -> Users:
     from synthgate.api.auth import Users
-    from synthgate.store import Store
 
-    return Users(Store(resolve_db_url(db)).engine)
+    return Users(open_store(resolve_db_url(db)).engine)
 
 
 def serve(
@@ -48,7 +48,22 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
     runs_dir: Path | None = typer.Option(
-        None, "--runs-dir", help="Where batches posted to the API are run [default: runs]."
+        None,
+        "--runs-dir",
+        help="Where batches posted to the API are run (default: $SYNTHGATE_RUNS_DIR, else runs).",
+    ),
+    data_root: Path | None = typer.Option(
+        None,
+        "--data-root",
+        help="Folder posted configs may read data from (COCO files, images, models), by paths "
+        "relative to it (default: $SYNTHGATE_DATA_ROOT, else none: only the shipped configs).",
+    ),
+    max_samples: int | None = typer.Option(
+        None,
+        "--max-samples",
+        min=1,
+        help="Most samples one posted batch may ask for, per modality "
+        "(default: $SYNTHGATE_MAX_SAMPLES, else 100000).",
     ),
     annotators_per_item: int = typer.Option(
         2, "--annotators-per-item", "-k", min=1, help="Decisions each review item needs."
@@ -57,21 +72,33 @@ def serve(
         0.1, "--gold-rate", min=0.0, max=0.9, help="Share of tasks that are gold tasks."
     ),
 ) -> None:
-    """Run the web service: the batch and review API (/docs) and the review page (/review)."""
+    """Run the web service: the batch and review API (/docs) and the review page (/review).
+
+    Example: synthgate serve --db sqlite:///runs/synthgate.db --data-root /srv/data --port 8000
+    """
     import uvicorn
 
     from synthgate.api.app import create_app
     from synthgate.config import Settings
 
     with user_errors():
+        settings = Settings()
         url = resolve_db_url(db)
+        root = data_root or settings.data_root
+        if root is not None and not root.is_dir():
+            raise InputError(f"--data-root {root}: not a folder; pass the folder data lives in")
+        open_store(url).close()  # a bad or unreachable --db is an error here, not a traceback
         app = create_app(
             db_url=url,
-            runs_dir=runs_dir or Settings().runs_dir,
+            runs_dir=runs_dir or settings.runs_dir,
             annotators_per_item=annotators_per_item,
             gold_rate=gold_rate,
+            data_root=root,
+            max_samples=max_samples or settings.max_samples,
         )
-    console.print(f"synthgate serving [bold]{url}[/] on http://{host}:{port}  (API docs: /docs)")
+    console.print(
+        f"synthgate serving [bold]{shown_url(url)}[/] on http://{host}:{port}  (API docs: /docs)"
+    )
     uvicorn.run(app, host=host, port=port, log_level="info")
 
 
@@ -81,7 +108,10 @@ def add_user(
     role: str = typer.Option(..., "--role", help="annotator | requester | admin."),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
-    """Create a user and print their token once (only its hash is stored)."""
+    """Create a user and print their token once (only its hash is stored).
+
+    Example: synthgate users add alice --role annotator --db sqlite:///runs/synthgate.db
+    """
     with user_errors():
         token = _users(db).add(name, role)
     errors.print(f"created {role} {name!r}; the token is shown only now:", highlight=False)

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from synthgate.commands import console, user_errors
+from synthgate.errors import InputError
 
 
 def validate(
@@ -34,12 +35,17 @@ def validate(
 ) -> None:
     """Score every sample against a rubric; print levels per criterion and the top findings.
 
-    Exit codes: 0 ok, 1 mean score under --fail-under, 2 bad input.
+    Works on any COCO file (polygons, RLE, crowd regions) or text JSONL, real or synthetic.
+    Exit codes: 0 ok, 1 mean score under --fail-under, 2 bad input (or nothing to judge).
+
+    Example: synthgate validate annotations.json --images images/ --json report.json --fail-under 4
     """
     from synthgate.validators.validate import validate_file, write_json
 
     with user_errors():
         result = validate_file(path, images=images, rubric=rubric, reference=reference)
+        if result.summary.samples == 0:
+            raise InputError(f"{path}: holds no samples (no images or rows) to judge")
         if json_out is not None:
             write_json(result, json_out)
     console.print(result.summary.table(), highlight=False, markup=False, soft_wrap=True)

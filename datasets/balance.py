@@ -18,10 +18,10 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from synthgate.errors import InputError
+from synthgate.files import load_yaml
 from synthgate.samples import Modality, SampleSpec, sample_seed
 
 NAMED_TARGETS = ("max", "median", "repeat_factor")
@@ -55,10 +55,7 @@ def load_balance_config(path: Path | None) -> BalanceConfig:
         return BalanceConfig.model_validate({})
     if not path.is_file():
         raise InputError(f"--config {path}: file not found; pass a balance config YAML")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise InputError(f"{path}: YAML syntax error: {error}") from None
+    data = load_yaml(path, what="balance config") or {}
     try:
         config = BalanceConfig.model_validate(data)
     except ValidationError as error:
@@ -126,10 +123,7 @@ def parse_target(value: str | int) -> str | int | Path:
 
 
 def _targets_from_file(path: Path, counts: dict[str, ClassCount]) -> dict[str, int]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise InputError(f"{path}: YAML syntax error: {error}") from None
+    data = load_yaml(path, what="per-class targets file")
     if not isinstance(data, dict):
         raise InputError(f"{path}: per-class targets must be a mapping class: target")
     unknown = sorted(str(k) for k in data if str(k) not in counts)

@@ -40,12 +40,14 @@ from synthgate.datasets.balance import (
     plan_specs,
     split_deficits,
 )
-from synthgate.datasets.coco import check_coco, read_coco
-from synthgate.datasets.merge import MergeResult, merge_coco, read_jsonl
+from synthgate.datasets.coco import read_coco
+from synthgate.datasets.coco_checks import check_coco
+from synthgate.datasets.merge import MergeResult, merge_coco, relative_prefix
 from synthgate.errors import InputError
+from synthgate.files import read_jsonl, write_atomic
 from synthgate.generators import Generator, build_generator
 from synthgate.outputs import dumps
-from synthgate.pipeline import Progress, batch_id_for, run_batch
+from synthgate.pipeline import Progress, batch_id_for, prepare_out, publish_out, run_batch
 from synthgate.samples import Modality
 
 
@@ -65,24 +67,13 @@ def generator_sections(
 
 
 def prepare_output(out: Path) -> Path:
-    """A fresh temporary folder beside `out`; refuse to replace a folder that is not ours."""
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: is a file; choose a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / "balance.json").exists():
-        raise InputError(
-            f"--out {out}: folder exists and is not a synthgate balance output; choose a new folder"
-        )
-    temporary = out.with_name(f".{out.name}.partial")
-    if temporary.exists():
-        shutil.rmtree(temporary)
-    temporary.mkdir(parents=True)
+    """A temporary folder beside `out` (pipeline's checks and swap): refuse a folder that is not
+    a balance output, or one whose runs hold human review decisions."""
+    temporary = prepare_out(
+        out, marker="balance.json", what="balance output", databases="runs/*/synthgate.db"
+    )
+    (temporary / "images").rmdir()  # made for a run folder; a balance output has none
     return temporary
-
-
-def publish_output(temporary: Path, out: Path) -> None:
-    if out.exists():
-        shutil.rmtree(out)
-    temporary.rename(out)
 
 
 def _count_table(before: dict[str, ClassCount], after: dict[str, ClassCount]) -> dict[str, Any]:
@@ -258,11 +249,12 @@ def balance_coco(
         )
         merged, result = data, MergeResult()
         for run_dir, _config in runs:
-            final_dir = out / run_dir.relative_to(temporary)
+            # Relative to the real images folder, where the run will lie once published, so
+            # `--images <real images>` finds real and synthetic images alike.
+            prefix = relative_prefix(out / run_dir.relative_to(temporary), images_dir)
             synthetic = read_coco(run_dir / "coco.json")
-            prefix = str(final_dir.relative_to(out)) + "/"
             merged = merge_coco(merged, synthetic, file_prefix=prefix, result=result)
-        (temporary / "merged.coco.json").write_text(dumps(merged) + "\n", encoding="utf-8")
+        write_atomic(temporary / "merged.coco.json", dumps(merged) + "\n")
         after = class_counts(merged)
         summary = summarise(
             kind="coco",
@@ -279,7 +271,7 @@ def balance_coco(
             skipped=[p.describe() for p in checked.skipped],
         )
         finish_output(temporary, summary, runs)
-        publish_output(temporary, out)
+        publish_out(temporary, out)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise

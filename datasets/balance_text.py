@@ -28,14 +28,14 @@ from synthgate.datasets.balance_run import (
     finish_output,
     generator_sections,
     prepare_output,
-    publish_output,
     run_sections,
     summarise,
 )
-from synthgate.datasets.merge import MergeResult, merge_jsonl, read_jsonl
+from synthgate.datasets.merge import MergeResult, merge_jsonl
 from synthgate.errors import InputError
+from synthgate.files import read_jsonl, write_atomic
 from synthgate.generators import Generator, build_generator
-from synthgate.pipeline import Progress
+from synthgate.pipeline import Progress, publish_out
 
 
 def _check_rows(
@@ -75,6 +75,8 @@ def balance_jsonl(
     if not jsonl_path.is_file():
         raise InputError(f"--jsonl {jsonl_path}: file not found")
     rows = read_jsonl(jsonl_path)
+    if not rows:
+        raise InputError(f"--jsonl {jsonl_path}: no rows; pass a JSONL file with one row per line")
     _check_rows(rows, jsonl_path, text_field=text_field, label_field=label_field)
     sections = generator_sections(balance.text, {"generator": "counterfactual"})
     locales = sorted({loc for s in sections for loc in s.get("locales", ["en_US"])})
@@ -133,7 +135,7 @@ def balance_jsonl(
                 label_field=label_field,
                 result=result,
             )
-        (temporary / "merged.jsonl").write_text("".join(lines), encoding="utf-8")
+        write_atomic(temporary / "merged.jsonl", "".join(lines))
         merged_rows = read_jsonl(temporary / "merged.jsonl")
         after = label_counts(merged_rows, label_field=label_field)
         bias = {
@@ -169,7 +171,7 @@ def balance_jsonl(
             extra={"bias": bias},
         )
         finish_output(temporary, summary, runs)
-        publish_output(temporary, out)
+        publish_out(temporary, out)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise

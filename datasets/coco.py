@@ -6,18 +6,16 @@ pycocotools into the one internal form (COCO xywh boxes, compressed RLE with `co
 what cannot be read is recorded on the object (`attributes["segmentation_error"]`, an empty
 `bbox`) for the validators to report, never raised. Each object keeps its COCO `annotation_id`
 and `iscrowd` flag in `attributes`. Files this package wrote (`images[].synthgate`) get their
-sample ids, seeds and provenance back. Writers live in outputs.py.
-At the end: `find_coco_problems` / `check_coco`, the strict checks balancing and merging run
-first (dangling or duplicate ids, polygons under 3 points, images missing on disk).
+sample ids, seeds and provenance back. Writers live in outputs.py; the strict checks balancing
+and merging run first are in coco_checks.py.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +44,16 @@ def read_coco(path: Path | str) -> dict[str, Any]:
         raise InputError(f"{path}: not a UTF-8 text file") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: a COCO file is a JSON object (got {type(data).__name__})")
-    missing = [key for key in COCO_LISTS if not isinstance(data.get(key), list)]
-    if "images" in missing:
+    if "images" not in data:
         raise InputError(
             f"{path}: no `images` list; is this a COCO detection file? "
             f"(keys found: {sorted(data)[:8]})"
         )
-    for key in missing:  # annotations/categories may be absent (an unlabelled image list)
-        data[key] = []
+    for key in COCO_LISTS:
+        if key != "images" and data.get(key) is None:
+            data[key] = []  # annotations/categories may be absent (an unlabelled image list)
+        elif not isinstance(data[key], list):
+            raise InputError(f"{path}: `{key}` must be a list (got {type(data[key]).__name__})")
     return data
 
 
@@ -219,207 +219,3 @@ def category_names(coco: dict[str, Any]) -> list[str]:
     return [
         str(c["name"]) for c in coco.get("categories", []) if isinstance(c, dict) and "name" in c
     ]
-
-
-# --- Strict checks before balancing or merging (synthgate balance / merge) -------------------
-# `find_coco_problems(data, images_dir=…)` lists every entry balancing or merging cannot trust:
-# dangling image/category ids, duplicate ids, polygons with fewer than 3 points, malformed boxes,
-# images missing on disk. `check_coco(…)` raises one InputError naming them, or with
-# `skip_invalid` returns the file without them and the list of what was left out.
-
-MAX_LISTED = 20  # problems named in one error message; the rest are counted
-
-
-@dataclass(frozen=True)
-class CocoProblem:
-    """One bad entry: which list, its position and id, what is wrong."""
-
-    section: str  # "images" | "annotations" | "categories"
-    position: int
-    entry_id: Any
-    message: str
-
-    def describe(self) -> str:
-        return f"{self.section}[{self.position}] (id {self.entry_id!r}): {self.message}"
-
-
-@dataclass
-class CheckedCoco:
-    """A COCO mapping that passed the checks (or had its bad entries left out)."""
-
-    data: dict[str, Any]
-    skipped: list[CocoProblem] = field(default_factory=list)
-
-
-def _duplicates(entries: list[dict[str, Any]], section: str) -> list[CocoProblem]:
-    """Every entry after the first with the same id."""
-    seen: set[Any] = set()
-    problems = []
-    for position, entry in enumerate(entries):
-        key = entry.get("id")
-        if key in seen:
-            problems.append(CocoProblem(section, position, key, "duplicate id"))
-        seen.add(key)
-    return problems
-
-
-def _image_problems(data: dict[str, Any], images_dir: Path | None) -> list[CocoProblem]:
-    problems = []
-    for position, image in enumerate(data["images"]):
-        if not isinstance(image, dict):
-            problems.append(CocoProblem("images", position, None, "not an object"))
-            continue
-        key = image.get("id")
-        if not isinstance(key, int) or isinstance(key, bool):
-            problems.append(CocoProblem("images", position, key, "id must be an integer"))
-        size = (image.get("width"), image.get("height"))
-        if not all(isinstance(v, int) and v > 0 for v in size):
-            problems.append(
-                CocoProblem("images", position, key, f"width/height must be > 0 (got {size})")
-            )
-        name = image.get("file_name")
-        if not isinstance(name, str) or not name:
-            problems.append(CocoProblem("images", position, key, "file_name is missing"))
-        elif images_dir is not None and not (images_dir / name).is_file():
-            problems.append(
-                CocoProblem("images", position, key, f"image file missing: {images_dir / name}")
-            )
-    return problems
-
-
-def _polygon_problem(segmentation: Any) -> str | None:
-    if isinstance(segmentation, dict):
-        if "counts" not in segmentation or "size" not in segmentation:
-            return "RLE segmentation needs `counts` and `size`"
-        return None
-    if not isinstance(segmentation, list) or not segmentation:
-        return "segmentation must be a list of polygons or an RLE object"
-    for part, polygon in enumerate(segmentation):
-        if not isinstance(polygon, list) or len(polygon) % 2:
-            return f"polygon {part} must be a flat list of x, y pairs"
-        if len(polygon) < 6:
-            return f"polygon {part} has {len(polygon) // 2} point(s); a polygon needs at least 3"
-    return None
-
-
-def _annotation_problems(
-    data: dict[str, Any], image_ids: set[Any], category_ids: set[Any]
-) -> list[CocoProblem]:
-    problems = []
-    for position, annotation in enumerate(data["annotations"]):
-        if not isinstance(annotation, dict):
-            problems.append(CocoProblem("annotations", position, None, "not an object"))
-            continue
-        key = annotation.get("id")
-
-        def add(message: str, key: Any = key, position: int = position) -> None:
-            problems.append(CocoProblem("annotations", position, key, message))
-
-        if not isinstance(key, int) or isinstance(key, bool):
-            add("id must be an integer")
-        if annotation.get("image_id") not in image_ids:
-            add(f"image_id {annotation.get('image_id')!r} is not the id of any image (dangling)")
-        if annotation.get("category_id") not in category_ids:
-            add(
-                f"category_id {annotation.get('category_id')!r} is not the id of any category "
-                "(dangling)"
-            )
-        bbox = annotation.get("bbox")
-        if not (
-            isinstance(bbox, list)
-            and len(bbox) == 4
-            and all(isinstance(v, int | float) for v in bbox)
-            and bbox[2] >= 0
-            and bbox[3] >= 0
-        ):
-            add(f"bbox must be [x, y, w, h] with w, h >= 0 (got {bbox!r})")
-        if "segmentation" in annotation:
-            message = _polygon_problem(annotation["segmentation"])
-            if message is not None:
-                add(message)
-    return problems
-
-
-def find_coco_problems(data: dict[str, Any], *, images_dir: Path | None) -> list[CocoProblem]:
-    """Every entry of a COCO mapping that balancing or merging cannot trust, in file order."""
-    problems = []
-    for position, category in enumerate(data["categories"]):
-        if not isinstance(category, dict) or not isinstance(category.get("name"), str):
-            key = category.get("id") if isinstance(category, dict) else None
-            problems.append(CocoProblem("categories", position, key, "name is missing"))
-    names = Counter(c.get("name") for c in data["categories"] if isinstance(c, dict))
-    for position, category in enumerate(data["categories"]):
-        if isinstance(category, dict) and names[category.get("name")] > 1:
-            problems.append(
-                CocoProblem(
-                    "categories",
-                    position,
-                    category.get("id"),
-                    f"name {category.get('name')!r} is used by more than one category",
-                )
-            )
-    for section in ("images", "annotations", "categories"):
-        entries = [e for e in data[section] if isinstance(e, dict)]
-        problems += _duplicates(entries, section)
-    problems += _image_problems(data, images_dir)
-    image_ids = {i.get("id") for i in data["images"] if isinstance(i, dict)}
-    category_ids = {c.get("id") for c in data["categories"] if isinstance(c, dict)}
-    problems += _annotation_problems(data, image_ids, category_ids)
-    order = {"categories": 0, "images": 1, "annotations": 2}
-    return sorted(problems, key=lambda p: (order[p.section], p.position))
-
-
-def describe_problems(problems: list[CocoProblem]) -> str:
-    lines = [f"  - {p.describe()}" for p in problems[:MAX_LISTED]]
-    if len(problems) > MAX_LISTED:
-        lines.append(f"  … and {len(problems) - MAX_LISTED} more")
-    return "\n".join(lines)
-
-
-def check_coco(
-    data: dict[str, Any], *, source: Path, images_dir: Path | None, skip_invalid: bool = False
-) -> CheckedCoco:
-    """The file as it is if it is clean; else an `InputError` naming every bad entry.
-
-    With `skip_invalid`, bad entries are left out instead (an image takes its annotations with
-    it; a duplicate keeps its first occurrence) and returned in `skipped`. Category problems are
-    never skipped: dropping a class would silently change what the dataset means.
-    """
-    problems = find_coco_problems(data, images_dir=images_dir)
-    if not problems:
-        return CheckedCoco(data=data)
-    category_problems = [p for p in problems if p.section == "categories"]
-    if not skip_invalid or category_problems:
-        fix = (
-            "fix the categories (they cannot be skipped)"
-            if skip_invalid
-            else "fix these entries, or pass --skip-invalid to leave them out (they are listed)"
-        )
-        raise InputError(
-            f"{source}: {len(problems)} problem(s) in the COCO file; nothing was written:\n"
-            f"{describe_problems(problems)}\n{fix}"
-        )
-    bad = {(p.section, p.position) for p in problems}
-    images = [e for i, e in enumerate(data["images"]) if ("images", i) not in bad]
-    kept_image_ids = {image["id"] for image in images}
-    dropped_image_ids = {
-        e.get("id") for i, e in enumerate(data["images"]) if ("images", i) in bad
-    } - kept_image_ids
-    annotations = []
-    for position, annotation in enumerate(data["annotations"]):
-        if ("annotations", position) in bad:
-            continue
-        if annotation["image_id"] in dropped_image_ids:
-            problems.append(
-                CocoProblem(
-                    "annotations",
-                    position,
-                    annotation.get("id"),
-                    f"left out with its image {annotation['image_id']!r}",
-                )
-            )
-            continue
-        annotations.append(annotation)
-    return CheckedCoco(
-        data={**data, "images": images, "annotations": annotations}, skipped=problems
-    )

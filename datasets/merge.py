@@ -7,7 +7,9 @@ accepted synthetic images and annotations appended with fresh ids, each image ma
 does the same for text rows (real lines are copied byte for byte). Collisions (a sample merged
 twice, a file name or row id already taken, a class the real file lacks) are refused with an
 `InputError` that names them. `merge_run` reads a finished run folder and writes the merged
-file atomically. Samples not accepted (waiting for review, rejected) are never merged.
+file atomically, synthetic file names relative to the real images folder (one `--images` finds
+every image). Samples not accepted (waiting for review, rejected) are never merged; images
+that do not come from a run (no `synthgate` status and sample id) are refused.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from synthgate.errors import InputError
+from synthgate.files import read_jsonl, write_atomic
 from synthgate.outputs import dumps
 
 MAX_NAMED = 10
@@ -34,6 +37,7 @@ class MergeResult:
     added_rows: int = 0
     left_out: dict[str, list[str]] = field(default_factory=dict)  # status -> sample ids
     new_categories: list[str] = field(default_factory=list)
+    skipped_input: list[str] = field(default_factory=list)  # bad real entries left out
 
 
 def _named(values: list[Any]) -> str:
@@ -70,8 +74,8 @@ def merge_coco(
 ) -> dict[str, Any]:
     """A copy of `real` with the accepted images of `synthetic` appended (see module doc).
 
-    `file_prefix` is put before synthetic file names, so they point at the run's images from
-    wherever the merged file is read.
+    `file_prefix` is put before synthetic file names, so they resolve from the folder the real
+    file names are relative to (see `relative_prefix`).
     """
     result = result if result is not None else MergeResult()
     real_ids = Counter(c["name"] for c in real["categories"])
@@ -86,11 +90,19 @@ def merge_coco(
     categories = list(real["categories"])
 
     accepted = []
-    for image in synthetic["images"]:
-        block = image.get("synthgate") or {}
-        status = block.get("status", "accepted")
+    for position, image in enumerate(synthetic["images"]):
+        block = image.get("synthgate") if isinstance(image, dict) else None
+        if not (isinstance(block, dict) and block.get("status") and block.get("sample_id")):
+            # Only a run's own images say whether they were accepted; never guess it.
+            key = image.get("id") if isinstance(image, dict) else None
+            raise InputError(
+                f"not a synthgate run image: images[{position}] (id {key!r}) has no "
+                "`synthgate` block with `status` and `sample_id`; --synthetic must be a run "
+                "folder written by synthgate run"
+            )
+        status = str(block["status"])
         if status != "accepted":
-            result.left_out.setdefault(status, []).append(str(block.get("sample_id")))
+            result.left_out.setdefault(status, []).append(str(block["sample_id"]))
         else:
             accepted.append(image)
     accepted_ids = {image["id"] for image in accepted}
@@ -219,50 +231,42 @@ def merge_jsonl(
     return lines
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary name, then rename: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Rows of a JSONL file; a bad line is an `InputError` naming its number."""
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise InputError(f"{path}: line {number}: not valid JSON ({error.msg})") from None
-        if not isinstance(row, dict):
-            raise InputError(f"{path}: line {number}: a row must be a JSON object")
-        rows.append(row)
-    return rows
-
-
 def merge_run(
     real_path: Path,
     run_dir: Path,
     out: Path,
     *,
+    images_dir: Path | None = None,
     text_field: str = "text",
     label_field: str = "label",
     add_categories: bool = False,
+    skip_invalid: bool = False,
 ) -> MergeResult:
-    """Merge a finished run folder into a real COCO file or JSONL; write `out` atomically."""
-    from synthgate.datasets.coco import check_coco, read_coco
+    """Merge a finished run folder into a real COCO file or JSONL; write `out` atomically.
+
+    Synthetic file names are made relative to `images_dir` (default: the folder of the real
+    file), the folder the real file names are relative to, so one `--images` serves both.
+    """
+    from synthgate.datasets.coco import read_coco
+    from synthgate.datasets.coco_checks import check_coco
 
     result = MergeResult()
+    if out.resolve() == real_path.resolve():
+        raise InputError(f"--out {out}: is the real file; write the merge to a new file")
+    if out.resolve().is_relative_to(run_dir.resolve()):
+        raise InputError(
+            f"--out {out}: is inside the --synthetic run folder {run_dir}; write the merge "
+            "outside it (it would overwrite or mix with the run's own files)"
+        )
+    if out.is_dir():
+        raise InputError(f"--out {out}: is a folder; give a file name")
     if not (run_dir / "manifest.json").is_file():
         raise InputError(f"--synthetic {run_dir}: not a finished synthgate run (no manifest.json)")
     if real_path.suffix == ".jsonl":
+        read_jsonl(real_path, what="--real JSONL file")  # refuse a broken file before writing
         if not (run_dir / "text.jsonl").is_file():
             raise InputError(f"--synthetic {run_dir}: the run made no text (no text.jsonl)")
         real_lines = real_path.read_text(encoding="utf-8").splitlines(keepends=True)
-        read_jsonl(real_path)  # refuse a broken real file before anything is written
         lines = merge_jsonl(
             real_lines,
             read_jsonl(run_dir / "text.jsonl"),
@@ -275,15 +279,26 @@ def merge_run(
     synthetic_path = run_dir / "coco.json"
     if not synthetic_path.is_file():
         raise InputError(f"--synthetic {run_dir}: the run made no images (no coco.json)")
+    images_dir = images_dir if images_dir is not None else real_path.parent
+    if not images_dir.is_dir():
+        raise InputError(
+            f"--images {images_dir}: folder not found; pass the folder the real file_names are in"
+        )
     real = read_coco(real_path)
-    check_coco(real, source=real_path, images_dir=None)
-    prefix = os.path.relpath(run_dir.resolve(), out.resolve().parent) + "/"
+    checked = check_coco(real, source=real_path, images_dir=None, skip_invalid=skip_invalid)
+    real = checked.data
+    result.skipped_input = [p.describe() for p in checked.skipped]
     merged = merge_coco(
         real,
         read_coco(synthetic_path),
-        file_prefix=prefix,
+        file_prefix=relative_prefix(run_dir, images_dir),
         add_categories=add_categories,
         result=result,
     )
     write_atomic(out, dumps(merged) + "\n")
     return result
+
+
+def relative_prefix(run_dir: Path, images_dir: Path) -> str:
+    """What to put before a run's file names so they resolve from `images_dir`."""
+    return os.path.relpath(run_dir.resolve(), images_dir.resolve()) + "/"

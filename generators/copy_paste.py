@@ -25,7 +25,8 @@ import PIL
 from PIL import Image
 
 from synthgate.config import CopyPasteImageConfig
-from synthgate.datasets.coco import check_coco, read_coco, segmentation_to_rle
+from synthgate.datasets.coco import read_coco, segmentation_to_rle
+from synthgate.datasets.coco_checks import check_coco
 from synthgate.errors import InputError
 from synthgate.generators.labels import (
     PlacedObject,

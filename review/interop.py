@@ -11,7 +11,6 @@ same decisions changes nothing; one that differs is reported as a conflict, neve
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from typing import Any, Literal
 from sqlalchemy import select
 
 from synthgate.errors import InputError
+from synthgate.files import write_atomic
 from synthgate.review.decision import Decision, check_decision
 from synthgate.review.labelstudio import (
     Shapes,
@@ -94,8 +94,8 @@ def export_tasks(
     criteria = queue.task(items[0][0]).criteria if items else []
     config = labeling_config(chosen, sorted(labels), criteria, shapes=shapes)
     config_path = out.with_name(out.stem + ".config.xml")
-    _write_atomic(out, json.dumps(tasks, ensure_ascii=False, indent=1) + "\n")
-    _write_atomic(config_path, config)
+    write_atomic(out, json.dumps(tasks, ensure_ascii=False, indent=1) + "\n")
+    write_atomic(config_path, config)
     return ExportResult(tasks=out, config=config_path, count=len(tasks), modality=chosen)
 
 
@@ -195,32 +195,25 @@ def _annotator(completed_by: Any) -> str | None:
     return None
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.part")
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, path)
-    except OSError as error:
-        raise InputError(
-            f"{path}: cannot write there ({error.strerror}); choose another --out"
-        ) from None
-
-
 def import_annotations(queue: ReviewQueue, path: Path) -> ImportResult:
     """Read a Label Studio JSON export (a list of tasks) back as decisions."""
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; pass the Label Studio JSON export file itself")
     try:
         tasks = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError(f"{path}: no such file; pass a Label Studio JSON export") from None
+    except OSError as error:
+        raise InputError(f"{path}: cannot read it ({error.strerror})") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InputError(
             f"{path}: not JSON ({error}); export the project as JSON from Label Studio"
         ) from None
-    if isinstance(tasks, dict):
-        tasks = [tasks]
     if not isinstance(tasks, list):
-        raise InputError(f"{path}: expected a list of tasks (Label Studio's JSON export)")
+        raise InputError(
+            f"{path}: a Label Studio export is a JSON list of tasks (got a JSON "
+            f"{type(tasks).__name__}); export the project as JSON from Label Studio"
+        )
     result = ImportResult()
     for position, task in enumerate(tasks):
         where = f"{path}: task {position}"

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from synthgate.errors import InputError
-from synthgate.review import adjudication, enqueue, gold
+from synthgate.review import enqueue, gold
 from synthgate.review.decision import (
     Decision,
     ReviewTask,
@@ -29,6 +29,7 @@ from synthgate.review.decision import (
     criteria_of,
     decision_row,
 )
+from synthgate.review.items import finalise, item_row, maybe_finalise, shown_sample
 from synthgate.review.tables import (
     WriteTransaction,
     assignments,
@@ -38,7 +39,7 @@ from synthgate.review.tables import (
     review_items,
 )
 from synthgate.samples import Sample
-from synthgate.store import Store, samples
+from synthgate.store import Store
 
 
 class ReviewQueue:
@@ -151,7 +152,7 @@ class ReviewQueue:
                 )
             if assignment.decided_at is not None:
                 raise InputError(f"{annotator!r} already decided item {item_id}")
-            shown = self._shown_sample(connection, item)
+            shown = shown_sample(connection, item)
             check_decision(item_id, shown, decision)
             now = time.time()
             connection.execute(
@@ -163,7 +164,7 @@ class ReviewQueue:
                 assignments.update().where(assignments.c.id == assignment.id).values(decided_at=now)
             )
             if item.kind == "sample":
-                self._maybe_finalise(connection, item)
+                maybe_finalise(connection, item)
 
     def adjudicate(self, item_id: int, adjudicator: str, decision: Decision) -> None:
         """An adjudicator's decision on an item its annotators disagreed on: it is final."""
@@ -179,11 +180,11 @@ class ReviewQueue:
                 raise InputError(
                     f"{adjudicator!r} already decided item {item_id}; another person adjudicates"
                 )
-            shown = self._shown_sample(connection, item)
+            shown = shown_sample(connection, item)
             check_decision(item_id, shown, decision)
             row = decision_row(item_id, adjudicator, decision, shown, "adjudicator", time.time())
             connection.execute(decisions.insert().values(**row))
-            self._finalise(connection, item, decision.verdict, [row])
+            finalise(connection, item, decision.verdict, [row])
 
     def release_stale(self, older_than_s: float) -> int:
         """Take back assignments left undecided for longer than `older_than_s` seconds (an
@@ -215,8 +216,8 @@ class ReviewQueue:
     def item_image_path(self, item_id: int) -> Path | str | None:
         """Where the item's pixels are: a local Path, an fsspec URL, or None for text."""
         with self.store.engine.connect() as connection:
-            item = _item(connection, item_id)
-            shown = self._shown_sample(connection, item)
+            item = item_row(connection, item_id)
+            shown = shown_sample(connection, item)
             root = connection.execute(
                 select(review_batches.c.image_root).where(
                     review_batches.c.batch_id == item.batch_id
@@ -327,77 +328,15 @@ class ReviewQueue:
             raise InputError(f"no review item {item_id}")
         return item
 
-    def _shown_sample(self, connection: Connection, item: Any) -> Sample:
-        if item.kind == "gold":
-            shown = connection.execute(
-                select(gold_answers.c.shown).where(gold_answers.c.item_id == item.id)
-            ).scalar_one()
-            return Sample.model_validate_json(shown)
-        data = connection.execute(
-            select(samples.c.data).where(samples.c.id == item.sample_id)
-        ).scalar()
-        if data is None:
-            raise InputError(f"item {item.id}: sample {item.sample_id} is not in the database")
-        return Sample.model_validate_json(data)
-
     def _task(self, connection: Connection, item_id: int) -> ReviewTask:
-        item = _item(connection, item_id)
-        shown = self._shown_sample(connection, item).model_copy(deep=True)
+        item = item_row(connection, item_id)
+        shown = shown_sample(connection, item).model_copy(deep=True)
         # every task looks alike: gold tasks must not be told apart by status or audit flag
         shown.status = "review"
         if item.kind == "gold" and shown.report is not None and shown.report.route == "accepted":
             shown.report.audit = True
         criteria = criteria_of(shown)
         return ReviewTask(item_id=item.id, sample=shown, criteria=criteria)
-
-    def _maybe_finalise(self, connection: Connection, item: Any) -> None:
-        rows = [
-            dict(r._mapping)
-            for r in connection.execute(
-                select(decisions)
-                .where(decisions.c.item_id == item.id, decisions.c.role == "annotator")
-                .order_by(decisions.c.decided_at, decisions.c.id)
-            )
-        ]
-        if len(rows) < item.k:
-            return
-        verdict = adjudication.resolve([r["verdict"] for r in rows])
-        if verdict is None:
-            connection.execute(
-                review_items.update()
-                .where(review_items.c.id == item.id)
-                .values(status="adjudication")
-            )
-            return
-        self._finalise(connection, item, verdict, rows)
-
-    def _finalise(
-        self, connection: Connection, item: Any, verdict: str, rows: list[dict[str, Any]]
-    ) -> None:
-        sample = self._shown_sample(connection, item)
-        final = adjudication.final_sample(sample, verdict, rows)
-        # the sample row and the item change in one transaction: no decision is half-applied
-        connection.execute(
-            samples.update()
-            .where(samples.c.id == final.id)
-            .values(
-                status=final.status,
-                score=final.report.score if final.report else None,
-                data=final.model_dump_json(),
-            )
-        )
-        connection.execute(
-            review_items.update()
-            .where(review_items.c.id == item.id)
-            .values(status="final", final_verdict=verdict)
-        )
-
-
-def _item(connection: Connection, item_id: int) -> Any:
-    item = connection.execute(select(review_items).where(review_items.c.id == item_id)).first()
-    if item is None:
-        raise InputError(f"no review item {item_id}")
-    return item
 
 
 __all__ = [

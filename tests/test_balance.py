@@ -345,7 +345,8 @@ def test_balance_median_merges_a_file_pycocotools_loads(
         assert mark["synthetic"] is True
         assert {"sample_id", "batch_id", "generator", "seed", "score"} <= set(mark)
         assert mark["generator"] == "copy_paste"
-        assert (balanced / image["file_name"]).is_file()
+        # Relative to the real images folder, like the real file names: one --images for all.
+        assert (tiny[1] / image["file_name"]).is_file()
         assert coco.getAnnIds(imgIds=[image["id"]])
 
 
@@ -377,7 +378,66 @@ def test_balance_is_reproducible(balanced: Path, tiny: tuple[Path, Path], tmp_pa
         "median",
     )
     assert result.returncode == 0, result.stderr
-    assert (out / "merged.coco.json").read_bytes() == (balanced / "merged.coco.json").read_bytes()
+
+    def located(folder: Path) -> dict[str, Any]:
+        """The merged file with each image named by where it lies inside `folder` (file names
+        are relative to the real images folder, so they differ with the output's place)."""
+        data = json.loads((folder / "merged.coco.json").read_text())
+        for image in data["images"]:
+            path = (images / image["file_name"]).resolve()
+            if path.is_relative_to(folder.resolve()):
+                image["file_name"] = str(path.relative_to(folder.resolve()))
+        return data
+
+    assert located(out) == located(balanced)
+
+
+def test_validate_finds_every_image_of_a_balanced_file(
+    balanced: Path, tiny: tuple[Path, Path]
+) -> None:
+    merged = json.loads((balanced / "merged.coco.json").read_text())
+    result = run_cli("validate", str(balanced / "merged.coco.json"), "--images", str(tiny[1]))
+    assert result.returncode == 0, result.stderr
+    assert f"{len(merged['images'])} samples" in result.stdout
+    assert "image_unreadable" not in result.stdout, result.stdout
+
+
+def _add_review_decision(db: Path) -> None:
+    """One human decision in a run database, the way a reviewer makes it."""
+    from synthgate.review.queue import Decision, ReviewQueue
+    from synthgate.store import Store, sqlite_url
+
+    store = Store(sqlite_url(db))
+    batch_id = json.loads((db.parent / "manifest.json").read_text())["batch_id"]
+    first = next(store.iter_samples(batch_id, "image"))
+    store.upsert_samples([first.model_copy(update={"status": "review"})])
+    queue = ReviewQueue(store, annotators_per_item=1, gold_rate=0.0)
+    queue.enqueue_batch(batch_id)
+    task = queue.next_item("ann")
+    assert task is not None
+    queue.decide(task.item_id, "ann", Decision(verdict="accept"))
+    store.close()
+
+
+def test_rerun_replaces_a_balance_output_but_never_review_decisions(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    coco, images = tiny
+    out = tmp_path / "out"
+    args = ("balance", "--coco", str(coco), "--images", str(images), "--out", str(out))
+    assert run_cli(*args).returncode == 0
+    (out / "stale.txt").write_text("from an earlier balance")
+    again = run_cli(*args)
+    assert again.returncode == 0, again.stderr
+    assert not (out / "stale.txt").exists() and (out / "balance.json").is_file()
+    db = next(out.glob("runs/*/synthgate.db"))
+    _add_review_decision(db)
+    before = db.read_bytes()
+    refused = run_cli(*args)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "1 human review decisions" in " ".join(refused.stderr.split())
+    assert db.read_bytes() == before and (out / "merged.coco.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary folder left
 
 
 # --- bad input: clear errors naming the entries, nothing written --------------------------------

@@ -98,6 +98,8 @@ def test_text_report_renders(text_balance: tuple[Path, Path]) -> None:
 
 
 BAD_ROWS = [
+    ("", "no rows"),
+    ("\n\n", "no rows"),
     ('{"id": 1, "review": "ok"}\n', "row(s) 1 lack"),
     ('{"id": 1, "review": "ok", "sentiment": "pos"}\nnot json\n', "line 2: not valid JSON"),
     (

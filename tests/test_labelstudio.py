@@ -351,7 +351,9 @@ def test_changed_decision_is_a_conflict_not_an_overwrite(store: Store, tmp_path:
     ("content", "message"),
     [
         ("{not json", "not JSON"),
-        ('"a string"', "expected a list of tasks"),
+        ('"a string"', "a Label Studio export is a JSON list of tasks"),
+        # one task object, not a list: once counted as "skipped 1" with exit 0
+        ('{"id": 1, "data": {"item_id": 1}}', "a Label Studio export is a JSON list of tasks"),
     ],
 )
 def test_unreadable_exports_are_input_errors(
@@ -363,6 +365,8 @@ def test_unreadable_exports_are_input_errors(
         import_annotations(ReviewQueue(store), path)
     with pytest.raises(InputError, match="no such file"):
         import_annotations(ReviewQueue(store), tmp_path / "missing.json")
+    with pytest.raises(InputError, match="is a folder"):  # once an IsADirectoryError
+        import_annotations(ReviewQueue(store), tmp_path)
 
 
 def choice(name: str, value: str) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import yaml
 from pycocotools.coco import COCO
 from test_balance import make_tiny_coco, run_cli
 
-from synthgate.datasets.merge import MergeResult, merge_coco, merge_jsonl
+from synthgate.datasets.merge import MergeResult, merge_coco, merge_jsonl, merge_run
 from synthgate.errors import InputError
 
 
@@ -174,24 +175,36 @@ def test_jsonl_merge_copies_real_lines_byte_for_byte() -> None:
         merge_jsonl(real_lines, [{**rows[0], "id": "r1"}])
 
 
-def test_merge_command_merges_a_finished_run(tmp_path: Path) -> None:
-    coco, images = make_tiny_coco(tmp_path / "real")
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A real COCO file, its images folder and a finished copy-paste run over it."""
+    folder = tmp_path_factory.mktemp("merge")
+    coco, images = make_tiny_coco(folder / "real")
     config = {
         "name": "cp",
         "seed": 2,
         "categories": ["square", "disc", "tri"],
         "image": {"generator": "copy_paste", "count": 4, "coco": str(coco), "images": str(images)},
     }
-    (tmp_path / "cp.yaml").write_text(yaml.safe_dump(config))
-    run = run_cli("run", str(tmp_path / "cp.yaml"), "--out", str(tmp_path / "runs" / "cp"))
+    (folder / "cp.yaml").write_text(yaml.safe_dump(config))
+    run = run_cli("run", str(folder / "cp.yaml"), "--out", str(folder / "runs" / "cp"))
     assert run.returncode == 0, run.stderr
+    return coco, images, folder / "runs" / "cp"
+
+
+def test_merge_command_merges_a_finished_run(
+    finished_run: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    coco, images, run_dir = finished_run
     out = tmp_path / "merged" / "train.json"
     merged = run_cli(
         "merge",
         "--real",
         str(coco),
         "--synthetic",
-        str(tmp_path / "runs" / "cp"),
+        str(run_dir),
+        "--images",
+        str(images),
         "--out",
         str(out),
     )
@@ -202,14 +215,17 @@ def test_merge_command_merges_a_finished_run(tmp_path: Path) -> None:
     synthetic = data["images"][6:]
     assert len(synthetic) == 4
     for image in synthetic:
-        assert (out.parent / image["file_name"]).is_file()
+        # Relative to the real images folder, like every real file name.
+        assert (images / image["file_name"]).is_file()
         assert image["synthgate"]["synthetic"] is True
     again = run_cli(
         "merge",
         "--real",
         str(out),
         "--synthetic",
-        str(tmp_path / "runs" / "cp"),
+        str(run_dir),
+        "--images",
+        str(images),
         "--out",
         str(tmp_path / "twice.json"),
     )
@@ -219,13 +235,112 @@ def test_merge_command_merges_a_finished_run(tmp_path: Path) -> None:
         and "Traceback" not in again.stderr
     )
     assert not (tmp_path / "twice.json").exists()
-    same = run_cli(
-        "merge",
-        "--real",
-        str(coco),
-        "--synthetic",
-        str(tmp_path / "runs" / "cp"),
-        "--out",
-        str(coco),
-    )
+    same = run_cli("merge", "--real", str(coco), "--synthetic", str(run_dir), "--out", str(coco))
     assert same.returncode == 2 and "is the real file" in same.stderr
+
+
+def test_validate_finds_every_image_of_a_merged_file(
+    finished_run: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    coco, images, run_dir = finished_run
+    out = tmp_path / "deep" / "er" / "merged.json"  # not beside the images: names must not care
+    args = ("merge", "--real", str(coco), "--synthetic", str(run_dir), "--out", str(out))
+    assert run_cli(*args, "--images", str(images)).returncode == 0
+    count = len(json.loads(out.read_text())["images"])
+    result = run_cli("validate", str(out), "--images", str(images))
+    assert result.returncode == 0, result.stderr
+    assert f"{count} samples" in result.stdout
+    assert "image_unreadable" not in result.stdout, result.stdout
+    # Without --images, the names are relative to the --real file's folder.
+    default = tmp_path / "default.json"
+    assert run_cli(*args[:-1], str(default)).returncode == 0
+    for image in json.loads(default.read_text())["images"][6:]:
+        assert (coco.parent / image["file_name"]).is_file()
+
+
+def _merge_args(real: Path, run_dir: Path, out: Path, *extra: str) -> tuple[str, ...]:
+    return ("merge", "--real", str(real), "--synthetic", str(run_dir), "--out", str(out), *extra)
+
+
+@pytest.mark.parametrize(
+    ("case", "words"),
+    [
+        ("out-in-run", "inside the --synthetic run folder"),
+        ("out-is-folder", "is a folder"),
+        ("missing-jsonl", "not found"),
+        ("images-not-a-list", "`images` must be a list (got dict)"),
+    ],
+)
+def test_merge_refusals_are_clear_and_write_nothing(
+    case: str, words: str, finished_run: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    coco, _, run_dir = finished_run
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    real, out = coco, tmp_path / "merged.json"
+    if case == "out-in-run":
+        out = run_dir / "coco.json"
+    elif case == "out-is-folder":
+        out.mkdir()
+    elif case == "missing-jsonl":
+        real = tmp_path / "missing.jsonl"
+    elif case == "images-not-a-list":
+        real = tmp_path / "odd.json"
+        real.write_text(json.dumps({"images": {}, "annotations": [], "categories": []}))
+    result = run_cli(*_merge_args(real, run_dir, out))
+    message = " ".join(result.stderr.split())
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert words in message, message
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+    left = sorted(p.name for p in tmp_path.rglob("*"))
+    assert left == {"out-is-folder": ["merged.json"], "images-not-a-list": ["odd.json"]}.get(
+        case, []
+    )
+
+
+def test_merge_run_refuses_an_out_inside_the_run(finished_run: tuple[Path, Path, Path]) -> None:
+    coco, images, run_dir = finished_run
+    original = (run_dir / "coco.json").read_bytes()
+    with pytest.raises(InputError, match="inside the --synthetic run folder"):
+        merge_run(coco, run_dir, run_dir / "coco.json", images_dir=images)
+    with pytest.raises(InputError, match="inside the --synthetic run folder"):
+        merge_run(coco, run_dir, run_dir / "images" / "merged.json", images_dir=images)
+    assert (run_dir / "coco.json").read_bytes() == original
+    assert not (run_dir / "images" / "merged.json").exists()
+
+
+def test_merge_skip_invalid_leaves_bad_real_entries_out(
+    finished_run: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    coco, images, run_dir = finished_run
+    data = json.loads(coco.read_text())
+    data["annotations"][0]["image_id"] = 999
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    out = tmp_path / "merged.json"
+    refused = run_cli(*_merge_args(bad, run_dir, out, "--images", str(images)))
+    assert refused.returncode == 2 and "--skip-invalid" in refused.stderr
+    assert not out.exists()
+    skipped = run_cli(*_merge_args(bad, run_dir, out, "--images", str(images), "--skip-invalid"))
+    assert skipped.returncode == 0, skipped.stderr
+    assert "annotations[0]" in skipped.stderr and "image_id 999" in skipped.stderr
+    merged = json.loads(out.read_text())
+    assert data["annotations"][0]["id"] not in {a["id"] for a in merged["annotations"]}
+    assert len(merged["images"]) == len(data["images"]) + 4
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda image: image.pop("synthgate"),
+        lambda image: image["synthgate"].pop("status"),
+        lambda image: image["synthgate"].pop("sample_id"),
+    ],
+    ids=["no-block", "no-status", "no-sample-id"],
+)
+def test_images_not_from_a_run_are_refused(
+    real: dict[str, Any], change: Callable[[dict[str, Any]], Any]
+) -> None:
+    synthetic = _synthetic(["accepted", "accepted"])
+    change(synthetic["images"][1])
+    with pytest.raises(InputError, match=r"not a synthgate run image: images\[1\] \(id 2\)"):
+        merge_coco(real, synthetic)

@@ -148,6 +148,8 @@ def test_validate_text_jsonl_picks_ner_or_classification(tmp_path: Path) -> None
             ["--images", "/no/such/dir"],
             "not a folder",
         ),
+        ('{"images": [], "annotations": [], "categories": []}', "x.json", [], "holds no samples"),
+        ("", "x.jsonl", [], "holds no samples"),
     ],
 )
 def test_bad_input_exits_2_with_one_clear_message(

@@ -16,11 +16,11 @@ import difflib
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from synthgate.config import PACKAGE_ROOT
 from synthgate.errors import InputError
+from synthgate.files import load_yaml
 from synthgate.samples import CRITERIA, Finding, GeneratedSample, Level, RubricReport
 from synthgate.validators.checks.base import (
     CHECKS,
@@ -211,11 +211,7 @@ def rubric_path(name_or_path: str | Path) -> Path:
 
 def load_rubric(name_or_path: str | Path) -> Rubric:
     path = rubric_path(name_or_path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise InputError(f"{path}: YAML syntax error: {error}") from None
-    return parse_rubric(data, source=path)
+    return parse_rubric(load_yaml(path, what="rubric"), source=path)
 
 
 def finding_for(

@@ -11,13 +11,13 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from synthgate.errors import InputError
+from synthgate.files import write_atomic
 from synthgate.samples import GeneratedSample, RubricReport
 from synthgate.validators.context import HashIndex, ValidationContext, image_files, reference_index
 from synthgate.validators.rubric import Rubric, judge_dataset, judge_sample, load_rubric
@@ -123,11 +123,4 @@ def write_json(result: FileValidation, out: Path) -> None:
         "summary": result.summary.as_dict(),
         "samples": result.rows,
     }
-    temporary = out.with_name(f".{out.name}.partial")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with open(temporary, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, ensure_ascii=False)
-        os.replace(temporary, out)
-    except OSError as error:
-        raise InputError(f"--json {out}: cannot write there ({error.strerror})") from None
+    write_atomic(out, json.dumps(document, ensure_ascii=False), option="--json")

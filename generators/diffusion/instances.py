@@ -11,8 +11,8 @@ the same model settings.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from synthgate.config import DiffusionObjectPasteConfig
+from synthgate.files import write_atomic
 from synthgate.generators.diffusion.clip import ClipScorer
 from synthgate.generators.diffusion.common import fill_template
 from synthgate.generators.diffusion.models import LoadedModel, run_pipeline
@@ -203,18 +204,11 @@ class InstancePool:
         facts = {"category": key.category, "prompt": key.prompt, "slot": key.slot, **found.facts}
         if isinstance(found, Instance):
             alpha = found.mask.astype(np.uint8)[..., None] * 255
-            _atomic_write(
-                image_path,
-                lambda p: Image.fromarray(np.concatenate([found.rgb, alpha], axis=2), "RGBA").save(
-                    p, format="PNG"
-                ),
+            png = io.BytesIO()
+            Image.fromarray(np.concatenate([found.rgb, alpha], axis=2), "RGBA").save(
+                png, format="PNG"
             )
+            # Atomic writes: workers sharing a pool never read half a file.
+            write_atomic(image_path, png.getvalue(), option="pool_dir")
         # The JSON goes last: a reader that sees it also sees the image.
-        _atomic_write(facts_path, lambda p: p.write_text(json.dumps(facts), encoding="utf-8"))
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    """Write beside `path` and rename: workers sharing a pool never read half a file."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(temporary)
-    os.replace(temporary, path)
+        write_atomic(facts_path, json.dumps(facts), option="pool_dir")

@@ -27,6 +27,7 @@ import numpy as np
 
 from synthgate.config import CounterfactualTextConfig
 from synthgate.errors import InputError
+from synthgate.files import read_jsonl
 from synthgate.samples import GeneratedSample, Provenance, Sample, SampleSpec, sample_id
 
 GENDERS = ("female", "male")
@@ -292,7 +293,6 @@ class CounterfactualGenerator:
         rows: list[dict[str, Any]] | None = None,
         bank: NameBank | None = None,
     ) -> None:
-        from synthgate.datasets.merge import read_jsonl
 
         self.config = config
         self.rows = rows if rows is not None else read_jsonl(config.source)

@@ -18,10 +18,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from synthgate.errors import InputError
+from synthgate.files import load_yaml
 
 Task = Literal["ner", "classification"]
 TASKS: tuple[Task, ...] = ("ner", "classification")
@@ -241,17 +241,7 @@ def load_template_file(path: Path | str) -> TemplateFile:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise InputError(f"{path}: template file not found; pass the path of a YAML template file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or str(error)
-        raise InputError(f"{path}: YAML syntax error{where}: {problem}") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not a UTF-8 text file") from None
+    data = load_yaml(path, what="template file")
     if not isinstance(data, dict):
         raise InputError(
             f"{path}: a template file must be a YAML mapping with task, labels and templates "

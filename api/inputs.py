@@ -1,0 +1,133 @@
+"""What a batch config from the network may name: files only inside allowed folders, a bounded
+number of samples, registered segmenters only.
+
+`confine_paths(data, data_root=...)` checks every path field of a posted config (PATH_FIELDS)
+and returns a copy with each path made absolute inside an allowed root: the shipped configs
+folder (paths like `configs/templates/support_tickets.yaml`) or the server's data root
+(`serve --data-root`; paths relative to it). Absolute paths, `..` and anything that leaves the
+roots are refused with the field named, so a requester can never make the server read (and then
+serve) files elsewhere on its disk. `check_counts(config, max_samples)` bounds each modality's
+`count`.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path, PurePath
+from typing import Any, Literal
+
+from fastapi import HTTPException
+
+from synthgate.config import INPUT_PATHS, PACKAGE_ROOT, BatchConfig
+from synthgate.errors import InputError
+
+SOURCE = Path("POST /api/batches")
+CONFIGS_DIR = PACKAGE_ROOT / "configs"
+Kind = Literal["input", "output", "model", "rubric"]
+
+# Every field of a section that names a path, by its dotted key inside `image:` / `text:`.
+# input: a file or folder that must exist; output: a folder the generator writes (data root only);
+# model: a local model folder or a Hugging Face id already in the cache; rubric: a shipped
+# rubric's name or a rubric YAML. tests/test_api_inputs.py checks that every Path-typed config
+# field is listed here.
+PATH_FIELDS: dict[str, Kind] = {
+    **{key: "input" for keys in INPUT_PATHS.values() for key in keys},
+    "background.folder": "input",
+    "pool_dir": "output",
+    "model.path": "model",
+    "clip.path": "model",
+    "rubric": "rubric",
+}
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_RUBRIC_NAME = re.compile(r"^[A-Za-z0-9][\w-]*$")
+
+
+def confine_paths(data: Any, *, data_root: Path | None) -> Any:
+    """A copy of `data` whose path fields are absolute paths inside the allowed roots."""
+    if not isinstance(data, dict):
+        return data  # parse_config says what is wrong with it
+    data = copy.deepcopy(data)
+    for modality in ("image", "text"):
+        section = data.get(modality)
+        if not isinstance(section, dict):
+            continue
+        for dotted, kind in PATH_FIELDS.items():
+            *parents, key = dotted.split(".")
+            holder: Any = section
+            for parent in parents:
+                holder = holder.get(parent) if isinstance(holder, dict) else None
+            if not isinstance(holder, dict) or holder.get(key) is None:
+                continue
+            field = f"{modality}.{dotted}"
+            holder[key] = _confine(field, str(holder[key]), kind, data_root)
+        segmenter = section.get("segmenter")
+        if isinstance(segmenter, str) and ":" in segmenter:
+            raise InputError(
+                f"{SOURCE}: {modality}.segmenter: {segmenter!r}: a posted config may only name "
+                "a registered segmenter (e.g. border), not a Python function"
+            )
+    return data
+
+
+def check_counts(config: BatchConfig, max_samples: int) -> None:
+    """422 for a section asking for more than `max_samples` samples."""
+    for modality in ("image", "text"):
+        section = getattr(config, modality)
+        if section is not None and section.count > max_samples:
+            raise HTTPException(
+                422,  # Unprocessable Content
+                f"{modality}.count: {section.count} is over this server's limit of "
+                f"{max_samples} samples per modality; split the request into smaller batches "
+                "(the server's --max-samples sets the limit)",
+            )
+
+
+def _confine(field: str, value: str, kind: Kind, data_root: Path | None) -> str:
+    roots = "the server's configs folder" + (" or its data root" if data_root else "")
+    if kind == "rubric" and not value.endswith((".yaml", ".yml")):
+        if not _RUBRIC_NAME.match(value):
+            raise InputError(
+                f"{SOURCE}: {field}: {value!r} must be a shipped rubric's name (e.g. detection) "
+                f"or a relative path to a rubric YAML inside {roots}"
+            )
+        return value
+    path = PurePath(value)
+    if path.is_absolute() or ".." in path.parts or value.startswith("~") or not value.strip():
+        raise InputError(
+            f"{SOURCE}: {field}: {value!r} must be a relative path inside {roots} (e.g. "
+            "configs/templates/support_tickets.yaml"
+            + (", or a path relative to the data root)" if data_root else ")")
+        )
+    found = _inside(value, data_root, may_be_new=kind == "output")
+    if found is not None:
+        return str(found)
+    if kind == "model" and _HUB_ID.match(value) and not (Path.cwd() / value).exists():
+        return value  # a Hugging Face id: loaded from the server's cache, never downloaded
+    if kind == "output":
+        raise InputError(
+            f"{SOURCE}: {field}: {value!r}: a posted config may only write inside the server's "
+            "data root"
+            + (
+                ", by a path relative to it"
+                if data_root
+                else "; this server has none (--data-root)"
+            )
+        )
+    raise InputError(f"{SOURCE}: {field}: {value!r} is not a relative path to anything in {roots}")
+
+
+def _inside(value: str, data_root: Path | None, *, may_be_new: bool) -> Path | None:
+    """`value` under the first root it exists in (symlinks resolved), or None."""
+    bases: list[tuple[Path, Path]] = []
+    if not may_be_new:
+        bases.append((PACKAGE_ROOT, CONFIGS_DIR))  # "configs/..." is relative to the package
+    if data_root is not None:
+        bases.append((data_root, data_root))
+    for base, limit in bases:
+        candidate = (base / value).resolve()
+        if not candidate.is_relative_to(limit.resolve()):
+            continue
+        if may_be_new or candidate.exists():
+            return candidate
+    return None

@@ -1,0 +1,94 @@
+"""Reading and writing the files users hand us, with errors that name the file and the fix.
+
+- `load_yaml(path, what=...)`: a YAML file, with the line and column of a syntax error.
+- `read_jsonl(path)`: rows of a JSONL file; a bad line is named by its number.
+- `write_atomic(path, text | bytes)`: through a temporary name beside the target, then a rename,
+  so a reader never sees half a file and a failure leaves nothing behind.
+
+Named `files`, not `io`: a top-level `io.py` would shadow the standard library when Python runs
+from the repository root.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from synthgate.errors import InputError
+
+
+def _readable(path: Path, what: str) -> Path:
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; pass the {what} file itself")
+    if not path.is_file():
+        raise InputError(f"{path}: {what} not found; check the path")
+    return path
+
+
+def load_yaml(path: Path | str, *, what: str = "YAML file") -> Any:
+    """Parse a YAML file; a missing file or a syntax error is an `InputError` naming it."""
+    path = _readable(Path(path), what)
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise InputError(f"{path}: YAML syntax error{where}: {problem}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a UTF-8 text file") from None
+
+
+def read_jsonl(path: Path | str, *, what: str = "JSONL file") -> list[dict[str, Any]]:
+    """Rows of a JSONL file (blank lines skipped); a bad line is an `InputError` naming it."""
+    path = _readable(Path(path), what)
+    rows = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a UTF-8 text file") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise InputError(f"{path}: line {number}: not valid JSON ({error.msg})") from None
+        if not isinstance(row, dict):
+            raise InputError(f"{path}: line {number}: a row must be a JSON object")
+        rows.append(row)
+    return rows
+
+
+def write_atomic(path: Path | str, content: str | bytes, *, option: str = "--out") -> None:
+    """Write `content` to `path` through a unique temporary file and a rename.
+
+    Concurrent writers never share a temporary name; on any failure the temporary file is
+    removed and the error names the option the path came from.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{option} {path}: is a folder; give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, partial = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=".partial", dir=path.parent
+        )
+    except OSError as error:
+        raise InputError(f"{option} {path}: cannot write there ({error.strerror})") from None
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(content.encode("utf-8") if isinstance(content, str) else content)
+        os.chmod(partial, 0o644)  # mkstemp makes 0600; outputs are for sharing
+        os.replace(partial, path)
+    except OSError as error:
+        Path(partial).unlink(missing_ok=True)
+        raise InputError(f"{option} {path}: cannot write there ({error.strerror})") from None
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,104 @@
+"""Opening the database a `review`, `serve` or `users` command names, with errors a user can act on.
+
+`database_url(run, db)` picks the URL (--db, else --run's synthgate.db, else the settings);
+`open_store(url, must_exist=...)` opens it and turns SQLAlchemy's parse, connection and
+not-a-database errors into an `InputError` naming the URL and the form it should take. Read-only
+commands pass `must_exist=True`, so a mistyped SQLite path is refused instead of silently becoming
+a new, empty database.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from synthgate.errors import InputError
+
+if TYPE_CHECKING:
+    from synthgate.store import Store
+
+URL_FORMS = "sqlite:///runs/<name>/synthgate.db or postgresql://user@host:5432/dbname"
+
+
+def database_url(run: Path | None, db: str | None) -> str:
+    """--db, else the run folder's database, else the settings, else the runs folder's."""
+    from synthgate.config import Settings
+    from synthgate.store import sqlite_url
+
+    if db:
+        return db
+    if run is not None:
+        path = run / "synthgate.db"
+        if not path.is_file():
+            raise InputError(
+                f"--run {run}: no synthgate.db there; pass the folder `synthgate run` wrote"
+            )
+        return sqlite_url(path)
+    settings = Settings()
+    if settings.db_url:
+        return settings.db_url
+    path = settings.runs_dir / "synthgate.db"
+    if not path.is_file():
+        raise InputError(
+            f"no database: {path} does not exist; pass --run runs/<name>, --db URL or set "
+            "SYNTHGATE_DB_URL"
+        )
+    return sqlite_url(path)
+
+
+def shown_url(url: str) -> str:
+    """The URL as we may print it: any password masked."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return url
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL, or None (another database, or SQLite in memory)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    if parsed.database.startswith("file:"):  # a SQLite URI filename: leave it to SQLite
+        return None
+    return Path(parsed.database)
+
+
+def open_store(url: str, *, must_exist: bool = False) -> Store:
+    """A `Store` over `url`; a bad, unreachable or non-database URL is an `InputError`.
+
+    `must_exist`: refuse a SQLite file that is not there (commands that only read).
+    """
+    from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
+
+    from synthgate.store import Store
+
+    shown = shown_url(url)
+    path = sqlite_file(url)
+    if must_exist and path is not None and not path.is_file():
+        raise InputError(f"no database at {path}; pass --run DIR or --db URL of an existing run")
+    try:
+        return Store(url)
+    except ArgumentError:  # includes NoSuchModuleError: an unknown dialect
+        raise InputError(f"--db {shown!r}: not a database URL; give one like {URL_FORMS}") from None
+    except OperationalError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else "no connection"
+        raise InputError(
+            f"--db {shown}: cannot open the database ({reason}); check the path, host, port "
+            f"and user (expected a URL like {URL_FORMS})"
+        ) from None
+    except DatabaseError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else "not a database"
+        raise InputError(
+            f"--db {shown}: not a usable database ({reason}); point it at a synthgate.db a run "
+            f"wrote (a URL like {URL_FORMS})"
+        ) from None

@@ -1,0 +1,120 @@
+"""Rich tables for the review CLI: the agreement report (`print_agreement`) and the queue's
+statistics (`print_stats`), printed on the shared console."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rich.table import Table
+
+from synthgate.commands import console
+
+
+def _number(value: float | None, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "undefined"
+    return f"{value:.{digits}f}"
+
+
+def _agreement_row(table: Table, name: str, entry: dict[str, Any]) -> None:
+    table.add_row(
+        name,
+        _number(entry["value"]),
+        str(entry["n_items"]),
+        str(entry["n_ratings"]),
+        _number(entry["observed"]),
+        entry["note"],
+    )
+
+
+def _agreement_table(title: str) -> Table:
+    table = Table(title=title)
+    for column in ("statistic", "value", "items", "ratings", "observed", "note"):
+        table.add_column(column, justify="left" if column in ("statistic", "note") else "right")
+    return table
+
+
+def print_agreement(report: dict[str, Any]) -> None:
+    """The report as tables; tables with nothing in them are left out."""
+    verdicts = report["verdicts"]
+    if verdicts["alpha_nominal"]["n_ratings"] == 0 and not report["gold"]:
+        console.print("no item has two decisions yet: nothing to compare")
+    else:
+        table = _agreement_table("verdict agreement (accept / reject / fix)")
+        for pair in verdicts["cohen_pairs"]:
+            _agreement_row(table, "Cohen's kappa " + " vs ".join(pair["raters"]), pair)
+        _agreement_row(table, "Fleiss' kappa", verdicts["fleiss"])
+        _agreement_row(table, "Krippendorff's alpha (nominal)", verdicts["alpha_nominal"])
+        console.print(table)
+    if report["levels"]:
+        table = _agreement_table("level agreement per criterion (Krippendorff's alpha, ordinal)")
+        for criterion, entry in report["levels"].items():
+            _agreement_row(table, criterion, entry)
+        console.print(table)
+    if report["gold"]:
+        console.print(_gold_table(report["gold"]))
+    validator = report["validator"]
+    if validator["confusion"]:
+        table = _agreement_table("rubric route vs final human verdict")
+        _agreement_row(table, "Cohen's kappa", validator["kappa"])
+        console.print(table)
+        console.print(_confusion_table(validator["confusion"]))
+    for note in validator["suggestions"]["notes"]:
+        console.print(f"suggestion: {note}", highlight=False)
+
+
+def _gold_table(rows: dict[str, Any]) -> Table:
+    table = Table(title="gold tasks")
+    for column in (
+        "annotator",
+        "decided",
+        "correct",
+        "accuracy",
+        "sensitivity (flagged / honeypots)",
+    ):
+        table.add_column(column, justify="left" if column[0] in "as" else "right")
+    for who, row in rows.items():
+        sensitivity = ", ".join(
+            f"{c} {s['flagged']}/{s['honeypots']}" for c, s in row["sensitivity"].items()
+        )
+        table.add_row(
+            who, str(row["decided"]), str(row["correct"]), _number(row["accuracy"]), sensitivity
+        )
+    return table
+
+
+def _confusion_table(confusion: dict[str, dict[str, int]]) -> Table:
+    table = Table(title="rubric route (rows) vs the route the human verdict implies (columns)")
+    columns = ["accepted", "review", "rejected"]
+    table.add_column("rubric")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for route, row in confusion.items():
+        table.add_row(route, *(str(row.get(c, 0)) for c in columns))
+    return table
+
+
+def print_stats(numbers: dict[str, Any]) -> None:
+    """One line of queue totals, then a table per annotator (when there are any)."""
+    items = numbers["items"]
+    console.print(
+        f"items: {items['open']} open, {items['adjudication']} awaiting adjudication, "
+        f"{items['final']} final; {numbers['gold_items']} gold; {numbers['queue_depth']} "
+        f"assignments still to hand out; {numbers['decisions']} decisions"
+    )
+    if not numbers["annotators"]:
+        return
+    table = Table(title="annotators")
+    for column in ("annotator", "assigned", "decided", "gold", "gold accuracy", "decisions/h"):
+        table.add_column(column, justify="left" if column == "annotator" else "right")
+    for who, row in numbers["annotators"].items():
+        table.add_row(
+            who,
+            str(row["assigned"]),
+            str(row["decided"]),
+            str(row["gold_decided"]),
+            _number(row["gold_accuracy"], 2),
+            "-" if row["decisions_per_hour"] is None else str(row["decisions_per_hour"]),
+        )
+    console.print(table)

@@ -1,0 +1,195 @@
+"""What a posted batch config may name: every path field is confined to the shipped configs or the
+server's data root, `count` is bounded by the server, segmenters are registered names only."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import typing
+from pathlib import Path
+
+import pytest
+from api_support import bearer, make_app, token_for
+from fastapi.testclient import TestClient
+from pydantic import BaseModel
+
+from synthgate.api.inputs import PATH_FIELDS, confine_paths
+from synthgate.config import IMAGE_CONFIGS, PACKAGE_ROOT, TEXT_CONFIGS
+from synthgate.errors import InputError
+
+MODEL = {"path": "models/sd"}
+DIFFUSION = {"generator": "diffusion_object_paste", "count": 1, "model": MODEL}
+
+
+def post(client: TestClient, token: str, body: dict) -> tuple[int, str]:
+    response = client.post("/api/batches", json=body, headers=bearer(token))
+    return response.status_code, response.json().get("detail", "")
+
+
+@pytest.fixture
+def service(tmp_path: Path):
+    root = tmp_path / "data"
+    (root / "coco" / "images").mkdir(parents=True)
+    (root / "coco" / "annotations.json").write_text("{}")
+    app = make_app(tmp_path, images=0, data_root=root, max_samples=50)
+    with TestClient(app) as client:
+        yield app, client, token_for(app, "req", "requester")
+
+
+def image(**section) -> dict:
+    return {"name": "b", "categories": ["a"], "image": section}
+
+
+def text(**section) -> dict:
+    return {"name": "b", "text": section}
+
+
+OUTSIDE = "/etc"
+REFUSED = [
+    # (id, body, the field the message must name)
+    ("copy-paste-coco", image(generator="copy_paste", count=1, coco="/etc/passwd", images="coco/images"), "image.coco"),
+    ("copy-paste-images", image(generator="copy_paste", count=1, coco="coco/annotations.json", images=OUTSIDE), "image.images"),
+    ("copy-paste-escape", image(generator="copy_paste", count=1, coco="coco/../../../etc/passwd", images="coco/images"), "image.coco"),
+    ("counterfactual-source", text(generator="counterfactual", count=1, source="/etc/passwd"), "text.source"),
+    ("templates-absolute", text(templates="/etc/passwd", count=1), "text.templates"),
+    ("background-folder", image(**DIFFUSION, background={"source": "folder", "folder": OUTSIDE}), "image.background.folder"),
+    ("model-path", image(**{**DIFFUSION, "model": {"path": "/root/.cache/x"}}), "image.model.path"),
+    ("model-path-home", image(**{**DIFFUSION, "model": {"path": "~/models/sd"}}), "image.model.path"),
+    ("clip-path", image(**DIFFUSION, clip={"path": "../clip"}), "image.clip.path"),
+    ("pool-dir", image(**DIFFUSION, pool_dir="/tmp/pool"), "image.pool_dir"),
+    ("rubric-absolute", image(generator="procedural", count=1, rubric="/etc/x.yaml"), "image.rubric"),
+    ("rubric-name-path", image(generator="procedural", count=1, rubric="/etc/passwd"), "image.rubric"),
+    ("rubric-missing", text(templates="configs/templates/reviews.yaml", count=1, rubric="nothere.yaml"), "text.rubric"),
+    ("segmenter-function", image(**DIFFUSION, segmenter="os:system"), "image.segmenter"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "body", "field"), REFUSED, ids=[c[0] for c in REFUSED])
+def test_paths_outside_the_allowed_roots_are_refused(service, case, body, field):
+    _app, client, token = service
+    code, detail = post(client, token, body)
+    assert code == 400, detail
+    assert field in detail
+    assert "No such file" not in detail and "Traceback" not in detail
+
+
+def test_paths_inside_the_roots_become_absolute(tmp_path: Path):
+    root = tmp_path / "data"
+    (root / "coco" / "images").mkdir(parents=True)
+    (root / "coco" / "annotations.json").write_text("{}")
+    (root / "models" / "sd").mkdir(parents=True)
+    body = image(
+        **DIFFUSION,
+        pool_dir="pools/x",
+        background={"source": "folder", "folder": "coco/images"},
+        rubric="configs/rubrics/detection.yaml",
+        clip={"path": "openai/clip-vit-base-patch32"},  # a Hugging Face id stays an id
+    )
+    got = confine_paths(body, data_root=root)["image"]
+    assert got["model"]["path"] == str((root / "models" / "sd").resolve())
+    assert got["pool_dir"] == str((root / "pools" / "x").resolve())
+    assert got["background"]["folder"] == str((root / "coco" / "images").resolve())
+    assert got["rubric"] == str(PACKAGE_ROOT / "configs" / "rubrics" / "detection.yaml")
+    assert got["clip"]["path"] == "openai/clip-vit-base-patch32"
+    assert body["image"]["pool_dir"] == "pools/x"  # the posted dict is left alone
+    copy = confine_paths(
+        image(generator="copy_paste", count=1, coco="coco/annotations.json", images="coco/images"),
+        data_root=root,
+    )["image"]
+    assert copy["coco"] == str((root / "coco" / "annotations.json").resolve())
+    # without a data root only the shipped configs are reachable
+    with pytest.raises(InputError, match=r"image\.coco"):
+        confine_paths(
+            image(generator="copy_paste", count=1, coco="coco/annotations.json", images="x"),
+            data_root=None,
+        )
+    # a symlink inside the data root that points out of it is refused
+    (root / "escape").symlink_to("/etc")
+    with pytest.raises(InputError, match=r"image\.images"):
+        confine_paths(
+            image(generator="copy_paste", count=1, coco="coco/annotations.json", images="escape"),
+            data_root=root,
+        )
+
+
+def _path_fields(model: type[BaseModel], prefix: str = "") -> set[str]:
+    found = set()
+    for name, info in model.model_fields.items():
+        kinds = [info.annotation, *typing.get_args(info.annotation)]
+        if Path in kinds:
+            found.add(prefix + name)
+        for kind in kinds:
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                found |= _path_fields(kind, f"{prefix}{name}.")
+    return found
+
+
+def test_every_path_field_of_the_config_models_is_checked():
+    fields = set().union(*(_path_fields(m) for m in IMAGE_CONFIGS + TEXT_CONFIGS))
+    assert fields, "the walk found no Path fields at all"
+    assert fields <= set(PATH_FIELDS), f"unchecked path fields: {fields - set(PATH_FIELDS)}"
+    # string fields that name files or models
+    assert {"rubric", "model.path", "clip.path"} <= set(PATH_FIELDS)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (image(generator="procedural", count=10**12), "image.count"),
+        (text(templates="configs/templates/reviews.yaml", count=51), "text.count"),
+    ],
+)
+def test_count_over_the_server_limit_is_422(service, body, field):
+    _app, client, token = service
+    code, detail = post(client, token, body)
+    assert code == 422, detail
+    assert field in detail and "50" in detail
+    assert client.get("/api/batches/nope", headers=bearer(token)).status_code == 404
+
+
+def test_default_sample_limit_is_100000(tmp_path: Path):
+    app = make_app(tmp_path, images=0)
+    with TestClient(app) as client:
+        code, detail = post(
+            client, token_for(app, "r", "requester"), image(generator="procedural", count=100_001)
+        )
+    assert code == 422 and "100000" in detail
+
+
+def _api_imports() -> dict[str, set[str]]:
+    """Which api modules each api module imports, at any depth in its code."""
+    graph: dict[str, set[str]] = {}
+    for path in (PACKAGE_ROOT / "api").glob("*.py"):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "synthgate.api":
+                names |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "synthgate.api."
+            ):
+                names.add(node.module.rsplit(".", 1)[1])
+        graph[path.stem] = names & {p.stem for p in (PACKAGE_ROOT / "api").glob("*.py")}
+    return graph
+
+
+def test_api_modules_import_each_other_without_cycles():
+    # api.pages once took API_DIR from api.app, which imports api.pages
+    graph = _api_imports()
+    assert "pages" in graph["app"]
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(
+            name == goal or (name not in seen and reaches(name, goal, seen | {name}))
+            for name in graph.get(start, ())
+        )
+
+    cycles = [name for name in graph if reaches(name, name, {name})]
+    assert not cycles, f"import cycles through {cycles}"
+    result = subprocess.run(
+        [sys.executable, "-c", "import synthgate.api.pages as p; print(p.API_DIR)"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip()) == PACKAGE_ROOT / "api"
