@@ -1,9 +1,9 @@
-"""Shared fixtures: small batch configs written to a temp folder, and a CLI runner."""
+"""Shared fixtures: small batch configs written to a temp folder, and PostgreSQL databases."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from factories import small_config
+from postgres_support import PostgresCluster
 
 
 @pytest.fixture
@@ -29,3 +30,26 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """One throwaway PostgreSQL cluster for the whole session (skips, or fails under CI=true,
+    without the server binaries); modules take their own databases from it."""
+    cluster = PostgresCluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_scratch_url(request: pytest.FixtureRequest) -> str:
+    """A PostgreSQL database the review tests may wipe: SYNTHGATE_TEST_POSTGRES_URL when set,
+    else database `review` in the session's cluster, apart from other modules' databases."""
+    named = os.environ.get("SYNTHGATE_TEST_POSTGRES_URL")
+    if named:
+        return named
+    cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
+    return cluster.database("review")

@@ -1,11 +1,10 @@
 """Annotators working the queue at the same time (threads, then separate processes, on SQLite;
-PostgreSQL when SYNTHGATE_TEST_POSTGRES_URL names a scratch database) never receive the same
+PostgreSQL in a scratch database, see conftest.py) never receive the same
 item twice, no item gets more than k assignments, and every item ends with exactly k decisions."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -150,12 +149,8 @@ def test_processes_on_sqlite(tmp_path: Path) -> None:
     store.close()
 
 
-@pytest.mark.skipif(
-    not os.environ.get("SYNTHGATE_TEST_POSTGRES_URL"),
-    reason="set SYNTHGATE_TEST_POSTGRES_URL to a scratch PostgreSQL database to run",
-)
-def test_threads_on_postgresql() -> None:
-    url = os.environ["SYNTHGATE_TEST_POSTGRES_URL"]
+def test_threads_on_postgresql(postgres_scratch_url: str) -> None:
+    url = postgres_scratch_url
     scratch = Store(url)
     metadata.drop_all(scratch.engine)  # a scratch database: start from nothing
     scratch.close()

@@ -3,7 +3,6 @@ errors, and data safety (the sample row gets the final result; a fix keeps the o
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -88,9 +87,6 @@ def fill(
     store.upsert_samples(rows)
 
 
-POSTGRES = os.environ.get("SYNTHGATE_TEST_POSTGRES_URL")
-
-
 @pytest.fixture
 def sqlite_store(tmp_path: Path) -> Store:
     made = Store(f"sqlite:///{tmp_path / 'synthgate.db'}")
@@ -98,23 +94,13 @@ def sqlite_store(tmp_path: Path) -> Store:
     made.close()
 
 
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param(
-            "postgresql",
-            marks=pytest.mark.skipif(
-                not POSTGRES, reason="set SYNTHGATE_TEST_POSTGRES_URL to a scratch database"
-            ),
-        ),
-    ]
-)
+@pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    """The same contract on SQLite and, when a scratch database is named, on PostgreSQL."""
+    """The same contract on SQLite and on PostgreSQL (a scratch database: see conftest.py)."""
     if request.param == "sqlite":
         made = Store(f"sqlite:///{tmp_path / 'synthgate.db'}")
     else:
-        made = Store(POSTGRES)
+        made = Store(request.getfixturevalue("postgres_scratch_url"))
         metadata.drop_all(made.engine)  # a scratch database: every test starts from nothing
         metadata.create_all(made.engine)
     yield made
