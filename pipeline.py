@@ -387,39 +387,48 @@ def _run_modality(
             quota_categories=generator.quota_categories(),
         )
     )
-    # Judging and PNG encoding (numpy and zlib release the GIL) run on a second thread while the
-    # next chunk is drawn. One thread keeps the batch checks in sample order; waiting for the
-    # previous chunk before handing over the next keeps at most two chunks of pixels alive.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="judge") as worker:
-        pending: Future[list[GeneratedSample]] | None = None
+    # Three stages overlap on two cores: this thread draws chunk k while one thread judges chunk
+    # k-1 (a single thread keeps the batch checks in sample order) and another encodes PNGs
+    # (zlib and most numpy work release the GIL). Waiting for chunk k-1 before handing over
+    # chunk k keeps at most two chunks of pixels alive.
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="judge") as judging,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="png") as encoding,
+    ):
+        pending: tuple[Future[list[GeneratedSample]], list[Future[None]]] | None = None
         while chunk := list(itertools.islice(specs, chunk_size(generator, modality))):
             made = generate_specs(generator, chunk)
             if pending is not None:
-                _record(pending.result(), run)
-                if progress is not None:
-                    progress(modality, len(chunk), total)
-            pending = worker.submit(_judge_and_write, made, run.judges[modality], run)
+                _finish_chunk(pending, run, modality, total, progress)
+            pending = (
+                judging.submit(_judge_chunk, made, run.judges[modality]),
+                [encoding.submit(run.write_png, generated) for generated in made],
+            )
         if pending is not None:
-            finished = pending.result()
-            _record(finished, run)
-            if progress is not None:
-                progress(modality, len(finished), total)
+            _finish_chunk(pending, run, modality, total, progress)
 
 
-def _judge_and_write(
-    made: list[GeneratedSample], judge_sample: Judge, run: RunAssembly
-) -> list[GeneratedSample]:
-    """The worker thread's share of a chunk: judge every sample, write its PNG."""
-    for generated in made:
-        judge(generated, judge_sample)
-        run.write_png(generated)
-    return made
+def _judge_chunk(made: list[GeneratedSample], judge_sample: Judge) -> list[GeneratedSample]:
+    """The judging thread's share of a chunk, in sample order."""
+    return [judge(generated, judge_sample) for generated in made]
 
 
-def _record(made: list[GeneratedSample], run: RunAssembly) -> None:
-    """Count, summarise, write and store a judged chunk, in sample order."""
+def _finish_chunk(
+    pending: tuple[Future[list[GeneratedSample]], list[Future[None]]],
+    run: RunAssembly,
+    modality: Modality,
+    total: int,
+    progress: Progress | None,
+) -> None:
+    """Wait for a chunk's judging and PNGs, then count, summarise, write and store it in order."""
+    judged, pngs = pending
+    made = judged.result()
+    for png in pngs:
+        png.result()
     for generated in made:
         run.add(generated.sample, None, hidden_objects=hidden_objects(generated))
+    if progress is not None:
+        progress(modality, len(made), total)
 
 
 def package_versions() -> dict[str, str]:

@@ -28,18 +28,26 @@ def _as_uint64(image_hash: imagehash.ImageHash) -> np.uint64:
 
 
 def perceptual_hash(gray: np.ndarray) -> np.uint64:
-    """64-bit pHash (imagehash) of a luminance image (HxW float or uint8)."""
+    """64-bit pHash (imagehash) of a luminance image (HxW float or uint8), box-filtered to 64x64
+    first like `fingerprint`."""
     values = np.clip(np.nan_to_num(np.asarray(gray, dtype=np.float32)), 0, 255).astype(np.uint8)
-    return _as_uint64(imagehash.phash(Image.fromarray(values)))
+    small = Image.fromarray(values).resize((64, 64), Image.Resampling.BOX)
+    return _as_uint64(imagehash.phash(small))
 
 
 def fingerprint(pixels: np.ndarray) -> tuple[np.uint64, np.ndarray]:
-    """(pHash, mean RGB) of an image: imagehash's pHash and the mean of a 32x32 thumbnail."""
+    """(pHash, mean RGB) of an image: imagehash's pHash and the mean of a 32x32 thumbnail.
+
+    The image is first box-filtered to 64x64 (a fraction of a millisecond): imagehash's own
+    Lanczos resize of a full-size image costs more than every other check together, and the
+    hash is taken from 32x32 anyway.
+    """
     if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] < 3:
         return perceptual_hash(gray_of(pixels)), mean_colour(pixels)
     image = Image.fromarray(np.ascontiguousarray(pixels[..., :3]))
-    thumb = np.asarray(image.resize((32, 32), Image.Resampling.BOX), dtype=np.float32)
-    return _as_uint64(imagehash.phash(image)), thumb.reshape(-1, 3).mean(axis=0)
+    small = image.resize((64, 64), Image.Resampling.BOX)
+    thumb = np.asarray(small.resize((32, 32), Image.Resampling.BOX), dtype=np.float32)
+    return _as_uint64(imagehash.phash(small)), thumb.reshape(-1, 3).mean(axis=0)
 
 
 def gray_of(pixels: np.ndarray) -> np.ndarray:
