@@ -6,18 +6,11 @@ binaries and psycopg are installed; otherwise its cases skip. SQLite always runs
 
 from __future__ import annotations
 
-import glob
 import multiprocessing
-import os
-import shutil
-import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from factories import small_config
-from workers_support import free_port
 
 from synthgate.config import parse_config
 from synthgate.pipeline import batch_id_for, run_batch
@@ -28,45 +21,10 @@ from synthgate.workers.chunks import WorkerContext, chunk_rows, run_chunk
 from synthgate.workers.submit import assemble_from_store
 
 
-def _as_postgres(command: list[str]) -> list[str]:
-    """initdb and postgres refuse to run as root: run them as the postgres user then."""
-    if os.geteuid() == 0 and shutil.which("runuser"):
-        return ["runuser", "-u", "postgres", "--", *command]
-    return command
-
-
 @pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    # Debian's postgresql package keeps the server binaries off PATH.
-    path = os.pathsep.join([os.environ.get("PATH", ""), *glob.glob("/usr/lib/postgresql/*/bin")])
-    initdb, pg_ctl = shutil.which("initdb", path=path), shutil.which("pg_ctl", path=path)
-    if initdb is None or pg_ctl is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
-    pytest.importorskip("psycopg")
-    # Not under pytest's tmp_path: its folders are private to root, and the server runs as
-    # the postgres user when the tests run as root.
-    folder = Path(tempfile.mkdtemp(prefix="synthgate-pg-"))
-    data, sockets = folder / "data", folder / "sockets"
-    sockets.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(folder, "postgres")
-        shutil.chown(sockets, "postgres")
-    port = free_port()
-    subprocess.run(
-        _as_postgres([initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]),
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {port} -k {sockets} -c listen_addresses='' -c fsync=off"
-    log = folder / "postgres.log"
-    start = [pg_ctl, "-D", str(data), "-o", options, "-l", str(log), "-w", "start"]
-    subprocess.run(_as_postgres(start), check=True, capture_output=True)
-    try:
-        yield f"postgresql+psycopg://postgres@/postgres?host={sockets}&port={port}"
-    finally:
-        stop = [pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"]
-        subprocess.run(_as_postgres(stop), capture_output=True)
-        shutil.rmtree(folder, ignore_errors=True)
+def postgres_url(postgres_cluster) -> str:
+    """A database of its own in the session's throwaway cluster (tests/postgres_support.py)."""
+    return postgres_cluster.database("workers")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
