@@ -1,18 +1,15 @@
-"""The database and the blob store.
+"""The database.
 
 `Store(url)` keeps batches and samples in SQL (a SQLite file by default, PostgreSQL by URL) with
 SQLAlchemy Core: rows are written by upsert on the deterministic sample id, so a re-run or a
 redelivered task rewrites the same row instead of adding one. Samples come back in index order,
-streamed, never all in memory. `BlobStore(url)` keeps image bytes on a local path or any fsspec
-URL. The `chunks` table is the workers' bookkeeping: one row per task (a run of sample indices),
+streamed, never all in memory. Image bytes live in the blob store (blobs.py). The `chunks` table is the workers' bookkeeping: one row per task (a run of sample indices),
 with its deliveries and crashes, so a redelivered task can tell it lost a worker and a sample that
 kills its worker every time ends as `failed` with the reason kept on the sample row.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -386,39 +383,3 @@ def human_decision_count(path: Path) -> int:
             )
     finally:
         engine.dispose()
-
-
-class BlobStore:
-    """Image bytes by key, under a local folder or an fsspec URL (a shared path, s3://…)."""
-
-    def __init__(self, url: str | Path) -> None:
-        self.url = str(url)
-        self._local = Path(self.url) if "://" not in self.url else None
-        if self._local is not None:
-            self._local.mkdir(parents=True, exist_ok=True)
-
-    def put(self, key: str, data: bytes) -> None:
-        if self._local is not None:
-            target = self._local / key
-            target.parent.mkdir(parents=True, exist_ok=True)
-            # A part file of its own: two deliveries of one task may write the same key at once.
-            handle, partial = tempfile.mkstemp(
-                dir=target.parent, prefix=target.name, suffix=".part"
-            )
-            with os.fdopen(handle, "wb") as out:
-                out.write(data)
-            os.chmod(partial, 0o644)  # mkstemp makes it private; other workers read it
-            os.replace(partial, target)
-            return
-        import fsspec  # only for remote blob stores
-
-        with fsspec.open(f"{self.url.rstrip('/')}/{key}", "wb") as handle:
-            handle.write(data)
-
-    def get(self, key: str) -> bytes:
-        if self._local is not None:
-            return (self._local / key).read_bytes()
-        import fsspec
-
-        with fsspec.open(f"{self.url.rstrip('/')}/{key}", "rb") as handle:
-            return handle.read()

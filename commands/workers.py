@@ -104,8 +104,9 @@ def submit(
     twice, so a re-submit after an outage picks up where the batch stopped. With --wait, exits 1
     when samples failed (the run folder is written without them; `synthgate status` says why).
     """
+    from synthgate.blobs import BlobStore
     from synthgate.config import load_config
-    from synthgate.store import BlobStore, Store
+    from synthgate.store import Store
     from synthgate.workers.app import make_app, settings_from
     from synthgate.workers.submit import (
         assemble_from_store,

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from factories import small_config
 
+from synthgate.blobs import BlobStore
 from synthgate.config import parse_config
 from synthgate.pipeline import batch_id_for, run_batch
 from synthgate.samples import Provenance, Sample, SampleSpec, sample_id
-from synthgate.store import BlobStore, Store
+from synthgate.store import Store
 from synthgate.workers.app import WorkerSettings
 from synthgate.workers.chunks import WorkerContext, chunk_rows, run_chunk
 from synthgate.workers.submit import assemble_from_store

@@ -16,12 +16,13 @@ import yaml
 from factories import small_config
 from typer.testing import CliRunner
 
+from synthgate.blobs import BlobStore
 from synthgate.cli import app
 from synthgate.config import parse_config
 from synthgate.errors import InputError
 from synthgate.generators import build_generator
 from synthgate.pipeline import batch_id_for, plan, run_batch
-from synthgate.store import BlobStore, Store
+from synthgate.store import Store
 from synthgate.workers import chunks as chunk_module
 from synthgate.workers.app import WorkerSettings, queue_for
 from synthgate.workers.chunks import WorkerContext, chunk_rows, run_chunk

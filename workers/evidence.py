@@ -14,8 +14,8 @@ import json
 import numpy as np
 from PIL import Image
 
+from synthgate.blobs import BlobStore
 from synthgate.samples import GeneratedSample, Sample
-from synthgate.store import BlobStore
 
 
 def evidence_key(sample: Sample) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from synthgate.blobs import BlobStore
 from synthgate.config import BatchConfig
 from synthgate.errors import InputError
 from synthgate.generators import build_generator
@@ -33,7 +34,7 @@ from synthgate.pipeline import (
     judge,
 )
 from synthgate.samples import GeneratedSample, Modality, Sample
-from synthgate.store import BlobStore, ChunkState, Store
+from synthgate.store import ChunkState, Store
 from synthgate.validators.validate import Judge
 from synthgate.workers.app import MAKE_CHUNK, QUEUES, WorkerSettings
 from synthgate.workers.chunks import FINISHED, TRANSIENT_ERRORS, chunk_rows

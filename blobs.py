@@ -1,0 +1,40 @@
+"""The blob store: image bytes by key, under a local folder or any fsspec URL.
+
+Workers write the PNGs (and the evidence validators need) here; `submit` reads them back to
+write the run folder. A shared folder or object storage (s3://, gs://, …) serves several machines.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from synthgate.files import write_atomic
+
+
+class BlobStore:
+    """Image bytes by key, under a local folder or an fsspec URL (a shared path, s3://…)."""
+
+    def __init__(self, url: str | Path) -> None:
+        self.url = str(url)
+        self._local = Path(self.url) if "://" not in self.url else None
+        if self._local is not None:
+            self._local.mkdir(parents=True, exist_ok=True)
+
+    def put(self, key: str, data: bytes) -> None:
+        if self._local is not None:
+            # A temporary file of its own per write: two deliveries of one task may write the
+            # same key at once, and a reader never sees half a file.
+            write_atomic(self._local / key, data, option="--blobs")
+            return
+        import fsspec  # only for remote blob stores
+
+        with fsspec.open(f"{self.url.rstrip('/')}/{key}", "wb") as handle:
+            handle.write(data)
+
+    def get(self, key: str) -> bytes:
+        if self._local is not None:
+            return (self._local / key).read_bytes()
+        import fsspec
+
+        with fsspec.open(f"{self.url.rstrip('/')}/{key}", "rb") as handle:
+            return handle.read()
