@@ -1,133 +1,30 @@
 """The review queue: enqueueing, blind k-way assignment, decisions, adjudication, gold tasks,
-errors, and data safety (the sample row gets the final result; a fix keeps the originals)."""
+and data safety (the sample row gets the final result; a fix keeps the originals).
+
+Bad decisions and settings, and image paths, are in test_review_queue_inputs.py."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
+from review_fixtures import ACCEPT, REJECT, fill, fix_of, make_sample, open_store, work
 from sqlalchemy import select
 
 from synthgate.errors import InputError
-from synthgate.review.queue import Decision, ReviewQueue, ReviewTask
+from synthgate.review.queue import ReviewQueue
 from synthgate.review.tables import decisions, review_items
-from synthgate.samples import (
-    CRITERIA,
-    ObjectLabel,
-    Provenance,
-    RubricReport,
-    Sample,
-    SampleSpec,
-    Span,
-    sample_id,
-)
-from synthgate.store import Store, metadata
-
-TEXT = "Anna Berg from Acme GmbH called about order 4411."
-
-
-def make_sample(
-    index: int, status: str, *, modality: str = "image", audit: bool = False, score: float = 3.5
-) -> Sample:
-    """A sample as the rubric would leave it (status and report set by hand until it lands)."""
-    route = {"review": "review", "accepted": "accepted", "rejected": "rejected"}[status]
-    spec = SampleSpec(
-        batch_id="b1",
-        index=index,
-        modality=modality,
-        generator="procedural",
-        category="circle",
-        seed=index,
-    )
-    report = RubricReport(
-        rubric="default", score=score, levels={c: 5 for c in CRITERIA}, route=route, audit=audit
-    )
-    common = {
-        "id": sample_id("b1", modality, index),
-        "spec": spec,
-        "provenance": Provenance(generator="procedural", generator_version="1", seed=index),
-        "report": report,
-        "status": status,
-    }
-    if modality == "image":
-        return Sample(
-            **common,
-            uri=f"images/{index}.png",
-            width=64,
-            height=48,
-            objects=[
-                ObjectLabel(category="circle", bbox=[4, 4, 10, 10], area=78.0),
-                ObjectLabel(category="square", bbox=[30, 20, 12, 12], area=144.0),
-            ],
-        )
-    return Sample(
-        **common,
-        text=TEXT,
-        spans=[
-            Span(start=0, end=9, label="PERSON", value="Anna Berg"),
-            Span(start=15, end=24, label="ORG", value="Acme GmbH"),
-        ],
-    )
-
-
-def fill(
-    store: Store, *, review: int = 6, audit: int = 2, accepted: int = 12, modality: str = "image"
-) -> None:
-    rows, index = [], 0
-    for status, n, is_audit in (
-        ("review", review, False),
-        ("accepted", audit, True),
-        ("accepted", accepted, False),
-    ):
-        for _ in range(n):
-            rows.append(make_sample(index, status, modality=modality, audit=is_audit))
-            index += 1
-    rows.append(make_sample(index, "rejected", modality=modality))
-    store.upsert_samples(rows)
-
-
-@pytest.fixture
-def sqlite_store(tmp_path: Path) -> Store:
-    made = Store(f"sqlite:///{tmp_path / 'synthgate.db'}")
-    yield made
-    made.close()
+from synthgate.samples import CRITERIA
+from synthgate.store import Store
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """The same contract on SQLite and on PostgreSQL (a scratch database: see conftest.py)."""
-    if request.param == "sqlite":
-        made = Store(f"sqlite:///{tmp_path / 'synthgate.db'}")
-    else:
-        made = Store(request.getfixturevalue("postgres_scratch_url"))
-        metadata.drop_all(made.engine)  # a scratch database: every test starts from nothing
-        metadata.create_all(made.engine)
+    made = open_store(request, tmp_path)
     yield made
     made.close()
-
-
-ACCEPT = Decision(verdict="accept", levels={"correctness": 5, "precision": 5})
-REJECT = Decision(verdict="reject", levels={"correctness": 1}, comment="wrong class")
-
-
-def fix_of(task: ReviewTask) -> Decision:
-    if task.sample.spec.modality == "image":
-        objects = [
-            o.model_copy(update={"bbox": [5.0, 5.0, 8.0, 8.0]}) for o in task.sample.objects[:1]
-        ]
-        return Decision(verdict="fix", levels={"precision": 3}, objects=objects)
-    return Decision(
-        verdict="fix", levels={"precision": 3}, spans=[Span(start=0, end=4, label="PERSON")]
-    )
-
-
-def work(queue: ReviewQueue, annotator: str, choose) -> list[int]:
-    seen = []
-    while (task := queue.next_item(annotator)) is not None:
-        seen.append(task.item_id)
-        queue.decide(task.item_id, annotator, choose(task))
-    return seen
 
 
 def test_enqueue_takes_review_and_audit_samples_and_is_idempotent(store: Store) -> None:
@@ -278,90 +175,6 @@ def test_gold_set_from_database_is_served_and_scored(store: Store) -> None:
     assert queue.stats()["annotators"]["ann"]["gold_accuracy"] == 1.0
 
 
-def bad_decisions() -> list:
-    return [
-        ("unassigned", lambda q, t: q.decide(t.item_id, "zed", ACCEPT), "is not assigned to 'zed'"),
-        (
-            "twice",
-            lambda q, t: [q.decide(t.item_id, "ann", ACCEPT), q.decide(t.item_id, "ann", ACCEPT)],
-            "already decided",
-        ),
-        ("no item", lambda q, t: q.decide(999, "ann", ACCEPT), "no review item 999"),
-        (
-            "fix without labels",
-            lambda q, t: q.decide(t.item_id, "ann", Decision(verdict="fix")),
-            "needs the corrected objects",
-        ),
-        (
-            "labels without fix",
-            lambda q, t: q.decide(t.item_id, "ann", Decision(verdict="accept", objects=[])),
-            "only with verdict 'fix'",
-        ),
-        (
-            "unknown criterion",
-            lambda q, t: q.decide(
-                t.item_id, "ann", Decision(verdict="accept", levels={"beauty": 5})
-            ),
-            "unknown criteria ['beauty']",
-        ),
-        (
-            "box outside image",
-            lambda q, t: q.decide(
-                t.item_id,
-                "ann",
-                Decision(
-                    verdict="fix",
-                    objects=[ObjectLabel(category="circle", bbox=[60, 40, 10, 10], area=100)],
-                ),
-            ),
-            "leaves the 64x48 image",
-        ),
-        ("empty annotator", lambda q, t: q.next_item("  "), "annotator name must be"),
-        (
-            "adjudicate open item",
-            lambda q, t: q.adjudicate(t.item_id, "lead", ACCEPT),
-            "not waiting for adjudication",
-        ),
-    ]
-
-
-@pytest.mark.parametrize(
-    ("name", "act", "message"), bad_decisions(), ids=[c[0] for c in bad_decisions()]
-)
-def test_bad_decisions_are_input_errors(store: Store, name: str, act, message: str) -> None:
-    fill(store, review=2, audit=0, accepted=0)
-    queue = ReviewQueue(store, gold_rate=0.0)
-    queue.enqueue_batch("b1")
-    task = queue.next_item("ann")
-    with pytest.raises(InputError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        act(queue, task)
-
-
-def test_span_fix_out_of_range_and_long_comment_are_refused(store: Store) -> None:
-    fill(store, review=1, audit=0, accepted=0, modality="text")
-    queue = ReviewQueue(store, gold_rate=0.0)
-    queue.enqueue_batch("b1")
-    task = queue.next_item("ann")
-    with pytest.raises(InputError, match=r"start < end <= 49"):
-        queue.decide(
-            task.item_id,
-            "ann",
-            Decision(verdict="fix", spans=[Span(start=40, end=60, label="ORG")]),
-        )
-    with pytest.raises(ValidationError):
-        Decision(verdict="accept", comment="x" * 5001)
-    with pytest.raises(ValidationError):
-        Decision(verdict="accept", levels={"precision": 4})
-    with pytest.raises(ValidationError):
-        Decision(verdict="accept", surprise=1)
-
-
-@pytest.mark.parametrize(("k", "gold_rate"), [(0, 0.1), (2, 1.0), (2, -0.1)])
-def test_bad_queue_settings(store: Store, k: int, gold_rate: float) -> None:
-    with pytest.raises(InputError):
-        ReviewQueue(store, annotators_per_item=k, gold_rate=gold_rate)
-
-
 def test_final_results_survive_a_second_enqueue(store: Store) -> None:
     fill(store, review=2, audit=0, accepted=0)
     queue = ReviewQueue(store, gold_rate=0.0)
@@ -371,31 +184,6 @@ def test_final_results_survive_a_second_enqueue(store: Store) -> None:
     assert queue.enqueue_batch("b1") == 0
     assert queue.stats()["items"] == {"open": 0, "adjudication": 0, "final": 2}
     assert {s.status for s in store.iter_samples("b1", "image") if s.spec.index < 2} == {"rejected"}
-
-
-def test_item_image_path_is_inside_the_run_folder(sqlite_store: Store, tmp_path: Path) -> None:
-    store = sqlite_store
-    fill(store, review=1, audit=0, accepted=0)
-    queue = ReviewQueue(store, gold_rate=0.0)
-    queue.enqueue_batch("b1")
-    task = queue.next_item("ann")
-    assert queue.item_image_path(task.item_id) == (tmp_path / "images" / "0.png").resolve()
-    (tmp_path / "images").mkdir()
-    (tmp_path / "images" / "0.png").write_bytes(b"png")
-    assert queue.item_image_bytes(task.item_id) == b"png"
-    evil = make_sample(0, "review").model_copy(update={"uri": "../../etc/passwd"})
-    store.upsert_samples([evil])
-    with pytest.raises(InputError, match="leaves the run folder"):
-        queue.item_image_path(task.item_id)
-
-
-def test_image_root_can_be_a_blob_url(sqlite_store: Store) -> None:
-    store = sqlite_store
-    fill(store, review=1, audit=0, accepted=0)
-    queue = ReviewQueue(store, gold_rate=0.0)
-    queue.enqueue_batch("b1", image_root="s3://bucket/runs/r1/")
-    task = queue.next_item("ann")
-    assert queue.item_image_path(task.item_id) == "s3://bucket/runs/r1/images/0.png"
 
 
 def test_stale_assignments_are_released_to_someone_else(store: Store) -> None:

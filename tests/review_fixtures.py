@@ -1,0 +1,117 @@
+"""Shared pieces of the review queue tests: samples as the rubric leaves them, a filled store,
+stock decisions, and a store opened on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from synthgate.review.queue import Decision, ReviewQueue, ReviewTask
+from synthgate.samples import (
+    CRITERIA,
+    ObjectLabel,
+    Provenance,
+    RubricReport,
+    Sample,
+    SampleSpec,
+    Span,
+    sample_id,
+)
+from synthgate.store import Store, metadata
+
+TEXT = "Anna Berg from Acme GmbH called about order 4411."
+
+
+def make_sample(
+    index: int, status: str, *, modality: str = "image", audit: bool = False, score: float = 3.5
+) -> Sample:
+    """A sample as the rubric would leave it (status and report set by hand until it lands)."""
+    route = {"review": "review", "accepted": "accepted", "rejected": "rejected"}[status]
+    spec = SampleSpec(
+        batch_id="b1",
+        index=index,
+        modality=modality,
+        generator="procedural",
+        category="circle",
+        seed=index,
+    )
+    report = RubricReport(
+        rubric="default", score=score, levels={c: 5 for c in CRITERIA}, route=route, audit=audit
+    )
+    common = {
+        "id": sample_id("b1", modality, index),
+        "spec": spec,
+        "provenance": Provenance(generator="procedural", generator_version="1", seed=index),
+        "report": report,
+        "status": status,
+    }
+    if modality == "image":
+        return Sample(
+            **common,
+            uri=f"images/{index}.png",
+            width=64,
+            height=48,
+            objects=[
+                ObjectLabel(category="circle", bbox=[4, 4, 10, 10], area=78.0),
+                ObjectLabel(category="square", bbox=[30, 20, 12, 12], area=144.0),
+            ],
+        )
+    return Sample(
+        **common,
+        text=TEXT,
+        spans=[
+            Span(start=0, end=9, label="PERSON", value="Anna Berg"),
+            Span(start=15, end=24, label="ORG", value="Acme GmbH"),
+        ],
+    )
+
+
+def fill(
+    store: Store, *, review: int = 6, audit: int = 2, accepted: int = 12, modality: str = "image"
+) -> None:
+    rows, index = [], 0
+    for status, n, is_audit in (
+        ("review", review, False),
+        ("accepted", audit, True),
+        ("accepted", accepted, False),
+    ):
+        for _ in range(n):
+            rows.append(make_sample(index, status, modality=modality, audit=is_audit))
+            index += 1
+    rows.append(make_sample(index, "rejected", modality=modality))
+    store.upsert_samples(rows)
+
+
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    """The store a parametrized `store` fixture asks for: SQLite in `tmp_path`, or PostgreSQL
+    on a scratch database (see conftest.py), emptied so that every test starts from nothing."""
+    if request.param == "sqlite":
+        return Store(f"sqlite:///{tmp_path / 'synthgate.db'}")
+    made = Store(request.getfixturevalue("postgres_scratch_url"))
+    metadata.drop_all(made.engine)
+    metadata.create_all(made.engine)
+    return made
+
+
+ACCEPT = Decision(verdict="accept", levels={"correctness": 5, "precision": 5})
+REJECT = Decision(verdict="reject", levels={"correctness": 1}, comment="wrong class")
+
+
+def fix_of(task: ReviewTask) -> Decision:
+    if task.sample.spec.modality == "image":
+        objects = [
+            o.model_copy(update={"bbox": [5.0, 5.0, 8.0, 8.0]}) for o in task.sample.objects[:1]
+        ]
+        return Decision(verdict="fix", levels={"precision": 3}, objects=objects)
+    return Decision(
+        verdict="fix", levels={"precision": 3}, spans=[Span(start=0, end=4, label="PERSON")]
+    )
+
+
+def work(queue: ReviewQueue, annotator: str, choose) -> list[int]:
+    seen = []
+    while (task := queue.next_item(annotator)) is not None:
+        seen.append(task.item_id)
+        queue.decide(task.item_id, annotator, choose(task))
+    return seen

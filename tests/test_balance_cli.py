@@ -1,0 +1,205 @@
+"""`synthgate balance` end to end on the tiny COCO fixture: the merged file, the summary,
+reproducibility, validation of the result, reruns that never overwrite review decisions, and
+mixed generators."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from balance_fixtures import make_tiny_coco, run_cli
+from pycocotools.coco import COCO
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_tiny_coco(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="module")
+def balanced(tiny: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    coco, images = tiny
+    out = tmp_path_factory.mktemp("balanced") / "out"
+    result = run_cli(
+        "balance",
+        "--coco",
+        str(coco),
+        "--images",
+        str(images),
+        "--out",
+        str(out),
+        "--target",
+        "median",
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    return out
+
+
+def test_balance_median_merges_a_file_pycocotools_loads(
+    balanced: Path, tiny: tuple[Path, Path]
+) -> None:
+    merged_path = balanced / "merged.coco.json"
+    coco = COCO(str(merged_path))
+    real = json.loads(tiny[0].read_text())
+    merged = json.loads(merged_path.read_text())
+    # Every original entry is kept, unchanged and first; categories are the real ones.
+    assert merged["images"][: len(real["images"])] == real["images"]
+    assert merged["annotations"][: len(real["annotations"])] == real["annotations"]
+    assert merged["categories"] == real["categories"]
+    assert merged["info"] == real["info"]
+    synthetic = merged["images"][len(real["images"]) :]
+    assert synthetic, "nothing was merged"
+    ids = [i["id"] for i in merged["images"]]
+    assert len(ids) == len(set(ids))
+    annotation_ids = [a["id"] for a in merged["annotations"]]
+    assert len(annotation_ids) == len(set(annotation_ids))
+    for image in synthetic:
+        mark = image["synthgate"]
+        assert mark["synthetic"] is True
+        assert {"sample_id", "batch_id", "generator", "seed", "score"} <= set(mark)
+        assert mark["generator"] == "copy_paste"
+        # Relative to the real images folder, like the real file names: one --images for all.
+        assert (tiny[1] / image["file_name"]).is_file()
+        assert coco.getAnnIds(imgIds=[image["id"]])
+
+
+def test_balance_median_raises_every_class_below_median_or_says_why(balanced: Path) -> None:
+    summary = json.loads((balanced / "balance.json").read_text())
+    classes = summary["classes"]
+    assert classes["tri"]["before"] == 1 and classes["tri"]["target"] == 3
+    for name, entry in classes.items():
+        if entry["before"] < entry["target"]:
+            assert entry["after"] >= entry["target"] or entry["why_not"], name
+    assert classes["tri"]["after"] >= 3
+    assert "no non-crowd instance" in classes["blob"]["why_not"]
+    for name in ("report.md", "report.html", "plots/class_histogram.png"):
+        assert (balanced / name).is_file()
+
+
+def test_balance_is_reproducible(balanced: Path, tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    coco, images = tiny
+    out = tmp_path / "again"
+    result = run_cli(
+        "balance",
+        "--coco",
+        str(coco),
+        "--images",
+        str(images),
+        "--out",
+        str(out),
+        "--target",
+        "median",
+    )
+    assert result.returncode == 0, result.stderr
+
+    def located(folder: Path) -> dict[str, Any]:
+        """The merged file with each image named by where it lies inside `folder` (file names
+        are relative to the real images folder, so they differ with the output's place)."""
+        data = json.loads((folder / "merged.coco.json").read_text())
+        for image in data["images"]:
+            path = (images / image["file_name"]).resolve()
+            if path.is_relative_to(folder.resolve()):
+                image["file_name"] = str(path.relative_to(folder.resolve()))
+        return data
+
+    assert located(out) == located(balanced)
+
+
+def test_validate_finds_every_image_of_a_balanced_file(
+    balanced: Path, tiny: tuple[Path, Path]
+) -> None:
+    merged = json.loads((balanced / "merged.coco.json").read_text())
+    result = run_cli("validate", str(balanced / "merged.coco.json"), "--images", str(tiny[1]))
+    assert result.returncode == 0, result.stderr
+    assert f"{len(merged['images'])} samples" in result.stdout
+    assert "image_unreadable" not in result.stdout, result.stdout
+
+
+def _add_review_decision(db: Path) -> None:
+    """One human decision in a run database, the way a reviewer makes it."""
+    from synthgate.review.queue import Decision, ReviewQueue
+    from synthgate.store import Store, sqlite_url
+
+    store = Store(sqlite_url(db))
+    batch_id = json.loads((db.parent / "manifest.json").read_text())["batch_id"]
+    first = next(store.iter_samples(batch_id, "image"))
+    store.upsert_samples([first.model_copy(update={"status": "review"})])
+    queue = ReviewQueue(store, annotators_per_item=1, gold_rate=0.0)
+    queue.enqueue_batch(batch_id)
+    task = queue.next_item("ann")
+    assert task is not None
+    queue.decide(task.item_id, "ann", Decision(verdict="accept"))
+    store.close()
+
+
+def test_rerun_replaces_a_balance_output_but_never_review_decisions(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    coco, images = tiny
+    out = tmp_path / "out"
+    args = ("balance", "--coco", str(coco), "--images", str(images), "--out", str(out))
+    assert run_cli(*args).returncode == 0
+    (out / "stale.txt").write_text("from an earlier balance")
+    again = run_cli(*args)
+    assert again.returncode == 0, again.stderr
+    assert not (out / "stale.txt").exists() and (out / "balance.json").is_file()
+    db = next(out.glob("runs/*/synthgate.db"))
+    _add_review_decision(db)
+    before = db.read_bytes()
+    refused = run_cli(*args)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "1 human review decisions" in " ".join(refused.stderr.split())
+    assert db.read_bytes() == before and (out / "merged.coco.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary folder left
+
+
+def test_generators_can_be_mixed_and_unknown_ones_are_named(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    coco, images = tiny
+    config = tmp_path / "mix.yaml"
+    config.write_text(
+        "name: mix\nimage:\n  - {generator: copy_paste}\n  - {generator: procedural, size: [64, 64], objects_per_image: [1, 1]}\n"
+    )
+    out = tmp_path / "out"
+    result = run_cli(
+        "balance",
+        "--coco",
+        str(coco),
+        "--images",
+        str(images),
+        "--out",
+        str(out),
+        "--target",
+        "5",
+        "--config",
+        str(config),
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "balance.json").read_text())
+    assert summary["runs"] == ["runs/mix-0-copy_paste", "runs/mix-1-procedural"]
+    merged = json.loads((out / "merged.coco.json").read_text())
+    generators = Counter(i["synthgate"]["generator"] for i in merged["images"] if "synthgate" in i)
+    assert set(generators) == {"copy_paste", "procedural"}
+    # blob has nothing to cut out, but the procedural generator can draw it
+    assert summary["classes"]["blob"]["after"] > 0
+    config.write_text("image: {generator: object_paste_missing}\n")
+    result = run_cli(
+        "balance",
+        "--coco",
+        str(coco),
+        "--images",
+        str(images),
+        "--out",
+        str(tmp_path / "o2"),
+        "--config",
+        str(config),
+    )
+    assert (
+        result.returncode == 2
+        and "object_paste_missing" in result.stderr
+        and "copy_paste" in result.stderr
+    )

@@ -1,0 +1,94 @@
+"""`synthgate balance` on bad input: clear errors naming the entries and nothing written, or with
+--skip-invalid the bad entries left out and listed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from balance_fixtures import make_tiny_coco, run_cli
+from pycocotools.coco import COCO
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_tiny_coco(tmp_path_factory.mktemp("tiny"))
+
+
+def _broken(real: dict[str, Any], case: str) -> dict[str, Any]:
+    data = json.loads(json.dumps(real))
+    if case == "dangling-image":
+        data["annotations"][0]["image_id"] = 999
+    elif case == "dangling-category":
+        data["annotations"][1]["category_id"] = 77
+    elif case == "duplicate-image":
+        data["images"].append(dict(data["images"][0]))
+    elif case == "duplicate-annotation":
+        data["annotations"][2]["id"] = data["annotations"][3]["id"]
+    elif case == "short-polygon":
+        data["annotations"][0]["segmentation"] = [[1.0, 1.0, 5.0, 5.0]]
+    elif case == "missing-image":
+        data["images"][1]["file_name"] = "gone.png"
+    return data
+
+
+BAD_COCO_CASES = [
+    ("dangling-image", ["annotations[0]", "image_id 999", "dangling"]),
+    ("dangling-category", ["annotations[1]", "category_id 77"]),
+    ("duplicate-image", ["images[6]", "id 101", "duplicate id"]),
+    ("duplicate-annotation", ["annotations[3]", "duplicate id"]),
+    ("short-polygon", ["annotations[0]", "2 point(s)", "at least 3"]),
+    ("missing-image", ["images[1]", "id 102", "gone.png"]),
+]
+
+
+@pytest.mark.parametrize(("case", "words"), BAD_COCO_CASES, ids=[c[0] for c in BAD_COCO_CASES])
+def test_bad_coco_is_refused_naming_the_entries(
+    case: str, words: list[str], tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    coco, images = tiny
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(_broken(json.loads(coco.read_text()), case)))
+    out = tmp_path / "out"
+    result = run_cli("balance", "--coco", str(bad), "--images", str(images), "--out", str(out))
+    assert result.returncode == 2, result.stdout + result.stderr
+    message = " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in message, (word, message)
+    assert "nothing was written" in message
+    assert not out.exists()
+    assert not list(tmp_path.glob(".out*"))
+
+
+def test_skip_invalid_leaves_bad_entries_out_and_lists_them(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    coco, images = tiny
+    data = _broken(_broken(json.loads(coco.read_text()), "missing-image"), "short-polygon")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    out = tmp_path / "out"
+    result = run_cli(
+        "balance", "--coco", str(bad), "--images", str(images), "--out", str(out), "--skip-invalid"
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "balance.json").read_text())
+    skipped = " ".join(summary["skipped_input"])
+    assert (
+        "gone.png" in skipped
+        and "at least 3" in skipped
+        and "left out with its image 102" in skipped
+    )
+    merged = json.loads((out / "merged.coco.json").read_text())
+    assert 102 not in {i["id"] for i in merged["images"]}
+    assert data["annotations"][0]["id"] not in {a["id"] for a in merged["annotations"]}
+    COCO(str(out / "merged.coco.json"))
+
+
+def test_balance_needs_one_input(tmp_path: Path) -> None:
+    result = run_cli("balance", "--out", str(tmp_path / "o"))
+    assert result.returncode == 2
+    assert "--coco" in result.stderr and "--jsonl" in result.stderr

@@ -1,0 +1,234 @@
+"""Label Studio import: decisions made in Label Studio come back as queue decisions, a changed
+decision is a conflict rather than an overwrite, and bad exports are refused with a reason."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from labelstudio_fixtures import decide_everything, make_sample, open_store, snapshot
+from sqlalchemy import select
+
+from synthgate.errors import InputError
+from synthgate.review.interop import export_tasks, import_annotations
+from synthgate.review.queue import ReviewQueue
+from synthgate.review.tables import decisions
+from synthgate.samples import ObjectLabel
+from synthgate.store import Store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    yield from open_store(tmp_path)
+
+
+def label_studio_export(tasks: list[dict], choices: dict[int, list[dict]]) -> list[dict]:
+    """What Label Studio exports after people annotated our tasks: each annotation starts from
+    the prediction (same region ids) plus the choices they clicked."""
+    exported = []
+    for task in tasks:
+        done = copy.deepcopy(task)
+        done["annotations"] = []
+        for user, edits in enumerate(choices.get(task["data"]["item_id"], []), start=1):
+            result = copy.deepcopy(task["predictions"][0]["result"])
+            edits.get("edit", lambda r: None)(result)
+            result.append(
+                {
+                    "from_name": "verdict",
+                    "to_name": "image",
+                    "type": "choices",
+                    "value": {"choices": [edits["verdict"]]},
+                }
+            )
+            result.append(
+                {
+                    "from_name": "precision",
+                    "to_name": "image",
+                    "type": "choices",
+                    "value": {"choices": ["3"]},
+                }
+            )
+            done["annotations"].append(
+                {"id": 100 + user, "completed_by": user, "result": result, "was_cancelled": False}
+            )
+        done["annotations"].append(
+            {"id": 99, "completed_by": 9, "result": [], "was_cancelled": True}
+        )
+        exported.append(done)
+    return exported
+
+
+def move_second_box(result: list[dict]) -> None:
+    result[1]["value"]["x"] += 10.0
+
+
+def relabel_first(result: list[dict]) -> None:
+    result[0]["value"]["rectanglelabels"] = ["triangle"]
+
+
+def test_decisions_made_in_label_studio_come_back(store: Store, tmp_path: Path) -> None:
+    queue = ReviewQueue(store, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    out = tmp_path / "open.json"
+    export_tasks(queue, out, modality="image")
+    tasks = json.loads(out.read_text())
+    first, second = tasks[0]["data"]["item_id"], tasks[1]["data"]["item_id"]
+    exported = label_studio_export(
+        tasks,
+        {
+            first: [
+                {"verdict": "fix", "edit": move_second_box},
+                {"verdict": "fix", "edit": relabel_first},
+            ],
+            second: [{"verdict": "accept"}, {"verdict": "accept"}, {"verdict": "reject"}],
+        },
+    )
+    export_path = tmp_path / "label-studio-export.json"
+    export_path.write_text(json.dumps(exported))
+    result = import_annotations(queue, export_path)
+    assert result.decided == 4
+    assert any("is final: it takes no more decisions" in s for s in result.skipped)  # 3rd person
+    with store.engine.connect() as connection:
+        fixes = connection.execute(
+            select(decisions).where(decisions.c.item_id == first).order_by(decisions.c.annotator)
+        ).all()
+    original = make_sample(0, "image")
+    moved, relabelled = (
+        ObjectLabel.model_validate(o) for o in (fixes[0].objects[1], fixes[1].objects[0])
+    )
+    assert moved.bbox[0] == pytest.approx(30.5 + 6.4) and moved.mask is None
+    assert (
+        relabelled.category == "triangle" and relabelled.mask == original.objects[0].mask
+    )  # untouched box keeps its mask
+    assert ObjectLabel.model_validate(fixes[0].objects[0]) == original.objects[0]
+    assert store.get_sample(original.id).status == "accepted"  # two fixes agree on the verdict
+    assert store.get_sample(make_sample(1, "image").id).status == "accepted"
+    again = import_annotations(queue, export_path)  # importing the same export twice is harmless
+    assert again.decided == 0 and again.unchanged == 4
+
+
+def test_changed_decision_is_a_conflict_not_an_overwrite(store: Store, tmp_path: Path) -> None:
+    queue = ReviewQueue(store, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    decide_everything(queue)
+    before = snapshot(store)
+    out = tmp_path / "all.json"
+    export_tasks(queue, out, include="all", modality="text")
+    tasks = json.loads(out.read_text())
+    verdict = next(r for r in tasks[0]["annotations"][0]["result"] if r["from_name"] == "verdict")
+    verdict["value"]["choices"] = [
+        "reject" if verdict["value"]["choices"] != ["reject"] else "accept"
+    ]
+    out.write_text(json.dumps(tasks))
+    result = import_annotations(queue, out)
+    assert len(result.conflicts) == 1 and "kept that one" in result.conflicts[0]
+    assert snapshot(store) == before
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not JSON"),
+        ('"a string"', "a Label Studio export is a JSON list of tasks"),
+        # one task object, not a list: once counted as "skipped 1" with exit 0
+        ('{"id": 1, "data": {"item_id": 1}}', "a Label Studio export is a JSON list of tasks"),
+    ],
+)
+def test_unreadable_exports_are_input_errors(
+    store: Store, tmp_path: Path, content: str, message: str
+) -> None:
+    path = tmp_path / "export.json"
+    path.write_text(content)
+    with pytest.raises(InputError, match=message):
+        import_annotations(ReviewQueue(store), path)
+    with pytest.raises(InputError, match="no such file"):
+        import_annotations(ReviewQueue(store), tmp_path / "missing.json")
+    with pytest.raises(InputError, match="is a folder"):  # once an IsADirectoryError
+        import_annotations(ReviewQueue(store), tmp_path)
+
+
+def choice(name: str, value: str) -> dict:
+    return {"from_name": name, "to_name": "image", "type": "choices", "value": {"choices": [value]}}
+
+
+def test_bad_tasks_are_skipped_with_a_reason(store: Store, tmp_path: Path) -> None:
+    queue = ReviewQueue(store, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    path = tmp_path / "export.json"
+    item = queue.next_item("ann").item_id
+    path.write_text(
+        json.dumps(
+            [
+                {"id": 1, "data": {"image": "x.png"}, "annotations": []},
+                {"id": 2, "data": {"item_id": 9999}, "annotations": []},
+                {
+                    "id": 3,
+                    "data": {"item_id": item},
+                    "annotations": [{"completed_by": 1, "result": []}],
+                },
+                {"id": 4, "data": {"item_id": item}, "annotations": [{"result": []}]},
+                {
+                    "id": 5,
+                    "data": {"item_id": item},
+                    "annotations": [
+                        {
+                            "completed_by": 2,
+                            "result": [choice("verdict", "accept"), choice("precision", "4")],
+                        }
+                    ],
+                },
+                {
+                    "id": 6,
+                    "data": {"item_id": item},
+                    "annotations": [
+                        {
+                            "completed_by": 3,
+                            "result": [
+                                choice("verdict", "fix"),
+                                {
+                                    "type": "rectanglelabels",
+                                    "value": {"rectanglelabels": ["circle"]},
+                                },
+                            ],
+                        }
+                    ],
+                },
+                {
+                    "id": 7,
+                    "data": {"item_id": item},
+                    "annotations": [
+                        {
+                            "completed_by": 4,
+                            "result": [
+                                choice("verdict", "fix"),
+                                {
+                                    "type": "polygonlabels",
+                                    "id": "new",
+                                    "value": {
+                                        "points": [[1, 1], [2, 2]],
+                                        "polygonlabels": ["circle"],
+                                    },
+                                },
+                            ],
+                        }
+                    ],
+                },
+            ]
+        )
+    )
+    result = import_annotations(queue, path)
+    assert result.decided == 0
+    reasons = "\n".join(result.skipped)
+    for expected in (
+        "no data.item_id",
+        "no review item 9999",
+        "no verdict chosen",
+        "without completed_by",
+        "level '4' for 'precision'",
+        "malformed annotation result (KeyError",
+        "malformed annotation result (ValueError: a polygon needs at least 3 points",
+    ):
+        assert expected in reasons

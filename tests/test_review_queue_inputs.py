@@ -1,0 +1,140 @@
+"""The review queue refuses what a user can get wrong: bad decisions and queue settings are
+input errors; an item's image path stays inside the run folder (or under a blob URL)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+from review_fixtures import ACCEPT, fill, make_sample, open_store
+
+from synthgate.errors import InputError
+from synthgate.review.queue import Decision, ReviewQueue
+from synthgate.samples import ObjectLabel, Span
+from synthgate.store import Store
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    made = Store(f"sqlite:///{tmp_path / 'synthgate.db'}")
+    yield made
+    made.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """The same contract on SQLite and on PostgreSQL (a scratch database: see conftest.py)."""
+    made = open_store(request, tmp_path)
+    yield made
+    made.close()
+
+
+def bad_decisions() -> list:
+    return [
+        ("unassigned", lambda q, t: q.decide(t.item_id, "zed", ACCEPT), "is not assigned to 'zed'"),
+        (
+            "twice",
+            lambda q, t: [q.decide(t.item_id, "ann", ACCEPT), q.decide(t.item_id, "ann", ACCEPT)],
+            "already decided",
+        ),
+        ("no item", lambda q, t: q.decide(999, "ann", ACCEPT), "no review item 999"),
+        (
+            "fix without labels",
+            lambda q, t: q.decide(t.item_id, "ann", Decision(verdict="fix")),
+            "needs the corrected objects",
+        ),
+        (
+            "labels without fix",
+            lambda q, t: q.decide(t.item_id, "ann", Decision(verdict="accept", objects=[])),
+            "only with verdict 'fix'",
+        ),
+        (
+            "unknown criterion",
+            lambda q, t: q.decide(
+                t.item_id, "ann", Decision(verdict="accept", levels={"beauty": 5})
+            ),
+            "unknown criteria ['beauty']",
+        ),
+        (
+            "box outside image",
+            lambda q, t: q.decide(
+                t.item_id,
+                "ann",
+                Decision(
+                    verdict="fix",
+                    objects=[ObjectLabel(category="circle", bbox=[60, 40, 10, 10], area=100)],
+                ),
+            ),
+            "leaves the 64x48 image",
+        ),
+        ("empty annotator", lambda q, t: q.next_item("  "), "annotator name must be"),
+        (
+            "adjudicate open item",
+            lambda q, t: q.adjudicate(t.item_id, "lead", ACCEPT),
+            "not waiting for adjudication",
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "act", "message"), bad_decisions(), ids=[c[0] for c in bad_decisions()]
+)
+def test_bad_decisions_are_input_errors(store: Store, name: str, act, message: str) -> None:
+    fill(store, review=2, audit=0, accepted=0)
+    queue = ReviewQueue(store, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    task = queue.next_item("ann")
+    with pytest.raises(InputError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        act(queue, task)
+
+
+def test_span_fix_out_of_range_and_long_comment_are_refused(store: Store) -> None:
+    fill(store, review=1, audit=0, accepted=0, modality="text")
+    queue = ReviewQueue(store, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    task = queue.next_item("ann")
+    with pytest.raises(InputError, match=r"start < end <= 49"):
+        queue.decide(
+            task.item_id,
+            "ann",
+            Decision(verdict="fix", spans=[Span(start=40, end=60, label="ORG")]),
+        )
+    with pytest.raises(ValidationError):
+        Decision(verdict="accept", comment="x" * 5001)
+    with pytest.raises(ValidationError):
+        Decision(verdict="accept", levels={"precision": 4})
+    with pytest.raises(ValidationError):
+        Decision(verdict="accept", surprise=1)
+
+
+@pytest.mark.parametrize(("k", "gold_rate"), [(0, 0.1), (2, 1.0), (2, -0.1)])
+def test_bad_queue_settings(store: Store, k: int, gold_rate: float) -> None:
+    with pytest.raises(InputError):
+        ReviewQueue(store, annotators_per_item=k, gold_rate=gold_rate)
+
+
+def test_item_image_path_is_inside_the_run_folder(sqlite_store: Store, tmp_path: Path) -> None:
+    store = sqlite_store
+    fill(store, review=1, audit=0, accepted=0)
+    queue = ReviewQueue(store, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    task = queue.next_item("ann")
+    assert queue.item_image_path(task.item_id) == (tmp_path / "images" / "0.png").resolve()
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "0.png").write_bytes(b"png")
+    assert queue.item_image_bytes(task.item_id) == b"png"
+    evil = make_sample(0, "review").model_copy(update={"uri": "../../etc/passwd"})
+    store.upsert_samples([evil])
+    with pytest.raises(InputError, match="leaves the run folder"):
+        queue.item_image_path(task.item_id)
+
+
+def test_image_root_can_be_a_blob_url(sqlite_store: Store) -> None:
+    store = sqlite_store
+    fill(store, review=1, audit=0, accepted=0)
+    queue = ReviewQueue(store, gold_rate=0.0)
+    queue.enqueue_batch("b1", image_root="s3://bucket/runs/r1/")
+    task = queue.next_item("ann")
+    assert queue.item_image_path(task.item_id) == "s3://bucket/runs/r1/images/0.png"
