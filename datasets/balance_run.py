@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from synthgate.assembly import prepare_out, publish_out
 from synthgate.config import BatchConfig, parse_config
 from synthgate.datasets.balance import (
     BalanceConfig,
@@ -47,7 +48,7 @@ from synthgate.errors import InputError
 from synthgate.files import read_jsonl, write_atomic
 from synthgate.generators import Generator, build_generator
 from synthgate.outputs import dumps
-from synthgate.pipeline import Progress, batch_id_for, prepare_out, publish_out, run_batch
+from synthgate.pipeline import Progress, batch_id_for, run_batch
 from synthgate.samples import Modality
 
 

@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from synthgate.assembly import publish_out
 from synthgate.datasets.balance import (
     attribute_shares,
     class_targets,
@@ -35,7 +36,7 @@ from synthgate.datasets.merge import MergeResult, merge_jsonl
 from synthgate.errors import InputError
 from synthgate.files import read_jsonl, write_atomic
 from synthgate.generators import Generator, build_generator
-from synthgate.pipeline import Progress, publish_out
+from synthgate.pipeline import Progress
 
 
 def _check_rows(

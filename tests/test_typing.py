@@ -14,7 +14,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CORE = ["samples", "config", "errors", "generators", "pipeline", "store", "outputs", "blobs", "files"]
+CORE = [
+    "samples",
+    "config",
+    "errors",
+    "generators",
+    "pipeline",
+    "store",
+    "outputs",
+    "blobs",
+    "files",
+    "assembly",
+]
 
 
 def test_core_packages_type_check(tmp_path: Path) -> None:

@@ -328,7 +328,8 @@ def test_gpu_chunks_keep_the_generator_batch_and_give_the_same_run_folder(
 def test_a_stored_sample_comes_back_as_its_generator_returned_it(tmp_path: Path) -> None:
     import numpy as np
 
-    from synthgate.pipeline import generate_specs, sample_png
+    from synthgate.assembly import sample_png
+    from synthgate.pipeline import generate_specs
     from synthgate.workers.evidence import encode_evidence, evidence_key, load_generated
 
     config = make_config()

@@ -5,7 +5,7 @@
 - chunks.py: what a chunk task does: generate, store PNGs, evidence and `pending` rows.
 - evidence.py: what the judge needs besides pixels, kept in the blob store.
 - submit.py: publish a batch, follow it, judge its samples in index order (batch checks compare
-  each sample with the earlier ones) and write its run folder with `pipeline.assemble_run`.
+  each sample with the earlier ones) and write its run folder with `assembly.assemble_run`.
 
 Deploying: every worker and `synthgate submit` share one database (`--db`, PostgreSQL for
 several machines) and one blob store (`--blobs`, a shared folder or an fsspec URL). Production

@@ -25,10 +25,11 @@ from typing import Any
 
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
+from synthgate.assembly import sample_png
 from synthgate.blobs import BlobStore
 from synthgate.config import BatchConfig
 from synthgate.generators import Generator, build_generator, generator_class
-from synthgate.pipeline import chunk_size, generate_specs, plan, sample_png
+from synthgate.pipeline import chunk_size, generate_specs, plan
 from synthgate.samples import GeneratedSample, Modality, Provenance, Sample, SampleSpec, sample_id
 from synthgate.store import ChunkState, Store
 from synthgate.workers.app import WorkerSettings, queue_for

@@ -7,7 +7,7 @@ its queues empty (a broker that lost its messages in a restart), publishes the u
 again. `assemble_from_store` reads the samples back in index order as their chunks are
 generated, with their PNGs and evidence from the blob store, judges them in that order (batch
 checks compare each sample with the ones before it) and writes them with
-`pipeline.assemble_run`: the same judge and writer as `synthgate run`, so the same bytes.
+`assembly.assemble_run`: the same judge and writer as `synthgate run`, so the same bytes.
 """
 
 from __future__ import annotations
@@ -19,20 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from synthgate.assembly import RunAssembly, RunResult, assemble_run, hidden_objects
 from synthgate.blobs import BlobStore
 from synthgate.config import BatchConfig
 from synthgate.errors import InputError
 from synthgate.generators import build_generator
-from synthgate.pipeline import (
-    MODALITIES,
-    RunAssembly,
-    RunResult,
-    assemble_run,
-    batch_id_for,
-    build_judges,
-    hidden_objects,
-    judge,
-)
+from synthgate.pipeline import MODALITIES, batch_id_for, build_judges, judge
 from synthgate.samples import GeneratedSample, Modality, Sample
 from synthgate.store import ChunkState, Store
 from synthgate.validators.validate import Judge
