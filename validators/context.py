@@ -169,7 +169,15 @@ class ValidationContext:
 
     def first_with_text(self, sample_id: str, text: str) -> str | None:
         """The id of an earlier sample with the same normalised text; remembers this one."""
-        normalised = " ".join(text.casefold().split())
-        digest = hashlib.blake2b(normalised.encode("utf-8"), digest_size=12).digest()
+        return self.first_with_digest(sample_id, text_digest(text))
+
+    def first_with_digest(self, sample_id: str, digest: bytes) -> str | None:
+        """The id of an earlier sample whose text has this `text_digest`; remembers this one."""
         first = self.text_digests.setdefault(digest, sample_id)
         return None if first == sample_id else first
+
+
+def text_digest(text: str) -> bytes:
+    """A 12-byte digest of a text with case and whitespace folded (what duplicates share)."""
+    normalised = " ".join(text.casefold().split())
+    return hashlib.blake2b(normalised.encode("utf-8"), digest_size=12).digest()

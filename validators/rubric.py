@@ -25,13 +25,12 @@ from synthgate.samples import CRITERIA, Finding, GeneratedSample, Level, RubricR
 from synthgate.validators.checks.base import (
     CHECKS,
     CheckDef,
-    CheckInput,
     Measure,
     Measurement,
     ensure_checks_loaded,
     run_check,
 )
-from synthgate.validators.routing import Routing, route
+from synthgate.validators.routing import Routing
 
 RUBRICS_DIR = PACKAGE_ROOT / "configs" / "rubrics"
 SEVERITY_WEIGHTS = {"critical": 3, "minor": 1}
@@ -231,54 +230,12 @@ def finding_for(
 
 
 def judge_sample(generated: GeneratedSample, rubric: Rubric, context: Any) -> RubricReport:
-    """Every check of the rubric on one sample -> levels, score, findings and route."""
-    sample = generated.sample
-    item = CheckInput.of(generated, context)
-    levels: dict[str, Level] = {}
-    findings: list[Finding] = []
-    worst: dict[str, float] = {}
-    for criterion, spec_of in rubric.criteria.items():
-        level: Level = 5
-        for spec in spec_of.checks:
-            check = spec.definition
-            measured = run_check(
-                check,
-                item,
-                spec.with_defaults(),
-                objects=len(sample.objects),
-                spans=len(sample.spans),
-            )
-            for m in measured:
-                measure = check.measures[m.measure]
-                previous = worst.get(m.measure)
-                if previous is None or (m.value > previous) == (measure.worse == "higher"):
-                    worst[m.measure] = m.value
-                threshold = spec.thresholds.get(m.measure)
-                if threshold is None:
-                    continue
-                found = threshold.level(m.value, measure.worse)
-                if found < 5:
-                    findings.append(finding_for(check, spec, m, found, criterion))
-                    level = min(level, found)
-        levels[criterion] = level
-    weights = {name: c.weight for name, c in rubric.criteria.items()}
-    score = round(sum(weights[c] * levels[c] for c in levels) / sum(weights.values()), 3)
-    chosen, audit = route(
-        score, levels, rubric.routing, critical=_critical(rubric), seed=sample.spec.seed
-    )
-    return RubricReport(
-        rubric=rubric.name,
-        score=score,
-        levels=levels,
-        route=chosen,
-        audit=audit,
-        findings=findings,
-        measurements=worst,
-    )
+    """Every check of the rubric on one sample -> levels, score, findings and route: the
+    per-sample checks, then the batch checks and the verdict (validators/measure.py)."""
+    # Imported here: measure.py builds on this module's Rubric and finding_for.
+    from synthgate.validators.measure import finish_report, measure_sample
 
-
-def _critical(rubric: Rubric) -> list[str]:
-    return [name for name, c in rubric.criteria.items() if c.severity == "critical"]
+    return finish_report(measure_sample(generated, rubric, context), rubric, context)
 
 
 def judge_dataset(coco: dict[str, Any], rubric: Rubric, context: Any) -> list[Finding]:

@@ -1,6 +1,7 @@
 """Validation as functions: one sample, a stream of samples, or a whole file.
 
-- `Judge(rubric, context)`: the callable the pipeline applies to every generated sample;
+- `Judge(rubric, context)`: the callable the pipeline applies to every generated sample, in order;
+  `Judge.measure` (anywhere) and `Judge.finish` (in order) are its two halves (measure.py).
   `rubric_for(modality, rubric=..., task=...)` picks its rubric.
 - `validate(samples, rubric, *, context=None, reference=None)`: reports for a stream.
 - `validate_file(path, *, images=None, rubric=None, reference=None)`: what `synthgate validate`
@@ -20,7 +21,8 @@ from synthgate.errors import InputError
 from synthgate.files import write_atomic
 from synthgate.samples import GeneratedSample, RubricReport
 from synthgate.validators.context import HashIndex, ValidationContext, image_files, reference_index
-from synthgate.validators.rubric import Rubric, judge_dataset, judge_sample, load_rubric
+from synthgate.validators.measure import SampleMeasurements, finish_report, measure_sample
+from synthgate.validators.rubric import Rubric, judge_dataset, load_rubric
 from synthgate.validators.sources import open_source
 from synthgate.validators.summary import ValidationSummary
 
@@ -47,7 +49,15 @@ class Judge:
     context: ValidationContext = field(default_factory=ValidationContext)
 
     def __call__(self, generated: GeneratedSample) -> RubricReport:
-        return judge_sample(generated, self.rubric, self.context)
+        return self.finish(self.measure(generated))
+
+    def measure(self, generated: GeneratedSample) -> SampleMeasurements:
+        """The per-sample half: any order, anywhere (a worker); reads no batch state."""
+        return measure_sample(generated, self.rubric, self.context)
+
+    def finish(self, measured: SampleMeasurements) -> RubricReport:
+        """The batch half and the verdict: call it on each sample, in order."""
+        return finish_report(measured, self.rubric, self.context)
 
 
 def validate(

@@ -99,6 +99,9 @@ class CheckDef:
     defaults: dict[str, Any]
     fn: Callable[..., Iterable[Measurement]]
     doc: str
+    # Set for an order-dependent batch check (it compares a sample with the earlier ones): what
+    # it needs of the sample, computed anywhere (a worker) and put in its `cache` when it runs.
+    prepare: Callable[[CheckInput], dict[str, Any]] | None = None
 
 
 CHECKS: dict[str, CheckDef] = {}
@@ -110,8 +113,13 @@ def register(
     measures: Iterable[Measure],
     defaults: Mapping[str, Any] | None = None,
     scope: Scope = "sample",
+    prepare: Callable[[CheckInput], dict[str, Any]] | None = None,
 ) -> Callable[[Callable[..., Iterable[Measurement]]], Callable[..., Iterable[Measurement]]]:
-    """Register a check under `<criterion>_<what>`; `defaults` lists every param it accepts."""
+    """Register a check under `<criterion>_<what>`; `defaults` lists every param it accepts.
+
+    `prepare` marks a batch check, whose result depends on the samples judged before: it runs
+    per sample (validators/measure.py), the check itself in sample order, reading the cache.
+    """
     criterion = name.split("_", 1)[0]
     if criterion not in CRITERIA or "_" not in name:
         raise ValueError(f"check {name!r}: name it <criterion>_<what>, criterion in {CRITERIA}")
@@ -127,6 +135,7 @@ def register(
             defaults=dict(defaults or {}),
             fn=fn,
             doc=(fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "",
+            prepare=prepare,
         )
         return fn
 

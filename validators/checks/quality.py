@@ -133,10 +133,15 @@ def image_quality(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measu
     )
 
 
+def _prepare_fingerprint(item: CheckInput) -> dict[str, Any]:
+    return {"fingerprint": _fingerprint(item)}
+
+
 @register(
     "clarity_near_duplicate",
     measures=[Measure("duplicate_hash_bits", "bits", worse="lower")],
     defaults={"colour_tolerance": 16},
+    prepare=_prepare_fingerprint,
 )
 def near_duplicate(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measurement]:
     """Hamming distance of the image's perceptual hash to the closest earlier image of the batch

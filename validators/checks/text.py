@@ -17,6 +17,7 @@ from typing import Any
 
 from synthgate.samples import Span
 from synthgate.validators.checks.base import CheckInput, Measure, Measurement, register
+from synthgate.validators.context import text_digest
 
 DEFAULT_SLOT_PATTERN = r"\{[A-Za-z0-9_-]*:@?[A-Za-z_][A-Za-z0-9_]*\}"
 
@@ -176,13 +177,23 @@ def unfilled_slots(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Meas
         yield Measurement("unfilled_slots", len(found), f"unfilled slot marker(s) {shown}")
 
 
-@register("clarity_duplicate_text", measures=[Measure("duplicate_text", "sample")])
+def _prepare_digest(item: CheckInput) -> dict[str, Any]:
+    text = item.sample.text
+    return {"text_digest": None if text is None else text_digest(text)}
+
+
+@register(
+    "clarity_duplicate_text",
+    measures=[Measure("duplicate_text", "sample")],
+    prepare=_prepare_digest,
+)
 def duplicate_text(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measurement]:
     """The text (case and whitespace folded) is not a copy of an earlier sample of the batch."""
     text = item.sample.text
     if text is None:
         return
-    first = item.context.first_with_text(item.sample.id, text)
+    digest = item.cache.get("text_digest") or text_digest(text)
+    first = item.context.first_with_digest(item.sample.id, digest)
     if first is not None:
         yield Measurement("duplicate_text", 1, f"same text as earlier sample {first}")
 

@@ -1,0 +1,178 @@
+"""Judging in two steps: what one sample shows on its own, then what the batch makes of it.
+
+- `measure_sample(generated, rubric, context) -> SampleMeasurements`: every per-sample check of
+  the rubric (pixels, masks, taxonomy, reference copies), plus what the order-dependent batch
+  checks will need (the image fingerprint, the text digest: a check's `prepare`). It reads no
+  batch state, so it can run anywhere, in any order: in a worker, right after generation.
+- `finish_report(measured, rubric, context) -> RubricReport`: the batch checks (near-duplicates
+  of earlier images, duplicate texts) against the context, then levels, score, route and audit.
+  Cheap (hash comparisons), and it must run in sample order.
+
+`judge_sample` (rubric.py) is `finish_report(measure_sample(...))`. `SampleMeasurements` goes to
+and from JSON (`as_json` / `from_json`) losslessly, so a report finished from stored measurements
+is the one `synthgate run` writes, byte for byte.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from synthgate.samples import Finding, GeneratedSample, Level, RubricReport, Sample
+from synthgate.validators.checks.base import CheckInput, Measurement, run_check
+from synthgate.validators.routing import route
+from synthgate.validators.rubric import Rubric, finding_for
+
+
+@dataclass
+class SampleMeasurements:
+    """A sample's partial report: per rubric check in order (criteria, then their checks), its
+    measurements, or None for a batch check, measured by `finish_report`; and what the batch
+    checks prepared (fingerprint, text digest)."""
+
+    sample: Sample
+    rubric: str
+    checks: list[str]
+    measured: list[list[Measurement] | None]
+    prepared: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        """Everything but the sample (stored with it elsewhere), as JSON values."""
+        return {
+            "rubric": self.rubric,
+            "checks": self.checks,
+            "measured": [
+                None if found is None else [_measurement_json(m) for m in found]
+                for found in self.measured
+            ],
+            "prepared": {key: _encode(value) for key, value in self.prepared.items()},
+        }
+
+    @classmethod
+    def from_json(cls, sample: Sample, data: dict[str, Any]) -> SampleMeasurements:
+        return cls(
+            sample=sample,
+            rubric=data["rubric"],
+            checks=list(data["checks"]),
+            measured=[
+                None if found is None else [Measurement(**m) for m in found]
+                for found in data["measured"]
+            ],
+            prepared={key: _decode(value) for key, value in data["prepared"].items()},
+        )
+
+
+def _measurement_json(m: Measurement) -> dict[str, Any]:
+    return {key: value for key, value in asdict(m).items() if value is not None}
+
+
+def _encode(value: Any) -> Any:
+    """JSON for prepared values: numpy scalars and arrays keep their dtype, bytes go as hex."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, bytes):
+        return {"hex": value.hex()}
+    if isinstance(value, np.generic):
+        return {"dtype": str(value.dtype), "value": value.item()}
+    if isinstance(value, np.ndarray):
+        return {"dtype": str(value.dtype), "array": value.tolist()}
+    if isinstance(value, tuple | list):
+        return [_encode(item) for item in value]
+    raise TypeError(f"prepared value {value!r} cannot be stored as JSON")
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_decode(item) for item in value)
+    if not isinstance(value, dict):
+        return value
+    if "hex" in value:
+        return bytes.fromhex(value["hex"])
+    if "array" in value:
+        return np.array(value["array"], dtype=value["dtype"])
+    return np.dtype(value["dtype"]).type(value["value"])
+
+
+def measure_sample(generated: GeneratedSample, rubric: Rubric, context: Any) -> SampleMeasurements:
+    """Every per-sample check of the rubric on one sample, and what its batch checks need."""
+    sample = generated.sample
+    item = CheckInput.of(generated, context)
+    checks: list[str] = []
+    measured: list[list[Measurement] | None] = []
+    prepared: dict[str, Any] = {}
+    for spec_of in rubric.criteria.values():
+        for spec in spec_of.checks:
+            check = spec.definition
+            checks.append(check.name)
+            if check.prepare is not None:
+                prepared.update(check.prepare(item))
+                measured.append(None)
+                continue
+            measured.append(
+                run_check(
+                    check,
+                    item,
+                    spec.with_defaults(),
+                    objects=len(sample.objects),
+                    spans=len(sample.spans),
+                )
+            )
+    return SampleMeasurements(sample, rubric.name, checks, measured, prepared)
+
+
+def finish_report(measured: SampleMeasurements, rubric: Rubric, context: Any) -> RubricReport:
+    """The batch checks on one measured sample (in sample order), then levels, score, route."""
+    sample = measured.sample
+    specs = [(c, spec) for c, spec_of in rubric.criteria.items() for spec in spec_of.checks]
+    if measured.rubric != rubric.name or measured.checks != [s.check for _, s in specs]:
+        raise ValueError(
+            f"sample {sample.id} was measured for rubric {measured.rubric} {measured.checks}, "
+            f"not {rubric.name}; measure it again"
+        )
+    # The batch checks see what `prepare` kept, as they would have in one pass over the sample.
+    item = CheckInput(sample=sample, context=context, cache=dict(measured.prepared))
+    levels: dict[str, Level] = {}
+    findings: list[Finding] = []
+    worst: dict[str, float] = {}
+    for (criterion, spec), found in zip(specs, measured.measured, strict=True):
+        check = spec.definition
+        if found is None:
+            found = run_check(
+                check,
+                item,
+                spec.with_defaults(),
+                objects=len(sample.objects),
+                spans=len(sample.spans),
+            )
+        level = levels.get(criterion, 5)
+        for m in found:
+            measure = check.measures[m.measure]
+            previous = worst.get(m.measure)
+            if previous is None or (m.value > previous) == (measure.worse == "higher"):
+                worst[m.measure] = m.value
+            threshold = spec.thresholds.get(m.measure)
+            if threshold is None:
+                continue
+            level_found = threshold.level(m.value, measure.worse)
+            if level_found < 5:
+                findings.append(finding_for(check, spec, m, level_found, criterion))
+                level = min(level, level_found)
+        levels[criterion] = level
+    for criterion in rubric.criteria:  # a criterion without checks is gold
+        levels.setdefault(criterion, 5)
+    levels = {criterion: levels[criterion] for criterion in rubric.criteria}
+    weights = {name: c.weight for name, c in rubric.criteria.items()}
+    score = round(sum(weights[c] * levels[c] for c in levels) / sum(weights.values()), 3)
+    critical = [name for name, c in rubric.criteria.items() if c.severity == "critical"]
+    chosen, audit = route(score, levels, rubric.routing, critical=critical, seed=sample.spec.seed)
+    return RubricReport(
+        rubric=rubric.name,
+        score=score,
+        levels=levels,
+        route=chosen,
+        audit=audit,
+        findings=findings,
+        measurements=worst,
+    )
