@@ -70,8 +70,9 @@ class HashIndex:
     """
 
     def __init__(self) -> None:
-        self._hashes = np.zeros(64, dtype=np.uint64)
-        self._colours = np.zeros((64, 3), dtype=np.float32)
+        # Typed loosely: numpy's shape typing differs between releases (2.2 vs 2.4).
+        self._hashes: np.ndarray = np.zeros(64, dtype=np.uint64)
+        self._colours: np.ndarray = np.zeros((64, 3), dtype=np.float32)
         self._names: list[str] = []
         self._positions: dict[str, int] = {}
 
