@@ -1,6 +1,6 @@
 """The blob store: image bytes by key, under a local folder or any fsspec URL.
 
-Workers write the PNGs (and the evidence validators need) here; `submit` reads them back to
+Workers write the PNGs (and each sample's partial report, workers/partial.py) here; `submit` reads them back to
 write the run folder. A shared folder or object storage (s3://, gs://, …) serves several machines.
 """
 

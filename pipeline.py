@@ -20,7 +20,14 @@ from pathlib import Path
 from synthgate.assembly import RunAssembly, RunResult, assemble_run, hidden_objects
 from synthgate.config import BatchConfig
 from synthgate.generators import Generator, build_generator
-from synthgate.samples import GeneratedSample, Modality, SampleSpec, sample_seed
+from synthgate.samples import (
+    GeneratedSample,
+    Modality,
+    RubricReport,
+    Sample,
+    SampleSpec,
+    sample_seed,
+)
 from synthgate.validators.context import ValidationContext
 from synthgate.validators.validate import Judge, rubric_for
 
@@ -96,10 +103,15 @@ def plan(
 def judge(generated: GeneratedSample, judge_sample: Judge) -> GeneratedSample:
     """Validate and route one sample: its RubricReport is stored with it, its status is the
     route (an audited sample stays accepted; `report.audit` sends it to review as well)."""
-    report = judge_sample(generated)
-    generated.sample.report = report
-    generated.sample.status = report.route
+    record_report(generated.sample, judge_sample(generated))
     return generated
+
+
+def record_report(sample: Sample, report: RubricReport) -> Sample:
+    """Store a sample's report with it; its status is the route."""
+    sample.report = report
+    sample.status = report.route
+    return sample
 
 
 def generate_specs(generator: Generator, specs: list[SampleSpec]) -> list[GeneratedSample]:

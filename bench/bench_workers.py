@@ -4,9 +4,9 @@ Starts its own redis-server on a free port and two pools of `synthgate worker --
 processes (1 and 2 workers, each pool on its own Redis database, SQLite file and blob folder),
 warmed by a small batch as the in-process run is. Each round runs, interleaved so that a busy
 neighbour slows all alike: `run_batch` in-process; per pool, `submit` -> every chunk generated
-("generation"), then judged in index order and written by the submitting process; and the same
-overlapped, chunks judged as they arrive (what `synthgate submit --wait` does). Batch checks
-compare each sample with the earlier ones, so judging runs in order in one process. Prints the
+("generation": workers also run the per-sample checks), then the reports finished in index order
+(the batch checks: hash comparisons) and written by the submitting process; and the same
+overlapped, chunks finished as they arrive (what `synthgate submit --wait` does). Prints the
 best of the rounds in samples/s, the ratios against the targets (2 workers >= 1.7x one worker,
 one worker >= 0.8x in-process) and CPU time per sample (worker processes plus the submitting
 process), which a neighbour on a shared machine distorts less than samples/s.

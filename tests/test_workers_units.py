@@ -6,6 +6,7 @@ as a worker's pool process runs them; the Celery wrapper only adds acks and retr
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 from pathlib import Path
@@ -16,6 +17,7 @@ import yaml
 from factories import small_config
 from typer.testing import CliRunner
 
+from synthgate.assembly import hidden_objects
 from synthgate.blobs import BlobStore
 from synthgate.cli import app
 from synthgate.config import parse_config
@@ -325,26 +327,38 @@ def test_gpu_chunks_keep_the_generator_batch_and_give_the_same_run_folder(
         ).read_bytes()
 
 
-def test_a_stored_sample_comes_back_as_its_generator_returned_it(tmp_path: Path) -> None:
-    import numpy as np
-
-    from synthgate.assembly import sample_png
-    from synthgate.pipeline import generate_specs
-    from synthgate.workers.evidence import encode_evidence, evidence_key, load_generated
+@pytest.mark.parametrize("modality", ["image", "text"])
+def test_a_stored_partial_report_finishes_into_the_report_of_a_fresh_judge(
+    tmp_path: Path, modality: str
+) -> None:
+    from synthgate.pipeline import build_judges, generate_specs
+    from synthgate.workers.partial import encode_partial, load_partial, partial_key
 
     config = make_config()
-    generator = build_generator(config.image, categories=config.categories)
-    spec = next(plan(config, "image", batch_id="b", quota_categories=generator.quota_categories()))
-    [made] = generate_specs(generator, [spec])
+    section = getattr(config, modality)
+    generator = build_generator(section, categories=config.categories)
+    specs = list(
+        plan(config, modality, batch_id="b", quota_categories=generator.quota_categories())
+    )[:3]
+    made = generate_specs(generator, specs)
+    made.append(copy.deepcopy(made[0]))  # a copy under a new id: the batch check must see it
+    made[-1].sample.id += "-copy"
+    in_worker = build_judges(config, {modality: generator})[modality]
     blobs = BlobStore(tmp_path / "blobs")
-    blobs.put(made.sample.uri, sample_png(made))  # type: ignore[arg-type]
-    blobs.put(evidence_key(made.sample), encode_evidence(made))
-    back = load_generated(blobs, made.sample, blobs.get(made.sample.uri))  # type: ignore[arg-type]
-    assert np.array_equal(back.pixels, made.pixels)  # type: ignore[arg-type]
-    for name in ("foreground", "ignore"):
-        mine, theirs = getattr(back, name), getattr(made, name)
-        assert (mine is None and theirs is None) or np.array_equal(mine, theirs)
-    assert back.extras == made.extras and back.sample == made.sample
+    for generated in made:
+        blobs.put(partial_key(generated.sample), encode_partial(generated, in_worker))
+    fresh = build_judges(config, {modality: generator})[modality]
+    expected = [fresh(generated) for generated in made]
+    submitting = build_judges(config, {modality: generator})[modality]
+    finished = []
+    for generated in made:
+        measured, hidden = load_partial(blobs, generated.sample)
+        assert hidden == hidden_objects(generated)
+        finished.append(submitting.finish(measured))
+    assert [r.model_dump_json() for r in finished] == [r.model_dump_json() for r in expected]
+    duplicate = {"image": "clarity_near_duplicate", "text": "clarity_duplicate_text"}[modality]
+    assert [f.check == duplicate for r in finished for f in r.findings].count(True) == 1
+    assert any(f.check == duplicate for f in finished[-1].findings)
 
 
 def test_a_chunk_whose_generator_cannot_be_built_fails_with_the_reason(
@@ -367,23 +381,13 @@ def test_a_chunk_whose_generator_cannot_be_built_fails_with_the_reason(
         load_chunk(context.store, context.blobs, chunk)
 
 
-def test_a_text_sample_needs_no_evidence_but_a_missing_image_evidence_is_an_error(
-    tmp_path: Path,
-) -> None:
-    import numpy as np
-
-    from synthgate.generators.png import encode_png
+def test_a_missing_partial_report_is_a_storage_fault(tmp_path: Path) -> None:
     from synthgate.pipeline import generate_specs
-    from synthgate.workers.evidence import has_evidence, load_generated
+    from synthgate.workers.partial import load_partial
 
     config = make_config()
     generator = build_generator(config.text, categories=config.categories)
     spec = next(plan(config, "text", batch_id="b", quota_categories=generator.quota_categories()))
     [made] = generate_specs(generator, [spec])
-    assert not has_evidence(made)
-    blobs = BlobStore(tmp_path / "blobs")
-    back = load_generated(blobs, made.sample, None)
-    assert (back.sample, back.pixels, back.foreground, back.extras) == (made.sample, None, None, {})
-    png = encode_png(np.zeros((4, 4, 3), dtype=np.uint8))  # an image whose evidence is gone
     with pytest.raises(FileNotFoundError):
-        load_generated(blobs, made.sample, png)
+        load_partial(BlobStore(tmp_path / "blobs"), made.sample)

@@ -2,10 +2,12 @@
 
 - app.py: the Celery app and `WorkerSettings` (env `SYNTHGATE_*`); routing to `cpu` / `gpu`.
 - tasks.py: the thin `make_chunk` task (acks, retries, time limits).
-- chunks.py: what a chunk task does: generate, store PNGs, evidence and `pending` rows.
-- evidence.py: what the judge needs besides pixels, kept in the blob store.
-- submit.py: publish a batch, follow it, judge its samples in index order (batch checks compare
-  each sample with the earlier ones) and write its run folder with `assembly.assemble_run`.
+- chunks.py: what a chunk task does: generate, measure (the per-sample checks), store PNGs,
+  partial reports and `pending` rows.
+- partial.py: a sample's partial report (validators/measure.py), kept in the blob store.
+- submit.py: publish a batch, follow it, finish its reports in index order (batch checks compare
+  each sample with the earlier ones: hash comparisons) and write its run folder with
+  `assembly.assemble_run`.
 
 Deploying: every worker and `synthgate submit` share one database (`--db`, PostgreSQL for
 several machines) and one blob store (`--blobs`, a shared folder or an fsspec URL). Production

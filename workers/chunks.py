@@ -2,10 +2,11 @@
 
 A chunk is a run of sample indices of one batch and modality, named by id in the `chunks` table.
 `run_chunk` counts the delivery, plans the chunk's specs again from the batch config in the
-database, generates them with `pipeline.generate_specs`, puts their PNGs and judging evidence
-(workers/evidence.py) in the blob store and upserts the samples, `pending`, by their
-deterministic ids, so any delivery of the same chunk writes the same rows. Judging happens in
-sample order where the run folder is assembled (workers/submit.py).
+database, generates them with `pipeline.generate_specs`, measures each one at once (the
+per-sample half of the judge: every check but the order-dependent batch checks), puts its PNG
+and partial report (workers/partial.py) in the blob store and upserts the samples, `pending`,
+by their deterministic ids, so any delivery of the same chunk writes the same rows. Reports are
+finished in sample order where the run folder is assembled (workers/submit.py).
 
 After a delivery found the chunk still `running` (its worker was lost), the chunk is made one
 sample at a time, committed sample by sample, with the index in flight recorded: samples made
@@ -29,16 +30,17 @@ from synthgate.assembly import sample_png
 from synthgate.blobs import BlobStore
 from synthgate.config import BatchConfig
 from synthgate.generators import Generator, build_generator, generator_class
-from synthgate.pipeline import chunk_size, generate_specs, plan
+from synthgate.pipeline import build_judges, chunk_size, generate_specs, plan
 from synthgate.samples import GeneratedSample, Modality, Provenance, Sample, SampleSpec, sample_id
 from synthgate.store import ChunkState, Store
+from synthgate.validators.validate import Judge
 from synthgate.workers.app import WorkerSettings, queue_for
-from synthgate.workers.evidence import encode_evidence, evidence_key, has_evidence
+from synthgate.workers.partial import encode_partial, partial_key
 
 log = logging.getLogger(__name__)
 
 # A chunk in one of these states needs no worker: `generated` waits for the run folder's
-# assembly to judge its samples in order, then becomes `done` (or `failed`, with failures).
+# assembly to finish its samples' reports in order, then becomes `done` (or `failed`).
 FINISHED = ("generated", "done", "failed")
 
 # Errors worth a retry with backoff: the database, the blob store or the network hiccuped.
@@ -54,16 +56,17 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 
 @dataclass
 class WorkerContext:
-    """What a worker process keeps between tasks: its stores and its loaded generators.
+    """What a worker process keeps between tasks: its stores, its loaded generators and judges.
 
     Generators are cached per batch and modality, so a diffusion model is loaded once per worker
-    process, not once per task.
+    process, not once per task; each with the judge that measures its samples (rubric and
+    per-sample context, built from the batch config as `synthgate run` builds them).
     """
 
     settings: WorkerSettings
     store: Store
     blobs: BlobStore
-    generators: OrderedDict[tuple[str, str], tuple[BatchConfig, Generator]] = field(
+    generators: OrderedDict[tuple[str, str], tuple[BatchConfig, Generator, Judge]] = field(
         default_factory=OrderedDict
     )
     keep_generators: int = 2
@@ -83,6 +86,14 @@ class WorkerContext:
         return cls(settings=settings, store=Store(db_url), blobs=BlobStore(blob_url))
 
     def generator(self, batch_id: str, modality: str) -> tuple[BatchConfig, Generator]:
+        config, generator, _judge = self._built(batch_id, modality)
+        return config, generator
+
+    def judge(self, batch_id: str, modality: str) -> Judge:
+        """The judge whose per-sample half (`Judge.measure`) this worker runs on its samples."""
+        return self._built(batch_id, modality)[2]
+
+    def _built(self, batch_id: str, modality: str) -> tuple[BatchConfig, Generator, Judge]:
         key = (batch_id, modality)
         if key in self.generators:
             self.generators.move_to_end(key)
@@ -92,11 +103,13 @@ class WorkerContext:
             raise LookupError(f"batch {batch_id} is not in the database {self.store.url}")
         config = BatchConfig.model_validate(batch["config"])
         section = getattr(config, modality)
-        built = (config, build_generator(section, categories=list(config.categories)))
-        self.generators[key] = built
+        generator = build_generator(section, categories=list(config.categories))
+        kind: Modality = "image" if modality == "image" else "text"
+        judge = build_judges(config, {kind: generator})[kind]
+        self.generators[key] = (config, generator, judge)
         while len(self.generators) > self.keep_generators:
             self.generators.popitem(last=False)
-        return built
+        return self.generators[key]
 
 
 def chunk_rows(
@@ -145,7 +158,7 @@ def failed_sample(spec: SampleSpec, version: str) -> Sample:
 def run_chunk(context: WorkerContext, chunk_id: str) -> str:
     """Generate one chunk (see the module docstring); returns what happened, for the worker log.
 
-    Samples are stored `pending`, with what the checks need besides pixels: judging goes in
+    Samples are stored `pending`, with their partial reports: the reports are finished in
     sample order, where the run folder is assembled, because batch checks (near-duplicates)
     compare each sample with the ones before it.
     """
@@ -155,6 +168,7 @@ def run_chunk(context: WorkerContext, chunk_id: str) -> str:
     if chunk.status in FINISHED:
         return f"{chunk_id} already {chunk.status}"
     config, generator = context.generator(chunk.batch_id, chunk.modality)
+    judge = context.judge(chunk.batch_id, chunk.modality)
     specs: list[SampleSpec] | None = remaining_specs(context, chunk, config, generator)
     careful = chunk.crashes > 0
     if chunk.crashes >= context.settings.max_crashes:
@@ -162,9 +176,9 @@ def run_chunk(context: WorkerContext, chunk_id: str) -> str:
     if specs and not careful:
         try:
             if chunk.queue == "gpu":  # a GPU generator batches the whole chunk
-                store_made(context, generate_specs(generator, specs))
+                store_made(context, generate_specs(generator, specs), judge)
             else:
-                make_overlapped(context, generator, specs)
+                make_overlapped(context, generator, specs, judge)
             specs = []
         except TRANSIENT_ERRORS:
             raise
@@ -174,7 +188,7 @@ def run_chunk(context: WorkerContext, chunk_id: str) -> str:
     for spec in specs or []:
         context.store.update_chunk(chunk_id, current=spec.index)
         try:
-            store_made(context, generate_specs(generator, [spec]))
+            store_made(context, generate_specs(generator, [spec]), judge)
         except TRANSIENT_ERRORS:
             raise
         except Exception as error:
@@ -237,8 +251,10 @@ def give_up_in_flight(
     return [s for s in specs if s.index != chunk.current]
 
 
-def make_overlapped(context: WorkerContext, generator: Generator, specs: list[SampleSpec]) -> None:
-    """Generate specs one by one while a second thread stores each one's blobs.
+def make_overlapped(
+    context: WorkerContext, generator: Generator, specs: list[SampleSpec], judge: Judge
+) -> None:
+    """Generate specs one by one while a second thread measures and stores each one's blobs.
 
     Rows are written once every blob is in the blob store, as in `store_made`.
     """
@@ -248,7 +264,7 @@ def make_overlapped(context: WorkerContext, generator: Generator, specs: list[Sa
         for spec in specs:
             for generated in generate_specs(generator, [spec]):
                 made.append(generated)
-                stored.append(context.encoder.submit(put_blobs, context.blobs, generated))
+                stored.append(context.encoder.submit(put_blobs, context.blobs, generated, judge))
     finally:
         wait(stored)  # nothing is left writing when a sample fails and the chunk is retried
     for future in stored:
@@ -256,19 +272,19 @@ def make_overlapped(context: WorkerContext, generator: Generator, specs: list[Sa
     context.store.upsert_samples(g.sample for g in made)
 
 
-def put_blobs(blobs: BlobStore, generated: GeneratedSample) -> None:
-    """The PNG of an image sample, and the evidence the judge needs besides its pixels."""
+def put_blobs(blobs: BlobStore, generated: GeneratedSample, judge: Judge) -> None:
+    """The PNG of an image sample, and its partial report (measured here, from the pixels)."""
+    partial = encode_partial(generated, judge)
     png = sample_png(generated)
     if png is not None and generated.sample.uri:
         blobs.put(generated.sample.uri, png)
-    if has_evidence(generated):
-        blobs.put(evidence_key(generated.sample), encode_evidence(generated))
+    blobs.put(partial_key(generated.sample), partial)
 
 
-def store_made(context: WorkerContext, made: list[GeneratedSample]) -> None:
+def store_made(context: WorkerContext, made: list[GeneratedSample], judge: Judge) -> None:
     """Blobs first, then rows: a sample row in the database means its blobs are there."""
     for generated in made:
-        put_blobs(context.blobs, generated)
+        put_blobs(context.blobs, generated, judge)
     context.store.upsert_samples(g.sample for g in made)
 
 

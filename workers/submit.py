@@ -5,9 +5,10 @@ per unfinished chunk (a re-submit publishes only what is left, and finished chun
 made twice). `wait_for_batch` follows progress in the database and, when the batch stalls with
 its queues empty (a broker that lost its messages in a restart), publishes the unfinished chunks
 again. `assemble_from_store` reads the samples back in index order as their chunks are
-generated, with their PNGs and evidence from the blob store, judges them in that order (batch
-checks compare each sample with the ones before it) and writes them with
-`assembly.assemble_run`: the same judge and writer as `synthgate run`, so the same bytes.
+generated, with their PNGs and the partial reports the workers measured (workers/partial.py)
+from the blob store, finishes the reports in that order (batch checks compare each sample with
+the ones before it: hash comparisons only) and writes them with `assembly.assemble_run`: the same
+judge halves and writer as `synthgate run`, so the same bytes.
 """
 
 from __future__ import annotations
@@ -19,20 +20,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from synthgate.assembly import RunAssembly, RunResult, assemble_run, hidden_objects
+from synthgate.assembly import RunAssembly, RunResult, assemble_run
 from synthgate.blobs import BlobStore
 from synthgate.config import BatchConfig
 from synthgate.errors import InputError
 from synthgate.generators import build_generator
-from synthgate.pipeline import MODALITIES, batch_id_for, build_judges, judge
-from synthgate.samples import GeneratedSample, Modality, Sample
+from synthgate.pipeline import MODALITIES, batch_id_for, build_judges, record_report
+from synthgate.samples import Modality, Sample
 from synthgate.store import ChunkState, Store
+from synthgate.validators.measure import SampleMeasurements
 from synthgate.validators.validate import Judge
 from synthgate.workers.app import MAKE_CHUNK, QUEUES, WorkerSettings
 from synthgate.workers.chunks import FINISHED, TRANSIENT_ERRORS, chunk_rows
-from synthgate.workers.evidence import load_generated
+from synthgate.workers.partial import load_partial
 
-UNFINISHED = ("queued", "running")  # waiting for a worker; `generated` waits for the judge
+UNFINISHED = ("queued", "running")  # waiting for a worker; `generated` waits for submit
 
 
 @dataclass
@@ -182,10 +184,11 @@ def wait_for_batch(
 
 @dataclass
 class LoadedChunk:
-    """A generated chunk read back: its samples in order, with PNG bytes and evidence."""
+    """A generated chunk read back: its samples in order, with PNG bytes, the measurements
+    of their partial reports and their hidden-object counts."""
 
     chunk: ChunkState
-    items: list[tuple[Sample, bytes | None, GeneratedSample | None]]  # None: a failed sample
+    items: list[tuple[Sample, bytes | None, SampleMeasurements | None, int]]  # None: failed
 
 
 def load_chunk(store: Store, blobs: BlobStore, chunk: ChunkState) -> LoadedChunk:
@@ -198,13 +201,13 @@ def load_chunk(store: Store, blobs: BlobStore, chunk: ChunkState) -> LoadedChunk
             f"{chunk.stop - chunk.start} samples{why}; fix that, then run the same "
             "`synthgate submit` again"
         )
-    items: list[tuple[Sample, bytes | None, GeneratedSample | None]] = []
+    items: list[tuple[Sample, bytes | None, SampleMeasurements | None, int]] = []
     for sample in samples:
         if sample.status == "failed":
-            items.append((sample, None, None))
+            items.append((sample, None, None, 0))
             continue
         png = blobs.get(sample.uri) if sample.uri and chunk.modality == "image" else None
-        items.append((sample, png, load_generated(blobs, sample, png)))
+        items.append((sample, png, *load_partial(blobs, sample)))
     return LoadedChunk(chunk, items)
 
 
@@ -264,9 +267,9 @@ def assemble_from_store(
     """Judge the batch's samples in index order and write its run folder, as `synthgate run` does.
 
     Chunk by chunk, as soon as each one is generated (`wait_for_chunk` blocks until it is):
-    the samples come from the shared database, their PNGs and evidence from the blob store
-    (read and decoded on a second thread while the chunk before is judged), and the judged
-    samples go back to the database, their chunk marked done.
+    the samples come from the shared database, their PNGs and partial reports from the blob
+    store (read on a second thread while the chunk before is finished), and the judged samples
+    go back to the database, their chunk marked done.
     """
     generators = judging_generators(config, store, batch_id, wait_for_chunk)
     judges = build_judges(config, generators)
@@ -299,15 +302,15 @@ def judge_chunk(
     judge_sample: Judge,
     on_judged: Callable[[int], None] | None = None,
 ) -> None:
-    """Judge one generated chunk's samples in order into the run folder and the database."""
+    """Finish one generated chunk's reports in order into the run folder and the database."""
     judged: list[Sample] = []
-    for sample, png, generated in loaded.items:
-        if generated is None:
+    for sample, png, measured, hidden in loaded.items:
+        if measured is None:
             run.add(sample, None)
             continue
-        judge(generated, judge_sample)
-        run.add(generated.sample, png, hidden_objects=hidden_objects(generated))
-        judged.append(generated.sample)
+        record_report(sample, judge_sample.finish(measured))
+        run.add(sample, png, hidden_objects=hidden)
+        judged.append(sample)
     store.upsert_samples(judged)
     store.update_chunk(
         loaded.chunk.id, status="done" if len(judged) == len(loaded.items) else "failed"
