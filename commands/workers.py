@@ -21,10 +21,10 @@ from synthgate.errors import InputError
 if TYPE_CHECKING:
     from synthgate.store import Store
 
-BROKER = typer.Option(None, "--broker", help="Celery broker URL [env SYNTHGATE_BROKER_URL].")
-DB = typer.Option(None, "--db", help="Shared database (SQLAlchemy URL) [env SYNTHGATE_DB_URL].")
+BROKER = typer.Option(None, "--broker", help="Celery broker URL (env SYNTHGATE_BROKER_URL).")
+DB = typer.Option(None, "--db", help="Shared database (SQLAlchemy URL) (env SYNTHGATE_DB_URL).")
 BLOBS = typer.Option(
-    None, "--blobs", help="Shared blob store: a folder or fsspec URL [env SYNTHGATE_BLOB_URL]."
+    None, "--blobs", help="Shared blob store: a folder or fsspec URL (env SYNTHGATE_BLOB_URL)."
 )
 
 
@@ -40,7 +40,7 @@ def worker(
         "--concurrency",
         "-c",
         min=1,
-        help="Pool processes [default: 1 when serving gpu, else the number of CPUs].",
+        help="Pool processes (default: 1 when serving gpu, else the number of CPUs).",
     ),
     loglevel: str = typer.Option("INFO", "--loglevel", help="Celery log level."),
 ) -> None:
@@ -84,7 +84,7 @@ def submit(
         None,
         "--out",
         "-o",
-        help="Run folder to write when the batch is done [default: runs/<name>].",
+        help="Run folder to write when the batch is done (default: runs/<name>).",
     ),
     broker: str | None = BROKER,
     db: str | None = DB,
