@@ -97,7 +97,9 @@ class ReviewQueue:
     def next_item(self, annotator: str) -> ReviewTask | None:
         """The annotator's next task (their open one first), or None when nothing is left."""
         annotator = check_annotator(annotator)
-        for _attempt in range(20):
+        for attempt in range(200):
+            if attempt:
+                time.sleep(min(0.002 * attempt, 0.05))  # another claim holds the slot: back off
             with self.write() as connection:
                 pending = connection.execute(
                     select(assignments.c.item_id)
@@ -121,7 +123,7 @@ class ReviewQueue:
                     )
                 )
                 return self._task(connection, item_id)
-        raise RuntimeError("next_item: could not claim an item after 20 attempts")
+        raise RuntimeError("next_item: could not claim an item after 200 attempts")
 
     def decide(
         self, item_id: int, annotator: str, decision: Decision, *, assign: bool = False
@@ -305,8 +307,14 @@ class ReviewQueue:
         else:
             query = query.order_by(review_items.c.id)
         if self.dialect == "postgresql":
-            query = query.with_for_update(skip_locked=True, of=review_items)
-        found = list(connection.execute(query).scalars())
+            locked = query.with_for_update(skip_locked=True, of=review_items)
+            found = list(connection.execute(locked).scalars())
+            if not found and connection.execute(query.limit(1)).first() is not None:
+                # Every open slot is locked by another annotator's claim right now: that is
+                # "try again", not "nothing left" (it may be released without being taken).
+                return -1
+        else:
+            found = list(connection.execute(query).scalars())
         if not found:
             return None
         item_id = found[0] if seed is None else gold.choose(found, seed=seed)

@@ -159,3 +159,29 @@ def test_threads_on_postgresql(postgres_scratch_url: str) -> None:
     received = run_threads(queue, ["ann", "bob", "cy", "dee"])
     check_outcome(store, 2, received)
     store.close()
+
+
+def test_a_slot_locked_by_another_claim_is_waited_for_not_reported_empty(
+    postgres_scratch_url: str,
+) -> None:
+    """SKIP LOCKED skips rows another annotator's claim holds; while every open slot is held,
+    the queue must retry, not tell the annotator that nothing is left (items would end with
+    fewer than k assignments: seen once in CI with four threads)."""
+    scratch = Store(postgres_scratch_url)
+    metadata.drop_all(scratch.engine)
+    scratch.close()
+    store = prepared_store(postgres_scratch_url, 2)
+    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.0)
+    with store.engine.connect() as holder:
+        transaction = holder.begin()
+        # another claim in flight holds every open item
+        holder.execute(select(review_items.c.id).with_for_update()).all()
+        got: list[object] = []
+        claimer = threading.Thread(target=lambda: got.append(queue.next_item("bob")))
+        claimer.start()
+        claimer.join(timeout=0.5)
+        assert claimer.is_alive(), f"next_item answered {got} while every slot was locked"
+        transaction.rollback()
+    claimer.join(timeout=30)
+    assert got and got[0] is not None, "after the lock is released the annotator gets an item"
+    store.close()
