@@ -134,11 +134,9 @@ class RunAssembly:
 
     def write_png(self, generated: GeneratedSample) -> None:
         """Encode and write a sample's PNG (thread-safe: one file per sample)."""
-        if generated.pixels is not None and generated.sample.uri:
-            (self.folder / generated.sample.uri).write_bytes(encode_png(generated.pixels))
-
-    def count(self, modality: str, key: str, value: int) -> None:
-        self._counts.setdefault(modality, Counter())[key] += value
+        png = sample_png(generated)
+        if png is not None and generated.sample.uri:
+            (self.folder / generated.sample.uri).write_bytes(png)
 
     def _flush(self) -> None:
         self.store.upsert_samples(self._pending)

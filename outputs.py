@@ -131,6 +131,10 @@ class _CocoStream:
         for part in parts:
             part.unlink()
 
+    def abort(self) -> None:
+        self._images.close()
+        self._annotations.close()
+
 
 def _copy(source: Path, out: TextIO, block: int = 1 << 20) -> None:
     with open(source, encoding="utf-8") as handle:
@@ -195,7 +199,6 @@ class RunWriter:
         """Close open handles without finishing the files (the caller removes the folder)."""
         for stream in (self._coco, self._accepted):
             if stream is not None:
-                stream._images.close()
-                stream._annotations.close()
+                stream.abort()
         if self._text is not None:
             self._text.close()

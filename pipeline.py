@@ -119,13 +119,6 @@ def generate_specs(generator: Generator, specs: list[SampleSpec]) -> list[Genera
     return generator.generate(specs)
 
 
-def process_specs(
-    generator: Generator, specs: list[SampleSpec], judge_sample: Judge
-) -> list[GeneratedSample]:
-    """Generate, validate and route a chunk of specs: the unit of work of run and workers."""
-    return [judge(g, judge_sample) for g in generator.generate(specs)]
-
-
 def planned_quotas(total: int, quota_categories: list[str | None]) -> dict[str, int]:
     """How many samples `plan` asks of each category (sample i gets category i mod C)."""
     size = len(quota_categories)

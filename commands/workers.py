@@ -106,7 +106,7 @@ def submit(
     """
     from synthgate.blobs import BlobStore
     from synthgate.config import load_config
-    from synthgate.store import Store
+    from synthgate.review.database import open_store
     from synthgate.workers.app import make_app, settings_from
     from synthgate.workers.submit import (
         assemble_from_store,
@@ -122,7 +122,7 @@ def submit(
         settings = settings_from(broker=broker, db=db, blobs=blobs)
         db_url, blob_url = settings.require_shared_stores()
         app = make_app(settings)
-        store = Store(db_url)
+        store = open_store(db_url)
         started = time.perf_counter()
         batch_id, sent = submit_batch(app, store, config)
         total = planned_total(config)
@@ -186,17 +186,17 @@ def status(
     db: str | None = DB,
 ) -> None:
     """Print a batch's progress by modality and status, and every failed sample with its reason."""
-    from synthgate.store import Store
+    from synthgate.review.database import open_store, shown_url
     from synthgate.workers.app import settings_from
 
     with user_errors():
         settings = settings_from(db=db)
         if not settings.db_url:
             raise InputError("no database: pass --db URL or set SYNTHGATE_DB_URL")
-        store = Store(settings.db_url)
+        store = open_store(settings.db_url)
         batch = store.get_batch(batch_id)
         if batch is None:
-            raise InputError(f"batch {batch_id}: not in the database {settings.db_url}")
+            raise InputError(f"batch {batch_id}: not in the database {shown_url(settings.db_url)}")
         config = batch["config"]
         table = Table(title=f"batch {batch_id} ({batch['status']})")
         columns = ("pending", "accepted", "review", "rejected", "failed")

@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from synthgate.files import read_jsonl
 from synthgate.reports import plots
 
 MAX_EXAMPLES = 4  # per status in the example grid
@@ -45,11 +46,7 @@ def _run_samples(run_dirs: list[Path]) -> tuple[list[dict[str, Any]], list[dict[
                 )
         text_path = run_dir / "text.jsonl"
         if text_path.is_file():
-            rows += [
-                json.loads(line)
-                for line in text_path.read_text(encoding="utf-8").splitlines()
-                if line.strip()
-            ]
+            rows += read_jsonl(text_path)
     return images, rows
 
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from synthgate.datasets.coco import segmentation_to_rle
 from synthgate.errors import InputError
 from synthgate.review.queue import Decision
 from synthgate.samples import ObjectLabel, Sample, Span
@@ -268,8 +269,7 @@ def _object_from_polygon(
     if len(points) < 3:
         raise ValueError(f"a polygon needs at least 3 points (got {len(points)})")
     flat = [c for x, y in points for c in (x * width / 100.0, y * height / 100.0)]
-    rle = mask_utils.merge(mask_utils.frPyObjects([flat], height, width))
-    rle["counts"] = rle["counts"].decode("ascii")
+    rle = segmentation_to_rle([flat], height, width)
     return ObjectLabel(
         category=category,
         bbox=[float(v) for v in mask_utils.toBbox(rle)],

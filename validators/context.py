@@ -168,10 +168,6 @@ class ValidationContext:
             self._references[folder] = reference_index(image_files(Path(folder)))
         return self._references[folder]
 
-    def first_with_text(self, sample_id: str, text: str) -> str | None:
-        """The id of an earlier sample with the same normalised text; remembers this one."""
-        return self.first_with_digest(sample_id, text_digest(text))
-
     def first_with_digest(self, sample_id: str, digest: bytes) -> str | None:
         """The id of an earlier sample whose text has this `text_digest`; remembers this one."""
         first = self.text_digests.setdefault(digest, sample_id)

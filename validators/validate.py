@@ -1,9 +1,8 @@
-"""Validation as functions: one sample, a stream of samples, or a whole file.
+"""Validation as functions: one sample at a time (in order), or a whole file.
 
 - `Judge(rubric, context)`: the callable the pipeline applies to every generated sample, in order;
   `Judge.measure` (anywhere) and `Judge.finish` (in order) are its two halves (measure.py).
   `rubric_for(modality, rubric=..., task=...)` picks its rubric.
-- `validate(samples, rubric, *, context=None, reference=None)`: reports for a stream.
 - `validate_file(path, *, images=None, rubric=None, reference=None)`: what `synthgate validate`
   runs on a COCO or JSONL file: per-sample rows, a `ValidationSummary` and dataset findings.
 - `write_json(result, out)`: the `--json` document, written to a temporary name, then renamed.
@@ -12,7 +11,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 from synthgate.errors import InputError
 from synthgate.files import write_atomic
 from synthgate.samples import GeneratedSample, RubricReport
-from synthgate.validators.context import HashIndex, ValidationContext, image_files, reference_index
+from synthgate.validators.context import ValidationContext, image_files, reference_index
 from synthgate.validators.measure import SampleMeasurements, finish_report, measure_sample
 from synthgate.validators.rubric import Rubric, judge_dataset, load_rubric
 from synthgate.validators.sources import open_source
@@ -58,19 +57,6 @@ class Judge:
     def finish(self, measured: SampleMeasurements) -> RubricReport:
         """The batch half and the verdict: call it on each sample, in order."""
         return finish_report(measured, self.rubric, self.context)
-
-
-def validate(
-    samples: Iterable[GeneratedSample],
-    rubric: Rubric,
-    *,
-    context: ValidationContext | None = None,
-    reference: HashIndex | None = None,
-) -> Iterator[RubricReport]:
-    """The report of each sample, in order (batch checks see the samples before it)."""
-    judge = Judge(rubric, context or ValidationContext(reference=reference))
-    for generated in samples:
-        yield judge(generated)
 
 
 @dataclass

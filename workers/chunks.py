@@ -204,10 +204,6 @@ def run_chunk(context: WorkerContext, chunk_id: str) -> str:
     return f"{chunk_id} generated" + (f", {failures} failed" if failures else "")
 
 
-def chunk_samples(context: WorkerContext, chunk: ChunkState) -> list[Sample]:
-    return context.store.samples_in(chunk.batch_id, chunk.modality, chunk.start, chunk.stop)
-
-
 def remaining_specs(
     context: WorkerContext, chunk: ChunkState, config: BatchConfig, generator: Generator
 ) -> list[SampleSpec]:

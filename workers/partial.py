@@ -15,6 +15,7 @@ from typing import Any
 
 from synthgate.assembly import hidden_objects
 from synthgate.blobs import BlobStore
+from synthgate.outputs import dumps
 from synthgate.samples import GeneratedSample, Sample
 from synthgate.validators.measure import SampleMeasurements
 from synthgate.validators.validate import Judge
@@ -30,7 +31,7 @@ def encode_partial(generated: GeneratedSample, judge: Judge) -> bytes:
         "measurements": judge.measure(generated).as_json(),
         "hidden_objects": hidden_objects(generated),
     }
-    return json.dumps(document, separators=(",", ":")).encode("utf-8")
+    return dumps(document).encode("utf-8")
 
 
 def load_partial(blobs: BlobStore, sample: Sample) -> tuple[SampleMeasurements, int]:
