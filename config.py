@@ -309,7 +309,7 @@ class Settings(BaseSettings):
     runs_dir: Path = Path("runs")
     # The API service: where posted configs may read data, and how many samples they may ask for.
     data_root: Path | None = None
-    max_samples: int = Field(100_000, ge=1)
+    max_samples: int = Field(default=100_000, ge=1)
 
 
 def resolve_path(value: Path, *, config_dir: Path | None) -> Path | None:
