@@ -12,7 +12,8 @@ from PIL import Image
 from synthgate.config import BackgroundConfig
 from synthgate.errors import InputError
 from synthgate.generators.diffusion.backgrounds import Backgrounds, procedural_background
-from synthgate.generators.diffusion.layout import box_iou, sample_layout
+from synthgate.generators.diffusion.common import box_iou
+from synthgate.generators.diffusion.layout import sample_layout
 from synthgate.generators.diffusion.segment import (
     apply_segmenter,
     border_segmenter,

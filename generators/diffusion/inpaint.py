@@ -19,12 +19,10 @@ from PIL import Image
 
 from synthgate.config import DiffusionInpaintConfig
 from synthgate.generators.diffusion.backgrounds import Backgrounds
-from synthgate.generators.diffusion.common import DiffusionGenerator, fill_template
-from synthgate.generators.diffusion.layout import box_iou
+from synthgate.generators.diffusion.common import DiffusionGenerator, boxed_label, fill_template
 from synthgate.generators.diffusion.models import LoadedModel, run_pipeline
 from synthgate.generators.diffusion.segment import Segmenter, foreground_in_box
-from synthgate.generators.labels import encode_mask, tight_bbox
-from synthgate.samples import GeneratedSample, ObjectLabel, SampleSpec
+from synthgate.samples import GeneratedSample, SampleSpec
 
 
 @dataclass
@@ -109,19 +107,13 @@ class InpaintGenerator(DiffusionGenerator):
         mask = foreground_in_box(image, plan.box, self.segmenter) & plan.region
         objects = []
         if mask.any():
-            bbox = tight_bbox(mask)
             objects.append(
-                ObjectLabel(
-                    category=plan.category,
-                    bbox=bbox,
-                    mask=encode_mask(mask),
-                    area=float(mask.sum()),
-                    attributes={
-                        **plan.attributes,
-                        "requested_box": plan.box,
-                        "box_fill": round(float(mask.sum()) / float(plan.region.sum()), 4),
-                        "box_iou": round(box_iou(bbox, plan.box), 4),
-                    },
+                boxed_label(
+                    plan.category,
+                    mask,
+                    plan.box,
+                    requested_area=float(plan.region.sum()),
+                    attributes=plan.attributes,
                 )
             )
         missing = [] if objects else [{"category": plan.category, "box": plan.box}]

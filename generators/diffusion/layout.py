@@ -15,10 +15,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from synthgate.config import DiffusionLayoutConfig
-from synthgate.generators.diffusion.common import DiffusionGenerator, fill_template
+from synthgate.generators.diffusion.common import (
+    DiffusionGenerator,
+    boxed_label,
+    fill_template,
+)
 from synthgate.generators.diffusion.models import run_pipeline
 from synthgate.generators.diffusion.segment import foreground_in_box
-from synthgate.generators.labels import encode_mask, tight_bbox
 from synthgate.samples import GeneratedSample, ObjectLabel, SampleSpec
 
 PLACEMENT_TRIES = 50
@@ -48,14 +51,6 @@ def sample_layout(
 
 def _overlap(a: list[float], b: list[float]) -> bool:
     return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
-
-
-def box_iou(a: list[float], b: list[float]) -> float:
-    left, top = max(a[0], b[0]), max(a[1], b[1])
-    right, bottom = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
-    inter = max(0.0, right - left) * max(0.0, bottom - top)
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union else 0.0
 
 
 class LayoutGenerator(DiffusionGenerator):
@@ -129,19 +124,9 @@ class LayoutGenerator(DiffusionGenerator):
                 missing.append({"category": category, "box": box})
                 continue
             foreground |= mask
-            bbox = tight_bbox(mask)
             objects.append(
-                ObjectLabel(
-                    category=category,
-                    bbox=bbox,
-                    mask=encode_mask(mask),
-                    area=float(mask.sum()),
-                    attributes={
-                        **attributes,
-                        "requested_box": box,
-                        "box_fill": round(float(mask.sum()) / (box[2] * box[3]), 4),
-                        "box_iou": round(box_iou(bbox, box), 4),
-                    },
+                boxed_label(
+                    category, mask, box, requested_area=box[2] * box[3], attributes=attributes
                 )
             )
         return objects, foreground, missing
