@@ -14,7 +14,7 @@ from rich.table import Table
 
 from synthgate.commands import console, errors, user_errors
 from synthgate.errors import InputError
-from synthgate.review.database import open_store, shown_url
+from synthgate.review.database import database_url, open_store, shown_url
 
 if TYPE_CHECKING:
     from synthgate.api.auth import Users
@@ -23,24 +23,10 @@ DB_HELP = "Database URL (default: $SYNTHGATE_DB_URL, else sqlite:///<runs dir>/s
 users = typer.Typer(help="Manage API users and their tokens.", no_args_is_help=True)
 
 
-def resolve_db_url(db: str | None) -> str:
-    """The database to use: --db, else the settings, else a SQLite file in the runs folder."""
-    from synthgate.config import Settings
-    from synthgate.store import sqlite_url
-
-    if db:
-        return db
-    settings = Settings()
-    if settings.db_url:
-        return settings.db_url
-    settings.runs_dir.mkdir(parents=True, exist_ok=True)
-    return sqlite_url(settings.runs_dir / "synthgate.db")
-
-
 def _users(db: str | None) -> Users:
     from synthgate.api.auth import Users
 
-    return Users(open_store(resolve_db_url(db)).engine)
+    return Users(open_store(database_url(None, db, create=True)).engine)
 
 
 def serve(
@@ -83,7 +69,7 @@ def serve(
 
     with user_errors():
         settings = Settings()
-        url = resolve_db_url(db)
+        url = database_url(None, db, create=True)
         root = data_root or settings.data_root
         if root is not None and not root.is_dir():
             raise InputError(f"--data-root {root}: not a folder; pass the folder data lives in")

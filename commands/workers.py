@@ -193,7 +193,7 @@ def status(
         settings = settings_from(db=db)
         if not settings.db_url:
             raise InputError("no database: pass --db URL or set SYNTHGATE_DB_URL")
-        store = open_store(settings.db_url)
+        store = open_store(settings.db_url, must_exist=True)
         batch = store.get_batch(batch_id)
         if batch is None:
             raise InputError(f"batch {batch_id}: not in the database {shown_url(settings.db_url)}")

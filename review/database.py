@@ -20,8 +20,11 @@ if TYPE_CHECKING:
 URL_FORMS = "sqlite:///runs/<name>/synthgate.db or postgresql://user@host:5432/dbname"
 
 
-def database_url(run: Path | None, db: str | None) -> str:
-    """--db, else the run folder's database, else the settings, else the runs folder's."""
+def database_url(run: Path | None, db: str | None, *, create: bool = False) -> str:
+    """--db, else the run folder's database, else the settings, else the runs folder's.
+
+    `create`: the runs folder's database may be new (a service starting on an empty machine).
+    """
     from synthgate.config import Settings
     from synthgate.store import sqlite_url
 
@@ -38,7 +41,9 @@ def database_url(run: Path | None, db: str | None) -> str:
     if settings.db_url:
         return settings.db_url
     path = settings.runs_dir / "synthgate.db"
-    if not path.is_file():
+    if create:
+        settings.runs_dir.mkdir(parents=True, exist_ok=True)
+    elif not path.is_file():
         raise InputError(
             f"no database: {path} does not exist; pass --run runs/<name>, --db URL or set "
             "SYNTHGATE_DB_URL"
@@ -85,7 +90,10 @@ def open_store(url: str, *, must_exist: bool = False) -> Store:
     shown = shown_url(url)
     path = sqlite_file(url)
     if must_exist and path is not None and not path.is_file():
-        raise InputError(f"no database at {path}; pass --run DIR or --db URL of an existing run")
+        raise InputError(
+            f"no database at {path}; check --db (or --run): it must name a database that a "
+            "run or batch wrote"
+        )
     try:
         return Store(url)
     except ArgumentError:  # includes NoSuchModuleError: an unknown dialect

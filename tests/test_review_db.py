@@ -68,7 +68,7 @@ def test_read_only_commands_refuse_a_missing_database(tmp_path: Path, command):
     result = invoke(*args, "--db", f"sqlite:///{missing}")
     assert result.exit_code == 2, result.output
     assert f"no database at {missing}" in flat(result.stderr)
-    assert "--run DIR or --db URL of an existing run" in flat(result.stderr)
+    assert "check --db (or --run)" in flat(result.stderr)
     assert not missing.exists() and not missing.parent.exists()
 
 

@@ -205,7 +205,7 @@ def test_settings_errors_name_the_fix(overrides: dict[str, Any], words: str) -> 
 CLI_ERRORS = [
     (["submit", "{config}"], "--db"),
     (["worker", "--db", "sqlite://", "--blobs", "{tmp}", "--queues", "gpu,tpu"], "tpu"),
-    (["status", "nope", "--db", "sqlite:///{tmp}/x.db"], "not in the database"),
+    (["status", "nope", "--db", "sqlite:///{tmp}/x.db"], "no database at"),
 ]
 
 
@@ -221,6 +221,13 @@ def test_cli_errors_exit_2_with_one_message(
     result = CliRunner().invoke(app, filled)
     assert result.exit_code == 2, result.output
     assert words in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "x.db").exists()  # reading a batch never creates a database
+
+
+def test_status_of_an_unknown_batch(tmp_path: Path) -> None:
+    Store(f"sqlite:///{tmp_path}/x.db").close()  # an empty database
+    result = CliRunner().invoke(app, ["status", "nope", "--db", f"sqlite:///{tmp_path}/x.db"])
+    assert result.exit_code == 2 and "not in the database" in result.output
 
 
 def test_stored_indices_and_blob_store_round_trip(tmp_path: Path) -> None:
