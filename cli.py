@@ -14,6 +14,7 @@ import typer
 from synthgate import __version__
 from synthgate.commands import balance as balance_commands
 from synthgate.commands import console
+from synthgate.commands import export as export_commands
 from synthgate.commands import review as review_commands
 from synthgate.commands import run as run_commands
 from synthgate.commands import serve as serve_commands
@@ -66,6 +67,9 @@ app.add_typer(serve_commands.users, name="users")
 # balance, merge (datasets/)
 app.command()(balance_commands.balance)
 app.command()(balance_commands.merge)
+
+# export (datasets/yolo.py)
+app.command()(export_commands.export)
 
 
 def main() -> None:
