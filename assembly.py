@@ -44,6 +44,10 @@ def prepare_out(
 ) -> Path:
     """A temporary folder beside `out`; refuse to replace a folder that is not a synthgate `what`
     (no `marker` file) or whose run databases (`databases`, a glob) hold human decisions."""
+    if out.is_symlink():  # publish_out moves `out` aside, then deletes it: rmtree refuses links
+        raise InputError(
+            f"--out {out}: is a symlink; give a real folder (it points to {out.resolve()})"
+        )
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: is a file; choose a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / marker).exists():

@@ -1,15 +1,18 @@
 """`synthgate export`: a run, a balance output or a COCO file as a YOLO or Pascal VOC folder.
 
 The command finds the COCO file a folder holds, checks it and every image before writing
-anything, then writes the export under a temporary name beside --out and renames it at the end
-(assembly.prepare_out / publish_out), so a failure leaves no half-written folder. Exports carry
-a marker file: only a folder with one is ever replaced, and only with --force. The conversions
-themselves are datasets/yolo.py's.
+anything (coco_checks.check_coco; --skip-invalid leaves bad entries out), then writes the export
+under a temporary name beside --out and renames it at the end (assembly.prepare_out /
+publish_out), so a failure leaves no half-written folder: a file that cannot be read or written
+part-way (a full disk, an unreadable image) is an InputError naming it, and the temporary folder
+goes. Exports carry a marker file: only a folder with one is ever replaced, and only with
+--force. The conversions themselves are datasets/yolo.py's.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from contextlib import nullcontext
 from enum import StrEnum
@@ -23,6 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from synthgate.commands import console, errors, user_errors
+from synthgate.errors import InputError
 
 EXPORT_MARKER = ".synthgate-export.json"
 PROGRESS_FROM = 200  # images
@@ -75,16 +79,20 @@ def export(
 
     [bold]voc[/]: JPEGImages/<name> (the original files; PNG stays PNG), Annotations/<stem>.xml (1-based pixel corners) and ImageSets/Main/all.txt (every stem).
 
-    With --no-copy-images only labels, classes.txt (yolo) and ImageSets (voc) are written. Boxes are clipped to their image; crowd regions are left out (neither format can express them) and counted. Images whose names share a stem get a short hash prefix, so no label overwrites another.
+    With --no-copy-images only labels, classes.txt (yolo) and ImageSets (voc) are written. Boxes are clipped to their image; crowd regions (neither format can express them) and boxes wholly outside their image are left out and counted. Images whose names share a stem get a short hash prefix, so no label overwrites another.
     """
     from synthgate.assembly import prepare_out, publish_out
     from synthgate.datasets.yolo import export_dataset, export_names
 
     with user_errors():
         coco_path, root = find_coco(source, images, need_images=copy_images)
-        coco, skipped = read_checked(coco_path, skip_invalid=skip_invalid)
+        coco, skipped = read_checked(
+            coco_path, images_dir=root if copy_images else None, skip_invalid=skip_invalid
+        )
         export_names(coco["images"])  # refuses two images that would share a name, up front
-        files = image_files(coco, root) if copy_images else None
+        files = None
+        if copy_images:  # check_coco has seen every one of them on disk
+            files = {image["id"]: root / image["file_name"] for image in coco["images"]}
         target = guard_out(out, source=coco_path, force=force)
         temporary = prepare_out(target, marker=EXPORT_MARKER, what="export")
         (temporary / "images").rmdir()  # prepare_out makes it for a run; the format decides
@@ -107,8 +115,14 @@ def export(
             marker = {"format": format_.value, "source": str(coco_path.resolve())}
             (temporary / EXPORT_MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
             publish_out(temporary, target)
-        except BaseException:
+        except BaseException as error:
             shutil.rmtree(temporary, ignore_errors=True)
+            if isinstance(error, OSError):
+                raise InputError(
+                    f"{_failed_path(error, temporary, target)}: {error.strerror or error} "
+                    f"while exporting to --out {out}; nothing was written (check that the images "
+                    "can be read and that --out's disk has room, then run again)"
+                ) from None
             raise
     for problem in skipped:
         errors.print(Text("left out: ", style="yellow") + Text(problem), soft_wrap=True)
@@ -116,6 +130,12 @@ def export(
         console.print(
             f"left out {counts.crowd_left_out} crowd annotation(s): "
             f"{format_.value.upper()} cannot express crowd regions",
+            soft_wrap=True,
+        )
+    if counts.outside_left_out:
+        console.print(
+            f"left out {counts.outside_left_out} box(es) outside their image "
+            "(nothing left after clipping)",
             soft_wrap=True,
         )
     placed = ""
@@ -131,8 +151,6 @@ def export(
 
 def find_coco(source: Path, images: Path | None, *, need_images: bool) -> tuple[Path, Path]:
     """The COCO file SOURCE stands for and the folder its file_names are relative to."""
-    from synthgate.errors import InputError
-
     expected = ", ".join(f"{coco} ({tool})" for _, coco, tool in FOLDER_KINDS)
     if not source.exists():
         raise InputError(
@@ -164,13 +182,18 @@ def find_coco(source: Path, images: Path | None, *, need_images: bool) -> tuple[
     )
 
 
-def read_checked(path: Path, *, skip_invalid: bool) -> tuple[dict[str, Any], list[str]]:
-    """The COCO file with every box-level check passed (segmentations are not exported, so
-    a bad polygon does not stop an export); the descriptions of entries left out."""
+def read_checked(
+    path: Path, *, images_dir: Path | None, skip_invalid: bool
+) -> tuple[dict[str, Any], list[str]]:
+    """The COCO file with every box-level check passed and, given `images_dir`, every image
+    file there (segmentations are not exported, so a bad polygon does not stop an export);
+    the descriptions of entries left out."""
     from synthgate.datasets.coco import read_coco
     from synthgate.datasets.coco_checks import check_coco
 
     coco = read_coco(path)
+    if images_dir is not None:
+        refuse_if_no_image_is_there(coco["images"], images_dir)
     boxes_only = {
         **coco,
         "annotations": [
@@ -178,30 +201,29 @@ def read_checked(path: Path, *, skip_invalid: bool) -> tuple[dict[str, Any], lis
             for a in coco["annotations"]
         ],
     }
-    checked = check_coco(boxes_only, source=path, images_dir=None, skip_invalid=skip_invalid)
+    checked = check_coco(boxes_only, source=path, images_dir=images_dir, skip_invalid=skip_invalid)
     return checked.data, [p.describe() for p in checked.skipped]
 
 
-def image_files(coco: dict[str, Any], root: Path) -> dict[Any, Path]:
-    """Image id -> its file under `root`; every image must be there before anything is written."""
-    from synthgate.errors import InputError
-
-    files = {image["id"]: root / image["file_name"] for image in coco["images"]}
-    missing = [path for path in files.values() if not path.is_file()]
-    if missing:
+def refuse_if_no_image_is_there(images: list[Any], root: Path) -> None:
+    """Not one image under `root` means the wrong folder, not bad entries: say so (check_coco
+    would list every image and suggest --skip-invalid, which would export nothing)."""
+    names = [
+        image["file_name"]
+        for image in images
+        if isinstance(image, dict) and isinstance(image.get("file_name"), str)
+    ]
+    if names and not any((root / name).is_file() for name in names):
         raise InputError(
-            f"{missing[0]}: image file not found ({len(missing)} of {len(files)} images "
-            f"missing under {root}); pass the folder the file_names are relative to with "
-            "--images DIR, or --no-copy-images to write the labels only"
+            f"{root / names[0]}: image file not found (none of the {len(names)} images is "
+            f"under {root}); pass the folder the file_names are relative to with --images DIR, "
+            "or --no-copy-images to write the labels only"
         )
-    return files
 
 
 def guard_out(out: Path, *, source: Path, force: bool) -> Path:
     """--out as a path that has a name; refuse to replace an export without --force, or one
     that holds SOURCE (prepare_out refuses folders that are not exports)."""
-    from synthgate.errors import InputError
-
     target = out.resolve() if out.name in ("", "..") else out
     if target.is_dir() and any(target.iterdir()) and (target / EXPORT_MARKER).is_file():
         if not force:
@@ -214,6 +236,14 @@ def guard_out(out: Path, *, source: Path, force: bool) -> Path:
                 f"--out {out}: holds {source}, which replacing it would delete; choose a new folder"
             )
     return target
+
+
+def _failed_path(error: OSError, temporary: Path, target: Path) -> Path:
+    """The file an OSError is about, named as it would be in --out (not the temporary folder)."""
+    if not isinstance(error.filename, str | bytes | os.PathLike):
+        return target
+    path = Path(os.fsdecode(error.filename))
+    return target / path.relative_to(temporary) if path.is_relative_to(temporary) else path
 
 
 def _progress() -> Progress:

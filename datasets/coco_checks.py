@@ -1,14 +1,16 @@
 """Strict checks of a real COCO file before balancing or merging (synthgate balance / merge).
 
 `find_coco_problems(data, images_dir=…)` lists every entry balancing or merging cannot trust:
-dangling image/category ids, duplicate ids, polygons with fewer than 3 points, malformed boxes,
-images missing on disk. `check_coco(…)` raises one InputError naming them, or with
+dangling image/category ids, categories without an id, duplicate ids, polygons with fewer than
+3 points, malformed boxes (not four finite numbers with w, h >= 0), images missing on disk.
+`check_coco(…)` raises one InputError naming them, or with
 `skip_invalid` returns the file without them and the list of what was left out.
 Reading and converting COCO files is in coco.py.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,11 +119,11 @@ def _annotation_problems(
         if not (
             isinstance(bbox, list)
             and len(bbox) == 4
-            and all(isinstance(v, int | float) for v in bbox)
+            and all(isinstance(v, int | float) and math.isfinite(v) for v in bbox)
             and bbox[2] >= 0
             and bbox[3] >= 0
         ):
-            add(f"bbox must be [x, y, w, h] with w, h >= 0 (got {bbox!r})")
+            add(f"bbox must be [x, y, w, h], finite numbers with w, h >= 0 (got {bbox!r})")
         if "segmentation" in annotation:
             message = _polygon_problem(annotation["segmentation"])
             if message is not None:
@@ -136,6 +138,8 @@ def find_coco_problems(data: dict[str, Any], *, images_dir: Path | None) -> list
         if not isinstance(category, dict) or not isinstance(category.get("name"), str):
             key = category.get("id") if isinstance(category, dict) else None
             problems.append(CocoProblem("categories", position, key, "name is missing"))
+        if isinstance(category, dict) and category.get("id") is None:
+            problems.append(CocoProblem("categories", position, None, "id is missing"))
     names = Counter(c.get("name") for c in data["categories"] if isinstance(c, dict))
     for position, category in enumerate(data["categories"]):
         if isinstance(category, dict) and names[category.get("name")] > 1:

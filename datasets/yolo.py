@@ -4,17 +4,20 @@ Inside synthgate every box is COCO [x, y, w, h] in pixels. `bbox_to_yolo` gives 
 normalised [cx, cy, w, h]; `yolo_to_bbox` goes back. `coco_to_yolo_lines` writes the lines of
 one image's .txt file (class index = position of the category in `class_names`);
 `coco_to_voc_xml` writes one image's VOC XML (xmin/ymin/xmax/ymax, 1-based pixel corners as in
-VOC's devkit). Boxes are clipped to the image first: trainers drop labels that leave it.
+VOC's devkit, from `voc_corners`). Boxes are clipped to the image first: trainers drop labels
+that leave it; a box with nothing left (`exported_box` is None) is left out and counted.
 `write_yolo` / `write_voc` write a whole COCO mapping as label files, one per image, named by
 `export_names` (an image's base name; names whose stems collide get a hash prefix, so no label
 overwrites another). `export_dataset` writes a ready-to-train folder: labels plus the images
-(hard-linked, else copied), and data.yaml (YOLO) or ImageSets/Main/all.txt (VOC). Crowd regions
-are left out of both formats, which have no way to say "ignore this region".
+(hard-linked, else copied), and data.yaml (YOLO) or ImageSets/Main/all.txt (VOC; `image_depth`
+reads each XML's <depth> from its image). Crowd regions are left out of both formats, which have
+no way to say "ignore this region".
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import shutil
 from collections import defaultdict
@@ -25,6 +28,7 @@ from typing import Any, Literal
 from xml.sax.saxutils import escape
 
 import yaml
+from PIL import Image, ImageMode, UnidentifiedImageError
 
 from synthgate.errors import InputError
 
@@ -53,6 +57,44 @@ def clip_bbox(bbox: list[float], width: int, height: int) -> list[float]:
     return [x0, y0, x1 - x0, y1 - y0]
 
 
+def exported_box(annotation: dict[str, Any], image: dict[str, Any]) -> list[float] | None:
+    """The box an annotation is exported as: clipped to its image; None for a crowd region
+    (neither format can say "ignore this region") or a box with no area left inside the image."""
+    if annotation.get("iscrowd", 0):
+        return None
+    box = clip_bbox(annotation["bbox"], image["width"], image["height"])
+    return box if box[2] > 0 and box[3] > 0 else None
+
+
+def voc_corners(box: list[float]) -> list[int]:
+    """A clipped COCO box (w, h > 0) as VOC [xmin, ymin, xmax, ymax], 1-based inclusive pixels.
+
+    A pixel is in the box when its centre is (pixel i spans [i - 1, i]); a box too thin to hold
+    a centre gets the one pixel that holds its middle. So 1 <= min <= max <= the image size.
+    """
+    x, y, w, h = box
+    corners = []
+    for start, size in ((x, w), (y, h)):
+        first, last = math.ceil(start + 0.5), math.floor(start + size + 0.5)
+        if last < first:
+            first = last = math.floor(start + size / 2) + 1
+        corners.append((first, last))
+    (xmin, xmax), (ymin, ymax) = corners
+    return [xmin, ymin, xmax, ymax]
+
+
+def image_depth(path: Path) -> int:
+    """VOC's <depth>: 1 for a grayscale image file, else 3 (read from the header, not decoded)."""
+    try:
+        with Image.open(path) as image:
+            return 1 if ImageMode.getmode(image.mode).basemode == "L" else 3
+    except UnidentifiedImageError:
+        raise InputError(
+            f"{path}: not an image file PIL can read; replace it, or leave its entry out of the "
+            "COCO file"
+        ) from None
+
+
 def _by_image(coco: dict[str, Any]) -> dict[Any, list[dict[str, Any]]]:
     grouped: dict[Any, list[dict[str, Any]]] = {image["id"]: [] for image in coco["images"]}
     for annotation in coco["annotations"]:
@@ -72,9 +114,9 @@ def coco_to_yolo_lines(
     index = {name: i for i, name in enumerate(class_names)}
     lines = []
     for annotation in annotations:
-        if annotation.get("iscrowd", 0):
+        box = exported_box(annotation, image)
+        if box is None:
             continue
-        box = clip_bbox(annotation["bbox"], image["width"], image["height"])
         values = bbox_to_yolo(box, image["width"], image["height"])
         cls = index[category_names[annotation["category_id"]]]
         lines.append(f"{cls} " + " ".join(f"{v:.6f}" for v in values))
@@ -82,15 +124,19 @@ def coco_to_yolo_lines(
 
 
 def coco_to_voc_xml(
-    image: dict[str, Any], annotations: list[dict[str, Any]], *, category_names: dict[Any, str]
+    image: dict[str, Any],
+    annotations: list[dict[str, Any]],
+    *,
+    category_names: dict[Any, str],
+    depth: int = 3,
 ) -> str:
-    """One image's Pascal VOC annotation XML."""
+    """One image's Pascal VOC annotation XML (`depth`: 1 grayscale, 3 colour)."""
     objects = []
     for annotation in annotations:
-        if annotation.get("iscrowd", 0):
+        box = exported_box(annotation, image)
+        if box is None:
             continue
-        x, y, w, h = clip_bbox(annotation["bbox"], image["width"], image["height"])
-        corners = [round(x) + 1, round(y) + 1, round(x + w), round(y + h)]
+        corners = voc_corners(box)
         objects.append(
             "  <object>\n"
             f"    <name>{escape(category_names[annotation['category_id']])}</name>\n"
@@ -106,7 +152,7 @@ def coco_to_voc_xml(
         "<annotation>\n"
         f"  <filename>{escape(PurePosixPath(image['file_name']).name)}</filename>\n"
         f"  <size>\n    <width>{image['width']}</width>\n    <height>{image['height']}</height>\n"
-        "    <depth>3</depth>\n  </size>\n  <segmented>0</segmented>\n"
+        f"    <depth>{depth}</depth>\n  </size>\n  <segmented>0</segmented>\n"
         + "".join(objects)
         + "</annotation>\n"
     )
@@ -126,6 +172,11 @@ def export_names(images: list[dict[str, Any]]) -> dict[Any, str]:
     for group in groups.values():
         for image in group:
             name = PurePosixPath(image["file_name"]).name
+            if name in ("", ".", ".."):  # would name a folder, not a file in the export
+                raise InputError(
+                    f"image {image['id']!r}: file_name {image['file_name']!r} ends in no file "
+                    "name; give each image the path of its file"
+                )
             if len(group) > 1:
                 digest = hashlib.sha1(image["file_name"].encode("utf-8")).hexdigest()[:8]
                 name = f"{digest}_{name}"
@@ -163,14 +214,22 @@ def write_yolo(
             image, entries, category_names=category_names, class_names=class_names
         )
         stem = PurePosixPath(names[image_id]).stem
-        (out / "labels" / f"{stem}.txt").write_text("".join(f"{line}\n" for line in lines))
+        text = "".join(f"{line}\n" for line in lines)
+        (out / "labels" / f"{stem}.txt").write_text(text, encoding="utf-8")
     return class_names
 
 
-def write_voc(coco: dict[str, Any], out: Path, *, names: dict[Any, str] | None = None) -> None:
+def write_voc(
+    coco: dict[str, Any],
+    out: Path,
+    *,
+    names: dict[Any, str] | None = None,
+    image_files: dict[Any, Path] | None = None,
+) -> None:
     """Annotations/<stem>.xml per image and ImageSets/Main/all.txt listing the stems.
 
-    `names`: image id -> exported file name (default `export_names`); the XML's <filename>."""
+    `names`: image id -> exported file name (default `export_names`); the XML's <filename>.
+    `image_files`: image id -> its file, read for <depth> (without them every depth is 3)."""
     names = names if names is not None else export_names(coco["images"])
     category_names = {c["id"]: c["name"] for c in coco["categories"]}
     (out / "Annotations").mkdir(parents=True, exist_ok=True)
@@ -178,7 +237,8 @@ def write_voc(coco: dict[str, Any], out: Path, *, names: dict[Any, str] | None =
     for image_id, entries in _by_image(coco).items():
         image = {**images[image_id], "file_name": names[image_id]}
         stem = PurePosixPath(names[image_id]).stem
-        xml = coco_to_voc_xml(image, entries, category_names=category_names)
+        depth = image_depth(image_files[image_id]) if image_files is not None else 3
+        xml = coco_to_voc_xml(image, entries, category_names=category_names, depth=depth)
         (out / "Annotations" / f"{stem}.xml").write_text(xml, encoding="utf-8")
     stems = [PurePosixPath(names[image["id"]]).stem for image in coco["images"]]
     (out / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
@@ -217,6 +277,7 @@ class ExportCounts:
     boxes: int = 0
     classes: int = 0
     crowd_left_out: int = 0
+    outside_left_out: int = 0  # boxes with no area inside their image
     linked: int = 0
     copied: int = 0
 
@@ -238,15 +299,18 @@ def export_dataset(
     """
     names = export_names(coco["images"])
     counts = ExportCounts(images=len(coco["images"]), classes=len(coco["categories"]))
+    images = {image["id"]: image for image in coco["images"]}
     for annotation in coco["annotations"]:
         if annotation.get("iscrowd", 0):
             counts.crowd_left_out += 1
+        elif exported_box(annotation, images[annotation["image_id"]]) is None:
+            counts.outside_left_out += 1
         else:
             counts.boxes += 1
     if fmt == "yolo":
         class_names = write_yolo(coco, folder, names=names)
     else:
-        write_voc(coco, folder, names=names)
+        write_voc(coco, folder, names=names, image_files=image_files)
     if image_files is None:
         return counts
     images_folder = folder / IMAGE_FOLDERS[fmt]

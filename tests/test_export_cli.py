@@ -1,6 +1,8 @@
 """`synthgate export` end to end: YOLO and VOC folders from COCO files, run folders and balance
-outputs; boxes round-trip, images are linked or copied, colliding stems get unique names,
-crowds are counted, and every bad input exits 2 with one message and no output folder."""
+outputs; labels hold the expected values, images are linked or copied, colliding stems get
+unique names, crowds and boxes outside their image are counted, --skip-invalid leaves bad
+entries out and lists them, and file_names that point outside the images folder are still
+written inside --out. Refusals: test_export_refusals.py; pure conversions: test_export_labels.py."""
 
 from __future__ import annotations
 
@@ -9,66 +11,15 @@ import os
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pytest
 import yaml
+from export_fixtures import EXPECTED, IMAGES, export, files_under, runner, write_coco
 from factories import small_config
-from PIL import Image
-from typer.testing import CliRunner
 
 from synthgate.cli import app
 from synthgate.commands import export as export_module
-from synthgate.datasets.yolo import clip_bbox, export_names, yolo_to_bbox
-from synthgate.errors import InputError
-
-runner = CliRunner()
-CATEGORIES = [{"id": 3, "name": "cat"}, {"id": 7, "name": "dog & co"}]
-# file_name, width, height, [(category id, bbox, iscrowd)]. Sizes make every YOLO value exact
-# at 6 decimals, so the round trip holds to 1e-6 relative. Two images share the stem 000001.
-IMAGES: list[tuple[str, int, int, list[tuple[int, list[float], int]]]] = [
-    ("a/000001.png", 100, 50, [(3, [10, 5, 20, 10], 0), (7, [50, 20, 40, 25], 0)]),
-    ("b/000001.png", 80, 40, [(7, [0, 0, 8, 4], 0), (3, [4, 4, 16, 8], 1)]),
-    ("c/other.png", 100, 50, [(3, [30.5, 10.25, 12.5, 7.75], 0)]),
-    ("c/empty.png", 100, 50, []),
-]
-
-
-def write_coco(folder: Path, images: list[Any] = IMAGES) -> Path:
-    """PNGs under folder/images/ and folder/coco.json naming them relative to images/."""
-    coco: dict[str, Any] = {"images": [], "annotations": [], "categories": CATEGORIES}
-    for image_id, (name, width, height, boxes) in enumerate(images, start=1):
-        path = folder / "images" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.full((height, width, 3), image_id * 40, np.uint8)).save(path)
-        coco["images"].append({"id": image_id, "file_name": name, "width": width, "height": height})
-        for category_id, bbox, crowd in boxes:
-            coco["annotations"].append(
-                {
-                    "id": len(coco["annotations"]) + 1,
-                    "image_id": image_id,
-                    "category_id": category_id,
-                    "bbox": bbox,
-                    "area": bbox[2] * bbox[3],
-                    "iscrowd": crowd,
-                    "segmentation": [[1, 1, 2]] if crowd else [],  # unusable, not exported
-                }
-            )
-    path = folder / "coco.json"
-    path.write_text(json.dumps(coco))
-    return path
-
-
-def export(*args: str) -> Any:
-    return runner.invoke(app, ["export", *args])
-
-
-def exported_names(out: Path) -> dict[str, str]:
-    """Original file_name -> exported name, through export_names on the fixture."""
-    coco = json.loads((out.parent / "src" / "coco.json").read_text())
-    names = export_names(coco["images"])
-    return {image["file_name"]: names[image["id"]] for image in coco["images"]}
+from synthgate.datasets.yolo import yolo_to_bbox
 
 
 @pytest.fixture
@@ -76,7 +27,7 @@ def source(tmp_path: Path) -> Path:
     return write_coco(tmp_path / "src")
 
 
-def test_yolo_folder_round_trips_the_boxes(source: Path, tmp_path: Path) -> None:
+def test_yolo_folder_has_the_expected_labels(source: Path, tmp_path: Path) -> None:
     out = tmp_path / "yolo"
     result = export(
         str(source),
@@ -90,6 +41,7 @@ def test_yolo_folder_round_trips_the_boxes(source: Path, tmp_path: Path) -> None
     assert result.exit_code == 0, result.output
     assert "exported 4 images, 4 labels, 2 classes as YOLO" in result.output
     assert "left out 1 crowd annotation(s)" in result.output
+    assert "outside their image" not in result.output
     assert (out / "classes.txt").read_text().splitlines() == ["cat", "dog & co"]
     data = yaml.safe_load((out / "data.yaml").read_text())
     assert data == {
@@ -98,106 +50,86 @@ def test_yolo_folder_round_trips_the_boxes(source: Path, tmp_path: Path) -> None
         "val": "images",
         "names": {0: "cat", 1: "dog & co"},
     }
-    coco = json.loads(source.read_text())
-    classes = {3: 0, 7: 1}
-    names = exported_names(out)
-    for image in coco["images"]:
-        name = names[image["file_name"]]
-        label = out / "labels" / f"{Path(name).stem}.txt"
-        rows = [line.split() for line in label.read_text().splitlines()]
-        wanted = [
-            a for a in coco["annotations"] if a["image_id"] == image["id"] and not a["iscrowd"]
-        ]
-        assert len(rows) == len(wanted)
-        for row, annotation in zip(rows, wanted, strict=True):
-            assert int(row[0]) == classes[annotation["category_id"]]
-            back = yolo_to_bbox([float(v) for v in row[1:]], image["width"], image["height"])
-            assert back == pytest.approx(annotation["bbox"], rel=1e-6)
-        copied = out / "images" / name
-        assert copied.read_bytes() == (source.parent / "images" / image["file_name"]).read_bytes()
-    assert len(list((out / "images").iterdir())) == len(list((out / "labels").iterdir())) == 4
+    for file_name, (name, lines, _, _) in EXPECTED.items():
+        assert (out / "labels" / f"{Path(name).stem}.txt").read_text().splitlines() == lines
+        original = source.parent / "images" / file_name
+        assert (out / "images" / name).read_bytes() == original.read_bytes()
+    assert sorted(p.name for p in (out / "images").iterdir()) == sorted(
+        name for name, *_ in EXPECTED.values()
+    )
+    assert len(list((out / "labels").iterdir())) == 4
     assert not list(tmp_path.glob(".*partial"))
 
 
-def test_voc_folder_has_the_corners(source: Path, tmp_path: Path) -> None:
+def test_voc_folder_has_the_expected_corners(source: Path, tmp_path: Path) -> None:
     out = tmp_path / "voc"
     result = export(
         str(source), "-f", "voc", "-o", str(out), "--images", str(source.parent / "images")
     )
     assert result.exit_code == 0, result.output
+    names = {3: "cat", 7: "dog & co"}
     coco = json.loads(source.read_text())
-    category = {c["id"]: c["name"] for c in CATEGORIES}
-    names = exported_names(out)
-    stems = []
     for image in coco["images"]:
-        name = names[image["file_name"]]
-        stems.append(Path(name).stem)
+        name, _, corners, depth = EXPECTED[image["file_name"]]
         root = ET.parse(out / "Annotations" / f"{Path(name).stem}.xml").getroot()
         assert root.findtext("filename") == name
         assert root.findtext("size/width") == str(image["width"])
-        wanted = [
-            a for a in coco["annotations"] if a["image_id"] == image["id"] and not a["iscrowd"]
-        ]
+        assert root.findtext("size/depth") == str(depth)
         objects = list(root.iter("object"))
-        assert [o.findtext("name") for o in objects] == [category[a["category_id"]] for a in wanted]
-        for obj, annotation in zip(objects, wanted, strict=True):
-            x, y, w, h = annotation["bbox"]
-            corners = [
-                int(obj.findtext(f"bndbox/{t}") or 0) for t in ("xmin", "ymin", "xmax", "ymax")
-            ]
-            assert corners == [round(x) + 1, round(y) + 1, round(x + w), round(y + h)]
+        wanted = [
+            names[a["category_id"]]
+            for a in coco["annotations"]
+            if a["image_id"] == image["id"] and not a["iscrowd"]
+        ]
+        assert [o.findtext("name") for o in objects] == wanted
+        got = [
+            [int(o.findtext(f"bndbox/{t}") or 0) for t in ("xmin", "ymin", "xmax", "ymax")]
+            for o in objects
+        ]
+        assert got == corners
         # The original file, not re-encoded: PNG stays PNG, byte for byte.
-        assert (out / "JPEGImages" / name).read_bytes() == (
-            source.parent / "images" / image["file_name"]
-        ).read_bytes()
-    assert (out / "ImageSets" / "Main" / "all.txt").read_text().splitlines() == stems
+        original = source.parent / "images" / image["file_name"]
+        assert (out / "JPEGImages" / name).read_bytes() == original.read_bytes()
+    assert (out / "ImageSets" / "Main" / "all.txt").read_text().splitlines() == [
+        "47f10bf6_000001",
+        "8967309d_000001",
+        "other",
+        "empty",
+    ]
     assert not (out / "images").exists() and not (out / "data.yaml").exists()
 
 
-def test_colliding_stems_get_unique_deterministic_names(source: Path, tmp_path: Path) -> None:
+def test_colliding_stems_get_the_same_names_every_time(source: Path, tmp_path: Path) -> None:
     images = str(source.parent / "images")
     first, second = tmp_path / "one", tmp_path / "two"
     for out in (first, second):
         assert export(str(source), "-f", "yolo", "-o", str(out), "--images", images).exit_code == 0
-    names = exported_names(first)
-    a, b = names["a/000001.png"], names["b/000001.png"]
-    assert a != b and a.endswith("_000001.png") and b.endswith("_000001.png")
-    assert names["c/other.png"] == "other.png"  # only colliding names get a prefix
-    assert sorted(p.name for p in (first / "images").iterdir()) == sorted(names.values())
-    # Each label belongs to its own image: a/ has two boxes, b/ one (its crowd is left out).
-    assert len((first / "labels" / f"{Path(a).stem}.txt").read_text().splitlines()) == 2
-    assert len((first / "labels" / f"{Path(b).stem}.txt").read_text().splitlines()) == 1
     assert sorted(os.listdir(first / "labels")) == sorted(os.listdir(second / "labels"))
+    assert sorted(os.listdir(first / "images")) == sorted(os.listdir(second / "images"))
 
 
-NAME_CASES = [
-    (["x/a.png", "y/b.png"], ["a.png", "b.png"]),
-    (["x/a.png", "y/a.jpg"], None),  # one stem, two extensions: one label file
-    (["x/A.png", "y/a.png"], None),  # one stem on a case-insensitive disk
-    (["a.png", "a.png"], InputError),  # the same file twice cannot be told apart
-]
-
-
-@pytest.mark.parametrize(("file_names", "expected"), NAME_CASES)
-def test_export_names(file_names: list[str], expected: Any) -> None:
-    images = [{"id": i, "file_name": name} for i, name in enumerate(file_names)]
-    if expected is InputError:
-        with pytest.raises(InputError, match="each image needs its own file_name"):
-            export_names(images)
-        return
-    names = export_names(images)
-    if expected is not None:
-        assert list(names.values()) == expected
-    else:
-        stems = [Path(n).stem.casefold() for n in names.values()]
-        assert len(set(stems)) == len(stems)
-        assert all(
-            n.endswith(Path(f).name) for n, f in zip(names.values(), file_names, strict=True)
-        )
-
-
-def test_boxes_leaving_the_image_are_clipped() -> None:
-    assert clip_bbox([-2.0, 5.0, 12.0, 50.0], 8, 40) == [0.0, 5.0, 8.0, 35.0]
+def test_boxes_outside_their_image_are_left_out_and_counted(tmp_path: Path) -> None:
+    boxes = [(3, [105, 10, 5, 5], 0), (3, [10, 5, 0, 5], 0), (7, [10.6, 5, 0.3, 4], 0)]
+    boxes.append((7, [99.5, 10, 0.5, 5], 0))
+    source = write_coco(tmp_path / "src", [("x.png", 100, 50, boxes)])
+    images = str(source.parent / "images")
+    for fmt in ("voc", "yolo"):
+        out = tmp_path / fmt
+        result = export(str(source), "-f", fmt, "-o", str(out), "--images", images)
+        assert result.exit_code == 0, result.output
+        message = " ".join(result.output.split())
+        assert "left out 2 box(es) outside their image" in message
+        assert "exported 1 images, 2 labels" in message
+    root = ET.parse(tmp_path / "voc" / "Annotations" / "x.xml").getroot()
+    corners = [
+        [int(o.findtext(f"bndbox/{t}") or 0) for t in ("xmin", "ymin", "xmax", "ymax")]
+        for o in root.iter("object")
+    ]
+    assert corners == [[11, 6, 11, 9], [100, 11, 100, 15]]
+    assert (tmp_path / "yolo" / "labels" / "x.txt").read_text().splitlines() == [
+        "1 0.107500 0.140000 0.003000 0.080000",
+        "1 0.997500 0.250000 0.005000 0.100000",
+    ]
 
 
 def test_labels_only_and_copies_where_links_fail(
@@ -212,6 +144,11 @@ def test_labels_only_and_copies_where_links_fail(
         "classes.txt",
         "labels",
     ]
+    voc_labels = tmp_path / "voc-labels-only"
+    result = export(str(source), "-f", "voc", "-o", str(voc_labels), "--no-copy-images")
+    assert result.exit_code == 0, result.output
+    root = ET.parse(voc_labels / "Annotations" / "empty.xml").getroot()
+    assert root.findtext("size/depth") == "3"  # no image read: the usual colour depth
 
     def no_links(src: Path, dst: Path) -> None:
         raise OSError(18, "Invalid cross-device link")
@@ -225,10 +162,37 @@ def test_labels_only_and_copies_where_links_fail(
     linked = tmp_path / "linked"
     monkeypatch.undo()
     result = export(str(source), "-f", "voc", "-o", str(linked), "--images", images)
+    assert result.exit_code == 0, result.output
     assert "4 images hard-linked" in result.output
     original = source.parent / "images" / "c" / "other.png"
     assert (linked / "JPEGImages" / "other.png").stat().st_ino == original.stat().st_ino
     assert (copied / "JPEGImages" / "other.png").stat().st_ino != original.stat().st_ino
+
+
+def test_skip_invalid_lists_what_it_left_out_and_exports_the_rest(
+    source: Path, tmp_path: Path
+) -> None:
+    (source.parent / "images" / "c" / "other.png").unlink()
+    coco = json.loads(source.read_text())
+    coco["annotations"][0]["bbox"] = [10, 5, -1, 10]
+    source.write_text(json.dumps(coco))
+    out = tmp_path / "out"
+    images = str(source.parent / "images")
+    result = export(str(source), "-f", "yolo", "-o", str(out), "--images", images, "--skip-invalid")
+    assert result.exit_code == 0, result.output
+    message = " ".join(result.output.split())
+    assert "left out: images[2] (id 3): image file missing" in message and "other.png" in message
+    assert "left out: annotations[4] (id 5): left out with its image 3" in message
+    assert "left out: annotations[0] (id 1): bbox must be" in message
+    assert "exported 3 images, 2 labels" in message
+    assert sorted(p.name for p in (out / "images").iterdir()) == [
+        "47f10bf6_000001.png",
+        "8967309d_000001.png",
+        "empty.png",
+    ]
+    assert (out / "labels" / "47f10bf6_000001.txt").read_text().splitlines() == [
+        "1 0.700000 0.650000 0.400000 0.500000"
+    ]
 
 
 def test_force_replaces_an_earlier_export(source: Path, tmp_path: Path) -> None:
@@ -241,98 +205,36 @@ def test_force_replaces_an_earlier_export(source: Path, tmp_path: Path) -> None:
     assert json.loads((out / ".synthgate-export.json").read_text())["format"] == "yolo"
 
 
-def _text_run(folder: Path) -> None:
-    folder.mkdir()
-    (folder / "manifest.json").write_text("{}")
-    (folder / "text.jsonl").write_text("")
-
-
-def _previous_export(folder: Path) -> None:
-    folder.mkdir()
-    (folder / ".synthgate-export.json").write_text("{}")
-    (folder / "classes.txt").write_text("old\n")
-
-
-# name, how to prepare tmp_path (given the COCO path), the arguments, words the message holds
-ERROR_CASES: list[tuple[str, Any, list[str], list[str]]] = [
-    ("missing source", None, ["{tmp}/nowhere", "-f", "yolo"], ["nowhere: not found"]),
-    (
-        "folder without a COCO file",
-        lambda tmp, coco: (tmp / "empty").mkdir(),
-        ["{tmp}/empty", "-f", "yolo"],
-        ["no COCO file found", "accepted.coco.json", "merged.coco.json"],
-    ),
-    (
-        "text-only run",
-        lambda tmp, coco: _text_run(tmp / "textrun"),
-        ["{tmp}/textrun", "-f", "voc"],
-        ["synthgate run but without accepted.coco.json"],
-    ),
-    (
-        "missing images",
-        None,
-        ["{coco}", "-f", "yolo"],  # file_names are relative to images/, not the COCO folder
-        ["a/000001.png: image file not found", "4 of 4 images missing", "--images"],
-    ),
-    (
-        "one image missing",
-        lambda tmp, coco: (coco.parent / "images" / "c" / "other.png").unlink(),
-        ["{coco}", "-f", "voc", "--images", "{tmp}/src/images"],
-        ["c/other.png: image file not found", "1 of 4 images missing"],
-    ),
-    (
-        "out not empty, not an export",
-        lambda tmp, coco: (tmp / "out").mkdir() or (tmp / "out" / "keep.txt").write_text("x"),
-        ["{coco}", "-f", "yolo", "--no-copy-images", "--force"],
-        ["not a synthgate export"],
-    ),
-    (
-        "earlier export without --force",
-        lambda tmp, coco: _previous_export(tmp / "out"),
-        ["{coco}", "-f", "yolo", "--no-copy-images"],
-        ["earlier export", "--force"],
-    ),
-    (
-        "one file_name twice",
-        lambda tmp, coco: coco.write_text(coco.read_text().replace("c/empty.png", "c/other.png")),
-        ["{coco}", "-f", "voc", "--no-copy-images"],
-        ["(c/other.png) and 4 (c/other.png) would both be exported as", "its own file_name"],
-    ),
-    ("unknown format", None, ["{coco}", "-f", "coco"], ["'coco' is not one of"]),
-    (
-        "dangling category",
-        lambda tmp, coco: coco.write_text(
-            coco.read_text().replace('"category_id": 3', '"category_id": 4')
-        ),
-        ["{coco}", "-f", "yolo", "--no-copy-images"],
-        ["category_id 4 is not the id of any category"],
-    ),
-]
-
-
-@pytest.mark.parametrize(
-    ("prepare", "args", "words"),
-    [case[1:] for case in ERROR_CASES],
-    ids=[case[0] for case in ERROR_CASES],
-)
-def test_bad_input_exits_2_and_writes_nothing(
-    source: Path, tmp_path: Path, prepare: Any, args: list[str], words: list[str]
-) -> None:
-    if prepare is not None:
-        prepare(tmp_path, source)
-    before = {p.name for p in tmp_path.iterdir()}
-    if (tmp_path / "out").is_dir():
-        before_out = sorted(p.name for p in (tmp_path / "out").iterdir())
-    filled = [a.format(tmp=tmp_path, coco=source) for a in args]
-    result = export(*filled, "--out", str(tmp_path / "out"))
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    message = " ".join(result.output.split())
-    for word in words:
-        assert word in message
-    assert {p.name for p in tmp_path.iterdir()} == before  # no out, no .out.partial
-    if "out" in before:
-        assert sorted(p.name for p in (tmp_path / "out").iterdir()) == before_out
+def test_file_names_outside_the_images_folder_are_written_inside_out(tmp_path: Path) -> None:
+    """`..` and absolute file_names are read from where they point but written under --out."""
+    source = write_coco(tmp_path / "src", [("x.png", 100, 50, [])])
+    up = tmp_path / "src" / "up.png"
+    shutil.copy(tmp_path / "src" / "images" / "x.png", up)
+    elsewhere = tmp_path / "elsewhere" / "abs.png"
+    elsewhere.parent.mkdir()
+    shutil.copy(up, elsewhere)
+    coco = json.loads(source.read_text())
+    for image_id, name in ((2, "../up.png"), (3, str(elsewhere))):
+        coco["images"].append({"id": image_id, "file_name": name, "width": 100, "height": 50})
+    source.write_text(json.dumps(coco))
+    before = files_under(tmp_path)
+    out = tmp_path / "deep" / "out"
+    images = str(source.parent / "images")
+    result = export(str(source), "-f", "voc", "-o", str(out), "--images", images)
+    assert result.exit_code == 0, result.output
+    assert files_under(tmp_path) - before == {
+        out / p
+        for p in [
+            ".synthgate-export.json",
+            "JPEGImages/x.png",
+            "JPEGImages/up.png",
+            "JPEGImages/abs.png",
+            "Annotations/x.xml",
+            "Annotations/up.xml",
+            "Annotations/abs.xml",
+            "ImageSets/Main/all.txt",
+        ]
+    }
 
 
 def test_a_run_folder_exports_its_accepted_images(tmp_path: Path) -> None:

@@ -3,7 +3,8 @@
 `DiffusionGenerator` is built like every generator (`Cls(config, categories=...)`), loads its
 pipeline through `models.load_model` (so a missing or wrong model fails before anything is
 written), and gives subclasses the prompt, attribute and provenance plumbing. Subclasses write
-`generate`.
+`generate`. `boxed_label` turns the mask a model drew for a requested box into an ObjectLabel
+that keeps how well it fills that box (`box_iou`, the xywh IoU, is the measure).
 """
 
 from __future__ import annotations

@@ -1,0 +1,217 @@
+"""`synthgate export` refusals: every bad input exits 2 with one message naming the entry or
+file and the fix, and writes nothing; a failure part-way (an unreadable or vanished image, a
+full disk) does the same and leaves an earlier export exactly as it was."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from export_fixtures import export, files_under, write_coco
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    return write_coco(tmp_path / "src")
+
+
+def test_force_refuses_an_export_that_holds_source(source: Path, tmp_path: Path) -> None:
+    out = source.parent  # the export is written beside the COCO file it came from
+    (out / ".synthgate-export.json").write_text("{}")
+    before = files_under(tmp_path)
+    result = export(str(source), "-f", "yolo", "-o", str(out), "--no-copy-images", "--force")
+    assert result.exit_code == 2, result.output
+    assert "which replacing it would delete" in " ".join(result.output.split())
+    assert files_under(tmp_path) == before
+
+
+def _no_link(src: Path, dst: Path) -> None:
+    raise OSError(18, "Invalid cross-device link", str(src), None, str(dst))
+
+
+def _unreadable(src: Path, dst: Path) -> None:
+    raise PermissionError(13, "Permission denied", str(src))
+
+
+def _gone(src: Path, dst: Path) -> None:  # removed between the check and the copy
+    Path(src).unlink()
+    raise FileNotFoundError(2, "No such file or directory", str(src))
+
+
+def _disk_full(*args: Any, **kwargs: Any) -> str:
+    raise OSError(28, "No space left on device")
+
+
+# what fails ({attribute of datasets/yolo.py: replacement}), words the message holds
+FAILURE_CASES: list[tuple[str, dict[str, Any], list[str]]] = [
+    (
+        "unreadable image",  # the link fails, then so does the copy
+        {"os.link": _no_link, "shutil.copy2": _unreadable},
+        ["a/000001.png: Permission denied"],
+    ),
+    ("image removed", {"place_image": _gone}, ["a/000001.png: No such file or directory"]),
+    ("full disk", {"yolo_data_yaml": _disk_full}, ["out: No space left on device"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("failures", "words"),
+    [case[1:] for case in FAILURE_CASES],
+    ids=[case[0] for case in FAILURE_CASES],
+)
+def test_a_failure_part_way_leaves_the_earlier_export_as_it_was(
+    source: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    failures: dict[str, Any],
+    words: list[str],
+) -> None:
+    out = tmp_path / "out"
+    images = str(source.parent / "images")
+    assert export(str(source), "-f", "voc", "-o", str(out), "--images", images).exit_code == 0
+    before = {p: p.read_bytes() for p in files_under(out)}
+    for target, failure in failures.items():
+        monkeypatch.setattr(f"synthgate.datasets.yolo.{target}", failure)
+    result = export(str(source), "-f", "yolo", "-o", str(out), "--images", images, "--force")
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    message = " ".join(result.output.split())
+    for word in [*words, "nothing was written"]:
+        assert word in message
+    assert {p: p.read_bytes() for p in files_under(out)} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "src"]  # no .out.partial
+
+
+def _text_run(folder: Path) -> None:
+    folder.mkdir()
+    (folder / "manifest.json").write_text("{}")
+    (folder / "text.jsonl").write_text("")
+
+
+def _previous_export(folder: Path) -> None:
+    folder.mkdir()
+    (folder / ".synthgate-export.json").write_text("{}")
+    (folder / "classes.txt").write_text("old\n")
+
+
+# name, how to prepare tmp_path (given the COCO path), the arguments, words the message holds
+ERROR_CASES: list[tuple[str, Any, list[str], list[str]]] = [
+    ("missing source", None, ["{tmp}/nowhere", "-f", "yolo"], ["nowhere: not found"]),
+    (
+        "folder without a COCO file",
+        lambda tmp, coco: (tmp / "empty").mkdir(),
+        ["{tmp}/empty", "-f", "yolo"],
+        ["no COCO file found", "accepted.coco.json", "merged.coco.json"],
+    ),
+    (
+        "text-only run",
+        lambda tmp, coco: _text_run(tmp / "textrun"),
+        ["{tmp}/textrun", "-f", "voc"],
+        ["synthgate run but without accepted.coco.json"],
+    ),
+    (
+        "missing images",
+        None,
+        ["{coco}", "-f", "yolo"],  # file_names are relative to images/, not the COCO folder
+        ["a/000001.png: image file not found", "none of the 4 images", "--images DIR"],
+    ),
+    (
+        "one image missing",
+        lambda tmp, coco: (coco.parent / "images" / "c" / "other.png").unlink(),
+        ["{coco}", "-f", "voc", "--images", "{tmp}/src/images"],
+        ["images[2] (id 3): image file missing:", "c/other.png", "--skip-invalid"],
+    ),
+    (
+        "--images not a folder",
+        None,
+        ["{coco}", "-f", "yolo", "--images", "{coco}"],
+        ["coco.json: folder not found"],
+    ),
+    (
+        "out not empty, not an export",
+        lambda tmp, coco: (tmp / "out").mkdir() or (tmp / "out" / "keep.txt").write_text("x"),
+        ["{coco}", "-f", "yolo", "--no-copy-images", "--force"],
+        ["not a synthgate export"],
+    ),
+    (
+        "earlier export without --force",
+        lambda tmp, coco: _previous_export(tmp / "out"),
+        ["{coco}", "-f", "yolo", "--no-copy-images"],
+        ["earlier export", "--force"],
+    ),
+    (
+        "one file_name twice",
+        lambda tmp, coco: coco.write_text(coco.read_text().replace("c/empty.png", "c/other.png")),
+        ["{coco}", "-f", "voc", "--no-copy-images"],
+        ["(c/other.png) and 4 (c/other.png) would both be exported as", "its own file_name"],
+    ),
+    ("unknown format", None, ["{coco}", "-f", "coco"], ["'coco' is not one of"]),
+    (
+        "dangling category",
+        lambda tmp, coco: coco.write_text(
+            coco.read_text().replace('"category_id": 3', '"category_id": 4')
+        ),
+        ["{coco}", "-f", "yolo", "--no-copy-images"],
+        ["category_id 4 is not the id of any category"],
+    ),
+    (
+        "category without an id",
+        lambda tmp, coco: coco.write_text(
+            coco.read_text().replace('{"id": 3, "name": "cat"}', '{"name": "cat"}')
+        ),
+        ["{coco}", "-f", "yolo", "--no-copy-images"],
+        ["categories[0] (id None): id is missing"],
+    ),
+    (
+        "box of NaN and infinity",
+        lambda tmp, coco: coco.write_text(
+            coco.read_text()
+            .replace("[10, 5, 20, 10]", "[10, NaN, 20, 10]")
+            .replace("[50, 20, 40, 25]", "[50, 20, Infinity, 25]")
+        ),
+        ["{coco}", "-f", "voc", "--no-copy-images"],
+        [
+            "annotations[0] (id 1): bbox must be [x, y, w, h], finite numbers",
+            "[10, nan, 20, 10]",
+            "annotations[1] (id 2)",
+        ],
+    ),
+    (
+        "file_name ending in ..",
+        lambda tmp, coco: coco.write_text(coco.read_text().replace("c/empty.png", "c/..")),
+        ["{coco}", "-f", "voc", "--no-copy-images"],
+        ["file_name 'c/..' ends in no file name"],
+    ),
+    (
+        "out is a symlink",
+        lambda tmp, coco: _previous_export(tmp / "real") or (tmp / "out").symlink_to(tmp / "real"),
+        ["{coco}", "-f", "yolo", "--no-copy-images", "--force"],
+        ["out: is a symlink; give a real folder"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("prepare", "args", "words"),
+    [case[1:] for case in ERROR_CASES],
+    ids=[case[0] for case in ERROR_CASES],
+)
+def test_bad_input_exits_2_and_writes_nothing(
+    source: Path, tmp_path: Path, prepare: Any, args: list[str], words: list[str]
+) -> None:
+    if prepare is not None:
+        prepare(tmp_path, source)
+    before = {p.name for p in tmp_path.iterdir()}
+    if (tmp_path / "out").is_dir():
+        before_out = sorted(p.name for p in (tmp_path / "out").iterdir())
+    filled = [a.format(tmp=tmp_path, coco=source) for a in args]
+    result = export(*filled, "--out", str(tmp_path / "out"))
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    message = " ".join(result.output.split())
+    for word in words:
+        assert word in message
+    assert {p.name for p in tmp_path.iterdir()} == before  # no out, no .out.partial
+    if "out" in before:
+        assert sorted(p.name for p in (tmp_path / "out").iterdir()) == before_out
