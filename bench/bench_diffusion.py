@@ -6,13 +6,18 @@ several rounds (best of each):
             boxes, images, masks, seeds), steps, size and batch;
   generate  the generator's `generate` over the planned specs (pipeline + segmenting + labels);
   run       the whole embedded `synthgate run` (plus PNG files, database and COCO files).
-Prints images/s of each and the ratios generate/floor and run/floor in time (target <= 1.05).
-Without --model it builds a tiny random pipeline (CPU smoke test); with --model pointing at real
-weights (e.g. on a GPU) it measures the real thing.
+Prints images/s of each, the ratios generate/floor and run/floor in time (target <= 1.05), and
+what synthgate adds per image in milliseconds.
+Without --model it builds a random-weight pipeline from config, never downloading anything:
+`--shape tiny` (default) is a toy whose images take milliseconds, so the ratios show synthgate's
+fixed per-image cost (labels, rubric, PNG, database) at its most visible; `--shape sd15` has
+Stable Diffusion 1.5's architecture, so the pipeline does a real model's arithmetic (about 10 s
+an image at 256 px, 4 steps, on 2 CPU cores). With --model pointing at real weights (e.g. on a
+GPU) it measures the real thing.
 
-Usage: python bench/bench_diffusion.py [--generator diffusion_inpaint] [--count 16]
+Usage: python bench/bench_diffusion.py [--generator diffusion_inpaint] [--count 32]
        [--size 64] [--steps 4] [--batch 4] [--model PATH] [--device auto] [--dtype auto]
-       [--threads N]
+       [--shape tiny|sd15] [--threads N]
 """
 
 from __future__ import annotations
@@ -132,11 +137,12 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
-def tiny_model(generator: str, folder: Path) -> str:
+def random_model(generator: str, folder: Path, shape: str) -> str:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from tiny_diffusers import save_tiny_pipeline  # the test suite's random-weight builder
 
-    return str(save_tiny_pipeline(KIND_OF_GENERATOR[generator], folder / "tiny"))  # type: ignore[arg-type]
+    kind = KIND_OF_GENERATOR[generator]
+    return str(save_tiny_pipeline(kind, folder / shape, shape=shape))  # type: ignore[arg-type]
 
 
 def main() -> None:
@@ -146,39 +152,51 @@ def main() -> None:
     parser.add_argument(
         "--generator", choices=sorted(KIND_OF_GENERATOR), default="diffusion_inpaint"
     )
-    parser.add_argument("--count", type=int, default=16)
+    parser.add_argument("--count", type=int, default=32)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--guidance", type=float, default=5.0)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--scheduler", default="ddim")
     parser.add_argument("--model", help="a local pipeline folder or a cached Hub id")
+    parser.add_argument(
+        "--shape",
+        choices=["tiny", "sd15"],
+        default="tiny",
+        help="architecture of the random-weight pipeline built when --model is not given",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5, help="best of this many")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        model_path = args.model or tiny_model(args.generator, folder)
+        model_path = args.model or random_model(args.generator, folder, args.shape)
         config = batch_config(args, model_path)
         assert config.image is not None
         loaded = load_model(config.image.model, KIND_OF_GENERATOR[args.generator])
         calls = record_calls(config)  # also warms the pipeline up
         run_seconds(config, folder)  # warm imports, SQLite and the PNG writer
         floors, generates, runs = [], [], []
-        for _ in range(args.rounds):  # interleaved: the machine's other load moves all three
+        for round_ in range(args.rounds):  # interleaved: other load moves all three alike
             floors.append(floor_seconds(loaded.pipeline, calls))
             generates.append(generate_seconds(config))
             runs.append(run_seconds(config, folder))
+            print(
+                f"round {round_ + 1}/{args.rounds}: floor {floors[-1]:.2f} s, "
+                f"generate {generates[-1]:.2f} s, run {runs[-1]:.2f} s",
+                file=sys.stderr,
+            )
         floor, generate, whole = min(floors), min(generates), min(runs)
     info = loaded.info
     print(
         f"generator: {args.generator} ({KINDS[KIND_OF_GENERATOR[args.generator]].pipeline_class})"
     )
-    print(f"model: {info['path']} [{info['revision']}] on {info['device']} {info['dtype']}")
+    source = info["path"] if args.model else f"random weights, {args.shape} shape"
+    print(f"model: {source} [{info['revision']}] on {info['device']} {info['dtype']}")
     print(
         f"images: {args.count} of {args.size}x{args.size}, {args.steps} steps, batch {args.batch}, {len(calls)} pipeline calls"
     )
@@ -187,6 +205,9 @@ def main() -> None:
     print(f"synthgate run:            {args.count / whole:8.2f} images/s  {whole:7.2f} s")
     print(f"ratio generate/floor:     {generate / floor:8.3f}   (target <= 1.05)")
     print(f"ratio run/floor:          {whole / floor:8.3f}   (target <= 1.05)")
+    print(
+        f"synthgate's own cost:     {(whole - floor) / args.count * 1000:8.1f} ms/image (run - floor)"
+    )
 
 
 if __name__ == "__main__":

@@ -54,48 +54,93 @@ def tiny_tokenizer() -> CLIPTokenizer:
     return tokenizer
 
 
-def _text_config(tokenizer: CLIPTokenizer) -> CLIPTextConfig:
+# Sizes of the random pipelines: "tiny" for tests; "sd15" has Stable Diffusion 1.5's
+# architecture (860M-parameter UNet, 12-layer 768-wide text encoder, 4-level VAE), so a
+# benchmark on it does a real model's arithmetic without its weights.
+SHAPES: dict[str, dict[str, dict[str, Any]]] = {
+    "tiny": {
+        "text": {
+            "hidden_size": HIDDEN,
+            "intermediate_size": 32,
+            "num_attention_heads": 2,
+            "num_hidden_layers": 2,
+        },
+        "unet": {
+            "sample_size": 8,
+            "layers_per_block": 1,
+            "block_out_channels": (16, 32),
+            "norm_num_groups": 8,
+            "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D"),
+            "up_block_types": ("CrossAttnUpBlock2D", "UpBlock2D"),
+            "attention_head_dim": 4,
+        },
+        "vae": {
+            "block_out_channels": (8, 8, 8, 8),
+            "layers_per_block": 1,
+            "norm_num_groups": 4,
+            "sample_size": 64,
+        },
+    },
+    "sd15": {
+        "text": {
+            "hidden_size": 768,
+            "intermediate_size": 3072,
+            "num_attention_heads": 12,
+            "num_hidden_layers": 12,
+            "hidden_act": "quick_gelu",
+        },
+        "unet": {
+            "sample_size": 64,
+            "layers_per_block": 2,
+            "block_out_channels": (320, 640, 1280, 1280),
+            "norm_num_groups": 32,
+            "down_block_types": ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+            "up_block_types": ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+            "attention_head_dim": 8,
+        },
+        "vae": {
+            "block_out_channels": (128, 256, 512, 512),
+            "layers_per_block": 2,
+            "norm_num_groups": 32,
+            "sample_size": 512,
+        },
+    },
+}
+Shape = Literal["tiny", "sd15"]
+
+
+def _text_config(tokenizer: CLIPTokenizer, shape: Shape = "tiny") -> CLIPTextConfig:
+    sizes = SHAPES[shape]["text"]
     return CLIPTextConfig(
         vocab_size=len(tokenizer),
-        hidden_size=HIDDEN,
-        intermediate_size=32,
-        num_attention_heads=2,
-        num_hidden_layers=2,
         max_position_embeddings=MAX_TOKENS,
-        projection_dim=HIDDEN,
+        projection_dim=sizes["hidden_size"],
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
+        **sizes,
     )
 
 
-def tiny_components(kind: TinyKind, *, seed: int = 0) -> dict[str, object]:
+def tiny_components(kind: TinyKind, *, seed: int = 0, shape: Shape = "tiny") -> dict[str, object]:
     """UNet (4 or 9 input channels, gated attention for GLIGEN), VAE (x8), text encoder."""
     torch.manual_seed(seed)  # weights only: the tests' sampling uses seeded generators
     tokenizer = tiny_tokenizer()
+    text_config = _text_config(tokenizer, shape)
     unet = UNet2DConditionModel(
-        sample_size=8,
         in_channels=9 if kind == "inpaint" else 4,
         out_channels=4,
-        layers_per_block=1,
-        block_out_channels=(16, 32),
-        norm_num_groups=8,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=HIDDEN,
-        attention_head_dim=4,
+        cross_attention_dim=text_config.hidden_size,
         attention_type="gated" if kind == "layout" else "default",
+        **SHAPES[shape]["unet"],
     )
     vae = AutoencoderKL(
         in_channels=3,
         out_channels=3,
         latent_channels=4,
-        block_out_channels=(8, 8, 8, 8),
-        layers_per_block=1,
-        norm_num_groups=4,
         down_block_types=("DownEncoderBlock2D",) * 4,
         up_block_types=("UpDecoderBlock2D",) * 4,
-        sample_size=64,
+        **SHAPES[shape]["vae"],
     )
     scheduler = DDIMScheduler(
         beta_start=0.00085,
@@ -105,7 +150,7 @@ def tiny_components(kind: TinyKind, *, seed: int = 0) -> dict[str, object]:
         set_alpha_to_one=False,
         steps_offset=1,
     )
-    text_encoder = CLIPTextModel(_text_config(tokenizer)).eval()
+    text_encoder = CLIPTextModel(text_config).eval()
     return {
         "unet": unet.eval(),
         "vae": vae.eval(),
@@ -125,9 +170,11 @@ PIPELINE_CLASSES = {
 }
 
 
-def save_tiny_pipeline(kind: TinyKind, folder: Path, *, seed: int = 0) -> Path:
-    """Build a tiny pipeline of `kind` and `save_pretrained` it into `folder`."""
-    components = tiny_components(kind, seed=seed)
+def save_tiny_pipeline(
+    kind: TinyKind, folder: Path, *, seed: int = 0, shape: Shape = "tiny"
+) -> Path:
+    """Build a random pipeline of `kind` and `shape` and `save_pretrained` it into `folder`."""
+    components = tiny_components(kind, seed=seed, shape=shape)
     pipeline = PIPELINE_CLASSES[kind](**components)
     pipeline.save_pretrained(folder)
     return folder
