@@ -13,7 +13,7 @@ import typer
 
 from synthgate import __version__
 from synthgate.commands import balance as balance_commands
-from synthgate.commands import console
+from synthgate.commands import console, reflow_help
 from synthgate.commands import export as export_commands
 from synthgate.commands import review as review_commands
 from synthgate.commands import run as run_commands
@@ -70,6 +70,8 @@ app.command()(balance_commands.merge)
 
 # export (datasets/yolo.py)
 app.command()(export_commands.export)
+
+reflow_help(app)
 
 
 def main() -> None:

@@ -1,12 +1,15 @@
 """CLI commands, one module per subsystem; cli.py registers them on the typer app.
 
-Shared here: the consoles and `user_errors()`, which turns an `InputError` into one clear
-message on stderr and exit code 2. Command modules import heavy libraries inside the command
+Shared here: the consoles, `user_errors()`, which turns an `InputError` into one clear
+message on stderr and exit code 2, and `reflow_help`, which lets --help wrap docstring prose to
+the terminal. Command modules import heavy libraries inside the command
 functions, so `synthgate --help` stays fast.
 """
 
 from __future__ import annotations
 
+import inspect
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -31,3 +34,37 @@ def user_errors() -> Iterator[None]:
             Text("error: ", style="bold red") + Text(str(error)), highlight=False, soft_wrap=True
         )
         raise typer.Exit(code=InputError.exit_code) from None
+
+
+# A line that starts a list item or is indented keeps its line break in --help.
+_KEEP_LINE = re.compile(r"^(\s|[-*•]\s|\d+[.)]\s)")
+
+
+def reflow(doc: str) -> str:
+    """A docstring with the single line breaks inside its prose paragraphs removed.
+
+    Typer keeps them, so text wrapped at 100 columns in the source would break again at the
+    terminal's width. Lists, indented lines and `\\b` paragraphs keep their lines.
+    """
+    paragraphs = []
+    for paragraph in inspect.cleandoc(doc).split("\n\n"):
+        lines = paragraph.split("\n")
+        if paragraph.startswith("\b") or any(_KEEP_LINE.match(line) for line in lines):
+            paragraphs.append(paragraph)
+        else:
+            paragraphs.append(" ".join(line.strip() for line in lines))
+    return "\n\n".join(paragraphs)
+
+
+def reflow_help(app: typer.Typer) -> None:
+    """Reflow the help of every command and group registered on `app`, recursively."""
+    if app.info.help:
+        app.info.help = reflow(str(app.info.help))
+    for command in app.registered_commands:
+        doc = command.help or inspect.getdoc(command.callback) or ""
+        command.help = reflow(doc)
+    for group in app.registered_groups:
+        if group.help:
+            group.help = reflow(str(group.help))
+        if group.typer_instance is not None:
+            reflow_help(group.typer_instance)

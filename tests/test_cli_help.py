@@ -1,0 +1,61 @@
+"""--help prose wraps to the terminal: docstring line breaks inside paragraphs are removed,
+lists keep theirs, and every command's help renders at a narrow width."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from synthgate.cli import app
+from synthgate.commands import reflow
+
+REFLOW_CASES = [
+    ("one line", "one line"),
+    ("Summary.\n\n    Two lines\n    of prose.\n    ", "Summary.\n\nTwo lines of prose."),
+    (
+        "Summary.\n\nFirst\nparagraph.\n\nSecond\none.",
+        "Summary.\n\nFirst paragraph.\n\nSecond one.",
+    ),
+    ("Summary.\n\n- item one\n- item two", "Summary.\n\n- item one\n- item two"),
+    ("Summary.\n\n1. first\n2. second", "Summary.\n\n1. first\n2. second"),
+    ("Summary.\n\n\bkeep\nthese lines", "Summary.\n\n\bkeep\nthese lines"),
+]
+
+
+@pytest.mark.parametrize(("doc", "expected"), REFLOW_CASES)
+def test_reflow(doc: str, expected: str) -> None:
+    assert reflow(doc) == expected
+
+
+def _commands(group: Any, path: tuple[str, ...] = ()) -> list[tuple[str, Any]]:
+    """(name, click command) of every command under `group`, groups included, recursively."""
+    found = []
+    for name, command in group.commands.items():
+        found.append((" ".join((*path, name)), command))
+        if hasattr(command, "commands"):  # a group (typer vendors its own click)
+            found.extend(_commands(command, (*path, name)))
+    return found
+
+
+def test_every_command_help_is_reflowed() -> None:
+    commands = _commands(typer.main.get_command(app))
+    assert {"run", "export", "review stats", "users add"} <= {name for name, _ in commands}
+    for name, command in commands:
+        for paragraph in (command.help or "").split("\n\n"):
+            lines = paragraph.split("\n")
+            if len(lines) > 1:  # only lists keep their line breaks
+                assert all(line.lstrip().startswith(("-", "\b")) for line in lines[1:]), (
+                    name,
+                    paragraph,
+                )
+
+
+def test_help_renders_at_80_columns() -> None:
+    result = CliRunner().invoke(app, ["export", "--help"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    assert "yolo: images/<name>, labels/<stem>.txt (class cx cy w h, fractions of the" in (
+        result.output
+    )
