@@ -13,7 +13,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
@@ -22,10 +22,13 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from synthgate import __version__
-from synthgate.api import API_DIR, batches, pages, review
+from synthgate.api import API_DIR, batches, distributed, pages, review
 from synthgate.api.auth import Users
 from synthgate.errors import InputError
 from synthgate.store import Store
+
+if TYPE_CHECKING:
+    from synthgate.workers.app import WorkerSettings
 
 MAX_SAMPLES = 100_000  # per modality and batch; `serve --max-samples` changes it
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: a batch config or a decision with fixed labels is far smaller
@@ -157,13 +160,23 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     data_root: Path | str | None = None,
     max_samples: int = MAX_SAMPLES,
+    workers: WorkerSettings | None = None,
 ) -> FastAPI:
     """The synthgate web service over the database at `db_url`; batches run into `runs_dir`.
 
     Posted configs may read files only inside the shipped configs folder or `data_root`, and
-    ask for at most `max_samples` samples per modality.
+    ask for at most `max_samples` samples per modality. Batches run in this process, or, with
+    `workers` (broker, database and blob store), on `synthgate worker` processes: then `db_url`
+    must be the database the workers write to.
     """
+    from synthgate.review.database import shown_url
     from synthgate.review.queue import ReviewQueue
+
+    if workers is not None and workers.db_url != db_url:
+        raise InputError(
+            f"the service's database ({shown_url(db_url)}) must be the workers' "
+            f"({shown_url(workers.db_url or '')}): they write the samples the service reports"
+        )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -182,7 +195,11 @@ def create_app(
     )
     store = Store(db_url)
     queue = ReviewQueue(store, annotators_per_item=annotators_per_item, gold_rate=gold_rate)
-    runner = batches.BatchRunner(store, queue, Path(runs_dir))
+    runner: batches.BatchRunner | distributed.WorkerBatchRunner
+    if workers is None:
+        runner = batches.BatchRunner(store, queue, Path(runs_dir))
+    else:
+        runner = distributed.WorkerBatchRunner(store, queue, Path(runs_dir), settings=workers)
     app.state.store = store
     app.state.users = Users(store.engine)
     app.state.queue = queue

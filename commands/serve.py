@@ -1,7 +1,8 @@
 """`synthgate serve` runs the web service; `synthgate users add|list|remove` manages who may use it.
 
 Both work on the database named by `--db`, else `SYNTHGATE_DB_URL`, else
-`<SYNTHGATE_RUNS_DIR or runs>/synthgate.db`.
+`<SYNTHGATE_RUNS_DIR or runs>/synthgate.db`. With `--broker` (or `SYNTHGATE_BROKER_URL`) the
+service sends posted batches to `synthgate worker` processes instead of running them itself.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from synthgate.review.database import database_url, open_store, shown_url
 
 if TYPE_CHECKING:
     from synthgate.api.auth import Users
+    from synthgate.workers.app import WorkerSettings
 
 DB_HELP = "Database URL (default: $SYNTHGATE_DB_URL, else sqlite:///<runs dir>/synthgate.db)."
 users = typer.Typer(help="Manage API users and their tokens.", no_args_is_help=True)
@@ -57,10 +59,30 @@ def serve(
     gold_rate: float = typer.Option(
         0.1, "--gold-rate", min=0.0, max=0.9, help="Share of tasks that are gold tasks."
     ),
+    broker: str | None = typer.Option(
+        None,
+        "--broker",
+        help="Celery broker URL, e.g. redis://host:6379/0 (default: $SYNTHGATE_BROKER_URL, else "
+        "none: batches run in this process). With it, posted batches go to `synthgate worker` "
+        "processes, which must use the same --db and --blobs.",
+    ),
+    blobs: str | None = typer.Option(
+        None,
+        "--blobs",
+        help="With --broker: the blob store the workers write images to, a shared folder or "
+        "fsspec URL (default: $SYNTHGATE_BLOB_URL).",
+    ),
 ) -> None:
     """Run the web service: the batch and review API (/docs) and the review page (/review).
 
+    Without a broker, posted batches run in this process. With --broker they go to `synthgate
+    worker` processes started with the same --broker, --db and --blobs: --db a PostgreSQL URL
+    when workers run on several machines, or a SQLite file they all share on this one.
+
     Example: synthgate serve --db sqlite:///runs/synthgate.db --data-root /srv/data --port 8000
+
+    Example: synthgate serve --broker redis://localhost:6379/0 --db sqlite:////srv/synthgate.db
+    --blobs /srv/blobs
     """
     import uvicorn
 
@@ -69,7 +91,19 @@ def serve(
 
     with user_errors():
         settings = Settings()
-        url = database_url(None, db, create=True)
+        workers: WorkerSettings | None = None
+        # The settings' broker has a default; only one named here or in the environment
+        # means "run on workers".
+        if broker is not None or "broker_url" in settings.model_fields_set:
+            workers = _worker_settings(broker, db, blobs)
+            url = workers.db_url or ""
+        elif blobs is not None:
+            raise InputError(
+                f"--blobs {blobs}: only batches run on workers use a blob store; pass "
+                "--broker URL too, or drop --blobs"
+            )
+        else:
+            url = database_url(None, db, create=True)
         root = data_root or settings.data_root
         if root is not None and not root.is_dir():
             raise InputError(f"--data-root {root}: not a folder; pass the folder data lives in")
@@ -81,11 +115,33 @@ def serve(
             gold_rate=gold_rate,
             data_root=root,
             max_samples=max_samples or settings.max_samples,
+            workers=workers,
         )
+    where = (
+        "in this process" if workers is None else f"on {shown_url(workers.broker_url)}'s workers"
+    )
     console.print(
-        f"synthgate serving [bold]{shown_url(url)}[/] on http://{host}:{port}  (API docs: /docs)"
+        f"synthgate serving [bold]{shown_url(url)}[/] on http://{host}:{port}  (API docs: /docs); "
+        f"batches run {where}"
     )
     uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def _worker_settings(broker: str | None, db: str | None, blobs: str | None) -> WorkerSettings:
+    """The settings batches are sent to workers with, once their stores and broker are checked."""
+    from synthgate.api.distributed import check_broker
+    from synthgate.workers.app import settings_from
+
+    workers = settings_from(broker=broker, db=db, blobs=blobs)
+    try:
+        workers.require_shared_stores()
+    except InputError as error:
+        raise InputError(
+            f"--broker {shown_url(workers.broker_url)}: batches run on workers, which share the "
+            f"service's database and blob store; {error}"
+        ) from None
+    check_broker(workers)
+    return workers
 
 
 @users.command("add")

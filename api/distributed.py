@@ -1,0 +1,196 @@
+"""Posted batches on Celery workers: `WorkerBatchRunner`, the twin of `BatchRunner` that a service
+started with a broker (`synthgate serve --broker URL`) uses, and `check_broker`.
+
+`submit` records the batch and its chunks in the shared database and publishes the unfinished
+ones (workers/submit.py's `submit_batch`: the same config is the same batch, and a chunk is never
+made twice). A follower thread then does what `synthgate submit --wait` does: it waits for the
+chunks, judges them in index order into `<runs_dir>/<batch id>/` (`assemble_from_store`), marks
+the batch done or failed and queues its doubtful samples for review. The workers write the
+samples into the service's own database, so nothing is imported afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from synthgate.config import BatchConfig
+from synthgate.errors import InputError
+from synthgate.store import Store
+from synthgate.workers.app import WorkerSettings
+
+log = logging.getLogger(__name__)
+
+# Batches followed at once. A follower mostly waits for the workers; judging is light next to
+# generating, so a few are plenty, and more batches still generate while they wait their turn.
+FOLLOWERS = 4
+POLL_SECONDS = 0.25
+PROGRESS_EVERY_S = 1.0  # the batch's progress message is written at most this often
+
+
+class StopFollowing(Exception):
+    """The server is shutting down: the batch stays `running`; posting it again resumes it."""
+
+
+def check_broker(settings: WorkerSettings, *, timeout: float = 5.0) -> None:
+    """Refuse a broker that does not answer, before a server takes batches it cannot send."""
+    from synthgate.workers.app import make_app
+
+    connection = make_app(settings).connection_for_write()
+    shown = connection.as_uri()  # the password masked
+    try:
+        with connection:
+            connection.ensure_connection(max_retries=0, timeout=timeout)
+    except Exception as error:  # kombu raises several types for an unreachable broker
+        raise InputError(
+            f"--broker {shown}: not reachable ({type(error).__name__}: {error}); start Redis, or "
+            "pass the broker URL the `synthgate worker` processes use (or set "
+            "SYNTHGATE_BROKER_URL)"
+        ) from None
+
+
+class WorkerBatchRunner:
+    """Sends submitted batches to the workers and follows each in a background thread."""
+
+    def __init__(
+        self,
+        store: Store,
+        queue: Any,
+        runs_dir: Path,
+        *,
+        settings: WorkerSettings,
+        followers: int = FOLLOWERS,
+    ) -> None:
+        from synthgate.blobs import BlobStore
+        from synthgate.workers.app import make_app
+
+        _db_url, blob_url = settings.require_shared_stores()
+        self.store = store
+        self.queue = queue
+        self.runs_dir = runs_dir
+        self.settings = settings
+        self.celery = make_app(settings)
+        try:
+            self.blobs = BlobStore(blob_url)
+        except OSError as error:
+            raise InputError(
+                f"--blobs {blob_url}: cannot use it ({error}); pass a folder this server and "
+                "every worker can write"
+            ) from None
+        self._pool = ThreadPoolExecutor(
+            max_workers=followers, thread_name_prefix="synthgate-follow"
+        )
+        self._lock = threading.Lock()
+        self._in_flight: set[str] = set()
+        self._stopping = threading.Event()
+
+    def submit(self, config: BatchConfig) -> tuple[str, bool]:
+        """Send a batch to the workers; returns (batch id, whether a run was started)."""
+        from synthgate.pipeline import batch_id_for
+        from synthgate.workers.submit import submit_batch
+
+        batch_id = batch_id_for(config)
+        with self._lock:
+            existing = self.store.get_batch(batch_id)
+            # Same config and seed: the same batch. Done or followed here: nothing to redo; a
+            # batch left "running" by a server that stopped is sent again, and then only its
+            # unfinished chunks travel.
+            if existing is not None and (
+                existing["status"] == "done" or batch_id in self._in_flight
+            ):
+                return batch_id, False
+            self._in_flight.add(batch_id)
+        try:
+            _, sent = submit_batch(self.celery, self.store, config)
+            self.store.set_batch_status(batch_id, "running", f"{sent} chunks sent to the workers")
+            self._pool.submit(self._follow, config, batch_id)
+        except Exception as error:  # an unreachable broker: the requester sees it on the batch
+            self._fail(batch_id, error)
+        return batch_id, True
+
+    def _follow(self, config: BatchConfig, batch_id: str) -> None:
+        from synthgate.workers.submit import assemble_from_store, planned_total
+
+        try:
+            total = planned_total(config)
+            result = assemble_from_store(
+                config,
+                self.runs_dir / batch_id,
+                store=self.store,
+                blobs=self.blobs,
+                batch_id=batch_id,
+                wait_for_chunk=lambda chunk_id: self._wait_for_chunk(batch_id, chunk_id, total),
+            )
+            # the run folder holds the images the review page shows
+            queued = self.queue.enqueue_batch(batch_id, image_root=result.out.resolve())
+            failed = len(self.store.failures(batch_id))
+            if failed:
+                self.store.set_batch_status(
+                    batch_id,
+                    "failed",
+                    f"{failed} of {total} samples failed; `synthgate status {batch_id}` lists "
+                    f"them and why; {queued} items queued for review",
+                )
+            else:
+                self.store.set_batch_status(batch_id, "done", f"{queued} items queued for review")
+        except StopFollowing:
+            self.store.set_batch_status(
+                batch_id, "running", "the server stopped following it; post it again to resume"
+            )
+        except Exception as error:
+            self._fail(batch_id, error)
+        finally:
+            with self._lock:
+                self._in_flight.discard(batch_id)
+
+    def _wait_for_chunk(self, batch_id: str, chunk_id: str, total: int) -> None:
+        """Block until the workers generated `chunk_id`, keeping the batch's message current."""
+        from synthgate.workers.submit import BatchProgress, chunk_generated, wait_for_batch
+
+        if self._stopping.is_set():
+            raise StopFollowing
+        if chunk_generated(self.store, chunk_id):
+            return
+        shown = [0.0, -1]  # when the message was last written, and the count it showed
+
+        def show(progress: BatchProgress) -> None:
+            if progress.stored != shown[1] and time.monotonic() - shown[0] > PROGRESS_EVERY_S:
+                shown[:] = [time.monotonic(), progress.stored]
+                self.store.set_batch_status(
+                    batch_id, "running", f"generating: {progress.stored} of {total} samples made"
+                )
+
+        wait_for_batch(
+            self.celery,
+            self.store,
+            batch_id,
+            total=total,
+            settings=self.settings,
+            on_progress=show,
+            on_resend=lambda n: log.warning("batch %s stalled: sent %d chunks again", batch_id, n),
+            poll_seconds=POLL_SECONDS,
+            until=lambda _p: self._stopping.is_set() or chunk_generated(self.store, chunk_id),
+        )
+        if self._stopping.is_set():
+            raise StopFollowing
+
+    def _fail(self, batch_id: str, error: Exception) -> None:
+        """Keep an error on the batch: the user's to fix as it is, a bug with its type and log."""
+        if isinstance(error, InputError):
+            message = str(error)
+        else:
+            log.exception("batch %s failed", batch_id)
+            message = f"{type(error).__name__}: {error}"
+        self.store.set_batch_status(batch_id, "failed", message)
+        with self._lock:
+            self._in_flight.discard(batch_id)
+
+    def shutdown(self) -> None:
+        # Followers stop at their next wait; batches waiting for a follower are dropped. Both stay
+        # "running" in the database, and the workers finish their chunks regardless.
+        self._stopping.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
