@@ -7,8 +7,6 @@ Each subsystem's commands live in commands/<name>.py and are registered below. B
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 from synthgate import __version__
@@ -79,4 +77,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

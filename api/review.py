@@ -27,7 +27,9 @@ from synthgate.review.tables import assignments, decisions, gold_answers, review
 from synthgate.samples import Sample
 
 router = APIRouter(prefix="/api/review", tags=["review"])
-NO_ITEM = {404: {"description": "No such item, or it is not yours."}}
+NO_ITEM: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such item, or it is not yours."}
+}
 PALETTE = [
     "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4",
     "#42d4f4", "#f032e6", "#bfef45", "#469990", "#9a6324",

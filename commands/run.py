@@ -5,7 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from synthgate.commands import console, user_errors
@@ -45,7 +52,7 @@ def run(
             config = config.model_copy(update={"seed": seed})
         target = out if out is not None else Path("runs") / config.name
         with _progress() as bars:
-            tasks: dict[str, int] = {}
+            tasks: dict[str, TaskID] = {}
 
             def advance(modality: str, done: int, total: int) -> None:
                 if modality not in tasks:
