@@ -38,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
+from synthgate import requesters
 from synthgate.samples import Sample
 
 metadata = MetaData()
@@ -125,6 +126,7 @@ def _create_schema(engine: Engine, attempts: int = 5) -> None:
     for attempt in range(attempts):
         try:
             metadata.create_all(engine)
+            requesters.metadata.create_all(engine)
             return
         except (OperationalError, ProgrammingError, IntegrityError):
             # Another process created a table between the check and the CREATE: look again.
@@ -133,8 +135,11 @@ def _create_schema(engine: Engine, attempts: int = 5) -> None:
             time.sleep(0.05 * (attempt + 1))
 
 
-class Store:
-    """Batches and samples in a SQL database, by SQLAlchemy URL."""
+class Store(requesters.BatchRequesters):
+    """Batches and samples in a SQL database, by SQLAlchemy URL; who asked for which batch
+    (requesters.py)."""
+
+    batch_table = batches
 
     def __init__(self, url: str) -> None:
         self.url = url

@@ -1,5 +1,10 @@
-"""Batch routes for requesters: `POST /api/batches` runs a batch config, `GET /api/batches/{id}`
-tells how it is going, `GET /api/batches/{id}/coco` hands back its COCO file.
+"""Batch routes for requesters: `POST /api/batches` runs a batch config, `GET /api/batches` lists
+the caller's batches, `GET /api/batches/{id}` tells how one is going, `GET /api/batches/{id}/coco`
+hands back its COCO file.
+
+A requester sees only the batches they posted: the same config is the same batch, so posting
+records the caller as one of its requesters (`Store.add_requester`), and any other requester gets
+the 404 of a batch that does not exist. Admins see every batch.
 
 `BatchRunner` runs accepted configs one at a time in a background thread with the embedded
 runner (`pipeline.run_batch`) into `<runs_dir>/<batch id>/`, copies the samples into the
@@ -16,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response, status
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
@@ -134,11 +139,8 @@ class BatchRunner:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _batch_out(request: Request, batch_id: str) -> BatchOut:
-    store: Store = request.app.state.store
-    batch = store.get_batch(batch_id)
-    if batch is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no batch {batch_id!r}")
+def _batch_out(store: Store, batch: dict[str, Any]) -> BatchOut:
+    batch_id = batch["id"]
     counts: dict[str, dict[str, int]] = {}
     for (modality, sample_status), n in store.count_by_status(batch_id).items():
         counts.setdefault(modality, {})[sample_status] = n
@@ -151,6 +153,16 @@ def _batch_out(request: Request, batch_id: str) -> BatchOut:
         counts=counts,
         coco_url=f"/api/batches/{batch_id}/coco" if done and "image" in counts else None,
     )
+
+
+def _visible_batch(request: Request, batch_id: str, user: User) -> BatchOut:
+    """The batch, if `user` asked for it or is an admin; else the same 404 as for no batch, so
+    nobody learns which configs others ran."""
+    store: Store = request.app.state.store
+    batch = store.get_batch(batch_id)
+    if batch is None or (user.role != "admin" and user.name not in store.requesters_of(batch_id)):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no batch {batch_id!r}")
+    return _batch_out(store, batch)
 
 
 @router.post(
@@ -177,24 +189,63 @@ def create_batch(
             }
         ],
     ),
-    _user: User = Depends(require("requester")),
+    user: User = Depends(require("requester")),
 ) -> BatchOut:
-    """Run a batch config in the background; poll `GET /api/batches/{id}` for its status."""
+    """Run a batch config in the background; poll `GET /api/batches/{id}` for its status.
+
+    The caller becomes one of the batch's requesters, also when the batch exists already."""
     config = confine_paths(config, data_root=request.app.state.data_root)
     parsed = parse_config(config, source=SOURCE)
     check_counts(parsed, request.app.state.max_samples)
     batch_id, started = request.app.state.runner.submit(parsed)
+    request.app.state.store.add_requester(batch_id, user.name)
     if not started:
         response.status_code = status.HTTP_200_OK
-    return _batch_out(request, batch_id)
+    return _visible_batch(request, batch_id, user)
 
 
-@router.get("/{batch_id}", response_model=BatchOut, responses={404: {"description": "No batch."}})
+@router.get(
+    "",
+    response_model=list[BatchOut],
+    responses={
+        403: {"description": "`all=true` from a caller who is not an admin."},
+        422: {"description": "`limit` outside 1..500 or a negative `offset`."},
+    },
+)
+def list_batches(
+    request: Request,
+    limit: int = Query(50, ge=1, le=500, description="Batches per page."),
+    offset: int = Query(0, ge=0, description="Batches to skip."),
+    every: bool = Query(
+        False, alias="all", description="Every batch, not only the caller's (admins only)."
+    ),
+    user: User = Depends(require("requester")),
+) -> list[BatchOut]:
+    """The batches the caller posted, the latest posted first (posting a batch again moves it
+    up). Admins get their own too; with `all=true` they get every batch, by the latest time
+    anyone posted it, and last the batches nobody posted through the API (made before
+    requesters were recorded). `all=true` from anyone else is 403."""
+    if every and user.role != "admin":
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail=f"{user.role} {user.name!r} may not list every batch; leave out all=true",
+        )
+    store: Store = request.app.state.store
+    rows = store.batches_of(None if every else user.name, limit=limit, offset=offset)
+    return [_batch_out(store, row) for row in rows]
+
+
+@router.get(
+    "/{batch_id}",
+    response_model=BatchOut,
+    responses={404: {"description": "No batch, or not one the caller posted."}},
+)
 def get_batch(
-    batch_id: str, request: Request, _user: User = Depends(require("requester"))
+    batch_id: str, request: Request, user: User = Depends(require("requester"))
 ) -> BatchOut:
-    """A batch's status and its sample counts by modality and status."""
-    return _batch_out(request, batch_id)
+    """A batch's status and its sample counts by modality and status (the caller's batches
+    only; admins see every batch)."""
+    return _visible_batch(request, batch_id, user)
 
 
 @router.get(
@@ -202,15 +253,16 @@ def get_batch(
     response_class=FileResponse,
     responses={
         200: {"content": {"application/json": {}}, "description": "The batch's coco.json."},
-        404: {"description": "No batch, or it made no images."},
+        404: {"description": "No batch, not one the caller posted, or it made no images."},
         409: {"description": "The batch is still running or failed."},
     },
 )
 def get_batch_coco(
-    batch_id: str, request: Request, _user: User = Depends(require("requester"))
+    batch_id: str, request: Request, user: User = Depends(require("requester"))
 ) -> FileResponse:
-    """Every image sample of the batch as COCO, with status, provenance and report per image."""
-    batch = _batch_out(request, batch_id)
+    """Every image sample of the batch as COCO, with status, provenance and report per image
+    (the caller's batches only; admins see every batch)."""
+    batch = _visible_batch(request, batch_id, user)
     if batch.status != "done":
         raise HTTPException(
             status.HTTP_409_CONFLICT, detail=f"batch {batch_id} is {batch.status}; try when done"

@@ -43,6 +43,7 @@ ENDPOINTS = [
     ("GET", "/api/review/gold", None, set()),
     ("GET", "/api/review/adjudication", None, set()),
     ("POST", "/api/review/1/adjudication", {"verdict": "accept"}, set()),
+    ("GET", "/api/batches", None, {"requester"}),
     ("GET", f"/api/batches/{BATCH}", None, {"requester"}),
     ("GET", f"/api/batches/{BATCH}/coco", None, {"requester"}),
     ("POST", "/api/batches", {"name": "x"}, {"requester"}),
@@ -355,8 +356,11 @@ def test_real_responses_fit_their_declared_schemas(client, tokens, app):
         headers=bearer(tokens["annotator"]),
     ).json()
     _fits(saved, schemas["Saved"])
-    batch = client.get(f"/api/batches/{BATCH}", headers=bearer(tokens["requester"])).json()
+    # make_app's batch was posted by nobody: only an admin sees it
+    batch = client.get(f"/api/batches/{BATCH}", headers=bearer(tokens["admin"])).json()
     _fits(batch, schemas["BatchOut"])
+    (listed,) = client.get("/api/batches?all=true", headers=bearer(tokens["admin"])).json()
+    _fits(listed, schemas["BatchOut"])
     stats = client.get("/api/review/stats", headers=bearer(tokens["admin"])).json()
     _fits(stats, schemas["QueueStats"])
     _fits(stats["annotators"]["ann"], schemas["AnnotatorStats"])

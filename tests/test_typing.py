@@ -22,6 +22,7 @@ PACKAGES = [
     "generators",
     "pipeline",
     "store",
+    "requesters",
     "outputs",
     "blobs",
     "files",

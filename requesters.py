@@ -1,0 +1,94 @@
+"""Who asked for which batch: the `batch_requesters` table and the Store methods over it.
+
+Batch ids follow from the config (`pipeline.batch_id_for`), so two requesters posting the same
+config get the same batch: a batch has a set of requesters, one row per (batch, user) with the
+time that user last asked for it. `Store` inherits `BatchRequesters`; the table sits in a
+metadata of its own, which `Store` creates next to its tables, so an existing database gains it
+without a migration. Batches from before the table have no requesters.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+from sqlalchemy import Column, Float, Index, MetaData, String, Table, func, select
+from sqlalchemy.engine import Engine
+
+metadata = MetaData()
+
+batch_requesters = Table(
+    "batch_requesters",
+    metadata,
+    Column("batch_id", String(64), primary_key=True),
+    Column("user", String(100), primary_key=True),  # api_users.name
+    Column("requested_at", Float, nullable=False),  # time.time() of the last ask
+    # a requester's list: their rows, latest first, without reading everyone's
+    Index("ix_batch_requesters_user", "user", "requested_at"),
+)
+
+
+class BatchRequesters:
+    """Store methods for batch ownership; `Store` provides the engine, its batch table and
+    its dialect's insert (the upsert SQLite and PostgreSQL share)."""
+
+    engine: Engine
+    batch_table: ClassVar[Table]
+
+    def _insert(self, table: Table) -> Any:
+        raise NotImplementedError  # Store's
+
+    def add_requester(self, batch_id: str, user: str) -> None:
+        """Record that `user` asked for the batch; asking again only moves the time forward."""
+        now = time.time()
+        statement = self._insert(batch_requesters).values(
+            batch_id=batch_id, user=user, requested_at=now
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=["batch_id", "user"], set_={"requested_at": now}
+        )
+        with self.engine.begin() as connection:
+            connection.execute(statement)
+
+    def requesters_of(self, batch_id: str) -> set[str]:
+        query = select(batch_requesters.c.user).where(batch_requesters.c.batch_id == batch_id)
+        with self.engine.connect() as connection:
+            return set(connection.execute(query).scalars())
+
+    def batches_of(
+        self, user: str | None, *, limit: int = 50, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        """Batch rows `user` asked for, the latest asked first, with `requested_at`.
+
+        `user=None`: every batch, by the latest time anyone asked for it; batches nobody asked
+        for (made before requesters were recorded, or by the CLI into this database) come last,
+        with `requested_at` None.
+        """
+        batches = self.batch_table
+        if user is not None:
+            asked = (
+                select(batch_requesters.c.batch_id, batch_requesters.c.requested_at)
+                .where(batch_requesters.c.user == user)
+                .subquery()
+            )
+            source = batches.join(asked, asked.c.batch_id == batches.c.id)
+        else:
+            asked = (
+                select(
+                    batch_requesters.c.batch_id,
+                    func.max(batch_requesters.c.requested_at).label("requested_at"),
+                )
+                .group_by(batch_requesters.c.batch_id)
+                .subquery()
+            )
+            source = batches.outerjoin(asked, asked.c.batch_id == batches.c.id)
+        query = (
+            select(batches, asked.c.requested_at)
+            .select_from(source)
+            # coalesce: SQLite sorts NULL last in DESC, PostgreSQL first; unasked batches go last
+            .order_by(func.coalesce(asked.c.requested_at, -1.0).desc(), batches.c.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        with self.engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(query)]

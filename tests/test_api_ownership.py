@@ -1,0 +1,212 @@
+"""Batch ownership: a requester sees and lists only the batches they posted (the same config is
+the same batch, so a batch has a set of requesters), admins see every batch, and batches that
+nobody posted through the API (an older database) are the admins' alone."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from api_support import BATCH, bearer, make_app, token_for
+from factories import small_config
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from synthgate.store import Store, sqlite_url
+
+LEGACY = "legacy-0001"  # a batch from before requesters were recorded
+
+
+def posted_config(seed: int = 3) -> dict[str, Any]:
+    """Two small procedural images: a batch that is done in well under a second."""
+    config = small_config(name=f"owned-{seed}", seed=seed)
+    del config["text"]  # a posted config may name templates only relatively; images suffice
+    config["image"]["count"] = 2
+    return config
+
+
+@pytest.fixture
+def service(tmp_path: Path):
+    app = make_app(tmp_path, images=0)
+    app.state.store.put_batch(LEGACY, name="legacy", seed=0, config={"name": "legacy"})
+    app.state.store.set_batch_status(LEGACY, "done", "made before requesters were recorded")
+    tokens = {
+        name: token_for(app, name, role)
+        for name, role in (("alice", "requester"), ("bob", "requester"), ("boss", "admin"))
+    }
+    with TestClient(app) as client:
+        yield app, client, tokens
+
+
+def wait_until_done(client: TestClient, batch_id: str, token: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        batch = client.get(f"/api/batches/{batch_id}", headers=bearer(token)).json()
+        if batch["status"] != "running":
+            return batch
+        time.sleep(0.05)
+    raise AssertionError(f"batch still running: {batch}")
+
+
+def listed(client: TestClient, token: str, query: str = "") -> list[str]:
+    response = client.get(f"/api/batches{query}", headers=bearer(token))
+    assert response.status_code == 200, response.text
+    return [batch["id"] for batch in response.json()]
+
+
+def seen(client: TestClient, token: str, batch_id: str) -> tuple[int, int]:
+    """Status codes of the batch and of its COCO file for the holder of `token`."""
+    batch = client.get(f"/api/batches/{batch_id}", headers=bearer(token))
+    coco = client.get(f"/api/batches/{batch_id}/coco", headers=bearer(token))
+    for response in (batch, coco):
+        if response.status_code == 404:  # the same answer as for a batch that does not exist
+            assert response.json()["detail"] == f"no batch {batch_id!r}"
+    return batch.status_code, coco.status_code
+
+
+# (who, status of GET and of /coco, in their own list, in ?all=true) after alice posted
+ALICE_ONLY = [
+    ("alice", (200, 200), True, None),
+    ("bob", (404, 404), False, None),
+    ("boss", (200, 200), False, True),
+]
+# after bob posted the same config
+BOTH = [
+    ("alice", (200, 200), True, None),
+    ("bob", (200, 200), True, None),
+    ("boss", (200, 200), False, True),
+]
+
+
+def test_a_batch_is_seen_by_those_who_posted_it_and_by_admins(service):
+    app, client, tokens = service
+    posted = client.post("/api/batches", json=posted_config(), headers=bearer(tokens["alice"]))
+    assert posted.status_code == 202, posted.text
+    batch_id = posted.json()["id"]
+    done = wait_until_done(client, batch_id, tokens["alice"])
+    assert done["status"] == "done" and done["coco_url"], done
+
+    for stage, table in (("alice posted", ALICE_ONLY), ("bob posted too", BOTH)):
+        for who, codes, in_own_list, in_all in table:
+            assert seen(client, tokens[who], batch_id) == codes, (stage, who)
+            own = listed(client, tokens[who])
+            assert own.count(batch_id) == (1 if in_own_list else 0), (stage, who, own)
+            if in_all:
+                assert listed(client, tokens[who], "?all=true").count(batch_id) == 1
+        if stage == "alice posted":
+            again = client.post("/api/batches", json=posted_config(), headers=bearer(tokens["bob"]))
+            assert again.status_code == 200 and again.json()["id"] == batch_id  # same batch
+            assert again.json()["status"] == "done"  # not run again
+
+    assert app.state.store.requesters_of(batch_id) == {"alice", "bob"}
+    (item,) = client.get("/api/batches", headers=bearer(tokens["bob"])).json()
+    assert item == done  # list items are the same BatchOut as GET /api/batches/{id}
+
+
+def test_the_list_is_latest_first_and_pages(service):
+    _app, client, tokens = service
+    alice = bearer(tokens["alice"])
+    ids = []
+    for seed in (1, 2, 3):
+        response = client.post("/api/batches", json=posted_config(seed), headers=alice)
+        assert response.status_code == 202, response.text
+        ids.append(response.json()["id"])
+    assert len(set(ids)) == 3
+    latest_first = ids[::-1]
+
+    pages = [
+        # (query, expected ids)
+        ("", latest_first),
+        ("?limit=2", latest_first[:2]),
+        ("?limit=2&offset=2", latest_first[2:]),
+        ("?offset=1&limit=1", latest_first[1:2]),
+        ("?offset=3", []),
+        ("?limit=500", latest_first),
+    ]
+    for query, expected in pages:
+        assert listed(client, tokens["alice"], query) == expected, query
+    assert listed(client, tokens["bob"]) == []
+
+    # posting a batch again moves it to the top of the poster's list
+    client.post("/api/batches", json=posted_config(1), headers=alice)
+    assert listed(client, tokens["alice"]) == [ids[0], ids[2], ids[1]]
+    # every batch for an admin: by the latest post, then those nobody posted (make_app's, ours)
+    expected_all = [ids[0], ids[2], ids[1], BATCH, LEGACY]
+    assert listed(client, tokens["boss"], "?all=true") == expected_all
+    for batch_id in ids:
+        wait_until_done(client, batch_id, tokens["alice"])
+
+
+BAD_PAGES = [
+    # (query, the parameter the 422 names)
+    ("?limit=0", "query.limit"),
+    ("?limit=501", "query.limit"),
+    ("?limit=-1", "query.limit"),
+    ("?limit=ten", "query.limit"),
+    ("?offset=-1", "query.offset"),
+    ("?all=maybe", "query.all"),
+]
+
+
+@pytest.mark.parametrize(("query", "field"), BAD_PAGES, ids=[q for q, _ in BAD_PAGES])
+def test_bad_paging_is_422_naming_the_parameter(service, query, field):
+    _app, client, tokens = service
+    response = client.get(f"/api/batches{query}", headers=bearer(tokens["alice"]))
+    assert response.status_code == 422, response.text
+    assert field in response.json()["detail"]
+
+
+# (who, status of GET /api/batches/legacy, listed without and with ?all=true)
+LEGACY_CASES = [
+    ("alice", 404, False, 403),
+    ("bob", 404, False, 403),
+    ("boss", 200, False, 200),
+]
+
+
+@pytest.mark.parametrize(
+    ("who", "code", "in_own_list", "all_code"), LEGACY_CASES, ids=[c[0] for c in LEGACY_CASES]
+)
+def test_a_batch_nobody_posted_is_seen_by_admins_only(service, who, code, in_own_list, all_code):
+    _app, client, tokens = service
+    token = tokens[who]
+    assert client.get(f"/api/batches/{LEGACY}", headers=bearer(token)).status_code == code
+    assert (LEGACY in listed(client, token)) == in_own_list
+    everything = client.get("/api/batches?all=true", headers=bearer(token))
+    assert everything.status_code == all_code, everything.text
+    if all_code == 200:
+        assert LEGACY in [batch["id"] for batch in everything.json()]
+    else:
+        assert "all=true" in everything.json()["detail"]
+
+
+def test_requesters_are_recorded_once_and_an_older_database_gains_the_table(tmp_path):
+    url = sqlite_url(tmp_path / "old.db")
+    store = Store(url)
+    store.put_batch("b1", name="one", seed=1, config={})
+    store.put_batch("b2", name="two", seed=2, config={})
+    with store.engine.begin() as connection:  # a database from before requesters were recorded
+        connection.execute(text("DROP TABLE batch_requesters"))
+    store.close()
+
+    store = Store(url)  # creates the missing table; the batches stay, with no requesters
+    try:
+        assert store.requesters_of("b1") == set()
+        assert [b["id"] for b in store.batches_of(None)] == ["b1", "b2"]
+        for user in ("alice", "alice", "bob"):
+            store.add_requester("b1", user)
+        store.add_requester("b2", "alice")
+        assert store.requesters_of("b1") == {"alice", "bob"}
+        with store.engine.connect() as connection:
+            rows = connection.execute(text("SELECT COUNT(*) FROM batch_requesters")).scalar()
+        assert rows == 3
+        mine = store.batches_of("alice")
+        assert [b["id"] for b in mine] == ["b2", "b1"]
+        assert mine[0]["name"] == "two" and mine[0]["requested_at"] >= mine[1]["requested_at"]
+        assert [b["id"] for b in store.batches_of("bob")] == ["b1"]
+        assert [b["id"] for b in store.batches_of("alice", limit=1, offset=1)] == ["b1"]
+        assert store.batches_of("carol") == []
+    finally:
+        store.close()
