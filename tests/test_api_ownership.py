@@ -182,8 +182,21 @@ def test_a_batch_nobody_posted_is_seen_by_admins_only(service, who, code, in_own
         assert "all=true" in everything.json()["detail"]
 
 
-def test_requesters_are_recorded_once_and_an_older_database_gains_the_table(tmp_path):
-    url = sqlite_url(tmp_path / "old.db")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path / "old.db")
+    url: str = request.getfixturevalue("postgres_cluster").database("ownership")
+    store = Store(url)  # a clean schema per test
+    with store.engine.begin() as connection:
+        connection.execute(text("DROP TABLE IF EXISTS batch_requesters"))
+        connection.execute(text("DELETE FROM batches"))
+    store.close()
+    return url
+
+
+def test_requesters_are_recorded_once_and_an_older_database_gains_the_table(empty_db_url):
+    url = empty_db_url
     store = Store(url)
     store.put_batch("b1", name="one", seed=1, config={})
     store.put_batch("b2", name="two", seed=2, config={})
