@@ -84,6 +84,34 @@ def import_run(store: Store, folder: Path, *, chunk: int = 500) -> str:
     return batch_id
 
 
+class InFlight:
+    """The batches a runner of this server is running or following, claimed once each.
+
+    Same config and seed: the same batch. One that is done or already in flight here has
+    nothing to redo; one left "running" by a server that stopped is claimed (run) again.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._ids: set[str] = set()
+
+    def claim(self, batch_id: str) -> bool:
+        with self._lock:
+            existing = self.store.get_batch(batch_id)
+            if existing is not None and (existing["status"] == "done" or batch_id in self._ids):
+                return False
+            self._ids.add(batch_id)
+            return True
+
+    def release(self, batch_id: str) -> None:
+        with self._lock:
+            self._ids.discard(batch_id)
+
+    def __bool__(self) -> bool:
+        return bool(self._ids)
+
+
 class BatchRunner:
     """Runs submitted batches one at a time in a background thread."""
 
@@ -92,23 +120,15 @@ class BatchRunner:
         self.queue = queue
         self.runs_dir = runs_dir
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="synthgate-batch")
-        self._lock = threading.Lock()
-        self._in_flight: set[str] = set()
+        self.in_flight = InFlight(store)
 
     def submit(self, config: BatchConfig) -> tuple[str, bool]:
         """Queue a batch; returns (batch id, whether a run was started)."""
         from synthgate.pipeline import batch_id_for
 
         batch_id = batch_id_for(config)
-        with self._lock:
-            existing = self.store.get_batch(batch_id)
-            # Same config and seed: the same batch. Done or in flight here: nothing to redo; a
-            # batch left "running" by a server that stopped is run again.
-            if existing is not None and (
-                existing["status"] == "done" or batch_id in self._in_flight
-            ):
-                return batch_id, False
-            self._in_flight.add(batch_id)
+        if not self.in_flight.claim(batch_id):
+            return batch_id, False
         self.store.put_batch(
             batch_id, name=config.name, seed=config.seed, config=config.model_dump(mode="json")
         )
@@ -132,8 +152,7 @@ class BatchRunner:
             log.exception("batch %s failed", batch_id)
             self.store.set_batch_status(batch_id, "failed", f"{type(error).__name__}: {error}")
         finally:
-            with self._lock:
-                self._in_flight.discard(batch_id)
+            self.in_flight.release(batch_id)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from synthgate.api.batches import InFlight
 from synthgate.config import BatchConfig
 from synthgate.errors import InputError
 from synthgate.store import Store
@@ -84,8 +85,7 @@ class WorkerBatchRunner:
         self._pool = ThreadPoolExecutor(
             max_workers=followers, thread_name_prefix="synthgate-follow"
         )
-        self._lock = threading.Lock()
-        self._in_flight: set[str] = set()
+        self.in_flight = InFlight(store)
         self._stopping = threading.Event()
 
     def submit(self, config: BatchConfig) -> tuple[str, bool]:
@@ -94,16 +94,10 @@ class WorkerBatchRunner:
         from synthgate.workers.submit import submit_batch
 
         batch_id = batch_id_for(config)
-        with self._lock:
-            existing = self.store.get_batch(batch_id)
-            # Same config and seed: the same batch. Done or followed here: nothing to redo; a
-            # batch left "running" by a server that stopped is sent again, and then only its
-            # unfinished chunks travel.
-            if existing is not None and (
-                existing["status"] == "done" or batch_id in self._in_flight
-            ):
-                return batch_id, False
-            self._in_flight.add(batch_id)
+        # A batch left "running" by a server that stopped is sent again, and then only its
+        # unfinished chunks travel.
+        if not self.in_flight.claim(batch_id):
+            return batch_id, False
         try:
             _, sent = submit_batch(self.celery, self.store, config)
             self.store.set_batch_status(batch_id, "running", f"{sent} chunks sent to the workers")
@@ -144,8 +138,7 @@ class WorkerBatchRunner:
         except Exception as error:
             self._fail(batch_id, error)
         finally:
-            with self._lock:
-                self._in_flight.discard(batch_id)
+            self.in_flight.release(batch_id)
 
     def _wait_for_chunk(self, batch_id: str, chunk_id: str, total: int) -> None:
         """Block until the workers generated `chunk_id`, keeping the batch's message current."""
@@ -186,8 +179,7 @@ class WorkerBatchRunner:
             log.exception("batch %s failed", batch_id)
             message = f"{type(error).__name__}: {error}"
         self.store.set_batch_status(batch_id, "failed", message)
-        with self._lock:
-            self._in_flight.discard(batch_id)
+        self.in_flight.release(batch_id)
 
     def shutdown(self) -> None:
         # Followers stop at their next wait; batches waiting for a follower are dropped. Both stay

@@ -1,9 +1,9 @@
 """CLI commands, one module per subsystem; cli.py registers them on the typer app.
 
-Shared here: the consoles, `user_errors()`, which turns an `InputError` into one clear
-message on stderr and exit code 2, and `reflow_help`, which lets --help wrap docstring prose to
-the terminal. Command modules import heavy libraries inside the command
-functions, so `synthgate --help` stays fast.
+Shared here: the consoles, `progress_bars()` for long work, `user_errors()`, which turns an
+`InputError` into one clear message on stderr and exit code 2, and `reflow_help`, which lets
+--help wrap docstring prose to the terminal. Command modules import heavy libraries inside the
+command functions, so `synthgate --help` stays fast.
 """
 
 from __future__ import annotations
@@ -15,12 +15,25 @@ from contextlib import contextmanager
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 from synthgate.errors import InputError
 
 console = Console()
 errors = Console(stderr=True)
+
+
+def progress_bars() -> Progress:
+    """The progress display every long command shows: description, bar, done/total, time."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
 
 
 @contextmanager

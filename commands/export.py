@@ -22,10 +22,9 @@ from typing import Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from synthgate.commands import console, errors, user_errors
+from synthgate.commands import console, errors, progress_bars, user_errors
 from synthgate.errors import InputError
 
 EXPORT_MARKER = ".synthgate-export.json"
@@ -99,7 +98,7 @@ def export(
         try:
             # A bar only for many images: a few are placed in a blink.
             placing = len(files) if files is not None else 0
-            bars = _progress() if placing >= PROGRESS_FROM else None
+            bars = progress_bars() if placing >= PROGRESS_FROM else None
             with bars if bars is not None else nullcontext():
                 advance = None
                 if bars is not None:
@@ -244,14 +243,3 @@ def _failed_path(error: OSError, temporary: Path, target: Path) -> Path:
         return target
     path = Path(os.fsdecode(error.filename))
     return target / path.relative_to(temporary) if path.is_relative_to(temporary) else path
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )

@@ -5,17 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import TaskID
 from rich.table import Table
 
-from synthgate.commands import console, user_errors
+from synthgate.commands import console, progress_bars, user_errors
 
 
 def run(
@@ -51,7 +44,7 @@ def run(
         if seed is not None:
             config = config.model_copy(update={"seed": seed})
         target = out if out is not None else Path("runs") / config.name
-        with _progress() as bars:
+        with progress_bars() as bars:
             tasks: dict[str, TaskID] = {}
 
             def advance(modality: str, done: int, total: int) -> None:
@@ -62,17 +55,6 @@ def run(
             result = run_batch(config, target, progress=advance)
     _print_summary(result.counts, result.timings)
     console.print(f"wrote [bold]{result.out}[/] (batch {result.batch_id})")
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
 
 
 def _print_summary(counts: dict[str, dict[str, int]], timings: dict[str, float]) -> None:

@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from synthgate.commands import console, errors, user_errors
+from synthgate.commands import console, errors, progress_bars, user_errors
 from synthgate.errors import InputError
 
 if TYPE_CHECKING:
@@ -131,7 +130,7 @@ def submit(
             console.print(f"follow it with: synthgate status {batch_id}")
             return
         target = out if out is not None else settings.runs_dir / config.name
-        with _progress() as bars:
+        with progress_bars() as bars:
             made_bar = bars.add_task("generated", total=total)
             judged_bar = bars.add_task("   judged", total=total)
 
@@ -245,14 +244,3 @@ def _print_failures(store: Store, batch_id: str) -> None:
             highlight=False,
             soft_wrap=True,
         )
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )

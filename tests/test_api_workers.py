@@ -230,7 +230,7 @@ def test_errors_while_following_a_batch_fail_it_with_the_reason(
     for word in words:
         assert word.format(id=failed["id"]) in failed["message"], failed["message"]
     assert ("batch %s failed" in [r.msg for r in caplog.records]) == logged
-    assert not app.state.runner._in_flight  # a failed batch may be posted again
+    assert not app.state.runner.in_flight  # a failed batch may be posted again
 
 
 SERVE_ERRORS = [
