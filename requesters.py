@@ -5,6 +5,9 @@ config get the same batch: a batch has a set of requesters, one row per (batch, 
 time that user last asked for it. `Store` inherits `BatchRequesters`; the table sits in a
 metadata of its own, which `Store` creates next to its tables, so an existing database gains it
 without a migration. Batches from before the table have no requesters.
+
+Requesters are user names, so removing a user must forget their rows (`forget_user`, called by
+`api.auth.Users.remove`): a new user of the same name must not inherit the old one's batches.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import time
 from typing import Any, ClassVar
 
 from sqlalchemy import Column, Float, Index, MetaData, String, Table, func, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 metadata = MetaData()
 
@@ -28,12 +31,20 @@ batch_requesters = Table(
 )
 
 
+def forget_user(connection: Connection, user: str) -> int:
+    """Delete every requester row of `user`, inside the caller's transaction; the rows deleted."""
+    deleted = connection.execute(batch_requesters.delete().where(batch_requesters.c.user == user))
+    return deleted.rowcount
+
+
 class BatchRequesters:
-    """Store methods for batch ownership; `Store` provides the engine, its batch table and
-    its dialect's insert (the upsert SQLite and PostgreSQL share)."""
+    """Store methods for batch ownership; `Store` provides the engine, its batch and sample
+    tables (store.py imports this module, so it cannot be imported from here) and its
+    dialect's insert (the upsert SQLite and PostgreSQL share)."""
 
     engine: Engine
     batch_table: ClassVar[Table]
+    sample_table: ClassVar[Table]
 
     def _insert(self, table: Table) -> Any:
         raise NotImplementedError  # Store's
@@ -58,7 +69,8 @@ class BatchRequesters:
     def batches_of(
         self, user: str | None, *, limit: int = 50, offset: int = 0
     ) -> list[dict[str, Any]]:
-        """Batch rows `user` asked for, the latest asked first, with `requested_at`.
+        """Batch rows `user` asked for, the latest asked first, with `requested_at` (and
+        without `config`; `get_batch` has it).
 
         `user=None`: every batch, by the latest time anyone asked for it; batches nobody asked
         for (made before requesters were recorded, or by the CLI into this database) come last,
@@ -82,8 +94,10 @@ class BatchRequesters:
                 .subquery()
             )
             source = batches.outerjoin(asked, asked.c.batch_id == batches.c.id)
+        # every column but the config, which can be large and which a list does not show
+        columns = [column for column in batches.c if column.name != "config"]
         query = (
-            select(batches, asked.c.requested_at)
+            select(*columns, asked.c.requested_at)
             .select_from(source)
             # coalesce: SQLite sorts NULL last in DESC, PostgreSQL first; unasked batches go last
             .order_by(func.coalesce(asked.c.requested_at, -1.0).desc(), batches.c.id)
@@ -92,3 +106,20 @@ class BatchRequesters:
         )
         with self.engine.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query)]
+
+    def counts_of(self, batch_ids: list[str]) -> dict[str, dict[str, dict[str, int]]]:
+        """{batch_id: {modality: {status: count}}} for many batches in one grouped query (a
+        list page would otherwise ask once per batch); a batch without samples maps to {}."""
+        counts: dict[str, dict[str, dict[str, int]]] = {batch_id: {} for batch_id in batch_ids}
+        if not batch_ids:
+            return counts
+        samples = self.sample_table
+        query = (
+            select(samples.c.batch_id, samples.c.modality, samples.c.status, func.count())
+            .where(samples.c.batch_id.in_(batch_ids))
+            .group_by(samples.c.batch_id, samples.c.modality, samples.c.status)
+        )
+        with self.engine.connect() as connection:
+            for batch_id, modality, status, n in connection.execute(query):
+                counts[batch_id].setdefault(modality, {})[status] = n
+        return counts

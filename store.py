@@ -140,6 +140,7 @@ class Store(requesters.BatchRequesters):
     (requesters.py)."""
 
     batch_table = batches
+    sample_table = samples
 
     def __init__(self, url: str) -> None:
         self.url = url

@@ -24,6 +24,7 @@ from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, func,
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from synthgate import requesters
 from synthgate.errors import InputError
 
 Role = Literal["annotator", "requester", "admin"]
@@ -71,6 +72,9 @@ class Users:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         metadata.create_all(engine)
+        # `remove` deletes the user's requester rows; a Store on this engine has made the table
+        # already, this covers an engine without one.
+        requesters.metadata.create_all(engine)
 
     def add(self, name: str, role: str) -> str:
         """Create a user and return their token; it is shown once and never stored."""
@@ -85,6 +89,9 @@ class Users:
                 connection.execute(
                     users.insert().values(name=name, role=role, token_hash=hash_token(token))
                 )
+                # Rows under a free name are an earlier account's, removed before `remove`
+                # forgot them: the new account starts with no batches.
+                requesters.forget_user(connection, name)
         except IntegrityError:
             raise InputError(
                 f"user {name!r} exists already; pick another name or remove it first"
@@ -92,8 +99,13 @@ class Users:
         return token
 
     def remove(self, name: str) -> bool:
+        """Delete the user and, in the same transaction, their claim on batches: ownership is
+        by name, and a user added later under this name must not see the old one's batches."""
         with self.engine.begin() as connection:
-            return connection.execute(users.delete().where(users.c.name == name)).rowcount > 0
+            removed = connection.execute(users.delete().where(users.c.name == name)).rowcount > 0
+            if removed:
+                requesters.forget_user(connection, name)
+            return removed
 
     def list(self) -> list[User]:
         with self.engine.connect() as connection:

@@ -1,11 +1,14 @@
 """Batch ownership: a requester sees and lists only the batches they posted (the same config is
 the same batch, so a batch has a set of requesters), admins see every batch, and batches that
-nobody posted through the API (an older database) are the admins' alone."""
+nobody posted through the API (an older database) are the admins' alone. A removed user's
+batches are not inherited by a new user of the same name."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -14,6 +17,9 @@ from factories import small_config
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from synthgate import requesters
+from synthgate.api.auth import Users
+from synthgate.samples import Provenance, Sample, SampleSpec, sample_id
 from synthgate.store import Store, sqlite_url
 
 LEGACY = "legacy-0001"  # a batch from before requesters were recorded
@@ -190,16 +196,26 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     store = Store(url)  # a clean schema per test
     with store.engine.begin() as connection:
         connection.execute(text("DROP TABLE IF EXISTS batch_requesters"))
+        connection.execute(text("DROP TABLE IF EXISTS api_users"))
+        connection.execute(text("DELETE FROM samples"))
         connection.execute(text("DELETE FROM batches"))
     store.close()
     return url
 
 
-def test_requesters_are_recorded_once_and_an_older_database_gains_the_table(empty_db_url):
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """`add_requester` times 1.0, 2.0, 3.0, ...: the order of asks, never a tie."""
+    ticks = iter(float(n) for n in range(1, 1000))
+    monkeypatch.setattr(requesters, "time", SimpleNamespace(time=lambda: next(ticks)))
+    yield
+
+
+def test_requesters_are_recorded_once_and_an_older_database_gains_the_table(empty_db_url, clock):
     url = empty_db_url
     store = Store(url)
-    store.put_batch("b1", name="one", seed=1, config={})
-    store.put_batch("b2", name="two", seed=2, config={})
+    for n, batch_id in enumerate(("b1", "b2", "b3")):
+        store.put_batch(batch_id, name=batch_id, seed=n, config={"big": "x" * 1000})
     with store.engine.begin() as connection:  # a database from before requesters were recorded
         connection.execute(text("DROP TABLE batch_requesters"))
     store.close()
@@ -207,19 +223,123 @@ def test_requesters_are_recorded_once_and_an_older_database_gains_the_table(empt
     store = Store(url)  # creates the missing table; the batches stay, with no requesters
     try:
         assert store.requesters_of("b1") == set()
-        assert [b["id"] for b in store.batches_of(None)] == ["b1", "b2"]
-        for user in ("alice", "alice", "bob"):
+        assert [b["id"] for b in store.batches_of(None)] == ["b1", "b2", "b3"]
+        for user in ("alice", "alice", "bob"):  # times 1, 2, 3
             store.add_requester("b1", user)
-        store.add_requester("b2", "alice")
+        store.add_requester("b2", "alice")  # time 4
         assert store.requesters_of("b1") == {"alice", "bob"}
         with store.engine.connect() as connection:
             rows = connection.execute(text("SELECT COUNT(*) FROM batch_requesters")).scalar()
         assert rows == 3
         mine = store.batches_of("alice")
-        assert [b["id"] for b in mine] == ["b2", "b1"]
-        assert mine[0]["name"] == "two" and mine[0]["requested_at"] >= mine[1]["requested_at"]
+        assert [(b["id"], b["name"], b["requested_at"]) for b in mine] == [
+            ("b2", "b2", 4.0),
+            ("b1", "b1", 2.0),  # asking again moved alice's time, not a second row
+        ]
+        assert all("config" not in b for b in mine)  # a list does not read the configs
         assert [b["id"] for b in store.batches_of("bob")] == ["b1"]
         assert [b["id"] for b in store.batches_of("alice", limit=1, offset=1)] == ["b1"]
         assert store.batches_of("carol") == []
+
+        # every batch: by the latest ask of anyone, and the one nobody asked for last on both
+        # dialects (PostgreSQL sorts NULL first in DESC; the coalesce puts it last)
+        everything = store.batches_of(None)
+        assert [(b["id"], b["requested_at"]) for b in everything] == [
+            ("b2", 4.0),
+            ("b1", 3.0),  # bob's ask, the later of b1's two requesters
+            ("b3", None),
+        ]
+        store.add_requester("b1", "alice")  # time 5: b1 moves up, b3 stays last
+        assert [b["id"] for b in store.batches_of(None)] == ["b1", "b2", "b3"]
+        assert [b["id"] for b in store.batches_of(None, limit=1, offset=2)] == ["b3"]
     finally:
         store.close()
+
+
+def stored_sample(batch_id: str, modality: str, index: int, status: str) -> Sample:
+    spec = SampleSpec(batch_id=batch_id, index=index, modality=modality, generator="g", seed=index)
+    return Sample(
+        id=sample_id(batch_id, modality, index),
+        spec=spec,
+        text=f"sample {index}" if modality == "text" else None,
+        provenance=Provenance(generator="g", generator_version="1", seed=index),
+        status=status,  # type: ignore[arg-type]
+    )
+
+
+# (batch, modality, status, how many); b3 has no samples, "other" is not asked for
+STORED = [
+    ("b1", "image", "accepted", 3),
+    ("b1", "image", "review", 1),
+    ("b1", "text", "failed", 2),
+    ("b2", "text", "accepted", 1),
+    ("b2", "text", "rejected", 4),
+    ("other", "image", "accepted", 5),
+]
+
+
+def test_counts_of_many_batches_are_each_batch_s_counts_in_one_query(empty_db_url):
+    store = Store(empty_db_url)
+    try:
+        for batch_id in ("b1", "b2", "b3", "other"):
+            store.put_batch(batch_id, name=batch_id, seed=0, config={})
+        index = 0
+        for batch_id, modality, status, n in STORED:
+            items = [stored_sample(batch_id, modality, index + i, status) for i in range(n)]
+            store.upsert_samples(items)
+            index += n
+
+        asked = ["b1", "b2", "b3"]
+        counts = store.counts_of(asked)
+        assert counts == {
+            "b1": {"image": {"accepted": 3, "review": 1}, "text": {"failed": 2}},
+            "b2": {"text": {"accepted": 1, "rejected": 4}},
+            "b3": {},
+        }
+        for batch_id in asked:  # the same numbers as asking batch by batch
+            one: dict[str, dict[str, int]] = {}
+            for (modality, status), n in store.count_by_status(batch_id).items():
+                one.setdefault(modality, {})[status] = n
+            assert counts[batch_id] == one, batch_id
+        assert store.counts_of([]) == {}
+        assert store.counts_of(["nope"]) == {"nope": {}}
+    finally:
+        store.close()
+
+
+def test_removing_a_user_forgets_their_batches(empty_db_url):
+    store = Store(empty_db_url)
+    users = Users(store.engine)
+    try:
+        store.put_batch("b1", name="one", seed=1, config={})
+        for user in ("alice", "bob"):
+            users.add(user, "requester")
+            store.add_requester("b1", user)
+        store.add_requester("b1", "carol")  # a user removed before `remove` forgot rows
+
+        assert users.remove("alice")
+        assert store.requesters_of("b1") == {"bob", "carol"}
+        assert not users.remove("alice")  # no user: nothing else changes
+        assert store.requesters_of("b1") == {"bob", "carol"}
+
+        # a new account under an old name starts with no batches
+        for user in ("alice", "carol"):
+            users.add(user, "requester")
+            assert store.batches_of(user) == [], user
+        assert store.requesters_of("b1") == {"bob"}
+    finally:
+        store.close()
+
+
+def test_a_new_user_under_a_removed_name_does_not_see_the_old_batches(service):
+    app, client, tokens = service
+    posted = client.post("/api/batches", json=posted_config(), headers=bearer(tokens["alice"]))
+    assert posted.status_code == 202, posted.text
+    batch_id = posted.json()["id"]
+    wait_until_done(client, batch_id, tokens["alice"])
+
+    assert app.state.users.remove("alice")
+    new_alice = token_for(app, "alice", "requester")
+    assert listed(client, new_alice) == []
+    assert seen(client, new_alice, batch_id) == (404, 404)
+    assert batch_id in listed(client, tokens["boss"], "?all=true")  # the batch itself stays
