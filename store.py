@@ -263,6 +263,17 @@ class Store(requesters.BatchRequesters):
         with self.engine.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query)]
 
+    def forget_failed(self, batch_id: str, modality: str, start: int, stop: int) -> int:
+        """Delete the failed rows with index in [start, stop), so the chunk makes them again."""
+        query = samples.delete().where(
+            samples.c.batch_id == batch_id,
+            samples.c.modality == modality,
+            samples.c.index.between(start, stop - 1),
+            samples.c.status == "failed",
+        )
+        with self.engine.begin() as connection:
+            return int(connection.execute(query).rowcount)
+
     def samples_in(self, batch_id: str, modality: str, start: int, stop: int) -> list[Sample]:
         """The samples with index in [start, stop), in index order (a chunk's worth)."""
         query = (

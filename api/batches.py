@@ -87,8 +87,10 @@ def import_run(store: Store, folder: Path, *, chunk: int = 500) -> str:
 class InFlight:
     """The batches a runner of this server is running or following, claimed once each.
 
-    Same config and seed: the same batch. One that is done or already in flight here has
-    nothing to redo; one left "running" by a server that stopped is claimed (run) again.
+    Same config and seed: the same batch. One already in flight here, or done, has nothing to
+    redo; one that failed, or was left "running" by a server that stopped, is claimed again.
+    The batch row is written under the same lock, so a second identical POST arriving at once
+    finds the batch (it is not started twice, and its poster can read it).
     """
 
     def __init__(self, store: Store) -> None:
@@ -96,13 +98,23 @@ class InFlight:
         self._lock = threading.Lock()
         self._ids: set[str] = set()
 
-    def claim(self, batch_id: str) -> bool:
+    def claim(self, batch_id: str, config: BatchConfig) -> bool:
         with self._lock:
-            existing = self.store.get_batch(batch_id)
-            if existing is not None and (existing["status"] == "done" or batch_id in self._ids):
+            if batch_id in self._ids:
                 return False
+            existing = self.store.get_batch(batch_id)
+            if existing is not None and existing["status"] == "done":
+                return False
+            self.store.put_batch(
+                batch_id, name=config.name, seed=config.seed, config=config.model_dump(mode="json")
+            )
+            self.store.set_batch_status(batch_id, "running", "queued")
             self._ids.add(batch_id)
             return True
+
+    def ids(self) -> list[str]:
+        with self._lock:
+            return sorted(self._ids)
 
     def release(self, batch_id: str) -> None:
         with self._lock:
@@ -127,13 +139,13 @@ class BatchRunner:
         from synthgate.pipeline import batch_id_for
 
         batch_id = batch_id_for(config)
-        if not self.in_flight.claim(batch_id):
+        if not self.in_flight.claim(batch_id, config):
             return batch_id, False
-        self.store.put_batch(
-            batch_id, name=config.name, seed=config.seed, config=config.model_dump(mode="json")
-        )
-        self.store.set_batch_status(batch_id, "running", "queued")
-        self._pool.submit(self._run, config, batch_id)
+        try:
+            self._pool.submit(self._run, config, batch_id)
+        except RuntimeError:  # the server is shutting down
+            self.store.set_batch_status(batch_id, "failed", "the server is stopping; post again")
+            self.in_flight.release(batch_id)
         return batch_id, True
 
     def _run(self, config: BatchConfig, batch_id: str) -> None:
@@ -145,7 +157,7 @@ class BatchRunner:
             import_run(self.store, result.out)
             # the run folder holds the images the review page shows
             queued = self.queue.enqueue_batch(batch_id, image_root=result.out.resolve())
-            self.store.set_batch_status(batch_id, "done", f"{queued} items queued for review")
+            self.store.set_batch_status(batch_id, "done", f"{queued} new items queued for review")
         except InputError as error:
             self.store.set_batch_status(batch_id, "failed", str(error))
         except Exception as error:  # a bug: keep it on the batch and in the log
@@ -158,19 +170,19 @@ class BatchRunner:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _batch_out(store: Store, batch: dict[str, Any]) -> BatchOut:
+def _batch_out(batch: dict[str, Any], counts: dict[str, dict[str, int]]) -> BatchOut:
+    """A batch row and its sample counts ({modality: {status: n}}) as the API reports them."""
     batch_id = batch["id"]
-    counts: dict[str, dict[str, int]] = {}
-    for (modality, sample_status), n in store.count_by_status(batch_id).items():
-        counts.setdefault(modality, {})[sample_status] = n
-    done = batch["status"] == "done"
+    # A failed batch has a COCO file too when it failed only some samples (worker mode).
+    finished = batch["status"] in ("done", "failed")
+    made = any(s not in ("failed", "pending") for s in counts.get("image", {}))
     return BatchOut(
         id=batch_id,
         name=batch["name"],
         status=batch["status"],
         message=batch["message"],
         counts=counts,
-        coco_url=f"/api/batches/{batch_id}/coco" if done and "image" in counts else None,
+        coco_url=f"/api/batches/{batch_id}/coco" if finished and made else None,
     )
 
 
@@ -181,7 +193,7 @@ def _visible_batch(request: Request, batch_id: str, user: User) -> BatchOut:
     batch = store.get_batch(batch_id)
     if batch is None or (user.role != "admin" and user.name not in store.requesters_of(batch_id)):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no batch {batch_id!r}")
-    return _batch_out(store, batch)
+    return _batch_out(batch, store.counts_of([batch_id])[batch_id])
 
 
 @router.post(
@@ -251,7 +263,8 @@ def list_batches(
         )
     store: Store = request.app.state.store
     rows = store.batches_of(None if every else user.name, limit=limit, offset=offset)
-    return [_batch_out(store, row) for row in rows]
+    counts = store.counts_of([row["id"] for row in rows])  # one query for the page
+    return [_batch_out(row, counts[row["id"]]) for row in rows]
 
 
 @router.get(
@@ -273,7 +286,7 @@ def get_batch(
     responses={
         200: {"content": {"application/json": {}}, "description": "The batch's coco.json."},
         404: {"description": "No batch, not one the caller posted, or it made no images."},
-        409: {"description": "The batch is still running or failed."},
+        409: {"description": "The batch is still running, or failed before writing images."},
     },
 )
 def get_batch_coco(
@@ -282,12 +295,18 @@ def get_batch_coco(
     """Every image sample of the batch as COCO, with status, provenance and report per image
     (the caller's batches only; admins see every batch)."""
     batch = _visible_batch(request, batch_id, user)
-    if batch.status != "done":
+    if batch.status == "running":
         raise HTTPException(
-            status.HTTP_409_CONFLICT, detail=f"batch {batch_id} is {batch.status}; try when done"
+            status.HTTP_409_CONFLICT, detail=f"batch {batch_id} is running; try when done"
         )
+    # A batch that failed after writing its run folder (some samples failed) still has one.
     folder = run_folder(request.app.state.runs_dir, {"id": batch_id, "name": batch.name})
     if folder is None or not (folder / "coco.json").is_file():
+        if batch.status == "failed":
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                detail=f"batch {batch_id} failed before writing its images: {batch.message}",
+            )
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"batch {batch_id} has no images")
     return FileResponse(
         folder / "coco.json", media_type="application/json", filename=f"{batch_id}.coco.json"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,9 @@ from synthgate.workers.app import WorkerSettings
 
 log = logging.getLogger(__name__)
 
-# Batches followed at once. A follower mostly waits for the workers; judging is light next to
-# generating, so a few are plenty, and more batches still generate while they wait their turn.
-FOLLOWERS = 4
+# Batches followed at once. A follower mostly sleeps between polls of the database, so a
+# thread each is cheap, and a batch no worker takes (no gpu worker running) holds only its own.
+FOLLOWERS = 32
 POLL_SECONDS = 0.25
 PROGRESS_EVERY_S = 1.0  # the batch's progress message is written at most this often
 
@@ -39,11 +40,12 @@ class StopFollowing(Exception):
 
 def check_broker(settings: WorkerSettings, *, timeout: float = 5.0) -> None:
     """Refuse a broker that does not answer, before a server takes batches it cannot send."""
+    from synthgate.review.database import shown_url
     from synthgate.workers.app import make_app
 
-    connection = make_app(settings).connection_for_write()
-    shown = connection.as_uri()  # the password masked
+    shown = shown_url(settings.broker_url or "")  # the password masked
     try:
+        connection = make_app(settings).connection_for_write()
         with connection:
             connection.ensure_connection(max_retries=0, timeout=timeout)
     except Exception as error:  # kombu raises several types for an unreachable broker
@@ -96,7 +98,7 @@ class WorkerBatchRunner:
         batch_id = batch_id_for(config)
         # A batch left "running" by a server that stopped is sent again, and then only its
         # unfinished chunks travel.
-        if not self.in_flight.claim(batch_id):
+        if not self.in_flight.claim(batch_id, config):
             return batch_id, False
         try:
             _, sent = submit_batch(self.celery, self.store, config)
@@ -118,19 +120,25 @@ class WorkerBatchRunner:
                 blobs=self.blobs,
                 batch_id=batch_id,
                 wait_for_chunk=lambda chunk_id: self._wait_for_chunk(batch_id, chunk_id, total),
+                on_judged=self._judging_shown(batch_id, total),
             )
             # the run folder holds the images the review page shows
             queued = self.queue.enqueue_batch(batch_id, image_root=result.out.resolve())
-            failed = len(self.store.failures(batch_id))
-            if failed:
+            failures = self.store.failures(batch_id)
+            if failures:
+                first = failures[0]
                 self.store.set_batch_status(
                     batch_id,
                     "failed",
-                    f"{failed} of {total} samples failed; `synthgate status {batch_id}` lists "
-                    f"them and why; {queued} items queued for review",
+                    f"{len(failures)} of {total} samples failed (first: {first['modality']} "
+                    f"{first['index']}: {first['reason']}); the others are in the run folder and "
+                    f"{queued} new items queued for review; post the config again to retry the "
+                    "failed ones",
                 )
             else:
-                self.store.set_batch_status(batch_id, "done", f"{queued} items queued for review")
+                self.store.set_batch_status(
+                    batch_id, "done", f"{queued} new items queued for review"
+                )
         except StopFollowing:
             self.store.set_batch_status(
                 batch_id, "running", "the server stopped following it; post it again to resume"
@@ -139,6 +147,19 @@ class WorkerBatchRunner:
             self._fail(batch_id, error)
         finally:
             self.in_flight.release(batch_id)
+
+    def _judging_shown(self, batch_id: str, total: int) -> Callable[[int], None]:
+        """An `on_judged` that keeps the batch's message at "judging: j of N" (once a second)."""
+        judged, shown = [0], [0.0]
+
+        def advance(count: int) -> None:
+            judged[0] += count
+            if time.monotonic() - shown[0] > PROGRESS_EVERY_S or judged[0] == total:
+                shown[0] = time.monotonic()
+                message = f"judging: {judged[0]} of {total} samples"
+                self.store.set_batch_status(batch_id, "running", message)
+
+        return advance
 
     def _wait_for_chunk(self, batch_id: str, chunk_id: str, total: int) -> None:
         """Block until the workers generated `chunk_id`, keeping the batch's message current."""
@@ -183,6 +204,11 @@ class WorkerBatchRunner:
 
     def shutdown(self) -> None:
         # Followers stop at their next wait; batches waiting for a follower are dropped. Both stay
-        # "running" in the database, and the workers finish their chunks regardless.
+        # "running" in the database, saying so, and the workers finish their chunks regardless.
         self._stopping.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        for batch_id in self.in_flight.ids():
+            self.store.set_batch_status(
+                batch_id, "running", "the server stopped following it; post it again to resume"
+            )
+            self.in_flight.release(batch_id)

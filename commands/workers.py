@@ -99,9 +99,11 @@ def submit(
 
     Workers generate; with --wait this command judges the samples in index order as their chunks
     arrive (batch checks compare each sample with the earlier ones) and writes the run folder.
-    Submitting the same config again sends only the chunks not yet generated: nothing is made
-    twice, so a re-submit after an outage picks up where the batch stopped. With --wait, exits 1
-    when samples failed (the run folder is written without them; `synthgate status` says why).
+    Submitting the same config again sends only the chunks not yet generated and makes failed
+    samples anew: nothing is made twice, a re-submit after an outage picks up where the batch
+    stopped, and samples already judged (or reviewed since) keep their verdict. With --wait,
+    exits 1 when samples failed (the run folder is written without them; `synthgate status`
+    says why).
     """
     from synthgate.blobs import BlobStore
     from synthgate.config import load_config

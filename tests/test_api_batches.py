@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import pytest
 from api_support import bearer, make_app, token_for
+from factories import small_config
 from fastapi.testclient import TestClient
 from pycocotools.coco import COCO
 
@@ -26,6 +28,7 @@ from synthgate.samples import (
     SampleSpec,
     sample_id,
 )
+from synthgate.store import Store
 
 CONFIG = {
     "name": "posted",
@@ -127,7 +130,7 @@ def test_posted_batch_runs_and_reaches_the_review_queue(service, tmp_path):
     done = wait_until_done(client, url, requester)
     assert done["status"] == "done", done
     assert done["counts"] == {"image": {"accepted": 2, "review": 2}}
-    assert done["message"] == "2 items queued for review"
+    assert done["message"] == "2 new items queued for review"
     assert (tmp_path / "runs" / batch["id"] / "manifest.json").is_file()
 
     coco_response = client.get(done["coco_url"], headers=bearer(requester))
@@ -199,3 +202,26 @@ def test_a_batch_that_fails_says_why(service, monkeypatch):
     again = client.post("/api/batches", json=CONFIG, headers=bearer(token))
     assert again.status_code == 202
     assert wait_until_done(client, f"/api/batches/{batch['id']}", token)["status"] == "done"
+
+
+def test_identical_posts_at_once_start_one_run_and_both_find_the_batch(tmp_path: Path) -> None:
+    """The claim and the batch row happen under one lock: a second POST of the same config
+    arriving together with the first neither starts it again nor finds no batch."""
+    from synthgate.api.batches import InFlight
+    from synthgate.config import parse_config
+
+    config = parse_config(small_config(), source=tmp_path / "c.yaml")
+    for attempt in range(20):
+        store = Store(f"sqlite:///{tmp_path / f'race-{attempt}.db'}")
+        in_flight = InFlight(store)
+        start = threading.Barrier(4)
+
+        def claim(in_flight: InFlight = in_flight, start: threading.Barrier = start) -> bool:
+            start.wait()
+            return in_flight.claim("b1", config)
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            claims = list(pool.map(lambda _: claim(), range(4)))
+        assert claims.count(True) == 1, claims
+        assert store.get_batch("b1") is not None
+        store.close()

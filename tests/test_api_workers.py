@@ -155,7 +155,7 @@ def test_a_posted_batch_runs_on_the_workers_like_run_and_the_in_process_runner(
         doubtful = sum(c.get("review", 0) + c.get("audit", 0) for c in embedded.counts.values())
         assert doubtful > 0  # the config must give the queue something to compare
         assert review_item_count(service, batch_id) == local_items == doubtful
-        assert done["message"] == local["message"] == f"{doubtful} items queued for review"
+        assert done["message"] == local["message"] == f"{doubtful} new items queued for review"
 
         published = len(sent)
         again = client.post("/api/batches", json=config, headers=bearer(token))
@@ -198,7 +198,7 @@ FOLLOW_CASES = [
     ("no-broker", ["cannot publish", "Connection refused"], False),
     ("input-error", ["chunk c1 holds 0 of 4"], False),
     ("bug", ["KeyError: 'boom'"], True),
-    ("failed-samples", ["2 of 28 samples failed", "`synthgate status {id}` lists them"], False),
+    ("failed-samples", ["2 of 28 samples failed", "text 0: r", "post the config again"], False),
 ]
 
 

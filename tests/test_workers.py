@@ -203,6 +203,26 @@ def test_a_sample_that_always_kills_its_worker_ends_failed_and_the_rest_complete
     assert "text #70" in status.stderr and "worker was lost 2 times" in status.stderr
     assert [(f["modality"], f["index"]) for f in store.failures(batch_id)] == [("text", 70)]
 
+    # A person rejects a sample the rubric accepted; then the cause of the failure goes away and
+    # the batch is submitted again: the failed sample is made, the decision stays.
+    reviewed = next(t for t in store.samples_in(batch_id, "text", 0, 70) if t.status == "accepted")
+    reviewed.status = "rejected"
+    store.upsert_samples([reviewed])  # as review's finalise writes it: row and data
+    poisoned = cluster.workers.pop()
+    cluster.kill_worker(poisoned)
+    cluster.start_worker()
+    again = cluster.cli("submit", str(config), "--out", str(tmp_path / "again"), "--wait")
+    assert again.returncode == 0, again.stdout + again.stderr + cluster.worker_logs()
+    assert store.failures(batch_id) == []
+    images, texts = unique_ids(tmp_path / "again")
+    assert len(images) == 16 and len(texts) == len(set(texts)) == 100
+    rows = [
+        json.loads(line) for line in (tmp_path / "again" / "text.jsonl").read_text().splitlines()
+    ]
+    assert next(r for r in rows if r["id"] == reviewed.id)["status"] == "rejected"
+    assert store.get_sample(reviewed.id).status == "rejected"  # type: ignore[union-attr]
+    store.close()
+
 
 def test_gpu_and_cpu_queues_are_served_by_their_own_workers(
     cluster: Cluster, tmp_path: Path

@@ -79,9 +79,10 @@ def submit_batch(app: Any, store: Store, config: BatchConfig) -> tuple[str, int]
     )
     store.set_batch_status(batch_id, "running")
     for chunk in store.chunks_of(batch_id, statuses=["failed"]):
-        # A chunk that failed as a whole (its generator could not be built) is tried again.
-        if not store.stored_indices(batch_id, chunk.modality, chunk.start, chunk.stop):
-            store.update_chunk(chunk.id, status="queued", crashes=0, reason=None)
+        # A failed chunk is tried again: its failed samples are made anew; the samples it made
+        # (judged, perhaps reviewed since) stay as they are.
+        store.forget_failed(batch_id, chunk.modality, chunk.start, chunk.stop)
+        store.update_chunk(chunk.id, status="queued", crashes=0, reason=None, current=None)
     settings: WorkerSettings = app.synthgate
     store.put_chunks(
         chunk_rows(
@@ -302,18 +303,25 @@ def judge_chunk(
     judge_sample: Judge,
     on_judged: Callable[[int], None] | None = None,
 ) -> None:
-    """Finish one generated chunk's reports in order into the run folder and the database."""
-    judged: list[Sample] = []
+    """Finish one generated chunk's reports in order into the run folder and the database.
+
+    Every sample goes through the batch's checks in order, but only a `pending` one gets the
+    verdict written: a sample judged by an earlier assembly (and perhaps reviewed by people
+    since) keeps its stored status and report, in the database and in the run folder.
+    """
+    fresh: list[Sample] = []
+    judged = 0
     for sample, png, measured, hidden in loaded.items:
         if measured is None:
             run.add(sample, None)
             continue
-        record_report(sample, judge_sample.finish(measured))
+        report = judge_sample.finish(measured)  # the batch context sees every sample, in order
+        if sample.status == "pending":
+            record_report(sample, report)
+            fresh.append(sample)
         run.add(sample, png, hidden_objects=hidden)
-        judged.append(sample)
-    store.upsert_samples(judged)
-    store.update_chunk(
-        loaded.chunk.id, status="done" if len(judged) == len(loaded.items) else "failed"
-    )
+        judged += 1
+    store.upsert_samples(fresh)
+    store.update_chunk(loaded.chunk.id, status="done" if judged == len(loaded.items) else "failed")
     if on_judged is not None:
         on_judged(len(loaded.items))
