@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 FOLLOWERS = 32
 POLL_SECONDS = 0.25
 PROGRESS_EVERY_S = 1.0  # the batch's progress message is written at most this often
+# Nothing made for this long and no chunk running: the message names the queues left waiting
+# (no worker serves them, e.g. no gpu worker for a diffusion batch).
+WAITING_NOTE_S = 60.0
 
 
 class StopFollowing(Exception):
@@ -169,14 +172,24 @@ class WorkerBatchRunner:
             raise StopFollowing
         if chunk_generated(self.store, chunk_id):
             return
-        shown = [0.0, -1]  # when the message was last written, and the count it showed
+        shown: list[Any] = [0.0, ""]  # when the message was last written, and what it said
+        changed: list[Any] = [-1, time.monotonic()]  # samples made, and since when
 
         def show(progress: BatchProgress) -> None:
-            if progress.stored != shown[1] and time.monotonic() - shown[0] > PROGRESS_EVERY_S:
-                shown[:] = [time.monotonic(), progress.stored]
-                self.store.set_batch_status(
-                    batch_id, "running", f"generating: {progress.stored} of {total} samples made"
+            now = time.monotonic()
+            if progress.stored != changed[0]:
+                changed[:] = [progress.stored, now]
+            message = f"generating: {progress.stored} of {total} samples made"
+            if now - changed[1] > WAITING_NOTE_S and not progress.chunks.get("running"):
+                waiting = self.store.chunks_of(batch_id, statuses=["queued"])
+                queues = ", ".join(sorted({chunk.queue for chunk in waiting}))
+                message += (
+                    f"; nothing made for {now - changed[1]:.0f} s: is a worker serving queue "
+                    f"{queues} running?"
                 )
+            if message != shown[1] and now - shown[0] > PROGRESS_EVERY_S:
+                shown[:] = [now, message]
+                self.store.set_batch_status(batch_id, "running", message)
 
         wait_for_batch(
             self.celery,

@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 from workers_support import Cluster, RedisServer, free_port
 
+from synthgate.api import distributed
 from synthgate.api.app import create_app
 from synthgate.api.distributed import WorkerBatchRunner
 from synthgate.api.inputs import SOURCE
@@ -291,3 +292,36 @@ def test_serve_with_a_live_broker_sends_batches_to_workers(
     assert app.state.runner.settings.blob_url == str(cluster.blob_dir)
     app.state.runner.shutdown()
     app.state.store.close()
+
+
+def test_a_batch_no_worker_takes_says_which_queue_waits(
+    cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Images routed to the gpu queue, which no worker of this module serves: the batch keeps
+    running, and its message says what it waits for instead of a frozen count."""
+    monkeypatch.setattr(distributed, "WAITING_NOTE_S", 0.3)
+    config = posted_config()
+    config["seed"] = 99  # a batch of its own in the module's database
+    settings = worker_settings(cluster.redis.url, cluster.db_url, cluster.blob_dir)
+    service = create_app(
+        db_url=cluster.db_url,
+        runs_dir=tmp_path / "runs",
+        gold_rate=0.0,
+        workers=settings.model_copy(update={"gpu_generators": ["procedural"]}),
+    )
+    with TestClient(service) as client:
+        token = token_for(service, "req-gpu", "requester")
+        posted = client.post("/api/batches", json=config, headers=bearer(token))
+        assert posted.status_code == 202, posted.text
+        url = f"/api/batches/{posted.json()['id']}"
+        deadline, batch = time.monotonic() + 30, {}
+        while time.monotonic() < deadline:
+            batch = client.get(url, headers=bearer(token)).json()
+            if "is a worker serving queue gpu running?" in (batch["message"] or ""):
+                break
+            time.sleep(0.1)
+        assert batch["status"] == "running", batch
+        assert "is a worker serving queue gpu running?" in batch["message"], batch
+        assert batch["counts"].get("image", {}) == {}  # nothing made on the gpu queue
+    stopped = service.state.store.get_batch(posted.json()["id"])
+    assert stopped["message"] == "the server stopped following it; post it again to resume"
