@@ -80,9 +80,13 @@ def publish_out(temporary: Path, out: Path) -> None:
         shutil.rmtree(previous)
     if out.exists():
         out.rename(previous)
-    temporary.rename(out)
-    if previous.exists():
-        shutil.rmtree(previous)
+    try:
+        temporary.rename(out)
+    except OSError:
+        if previous.exists() and not out.exists():
+            previous.rename(out)  # the old folder goes back: a failed publish changes nothing
+        raise
+    shutil.rmtree(previous, ignore_errors=True)  # the new folder is in place either way
 
 
 class RunAssembly:

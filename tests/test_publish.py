@@ -1,0 +1,41 @@
+"""assembly.publish_out: the finished folder replaces the old one, or nothing changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from synthgate.assembly import publish_out
+
+
+def make(folder: Path, text: str) -> Path:
+    folder.mkdir()
+    (folder / "file.txt").write_text(text)
+    return folder
+
+
+def test_publish_replaces_the_old_folder(tmp_path: Path) -> None:
+    out = make(tmp_path / "out", "old")
+    publish_out(make(tmp_path / ".out.partial", "new"), out)
+    assert (out / "file.txt").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_publish_that_fails_puts_the_old_folder_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = make(tmp_path / "out", "old")
+    temporary = make(tmp_path / ".out.partial", "new")
+    real_rename = Path.rename
+
+    def rename(self: Path, target: Path) -> Path:
+        if self == temporary:
+            raise OSError(28, "No space left on device")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(OSError):
+        publish_out(temporary, out)
+    assert (out / "file.txt").read_text() == "old"
+    assert not (tmp_path / ".out.previous").exists()
