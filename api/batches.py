@@ -35,6 +35,17 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/batches", tags=["batches"])
 
 
+SHOWN_FAILURES = 20
+
+
+class FailedSample(BaseModel):
+    """A sample a worker could not make."""
+
+    modality: str
+    index: int
+    reason: str | None = None
+
+
 class BatchOut(BaseModel):
     """A batch as the API reports it."""
 
@@ -46,6 +57,11 @@ class BatchOut(BaseModel):
         default_factory=dict, description="{modality: {status: samples}}"
     )
     coco_url: str | None = None
+    failures: list[FailedSample] = Field(
+        default_factory=list,
+        description=f"Samples that could not be made, with why (the first {SHOWN_FAILURES}; "
+        "GET of one batch only). Posting the config again makes them anew.",
+    )
 
 
 def run_folder(runs_dir: Path, batch: dict[str, Any]) -> Path | None:
@@ -275,9 +291,11 @@ def list_batches(
 def get_batch(
     batch_id: str, request: Request, user: User = Depends(require("requester"))
 ) -> BatchOut:
-    """A batch's status and its sample counts by modality and status (the caller's batches
-    only; admins see every batch)."""
-    return _visible_batch(request, batch_id, user)
+    """A batch's status, its sample counts by modality and status, and the samples that could
+    not be made, with why (the caller's batches only; admins see every batch)."""
+    batch = _visible_batch(request, batch_id, user)
+    failed = request.app.state.store.failures(batch_id)[:SHOWN_FAILURES]
+    return batch.model_copy(update={"failures": [FailedSample(**f) for f in failed]})
 
 
 @router.get(

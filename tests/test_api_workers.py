@@ -231,6 +231,8 @@ def test_errors_while_following_a_batch_fail_it_with_the_reason(
     for word in words:
         assert word.format(id=failed["id"]) in failed["message"], failed["message"]
     assert ("batch %s failed" in [r.msg for r in caplog.records]) == logged
+    shown = {"modality": "text", "index": 0, "reason": "r"}
+    assert failed["failures"] == ([shown, shown] if case == "failed-samples" else [])
     assert not app.state.runner.in_flight  # a failed batch may be posted again
 
 
