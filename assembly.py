@@ -44,6 +44,10 @@ def prepare_out(
 ) -> Path:
     """A temporary folder beside `out`; refuse to replace a folder that is not a synthgate `what`
     (no `marker` file) or whose run databases (`databases`, a glob) hold human decisions."""
+    previous = out.with_name(f".{out.name}.previous")
+    if previous.is_dir() and not out.exists():
+        # A publish stopped between its two renames: that folder is the only copy of `out`.
+        previous.rename(out)
     if out.is_symlink():  # publish_out moves `out` aside, then deletes it: rmtree refuses links
         raise InputError(
             f"--out {out}: is a symlink; give a real folder (it points to {out.resolve()})"

@@ -253,12 +253,13 @@ class Store(requesters.BatchRequesters):
         with self.engine.connect() as connection:
             return {(m, s): n for m, s, n in connection.execute(query)}
 
-    def failures(self, batch_id: str) -> list[dict[str, Any]]:
-        """Failed samples of a batch, in index order: modality, index, id and reason."""
+    def failures(self, batch_id: str, *, limit: int | None = None) -> list[dict[str, Any]]:
+        """Failed samples of a batch (the first `limit`), in order: modality, index, id, reason."""
         query = (
             select(samples.c.modality, samples.c.index, samples.c.id, samples.c.reason)
             .where(samples.c.batch_id == batch_id, samples.c.status == "failed")
             .order_by(samples.c.modality, samples.c.index)
+            .limit(limit)
         )
         with self.engine.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query)]

@@ -29,6 +29,7 @@ from synthgate.api.auth import User, require
 from synthgate.api.inputs import SOURCE, check_counts, confine_paths
 from synthgate.config import BatchConfig, parse_config
 from synthgate.errors import InputError
+from synthgate.samples import Sample
 from synthgate.store import Store, sqlite_url
 
 log = logging.getLogger(__name__)
@@ -88,16 +89,24 @@ def import_run(store: Store, folder: Path, *, chunk: int = 500) -> str:
             raise InputError(f"{folder}/synthgate.db: batch {batch_id} is missing")
         store.put_batch(batch_id, name=batch["name"], seed=batch["seed"], config=batch["config"])
         for modality in ("image", "text"):
-            page = []
+            page: list[Sample] = []
             for sample in source.iter_samples(batch_id, modality, chunk=chunk):
                 page.append(sample)
                 if len(page) >= chunk:
-                    store.upsert_samples(page)
+                    _import_page(store, page)
                     page = []
-            store.upsert_samples(page)
+            _import_page(store, page)
     finally:
         source.close()
     return batch_id
+
+
+def _import_page(store: Store, page: list[Sample]) -> None:
+    """Upsert samples, except those people were asked to review: a re-run never undoes them."""
+    from synthgate.review.tables import reviewed_samples
+
+    reviewed = reviewed_samples(store, [sample.id for sample in page])
+    store.upsert_samples(sample for sample in page if sample.id not in reviewed)
 
 
 class InFlight:
@@ -294,7 +303,7 @@ def get_batch(
     """A batch's status, its sample counts by modality and status, and the samples that could
     not be made, with why (the caller's batches only; admins see every batch)."""
     batch = _visible_batch(request, batch_id, user)
-    failed = request.app.state.store.failures(batch_id)[:SHOWN_FAILURES]
+    failed = request.app.state.store.failures(batch_id, limit=SHOWN_FAILURES)
     return batch.model_copy(update={"failures": [FailedSample(**f) for f in failed]})
 
 

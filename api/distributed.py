@@ -103,6 +103,10 @@ class WorkerBatchRunner:
         # unfinished chunks travel.
         if not self.in_flight.claim(batch_id, config):
             return batch_id, False
+        if self._stopping.is_set():
+            self.store.set_batch_status(batch_id, "failed", "the server is stopping; post again")
+            self.in_flight.release(batch_id)
+            return batch_id, True
         try:
             _, sent = submit_batch(self.celery, self.store, config)
             self.store.set_batch_status(batch_id, "running", f"{sent} chunks sent to the workers")
@@ -127,14 +131,19 @@ class WorkerBatchRunner:
             )
             # the run folder holds the images the review page shows
             queued = self.queue.enqueue_batch(batch_id, image_root=result.out.resolve())
-            failures = self.store.failures(batch_id)
-            if failures:
-                first = failures[0]
+            # What this assembly left out, not what the database says now: a re-submit may
+            # have sent failed samples to be made again meanwhile.
+            failed = sum(counts.get("failed", 0) for counts in result.counts.values())
+            if failed:
+                why = "".join(
+                    f" (first: {first['modality']} {first['index']}: {first['reason']})"
+                    for first in self.store.failures(batch_id, limit=1)
+                )
                 self.store.set_batch_status(
                     batch_id,
                     "failed",
-                    f"{len(failures)} of {total} samples failed (first: {first['modality']} "
-                    f"{first['index']}: {first['reason']}); the others are in the run folder and "
+                    f"{failed} of {total} samples failed{why}; the others are "
+                    "in the run folder and "
                     f"{queued} new items queued for review; post the config again to retry the "
                     "failed ones",
                 )

@@ -101,7 +101,7 @@ def submit(
     arrive (batch checks compare each sample with the earlier ones) and writes the run folder.
     Submitting the same config again sends only the chunks not yet generated and makes failed
     samples anew: nothing is made twice, a re-submit after an outage picks up where the batch
-    stopped, and samples already judged (or reviewed since) keep their verdict. With --wait,
+    stopped, and samples people were asked to review keep their verdict. With --wait,
     exits 1 when samples failed (the run folder is written without them; `synthgate status`
     says why).
     """
@@ -171,7 +171,7 @@ def submit(
                 on_judged=lambda n: bars.advance(judged_bar, n),
             )
         result.timings["wall_seconds"] = round(time.perf_counter() - started, 3)
-        failed = len(store.failures(batch_id))
+        failed = sum(counts.get("failed", 0) for counts in result.counts.values())
         store.set_batch_status(batch_id, "failed" if failed else "done")
         _print_failures(store, batch_id)
         store.close()

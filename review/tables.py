@@ -11,6 +11,7 @@ review_gold: the sample a gold task shows, its known verdicts and, for honeypots
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import (
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    select,
 )
 from sqlalchemy.engine import Connection
 
@@ -119,6 +121,18 @@ class WriteTransaction:
                 self.connection.rollback()
         finally:
             self.connection.close()
+
+
+def reviewed_samples(store: Store, sample_ids: Collection[str]) -> set[str]:
+    """Of `sample_ids`, those people were asked to review (a `sample` item, open or final):
+    their verdict is the reviewers' to change, never a re-run's."""
+    if not sample_ids:
+        return set()
+    query = select(review_items.c.sample_id).where(
+        review_items.c.kind == "sample", review_items.c.sample_id.in_(list(sample_ids))
+    )
+    with store.engine.connect() as connection:
+        return set(connection.execute(query).scalars())
 
 
 def insert_ignore(dialect: str, table: Table) -> Any:

@@ -190,7 +190,9 @@ def follow_outcomes(monkeypatch: pytest.MonkeyPatch, case: str, tmp_path: Path) 
         monkeypatch.setattr(worker_submit, "assemble_from_store", raises(KeyError("boom")))
     elif case == "failed-samples":
         monkeypatch.setattr(
-            worker_submit, "assemble_from_store", lambda *a, **k: SimpleNamespace(out=tmp_path)
+            worker_submit,
+            "assemble_from_store",
+            lambda *a, **k: SimpleNamespace(out=tmp_path, counts={"text": {"failed": 2}}),
         )
 
 
@@ -224,7 +226,9 @@ def test_errors_while_following_a_batch_fail_it_with_the_reason(
     )
     if case == "failed-samples":
         failure = {"modality": "text", "index": 0, "id": "x", "reason": "r"}
-        monkeypatch.setattr(app.state.store, "failures", lambda _id: [failure, failure])
+        monkeypatch.setattr(
+            app.state.store, "failures", lambda _id, limit=None: [failure, failure][:limit]
+        )
     with caplog.at_level(logging.ERROR), TestClient(app) as client:
         _, failed = post_and_wait(app, client, posted_config())
     assert failed["status"] == "failed", failed

@@ -39,3 +39,17 @@ def test_a_publish_that_fails_puts_the_old_folder_back(
         publish_out(temporary, out)
     assert (out / "file.txt").read_text() == "old"
     assert not (tmp_path / ".out.previous").exists()
+
+
+def test_a_folder_left_aside_by_a_stopped_publish_comes_back_and_is_guarded(
+    tmp_path: Path,
+) -> None:
+    """Killed between publish_out's renames, `out` is gone and `.out.previous` is its only copy:
+    prepare_out puts it back first, so its checks (a run, human decisions) see it."""
+    from synthgate.assembly import prepare_out
+    from synthgate.errors import InputError
+
+    make(tmp_path / ".out.previous", "old")  # not a run: no manifest.json
+    with pytest.raises(InputError, match="not a synthgate run"):
+        prepare_out(tmp_path / "out")
+    assert (tmp_path / "out" / "file.txt").read_text() == "old"

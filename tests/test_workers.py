@@ -24,6 +24,7 @@ from workers_support import Cluster, RedisServer
 
 from synthgate.config import parse_config
 from synthgate.pipeline import run_batch
+from synthgate.review.tables import review_items
 from synthgate.store import Store, batches, samples
 
 pytestmark = pytest.mark.timeout(180)
@@ -205,9 +206,26 @@ def test_a_sample_that_always_kills_its_worker_ends_failed_and_the_rest_complete
 
     # A person rejects a sample the rubric accepted; then the cause of the failure goes away and
     # the batch is submitted again: the failed sample is made, the decision stays.
-    reviewed = next(t for t in store.samples_in(batch_id, "text", 0, 70) if t.status == "accepted")
+    chunk = next(c for c in store.chunks_of(batch_id) if c.modality == "text" and c.start <= 70)
+    neighbours = store.samples_in(batch_id, "text", chunk.start, chunk.stop)
+    reviewed = next(t for t in neighbours if t.status == "accepted" and t.spec.index != 70)
     reviewed.status = "rejected"
-    store.upsert_samples([reviewed])  # as review's finalise writes it: row and data
+    with store.engine.begin() as connection:  # a reviewer's final verdict, as finalise writes it
+        connection.execute(
+            review_items.insert().values(
+                key=f"sample:{reviewed.id}",
+                sample_id=reviewed.id,
+                batch_id=batch_id,
+                modality="text",
+                kind="sample",
+                reason="audit",
+                k=1,
+                status="final",
+                final_verdict="reject",
+                created_at=time.time(),
+            )
+        )
+    store.upsert_samples([reviewed])
     poisoned = cluster.workers.pop()
     cluster.kill_worker(poisoned)
     cluster.start_worker()

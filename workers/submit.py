@@ -26,6 +26,7 @@ from synthgate.config import BatchConfig
 from synthgate.errors import InputError
 from synthgate.generators import build_generator
 from synthgate.pipeline import MODALITIES, batch_id_for, build_judges, record_report
+from synthgate.review.tables import reviewed_samples
 from synthgate.samples import Modality, Sample
 from synthgate.store import ChunkState, Store
 from synthgate.validators.measure import SampleMeasurements
@@ -78,11 +79,12 @@ def submit_batch(app: Any, store: Store, config: BatchConfig) -> tuple[str, int]
         batch_id, name=config.name, seed=config.seed, config=config.model_dump(mode="json")
     )
     store.set_batch_status(batch_id, "running")
-    for chunk in store.chunks_of(batch_id, statuses=["failed"]):
-        # A failed chunk is tried again: its failed samples are made anew; the samples it made
+    for chunk in store.chunks_of(batch_id, statuses=["failed", "generated"]):
+        # A chunk with failed samples is tried again: they are made anew; the samples it made
         # (judged, perhaps reviewed since) stay as they are.
-        store.forget_failed(batch_id, chunk.modality, chunk.start, chunk.stop)
-        store.update_chunk(chunk.id, status="queued", crashes=0, reason=None, current=None)
+        forgotten = store.forget_failed(batch_id, chunk.modality, chunk.start, chunk.stop)
+        if chunk.status == "failed" or forgotten:
+            store.update_chunk(chunk.id, status="queued", crashes=0, reason=None, current=None)
     settings: WorkerSettings = app.synthgate
     store.put_chunks(
         chunk_rows(
@@ -305,10 +307,12 @@ def judge_chunk(
 ) -> None:
     """Finish one generated chunk's reports in order into the run folder and the database.
 
-    Every sample goes through the batch's checks in order, but only a `pending` one gets the
-    verdict written: a sample judged by an earlier assembly (and perhaps reviewed by people
-    since) keeps its stored status and report, in the database and in the run folder.
+    Every sample goes through the batch's checks in order and gets the verdict written, except
+    one people were asked to review since an earlier assembly: it keeps its stored status and
+    report (the reviewers' to change), in the database and in the run folder.
     """
+    judged_before = [sample.id for sample, *_ in loaded.items if sample.status != "pending"]
+    reviewed = reviewed_samples(store, judged_before)
     fresh: list[Sample] = []
     judged = 0
     for sample, png, measured, hidden in loaded.items:
@@ -316,7 +320,7 @@ def judge_chunk(
             run.add(sample, None)
             continue
         report = judge_sample.finish(measured)  # the batch context sees every sample, in order
-        if sample.status == "pending":
+        if sample.id not in reviewed:
             record_report(sample, report)
             fresh.append(sample)
         run.add(sample, png, hidden_objects=hidden)
