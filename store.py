@@ -105,6 +105,7 @@ class ChunkState:
     current: int | None
     reason: str | None = None
     quota_categories: list[str | None] | None = None
+    updated: float = 0.0  # time.time() of the last change
 
 
 def sqlite_url(path: Path) -> str:

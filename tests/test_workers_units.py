@@ -9,7 +9,9 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -24,8 +26,9 @@ from synthgate.config import parse_config
 from synthgate.errors import InputError
 from synthgate.generators import build_generator
 from synthgate.pipeline import batch_id_for, plan, run_batch
-from synthgate.store import Store
+from synthgate.store import Store, chunks
 from synthgate.workers import chunks as chunk_module
+from synthgate.workers import submit as worker_submit
 from synthgate.workers.app import WorkerSettings, queue_for
 from synthgate.workers.chunks import WorkerContext, chunk_rows, run_chunk
 from synthgate.workers.submit import assemble_from_store, planned_total
@@ -398,3 +401,29 @@ def test_a_missing_partial_report_is_a_storage_fault(tmp_path: Path) -> None:
     [made] = generate_specs(generator, [spec])
     with pytest.raises(FileNotFoundError):
         load_partial(BlobStore(tmp_path / "blobs"), made.sample)
+
+
+def test_a_resubmit_sends_queued_chunks_and_running_ones_whose_worker_looks_lost(
+    context: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second delivery to a live worker counts as a crash: a `running` chunk is sent again
+    only once it has been quiet past the visibility timeout."""
+    config = make_config(image={"generator": "procedural", "count": 24, "size": [32, 32]})
+    batch_id = register(context, config)
+    ids = [chunk.id for chunk in context.store.chunks_of(batch_id)]
+    assert len(ids) >= 3
+    queued, live, lost, *_ = ids
+    for chunk_id in (live, lost):
+        context.store.begin_chunk(chunk_id)  # running
+    timeout = context.settings.visibility_timeout
+    with context.store.engine.begin() as connection:
+        connection.execute(
+            chunks.update().where(chunks.c.id == lost).values(updated=time.time() - timeout - 1)
+        )
+    sent: list[str] = []
+    monkeypatch.setattr(
+        worker_submit, "publish", lambda _app, c: sent.extend(x.id for x in c) or len(c)
+    )
+    app = SimpleNamespace(synthgate=context.settings)
+    _, count = worker_submit.submit_batch(app, context.store, config)
+    assert queued in sent and lost in sent and live not in sent and count == len(sent)

@@ -94,7 +94,11 @@ def submit_batch(app: Any, store: Store, config: BatchConfig) -> tuple[str, int]
             cpu_chunk_factor=settings.cpu_chunk_factor,
         )
     )
-    sent = publish(app, store.chunks_of(batch_id, statuses=UNFINISHED))
+    # A `running` chunk is sent again only when its worker looks lost (quiet past the visibility
+    # timeout): a second delivery to a live worker would count as a crash.
+    stale = time.time() - settings.visibility_timeout
+    unfinished = store.chunks_of(batch_id, statuses=UNFINISHED)
+    sent = publish(app, [c for c in unfinished if c.status == "queued" or c.updated < stale])
     return batch_id, sent
 
 
