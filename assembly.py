@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import create_engine, inspect, text
+
 from synthgate import __version__
 from synthgate.config import BatchConfig
 from synthgate.datasets.coco import read_coco
@@ -25,7 +27,7 @@ from synthgate.errors import InputError
 from synthgate.generators.png import encode_png
 from synthgate.outputs import RunWriter, dumps
 from synthgate.samples import GeneratedSample, Modality, Sample
-from synthgate.store import Store, human_decision_count, sqlite_url
+from synthgate.store import Store, sqlite_url
 from synthgate.validators.rubric import judge_dataset
 from synthgate.validators.summary import ValidationSummary, run_report_markdown
 from synthgate.validators.validate import Judge
@@ -91,6 +93,25 @@ def publish_out(temporary: Path, out: Path) -> None:
             previous.rename(out)  # the old folder goes back: a failed publish changes nothing
         raise
     shutil.rmtree(previous, ignore_errors=True)  # the new folder is in place either way
+
+
+def human_decision_count(path: Path) -> int:
+    """How many human review decisions a run database holds (0 if it has no review tables).
+
+    Read without creating anything, so a run folder can be checked before it is replaced.
+    """
+    if not path.is_file():
+        return 0
+    engine = create_engine(sqlite_url(path))
+    try:
+        if not inspect(engine).has_table("review_decisions"):
+            return 0
+        with engine.connect() as connection:
+            return int(
+                connection.execute(text("SELECT COUNT(*) FROM review_decisions")).scalar() or 0
+            )
+    finally:
+        engine.dispose()
 
 
 class RunAssembly:

@@ -31,9 +31,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
-    inspect,
     select,
-    text,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
@@ -383,22 +381,3 @@ class Store(requesters.BatchRequesters):
 def _chunk_state(row: Any) -> ChunkState:
     fields = row._mapping
     return ChunkState(**{name: fields[name] for name in ChunkState.__dataclass_fields__})
-
-
-def human_decision_count(path: Path) -> int:
-    """How many human review decisions a run database holds (0 if it has no review tables).
-
-    Read without creating anything, so a run folder can be checked before it is replaced.
-    """
-    if not path.is_file():
-        return 0
-    engine = create_engine(sqlite_url(path))
-    try:
-        if not inspect(engine).has_table("review_decisions"):
-            return 0
-        with engine.connect() as connection:
-            return int(
-                connection.execute(text("SELECT COUNT(*) FROM review_decisions")).scalar() or 0
-            )
-    finally:
-        engine.dispose()

@@ -1,0 +1,58 @@
+"""Worker settings and the worker CLI's bad input: one clear message and exit 2, nothing made."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from factories import small_config
+from typer.testing import CliRunner
+
+from synthgate.cli import app
+from synthgate.errors import InputError
+from synthgate.store import Store
+from synthgate.workers.app import WorkerSettings
+
+SETTINGS_ERRORS = [
+    ({"db_url": None}, "--db"),
+    ({"blob_url": None}, "--blobs"),
+    ({"visibility_timeout": 100.0, "time_limit": 200.0, "soft_time_limit": 100.0}, "VISIBILITY"),
+    ({"soft_time_limit": 900.0, "time_limit": 900.0}, "SOFT_TIME_LIMIT"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "words"), SETTINGS_ERRORS)
+def test_settings_errors_name_the_fix(overrides: dict[str, Any], words: str) -> None:
+    settings = WorkerSettings(**{"db_url": "sqlite://", "blob_url": "/tmp/b", **overrides})
+    with pytest.raises(InputError, match=words):
+        settings.require_shared_stores()
+
+
+CLI_ERRORS = [
+    (["submit", "{config}"], "--db"),
+    (["worker", "--db", "sqlite://", "--blobs", "{tmp}", "--queues", "gpu,tpu"], "tpu"),
+    (["status", "nope", "--db", "sqlite:///{tmp}/x.db"], "no database at"),
+]
+
+
+@pytest.mark.parametrize(("args", "words"), CLI_ERRORS)
+def test_cli_errors_exit_2_with_one_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], words: str
+) -> None:
+    for name in ("SYNTHGATE_DB_URL", "SYNTHGATE_BLOB_URL"):
+        monkeypatch.delenv(name, raising=False)
+    config = tmp_path / "batch.yaml"
+    config.write_text(yaml.safe_dump(small_config()))
+    filled = [a.format(config=config, tmp=tmp_path) for a in args]
+    result = CliRunner().invoke(app, filled)
+    assert result.exit_code == 2, result.output
+    assert words in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "x.db").exists()  # reading a batch never creates a database
+
+
+def test_status_of_an_unknown_batch(tmp_path: Path) -> None:
+    Store(f"sqlite:///{tmp_path}/x.db").close()  # an empty database
+    result = CliRunner().invoke(app, ["status", "nope", "--db", f"sqlite:///{tmp_path}/x.db"])
+    assert result.exit_code == 2 and "not in the database" in result.output
