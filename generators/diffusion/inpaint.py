@@ -39,6 +39,7 @@ class PlannedPaint:
 
 class InpaintGenerator(DiffusionGenerator):
     name: ClassVar[str] = "diffusion_inpaint"
+    version: ClassVar[str] = "0.2.0"  # 0.2: procedural backgrounds drawn coarse, then resized
     pipeline_kind: ClassVar[str] = "inpaint"
     config: DiffusionInpaintConfig
 

@@ -48,6 +48,7 @@ class PlannedSample:
 
 class ObjectPasteGenerator(DiffusionGenerator):
     name: ClassVar[str] = "diffusion_object_paste"
+    version: ClassVar[str] = "0.2.0"  # 0.2: procedural backgrounds drawn coarse, then resized
     pipeline_kind: ClassVar[str] = "text2image"
     config: DiffusionObjectPasteConfig
 
