@@ -141,3 +141,28 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
         timeout=240,
         cwd=cwd,
     )
+
+
+def balance_coco(
+    coco: Path, images: Path, out: Path, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    """`synthgate balance --coco COCO --images IMAGES --out OUT ...extra` in a subprocess."""
+    return run_cli(
+        "balance", "--coco", str(coco), "--images", str(images), "--out", str(out), *extra
+    )
+
+
+def balance_reviews(source: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`synthgate balance` of a reviews JSONL (label `sentiment`, text `review`) into OUT."""
+    return run_cli(
+        "balance",
+        "--jsonl",
+        str(source),
+        "--label-field",
+        "sentiment",
+        "--text-field",
+        "review",
+        "--out",
+        str(out),
+        *extra,
+    )

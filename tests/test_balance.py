@@ -13,9 +13,7 @@ from pathlib import Path
 import pytest
 
 # Re-exported: test_merge, test_report, test_copy_paste and others import these from here.
-from balance_fixtures import CROWD_IMAGE as CROWD_IMAGE
 from balance_fixtures import make_tiny_coco
-from balance_fixtures import run_cli as run_cli
 
 from synthgate.datasets.balance import (
     ClassCount,

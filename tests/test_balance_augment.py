@@ -10,7 +10,7 @@ import albumentations as A
 import numpy as np
 import pytest
 import yaml
-from test_balance import make_tiny_coco, run_cli
+from balance_fixtures import balance_coco, make_tiny_coco
 
 from synthgate.config import PACKAGE_ROOT
 from synthgate.datasets.augment import augment_sample, load_pipeline
@@ -120,17 +120,7 @@ def test_balance_config_applies_augmentation(tmp_path: Path) -> None:
         )
     )
     out = tmp_path / "out"
-    result = run_cli(
-        "balance",
-        "--coco",
-        str(coco),
-        "--images",
-        str(images),
-        "--out",
-        str(out),
-        "--config",
-        str(config),
-    )
+    result = balance_coco(str(coco), str(images), str(out), "--config", str(config))
     assert result.returncode == 0, result.stderr
     merged = json.loads((out / "merged.coco.json").read_text())
     synthetic = [i for i in merged["images"] if "synthgate" in i]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from balance_fixtures import make_tiny_coco, run_cli
+from balance_fixtures import balance_coco, make_tiny_coco, run_cli
 from pycocotools.coco import COCO
 
 
@@ -23,17 +23,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def balanced(tiny: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     coco, images = tiny
     out = tmp_path_factory.mktemp("balanced") / "out"
-    result = run_cli(
-        "balance",
-        "--coco",
-        str(coco),
-        "--images",
-        str(images),
-        "--out",
-        str(out),
-        "--target",
-        "median",
-    )
+    result = balance_coco(str(coco), str(images), str(out), "--target", "median")
     assert result.returncode == 0, result.stderr + result.stdout
     return out
 
@@ -82,17 +72,7 @@ def test_balance_median_raises_every_class_below_median_or_says_why(balanced: Pa
 def test_balance_is_reproducible(balanced: Path, tiny: tuple[Path, Path], tmp_path: Path) -> None:
     coco, images = tiny
     out = tmp_path / "again"
-    result = run_cli(
-        "balance",
-        "--coco",
-        str(coco),
-        "--images",
-        str(images),
-        "--out",
-        str(out),
-        "--target",
-        "median",
-    )
+    result = balance_coco(str(coco), str(images), str(out), "--target", "median")
     assert result.returncode == 0, result.stderr
 
     def located(folder: Path) -> dict[str, Any]:
@@ -140,16 +120,15 @@ def test_rerun_replaces_a_balance_output_but_never_review_decisions(
 ) -> None:
     coco, images = tiny
     out = tmp_path / "out"
-    args = ("balance", "--coco", str(coco), "--images", str(images), "--out", str(out))
-    assert run_cli(*args).returncode == 0
+    assert balance_coco(coco, images, out).returncode == 0
     (out / "stale.txt").write_text("from an earlier balance")
-    again = run_cli(*args)
+    again = balance_coco(coco, images, out)
     assert again.returncode == 0, again.stderr
     assert not (out / "stale.txt").exists() and (out / "balance.json").is_file()
     db = next(out.glob("runs/*/synthgate.db"))
     _add_review_decision(db)
     before = db.read_bytes()
-    refused = run_cli(*args)
+    refused = balance_coco(coco, images, out)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert "1 human review decisions" in " ".join(refused.stderr.split())
     assert db.read_bytes() == before and (out / "merged.coco.json").is_file()
@@ -165,18 +144,8 @@ def test_generators_can_be_mixed_and_unknown_ones_are_named(
         "name: mix\nimage:\n  - {generator: copy_paste}\n  - {generator: procedural, size: [64, 64], objects_per_image: [1, 1]}\n"
     )
     out = tmp_path / "out"
-    result = run_cli(
-        "balance",
-        "--coco",
-        str(coco),
-        "--images",
-        str(images),
-        "--out",
-        str(out),
-        "--target",
-        "5",
-        "--config",
-        str(config),
+    result = balance_coco(
+        str(coco), str(images), str(out), "--target", "5", "--config", str(config)
     )
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "balance.json").read_text())
@@ -187,17 +156,7 @@ def test_generators_can_be_mixed_and_unknown_ones_are_named(
     # blob has nothing to cut out, but the procedural generator can draw it
     assert summary["classes"]["blob"]["after"] > 0
     config.write_text("image: {generator: object_paste_missing}\n")
-    result = run_cli(
-        "balance",
-        "--coco",
-        str(coco),
-        "--images",
-        str(images),
-        "--out",
-        str(tmp_path / "o2"),
-        "--config",
-        str(config),
-    )
+    result = balance_coco(str(coco), str(images), str(tmp_path / "o2"), "--config", str(config))
     assert (
         result.returncode == 2
         and "object_paste_missing" in result.stderr

@@ -7,9 +7,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from balance_fixtures import make_tiny_coco
 from hypothesis import given
 from hypothesis import strategies as st
-from test_balance import make_tiny_coco
 
 from synthgate.datasets.yolo import (
     bbox_to_yolo,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_balance import run_cli
+from balance_fixtures import balance_reviews
 from test_report import chromium_path
 
 NEGATIVE = [
@@ -39,19 +39,7 @@ def text_balance(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     source = folder / "reviews.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = folder / "out"
-    result = run_cli(
-        "balance",
-        "--jsonl",
-        str(source),
-        "--label-field",
-        "sentiment",
-        "--text-field",
-        "review",
-        "--target",
-        "max",
-        "--out",
-        str(out),
-    )
+    result = balance_reviews(str(source), str(out), "--target", "max")
     assert result.returncode == 0, result.stderr + result.stdout
     return source, out
 
@@ -113,17 +101,7 @@ BAD_ROWS = [
 def test_bad_rows_are_clear_errors(content: str, words: str, tmp_path: Path) -> None:
     source = tmp_path / "bad.jsonl"
     source.write_text(content)
-    result = run_cli(
-        "balance",
-        "--jsonl",
-        str(source),
-        "--label-field",
-        "sentiment",
-        "--text-field",
-        "review",
-        "--out",
-        str(tmp_path / "o"),
-    )
+    result = balance_reviews(str(source), str(tmp_path / "o"))
     assert result.returncode == 2
     assert words in " ".join(result.stderr.split()) and "Traceback" not in result.stderr
     assert not (tmp_path / "o").exists()
@@ -148,20 +126,8 @@ def test_samples_waiting_for_review_are_listed_not_merged(tmp_path: Path) -> Non
     source = tmp_path / "reviews.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "out"
-    result = run_cli(
-        "balance",
-        "--jsonl",
-        str(source),
-        "--label-field",
-        "sentiment",
-        "--text-field",
-        "review",
-        "--target",
-        "max",
-        "--out",
-        str(out),
-        "--config",
-        str(tmp_path / "balance.yaml"),
+    result = balance_reviews(
+        str(source), str(out), "--target", "max", "--config", str(tmp_path / "balance.yaml")
     )
     assert result.returncode == 0, result.stderr
     assert (out / "merged.jsonl").read_text() == source.read_text()

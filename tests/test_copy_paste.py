@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_balance import CROWD_IMAGE, make_tiny_coco
+from balance_fixtures import CROWD_IMAGE, make_tiny_coco
 
 from synthgate.config import CopyPasteImageConfig
 from synthgate.errors import InputError

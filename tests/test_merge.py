@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
+from balance_fixtures import make_tiny_coco, run_cli
 from pycocotools.coco import COCO
-from test_balance import make_tiny_coco, run_cli
 
 from synthgate.datasets.merge import MergeResult, merge_coco, merge_jsonl, merge_run
 from synthgate.errors import InputError

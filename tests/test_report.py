@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from balance_fixtures import balance_coco, make_tiny_coco
 from PIL import Image
-from test_balance import make_tiny_coco, run_cli
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
@@ -50,17 +50,7 @@ def balance_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("report")
     coco, images = make_tiny_coco(folder / "real")
     out = folder / "out"
-    result = run_cli(
-        "balance",
-        "--coco",
-        str(coco),
-        "--images",
-        str(images),
-        "--out",
-        str(out),
-        "--target",
-        "max",
-    )
+    result = balance_coco(str(coco), str(images), str(out), "--target", "max")
     assert result.returncode == 0, result.stderr
     return out
 
