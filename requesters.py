@@ -44,7 +44,6 @@ class BatchRequesters:
 
     engine: Engine
     batch_table: ClassVar[Table]
-    sample_table: ClassVar[Table]
 
     def _insert(self, table: Table) -> Any:
         raise NotImplementedError  # Store's
@@ -106,20 +105,3 @@ class BatchRequesters:
         )
         with self.engine.connect() as connection:
             return [dict(row._mapping) for row in connection.execute(query)]
-
-    def counts_of(self, batch_ids: list[str]) -> dict[str, dict[str, dict[str, int]]]:
-        """{batch_id: {modality: {status: count}}} for many batches in one grouped query (a
-        list page would otherwise ask once per batch); a batch without samples maps to {}."""
-        counts: dict[str, dict[str, dict[str, int]]] = {batch_id: {} for batch_id in batch_ids}
-        if not batch_ids:
-            return counts
-        samples = self.sample_table
-        query = (
-            select(samples.c.batch_id, samples.c.modality, samples.c.status, func.count())
-            .where(samples.c.batch_id.in_(batch_ids))
-            .group_by(samples.c.batch_id, samples.c.modality, samples.c.status)
-        )
-        with self.engine.connect() as connection:
-            for batch_id, modality, status, n in connection.execute(query):
-                counts[batch_id].setdefault(modality, {})[status] = n
-        return counts

@@ -139,7 +139,6 @@ class Store(requesters.BatchRequesters):
     (requesters.py)."""
 
     batch_table = batches
-    sample_table = samples
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -244,13 +243,24 @@ class Store(requesters.BatchRequesters):
 
     def count_by_status(self, batch_id: str) -> dict[tuple[str, str], int]:
         """{(modality, status): count} for one batch."""
+        by_modality = self.counts_of([batch_id])[batch_id]
+        return {(m, s): n for m, statuses in by_modality.items() for s, n in statuses.items()}
+
+    def counts_of(self, batch_ids: list[str]) -> dict[str, dict[str, dict[str, int]]]:
+        """{batch_id: {modality: {status: count}}} for many batches in one grouped query (a
+        list page would otherwise ask once per batch); a batch without samples maps to {}."""
+        counts: dict[str, dict[str, dict[str, int]]] = {batch_id: {} for batch_id in batch_ids}
+        if not batch_ids:
+            return counts
         query = (
-            select(samples.c.modality, samples.c.status, func.count())
-            .where(samples.c.batch_id == batch_id)
-            .group_by(samples.c.modality, samples.c.status)
+            select(samples.c.batch_id, samples.c.modality, samples.c.status, func.count())
+            .where(samples.c.batch_id.in_(batch_ids))
+            .group_by(samples.c.batch_id, samples.c.modality, samples.c.status)
         )
         with self.engine.connect() as connection:
-            return {(m, s): n for m, s, n in connection.execute(query)}
+            for batch_id, modality, status, n in connection.execute(query):
+                counts[batch_id].setdefault(modality, {})[status] = n
+        return counts
 
     def failures(self, batch_id: str, *, limit: int | None = None) -> list[dict[str, Any]]:
         """Failed samples of a batch (the first `limit`), in order: modality, index, id, reason."""
