@@ -71,7 +71,7 @@ def prepare_out(
         out.parent.mkdir(parents=True, exist_ok=True)
         if temporary.exists():
             shutil.rmtree(temporary)
-        (temporary / "images").mkdir(parents=True)
+        temporary.mkdir(parents=True)
     except OSError as error:
         raise InputError(
             f"--out {out}: cannot write there ({error.strerror}); choose a folder you can write to"
@@ -129,6 +129,7 @@ class RunAssembly:
         self.config = config
         self.judges = judges
         self.folder = prepare_out(out)
+        (self.folder / "images").mkdir()
         self.result = RunResult(out=out, batch_id=batch_id)
         self.writer = RunWriter(
             self.folder,

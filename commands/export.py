@@ -94,7 +94,6 @@ def export(
             files = {image["id"]: root / image["file_name"] for image in coco["images"]}
         target = guard_out(out, source=coco_path, force=force)
         temporary = prepare_out(target, marker=EXPORT_MARKER, what="export")
-        (temporary / "images").rmdir()  # prepare_out makes it for a run; the format decides
         try:
             # A bar only for many images: a few are placed in a blink.
             placing = len(files) if files is not None else 0

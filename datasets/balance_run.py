@@ -70,11 +70,9 @@ def generator_sections(
 def prepare_output(out: Path) -> Path:
     """A temporary folder beside `out` (pipeline's checks and swap): refuse a folder that is not
     a balance output, or one whose runs hold human review decisions."""
-    temporary = prepare_out(
+    return prepare_out(
         out, marker="balance.json", what="balance output", databases="runs/*/synthgate.db"
     )
-    (temporary / "images").rmdir()  # made for a run folder; a balance output has none
-    return temporary
 
 
 def _count_table(before: dict[str, ClassCount], after: dict[str, ClassCount]) -> dict[str, Any]:
