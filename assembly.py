@@ -22,12 +22,12 @@ from sqlalchemy import create_engine, inspect, text
 
 from synthgate import __version__
 from synthgate.config import BatchConfig
-from synthgate.datasets.coco import read_coco
 from synthgate.errors import InputError
+from synthgate.formats.coco import read_coco
 from synthgate.generators.png import encode_png
 from synthgate.outputs import RunWriter, dumps
 from synthgate.samples import GeneratedSample, Modality, Sample
-from synthgate.store import Store, sqlite_url
+from synthgate.storage.store import Store, sqlite_url
 from synthgate.validators.rubric import judge_dataset
 from synthgate.validators.summary import ValidationSummary, run_report_markdown
 from synthgate.validators.validate import Judge

@@ -25,7 +25,7 @@ from synthgate import __version__
 from synthgate.api import API_DIR, batches, distributed, pages, review
 from synthgate.api.auth import Users
 from synthgate.errors import InputError
-from synthgate.store import Store
+from synthgate.storage.store import Store
 
 if TYPE_CHECKING:
     from synthgate.workers.app import WorkerSettings
@@ -169,8 +169,8 @@ def create_app(
     `workers` (broker, database and blob store), on `synthgate worker` processes: then `db_url`
     must be the database the workers write to.
     """
-    from synthgate.review.database import shown_url
     from synthgate.review.queue import ReviewQueue
+    from synthgate.storage.database import shown_url
 
     if workers is not None and workers.db_url != db_url:
         raise InputError(

@@ -24,8 +24,8 @@ from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, func,
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from synthgate import requesters
 from synthgate.errors import InputError
+from synthgate.storage import requesters
 
 Role = Literal["annotator", "requester", "admin"]
 ROLES: tuple[str, ...] = get_args(Role)

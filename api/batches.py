@@ -30,7 +30,7 @@ from synthgate.api.inputs import SOURCE, check_counts, confine_paths
 from synthgate.config import BatchConfig, parse_config
 from synthgate.errors import InputError
 from synthgate.samples import Sample
-from synthgate.store import Store, sqlite_url
+from synthgate.storage.store import Store, sqlite_url
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/batches", tags=["batches"])
@@ -103,7 +103,7 @@ def import_run(store: Store, folder: Path, *, chunk: int = 500) -> str:
 
 def _import_page(store: Store, page: list[Sample]) -> None:
     """Upsert samples, except those people were asked to review: a re-run never undoes them."""
-    from synthgate.review.tables import reviewed_samples
+    from synthgate.storage.tables import reviewed_samples
 
     reviewed = reviewed_samples(store, [sample.id for sample in page])
     store.upsert_samples(sample for sample in page if sample.id not in reviewed)

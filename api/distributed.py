@@ -22,7 +22,7 @@ from typing import Any
 from synthgate.api.batches import InFlight
 from synthgate.config import BatchConfig
 from synthgate.errors import InputError
-from synthgate.store import Store
+from synthgate.storage.store import Store
 from synthgate.workers.app import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class StopFollowing(Exception):
 
 def check_broker(settings: WorkerSettings, *, timeout: float = 5.0) -> None:
     """Refuse a broker that does not answer, before a server takes batches it cannot send."""
-    from synthgate.review.database import shown_url
+    from synthgate.storage.database import shown_url
     from synthgate.workers.app import make_app
 
     shown = shown_url(settings.broker_url or "")  # the password masked
@@ -71,7 +71,7 @@ class WorkerBatchRunner:
         settings: WorkerSettings,
         followers: int = FOLLOWERS,
     ) -> None:
-        from synthgate.blobs import BlobStore
+        from synthgate.storage.blobs import BlobStore
         from synthgate.workers.app import make_app
 
         _db_url, blob_url = settings.require_shared_stores()

@@ -23,8 +23,8 @@ from sqlalchemy import select
 from synthgate.api.auth import User, require
 from synthgate.errors import InputError
 from synthgate.review.queue import Decision, ReviewQueue, ReviewTask
-from synthgate.review.tables import assignments, decisions, gold_answers, review_items
 from synthgate.samples import Sample
+from synthgate.storage.tables import assignments, decisions, gold_answers, review_items
 
 router = APIRouter(prefix="/api/review", tags=["review"])
 NO_ITEM: dict[int | str, dict[str, Any]] = {
@@ -199,7 +199,7 @@ def category_colors(names: list[str]) -> dict[str, str]:
 
 
 def mask_overlay(sample: Sample) -> bytes:
-    from synthgate.generators.labels import decode_mask
+    from synthgate.masks import decode_mask
 
     width, height = sample.width or 1, sample.height or 1
     overlay = np.zeros((height, width, 4), dtype=np.uint8)

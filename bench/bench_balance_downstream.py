@@ -30,9 +30,9 @@ from sklearn.metrics import f1_score, recall_score
 from sklearn.pipeline import make_pipeline
 
 from synthgate.config import PACKAGE_ROOT, TemplateTextConfig
-from synthgate.datasets.balance_text import balance_jsonl
 from synthgate.generators.text.templates import TemplateGenerator
 from synthgate.samples import SampleSpec, sample_seed
+from synthgate.workflows.balance_text import balance_jsonl
 
 REVIEWS = PACKAGE_ROOT / "configs" / "templates" / "reviews.yaml"
 RARE = "negative"

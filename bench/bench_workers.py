@@ -28,10 +28,10 @@ from pathlib import Path
 
 import psutil
 
-from synthgate.blobs import BlobStore
 from synthgate.config import parse_config
 from synthgate.pipeline import run_batch
-from synthgate.store import Store
+from synthgate.storage.blobs import BlobStore
+from synthgate.storage.store import Store
 from synthgate.workers.app import make_app, settings_from
 from synthgate.workers.submit import (
     assemble_from_store,

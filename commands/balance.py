@@ -43,9 +43,9 @@ def balance(
     balance.json, the run folders, and report.md / report.html with plots. Samples waiting for
     review are not merged; they are listed.
     """
-    from synthgate.datasets.balance_run import balance_coco
-    from synthgate.datasets.balance_text import balance_jsonl
     from synthgate.errors import InputError
+    from synthgate.workflows.balance import balance_coco
+    from synthgate.workflows.balance_text import balance_jsonl
 
     with user_errors():
         if (coco is None) == (jsonl is None):
@@ -122,7 +122,7 @@ def merge(
     ),
 ) -> None:
     """Merge the accepted samples of a finished run into a copy of a real dataset."""
-    from synthgate.datasets.merge import merge_run
+    from synthgate.workflows.merge import merge_run
 
     with user_errors():
         result = merge_run(

@@ -81,7 +81,7 @@ def export(
     With --no-copy-images only labels, classes.txt (yolo) and ImageSets (voc) are written. Boxes are clipped to their image; crowd regions (neither format can express them) and boxes wholly outside their image are left out and counted. Images whose names share a stem get a short hash prefix, so no label overwrites another.
     """
     from synthgate.assembly import prepare_out, publish_out
-    from synthgate.datasets.yolo import export_dataset, export_names
+    from synthgate.formats.yolo import export_dataset, export_names
 
     with user_errors():
         coco_path, root = find_coco(source, images, need_images=copy_images)
@@ -186,8 +186,8 @@ def read_checked(
     """The COCO file with every box-level check passed and, given `images_dir`, every image
     file there (segmentations are not exported, so a bad polygon does not stop an export);
     the descriptions of entries left out."""
-    from synthgate.datasets.coco import read_coco
-    from synthgate.datasets.coco_checks import check_coco
+    from synthgate.formats.coco import read_coco
+    from synthgate.formats.coco_checks import check_coco
 
     coco = read_coco(path)
     if images_dir is not None:

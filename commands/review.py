@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 import typer
 
 from synthgate.commands import console, user_errors
+from synthgate.commands.printing import print_agreement, print_stats
 from synthgate.errors import InputError
 from synthgate.files import write_atomic
-from synthgate.review.database import database_url, open_store
-from synthgate.review.printing import print_agreement, print_stats
+from synthgate.storage.database import database_url, open_store
 
 if TYPE_CHECKING:
     from synthgate.review.queue import ReviewQueue
@@ -74,7 +74,7 @@ def enqueue(
     """
     from sqlalchemy import select
 
-    from synthgate.store import batches
+    from synthgate.storage.store import batches
 
     with user_errors():
         queue = open_queue(run, db, annotators_per_item=annotators_per_item, gold_rate=gold_rate)

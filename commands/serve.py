@@ -15,7 +15,7 @@ from rich.table import Table
 
 from synthgate.commands import console, errors, user_errors
 from synthgate.errors import InputError
-from synthgate.review.database import database_url, open_store, shown_url
+from synthgate.storage.database import database_url, open_store, shown_url
 
 if TYPE_CHECKING:
     from synthgate.api.auth import Users

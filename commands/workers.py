@@ -18,7 +18,7 @@ from synthgate.commands import console, errors, progress_bars, user_errors
 from synthgate.errors import InputError
 
 if TYPE_CHECKING:
-    from synthgate.store import Store
+    from synthgate.storage.store import Store
 
 BROKER = typer.Option(None, "--broker", help="Celery broker URL (env SYNTHGATE_BROKER_URL).")
 DB = typer.Option(None, "--db", help="Shared database (SQLAlchemy URL) (env SYNTHGATE_DB_URL).")
@@ -105,9 +105,9 @@ def submit(
     exits 1 when samples failed (the run folder is written without them; `synthgate status`
     says why).
     """
-    from synthgate.blobs import BlobStore
     from synthgate.config import load_config
-    from synthgate.review.database import open_store
+    from synthgate.storage.blobs import BlobStore
+    from synthgate.storage.database import open_store
     from synthgate.workers.app import make_app, settings_from
     from synthgate.workers.submit import (
         assemble_from_store,
@@ -187,7 +187,7 @@ def status(
     db: str | None = DB,
 ) -> None:
     """Print a batch's progress by modality and status, and every failed sample with its reason."""
-    from synthgate.review.database import open_store, shown_url
+    from synthgate.storage.database import open_store, shown_url
     from synthgate.workers.app import settings_from
 
     with user_errors():

@@ -25,16 +25,11 @@ import PIL
 from PIL import Image
 
 from synthgate.config import CopyPasteImageConfig
-from synthgate.datasets.coco import read_coco, segmentation_to_rle
-from synthgate.datasets.coco_checks import check_coco
 from synthgate.errors import InputError
-from synthgate.generators.labels import (
-    PlacedObject,
-    decode_mask,
-    encode_mask,
-    labels_from_masks,
-    tight_bbox,
-)
+from synthgate.formats.coco import read_coco
+from synthgate.formats.coco_checks import check_coco
+from synthgate.generators.labels import PlacedObject, labels_from_masks
+from synthgate.masks import annotation_mask, encode_mask, tight_bbox
 from synthgate.samples import (
     GeneratedSample,
     ObjectLabel,
@@ -47,11 +42,6 @@ from synthgate.samples import (
 PLACEMENT_TRIES = 8  # candidate places per size
 SHRINK_TRIES = 3  # sizes tried when every place covers an instance pasted before
 IMAGE_CACHE_SIZE = 16  # decoded real images kept per generator (sources repeat within a class)
-
-
-def annotation_mask(annotation: dict[str, Any], height: int, width: int) -> np.ndarray:
-    """Bool HxW mask of a COCO annotation's segmentation: polygons, RLE or compressed RLE."""
-    return decode_mask(segmentation_to_rle(annotation["segmentation"], height, width))
 
 
 def _least_overlap(

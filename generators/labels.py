@@ -10,42 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
+from synthgate.masks import encode_mask, tight_bbox
 from synthgate.samples import ObjectLabel
-
-
-def encode_mask(mask: np.ndarray) -> dict[str, object]:
-    """COCO compressed RLE of a bool/uint8 HxW mask, with `counts` as str (JSON-ready)."""
-    rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
-    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
-
-
-def decode_mask(rle: dict[str, Any]) -> np.ndarray:
-    """Bool HxW mask of a compressed RLE dict (counts as str or bytes)."""
-    counts = rle["counts"]
-    as_bytes = {
-        "size": list(rle["size"]),
-        "counts": counts.encode() if isinstance(counts, str) else counts,
-    }  # type: ignore[union-attr, arg-type]
-    return mask_utils.decode(as_bytes).astype(bool)
-
-
-def tight_bbox(mask: np.ndarray) -> list[float]:
-    """COCO [x, y, w, h] of the smallest box holding every pixel of `mask` ([0,0,0,0] if empty)."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return [0.0, 0.0, 0.0, 0.0]
-    cols = np.flatnonzero(mask.any(axis=0))
-    return [
-        float(cols[0]),
-        float(rows[0]),
-        float(cols[-1] - cols[0] + 1),
-        float(rows[-1] - rows[0] + 1),
-    ]
 
 
 @dataclass

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from synthgate.review import gold
-from synthgate.review.tables import gold_answers, insert_ignore, review_batches, review_items
 from synthgate.samples import Sample
-from synthgate.store import Store
+from synthgate.storage.store import Store
+from synthgate.storage.tables import gold_answers, insert_ignore, review_batches, review_items
 
 if TYPE_CHECKING:
     from synthgate.review.queue import ReviewQueue

@@ -31,9 +31,9 @@ from synthgate.review.labelstudio import (
     sample_regions,
 )
 from synthgate.review.queue import ReviewQueue
-from synthgate.review.tables import decisions, review_items
 from synthgate.samples import Sample
-from synthgate.store import batches
+from synthgate.storage.store import batches
+from synthgate.storage.tables import decisions, review_items
 
 DEFAULT_IMAGE_URL = "/data/local-files/?d={uri}"  # Label Studio local storage, rooted at the run
 LS_USER = re.compile(r"^labelstudio:(\d+)$")

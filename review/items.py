@@ -13,9 +13,9 @@ from sqlalchemy.engine import Connection
 
 from synthgate.errors import InputError
 from synthgate.review import adjudication
-from synthgate.review.tables import decisions, gold_answers, review_items
 from synthgate.samples import Sample
-from synthgate.store import samples
+from synthgate.storage.store import samples
+from synthgate.storage.tables import decisions, gold_answers, review_items
 
 
 def item_row(connection: Connection, item_id: int) -> Any:

@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from synthgate.datasets.coco import segmentation_to_rle
 from synthgate.errors import InputError
+from synthgate.masks import segmentation_to_rle
 from synthgate.review.queue import Decision
 from synthgate.samples import ObjectLabel, Sample, Span
 
@@ -89,7 +89,7 @@ def _polygon(obj: ObjectLabel, region_id: str, width: int, height: int) -> dict[
     """The outline of the mask's largest part, in percent; None if the mask is empty."""
     import cv2
 
-    from synthgate.generators.labels import decode_mask
+    from synthgate.masks import decode_mask
 
     mask = decode_mask(obj.mask).astype(np.uint8)  # type: ignore[arg-type]
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)

@@ -30,7 +30,9 @@ from synthgate.review.decision import (
     decision_row,
 )
 from synthgate.review.items import finalise, item_row, maybe_finalise, shown_sample
-from synthgate.review.tables import (
+from synthgate.samples import Sample
+from synthgate.storage.store import Store
+from synthgate.storage.tables import (
     WriteTransaction,
     assignments,
     decisions,
@@ -38,8 +40,6 @@ from synthgate.review.tables import (
     review_batches,
     review_items,
 )
-from synthgate.samples import Sample
-from synthgate.store import Store
 
 
 class ReviewQueue:

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from synthgate.review import gold
-from synthgate.review.tables import assignments, decisions, gold_answers, review_items
+from synthgate.storage.tables import assignments, decisions, gold_answers, review_items
 
 
 def queue_stats(connection: Connection, k: int) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from PIL import Image
 
 from synthgate.api.app import create_app
-from synthgate.generators.labels import encode_mask, tight_bbox
+from synthgate.masks import encode_mask, tight_bbox
 from synthgate.samples import (
     Finding,
     ObjectLabel,
@@ -27,7 +27,7 @@ from synthgate.samples import (
     Span,
     sample_id,
 )
-from synthgate.store import Store
+from synthgate.storage.store import Store
 
 BATCH = "apitest-0001"
 CATEGORIES = ["circle", "square"]

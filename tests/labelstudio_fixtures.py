@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import select
 
-from synthgate.generators.labels import encode_mask
+from synthgate.masks import encode_mask
 from synthgate.review.queue import Decision, ReviewQueue
-from synthgate.review.tables import assignments, decisions, gold_answers, review_items
 from synthgate.samples import (
     CRITERIA,
     ObjectLabel,
@@ -22,7 +21,8 @@ from synthgate.samples import (
     Span,
     sample_id,
 )
-from synthgate.store import Store, samples
+from synthgate.storage.store import Store, samples
+from synthgate.storage.tables import assignments, decisions, gold_answers, review_items
 
 TEXT = "Anna Berg from Acme GmbH called about order 4411."
 WIDTH, HEIGHT = 64, 48

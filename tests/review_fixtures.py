@@ -18,7 +18,7 @@ from synthgate.samples import (
     Span,
     sample_id,
 )
-from synthgate.store import Store, metadata
+from synthgate.storage.store import Store, metadata
 
 TEXT = "Anna Berg from Acme GmbH called about order 4411."
 

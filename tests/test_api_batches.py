@@ -18,7 +18,7 @@ from pycocotools.coco import COCO
 
 from synthgate import pipeline
 from synthgate.errors import InputError
-from synthgate.generators.labels import encode_mask, tight_bbox
+from synthgate.masks import encode_mask, tight_bbox
 from synthgate.samples import (
     GeneratedSample,
     ObjectLabel,
@@ -28,7 +28,7 @@ from synthgate.samples import (
     SampleSpec,
     sample_id,
 )
-from synthgate.store import Store
+from synthgate.storage.store import Store
 
 CONFIG = {
     "name": "posted",

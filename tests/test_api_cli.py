@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from synthgate.api.auth import Users, hash_token
 from synthgate.cli import app
-from synthgate.store import Store
+from synthgate.storage.store import Store
 
 runner = CliRunner()
 

@@ -12,7 +12,7 @@ import pytest
 from api_support import bearer, image_sample, make_app, serving, token_for
 from sqlalchemy import func, select
 
-from synthgate.review.tables import decisions, review_items
+from synthgate.storage.tables import decisions, review_items
 
 
 def work_the_queue(base: str, token: str, start: threading.Barrier) -> list[int]:

@@ -17,10 +17,10 @@ from factories import small_config
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from synthgate import requesters
 from synthgate.api.auth import Users
 from synthgate.samples import Provenance, Sample, SampleSpec, sample_id
-from synthgate.store import Store, sqlite_url
+from synthgate.storage import requesters
+from synthgate.storage.store import Store, sqlite_url
 
 LEGACY = "legacy-0001"  # a batch from before requesters were recorded
 

@@ -33,7 +33,7 @@ from synthgate.cli import app as cli_app
 from synthgate.config import parse_config
 from synthgate.errors import InputError
 from synthgate.pipeline import batch_id_for, run_batch
-from synthgate.review.tables import review_items
+from synthgate.storage.tables import review_items
 from synthgate.workers import submit as worker_submit
 from synthgate.workers.app import WorkerSettings
 

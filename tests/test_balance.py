@@ -15,7 +15,8 @@ import pytest
 # Re-exported: test_merge, test_report, test_copy_paste and others import these from here.
 from balance_fixtures import make_tiny_coco
 
-from synthgate.datasets.balance import (
+from synthgate.errors import InputError
+from synthgate.workflows.quotas import (
     ClassCount,
     assign_attributes,
     attribute_shares,
@@ -27,7 +28,6 @@ from synthgate.datasets.balance import (
     plan_specs,
     split_deficits,
 )
-from synthgate.errors import InputError
 
 
 @pytest.fixture(scope="module")

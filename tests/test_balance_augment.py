@@ -13,10 +13,10 @@ import yaml
 from balance_fixtures import balance_coco, make_tiny_coco
 
 from synthgate.config import PACKAGE_ROOT
-from synthgate.datasets.augment import augment_sample, load_pipeline
 from synthgate.errors import InputError
-from synthgate.generators.labels import decode_mask, encode_mask, tight_bbox
+from synthgate.masks import decode_mask, encode_mask, tight_bbox
 from synthgate.samples import GeneratedSample, ObjectLabel, Provenance, Sample, SampleSpec
+from synthgate.workflows.augment import augment_sample, load_pipeline
 
 
 def _sample(seed: int = 5) -> GeneratedSample:

@@ -101,7 +101,7 @@ def test_validate_finds_every_image_of_a_balanced_file(
 def _add_review_decision(db: Path) -> None:
     """One human decision in a run database, the way a reviewer makes it."""
     from synthgate.review.queue import Decision, ReviewQueue
-    from synthgate.store import Store, sqlite_url
+    from synthgate.storage.store import Store, sqlite_url
 
     store = Store(sqlite_url(db))
     batch_id = json.loads((db.parent / "manifest.json").read_text())["batch_id"]

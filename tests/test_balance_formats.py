@@ -11,7 +11,7 @@ from balance_fixtures import make_tiny_coco
 from hypothesis import given
 from hypothesis import strategies as st
 
-from synthgate.datasets.yolo import (
+from synthgate.formats.yolo import (
     bbox_to_yolo,
     coco_to_voc_xml,
     coco_to_yolo_lines,

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from synthgate.datasets.coco import coco_to_samples, read_coco, segmentation_to_rle
 from synthgate.errors import InputError
-from synthgate.generators.labels import decode_mask
+from synthgate.formats.coco import coco_to_samples, read_coco
+from synthgate.masks import decode_mask, segmentation_to_rle
 from synthgate.validators.context import ValidationContext
 from synthgate.validators.rubric import judge_dataset, load_rubric
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from synthgate.generators.labels import PlacedObject, encode_mask, labels_from_masks
+from synthgate.generators.labels import PlacedObject, labels_from_masks
+from synthgate.masks import encode_mask
 from synthgate.samples import GeneratedSample, Provenance, RubricReport, Sample, SampleSpec
 from synthgate.validators.checks.base import CHECKS
 from synthgate.validators.context import ValidationContext, image_files, reference_index

@@ -12,8 +12,8 @@ from balance_fixtures import CROWD_IMAGE, make_tiny_coco
 from synthgate.config import CopyPasteImageConfig
 from synthgate.errors import InputError
 from synthgate.generators import build_generator
-from synthgate.generators.copy_paste import CopyPasteGenerator, annotation_mask
-from synthgate.generators.labels import decode_mask, tight_bbox
+from synthgate.generators.copy_paste import CopyPasteGenerator
+from synthgate.masks import annotation_mask, decode_mask, tight_bbox
 from synthgate.samples import SampleSpec
 
 

@@ -18,7 +18,7 @@ from tiny_diffusers import CATEGORIES, GENERATORS, KIND_OF_GENERATOR, image_sect
 from synthgate.config import parse_config
 from synthgate.generators import build_generator
 from synthgate.generators.diffusion.object_paste import ObjectPasteGenerator
-from synthgate.generators.labels import decode_mask, tight_bbox
+from synthgate.masks import decode_mask, tight_bbox
 from synthgate.samples import GeneratedSample
 
 pytest_plugins = ["diffusion_fixtures"]  # tiny_models

@@ -12,7 +12,6 @@ from PIL import Image
 from synthgate.config import BackgroundConfig
 from synthgate.errors import InputError
 from synthgate.generators.diffusion.backgrounds import Backgrounds, procedural_background
-from synthgate.generators.diffusion.common import box_iou
 from synthgate.generators.diffusion.layout import sample_layout
 from synthgate.generators.diffusion.segment import (
     apply_segmenter,
@@ -22,6 +21,7 @@ from synthgate.generators.diffusion.segment import (
     largest_component,
     segmenter_by_name,
 )
+from synthgate.masks import box_iou
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -13,7 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from synthgate.datasets.yolo import (
+from synthgate.errors import InputError
+from synthgate.formats.yolo import (
     clip_bbox,
     coco_to_voc_xml,
     coco_to_yolo_lines,
@@ -22,7 +23,6 @@ from synthgate.datasets.yolo import (
     image_depth,
     voc_corners,
 )
-from synthgate.errors import InputError
 
 # bbox, image width, height, VOC [xmin, ymin, xmax, ymax] (None: left out, nothing inside).
 CORNER_CASES: list[tuple[list[float], int, int, list[int] | None]] = [

@@ -72,7 +72,7 @@ def test_a_failure_part_way_leaves_the_earlier_export_as_it_was(
     assert export(str(source), "-f", "voc", "-o", str(out), "--images", images).exit_code == 0
     before = {p: p.read_bytes() for p in files_under(out)}
     for target, failure in failures.items():
-        monkeypatch.setattr(f"synthgate.datasets.yolo.{target}", failure)
+        monkeypatch.setattr(f"synthgate.formats.yolo.{target}", failure)
     result = export(str(source), "-f", "yolo", "-o", str(out), "--images", images, "--force")
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output

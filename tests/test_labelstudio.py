@@ -17,8 +17,8 @@ from synthgate.errors import InputError
 from synthgate.review import labelstudio
 from synthgate.review.interop import export_tasks, import_annotations
 from synthgate.review.queue import ReviewQueue
-from synthgate.review.tables import decisions, review_items
-from synthgate.store import Store
+from synthgate.storage.store import Store
+from synthgate.storage.tables import decisions, review_items
 
 LabelInterface = pytest.importorskip("label_studio_sdk.label_interface").LabelInterface
 Converter = pytest.importorskip("label_studio_sdk.converter").Converter

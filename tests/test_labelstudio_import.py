@@ -15,9 +15,9 @@ from sqlalchemy import select
 from synthgate.errors import InputError
 from synthgate.review.interop import export_tasks, import_annotations
 from synthgate.review.queue import ReviewQueue
-from synthgate.review.tables import decisions
 from synthgate.samples import ObjectLabel
-from synthgate.store import Store
+from synthgate.storage.store import Store
+from synthgate.storage.tables import decisions
 
 
 @pytest.fixture

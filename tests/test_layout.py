@@ -39,7 +39,7 @@ def test_core_modules_do_not_import_service_frameworks() -> None:
                 "from celery",
                 "fastapi",
                 "sqlalchemy",
-                "synthgate.store",
+                "synthgate.storage.store",
             ):
                 assert banned not in text, f"{path} imports {banned}"
 

@@ -12,8 +12,8 @@ import yaml
 from balance_fixtures import make_tiny_coco, run_cli
 from pycocotools.coco import COCO
 
-from synthgate.datasets.merge import MergeResult, merge_coco, merge_jsonl, merge_run
 from synthgate.errors import InputError
+from synthgate.workflows.merge import MergeResult, merge_coco, merge_jsonl, merge_run
 
 
 def _synthetic(

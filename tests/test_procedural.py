@@ -16,7 +16,6 @@ from pycocotools import mask as mask_utils
 from synthgate.config import ProceduralImageConfig
 from synthgate.errors import InputError
 from synthgate.generators import build_generator
-from synthgate.generators.labels import decode_mask
 from synthgate.generators.png import encode_png
 from synthgate.generators.procedural import ProceduralGenerator
 from synthgate.generators.shapes import (
@@ -26,6 +25,7 @@ from synthgate.generators.shapes import (
     shape_for_category,
 )
 from synthgate.generators.textures import TEXTURES, texture
+from synthgate.masks import decode_mask
 from synthgate.samples import GeneratedSample, SampleSpec, sample_id
 
 CATEGORIES = ["circle", "star", "ring", "hexagon", "scratch", "dent"]

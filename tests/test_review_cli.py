@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from synthgate.cli import app
-from synthgate.generators.labels import encode_mask, tight_bbox
+from synthgate.masks import encode_mask, tight_bbox
 from synthgate.review.queue import Decision, ReviewQueue
 from synthgate.samples import (
     CRITERIA,
@@ -25,7 +25,7 @@ from synthgate.samples import (
     Span,
     sample_id,
 )
-from synthgate.store import Store, sqlite_url
+from synthgate.storage.store import Store, sqlite_url
 
 runner = CliRunner()
 

@@ -15,7 +15,6 @@ import pytest
 from sqlalchemy import select
 
 from synthgate.review.queue import Decision, ReviewQueue
-from synthgate.review.tables import assignments, decisions, review_items
 from synthgate.samples import (
     CRITERIA,
     ObjectLabel,
@@ -25,7 +24,8 @@ from synthgate.samples import (
     SampleSpec,
     sample_id,
 )
-from synthgate.store import Store, metadata
+from synthgate.storage.store import Store, metadata
+from synthgate.storage.tables import assignments, decisions, review_items
 
 ITEMS = 40
 
@@ -116,7 +116,7 @@ def test_threads_on_sqlite(tmp_path: Path, k: int, annotators: int) -> None:
 WORKER = """
 import json, sys
 from synthgate.review.queue import Decision, ReviewQueue
-from synthgate.store import Store
+from synthgate.storage.store import Store
 store = Store(sys.argv[1])
 queue = ReviewQueue(store, annotators_per_item=int(sys.argv[2]), gold_rate=0.15)
 seen = []

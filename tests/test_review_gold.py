@@ -22,7 +22,7 @@ from synthgate.samples import (
     Span,
     sample_id,
 )
-from synthgate.store import Store
+from synthgate.storage.store import Store
 
 TEXT = "Anna Berg from Acme GmbH called about order 4411."
 

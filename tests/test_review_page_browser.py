@@ -10,7 +10,7 @@ from api_support import make_app, serving, token_for
 from browser import chromium
 from sqlalchemy import select
 
-from synthgate.review.tables import decisions
+from synthgate.storage.tables import decisions
 
 XSS_CATEGORY = "<script>window.pwned=1</script>"
 XSS_PROMPT = '<img src=x onerror="window.pwned=2">'

@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from synthgate.errors import InputError
 from synthgate.review.queue import ReviewQueue
-from synthgate.review.tables import decisions, review_items
 from synthgate.samples import CRITERIA
-from synthgate.store import Store
+from synthgate.storage.store import Store
+from synthgate.storage.tables import decisions, review_items
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -13,7 +13,7 @@ from review_fixtures import ACCEPT, fill, make_sample, open_store
 from synthgate.errors import InputError
 from synthgate.review.queue import Decision, ReviewQueue
 from synthgate.samples import ObjectLabel, Span
-from synthgate.store import Store
+from synthgate.storage.store import Store
 
 
 @pytest.fixture

@@ -138,7 +138,7 @@ def test_version_and_help() -> None:
 def test_rerun_refuses_to_replace_human_review_decisions(tmp_path: Path) -> None:
     """Reviewed data is never lost: a run folder holding decisions is not replaced."""
     from synthgate.review.queue import Decision, ReviewQueue
-    from synthgate.store import Store, sqlite_url
+    from synthgate.storage.store import Store, sqlite_url
 
     out = tmp_path / "run"
     config = small_config(

@@ -13,7 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from synthgate.cli import app
-from synthgate.generators.labels import encode_mask
+from synthgate.masks import encode_mask
 
 runner = CliRunner()
 

@@ -24,8 +24,8 @@ from workers_support import Cluster, RedisServer
 
 from synthgate.config import parse_config
 from synthgate.pipeline import run_batch
-from synthgate.review.tables import review_items
-from synthgate.store import Store, batches, samples
+from synthgate.storage.store import Store, batches, samples
+from synthgate.storage.tables import review_items
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from synthgate.cli import app
 from synthgate.errors import InputError
-from synthgate.store import Store
+from synthgate.storage.store import Store
 from synthgate.workers.app import WorkerSettings
 
 SETTINGS_ERRORS = [

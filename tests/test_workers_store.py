@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from factories import small_config
 
-from synthgate.blobs import BlobStore
 from synthgate.config import parse_config
 from synthgate.pipeline import batch_id_for, run_batch
 from synthgate.samples import Provenance, Sample, SampleSpec, sample_id
-from synthgate.store import Store
+from synthgate.storage.blobs import BlobStore
+from synthgate.storage.store import Store
 from synthgate.workers.app import WorkerSettings
 from synthgate.workers.chunks import WorkerContext, chunk_rows, run_chunk
 from synthgate.workers.submit import assemble_from_store
@@ -34,7 +34,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'shared.db'}"
     url: str = request.getfixturevalue("postgres_url")
     store = Store(url)  # a clean schema per test
-    from synthgate.store import metadata
+    from synthgate.storage.store import metadata
 
     metadata.drop_all(store.engine)
     store.close()

@@ -18,12 +18,12 @@ import pytest
 from factories import small_config
 
 from synthgate.assembly import hidden_objects
-from synthgate.blobs import BlobStore
 from synthgate.config import parse_config
 from synthgate.errors import InputError
 from synthgate.generators import build_generator
 from synthgate.pipeline import batch_id_for, plan, run_batch
-from synthgate.store import Store, chunks
+from synthgate.storage.blobs import BlobStore
+from synthgate.storage.store import Store, chunks
 from synthgate.workers import chunks as chunk_module
 from synthgate.workers import submit as worker_submit
 from synthgate.workers.app import WorkerSettings, queue_for

@@ -20,8 +20,8 @@ import numpy as np
 from PIL import Image
 from pydantic import ValidationError
 
-from synthgate.datasets.coco import category_names, coco_to_samples, count_of, mapping_of, read_coco
 from synthgate.errors import InputError
+from synthgate.formats.coco import category_names, coco_to_samples, count_of, mapping_of, read_coco
 from synthgate.samples import GeneratedSample, Provenance, Sample, SampleSpec, Span
 
 TEXT_SUFFIXES = {".jsonl", ".ndjson"}

@@ -27,12 +27,12 @@ from typing import Any
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from synthgate.assembly import sample_png
-from synthgate.blobs import BlobStore
 from synthgate.config import BatchConfig
 from synthgate.generators import Generator, build_generator, generator_class
 from synthgate.pipeline import build_judges, chunk_size, generate_specs, plan
 from synthgate.samples import GeneratedSample, Modality, Provenance, Sample, SampleSpec, sample_id
-from synthgate.store import ChunkState, Store
+from synthgate.storage.blobs import BlobStore
+from synthgate.storage.store import ChunkState, Store
 from synthgate.validators.validate import Judge
 from synthgate.workers.app import WorkerSettings, queue_for
 from synthgate.workers.partial import encode_partial, partial_key

@@ -14,9 +14,9 @@ import json
 from typing import Any
 
 from synthgate.assembly import hidden_objects
-from synthgate.blobs import BlobStore
 from synthgate.outputs import dumps
 from synthgate.samples import GeneratedSample, Sample
+from synthgate.storage.blobs import BlobStore
 from synthgate.validators.measure import SampleMeasurements
 from synthgate.validators.validate import Judge
 

@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from synthgate.assembly import RunAssembly, RunResult, assemble_run
-from synthgate.blobs import BlobStore
 from synthgate.config import BatchConfig
 from synthgate.errors import InputError
 from synthgate.generators import build_generator
 from synthgate.pipeline import MODALITIES, batch_id_for, build_judges, record_report
-from synthgate.review.tables import reviewed_samples
 from synthgate.samples import Modality, Sample
-from synthgate.store import ChunkState, Store
+from synthgate.storage.blobs import BlobStore
+from synthgate.storage.store import ChunkState, Store
+from synthgate.storage.tables import reviewed_samples
 from synthgate.validators.measure import SampleMeasurements
 from synthgate.validators.validate import Judge
 from synthgate.workers.app import MAKE_CHUNK, QUEUES, WorkerSettings

@@ -19,7 +19,7 @@ import numpy as np
 from synthgate.errors import InputError
 from synthgate.generators.diffusion.models import LoadedModel, check_size, load_model
 from synthgate.generators.diffusion.segment import Segmenter, segmenter_by_name
-from synthgate.generators.labels import encode_mask, tight_bbox
+from synthgate.masks import box_iou, encode_mask, tight_bbox
 from synthgate.samples import (
     GeneratedSample,
     ObjectLabel,
@@ -68,15 +68,6 @@ def boxed_label(
             "box_iou": round(box_iou(bbox, box), 4),
         },
     )
-
-
-def box_iou(a: list[float], b: list[float]) -> float:
-    """Intersection over union of two COCO xywh boxes."""
-    left, top = max(a[0], b[0]), max(a[1], b[1])
-    right, bottom = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
-    inter = max(0.0, right - left) * max(0.0, bottom - top)
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union else 0.0
 
 
 def fill_template(template: str, values: dict[str, str]) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from synthgate.masks import box_edges
 from synthgate.samples import ObjectLabel
 from synthgate.validators.checks.base import CheckInput, Measure, Measurement, register
 
@@ -35,14 +36,6 @@ def _measure(item: CheckInput, index: int, measure: str, value: float, message: 
     return Measurement(
         measure, float(value), message, object_index=index, annotation_id=annotation_id(obj)
     )
-
-
-def box_edges(bbox: list[float]) -> tuple[float, float, float, float] | None:
-    """(x0, y0, x1, y1) of a well-formed COCO box, else None."""
-    if len(bbox) != 4 or not all(isinstance(v, int | float) and math.isfinite(v) for v in bbox):
-        return None
-    x, y, w, h = bbox
-    return x, y, x + w, y + h
 
 
 def mask_problem(obj: ObjectLabel, item: CheckInput) -> str | None:

@@ -15,7 +15,20 @@ from pathlib import Path
 from typing import Any
 
 from synthgate.assembly import publish_out
-from synthgate.datasets.balance import (
+from synthgate.errors import InputError
+from synthgate.files import read_jsonl, write_atomic
+from synthgate.generators import Generator, build_generator
+from synthgate.pipeline import Progress
+from synthgate.workflows.balance import (
+    BalanceOutcome,
+    finish_output,
+    generator_sections,
+    prepare_output,
+    run_sections,
+    summarise,
+)
+from synthgate.workflows.merge import MergeResult, merge_jsonl
+from synthgate.workflows.quotas import (
     attribute_shares,
     class_targets,
     deficits,
@@ -24,19 +37,6 @@ from synthgate.datasets.balance import (
     parse_target,
     split_deficits,
 )
-from synthgate.datasets.balance_run import (
-    BalanceOutcome,
-    finish_output,
-    generator_sections,
-    prepare_output,
-    run_sections,
-    summarise,
-)
-from synthgate.datasets.merge import MergeResult, merge_jsonl
-from synthgate.errors import InputError
-from synthgate.files import read_jsonl, write_atomic
-from synthgate.generators import Generator, build_generator
-from synthgate.pipeline import Progress
 
 
 def _check_rows(

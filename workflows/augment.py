@@ -19,7 +19,7 @@ import numpy as np
 
 from synthgate.errors import InputError
 from synthgate.generators import Generator
-from synthgate.generators.labels import decode_mask, encode_mask, tight_bbox
+from synthgate.masks import decode_mask, encode_mask, tight_bbox
 from synthgate.samples import GeneratedSample, ObjectLabel, SampleSpec
 
 AUGMENT_STREAM = 0xA06  # keeps the augmentation seed apart from the generator's own draws

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from synthgate.errors import InputError
 
 if TYPE_CHECKING:
-    from synthgate.store import Store
+    from synthgate.storage.store import Store
 
 URL_FORMS = "sqlite:///runs/<name>/synthgate.db or postgresql://user@host:5432/dbname"
 
@@ -26,7 +26,7 @@ def database_url(run: Path | None, db: str | None, *, create: bool = False) -> s
     `create`: the runs folder's database may be new (a service starting on an empty machine).
     """
     from synthgate.config import Settings
-    from synthgate.store import sqlite_url
+    from synthgate.storage.store import sqlite_url
 
     if db:
         return db
@@ -85,7 +85,7 @@ def open_store(url: str, *, must_exist: bool = False) -> Store:
     """
     from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 
-    from synthgate.store import Store
+    from synthgate.storage.store import Store
 
     shown = shown_url(url)
     path = sqlite_file(url)

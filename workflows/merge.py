@@ -247,8 +247,8 @@ def merge_run(
     Synthetic file names are made relative to `images_dir` (default: the folder of the real
     file), the folder the real file names are relative to, so one `--images` serves both.
     """
-    from synthgate.datasets.coco import read_coco
-    from synthgate.datasets.coco_checks import check_coco
+    from synthgate.formats.coco import read_coco
+    from synthgate.formats.coco_checks import check_coco
 
     result = MergeResult()
     if out.resolve() == real_path.resolve():

@@ -36,8 +36,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
-from synthgate import requesters
 from synthgate.samples import Sample
+from synthgate.storage import requesters
 
 metadata = MetaData()
 

@@ -1,4 +1,4 @@
-"""COCO files into Samples: `read_coco`, `coco_to_samples`, `segmentation_to_rle`.
+"""COCO files into Samples: `read_coco`, `coco_to_samples`, `category_names`.
 
 Real files are messy: polygons (several per object, some degenerate), uncompressed RLE for crowd
 regions, compressed RLE, missing or malformed fields. Everything here is converted through
@@ -13,16 +13,15 @@ and merging run first are in coco_checks.py.
 from __future__ import annotations
 
 import json
-import math
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pycocotools import mask as mask_utils
 from pydantic import ValidationError
 
 from synthgate.errors import InputError
+from synthgate.masks import finite_number, segmentation_to_rle
 from synthgate.samples import ObjectLabel, Provenance, Sample, SampleSpec
 
 COCO_LISTS = ("images", "annotations", "categories")
@@ -57,57 +56,6 @@ def read_coco(path: Path | str) -> dict[str, Any]:
     return data
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _compressed(rle: dict[str, Any]) -> dict[str, Any]:
-    counts = rle["counts"]
-    return {
-        "size": [int(v) for v in rle["size"]],
-        "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts,
-    }
-
-
-def segmentation_to_rle(segmentation: Any, height: int | None, width: int | None) -> dict[str, Any]:
-    """A COCO segmentation (polygons, uncompressed or compressed RLE) -> compressed RLE.
-
-    Raises ValueError with the reason when it cannot be read.
-    """
-    if isinstance(segmentation, dict):
-        size, counts = segmentation.get("size"), segmentation.get("counts")
-        if not (isinstance(size, list) and len(size) == 2 and all(_number(v) for v in size)):
-            raise ValueError(f"RLE size {size!r} is not [height, width]")
-        h, w = int(size[0]), int(size[1])
-        if isinstance(counts, list):
-            if not all(isinstance(c, int) and c >= 0 for c in counts) or sum(counts) != h * w:
-                raise ValueError(f"uncompressed RLE counts do not add up to {h}x{w} pixels")
-            return _compressed(mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w))
-        if isinstance(counts, str | bytes):
-            rle = {"size": [h, w], "counts": counts}
-            try:
-                area = int(mask_utils.area(rle))  # parses the counts
-            except Exception as error:  # pycocotools raises plain Exception types
-                raise ValueError(f"compressed RLE does not parse: {error}") from None
-            if not 0 <= area <= h * w:  # pycocotools reads garbage strings without complaint
-                raise ValueError(f"compressed RLE does not parse: {area} px in a {h}x{w} image")
-            return _compressed(rle)
-        raise ValueError("RLE counts are neither a list nor a string")
-    if isinstance(segmentation, list):
-        if height is None or width is None:
-            raise ValueError("polygons need the image's width and height")
-        polygons = [
-            [float(v) for v in p]
-            for p in segmentation
-            if isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 and all(map(_number, p))
-        ]
-        if not polygons:
-            raise ValueError("no polygon with at least 3 finite points")
-        rles = mask_utils.frPyObjects(polygons, height, width)
-        return _compressed(mask_utils.merge(rles))
-    raise ValueError(f"segmentation of type {type(segmentation).__name__}")
-
-
 def _object(
     annotation: dict[str, Any],
     category_names: dict[Any, str],
@@ -118,7 +66,7 @@ def _object(
     if isinstance(annotation.get("id"), int):
         attributes["annotation_id"] = annotation["id"]
     bbox = annotation.get("bbox")
-    box = [float(v) for v in bbox] if isinstance(bbox, list) and all(map(_number, bbox)) else []
+    box = [float(v) for v in bbox] if isinstance(bbox, list) and all(map(finite_number, bbox)) else []
     mask = None
     segmentation = annotation.get("segmentation")
     if segmentation not in (None, [], {}):
@@ -133,8 +81,8 @@ def _object(
         category=category_names.get(category_id, f"<category id {category_id}>"),
         bbox=box,
         mask=mask,
-        area=float(area) if _number(area) else 0.0,
-        visible_fraction=float(visible) if _number(visible) and 0 <= visible <= 1 else 1.0,
+        area=float(area) if finite_number(area) else 0.0,
+        visible_fraction=float(visible) if finite_number(visible) and 0 <= visible <= 1 else 1.0,
         attributes=attributes,
     )
 
@@ -151,7 +99,7 @@ def count_of(value: Any, default: int) -> int:
 
 
 def _size(value: Any) -> int | None:
-    return int(value) if _number(value) and value > 0 else None
+    return int(value) if finite_number(value) and value > 0 else None
 
 
 def coco_image_to_sample(

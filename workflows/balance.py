@@ -29,7 +29,16 @@ from typing import Any
 
 from synthgate.assembly import prepare_out, publish_out
 from synthgate.config import BatchConfig, parse_config
-from synthgate.datasets.balance import (
+from synthgate.errors import InputError
+from synthgate.files import read_jsonl, write_atomic
+from synthgate.formats.coco import read_coco
+from synthgate.formats.coco_checks import check_coco
+from synthgate.generators import Generator, build_generator
+from synthgate.outputs import dumps
+from synthgate.pipeline import Progress, batch_id_for, run_batch
+from synthgate.samples import Modality
+from synthgate.workflows.merge import MergeResult, merge_coco, relative_prefix
+from synthgate.workflows.quotas import (
     BalanceConfig,
     ClassCount,
     attribute_shares,
@@ -41,15 +50,6 @@ from synthgate.datasets.balance import (
     plan_specs,
     split_deficits,
 )
-from synthgate.datasets.coco import read_coco
-from synthgate.datasets.coco_checks import check_coco
-from synthgate.datasets.merge import MergeResult, merge_coco, relative_prefix
-from synthgate.errors import InputError
-from synthgate.files import read_jsonl, write_atomic
-from synthgate.generators import Generator, build_generator
-from synthgate.outputs import dumps
-from synthgate.pipeline import Progress, batch_id_for, run_batch
-from synthgate.samples import Modality
 
 
 @dataclass
@@ -224,7 +224,7 @@ def balance_coco(
         components = {"dataset": data} if config.generator == "copy_paste" else {}
         generator = build_generator(config, categories=list(before), **components)
         if balance.augment is not None:
-            from synthgate.datasets.augment import AugmentedGenerator
+            from synthgate.workflows.augment import AugmentedGenerator
 
             generator = AugmentedGenerator(generator, balance.augment)
         return generator

@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from synthgate.store import Store, metadata
+from synthgate.storage.store import Store, metadata
 
 review_batches = Table(
     "review_batches",

@@ -1,1 +1,0 @@
-"""Real datasets at the edges: COCO/YOLO/VOC formats, balancing, merging, augmentation."""

@@ -1,0 +1,126 @@
+"""Masks and boxes, over pycocotools: the one home of RLE, polygon and box helpers.
+
+Inside synthgate a mask is COCO compressed RLE with `counts` as str (`{"size": [h, w],
+"counts": "..."}`, JSON-ready) and a box is COCO [x, y, w, h] in pixels.
+
+- `encode_mask` / `decode_mask`: bool HxW <-> compressed RLE.
+- `segmentation_to_rle`: any COCO segmentation (polygons, uncompressed or compressed RLE) ->
+  compressed RLE, or ValueError naming why it cannot be read.
+- `annotation_mask`: a COCO annotation's segmentation as a bool HxW mask.
+- `tight_bbox`, `box_edges`, `box_iou`: box geometry.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+
+def finite_number(value: Any) -> bool:
+    """A real int or float (not a bool), finite: what a coordinate read from a file must be."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def encode_mask(mask: np.ndarray) -> dict[str, object]:
+    """COCO compressed RLE of a bool/uint8 HxW mask, with `counts` as str (JSON-ready)."""
+    rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def decode_mask(rle: dict[str, Any]) -> np.ndarray:
+    """Bool HxW mask of a compressed RLE dict (counts as str or bytes)."""
+    counts = rle["counts"]
+    as_bytes = {
+        "size": list(rle["size"]),
+        "counts": counts.encode() if isinstance(counts, str) else counts,
+    }  # type: ignore[union-attr, arg-type]
+    return mask_utils.decode(as_bytes).astype(bool)
+
+
+def _compressed(rle: dict[str, Any]) -> dict[str, Any]:
+    counts = rle["counts"]
+    return {
+        "size": [int(v) for v in rle["size"]],
+        "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts,
+    }
+
+
+def segmentation_to_rle(segmentation: Any, height: int | None, width: int | None) -> dict[str, Any]:
+    """A COCO segmentation (polygons, uncompressed or compressed RLE) -> compressed RLE.
+
+    Raises ValueError with the reason when it cannot be read.
+    """
+    if isinstance(segmentation, dict):
+        size, counts = segmentation.get("size"), segmentation.get("counts")
+        if not (isinstance(size, list) and len(size) == 2 and all(map(finite_number, size))):
+            raise ValueError(f"RLE size {size!r} is not [height, width]")
+        h, w = int(size[0]), int(size[1])
+        if isinstance(counts, list):
+            if not all(isinstance(c, int) and c >= 0 for c in counts) or sum(counts) != h * w:
+                raise ValueError(f"uncompressed RLE counts do not add up to {h}x{w} pixels")
+            return _compressed(mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w))
+        if isinstance(counts, str | bytes):
+            rle = {"size": [h, w], "counts": counts}
+            try:
+                area = int(mask_utils.area(rle))  # parses the counts
+            except Exception as error:  # pycocotools raises plain Exception types
+                raise ValueError(f"compressed RLE does not parse: {error}") from None
+            if not 0 <= area <= h * w:  # pycocotools reads garbage strings without complaint
+                raise ValueError(f"compressed RLE does not parse: {area} px in a {h}x{w} image")
+            return _compressed(rle)
+        raise ValueError("RLE counts are neither a list nor a string")
+    if isinstance(segmentation, list):
+        if height is None or width is None:
+            raise ValueError("polygons need the image's width and height")
+        polygons = [
+            [float(v) for v in p]
+            for p in segmentation
+            if isinstance(p, list)
+            and len(p) >= 6
+            and len(p) % 2 == 0
+            and all(map(finite_number, p))
+        ]
+        if not polygons:
+            raise ValueError("no polygon with at least 3 finite points")
+        rles = mask_utils.frPyObjects(polygons, height, width)
+        return _compressed(mask_utils.merge(rles))
+    raise ValueError(f"segmentation of type {type(segmentation).__name__}")
+
+
+def annotation_mask(annotation: dict[str, Any], height: int, width: int) -> np.ndarray:
+    """Bool HxW mask of a COCO annotation's segmentation: polygons, RLE or compressed RLE."""
+    return decode_mask(segmentation_to_rle(annotation["segmentation"], height, width))
+
+
+def tight_bbox(mask: np.ndarray) -> list[float]:
+    """COCO [x, y, w, h] of the smallest box holding every pixel of `mask` ([0,0,0,0] if empty)."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return [0.0, 0.0, 0.0, 0.0]
+    cols = np.flatnonzero(mask.any(axis=0))
+    return [
+        float(cols[0]),
+        float(rows[0]),
+        float(cols[-1] - cols[0] + 1),
+        float(rows[-1] - rows[0] + 1),
+    ]
+
+
+def box_edges(bbox: list[float]) -> tuple[float, float, float, float] | None:
+    """(x0, y0, x1, y1) of a well-formed COCO box, else None."""
+    if len(bbox) != 4 or not all(isinstance(v, int | float) and math.isfinite(v) for v in bbox):
+        return None
+    x, y, w, h = bbox
+    return x, y, x + w, y + h
+
+
+def box_iou(a: list[float], b: list[float]) -> float:
+    """Intersection over union of two COCO xywh boxes."""
+    left, top = max(a[0], b[0]), max(a[1], b[1])
+    right, bottom = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    inter = max(0.0, right - left) * max(0.0, bottom - top)
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union else 0.0

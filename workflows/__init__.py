@@ -1,0 +1,1 @@
+"""Recipes that drive the runner over real datasets: balance, merge, augment, export."""
