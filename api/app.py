@@ -23,9 +23,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from synthgate import __version__
 from synthgate.api import API_DIR, batches, distributed, pages, review
-from synthgate.api.auth import Users
 from synthgate.errors import InputError
 from synthgate.storage.store import Store
+from synthgate.storage.users import Users
 
 if TYPE_CHECKING:
     from synthgate.workers.app import WorkerSettings

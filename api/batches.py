@@ -3,7 +3,7 @@ the caller's batches, `GET /api/batches/{id}` tells how one is going, `GET /api/
 hands back its COCO file.
 
 A requester sees only the batches they posted: the same config is the same batch, so posting
-records the caller as one of its requesters (`Store.add_requester`), and any other requester gets
+records the caller as one of its requesters (`store.requesters.add`), and any other requester gets
 the 404 of a batch that does not exist. Admins see every batch.
 
 `BatchRunner` runs accepted configs one at a time in a background thread with the embedded
@@ -103,9 +103,7 @@ def import_run(store: Store, folder: Path, *, chunk: int = 500) -> str:
 
 def _import_page(store: Store, page: list[Sample]) -> None:
     """Upsert samples, except those people were asked to review: a re-run never undoes them."""
-    from synthgate.storage.tables import reviewed_samples
-
-    reviewed = reviewed_samples(store, [sample.id for sample in page])
+    reviewed = store.reviewed_samples([sample.id for sample in page])
     store.upsert_samples(sample for sample in page if sample.id not in reviewed)
 
 
@@ -216,7 +214,9 @@ def _visible_batch(request: Request, batch_id: str, user: User) -> BatchOut:
     nobody learns which configs others ran."""
     store: Store = request.app.state.store
     batch = store.get_batch(batch_id)
-    if batch is None or (user.role != "admin" and user.name not in store.requesters_of(batch_id)):
+    if batch is None or (
+        user.role != "admin" and user.name not in store.requesters.of_batch(batch_id)
+    ):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no batch {batch_id!r}")
     return _batch_out(batch, store.counts_of([batch_id])[batch_id])
 
@@ -254,7 +254,7 @@ def create_batch(
     parsed = parse_config(config, source=SOURCE)
     check_counts(parsed, request.app.state.max_samples)
     batch_id, started = request.app.state.runner.submit(parsed)
-    request.app.state.store.add_requester(batch_id, user.name)
+    request.app.state.store.requesters.add(batch_id, user.name)
     if not started:
         response.status_code = status.HTTP_200_OK
     return _visible_batch(request, batch_id, user)
@@ -287,7 +287,7 @@ def list_batches(
             detail=f"{user.role} {user.name!r} may not list every batch; leave out all=true",
         )
     store: Store = request.app.state.store
-    rows = store.batches_of(None if every else user.name, limit=limit, offset=offset)
+    rows = store.requesters.batches_of(None if every else user.name, limit=limit, offset=offset)
     counts = store.counts_of([row["id"] for row in rows])  # one query for the page
     return [_batch_out(row, counts[row["id"]]) for row in rows]
 

@@ -190,7 +190,7 @@ class WorkerBatchRunner:
                 changed[:] = [progress.stored, now]
             message = f"generating: {progress.stored} of {total} samples made"
             if now - changed[1] > WAITING_NOTE_S and not progress.chunks.get("running"):
-                waiting = self.store.chunks_of(batch_id, statuses=["queued"])
+                waiting = self.store.chunks.of_batch(batch_id, statuses=["queued"])
                 queues = ", ".join(sorted({chunk.queue for chunk in waiting}))
                 message += (
                     f"; nothing made for {now - changed[1]:.0f} s: is a worker serving queue "

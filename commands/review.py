@@ -74,7 +74,7 @@ def enqueue(
     """
     from sqlalchemy import select
 
-    from synthgate.storage.store import batches
+    from synthgate.storage.tables import batches
 
     with user_errors():
         queue = open_queue(run, db, annotators_per_item=annotators_per_item, gold_rate=gold_rate)

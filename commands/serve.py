@@ -18,7 +18,7 @@ from synthgate.errors import InputError
 from synthgate.storage.database import database_url, open_store, shown_url
 
 if TYPE_CHECKING:
-    from synthgate.api.auth import Users
+    from synthgate.storage.users import Users
     from synthgate.workers.app import WorkerSettings
 
 DB_HELP = "Database URL (default: $SYNTHGATE_DB_URL, else sqlite:///<runs dir>/synthgate.db)."
@@ -26,7 +26,7 @@ users = typer.Typer(help="Manage API users and their tokens.", no_args_is_help=T
 
 
 def _users(db: str | None) -> Users:
-    from synthgate.api.auth import Users
+    from synthgate.storage.users import Users
 
     return Users(open_store(database_url(None, db, create=True)).engine)
 

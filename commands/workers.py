@@ -215,7 +215,7 @@ def status(
                 *(str(row.get(s, 0)) for s in columns),
             )
         console.print(table)
-        chunks = store.chunk_totals(batch_id)
+        chunks = store.chunks.totals(batch_id)
         console.print(
             "chunks: "
             + ", ".join(
@@ -229,7 +229,7 @@ def status(
 
 
 def _print_failures(store: Store, batch_id: str) -> None:
-    for chunk in store.chunks_of(batch_id, statuses=["failed"]):
+    for chunk in store.chunks.of_batch(batch_id, statuses=["failed"]):
         if chunk.reason:
             errors.print(
                 f"[bold red]chunk {chunk.id} failed:[/] {chunk.reason}",

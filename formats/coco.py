@@ -66,7 +66,9 @@ def _object(
     if isinstance(annotation.get("id"), int):
         attributes["annotation_id"] = annotation["id"]
     bbox = annotation.get("bbox")
-    box = [float(v) for v in bbox] if isinstance(bbox, list) and all(map(finite_number, bbox)) else []
+    box = (
+        [float(v) for v in bbox] if isinstance(bbox, list) and all(map(finite_number, bbox)) else []
+    )
     mask = None
     segmentation = annotation.get("segmentation")
     if segmentation not in (None, [], {}):

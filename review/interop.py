@@ -32,8 +32,7 @@ from synthgate.review.labelstudio import (
 )
 from synthgate.review.queue import ReviewQueue
 from synthgate.samples import Sample
-from synthgate.storage.store import batches
-from synthgate.storage.tables import decisions, review_items
+from synthgate.storage.tables import batches, decisions, review_items
 
 DEFAULT_IMAGE_URL = "/data/local-files/?d={uri}"  # Label Studio local storage, rooted at the run
 LS_USER = re.compile(r"^labelstudio:(\d+)$")

@@ -14,8 +14,7 @@ from sqlalchemy.engine import Connection
 from synthgate.errors import InputError
 from synthgate.review import adjudication
 from synthgate.samples import Sample
-from synthgate.storage.store import samples
-from synthgate.storage.tables import decisions, gold_answers, review_items
+from synthgate.storage.tables import decisions, gold_answers, review_items, samples
 
 
 def item_row(connection: Connection, item_id: int) -> Any:

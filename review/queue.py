@@ -64,7 +64,6 @@ class ReviewQueue:
         self.gold_rate = gold_rate
         self.seed = seed
         self.dialect = store.engine.dialect.name
-        review_items.metadata.create_all(store.engine)
 
     # ---- filling the queue -------------------------------------------------------------------
 
@@ -256,7 +255,7 @@ class ReviewQueue:
     # ---- internals ---------------------------------------------------------------------------
 
     def write(self) -> WriteTransaction:
-        return WriteTransaction(self.store, self.dialect)
+        return WriteTransaction(self.store.engine)
 
     def _assign(self, connection: Connection, item: Any, annotator: str) -> None:
         if item.status != "open":

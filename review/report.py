@@ -17,8 +17,8 @@ from sqlalchemy import select
 
 from synthgate.review import agreement, gold
 from synthgate.samples import CRITERIA, Sample
-from synthgate.storage.store import Store, samples
-from synthgate.storage.tables import decisions, gold_answers, review_items
+from synthgate.storage.store import Store
+from synthgate.storage.tables import decisions, gold_answers, review_items, samples
 
 ROUTE_OF_VERDICT = {"accept": "accepted", "fix": "review", "reject": "rejected"}
 TARGET = 0.95  # share of human agreement a threshold must reach to be suggested

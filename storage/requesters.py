@@ -1,10 +1,9 @@
-"""Who asked for which batch: the `batch_requesters` table and the Store methods over it.
+"""Who asked for which batch: `Requesters`, over the `batch_requesters` table.
 
 Batch ids follow from the config (`pipeline.batch_id_for`), so two requesters posting the same
 config get the same batch: a batch has a set of requesters, one row per (batch, user) with the
-time that user last asked for it. `Store` inherits `BatchRequesters`; the table sits in a
-metadata of its own, which `Store` creates next to its tables, so an existing database gains it
-without a migration. Batches from before the table have no requesters.
+time that user last asked for it. A store offers them as `store.requesters`. Batches from before
+the table have no requesters.
 
 Requesters are user names, so removing a user must forget their rows (`forget_user`, called by
 `api.auth.Users.remove`): a new user of the same name must not inherit the old one's batches.
@@ -13,22 +12,12 @@ Requesters are user names, so removing a user must forget their rows (`forget_us
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar
+from typing import Any
 
-from sqlalchemy import Column, Float, Index, MetaData, String, Table, func, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
-metadata = MetaData()
-
-batch_requesters = Table(
-    "batch_requesters",
-    metadata,
-    Column("batch_id", String(64), primary_key=True),
-    Column("user", String(100), primary_key=True),  # api_users.name
-    Column("requested_at", Float, nullable=False),  # time.time() of the last ask
-    # a requester's list: their rows, latest first, without reading everyone's
-    Index("ix_batch_requesters_user", "user", "requested_at"),
-)
+from synthgate.storage.tables import batch_requesters, batches, upsert
 
 
 def forget_user(connection: Connection, user: str) -> int:
@@ -37,21 +26,16 @@ def forget_user(connection: Connection, user: str) -> int:
     return deleted.rowcount
 
 
-class BatchRequesters:
-    """Store methods for batch ownership; `Store` provides the engine, its batch and sample
-    tables (store.py imports this module, so it cannot be imported from here) and its
-    dialect's insert (the upsert SQLite and PostgreSQL share)."""
+class Requesters:
+    """Batch ownership in a store's database: who asked for which batch, and when."""
 
-    engine: Engine
-    batch_table: ClassVar[Table]
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
 
-    def _insert(self, table: Table) -> Any:
-        raise NotImplementedError  # Store's
-
-    def add_requester(self, batch_id: str, user: str) -> None:
+    def add(self, batch_id: str, user: str) -> None:
         """Record that `user` asked for the batch; asking again only moves the time forward."""
         now = time.time()
-        statement = self._insert(batch_requesters).values(
+        statement = upsert(self.engine, batch_requesters).values(
             batch_id=batch_id, user=user, requested_at=now
         )
         statement = statement.on_conflict_do_update(
@@ -60,7 +44,7 @@ class BatchRequesters:
         with self.engine.begin() as connection:
             connection.execute(statement)
 
-    def requesters_of(self, batch_id: str) -> set[str]:
+    def of_batch(self, batch_id: str) -> set[str]:
         query = select(batch_requesters.c.user).where(batch_requesters.c.batch_id == batch_id)
         with self.engine.connect() as connection:
             return set(connection.execute(query).scalars())
@@ -75,7 +59,6 @@ class BatchRequesters:
         for (made before requesters were recorded, or by the CLI into this database) come last,
         with `requested_at` None.
         """
-        batches = self.batch_table
         if user is not None:
             asked = (
                 select(batch_requesters.c.batch_id, batch_requesters.c.requested_at)

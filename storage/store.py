@@ -1,109 +1,27 @@
-"""The database.
+"""The store: batches and the samples made for them, in SQL, by SQLAlchemy URL.
 
-`Store(url)` keeps batches and samples in SQL (a SQLite file by default, PostgreSQL by URL) with
-SQLAlchemy Core: rows are written by upsert on the deterministic sample id, so a re-run or a
-redelivered task rewrites the same row instead of adding one. Samples come back in index order,
-streamed, never all in memory. Image bytes live in the blob store (blobs.py). The `chunks` table is the workers' bookkeeping: one row per task (a run of sample indices),
-with its deliveries and crashes, so a redelivered task can tell it lost a worker and a sample that
-kills its worker every time ends as `failed` with the reason kept on the sample row.
+`Store(url)` opens a database (a SQLite file by default, PostgreSQL by URL), brings its schema
+to the current revision (storage/schema.py) and offers the batch and sample rows. Samples are
+written by upsert on their deterministic id, so a re-run or a redelivered task rewrites the same
+row instead of adding one, and come back in index order, streamed, never all in memory. The
+workers' chunk bookkeeping (`store.chunks`, storage/chunks.py) and who asked for which batch
+(`store.requesters`, storage/requesters.py) share its engine. Image bytes live in the blob store.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Column,
-    Float,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
-    case,
-    create_engine,
-    event,
-    func,
-    select,
-)
+from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from synthgate.samples import Sample
-from synthgate.storage import requesters
-
-metadata = MetaData()
-
-batches = Table(
-    "batches",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("name", String(200), nullable=False),
-    Column("seed", BigInteger, nullable=False),
-    Column("config", JSON, nullable=False),
-    Column("status", String(20), nullable=False, default="running"),
-    Column("message", Text, nullable=True),
-)
-
-samples = Table(
-    "samples",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("batch_id", String(64), nullable=False, index=True),
-    Column("modality", String(8), nullable=False),
-    Column("index", Integer, nullable=False),
-    Column("status", String(20), nullable=False),
-    Column("score", Float, nullable=True),
-    Column("data", Text, nullable=False),  # Sample as JSON
-    Column("reason", Text, nullable=True),  # why a sample failed
-    UniqueConstraint("batch_id", "modality", "index", name="uq_sample_position"),
-)
-
-chunks = Table(
-    "chunks",
-    metadata,
-    Column("id", String(100), primary_key=True),  # <batch_id>:<modality>:<start>
-    Column("batch_id", String(64), nullable=False, index=True),
-    Column("modality", String(8), nullable=False),
-    Column("start", Integer, nullable=False),
-    Column("stop", Integer, nullable=False),
-    Column("queue", String(20), nullable=False),
-    Column("status", String(20), nullable=False),  # queued | running | done | failed
-    Column("deliveries", Integer, nullable=False, default=0),
-    Column("crashes", Integer, nullable=False, default=0),  # deliveries that found it running
-    Column("current", Integer, nullable=True),  # sample index in flight (after a crash)
-    Column("reason", Text, nullable=True),
-    # The generator's quota categories, recorded by the worker that built it: the judges of a
-    # GPU batch need them where the run folder is written, without loading the model there.
-    Column("quota_categories", JSON, nullable=True),
-    Column("updated", Float, nullable=False),
-)
-
-
-@dataclass(frozen=True)
-class ChunkState:
-    """A chunk as a task delivery finds it (see `Store.begin_chunk`)."""
-
-    id: str
-    batch_id: str
-    modality: str
-    start: int
-    stop: int
-    queue: str
-    status: str
-    deliveries: int
-    crashes: int
-    current: int | None
-    reason: str | None = None
-    quota_categories: list[str | None] | None = None
-    updated: float = 0.0  # time.time() of the last change
+from synthgate.storage.chunks import ChunkBook
+from synthgate.storage.requesters import Requesters
+from synthgate.storage.schema import ensure_schema
+from synthgate.storage.tables import batches, review_items, samples, upsert
 
 
 def sqlite_url(path: Path) -> str:
@@ -120,44 +38,23 @@ def _tune_sqlite(engine: Engine) -> None:
         cursor.close()
 
 
-def _create_schema(engine: Engine, attempts: int = 5) -> None:
-    """Create missing tables; workers starting together on a fresh database race to do it."""
-    for attempt in range(attempts):
-        try:
-            metadata.create_all(engine)
-            requesters.metadata.create_all(engine)
-            return
-        except (OperationalError, ProgrammingError, IntegrityError):
-            # Another process created a table between the check and the CREATE: look again.
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.05 * (attempt + 1))
-
-
-class Store(requesters.BatchRequesters):
-    """Batches and samples in a SQL database, by SQLAlchemy URL; who asked for which batch
-    (requesters.py)."""
-
-    batch_table = batches
+class Store:
+    """Batches and samples in a SQL database, by SQLAlchemy URL."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = create_engine(url, future=True)
         if self.engine.dialect.name == "sqlite":
             _tune_sqlite(self.engine)
-        _create_schema(self.engine)
+        ensure_schema(self.engine)
+        self.chunks = ChunkBook(self.engine)
+        self.requesters = Requesters(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
 
-    def _insert(self, table: Table) -> Any:
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
-        return dialect.insert(table)
-
     def put_batch(self, batch_id: str, *, name: str, seed: int, config: dict[str, Any]) -> None:
-        statement = self._insert(batches).values(
+        statement = upsert(self.engine, batches).values(
             id=batch_id, name=name, seed=seed, config=config, status="running"
         )
         statement = statement.on_conflict_do_update(
@@ -199,7 +96,7 @@ class Store(requesters.BatchRequesters):
         ]
         if not rows:
             return
-        statement = self._insert(samples)
+        statement = upsert(self.engine, samples)
         statement = statement.on_conflict_do_update(
             index_elements=["id"],
             set_={
@@ -312,82 +209,14 @@ class Store(requesters.BatchRequesters):
         with self.engine.connect() as connection:
             return set(connection.execute(query).scalars())
 
-    # Worker bookkeeping: one row per chunk task.
-
-    def put_chunks(self, rows: Iterable[dict[str, Any]]) -> None:
-        """Register chunks (id, batch_id, modality, start, stop, queue); known ones are kept."""
-        now = time.time()
-        values = [
-            {**row, "status": "queued", "deliveries": 0, "crashes": 0, "updated": now}
-            for row in rows
-        ]
-        if not values:
-            return
-        statement = self._insert(chunks).on_conflict_do_nothing(index_elements=["id"])
-        with self.engine.begin() as connection:
-            connection.execute(statement, values)
-
-    def chunks_of(
-        self, batch_id: str, *, statuses: Iterable[str] | None = None
-    ) -> list[ChunkState]:
-        query = select(chunks).where(chunks.c.batch_id == batch_id)
-        if statuses is not None:
-            query = query.where(chunks.c.status.in_(list(statuses)))
-        with self.engine.connect() as connection:
-            rows = connection.execute(query.order_by(chunks.c.modality, chunks.c.start)).all()
-        return [_chunk_state(row) for row in rows]
-
-    def get_chunk(self, chunk_id: str) -> ChunkState | None:
-        with self.engine.connect() as connection:
-            row = connection.execute(select(chunks).where(chunks.c.id == chunk_id)).first()
-        return _chunk_state(row) if row else None
-
-    def chunk_totals(self, batch_id: str) -> dict[str, Any]:
-        """{status: chunks of the batch}, and `last_update`: when any chunk last changed."""
-        query = (
-            select(chunks.c.status, func.count(), func.max(chunks.c.updated))
-            .where(chunks.c.batch_id == batch_id)
-            .group_by(chunks.c.status)
+    def reviewed_samples(self, sample_ids: Iterable[str]) -> set[str]:
+        """Of `sample_ids`, those people were asked to review (a `sample` item, open or final):
+        their verdict is the reviewers' to change, never a re-run's."""
+        wanted = list(sample_ids)
+        if not wanted:
+            return set()
+        query = select(review_items.c.sample_id).where(
+            review_items.c.kind == "sample", review_items.c.sample_id.in_(wanted)
         )
-        totals: dict[str, Any] = {"last_update": 0.0}
         with self.engine.connect() as connection:
-            for status, count, updated in connection.execute(query):
-                totals[status] = count
-                totals["last_update"] = max(totals["last_update"], float(updated or 0.0))
-        return totals
-
-    def begin_chunk(self, chunk_id: str) -> ChunkState | None:
-        """Count a delivery of a chunk and claim it; None if the chunk is unknown.
-
-        A delivery that finds the chunk still `running` means the worker that had it was lost
-        (killed, out of memory, past its hard time limit): that counts as a crash. Finished
-        chunks (generated, done, failed) stay so, and a duplicate delivery does nothing. The write comes first so
-        that, in SQLite as in PostgreSQL, the read that follows is under the write lock.
-        """
-        finished = chunks.c.status.in_(["generated", "done", "failed"])
-        update = (
-            chunks.update()
-            .where(chunks.c.id == chunk_id)
-            .values(
-                deliveries=chunks.c.deliveries + 1,
-                crashes=chunks.c.crashes + case((chunks.c.status == "running", 1), else_=0),
-                status=case((finished, chunks.c.status), else_="running"),
-                updated=time.time(),
-            )
-        )
-        with self.engine.begin() as connection:
-            connection.execute(update)
-            row = connection.execute(select(chunks).where(chunks.c.id == chunk_id)).first()
-        return _chunk_state(row) if row else None
-
-    def update_chunk(self, chunk_id: str, **values: Any) -> None:
-        """Set fields of a chunk: status, current, crashes, reason."""
-        with self.engine.begin() as connection:
-            connection.execute(
-                chunks.update().where(chunks.c.id == chunk_id).values(**values, updated=time.time())
-            )
-
-
-def _chunk_state(row: Any) -> ChunkState:
-    fields = row._mapping
-    return ChunkState(**{name: fields[name] for name in ChunkState.__dataclass_fields__})
+            return set(connection.execute(query).scalars())

@@ -1,34 +1,113 @@
-"""The review queue's tables, on the store's metadata (SQLAlchemy Core).
+"""Every table synthgate keeps, on one SQLAlchemy MetaData (Core), and the SQL helpers they share.
 
-review_batches: where a batch's image uris are relative to (run folder or blob URL).
-review_items: one row per item to review; `kind` "sample" (a routed or audited sample) or "gold"
-(a gold task or honeypot); `status` open -> adjudication -> final.
-review_assignments: who was given which item; unique (item, annotator), so nobody gets one twice.
-review_decisions: every decision, with the labels a fix replaced (`original`).
-review_gold: the sample a gold task shows, its known verdicts and, for honeypots, the defect.
-`WriteTransaction` is how every queue write starts: holding the write lock (see its docstring).
+- batches, samples: what was asked for and what was made (storage/store.py).
+- chunks: the workers' bookkeeping, one row per chunk task (storage/chunks.py).
+- batch_requesters: who asked for which batch (storage/requesters.py).
+- api_users: who may use the service, with token hashes (storage/users.py).
+- review_batches, review_items, review_assignments, review_decisions, review_gold: the review
+  queue (review/): where a batch's image uris are relative to; one row per item to review (`kind`
+  "sample" for a routed or audited sample, "gold" for a gold task or honeypot; `status` open ->
+  adjudication -> final); who was given which item (unique per annotator); every decision, with
+  the labels a fix replaced (`original`); the sample a gold task shows and its known verdicts.
+
+The schema's revision is `SCHEMA_REVISION`; migrations (storage/migrations/) bring an older
+database to it (storage/schema.py). `WriteTransaction` is how every queue write starts, holding
+the write lock; `insert_ignore` is INSERT … ON CONFLICT DO NOTHING in the database's dialect.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
+    DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
+    MetaData,
     String,
     Table,
     Text,
     UniqueConstraint,
-    select,
+    func,
 )
-from sqlalchemy.engine import Connection
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
 
-from synthgate.storage.store import Store, metadata
+# The migration that made the schema below (storage/migrations/versions/): a database stamped
+# with it needs no upgrade. A test holds it equal to the migrations' head.
+SCHEMA_REVISION = "0001"
+
+metadata = MetaData()
+
+batches = Table(
+    "batches",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("seed", BigInteger, nullable=False),
+    Column("config", JSON, nullable=False),
+    Column("status", String(20), nullable=False, default="running"),
+    Column("message", Text, nullable=True),
+)
+
+samples = Table(
+    "samples",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("batch_id", String(64), nullable=False, index=True),
+    Column("modality", String(8), nullable=False),
+    Column("index", Integer, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("score", Float, nullable=True),
+    Column("data", Text, nullable=False),  # Sample as JSON
+    Column("reason", Text, nullable=True),  # why a sample failed
+    UniqueConstraint("batch_id", "modality", "index", name="uq_sample_position"),
+)
+
+chunks = Table(
+    "chunks",
+    metadata,
+    Column("id", String(100), primary_key=True),  # <batch_id>:<modality>:<start>
+    Column("batch_id", String(64), nullable=False, index=True),
+    Column("modality", String(8), nullable=False),
+    Column("start", Integer, nullable=False),
+    Column("stop", Integer, nullable=False),
+    Column("queue", String(20), nullable=False),
+    Column("status", String(20), nullable=False),  # queued | running | done | failed
+    Column("deliveries", Integer, nullable=False, default=0),
+    Column("crashes", Integer, nullable=False, default=0),  # deliveries that found it running
+    Column("current", Integer, nullable=True),  # sample index in flight (after a crash)
+    Column("reason", Text, nullable=True),
+    # The generator's quota categories, recorded by the worker that built it: the judges of a
+    # GPU batch need them where the run folder is written, without loading the model there.
+    Column("quota_categories", JSON, nullable=True),
+    Column("updated", Float, nullable=False),
+)
+
+batch_requesters = Table(
+    "batch_requesters",
+    metadata,
+    Column("batch_id", String(64), primary_key=True),
+    Column("user", String(100), primary_key=True),  # api_users.name
+    Column("requested_at", Float, nullable=False),  # time.time() of the last ask
+    # a requester's list: their rows, latest first, without reading everyone's
+    Index("ix_batch_requesters_user", "user", "requested_at"),
+)
+
+users = Table(
+    "api_users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("role", String(20), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime, nullable=False, server_default=func.now()),
+)
 
 review_batches = Table(
     "review_batches",
@@ -103,12 +182,12 @@ class WriteTransaction:
     the queries lock rows with FOR UPDATE (SKIP LOCKED when picking work).
     """
 
-    def __init__(self, store: Store, dialect: str) -> None:
-        self.store = store
-        self.dialect = dialect
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
 
     def __enter__(self) -> Connection:
-        self.connection = self.store.engine.connect()
+        self.connection = self.engine.connect()
         if self.dialect == "sqlite":
             self.connection.exec_driver_sql("BEGIN IMMEDIATE")
         return self.connection
@@ -123,21 +202,17 @@ class WriteTransaction:
             self.connection.close()
 
 
-def reviewed_samples(store: Store, sample_ids: Collection[str]) -> set[str]:
-    """Of `sample_ids`, those people were asked to review (a `sample` item, open or final):
-    their verdict is the reviewers' to change, never a re-run's."""
-    if not sample_ids:
-        return set()
-    query = select(review_items.c.sample_id).where(
-        review_items.c.kind == "sample", review_items.c.sample_id.in_(list(sample_ids))
-    )
-    with store.engine.connect() as connection:
-        return set(connection.execute(query).scalars())
+def dialect_insert(dialect: str, table: Table) -> Any:
+    """An INSERT in the database's own dialect: it offers ON CONFLICT (SQLite and PostgreSQL
+    spell it the same way)."""
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 def insert_ignore(dialect: str, table: Table) -> Any:
     """INSERT … ON CONFLICT DO NOTHING in the database's own dialect."""
-    from sqlalchemy.dialects import postgresql, sqlite
+    return dialect_insert(dialect, table).on_conflict_do_nothing()
 
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(table).on_conflict_do_nothing()
+
+def upsert(engine: Engine, table: Table) -> Any:
+    """An INSERT of the engine's dialect, ready for `on_conflict_do_update`."""
+    return dialect_insert(engine.dialect.name, table)

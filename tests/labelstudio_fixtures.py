@@ -21,8 +21,8 @@ from synthgate.samples import (
     Span,
     sample_id,
 )
-from synthgate.storage.store import Store, samples
-from synthgate.storage.tables import assignments, decisions, gold_answers, review_items
+from synthgate.storage.store import Store
+from synthgate.storage.tables import assignments, decisions, gold_answers, review_items, samples
 
 TEXT = "Anna Berg from Acme GmbH called about order 4411."
 WIDTH, HEIGHT = 64, 48

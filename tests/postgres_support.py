@@ -104,3 +104,19 @@ class PostgresCluster:
         done = subprocess.run(_as_postgres(command), capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"{command[0]} failed:\n{done.stdout}{done.stderr}")
+
+
+def wipe(url: str) -> None:
+    """Drop every synthgate table of a scratch database and its schema revision, so that the
+    next Store creates the schema from nothing."""
+    from sqlalchemy import create_engine, text
+
+    from synthgate.storage.tables import metadata
+
+    engine = create_engine(url)
+    try:
+        metadata.drop_all(engine)
+        with engine.begin() as connection:
+            connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    finally:
+        engine.dispose()

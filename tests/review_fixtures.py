@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from postgres_support import wipe
 
 from synthgate.review.queue import Decision, ReviewQueue, ReviewTask
 from synthgate.samples import (
@@ -18,7 +19,7 @@ from synthgate.samples import (
     Span,
     sample_id,
 )
-from synthgate.storage.store import Store, metadata
+from synthgate.storage.store import Store
 
 TEXT = "Anna Berg from Acme GmbH called about order 4411."
 
@@ -88,10 +89,9 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     on a scratch database (see conftest.py), emptied so that every test starts from nothing."""
     if request.param == "sqlite":
         return Store(f"sqlite:///{tmp_path / 'synthgate.db'}")
-    made = Store(request.getfixturevalue("postgres_scratch_url"))
-    metadata.drop_all(made.engine)
-    metadata.create_all(made.engine)
-    return made
+    url = request.getfixturevalue("postgres_scratch_url")
+    wipe(url)
+    return Store(url)
 
 
 ACCEPT = Decision(verdict="accept", levels={"correctness": 5, "precision": 5})

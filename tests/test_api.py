@@ -10,7 +10,7 @@ from api_support import BATCH, bearer, make_app, token_for
 from fastapi.testclient import TestClient
 
 from synthgate.api import batches, pages, review
-from synthgate.api.auth import hash_token
+from synthgate.storage.users import hash_token
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from synthgate.api.auth import Users, hash_token
 from synthgate.cli import app
 from synthgate.storage.store import Store
+from synthgate.storage.users import Users, hash_token
 
 runner = CliRunner()
 

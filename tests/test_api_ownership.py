@@ -15,12 +15,13 @@ import pytest
 from api_support import BATCH, bearer, make_app, token_for
 from factories import small_config
 from fastapi.testclient import TestClient
+from postgres_support import wipe
 from sqlalchemy import text
 
-from synthgate.api.auth import Users
 from synthgate.samples import Provenance, Sample, SampleSpec, sample_id
 from synthgate.storage import requesters
 from synthgate.storage.store import Store, sqlite_url
+from synthgate.storage.users import Users
 
 LEGACY = "legacy-0001"  # a batch from before requesters were recorded
 
@@ -106,7 +107,7 @@ def test_a_batch_is_seen_by_those_who_posted_it_and_by_admins(service):
             assert again.status_code == 200 and again.json()["id"] == batch_id  # same batch
             assert again.json()["status"] == "done"  # not run again
 
-    assert app.state.store.requesters_of(batch_id) == {"alice", "bob"}
+    assert app.state.store.requesters.of_batch(batch_id) == {"alice", "bob"}
     (item,) = client.get("/api/batches", headers=bearer(tokens["bob"])).json()
     assert item == done  # list items are the same BatchOut as GET /api/batches/{id}
 
@@ -193,13 +194,7 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return sqlite_url(tmp_path / "old.db")
     url: str = request.getfixturevalue("postgres_cluster").database("ownership")
-    store = Store(url)  # a clean schema per test
-    with store.engine.begin() as connection:
-        connection.execute(text("DROP TABLE IF EXISTS batch_requesters"))
-        connection.execute(text("DROP TABLE IF EXISTS api_users"))
-        connection.execute(text("DELETE FROM samples"))
-        connection.execute(text("DELETE FROM batches"))
-    store.close()
+    wipe(url)  # a clean schema per test
     return url
 
 
@@ -218,40 +213,41 @@ def test_requesters_are_recorded_once_and_an_older_database_gains_the_table(empt
         store.put_batch(batch_id, name=batch_id, seed=n, config={"big": "x" * 1000})
     with store.engine.begin() as connection:  # a database from before requesters were recorded
         connection.execute(text("DROP TABLE batch_requesters"))
+        connection.execute(text("DROP TABLE alembic_version"))  # and before migrations
     store.close()
 
-    store = Store(url)  # creates the missing table; the batches stay, with no requesters
+    store = Store(url)  # migrates: creates the missing table; the batches stay, no requesters
     try:
-        assert store.requesters_of("b1") == set()
-        assert [b["id"] for b in store.batches_of(None)] == ["b1", "b2", "b3"]
+        assert store.requesters.of_batch("b1") == set()
+        assert [b["id"] for b in store.requesters.batches_of(None)] == ["b1", "b2", "b3"]
         for user in ("alice", "alice", "bob"):  # times 1, 2, 3
-            store.add_requester("b1", user)
-        store.add_requester("b2", "alice")  # time 4
-        assert store.requesters_of("b1") == {"alice", "bob"}
+            store.requesters.add("b1", user)
+        store.requesters.add("b2", "alice")  # time 4
+        assert store.requesters.of_batch("b1") == {"alice", "bob"}
         with store.engine.connect() as connection:
             rows = connection.execute(text("SELECT COUNT(*) FROM batch_requesters")).scalar()
         assert rows == 3
-        mine = store.batches_of("alice")
+        mine = store.requesters.batches_of("alice")
         assert [(b["id"], b["name"], b["requested_at"]) for b in mine] == [
             ("b2", "b2", 4.0),
             ("b1", "b1", 2.0),  # asking again moved alice's time, not a second row
         ]
         assert all("config" not in b for b in mine)  # a list does not read the configs
-        assert [b["id"] for b in store.batches_of("bob")] == ["b1"]
-        assert [b["id"] for b in store.batches_of("alice", limit=1, offset=1)] == ["b1"]
-        assert store.batches_of("carol") == []
+        assert [b["id"] for b in store.requesters.batches_of("bob")] == ["b1"]
+        assert [b["id"] for b in store.requesters.batches_of("alice", limit=1, offset=1)] == ["b1"]
+        assert store.requesters.batches_of("carol") == []
 
         # every batch: by the latest ask of anyone, and the one nobody asked for last on both
         # dialects (PostgreSQL sorts NULL first in DESC; the coalesce puts it last)
-        everything = store.batches_of(None)
+        everything = store.requesters.batches_of(None)
         assert [(b["id"], b["requested_at"]) for b in everything] == [
             ("b2", 4.0),
             ("b1", 3.0),  # bob's ask, the later of b1's two requesters
             ("b3", None),
         ]
-        store.add_requester("b1", "alice")  # time 5: b1 moves up, b3 stays last
-        assert [b["id"] for b in store.batches_of(None)] == ["b1", "b2", "b3"]
-        assert [b["id"] for b in store.batches_of(None, limit=1, offset=2)] == ["b3"]
+        store.requesters.add("b1", "alice")  # time 5: b1 moves up, b3 stays last
+        assert [b["id"] for b in store.requesters.batches_of(None)] == ["b1", "b2", "b3"]
+        assert [b["id"] for b in store.requesters.batches_of(None, limit=1, offset=2)] == ["b3"]
     finally:
         store.close()
 
@@ -314,19 +310,19 @@ def test_removing_a_user_forgets_their_batches(empty_db_url):
         store.put_batch("b1", name="one", seed=1, config={})
         for user in ("alice", "bob"):
             users.add(user, "requester")
-            store.add_requester("b1", user)
-        store.add_requester("b1", "carol")  # a user removed before `remove` forgot rows
+            store.requesters.add("b1", user)
+        store.requesters.add("b1", "carol")  # a user removed before `remove` forgot rows
 
         assert users.remove("alice")
-        assert store.requesters_of("b1") == {"bob", "carol"}
+        assert store.requesters.of_batch("b1") == {"bob", "carol"}
         assert not users.remove("alice")  # no user: nothing else changes
-        assert store.requesters_of("b1") == {"bob", "carol"}
+        assert store.requesters.of_batch("b1") == {"bob", "carol"}
 
         # a new account under an old name starts with no batches
         for user in ("alice", "carol"):
             users.add(user, "requester")
-            assert store.batches_of(user) == [], user
-        assert store.requesters_of("b1") == {"bob"}
+            assert store.requesters.batches_of(user) == [], user
+        assert store.requesters.of_batch("b1") == {"bob"}
     finally:
         store.close()
 

@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from postgres_support import wipe
 from sqlalchemy import select
 
 from synthgate.review.queue import Decision, ReviewQueue
@@ -24,7 +25,7 @@ from synthgate.samples import (
     SampleSpec,
     sample_id,
 )
-from synthgate.storage.store import Store, metadata
+from synthgate.storage.store import Store
 from synthgate.storage.tables import assignments, decisions, review_items
 
 ITEMS = 40
@@ -151,9 +152,7 @@ def test_processes_on_sqlite(tmp_path: Path) -> None:
 
 def test_threads_on_postgresql(postgres_scratch_url: str) -> None:
     url = postgres_scratch_url
-    scratch = Store(url)
-    metadata.drop_all(scratch.engine)  # a scratch database: start from nothing
-    scratch.close()
+    wipe(url)  # a scratch database: start from nothing
     store = prepared_store(url, 2)
     queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.15)
     received = run_threads(queue, ["ann", "bob", "cy", "dee"])
@@ -167,9 +166,7 @@ def test_a_slot_locked_by_another_claim_is_waited_for_not_reported_empty(
     """SKIP LOCKED skips rows another annotator's claim holds; while every open slot is held,
     the queue must retry, not tell the annotator that nothing is left (items would end with
     fewer than k assignments: seen once in CI with four threads)."""
-    scratch = Store(postgres_scratch_url)
-    metadata.drop_all(scratch.engine)
-    scratch.close()
+    wipe(postgres_scratch_url)
     store = prepared_store(postgres_scratch_url, 2)
     queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.0)
     with store.engine.connect() as holder:

@@ -24,8 +24,8 @@ from workers_support import Cluster, RedisServer
 
 from synthgate.config import parse_config
 from synthgate.pipeline import run_batch
-from synthgate.storage.store import Store, batches, samples
-from synthgate.storage.tables import review_items
+from synthgate.storage.store import Store
+from synthgate.storage.tables import batches, review_items, samples
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -121,7 +121,7 @@ def test_a_killed_worker_loses_and_duplicates_nothing(cluster: Cluster, tmp_path
     assert len(set(images)) == 120 and len(set(texts)) == 80
     assert_same_run(tmp_path / "submitted", tmp_path / "embedded")
     store = Store(cluster.db_url)
-    assert {chunk.status for chunk in store.chunks_of(store_batch_id(store))} == {"done"}
+    assert {chunk.status for chunk in store.chunks.of_batch(store_batch_id(store))} == {"done"}
     # The chunk the killed worker held was delivered again and finished by another worker.
     held = task_ids(cluster.folder / "worker-0.log", "received")
     finished_elsewhere = task_ids(cluster.folder / "worker-1.log", "succeeded") | task_ids(
@@ -206,7 +206,9 @@ def test_a_sample_that_always_kills_its_worker_ends_failed_and_the_rest_complete
 
     # A person rejects a sample the rubric accepted; then the cause of the failure goes away and
     # the batch is submitted again: the failed sample is made, the decision stays.
-    chunk = next(c for c in store.chunks_of(batch_id) if c.modality == "text" and c.start <= 70)
+    chunk = next(
+        c for c in store.chunks.of_batch(batch_id) if c.modality == "text" and c.start <= 70
+    )
     neighbours = store.samples_in(batch_id, "text", chunk.start, chunk.stop)
     reviewed = next(t for t in neighbours if t.status == "accepted" and t.spec.index != 70)
     reviewed.status = "rejected"

@@ -42,11 +42,11 @@ def test_a_diffusion_batch_on_the_gpu_queue_gives_the_run_folder_of_run(
     rows = chunk_rows(config, batch_id, gpu_generators=settings.gpu_generators)
     assert {r["queue"] for r in rows} == {"gpu"}
     assert rows[0]["stop"] - rows[0]["start"] == config.image.model.batch_size
-    context.store.put_chunks(rows)
+    context.store.chunks.put(rows)
     loads: list[Any] = []
     real_load = common.load_model
     monkeypatch.setattr(common, "load_model", lambda *a, **k: loads.append(a) or real_load(*a, **k))
-    for chunk in context.store.chunks_of(batch_id):
+    for chunk in context.store.chunks.of_batch(batch_id):
         assert run_chunk(context, chunk.id).endswith("generated")
     assert len(loads) == 1  # one model load in this worker process, for every chunk
 

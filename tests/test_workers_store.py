@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from factories import small_config
+from postgres_support import wipe
 
 from synthgate.config import parse_config
 from synthgate.pipeline import batch_id_for, run_batch
@@ -33,11 +34,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'shared.db'}"
     url: str = request.getfixturevalue("postgres_url")
-    store = Store(url)  # a clean schema per test
-    from synthgate.storage.store import metadata
-
-    metadata.drop_all(store.engine)
-    store.close()
+    wipe(url)  # a clean schema per test
     return url
 
 
@@ -71,18 +68,18 @@ def test_upserts_and_index_order(db_url: str) -> None:
 def test_chunk_bookkeeping(db_url: str) -> None:
     store = Store(db_url)
     row = {"id": "b:text:0", "batch_id": "b", "modality": "text", "start": 0, "stop": 4}
-    store.put_chunks([{**row, "queue": "cpu"}])
-    store.update_chunk("b:text:0", status="done")
-    store.put_chunks([{**row, "queue": "cpu"}])  # registering again keeps what is known
-    assert store.get_chunk("b:text:0").status == "done"  # type: ignore[union-attr]
-    store.update_chunk("b:text:0", status="queued")
-    states = [store.begin_chunk("b:text:0") for _ in range(3)]
+    store.chunks.put([{**row, "queue": "cpu"}])
+    store.chunks.update("b:text:0", status="done")
+    store.chunks.put([{**row, "queue": "cpu"}])  # registering again keeps what is known
+    assert store.chunks.get("b:text:0").status == "done"  # type: ignore[union-attr]
+    store.chunks.update("b:text:0", status="queued")
+    states = [store.chunks.begin("b:text:0") for _ in range(3)]
     assert [(s.status, s.deliveries, s.crashes) for s in states if s] == [
         ("running", 1, 0),
         ("running", 2, 1),
         ("running", 3, 2),
     ]
-    totals = store.chunk_totals("b")
+    totals = store.chunks.totals("b")
     assert totals["running"] == 1 and totals["last_update"] > 0
     store.close()
 
@@ -97,8 +94,8 @@ def test_chunks_on_either_database_assemble_the_run_folder_of_run(
     context.store.put_batch(
         batch_id, name=config.name, seed=config.seed, config=config.model_dump(mode="json")
     )
-    context.store.put_chunks(chunk_rows(config, batch_id))
-    for chunk in context.store.chunks_of(batch_id):
+    context.store.chunks.put(chunk_rows(config, batch_id))
+    for chunk in context.store.chunks.of_batch(batch_id):
         run_chunk(context, chunk.id)
     assemble_from_store(
         config,

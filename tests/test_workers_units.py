@@ -23,7 +23,8 @@ from synthgate.errors import InputError
 from synthgate.generators import build_generator
 from synthgate.pipeline import batch_id_for, plan, run_batch
 from synthgate.storage.blobs import BlobStore
-from synthgate.storage.store import Store, chunks
+from synthgate.storage.store import Store
+from synthgate.storage.tables import chunks
 from synthgate.workers import chunks as chunk_module
 from synthgate.workers import submit as worker_submit
 from synthgate.workers.app import WorkerSettings, queue_for
@@ -52,7 +53,7 @@ def register(context: WorkerContext, config: Any) -> str:
     context.store.put_batch(
         batch_id, name=config.name, seed=config.seed, config=config.model_dump(mode="json")
     )
-    context.store.put_chunks(chunk_rows(config, batch_id))
+    context.store.chunks.put(chunk_rows(config, batch_id))
     return batch_id
 
 
@@ -105,11 +106,11 @@ def test_begin_chunk_counts_deliveries_and_crashes(
 ) -> None:
     batch_id = register(context, make_config())
     chunk_id = f"{batch_id}:text:0"
-    context.store.update_chunk(chunk_id, status=before)
-    state = context.store.begin_chunk(chunk_id)
+    context.store.chunks.update(chunk_id, status=before)
+    state = context.store.chunks.begin(chunk_id)
     assert state is not None
     assert (state.status, state.crashes, state.deliveries) == (after, crashes, 1)
-    assert context.store.begin_chunk("nope") is None
+    assert context.store.chunks.begin("nope") is None
 
 
 def test_every_chunk_run_twice_gives_one_row_per_sample_and_the_run_folder_of_run(
@@ -117,7 +118,7 @@ def test_every_chunk_run_twice_gives_one_row_per_sample_and_the_run_folder_of_ru
 ) -> None:
     config = make_config()
     batch_id = register(context, config)
-    rows = context.store.chunks_of(batch_id)
+    rows = context.store.chunks.of_batch(batch_id)
     for chunk in rows:
         assert run_chunk(context, chunk.id).endswith("generated")
     for chunk in rows:  # a redelivered message of a finished chunk does nothing
@@ -148,7 +149,7 @@ def test_every_chunk_run_twice_gives_one_row_per_sample_and_the_run_folder_of_ru
     assert manifests[0]["counts"] == manifests[1]["counts"]
     # Judged in order, the samples went back to the shared database, and their chunks are done.
     assert ("text", "pending") not in context.store.count_by_status(batch_id)
-    assert {c.status for c in context.store.chunks_of(batch_id)} == {"done"}
+    assert {c.status for c in context.store.chunks.of_batch(batch_id)} == {"done"}
 
 
 def test_a_chunk_that_lost_its_worker_too_often_fails_only_the_sample_in_flight(
@@ -158,7 +159,7 @@ def test_a_chunk_that_lost_its_worker_too_often_fails_only_the_sample_in_flight(
     batch_id = register(context, config)
     chunk_id = f"{batch_id}:text:0"
     # Two deliveries died making sample 4: the chunk is `running`, sample 4 in flight.
-    context.store.update_chunk(chunk_id, status="running", crashes=1, current=4)
+    context.store.chunks.update(chunk_id, status="running", crashes=1, current=4)
     assert run_chunk(context, chunk_id).endswith("generated")
     failures = context.store.failures(batch_id)
     assert [(f["modality"], f["index"]) for f in failures] == [("text", 4)]
@@ -232,7 +233,7 @@ def test_transient_errors_are_retried_then_the_chunk_is_made(
     monkeypatch.setattr(tasks, "run_chunk", flaky)
     tasks.make_chunk.apply(args=[f"{batch_id}:text:0"])
     assert len(calls) == 3
-    chunk = context.store.get_chunk(f"{batch_id}:text:0")
+    chunk = context.store.chunks.get(f"{batch_id}:text:0")
     assert chunk is not None and (chunk.status, chunk.crashes) == ("generated", 0)
 
 
@@ -265,7 +266,7 @@ def test_a_chunk_out_of_retries_or_time_fails_its_samples_with_the_reason(
     failures = context.store.failures(batch_id)
     assert len(failures) == config.text.count
     assert all(words in f["reason"] for f in failures)
-    assert context.store.get_chunk(f"{batch_id}:text:0").status == "generated"  # type: ignore[union-attr]
+    assert context.store.chunks.get(f"{batch_id}:text:0").status == "generated"  # type: ignore[union-attr]
 
 
 def test_gpu_chunks_keep_the_generator_batch_and_give_the_same_run_folder(
@@ -278,8 +279,8 @@ def test_gpu_chunks_keep_the_generator_batch_and_give_the_same_run_folder(
     )
     rows = chunk_rows(config, batch_id, gpu_generators=["procedural"], cpu_chunk_factor=4)
     assert {r["modality"]: r["queue"] for r in rows} == {"image": "gpu", "text": "cpu"}
-    context.store.put_chunks(rows)
-    for chunk in context.store.chunks_of(batch_id):
+    context.store.chunks.put(rows)
+    for chunk in context.store.chunks.of_batch(batch_id):
         assert run_chunk(context, chunk.id).endswith("generated")
     assemble_from_store(
         config, tmp_path / "submitted", store=context.store, blobs=context.blobs, batch_id=batch_id
@@ -338,7 +339,7 @@ def test_a_chunk_whose_generator_cannot_be_built_fails_with_the_reason(
 
     monkeypatch.setattr(context, "generator", no_model)
     tasks.make_chunk.apply(args=[f"{batch_id}:text:0"])
-    chunk = context.store.get_chunk(f"{batch_id}:text:0")
+    chunk = context.store.chunks.get(f"{batch_id}:text:0")
     assert chunk is not None and chunk.status == "failed"
     assert chunk.reason == "InputError: model.path: /models/sd-tiny not found on this worker"
     with pytest.raises(InputError, match="sd-tiny not found"):
@@ -364,11 +365,11 @@ def test_a_resubmit_sends_queued_chunks_and_running_ones_whose_worker_looks_lost
     only once it has been quiet past the visibility timeout."""
     config = make_config(image={"generator": "procedural", "count": 24, "size": [32, 32]})
     batch_id = register(context, config)
-    ids = [chunk.id for chunk in context.store.chunks_of(batch_id)]
+    ids = [chunk.id for chunk in context.store.chunks.of_batch(batch_id)]
     assert len(ids) >= 3
     queued, live, lost, *_ = ids
     for chunk_id in (live, lost):
-        context.store.begin_chunk(chunk_id)  # running
+        context.store.chunks.begin(chunk_id)  # running
     timeout = context.settings.visibility_timeout
     with context.store.engine.begin() as connection:
         connection.execute(

@@ -32,7 +32,8 @@ from synthgate.generators import Generator, build_generator, generator_class
 from synthgate.pipeline import build_judges, chunk_size, generate_specs, plan
 from synthgate.samples import GeneratedSample, Modality, Provenance, Sample, SampleSpec, sample_id
 from synthgate.storage.blobs import BlobStore
-from synthgate.storage.store import ChunkState, Store
+from synthgate.storage.chunks import ChunkState
+from synthgate.storage.store import Store
 from synthgate.validators.validate import Judge
 from synthgate.workers.app import WorkerSettings, queue_for
 from synthgate.workers.partial import encode_partial, partial_key
@@ -162,7 +163,7 @@ def run_chunk(context: WorkerContext, chunk_id: str) -> str:
     sample order, where the run folder is assembled, because batch checks (near-duplicates)
     compare each sample with the ones before it.
     """
-    chunk = context.store.begin_chunk(chunk_id)
+    chunk = context.store.chunks.begin(chunk_id)
     if chunk is None:
         return f"unknown chunk {chunk_id}"
     if chunk.status in FINISHED:
@@ -186,7 +187,7 @@ def run_chunk(context: WorkerContext, chunk_id: str) -> str:
             log.warning("%s: %r; making its samples one at a time", chunk_id, error)
     failures = 0
     for spec in specs or []:
-        context.store.update_chunk(chunk_id, current=spec.index)
+        context.store.chunks.update(chunk_id, current=spec.index)
         try:
             store_made(context, generate_specs(generator, [spec]), judge)
         except TRANSIENT_ERRORS:
@@ -195,7 +196,7 @@ def run_chunk(context: WorkerContext, chunk_id: str) -> str:
             failures += 1
             reason = f"{type(error).__name__}: {error}"
             context.store.upsert_samples([failed_sample(spec, generator.version)], reason=reason)
-    context.store.update_chunk(
+    context.store.chunks.update(
         chunk_id,
         status="generated",
         current=None,
@@ -240,10 +241,10 @@ def give_up_in_flight(
         context.store.upsert_samples(
             [failed_sample(s, generator.version) for s in specs], reason=reason
         )
-        context.store.update_chunk(chunk.id, reason=reason)
+        context.store.chunks.update(chunk.id, reason=reason)
         return None
     context.store.upsert_samples([failed_sample(culprits[0], generator.version)], reason=reason)
-    context.store.update_chunk(chunk.id, crashes=0, current=None)
+    context.store.chunks.update(chunk.id, crashes=0, current=None)
     return [s for s in specs if s.index != chunk.current]
 
 
@@ -286,7 +287,7 @@ def store_made(context: WorkerContext, made: list[GeneratedSample], judge: Judge
 
 def fail_chunk(context: WorkerContext, chunk_id: str, reason: str) -> None:
     """Mark the samples a chunk has not made failed (soft time limit, retries exhausted)."""
-    chunk = context.store.get_chunk(chunk_id)
+    chunk = context.store.chunks.get(chunk_id)
     if chunk is None:
         return
     config, generator = context.generator(chunk.batch_id, chunk.modality)
@@ -294,4 +295,4 @@ def fail_chunk(context: WorkerContext, chunk_id: str, reason: str) -> None:
     context.store.upsert_samples(
         [failed_sample(s, generator.version) for s in specs], reason=reason
     )
-    context.store.update_chunk(chunk_id, status="generated", current=None, reason=reason)
+    context.store.chunks.update(chunk_id, status="generated", current=None, reason=reason)

@@ -27,8 +27,8 @@ from synthgate.generators import build_generator
 from synthgate.pipeline import MODALITIES, batch_id_for, build_judges, record_report
 from synthgate.samples import Modality, Sample
 from synthgate.storage.blobs import BlobStore
-from synthgate.storage.store import ChunkState, Store
-from synthgate.storage.tables import reviewed_samples
+from synthgate.storage.chunks import ChunkState
+from synthgate.storage.store import Store
 from synthgate.validators.measure import SampleMeasurements
 from synthgate.validators.validate import Judge
 from synthgate.workers.app import MAKE_CHUNK, QUEUES, WorkerSettings
@@ -79,14 +79,14 @@ def submit_batch(app: Any, store: Store, config: BatchConfig) -> tuple[str, int]
         batch_id, name=config.name, seed=config.seed, config=config.model_dump(mode="json")
     )
     store.set_batch_status(batch_id, "running")
-    for chunk in store.chunks_of(batch_id, statuses=["failed", "generated"]):
+    for chunk in store.chunks.of_batch(batch_id, statuses=["failed", "generated"]):
         # A chunk with failed samples is tried again: they are made anew; the samples it made
         # (judged, perhaps reviewed since) stay as they are.
         forgotten = store.forget_failed(batch_id, chunk.modality, chunk.start, chunk.stop)
         if chunk.status == "failed" or forgotten:
-            store.update_chunk(chunk.id, status="queued", crashes=0, reason=None, current=None)
+            store.chunks.update(chunk.id, status="queued", crashes=0, reason=None, current=None)
     settings: WorkerSettings = app.synthgate
-    store.put_chunks(
+    store.chunks.put(
         chunk_rows(
             config,
             batch_id,
@@ -97,7 +97,7 @@ def submit_batch(app: Any, store: Store, config: BatchConfig) -> tuple[str, int]
     # A `running` chunk is sent again only when its worker looks lost (quiet past the visibility
     # timeout): a second delivery to a live worker would count as a crash.
     stale = time.time() - settings.visibility_timeout
-    unfinished = store.chunks_of(batch_id, statuses=UNFINISHED)
+    unfinished = store.chunks.of_batch(batch_id, statuses=UNFINISHED)
     sent = publish(app, [c for c in unfinished if c.status == "queued" or c.updated < stale])
     return batch_id, sent
 
@@ -109,13 +109,13 @@ def progress_of(store: Store, batch_id: str, total: int) -> BatchProgress:
         total=total,
         stored=sum(counts.values()),
         failed=sum(n for (_m, status), n in counts.items() if status == "failed"),
-        chunks=store.chunk_totals(batch_id),
+        chunks=store.chunks.totals(batch_id),
     )
 
 
 def chunk_generated(store: Store, chunk_id: str) -> bool:
     """Whether a chunk needs no worker any more (generated, or already judged)."""
-    chunk = store.get_chunk(chunk_id)
+    chunk = store.chunks.get(chunk_id)
     return chunk is not None and chunk.status in FINISHED
 
 
@@ -173,7 +173,7 @@ def wait_for_batch(
         now = time.time()
         quiet = now - max(progress.chunks["last_update"], last_resend)
         if quiet > stall_after and queued_messages(app) == 0:
-            with_unfinished = store.chunks_of(batch_id, statuses=UNFINISHED)
+            with_unfinished = store.chunks.of_batch(batch_id, statuses=UNFINISHED)
             try:
                 sent = publish(app, with_unfinished)
             except InputError:
@@ -201,7 +201,7 @@ class LoadedChunk:
 def load_chunk(store: Store, blobs: BlobStore, chunk: ChunkState) -> LoadedChunk:
     samples = store.samples_in(chunk.batch_id, chunk.modality, chunk.start, chunk.stop)
     if len(samples) != chunk.stop - chunk.start:
-        found = store.get_chunk(chunk.id)
+        found = store.chunks.get(chunk.id)
         why = f" ({found.reason})" if found is not None and found.reason else ""
         raise InputError(
             f"batch {chunk.batch_id}: chunk {chunk.id} holds {len(samples)} of "
@@ -240,7 +240,7 @@ def judging_generators(
     first chunk recorded the generator's quota categories instead.
     """
     built: dict[Modality, Any] = {}
-    first = {c.modality: c for c in reversed(store.chunks_of(batch_id))}
+    first = {c.modality: c for c in reversed(store.chunks.of_batch(batch_id))}
     for modality in MODALITIES:
         section = getattr(config, modality)
         if section is None:
@@ -251,7 +251,7 @@ def judging_generators(
             continue
         if wait_for_chunk is not None:
             wait_for_chunk(chunk.id)
-        recorded = store.get_chunk(chunk.id)
+        recorded = store.chunks.get(chunk.id)
         if recorded is None or recorded.quota_categories is None:
             raise InputError(
                 f"batch {batch_id}: chunk {chunk.id} is not generated yet; "
@@ -287,7 +287,7 @@ def assemble_from_store(
         for modality in generators:
             started = time.perf_counter()
             loading: Future[LoadedChunk] | None = None
-            for chunk in store.chunks_of(batch_id):
+            for chunk in store.chunks.of_batch(batch_id):
                 if chunk.modality != modality:
                     continue
                 if wait_for_chunk is not None:
@@ -316,7 +316,7 @@ def judge_chunk(
     report (the reviewers' to change), in the database and in the run folder.
     """
     judged_before = [sample.id for sample, *_ in loaded.items if sample.status != "pending"]
-    reviewed = reviewed_samples(store, judged_before)
+    reviewed = store.reviewed_samples(judged_before)
     fresh: list[Sample] = []
     judged = 0
     for sample, png, measured, hidden in loaded.items:
@@ -330,6 +330,6 @@ def judge_chunk(
         run.add(sample, png, hidden_objects=hidden)
         judged += 1
     store.upsert_samples(fresh)
-    store.update_chunk(loaded.chunk.id, status="done" if judged == len(loaded.items) else "failed")
+    store.chunks.update(loaded.chunk.id, status="done" if judged == len(loaded.items) else "failed")
     if on_judged is not None:
         on_judged(len(loaded.items))

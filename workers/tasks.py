@@ -76,7 +76,7 @@ def make_chunk(self: Any, chunk_id: str) -> str:
             return f"{chunk_id} failed: {reason}"
         # Back to `queued`, so the retry is not counted as a lost worker.
         with suppress(*TRANSIENT_ERRORS):  # the database may be what failed
-            context.store.update_chunk(chunk_id, status="queued")
+            context.store.chunks.update(chunk_id, status="queued")
         countdown = min(settings.retry_backoff_max, 2.0**self.request.retries)
         raise self.retry(exc=error, countdown=countdown, max_retries=None) from error
     except Exception as error:
@@ -84,6 +84,6 @@ def make_chunk(self: Any, chunk_id: str) -> str:
         # built, e.g. a model missing on this worker. Without the chunk marked, the batch
         # would wait for it for ever.
         reason = f"{type(error).__name__}: {error}"
-        context.store.update_chunk(chunk_id, status="failed", current=None, reason=reason)
+        context.store.chunks.update(chunk_id, status="failed", current=None, reason=reason)
         log.error("%s failed: %s", chunk_id, reason)
         return f"{chunk_id} failed: {reason}"

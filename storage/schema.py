@@ -1,0 +1,70 @@
+"""Bring a database's schema to the current revision (`tables.SCHEMA_REVISION`).
+
+A new database gets every table of storage/tables.py and is stamped with the current revision,
+without loading Alembic. One stamped with the current revision needs nothing. Any other (a
+database from before migrations, or an older revision) is upgraded by Alembic with the scripts
+in storage/migrations/, inside one transaction. Several workers opening a new database at once
+race to create it; the loser looks again.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+from synthgate.storage.tables import SCHEMA_REVISION, metadata
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+VERSION_TABLE = "alembic_version"
+
+
+def ensure_schema(engine: Engine, *, attempts: int = 5) -> None:
+    """Create or upgrade the schema of `engine`'s database to `SCHEMA_REVISION`."""
+    for attempt in range(attempts):
+        try:
+            with engine.begin() as connection:
+                _ensure(connection)
+            return
+        except (OperationalError, ProgrammingError, IntegrityError):
+            # Another process created a table between the check and the CREATE: look again.
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
+def revision_of(connection: Connection) -> str | None:
+    """The revision a database is stamped with (None: not stamped)."""
+    if not inspect(connection).has_table(VERSION_TABLE):
+        return None
+    return connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+
+
+def _ensure(connection: Connection) -> None:
+    current = revision_of(connection)
+    if current == SCHEMA_REVISION:
+        return
+    if current is None and not inspect(connection).get_table_names():
+        metadata.create_all(connection)
+        connection.execute(
+            text(f"CREATE TABLE {VERSION_TABLE} (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
+        )
+        connection.execute(
+            text(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES (:v)"), {"v": SCHEMA_REVISION}
+        )
+        return
+    upgrade(connection)
+
+
+def upgrade(connection: Connection, revision: str = "head") -> None:
+    """Run the migrations from the database's revision up to `revision` (Alembic)."""
+    from alembic import command  # only an older database pays for loading Alembic
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)

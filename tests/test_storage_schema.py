@@ -1,0 +1,106 @@
+"""The schema: one revision in code and in the migrations, the same tables either way, and a
+database from before migrations upgrades with its rows kept."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect
+
+from synthgate.storage.schema import MIGRATIONS, ensure_schema, revision_of, upgrade
+from synthgate.storage.store import Store, sqlite_url
+from synthgate.storage.tables import SCHEMA_REVISION
+
+# What a run folder's database held before migrations: the DDL of synthgate.db as the previous
+# release wrote it (sqlite_master of a quickstart run), and one sample row.
+PRE_MIGRATION_DDL = """
+CREATE TABLE batches (id VARCHAR(64) NOT NULL, name VARCHAR(200) NOT NULL, seed BIGINT NOT NULL,
+  config JSON NOT NULL, status VARCHAR(20) NOT NULL, message TEXT, PRIMARY KEY (id));
+CREATE TABLE samples (id VARCHAR(64) NOT NULL, batch_id VARCHAR(64) NOT NULL,
+  modality VARCHAR(8) NOT NULL, "index" INTEGER NOT NULL, status VARCHAR(20) NOT NULL,
+  score FLOAT, data TEXT NOT NULL, reason TEXT, PRIMARY KEY (id),
+  CONSTRAINT uq_sample_position UNIQUE (batch_id, modality, "index"));
+CREATE INDEX ix_samples_batch_id ON samples (batch_id);
+CREATE TABLE chunks (id VARCHAR(100) NOT NULL, batch_id VARCHAR(64) NOT NULL,
+  modality VARCHAR(8) NOT NULL, start INTEGER NOT NULL, stop INTEGER NOT NULL,
+  queue VARCHAR(20) NOT NULL, status VARCHAR(20) NOT NULL, deliveries INTEGER NOT NULL,
+  crashes INTEGER NOT NULL, current INTEGER, reason TEXT, quota_categories JSON,
+  updated FLOAT NOT NULL, PRIMARY KEY (id));
+CREATE INDEX ix_chunks_batch_id ON chunks (batch_id);
+INSERT INTO batches VALUES ('b-1', 'b', 7, '{}', 'done', NULL);
+INSERT INTO samples VALUES ('ima-1', 'b-1', 'image', 0, 'accepted', 5.0, '{"x": 1}', NULL);
+"""
+
+
+def schema_of(url: str) -> dict[str, Any]:
+    """Tables with their columns (name, nullable, primary key), unique constraints and indexes."""
+    engine = create_engine(url)
+    try:
+        found = inspect(engine)
+        return {
+            table: {
+                "columns": sorted(
+                    (c["name"], bool(c["nullable"]), c.get("primary_key", 0))
+                    for c in found.get_columns(table)
+                ),
+                "unique": sorted(
+                    tuple(u["column_names"]) for u in found.get_unique_constraints(table)
+                ),
+                "indexes": sorted(
+                    (tuple(i["column_names"]), bool(i["unique"])) for i in found.get_indexes(table)
+                ),
+            }
+            for table in sorted(found.get_table_names())
+        }
+    finally:
+        engine.dispose()
+
+
+def test_the_code_revision_is_the_migrations_head() -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_current_head() == SCHEMA_REVISION
+
+
+def test_a_new_database_and_a_migrated_one_have_the_same_schema(tmp_path: Path) -> None:
+    created = sqlite_url(tmp_path / "created.db")
+    Store(created).close()  # a new database: created from the tables, stamped
+    migrated = sqlite_url(tmp_path / "migrated.db")
+    engine = create_engine(migrated)
+    with engine.begin() as connection:
+        upgrade(connection)  # every migration from nothing
+        assert revision_of(connection) == SCHEMA_REVISION
+    engine.dispose()
+    assert schema_of(created) == schema_of(migrated)
+
+
+def test_a_database_from_before_migrations_upgrades_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as connection:
+        connection.executescript(PRE_MIGRATION_DDL)
+    store = Store(sqlite_url(path))
+    try:
+        assert store.get_batch("b-1")["status"] == "done"
+        assert store.chunks.of_batch("b-1") == []
+        assert store.requesters.of_batch("b-1") == set()  # the table it lacked is there now
+        with store.engine.connect() as connection:
+            assert revision_of(connection) == SCHEMA_REVISION
+    finally:
+        store.close()
+    fresh = tmp_path / "fresh.db"
+    Store(sqlite_url(fresh)).close()
+    assert schema_of(sqlite_url(path)) == schema_of(sqlite_url(fresh))
+
+
+def test_opening_a_current_database_again_changes_nothing(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "db.db")
+    Store(url).close()
+    before = schema_of(url)
+    engine = create_engine(url)
+    ensure_schema(engine)
+    engine.dispose()
+    assert schema_of(url) == before
