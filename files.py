@@ -1,7 +1,7 @@
 """Reading and writing the files users hand us, with errors that name the file and the fix.
 
 - `load_yaml(path, what=...)`: a YAML file, with the line and column of a syntax error.
-- `read_jsonl(path)`: rows of a JSONL file; a bad line is named by its number.
+- `dumps(value)`: compact, order-preserving JSON, the form of every JSON file synthgate writes.
 - `write_atomic(path, text | bytes)`: through a temporary name beside the target, then a rename,
   so a reader never sees half a file and a failure leaves nothing behind.
 
@@ -30,6 +30,11 @@ def _readable(path: Path, what: str) -> Path:
     return path
 
 
+def dumps(value: Any) -> str:
+    """Compact, order-preserving JSON: every output line goes through here (deterministic)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def load_yaml(path: Path | str, *, what: str = "YAML file") -> Any:
     """Parse a YAML file; a missing file or a syntax error is an `InputError` naming it."""
     path = _readable(Path(path), what)
@@ -42,27 +47,6 @@ def load_yaml(path: Path | str, *, what: str = "YAML file") -> Any:
         raise InputError(f"{path}: YAML syntax error{where}: {problem}") from None
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a UTF-8 text file") from None
-
-
-def read_jsonl(path: Path | str, *, what: str = "JSONL file") -> list[dict[str, Any]]:
-    """Rows of a JSONL file (blank lines skipped); a bad line is an `InputError` naming it."""
-    path = _readable(Path(path), what)
-    rows = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not a UTF-8 text file") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise InputError(f"{path}: line {number}: not valid JSON ({error.msg})") from None
-        if not isinstance(row, dict):
-            raise InputError(f"{path}: line {number}: a row must be a JSON object")
-        rows.append(row)
-    return rows
 
 
 def write_atomic(path: Path | str, content: str | bytes, *, option: str = "--out") -> None:

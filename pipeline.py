@@ -1,9 +1,10 @@
-"""Where the stages meet: plan -> generate -> validate -> route, and the embedded runner.
+"""Where the stages meet: plan -> generate -> judge (validate and route), over iterables.
 
-Every stage is a plain function over plain data; `run_batch` calls them in-process and streams
-the results into a run folder, and Celery tasks (workers/) call the same `plan` and
-`generate_specs`. The run folder is written by assembly.py, whoever made the samples. Nothing here holds a whole batch in memory: specs
-are planned lazily, made in small chunks, written out and dropped.
+Every stage is a plain function over plain data. `judged_chunks` streams one modality of a batch
+as judged chunks, in index order; runners (runner.py, workers/) feed them to sinks (sinks.py)
+that write the run folder or the service database. Nothing here imports a database or writes a
+file, and nothing holds a whole batch in memory: specs are planned lazily, made in small chunks,
+handed on and dropped. Celery tasks (workers/) call the same `plan` and `generate_specs`.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from synthgate.assembly import RunAssembly, RunResult, assemble_run, hidden_objects
+import numpy as np
+
 from synthgate.config import BatchConfig
 from synthgate.generators import Generator, build_generator
 from synthgate.samples import (
@@ -33,6 +35,52 @@ from synthgate.validators.validate import Judge, rubric_for
 
 MODALITIES: tuple[Modality, ...] = ("image", "text")
 Progress = Callable[[Modality, int, int], None]  # (modality, samples just finished, total)
+
+
+@dataclass
+class JudgedSample:
+    """A sample with its verdict, on its way to the sinks: its pixels (made here) or its PNG
+    bytes (made by a worker), and how many of its objects were too occluded to label."""
+
+    sample: Sample
+    pixels: np.ndarray | None = None
+    png: bytes | None = None
+    hidden_objects: int = 0
+    # As stored in the shared database (failed there, or reviewed there): a database sink over
+    # that database leaves its row as it is.
+    kept: bool = False
+
+    @classmethod
+    def of(cls, generated: GeneratedSample) -> JudgedSample:
+        return cls(
+            sample=generated.sample,
+            pixels=generated.pixels,
+            hidden_objects=hidden_objects(generated),
+        )
+
+
+def hidden_objects(generated: GeneratedSample) -> int:
+    """How many objects a generator placed but left unlabelled: too occluded to see."""
+    return int(generated.extras.get("hidden", 0))
+
+
+@dataclass
+class RunStart:
+    """What sinks learn when a run starts: the batch and the judges of its modalities."""
+
+    config: BatchConfig
+    batch_id: str
+    judges: dict[Modality, Judge]
+
+
+@dataclass
+class RunTotals:
+    """What sinks learn when a run ends: its counts
+    ({modality: {status: samples, "generated", "audit", "hidden_objects"}}) and timings."""
+
+    batch_id: str
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def batch_id_for(config: BatchConfig) -> str:
@@ -172,91 +220,46 @@ def chunk_size(generator: Generator | type[Generator], modality: Modality) -> in
     return int(getattr(generator, "chunk_size", 8 if modality == "image" else 64))
 
 
-def run_batch(
-    config: BatchConfig,
-    out: Path,
-    *,
-    progress: Progress | None = None,
-    plans: dict[Modality, list[SampleSpec]] | None = None,
-    generators: dict[Modality, Generator] | None = None,
-) -> RunResult:
-    """The embedded runner: the whole batch in this process, into the run folder `out`.
-
-    `plans` replaces `plan()` for a modality with precomputed specs (balancing computes its own
-    quotas); their count must equal the section's `count`. `generators` replaces
-    `build_generators(config)` (e.g. a generator wrapped with augmentation).
-    """
-    generators = generators if generators is not None else build_generators(config)
-    judges = build_judges(config, generators, plans)
-    batch_id = batch_id_for(config)
-    with assemble_run(config, out, batch_id=batch_id, judges=judges) as run:
-        for modality, generator in generators.items():
-            started = time.perf_counter()
-            _run_modality(config, modality, generator, run, progress, (plans or {}).get(modality))
-            run.result.timings[f"{modality}_seconds"] = round(time.perf_counter() - started, 3)
-    return run.result
-
-
-def _run_modality(
+def specs_of(
     config: BatchConfig,
     modality: Modality,
     generator: Generator,
-    run: RunAssembly,
-    progress: Progress | None,
+    *,
+    batch_id: str,
     planned: list[SampleSpec] | None = None,
-) -> None:
+) -> Iterator[SampleSpec]:
+    """The specs of one modality: `planned` ones (their count must be the section's), else
+    `plan`'s."""
     total = getattr(config, modality).count
-    if planned is not None and len(planned) != total:
-        raise ValueError(f"{modality}: {len(planned)} planned specs for a count of {total}")
-    specs = (
-        iter(planned)
-        if planned is not None
-        else plan(
-            config,
-            modality,
-            batch_id=run.result.batch_id,
-            quota_categories=generator.quota_categories(),
+    if planned is None:
+        return plan(
+            config, modality, batch_id=batch_id, quota_categories=generator.quota_categories()
         )
-    )
-    # Three stages overlap on two cores: this thread draws chunk k while one thread judges chunk
-    # k-1 (a single thread keeps the batch checks in sample order) and another encodes PNGs
-    # (zlib and most numpy work release the GIL). Waiting for chunk k-1 before handing over
-    # chunk k keeps at most two chunks of pixels alive.
-    with (
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="judge") as judging,
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="png") as encoding,
-    ):
-        pending: tuple[Future[list[GeneratedSample]], list[Future[None]]] | None = None
-        while chunk := list(itertools.islice(specs, chunk_size(generator, modality))):
+    if len(planned) != total:
+        raise ValueError(f"{modality}: {len(planned)} planned specs for a count of {total}")
+    return iter(planned)
+
+
+def judged_chunks(
+    specs: Iterator[SampleSpec], generator: Generator, judge_sample: Judge, *, size: int
+) -> Iterator[list[JudgedSample]]:
+    """Generate and judge specs chunk by chunk; yield each judged chunk, in index order.
+
+    Two stages overlap: this thread draws chunk k while a second thread judges chunk k-1 (one
+    thread keeps the batch checks in sample order). Waiting for chunk k-1 before handing over
+    chunk k keeps at most two chunks of pixels alive here.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="judge") as judging:
+        pending: Future[list[JudgedSample]] | None = None
+        while chunk := list(itertools.islice(specs, size)):
             made = generate_specs(generator, chunk)
             if pending is not None:
-                _finish_chunk(pending, run, modality, total, progress)
-            pending = (
-                judging.submit(_judge_chunk, made, run.judges[modality]),
-                [encoding.submit(run.write_png, generated) for generated in made],
-            )
+                yield pending.result()
+            pending = judging.submit(_judge_chunk, made, judge_sample)
         if pending is not None:
-            _finish_chunk(pending, run, modality, total, progress)
+            yield pending.result()
 
 
-def _judge_chunk(made: list[GeneratedSample], judge_sample: Judge) -> list[GeneratedSample]:
+def _judge_chunk(made: list[GeneratedSample], judge_sample: Judge) -> list[JudgedSample]:
     """The judging thread's share of a chunk, in sample order."""
-    return [judge(generated, judge_sample) for generated in made]
-
-
-def _finish_chunk(
-    pending: tuple[Future[list[GeneratedSample]], list[Future[None]]],
-    run: RunAssembly,
-    modality: Modality,
-    total: int,
-    progress: Progress | None,
-) -> None:
-    """Wait for a chunk's judging and PNGs, then count, summarise, write and store it in order."""
-    judged, pngs = pending
-    made = judged.result()
-    for png in pngs:
-        png.result()
-    for generated in made:
-        run.add(generated.sample, None, hidden_objects=hidden_objects(generated))
-    if progress is not None:
-        progress(modality, len(made), total)
+    return [JudgedSample.of(judge(generated, judge_sample)) for generated in made]

@@ -195,11 +195,10 @@ def create_app(
     )
     store = Store(db_url)
     queue = ReviewQueue(store, annotators_per_item=annotators_per_item, gold_rate=gold_rate)
-    runner: batches.BatchRunner | distributed.WorkerBatchRunner
     if workers is None:
         runner = batches.BatchRunner(store, queue, Path(runs_dir))
     else:
-        runner = distributed.WorkerBatchRunner(store, queue, Path(runs_dir), settings=workers)
+        runner = distributed.worker_runner(store, queue, Path(runs_dir), settings=workers)
     app.state.store = store
     app.state.users = Users(store.engine)
     app.state.queue = queue

@@ -6,10 +6,10 @@ A requester sees only the batches they posted: the same config is the same batch
 records the caller as one of its requesters (`store.requesters.add`), and any other requester gets
 the 404 of a batch that does not exist. Admins see every batch.
 
-`BatchRunner` runs accepted configs one at a time in a background thread with the embedded
-runner (`pipeline.run_batch`) into `<runs_dir>/<batch id>/`, copies the samples into the
-service's database (`import_run`) and queues the doubtful ones for review. `run_folder` finds
-the folder of a batch again, for its COCO file and for the images the review page shows.
+`BatchRunner` runs accepted configs on background threads with a runner backend (in-process,
+or Celery workers: api/distributed.py), writing `<runs_dir>/<batch id>/` and the service's
+database in one pass, and queues the doubtful samples for review. `run_folder` finds the folder
+of a batch again, for its COCO file and for the images the review page shows.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -29,14 +30,17 @@ from synthgate.api.auth import User, require
 from synthgate.api.inputs import SOURCE, check_counts, confine_paths
 from synthgate.config import BatchConfig, parse_config
 from synthgate.errors import InputError
-from synthgate.samples import Sample
-from synthgate.storage.store import Store, sqlite_url
+from synthgate.pipeline import MODALITIES, Progress, batch_id_for
+from synthgate.runner import InProcessRunner, Runner, Stopped
+from synthgate.sinks import DatabaseSink, KeepReviewed, RunFolderSink
+from synthgate.storage.store import Store
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/batches", tags=["batches"])
 
 
 SHOWN_FAILURES = 20
+PROGRESS_EVERY_S = 1.0  # a batch's progress message is written at most this often
 
 
 class FailedSample(BaseModel):
@@ -76,35 +80,6 @@ def run_folder(runs_dir: Path, batch: dict[str, Any]) -> Path | None:
         except (OSError, ValueError):
             continue
     return None
-
-
-def import_run(store: Store, folder: Path, *, chunk: int = 500) -> str:
-    """Copy a run folder's batch and samples into `store`; returns the batch id."""
-    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    batch_id = manifest["batch_id"]
-    source = Store(sqlite_url(folder / "synthgate.db"))
-    try:
-        batch = source.get_batch(batch_id)
-        if batch is None:
-            raise InputError(f"{folder}/synthgate.db: batch {batch_id} is missing")
-        store.put_batch(batch_id, name=batch["name"], seed=batch["seed"], config=batch["config"])
-        for modality in ("image", "text"):
-            page: list[Sample] = []
-            for sample in source.iter_samples(batch_id, modality, chunk=chunk):
-                page.append(sample)
-                if len(page) >= chunk:
-                    _import_page(store, page)
-                    page = []
-            _import_page(store, page)
-    finally:
-        source.close()
-    return batch_id
-
-
-def _import_page(store: Store, page: list[Sample]) -> None:
-    """Upsert samples, except those people were asked to review: a re-run never undoes them."""
-    reviewed = store.reviewed_samples([sample.id for sample in page])
-    store.upsert_samples(sample for sample in page if sample.id not in reviewed)
 
 
 class InFlight:
@@ -148,23 +123,42 @@ class InFlight:
 
 
 class BatchRunner:
-    """Runs submitted batches one at a time in a background thread."""
+    """Runs posted batches on background threads with a runner backend, into
+    `<runs_dir>/<batch id>/` and the service's database in one pass.
 
-    def __init__(self, store: Store, queue: Any, runs_dir: Path) -> None:
+    The backend is the in-process runner (one thread: batches run one at a time) or the Celery
+    one (workers/runner.py; a thread per followed batch mostly waits on the database). Samples
+    people were asked to review keep their verdict (sinks.KeepReviewed). When a batch is done,
+    its doubtful samples are queued for review; when the server stops, batches still running are
+    left `running`, resumable by posting them again.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        queue: Any,
+        runs_dir: Path,
+        *,
+        backend: Runner | None = None,
+        threads: int = 1,
+    ) -> None:
         self.store = store
         self.queue = queue
         self.runs_dir = runs_dir
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="synthgate-batch")
+        self.backend: Runner = backend if backend is not None else InProcessRunner()
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="synthgate-batch")
         self.in_flight = InFlight(store)
+        self.stopping = threading.Event()
 
     def submit(self, config: BatchConfig) -> tuple[str, bool]:
         """Queue a batch; returns (batch id, whether a run was started)."""
-        from synthgate.pipeline import batch_id_for
-
         batch_id = batch_id_for(config)
+        # A batch left "running" by a server that stopped is claimed again and resumed.
         if not self.in_flight.claim(batch_id, config):
             return batch_id, False
         try:
+            if self.stopping.is_set():
+                raise RuntimeError("stopping")
             self._pool.submit(self._run, config, batch_id)
         except RuntimeError:  # the server is shutting down
             self.store.set_batch_status(batch_id, "failed", "the server is stopping; post again")
@@ -172,15 +166,37 @@ class BatchRunner:
         return batch_id, True
 
     def _run(self, config: BatchConfig, batch_id: str) -> None:
-        from synthgate.pipeline import run_batch
-
+        total = sum(getattr(config, m).count for m in MODALITIES if getattr(config, m) is not None)
         try:
             self.store.set_batch_status(batch_id, "running", "generating")
-            result = run_batch(config, self.runs_dir / batch_id)
-            import_run(self.store, result.out)
+            folder = self.runs_dir / batch_id
+            sinks = [KeepReviewed(self.store, [RunFolderSink(folder), DatabaseSink(self.store)])]
+            result = self.backend.run(
+                config, sinks=sinks, progress=self._progress(batch_id, total), stop=self.stopping
+            )
             # the run folder holds the images the review page shows
-            queued = self.queue.enqueue_batch(batch_id, image_root=result.out.resolve())
-            self.store.set_batch_status(batch_id, "done", f"{queued} new items queued for review")
+            queued = self.queue.enqueue_batch(batch_id, image_root=folder.resolve())
+            failed = sum(counts.get("failed", 0) for counts in result.counts.values())
+            if failed:
+                why = "".join(
+                    f" (first: {first['modality']} {first['index']}: {first['reason']})"
+                    for first in self.store.failures(batch_id, limit=1)
+                )
+                self.store.set_batch_status(
+                    batch_id,
+                    "failed",
+                    f"{failed} of {total} samples failed{why}; the others are in the run folder "
+                    f"and {queued} new items queued for review; post the config again to retry "
+                    "the failed ones",
+                )
+            else:
+                self.store.set_batch_status(
+                    batch_id, "done", f"{queued} new items queued for review"
+                )
+        except Stopped:
+            self.store.set_batch_status(
+                batch_id, "running", "the server stopped following it; post it again to resume"
+            )
         except InputError as error:
             self.store.set_batch_status(batch_id, "failed", str(error))
         except Exception as error:  # a bug: keep it on the batch and in the log
@@ -189,8 +205,30 @@ class BatchRunner:
         finally:
             self.in_flight.release(batch_id)
 
+    def _progress(self, batch_id: str, total: int) -> Progress:
+        """A progress callback that keeps the batch's message at "judging: j of N samples"
+        (written at most once a second)."""
+        judged, shown = [0], [0.0]
+
+        def advance(_modality: str, count: int, _total: int) -> None:
+            judged[0] += count
+            if time.monotonic() - shown[0] > PROGRESS_EVERY_S or judged[0] == total:
+                shown[0] = time.monotonic()
+                message = f"judging: {judged[0]} of {total} samples"
+                self.store.set_batch_status(batch_id, "running", message)
+
+        return advance
+
     def shutdown(self) -> None:
+        """Stop: running batches stop at their next chunk and stay `running`, resumable; those
+        waiting for a thread are dropped, saying so."""
+        self.stopping.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        for batch_id in self.in_flight.ids():
+            self.store.set_batch_status(
+                batch_id, "running", "the server stopped following it; post it again to resume"
+            )
+            self.in_flight.release(batch_id)
 
 
 def _batch_out(batch: dict[str, Any], counts: dict[str, dict[str, int]]) -> BatchOut:

@@ -34,7 +34,8 @@ import torch
 from synthgate.config import BatchConfig, parse_config
 from synthgate.generators import build_generator
 from synthgate.generators.diffusion.models import KINDS, load_model
-from synthgate.pipeline import batch_id_for, plan, run_batch
+from synthgate.pipeline import batch_id_for, plan
+from synthgate.runner import run_batch
 
 KIND_OF_GENERATOR = {
     "diffusion_object_paste": "text2image",

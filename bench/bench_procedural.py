@@ -21,7 +21,8 @@ import yaml
 from synthgate.config import parse_config
 from synthgate.generators import build_generator
 from synthgate.generators.png import encode_png
-from synthgate.pipeline import batch_id_for, plan, run_batch
+from synthgate.pipeline import batch_id_for, plan
+from synthgate.runner import run_batch
 
 
 def image_config(count: int, size: int) -> dict:

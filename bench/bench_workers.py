@@ -29,17 +29,12 @@ from pathlib import Path
 import psutil
 
 from synthgate.config import parse_config
-from synthgate.pipeline import run_batch
+from synthgate.runner import run_batch
 from synthgate.storage.blobs import BlobStore
 from synthgate.storage.store import Store
 from synthgate.workers.app import make_app, settings_from
-from synthgate.workers.submit import (
-    assemble_from_store,
-    chunk_generated,
-    planned_total,
-    submit_batch,
-    wait_for_batch,
-)
+from synthgate.workers.runner import assemble_from_store, chunk_generated
+from synthgate.workers.submit import planned_total, submit_batch, wait_for_batch
 
 
 def image_config(count: int, size: int, *, seed: int) -> dict:

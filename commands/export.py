@@ -80,8 +80,8 @@ def export(
 
     With --no-copy-images only labels, classes.txt (yolo) and ImageSets (voc) are written. Boxes are clipped to their image; crowd regions (neither format can express them) and boxes wholly outside their image are left out and counted. Images whose names share a stem get a short hash prefix, so no label overwrites another.
     """
-    from synthgate.assembly import prepare_out, publish_out
     from synthgate.formats.yolo import export_dataset, export_names
+    from synthgate.storage.folders import prepare_out, publish_out
 
     with user_errors():
         coco_path, root = find_coco(source, images, need_images=copy_images)

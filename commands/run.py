@@ -37,7 +37,7 @@ def run(
     Same config and seed give byte-identical data.
     """
     from synthgate.config import load_config
-    from synthgate.pipeline import run_batch
+    from synthgate.runner import run_batch
 
     with user_errors():
         config = load_config(config_path)

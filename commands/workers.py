@@ -106,17 +106,12 @@ def submit(
     says why).
     """
     from synthgate.config import load_config
+    from synthgate.sinks import DatabaseSink, KeepReviewed, RunFolderSink
     from synthgate.storage.blobs import BlobStore
     from synthgate.storage.database import open_store
     from synthgate.workers.app import make_app, settings_from
-    from synthgate.workers.submit import (
-        assemble_from_store,
-        chunk_generated,
-        planned_total,
-        progress_of,
-        submit_batch,
-        wait_for_batch,
-    )
+    from synthgate.workers.runner import CeleryRunner
+    from synthgate.workers.submit import planned_total, submit_batch
 
     with user_errors():
         config = load_config(config_path)
@@ -124,53 +119,43 @@ def submit(
         db_url, blob_url = settings.require_shared_stores()
         app = make_app(settings)
         store = open_store(db_url)
-        started = time.perf_counter()
-        batch_id, sent = submit_batch(app, store, config)
         total = planned_total(config)
-        console.print(f"batch [bold]{batch_id}[/]: {total} samples, {sent} chunks sent")
+        started = time.perf_counter()
         if not wait:
+            batch_id, sent = submit_batch(app, store, config)
+            console.print(f"batch [bold]{batch_id}[/]: {total} samples, {sent} chunks sent")
             console.print(f"follow it with: synthgate status {batch_id}")
             return
         target = out if out is not None else settings.runs_dir / config.name
+        folder = RunFolderSink(target)  # --out is checked before anything is sent
         with progress_bars() as bars:
             made_bar = bars.add_task("generated", total=total)
             judged_bar = bars.add_task("   judged", total=total)
-
-            shown = [0.0]  # when the generated bar was last brought up to date
-
-            def wait_for_chunk(chunk_id: str) -> None:
-                # A chunk already there costs one lookup; the batch-wide counts are read at most
-                # once a second, so a batch of many chunks is not slowed by its progress bar.
-                if chunk_generated(store, chunk_id):
-                    if time.monotonic() - shown[0] > 1.0:
-                        shown[0] = time.monotonic()
-                        bars.update(made_bar, completed=progress_of(store, batch_id, total).stored)
-                    return
-                wait_for_batch(
-                    app,
-                    store,
-                    batch_id,
-                    total=total,
-                    settings=settings,
-                    on_progress=lambda p: bars.update(made_bar, completed=p.stored),
-                    on_resend=lambda n: console.print(
-                        f"the batch stalled with empty queues: sent {n} unfinished chunks again"
-                    ),
-                    poll_seconds=0.2,
-                    timeout=timeout,
-                    until=lambda _p: chunk_generated(store, chunk_id),
-                )
-
-            result = assemble_from_store(
-                config,
-                target,
-                store=store,
-                blobs=BlobStore(blob_url),
-                batch_id=batch_id,
-                wait_for_chunk=wait_for_chunk,
-                on_judged=lambda n: bars.advance(judged_bar, n),
+            runner = CeleryRunner(
+                app,
+                store,
+                BlobStore(blob_url),
+                settings,
+                on_sent=lambda batch_id, sent: console.print(
+                    f"batch [bold]{batch_id}[/]: {total} samples, {sent} chunks sent"
+                ),
+                watch=lambda p: bars.update(made_bar, completed=p.stored),
+                on_resend=lambda n: console.print(
+                    f"the batch stalled with empty queues: sent {n} unfinished chunks again"
+                ),
+                poll_seconds=0.2,
+                timeout=timeout,
             )
+
+            result = runner.run(
+                config,
+                sinks=[KeepReviewed(store, [folder, DatabaseSink(store)])],
+                progress=lambda _modality, count, _total: bars.advance(judged_bar, count),
+            )
+            bars.update(made_bar, completed=total)
+        result.out = target
         result.timings["wall_seconds"] = round(time.perf_counter() - started, 3)
+        batch_id = result.batch_id
         failed = sum(counts.get("failed", 0) for counts in result.counts.values())
         store.set_batch_status(batch_id, "failed" if failed else "done")
         _print_failures(store, batch_id)

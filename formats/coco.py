@@ -1,4 +1,5 @@
-"""COCO files into Samples: `read_coco`, `coco_to_samples`, `category_names`.
+"""COCO files in and out: `read_coco`, `coco_to_samples`, `category_names`; `CocoStream` and
+`sample_to_coco_image` / `sample_to_coco_annotations` write them.
 
 Real files are messy: polygons (several per object, some degenerate), uncompressed RLE for crowd
 regions, compressed RLE, missing or malformed fields. Everything here is converted through
@@ -6,8 +7,9 @@ pycocotools into the one internal form (COCO xywh boxes, compressed RLE with `co
 what cannot be read is recorded on the object (`attributes["segmentation_error"]`, an empty
 `bbox`) for the validators to report, never raised. Each object keeps its COCO `annotation_id`
 and `iscrowd` flag in `attributes`. Files this package wrote (`images[].synthgate`) get their
-sample ids, seeds and provenance back. Writers live in outputs.py; the strict checks balancing
-and merging run first are in coco_checks.py.
+sample ids, seeds and provenance back. `CocoStream` writes a COCO file entry by entry through
+part files, so a batch of any size is written without holding it in memory. The strict checks
+balancing and merging run first are in coco_checks.py.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ import json
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from pydantic import ValidationError
 
 from synthgate.errors import InputError
+from synthgate.files import dumps
 from synthgate.masks import finite_number, segmentation_to_rle
 from synthgate.samples import ObjectLabel, Provenance, Sample, SampleSpec
 
@@ -169,3 +172,110 @@ def category_names(coco: dict[str, Any]) -> list[str]:
     return [
         str(c["name"]) for c in coco.get("categories", []) if isinstance(c, dict) and "name" in c
     ]
+
+
+# Writing
+
+
+def report_summary(sample: Sample) -> dict[str, Any] | None:
+    if sample.report is None:
+        return None
+    report = sample.report
+    return {
+        "rubric": report.rubric,
+        "score": report.score,
+        "levels": report.levels,
+        "route": report.route,
+        "audit": report.audit,
+        "findings": [f.model_dump(exclude_none=True) for f in report.findings],
+    }
+
+
+def sample_to_coco_image(sample: Sample, image_id: int) -> dict[str, Any]:
+    return {
+        "id": image_id,
+        "file_name": sample.uri,
+        "width": sample.width,
+        "height": sample.height,
+        "synthgate": {
+            "synthetic": True,
+            "sample_id": sample.id,
+            "batch_id": sample.spec.batch_id,
+            "index": sample.spec.index,
+            "generator": sample.spec.generator,
+            "category": sample.spec.category,
+            "seed": sample.spec.seed,
+            "status": sample.status,
+            "attributes": sample.attributes,
+            "provenance": sample.provenance.model_dump(exclude_none=True),
+            "report": report_summary(sample),
+        },
+    }
+
+
+def sample_to_coco_annotations(
+    sample: Sample, image_id: int, category_ids: dict[str, int], first_id: int
+) -> list[dict[str, Any]]:
+    annotations = []
+    for offset, obj in enumerate(sample.objects):
+        annotation: dict[str, Any] = {
+            "id": first_id + offset,
+            "image_id": image_id,
+            "category_id": category_ids[obj.category],
+            "bbox": obj.bbox,
+            "area": obj.area,
+            "iscrowd": 0,
+        }
+        if obj.mask is not None:
+            annotation["segmentation"] = obj.mask
+        annotation["synthgate"] = {"visible_fraction": obj.visible_fraction, **obj.attributes}
+        annotations.append(annotation)
+    return annotations
+
+
+class CocoStream:
+    """One COCO file written as it goes: images and annotations in part files, joined at close."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._images = open(path.with_name(path.name + ".images.part"), "w", encoding="utf-8")
+        self._annotations = open(
+            path.with_name(path.name + ".annotations.part"), "w", encoding="utf-8"
+        )
+        self._first = {"images": True, "annotations": True}
+
+    def _append(self, handle: TextIO, kind: str, entry: dict[str, Any]) -> None:
+        handle.write(("" if self._first[kind] else ",\n") + dumps(entry))
+        self._first[kind] = False
+
+    def add(self, image: dict[str, Any], annotations: list[dict[str, Any]]) -> None:
+        self._append(self._images, "images", image)
+        for annotation in annotations:
+            self._append(self._annotations, "annotations", annotation)
+
+    def close(self, header: dict[str, Any], categories: list[dict[str, Any]]) -> None:
+        parts = []
+        for handle in (self._images, self._annotations):
+            handle.close()
+            parts.append(Path(handle.name))
+        with open(self.path, "w", encoding="utf-8") as out:
+            out.write("{\n")
+            for key, value in header.items():
+                out.write(f"{dumps(key)}:{dumps(value)},\n")
+            out.write(f'"categories":{dumps(categories)},\n"images":[\n')
+            _copy(parts[0], out)
+            out.write('\n],\n"annotations":[\n')
+            _copy(parts[1], out)
+            out.write("\n]\n}\n")
+        for part in parts:
+            part.unlink()
+
+    def abort(self) -> None:
+        self._images.close()
+        self._annotations.close()
+
+
+def _copy(source: Path, out: TextIO, block: int = 1 << 20) -> None:
+    with open(source, encoding="utf-8") as handle:
+        while chunk := handle.read(block):
+            out.write(chunk)

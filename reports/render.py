@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from synthgate.files import read_jsonl
+from synthgate.formats.jsonl import read_jsonl
 from synthgate.reports import plots
 
 MAX_EXAMPLES = 4  # per status in the example grid

@@ -8,19 +8,34 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 
 from synthgate.review import gold
 from synthgate.samples import Sample
 from synthgate.storage.store import Store
-from synthgate.storage.tables import gold_answers, insert_ignore, review_batches, review_items
-
-if TYPE_CHECKING:
-    from synthgate.review.queue import ReviewQueue
+from synthgate.storage.tables import (
+    WriteTransaction,
+    gold_answers,
+    insert_ignore,
+    review_batches,
+    review_items,
+)
 
 CHUNK = 500
+
+
+class Queue(Protocol):
+    """What filling needs of a queue (review/queue.py's `ReviewQueue` is one)."""
+
+    store: Store
+    k: int
+    gold_rate: float
+    seed: int
+    dialect: str
+
+    def write(self) -> WriteTransaction: ...
 
 
 def default_image_root(store: Store) -> str | None:
@@ -31,9 +46,7 @@ def default_image_root(store: Store) -> str | None:
     return None
 
 
-def enqueue_batch(
-    queue: ReviewQueue, batch_id: str, *, image_root: str | Path | None = None
-) -> int:
+def enqueue_batch(queue: Queue, batch_id: str, *, image_root: str | Path | None = None) -> int:
     """Add a batch's review and audit samples as items, plus honeypots; returns new items.
 
     Idempotent: an item is keyed by its sample, so a second call adds only what is new.
@@ -71,9 +84,7 @@ def enqueue_batch(
     return added
 
 
-def item_row(
-    queue: ReviewQueue, key: str, sample: Sample, kind: str, reason: str
-) -> dict[str, Any]:
+def item_row(queue: Queue, key: str, sample: Sample, kind: str, reason: str) -> dict[str, Any]:
     return {
         "key": key,
         "sample_id": sample.id,
@@ -87,7 +98,7 @@ def item_row(
     }
 
 
-def insert_items(queue: ReviewQueue, rows: list[dict[str, Any]]) -> int:
+def insert_items(queue: Queue, rows: list[dict[str, Any]]) -> int:
     """Insert the rows whose key is new; returns how many were new."""
     if not rows:
         return 0
@@ -104,9 +115,7 @@ def insert_items(queue: ReviewQueue, rows: list[dict[str, Any]]) -> int:
         return len(fresh)
 
 
-def add_honeypots(
-    queue: ReviewQueue, batch_id: str, accepted: list[str], categories: list[str]
-) -> None:
+def add_honeypots(queue: Queue, batch_id: str, accepted: list[str], categories: list[str]) -> None:
     if queue.gold_rate <= 0 or not accepted:
         return
     with queue.store.engine.connect() as connection:
@@ -139,7 +148,7 @@ def add_honeypots(
 
 
 def put_gold(
-    queue: ReviewQueue,
+    queue: Queue,
     key: str,
     shown: Sample,
     expected: Sequence[str],

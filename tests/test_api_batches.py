@@ -16,7 +16,7 @@ from factories import small_config
 from fastapi.testclient import TestClient
 from pycocotools.coco import COCO
 
-from synthgate import pipeline
+from synthgate import pipeline, runner
 from synthgate.errors import InputError
 from synthgate.masks import encode_mask, tight_bbox
 from synthgate.samples import (
@@ -96,7 +96,7 @@ def route_odd_to_review(generated: GeneratedSample, judge_sample: object = None)
 @pytest.fixture
 def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(
-        pipeline, "build_generators", lambda config: {"image": TinyGenerator(config.categories)}
+        runner, "build_generators", lambda config: {"image": TinyGenerator(config.categories)}
     )
     monkeypatch.setattr(pipeline, "judge", route_odd_to_review)
     TinyGenerator.gate.clear()
@@ -189,14 +189,14 @@ def test_a_batch_that_fails_says_why(service, monkeypatch):
     def no_model(config):
         raise InputError("image.model: /models/x not found; fetch it on a connected machine")
 
-    monkeypatch.setattr(pipeline, "build_generators", no_model)
+    monkeypatch.setattr(runner, "build_generators", no_model)
     token = token_for(app, "req", "requester")
     batch = client.post("/api/batches", json=CONFIG, headers=bearer(token)).json()
     failed = wait_until_done(client, f"/api/batches/{batch['id']}", token)
     assert failed["status"] == "failed" and "/models/x not found" in failed["message"]
     # a failed batch can be posted again once fixed
     monkeypatch.setattr(
-        pipeline, "build_generators", lambda config: {"image": TinyGenerator(config.categories)}
+        runner, "build_generators", lambda config: {"image": TinyGenerator(config.categories)}
     )
     TinyGenerator.gate.set()
     again = client.post("/api/batches", json=CONFIG, headers=bearer(token))

@@ -14,8 +14,10 @@ from pycocotools import mask as mask_utils
 from synthgate.errors import InputError
 from synthgate.formats.coco import coco_to_samples, read_coco
 from synthgate.masks import decode_mask, segmentation_to_rle
+from synthgate.validators.checks.dataset import DatasetTally
 from synthgate.validators.context import ValidationContext
-from synthgate.validators.rubric import judge_dataset, load_rubric
+from synthgate.validators.measure import judge_dataset
+from synthgate.validators.rubric import load_rubric
 
 RUBRIC = load_rubric("detection")
 
@@ -53,7 +55,7 @@ def coco(**changes: Any) -> dict[str, Any]:
 
 def findings(data: dict[str, Any], quotas: dict[str, int] | None = None) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
-    for f in judge_dataset(data, RUBRIC, ValidationContext(quotas=quotas)):
+    for f in judge_dataset(DatasetTally.of(data), RUBRIC, ValidationContext(quotas=quotas)):
         found.setdefault(f.check, []).append(f.message)
     return found
 
@@ -94,7 +96,9 @@ def test_dataset_checks(name: str, data: dict[str, Any], expected: dict[str, str
 def test_class_quotas_shortfall_levels() -> None:
     data = coco()  # 2 person annotations, 1 dog
     assert findings(data, {"person": 2, "dog": 1}) == {}
-    short = judge_dataset(data, RUBRIC, ValidationContext(quotas={"person": 2, "dog": 4}))
+    short = judge_dataset(
+        DatasetTally.of(data), RUBRIC, ValidationContext(quotas={"person": 2, "dog": 4})
+    )
     assert [(f.check, f.level) for f in short] == [("completeness_class_quotas", 1)]
     assert "'dog': 1 of 4" in short[0].message
 

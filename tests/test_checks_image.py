@@ -15,7 +15,8 @@ from synthgate.masks import encode_mask
 from synthgate.samples import GeneratedSample, Provenance, RubricReport, Sample, SampleSpec
 from synthgate.validators.checks.base import CHECKS
 from synthgate.validators.context import ValidationContext, image_files, reference_index
-from synthgate.validators.rubric import judge_sample, load_rubric
+from synthgate.validators.measure import judge_sample
+from synthgate.validators.rubric import load_rubric
 
 H, W = 64, 96
 RUBRIC = load_rubric("detection")

@@ -8,7 +8,8 @@ import pytest
 from synthgate.samples import GeneratedSample, Provenance, RubricReport, Sample, SampleSpec, Span
 from synthgate.validators.checks.base import CHECKS
 from synthgate.validators.context import ValidationContext
-from synthgate.validators.rubric import Rubric, judge_sample, load_rubric
+from synthgate.validators.measure import judge_sample
+from synthgate.validators.rubric import Rubric, load_rubric
 
 NER = load_rubric("ner")
 CLASSIFICATION = load_rubric("classification")

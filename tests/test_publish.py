@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from synthgate.assembly import publish_out
+from synthgate.storage.folders import publish_out
 
 
 def make(folder: Path, text: str) -> Path:
@@ -46,8 +46,8 @@ def test_a_folder_left_aside_by_a_stopped_publish_comes_back_and_is_guarded(
 ) -> None:
     """Killed between publish_out's renames, `out` is gone and `.out.previous` is its only copy:
     prepare_out puts it back first, so its checks (a run, human decisions) see it."""
-    from synthgate.assembly import prepare_out
     from synthgate.errors import InputError
+    from synthgate.storage.folders import prepare_out
 
     make(tmp_path / ".out.previous", "old")  # not a run: no manifest.json
     with pytest.raises(InputError, match="not a synthgate run"):

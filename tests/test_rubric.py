@@ -15,14 +15,9 @@ from synthgate.generators.labels import PlacedObject, labels_from_masks
 from synthgate.samples import CRITERIA, GeneratedSample, Provenance, Sample, SampleSpec
 from synthgate.validators.checks.base import CHECKS, Measure, Measurement, register, run_check
 from synthgate.validators.context import ValidationContext
+from synthgate.validators.measure import judge_sample
 from synthgate.validators.routing import Routing, audit_draw, route
-from synthgate.validators.rubric import (
-    RUBRICS_DIR,
-    Threshold,
-    judge_sample,
-    load_rubric,
-    parse_rubric,
-)
+from synthgate.validators.rubric import RUBRICS_DIR, Threshold, load_rubric, parse_rubric
 
 DETECTION = yaml.safe_load((RUBRICS_DIR / "detection.yaml").read_text())
 

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from workers_support import Cluster, RedisServer
 
 from synthgate.config import parse_config
-from synthgate.pipeline import run_batch
+from synthgate.runner import run_batch
 from synthgate.storage.store import Store
 from synthgate.storage.tables import batches, review_items, samples
 

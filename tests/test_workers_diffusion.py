@@ -15,10 +15,11 @@ from tiny_diffusers import CATEGORIES, KIND_OF_GENERATOR, image_section
 
 from synthgate.config import parse_config
 from synthgate.generators.diffusion import common
-from synthgate.pipeline import batch_id_for, run_batch
+from synthgate.pipeline import batch_id_for
+from synthgate.runner import run_batch
 from synthgate.workers.app import WorkerSettings
 from synthgate.workers.chunks import WorkerContext, chunk_rows, run_chunk
-from synthgate.workers.submit import assemble_from_store
+from synthgate.workers.runner import assemble_from_store
 
 pytest_plugins = ["diffusion_fixtures"]  # tiny_models
 

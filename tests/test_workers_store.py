@@ -14,13 +14,14 @@ from factories import small_config
 from postgres_support import wipe
 
 from synthgate.config import parse_config
-from synthgate.pipeline import batch_id_for, run_batch
+from synthgate.pipeline import batch_id_for
+from synthgate.runner import run_batch
 from synthgate.samples import Provenance, Sample, SampleSpec, sample_id
 from synthgate.storage.blobs import BlobStore
 from synthgate.storage.store import Store
 from synthgate.workers.app import WorkerSettings
 from synthgate.workers.chunks import WorkerContext, chunk_rows, run_chunk
-from synthgate.workers.submit import assemble_from_store
+from synthgate.workers.runner import assemble_from_store
 
 
 @pytest.fixture(scope="module")

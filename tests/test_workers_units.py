@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from factories import small_config
 
-from synthgate.assembly import hidden_objects
 from synthgate.config import parse_config
 from synthgate.errors import InputError
 from synthgate.generators import build_generator
-from synthgate.pipeline import batch_id_for, plan, run_batch
+from synthgate.pipeline import batch_id_for, hidden_objects, plan
+from synthgate.runner import run_batch
 from synthgate.storage.blobs import BlobStore
 from synthgate.storage.store import Store
 from synthgate.storage.tables import chunks
@@ -29,7 +29,8 @@ from synthgate.workers import chunks as chunk_module
 from synthgate.workers import submit as worker_submit
 from synthgate.workers.app import WorkerSettings, queue_for
 from synthgate.workers.chunks import WorkerContext, chunk_rows, run_chunk
-from synthgate.workers.submit import assemble_from_store, planned_total
+from synthgate.workers.runner import assemble_from_store
+from synthgate.workers.submit import planned_total
 
 DATA_FILES = ("coco.json", "accepted.coco.json", "text.jsonl")
 
@@ -330,7 +331,7 @@ def test_a_chunk_whose_generator_cannot_be_built_fails_with_the_reason(
     context: WorkerContext, eager_app: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from synthgate.workers import tasks
-    from synthgate.workers.submit import load_chunk
+    from synthgate.workers.runner import load_chunk
 
     batch_id = register(context, make_config())
 

@@ -8,7 +8,8 @@
   of earlier images, duplicate texts) against the context, then levels, score, route and audit.
   Cheap (hash comparisons), and it must run in sample order.
 
-`judge_sample` (rubric.py) is `finish_report(measure_sample(...))`. `SampleMeasurements` goes to
+`judge_sample` is `finish_report(measure_sample(...))`; `judge_dataset` runs a rubric's dataset
+checks on a `DatasetTally` (checks/dataset.py). `SampleMeasurements` goes to
 and from JSON (`as_json` / `from_json`) losslessly, so a report finished from stored measurements
 is the one `synthgate run` writes, byte for byte.
 """
@@ -22,6 +23,7 @@ import numpy as np
 
 from synthgate.samples import Finding, GeneratedSample, Level, RubricReport, Sample
 from synthgate.validators.checks.base import CheckInput, Measurement, run_check
+from synthgate.validators.checks.dataset import DatasetInput, DatasetTally
 from synthgate.validators.routing import route
 from synthgate.validators.rubric import Rubric, finding_for
 
@@ -176,3 +178,25 @@ def finish_report(measured: SampleMeasurements, rubric: Rubric, context: Any) ->
         findings=findings,
         measurements=worst,
     )
+
+
+def judge_sample(generated: GeneratedSample, rubric: Rubric, context: Any) -> RubricReport:
+    """Every check of the rubric on one sample -> levels, score, findings and route: the
+    per-sample checks, then the batch checks and the verdict."""
+    return finish_report(measure_sample(generated, rubric, context), rubric, context)
+
+
+def judge_dataset(tally: DatasetTally, rubric: Rubric, context: Any) -> list[Finding]:
+    """The rubric's dataset checks on a tallied COCO file: findings only (no score)."""
+    subject = DatasetInput(tally=tally, context=context)
+    findings: list[Finding] = []
+    for spec in rubric.dataset:
+        check = spec.definition
+        for m in run_check(check, subject, spec.with_defaults()):
+            threshold = spec.thresholds.get(m.measure)
+            if threshold is None:
+                continue
+            level = threshold.level(m.value, check.measures[m.measure].worse)
+            if level < 5:
+                findings.append(finding_for(check, spec, m, level, check.criterion))
+    return findings

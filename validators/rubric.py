@@ -5,7 +5,7 @@ clarity), a severity (critical weighs 3x, minor 1x) and the checks that judge it
 params and the thresholds that turn a measurement into a level: 5 gold, 3 acceptable, 1 needs
 re-annotation. A criterion's level is the worst level of its measurements (5 when nothing was
 measured: missing inputs are not failures); the score is the severity-weighted mean of the
-criterion levels. `judge_sample` runs it all on one sample and routes it (validators/routing.py).
+criterion levels. validators/measure.py applies it to samples; routing is validators/routing.py.
 
 Everything a rubric file can get wrong is an `InputError` naming the file, the field and the fix.
 """
@@ -21,14 +21,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from synthgate.config import PACKAGE_ROOT
 from synthgate.errors import InputError
 from synthgate.files import load_yaml
-from synthgate.samples import CRITERIA, Finding, GeneratedSample, Level, RubricReport
+from synthgate.samples import CRITERIA, Finding, Level
+from synthgate.validators.checks import CHECKS
 from synthgate.validators.checks.base import (
-    CHECKS,
     CheckDef,
     Measure,
     Measurement,
-    ensure_checks_loaded,
-    run_check,
 )
 from synthgate.validators.routing import Routing
 
@@ -172,7 +170,6 @@ def _check_errors(rubric: Rubric) -> list[str]:
 
 
 def parse_rubric(data: Any, *, source: Path | str) -> Rubric:
-    ensure_checks_loaded()
     if not isinstance(data, dict):
         raise InputError(f"{source}: a rubric must be a YAML mapping (got {type(data).__name__})")
     try:
@@ -227,30 +224,3 @@ def finding_for(
         object_index=m.object_index,
         span_index=m.span_index,
     )
-
-
-def judge_sample(generated: GeneratedSample, rubric: Rubric, context: Any) -> RubricReport:
-    """Every check of the rubric on one sample -> levels, score, findings and route: the
-    per-sample checks, then the batch checks and the verdict (validators/measure.py)."""
-    # Imported here: measure.py builds on this module's Rubric and finding_for.
-    from synthgate.validators.measure import finish_report, measure_sample
-
-    return finish_report(measure_sample(generated, rubric, context), rubric, context)
-
-
-def judge_dataset(coco: dict[str, Any], rubric: Rubric, context: Any) -> list[Finding]:
-    """The rubric's dataset checks on a whole COCO dict: findings only (no score)."""
-    from synthgate.validators.checks.dataset import DatasetInput
-
-    subject = DatasetInput(coco=coco, context=context)
-    findings: list[Finding] = []
-    for spec in rubric.dataset:
-        check = spec.definition
-        for m in run_check(check, subject, spec.with_defaults()):
-            threshold = spec.thresholds.get(m.measure)
-            if threshold is None:
-                continue
-            level = threshold.level(m.value, check.measures[m.measure].worse)
-            if level < 5:
-                findings.append(finding_for(check, spec, m, level, check.criterion))
-    return findings

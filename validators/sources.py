@@ -10,7 +10,6 @@ A JSONL row that is not a text sample is bad input (InputError naming the line).
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +20,9 @@ from PIL import Image
 from pydantic import ValidationError
 
 from synthgate.errors import InputError
-from synthgate.formats.coco import category_names, coco_to_samples, count_of, mapping_of, read_coco
-from synthgate.samples import GeneratedSample, Provenance, Sample, SampleSpec, Span
+from synthgate.formats.coco import category_names, coco_to_samples, read_coco
+from synthgate.formats.jsonl import iter_jsonl, text_row_to_sample
+from synthgate.samples import GeneratedSample
 
 TEXT_SUFFIXES = {".jsonl", ".ndjson"}
 
@@ -78,24 +78,10 @@ def _coco_items(
         yield key, GeneratedSample(sample=sample, pixels=pixels, extras=extras)
 
 
-def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise InputError(f"{path}:{line_number}: not valid JSON ({error.msg})") from None
-            if not isinstance(row, dict):
-                raise InputError(f"{path}:{line_number}: each line must be a JSON object")
-            yield line_number, row
-
-
 def _text_rubric(path: Path) -> str:
     """ner when rows carry spans, classification when they carry only a label."""
     try:
-        head = list(itertools.islice(_rows(path), 200))
+        head = list(itertools.islice(iter_jsonl(path), 200))
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a UTF-8 text file") from None
     if any(row.get("spans") for _, row in head):
@@ -105,51 +91,8 @@ def _text_rubric(path: Path) -> str:
     return "ner"
 
 
-def _span(value: Any) -> Span:
-    if isinstance(value, list | tuple) and len(value) >= 3:
-        return Span(start=value[0], end=value[1], label=str(value[2]))
-    if isinstance(value, dict):
-        return Span.model_validate(
-            {k: value[k] for k in ("start", "end", "label", "value") if k in value}
-        )
-    raise ValueError(f"span {value!r} is neither [start, end, label] nor an object")
-
-
-def text_row_to_sample(row: dict[str, Any], *, source: str, line: int) -> Sample:
-    """A JSONL row (synthgate's text.jsonl or the same shape) -> a Sample; ValueError if not one."""
-    text = row.get("text")
-    if not isinstance(text, str):
-        raise ValueError("`text` is missing or not a string")
-    spans = [_span(s) for s in row.get("spans") or []]
-    seed = count_of(row.get("seed"), line)
-    index = count_of(row.get("index"), line)
-    attributes = mapping_of(row.get("attributes"))
-    spec = SampleSpec(
-        batch_id=str(row.get("batch_id") or source),
-        index=index,
-        modality="text",
-        generator="jsonl",
-        params={"line": line},
-        seed=seed,
-    )
-    try:
-        provenance = Provenance.model_validate(row["provenance"])
-    except (KeyError, ValidationError):
-        provenance = Provenance(generator="jsonl", generator_version="", seed=seed)
-    label = row.get("label")
-    return Sample(
-        id=str(row.get("id") or f"line-{line}"),
-        spec=spec,
-        text=text,
-        spans=spans,
-        doc_label=None if label is None else str(label),
-        attributes={str(k): str(v) for k, v in attributes.items()},
-        provenance=provenance,
-    )
-
-
 def _jsonl_items(path: Path) -> Iterator[tuple[dict[str, Any], GeneratedSample]]:
-    for line, row in _rows(path):
+    for line, row in iter_jsonl(path):
         try:
             sample = text_row_to_sample(row, source=path.stem, line=line)
         except (ValueError, ValidationError) as error:

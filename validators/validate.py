@@ -19,9 +19,15 @@ from typing import Any
 from synthgate.errors import InputError
 from synthgate.files import write_atomic
 from synthgate.samples import GeneratedSample, RubricReport
+from synthgate.validators.checks.dataset import DatasetTally
 from synthgate.validators.context import ValidationContext, image_files, reference_index
-from synthgate.validators.measure import SampleMeasurements, finish_report, measure_sample
-from synthgate.validators.rubric import Rubric, judge_dataset, load_rubric
+from synthgate.validators.measure import (
+    SampleMeasurements,
+    finish_report,
+    judge_dataset,
+    measure_sample,
+)
+from synthgate.validators.rubric import Rubric, load_rubric
 from synthgate.validators.sources import open_source
 from synthgate.validators.summary import ValidationSummary
 
@@ -101,7 +107,7 @@ def validate_file(
     )
     summary = ValidationSummary(chosen)
     if source.coco is not None:
-        summary.dataset = judge_dataset(source.coco, chosen, context)
+        summary.dataset = judge_dataset(DatasetTally.of(source.coco), chosen, context)
     rows = []
     judge = Judge(chosen, context)
     for done, (key, generated) in enumerate(source.items, start=1):

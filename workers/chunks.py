@@ -26,11 +26,11 @@ from typing import Any
 
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
-from synthgate.assembly import sample_png
 from synthgate.config import BatchConfig
 from synthgate.generators import Generator, build_generator, generator_class
 from synthgate.pipeline import build_judges, chunk_size, generate_specs, plan
 from synthgate.samples import GeneratedSample, Modality, Provenance, Sample, SampleSpec, sample_id
+from synthgate.sinks import sample_png
 from synthgate.storage.blobs import BlobStore
 from synthgate.storage.chunks import ChunkState
 from synthgate.storage.store import Store
@@ -272,7 +272,7 @@ def make_overlapped(
 def put_blobs(blobs: BlobStore, generated: GeneratedSample, judge: Judge) -> None:
     """The PNG of an image sample, and its partial report (measured here, from the pixels)."""
     partial = encode_partial(generated, judge)
-    png = sample_png(generated)
+    png = sample_png(generated.pixels)
     if png is not None and generated.sample.uri:
         blobs.put(generated.sample.uri, png)
     blobs.put(partial_key(generated.sample), partial)

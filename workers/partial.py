@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from synthgate.assembly import hidden_objects
-from synthgate.outputs import dumps
+from synthgate.files import dumps
+from synthgate.pipeline import hidden_objects
 from synthgate.samples import GeneratedSample, Sample
 from synthgate.storage.blobs import BlobStore
 from synthgate.validators.measure import SampleMeasurements

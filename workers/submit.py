@@ -1,39 +1,26 @@
-"""Submitting a batch to the workers, watching it, and writing its run folder at the end.
+"""Submitting a batch to the workers and watching it.
 
 `submit_batch` records the batch and its chunks in the shared database and publishes one message
 per unfinished chunk (a re-submit publishes only what is left, and finished chunks are never
 made twice). `wait_for_batch` follows progress in the database and, when the batch stalls with
 its queues empty (a broker that lost its messages in a restart), publishes the unfinished chunks
-again. `assemble_from_store` reads the samples back in index order as their chunks are
-generated, with their PNGs and the partial reports the workers measured (workers/partial.py)
-from the blob store, finishes the reports in that order (batch checks compare each sample with
-the ones before it: hash comparisons only) and writes them with `assembly.assemble_run`: the same
-judge halves and writer as `synthgate run`, so the same bytes.
+again. Judging what the workers made, in order, into sinks is workers/runner.py's.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from synthgate.assembly import RunAssembly, RunResult, assemble_run
 from synthgate.config import BatchConfig
 from synthgate.errors import InputError
-from synthgate.generators import build_generator
-from synthgate.pipeline import MODALITIES, batch_id_for, build_judges, record_report
-from synthgate.samples import Modality, Sample
-from synthgate.storage.blobs import BlobStore
+from synthgate.pipeline import MODALITIES, batch_id_for
 from synthgate.storage.chunks import ChunkState
 from synthgate.storage.store import Store
-from synthgate.validators.measure import SampleMeasurements
-from synthgate.validators.validate import Judge
 from synthgate.workers.app import MAKE_CHUNK, QUEUES, WorkerSettings
 from synthgate.workers.chunks import FINISHED, TRANSIENT_ERRORS, chunk_rows
-from synthgate.workers.partial import load_partial
 
 UNFINISHED = ("queued", "running")  # waiting for a worker; `generated` waits for submit
 
@@ -187,149 +174,3 @@ def wait_for_batch(
                 f"{total} samples); `synthgate status {batch_id}` shows where it stands"
             )
         time.sleep(poll_seconds)
-
-
-@dataclass
-class LoadedChunk:
-    """A generated chunk read back: its samples in order, with PNG bytes, the measurements
-    of their partial reports and their hidden-object counts."""
-
-    chunk: ChunkState
-    items: list[tuple[Sample, bytes | None, SampleMeasurements | None, int]]  # None: failed
-
-
-def load_chunk(store: Store, blobs: BlobStore, chunk: ChunkState) -> LoadedChunk:
-    samples = store.samples_in(chunk.batch_id, chunk.modality, chunk.start, chunk.stop)
-    if len(samples) != chunk.stop - chunk.start:
-        found = store.chunks.get(chunk.id)
-        why = f" ({found.reason})" if found is not None and found.reason else ""
-        raise InputError(
-            f"batch {chunk.batch_id}: chunk {chunk.id} holds {len(samples)} of "
-            f"{chunk.stop - chunk.start} samples{why}; fix that, then run the same "
-            "`synthgate submit` again"
-        )
-    items: list[tuple[Sample, bytes | None, SampleMeasurements | None, int]] = []
-    for sample in samples:
-        if sample.status == "failed":
-            items.append((sample, None, None, 0))
-            continue
-        png = blobs.get(sample.uri) if sample.uri and chunk.modality == "image" else None
-        items.append((sample, png, *load_partial(blobs, sample)))
-    return LoadedChunk(chunk, items)
-
-
-@dataclass
-class BuiltElsewhere:
-    """What the judges need of a generator that only the workers build (a diffusion model)."""
-
-    categories: list[str | None]
-
-    def quota_categories(self) -> list[str | None]:
-        return list(self.categories)
-
-
-def judging_generators(
-    config: BatchConfig,
-    store: Store,
-    batch_id: str,
-    wait_for_chunk: Callable[[str], None] | None,
-) -> dict[Modality, Any]:
-    """The generators the judges are built from: CPU ones here, GPU ones as a worker saw them.
-
-    Building a GPU generator would load its model in this process; the worker that made the
-    first chunk recorded the generator's quota categories instead.
-    """
-    built: dict[Modality, Any] = {}
-    first = {c.modality: c for c in reversed(store.chunks.of_batch(batch_id))}
-    for modality in MODALITIES:
-        section = getattr(config, modality)
-        if section is None:
-            continue
-        chunk = first.get(modality)
-        if chunk is None or chunk.queue != "gpu":
-            built[modality] = build_generator(section, categories=list(config.categories))
-            continue
-        if wait_for_chunk is not None:
-            wait_for_chunk(chunk.id)
-        recorded = store.chunks.get(chunk.id)
-        if recorded is None or recorded.quota_categories is None:
-            raise InputError(
-                f"batch {batch_id}: chunk {chunk.id} is not generated yet; "
-                "run `synthgate submit --wait` to wait for the workers"
-            )
-        built[modality] = BuiltElsewhere(list(recorded.quota_categories))
-    return built
-
-
-def assemble_from_store(
-    config: BatchConfig,
-    out: Path,
-    *,
-    store: Store,
-    blobs: BlobStore,
-    batch_id: str,
-    wait_for_chunk: Callable[[str], None] | None = None,
-    on_judged: Callable[[int], None] | None = None,
-) -> RunResult:
-    """Judge the batch's samples in index order and write its run folder, as `synthgate run` does.
-
-    Chunk by chunk, as soon as each one is generated (`wait_for_chunk` blocks until it is):
-    the samples come from the shared database, their PNGs and partial reports from the blob
-    store (read on a second thread while the chunk before is finished), and the judged samples
-    go back to the database, their chunk marked done.
-    """
-    generators = judging_generators(config, store, batch_id, wait_for_chunk)
-    judges = build_judges(config, generators)
-    with (
-        assemble_run(config, out, batch_id=batch_id, judges=judges) as run,
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="load") as loader,
-    ):
-        for modality in generators:
-            started = time.perf_counter()
-            loading: Future[LoadedChunk] | None = None
-            for chunk in store.chunks.of_batch(batch_id):
-                if chunk.modality != modality:
-                    continue
-                if wait_for_chunk is not None:
-                    wait_for_chunk(chunk.id)
-                following = loader.submit(load_chunk, store, blobs, chunk)
-                if loading is not None:
-                    judge_chunk(run, store, loading.result(), judges[modality], on_judged)
-                loading = following
-            if loading is not None:
-                judge_chunk(run, store, loading.result(), judges[modality], on_judged)
-            run.result.timings[f"{modality}_seconds"] = round(time.perf_counter() - started, 3)
-    return run.result
-
-
-def judge_chunk(
-    run: RunAssembly,
-    store: Store,
-    loaded: LoadedChunk,
-    judge_sample: Judge,
-    on_judged: Callable[[int], None] | None = None,
-) -> None:
-    """Finish one generated chunk's reports in order into the run folder and the database.
-
-    Every sample goes through the batch's checks in order and gets the verdict written, except
-    one people were asked to review since an earlier assembly: it keeps its stored status and
-    report (the reviewers' to change), in the database and in the run folder.
-    """
-    judged_before = [sample.id for sample, *_ in loaded.items if sample.status != "pending"]
-    reviewed = store.reviewed_samples(judged_before)
-    fresh: list[Sample] = []
-    judged = 0
-    for sample, png, measured, hidden in loaded.items:
-        if measured is None:
-            run.add(sample, None)
-            continue
-        report = judge_sample.finish(measured)  # the batch context sees every sample, in order
-        if sample.id not in reviewed:
-            record_report(sample, report)
-            fresh.append(sample)
-        run.add(sample, png, hidden_objects=hidden)
-        judged += 1
-    store.upsert_samples(fresh)
-    store.chunks.update(loaded.chunk.id, status="done" if judged == len(loaded.items) else "failed")
-    if on_judged is not None:
-        on_judged(len(loaded.items))

@@ -27,16 +27,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from synthgate.assembly import prepare_out, publish_out
 from synthgate.config import BatchConfig, parse_config
 from synthgate.errors import InputError
-from synthgate.files import read_jsonl, write_atomic
+from synthgate.files import dumps, write_atomic
 from synthgate.formats.coco import read_coco
 from synthgate.formats.coco_checks import check_coco
+from synthgate.formats.jsonl import read_jsonl
 from synthgate.generators import Generator, build_generator
-from synthgate.outputs import dumps
-from synthgate.pipeline import Progress, batch_id_for, run_batch
+from synthgate.pipeline import Progress, batch_id_for
+from synthgate.runner import run_batch
 from synthgate.samples import Modality
+from synthgate.storage.folders import prepare_out, publish_out
 from synthgate.workflows.merge import MergeResult, merge_coco, relative_prefix
 from synthgate.workflows.quotas import (
     BalanceConfig,

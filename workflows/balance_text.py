@@ -14,11 +14,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from synthgate.assembly import publish_out
 from synthgate.errors import InputError
-from synthgate.files import read_jsonl, write_atomic
+from synthgate.files import write_atomic
+from synthgate.formats.jsonl import read_jsonl
 from synthgate.generators import Generator, build_generator
 from synthgate.pipeline import Progress
+from synthgate.storage.folders import publish_out
 from synthgate.workflows.balance import (
     BalanceOutcome,
     finish_output,

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from synthgate.errors import InputError
-from synthgate.files import read_jsonl, write_atomic
-from synthgate.outputs import dumps
+from synthgate.files import dumps, write_atomic
+from synthgate.formats.jsonl import read_jsonl
 
 MAX_NAMED = 10
 

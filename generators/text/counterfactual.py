@@ -27,7 +27,7 @@ import numpy as np
 
 from synthgate.config import CounterfactualTextConfig
 from synthgate.errors import InputError
-from synthgate.files import read_jsonl
+from synthgate.formats.jsonl import read_jsonl
 from synthgate.samples import GeneratedSample, Provenance, Sample, SampleSpec, sample_id
 
 GENDERS = ("female", "male")

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import numpy as np
 
 from synthgate.samples import CRITERIA, GeneratedSample, Sample
+from synthgate.validators.context import gray_of
 
 Worse = Literal["higher", "lower"]
 Scope = Literal["sample", "dataset"]
@@ -57,7 +58,7 @@ class CheckInput:
     """
 
     sample: Sample
-    context: Any  # validators.context.ValidationContext (kept untyped: no import cycle)
+    context: Any  # validators.context.ValidationContext
     pixels: np.ndarray | None = None
     foreground: np.ndarray | None = None
     ignore: np.ndarray | None = None
@@ -80,8 +81,6 @@ class CheckInput:
         """Luminance as float32 HxW (None without pixels), computed once for all pixel checks."""
         if self.pixels is None:
             return None
-        from synthgate.validators.context import gray_of
-
         return gray_of(np.asarray(self.pixels))
 
 
@@ -157,8 +156,3 @@ def run_check(
         if m.span_index is not None and not 0 <= m.span_index < spans:
             raise RuntimeError(f"check {check.name}: span_index {m.span_index} out of range")
     return found
-
-
-def ensure_checks_loaded() -> None:
-    """Import the check modules so that their `@register` calls have run."""
-    from synthgate.validators.checks import dataset, image, quality, text  # noqa: F401

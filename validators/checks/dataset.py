@@ -1,47 +1,153 @@
 """Checks of a whole COCO dataset: it loads in pycocotools, ids are unique, references resolve,
 and the class distribution meets the requested quotas.
 
-These run once per file (scope "dataset") on the COCO dict, not per sample; their findings go
-into the dataset part of a validation summary. They never raise on malformed entries: every
-problem is counted and named.
+They run once per dataset (scope "dataset"), not per sample, over a `DatasetTally`: what the
+checks need of a COCO file, accumulated entry by entry as the file is read or written (ids seen,
+missing fields, references, class counts), so a run folder is judged while it is streamed out
+and a file larger than memory while it is streamed in, never by reading a written file back.
+`DatasetTally.of(coco)` tallies a COCO dict at once. Findings go into the dataset part of a
+validation summary; malformed entries are counted and named, never raised.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 from collections import Counter
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
-
-from pycocotools.coco import COCO
 
 from synthgate.validators.checks.base import Measure, Measurement, register
 
+SECTIONS = ("images", "annotations", "categories")
 REQUIRED = {
     "images": ("id", "width", "height", "file_name"),
     "annotations": ("id", "image_id", "category_id", "bbox"),
     "categories": ("id", "name"),
 }
+# The keys pycocotools' COCO.createIndex looks up in every entry: a missing or unhashable one
+# stops it from indexing the file.
+INDEXED = {
+    "images": ("id",),
+    "annotations": ("image_id", "id", "category_id"),
+    "categories": ("id",),
+}
+EXAMPLES = 5
+
+
+def _examples(values: list[Any], total: int | None = None) -> str:
+    total = len(values) if total is None else total
+    shown = ", ".join(str(v) for v in values[:EXAMPLES])
+    return shown + (f" … (+{total - EXAMPLES})" if total > EXAMPLES else "")
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+@dataclass
+class _Section:
+    """What the checks keep of one list of a COCO file."""
+
+    present: bool = False
+    count: int = 0
+    broken: list[Any] = field(default_factory=list)  # entries lacking a required field
+    broken_count: int = 0
+    ids: Counter[Any] = field(default_factory=Counter)
+
+
+@dataclass
+class DatasetTally:
+    """The dataset checks' view of a COCO file, fed section by section in any order."""
+
+    sections: dict[str, _Section] = field(
+        default_factory=lambda: {key: _Section() for key in SECTIONS}
+    )
+    category_names: Counter[str] = field(default_factory=Counter)
+    names_by_id: dict[Any, Any] = field(default_factory=dict)
+    index_error: str | None = None  # why pycocotools could not index the file, the first reason
+    references: list[tuple[Any, Any, Any]] = field(
+        default_factory=list
+    )  # annotation id, image, cat
+    quota_classes: Counter[str] = field(default_factory=Counter)  # images[].synthgate.category
+    annotation_classes: Counter[Any] = field(default_factory=Counter)  # by category id
+
+    @classmethod
+    def of(cls, coco: Mapping[str, Any]) -> DatasetTally:
+        """The tally of a whole COCO dict."""
+        tally = cls()
+        for key in SECTIONS:
+            value = coco.get(key)
+            if isinstance(value, list):
+                tally.add(key, value)
+        return tally
+
+    def add(self, key: str, entries: Iterable[Any]) -> None:
+        """Tally entries of one section (`images`, `annotations` or `categories`)."""
+        section = self.sections[key]
+        section.present = True
+        required = REQUIRED[key]
+        for entry in entries:
+            section.count += 1
+            if not isinstance(entry, dict):
+                self._index_failed(f"TypeError {type(entry).__name__} entry in {key}")
+                self._broken(section, f"#{section.count - 1}")
+                continue
+            if any(name not in entry for name in required):
+                self._broken(section, entry.get("id", f"#{section.count - 1}"))
+            for name in INDEXED[key]:
+                if name not in entry:
+                    self._index_failed(f"KeyError {name!r}")
+                elif not _hashable(entry[name]):
+                    self._index_failed(f"TypeError unhashable {key} {name}")
+            if "id" in entry and _hashable(entry["id"]):
+                section.ids[entry["id"]] += 1
+            getattr(self, f"_{key}")(entry)
+
+    def _broken(self, section: _Section, name: Any) -> None:
+        section.broken_count += 1
+        if len(section.broken) < EXAMPLES:
+            section.broken.append(name)
+
+    def _index_failed(self, reason: str) -> None:
+        if self.index_error is None:
+            self.index_error = reason
+
+    def _images(self, image: dict[str, Any]) -> None:
+        mark = image.get("synthgate")
+        if isinstance(mark, dict) and mark.get("category"):
+            self.quota_classes[str(mark["category"])] += 1
+
+    def _annotations(self, annotation: dict[str, Any]) -> None:
+        category = annotation.get("category_id")
+        self.references.append((annotation.get("id"), annotation.get("image_id"), category))
+        self.annotation_classes[category if _hashable(category) else repr(category)] += 1
+
+    def _categories(self, category: dict[str, Any]) -> None:
+        if "name" in category and _hashable(category["name"]):
+            self.category_names[category["name"]] += 1
+        if _hashable(category.get("id")):
+            self.names_by_id[category.get("id")] = category.get("name")
+
+    def class_counts(self) -> Counter[str]:
+        """Samples per quota category (images[].synthgate.category), else annotations per
+        class name."""
+        if self.quota_classes:
+            return Counter(self.quota_classes)
+        return Counter(
+            {str(self.names_by_id.get(cid, cid)): n for cid, n in self.annotation_classes.items()}
+        )
 
 
 @dataclass
 class DatasetInput:
-    """A COCO dict and the batch context (quotas)."""
+    """What a dataset check sees: the tally of the file and the batch context (quotas)."""
 
-    coco: dict[str, Any]
+    tally: DatasetTally
     context: Any
-
-
-def _entries(coco: dict[str, Any], key: str) -> list[Any]:
-    value = coco.get(key)
-    return value if isinstance(value, list) else []
-
-
-def _examples(values: list[Any], limit: int = 5) -> str:
-    shown = ", ".join(str(v) for v in values[:limit])
-    return shown + (f" … (+{len(values) - limit})" if len(values) > limit else "")
 
 
 @register(
@@ -51,34 +157,26 @@ def _examples(values: list[Any], limit: int = 5) -> str:
 )
 def coco_schema(item: DatasetInput, params: Mapping[str, Any]) -> Iterator[Measurement]:
     """The file loads in pycocotools and every entry has the fields COCO requires."""
-    coco = item.coco
-    missing_lists = [key for key in REQUIRED if not isinstance(coco.get(key), list)]
+    tally = item.tally
+    missing_lists = [key for key in REQUIRED if not tally.sections[key].present]
     if missing_lists:
         yield Measurement(
             "schema_errors", len(missing_lists), f"missing or not a list: {missing_lists}"
         )
     for key, fields in REQUIRED.items():
-        broken = [
-            entry.get("id", f"#{n}") if isinstance(entry, dict) else f"#{n}"
-            for n, entry in enumerate(_entries(coco, key))
-            if not isinstance(entry, dict) or any(f not in entry for f in fields)
-        ]
-        if broken:
+        section = tally.sections[key]
+        if section.broken_count:
             yield Measurement(
                 "schema_errors",
-                len(broken),
-                f"{len(broken)} {key} lack one of {list(fields)}: {_examples(broken)}",
+                section.broken_count,
+                f"{section.broken_count} {key} lack one of {list(fields)}: "
+                f"{_examples(section.broken, section.broken_count)}",
             )
     if missing_lists:
         return
-    try:
-        index = COCO()
-        index.dataset = coco
-        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
-            index.createIndex()
-    except Exception as error:  # pycocotools raises bare KeyError/TypeError on bad entries
+    if tally.index_error is not None:
         yield Measurement(
-            "schema_errors", 1, f"pycocotools cannot index the file: {type(error).__name__} {error}"
+            "schema_errors", 1, f"pycocotools cannot index the file: {tally.index_error}"
         )
 
 
@@ -89,21 +187,19 @@ def coco_schema(item: DatasetInput, params: Mapping[str, Any]) -> Iterator[Measu
 )
 def unique_ids(item: DatasetInput, params: Mapping[str, Any]) -> Iterator[Measurement]:
     """Image, annotation and category ids (and category names) are unique."""
-    for key, field in (
-        ("images", "id"),
-        ("annotations", "id"),
-        ("categories", "id"),
-        ("categories", "name"),
+    tally = item.tally
+    for key, field_name, counts in (
+        ("images", "id", tally.sections["images"].ids),
+        ("annotations", "id", tally.sections["annotations"].ids),
+        ("categories", "id", tally.sections["categories"].ids),
+        ("categories", "name", tally.category_names),
     ):
-        counts = Counter(
-            e.get(field) for e in _entries(item.coco, key) if isinstance(e, dict) and field in e
-        )
         repeated = [value for value, n in counts.items() if n > 1]
         if repeated:
             yield Measurement(
                 "duplicate_ids",
                 len(repeated),
-                f"{key} {field}s used more than once: {_examples(repeated)}",
+                f"{key} {field_name}s used more than once: {_examples(repeated)}",
             )
 
 
@@ -114,40 +210,20 @@ def unique_ids(item: DatasetInput, params: Mapping[str, Any]) -> Iterator[Measur
 )
 def dangling_references(item: DatasetInput, params: Mapping[str, Any]) -> Iterator[Measurement]:
     """Every annotation names an image and a category the file defines."""
-    image_ids = {e.get("id") for e in _entries(item.coco, "images") if isinstance(e, dict)}
-    category_ids = {e.get("id") for e in _entries(item.coco, "categories") if isinstance(e, dict)}
-    annotations = [a for a in _entries(item.coco, "annotations") if isinstance(a, dict)]
-    for field, known, what in (
-        ("image_id", image_ids, "image"),
-        ("category_id", category_ids, "category"),
-    ):
-        dangling = [a.get("id") for a in annotations if a.get(field) not in known]
+    tally = item.tally
+    known = (tally.sections["images"].ids, tally.sections["categories"].ids)
+    for position, what in ((1, "image"), (2, "category")):
+        dangling = [
+            ref[0]
+            for ref in tally.references
+            if not _hashable(ref[position]) or ref[position] not in known[position - 1]
+        ]
         if dangling:
             yield Measurement(
                 "dangling_references",
                 len(dangling),
                 f"{len(dangling)} annotations name an unknown {what}: ids {_examples(dangling)}",
             )
-
-
-def class_counts(coco: dict[str, Any]) -> Counter[str]:
-    """Samples per quota category (images[].synthgate.category), else annotations per class."""
-    images = [i for i in _entries(coco, "images") if isinstance(i, dict)]
-    by_quota = Counter(
-        i["synthgate"]["category"]
-        for i in images
-        if isinstance(i.get("synthgate"), dict) and i["synthgate"].get("category")
-    )
-    if by_quota:
-        return by_quota
-    names = {
-        c.get("id"): c.get("name") for c in _entries(coco, "categories") if isinstance(c, dict)
-    }
-    return Counter(
-        str(names.get(a.get("category_id"), a.get("category_id")))
-        for a in _entries(coco, "annotations")
-        if isinstance(a, dict)
-    )
 
 
 @register(
@@ -160,7 +236,7 @@ def class_quotas(item: DatasetInput, params: Mapping[str, Any]) -> Iterator[Meas
     quotas = item.context.quotas
     if not quotas:
         return
-    counts = class_counts(item.coco)
+    counts = item.tally.class_counts()
     for category, wanted in sorted(quotas.items()):
         if wanted <= 0:
             continue

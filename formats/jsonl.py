@@ -1,0 +1,111 @@
+"""JSONL, the text format: rows in and out, and text samples as rows.
+
+- `iter_jsonl(path)`: (line number, row) of every non-blank line, streamed; a bad line is an
+  `InputError` naming it. `read_jsonl(path)` collects them.
+- `sample_to_jsonl_row(sample)` / `text_row_to_sample(row)`: a text sample <-> one row of
+  text.jsonl (`{"id","text","spans":[[start,end,label]],"label","attributes","status",...}`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from synthgate.errors import InputError
+from synthgate.formats.coco import count_of, mapping_of, report_summary
+from synthgate.samples import Provenance, Sample, SampleSpec, Span
+
+
+def iter_jsonl(
+    path: Path | str, *, what: str = "JSONL file"
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row) of every non-blank line of a JSONL file, read as it goes."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; pass the {what} itself")
+    if not path.is_file():
+        raise InputError(f"{path}: {what} not found; check the path")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise InputError(
+                        f"{path}: line {number}: not valid JSON ({error.msg})"
+                    ) from None
+                if not isinstance(row, dict):
+                    raise InputError(f"{path}: line {number}: a row must be a JSON object")
+                yield number, row
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a UTF-8 text file") from None
+
+
+def read_jsonl(path: Path | str, *, what: str = "JSONL file") -> list[dict[str, Any]]:
+    """Rows of a JSONL file (blank lines skipped); a bad line is an `InputError` naming it."""
+    return [row for _, row in iter_jsonl(path, what=what)]
+
+
+def sample_to_jsonl_row(sample: Sample) -> dict[str, Any]:
+    return {
+        "id": sample.id,
+        "text": sample.text,
+        "spans": [[s.start, s.end, s.label] for s in sample.spans],
+        "label": sample.doc_label,
+        "attributes": sample.attributes,
+        "status": sample.status,
+        "batch_id": sample.spec.batch_id,
+        "index": sample.spec.index,
+        "seed": sample.spec.seed,
+        "provenance": sample.provenance.model_dump(exclude_none=True),
+        "report": report_summary(sample),
+    }
+
+
+def _span(value: Any) -> Span:
+    if isinstance(value, list | tuple) and len(value) >= 3:
+        return Span(start=value[0], end=value[1], label=str(value[2]))
+    if isinstance(value, dict):
+        return Span.model_validate(
+            {k: value[k] for k in ("start", "end", "label", "value") if k in value}
+        )
+    raise ValueError(f"span {value!r} is neither [start, end, label] nor an object")
+
+
+def text_row_to_sample(row: dict[str, Any], *, source: str, line: int) -> Sample:
+    """A JSONL row (synthgate's text.jsonl or the same shape) -> a Sample; ValueError if not one."""
+    text = row.get("text")
+    if not isinstance(text, str):
+        raise ValueError("`text` is missing or not a string")
+    spans = [_span(s) for s in row.get("spans") or []]
+    seed = count_of(row.get("seed"), line)
+    index = count_of(row.get("index"), line)
+    attributes = mapping_of(row.get("attributes"))
+    spec = SampleSpec(
+        batch_id=str(row.get("batch_id") or source),
+        index=index,
+        modality="text",
+        generator="jsonl",
+        params={"line": line},
+        seed=seed,
+    )
+    try:
+        provenance = Provenance.model_validate(row["provenance"])
+    except (KeyError, ValidationError):
+        provenance = Provenance(generator="jsonl", generator_version="", seed=seed)
+    label = row.get("label")
+    return Sample(
+        id=str(row.get("id") or f"line-{line}"),
+        spec=spec,
+        text=text,
+        spans=spans,
+        doc_label=None if label is None else str(label),
+        attributes={str(k): str(v) for k, v in attributes.items()},
+        provenance=provenance,
+    )

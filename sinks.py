@@ -1,0 +1,333 @@
+"""Sinks: where a run's judged samples go (runner.py feeds them, chunk by chunk, in index order).
+
+- `RunFolderSink(out)`: the run folder of DESIGN.md §8: images/*.png, coco.json,
+  accepted.coco.json, text.jsonl, synthgate.db, report.md and manifest.json, written into a
+  temporary folder beside `out` and swapped into place at the end (storage/folders.py). `out` is
+  checked when the sink is made, before any work starts. Report and dataset checks are computed
+  as the samples stream by, never by reading a written file back; PNGs are encoded on a pool of
+  threads while the next chunk is made.
+- `DatabaseSink(store)`: the samples (and, for a run folder's own database, the batch row) in a
+  database by upsert on their ids; `every` rows per write.
+- `KeepReviewed(store, sinks)`: in front of other sinks, gives every sample people were asked to
+  review its stored verdict (marked `kept`, so no database sink rewrites it): a re-run never
+  changes what reviewers decide.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, TextIO
+
+from synthgate import __version__
+from synthgate.config import BatchConfig
+from synthgate.files import dumps
+from synthgate.formats.coco import CocoStream, sample_to_coco_annotations, sample_to_coco_image
+from synthgate.formats.jsonl import sample_to_jsonl_row
+from synthgate.generators.png import encode_png
+from synthgate.pipeline import JudgedSample, RunStart, RunTotals
+from synthgate.samples import Sample
+from synthgate.storage.folders import prepare_out, publish_out
+from synthgate.storage.store import Store, sqlite_url
+from synthgate.validators.checks.dataset import DatasetTally
+from synthgate.validators.measure import judge_dataset
+from synthgate.validators.summary import ValidationSummary, run_report_markdown
+
+VERSIONED = ("numpy", "pillow", "pycocotools", "faker", "pydantic")
+PNG_THREADS = max(1, min(4, os.cpu_count() or 1))
+
+
+class RunWriter:
+    """Streams samples into a run folder's coco.json, accepted.coco.json and text.jsonl, and
+    tallies what the dataset checks need of accepted.coco.json as it goes."""
+
+    def __init__(self, folder: Path, *, categories: list[str], header: dict[str, Any]) -> None:
+        self.folder = folder
+        self.header = header
+        self.category_ids = {name: i for i, name in enumerate(categories, start=1)}
+        self.accepted_tally = DatasetTally()
+        self._coco: CocoStream | None = None
+        self._accepted: CocoStream | None = None
+        self._text: TextIO | None = None
+        self._next_image_id = 1
+        self._next_annotation_id = 1
+
+    @property
+    def wrote_images(self) -> bool:
+        return self._coco is not None
+
+    def add(self, sample: Sample) -> None:
+        if sample.spec.modality == "image":
+            self._add_image(sample)
+        else:
+            self._add_text(sample)
+
+    def _add_image(self, sample: Sample) -> None:
+        if self._coco is None:
+            self._coco = CocoStream(self.folder / "coco.json")
+            self._accepted = CocoStream(self.folder / "accepted.coco.json")
+        for obj in sample.objects:
+            self.category_ids.setdefault(obj.category, len(self.category_ids) + 1)
+        image_id = self._next_image_id
+        image = sample_to_coco_image(sample, image_id)
+        annotations = sample_to_coco_annotations(
+            sample, image_id, self.category_ids, self._next_annotation_id
+        )
+        self._next_image_id += 1
+        self._next_annotation_id += len(annotations)
+        self._coco.add(image, annotations)
+        if sample.status == "accepted":
+            assert self._accepted is not None
+            self._accepted.add(image, annotations)
+            self.accepted_tally.add("images", [image])
+            self.accepted_tally.add("annotations", annotations)
+
+    def _add_text(self, sample: Sample) -> None:
+        if self._text is None:
+            self._text = open(self.folder / "text.jsonl", "w", encoding="utf-8")
+        self._text.write(dumps(sample_to_jsonl_row(sample)) + "\n")
+
+    def close(self) -> None:
+        categories = [
+            {"id": i, "name": name, "supercategory": "synthetic"}
+            for name, i in self.category_ids.items()
+        ]
+        for stream in (self._coco, self._accepted):
+            if stream is not None:
+                stream.close(self.header, categories)
+        if self._coco is not None:
+            self.accepted_tally.add("categories", categories)
+        if self._text is not None:
+            self._text.close()
+
+    def abort(self) -> None:
+        """Close open handles without finishing the files (the caller removes the folder)."""
+        for stream in (self._coco, self._accepted):
+            if stream is not None:
+                stream.abort()
+        if self._text is not None:
+            self._text.close()
+
+
+class DatabaseSink:
+    """Judged samples into a database by upsert, `every` rows at a time (a chunk at least).
+
+    `record_batch`: put the batch row at the start and mark it done at the end (a run folder's
+    own database; the service keeps its batch rows itself). `own`: close the store at the end.
+    `shared`: the database the samples came from (workers' samples, reviewed samples): rows of
+    samples marked `kept` stay as they are there (a failure's reason, a reviewer's verdict).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        every: int = 0,
+        record_batch: bool = False,
+        own: bool = False,
+        shared: bool = True,
+    ) -> None:
+        self.store = store
+        self.every = every
+        self.record_batch = record_batch
+        self.own = own
+        self.shared = shared
+        self._pending: list[Sample] = []
+        self._batch_id: str | None = None
+
+    def start(self, run: RunStart) -> None:
+        self._batch_id = run.batch_id
+        if self.record_batch:
+            config = run.config
+            self.store.put_batch(
+                run.batch_id,
+                name=config.name,
+                seed=config.seed,
+                config=config.model_dump(mode="json"),
+            )
+
+    def add(self, chunk: list[JudgedSample]) -> None:
+        self._pending.extend(judged.sample for judged in chunk if not (self.shared and judged.kept))
+        if len(self._pending) >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        self.store.upsert_samples(self._pending)
+        self._pending = []
+
+    def finish(self, totals: RunTotals) -> None:
+        self.flush()
+        if self.record_batch and self._batch_id is not None:
+            self.store.set_batch_status(self._batch_id, "done")
+        if self.own:
+            self.store.close()
+
+    def abort(self) -> None:
+        if self.own:
+            self.store.close()
+
+
+class RunFolderSink:
+    """The run folder: its files, its database, its report and manifest (see module doc)."""
+
+    def __init__(self, out: Path, *, png_threads: int = PNG_THREADS) -> None:
+        self.out = out
+        self.folder = prepare_out(out)  # checked now: before any work starts
+        self.png_threads = png_threads
+        self._run: RunStart | None = None
+        self._writer: RunWriter | None = None
+        self._database: DatabaseSink | None = None
+        self._summaries: dict[str, ValidationSummary] = {}
+        self._encoder: ThreadPoolExecutor | None = None
+        self._encoding: list[list[Future[None]]] = []
+
+    def start(self, run: RunStart) -> None:
+        self._run = run
+        (self.folder / "images").mkdir()
+        self._writer = RunWriter(
+            self.folder,
+            categories=list(run.config.categories),
+            header={
+                "info": {
+                    "description": f"synthgate batch {run.config.name}",
+                    "batch_id": run.batch_id,
+                }
+            },
+        )
+        store = Store(sqlite_url(self.folder / "synthgate.db"))
+        self._database = DatabaseSink(store, every=256, record_batch=True, own=True, shared=False)
+        self._database.start(run)
+        self._summaries = {m: ValidationSummary(j.rubric) for m, j in run.judges.items()}
+        self._encoder = ThreadPoolExecutor(self.png_threads, thread_name_prefix="png")
+
+    def add(self, chunk: list[JudgedSample]) -> None:
+        assert self._writer is not None and self._database is not None
+        encoding: list[Future[None]] = []
+        for judged in chunk:
+            sample = judged.sample
+            if sample.report is not None:
+                self._summaries[sample.spec.modality].add(sample.id, sample.report)
+            if sample.status == "failed":
+                continue
+            if sample.uri and judged.png is not None:
+                (self.folder / sample.uri).write_bytes(judged.png)
+            elif sample.uri and judged.pixels is not None:
+                assert self._encoder is not None
+                encoding.append(self._encoder.submit(self._write_png, sample.uri, judged.pixels))
+            self._writer.add(sample)
+        self._database.add(chunk)
+        # Pixels wait in the encoder for at most two chunks: memory stays flat.
+        self._encoding.append(encoding)
+        while len(self._encoding) > 2:
+            for future in self._encoding.pop(0):
+                future.result()
+
+    def _write_png(self, uri: str, pixels: Any) -> None:
+        (self.folder / uri).write_bytes(encode_png(pixels))
+
+    def _drain(self) -> None:
+        for encoding in self._encoding:
+            for future in encoding:
+                future.result()
+        self._encoding = []
+        if self._encoder is not None:
+            self._encoder.shutdown(wait=True, cancel_futures=True)
+
+    def finish(self, totals: RunTotals) -> None:
+        assert self._run is not None and self._writer is not None and self._database is not None
+        run = self._run
+        self._drain()
+        self._writer.close()
+        if "image" in run.judges and self._writer.wrote_images:
+            judge = run.judges["image"]
+            self._summaries["image"].dataset = judge_dataset(
+                self._writer.accepted_tally, judge.rubric, judge.context
+            )
+        (self.folder / "report.md").write_text(
+            run_report_markdown(run.config.name, run.batch_id, self._summaries),
+            encoding="utf-8",
+        )
+        self._database.finish(totals)
+        _write_manifest(self.folder, run.config, totals)
+        publish_out(self.folder, self.out)
+
+    def abort(self) -> None:
+        self._drain()
+        if self._writer is not None:
+            self._writer.abort()
+        if self._database is not None:
+            self._database.abort()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class KeepReviewed:
+    """Sinks behind a step that gives samples people were asked to review their stored
+    version (see module doc)."""
+
+    def __init__(self, store: Store, sinks: Sequence[Any]) -> None:
+        self.store = store
+        self.sinks = list(sinks)
+
+    def start(self, run: RunStart) -> None:
+        for sink in self.sinks:
+            sink.start(run)
+
+    def add(self, chunk: list[JudgedSample]) -> None:
+        reviewed = self.store.reviewed_samples(judged.sample.id for judged in chunk)
+        if reviewed:
+            chunk = [
+                self._kept(judged) if judged.sample.id in reviewed else judged for judged in chunk
+            ]
+        for sink in self.sinks:
+            sink.add(chunk)
+
+    def _kept(self, judged: JudgedSample) -> JudgedSample:
+        stored = self.store.get_sample(judged.sample.id) or judged.sample
+        return JudgedSample(
+            sample=stored,
+            pixels=judged.pixels,
+            png=judged.png,
+            hidden_objects=judged.hidden_objects,
+            kept=True,
+        )
+
+    def finish(self, totals: RunTotals) -> None:
+        for sink in self.sinks:
+            sink.finish(totals)
+
+    def abort(self) -> None:
+        for sink in self.sinks:
+            sink.abort()
+
+
+def sample_png(pixels: Any) -> bytes | None:
+    """The PNG bytes an image sample is stored as (None for text)."""
+    return encode_png(pixels) if pixels is not None else None
+
+
+def package_versions() -> dict[str, str]:
+    found = {"synthgate": __version__}
+    for name in VERSIONED:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def _write_manifest(folder: Path, config: BatchConfig, totals: RunTotals) -> None:
+    manifest: dict[str, Any] = {
+        "name": config.name,
+        "batch_id": totals.batch_id,
+        "seed": config.seed,
+        "config": config.model_dump(mode="json"),
+        "versions": package_versions(),
+        "counts": totals.counts,
+        "timings": totals.timings,
+        "outputs": [*sorted(p.name for p in folder.iterdir() if p.is_file()), "manifest.json"],
+    }
+    (folder / "manifest.json").write_text(dumps(manifest) + "\n", encoding="utf-8")

@@ -1,0 +1,92 @@
+"""Output folders, guarded: built beside the target under a temporary name, published by rename.
+
+`prepare_out(out)` refuses a target that is a file, a symlink, a folder that synthgate did not
+write (no marker file) or one whose databases hold human review decisions, and returns a fresh
+temporary folder beside it; `publish_out(temporary, out)` swaps the finished folder into place,
+keeping the old one until the new one is there. So a failure leaves nothing half-written and
+reviewed data is never replaced. `human_decision_count(db)` reads a database without creating
+anything.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from sqlalchemy import create_engine, inspect, text
+
+from synthgate.errors import InputError
+from synthgate.storage.store import sqlite_url
+
+
+def prepare_out(
+    out: Path, *, marker: str = "manifest.json", what: str = "run", databases: str = "synthgate.db"
+) -> Path:
+    """A temporary folder beside `out`; refuse to replace a folder that is not a synthgate `what`
+    (no `marker` file) or whose run databases (`databases`, a glob) hold human decisions."""
+    previous = out.with_name(f".{out.name}.previous")
+    if previous.is_dir() and not out.exists():
+        # A publish stopped between its two renames: that folder is the only copy of `out`.
+        previous.rename(out)
+    if out.is_symlink():  # publish_out moves `out` aside, then deletes it: rmtree refuses links
+        raise InputError(
+            f"--out {out}: is a symlink; give a real folder (it points to {out.resolve()})"
+        )
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: is a file; choose a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / marker).exists():
+        raise InputError(
+            f"--out {out}: folder exists and is not a synthgate {what}; choose an empty or new folder"
+        )
+    reviewed = sum(human_decision_count(db) for db in out.glob(databases)) if out.is_dir() else 0
+    if reviewed:
+        raise InputError(
+            f"--out {out}: this {what} holds {reviewed} human review decisions that a new {what} "
+            "would replace; choose another --out (or export them first: synthgate review export)"
+        )
+    temporary = out.with_name(f".{out.name}.partial")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if temporary.exists():
+            shutil.rmtree(temporary)
+        temporary.mkdir(parents=True)
+    except OSError as error:
+        raise InputError(
+            f"--out {out}: cannot write there ({error.strerror}); choose a folder you can write to"
+        ) from None
+    return temporary
+
+
+def publish_out(temporary: Path, out: Path) -> None:
+    """Swap the finished folder into place; the old run goes only once the new one is there."""
+    previous = out.with_name(f".{out.name}.previous")
+    if previous.exists():
+        shutil.rmtree(previous)
+    if out.exists():
+        out.rename(previous)
+    try:
+        temporary.rename(out)
+    except OSError:
+        if previous.exists() and not out.exists():
+            previous.rename(out)  # the old folder goes back: a failed publish changes nothing
+        raise
+    shutil.rmtree(previous, ignore_errors=True)  # the new folder is in place either way
+
+
+def human_decision_count(path: Path) -> int:
+    """How many human review decisions a run database holds (0 if it has no review tables).
+
+    Read without creating anything, so a run folder can be checked before it is replaced.
+    """
+    if not path.is_file():
+        return 0
+    engine = create_engine(sqlite_url(path))
+    try:
+        if not inspect(engine).has_table("review_decisions"):
+            return 0
+        with engine.connect() as connection:
+            return int(
+                connection.execute(text("SELECT COUNT(*) FROM review_decisions")).scalar() or 0
+            )
+    finally:
+        engine.dispose()
