@@ -8,6 +8,7 @@ Image generator configs form a union keyed by `generator`; add a model here to a
 from __future__ import annotations
 
 import string
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
@@ -393,8 +394,27 @@ INPUT_PATHS: dict[str, tuple[str, ...]] = {
 }
 
 
-def load_config(path: Path | str) -> BatchConfig:
-    """Read and validate a batch config file."""
-    path = Path(path)
+def load_config(source: Path | str | Mapping[str, Any] | BatchConfig) -> BatchConfig:
+    """A batch config, read and validated: from a YAML file, a mapping, or one already built.
+
+    Args:
+        source: a config YAML path, or the config as a dict (relative paths in it are looked up
+            from the working directory, then in the shipped configs).
+
+    Returns:
+        The `BatchConfig`.
+
+    Raises:
+        InputError: naming the file, the field and the fix.
+
+    Example:
+        >>> config = load_config({"name": "shapes", "categories": ["circle"],
+        ...                       "image": {"generator": "procedural", "count": 4}})
+    """
+    if isinstance(source, BatchConfig):
+        return source
+    if isinstance(source, Mapping):
+        return parse_config(dict(source), source=Path("<config>"))
+    path = Path(source)
     data = load_yaml(path, what="batch config")
     return parse_config(data, source=path, config_dir=path.resolve().parent)

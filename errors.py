@@ -1,13 +1,51 @@
 """The one exception type for input a user can fix.
 
-Raise `InputError` with a message that names the file, the field, the value and the fix; the CLI
-prints it and exits 2, the API answers 4xx. Anything else is a bug and may show a traceback.
+`InputError` says what is wrong (`problem`), where (`field`, the library parameter or config
+key, with the `value` given) and how to fix it (`fix`); or, for a file's contents, one message
+that names the file, the line or entry and the fix. The library never speaks of exit codes or
+command-line flags: the CLI shows `field` as its flag (`out` -> `--out`) and exits 2, the API
+answers 4xx.
+
+    raise InputError(field="out", value=out, problem="is a symlink", fix="give a real folder")
+    str(error)                    # "out=runs/x: is a symlink; give a real folder"
+    error.describe("--out")       # "--out runs/x: is a symlink; give a real folder"
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+_UNSET: Any = object()
 
 
 class InputError(Exception):
     """Bad input: the message says where and how to fix it."""
 
-    exit_code = 2
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        field: str | None = None,
+        value: Any = _UNSET,
+        problem: str | None = None,
+        fix: str | None = None,
+    ) -> None:
+        if message is None and (field is None or problem is None):
+            raise TypeError("InputError needs a message, or a field and a problem")
+        self.field = field
+        self.value = None if value is _UNSET else value
+        self.has_value = value is not _UNSET
+        self.problem = problem
+        self.fix = fix
+        self.message = message
+        super().__init__(message if message is not None else self.describe())
+
+    def describe(self, shown_as: str | None = None) -> str:
+        """The message with the field shown as `shown_as` (a CLI flag), or as `field=value`."""
+        if self.message is not None or self.field is None:
+            return str(self.message)
+        if shown_as is not None:
+            where = f"{shown_as} {self.value}" if self.has_value else shown_as
+        else:
+            where = f"{self.field}={self.value}" if self.has_value else self.field
+        return f"{where}: {self.problem}" + (f"; {self.fix}" if self.fix else "")

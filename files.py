@@ -49,22 +49,24 @@ def load_yaml(path: Path | str, *, what: str = "YAML file") -> Any:
         raise InputError(f"{path}: not a UTF-8 text file") from None
 
 
-def write_atomic(path: Path | str, content: str | bytes, *, option: str = "--out") -> None:
+def write_atomic(path: Path | str, content: str | bytes, *, field: str = "out") -> None:
     """Write `content` to `path` through a unique temporary file and a rename.
 
     Concurrent writers never share a temporary name; on any failure the temporary file is
-    removed and the error names the option the path came from.
+    removed and the error names the field (parameter or option) the path came from.
     """
     path = Path(path)
     if path.is_dir():
-        raise InputError(f"{option} {path}: is a folder; give a file name")
+        raise InputError(field=field, value=path, problem="is a folder; give a file name")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, partial = tempfile.mkstemp(
             prefix=f".{path.name}.", suffix=".partial", dir=path.parent
         )
     except OSError as error:
-        raise InputError(f"{option} {path}: cannot write there ({error.strerror})") from None
+        raise InputError(
+            field=field, value=path, problem=f"cannot write there ({error.strerror})"
+        ) from None
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(content.encode("utf-8") if isinstance(content, str) else content)
@@ -72,7 +74,9 @@ def write_atomic(path: Path | str, content: str | bytes, *, option: str = "--out
         os.replace(partial, path)
     except OSError as error:
         Path(partial).unlink(missing_ok=True)
-        raise InputError(f"{option} {path}: cannot write there ({error.strerror})") from None
+        raise InputError(
+            field=field, value=path, problem=f"cannot write there ({error.strerror})"
+        ) from None
     except BaseException:
         Path(partial).unlink(missing_ok=True)
         raise

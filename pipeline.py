@@ -17,10 +17,12 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from synthgate.config import BatchConfig
+from synthgate.config import BatchConfig, load_config
+from synthgate.errors import InputError
 from synthgate.generators import Generator, build_generator
 from synthgate.samples import (
     GeneratedSample,
@@ -263,3 +265,49 @@ def judged_chunks(
 def _judge_chunk(made: list[GeneratedSample], judge_sample: Judge) -> list[JudgedSample]:
     """The judging thread's share of a chunk, in sample order."""
     return [JudgedSample.of(judge(generated, judge_sample)) for generated in made]
+
+
+def generate(
+    config: BatchConfig | Path | str | dict[str, Any],
+    *,
+    modality: Modality = "image",
+    limit: int | None = None,
+) -> list[GeneratedSample]:
+    """Make a batch's samples in memory, labelled by construction, not judged, nothing written.
+
+    Args:
+        config: a `BatchConfig`, a config YAML path or the config as a dict.
+        modality: "image" or "text": which section of the config to make.
+        limit: make only the first `limit` samples of the section (default: its `count`).
+
+    Returns:
+        One `GeneratedSample` per sample, in index order: `.sample` (labels, provenance) and,
+        for images, `.pixels` (HxWx3 uint8) and the generator's `.foreground`.
+
+    Example:
+        >>> samples = generate("configs/quickstart.yaml", limit=8)
+        >>> samples[0].sample.objects[0].bbox
+    """
+    config = load_config(config)
+    section = getattr(config, modality, None)
+    if section is None:
+        raise InputError(
+            field="modality",
+            value=modality,
+            problem=f"the config {config.name!r} has no {modality} section",
+            fix="pass the modality it makes, or add the section",
+        )
+    if limit is not None and limit < 0:
+        raise InputError(field="limit", value=limit, problem="must be >= 0", fix="or None for all")
+    generator = build_generator(section, categories=list(config.categories))
+    specs = plan(
+        config,
+        modality,
+        batch_id=batch_id_for(config),
+        quota_categories=generator.quota_categories(),
+        stop=limit,
+    )
+    made: list[GeneratedSample] = []
+    while chunk := list(itertools.islice(specs, chunk_size(generator, modality))):
+        made.extend(generate_specs(generator, chunk))
+    return made

@@ -20,9 +20,9 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from synthgate.config import BatchConfig
+from synthgate.config import BatchConfig, load_config
 from synthgate.generators import Generator
 from synthgate.pipeline import (
     JudgedSample,
@@ -207,3 +207,34 @@ def run_batch(
     result = runner.run(config, sinks=[sink], progress=progress, stop=stop)
     result.out = out
     return result
+
+
+def run(
+    config: BatchConfig | Path | str | dict[str, Any],
+    *,
+    out: Path | str | None = None,
+    seed: int | None = None,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Make a batch, judge every sample and write its run folder.
+
+    Args:
+        config: a `BatchConfig`, a config YAML path or the config as a dict.
+        out: the run folder (default: runs/<config name>). An earlier run there is replaced,
+            never one that holds human review decisions.
+        seed: replaces the config's seed (every sample's seed derives from it).
+        progress: called with (modality, samples just finished, total) after every chunk.
+
+    Returns:
+        A `RunResult`: `.out`, `.batch_id`, `.counts` ({modality: {status: n}}), `.timings`
+        and `.samples()`, the run's samples read back in order.
+
+    Example:
+        >>> result = run("configs/quickstart.yaml", out="runs/quickstart")
+        >>> result.counts["image"]["accepted"]
+    """
+    config = load_config(config)
+    if seed is not None:
+        config = config.model_copy(update={"seed": seed})
+    target = Path(out) if out is not None else Path("runs") / config.name
+    return run_batch(config, target, progress=progress)

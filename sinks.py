@@ -31,7 +31,7 @@ from synthgate.formats.jsonl import sample_to_jsonl_row
 from synthgate.generators.png import encode_png
 from synthgate.pipeline import JudgedSample, RunStart, RunTotals
 from synthgate.samples import Sample
-from synthgate.storage.folders import prepare_out, publish_out
+from synthgate.storage.folders import check_out, prepare_out, publish_out
 from synthgate.storage.store import Store, sqlite_url
 from synthgate.validators.checks.dataset import DatasetTally
 from synthgate.validators.measure import judge_dataset
@@ -176,7 +176,8 @@ class RunFolderSink:
 
     def __init__(self, out: Path, *, png_threads: int = PNG_THREADS) -> None:
         self.out = out
-        self.folder = prepare_out(out)  # checked now: before any work starts
+        check_out(out)  # now, before any work starts; the folder is made when the run starts
+        self.folder = out.with_name(f".{out.name}.partial")
         self.png_threads = png_threads
         self._run: RunStart | None = None
         self._writer: RunWriter | None = None
@@ -187,6 +188,7 @@ class RunFolderSink:
 
     def start(self, run: RunStart) -> None:
         self._run = run
+        self.folder = prepare_out(self.out)
         (self.folder / "images").mkdir()
         self._writer = RunWriter(
             self.folder,

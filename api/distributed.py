@@ -44,9 +44,11 @@ def check_broker(settings: WorkerSettings, *, timeout: float = 5.0) -> None:
             connection.ensure_connection(max_retries=0, timeout=timeout)
     except Exception as error:  # kombu raises several types for an unreachable broker
         raise InputError(
-            f"--broker {shown}: not reachable ({type(error).__name__}: {error}); start Redis, or "
+            field="broker",
+            value=shown,
+            problem=f"not reachable ({type(error).__name__}: {error}); start Redis, or "
             "pass the broker URL the `synthgate worker` processes use (or set "
-            "SYNTHGATE_BROKER_URL)"
+            "SYNTHGATE_BROKER_URL)",
         ) from None
 
 
@@ -97,8 +99,10 @@ def worker_runner(
         blobs = BlobStore(blob_url)
     except OSError as error:
         raise InputError(
-            f"--blobs {blob_url}: cannot use it ({error}); pass a folder this server and "
-            "every worker can write"
+            field="blobs",
+            value=blob_url,
+            problem=f"cannot use it ({error}); pass a folder this server and "
+            "every worker can write",
         ) from None
     messages = WorkerMessages(store)
     backend = CeleryRunner(

@@ -32,7 +32,7 @@ from sklearn.pipeline import make_pipeline
 from synthgate.config import PACKAGE_ROOT, TemplateTextConfig
 from synthgate.generators.text.templates import TemplateGenerator
 from synthgate.samples import SampleSpec, sample_seed
-from synthgate.workflows.balance_text import balance_jsonl
+from synthgate.workflows.balance_text import balance_text
 
 REVIEWS = PACKAGE_ROOT / "configs" / "templates" / "reviews.yaml"
 RARE = "negative"
@@ -107,8 +107,8 @@ def balanced_rows(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     config_path = out.parent / f"{out.name}.yaml"
     config_path.write_text(yaml.safe_dump(config))
-    outcome = balance_jsonl(
-        train_path, out, label_field="label", target="max", config_path=config_path
+    outcome = balance_text(
+        train_path, out=out, label_field="label", target="max", config=config_path
     )
     rows = [
         json.loads(line) for line in (out / "merged.jsonl").read_text().splitlines() if line.strip()

@@ -36,17 +36,27 @@ def progress_bars() -> Progress:
     )
 
 
+EXIT_BAD_INPUT = 2
+
+
+def flag_of(field: str) -> str:
+    """The command-line flag of a library parameter: `out` -> `--out`, `label_field` ->
+    `--label-field` (every command names its options after the parameters it passes on)."""
+    return "--" + field.replace("_", "-")
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn input errors into one clear message and exit code 2."""
+    """Turn input errors into one clear message, fields named as flags, and exit code 2."""
     try:
         yield
     except InputError as error:
+        shown = error.describe(flag_of(error.field) if error.field else None)
         # Plain text, not markup: messages quote user values such as "[x, y, w, h]".
         errors.print(
-            Text("error: ", style="bold red") + Text(str(error)), highlight=False, soft_wrap=True
+            Text("error: ", style="bold red") + Text(shown), highlight=False, soft_wrap=True
         )
-        raise typer.Exit(code=InputError.exit_code) from None
+        raise typer.Exit(code=EXIT_BAD_INPUT) from None
 
 
 # A line that starts a list item or is indented keeps its line break in --help.

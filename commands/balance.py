@@ -7,7 +7,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+import synthgate
 from synthgate.commands import console, errors, user_errors
+from synthgate.errors import InputError
 
 
 def balance(
@@ -43,28 +45,29 @@ def balance(
     balance.json, the run folders, and report.md / report.html with plots. Samples waiting for
     review are not merged; they are listed.
     """
-    from synthgate.errors import InputError
-    from synthgate.workflows.balance import balance_coco
-    from synthgate.workflows.balance_text import balance_jsonl
-
     with user_errors():
         if (coco is None) == (jsonl is None):
             raise InputError("pass either --coco FILE --images DIR (images) or --jsonl FILE (text)")
         if coco is not None:
             if images is None:
                 raise InputError("--coco needs --images DIR: the folder its file_names are in")
-            outcome = balance_coco(
-                coco, images, out, target=target, config_path=config, skip_invalid=skip_invalid
+            outcome = synthgate.balance(
+                coco,
+                images=images,
+                out=out,
+                target=target,
+                config=config,
+                skip_invalid=skip_invalid,
             )
         else:
             assert jsonl is not None
-            outcome = balance_jsonl(
+            outcome = synthgate.balance_text(
                 jsonl,
-                out,
+                out=out,
                 label_field=label_field,
                 text_field=text_field,
                 target=target,
-                config_path=config,
+                config=config,
             )
     summary = outcome.summary
     table = Table(title=f"balance ({summary['target']})")
@@ -84,8 +87,7 @@ def balance(
         console.print(
             f"{len(waiting)} sample(s) wait for review and were not merged: {', '.join(waiting[:10])}"
         )
-    merged = "merged.coco.json" if summary["kind"] == "coco" else "merged.jsonl"
-    console.print(f"wrote [bold]{outcome.out / merged}[/] and {outcome.out / 'report.html'}")
+    console.print(f"wrote [bold]{outcome.merged}[/] and {outcome.out / 'report.html'}")
 
 
 def merge(
@@ -122,14 +124,12 @@ def merge(
     ),
 ) -> None:
     """Merge the accepted samples of a finished run into a copy of a real dataset."""
-    from synthgate.workflows.merge import merge_run
-
     with user_errors():
-        result = merge_run(
+        result = synthgate.merge(
             real,
             synthetic,
-            out,
-            images_dir=images,
+            out=out,
+            images=images,
             text_field=text_field,
             label_field=label_field,
             add_categories=add_categories,

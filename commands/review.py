@@ -279,7 +279,7 @@ def agreement(
             typer.echo(text, nl=False)
             return
         if json_out is not None:
-            write_atomic(json_out, text, option="--json")
+            write_atomic(json_out, text, field="json")
     print_agreement(report)
     if json_out is not None:
         console.print(f"wrote [bold]{json_out}[/]")

@@ -8,6 +8,7 @@ import typer
 from rich.progress import TaskID
 from rich.table import Table
 
+import synthgate
 from synthgate.commands import console, progress_bars, user_errors
 
 
@@ -36,23 +37,15 @@ def run(
     accepted.coco.json (ready to merge), text.jsonl, synthgate.db and manifest.json.
     Same config and seed give byte-identical data.
     """
-    from synthgate.config import load_config
-    from synthgate.runner import run_batch
+    with user_errors(), progress_bars() as bars:
+        tasks: dict[str, TaskID] = {}
 
-    with user_errors():
-        config = load_config(config_path)
-        if seed is not None:
-            config = config.model_copy(update={"seed": seed})
-        target = out if out is not None else Path("runs") / config.name
-        with progress_bars() as bars:
-            tasks: dict[str, TaskID] = {}
+        def advance(modality: str, done: int, total: int) -> None:
+            if modality not in tasks:
+                tasks[modality] = bars.add_task(f"{modality:>5}", total=total)
+            bars.advance(tasks[modality], done)
 
-            def advance(modality: str, done: int, total: int) -> None:
-                if modality not in tasks:
-                    tasks[modality] = bars.add_task(f"{modality:>5}", total=total)
-                bars.advance(tasks[modality], done)
-
-            result = run_batch(config, target, progress=advance)
+        result = synthgate.run(config_path, out=out, seed=seed, progress=advance)
     _print_summary(result.counts, result.timings)
     console.print(f"wrote [bold]{result.out}[/] (batch {result.batch_id})")
 

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import typer
 
+import synthgate
 from synthgate.commands import console, user_errors
 from synthgate.errors import InputError
+from synthgate.files import write_atomic
 
 
 def validate(
@@ -40,14 +42,12 @@ def validate(
 
     Example: synthgate validate annotations.json --images images/ --json report.json --fail-under 4
     """
-    from synthgate.validators.validate import validate_file, write_json
-
     with user_errors():
-        result = validate_file(path, images=images, rubric=rubric, reference=reference)
+        result = synthgate.validate_file(path, images=images, rubric=rubric, reference=reference)
         if result.summary.samples == 0:
             raise InputError(f"{path}: holds no samples (no images or rows) to judge")
         if json_out is not None:
-            write_json(result, json_out)
+            write_atomic(json_out, result.to_json(), field="json")
     console.print(result.summary.table(), highlight=False, markup=False, soft_wrap=True)
     if json_out is not None:
         console.print(f"wrote {json_out}", highlight=False, markup=False)

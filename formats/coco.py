@@ -44,18 +44,24 @@ def read_coco(path: Path | str) -> dict[str, Any]:
         ) from None
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a UTF-8 text file") from None
+    return coco_mapping(data, source=str(path))
+
+
+def coco_mapping(data: Any, *, source: str = "coco") -> dict[str, Any]:
+    """`data` as a COCO mapping (lists `annotations`/`categories` added when absent); InputError
+    naming `source` unless it is a mapping with an `images` list and lists for the others."""
     if not isinstance(data, dict):
-        raise InputError(f"{path}: a COCO file is a JSON object (got {type(data).__name__})")
+        raise InputError(f"{source}: a COCO file is a JSON object (got {type(data).__name__})")
     if "images" not in data:
         raise InputError(
-            f"{path}: no `images` list; is this a COCO detection file? "
+            f"{source}: no `images` list; is this a COCO detection file? "
             f"(keys found: {sorted(data)[:8]})"
         )
     for key in COCO_LISTS:
         if key != "images" and data.get(key) is None:
             data[key] = []  # annotations/categories may be absent (an unlabelled image list)
         elif not isinstance(data[key], list):
-            raise InputError(f"{path}: `{key}` must be a list (got {type(data[key]).__name__})")
+            raise InputError(f"{source}: `{key}` must be a list (got {type(data[key]).__name__})")
     return data
 
 

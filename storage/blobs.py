@@ -24,7 +24,7 @@ class BlobStore:
         if self._local is not None:
             # A temporary file of its own per write: two deliveries of one task may write the
             # same key at once, and a reader never sees half a file.
-            write_atomic(self._local / key, data, option="--blobs")
+            write_atomic(self._local / key, data, field="blobs")
             return
         import fsspec  # only for remote blob stores
 

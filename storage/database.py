@@ -34,7 +34,9 @@ def database_url(run: Path | None, db: str | None, *, create: bool = False) -> s
         path = run / "synthgate.db"
         if not path.is_file():
             raise InputError(
-                f"--run {run}: no synthgate.db there; pass the folder `synthgate run` wrote"
+                field="run",
+                value=run,
+                problem="no synthgate.db there; pass the folder `synthgate run` wrote",
             )
         return sqlite_url(path)
     settings = Settings()
@@ -97,16 +99,22 @@ def open_store(url: str, *, must_exist: bool = False) -> Store:
     try:
         return Store(url)
     except ArgumentError:  # includes NoSuchModuleError: an unknown dialect
-        raise InputError(f"--db {shown!r}: not a database URL; give one like {URL_FORMS}") from None
+        raise InputError(
+            field="db", value=shown, problem=f"not a database URL; give one like {URL_FORMS}"
+        ) from None
     except OperationalError as error:
         reason = str(error.orig).strip().splitlines()[0] if error.orig else "no connection"
         raise InputError(
-            f"--db {shown}: cannot open the database ({reason}); check the path, host, port "
-            f"and user (expected a URL like {URL_FORMS})"
+            field="db",
+            value=shown,
+            problem=f"cannot open the database ({reason}); check the path, host, port "
+            f"and user (expected a URL like {URL_FORMS})",
         ) from None
     except DatabaseError as error:
         reason = str(error.orig).strip().splitlines()[0] if error.orig else "not a database"
         raise InputError(
-            f"--db {shown}: not a usable database ({reason}); point it at a synthgate.db a run "
-            f"wrote (a URL like {URL_FORMS})"
+            field="db",
+            value=shown,
+            problem=f"not a usable database ({reason}); point it at a synthgate.db a run "
+            f"wrote (a URL like {URL_FORMS})",
         ) from None

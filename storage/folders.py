@@ -19,31 +19,45 @@ from synthgate.errors import InputError
 from synthgate.storage.store import sqlite_url
 
 
-def prepare_out(
+def check_out(
     out: Path, *, marker: str = "manifest.json", what: str = "run", databases: str = "synthgate.db"
-) -> Path:
-    """A temporary folder beside `out`; refuse to replace a folder that is not a synthgate `what`
-    (no `marker` file) or whose run databases (`databases`, a glob) hold human decisions."""
+) -> None:
+    """Refuse a target `out` that is a file or a symlink, a folder that is not a synthgate
+    `what` (no `marker` file), or one whose databases (`databases`, a glob) hold human
+    decisions. Run it before any work starts."""
     previous = out.with_name(f".{out.name}.previous")
     if previous.is_dir() and not out.exists():
         # A publish stopped between its two renames: that folder is the only copy of `out`.
         previous.rename(out)
     if out.is_symlink():  # publish_out moves `out` aside, then deletes it: rmtree refuses links
         raise InputError(
-            f"--out {out}: is a symlink; give a real folder (it points to {out.resolve()})"
+            field="out",
+            value=out,
+            problem=f"is a symlink; give a real folder (it points to {out.resolve()})",
         )
     if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: is a file; choose a folder")
+        raise InputError(field="out", value=out, problem="is a file; choose a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / marker).exists():
         raise InputError(
-            f"--out {out}: folder exists and is not a synthgate {what}; choose an empty or new folder"
+            field="out",
+            value=out,
+            problem=f"folder exists and is not a synthgate {what}; choose an empty or new folder",
         )
     reviewed = sum(human_decision_count(db) for db in out.glob(databases)) if out.is_dir() else 0
     if reviewed:
         raise InputError(
-            f"--out {out}: this {what} holds {reviewed} human review decisions that a new {what} "
-            "would replace; choose another --out (or export them first: synthgate review export)"
+            field="out",
+            value=out,
+            problem=f"this {what} holds {reviewed} human review decisions that a new {what} "
+            "would replace; choose another folder (or export them first: synthgate review export)",
         )
+
+
+def prepare_out(
+    out: Path, *, marker: str = "manifest.json", what: str = "run", databases: str = "synthgate.db"
+) -> Path:
+    """A fresh temporary folder beside `out`, once `check_out` has passed."""
+    check_out(out, marker=marker, what=what, databases=databases)
     temporary = out.with_name(f".{out.name}.partial")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -52,7 +66,9 @@ def prepare_out(
         temporary.mkdir(parents=True)
     except OSError as error:
         raise InputError(
-            f"--out {out}: cannot write there ({error.strerror}); choose a folder you can write to"
+            field="out",
+            value=out,
+            problem=f"cannot write there ({error.strerror}); choose a folder you can write to",
         ) from None
     return temporary
 

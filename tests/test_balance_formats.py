@@ -11,14 +11,8 @@ from balance_fixtures import make_tiny_coco
 from hypothesis import given
 from hypothesis import strategies as st
 
-from synthgate.formats.yolo import (
-    bbox_to_yolo,
-    coco_to_voc_xml,
-    coco_to_yolo_lines,
-    write_voc,
-    write_yolo,
-    yolo_to_bbox,
-)
+from synthgate.formats.voc import coco_to_voc_xml, write_voc
+from synthgate.formats.yolo import bbox_to_yolo, coco_to_yolo_lines, write_yolo, yolo_to_bbox
 
 BOX_CASES = [
     ([0, 0, 64, 32], 64, 32, [0.5, 0.5, 1.0, 1.0]),

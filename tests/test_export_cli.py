@@ -153,7 +153,7 @@ def test_labels_only_and_copies_where_links_fail(
     def no_links(src: Path, dst: Path) -> None:
         raise OSError(18, "Invalid cross-device link")
 
-    monkeypatch.setattr("synthgate.formats.yolo.os.link", no_links)
+    monkeypatch.setattr("synthgate.formats.exports.os.link", no_links)
     monkeypatch.setattr(export_module, "PROGRESS_FROM", 1)  # and show the bar
     copied = tmp_path / "copied"
     result = export(str(source), "-f", "voc", "-o", str(copied), "--images", images)

@@ -14,15 +14,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from synthgate.errors import InputError
-from synthgate.formats.yolo import (
-    clip_bbox,
-    coco_to_voc_xml,
-    coco_to_yolo_lines,
-    export_names,
-    exported_box,
-    image_depth,
-    voc_corners,
-)
+from synthgate.formats.exports import clip_bbox, export_names, exported_box
+from synthgate.formats.voc import coco_to_voc_xml, image_depth, voc_corners
+from synthgate.formats.yolo import coco_to_yolo_lines
 
 # bbox, image width, height, VOC [xmin, ymin, xmax, ymax] (None: left out, nothing inside).
 CORNER_CASES: list[tuple[list[float], int, int, list[int] | None]] = [

@@ -43,15 +43,26 @@ def _disk_full(*args: Any, **kwargs: Any) -> str:
     raise OSError(28, "No space left on device")
 
 
-# what fails ({attribute of datasets/yolo.py: replacement}), words the message holds
+# what fails ({dotted name: replacement}), words the message holds
 FAILURE_CASES: list[tuple[str, dict[str, Any], list[str]]] = [
     (
         "unreadable image",  # the link fails, then so does the copy
-        {"os.link": _no_link, "shutil.copy2": _unreadable},
+        {
+            "synthgate.formats.exports.os.link": _no_link,
+            "synthgate.formats.exports.shutil.copy2": _unreadable,
+        },
         ["a/000001.png: Permission denied"],
     ),
-    ("image removed", {"place_image": _gone}, ["a/000001.png: No such file or directory"]),
-    ("full disk", {"yolo_data_yaml": _disk_full}, ["out: No space left on device"]),
+    (
+        "image removed",
+        {"synthgate.workflows.export.place_image": _gone},
+        ["a/000001.png: No such file or directory"],
+    ),
+    (
+        "full disk",
+        {"synthgate.workflows.export.yolo_data_yaml": _disk_full},
+        ["out: No space left on device"],
+    ),
 ]
 
 
@@ -72,7 +83,7 @@ def test_a_failure_part_way_leaves_the_earlier_export_as_it_was(
     assert export(str(source), "-f", "voc", "-o", str(out), "--images", images).exit_code == 0
     before = {p: p.read_bytes() for p in files_under(out)}
     for target, failure in failures.items():
-        monkeypatch.setattr(f"synthgate.formats.yolo.{target}", failure)
+        monkeypatch.setattr(target, failure)
     result = export(str(source), "-f", "yolo", "-o", str(out), "--images", images, "--force")
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output

@@ -13,7 +13,7 @@ from balance_fixtures import make_tiny_coco, run_cli
 from pycocotools.coco import COCO
 
 from synthgate.errors import InputError
-from synthgate.workflows.merge import MergeResult, merge_coco, merge_jsonl, merge_run
+from synthgate.workflows.merge import MergeResult, merge, merge_coco, merge_jsonl
 
 
 def _synthetic(
@@ -265,7 +265,7 @@ def _merge_args(real: Path, run_dir: Path, out: Path, *extra: str) -> tuple[str,
 @pytest.mark.parametrize(
     ("case", "words"),
     [
-        ("out-in-run", "inside the --synthetic run folder"),
+        ("out-in-run", "inside the synthetic run folder"),
         ("out-is-folder", "is a folder"),
         ("missing-jsonl", "not found"),
         ("images-not-a-list", "`images` must be a list (got dict)"),
@@ -297,13 +297,13 @@ def test_merge_refusals_are_clear_and_write_nothing(
     )
 
 
-def test_merge_run_refuses_an_out_inside_the_run(finished_run: tuple[Path, Path, Path]) -> None:
+def test_merge_refuses_an_out_inside_the_run(finished_run: tuple[Path, Path, Path]) -> None:
     coco, images, run_dir = finished_run
     original = (run_dir / "coco.json").read_bytes()
-    with pytest.raises(InputError, match="inside the --synthetic run folder"):
-        merge_run(coco, run_dir, run_dir / "coco.json", images_dir=images)
-    with pytest.raises(InputError, match="inside the --synthetic run folder"):
-        merge_run(coco, run_dir, run_dir / "images" / "merged.json", images_dir=images)
+    with pytest.raises(InputError, match="inside the synthetic run folder"):
+        merge(coco, run_dir, out=run_dir / "coco.json", images=images)
+    with pytest.raises(InputError, match="inside the synthetic run folder"):
+        merge(coco, run_dir, out=run_dir / "images" / "merged.json", images=images)
     assert (run_dir / "coco.json").read_bytes() == original
     assert not (run_dir / "images" / "merged.json").exists()
 

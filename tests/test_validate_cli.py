@@ -127,9 +127,14 @@ def test_validate_text_jsonl_picks_ner_or_classification(tmp_path: Path) -> None
     [
         ("{not json", "x.json", [], "not valid JSON"),
         ('{"annotations": []}', "x.json", [], "no `images` list"),
-        ('{"text": "ok"}\nnot json\n', "x.jsonl", [], "x.jsonl:2: not valid JSON"),
-        ('{"spans": []}\n', "x.jsonl", [], "x.jsonl:1: not a text sample"),
-        ('{"text": "a", "spans": [[-1, 2, "X"]]}\n', "x.jsonl", [], "x.jsonl:1: not a text sample"),
+        ('{"text": "ok"}\nnot json\n', "x.jsonl", [], "x.jsonl: line 2: not valid JSON"),
+        ('{"spans": []}\n', "x.jsonl", [], "x.jsonl: line 1: not a text sample"),
+        (
+            '{"text": "a", "spans": [[-1, 2, "X"]]}\n',
+            "x.jsonl",
+            [],
+            "x.jsonl: line 1: not a text sample",
+        ),
         (
             '{"images": [], "annotations": [], "categories": []}',
             "x.json",

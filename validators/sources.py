@@ -20,7 +20,7 @@ from PIL import Image
 from pydantic import ValidationError
 
 from synthgate.errors import InputError
-from synthgate.formats.coco import category_names, coco_to_samples, read_coco
+from synthgate.formats.coco import category_names, coco_mapping, coco_to_samples, read_coco
 from synthgate.formats.jsonl import iter_jsonl, text_row_to_sample
 from synthgate.samples import GeneratedSample
 
@@ -39,15 +39,23 @@ class Source:
     count: int | None = None
 
 
-def open_source(path: Path, *, images: Path | None = None) -> Source:
+def open_source(source: Path | dict[str, Any], *, images: Path | None = None) -> Source:
+    """A COCO file or mapping, or a text JSONL file (by its suffix), as items to judge."""
     if images is not None and not images.is_dir():
-        raise InputError(f"--images {images}: not a folder; pass the folder the file_names are in")
-    if path.suffix.lower() in TEXT_SUFFIXES:
-        if not path.is_file():
-            raise InputError(f"{path}: file not found; pass a text JSONL file")
-        return Source("jsonl", _text_rubric(path), None, None, _jsonl_items(path))
-    coco = read_coco(path)
-    items = _coco_items(coco, source=path.stem, images=images)
+        raise InputError(
+            field="images",
+            value=images,
+            problem="not a folder; pass the folder the file_names are in",
+        )
+    if isinstance(source, dict):
+        coco, name = coco_mapping(source), "coco"
+    elif source.suffix.lower() in TEXT_SUFFIXES:
+        if not source.is_file():
+            raise InputError(f"{source}: file not found; pass a text JSONL file")
+        return Source("jsonl", _text_rubric(source), None, None, _jsonl_items(source))
+    else:
+        coco, name = read_coco(source), source.stem
+    items = _coco_items(coco, source=name, images=images)
     return Source("coco", "detection", category_names(coco), coco, items, len(coco["images"]))
 
 
@@ -98,7 +106,7 @@ def _jsonl_items(path: Path) -> Iterator[tuple[dict[str, Any], GeneratedSample]]
         except (ValueError, ValidationError) as error:
             reason = error.errors()[0]["msg"] if isinstance(error, ValidationError) else error
             raise InputError(
-                f"{path}:{line}: not a text sample ({reason}); rows need "
+                f"{path}: line {line}: not a text sample ({reason}); rows need "
                 '{"text": "...", "spans": [[start, end, "LABEL"], ...]} or a "label"'
             ) from None
         yield {"id": sample.id, "line": line}, GeneratedSample(sample=sample)

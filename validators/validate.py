@@ -3,22 +3,23 @@
 - `Judge(rubric, context)`: the callable the pipeline applies to every generated sample, in order;
   `Judge.measure` (anywhere) and `Judge.finish` (in order) are its two halves (measure.py).
   `rubric_for(modality, rubric=..., task=...)` picks its rubric.
-- `validate_file(path, *, images=None, rubric=None, reference=None)`: what `synthgate validate`
-  runs on a COCO or JSONL file: per-sample rows, a `ValidationSummary` and dataset findings.
-- `write_json(result, out)`: the `--json` document, written to a temporary name, then renamed.
+- `validate(samples, *, rubric=None)`: reports of samples in memory (the public API's).
+- `validate_coco(coco, *, images=None, rubric="detection")` / `validate_file(path, ...)`: every
+  sample of a COCO file or mapping (or a text JSONL file) -> a `ValidationResult`: reports,
+  a `ValidationSummary` and dataset findings; `write_json(result, out)` writes its document.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from synthgate.errors import InputError
 from synthgate.files import write_atomic
-from synthgate.samples import GeneratedSample, RubricReport
+from synthgate.samples import GeneratedSample, RubricReport, Sample
 from synthgate.validators.checks.dataset import DatasetTally
 from synthgate.validators.context import ValidationContext, image_files, reference_index
 from synthgate.validators.measure import (
@@ -28,7 +29,7 @@ from synthgate.validators.measure import (
     measure_sample,
 )
 from synthgate.validators.rubric import Rubric, load_rubric
-from synthgate.validators.sources import open_source
+from synthgate.validators.sources import TEXT_SUFFIXES, open_source
 from synthgate.validators.summary import ValidationSummary
 
 
@@ -66,10 +67,23 @@ class Judge:
 
 
 @dataclass
-class FileValidation:
+class ValidationResult:
+    """A judged file: every sample's report, by sample id (`reports`), and what they say
+    together (`summary`: counts per route and level, mean score, findings by check, dataset
+    findings). `to_json()` is the document `synthgate validate --json` writes."""
+
     rubric: Rubric
     summary: ValidationSummary
     rows: list[dict[str, Any]]
+    reports: dict[str, RubricReport]
+
+    def to_json(self) -> str:
+        document = {
+            "rubric": self.rubric.name,
+            "summary": self.summary.as_dict(),
+            "samples": self.rows,
+        }
+        return json.dumps(document, ensure_ascii=False)
 
 
 def report_row(key: dict[str, Any], report: RubricReport) -> dict[str, Any]:
@@ -87,42 +101,132 @@ def report_row(key: dict[str, Any], report: RubricReport) -> dict[str, Any]:
     }
 
 
-def validate_file(
-    path: Path,
+def validate(
+    samples: Iterable[GeneratedSample | Sample],
     *,
-    images: Path | None = None,
-    rubric: str | Path | None = None,
-    reference: Path | None = None,
+    rubric: str | Path | Rubric | None = None,
+    categories: Iterable[str] | None = None,
+) -> list[RubricReport]:
+    """Judge samples against a rubric, in order (batch checks compare each with the earlier).
+
+    Args:
+        samples: `GeneratedSample`s (pixel checks run on their pixels) or `Sample`s (labels
+            only), all images or all texts.
+        rubric: a shipped rubric's name (detection, ner, classification), a YAML path or a
+            `Rubric`; default: detection for images, ner for texts with spans, else
+            classification.
+        categories: the taxonomy; labels outside it are findings (default: not checked).
+
+    Returns:
+        One `RubricReport` per sample, in order: levels per criterion, score, route, findings.
+        The samples are not changed.
+
+    Example:
+        >>> reports = validate(generate("configs/quickstart.yaml", limit=8))
+        >>> [r.route for r in reports]
+    """
+    items = [s if isinstance(s, GeneratedSample) else GeneratedSample(sample=s) for s in samples]
+    if not items:
+        return []
+    modality = items[0].sample.spec.modality
+    if any(item.sample.spec.modality != modality for item in items):
+        raise InputError(
+            field="samples",
+            value=f"{len(items)} samples",
+            problem="mixes images and texts",
+            fix="validate each modality on its own",
+        )
+    if isinstance(rubric, Rubric):
+        chosen = rubric
+    else:
+        task = "ner" if any(i.sample.spans for i in items) else "classification"
+        chosen = rubric_for(modality, rubric=rubric, task=task)
+    judge = Judge(chosen, ValidationContext.for_taxonomy(categories))
+    return [judge(item) for item in items]  # Judge reads samples; it records nothing on them
+
+
+def validate_coco(
+    coco: Path | str | dict[str, Any],
+    *,
+    images: Path | str | None = None,
+    rubric: str | Path | None = "detection",
+    reference: Path | str | None = None,
     progress: Callable[[int, int | None], None] | None = None,
-) -> FileValidation:
-    """Validate every sample of a COCO JSON or text JSONL file (real or synthetic)."""
-    source = open_source(path, images=images)
+) -> ValidationResult:
+    """Judge every image of a COCO file (real or synthetic) against a rubric.
+
+    Args:
+        coco: a COCO JSON path, or the COCO dict itself.
+        images: the folder its `file_name`s are relative to: the pixel checks run on the images
+            (default: labels only).
+        rubric: a shipped rubric's name or a YAML path.
+        reference: a folder of real images; samples that copy one are found.
+        progress: called with (images judged, total) as it goes.
+
+    Returns:
+        A `ValidationResult`: `.reports` by sample id, `.summary` (`.mean_score`, routes,
+        levels, findings), `.to_json()`.
+
+    Example:
+        >>> result = validate_coco("annotations.json", images="images/")
+        >>> result.summary.mean_score, result.summary.routes
+    """
+    source = coco if isinstance(coco, dict) else Path(coco)
+    if isinstance(source, Path) and source.suffix.lower() in TEXT_SUFFIXES:
+        raise InputError(
+            field="coco",
+            value=source,
+            problem="is a text JSONL file",
+            fix="pass a COCO JSON file, or use validate_file for texts",
+        )
+    return validate_file(
+        source, images=images, rubric=rubric, reference=reference, progress=progress
+    )
+
+
+def validate_file(
+    path: Path | str | dict[str, Any],
+    *,
+    images: Path | str | None = None,
+    rubric: str | Path | None = None,
+    reference: Path | str | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> ValidationResult:
+    """Judge every sample of a COCO JSON file or a text JSONL file (by its suffix) against a
+    rubric: detection for COCO; ner or classification, by what the rows hold, for JSONL."""
+    source_path = path if isinstance(path, dict) else Path(path)
+    source = open_source(source_path, images=Path(images) if images is not None else None)
     chosen = load_rubric(rubric or source.rubric)
+    shown = "the COCO mapping" if isinstance(path, dict) else path
     if chosen.modality == "image" and source.kind != "coco":
-        raise InputError(f"--rubric {chosen.name} judges images; {path} is a text JSONL file")
+        raise InputError(
+            field="rubric",
+            value=chosen.name,
+            problem=f"judges images; {shown} is a text JSONL file",
+        )
     if chosen.modality == "text" and source.kind != "jsonl":
-        raise InputError(f"--rubric {chosen.name} judges texts; {path} is a COCO file")
+        raise InputError(
+            field="rubric", value=chosen.name, problem=f"judges texts; {shown} is a COCO file"
+        )
     context = ValidationContext.for_taxonomy(
-        source.categories, reference=reference_index(image_files(reference)) if reference else None
+        source.categories,
+        reference=reference_index(image_files(Path(reference))) if reference else None,
     )
     summary = ValidationSummary(chosen)
     if source.coco is not None:
         summary.dataset = judge_dataset(DatasetTally.of(source.coco), chosen, context)
     rows = []
+    reports: dict[str, RubricReport] = {}
     judge = Judge(chosen, context)
     for done, (key, generated) in enumerate(source.items, start=1):
         report = judge(generated)
         summary.add(str(key["id"]), report)
         rows.append(report_row(key, report))
+        reports[str(key["id"])] = report
         if progress is not None:
             progress(done, source.count)
-    return FileValidation(rubric=chosen, summary=summary, rows=rows)
+    return ValidationResult(rubric=chosen, summary=summary, rows=rows, reports=reports)
 
 
-def write_json(result: FileValidation, out: Path) -> None:
-    document = {
-        "rubric": result.rubric.name,
-        "summary": result.summary.as_dict(),
-        "samples": result.rows,
-    }
-    write_atomic(out, json.dumps(document, ensure_ascii=False), option="--json")
+def write_json(result: ValidationResult, out: Path) -> None:
+    write_atomic(out, result.to_json(), field="json")

@@ -1,6 +1,6 @@
 """`synthgate balance`: plan -> generate -> validate -> route -> merge -> report, in one folder.
 
-`balance_coco(...)` (here) and `balance_jsonl(...)` (balance_text.py) check the real dataset,
+`balance(...)` (here) and `balance_text(...)` (balance_text.py) check the real dataset,
 count it, plan the deficit as `SampleSpec`s (datasets/balance.py), run them through the same
 pipeline as `synthgate run` (`pipeline.run_batch` with the precomputed plan, one run folder per
 generator), merge what was accepted into a copy of the real data (datasets/merge.py) and write
@@ -54,9 +54,18 @@ from synthgate.workflows.quotas import (
 
 
 @dataclass
-class BalanceOutcome:
+class BalanceResult:
+    """A balance output folder: where it is, and `summary` (balance.json: counts per class
+    before and after, targets, deficits, what was filled and why not, runs, samples waiting
+    for review)."""
+
     out: Path
     summary: dict[str, Any]
+
+    @property
+    def merged(self) -> Path:
+        """The merged file: the real data plus the accepted synthetic samples."""
+        return self.out / ("merged.coco.json" if self.summary["kind"] == "coco" else "merged.jsonl")
 
 
 def generator_sections(
@@ -185,21 +194,50 @@ def _image_parts(
     return parts
 
 
-def balance_coco(
-    coco_path: Path,
-    images_dir: Path,
-    out: Path,
+def balance(
+    coco: Path | str,
     *,
-    target: str | None = None,
-    config_path: Path | None = None,
+    images: Path | str,
+    out: Path | str,
+    target: str | int | None = None,
+    config: Path | str | None = None,
     skip_invalid: bool = False,
     progress: Progress | None = None,
-) -> BalanceOutcome:
-    """Balance a real COCO dataset with synthetic images (see module doc)."""
+) -> BalanceResult:
+    """Raise a real COCO dataset's rare classes with synthetic images, judged by the rubric.
+
+    Plans the deficits, generates them (copy-paste from the dataset's own instances by
+    default), judges and routes every sample, and merges the accepted ones into a copy of the
+    real file; the real entries stay byte-equal. Samples waiting for review are not merged.
+
+    Args:
+        coco: the real COCO instances file.
+        images: the folder its file_names are relative to.
+        out: the output folder (new, or an earlier balance output; never one whose runs hold
+            human review decisions).
+        target: max | median | an integer | a YAML of class: target | repeat_factor (default:
+            the balance config's, median).
+        config: a balance config YAML (generators, attributes, augmentation, rubric).
+        skip_invalid: leave bad real entries out (listed in the summary) instead of stopping.
+        progress: called with (modality, samples just finished, total).
+
+    Returns:
+        A `BalanceResult`: `.out`, `.merged` (merged.coco.json) and `.summary`.
+
+    Example:
+        >>> result = balance("annotations.json", images="images/", out="balanced/")
+        >>> result.summary["classes"]["toaster"]
+    """
+    coco_path, images_dir, out = Path(coco), Path(images), Path(out)
+    config_path = Path(config) if config is not None else None
     balance = load_balance_config(config_path)
-    strategy = parse_target(target if target is not None else balance.target)
+    strategy = parse_target(str(target) if target is not None else balance.target)
     if not images_dir.is_dir():
-        raise InputError(f"--images {images_dir}: folder not found; pass the folder of the images")
+        raise InputError(
+            field="images",
+            value=images_dir,
+            problem="folder not found; pass the folder of the images",
+        )
     real = read_coco(coco_path)
     checked = check_coco(
         real,
@@ -275,7 +313,7 @@ def balance_coco(
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
-    return BalanceOutcome(out=out, summary=summary)
+    return BalanceResult(out=out, summary=summary)
 
 
 def _made_for_quota(run_dirs: list[Path]) -> dict[str, Counter[str]]:

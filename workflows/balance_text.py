@@ -21,7 +21,7 @@ from synthgate.generators import Generator, build_generator
 from synthgate.pipeline import Progress
 from synthgate.storage.folders import publish_out
 from synthgate.workflows.balance import (
-    BalanceOutcome,
+    BalanceResult,
     finish_output,
     generator_sections,
     prepare_output,
@@ -59,26 +59,47 @@ def _check_rows(
         raise InputError(f"{path}: duplicate row ids {repeated[:20]}; ids must be unique")
 
 
-def balance_jsonl(
-    jsonl_path: Path,
-    out: Path,
+def balance_text(
+    jsonl: Path | str,
     *,
-    label_field: str,
+    out: Path | str,
+    label_field: str = "label",
     text_field: str = "text",
-    target: str | None = None,
-    config_path: Path | None = None,
+    target: str | int | None = None,
+    config: Path | str | None = None,
     progress: Progress | None = None,
-) -> BalanceOutcome:
-    """Balance a text classification JSONL by label and by name attributes (see module doc)."""
+) -> BalanceResult:
+    """Balance a text classification JSONL by label and by name attributes (see module doc).
+
+    Args:
+        jsonl: the real rows, one JSON object a line.
+        out: the output folder (new, or an earlier balance output).
+        label_field, text_field: the fields holding each row's label and text.
+        target: max | median | an integer | a YAML of class: target (default: the config's).
+        config: a balance config YAML.
+        progress: called with (modality, samples just finished, total).
+
+    Returns:
+        A `BalanceResult`: `.out`, `.merged` (merged.jsonl) and `.summary`.
+
+    Example:
+        >>> balance_text("reviews.jsonl", out="balanced-text/", target="max")
+    """
+    jsonl_path, out = Path(jsonl), Path(out)
+    config_path = Path(config) if config is not None else None
     from synthgate.generators.text.counterfactual import NameBank, bias_report, infer_attributes
 
     balance = load_balance_config(config_path)
-    strategy = parse_target(target if target is not None else balance.target)
+    strategy = parse_target(str(target) if target is not None else balance.target)
     if not jsonl_path.is_file():
-        raise InputError(f"--jsonl {jsonl_path}: file not found")
+        raise InputError(field="jsonl", value=jsonl_path, problem="file not found")
     rows = read_jsonl(jsonl_path)
     if not rows:
-        raise InputError(f"--jsonl {jsonl_path}: no rows; pass a JSONL file with one row per line")
+        raise InputError(
+            field="jsonl",
+            value=jsonl_path,
+            problem="no rows; pass a JSONL file with one row per line",
+        )
     _check_rows(rows, jsonl_path, text_field=text_field, label_field=label_field)
     sections = generator_sections(balance.text, {"generator": "counterfactual"})
     locales = sorted({loc for s in sections for loc in s.get("locales", ["en_US"])})
@@ -177,4 +198,4 @@ def balance_jsonl(
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
-    return BalanceOutcome(out=out, summary=summary)
+    return BalanceResult(out=out, summary=summary)

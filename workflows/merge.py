@@ -6,7 +6,7 @@ accepted synthetic images and annotations appended with fresh ids, each image ma
 `synthgate: {synthetic: true, sample_id, batch_id, generator, seed, score, …}`. `merge_jsonl`
 does the same for text rows (real lines are copied byte for byte). Collisions (a sample merged
 twice, a file name or row id already taken, a class the real file lacks) are refused with an
-`InputError` that names them. `merge_run` reads a finished run folder and writes the merged
+`InputError` that names them. `merge` reads a finished run folder and writes the merged
 file atomically, synthetic file names relative to the real images folder (one `--images` finds
 every image). Samples not accepted (waiting for review, rejected) are never merged; images
 that do not come from a run (no `synthgate` status and sample id) are refused.
@@ -23,6 +23,8 @@ from typing import Any
 
 from synthgate.errors import InputError
 from synthgate.files import dumps, write_atomic
+from synthgate.formats.coco import read_coco
+from synthgate.formats.coco_checks import check_coco
 from synthgate.formats.jsonl import read_jsonl
 
 MAX_NAMED = 10
@@ -231,41 +233,63 @@ def merge_jsonl(
     return lines
 
 
-def merge_run(
-    real_path: Path,
-    run_dir: Path,
-    out: Path,
+def merge(
+    real: Path | str,
+    synthetic: Path | str,
     *,
-    images_dir: Path | None = None,
+    out: Path | str,
+    images: Path | str | None = None,
     text_field: str = "text",
     label_field: str = "label",
     add_categories: bool = False,
     skip_invalid: bool = False,
 ) -> MergeResult:
-    """Merge a finished run folder into a real COCO file or JSONL; write `out` atomically.
+    """Merge the accepted samples of a finished run into a copy of a real dataset.
 
-    Synthetic file names are made relative to `images_dir` (default: the folder of the real
-    file), the folder the real file names are relative to, so one `--images` serves both.
+    Args:
+        real: the real COCO file or JSONL (read only).
+        synthetic: a finished run folder (`run`).
+        out: the merged file to write, atomically (never the real file, nor inside the run).
+        images: COCO: the folder the real file_names are in (default: the real file's folder);
+            synthetic file names are written relative to it.
+        text_field, label_field: JSONL: the fields of each row's text and label.
+        add_categories: append synthetic classes the real file lacks (else refused).
+        skip_invalid: COCO: leave bad real entries out (listed) instead of stopping.
+
+    Returns:
+        A `MergeResult`: images, annotations or rows added, and samples left out by status.
+
+    Example:
+        >>> merge("annotations.json", "runs/mybatch", out="merged.json", images="images/")
     """
-    from synthgate.formats.coco import read_coco
-    from synthgate.formats.coco_checks import check_coco
-
+    real_path, run_dir, out = Path(real), Path(synthetic), Path(out)
+    images_dir = Path(images) if images is not None else None
     result = MergeResult()
     if out.resolve() == real_path.resolve():
-        raise InputError(f"--out {out}: is the real file; write the merge to a new file")
+        raise InputError(
+            field="out", value=out, problem="is the real file; write the merge to a new file"
+        )
     if out.resolve().is_relative_to(run_dir.resolve()):
         raise InputError(
-            f"--out {out}: is inside the --synthetic run folder {run_dir}; write the merge "
-            "outside it (it would overwrite or mix with the run's own files)"
+            field="out",
+            value=out,
+            problem=f"is inside the synthetic run folder {run_dir}; write the merge "
+            "outside it (it would overwrite or mix with the run's own files)",
         )
     if out.is_dir():
-        raise InputError(f"--out {out}: is a folder; give a file name")
+        raise InputError(field="out", value=out, problem="is a folder; give a file name")
     if not (run_dir / "manifest.json").is_file():
-        raise InputError(f"--synthetic {run_dir}: not a finished synthgate run (no manifest.json)")
+        raise InputError(
+            field="synthetic",
+            value=run_dir,
+            problem="not a finished synthgate run (no manifest.json)",
+        )
     if real_path.suffix == ".jsonl":
-        read_jsonl(real_path, what="--real JSONL file")  # refuse a broken file before writing
+        read_jsonl(real_path, what="real JSONL file")  # refuse a broken file before writing
         if not (run_dir / "text.jsonl").is_file():
-            raise InputError(f"--synthetic {run_dir}: the run made no text (no text.jsonl)")
+            raise InputError(
+                field="synthetic", value=run_dir, problem="the run made no text (no text.jsonl)"
+            )
         real_lines = real_path.read_text(encoding="utf-8").splitlines(keepends=True)
         lines = merge_jsonl(
             real_lines,
@@ -278,18 +302,22 @@ def merge_run(
         return result
     synthetic_path = run_dir / "coco.json"
     if not synthetic_path.is_file():
-        raise InputError(f"--synthetic {run_dir}: the run made no images (no coco.json)")
+        raise InputError(
+            field="synthetic", value=run_dir, problem="the run made no images (no coco.json)"
+        )
     images_dir = images_dir if images_dir is not None else real_path.parent
     if not images_dir.is_dir():
         raise InputError(
-            f"--images {images_dir}: folder not found; pass the folder the real file_names are in"
+            field="images",
+            value=images_dir,
+            problem="folder not found; pass the folder the real file_names are in",
         )
-    real = read_coco(real_path)
-    checked = check_coco(real, source=real_path, images_dir=None, skip_invalid=skip_invalid)
-    real = checked.data
+    checked = check_coco(
+        read_coco(real_path), source=real_path, images_dir=None, skip_invalid=skip_invalid
+    )
     result.skipped_input = [p.describe() for p in checked.skipped]
     merged = merge_coco(
-        real,
+        checked.data,
         read_coco(synthetic_path),
         file_prefix=relative_prefix(run_dir, images_dir),
         add_categories=add_categories,

@@ -54,7 +54,9 @@ def load_balance_config(path: Path | None) -> BalanceConfig:
     if path is None:
         return BalanceConfig.model_validate({})
     if not path.is_file():
-        raise InputError(f"--config {path}: file not found; pass a balance config YAML")
+        raise InputError(
+            field="config", value=path, problem="file not found; pass a balance config YAML"
+        )
     data = load_yaml(path, what="balance config") or {}
     try:
         config = BalanceConfig.model_validate(data)
@@ -104,7 +106,7 @@ def parse_target(value: str | int) -> str | int | Path:
     """A CLI/config target: a strategy name, a positive integer, or a YAML path."""
     if isinstance(value, int):
         if value <= 0:
-            raise InputError(f"--target {value}: an integer target must be > 0")
+            raise InputError(field="target", value=value, problem="an integer target must be > 0")
         return value
     text = str(value).strip()
     if text in NAMED_TARGETS:
@@ -114,11 +116,15 @@ def parse_target(value: str | int) -> str | int | Path:
     path = Path(text)
     if path.suffix in (".yaml", ".yml", ".json") or path.exists():
         if not path.is_file():
-            raise InputError(f"--target {text}: file not found; give a YAML of class: target")
+            raise InputError(
+                field="target", value=text, problem="file not found; give a YAML of class: target"
+            )
         return path
     raise InputError(
-        f"--target {text!r}: choose max, median, repeat_factor, a positive integer, "
-        "or the path of a YAML mapping class: target"
+        field="target",
+        value=text,
+        problem="choose max, median, repeat_factor, a positive integer, "
+        "or the path of a YAML mapping class: target",
     )
 
 

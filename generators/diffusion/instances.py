@@ -209,6 +209,6 @@ class InstancePool:
                 png, format="PNG"
             )
             # Atomic writes: workers sharing a pool never read half a file.
-            write_atomic(image_path, png.getvalue(), option="pool_dir")
+            write_atomic(image_path, png.getvalue(), field="pool_dir")
         # The JSON goes last: a reader that sees it also sees the image.
-        write_atomic(facts_path, json.dumps(facts), option="pool_dir")
+        write_atomic(facts_path, json.dumps(facts), field="pool_dir")

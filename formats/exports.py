@@ -1,0 +1,89 @@
+"""What every export format shares: the name each image gets (`export_names`), the box each
+annotation becomes (`exported_box`: clipped to its image; None for a crowd region, which no
+export format can express, or for a box with nothing left inside the image), annotations grouped
+by image, and placing an image file beside its labels (`place_image`: a hard link, else a copy).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections import defaultdict
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from synthgate.errors import InputError
+
+
+def clip_bbox(bbox: list[float], width: int, height: int) -> list[float]:
+    """A COCO box cut to the image: real files hold boxes a fraction of a pixel outside it."""
+    x, y, w, h = bbox
+    x0, y0 = min(max(x, 0.0), width), min(max(y, 0.0), height)
+    x1, y1 = min(max(x + w, 0.0), width), min(max(y + h, 0.0), height)
+    return [x0, y0, x1 - x0, y1 - y0]
+
+
+def exported_box(annotation: dict[str, Any], image: dict[str, Any]) -> list[float] | None:
+    """The box an annotation is exported as: clipped to its image; None for a crowd region
+    (neither format can say "ignore this region") or a box with no area left inside the image."""
+    if annotation.get("iscrowd", 0):
+        return None
+    box = clip_bbox(annotation["bbox"], image["width"], image["height"])
+    return box if box[2] > 0 and box[3] > 0 else None
+
+
+def by_image(coco: dict[str, Any]) -> dict[Any, list[dict[str, Any]]]:
+    grouped: dict[Any, list[dict[str, Any]]] = {image["id"]: [] for image in coco["images"]}
+    for annotation in coco["annotations"]:
+        if not annotation.get("iscrowd", 0):
+            grouped.setdefault(annotation["image_id"], []).append(annotation)
+    return grouped
+
+
+def export_names(images: list[dict[str, Any]]) -> dict[Any, str]:
+    """Image id -> the file name it gets in an export: the base name of its `file_name`.
+
+    Labels are named by stem, so two images with one stem (a/000001.png and b/000001.png, or
+    x.png and X.jpg on a case-insensitive disk) would share a label file: every image of such a
+    group gets the first 8 hex digits of its file_name's SHA-1 as a prefix instead.
+    """
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for image in images:
+        groups[PurePosixPath(image["file_name"]).stem.casefold()].append(image)
+    names: dict[Any, str] = {}
+    for group in groups.values():
+        for image in group:
+            name = PurePosixPath(image["file_name"]).name
+            if name in ("", ".", ".."):  # would name a folder, not a file in the export
+                raise InputError(
+                    f"image {image['id']!r}: file_name {image['file_name']!r} ends in no file "
+                    "name; give each image the path of its file"
+                )
+            if len(group) > 1:
+                digest = hashlib.sha1(image["file_name"].encode("utf-8")).hexdigest()[:8]
+                name = f"{digest}_{name}"
+            names[image["id"]] = name
+    file_names = {image["id"]: image["file_name"] for image in images}
+    taken: dict[str, Any] = {}
+    for image_id, name in names.items():
+        key = PurePosixPath(name).stem.casefold()
+        if key in taken:  # the same file_name twice, or a name that already had such a prefix
+            first = taken[key]
+            raise InputError(
+                f"images {first!r} ({file_names[first]}) and {image_id!r} "
+                f"({file_names[image_id]}) would both be exported as {name!r}; "
+                "each image needs its own file_name"
+            )
+        taken[key] = image_id
+    return names
+
+
+def place_image(source: Path, target: Path) -> bool:
+    """Hard-link `source` to `target` (True), or copy it where a link cannot be made (False)."""
+    try:
+        os.link(source, target)
+        return True
+    except OSError:  # another file system, or one without hard links
+        shutil.copy2(source, target)
+        return False

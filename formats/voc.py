@@ -1,0 +1,111 @@
+"""Pascal VOC labels from COCO entries: pure functions at the edge.
+
+`coco_to_voc_xml` writes one image's VOC XML (xmin/ymin/xmax/ymax, 1-based pixel corners as in
+VOC's devkit, from `voc_corners`; `<depth>` from `image_depth`, read from the image's header);
+`write_voc` writes a whole COCO mapping as Annotations/<stem>.xml files and
+ImageSets/Main/all.txt. Boxes are clipped to the image first (formats/exports.py).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path, PurePosixPath
+from typing import Any
+from xml.sax.saxutils import escape
+
+from PIL import Image, ImageMode, UnidentifiedImageError
+
+from synthgate.errors import InputError
+from synthgate.formats.exports import by_image, export_names, exported_box
+
+
+def voc_corners(box: list[float]) -> list[int]:
+    """A clipped COCO box (w, h > 0) as VOC [xmin, ymin, xmax, ymax], 1-based inclusive pixels.
+
+    A pixel is in the box when its centre is (pixel i spans [i - 1, i]); a box too thin to hold
+    a centre gets the one pixel that holds its middle. So 1 <= min <= max <= the image size.
+    """
+    x, y, w, h = box
+    corners = []
+    for start, size in ((x, w), (y, h)):
+        first, last = math.ceil(start + 0.5), math.floor(start + size + 0.5)
+        if last < first:
+            first = last = math.floor(start + size / 2) + 1
+        corners.append((first, last))
+    (xmin, xmax), (ymin, ymax) = corners
+    return [xmin, ymin, xmax, ymax]
+
+
+def image_depth(path: Path) -> int:
+    """VOC's <depth>: 1 for a grayscale image file, else 3 (read from the header, not decoded)."""
+    try:
+        with Image.open(path) as image:
+            return 1 if ImageMode.getmode(image.mode).basemode == "L" else 3
+    except UnidentifiedImageError:
+        raise InputError(
+            f"{path}: not an image file PIL can read; replace it, or leave its entry out of the "
+            "COCO file"
+        ) from None
+
+
+def coco_to_voc_xml(
+    image: dict[str, Any],
+    annotations: list[dict[str, Any]],
+    *,
+    category_names: dict[Any, str],
+    depth: int = 3,
+) -> str:
+    """One image's Pascal VOC annotation XML (`depth`: 1 grayscale, 3 colour)."""
+    objects = []
+    for annotation in annotations:
+        box = exported_box(annotation, image)
+        if box is None:
+            continue
+        corners = voc_corners(box)
+        objects.append(
+            "  <object>\n"
+            f"    <name>{escape(category_names[annotation['category_id']])}</name>\n"
+            "    <pose>Unspecified</pose>\n    <truncated>0</truncated>\n"
+            "    <difficult>0</difficult>\n    <bndbox>\n"
+            + "".join(
+                f"      <{tag}>{value}</{tag}>\n"
+                for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), corners, strict=True)
+            )
+            + "    </bndbox>\n  </object>\n"
+        )
+    return (
+        "<annotation>\n"
+        f"  <filename>{escape(PurePosixPath(image['file_name']).name)}</filename>\n"
+        f"  <size>\n    <width>{image['width']}</width>\n    <height>{image['height']}</height>\n"
+        f"    <depth>{depth}</depth>\n  </size>\n  <segmented>0</segmented>\n"
+        + "".join(objects)
+        + "</annotation>\n"
+    )
+
+
+def write_voc(
+    coco: dict[str, Any],
+    out: Path,
+    *,
+    names: dict[Any, str] | None = None,
+    image_files: dict[Any, Path] | None = None,
+) -> None:
+    """Annotations/<stem>.xml per image and ImageSets/Main/all.txt listing the stems.
+
+    `names`: image id -> exported file name (default `export_names`); the XML's <filename>.
+    `image_files`: image id -> its file, read for <depth> (without them every depth is 3)."""
+    names = names if names is not None else export_names(coco["images"])
+    category_names = {c["id"]: c["name"] for c in coco["categories"]}
+    (out / "Annotations").mkdir(parents=True, exist_ok=True)
+    images = {image["id"]: image for image in coco["images"]}
+    for image_id, entries in by_image(coco).items():
+        image = {**images[image_id], "file_name": names[image_id]}
+        stem = PurePosixPath(names[image_id]).stem
+        depth = image_depth(image_files[image_id]) if image_files is not None else 3
+        xml = coco_to_voc_xml(image, entries, category_names=category_names, depth=depth)
+        (out / "Annotations" / f"{stem}.xml").write_text(xml, encoding="utf-8")
+    stems = [PurePosixPath(names[image["id"]]).stem for image in coco["images"]]
+    (out / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
+    (out / "ImageSets" / "Main" / "all.txt").write_text(
+        "".join(f"{stem}\n" for stem in stems), encoding="utf-8"
+    )

@@ -1,0 +1,132 @@
+"""The Python API (`import synthgate as sg`): the README's example runs, the import stays light,
+every public name resolves, and the CLI and the library write the same bytes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import pytest
+from balance_fixtures import make_tiny_coco
+from test_golden import folder_digests
+from typer.testing import CliRunner
+
+import synthgate as sg
+from synthgate.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("torch", "diffusers", "sqlalchemy", "fastapi", "celery", "matplotlib", "albumentations")
+SHAPES = {
+    "name": "shapes",
+    "seed": 3,
+    "categories": ["circle", "square", "triangle"],
+    "image": {"generator": "procedural", "count": 4, "size": [96, 64]},
+}
+
+
+def readme_example() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"## From Python\n.*?```python\n(.*?)```", readme, re.S)
+    assert found, "README.md lost its 'From Python' example"
+    return found.group(1)
+
+
+def test_the_readme_example_runs_without_the_cli(tmp_path: Path) -> None:
+    coco, images = make_tiny_coco(tmp_path / "real")
+    code = readme_example()
+    for name, value in (("COCO", coco), ("IMAGES", images), ("WORK", tmp_path / "work")):
+        code, replaced = re.subn(rf"^{name} = .*$", f"{name} = {str(value)!r}", code, flags=re.M)
+        assert replaced == 1, f"the example no longer sets {name} on a line of its own"
+    matplotlib.use("Agg")
+    scope: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    work = tmp_path / "work"
+    assert len(scope["samples"]) == 8 and len(scope["reports"]) == 8
+    assert scope["checked"].summary.samples == 6  # the fixture's images
+    assert (work / "shapes" / "accepted.coco.json").is_file()
+    assert (work / "balanced" / "merged.coco.json").is_file()
+    assert (work / "shapes-yolo" / "data.yaml").is_file()
+    assert scope["exported"].counts.images == scope["run"].counts["image"]["accepted"]
+
+
+def test_import_synthgate_loads_nothing_heavy() -> None:
+    probe = (
+        "import sys, synthgate; "
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {set(HEAVY)!r}))"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    shown = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
+    )
+    assert shown.stdout.strip() == "[]", shown.stdout
+
+
+def test_every_public_name_resolves_and_is_listed() -> None:
+    for name in sg.__all__:
+        assert getattr(sg, name) is not None, name
+    assert set(dir(sg)) >= set(sg.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        sg.nothing  # noqa: B018
+
+
+def test_the_library_and_the_cli_write_the_same_run_folder(tmp_path: Path) -> None:
+    config = tmp_path / "shapes.yaml"
+    config.write_text(json.dumps(SHAPES))  # JSON is YAML
+    result = CliRunner().invoke(app, ["run", str(config), "--out", str(tmp_path / "cli")])
+    assert result.exit_code == 0, result.output
+    made = sg.run(SHAPES, out=tmp_path / "library")
+    assert made.out == tmp_path / "library"
+    assert folder_digests(tmp_path / "cli") == folder_digests(tmp_path / "library")
+    stored = list(made.samples())
+    assert [s.spec.index for s in stored] == list(range(4))
+    assert made.counts["image"]["generated"] == 4
+
+
+def test_validate_reports_without_changing_the_samples() -> None:
+    samples = sg.generate(SHAPES, limit=3)
+    before = [s.sample.model_dump_json() for s in samples]
+    reports = sg.validate(samples, categories=SHAPES["categories"])
+    assert [r.rubric for r in reports] == ["detection"] * 3
+    assert all(r.route in ("accepted", "review", "rejected") for r in reports)
+    assert [s.sample.model_dump_json() for s in samples] == before
+    loose = samples[0].sample.model_copy(deep=True)
+    loose.objects[0].bbox = [
+        b + d for b, d in zip(loose.objects[0].bbox, [-9, -9, 18, 18], strict=True)
+    ]
+    found = sg.validate([loose], categories=SHAPES["categories"])[0]
+    assert "precision_box_tightness" in {f.check for f in found.findings}
+
+
+def test_bad_input_names_the_parameter_in_python_and_the_flag_in_the_cli(tmp_path: Path) -> None:
+    target = tmp_path / "file.txt"
+    target.write_text("not a folder")
+    with pytest.raises(sg.InputError) as raised:
+        sg.run(SHAPES, out=target)
+    assert raised.value.field == "out" and str(raised.value).startswith(f"out={target}: is a file")
+    config = tmp_path / "shapes.yaml"
+    config.write_text(json.dumps(SHAPES))
+    result = CliRunner().invoke(app, ["run", str(config), "--out", str(target)])
+    assert result.exit_code == 2
+    assert f"--out {target}: is a file" in result.output and "Traceback" not in result.output
+    with pytest.raises(sg.InputError, match="modality=text: the config 'shapes' has no text"):
+        sg.generate(SHAPES, modality="text")
+
+
+def test_show_draws_every_object_and_the_findings() -> None:
+    matplotlib.use("Agg")
+    samples = sg.generate(SHAPES, limit=1)
+    report = sg.validate(samples, categories=SHAPES["categories"])[0]
+    figure = sg.show(samples[0], report)
+    image_axes = figure.axes[0]
+    assert len(image_axes.patches) == len(samples[0].sample.objects)
+    words = " ".join(t.get_text() for axes in figure.axes for t in axes.texts)
+    assert f"score {report.score:g}" in words and f"route {report.route}" in words
+    text = sg.generate("configs/quickstart.yaml", modality="text", limit=1)[0]
+    drawn = sg.show(text, sg.validate([text])[0])
+    assert len(drawn.axes[0].patches) >= len(text.sample.spans) > 0
