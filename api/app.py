@@ -24,6 +24,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from synthgate import __version__
 from synthgate.api import API_DIR, batches, distributed, pages, review
 from synthgate.errors import InputError
+from synthgate.review.queue import ReviewQueue
+from synthgate.storage.database import shown_url
 from synthgate.storage.store import Store
 from synthgate.storage.users import Users
 
@@ -169,9 +171,6 @@ def create_app(
     `workers` (broker, database and blob store), on `synthgate worker` processes: then `db_url`
     must be the database the workers write to.
     """
-    from synthgate.review.queue import ReviewQueue
-    from synthgate.storage.database import shown_url
-
     if workers is not None and workers.db_url != db_url:
         raise InputError(
             f"the service's database ({shown_url(db_url)}) must be the workers' "

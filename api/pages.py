@@ -20,6 +20,7 @@ from synthgate.api import API_DIR
 from synthgate.api.auth import SESSION_COOKIE, User, csrf_token, optional_user
 from synthgate.api.review import recent_decisions
 from synthgate.api.view import agreement_tables, review_view
+from synthgate.review.report import agreement_report
 
 router = APIRouter(include_in_schema=False)
 environment = jinja2.Environment(
@@ -126,8 +127,6 @@ def review_page(request: Request) -> Response:
 
 @router.get("/admin", response_class=HTMLResponse)
 def admin_page(request: Request) -> Response:
-    from synthgate.review.report import agreement_report
-
     user = optional_user(request)
     if user is None:
         return RedirectResponse("/login", status.HTTP_303_SEE_OTHER)

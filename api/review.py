@@ -22,7 +22,9 @@ from sqlalchemy import select
 
 from synthgate.api.auth import User, require
 from synthgate.errors import InputError
+from synthgate.masks import decode_mask
 from synthgate.review.queue import Decision, ReviewQueue, ReviewTask
+from synthgate.review.report import agreement_report
 from synthgate.samples import Sample
 from synthgate.storage.tables import assignments, decisions, gold_answers, review_items
 
@@ -199,8 +201,6 @@ def category_colors(names: list[str]) -> dict[str, str]:
 
 
 def mask_overlay(sample: Sample) -> bytes:
-    from synthgate.masks import decode_mask
-
     width, height = sample.width or 1, sample.height or 1
     overlay = np.zeros((height, width, 4), dtype=np.uint8)
     colors = category_colors([o.category for o in sample.objects])
@@ -305,6 +305,4 @@ def agreement(request: Request, _user: User = Depends(require("admin"))) -> dict
     """Inter-annotator agreement on verdicts (Cohen per pair, Fleiss, Krippendorff) and on each
     criterion's level, accuracy on gold per annotator, and validator-vs-human agreement with
     threshold suggestions (review/report.py)."""
-    from synthgate.review.report import agreement_report
-
     return agreement_report(request.app.state.store)

@@ -18,7 +18,6 @@ from synthgate.commands import console, user_errors
 from synthgate.commands.printing import print_agreement, print_stats
 from synthgate.errors import InputError
 from synthgate.files import write_atomic
-from synthgate.storage.database import database_url, open_store
 
 if TYPE_CHECKING:
     from synthgate.review.queue import ReviewQueue
@@ -43,7 +42,8 @@ def open_queue(
     read_only: bool = False,
 ) -> ReviewQueue:
     """The review queue of the chosen database; `read_only` commands refuse a missing file."""
-    from synthgate.review.queue import ReviewQueue
+    from synthgate.review.queue import ReviewQueue  # SQLAlchemy: only when a command runs
+    from synthgate.storage.database import database_url, open_store
 
     store = open_store(database_url(run, db), must_exist=read_only)
     return ReviewQueue(store, annotators_per_item=annotators_per_item, gold_rate=gold_rate)

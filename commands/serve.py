@@ -15,7 +15,6 @@ from rich.table import Table
 
 from synthgate.commands import console, errors, user_errors
 from synthgate.errors import InputError
-from synthgate.storage.database import database_url, open_store, shown_url
 
 if TYPE_CHECKING:
     from synthgate.storage.users import Users
@@ -26,6 +25,7 @@ users = typer.Typer(help="Manage API users and their tokens.", no_args_is_help=T
 
 
 def _users(db: str | None) -> Users:
+    from synthgate.storage.database import database_url, open_store  # SQLAlchemy: on use
     from synthgate.storage.users import Users
 
     return Users(open_store(database_url(None, db, create=True)).engine)
@@ -86,8 +86,9 @@ def serve(
     """
     import uvicorn
 
-    from synthgate.api.app import create_app
+    from synthgate.api.app import create_app  # FastAPI and SQLAlchemy: only to serve
     from synthgate.config import Settings
+    from synthgate.storage.database import database_url, open_store, shown_url
 
     with user_errors():
         settings = Settings()
@@ -130,6 +131,7 @@ def serve(
 def _worker_settings(broker: str | None, db: str | None, blobs: str | None) -> WorkerSettings:
     """The settings batches are sent to workers with, once their stores and broker are checked."""
     from synthgate.api.distributed import check_broker
+    from synthgate.storage.database import shown_url
     from synthgate.workers.app import settings_from
 
     workers = settings_from(broker=broker, db=db, blobs=blobs)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from synthgate.errors import InputError
-from synthgate.masks import segmentation_to_rle
+from synthgate.masks import decode_mask, segmentation_to_rle
 from synthgate.review.queue import Decision
 from synthgate.samples import ObjectLabel, Sample, Span
 
@@ -88,8 +88,6 @@ def _rectangle(obj: ObjectLabel, region_id: str, width: int, height: int) -> dic
 def _polygon(obj: ObjectLabel, region_id: str, width: int, height: int) -> dict[str, Any] | None:
     """The outline of the mask's largest part, in percent; None if the mask is empty."""
     import cv2
-
-    from synthgate.masks import decode_mask
 
     mask = decode_mask(obj.mask).astype(np.uint8)  # type: ignore[arg-type]
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)

@@ -30,6 +30,7 @@ from synthgate.review.decision import (
     decision_row,
 )
 from synthgate.review.items import finalise, item_row, maybe_finalise, shown_sample
+from synthgate.review.stats import queue_stats
 from synthgate.samples import Sample
 from synthgate.storage.store import Store
 from synthgate.storage.tables import (
@@ -247,8 +248,6 @@ class ReviewQueue:
 
     def stats(self) -> dict[str, Any]:
         """Queue depth, decisions, per-annotator throughput and gold accuracy."""
-        from synthgate.review.stats import queue_stats
-
         with self.store.engine.connect() as connection:
             return queue_stats(connection, self.k)
 

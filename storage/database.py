@@ -10,12 +10,13 @@ a new, empty database.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
+
+from synthgate.config import Settings
 from synthgate.errors import InputError
-
-if TYPE_CHECKING:
-    from synthgate.storage.store import Store
+from synthgate.storage.store import Store, sqlite_url
 
 URL_FORMS = "sqlite:///runs/<name>/synthgate.db or postgresql://user@host:5432/dbname"
 
@@ -25,9 +26,6 @@ def database_url(run: Path | None, db: str | None, *, create: bool = False) -> s
 
     `create`: the runs folder's database may be new (a service starting on an empty machine).
     """
-    from synthgate.config import Settings
-    from synthgate.storage.store import sqlite_url
-
     if db:
         return db
     if run is not None:
@@ -55,9 +53,6 @@ def database_url(run: Path | None, db: str | None, *, create: bool = False) -> s
 
 def shown_url(url: str) -> str:
     """The URL as we may print it: any password masked."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
     try:
         return make_url(url).render_as_string(hide_password=True)
     except (ArgumentError, ValueError):
@@ -66,9 +61,6 @@ def shown_url(url: str) -> str:
 
 def sqlite_file(url: str) -> Path | None:
     """The file of a SQLite URL, or None (another database, or SQLite in memory)."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
@@ -85,10 +77,6 @@ def open_store(url: str, *, must_exist: bool = False) -> Store:
 
     `must_exist`: refuse a SQLite file that is not there (commands that only read).
     """
-    from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
-
-    from synthgate.storage.store import Store
-
     shown = shown_url(url)
     path = sqlite_file(url)
     if must_exist and path is not None and not path.is_file():
@@ -100,7 +88,7 @@ def open_store(url: str, *, must_exist: bool = False) -> Store:
         return Store(url)
     except ArgumentError:  # includes NoSuchModuleError: an unknown dialect
         raise InputError(
-            field="db", value=shown, problem=f"not a database URL; give one like {URL_FORMS}"
+            field="db", value=repr(shown), problem=f"not a database URL; give one like {URL_FORMS}"
         ) from None
     except OperationalError as error:
         reason = str(error.orig).strip().splitlines()[0] if error.orig else "no connection"

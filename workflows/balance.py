@@ -27,13 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from synthgate.config import BatchConfig, parse_config
+from synthgate.config import BatchConfig, CopyPasteImageConfig, parse_config
 from synthgate.errors import InputError
 from synthgate.files import dumps, write_atomic
 from synthgate.formats.coco import read_coco
 from synthgate.formats.coco_checks import check_coco
 from synthgate.formats.jsonl import read_jsonl
 from synthgate.generators import Generator, build_generator
+from synthgate.generators.copy_paste import source_categories
 from synthgate.pipeline import Progress, batch_id_for
 from synthgate.runner import run_batch
 from synthgate.samples import Modality
@@ -165,9 +166,6 @@ def _image_parts(
     the other generators of the config, or, when there are none, is dropped with the reason
     recorded in `why_not` (and `lacking` set to 0 for them).
     """
-    from synthgate.config import CopyPasteImageConfig
-    from synthgate.generators.copy_paste import source_categories
-
     pasting = [
         i for i, s in enumerate(sections) if s.get("generator", "copy_paste") == "copy_paste"
     ]

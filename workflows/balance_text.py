@@ -18,6 +18,7 @@ from synthgate.errors import InputError
 from synthgate.files import write_atomic
 from synthgate.formats.jsonl import read_jsonl
 from synthgate.generators import Generator, build_generator
+from synthgate.generators.text.counterfactual import NameBank, bias_report, infer_attributes
 from synthgate.pipeline import Progress
 from synthgate.storage.folders import publish_out
 from synthgate.workflows.balance import (
@@ -87,8 +88,6 @@ def balance_text(
     """
     jsonl_path, out = Path(jsonl), Path(out)
     config_path = Path(config) if config is not None else None
-    from synthgate.generators.text.counterfactual import NameBank, bias_report, infer_attributes
-
     balance = load_balance_config(config_path)
     strategy = parse_target(str(target) if target is not None else balance.target)
     if not jsonl_path.is_file():

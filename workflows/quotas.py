@@ -122,7 +122,7 @@ def parse_target(value: str | int) -> str | int | Path:
         return path
     raise InputError(
         field="target",
-        value=text,
+        value=repr(text),
         problem="choose max, median, repeat_factor, a positive integer, "
         "or the path of a YAML mapping class: target",
     )
