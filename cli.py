@@ -46,7 +46,7 @@ def main_options(
     """synthgate: synthetic data you can trust."""
 
 
-# run (pipeline.py)
+# run (runner.py)
 app.command()(run_commands.run)
 
 # validate (validators/)
@@ -62,11 +62,11 @@ app.add_typer(review_commands.app, name="review")
 app.command()(serve_commands.serve)
 app.add_typer(serve_commands.users, name="users")
 
-# balance, merge (datasets/)
+# balance, merge (workflows/)
 app.command()(balance_commands.balance)
 app.command()(balance_commands.merge)
 
-# export (datasets/yolo.py)
+# export (workflows/export.py)
 app.command()(export_commands.export)
 
 reflow_help(app)

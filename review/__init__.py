@@ -3,9 +3,7 @@ adjudication, agreement statistics and Label Studio interop.
 
 queue.py        ReviewQueue: enqueue, next_item, decide, adjudicate, stats (the API and CLI use it)
 decision.py     Decision and ReviewTask, and the checks a decision must pass
-tables.py       the queue's tables on the store's metadata, and the write transaction
 items.py        an item's row and shown sample, and making its result final (in a transaction)
-database.py     opening the database a command names, with errors that say the expected URL
 enqueue.py      items from routed samples, honeypots from accepted ones, the gold set
 gold.py         honeypot defects and how gold decisions are scored
 adjudication.py majority, else an adjudicator; the final sample
@@ -14,5 +12,6 @@ report.py       the agreement report: annotators, gold, rubric vs humans, thresh
 stats.py        queue depth and per-annotator throughput
 labelstudio.py  Label Studio formats (config XML, regions, results), pure functions
 interop.py      Label Studio export/import against a ReviewQueue
-printing.py     rich tables of the agreement report and queue stats, for the CLI
+
+The queue's tables live with every other table in storage/tables.py.
 """

@@ -5,9 +5,10 @@
 - chunks.py: what a chunk task does: generate, measure (the per-sample checks), store PNGs,
   partial reports and `pending` rows.
 - partial.py: a sample's partial report (validators/measure.py), kept in the blob store.
-- submit.py: publish a batch, follow it, finish its reports in index order (batch checks compare
-  each sample with the earlier ones: hash comparisons) and write its run folder with
-  `assembly.assemble_run`.
+- submit.py: publish a batch's chunks and follow them in the database.
+- runner.py: `CeleryRunner`, the runner interface's Celery backend: submit, then judge each
+  generated chunk in index order (batch checks compare each sample with the earlier ones: hash
+  comparisons) into the same sinks as `synthgate run`.
 
 Deploying: every worker and `synthgate submit` share one database (`--db`, PostgreSQL for
 several machines) and one blob store (`--blobs`, a shared folder or an fsspec URL). Production

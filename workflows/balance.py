@@ -1,9 +1,9 @@
 """`synthgate balance`: plan -> generate -> validate -> route -> merge -> report, in one folder.
 
 `balance(...)` (here) and `balance_text(...)` (balance_text.py) check the real dataset,
-count it, plan the deficit as `SampleSpec`s (datasets/balance.py), run them through the same
-pipeline as `synthgate run` (`pipeline.run_batch` with the precomputed plan, one run folder per
-generator), merge what was accepted into a copy of the real data (datasets/merge.py) and write
+count it, plan the deficit as `SampleSpec`s (workflows/quotas.py), run them through the same
+pipeline as `synthgate run` (`runner.run_batch` with the precomputed plan, one run folder per
+generator), merge what was accepted into a copy of the real data (workflows/merge.py) and write
 the report (reports/). The helpers below are shared with balance_text.py.
 Samples waiting for review are kept out of the merge and listed in balance.json. The output
 folder is built under a temporary name and renamed when complete: nothing is half-written.
