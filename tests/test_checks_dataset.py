@@ -80,6 +80,12 @@ DATASET_CASES = [
     ("annotation without bbox", coco(annotations=[{"id": 1, "image_id": 1, "category_id": 1}]),
      {"correctness_coco_schema": "lack one of"}),
     ("annotations not a list", coco(annotations={"id": 1}), {"correctness_coco_schema": "not a list"}),
+    ("string ids, repeated", coco(images=[{"id": i, "file_name": "a.jpg", "width": 60, "height": 40} for i in ("a", "a", "b")],
+                                  annotations=[{"id": 1, "image_id": "b", "category_id": 1, "bbox": [0, 0, 2, 2]}]),
+     {"correctness_unique_ids": "images ids used more than once: a"}),
+    ("string image id unknown", coco(annotations=[{"id": 1, "image_id": "zz", "category_id": 1, "bbox": [0, 0, 2, 2]}]),
+     {"correctness_dangling_references": "unknown image: ids 1"}),
+    ("float image id names an int one", coco(annotations=[{"id": 1, "image_id": 1.0, "category_id": 1, "bbox": [0, 0, 2, 2]}]), {}),
 ]  # fmt: skip
 
 

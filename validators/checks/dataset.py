@@ -11,10 +11,13 @@ validation summary; malformed entries are counted and named, never raised.
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from synthgate.validators.checks.base import Measure, Measurement, register
 
@@ -48,6 +51,52 @@ def _hashable(value: Any) -> bool:
     return True
 
 
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def _int64(value: Any) -> bool:
+    return type(value) is int and INT64[0] <= value <= INT64[1]
+
+
+class _Values:
+    """A multiset of hashable values, compact for what COCO ids nearly always are: int64s go
+    into an array (8 bytes each), anything else into a Counter."""
+
+    def __init__(self) -> None:
+        self.ints = array("q")
+        self.others: Counter[Any] = Counter()
+        self._sorted: np.ndarray | None = None
+
+    def add(self, value: Any) -> None:
+        if _int64(value):
+            self.ints.append(value)
+        else:
+            self.others[value] += 1
+        self._sorted = None
+
+    def repeated(self) -> list[Any]:
+        """The values seen more than once."""
+        values, counts = np.unique(np.frombuffer(self.ints, dtype=np.int64), return_counts=True)
+        twice = [int(v) for v in values[counts > 1]]
+        return twice + [value for value, n in self.others.items() if n > 1]
+
+    def holds(self, values: np.ndarray) -> np.ndarray:
+        """Which of the int64 `values` were seen (vectorised)."""
+        if self._sorted is None:
+            self._sorted = np.unique(np.frombuffer(self.ints, dtype=np.int64))
+        found = np.isin(values, self._sorted)
+        if self.others:  # 1.0 == 1: a float id still names the int
+            found |= np.array([int(v) in self.others for v in values], dtype=bool)
+        return found
+
+    def __contains__(self, value: Any) -> bool:
+        if value in self.others:
+            return True
+        if isinstance(value, float) and value.is_integer():  # 1.0 == 1, as in a dict
+            value = int(value)
+        return _int64(value) and bool(self.holds(np.array([value], dtype=np.int64))[0])
+
+
 @dataclass
 class _Section:
     """What the checks keep of one list of a COCO file."""
@@ -56,7 +105,32 @@ class _Section:
     count: int = 0
     broken: list[Any] = field(default_factory=list)  # entries lacking a required field
     broken_count: int = 0
-    ids: Counter[Any] = field(default_factory=Counter)
+    ids: _Values = field(default_factory=_Values)
+
+
+class _References:
+    """Each annotation's (id, image_id, category_id): three int64 arrays, and a list for the
+    triples that are not all int64."""
+
+    def __init__(self) -> None:
+        self.columns = (array("q"), array("q"), array("q"))
+        self.others: list[tuple[Any, Any, Any]] = []
+
+    def add(self, triple: tuple[Any, Any, Any]) -> None:
+        if all(_int64(v) for v in triple):
+            for column, value in zip(self.columns, triple, strict=True):
+                column.append(value)
+        else:
+            self.others.append(triple)
+
+    def dangling(self, position: int, known: _Values) -> list[Any]:
+        """Ids of the annotations whose value at `position` (1 image, 2 category) is unknown."""
+        values = np.frombuffer(self.columns[position], dtype=np.int64)
+        ids = np.frombuffer(self.columns[0], dtype=np.int64)
+        found = [int(v) for v in ids[~known.holds(values)]] if len(values) else []
+        return found + [
+            t[0] for t in self.others if not _hashable(t[position]) or t[position] not in known
+        ]
 
 
 @dataclass
@@ -69,9 +143,7 @@ class DatasetTally:
     category_names: Counter[str] = field(default_factory=Counter)
     names_by_id: dict[Any, Any] = field(default_factory=dict)
     index_error: str | None = None  # why pycocotools could not index the file, the first reason
-    references: list[tuple[Any, Any, Any]] = field(
-        default_factory=list
-    )  # annotation id, image, cat
+    references: _References = field(default_factory=_References)
     quota_classes: Counter[str] = field(default_factory=Counter)  # images[].synthgate.category
     annotation_classes: Counter[Any] = field(default_factory=Counter)  # by category id
 
@@ -104,7 +176,7 @@ class DatasetTally:
                 elif not _hashable(entry[name]):
                     self._index_failed(f"TypeError unhashable {key} {name}")
             if "id" in entry and _hashable(entry["id"]):
-                section.ids[entry["id"]] += 1
+                section.ids.add(entry["id"])
             getattr(self, f"_{key}")(entry)
 
     def _broken(self, section: _Section, name: Any) -> None:
@@ -123,7 +195,7 @@ class DatasetTally:
 
     def _annotations(self, annotation: dict[str, Any]) -> None:
         category = annotation.get("category_id")
-        self.references.append((annotation.get("id"), annotation.get("image_id"), category))
+        self.references.add((annotation.get("id"), annotation.get("image_id"), category))
         self.annotation_classes[category if _hashable(category) else repr(category)] += 1
 
     def _categories(self, category: dict[str, Any]) -> None:
@@ -188,13 +260,13 @@ def coco_schema(item: DatasetInput, params: Mapping[str, Any]) -> Iterator[Measu
 def unique_ids(item: DatasetInput, params: Mapping[str, Any]) -> Iterator[Measurement]:
     """Image, annotation and category ids (and category names) are unique."""
     tally = item.tally
-    for key, field_name, counts in (
-        ("images", "id", tally.sections["images"].ids),
-        ("annotations", "id", tally.sections["annotations"].ids),
-        ("categories", "id", tally.sections["categories"].ids),
-        ("categories", "name", tally.category_names),
+    names = tally.category_names
+    for key, field_name, repeated in (
+        ("images", "id", tally.sections["images"].ids.repeated()),
+        ("annotations", "id", tally.sections["annotations"].ids.repeated()),
+        ("categories", "id", tally.sections["categories"].ids.repeated()),
+        ("categories", "name", [name for name, n in names.items() if n > 1]),
     ):
-        repeated = [value for value, n in counts.items() if n > 1]
         if repeated:
             yield Measurement(
                 "duplicate_ids",
@@ -211,13 +283,9 @@ def unique_ids(item: DatasetInput, params: Mapping[str, Any]) -> Iterator[Measur
 def dangling_references(item: DatasetInput, params: Mapping[str, Any]) -> Iterator[Measurement]:
     """Every annotation names an image and a category the file defines."""
     tally = item.tally
-    known = (tally.sections["images"].ids, tally.sections["categories"].ids)
+    known = {1: tally.sections["images"].ids, 2: tally.sections["categories"].ids}
     for position, what in ((1, "image"), (2, "category")):
-        dangling = [
-            ref[0]
-            for ref in tally.references
-            if not _hashable(ref[position]) or ref[position] not in known[position - 1]
-        ]
+        dangling = tally.references.dangling(position, known[position])
         if dangling:
             yield Measurement(
                 "dangling_references",
