@@ -22,10 +22,17 @@ from typing import Any
 import numpy as np
 
 from synthgate.samples import Finding, GeneratedSample, Level, RubricReport, Sample
-from synthgate.validators.checks.base import CheckInput, Measurement, run_check
+from synthgate.validators.checks.base import (
+    CheckDef,
+    CheckInput,
+    Found,
+    Measurement,
+    ObjectMeasurements,
+    run_check,
+)
 from synthgate.validators.checks.dataset import DatasetInput, DatasetTally
 from synthgate.validators.routing import route
-from synthgate.validators.rubric import Rubric, finding_for
+from synthgate.validators.rubric import CheckSpec, Rubric, finding_for
 
 
 @dataclass
@@ -37,7 +44,7 @@ class SampleMeasurements:
     sample: Sample
     rubric: str
     checks: list[str]
-    measured: list[list[Measurement] | None]
+    measured: list[list[Found] | None]
     prepared: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
@@ -46,7 +53,7 @@ class SampleMeasurements:
             "rubric": self.rubric,
             "checks": self.checks,
             "measured": [
-                None if found is None else [_measurement_json(m) for m in found]
+                None if found is None else [_measurement_json(m) for m in _rows(found)]
                 for found in self.measured
             ],
             "prepared": {key: _encode(value) for key, value in self.prepared.items()},
@@ -64,6 +71,14 @@ class SampleMeasurements:
             ],
             prepared={key: _decode(value) for key, value in data["prepared"].items()},
         )
+
+
+def _rows(found: list[Found]) -> list[Measurement]:
+    """Measurements one by one, columns expanded (messages made)."""
+    rows: list[Measurement] = []
+    for m in found:
+        rows.extend(m.rows() if isinstance(m, ObjectMeasurements) else [m])
+    return rows
 
 
 def _measurement_json(m: Measurement) -> dict[str, Any]:
@@ -102,7 +117,7 @@ def measure_sample(generated: GeneratedSample, rubric: Rubric, context: Any) -> 
     sample = generated.sample
     item = CheckInput.of(generated, context)
     checks: list[str] = []
-    measured: list[list[Measurement] | None] = []
+    measured: list[list[Found] | None] = []
     prepared: dict[str, Any] = {}
     for spec_of in rubric.criteria.values():
         for spec in spec_of.checks:
@@ -150,6 +165,9 @@ def finish_report(measured: SampleMeasurements, rubric: Rubric, context: Any) ->
             )
         level = levels.get(criterion, 5)
         for m in found:
+            if isinstance(m, ObjectMeasurements):
+                level = min(level, _judge_columns(check, spec, criterion, m, worst, findings))
+                continue
             measure = check.measures[m.measure]
             previous = worst.get(m.measure)
             if previous is None or (m.value > previous) == (measure.worse == "higher"):
@@ -180,6 +198,52 @@ def finish_report(measured: SampleMeasurements, rubric: Rubric, context: Any) ->
     )
 
 
+def _judge_columns(
+    check: CheckDef,
+    spec: CheckSpec,
+    criterion: str,
+    m: ObjectMeasurements,
+    worst: dict[str, float],
+    findings: list[Finding],
+) -> Level:
+    """Levels of a column of measurements, as the scalar path above would give them row by row:
+    the worst value per measure (the first extreme when higher is worse, the last when lower
+    is), findings in row order; returns the lowest level (5 when nothing is below gold)."""
+    values, which = m.values, m.which
+    levels = np.full(len(values), 5, dtype=np.int8)
+    present = [j for j in range(len(m.measures)) if len(m.measures) == 1 or (which == j).any()]
+    present.sort(key=lambda j: 0 if len(m.measures) == 1 else int(np.argmax(which == j)))
+    for j in present:  # measures in the order of their first row: `worst` keeps that order
+        name = m.measures[j]
+        rows = slice(None) if len(m.measures) == 1 else np.flatnonzero(which == j)
+        chosen = values[rows]
+        if not len(chosen):
+            continue
+        higher = check.measures[name].worse == "higher"
+        extreme = float(chosen.max() if higher else chosen.min())
+        previous = worst.get(name)
+        if previous is None or (extreme > previous if higher else extreme <= previous):
+            worst[name] = extreme
+        threshold = spec.thresholds.get(name)
+        if threshold is None:
+            continue
+        if higher:
+            found = np.where(
+                chosen <= threshold.gold, 5, np.where(chosen <= threshold.acceptable, 3, 1)
+            )
+        else:
+            found = np.where(
+                chosen >= threshold.gold, 5, np.where(chosen >= threshold.acceptable, 3, 1)
+            )
+        levels[rows] = found
+    lowest: Level = 5
+    for k in np.flatnonzero(levels < 5).tolist():
+        level: Level = 3 if levels[k] == 3 else 1
+        findings.append(finding_for(check, spec, m.row(k), level, criterion))
+        lowest = min(lowest, level)  # type: ignore[assignment]
+    return lowest
+
+
 def judge_sample(generated: GeneratedSample, rubric: Rubric, context: Any) -> RubricReport:
     """Every check of the rubric on one sample -> levels, score, findings and route: the
     per-sample checks, then the batch checks and the verdict."""
@@ -192,7 +256,7 @@ def judge_dataset(tally: DatasetTally, rubric: Rubric, context: Any) -> list[Fin
     findings: list[Finding] = []
     for spec in rubric.dataset:
         check = spec.definition
-        for m in run_check(check, subject, spec.with_defaults()):
+        for m in _rows(run_check(check, subject, spec.with_defaults())):
             threshold = spec.thresholds.get(m.measure)
             if threshold is None:
                 continue

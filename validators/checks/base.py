@@ -1,7 +1,9 @@
 """The check contract: what a check sees, what it returns, and the registry of checks by name.
 
 A check is a plain function `(item: CheckInput, params) -> Iterable[Measurement]`, registered
-with `@register(name, measures=...)`. It measures; it never decides a level. The rubric maps each
+with `@register(name, measures=...)`. It measures; it never decides a level. A check that
+measures every object of a sample may yield one `ObjectMeasurements` instead of a `Measurement`
+per object: the same rows as columns, each row's message made only when a finding needs it. The rubric maps each
 measurement to a level (5 gold, 3 acceptable, 1 needs re-annotation) with the thresholds its
 YAML gives, so thresholds live in configs/rubrics/, not in code. A check whose inputs are
 missing (no pixels, no generator foreground, no taxonomy) yields nothing: absence of evidence is
@@ -14,7 +16,7 @@ Checks are named `<criterion>_<what>`; the prefix is the criterion they judge.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
@@ -47,6 +49,55 @@ class Measurement:
     object_index: int | None = None
     span_index: int | None = None
     annotation_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ObjectMeasurements:
+    """Measurements of several objects of one sample at once: row k measures
+    `measures[which[k]]` of object `objects[k]` at `values[k]`, rows in the order a loop over the
+    objects would have yielded them. Most measurements are gold and never shown, so a row's
+    message is made (by `describe(k)`) only when a finding or `rows()` asks for it."""
+
+    measures: tuple[str, ...]
+    which: np.ndarray  # per row: index into `measures`
+    values: np.ndarray  # per row: float64
+    objects: np.ndarray  # per row: the object's index in the sample
+    annotation_ids: Sequence[int | None]  # per object of the sample (not per row)
+    describe: Callable[[int], str]
+
+    @classmethod
+    def of(
+        cls,
+        measure: str,
+        values: np.ndarray,
+        objects: np.ndarray,
+        annotation_ids: Sequence[int | None],
+        describe: Callable[[int], str],
+    ) -> ObjectMeasurements:
+        """Rows of one measure."""
+        which = np.zeros(len(values), dtype=np.int64)
+        values = np.asarray(values, dtype=np.float64)
+        return cls((measure,), which, values, objects, annotation_ids, describe)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def row(self, k: int) -> Measurement:
+        index = int(self.objects[k])
+        return Measurement(
+            self.measures[int(self.which[k])],
+            float(self.values[k]),
+            self.describe(k),
+            object_index=index,
+            annotation_id=self.annotation_ids[index],
+        )
+
+    def rows(self) -> list[Measurement]:
+        """Every row as a `Measurement`, messages included."""
+        return [self.row(k) for k in range(len(self))]
+
+
+Found = Measurement | ObjectMeasurements
 
 
 @dataclass
@@ -84,7 +135,7 @@ class CheckInput:
         return gray_of(np.asarray(self.pixels))
 
 
-CheckFn = Callable[[CheckInput, Mapping[str, Any]], Iterable[Measurement]]
+CheckFn = Callable[[CheckInput, Mapping[str, Any]], Iterable[Found]]
 
 
 @dataclass(frozen=True)
@@ -96,7 +147,7 @@ class CheckDef:
     scope: Scope
     measures: dict[str, Measure]
     defaults: dict[str, Any]
-    fn: Callable[..., Iterable[Measurement]]
+    fn: Callable[..., Iterable[Found]]
     doc: str
     # Set for an order-dependent batch check (it compares a sample with the earlier ones): what
     # it needs of the sample, computed anywhere (a worker) and put in its `cache` when it runs.
@@ -113,7 +164,7 @@ def register(
     defaults: Mapping[str, Any] | None = None,
     scope: Scope = "sample",
     prepare: Callable[[CheckInput], dict[str, Any]] | None = None,
-) -> Callable[[Callable[..., Iterable[Measurement]]], Callable[..., Iterable[Measurement]]]:
+) -> Callable[[Callable[..., Iterable[Found]]], Callable[..., Iterable[Found]]]:
     """Register a check under `<criterion>_<what>`; `defaults` lists every param it accepts.
 
     `prepare` marks a batch check, whose result depends on the samples judged before: it runs
@@ -123,7 +174,7 @@ def register(
     if criterion not in CRITERIA or "_" not in name:
         raise ValueError(f"check {name!r}: name it <criterion>_<what>, criterion in {CRITERIA}")
 
-    def decorate(fn: Callable[..., Iterable[Measurement]]) -> Callable[..., Iterable[Measurement]]:
+    def decorate(fn: Callable[..., Iterable[Found]]) -> Callable[..., Iterable[Found]]:
         if name in CHECKS:
             raise ValueError(f"check {name!r} is registered twice")
         CHECKS[name] = CheckDef(
@@ -143,10 +194,13 @@ def register(
 
 def run_check(
     check: CheckDef, subject: Any, params: Mapping[str, Any], *, objects: int = 0, spans: int = 0
-) -> list[Measurement]:
+) -> list[Found]:
     """Run a check and hold it to the contract; a broken measurement is a bug, not a finding."""
     found = list(check.fn(subject, params))
     for m in found:
+        if isinstance(m, ObjectMeasurements):
+            _check_columns(check, m, objects)
+            continue
         if m.measure not in check.measures:
             raise RuntimeError(f"check {check.name} measured undeclared {m.measure!r}")
         if not isinstance(m.value, int | float) or not math.isfinite(m.value):
@@ -156,3 +210,23 @@ def run_check(
         if m.span_index is not None and not 0 <= m.span_index < spans:
             raise RuntimeError(f"check {check.name}: span_index {m.span_index} out of range")
     return found
+
+
+def _check_columns(check: CheckDef, m: ObjectMeasurements, objects: int) -> None:
+    """The contract, column by column: the first broken row is named as `run_check` would."""
+    undeclared = [name for name in m.measures if name not in check.measures]
+    if undeclared:
+        raise RuntimeError(f"check {check.name} measured undeclared {undeclared[0]!r}")
+    rows = len(m.values)
+    lined_up = len(m.which) == len(m.objects) == rows
+    if not lined_up or (rows and (m.which.min() < 0 or m.which.max() >= len(m.measures))):
+        raise RuntimeError(f"check {check.name}: measurement columns do not line up")
+    if rows and not np.isfinite(m.values).all():
+        k = int(np.flatnonzero(~np.isfinite(m.values))[0])
+        raise RuntimeError(
+            f"check {check.name}: {m.measures[int(m.which[k])]} is not a finite number: "
+            f"{m.values[k]}"
+        )
+    if rows and (m.objects.min() < 0 or m.objects.max() >= objects):
+        k = int(np.flatnonzero((m.objects < 0) | (m.objects >= objects))[0])
+        raise RuntimeError(f"check {check.name}: object_index {m.objects[k]} out of range")

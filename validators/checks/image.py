@@ -4,6 +4,8 @@ Everything works on COCO boxes and compressed RLE masks through pycocotools (`to
 `iou`, `merge`), so no mask is decoded except to compare the union of labels with the
 generator's foreground. Crowd regions (`attributes["iscrowd"]`) are groups, not instances:
 they are left out of the instance checks (duplicates, size, occlusion) and reported as such.
+What every check needs of the objects (box edges, mask boxes and areas) is measured once per
+sample (checks/objects.py); checks that measure every object yield `ObjectMeasurements`.
 """
 
 from __future__ import annotations
@@ -15,62 +17,29 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from synthgate.masks import box_edges
-from synthgate.samples import ObjectLabel
-from synthgate.validators.checks.base import CheckInput, Measure, Measurement, register
+from synthgate.validators.checks.base import (
+    CheckInput,
+    Found,
+    Measure,
+    Measurement,
+    ObjectMeasurements,
+    register,
+)
+from synthgate.validators.checks.objects import ObjectTable, objects_of
 
 GRID_EPS = 1e-6  # float noise in box coordinates written by other tools
 
 
-def is_crowd(obj: ObjectLabel) -> bool:
-    return bool(obj.attributes.get("iscrowd", False))
-
-
-def annotation_id(obj: ObjectLabel) -> int | None:
-    value = obj.attributes.get("annotation_id")
-    return int(value) if isinstance(value, int) else None
-
-
-def _measure(item: CheckInput, index: int, measure: str, value: float, message: str) -> Measurement:
-    obj = item.sample.objects[index]
+def _measure(
+    table: ObjectTable, index: int, measure: str, value: float, message: str
+) -> Measurement:
     return Measurement(
-        measure, float(value), message, object_index=index, annotation_id=annotation_id(obj)
+        measure,
+        float(value),
+        message,
+        object_index=index,
+        annotation_id=table.annotation_ids[index],
     )
-
-
-def mask_problem(obj: ObjectLabel, item: CheckInput) -> str | None:
-    """Why an object's mask cannot be used (None when it can, or when there is none)."""
-    error = obj.attributes.get("segmentation_error")
-    if error:
-        return str(error)
-    mask = obj.mask
-    if mask is None:
-        return None
-    size = mask.get("size")
-    if not isinstance(size, list | tuple) or len(size) != 2 or "counts" not in mask:
-        return "mask is not a COCO RLE {size: [h, w], counts}"
-    expected = [item.sample.height, item.sample.width]
-    if None not in expected and [int(v) for v in size] != expected:
-        return f"mask size {list(size)} differs from the image size {expected}"
-    return None
-
-
-def mask_boxes(item: CheckInput) -> dict[int, tuple[float, float, float, float, float]]:
-    """Per object with a usable mask: (x0, y0, x1, y1, area) of its pixels, computed once."""
-    if "mask_boxes" not in item.cache:
-        indices = [
-            i
-            for i, obj in enumerate(item.sample.objects)
-            if obj.mask is not None and mask_problem(obj, item) is None
-        ]
-        rles = [item.sample.objects[i].mask for i in indices]
-        boxes = mask_utils.toBbox(rles) if rles else np.zeros((0, 4))
-        areas = mask_utils.area(rles) if rles else np.zeros(0)
-        item.cache["mask_boxes"] = {
-            i: (b[0], b[1], b[0] + b[2], b[1] + b[3], float(a))
-            for i, b, a in zip(indices, boxes, areas, strict=True)
-        }
-    return item.cache["mask_boxes"]
 
 
 def foreground_rle(item: CheckInput) -> dict[str, Any]:
@@ -95,7 +64,11 @@ def category_in_taxonomy(item: CheckInput, params: Mapping[str, Any]) -> Iterato
     for i, obj in enumerate(item.sample.objects):
         if obj.category not in taxonomy:
             yield _measure(
-                item, i, "category_unknown", 1, f"class {obj.category!r} not in taxonomy"
+                objects_of(item),
+                i,
+                "category_unknown",
+                1,
+                f"class {obj.category!r} not in taxonomy",
             )
 
 
@@ -105,55 +78,69 @@ def category_in_taxonomy(item: CheckInput, params: Mapping[str, Any]) -> Iterato
 )
 def bbox_valid(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measurement]:
     """Boxes are four finite numbers, with positive width and height, inside the image."""
+    table = objects_of(item)
     width, height = item.sample.width, item.sample.height
-    for i, obj in enumerate(item.sample.objects):
-        edges = box_edges(obj.bbox)
-        if edges is None or edges[2] <= edges[0] or edges[3] <= edges[1]:
-            yield _measure(item, i, "bbox_invalid", 1, f"box {obj.bbox} is not a positive box")
+    x0, y0, x1, y1 = table.edges.T
+    with np.errstate(invalid="ignore"):  # NaN rows: not a box
+        invalid = ~table.boxed | (x1 <= x0) | (y1 <= y0)
+        flagged = invalid.copy()
+        if width is not None and height is not None:
+            flagged |= np.maximum.reduce([-x0, -y0, x1 - width, y1 - height]) > 0
+    for i in np.flatnonzero(flagged).tolist():
+        box = table.boxes[i]
+        if invalid[i]:
+            yield _measure(table, i, "bbox_invalid", 1, f"box {box} is not a positive box")
             continue
-        if width is None or height is None:
-            continue
-        x0, y0, x1, y1 = edges
-        outside = max(-x0, -y0, x1 - width, y1 - height, 0.0)
-        if outside > 0:
-            yield _measure(
-                item,
-                i,
-                "bbox_outside_px",
-                outside,
-                f"box {obj.bbox} extends {outside:g} px outside the {width}x{height} image",
-            )
+        assert width is not None and height is not None
+        left, top, right, bottom = table.edges[i].tolist()
+        outside = max(-left, -top, right - width, bottom - height, 0.0)
+        yield _measure(
+            table,
+            i,
+            "bbox_outside_px",
+            outside,
+            f"box {box} extends {outside:g} px outside the {width}x{height} image",
+        )
 
 
 @register("clarity_min_size", measures=[Measure("min_side_px", "px", worse="lower")])
-def min_size(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measurement]:
+def min_size(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Found]:
     """The shorter side of each instance box, in px: tiny objects are hard to see and label."""
-    for i, obj in enumerate(item.sample.objects):
-        edges = box_edges(obj.bbox)
-        if edges is None or is_crowd(obj):
-            continue
-        side = max(min(edges[2] - edges[0], edges[3] - edges[1]), 0.0)
-        yield _measure(item, i, "min_side_px", side, f"box {obj.bbox}: shorter side {side:g} px")
+    table = objects_of(item)
+    chosen = np.flatnonzero(table.boxed & ~table.crowd)
+    if not len(chosen):
+        return
+    x0, y0, x1, y1 = table.edges[chosen].T
+    sides = np.maximum(np.minimum(x1 - x0, y1 - y0), 0.0)
+
+    def describe(k: int) -> str:
+        return f"box {table.boxes[chosen[k]]}: shorter side {float(sides[k]):g} px"
+
+    yield ObjectMeasurements.of("min_side_px", sides, chosen, table.annotation_ids, describe)
 
 
 @register("precision_box_tightness", measures=[Measure("box_tightness_px", "px")])
-def box_tightness(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measurement]:
+def box_tightness(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Found]:
     """How far the box reaches beyond its mask on its loosest side, in px."""
-    for i, (mx0, my0, mx1, my1, area) in mask_boxes(item).items():
-        obj = item.sample.objects[i]
-        edges = box_edges(obj.bbox)
-        if edges is None or area == 0:
-            continue
-        x0, y0, x1, y1 = edges
-        loose = max(mx0 - x0, my0 - y0, x1 - mx1, y1 - my1, 0.0)
-        yield _measure(
-            item,
-            i,
-            "box_tightness_px",
-            round(loose, 3),
-            f"box {_fmt(obj.bbox)} is {loose:.3g} px loose around its mask "
-            f"{_fmt([mx0, my0, mx1 - mx0, my1 - my0])}",
+    table = objects_of(item)
+    chosen = table.masked[table.boxed[table.masked] & (table.mask_areas[table.masked] != 0)]
+    if not len(chosen):
+        return
+    x0, y0, x1, y1 = table.edges[chosen].T
+    mx0, my0, mx1, my1 = table.mask_edges[chosen].T
+    loose = np.maximum.reduce([mx0 - x0, my0 - y0, x1 - mx1, y1 - my1, np.zeros(len(chosen))])
+
+    def describe(k: int) -> str:
+        i = chosen[k]
+        left, top, right, bottom = table.mask_edges[i]
+        return (
+            f"box {_fmt(table.boxes[i])} is {loose[k]:.3g} px loose around its mask "
+            f"{_fmt([left, top, right - left, bottom - top])}"
         )
+
+    # np.round, as round() of the numpy scalars the measures were before: same values.
+    values = np.round(loose, 3)
+    yield ObjectMeasurements.of("box_tightness_px", values, chosen, table.annotation_ids, describe)
 
 
 @register(
@@ -168,43 +155,53 @@ def box_tightness(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measu
 def mask_consistency(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measurement]:
     """Masks are readable, non-empty, inside their box and (synthetic) on the drawn object."""
     sample = item.sample
-    boxes = mask_boxes(item)
-    for i, obj in enumerate(sample.objects):
-        problem = mask_problem(obj, item)
+    table = objects_of(item)
+    masked = table.masked
+    # The box's pixel grid: every pixel the (float) box touches. Real files' polygons are
+    # rasterised to whole pixels, so a mask may fill a pixel the box only grazes.
+    with np.errstate(invalid="ignore"):
+        grid = (
+            np.floor(table.edges[masked, :2] + GRID_EPS),
+            np.ceil(table.edges[masked, 2:] - GRID_EPS),
+        )
+        mask_edges = table.mask_edges[masked]
+        out = np.maximum.reduce([
+            grid[0][:, 0] - mask_edges[:, 0], grid[0][:, 1] - mask_edges[:, 1],
+            mask_edges[:, 2] - grid[1][:, 0], mask_edges[:, 3] - grid[1][:, 1],
+        ]) if len(masked) else np.zeros(0)  # fmt: skip
+        empty = table.mask_areas[masked] == 0
+        outside = ~empty & table.boxed[masked] & (out > 0)
+    flagged = {i for i, problem in enumerate(table.mask_problems) if problem}
+    flagged.update(masked[empty | outside].tolist())
+    row_of = {i: k for k, i in enumerate(masked.tolist())}
+    for i in sorted(flagged):
+        problem = table.mask_problems[i]
         if problem:
-            yield _measure(item, i, "mask_unreadable", 1, f"segmentation unusable: {problem}")
+            yield _measure(table, i, "mask_unreadable", 1, f"segmentation unusable: {problem}")
             continue
-        if i not in boxes:
+        k = row_of[i]
+        if empty[k]:
+            yield _measure(table, i, "mask_empty", 1, "mask has no pixels")
             continue
-        mx0, my0, mx1, my1, area = boxes[i]
-        if area == 0:
-            yield _measure(item, i, "mask_empty", 1, "mask has no pixels")
-            continue
-        edges = box_edges(obj.bbox)
-        if edges is not None:
-            # The box's pixel grid: every pixel the (float) box touches. Real files' polygons are
-            # rasterised to whole pixels, so a mask may fill a pixel the box only grazes.
-            x0, y0 = math.floor(edges[0] + GRID_EPS), math.floor(edges[1] + GRID_EPS)
-            x1, y1 = math.ceil(edges[2] - GRID_EPS), math.ceil(edges[3] - GRID_EPS)
-            out = max(x0 - mx0, y0 - my0, mx1 - x1, my1 - y1, 0.0)
-            if out > 0:
-                yield _measure(
-                    item,
-                    i,
-                    "mask_outside_box_px",
-                    round(out, 3),
-                    f"mask reaches {out:.3g} px beyond its box {_fmt(obj.bbox)}",
-                )
-    if item.foreground is not None and boxes and _fits(item.foreground, sample):
+        value = round(out[k], 3)
+        yield _measure(
+            table,
+            i,
+            "mask_outside_box_px",
+            value,
+            f"mask reaches {out[k]:.3g} px beyond its box {_fmt(table.boxes[i])}",
+        )
+    if item.foreground is not None and len(masked) and _fits(item.foreground, sample):
         drawn = foreground_rle(item)
-        for i, (*_, area) in boxes.items():
+        for i in masked.tolist():
+            area = table.mask_areas[i]
             if area == 0:
                 continue
             on = mask_utils.merge([sample.objects[i].mask, drawn], intersect=True)
             stray = int(area - mask_utils.area(on))
             if stray:
                 yield _measure(
-                    item,
+                    table,
                     i,
                     "mask_outside_foreground_px",
                     stray,
@@ -230,7 +227,7 @@ def unlabelled_foreground(item: CheckInput, params: Mapping[str, Any]) -> Iterat
     else:
         drawn_rle = foreground_rle(item)
     count = int(mask_utils.area(drawn_rle))
-    rles = [sample.objects[i].mask for i in mask_boxes(item)]
+    rles = [sample.objects[i].mask for i in objects_of(item).masked.tolist()]
     if rles and count:
         labelled = mask_utils.merge(rles, intersect=False)
         count -= int(mask_utils.area(mask_utils.merge([drawn_rle, labelled], intersect=True)))
@@ -244,20 +241,23 @@ def unlabelled_foreground(item: CheckInput, params: Mapping[str, Any]) -> Iterat
     "correctness_duplicate_boxes",
     measures=[Measure("duplicate_iou", "IoU")],
 )
-def duplicate_boxes(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measurement]:
+def duplicate_boxes(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Found]:
     """Highest overlap of each instance with an earlier one of its class (mask IoU if both have
     masks, else box IoU): the same object labelled twice."""
     by_class: dict[str, list[int]] = {}
     objects = item.sample.objects
-    boxes = mask_boxes(item)
-    for i, obj in enumerate(objects):
-        if is_crowd(obj) or box_edges(obj.bbox) is None:
-            continue
-        by_class.setdefault(obj.category, []).append(i)
+    table = objects_of(item)
+    for i in np.flatnonzero(table.boxed & ~table.crowd).tolist():
+        by_class.setdefault(objects[i].category, []).append(i)
+    values: list[float] = []
+    unrounded: list[float] = []
+    rows: list[int] = []
+    others: list[tuple[int, bool]] = []  # per row: the earlier object it overlaps most, kind
     for members in by_class.values():
         if len(members) < 2:
             continue
-        with_masks = all(i in boxes and boxes[i][4] > 0 for i in members)
+        areas = table.mask_areas[members]
+        with_masks = bool((areas > 0).all())  # NaN (no usable mask) is not > 0
         if with_masks:
             rles = [objects[i].mask for i in members]
             iou = mask_utils.iou(rles, rles, [0] * len(members))
@@ -267,49 +267,59 @@ def duplicate_boxes(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Mea
         iou = np.asarray(iou, dtype=np.float64)
         for later in range(1, len(members)):
             best = int(np.argmax(iou[later, :later]))
-            value = float(iou[later, best])
-            kind = "mask" if with_masks else "box"
-            other = members[best]
-            other_id = annotation_id(objects[other])
-            ref = f"annotation {other_id}" if other_id is not None else f"object {other}"
-            yield _measure(
-                item,
-                members[later],
-                "duplicate_iou",
-                round(value, 4),
-                f"{kind} IoU {value:.2f} with {ref} of the same class",
-            )
+            unrounded.append(float(iou[later, best]))
+            values.append(round(unrounded[-1], 4))
+            rows.append(members[later])
+            others.append((members[best], with_masks))
+    if not rows:
+        return
+    measured = np.asarray(values)
+
+    def describe(k: int) -> str:
+        other, with_masks = others[k]
+        other_id = table.annotation_ids[other]
+        ref = f"annotation {other_id}" if other_id is not None else f"object {other}"
+        kind = "mask" if with_masks else "box"
+        return f"{kind} IoU {unrounded[k]:.2f} with {ref} of the same class"
+
+    yield ObjectMeasurements.of(
+        "duplicate_iou", measured, np.asarray(rows, dtype=np.int64), table.annotation_ids, describe
+    )
 
 
 @register(
     "clarity_visible_fraction",
     measures=[Measure("visible_fraction", "fraction", worse="lower")],
 )
-def visible_fraction(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measurement]:
+def visible_fraction(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Found]:
     """How much of each object is visible (occlusion): heavily hidden objects are ambiguous."""
-    for i, obj in enumerate(item.sample.objects):
-        if not is_crowd(obj):
-            yield _measure(
-                item,
-                i,
-                "visible_fraction",
-                obj.visible_fraction,
-                f"{obj.visible_fraction:.0%} of the object is visible",
-            )
+    table = objects_of(item)
+    chosen = np.flatnonzero(~table.crowd)
+    if not len(chosen):
+        return
+    objects = item.sample.objects
+    visible = np.array([objects[i].visible_fraction for i in chosen.tolist()], dtype=np.float64)
+
+    def describe(k: int) -> str:
+        return f"{objects[chosen[k]].visible_fraction:.0%} of the object is visible"
+
+    yield ObjectMeasurements.of("visible_fraction", visible, chosen, table.annotation_ids, describe)
 
 
 @register("clarity_crowd_regions", measures=[Measure("crowd_region", "object")])
 def crowd_regions(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measurement]:
     """Crowd regions label a group as one region: usable, but no instance is separable."""
-    for i, obj in enumerate(item.sample.objects):
-        if is_crowd(obj):
-            yield _measure(
-                item,
-                i,
-                "crowd_region",
-                1,
-                f"crowd region of {obj.category!r} ({obj.area:g} px): instances not separable",
-            )
+    table = objects_of(item)
+    objects = item.sample.objects
+    for i in np.flatnonzero(table.crowd).tolist():
+        obj = objects[i]
+        yield _measure(
+            table,
+            i,
+            "crowd_region",
+            1,
+            f"crowd region of {obj.category!r} ({obj.area:g} px): instances not separable",
+        )
 
 
 def _fmt(values: list[float]) -> str:
@@ -358,7 +368,7 @@ def layout_box_iou(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Meas
         value = obj.attributes.get("box_iou")
         if isinstance(value, int | float) and math.isfinite(value):
             yield _measure(
-                item,
+                objects_of(item),
                 index,
                 "requested_box_iou",
                 value,
