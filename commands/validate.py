@@ -9,7 +9,6 @@ import typer
 import synthgate
 from synthgate.commands import console, user_errors
 from synthgate.errors import InputError
-from synthgate.files import write_atomic
 
 
 def validate(
@@ -43,11 +42,17 @@ def validate(
     Example: synthgate validate annotations.json --images images/ --json report.json --fail-under 4
     """
     with user_errors():
-        result = synthgate.validate_file(path, images=images, rubric=rubric, reference=reference)
+        # The document is streamed to its file and no report is kept: any size, bounded memory.
+        result = synthgate.validate_file(
+            path,
+            images=images,
+            rubric=rubric,
+            reference=reference,
+            json=json_out,
+            keep_reports=False,
+        )
         if result.summary.samples == 0:
             raise InputError(f"{path}: holds no samples (no images or rows) to judge")
-        if json_out is not None:
-            write_atomic(json_out, result.to_json(), field="json")
     console.print(result.summary.table(), highlight=False, markup=False, soft_wrap=True)
     if json_out is not None:
         console.print(f"wrote {json_out}", highlight=False, markup=False)

@@ -1,5 +1,5 @@
-"""COCO files in and out: `read_coco`, `coco_to_samples`, `category_names`; `CocoStream` and
-`sample_to_coco_image` / `sample_to_coco_annotations` write them.
+"""COCO files in and out: `read_coco`, `coco_image_to_sample`, `category_names`; `CocoStream`
+and `sample_to_coco_image` / `sample_to_coco_annotations` write them.
 
 Real files are messy: polygons (several per object, some degenerate), uncompressed RLE for crowd
 regions, compressed RLE, missing or malformed fields. Everything here is converted through
@@ -8,15 +8,16 @@ what cannot be read is recorded on the object (`attributes["segmentation_error"]
 `bbox`) for the validators to report, never raised. Each object keeps its COCO `annotation_id`
 and `iscrowd` flag in `attributes`. Files this package wrote (`images[].synthgate`) get their
 sample ids, seeds and provenance back. `CocoStream` writes a COCO file entry by entry through
-part files, so a batch of any size is written without holding it in memory. The strict checks
-balancing and merging run first are in coco_checks.py.
+part files, so a batch of any size is written without holding it in memory. Files larger than
+memory are read as they stream (coco_reader.py) into columns that make the Samples
+(coco_annotations.py: `coco_to_samples`). The strict checks balancing and merging run first are
+in coco_checks.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -24,8 +25,8 @@ from pydantic import ValidationError
 
 from synthgate.errors import InputError
 from synthgate.files import dumps
-from synthgate.masks import finite_number, segmentation_to_rle
-from synthgate.samples import ObjectLabel, Provenance, Sample, SampleSpec
+from synthgate.masks import finite_number
+from synthgate.samples import ObjectLabel, Provenance, Sample
 
 COCO_LISTS = ("images", "annotations", "categories")
 
@@ -65,39 +66,6 @@ def coco_mapping(data: Any, *, source: str = "coco") -> dict[str, Any]:
     return data
 
 
-def _object(
-    annotation: dict[str, Any],
-    category_names: dict[Any, str],
-    height: int | None,
-    width: int | None,
-) -> ObjectLabel:
-    attributes: dict[str, Any] = {"iscrowd": bool(annotation.get("iscrowd", 0))}
-    if isinstance(annotation.get("id"), int):
-        attributes["annotation_id"] = annotation["id"]
-    bbox = annotation.get("bbox")
-    box = (
-        [float(v) for v in bbox] if isinstance(bbox, list) and all(map(finite_number, bbox)) else []
-    )
-    mask = None
-    segmentation = annotation.get("segmentation")
-    if segmentation not in (None, [], {}):
-        try:
-            mask = segmentation_to_rle(segmentation, height, width)
-        except (ValueError, TypeError, OverflowError) as error:
-            attributes["segmentation_error"] = str(error)
-    category_id = annotation.get("category_id")
-    visible: Any = mapping_of(annotation.get("synthgate")).get("visible_fraction", 1.0)
-    area: Any = annotation.get("area")
-    return ObjectLabel(
-        category=category_names.get(category_id, f"<category id {category_id}>"),
-        bbox=box,
-        mask=mask,
-        area=float(area) if finite_number(area) else 0.0,
-        visible_fraction=float(visible) if finite_number(visible) and 0 <= visible <= 1 else 1.0,
-        attributes=attributes,
-    )
-
-
 def mapping_of(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -109,68 +77,55 @@ def count_of(value: Any, default: int) -> int:
     )
 
 
-def _size(value: Any) -> int | None:
-    return int(value) if finite_number(value) and value > 0 else None
+def size_of(value: Any) -> int | None:
+    """An image side read from a file: a positive finite number as int, else None."""
+    try:
+        return int(value) if finite_number(value) and value > 0 else None
+    except OverflowError:  # an int too large for a float
+        return None
 
 
 def coco_image_to_sample(
     image: dict[str, Any],
-    annotations: list[dict[str, Any]],
-    category_names: dict[Any, str],
+    objects: list[ObjectLabel] | list[dict[str, Any]],
     *,
     source: str,
     position: int,
 ) -> Sample:
-    """One COCO image and its annotations -> a Sample (ids and provenance kept when present)."""
+    """One COCO image and its objects (labels, or their fields) -> a Sample, built and
+    validated in one go (ids and provenance kept when present)."""
     image_id = image.get("id")
-    height, width = _size(image.get("height")), _size(image.get("width"))
     mark = mapping_of(image.get("synthgate"))
     seed = count_of(mark.get("seed"), count_of(image_id, position))
-    spec = SampleSpec(
-        batch_id=str(mark.get("batch_id") or source),
-        index=count_of(mark.get("index"), position),
-        modality="image",
-        generator=str(mark.get("generator") or "coco"),
-        category=mark.get("category") if isinstance(mark.get("category"), str) else None,
-        params={"image_id": image_id, "file_name": image.get("file_name")},
-        seed=seed,
-    )
-    try:
-        provenance = Provenance.model_validate(mark["provenance"])
-    except (KeyError, ValidationError):
-        provenance = Provenance(generator=spec.generator, generator_version="", seed=seed)
-    file_name = image.get("file_name")
-    return Sample(
-        id=str(mark.get("sample_id") or f"coco-{image_id}"),
-        spec=spec,
-        uri=file_name if isinstance(file_name, str) else None,
-        width=width,
-        height=height,
-        objects=[_object(a, category_names, height, width) for a in annotations],
-        provenance=provenance,
-    )
-
-
-def coco_to_samples(coco: dict[str, Any], *, source: str = "coco") -> Iterator[Sample]:
-    """Every image of a COCO dict as a Sample, in file order (annotations grouped once)."""
-    category_names = {
-        c.get("id"): str(c.get("name"))
-        for c in coco.get("categories", [])
-        if isinstance(c, dict) and "name" in c
+    generator = str(mark.get("generator") or "coco")
+    provenance: Provenance | dict[str, Any] = {
+        "generator": generator,
+        "generator_version": "",
+        "seed": seed,
     }
-    by_image: dict[Any, list[dict[str, Any]]] = defaultdict(list)
-    for annotation in coco.get("annotations", []):
-        if isinstance(annotation, dict):
-            by_image[annotation.get("image_id")].append(annotation)
-    for position, image in enumerate(coco.get("images", [])):
-        if isinstance(image, dict):
-            yield coco_image_to_sample(
-                image,
-                by_image.get(image.get("id"), []),
-                category_names,
-                source=source,
-                position=position,
-            )
+    if "provenance" in mark:
+        with contextlib.suppress(ValidationError):  # else the provenance of a COCO image
+            provenance = Provenance.model_validate(mark["provenance"])
+    file_name = image.get("file_name")
+    return Sample.model_validate(
+        {
+            "id": str(mark.get("sample_id") or f"coco-{image_id}"),
+            "spec": {
+                "batch_id": str(mark.get("batch_id") or source),
+                "index": count_of(mark.get("index"), position),
+                "modality": "image",
+                "generator": generator,
+                "category": mark.get("category") if isinstance(mark.get("category"), str) else None,
+                "params": {"image_id": image_id, "file_name": file_name},
+                "seed": seed,
+            },
+            "uri": file_name if isinstance(file_name, str) else None,
+            "width": size_of(image.get("width")),
+            "height": size_of(image.get("height")),
+            "objects": objects,
+            "provenance": provenance,
+        }
+    )
 
 
 def category_names(coco: dict[str, Any]) -> list[str]:

@@ -5,6 +5,7 @@ rows (the form workers store), findings, their order and the worst values includ
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from synthgate.masks import encode_mask
 from synthgate.samples import GeneratedSample, ObjectLabel, Provenance, Sample, SampleSpec
 from synthgate.validators.checks.base import ObjectMeasurements
+from synthgate.validators.checks.objects import ROW_COLUMNS, ObjectTable
 from synthgate.validators.context import ValidationContext
 from synthgate.validators.measure import SampleMeasurements, finish_report, measure_sample
 from synthgate.validators.rubric import load_rubric
@@ -90,3 +92,8 @@ def test_columns_judge_as_their_rows(labels: list[ObjectLabel]) -> None:
     from_rows = finish_report(by_rows, RUBRIC, ValidationContext.for_taxonomy(["cat", "dog"]))
     assert direct.model_dump_json() == from_rows.model_dump_json()
     assert list(direct.measurements) == list(from_rows.measurements)
+
+
+def test_a_view_slices_every_column_of_the_table() -> None:
+    names = {f.name for f in fields(ObjectTable)}
+    assert names == {*ROW_COLUMNS, "problem_at", "problems", "other_id_at", "other_ids"}

@@ -12,7 +12,8 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from synthgate.errors import InputError
-from synthgate.formats.coco import coco_to_samples, read_coco
+from synthgate.formats.coco import read_coco
+from synthgate.formats.coco_annotations import coco_to_samples
 from synthgate.masks import decode_mask, segmentation_to_rle
 from synthgate.validators.checks.dataset import DatasetTally
 from synthgate.validators.context import ValidationContext

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from synthgate.samples import Finding, GeneratedSample, Level, RubricReport, Sample
+from synthgate.validators.checks import CHECKS
 from synthgate.validators.checks.base import (
     CheckDef,
     CheckInput,
@@ -116,54 +117,43 @@ def measure_sample(generated: GeneratedSample, rubric: Rubric, context: Any) -> 
     """Every per-sample check of the rubric on one sample, and what its batch checks need."""
     sample = generated.sample
     item = CheckInput.of(generated, context)
-    checks: list[str] = []
+    objects, spans = len(sample.objects), len(sample.spans)
     measured: list[list[Found] | None] = []
     prepared: dict[str, Any] = {}
-    for spec_of in rubric.criteria.values():
-        for spec in spec_of.checks:
-            check = spec.definition
-            checks.append(check.name)
-            if check.prepare is not None:
-                prepared.update(check.prepare(item))
-                measured.append(None)
-                continue
-            measured.append(
-                run_check(
-                    check,
-                    item,
-                    spec.with_defaults(),
-                    objects=len(sample.objects),
-                    spans=len(sample.spans),
-                )
-            )
-    return SampleMeasurements(sample, rubric.name, checks, measured, prepared)
+    for _, spec in rubric.steps:
+        check = CHECKS[spec.check]
+        if check.prepare is not None:
+            prepared.update(check.prepare(item))
+            measured.append(None)
+            continue
+        measured.append(run_check(check, item, spec.call_params, objects=objects, spans=spans))
+    return SampleMeasurements(sample, rubric.name, rubric.check_names, measured, prepared)
 
 
 def finish_report(measured: SampleMeasurements, rubric: Rubric, context: Any) -> RubricReport:
     """The batch checks on one measured sample (in sample order), then levels, score, route."""
     sample = measured.sample
-    specs = [(c, spec) for c, spec_of in rubric.criteria.items() for spec in spec_of.checks]
-    if measured.rubric != rubric.name or measured.checks != [s.check for _, s in specs]:
+    if measured.rubric != rubric.name or measured.checks != rubric.check_names:
         raise ValueError(
             f"sample {sample.id} was measured for rubric {measured.rubric} {measured.checks}, "
             f"not {rubric.name}; measure it again"
         )
     # The batch checks see what `prepare` kept, as they would have in one pass over the sample.
     item = CheckInput(sample=sample, context=context, cache=dict(measured.prepared))
-    levels: dict[str, Level] = {}
+    levels: dict[str, Level] = dict.fromkeys(rubric.criteria, 5)  # no checks: gold
     findings: list[Finding] = []
     worst: dict[str, float] = {}
-    for (criterion, spec), found in zip(specs, measured.measured, strict=True):
-        check = spec.definition
+    for (criterion, spec), found in zip(rubric.steps, measured.measured, strict=True):
+        check = CHECKS[spec.check]
         if found is None:
             found = run_check(
                 check,
                 item,
-                spec.with_defaults(),
+                spec.call_params,
                 objects=len(sample.objects),
                 spans=len(sample.spans),
             )
-        level = levels.get(criterion, 5)
+        level = levels[criterion]
         for m in found:
             if isinstance(m, ObjectMeasurements):
                 level = min(level, _judge_columns(check, spec, criterion, m, worst, findings))
@@ -180,13 +170,10 @@ def finish_report(measured: SampleMeasurements, rubric: Rubric, context: Any) ->
                 findings.append(finding_for(check, spec, m, level_found, criterion))
                 level = min(level, level_found)
         levels[criterion] = level
-    for criterion in rubric.criteria:  # a criterion without checks is gold
-        levels.setdefault(criterion, 5)
-    levels = {criterion: levels[criterion] for criterion in rubric.criteria}
-    weights = {name: c.weight for name, c in rubric.criteria.items()}
-    score = round(sum(weights[c] * levels[c] for c in levels) / sum(weights.values()), 3)
-    critical = [name for name, c in rubric.criteria.items() if c.severity == "critical"]
-    chosen, audit = route(score, levels, rubric.routing, critical=critical, seed=sample.spec.seed)
+    score = round(sum(rubric.weights[c] * levels[c] for c in levels) / rubric.total_weight, 3)
+    chosen, audit = route(
+        score, levels, rubric.routing, critical=rubric.critical, seed=sample.spec.seed
+    )
     return RubricReport(
         rubric=rubric.name,
         score=score,
@@ -206,41 +193,32 @@ def _judge_columns(
     worst: dict[str, float],
     findings: list[Finding],
 ) -> Level:
-    """Levels of a column of measurements, as the scalar path above would give them row by row:
-    the worst value per measure (the first extreme when higher is worse, the last when lower
-    is), findings in row order; returns the lowest level (5 when nothing is below gold)."""
-    values, which = m.values, m.which
-    levels = np.full(len(values), 5, dtype=np.int8)
-    present = [j for j in range(len(m.measures)) if len(m.measures) == 1 or (which == j).any()]
-    present.sort(key=lambda j: 0 if len(m.measures) == 1 else int(np.argmax(which == j)))
-    for j in present:  # measures in the order of their first row: `worst` keeps that order
-        name = m.measures[j]
-        rows = slice(None) if len(m.measures) == 1 else np.flatnonzero(which == j)
-        chosen = values[rows]
-        if not len(chosen):
-            continue
-        higher = check.measures[name].worse == "higher"
-        extreme = float(chosen.max() if higher else chosen.min())
-        previous = worst.get(name)
-        if previous is None or (extreme > previous if higher else extreme <= previous):
-            worst[name] = extreme
+    """Levels of a column of measurements, exactly as the scalar path above gives them row by
+    row (a sample has few objects: plain Python over the values beats numpy calls): the worst
+    value per measure, findings in row order; returns the lowest level (5: all gold)."""
+    values = m.values.tolist()
+    which = [0] * len(values) if m.which is None else m.which.tolist()
+    rules = []
+    for name in m.measures:
         threshold = spec.thresholds.get(name)
+        rules.append((name, check.measures[name].worse == "higher", threshold))
+    lowest: Level = 5
+    for k, (j, value) in enumerate(zip(which, values, strict=True)):
+        name, higher, threshold = rules[j]
+        previous = worst.get(name)
+        if previous is None or (value > previous) == higher:
+            worst[name] = value
         if threshold is None:
             continue
         if higher:
-            found = np.where(
-                chosen <= threshold.gold, 5, np.where(chosen <= threshold.acceptable, 3, 1)
+            level: Level = (
+                5 if value <= threshold.gold else 3 if value <= threshold.acceptable else 1
             )
         else:
-            found = np.where(
-                chosen >= threshold.gold, 5, np.where(chosen >= threshold.acceptable, 3, 1)
-            )
-        levels[rows] = found
-    lowest: Level = 5
-    for k in np.flatnonzero(levels < 5).tolist():
-        level: Level = 3 if levels[k] == 3 else 1
-        findings.append(finding_for(check, spec, m.row(k), level, criterion))
-        lowest = min(lowest, level)  # type: ignore[assignment]
+            level = 5 if value >= threshold.gold else 3 if value >= threshold.acceptable else 1
+        if level < 5:
+            findings.append(finding_for(check, spec, m.row(k), level, criterion))
+            lowest = min(lowest, level)
     return lowest
 
 

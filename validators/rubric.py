@@ -13,12 +13,14 @@ Everything a rubric file can get wrong is an `InputError` naming the file, the f
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
+from functools import cached_property
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from synthgate.config import PACKAGE_ROOT
 from synthgate.errors import InputError
 from synthgate.files import load_yaml
 from synthgate.samples import CRITERIA, Finding, Level
@@ -30,7 +32,7 @@ from synthgate.validators.checks.base import (
 )
 from synthgate.validators.routing import Routing
 
-RUBRICS_DIR = PACKAGE_ROOT / "configs" / "rubrics"
+RUBRICS_DIR = Path(__file__).resolve().parents[1] / "configs" / "rubrics"
 SEVERITY_WEIGHTS = {"critical": 3, "minor": 1}
 
 
@@ -74,6 +76,11 @@ class CheckSpec(_Strict):
     def with_defaults(self) -> dict[str, Any]:
         return {**self.definition.defaults, **self.params}
 
+    @cached_property
+    def call_params(self) -> Mapping[str, Any]:
+        """`with_defaults()`, made once and read-only: what the check is called with."""
+        return MappingProxyType(self.with_defaults())
+
 
 class Criterion(_Strict):
     severity: Literal["critical", "minor"]
@@ -114,6 +121,28 @@ class Rubric(_Strict):
 
     def all_checks(self) -> list[CheckSpec]:
         return [spec for c in self.criteria.values() for spec in c.checks] + list(self.dataset)
+
+    @cached_property
+    def steps(self) -> list[tuple[str, CheckSpec]]:
+        """(criterion, check) in judging order: criteria in CRITERIA order, their checks in
+        file order."""
+        return [(name, spec) for name, c in self.criteria.items() for spec in c.checks]
+
+    @cached_property
+    def check_names(self) -> list[str]:
+        return [spec.check for _, spec in self.steps]
+
+    @cached_property
+    def weights(self) -> dict[str, int]:
+        return {name: c.weight for name, c in self.criteria.items()}
+
+    @cached_property
+    def total_weight(self) -> int:
+        return sum(self.weights.values())
+
+    @cached_property
+    def critical(self) -> list[str]:
+        return [name for name, c in self.criteria.items() if c.severity == "critical"]
 
 
 def _check_errors(rubric: Rubric) -> list[str]:

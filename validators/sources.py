@@ -2,9 +2,12 @@
 
 `open_source(path, images=...)` picks the reader by suffix (.jsonl / .ndjson: text, else COCO),
 the default rubric (detection; ner or classification by what the rows hold) and the taxonomy
-(the COCO file's categories). Pixels are read only when an images folder is given, one image at a
-time; a missing or unreadable image becomes a finding (`extras["image_error"]`), not a crash.
-A JSONL row that is not a text sample is bad input (InputError naming the line).
+(the COCO file's categories). A COCO file is streamed (formats/coco_reader.py): each annotation
+goes into columns (formats/coco_annotations.py) and into the dataset checks' tally as it is
+parsed, so memory holds the columns, never the file's JSON. Pixels are read only when an images
+folder is given, one image at a time; a missing or unreadable image becomes a finding
+(`extras["image_error"]`), not a crash. A JSONL row that is not a text sample is bad input
+(InputError naming the line).
 """
 
 from __future__ import annotations
@@ -20,9 +23,13 @@ from PIL import Image
 from pydantic import ValidationError
 
 from synthgate.errors import InputError
-from synthgate.formats.coco import category_names, coco_mapping, coco_to_samples, read_coco
+from synthgate.formats.coco import category_names, coco_mapping
+from synthgate.formats.coco_annotations import AnnotationColumns
+from synthgate.formats.coco_reader import stream_coco
 from synthgate.formats.jsonl import iter_jsonl, text_row_to_sample
 from synthgate.samples import GeneratedSample
+from synthgate.validators.checks.dataset import DatasetTally
+from synthgate.validators.checks.objects import ObjectTable
 
 TEXT_SUFFIXES = {".jsonl", ".ndjson"}
 
@@ -34,9 +41,56 @@ class Source:
     kind: str  # "coco" | "jsonl"
     rubric: str  # default rubric name
     categories: list[str] | None
-    coco: dict[str, Any] | None
+    tally: DatasetTally | None  # COCO: what the dataset checks need of the whole file
     items: Iterator[tuple[dict[str, Any], GeneratedSample]]
     count: int | None = None
+
+
+class _CocoSink:
+    """Where a COCO file streams to: annotation columns, and the dataset tally, which counts
+    plain annotations (int64 ids, every field) in bulk and any other entry on its own, in
+    file order."""
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.columns = AnnotationColumns()
+        self.tally = DatasetTally()
+        self.tally.add("annotations", [])  # the file has its annotations list (else json reads it)
+        self._plain_from = 0  # the first row not tallied yet; rows from it on are plain
+
+    def head(self, members: dict[str, Any]) -> None:
+        if isinstance(members.get("images"), list):
+            self.columns.know_images(members["images"])
+
+    def add(self, entry: Any) -> None:
+        row = self.columns.rows
+        if self.columns.add(entry):
+            return
+        self._tally_plain(row)
+        self.tally.add("annotations", [entry])
+        self._plain_from = self.columns.rows
+
+    def _tally_plain(self, end: int) -> None:
+        if end > self._plain_from:
+            columns = self.columns
+            chosen = slice(self._plain_from, end)
+            self.tally.add_plain_annotations(
+                *(
+                    np.frombuffer(column, dtype=np.int64)[chosen]
+                    for column in (columns.ids, columns.image_ids, columns.category_ids)
+                )
+            )
+        self._plain_from = end
+
+    def finish(self, coco: dict[str, Any]) -> None:
+        """The file's other members are known: tally them and the last plain annotations, group
+        the annotations by image."""
+        self._tally_plain(self.columns.rows)
+        self.tally.add("images", coco["images"])
+        self.tally.add("categories", coco["categories"])
+        self.columns.finish(coco["images"], coco["categories"])
 
 
 def open_source(source: Path | dict[str, Any], *, images: Path | None = None) -> Source:
@@ -47,16 +101,21 @@ def open_source(source: Path | dict[str, Any], *, images: Path | None = None) ->
             value=images,
             problem="not a folder; pass the folder the file_names are in",
         )
+    sink = _CocoSink()
     if isinstance(source, dict):
         coco, name = coco_mapping(source), "coco"
+        sink.head(coco)
+        for entry in coco["annotations"]:
+            sink.add(entry)
     elif source.suffix.lower() in TEXT_SUFFIXES:
         if not source.is_file():
             raise InputError(f"{source}: file not found; pass a text JSONL file")
         return Source("jsonl", _text_rubric(source), None, None, _jsonl_items(source))
     else:
-        coco, name = read_coco(source), source.stem
-    items = _coco_items(coco, source=name, images=images)
-    return Source("coco", "detection", category_names(coco), coco, items, len(coco["images"]))
+        coco, name = stream_coco(source, sink), source.stem
+    sink.finish(coco)
+    items = _coco_items(sink.columns, coco, source=name, images=images)
+    return Source("coco", "detection", category_names(coco), sink.tally, items, len(coco["images"]))
 
 
 def _load_pixels(folder: Path, file_name: str | None) -> tuple[np.ndarray | None, str | None]:
@@ -73,10 +132,15 @@ def _load_pixels(folder: Path, file_name: str | None) -> tuple[np.ndarray | None
 
 
 def _coco_items(
-    coco: dict[str, Any], *, source: str, images: Path | None
+    columns: AnnotationColumns, coco: dict[str, Any], *, source: str, images: Path | None
 ) -> Iterator[tuple[dict[str, Any], GeneratedSample]]:
-    for sample in coco_to_samples(coco, source=source):
+    # Every annotation measured at once; each image's objects are a slice of the table (an
+    # image whose id another image of another size shares measures its own).
+    table = ObjectTable.of_columns(columns.object_columns())
+    for sample, group in columns.samples(source=source):
         extras: dict[str, Any] = {}
+        if group is not None and group.size is not None:
+            extras["object_table"] = table.view(group.start, group.stop)
         pixels = None
         if images is not None:
             pixels, error = _load_pixels(images, sample.uri)

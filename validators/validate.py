@@ -6,11 +6,14 @@
 - `validate(samples, *, rubric=None)`: reports of samples in memory (the public API's).
 - `validate_coco(coco, *, images=None, rubric="detection")` / `validate_file(path, ...)`: every
   sample of a COCO file or mapping (or a text JSONL file) -> a `ValidationResult`: reports,
-  a `ValidationSummary` and dataset findings; `write_json(result, out)` writes its document.
+  a `ValidationSummary` and dataset findings; `json=path` streams the `--json` document to a
+  file as samples are judged (report_file.py), `keep_reports=False` keeps only the summary, so a
+  file of any size is judged in bounded memory; `write_json(result, out)` writes a kept result.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -20,7 +23,6 @@ from typing import Any
 from synthgate.errors import InputError
 from synthgate.files import write_atomic
 from synthgate.samples import GeneratedSample, RubricReport, Sample
-from synthgate.validators.checks.dataset import DatasetTally
 from synthgate.validators.context import ValidationContext, image_files, reference_index
 from synthgate.validators.measure import (
     SampleMeasurements,
@@ -28,6 +30,7 @@ from synthgate.validators.measure import (
     judge_dataset,
     measure_sample,
 )
+from synthgate.validators.report_file import ReportFile
 from synthgate.validators.rubric import Rubric, load_rubric
 from synthgate.validators.sources import TEXT_SUFFIXES, open_source
 from synthgate.validators.summary import ValidationSummary
@@ -70,14 +73,28 @@ class Judge:
 class ValidationResult:
     """A judged file: every sample's report, by sample id (`reports`), and what they say
     together (`summary`: counts per route and level, mean score, findings by check, dataset
-    findings). `to_json()` is the document `synthgate validate --json` writes."""
+    findings). `to_json()` is the document `synthgate validate --json` writes. With
+    `keep_reports=False` only the summary is kept (`reports` is empty)."""
 
     rubric: Rubric
     summary: ValidationSummary
-    rows: list[dict[str, Any]]
     reports: dict[str, RubricReport]
+    judged: list[tuple[dict[str, Any], RubricReport]] = field(default_factory=list)
+    kept: bool = True
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """Each sample's row of the `--json` document, in file order."""
+        return [report_row(key, report) for key, report in self.judged]
 
     def to_json(self) -> str:
+        if not self.kept:
+            raise InputError(
+                field="keep_reports",
+                value=False,
+                problem="the reports were not kept, so there is no document to make",
+                fix="pass json=PATH to write it as the samples are judged",
+            )
         document = {
             "rubric": self.rubric.name,
             "summary": self.summary.as_dict(),
@@ -152,8 +169,13 @@ def validate_coco(
     rubric: str | Path | None = "detection",
     reference: Path | str | None = None,
     progress: Callable[[int, int | None], None] | None = None,
+    json: Path | str | None = None,
+    keep_reports: bool = True,
 ) -> ValidationResult:
     """Judge every image of a COCO file (real or synthetic) against a rubric.
+
+    The file is read as it streams: memory holds its annotations as columns (a few hundred
+    bytes each), not its JSON; with `keep_reports=False` it holds no report either.
 
     Args:
         coco: a COCO JSON path, or the COCO dict itself.
@@ -162,6 +184,9 @@ def validate_coco(
         rubric: a shipped rubric's name or a YAML path.
         reference: a folder of real images; samples that copy one are found.
         progress: called with (images judged, total) as it goes.
+        json: write the `--json` document here as the samples are judged (through a temporary
+            file and a rename; InputError and nothing written if there is no sample).
+        keep_reports: keep every report in the result (False: the summary only).
 
     Returns:
         A `ValidationResult`: `.reports` by sample id, `.summary` (`.mean_score`, routes,
@@ -180,7 +205,13 @@ def validate_coco(
             fix="pass a COCO JSON file, or use validate_file for texts",
         )
     return validate_file(
-        source, images=images, rubric=rubric, reference=reference, progress=progress
+        source,
+        images=images,
+        rubric=rubric,
+        reference=reference,
+        progress=progress,
+        json=json,
+        keep_reports=keep_reports,
     )
 
 
@@ -191,41 +222,52 @@ def validate_file(
     rubric: str | Path | None = None,
     reference: Path | str | None = None,
     progress: Callable[[int, int | None], None] | None = None,
+    json: Path | str | None = None,
+    keep_reports: bool = True,
 ) -> ValidationResult:
     """Judge every sample of a COCO JSON file or a text JSONL file (by its suffix) against a
-    rubric: detection for COCO; ner or classification, by what the rows hold, for JSONL."""
+    rubric: detection for COCO; ner or classification, by what the rows hold, for JSONL.
+    `json` and `keep_reports` as in `validate_coco`."""
     source_path = path if isinstance(path, dict) else Path(path)
-    source = open_source(source_path, images=Path(images) if images is not None else None)
-    chosen = load_rubric(rubric or source.rubric)
-    shown = "the COCO mapping" if isinstance(path, dict) else path
-    if chosen.modality == "image" and source.kind != "coco":
-        raise InputError(
-            field="rubric",
-            value=chosen.name,
-            problem=f"judges images; {shown} is a text JSONL file",
+    document = ReportFile(json) if json is not None else None
+    with document or contextlib.nullcontext():
+        source = open_source(source_path, images=Path(images) if images is not None else None)
+        chosen = load_rubric(rubric or source.rubric)
+        shown = "the COCO mapping" if isinstance(path, dict) else path
+        if chosen.modality == "image" and source.kind != "coco":
+            raise InputError(
+                field="rubric",
+                value=chosen.name,
+                problem=f"judges images; {shown} is a text JSONL file",
+            )
+        if chosen.modality == "text" and source.kind != "jsonl":
+            raise InputError(
+                field="rubric", value=chosen.name, problem=f"judges texts; {shown} is a COCO file"
+            )
+        context = ValidationContext.for_taxonomy(
+            source.categories,
+            reference=reference_index(image_files(Path(reference))) if reference else None,
         )
-    if chosen.modality == "text" and source.kind != "jsonl":
-        raise InputError(
-            field="rubric", value=chosen.name, problem=f"judges texts; {shown} is a COCO file"
-        )
-    context = ValidationContext.for_taxonomy(
-        source.categories,
-        reference=reference_index(image_files(Path(reference))) if reference else None,
-    )
-    summary = ValidationSummary(chosen)
-    if source.coco is not None:
-        summary.dataset = judge_dataset(DatasetTally.of(source.coco), chosen, context)
-    rows = []
-    reports: dict[str, RubricReport] = {}
-    judge = Judge(chosen, context)
-    for done, (key, generated) in enumerate(source.items, start=1):
-        report = judge(generated)
-        summary.add(str(key["id"]), report)
-        rows.append(report_row(key, report))
-        reports[str(key["id"])] = report
-        if progress is not None:
-            progress(done, source.count)
-    return ValidationResult(rubric=chosen, summary=summary, rows=rows, reports=reports)
+        summary = ValidationSummary(chosen)
+        if source.tally is not None:
+            summary.dataset = judge_dataset(source.tally, chosen, context)
+        result = ValidationResult(rubric=chosen, summary=summary, reports={}, kept=keep_reports)
+        judge = Judge(chosen, context)
+        for done, (key, generated) in enumerate(source.items, start=1):
+            report = judge(generated)
+            summary.add(str(key["id"]), report)
+            if document is not None:
+                document.add(report_row(key, report))
+            if keep_reports:
+                result.judged.append((key, report))
+                result.reports[str(key["id"])] = report
+            if progress is not None:
+                progress(done, source.count)
+        if document is not None:
+            if not summary.samples:
+                raise InputError(f"{shown}: holds no samples (no images or rows) to judge")
+            document.close(chosen.name, summary.as_dict())
+    return result
 
 
 def write_json(result: ValidationResult, out: Path) -> None:

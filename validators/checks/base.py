@@ -59,7 +59,7 @@ class ObjectMeasurements:
     message is made (by `describe(k)`) only when a finding or `rows()` asks for it."""
 
     measures: tuple[str, ...]
-    which: np.ndarray  # per row: index into `measures`
+    which: np.ndarray | None  # per row: index into `measures` (None: the one measure)
     values: np.ndarray  # per row: float64
     objects: np.ndarray  # per row: the object's index in the sample
     annotation_ids: Sequence[int | None]  # per object of the sample (not per row)
@@ -75,9 +75,11 @@ class ObjectMeasurements:
         describe: Callable[[int], str],
     ) -> ObjectMeasurements:
         """Rows of one measure."""
-        which = np.zeros(len(values), dtype=np.int64)
         values = np.asarray(values, dtype=np.float64)
-        return cls((measure,), which, values, objects, annotation_ids, describe)
+        return cls((measure,), None, values, objects, annotation_ids, describe)
+
+    def measure_of(self, k: int) -> str:
+        return self.measures[0 if self.which is None else int(self.which[k])]
 
     def __len__(self) -> int:
         return len(self.values)
@@ -85,7 +87,7 @@ class ObjectMeasurements:
     def row(self, k: int) -> Measurement:
         index = int(self.objects[k])
         return Measurement(
-            self.measures[int(self.which[k])],
+            self.measure_of(k),
             float(self.values[k]),
             self.describe(k),
             object_index=index,
@@ -218,15 +220,23 @@ def _check_columns(check: CheckDef, m: ObjectMeasurements, objects: int) -> None
     if undeclared:
         raise RuntimeError(f"check {check.name} measured undeclared {undeclared[0]!r}")
     rows = len(m.values)
-    lined_up = len(m.which) == len(m.objects) == rows
-    if not lined_up or (rows and (m.which.min() < 0 or m.which.max() >= len(m.measures))):
+    which = m.which
+    lined_up = len(m.objects) == rows and (
+        len(m.measures) == 1 if which is None else len(which) == rows
+    )
+    if not lined_up or (
+        which is not None and rows and (which.min() < 0 or which.max() >= len(m.measures))
+    ):
         raise RuntimeError(f"check {check.name}: measurement columns do not line up")
-    if rows and not np.isfinite(m.values).all():
-        k = int(np.flatnonzero(~np.isfinite(m.values))[0])
-        raise RuntimeError(
-            f"check {check.name}: {m.measures[int(m.which[k])]} is not a finite number: "
-            f"{m.values[k]}"
-        )
-    if rows and (m.objects.min() < 0 or m.objects.max() >= objects):
+    if not rows:
+        return
+    if not math.isfinite(m.values.sum()):  # a sum is finite only if every value is (or huge)
+        broken = np.flatnonzero(~np.isfinite(m.values))
+        if len(broken):
+            k = int(broken[0])
+            raise RuntimeError(
+                f"check {check.name}: {m.measure_of(k)} is not a finite number: {m.values[k]}"
+            )
+    if m.objects.min() < 0 or m.objects.max() >= objects:
         k = int(np.flatnonzero((m.objects < 0) | (m.objects >= objects))[0])
         raise RuntimeError(f"check {check.name}: object_index {m.objects[k]} out of range")

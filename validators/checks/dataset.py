@@ -74,6 +74,11 @@ class _Values:
             self.others[value] += 1
         self._sorted = None
 
+    def extend(self, values: np.ndarray) -> None:
+        """Many int64 values at once."""
+        self.ints.frombytes(np.ascontiguousarray(values, dtype=np.int64).tobytes())
+        self._sorted = None
+
     def repeated(self) -> list[Any]:
         """The values seen more than once."""
         values, counts = np.unique(np.frombuffer(self.ints, dtype=np.int64), return_counts=True)
@@ -123,6 +128,11 @@ class _References:
         else:
             self.others.append(triple)
 
+    def extend(self, ids: np.ndarray, image_ids: np.ndarray, category_ids: np.ndarray) -> None:
+        """Many all-int64 triples at once, as three columns."""
+        for column, values in zip(self.columns, (ids, image_ids, category_ids), strict=True):
+            column.frombytes(np.ascontiguousarray(values, dtype=np.int64).tobytes())
+
     def dangling(self, position: int, known: _Values) -> list[Any]:
         """Ids of the annotations whose value at `position` (1 image, 2 category) is unknown."""
         values = np.frombuffer(self.columns[position], dtype=np.int64)
@@ -142,7 +152,8 @@ class DatasetTally:
     )
     category_names: Counter[str] = field(default_factory=Counter)
     names_by_id: dict[Any, Any] = field(default_factory=dict)
-    index_error: str | None = None  # why pycocotools could not index the file, the first reason
+    # Why pycocotools could not index the file: the first reason of each section.
+    index_errors: dict[str, str] = field(default_factory=dict)
     references: _References = field(default_factory=_References)
     quota_classes: Counter[str] = field(default_factory=Counter)  # images[].synthgate.category
     annotation_classes: Counter[Any] = field(default_factory=Counter)  # by category id
@@ -157,6 +168,13 @@ class DatasetTally:
                 tally.add(key, value)
         return tally
 
+    @property
+    def index_error(self) -> str | None:
+        """Why pycocotools could not index the file: the first reason, sections in file order
+        as pycocotools reads them (images, annotations, categories), whatever order they were
+        tallied in."""
+        return next((self.index_errors[key] for key in SECTIONS if key in self.index_errors), None)
+
     def add(self, key: str, entries: Iterable[Any]) -> None:
         """Tally entries of one section (`images`, `annotations` or `categories`)."""
         section = self.sections[key]
@@ -165,16 +183,16 @@ class DatasetTally:
         for entry in entries:
             section.count += 1
             if not isinstance(entry, dict):
-                self._index_failed(f"TypeError {type(entry).__name__} entry in {key}")
+                self._index_failed(key, f"TypeError {type(entry).__name__} entry in {key}")
                 self._broken(section, f"#{section.count - 1}")
                 continue
             if any(name not in entry for name in required):
                 self._broken(section, entry.get("id", f"#{section.count - 1}"))
             for name in INDEXED[key]:
                 if name not in entry:
-                    self._index_failed(f"KeyError {name!r}")
+                    self._index_failed(key, f"KeyError {name!r}")
                 elif not _hashable(entry[name]):
-                    self._index_failed(f"TypeError unhashable {key} {name}")
+                    self._index_failed(key, f"TypeError unhashable {key} {name}")
             if "id" in entry and _hashable(entry["id"]):
                 section.ids.add(entry["id"])
             getattr(self, f"_{key}")(entry)
@@ -184,9 +202,23 @@ class DatasetTally:
         if len(section.broken) < EXAMPLES:
             section.broken.append(name)
 
-    def _index_failed(self, reason: str) -> None:
-        if self.index_error is None:
-            self.index_error = reason
+    def _index_failed(self, key: str, reason: str) -> None:
+        self.index_errors.setdefault(key, reason)
+
+    def add_plain_annotations(
+        self, ids: np.ndarray, image_ids: np.ndarray, category_ids: np.ndarray
+    ) -> None:
+        """Tally annotations in bulk, given as int64 columns: entries that are objects with
+        every required field whose id, image_id and category_id are int64 values (what `add`
+        would find of each, without looking at them one by one)."""
+        section = self.sections["annotations"]
+        section.present = True
+        section.count += len(ids)
+        section.ids.extend(ids)
+        self.references.extend(ids, image_ids, category_ids)
+        values, counts = np.unique(category_ids, return_counts=True)
+        for value, count in zip(values.tolist(), counts.tolist(), strict=True):
+            self.annotation_classes[value] += count
 
     def _images(self, image: dict[str, Any]) -> None:
         mark = image.get("synthgate")

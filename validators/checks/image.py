@@ -25,9 +25,7 @@ from synthgate.validators.checks.base import (
     ObjectMeasurements,
     register,
 )
-from synthgate.validators.checks.objects import ObjectTable, objects_of
-
-GRID_EPS = 1e-6  # float noise in box coordinates written by other tools
+from synthgate.validators.checks.objects import ObjectTable, objects_of, round3
 
 
 def _measure(
@@ -79,21 +77,18 @@ def category_in_taxonomy(item: CheckInput, params: Mapping[str, Any]) -> Iterato
 def bbox_valid(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measurement]:
     """Boxes are four finite numbers, with positive width and height, inside the image."""
     table = objects_of(item)
+    if not table.box_flagged.any():
+        return
     width, height = item.sample.width, item.sample.height
-    x0, y0, x1, y1 = table.edges.T
-    with np.errstate(invalid="ignore"):  # NaN rows: not a box
-        invalid = ~table.boxed | (x1 <= x0) | (y1 <= y0)
-        flagged = invalid.copy()
-        if width is not None and height is not None:
-            flagged |= np.maximum.reduce([-x0, -y0, x1 - width, y1 - height]) > 0
-    for i in np.flatnonzero(flagged).tolist():
-        box = table.boxes[i]
-        if invalid[i]:
+    objects = item.sample.objects
+    for i in np.flatnonzero(table.box_flagged).tolist():
+        x0, y0, x1, y1 = table.edges[i].tolist()
+        box = objects[i].bbox
+        if math.isnan(x0) or x1 <= x0 or y1 <= y0:
             yield _measure(table, i, "bbox_invalid", 1, f"box {box} is not a positive box")
             continue
         assert width is not None and height is not None
-        left, top, right, bottom = table.edges[i].tolist()
-        outside = max(-left, -top, right - width, bottom - height, 0.0)
+        outside = max(-x0, -y0, x1 - width, y1 - height, 0.0)
         yield _measure(
             table,
             i,
@@ -107,14 +102,14 @@ def bbox_valid(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measurem
 def min_size(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Found]:
     """The shorter side of each instance box, in px: tiny objects are hard to see and label."""
     table = objects_of(item)
-    chosen = np.flatnonzero(table.boxed & ~table.crowd)
+    chosen = np.flatnonzero(table.sized)
     if not len(chosen):
         return
-    x0, y0, x1, y1 = table.edges[chosen].T
-    sides = np.maximum(np.minimum(x1 - x0, y1 - y0), 0.0)
+    sides = table.sides[chosen]
+    objects = item.sample.objects
 
     def describe(k: int) -> str:
-        return f"box {table.boxes[chosen[k]]}: shorter side {float(sides[k]):g} px"
+        return f"box {objects[chosen[k]].bbox}: shorter side {float(sides[k]):g} px"
 
     yield ObjectMeasurements.of("min_side_px", sides, chosen, table.annotation_ids, describe)
 
@@ -123,23 +118,22 @@ def min_size(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Found]:
 def box_tightness(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Found]:
     """How far the box reaches beyond its mask on its loosest side, in px."""
     table = objects_of(item)
-    chosen = table.masked[table.boxed[table.masked] & (table.mask_areas[table.masked] != 0)]
+    chosen = np.flatnonzero(table.tightness)
     if not len(chosen):
         return
-    x0, y0, x1, y1 = table.edges[chosen].T
-    mx0, my0, mx1, my1 = table.mask_edges[chosen].T
-    loose = np.maximum.reduce([mx0 - x0, my0 - y0, x1 - mx1, y1 - my1, np.zeros(len(chosen))])
+    loose = table.loose[chosen]
+    objects = item.sample.objects
 
     def describe(k: int) -> str:
         i = chosen[k]
-        left, top, right, bottom = table.mask_edges[i]
+        left, top, right, bottom = table.mask_boxes[i]
         return (
-            f"box {_fmt(table.boxes[i])} is {loose[k]:.3g} px loose around its mask "
+            f"box {_fmt(objects[i].bbox)} is {loose[k]:.3g} px loose around its mask "
             f"{_fmt([left, top, right - left, bottom - top])}"
         )
 
-    # np.round, as round() of the numpy scalars the measures were before: same values.
-    values = np.round(loose, 3)
+    # Rounded by np.round, as round() of the numpy floats these values were: the same values.
+    values = table.loose_rounded[chosen]
     yield ObjectMeasurements.of("box_tightness_px", values, chosen, table.annotation_ids, describe)
 
 
@@ -156,41 +150,23 @@ def mask_consistency(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Me
     """Masks are readable, non-empty, inside their box and (synthetic) on the drawn object."""
     sample = item.sample
     table = objects_of(item)
+    if table.mask_flagged.any():
+        for i in np.flatnonzero(table.mask_flagged).tolist():
+            problem = table.mask_problem(i)
+            if problem:
+                yield _measure(table, i, "mask_unreadable", 1, f"segmentation unusable: {problem}")
+            elif table.mask_areas[i] == 0:
+                yield _measure(table, i, "mask_empty", 1, "mask has no pixels")
+            else:
+                out = table.mask_outside[i]
+                yield _measure(
+                    table,
+                    i,
+                    "mask_outside_box_px",
+                    float(round3(out)),
+                    f"mask reaches {out:.3g} px beyond its box {_fmt(sample.objects[i].bbox)}",
+                )
     masked = table.masked
-    # The box's pixel grid: every pixel the (float) box touches. Real files' polygons are
-    # rasterised to whole pixels, so a mask may fill a pixel the box only grazes.
-    with np.errstate(invalid="ignore"):
-        grid = (
-            np.floor(table.edges[masked, :2] + GRID_EPS),
-            np.ceil(table.edges[masked, 2:] - GRID_EPS),
-        )
-        mask_edges = table.mask_edges[masked]
-        out = np.maximum.reduce([
-            grid[0][:, 0] - mask_edges[:, 0], grid[0][:, 1] - mask_edges[:, 1],
-            mask_edges[:, 2] - grid[1][:, 0], mask_edges[:, 3] - grid[1][:, 1],
-        ]) if len(masked) else np.zeros(0)  # fmt: skip
-        empty = table.mask_areas[masked] == 0
-        outside = ~empty & table.boxed[masked] & (out > 0)
-    flagged = {i for i, problem in enumerate(table.mask_problems) if problem}
-    flagged.update(masked[empty | outside].tolist())
-    row_of = {i: k for k, i in enumerate(masked.tolist())}
-    for i in sorted(flagged):
-        problem = table.mask_problems[i]
-        if problem:
-            yield _measure(table, i, "mask_unreadable", 1, f"segmentation unusable: {problem}")
-            continue
-        k = row_of[i]
-        if empty[k]:
-            yield _measure(table, i, "mask_empty", 1, "mask has no pixels")
-            continue
-        value = round(out[k], 3)
-        yield _measure(
-            table,
-            i,
-            "mask_outside_box_px",
-            value,
-            f"mask reaches {out[k]:.3g} px beyond its box {_fmt(table.boxes[i])}",
-        )
     if item.foreground is not None and len(masked) and _fits(item.foreground, sample):
         drawn = foreground_rle(item)
         for i in masked.tolist():
@@ -244,47 +220,23 @@ def unlabelled_foreground(item: CheckInput, params: Mapping[str, Any]) -> Iterat
 def duplicate_boxes(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Found]:
     """Highest overlap of each instance with an earlier one of its class (mask IoU if both have
     masks, else box IoU): the same object labelled twice."""
-    by_class: dict[str, list[int]] = {}
-    objects = item.sample.objects
     table = objects_of(item)
-    for i in np.flatnonzero(table.boxed & ~table.crowd).tolist():
-        by_class.setdefault(objects[i].category, []).append(i)
-    values: list[float] = []
-    unrounded: list[float] = []
-    rows: list[int] = []
-    others: list[tuple[int, bool]] = []  # per row: the earlier object it overlaps most, kind
-    for members in by_class.values():
-        if len(members) < 2:
-            continue
-        areas = table.mask_areas[members]
-        with_masks = bool((areas > 0).all())  # NaN (no usable mask) is not > 0
-        if with_masks:
-            rles = [objects[i].mask for i in members]
-            iou = mask_utils.iou(rles, rles, [0] * len(members))
-        else:
-            bbs = [list(objects[i].bbox) for i in members]
-            iou = mask_utils.iou(bbs, bbs, [0] * len(members))
-        iou = np.asarray(iou, dtype=np.float64)
-        for later in range(1, len(members)):
-            best = int(np.argmax(iou[later, :later]))
-            unrounded.append(float(iou[later, best]))
-            values.append(round(unrounded[-1], 4))
-            rows.append(members[later])
-            others.append((members[best], with_masks))
-    if not rows:
+    chosen = np.flatnonzero(table.duplicate)
+    if not len(chosen):
         return
-    measured = np.asarray(values)
+    # Class by class (in order of first appearance), each in object order.
+    chosen = chosen[np.argsort(table.duplicate_rank[chosen], kind="stable")]
+    unrounded = table.duplicate_iou[chosen].tolist()
 
     def describe(k: int) -> str:
-        other, with_masks = others[k]
+        other = int(table.duplicate_of[chosen[k]])
         other_id = table.annotation_ids[other]
         ref = f"annotation {other_id}" if other_id is not None else f"object {other}"
-        kind = "mask" if with_masks else "box"
+        kind = "mask" if table.duplicate_by_mask[chosen[k]] else "box"
         return f"{kind} IoU {unrounded[k]:.2f} with {ref} of the same class"
 
-    yield ObjectMeasurements.of(
-        "duplicate_iou", measured, np.asarray(rows, dtype=np.int64), table.annotation_ids, describe
-    )
+    values = np.asarray([round(value, 4) for value in unrounded])
+    yield ObjectMeasurements.of("duplicate_iou", values, chosen, table.annotation_ids, describe)
 
 
 @register(
@@ -294,11 +246,11 @@ def duplicate_boxes(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Fou
 def visible_fraction(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Found]:
     """How much of each object is visible (occlusion): heavily hidden objects are ambiguous."""
     table = objects_of(item)
-    chosen = np.flatnonzero(~table.crowd)
+    chosen = np.flatnonzero(table.instances)
     if not len(chosen):
         return
     objects = item.sample.objects
-    visible = np.array([objects[i].visible_fraction for i in chosen.tolist()], dtype=np.float64)
+    visible = table.visible[chosen]
 
     def describe(k: int) -> str:
         return f"{objects[chosen[k]].visible_fraction:.0%} of the object is visible"
@@ -310,6 +262,8 @@ def visible_fraction(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Fo
 def crowd_regions(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measurement]:
     """Crowd regions label a group as one region: usable, but no instance is separable."""
     table = objects_of(item)
+    if not table.crowd.any():
+        return
     objects = item.sample.objects
     for i in np.flatnonzero(table.crowd).tolist():
         obj = objects[i]

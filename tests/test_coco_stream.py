@@ -1,0 +1,381 @@
+"""COCO files read as they stream (formats/coco_reader.py) into annotation columns
+(formats/coco_annotations.py): the same Samples, dataset tally and report bytes as reading the
+whole file and converting annotation by annotation, whatever the key order, formatting and mess.
+
+The reference is the conversion as it was before columns (kept here, verbatim): one Python
+object per annotation, every coordinate checked one by one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from synthgate.errors import InputError
+from synthgate.formats.coco import read_coco
+from synthgate.formats.coco_annotations import coco_to_samples
+from synthgate.formats.coco_reader import stream_coco
+from synthgate.masks import encode_mask, finite_number, segmentation_to_rle
+from synthgate.samples import ObjectLabel, Provenance, Sample, SampleSpec
+from synthgate.validators.checks.dataset import DatasetTally
+from synthgate.validators.context import ValidationContext
+from synthgate.validators.measure import judge_dataset
+from synthgate.validators.report_file import ReportFile
+from synthgate.validators.rubric import load_rubric
+from synthgate.validators.sources import _CocoSink
+from synthgate.validators.validate import validate_file
+
+# The reference: annotations -> Samples one object at a time (formats/coco.py before columns).
+
+
+def _mapping_of(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _count_of(value: Any, default: int) -> int:
+    return (
+        value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else default
+    )
+
+
+def _size(value: Any) -> int | None:
+    return int(value) if finite_number(value) and value > 0 else None
+
+
+def _object(
+    annotation: dict[str, Any], names: dict[Any, str], height: int | None, width: int | None
+) -> ObjectLabel:
+    attributes: dict[str, Any] = {"iscrowd": bool(annotation.get("iscrowd", 0))}
+    if isinstance(annotation.get("id"), int):
+        attributes["annotation_id"] = annotation["id"]
+    bbox = annotation.get("bbox")
+    box = (
+        [float(v) for v in bbox] if isinstance(bbox, list) and all(map(finite_number, bbox)) else []
+    )
+    mask = None
+    segmentation = annotation.get("segmentation")
+    if segmentation not in (None, [], {}):
+        try:
+            mask = segmentation_to_rle(segmentation, height, width)
+        except (ValueError, TypeError, OverflowError) as error:
+            attributes["segmentation_error"] = str(error)
+    category_id = annotation.get("category_id")
+    visible: Any = _mapping_of(annotation.get("synthgate")).get("visible_fraction", 1.0)
+    area: Any = annotation.get("area")
+    return ObjectLabel(
+        category=names.get(category_id, f"<category id {category_id}>"),
+        bbox=box,
+        mask=mask,
+        area=float(area) if finite_number(area) else 0.0,
+        visible_fraction=float(visible) if finite_number(visible) and 0 <= visible <= 1 else 1.0,
+        attributes=attributes,
+    )
+
+
+def reference_samples(coco: dict[str, Any], source: str = "coco") -> Iterator[Sample]:
+    names = {
+        c.get("id"): str(c.get("name"))
+        for c in coco.get("categories", [])
+        if isinstance(c, dict) and "name" in c
+    }
+    by_image: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for annotation in coco.get("annotations", []):
+        if isinstance(annotation, dict):
+            by_image[annotation.get("image_id")].append(annotation)
+    for position, image in enumerate(coco.get("images", [])):
+        if not isinstance(image, dict):
+            continue
+        image_id = image.get("id")
+        height, width = _size(image.get("height")), _size(image.get("width"))
+        mark = _mapping_of(image.get("synthgate"))
+        seed = _count_of(mark.get("seed"), _count_of(image_id, position))
+        spec = SampleSpec(
+            batch_id=str(mark.get("batch_id") or source),
+            index=_count_of(mark.get("index"), position),
+            modality="image",
+            generator=str(mark.get("generator") or "coco"),
+            category=mark.get("category") if isinstance(mark.get("category"), str) else None,
+            params={"image_id": image_id, "file_name": image.get("file_name")},
+            seed=seed,
+        )
+        try:
+            provenance = Provenance.model_validate(mark["provenance"])
+        except (KeyError, ValidationError):
+            provenance = Provenance(generator=spec.generator, generator_version="", seed=seed)
+        file_name = image.get("file_name")
+        yield Sample(
+            id=str(mark.get("sample_id") or f"coco-{image_id}"),
+            spec=spec,
+            uri=file_name if isinstance(file_name, str) else None,
+            width=width,
+            height=height,
+            objects=[_object(a, names, height, width) for a in by_image.get(image_id, [])],
+            provenance=provenance,
+        )
+
+
+# Messy COCO content: hashable ids of every kind, boxes and segmentations good and bad.
+
+
+def _rle(y: int, x: int, side: int, shape: tuple[int, int] = (24, 32)) -> dict[str, Any]:
+    mask = np.zeros(shape, dtype=bool)
+    mask[y : y + side, x : x + side] = True
+    return encode_mask(mask)
+
+
+number = st.one_of(
+    st.integers(-5, 40), st.floats(-5, 40, allow_nan=False).map(lambda v: round(v, 2))
+)
+ids = st.one_of(
+    st.integers(1, 3), st.integers(1, 3), st.sampled_from([1.0, 2.5, "3", None, True, -1, 2**63])
+)
+polygon = st.sampled_from([0, 2, 4, 5, 6, 6, 8, 12]).flatmap(
+    lambda n: st.lists(number, min_size=n, max_size=n)
+)
+polygons = st.lists(polygon, min_size=1, max_size=3)
+segmentation = st.one_of(
+    polygons,
+    polygons,
+    st.none(),
+    st.just([]),
+    st.just({}),
+    st.lists(st.lists(st.sampled_from([1, 2.5, True, "4", None]), min_size=6, max_size=8)),
+    st.builds(_rle, st.integers(0, 23), st.integers(0, 31), st.integers(0, 9)),
+    st.builds(_rle, st.integers(0, 5), st.integers(0, 5), st.integers(0, 3), st.just((8, 8))),
+    st.just({"size": [24, 32], "counts": [10, 20, 24 * 32 - 30]}),
+    st.just({"size": [24, 32], "counts": [10, 20]}),
+    st.just({"size": [24, 32], "counts": [True, 24 * 32 - 1]}),
+    st.just({"size": [24, 32], "counts": "!!garbage"}),
+    st.just({"size": [24], "counts": "abc"}),
+    st.sampled_from([5, "polygon", False]),
+)
+annotation = st.fixed_dictionaries(
+    {
+        "image_id": st.one_of(st.integers(1, 3), st.integers(1, 3), ids),
+        "segmentation": segmentation,
+    },
+    optional={
+        "id": ids,
+        "category_id": st.one_of(st.integers(0, 4), st.sampled_from(["1", 2.0, None])),
+        "bbox": st.one_of(
+            st.lists(number, min_size=4, max_size=4),
+            st.lists(number, min_size=0, max_size=6),
+            st.sampled_from(["box", None, [1, 2, True, 4], [1, 2, "3", 4]]),
+        ),
+        "area": st.one_of(number, st.sampled_from(["big", None, True])),
+        "iscrowd": st.sampled_from([0, 1, True, False, "1", None]),
+        "synthgate": st.one_of(
+            st.fixed_dictionaries({"visible_fraction": st.sampled_from([0.3, 2.0, "x", True])}),
+            st.just("mark"),
+        ),
+    },
+)
+image = st.fixed_dictionaries(
+    {
+        "id": st.one_of(st.integers(1, 3), ids),
+        "width": st.one_of(st.just(32), st.sampled_from([32.0, 0, "w", None, 16])),
+        "height": st.one_of(st.just(24), st.sampled_from([24.0, -1, None, 12])),
+    },
+    optional={
+        "file_name": st.sampled_from(["a.png", None, 'ü"b.png']),
+        "synthgate": st.sampled_from(
+            [
+                {"sample_id": "s", "seed": 3, "index": 2, "category": "cat", "generator": "g"},
+                {"provenance": {"generator": "g", "generator_version": "1", "seed": 1}},
+                {"provenance": {"bad": 1}, "seed": -2},
+            ]
+        ),
+    },
+)
+category = st.one_of(
+    st.fixed_dictionaries({"id": st.integers(0, 4), "name": st.sampled_from(["cat", "dog", 7])}),
+    st.just({"id": 9}),
+    st.just("category"),
+)
+
+
+@st.composite
+def coco_files(draw: Any) -> dict[str, Any]:
+    """A file whose annotations mostly name its images (most of them of a usable size), with
+    every kind of mess mixed in."""
+    images = draw(st.lists(image, min_size=1, max_size=5))
+    for n, entry in enumerate(images):
+        if draw(st.integers(0, 3)):  # most images: a plain id and a size
+            entry.update(id=n + 1, width=32, height=24)
+    if draw(st.booleans()):
+        images.insert(draw(st.integers(0, len(images))), "not an image")
+    annotations = draw(st.lists(annotation, max_size=12))
+    for entry in annotations:
+        if draw(st.integers(0, 3)):
+            entry["image_id"] = draw(st.integers(1, len(images)))
+    if draw(st.booleans()):
+        annotations.insert(draw(st.integers(0, len(annotations))), 3)
+    categories = draw(st.lists(category, max_size=4))
+    return {"images": images, "annotations": annotations, "categories": categories}
+
+
+def dumped(samples: Iterator[Sample]) -> list[str]:
+    return [sample.model_dump_json() for sample in samples]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(coco_files())
+def test_columns_make_the_samples_the_reference_makes(coco: dict[str, Any]) -> None:
+    assert dumped(coco_to_samples(coco)) == dumped(reference_samples(coco))
+
+
+class Collected:
+    """A sink that keeps what a stream hands over, and whether it had to start again."""
+
+    def __init__(self) -> None:
+        self.heads: list[dict[str, Any]] = []
+        self.entries: list[Any] = []
+        self.cleared = 0
+
+    def head(self, members: dict[str, Any]) -> None:
+        self.heads.append(members)
+
+    def add(self, entry: Any) -> None:
+        self.entries.append(entry)
+
+    def clear(self) -> None:
+        self.cleared += 1
+        self.heads, self.entries = [], []
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    coco_files(),
+    st.permutations(["images", "annotations", "categories", "info"]),
+    st.sampled_from([None, 1]),
+)
+def test_a_stream_reads_what_json_reads(
+    tmp_path_factory: pytest.TempPathFactory,
+    coco: dict[str, Any],
+    order: list[str],
+    indent: int | None,
+) -> None:
+    # A nested "annotations" key and keys hidden in strings must not fool the reader.
+    info = {"annotations": [1], "note": 'a "annotations": [ in text', "x\\": '}], "y": {'}
+    document = {key: info if key == "info" else coco[key] for key in order}
+    path = tmp_path_factory.mktemp("stream") / "coco.json"
+    path.write_text(json.dumps(document, indent=indent, ensure_ascii=False))
+    sink = Collected()
+    members = stream_coco(path, sink)
+    whole = read_coco(path)
+    # Valid JSON streams; yajl stops at ints beyond 64 bits, and json reads those.
+    assert sink.cleared == int("9223372036854775808" in path.read_text())
+    assert sink.entries == whole["annotations"]
+    assert {k: v for k, v in members.items() if k != "annotations"} == {
+        k: v for k, v in whole.items() if k != "annotations"
+    }
+    assert members["annotations"] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ('{"images": [], "annotations": [{"bbox": [NaN, 1, 2, 3]}]}', "NaN: json reads it"),
+        ('{"images": [], "annotations": [{"name": "\\ud800"}]}', "lone surrogate"),
+        ('{"annotations": [{"id": 1}], "images": [], "annotations": [{"id": 2}]}', "twice"),
+        ('{"images": [], "annotations": null}', "not an array"),
+        ('{"images": [{"id": 1}]}', "no annotations"),
+        ('{"images": [], "annotations": [{"id": 1e400}]}', "float overflow"),
+    ],
+)
+def test_what_yajl_reads_otherwise_goes_through_json(tmp_path: Path, text: str, why: str) -> None:
+    path = tmp_path / "odd.json"
+    path.write_text(text)
+    sink = Collected()
+    members = stream_coco(path, sink)
+    whole = read_coco(path)
+    assert sink.entries == whole["annotations"], why
+    assert len(sink.heads) == 1 and members["images"] == whole["images"]
+
+
+def test_broken_json_is_an_input_error_with_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text('{"images": [],\n "annotations": [{"id": 1},, {"id": 2}]}')
+    with pytest.raises(InputError, match=r"broken\.json: not valid JSON \(line 2, column"):
+        stream_coco(path, Collected())
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(coco_files())
+def test_streamed_tally_judges_as_the_whole_file(coco: dict[str, Any]) -> None:
+    rubric = load_rubric("detection")
+    sink = _CocoSink()
+    sink.head(coco)
+    for entry in coco["annotations"]:
+        sink.add(entry)
+    sink.finish(coco)
+    context = ValidationContext(quotas={"cat": 2})
+    assert judge_dataset(sink.tally, rubric, context) == judge_dataset(
+        DatasetTally.of(coco), rubric, context
+    )
+
+
+def test_report_file_writes_the_bytes_json_dumps_would(tmp_path: Path) -> None:
+    rows = [{"id": "ü", "score": 4.5, "findings": []}, {"id": 2, "levels": {"a": 5}}]
+    summary = {"samples": 2, "mean": math.pi}
+    out = tmp_path / "sub" / "report.json"
+    with ReportFile(out) as document:
+        for row in rows:
+            document.add(row)
+        document.close("detection", summary)
+    expected = {"rubric": "detection", "summary": summary, "samples": rows}
+    assert out.read_text(encoding="utf-8") == json.dumps(expected, ensure_ascii=False)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["report.json"]
+    with ReportFile(out) as empty:
+        empty.close("ner", {})
+    assert json.loads(out.read_text()) == {"rubric": "ner", "summary": {}, "samples": []}
+
+
+def test_report_file_leaves_nothing_half_written(tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    out.write_text("the earlier report")
+    with pytest.raises(RuntimeError), ReportFile(out) as document:
+        document.add({"id": 1})
+        raise RuntimeError("judging failed")
+    assert out.read_text() == "the earlier report"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+    with pytest.raises(InputError, match="is a folder"):
+        ReportFile(tmp_path)
+
+
+def test_validate_file_streams_its_document_and_keeps_no_report(tmp_path: Path) -> None:
+    coco = {
+        "images": [{"id": i, "file_name": f"{i}.png", "width": 32, "height": 24} for i in (1, 2)],
+        "annotations": [
+            {"id": 7, "image_id": 1, "category_id": 1, "bbox": [5, 5, 10, 10],
+             "segmentation": _rle(5, 5, 10)},
+            {"id": 8, "image_id": 2, "category_id": 1, "bbox": [0, 0, 20, 20],
+             "segmentation": _rle(5, 5, 10)},
+        ],
+        "categories": [{"id": 1, "name": "box"}],
+    }  # fmt: skip
+    path = tmp_path / "labels.json"
+    path.write_text(json.dumps(coco))
+    kept = validate_file(path)
+    out = tmp_path / "report.json"
+    streamed = validate_file(path, json=out, keep_reports=False)
+    assert out.read_text(encoding="utf-8") == kept.to_json()
+    assert streamed.reports == {} and streamed.summary.as_dict() == kept.summary.as_dict()
+    assert [r["id"] for r in kept.rows] == ["coco-1", "coco-2"]
+    with pytest.raises(InputError, match="keep_reports"):
+        streamed.to_json()
+    empty = tmp_path / "empty.json"
+    empty.write_text('{"images": [], "annotations": []}')
+    with pytest.raises(InputError, match="holds no samples"):
+        validate_file(empty, json=tmp_path / "none.json")
+    assert not (tmp_path / "none.json").exists()
