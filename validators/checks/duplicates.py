@@ -39,6 +39,9 @@ def _pairs(members: np.ndarray, sets: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return later, first + offset
 
 
+CHUNK_ROWS = 1 << 16  # rows measured together: bounds the pair arrays of a huge file
+
+
 def duplicates(
     *,
     classes: np.ndarray,
@@ -50,7 +53,46 @@ def duplicates(
     rle_of: Callable[[int], Any],
 ) -> Duplicates:
     """Duplicates among `candidates` (bool: instances with a box) of the same class (`classes`,
-    int codes) and the same image (`segments`: where each image's rows start, and the end)."""
+    int codes) and the same image (`segments`: where each image's rows start, and the end),
+    measured a chunk of whole images at a time."""
+    count = len(classes)
+    found = Duplicates(
+        iou=np.full(count, np.nan),
+        other=np.full(count, -1, dtype=np.int64),
+        with_masks=np.zeros(count, dtype=bool),
+        rank=np.zeros(count, dtype=np.int64),
+    )
+    first = 0
+    while first < len(segments) - 1:
+        last = max(
+            int(np.searchsorted(segments, segments[first] + CHUNK_ROWS, "right")) - 1, first + 1
+        )
+        rows = slice(segments[first], segments[last])
+        part = _duplicates(
+            classes=classes[rows],
+            candidates=candidates[rows],
+            boxes=boxes[rows],
+            mask_edges=mask_edges[rows],
+            mask_areas=mask_areas[rows],
+            segments=segments[first : last + 1] - segments[first],
+            rle_of=lambda row, offset=segments[first]: rle_of(offset + row),
+        )
+        for name in ("iou", "other", "with_masks", "rank"):
+            getattr(found, name)[rows] = getattr(part, name)
+        first = last
+    return found
+
+
+def _duplicates(
+    *,
+    classes: np.ndarray,
+    candidates: np.ndarray,
+    boxes: np.ndarray,
+    mask_edges: np.ndarray,
+    mask_areas: np.ndarray,
+    segments: np.ndarray,
+    rle_of: Callable[[int], Any],
+) -> Duplicates:
     count = len(classes)
     found = Duplicates(
         iou=np.full(count, np.nan),
