@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from pydantic import ValidationError
 
 from synthgate.errors import InputError
@@ -119,6 +118,8 @@ def open_source(source: Path | dict[str, Any], *, images: Path | None = None) ->
 
 
 def _load_pixels(folder: Path, file_name: str | None) -> tuple[np.ndarray | None, str | None]:
+    from PIL import Image  # only with --images: a label-only run never decodes an image
+
     if not file_name:
         return None, "image has no file_name"
     for candidate in (folder / file_name, folder / Path(file_name).name):
