@@ -100,11 +100,13 @@ def _duplicates(
         with_masks=np.zeros(count, dtype=bool),
         rank=np.zeros(count, dtype=np.int64),
     )
-    image = np.repeat(np.arange(len(segments) - 1), np.diff(segments))
-    start = segments[image]
     rows = np.flatnonzero(candidates)
     if len(rows) < 2:
         return found
+    if len(segments) == 2 and len(set(classes[rows].tolist())) == len(rows):
+        return found  # one image, no class twice (a generated sample, mostly): no pair at all
+    image = np.repeat(np.arange(len(segments) - 1), np.diff(segments))
+    start = segments[image]
     # Sets: (image, class) in the order of first appearance within each image.
     order = np.lexsort((rows, classes[rows], image[rows]))
     members = rows[order]
