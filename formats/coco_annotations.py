@@ -124,8 +124,8 @@ def _mask_rle(segmentation: Any) -> dict[str, Any]:
     return segmentation_to_rle(segmentation, None, None)
 
 
-def _rasterise(polygons: Any, size: Size) -> tuple[str, tuple[int, int]] | str:
-    """(counts, (h, w)) of the polygons' union in an image of `size`, or why not."""
+def _rasterise(polygons: Any, size: Size) -> tuple[str, list[int]] | str:
+    """(counts, [h, w]) of the polygons' union in an image of `size`, or why not."""
     height, width = size
     if height is None or width is None:
         return "polygons need the image's width and height"
@@ -136,7 +136,7 @@ def _rasterise(polygons: Any, size: Size) -> tuple[str, tuple[int, int]] | str:
     rles = mask_utils.frPyObjects(polygons, height, width)
     # The union of one polygon is itself: merge would decode and re-encode the same counts.
     rle = rles[0] if len(rles) == 1 else mask_utils.merge(rles)
-    return rle["counts"].decode("ascii"), (int(rle["size"][0]), int(rle["size"][1]))
+    return rle["counts"].decode("ascii"), [int(rle["size"][0]), int(rle["size"][1])]
 
 
 @dataclass
@@ -269,7 +269,18 @@ class AnnotationColumns:
             self.counts.append(None)
             self.mask_sizes.fromlist([0, 0])
         elif isinstance(segmentation, list):
-            self._polygons(row, _polygons(segmentation), image_id)
+            points = segmentation[0]
+            if (  # one polygon of floats, all finite (inf and NaN propagate through a sum): most
+                len(segmentation) == 1
+                and type(points) is list
+                and len(points) >= 6
+                and not len(points) % 2
+                and set(map(type, points)) == FLOAT
+                and (total := sum(points)) - total == 0
+            ):
+                self._polygons(row, segmentation, image_id)
+            else:
+                self._polygons(row, _polygons(segmentation), image_id)
         else:
             try:
                 rle = _mask_rle(segmentation)
@@ -281,19 +292,23 @@ class AnnotationColumns:
         return plain
 
     def _polygons(self, row: int, polygons: list[Any] | str, image_id: Any) -> None:
-        size = None if self._sizes is None else _hashable_get(self._sizes, image_id)
-        found: Any = None
-        if self._sizes is None or size == AMBIGUOUS:
+        sizes = self._sizes
+        size = None if sizes is None else _hashable_get(sizes, image_id)
+        if size is not None and size != AMBIGUOUS:
+            found = _rasterise(polygons, size)
+            if isinstance(found, str):
+                self.errors[row] = found
+            else:
+                self.counts.append(found[0])
+                self.mask_sizes.fromlist(found[1])
+                return
+        elif sizes is None or size == AMBIGUOUS:  # rasterised once the image's size is known
             self.waiting[row] = (
                 polygons if isinstance(polygons, str) else [np.array(p) for p in polygons]
             )
-        elif size is not None:  # else the annotation belongs to no image: no mask needed
-            found = _rasterise(polygons, size)
-        if isinstance(found, str):
-            self.errors[row] = found
-            found = None
-        self.counts.append(None if found is None else found[0])
-        self.mask_sizes.fromlist([0, 0] if found is None else list(found[1]))
+        # else the annotation belongs to no image: no Sample needs its mask
+        self.counts.append(None)
+        self.mask_sizes.fromlist([0, 0])
 
     def finish(self, images: list[Any], categories: list[Any]) -> None:
         """Group the rows by image, rasterise the polygons that waited for their image's size,

@@ -14,11 +14,16 @@ from hypothesis import strategies as st
 
 from synthgate.masks import encode_mask
 from synthgate.samples import GeneratedSample, ObjectLabel, Provenance, Sample, SampleSpec
-from synthgate.validators.checks.base import ObjectMeasurements
+from synthgate.validators.checks.base import CHECKS, ObjectMeasurements
 from synthgate.validators.checks.objects import ROW_COLUMNS, ObjectTable
 from synthgate.validators.context import ValidationContext
-from synthgate.validators.measure import SampleMeasurements, finish_report, measure_sample
-from synthgate.validators.rubric import load_rubric
+from synthgate.validators.measure import (
+    SampleMeasurements,
+    _judge_columns,
+    finish_report,
+    measure_sample,
+)
+from synthgate.validators.rubric import finding_for, load_rubric
 
 H, W = 24, 32
 RUBRIC = load_rubric("detection")
@@ -97,3 +102,40 @@ def test_columns_judge_as_their_rows(labels: list[ObjectLabel]) -> None:
 def test_a_view_slices_every_column_of_the_table() -> None:
     names = {f.name for f in fields(ObjectTable)}
     assert names == {*ROW_COLUMNS, "problem_at", "problems", "other_id_at", "other_ids"}
+
+
+def test_columns_of_several_measures_judge_as_their_rows() -> None:
+    """A check may mix measures in one column; worst values keep the order rows gave them."""
+    check = CHECKS["correctness_bbox_valid"]
+    spec = next(s for _, s in RUBRIC.steps if s.check == check.name)
+    columns = ObjectMeasurements(
+        measures=("bbox_invalid", "bbox_outside_px"),
+        which=np.array([1, 0, 1, 1]),
+        values=np.array([0.4, 1.0, 7.0, 2.0]),
+        objects=np.array([0, 1, 2, 3]),
+        annotation_ids=[None, 5, None, 6],
+        describe=lambda k: f"row {k}",
+    )
+    worst: dict[str, float] = {}
+    findings: list[Any] = []
+    level = _judge_columns(check, spec, "correctness", columns, worst, findings)
+    row_worst: dict[str, float] = {}
+    row_findings = []
+    for m in columns.rows():
+        measure = check.measures[m.measure]
+        previous = row_worst.get(m.measure)
+        if previous is None or (m.value > previous) == (measure.worse == "higher"):
+            row_worst[m.measure] = m.value
+        found = spec.thresholds[m.measure].level(m.value, measure.worse)
+        if found < 5:
+            row_findings.append(finding_for(check, spec, m, found, "correctness"))
+    assert (
+        list(worst.items())
+        == list(row_worst.items())
+        == [
+            ("bbox_outside_px", 7.0),
+            ("bbox_invalid", 1.0),
+        ]
+    )
+    assert findings == row_findings and level == 1
+    assert [f.object_index for f in findings] == [1, 2, 3]

@@ -125,8 +125,10 @@ def measure_sample(generated: GeneratedSample, rubric: Rubric, context: Any) -> 
         if check.prepare is not None:
             prepared.update(check.prepare(item))
             measured.append(None)
-            continue
-        measured.append(run_check(check, item, spec.call_params, objects=objects, spans=spans))
+        elif check.applies is not None and not check.applies(item):
+            measured.append([])  # its inputs are missing: it would measure nothing
+        else:
+            measured.append(run_check(check, item, spec.call_params, objects=objects, spans=spans))
     return SampleMeasurements(sample, rubric.name, rubric.check_names, measured, prepared)
 
 
@@ -198,28 +200,35 @@ def _judge_columns(
     value per measure, findings in row order; returns the lowest level (5: all gold)."""
     values = m.values.tolist()
     which = [0] * len(values) if m.which is None else m.which.tolist()
-    rules = []
-    for name in m.measures:
-        threshold = spec.thresholds.get(name)
-        rules.append((name, check.measures[name].worse == "higher", threshold))
-    lowest: Level = 5
-    for k, (j, value) in enumerate(zip(which, values, strict=True)):
-        name, higher, threshold = rules[j]
+    below: list[tuple[int, Level]] = []  # (row, level) of the rows below gold
+    # Measures in the order of their first row: `worst` keeps the order the rows gave it.
+    for j in [0] if m.which is None else sorted(set(which), key=which.index):
+        name = m.measures[j]
+        rows = range(len(values)) if m.which is None else [k for k, w in enumerate(which) if w == j]
+        if not rows:
+            continue
+        chosen = values if m.which is None else [values[k] for k in rows]
+        higher = check.measures[name].worse == "higher"
+        # Row by row, a later value replaces the worst so far when strictly higher (higher is
+        # worse) or not higher (lower is worse): the extreme, as max / min give it.
+        extreme = max(chosen) if higher else min(chosen)
         previous = worst.get(name)
-        if previous is None or (value > previous) == higher:
-            worst[name] = value
+        if previous is None or (extreme > previous) == higher:
+            worst[name] = extreme
+        threshold = spec.thresholds.get(name)
         if threshold is None:
             continue
-        if higher:
-            level: Level = (
-                5 if value <= threshold.gold else 3 if value <= threshold.acceptable else 1
-            )
-        else:
-            level = 5 if value >= threshold.gold else 3 if value >= threshold.acceptable else 1
-        if level < 5:
-            findings.append(finding_for(check, spec, m.row(k), level, criterion))
-            lowest = min(lowest, level)
-    return lowest
+        gold, acceptable = threshold.gold, threshold.acceptable
+        for k, value in zip(rows, chosen, strict=True):
+            if value > gold if higher else value < gold:
+                good = value <= acceptable if higher else value >= acceptable
+                below.append((k, 3 if good else 1))
+    if not below:
+        return 5
+    below.sort()
+    for k, level in below:
+        findings.append(finding_for(check, spec, m.row(k), level, criterion))
+    return min(level for _, level in below)
 
 
 def judge_sample(generated: GeneratedSample, rubric: Rubric, context: Any) -> RubricReport:

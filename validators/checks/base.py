@@ -154,6 +154,9 @@ class CheckDef:
     # Set for an order-dependent batch check (it compares a sample with the earlier ones): what
     # it needs of the sample, computed anywhere (a worker) and put in its `cache` when it runs.
     prepare: Callable[[CheckInput], dict[str, Any]] | None = None
+    # Whether the check can measure anything of a sample (its inputs are there: pixels, the
+    # generator's foreground); a check that cannot is not called. None: always called.
+    applies: Callable[[CheckInput], bool] | None = None
 
 
 CHECKS: dict[str, CheckDef] = {}
@@ -166,11 +169,14 @@ def register(
     defaults: Mapping[str, Any] | None = None,
     scope: Scope = "sample",
     prepare: Callable[[CheckInput], dict[str, Any]] | None = None,
+    applies: Callable[[CheckInput], bool] | None = None,
 ) -> Callable[[Callable[..., Iterable[Found]]], Callable[..., Iterable[Found]]]:
     """Register a check under `<criterion>_<what>`; `defaults` lists every param it accepts.
 
     `prepare` marks a batch check, whose result depends on the samples judged before: it runs
     per sample (validators/measure.py), the check itself in sample order, reading the cache.
+    `applies` says cheaply when the check would measure nothing (its inputs are missing), so
+    that it is not run at all: a label-only file never calls the pixel checks.
     """
     criterion = name.split("_", 1)[0]
     if criterion not in CRITERIA or "_" not in name:
@@ -188,6 +194,7 @@ def register(
             fn=fn,
             doc=(fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "",
             prepare=prepare,
+            applies=applies,
         )
         return fn
 

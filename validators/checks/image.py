@@ -188,6 +188,7 @@ def mask_consistency(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Me
 @register(
     "completeness_unlabelled_foreground",
     measures=[Measure("unlabelled_px", "px"), Measure("unlabelled_percent", "%")],
+    applies=lambda item: item.foreground is not None,
 )
 def unlabelled_foreground(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measurement]:
     """Pixels the generator drew as objects that no label covers (nor the ignore region)."""

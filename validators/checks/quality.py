@@ -36,10 +36,15 @@ def _fingerprint(item: CheckInput) -> tuple[np.uint64, np.ndarray] | None:
     return item.cache["fingerprint"]
 
 
+def _has_pixels(item: CheckInput) -> bool:
+    return item.pixels is not None
+
+
 @register(
     "correctness_image_valid",
     measures=[Measure("image_unreadable", "image"), Measure("image_blank", "image")],
     defaults={"black_level": 8},
+    applies=lambda item: item.pixels is not None or bool(item.extras.get("image_error")),
 )
 def image_valid(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measurement]:
     """The image can be read, has the declared size, holds finite values and is not blank
@@ -130,6 +135,7 @@ def _grey(item: CheckInput, pixels: np.ndarray) -> np.ndarray | None:
         Measure("clipped_percent", "%"),
     ],
     defaults={"edge_level": 8, "min_edge_px": 16, "dark_level": 4, "bright_level": 251},
+    applies=_has_pixels,
 )
 def image_quality(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measurement]:
     """Sharpness (variance of the Laplacian at edges, in the sharpest colour channel of the image
@@ -192,6 +198,7 @@ def near_duplicate(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Meas
     "correctness_reference_copy",
     measures=[Measure("reference_hash_bits", "bits", worse="lower")],
     defaults={"reference_images": None, "colour_tolerance": 24},
+    applies=_has_pixels,
 )
 def reference_copy(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measurement]:
     """Hamming distance to the closest image of the reference (real) dataset: a copy of a real
