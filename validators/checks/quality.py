@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import cv2
 import numpy as np
 from PIL import Image
 
@@ -109,6 +108,8 @@ def sharpness(pixels: np.ndarray, *, edge_level: float, min_edge_px: int) -> flo
     the shrink, mild blur (under a pixel's width at full size) no longer shows, and the rubric's
     thresholds are set for this scale (configs/rubrics/detection.yaml).
     """
+    import cv2  # only pixel checks use it: a label-only run does not load it (~20 ms)
+
     height, width = pixels.shape[:2]
     if min(height, width) >= 2 * SHRINK_MIN_SIDE:
         shrunk = cv2.resize(pixels, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
