@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -13,7 +14,8 @@ from PIL import Image
 from synthgate.generators.labels import PlacedObject, labels_from_masks
 from synthgate.masks import encode_mask
 from synthgate.samples import GeneratedSample, Provenance, RubricReport, Sample, SampleSpec
-from synthgate.validators.checks.base import CHECKS
+from synthgate.validators.checks.base import CHECKS, CheckInput
+from synthgate.validators.checks.quality import edge_laplacian_variance, sharpness
 from synthgate.validators.context import ValidationContext, image_files, reference_index
 from synthgate.validators.measure import judge_sample
 from synthgate.validators.rubric import load_rubric
@@ -307,3 +309,47 @@ def test_unreadable_image_is_a_finding_not_a_crash() -> None:
     report = judge(generated)
     assert report.levels["correctness"] == 1
     assert any("not found" in f.message for f in report.findings)
+
+
+def test_sharpness_counts_colour_only_edges_at_half_size() -> None:
+    """A crisp shape that differs from its background in hue only: its luminance is flat, so a
+    grey-only measure reads it as blurred; the sharpest colour channel does not. A soft version
+    of the same scene (blurred 4 px: the contrast is extreme) is not gold."""
+    pixels = np.zeros((H, W, 3), dtype=np.uint8)
+    pixels[...] = (0, 150, 0)  # green
+    pixels[16:48, 24:72] = (255, 0, 104)  # the green's luminance, another hue
+    luminance = pixels.astype(float) @ [0.299, 0.587, 0.114]
+    assert np.ptp(luminance) < 2  # a grey image would be flat
+    sharp = sharpness(pixels, edge_level=8, min_edge_px=16)
+    soft = cv2.GaussianBlur(pixels, (0, 0), 4)
+    blurred = sharpness(soft, edge_level=8, min_edge_px=16)
+    assert yaml_level("clarity_image_quality", "laplacian_variance", sharp) == 5
+    assert yaml_level("clarity_image_quality", "laplacian_variance", blurred) < 5
+    # Read at half size (pixel areas averaged), channel by channel.
+    half = cv2.resize(pixels, (W // 2, H // 2), interpolation=cv2.INTER_AREA)
+    assert sharp == max(
+        edge_laplacian_variance(half[..., c], edge_level=8, min_edge_px=16) for c in range(3)
+    )
+
+
+def test_checks_without_their_inputs_are_not_called() -> None:
+    """A label-only sample: the pixel and foreground checks declare they do not apply."""
+    generated = scene()
+    generated.pixels = generated.foreground = generated.ignore = None
+    item = CheckInput.of(generated, ValidationContext())
+    skipped = {
+        name
+        for name, check in CHECKS.items()
+        if check.applies is not None and not check.applies(item)
+    }
+    assert {
+        "clarity_image_quality",
+        "correctness_image_valid",
+        "correctness_reference_copy",
+        "completeness_unlabelled_foreground",
+    } <= skipped
+    for name in skipped:  # called anyway, they would measure nothing
+        assert list(CHECKS[name].fn(item, CHECKS[name].defaults)) == []
+    generated.extras["image_error"] = "x.png not found"
+    applies = CHECKS["correctness_image_valid"].applies
+    assert applies is not None and applies(CheckInput.of(generated, ValidationContext()))
