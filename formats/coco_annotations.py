@@ -278,9 +278,9 @@ class AnnotationColumns:
                 and set(map(type, points)) == FLOAT
                 and (total := sum(points)) - total == 0
             ):
-                self._polygons(row, segmentation, image_id)
+                self._keep_polygons(row, segmentation, image_id)
             else:
-                self._polygons(row, _polygons(segmentation), image_id)
+                self._keep_polygons(row, _polygons(segmentation), image_id)
         else:
             try:
                 rle = _mask_rle(segmentation)
@@ -291,7 +291,9 @@ class AnnotationColumns:
             self.mask_sizes.fromlist([0, 0] if rle is None else rle["size"])
         return plain
 
-    def _polygons(self, row: int, polygons: list[Any] | str, image_id: Any) -> None:
+    def _keep_polygons(self, row: int, polygons: list[Any] | str, image_id: Any) -> None:
+        """The row's mask from its checked polygons (or why they cannot be read): rasterised now
+        if its image's size is known, kept as coordinate arrays until it is."""
         sizes = self._sizes
         size = None if sizes is None else _hashable_get(sizes, image_id)
         if size is not None and size != AMBIGUOUS:

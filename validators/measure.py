@@ -9,9 +9,11 @@
   Cheap (hash comparisons), and it must run in sample order.
 
 `judge_sample` is `finish_report(measure_sample(...))`; `judge_dataset` runs a rubric's dataset
-checks on a `DatasetTally` (checks/dataset.py). `SampleMeasurements` goes to
-and from JSON (`as_json` / `from_json`) losslessly, so a report finished from stored measurements
-is the one `synthgate run` writes, byte for byte.
+checks on a `DatasetTally` (checks/dataset.py). A check may hand over a column of measurements
+(`ObjectMeasurements`, one row per object); it is levelled exactly as its rows one by one would
+be. `SampleMeasurements` goes to and from JSON (`as_json` / `from_json`, columns as their rows)
+losslessly, so a report finished from stored measurements is the one `synthgate run` writes,
+byte for byte.
 """
 
 from __future__ import annotations
