@@ -68,6 +68,11 @@ def duplicates(
             int(np.searchsorted(segments, segments[first] + CHUNK_ROWS, "right")) - 1, first + 1
         )
         rows = slice(segments[first], segments[last])
+        offset = int(segments[first])
+
+        def chunk_rle(row: int, offset: int = offset) -> Any:
+            return rle_of(offset + row)
+
         part = _duplicates(
             classes=classes[rows],
             candidates=candidates[rows],
@@ -75,7 +80,7 @@ def duplicates(
             mask_edges=mask_edges[rows],
             mask_areas=mask_areas[rows],
             segments=segments[first : last + 1] - segments[first],
-            rle_of=lambda row, offset=segments[first]: rle_of(offset + row),
+            rle_of=chunk_rle,
         )
         for name in ("iou", "other", "with_masks", "rank"):
             getattr(found, name)[rows] = getattr(part, name)
