@@ -41,7 +41,9 @@ from synthgate.samples import (
 
 PLACEMENT_TRIES = 8  # candidate places per size
 SHRINK_TRIES = 3  # sizes tried when every place covers an instance pasted before
-IMAGE_CACHE_SIZE = 16  # decoded real images kept per generator (sources repeat within a class)
+# Decoded real images kept per generator: the whole dataset when it fits (a balance of COCO
+# val's 5k images does), else the most recently used within this many bytes.
+IMAGE_CACHE_BYTES = 1 << 30
 
 
 def _least_overlap(
@@ -103,6 +105,7 @@ class CopyPasteGenerator:
         *,
         categories: list[str],
         dataset: dict[str, Any] | None = None,
+        cache_bytes: int = IMAGE_CACHE_BYTES,
     ) -> None:
         self.config = config
         if dataset is None:
@@ -130,7 +133,16 @@ class CopyPasteGenerator:
             )
         wanted = categories or sorted(self.sources)
         self.categories = [name for name in wanted if self.sources.get(name)]
-        self._cache: OrderedDict[Any, np.ndarray] = OrderedDict()
+        # Background choice reads these instead of filtering and sorting every background per
+        # sample: where each background stands, in image order and in order of fewest objects
+        # (a stable sort: ties keep image order).
+        self._background_at = {image_id: i for i, image_id in enumerate(self.backgrounds)}
+        self._fewest_first = sorted(self.backgrounds, key=lambda i: len(self.annotations_of[i]))
+        self._fewest_at = {image_id: i for i, image_id in enumerate(self._fewest_first)}
+        self.cache_bytes = cache_bytes
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cached_bytes = 0
+        self.decoded = 0  # images read from disk so far (the cache's misses)
         self.versions = {"numpy": np.__version__, "pillow": PIL.__version__}
 
     def quota_categories(self) -> list[str | None]:
@@ -141,25 +153,59 @@ class CopyPasteGenerator:
 
     def _pixels(self, image_id: Any) -> np.ndarray:
         """The RGB pixels of a real image, checked against the size its entry states."""
-        if image_id in self._cache:
-            self._cache.move_to_end(image_id)
-            return self._cache[image_id]
         entry = self.images[image_id]
         path = Path(self.config.images) / entry["file_name"]
-        try:
-            with Image.open(path) as image:
-                pixels = np.asarray(image.convert("RGB"))
-        except (OSError, PIL.UnidentifiedImageError) as error:
-            raise InputError(f"{path}: cannot read image {image_id!r} ({error})") from None
+        key = str(path)
+        pixels = self._cache.get(key)
+        if pixels is None:
+            pixels = self._read(path, image_id)
+            self._cache[key] = pixels
+            self._cached_bytes += pixels.nbytes
+            while self._cached_bytes > self.cache_bytes and len(self._cache) > 1:
+                self._cached_bytes -= self._cache.popitem(last=False)[1].nbytes
+        else:
+            self._cache.move_to_end(key)
         if pixels.shape[:2] != (entry["height"], entry["width"]):
             raise InputError(
                 f"{path}: image {image_id!r} is {pixels.shape[1]}x{pixels.shape[0]} but the COCO "
                 f"file says {entry['width']}x{entry['height']}; fix width/height"
             )
-        self._cache[image_id] = pixels
-        if len(self._cache) > IMAGE_CACHE_SIZE:
-            self._cache.popitem(last=False)
         return pixels
+
+    def _read(self, path: Path, image_id: Any) -> np.ndarray:
+        try:
+            with Image.open(path) as image:
+                pixels = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+        except (OSError, PIL.UnidentifiedImageError) as error:
+            raise InputError(f"{path}: cannot read image {image_id!r} ({error})") from None
+        self.decoded += 1
+        return pixels
+
+    def _background(self, rng: np.random.Generator, used: set[Any]) -> Any:
+        """A background image: not one the instances come from (unless every one is), drawn at
+        random, or from the quarter with the fewest objects (`fewest_objects`).
+
+        The same draw as picking from the list of candidates itself: the r-th candidate is the
+        r-th entry of the precomputed order once the used images before it are skipped.
+        """
+        fewest = self.config.background == "fewest_objects"
+        order, at = (
+            (self._fewest_first, self._fewest_at)
+            if fewest
+            else (self.backgrounds, self._background_at)
+        )
+        skipped = sorted(at[i] for i in used if i in at)
+        if len(skipped) == len(order):  # every background holds a picked instance
+            skipped = []
+        count = len(order) - len(skipped)
+        if fewest:
+            count = max(1, count // 4)
+        position = int(rng.integers(count))
+        for place in skipped:
+            if place > position:
+                break
+            position += 1
+        return order[position]
 
     def _generate_one(self, spec: SampleSpec) -> GeneratedSample:
         config = self.config
@@ -175,12 +221,7 @@ class CopyPasteGenerator:
         low, high = config.instances_per_image
         count = int(spec.params.get("instances", rng.integers(low, high + 1)))
         picks = [pool[int(rng.integers(len(pool)))] for _ in range(count)]
-        used = {a["image_id"] for a in picks}
-        candidates = [i for i in self.backgrounds if i not in used] or self.backgrounds
-        if config.background == "fewest_objects":
-            candidates = sorted(candidates, key=lambda i: len(self.annotations_of[i]))
-            candidates = candidates[: max(1, len(candidates) // 4)]
-        background_id = candidates[int(rng.integers(len(candidates)))]
+        background_id = self._background(rng, {a["image_id"] for a in picks})
         background = self.images[background_id]
         height, width = background["height"], background["width"]
         canvas = self._pixels(background_id).copy()
