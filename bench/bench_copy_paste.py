@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from synthgate.config import CopyPasteImageConfig
-from synthgate.generators.copy_paste import CopyPasteGenerator
+from synthgate.generators.copy_paste import IMAGE_CACHE_BYTES, CopyPasteGenerator
 from synthgate.samples import SampleSpec
 
 FLOOR = """
@@ -204,9 +204,9 @@ def main() -> None:
         config = CopyPasteImageConfig(count=1, coco=coco, images=folder / "images")
         largest = max(e["width"] * e["height"] * 3 for e in many["images"])
         for title, budget in (("sized to the dataset", None), ("16 images", 16 * largest)):
-            generator = CopyPasteGenerator(config, categories=[], dataset=many)
-            if budget is not None:
-                generator.cache_bytes = budget
+            generator = CopyPasteGenerator(
+                config, categories=[], dataset=many, cache_bytes=budget or IMAGE_CACHE_BYTES
+            )
             started = time.process_time()
             generator.generate(specs(generator, 291))
             cpu = time.process_time() - started

@@ -175,13 +175,42 @@ def test_background_choice_equals_the_listed_draw(
 
 
 def test_images_are_decoded_once_when_the_dataset_fits(dataset: tuple[Path, Path]) -> None:
-    roomy = _generator(dataset)
+    coco, images = dataset
+    config = CopyPasteImageConfig(count=1, coco=coco, images=images, background="random")
+    categories = ["square", "disc", "tri", "blob"]
     specs = [_spec(index, "square", instances=3) for index in range(30)]
+    roomy = CopyPasteGenerator(config, categories=categories)
     made = roomy.generate(specs)
     assert roomy.decoded <= 6  # each of the six images once
-    tight = _generator(dataset)
-    tight.cache_bytes = 64 * 64 * 3  # room for one image: most reads miss
+    tight = CopyPasteGenerator(config, categories=categories, cache_bytes=64 * 64 * 3)  # one image
     again = tight.generate(specs)
     assert tight.decoded > 2 * roomy.decoded
     for first, second in zip(made, again, strict=True):
         assert first.sample == second.sample and np.array_equal(first.pixels, second.pixels)
+
+
+def test_a_polygon_too_thin_to_rasterise_is_pasted_as_its_box_every_time(
+    dataset: tuple[Path, Path],
+) -> None:
+    """Its cut-out is its box, made once and reused; the cached mask itself stays empty."""
+    coco, images = dataset
+    data = json.loads(coco.read_text())
+    line = {
+        "id": 999,
+        "image_id": 101,
+        "category_id": 3,
+        "segmentation": [[10.0, 50.0, 40.0, 50.0, 25.0, 50.0]],  # three points on one line
+        "bbox": [10.0, 49.0, 30.0, 3.0],
+        "area": 90.0,
+        "iscrowd": 0,
+    }
+    data["annotations"] = [a for a in data["annotations"] if a["category_id"] != 3] + [line]
+    config = CopyPasteImageConfig(count=1, coco=coco, images=images, min_pasted_size=2)
+    generator = CopyPasteGenerator(config, categories=["tri"], dataset=data)
+    made = [generator.generate([_spec(index, "tri", instances=1)])[0] for index in (0, 0, 1)]
+    assert made[0].sample == made[1].sample and np.array_equal(made[0].pixels, made[1].pixels)
+    for generated in made:
+        [pasted] = [o for o in generated.sample.objects if o.attributes["pasted"]]
+        _x, _y, w, h = pasted.bbox
+        assert pasted.area == w * h  # the whole box
+    assert not generator._mask(line).any()
