@@ -10,7 +10,7 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import (
     BaseModel,
@@ -22,10 +22,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from synthgate.errors import InputError
 from synthgate.files import load_yaml
+
+if TYPE_CHECKING:
+    from synthgate.settings import Settings  # noqa: F401 (named lazily by __getattr__ below)
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 MAX_SEED = 2**63 - 1  # seeds are stored as signed 64-bit integers
@@ -299,18 +301,14 @@ class BatchConfig(StrictModel):
     text: TextConfig | None = None  # type: ignore[valid-type]
 
 
-class Settings(BaseSettings):
-    """Process settings, from the environment (`SYNTHGATE_DB_URL`, …) or CLI options."""
+def __getattr__(name: str) -> Any:
+    """`Settings` (settings.py) on first use: run, validate and balance never load
+    pydantic-settings and its cloud providers."""
+    if name == "Settings":
+        from synthgate.settings import Settings
 
-    model_config = SettingsConfigDict(env_prefix="SYNTHGATE_", extra="ignore")
-
-    broker_url: str = "redis://localhost:6379/0"
-    db_url: str | None = None
-    blob_url: str | None = None
-    runs_dir: Path = Path("runs")
-    # The API service: where posted configs may read data, and how many samples they may ask for.
-    data_root: Path | None = None
-    max_samples: int = Field(default=100_000, ge=1)
+        return Settings
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def resolve_path(value: Path, *, config_dir: Path | None) -> Path | None:

@@ -17,8 +17,9 @@ It needs no model, which makes it the default generator for balancing an image d
 from __future__ import annotations
 
 from collections import OrderedDict, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import PIL
@@ -41,7 +42,12 @@ from synthgate.samples import (
 
 PLACEMENT_TRIES = 8  # candidate places per size
 SHRINK_TRIES = 3  # sizes tried when every place covers an instance pasted before
-IMAGE_CACHE_SIZE = 16  # decoded real images kept per generator (sources repeat within a class)
+# Decoded real images kept per generator: the whole dataset when it fits (a balance of COCO
+# val's 5k images does), else the most recently used within this many bytes.
+IMAGE_CACHE_BYTES = 1 << 30
+# Instances are pasted again and again (a rare class has few), backgrounds come back: their
+# masks and cut-outs are kept too, within this many bytes.
+CUT_CACHE_BYTES = 256 << 20
 
 
 def _least_overlap(
@@ -85,6 +91,37 @@ def source_categories(dataset: dict[str, Any], *, min_source_area: int) -> set[s
     }
 
 
+class _Cache:
+    """Values by key; past `budget` bytes the least recently used go (the newest always stays)."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self._values: OrderedDict[Any, tuple[Any, int]] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, key: Any) -> Any:
+        found = self._values.get(key)
+        if found is None:
+            return None
+        self._values.move_to_end(key)
+        return found[0]
+
+    def put(self, key: Any, value: Any, size: int) -> None:
+        self._values[key] = (value, size)
+        self._bytes += size
+        while self._bytes > self.budget and len(self._values) > 1:
+            self._bytes -= self._values.popitem(last=False)[1][1]
+
+
+@dataclass(frozen=True)
+class _Cut:
+    """A source instance cut out of its image: its tight box, pixels and mask (as images)."""
+
+    box: tuple[int, int, int, int]
+    pixels: Image.Image
+    mask: Image.Image
+
+
 class CopyPasteGenerator:
     """Pastes real instances of the quota class into real backgrounds; labels by construction.
 
@@ -103,6 +140,7 @@ class CopyPasteGenerator:
         *,
         categories: list[str],
         dataset: dict[str, Any] | None = None,
+        cache_bytes: int = IMAGE_CACHE_BYTES,
     ) -> None:
         self.config = config
         if dataset is None:
@@ -130,7 +168,15 @@ class CopyPasteGenerator:
             )
         wanted = categories or sorted(self.sources)
         self.categories = [name for name in wanted if self.sources.get(name)]
-        self._cache: OrderedDict[Any, np.ndarray] = OrderedDict()
+        # Background choice reads these instead of filtering and sorting every background per
+        # sample: where each background stands, in image order and in order of fewest objects
+        # (a stable sort: ties keep image order).
+        self._background_at = {image_id: i for i, image_id in enumerate(self.backgrounds)}
+        self._fewest_first = sorted(self.backgrounds, key=lambda i: len(self.annotations_of[i]))
+        self._fewest_at = {image_id: i for i, image_id in enumerate(self._fewest_first)}
+        self._images = _Cache(cache_bytes)
+        self._cuts = _Cache(CUT_CACHE_BYTES)
+        self.decoded = 0  # images read from disk so far (the cache's misses)
         self.versions = {"numpy": np.__version__, "pillow": PIL.__version__}
 
     def quota_categories(self) -> list[str | None]:
@@ -141,25 +187,85 @@ class CopyPasteGenerator:
 
     def _pixels(self, image_id: Any) -> np.ndarray:
         """The RGB pixels of a real image, checked against the size its entry states."""
-        if image_id in self._cache:
-            self._cache.move_to_end(image_id)
-            return self._cache[image_id]
         entry = self.images[image_id]
         path = Path(self.config.images) / entry["file_name"]
-        try:
-            with Image.open(path) as image:
-                pixels = np.asarray(image.convert("RGB"))
-        except (OSError, PIL.UnidentifiedImageError) as error:
-            raise InputError(f"{path}: cannot read image {image_id!r} ({error})") from None
+        pixels = self._images.get(str(path))
+        if pixels is None:
+            pixels = self._read(path, image_id)
+            self._images.put(str(path), pixels, pixels.nbytes)
         if pixels.shape[:2] != (entry["height"], entry["width"]):
             raise InputError(
                 f"{path}: image {image_id!r} is {pixels.shape[1]}x{pixels.shape[0]} but the COCO "
                 f"file says {entry['width']}x{entry['height']}; fix width/height"
             )
-        self._cache[image_id] = pixels
-        if len(self._cache) > IMAGE_CACHE_SIZE:
-            self._cache.popitem(last=False)
         return pixels
+
+    def _read(self, path: Path, image_id: Any) -> np.ndarray:
+        try:
+            with Image.open(path) as image:
+                pixels = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+        except (OSError, PIL.UnidentifiedImageError) as error:
+            raise InputError(f"{path}: cannot read image {image_id!r} ({error})") from None
+        self.decoded += 1
+        return pixels
+
+    def _mask(self, annotation: dict[str, Any]) -> np.ndarray:
+        """An annotation's mask over its image (read-only: cached)."""
+        key = ("mask", annotation["id"])
+        mask = self._cuts.get(key)
+        if mask is None:
+            entry = self.images[annotation["image_id"]]
+            mask = annotation_mask(annotation, entry["height"], entry["width"])
+            mask.setflags(write=False)
+            self._cuts.put(key, mask, mask.nbytes)
+        return mask
+
+    def _cut(self, annotation: dict[str, Any]) -> _Cut:
+        """A source instance cut out by its mask, to its tight box (cached)."""
+        key = ("cut", annotation["id"])
+        cut = self._cuts.get(key)
+        if cut is not None:
+            return cast(_Cut, cut)
+        source = self.images[annotation["image_id"]]
+        mask = self._mask(annotation)
+        x, y, w, h = (int(v) for v in tight_bbox(mask))
+        if w == 0 or h == 0:  # a polygon too thin to cover a pixel: paste its box instead
+            bx, by, bw, bh = annotation["bbox"]
+            x, y = min(int(bx), source["width"] - 1), min(int(by), source["height"] - 1)
+            w, h = max(1, round(bw)), max(1, round(bh))
+            mask = mask.copy()
+            mask[y : y + h, x : x + w] = True
+            w, h = mask[y : y + h, x : x + w].shape[1], mask[y : y + h, x : x + w].shape[0]
+        crop = self._pixels(annotation["image_id"])[y : y + h, x : x + w]
+        cut = _Cut((x, y, w, h), Image.fromarray(crop), Image.fromarray(mask[y : y + h, x : x + w]))
+        self._cuts.put(key, cut, 4 * w * h)
+        return cut
+
+    def _background(self, rng: np.random.Generator, used: set[Any]) -> Any:
+        """A background image: not one the instances come from (unless every one is), drawn at
+        random, or from the quarter with the fewest objects (`fewest_objects`).
+
+        The same draw as picking from the list of candidates itself: the r-th candidate is the
+        r-th entry of the precomputed order once the used images before it are skipped.
+        """
+        fewest = self.config.background == "fewest_objects"
+        order, at = (
+            (self._fewest_first, self._fewest_at)
+            if fewest
+            else (self.backgrounds, self._background_at)
+        )
+        skipped = sorted(at[i] for i in used if i in at)
+        if len(skipped) == len(order):  # every background holds a picked instance
+            skipped = []
+        count = len(order) - len(skipped)
+        if fewest:
+            count = max(1, count // 4)
+        position = int(rng.integers(count))
+        for place in skipped:
+            if place > position:
+                break
+            position += 1
+        return order[position]
 
     def _generate_one(self, spec: SampleSpec) -> GeneratedSample:
         config = self.config
@@ -175,20 +281,17 @@ class CopyPasteGenerator:
         low, high = config.instances_per_image
         count = int(spec.params.get("instances", rng.integers(low, high + 1)))
         picks = [pool[int(rng.integers(len(pool)))] for _ in range(count)]
-        used = {a["image_id"] for a in picks}
-        candidates = [i for i in self.backgrounds if i not in used] or self.backgrounds
-        if config.background == "fewest_objects":
-            candidates = sorted(candidates, key=lambda i: len(self.annotations_of[i]))
-            candidates = candidates[: max(1, len(candidates) // 4)]
-        background_id = candidates[int(rng.integers(len(candidates)))]
+        background_id = self._background(rng, {a["image_id"] for a in picks})
         background = self.images[background_id]
         height, width = background["height"], background["width"]
         canvas = self._pixels(background_id).copy()
 
         placed: list[PlacedObject] = []
         pasted_params = []
+        taken = np.zeros((height, width), dtype=bool)  # what the instances pasted so far cover
         for annotation in picks:
-            obj, params = self._paste(rng, canvas, annotation, category, placed)
+            obj, params = self._paste(rng, canvas, annotation, category, taken)
+            taken |= obj.full_mask
             placed.append(obj)
             pasted_params.append(params)
         pasted = labels_from_masks(
@@ -238,35 +341,24 @@ class CopyPasteGenerator:
         canvas: np.ndarray,
         annotation: dict[str, Any],
         category: str,
-        placed: list[PlacedObject],
+        taken: np.ndarray,
     ) -> tuple[PlacedObject, dict[str, Any]]:
-        """Cut one instance by its mask, jitter its scale, paste it at a random place (in place)."""
-        source = self.images[annotation["image_id"]]
-        mask = annotation_mask(annotation, source["height"], source["width"])
-        x, y, w, h = (int(v) for v in tight_bbox(mask))
-        if w == 0 or h == 0:  # a polygon too thin to cover a pixel: paste its box instead
-            bx, by, bw, bh = annotation["bbox"]
-            x, y = min(int(bx), source["width"] - 1), min(int(by), source["height"] - 1)
-            w, h = max(1, round(bw)), max(1, round(bh))
-            mask[y : y + h, x : x + w] = True
-            w, h = mask[y : y + h, x : x + w].shape[1], mask[y : y + h, x : x + w].shape[0]
-        crop = self._pixels(annotation["image_id"])[y : y + h, x : x + w]
-        crop_mask = mask[y : y + h, x : x + w]
+        """Cut one instance by its mask, jitter its scale, paste it at a random place (in place);
+        `taken`: the pixels the instances pasted before it cover."""
+        cut = self._cut(annotation)
+        _x, _y, w, h = cut.box
         height, width = canvas.shape[:2]
         scale = float(rng.uniform(*self.config.scale_range))
         scale = max(scale, self.config.min_pasted_size / min(w, h))  # big enough to recognise
         scale = min(scale, width / w, height / h)  # never larger than the background
         flip = bool(rng.random() < self.config.flip_probability)
-        taken = np.zeros((height, width), dtype=bool)
-        for earlier in placed:
-            taken |= earlier.full_mask
         # Where the instance would cover others pasted before it (a large instance pasted
         # several times), it is shrunk and placed again, so a sample's own instances rarely
         # hide each other.
         for _ in range(SHRINK_TRIES):
             new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
-            patch = Image.fromarray(crop).resize((new_w, new_h), Image.Resampling.BILINEAR)
-            patch_mask = Image.fromarray(crop_mask).resize((new_w, new_h), Image.Resampling.NEAREST)
+            patch = cut.pixels.resize((new_w, new_h), Image.Resampling.BILINEAR)
+            patch_mask = cut.mask.resize((new_w, new_h), Image.Resampling.NEAREST)
             patch_pixels, patch_alpha = np.asarray(patch), np.asarray(patch_mask).astype(bool)
             if flip:
                 patch_pixels, patch_alpha = patch_pixels[:, ::-1], patch_alpha[:, ::-1]
@@ -306,7 +398,7 @@ class CopyPasteGenerator:
         dropped: list[Any] = []
         for annotation in self.annotations_of[image_id]:
             category = self.category_names[annotation["category_id"]]
-            full = annotation_mask(annotation, height, width)
+            full = self._mask(annotation)
             full_area = int(full.sum())
             attributes = {"source_annotation_id": annotation["id"], "pasted": False}
             if full_area == 0:  # rasterises to nothing: keep the real box as it was

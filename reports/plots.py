@@ -1,43 +1,80 @@
-"""The report's figures, as PNG files (matplotlib, Agg backend: no display needed).
+"""The report's figures, as PNG files (matplotlib's Agg canvas: no display, no pyplot).
 
 Each function takes plain data and a path, draws one figure and returns the path:
 `class_histogram` (instances per class before/after, log scale), `deficit_filled` (what each
 class lacked and how much was filled), `rubric_outcomes` (levels per criterion and routes),
-`example_grid` (accepted and rejected images with their boxes drawn) and `attribute_balance`
-(text: group sizes and label rates per attribute group, before/after).
+`example_grid` (accepted and rejected images with their boxes drawn, composed with Pillow) and
+`attribute_balance` (text: group sizes and label rates per attribute group, before/after).
+
+A figure is drawn once: its margins are set from the measured width of its labels, rather than
+by `bbox_inches="tight"`, which draws every figure twice; PNGs are written at zlib level 1.
+This module imports matplotlib, so only drawing a report loads it.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never a window (and no display on servers)
-import matplotlib.pyplot as plt
 import numpy as np
-from PIL import Image, ImageDraw
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+from matplotlib.textpath import TextToPath
+from PIL import Image, ImageDraw, ImageFont
 
 from synthgate.samples import CRITERIA
 
 BEFORE, AFTER = "#8c9bb0", "#2a7ab9"
 LEVEL_COLOURS = {5: "#3c9a5f", 3: "#e0a030", 1: "#c8453a"}
+DPI = 100
 
 
-def _save(figure: Any, path: Path) -> Path:
+def _figure(width: float, height: float) -> Figure:
+    figure = Figure(figsize=(width, height), dpi=DPI)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _text_width(labels: Iterable[str], size: float) -> float:
+    """Width in points of the widest of `labels` at font `size` (laid out, not drawn)."""
+    measure, font = TextToPath(), FontProperties(size=size)
+    return max(
+        (measure.get_text_width_height_descent(label, font, ismath=False)[0] for label in labels),
+        default=0.0,
+    )
+
+
+def _margins(figure: Figure, *, left: float, bottom: float, top: float, right: float = 10) -> None:
+    """Margins in points around the axes."""
+    width, height = figure.get_size_inches() * 72
+    figure.subplots_adjust(
+        left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height
+    )
+
+
+def _save(figure: Figure, path: Path, *, tight: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(figure)
+    options: dict[str, Any] = {"bbox_inches": "tight"} if tight else {}
+    figure.savefig(path, dpi=DPI, pil_kwargs={"compress_level": 1}, **options)
     return path
+
+
+def _class_bars(figure: Figure, names: list[str]) -> Any:
+    """The axes of a horizontal bar chart over class names, with room for the longest name."""
+    axis = figure.subplots()
+    _margins(figure, left=_text_width(names, 7) + 14, bottom=38, top=24)
+    return axis
 
 
 def class_histogram(classes: dict[str, dict[str, Any]], path: Path) -> Path:
     """Instances per class before and after, most frequent first, on a log scale."""
     names = sorted(classes, key=lambda n: (-classes[n]["before"], n))
     y = np.arange(len(names))
-    figure, axis = plt.subplots(figsize=(8, max(2.5, 0.22 * len(names) + 1)))
+    figure = _figure(8, max(2.5, 0.22 * len(names) + 1))
+    axis = _class_bars(figure, names)
     axis.barh(
         y - 0.2, [max(classes[n]["before"], 0.5) for n in names], 0.4, color=BEFORE, label="before"
     )
@@ -56,7 +93,8 @@ def class_histogram(classes: dict[str, dict[str, Any]], path: Path) -> Path:
 def deficit_filled(classes: dict[str, dict[str, Any]], path: Path) -> Path:
     """For every class that lacked instances: the deficit and how much of it was filled."""
     names = [n for n in classes if classes[n]["deficit"] > 0]
-    figure, axis = plt.subplots(figsize=(8, max(2.5, 0.22 * len(names) + 1)))
+    figure = _figure(8, max(2.5, 0.22 * len(names) + 1))
+    axis = _class_bars(figure, names)
     if not names:
         axis.text(0.5, 0.5, "no class was below its target", ha="center", va="center")
         axis.set_axis_off()
@@ -74,7 +112,9 @@ def deficit_filled(classes: dict[str, dict[str, Any]], path: Path) -> Path:
 
 def rubric_outcomes(reports: list[dict[str, Any] | None], statuses: list[str], path: Path) -> Path:
     """Levels per rubric criterion (stacked) and the routes samples took."""
-    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2), width_ratios=[3, 1.4])
+    figure = _figure(9, 3.2)
+    left, right = figure.subplots(1, 2, width_ratios=[3, 1.4])
+    _margins(figure, left=44, bottom=24, top=22)
     judged = [r for r in reports if r]
     criteria = sorted(
         {c for r in judged for c in r.get("levels", {})},
@@ -132,26 +172,41 @@ def _thumbnail(
 
 
 def example_grid(examples: list[dict[str, Any]], path: Path, *, columns: int = 4) -> Path:
-    """Example images with their boxes; each example: {path, boxes: [(bbox, label)], status, caption}."""
+    """Example images with their boxes; each example: {path, boxes: [(bbox, label)], status, caption}.
+
+    A grid of thumbnails composed with Pillow, each under its caption in its status colour.
+    """
+    cell, top = 300, 24  # a 256 px thumbnail and its caption in each cell
     rows = max(1, -(-len(examples) // columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3 * rows), squeeze=False)
-    for axis in axes.ravel():
-        axis.set_axis_off()
+    grid = Image.new("RGB", (cell * columns, cell * rows), "white")
+    draw = ImageDraw.Draw(grid)
+    font = ImageFont.load_default(size=13)
     if not examples:
-        axes[0][0].text(0.5, 0.5, "no synthetic image to show", ha="center", va="center")
-    for axis, example in zip(axes.ravel(), examples, strict=False):
+        draw.text(
+            (cell // 2, cell // 2),
+            "no synthetic image to show",
+            fill="black",
+            font=font,
+            anchor="mm",
+        )
+    for number, example in enumerate(examples):
+        x, y = cell * (number % columns), cell * (number // columns)
         colour = "#1f9d55" if example["status"] == "accepted" else "#d64545"
-        axis.imshow(_thumbnail(Path(example["path"]), example["boxes"], colour))
-        axis.set_title(f"{example['status']}: {example['caption']}"[:48], fontsize=8, color=colour)
-    return _save(figure, path)
+        thumbnail = _thumbnail(Path(example["path"]), example["boxes"], colour)
+        left = x + (cell - thumbnail.width) // 2
+        grid.paste(thumbnail, (left, y + top))
+        caption = f"{example['status']}: {example['caption']}"[:48]
+        draw.text((x + cell // 2, y + top // 2), caption, fill=colour, font=font, anchor="mm")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(path, compress_level=1)
+    return path
 
 
 def attribute_balance(bias: dict[str, Any], path: Path) -> Path:
     """Per attribute axis: rows per group before/after, and the rate of the gap label."""
     axes_names = list(bias)
-    figure, axes = plt.subplots(
-        len(axes_names) or 1, 2, figsize=(9, 3 * max(1, len(axes_names))), squeeze=False
-    )
+    figure = _figure(9, 3 * max(1, len(axes_names)))
+    axes = figure.subplots(len(axes_names) or 1, 2, squeeze=False)
     for row, axis_name in enumerate(axes_names):
         before, after = bias[axis_name]["before"], bias[axis_name]["after"]
         groups = sorted(set(before["groups"]) | set(after["groups"]))
@@ -190,4 +245,4 @@ def attribute_balance(bias: dict[str, Any], path: Path) -> Path:
         rate_axis.set_title(f"rate of label {label!r} per {axis_name}")
     if not axes_names:
         axes[0][0].text(0.5, 0.5, "no attribute axis", ha="center", va="center")
-    return _save(figure, path)
+    return _save(figure, path, tight=True)  # rotated group names: measured by a first draw

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -117,3 +118,99 @@ def test_image_size_mismatch_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="COCO file says 80x64"):
         for index in range(20):
             generator.generate([_spec(index, "square", instances=3)])
+
+
+def _listed_background(
+    generator: CopyPasteGenerator, rng: np.random.Generator, used: set[int]
+) -> int:
+    """The background choice made from the candidate list itself (filtered, sorted, cut)."""
+    candidates = [i for i in generator.backgrounds if i not in used] or generator.backgrounds
+    if generator.config.background == "fewest_objects":
+        candidates = sorted(candidates, key=lambda i: len(generator.annotations_of[i]))
+        candidates = candidates[: max(1, len(candidates) // 4)]
+    return candidates[int(rng.integers(len(candidates)))]
+
+
+def _many_images(count: int, seed: int) -> dict[str, Any]:
+    """A COCO mapping of `count` images holding 0-5 squares each (many ties in counts)."""
+    rng = np.random.default_rng(seed)
+    square = [2.0, 2.0, 20.0, 2.0, 20.0, 20.0, 2.0, 20.0]
+    images, annotations = [], []
+    for image_id in range(1, count + 1):
+        images.append({"id": image_id, "file_name": f"{image_id}.jpg", "width": 32, "height": 32})
+        for _ in range(int(rng.integers(0, 6))):
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": 1,
+                    "segmentation": [square],
+                    "bbox": [2.0, 2.0, 18.0, 18.0],
+                    "area": 324.0,
+                    "iscrowd": int(rng.random() < 0.05),
+                }
+            )
+    categories = [{"id": 1, "name": "square", "supercategory": "shape"}]
+    return {"images": images, "annotations": annotations, "categories": categories}
+
+
+@pytest.mark.parametrize("mode", ["fewest_objects", "random"])
+@pytest.mark.parametrize("count", [1, 3, 57])
+def test_background_choice_equals_the_listed_draw(
+    dataset: tuple[Path, Path], mode: str, count: int
+) -> None:
+    coco, images = dataset
+    config = CopyPasteImageConfig(count=1, coco=coco, images=images, background=mode)
+    data = _many_images(count, seed=count)
+    generator = CopyPasteGenerator(config, categories=[], dataset=data)
+    ids = [image["id"] for image in data["images"]]
+    draws = np.random.default_rng(7)
+    for seed in range(400):
+        size = int(draws.integers(0, min(len(ids), 6) + 1))
+        used = {int(i) for i in draws.choice(ids, size=size, replace=False)}
+        if draws.random() < 0.1:
+            used = set(ids)  # every background holds a picked instance
+        chosen = generator._background(np.random.default_rng(seed), used)
+        assert chosen == _listed_background(generator, np.random.default_rng(seed), used)
+
+
+def test_images_are_decoded_once_when_the_dataset_fits(dataset: tuple[Path, Path]) -> None:
+    coco, images = dataset
+    config = CopyPasteImageConfig(count=1, coco=coco, images=images, background="random")
+    categories = ["square", "disc", "tri", "blob"]
+    specs = [_spec(index, "square", instances=3) for index in range(30)]
+    roomy = CopyPasteGenerator(config, categories=categories)
+    made = roomy.generate(specs)
+    assert roomy.decoded <= 6  # each of the six images once
+    tight = CopyPasteGenerator(config, categories=categories, cache_bytes=64 * 64 * 3)  # one image
+    again = tight.generate(specs)
+    assert tight.decoded > 2 * roomy.decoded
+    for first, second in zip(made, again, strict=True):
+        assert first.sample == second.sample and np.array_equal(first.pixels, second.pixels)
+
+
+def test_a_polygon_too_thin_to_rasterise_is_pasted_as_its_box_every_time(
+    dataset: tuple[Path, Path],
+) -> None:
+    """Its cut-out is its box, made once and reused; the cached mask itself stays empty."""
+    coco, images = dataset
+    data = json.loads(coco.read_text())
+    line = {
+        "id": 999,
+        "image_id": 101,
+        "category_id": 3,
+        "segmentation": [[10.0, 50.0, 40.0, 50.0, 25.0, 50.0]],  # three points on one line
+        "bbox": [10.0, 49.0, 30.0, 3.0],
+        "area": 90.0,
+        "iscrowd": 0,
+    }
+    data["annotations"] = [a for a in data["annotations"] if a["category_id"] != 3] + [line]
+    config = CopyPasteImageConfig(count=1, coco=coco, images=images, min_pasted_size=2)
+    generator = CopyPasteGenerator(config, categories=["tri"], dataset=data)
+    made = [generator.generate([_spec(index, "tri", instances=1)])[0] for index in (0, 0, 1)]
+    assert made[0].sample == made[1].sample and np.array_equal(made[0].pixels, made[1].pixels)
+    for generated in made:
+        [pasted] = [o for o in generated.sample.objects if o.attributes["pasted"]]
+        _x, _y, w, h = pasted.bbox
+        assert pasted.area == w * h  # the whole box
+    assert not generator._mask(line).any()

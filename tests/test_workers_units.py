@@ -383,3 +383,56 @@ def test_a_resubmit_sends_queued_chunks_and_running_ones_whose_worker_looks_lost
     app = SimpleNamespace(synthgate=context.settings)
     _, count = worker_submit.submit_batch(app, context.store, config)
     assert queued in sent and lost in sent and live not in sent and count == len(sent)
+
+
+def test_a_chunk_keeps_its_partial_reports_in_one_blob_and_a_remake_adds_to_it(
+    context: WorkerContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Made in one go, a chunk's partial reports are one blob; made sample by sample (a sample
+    failed), one blob each; the failed sample made again later joins the chunk's blob, and the
+    run folder is the one `synthgate run` writes."""
+    from synthgate.workers.partial import (
+        chunk_partials_key,
+        load_chunk_partials,
+        put_chunk_partials,
+    )
+
+    config = make_config()
+    batch_id = register(context, config)
+    image_chunk, text_chunk = f"{batch_id}:image:0", f"{batch_id}:text:0"
+    run_chunk(context, image_chunk)
+    documents = load_chunk_partials(context.blobs, image_chunk)
+    image_ids = [s.id for s in context.store.iter_samples(batch_id, "image")]
+    assert sorted(documents) == sorted(image_ids) and image_ids
+    assert not (tmp_path / "blobs" / "partial" / f"{image_ids[0]}.json").exists()
+
+    real = chunk_module.generate_specs
+
+    def broken_at_seven(generator: Any, specs: list[Any]) -> list[Any]:
+        if any(s.index == 7 for s in specs):
+            raise ValueError("no slot value for locale xx")
+        return real(generator, specs)
+
+    monkeypatch.setattr(chunk_module, "generate_specs", broken_at_seven)
+    assert run_chunk(context, text_chunk).endswith("1 failed")  # sample by sample
+    assert load_chunk_partials(context.blobs, text_chunk) == {}
+    monkeypatch.setattr(chunk_module, "generate_specs", real)
+    context.store.forget_failed(batch_id, "text", 0, config.text.count)
+    context.store.chunks.update(text_chunk, status="queued")
+    run_chunk(context, text_chunk)  # only sample 7 is left: made in one go
+    assert len(load_chunk_partials(context.blobs, text_chunk)) == 1
+    for chunk in context.store.chunks.of_batch(batch_id):
+        run_chunk(context, chunk.id)
+    assemble_from_store(
+        config, tmp_path / "submitted", store=context.store, blobs=context.blobs, batch_id=batch_id
+    )
+    run_batch(config, tmp_path / "embedded")
+    for name in DATA_FILES:
+        assert (tmp_path / "submitted" / name).read_bytes() == (
+            tmp_path / "embedded" / name
+        ).read_bytes()
+    # Stored again for the same chunk, documents add to those already there.
+    put_chunk_partials(context.blobs, "b:image:0", {"a": {"x": 1}})
+    put_chunk_partials(context.blobs, "b:image:0", {"b": {"x": 2}})
+    assert load_chunk_partials(context.blobs, "b:image:0") == {"a": {"x": 1}, "b": {"x": 2}}
+    assert (tmp_path / "blobs" / chunk_partials_key("b:image:0")).is_file()

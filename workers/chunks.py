@@ -4,8 +4,9 @@ A chunk is a run of sample indices of one batch and modality, named by id in the
 `run_chunk` counts the delivery, plans the chunk's specs again from the batch config in the
 database, generates them with `pipeline.generate_specs`, measures each one at once (the
 per-sample half of the judge: every check but the order-dependent batch checks), puts its PNG
-and partial report (workers/partial.py) in the blob store and upserts the samples, `pending`,
-by their deterministic ids, so any delivery of the same chunk writes the same rows. Reports are
+and partial report (workers/partial.py: one blob holds a chunk's) in the blob store and upserts
+the samples, `pending`, by their deterministic ids, so any delivery of the same chunk writes the
+same rows. Reports are
 finished in sample order where the run folder is assembled (workers/submit.py).
 
 After a delivery found the chunk still `running` (its worker was lost), the chunk is made one
@@ -36,7 +37,12 @@ from synthgate.storage.chunks import ChunkState
 from synthgate.storage.store import Store
 from synthgate.validators.validate import Judge
 from synthgate.workers.app import WorkerSettings, queue_for
-from synthgate.workers.partial import encode_partial, partial_key
+from synthgate.workers.partial import (
+    encode_partial,
+    partial_document,
+    partial_key,
+    put_chunk_partials,
+)
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +185,7 @@ def run_chunk(context: WorkerContext, chunk_id: str) -> str:
             if chunk.queue == "gpu":  # a GPU generator batches the whole chunk
                 store_made(context, generate_specs(generator, specs), judge)
             else:
-                make_overlapped(context, generator, specs, judge)
+                make_overlapped(context, generator, specs, judge, chunk_id)
             specs = []
         except TRANSIENT_ERRORS:
             raise
@@ -249,28 +255,42 @@ def give_up_in_flight(
 
 
 def make_overlapped(
-    context: WorkerContext, generator: Generator, specs: list[SampleSpec], judge: Judge
+    context: WorkerContext,
+    generator: Generator,
+    specs: list[SampleSpec],
+    judge: Judge,
+    chunk_id: str,
 ) -> None:
-    """Generate specs one by one while a second thread measures and stores each one's blobs.
+    """Generate specs one by one while a second thread measures each one and stores its PNG.
 
-    Rows are written once every blob is in the blob store, as in `store_made`.
+    The partial reports go into one blob for the chunk, and the rows are written once every
+    blob is in the blob store, as in `store_made`.
     """
     made: list[GeneratedSample] = []
-    stored: list[Future[None]] = []
+    stored: list[Future[dict[str, Any]]] = []
     try:
         for spec in specs:
             for generated in generate_specs(generator, [spec]):
                 made.append(generated)
-                stored.append(context.encoder.submit(put_blobs, context.blobs, generated, judge))
+                stored.append(context.encoder.submit(put_image, context.blobs, generated, judge))
     finally:
         wait(stored)  # nothing is left writing when a sample fails and the chunk is retried
-    for future in stored:
-        future.result()
+    documents = {g.sample.id: future.result() for g, future in zip(made, stored, strict=True)}
+    put_chunk_partials(context.blobs, chunk_id, documents)
     context.store.upsert_samples(g.sample for g in made)
 
 
+def put_image(blobs: BlobStore, generated: GeneratedSample, judge: Judge) -> dict[str, Any]:
+    """Store the PNG of an image sample; return its partial report (measured here)."""
+    document = partial_document(generated, judge)
+    png = sample_png(generated.pixels)
+    if png is not None and generated.sample.uri:
+        blobs.put(generated.sample.uri, png)
+    return document
+
+
 def put_blobs(blobs: BlobStore, generated: GeneratedSample, judge: Judge) -> None:
-    """The PNG of an image sample, and its partial report (measured here, from the pixels)."""
+    """The PNG of an image sample, and its partial report in a blob of its own."""
     partial = encode_partial(generated, judge)
     png = sample_png(generated.pixels)
     if png is not None and generated.sample.uri:

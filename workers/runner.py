@@ -36,7 +36,7 @@ from synthgate.validators.measure import SampleMeasurements
 from synthgate.validators.validate import Judge
 from synthgate.workers.app import WorkerSettings
 from synthgate.workers.chunks import FINISHED
-from synthgate.workers.partial import load_partial
+from synthgate.workers.partial import load_chunk_partials, load_partial
 from synthgate.workers.submit import BatchProgress, planned_total, submit_batch, wait_for_batch
 
 WaitForChunk = Callable[[str], None]  # blocks until the chunk of that id is generated
@@ -62,12 +62,13 @@ def load_chunk(store: Store, blobs: BlobStore, chunk: ChunkState) -> LoadedChunk
             "`synthgate submit` again"
         )
     items: list[tuple[Sample, bytes | None, SampleMeasurements | None, int]] = []
+    documents = load_chunk_partials(blobs, chunk.id)
     for sample in samples:
         if sample.status == "failed":
             items.append((sample, None, None, 0))
             continue
         png = blobs.get(sample.uri) if sample.uri and chunk.modality == "image" else None
-        items.append((sample, png, *load_partial(blobs, sample)))
+        items.append((sample, png, *load_partial(blobs, sample, documents)))
     return LoadedChunk(chunk, items)
 
 
