@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import select
 
-from synthgate.review import gold
+from synthgate.review import gold, priority
 from synthgate.samples import Sample
 from synthgate.storage.store import Store
 from synthgate.storage.tables import (
@@ -95,6 +95,10 @@ def item_row(queue: Queue, key: str, sample: Sample, kind: str, reason: str) -> 
         "k": queue.k,
         "status": "open",
         "created_at": time.time(),
+        # gold items keep a fixed place in the gold order; sample items get theirs from the
+        # queue's order once the batch is in (review/priority.py)
+        "priority": priority.gold_position(key) if kind == "gold" else 0.0,
+        "route": sample.report.route if kind == "sample" and sample.report else None,
     }
 
 

@@ -5,13 +5,17 @@ ones) as items; `next_item(annotator)` hands each item to `annotators_per_item` 
 never twice to one person, and mixes in gold tasks (known answers, honeypots made by injecting a
 defect into an accepted sample) at `gold_rate`, unannounced; `decide()` records a decision and,
 once an item has all its decisions, makes the result final on the sample (agreement or majority)
-or sends it to an adjudicator. Assignment happens in one write transaction (BEGIN IMMEDIATE on
-SQLite, a row lock with SKIP LOCKED on PostgreSQL), so concurrent annotators never share a slot.
+or sends it to an adjudicator. Assignment happens in one short write transaction (BEGIN
+IMMEDIATE on SQLite, a row lock with SKIP LOCKED on PostgreSQL), so concurrent annotators never
+share a slot. A claim costs O(log n) in the open items: every item keeps its count of
+assignments (`taken`) and its place in the claim order (`priority`, review/priority.py), and the
+claim walks an index over (kind, status, taken, priority, id) to the first row it may take.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from synthgate.errors import InputError
-from synthgate.review import enqueue, gold
+from synthgate.review import enqueue, gold, priority
 from synthgate.review.decision import (
     Decision,
     ReviewTask,
@@ -97,32 +101,25 @@ class ReviewQueue:
     def next_item(self, annotator: str) -> ReviewTask | None:
         """The annotator's next task (their open one first), or None when nothing is left."""
         annotator = check_annotator(annotator)
+        with self.store.engine.connect() as connection:
+            pending = self._pending(connection, annotator)
+        if pending is not None:
+            return self.task(pending)
         for attempt in range(200):
             if attempt:
                 time.sleep(min(0.002 * attempt, 0.05))  # another claim holds the slot: back off
+            # The write lock covers the claim only: finding the item, recording the assignment
+            # and its count. Reading the sample for the task happens after the commit.
             with self.write() as connection:
-                pending = connection.execute(
-                    select(assignments.c.item_id)
-                    .where(
-                        assignments.c.annotator == annotator,
-                        assignments.c.decided_at.is_(None),
-                    )
-                    .order_by(assignments.c.id)
-                    .limit(1)
-                ).scalar()
-                if pending is not None:
-                    return self._task(connection, pending)
-                item_id = self._claim(connection, annotator)
+                item_id = self._pending(connection, annotator)
                 if item_id is None:
-                    return None
-                if item_id < 0:  # lost a race for that slot: try again
-                    continue
-                connection.execute(
-                    assignments.insert().values(
-                        item_id=item_id, annotator=annotator, assigned_at=time.time()
-                    )
-                )
-                return self._task(connection, item_id)
+                    item_id = self._claim(connection, annotator)
+                    if item_id is None:
+                        return None
+                    if item_id < 0:  # every open slot is held by another claim: try again
+                        continue
+                    self._add_assignment(connection, item_id, annotator)
+            return self.task(item_id)
         raise RuntimeError("next_item: could not claim an item after 200 attempts")
 
     def decide(
@@ -194,11 +191,18 @@ class ReviewQueue:
         cutoff = time.time() - older_than_s
         with self.write() as connection:
             released = connection.execute(
-                assignments.delete().where(
-                    assignments.c.decided_at.is_(None), assignments.c.assigned_at < cutoff
+                assignments.delete()
+                .where(assignments.c.decided_at.is_(None), assignments.c.assigned_at < cutoff)
+                .returning(assignments.c.item_id)
+            ).scalars()
+            per_item = Counter(released)
+            for item_id, count in per_item.items():
+                connection.execute(
+                    review_items.update()
+                    .where(review_items.c.id == item_id)
+                    .values(taken=review_items.c.taken - count)
                 )
-            )
-            return int(released.rowcount or 0)
+            return sum(per_item.values())
 
     def awaiting_adjudication(self) -> list[int]:
         with self.store.engine.connect() as connection:
@@ -259,71 +263,122 @@ class ReviewQueue:
     def _assign(self, connection: Connection, item: Any, annotator: str) -> None:
         if item.status != "open":
             raise InputError(f"item {item.id} is {item.status}: it takes no more decisions")
-        people = set(
-            connection.execute(
-                select(assignments.c.annotator).where(assignments.c.item_id == item.id)
-            ).scalars()
-        )
-        if item.kind == "sample" and len(people) >= item.k:
+        if item.kind == "sample" and item.taken >= item.k:
             raise InputError(f"item {item.id} already has its {item.k} annotators")
+        self._add_assignment(connection, item.id, annotator)
+
+    def _add_assignment(self, connection: Connection, item_id: int, annotator: str) -> None:
+        """Give the item to the annotator and count it on the item, in the same transaction."""
         connection.execute(
             assignments.insert().values(
-                item_id=item.id, annotator=annotator, assigned_at=time.time()
+                item_id=item_id, annotator=annotator, assigned_at=time.time()
             )
         )
+        connection.execute(
+            review_items.update()
+            .where(review_items.c.id == item_id)
+            .values(taken=review_items.c.taken + 1)
+        )
+
+    def _pending(self, connection: Connection, annotator: str) -> int | None:
+        """The annotator's open (undecided) assignment, if any."""
+        return connection.execute(
+            select(assignments.c.item_id)
+            .where(assignments.c.annotator == annotator, assignments.c.decided_at.is_(None))
+            .order_by(assignments.c.id)
+            .limit(1)
+        ).scalar()
 
     def _claim(self, connection: Connection, annotator: str) -> int | None:
-        """The item to assign next; -1 if a race took the chosen slot (the caller retries)."""
-        done = connection.execute(
-            select(assignments.c.id).where(assignments.c.annotator == annotator)
-        ).all()
-        real = self._claim_kind(connection, annotator, "sample")
-        if real is None:
-            return None  # gold only rides along with real work
-        if gold.draw_gold(self.gold_rate, seed=[self.seed, annotator, len(done)]):
-            golden = self._claim_kind(connection, annotator, "gold", seed=[self.seed, annotator])
+        """The item to assign next; -1 if other claims hold every open slot (the caller
+        retries), None if nothing is left for this annotator."""
+        real = self._claim_sample(connection, annotator)
+        if real is None or real < 0:
+            return real  # gold only rides along with real work
+        position = connection.execute(
+            select(func.count()).where(assignments.c.annotator == annotator)
+        ).scalar_one()
+        if gold.draw_gold(self.gold_rate, seed=[self.seed, annotator, position]):
+            golden = self._claim_gold(connection, annotator, position)
             if golden is not None:
                 return golden
         return real
 
-    def _claim_kind(
-        self, connection: Connection, annotator: str, kind: str, seed: list[Any] | None = None
-    ) -> int | None:
-        mine = select(assignments.c.item_id).where(assignments.c.annotator == annotator)
-        taken = (
-            select(func.count()).where(assignments.c.item_id == review_items.c.id).scalar_subquery()
+    def _claim_sample(self, connection: Connection, annotator: str) -> int | None:
+        """Items others have started first (decisions complete sooner), then fresh ones, each in
+        priority order; both are a range of ix_review_items_claim (O(log n)). Started items are
+        few while a team works: each person holds one open task at a time."""
+        claimable = (review_items.c.kind == "sample", review_items.c.status == "open")
+        mine = self._mine(annotator)
+        started = (
+            select(review_items.c.id)
+            .select_from(review_items.outerjoin(mine, mine.c.item_id == review_items.c.id))
+            .where(
+                *claimable,
+                review_items.c.taken > 0,
+                review_items.c.taken < review_items.c.k,
+                mine.c.item_id.is_(None),
+            )
+            .order_by(review_items.c.taken.desc(), review_items.c.priority, review_items.c.id)
+            .limit(1)
         )
-        query = select(review_items.c.id).where(
-            review_items.c.kind == kind,
-            review_items.c.status == "open",
-            review_items.c.id.not_in(mine),
+        # nobody holds a fresh item, so it cannot be the annotator's
+        fresh = (
+            select(review_items.c.id)
+            .where(*claimable, review_items.c.taken == 0)
+            .order_by(review_items.c.priority, review_items.c.id)
+            .limit(1)
         )
-        if kind == "sample":
-            # finish items others have started before opening new ones: decisions complete sooner
-            query = query.where(taken < review_items.c.k).order_by(taken.desc(), review_items.c.id)
-            query = query.limit(1)
-        else:
-            query = query.order_by(review_items.c.id)
-        if self.dialect == "postgresql":
-            locked = query.with_for_update(skip_locked=True, of=review_items)
-            found = list(connection.execute(locked).scalars())
-            if not found and connection.execute(query.limit(1)).first() is not None:
-                # Every open slot is locked by another annotator's claim right now: that is
-                # "try again", not "nothing left" (it may be released without being taken).
-                return -1
-        else:
-            found = list(connection.execute(query).scalars())
-        if not found:
-            return None
-        item_id = found[0] if seed is None else gold.choose(found, seed=seed)
-        if kind == "sample":
-            # re-count under the lock: the first count may predate a commit that filled the item
-            count = connection.execute(
-                select(func.count()).where(assignments.c.item_id == item_id)
-            ).scalar_one()
-            if count >= self.k:
-                return -1
-        return int(item_id)
+        return self._first(connection, [started, fresh])
+
+    def _claim_gold(self, connection: Connection, annotator: str, position: int) -> int | None:
+        """The first gold item the annotator has not seen, walking the gold order from a point
+        drawn for this claim (and around): a seeded order per annotator, read by index."""
+        start = priority.gold_start(self.seed, annotator, position)
+        mine = self._mine(annotator)
+        unseen = (
+            select(review_items.c.id)
+            .select_from(review_items.outerjoin(mine, mine.c.item_id == review_items.c.id))
+            .where(
+                review_items.c.kind == "gold",
+                review_items.c.status == "open",
+                mine.c.item_id.is_(None),
+            )
+        )
+        order = (review_items.c.priority, review_items.c.id)
+        after = unseen.where(review_items.c.priority >= start).order_by(*order).limit(1)
+        before = unseen.where(review_items.c.priority < start).order_by(*order).limit(1)
+        found = self._first(connection, [after, before])
+        return None if found is None or found < 0 else found
+
+    def _mine(self, annotator: str) -> Any:
+        """The annotator's assignments, for an anti-join: a claim skips the items they hold
+        (one probe of uq_assignment per candidate row, no subquery per row)."""
+        return (
+            assignments.select()
+            .with_only_columns(assignments.c.item_id)
+            .where(assignments.c.annotator == annotator)
+            .alias("mine")
+        )
+
+    def _first(self, connection: Connection, queries: list[Any]) -> int | None:
+        """The first row of the first query that has one: an item id; on PostgreSQL locked
+        (SKIP LOCKED), and -1 when rows exist but other claims hold them all."""
+        for query in queries:
+            if self.dialect == "postgresql":
+                locked = query.with_for_update(skip_locked=True, of=review_items)
+                found = connection.execute(locked).scalar()
+            else:
+                found = connection.execute(query).scalar()
+            if found is not None:
+                return int(found)
+        if self.dialect == "postgresql" and any(
+            connection.execute(query).first() is not None for query in queries
+        ):
+            # Every open slot is locked by another annotator's claim right now: that is
+            # "try again", not "nothing left" (it may be released without being taken).
+            return -1
+        return None
 
     def _lock_item(self, connection: Connection, item_id: int) -> Any:
         query = select(review_items).where(review_items.c.id == item_id)

@@ -21,9 +21,8 @@ def queue_stats(connection: Connection, k: int) -> dict[str, Any]:
             )
         )
     }
-    taken = select(func.count()).where(assignments.c.item_id == review_items.c.id).scalar_subquery()
     open_slots = connection.execute(
-        select(func.coalesce(func.sum(review_items.c.k - taken), 0)).where(
+        select(func.coalesce(func.sum(review_items.c.k - review_items.c.taken), 0)).where(
             review_items.c.kind == "sample", review_items.c.status == "open"
         )
     ).scalar_one()

@@ -7,8 +7,10 @@
 - review_batches, review_items, review_assignments, review_decisions, review_gold: the review
   queue (review/): where a batch's image uris are relative to; one row per item to review (`kind`
   "sample" for a routed or audited sample, "gold" for a gold task or honeypot; `status` open ->
-  adjudication -> final); who was given which item (unique per annotator); every decision, with
-  the labels a fix replaced (`original`); the sample a gold task shows and its known verdicts.
+  adjudication -> final; `taken`, the kept count of its assignments, and `priority`, its place in
+  the claim order, so that claiming an item is one walk down an index: see review/queue.py);
+  who was given which item (unique per annotator); every decision, with the labels a fix
+  replaced (`original`); the sample a gold task shows and its known verdicts.
 
 The schema's revision is `SCHEMA_REVISION`; migrations (storage/migrations/) bring an older
 database to it (storage/schema.py). `WriteTransaction` is how every queue write starts, holding
@@ -40,7 +42,7 @@ from sqlalchemy.engine import Connection, Engine
 
 # The migration that made the schema below (storage/migrations/versions/): a database stamped
 # with it needs no upgrade. A test holds it equal to the migrations' head.
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 metadata = MetaData()
 
@@ -132,6 +134,20 @@ review_items = Table(
     Column("status", String(16), nullable=False, index=True),  # open | adjudication | final
     Column("final_verdict", String(8), nullable=True),
     Column("created_at", Float, nullable=False),
+    # Kept with every change of review_assignments (same transaction): how many people hold the
+    # item. The claim reads it from the index instead of counting assignments per item.
+    Column("taken", Integer, nullable=False, server_default="0"),
+    # The claim order: lower first (review/priority.py: 0 for fifo, a seeded draw for random,
+    # the item's value for uncertainty; for gold items a fixed draw the annotators' seeded
+    # offsets walk from).
+    Column("priority", Float, nullable=False, server_default="0"),
+    Column("route", String(10), nullable=True),  # the rubric's route when the item was enqueued
+    # Claiming a sample item: started items (taken > 0) first, then the fresh ones in priority
+    # order; both are a range of this index, and it holds every column the claim reads (`k`
+    # too, last: it only filters).
+    Index("ix_review_items_claim", "kind", "status", "taken", "priority", "id", "k"),
+    # Claiming a gold item: the first unseen one from a seeded point of the priority order.
+    Index("ix_review_items_gold_order", "kind", "status", "priority", "id"),
 )
 
 assignments = Table(
@@ -139,10 +155,13 @@ assignments = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("item_id", Integer, ForeignKey("review_items.id"), nullable=False, index=True),
-    Column("annotator", String(200), nullable=False, index=True),
+    Column("annotator", String(200), nullable=False),
     Column("assigned_at", Float, nullable=False),
     Column("decided_at", Float, nullable=True),
     UniqueConstraint("item_id", "annotator", name="uq_assignment"),
+    # An annotator's open task (decided_at IS NULL) and their count, without reading the rest
+    # of their history.
+    Index("ix_review_assignments_annotator_open", "annotator", "decided_at"),
 )
 
 decisions = Table(
