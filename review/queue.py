@@ -19,8 +19,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import BindParameter
 
 from synthgate.errors import InputError
 from synthgate.review import enqueue, gold, priority
@@ -33,7 +34,13 @@ from synthgate.review.decision import (
     criteria_of,
     decision_row,
 )
-from synthgate.review.items import finalise, item_row, maybe_finalise, shown_sample
+from synthgate.review.items import (
+    finalise,
+    item_and_sample,
+    item_row,
+    maybe_finalise,
+    shown_sample,
+)
 from synthgate.review.stats import queue_stats
 from synthgate.samples import Sample
 from synthgate.storage.store import Store
@@ -45,6 +52,91 @@ from synthgate.storage.tables import (
     review_batches,
     review_items,
 )
+
+# The statements of the claim and the decision, built once with bound parameters (building and
+# hashing a statement costs more than running it on an index).
+ANNOTATOR: BindParameter[str] = bindparam("annotator")
+ITEM: BindParameter[int] = bindparam("item")
+PENDING = (
+    select(assignments.c.item_id)
+    .where(assignments.c.annotator == ANNOTATOR, assignments.c.decided_at.is_(None))
+    .order_by(assignments.c.id)
+    .limit(1)
+)
+POSITION = select(func.count()).where(assignments.c.annotator == ANNOTATOR)
+# the annotator's assignments, for an anti-join: a claim skips the items they hold (one probe of
+# uq_assignment per candidate row, no subquery per row)
+MINE = select(assignments.c.item_id).where(assignments.c.annotator == ANNOTATOR).alias("mine")
+NOT_MINE = review_items.outerjoin(MINE, MINE.c.item_id == review_items.c.id)
+OPEN_SAMPLE = (review_items.c.kind == "sample", review_items.c.status == "open")
+# Items others have started first (their decisions complete sooner), then fresh ones; each in
+# priority order, each a range of ix_review_items_claim. Started items are few while a team
+# works: each person holds one open task at a time.
+STARTED = (
+    select(review_items.c.id)
+    .select_from(NOT_MINE)
+    .where(
+        *OPEN_SAMPLE,
+        review_items.c.taken > 0,
+        review_items.c.taken < review_items.c.k,
+        MINE.c.item_id.is_(None),
+    )
+    .order_by(review_items.c.taken.desc(), review_items.c.priority, review_items.c.id)
+    .limit(1)
+)
+FRESH = (  # nobody holds a fresh item, so it cannot be the annotator's
+    select(review_items.c.id)
+    .where(*OPEN_SAMPLE, review_items.c.taken == 0)
+    .order_by(review_items.c.priority, review_items.c.id)
+    .limit(1)
+)
+UNSEEN_GOLD = (
+    select(review_items.c.id)
+    .select_from(NOT_MINE)
+    .where(review_items.c.kind == "gold", review_items.c.status == "open", MINE.c.item_id.is_(None))
+)
+GOLD_AFTER = (
+    UNSEEN_GOLD.where(review_items.c.priority >= bindparam("start"))
+    .order_by(review_items.c.priority, review_items.c.id)
+    .limit(1)
+)
+GOLD_BEFORE = (
+    UNSEEN_GOLD.where(review_items.c.priority < bindparam("start"))
+    .order_by(review_items.c.priority, review_items.c.id)
+    .limit(1)
+)
+ASSIGN = assignments.insert()
+COUNT_IN = (
+    review_items.update()
+    .where(review_items.c.id == ITEM)
+    .values(taken=review_items.c.taken + bindparam("change"))
+)
+# the item and the annotator's assignment of it, read under the item's lock to decide
+DECIDING = (
+    select(
+        review_items,
+        assignments.c.id.label("assignment_id"),
+        assignments.c.decided_at.label("decided_at"),
+    )
+    .select_from(
+        review_items.outerjoin(
+            assignments,
+            (assignments.c.item_id == review_items.c.id) & (assignments.c.annotator == ANNOTATOR),
+        )
+    )
+    .where(review_items.c.id == ITEM)
+)
+RECORD = decisions.insert()
+DECIDED = (
+    assignments.update()
+    .where(assignments.c.id == bindparam("assignment"))
+    .values(decided_at=bindparam("now"))
+)
+
+
+def locked(query: Any) -> Any:
+    """PostgreSQL's form of a claim probe: lock the row found, skip rows other claims hold."""
+    return query.with_for_update(skip_locked=True, of=review_items)
 
 
 class ReviewQueue:
@@ -101,25 +193,31 @@ class ReviewQueue:
     def next_item(self, annotator: str) -> ReviewTask | None:
         """The annotator's next task (their open one first), or None when nothing is left."""
         annotator = check_annotator(annotator)
+        # One connection for the whole call: the pending check, the claim and the task read.
         with self.store.engine.connect() as connection:
-            pending = self._pending(connection, annotator)
-        if pending is not None:
-            return self.task(pending)
+            item_id = connection.execute(PENDING, {"annotator": annotator}).scalar()
+            connection.rollback()  # end the read; the claim begins its own write transaction
+            if item_id is None:
+                item_id = self._claim_for(connection, annotator)
+            if item_id is None:
+                return None
+            return self._task(connection, item_id)
+
+    def _claim_for(self, connection: Connection, annotator: str) -> int | None:
+        """Claim an item for the annotator and record the assignment; None if nothing is left."""
         for attempt in range(200):
             if attempt:
                 time.sleep(min(0.002 * attempt, 0.05))  # another claim holds the slot: back off
             # The write lock covers the claim only: finding the item, recording the assignment
             # and its count. Reading the sample for the task happens after the commit.
-            with self.write() as connection:
-                item_id = self._pending(connection, annotator)
+            with self.write(connection) as writing:
+                item_id = self._claim(writing, annotator)
                 if item_id is None:
-                    item_id = self._claim(connection, annotator)
-                    if item_id is None:
-                        return None
-                    if item_id < 0:  # every open slot is held by another claim: try again
-                        continue
-                    self._add_assignment(connection, item_id, annotator)
-            return self.task(item_id)
+                    return None
+                if item_id < 0:  # every open slot is held by another claim: try again
+                    continue
+                self._add_assignment(writing, item_id, annotator)
+                return item_id
         raise RuntimeError("next_item: could not claim an item after 200 attempts")
 
     def decide(
@@ -131,39 +229,53 @@ class ReviewQueue:
         is given to the annotator first, under next_item's rules (open, fewer than k people).
         """
         annotator = check_annotator(annotator)
-        with self.write() as connection:
-            item = self._lock_item(connection, item_id)
-            assignment = connection.execute(
-                select(assignments.c.id, assignments.c.decided_at).where(
-                    assignments.c.item_id == item_id, assignments.c.annotator == annotator
-                )
-            ).first()
-            if assignment is None and assign:
+        # The decision is checked against the sample the item shows before the write lock is
+        # taken: what an item shows changes only when its last decision makes it final.
+        with self.store.engine.connect() as reading:
+            _, shown = item_and_sample(reading, item_id)
+            reading.rollback()  # end the read; the decision begins its own write transaction
+            check_decision(item_id, shown, decision)
+            self._record(reading, item_id, annotator, decision, shown, assign)
+
+    def _record(
+        self,
+        connection: Connection,
+        item_id: int,
+        annotator: str,
+        decision: Decision,
+        shown: Sample,
+        assign: bool,
+    ) -> None:
+        with self.write(connection) as connection:
+            deciding = (
+                DECIDING.with_for_update(of=review_items)
+                if self.dialect == "postgresql"
+                else DECIDING
+            )
+            item = connection.execute(deciding, {"item": item_id, "annotator": annotator}).first()
+            if item is None:
+                raise InputError(f"no review item {item_id}")
+            assignment_id = item.assignment_id
+            if assignment_id is None and assign:
                 self._assign(connection, item, annotator)
-                assignment = connection.execute(
-                    select(assignments.c.id, assignments.c.decided_at).where(
+                assignment_id = connection.execute(
+                    select(assignments.c.id).where(
                         assignments.c.item_id == item_id, assignments.c.annotator == annotator
                     )
-                ).first()
-            if assignment is None:
+                ).scalar()
+            elif item.decided_at is not None:
+                raise InputError(f"{annotator!r} already decided item {item_id}")
+            if assignment_id is None:
                 raise InputError(
                     f"item {item_id} is not assigned to {annotator!r}; ask for the next item first"
                 )
-            if assignment.decided_at is not None:
-                raise InputError(f"{annotator!r} already decided item {item_id}")
-            shown = shown_sample(connection, item)
-            check_decision(item_id, shown, decision)
             now = time.time()
             connection.execute(
-                decisions.insert().values(
-                    **decision_row(item_id, annotator, decision, shown, "annotator", now)
-                )
+                RECORD, decision_row(item_id, annotator, decision, shown, "annotator", now)
             )
-            connection.execute(
-                assignments.update().where(assignments.c.id == assignment.id).values(decided_at=now)
-            )
+            connection.execute(DECIDED, {"assignment": assignment_id, "now": now})
             if item.kind == "sample":
-                maybe_finalise(connection, item)
+                maybe_finalise(connection, item, shown)
 
     def adjudicate(self, item_id: int, adjudicator: str, decision: Decision) -> None:
         """An adjudicator's decision on an item its annotators disagreed on: it is final."""
@@ -197,11 +309,7 @@ class ReviewQueue:
             ).scalars()
             per_item = Counter(released)
             for item_id, count in per_item.items():
-                connection.execute(
-                    review_items.update()
-                    .where(review_items.c.id == item_id)
-                    .values(taken=review_items.c.taken - count)
-                )
+                connection.execute(COUNT_IN, {"item": item_id, "change": -count})
             return sum(per_item.values())
 
     def awaiting_adjudication(self) -> list[int]:
@@ -257,8 +365,9 @@ class ReviewQueue:
 
     # ---- internals ---------------------------------------------------------------------------
 
-    def write(self) -> WriteTransaction:
-        return WriteTransaction(self.store.engine)
+    def write(self, connection: Connection | None = None) -> WriteTransaction:
+        """A write transaction, on `connection` when given (it stays open afterwards)."""
+        return WriteTransaction(self.store.engine, connection)
 
     def _assign(self, connection: Connection, item: Any, annotator: str) -> None:
         if item.status != "open":
@@ -270,111 +379,39 @@ class ReviewQueue:
     def _add_assignment(self, connection: Connection, item_id: int, annotator: str) -> None:
         """Give the item to the annotator and count it on the item, in the same transaction."""
         connection.execute(
-            assignments.insert().values(
-                item_id=item_id, annotator=annotator, assigned_at=time.time()
-            )
+            ASSIGN, {"item_id": item_id, "annotator": annotator, "assigned_at": time.time()}
         )
-        connection.execute(
-            review_items.update()
-            .where(review_items.c.id == item_id)
-            .values(taken=review_items.c.taken + 1)
-        )
-
-    def _pending(self, connection: Connection, annotator: str) -> int | None:
-        """The annotator's open (undecided) assignment, if any."""
-        return connection.execute(
-            select(assignments.c.item_id)
-            .where(assignments.c.annotator == annotator, assignments.c.decided_at.is_(None))
-            .order_by(assignments.c.id)
-            .limit(1)
-        ).scalar()
+        connection.execute(COUNT_IN, {"item": item_id, "change": 1})
 
     def _claim(self, connection: Connection, annotator: str) -> int | None:
         """The item to assign next; -1 if other claims hold every open slot (the caller
         retries), None if nothing is left for this annotator."""
-        real = self._claim_sample(connection, annotator)
+        real = self._first(connection, [STARTED, FRESH], {"annotator": annotator})
         if real is None or real < 0:
             return real  # gold only rides along with real work
-        position = connection.execute(
-            select(func.count()).where(assignments.c.annotator == annotator)
-        ).scalar_one()
+        position = connection.execute(POSITION, {"annotator": annotator}).scalar_one()
         if gold.draw_gold(self.gold_rate, seed=[self.seed, annotator, position]):
-            golden = self._claim_gold(connection, annotator, position)
-            if golden is not None:
+            # The first gold item the annotator has not seen, walking the gold order from a
+            # point drawn for this claim (and around): a seeded order per annotator, by index.
+            start = priority.gold_start(self.seed, annotator, position)
+            golden = self._first(
+                connection, [GOLD_AFTER, GOLD_BEFORE], {"annotator": annotator, "start": start}
+            )
+            if golden is not None and golden >= 0:
                 return golden
         return real
 
-    def _claim_sample(self, connection: Connection, annotator: str) -> int | None:
-        """Items others have started first (decisions complete sooner), then fresh ones, each in
-        priority order; both are a range of ix_review_items_claim (O(log n)). Started items are
-        few while a team works: each person holds one open task at a time."""
-        claimable = (review_items.c.kind == "sample", review_items.c.status == "open")
-        mine = self._mine(annotator)
-        started = (
-            select(review_items.c.id)
-            .select_from(review_items.outerjoin(mine, mine.c.item_id == review_items.c.id))
-            .where(
-                *claimable,
-                review_items.c.taken > 0,
-                review_items.c.taken < review_items.c.k,
-                mine.c.item_id.is_(None),
-            )
-            .order_by(review_items.c.taken.desc(), review_items.c.priority, review_items.c.id)
-            .limit(1)
-        )
-        # nobody holds a fresh item, so it cannot be the annotator's
-        fresh = (
-            select(review_items.c.id)
-            .where(*claimable, review_items.c.taken == 0)
-            .order_by(review_items.c.priority, review_items.c.id)
-            .limit(1)
-        )
-        return self._first(connection, [started, fresh])
-
-    def _claim_gold(self, connection: Connection, annotator: str, position: int) -> int | None:
-        """The first gold item the annotator has not seen, walking the gold order from a point
-        drawn for this claim (and around): a seeded order per annotator, read by index."""
-        start = priority.gold_start(self.seed, annotator, position)
-        mine = self._mine(annotator)
-        unseen = (
-            select(review_items.c.id)
-            .select_from(review_items.outerjoin(mine, mine.c.item_id == review_items.c.id))
-            .where(
-                review_items.c.kind == "gold",
-                review_items.c.status == "open",
-                mine.c.item_id.is_(None),
-            )
-        )
-        order = (review_items.c.priority, review_items.c.id)
-        after = unseen.where(review_items.c.priority >= start).order_by(*order).limit(1)
-        before = unseen.where(review_items.c.priority < start).order_by(*order).limit(1)
-        found = self._first(connection, [after, before])
-        return None if found is None or found < 0 else found
-
-    def _mine(self, annotator: str) -> Any:
-        """The annotator's assignments, for an anti-join: a claim skips the items they hold
-        (one probe of uq_assignment per candidate row, no subquery per row)."""
-        return (
-            assignments.select()
-            .with_only_columns(assignments.c.item_id)
-            .where(assignments.c.annotator == annotator)
-            .alias("mine")
-        )
-
-    def _first(self, connection: Connection, queries: list[Any]) -> int | None:
+    def _first(
+        self, connection: Connection, queries: list[Any], values: dict[str, Any]
+    ) -> int | None:
         """The first row of the first query that has one: an item id; on PostgreSQL locked
         (SKIP LOCKED), and -1 when rows exist but other claims hold them all."""
+        postgresql = self.dialect == "postgresql"
         for query in queries:
-            if self.dialect == "postgresql":
-                locked = query.with_for_update(skip_locked=True, of=review_items)
-                found = connection.execute(locked).scalar()
-            else:
-                found = connection.execute(query).scalar()
+            found = connection.execute(locked(query) if postgresql else query, values).scalar()
             if found is not None:
                 return int(found)
-        if self.dialect == "postgresql" and any(
-            connection.execute(query).first() is not None for query in queries
-        ):
+        if postgresql and any(connection.execute(q, values).first() is not None for q in queries):
             # Every open slot is locked by another annotator's claim right now: that is
             # "try again", not "nothing left" (it may be released without being taken).
             return -1
@@ -390,8 +427,7 @@ class ReviewQueue:
         return item
 
     def _task(self, connection: Connection, item_id: int) -> ReviewTask:
-        item = item_row(connection, item_id)
-        shown = shown_sample(connection, item).model_copy(deep=True)
+        item, shown = item_and_sample(connection, item_id)  # parsed anew: ours to change
         # every task looks alike: gold tasks must not be told apart by status or audit flag
         shown.status = "review"
         if item.kind == "gold" and shown.report is not None and shown.report.route == "accepted":

@@ -19,6 +19,8 @@ the write lock; `insert_ignore` is INSERT … ON CONFLICT DO NOTHING in the data
 
 from __future__ import annotations
 
+import threading
+import weakref
 from typing import Any
 
 from sqlalchemy import (
@@ -193,22 +195,51 @@ gold_answers = Table(
 )
 
 
+# One lock per SQLite engine: the writers of one process queue on it (see WriteTransaction).
+_PROCESS_WRITERS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_PROCESS_WRITERS_GUARD = threading.Lock()
+
+
+def _process_writer_lock(engine: Engine) -> threading.Lock:
+    with _PROCESS_WRITERS_GUARD:
+        lock = _PROCESS_WRITERS.get(engine)
+        if lock is None:
+            lock = _PROCESS_WRITERS[engine] = threading.Lock()
+        return lock
+
+
 class WriteTransaction:
     """A connection holding the database's write lock from its first statement.
 
     SQLite: BEGIN IMMEDIATE takes the write lock up front (waiting up to busy_timeout), so a
-    read-then-insert cannot interleave with another writer. PostgreSQL: an ordinary transaction;
-    the queries lock rows with FOR UPDATE (SKIP LOCKED when picking work).
+    read-then-insert cannot interleave with another writer. Threads of one process first queue
+    on a lock of their own: SQLite's busy handler sleeps 1, 2, 5, 10 … ms between tries, so a
+    thread finding the file locked by its neighbour would wait far longer than the neighbour's
+    sub-millisecond transaction; the process lock hands over at once. Other processes still meet
+    at the file lock. PostgreSQL: an ordinary transaction; the queries lock rows with FOR UPDATE
+    (SKIP LOCKED when picking work). Write transactions do not nest.
+
+    `connection`: an open connection of `engine`, outside any transaction, to write on (it is
+    left open afterwards); by default a new one, closed afterwards.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, connection: Connection | None = None) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self.lock = _process_writer_lock(engine) if self.dialect == "sqlite" else None
+        self.given = connection
 
     def __enter__(self) -> Connection:
-        self.connection = self.engine.connect()
-        if self.dialect == "sqlite":
-            self.connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if self.lock is not None:
+            self.lock.acquire()
+        try:
+            self.connection = self.given if self.given is not None else self.engine.connect()
+            if self.dialect == "sqlite":
+                self.connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            if self.lock is not None:
+                self.lock.release()
+            raise
         return self.connection
 
     def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
@@ -218,7 +249,10 @@ class WriteTransaction:
             else:
                 self.connection.rollback()
         finally:
-            self.connection.close()
+            if self.given is None:
+                self.connection.close()
+            if self.lock is not None:
+                self.lock.release()
 
 
 def dialect_insert(dialect: str, table: Table) -> Any:
