@@ -69,9 +69,14 @@ def item_and_sample(connection: Connection, item_id: int) -> tuple[Any, Sample]:
     row = connection.execute(SHOWN, {"item": item_id}).first()
     if row is None:
         raise InputError(f"no review item {item_id}")
+    return row, parse_shown(row)
+
+
+def parse_shown(row: Any) -> Sample:
+    """The sample of a row read with SHOWN (its `shown` column), parsed anew."""
     if row.shown is None:
         raise InputError(f"item {row.id}: sample {row.sample_id} is not in the database")
-    return row, Sample.model_validate_json(row.shown)
+    return Sample.model_validate_json(row.shown)
 
 
 def shown_sample(connection: Connection, item: Any) -> Sample:

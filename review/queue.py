@@ -35,10 +35,12 @@ from synthgate.review.decision import (
     decision_row,
 )
 from synthgate.review.items import (
+    SHOWN,
     finalise,
     item_and_sample,
     item_row,
     maybe_finalise,
+    parse_shown,
     shown_sample,
 )
 from synthgate.review.stats import queue_stats
@@ -57,13 +59,12 @@ from synthgate.storage.tables import (
 # hashing a statement costs more than running it on an index).
 ANNOTATOR: BindParameter[str] = bindparam("annotator")
 ITEM: BindParameter[int] = bindparam("item")
-PENDING = (
-    select(assignments.c.item_id)
-    .where(assignments.c.annotator == ANNOTATOR, assignments.c.decided_at.is_(None))
-    .order_by(assignments.c.id)
-    .limit(1)
-)
-POSITION = select(func.count()).where(assignments.c.annotator == ANNOTATOR)
+# The annotator's open task (their undecided assignment, if any) and how many tasks they were
+# given (the position that seeds their gold draw), from ix_review_assignments_annotator_open.
+OPEN_TASK = select(
+    func.min(assignments.c.item_id).filter(assignments.c.decided_at.is_(None)),
+    func.count(),
+).where(assignments.c.annotator == ANNOTATOR)
 # the annotator's assignments, for an anti-join: a claim skips the items they hold (one probe of
 # uq_assignment per candidate row, no subquery per row)
 MINE = select(assignments.c.item_id).where(assignments.c.annotator == ANNOTATOR).alias("mine")
@@ -111,15 +112,16 @@ COUNT_IN = (
     .where(review_items.c.id == ITEM)
     .values(taken=review_items.c.taken + bindparam("change"))
 )
-# the item and the annotator's assignment of it, read under the item's lock to decide
+# the item, the sample it shows and the annotator's assignment of it, read under the item's
+# lock to decide
 DECIDING = (
     select(
-        review_items,
+        *SHOWN.selected_columns,
         assignments.c.id.label("assignment_id"),
         assignments.c.decided_at.label("decided_at"),
     )
     .select_from(
-        review_items.outerjoin(
+        SHOWN.get_final_froms()[0].outerjoin(
             assignments,
             (assignments.c.item_id == review_items.c.id) & (assignments.c.annotator == ANNOTATOR),
         )
@@ -134,9 +136,13 @@ DECIDED = (
 )
 
 
-def locked(query: Any) -> Any:
-    """PostgreSQL's form of a claim probe: lock the row found, skip rows other claims hold."""
-    return query.with_for_update(skip_locked=True, of=review_items)
+# PostgreSQL's forms: a claim probe locks the row it finds and skips rows other claims hold; a
+# decision locks its item.
+LOCKED = {
+    query: query.with_for_update(skip_locked=True, of=review_items)
+    for query in (STARTED, FRESH, GOLD_AFTER, GOLD_BEFORE)
+}
+DECIDING_LOCKED = DECIDING.with_for_update(of=review_items)
 
 
 class ReviewQueue:
@@ -193,31 +199,24 @@ class ReviewQueue:
     def next_item(self, annotator: str) -> ReviewTask | None:
         """The annotator's next task (their open one first), or None when nothing is left."""
         annotator = check_annotator(annotator)
-        # One connection for the whole call: the pending check, the claim and the task read.
         with self.store.engine.connect() as connection:
-            item_id = connection.execute(PENDING, {"annotator": annotator}).scalar()
-            connection.rollback()  # end the read; the claim begins its own write transaction
-            if item_id is None:
-                item_id = self._claim_for(connection, annotator)
-            if item_id is None:
-                return None
-            return self._task(connection, item_id)
-
-    def _claim_for(self, connection: Connection, annotator: str) -> int | None:
-        """Claim an item for the annotator and record the assignment; None if nothing is left."""
-        for attempt in range(200):
-            if attempt:
-                time.sleep(min(0.002 * attempt, 0.05))  # another claim holds the slot: back off
-            # The write lock covers the claim only: finding the item, recording the assignment
-            # and its count. Reading the sample for the task happens after the commit.
-            with self.write(connection) as writing:
-                item_id = self._claim(writing, annotator)
-                if item_id is None:
-                    return None
-                if item_id < 0:  # every open slot is held by another claim: try again
-                    continue
-                self._add_assignment(writing, item_id, annotator)
-                return item_id
+            for attempt in range(200):
+                if attempt:
+                    time.sleep(min(0.002 * attempt, 0.05))  # other claims hold the slots
+                # One short write transaction: the open task, else a claim and its assignment,
+                # and the task's row; the sample is parsed after the commit.
+                with self.write(connection) as writing:
+                    open_task, position = writing.execute(OPEN_TASK, {"annotator": annotator}).one()
+                    item_id = open_task
+                    if item_id is None:
+                        item_id = self._claim(writing, annotator, position)
+                        if item_id is None:
+                            return None
+                        if item_id < 0:  # every open slot is held by another claim: try again
+                            continue
+                        self._add_assignment(writing, item_id, annotator)
+                    row = writing.execute(SHOWN, {"item": item_id}).one()
+                return self._task_of(row)
         raise RuntimeError("next_item: could not claim an item after 200 attempts")
 
     def decide(
@@ -229,32 +228,13 @@ class ReviewQueue:
         is given to the annotator first, under next_item's rules (open, fewer than k people).
         """
         annotator = check_annotator(annotator)
-        # The decision is checked against the sample the item shows before the write lock is
-        # taken: what an item shows changes only when its last decision makes it final.
-        with self.store.engine.connect() as reading:
-            _, shown = item_and_sample(reading, item_id)
-            reading.rollback()  # end the read; the decision begins its own write transaction
-            check_decision(item_id, shown, decision)
-            self._record(reading, item_id, annotator, decision, shown, assign)
-
-    def _record(
-        self,
-        connection: Connection,
-        item_id: int,
-        annotator: str,
-        decision: Decision,
-        shown: Sample,
-        assign: bool,
-    ) -> None:
-        with self.write(connection) as connection:
-            deciding = (
-                DECIDING.with_for_update(of=review_items)
-                if self.dialect == "postgresql"
-                else DECIDING
-            )
+        with self.write() as connection:
+            deciding = DECIDING_LOCKED if self.dialect == "postgresql" else DECIDING
             item = connection.execute(deciding, {"item": item_id, "annotator": annotator}).first()
             if item is None:
                 raise InputError(f"no review item {item_id}")
+            shown = parse_shown(item)
+            check_decision(item_id, shown, decision)
             assignment_id = item.assignment_id
             if assignment_id is None and assign:
                 self._assign(connection, item, annotator)
@@ -383,13 +363,13 @@ class ReviewQueue:
         )
         connection.execute(COUNT_IN, {"item": item_id, "change": 1})
 
-    def _claim(self, connection: Connection, annotator: str) -> int | None:
+    def _claim(self, connection: Connection, annotator: str, position: int) -> int | None:
         """The item to assign next; -1 if other claims hold every open slot (the caller
-        retries), None if nothing is left for this annotator."""
+        retries), None if nothing is left for this annotator. `position`: how many tasks the
+        annotator was given before (it seeds their gold draw)."""
         real = self._first(connection, [STARTED, FRESH], {"annotator": annotator})
         if real is None or real < 0:
             return real  # gold only rides along with real work
-        position = connection.execute(POSITION, {"annotator": annotator}).scalar_one()
         if gold.draw_gold(self.gold_rate, seed=[self.seed, annotator, position]):
             # The first gold item the annotator has not seen, walking the gold order from a
             # point drawn for this claim (and around): a seeded order per annotator, by index.
@@ -408,7 +388,7 @@ class ReviewQueue:
         (SKIP LOCKED), and -1 when rows exist but other claims hold them all."""
         postgresql = self.dialect == "postgresql"
         for query in queries:
-            found = connection.execute(locked(query) if postgresql else query, values).scalar()
+            found = connection.execute(LOCKED[query] if postgresql else query, values).scalar()
             if found is not None:
                 return int(found)
         if postgresql and any(connection.execute(q, values).first() is not None for q in queries):
@@ -427,13 +407,17 @@ class ReviewQueue:
         return item
 
     def _task(self, connection: Connection, item_id: int) -> ReviewTask:
-        item, shown = item_and_sample(connection, item_id)  # parsed anew: ours to change
+        return self._task_of(item_and_sample(connection, item_id)[0])
+
+    def _task_of(self, row: Any) -> ReviewTask:
+        """The task of an item's SHOWN row: the sample, parsed anew, as every task looks."""
+        shown = parse_shown(row)
         # every task looks alike: gold tasks must not be told apart by status or audit flag
         shown.status = "review"
-        if item.kind == "gold" and shown.report is not None and shown.report.route == "accepted":
+        if row.kind == "gold" and shown.report is not None and shown.report.route == "accepted":
             shown.report.audit = True
         criteria = criteria_of(shown)
-        return ReviewTask(item_id=item.id, sample=shown, criteria=criteria)
+        return ReviewTask(item_id=row.id, sample=shown, criteria=criteria)
 
 
 __all__ = [
