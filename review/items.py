@@ -43,6 +43,12 @@ ANNOTATOR_VERDICTS = (
     .where(decisions.c.item_id == bindparam("item"), decisions.c.role == "annotator")
     .order_by(decisions.c.decided_at, decisions.c.id)
 )
+# moved ahead of every undisputed item once (priorities of undisputed items are >= 0)
+DISPUTED = (
+    review_items.update()
+    .where(review_items.c.id == bindparam("item"), review_items.c.priority >= 0)
+    .values(priority=review_items.c.priority - 2)
+)
 SET_STATUS = (
     review_items.update()
     .where(review_items.c.id == bindparam("item"))
@@ -89,6 +95,8 @@ def maybe_finalise(connection: Connection, item: Any, shown: Sample | None = Non
     `shown`: the item's sample, when the caller has read it already."""
     verdicts = list(connection.execute(ANNOTATOR_VERDICTS, {"item": item.id}).scalars())
     if len(verdicts) < item.k:
+        if len(set(verdicts)) > 1:  # its annotators disagree: the rest of its decisions first
+            connection.execute(DISPUTED, {"item": item.id})
         return
     verdict = adjudication.resolve(verdicts)
     if verdict is None:

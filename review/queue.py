@@ -54,6 +54,7 @@ from synthgate.storage.tables import (
     review_batches,
     review_items,
 )
+from synthgate.validators.rubric import Rubric
 
 # The statements of the claim and the decision, built once with bound parameters (building and
 # hashing a statement costs more than running it on an index).
@@ -170,14 +171,25 @@ class ReviewQueue:
 
     # ---- filling the queue -------------------------------------------------------------------
 
-    def enqueue_batch(self, batch_id: str, *, image_root: str | Path | None = None) -> int:
+    def enqueue_batch(
+        self,
+        batch_id: str,
+        *,
+        image_root: str | Path | None = None,
+        order: str = "uncertainty",
+        rubric: Rubric | None = None,
+    ) -> int:
         """Add a batch's review and audit samples as items, plus honeypots; returns new items.
 
-        Idempotent: an item is keyed by its sample, so a second call adds only what is new.
-        `image_root` is the folder or blob URL the samples' uris are relative to (default: the
-        folder of a SQLite database, i.e. the run folder).
+        Idempotent: an item is keyed by its sample, so a second call adds only what is new, and
+        re-ranks the batch's open items nobody has started. `order`: uncertainty (the items
+        people learn most from first, measured against `rubric`, by default the batch's),
+        random or fifo (review/priority.py). `image_root` is the folder or blob URL the samples'
+        uris are relative to (default: the folder of a SQLite database, i.e. the run folder).
         """
-        return enqueue.enqueue_batch(self, batch_id, image_root=image_root)
+        return enqueue.enqueue_batch(
+            self, batch_id, image_root=image_root, order=order, rubric=rubric
+        )
 
     def add_gold(
         self,
