@@ -86,8 +86,11 @@ def reviewed(
     return items
 
 
-def detection_sample(index: int, measured: dict[str, float], *, batch: str = "cal") -> Sample:
-    """A sample as `synthgate run` stores it after the detection rubric judged it."""
+def detection_sample(
+    index: int, measured: dict[str, float], *, batch: str = "cal", audit: bool = True
+) -> Sample:
+    """A sample as `synthgate run` stores it after the detection rubric judged it (`audit`:
+    accepted samples are all sent to review too)."""
     rubric = load_rubric("detection")
     levels, score, chosen = judge(rubric, measured)
     spec = SampleSpec(
@@ -106,7 +109,7 @@ def detection_sample(index: int, measured: dict[str, float], *, batch: str = "ca
             score=score,
             levels={c: levels.get(c, 5) for c in CRITERIA},  # type: ignore[misc]
             route=chosen,  # type: ignore[arg-type]
-            audit=chosen == "accepted",  # every accepted sample audited: all reach review
+            audit=audit and chosen == "accepted",
             measurements=measured,
         ),
         status=chosen,  # type: ignore[arg-type]
