@@ -328,9 +328,16 @@ class Fitter:
         )
 
     def _fit_routing(self, thresholds: list[Threshold], routing: Routing) -> Routing:
+        """accept_at, reject_below and on_critical with the most agreement. The cut-offs are
+        tried in the middle of each gap between the scores the samples have (any value in a gap
+        routes them alike), keeping the current one when nothing agrees more."""
         criteria = self.model.criterion_levels(self.model.measure_levels(thresholds))
         scores = np.unique(self.model.scores(criteria))
-        candidates = sorted({*scores.tolist(), routing.accept_at, routing.reject_below})
+        middles = (scores[:-1] + scores[1:]) / 2
+        candidates = sorted(
+            {routing.accept_at, routing.reject_below, *np.round(middles, 3).tolist()}
+            | ({float(scores[0]), float(scores[-1])} if len(scores) else set())
+        )
         candidates = [s for s in candidates if 1 <= s <= 5]
         current = int((self.model.routes(criteria, routing) == self.human_routes).sum())
         best, best_key = routing, (current, 0.0)

@@ -53,7 +53,7 @@ def test_a_hidden_threshold_people_follow_is_found_again() -> None:
         found = new[check][measure]
         assert found.gold == pytest.approx(target[0], rel=0.1), (measure, found)
         assert found.acceptable == pytest.approx(target[1], rel=0.1), (measure, found)
-    assert result.rubric.routing.accept_at == pytest.approx(4.6)
+    assert 4.4 < result.rubric.routing.accept_at <= 4.6  # scores between route alike
     assert result.before.kappa is not None and result.after.kappa is not None
     assert result.after.kappa > result.before.kappa + 0.2
     assert result.after.kappa > 0.8
