@@ -79,8 +79,17 @@ class AnnotatorStats(BaseModel):
     decisions_per_hour: float | None
 
 
+class RouteChanges(BaseModel):
+    final: int = Field(description="Final sample items.")
+    with_route: int = Field(description="Of them, items that kept the rubric's route.")
+    changed: int = Field(description="Items whose final verdict changed the rubric's route.")
+    moves: dict[str, int] = Field(description='"accepted -> review": how many, and so on.')
+
+
 class QueueStats(BaseModel):
     model_config = ConfigDict(extra="allow")
+
+    route_changes: RouteChanges
 
     annotators_per_item: int
     items: dict[str, int] = Field(description="Real items by status: open, adjudication, final.")

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import shutil
 import sys
 import tempfile
 import time
@@ -248,6 +249,13 @@ def main() -> None:
     args = parser.parse_args()
     began, cpu_began = time.perf_counter(), time.process_time()
     folder = Path(tempfile.mkdtemp(prefix="bench-calibration-"))
+    try:
+        run(args, folder, began, cpu_began)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, folder: Path, began: float, cpu_began: float) -> None:
     shipped = load_rubric("detection").model_copy(deep=True)
     shipped.routing.audit_rate = 1.0  # every accepted sample is audited: all reach review
     rubric_file = folder / "detection-audited.yaml"

@@ -33,32 +33,49 @@ def _gold_position(key: str) -> float:
 
 
 def upgrade() -> None:
-    op.add_column(
-        "review_items", sa.Column("taken", sa.Integer, nullable=False, server_default="0")
-    )
-    op.add_column(
-        "review_items", sa.Column("priority", sa.Float, nullable=False, server_default="0")
-    )
-    op.add_column("review_items", sa.Column("route", sa.String(10), nullable=True))
     connection = op.get_bind()
-    connection.execute(
-        sa.text(
-            "UPDATE review_items SET taken = (SELECT count(*) FROM review_assignments "
-            "WHERE review_assignments.item_id = review_items.id)"
+    found = sa.inspect(connection)
+    # Like 0001, it brings any older database to this schema: one made by a release whose
+    # tables already had these columns (but no revision stamp) is left as it is.
+    columns = {c["name"] for c in found.get_columns("review_items")}
+    if "taken" not in columns:
+        op.add_column(
+            "review_items", sa.Column("taken", sa.Integer, nullable=False, server_default="0")
         )
-    )
-    _fill_gold_positions(connection)
-    _fill_routes(connection)
-    op.create_index(
-        "ix_review_items_claim", "review_items", ["kind", "status", "taken", "priority", "id", "k"]
-    )
-    op.create_index(
-        "ix_review_items_gold_order", "review_items", ["kind", "status", "priority", "id"]
-    )
-    op.drop_index("ix_review_assignments_annotator", table_name="review_assignments")
-    op.create_index(
-        "ix_review_assignments_annotator_open", "review_assignments", ["annotator", "decided_at"]
-    )
+        connection.execute(
+            sa.text(
+                "UPDATE review_items SET taken = (SELECT count(*) FROM review_assignments "
+                "WHERE review_assignments.item_id = review_items.id)"
+            )
+        )
+    if "priority" not in columns:
+        op.add_column(
+            "review_items", sa.Column("priority", sa.Float, nullable=False, server_default="0")
+        )
+        _fill_gold_positions(connection)
+    if "route" not in columns:
+        op.add_column("review_items", sa.Column("route", sa.String(10), nullable=True))
+        _fill_routes(connection)
+    indexes = {i["name"] for i in found.get_indexes("review_items")}
+    if "ix_review_items_claim" not in indexes:
+        op.create_index(
+            "ix_review_items_claim",
+            "review_items",
+            ["kind", "status", "taken", "priority", "id", "k"],
+        )
+    if "ix_review_items_gold_order" not in indexes:
+        op.create_index(
+            "ix_review_items_gold_order", "review_items", ["kind", "status", "priority", "id"]
+        )
+    indexes = {i["name"] for i in found.get_indexes("review_assignments")}
+    if "ix_review_assignments_annotator" in indexes:
+        op.drop_index("ix_review_assignments_annotator", table_name="review_assignments")
+    if "ix_review_assignments_annotator_open" not in indexes:
+        op.create_index(
+            "ix_review_assignments_annotator_open",
+            "review_assignments",
+            ["annotator", "decided_at"],
+        )
 
 
 def _fill_gold_positions(connection: sa.Connection) -> None:
