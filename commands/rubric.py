@@ -14,7 +14,7 @@ from rich.table import Table
 from synthgate.commands import console, user_errors
 
 if TYPE_CHECKING:
-    from synthgate.review.calibration import Agreement, Calibration, CheckFit
+    from synthgate.review.calibration import Calibration, CheckFit, RouteAgreement
 
 app = typer.Typer(help="Rubrics that learn from reviewers: calibrate.", no_args_is_help=True)
 
@@ -118,7 +118,9 @@ def print_calibration(result: Calibration) -> None:
         console.print(f"left out: {count} items ({reason})", highlight=False)
 
 
-def _row(result: Calibration, fit: CheckFit | None) -> tuple[str, str, tuple[Agreement, Agreement]]:
+def _row(
+    result: Calibration, fit: CheckFit | None
+) -> tuple[str, str, tuple[RouteAgreement, RouteAgreement]]:
     if fit is None:
         return "all samples", "", (result.before, result.after)
     lines = []

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +45,9 @@ ROUNDS = 6
 
 
 @dataclass
-class Agreement:
-    """Rubric route vs people's route on some samples."""
+class RouteAgreement:
+    """The rubric's route against people's on some samples: Cohen's kappa, and precision and
+    recall of "rejected" (None where undefined)."""
 
     items: int
     kappa: float | None
@@ -54,7 +55,7 @@ class Agreement:
     reject_recall: float | None
 
     @classmethod
-    def of(cls, rubric_routes: Sequence[str], human_routes: Sequence[str]) -> Agreement:
+    def of(cls, rubric_routes: Sequence[str], human_routes: Sequence[str]) -> RouteAgreement:
         kappa = agreement.cohen_kappa(list(rubric_routes), list(human_routes)).value
         precision, recall = agreement.precision_recall(
             list(human_routes), list(rubric_routes), positive="rejected"
@@ -72,8 +73,8 @@ class CheckFit:
     old: dict[str, Threshold]
     new: dict[str, Threshold]
     fitted_items: int
-    before: Agreement
-    after: Agreement
+    before: RouteAgreement
+    after: RouteAgreement
     note: str = ""
 
     @property
@@ -94,8 +95,8 @@ class Calibration:
     seed: int
     holdout: float
     checks: list[CheckFit]
-    before: Agreement
-    after: Agreement
+    before: RouteAgreement
+    after: RouteAgreement
     where: str = ""
     skipped: dict[str, int] = field(default_factory=dict)
 
@@ -142,8 +143,8 @@ class Calibration:
             "fitted": self.fitted,
             "held_out": self.held_out,
             "seed": self.seed,
-            "before": self.before.__dict__,
-            "after": self.after.__dict__,
+            "before": asdict(self.before),
+            "after": asdict(self.after),
             "routing": {
                 "old": self.old.routing.model_dump(),
                 "new": self.rubric.routing.model_dump(),
@@ -155,8 +156,8 @@ class Calibration:
                     "old": thresholds(fit.old),
                     "new": thresholds(fit.new),
                     "fitted_items": fit.fitted_items,
-                    "before": fit.before.__dict__,
-                    "after": fit.after.__dict__,
+                    "before": asdict(fit.before),
+                    "after": asdict(fit.after),
                     "note": fit.note,
                 }
                 for fit in self.checks
@@ -388,11 +389,11 @@ def fit_rubric(
     return with_thresholds(rubric, thresholds, routing)
 
 
-def agreement_on(rubric: Rubric, items: Sequence[Reviewed]) -> Agreement:
+def agreement_on(rubric: Rubric, items: Sequence[Reviewed]) -> RouteAgreement:
     """How the rubric's route (recomputed from the stored measurements) agrees with people."""
     model = RubricModel(rubric, [r.measurements for r in items])
     routes = model.route_with(thresholds_of(rubric), rubric.routing)
-    return Agreement.of(routes.tolist(), [r.human_route for r in items])
+    return RouteAgreement.of(routes.tolist(), [r.human_route for r in items])
 
 
 def calibrate_items(
@@ -457,8 +458,12 @@ def calibrate_items(
                     old=dict(spec.thresholds),
                     new=dict(new_specs[spec.check].thresholds),
                     fitted_items=per_check.get(spec.check, 0),
-                    before=Agreement.of(before_routes[measured].tolist(), human[measured].tolist()),
-                    after=Agreement.of(after_routes[measured].tolist(), human[measured].tolist()),
+                    before=RouteAgreement.of(
+                        before_routes[measured].tolist(), human[measured].tolist()
+                    ),
+                    after=RouteAgreement.of(
+                        after_routes[measured].tolist(), human[measured].tolist()
+                    ),
                     note=note,
                 )
             )
@@ -472,8 +477,8 @@ def calibrate_items(
         seed=seed,
         holdout=holdout,
         checks=checks,
-        before=Agreement.of(before_routes.tolist(), human.tolist()),
-        after=Agreement.of(after_routes.tolist(), human.tolist()),
+        before=RouteAgreement.of(before_routes.tolist(), human.tolist()),
+        after=RouteAgreement.of(after_routes.tolist(), human.tolist()),
     )
 
 
