@@ -5,8 +5,8 @@ would flip a level, so the rubric is least sure there), and the more often peopl
 check that measured it. `closeness(value, threshold, worse)` is exp(-distance to the nearest cut
 point, in units of the gap between gold and acceptable); a cut point of 0 does not count for
 values on its good side (a count of 0 cannot get better: it is not "near" 0). `overrule_rates`
-gives, per check, the share of final reviewed items where people gave the check's criterion
-another level than the check did (or, without levels, another route than the rubric's). An
+gives, per check, the share of recent final reviewed items where people gave the check's
+criterion another level than the check did (or, without levels, another route than the rubric's). An
 item's value is the largest `closeness x (0.5 + 0.5 x rate / highest rate)` over its measures.
 Items whose annotators disagree are moved ahead when it happens (review/items.py).
 """
@@ -39,10 +39,13 @@ def closeness(value: float, threshold: Threshold, worse: str) -> float:
     return math.exp(-min(distances)) if distances else 0.0
 
 
-def overrule_rates(store: Store, rubric: Rubric) -> dict[str, float]:
-    """Per check: the share of final reviewed items it judged (its level was its criterion's)
-    where people disagreed with that level (their route, where they gave no level)."""
-    found = reviewed_items(store, rubric=rubric.name).items
+RECENT = 5000  # final items overrule rates are taken from: enough to tell checks apart
+
+
+def overrule_rates(store: Store, rubric: Rubric, *, latest: int = RECENT) -> dict[str, float]:
+    """Per check: the share of the `latest` final reviewed items it judged (its level was its
+    criterion's) where people disagreed with that level (their route, where they gave none)."""
+    found = reviewed_items(store, rubric=rubric.name, latest=latest).items
     if not found:
         return {}
     model = RubricModel(rubric, [r.measurements for r in found])

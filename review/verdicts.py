@@ -57,8 +57,15 @@ def consensus_levels(rows: Iterable[dict[str, Any]], verdict: str) -> dict[str, 
     return {c: sorted(levels)[(len(levels) - 1) // 2] for c, levels in sorted(given.items())}
 
 
-def reviewed_items(store: Store, *, rubric: str, batches: list[str] | None = None) -> ReviewedItems:
-    """Every final sample item of `batches` (default: all) whose report the rubric made."""
+def reviewed_items(
+    store: Store,
+    *,
+    rubric: str,
+    batches: list[str] | None = None,
+    latest: int | None = None,
+) -> ReviewedItems:
+    """Every final sample item of `batches` (default: all) whose report the rubric made; with
+    `latest`, only among that many most recent final items."""
     found: list[Reviewed] = []
     skipped: Counter[str] = Counter()
     query = (
@@ -76,6 +83,15 @@ def reviewed_items(store: Store, *, rubric: str, batches: list[str] | None = Non
         query = query.where(review_items.c.batch_id.in_(batches))
     last = 0
     with store.engine.connect() as connection:
+        if latest is not None:
+            since = connection.execute(
+                select(review_items.c.id)
+                .where(review_items.c.kind == "sample", review_items.c.status == "final")
+                .order_by(review_items.c.id.desc())
+                .offset(latest)
+                .limit(1)
+            ).scalar()
+            last = since or 0
         while True:
             rows = connection.execute(query.where(review_items.c.id > last).limit(CHUNK)).all()
             if not rows:

@@ -148,6 +148,7 @@ def test_checks_people_overrule_come_first(tmp_path: Path) -> None:
     rates = overrule_rates(store, DETECTION)
     assert rates["precision_box_tightness"] > 0.2
     assert rates["clarity_min_size"] == 0.0
+    assert overrule_rates(store, DETECTION, latest=0) == {}  # only the latest final items count
     stats = queue.stats()["route_changes"]
     assert stats["changed"] == 3 * sum(2.5 < x <= 5 for x in LOOSE)  # accepted -> review
     assert stats["moves"] == {"accepted -> review": stats["changed"]}
