@@ -12,6 +12,7 @@ The library, for notebooks and scripts (the `synthgate` command is a thin skin o
     run = sg.run(config, out="runs/quickstart")                  # the run folder
     balanced = sg.balance("annotations.json", images="images/", out="balanced/")
     sg.export(balanced.out, format="yolo", out="balanced-yolo/")
+    sg.calibrate("runs/quickstart", rubric="detection", out="calibrated.yaml")  # after review
 
 Names load on first use (PEP 562), so `import synthgate` loads no torch, diffusers, SQLAlchemy,
 FastAPI, Celery, matplotlib or albumentations. Bad input raises `synthgate.InputError`, which
@@ -46,6 +47,7 @@ _LAZY = {
     "export": "synthgate.workflows.export:export",
     "ExportResult": "synthgate.workflows.export:ExportResult",
     "show": "synthgate.reports.show:show",
+    "calibrate": "synthgate.review.calibration:calibrate",
     "Sample": "synthgate.samples:Sample",
     "GeneratedSample": "synthgate.samples:GeneratedSample",
     "RubricReport": "synthgate.samples:RubricReport",
@@ -65,6 +67,7 @@ __all__ = [
     "__version__",
     "balance",
     "balance_text",
+    "calibrate",
     "export",
     "generate",
     "load_config",
@@ -80,6 +83,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
     from synthgate.config import BatchConfig, load_config
     from synthgate.pipeline import generate
     from synthgate.reports.show import show
+    from synthgate.review.calibration import calibrate
     from synthgate.runner import RunResult, run
     from synthgate.samples import GeneratedSample, RubricReport, Sample
     from synthgate.validators.validate import (

@@ -14,6 +14,7 @@ from synthgate.commands import balance as balance_commands
 from synthgate.commands import console, reflow_help
 from synthgate.commands import export as export_commands
 from synthgate.commands import review as review_commands
+from synthgate.commands import rubric as rubric_commands
 from synthgate.commands import run as run_commands
 from synthgate.commands import serve as serve_commands
 from synthgate.commands import validate as validate_commands
@@ -59,6 +60,7 @@ app.command()(worker_commands.status)
 
 # review, users, serve (review/, api/)
 app.add_typer(review_commands.app, name="review")
+app.add_typer(rubric_commands.app, name="rubric")
 app.command()(serve_commands.serve)
 app.add_typer(serve_commands.users, name="users")
 

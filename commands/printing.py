@@ -103,6 +103,14 @@ def print_stats(numbers: dict[str, Any]) -> None:
         f"{items['final']} final; {numbers['gold_items']} gold; {numbers['queue_depth']} "
         f"assignments still to hand out; {numbers['decisions']} decisions"
     )
+    changes = numbers.get("route_changes")
+    if changes and changes["with_route"]:
+        moves = ", ".join(f"{move}: {n}" for move, n in changes["moves"].items())
+        console.print(
+            f"verdicts changed the rubric's route on {changes['changed']} of "
+            f"{changes['with_route']} final items" + (f" ({moves})" if moves else ""),
+            highlight=False,
+        )
     if not numbers["annotators"]:
         return
     table = Table(title="annotators")

@@ -67,17 +67,58 @@ def enqueue(
         "--image-root",
         help="Folder or URL the image uris are relative to (default: the run folder).",
     ),
+    order: str = typer.Option(
+        "uncertainty",
+        "--order",
+        help="uncertainty: items whose measures sit nearest a threshold, whose checks people "
+        "overrule most, first; random; fifo.",
+    ),
+    rubric: str | None = typer.Option(
+        None,
+        "--rubric",
+        help="Rubric (name or YAML) whose thresholds --order uncertainty measures against, e.g. "
+        "a calibrated one (default: the batch's).",
+    ),
+    from_validate: Path | None = typer.Option(
+        None,
+        "--from-validate",
+        help="A `synthgate validate PREDICTIONS --coco FILE --json` report: queue the "
+        "predictions the rubric doubts (pre-labels QA) instead of a run's batches.",
+    ),
 ) -> None:
     """Put samples routed to review (and the audit sample of accepted ones) into the queue.
 
-    Idempotent: running it again adds only what is new; decided items stay decided.
+    Idempotent: running it again adds only what is new; decided items stay decided. Open items
+    nobody has started take their place in the --order given now (run it again with a
+    calibrated --rubric to review next what the new thresholds are least sure of).
+
+    Example: synthgate review enqueue --run runs/quickstart --order uncertainty
+
+    Example: synthgate review enqueue --db sqlite:///qa.db --from-validate report.json
     """
     from sqlalchemy import select
 
+    from synthgate.review.prelabels import enqueue_prelabels
+    from synthgate.review.priority import check_order
     from synthgate.storage.tables import batches
+    from synthgate.validators.rubric import load_rubric
 
     with user_errors():
+        check_order(order)
+        chosen = load_rubric(rubric) if rubric is not None else None
         queue = open_queue(run, db, annotators_per_item=annotators_per_item, gold_rate=gold_rate)
+        if from_validate is not None:
+            if batch:
+                raise InputError(
+                    field="batch",
+                    value=batch[0],
+                    problem="names a run's batch; --from-validate makes its own",
+                    fix="drop --batch",
+                )
+            batch_id, added = enqueue_prelabels(queue, from_validate, order=order, rubric=chosen)
+            console.print(f"{batch_id}: {added} new review items, in {order} order")
+            print_stats(queue.stats())
+            return
         ids = batch
         if not ids:
             with queue.store.engine.connect() as connection:
@@ -89,8 +130,8 @@ def enqueue(
         for batch_id in ids:
             if queue.store.get_batch(batch_id) is None:
                 raise InputError(f"--batch {batch_id}: no such batch in the database")
-            added = queue.enqueue_batch(batch_id, image_root=image_root)
-            console.print(f"{batch_id}: {added} new review items")
+            added = queue.enqueue_batch(batch_id, image_root=image_root, order=order, rubric=chosen)
+            console.print(f"{batch_id}: {added} new review items, in {order} order")
         print_stats(queue.stats())
 
 

@@ -9,6 +9,7 @@ import typer
 import synthgate
 from synthgate.commands import console, user_errors
 from synthgate.errors import InputError
+from synthgate.files import write_atomic
 
 
 def validate(
@@ -33,6 +34,15 @@ def validate(
     reference: Path | None = typer.Option(
         None, "--reference", help="Folder of real images: flag copies of them (privacy)."
     ),
+    coco: Path | None = typer.Option(
+        None,
+        "--coco",
+        help="PATH is a COCO results file (model predictions: image_id, category_id, bbox, "
+        "score): the COCO file of the images they were made on.",
+    ),
+    min_score: float = typer.Option(
+        0.0, "--min-score", help="With --coco: judge only predictions scoring at least this."
+    ),
 ) -> None:
     """Score every sample against a rubric; print levels per criterion and the top findings.
 
@@ -40,19 +50,46 @@ def validate(
     Exit codes: 0 ok, 1 mean score under --fail-under, 2 bad input (or nothing to judge).
 
     Example: synthgate validate annotations.json --images images/ --json report.json --fail-under 4
+
+    Pre-labels QA: synthgate validate predictions.json --coco instances.json --images images/
+    --json report.json, then synthgate review enqueue --from-validate report.json.
     """
+    # predictions need the validators at once; --help need not load them
+    from synthgate.validators.predictions import (
+        is_results_file,
+        predictions_json,
+        validate_predictions,
+    )
+
     with user_errors():
-        # The document is streamed to its file and no report is kept: any size, bounded memory.
-        result = synthgate.validate_file(
-            path,
-            images=images,
-            rubric=rubric,
-            reference=reference,
-            json=json_out,
-            keep_reports=False,
-        )
+        if coco is None and path.suffix.lower() == ".json" and is_results_file(path):
+            raise InputError(
+                field="coco",
+                value=None,
+                problem=f"{path} is a COCO results file (a list of predictions)",
+                fix="pass the COCO file of the images they were made on with --coco",
+            )
+        if coco is not None:
+            result = validate_predictions(
+                path, coco, images=images, rubric=rubric, reference=reference, min_score=min_score
+            )
+        else:
+            # The document is streamed to its file and no report is kept: any size, bounded memory.
+            result = synthgate.validate_file(
+                path,
+                images=images,
+                rubric=rubric,
+                reference=reference,
+                json=json_out,
+                keep_reports=False,
+            )
         if result.summary.samples == 0:
             raise InputError(f"{path}: holds no samples (no images or rows) to judge")
+        if json_out is not None and coco is not None:
+            document = predictions_json(
+                result, results=path, coco=coco, images=images, min_score=min_score
+            )
+            write_atomic(json_out, document, field="json")
     console.print(result.summary.table(), highlight=False, markup=False, soft_wrap=True)
     if json_out is not None:
         console.print(f"wrote {json_out}", highlight=False, markup=False)

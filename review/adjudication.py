@@ -26,8 +26,9 @@ def resolve(verdicts: Sequence[str]) -> str | None:
 
 
 def final_sample(sample: Sample, verdict: str, decisions: Sequence[dict[str, Any]]) -> Sample:
-    """The sample with the final status and, for a fix, the corrected labels."""
-    final = sample.model_copy(deep=True)
+    """The sample with the final status and, for a fix, the corrected labels (a new sample;
+    fields are replaced, never changed in place, so a shallow copy leaves `sample` as it was)."""
+    final = sample.model_copy()
     final.status = STATUS_OF[verdict]  # type: ignore[assignment]
     if verdict == "fix":
         fix = next(d for d in decisions if d["verdict"] == "fix")

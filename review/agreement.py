@@ -3,7 +3,8 @@
 Ratings are plain `(item, rater, value)` triples. `cohen_pairs` gives Cohen's kappa per annotator
 pair (scikit-learn), `fleiss` Fleiss' kappa over items with the same number of ratings
 (statsmodels), `alpha` Krippendorff's alpha with missing ratings allowed (the `krippendorff`
-package; nominal for verdicts, ordinal for 5/3/1 levels). Where a statistic is undefined — every
+package; nominal for verdicts, ordinal for 5/3/1 levels), `precision_recall` of one class
+(scikit-learn; the rubric's "rejected" against people's). Where a statistic is undefined — every
 rating the same value, so chance agreement is 1 and kappa is 0/0 — the result says so in `note`
 with `value=None` instead of passing NaN along.
 """
@@ -196,3 +197,26 @@ def alpha(
     unpaired = len(items) - len(pairable)
     note = f"{unpaired} items with a single rating are not pairable" if unpaired else ""
     return Agreement(name, value, len(pairable), len(values), observed, note)
+
+
+def precision_recall(
+    actual: Sequence[Hashable], predicted: Sequence[Hashable], *, positive: Hashable
+) -> tuple[float | None, float | None]:
+    """Precision and recall of one class (sklearn.metrics.precision_recall_fscore_support);
+    None where undefined (nothing predicted, or nothing actually, in that class)."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    predicted_any = any(p == positive for p in predicted)
+    actual_any = any(a == positive for a in actual)
+    if not predicted_any and not actual_any:
+        return None, None
+    precision, recall, _, _ = precision_recall_fscore_support(
+        [str(a) for a in actual],
+        [str(p) for p in predicted],
+        labels=[str(positive)],
+        zero_division=0,
+    )
+    return (
+        float(precision[0]) if predicted_any else None,
+        float(recall[0]) if actual_any else None,
+    )

@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
-from synthgate.review import gold
+from synthgate.review import gold, priority
+from synthgate.review.value import overrule_rates
 from synthgate.samples import Sample
 from synthgate.storage.store import Store
 from synthgate.storage.tables import (
@@ -22,6 +23,7 @@ from synthgate.storage.tables import (
     review_batches,
     review_items,
 )
+from synthgate.validators.rubric import Rubric
 
 CHUNK = 500
 
@@ -46,13 +48,23 @@ def default_image_root(store: Store) -> str | None:
     return None
 
 
-def enqueue_batch(queue: Queue, batch_id: str, *, image_root: str | Path | None = None) -> int:
+def enqueue_batch(
+    queue: Queue,
+    batch_id: str,
+    *,
+    image_root: str | Path | None = None,
+    order: str = "uncertainty",
+    rubric: Rubric | None = None,
+) -> int:
     """Add a batch's review and audit samples as items, plus honeypots; returns new items.
 
-    Idempotent: an item is keyed by its sample, so a second call adds only what is new.
-    `image_root` is the folder or blob URL the samples' uris are relative to (default: the
-    folder of a SQLite database, i.e. the run folder).
+    Idempotent: an item is keyed by its sample, so a second call adds only what is new, and
+    gives the batch's open items nobody has started the place `order` gives them now (review/
+    priority.py: uncertainty, random or fifo; `rubric` is the one uncertainty measures against,
+    by default the batch's). `image_root` is the folder or blob URL the samples' uris are
+    relative to (default: the folder of a SQLite database, i.e. the run folder).
     """
+    order = priority.check_order(order)
     root = str(image_root) if image_root is not None else default_image_root(queue.store)
     with queue.write() as connection:
         connection.execute(
@@ -64,9 +76,11 @@ def enqueue_batch(queue: Queue, batch_id: str, *, image_root: str | Path | None 
                 .where(review_batches.c.batch_id == batch_id)
                 .values(image_root=root)
             )
+    batch = queue.store.get_batch(batch_id)
     added, accepted, categories = 0, [], set[str]()
     for modality in ("image", "text"):
         rows: list[dict[str, Any]] = []
+        ranking = Ranking(queue, order, rubric, (batch or {}).get("config"), modality)
         for sample in queue.store.iter_samples(batch_id, modality):
             if len(rows) >= CHUNK:  # bounded inserts: a batch of any size streams through
                 added += insert_items(queue, rows)
@@ -78,10 +92,48 @@ def enqueue_batch(queue: Queue, batch_id: str, *, image_root: str | Path | None 
                 if sample.status == "accepted":
                     accepted.append(sample.id)
                 continue
-            rows.append(item_row(queue, f"sample:{sample.id}", sample, "sample", reason))
+            row = item_row(queue, f"sample:{sample.id}", sample, "sample", reason)
+            row["priority"] = ranking.priority(sample, row["key"])
+            rows.append(row)
         added += insert_items(queue, rows)
     add_honeypots(queue, batch_id, accepted, sorted(categories))
     return added
+
+
+class Ranking:
+    """The priorities of one batch's items of one modality under an order. Uncertainty finds
+    its rubric (and how often people overrule each check) at the first sample, whose report
+    names the rubric that judged it."""
+
+    def __init__(
+        self,
+        queue: Queue,
+        order: priority.Order,
+        rubric: Rubric | None,
+        config: dict[str, Any] | None,
+        modality: str,
+    ) -> None:
+        self.queue, self.order, self.config, self.modality = queue, order, config, modality
+        self.rubric = rubric
+        self.rates: dict[str, float] | None = None
+
+    def priority(self, sample: Sample, key: str) -> float:
+        if self.order == "uncertainty" and self.rates is None:
+            if self.rubric is None:
+                named = sample.report.rubric if sample.report else None
+                self.rubric = priority.resolve_rubric(self.config, self.modality, named)
+            found = self.rubric is not None and self.rubric.modality == self.modality
+            self.rates = overrule_rates(self.queue.store, self.rubric) if found else {}  # type: ignore[arg-type]
+            if not found:
+                self.rubric = None
+        return priority.priority_of(
+            sample,
+            key,
+            order=self.order,
+            seed=self.queue.seed,
+            rubric=self.rubric,
+            rates=self.rates,
+        )
 
 
 def item_row(queue: Queue, key: str, sample: Sample, kind: str, reason: str) -> dict[str, Any]:
@@ -95,11 +147,16 @@ def item_row(queue: Queue, key: str, sample: Sample, kind: str, reason: str) -> 
         "k": queue.k,
         "status": "open",
         "created_at": time.time(),
+        # gold items keep a fixed place in the gold order; sample items get theirs from the
+        # queue's order once the batch is in (review/priority.py)
+        "priority": priority.gold_position(key) if kind == "gold" else 0.0,
+        "route": sample.report.route if kind == "sample" and sample.report else None,
     }
 
 
 def insert_items(queue: Queue, rows: list[dict[str, Any]]) -> int:
-    """Insert the rows whose key is new; returns how many were new."""
+    """Insert the rows whose key is new; returns how many were new. Known items that are open
+    and untouched (taken == 0) take the row's priority: the order they are enqueued in now."""
     if not rows:
         return 0
     keys = [r["key"] for r in rows]
@@ -112,7 +169,21 @@ def insert_items(queue: Queue, rows: list[dict[str, Any]]) -> int:
         fresh = [r for r in rows if r["key"] not in known]
         if fresh:
             connection.execute(insert_ignore(queue.dialect, review_items), fresh)
+        again = [{"known": r["key"], "new": r["priority"]} for r in rows if r["key"] in known]
+        if again:
+            connection.execute(RERANK, again)
         return len(fresh)
+
+
+RERANK = (
+    review_items.update()
+    .where(
+        review_items.c.key == bindparam("known"),
+        review_items.c.status == "open",
+        review_items.c.taken == 0,
+    )
+    .values(priority=bindparam("new"))
+)
 
 
 def add_honeypots(queue: Queue, batch_id: str, accepted: list[str], categories: list[str]) -> None:

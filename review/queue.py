@@ -5,21 +5,26 @@ ones) as items; `next_item(annotator)` hands each item to `annotators_per_item` 
 never twice to one person, and mixes in gold tasks (known answers, honeypots made by injecting a
 defect into an accepted sample) at `gold_rate`, unannounced; `decide()` records a decision and,
 once an item has all its decisions, makes the result final on the sample (agreement or majority)
-or sends it to an adjudicator. Assignment happens in one write transaction (BEGIN IMMEDIATE on
-SQLite, a row lock with SKIP LOCKED on PostgreSQL), so concurrent annotators never share a slot.
+or sends it to an adjudicator. Assignment happens in one short write transaction (BEGIN
+IMMEDIATE on SQLite, a row lock with SKIP LOCKED on PostgreSQL), so concurrent annotators never
+share a slot. A claim costs O(log n) in the open items: every item keeps its count of
+assignments (`taken`) and its place in the claim order (`priority`, review/priority.py), and the
+claim walks an index over (kind, status, taken, priority, id) to the first row it may take.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import BindParameter
 
 from synthgate.errors import InputError
-from synthgate.review import enqueue, gold
+from synthgate.review import enqueue, gold, priority
 from synthgate.review.decision import (
     Decision,
     ReviewTask,
@@ -29,7 +34,15 @@ from synthgate.review.decision import (
     criteria_of,
     decision_row,
 )
-from synthgate.review.items import finalise, item_row, maybe_finalise, shown_sample
+from synthgate.review.items import (
+    SHOWN,
+    finalise,
+    item_and_sample,
+    item_row,
+    maybe_finalise,
+    parse_shown,
+    shown_sample,
+)
 from synthgate.review.stats import queue_stats
 from synthgate.samples import Sample
 from synthgate.storage.store import Store
@@ -41,6 +54,96 @@ from synthgate.storage.tables import (
     review_batches,
     review_items,
 )
+from synthgate.validators.rubric import Rubric
+
+# The statements of the claim and the decision, built once with bound parameters (building and
+# hashing a statement costs more than running it on an index).
+ANNOTATOR: BindParameter[str] = bindparam("annotator")
+ITEM: BindParameter[int] = bindparam("item")
+# The annotator's open task (their undecided assignment, if any) and how many tasks they were
+# given (the position that seeds their gold draw), from ix_review_assignments_annotator_open.
+OPEN_TASK = select(
+    func.min(assignments.c.item_id).filter(assignments.c.decided_at.is_(None)),
+    func.count(),
+).where(assignments.c.annotator == ANNOTATOR)
+# the annotator's assignments, for an anti-join: a claim skips the items they hold (one probe of
+# uq_assignment per candidate row, no subquery per row)
+MINE = select(assignments.c.item_id).where(assignments.c.annotator == ANNOTATOR).alias("mine")
+NOT_MINE = review_items.outerjoin(MINE, MINE.c.item_id == review_items.c.id)
+OPEN_SAMPLE = (review_items.c.kind == "sample", review_items.c.status == "open")
+# Items others have started first (their decisions complete sooner), then fresh ones; each in
+# priority order, each a range of ix_review_items_claim. Started items are few while a team
+# works: each person holds one open task at a time.
+STARTED = (
+    select(review_items.c.id)
+    .select_from(NOT_MINE)
+    .where(
+        *OPEN_SAMPLE,
+        review_items.c.taken > 0,
+        review_items.c.taken < review_items.c.k,
+        MINE.c.item_id.is_(None),
+    )
+    .order_by(review_items.c.taken.desc(), review_items.c.priority, review_items.c.id)
+    .limit(1)
+)
+FRESH = (  # nobody holds a fresh item, so it cannot be the annotator's
+    select(review_items.c.id)
+    .where(*OPEN_SAMPLE, review_items.c.taken == 0)
+    .order_by(review_items.c.priority, review_items.c.id)
+    .limit(1)
+)
+UNSEEN_GOLD = (
+    select(review_items.c.id)
+    .select_from(NOT_MINE)
+    .where(review_items.c.kind == "gold", review_items.c.status == "open", MINE.c.item_id.is_(None))
+)
+GOLD_AFTER = (
+    UNSEEN_GOLD.where(review_items.c.priority >= bindparam("start"))
+    .order_by(review_items.c.priority, review_items.c.id)
+    .limit(1)
+)
+GOLD_BEFORE = (
+    UNSEEN_GOLD.where(review_items.c.priority < bindparam("start"))
+    .order_by(review_items.c.priority, review_items.c.id)
+    .limit(1)
+)
+ASSIGN = assignments.insert()
+COUNT_IN = (
+    review_items.update()
+    .where(review_items.c.id == ITEM)
+    .values(taken=review_items.c.taken + bindparam("change"))
+)
+# the item, the sample it shows and the annotator's assignment of it, read under the item's
+# lock to decide
+DECIDING = (
+    select(
+        *SHOWN.selected_columns,
+        assignments.c.id.label("assignment_id"),
+        assignments.c.decided_at.label("decided_at"),
+    )
+    .select_from(
+        SHOWN.get_final_froms()[0].outerjoin(
+            assignments,
+            (assignments.c.item_id == review_items.c.id) & (assignments.c.annotator == ANNOTATOR),
+        )
+    )
+    .where(review_items.c.id == ITEM)
+)
+RECORD = decisions.insert()
+DECIDED = (
+    assignments.update()
+    .where(assignments.c.id == bindparam("assignment"))
+    .values(decided_at=bindparam("now"))
+)
+
+
+# PostgreSQL's forms: a claim probe locks the row it finds and skips rows other claims hold; a
+# decision locks its item.
+LOCKED = {
+    query: query.with_for_update(skip_locked=True, of=review_items)
+    for query in (STARTED, FRESH, GOLD_AFTER, GOLD_BEFORE)
+}
+DECIDING_LOCKED = DECIDING.with_for_update(of=review_items)
 
 
 class ReviewQueue:
@@ -68,14 +171,25 @@ class ReviewQueue:
 
     # ---- filling the queue -------------------------------------------------------------------
 
-    def enqueue_batch(self, batch_id: str, *, image_root: str | Path | None = None) -> int:
+    def enqueue_batch(
+        self,
+        batch_id: str,
+        *,
+        image_root: str | Path | None = None,
+        order: str = "uncertainty",
+        rubric: Rubric | None = None,
+    ) -> int:
         """Add a batch's review and audit samples as items, plus honeypots; returns new items.
 
-        Idempotent: an item is keyed by its sample, so a second call adds only what is new.
-        `image_root` is the folder or blob URL the samples' uris are relative to (default: the
-        folder of a SQLite database, i.e. the run folder).
+        Idempotent: an item is keyed by its sample, so a second call adds only what is new, and
+        re-ranks the batch's open items nobody has started. `order`: uncertainty (the items
+        people learn most from first, measured against `rubric`, by default the batch's),
+        random or fifo (review/priority.py). `image_root` is the folder or blob URL the samples'
+        uris are relative to (default: the folder of a SQLite database, i.e. the run folder).
         """
-        return enqueue.enqueue_batch(self, batch_id, image_root=image_root)
+        return enqueue.enqueue_batch(
+            self, batch_id, image_root=image_root, order=order, rubric=rubric
+        )
 
     def add_gold(
         self,
@@ -97,32 +211,24 @@ class ReviewQueue:
     def next_item(self, annotator: str) -> ReviewTask | None:
         """The annotator's next task (their open one first), or None when nothing is left."""
         annotator = check_annotator(annotator)
-        for attempt in range(200):
-            if attempt:
-                time.sleep(min(0.002 * attempt, 0.05))  # another claim holds the slot: back off
-            with self.write() as connection:
-                pending = connection.execute(
-                    select(assignments.c.item_id)
-                    .where(
-                        assignments.c.annotator == annotator,
-                        assignments.c.decided_at.is_(None),
-                    )
-                    .order_by(assignments.c.id)
-                    .limit(1)
-                ).scalar()
-                if pending is not None:
-                    return self._task(connection, pending)
-                item_id = self._claim(connection, annotator)
-                if item_id is None:
-                    return None
-                if item_id < 0:  # lost a race for that slot: try again
-                    continue
-                connection.execute(
-                    assignments.insert().values(
-                        item_id=item_id, annotator=annotator, assigned_at=time.time()
-                    )
-                )
-                return self._task(connection, item_id)
+        with self.store.engine.connect() as connection:
+            for attempt in range(200):
+                if attempt:
+                    time.sleep(min(0.002 * attempt, 0.05))  # other claims hold the slots
+                # One short write transaction: the open task, else a claim and its assignment,
+                # and the task's row; the sample is parsed after the commit.
+                with self.write(connection) as writing:
+                    open_task, position = writing.execute(OPEN_TASK, {"annotator": annotator}).one()
+                    item_id = open_task
+                    if item_id is None:
+                        item_id = self._claim(writing, annotator, position)
+                        if item_id is None:
+                            return None
+                        if item_id < 0:  # every open slot is held by another claim: try again
+                            continue
+                        self._add_assignment(writing, item_id, annotator)
+                    row = writing.execute(SHOWN, {"item": item_id}).one()
+                return self._task_of(row)
         raise RuntimeError("next_item: could not claim an item after 200 attempts")
 
     def decide(
@@ -135,38 +241,33 @@ class ReviewQueue:
         """
         annotator = check_annotator(annotator)
         with self.write() as connection:
-            item = self._lock_item(connection, item_id)
-            assignment = connection.execute(
-                select(assignments.c.id, assignments.c.decided_at).where(
-                    assignments.c.item_id == item_id, assignments.c.annotator == annotator
-                )
-            ).first()
-            if assignment is None and assign:
+            deciding = DECIDING_LOCKED if self.dialect == "postgresql" else DECIDING
+            item = connection.execute(deciding, {"item": item_id, "annotator": annotator}).first()
+            if item is None:
+                raise InputError(f"no review item {item_id}")
+            shown = parse_shown(item)
+            check_decision(item_id, shown, decision)
+            assignment_id = item.assignment_id
+            if assignment_id is None and assign:
                 self._assign(connection, item, annotator)
-                assignment = connection.execute(
-                    select(assignments.c.id, assignments.c.decided_at).where(
+                assignment_id = connection.execute(
+                    select(assignments.c.id).where(
                         assignments.c.item_id == item_id, assignments.c.annotator == annotator
                     )
-                ).first()
-            if assignment is None:
+                ).scalar()
+            elif item.decided_at is not None:
+                raise InputError(f"{annotator!r} already decided item {item_id}")
+            if assignment_id is None:
                 raise InputError(
                     f"item {item_id} is not assigned to {annotator!r}; ask for the next item first"
                 )
-            if assignment.decided_at is not None:
-                raise InputError(f"{annotator!r} already decided item {item_id}")
-            shown = shown_sample(connection, item)
-            check_decision(item_id, shown, decision)
             now = time.time()
             connection.execute(
-                decisions.insert().values(
-                    **decision_row(item_id, annotator, decision, shown, "annotator", now)
-                )
+                RECORD, decision_row(item_id, annotator, decision, shown, "annotator", now)
             )
-            connection.execute(
-                assignments.update().where(assignments.c.id == assignment.id).values(decided_at=now)
-            )
+            connection.execute(DECIDED, {"assignment": assignment_id, "now": now})
             if item.kind == "sample":
-                maybe_finalise(connection, item)
+                maybe_finalise(connection, item, shown)
 
     def adjudicate(self, item_id: int, adjudicator: str, decision: Decision) -> None:
         """An adjudicator's decision on an item its annotators disagreed on: it is final."""
@@ -194,11 +295,14 @@ class ReviewQueue:
         cutoff = time.time() - older_than_s
         with self.write() as connection:
             released = connection.execute(
-                assignments.delete().where(
-                    assignments.c.decided_at.is_(None), assignments.c.assigned_at < cutoff
-                )
-            )
-            return int(released.rowcount or 0)
+                assignments.delete()
+                .where(assignments.c.decided_at.is_(None), assignments.c.assigned_at < cutoff)
+                .returning(assignments.c.item_id)
+            ).scalars()
+            per_item = Counter(released)
+            for item_id, count in per_item.items():
+                connection.execute(COUNT_IN, {"item": item_id, "change": -count})
+            return sum(per_item.values())
 
     def awaiting_adjudication(self) -> list[int]:
         with self.store.engine.connect() as connection:
@@ -253,77 +357,57 @@ class ReviewQueue:
 
     # ---- internals ---------------------------------------------------------------------------
 
-    def write(self) -> WriteTransaction:
-        return WriteTransaction(self.store.engine)
+    def write(self, connection: Connection | None = None) -> WriteTransaction:
+        """A write transaction, on `connection` when given (it stays open afterwards)."""
+        return WriteTransaction(self.store.engine, connection)
 
     def _assign(self, connection: Connection, item: Any, annotator: str) -> None:
         if item.status != "open":
             raise InputError(f"item {item.id} is {item.status}: it takes no more decisions")
-        people = set(
-            connection.execute(
-                select(assignments.c.annotator).where(assignments.c.item_id == item.id)
-            ).scalars()
-        )
-        if item.kind == "sample" and len(people) >= item.k:
+        if item.kind == "sample" and item.taken >= item.k:
             raise InputError(f"item {item.id} already has its {item.k} annotators")
-        connection.execute(
-            assignments.insert().values(
-                item_id=item.id, annotator=annotator, assigned_at=time.time()
-            )
-        )
+        self._add_assignment(connection, item.id, annotator)
 
-    def _claim(self, connection: Connection, annotator: str) -> int | None:
-        """The item to assign next; -1 if a race took the chosen slot (the caller retries)."""
-        done = connection.execute(
-            select(assignments.c.id).where(assignments.c.annotator == annotator)
-        ).all()
-        real = self._claim_kind(connection, annotator, "sample")
-        if real is None:
-            return None  # gold only rides along with real work
-        if gold.draw_gold(self.gold_rate, seed=[self.seed, annotator, len(done)]):
-            golden = self._claim_kind(connection, annotator, "gold", seed=[self.seed, annotator])
-            if golden is not None:
+    def _add_assignment(self, connection: Connection, item_id: int, annotator: str) -> None:
+        """Give the item to the annotator and count it on the item, in the same transaction."""
+        connection.execute(
+            ASSIGN, {"item_id": item_id, "annotator": annotator, "assigned_at": time.time()}
+        )
+        connection.execute(COUNT_IN, {"item": item_id, "change": 1})
+
+    def _claim(self, connection: Connection, annotator: str, position: int) -> int | None:
+        """The item to assign next; -1 if other claims hold every open slot (the caller
+        retries), None if nothing is left for this annotator. `position`: how many tasks the
+        annotator was given before (it seeds their gold draw)."""
+        real = self._first(connection, [STARTED, FRESH], {"annotator": annotator})
+        if real is None or real < 0:
+            return real  # gold only rides along with real work
+        if gold.draw_gold(self.gold_rate, seed=[self.seed, annotator, position]):
+            # The first gold item the annotator has not seen, walking the gold order from a
+            # point drawn for this claim (and around): a seeded order per annotator, by index.
+            start = priority.gold_start(self.seed, annotator, position)
+            golden = self._first(
+                connection, [GOLD_AFTER, GOLD_BEFORE], {"annotator": annotator, "start": start}
+            )
+            if golden is not None and golden >= 0:
                 return golden
         return real
 
-    def _claim_kind(
-        self, connection: Connection, annotator: str, kind: str, seed: list[Any] | None = None
+    def _first(
+        self, connection: Connection, queries: list[Any], values: dict[str, Any]
     ) -> int | None:
-        mine = select(assignments.c.item_id).where(assignments.c.annotator == annotator)
-        taken = (
-            select(func.count()).where(assignments.c.item_id == review_items.c.id).scalar_subquery()
-        )
-        query = select(review_items.c.id).where(
-            review_items.c.kind == kind,
-            review_items.c.status == "open",
-            review_items.c.id.not_in(mine),
-        )
-        if kind == "sample":
-            # finish items others have started before opening new ones: decisions complete sooner
-            query = query.where(taken < review_items.c.k).order_by(taken.desc(), review_items.c.id)
-            query = query.limit(1)
-        else:
-            query = query.order_by(review_items.c.id)
-        if self.dialect == "postgresql":
-            locked = query.with_for_update(skip_locked=True, of=review_items)
-            found = list(connection.execute(locked).scalars())
-            if not found and connection.execute(query.limit(1)).first() is not None:
-                # Every open slot is locked by another annotator's claim right now: that is
-                # "try again", not "nothing left" (it may be released without being taken).
-                return -1
-        else:
-            found = list(connection.execute(query).scalars())
-        if not found:
-            return None
-        item_id = found[0] if seed is None else gold.choose(found, seed=seed)
-        if kind == "sample":
-            # re-count under the lock: the first count may predate a commit that filled the item
-            count = connection.execute(
-                select(func.count()).where(assignments.c.item_id == item_id)
-            ).scalar_one()
-            if count >= self.k:
-                return -1
-        return int(item_id)
+        """The first row of the first query that has one: an item id; on PostgreSQL locked
+        (SKIP LOCKED), and -1 when rows exist but other claims hold them all."""
+        postgresql = self.dialect == "postgresql"
+        for query in queries:
+            found = connection.execute(LOCKED[query] if postgresql else query, values).scalar()
+            if found is not None:
+                return int(found)
+        if postgresql and any(connection.execute(q, values).first() is not None for q in queries):
+            # Every open slot is locked by another annotator's claim right now: that is
+            # "try again", not "nothing left" (it may be released without being taken).
+            return -1
+        return None
 
     def _lock_item(self, connection: Connection, item_id: int) -> Any:
         query = select(review_items).where(review_items.c.id == item_id)
@@ -335,14 +419,17 @@ class ReviewQueue:
         return item
 
     def _task(self, connection: Connection, item_id: int) -> ReviewTask:
-        item = item_row(connection, item_id)
-        shown = shown_sample(connection, item).model_copy(deep=True)
+        return self._task_of(item_and_sample(connection, item_id)[0])
+
+    def _task_of(self, row: Any) -> ReviewTask:
+        """The task of an item's SHOWN row: the sample, parsed anew, as every task looks."""
+        shown = parse_shown(row)
         # every task looks alike: gold tasks must not be told apart by status or audit flag
         shown.status = "review"
-        if item.kind == "gold" and shown.report is not None and shown.report.route == "accepted":
+        if row.kind == "gold" and shown.report is not None and shown.report.route == "accepted":
             shown.report.audit = True
         criteria = criteria_of(shown)
-        return ReviewTask(item_id=item.id, sample=shown, criteria=criteria)
+        return ReviewTask(item_id=row.id, sample=shown, criteria=criteria)
 
 
 __all__ = [

@@ -1,4 +1,5 @@
-"""Queue statistics: depth, decisions, per-annotator throughput and accuracy on gold tasks."""
+"""Queue statistics: depth, decisions, per-annotator throughput and accuracy on gold tasks, and
+how many final verdicts changed the rubric's route (`route_changes`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,27 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from synthgate.review import gold
+from synthgate.review.report import ROUTE_OF_VERDICT
 from synthgate.storage.tables import assignments, decisions, gold_answers, review_items
+
+
+def route_changes(connection: Connection) -> dict[str, Any]:
+    """How many final verdicts sent a sample elsewhere than the rubric's route, and where."""
+    final = connection.execute(
+        select(review_items.c.route, review_items.c.final_verdict, func.count())
+        .where(review_items.c.kind == "sample", review_items.c.status == "final")
+        .group_by(review_items.c.route, review_items.c.final_verdict)
+    ).all()
+    moves: dict[str, int] = defaultdict(int)
+    for route, verdict, n in final:
+        if route is not None and ROUTE_OF_VERDICT[verdict] != route:
+            moves[f"{route} -> {ROUTE_OF_VERDICT[verdict]}"] += n
+    return {
+        "final": sum(n for _, _, n in final),
+        "with_route": sum(n for route, _, n in final if route is not None),
+        "changed": sum(moves.values()),
+        "moves": dict(sorted(moves.items())),
+    }
 
 
 def queue_stats(connection: Connection, k: int) -> dict[str, Any]:
@@ -21,9 +42,8 @@ def queue_stats(connection: Connection, k: int) -> dict[str, Any]:
             )
         )
     }
-    taken = select(func.count()).where(assignments.c.item_id == review_items.c.id).scalar_subquery()
     open_slots = connection.execute(
-        select(func.coalesce(func.sum(review_items.c.k - taken), 0)).where(
+        select(func.coalesce(func.sum(review_items.c.k - review_items.c.taken), 0)).where(
             review_items.c.kind == "sample", review_items.c.status == "open"
         )
     ).scalar_one()
@@ -52,6 +72,7 @@ def queue_stats(connection: Connection, k: int) -> dict[str, Any]:
         hours = (max(spans[who]) - min(spans[who])) / 3600 if spans[who] else 0.0
         row["decisions_per_hour"] = round(row["decided"] / hours, 1) if hours > 0 else None
     return {
+        "route_changes": route_changes(connection),
         "annotators_per_item": k,
         "items": {
             status: sum(n for (kind, s), n in by_status.items() if kind == "sample" and s == status)

@@ -7,8 +7,10 @@
 - review_batches, review_items, review_assignments, review_decisions, review_gold: the review
   queue (review/): where a batch's image uris are relative to; one row per item to review (`kind`
   "sample" for a routed or audited sample, "gold" for a gold task or honeypot; `status` open ->
-  adjudication -> final); who was given which item (unique per annotator); every decision, with
-  the labels a fix replaced (`original`); the sample a gold task shows and its known verdicts.
+  adjudication -> final; `taken`, the kept count of its assignments, and `priority`, its place in
+  the claim order, so that claiming an item is one walk down an index: see review/queue.py);
+  who was given which item (unique per annotator); every decision, with the labels a fix
+  replaced (`original`); the sample a gold task shows and its known verdicts.
 
 The schema's revision is `SCHEMA_REVISION`; migrations (storage/migrations/) bring an older
 database to it (storage/schema.py). `WriteTransaction` is how every queue write starts, holding
@@ -17,6 +19,8 @@ the write lock; `insert_ignore` is INSERT … ON CONFLICT DO NOTHING in the data
 
 from __future__ import annotations
 
+import threading
+import weakref
 from typing import Any
 
 from sqlalchemy import (
@@ -40,7 +44,7 @@ from sqlalchemy.engine import Connection, Engine
 
 # The migration that made the schema below (storage/migrations/versions/): a database stamped
 # with it needs no upgrade. A test holds it equal to the migrations' head.
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 metadata = MetaData()
 
@@ -132,6 +136,20 @@ review_items = Table(
     Column("status", String(16), nullable=False, index=True),  # open | adjudication | final
     Column("final_verdict", String(8), nullable=True),
     Column("created_at", Float, nullable=False),
+    # Kept with every change of review_assignments (same transaction): how many people hold the
+    # item. The claim reads it from the index instead of counting assignments per item.
+    Column("taken", Integer, nullable=False, server_default="0"),
+    # The claim order: lower first (review/priority.py: 0 for fifo, a seeded draw for random,
+    # the item's value for uncertainty; for gold items a fixed draw the annotators' seeded
+    # offsets walk from).
+    Column("priority", Float, nullable=False, server_default="0"),
+    Column("route", String(10), nullable=True),  # the rubric's route when the item was enqueued
+    # Claiming a sample item: started items (taken > 0) first, then the fresh ones in priority
+    # order; both are a range of this index, and it holds every column the claim reads (`k`
+    # too, last: it only filters).
+    Index("ix_review_items_claim", "kind", "status", "taken", "priority", "id", "k"),
+    # Claiming a gold item: the first unseen one from a seeded point of the priority order.
+    Index("ix_review_items_gold_order", "kind", "status", "priority", "id"),
 )
 
 assignments = Table(
@@ -139,10 +157,13 @@ assignments = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("item_id", Integer, ForeignKey("review_items.id"), nullable=False, index=True),
-    Column("annotator", String(200), nullable=False, index=True),
+    Column("annotator", String(200), nullable=False),
     Column("assigned_at", Float, nullable=False),
     Column("decided_at", Float, nullable=True),
     UniqueConstraint("item_id", "annotator", name="uq_assignment"),
+    # An annotator's open task (decided_at IS NULL) and their count, without reading the rest
+    # of their history.
+    Index("ix_review_assignments_annotator_open", "annotator", "decided_at"),
 )
 
 decisions = Table(
@@ -174,22 +195,51 @@ gold_answers = Table(
 )
 
 
+# One lock per SQLite engine: the writers of one process queue on it (see WriteTransaction).
+_PROCESS_WRITERS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_PROCESS_WRITERS_GUARD = threading.Lock()
+
+
+def _process_writer_lock(engine: Engine) -> threading.Lock:
+    with _PROCESS_WRITERS_GUARD:
+        lock = _PROCESS_WRITERS.get(engine)
+        if lock is None:
+            lock = _PROCESS_WRITERS[engine] = threading.Lock()
+        return lock
+
+
 class WriteTransaction:
     """A connection holding the database's write lock from its first statement.
 
     SQLite: BEGIN IMMEDIATE takes the write lock up front (waiting up to busy_timeout), so a
-    read-then-insert cannot interleave with another writer. PostgreSQL: an ordinary transaction;
-    the queries lock rows with FOR UPDATE (SKIP LOCKED when picking work).
+    read-then-insert cannot interleave with another writer. Threads of one process first queue
+    on a lock of their own: SQLite's busy handler sleeps 1, 2, 5, 10 … ms between tries, so a
+    thread finding the file locked by its neighbour would wait far longer than the neighbour's
+    sub-millisecond transaction; the process lock hands over at once. Other processes still meet
+    at the file lock. PostgreSQL: an ordinary transaction; the queries lock rows with FOR UPDATE
+    (SKIP LOCKED when picking work). Write transactions do not nest.
+
+    `connection`: an open connection of `engine`, outside any transaction, to write on (it is
+    left open afterwards); by default a new one, closed afterwards.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, connection: Connection | None = None) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self.lock = _process_writer_lock(engine) if self.dialect == "sqlite" else None
+        self.given = connection
 
     def __enter__(self) -> Connection:
-        self.connection = self.engine.connect()
-        if self.dialect == "sqlite":
-            self.connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if self.lock is not None:
+            self.lock.acquire()
+        try:
+            self.connection = self.given if self.given is not None else self.engine.connect()
+            if self.dialect == "sqlite":
+                self.connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            if self.lock is not None:
+                self.lock.release()
+            raise
         return self.connection
 
     def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
@@ -199,7 +249,10 @@ class WriteTransaction:
             else:
                 self.connection.rollback()
         finally:
-            self.connection.close()
+            if self.given is None:
+                self.connection.close()
+            if self.lock is not None:
+                self.lock.release()
 
 
 def dialect_insert(dialect: str, table: Table) -> Any:

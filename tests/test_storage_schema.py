@@ -11,6 +11,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 
+from synthgate.review.priority import gold_position
 from synthgate.storage.schema import MIGRATIONS, ensure_schema, revision_of, upgrade
 from synthgate.storage.store import Store, sqlite_url
 from synthgate.storage.tables import SCHEMA_REVISION
@@ -104,3 +105,47 @@ def test_opening_a_current_database_again_changes_nothing(tmp_path: Path) -> Non
     ensure_schema(engine)
     engine.dispose()
     assert schema_of(url) == before
+
+
+def test_a_review_queue_from_revision_0001_gets_its_kept_counts_from_its_rows(
+    tmp_path: Path,
+) -> None:
+    """0002 adds `taken`, `priority` and `route` to review items: counted from the assignments,
+    the gold order from each gold key, the route from the sample's stored report."""
+    url = sqlite_url(tmp_path / "queue.db")
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        upgrade(connection, "0001")
+    engine.dispose()
+    with sqlite3.connect(tmp_path / "queue.db") as connection:
+        connection.executescript(
+            """
+            INSERT INTO samples VALUES ('s1', 'b', 'image', 0, 'review', 3.8,
+              '{"report": {"route": "review"}}', NULL);
+            INSERT INTO samples VALUES ('s2', 'b', 'image', 1, 'accepted', 4.6,
+              '{"report": {"route": "accepted"}}', NULL);
+            INSERT INTO review_items VALUES (1, 'sample:s1', 's1', 'b', 'image', 'sample',
+              'review', 2, 'open', NULL, 1.0);
+            INSERT INTO review_items VALUES (2, 'sample:s2', 's2', 'b', 'image', 'sample',
+              'audit', 2, 'final', 'accept', 1.0);
+            INSERT INTO review_items VALUES (3, 'honeypot:s2', 's2', 'b', 'image', 'gold',
+              'honeypot', 2, 'open', NULL, 1.0);
+            INSERT INTO review_assignments VALUES (1, 1, 'ann', 1.0, NULL);
+            INSERT INTO review_assignments VALUES (2, 2, 'ann', 1.0, 2.0);
+            INSERT INTO review_assignments VALUES (3, 2, 'bob', 1.0, 2.0);
+            INSERT INTO review_assignments VALUES (4, 3, 'bob', 1.0, 2.0);
+            """
+        )
+    Store(url).close()
+    with sqlite3.connect(tmp_path / "queue.db") as connection:
+        rows = connection.execute(
+            "SELECT id, taken, priority, route FROM review_items ORDER BY id"
+        ).fetchall()
+    assert rows == [
+        (1, 1, 0.0, "review"),
+        (2, 2, 0.0, "accepted"),
+        (3, 1, gold_position("honeypot:s2"), None),
+    ]
+    fresh = tmp_path / "fresh.db"
+    Store(sqlite_url(fresh)).close()
+    assert schema_of(url) == schema_of(sqlite_url(fresh))

@@ -8,6 +8,8 @@ measured: missing inputs are not failures); the score is the severity-weighted m
 criterion levels. validators/measure.py applies it to samples; routing is validators/routing.py.
 
 Everything a rubric file can get wrong is an `InputError` naming the file, the field and the fix.
+`rubric_yaml(rubric, header=...)` writes a rubric back as YAML (a calibrated one, review/), with
+a comment header; `load_rubric` reads it back to the same `Rubric`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from synthgate.errors import InputError
@@ -253,3 +256,37 @@ def finding_for(
         object_index=m.object_index,
         span_index=m.span_index,
     )
+
+
+class _RubricDumper(yaml.SafeDumper):
+    """YAML as the shipped rubrics read: thresholds inline, whole numbers without '.0'."""
+
+
+def _represent_float(dumper: yaml.SafeDumper, value: float) -> yaml.Node:
+    if value.is_integer():
+        return dumper.represent_int(int(value))
+    return dumper.represent_float(value)
+
+
+def _represent_dict(dumper: yaml.SafeDumper, value: dict[str, Any]) -> yaml.Node:
+    inline = set(value) == {"gold", "acceptable"}
+    return dumper.represent_mapping("tag:yaml.org,2002:map", value, flow_style=inline or None)
+
+
+_RubricDumper.add_representer(float, _represent_float)
+_RubricDumper.add_representer(dict, _represent_dict)
+
+
+def rubric_yaml(rubric: Rubric, *, header: list[str] | None = None) -> str:
+    """The rubric as a YAML document, `header` lines first as comments."""
+    data = rubric.model_dump(mode="json")
+    for criterion in data["criteria"].values():
+        for spec in criterion["checks"]:
+            if not spec["params"]:
+                del spec["params"]
+    for spec in data["dataset"]:
+        if not spec["params"]:
+            del spec["params"]
+    body = yaml.dump(data, Dumper=_RubricDumper, sort_keys=False, allow_unicode=True, width=100)
+    comments = "".join(f"# {line}\n" if line else "#\n" for line in header or [])
+    return comments + body

@@ -1,0 +1,132 @@
+"""`synthgate rubric …`: rubrics learning from people. `calibrate` refits a rubric's thresholds
+and routing cut-offs on the final human verdicts of a review database (review/calibration.py).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.table import Table
+
+from synthgate.commands import console, user_errors
+
+if TYPE_CHECKING:
+    from synthgate.review.calibration import Calibration, CheckFit, RouteAgreement
+
+app = typer.Typer(help="Rubrics that learn from reviewers: calibrate.", no_args_is_help=True)
+
+
+@app.command("calibrate")
+def calibrate(
+    rubric: str = typer.Option(
+        "detection", "--rubric", help="The rubric the samples were judged by: a name or YAML."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Calibrated rubric YAML to write."),
+    run: Path | None = typer.Option(
+        None, "--run", help="Run folder whose synthgate.db to use (e.g. runs/quickstart)."
+    ),
+    db: str | None = typer.Option(
+        None, "--db", help="Database URL; overrides --run (default: $SYNTHGATE_DB_URL)."
+    ),
+    batch: list[str] = typer.Option(
+        [], "--batch", help="Only the items of this batch; repeat for several (default: all)."
+    ),
+    holdout: float = typer.Option(
+        0.3, "--holdout", help="Share of reviewed samples held out to compare before and after."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the fitted / held-out split."),
+    min_verdicts: int = typer.Option(
+        30, "--min-verdicts", min=1, help="Fitted samples a check needs to be refit."
+    ),
+    json_out: Path | None = typer.Option(
+        None, "--json", help="Also write the table and what it was fitted on as JSON here."
+    ),
+) -> None:
+    """Refit a rubric's thresholds and routing cut-offs on people's final verdicts.
+
+    Each check's gold/acceptable thresholds and the routing (accept_at, reject_below,
+    on_critical) move to where the rubric's route agrees most with the verdicts (and the levels
+    people gave per criterion) of a seeded share of the reviewed samples; the rest are held out
+    to show, per check, Cohen's kappa and precision/recall of "rejected" before and after.
+
+    Example: synthgate rubric calibrate --run runs/quickstart --rubric detection -o calibrated.yaml
+    """
+    from synthgate.files import write_atomic
+    from synthgate.review.calibration import calibrate as fit  # SQLAlchemy, scikit-learn
+    from synthgate.storage.database import database_url
+
+    with user_errors():
+        result = fit(
+            database_url(run, db),
+            rubric=rubric,
+            out=out,
+            batches=batch or None,
+            holdout=holdout,
+            seed=seed,
+            min_verdicts=min_verdicts,
+        )
+        if json_out is not None:
+            write_atomic(json_out, json.dumps(result.as_dict(), indent=1) + "\n", field="json")
+    print_calibration(result)
+    console.print(f"wrote [bold]{out}[/]" + (f" and [bold]{json_out}[/]" if json_out else ""))
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def print_calibration(result: Calibration) -> None:
+    """Per check: old and new thresholds, fitted samples, and on the held-out samples it
+    measured: kappa and precision/recall of "rejected", before -> after."""
+    for line in result.header():
+        console.print(line, highlight=False, markup=False)
+    table = Table(title='per check; kappa and "rejected" precision/recall on held-out samples')
+    for column in ("check / measure", "gold/acceptable", "fitted", "held out", "kappa", "P/R"):
+        table.add_column(column, justify="left" if column[0] in "cg" else "right", overflow="fold")
+    unmeasured = []
+    for fit in [*result.checks, None]:
+        if fit is not None and fit.fitted_items == 0:
+            unmeasured.append(fit.check)
+            continue
+        name, thresholds, entries = _row(result, fit)
+        before, after = entries
+        table.add_row(
+            name,
+            thresholds,
+            str(fit.fitted_items if fit else result.fitted),
+            str(after.items),
+            f"{_number(before.kappa)} -> {_number(after.kappa)}",
+            f"{_number(before.reject_precision)}/{_number(before.reject_recall)} -> "
+            f"{_number(after.reject_precision)}/{_number(after.reject_recall)}",
+        )
+    console.print(table)
+    if unmeasured:
+        console.print(
+            f"not measured on any fitted sample, kept: {', '.join(unmeasured)}", highlight=False
+        )
+    old, new = result.old.routing, result.rubric.routing
+    console.print(
+        f"routing: accept_at {old.accept_at:g} -> {new.accept_at:g}, reject_below "
+        f"{old.reject_below:g} -> {new.reject_below:g}, on_critical {old.on_critical} -> "
+        f"{new.on_critical}",
+        highlight=False,
+    )
+    for reason, count in result.skipped.items():
+        console.print(f"left out: {count} items ({reason})", highlight=False)
+
+
+def _row(
+    result: Calibration, fit: CheckFit | None
+) -> tuple[str, str, tuple[RouteAgreement, RouteAgreement]]:
+    if fit is None:
+        return "all samples", "", (result.before, result.after)
+    lines = []
+    for measure, old in fit.old.items():
+        new = fit.new[measure]
+        moved = f" -> {new.gold:g}/{new.acceptable:g}" if new != old else ""
+        lines.append(f"{measure}: {old.gold:g}/{old.acceptable:g}{moved}")
+    note = f" ({fit.note})" if fit.note else ""
+    return fit.check + note, "\n".join(lines), (fit.before, fit.after)

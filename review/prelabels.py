@@ -1,0 +1,121 @@
+"""Pre-labels QA: a detector's predictions, judged by `synthgate validate RESULTS --coco FILE
+--json report.json`, become a review batch (`review enqueue --from-validate report.json`).
+
+The report names what was judged (validators/predictions.py): the results file, the COCO file
+of the images and the score cut. They are read again and every judged image becomes a sample
+with its predictions as objects (each with its `score`), its report from the report's row
+(levels, route, findings, measurements) and the row's route as its status; the batch
+(`prelabels-<digest of the report>`, so enqueueing the same report twice adds nothing twice) is
+enqueued like any other: the samples the rubric doubts (route review) and the audit sample of
+accepted ones become items, in the order asked for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from synthgate.errors import InputError
+from synthgate.formats.coco import coco_mapping, coco_to_samples, read_coco
+from synthgate.review.queue import ReviewQueue
+from synthgate.samples import RubricReport, Sample
+from synthgate.validators.predictions import predictions_coco, read_results
+from synthgate.validators.rubric import Rubric
+
+
+def read_report(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(
+            f"{path}: file not found; pass the --json report of synthgate validate"
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: not a JSON report ({error})") from None
+    if not isinstance(document, dict) or not isinstance(document.get("predictions"), dict):
+        raise InputError(
+            f"{path}: not a report on predictions; make one with synthgate validate "
+            "PREDICTIONS.json --coco INSTANCES.json --json report.json"
+        )
+    return document
+
+
+def prelabel_samples(path: Path) -> tuple[str, list[Sample], dict[str, Any]]:
+    """The batch id, the judged samples and what was judged, from a validate report."""
+    document = read_report(path)
+    judged = document["predictions"]
+    batch_id = "prelabels-" + hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    coco_path = Path(judged["coco"])
+    coco = coco_mapping(read_coco(coco_path), source=str(coco_path))
+    rows = read_results(Path(judged["results"]), coco=coco, coco_name=str(coco_path))
+    merged, scores = predictions_coco(rows, coco, min_score=float(judged.get("min_score") or 0))
+    samples = {s.id: s for s in coco_to_samples(merged, source=batch_id)}
+    made = []
+    for index, row in enumerate(document.get("samples") or []):
+        sample = samples.get(str(row.get("id")))
+        if sample is None:
+            raise InputError(
+                f"{path}: samples[{index}]: {row.get('id')!r} is not in {judged['results']} "
+                "any more; run synthgate validate again"
+            )
+        try:
+            report = RubricReport.model_validate(
+                {
+                    "rubric": document["rubric"],
+                    **{key: row[key] for key in ("score", "levels", "route", "audit", "findings")},
+                    "measurements": row.get("measurements") or {},
+                }
+            )
+        except (KeyError, ValidationError) as error:
+            raise InputError(f"{path}: samples[{index}]: not a sample report ({error})") from None
+        objects = [
+            o.model_copy(
+                update={
+                    "attributes": {**o.attributes, "score": scores[o.attributes["annotation_id"]]}
+                }
+            )
+            if o.attributes.get("annotation_id") in scores
+            else o
+            for o in sample.objects
+        ]
+        spec = sample.spec.model_copy(update={"batch_id": batch_id, "index": index})
+        made.append(
+            sample.model_copy(
+                update={
+                    "id": f"{batch_id}-{index}",
+                    "spec": spec,
+                    "objects": objects,
+                    "report": report,
+                    "status": report.route,
+                }
+            )
+        )
+    return batch_id, made, judged
+
+
+def enqueue_prelabels(
+    queue: ReviewQueue,
+    path: str | Path,
+    *,
+    order: str = "uncertainty",
+    rubric: Rubric | None = None,
+) -> tuple[str, int]:
+    """Queue the predictions of a validate report the rubric doubts; (batch id, new items)."""
+    path = Path(path)
+    batch_id, samples, judged = prelabel_samples(path)
+    document_rubric = read_report(path).get("rubric")
+    queue.store.put_batch(
+        batch_id,
+        name=f"pre-labels {Path(judged['results']).name}",
+        seed=0,
+        config={"predictions": judged, "image": {"rubric": document_rubric}},
+    )
+    queue.store.upsert_samples(samples)
+    added = queue.enqueue_batch(
+        batch_id, image_root=judged.get("images"), order=order, rubric=rubric
+    )
+    return batch_id, added

@@ -1,0 +1,126 @@
+"""Pre-labels QA: `synthgate validate PREDICTIONS --coco FILE` judges a detector's predictions
+on a COCO file's images, and `review enqueue --from-validate` queues those the rubric doubts;
+bad results files are refused with one clear message."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from synthgate.cli import app
+from synthgate.masks import encode_mask
+from synthgate.review.queue import Decision, ReviewQueue
+from synthgate.storage.store import Store
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """Four images with one square object each, its COCO file, and a detector's predictions:
+    tight boxes on images 1 and 3, a 3 px loose one on 2 (doubtful), a 9 px loose one on 4."""
+    rng = np.random.default_rng(0)
+    images, predictions = [], []
+    for image_id, loose in enumerate([0, 3, 0, 9], start=1):
+        pixels = rng.integers(30, 220, (48, 64, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(tmp_path / f"{image_id}.png")
+        images.append({"id": image_id, "file_name": f"{image_id}.png", "width": 64, "height": 48})
+        mask = np.zeros((48, 64), dtype=bool)
+        mask[15:27, 20:32] = True
+        predictions.append({
+            "image_id": image_id, "category_id": 1, "score": 0.9 - 0.1 * image_id,
+            "bbox": [20 - loose, 15 - loose, 12 + 2 * loose, 12 + 2 * loose],
+            "segmentation": encode_mask(mask),
+        })  # fmt: skip
+    predictions.append({"image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4], "score": 0.05})
+    coco = {"images": images, "annotations": [], "categories": [{"id": 1, "name": "box"}]}
+    (tmp_path / "instances.json").write_text(json.dumps(coco))
+    (tmp_path / "predictions.json").write_text(json.dumps(predictions))
+    return tmp_path
+
+
+def validate(folder: Path, *extra: Any) -> Any:
+    return runner.invoke(
+        app,
+        [
+            "validate", str(folder / "predictions.json"), "--coco", str(folder / "instances.json"),
+            "--images", str(folder), *map(str, extra),
+        ],
+    )  # fmt: skip
+
+
+def test_predictions_are_judged_and_the_doubtful_ones_queued(folder: Path) -> None:
+    report = folder / "report.json"
+    done = validate(folder, "--min-score", 0.1, "--json", report)
+    assert done.exit_code == 0, done.output
+    document = json.loads(report.read_text())
+    assert document["predictions"]["min_score"] == 0.1
+    routes = {row["image_id"]: row["route"] for row in document["samples"]}
+    assert routes == {1: "accepted", 2: "accepted", 3: "accepted", 4: "review"}
+    assert document["samples"][3]["measurements"]["box_tightness_px"] == pytest.approx(9, abs=0.5)
+    url = f"sqlite:///{folder / 'qa.db'}"
+    queued = runner.invoke(
+        app, ["review", "enqueue", "--db", url, "--from-validate", str(report), "--gold-rate", "0"]
+    )
+    assert queued.exit_code == 0, queued.output
+    # the doubtful one, and the audit sample of accepted ones (drawn by each image's seed)
+    doubted = {r["image_id"] for r in document["samples"] if r["route"] == "review" or r["audit"]}
+    assert 4 in doubted
+    assert f": {len(doubted)} new review items, in uncertainty order" in queued.output
+    again = runner.invoke(app, ["review", "enqueue", "--db", url, "--from-validate", str(report)])
+    assert ": 0 new review items" in again.output  # the same report: nothing twice
+    store = Store(url)
+    try:
+        queue = ReviewQueue(store)
+        tasks = {}
+        while (task := queue.next_item("ann")) is not None:
+            tasks[task.sample.spec.params["image_id"]] = task
+            queue.decide(task.item_id, "ann", Decision(verdict="accept"))
+        assert set(tasks) == doubted
+        assert tasks[4].sample.objects[0].attributes["score"] == pytest.approx(0.5)
+        where = queue.item_image_path(tasks[4].item_id)
+        assert isinstance(where, Path) and where == (folder / "4.png").resolve()
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda rows: rows[0].update(image_id=99), "image_id 99 is not an image of"),
+        (lambda rows: rows[0].update(category_id=7), "category_id 7 is not a category of"),
+        (lambda rows: rows[0].update(bbox=[1, 2, 3]), "bbox must be [x, y, w, h]"),
+        (lambda rows: rows[0].pop("score"), "missing score"),
+    ],
+)
+def test_bad_predictions_are_refused(folder: Path, change: Any, words: str) -> None:
+    rows = json.loads((folder / "predictions.json").read_text())
+    change(rows)
+    (folder / "predictions.json").write_text(json.dumps(rows))
+    done = validate(folder)
+    assert done.exit_code == 2 and words in done.output and "predictions.json: [0]" in done.output
+
+
+def test_a_results_file_needs_its_coco_file(folder: Path) -> None:
+    done = runner.invoke(app, ["validate", str(folder / "predictions.json")])
+    assert done.exit_code == 2 and "--coco" in done.output and "results file" in done.output
+    report = folder / "plain.json"
+    runner.invoke(app, ["validate", str(folder / "instances.json"), "--json", str(report)])
+    refused = runner.invoke(
+        app,
+        [
+            "review",
+            "enqueue",
+            "--db",
+            f"sqlite:///{folder / 'qa.db'}",
+            "--from-validate",
+            str(report),
+        ],
+    )
+    assert refused.exit_code == 2 and "not a report on predictions" in refused.output

@@ -1,0 +1,129 @@
+"""Calibrating a rubric on people's verdicts: the stored measurements give back the rubric's
+route exactly, a hidden threshold people follow is found again, nothing moves when nothing
+improves, too few verdicts are refused, and the calibrated rubric is written as a rubric file
+that loads (library, CLI, `sg.calibrate`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from calibration_fixtures import draw_measurements, judge, reviewed, reviewed_store, shifted
+from typer.testing import CliRunner
+
+import synthgate as sg
+from synthgate.cli import app
+from synthgate.errors import InputError
+from synthgate.review.calibration import calibrate_items, fit_rubric
+from synthgate.review.queue import ReviewQueue
+from synthgate.review.routes import RubricModel, thresholds_of
+from synthgate.validators.rubric import load_rubric, parse_rubric
+
+SHIPPED = load_rubric("detection")
+HIDDEN = shifted(
+    SHIPPED,
+    {
+        "box_tightness_px": {"gold": 1.5, "acceptable": 2.5},
+        "min_side_px": {"gold": 12.0, "acceptable": 8.0},
+    },
+    accept_at=4.6,
+)
+
+
+def test_routes_from_stored_measurements_are_the_rubrics_routes() -> None:
+    rng = np.random.default_rng(4)
+    drawn = [draw_measurements(rng) for _ in range(400)]
+    for rubric in (SHIPPED, HIDDEN, shifted(SHIPPED, {}, on_critical="reject")):
+        model = RubricModel(rubric, drawn)
+        routes = model.route_with(thresholds_of(rubric), rubric.routing)
+        assert routes.tolist() == [judge(rubric, m)[2] for m in drawn]
+
+
+def test_a_hidden_threshold_people_follow_is_found_again() -> None:
+    items = reviewed(SHIPPED, HIDDEN, 2000, noise=0.05, seed=1)
+    result = calibrate_items(SHIPPED, items, source=Path("detection.yaml"), seed=0)
+    new = {spec.check: spec.thresholds for spec in result.rubric.all_checks()}
+    for measure, check, target in (
+        ("box_tightness_px", "precision_box_tightness", (1.5, 2.5)),
+        ("min_side_px", "clarity_min_size", (12.0, 8.0)),
+    ):
+        found = new[check][measure]
+        assert found.gold == pytest.approx(target[0], rel=0.1), (measure, found)
+        assert found.acceptable == pytest.approx(target[1], rel=0.1), (measure, found)
+    assert 4.4 < result.rubric.routing.accept_at <= 4.6  # scores between route alike
+    assert result.before.kappa is not None and result.after.kappa is not None
+    assert result.after.kappa > result.before.kappa + 0.2
+    assert result.after.kappa > 0.8
+    tight = next(c for c in result.checks if c.check == "precision_box_tightness")
+    assert tight.changed and tight.after.items == result.held_out  # every sample has a box
+    assert tight.after.kappa is not None and tight.before.kappa is not None
+    assert tight.after.kappa > tight.before.kappa
+    assert result.fitted + result.held_out == 2000 and result.held_out == 600
+
+
+def test_no_gain_in_agreement_changes_nothing() -> None:
+    """People who agree with the rubric already: the calibrated rubric is the rubric."""
+    items = reviewed(SHIPPED, SHIPPED, 600, seed=2)
+    assert fit_rubric(SHIPPED, items) == SHIPPED
+    result = calibrate_items(SHIPPED, items, source=Path("detection.yaml"))
+    assert not any(check.changed for check in result.checks)
+    assert "No threshold changed." in result.header()
+
+
+def test_too_few_verdicts_are_refused() -> None:
+    items = reviewed(SHIPPED, HIDDEN, 20, seed=3)
+    with pytest.raises(InputError) as caught:
+        calibrate_items(SHIPPED, items, source=Path("detection.yaml"), min_verdicts=30)
+    assert caught.value.field == "min_verdicts"
+    assert "20 reviewed samples" in str(caught.value) and "review more items" in str(caught.value)
+
+
+def test_the_calibrated_rubric_file_loads_back(tmp_path: Path) -> None:
+    items = reviewed(SHIPPED, HIDDEN, 800, seed=5)
+    result = calibrate_items(SHIPPED, items, source=Path("detection.yaml"))
+    text = result.to_yaml()
+    assert text.startswith("# Calibrated by `synthgate rubric calibrate` from detection.yaml")
+    assert "box_tightness_px: {gold: " in text  # thresholds inline, as the shipped files
+    assert parse_rubric(yaml.safe_load(text), source="calibrated.yaml") == result.rubric
+
+
+def test_calibrate_from_a_review_database_library_and_cli(tmp_path: Path) -> None:
+    hidden = shifted(SHIPPED, {"box_tightness_px": {"gold": 1.0, "acceptable": 2.5}})
+    store = reviewed_store(f"sqlite:///{tmp_path / 'synthgate.db'}", hidden, 240)
+    try:
+        out = tmp_path / "calibrated.yaml"
+        result = sg.calibrate(store, rubric="detection", out=out, min_verdicts=20)
+        final = ReviewQueue(store).stats()["items"]["final"]  # rejected samples are not reviewed
+        assert result.items == final > 200 and out.is_file()
+        found = load_rubric(out).threshold_of("precision_box_tightness", "box_tightness_px")
+        assert found is not None and found.acceptable == pytest.approx(2.5, rel=0.1)
+    finally:
+        store.close()
+    runner = CliRunner()
+    cli_out, report = tmp_path / "cli.yaml", tmp_path / "cli.json"
+    done = runner.invoke(
+        app,
+        [
+            "rubric", "calibrate", "--db", f"sqlite:///{tmp_path / 'synthgate.db'}",
+            "--rubric", "detection", "--out", str(cli_out), "--min-verdicts", "20",
+            "--json", str(report),
+        ],
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert "precision_box_tightness.box_tightness_px.acceptable: 5 -> 2." in done.output
+    assert "kappa" in done.output and "not measured on any fitted sample" in done.output
+    assert json.loads(report.read_text())["items"] == final
+    assert load_rubric(cli_out) == load_rubric(out)  # the same split, the same fit
+    refused = runner.invoke(
+        app,
+        [
+            "rubric", "calibrate", "--db", f"sqlite:///{tmp_path / 'synthgate.db'}",
+            "--out", str(tmp_path / "never.yaml"), "--min-verdicts", "500",
+        ],
+    )  # fmt: skip
+    assert refused.exit_code == 2
+    assert "--min-verdicts" in refused.output and "review more items" in refused.output
+    assert not (tmp_path / "never.yaml").exists()

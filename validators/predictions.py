@@ -1,0 +1,172 @@
+"""Model predictions judged as labels: pre-labels QA with `synthgate validate RESULTS --coco FILE`.
+
+A COCO results file (what detectors and pycocotools' `loadRes` exchange) is a JSON list of
+`{image_id, category_id, bbox, segmentation?, score}`. `read_results(path, coco=...)` checks
+every row against the COCO file whose images it predicts on (the image and the category must be
+there; the box four finite numbers; the score a finite number) and `predictions_coco` turns the
+rows scoring at least `min_score` into that file's annotations (ids in row order, area from the
+mask or the box, as pycocotools' loadRes does), so the rubric judges them as it judges any COCO
+file; it also gives each annotation's score, for reviewers. `validate_predictions` does both and
+validates. `predictions_json` is the `--json` document: validate's, plus what was judged (`predictions`:
+the files, the score cut) and each sample's measurements, so `review enqueue --from-validate`
+can queue the ones the rubric doubts and order them by value.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from synthgate.errors import InputError
+from synthgate.formats.coco import coco_mapping, read_coco
+from synthgate.masks import decode_mask, segmentation_to_rle
+from synthgate.validators.validate import ValidationResult, validate_file
+
+
+def is_results_file(path: Path) -> bool:
+    """Whether a JSON file holds a list (a COCO results file) rather than a COCO object."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            while character := handle.read(1):
+                if not character.isspace():
+                    return character == "["
+    except (OSError, UnicodeDecodeError):
+        return False
+    return False
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def read_results(path: Path, *, coco: dict[str, Any], coco_name: str) -> list[dict[str, Any]]:
+    """The rows of a COCO results file, each checked against the COCO file it predicts on."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            rows = json.load(handle)
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found; pass a COCO results file") from None
+    except json.JSONDecodeError as error:
+        raise InputError(
+            f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
+        ) from None
+    if not isinstance(rows, list):
+        raise InputError(
+            f"{path}: a COCO results file is a JSON list of predictions (got "
+            f"{type(rows).__name__}); pass a COCO file without --coco"
+        )
+    images = {image.get("id") for image in coco["images"] if isinstance(image, dict)}
+    categories = {c.get("id") for c in coco["categories"] if isinstance(c, dict)}
+    for index, row in enumerate(rows):
+        where = f"{path}: [{index}]"
+        if not isinstance(row, dict):
+            raise InputError(f"{where}: a prediction is an object (got {type(row).__name__})")
+        missing = [key for key in ("image_id", "category_id", "bbox", "score") if key not in row]
+        if missing:
+            raise InputError(
+                f"{where}: missing {', '.join(missing)}; a prediction is "
+                '{"image_id", "category_id", "bbox": [x, y, w, h], "score"}'
+            )
+        if row["image_id"] not in images:
+            raise InputError(
+                f"{where}: image_id {row['image_id']!r} is not an image of {coco_name}; "
+                "pass the COCO file the predictions were made on"
+            )
+        if row["category_id"] not in categories:
+            raise InputError(
+                f"{where}: category_id {row['category_id']!r} is not a category of {coco_name}"
+            )
+        box = row["bbox"]
+        if not (isinstance(box, list) and len(box) == 4 and all(map(_finite, box))):
+            raise InputError(f"{where}: bbox must be [x, y, w, h] numbers (got {box!r})")
+        if not _finite(row["score"]):
+            raise InputError(f"{where}: score must be a number (got {row['score']!r})")
+    return rows
+
+
+def predictions_coco(
+    rows: list[dict[str, Any]], coco: dict[str, Any], *, min_score: float = 0.0
+) -> tuple[dict[str, Any], dict[int, float]]:
+    """The COCO file with the predictions scoring >= `min_score` as its annotations, and the
+    score of each annotation id."""
+    annotations: list[dict[str, Any]] = []
+    scores: dict[int, float] = {}
+    sizes = {
+        image.get("id"): (image.get("height"), image.get("width"))
+        for image in coco["images"]
+        if isinstance(image, dict)
+    }
+    for row in rows:
+        if row["score"] < min_score:
+            continue
+        annotation_id = len(annotations) + 1
+        x, y, w, h = (float(v) for v in row["bbox"])
+        annotation: dict[str, Any] = {
+            "id": annotation_id,
+            "image_id": row["image_id"],
+            "category_id": row["category_id"],
+            "bbox": [x, y, w, h],
+            "area": max(w, 0.0) * max(h, 0.0),
+            "iscrowd": 0,
+        }
+        segmentation = row.get("segmentation")
+        if segmentation:
+            annotation["segmentation"] = segmentation
+            height, width = sizes.get(row["image_id"], (None, None))
+            try:
+                rle = segmentation_to_rle(segmentation, height, width)
+                annotation["area"] = float(decode_mask(rle).sum())
+            except (ValueError, TypeError, OverflowError):
+                pass  # the rubric reports an unreadable mask; the box area stands
+        annotations.append(annotation)
+        scores[annotation_id] = float(row["score"])
+    merged = {**coco, "annotations": annotations}
+    return merged, scores
+
+
+def validate_predictions(
+    results: Path | str,
+    coco: Path | str,
+    *,
+    images: Path | str | None = None,
+    rubric: str | Path | None = "detection",
+    reference: Path | str | None = None,
+    min_score: float = 0.0,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> ValidationResult:
+    """Judge a detector's predictions on the images of a COCO file against a rubric.
+
+    Returns the `ValidationResult` of the COCO file with the predictions as its labels.
+    """
+    coco_path = Path(coco)
+    data = coco_mapping(read_coco(coco_path), source=str(coco_path))
+    rows = read_results(Path(results), coco=data, coco_name=str(coco_path))
+    merged, _ = predictions_coco(rows, data, min_score=min_score)
+    return validate_file(
+        merged, images=images, rubric=rubric, reference=reference, progress=progress
+    )
+
+
+def predictions_json(
+    result: ValidationResult,
+    *,
+    results: Path,
+    coco: Path,
+    images: Path | None,
+    min_score: float,
+) -> str:
+    """validate's `--json` document with what was judged and each sample's measurements."""
+    document = json.loads(result.to_json())
+    document["predictions"] = {
+        "results": str(results.resolve()),
+        "coco": str(coco.resolve()),
+        "images": str(images.resolve()) if images is not None else None,
+        "min_score": min_score,
+    }
+    for row in document["samples"]:
+        report = result.reports.get(str(row["id"]))
+        row["measurements"] = dict(report.measurements) if report is not None else {}
+    return json.dumps(document, ensure_ascii=False)
