@@ -3,9 +3,9 @@
 `WorkerSettings` reads `SYNTHGATE_*` from the environment (CLI options override them);
 `make_app(settings)` returns a Celery app whose tasks (workers/tasks.py) acknowledge late, are
 requeued when their worker is lost, have soft and hard time limits, and are redelivered by Redis
-after a visibility timeout that must exceed the hard limit. `queue_for(generator)` routes
-diffusion generators (`SYNTHGATE_GPU_GENERATORS`) to the `gpu` queue and everything else to
-`cpu`.
+after a visibility timeout that must exceed the hard limit. `check_broker(settings)` refuses a
+broker that does not answer, before a worker starts. `queue_for(generator)` routes diffusion
+generators (`SYNTHGATE_GPU_GENERATORS`) to the `gpu` queue and everything else to `cpu`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pydantic import Field
 
 from synthgate.config import Settings
 from synthgate.errors import InputError
+from synthgate.storage.database import shown_url
 
 QUEUES = ("cpu", "gpu")
 MAKE_CHUNK = "synthgate.make_chunk"
@@ -82,6 +83,24 @@ def settings_from(
         if value is not None
     }
     return WorkerSettings(**overrides)
+
+
+def check_broker(settings: WorkerSettings, *, timeout: float = 5.0) -> None:
+    """Refuse a broker that does not answer: an `InputError` naming its URL and the fix."""
+    shown = shown_url(settings.broker_url or "")  # the password masked
+    try:
+        connection = make_app(settings).connection_for_write()
+        with connection:
+            connection.ensure_connection(max_retries=0, timeout=timeout)
+    except Exception as error:  # kombu raises several types for an unreachable broker
+        said = " ".join(str(error).split())  # one line, whatever the driver wrote
+        raise InputError(
+            field="broker",
+            value=shown,
+            problem=f"not reachable ({type(error).__name__}: {said})",
+            fix="start Redis there, or pass the broker's URL with --broker (or set "
+            "SYNTHGATE_BROKER_URL)",
+        ) from None
 
 
 def queue_for(generator: str, gpu_generators: Iterable[str] = ("diffusion",)) -> str:
