@@ -47,8 +47,8 @@ def worker(
 
     Each pool process loads a batch's generator once (one diffusion model per process on the
     gpu queue, which takes one task at a time). Stop with Ctrl-C (a warm shutdown finishes the
-    tasks in hand); a killed worker's tasks are redelivered to the others. A broker that does
-    not answer at start is an error.
+    tasks in hand); a killed worker's chunks go to the others once their lease runs out
+    (SYNTHGATE_LEASE_TIMEOUT, 10 s). A broker that does not answer at start is an error.
     """
     from synthgate.workers.app import QUEUES, check_broker, make_app, settings_from
 

@@ -3,9 +3,12 @@
 `WorkerSettings` reads `SYNTHGATE_*` from the environment (CLI options override them);
 `make_app(settings)` returns a Celery app whose tasks (workers/tasks.py) acknowledge late, are
 requeued when their worker is lost, have soft and hard time limits, and are redelivered by Redis
-after a visibility timeout that must exceed the hard limit. `check_broker(settings)` refuses a
-broker that does not answer, before a worker starts. `queue_for(generator)` routes diffusion
-generators (`SYNTHGATE_GPU_GENERATORS`) to the `gpu` queue and everything else to `cpu`.
+after a visibility timeout that must exceed the hard limit. A lost worker's chunk does not wait
+for that timeout: its lease (storage/chunks.py), renewed every `heartbeat_interval`, runs out
+after `lease_timeout`, and the next sweep hands the chunk to another worker.
+`check_broker(settings)` refuses a broker that does not answer, before a worker starts.
+`queue_for(generator)` routes diffusion generators (`SYNTHGATE_GPU_GENERATORS`) to the `gpu`
+queue and everything else to `cpu`.
 """
 
 from __future__ import annotations
@@ -37,6 +40,12 @@ class WorkerSettings(Settings):
     visibility_timeout: float = Field(3600.0, gt=0)
     # How often a worker looks for messages whose visibility timeout ran out.
     restore_interval: float = Field(10.0, gt=0)
+    # A chunk's lease: its worker renews it every `heartbeat_interval` seconds while it works;
+    # one not renewed for `lease_timeout` seconds lost its worker, and a sweep (every worker
+    # runs one, every `heartbeat_interval`) hands the chunk to another worker. A SIGKILLed
+    # worker's chunk is taken up again within lease_timeout + heartbeat_interval.
+    lease_timeout: float = Field(10.0, gt=0)
+    heartbeat_interval: float = Field(2.0, gt=0)
     # A chunk that lost its worker this many times gives up its sample in flight as failed.
     max_crashes: int = Field(3, ge=1)
     max_retries: int = Field(5, ge=0)  # for transient errors (database, blob store, network)
@@ -69,6 +78,12 @@ class WorkerSettings(Settings):
             raise InputError(
                 f"SYNTHGATE_SOFT_TIME_LIMIT ({self.soft_time_limit:g}s) must be below "
                 f"SYNTHGATE_TIME_LIMIT ({self.time_limit:g}s)"
+            )
+        if self.heartbeat_interval * 2 > self.lease_timeout:
+            raise InputError(
+                f"SYNTHGATE_HEARTBEAT_INTERVAL ({self.heartbeat_interval:g}s) must be at most "
+                f"half of SYNTHGATE_LEASE_TIMEOUT ({self.lease_timeout:g}s), or one late "
+                "renewal hands a live worker's chunk to another worker"
             )
         return self.db_url, self.blob_url
 
