@@ -434,7 +434,7 @@ def test_a_resubmit_sends_queued_chunks_and_running_ones_whose_lease_ran_out(
     expire(context, lost)
     sent: list[str] = []
     monkeypatch.setattr(
-        worker_submit, "publish", lambda _app, c: sent.extend(x.id for x in c) or len(c)
+        worker_submit, "publish", lambda _app, c, **_: sent.extend(x.id for x in c) or len(c)
     )
     app = SimpleNamespace(synthgate=context.settings)
     _, count = worker_submit.submit_batch(app, context.store, config)
@@ -453,14 +453,16 @@ def test_the_sweep_hands_chunks_whose_lease_ran_out_to_the_workers_once(
     for chunk_id in (live, lost):
         context.store.chunks.begin(chunk_id, holder=f"task-{chunk_id}", lease_seconds=60)
     expire(context, lost)
-    sent: list[str] = []
+    sent: list[tuple[str, bool]] = []
     monkeypatch.setattr(
-        worker_submit, "publish", lambda _app, c: sent.extend(x.id for x in c) or len(c)
+        worker_submit,
+        "publish",
+        lambda _app, c, *, ahead=False: sent.extend((x.id, ahead) for x in c) or len(c),
     )
     app = SimpleNamespace(synthgate=context.settings)
     assert worker_submit.recover_lost(app, context.store) == [lost]
     assert worker_submit.recover_lost(app, context.store) == []  # another sweep: nothing left
-    assert sent == [lost]
+    assert sent == [(lost, True)]  # ahead of the chunks waiting their turn
     # The lost worker comes back: its writes are refused, and so is its renewal.
     stale = Lease(lost, 1, f"task-{lost}", 60)
     with pytest.raises(LeaseLost):
@@ -480,7 +482,7 @@ def test_a_sweep_without_a_broker_leaves_the_chunk_lost_for_the_next_one(
     context.store.chunks.begin(chunk_id, holder="killed", lease_seconds=60)
     expire(context, chunk_id)
 
-    def no_broker(_app: Any, _chunks: Any) -> int:
+    def no_broker(_app: Any, _chunks: Any, **_: Any) -> int:
         raise InputError("broker redis://nowhere: cannot publish")
 
     app = SimpleNamespace(synthgate=context.settings)
@@ -489,7 +491,7 @@ def test_a_sweep_without_a_broker_leaves_the_chunk_lost_for_the_next_one(
         worker_submit.recover_lost(app, context.store)
     [lost] = context.store.chunks.lost()
     assert (lost.id, lost.status, lost.crashes) == (chunk_id, "running", 0)
-    monkeypatch.setattr(worker_submit, "publish", lambda _app, c: len(c))
+    monkeypatch.setattr(worker_submit, "publish", lambda _app, c, **_: len(c))
     assert worker_submit.recover_lost(app, context.store) == [chunk_id]
     assert context.store.chunks.get(chunk_id).crashes == 1  # type: ignore[union-attr]
 

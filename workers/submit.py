@@ -3,8 +3,8 @@
 `submit_batch` records the batch and its chunks in the shared database and publishes one message
 per unfinished chunk (a re-submit publishes only what is left, and finished chunks are never
 made twice). `recover_lost` is the recovery sweep: running chunks whose lease ran out (their
-worker was killed or froze) go back to `queued` and are published again, at once, not after the
-broker's visibility timeout; every worker runs it (workers/tasks.py), and so does
+worker was killed or froze) go back to `queued` and are published again, at once (not after the
+broker's visibility timeout) and ahead of the chunks waiting their turn; every worker runs it (workers/tasks.py), and so does
 `wait_for_batch`, which follows progress in the database and, when the batch stalls with its
 queues empty (a broker that lost its messages in a restart), publishes the unfinished chunks
 again. Judging what the workers made, in order, into sinks is workers/runner.py's.
@@ -49,14 +49,29 @@ def planned_total(config: BatchConfig) -> int:
     return sum(getattr(config, m).count for m in MODALITIES if getattr(config, m) is not None)
 
 
-def publish(app: Any, chunks: list[ChunkState]) -> int:
-    """One message per chunk, on the chunk's queue, over one broker connection."""
+# Message priorities. Redis serves priority 0 first (kombu's steps 0, 3, 6, 9): a chunk sent
+# again (its worker was lost, or its message) goes ahead of the chunks waiting their turn, since
+# the batch is judged in index order and waits on it.
+IN_TURN = 6
+AHEAD = 0
+
+
+def publish(app: Any, chunks: list[ChunkState], *, ahead: bool = False) -> int:
+    """One message per chunk, on the chunk's queue, over one broker connection; `ahead`: before
+    the messages waiting there."""
     if not chunks:
         return 0
+    priority = AHEAD if ahead else IN_TURN
     try:
         with app.producer_or_acquire() as producer:
             for chunk in chunks:
-                app.send_task(MAKE_CHUNK, args=[chunk.id], queue=chunk.queue, producer=producer)
+                app.send_task(
+                    MAKE_CHUNK,
+                    args=[chunk.id],
+                    queue=chunk.queue,
+                    producer=producer,
+                    priority=priority,
+                )
     except Exception as error:  # kombu raises several types for an unreachable broker
         raise InputError(
             f"broker {app.conf.broker_url}: cannot publish ({type(error).__name__}: {error}); "
@@ -104,7 +119,7 @@ def recover_lost(app: Any, store: Store, *, batch_id: str | None = None) -> list
     requeued = [c for c in store.chunks.lost(batch_id=batch_id) if store.chunks.requeue_lost(c)]
     if requeued:
         try:
-            publish(app, requeued)
+            publish(app, requeued, ahead=True)
         except InputError:  # no broker: lost again, for a later sweep to send
             for chunk in requeued:
                 store.chunks.undo_requeue(chunk)
@@ -197,7 +212,7 @@ def wait_for_batch(
         if quiet > stall_after and queued_messages(app) == 0:
             waiting = store.chunks.of_batch(batch_id, statuses=["queued"])
             try:
-                sent = publish(app, waiting)
+                sent = publish(app, waiting, ahead=True)
             except InputError:
                 sent = 0  # still no broker; try again after the next quiet period
             last_resend = now
