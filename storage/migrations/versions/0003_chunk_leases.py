@@ -20,12 +20,26 @@ branch_labels = None
 depends_on = None
 
 
+def _columns() -> list[sa.Column[object]]:
+    return [
+        sa.Column("lease", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("holder", sa.String(200), nullable=True),
+        sa.Column("lease_expires", sa.Float, nullable=True),
+    ]
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("chunks") as batch:
-        batch.add_column(sa.Column("lease", sa.Integer, nullable=False, server_default="0"))
-        batch.add_column(sa.Column("holder", sa.String(200), nullable=True))
-        batch.add_column(sa.Column("lease_expires", sa.Float, nullable=True))
-    op.create_index("ix_chunks_lease", "chunks", ["status", "lease_expires"])
+    # Only what is missing: a database from before migrations (no revision stamped) may hold a
+    # chunks table that already has them, as the baseline may find any table already there.
+    found = sa.inspect(op.get_bind())
+    have = {column["name"] for column in found.get_columns("chunks")}
+    missing = [column for column in _columns() if column.name not in have]
+    if missing:
+        with op.batch_alter_table("chunks") as batch:
+            for column in missing:
+                batch.add_column(column)
+    if "ix_chunks_lease" not in {index["name"] for index in found.get_indexes("chunks")}:
+        op.create_index("ix_chunks_lease", "chunks", ["status", "lease_expires"])
 
 
 def downgrade() -> None:
