@@ -113,8 +113,9 @@ def test_a_worker_frozen_past_the_visibility_timeout_changes_nothing_when_it_ret
     config = audited_config(tmp_path, images=96)
     embedded = cluster.cli("run", str(config), "--out", str(tmp_path / "embedded"))
     assert embedded.returncode == 0, embedded.stderr
-    frozen = cluster.start_worker()
-    cluster.start_worker()
+    gate = tmp_path / "gate"  # while it exists, the workers hold their chunks, unfinished
+    frozen = cluster.start_worker(gate=gate)
+    cluster.start_worker(gate=gate)
     submit = cluster.popen("submit", str(config), "--out", str(tmp_path / "submitted"), "--wait")
     store = Store(cluster.db_url)
     wait_until(lambda: batch_id_of(store) is not None, timeout=60, what="the batch")
@@ -124,10 +125,12 @@ def test_a_worker_frozen_past_the_visibility_timeout_changes_nothing_when_it_ret
         timeout=60,
         what="two chunks judged",
     )
+    gate.touch()
     reviewed_before = review_everything_open(store, batch_id)  # people at work before the stall
 
     [held] = cluster.stop_in_the_middle_of_a_chunk(frozen)
     stopped_at = time.monotonic()
+    gate.unlink()
     # The frozen worker's lease runs out; another worker makes its chunk, the batch finishes.
     output, _ = submit.communicate(timeout=120)
     assert submit.returncode == 0, output + cluster.worker_logs()

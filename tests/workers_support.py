@@ -10,7 +10,9 @@ except under CI=true, where that is a failure.
 
 Run as a script (`python tests/workers_support.py worker ...`) it is the synthgate CLI with a
 poisoned sample: the pool process that makes sample `SYNTHGATE_TEST_POISON` ("text:17") kills
-itself with SIGKILL, every time, as a sample that runs a worker out of memory would.
+itself with SIGKILL, every time, as a sample that runs a worker out of memory would; and with a
+gate: while the file `SYNTHGATE_TEST_GATE` exists, generation waits, so a test can hold workers
+in the middle of their chunks.
 """
 
 from __future__ import annotations
@@ -146,13 +148,22 @@ class Cluster:
         concurrency: int = 1,
         queues: str = "cpu",
         poison: str | None = None,
+        gate: Path | None = None,
         wait: bool = True,
     ) -> subprocess.Popen[bytes]:
-        """A real `synthgate worker` in its own process group; waits until it is ready."""
+        """A real `synthgate worker` in its own process group; waits until it is ready.
+
+        `poison`: the sample ("text:17") whose pool process kills itself; `gate`: a file that,
+        while it exists, holds every sample's generation (the worker keeps its chunk, and its
+        lease, while it waits)."""
         number = len(self.workers)
         log = self.folder / f"worker-{number}.log"
-        entry = [str(Path(__file__))] if poison else ["-m", "synthgate"]
-        extra = {"SYNTHGATE_TEST_POISON": poison} if poison else {}
+        extra = {}
+        if poison:
+            extra["SYNTHGATE_TEST_POISON"] = poison
+        if gate:
+            extra["SYNTHGATE_TEST_GATE"] = str(gate)
+        entry = [str(Path(__file__))] if extra else ["-m", "synthgate"]
         process = subprocess.Popen(
             [sys.executable, *entry, "worker", "--concurrency", str(concurrency), "-Q", queues],
             env=self.env(**extra),
@@ -272,17 +283,23 @@ def wait_until(predicate: Any, *, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def _poisoned_cli() -> None:
-    """The synthgate CLI, but the pool process making sample SYNTHGATE_TEST_POISON dies."""
+def _test_cli() -> None:
+    """The synthgate CLI, but the pool process making sample SYNTHGATE_TEST_POISON dies, and
+    generation waits while the file SYNTHGATE_TEST_GATE exists."""
     from synthgate.cli import main
     from synthgate.workers import chunks
 
-    modality, _, index = os.environ["SYNTHGATE_TEST_POISON"].partition(":")
+    poison = os.environ.get("SYNTHGATE_TEST_POISON")
+    gate = os.environ.get("SYNTHGATE_TEST_GATE")
     real = chunks.generate_specs
 
     def generate_specs(generator: Any, specs: list[Any]) -> list[Any]:
-        if any(s.modality == modality and s.index == int(index) for s in specs):
-            os.kill(os.getpid(), signal.SIGKILL)
+        if poison is not None:
+            modality, _, index = poison.partition(":")
+            if any(s.modality == modality and s.index == int(index) for s in specs):
+                os.kill(os.getpid(), signal.SIGKILL)
+        while gate is not None and os.path.exists(gate):
+            time.sleep(0.02)
         return real(generator, specs)
 
     chunks.generate_specs = generate_specs
@@ -290,4 +307,4 @@ def _poisoned_cli() -> None:
 
 
 if __name__ == "__main__":
-    _poisoned_cli()
+    _test_cli()
