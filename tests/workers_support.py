@@ -149,21 +149,22 @@ class Cluster:
         queues: str = "cpu",
         poison: str | None = None,
         gate: Path | None = None,
+        settings: dict[str, str] | None = None,
         wait: bool = True,
     ) -> subprocess.Popen[bytes]:
         """A real `synthgate worker` in its own process group; waits until it is ready.
 
         `poison`: the sample ("text:17") whose pool process kills itself; `gate`: a file that,
         while it exists, holds every sample's generation (the worker keeps its chunk, and its
-        lease, while it waits)."""
+        lease, while it waits); `settings`: SYNTHGATE_* of this worker alone."""
         number = len(self.workers)
         log = self.folder / f"worker-{number}.log"
-        extra = {}
+        extra = dict(settings or {})
         if poison:
             extra["SYNTHGATE_TEST_POISON"] = poison
         if gate:
             extra["SYNTHGATE_TEST_GATE"] = str(gate)
-        entry = [str(Path(__file__))] if extra else ["-m", "synthgate"]
+        entry = [str(Path(__file__))] if poison or gate else ["-m", "synthgate"]
         process = subprocess.Popen(
             [sys.executable, *entry, "worker", "--concurrency", str(concurrency), "-Q", queues],
             env=self.env(**extra),
