@@ -47,9 +47,10 @@ def worker(
 
     Each pool process loads a batch's generator once (one diffusion model per process on the
     gpu queue, which takes one task at a time). Stop with Ctrl-C (a warm shutdown finishes the
-    tasks in hand); a killed worker's tasks are redelivered to the others.
+    tasks in hand); a killed worker's chunks go to the others once their lease runs out
+    (SYNTHGATE_LEASE_TIMEOUT, 10 s). A broker that does not answer at start is an error.
     """
-    from synthgate.workers.app import QUEUES, make_app, settings_from
+    from synthgate.workers.app import QUEUES, check_broker, make_app, settings_from
 
     with user_errors():
         settings = settings_from(broker=broker, db=db, blobs=blobs)
@@ -62,6 +63,7 @@ def worker(
                 f"choose from {', '.join(QUEUES)}"
             )
         processes = concurrency or (1 if "gpu" in chosen else os.cpu_count() or 1)
+        check_broker(settings)  # fail fast; once started, a worker rides out broker restarts
         app = make_app(settings)
         app.synthgate_queues = chosen
     app.worker_main(

@@ -1,24 +1,42 @@
-"""The workers' bookkeeping: one row per chunk task, with its deliveries and crashes.
+"""The workers' bookkeeping: one row per chunk task, with its deliveries, crashes and lease.
 
 A chunk is a run of sample indices of one batch and modality (workers/chunks.py makes it).
-`ChunkBook` records them (`put`), claims one per delivery (`begin`: a delivery that finds the
-chunk still `running` means its worker was lost, which counts as a crash), follows them
-(`of_batch`, `get`, `totals`) and updates them (`update`). So a redelivered task can tell it lost
-a worker, and a sample that kills its worker every time ends as `failed` with the reason kept on
-the sample row.
+`ChunkBook` records them (`put`), follows them (`of_batch`, `get`, `totals`) and hands each one
+to one worker at a time under a lease:
+
+- `begin` claims a chunk for a delivery: a new lease (its number one above the last) held by the
+  delivery's task id until `lease_expires`. A delivery that finds the chunk `running` under a
+  live lease of another task leaves it alone (a duplicate message); one that finds the lease run
+  out, or its own task id holding it (the broker redelivered the message of a lost or stalled
+  worker), takes it over and counts a crash.
+- The holder renews its lease while it works (`renew`), and every write it makes about the chunk
+  is fenced by the lease number in the same transaction (`hold`, `update_held`, and
+  `Store.put_made` for its samples): once the chunk was handed to another delivery, a write of
+  the old one is refused with `LeaseLost`, so a worker that stalled and came back changes nothing.
+- `lost` finds running chunks whose lease ran out (their worker died or froze) and
+  `requeue_lost` puts one back to `queued`, counting a crash, for its message to be sent again
+  (`undo_requeue` when it could not be sent).
+
+So a redelivered task can tell it lost a worker, and a sample that kills its worker every time
+ends as `failed` with the reason kept on the sample row. Plain `update` is for the process that
+submits and judges the batch, which holds no lease.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import case, func, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import func, or_, select
+from sqlalchemy.engine import Connection, Engine
 
-from synthgate.storage.tables import chunks, upsert
+from synthgate.storage.tables import WriteTransaction, chunks, upsert
+
+# A chunk in one of these states needs no worker: `generated` waits for the run folder's
+# assembly to finish its samples' reports in order, then becomes `done` (or `failed`).
+FINISHED = ("generated", "done", "failed")
 
 
 @dataclass(frozen=True)
@@ -37,7 +55,40 @@ class ChunkState:
     current: int | None
     reason: str | None = None
     quota_categories: list[str | None] | None = None
-    updated: float = 0.0  # time.time() of the last change
+    updated: float = 0.0  # time.time() of the last change (a lease renewal counts)
+    lease: int = 0  # the number of the last lease handed out
+    holder: str | None = None  # the task id that holds (or last held) the lease
+    lease_expires: float | None = None  # time.time() after which a running chunk is lost
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The right of one delivery to write a chunk: its number fences every write."""
+
+    chunk_id: str
+    number: int
+    holder: str
+    seconds: float  # a claim or renewal keeps the lease this long
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What `begin` made of a delivery: the chunk, and the lease when it is this delivery's
+    to make (None: finished, or held by another worker that is alive)."""
+
+    chunk: ChunkState
+    lease: Lease | None
+
+
+class LeaseLost(Exception):
+    """A write under a lease that is no longer the chunk's: refused, nothing written."""
+
+    def __init__(self, lease: Lease) -> None:
+        self.lease = lease
+        super().__init__(
+            f"{lease.chunk_id}: lease {lease.number} of task {lease.holder} is no longer the "
+            "chunk's (it was handed to another worker, or finished); its writes are refused"
+        )
 
 
 class ChunkBook:
@@ -50,7 +101,7 @@ class ChunkBook:
         """Register chunks (id, batch_id, modality, start, stop, queue); known ones are kept."""
         now = time.time()
         values = [
-            {**row, "status": "queued", "deliveries": 0, "crashes": 0, "updated": now}
+            {**row, "status": "queued", "deliveries": 0, "crashes": 0, "lease": 0, "updated": now}
             for row in rows
         ]
         if not values:
@@ -86,36 +137,154 @@ class ChunkBook:
                 totals["last_update"] = max(totals["last_update"], float(updated or 0.0))
         return totals
 
-    def begin(self, chunk_id: str) -> ChunkState | None:
-        """Count a delivery of a chunk and claim it; None if the chunk is unknown.
+    def begin(self, chunk_id: str, *, holder: str, lease_seconds: float) -> Delivery | None:
+        """Count a delivery of a chunk and claim it for `holder` when it is free; None if the
+        chunk is unknown (see the module docstring for who takes over a running chunk).
 
-        A delivery that finds the chunk still `running` means the worker that had it was lost
-        (killed, out of memory, past its hard time limit): that counts as a crash. Finished
-        chunks (generated, done, failed) stay so, and a duplicate delivery does nothing. The write comes first so
-        that, in SQLite as in PostgreSQL, the read that follows is under the write lock.
+        The row is read under the write lock (BEGIN IMMEDIATE on SQLite, FOR UPDATE on
+        PostgreSQL), so two deliveries never both claim it. On PostgreSQL a row locked by
+        another transaction (its holder in the middle of a write, or frozen there) is skipped,
+        not waited for: the chunk is that holder's, and this delivery leaves it alone.
         """
-        finished = chunks.c.status.in_(["generated", "done", "failed"])
-        update = (
-            chunks.update()
-            .where(chunks.c.id == chunk_id)
-            .values(
-                deliveries=chunks.c.deliveries + 1,
-                crashes=chunks.c.crashes + case((chunks.c.status == "running", 1), else_=0),
-                status=case((finished, chunks.c.status), else_="running"),
-                updated=time.time(),
+        now = time.time()
+        with WriteTransaction(self.engine) as connection:
+            row = connection.execute(
+                select(chunks).where(chunks.c.id == chunk_id).with_for_update(skip_locked=True)
+            ).first()
+            if row is None:
+                busy = connection.execute(select(chunks).where(chunks.c.id == chunk_id)).first()
+                return Delivery(_chunk_state(busy), None) if busy else None
+            found = _chunk_state(row)
+            values: dict[str, Any] = {"deliveries": found.deliveries + 1, "updated": now}
+            free = found.status not in FINISHED and (
+                found.status != "running" or found.holder == holder or _expired(found, now)
             )
-        )
+            if free:
+                values.update(
+                    status="running",
+                    crashes=found.crashes + int(found.status == "running"),
+                    lease=found.lease + 1,
+                    holder=holder,
+                    lease_expires=now + lease_seconds,
+                )
+            connection.execute(chunks.update().where(chunks.c.id == chunk_id).values(**values))
+        claimed = replace(found, **values)
+        lease = Lease(chunk_id, claimed.lease, holder, lease_seconds) if free else None
+        return Delivery(claimed, lease)
+
+    def renew(self, lease: Lease) -> bool:
+        """Extend a lease by its `seconds`; False when it is no longer the chunk's."""
         with self.engine.begin() as connection:
-            connection.execute(update)
-            row = connection.execute(select(chunks).where(chunks.c.id == chunk_id)).first()
-        return _chunk_state(row) if row else None
+            return self._renew(connection, lease)
+
+    def hold(self, connection: Connection, lease: Lease) -> None:
+        """Inside a write transaction: renew the lease, or raise `LeaseLost` (the caller's
+        transaction then rolls back, so nothing it wrote stays)."""
+        if not self._renew(connection, lease):
+            raise LeaseLost(lease)
+
+    def update_held(self, lease: Lease, **values: Any) -> None:
+        """Set fields of a chunk under its lease (status, current, crashes, reason, quota
+        categories), or raise `LeaseLost`. A status other than `running` ends the lease."""
+        now = time.time()
+        status = values.get("status", "running")
+        expires = now + lease.seconds if status == "running" else None
+        with self.engine.begin() as connection:
+            changed = connection.execute(
+                chunks.update()
+                .where(_held_by(lease))
+                .values(**values, lease_expires=expires, updated=now)
+            ).rowcount
+        if changed != 1:
+            raise LeaseLost(lease)
 
     def update(self, chunk_id: str, **values: Any) -> None:
-        """Set fields of a chunk: status, current, crashes, reason."""
+        """Set fields of a chunk, whoever holds it: for the process that submits and judges."""
         with self.engine.begin() as connection:
             connection.execute(
                 chunks.update().where(chunks.c.id == chunk_id).values(**values, updated=time.time())
             )
+
+    def lost(self, *, batch_id: str | None = None) -> list[ChunkState]:
+        """Running chunks whose lease ran out: their worker died, froze or lost the database."""
+        query = select(chunks).where(
+            chunks.c.status == "running",
+            or_(chunks.c.lease_expires.is_(None), chunks.c.lease_expires < time.time()),
+        )
+        if batch_id is not None:
+            query = query.where(chunks.c.batch_id == batch_id)
+        with self.engine.connect() as connection:
+            return [_chunk_state(row) for row in connection.execute(query.order_by(chunks.c.id))]
+
+    def requeue_lost(self, chunk: ChunkState) -> bool:
+        """Put a chunk `lost` found back to `queued`, counting a crash; False when it changed
+        meanwhile (its holder renewed the lease, or another sweep requeued it first) or, on
+        PostgreSQL, when its row is locked: its holder is inside a write (perhaps frozen there),
+        and a sweep must not wait on it with every other lost chunk behind."""
+        now = time.time()
+        still_lost = (
+            (chunks.c.id == chunk.id)
+            & (chunks.c.status == "running")
+            & (chunks.c.lease == chunk.lease)
+            & or_(chunks.c.lease_expires.is_(None), chunks.c.lease_expires < now)
+        )
+        with WriteTransaction(self.engine) as connection:
+            mine = connection.execute(
+                select(chunks.c.id).where(still_lost).with_for_update(skip_locked=True)
+            ).first()
+            if mine is None:
+                return False
+            connection.execute(
+                chunks.update()
+                .where(chunks.c.id == chunk.id)
+                .values(
+                    status="queued", crashes=chunks.c.crashes + 1, lease_expires=None, updated=now
+                )
+            )
+        return True
+
+    def undo_requeue(self, chunk: ChunkState) -> None:
+        """Take back `requeue_lost` when the chunk's message could not be sent (no broker): the
+        chunk is lost again, for the next sweep, and the crash is not counted twice."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                chunks.update()
+                .where(
+                    chunks.c.id == chunk.id,
+                    chunks.c.status == "queued",
+                    chunks.c.lease == chunk.lease,
+                )
+                .values(
+                    status="running",
+                    crashes=chunks.c.crashes - 1,
+                    lease_expires=0.0,
+                    updated=time.time(),
+                )
+            )
+
+    def _renew(self, connection: Connection, lease: Lease) -> bool:
+        now = time.time()
+        changed = connection.execute(
+            chunks.update()
+            .where(_held_by(lease))
+            .values(lease_expires=now + lease.seconds, updated=now)
+        ).rowcount
+        return bool(changed == 1)
+
+
+def _held_by(lease: Lease) -> Any:
+    """The chunk row while `lease` is its own: the same number, still running. Expiry alone
+    does not end a lease: until another delivery claims the chunk, its holder may go on."""
+    return (
+        (chunks.c.id == lease.chunk_id)
+        & (chunks.c.lease == lease.number)
+        & (chunks.c.status == "running")
+    )
+
+
+def _expired(chunk: ChunkState, now: float) -> bool:
+    # No expiry: a chunk claimed before leases existed, whose worker is long gone.
+    return chunk.lease_expires is None or chunk.lease_expires < now
 
 
 def _chunk_state(row: Any) -> ChunkState:

@@ -6,6 +6,11 @@ written by upsert on their deterministic id, so a re-run or a redelivered task r
 row instead of adding one, and come back in index order, streamed, never all in memory. The
 workers' chunk bookkeeping (`store.chunks`, storage/chunks.py) and who asked for which batch
 (`store.requesters`, storage/requesters.py) share its engine. Image bytes live in the blob store.
+
+Workers write their samples with `put_made`, a guarded write: it holds the chunk's lease in the
+same transaction (a worker whose chunk was handed to another one writes nothing) and never
+rewrites a sample that was judged or that people were asked to review. `upsert_samples` is the
+judge's write (the run's own sinks), which turns `pending` samples into judged ones.
 """
 
 from __future__ import annotations
@@ -14,14 +19,24 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, func, select
+from sqlalchemy import create_engine, event, exists, func, literal_column, or_, select
 from sqlalchemy.engine import Engine
 
 from synthgate.samples import Sample
-from synthgate.storage.chunks import ChunkBook
+from synthgate.storage.chunks import ChunkBook, Lease
 from synthgate.storage.requesters import Requesters
 from synthgate.storage.schema import ensure_schema
 from synthgate.storage.tables import batches, review_items, samples, upsert
+
+# The statuses a worker writes (made, or could not be made). A row in any other status was
+# judged, perhaps reviewed since: a worker never rewrites it, nor one with a review item.
+WORKER_STATUSES = ("pending", "failed")
+# The ON CONFLICT … WHERE of a worker's upsert, on the row already there. Spelled with
+# `samples.id` as a column name: SQLAlchemy does not correlate a subquery to an INSERT's table,
+# and both SQLite and PostgreSQL name the existing row by its table there.
+_WORKER_MAY_REWRITE = or_(*(samples.c.status == status for status in WORKER_STATUSES)) & ~exists(
+    select(review_items.c.id).where(review_items.c.sample_id == literal_column("samples.id"))
+)
 
 
 def sqlite_url(path: Path) -> str:
@@ -81,23 +96,29 @@ class Store:
 
         `reason` says why the samples failed (status `failed`); it is cleared otherwise.
         """
-        rows = [
-            {
-                "id": s.id,
-                "batch_id": s.spec.batch_id,
-                "modality": s.spec.modality,
-                "index": s.spec.index,
-                "status": s.status,
-                "score": s.report.score if s.report else None,
-                "data": s.model_dump_json(),
-                "reason": reason,
-            }
-            for s in items
-        ]
+        rows = _sample_rows(items, reason)
         if not rows:
             return
+        with self.engine.begin() as connection:
+            connection.execute(self._upsert(), rows)
+
+    def put_made(self, items: Iterable[Sample], *, lease: Lease, reason: str | None = None) -> None:
+        """A worker's write of samples it made (or failed to make) under its chunk's lease.
+
+        In one transaction: the lease is renewed, or `LeaseLost` is raised and nothing is
+        written; then the samples are upserted by id, except over a row that was judged
+        (any status but pending or failed) or that has a review item.
+        """
+        rows = _sample_rows(items, reason)
+        statement = self._upsert(where=_WORKER_MAY_REWRITE)
+        with self.engine.begin() as connection:
+            self.chunks.hold(connection, lease)
+            if rows:
+                connection.execute(statement, rows)
+
+    def _upsert(self, *, where: Any = None) -> Any:
         statement = upsert(self.engine, samples)
-        statement = statement.on_conflict_do_update(
+        return statement.on_conflict_do_update(
             index_elements=["id"],
             set_={
                 "status": statement.excluded.status,
@@ -105,9 +126,8 @@ class Store:
                 "data": statement.excluded.data,
                 "reason": statement.excluded.reason,
             },
+            where=where,
         )
-        with self.engine.begin() as connection:
-            connection.execute(statement, rows)
 
     def iter_samples(self, batch_id: str, modality: str, *, chunk: int = 500) -> Iterator[Sample]:
         """Samples of one batch and modality in index order, fetched page by page."""
@@ -220,3 +240,19 @@ class Store:
         )
         with self.engine.connect() as connection:
             return set(connection.execute(query).scalars())
+
+
+def _sample_rows(items: Iterable[Sample], reason: str | None) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": s.id,
+            "batch_id": s.spec.batch_id,
+            "modality": s.spec.modality,
+            "index": s.spec.index,
+            "status": s.status,
+            "score": s.report.score if s.report else None,
+            "data": s.model_dump_json(),
+            "reason": reason,
+        }
+        for s in items
+    ]

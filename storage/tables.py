@@ -1,7 +1,8 @@
 """Every table synthgate keeps, on one SQLAlchemy MetaData (Core), and the SQL helpers they share.
 
 - batches, samples: what was asked for and what was made (storage/store.py).
-- chunks: the workers' bookkeeping, one row per chunk task (storage/chunks.py).
+- chunks: the workers' bookkeeping, one row per chunk task, with the lease of the delivery
+  making it (storage/chunks.py).
 - batch_requesters: who asked for which batch (storage/requesters.py).
 - api_users: who may use the service, with token hashes (storage/users.py).
 - review_batches, review_items, review_assignments, review_decisions, review_gold: the review
@@ -44,7 +45,7 @@ from sqlalchemy.engine import Connection, Engine
 
 # The migration that made the schema below (storage/migrations/versions/): a database stamped
 # with it needs no upgrade. A test holds it equal to the migrations' head.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 
 metadata = MetaData()
 
@@ -82,7 +83,7 @@ chunks = Table(
     Column("start", Integer, nullable=False),
     Column("stop", Integer, nullable=False),
     Column("queue", String(20), nullable=False),
-    Column("status", String(20), nullable=False),  # queued | running | done | failed
+    Column("status", String(20), nullable=False),  # queued | running | generated | done | failed
     Column("deliveries", Integer, nullable=False, default=0),
     Column("crashes", Integer, nullable=False, default=0),  # deliveries that found it running
     Column("current", Integer, nullable=True),  # sample index in flight (after a crash)
@@ -91,6 +92,14 @@ chunks = Table(
     # GPU batch need them where the run folder is written, without loading the model there.
     Column("quota_categories", JSON, nullable=True),
     Column("updated", Float, nullable=False),
+    # The lease of the delivery making the chunk (storage/chunks.py): its number goes up with
+    # every claim and fences the writes of an older holder; the holder (the Celery task id)
+    # renews `lease_expires` while it works, and a chunk past it is handed to another worker.
+    Column("lease", Integer, nullable=False, default=0, server_default="0"),
+    Column("holder", String(200), nullable=True),
+    Column("lease_expires", Float, nullable=True),
+    # the recovery sweep: running chunks whose lease ran out, without reading every chunk
+    Index("ix_chunks_lease", "status", "lease_expires"),
 )
 
 batch_requesters = Table(

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +18,7 @@ import pytest
 import yaml
 from factories import SUPPORT_TICKETS
 from sqlalchemy import func, select
-from workers_support import Cluster, RedisServer
+from workers_support import Cluster, RedisServer, task_ids, wait_until
 
 from synthgate.config import parse_config
 from synthgate.runner import run_batch
@@ -78,14 +76,6 @@ def store_batch_id(store: Store) -> str:
         return str(connection.execute(select(batches.c.id)).scalar_one())
 
 
-def wait_until(predicate: Any, *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def assert_same_run(submitted: Path, embedded: Path) -> None:
     for name in ("coco.json", "accepted.coco.json", "text.jsonl"):
         assert (submitted / name).read_bytes() == (embedded / name).read_bytes(), name
@@ -112,7 +102,8 @@ def test_a_killed_worker_loses_and_duplicates_nothing(cluster: Cluster, tmp_path
     cluster.start_worker()
     submit = cluster.popen("submit", str(config), "--out", str(tmp_path / "submitted"), "--wait")
     wait_until(lambda: stored(cluster) >= 60, timeout=60, what="a third of the batch")
-    kill_in_the_middle_of_a_task(cluster, doomed, cluster.folder / "worker-0.log")
+    [held] = cluster.stop_in_the_middle_of_a_chunk(doomed)
+    cluster.kill_worker(doomed)
     cluster.start_worker()
     output, _ = submit.communicate(timeout=120)
     assert submit.returncode == 0, output + cluster.worker_logs()
@@ -122,32 +113,15 @@ def test_a_killed_worker_loses_and_duplicates_nothing(cluster: Cluster, tmp_path
     assert_same_run(tmp_path / "submitted", tmp_path / "embedded")
     store = Store(cluster.db_url)
     assert {chunk.status for chunk in store.chunks.of_batch(store_batch_id(store))} == {"done"}
-    # The chunk the killed worker held was delivered again and finished by another worker.
-    held = task_ids(cluster.folder / "worker-0.log", "received")
+    # The chunk the killed worker held was claimed again, under a newer lease, by another task.
+    again = store.chunks.get(held.id)
+    assert again is not None and again.lease > held.lease and again.holder != held.holder
+    assert again.crashes >= 1
     finished_elsewhere = task_ids(cluster.folder / "worker-1.log", "succeeded") | task_ids(
         cluster.folder / "worker-2.log", "succeeded"
     )
-    lost = held - task_ids(cluster.folder / "worker-0.log", "succeeded")
-    assert lost and lost <= finished_elsewhere
-
-
-def kill_in_the_middle_of_a_task(
-    cluster: Cluster, worker: subprocess.Popen[bytes], log: Path
-) -> None:
-    """Freeze the worker, and SIGKILL it if it holds a task it has not finished; else retry."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        os.killpg(worker.pid, signal.SIGSTOP)
-        if task_ids(log, "received") - task_ids(log, "succeeded"):
-            cluster.kill_worker(worker)
-            return
-        os.killpg(worker.pid, signal.SIGCONT)
-        time.sleep(0.01)
-    raise AssertionError("the worker never held an unfinished task")
-
-
-def task_ids(log: Path, event: str) -> set[str]:
-    return set(re.findall(rf"make_chunk\[([0-9a-f-]+)\] {event}", log.read_text()))
+    assert again.holder in finished_elsewhere
+    store.close()
 
 
 def test_a_broker_restart_mid_batch_still_completes(cluster: Cluster, tmp_path: Path) -> None:

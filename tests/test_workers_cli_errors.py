@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 import yaml
 from factories import small_config
 from typer.testing import CliRunner
+from workers_support import free_port
 
 from synthgate.cli import app
 from synthgate.errors import InputError
@@ -56,3 +58,19 @@ def test_status_of_an_unknown_batch(tmp_path: Path) -> None:
     Store(f"sqlite:///{tmp_path}/x.db").close()  # an empty database
     result = CliRunner().invoke(app, ["status", "nope", "--db", f"sqlite:///{tmp_path}/x.db"])
     assert result.exit_code == 2 and "not in the database" in result.output
+
+
+def test_a_worker_with_no_broker_fails_at_once_naming_the_broker_and_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`serve` and `worker` alike: an unreachable broker at start is exit 2 and one line, not
+    a worker that retries for ever."""
+    nobody = f"redis://127.0.0.1:{free_port()}/0"
+    args = ["worker", "--broker", nobody, "--db", f"sqlite:///{tmp_path}/x.db"]
+    started = time.monotonic()
+    result = CliRunner().invoke(app, [*args, "--blobs", str(tmp_path / "blobs")])
+    assert time.monotonic() - started < 30
+    assert result.exit_code == 2, result.output
+    [line] = result.output.strip().splitlines()
+    assert line.startswith(f"error: --broker {nobody}: not reachable (")
+    assert "start Redis there" in line and "SYNTHGATE_BROKER_URL" in line

@@ -7,18 +7,23 @@ binaries and psycopg are installed; otherwise its cases skip. SQLite always runs
 from __future__ import annotations
 
 import multiprocessing
+import time
 from pathlib import Path
 
 import pytest
 from factories import small_config
 from postgres_support import wipe
+from sqlalchemy import create_engine, text
 
 from synthgate.config import parse_config
 from synthgate.pipeline import batch_id_for
 from synthgate.runner import run_batch
 from synthgate.samples import Provenance, Sample, SampleSpec, sample_id
 from synthgate.storage.blobs import BlobStore
+from synthgate.storage.chunks import Lease, LeaseLost
+from synthgate.storage.schema import revision_of, upgrade
 from synthgate.storage.store import Store
+from synthgate.storage.tables import SCHEMA_REVISION, review_items
 from synthgate.workers.app import WorkerSettings
 from synthgate.workers.chunks import WorkerContext, chunk_rows, run_chunk
 from synthgate.workers.runner import assemble_from_store
@@ -74,14 +79,91 @@ def test_chunk_bookkeeping(db_url: str) -> None:
     store.chunks.put([{**row, "queue": "cpu"}])  # registering again keeps what is known
     assert store.chunks.get("b:text:0").status == "done"  # type: ignore[union-attr]
     store.chunks.update("b:text:0", status="queued")
-    states = [store.chunks.begin("b:text:0") for _ in range(3)]
-    assert [(s.status, s.deliveries, s.crashes) for s in states if s] == [
-        ("running", 1, 0),
-        ("running", 2, 1),
-        ("running", 3, 2),
+    # The same task delivered three times: the broker gave its message to a new worker twice.
+    states = [store.chunks.begin("b:text:0", holder="t", lease_seconds=60) for _ in range(3)]
+    assert [
+        (s.chunk.status, s.chunk.deliveries, s.chunk.crashes, s.lease) for s in states if s
+    ] == [
+        ("running", 1, 0, Lease("b:text:0", 1, "t", 60)),
+        ("running", 2, 1, Lease("b:text:0", 2, "t", 60)),
+        ("running", 3, 2, Lease("b:text:0", 3, "t", 60)),
     ]
     totals = store.chunks.totals("b")
     assert totals["running"] == 1 and totals["last_update"] > 0
+    store.close()
+
+
+def claimed(store: Store, holder: str) -> Lease:
+    delivery = store.chunks.begin("b:text:0", holder=holder, lease_seconds=60)
+    assert delivery is not None and delivery.lease is not None
+    return delivery.lease
+
+
+def register_chunk(store: Store) -> None:
+    row = {"id": "b:text:0", "batch_id": "b", "modality": "text", "start": 0, "stop": 8}
+    store.chunks.put([{**row, "queue": "cpu"}])
+
+
+def test_a_write_under_a_stale_lease_is_refused_whole(db_url: str) -> None:
+    """Fencing: once the chunk went to another delivery, the old one writes nothing, neither
+    samples nor the chunk's fields, in the same transaction as the check."""
+    store = Store(db_url)
+    register_chunk(store)
+    old = claimed(store, "frozen")
+    store.put_made([text_sample(0, "pending")], lease=old)
+    store.chunks.update("b:text:0", lease_expires=0.0)  # it froze: the lease ran out
+    [lost] = store.chunks.lost()
+    assert store.chunks.requeue_lost(lost)
+    new = claimed(store, "fresh")
+    assert (new.number, store.chunks.get("b:text:0").crashes) == (2, 1)  # type: ignore[union-attr]
+    with pytest.raises(LeaseLost):
+        store.put_made([text_sample(i, "pending") for i in (1, 2)], lease=old)
+    with pytest.raises(LeaseLost):
+        store.chunks.update_held(old, status="generated", current=None)
+    assert store.stored_indices("b", "text", 0, 8) == {0}
+    chunk = store.chunks.get("b:text:0")
+    assert chunk is not None and (chunk.status, chunk.lease, chunk.holder) == (
+        "running",
+        2,
+        "fresh",
+    )
+    store.put_made([text_sample(i, "pending") for i in (1, 2)], lease=new)
+    store.chunks.update_held(new, status="generated", current=None)
+    assert store.stored_indices("b", "text", 0, 8) == {0, 1, 2}
+    with pytest.raises(LeaseLost):  # finished: no lease is live any more
+        store.put_made([text_sample(3, "pending")], lease=new)
+    store.close()
+
+
+def test_a_worker_never_rewrites_a_judged_or_reviewed_sample(db_url: str) -> None:
+    store = Store(db_url)
+    register_chunk(store)
+    lease = claimed(store, "t")
+    store.put_made([text_sample(i, "pending") for i in range(4)], lease=lease)
+    store.upsert_samples([text_sample(0, "accepted"), text_sample(1, "rejected")])  # judged
+    with store.engine.begin() as connection:  # sample 2 waits for a person, still pending
+        connection.execute(
+            review_items.insert().values(
+                key="sample:x",
+                sample_id=text_sample(2).id,
+                batch_id="b",
+                modality="text",
+                kind="sample",
+                reason="review",
+                k=1,
+                status="open",
+                created_at=time.time(),
+            )
+        )
+    rewritten = [text_sample(i, "pending") for i in range(4)]
+    for sample in rewritten:
+        sample.text = "made again"
+    store.put_made(rewritten, lease=lease)
+    found = {s.spec.index: s for s in store.iter_samples("b", "text")}
+    assert [found[i].status for i in range(4)] == ["accepted", "rejected", "pending", "pending"]
+    assert [found[i].text == "made again" for i in range(4)] == [False, False, False, True]
+    store.put_made([text_sample(3, "failed")], lease=lease, reason="soft time limit")
+    assert store.failures("b")[0]["index"] == 3  # a worker's own rows it may rewrite
     store.close()
 
 
@@ -125,3 +207,31 @@ def test_workers_starting_together_on_a_fresh_database_all_get_the_schema(db_url
     for process in processes:
         process.join(timeout=60)
     assert [p.exitcode for p in processes] == [0] * 6
+
+
+def test_a_database_from_before_leases_upgrades_and_its_running_chunk_counts_as_lost(
+    db_url: str,
+) -> None:
+    engine = create_engine(db_url)
+    with engine.begin() as connection:
+        upgrade(connection, "0001")  # the schema before chunk leases
+        connection.execute(
+            text(
+                "INSERT INTO chunks (id, batch_id, modality, start, stop, queue, status, "
+                "deliveries, crashes, updated) VALUES "
+                "('b:text:0', 'b', 'text', 0, 8, 'cpu', 'running', 1, 0, 1.0), "
+                "('b:text:8', 'b', 'text', 8, 16, 'cpu', 'done', 1, 0, 1.0)"
+            )
+        )
+    engine.dispose()
+    store = Store(db_url)
+    with store.engine.connect() as connection:
+        assert revision_of(connection) == SCHEMA_REVISION == "0003"
+    running, done = store.chunks.of_batch("b")
+    assert (running.lease, running.holder, running.lease_expires) == (0, None, None)
+    assert [c.id for c in store.chunks.lost()] == ["b:text:0"]  # its worker is long gone
+    delivery = store.chunks.begin("b:text:0", holder="t", lease_seconds=60)
+    assert delivery is not None and delivery.lease is not None
+    assert (delivery.lease.number, delivery.chunk.crashes) == (1, 1)
+    assert done.status == "done"
+    store.close()

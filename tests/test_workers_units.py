@@ -23,12 +23,13 @@ from synthgate.generators import build_generator
 from synthgate.pipeline import batch_id_for, hidden_objects, plan
 from synthgate.runner import run_batch
 from synthgate.storage.blobs import BlobStore
+from synthgate.storage.chunks import Lease, LeaseLost
 from synthgate.storage.store import Store
 from synthgate.storage.tables import chunks
 from synthgate.workers import chunks as chunk_module
 from synthgate.workers import submit as worker_submit
 from synthgate.workers.app import WorkerSettings, queue_for
-from synthgate.workers.chunks import WorkerContext, chunk_rows, run_chunk
+from synthgate.workers.chunks import HeldLease, WorkerContext, chunk_rows, run_chunk
 from synthgate.workers.runner import assemble_from_store
 from synthgate.workers.submit import planned_total
 
@@ -92,26 +93,50 @@ def test_routing_by_generator(generator: str, queue: str) -> None:
 
 
 DELIVERY_CASES = [
-    # (status before, status after, crashes after): a delivery finding `running` lost a worker
-    ("queued", "running", 0),
-    ("running", "running", 1),
-    ("generated", "generated", 0),
-    ("done", "done", 0),
-    ("failed", "failed", 0),
+    # (status before, who holds its lease, status after, claimed, crashes after): a delivery
+    # takes a running chunk over when its lease ran out or when it is the holder's own message
+    # again (the broker redelivered it: its worker was lost); a live holder keeps it.
+    ("queued", None, "running", True, 0),
+    ("running", "expired", "running", True, 1),
+    ("running", "this task", "running", True, 1),
+    ("running", "another task", "running", False, 0),
+    ("generated", None, "generated", False, 0),
+    ("done", None, "done", False, 0),
+    ("failed", None, "failed", False, 0),
 ]
 
 
-@pytest.mark.parametrize(("before", "after", "crashes"), DELIVERY_CASES)
-def test_begin_chunk_counts_deliveries_and_crashes(
-    context: WorkerContext, before: str, after: str, crashes: int
+@pytest.mark.parametrize(("before", "holder", "after", "claimed", "crashes"), DELIVERY_CASES)
+def test_begin_claims_a_chunk_under_a_lease(
+    context: WorkerContext,
+    before: str,
+    holder: str | None,
+    after: str,
+    claimed: bool,
+    crashes: int,
 ) -> None:
     batch_id = register(context, make_config())
     chunk_id = f"{batch_id}:text:0"
-    context.store.chunks.update(chunk_id, status=before)
-    state = context.store.chunks.begin(chunk_id)
-    assert state is not None
-    assert (state.status, state.crashes, state.deliveries) == (after, crashes, 1)
-    assert context.store.chunks.begin("nope") is None
+    book = context.store.chunks
+    if before == "running":
+        first_holder = "this task" if holder == "this task" else "another task"
+        first = book.begin(chunk_id, holder=first_holder, lease_seconds=60)
+        assert first is not None and first.lease is not None and first.lease.number == 1
+        if holder == "expired":
+            book.update(chunk_id, lease_expires=time.time() - 1)
+    else:
+        book.update(chunk_id, status=before)
+    delivery = book.begin(chunk_id, holder="this task", lease_seconds=60)
+    assert delivery is not None
+    state = delivery.chunk
+    assert (state.status, state.crashes, delivery.lease is not None) == (after, crashes, claimed)
+    assert state.deliveries == (2 if before == "running" else 1)
+    if claimed:
+        assert delivery.lease is not None
+        assert (delivery.lease.number, state.holder) == (state.lease, "this task")
+        assert state.lease_expires is not None and state.lease_expires > time.time() + 50
+    assert book.get(chunk_id) == state  # what begin returned is what it wrote
+    assert book.begin("nope", holder="x", lease_seconds=1) is None
 
 
 def test_every_chunk_run_twice_gives_one_row_per_sample_and_the_run_folder_of_run(
@@ -225,31 +250,23 @@ def test_transient_errors_are_retried_then_the_chunk_is_made(
     batch_id = register(context, make_config())
     calls = []
 
-    def flaky(ctx: WorkerContext, chunk_id: str) -> str:
-        calls.append(chunk_id)
+    def flaky(ctx: WorkerContext, chunk_id: str, *, holder: str) -> str:
+        calls.append(holder)
         if len(calls) <= 2:
             raise OperationalError("UPDATE chunks", {}, Exception("database is locked"))
-        return run_chunk(ctx, chunk_id)
+        return run_chunk(ctx, chunk_id, holder=holder)
 
     monkeypatch.setattr(tasks, "run_chunk", flaky)
     tasks.make_chunk.apply(args=[f"{batch_id}:text:0"])
-    assert len(calls) == 3
+    assert len(calls) == 3 and len(set(calls)) == 1  # retries keep the task id
     chunk = context.store.chunks.get(f"{batch_id}:text:0")
     assert chunk is not None and (chunk.status, chunk.crashes) == ("generated", 0)
+    assert chunk.holder == calls[0]
 
 
-FATAL_CASES = [
-    # (what run_chunk raises, words of the reason every remaining sample fails with)
-    ("transient-forever", "gave up after 2 retries: OperationalError"),
-    ("soft-time-limit", "soft time limit"),
-]
-
-
-@pytest.mark.parametrize(("case", "words"), FATAL_CASES)
-def test_a_chunk_out_of_retries_or_time_fails_its_samples_with_the_reason(
-    context: WorkerContext, eager_app: Any, monkeypatch: pytest.MonkeyPatch, case: str, words: str
+def test_a_chunk_out_of_retries_fails_its_samples_with_the_reason(
+    context: WorkerContext, eager_app: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from celery.exceptions import SoftTimeLimitExceeded
     from sqlalchemy.exc import OperationalError
 
     from synthgate.workers import tasks
@@ -257,17 +274,52 @@ def test_a_chunk_out_of_retries_or_time_fails_its_samples_with_the_reason(
     config = make_config()
     batch_id = register(context, config)
 
-    def broken(ctx: WorkerContext, chunk_id: str) -> str:
-        if case == "soft-time-limit":
-            raise SoftTimeLimitExceeded()
+    def broken(ctx: WorkerContext, chunk_id: str, *, holder: str) -> str:
         raise OperationalError("INSERT", {}, Exception("could not connect to server"))
 
     monkeypatch.setattr(tasks, "run_chunk", broken)
     tasks.make_chunk.apply(args=[f"{batch_id}:text:0"])
     failures = context.store.failures(batch_id)
     assert len(failures) == config.text.count
-    assert all(words in f["reason"] for f in failures)
+    assert all("gave up after 2 retries: OperationalError" in f["reason"] for f in failures)
     assert context.store.chunks.get(f"{batch_id}:text:0").status == "generated"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("crashes", [0, 1], ids=["whole chunk", "one sample at a time"])
+def test_the_soft_time_limit_ends_the_task_and_fails_what_is_not_made(
+    context: WorkerContext, monkeypatch: pytest.MonkeyPatch, crashes: int
+) -> None:
+    """SoftTimeLimitExceeded is never taken for one sample's failure (the broad except that
+    lets a chunk go on one sample at a time): the task stops at once, and the samples not
+    made are marked failed with the reason, under the lease."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    config = make_config()
+    batch_id = register(context, config)
+    chunk_id = f"{batch_id}:text:0"
+    if crashes:  # a delivery after a crash makes one sample at a time
+        context.store.chunks.update(chunk_id, crashes=crashes)
+    real = chunk_module.generate_specs
+    asked: list[int] = []
+
+    def slow_from_five(generator: Any, specs: list[Any]) -> list[Any]:
+        asked.extend(s.index for s in specs)
+        if any(s.index == 5 for s in specs):
+            raise SoftTimeLimitExceeded()
+        return real(generator, specs)
+
+    monkeypatch.setattr(chunk_module, "generate_specs", slow_from_five)
+    said = run_chunk(context, chunk_id)
+    assert said == f"{chunk_id} failed: took longer than the 600s soft time limit"
+    assert max(asked) == 5  # nothing was generated after the limit
+    failures = context.store.failures(batch_id)
+    made = 5 if crashes else 0  # made whole, the chunk had written nothing yet
+    assert [f["index"] for f in failures] == list(range(made, config.text.count))
+    assert all("soft time limit" in f["reason"] for f in failures)
+    counts = context.store.count_by_status(batch_id)
+    assert counts.get(("text", "pending"), 0) == made
+    chunk = context.store.chunks.get(chunk_id)
+    assert chunk is not None and (chunk.status, chunk.lease_expires) == ("generated", None)
 
 
 def test_gpu_chunks_keep_the_generator_batch_and_give_the_same_run_folder(
@@ -359,30 +411,36 @@ def test_a_missing_partial_report_is_a_storage_fault(tmp_path: Path) -> None:
         load_partial(BlobStore(tmp_path / "blobs"), made.sample)
 
 
-def test_a_resubmit_sends_queued_chunks_and_running_ones_whose_worker_looks_lost(
+def expire(context: WorkerContext, chunk_id: str) -> None:
+    """The lease of a running chunk ran out: its worker stopped renewing it."""
+    with context.store.engine.begin() as connection:
+        connection.execute(
+            chunks.update().where(chunks.c.id == chunk_id).values(lease_expires=time.time() - 1)
+        )
+
+
+def test_a_resubmit_sends_queued_chunks_and_running_ones_whose_lease_ran_out(
     context: WorkerContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A second delivery to a live worker counts as a crash: a `running` chunk is sent again
-    only once it has been quiet past the visibility timeout."""
+    """A running chunk under a live lease is left to its worker; one whose lease ran out lost
+    its worker: back to `queued` with a crash counted, and sent with the queued ones."""
     config = make_config(image={"generator": "procedural", "count": 24, "size": [32, 32]})
     batch_id = register(context, config)
     ids = [chunk.id for chunk in context.store.chunks.of_batch(batch_id)]
     assert len(ids) >= 3
     queued, live, lost, *_ = ids
     for chunk_id in (live, lost):
-        context.store.chunks.begin(chunk_id)  # running
-    timeout = context.settings.visibility_timeout
-    with context.store.engine.begin() as connection:
-        connection.execute(
-            chunks.update().where(chunks.c.id == lost).values(updated=time.time() - timeout - 1)
-        )
+        context.store.chunks.begin(chunk_id, holder=f"task-{chunk_id}", lease_seconds=60)
+    expire(context, lost)
     sent: list[str] = []
     monkeypatch.setattr(
-        worker_submit, "publish", lambda _app, c: sent.extend(x.id for x in c) or len(c)
+        worker_submit, "publish", lambda _app, c, **_: sent.extend(x.id for x in c) or len(c)
     )
     app = SimpleNamespace(synthgate=context.settings)
     _, count = worker_submit.submit_batch(app, context.store, config)
     assert queued in sent and lost in sent and live not in sent and count == len(sent)
+    requeued = context.store.chunks.get(lost)
+    assert requeued is not None and (requeued.status, requeued.crashes) == ("queued", 1)
 
 
 def test_a_chunk_keeps_its_partial_reports_in_one_blob_and_a_remake_adds_to_it(
@@ -436,3 +494,112 @@ def test_a_chunk_keeps_its_partial_reports_in_one_blob_and_a_remake_adds_to_it(
     put_chunk_partials(context.blobs, "b:image:0", {"b": {"x": 2}})
     assert load_chunk_partials(context.blobs, "b:image:0") == {"a": {"x": 1}, "b": {"x": 2}}
     assert (tmp_path / "blobs" / chunk_partials_key("b:image:0")).is_file()
+
+
+def test_the_sweep_hands_chunks_whose_lease_ran_out_to_the_workers_once(
+    context: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = make_config(image={"generator": "procedural", "count": 24, "size": [32, 32]})
+    batch_id = register(context, config)
+    ids = [chunk.id for chunk in context.store.chunks.of_batch(batch_id)]
+    _queued, live, lost, *_ = ids
+    for chunk_id in (live, lost):
+        context.store.chunks.begin(chunk_id, holder=f"task-{chunk_id}", lease_seconds=60)
+    expire(context, lost)
+    sent: list[tuple[str, bool]] = []
+    monkeypatch.setattr(
+        worker_submit,
+        "publish",
+        lambda _app, c, *, ahead=False: sent.extend((x.id, ahead) for x in c) or len(c),
+    )
+    app = SimpleNamespace(synthgate=context.settings)
+    assert worker_submit.recover_lost(app, context.store) == [lost]
+    assert worker_submit.recover_lost(app, context.store) == []  # another sweep: nothing left
+    assert sent == [(lost, True)]  # ahead of the chunks waiting their turn
+    # The lost worker comes back: its writes are refused, and so is its renewal.
+    stale = Lease(lost, 1, f"task-{lost}", 60)
+    with pytest.raises(LeaseLost):
+        context.store.chunks.update_held(stale, status="generated")
+    assert not context.store.chunks.renew(stale)
+    # The chunk's message, delivered again, is claimed under a new lease.
+    delivery = context.store.chunks.begin(lost, holder="task-new", lease_seconds=60)
+    assert delivery is not None and delivery.lease is not None and delivery.lease.number == 2
+    assert delivery.chunk.crashes == 1  # counted once, by the sweep
+
+
+def test_a_sweep_without_a_broker_leaves_the_chunk_lost_for_the_next_one(
+    context: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch_id = register(context, make_config())
+    chunk_id = f"{batch_id}:text:0"
+    context.store.chunks.begin(chunk_id, holder="killed", lease_seconds=60)
+    expire(context, chunk_id)
+
+    def no_broker(_app: Any, _chunks: Any, **_: Any) -> int:
+        raise InputError("broker redis://nowhere: cannot publish")
+
+    app = SimpleNamespace(synthgate=context.settings)
+    monkeypatch.setattr(worker_submit, "publish", no_broker)
+    with pytest.raises(InputError, match="cannot publish"):
+        worker_submit.recover_lost(app, context.store)
+    [lost] = context.store.chunks.lost()
+    assert (lost.id, lost.status, lost.crashes) == (chunk_id, "running", 0)
+    monkeypatch.setattr(worker_submit, "publish", lambda _app, c, **_: len(c))
+    assert worker_submit.recover_lost(app, context.store) == [chunk_id]
+    assert context.store.chunks.get(chunk_id).crashes == 1  # type: ignore[union-attr]
+
+
+def test_a_held_lease_is_renewed_while_the_chunk_is_made_and_reports_its_loss(
+    context: WorkerContext,
+) -> None:
+    batch_id = register(context, make_config())
+    chunk_id = f"{batch_id}:text:0"
+    book = context.store.chunks
+    delivery = book.begin(chunk_id, holder="mine", lease_seconds=0.3)
+    assert delivery is not None and delivery.lease is not None
+    with HeldLease(book, delivery.lease, interval=0.05) as held:
+        time.sleep(0.6)  # twice the lease: renewed all along
+        expires = book.get(chunk_id).lease_expires  # type: ignore[union-attr]
+        assert expires is not None and expires > time.time()
+        assert book.lost() == []
+        held.check()
+        book.update(chunk_id, status="queued")  # a sweep took it (the database says so)
+        assert book.begin(chunk_id, holder="theirs", lease_seconds=60) is not None
+        deadline = time.monotonic() + 5
+        while not held.lost.is_set() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with pytest.raises(LeaseLost, match="lease 1 of task mine"):
+            held.check()
+    assert book.get(chunk_id).holder == "theirs"  # type: ignore[union-attr]
+
+
+def test_a_delivery_whose_chunk_was_handed_over_mid_chunk_writes_nothing(
+    context: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that froze while making a chunk, came back after another worker took the
+    chunk over, and goes on: its next write is refused, and the task ends."""
+    config = make_config()
+    batch_id = register(context, config)
+    chunk_id = f"{batch_id}:text:0"
+    context.store.chunks.update(chunk_id, crashes=1)  # one sample at a time: a write each
+    real = chunk_module.generate_specs
+
+    def taken_over_at_four(generator: Any, specs: list[Any]) -> list[Any]:
+        if any(s.index == 4 for s in specs):  # meanwhile the lease ran out and went elsewhere
+            expire(context, chunk_id)
+            [lost] = context.store.chunks.lost()
+            assert context.store.chunks.requeue_lost(lost)
+            assert context.store.chunks.begin(chunk_id, holder="other", lease_seconds=60)
+        return real(generator, specs)
+
+    monkeypatch.setattr(chunk_module, "generate_specs", taken_over_at_four)
+    said = run_chunk(context, chunk_id, holder="frozen")
+    assert said == f"{chunk_id}: lease 1 lost to another worker; stopped"
+    assert context.store.stored_indices(batch_id, "text", 0, config.text.count) == set(range(4))
+    chunk = context.store.chunks.get(chunk_id)
+    assert chunk is not None and (chunk.status, chunk.holder, chunk.lease) == (
+        "running",
+        "other",
+        2,
+    )
+    assert chunk.current == 4  # the frozen worker's last write, before it was taken over

@@ -3,9 +3,12 @@
 `WorkerSettings` reads `SYNTHGATE_*` from the environment (CLI options override them);
 `make_app(settings)` returns a Celery app whose tasks (workers/tasks.py) acknowledge late, are
 requeued when their worker is lost, have soft and hard time limits, and are redelivered by Redis
-after a visibility timeout that must exceed the hard limit. `queue_for(generator)` routes
-diffusion generators (`SYNTHGATE_GPU_GENERATORS`) to the `gpu` queue and everything else to
-`cpu`.
+after a visibility timeout that must exceed the hard limit. A lost worker's chunk does not wait
+for that timeout: its lease (storage/chunks.py), renewed every `heartbeat_interval`, runs out
+after `lease_timeout`, and the next sweep hands the chunk to another worker.
+`check_broker(settings)` refuses a broker that does not answer, before a worker starts.
+`queue_for(generator)` routes diffusion generators (`SYNTHGATE_GPU_GENERATORS`) to the `gpu`
+queue and everything else to `cpu`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pydantic import Field
 
 from synthgate.config import Settings
 from synthgate.errors import InputError
+from synthgate.storage.database import shown_url
 
 QUEUES = ("cpu", "gpu")
 MAKE_CHUNK = "synthgate.make_chunk"
@@ -36,6 +40,12 @@ class WorkerSettings(Settings):
     visibility_timeout: float = Field(3600.0, gt=0)
     # How often a worker looks for messages whose visibility timeout ran out.
     restore_interval: float = Field(10.0, gt=0)
+    # A chunk's lease: its worker renews it every `heartbeat_interval` seconds while it works;
+    # one not renewed for `lease_timeout` seconds lost its worker, and a sweep (every worker
+    # runs one, every `heartbeat_interval`) hands the chunk to another worker. A SIGKILLed
+    # worker's chunk is taken up again within lease_timeout + heartbeat_interval.
+    lease_timeout: float = Field(10.0, gt=0)
+    heartbeat_interval: float = Field(2.0, gt=0)
     # A chunk that lost its worker this many times gives up its sample in flight as failed.
     max_crashes: int = Field(3, ge=1)
     max_retries: int = Field(5, ge=0)  # for transient errors (database, blob store, network)
@@ -69,6 +79,12 @@ class WorkerSettings(Settings):
                 f"SYNTHGATE_SOFT_TIME_LIMIT ({self.soft_time_limit:g}s) must be below "
                 f"SYNTHGATE_TIME_LIMIT ({self.time_limit:g}s)"
             )
+        if self.heartbeat_interval * 2 > self.lease_timeout:
+            raise InputError(
+                f"SYNTHGATE_HEARTBEAT_INTERVAL ({self.heartbeat_interval:g}s) must be at most "
+                f"half of SYNTHGATE_LEASE_TIMEOUT ({self.lease_timeout:g}s), or one late "
+                "renewal hands a live worker's chunk to another worker"
+            )
         return self.db_url, self.blob_url
 
 
@@ -82,6 +98,24 @@ def settings_from(
         if value is not None
     }
     return WorkerSettings(**overrides)
+
+
+def check_broker(settings: WorkerSettings, *, timeout: float = 5.0) -> None:
+    """Refuse a broker that does not answer: an `InputError` naming its URL and the fix."""
+    shown = shown_url(settings.broker_url or "")  # the password masked
+    try:
+        connection = make_app(settings).connection_for_write()
+        with connection:
+            connection.ensure_connection(max_retries=0, timeout=timeout)
+    except Exception as error:  # kombu raises several types for an unreachable broker
+        said = " ".join(str(error).split())  # one line, whatever the driver wrote
+        raise InputError(
+            field="broker",
+            value=shown,
+            problem=f"not reachable ({type(error).__name__}: {said})",
+            fix="start Redis there, or pass the broker's URL with --broker (or set "
+            "SYNTHGATE_BROKER_URL)",
+        ) from None
 
 
 def queue_for(generator: str, gpu_generators: Iterable[str] = ("diffusion",)) -> str:

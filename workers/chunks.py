@@ -1,30 +1,44 @@
 """What one chunk task does, between the Celery wrapper and pipeline.py.
 
 A chunk is a run of sample indices of one batch and modality, named by id in the `chunks` table.
-`run_chunk` counts the delivery, plans the chunk's specs again from the batch config in the
-database, generates them with `pipeline.generate_specs`, measures each one at once (the
-per-sample half of the judge: every check but the order-dependent batch checks), puts its PNG
-and partial report (workers/partial.py: one blob holds a chunk's) in the blob store and upserts
-the samples, `pending`, by their deterministic ids, so any delivery of the same chunk writes the
-same rows. Reports are
-finished in sample order where the run folder is assembled (workers/submit.py).
+`run_chunk` claims the delivery (`ChunkBook.begin`: a lease for this task, or nothing to do when
+the chunk is finished or another live worker holds it), plans the chunk's specs again from the
+batch config in the database, generates them with `pipeline.generate_specs`, measures each one
+at once (the per-sample half of the judge: every check but the order-dependent batch checks),
+puts its PNG and partial report (workers/partial.py: one blob holds a chunk's) in the blob
+store and writes the samples,
+`pending`, by their deterministic ids, so any delivery of the same chunk writes the same rows.
+Reports are finished in sample order where the run folder is assembled (workers/runner.py).
 
-After a delivery found the chunk still `running` (its worker was lost), the chunk is made one
-sample at a time, committed sample by sample, with the index in flight recorded: samples made
-before the crash are kept, and once the chunk has lost its worker `max_crashes` times the sample
-in flight is marked failed with the reason, and the rest goes on. A sample whose generator
-raises fails alone, with the error as its reason.
+The lease fences every write (`Store.put_made`, `ChunkBook.update_held`): while the chunk is
+made, `HeldLease` renews it on a thread of its own; once the chunk was handed to another worker
+(this one stalled or lost the database past `lease_timeout`), the next write is refused with
+`LeaseLost` and the task ends having changed nothing. Blobs are written before the rows that
+point at them; a stale delivery may still rewrite a blob, with the same bytes (the sample is
+deterministic) by atomic rename, so no reader sees a difference.
+
+After a delivery found the chunk lost by its worker (a crash), the chunk is made one sample at a
+time, with the index in flight recorded: samples made before the crash are kept, and once the
+chunk has lost its worker `max_crashes` times the sample in flight is marked failed with the
+reason, and the rest goes on. A sample whose generator raises fails alone, with the error as its
+reason. Time limits and a lost lease end the task (`ENDS_TASK`): no `except Exception` that
+fails a sample swallows them. Past the soft time limit, the samples not made yet are marked
+failed with the reason, under the lease.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+import uuid
 from collections import OrderedDict
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from synthgate.config import BatchConfig
@@ -33,7 +47,7 @@ from synthgate.pipeline import build_judges, chunk_size, generate_specs, plan
 from synthgate.samples import GeneratedSample, Modality, Provenance, Sample, SampleSpec, sample_id
 from synthgate.sinks import sample_png
 from synthgate.storage.blobs import BlobStore
-from synthgate.storage.chunks import ChunkState
+from synthgate.storage.chunks import FINISHED, ChunkBook, ChunkState, Lease, LeaseLost
 from synthgate.storage.store import Store
 from synthgate.validators.validate import Judge
 from synthgate.workers.app import WorkerSettings, queue_for
@@ -46,10 +60,6 @@ from synthgate.workers.partial import (
 
 log = logging.getLogger(__name__)
 
-# A chunk in one of these states needs no worker: `generated` waits for the run folder's
-# assembly to finish its samples' reports in order, then becomes `done` (or `failed`).
-FINISHED = ("generated", "done", "failed")
-
 # Errors worth a retry with backoff: the database, the blob store or the network hiccuped.
 # Everything else is a property of the sample and fails it.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -59,6 +69,10 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     TimeoutError,
 )
+
+# What ends a task wherever it is raised, never taken for a sample's own failure: the time
+# limits (Celery raises them in the task's thread) and a lease handed to another worker.
+ENDS_TASK: tuple[type[BaseException], ...] = (SoftTimeLimitExceeded, TimeLimitExceeded, LeaseLost)
 
 
 @dataclass
@@ -91,6 +105,10 @@ class WorkerContext:
     def from_settings(cls, settings: WorkerSettings) -> WorkerContext:
         db_url, blob_url = settings.require_shared_stores()
         return cls(settings=settings, store=Store(db_url), blobs=BlobStore(blob_url))
+
+    def hold(self, lease: Lease) -> HeldLease:
+        """The lease of a claimed chunk, to be renewed while this process makes it."""
+        return HeldLease(self.store.chunks, lease, self.settings.heartbeat_interval)
 
     def generator(self, batch_id: str, modality: str) -> tuple[BatchConfig, Generator]:
         config, generator, _judge = self._built(batch_id, modality)
@@ -162,53 +180,143 @@ def failed_sample(spec: SampleSpec, version: str) -> Sample:
     )
 
 
-def run_chunk(context: WorkerContext, chunk_id: str) -> str:
-    """Generate one chunk (see the module docstring); returns what happened, for the worker log.
+class HeldLease:
+    """A lease this process holds on a chunk, renewed every `interval` seconds on a thread of
+    its own while the chunk is made (`with HeldLease(...) as held:`).
+
+    `check()` raises `LeaseLost` once a renewal was refused (the chunk went to another worker),
+    so making stops at the next sample instead of at the next write; the writes are fenced
+    either way. A renewal the database cannot answer is tried again at the next beat.
+    """
+
+    def __init__(self, chunks: ChunkBook, lease: Lease, interval: float) -> None:
+        self.chunks = chunks
+        self.lease = lease
+        self.interval = interval
+        self.lost = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(
+            target=self._beat, name=f"lease-{lease.chunk_id}", daemon=True
+        )
+
+    def __enter__(self) -> HeldLease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        self._thread.join(timeout=self.interval)
+
+    def check(self) -> None:
+        if self.lost.is_set():
+            raise LeaseLost(self.lease)
+
+    def update(self, **values: Any) -> None:
+        """Set fields of the chunk under this lease (`ChunkBook.update_held`)."""
+        self.chunks.update_held(self.lease, **values)
+
+    def _beat(self) -> None:
+        while not self._done.wait(self.interval):
+            try:
+                if not self.chunks.renew(self.lease):
+                    if not self._done.is_set():
+                        log.warning("%s", LeaseLost(self.lease))
+                    self.lost.set()
+                    return
+            except TRANSIENT_ERRORS as error:  # the next beat tries again; the lease may run out
+                log.warning("%s: lease renewal failed: %r", self.lease.chunk_id, error)
+
+
+def run_chunk(context: WorkerContext, chunk_id: str, *, holder: str | None = None) -> str:
+    """Claim a delivery of one chunk for `holder` (the Celery task id; a fresh id when None)
+    and make it under its lease (see the module docstring); returns what happened, for the
+    worker log.
 
     Samples are stored `pending`, with their partial reports: the reports are finished in
     sample order, where the run folder is assembled, because batch checks (near-duplicates)
-    compare each sample with the ones before it.
+    compare each sample with the ones before it. A transient error (database, blob store,
+    network) puts the chunk back to `queued` and is raised, for the task to retry.
     """
-    chunk = context.store.chunks.begin(chunk_id)
-    if chunk is None:
+    delivery = context.store.chunks.begin(
+        chunk_id,
+        holder=holder or f"local-{uuid.uuid4().hex}",
+        lease_seconds=context.settings.lease_timeout,
+    )
+    if delivery is None:
         return f"unknown chunk {chunk_id}"
-    if chunk.status in FINISHED:
-        return f"{chunk_id} already {chunk.status}"
-    config, generator = context.generator(chunk.batch_id, chunk.modality)
-    judge = context.judge(chunk.batch_id, chunk.modality)
-    specs: list[SampleSpec] | None = remaining_specs(context, chunk, config, generator)
+    chunk = delivery.chunk
+    if delivery.lease is None:
+        if chunk.status in FINISHED:
+            return f"{chunk_id} already {chunk.status}"
+        return f"{chunk_id} is held by task {chunk.holder} (lease {chunk.lease}); left to it"
+    with context.hold(delivery.lease) as held:
+        try:
+            return make_chunk(context, chunk, held)
+        except LeaseLost as lost:
+            log.warning("%s", lost)
+            return f"{chunk_id}: lease {lost.lease.number} lost to another worker; stopped"
+        except SoftTimeLimitExceeded:
+            reason = f"took longer than the {context.settings.soft_time_limit:g}s soft time limit"
+            try:
+                fail_remaining(context, chunk, held, reason)
+            except LeaseLost:
+                return f"{chunk_id}: past the soft time limit, and its lease was lost"
+            return f"{chunk_id} failed: {reason}"
+        except TRANSIENT_ERRORS:
+            # Back to `queued` for the retry, so it is not counted as a lost worker. The
+            # database may be what failed: then the lease runs out and a sweep requeues it.
+            with contextlib.suppress(*TRANSIENT_ERRORS, LeaseLost):
+                held.update(status="queued")
+            raise
+
+
+def make_chunk(context: WorkerContext, chunk: ChunkState, held: HeldLease) -> str:
+    """Make a claimed chunk's samples under `held`; the chunk ends `generated` (or `failed`
+    when its generator cannot be built here)."""
+    try:
+        config, generator = context.generator(chunk.batch_id, chunk.modality)
+        judge = context.judge(chunk.batch_id, chunk.modality)
+        specs: list[SampleSpec] | None = remaining_specs(context, chunk, config, generator)
+    except (*TRANSIENT_ERRORS, *ENDS_TASK):
+        raise
+    except Exception as error:
+        # Not a sample's fault: the generator cannot even be built (a model missing on this
+        # worker) or the batch is gone. Without the chunk marked, the batch would wait for it
+        # for ever.
+        reason = f"{type(error).__name__}: {error}"
+        held.update(status="failed", current=None, reason=reason)
+        log.error("%s failed: %s", chunk.id, reason)
+        return f"{chunk.id} failed: {reason}"
     careful = chunk.crashes > 0
     if chunk.crashes >= context.settings.max_crashes:
-        specs = give_up_in_flight(context, chunk, specs or [], generator)
+        specs = give_up_in_flight(context, chunk, specs or [], generator, held)
     if specs and not careful:
         try:
             if chunk.queue == "gpu":  # a GPU generator batches the whole chunk
-                store_made(context, generate_specs(generator, specs), judge)
+                store_made(context, generate_specs(generator, specs), judge, held)
             else:
-                make_overlapped(context, generator, specs, judge, chunk_id)
+                make_overlapped(context, generator, specs, judge, held)
             specs = []
-        except TRANSIENT_ERRORS:
+        except (*TRANSIENT_ERRORS, *ENDS_TASK):
             raise
         except Exception as error:  # one bad sample must not sink its neighbours: go one by one
-            log.warning("%s: %r; making its samples one at a time", chunk_id, error)
+            log.warning("%s: %r; making its samples one at a time", chunk.id, error)
     failures = 0
     for spec in specs or []:
-        context.store.chunks.update(chunk_id, current=spec.index)
+        held.check()
+        held.update(current=spec.index)
         try:
-            store_made(context, generate_specs(generator, [spec]), judge)
-        except TRANSIENT_ERRORS:
+            store_made(context, generate_specs(generator, [spec]), judge, held)
+        except (*TRANSIENT_ERRORS, *ENDS_TASK):
             raise
         except Exception as error:
             failures += 1
             reason = f"{type(error).__name__}: {error}"
-            context.store.upsert_samples([failed_sample(spec, generator.version)], reason=reason)
-    context.store.chunks.update(
-        chunk_id,
-        status="generated",
-        current=None,
-        quota_categories=generator.quota_categories(),
-    )
-    return f"{chunk_id} generated" + (f", {failures} failed" if failures else "")
+            context.store.put_made(
+                [failed_sample(spec, generator.version)], lease=held.lease, reason=reason
+            )
+    held.update(status="generated", current=None, quota_categories=generator.quota_categories())
+    return f"{chunk.id} generated" + (f", {failures} failed" if failures else "")
 
 
 def remaining_specs(
@@ -229,7 +337,11 @@ def remaining_specs(
 
 
 def give_up_in_flight(
-    context: WorkerContext, chunk: ChunkState, specs: list[SampleSpec], generator: Generator
+    context: WorkerContext,
+    chunk: ChunkState,
+    specs: list[SampleSpec],
+    generator: Generator,
+    held: HeldLease,
 ) -> list[SampleSpec] | None:
     """The chunk lost its worker `max_crashes` times: fail the sample in flight, keep the rest.
 
@@ -243,14 +355,12 @@ def give_up_in_flight(
         f"{settings.max_crashes}"
     )
     culprits = [s for s in specs if s.index == chunk.current] if chunk.current is not None else []
+    failed = [failed_sample(s, generator.version) for s in (culprits[:1] or specs)]
+    context.store.put_made(failed, lease=held.lease, reason=reason)
     if not culprits:
-        context.store.upsert_samples(
-            [failed_sample(s, generator.version) for s in specs], reason=reason
-        )
-        context.store.chunks.update(chunk.id, reason=reason)
+        held.update(reason=reason)
         return None
-    context.store.upsert_samples([failed_sample(culprits[0], generator.version)], reason=reason)
-    context.store.chunks.update(chunk.id, crashes=0, current=None)
+    held.update(crashes=0, current=None)
     return [s for s in specs if s.index != chunk.current]
 
 
@@ -259,7 +369,7 @@ def make_overlapped(
     generator: Generator,
     specs: list[SampleSpec],
     judge: Judge,
-    chunk_id: str,
+    held: HeldLease,
 ) -> None:
     """Generate specs one by one while a second thread measures each one and stores its PNG.
 
@@ -270,14 +380,16 @@ def make_overlapped(
     stored: list[Future[dict[str, Any]]] = []
     try:
         for spec in specs:
+            held.check()
             for generated in generate_specs(generator, [spec]):
                 made.append(generated)
                 stored.append(context.encoder.submit(put_image, context.blobs, generated, judge))
     finally:
         wait(stored)  # nothing is left writing when a sample fails and the chunk is retried
     documents = {g.sample.id: future.result() for g, future in zip(made, stored, strict=True)}
-    put_chunk_partials(context.blobs, chunk_id, documents)
-    context.store.upsert_samples(g.sample for g in made)
+    held.check()
+    put_chunk_partials(context.blobs, held.lease.chunk_id, documents)
+    context.store.put_made((g.sample for g in made), lease=held.lease)
 
 
 def put_image(blobs: BlobStore, generated: GeneratedSample, judge: Judge) -> dict[str, Any]:
@@ -298,21 +410,34 @@ def put_blobs(blobs: BlobStore, generated: GeneratedSample, judge: Judge) -> Non
     blobs.put(partial_key(generated.sample), partial)
 
 
-def store_made(context: WorkerContext, made: list[GeneratedSample], judge: Judge) -> None:
+def store_made(
+    context: WorkerContext, made: list[GeneratedSample], judge: Judge, held: HeldLease
+) -> None:
     """Blobs first, then rows: a sample row in the database means its blobs are there."""
+    held.check()
     for generated in made:
         put_blobs(context.blobs, generated, judge)
-    context.store.upsert_samples(g.sample for g in made)
+    context.store.put_made((g.sample for g in made), lease=held.lease)
 
 
-def fail_chunk(context: WorkerContext, chunk_id: str, reason: str) -> None:
-    """Mark the samples a chunk has not made failed (soft time limit, retries exhausted)."""
-    chunk = context.store.chunks.get(chunk_id)
-    if chunk is None:
-        return
+def fail_remaining(context: WorkerContext, chunk: ChunkState, held: HeldLease, reason: str) -> None:
+    """Mark the samples a chunk has not made failed, under its lease (soft time limit)."""
     config, generator = context.generator(chunk.batch_id, chunk.modality)
     specs = remaining_specs(context, chunk, config, generator)
-    context.store.upsert_samples(
-        [failed_sample(s, generator.version) for s in specs], reason=reason
+    context.store.put_made(
+        [failed_sample(s, generator.version) for s in specs], lease=held.lease, reason=reason
     )
-    context.store.chunks.update(chunk_id, status="generated", current=None, reason=reason)
+    held.update(status="generated", current=None, reason=reason)
+
+
+def fail_chunk(context: WorkerContext, chunk_id: str, reason: str, *, holder: str) -> str:
+    """Give a chunk up (retries exhausted): claim it and mark the samples it has not made
+    failed with the reason; nothing when another live worker holds it or it is finished."""
+    delivery = context.store.chunks.begin(
+        chunk_id, holder=holder, lease_seconds=context.settings.lease_timeout
+    )
+    if delivery is None or delivery.lease is None:
+        return f"{chunk_id}: left to the worker that holds it"
+    with context.hold(delivery.lease) as held:
+        fail_remaining(context, delivery.chunk, held, reason)
+    return f"{chunk_id} failed: {reason}"

@@ -2,13 +2,18 @@
 
 `submit_batch` records the batch and its chunks in the shared database and publishes one message
 per unfinished chunk (a re-submit publishes only what is left, and finished chunks are never
-made twice). `wait_for_batch` follows progress in the database and, when the batch stalls with
-its queues empty (a broker that lost its messages in a restart), publishes the unfinished chunks
+made twice). `recover_lost` is the recovery sweep: running chunks whose lease ran out (their
+worker was killed or froze) go back to `queued` and are published again, at once (not after the
+broker's visibility timeout) and ahead of the chunks waiting their turn; every worker runs it (workers/tasks.py), and so does
+`wait_for_batch`, which follows progress in the database and, when the batch stalls with its
+queues empty (a broker that lost its messages in a restart), publishes the unfinished chunks
 again. Judging what the workers made, in order, into sinks is workers/runner.py's.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +26,8 @@ from synthgate.storage.chunks import ChunkState
 from synthgate.storage.store import Store
 from synthgate.workers.app import MAKE_CHUNK, QUEUES, WorkerSettings
 from synthgate.workers.chunks import FINISHED, TRANSIENT_ERRORS, chunk_rows
+
+log = logging.getLogger(__name__)
 
 UNFINISHED = ("queued", "running")  # waiting for a worker; `generated` waits for submit
 
@@ -42,14 +49,29 @@ def planned_total(config: BatchConfig) -> int:
     return sum(getattr(config, m).count for m in MODALITIES if getattr(config, m) is not None)
 
 
-def publish(app: Any, chunks: list[ChunkState]) -> int:
-    """One message per chunk, on the chunk's queue, over one broker connection."""
+# Message priorities. Redis serves priority 0 first (kombu's steps 0, 3, 6, 9): a chunk sent
+# again (its worker was lost, or its message) goes ahead of the chunks waiting their turn, since
+# the batch is judged in index order and waits on it.
+IN_TURN = 6
+AHEAD = 0
+
+
+def publish(app: Any, chunks: list[ChunkState], *, ahead: bool = False) -> int:
+    """One message per chunk, on the chunk's queue, over one broker connection; `ahead`: before
+    the messages waiting there."""
     if not chunks:
         return 0
+    priority = AHEAD if ahead else IN_TURN
     try:
         with app.producer_or_acquire() as producer:
             for chunk in chunks:
-                app.send_task(MAKE_CHUNK, args=[chunk.id], queue=chunk.queue, producer=producer)
+                app.send_task(
+                    MAKE_CHUNK,
+                    args=[chunk.id],
+                    queue=chunk.queue,
+                    producer=producer,
+                    priority=priority,
+                )
     except Exception as error:  # kombu raises several types for an unreachable broker
         raise InputError(
             f"broker {app.conf.broker_url}: cannot publish ({type(error).__name__}: {error}); "
@@ -81,12 +103,33 @@ def submit_batch(app: Any, store: Store, config: BatchConfig) -> tuple[str, int]
             cpu_chunk_factor=settings.cpu_chunk_factor,
         )
     )
-    # A `running` chunk is sent again only when its worker looks lost (quiet past the visibility
-    # timeout): a second delivery to a live worker would count as a crash.
-    stale = time.time() - settings.visibility_timeout
-    unfinished = store.chunks.of_batch(batch_id, statuses=UNFINISHED)
-    sent = publish(app, [c for c in unfinished if c.status == "queued" or c.updated < stale])
+    # A `running` chunk whose lease is live is left to its worker; one whose lease ran out
+    # lost its worker and goes back to `queued`, to be sent with the others.
+    for chunk in store.chunks.lost(batch_id=batch_id):
+        store.chunks.requeue_lost(chunk)
+    sent = publish(app, store.chunks.of_batch(batch_id, statuses=["queued"]))
     return batch_id, sent
+
+
+def recover_lost(app: Any, store: Store, *, batch_id: str | None = None) -> list[str]:
+    """Hand the chunks whose lease ran out to other workers: each goes back to `queued`
+    (counting a crash) and its message is published again. Several sweeps may run at once:
+    only the one whose requeue wins publishes. Returns the ids of the chunks sent; an
+    `InputError` when the broker cannot be reached (the chunks stay lost, for the next sweep)."""
+    requeued = [c for c in store.chunks.lost(batch_id=batch_id) if store.chunks.requeue_lost(c)]
+    if requeued:
+        try:
+            publish(app, requeued, ahead=True)
+        except InputError:  # no broker: lost again, for a later sweep to send
+            for chunk in requeued:
+                store.chunks.undo_requeue(chunk)
+            raise
+        log.warning(
+            "sent %d chunks whose worker was lost again: %s",
+            len(requeued),
+            ", ".join(c.id for c in requeued),
+        )
+    return [c.id for c in requeued]
 
 
 def progress_of(store: Store, batch_id: str, total: int) -> BatchProgress:
@@ -139,16 +182,23 @@ def wait_for_batch(
 ) -> BatchProgress:
     """Follow a batch in the database until every chunk is generated (or `until` holds).
 
-    A batch whose chunks have not changed for longer than the visibility timeout (plus two
-    restore sweeps), while the broker's queues are empty, has lost its messages (a broker
-    restarted without persistence): its unfinished chunks are published again. That is safe
-    because chunks are idempotent; a chunk found `running` counts one crash.
+    Every `heartbeat_interval` it sweeps the batch's chunks whose lease ran out
+    (`recover_lost`), as the workers do. A batch whose chunks have not changed for longer than
+    a lease (plus two heartbeats: a live worker renews its lease, which counts as a change),
+    while the broker's queues are empty, has lost its messages (a broker restarted without
+    persistence): its queued chunks are published again. That is safe because a chunk is
+    claimed by one delivery at a time: a second message finds it held, or finished.
     """
-    stall_after = settings.visibility_timeout + 2 * settings.restore_interval
+    stall_after = settings.lease_timeout + 2 * settings.heartbeat_interval
     started = time.monotonic()
     last_resend = time.time()
+    last_sweep = 0.0
     while True:
         try:
+            if time.monotonic() - last_sweep > settings.heartbeat_interval:
+                last_sweep = time.monotonic()
+                with contextlib.suppress(InputError):  # no broker: the next sweep tries again
+                    recover_lost(app, store, batch_id=batch_id)
             progress = progress_of(store, batch_id, total)
         except TRANSIENT_ERRORS:  # the database restarts or is busy: the workers wait too
             time.sleep(poll_seconds)
@@ -160,9 +210,9 @@ def wait_for_batch(
         now = time.time()
         quiet = now - max(progress.chunks["last_update"], last_resend)
         if quiet > stall_after and queued_messages(app) == 0:
-            with_unfinished = store.chunks.of_batch(batch_id, statuses=UNFINISHED)
+            waiting = store.chunks.of_batch(batch_id, statuses=["queued"])
             try:
-                sent = publish(app, with_unfinished)
+                sent = publish(app, waiting, ahead=True)
             except InputError:
                 sent = 0  # still no broker; try again after the next quiet period
             last_resend = now

@@ -1,25 +1,35 @@
-"""The Celery task: a thin wrapper that takes a chunk id and calls workers/chunks.py.
+"""The Celery task and the worker's recovery sweep: thin wrappers around workers/chunks.py.
 
-`make_chunk(chunk_id)` is idempotent (deterministic sample ids, upserts, finished chunks are
-skipped), acknowledged late and requeued when its worker is lost (app settings). Transient
-errors (database, blob store, network) are retried with exponential backoff; a chunk past its
-soft time limit or out of retries has its remaining samples marked failed with the reason.
+`make_chunk(chunk_id)` claims the chunk under a lease held by its task id and makes it
+(`run_chunk`); it is idempotent (deterministic sample ids, fenced upserts, finished chunks and
+chunks another live worker holds are skipped), acknowledged late and requeued when its worker is
+lost (app settings). Transient errors (database, blob store, network) are retried with
+exponential backoff; a chunk out of retries has its remaining samples marked failed with the
+reason. The time limits end the task inside `run_chunk` (past the soft limit the samples not
+made yet fail with the reason, under the lease; the hard limit kills the pool process).
+
+Every worker's main process also runs `LeaseSweeper`: every `heartbeat_interval` it hands the
+chunks whose lease ran out (their worker was SIGKILLed, ran out of memory or froze) to the
+workers again (`recover_lost`), so a lost chunk waits a lease timeout, not the broker's
+visibility timeout.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from contextlib import suppress
+import threading
 from typing import Any
 
 from celery import current_app, shared_task
-from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
+from synthgate.errors import InputError
 from synthgate.generators import REGISTRY, generator_class
-from synthgate.workers.app import MAKE_CHUNK, QUEUES, queue_for
+from synthgate.storage.store import Store
+from synthgate.workers.app import MAKE_CHUNK, QUEUES, WorkerSettings, queue_for
 from synthgate.workers.chunks import TRANSIENT_ERRORS, WorkerContext, fail_chunk, run_chunk
+from synthgate.workers.submit import recover_lost
 
 log = logging.getLogger(__name__)
 
@@ -62,28 +72,70 @@ def make_chunk(self: Any, chunk_id: str) -> str:
     context = context_for(self.app)
     settings = context.settings
     try:
-        return run_chunk(context, chunk_id)
-    except SoftTimeLimitExceeded:
-        reason = f"took longer than the {settings.soft_time_limit:g}s soft time limit"
-        fail_chunk(context, chunk_id, reason)
-        return f"{chunk_id} failed: {reason}"
+        return run_chunk(context, chunk_id, holder=self.request.id)
     except TRANSIENT_ERRORS as error:
         if self.request.retries >= settings.max_retries:
             reason = (
                 f"gave up after {settings.max_retries} retries: {type(error).__name__}: {error}"
             )
-            fail_chunk(context, chunk_id, reason)  # if the database is still down, this raises
-            return f"{chunk_id} failed: {reason}"
-        # Back to `queued`, so the retry is not counted as a lost worker.
-        with suppress(*TRANSIENT_ERRORS):  # the database may be what failed
-            context.store.chunks.update(chunk_id, status="queued")
+            # if the database is still down, this raises
+            return fail_chunk(context, chunk_id, reason, holder=self.request.id)
         countdown = min(settings.retry_backoff_max, 2.0**self.request.retries)
         raise self.retry(exc=error, countdown=countdown, max_retries=None) from error
-    except Exception as error:
-        # Not a sample's fault (those fail alone, in run_chunk): the generator cannot even be
-        # built, e.g. a model missing on this worker. Without the chunk marked, the batch
-        # would wait for it for ever.
-        reason = f"{type(error).__name__}: {error}"
-        context.store.chunks.update(chunk_id, status="failed", current=None, reason=reason)
-        log.error("%s failed: %s", chunk_id, reason)
-        return f"{chunk_id} failed: {reason}"
+
+
+class LeaseSweeper:
+    """A thread of the worker's main process that runs `recover_lost` every
+    `heartbeat_interval` seconds, on a store of its own (opened after the pool forked)."""
+
+    def __init__(self, app: Any, settings: WorkerSettings) -> None:
+        self.app = app
+        self.settings = settings
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sweep, name="lease-sweeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=self.settings.heartbeat_interval + 5)
+
+    def _sweep(self) -> None:
+        db_url, _blob_url = self.settings.require_shared_stores()
+        store: Store | None = None
+        while not self._done.wait(self.settings.heartbeat_interval):
+            try:
+                if store is None:
+                    store = Store(db_url)
+                    # A pool process forked later must not use this process's connections.
+                    os.register_at_fork(
+                        after_in_child=lambda engine=store.engine: engine.dispose(close=False)
+                    )
+                recover_lost(self.app, store)
+            except TRANSIENT_ERRORS as error:  # the database is down or busy
+                log.warning("lease sweep failed: %r; trying again", error)
+            except InputError as error:  # no broker: the next sweep sends them
+                log.warning("lease sweep: %s", error)
+        if store is not None:
+            store.close()
+
+
+_sweepers: list[LeaseSweeper] = []
+
+
+@worker_ready.connect
+def start_sweeper(sender: Any = None, **_: Any) -> None:
+    app = getattr(sender, "app", None) or current_app
+    settings = getattr(app, "synthgate", None)
+    if settings is None:
+        return
+    sweeper = LeaseSweeper(app, settings)
+    sweeper.start()
+    _sweepers.append(sweeper)
+
+
+@worker_shutdown.connect
+def stop_sweeper(**_: Any) -> None:
+    while _sweepers:
+        _sweepers.pop().stop()
