@@ -24,10 +24,12 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    SerializerFunctionWrapHandler,
     Tag,
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -361,6 +363,18 @@ class BatchConfig(StrictModel):
     # The unions are built from IMAGE_CONFIGS / TEXT_CONFIGS, which mypy cannot follow.
     image: ImageConfig | None = None  # type: ignore[valid-type]
     text: TextConfig | None = None  # type: ignore[valid-type]
+    # Whose batch this is, set by the API service (an opaque key per account): two requesters
+    # posting the same config get two batches, and neither learns what the other ran.
+    requester: str | None = Field(None, pattern=r"^[0-9a-f]{1,64}$")
+
+    @model_serializer(mode="wrap")
+    def _requester_only_when_set(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Configs without a requester (every CLI run) dump exactly as before it existed, so
+        # their batch ids and run folders do not change.
+        data = handler(self)
+        if isinstance(data, dict) and data.get("requester") is None:
+            data.pop("requester", None)
+        return data
 
 
 class Settings(BaseSettings):
