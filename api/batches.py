@@ -154,7 +154,9 @@ class BatchRunner:
         self._lock = threading.Condition()
         self._jobs: dict[str, Job] = {}  # queued or running, by batch id
         self._waiting: dict[str, deque[Job]] = {}  # requester -> batches in post order
-        self._turns: deque[str] = deque()  # requesters with waiting batches, next turn first
+        self._turns: deque[str] = deque()  # requesters with waiting batches, by arrival
+        self._served: dict[str, int] = {}  # requester -> when last served (a serve count)
+        self._serves = 0
         self._running: Counter[str] = Counter()
         self._started: dict[str, deque[tuple[float, int]]] = {}  # requester -> (when, samples)
         self._pool: list[threading.Thread] = []
@@ -248,18 +250,19 @@ class BatchRunner:
             thread.start()
 
     def _next_job(self) -> Job | None:
-        """The next batch, round robin across requesters under their running share."""
-        for _ in range(len(self._turns)):
-            requester = self._turns[0]
-            self._turns.rotate(-1)
-            if self._running[requester] >= self.per_requester:
-                continue
-            waiting = self._waiting[requester]
-            job = waiting.popleft()
-            if not waiting:
-                self._turns.remove(requester)
-            return job
-        return None
+        """The next batch: the first waiting one of the requester served least recently (a
+        newcomer first), among those under their running share: round robin."""
+        ready = [r for r in self._turns if self._running[r] < self.per_requester]
+        if not ready:
+            return None
+        requester = min(ready, key=lambda r: self._served.get(r, -1))
+        self._serves += 1
+        self._served[requester] = self._serves
+        waiting = self._waiting[requester]
+        job = waiting.popleft()
+        if not waiting:
+            self._turns.remove(requester)
+        return job
 
     def _work(self) -> None:
         while True:
