@@ -25,6 +25,7 @@ from synthgate import __version__
 from synthgate.api import API_DIR, batches, distributed, pages, review
 from synthgate.api.auth import NoSecretsInUrl
 from synthgate.api.errors import AUTH_ERRORS
+from synthgate.api.ids import ItemIds
 from synthgate.config import RequesterLimits
 from synthgate.errors import InputError
 from synthgate.review.queue import ReviewQueue
@@ -216,6 +217,7 @@ def create_app(
         )
     app.state.store = store
     app.state.users = Users(store.engine)
+    app.state.item_ids = ItemIds(app.state.users.secret("review-item-ids"))
     app.state.queue = queue
     app.state.runs_dir = Path(runs_dir)
     app.state.runner = runner

@@ -127,7 +127,8 @@ def review_page(request: Request) -> Response:
     if task is None:
         done = "Nothing is waiting for you. Thank you!"
         return message(request, user, "All done", done, link="/review", link_text="Check again")
-    return render(request, "review.html", user, view=review_view(task))
+    public_id = request.app.state.item_ids.public(task.item_id)
+    return render(request, "review.html", user, view=review_view(task, public_id))
 
 
 @router.get("/admin", response_class=HTMLResponse)
@@ -144,5 +145,5 @@ def admin_page(request: Request) -> Response:
         user,
         stats=state.queue.stats(),
         agreement=agreement_tables(agreement_report(state.store)),
-        recent=recent_decisions(state.store),
+        recent=recent_decisions(state.store, state.item_ids),
     )
