@@ -44,6 +44,8 @@ def read_coco(path: Path | str) -> dict[str, Any]:
         ) from None
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a UTF-8 text file") from None
+    except RecursionError:  # json's decoder recurses per nesting level
+        raise InputError(f"{path}: JSON nested too deep to be a COCO file") from None
     return coco_mapping(data, source=str(path))
 
 

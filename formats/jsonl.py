@@ -40,6 +40,8 @@ def iter_jsonl(
                     raise InputError(
                         f"{path}: line {number}: not valid JSON ({error.msg})"
                     ) from None
+                except RecursionError:  # json's decoder recurses per nesting level
+                    raise InputError(f"{path}: line {number}: JSON nested too deep") from None
                 if not isinstance(row, dict):
                     raise InputError(f"{path}: line {number}: a row must be a JSON object")
                 yield number, row

@@ -130,6 +130,13 @@ class CopyPasteGenerator:
             )
         wanted = categories or sorted(self.sources)
         self.categories = [name for name in wanted if self.sources.get(name)]
+        if not self.categories:  # nothing to paste: every sample's quota would be empty
+            have = ", ".join(sorted(self.sources)[:12]) or "none"
+            raise InputError(
+                f"{config.coco}: no instance to cut of any class asked for "
+                f"({', '.join(wanted) or 'none'}): each needs a non-crowd annotation with a mask "
+                f"of at least {config.min_source_area} px; classes that have one: {have}"
+            )
         self._cache: OrderedDict[Any, np.ndarray] = OrderedDict()
         self.versions = {"numpy": np.__version__, "pillow": PIL.__version__}
 
