@@ -440,7 +440,12 @@ def _exists(path: Path) -> bool:
 def _format_validation_error(path: Path, error: ValidationError) -> str:
     lines = []
     for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"] if not _is_union_tag(part))
+        parts = list(item["loc"])
+        # a generator's union tag follows its section (image.procedural.count); a field of the
+        # same name as its generator (text.templates.templates) is kept
+        if len(parts) > 1 and parts[0] in ("image", "text") and _is_union_tag(parts[1]):
+            del parts[1]
+        where = ".".join(str(part) for part in parts)
         if item["type"] == "extra_forbidden":
             lines.append(f"{path}: unknown key '{where}'; remove it or check its spelling")
         elif item["type"] == "union_tag_invalid":

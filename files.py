@@ -5,6 +5,7 @@
   expanded (a "billion laughs" file is refused at once), no alias that refers to itself.
 - `parse_json(text, source=...)` and `check_nesting(value, where=...)`: JSON of at most
   MAX_NESTING levels, so nothing downstream (validation, copies, error messages) recurses deeply.
+- `is_file(path)`: whether a file is there, False for names no file system takes.
 - `dumps(value)`: compact, order-preserving JSON, the form of every JSON file synthgate writes.
 - `write_atomic(path, text | bytes)`: through a temporary name beside the target, then a rename,
   so a reader never sees half a file and a failure leaves nothing behind.
@@ -45,6 +46,15 @@ def _readable(path: Path, what: str) -> Path:
     if not found:
         raise InputError(f"{path}: {what} not found; check the path")
     return path
+
+
+def is_file(path: Path) -> bool:
+    """`path.is_file()`, False instead of an error for a name no file system takes (a NUL byte,
+    a component over 255 bytes): such a name, read from a user's file, names no file."""
+    try:
+        return "\x00" not in str(path) and path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def dumps(value: Any) -> str:

@@ -13,6 +13,7 @@ server allows one batch (RequesterLimits: samples, pixels and objects per image)
 from __future__ import annotations
 
 import copy
+import math
 import re
 from pathlib import Path, PurePath
 from typing import Any, Literal
@@ -170,3 +171,23 @@ def _inside(value: str, data_root: Path | None, *, may_be_new: bool) -> Path | N
         if may_be_new or candidate.exists():
             return candidate
     return None
+
+
+def check_plain(value: Any, *, where: str) -> None:
+    """InputError naming the first place in `value` (a request body, as plain data) that holds a
+    NUL byte or a number that is not finite: neither survives every database (PostgreSQL
+    refuses NUL in text and NaN in JSON), so they are refused at the door."""
+    stack: list[tuple[str, Any]] = [(where, value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str) and "\x00" in item:
+            raise InputError(f"{path}: contains a NUL byte; remove it")
+        if isinstance(item, float) and not math.isfinite(item):
+            raise InputError(f"{path}: {item} is not a finite number")
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if isinstance(key, str) and "\x00" in key:
+                    raise InputError(f"{path}: a key contains a NUL byte; remove it")
+                stack.append((f"{path}.{key}", child))
+        elif isinstance(item, list | tuple):
+            stack.extend((f"{path}[{index}]", child) for index, child in enumerate(item))

@@ -29,6 +29,7 @@ from synthgate.api import ids
 from synthgate.api.auth import User, require
 from synthgate.api.errors import errors
 from synthgate.api.ids import ItemIds
+from synthgate.api.inputs import check_plain
 from synthgate.errors import InputError
 from synthgate.masks import decode_mask
 from synthgate.review import gold
@@ -193,6 +194,7 @@ def decide(
     user: User = Depends(require("annotator")),
 ) -> Saved:
     """Record your accept / reject / fix, levels per criterion and comment on an item."""
+    check_plain(decision.model_dump(), where="decision")
     internal = item_ids(request).internal(item_id)
     with shown_as(item_id, internal):
         queue_of(request).decide(internal, user.name, decision)
@@ -318,6 +320,7 @@ def adjudicate(
     user: User = Depends(require("admin")),
 ) -> Saved:
     """The final word on an item its annotators disagreed on."""
+    check_plain(decision.model_dump(), where="decision")
     internal = item_ids(request).internal(item_id)
     with shown_as(item_id, internal):
         queue_of(request).adjudicate(internal, user.name, decision)

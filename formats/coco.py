@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -33,7 +33,11 @@ COCO_LISTS = ("images", "annotations", "categories")
 def read_coco(path: Path | str) -> dict[str, Any]:
     """Load a COCO JSON file; InputError unless it is a mapping with images/annotations/categories."""
     path = Path(path)
-    if not path.is_file():
+    try:
+        found = "\x00" not in str(path) and path.is_file()
+    except OSError as error:  # e.g. a name too long for the file system
+        raise InputError(f"{str(path)[:200]}: not a usable path ({error.strerror})") from None
+    if not found:
         raise InputError(f"{path}: file not found; pass the path of a COCO JSON file")
     try:
         with open(path, encoding="utf-8") as handle:
@@ -91,7 +95,7 @@ def _object(
     visible: Any = mapping_of(annotation.get("synthgate")).get("visible_fraction", 1.0)
     area: Any = annotation.get("area")
     return ObjectLabel(
-        category=category_names.get(category_id, f"<category id {category_id}>"),
+        category=category_names.get(_key(category_id), f"<category id {category_id}>"),
         bbox=box,
         mask=mask,
         area=float(area) if finite_number(area) else 0.0,
@@ -153,22 +157,28 @@ def coco_image_to_sample(
     )
 
 
+def _key(value: Any) -> Any:
+    """An id as a dict key: a list or mapping where an id belongs (a broken file) becomes its
+    repr, which matches no real id, instead of failing the lookup."""
+    return value if isinstance(value, Hashable) else repr(value)
+
+
 def coco_to_samples(coco: dict[str, Any], *, source: str = "coco") -> Iterator[Sample]:
     """Every image of a COCO dict as a Sample, in file order (annotations grouped once)."""
     category_names = {
-        c.get("id"): str(c.get("name"))
+        _key(c.get("id")): str(c.get("name"))
         for c in coco.get("categories", [])
         if isinstance(c, dict) and "name" in c
     }
     by_image: dict[Any, list[dict[str, Any]]] = defaultdict(list)
     for annotation in coco.get("annotations", []):
         if isinstance(annotation, dict):
-            by_image[annotation.get("image_id")].append(annotation)
+            by_image[_key(annotation.get("image_id"))].append(annotation)
     for position, image in enumerate(coco.get("images", [])):
         if isinstance(image, dict):
             yield coco_image_to_sample(
                 image,
-                by_image.get(image.get("id"), []),
+                by_image.get(_key(image.get("id")), []),
                 category_names,
                 source=source,
                 position=position,

@@ -208,6 +208,8 @@ def import_annotations(queue: ReviewQueue, path: Path) -> ImportResult:
         raise InputError(
             f"{path}: not JSON ({error}); export the project as JSON from Label Studio"
         ) from None
+    except RecursionError:  # json's decoder recurses per nesting level
+        raise InputError(f"{path}: JSON nested too deep to be a Label Studio export") from None
     if not isinstance(tasks, list):
         raise InputError(
             f"{path}: a Label Studio export is a JSON list of tasks (got a JSON "

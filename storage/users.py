@@ -63,8 +63,11 @@ class Users:
     def add(self, name: str, role: str) -> str:
         """Create a user and return their token; it is shown once and never stored."""
         name = name.strip()
-        if not name or len(name) > 100:
-            raise InputError(f"user name {name!r}: give 1 to 100 characters")
+        if not name or len(name) > 100 or not name.isprintable():
+            raise InputError(
+                f"user name {name[:100]!r}: give 1 to 100 printable characters (no NUL or "
+                "control characters)"
+            )
         if role not in ROLES:
             raise InputError(f"role {role!r}: choose one of {', '.join(ROLES)}")
         token = secrets.token_urlsafe(32)

@@ -20,6 +20,7 @@ from PIL import Image
 from pydantic import ValidationError
 
 from synthgate.errors import InputError
+from synthgate.files import is_file
 from synthgate.formats.coco import category_names, coco_mapping, coco_to_samples, read_coco
 from synthgate.formats.jsonl import iter_jsonl, text_row_to_sample
 from synthgate.samples import GeneratedSample
@@ -63,7 +64,7 @@ def _load_pixels(folder: Path, file_name: str | None) -> tuple[np.ndarray | None
     if not file_name:
         return None, "image has no file_name"
     for candidate in (folder / file_name, folder / Path(file_name).name):
-        if candidate.is_file():
+        if is_file(candidate):
             try:
                 with Image.open(candidate) as image:
                     return np.asarray(image.convert("RGB")), None
