@@ -118,6 +118,19 @@ def item_ids(request: Request) -> ItemIds:
     return request.app.state.item_ids
 
 
+# review_items.id is a 32-bit column on PostgreSQL: an opaque id whose number is beyond it
+# names no item (and must never reach the database as an out-of-range parameter).
+NO_SUCH_ITEM = -1
+MAX_INTERNAL = 2**31 - 1
+
+
+def internal_id(request: Request, public_id: int) -> int:
+    """The queue's id of an item the API named by its opaque id (NO_SUCH_ITEM for one that
+    cannot be an item's)."""
+    internal = item_ids(request).internal(public_id)
+    return internal if 0 < internal <= MAX_INTERNAL else NO_SUCH_ITEM
+
+
 def item_out(task: ReviewTask, public_id: int) -> ReviewItemOut:
     """A task as an annotator receives it, under its opaque id: the sample blind (gold.blind:
     no validator verdict, no construction record), so gold and real tasks look alike."""
@@ -158,7 +171,7 @@ def shown_as(public_id: int, internal_id: int) -> Iterator[None]:
 
 def _visible_task(request: Request, public_id: int, user: User) -> ReviewTask:
     """The item's task, or 404 (the same answer whether it does not exist or is not yours)."""
-    item_id = item_ids(request).internal(public_id)
+    item_id = internal_id(request, public_id)
     if not assigned_to(request, item_id, user):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no review item {public_id} for you")
     try:
@@ -195,7 +208,7 @@ def decide(
 ) -> Saved:
     """Record your accept / reject / fix, levels per criterion and comment on an item."""
     check_plain(decision.model_dump(), where="decision")
-    internal = item_ids(request).internal(item_id)
+    internal = internal_id(request, item_id)
     with shown_as(item_id, internal):
         queue_of(request).decide(internal, user.name, decision)
     return Saved(item_id=item_id)
@@ -210,7 +223,7 @@ def item_image(
     request: Request, item_id: int = ITEM_ID, user: User = Depends(require("annotator"))
 ) -> Any:
     """The item's image, looked up by item id through the queue."""
-    internal = item_ids(request).internal(item_id)
+    internal = internal_id(request, item_id)
     if not assigned_to(request, internal, user):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no review item {item_id} for you")
     queue = queue_of(request)
@@ -277,7 +290,7 @@ def item_decisions(
     """Decisions on an item: admins see every one, any time; an annotator sees only their own,
     once made (reviews are blind: others' verdicts would bias the next annotator and, on a gold
     task, give its answer away)."""
-    internal = item_ids(request).internal(item_id)
+    internal = internal_id(request, item_id)
     with request.app.state.store.engine.connect() as connection:
         exists = connection.execute(
             select(review_items.c.id).where(review_items.c.id == internal)
@@ -321,7 +334,7 @@ def adjudicate(
 ) -> Saved:
     """The final word on an item its annotators disagreed on."""
     check_plain(decision.model_dump(), where="decision")
-    internal = item_ids(request).internal(item_id)
+    internal = internal_id(request, item_id)
     with shown_as(item_id, internal):
         queue_of(request).adjudicate(internal, user.name, decision)
     return Saved(item_id=item_id)

@@ -22,11 +22,21 @@ from typing import Any
 
 import pytest
 import yaml
-from api_support import bearer, make_app, token_for
+from api_support import (
+    BATCH,
+    bearer,
+    image_sample,
+    make_app,
+    seed_batch,
+    text_sample,
+    token_for,
+)
 from balance_fixtures import make_tiny_coco
 from fastapi.testclient import TestClient
+from postgres_support import wipe
 from typer.testing import CliRunner
 
+from synthgate.api.app import create_app
 from synthgate.api.ids import LIMIT
 from synthgate.cli import app as cli_app
 from synthgate.runner import run
@@ -62,10 +72,13 @@ def api_cases() -> list[tuple[str, str, str, Any, dict[str, str], str, list[str]
         ("POST", "/api/review/{}/decision"),
         ("POST", "/api/review/{}/adjudication"),
     ]
-    for value in [*BIG, LIMIT, "1e3", "nan", "", "0x10", "%00", "9" * 400]:
+    # in range but no item's: 0, 1, a number, the largest opaque id
+    for value in [*BIG, LIMIT, 0, 1, 12345, LIMIT - 1, "1e3", "nan", "", "0x10", "%00", "9" * 400]:
         for method, route in item_routes:
             body = {"verdict": "accept"} if method == "POST" else None
             words = ["item_id"] if value != "" else ["Not Found", "Method Not Allowed"]
+            if isinstance(value, int) and 0 <= value < LIMIT:
+                words = [f"item {value}"]
             add(f"item {value} {method} {route}", method, route.format(value), body, words=words)
     for value in ["%00", "a" * 300, "..", "%2e%2e", "x%00y", "ü", "-x", ".hidden"]:
         for method, suffix in (("GET", ""), ("GET", "/coco"), ("DELETE", "")):
@@ -192,9 +205,20 @@ def api_cases() -> list[tuple[str, str, str, Any, dict[str, str], str, list[str]
 API_CASES = api_cases()
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory):
-    app = make_app(tmp_path_factory.mktemp("corpus"), images=3, texts=1, k=3)
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """The service over SQLite and over PostgreSQL (stricter: no NUL in text, no NaN in JSON,
+    32-bit integer columns), with a batch of review items."""
+    folder = tmp_path_factory.mktemp("corpus")
+    if request.param == "sqlite":
+        app = make_app(folder, images=3, texts=1, k=3)
+    else:
+        url = request.getfixturevalue("postgres_cluster").database("corpus")
+        wipe(url)
+        app = create_app(db_url=url, runs_dir=folder / "runs", annotators_per_item=3)
+        made = [image_sample(i, folder / "run") for i in range(3)] + [text_sample(0)]
+        seed_batch(app.state.store, folder / "run", made)
+        app.state.queue.enqueue_batch(BATCH, image_root=folder / "run")
     tokens = {role: token_for(app, role, role) for role in ("admin", "requester", "annotator")}
     with TestClient(app, raise_server_exceptions=False) as client:
         item = client.get("/api/review/next", headers=bearer(tokens["annotator"])).json()
