@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from synthgate import __version__
@@ -159,6 +162,18 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _routes(routes: list[Any]) -> list[Route]:
+    """Every endpoint route, also inside included routers (FastAPI keeps those as a wrapper
+    around the original router in some versions, as the router's own routes in others)."""
+    found: list[Route] = []
+    for route in routes:
+        if isinstance(route, Route):
+            found.append(route)
+        elif getattr(route, "original_router", None) is not None:
+            found.extend(_routes(route.original_router.routes))
+    return found
+
+
 def create_app(
     *,
     db_url: str,
@@ -226,6 +241,26 @@ def create_app(
     @app.exception_handler(InputError)
     async def input_error(_request: Request, error: InputError) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=status.HTTP_400_BAD_REQUEST)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code != status.HTTP_405_METHOD_NOT_ALLOWED:
+            return await http_exception_handler(request, error)
+        # Starlette names the methods of the one route it tried; a path served by several
+        # routes (GET and POST /api/batches) allows all of theirs
+        allowed = sorted(
+            {
+                method
+                for route in _routes(app.router.routes)
+                if route.matches(request.scope)[0] != Match.NONE
+                for method in route.methods or ()
+            }
+        )
+        return JSONResponse(
+            {"detail": str(error.detail)},
+            status_code=error.status_code,
+            headers={**(error.headers or {}), "Allow": ", ".join(allowed)},
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:

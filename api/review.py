@@ -33,9 +33,10 @@ from synthgate.api.inputs import check_plain
 from synthgate.errors import InputError
 from synthgate.masks import decode_mask
 from synthgate.review import gold
-from synthgate.review.queue import Decision, ReviewQueue, ReviewTask
+from synthgate.review.queue import Decision as QueueDecision
+from synthgate.review.queue import ReviewQueue, ReviewTask
 from synthgate.review.report import agreement_report
-from synthgate.samples import Sample
+from synthgate.samples import ObjectLabel, Sample, Span
 from synthgate.storage.tables import assignments, decisions, gold_answers, review_items
 
 router = APIRouter(prefix="/api/review", tags=["review"])
@@ -54,6 +55,28 @@ class ReviewItemOut(BaseModel):
     sample: Sample
     image_url: str | None = Field(None, description="The item's pixels (image items).")
     masks_url: str | None = Field(None, description="An RGBA overlay of the object masks.")
+
+
+class StrictObject(ObjectLabel):
+    """An object of a fix, as JSON Schema reads its type: no `true` for a number."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class StrictSpan(Span):
+    """A span of a fix, as JSON Schema reads its type: no `false` for an offset."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Decision(QueueDecision):
+    """A decision as the API takes it: its values of the types the schema says, taken as they
+    are (pydantic's lax mode would read `false` as 0, which the schema calls invalid)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    objects: list[StrictObject] | None = None  # type: ignore[assignment]
+    spans: list[StrictSpan] | None = None  # type: ignore[assignment]
 
 
 class DecisionOut(BaseModel):
