@@ -32,6 +32,7 @@ MAX_NESTING = 64
 # Nodes of a YAML document with every alias expanded: far above any real config or template
 # file, far below what makes validation or an error message take more than a moment.
 MAX_YAML_NODES = 100_000
+MAX_INT_DIGITS = 100  # an integer in a YAML file (a seed has at most 19)
 
 
 def _readable(path: Path, what: str) -> Path:
@@ -85,6 +86,17 @@ class BoundedLoader(yaml.SafeLoader):
         self._depth = 0
         self._sizes: dict[int, int] = {}  # id(node) -> nodes it stands for, aliases expanded
 
+    def construct_yaml_int(self, node: Any) -> int:
+        # Python refuses to read integers of more than 4300 digits with a bare ValueError; no
+        # config needs more than a seed's 19
+        if sum(c.isdigit() for c in str(node.value)) > MAX_INT_DIGITS:
+            raise _TooLarge(
+                f"an integer of more than {MAX_INT_DIGITS} digits",
+                node.start_mark,
+                "no setting takes a number that large",
+            )
+        return int(super().construct_yaml_int(node))
+
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
@@ -116,6 +128,9 @@ class BoundedLoader(yaml.SafeLoader):
         return node
 
 
+BoundedLoader.add_constructor("tag:yaml.org,2002:int", BoundedLoader.construct_yaml_int)
+
+
 def parse_yaml(text: str, *, source: Path | str) -> Any:
     """YAML text through `BoundedLoader`; a syntax error or a bound is an `InputError`."""
     loader = BoundedLoader(text)
@@ -128,6 +143,11 @@ def parse_yaml(text: str, *, source: Path | str) -> Any:
         raise InputError(f"{source}: YAML{where}: {error.problem}; {error.fix}") from None
     finally:
         loader.dispose()
+
+
+def too_long(error: ValueError) -> str:
+    """Python's message for an integer too long to read, without its advice to programmers."""
+    return str(error).split(";")[0]
 
 
 def nesting_depth(value: Any) -> int:
@@ -162,6 +182,8 @@ def parse_json(text: str | bytes, *, source: Path | str) -> Any:
         raise InputError(
             f"{source}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
         ) from None
+    except ValueError as error:  # an integer of more digits than Python reads
+        raise InputError(f"{source}: not valid JSON ({too_long(error)})") from None
     except RecursionError:
         raise InputError(
             f"{source}: JSON nested deeper than {MAX_NESTING} levels; no input is that deep"

@@ -23,7 +23,7 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 
 from synthgate.errors import InputError
-from synthgate.files import dumps
+from synthgate.files import dumps, too_long
 from synthgate.masks import finite_number, segmentation_to_rle
 from synthgate.samples import ObjectLabel, Provenance, Sample, SampleSpec
 
@@ -48,6 +48,8 @@ def read_coco(path: Path | str) -> dict[str, Any]:
         ) from None
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a UTF-8 text file") from None
+    except ValueError as error:  # an integer of more digits than Python reads
+        raise InputError(f"{path}: not valid JSON ({too_long(error)})") from None
     except RecursionError:  # json's decoder recurses per nesting level
         raise InputError(f"{path}: JSON nested too deep to be a COCO file") from None
     return coco_mapping(data, source=str(path))

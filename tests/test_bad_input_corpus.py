@@ -348,6 +348,7 @@ RAW_COCO: list[tuple[str, bytes, list[str]]] = [
     ("bad-utf8", b'{"images": [\xff]}', ["UTF-8", "JSON"]),
     ("top-level-list", b"[1, 2, 3]", ["object"]),
     ("images-not-list", b'{"images": 5}', ["images"]),
+    ("int-of-5000-digits", b'{"images": [{"id": ' + b"9" * 5000 + b"}]}", ["JSON"]),
 ]
 
 EXPORT_LEAVES_OUT = {"polygon-two-points", "segmentation-string"}
@@ -384,6 +385,8 @@ CONFIGS: list[tuple[str, str | bytes, list[str]]] = [
     ("count-2^63", CONFIG_ROOT + f"image: {{count: {2**63}}}\n", ["image.count"]),
     ("seed-2^64", CONFIG_ROOT + f"seed: {2**64}\nimage: {{count: 1}}\n", ["seed"]),
     ("size-huge", CONFIG_ROOT + "image: {count: 1, size: [100000, 100000]}\n", ["image.size"]),
+    ("seed-5000-digits", CONFIG_ROOT + "seed: " + "9" * 5000 + "\nimage: {count: 1}\n", ["integer"]),
+    ("float-overflow", CONFIG_ROOT + "image: {count: 1, object_scale_range: [1e999, 2]}\n", ["finite"]),
     ("binary-file", b"\x00\x01\x02\xff\xfe", ["UTF-8", "YAML"]),
     ("empty-file", "", ["mapping"]),
     ("top-level-list", "- 1\n- 2\n", ["mapping"]),
@@ -476,6 +479,8 @@ OTHER_CLI: list[tuple[str, Callable[[Path, dict[str, Path]], list[str]], list[st
     ("review import nan", lambda t, w: ["review", "import", _write(t / "ls.json", '[{"id": NaN}]'), "--run", str(w["run"])], ["task", "id", "NaN"]),
     ("validate deep jsonl", lambda t, w: ["validate", _write(t / "x.jsonl", "[" * 100_000 + "]" * 100_000 + "\n")], ["nested", "JSON"]),
     ("validate jsonl nan", lambda t, w: ["validate", _write(t / "x.jsonl", '{"text": NaN}\n')], ["text"]),
+    ("validate jsonl long int", lambda t, w: ["validate", _write(t / "x.jsonl", '{"text": "a", "n": ' + "9" * 5000 + "}\n")], ["JSON"]),
+    ("review import long int", lambda t, w: ["review", "import", _write(t / "ls.json", "[" + "9" * 5000 + "]"), "--run", str(w["run"])], ["JSON"]),
     ("validate long path", lambda t, w: ["validate", "p" * 300 + ".json"], ["not found", "usable", "PATH"]),
     ("validate nul path", lambda t, w: ["validate", "a\x00b.json"], ["not found", "usable", "PATH"]),
     ("balance deep jsonl", lambda t, w: ["balance", "--jsonl", _write(t / "x.jsonl", "[" * 100_000 + "]" * 100_000 + "\n"), "--out", str(t / "out")], ["nested", "JSON"]),
