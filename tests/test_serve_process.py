@@ -38,32 +38,42 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 @contextmanager
 def served(db: str, runs: Path, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = free_port()
-    with open(log, "ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "synthgate", "serve", "--db", db, "--runs-dir", str(runs),
-             "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "SYNTHGATE_BATCH_THREADS": "2"},
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    """`synthgate serve` on a free port; a port taken between the probe and the bind (other
+    test processes pick ports too) is tried again on another."""
+    for _attempt in range(3):
+        port = free_port()
+        with open(log, "ab") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "synthgate", "serve", "--db", db, "--runs-dir",
+                 str(runs), "--port", str(port)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "SYNTHGATE_BATCH_THREADS": "2"},
+            )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        if _started(process, url, log):
+            break
+        assert "address already in use" in log.read_text(), log.read_text()[-3000:]
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/login", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "serve did not start"
-            time.sleep(0.2)
         yield process, url
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def _started(process: subprocess.Popen[bytes], url: str, log: Path) -> bool:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/login", timeout=2).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None:
+            return False
+        time.sleep(0.2)
+    raise AssertionError(f"serve did not start: {log.read_text()[-3000:]}")
 
 
 def stop_in_time(process: subprocess.Popen[bytes]) -> float:
