@@ -1,54 +1,111 @@
-"""Typed batch configs (configs/*.yaml) and process settings (env `SYNTHGATE_*`).
+"""Typed batch configs (configs/*.yaml) and the limits the API service puts on a requester.
 
 `load_config(path)` reads a YAML batch config and returns a `BatchConfig`, or raises `InputError`
 with a message that names the file, the field, the value and the fix. Unknown keys are errors.
 Image generator configs form a union keyed by `generator`; add a model here to add a generator.
+
+Every number in a config is finite (NaN and Infinity are refused with the field named), every
+string is free of NUL bytes and at most MAX_TEXT_CHARS long, every path component at most
+MAX_NAME_BYTES, and counts and objects per image have ceilings, so a config can never make a
+run hang or crash on a value no generator can honour. `RequesterLimits` are the limits the API
+service puts on each requester; process settings (env `SYNTHGATE_*`) are in settings.py.
 """
 
 from __future__ import annotations
 
+import reprlib
 import string
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Discriminator,
     Field,
+    SerializerFunctionWrapHandler,
     Tag,
     ValidationError,
+    ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
 from synthgate.errors import InputError
 from synthgate.files import load_yaml
 
-if TYPE_CHECKING:
-    from synthgate.settings import Settings  # noqa: F401 (named lazily by __getattr__ below)
-
 PACKAGE_ROOT = Path(__file__).resolve().parent
 MAX_SEED = 2**63 - 1  # seeds are stored as signed 64-bit integers
+MAX_COUNT = 2**31 - 1  # a sample's index is a 32-bit column (storage/tables.py)
+# Objects a generator may place on one image: each is drawn with a full-size mask, so the
+# ceiling keeps one image's memory bounded (the API's default limit is far lower).
+MAX_OBJECTS = 1000
+MAX_TEXT_CHARS = 4096  # any string of a config: names, prompts, paths (PATH_MAX on Linux)
+MAX_NAME_BYTES = 255  # one component of a path (NAME_MAX on Linux and macOS)
+# String fields that name files (Path-typed fields are checked as paths anyway).
+STRING_PATH_FIELDS = frozenset({"rubric", "path"})
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string (and path) inside a field's value: lists, tuples and mappings opened."""
+    found: list[str] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str | Path):
+            found.append(str(item))
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return found
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # allow_inf_nan=False: NaN and Infinity (YAML .nan/.inf, JSON NaN) are refused by name.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _plain_text(cls, value: Any, info: ValidationInfo) -> Any:
+        """No NUL bytes, no over-long strings, no over-long path components: each would fail
+        deep inside the OS or a library instead of here, with the field named."""
+        is_path = isinstance(value, Path) or info.field_name in STRING_PATH_FIELDS
+        for text in _strings(value):
+            if "\x00" in text:
+                raise ValueError("contains a NUL byte; remove it")
+            if len(text) > MAX_TEXT_CHARS:
+                raise ValueError(f"is {len(text)} characters long; the limit is {MAX_TEXT_CHARS}")
+            if is_path and any(
+                len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES
+                for part in text.split("/")
+            ):
+                raise ValueError(
+                    f"has a path component over {MAX_NAME_BYTES} bytes; no file system allows it"
+                )
+        return value
 
 
 class ProceduralImageConfig(StrictModel):
     """Shapes and textures on varied backgrounds, with exact masks."""
 
     generator: Literal["procedural"] = "procedural"
-    count: int = Field(gt=0)
+    count: int = Field(gt=0, le=MAX_COUNT)
     size: tuple[Annotated[int, Field(ge=16, le=8192)], Annotated[int, Field(ge=16, le=8192)]] = (
         512,
         512,
     )
-    objects_per_image: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] = (1, 5)
+    objects_per_image: tuple[
+        Annotated[int, Field(ge=1, le=MAX_OBJECTS)], Annotated[int, Field(ge=1, le=MAX_OBJECTS)]
+    ] = (1, 5)
     min_visible_fraction: float = Field(0.25, ge=0.0, le=1.0)
-    object_scale_range: tuple[float, float] = (0.08, 0.35)
+    # an object's size as a fraction of the shorter image side
+    object_scale_range: tuple[
+        Annotated[float, Field(ge=0, le=10)], Annotated[float, Field(ge=0, le=10)]
+    ] = (0.08, 0.35)
     rubric: str | None = None  # a rubric name (configs/rubrics/) or YAML path [default: detection]
 
     @field_validator("objects_per_image", "object_scale_range")
@@ -79,16 +136,20 @@ class CopyPasteImageConfig(StrictModel):
     """Instances cut from a real COCO dataset by their masks, pasted into other real images."""
 
     generator: Literal["copy_paste"] = "copy_paste"
-    count: int = Field(gt=0)
+    count: int = Field(gt=0, le=MAX_COUNT)
     coco: Path  # the real COCO file the instances and backgrounds come from
     images: Path  # the folder its file_names are relative to
-    instances_per_image: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] = (1, 3)
+    instances_per_image: tuple[
+        Annotated[int, Field(ge=1, le=MAX_OBJECTS)], Annotated[int, Field(ge=1, le=MAX_OBJECTS)]
+    ] = (1, 3)
     # Large-scale jitter: each pasted instance is resized by a factor drawn from this range.
-    scale_range: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = (0.1, 2.0)
+    scale_range: tuple[
+        Annotated[float, Field(gt=0, le=100)], Annotated[float, Field(gt=0, le=100)]
+    ] = (0.1, 2.0)
     flip_probability: float = Field(0.5, ge=0.0, le=1.0)
     min_visible_fraction: float = Field(0.25, ge=0.0, le=1.0)
-    min_source_area: int = Field(64, ge=1)  # mask pixels an instance needs to be a source
-    min_pasted_size: int = Field(8, ge=1)  # shortest side of a pasted instance, in pixels
+    min_source_area: int = Field(64, ge=1, le=MAX_COUNT)  # mask pixels a source instance needs
+    min_pasted_size: int = Field(8, ge=1, le=8192)  # shortest side of a pasted instance, in px
     # fewest_objects: backgrounds from the quarter of images with the fewest labelled objects, so
     # balancing a rare class copies few instances of common ones along with the background.
     background: Literal["fewest_objects", "random"] = "fewest_objects"
@@ -134,7 +195,7 @@ class BackgroundConfig(StrictModel):
 class _DiffusionImageConfig(StrictModel):
     """What every diffusion generator shares: the model, prompts and their attribute slots."""
 
-    count: int = Field(gt=0)
+    count: int = Field(gt=0, le=MAX_COUNT)
     size: tuple[Annotated[int, Field(ge=16, le=8192)], Annotated[int, Field(ge=16, le=8192)]] = (
         512,
         512,
@@ -192,16 +253,18 @@ class DiffusionObjectPasteConfig(_DiffusionImageConfig):
     instance_size: (
         tuple[Annotated[int, Field(ge=16, le=8192)], Annotated[int, Field(ge=16, le=8192)]] | None
     ) = None  # [w, h] to generate instances at; default size
-    objects_per_image: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] = (1, 3)
+    objects_per_image: tuple[
+        Annotated[int, Field(ge=1, le=MAX_OBJECTS)], Annotated[int, Field(ge=1, le=MAX_OBJECTS)]
+    ] = (1, 3)
     object_scale_range: tuple[float, float] = (0.3, 0.7)  # longer side / shorter image side
     flip_probability: float = Field(0.5, ge=0.0, le=1.0)
     min_visible_fraction: float = Field(0.25, ge=0.0, le=1.0)
     mask_area_range: tuple[float, float] = (0.05, 0.95)  # of the generated image
     clip: ClipFilterConfig | None = None
     pool_dir: Path | None = None  # keep instances on disk, shared across runs; None: in memory
-    pool_size: int = Field(16, ge=1)  # distinct instances per (category, prompt)
+    pool_size: int = Field(16, ge=1, le=MAX_COUNT)  # distinct instances per (category, prompt)
     pool_seed: int = Field(0, ge=0, le=MAX_SEED)
-    max_attempts: int = Field(3, ge=1)  # generations per instance before it is given up
+    max_attempts: int = Field(3, ge=1, le=1000)  # generations per instance before it is given up
     background: BackgroundConfig = Field(default_factory=BackgroundConfig)
 
     @field_validator("objects_per_image", "object_scale_range", "mask_area_range")
@@ -268,7 +331,7 @@ class TemplateTextConfig(StrictModel):
 
     generator: Literal["templates"] = "templates"
     templates: Path
-    count: int = Field(gt=0)
+    count: int = Field(gt=0, le=MAX_COUNT)
     locales: list[str] = Field(default_factory=lambda: ["en_US"], min_length=1)
     rubric: str | None = None  # a rubric name or YAML path [default: the template file's task]
 
@@ -277,7 +340,7 @@ class CounterfactualTextConfig(StrictModel):
     """Label-preserving rewrites of real rows: names and gendered terms swapped."""
 
     generator: Literal["counterfactual"] = "counterfactual"
-    count: int = Field(gt=0)
+    count: int = Field(gt=0, le=MAX_COUNT)
     source: Path  # JSONL of real rows to rewrite
     text_field: str = "text"
     label_field: str = "label"
@@ -299,16 +362,32 @@ class BatchConfig(StrictModel):
     # The unions are built from IMAGE_CONFIGS / TEXT_CONFIGS, which mypy cannot follow.
     image: ImageConfig | None = None  # type: ignore[valid-type]
     text: TextConfig | None = None  # type: ignore[valid-type]
+    # Whose batch this is, set by the API service (an opaque key per account): two requesters
+    # posting the same config get two batches, and neither learns what the other ran.
+    requester: str | None = Field(None, pattern=r"^[0-9a-f]{1,64}$")
+
+    @model_serializer(mode="wrap")
+    def _requester_only_when_set(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Configs without a requester (every CLI run) dump exactly as before it existed, so
+        # their batch ids and run folders do not change.
+        data = handler(self)
+        if isinstance(data, dict) and data.get("requester") is None:
+            data.pop("requester", None)
+        return data
 
 
-def __getattr__(name: str) -> Any:
-    """`Settings` (settings.py) on first use: run, validate and balance never load
-    pydantic-settings and its cloud providers."""
-    if name == "Settings":
-        from synthgate.settings import Settings
+class RequesterLimits(BaseModel):
+    """What one requester may ask of the API service; a post over a limit gets a 4xx naming it.
 
-        return Settings
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    Each field's env variable is in `synthgate.settings.Settings` (SYNTHGATE_MAX_SAMPLES, SYNTHGATE_MAX_PIXELS,
+    SYNTHGATE_MAX_OBJECTS, SYNTHGATE_MAX_OPEN_BATCHES, SYNTHGATE_MAX_SAMPLES_PER_HOUR).
+    """
+
+    samples_per_batch: int = Field(default=10_000, ge=1)  # every modality together
+    pixels_per_image: int = Field(default=2048 * 2048, ge=16 * 16)  # width x height
+    objects_per_image: int = Field(default=50, ge=1, le=MAX_OBJECTS)
+    open_batches: int = Field(default=4, ge=1)  # queued or running at once
+    samples_per_hour: int = Field(default=50_000, ge=1)  # in batches started in the last hour
 
 
 def resolve_path(value: Path, *, config_dir: Path | None) -> Path | None:
@@ -318,13 +397,25 @@ def resolve_path(value: Path, *, config_dir: Path | None) -> Path | None:
         if config_dir is not None:
             candidates.append(config_dir / value)
         candidates.append(PACKAGE_ROOT / value)
-    return next((c for c in candidates if c.exists()), None)
+    return next((c for c in candidates if _exists(c)), None)
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        return False
 
 
 def _format_validation_error(path: Path, error: ValidationError) -> str:
     lines = []
     for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"] if not _is_union_tag(part))
+        parts = list(item["loc"])
+        # a generator's union tag follows its section (image.procedural.count); a field of the
+        # same name as its generator (text.templates.templates) is kept
+        if len(parts) > 1 and parts[0] in ("image", "text") and _is_union_tag(parts[1]):
+            del parts[1]
+        where = ".".join(str(part) for part in parts)
         if item["type"] == "extra_forbidden":
             lines.append(f"{path}: unknown key '{where}'; remove it or check its spelling")
         elif item["type"] == "union_tag_invalid":
@@ -336,9 +427,16 @@ def _format_validation_error(path: Path, error: ValidationError) -> str:
         elif item["type"] == "missing":
             lines.append(f"{path}: {where} is required")
         else:
-            got = item.get("input")
-            lines.append(f"{path}: {where}: {item['msg']} (got {got!r})")
+            got = _SHORT.repr(item.get("input"))
+            lines.append(f"{path}: {where}: {item['msg']} (got {got})")
     return "\n".join(lines)
+
+
+# A value quoted in an error message: short, whatever its size (reprlib never walks it all).
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 80
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = 6
+_SHORT.maxlevel = 3
 
 
 def _is_union_tag(part: Any) -> bool:

@@ -1,6 +1,11 @@
 """Reading and writing the files users hand us, with errors that name the file and the fix.
 
-- `load_yaml(path, what=...)`: a YAML file, with the line and column of a syntax error.
+- `load_yaml(path, what=...)`: a YAML file, with the line and column of a syntax error, parsed
+  with bounds: at most MAX_NESTING levels deep, at most MAX_YAML_NODES nodes once aliases are
+  expanded (a "billion laughs" file is refused at once), no alias that refers to itself.
+- `parse_json(text, source=...)` and `check_nesting(value, where=...)`: JSON of at most
+  MAX_NESTING levels, so nothing downstream (validation, copies, error messages) recurses deeply.
+- `is_file(path)`: whether a file is there, False for names no file system takes.
 - `dumps(value)`: compact, order-preserving JSON, the form of every JSON file synthgate writes.
 - `write_atomic(path, text | bytes)`: through a temporary name beside the target, then a rename,
   so a reader never sees half a file and a failure leaves nothing behind.
@@ -21,13 +26,36 @@ import yaml
 
 from synthgate.errors import InputError
 
+# Configs, rubrics and templates are a few levels deep; anything deeper is an attack or an
+# accident, and refusing it early keeps every recursive consumer (pydantic, copy, repr) safe.
+MAX_NESTING = 64
+# Nodes of a YAML document with every alias expanded: far above any real config or template
+# file, far below what makes validation or an error message take more than a moment.
+MAX_YAML_NODES = 100_000
+MAX_INT_DIGITS = 100  # an integer in a YAML file (a seed has at most 19)
+
 
 def _readable(path: Path, what: str) -> Path:
-    if path.is_dir():
+    try:
+        if "\x00" in str(path):
+            raise ValueError("it contains a NUL byte")
+        folder, found = path.is_dir(), path.is_file()
+    except (OSError, ValueError) as error:  # a NUL byte, a name too long for the file system
+        raise InputError(f"{str(path)[:200]!r}: not a usable path ({error})") from None
+    if folder:
         raise InputError(f"{path}: is a folder; pass the {what} file itself")
-    if not path.is_file():
+    if not found:
         raise InputError(f"{path}: {what} not found; check the path")
     return path
+
+
+def is_file(path: Path) -> bool:
+    """`path.is_file()`, False instead of an error for a name no file system takes (a NUL byte,
+    a component over 255 bytes): such a name, read from a user's file, names no file."""
+    try:
+        return "\x00" not in str(path) and path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def dumps(value: Any) -> str:
@@ -35,11 +63,143 @@ def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+class _TooLarge(Exception):
+    """A YAML document over one of the parser's bounds; the message says which."""
+
+    def __init__(self, problem: str, mark: Any, fix: str = "write the values out plainly") -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.mark = mark
+        self.fix = fix
+
+
+class BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with bounds on nesting and on the document's expanded size.
+
+    The composer builds the node graph before anything is constructed, so the bounds are
+    checked there: each node's size counts its children with aliases expanded, an alias to a
+    node still being built (a recursive structure) is refused.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._sizes: dict[int, int] = {}  # id(node) -> nodes it stands for, aliases expanded
+
+    def construct_yaml_int(self, node: Any) -> int:
+        # Python refuses to read integers of more than 4300 digits with a bare ValueError; no
+        # config needs more than a seed's 19
+        if sum(c.isdigit() for c in str(node.value)) > MAX_INT_DIGITS:
+            raise _TooLarge(
+                f"an integer of more than {MAX_INT_DIGITS} digits",
+                node.start_mark,
+                "no setting takes a number that large",
+            )
+        return int(super().construct_yaml_int(node))
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            node = super().compose_node(parent, index)
+            if id(node) not in self._sizes:
+                raise _TooLarge(f"alias *{event.anchor} refers to itself", event.start_mark)
+            return node
+        self._depth += 1
+        if self._depth > MAX_NESTING:
+            mark = self.peek_event().start_mark
+            raise _TooLarge(
+                f"nested deeper than {MAX_NESTING} levels", mark, "no config is that deep"
+            )
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        children: list[Any] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        size = 1 + sum(self._sizes.get(id(child), 1) for child in children)
+        if size > MAX_YAML_NODES:
+            raise _TooLarge(
+                f"more than {MAX_YAML_NODES} values once its aliases are expanded", node.start_mark
+            )
+        self._sizes[id(node)] = size
+        return node
+
+
+BoundedLoader.add_constructor("tag:yaml.org,2002:int", BoundedLoader.construct_yaml_int)
+
+
+def parse_yaml(text: str, *, source: Path | str) -> Any:
+    """YAML text through `BoundedLoader`; a syntax error or a bound is an `InputError`."""
+    loader = BoundedLoader(text)
+    try:
+        return loader.get_single_data()
+    except _TooLarge as error:
+        where = (
+            f" at line {error.mark.line + 1}, column {error.mark.column + 1}" if error.mark else ""
+        )
+        raise InputError(f"{source}: YAML{where}: {error.problem}; {error.fix}") from None
+    finally:
+        loader.dispose()
+
+
+def too_long(error: ValueError) -> str:
+    """Python's message for an integer too long to read, without its advice to programmers."""
+    return str(error).split(";")[0]
+
+
+def nesting_depth(value: Any) -> int:
+    """How many lists and mappings deep `value` goes (0 for a scalar), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if depth > MAX_NESTING:
+            break  # deep enough to refuse; no need to walk the rest
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def check_nesting(value: Any, *, where: str, limit: int = MAX_NESTING) -> None:
+    """InputError naming `where` when `value` nests lists and mappings deeper than `limit`."""
+    if nesting_depth(value) > limit:
+        raise InputError(f"{where}: nested deeper than {limit} levels; no config is that deep")
+
+
+def parse_json(text: str | bytes, *, source: Path | str) -> Any:
+    """JSON text, at most MAX_NESTING levels deep; bad JSON is an `InputError` naming `source`."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InputError(
+            f"{source}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
+        ) from None
+    except ValueError as error:  # an integer of more digits than Python reads
+        raise InputError(f"{source}: not valid JSON ({too_long(error)})") from None
+    except RecursionError:
+        raise InputError(
+            f"{source}: JSON nested deeper than {MAX_NESTING} levels; no input is that deep"
+        ) from None
+    except UnicodeDecodeError:
+        raise InputError(f"{source}: not a UTF-8 text file") from None
+    check_nesting(value, where=str(source))
+    return value
+
+
 def load_yaml(path: Path | str, *, what: str = "YAML file") -> Any:
-    """Parse a YAML file; a missing file or a syntax error is an `InputError` naming it."""
+    """Parse a YAML file; a missing file, a syntax error or a document over the parser's bounds
+    (nesting, expanded aliases) is an `InputError` naming it."""
     path = _readable(Path(path), what)
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return parse_yaml(path.read_text(encoding="utf-8"), source=path)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -47,6 +207,8 @@ def load_yaml(path: Path | str, *, what: str = "YAML file") -> Any:
         raise InputError(f"{path}: YAML syntax error{where}: {problem}") from None
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a UTF-8 text file") from None
+    except OSError as error:
+        raise InputError(f"{path}: cannot read the {what} ({error.strerror})") from None
 
 
 def write_atomic(path: Path | str, content: str | bytes, *, field: str = "out") -> None:

@@ -5,7 +5,8 @@ Inside synthgate a mask is COCO compressed RLE with `counts` as str (`{"size": [
 
 - `encode_mask` / `decode_mask`: bool HxW <-> compressed RLE.
 - `segmentation_to_rle`: any COCO segmentation (polygons, uncompressed or compressed RLE) ->
-  compressed RLE, or ValueError naming why it cannot be read.
+  compressed RLE, or ValueError naming why it cannot be read (`rle_runs` checks a compressed
+  string's runs cover the image exactly before pycocotools decodes it).
 - `annotation_mask`: a COCO annotation's segmentation as a bool HxW mask.
 - `tight_bbox`, `box_edges`, `box_iou`: box geometry.
 """
@@ -64,12 +65,15 @@ def segmentation_to_rle(segmentation: Any, height: int | None, width: int | None
             return _compressed(mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w))
         if isinstance(counts, str | bytes):
             rle = {"size": [h, w], "counts": counts}
+            runs = rle_runs(counts)
+            # pycocotools reads garbage strings without complaint, and decoding runs that add up
+            # to more than the image writes past its buffer: check the runs first
+            if runs is None or any(r < 0 for r in runs) or sum(runs) != h * w:
+                raise ValueError(f"compressed RLE does not parse as the runs of {h}x{w} pixels")
             try:
-                area = int(mask_utils.area(rle))  # parses the counts
+                mask_utils.area(rle)
             except Exception as error:  # pycocotools raises plain Exception types
                 raise ValueError(f"compressed RLE does not parse: {error}") from None
-            if not 0 <= area <= h * w:  # pycocotools reads garbage strings without complaint
-                raise ValueError(f"compressed RLE does not parse: {area} px in a {h}x{w} image")
             return _compressed(rle)
         raise ValueError("RLE counts are neither a list nor a string")
     if isinstance(segmentation, list):
@@ -88,6 +92,34 @@ def segmentation_to_rle(segmentation: Any, height: int | None, width: int | None
         rles = mask_utils.frPyObjects(polygons, height, width)
         return _compressed(mask_utils.merge(rles))
     raise ValueError(f"segmentation of type {type(segmentation).__name__}")
+
+
+def rle_runs(counts: str | bytes) -> list[int] | None:
+    """The run lengths of a compressed RLE string, decoded as pycocotools' rleFrString does
+    (6-bit groups of 5 value bits, a continuation bit, sign extension, runs after the second
+    stored as differences), so they can be checked before pycocotools trusts them; None when
+    the string is not ASCII or ends inside a number."""
+    text = counts.decode("ascii", "replace") if isinstance(counts, bytes) else counts
+    runs: list[int] = []
+    position = 0
+    while position < len(text):
+        value, shift, more = 0, 0, True
+        while more:
+            if position >= len(text):
+                return None
+            code = ord(text[position]) - 48
+            if not 0 <= code < 64:
+                return None
+            value |= (code & 0x1F) << (5 * shift)
+            more = bool(code & 0x20)
+            position += 1
+            shift += 1
+            if not more and code & 0x10:
+                value |= -1 << (5 * shift)
+        if len(runs) > 2:
+            value += runs[-2]
+        runs.append(value)
+    return runs
 
 
 def annotation_mask(annotation: dict[str, Any], height: int, width: int) -> np.ndarray:

@@ -16,13 +16,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from synthgate import __version__
 from synthgate.api import API_DIR, batches, distributed, pages, review
+from synthgate.api.auth import NoSecretsInUrl
+from synthgate.api.errors import AUTH_ERRORS
+from synthgate.api.ids import ItemIds
+from synthgate.config import RequesterLimits
 from synthgate.errors import InputError
 from synthgate.review.queue import ReviewQueue
 from synthgate.storage.database import shown_url
@@ -32,7 +39,9 @@ from synthgate.storage.users import Users
 if TYPE_CHECKING:
     from synthgate.workers.app import WorkerSettings
 
-MAX_SAMPLES = 100_000  # per modality and batch; `serve --max-samples` changes it
+# Batches run at once in this process: enough that a requester's batch starts while others
+# run (the fair share of one requester is half of them), few enough for a small machine.
+BATCH_THREADS = 4
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: a batch config or a decision with fixed labels is far smaller
 
 SECURITY_HEADERS = [
@@ -153,6 +162,18 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _routes(routes: list[Any]) -> list[Route]:
+    """Every endpoint route, also inside included routers (FastAPI keeps those as a wrapper
+    around the original router in some versions, as the router's own routes in others)."""
+    found: list[Route] = []
+    for route in routes:
+        if isinstance(route, Route):
+            found.append(route)
+        elif getattr(route, "original_router", None) is not None:
+            found.extend(_routes(route.original_router.routes))
+    return found
+
+
 def create_app(
     *,
     db_url: str,
@@ -161,16 +182,23 @@ def create_app(
     gold_rate: float = 0.1,
     max_body_bytes: int = MAX_BODY_BYTES,
     data_root: Path | str | None = None,
-    max_samples: int = MAX_SAMPLES,
+    max_samples: int | None = None,
+    limits: RequesterLimits | None = None,
+    batch_threads: int = BATCH_THREADS,
     workers: WorkerSettings | None = None,
 ) -> FastAPI:
     """The synthgate web service over the database at `db_url`; batches run into `runs_dir`.
 
     Posted configs may read files only inside the shipped configs folder or `data_root`, and
-    ask for at most `max_samples` samples per modality. Batches run in this process, or, with
-    `workers` (broker, database and blob store), on `synthgate worker` processes: then `db_url`
-    must be the database the workers write to.
+    stay within `limits` per requester (samples per batch, or `max_samples` when given; pixels
+    and objects per image; open batches; samples per hour). Batches run in this process on
+    `batch_threads` threads shared fairly between requesters, or, with `workers` (broker,
+    database and blob store), on `synthgate worker` processes: then `db_url` must be the
+    database the workers write to.
     """
+    limits = limits or RequesterLimits()
+    if max_samples is not None:
+        limits = limits.model_copy(update={"samples_per_batch": max_samples})
     if workers is not None and workers.db_url != db_url:
         raise InputError(
             f"the service's database ({shown_url(db_url)}) must be the workers' "
@@ -195,20 +223,44 @@ def create_app(
     store = Store(db_url)
     queue = ReviewQueue(store, annotators_per_item=annotators_per_item, gold_rate=gold_rate)
     if workers is None:
-        runner = batches.BatchRunner(store, queue, Path(runs_dir))
+        runner = batches.BatchRunner(
+            store, queue, Path(runs_dir), threads=batch_threads, limits=limits
+        )
     else:
-        runner = distributed.worker_runner(store, queue, Path(runs_dir), settings=workers)
+        runner = distributed.worker_runner(
+            store, queue, Path(runs_dir), settings=workers, limits=limits
+        )
     app.state.store = store
     app.state.users = Users(store.engine)
+    app.state.item_ids = ItemIds(app.state.users.secret("review-item-ids"))
     app.state.queue = queue
     app.state.runs_dir = Path(runs_dir)
     app.state.runner = runner
     app.state.data_root = Path(data_root) if data_root is not None else None
-    app.state.max_samples = max_samples
 
     @app.exception_handler(InputError)
     async def input_error(_request: Request, error: InputError) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=status.HTTP_400_BAD_REQUEST)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code != status.HTTP_405_METHOD_NOT_ALLOWED:
+            return await http_exception_handler(request, error)
+        # Starlette names the methods of the one route it tried; a path served by several
+        # routes (GET and POST /api/batches) allows all of theirs
+        allowed = sorted(
+            {
+                method
+                for route in _routes(app.router.routes)
+                if route.matches(request.scope)[0] != Match.NONE
+                for method in route.methods or ()
+            }
+        )
+        return JSONResponse(
+            {"detail": str(error.detail)},
+            status_code=error.status_code,
+            headers={**(error.headers or {}), "Allow": ", ".join(allowed)},
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
@@ -217,10 +269,11 @@ def create_app(
             status_code=422,
         )
 
-    app.include_router(batches.router)
-    app.include_router(review.router)
+    app.include_router(batches.router, responses=AUTH_ERRORS)
+    app.include_router(review.router, responses=AUTH_ERRORS)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=API_DIR / "static"), name="static")
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, limit=max_body_bytes)
+    app.add_middleware(NoSecretsInUrl)  # outermost: a token in a URL goes no further
     return app

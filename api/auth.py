@@ -1,22 +1,33 @@
-"""Users, tokens and the role checks every API route and page goes through.
+"""Users, tokens, sessions and the role checks every API route and page goes through.
 
 `synthgate users add NAME --role annotator|requester|admin` makes a random token, prints it once
 and keeps only its SHA-256 hash (`Users.add`). A request proves who it is with
-`Authorization: Bearer <token>` or, for the review page, the HttpOnly session cookie set by
-`POST /login`. `require(*roles)` is the FastAPI dependency that answers 401 without a valid
-token and 403 for the wrong role; admins pass every role check. Requests authenticated by the
-cookie that change state must also carry `X-CSRF-Token` (an HMAC of the token the page embeds),
-so another site cannot make the browser act for the user.
+`Authorization: Bearer <token>` or, for the review page, the session cookie set by `POST /login`:
+a random server-side session id (never the token), HttpOnly, SameSite=Strict, Secure over https,
+revoked by `POST /logout`. `require(*roles)` is the FastAPI dependency that answers 401 without
+a valid token or session and 403 for the wrong role; admins pass every role check. Requests
+authenticated by the cookie that change state must also carry `X-CSRF-Token` (an HMAC of the
+session the page embeds), so another site cannot make the browser act for the user.
+
+Tokens never travel in URLs: `NoSecretsInUrl` answers 400 to a query that carries one (a
+parameter named like a credential, or a value shaped like a token), and `RedactSecrets` keeps
+them out of the access log should one be sent anyway.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import logging
+import re
 from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from synthgate.storage.users import User, Users
 
@@ -26,8 +37,10 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def csrf_token(user: User) -> str:
-    """The value a page sends back in X-CSRF-Token; only someone who can read the page has it."""
-    return hmac.new(user.token_hash.encode(), b"synthgate-csrf", hashlib.sha256).hexdigest()
+    """The value a page sends back in X-CSRF-Token; only someone who can read the page has it.
+    Bound to the session, so it dies with it."""
+    key = user.session or user.token_hash
+    return hmac.new(key.encode(), b"synthgate-csrf", hashlib.sha256).hexdigest()
 
 
 # auto_error=False: a missing header is our 401 with our message, and both schemes show in OpenAPI.
@@ -56,7 +69,7 @@ def current_user(
             raise _unauthorized("invalid token; ask an admin for one (synthgate users add)")
         return user
     if cookie:
-        user = users_table.authenticate(cookie)
+        user = users_table.session_user(cookie)
         if user is None:
             raise _unauthorized("session expired or revoked; log in again at /login")
         if request.method not in SAFE_METHODS:
@@ -87,5 +100,104 @@ def require(*roles: str) -> Callable[[User], User]:
 
 def optional_user(request: Request) -> User | None:
     """The user of a page request's session cookie, or None (pages redirect to /login)."""
-    token = request.cookies.get(SESSION_COOKIE)
-    return request.app.state.users.authenticate(token) if token else None
+    session_id = request.cookies.get(SESSION_COOKIE)
+    return request.app.state.users.session_user(session_id) if session_id else None
+
+
+# Query parameters named like credentials, and values shaped like our tokens and session ids
+# (secrets.token_urlsafe(32): 43 URL-safe characters) under any name.
+SECRET_PARAMS = frozenset(
+    {
+        "token",
+        "access_token",
+        "api_key",
+        "apikey",
+        "auth",
+        "authorization",
+        "bearer",
+        "password",
+        "session",
+        "session_id",
+        "sessionid",
+        SESSION_COOKIE,
+    }
+)
+TOKEN_SHAPED = re.compile(r"[A-Za-z0-9_-]{40,}")
+
+
+def secret_in_query(query: str) -> str | None:
+    """The name of the first query parameter that carries a credential, or None."""
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name.lower() in SECRET_PARAMS or TOKEN_SHAPED.fullmatch(value):
+            return name
+    return None
+
+
+class NoSecretsInUrl:
+    """ASGI middleware: 400 for a request whose query carries a token or session id. URLs end
+    up in logs, histories and Referer headers; credentials go in the Authorization header."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        query = scope.get("query_string", b"").decode("latin-1")
+        name = secret_in_query(query) if scope["type"] == "http" and query else None
+        if name is None:
+            await self.app(scope, receive, send)
+            return
+        body = json.dumps(
+            {
+                "detail": f"query parameter {name!r} carries a credential; tokens never go in a "
+                "URL: send 'Authorization: Bearer <token>' (and get a new token: this one may "
+                "be in some log now)"
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 400,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def redact_url(url: str) -> str:
+    """`url` with credential-like query values and token-shaped parts replaced by ***."""
+    path, _, query = url.partition("?")
+    path = TOKEN_SHAPED.sub("***", path)
+    if not query:
+        return path
+    parts = []
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        secret = name.lower() in SECRET_PARAMS or TOKEN_SHAPED.search(value)
+        parts.append(f"{name}={'***' if secret else value}")
+    return f"{path}?{'&'.join(parts)}"
+
+
+class RedactSecrets(logging.Filter):
+    """A logging filter for uvicorn's access log: the request line's URL goes through
+    `redact_url`, so a token sent in a URL by mistake is never written to a log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                redact_url(arg) if isinstance(arg, str) and ("?" in arg or "/" in arg) else arg
+                for arg in record.args
+            )
+        return True
+
+
+def uvicorn_log_config() -> dict[str, Any]:
+    """uvicorn's logging config with `RedactSecrets` on its access log."""
+    from uvicorn.config import LOGGING_CONFIG  # uvicorn: only where the service runs
+
+    config = json.loads(json.dumps(LOGGING_CONFIG))  # a deep copy of plain data
+    config.setdefault("filters", {})["redact_secrets"] = {"()": RedactSecrets}
+    for handler in config["handlers"].values():
+        handler.setdefault("filters", []).append("redact_secrets")
+    return config

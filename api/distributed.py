@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from synthgate.api.batches import PROGRESS_EVERY_S, BatchRunner
+from synthgate.config import RequesterLimits
 from synthgate.errors import InputError
 from synthgate.storage.blobs import BlobStore
 from synthgate.storage.database import shown_url
@@ -92,6 +93,7 @@ def worker_runner(
     *,
     settings: WorkerSettings,
     followers: int = FOLLOWERS,
+    limits: RequesterLimits | None = None,
 ) -> BatchRunner:
     """The service's batch runner with the Celery backend: posted batches go to the workers."""
     _db_url, blob_url = settings.require_shared_stores()
@@ -115,4 +117,4 @@ def worker_runner(
         on_resend=lambda n: log.warning("a stalled batch: sent %d chunks again", n),
         poll_seconds=POLL_SECONDS,
     )
-    return BatchRunner(store, queue, runs_dir, backend=backend, threads=followers)
+    return BatchRunner(store, queue, runs_dir, backend=backend, threads=followers, limits=limits)

@@ -1,25 +1,32 @@
 """What a batch config from the network may name: files only inside allowed folders, a bounded
-number of samples, registered segmenters only.
+number of samples, pixels and objects, registered segmenters only.
 
 `confine_paths(data, data_root=...)` checks every path field of a posted config (PATH_FIELDS)
 and returns a copy with each path made absolute inside an allowed root: the shipped configs
 folder (paths like `configs/templates/support_tickets.yaml`) or the server's data root
 (`serve --data-root`; paths relative to it). Absolute paths, `..` and anything that leaves the
 roots are refused with the field named, so a requester can never make the server read (and then
-serve) files elsewhere on its disk. `check_counts(config, max_samples)` bounds each modality's
-`count`.
+serve) files elsewhere on its disk. `check_limits(config, limits)` holds a batch to what the
+server allows one batch (RequesterLimits: samples, pixels and objects per image).
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import re
 from pathlib import Path, PurePath
 from typing import Any, Literal
 
 from fastapi import HTTPException
 
-from synthgate.config import INPUT_PATHS, PACKAGE_ROOT, BatchConfig
+from synthgate.config import (
+    INPUT_PATHS,
+    MAX_TEXT_CHARS,
+    PACKAGE_ROOT,
+    BatchConfig,
+    RequesterLimits,
+)
 from synthgate.errors import InputError
 
 SOURCE = Path("POST /api/batches")
@@ -70,17 +77,42 @@ def confine_paths(data: Any, *, data_root: Path | None) -> Any:
     return data
 
 
-def check_counts(config: BatchConfig, max_samples: int) -> None:
-    """422 for a section asking for more than `max_samples` samples."""
-    for modality in ("image", "text"):
-        section = getattr(config, modality)
-        if section is not None and section.count > max_samples:
-            raise HTTPException(
-                422,  # Unprocessable Content
-                f"{modality}.count: {section.count} is over this server's limit of "
-                f"{max_samples} samples per modality; split the request into smaller batches "
-                "(the server's --max-samples sets the limit)",
+def check_limits(config: BatchConfig, limits: RequesterLimits) -> None:
+    """422 naming the limit for a config over what one batch may ask of this server: samples
+    (every modality together), pixels per image, objects per image."""
+    sections = {m: getattr(config, m) for m in ("image", "text") if getattr(config, m)}
+    total = sum(section.count for section in sections.values())
+    if total > limits.samples_per_batch:
+        asked = " + ".join(f"{m}.count {section.count}" for m, section in sections.items())
+        _over(
+            f"{asked}: {total} samples is over this server's limit of "
+            f"{limits.samples_per_batch} samples per batch (samples_per_batch, "
+            "SYNTHGATE_MAX_SAMPLES or serve --max-samples); split the request into smaller "
+            "batches"
+        )
+    image = sections.get("image")
+    if image is None:
+        return
+    for key in ("size", "instance_size"):
+        size = getattr(image, key, None)
+        if size is not None and size[0] * size[1] > limits.pixels_per_image:
+            _over(
+                f"image.{key}: {size[0]}x{size[1]} is {size[0] * size[1]} pixels, over this "
+                f"server's limit of {limits.pixels_per_image} pixels per image "
+                "(pixels_per_image, SYNTHGATE_MAX_PIXELS); ask for smaller images"
             )
+    for key in ("objects_per_image", "instances_per_image"):
+        bounds = getattr(image, key, None)
+        if bounds is not None and bounds[1] > limits.objects_per_image:
+            _over(
+                f"image.{key}: up to {bounds[1]} is over this server's limit of "
+                f"{limits.objects_per_image} objects per image (objects_per_image, "
+                "SYNTHGATE_MAX_OBJECTS); ask for fewer"
+            )
+
+
+def _over(message: str) -> None:
+    raise HTTPException(422, message)  # Unprocessable Content: valid, but more than allowed
 
 
 def _confine(field: str, value: str, kind: Kind, data_root: Path | None) -> str:
@@ -99,7 +131,15 @@ def _confine(field: str, value: str, kind: Kind, data_root: Path | None) -> str:
             "configs/templates/support_tickets.yaml"
             + (", or a path relative to the data root)" if data_root else ")")
         )
-    found = _inside(value, data_root, may_be_new=kind == "output")
+    if "\x00" in value or len(value) > MAX_TEXT_CHARS:
+        raise InputError(
+            f"{SOURCE}: {field}: a NUL byte or over {MAX_TEXT_CHARS} characters; give a plain "
+            "relative path"
+        )
+    try:
+        found = _inside(value, data_root, may_be_new=kind == "output")
+    except (OSError, ValueError) as error:  # e.g. a name too long for the file system
+        raise InputError(f"{SOURCE}: {field}: not a usable path ({error})") from None
     if found is not None:
         return str(found)
     if kind == "model" and _HUB_ID.match(value) and not (Path.cwd() / value).exists():
@@ -131,3 +171,23 @@ def _inside(value: str, data_root: Path | None, *, may_be_new: bool) -> Path | N
         if may_be_new or candidate.exists():
             return candidate
     return None
+
+
+def check_plain(value: Any, *, where: str) -> None:
+    """InputError naming the first place in `value` (a request body, as plain data) that holds a
+    NUL byte or a number that is not finite: neither survives every database (PostgreSQL
+    refuses NUL in text and NaN in JSON), so they are refused at the door."""
+    stack: list[tuple[str, Any]] = [(where, value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str) and "\x00" in item:
+            raise InputError(f"{path}: contains a NUL byte; remove it")
+        if isinstance(item, float) and not math.isfinite(item):
+            raise InputError(f"{path}: {item} is not a finite number")
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if isinstance(key, str) and "\x00" in key:
+                    raise InputError(f"{path}: a key contains a NUL byte; remove it")
+                stack.append((f"{path}.{key}", child))
+        elif isinstance(item, list | tuple):
+            stack.extend((f"{path}[{index}]", child) for index, child in enumerate(item))

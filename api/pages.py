@@ -1,8 +1,9 @@
 """Server-rendered pages: login, the review page and the admin page.
 
-Login takes a token in a form and sets it as an HttpOnly, SameSite=Strict cookie, so page
-scripts never hold the token; state-changing calls from the page carry the CSRF token the page
-embeds. Templates are Jinja2 with autoescaping on: every prompt, label and comment is escaped,
+Login takes a token in a form and answers with a server-side session id in an HttpOnly,
+SameSite=Strict cookie (Secure over https), so neither page scripts nor the cookie jar hold the
+token; logout revokes the session. State-changing calls from the page carry the CSRF token the
+page embeds. Templates are Jinja2 with autoescaping on: every prompt, label and comment is escaped,
 and data for the page's script travels as JSON (`|tojson`) in a non-executable block.
 """
 
@@ -85,13 +86,15 @@ def login_form(request: Request) -> HTMLResponse:
 
 @router.post("/login")
 def login(request: Request, token: str = Form("", max_length=200)) -> Response:
-    user = request.app.state.users.authenticate(token.strip())
+    users = request.app.state.users
+    user = users.authenticate(token.strip())
     if user is None:
         return render(request, "login.html", None, 401, error="That token is not valid.")
     response = RedirectResponse(home_of(user), status.HTTP_303_SEE_OTHER)
+    # the cookie holds a server-side session id, never the token: logout revokes it
     response.set_cookie(
         SESSION_COOKIE,
-        token.strip(),
+        users.open_session(user, lasts_s=SESSION_SECONDS),
         max_age=SESSION_SECONDS,
         httponly=True,
         samesite="strict",
@@ -106,6 +109,8 @@ def logout(request: Request, csrf: str = Form("")) -> Response:
     user = optional_user(request)
     if user is not None and not hmac.compare_digest(csrf, csrf_token(user)):
         return message(request, user, "Not logged out", "The form was stale; try again.", 403)
+    if user is not None and user.session is not None:
+        request.app.state.users.close_session(user.session)  # the cookie is dead everywhere
     response = RedirectResponse("/login", status.HTTP_303_SEE_OTHER)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -122,7 +127,8 @@ def review_page(request: Request) -> Response:
     if task is None:
         done = "Nothing is waiting for you. Thank you!"
         return message(request, user, "All done", done, link="/review", link_text="Check again")
-    return render(request, "review.html", user, view=review_view(task))
+    public_id = request.app.state.item_ids.public(task.item_id)
+    return render(request, "review.html", user, view=review_view(task, public_id))
 
 
 @router.get("/admin", response_class=HTMLResponse)
@@ -139,5 +145,5 @@ def admin_page(request: Request) -> Response:
         user,
         stats=state.queue.stats(),
         agreement=agreement_tables(agreement_report(state.store)),
-        recent=recent_decisions(state.store),
+        recent=recent_decisions(state.store, state.item_ids),
     )

@@ -1,38 +1,47 @@
 """Review routes. Annotators: `GET /api/review/next`, `POST /api/review/{item}/decision`, the
 item's image and mask overlay. Admins: queue stats, agreement, gold answers, every decision.
 
-Blindness is enforced here: a task shows the sample as the queue presents it (gold tasks look
-like any other), an item's pixels go only to people it was assigned to, and an annotator sees
-the decisions on an item only once they have decided it themselves. Images are found by item
-id through the queue, never by a path from the client.
+Blindness is enforced here: a task shows the sample blind (review/gold.py `blind`: gold tasks
+look like any other, and no task carries the validator's verdict), under an opaque item id
+(api/ids.py) instead of the queue's sequential number; an item's pixels go only to people it
+was assigned to, and an annotator sees only their own decision on an item, once made. Images
+are found by item id through the queue, never by a path from the client.
 """
 
 from __future__ import annotations
 
 import io
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
+from synthgate.api import ids
 from synthgate.api.auth import User, bearer_scheme, cookie_scheme, current_user, require
+from synthgate.api.errors import errors
+from synthgate.api.ids import ItemIds
+from synthgate.api.inputs import check_plain
 from synthgate.errors import InputError
 from synthgate.masks import decode_mask
-from synthgate.review.queue import Decision, ReviewQueue, ReviewTask
+from synthgate.review import gold
+from synthgate.review.queue import Decision as QueueDecision
+from synthgate.review.queue import ReviewQueue, ReviewTask
 from synthgate.review.report import agreement_report
-from synthgate.samples import Sample
+from synthgate.samples import ObjectLabel, Sample, Span
 from synthgate.storage.tables import assignments, decisions, gold_answers, review_items
 
 router = APIRouter(prefix="/api/review", tags=["review"])
-NO_ITEM: dict[int | str, dict[str, Any]] = {
-    404: {"description": "No such item, or it is not yours."}
-}
+NO_ITEM = errors((404, "No such item, or it is not yours."))
 PALETTE = [
     "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4",
     "#42d4f4", "#f032e6", "#bfef45", "#469990", "#9a6324",
@@ -47,6 +56,28 @@ class ReviewItemOut(BaseModel):
     sample: Sample
     image_url: str | None = Field(None, description="The item's pixels (image items).")
     masks_url: str | None = Field(None, description="An RGBA overlay of the object masks.")
+
+
+class StrictObject(ObjectLabel):
+    """An object of a fix, as JSON Schema reads its type: no `true` for a number."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class StrictSpan(Span):
+    """A span of a fix, as JSON Schema reads its type: no `false` for an offset."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Decision(QueueDecision):
+    """A decision as the API takes it: its values of the types the schema says, taken as they
+    are (pydantic's lax mode would read `false` as 0, which the schema calls invalid)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    objects: list[StrictObject] | None = None  # type: ignore[assignment]
+    spans: list[StrictSpan] | None = None  # type: ignore[assignment]
 
 
 class DecisionOut(BaseModel):
@@ -117,24 +148,52 @@ def annotator(
     return ANNOTATOR_ROLE(current_user(request, bearer, cookie))
 
 
+ITEM_ID = PathParam(
+    ...,
+    ge=0,
+    lt=ids.LIMIT,
+    description="The item's id as GET /api/review/next gave it (an opaque number).",
+)
+
+
 def queue_of(request: Request) -> ReviewQueue:
     return request.app.state.queue
 
 
-def item_out(task: ReviewTask) -> ReviewItemOut:
-    image = task.sample.spec.modality == "image" and bool(task.sample.uri)
-    masks = image and any(o.mask for o in task.sample.objects)
+def item_ids(request: Request) -> ItemIds:
+    return request.app.state.item_ids
+
+
+# review_items.id is a 32-bit column on PostgreSQL: an opaque id whose number is beyond it
+# names no item (and must never reach the database as an out-of-range parameter).
+NO_SUCH_ITEM = -1
+MAX_INTERNAL = 2**31 - 1
+
+
+def internal_id(request: Request, public_id: int) -> int:
+    """The queue's id of an item the API named by its opaque id (NO_SUCH_ITEM for one that
+    cannot be an item's)."""
+    internal = item_ids(request).internal(public_id)
+    return internal if 0 < internal <= MAX_INTERNAL else NO_SUCH_ITEM
+
+
+def item_out(task: ReviewTask, public_id: int) -> ReviewItemOut:
+    """A task as an annotator receives it, under its opaque id: the sample blind (gold.blind:
+    no validator verdict, no construction record), so gold and real tasks look alike."""
+    sample = gold.blind(task.sample)
+    image = sample.spec.modality == "image" and bool(sample.uri)
+    masks = image and any(o.mask for o in sample.objects)
     return ReviewItemOut(
-        item_id=task.item_id,
+        item_id=public_id,
         criteria=task.criteria,
-        sample=task.sample,
-        image_url=f"/api/review/{task.item_id}/image" if image else None,
-        masks_url=f"/api/review/{task.item_id}/masks.png" if masks else None,
+        sample=sample,
+        image_url=f"/api/review/{public_id}/image" if image else None,
+        masks_url=f"/api/review/{public_id}/masks.png" if masks else None,
     )
 
 
 def assigned_to(request: Request, item_id: int, user: User) -> bool:
-    """Whether the item was handed to this user (admins may look at any item)."""
+    """Whether the item (internal id) was handed to this user (admins may look at any item)."""
     if user.can("admin"):
         return True
     with request.app.state.store.engine.connect() as connection:
@@ -146,14 +205,27 @@ def assigned_to(request: Request, item_id: int, user: User) -> bool:
     return found is not None
 
 
-def _visible_task(request: Request, item_id: int, user: User) -> ReviewTask:
+@contextmanager
+def shown_as(public_id: int, internal_id: int) -> Iterator[None]:
+    """Queue errors name items by their internal id: say the id the caller knows instead."""
+    try:
+        yield
+    except InputError as error:
+        message = re.sub(rf"\bitem {internal_id}\b", f"item {public_id}", str(error))
+        raise InputError(message) from None
+
+
+def _visible_task(request: Request, public_id: int, user: User) -> ReviewTask:
     """The item's task, or 404 (the same answer whether it does not exist or is not yours)."""
+    item_id = internal_id(request, public_id)
     if not assigned_to(request, item_id, user):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no review item {item_id} for you")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no review item {public_id} for you")
     try:
         return queue_of(request).task(item_id)
     except InputError:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no review item {item_id}") from None
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, detail=f"no review item {public_id}"
+        ) from None
 
 
 @router.get(
@@ -168,19 +240,26 @@ def next_item(request: Request, user: User = Depends(annotator)) -> Any:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     # ReviewItemOut serialised once, as response_model would (it documents the answer): FastAPI
     # would otherwise validate the whole sample again before serialising it
-    return Response(item_out(task).model_dump_json(), media_type="application/json")
+    public = item_ids(request).public(task.item_id)
+    return Response(item_out(task, public).model_dump_json(), media_type="application/json")
 
 
 @router.post(
     "/{item_id}/decision",
     response_model=Saved,
-    responses={400: {"description": "Not your item, decided already, or bad labels."}},
+    responses=errors((400, "Not your item, decided already, or bad labels.")),
 )
 def decide(
-    item_id: int, decision: Decision, request: Request, user: User = Depends(annotator)
+    decision: Decision,
+    request: Request,
+    item_id: int = ITEM_ID,
+    user: User = Depends(annotator),
 ) -> Saved:
     """Record your accept / reject / fix, levels per criterion and comment on an item."""
-    queue_of(request).decide(item_id, user.name, decision)
+    check_plain(decision.model_dump(), where="decision")
+    internal = internal_id(request, item_id)
+    with shown_as(item_id, internal):
+        queue_of(request).decide(internal, user.name, decision)
     return Saved(item_id=item_id)
 
 
@@ -189,18 +268,22 @@ def decide(
     response_class=FileResponse,
     responses={200: {"content": {"image/png": {}}}, **NO_ITEM},
 )
-def item_image(item_id: int, request: Request, user: User = Depends(require("annotator"))) -> Any:
+def item_image(
+    request: Request, item_id: int = ITEM_ID, user: User = Depends(require("annotator"))
+) -> Any:
     """The item's image, looked up by item id through the queue."""
-    if not assigned_to(request, item_id, user):
+    internal = internal_id(request, item_id)
+    if not assigned_to(request, internal, user):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no review item {item_id} for you")
     queue = queue_of(request)
     try:
-        where = queue.item_image_path(item_id)
-        if isinstance(where, Path):
-            if not where.is_file():
-                raise InputError(f"item {item_id}: its image file is missing")
-            return FileResponse(where, media_type="image/png")
-        data = queue.item_image_bytes(item_id) if where is not None else None
+        with shown_as(item_id, internal):
+            where = queue.item_image_path(internal)
+            if isinstance(where, Path):
+                if not where.is_file():
+                    raise InputError(f"item {item_id}: its image file is missing")
+                return FileResponse(where, media_type="image/png")
+            data = queue.item_image_bytes(internal) if where is not None else None
     except (InputError, OSError) as error:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(error)) from None
     if data is None:
@@ -213,7 +296,9 @@ def item_image(item_id: int, request: Request, user: User = Depends(require("ann
     response_class=Response,
     responses={200: {"content": {"image/png": {}}}, **NO_ITEM},
 )
-def item_masks(item_id: int, request: Request, user: User = Depends(require("annotator"))) -> Any:
+def item_masks(
+    request: Request, item_id: int = ITEM_ID, user: User = Depends(require("annotator"))
+) -> Any:
     """The shown objects' masks as a translucent RGBA overlay, one colour per category."""
     task = _visible_task(request, item_id, user)
     if task.sample.spec.modality != "image":
@@ -243,57 +328,68 @@ def mask_overlay(sample: Sample) -> bytes:
 @router.get(
     "/{item_id}/decisions",
     response_model=list[DecisionOut],
-    responses={403: {"description": "Decide the item first (annotators stay blind)."}},
+    responses=errors(
+        (403, "Decide the item first (annotators stay blind)."),
+        (404, "No such item."),
+    ),
 )
 def item_decisions(
-    item_id: int, request: Request, user: User = Depends(require("annotator"))
+    request: Request, item_id: int = ITEM_ID, user: User = Depends(require("annotator"))
 ) -> list[DecisionOut]:
-    """Every decision on an item: admins any time, annotators only after deciding it."""
+    """Decisions on an item: admins see every one, any time; an annotator sees only their own,
+    once made (reviews are blind: others' verdicts would bias the next annotator and, on a gold
+    task, give its answer away)."""
+    internal = internal_id(request, item_id)
     with request.app.state.store.engine.connect() as connection:
+        exists = connection.execute(
+            select(review_items.c.id).where(review_items.c.id == internal)
+        ).first()
         rows = [
             dict(r._mapping)
             for r in connection.execute(
                 select(decisions)
-                .where(decisions.c.item_id == item_id)
+                .where(decisions.c.item_id == internal)
                 .order_by(decisions.c.decided_at, decisions.c.id)
             )
         ]
-        gold_item = connection.execute(
-            select(review_items.c.kind).where(review_items.c.id == item_id)
-        ).scalar()
+    if exists is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no review item {item_id}")
     if not user.can("admin"):
-        mine = any(r["annotator"] == user.name and r["role"] == "annotator" for r in rows)
-        if not mine:
+        rows = [r for r in rows if r["annotator"] == user.name and r["role"] == "annotator"]
+        if not rows:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
-                detail=f"decide item {item_id} before reading its decisions (reviews are blind)",
+                detail=f"decide item {item_id} before reading your decision (reviews are blind)",
             )
-        if gold_item == "gold":
-            # others' verdicts on a gold task would give its answer away to the next annotator
-            rows = [r for r in rows if r["annotator"] == user.name]
-    return [DecisionOut.model_validate(r) for r in rows]
+    return [DecisionOut.model_validate({**r, "item_id": item_id}) for r in rows]
 
 
 @router.get("/adjudication", response_model=list[int], summary="Items awaiting adjudication")
 def awaiting_adjudication(request: Request, _user: User = Depends(require("admin"))) -> list[int]:
     """Items whose annotators disagreed, oldest first; read them with GET .../decisions."""
-    return queue_of(request).awaiting_adjudication()
+    return [item_ids(request).public(i) for i in queue_of(request).awaiting_adjudication()]
 
 
 @router.post(
     "/{item_id}/adjudication",
     response_model=Saved,
-    responses={400: {"description": "The item is not waiting for adjudication, or bad labels."}},
+    responses=errors((400, "The item is not waiting for adjudication, or bad labels.")),
 )
 def adjudicate(
-    item_id: int, decision: Decision, request: Request, user: User = Depends(require("admin"))
+    decision: Decision,
+    request: Request,
+    item_id: int = ITEM_ID,
+    user: User = Depends(require("admin")),
 ) -> Saved:
     """The final word on an item its annotators disagreed on."""
-    queue_of(request).adjudicate(item_id, user.name, decision)
+    check_plain(decision.model_dump(), where="decision")
+    internal = internal_id(request, item_id)
+    with shown_as(item_id, internal):
+        queue_of(request).adjudicate(internal, user.name, decision)
     return Saved(item_id=item_id)
 
 
-def recent_decisions(store: Any, limit: int = 20) -> list[DecisionOut]:
+def recent_decisions(store: Any, ids: ItemIds, limit: int = 20) -> list[DecisionOut]:
     """The latest decisions, newest first (the admin page lists them with their comments)."""
     with store.engine.connect() as connection:
         rows = connection.execute(
@@ -301,7 +397,9 @@ def recent_decisions(store: Any, limit: int = 20) -> list[DecisionOut]:
             .order_by(decisions.c.decided_at.desc(), decisions.c.id.desc())
             .limit(limit)
         ).all()
-    return [DecisionOut.model_validate(dict(r._mapping)) for r in rows]
+    return [
+        DecisionOut.model_validate({**r._mapping, "item_id": ids.public(r.item_id)}) for r in rows
+    ]
 
 
 @router.get("/stats", response_model=QueueStats, summary="Queue stats")
@@ -322,7 +420,8 @@ def gold_tasks(request: Request, _user: User = Depends(require("admin"))) -> lis
                 gold_answers.c.defect,
             ).order_by(gold_answers.c.item_id)
         ).all()
-    return [GoldOut.model_validate(dict(r._mapping)) for r in rows]
+    ids = item_ids(request)
+    return [GoldOut.model_validate({**r._mapping, "item_id": ids.public(r.item_id)}) for r in rows]
 
 
 @router.get("/agreement", summary="Agreement report")

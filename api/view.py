@@ -1,8 +1,10 @@
 """What the review page shows, built from a `ReviewTask` as plain data for the template.
 
-Pure functions: `review_view(task)` gives the boxes with their colours, the text cut into
-plain and highlighted segments, the provenance as rows, the validator's findings, and the JSON
-block the page's script reads (`data`). The template escapes every string it prints.
+Pure functions: `review_view(task, public_id)` gives the boxes with their colours, the text cut
+into plain and highlighted segments, the provenance as rows, and the JSON block the page's
+script reads (`data`). It shows the task blind, as the API does: no validator verdict or
+findings (they would anchor the annotator and give gold tasks away). The template escapes
+every string it prints.
 """
 
 from __future__ import annotations
@@ -66,9 +68,11 @@ def provenance_rows(provenance: Provenance, sample: Sample) -> list[tuple[str, s
     return rows
 
 
-def review_view(task: ReviewTask) -> dict[str, Any]:
-    sample = task.sample
-    out = item_out(task)
+def review_view(task: ReviewTask, public_id: int) -> dict[str, Any]:
+    """The review page of a task under its opaque id, showing what the API's task shows (the
+    blind sample: no validator findings, no construction record)."""
+    out = item_out(task, public_id)
+    sample = out.sample
     colors = category_colors([o.category for o in sample.objects])
     objects = [
         {
@@ -93,7 +97,7 @@ def review_view(task: ReviewTask) -> dict[str, Any]:
         for i, s in enumerate(sample.spans)
     ]
     return {
-        "item_id": task.item_id,
+        "item_id": public_id,
         "sample_id": sample.id,
         "modality": sample.spec.modality,
         "width": sample.width or 0,
@@ -108,11 +112,10 @@ def review_view(task: ReviewTask) -> dict[str, Any]:
         "spans": spans,
         "span_labels": sorted({s.label for s in sample.spans}),
         "criteria": task.criteria,
-        "findings": sample.report.findings if sample.report else [],
         "provenance": provenance_rows(sample.provenance, sample),
         # what review.js reads: the labels a fix starts from, exactly as stored
         "data": {
-            "item_id": task.item_id,
+            "item_id": public_id,
             "modality": sample.spec.modality,
             "width": sample.width or 0,
             "height": sample.height or 0,

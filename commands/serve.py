@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from synthgate.storage.users import Users
     from synthgate.workers.app import WorkerSettings
 
+GRACE_S = 3  # seconds uvicorn gives open requests after SIGTERM
 DB_HELP = "Database URL (default: $SYNTHGATE_DB_URL, else sqlite:///<runs dir>/synthgate.db)."
 users = typer.Typer(help="Manage API users and their tokens.", no_args_is_help=True)
 
@@ -50,8 +51,11 @@ def serve(
         None,
         "--max-samples",
         min=1,
-        help="Most samples one posted batch may ask for, per modality "
-        "(default: $SYNTHGATE_MAX_SAMPLES, else 100000).",
+        help="Most samples one posted batch may ask for, every modality together "
+        "(default: $SYNTHGATE_MAX_SAMPLES, else 10000). The other limits per requester come "
+        "from the environment: SYNTHGATE_MAX_PIXELS (per image, 4194304), SYNTHGATE_MAX_OBJECTS "
+        "(per image, 50), SYNTHGATE_MAX_OPEN_BATCHES (4), SYNTHGATE_MAX_SAMPLES_PER_HOUR "
+        "(50000); SYNTHGATE_BATCH_THREADS (4) batches run at once.",
     ),
     annotators_per_item: int = typer.Option(
         2, "--annotators-per-item", "-k", min=1, help="Decisions each review item needs."
@@ -87,7 +91,8 @@ def serve(
     import uvicorn
 
     from synthgate.api.app import create_app  # FastAPI and SQLAlchemy: only to serve
-    from synthgate.config import Settings
+    from synthgate.api.auth import uvicorn_log_config
+    from synthgate.settings import Settings
     from synthgate.storage.database import database_url, open_store, shown_url
 
     with user_errors():
@@ -115,7 +120,9 @@ def serve(
             annotators_per_item=annotators_per_item,
             gold_rate=gold_rate,
             data_root=root,
-            max_samples=max_samples or settings.max_samples,
+            limits=settings.limits(),
+            max_samples=max_samples,
+            batch_threads=settings.batch_threads,
             workers=workers,
         )
     where = (
@@ -125,7 +132,17 @@ def serve(
         f"synthgate serving [bold]{shown_url(url)}[/] on http://{host}:{port}  (API docs: /docs); "
         f"batches run {where}"
     )
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    # SIGTERM: uvicorn stops taking requests and gives open ones GRACE_S, then the app's
+    # shutdown stops running batches at their next chunk (api/batches.py SHUTDOWN_GRACE_S):
+    # the server is gone within 10 s, its batches resumable.
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        timeout_graceful_shutdown=GRACE_S,
+        log_config=uvicorn_log_config(),
+    )
 
 
 def _worker_settings(broker: str | None, db: str | None, blobs: str | None) -> WorkerSettings:

@@ -24,7 +24,7 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 
 from synthgate.errors import InputError
-from synthgate.files import dumps
+from synthgate.files import dumps, too_long
 from synthgate.masks import finite_number
 from synthgate.samples import ObjectLabel, Provenance, Sample
 
@@ -34,7 +34,11 @@ COCO_LISTS = ("images", "annotations", "categories")
 def read_coco(path: Path | str) -> dict[str, Any]:
     """Load a COCO JSON file; InputError unless it is a mapping with images/annotations/categories."""
     path = Path(path)
-    if not path.is_file():
+    try:
+        found = "\x00" not in str(path) and path.is_file()
+    except OSError as error:  # e.g. a name too long for the file system
+        raise InputError(f"{str(path)[:200]}: not a usable path ({error.strerror})") from None
+    if not found:
         raise InputError(f"{path}: file not found; pass the path of a COCO JSON file")
     try:
         with open(path, encoding="utf-8") as handle:
@@ -45,6 +49,10 @@ def read_coco(path: Path | str) -> dict[str, Any]:
         ) from None
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a UTF-8 text file") from None
+    except ValueError as error:  # an integer of more digits than Python reads
+        raise InputError(f"{path}: not valid JSON ({too_long(error)})") from None
+    except RecursionError:  # json's decoder recurses per nesting level
+        raise InputError(f"{path}: JSON nested too deep to be a COCO file") from None
     return coco_mapping(data, source=str(path))
 
 

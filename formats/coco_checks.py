@@ -2,7 +2,9 @@
 
 `find_coco_problems(data, images_dir=…)` lists every entry balancing or merging cannot trust:
 dangling image/category ids, categories without an id, duplicate ids, polygons with fewer than
-3 points, malformed boxes (not four finite numbers with w, h >= 0), images missing on disk.
+3 points, RLE that is not its image's mask (size or runs: corrupt), malformed boxes (not four
+finite numbers with w, h >= 0), a negative or non-finite area, and image files that are missing,
+unreadable or of another size than their entry says.
 `check_coco(…)` raises one InputError naming them, or with
 `skip_invalid` returns the file without them and the list of what was left out.
 Reading and converting COCO files is in coco.py.
@@ -12,11 +14,15 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from synthgate.errors import InputError
+from synthgate.masks import finite_number, segmentation_to_rle
 
 MAX_LISTED = 20  # problems named in one error message; the rest are counted
 
@@ -42,12 +48,20 @@ class CheckedCoco:
     skipped: list[CocoProblem] = field(default_factory=list)
 
 
+def _known(value: Any, ids: set[Any]) -> bool:
+    """Whether `value` is one of `ids` (a list or a mapping as an id is not, rather than an
+    error)."""
+    return isinstance(value, Hashable) and value in ids
+
+
 def _duplicates(entries: list[dict[str, Any]], section: str) -> list[CocoProblem]:
     """Every entry after the first with the same id."""
     seen: set[Any] = set()
     problems = []
     for position, entry in enumerate(entries):
         key = entry.get("id")
+        if not isinstance(key, Hashable):
+            continue  # reported as "id must be an integer" (images, annotations) or not an id
         if key in seen:
             problems.append(CocoProblem(section, position, key, "duplicate id"))
         seen.add(key)
@@ -71,11 +85,32 @@ def _image_problems(data: dict[str, Any], images_dir: Path | None) -> list[CocoP
         name = image.get("file_name")
         if not isinstance(name, str) or not name:
             problems.append(CocoProblem("images", position, key, "file_name is missing"))
-        elif images_dir is not None and not (images_dir / name).is_file():
-            problems.append(
-                CocoProblem("images", position, key, f"image file missing: {images_dir / name}")
-            )
+        elif images_dir is not None:
+            message = image_file_problem(images_dir, name, size)
+            if message is not None:
+                problems.append(CocoProblem("images", position, key, message))
     return problems
+
+
+def image_file_problem(images_dir: Path, name: str, size: tuple[Any, Any]) -> str | None:
+    """What is wrong with an image's file: missing, not a readable image, or of another size
+    than its entry says (read from the file's header, and the file checked whole where its
+    format allows: PNG chunks and their CRCs); None when it is fine."""
+    path = images_dir / name
+    try:
+        if "\x00" in name or not path.is_file():
+            return f"image file missing: {path}"
+    except OSError as error:  # e.g. a name too long for the file system
+        return f"image file unusable: {error.strerror}"
+    try:
+        with Image.open(path) as opened:
+            found = opened.size
+            opened.verify()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        return f"image file {path} is not a readable image ({type(error).__name__}: {error})"
+    if all(isinstance(v, int) and v > 0 for v in size) and tuple(found) != tuple(size):
+        return f"image file {path} is {found[0]}x{found[1]}, the entry says {size[0]}x{size[1]}"
+    return None
 
 
 def _polygon_problem(segmentation: Any) -> str | None:
@@ -97,6 +132,11 @@ def _annotation_problems(
     data: dict[str, Any], image_ids: set[Any], category_ids: set[Any]
 ) -> list[CocoProblem]:
     problems = []
+    sizes = {
+        i.get("id"): (i.get("width"), i.get("height"))
+        for i in data["images"]
+        if isinstance(i, dict) and isinstance(i.get("id"), int | str)
+    }
     for position, annotation in enumerate(data["annotations"]):
         if not isinstance(annotation, dict):
             problems.append(CocoProblem("annotations", position, None, "not an object"))
@@ -108,9 +148,9 @@ def _annotation_problems(
 
         if not isinstance(key, int) or isinstance(key, bool):
             add("id must be an integer")
-        if annotation.get("image_id") not in image_ids:
+        if not _known(annotation.get("image_id"), image_ids):
             add(f"image_id {annotation.get('image_id')!r} is not the id of any image (dangling)")
-        if annotation.get("category_id") not in category_ids:
+        if not _known(annotation.get("category_id"), category_ids):
             add(
                 f"category_id {annotation.get('category_id')!r} is not the id of any category "
                 "(dangling)"
@@ -126,9 +166,36 @@ def _annotation_problems(
             add(f"bbox must be [x, y, w, h], finite numbers with w, h >= 0 (got {bbox!r})")
         if "segmentation" in annotation:
             message = _polygon_problem(annotation["segmentation"])
+            if message is None and isinstance(annotation["segmentation"], dict):
+                image_id = annotation.get("image_id")
+                message = _rle_problem(
+                    annotation["segmentation"],
+                    sizes.get(image_id) if isinstance(image_id, int | str) else None,
+                )
             if message is not None:
                 add(message)
+        area = annotation.get("area")
+        if area is not None and not (finite_number(area) and area >= 0):
+            add(f"area must be a finite number >= 0 (got {area!r})")
     return problems
+
+
+def _rle_problem(rle: dict[str, Any], image_size: tuple[Any, Any] | None) -> str | None:
+    """An RLE segmentation that is not the mask of its image: a size other than the image's
+    [height, width], or counts that do not cover exactly that many pixels (pycocotools would
+    read past its buffer decoding them)."""
+    size = rle.get("size")
+    if not (isinstance(size, list) and len(size) == 2 and all(map(finite_number, size))):
+        return f"RLE size must be [height, width] (got {size!r})"
+    if image_size is not None and all(isinstance(v, int) for v in image_size):
+        width, height = image_size
+        if [int(size[0]), int(size[1])] != [height, width]:
+            return f"RLE size {size} is not its image's [height, width] [{height}, {width}]"
+    try:
+        segmentation_to_rle(rle, int(size[0]), int(size[1]))
+    except (ValueError, TypeError, OverflowError) as error:
+        return f"corrupt RLE: {error}"
+    return None
 
 
 def find_coco_problems(data: dict[str, Any], *, images_dir: Path | None) -> list[CocoProblem]:
@@ -140,9 +207,14 @@ def find_coco_problems(data: dict[str, Any], *, images_dir: Path | None) -> list
             problems.append(CocoProblem("categories", position, key, "name is missing"))
         if isinstance(category, dict) and category.get("id") is None:
             problems.append(CocoProblem("categories", position, None, "id is missing"))
-    names = Counter(c.get("name") for c in data["categories"] if isinstance(c, dict))
+    names = Counter(
+        c.get("name")
+        for c in data["categories"]
+        if isinstance(c, dict) and isinstance(c.get("name"), str)
+    )
     for position, category in enumerate(data["categories"]):
-        if isinstance(category, dict) and names[category.get("name")] > 1:
+        name = category.get("name") if isinstance(category, dict) else None
+        if isinstance(name, str) and names[name] > 1:
             problems.append(
                 CocoProblem(
                     "categories",
@@ -155,8 +227,16 @@ def find_coco_problems(data: dict[str, Any], *, images_dir: Path | None) -> list
         entries = [e for e in data[section] if isinstance(e, dict)]
         problems += _duplicates(entries, section)
     problems += _image_problems(data, images_dir)
-    image_ids = {i.get("id") for i in data["images"] if isinstance(i, dict)}
-    category_ids = {c.get("id") for c in data["categories"] if isinstance(c, dict)}
+    image_ids = {
+        i.get("id")
+        for i in data["images"]
+        if isinstance(i, dict) and isinstance(i.get("id"), Hashable)
+    }
+    category_ids = {
+        c.get("id")
+        for c in data["categories"]
+        if isinstance(c, dict) and isinstance(c.get("id"), Hashable)
+    }
     problems += _annotation_problems(data, image_ids, category_ids)
     order = {"categories": 0, "images": 1, "annotations": 2}
     return sorted(problems, key=lambda p: (order[p.section], p.position))
@@ -196,7 +276,9 @@ def check_coco(
     images = [e for i, e in enumerate(data["images"]) if ("images", i) not in bad]
     kept_image_ids = {image["id"] for image in images}
     dropped_image_ids = {
-        e.get("id") for i, e in enumerate(data["images"]) if ("images", i) in bad
+        e.get("id")
+        for i, e in enumerate(data["images"])
+        if ("images", i) in bad and isinstance(e, dict) and isinstance(e.get("id"), Hashable)
     } - kept_image_ids
     annotations = []
     for position, annotation in enumerate(data["annotations"]):

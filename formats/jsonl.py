@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from synthgate.errors import InputError
+from synthgate.files import too_long
 from synthgate.formats.coco import count_of, mapping_of, report_summary
 from synthgate.samples import Provenance, Sample, SampleSpec, Span
 
@@ -39,6 +40,12 @@ def iter_jsonl(
                 except json.JSONDecodeError as error:
                     raise InputError(
                         f"{path}: line {number}: not valid JSON ({error.msg})"
+                    ) from None
+                except RecursionError:  # json's decoder recurses per nesting level
+                    raise InputError(f"{path}: line {number}: JSON nested too deep") from None
+                except ValueError as error:  # an integer of more digits than Python reads
+                    raise InputError(
+                        f"{path}: line {number}: not valid JSON ({too_long(error)})"
                     ) from None
                 if not isinstance(row, dict):
                     raise InputError(f"{path}: line {number}: a row must be a JSON object")

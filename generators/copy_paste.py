@@ -168,6 +168,13 @@ class CopyPasteGenerator:
             )
         wanted = categories or sorted(self.sources)
         self.categories = [name for name in wanted if self.sources.get(name)]
+        if not self.categories:  # nothing to paste: every sample's quota would be empty
+            have = ", ".join(sorted(self.sources)[:12]) or "none"
+            raise InputError(
+                f"{config.coco}: no instance to cut of any class asked for "
+                f"({', '.join(wanted) or 'none'}): each needs a non-crowd annotation with a mask "
+                f"of at least {config.min_source_area} px; classes that have one: {have}"
+            )
         # Background choice reads these instead of filtering and sorting every background per
         # sample: where each background stands, in image order and in order of fewest objects
         # (a stable sort: ties keep image order).

@@ -77,7 +77,9 @@ def enqueue_batch(
                 .values(image_root=root)
             )
     batch = queue.store.get_batch(batch_id)
-    added, accepted, categories = 0, [], set[str]()
+    added, categories = 0, set[str]()
+    accepted: dict[str, list[str]] = {"image": [], "text": []}
+    looks = gold.BatchLooks()  # what the batch's samples look like: honeypots keep to it
     for modality in ("image", "text"):
         rows: list[dict[str, Any]] = []
         ranking = Ranking(queue, order, rubric, (batch or {}).get("config"), modality)
@@ -87,16 +89,18 @@ def enqueue_batch(
                 rows = []
             categories.update(o.category for o in sample.objects)
             categories.update(s.label for s in sample.spans)
+            looks.add(sample)
             reason = review_reason(sample)
             if reason is None:
                 if sample.status == "accepted":
-                    accepted.append(sample.id)
+                    accepted[modality].append(sample.id)
                 continue
             row = item_row(queue, f"sample:{sample.id}", sample, "sample", reason)
             row["priority"] = ranking.priority(sample, row["key"])
             rows.append(row)
         added += insert_items(queue, rows)
-    add_honeypots(queue, batch_id, accepted, sorted(categories))
+    for modality, candidates in accepted.items():
+        add_honeypots(queue, batch_id, candidates, sorted(categories), modality, looks)
     return added
 
 
@@ -186,13 +190,24 @@ RERANK = (
 )
 
 
-def add_honeypots(queue: Queue, batch_id: str, accepted: list[str], categories: list[str]) -> None:
+def add_honeypots(
+    queue: Queue,
+    batch_id: str,
+    accepted: list[str],
+    categories: list[str],
+    modality: str,
+    looks: gold.BatchLooks,
+) -> None:
+    """Honeypots of one modality, as many as its real items call for: gold then comes in the
+    same mix of images and texts as real work, and tells nothing by its modality."""
     if queue.gold_rate <= 0 or not accepted:
         return
     with queue.store.engine.connect() as connection:
         reviewed = connection.execute(
             select(review_items.c.id).where(
-                review_items.c.batch_id == batch_id, review_items.c.kind == "sample"
+                review_items.c.batch_id == batch_id,
+                review_items.c.kind == "sample",
+                review_items.c.modality == modality,
             )
         ).all()
     wanted = gold.honeypot_count(len(reviewed), queue.gold_rate)
@@ -203,7 +218,7 @@ def add_honeypots(queue: Queue, batch_id: str, accepted: list[str], categories: 
         sample = queue.store.get_sample(sample_id)
         if sample is None:
             continue
-        honeypot = gold.make_honeypot(sample, categories, seed=[queue.seed, sample_id])
+        honeypot = gold.make_honeypot(sample, categories, seed=[queue.seed, sample_id], batch=looks)
         if honeypot is None:
             continue
         put_gold(

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from sqlalchemy import select
 
 from synthgate.errors import InputError
-from synthgate.files import write_atomic
+from synthgate.files import too_long, write_atomic
 from synthgate.review.decision import Decision, check_decision
 from synthgate.review.labelstudio import (
     Shapes,
@@ -208,6 +208,10 @@ def import_annotations(queue: ReviewQueue, path: Path) -> ImportResult:
         raise InputError(
             f"{path}: not JSON ({error}); export the project as JSON from Label Studio"
         ) from None
+    except RecursionError:  # json's decoder recurses per nesting level
+        raise InputError(f"{path}: JSON nested too deep to be a Label Studio export") from None
+    except ValueError as error:  # an integer of more digits than Python reads
+        raise InputError(f"{path}: not JSON ({too_long(error)})") from None
     if not isinstance(tasks, list):
         raise InputError(
             f"{path}: a Label Studio export is a JSON list of tasks (got a JSON "

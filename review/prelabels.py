@@ -20,7 +20,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from synthgate.errors import InputError
-from synthgate.formats.coco import coco_mapping, coco_to_samples, read_coco
+from synthgate.formats.coco import coco_mapping, read_coco
+from synthgate.formats.coco_annotations import coco_to_samples
 from synthgate.review.queue import ReviewQueue
 from synthgate.samples import RubricReport, Sample
 from synthgate.validators.predictions import predictions_coco, read_results

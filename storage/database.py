@@ -14,8 +14,8 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 
-from synthgate.config import Settings
 from synthgate.errors import InputError
+from synthgate.settings import Settings
 from synthgate.storage.store import Store, sqlite_url
 
 URL_FORMS = "sqlite:///runs/<name>/synthgate.db or postgresql://user@host:5432/dbname"
@@ -78,6 +78,8 @@ def open_store(url: str, *, must_exist: bool = False) -> Store:
     `must_exist`: refuse a SQLite file that is not there (commands that only read).
     """
     shown = shown_url(url)
+    if "\x00" in url:
+        raise InputError(field="db", value=repr(shown), problem="contains a NUL byte")
     path = sqlite_file(url)
     if must_exist and path is not None and not path.is_file():
         raise InputError(

@@ -4,7 +4,9 @@
 - chunks: the workers' bookkeeping, one row per chunk task, with the lease of the delivery
   making it (storage/chunks.py).
 - batch_requesters: who asked for which batch (storage/requesters.py).
-- api_users: who may use the service, with token hashes (storage/users.py).
+- api_users: who may use the service, with token hashes; api_sessions: the review page's
+  logins, by the hash of their session id; api_secrets: keys the service makes once (the one
+  that turns review item numbers into the opaque ids annotators see) (storage/users.py).
 - review_batches, review_items, review_assignments, review_decisions, review_gold: the review
   queue (review/): where a batch's image uris are relative to; one row per item to review (`kind`
   "sample" for a routed or audited sample, "gold" for a gold task or honeypot; `status` open ->
@@ -45,7 +47,7 @@ from sqlalchemy.engine import Connection, Engine
 
 # The migration that made the schema below (storage/migrations/versions/): a database stamped
 # with it needs no upgrade. A test holds it equal to the migrations' head.
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 
 metadata = MetaData()
 
@@ -120,6 +122,23 @@ users = Table(
     Column("role", String(20), nullable=False),
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", DateTime, nullable=False, server_default=func.now()),
+)
+
+sessions = Table(
+    "api_sessions",
+    metadata,
+    # SHA-256 of the session id the browser holds in its cookie: the id itself is never stored
+    Column("id_hash", String(64), primary_key=True),
+    Column("user", String(100), nullable=False, index=True),  # api_users.name
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+service_secrets = Table(
+    "api_secrets",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("value", String(128), nullable=False),  # hex, made once by secrets.token_hex
 )
 
 review_batches = Table(

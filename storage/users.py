@@ -1,9 +1,13 @@
-"""Who may use the service: user names, roles and the SHA-256 hashes of their tokens.
+"""Who may use the service: user names, roles and the SHA-256 hashes of their tokens; the review
+page's sessions; the service's own secrets.
 
 `Users(engine).add(name, role)` makes a random token, returns it once and keeps only its hash;
 `authenticate(token)` finds the user a token belongs to; `remove(name)` deletes the user and, in
-the same transaction, their claim on batches (storage/requesters.py): ownership is by name, and a
-user added later under the same name must not inherit the old one's batches. The API's role
+the same transaction, their claim on batches (storage/requesters.py) and their sessions:
+ownership is by name, and a user added later under the same name must not inherit the old one's
+batches or logins. `open_session(user)` makes a random session id for the login cookie (only its
+hash is kept, with an expiry), `session_user(id)` finds its user, `close_session(id)` revokes it
+(logout). `secret(name)` is a random key made once per database and kept in it. The API's role
 checks (api/auth.py) build on it; `synthgate users` manages it without the web extras.
 """
 
@@ -12,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -21,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from synthgate.errors import InputError
 from synthgate.storage.requesters import forget_user
-from synthgate.storage.tables import users
+from synthgate.storage.tables import insert_ignore, service_secrets, sessions, users
 
 Role = Literal["annotator", "requester", "admin"]
 # Every request of the service runs it: built once (building a statement costs more than the
@@ -35,9 +40,16 @@ class User:
     name: str
     role: str
     token_hash: str
+    session: str | None = None  # the hash of the session id, when a login cookie proved it
 
     def can(self, *roles: str) -> bool:
         return self.role == "admin" or self.role in roles
+
+    @property
+    def requester_key(self) -> str:
+        """An opaque key of this account (not of its name: a user added again under a removed
+        user's name gets another), which makes the batch ids it posts its own."""
+        return hashlib.sha256(f"synthgate-requester\x1f{self.token_hash}".encode()).hexdigest()[:16]
 
 
 def hash_token(token: str) -> str:
@@ -54,8 +66,11 @@ class Users:
     def add(self, name: str, role: str) -> str:
         """Create a user and return their token; it is shown once and never stored."""
         name = name.strip()
-        if not name or len(name) > 100:
-            raise InputError(f"user name {name!r}: give 1 to 100 characters")
+        if not name or len(name) > 100 or not name.isprintable():
+            raise InputError(
+                f"user name {name[:100]!r}: give 1 to 100 printable characters (no NUL or "
+                "control characters)"
+            )
         if role not in ROLES:
             raise InputError(f"role {role!r}: choose one of {', '.join(ROLES)}")
         token = secrets.token_urlsafe(32)
@@ -74,12 +89,14 @@ class Users:
         return token
 
     def remove(self, name: str) -> bool:
-        """Delete the user and, in the same transaction, their claim on batches: ownership is
-        by name, and a user added later under this name must not see the old one's batches."""
+        """Delete the user and, in the same transaction, their claim on batches and their
+        sessions: ownership is by name, and a user added later under this name must not see the
+        old one's batches or be logged in as them."""
         with self.engine.begin() as connection:
             removed = connection.execute(users.delete().where(users.c.name == name)).rowcount > 0
             if removed:
                 forget_user(connection, name)
+                connection.execute(sessions.delete().where(sessions.c.user == name))
             return removed
 
     def list(self) -> list[User]:
@@ -103,3 +120,62 @@ class Users:
         if row is None or not hmac.compare_digest(row.token_hash, digest):
             return None
         return User(name=row.name, role=row.role, token_hash=row.token_hash)
+
+    # ---- sessions ----------------------------------------------------------------------------
+
+    def open_session(self, user: User, *, lasts_s: float) -> str:
+        """A new session id for `user`, valid for `lasts_s` seconds; only its hash is stored.
+        Expired sessions are cleared on the way."""
+        session_id = secrets.token_urlsafe(32)
+        now = time.time()
+        with self.engine.begin() as connection:
+            connection.execute(sessions.delete().where(sessions.c.expires_at < now))
+            connection.execute(
+                sessions.insert().values(
+                    id_hash=hash_token(session_id),
+                    user=user.name,
+                    created_at=now,
+                    expires_at=now + lasts_s,
+                )
+            )
+        return session_id
+
+    def session_user(self, session_id: str) -> User | None:
+        """The user of a live session id, or None (unknown, expired, revoked, user removed)."""
+        if not session_id or len(session_id) > 200:
+            return None
+        digest = hash_token(session_id)
+        query = (
+            select(users, sessions.c.expires_at)
+            .join(sessions, sessions.c.user == users.c.name)
+            .where(sessions.c.id_hash == digest)
+        )
+        with self.engine.connect() as connection:
+            row = connection.execute(query).first()
+        if row is None or row.expires_at < time.time():
+            return None
+        return User(name=row.name, role=row.role, token_hash=row.token_hash, session=digest)
+
+    def close_session(self, session_hash: str) -> bool:
+        """Revoke a session by its hash (`User.session`); True if it was open."""
+        with self.engine.begin() as connection:
+            deleted = connection.execute(
+                sessions.delete().where(sessions.c.id_hash == session_hash)
+            )
+            return deleted.rowcount > 0
+
+    # ---- the service's secrets -----------------------------------------------------------------
+
+    def secret(self, name: str) -> bytes:
+        """A random 256-bit key under `name`, made the first time it is asked for and kept in the
+        database, so every server process over it (and every restart) uses the same one."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                insert_ignore(self.engine.dialect.name, service_secrets).values(
+                    name=name, value=secrets.token_hex(32)
+                )
+            )
+            value = connection.execute(
+                select(service_secrets.c.value).where(service_secrets.c.name == name)
+            ).scalar_one()
+        return bytes.fromhex(value)

@@ -204,27 +204,44 @@ def test_a_batch_that_fails_says_why(service, monkeypatch):
     assert wait_until_done(client, f"/api/batches/{batch['id']}", token)["status"] == "done"
 
 
+class GatedBackend:
+    """A runner backend that holds every run until `gate` is set, then makes nothing."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.runs: list[str] = []
+
+    def run(self, config, *, sinks, progress=None, stop=None):
+        self.runs.append(pipeline.batch_id_for(config))
+        self.gate.wait(30)
+        raise runner.Stopped("held")
+
+
 def test_identical_posts_at_once_start_one_run_and_both_find_the_batch(tmp_path: Path) -> None:
     """The claim and the batch row happen under one lock: a second POST of the same config
     arriving together with the first neither starts it again nor finds no batch."""
-    from synthgate.api.batches import InFlight
+    from synthgate.api.batches import BatchRunner
     from synthgate.config import parse_config
 
     config = parse_config(small_config(), source=tmp_path / "c.yaml")
     for attempt in range(20):
         store = Store(f"sqlite:///{tmp_path / f'race-{attempt}.db'}")
-        in_flight = InFlight(store)
+        backend = GatedBackend()
+        batches = BatchRunner(store, None, tmp_path / "runs", backend=backend, threads=2)
         start = threading.Barrier(4)
 
-        def claim(in_flight: InFlight = in_flight, start: threading.Barrier = start) -> bool:
+        def submit(batches: BatchRunner = batches, start: threading.Barrier = start) -> bool:
             start.wait()
-            claimed = in_flight.claim("b1", config)
+            batch_id, started = batches.submit(config, "req")
             # a POST that did not start the batch reads it at once: the row is already there
-            assert claimed or in_flight.store.get_batch("b1") is not None
-            return claimed
+            assert started or batches.store.get_batch(batch_id) is not None
+            return started
 
         with ThreadPoolExecutor(max_workers=4) as pool:
-            claims = list(pool.map(lambda _: claim(), range(4)))
-        assert claims.count(True) == 1, claims
-        assert store.get_batch("b1") is not None
+            starts = list(pool.map(lambda _: submit(), range(4)))
+        assert starts.count(True) == 1, starts
+        assert store.get_batch(pipeline.batch_id_for(config)) is not None
+        backend.gate.set()
+        batches.shutdown()
+        assert backend.runs in ([], [pipeline.batch_id_for(config)])
         store.close()

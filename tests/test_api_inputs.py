@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 from synthgate.api.inputs import PATH_FIELDS, confine_paths
-from synthgate.config import IMAGE_CONFIGS, PACKAGE_ROOT, TEXT_CONFIGS
+from synthgate.config import IMAGE_CONFIGS, PACKAGE_ROOT, TEXT_CONFIGS, RequesterLimits
 from synthgate.errors import InputError
 
 MODEL = {"path": "models/sd"}
@@ -32,7 +32,12 @@ def service(tmp_path: Path):
     root = tmp_path / "data"
     (root / "coco" / "images").mkdir(parents=True)
     (root / "coco" / "annotations.json").write_text("{}")
-    app = make_app(tmp_path, images=0, data_root=root, max_samples=50)
+    app = make_app(
+        tmp_path,
+        images=0,
+        data_root=root,
+        limits=RequesterLimits(samples_per_batch=50, pixels_per_image=2048 * 2048),
+    )
     with TestClient(app) as client:
         yield app, client, token_for(app, "req", "requester")
 
@@ -133,28 +138,42 @@ def test_every_path_field_of_the_config_models_is_checked():
     assert {"rubric", "model.path", "clip.path"} <= set(PATH_FIELDS)
 
 
-@pytest.mark.parametrize(
-    ("body", "field"),
-    [
-        (image(generator="procedural", count=10**12), "image.count"),
-        (text(templates="configs/templates/reviews.yaml", count=51), "text.count"),
-    ],
-)
-def test_count_over_the_server_limit_is_422(service, body, field):
+OVER_LIMITS = [
+    # (id, body, words the 422 must hold: the field and the limit)
+    ("image-count", image(generator="procedural", count=51), ["image.count 51", "50 samples per batch"]),
+    ("text-count", text(templates="configs/templates/reviews.yaml", count=51), ["text.count 51", "samples_per_batch"]),
+    ("both-counts", {**image(generator="procedural", count=30), **text(templates="configs/templates/reviews.yaml", count=30)}, ["image.count 30 + text.count 30", "60 samples"]),
+    ("pixels", image(generator="procedural", count=1, size=[4096, 2048]), ["image.size", "4096x2048", "pixels_per_image"]),
+    ("instance-pixels", image(**DIFFUSION, instance_size=[8192, 8192]), ["image.instance_size", "SYNTHGATE_MAX_PIXELS"]),
+    ("objects", image(generator="procedural", count=1, objects_per_image=[1, 51]), ["image.objects_per_image", "up to 51", "objects_per_image"]),
+    ("instances", image(generator="copy_paste", count=1, coco="coco/annotations.json", images="coco/images", instances_per_image=[2, 60]), ["image.instances_per_image", "SYNTHGATE_MAX_OBJECTS"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "body", "words"), OVER_LIMITS, ids=[c[0] for c in OVER_LIMITS])
+def test_a_config_over_the_servers_limits_is_422_naming_the_limit(service, case, body, words):
     _app, client, token = service
     code, detail = post(client, token, body)
     assert code == 422, detail
-    assert field in detail and "50" in detail
-    assert client.get("/api/batches/nope", headers=bearer(token)).status_code == 404
+    for word in words:
+        assert word in detail, (word, detail)
+    assert client.get("/api/batches", headers=bearer(token)).json() == []  # nothing was queued
 
 
-def test_default_sample_limit_is_100000(tmp_path: Path):
+def test_default_limits(tmp_path: Path):
     app = make_app(tmp_path, images=0)
     with TestClient(app) as client:
+        token = token_for(app, "r", "requester")
+        code, detail = post(client, token, image(generator="procedural", count=10_001))
+        assert code == 422 and "10000 samples per batch" in detail
         code, detail = post(
-            client, token_for(app, "r", "requester"), image(generator="procedural", count=100_001)
+            client, token, image(generator="procedural", count=1, size=[2049, 2048])
         )
-    assert code == 422 and "100000" in detail
+        assert code == 422 and "4194304 pixels" in detail
+        code, detail = post(
+            client, token, image(generator="procedural", count=1, objects_per_image=[1, 51])
+        )
+        assert code == 422 and "limit of 50 objects" in detail
 
 
 def _api_imports() -> dict[str, set[str]]:

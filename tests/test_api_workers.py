@@ -114,7 +114,6 @@ def test_a_posted_batch_runs_on_the_workers_like_run_and_the_in_process_runner(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     config = posted_config()
-    embedded = run_batch(parse_config(config, source=SOURCE), tmp_path / "embedded")
     in_process = create_app(
         db_url=f"sqlite:///{tmp_path / 'in_process.db'}",
         runs_dir=tmp_path / "in_process",
@@ -137,10 +136,15 @@ def test_a_posted_batch_runs_on_the_workers_like_run_and_the_in_process_runner(
     started = time.perf_counter()
     with TestClient(service) as client:
         token = token_for(service, "req", "requester")
+        # the batch is the requester's own: `synthgate run` of the config with their key
+        key = service.state.users.authenticate(token).requester_key
+        mine = {**config, "requester": key}
+        embedded = run_batch(parse_config(mine, source=SOURCE), tmp_path / "embedded")
         posted = client.post("/api/batches", json=config, headers=bearer(token))
         assert posted.status_code == 202, posted.text
         batch_id = posted.json()["id"]
-        assert batch_id == local["id"] == embedded.batch_id
+        assert batch_id == embedded.batch_id
+        assert local["id"] != batch_id  # another service's requester: another batch
         url = f"/api/batches/{batch_id}"
         done = wait_until_done(client, url, token)
         elapsed = time.perf_counter() - started

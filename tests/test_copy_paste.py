@@ -111,13 +111,20 @@ def test_image_size_mismatch_is_a_clear_error(tmp_path: Path) -> None:
     data = json.loads(coco.read_text())
     data["images"][0]["width"] = 80
     coco.write_text(json.dumps(data))
-    generator = CopyPasteGenerator(
-        CopyPasteImageConfig(count=1, coco=coco, images=images, background="random"),
-        categories=[],
-    )
-    with pytest.raises(InputError, match="COCO file says 80x64"):
-        for index in range(20):
-            generator.generate([_spec(index, "square", instances=3)])
+    # caught when the COCO file is checked, before anything is made
+    with pytest.raises(InputError, match="is 64x64, the entry says 80x64"):
+        CopyPasteGenerator(
+            CopyPasteImageConfig(count=1, coco=coco, images=images, background="random"),
+            categories=[],
+        )
+
+
+def test_no_class_asked_for_has_an_instance_is_a_clear_error(dataset: tuple[Path, Path]) -> None:
+    coco, images = dataset
+    with pytest.raises(InputError, match=r"no instance to cut of any class asked for \(unicorn\)"):
+        CopyPasteGenerator(
+            CopyPasteImageConfig(count=1, coco=coco, images=images), categories=["unicorn"]
+        )
 
 
 def _listed_background(

@@ -251,11 +251,21 @@ def test_validate_finds_every_image_of_a_merged_file(
     assert result.returncode == 0, result.stderr
     assert f"{count} samples" in result.stdout
     assert "image_unreadable" not in result.stdout, result.stdout
-    # Without --images, the names are relative to the --real file's folder.
+    # Without --images, the names are relative to the --real file's folder: its real images
+    # must be there (they are checked: missing, unreadable, of another size), else it refuses.
     default = tmp_path / "default.json"
-    assert run_cli(*args[:-1], str(default)).returncode == 0
+    refused = run_cli(*args[:-1], str(default))
+    assert refused.returncode == 2 and "image file missing" in refused.stderr
+    assert not default.exists()
+    beside = tmp_path / "beside"
+    beside.mkdir()
+    for name in json.loads(coco.read_text())["images"]:
+        (beside / name["file_name"]).write_bytes((images / name["file_name"]).read_bytes())
+    (beside / "annotations.json").write_bytes(coco.read_bytes())
+    beside_args = ("merge", "--real", str(beside / "annotations.json"), "--synthetic", str(run_dir))
+    assert run_cli(*beside_args, "--out", str(default)).returncode == 0
     for image in json.loads(default.read_text())["images"][6:]:
-        assert (coco.parent / image["file_name"]).is_file()
+        assert (beside / image["file_name"]).is_file()
 
 
 def _merge_args(real: Path, run_dir: Path, out: Path, *extra: str) -> tuple[str, ...]:

@@ -86,7 +86,7 @@ def test_import_refuses_a_folder_and_a_single_object(tmp_path: Path):
 @pytest.mark.parametrize(
     ("command", "words"),
     [
-        (["serve"], ["$SYNTHGATE_DB_URL", "<runs dir>/synthgate.db", "--data-root", "--max-samples", "100000", "Example:"]),
+        (["serve"], ["$SYNTHGATE_DB_URL", "<runs dir>/synthgate.db", "--data-root", "--max-samples", "10000", "SYNTHGATE_MAX_OBJECTS", "Example:"]),
         (["review", "import"], ["Distinct annotators an item needs", "Example:"]),
         (["review", "export"], ["Example: synthgate review export"]),
         (["review", "agreement"], ["Example: synthgate review agreement"]),

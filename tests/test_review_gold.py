@@ -4,11 +4,14 @@ scikit-learn's."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
+from synthgate.masks import decode_mask, encode_mask, tight_bbox
 from synthgate.review import gold
 from synthgate.review.queue import Decision, ReviewQueue
 from synthgate.review.report import ROUTE_OF_VERDICT, agreement_report, validator_vs_human
@@ -59,11 +62,29 @@ def sample(modality: str, index: int = 0, *, route: str = "accepted", score: flo
     )
 
 
+def batch_of(modality: str) -> gold.BatchLooks:
+    """A batch whose samples have 1 to 3 labels: a honeypot may drop or add one."""
+    looks = gold.BatchLooks()
+    made = sample(modality)
+    looks.add(made)
+    if modality == "image":
+        looks.add(made.model_copy(update={"objects": made.objects[:1]}))
+        looks.add(made.model_copy(update={"objects": [*made.objects, made.objects[0]]}))
+    else:
+        order = Span(start=TEXT.index("4411"), end=TEXT.index("4411") + 4, label="ORDER")
+        city = made.spans[1].model_copy(update={"label": "CITY"})  # a third label of names
+        looks.add(made.model_copy(update={"spans": made.spans[:1]}))
+        looks.add(made.model_copy(update={"spans": [*made.spans, order]}))
+        looks.add(made.model_copy(update={"spans": [made.spans[0], city]}))
+    return looks
+
+
+CLASSES = ["circle", "square", "PERSON", "ORG", "CITY"]
+
+
 def find_seed(modality: str, defect: str) -> int:
     for seed in range(200):
-        made = gold.make_honeypot(
-            sample(modality), ["circle", "square", "PERSON", "ORG"], seed=[seed]
-        )
+        made = gold.make_honeypot(sample(modality), CLASSES, seed=[seed], batch=batch_of(modality))
         if made.defect == defect:
             return seed
     raise AssertionError(f"no seed makes {defect}")
@@ -72,20 +93,20 @@ def find_seed(modality: str, defect: str) -> int:
 @pytest.mark.parametrize(
     ("modality", "defect", "criterion"),
     [
-        ("image", "loosened_box", "precision"),
-        ("image", "dropped_label", "completeness"),
+        ("image", "shifted_box", "precision"),  # dropped and extra objects: masked() below
         ("image", "wrong_class", "correctness"),
         ("text", "shifted_span", "precision"),
         ("text", "dropped_label", "completeness"),
+        ("text", "extra_label", "correctness"),
         ("text", "wrong_class", "correctness"),
     ],
 )
 def test_each_defect_is_injected_as_described(modality: str, defect: str, criterion: str) -> None:
     original = sample(modality)
     seed = find_seed(modality, defect)
-    made = gold.make_honeypot(original, ["circle", "square", "PERSON", "ORG"], seed=[seed])
+    made = gold.make_honeypot(original, CLASSES, seed=[seed], batch=batch_of(modality))
     assert (made.defect, made.criterion, made.expected) == (defect, criterion, ["reject", "fix"])
-    again = gold.make_honeypot(original, ["circle", "square", "PERSON", "ORG"], seed=[seed])
+    again = gold.make_honeypot(original, CLASSES, seed=[seed], batch=batch_of(modality))
     assert again.shown == made.shown  # deterministic
     assert original == sample(modality)  # the source sample is not touched
     before = original.objects if modality == "image" else original.spans
@@ -93,19 +114,53 @@ def test_each_defect_is_injected_as_described(modality: str, defect: str, criter
     if defect == "dropped_label":
         assert len(after) == len(before) - 1
         return
+    if defect == "extra_label":  # "Anna Berg from Acme GmbH called about order 4411."
+        (extra,) = [a for a in after if a not in before]
+        assert len(after) == len(before) + 1 and extra.value == TEXT[extra.start : extra.end]
+        # the free words that look like the values of a label the text lacks: a number (ORDER)
+        assert (extra.value, extra.label) == ("4411", "ORDER")
+        return
     changed = [(b, a) for b, a in zip(before, after, strict=True) if b != a]
     assert len(changed) == 1
     b, a = changed[0]
-    if defect == "loosened_box":
-        assert a.bbox[0] < b.bbox[0] and a.bbox[1] < b.bbox[1]
-        assert a.bbox[0] + a.bbox[2] > b.bbox[0] + b.bbox[2] and a.bbox[0] + a.bbox[2] <= 100
-        assert a.bbox[1] + a.bbox[3] <= 80
+    if defect == "shifted_box":  # no mask here: the box moves, inside the image
+        assert a.bbox[2:] == b.bbox[2:] and a.bbox[:2] != b.bbox[:2]
+        assert a.bbox[0] >= 0 and a.bbox[1] >= 0
+        assert a.bbox[0] + a.bbox[2] <= 100 and a.bbox[1] + a.bbox[3] <= 80
     elif defect == "wrong_class":
         old, new = (b.category, a.category) if modality == "image" else (b.label, a.label)
-        assert new != old and new in ["circle", "square", "PERSON", "ORG"]
-    else:
-        assert a.end - a.start == b.end - b.start and a.start != b.start
-        assert a.value == TEXT[a.start : a.end] and a.end <= len(TEXT)
+        assert new != old and new in CLASSES
+        if modality == "text":  # a names label the text lacks
+            assert new == "CITY"
+    else:  # a whole word more or less, on word boundaries
+        assert (a.start, a.end) != (b.start, b.end) and a.value == TEXT[a.start : a.end]
+        words = {m.span() for m in re.finditer(r"\w+", TEXT)}
+        assert a.start in {w[0] for w in words} and a.end in {w[1] for w in words}
+
+
+def test_labels_are_dropped_only_where_they_could_be_added_too() -> None:
+    # no masks: no extra object can be drawn, so none is dropped either
+    defects = {
+        gold.make_honeypot(sample("image"), CLASSES, seed=[s], batch=batch_of("image")).defect
+        for s in range(60)
+    }
+    assert defects == {"shifted_box", "wrong_class"}
+    with_masks = {
+        gold.make_honeypot(masked(), CLASSES, seed=[s], batch=masked_batch()).defect
+        for s in range(60)
+    }
+    assert {"dropped_label", "extra_label"} <= with_masks
+
+
+def test_labels_are_dropped_or_added_only_within_the_batchs_range() -> None:
+    alone = {gold.make_honeypot(sample("text"), CLASSES, seed=[s]).defect for s in range(60)}
+    # every sample of its batch has 2 spans, and both its labels are in the text already
+    assert alone == {"shifted_span"}
+    wide = {
+        gold.make_honeypot(sample("text"), CLASSES, seed=[s], batch=batch_of("text")).defect
+        for s in range(60)
+    }
+    assert {"dropped_label", "extra_label"} <= wide
 
 
 def test_nothing_to_break_gives_no_honeypot() -> None:
@@ -113,9 +168,134 @@ def test_nothing_to_break_gives_no_honeypot() -> None:
     assert gold.make_honeypot(empty, ["circle"], seed=[0]) is None
 
 
+def masked(index: int = 0) -> Sample:
+    """A procedural-looking image: three objects with disjoint masks, `shape` per class and a
+    `z` order, the first of the quota class."""
+    height, width = 80, 120
+    objects = []
+    for z, (category, x0) in enumerate((("circle", 5), ("square", 45), ("circle", 85))):
+        mask = np.zeros((height, width), dtype=bool)
+        mask[20:50, x0 : x0 + 25] = True
+        objects.append(
+            ObjectLabel(
+                category=category,
+                bbox=tight_bbox(mask),
+                mask=encode_mask(mask),
+                area=float(mask.sum()),
+                attributes={"shape": category, "fill": f"f{z}", "z": z},
+            )
+        )
+    base = sample("image", index)
+    base.spec.category = "circle"
+    return base.model_copy(update={"objects": objects, "width": width, "height": height})
+
+
+def honeypots_of(defect: str, made: Sample, looks: gold.BatchLooks | None = None) -> list[Sample]:
+    found = []
+    for seed in range(300):
+        pot = gold.make_honeypot(made, ["circle", "square"], seed=[seed], batch=looks)
+        if pot.defect == defect:
+            found.append(pot.shown)
+    assert found, defect
+    return found
+
+
+def masked_batch() -> gold.BatchLooks:
+    looks = gold.BatchLooks()
+    made = masked()
+    for count in (1, 3, 4):
+        looks.add(made.model_copy(update={"objects": (made.objects * 2)[:count]}))
+    return looks
+
+
+def test_a_shifted_box_moves_with_its_mask_keeping_shape_area_and_masks_apart() -> None:
+    original = masked()
+    for shown in honeypots_of("shifted_box", original, masked_batch())[:10]:
+        masks = [decode_mask(o.mask) for o in shown.objects]
+        changed = [i for i, o in enumerate(shown.objects) if o != original.objects[i]]
+        assert len(changed) == 1
+        (i,) = changed
+        before, after = original.objects[i], shown.objects[i]
+        assert after.area == before.area and after.bbox[2:] == before.bbox[2:]
+        assert after.bbox[:2] != before.bbox[:2]
+        for obj, mask in zip(shown.objects, masks, strict=True):
+            assert obj.bbox == tight_bbox(mask) and obj.area == float(mask.sum())
+        assert sum(m.astype(int) for m in masks).max() == 1  # no pixel in two masks
+
+
+def test_an_extra_object_is_a_plausible_new_one_on_top_in_free_pixels() -> None:
+    original = masked()
+    for shown in honeypots_of("extra_label", original, masked_batch())[:10]:
+        assert len(shown.objects) == 4 and shown.objects[:3] == original.objects
+        extra = shown.objects[3]
+        mask = decode_mask(extra.mask)
+        assert extra.bbox == tight_bbox(mask) and extra.area == float(mask.sum())
+        assert extra.attributes["shape"] == extra.category  # as every object of its class
+        assert extra.attributes["z"] == 3 and extra.visible_fraction == 1.0
+        assert extra.area not in {o.area for o in original.objects}  # not a copy
+        masks = [decode_mask(o.mask) for o in shown.objects]
+        assert sum(m.astype(int) for m in masks).max() == 1
+
+
+def test_a_dropped_object_leaves_no_gap_in_z_and_keeps_the_quota_class() -> None:
+    for shown in honeypots_of("dropped_label", masked(), masked_batch()):
+        assert sorted(o.attributes["z"] for o in shown.objects) == [0, 1]
+        assert any(o.category == "circle" for o in shown.objects)
+
+
+def test_a_wrong_class_takes_the_attributes_of_its_new_class() -> None:
+    looks = masked_batch()
+    for shown in honeypots_of("wrong_class", masked(), looks):
+        for obj in shown.objects:
+            assert obj.attributes["shape"] == obj.category  # consistent, as in the batch
+        assert any(o.category == "circle" for o in shown.objects)  # the quota class stays
+    assert looks.class_attributes("circle") == {"shape": "circle"}  # fill and z vary
+
+
+def test_a_span_is_relabelled_only_to_a_label_whose_values_look_alike() -> None:
+    looks = gold.BatchLooks()
+    text = "Call Anna Berg at 555 0199 about order 4411."
+    looks.add(
+        sample("text").model_copy(
+            update={
+                "text": text,
+                "spans": [
+                    Span(start=5, end=14, label="PERSON", value="Anna Berg"),
+                    Span(start=18, end=26, label="PHONE", value="555 0199"),
+                    Span(start=39, end=43, label="ORDER", value="4411"),
+                ],
+            }
+        )
+    )
+    looks.add(sample("text"))  # ORG looks like names too
+    made = sample("text").model_copy(update={"spans": sample("text").spans[:1]})  # PERSON only
+    relabelled = 0
+    for seed in range(100):
+        pot = gold.make_honeypot(
+            made, ["PERSON", "ORG", "PHONE", "ORDER"], seed=[seed], batch=looks
+        )
+        if pot.defect == "wrong_class":
+            assert [s.label for s in pot.shown.spans] == ["ORG"]  # names stay names
+            relabelled += 1
+    assert relabelled
+    assert gold.value_look("555 0199") == "number" and gold.value_look("a@b.c") == "email"
+    assert gold.value_look("last week") == "phrase" and gold.value_look("Acme GmbH") == "name"
+
+
+def test_blind_shows_neither_the_verdict_nor_the_construction_record() -> None:
+    original = sample("image")
+    original.provenance.params = {"objects_placed": 2, "template_index": 4}
+    shown = gold.blind(original)
+    assert shown.report is None and shown.provenance.params == {} and shown.status == "review"
+    assert shown.objects == original.objects and original.report is not None
+
+
 def test_one_category_never_makes_a_wrong_class() -> None:
-    defects = {gold.make_honeypot(sample("image"), ["circle"], seed=[s]).defect for s in range(60)}
-    assert defects == {"loosened_box", "dropped_label"}
+    circles = sample("image")
+    for obj in circles.objects:
+        obj.category = "circle"
+    defects = {gold.make_honeypot(circles, ["circle"], seed=[s]).defect for s in range(60)}
+    assert defects == {"shifted_box"}  # alone in its batch: no label to drop or add either
 
 
 @pytest.mark.parametrize(
@@ -172,3 +352,25 @@ def test_validator_vs_human_kappa_equals_sklearn() -> None:
     expected = cohen_kappa_score(routes, [ROUTE_OF_VERDICT[v] for v in verdicts])
     assert result["kappa"]["value"] == pytest.approx(expected, abs=1e-9)
     assert result["confusion"]["review"] == {"accepted": 2, "rejected": 1, "review": 1}
+
+
+def test_an_extra_object_on_top_takes_the_pixels_it_covers_from_those_below() -> None:
+    looks = masked_batch()
+    half = masked().objects[0].model_copy(update={"visible_fraction": 0.3})
+    looks.add(masked().model_copy(update={"objects": [half]}))  # the batch has occlusion
+    covering = 0
+    for seed in range(300):
+        pot = gold.make_honeypot(masked(), ["circle", "square"], seed=[seed], batch=looks)
+        if pot.defect != "extra_label":
+            continue
+        shown, before = pot.shown, masked()
+        masks = [decode_mask(o.mask) for o in shown.objects]
+        assert sum(m.astype(int) for m in masks).max() == 1  # still no pixel in two masks
+        for obj, mask, old in zip(shown.objects, masks, before.objects, strict=False):
+            assert obj.bbox == tight_bbox(mask) and obj.area == float(mask.sum())
+            assert obj.visible_fraction == pytest.approx(
+                old.visible_fraction * obj.area / old.area, abs=1e-6
+            )
+            assert obj.visible_fraction >= 0.3
+            covering += obj.area < old.area
+    assert covering  # some extra objects were drawn over others

@@ -86,8 +86,8 @@ def test_annotator_reviews_three_items_with_the_keyboard_and_fixes_a_box(tmp_pat
         assert not errors, errors
 
     with app.state.store.engine.connect() as connection:
-        rows = {
-            r.item_id: r
+        rows = {  # by the opaque id the page showed
+            app.state.item_ids.public(r.item_id): r
             for r in connection.execute(
                 select(decisions).where(decisions.c.annotator == "ann").order_by(decisions.c.id)
             )

@@ -32,4 +32,4 @@ def test_start_up_loads_only_what_is_used(code: str, absent: tuple[str, ...]) ->
 
 
 def test_settings_load_where_they_are_read() -> None:
-    assert "pydantic_settings" in loaded("from synthgate.config import Settings; Settings()")
+    assert "pydantic_settings" in loaded("from synthgate.settings import Settings; Settings()")

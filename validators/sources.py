@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from synthgate.errors import InputError
+from synthgate.files import is_file
 from synthgate.formats.coco import category_names, coco_mapping
 from synthgate.formats.coco_annotations import AnnotationColumns
 from synthgate.formats.coco_reader import stream_coco
@@ -123,7 +124,7 @@ def _load_pixels(folder: Path, file_name: str | None) -> tuple[np.ndarray | None
     if not file_name:
         return None, "image has no file_name"
     for candidate in (folder / file_name, folder / Path(file_name).name):
-        if candidate.is_file():
+        if is_file(candidate):
             try:
                 with Image.open(candidate) as image:
                     return np.asarray(image.convert("RGB")), None

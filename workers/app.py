@@ -18,8 +18,8 @@ from typing import Any
 
 from pydantic import Field
 
-from synthgate.config import Settings
 from synthgate.errors import InputError
+from synthgate.settings import Settings
 from synthgate.storage.database import shown_url
 
 QUEUES = ("cpu", "gpu")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from synthgate.errors import InputError
+from synthgate.files import is_file
 from synthgate.formats.coco import read_coco
 from synthgate.formats.coco_checks import check_coco
 from synthgate.formats.exports import export_names, exported_box, place_image
@@ -228,10 +229,14 @@ def read_checked(
     coco = read_coco(path)
     if images_dir is not None:
         refuse_if_no_image_is_there(coco["images"], images_dir)
+    # RLE stays in the check: one that is not its image's mask is a damaged file, not a
+    # polygon an export can leave out
     boxes_only = {
         **coco,
         "annotations": [
-            {k: v for k, v in a.items() if k != "segmentation"} if isinstance(a, dict) else a
+            {k: v for k, v in a.items() if k != "segmentation" or isinstance(v, dict)}
+            if isinstance(a, dict)
+            else a
             for a in coco["annotations"]
         ],
     }
@@ -247,7 +252,7 @@ def refuse_if_no_image_is_there(images: list[Any], root: Path) -> None:
         for image in images
         if isinstance(image, dict) and isinstance(image.get("file_name"), str)
     ]
-    if names and not any((root / name).is_file() for name in names):
+    if names and not any(is_file(root / name) for name in names):
         raise InputError(
             f"{root / names[0]}: image file not found (none of the {len(names)} images is "
             f"under {root}); pass the folder the file_names are relative to with --images DIR, "

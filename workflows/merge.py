@@ -312,8 +312,9 @@ def merge(
             value=images_dir,
             problem="folder not found; pass the folder the real file_names are in",
         )
+    # the real images are checked too: missing, unreadable or not the size their entry says
     checked = check_coco(
-        read_coco(real_path), source=real_path, images_dir=None, skip_invalid=skip_invalid
+        read_coco(real_path), source=real_path, images_dir=images_dir, skip_invalid=skip_invalid
     )
     result.skipped_input = [p.describe() for p in checked.skipped]
     merged = merge_coco(

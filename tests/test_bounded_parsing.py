@@ -1,0 +1,139 @@
+"""Bounded parsers (files.py) and the config's own bounds (config.py): deep nesting, billion
+laughs and self-referring aliases, NaN and Infinity, NUL bytes and over-long paths are refused
+with the file or field named, quickly, and ordinary documents still load."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from synthgate.config import load_config
+from synthgate.errors import InputError
+from synthgate.files import (
+    MAX_NESTING,
+    MAX_YAML_NODES,
+    check_nesting,
+    load_yaml,
+    nesting_depth,
+    parse_json,
+    parse_yaml,
+)
+from synthgate.settings import Settings
+
+
+def laughs(levels: int, width: int = 9) -> str:
+    """The billion-laughs document: each level is `width` aliases of the one before."""
+    lines = ["l0: &l0 [" + ", ".join(['"lol"'] * width) + "]"]
+    for level in range(1, levels + 1):
+        lines.append(f"l{level}: &l{level} [" + ", ".join([f"*l{level - 1}"] * width) + "]")
+    return "\n".join(lines) + "\n"
+
+
+YAML_REFUSED = [
+    # (id, document, what the message says)
+    ("deep-flow", "a: " + "[" * 5000 + "]" * 5000, "nested deeper than"),
+    ("deep-block", "".join(f"{' ' * i}k{i}:\n" for i in range(200)) + " " * 200 + "v: 1\n", "nested deeper than"),
+    ("billion-laughs", laughs(9), "aliases are expanded"),
+    ("laughs-wide", laughs(3, width=60), "aliases are expanded"),
+    ("recursive-alias", "a: &a [1, *a]\n", "refers to itself"),
+    ("recursive-map", "a: &a {b: *a}\n", "refers to itself"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "text", "problem"), YAML_REFUSED, ids=[c[0] for c in YAML_REFUSED]
+)
+def test_yaml_over_the_bounds_is_refused_at_once(case, text, problem):
+    started = time.monotonic()
+    with pytest.raises(InputError, match=problem) as caught:
+        parse_yaml(text, source="x.yaml")
+    assert str(caught.value).startswith("x.yaml: YAML at line ")
+    assert time.monotonic() - started < 5
+
+
+def test_yaml_within_the_bounds_loads_with_aliases():
+    shared = "base: &base {count: 2, size: [64, 64]}\nimage: *base\nother: *base\n"
+    data = parse_yaml(shared, source="ok.yaml")
+    assert data["image"] == data["other"] == {"count": 2, "size": [64, 64]}
+    nested = "a: " + "[" * (MAX_NESTING - 2) + "1" + "]" * (MAX_NESTING - 2)
+    assert nesting_depth(parse_yaml(nested, source="ok.yaml")) == MAX_NESTING - 1
+    assert len(parse_yaml(laughs(3, width=9), source="ok.yaml")) == 4  # 9**4 < MAX_YAML_NODES
+    assert MAX_YAML_NODES < 9**6  # so laughs(5) and beyond are refused
+
+
+def test_load_yaml_names_a_path_it_cannot_use(tmp_path: Path):
+    for bad in ("x" * 300 + ".yaml", "a\x00b.yaml"):
+        with pytest.raises(InputError, match="not a usable path"):
+            load_yaml(tmp_path / bad)
+
+
+JSON_REFUSED = [
+    ("deeper-than-the-interpreter", "[" * 100_000 + "]" * 100_000),
+    ("deeper-than-the-bound", '{"a": ' + "[" * (MAX_NESTING + 1) + "]" * (MAX_NESTING + 1) + "}"),
+]
+
+
+@pytest.mark.parametrize(("case", "text"), JSON_REFUSED, ids=[c[0] for c in JSON_REFUSED])
+def test_deep_json_is_refused(case, text):
+    with pytest.raises(InputError, match=f"nested deeper than {MAX_NESTING} levels"):
+        parse_json(text, source="x.json")
+
+
+def test_nesting_is_measured_without_recursion():
+    value: list = []
+    for _ in range(50_000):
+        value = [value]
+    assert nesting_depth(value) > MAX_NESTING
+    with pytest.raises(InputError, match="body: nested deeper"):
+        check_nesting(value, where="body")
+    check_nesting({"a": [{"b": 1}]}, where="body")
+    assert nesting_depth({"a": [{"b": 1}]}) == 3 and nesting_depth(5) == 0
+
+
+BASE = {"name": "x", "categories": ["a"]}
+CONFIG_REFUSED = [
+    # (id, image section, the field named)
+    ("nan-scale", {"count": 1, "object_scale_range": [float("nan"), 0.3]}, "image.object_scale_range.0"),
+    ("inf-scale", {"count": 1, "object_scale_range": [0.1, float("inf")]}, "image.object_scale_range.1"),
+    ("nan-fraction", {"count": 1, "min_visible_fraction": float("nan")}, "image.min_visible_fraction"),
+    ("billion-objects", {"count": 1, "objects_per_image": [1e9, 1e9]}, "image.objects_per_image"),
+    ("count-over-32-bits", {"count": 2**31}, "image.count"),
+    ("nul-rubric", {"count": 1, "rubric": "a\x00b.yaml"}, "image.rubric"),
+    ("long-rubric", {"count": 1, "rubric": "r" * 300 + ".yaml"}, "image.rubric"),
+    ("nul-coco", {"generator": "copy_paste", "count": 1, "coco": "a\x00.json", "images": "i"}, "image.coco"),
+    ("long-coco", {"generator": "copy_paste", "count": 1, "coco": "c" * 256, "images": "i"}, "image.coco"),
+    ("long-text", {"count": 1, "rubric": "d/" * 3000}, "image.rubric"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "section", "field"), CONFIG_REFUSED, ids=[c[0] for c in CONFIG_REFUSED]
+)
+def test_config_values_no_generator_can_honour_are_refused(case, section, field):
+    with pytest.raises(InputError) as caught:
+        load_config({**BASE, "image": section})
+    message = str(caught.value)
+    assert field in message
+    assert len(message) < 1000  # the value is quoted short, however long it was
+
+
+def test_nul_in_categories_and_nan_from_yaml(tmp_path: Path):
+    with pytest.raises(InputError, match=r"categories: Value error, contains a NUL byte"):
+        load_config({**BASE, "categories": ["a\x00"], "image": {"count": 1}})
+    path = tmp_path / "nan.yaml"
+    path.write_text(
+        "name: x\ncategories: [a]\nimage: {count: 1, object_scale_range: [.nan, .inf]}\n"
+    )
+    with pytest.raises(InputError, match=r"nan.yaml: image.object_scale_range.0: .*finite"):
+        load_config(path)
+
+
+def test_requester_limits_come_from_the_environment(monkeypatch):
+    defaults = Settings().limits()
+    assert defaults.samples_per_batch == 10_000 and defaults.objects_per_image == 50
+    monkeypatch.setenv("SYNTHGATE_MAX_OBJECTS", "7")
+    monkeypatch.setenv("SYNTHGATE_MAX_SAMPLES_PER_HOUR", "99")
+    limits = Settings().limits()
+    assert limits.objects_per_image == 7 and limits.samples_per_hour == 99

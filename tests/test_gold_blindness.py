@@ -1,0 +1,329 @@
+"""Blind review that stays blind: a classifier trained on what an annotator receives cannot tell
+gold tasks (honeypots) from real ones.
+
+A real batch (procedural images and support-ticket texts) is run, queued with honeypots, and
+served over the API to an annotator; every task's JSON goes through `features` (what a prober
+looks at: item ids, label counts, attributes against the class, boxes against their masks,
+areas, mask overlaps, z order, span boundaries and values, label plausibility, the validator's
+report, the construction record) and a logistic regression (scikit-learn), cross-validated on
+150 gold and 150 real tasks (5-fold, repeated 5 times), must stay within chance + 5 points. The same classifier on the same
+tasks as they were served before (the queue's sequential ids and full samples) and on
+honeypots made the old way (boxes loosened without their masks, classes changed without their
+attributes, spans moved by characters) tells them apart easily: the features can see leaks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from api_support import bearer, token_for
+from factories import SUPPORT_TICKETS
+from fastapi.testclient import TestClient
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sqlalchemy import select
+
+from synthgate.api.app import create_app
+from synthgate.api.ids import LIMIT, ItemIds
+from synthgate.api.review import item_out
+from synthgate.config import PACKAGE_ROOT
+from synthgate.masks import decode_mask, tight_bbox
+from synthgate.review import gold
+from synthgate.runner import run
+from synthgate.samples import Sample
+from synthgate.storage.tables import gold_answers, review_items
+
+pytestmark = pytest.mark.timeout(600)
+PER_CLASS = 150
+CHANCE_PLUS = 0.05
+WORD = re.compile(r"\w+")
+
+
+def rubric_with_audit(tmp_path: Path, name: str, audit_rate: float) -> str:
+    """A shipped rubric with a higher audit rate: more accepted samples go to review, so one
+    small batch gives enough real tasks."""
+    data = yaml.safe_load((PACKAGE_ROOT / "configs" / "rubrics" / f"{name}.yaml").read_text())
+    data["routing"]["audit_rate"] = audit_rate
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Every task of a real batch as the API served it, with which were gold."""
+    folder = tmp_path_factory.mktemp("blind")
+    config = {
+        "name": "blind",
+        "seed": 11,
+        "categories": ["circle", "square", "triangle"],
+        "image": {
+            "generator": "procedural",
+            "count": 240,
+            "size": [128, 96],
+            "objects_per_image": [1, 5],
+            "rubric": rubric_with_audit(folder, "detection", 0.6),
+        },
+        "text": {
+            "generator": "templates",
+            "templates": str(SUPPORT_TICKETS),
+            "count": 240,
+            "locales": ["en_US", "de_DE"],
+            "rubric": rubric_with_audit(folder, "ner", 0.6),
+        },
+    }
+    result = run(config, out=folder / "run")
+    app = create_app(
+        db_url=f"sqlite:///{folder / 'run' / 'synthgate.db'}",
+        runs_dir=folder,
+        annotators_per_item=1,
+        gold_rate=0.5,
+    )
+    # the service makes a random key per database; a fixed one keeps this test's ids (and so
+    # its figure) the same on every run
+    app.state.item_ids = ItemIds(hashlib.sha256(b"blindness test").digest())
+    app.state.queue.enqueue_batch(result.batch_id, image_root=folder / "run")
+    tasks: dict[int, dict[str, Any]] = {}
+    with TestClient(app) as client:
+        who = bearer(token_for(app, "ann", "annotator"))
+        while (response := client.get("/api/review/next", headers=who)).status_code == 200:
+            task = response.json()
+            tasks.setdefault(task["item_id"], task)
+            saved = client.post(
+                f"/api/review/{task['item_id']}/decision", json={"verdict": "accept"}, headers=who
+            )
+            assert saved.status_code == 200, saved.text
+        assert response.status_code == 204
+        admin = bearer(token_for(app, "boss", "admin"))
+        gold_ids = {g["item_id"] for g in client.get("/api/review/gold", headers=admin).json()}
+    with app.state.store.engine.connect() as connection:
+        kinds = dict(connection.execute(select(review_items.c.id, review_items.c.kind)).all())
+        answers = dict(
+            connection.execute(select(gold_answers.c.item_id, gold_answers.c.answer)).all()
+        )
+    return {
+        "app": app,
+        "tasks": tasks,
+        "gold": gold_ids,
+        "kinds": kinds,
+        "answers": answers,
+    }
+
+
+# ---- what a prober computes from one task's JSON ---------------------------------------------
+
+
+def value_look(text: str) -> str:
+    return gold.value_look(text)
+
+
+class Prober:
+    """Features of task JSON; learns from all tasks what each class and label usually looks
+    like (as an annotator would after a few dozen tasks)."""
+
+    def __init__(self, tasks: list[dict[str, Any]]) -> None:
+        self.shape_of: dict[str, Counter[str]] = {}
+        self.looks: dict[str, Counter[str]] = {}
+        self.fill: dict[str, list[float]] = {}
+        for task in tasks:
+            sample = task["sample"]
+            for obj in sample["objects"]:
+                self.shape_of.setdefault(obj["category"], Counter())[
+                    str(obj["attributes"].get("shape"))
+                ] += 1
+                if obj["mask"]:
+                    box = obj["bbox"]
+                    self.fill.setdefault(obj["category"], []).append(
+                        obj["area"] / max(1.0, box[2] * box[3])
+                    )
+            text = sample["text"] or ""
+            for span in sample["spans"]:
+                self.looks.setdefault(span["label"], Counter())[
+                    value_look(text[span["start"] : span["end"]])
+                ] += 1
+
+    def features(self, task: dict[str, Any]) -> list[float]:
+        sample = task["sample"]
+        image = sample["spec"]["modality"] == "image"
+        item = task["item_id"]
+        report = sample.get("report") or {}
+        common = [
+            float(image),
+            item / LIMIT,
+            float(item % 2),
+            float(np.log10(item + 1)),
+            float(bool(report)),
+            float(report.get("route") == "accepted"),
+            float(report.get("audit", False)),
+            float(report.get("score", 0.0)),
+            float(len(report.get("findings", []))),
+            float(len(sample["provenance"].get("params") or {})),
+            float(len(task["criteria"])),
+            float(sample["status"] == "review"),
+        ]
+        return (
+            common
+            + (self._image(sample) if image else [0.0] * 14)
+            + ([0.0] * 9 if image else self._text(sample))
+        )
+
+    def _image(self, sample: dict[str, Any]) -> list[float]:
+        objects = sample["objects"]
+        width, height = sample["width"], sample["height"]
+        masks = [decode_mask(o["mask"]) for o in objects if o["mask"]]
+        union = sum(m.astype(int) for m in masks) if masks else np.zeros((height, width))
+        loose = [
+            max(abs(a - b) for a, b in zip(o["bbox"], tight_bbox(m), strict=True))
+            for o, m in zip(objects, masks, strict=False)
+        ]
+        area_off = [abs(o["area"] - float(m.sum())) for o, m in zip(objects, masks, strict=False)]
+        shape_off = sum(
+            self.shape_of[o["category"]].most_common(1)[0][0] != str(o["attributes"].get("shape"))
+            for o in objects
+        )
+        zs = sorted(o["attributes"].get("z", 0) for o in objects)
+        z_gaps = sum(b - a - 1 for a, b in itertools.pairwise(zs))
+        placed = sample["provenance"].get("params", {}).get("objects_placed", len(objects))
+        quota = sample["spec"]["category"]
+        fills = [
+            o["area"] / max(1.0, o["bbox"][2] * o["bbox"][3])
+            - float(np.mean(self.fill.get(o["category"], [0.0])))
+            for o in objects
+            if o["mask"]
+        ]
+        return [
+            float(len(objects)),
+            float(len({o["category"] for o in objects})),
+            float(sum(o["category"] == quota for o in objects)),
+            float(max(loose, default=0.0)),
+            float(max(area_off, default=0.0)),
+            float((union > 1).sum()),
+            float(shape_off),
+            float(z_gaps),
+            float(zs[-1] - len(zs) + 1 if zs else 0),
+            float(placed - len(objects)),
+            float(min((o["visible_fraction"] for o in objects), default=1.0)),
+            float(np.mean([o["area"] for o in objects]) / (width * height)),
+            float(max(fills, default=0.0)),
+            float(np.mean(fills) if fills else 0.0),
+        ]
+
+    def _text(self, sample: dict[str, Any]) -> list[float]:
+        text = sample["text"] or ""
+        spans = sample["spans"]
+        starts = {m.start() for m in WORD.finditer(text)}
+        ends = {m.end() for m in WORD.finditer(text)}
+        off_word = sum(s["start"] not in starts or s["end"] not in ends for s in spans)
+        value_off = sum(s.get("value") not in (None, text[s["start"] : s["end"]]) for s in spans)
+        implausible = sum(
+            self.looks[s["label"]].most_common(1)[0][0] != value_look(text[s["start"] : s["end"]])
+            for s in spans
+        )
+        words = [len(WORD.findall(text[s["start"] : s["end"]])) for s in spans]
+        uncovered_names = sum(
+            1
+            for m in re.finditer(r"\b[A-Z][a-z]+ [A-Z][a-z]+\b", text)
+            if not any(s["start"] <= m.start() and m.end() <= s["end"] for s in spans)
+        )
+        return [
+            float(len(spans)),
+            float(len({s["label"] for s in spans})),
+            float(len(text)),
+            float(off_word),
+            float(value_off),
+            float(implausible),
+            float(np.mean(words) if words else 0.0),
+            float(max(words, default=0)),
+            float(uncovered_names),
+        ]
+
+
+def accuracy(gold_tasks: list[dict], real_tasks: list[dict], *, seed: int = 0) -> float:
+    """Cross-validated accuracy of a logistic regression telling gold from real, on
+    PER_CLASS of each (so chance is 0.5)."""
+    rng = np.random.default_rng(seed)
+    picked_gold = [gold_tasks[i] for i in rng.permutation(len(gold_tasks))[:PER_CLASS]]
+    picked_real = [real_tasks[i] for i in rng.permutation(len(real_tasks))[:PER_CLASS]]
+    prober = Prober(picked_gold + picked_real)
+    x = np.array([prober.features(t) for t in picked_gold + picked_real])
+    y = np.array([1] * len(picked_gold) + [0] * len(picked_real))
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    # 5-fold cross-validation repeated 5 times: the figure does not hang on one split
+    folds = RepeatedStratifiedKFold(n_splits=5, n_repeats=5, random_state=seed)
+    return float(cross_val_score(model, x, y, cv=folds, scoring="accuracy").mean())
+
+
+def split(served: dict[str, Any]) -> tuple[list[dict], list[dict]]:
+    tasks = served["tasks"]
+    gold_tasks = [t for i, t in tasks.items() if i in served["gold"]]
+    real_tasks = [t for i, t in tasks.items() if i not in served["gold"]]
+    return gold_tasks, real_tasks
+
+
+def test_a_classifier_cannot_tell_gold_from_real_tasks(served):
+    gold_tasks, real_tasks = split(served)
+    assert len(gold_tasks) >= PER_CLASS and len(real_tasks) >= PER_CLASS, (
+        len(gold_tasks),
+        len(real_tasks),
+    )
+    mix = Counter(t["sample"]["spec"]["modality"] for t in gold_tasks)
+    found = accuracy(gold_tasks, real_tasks)
+    print(
+        f"gold vs real: {len(gold_tasks)} gold ({dict(mix)}), {len(real_tasks)} real tasks; "
+        f"logistic regression on {PER_CLASS}+{PER_CLASS}: accuracy {found:.3f} "
+        f"(chance 0.5, limit {0.5 + CHANCE_PLUS})"
+    )
+    assert found <= 0.5 + CHANCE_PLUS
+
+
+def test_the_same_classifier_sees_the_leaks_blindness_removed(served):
+    """Controls: the features have power. The tasks as served before (sequential item ids, the
+    validator's report, the construction record) and honeypots made the old way are told
+    apart easily."""
+    app = served["app"]
+    ids = app.state.item_ids
+    queue = app.state.queue
+    gold_tasks, real_tasks = split(served)
+
+    def unblinded(task: dict) -> dict:
+        internal = ids.internal(task["item_id"])
+        full = queue.task(internal)
+        shown = item_out(full, internal).model_dump(mode="json")
+        shown["sample"] = full.sample.model_dump(mode="json")  # report and params included
+        return shown
+
+    before = accuracy([unblinded(t) for t in gold_tasks], [unblinded(t) for t in real_tasks])
+
+    def old_honeypot(task: dict) -> dict:
+        """The honeypot's source sample with the old defects: a box grown without its mask, a
+        class changed without its attributes, a span moved by two characters."""
+        source = Sample.model_validate_json(served["answers"][ids.internal(task["item_id"])])
+        rng = np.random.default_rng(len(source.id))
+        if source.objects:
+            target = source.objects[int(rng.integers(len(source.objects)))]
+            if rng.random() < 0.5:
+                x, y, w, h = target.bbox
+                target.bbox = [max(0.0, x - 4), max(0.0, y - 4), w + 8, h + 8]
+            else:
+                target.category = "square" if target.category != "square" else "circle"
+        elif source.spans:
+            span = source.spans[int(rng.integers(len(source.spans)))]
+            if span.end + 2 <= len(source.text or ""):
+                span.start, span.end = span.start + 2, span.end + 2
+                span.value = (source.text or "")[span.start : span.end]
+        return {**task, "sample": gold.blind(source).model_dump(mode="json")}
+
+    old = accuracy([old_honeypot(t) for t in gold_tasks], real_tasks)
+    print(f"controls: as served before {before:.3f}; old-style honeypots {old:.3f}")
+    assert before >= 0.9
+    assert old >= 0.8
