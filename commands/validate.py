@@ -65,7 +65,6 @@ def validate(
         if coco is None and path.suffix.lower() == ".json" and is_results_file(path):
             raise InputError(
                 field="coco",
-                value=None,
                 problem=f"{path} is a COCO results file (a list of predictions)",
                 fix="pass the COCO file of the images they were made on with --coco",
             )

@@ -33,13 +33,7 @@ COCO_LISTS = ("images", "annotations", "categories")
 
 def read_coco(path: Path | str) -> dict[str, Any]:
     """Load a COCO JSON file; InputError unless it is a mapping with images/annotations/categories."""
-    path = Path(path)
-    try:
-        found = "\x00" not in str(path) and path.is_file()
-    except OSError as error:  # e.g. a name too long for the file system
-        raise InputError(f"{str(path)[:200]}: not a usable path ({error.strerror})") from None
-    if not found:
-        raise InputError(f"{path}: file not found; pass the path of a COCO JSON file")
+    path = existing_coco_file(path)
     try:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
@@ -54,6 +48,19 @@ def read_coco(path: Path | str) -> dict[str, Any]:
     except RecursionError:  # json's decoder recurses per nesting level
         raise InputError(f"{path}: JSON nested too deep to be a COCO file") from None
     return coco_mapping(data, source=str(path))
+
+
+def existing_coco_file(path: Path | str) -> Path:
+    """`path` as a Path; InputError unless it names a file (a name no file system takes, too
+    long or holding a NUL byte, is said to be unusable rather than raised)."""
+    path = Path(path)
+    try:
+        found = "\x00" not in str(path) and path.is_file()
+    except OSError as error:  # e.g. a name too long for the file system
+        raise InputError(f"{str(path)[:200]}: not a usable path ({error.strerror})") from None
+    if not found:
+        raise InputError(f"{path}: file not found; pass the path of a COCO JSON file")
+    return path
 
 
 def coco_mapping(data: Any, *, source: str = "coco") -> dict[str, Any]:

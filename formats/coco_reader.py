@@ -33,8 +33,7 @@ from typing import Any, BinaryIO, Protocol
 
 import ijson
 
-from synthgate.errors import InputError
-from synthgate.formats.coco import coco_mapping, read_coco
+from synthgate.formats.coco import coco_mapping, existing_coco_file, read_coco
 
 HEAD_BLOCK = 1 << 20
 TEST_BUFFER = 16 << 10  # a nested key fails within its own object: a small buffer suffices
@@ -180,9 +179,7 @@ def stream_coco(path: Path | str, annotations: AnnotationSink) -> dict[str, Any]
 
     Memory holds the head and tail members and what the sink keeps, never the annotations.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: file not found; pass the path of a COCO JSON file")
+    path = existing_coco_file(path)
     try:
         members = _stream(path, annotations)
     except _NotStreamable:

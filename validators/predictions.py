@@ -27,15 +27,17 @@ from synthgate.validators.validate import ValidationResult, validate_file
 
 
 def is_results_file(path: Path) -> bool:
-    """Whether a JSON file holds a list (a COCO results file) rather than a COCO object."""
+    """Whether a JSON file holds a list of objects (a COCO results file) rather than a COCO
+    object: it opens with `[` and then `{` or `]` (a list of numbers or lists is neither)."""
+    opening = ""
     try:
         with open(path, encoding="utf-8") as handle:
-            while character := handle.read(1):
+            while len(opening) < 2 and (character := handle.read(1)):
                 if not character.isspace():
-                    return character == "["
+                    opening += character
     except (OSError, UnicodeDecodeError):
         return False
-    return False
+    return opening in ("[{", "[]")
 
 
 def _finite(value: Any) -> bool:

@@ -108,8 +108,8 @@ def open_source(source: Path | dict[str, Any], *, images: Path | None = None) ->
         for entry in coco["annotations"]:
             sink.add(entry)
     elif source.suffix.lower() in TEXT_SUFFIXES:
-        if not source.is_file():
-            raise InputError(f"{source}: file not found; pass a text JSONL file")
+        if not is_file(source):
+            raise InputError(f"{str(source)[:200]}: file not found; pass a text JSONL file")
         return Source("jsonl", _text_rubric(source), None, None, _jsonl_items(source))
     else:
         coco, name = stream_coco(source, sink), source.stem
