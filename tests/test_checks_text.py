@@ -190,8 +190,11 @@ def test_copies_of_real_rows_are_rejected_with_the_row_named(
     context = ValidationContext.for_taxonomy(LABELS)
     if carrier == "context":
         context.text_reference = reference()
-    else:  # a generator hands over the rows it drew from with each sample
-        generated.extras["text_reference"] = reference()
+    else:  # a generator hands over the rows it drew from with each sample: (name, text) pairs
+        generated.extras["text_reference"] = tuple(
+            (f"reviews.jsonl row {n} (id {r['id']})", r["text"])
+            for n, r in enumerate(REAL_ROWS, start=1)
+        )
     report = judge(generated, rubric, context)
     copies = [f for f in report.findings if f.measure == "real_row_jaccard"]
     if source is None:

@@ -7,16 +7,17 @@ packed into one uint64 so a whole index is compared in one vectorised step.
 
 For text, `TextIndex` finds the closest earlier text by the Jaccard similarity of word 5-grams
 (`word_shingles`, `jaccard`): MinHash LSH (datasketch) proposes candidates, the similarity of
-each is computed exactly. The context holds one for the texts of the batch (`batch_texts`) and
-optionally one of real rows (`text_reference`, built by `text_reference_index`) that synthetic
-texts must not copy.
+each is computed exactly. The context holds one for the texts of the batch (`batch_texts`), one
+of real rows synthetic texts must not copy (`text_reference`, e.g. `text_reference_index` of a
+JSONL file's rows), and one per set of (name, text) rows a generator hands over with its
+samples (`text_reference_for`: the rows it rewrote, mined or prompted with), indexed once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,9 @@ class ValidationContext:
     text_reference: TextIndex | None = None
     batch_texts: TextIndex = field(default_factory=lambda: TextIndex())
     _references: dict[str, HashIndex] = field(default_factory=dict)
+    _text_references: dict[int, tuple[Sequence[tuple[str, str]], TextIndex]] = field(
+        default_factory=dict
+    )
 
     @classmethod
     def for_taxonomy(cls, categories: Iterable[str] | None, **kwargs: Any) -> ValidationContext:
@@ -177,6 +181,18 @@ class ValidationContext:
         if folder not in self._references:
             self._references[folder] = reference_index(image_files(Path(folder)))
         return self._references[folder]
+
+    def text_reference_for(self, rows: Sequence[tuple[str, str]]) -> TextIndex:
+        """The index of the (name, text) rows a generator hands over with its samples
+        (`extras["text_reference"]`), built once per rows object."""
+        entry = self._text_references.get(id(rows))
+        if entry is None:
+            index = TextIndex()
+            for name, text in rows:
+                index.add(name, text)
+            # The rows are kept with their index, so their id cannot pass to another object.
+            entry = self._text_references[id(rows)] = (rows, index)
+        return entry[1]
 
     def first_with_digest(self, sample_id: str, digest: bytes) -> str | None:
         """The id of an earlier sample whose text has this `text_digest`; remembers this one."""

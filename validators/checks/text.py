@@ -7,9 +7,10 @@ rubric allows (currency signs, by default). Unfilled slot markers are found by a
 expression the rubric gives (default: the templates generator's `{LABEL:provider}` syntax).
 
 A copy is measured as the Jaccard similarity of word 5-grams with the closest real row and the
-closest earlier sample (validators/context.py `TextIndex`). The real rows are the reference a
-generator hands over with each sample (`extras["text_reference"]`: the rows it rewrote, mined
-or prompted with) and the context's `text_reference`; the closest real row is found when the
+closest earlier sample (validators/context.py `TextIndex`). The real rows are those a generator
+hands over with each sample (`extras["text_reference"]`: (name, text) pairs of the rows it
+rewrote, mined or prompted with, indexed once by the context) and the context's
+`text_reference`; the closest real row is found when the
 sample is measured (anywhere, in any order), the closest earlier sample in sample order.
 """
 
@@ -190,7 +191,11 @@ def _closest_real_row(item: CheckInput) -> dict[str, Any]:
     if text is None:
         return {"text_digest": None, "real_row": None, "real_row_jaccard": None}
     best: tuple[float, str] | None = None
-    for reference in (item.extras.get("text_reference"), item.context.text_reference):
+    handed = item.extras.get("text_reference")
+    references = [item.context.text_reference]
+    if handed is not None:
+        references.append(item.context.text_reference_for(handed))
+    for reference in references:
         found = reference.nearest(text) if isinstance(reference, TextIndex) else None
         if found is not None and (best is None or found[0] > best[0]):
             best = found
