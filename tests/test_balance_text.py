@@ -193,7 +193,7 @@ def test_the_report_says_rewrites_ran_out_and_what_filled_the_rest(
     rewrites, mined = steps
     assert rewrites["capacity"] == 5  # Tom and Emma: 2 genders each; the manager's "him": 1
     assert rewrites["planned"] == 5 and mined["planned"] == 28 - rewrites["accepted"]
-    assert summary["classes"]["negative"]["after"] == 40
+    assert summary["classes"]["negative"]["after"] == 40 and summary["target"] == "max"
     note = summary["text"]["notes"][0]
     assert "cannot fill the class without repeating themselves" in note
     report = (restaurant_balance / "report.md").read_text()
@@ -223,3 +223,26 @@ def test_without_a_fallback_the_class_stops_short_and_says_by_how_much(tmp_path:
     assert negative["why_not"].startswith(f"{short} short: counterfactual rewrites:")
     assert f"negative: stops {short} short of its target 40." in summary["text"]["notes"]
     assert not (out / "mined_templates.yaml").exists()
+
+
+@pytest.mark.parametrize(
+    ("section", "words"),
+    [
+        ("{generator: counterfactual, fallback: mined}", "text.fallback"),
+        ("{generator: counterfactual, fallback: model}", "needs `model:`"),
+    ],
+)
+def test_a_bad_fallback_is_a_clear_error(section: str, words: str, tmp_path: Path) -> None:
+    (tmp_path / "balance.yaml").write_text(f"text: {section}\n")
+    result = run_cli(
+        "balance",
+        "--jsonl",
+        str(REVIEWS),
+        "--out",
+        str(tmp_path / "o"),
+        "--config",
+        str(tmp_path / "balance.yaml"),
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert words in " ".join(result.stderr.split())
+    assert not (tmp_path / "o").exists()

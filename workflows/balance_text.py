@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from synthgate.config import BatchConfig, CounterfactualTextConfig
+from synthgate.config import BatchConfig, CounterfactualTextConfig, parse_config
 from synthgate.errors import InputError
 from synthgate.files import write_atomic
 from synthgate.formats.jsonl import read_jsonl
@@ -163,10 +163,16 @@ def balance_text(
     fallback: CounterfactualTextConfig | None = None
     for section, part in zip(sections, parts, strict=True):
         if section.get("generator", "counterfactual") != "counterfactual":
-            for label, wanted in part.items():  # its capacity is not known: all it is asked
-                plan.note(label, str(section.get("generator")), capacity=wanted, wanted=wanted)
+            for label, wanted in part.items():  # its capacity is not known
+                plan.note(label, str(section.get("generator")), capacity=None, wanted=wanted)
             continue
-        rewrites = CounterfactualTextConfig.model_validate({**section, "count": 1})
+        # Checked as run_sections will check it, so a bad key is the same clear error.
+        probe = parse_config(
+            {"name": balance.name, "text": {**section, "count": 1}},
+            source=config_path or jsonl_path,
+        )
+        rewrites = probe.text
+        assert isinstance(rewrites, CounterfactualTextConfig)
         fallback = fallback or rewrites
         rewriter = CounterfactualGenerator(rewrites, categories=list(before), rows=rows, bank=bank)
         for label, wanted in part.items():
@@ -191,7 +197,7 @@ def balance_text(
         plan.made(runs, strategy=None)
         rest = plan.missing()
         if fallback is not None and fallback.fallback != "none" and any(rest.values()):
-            strategy, section, part = _fallback_section(
+            filler, section, part = _fallback_section(
                 fallback,
                 rows,
                 rest,
@@ -203,7 +209,7 @@ def balance_text(
                 seed=balance.seed,
                 folder=temporary,
             )
-            runs += run_sections(
+            filled = run_sections(
                 modality="text",
                 sections=[section],
                 parts=[part],
@@ -216,7 +222,8 @@ def balance_text(
                 existing=existing,
                 progress=progress,
             )
-            plan.made(runs[-1:], strategy=strategy)
+            plan.made(filled, strategy=filler)
+            runs += filled
         lines = jsonl_path.read_text(encoding="utf-8").splitlines(keepends=True)
         result = MergeResult()
         for run_dir, _config in runs:
@@ -288,10 +295,13 @@ class _Plan:
         self.lacking = lacking
         self.steps: dict[str, list[dict[str, Any]]] = {label: [] for label in lacking}
 
-    def note(self, label: str, strategy: str, *, capacity: int, wanted: int) -> None:
+    def note(self, label: str, strategy: str, *, capacity: int | None, wanted: int) -> None:
+        """A strategy asked for `wanted` rows of a class, of which it can make `capacity`
+        distinct ones (None: not known)."""
         if wanted > 0:
+            planned = wanted if capacity is None else min(wanted, capacity)
             self.steps[label].append(
-                {"strategy": strategy, "capacity": capacity, "planned": min(wanted, capacity)}
+                {"strategy": strategy, "capacity": capacity, "planned": planned}
             )
 
     def made(self, runs: list[tuple[Path, BatchConfig]], *, strategy: str | None) -> None:
@@ -327,8 +337,13 @@ class _Plan:
             lack = self.lacking[label]
             for turn, step in enumerate(steps):
                 name = _strategy_name(step["strategy"])
-                said = f"{label}: {name} can make {step['capacity']} distinct rows"
-                if turn == 0 and step["capacity"] < lack:
+                capacity = step["capacity"]
+                said = f"{label}: {name}" + (
+                    " (capacity not known)"
+                    if capacity is None
+                    else f" can make {capacity} distinct rows"
+                )
+                if turn == 0 and capacity is not None and capacity < lack:
                     said += (
                         f", fewer than the {lack} missing: they cannot fill the class without "
                         "repeating themselves"
@@ -351,7 +366,8 @@ class _Plan:
             if short > 0 and steps:
                 made = "; ".join(
                     f"{_strategy_name(s['strategy'])}: {s.get('accepted', 0)} accepted of "
-                    f"{s['planned']} planned (could make {s['capacity']})"
+                    f"{s['planned']} planned"
+                    + ("" if s["capacity"] is None else f" (could make {s['capacity']})")
                     for s in steps
                 )
                 waiting = sum(s.get("review", 0) for s in steps)
@@ -387,7 +403,7 @@ def _fallback_section(
     if strategy == "model":
         assert config.model is not None  # the config's validator requires it
         for label, wanted in rest.items():
-            plan.note(label, "model", capacity=wanted, wanted=wanted)
+            plan.note(label, "model", capacity=None, wanted=wanted)
         section = {
             "generator": "text_model",
             "source": str(jsonl_path.resolve()),
