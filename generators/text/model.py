@@ -7,8 +7,9 @@ and samples one new row after them: token by token, nucleus sampling (`top_p`, `
 from a `torch.Generator` seeded by the sample, so a row is the same whatever batch or worker made
 it, until a line break or `max_new_tokens`. The label is the class's. The real rows go with every
 sample to the rubric's copy check (`extras["text_reference"]`), which rejects a row the model
-merely recited. torch and transformers come with the `diffusion` extra and are imported here
-only, when a config names this generator.
+merely recited. torch and transformers come with the `diffusion` extra and are imported when a
+generator is built, not with this module: a CPU worker imports every registered generator class
+as its pool processes start, and must not pay for torch there.
 """
 
 from __future__ import annotations
@@ -16,12 +17,9 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import torch
-import transformers
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from synthgate.config import LanguageModelTextConfig
 from synthgate.errors import InputError
@@ -30,11 +28,16 @@ from synthgate.generators.text.rows import reference_rows
 from synthgate.generators.text.slots import clean_whitespace
 from synthgate.samples import GeneratedSample, Provenance, Sample, SampleSpec, sample_id
 
+if TYPE_CHECKING:
+    import torch
+
 FIELD = "text.model"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def _device(name: str) -> torch.device:
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
@@ -47,6 +50,8 @@ def _device(name: str) -> torch.device:
 
 
 def _dtype(name: str, device: torch.device) -> torch.dtype:
+    import torch
+
     if name == "auto":
         return torch.float32 if device.type == "cpu" else torch.float16
     return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
@@ -54,6 +59,8 @@ def _dtype(name: str, device: torch.device) -> torch.dtype:
 
 def load_language_model(config: LanguageModelTextConfig) -> tuple[Any, Any, torch.device]:
     """(model, tokenizer, device) from `model.path`, offline; a missing model says how to get it."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     model = config.model
     local = Path(model.path).expanduser()
     if not local.exists() and not _HUB_ID.match(model.path):
@@ -170,11 +177,10 @@ class LanguageModelGenerator:
                     "top_p": model.top_p,
                     "max_new_tokens": model.max_new_tokens,
                 },
-                versions={"torch": torch.__version__, "transformers": transformers.__version__},
+                versions=_versions(),
             ),
         )
 
-    @torch.inference_mode()
     def _continue(self, prompt: str, *, seed: int) -> str:
         """Sample tokens after `prompt` until a line break: nucleus sampling, seeded per row.
 
@@ -182,48 +188,63 @@ class LanguageModelGenerator:
         the sampling is ours, from a per-row `torch.Generator`: `generate`'s own sampling draws
         from torch's global RNG, which would tie a row to the rows made before it.
         """
+        import torch
+
         tokenizer, settings = self.tokenizer, self.config.model
         ids = tokenizer(prompt, return_tensors="pt").input_ids.to(self.device)
-        sampler = _SeededSampler(settings.temperature, settings.top_p, seed)
-        line_end = _LineEnd(tokenizer, ids.shape[1])
-        output = self.model.generate(
-            ids,
-            attention_mask=torch.ones_like(ids),
-            do_sample=False,  # greedy over the one token `sampler` leaves
-            max_new_tokens=settings.max_new_tokens,
-            logits_processor=transformers.LogitsProcessorList([sampler]),
-            stopping_criteria=transformers.StoppingCriteriaList([line_end]),
-            pad_token_id=tokenizer.eos_token_id,
-        )
+        with torch.inference_mode():
+            output = self.model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                do_sample=False,  # greedy over the one token the sampler leaves
+                max_new_tokens=settings.max_new_tokens,
+                logits_processor=[_SeededSampler(settings.temperature, settings.top_p, seed)],
+                stopping_criteria=[_LineEnd(tokenizer, ids.shape[1])],
+                pad_token_id=tokenizer.eos_token_id,
+            )
         text = tokenizer.decode(output[0, ids.shape[1] :], skip_special_tokens=True)
         return str(text).split("\n")[0]
 
 
-class _SeededSampler(transformers.LogitsProcessor):
-    """Draws the next token (temperature, then the smallest set of tokens whose probability
-    reaches top_p) from its own generator, and leaves only that token possible."""
+def _versions() -> dict[str, str]:
+    import torch
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__}
+
+
+class _SeededSampler:
+    """A logits processor (transformers calls it like its own) that draws the next token
+    (temperature, then the smallest set of tokens whose probability reaches top_p) from its own
+    generator and leaves only that token possible."""
 
     def __init__(self, temperature: float, top_p: float, seed: int) -> None:
+        import torch
+
         self.temperature, self.top_p = temperature, top_p
         self.generator = torch.Generator("cpu").manual_seed(int(seed))
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        import torch
+
         probabilities = torch.softmax(scores[0].float().cpu() / self.temperature, dim=-1)
         ordered, order = torch.sort(probabilities, descending=True)
         kept = ordered * (torch.cumsum(ordered, dim=0) - ordered < self.top_p)
         token = order[torch.multinomial(kept / kept.sum(), 1, generator=self.generator)]
         chosen = torch.full_like(scores, float("-inf"))
         chosen[0, token.to(scores.device)] = 0.0
-        return chosen  # type: ignore[return-value]  # a FloatTensor, as torch types full_like
+        return chosen
 
 
-class _LineEnd(transformers.StoppingCriteria):
-    """Stops once the new text holds a line break (decoded whole: a character may span
-    byte-level tokens)."""
+class _LineEnd:
+    """A stopping criterion: stop once the new text holds a line break (decoded whole: a
+    character may span byte-level tokens)."""
 
     def __init__(self, tokenizer: Any, prompt_length: int) -> None:
         self.tokenizer, self.prompt_length = tokenizer, prompt_length
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **_: Any) -> Any:
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **_: Any) -> torch.Tensor:
+        import torch
+
         new = self.tokenizer.decode(input_ids[0, self.prompt_length :])
         return torch.tensor([("\n" in new)], device=input_ids.device)
