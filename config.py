@@ -336,6 +336,19 @@ class TemplateTextConfig(StrictModel):
     rubric: str | None = None  # a rubric name or YAML path [default: the template file's task]
 
 
+class TextModelConfig(StrictModel):
+    """A local causal language model (transformers), loaded offline: never downloaded."""
+
+    path: str = Field(min_length=1)  # a local folder, or an id already in the Hugging Face cache
+    revision: str | None = None  # Hub cache only: a branch, tag or commit
+    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    prompt_rows: int = Field(6, ge=1, le=64)  # real rows of the class shown as examples
+    max_new_tokens: int = Field(64, ge=1, le=1024)
+    temperature: float = Field(0.9, gt=0.0, le=5.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+
+
 class CounterfactualTextConfig(StrictModel):
     """Label-preserving rewrites of real rows: names and gendered terms swapped."""
 
@@ -346,9 +359,36 @@ class CounterfactualTextConfig(StrictModel):
     label_field: str = "label"
     locales: list[str] = Field(default_factory=lambda: ["en_US"], min_length=1)
     rubric: str | None = "classification"  # a rubric name or YAML path
+    # Balancing only: what fills a class the rewrites cannot fill without repeating themselves.
+    # auto: the model when one is given, else mined_templates (templates mined from the class's
+    # rows); none: the class stays short, and the report says by how much.
+    fallback: Literal["auto", "mined_templates", "model", "none"] = "auto"
+    model: TextModelConfig | None = None  # for fallback model (auto picks it when given)
+
+    @model_validator(mode="after")
+    def _model_given(self) -> CounterfactualTextConfig:
+        if self.fallback == "model" and self.model is None:
+            raise ValueError("fallback 'model' needs `model:` with the path of a local model")
+        return self
 
 
-TEXT_CONFIGS: tuple[type[StrictModel], ...] = (TemplateTextConfig, CounterfactualTextConfig)
+class LanguageModelTextConfig(StrictModel):
+    """New rows of a class from a local causal language model prompted with real rows of it."""
+
+    generator: Literal["text_model"] = "text_model"
+    count: int = Field(gt=0)
+    source: Path  # JSONL of real rows: the examples in the prompt, and the copy check's reference
+    text_field: str = "text"
+    label_field: str = "label"
+    model: TextModelConfig
+    rubric: str | None = "classification"  # a rubric name or YAML path
+
+
+TEXT_CONFIGS: tuple[type[StrictModel], ...] = (
+    TemplateTextConfig,
+    CounterfactualTextConfig,
+    LanguageModelTextConfig,
+)
 TextConfig = _tagged_union(*TEXT_CONFIGS, default="templates")
 GENERATOR_NAMES = {_generator_name(m) for m in IMAGE_CONFIGS + TEXT_CONFIGS}
 
@@ -487,6 +527,7 @@ INPUT_PATHS: dict[str, tuple[str, ...]] = {
     "templates": ("templates",),
     "copy_paste": ("coco", "images"),
     "counterfactual": ("source",),
+    "text_model": ("source",),
 }
 
 

@@ -10,7 +10,11 @@ on: the real set; the real set with class_weight="balanced" (the no-synthetic ba
 real set merged with synthgate's accepted samples (`synthgate balance --target max`), with the
 `templates` generator on the training templates and with the `counterfactual` generator.
 
-Prints macro-F1 and the rare class's recall per setting, averaged over seeds.
+Prints macro-F1 and the rare class's recall per setting, averaged over seeds, and for every
+balanced setting what it merged: synthetic rows that are exact or near copies of a real row
+(Jaccard >= 0.9 on word 5-grams, computed by brute force, not by the LSH the rubric uses), the
+share of distinct synthetic texts, and which strategies filled the rare class. Wall and CPU
+seconds at the end.
 Usage: python bench/bench_balance_downstream.py [--train 600] [--rare 0.05] [--seeds 3]
 """
 
@@ -18,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import tempfile
+import time
 from pathlib import Path
 from statistics import mean
 from typing import Any
@@ -102,6 +108,34 @@ def evaluate(
     return scores
 
 
+WORD = re.compile(r"\w+")
+
+
+def shingles(text: str) -> frozenset[str]:
+    """Word 5-grams, case folded (a text of 5 words or fewer is one shingle)."""
+    words = WORD.findall(text.casefold())
+    if len(words) <= 5:
+        return frozenset([" ".join(words)])
+    return frozenset(" ".join(words[i : i + 5]) for i in range(len(words) - 4))
+
+
+def copies_and_distinct(
+    real: list[dict[str, Any]], synthetic: list[dict[str, Any]]
+) -> tuple[int, int, float]:
+    """(exact copies of a real row, near copies (Jaccard >= 0.9, exact included), share of
+    distinct synthetic texts), by brute force over every pair."""
+    real_texts = {" ".join(r["text"].casefold().split()) for r in real}
+    real_shingles = [shingles(r["text"]) for r in real]
+    exact = sum(" ".join(r["text"].casefold().split()) in real_texts for r in synthetic)
+    near = 0
+    for row in synthetic:
+        mine = shingles(row["text"])
+        if any(len(mine & other) >= 0.9 * len(mine | other) for other in real_shingles):
+            near += 1
+    distinct = len({r["text"] for r in synthetic}) / len(synthetic) if synthetic else 1.0
+    return exact, near, distinct
+
+
 def balanced_rows(
     train_path: Path, out: Path, config: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -125,6 +159,8 @@ def main() -> None:
     args = parser.parse_args()
 
     results: dict[str, list[dict[str, float]]] = {}
+    merged: dict[str, list[tuple[int, int, float, int]]] = {}
+    wall, cpu = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         train_templates, heldout_templates = split_templates(folder)
@@ -176,10 +212,18 @@ def main() -> None:
                 )
                 name = f"real + synthgate {generator}"
                 results.setdefault(name, []).append(evaluate(rows, tests))
+                synthetic = rows[len(train) :]
+                exact, near, distinct = copies_and_distinct(train, synthetic)
+                merged.setdefault(name, []).append((exact, near, distinct, len(synthetic)))
                 counts = {k: (v["before"], v["after"]) for k, v in summary["classes"].items()}
+                left_out = {k: len(v) for k, v in summary["left_out"].items()}
                 print(
-                    f"seed {seed} {generator}: rows before/after {counts}, added {summary['added']['rows']}, left out { ({k: len(v) for k, v in summary['left_out'].items()}) }"
+                    f"seed {seed} {generator}: rows before/after {counts}, added "
+                    f"{summary['added']['rows']}, left out {left_out}; merged copies of real "
+                    f"rows: {exact} exact, {near} near (J>=0.9); distinct synthetic {distinct:.1%}"
                 )
+                for note in summary.get("text", {}).get("notes", []):
+                    print(f"    {note}")
 
     columns = [
         "heldout_macro_f1",
@@ -193,6 +237,19 @@ def main() -> None:
     print(f"{'setting':34s} " + " ".join(f"{c:>26s}" for c in columns))
     for name, runs in results.items():
         print(f"{name:34s} " + " ".join(f"{mean(r[c] for r in runs):26.3f}" for c in columns))
+    print("\nmerged synthetic rows, summed over seeds")
+    print(
+        f"{'setting':34s} {'rows':>6s} {'exact copies':>13s} {'near (J>=0.9)':>14s} {'distinct':>9s}"
+    )
+    for name, seeds in merged.items():
+        rows_total = sum(n for *_, n in seeds)
+        share = sum(d * n for _, _, d, n in seeds) / rows_total if rows_total else 1.0
+        exact_total, near_total = sum(s[0] for s in seeds), sum(s[1] for s in seeds)
+        print(f"{name:34s} {rows_total:6d} {exact_total:13d} {near_total:14d} {share:9.1%}")
+    print(
+        f"\n{time.perf_counter() - wall:.1f} s wall, {time.process_time() - cpu:.1f} s CPU "
+        "(this process; balancing runs in it)"
+    )
 
 
 if __name__ == "__main__":

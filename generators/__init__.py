@@ -20,6 +20,7 @@ REGISTRY: dict[str, str] = {
     "templates": "synthgate.generators.text.templates:TemplateGenerator",
     "copy_paste": "synthgate.generators.copy_paste:CopyPasteGenerator",
     "counterfactual": "synthgate.generators.text.counterfactual:CounterfactualGenerator",
+    "text_model": "synthgate.generators.text.model:LanguageModelGenerator",
     "diffusion_object_paste": "synthgate.generators.diffusion.object_paste:ObjectPasteGenerator",
     "diffusion_layout": "synthgate.generators.diffusion.layout:LayoutGenerator",
     "diffusion_inpaint": "synthgate.generators.diffusion.inpaint:InpaintGenerator",

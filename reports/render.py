@@ -153,6 +153,8 @@ def _sections(
                     [axis, when, str(gap["label"]), " vs ".join(gap["groups"]), f"{gap['gap']:.3f}"]
                 )
         blocks.append(("table", (["attribute", "when", "label", "groups", "largest gap"], gaps)))
+    if summary.get("text", {}).get("notes"):  # balance_text: what each strategy could fill
+        blocks += [("h2", "How the text classes were filled"), ("list", summary["text"]["notes"])]
     if text_rows:
         examples = [[r["status"], str(r["label"]), r["text"][:160]] for r in text_rows[:6]]
         blocks += [

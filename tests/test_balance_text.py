@@ -4,12 +4,15 @@ byte for byte, name attributes balanced, the bias report before and after."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import yaml
-from balance_fixtures import balance_reviews
+from balance_fixtures import balance_reviews, run_cli
 from test_report import chromium_path
+
+from synthgate.validators.context import jaccard, word_shingles
 
 NEGATIVE = [
     "Sarah says it broke after a week, and she wants her money back.",
@@ -138,3 +141,108 @@ def test_samples_waiting_for_review_are_listed_not_merged(tmp_path: Path) -> Non
     assert "2 in samples review" in summary["classes"]["neg"]["why_not"]
     assert "wait for review and were not merged" in result.stdout
     assert all(w in (out / "report.md").read_text() for w in waiting)
+
+
+# A real-style labelled set with few names: 40 positive and 12 negative restaurant reviews,
+# written for these tests (two negatives name a person; one says "Luke warm").
+REVIEWS = Path(__file__).parent / "data" / "restaurant_reviews.jsonl"
+
+
+def near_copies(rows: list[dict[str, str]], real: list[dict[str, str]]) -> list[str]:
+    """Rows sharing >= 90 % of their word 5-grams with a real row, by brute force (no LSH)."""
+    shingled = [word_shingles(r["text"]) for r in real]
+    return [
+        row["text"]
+        for row in rows
+        if any(jaccard(word_shingles(row["text"]), other) >= 0.9 for other in shingled)
+    ]
+
+
+@pytest.fixture(scope="module")
+def restaurant_balance(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("restaurant") / "out"
+    result = run_cli("balance", "--jsonl", str(REVIEWS), "--out", str(out), "--target", "max")
+    assert result.returncode == 0, result.stderr + result.stdout
+    return out
+
+
+def test_few_names_balance_merges_no_copies_and_distinct_rows(restaurant_balance: Path) -> None:
+    out = restaurant_balance
+    real = [json.loads(line) for line in REVIEWS.read_text().splitlines()]
+    merged = [json.loads(line) for line in (out / "merged.jsonl").read_text().splitlines()]
+    added = merged[len(real) :]
+    assert len(added) == 28 and all(r["label"] == "negative" for r in added)
+    assert near_copies(added, real) == []
+    assert len({r["text"] for r in added}) >= 0.95 * len(added)
+    generators = Counter(r["synthgate"]["generator"] for r in added)
+    assert set(generators) == {"counterfactual", "templates"}
+    # "Luke warm" is no name: that row is never rewritten, and no other name lands on "warm".
+    rewrites = [r for r in added if r["synthgate"]["generator"] == "counterfactual"]
+    assert all(" warm" not in r["text"] for r in rewrites)
+    for row in added:  # attributes only as the text carries them
+        if row["synthgate"]["generator"] == "templates" and "attributes" in row:
+            assert row["attributes"].get("gender") in (None, "female", "male")
+
+
+def test_the_report_says_rewrites_ran_out_and_what_filled_the_rest(
+    restaurant_balance: Path,
+) -> None:
+    summary = json.loads((restaurant_balance / "balance.json").read_text())
+    steps = summary["text"]["strategies"]["negative"]
+    assert [s["strategy"] for s in steps] == ["counterfactual", "mined_templates"]
+    rewrites, mined = steps
+    assert rewrites["capacity"] == 5  # Tom and Emma: 2 genders each; the manager's "him": 1
+    assert rewrites["planned"] == 5 and mined["planned"] == 28 - rewrites["accepted"]
+    assert summary["classes"]["negative"]["after"] == 40 and summary["target"] == "max"
+    note = summary["text"]["notes"][0]
+    assert "cannot fill the class without repeating themselves" in note
+    report = (restaurant_balance / "report.md").read_text()
+    assert "How the text classes were filled" in report and note in report
+    assert (restaurant_balance / "mined_templates.yaml").is_file()
+
+
+def test_without_a_fallback_the_class_stops_short_and_says_by_how_much(tmp_path: Path) -> None:
+    (tmp_path / "balance.yaml").write_text("text: {generator: counterfactual, fallback: none}\n")
+    out = tmp_path / "out"
+    result = run_cli(
+        "balance",
+        "--jsonl",
+        str(REVIEWS),
+        "--out",
+        str(out),
+        "--target",
+        "max",
+        "--config",
+        str(tmp_path / "balance.yaml"),
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "balance.json").read_text())
+    negative = summary["classes"]["negative"]
+    short = 40 - negative["after"]
+    assert 12 < negative["after"] <= 17 and short >= 23
+    assert negative["why_not"].startswith(f"{short} short: counterfactual rewrites:")
+    assert f"negative: stops {short} short of its target 40." in summary["text"]["notes"]
+    assert not (out / "mined_templates.yaml").exists()
+
+
+@pytest.mark.parametrize(
+    ("section", "words"),
+    [
+        ("{generator: counterfactual, fallback: mined}", "text.fallback"),
+        ("{generator: counterfactual, fallback: model}", "needs `model:`"),
+    ],
+)
+def test_a_bad_fallback_is_a_clear_error(section: str, words: str, tmp_path: Path) -> None:
+    (tmp_path / "balance.yaml").write_text(f"text: {section}\n")
+    result = run_cli(
+        "balance",
+        "--jsonl",
+        str(REVIEWS),
+        "--out",
+        str(tmp_path / "o"),
+        "--config",
+        str(tmp_path / "balance.yaml"),
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert words in " ".join(result.stderr.split())
+    assert not (tmp_path / "o").exists()

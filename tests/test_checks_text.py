@@ -7,7 +7,13 @@ import pytest
 
 from synthgate.samples import GeneratedSample, Provenance, RubricReport, Sample, SampleSpec, Span
 from synthgate.validators.checks.base import CHECKS
-from synthgate.validators.context import ValidationContext
+from synthgate.validators.context import (
+    TextIndex,
+    ValidationContext,
+    jaccard,
+    text_reference_index,
+    word_shingles,
+)
 from synthgate.validators.measure import judge_sample
 from synthgate.validators.rubric import Rubric, load_rubric
 
@@ -133,9 +139,106 @@ def test_duplicate_text_is_flagged_on_the_later_sample_only() -> None:
     context = ValidationContext.for_taxonomy(LABELS)
     assert judge(text_sample(n=1), context=context).findings == []
     copy = text_sample(CLEAN.upper().replace(" ", "  "), [], n=2)  # case and spacing folded
-    hits = [f for f in judge(copy, context=context).findings if f.check == "clarity_duplicate_text"]
+    report = judge(copy, context=context)
+    hits = [f for f in report.findings if f.check == "clarity_duplicate_text"]
     assert len(hits) == 1 and "txt-1" in hits[0].message
+    assert report.route == "rejected"  # a copy fails correctness (not new) and clarity
     assert judge(text_sample(n=1), context=context).findings == []  # judged again: no self-match
+
+
+# Long enough (80 words) that one changed word leaves 87 % of its word 5-grams shared: a copy.
+# In a 20-word text one word changes a third of them, and the text counts as new.
+REVIEW = (
+    "The pasta arrived luke warm and the waiter ignored our table for twenty minutes, "
+    "then brought the wrong wine and never apologised for any of it. We had booked weeks "
+    "ahead for a birthday, told them so twice on the phone, and still sat next to the kitchen "
+    "door with a wobbling table and a draught. The dessert was the only good part of the "
+    "evening, and even that came after everyone else in the room had already paid and left."
+)
+REAL_ROWS = [
+    {"id": "r1", "text": "Lovely terrace, friendly staff and the best tiramisu in town."},
+    {"id": "r2", "text": REVIEW},
+]
+
+
+def reference() -> TextIndex:
+    return text_reference_index(REAL_ROWS, text_field="text", source="reviews.jsonl")
+
+
+# (name, text, real row copied or None)
+COPY_CASES = [
+    ("exact copy of a real row", REVIEW, "reviews.jsonl row 2 (id r2)"),
+    ("a word changed", REVIEW.replace("wrong wine", "wrong beer"), "reviews.jsonl row 2 (id r2)"),
+    ("case and punctuation only", REVIEW.upper().replace(",", ""), "reviews.jsonl row 2 (id r2)"),
+    (
+        "shares one clause",
+        "The waiter ignored our table for twenty minutes, but the food was great "
+        "and the owner made up for it with dessert on the house.",
+        None,
+    ),
+    ("unrelated", "Cheap, cheerful and quick: exactly what a lunch break needs.", None),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "source"), COPY_CASES, ids=[c[0] for c in COPY_CASES])
+@pytest.mark.parametrize("rubric", [NER, CLASSIFICATION], ids=["ner", "classification"])
+@pytest.mark.parametrize("carrier", ["context", "generator"])
+def test_copies_of_real_rows_are_rejected_with_the_row_named(
+    name: str, text: str, source: str | None, rubric: Rubric, carrier: str
+) -> None:
+    generated = text_sample(text, [], label="negative")
+    context = ValidationContext.for_taxonomy(LABELS)
+    if carrier == "context":
+        context.text_reference = reference()
+    else:  # a generator hands over the rows it drew from with each sample: (name, text) pairs
+        generated.extras["text_reference"] = tuple(
+            (f"reviews.jsonl row {n} (id {r['id']})", r["text"])
+            for n, r in enumerate(REAL_ROWS, start=1)
+        )
+    report = judge(generated, rubric, context)
+    copies = [f for f in report.findings if f.measure == "real_row_jaccard"]
+    if source is None:
+        assert report.findings == [] and report.route in ("accepted", "review")
+        assert report.measurements.get("real_row_jaccard", 0.0) <= 0.85
+        return
+    assert len(copies) == 1 and source in copies[0].message, report.findings
+    assert report.levels["correctness"] == 1 and report.levels["clarity"] == 1
+    assert report.route == "rejected"
+
+
+def test_a_near_copy_of_an_earlier_sample_is_rejected_and_names_it() -> None:
+    context = ValidationContext.for_taxonomy(LABELS)
+    first = judge(text_sample(REVIEW, [], label="negative", n=1), CLASSIFICATION, context)
+    assert first.findings == [] and first.route == "accepted"
+    near = REVIEW.replace("twenty", "thirty")
+    report = judge(text_sample(near, [], label="negative", n=2), CLASSIFICATION, context)
+    found = {f.measure: f.message for f in report.findings}
+    assert set(found) == {"sample_jaccard", "duplicate_jaccard"}
+    assert "earlier sample txt-1" in found["sample_jaccard"] and report.route == "rejected"
+    assert 0.85 < report.measurements["sample_jaccard"] < 1.0
+    again = judge(text_sample(REVIEW, [], label="negative", n=1), CLASSIFICATION, context)
+    assert again.findings == []  # judged again: compared only with what came before it
+
+
+def test_word_shingles_and_jaccard() -> None:
+    assert word_shingles("One two three") == frozenset(["one two three"])
+    assert word_shingles("a b c d e f") == frozenset(["a b c d e", "b c d e f"])
+    assert word_shingles(" ... ") == frozenset()
+    same = word_shingles("The soup was cold, the bread stale!")
+    assert jaccard(same, word_shingles("the SOUP was cold the bread stale")) == 1.0
+    assert jaccard(same, word_shingles("Nothing in common at all here")) == 0.0
+
+
+def test_text_index_measures_exactly_and_keeps_first_entries() -> None:
+    index = TextIndex()
+    index.add("a", REVIEW)
+    index.add("a", "something else entirely, added under a name already taken")
+    near = REVIEW.replace("wrong wine", "wrong beer")
+    found = index.nearest(near)
+    assert found is not None and found[1] == "a"
+    assert found[0] == jaccard(word_shingles(near), word_shingles(REVIEW))
+    assert index.nearest("Short and sweet.") is None
+    assert len(index) == 1 and "a" in index
 
 
 def test_classification_label_outside_taxonomy() -> None:

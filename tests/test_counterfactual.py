@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from synthgate.config import CounterfactualTextConfig
+from synthgate.errors import InputError
 from synthgate.generators import build_generator
 from synthgate.generators.text.counterfactual import (
     NameBank,
@@ -139,3 +141,82 @@ def test_generator_keeps_labels_and_honours_spec_attributes(tmp_path: Path, bank
     assert "Thomas" not in made[1].text  # rows with something to swap are preferred
     assert made[1].provenance.params["source_id"] == "b"
     assert [g.sample.text for g in generator.generate(specs)] == [s.text for s in made]
+
+
+# (text, names the gazetteer must find there): a capital alone makes no name.
+NAME_CASES = [
+    ("Luke warm soup and cold fries.", []),  # sentence start, followed by an adjective
+    ("The soup was luke warm.", []),
+    ("Sarah says it broke after a week.", ["Sarah"]),  # sentence start, a person's verb
+    ("Great. Emily returned it.", ["Emily"]),
+    ("Thanks to Jennifer, all good.", ["Jennifer"]),  # capitalised inside a sentence
+    ("Anna's kettle leaked. We met Luke there.", ["Anna", "Luke"]),  # possessive; mid-sentence
+    ("Dr Luke Smith came.", ["Luke"]),  # after a title
+    ("Luke Smith fixed it.", ["Luke"]),  # a surname follows
+    ("In April, Will bought Hope.", []),  # names that are common words
+    ("Rose coloured glasses, Mark my words.", []),
+]
+
+
+@pytest.mark.parametrize(("text", "names"), NAME_CASES)
+def test_names_are_read_with_their_context(bank: NameBank, text: str, names: list[str]) -> None:
+    found = bank.find(text)
+    assert [name for _, _, name in found] == names
+    assert all(text[start:end] == name for start, end, name in found)
+
+
+def spec(index: int, label: str, **attributes: str) -> SampleSpec:
+    return SampleSpec(
+        batch_id="cf",
+        index=index,
+        modality="text",
+        generator="counterfactual",
+        category=label,
+        attributes=attributes,
+        seed=index,
+    )
+
+
+def generator_for(tmp_path: Path, bank: NameBank, rows: list[dict[str, str]]) -> Any:
+    source = tmp_path / "rows.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = CounterfactualTextConfig(count=1, source=source, locales=["en_US", "de_DE"])
+    return build_generator(config, categories=[], bank=bank)
+
+
+def test_rewrites_always_swap_and_record_only_what_the_text_carries(
+    tmp_path: Path, bank: NameBank
+) -> None:
+    rows = [
+        {"id": "a", "text": "She loved it and so did her sister.", "label": "pos"},
+        {"id": "b", "text": "Luke warm soup. Never again.", "label": "neg"},
+        {"id": "c", "text": "Cold fries, rude staff.", "label": "neg"},
+        {"id": "d", "text": "Thomas said the soup was cold.", "label": "neg"},
+    ]
+    generator = generator_for(tmp_path, bank, rows)
+    assert generator.capacity("pos") == 1  # gendered terms only: one flip
+    assert generator.capacity("neg") == 4  # one row with a name: 2 genders x 2 locales
+    made = generator.generate([spec(0, "pos", gender="female", locale="de_DE")])
+    sample = made[0].sample
+    # Asked for female, but the row is female already: it is flipped, never copied.
+    assert sample.text == "He loved it and so did his brother."
+    assert sample.attributes == {"gender": "male"}  # no name placed: no locale
+    negatives = [g.sample for g in generator.generate([spec(i, "neg") for i in range(1, 9)])]
+    assert {s.provenance.params["source_id"] for s in negatives} == {"d"}
+    assert all(
+        "Thomas" not in s.text and s.attributes.keys() == {"gender", "locale"} for s in negatives
+    )
+    reference = made[0].extras["text_reference"]
+    assert reference[1] == ("rows.jsonl row 2 (id b)", rows[1]["text"])
+
+
+def test_a_class_with_nothing_to_swap_is_refused(tmp_path: Path, bank: NameBank) -> None:
+    rows = [
+        {"id": "a", "text": "Luke warm soup.", "label": "neg"},
+        {"id": "b", "text": "Great food.", "label": "pos"},
+    ]
+    generator = generator_for(tmp_path, bank, rows)
+    with pytest.raises(InputError, match="no row has a first name or a gendered term"):
+        generator.quota_categories()
+    with pytest.raises(InputError, match="'neg' has a first name or a gendered term"):
+        generator.generate([spec(0, "neg")])

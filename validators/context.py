@@ -5,13 +5,21 @@
 optional reference dataset, computed once. Perceptual hashes are imagehash's 64-bit pHash,
 packed into one uint64; `HashIndex.nearest` answers as a scan of every entry would, but a large
 index looks only at the entries of the colour cells or hash bands a lookup can match.
+
+For text, `TextIndex` finds the closest earlier text by the Jaccard similarity of word 5-grams
+(`word_shingles`, `jaccard`): MinHash LSH (datasketch) proposes candidates, the similarity of
+each is computed exactly. The context holds one for the texts of the batch (`batch_texts`), one
+of real rows synthetic texts must not copy (`text_reference`, e.g. `text_reference_index` of a
+JSONL file's rows), and one per set of (name, text) rows a generator hands over with its
+samples (`text_reference_for`: the rows it rewrote, mined or prompted with), indexed once.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -423,7 +431,13 @@ class ValidationContext:
     reference: HashIndex | None = None
     batch_hashes: HashIndex = field(default_factory=HashIndex)
     text_digests: dict[bytes, str] = field(default_factory=dict)
+    # Real rows synthetic texts must not copy (a balance's source rows), and the batch's texts.
+    text_reference: TextIndex | None = None
+    batch_texts: TextIndex = field(default_factory=lambda: TextIndex())
     _references: dict[str, HashIndex] = field(default_factory=dict)
+    _text_references: dict[int, tuple[Sequence[tuple[str, str]], TextIndex]] = field(
+        default_factory=dict
+    )
 
     @classmethod
     def for_taxonomy(cls, categories: Iterable[str] | None, **kwargs: Any) -> ValidationContext:
@@ -437,6 +451,18 @@ class ValidationContext:
             self._references[folder] = reference_index(image_files(Path(folder)))
         return self._references[folder]
 
+    def text_reference_for(self, rows: Sequence[tuple[str, str]]) -> TextIndex:
+        """The index of the (name, text) rows a generator hands over with its samples
+        (`extras["text_reference"]`), built once per rows object."""
+        entry = self._text_references.get(id(rows))
+        if entry is None:
+            index = TextIndex()
+            for name, text in rows:
+                index.add(name, text)
+            # The rows are kept with their index, so their id cannot pass to another object.
+            entry = self._text_references[id(rows)] = (rows, index)
+        return entry[1]
+
     def first_with_digest(self, sample_id: str, digest: bytes) -> str | None:
         """The id of an earlier sample whose text has this `text_digest`; remembers this one."""
         first = self.text_digests.setdefault(digest, sample_id)
@@ -447,3 +473,120 @@ def text_digest(text: str) -> bytes:
     """A 12-byte digest of a text with case and whitespace folded (what duplicates share)."""
     normalised = " ".join(text.casefold().split())
     return hashlib.blake2b(normalised.encode("utf-8"), digest_size=12).digest()
+
+
+WORD = re.compile(r"\w+")
+SHINGLE_WORDS = 5
+SCHEME = "affine32"  # datasketch >= 2 MinHash permutation scheme; fixed, so signatures compare
+
+
+def word_shingles(text: str, size: int = SHINGLE_WORDS) -> frozenset[str]:
+    """The word `size`-grams of a text, case folded, punctuation dropped; a text of fewer words
+    is one shingle (so it matches only a text of the same words), an empty text none."""
+    words = WORD.findall(text.casefold())
+    if len(words) <= size:
+        return frozenset([" ".join(words)]) if words else frozenset()
+    return frozenset(" ".join(words[i : i + size]) for i in range(len(words) - size + 1))
+
+
+def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    """|a & b| / |a | b|: 1.0 for the same shingles, 0.0 for none shared (or nothing to share)."""
+    union = len(a | b)
+    return len(a & b) / union if union else 0.0
+
+
+class TextIndex:
+    """Texts by name; the closest one to a new text by the Jaccard similarity of word 5-grams.
+
+    MinHash LSH proposes the texts likely to share at least `candidate_jaccard` of their
+    shingles; the candidates are ranked by their MinHash estimate (one vectorised comparison)
+    and the similarity of the `verified` best is computed exactly from the texts, so a reported
+    value is never an estimate. Texts below `candidate_jaccard` are not measured: they are new.
+    datasketch is imported on first use: it pulls in scipy, which `import synthgate` and runs
+    without text need not pay for.
+    """
+
+    def __init__(
+        self, *, num_perm: int = 128, candidate_jaccard: float = 0.5, verified: int = 8
+    ) -> None:
+        self.num_perm = num_perm
+        self.candidate_jaccard = candidate_jaccard
+        self.verified = verified
+        self._names: list[str] = []
+        self._texts: list[str] = []
+        self._positions: dict[str, int] = {}
+        self._signatures: np.ndarray = np.zeros((64, num_perm), dtype=np.uint64)
+        self._lsh: Any = None
+        self._permutations: Any = None
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._positions
+
+    def _minhash(self, shingles: frozenset[str]) -> Any:
+        from datasketch import MinHash, MinHashLSH
+
+        if self._lsh is None:
+            self._lsh = MinHashLSH(threshold=self.candidate_jaccard, num_perm=self.num_perm)
+            self._permutations = MinHash(num_perm=self.num_perm, seed=1, scheme=SCHEME).permutations
+        minhash = MinHash(
+            num_perm=self.num_perm, seed=1, permutations=self._permutations, scheme=SCHEME
+        )
+        # Sorted: the same shingles give the same MinHash whatever the set's order.
+        minhash.update_batch([s.encode("utf-8") for s in sorted(shingles)])
+        return minhash
+
+    def add(self, name: str, text: str) -> None:
+        """Remember a text; a name seen before keeps its first text (a re-judged sample)."""
+        if name in self._positions:
+            return
+        position = len(self._names)
+        self._positions[name] = position
+        self._names.append(name)
+        self._texts.append(text)
+        if position == len(self._signatures):
+            self._signatures = np.concatenate([self._signatures, np.zeros_like(self._signatures)])
+        shingles = word_shingles(text)
+        if shingles:
+            minhash = self._minhash(shingles)  # builds the LSH on first use
+            self._signatures[position] = minhash.hashvalues
+            self._lsh.insert(position, minhash)
+
+    def nearest(self, text: str, *, before: str | None = None) -> tuple[float, str] | None:
+        """(Jaccard, name) of the most similar text at or above `candidate_jaccard` (the
+        earliest on a tie); only those added before `before` when that name is already in (a
+        sample judged again compares with what came before it). None: no such text."""
+        shingles = word_shingles(text)
+        if not shingles or self._lsh is None:
+            return None
+        end = self._positions.get(before, len(self._names)) if before else len(self._names)
+        minhash = self._minhash(shingles)
+        candidates = np.array(sorted(p for p in self._lsh.query(minhash) if p < end), dtype=int)
+        if not candidates.size:
+            return None
+        estimates = (self._signatures[candidates] == minhash.hashvalues).mean(axis=1)
+        ranked = candidates[np.argsort(-estimates, kind="stable")[: self.verified]]
+        best: tuple[float, int] | None = None
+        for position in ranked:
+            similarity = jaccard(shingles, word_shingles(self._texts[position]))
+            if similarity < self.candidate_jaccard:
+                continue
+            if best is None or (similarity, -position) > (best[0], -best[1]):
+                best = (similarity, int(position))
+        return None if best is None else (best[0], self._names[best[1]])
+
+
+def text_reference_index(
+    rows: Iterable[Mapping[str, Any]], *, text_field: str, source: str
+) -> TextIndex:
+    """The real rows of a JSONL file as a reference: each named by its line and id, as findings
+    show it (`reviews.jsonl row 17 (id r17)`). Rows without a text are skipped."""
+    index = TextIndex()
+    for number, row in enumerate(rows, start=1):
+        text = row.get(text_field)
+        if isinstance(text, str):
+            known = f" (id {row['id']})" if row.get("id") is not None else ""
+            index.add(f"{source} row {number}{known}", text)
+    return index

@@ -1,10 +1,19 @@
 """`synthgate balance --jsonl`: text classification data balanced by label and name attributes.
 
-`balance_jsonl(...)` checks the rows, counts labels, infers each real row's gender/locale from its
+`balance_text(...)` checks the rows, counts labels, infers each real row's gender/locale from its
 names (generators/text/counterfactual.py) so new samples fill the under-represented groups of
 each label, runs the plan through the pipeline (the `counterfactual` generator by default, or any
 text generator the balance config names), merges the accepted rows into merged.jsonl (real lines
 byte for byte) and reports the label rate per attribute group before and after.
+
+Rewrites cannot fill a class beyond the distinct rewrites its rows allow (`capacity`: rows with
+a name or gendered term to swap), and the rubric rejects a rewrite that copies a real row or an
+earlier sample. What they leave missing goes to the counterfactual section's `fallback`: by
+default templates mined from the class's own rows (generators/text/mined.py, written to
+mined_templates.yaml and run by the `templates` generator), or a local text-generation model
+(`model.path`, the `text_model` generator) when one is configured. What still lacks is left
+short. balance.json (`text`) and report.md say, per class, what each strategy could make,
+made and had accepted, and by how much a class stays short of its target.
 """
 
 from __future__ import annotations
@@ -14,11 +23,21 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from synthgate.config import BatchConfig, CounterfactualTextConfig, parse_config
 from synthgate.errors import InputError
 from synthgate.files import write_atomic
 from synthgate.formats.jsonl import read_jsonl
 from synthgate.generators import Generator, build_generator
-from synthgate.generators.text.counterfactual import NameBank, bias_report, infer_attributes
+from synthgate.generators.text.counterfactual import (
+    CounterfactualGenerator,
+    NameBank,
+    bias_report,
+    infer_attributes,
+)
+from synthgate.generators.text.mined import mine_templates
+from synthgate.generators.text.rows import reference_rows
 from synthgate.pipeline import Progress
 from synthgate.storage.folders import publish_out
 from synthgate.workflows.balance import (
@@ -128,16 +147,44 @@ def balance_text(
         for axis, value in attributes_of(row).items():
             existing.setdefault(str(row[label_field]), {}).setdefault(axis, Counter())[value] += 1
 
+    # Every text generator gets the real rows: the copy check compares its samples with them.
+    reference = reference_rows(rows, text_field=text_field, source=jsonl_path.name)
+
     def build(config: Any) -> Generator:
-        components = {"rows": rows, "bank": bank} if config.generator == "counterfactual" else {}
+        components: dict[str, Any] = {"reference": reference}
+        if config.generator in ("counterfactual", "text_model"):
+            components = {"rows": rows} | (
+                {"bank": bank} if config.generator == "counterfactual" else {}
+            )
         return build_generator(config, categories=list(before), **components)
+
+    plan = _Plan(lacking)
+    parts = split_deficits(lacking, len(sections))
+    fallback: CounterfactualTextConfig | None = None
+    for section, part in zip(sections, parts, strict=True):
+        if section.get("generator", "counterfactual") != "counterfactual":
+            for label, wanted in part.items():  # its capacity is not known
+                plan.note(label, str(section.get("generator")), capacity=None, wanted=wanted)
+            continue
+        # Checked as run_sections will check it, so a bad key is the same clear error.
+        probe = parse_config(
+            {"name": balance.name, "text": {**section, "count": 1}},
+            source=config_path or jsonl_path,
+        )
+        rewrites = probe.text
+        assert isinstance(rewrites, CounterfactualTextConfig)
+        fallback = fallback or rewrites
+        rewriter = CounterfactualGenerator(rewrites, categories=list(before), rows=rows, bank=bank)
+        for label, wanted in part.items():
+            part[label] = min(wanted, rewriter.capacity(label))
+            plan.note(label, "counterfactual", capacity=rewriter.capacity(label), wanted=wanted)
 
     temporary = prepare_output(out)
     try:
         runs = run_sections(
             modality="text",
             sections=sections,
-            parts=split_deficits(lacking, len(sections)),
+            parts=parts,
             balance=balance,
             source=config_path or jsonl_path,
             categories=list(before),
@@ -147,6 +194,36 @@ def balance_text(
             existing=existing,
             progress=progress,
         )
+        plan.made(runs, strategy=None)
+        rest = plan.missing()
+        if fallback is not None and fallback.fallback != "none" and any(rest.values()):
+            filler, section, part = _fallback_section(
+                fallback,
+                rows,
+                rest,
+                plan,
+                jsonl_path=jsonl_path,
+                text_field=text_field,
+                label_field=label_field,
+                bank=bank,
+                seed=balance.seed,
+                folder=temporary,
+            )
+            filled = run_sections(
+                modality="text",
+                sections=[section],
+                parts=[part],
+                balance=balance.model_copy(update={"name": f"{balance.name}-fallback"}),
+                source=config_path or jsonl_path,
+                categories=list(before),
+                runs_dir=temporary / "runs",
+                build=build,
+                shares=shares,
+                existing=existing,
+                progress=progress,
+            )
+            plan.made(filled, strategy=filler)
+            runs += filled
         lines = jsonl_path.read_text(encoding="utf-8").splitlines(keepends=True)
         result = MergeResult()
         for run_dir, _config in runs:
@@ -185,12 +262,12 @@ def balance_text(
             after=after,
             targets=targets,
             lacking=lacking,
-            why_not={},
+            why_not=plan.why_not(targets, after),
             result=result,
             runs=runs,
             temporary=temporary,
             skipped=[],
-            extra={"bias": bias},
+            extra={"bias": bias, "text": plan.as_json(targets, after)},
         )
         finish_output(temporary, summary, runs)
         publish_out(temporary, out)
@@ -198,3 +275,157 @@ def balance_text(
         shutil.rmtree(temporary, ignore_errors=True)
         raise
     return BalanceResult(out=out, summary=summary)
+
+
+STRATEGY_NAMES = {
+    "counterfactual": "counterfactual rewrites",
+    "mined_templates": "templates mined from the class's rows",
+    "model": "the local text-generation model",
+}
+
+
+def _strategy_name(strategy: str) -> str:
+    return STRATEGY_NAMES.get(strategy, f"the {strategy} generator")
+
+
+class _Plan:
+    """What each strategy could make of each class, was asked for, made and had accepted."""
+
+    def __init__(self, lacking: dict[str, int]) -> None:
+        self.lacking = lacking
+        self.steps: dict[str, list[dict[str, Any]]] = {label: [] for label in lacking}
+
+    def note(self, label: str, strategy: str, *, capacity: int | None, wanted: int) -> None:
+        """A strategy asked for `wanted` rows of a class, of which it can make `capacity`
+        distinct ones (None: not known)."""
+        if wanted > 0:
+            planned = wanted if capacity is None else min(wanted, capacity)
+            self.steps[label].append(
+                {"strategy": strategy, "capacity": capacity, "planned": planned}
+            )
+
+    def made(self, runs: list[tuple[Path, BatchConfig]], *, strategy: str | None) -> None:
+        """Count each run's rows by status into the step that planned them (the strategy, else
+        the one named after the run's generator)."""
+        for run_dir, config in runs:
+            step_name = strategy or (config.text.generator if config.text is not None else "")
+            counts: dict[str, Counter[str]] = {}
+            for row in read_jsonl(run_dir / "text.jsonl"):
+                counts.setdefault(str(row["label"]), Counter())[str(row["status"])] += 1
+            for label, statuses in counts.items():
+                step = next(
+                    (s for s in self.steps.get(label, []) if s["strategy"] == step_name), None
+                )
+                if step is not None:
+                    for status in ("accepted", "review", "rejected"):
+                        step[status] = step.get(status, 0) + statuses[status]
+
+    def missing(self) -> dict[str, int]:
+        """Per class: the deficit less what was accepted or waits for review."""
+        return {
+            label: max(
+                0, lack - sum(s.get("accepted", 0) + s.get("review", 0) for s in self.steps[label])
+            )
+            for label, lack in self.lacking.items()
+        }
+
+    def notes(self, targets: dict[str, int], after: dict[str, Any]) -> list[str]:
+        lines = []
+        for label, steps in self.steps.items():
+            if not steps:
+                continue
+            lack = self.lacking[label]
+            for turn, step in enumerate(steps):
+                name = _strategy_name(step["strategy"])
+                capacity = step["capacity"]
+                said = f"{label}: {name}" + (
+                    " (capacity not known)"
+                    if capacity is None
+                    else f" can make {capacity} distinct rows"
+                )
+                if turn == 0 and capacity is not None and capacity < lack:
+                    said += (
+                        f", fewer than the {lack} missing: they cannot fill the class without "
+                        "repeating themselves"
+                    )
+                said += (
+                    f"; {step['planned']} planned, {step.get('accepted', 0)} accepted, "
+                    f"{step.get('rejected', 0)} rejected (copies and defects), "
+                    f"{step.get('review', 0)} waiting for review."
+                )
+                lines.append(said)
+            short = targets.get(label, 0) - after[label].instances if label in after else 0
+            if short > 0:
+                lines.append(f"{label}: stops {short} short of its target {targets[label]}.")
+        return lines
+
+    def why_not(self, targets: dict[str, int], after: dict[str, Any]) -> dict[str, str]:
+        reasons = {}
+        for label, steps in self.steps.items():
+            short = targets.get(label, 0) - (after[label].instances if label in after else 0)
+            if short > 0 and steps:
+                made = "; ".join(
+                    f"{_strategy_name(s['strategy'])}: {s.get('accepted', 0)} accepted of "
+                    f"{s['planned']} planned"
+                    + ("" if s["capacity"] is None else f" (could make {s['capacity']})")
+                    for s in steps
+                )
+                waiting = sum(s.get("review", 0) for s in steps)
+                reasons[label] = f"{short} short: {made}" + (
+                    f"; {waiting} in samples review" if waiting else ""
+                )
+        return reasons
+
+    def as_json(self, targets: dict[str, int], after: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "strategies": {label: steps for label, steps in self.steps.items() if steps},
+            "notes": self.notes(targets, after),
+        }
+
+
+def _fallback_section(
+    config: CounterfactualTextConfig,
+    rows: list[dict[str, Any]],
+    rest: dict[str, int],
+    plan: _Plan,
+    *,
+    jsonl_path: Path,
+    text_field: str,
+    label_field: str,
+    bank: NameBank,
+    seed: int,
+    folder: Path,
+) -> tuple[str, dict[str, Any], dict[str, int]]:
+    """The strategy, generator section and each class's part that fill what rewrites left."""
+    strategy = config.fallback
+    if strategy == "auto":
+        strategy = "model" if config.model is not None else "mined_templates"
+    if strategy == "model":
+        assert config.model is not None  # the config's validator requires it
+        for label, wanted in rest.items():
+            plan.note(label, "model", capacity=None, wanted=wanted)
+        section = {
+            "generator": "text_model",
+            "source": str(jsonl_path.resolve()),
+            "text_field": text_field,
+            "label_field": label_field,
+            "model": config.model.model_dump(mode="json"),
+        }
+        if config.rubric is not None:
+            section["rubric"] = config.rubric
+        return strategy, section, rest
+    mined = mine_templates(
+        rows, rest, text_field=text_field, label_field=label_field, bank=bank, seed=seed
+    )
+    mined.data["order"] = "cycle"  # each template once: they are as many as the rows missing
+    part = {}
+    for label, wanted in rest.items():
+        plan.note(label, "mined_templates", capacity=mined.capacity.get(label, 0), wanted=wanted)
+        part[label] = min(wanted, mined.capacity.get(label, 0))
+    path = folder / "mined_templates.yaml"
+    if mined.data["labels"]:  # else nothing is planned and the section does not run
+        write_atomic(path, yaml.safe_dump(mined.data, allow_unicode=True, sort_keys=False))
+    section = {"generator": "templates", "templates": str(path), "locales": config.locales}
+    if config.rubric is not None:
+        section["rubric"] = config.rubric
+    return strategy, section, part

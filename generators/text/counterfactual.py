@@ -1,25 +1,29 @@
 """Counterfactual text: label-preserving rewrites that swap names and gendered terms.
 
-`NameBank.build(locales)` collects Faker's gendered first names per locale; `rewrite(text, …)`
-replaces every first name it finds with one of the target locale and gender (the same name
+`rewrite(text, …)` replaces every first name the text uses as a name (generators/text/names.py:
+a gazetteer read with its context) with one of the target locale and gender (the same name
 always by the same replacement) and, when the gender changes, every gendered term (he/she,
-his/her, father/mother, Mr/Ms, …, case kept); `infer_attributes` guesses a row's gender and
-locale from its first name or its gendered terms; `bias_report` gives the label rate per
-attribute group and the largest gap between groups. `CounterfactualGenerator` (registry name
-`counterfactual`) makes one rewrite of a real row per `SampleSpec`: a row of the spec's class,
-rewritten to the spec's gender and locale, with the label of the row it came from.
+his/her, father/mother, Mr/Ms, …, case kept); `infer_attributes` reads a row's gender and
+locale from its first name or its gendered terms, and gives none the text does not carry;
+`bias_report` gives the label rate per attribute group and the largest gap between groups.
 
-Names are found as whole capitalised words, so scripts written without spaces (Japanese,
-Chinese) are matched only when the name stands alone; a few first names that are also common
-words (April, Will, Hope, …) are never treated as names.
+`CounterfactualGenerator` (registry name `counterfactual`) makes one rewrite of a real row per
+`SampleSpec`: a row of the spec's class that has a name or a gendered term to swap, rewritten to
+the spec's gender and locale, with the label of the row it came from. It never copies a row:
+a rewrite that swapped nothing is made again toward the other gender, and a class without a row
+to swap is an error. A sample records only the attributes its text carries (the gender of the
+names or terms it now holds, the locale of the names it placed). `capacity(label)` is how many
+distinct rewrites a class allows: a row with names one per (gender, locale), a row with only
+gendered terms one (its flip); past that, rewrites repeat, and balancing fills the rest with
+another strategy (workflows/balance_text.py). Every sample carries the generator's rows as the
+reference the copy check compares it with (`extras["text_reference"]`).
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import faker
@@ -28,42 +32,10 @@ import numpy as np
 from synthgate.config import CounterfactualTextConfig
 from synthgate.errors import InputError
 from synthgate.formats.jsonl import read_jsonl
+from synthgate.generators.text.names import GENDERS, WORD, NameBank
+from synthgate.generators.text.rows import reference_rows
 from synthgate.samples import GeneratedSample, Provenance, Sample, SampleSpec, sample_id
 
-GENDERS = ("female", "male")
-DETECT_LOCALES = ("en_US", "de_DE", "es_ES", "fr_FR", "it_IT", "pt_BR", "hi_IN", "ja_JP")
-NOT_NAMES = frozenset(
-    [
-        "April",
-        "May",
-        "June",
-        "August",
-        "Will",
-        "Hope",
-        "Faith",
-        "Grace",
-        "Joy",
-        "Bill",
-        "Art",
-        "Guy",
-        "Summer",
-        "Page",
-        "Sunny",
-        "Chance",
-        "Say",
-        "Love",
-        "Dawn",
-        "Star",
-        "Sky",
-        "Rich",
-        "Holly",
-        "Ivy",
-        "Honey",
-        "Angel",
-        "Christian",
-        "Sterling",
-    ]
-)
 # (male, female) pairs; "her" maps back to "his" or "him" by what follows it.
 TERM_PAIRS: tuple[tuple[str, str], ...] = (
     ("he", "she"),
@@ -96,7 +68,6 @@ TERM_PAIRS: tuple[tuple[str, str], ...] = (
 TO_FEMALE = {m: f for m, f in TERM_PAIRS}
 TO_MALE = {f: m for m, f in reversed(TERM_PAIRS)}  # "her" -> "him" here; "his" by context below
 TERM_GENDER = {**dict.fromkeys(TO_FEMALE, "male"), **dict.fromkeys(TO_MALE, "female")}
-WORD = re.compile(r"\w+(?:['’-]\w+)*")
 HIM_FOLLOWERS = frozenset(
     [
         "and",
@@ -122,45 +93,6 @@ HIM_FOLLOWERS = frozenset(
         "?",
     ]
 )
-
-
-@dataclass
-class NameBank:
-    """Gendered first names per locale, and who each name belongs to (first locale listed wins)."""
-
-    names: dict[str, dict[str, list[str]]] = field(default_factory=dict)
-    owner: dict[str, tuple[str, str]] = field(default_factory=dict)
-
-    @classmethod
-    def build(cls, locales: Iterable[str]) -> NameBank:
-        bank = cls()
-        for locale in dict.fromkeys([*locales, *DETECT_LOCALES]):
-            try:
-                fake = faker.Faker(locale)
-            except AttributeError:
-                raise InputError(
-                    f"text.locales: unknown Faker locale {locale!r}; use one such as en_US, de_DE"
-                ) from None
-            person = next((p for p in fake.get_providers() if hasattr(p, "first_names_male")), None)
-            if person is None:
-                continue
-            bank.names[locale] = {
-                "female": sorted(set(person.first_names_female)),
-                "male": sorted(set(person.first_names_male)),
-            }
-            for gender in GENDERS:
-                for name in bank.names[locale][gender]:
-                    if name not in NOT_NAMES:
-                        bank.owner.setdefault(name, (locale, gender))
-        return bank
-
-    def find(self, text: str) -> list[tuple[int, int, str]]:
-        """(start, end, name) of every whole-word first name in `text`."""
-        return [
-            (m.start(), m.end(), m.group())
-            for m in WORD.finditer(text)
-            if m.group() in self.owner and m.group()[:1].isupper() | (not m.group().isascii())
-        ]
 
 
 def _match_case(template: str, word: str) -> str:
@@ -282,7 +214,7 @@ class CounterfactualGenerator:
     """One rewrite of a real row of the spec's class per spec; the label is the row's label."""
 
     name: ClassVar[str] = "counterfactual"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     modality: ClassVar[str] = "text"
 
     def __init__(
@@ -293,7 +225,6 @@ class CounterfactualGenerator:
         rows: list[dict[str, Any]] | None = None,
         bank: NameBank | None = None,
     ) -> None:
-
         self.config = config
         self.rows = rows if rows is not None else read_jsonl(config.source)
         self.bank = bank or NameBank.build(config.locales)
@@ -306,46 +237,83 @@ class CounterfactualGenerator:
                     f"and a label `{config.label_field}`"
                 )
             self.by_label[str(label)].append(position)
-        # Rows with something to swap come first: rewriting a row with nothing to swap copies it.
-        self.swappable = {
-            label: [i for i in rows_ if self._has_terms(self.rows[i][config.text_field])]
-            for label, rows_ in self.by_label.items()
-        }
+        # Only rows with something to swap: rewriting a row with nothing to swap copies it.
+        self.named: dict[str, list[int]] = {}
+        self.swappable: dict[str, list[int]] = {}
+        for label, positions in self.by_label.items():
+            texts = {i: self.rows[i][config.text_field] for i in positions}
+            self.named[label] = [i for i in positions if self.bank.find(texts[i])]
+            self.swappable[label] = [
+                i for i in positions if i in self.named[label] or term_gender(texts[i])
+            ]
+        self.reference = reference_rows(
+            self.rows, text_field=config.text_field, source=config.source.name
+        )
 
-    def _has_terms(self, text: str) -> bool:
-        return bool(self.bank.find(text)) or term_gender(text) is not None
+    def capacity(self, label: str) -> int:
+        """Distinct rewrites the class allows: per row with names one per (gender, locale),
+        per row with only gendered terms one (its flip)."""
+        named = len(self.named.get(label, []))
+        terms_only = len(self.swappable.get(label, [])) - named
+        return named * len(GENDERS) * len(self.config.locales) + terms_only
 
     def quota_categories(self) -> list[str | None]:
-        return list(self.by_label)
+        labels: list[str | None] = [label for label, rows in self.swappable.items() if rows]
+        if not labels:
+            raise InputError(
+                f"{self.config.source}: no row has a first name or a gendered term to swap, so "
+                "every counterfactual rewrite would copy a real row; use the templates "
+                "generator, or balance, which mines templates from the rows"
+            )
+        return labels
 
     def generate(self, specs: list[SampleSpec]) -> list[GeneratedSample]:
-        return [GeneratedSample(sample=self._make(spec)) for spec in specs]
+        return [
+            GeneratedSample(sample=self._make(spec), extras={"text_reference": self.reference})
+            for spec in specs
+        ]
 
     def _make(self, spec: SampleSpec) -> Sample:
         config = self.config
         rng = np.random.default_rng(spec.seed)
-        labels = list(self.by_label)
-        label = spec.category or labels[int(rng.integers(len(labels)))]
+        label = spec.category
+        if label is None:  # no quota asked for: any class with a row to rewrite
+            labels = self.quota_categories()
+            label = str(labels[int(rng.integers(len(labels)))])
         if label not in self.by_label:
             raise InputError(
                 f"{config.source}: no row with {config.label_field} {label!r} to rewrite"
             )
-        pool = self.swappable[label] or self.by_label[label]
+        pool = self.swappable[label]
+        if not pool:
+            raise InputError(
+                f"{config.source}: no row with {config.label_field} {label!r} has a first name "
+                "or a gendered term to swap; a rewrite would copy it (balance fills such a "
+                "class with templates mined from its rows)"
+            )
         position = pool[int(rng.integers(len(pool)))]
         row = self.rows[position]
         gender = spec.attributes.get("gender") or GENDERS[int(rng.integers(2))]
         locale = (
             spec.attributes.get("locale") or config.locales[int(rng.integers(len(config.locales)))]
         )
-        result = rewrite(
-            row[config.text_field], gender=gender, locale=locale, bank=self.bank, rng=rng
-        )
+        text = row[config.text_field]
+        result = rewrite(text, gender=gender, locale=locale, bank=self.bank, rng=rng)
+        if not result.swaps:  # gendered terms of the target gender already: flip them instead
+            gender = GENDERS[1 - GENDERS.index(gender)]
+            result = rewrite(text, gender=gender, locale=locale, bank=self.bank, rng=rng)
+        names_placed = any(old in self.bank.owner for old, _ in result.swaps)
+        attributes = {}
+        if names_placed or term_gender(result.text) == gender:
+            attributes["gender"] = gender
+        if names_placed:
+            attributes["locale"] = locale
         return Sample(
             id=sample_id(spec.batch_id, "text", spec.index),
             spec=spec,
             text=result.text,
             doc_label=label,
-            attributes={"gender": gender, "locale": locale},
+            attributes=attributes,
             provenance=Provenance(
                 generator=self.name,
                 generator_version=self.version,

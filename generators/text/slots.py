@@ -146,6 +146,9 @@ class _SchemaBase(BaseModel):
     lexicons: dict[Annotated[str, Field(pattern=f"^{NAME_PATTERN}$")], Values] = Field(
         default_factory=dict
     )
+    # random: a sample draws its template from its seed; cycle: sample i takes template i mod n
+    # of its class, so consecutive samples use every template once before any repeats.
+    order: Literal["random", "cycle"] = "random"
 
     @field_validator("labels")
     @classmethod
@@ -202,6 +205,7 @@ class TemplateFile:
     labels: tuple[str, ...]
     lexicons: dict[str, tuple[str, ...]]
     templates: tuple[Template, ...]
+    order: Literal["random", "cycle"] = "random"  # how samples pick their template
 
     def templates_for(self, label: str | None) -> list[Template]:
         return [t for t in self.templates if t.label == label]
@@ -237,7 +241,9 @@ def load_template_file(path: Path | str) -> TemplateFile:
             )
     for template in templates:
         _check_slots(path, schema.task, schema.labels, lexicons, template)
-    return TemplateFile(path, schema.task, tuple(schema.labels), lexicons, tuple(templates))
+    return TemplateFile(
+        path, schema.task, tuple(schema.labels), lexicons, tuple(templates), schema.order
+    )
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

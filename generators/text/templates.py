@@ -16,6 +16,8 @@ Template file schema (YAML; unknown keys are errors):
     # classification: a mapping document label -> list of strings (every label needs one)
     # templates:
     #   positive: ["Love my {:@product}, thanks {:first_name}!"]
+    order: random              # optional: random (a seeded draw per sample) | cycle (sample i
+                               # takes template i mod n of its class)
 
 Slots: `{LABEL:provider}` fills from the Faker provider method `provider` (called without
 arguments, in the sample's locale) and records a span LABEL, which must be in `labels`;
@@ -24,7 +26,13 @@ record no span (the only slots a classification file may use). `{{` / `}}` are l
 Filled values are cleaned: newlines -> ", ", whitespace collapsed, and no value starts or ends
 with whitespace, punctuation or a symbol (Faker values are redrawn up to 10 times, then trimmed;
 lexicon values must already be clean). With a spec gender (female | male), name providers use
-their gendered variant (`name` -> `name_female`) and the sample records the gender.
+their gendered variant (`name` -> `name_female`) and the sample records the gender; it records
+the locale only when a Faker slot was filled (lexicon values carry none).
+
+A file's `order: cycle` has sample i take template i mod n of its class instead of a seeded
+draw (mined templates are each used once). A `reference` component (the (name, text) real rows
+balancing draws from, generators/text/rows.py) goes with every sample to the rubric's copy check
+(`extras["text_reference"]`).
 """
 
 from __future__ import annotations
@@ -68,7 +76,13 @@ class TemplateGenerator:
     version: ClassVar[str] = "1"
     modality: ClassVar[str] = "text"
 
-    def __init__(self, config: TemplateTextConfig, *, categories: list[str]) -> None:
+    def __init__(
+        self,
+        config: TemplateTextConfig,
+        *,
+        categories: list[str],
+        reference: tuple[tuple[str, str], ...] | None = None,
+    ) -> None:
         self.config = config
         self.template_file = load_template_file(config.templates)
         self._fakers: dict[str, faker.Faker] = {}
@@ -76,6 +90,7 @@ class TemplateGenerator:
         self._providers: dict[tuple[str, str, str | None], tuple[Callable[[], Any], bool]] = {}
         for locale in config.locales:
             self._faker_for(locale)
+        self.reference = reference
 
     def quota_categories(self) -> list[str | None]:
         if self.template_file.task == "classification":
@@ -83,7 +98,8 @@ class TemplateGenerator:
         return [None]
 
     def generate(self, specs: list[SampleSpec]) -> list[GeneratedSample]:
-        return [GeneratedSample(sample=self._make(spec)) for spec in specs]
+        extras = {"text_reference": self.reference} if self.reference is not None else {}
+        return [GeneratedSample(sample=self._make(spec), extras=dict(extras)) for spec in specs]
 
     def _make(self, spec: SampleSpec) -> Sample:
         locales = self.config.locales
@@ -102,7 +118,7 @@ class TemplateGenerator:
         parts: list[str] = []
         spans: list[Span] = []
         offset = 0
-        gender_used = False
+        gender_used = faker_used = False
         for piece in template.pieces:
             if isinstance(piece, str):
                 value = piece
@@ -112,6 +128,7 @@ class TemplateGenerator:
             else:
                 value, gendered = self._draw(piece, template, locale, gender)
                 gender_used = gender_used or gendered
+                faker_used = True
             if isinstance(piece, Slot) and piece.label is not None:
                 spans.append(
                     Span(start=offset, end=offset + len(value), label=piece.label, value=value)
@@ -119,7 +136,9 @@ class TemplateGenerator:
             parts.append(value)
             offset += len(value)
 
-        attributes = {"locale": locale}
+        # Only what the text carries: a locale where Faker filled a slot, a gender where a
+        # gendered provider did.
+        attributes = {"locale": locale} if faker_used else {}
         if gender_used and gender is not None:
             attributes["gender"] = gender
         task = self.template_file.task
@@ -159,6 +178,8 @@ class TemplateGenerator:
                     f"which is not in the file's labels {list(file.labels)}"
                 )
         choices = file.templates_for(label)
+        if file.order == "cycle":
+            return choices[spec.index % len(choices)]
         return choices[int(rng.integers(len(choices)))]
 
     def _draw(

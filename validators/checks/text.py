@@ -1,10 +1,17 @@
 """Checks of text samples: span alignment and boundaries, labels, overlaps, unfilled slots,
-duplicates within the batch and length bounds.
+copies of real rows and of earlier samples, and length bounds.
 
 Spans are character offsets, end exclusive. A span's edges must not be whitespace, punctuation
 or a symbol (the templates generator's own rule, generators/text/slots.py), except characters a
 rubric allows (currency signs, by default). Unfilled slot markers are found by a regular
 expression the rubric gives (default: the templates generator's `{LABEL:provider}` syntax).
+
+A copy is measured as the Jaccard similarity of word 5-grams with the closest real row and the
+closest earlier sample (validators/context.py `TextIndex`). The real rows are those a generator
+hands over with each sample (`extras["text_reference"]`: (name, text) pairs of the rows it
+rewrote, mined or prompted with, indexed once by the context) and the context's
+`text_reference`; the closest real row is found when the
+sample is measured (anywhere, in any order), the closest earlier sample in sample order.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from typing import Any
 
 from synthgate.samples import Span
 from synthgate.validators.checks.base import CheckInput, Measure, Measurement, register
-from synthgate.validators.context import text_digest
+from synthgate.validators.context import TextIndex, text_digest
 
 DEFAULT_SLOT_PATTERN = r"\{[A-Za-z0-9_-]*:@?[A-Za-z_][A-Za-z0-9_]*\}"
 
@@ -177,25 +184,100 @@ def unfilled_slots(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Meas
         yield Measurement("unfilled_slots", len(found), f"unfilled slot marker(s) {shown}")
 
 
-def _prepare_digest(item: CheckInput) -> dict[str, Any]:
+def _closest_real_row(item: CheckInput) -> dict[str, Any]:
+    """The closest real row (order-independent: done when the sample is measured), and the
+    text's digest for the exact-copy measure."""
     text = item.sample.text
-    return {"text_digest": None if text is None else text_digest(text)}
+    if text is None:
+        return {"text_digest": None, "real_row": None, "real_row_jaccard": None}
+    best: tuple[float, str] | None = None
+    handed = item.extras.get("text_reference")
+    references = [item.context.text_reference]
+    if handed is not None:
+        references.append(item.context.text_reference_for(handed))
+    for reference in references:
+        found = reference.nearest(text) if isinstance(reference, TextIndex) else None
+        if found is not None and (best is None or found[0] > best[0]):
+            best = found
+    return {
+        "text_digest": text_digest(text),
+        "real_row": None if best is None else best[1],
+        "real_row_jaccard": None if best is None else best[0],
+    }
+
+
+def _prepare_copies(item: CheckInput) -> dict[str, Any]:
+    # Both copy checks prepare the same thing: work it out once per sample.
+    if "_copies_prepared" not in item.cache:
+        item.cache["_copies_prepared"] = _closest_real_row(item)
+    return dict(item.cache["_copies_prepared"])
+
+
+def _closest_sample(item: CheckInput) -> tuple[float, str] | None:
+    """The closest earlier sample of the batch; remembers this one (once per sample: both copy
+    checks ask, and the second must not find the first's entry)."""
+    if "_closest_sample" not in item.cache:
+        text = item.sample.text or ""
+        batch = item.context.batch_texts
+        item.cache["_closest_sample"] = batch.nearest(text, before=item.sample.id)
+        batch.add(item.sample.id, text)
+    found: tuple[float, str] | None = item.cache["_closest_sample"]
+    return found
+
+
+@register(
+    "correctness_text_copy",
+    measures=[Measure("real_row_jaccard", ""), Measure("sample_jaccard", "")],
+    prepare=_prepare_copies,
+)
+def text_copy(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measurement]:
+    """The text is new: no exact or near copy (Jaccard of word 5-grams) of a real row, which
+    would pass a real row off as synthetic, or of an earlier sample, which adds nothing."""
+    if item.sample.text is None:
+        return
+    similarity, row = item.cache.get("real_row_jaccard"), item.cache.get("real_row")
+    if similarity is not None:
+        yield Measurement(
+            "real_row_jaccard",
+            float(similarity),
+            f"shares {similarity:.0%} of its word 5-grams with real {row}",
+        )
+    found = _closest_sample(item)
+    if found is not None:
+        yield Measurement(
+            "sample_jaccard",
+            found[0],
+            f"shares {found[0]:.0%} of its word 5-grams with earlier sample {found[1]}",
+        )
 
 
 @register(
     "clarity_duplicate_text",
-    measures=[Measure("duplicate_text", "sample")],
-    prepare=_prepare_digest,
+    measures=[Measure("duplicate_text", "sample"), Measure("duplicate_jaccard", "")],
+    prepare=_prepare_copies,
 )
 def duplicate_text(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measurement]:
-    """The text (case and whitespace folded) is not a copy of an earlier sample of the batch."""
+    """The text is not a copy of another: an earlier sample of the batch with the same text
+    (case and whitespace folded), or the closest real row or earlier sample by Jaccard."""
     text = item.sample.text
     if text is None:
         return
     digest = item.cache.get("text_digest") or text_digest(text)
     first = item.context.first_with_digest(item.sample.id, digest)
+    found = _closest_sample(item)
     if first is not None:
         yield Measurement("duplicate_text", 1, f"same text as earlier sample {first}")
+        return  # an exact copy is one finding, not two
+    closest = [(found[0], f"earlier sample {found[1]}")] if found is not None else []
+    if item.cache.get("real_row_jaccard") is not None:
+        closest.append((float(item.cache["real_row_jaccard"]), f"real {item.cache['real_row']}"))
+    if closest:
+        similarity, other = max(closest, key=lambda c: c[0])
+        yield Measurement(
+            "duplicate_jaccard",
+            similarity,
+            f"shares {similarity:.0%} of its word 5-grams with {other}",
+        )
 
 
 @register(

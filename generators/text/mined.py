@@ -1,0 +1,108 @@
+"""Templates mined from a class's real rows: what balancing falls back on when rewrites run out.
+
+`mine_templates(rows, wanted, …)` turns the rows of each class into classification templates
+for the `templates` generator: every template joins the opening sentence of one row with a later
+sentence of another row of the same class (rows of one sentence pair with each other), so it
+says what the class's rows say without being any one of them, and its slots are the parts of
+the sentences that vary between rows: first names (generators/text/names.py, read with their
+context) become `{:first_name}`, numbers `{:@number}` (the numbers the rows use). A pair whose
+sentences come from one row, or that spells out a real row, is never a template.
+
+`MinedTemplates.capacity[label]` is how many distinct templates the class's rows give; the
+file holds at most `wanted[label]` of them per class, in a seeded order, for the templates
+generator's `order: cycle` to use each once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from synthgate.generators.text.names import NameBank
+from synthgate.generators.text.slots import clean_whitespace
+
+SENTENCE = re.compile(r"[^.!?…]+(?:[.!?…]+[\"'”’)]*|$)")
+NUMBER = re.compile(r"(?<![\w.,])\d+(?![\w.,]\d)")
+
+
+@dataclass
+class MinedTemplates:
+    """A template file's content (`data`, for YAML) and how many templates each class allows."""
+
+    data: dict[str, Any]
+    capacity: dict[str, int] = field(default_factory=dict)
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of a text, whitespace collapsed (a text without an end mark is one)."""
+    found = [clean_whitespace(s) for s in SENTENCE.findall(clean_whitespace(text))]
+    return [s for s in found if any(c.isalnum() for c in s)]
+
+
+def slotted(sentence: str, bank: NameBank) -> str:
+    """A sentence as template text: braces doubled, names and numbers turned into slots."""
+    edits = [(start, end, "{:first_name}") for start, end, _ in bank.find(sentence)]
+    taken = [(start, end) for start, end, _ in edits]
+    for match in NUMBER.finditer(sentence):
+        if not any(s < match.end() and match.start() < e for s, e in taken):
+            edits.append((match.start(), match.end(), "{:@number}"))
+    pieces, last = [], 0
+    for start, end, slot in sorted(edits):
+        pieces += [_escaped(sentence[last:start]), slot]
+        last = end
+    pieces.append(_escaped(sentence[last:]))
+    return "".join(pieces)
+
+
+def _escaped(literal: str) -> str:
+    return literal.replace("{", "{{").replace("}", "}}")
+
+
+def mine_templates(
+    rows: Sequence[Mapping[str, Any]],
+    wanted: Mapping[str, int],
+    *,
+    text_field: str,
+    label_field: str,
+    bank: NameBank,
+    seed: int,
+) -> MinedTemplates:
+    """Templates for every class in `wanted` (at most `wanted[label]` each); see module doc."""
+    real = {" ".join(str(row[text_field]).casefold().split()) for row in rows}
+    numbers: set[str] = set()
+    templates: dict[str, list[str]] = {}
+    capacity: dict[str, int] = {}
+    for label, count in wanted.items():
+        split = [sentences(str(r[text_field])) for r in rows if str(r[label_field]) == label]
+        split = [s for s in split if s]
+        openings = [(row, s[0]) for row, s in enumerate(split)]
+        later = [(row, t) for row, s in enumerate(split) for t in s[1:]] or openings
+        pairs: dict[str, None] = {}  # template text -> None: distinct, in a stable order
+        for row_a, first in openings:
+            for row_b, second in later:
+                text = f"{first} {second}"
+                if row_a == row_b or " ".join(text.casefold().split()) in real:
+                    continue
+                pairs.setdefault(f"{slotted(first, bank)} {slotted(second, bank)}", None)
+        choices = list(pairs)
+        capacity[label] = len(choices)
+        if not choices or count <= 0:
+            continue
+        order = np.random.default_rng([seed, len(label), *label.encode()]).permutation(len(choices))
+        templates[label] = [choices[i] for i in order[:count]]
+        for template in templates[label]:
+            if "{:@number}" in template:
+                numbers.update(_numbers_of(split))
+    data: dict[str, Any] = {"task": "classification", "labels": sorted(templates) or []}
+    if numbers:
+        data["lexicons"] = {"number": sorted(numbers, key=lambda n: (len(n), n))}
+    data["templates"] = templates
+    return MinedTemplates(data=data, capacity=capacity)
+
+
+def _numbers_of(split: list[list[str]]) -> set[str]:
+    return {m.group() for row in split for s in row for m in NUMBER.finditer(s)}

@@ -1,0 +1,356 @@
+"""First names in running text: a gazetteer (Faker's gendered first names per locale) read with
+its context, so that a capitalised word is not taken for a name on its capital alone.
+
+`NameBank.build(locales)` collects the names; `NameBank.find(text)` gives the (start, end, name)
+of every first name the text uses as a name. A gazetteer word is a name when its context says
+so (the rule NER gazetteer features use):
+
+- a title stands before it (Mr, Ms, Dr, …), or another name follows it (a surname);
+- it is capitalised inside a sentence, where a common word would be written in lower case;
+- at the start of a sentence, where every word is capitalised, only when what follows is what
+  follows a person: a verb of the kind reviews and tickets use (said, loved, returned, was, …),
+  a possessive, or the same word appears as a name elsewhere in the text.
+
+So "Luke warm soup." keeps its "Luke", and "Sarah says it broke." gives Sarah. Names that are
+also common words (April, Will, Hope, …) are never taken. Scripts written without capitals or
+spaces (Japanese, Chinese) are matched only when the name stands alone as a word.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import faker
+
+from synthgate.errors import InputError
+
+GENDERS = ("female", "male")
+DETECT_LOCALES = ("en_US", "de_DE", "es_ES", "fr_FR", "it_IT", "pt_BR", "hi_IN", "ja_JP")
+WORD = re.compile(r"\w+(?:['’-]\w+)*")
+NOT_NAMES = frozenset(
+    [
+        "April",
+        "May",
+        "June",
+        "August",
+        "Will",
+        "Hope",
+        "Faith",
+        "Grace",
+        "Joy",
+        "Bill",
+        "Art",
+        "Guy",
+        "Summer",
+        "Page",
+        "Sunny",
+        "Chance",
+        "Say",
+        "Love",
+        "Dawn",
+        "Star",
+        "Sky",
+        "Rich",
+        "Holly",
+        "Ivy",
+        "Honey",
+        "Angel",
+        "Christian",
+        "Sterling",
+        "Rose",
+        "Mark",
+        "Jack",
+        "Frank",
+        "Grant",
+        "Pat",
+        "Sandy",
+        "Amber",
+        "Ruby",
+        "Crystal",
+        "Iris",
+        "Lily",
+        "Daisy",
+        "Autumn",
+        "Brook",
+        "Chase",
+        "Cash",
+        "Hunter",
+        "Price",
+        "Young",
+        "King",
+        "Miles",
+        "Ray",
+        "Don",
+        "Van",
+        "Rod",
+        "Drew",
+        "Gay",
+        "Lane",
+        "Wade",
+        "Ward",
+        "Dean",
+        "Hall",
+        "Lake",
+        "Bay",
+        "Clay",
+        "Stone",
+        "Reed",
+        "Rock",
+        "Lucky",
+        "Happy",
+        "Merry",
+        "Ever",
+        "Worth",
+        "Blue",
+        "Gray",
+        "Grey",
+        "Green",
+        "Brown",
+        "White",
+        "Black",
+    ]
+)
+TITLES = frozenset(
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "miss",
+        "mx",
+        "dr",
+        "prof",
+        "sir",
+        "madam",
+        "dame",
+        "lady",
+        "lord",
+        "herr",
+        "frau",
+        "señor",
+        "señora",
+        "sr",
+        "sra",
+        "monsieur",
+        "madame",
+        "mme",
+        "mlle",
+        "signor",
+        "signora",
+    ]
+)
+# Words that follow a person at the start of a sentence: verbs of the kind reviews and support
+# tickets use, and the few function words a subject takes ("Anna and I", "Tom, our waiter").
+PERSON_FOLLOWERS = frozenset(
+    [
+        "said",
+        "says",
+        "told",
+        "tells",
+        "asked",
+        "asks",
+        "loved",
+        "loves",
+        "liked",
+        "likes",
+        "hated",
+        "hates",
+        "bought",
+        "buys",
+        "gave",
+        "gives",
+        "got",
+        "gets",
+        "thinks",
+        "thought",
+        "was",
+        "is",
+        "has",
+        "had",
+        "helped",
+        "helps",
+        "recommended",
+        "recommends",
+        "returned",
+        "returns",
+        "wants",
+        "wanted",
+        "uses",
+        "used",
+        "called",
+        "calls",
+        "came",
+        "comes",
+        "went",
+        "goes",
+        "made",
+        "makes",
+        "took",
+        "takes",
+        "sent",
+        "sends",
+        "promised",
+        "promises",
+        "replaced",
+        "replaces",
+        "ordered",
+        "orders",
+        "tried",
+        "tries",
+        "found",
+        "finds",
+        "wrote",
+        "writes",
+        "works",
+        "worked",
+        "did",
+        "does",
+        "will",
+        "would",
+        "could",
+        "can",
+        "should",
+        "might",
+        "must",
+        "and",
+        "who",
+        "also",
+        "never",
+        "always",
+        "just",
+        "really",
+        "still",
+        "brought",
+        "brings",
+        "served",
+        "serves",
+        "waited",
+        "waits",
+        "explained",
+        "explains",
+        "apologised",
+        "apologized",
+        "greeted",
+        "checked",
+        "fixed",
+        "answered",
+        "answers",
+        "complained",
+        "complains",
+        "paid",
+        "pays",
+        "left",
+        "leaves",
+        "arrived",
+        "arrives",
+        "booked",
+        "books",
+        "needs",
+        "needed",
+        "knows",
+        "knew",
+        "sees",
+        "saw",
+        "says",
+        "recommends",
+        "emailed",
+        "phoned",
+        "refunded",
+        "refused",
+        "suggested",
+        "suggests",
+        "insisted",
+        "insists",
+        "at",
+        "from",
+        "with",
+    ]
+)
+POSSESSIVE = re.compile(r"['’]s$")
+SENTENCE_END = re.compile(r"(^|[.!?…。！？]\s*|\n\s*)[\"'“‘(\[]*$")
+
+
+@dataclass
+class NameBank:
+    """Gendered first names per locale, and who each name belongs to (first locale listed wins)."""
+
+    names: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    owner: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, locales: Iterable[str]) -> NameBank:
+        bank = cls()
+        for locale in dict.fromkeys([*locales, *DETECT_LOCALES]):
+            try:
+                fake = faker.Faker(locale)
+            except AttributeError:
+                raise InputError(
+                    f"text.locales: unknown Faker locale {locale!r}; use one such as en_US, de_DE"
+                ) from None
+            person = next((p for p in fake.get_providers() if hasattr(p, "first_names_male")), None)
+            if person is None:
+                continue
+            bank.names[locale] = {
+                "female": sorted(set(person.first_names_female)),
+                "male": sorted(set(person.first_names_male)),
+            }
+            for gender in GENDERS:
+                for name in bank.names[locale][gender]:
+                    if name not in NOT_NAMES:
+                        bank.owner.setdefault(name, (locale, gender))
+        return bank
+
+    def find(self, text: str) -> list[tuple[int, int, str]]:
+        """(start, end, name) of every first name the text uses as a name (see module doc)."""
+        # Each word without a possessive 's: "Anna's" is the name Anna.
+        words = [
+            (m.start(), m.end() - (2 if POSSESSIVE.search(m.group()) else 0), m)
+            for m in WORD.finditer(text)
+        ]
+        tokens = [text[start:end] for start, end, _ in words]
+        found: set[int] = set()
+        pending: list[int] = []
+        for i, word in enumerate(tokens):
+            if word not in self.owner:
+                continue
+            if not word.isascii() and not word[:1].isupper():
+                found.add(i)  # a script without capitals: a whole word is all there is to go by
+            elif not word[:1].isupper():
+                continue
+            elif _after_title(tokens, i) or _surname_follows(text, words, tokens, i, self.owner):
+                found.add(i)
+            elif not SENTENCE_END.search(text[: words[i][0]]):
+                found.add(i)  # capitalised inside a sentence
+            else:
+                pending.append(i)
+        named = {tokens[i] for i in found}
+        for i in pending:
+            following = tokens[i + 1].casefold() if i + 1 < len(tokens) else ""
+            between = text[words[i][1] : words[i + 1][0]] if i + 1 < len(words) else ""
+            if (
+                following in PERSON_FOLLOWERS
+                or tokens[i] in named
+                or words[i][1] < words[i][2].end()  # possessive
+                or between.strip().startswith((",", ":"))
+            ):
+                found.add(i)
+        return [(words[i][0], words[i][1], tokens[i]) for i in sorted(found)]
+
+
+def _after_title(tokens: list[str], i: int) -> bool:
+    return i > 0 and tokens[i - 1].casefold() in TITLES
+
+
+def _surname_follows(
+    text: str,
+    words: list[tuple[int, int, re.Match[str]]],
+    tokens: list[str],
+    i: int,
+    owner: dict[str, tuple[str, str]],
+) -> bool:
+    """A capitalised word right after the name (one space) that is no first name: a surname."""
+    if i + 1 >= len(tokens) or text[words[i][1] : words[i + 1][0]] != " ":
+        return False
+    word = tokens[i + 1]
+    return word[:1].isupper() and word.isalpha() and word not in owner

@@ -1,0 +1,86 @@
+"""Templates mined from a class's rows: sentences of two rows joined, names and numbers as slots,
+never a real row; the templates generator runs them, each once with `order: cycle`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from synthgate.config import TemplateTextConfig
+from synthgate.generators.text.mined import mine_templates, sentences, slotted
+from synthgate.generators.text.names import NameBank
+from synthgate.generators.text.templates import TemplateGenerator, load_template_file
+from synthgate.samples import SampleSpec
+
+ROWS = [
+    {"text": "Luke warm soup. Nobody came to check on us.", "label": "neg"},
+    {"text": "We waited 50 minutes. The base was soggy!", "label": "neg"},
+    {"text": "Emma at the desk lost our booking.", "label": "neg"},
+    {"text": "Tiny portions {sic}. I went home hungry.", "label": "neg"},
+    {"text": "Lovely place. Great pasta.", "label": "pos"},
+]
+
+
+@pytest.fixture(scope="module")
+def bank() -> NameBank:
+    return NameBank.build(["en_US"])
+
+
+@pytest.mark.parametrize(
+    ("sentence", "template"),
+    [
+        ("Luke warm soup.", "Luke warm soup."),  # no name: a capital at a sentence start
+        ("Emma at the desk lost our booking.", "{:first_name} at the desk lost our booking."),
+        (
+            "We waited 50 minutes for 2 pizzas.",
+            "We waited {:@number} minutes for {:@number} pizzas.",
+        ),
+        ("A {literal} brace", "A {{literal}} brace"),
+    ],
+)
+def test_sentences_become_slotted_templates(bank: NameBank, sentence: str, template: str) -> None:
+    assert slotted(sentence, bank) == template
+
+
+def test_sentences_split_on_end_marks() -> None:
+    assert sentences("One. Two!  Three?") == ["One.", "Two!", "Three?"]
+    assert sentences("no end mark") == ["no end mark"]
+
+
+def test_mined_templates_join_two_rows_and_are_never_a_real_row(
+    bank: NameBank, tmp_path: Path
+) -> None:
+    mined = mine_templates(
+        ROWS, {"neg": 100}, text_field="text", label_field="label", bank=bank, seed=0
+    )
+    templates = mined.data["templates"]["neg"]
+    # 4 openings x 3 later sentences of other rows (the one-sentence row has none of its own).
+    assert mined.capacity == {"neg": 4 * 3 - 3} and len(templates) == 9
+    real = {r["text"] for r in ROWS}
+    assert not real & set(templates)
+    assert "Tiny portions {{sic}}. I went home hungry." not in templates  # one row's own pair
+    assert "{:first_name} at the desk lost our booking. Nobody came to check on us." in templates
+    assert mined.data["lexicons"] == {"number": ["50"]}
+    assert (
+        mine_templates(
+            ROWS, {"neg": 3}, text_field="text", label_field="label", bank=bank, seed=0
+        ).data["templates"]["neg"]
+        == templates[:3]
+    )
+
+    path = tmp_path / "mined.yaml"
+    path.write_text(yaml.safe_dump({**mined.data, "order": "cycle"}))
+    generator = TemplateGenerator(TemplateTextConfig(templates=path, count=9), categories=[])
+    assert load_template_file(path).order == "cycle"
+    specs = [
+        SampleSpec(
+            batch_id="m", index=i, modality="text", generator="templates", category="neg", seed=i
+        )
+        for i in range(9)
+    ]
+    made = [g.sample for g in generator.generate(specs)]
+    used = [s.provenance.params["template_index"] for s in made]
+    assert used == list(range(9))  # cycle: every template once
+    assert len({s.text for s in made}) == 9 and all(s.doc_label == "neg" for s in made)
