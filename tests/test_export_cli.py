@@ -262,32 +262,26 @@ def test_a_run_folder_exports_its_accepted_images(tmp_path: Path) -> None:
         assert got == pytest.approx(want, abs=image["width"] * 5e-7 + 1e-9)
 
 
-def test_a_balance_output_resolves_file_names_against_the_real_images(tmp_path: Path) -> None:
-    """merged.coco.json names real images relative to the real images folder and synthetic
-    ones as ../<out>/runs/<run>/images/x.png from there; --images resolves both."""
+def test_a_balance_or_merge_output_exports_from_its_path_alone(tmp_path: Path) -> None:
+    """Balance and merge outputs are self-contained: merged.coco.json names real and synthetic
+    images under the folder's images/, so no --images is needed, wherever the folder lies."""
     real = tmp_path / "real"
     write_coco(real, IMAGES[2:3])
-    balanced = tmp_path / "balanced"
-    (balanced / "runs" / "copy_paste" / "images").mkdir(parents=True)
-    shutil.copy(real / "images" / "c" / "other.png", balanced / "runs/copy_paste/images/s1.png")
     merged = json.loads((real / "coco.json").read_text())
-    merged["images"].append(
-        {
-            "id": 9,
-            "file_name": "../../balanced/runs/copy_paste/images/s1.png",
-            "width": 100,
-            "height": 50,
-        }
-    )
+    merged["images"][0]["file_name"] = "images/c/other.png"
+    merged["images"].append({"id": 9, "file_name": "images/s1.png", "width": 100, "height": 50})
     merged["annotations"].append(
         {"id": 9, "image_id": 9, "category_id": 7, "bbox": [1, 2, 3, 4], "area": 12, "iscrowd": 0}
     )
-    (balanced / "merged.coco.json").write_text(json.dumps(merged))
-    (balanced / "balance.json").write_text("{}")
-    out = tmp_path / "out"
-    result = export(str(balanced), "-f", "yolo", "-o", str(out))
-    assert result.exit_code == 2 and "synthgate balance --images" in " ".join(result.output.split())
-    result = export(str(balanced), "-f", "yolo", "-o", str(out), "--images", str(real / "images"))
-    assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in (out / "images").iterdir()) == ["other.png", "s1.png"]
-    assert (out / "labels" / "s1.txt").read_text().startswith("1 ")
+    for marker in ("balance.json", "merge.json"):
+        folder = tmp_path / marker.removesuffix(".json") / "moved"
+        (folder / "images" / "c").mkdir(parents=True)
+        os.link(real / "images" / "c" / "other.png", folder / "images" / "c" / "other.png")
+        shutil.copy(real / "images" / "c" / "other.png", folder / "images" / "s1.png")
+        (folder / "merged.coco.json").write_text(json.dumps(merged))
+        (folder / marker).write_text("{}")
+        out = tmp_path / f"out-{marker}"
+        result = export(str(folder), "-f", "yolo", "-o", str(out))
+        assert result.exit_code == 0, result.output
+        assert sorted(p.name for p in (out / "images").iterdir()) == ["other.png", "s1.png"]
+        assert (out / "labels" / "s1.txt").read_text().startswith("1 ")

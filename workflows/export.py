@@ -35,6 +35,7 @@ EXPORT_MARKER = ".synthgate-export.json"
 # Folder kinds a source may be: the file that marks the kind, its COCO file, what wrote it.
 FOLDER_KINDS = [
     ("balance.json", "merged.coco.json", "synthgate balance"),
+    ("merge.json", "merged.coco.json", "synthgate merge"),
     ("manifest.json", "accepted.coco.json", "synthgate run"),
 ]
 Progress = Callable[[int, int], None]  # (images placed so far, images in all)
@@ -149,7 +150,7 @@ def export(
             field="format", value=format, problem=f"choose one of {', '.join(FORMATS)}"
         )
     source, out = Path(source), Path(out)
-    coco_path, root = find_coco(source, Path(images) if images else None, need_images=copy_images)
+    coco_path, root = find_coco(source, Path(images) if images else None)
     coco, skipped = read_checked(
         coco_path, images_dir=root if copy_images else None, skip_invalid=skip_invalid
     )
@@ -183,7 +184,7 @@ def export(
     return ExportResult(out=target, format=format, source=coco_path, counts=counts, skipped=skipped)
 
 
-def find_coco(source: Path, images: Path | None, *, need_images: bool) -> tuple[Path, Path]:
+def find_coco(source: Path, images: Path | None) -> tuple[Path, Path]:
     """The COCO file SOURCE stands for and the folder its file_names are relative to."""
     expected = ", ".join(f"{coco} ({tool})" for _, coco, tool in FOLDER_KINDS)
     if not source.exists():
@@ -202,12 +203,6 @@ def find_coco(source: Path, images: Path | None, *, need_images: bool) -> tuple[
                 raise InputError(
                     f"{source}: a folder written by {tool} but without {coco} "
                     "(a text-only run has no images to export); pass a COCO .json file instead"
-                )
-            if mark == "balance.json" and images is None and need_images:
-                raise InputError(
-                    f"{source / coco}: names real images relative to the folder given to "
-                    "`synthgate balance --images`; pass that folder again with --images DIR "
-                    "(or --no-copy-images for labels only)"
                 )
             return source / coco, images if images is not None else source
     for _, coco, _ in FOLDER_KINDS:  # a copied folder that lost its marker file
