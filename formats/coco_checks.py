@@ -2,7 +2,8 @@
 
 `find_coco_problems(data, images_dir=…)` lists every entry balancing or merging cannot trust:
 dangling image/category ids, categories without an id, duplicate ids, polygons with fewer than
-3 points, malformed boxes (not four finite numbers with w, h >= 0), images missing on disk.
+3 points, malformed boxes (not four finite numbers with w, h >= 0), file names that leave the
+images folder (absolute or with `..`: paths.py), images missing on disk.
 `check_coco(…)` raises one InputError naming them, or with
 `skip_invalid` returns the file without them and the list of what was left out.
 Reading and converting COCO files is in coco.py.
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from synthgate.errors import InputError
+from synthgate.formats.paths import confined_path, confinement_problem
 
 MAX_LISTED = 20  # problems named in one error message; the rest are counted
 
@@ -71,7 +73,10 @@ def _image_problems(data: dict[str, Any], images_dir: Path | None) -> list[CocoP
         name = image.get("file_name")
         if not isinstance(name, str) or not name:
             problems.append(CocoProblem("images", position, key, "file_name is missing"))
-        elif images_dir is not None and not (images_dir / name).is_file():
+        elif (problem := confinement_problem(name)) is not None:
+            # Never looked up: a dataset file must not make us read outside its images folder.
+            problems.append(CocoProblem("images", position, key, f"file_name {name!r} {problem}"))
+        elif images_dir is not None and not confined_path(images_dir, name).is_file():
             problems.append(
                 CocoProblem("images", position, key, f"image file missing: {images_dir / name}")
             )

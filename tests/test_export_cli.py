@@ -205,8 +205,9 @@ def test_force_replaces_an_earlier_export(source: Path, tmp_path: Path) -> None:
     assert json.loads((out / ".synthgate-export.json").read_text())["format"] == "yolo"
 
 
-def test_file_names_outside_the_images_folder_are_written_inside_out(tmp_path: Path) -> None:
-    """`..` and absolute file_names are read from where they point but written under --out."""
+def test_file_names_outside_the_images_folder_are_left_out_unread(tmp_path: Path) -> None:
+    """`..` and absolute file_names stop the export; with --skip-invalid they are left out and
+    listed, and the files they point at are never read or linked (formats/paths.py)."""
     source = write_coco(tmp_path / "src", [("x.png", 100, 50, [])])
     up = tmp_path / "src" / "up.png"
     shutil.copy(tmp_path / "src" / "images" / "x.png", up)
@@ -220,21 +221,21 @@ def test_file_names_outside_the_images_folder_are_written_inside_out(tmp_path: P
     before = files_under(tmp_path)
     out = tmp_path / "deep" / "out"
     images = str(source.parent / "images")
-    result = export(str(source), "-f", "voc", "-o", str(out), "--images", images)
+    refused = export(str(source), "-f", "voc", "-o", str(out), "--images", images)
+    message = " ".join(refused.output.split())
+    assert refused.exit_code == 2 and "'../up.png' climbs out of its folder" in message
+    assert files_under(tmp_path) == before
+    result = export(str(source), "-f", "voc", "-o", str(out), "--images", images, "--skip-invalid")
     assert result.exit_code == 0, result.output
-    assert files_under(tmp_path) - before == {
-        out / p
-        for p in [
-            ".synthgate-export.json",
-            "JPEGImages/x.png",
-            "JPEGImages/up.png",
-            "JPEGImages/abs.png",
-            "Annotations/x.xml",
-            "Annotations/up.xml",
-            "Annotations/abs.xml",
-            "ImageSets/Main/all.txt",
-        ]
+    message = " ".join(result.output.split())
+    assert f"file_name {str(elsewhere)!r} is an absolute path" in message
+    assert {p.relative_to(out).as_posix() for p in files_under(tmp_path) - before} == {
+        ".synthgate-export.json",
+        "JPEGImages/x.png",
+        "Annotations/x.xml",
+        "ImageSets/Main/all.txt",
     }
+    assert up.stat().st_nlink == 1 and elsewhere.stat().st_nlink == 1
 
 
 def test_a_run_folder_exports_its_accepted_images(tmp_path: Path) -> None:
@@ -285,3 +286,28 @@ def test_a_balance_or_merge_output_exports_from_its_path_alone(tmp_path: Path) -
         assert result.exit_code == 0, result.output
         assert sorted(p.name for p in (out / "images").iterdir()) == ["other.png", "s1.png"]
         assert (out / "labels" / "s1.txt").read_text().startswith("1 ")
+
+
+def test_an_old_balance_output_with_dotdot_names_is_refused(tmp_path: Path) -> None:
+    """Balance outputs made before they were self-contained named synthetic images
+    ../<out>/runs/<run>/images/x.png from the real images folder: such a name is refused."""
+    real = tmp_path / "real"
+    write_coco(real, IMAGES[2:3])
+    balanced = tmp_path / "balanced"
+    (balanced / "runs" / "copy_paste" / "images").mkdir(parents=True)
+    shutil.copy(real / "images" / "c" / "other.png", balanced / "runs/copy_paste/images/s1.png")
+    merged = json.loads((real / "coco.json").read_text())
+    merged["images"].append(
+        {
+            "id": 9,
+            "file_name": "../../balanced/runs/copy_paste/images/s1.png",
+            "width": 100,
+            "height": 50,
+        }
+    )
+    (balanced / "merged.coco.json").write_text(json.dumps(merged))
+    (balanced / "balance.json").write_text("{}")
+    out = tmp_path / "out"
+    result = export(str(balanced), "-f", "yolo", "-o", str(out), "--images", str(real / "images"))
+    assert result.exit_code == 2 and "climbs out of its folder" in " ".join(result.output.split())
+    assert not out.exists()

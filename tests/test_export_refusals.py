@@ -192,7 +192,7 @@ ERROR_CASES: list[tuple[str, Any, list[str], list[str]]] = [
         "file_name ending in ..",
         lambda tmp, coco: coco.write_text(coco.read_text().replace("c/empty.png", "c/..")),
         ["{coco}", "-f", "voc", "--no-copy-images"],
-        ["file_name 'c/..' ends in no file name"],
+        ["file_name 'c/..' climbs out of its folder with '..'"],
     ),
     (
         "out is a symlink",

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from synthgate.errors import InputError
 from synthgate.formats.coco import category_names, coco_mapping, coco_to_samples, read_coco
 from synthgate.formats.jsonl import iter_jsonl, text_row_to_sample
+from synthgate.formats.paths import confined_path
 from synthgate.samples import GeneratedSample
 
 TEXT_SUFFIXES = {".jsonl", ".ndjson"}
@@ -62,7 +63,7 @@ def open_source(source: Path | dict[str, Any], *, images: Path | None = None) ->
 def _load_pixels(folder: Path, file_name: str | None) -> tuple[np.ndarray | None, str | None]:
     if not file_name:
         return None, "image has no file_name"
-    for candidate in (folder / file_name, folder / Path(file_name).name):
+    for candidate in (confined_path(folder, file_name), folder / Path(file_name).name):
         if candidate.is_file():
             try:
                 with Image.open(candidate) as image:

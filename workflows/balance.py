@@ -36,6 +36,7 @@ from synthgate.files import dumps, write_atomic
 from synthgate.formats.coco import read_coco
 from synthgate.formats.coco_checks import check_coco
 from synthgate.formats.jsonl import read_jsonl
+from synthgate.formats.paths import confined_path
 from synthgate.generators import Generator, build_generator
 from synthgate.generators.copy_paste import source_categories
 from synthgate.pipeline import Progress, batch_id_for
@@ -304,7 +305,7 @@ def balance(
             first_new = len(merged["images"])
             merged = merge_coco(merged, synthetic, result=result)
             for image in merged["images"][first_new:]:
-                files[image["file_name"]] = run_dir / image["file_name"]
+                files[image["file_name"]] = confined_path(run_dir, image["file_name"])
         place_dataset_images(temporary, files)
         write_atomic(temporary / "merged.coco.json", dumps(merged) + "\n")
         after = class_counts(merged)

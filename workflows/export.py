@@ -23,6 +23,7 @@ from synthgate.errors import InputError
 from synthgate.formats.coco import read_coco
 from synthgate.formats.coco_checks import check_coco
 from synthgate.formats.exports import export_names, exported_box, place_image
+from synthgate.formats.paths import confined_path, confinement_problem
 from synthgate.formats.voc import write_voc
 from synthgate.formats.yolo import write_yolo, yolo_data_yaml
 from synthgate.storage.folders import prepare_out, publish_out
@@ -157,7 +158,7 @@ def export(
     export_names(coco["images"])  # refuses two images that would share a name, up front
     files = None
     if copy_images:  # check_coco has seen every one of them on disk
-        files = {image["id"]: root / image["file_name"] for image in coco["images"]}
+        files = {image["id"]: confined_path(root, image["file_name"]) for image in coco["images"]}
     target = guard_out(out, source=coco_path, force=force)
     temporary = prepare_out(target, marker=EXPORT_MARKER, what="export")
     try:
@@ -240,9 +241,9 @@ def refuse_if_no_image_is_there(images: list[Any], root: Path) -> None:
     names = [
         image["file_name"]
         for image in images
-        if isinstance(image, dict) and isinstance(image.get("file_name"), str)
+        if isinstance(image, dict) and confinement_problem(image.get("file_name")) is None
     ]
-    if names and not any((root / name).is_file() for name in names):
+    if names and not any(confined_path(root, name).is_file() for name in names):
         raise InputError(
             f"{root / names[0]}: image file not found (none of the {len(names)} images is "
             f"under {root}); pass the folder the file_names are relative to with --images DIR, "

@@ -36,6 +36,7 @@ from synthgate.formats.coco import read_coco
 from synthgate.formats.coco_checks import check_coco
 from synthgate.formats.exports import place_image
 from synthgate.formats.jsonl import read_jsonl
+from synthgate.formats.paths import confined_path
 from synthgate.storage.folders import check_out, prepare_out, publish_out
 
 MAX_NAMED = 10
@@ -265,7 +266,7 @@ def dataset_folder_images(
     coco: dict[str, Any], images_dir: Path
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     """`coco` with every image renamed into the dataset folder's images/ (`dataset_file_name`),
-    and {new file_name: the file it is a link to}; names were confined by `check_coco`."""
+    and {new file_name: the file it is a link to}, confined to `images_dir`."""
     files: dict[str, Path] = {}
     images = []
     for image in coco["images"]:
@@ -275,7 +276,7 @@ def dataset_folder_images(
                 f"real COCO file: two images would both lie at {name!r} in the output folder "
                 f"({image['file_name']!r} and another); give each image its own file_name"
             )
-        files[name] = images_dir / image["file_name"]
+        files[name] = confined_path(images_dir, image["file_name"])
         images.append({**image, "file_name": name})
     return {**coco, "images": images}, files
 
@@ -375,7 +376,7 @@ def merge(
     run_coco = read_coco(synthetic_path)
     merged = merge_coco(placed, run_coco, add_categories=add_categories, result=result)
     added = {image["file_name"] for image in merged["images"][len(placed["images"]) :]}
-    files.update({name: run_dir / name for name in sorted(added)})
+    files.update({name: confined_path(run_dir, name) for name in sorted(added)})
     return _write_merge(out, "merged.coco.json", dumps(merged) + "\n", files, result)
 
 
