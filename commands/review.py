@@ -184,8 +184,10 @@ def export(
     Example: synthgate review export --run runs/quickstart --modality image -o tasks.json
     """
     from synthgate.review.interop import export_tasks
+    from synthgate.storage.folders import check_out_file
 
     with user_errors():
+        check_out_file(out)  # before the database is opened
         _check_choice("--format", output_format, ["labelstudio"])
         _check_choice("--include", include, ["open", "all"])
         _check_choice("--shapes", shapes, ["rectangles", "polygons"])
@@ -268,8 +270,11 @@ def agreement(
     Example: synthgate review agreement --run runs/quickstart --json agreement.json
     """
     from synthgate.review.report import agreement_report
+    from synthgate.storage.folders import check_out_file
 
     with user_errors():
+        if json_out is not None and str(json_out) != "-":
+            check_out_file(json_out, field="json")  # before any work: never a database
         queue = open_queue(run, db, read_only=True)
         report = agreement_report(
             queue.store, accept_at=accept_at, reject_below=reject_below, min_items=min_items

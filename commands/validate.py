@@ -42,7 +42,11 @@ def validate(
 
     Example: synthgate validate annotations.json --images images/ --json report.json --fail-under 4
     """
+    from synthgate.storage.folders import check_out_file  # SQLAlchemy: only when it runs
+
     with user_errors():
+        if json_out is not None:
+            check_out_file(json_out, field="json")  # before any work: never a database
         result = synthgate.validate_file(path, images=images, rubric=rubric, reference=reference)
         if result.summary.samples == 0:
             raise InputError(f"{path}: holds no samples (no images or rows) to judge")

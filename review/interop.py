@@ -32,6 +32,7 @@ from synthgate.review.labelstudio import (
 )
 from synthgate.review.queue import ReviewQueue
 from synthgate.samples import Sample
+from synthgate.storage.folders import check_out_file
 from synthgate.storage.tables import batches, decisions, review_items
 
 DEFAULT_IMAGE_URL = "/data/local-files/?d={uri}"  # Label Studio local storage, rooted at the run
@@ -68,6 +69,9 @@ def export_tasks(
     image_url: str = DEFAULT_IMAGE_URL,
 ) -> ExportResult:
     """Write Label Studio tasks and their labeling config; nothing half-written on error."""
+    config_path = out.with_name(out.stem + ".config.xml")
+    for path in (out, config_path):  # before any work: never a database, never a run's file
+        check_out_file(path)
     items = _export_items(queue, include)
     modalities = sorted({m for _, m, _ in items})
     if modality is None and len(modalities) > 1:
@@ -92,7 +96,6 @@ def export_tasks(
         tasks.append(_task(item_id, shown, kind, shapes, image_url, annotations))
     criteria = queue.task(items[0][0]).criteria if items else []
     config = labeling_config(chosen, sorted(labels), criteria, shapes=shapes)
-    config_path = out.with_name(out.stem + ".config.xml")
     write_atomic(out, json.dumps(tasks, ensure_ascii=False, indent=1) + "\n")
     write_atomic(config_path, config)
     return ExportResult(tasks=out, config=config_path, count=len(tasks), modality=chosen)
