@@ -356,6 +356,5 @@ class CounterfactualGenerator:
                     "source_id": row.get("id"),
                     "swaps": [list(s) for s in result.swaps],
                 },
-                versions={"faker": faker.VERSION},
             ),
         )
