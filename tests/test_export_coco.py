@@ -12,8 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 from balance_fixtures import make_tiny_coco
-from export_fixtures import export
+from export_fixtures import export, runner
+from factories import small_config
 from pycocotools.coco import COCO
+
+from synthgate.cli import app
 
 
 @pytest.fixture
@@ -116,3 +119,20 @@ def test_a_moved_export_still_loads_and_names_nothing_outside_it(
     shutil.move(out, moved)
     shutil.rmtree(images)  # the source is gone too: the export must not need it
     assert _loads(moved, fmt) == 6
+
+
+def test_a_moved_run_folder_still_loads_from_its_path(tmp_path: Path) -> None:
+    config = tmp_path / "batch.yaml"
+    config.write_text(yaml.safe_dump(small_config(text=None)))
+    run = tmp_path / "run"
+    assert runner.invoke(app, ["run", str(config), "--out", str(run)]).exit_code == 0
+    moved = tmp_path / "elsewhere"
+    shutil.move(run, moved)
+    for name in ("coco.json", "accepted.coco.json"):
+        images = COCO(str(moved / name)).dataset["images"]
+        assert images
+        for image in images:
+            assert ".." not in Path(image["file_name"]).parts
+            assert (moved / image["file_name"]).is_file()  # relative to the run folder
+    result = export(str(moved), "-f", "coco", "-o", str(tmp_path / "coco"))
+    assert result.exit_code == 0, result.output
