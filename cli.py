@@ -2,7 +2,8 @@
 
 Commands are thin: they parse options, call one function of the library and print with rich.
 Each subsystem's commands live in commands/<name>.py and are registered below. Bad input
-(`InputError`) prints one clear message and exits 2, never a traceback.
+(`InputError`) prints one clear message and exits 2, never a traceback; so does a command that
+needs an extra that is not installed (it names the extra).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import typer
 
 from synthgate import __version__
 from synthgate.commands import balance as balance_commands
-from synthgate.commands import console, reflow_help
+from synthgate.commands import console, name_missing_extras, reflow_help
 from synthgate.commands import export as export_commands
 from synthgate.commands import review as review_commands
 from synthgate.commands import rubric as rubric_commands
@@ -72,6 +73,7 @@ app.command()(balance_commands.merge)
 app.command()(export_commands.export)
 
 reflow_help(app)
+name_missing_extras(app)  # an extra's missing module: one line naming the extra, exit 2
 
 
 def main() -> None:

@@ -37,7 +37,19 @@ from synthgate.validators.checks.dataset import DatasetTally
 from synthgate.validators.measure import judge_dataset
 from synthgate.validators.summary import ValidationSummary, run_report_markdown
 
-VERSIONED = ("numpy", "pillow", "pycocotools", "faker", "pydantic")
+# Recorded in manifest.json, the one place package versions go: samples carry none, so what a
+# run writes does not depend on which extras are installed. Absent packages are left out.
+VERSIONED = (
+    "numpy",
+    "pillow",
+    "pycocotools",
+    "faker",
+    "pydantic",
+    "opencv-python-headless",
+    "torch",
+    "diffusers",
+    "transformers",
+)
 PNG_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 

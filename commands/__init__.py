@@ -1,17 +1,21 @@
 """CLI commands, one module per subsystem; cli.py registers them on the typer app.
 
 Shared here: the consoles, `progress_bars()` for long work, `user_errors()`, which turns an
-`InputError` into one clear message on stderr and exit code 2, and `reflow_help`, which lets
---help wrap docstring prose to the terminal. Command modules import heavy libraries inside the
-command functions, so `synthgate --help` stays fast.
+`InputError` into one clear message on stderr and exit code 2, `reflow_help`, which lets
+--help wrap docstring prose to the terminal, and `name_missing_extras`, which turns a missing
+optional dependency into one line naming the extra to install (exit 2). Command modules import
+heavy libraries inside the command functions, so `synthgate --help` stays fast and a base
+install (`pip install synthgate`) runs every command that needs no extra.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -91,3 +95,69 @@ def reflow_help(app: typer.Typer) -> None:
             group.help = reflow(str(group.help))
         if group.typer_instance is not None:
             reflow_help(group.typer_instance)
+
+
+# The extra (pyproject's optional-dependencies) that brings each optional top-level module.
+EXTRA_OF_MODULE = {
+    "fastapi": "serve",
+    "starlette": "serve",
+    "uvicorn": "serve",
+    "multipart": "serve",
+    "python_multipart": "serve",
+    "jinja2": "serve",
+    "celery": "workers",
+    "kombu": "workers",
+    "redis": "workers",
+    "psycopg": "workers",
+    "fsspec": "workers",
+    "sklearn": "review",
+    "statsmodels": "review",
+    "krippendorff": "review",
+    "torch": "diffusion",
+    "diffusers": "diffusion",
+    "transformers": "diffusion",
+    "safetensors": "diffusion",
+    "huggingface_hub": "diffusion",
+}
+
+
+def missing_extra(error: ModuleNotFoundError) -> str | None:
+    """The extra whose module `error` did not find, or None when it is not an extra's."""
+    return EXTRA_OF_MODULE.get((error.name or "").split(".")[0])
+
+
+def needs_extra(command: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """`command`, with a missing optional dependency shown as one line naming its extra."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ModuleNotFoundError as error:
+            extra = missing_extra(error)
+            if extra is None:
+                raise
+            errors.print(
+                Text("error: ", style="bold red")
+                + Text(
+                    f"synthgate {name} needs the {extra} extra ({error.name} is not "
+                    f"installed): pip install 'synthgate[{extra}]'"
+                ),
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(code=EXIT_BAD_INPUT) from None
+
+    return run
+
+
+def name_missing_extras(app: typer.Typer, prefix: str = "") -> None:
+    """Wrap every command registered on `app` (recursively) with `needs_extra`."""
+    for command in app.registered_commands:
+        if command.callback is not None:
+            name = command.name or command.callback.__name__.rstrip("_").replace("_", "-")
+            command.callback = needs_extra(command.callback, f"{prefix}{name}")
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            name = group.name or group.typer_instance.info.name or ""
+            name_missing_extras(group.typer_instance, f"{prefix}{name} ")

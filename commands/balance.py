@@ -42,8 +42,10 @@ def balance(
     """Raise under-represented classes with synthetic samples and merge what the rubric accepted.
 
     Runs plan -> generate -> validate -> route -> merge. Writes merged.coco.json (or merged.jsonl),
-    balance.json, the run folders, and report.md / report.html with plots. Samples waiting for
-    review are not merged; they are listed.
+    balance.json, the run folders, and report.md / report.html with plots. COCO: images/ holds
+    the real and accepted synthetic images (hard links, else copies) and every file_name is
+    relative to the output folder, so it loads from its path alone, wherever it is moved.
+    Samples waiting for review are not merged; they are listed.
     """
     with user_errors():
         if (coco is None) == (jsonl is None):
@@ -101,16 +103,13 @@ def merge(
         ...,
         "--out",
         "-o",
-        help="Merged file to write (never the real file, nor inside the run folder).",
+        help="Output folder (new, or an earlier merge output; never inside the run folder): "
+        "merged.coco.json or merged.jsonl, images/ and merge.json.",
     ),
     images: Path | None = typer.Option(
         None,
         "--images",
-        help=(
-            "COCO: folder the real file_names are in (default: the --real file's folder). "
-            "Synthetic file_names are written relative to it, so `synthgate validate MERGED "
-            "--images DIR` finds every image."
-        ),
+        help="COCO: folder the real file_names are in (default: the --real file's folder).",
     ),
     label_field: str = typer.Option("label", "--label-field", help="JSONL: field for the label."),
     text_field: str = typer.Option("text", "--text-field", help="JSONL: field for the text."),
@@ -123,7 +122,12 @@ def merge(
         help="COCO: leave bad real entries out (they are listed) instead of stopping.",
     ),
 ) -> None:
-    """Merge the accepted samples of a finished run into a copy of a real dataset."""
+    """Merge the accepted samples of a finished run into a copy of a real dataset.
+
+    Writes a self-contained folder: merged.coco.json beside images/ (hard links, else copies,
+    of the real and the accepted synthetic images), every file_name relative to the folder, so
+    it loads from its path alone and still loads after it is moved. Text: merged.jsonl.
+    """
     with user_errors():
         result = synthgate.merge(
             real,
@@ -142,7 +146,7 @@ def merge(
         if result.added_rows
         else f"{result.added_images} images, {result.added_annotations} annotations"
     )
-    console.print(f"merged {added} into [bold]{out}[/]")
+    console.print(f"merged {added} into [bold]{result.merged}[/]", soft_wrap=True)
     for status, ids in result.left_out.items():
         console.print(
             f"{len(ids)} sample(s) {status} and not merged: {', '.join(map(str, ids[:10]))}"

@@ -1,5 +1,5 @@
-"""`synthgate export`: a run, a balance output or a COCO file as a YOLO or Pascal VOC folder
-(workflows/export.py)."""
+"""`synthgate export`: a run, a balance or merge output or a COCO file as a COCO, YOLO or Pascal
+VOC folder, split into train and val (workflows/export.py)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,14 @@ PROGRESS_FROM = 200  # images
 
 
 class Format(StrEnum):
+    coco = "coco"
     yolo = "yolo"
     voc = "voc"
+
+
+class Layout(StrEnum):
+    coco = "coco"
+    fiftyone = "fiftyone"
 
 
 def export(
@@ -27,19 +33,35 @@ def export(
         ...,
         metavar="SOURCE",
         help=(
-            "A run folder (synthgate run: exports accepted.coco.json), a balance output "
-            "(synthgate balance: merged.coco.json) or a COCO .json file."
+            "A run folder (synthgate run: exports accepted.coco.json), a balance or merge "
+            "output (merged.coco.json) or a COCO .json file."
         ),
     ),
-    format_: Format = typer.Option(..., "--format", "-f", help="yolo or voc.", show_choices=True),
+    format_: Format = typer.Option(
+        ..., "--format", "-f", help="coco, yolo or voc.", show_choices=True
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write (new or empty)."),
     images: Path | None = typer.Option(
         None,
         "--images",
         help=(
-            "Folder the COCO file_names are relative to (default: the COCO file's folder). "
-            "A balance output needs the --images it was made with."
+            "Folder the COCO file_names are relative to (default: the COCO file's folder, or "
+            "SOURCE itself for a run, balance or merge folder)."
         ),
+    ),
+    split: float = typer.Option(
+        0.9,
+        "--split",
+        help="Share of the images in train; the rest go to val (1: all in train).",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Draws the split: the same seed, the same split."),
+    layout: Layout | None = typer.Option(
+        None,
+        "--layout",
+        help="coco only: coco (annotations/instances_<subset>.json + images/<subset>/; "
+        "datumaro, CVAT, pycocotools, torchvision) or fiftyone (<subset>/labels.json + "
+        "<subset>/data/).",
+        show_choices=True,
     ),
     copy_images: bool = typer.Option(
         True,
@@ -53,13 +75,17 @@ def export(
         help="Leave bad COCO entries out (they are listed) instead of stopping.",
     ),
 ) -> None:
-    """Write a dataset as a ready-to-train YOLO or Pascal VOC folder.
+    """Write a dataset as a ready-to-train COCO, YOLO or Pascal VOC folder, split into train and val.
 
-    [bold]yolo[/]: images/<name>, labels/<stem>.txt (class cx cy w h, fractions of the image size), classes.txt (one name a line, line number = class index) and data.yaml (Ultralytics: path, train, val, names).
+    The images are split by --split (default 0.9 in train) with --seed; the split, its seed and the source are recorded in .synthgate-export.json. Every image is hard-linked (else copied) beside the labels, so the folder loads from its path alone, wherever it is moved.
 
-    [bold]voc[/]: JPEGImages/<name> (the original files; PNG stays PNG), Annotations/<stem>.xml (1-based pixel corners) and ImageSets/Main/all.txt (every stem).
+    [bold]coco[/]: annotations/instances_<subset>.json and images/<subset>/<name> (--layout fiftyone: <subset>/labels.json and <subset>/data/<name>). Every annotation is kept as it is (masks, crowd regions, provenance); file_name is the image's name in its subset folder.
 
-    With --no-copy-images only labels, classes.txt (yolo) and ImageSets (voc) are written. Boxes are clipped to their image; crowd regions (neither format can express them) and boxes wholly outside their image are left out and counted. Images whose names share a stem get a short hash prefix, so no label overwrites another.
+    [bold]yolo[/]: images/<subset>/<name>, labels/<subset>/<stem>.txt (class cx cy w h, fractions of the image size), classes.txt (one name a line, line number = class index) and data.yaml (Ultralytics: train, val, names; no path:, so it is read relative to the file).
+
+    [bold]voc[/]: JPEGImages/<name> (the original files; PNG stays PNG), Annotations/<stem>.xml (1-based pixel corners), ImageSets/Main/<subset>.txt and labelmap.txt (every class, for datumaro and CVAT).
+
+    With --no-copy-images only the labels are written. YOLO and VOC: boxes are clipped to their image; crowd regions (neither format can express them) and boxes wholly outside their image are left out and counted. Images whose names share a stem get a short hash prefix, so no label overwrites another.
     """
     with user_errors(), progress_bars() as bars:
         shown: list[TaskID] = []
@@ -76,6 +102,9 @@ def export(
             format=format_.value,
             out=out,
             images=images,
+            split=split,
+            seed=seed,
+            layout=layout.value if layout is not None else None,
             copy_images=copy_images,
             force=force,
             skip_invalid=skip_invalid,
@@ -100,8 +129,9 @@ def export(
     if files:
         how = f", {counts.linked} images hard-linked" if counts.linked else ""
         how += f", {counts.copied} images copied" if counts.copied else ""
+    parts = ", ".join(f"{n} {subset}" for subset, n in counts.subsets.items() if n)
     console.print(
-        f"exported {counts.images} images, {counts.boxes} labels, {counts.classes} classes "
-        f"as {format_.value.upper()} to [bold]{escape(str(out))}[/]{how}",
+        f"exported {counts.images} images ({parts}), {counts.boxes} labels, {counts.classes} "
+        f"classes as {format_.value.upper()} to [bold]{escape(str(out))}[/]{how}",
         soft_wrap=True,
     )

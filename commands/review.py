@@ -217,21 +217,52 @@ def export(
     image_url: str = typer.Option(
         "/data/local-files/?d={uri}",
         "--image-url",
-        help="Image URL template; {uri} is the path in the run folder, {item_id} the item.",
+        help="Image URL template; {uri} is the image's path (relative to --image-root), "
+        "{item_id} the item. The default is Label Studio's local file serving.",
+    ),
+    image_root: Path | None = typer.Option(
+        None,
+        "--image-root",
+        help="The folder {uri} is relative to: Label Studio's LOCAL_FILES_DOCUMENT_ROOT "
+        "(default: the run folder).",
+    ),
+    annotators: bool = typer.Option(
+        True,
+        "--annotators/--no-annotators",
+        help="--include all: name each decision's annotator (Label Studio needs their email "
+        "and the user), or leave them out (the importing user is credited).",
+    ),
+    annotator_email: list[str] = typer.Option(
+        [],
+        "--annotator-email",
+        help="NAME=EMAIL: the Label Studio user of an annotator; repeat for several.",
+    ),
+    email_domain: str | None = typer.Option(
+        None, "--email-domain", help="Annotators without --annotator-email: NAME@DOMAIN."
     ),
 ) -> None:
     """Write review items as Label Studio tasks with predictions, plus the labeling config.
 
+    Import the tasks into a Label Studio project whose labeling interface is the .config.xml
+    written beside them; the README's "Label Studio" section goes from an empty Label Studio to
+    imported tasks and back with `synthgate review import`.
+
     Example: synthgate review export --run runs/quickstart --modality image -o tasks.json
+
+    Example: synthgate review export --run runs/quickstart --include all --email-domain
+    example.org -o all.json
     """
     from synthgate.review.interop import export_tasks
+    from synthgate.storage.folders import check_out_file
 
     with user_errors():
+        check_out_file(out)  # before the database is opened
         _check_choice("--format", output_format, ["labelstudio"])
         _check_choice("--include", include, ["open", "all"])
         _check_choice("--shapes", shapes, ["rectangles", "polygons"])
         if modality is not None:
             _check_choice("--modality", modality, ["image", "text"])
+        emails = _email_pairs(annotator_email)
         result = export_tasks(
             open_queue(run, db, read_only=True),
             out,
@@ -239,6 +270,10 @@ def export(
             modality=modality,
             shapes=shapes,  # type: ignore[arg-type]
             image_url=image_url,
+            image_root=image_root,
+            annotators=annotators,
+            annotator_emails=emails,
+            email_domain=email_domain,
         )
     console.print(
         f"wrote {result.count} {result.modality} tasks to [bold]{result.tasks}[/] and the "
@@ -261,20 +296,30 @@ def import_(
         min=1,
         help="Distinct annotators an item needs before it is final (as for enqueue).",
     ),
+    annotator_email: list[str] = typer.Option(
+        [],
+        "--annotator-email",
+        help="NAME=EMAIL as given to `review export`: that email's annotations are NAME's.",
+    ),
+    email_domain: str | None = typer.Option(
+        None, "--email-domain", help="As given to `review export`: NAME@DOMAIN is NAME."
+    ),
 ) -> None:
     """Read a Label Studio JSON export back as decisions.
 
     Example: synthgate review import export.json --run runs/quickstart
 
     Decisions already recorded and equal are left alone; different ones are reported as
-    conflicts and never overwritten.
+    conflicts and never overwritten. Annotations Label Studio imported from `review export`
+    (it keeps their ids) are known as the decisions they came from, whoever it credits now.
     """
     from synthgate.review.interop import import_annotations
 
     with user_errors():
         _check_choice("--format", input_format, ["labelstudio"])
+        emails = _email_pairs(annotator_email)
         queue = open_queue(run, db, annotators_per_item=annotators_per_item)
-        result = import_annotations(queue, path)
+        result = import_annotations(queue, path, annotator_emails=emails, email_domain=email_domain)
     console.print(
         f"decided {result.decided}, adjudicated {result.adjudicated}, unchanged "
         f"{result.unchanged}, conflicts {len(result.conflicts)}, skipped {len(result.skipped)}"
@@ -309,8 +354,11 @@ def agreement(
     Example: synthgate review agreement --run runs/quickstart --json agreement.json
     """
     from synthgate.review.report import agreement_report
+    from synthgate.storage.folders import check_out_file
 
     with user_errors():
+        if json_out is not None and str(json_out) != "-":
+            check_out_file(json_out, field="json")  # before any work: never a database
         queue = open_queue(run, db, read_only=True)
         report = agreement_report(
             queue.store, accept_at=accept_at, reject_below=reject_below, min_items=min_items
@@ -324,6 +372,19 @@ def agreement(
     print_agreement(report)
     if json_out is not None:
         console.print(f"wrote [bold]{json_out}[/]")
+
+
+def _email_pairs(pairs: list[str]) -> dict[str, str]:
+    """--annotator-email NAME=EMAIL options as {NAME: EMAIL}."""
+    emails = {}
+    for pair in pairs:
+        name, sep, email = pair.partition("=")
+        if not sep or not name or not email:
+            raise InputError(
+                f"--annotator-email {pair!r}: write NAME=EMAIL, e.g. alice=alice@example.org"
+            )
+        emails[name] = email
+    return emails
 
 
 def _check_choice(option: str, value: str, choices: list[str]) -> None:

@@ -55,6 +55,7 @@ def validate(
     --json report.json, then synthgate review enqueue --from-validate report.json.
     """
     # predictions need the validators at once; --help need not load them
+    from synthgate.storage.folders import check_out_file  # SQLAlchemy: only when it runs
     from synthgate.validators.predictions import (
         is_results_file,
         predictions_json,
@@ -62,6 +63,8 @@ def validate(
     )
 
     with user_errors():
+        if json_out is not None:
+            check_out_file(json_out, field="json")  # before any work: never a database
         if coco is None and path.suffix.lower() == ".json" and is_results_file(path):
             raise InputError(
                 field="coco",

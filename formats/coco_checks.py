@@ -3,8 +3,9 @@
 `find_coco_problems(data, images_dir=…)` lists every entry balancing or merging cannot trust:
 dangling image/category ids, categories without an id, duplicate ids, polygons with fewer than
 3 points, RLE that is not its image's mask (size or runs: corrupt), malformed boxes (not four
-finite numbers with w, h >= 0), a negative or non-finite area, and image files that are missing,
-unreadable or of another size than their entry says.
+finite numbers with w, h >= 0), a negative or non-finite area, file names that leave the images
+folder (absolute or with `..`: paths.py), and image files that are missing, unreadable or of
+another size than their entry says.
 `check_coco(…)` raises one InputError naming them, or with
 `skip_invalid` returns the file without them and the list of what was left out.
 Reading and converting COCO files is in coco.py.
@@ -22,6 +23,7 @@ from typing import Any
 from PIL import Image
 
 from synthgate.errors import InputError
+from synthgate.formats.paths import confined_path, confinement_problem
 from synthgate.masks import finite_number, segmentation_to_rle
 
 MAX_LISTED = 20  # problems named in one error message; the rest are counted
@@ -85,6 +87,9 @@ def _image_problems(data: dict[str, Any], images_dir: Path | None) -> list[CocoP
         name = image.get("file_name")
         if not isinstance(name, str) or not name:
             problems.append(CocoProblem("images", position, key, "file_name is missing"))
+        elif (problem := confinement_problem(name)) is not None:
+            # Never looked up: a dataset file must not make us read outside its images folder.
+            problems.append(CocoProblem("images", position, key, f"file_name {name!r} {problem}"))
         elif images_dir is not None:
             message = image_file_problem(images_dir, name, size)
             if message is not None:
@@ -95,10 +100,11 @@ def _image_problems(data: dict[str, Any], images_dir: Path | None) -> list[CocoP
 def image_file_problem(images_dir: Path, name: str, size: tuple[Any, Any]) -> str | None:
     """What is wrong with an image's file: missing, not a readable image, or of another size
     than its entry says (read from the file's header, and the file checked whole where its
-    format allows: PNG chunks and their CRCs); None when it is fine."""
-    path = images_dir / name
+    format allows: PNG chunks and their CRCs); None when it is fine. `name` stays inside
+    `images_dir` (paths.py), or this is an InputError."""
+    path = confined_path(images_dir, name)
     try:
-        if "\x00" in name or not path.is_file():
+        if not path.is_file():
             return f"image file missing: {path}"
     except OSError as error:  # e.g. a name too long for the file system
         return f"image file unusable: {error.strerror}"

@@ -1,7 +1,9 @@
 """What every export format shares: the name each image gets (`export_names`), the box each
-annotation becomes (`exported_box`: clipped to its image; None for a crowd region, which no
-export format can express, or for a box with nothing left inside the image), annotations grouped
-by image, and placing an image file beside its labels (`place_image`: a hard link, else a copy).
+annotation becomes (`exported_box`: clipped to its image; None for a crowd region, which YOLO and
+VOC cannot express, or for a box with nothing left inside the image), annotations grouped by
+image, the seeded train/val split (`split_subsets`), one split of a COCO mapping as a COCO file
+of its own (`coco_subset`), and placing an image file beside its labels (`place_image`: a hard
+link, else a copy).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from synthgate.errors import InputError
+
+SUBSETS = ("train", "val")
 
 
 def clip_bbox(bbox: list[float], width: int, height: int) -> list[float]:
@@ -87,3 +91,39 @@ def place_image(source: Path, target: Path) -> bool:
     except OSError:  # another file system, or one without hard links
         shutil.copy2(source, target)
         return False
+
+
+def split_subsets(images: list[dict[str, Any]], *, train_share: float, seed: int) -> dict[Any, str]:
+    """Image id -> "train" or "val": `train_share` of the images (rounded) in train, the rest
+    in val, drawn by `seed`. Each image's place comes from a hash of the seed and its file_name,
+    so it does not depend on the order of the file, nor on the numpy version. With a share
+    below 1 and two images or more, each subset gets at least one image."""
+    if not 0 < train_share <= 1:
+        raise InputError(
+            field="split",
+            value=train_share,
+            problem="is the share of images in train: a number in (0, 1], e.g. 0.9",
+        )
+    count = len(images)
+    train = round(train_share * count)
+    if train_share < 1 and count >= 2:
+        train = min(max(train, 1), count - 1)
+
+    def draw(image: dict[str, Any]) -> bytes:
+        return hashlib.sha256(f"{seed}\0{image['file_name']}\0{image['id']}".encode()).digest()
+
+    ordered = sorted(images, key=draw)
+    return {image["id"]: "train" if rank < train else "val" for rank, image in enumerate(ordered)}
+
+
+def coco_subset(coco: dict[str, Any], image_ids: set[Any], names: dict[Any, str]) -> dict[str, Any]:
+    """The images of `image_ids` and their annotations as a COCO mapping of their own, every
+    entry as it was but `file_name`, which becomes the exported name (relative to the subset's
+    images folder); other top-level keys (info, licenses, categories) are kept."""
+    images = [
+        {**image, "file_name": names[image["id"]]}
+        for image in coco["images"]
+        if image["id"] in image_ids
+    ]
+    annotations = [a for a in coco["annotations"] if a["image_id"] in image_ids]
+    return {**coco, "images": images, "annotations": annotations}

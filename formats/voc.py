@@ -2,8 +2,9 @@
 
 `coco_to_voc_xml` writes one image's VOC XML (xmin/ymin/xmax/ymax, 1-based pixel corners as in
 VOC's devkit, from `voc_corners`; `<depth>` from `image_depth`, read from the image's header);
-`write_voc` writes a whole COCO mapping as Annotations/<stem>.xml files and
-ImageSets/Main/all.txt. Boxes are clipped to the image first (formats/exports.py).
+`write_voc` writes a whole COCO mapping as Annotations/<stem>.xml files, ImageSets/Main/<subset>.txt
+(all.txt without subsets) and labelmap.txt (`voc_labelmap`: the classes, which datumaro and CVAT
+need for any class outside VOC's 20). Boxes are clipped to the image first (formats/exports.py).
 """
 
 from __future__ import annotations
@@ -83,20 +84,36 @@ def coco_to_voc_xml(
     )
 
 
+def voc_labelmap(class_names: list[str]) -> str:
+    """labelmap.txt as datumaro and CVAT read it: `name:color:parts:actions`, colour left out."""
+    bad = [name for name in class_names if ":" in name or "\n" in name]
+    if bad:
+        raise InputError(
+            f"classes {bad[:5]}: VOC's labelmap.txt separates its fields with ':' and lines "
+            "with newlines; rename these categories for a VOC export"
+        )
+    return "# label:color_rgb:parts:actions\n" + "".join(f"{name}:::\n" for name in class_names)
+
+
 def write_voc(
     coco: dict[str, Any],
     out: Path,
     *,
     names: dict[Any, str] | None = None,
     image_files: dict[Any, Path] | None = None,
+    subsets: dict[Any, str] | None = None,
 ) -> None:
-    """Annotations/<stem>.xml per image and ImageSets/Main/all.txt listing the stems.
+    """Annotations/<stem>.xml per image, labelmap.txt, and ImageSets/Main/<subset>.txt listing
+    the stems of each subset (`subsets`: image id -> subset; without it, all.txt lists all).
 
     `names`: image id -> exported file name (default `export_names`); the XML's <filename>.
     `image_files`: image id -> its file, read for <depth> (without them every depth is 3)."""
     names = names if names is not None else export_names(coco["images"])
     category_names = {c["id"]: c["name"] for c in coco["categories"]}
     (out / "Annotations").mkdir(parents=True, exist_ok=True)
+    (out / "labelmap.txt").write_text(
+        voc_labelmap([c["name"] for c in coco["categories"]]), encoding="utf-8"
+    )
     images = {image["id"]: image for image in coco["images"]}
     for image_id, entries in by_image(coco).items():
         image = {**images[image_id], "file_name": names[image_id]}
@@ -104,8 +121,12 @@ def write_voc(
         depth = image_depth(image_files[image_id]) if image_files is not None else 3
         xml = coco_to_voc_xml(image, entries, category_names=category_names, depth=depth)
         (out / "Annotations" / f"{stem}.xml").write_text(xml, encoding="utf-8")
-    stems = [PurePosixPath(names[image["id"]]).stem for image in coco["images"]]
+    lists: dict[str, list[str]] = {}
+    for image in coco["images"]:
+        subset = subsets[image["id"]] if subsets is not None else "all"
+        lists.setdefault(subset, []).append(PurePosixPath(names[image["id"]]).stem)
     (out / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
-    (out / "ImageSets" / "Main" / "all.txt").write_text(
-        "".join(f"{stem}\n" for stem in stems), encoding="utf-8"
-    )
+    for subset, stems in lists.items():
+        (out / "ImageSets" / "Main" / f"{subset}.txt").write_text(
+            "".join(f"{stem}\n" for stem in stems), encoding="utf-8"
+        )

@@ -3,8 +3,9 @@
 Inside synthgate every box is COCO [x, y, w, h] in pixels. `bbox_to_yolo` gives YOLO's
 normalised [cx, cy, w, h]; `yolo_to_bbox` goes back. `coco_to_yolo_lines` writes the lines of
 one image's .txt file (class index = position of the category in `class_names`); `write_yolo`
-writes a whole COCO mapping as labels/<stem>.txt files and classes.txt, and `yolo_data_yaml` the
-Ultralytics dataset file. Boxes are clipped to the image first (formats/exports.py).
+writes a whole COCO mapping as labels/[<subset>/]<stem>.txt files and classes.txt, and
+`yolo_data_yaml` the Ultralytics dataset file. Boxes are clipped to the image first
+(formats/exports.py).
 """
 
 from __future__ import annotations
@@ -50,9 +51,14 @@ def coco_to_yolo_lines(
 
 
 def write_yolo(
-    coco: dict[str, Any], out: Path, *, names: dict[Any, str] | None = None
+    coco: dict[str, Any],
+    out: Path,
+    *,
+    names: dict[Any, str] | None = None,
+    subsets: dict[Any, str] | None = None,
 ) -> list[str]:
-    """labels/<stem>.txt per image and classes.txt; returns the class names in index order.
+    """labels/<stem>.txt per image (labels/<subset>/<stem>.txt given `subsets`: image id ->
+    subset) and classes.txt; returns the class names in index order.
 
     `names`: image id -> exported file name (default `export_names`)."""
     names = names if names is not None else export_names(coco["images"])
@@ -66,19 +72,32 @@ def write_yolo(
         lines = coco_to_yolo_lines(
             image, entries, category_names=category_names, class_names=class_names
         )
+        folder = out / "labels" / (subsets[image_id] if subsets is not None else "")
+        folder.mkdir(parents=True, exist_ok=True)
         stem = PurePosixPath(names[image_id]).stem
         text = "".join(f"{line}\n" for line in lines)
-        (out / "labels" / f"{stem}.txt").write_text(text, encoding="utf-8")
+        (folder / f"{stem}.txt").write_text(text, encoding="utf-8")
     return class_names
 
 
-def yolo_data_yaml(folder: Path, class_names: list[str]) -> str:
-    """An Ultralytics dataset file for an export folder (train and val: every image)."""
+def yolo_data_yaml(class_names: list[str], *, subsets: dict[str, int], note: str = "") -> str:
+    """An Ultralytics dataset file: train and val image folders (images/<subset>), names.
+
+    `subsets`: subset -> images in it; with no val images, val is the training images (said in
+    a comment). There is no `path:` key: Ultralytics then reads train and val relative to the
+    file's own folder (a relative `path:` it would read relative to the current directory, an
+    absolute one breaks when the folder moves), as FiftyOne and datumaro do."""
+    has_val = subsets.get("val", 0) > 0
     data = {
-        # Absolute: Ultralytics reads a relative `path` from its own datasets folder.
-        "path": str(folder.resolve()),
-        "train": "images",
-        "val": "images",
+        "train": "images/train",
+        "val": "images/val" if has_val else "images/train",
         "names": dict(enumerate(class_names)),
     }
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    comments = [note] if note else []
+    comments.append(
+        "no `path:` key: train and val are read relative to this file, wherever the folder lies"
+    )
+    if not has_val:
+        comments.append("val is the training images: the export was made with --split 1")
+    header = "".join(f"# {line}\n" for line in comments)
+    return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

@@ -331,7 +331,6 @@ class CopyPasteGenerator:
                     "background_mode": config.background,
                     "background_labels_dropped": dropped,
                 },
-                versions=dict(self.versions),
             ),
         )
         return GeneratedSample(

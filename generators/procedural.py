@@ -99,7 +99,6 @@ class ProceduralGenerator:
                     "objects_placed": count,
                     "background": background_kind,
                 },
-                versions=dict(self.versions),
             ),
         )
         return GeneratedSample(

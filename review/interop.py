@@ -3,19 +3,29 @@
 `export_tasks(queue, out)` writes the open items as Label Studio tasks whose `predictions` are
 the labels under review, and the labeling config next to them (`<out stem>.config.xml`); with
 `include="all"` every item goes out with its decisions as annotations (adjudicators' marked
-`ground_truth`). `import_annotations(queue, path)` reads a Label Studio JSON export back as
-decisions: a decision already recorded and equal is left alone, so importing an export of the
-same decisions changes nothing; one that differs is reported as a conflict, never overwritten.
+`ground_truth`), each annotator given as the email Label Studio knows them by (it rejects the
+whole import for one name it does not know: `annotator_emails`, `email_domain`), or left out
+(`annotators=False`: Label Studio credits the importing user). Image URLs point at Label
+Studio's local file serving, relative to `image_root` (its LOCAL_FILES_DOCUMENT_ROOT; default
+the run folder), or follow an `image_url` template for any other server.
+
+`import_annotations(queue, path)` reads a Label Studio JSON export back as decisions: a decision
+already recorded and equal is left alone, so importing an export of the same decisions changes
+nothing; one that differs is reported as a conflict, never overwritten. Label Studio keeps the
+id of every annotation it imported as `import_id`: such an annotation is the synthgate decision
+of that id coming back, whoever Label Studio now says made it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 from sqlalchemy import select
 
@@ -32,10 +42,12 @@ from synthgate.review.labelstudio import (
 )
 from synthgate.review.queue import ReviewQueue
 from synthgate.samples import Sample
+from synthgate.storage.folders import check_out_file
 from synthgate.storage.tables import batches, decisions, review_items
 
 DEFAULT_IMAGE_URL = "/data/local-files/?d={uri}"  # Label Studio local storage, rooted at the run
 LS_USER = re.compile(r"^labelstudio:(\d+)$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 @dataclass
@@ -66,8 +78,27 @@ def export_tasks(
     modality: str | None = None,
     shapes: Shapes = "rectangles",
     image_url: str = DEFAULT_IMAGE_URL,
+    image_root: Path | None = None,
+    annotators: bool = True,
+    annotator_emails: dict[str, str] | None = None,
+    email_domain: str | None = None,
 ) -> ExportResult:
-    """Write Label Studio tasks and their labeling config; nothing half-written on error."""
+    """Write Label Studio tasks and their labeling config; nothing half-written on error.
+
+    `image_url`: the image URL template ({uri}: the image's path, {item_id}); `image_root`:
+    the folder {uri} is relative to (default: the run folder the samples' uris are relative
+    to). `annotators`, `annotator_emails`, `email_domain`: how decisions' annotators are
+    named for Label Studio (see module doc); a name that maps to no email is refused."""
+    config_path = out.with_name(out.stem + ".config.xml")
+    for path in (out, config_path):  # before any work: never a database, never a run's file
+        check_out_file(path)
+    if image_root is not None and not image_root.is_dir():
+        raise InputError(
+            field="image_root",
+            value=image_root,
+            problem="not a folder; pass the folder Label Studio serves local files from "
+            "(its LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT)",
+        )
     items = _export_items(queue, include)
     modalities = sorted({m for _, m, _ in items})
     if modality is None and len(modalities) > 1:
@@ -76,26 +107,82 @@ def export_tasks(
             "config: pass --modality image or --modality text"
         )
     chosen = modality or (modalities[0] if modalities else "image")
+    chosen_items = [item for item in items if item[1] == chosen]
+    users = None
+    if include == "all" and annotators:
+        users = _annotator_users(
+            queue, [i for i, _, _ in chosen_items], annotator_emails or {}, email_domain
+        )
     tasks, labels = [], set(_batch_categories(queue)) if chosen == "image" else set()
-    for item_id, item_modality, kind in items:
-        if item_modality != chosen:
-            continue
+    for item_id, _item_modality, kind in chosen_items:
         shown = queue.task(item_id).sample
         labels.update(o.category for o in shown.objects)
         labels.update(s.label for s in shown.spans)
-        annotations = _annotations(queue, item_id, shown, shapes) if include == "all" else []
+        annotations = _annotations(queue, item_id, shown, shapes, users) if include == "all" else []
         for annotation in annotations:
             for region in annotation["result"]:
                 value = region.get("value", {})
                 labels.update(value.get("rectanglelabels", []) + value.get("polygonlabels", []))
                 labels.update(value.get("labels", []))
-        tasks.append(_task(item_id, shown, kind, shapes, image_url, annotations))
-    criteria = queue.task(items[0][0]).criteria if items else []
+        uri = _image_uri(queue, item_id, shown, image_root)
+        tasks.append(_task(item_id, shown, kind, shapes, image_url, uri, annotations))
+    criteria = queue.task(chosen_items[0][0]).criteria if chosen_items else []
     config = labeling_config(chosen, sorted(labels), criteria, shapes=shapes)
-    config_path = out.with_name(out.stem + ".config.xml")
     write_atomic(out, json.dumps(tasks, ensure_ascii=False, indent=1) + "\n")
     write_atomic(config_path, config)
     return ExportResult(tasks=out, config=config_path, count=len(tasks), modality=chosen)
+
+
+def _image_uri(queue: ReviewQueue, item_id: int, shown: Sample, image_root: Path | None) -> str:
+    """The image's path for the URL: its uri in the run folder, or relative to `image_root`."""
+    if shown.spec.modality != "image" or not shown.uri or image_root is None:
+        return shown.uri or ""
+    where = queue.item_image_path(item_id)
+    if not isinstance(where, Path):
+        raise InputError(
+            field="image_root",
+            value=image_root,
+            problem=f"item {item_id}'s image is not a local file ({where}); leave --image-root "
+            "out and give --image-url for the server that has it",
+        )
+    root = image_root.resolve()
+    if not where.is_relative_to(root):
+        raise InputError(
+            field="image_root",
+            value=image_root,
+            problem=f"does not hold item {item_id}'s image {where}; pass a folder above the run "
+            "folder (Label Studio serves only files under its document root)",
+        )
+    return os.path.relpath(where, root)
+
+
+def _annotator_users(
+    queue: ReviewQueue, item_ids: list[int], emails: dict[str, str], domain: str | None
+) -> dict[str, Any]:
+    """Each annotator of these items' decisions as Label Studio's `completed_by`: a user id
+    for one that came from Label Studio, else {"email": ...}; refuses names with no email."""
+    names = sorted({row["annotator"] for i in item_ids for row in _decision_rows(queue, i)})
+    users: dict[str, Any] = {}
+    missing = []
+    for name in names:
+        match = LS_USER.match(name)
+        email = emails.get(name) or (name if EMAIL.match(name) else None)
+        if email is None and domain:
+            email = f"{name}@{domain}"
+        if match:
+            users[name] = int(match.group(1))
+        elif email is not None and EMAIL.match(email):
+            users[name] = {"email": email}
+        else:
+            missing.append(name if email is None else f"{name} ({email!r} is not an email)")
+    if missing:
+        raise InputError(
+            f"annotators {', '.join(missing)}: Label Studio imports an annotation only with the "
+            "email of a user it knows, and refuses the whole file otherwise; map each with "
+            f"--annotator-email {names[0]}=someone@example.org (or --email-domain example.org), "
+            "create those users in Label Studio, or leave annotators out with --no-annotators"
+        )
+    return users
 
 
 def _export_items(queue: ReviewQueue, include: str) -> list[tuple[int, str, str]]:
@@ -119,11 +206,12 @@ def _task(
     kind: str,
     shapes: Shapes,
     image_url: str,
+    uri: str,
     annotations: list[dict[str, Any]],
 ) -> dict[str, Any]:
     data: dict[str, Any] = {"item_id": item_id, "sample_id": shown.id}
     if shown.spec.modality == "image":
-        data["image"] = image_url.format(uri=shown.uri, item_id=item_id)
+        data["image"] = image_url.format(uri=quote(uri, safe="/"), item_id=item_id)
     else:
         data["text"] = shown.text
     report = shown.report
@@ -142,20 +230,27 @@ def _task(
 
 
 def _annotations(
-    queue: ReviewQueue, item_id: int, shown: Sample, shapes: Shapes
+    queue: ReviewQueue,
+    item_id: int,
+    shown: Sample,
+    shapes: Shapes,
+    users: dict[str, Any] | None,
 ) -> list[dict[str, Any]]:
+    """The item's decisions as annotations; `users`: annotator -> completed_by (None: left
+    out). The decision id goes out as the annotation id, which Label Studio keeps as
+    `import_id`, so `import_annotations` knows the decision when it comes back."""
     out = []
     for row in _decision_rows(queue, item_id):
-        out.append(
-            {
-                "id": row["id"],
-                "completed_by": _ls_user(row["annotator"]),
-                "ground_truth": row["role"] == "adjudicator",
-                "was_cancelled": False,
-                "created_at": datetime.fromtimestamp(row["decided_at"], UTC).isoformat(),
-                "result": decision_result(_decision_of(row), shown, shapes=shapes),
-            }
+        annotation: dict[str, Any] = {"id": row["id"]}
+        if users is not None:
+            annotation["completed_by"] = users[row["annotator"]]
+        annotation.update(
+            ground_truth=row["role"] == "adjudicator",
+            was_cancelled=False,
+            created_at=datetime.fromtimestamp(row["decided_at"], UTC).isoformat(),
+            result=decision_result(_decision_of(row), shown, shapes=shapes),
         )
+        out.append(annotation)
     return out
 
 
@@ -177,25 +272,31 @@ def _decision_of(row: dict[str, Any]) -> Decision:
     )
 
 
-def _ls_user(annotator: str) -> Any:
-    match = LS_USER.match(annotator)
-    return int(match.group(1)) if match else {"email": annotator}
-
-
-def _annotator(completed_by: Any) -> str | None:
-    """Label Studio exports the annotator as a user id or, with details, a dict."""
+def _annotator(completed_by: Any, names: dict[str, str]) -> str | None:
+    """Label Studio exports the annotator as a user id or, with details, a dict; an email
+    `names` knows (email -> annotator) is that annotator again."""
     if isinstance(completed_by, dict):
         name = completed_by.get("email") or completed_by.get("username")
         if name:
-            return str(name)
+            return names.get(str(name), str(name))
         completed_by = completed_by.get("id")
     if isinstance(completed_by, int):
         return f"labelstudio:{completed_by}"
     return None
 
 
-def import_annotations(queue: ReviewQueue, path: Path) -> ImportResult:
-    """Read a Label Studio JSON export (a list of tasks) back as decisions."""
+def import_annotations(
+    queue: ReviewQueue,
+    path: Path,
+    *,
+    annotator_emails: dict[str, str] | None = None,
+    email_domain: str | None = None,
+) -> ImportResult:
+    """Read a Label Studio JSON export (a list of tasks) back as decisions.
+
+    `annotator_emails` (annotator -> email) and `email_domain` are the export's: an annotation
+    by such an email is that annotator's (NAME@DOMAIN is NAME)."""
+    names = {email: name for name, email in (annotator_emails or {}).items()}
     if path.is_dir():
         raise InputError(f"{path}: is a folder; pass the Label Studio JSON export file itself")
     try:
@@ -231,7 +332,10 @@ def import_annotations(queue: ReviewQueue, path: Path) -> ImportResult:
             result.skipped.append(f"{where}: {error}")
             continue
         for annotation in task.get("annotations") or []:
-            _import_one(queue, item_id, shown, annotation, f"{where} (item {item_id})", result)
+            who = _annotator(annotation.get("completed_by"), names)
+            if who is not None and email_domain and who.endswith(f"@{email_domain}"):
+                who = who.removesuffix(f"@{email_domain}")
+            _import_one(queue, item_id, shown, annotation, who, f"{where} (item {item_id})", result)
     return result
 
 
@@ -240,12 +344,16 @@ def _import_one(
     item_id: int,
     shown: Sample,
     annotation: dict[str, Any],
+    who: str | None,
     where: str,
     result: ImportResult,
 ) -> None:
     if annotation.get("was_cancelled") or annotation.get("skipped"):
         return
-    who = _annotator(annotation.get("completed_by"))
+    imported_from = _exported_decision(queue, item_id, annotation.get("import_id"))
+    if imported_from is not None:
+        _compare_returned(imported_from, annotation, shown, where, result)
+        return
     if who is None:
         result.skipped.append(f"{where}: annotation without completed_by")
         return
@@ -261,16 +369,7 @@ def _import_one(
         r for r in _decision_rows(queue, item_id) if (r["annotator"], r["role"]) == (who, role)
     ]
     if existing:
-        regions = annotation.get("result") or []
-        shapes: Shapes = (
-            "polygons" if any(r.get("type") == "polygonlabels" for r in regions) else "rectangles"
-        )
-        recorded = decision_result(_decision_of(existing[0]), shown, shapes=shapes)
-        same_result = canonical(recorded) == canonical(regions)
-        same_meaning = canonical(decision_result(_decision_of(existing[0]), shown)) == canonical(
-            decision_result(decision, shown)
-        )
-        if same_result or same_meaning:
+        if _same_decision(existing[0], annotation.get("result") or [], decision, shown):
             result.unchanged += 1
         else:
             result.conflicts.append(
@@ -286,3 +385,49 @@ def _import_one(
             result.decided += 1
     except InputError as error:
         result.skipped.append(f"{where}: {error}")
+
+
+def _exported_decision(queue: ReviewQueue, item_id: int, import_id: Any) -> dict[str, Any] | None:
+    """The decision of this item a Label Studio annotation was imported from (its import_id is
+    the decision id `export_tasks` gave it), or None for an annotation made in Label Studio."""
+    if not isinstance(import_id, int) or isinstance(import_id, bool):
+        return None
+    return next((r for r in _decision_rows(queue, item_id) if r["id"] == import_id), None)
+
+
+def _compare_returned(
+    row: dict[str, Any],
+    annotation: dict[str, Any],
+    shown: Sample,
+    where: str,
+    result: ImportResult,
+) -> None:
+    """An exported decision came back: unchanged, or edited in Label Studio (a conflict: the
+    recorded decision is kept)."""
+    where = f"{where}, decision {row['id']} by {row['annotator']}"
+    try:
+        decision = result_decision(annotation.get("result") or [], shown, where=where)
+    except InputError as error:
+        result.skipped.append(str(error))
+        return
+    if _same_decision(row, annotation.get("result") or [], decision, shown):
+        result.unchanged += 1
+    else:
+        result.conflicts.append(
+            f"{where}: edited in Label Studio after it was exported; kept the recorded one"
+        )
+
+
+def _same_decision(
+    row: dict[str, Any], regions: list[dict[str, Any]], decision: Decision, shown: Sample
+) -> bool:
+    """Whether an annotation result says what a recorded decision says."""
+    shapes: Shapes = (
+        "polygons" if any(r.get("type") == "polygonlabels" for r in regions) else "rectangles"
+    )
+    recorded = decision_result(_decision_of(row), shown, shapes=shapes)
+    if canonical(recorded) == canonical(regions):
+        return True
+    return canonical(decision_result(_decision_of(row), shown)) == canonical(
+        decision_result(decision, shown)
+    )

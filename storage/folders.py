@@ -4,8 +4,10 @@
 write (no marker file) or one whose databases hold human review decisions, and returns a fresh
 temporary folder beside it; `publish_out(temporary, out)` swaps the finished folder into place,
 keeping the old one until the new one is there. So a failure leaves nothing half-written and
-reviewed data is never replaced. `human_decision_count(db)` reads a database without creating
-anything.
+reviewed data is never replaced. `check_out_file(path)` does the same for a single file a
+command writes (`--json`, `review export --out`): never a database, never a file of a folder
+synthgate wrote (`synthgate_folder`). `human_decision_count(db)` reads a database without
+creating anything.
 """
 
 from __future__ import annotations
@@ -50,6 +52,88 @@ def check_out(
             value=out,
             problem=f"this {what} holds {reviewed} human review decisions that a new {what} "
             "would replace; choose another folder (or export them first: synthgate review export)",
+        )
+
+
+# Files that mark a folder synthgate wrote, and what that folder is (a run has its database too).
+FOLDER_MARKERS = (
+    ("balance.json", "balance output"),
+    ("merge.json", "merge output"),
+    (".synthgate-export.json", "export"),
+)
+# The files such folders are made of, at their top (everything in their subfolders is theirs).
+FOLDER_FILES = frozenset(
+    {
+        "manifest.json",
+        "synthgate.db",
+        "coco.json",
+        "accepted.coco.json",
+        "text.jsonl",
+        "report.md",
+        "report.html",
+        "balance.json",
+        "merge.json",
+        "merged.coco.json",
+        "merged.jsonl",
+        ".synthgate-export.json",
+        "data.yaml",
+        "classes.txt",
+        "labelmap.txt",
+    }
+)
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def synthgate_folder(path: Path) -> tuple[Path, str] | None:
+    """The folder synthgate wrote that `path` lies in (itself or its nearest parent), and its
+    kind: a run (manifest.json beside synthgate.db), a balance or merge output, an export."""
+    for folder in [path, *path.parents]:
+        if (folder / "manifest.json").is_file() and (folder / "synthgate.db").is_file():
+            return folder, "run"
+        for marker, kind in FOLDER_MARKERS:
+            if (folder / marker).is_file():
+                return folder, kind
+    return None
+
+
+def is_database(path: Path) -> bool:
+    """Whether `path` is an SQLite database file (read from its header)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+    except OSError:
+        return False
+
+
+def check_out_file(path: Path, *, field: str = "out") -> None:
+    """Refuse a file target that must not be replaced: a folder, a database (a run's
+    synthgate.db holds its samples and the human review decisions) or one of the files a folder
+    synthgate wrote is made of (a run, a balance or merge output, an export: replacing one
+    breaks it). A new file, or any other, passes. Run it before any work starts."""
+    if path.is_dir():
+        raise InputError(field=field, value=path, problem="is a folder; give a file name")
+    if not path.is_file():
+        return
+    absolute = path.resolve()
+    if is_database(absolute):
+        decisions = human_decision_count(absolute)
+        held = f", with {decisions} human review decisions," if decisions else ""
+        raise InputError(
+            field=field,
+            value=path,
+            problem=f"is a database{held} which this would overwrite; choose another file name",
+        )
+    found = synthgate_folder(absolute.parent)
+    if found is None:
+        return
+    folder, kind = found
+    inside = absolute.relative_to(folder)
+    if len(inside.parts) > 1 or inside.name in FOLDER_FILES:
+        raise InputError(
+            field=field,
+            value=path,
+            problem=f"is a file of the {kind} {folder}, which this would overwrite; choose a "
+            "file name outside it, or a new one",
         )
 
 

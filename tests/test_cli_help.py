@@ -56,6 +56,6 @@ def test_every_command_help_is_reflowed() -> None:
 def test_help_renders_at_80_columns() -> None:
     result = CliRunner().invoke(app, ["export", "--help"], env={"COLUMNS": "80"})
     assert result.exit_code == 0
-    assert "yolo: images/<name>, labels/<stem>.txt (class cx cy w h, fractions of the" in (
+    assert "yolo: images/<subset>/<name>, labels/<subset>/<stem>.txt (class cx cy w h," in (
         result.output
     )

@@ -65,7 +65,9 @@ def test_labels_are_exact_and_provenance_complete(
         assert (model["steps"], model["guidance"], model["scheduler"]) == (2, 5.0, "DDIMScheduler")
         assert (model["dtype"], model["device"]) == ("float32", "cpu")
         assert provenance.prompt and spec.category in provenance.prompt
-        assert {"torch", "diffusers"} <= set(provenance.versions)
+        # Package versions are the run's (manifest.json), not the sample's: a sample is the
+        # same bytes whichever extras are installed.
+        assert provenance.versions == {}
 
 
 @pytest.mark.parametrize("generator", GENERATORS)

@@ -27,6 +27,11 @@ def source(tmp_path: Path) -> Path:
     return write_coco(tmp_path / "src")
 
 
+def _subsets(folder: Path) -> dict[str, str]:
+    """File name -> subset, from the folders images/<subset>/ of an export."""
+    return {p.name: p.parent.name for p in folder.glob("*/*") if p.is_file()}
+
+
 def test_yolo_folder_has_the_expected_labels(source: Path, tmp_path: Path) -> None:
     out = tmp_path / "yolo"
     result = export(
@@ -39,26 +44,60 @@ def test_yolo_folder_has_the_expected_labels(source: Path, tmp_path: Path) -> No
         str(source.parent / "images"),
     )
     assert result.exit_code == 0, result.output
-    assert "exported 4 images, 4 labels, 2 classes as YOLO" in result.output
+    message = " ".join(result.output.split())
+    assert "exported 4 images (3 train, 1 val), 4 labels, 2 classes as YOLO" in message
     assert "left out 1 crowd annotation(s)" in result.output
     assert "outside their image" not in result.output
     assert (out / "classes.txt").read_text().splitlines() == ["cat", "dog & co"]
-    data = yaml.safe_load((out / "data.yaml").read_text())
-    assert data == {
-        "path": str(out.resolve()),
-        "train": "images",
-        "val": "images",
+    text = (out / "data.yaml").read_text()
+    # No `path:`: Ultralytics reads train/val relative to the file, so the folder can move.
+    assert yaml.safe_load(text) == {
+        "train": "images/train",
+        "val": "images/val",
         "names": {0: "cat", 1: "dog & co"},
     }
+    subsets = _subsets(out / "images")
+    assert sorted(subsets) == sorted(name for name, *_ in EXPECTED.values())
+    assert sorted(subsets.values()) == ["train", "train", "train", "val"]
     for file_name, (name, lines, _, _) in EXPECTED.items():
-        assert (out / "labels" / f"{Path(name).stem}.txt").read_text().splitlines() == lines
+        labels = out / "labels" / subsets[name] / f"{Path(name).stem}.txt"
+        assert labels.read_text().splitlines() == lines
         original = source.parent / "images" / file_name
-        assert (out / "images" / name).read_bytes() == original.read_bytes()
-    assert sorted(p.name for p in (out / "images").iterdir()) == sorted(
-        name for name, *_ in EXPECTED.values()
+        assert (out / "images" / subsets[name] / name).read_bytes() == original.read_bytes()
+    assert len(list((out / "labels").glob("*/*.txt"))) == 4
+    marker = json.loads((out / ".synthgate-export.json").read_text())
+    assert (marker["split"], marker["seed"], marker["subsets"]) == (
+        0.9,
+        0,
+        {"train": 3, "val": 1},
     )
-    assert len(list((out / "labels").iterdir())) == 4
     assert not list(tmp_path.glob(".*partial"))
+
+
+def test_the_split_is_seeded_and_recorded(source: Path, tmp_path: Path) -> None:
+    images = str(source.parent / "images")
+    splits = {}
+    for name, seed in (("one", "0"), ("two", "0"), ("three", "1")):
+        out = tmp_path / name
+        args = ("-f", "yolo", "-o", str(out), "--images", images, "--split", "0.5", "--seed", seed)
+        assert export(str(source), *args).exit_code == 0
+        splits[name] = _subsets(out / "images")
+        marker = json.loads((out / ".synthgate-export.json").read_text())
+        assert (marker["split"], marker["seed"]) == (0.5, int(seed))
+        assert marker["subsets"] == {"train": 2, "val": 2}
+    assert splits["one"] == splits["two"]
+    assert splits["one"] != splits["three"]  # another seed, another draw of 2 of the 4
+    everything = tmp_path / "all"
+    result = export(
+        str(source), "-f", "yolo", "-o", str(everything), "--images", images, "--split", "1"
+    )
+    assert result.exit_code == 0, result.output
+    assert set(_subsets(everything / "images").values()) == {"train"}
+    text = (everything / "data.yaml").read_text()
+    assert yaml.safe_load(text)["val"] == "images/train" and "val is the training images" in text
+    for bad in ("0", "1.5", "-0.1"):
+        refused = export(str(source), "-f", "yolo", "-o", str(tmp_path / "x"), "--split", bad)
+        assert refused.exit_code == 2 and "--split" in refused.output
 
 
 def test_voc_folder_has_the_expected_corners(source: Path, tmp_path: Path) -> None:
@@ -90,11 +129,19 @@ def test_voc_folder_has_the_expected_corners(source: Path, tmp_path: Path) -> No
         # The original file, not re-encoded: PNG stays PNG, byte for byte.
         original = source.parent / "images" / image["file_name"]
         assert (out / "JPEGImages" / name).read_bytes() == original.read_bytes()
-    assert (out / "ImageSets" / "Main" / "all.txt").read_text().splitlines() == [
-        "47f10bf6_000001",
-        "8967309d_000001",
-        "other",
-        "empty",
+    lists = {
+        subset: (out / "ImageSets" / "Main" / f"{subset}.txt").read_text().splitlines()
+        for subset in ("train", "val")
+    }
+    assert sorted(lists["train"] + lists["val"]) == sorted(
+        ["47f10bf6_000001", "8967309d_000001", "other", "empty"]
+    )
+    assert (len(lists["train"]), len(lists["val"])) == (3, 1)
+    # Every class declared, so datumaro and CVAT accept names outside VOC's 20.
+    assert (out / "labelmap.txt").read_text().splitlines() == [
+        "# label:color_rgb:parts:actions",
+        "cat:::",
+        "dog & co:::",
     ]
     assert not (out / "images").exists() and not (out / "data.yaml").exists()
 
@@ -104,8 +151,8 @@ def test_colliding_stems_get_the_same_names_every_time(source: Path, tmp_path: P
     first, second = tmp_path / "one", tmp_path / "two"
     for out in (first, second):
         assert export(str(source), "-f", "yolo", "-o", str(out), "--images", images).exit_code == 0
-    assert sorted(os.listdir(first / "labels")) == sorted(os.listdir(second / "labels"))
-    assert sorted(os.listdir(first / "images")) == sorted(os.listdir(second / "images"))
+    assert _subsets(first / "labels") == _subsets(second / "labels")
+    assert _subsets(first / "images") == _subsets(second / "images")
 
 
 def test_boxes_outside_their_image_are_left_out_and_counted(tmp_path: Path) -> None:
@@ -119,14 +166,14 @@ def test_boxes_outside_their_image_are_left_out_and_counted(tmp_path: Path) -> N
         assert result.exit_code == 0, result.output
         message = " ".join(result.output.split())
         assert "left out 2 box(es) outside their image" in message
-        assert "exported 1 images, 2 labels" in message
+        assert "exported 1 images (1 train), 2 labels" in message
     root = ET.parse(tmp_path / "voc" / "Annotations" / "x.xml").getroot()
     corners = [
         [int(o.findtext(f"bndbox/{t}") or 0) for t in ("xmin", "ymin", "xmax", "ymax")]
         for o in root.iter("object")
     ]
     assert corners == [[11, 6, 11, 9], [100, 11, 100, 15]]
-    assert (tmp_path / "yolo" / "labels" / "x.txt").read_text().splitlines() == [
+    assert (tmp_path / "yolo" / "labels" / "train" / "x.txt").read_text().splitlines() == [
         "1 0.107500 0.140000 0.003000 0.080000",
         "1 0.997500 0.250000 0.005000 0.100000",
     ]
@@ -144,6 +191,7 @@ def test_labels_only_and_copies_where_links_fail(
         "classes.txt",
         "labels",
     ]
+    assert sorted(p.name for p in (labels_only / "labels").iterdir()) == ["train", "val"]
     voc_labels = tmp_path / "voc-labels-only"
     result = export(str(source), "-f", "voc", "-o", str(voc_labels), "--no-copy-images")
     assert result.exit_code == 0, result.output
@@ -184,15 +232,11 @@ def test_skip_invalid_lists_what_it_left_out_and_exports_the_rest(
     assert "left out: images[2] (id 3): image file missing" in message and "other.png" in message
     assert "left out: annotations[4] (id 5): left out with its image 3" in message
     assert "left out: annotations[0] (id 1): bbox must be" in message
-    assert "exported 3 images, 2 labels" in message
-    assert sorted(p.name for p in (out / "images").iterdir()) == [
-        "47f10bf6_000001.png",
-        "8967309d_000001.png",
-        "empty.png",
-    ]
-    assert (out / "labels" / "47f10bf6_000001.txt").read_text().splitlines() == [
-        "1 0.700000 0.650000 0.400000 0.500000"
-    ]
+    assert "exported 3 images (2 train, 1 val), 2 labels" in message
+    subsets = _subsets(out / "images")
+    assert sorted(subsets) == ["47f10bf6_000001.png", "8967309d_000001.png", "empty.png"]
+    labels = out / "labels" / subsets["47f10bf6_000001.png"] / "47f10bf6_000001.txt"
+    assert labels.read_text().splitlines() == ["1 0.700000 0.650000 0.400000 0.500000"]
 
 
 def test_force_replaces_an_earlier_export(source: Path, tmp_path: Path) -> None:
@@ -205,8 +249,9 @@ def test_force_replaces_an_earlier_export(source: Path, tmp_path: Path) -> None:
     assert json.loads((out / ".synthgate-export.json").read_text())["format"] == "yolo"
 
 
-def test_file_names_outside_the_images_folder_are_written_inside_out(tmp_path: Path) -> None:
-    """`..` and absolute file_names are read from where they point but written under --out."""
+def test_file_names_outside_the_images_folder_are_left_out_unread(tmp_path: Path) -> None:
+    """`..` and absolute file_names stop the export; with --skip-invalid they are left out and
+    listed, and the files they point at are never read or linked (formats/paths.py)."""
     source = write_coco(tmp_path / "src", [("x.png", 100, 50, [])])
     up = tmp_path / "src" / "up.png"
     shutil.copy(tmp_path / "src" / "images" / "x.png", up)
@@ -220,21 +265,22 @@ def test_file_names_outside_the_images_folder_are_written_inside_out(tmp_path: P
     before = files_under(tmp_path)
     out = tmp_path / "deep" / "out"
     images = str(source.parent / "images")
-    result = export(str(source), "-f", "voc", "-o", str(out), "--images", images)
+    refused = export(str(source), "-f", "voc", "-o", str(out), "--images", images)
+    message = " ".join(refused.output.split())
+    assert refused.exit_code == 2 and "'../up.png' climbs out of its folder" in message
+    assert files_under(tmp_path) == before
+    result = export(str(source), "-f", "voc", "-o", str(out), "--images", images, "--skip-invalid")
     assert result.exit_code == 0, result.output
-    assert files_under(tmp_path) - before == {
-        out / p
-        for p in [
-            ".synthgate-export.json",
-            "JPEGImages/x.png",
-            "JPEGImages/up.png",
-            "JPEGImages/abs.png",
-            "Annotations/x.xml",
-            "Annotations/up.xml",
-            "Annotations/abs.xml",
-            "ImageSets/Main/all.txt",
-        ]
+    message = " ".join(result.output.split())
+    assert f"file_name {str(elsewhere)!r} is an absolute path" in message
+    assert {p.relative_to(out).as_posix() for p in files_under(tmp_path) - before} == {
+        ".synthgate-export.json",
+        "JPEGImages/x.png",
+        "Annotations/x.xml",
+        "ImageSets/Main/train.txt",
+        "labelmap.txt",
     }
+    assert up.stat().st_nlink == 1 and elsewhere.stat().st_nlink == 1
 
 
 def test_a_run_folder_exports_its_accepted_images(tmp_path: Path) -> None:
@@ -248,10 +294,11 @@ def test_a_run_folder_exports_its_accepted_images(tmp_path: Path) -> None:
     result = export(str(run), "-f", "yolo", "-o", str(out))
     assert result.exit_code == 0, result.output
     assert f"exported {len(accepted['images'])} images" in result.output
-    names = {p.name for p in (out / "images").iterdir()}
-    assert names == {Path(i["file_name"]).name for i in accepted["images"]}
+    subsets = _subsets(out / "images")
+    assert set(subsets) == {Path(i["file_name"]).name for i in accepted["images"]}
     image = accepted["images"][0]
-    rows = (out / "labels" / f"{Path(image['file_name']).stem}.txt").read_text().splitlines()
+    name = Path(image["file_name"])
+    rows = (out / "labels" / subsets[name.name] / f"{name.stem}.txt").read_text().splitlines()
     boxes = [a["bbox"] for a in accepted["annotations"] if a["image_id"] == image["id"]]
     back = [
         yolo_to_bbox([float(v) for v in r.split()[1:]], image["width"], image["height"])
@@ -262,9 +309,35 @@ def test_a_run_folder_exports_its_accepted_images(tmp_path: Path) -> None:
         assert got == pytest.approx(want, abs=image["width"] * 5e-7 + 1e-9)
 
 
-def test_a_balance_output_resolves_file_names_against_the_real_images(tmp_path: Path) -> None:
-    """merged.coco.json names real images relative to the real images folder and synthetic
-    ones as ../<out>/runs/<run>/images/x.png from there; --images resolves both."""
+def test_a_balance_or_merge_output_exports_from_its_path_alone(tmp_path: Path) -> None:
+    """Balance and merge outputs are self-contained: merged.coco.json names real and synthetic
+    images under the folder's images/, so no --images is needed, wherever the folder lies."""
+    real = tmp_path / "real"
+    write_coco(real, IMAGES[2:3])
+    merged = json.loads((real / "coco.json").read_text())
+    merged["images"][0]["file_name"] = "images/c/other.png"
+    merged["images"].append({"id": 9, "file_name": "images/s1.png", "width": 100, "height": 50})
+    merged["annotations"].append(
+        {"id": 9, "image_id": 9, "category_id": 7, "bbox": [1, 2, 3, 4], "area": 12, "iscrowd": 0}
+    )
+    for marker in ("balance.json", "merge.json"):
+        folder = tmp_path / marker.removesuffix(".json") / "moved"
+        (folder / "images" / "c").mkdir(parents=True)
+        os.link(real / "images" / "c" / "other.png", folder / "images" / "c" / "other.png")
+        shutil.copy(real / "images" / "c" / "other.png", folder / "images" / "s1.png")
+        (folder / "merged.coco.json").write_text(json.dumps(merged))
+        (folder / marker).write_text("{}")
+        out = tmp_path / f"out-{marker}"
+        result = export(str(folder), "-f", "yolo", "-o", str(out))
+        assert result.exit_code == 0, result.output
+        subsets = _subsets(out / "images")
+        assert sorted(subsets) == ["other.png", "s1.png"]
+        assert (out / "labels" / subsets["s1.png"] / "s1.txt").read_text().startswith("1 ")
+
+
+def test_an_old_balance_output_with_dotdot_names_is_refused(tmp_path: Path) -> None:
+    """Balance outputs made before they were self-contained named synthetic images
+    ../<out>/runs/<run>/images/x.png from the real images folder: such a name is refused."""
     real = tmp_path / "real"
     write_coco(real, IMAGES[2:3])
     balanced = tmp_path / "balanced"
@@ -279,15 +352,9 @@ def test_a_balance_output_resolves_file_names_against_the_real_images(tmp_path: 
             "height": 50,
         }
     )
-    merged["annotations"].append(
-        {"id": 9, "image_id": 9, "category_id": 7, "bbox": [1, 2, 3, 4], "area": 12, "iscrowd": 0}
-    )
     (balanced / "merged.coco.json").write_text(json.dumps(merged))
     (balanced / "balance.json").write_text("{}")
     out = tmp_path / "out"
-    result = export(str(balanced), "-f", "yolo", "-o", str(out))
-    assert result.exit_code == 2 and "synthgate balance --images" in " ".join(result.output.split())
     result = export(str(balanced), "-f", "yolo", "-o", str(out), "--images", str(real / "images"))
-    assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in (out / "images").iterdir()) == ["other.png", "s1.png"]
-    assert (out / "labels" / "s1.txt").read_text().startswith("1 ")
+    assert result.exit_code == 2 and "climbs out of its folder" in " ".join(result.output.split())
+    assert not out.exists()

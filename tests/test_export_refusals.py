@@ -157,7 +157,19 @@ ERROR_CASES: list[tuple[str, Any, list[str], list[str]]] = [
         ["{coco}", "-f", "voc", "--no-copy-images"],
         ["(c/other.png) and 4 (c/other.png) would both be exported as", "its own file_name"],
     ),
-    ("unknown format", None, ["{coco}", "-f", "coco"], ["'coco' is not one of"]),
+    ("unknown format", None, ["{coco}", "-f", "tiff"], ["'tiff' is not one of"]),
+    (
+        "layout of another format",
+        None,
+        ["{coco}", "-f", "yolo", "--layout", "fiftyone", "--no-copy-images"],
+        ["--layout fiftyone: applies to --format coco only"],
+    ),
+    (
+        "VOC class with a colon",
+        lambda tmp, coco: coco.write_text(coco.read_text().replace('"cat"', '"cat:tabby"')),
+        ["{coco}", "-f", "voc", "--no-copy-images"],
+        ["VOC's labelmap.txt separates its fields with ':'"],
+    ),
     (
         "dangling category",
         lambda tmp, coco: coco.write_text(
@@ -192,7 +204,7 @@ ERROR_CASES: list[tuple[str, Any, list[str], list[str]]] = [
         "file_name ending in ..",
         lambda tmp, coco: coco.write_text(coco.read_text().replace("c/empty.png", "c/..")),
         ["{coco}", "-f", "voc", "--no-copy-images"],
-        ["file_name 'c/..' ends in no file name"],
+        ["file_name 'c/..' climbs out of its folder with '..'"],
     ),
     (
         "out is a symlink",

@@ -1,8 +1,11 @@
 """The quickstart run folder, byte for byte: a restructure must not change what a run writes.
 
 The digests below were taken from `synthgate run configs/quickstart.yaml` before the library
-core was restructured (issue 11). Every file is hashed as it is, except manifest.json (its
-timings change every run; they are dropped before hashing) and synthgate.db, which is compared
+core was restructured (issue 11), and again when package versions left the samples' provenance
+(issue 13: they are recorded in manifest.json only, so what a run writes no longer depends on
+which extras are installed). Every file is hashed as it is, except manifest.json (its timings
+change every run and its versions with the environment; both are dropped before hashing) and
+synthgate.db, which is compared
 by the rows of its data tables: the schema gains tables (migrations, bookkeeping) without the
 data changing. Both record the config with the template file's absolute path, which depends on
 where the repository lies: it is replaced by `<package>` before hashing. A change of these
@@ -23,10 +26,10 @@ from synthgate.cli import app
 PACKAGE = Path(__file__).resolve().parents[1]
 
 GOLDEN = {
-    "accepted.coco.json": "eaf929d4cf7601e8fe64d0e8229609a7770ec6a273660e8ec74745de7d590430",
-    "coco.json": "eaf929d4cf7601e8fe64d0e8229609a7770ec6a273660e8ec74745de7d590430",
+    "accepted.coco.json": "25cb540dd746ca480f1d3c6898391901f4ffcef2eb68b6007c297e486e7a81db",
+    "coco.json": "25cb540dd746ca480f1d3c6898391901f4ffcef2eb68b6007c297e486e7a81db",
     "images/": "4965939eb950d458d270542cdd89467509a7c4fae43693afaf25914fa2d3836d",
-    "manifest.json": "3bd694827001ab9760a249aa184ab0aeac222bb91c1cb4d1ded34c189ecf3f49",
+    "manifest.json": "be7505aa48bb2c10d6b783e2f94a8ad77b664fd7ca9f8a6cf8f65f8a22da5677",
     "report.md": "64373c430cc45108031dde3df8859161c191f35428c1b47bdad4270f8b23538a",
     "synthgate.db": "cf853a85c99250f70a7d59e80aa8b690966cf0840120454e74321b3034dc11ee",
     "text.jsonl": "f8fa5e153cd7303f0e5b1f6706e94bfadc54c64354bf7ee1b5b29400c77c11c2",
@@ -70,6 +73,7 @@ def folder_digests(folder: Path) -> dict[str, str]:
         elif name == "manifest.json":
             manifest = json.loads(path.read_text(encoding="utf-8"))
             manifest.pop("timings")
+            manifest.pop("versions")  # the installed packages: what the run ran with
             digests[name] = _sha(_placed(json.dumps(manifest, sort_keys=True)))
         elif name == "synthgate.db":
             digests[name] = database_digest(path)

@@ -20,6 +20,7 @@ from synthgate.review.queue import ReviewQueue
 from synthgate.storage.store import Store
 from synthgate.storage.tables import decisions, review_items
 
+DOMAIN = "example.org"  # annotators ann, bob, lead are ann@example.org, ... in Label Studio
 LabelInterface = pytest.importorskip("label_studio_sdk.label_interface").LabelInterface
 Converter = pytest.importorskip("label_studio_sdk.converter").Converter
 
@@ -49,7 +50,9 @@ def test_export_is_accepted_by_label_studio_sdk(
     queue.enqueue_batch("b1")
     decide_everything(queue)
     out = tmp_path / f"{modality}.json"
-    result = export_tasks(queue, out, include="all", modality=modality, shapes=shapes)
+    result = export_tasks(
+        queue, out, include="all", modality=modality, shapes=shapes, email_domain=DOMAIN
+    )
     config = result.config.read_text()
     interface = LabelInterface(config)
     interface.validate()  # raises on a config Label Studio would refuse
@@ -87,7 +90,7 @@ def test_sdk_converter_reads_the_decisions_back_to_the_same_pixels(
     queue.enqueue_batch("b1")
     decide_everything(queue)
     out = tmp_path / "image.json"
-    result = export_tasks(queue, out, include="all", modality="image")
+    result = export_tasks(queue, out, include="all", modality="image", email_domain=DOMAIN)
     converter = Converter(
         result.config.read_text(), project_dir=str(tmp_path), download_resources=False
     )
@@ -116,7 +119,7 @@ def test_sdk_converter_reads_text_spans(store: Store, tmp_path: Path) -> None:
     queue.enqueue_batch("b1")
     decide_everything(queue)
     out = tmp_path / "text.json"
-    result = export_tasks(queue, out, include="all", modality="text")
+    result = export_tasks(queue, out, include="all", modality="text", email_domain=DOMAIN)
     converter = Converter(
         result.config.read_text(), project_dir=str(tmp_path), download_resources=False
     )
@@ -139,14 +142,14 @@ def test_export_then_import_of_the_same_decisions_changes_nothing(
     decide_everything(queue)
     before = snapshot(store)
     out = tmp_path / "all.json"
-    export_tasks(queue, out, include="all", modality=modality, shapes=shapes)
-    result = import_annotations(queue, out)
+    export_tasks(queue, out, include="all", modality=modality, shapes=shapes, email_domain=DOMAIN)
+    result = import_annotations(queue, out, email_domain=DOMAIN)
     assert result.decided == result.adjudicated == 0
     assert result.conflicts == [] and result.skipped == []
     assert result.unchanged > 0
     assert snapshot(store) == before
     again = tmp_path / "again.json"
-    export_tasks(queue, again, include="all", modality=modality, shapes=shapes)
+    export_tasks(queue, again, include="all", modality=modality, shapes=shapes, email_domain=DOMAIN)
     assert again.read_text() == out.read_text()
 
 

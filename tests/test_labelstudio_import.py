@@ -116,14 +116,14 @@ def test_changed_decision_is_a_conflict_not_an_overwrite(store: Store, tmp_path:
     decide_everything(queue)
     before = snapshot(store)
     out = tmp_path / "all.json"
-    export_tasks(queue, out, include="all", modality="text")
+    export_tasks(queue, out, include="all", modality="text", email_domain="example.org")
     tasks = json.loads(out.read_text())
     verdict = next(r for r in tasks[0]["annotations"][0]["result"] if r["from_name"] == "verdict")
     verdict["value"]["choices"] = [
         "reject" if verdict["value"]["choices"] != ["reject"] else "accept"
     ]
     out.write_text(json.dumps(tasks))
-    result = import_annotations(queue, out)
+    result = import_annotations(queue, out, email_domain="example.org")
     assert len(result.conflicts) == 1 and "kept that one" in result.conflicts[0]
     assert snapshot(store) == before
 
@@ -232,3 +232,106 @@ def test_bad_tasks_are_skipped_with_a_reason(store: Store, tmp_path: Path) -> No
         "malformed annotation result (ValueError: a polygon needs at least 3 points",
     ):
         assert expected in reasons
+
+
+def test_annotators_need_an_email_or_are_left_out(store: Store, tmp_path: Path) -> None:
+    """Label Studio rejects a whole import for one annotator it does not know by email."""
+    queue = ReviewQueue(store, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    decide_everything(queue)
+    out = tmp_path / "all.json"
+    with pytest.raises(
+        InputError, match="annotators ann, bob, lead: Label Studio imports"
+    ) as error:
+        export_tasks(queue, out, include="all", modality="image")
+    assert "--annotator-email" in str(error.value) and "--no-annotators" in str(error.value)
+    assert not out.exists()
+    emails = {"ann": "ann.smith@corp.example", "bob": "bob@corp.example"}
+    export_tasks(
+        queue, out, include="all", modality="image", annotator_emails=emails, email_domain="x.org"
+    )
+    users = {
+        json.dumps(a["completed_by"]) for t in json.loads(out.read_text()) for a in t["annotations"]
+    }
+    assert users == {
+        '{"email": "ann.smith@corp.example"}',
+        '{"email": "bob@corp.example"}',
+        '{"email": "lead@x.org"}',  # the domain for whoever has no email of their own
+    }
+    with pytest.raises(InputError, match=r"ann \('ann@' is not an email\)"):
+        export_tasks(queue, out, include="all", modality="image", annotator_emails={"ann": "ann@"})
+    export_tasks(queue, out, include="all", modality="image", annotators=False)
+    annotations = [a for t in json.loads(out.read_text()) for a in t["annotations"]]
+    assert annotations and all("completed_by" not in a for a in annotations)
+
+
+def as_label_studio_exports_it(tasks: list[dict], user_ids: dict[str, int]) -> list[dict]:
+    """What Label Studio's JSON export gives back for imported tasks: each annotation has a new
+    id, the id it was imported with as `import_id`, and its user as an id (Label Studio 1.23)."""
+    exported = copy.deepcopy(tasks)
+    for task_number, task in enumerate(exported):
+        task["id"] = 1000 + task_number
+        for number, annotation in enumerate(task.get("annotations", [])):
+            email = annotation.pop("completed_by", {"email": "importer@example.org"})["email"]
+            annotation["import_id"] = annotation["id"]
+            annotation["id"] = 5000 + 10 * task_number + number
+            annotation["completed_by"] = user_ids[email]
+    return exported
+
+
+@pytest.mark.parametrize("annotators", [True, False])
+def test_the_label_studio_round_trip_changes_nothing(
+    store: Store, tmp_path: Path, annotators: bool
+) -> None:
+    queue = ReviewQueue(store, gold_rate=0.25)
+    queue.enqueue_batch("b1")
+    decide_everything(queue)
+    before = snapshot(store)
+    tasks_file = tmp_path / "all.json"
+    export_tasks(
+        queue,
+        tasks_file,
+        include="all",
+        modality="image",
+        annotators=annotators,
+        email_domain="example.org",
+    )
+    tasks = json.loads(tasks_file.read_text())
+    count = sum(len(t["annotations"]) for t in tasks)
+    users = {f"{n}@example.org": i for i, n in enumerate(["ann", "bob", "lead", "importer"], 2)}
+    back = tmp_path / "export.json"
+    back.write_text(json.dumps(as_label_studio_exports_it(tasks, users)))
+    result = import_annotations(queue, back, email_domain="example.org")
+    assert (result.decided, result.adjudicated, result.unchanged) == (0, 0, count)
+    assert result.conflicts == [] and result.skipped == []
+    assert snapshot(store) == before
+    # Edited in Label Studio after the export: reported, and the recorded decision stays.
+    edited = as_label_studio_exports_it(tasks, users)
+    verdict = next(r for r in edited[0]["annotations"][0]["result"] if r["from_name"] == "verdict")
+    verdict["value"]["choices"] = [
+        "reject" if verdict["value"]["choices"] != ["reject"] else "accept"
+    ]
+    back.write_text(json.dumps(edited))
+    result = import_annotations(queue, back)
+    assert len(result.conflicts) == 1 and "edited in Label Studio" in result.conflicts[0]
+    assert result.decided == 0 and snapshot(store) == before
+
+
+def test_image_urls_follow_the_image_root(store: Store, tmp_path: Path) -> None:
+    queue = ReviewQueue(store, gold_rate=0.0)
+    queue.enqueue_batch("b1", image_root=tmp_path / "run")
+    out = tmp_path / "tasks.json"
+    export_tasks(queue, out, modality="image")
+    urls = sorted(t["data"]["image"] for t in json.loads(out.read_text()))
+    assert urls[0] == "/data/local-files/?d=images/0.png"  # relative to the run folder
+    export_tasks(queue, out, modality="image", image_root=tmp_path)
+    urls = sorted(t["data"]["image"] for t in json.loads(out.read_text()))
+    assert urls[0] == "/data/local-files/?d=run/images/0.png"  # one document root, many runs
+    served = "http://127.0.0.1:8081/{uri}"
+    export_tasks(queue, out, modality="image", image_url=served)
+    assert sorted(t["data"]["image"] for t in json.loads(out.read_text()))[0] == (
+        "http://127.0.0.1:8081/images/0.png"
+    )
+    (tmp_path / "elsewhere").mkdir()
+    with pytest.raises(InputError, match="does not hold item"):
+        export_tasks(queue, out, modality="image", image_root=tmp_path / "elsewhere")

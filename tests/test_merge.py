@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,6 @@ def test_merge_keeps_real_entries_and_matches_categories_by_name(real: dict[str,
     merged = merge_coco(
         real,
         _synthetic(["accepted", "review", "accepted", "rejected"]),
-        file_prefix="run/",
         result=result,
     )
     assert json.dumps(real) == snapshot  # the input is not modified
@@ -81,7 +81,8 @@ def test_merge_keeps_real_entries_and_matches_categories_by_name(real: dict[str,
     )
     new_images = merged["images"][6:]
     assert [i["id"] for i in new_images] == [107, 108]  # after the largest real id
-    assert [i["file_name"] for i in new_images] == ["run/images/s1.png", "run/images/s3.png"]
+    # The run's own names: relative to the dataset folder, like the real ones once placed.
+    assert [i["file_name"] for i in new_images] == ["images/s1.png", "images/s3.png"]
     mark = new_images[0]["synthgate"]
     assert list(mark)[:6] == ["synthetic", "sample_id", "batch_id", "generator", "seed", "score"]
     assert mark["synthetic"] is True and mark["sample_id"] == "ima-1" and mark["score"] == 4.5
@@ -107,7 +108,6 @@ def test_collisions_are_refused_naming_them(
     real: dict[str, Any], case: str, words: str, named: str
 ) -> None:
     synthetic = _synthetic(["accepted"])
-    prefix = ""
     if case == "merged-twice":
         real = merge_coco(real, synthetic)
     elif case == "file-name-taken":
@@ -117,7 +117,7 @@ def test_collisions_are_refused_naming_them(
     elif case == "ambiguous-real-class":
         real["categories"].append({"id": 9, "name": "disc"})
     with pytest.raises(InputError) as error:
-        merge_coco(real, synthetic, file_prefix=prefix)
+        merge_coco(real, synthetic)
     assert words in str(error.value) and named in str(error.value)
 
 
@@ -192,69 +192,80 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, 
     return coco, images, folder / "runs" / "cp"
 
 
-def test_merge_command_merges_a_finished_run(
+def _placed(real: dict[str, Any]) -> list[dict[str, Any]]:
+    """The real images as a merge output holds them: every value kept, the file under images/."""
+    return [{**image, "file_name": f"images/{image['file_name']}"} for image in real["images"]]
+
+
+def test_merge_command_writes_a_self_contained_folder(
     finished_run: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
     coco, images, run_dir = finished_run
-    out = tmp_path / "merged" / "train.json"
-    merged = run_cli(
-        "merge",
-        "--real",
-        str(coco),
-        "--synthetic",
-        str(run_dir),
-        "--images",
-        str(images),
-        "--out",
-        str(out),
-    )
+    out = tmp_path / "merged"
+    merged = run_cli(*_merge_args(coco, run_dir, out, "--images", str(images)))
     assert merged.returncode == 0, merged.stderr
-    data = COCO(str(out)).dataset
+    assert str(out / "merged.coco.json") in " ".join(merged.stdout.split())
+    data = COCO(str(out / "merged.coco.json")).dataset
     real = json.loads(coco.read_text())
-    assert data["images"][:6] == real["images"]
+    assert data["images"][:6] == _placed(real)
+    assert data["annotations"][: len(real["annotations"])] == real["annotations"]
     synthetic = data["images"][6:]
     assert len(synthetic) == 4
+    for image in data["images"]:
+        # Relative to the output folder and inside it: hard links of real and run images.
+        assert ".." not in Path(image["file_name"]).parts
+        assert (out / image["file_name"]).stat().st_nlink >= 2
     for image in synthetic:
-        # Relative to the real images folder, like every real file name.
-        assert (images / image["file_name"]).is_file()
         assert image["synthgate"]["synthetic"] is True
-    again = run_cli(
-        "merge",
-        "--real",
-        str(out),
-        "--synthetic",
-        str(run_dir),
-        "--images",
-        str(images),
-        "--out",
-        str(tmp_path / "twice.json"),
-    )
+        assert (out / image["file_name"]).read_bytes() == (
+            run_dir / image["file_name"]
+        ).read_bytes()
+    summary = json.loads((out / "merge.json").read_text())
+    assert summary["merged"] == "merged.coco.json" and summary["added_images"] == 4
+    twice = tmp_path / "twice"
+    again = run_cli(*_merge_args(out / "merged.coco.json", run_dir, twice))
     assert (
         again.returncode == 2
         and "already merged" in again.stderr
         and "Traceback" not in again.stderr
     )
-    assert not (tmp_path / "twice.json").exists()
-    same = run_cli("merge", "--real", str(coco), "--synthetic", str(run_dir), "--out", str(coco))
+    assert not twice.exists()
+    same = run_cli(*_merge_args(coco, run_dir, coco))
     assert same.returncode == 2 and "is the real file" in same.stderr
 
 
-def test_validate_finds_every_image_of_a_merged_file(
+def test_a_moved_merge_output_still_loads_from_its_path_alone(
     finished_run: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
     coco, images, run_dir = finished_run
-    out = tmp_path / "deep" / "er" / "merged.json"  # not beside the images: names must not care
-    args = ("merge", "--real", str(coco), "--synthetic", str(run_dir), "--out", str(out))
-    assert run_cli(*args, "--images", str(images)).returncode == 0
-    count = len(json.loads(out.read_text())["images"])
-    result = run_cli("validate", str(out), "--images", str(images))
+    out = tmp_path / "deep" / "er" / "merged"
+    assert run_cli(*_merge_args(coco, run_dir, out, "--images", str(images))).returncode == 0
+    moved = tmp_path / "elsewhere"
+    shutil.move(out, moved)
+    count = len(json.loads((moved / "merged.coco.json").read_text())["images"])
+    result = run_cli("validate", str(moved / "merged.coco.json"), "--images", str(moved))
     assert result.returncode == 0, result.stderr
     assert f"{count} samples" in result.stdout
     assert "image_unreadable" not in result.stdout, result.stdout
-    # Without --images, the names are relative to the --real file's folder: its real images
-    # must be there (they are checked: missing, unreadable, of another size), else it refuses.
-    default = tmp_path / "default.json"
-    refused = run_cli(*args[:-1], str(default))
+    exported = run_cli("export", str(moved), "-f", "yolo", "-o", str(tmp_path / "yolo"))
+    assert exported.returncode == 0, exported.stderr
+    # A merge output merges again, into a new folder: its names stay under images/.
+    again = run_cli(
+        *_merge_args(moved / "merged.coco.json", run_dir, tmp_path / "again"),
+        "--images",
+        str(moved),
+    )
+    assert again.returncode == 2 and "already merged" in again.stderr
+
+
+def test_without_images_the_real_images_are_beside_the_real_file(
+    finished_run: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """Without --images, names are relative to the --real file's folder: its real images must
+    be there (they are checked: missing, unreadable, of another size), else it refuses."""
+    coco, images, run_dir = finished_run
+    default = tmp_path / "default"
+    refused = run_cli(*_merge_args(coco, run_dir, default))
     assert refused.returncode == 2 and "image file missing" in refused.stderr
     assert not default.exists()
     beside = tmp_path / "beside"
@@ -262,10 +273,10 @@ def test_validate_finds_every_image_of_a_merged_file(
     for name in json.loads(coco.read_text())["images"]:
         (beside / name["file_name"]).write_bytes((images / name["file_name"]).read_bytes())
     (beside / "annotations.json").write_bytes(coco.read_bytes())
-    beside_args = ("merge", "--real", str(beside / "annotations.json"), "--synthetic", str(run_dir))
-    assert run_cli(*beside_args, "--out", str(default)).returncode == 0
-    for image in json.loads(default.read_text())["images"][6:]:
-        assert (beside / image["file_name"]).is_file()
+    merged = run_cli(*_merge_args(beside / "annotations.json", run_dir, default))
+    assert merged.returncode == 0, merged.stderr
+    for image in json.loads((default / "merged.coco.json").read_text())["images"]:
+        assert (default / image["file_name"]).is_file()
 
 
 def _merge_args(real: Path, run_dir: Path, out: Path, *extra: str) -> tuple[str, ...]:
@@ -276,7 +287,9 @@ def _merge_args(real: Path, run_dir: Path, out: Path, *extra: str) -> tuple[str,
     ("case", "words"),
     [
         ("out-in-run", "inside the synthetic run folder"),
-        ("out-is-folder", "is a folder"),
+        ("out-is-a-file", "is a file; choose a folder"),
+        ("out-is-another-folder", "folder exists and is not a synthgate merge output"),
+        ("out-holds-the-real-file", "an input, which replacing it would delete"),
         ("missing-jsonl", "not found"),
         ("images-not-a-list", "`images` must be a list (got dict)"),
     ],
@@ -286,11 +299,18 @@ def test_merge_refusals_are_clear_and_write_nothing(
 ) -> None:
     coco, _, run_dir = finished_run
     before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
-    real, out = coco, tmp_path / "merged.json"
+    real, out = coco, tmp_path / "merged"
     if case == "out-in-run":
         out = run_dir / "coco.json"
-    elif case == "out-is-folder":
+    elif case == "out-is-a-file":
+        out.write_text("keep")
+    elif case == "out-is-another-folder":
         out.mkdir()
+        (out / "notes.txt").write_text("keep")
+    elif case == "out-holds-the-real-file":
+        out.mkdir()
+        real = out / "real.json"
+        shutil.copy(coco, real)
     elif case == "missing-jsonl":
         real = tmp_path / "missing.jsonl"
     elif case == "images-not-a-list":
@@ -301,10 +321,13 @@ def test_merge_refusals_are_clear_and_write_nothing(
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert words in message, message
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
-    left = sorted(p.name for p in tmp_path.rglob("*"))
-    assert left == {"out-is-folder": ["merged.json"], "images-not-a-list": ["odd.json"]}.get(
-        case, []
-    )
+    left = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+    assert left == {
+        "out-is-a-file": ["merged"],
+        "out-is-another-folder": ["merged", "merged/notes.txt"],
+        "out-holds-the-real-file": ["merged", "merged/real.json"],
+        "images-not-a-list": ["odd.json"],
+    }.get(case, [])
 
 
 def test_merge_refuses_an_out_inside_the_run(finished_run: tuple[Path, Path, Path]) -> None:
@@ -326,14 +349,14 @@ def test_merge_skip_invalid_leaves_bad_real_entries_out(
     data["annotations"][0]["image_id"] = 999
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(data))
-    out = tmp_path / "merged.json"
+    out = tmp_path / "merged"
     refused = run_cli(*_merge_args(bad, run_dir, out, "--images", str(images)))
     assert refused.returncode == 2 and "--skip-invalid" in refused.stderr
     assert not out.exists()
     skipped = run_cli(*_merge_args(bad, run_dir, out, "--images", str(images), "--skip-invalid"))
     assert skipped.returncode == 0, skipped.stderr
     assert "annotations[0]" in skipped.stderr and "image_id 999" in skipped.stderr
-    merged = json.loads(out.read_text())
+    merged = json.loads((out / "merged.coco.json").read_text())
     assert data["annotations"][0]["id"] not in {a["id"] for a in merged["annotations"]}
     assert len(merged["images"]) == len(data["images"]) + 4
 

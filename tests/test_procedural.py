@@ -182,7 +182,7 @@ def test_sample_fields_and_pixels() -> None:
     )
     assert provenance.params["size"] == [70, 40]
     assert provenance.params["objects_per_image"] == list(config.objects_per_image)
-    assert set(provenance.versions) == {"numpy", "pillow"}
+    assert provenance.versions == {}  # the run's manifest.json records package versions
     json.dumps(sample.model_dump(mode="json"))  # labels and provenance are JSON-ready
 
 

@@ -188,11 +188,15 @@ def test_label_studio_round_trip_through_the_cli(
         modality,
         "--shapes",
         shapes,
+        "--email-domain",
+        "example.org",
     )
     assert exported.exit_code == 0, exported.output
     assert (tmp_path / "ls" / "tasks.config.xml").is_file()
     before = tables(run_folder)
-    imported = invoke("review", "import", str(out), "--run", str(run_folder))
+    imported = invoke(
+        "review", "import", str(out), "--run", str(run_folder), "--email-domain", "example.org"
+    )
     assert imported.exit_code == 0, imported.output
     assert "decided 0, adjudicated 0" in imported.output
     assert "conflicts 0, skipped 0" in imported.output

@@ -27,6 +27,7 @@ from synthgate.formats.coco import category_names, coco_mapping
 from synthgate.formats.coco_annotations import AnnotationColumns
 from synthgate.formats.coco_reader import stream_coco
 from synthgate.formats.jsonl import iter_jsonl, text_row_to_sample
+from synthgate.formats.paths import confined_path
 from synthgate.samples import GeneratedSample
 from synthgate.validators.checks.dataset import DatasetTally
 from synthgate.validators.checks.objects import ObjectTable
@@ -123,7 +124,7 @@ def _load_pixels(folder: Path, file_name: str | None) -> tuple[np.ndarray | None
 
     if not file_name:
         return None, "image has no file_name"
-    for candidate in (folder / file_name, folder / Path(file_name).name):
+    for candidate in (confined_path(folder, file_name), folder / Path(file_name).name):
         if is_file(candidate):
             try:
                 with Image.open(candidate) as image:

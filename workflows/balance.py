@@ -11,6 +11,9 @@ folder is built under a temporary name and renamed when complete: nothing is hal
 ```
 <out>/
   merged.coco.json | merged.jsonl    the real data + accepted synthetic samples
+  images/                            COCO: hard links (else copies) of the real images (their
+                                     paths kept) and of the accepted synthetic ones; every
+                                     file_name in merged.coco.json is relative to <out>
   balance.json                       counts before/after, targets, deficits, filled, why not
   runs/<name>/                       the pipeline run folder of each generator
   report.md  report.html  plots/
@@ -33,13 +36,20 @@ from synthgate.files import dumps, write_atomic
 from synthgate.formats.coco import read_coco
 from synthgate.formats.coco_checks import check_coco
 from synthgate.formats.jsonl import read_jsonl
+from synthgate.formats.paths import confined_path
 from synthgate.generators import Generator, build_generator
 from synthgate.generators.copy_paste import source_categories
 from synthgate.pipeline import Progress, batch_id_for
 from synthgate.runner import run_batch
 from synthgate.samples import Modality
 from synthgate.storage.folders import prepare_out, publish_out
-from synthgate.workflows.merge import MergeResult, merge_coco, relative_prefix
+from synthgate.workflows.merge import (
+    MergeResult,
+    dataset_folder_images,
+    merge_coco,
+    place_dataset_images,
+    refuse_out_holding,
+)
 from synthgate.workflows.quotas import (
     BalanceConfig,
     ClassCount,
@@ -206,7 +216,9 @@ def balance(
 
     Plans the deficits, generates them (copy-paste from the dataset's own instances by
     default), judges and routes every sample, and merges the accepted ones into a copy of the
-    real file; the real entries stay byte-equal. Samples waiting for review are not merged.
+    real file: a self-contained folder whose images/ holds the real and synthetic images (the
+    real entries keep every value but `file_name`, which is now under images/). Samples
+    waiting for review are not merged.
 
     Args:
         coco: the real COCO instances file.
@@ -236,6 +248,7 @@ def balance(
             value=images_dir,
             problem="folder not found; pass the folder of the images",
         )
+    refuse_out_holding(out, coco_path, images_dir)
     real = read_coco(coco_path)
     checked = check_coco(
         real,
@@ -283,13 +296,17 @@ def balance(
             existing={},
             progress=progress,
         )
-        merged, result = data, MergeResult()
+        # A self-contained folder: real and accepted synthetic images linked into images/,
+        # every file_name relative to the output folder (workflows/merge.py).
+        merged, files = dataset_folder_images(data, images_dir)
+        result = MergeResult()
         for run_dir, _config in runs:
-            # Relative to the real images folder, where the run will lie once published, so
-            # `--images <real images>` finds real and synthetic images alike.
-            prefix = relative_prefix(out / run_dir.relative_to(temporary), images_dir)
             synthetic = read_coco(run_dir / "coco.json")
-            merged = merge_coco(merged, synthetic, file_prefix=prefix, result=result)
+            first_new = len(merged["images"])
+            merged = merge_coco(merged, synthetic, result=result)
+            for image in merged["images"][first_new:]:
+                files[image["file_name"]] = confined_path(run_dir, image["file_name"])
+        place_dataset_images(temporary, files)
         write_atomic(temporary / "merged.coco.json", dumps(merged) + "\n")
         after = class_counts(merged)
         summary = summarise(

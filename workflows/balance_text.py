@@ -48,7 +48,7 @@ from synthgate.workflows.balance import (
     run_sections,
     summarise,
 )
-from synthgate.workflows.merge import MergeResult, merge_jsonl
+from synthgate.workflows.merge import MergeResult, merge_jsonl, refuse_out_holding
 from synthgate.workflows.quotas import (
     attribute_shares,
     class_targets,
@@ -111,6 +111,7 @@ def balance_text(
     strategy = parse_target(str(target) if target is not None else balance.target)
     if not jsonl_path.is_file():
         raise InputError(field="jsonl", value=jsonl_path, problem="file not found")
+    refuse_out_holding(out, jsonl_path)
     rows = read_jsonl(jsonl_path)
     if not rows:
         raise InputError(

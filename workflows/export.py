@@ -1,12 +1,23 @@
-"""Exports: a run, a balance output or a COCO file as a ready-to-train YOLO or Pascal VOC folder.
+"""Exports: a run, a balance or merge output or a COCO file as a COCO, YOLO or Pascal VOC folder.
 
 `export(source, format=..., out=...)` finds the COCO file a folder holds, checks it and every
 image before writing anything (formats/coco_checks.py; `skip_invalid` leaves bad entries out),
-then writes the export under a temporary name beside `out` and renames it at the end
-(storage/folders.py), so a failure leaves no half-written folder: a file that cannot be read or
-written part-way (a full disk, an unreadable image) is an InputError naming it, and the
-temporary folder goes. Exports carry a marker file: only a folder with one is ever replaced, and
-only with `force`. The label formats themselves are formats/yolo.py's and formats/voc.py's.
+splits the images into train and val (`split`, seeded: formats/exports.py), then writes the
+export under a temporary name beside `out` and renames it at the end (storage/folders.py), so a
+failure leaves no half-written folder: a file that cannot be read or written part-way (a full
+disk, an unreadable image) is an InputError naming it, and the temporary folder goes. Exports
+carry a marker file that records the source, the split and its seed: only a folder with one is
+ever replaced, and only with `force`. Each format is laid out as its tools expect:
+
+```
+coco  (layout coco)      annotations/instances_<subset>.json + images/<subset>/   datumaro, CVAT,
+                         pycocotools, torchvision; FiftyOne with data_path/labels_path
+coco  (layout fiftyone)  <subset>/labels.json + <subset>/data/                    FiftyOne
+yolo                     images/<subset>/, labels/<subset>/, classes.txt, data.yaml (no path:)
+voc                      JPEGImages/, Annotations/, ImageSets/Main/<subset>.txt, labelmap.txt
+```
+
+The label formats themselves are formats/yolo.py's and formats/voc.py's.
 """
 
 from __future__ import annotations
@@ -20,22 +31,35 @@ from pathlib import Path
 from typing import Any, Literal
 
 from synthgate.errors import InputError
-from synthgate.files import is_file
+from synthgate.files import dumps, is_file
 from synthgate.formats.coco import read_coco
 from synthgate.formats.coco_checks import check_coco
-from synthgate.formats.exports import export_names, exported_box, place_image
+from synthgate.formats.exports import (
+    SUBSETS,
+    coco_subset,
+    export_names,
+    exported_box,
+    place_image,
+    split_subsets,
+)
+from synthgate.formats.paths import confined_path, confinement_problem
 from synthgate.formats.voc import write_voc
 from synthgate.formats.yolo import write_yolo, yolo_data_yaml
-from synthgate.storage.folders import prepare_out, publish_out
+from synthgate.storage.folders import check_out, prepare_out, publish_out
 
-ExportFormat = Literal["yolo", "voc"]
-FORMATS: tuple[str, ...] = ("yolo", "voc")
-# Where each format keeps its images (the folder names its tools look for).
-IMAGE_FOLDERS: dict[str, str] = {"yolo": "images", "voc": "JPEGImages"}
+ExportFormat = Literal["coco", "yolo", "voc"]
+FORMATS: tuple[str, ...] = ("coco", "yolo", "voc")
+# COCO layouts: where a subset's annotation file and images go ({subset}: train, val).
+COCO_LAYOUTS: dict[str, tuple[str, str]] = {
+    "coco": ("annotations/instances_{subset}.json", "images/{subset}"),
+    "fiftyone": ("{subset}/labels.json", "{subset}/data"),
+}
 EXPORT_MARKER = ".synthgate-export.json"
+DEFAULT_SPLIT = 0.9
 # Folder kinds a source may be: the file that marks the kind, its COCO file, what wrote it.
 FOLDER_KINDS = [
     ("balance.json", "merged.coco.json", "synthgate balance"),
+    ("merge.json", "merged.coco.json", "synthgate merge"),
     ("manifest.json", "accepted.coco.json", "synthgate run"),
 ]
 Progress = Callable[[int, int], None]  # (images placed so far, images in all)
@@ -48,10 +72,18 @@ class ExportCounts:
     images: int = 0
     boxes: int = 0
     classes: int = 0
-    crowd_left_out: int = 0
+    crowd_left_out: int = 0  # YOLO and VOC cannot express crowd regions; COCO keeps them
     outside_left_out: int = 0  # boxes with no area inside their image
     linked: int = 0
     copied: int = 0
+    subsets: dict[str, int] = field(default_factory=dict)  # images per subset (train, val)
+
+
+def _image_folder(fmt: str, layout: str, subset: str) -> str:
+    """Where the images of one subset go, relative to the export folder."""
+    if fmt == "coco":
+        return COCO_LAYOUTS[layout][1].format(subset=subset)
+    return "JPEGImages" if fmt == "voc" else f"images/{subset}"
 
 
 def export_dataset(
@@ -59,36 +91,49 @@ def export_dataset(
     folder: Path,
     *,
     fmt: ExportFormat,
+    subsets: dict[Any, str],
+    layout: str = "coco",
     image_files: dict[Any, Path] | None = None,
-    published_as: Path | None = None,
     progress: Progress | None = None,
 ) -> ExportCounts:
-    """Write `coco` as a YOLO or VOC folder into `folder` (which should be new and empty).
+    """Write `coco` as a COCO, YOLO or VOC folder into `folder` (which should be new and empty).
 
-    `image_files`: image id -> the image on disk, placed beside the labels; None writes labels
-    only (and no data.yaml, which would point at missing images). `published_as`: where the
-    folder will live (data.yaml's `path`). `progress(placed, total)` is called as images are
-    placed.
+    `subsets`: image id -> "train" or "val" (`split_subsets`). `layout`: COCO only, a key of
+    `COCO_LAYOUTS`. `image_files`: image id -> the image on disk, placed beside the labels;
+    None writes labels only (and no data.yaml, which would point at missing images).
+    `progress(placed, total)` is called as images are placed.
     """
     names = export_names(coco["images"])
     counts = ExportCounts(images=len(coco["images"]), classes=len(coco["categories"]))
+    for subset in SUBSETS:
+        counts.subsets[subset] = sum(1 for s in subsets.values() if s == subset)
     images = {image["id"]: image for image in coco["images"]}
     for annotation in coco["annotations"]:
-        if annotation.get("iscrowd", 0):
+        if fmt == "coco":
+            counts.boxes += 1  # COCO keeps every annotation as it is, crowds included
+        elif annotation.get("iscrowd", 0):
             counts.crowd_left_out += 1
         elif exported_box(annotation, images[annotation["image_id"]]) is None:
             counts.outside_left_out += 1
         else:
             counts.boxes += 1
-    if fmt == "yolo":
-        class_names = write_yolo(coco, folder, names=names)
+    if fmt == "coco":
+        for subset in SUBSETS:
+            ids = {image_id for image_id, s in subsets.items() if s == subset}
+            if ids:
+                path = folder / COCO_LAYOUTS[layout][0].format(subset=subset)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                text = dumps(coco_subset(coco, ids, names)) + "\n"
+                path.write_text(text, encoding="utf-8")
+    elif fmt == "yolo":
+        class_names = write_yolo(coco, folder, names=names, subsets=subsets)
     else:
-        write_voc(coco, folder, names=names, image_files=image_files)
+        write_voc(coco, folder, names=names, image_files=image_files, subsets=subsets)
     if image_files is None:
         return counts
-    images_folder = folder / IMAGE_FOLDERS[fmt]
-    images_folder.mkdir(parents=True, exist_ok=True)
     for image in coco["images"]:
+        images_folder = folder / _image_folder(fmt, layout, subsets[image["id"]])
+        images_folder.mkdir(parents=True, exist_ok=True)
         if place_image(image_files[image["id"]], images_folder / names[image["id"]]):
             counts.linked += 1
         else:
@@ -96,7 +141,7 @@ def export_dataset(
         if progress is not None:
             progress(counts.linked + counts.copied, counts.images)
     if fmt == "yolo":
-        text = yolo_data_yaml(published_as or folder, class_names)
+        text = yolo_data_yaml(class_names, subsets=counts.subsets)
         (folder / "data.yaml").write_text(text, encoding="utf-8")
     return counts
 
@@ -104,8 +149,8 @@ def export_dataset(
 @dataclass
 class ExportResult:
     """An export folder: where it is, its format, what it wrote (`counts`: images, boxes,
-    classes, crowd regions and outside boxes left out, images linked or copied) and the bad
-    entries `skip_invalid` left out."""
+    classes, crowd regions and outside boxes left out, images linked or copied, images per
+    subset) and the bad entries `skip_invalid` left out."""
 
     out: Path
     format: str
@@ -120,56 +165,88 @@ def export(
     format: str,
     out: Path | str,
     images: Path | str | None = None,
+    split: float = DEFAULT_SPLIT,
+    seed: int = 0,
+    layout: str | None = None,
     copy_images: bool = True,
     force: bool = False,
     skip_invalid: bool = False,
     progress: Progress | None = None,
 ) -> ExportResult:
-    """Write a dataset as a ready-to-train YOLO or Pascal VOC folder.
+    """Write a dataset as a ready-to-train COCO, YOLO or Pascal VOC folder.
 
     Args:
-        source: a run folder (its accepted.coco.json), a balance output (merged.coco.json) or
-            a COCO .json file.
-        format: "yolo" (images/, labels/<stem>.txt, classes.txt, data.yaml) or "voc"
-            (JPEGImages/, Annotations/<stem>.xml, ImageSets/Main/all.txt).
+        source: a run folder (its accepted.coco.json), a balance or merge output
+            (merged.coco.json) or a COCO .json file.
+        format: "coco" (annotations/instances_<subset>.json, images/<subset>/), "yolo"
+            (images/<subset>/, labels/<subset>/<stem>.txt, classes.txt, data.yaml) or "voc"
+            (JPEGImages/, Annotations/<stem>.xml, ImageSets/Main/<subset>.txt, labelmap.txt).
         out: the folder to write (new or empty; an earlier export only with `force`).
-        images: the folder the COCO file_names are relative to (default: the COCO file's).
+        images: the folder the COCO file_names are relative to (default: the COCO file's, or
+            the folder given as `source`).
+        split: the share of images in train (0 < split <= 1); the rest go to val.
+        seed: draws the split (the same seed and file names give the same split).
+        layout: COCO only: "coco" (the default; datumaro, CVAT, pycocotools, torchvision) or
+            "fiftyone" (<subset>/labels.json and <subset>/data/, FiftyOne's own).
         copy_images: put the images beside the labels (hard links, else copies).
         force: replace an earlier export at `out`.
         skip_invalid: leave bad COCO entries out (listed in `.skipped`) instead of stopping.
         progress: called with (images placed, images in all).
 
     Returns:
-        An `ExportResult`: `.out`, `.counts`, `.skipped`.
+        An `ExportResult`: `.out`, `.counts` (with images per subset), `.skipped`.
 
     Example:
-        >>> export("runs/quickstart", format="yolo", out="quickstart-yolo/")
+        >>> export("runs/quickstart", format="yolo", out="quickstart-yolo/", split=0.9)
     """
     if format not in FORMATS:
         raise InputError(
             field="format", value=format, problem=f"choose one of {', '.join(FORMATS)}"
         )
+    if layout is not None and format != "coco":
+        raise InputError(
+            field="layout", value=layout, problem="applies to --format coco only; leave it out"
+        )
+    layout = layout or "coco"
+    if layout not in COCO_LAYOUTS:
+        raise InputError(
+            field="layout", value=layout, problem=f"choose one of {', '.join(COCO_LAYOUTS)}"
+        )
+    split_subsets([], train_share=split, seed=seed)  # refuses a bad share before any work
     source, out = Path(source), Path(out)
-    coco_path, root = find_coco(source, Path(images) if images else None, need_images=copy_images)
+    coco_path, root = find_coco(source, Path(images) if images else None)
+    target = guard_out(out, source=coco_path, force=force)
+    check_out(target, marker=EXPORT_MARKER, what="export")  # before any work starts
     coco, skipped = read_checked(
-        coco_path, images_dir=root if copy_images else None, skip_invalid=skip_invalid
+        coco_path,
+        images_dir=root if copy_images else None,
+        skip_invalid=skip_invalid,
+        boxes_only=format != "coco",
     )
     export_names(coco["images"])  # refuses two images that would share a name, up front
+    subsets = split_subsets(coco["images"], train_share=split, seed=seed)
     files = None
     if copy_images:  # check_coco has seen every one of them on disk
-        files = {image["id"]: root / image["file_name"] for image in coco["images"]}
-    target = guard_out(out, source=coco_path, force=force)
+        files = {image["id"]: confined_path(root, image["file_name"]) for image in coco["images"]}
     temporary = prepare_out(target, marker=EXPORT_MARKER, what="export")
     try:
         counts = export_dataset(
             coco,
             temporary,
             fmt=format,  # type: ignore[arg-type]
+            subsets=subsets,
+            layout=layout,
             image_files=files,
-            published_as=target,
             progress=progress,
         )
-        marker = {"format": format, "source": str(coco_path.resolve())}
+        marker = {
+            "format": format,
+            "source": str(coco_path.resolve()),
+            **({"layout": layout} if format == "coco" else {}),
+            "split": split,
+            "seed": seed,
+            "subsets": counts.subsets,
+        }
         (temporary / EXPORT_MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
         publish_out(temporary, target)
     except BaseException as error:
@@ -184,7 +261,7 @@ def export(
     return ExportResult(out=target, format=format, source=coco_path, counts=counts, skipped=skipped)
 
 
-def find_coco(source: Path, images: Path | None, *, need_images: bool) -> tuple[Path, Path]:
+def find_coco(source: Path, images: Path | None) -> tuple[Path, Path]:
     """The COCO file SOURCE stands for and the folder its file_names are relative to."""
     expected = ", ".join(f"{coco} ({tool})" for _, coco, tool in FOLDER_KINDS)
     if not source.exists():
@@ -204,12 +281,6 @@ def find_coco(source: Path, images: Path | None, *, need_images: bool) -> tuple[
                     f"{source}: a folder written by {tool} but without {coco} "
                     "(a text-only run has no images to export); pass a COCO .json file instead"
                 )
-            if mark == "balance.json" and images is None and need_images:
-                raise InputError(
-                    f"{source / coco}: names real images relative to the folder given to "
-                    "`synthgate balance --images`; pass that folder again with --images DIR "
-                    "(or --no-copy-images for labels only)"
-                )
             return source / coco, images if images is not None else source
     for _, coco, _ in FOLDER_KINDS:  # a copied folder that lost its marker file
         if (source / coco).is_file():
@@ -220,27 +291,28 @@ def find_coco(source: Path, images: Path | None, *, need_images: bool) -> tuple[
 
 
 def read_checked(
-    path: Path, *, images_dir: Path | None, skip_invalid: bool
+    path: Path, *, images_dir: Path | None, skip_invalid: bool, boxes_only: bool = True
 ) -> tuple[dict[str, Any], list[str]]:
-    """The COCO file with every box-level check passed and, given `images_dir`, every image
-    file there (segmentations are not exported, so a bad polygon does not stop an export);
-    the descriptions of entries left out."""
+    """The COCO file with every check passed and, given `images_dir`, every image file there;
+    the descriptions of entries left out. `boxes_only`: YOLO and VOC export no segmentations,
+    so they are dropped before the checks and a bad polygon does not stop such an export."""
 
     coco = read_coco(path)
     if images_dir is not None:
         refuse_if_no_image_is_there(coco["images"], images_dir)
-    # RLE stays in the check: one that is not its image's mask is a damaged file, not a
-    # polygon an export can leave out
-    boxes_only = {
-        **coco,
-        "annotations": [
-            {k: v for k, v in a.items() if k != "segmentation" or isinstance(v, dict)}
-            if isinstance(a, dict)
-            else a
-            for a in coco["annotations"]
-        ],
-    }
-    checked = check_coco(boxes_only, source=path, images_dir=images_dir, skip_invalid=skip_invalid)
+    if boxes_only:
+        # RLE stays in the check: one that is not its image's mask is a damaged file, not a
+        # polygon an export can leave out
+        coco = {
+            **coco,
+            "annotations": [
+                {k: v for k, v in a.items() if k != "segmentation" or isinstance(v, dict)}
+                if isinstance(a, dict)
+                else a
+                for a in coco["annotations"]
+            ],
+        }
+    checked = check_coco(coco, source=path, images_dir=images_dir, skip_invalid=skip_invalid)
     return checked.data, [p.describe() for p in checked.skipped]
 
 
@@ -250,9 +322,9 @@ def refuse_if_no_image_is_there(images: list[Any], root: Path) -> None:
     names = [
         image["file_name"]
         for image in images
-        if isinstance(image, dict) and isinstance(image.get("file_name"), str)
+        if isinstance(image, dict) and confinement_problem(image.get("file_name")) is None
     ]
-    if names and not any(is_file(root / name) for name in names):
+    if names and not any(is_file(confined_path(root, name)) for name in names):
         raise InputError(
             f"{root / names[0]}: image file not found (none of the {len(names)} images is "
             f"under {root}); pass the folder the file_names are relative to with --images DIR, "

@@ -6,28 +6,42 @@ accepted synthetic images and annotations appended with fresh ids, each image ma
 `synthgate: {synthetic: true, sample_id, batch_id, generator, seed, score, …}`. `merge_jsonl`
 does the same for text rows (real lines are copied byte for byte). Collisions (a sample merged
 twice, a file name or row id already taken, a class the real file lacks) are refused with an
-`InputError` that names them. `merge` reads a finished run folder and writes the merged
-file atomically, synthetic file names relative to the real images folder (one `--images` finds
-every image). Samples not accepted (waiting for review, rejected) are never merged; images
-that do not come from a run (no `synthgate` status and sample id) are refused.
+`InputError` that names them. `merge` reads a finished run folder and writes a dataset folder
+(`dataset_folder_images`): merged.coco.json beside `images/`, which holds hard links (else
+copies) of the real and the accepted synthetic images, every `file_name` relative to the folder
+and inside it, so the folder loads with nothing but its path, wherever it is moved. Samples not
+accepted (waiting for review, rejected) are never merged; images that do not come from a run
+(no `synthgate` status and sample id) are refused.
+
+```
+<out>/
+  merged.coco.json | merged.jsonl   the real data + accepted synthetic samples
+  images/                           real images (their paths kept) and synthetic ones
+  merge.json                        what was merged and left out (marks a merge output)
+```
 """
 
 from __future__ import annotations
 
 import json
-import os
+import shutil
 from collections import Counter
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from synthgate.errors import InputError
 from synthgate.files import dumps, write_atomic
 from synthgate.formats.coco import read_coco
 from synthgate.formats.coco_checks import check_coco
+from synthgate.formats.exports import place_image
 from synthgate.formats.jsonl import read_jsonl
+from synthgate.formats.paths import confined_path
+from synthgate.storage.folders import check_out, prepare_out, publish_out
 
 MAX_NAMED = 10
+MERGE_MARKER = "merge.json"
+IMAGES_FOLDER = "images"
 
 
 @dataclass
@@ -40,6 +54,7 @@ class MergeResult:
     left_out: dict[str, list[str]] = field(default_factory=dict)  # status -> sample ids
     new_categories: list[str] = field(default_factory=list)
     skipped_input: list[str] = field(default_factory=list)  # bad real entries left out
+    merged: Path | None = None  # the merged file `merge` wrote
 
 
 def _named(values: list[Any]) -> str:
@@ -70,14 +85,13 @@ def merge_coco(
     real: dict[str, Any],
     synthetic: dict[str, Any],
     *,
-    file_prefix: str = "",
     add_categories: bool = False,
     result: MergeResult | None = None,
 ) -> dict[str, Any]:
     """A copy of `real` with the accepted images of `synthetic` appended (see module doc).
 
-    `file_prefix` is put before synthetic file names, so they resolve from the folder the real
-    file names are relative to (see `relative_prefix`).
+    Synthetic images keep their run's file names (`images/<sample id>.png`): relative to the
+    dataset folder, as the real names are once `dataset_folder_images` has placed them.
     """
     result = result if result is not None else MergeResult()
     real_ids = Counter(c["name"] for c in real["categories"])
@@ -121,7 +135,7 @@ def merge_coco(
         categories.append({"id": category_id[name], "name": name, "supercategory": "synthetic"})
         result.new_categories.append(name)
 
-    _refuse_collisions(real, accepted, file_prefix)
+    _refuse_collisions(real, accepted)
 
     image_id = {}
     next_image = _max_id(real["images"]) + 1
@@ -129,7 +143,7 @@ def merge_coco(
     for image in accepted:
         image_id[image["id"]] = next_image
         entry = {k: v for k, v in image.items() if k != "synthgate"}
-        entry.update(id=next_image, file_name=file_prefix + image["file_name"])
+        entry["id"] = next_image
         entry["synthgate"] = synthgate_mark(image.get("synthgate") or {})
         images.append(entry)
         next_image += 1
@@ -149,9 +163,7 @@ def merge_coco(
     return {**real, "categories": categories, "images": images, "annotations": merged_annotations}
 
 
-def _refuse_collisions(
-    real: dict[str, Any], accepted: list[dict[str, Any]], file_prefix: str
-) -> None:
+def _refuse_collisions(real: dict[str, Any], accepted: list[dict[str, Any]]) -> None:
     merged_before = {
         (i.get("synthgate") or {}).get("sample_id")
         for i in real["images"]
@@ -161,9 +173,7 @@ def _refuse_collisions(
     twice = sorted({s for s in sample_ids if s in merged_before})
     repeated = sorted(s for s, n in Counter(sample_ids).items() if n > 1)
     taken = {i.get("file_name") for i in real["images"]}
-    clashing = sorted(
-        file_prefix + i["file_name"] for i in accepted if file_prefix + i["file_name"] in taken
-    )
+    clashing = sorted(i["file_name"] for i in accepted if i["file_name"] in taken)
     problems = []
     if twice:
         problems.append(f"samples already merged into the real file: {_named(twice)}")
@@ -233,6 +243,52 @@ def merge_jsonl(
     return lines
 
 
+def refuse_out_holding(out: Path, *inputs: Path) -> None:
+    """Refuse an output folder that holds one of the inputs: replacing it would delete them."""
+    for given in inputs:
+        if given.resolve().is_relative_to(out.resolve()):
+            raise InputError(
+                field="out",
+                value=out,
+                problem=f"holds {given}, an input, which replacing it would delete; choose a "
+                "new folder",
+            )
+
+
+def dataset_file_name(name: str) -> str:
+    """Where a real image lies in a dataset folder synthgate writes: under images/, its path
+    kept (a name already under images/, as in an earlier merge or balance output, stays)."""
+    path = PurePosixPath(name).as_posix()
+    return path if path.startswith(f"{IMAGES_FOLDER}/") else f"{IMAGES_FOLDER}/{path}"
+
+
+def dataset_folder_images(
+    coco: dict[str, Any], images_dir: Path
+) -> tuple[dict[str, Any], dict[str, Path]]:
+    """`coco` with every image renamed into the dataset folder's images/ (`dataset_file_name`),
+    and {new file_name: the file it is a link to}, confined to `images_dir`."""
+    files: dict[str, Path] = {}
+    images = []
+    for image in coco["images"]:
+        name = dataset_file_name(image["file_name"])
+        if name in files:
+            raise InputError(
+                f"real COCO file: two images would both lie at {name!r} in the output folder "
+                f"({image['file_name']!r} and another); give each image its own file_name"
+            )
+        files[name] = confined_path(images_dir, image["file_name"])
+        images.append({**image, "file_name": name})
+    return {**coco, "images": images}, files
+
+
+def place_dataset_images(folder: Path, files: dict[str, Path]) -> None:
+    """Hard-link (else copy) every image into the dataset folder, at its file_name."""
+    for name, source in files.items():
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        place_image(source, target)
+
+
 def merge(
     real: Path | str,
     synthetic: Path | str,
@@ -249,25 +305,27 @@ def merge(
     Args:
         real: the real COCO file or JSONL (read only).
         synthetic: a finished run folder (`run`).
-        out: the merged file to write, atomically (never the real file, nor inside the run).
-        images: COCO: the folder the real file_names are in (default: the real file's folder);
-            synthetic file names are written relative to it.
+        out: the output folder to write (new, or an earlier merge output; never the folder of
+            the real data, nor inside the run): merged.coco.json (or merged.jsonl), images/ and
+            merge.json. It is built under a temporary name and renamed when complete.
+        images: COCO: the folder the real file_names are in (default: the real file's folder).
         text_field, label_field: JSONL: the fields of each row's text and label.
         add_categories: append synthetic classes the real file lacks (else refused).
         skip_invalid: COCO: leave bad real entries out (listed) instead of stopping.
 
     Returns:
-        A `MergeResult`: images, annotations or rows added, and samples left out by status.
+        A `MergeResult`: images, annotations or rows added, samples left out by status, and
+        `.merged`, the merged file.
 
     Example:
-        >>> merge("annotations.json", "runs/mybatch", out="merged.json", images="images/")
+        >>> merge("annotations.json", "runs/mybatch", out="merged/", images="images/")
     """
     real_path, run_dir, out = Path(real), Path(synthetic), Path(out)
-    images_dir = Path(images) if images is not None else None
+    images_dir = Path(images) if images is not None else real_path.parent
     result = MergeResult()
     if out.resolve() == real_path.resolve():
         raise InputError(
-            field="out", value=out, problem="is the real file; write the merge to a new file"
+            field="out", value=out, problem="is the real file; write the merge to a new folder"
         )
     if out.resolve().is_relative_to(run_dir.resolve()):
         raise InputError(
@@ -276,8 +334,8 @@ def merge(
             problem=f"is inside the synthetic run folder {run_dir}; write the merge "
             "outside it (it would overwrite or mix with the run's own files)",
         )
-    if out.is_dir():
-        raise InputError(field="out", value=out, problem="is a folder; give a file name")
+    refuse_out_holding(out, real_path, images_dir)
+    check_out(out, marker=MERGE_MARKER, what="merge output")  # before any work starts
     if not (run_dir / "manifest.json").is_file():
         raise InputError(
             field="synthetic",
@@ -298,14 +356,12 @@ def merge(
             label_field=label_field,
             result=result,
         )
-        write_atomic(out, "".join(lines))
-        return result
+        return _write_merge(out, "merged.jsonl", "".join(lines), {}, result)
     synthetic_path = run_dir / "coco.json"
     if not synthetic_path.is_file():
         raise InputError(
             field="synthetic", value=run_dir, problem="the run made no images (no coco.json)"
         )
-    images_dir = images_dir if images_dir is not None else real_path.parent
     if not images_dir.is_dir():
         raise InputError(
             field="images",
@@ -317,17 +373,33 @@ def merge(
         read_coco(real_path), source=real_path, images_dir=images_dir, skip_invalid=skip_invalid
     )
     result.skipped_input = [p.describe() for p in checked.skipped]
-    merged = merge_coco(
-        checked.data,
-        read_coco(synthetic_path),
-        file_prefix=relative_prefix(run_dir, images_dir),
-        add_categories=add_categories,
-        result=result,
-    )
-    write_atomic(out, dumps(merged) + "\n")
+    placed, files = dataset_folder_images(checked.data, images_dir)
+    run_coco = read_coco(synthetic_path)
+    merged = merge_coco(placed, run_coco, add_categories=add_categories, result=result)
+    added = {image["file_name"] for image in merged["images"][len(placed["images"]) :]}
+    files.update({name: confined_path(run_dir, name) for name in sorted(added)})
+    return _write_merge(out, "merged.coco.json", dumps(merged) + "\n", files, result)
+
+
+def _write_merge(
+    out: Path, name: str, text: str, files: dict[str, Path], result: MergeResult
+) -> MergeResult:
+    """The merge output folder, built beside `out` and renamed into place when complete."""
+    temporary = prepare_out(out, marker=MERGE_MARKER, what="merge output")
+    try:
+        place_dataset_images(temporary, files)
+        write_atomic(temporary / name, text)
+        summary = {k: v for k, v in asdict(result).items() if k != "merged"}
+        write_atomic(temporary / MERGE_MARKER, dumps({"merged": name, **summary}) + "\n")
+        publish_out(temporary, out)
+    except BaseException as error:
+        shutil.rmtree(temporary, ignore_errors=True)
+        if isinstance(error, OSError):
+            raise InputError(
+                f"{error.filename or out}: {error.strerror or error} while writing the merge "
+                f"to {out}; nothing was written (check that the images can be read and that "
+                "the disk has room, then run again)"
+            ) from None
+        raise
+    result.merged = out / name
     return result
-
-
-def relative_prefix(run_dir: Path, images_dir: Path) -> str:
-    """What to put before a run's file names so they resolve from `images_dir`."""
-    return os.path.relpath(run_dir.resolve(), images_dir.resolve()) + "/"

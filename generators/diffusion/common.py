@@ -135,7 +135,6 @@ class DiffusionGenerator:
             model=dict(self.model.info),
             prompt=prompt,
             negative_prompt=self.config.negative_prompt,
-            versions=self.versions,
         )
 
     def sample(

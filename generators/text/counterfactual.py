@@ -26,7 +26,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import faker
 import numpy as np
 
 from synthgate.config import CounterfactualTextConfig
@@ -324,6 +323,5 @@ class CounterfactualGenerator:
                     "source_id": row.get("id"),
                     "swaps": [list(s) for s in result.swaps],
                 },
-                versions={"faker": faker.VERSION},
             ),
         )

@@ -152,7 +152,6 @@ class TemplateGenerator:
                 "task": task,
                 "locale": locale,
             },
-            versions={"faker": faker.VERSION},
         )
         return Sample(
             id=sample_id(spec.batch_id, "text", spec.index),

@@ -1,0 +1,121 @@
+"""Every command from a base install (`pip install synthgate`, no extras) either works or exits 2
+with one line naming the extra to install, never a ModuleNotFoundError traceback.
+
+A base install is simulated by hiding the modules the extras bring (diffusion, workers, serve,
+review) from the import system of a fresh `python -m synthgate` process; the list was checked
+against a virtualenv made with `python -m venv` and `pip install -e .` (none of them is there).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from balance_fixtures import make_tiny_coco
+from factories import small_config
+from typer.testing import CliRunner
+
+from synthgate.cli import app
+from synthgate.commands import EXTRA_OF_MODULE
+
+# Top-level modules a base install lacks: everything the four extras bring.
+HIDDEN = sorted(EXTRA_OF_MODULE)
+
+BASE_INSTALL = """
+import importlib.abc, sys
+
+class HideExtras(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in HIDDEN:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, HideExtras())
+from synthgate.cli import main
+sys.argv = ["synthgate", *sys.argv[1:]]
+main()
+"""
+
+
+def base_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    script = f"HIDDEN = {HIDDEN!r}\n" + BASE_INSTALL
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=cwd,
+    )
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with a finished run (made with everything installed), a real COCO file and a
+    diffusion config."""
+    folder = tmp_path_factory.mktemp("base")
+    config = folder / "small.yaml"
+    config.write_text(yaml.safe_dump(small_config(text=None)))
+    assert (
+        CliRunner().invoke(app, ["run", str(config), "--out", str(folder / "run")]).exit_code == 0
+    )
+    make_tiny_coco(folder / "real")
+    diffusion = {
+        "name": "diffusion",
+        "categories": ["cat"],
+        "image": {"generator": "diffusion_layout", "count": 1, "model": {"path": str(folder)}},
+    }
+    (folder / "diffusion.yaml").write_text(yaml.safe_dump(diffusion))
+    return folder
+
+
+DB = "sqlite:///users.db"
+STORES = ("--db", DB, "--blobs", "blobs")
+REAL = ("real/annotations.json", "--images", "real/images")
+# args, the extra it needs (None: it must work from a base install)
+COMMANDS: list[tuple[list[str], str | None]] = [
+    (["--help"], None),
+    (["run", "small.yaml", "--out", "again"], None),
+    (["validate", "run/coco.json", "--images", "run"], None),
+    (["balance", "--coco", *REAL, "--out", "balanced", "--target", "2"], None),
+    (["merge", "--real", *REAL, "--synthetic", "run", "--out", "merged", "--add-categories"], None),
+    (["export", "run", "-f", "coco", "-o", "exported"], None),
+    (["review", "enqueue", "--run", "run"], None),
+    (["review", "stats", "--run", "run"], None),
+    (["review", "export", "--run", "run", "--include", "all", "-o", "tasks.json"], None),
+    (["review", "import", "tasks.json", "--run", "run"], None),
+    (["review", "release", "--older-than-minutes", "1", "--run", "run"], None),
+    (["users", "add", "alice", "--role", "annotator", "--db", DB], None),
+    (["users", "list", "--db", DB], None),
+    (["review", "agreement", "--run", "run"], "review"),
+    (["serve", "--db", DB], "serve"),
+    (["worker", *STORES], "workers"),
+    (["submit", "small.yaml", *STORES], "workers"),
+    (["run", "diffusion.yaml", "--out", "diffusion"], "diffusion"),
+]
+
+
+@pytest.mark.parametrize(("args", "extra"), COMMANDS, ids=[" ".join(c[0][:2]) for c in COMMANDS])
+def test_each_command_works_or_names_its_extra(
+    args: list[str], extra: str | None, work: Path
+) -> None:
+    result = base_cli(*args, cwd=work)
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output
+    if extra is None:
+        assert result.returncode == 0, output
+    else:
+        assert result.returncode == 2, output
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1, lines
+        assert f"pip install 'synthgate[{extra}]'" in lines[0], lines[0]
+
+
+def test_the_extras_named_are_the_ones_pyproject_declares() -> None:
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    extras = pyproject.split("[project.optional-dependencies]")[1].split("\n[")[0]
+    declared = {line.split("=")[0].strip() for line in extras.splitlines() if "= [" in line}
+    assert set(EXTRA_OF_MODULE.values()) == {"diffusion", "review", "serve", "workers"}
+    assert set(EXTRA_OF_MODULE.values()) <= declared
