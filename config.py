@@ -13,6 +13,7 @@ service puts on each requester; process settings (env `SYNTHGATE_*`) are in sett
 
 from __future__ import annotations
 
+import datetime as dt
 import reprlib
 import string
 from collections.abc import Mapping
@@ -38,6 +39,7 @@ from synthgate.files import load_yaml
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 MAX_SEED = 2**63 - 1  # seeds are stored as signed 64-bit integers
+REFERENCE_DATE = dt.date(2026, 6, 30)  # text templates' dates count from it (reference_date)
 MAX_COUNT = 2**31 - 1  # a sample's index is a 32-bit column (storage/tables.py)
 # Objects a generator may place on one image: each is drawn with a full-size mask, so the
 # ceiling keeps one image's memory bounded (the API's default limit is far lower).
@@ -334,6 +336,9 @@ class TemplateTextConfig(StrictModel):
     count: int = Field(gt=0, le=MAX_COUNT)
     locales: list[str] = Field(default_factory=lambda: ["en_US"], min_length=1)
     rubric: str | None = None  # a rubric name or YAML path [default: the template file's task]
+    # The day Faker's date providers count from (date_this_year, future_date, ...), recorded in
+    # provenance: fixed, so that a seed makes the same text on any day; set it for recent dates.
+    reference_date: dt.date = REFERENCE_DATE
 
 
 class TextModelConfig(StrictModel):

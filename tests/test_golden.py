@@ -3,7 +3,12 @@
 The digests below were taken from `synthgate run configs/quickstart.yaml` before the library
 core was restructured (issue 11), and again when package versions left the samples' provenance
 (issue 13: they are recorded in manifest.json only, so what a run writes no longer depends on
-which extras are installed). Every file is hashed as it is, except manifest.json (its timings
+which extras are installed), and when text templates' dates came to count from the config's
+`reference_date` instead of today (the new config field changes the batch id, so every sample
+id and seed; checked against a run that kept the old id: only the texts' dates and the
+provenance's `reference_date` differ). synthgate.db's rows also changed where measures did: the
+blur measure is taken at half size (issue 12) and the text copy check measures word-shingle
+Jaccard (issue 14); nothing else in them. Every file is hashed as it is, except manifest.json (its timings
 change every run and its versions with the environment; both are dropped before hashing) and
 synthgate.db, which is compared
 by the rows of its data tables: the schema gains tables (migrations, bookkeeping) without the
@@ -26,13 +31,13 @@ from synthgate.cli import app
 PACKAGE = Path(__file__).resolve().parents[1]
 
 GOLDEN = {
-    "accepted.coco.json": "25cb540dd746ca480f1d3c6898391901f4ffcef2eb68b6007c297e486e7a81db",
-    "coco.json": "25cb540dd746ca480f1d3c6898391901f4ffcef2eb68b6007c297e486e7a81db",
-    "images/": "4965939eb950d458d270542cdd89467509a7c4fae43693afaf25914fa2d3836d",
-    "manifest.json": "be7505aa48bb2c10d6b783e2f94a8ad77b664fd7ca9f8a6cf8f65f8a22da5677",
-    "report.md": "64373c430cc45108031dde3df8859161c191f35428c1b47bdad4270f8b23538a",
-    "synthgate.db": "cf853a85c99250f70a7d59e80aa8b690966cf0840120454e74321b3034dc11ee",
-    "text.jsonl": "f8fa5e153cd7303f0e5b1f6706e94bfadc54c64354bf7ee1b5b29400c77c11c2",
+    "accepted.coco.json": "059716be7dd14caff37b0451a2851ec09f7732a02f174987996594aa65bf90dd",
+    "coco.json": "059716be7dd14caff37b0451a2851ec09f7732a02f174987996594aa65bf90dd",
+    "images/": "bbe3dd2fbdf739b1fc53e94a8d6800f7eedae45c2a192a76ee59e370982f88f3",
+    "manifest.json": "1d963baafc96bd9eddfca0d918f46abce2b4ccfc38007f897a7178039e72dbc4",
+    "report.md": "41eef0c6620df19d99c1f148817e60ef9085c1305e315ee737375a26cc73926a",
+    "synthgate.db": "e0f71eaae1c259173740a76cd4cb3a2b7e1b290abb4b3cc490730503351bb1a2",
+    "text.jsonl": "19d39409271de387db77c4bc85563d19d1761114039da30162728ddab2c17f89",
 }
 
 DATA_TABLES = ("batches", "samples")

@@ -27,7 +27,9 @@ Filled values are cleaned: newlines -> ", ", whitespace collapsed, and no value 
 with whitespace, punctuation or a symbol (Faker values are redrawn up to 10 times, then trimmed;
 lexicon values must already be clean). With a spec gender (female | male), name providers use
 their gendered variant (`name` -> `name_female`) and the sample records the gender; it records
-the locale only when a Faker slot was filled (lexicon values carry none).
+the locale only when a Faker slot was filled (lexicon values carry none). Date providers count
+from the config's `reference_date`, not from today (clock.py): a seed makes the same text on
+any day.
 
 A file's `order: cycle` has sample i take template i mod n of its class instead of a seeded
 draw (mined templates are each used once). A `reference` component (the (name, text) real rows
@@ -46,6 +48,7 @@ import numpy as np
 
 from synthgate.config import TemplateTextConfig
 from synthgate.errors import InputError
+from synthgate.generators.text.clock import pin_faker_modules, pinned_clock
 from synthgate.generators.text.slots import (
     Slot,
     Template,
@@ -114,6 +117,17 @@ class TemplateGenerator:
         fake.seed_instance(spec.seed)
         rng = np.random.default_rng(spec.seed)
         template = self._choose_template(spec, rng)
+        with pinned_clock(self.config.reference_date):  # dates count from it, not from today
+            return self._fill(spec, template, locale, gender, rng)
+
+    def _fill(
+        self,
+        spec: SampleSpec,
+        template: Template,
+        locale: str,
+        gender: str | None,
+        rng: np.random.Generator,
+    ) -> Sample:
 
         parts: list[str] = []
         spans: list[Span] = []
@@ -151,6 +165,7 @@ class TemplateGenerator:
                 "template_index": template.index,
                 "task": task,
                 "locale": locale,
+                "reference_date": self.config.reference_date.isoformat(),
             },
         )
         return Sample(
@@ -205,6 +220,7 @@ class TemplateGenerator:
             return self._fakers[locale]
         try:
             fake = faker.Faker(locale)
+            pin_faker_modules()  # the providers this locale loaded, too
         except AttributeError:
             raise InputError(
                 f"text.locales: unknown Faker locale {locale!r}; use one such as en_US, de_DE, "
