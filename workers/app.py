@@ -107,6 +107,8 @@ def check_broker(settings: WorkerSettings, *, timeout: float = 5.0) -> None:
         connection = make_app(settings).connection_for_write()
         with connection:
             connection.ensure_connection(max_retries=0, timeout=timeout)
+    except ModuleNotFoundError:
+        raise  # a missing extra (celery, redis), which the CLI names: not the broker's fault
     except Exception as error:  # kombu raises several types for an unreachable broker
         said = " ".join(str(error).split())  # one line, whatever the driver wrote
         raise InputError(
