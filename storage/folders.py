@@ -12,13 +12,12 @@ creating anything.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import sqlite3
 from pathlib import Path
 
-from sqlalchemy import create_engine, inspect, text
-
 from synthgate.errors import InputError
-from synthgate.storage.store import sqlite_url
 
 
 def check_out(
@@ -180,13 +179,19 @@ def human_decision_count(path: Path) -> int:
     """
     if not path.is_file():
         return 0
-    engine = create_engine(sqlite_url(path))
+    # The standard library's sqlite3, read-only: a command checking its --out or --json target
+    # need not load SQLAlchemy.
+    uri = f"{path.resolve().as_uri()}?mode=ro"
     try:
-        if not inspect(engine).has_table("review_decisions"):
-            return 0
-        with engine.connect() as connection:
-            return int(
-                connection.execute(text("SELECT COUNT(*) FROM review_decisions")).scalar() or 0
-            )
-    finally:
-        engine.dispose()
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as connection:
+            found = connection.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'review_decisions'"
+            ).fetchone()
+            if found is None:
+                return 0
+            return int(connection.execute("SELECT COUNT(*) FROM review_decisions").fetchone()[0])
+    except sqlite3.DatabaseError as error:
+        raise InputError(
+            f"{path}: not a readable SQLite database ({error}); move it aside, or choose "
+            "another output"
+        ) from None
