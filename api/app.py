@@ -9,7 +9,6 @@ but our own static script (Content-Security-Policy) or being framed.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from synthgate import __version__
 from synthgate.api import API_DIR, batches, distributed, pages, review
 from synthgate.api.auth import NoSecretsInUrl
-from synthgate.api.errors import AUTH_ERRORS
+from synthgate.api.errors import AUTH_ERRORS, send_error
 from synthgate.api.ids import ItemIds
 from synthgate.config import RequesterLimits
 from synthgate.errors import InputError
@@ -100,20 +99,7 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def _too_large(self, send: Send) -> None:
-        body = json.dumps(
-            {"detail": f"request body too large: the limit is {self.limit} bytes"}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, 413, f"request body too large: the limit is {self.limit} bytes")
 
 
 class SecurityHeaders:

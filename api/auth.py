@@ -29,6 +29,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from synthgate.api.errors import send_error
 from synthgate.storage.users import User, Users
 
 SESSION_COOKIE = "synthgate_session"
@@ -146,24 +147,13 @@ class NoSecretsInUrl:
         if name is None:
             await self.app(scope, receive, send)
             return
-        body = json.dumps(
-            {
-                "detail": f"query parameter {name!r} carries a credential; tokens never go in a "
-                "URL: send 'Authorization: Bearer <token>' (and get a new token: this one may "
-                "be in some log now)"
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 400,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
+        await send_error(
+            send,
+            400,
+            f"query parameter {name!r} carries a credential; tokens never go in a URL: send "
+            "'Authorization: Bearer <token>' (and get a new token: this one may be in some log "
+            "now)",
         )
-        await send({"type": "http.response.body", "body": body})
 
 
 def redact_url(url: str) -> str:

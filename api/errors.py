@@ -9,9 +9,11 @@ exactly the shape the service sends (schemathesis checks both agree: bench/bench
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel, Field
+from starlette.types import Send
 
 # Pages of lists and item ids are far below this; a bound keeps every integer parameter inside
 # what SQLite and PostgreSQL store (64-bit), so a huge number is a 422, never a database error.
@@ -22,6 +24,22 @@ class ErrorOut(BaseModel):
     """An error: what is wrong, where, and how to fix it."""
 
     detail: str = Field(description="One readable paragraph naming the field or limit.")
+
+
+async def send_error(send: Send, status: int, detail: str) -> None:
+    """An `ErrorOut` answer sent straight from ASGI middleware (outside FastAPI's handlers)."""
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def errors(*entries: tuple[int, str]) -> dict[int | str, dict[str, Any]]:
