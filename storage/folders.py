@@ -13,8 +13,10 @@ creating anything.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 from synthgate.errors import InputError
@@ -154,6 +156,34 @@ def prepare_out(
             problem=f"cannot write there ({error.strerror}); choose a folder you can write to",
         ) from None
     return temporary
+
+
+@contextlib.contextmanager
+def building_out(temporary: Path, out: Path, *, doing: str) -> Iterator[None]:
+    """Within: the output is built in `temporary` (from `prepare_out`); at the end it is
+    published as `out`. On any failure the temporary folder goes and `out` stays as it was; an
+    OSError (an image that cannot be read, a full disk) becomes an InputError naming the file
+    as it would be in `out`, and what was being done (`doing`, e.g. "exporting to yolo/")."""
+    try:
+        yield
+        publish_out(temporary, out)
+    except BaseException as error:
+        shutil.rmtree(temporary, ignore_errors=True)
+        if isinstance(error, OSError):
+            raise InputError(
+                f"{_failed_path(error, temporary, out)}: {error.strerror or error} while "
+                f"{doing}; nothing was written (check that the images can be read and that the "
+                "disk has room, then run again)"
+            ) from None
+        raise
+
+
+def _failed_path(error: OSError, temporary: Path, out: Path) -> Path:
+    """The file an OSError is about, named as it will be in `out` (not the temporary folder)."""
+    if not isinstance(error.filename, str | bytes | os.PathLike):
+        return out
+    path = Path(os.fsdecode(error.filename))
+    return out / path.relative_to(temporary) if path.is_relative_to(temporary) else path
 
 
 def publish_out(temporary: Path, out: Path) -> None:

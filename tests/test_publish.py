@@ -1,12 +1,15 @@
-"""assembly.publish_out: the finished folder replaces the old one, or nothing changes."""
+"""storage.folders.publish_out and building_out: the finished folder replaces the old one, or
+nothing changes."""
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import pytest
 
-from synthgate.storage.folders import publish_out
+from synthgate.errors import InputError
+from synthgate.storage.folders import building_out, publish_out
 
 
 def make(folder: Path, text: str) -> Path:
@@ -53,3 +56,35 @@ def test_a_folder_left_aside_by_a_stopped_publish_comes_back_and_is_guarded(
     with pytest.raises(InputError, match="not a synthgate run"):
         prepare_out(tmp_path / "out")
     assert (tmp_path / "out" / "file.txt").read_text() == "old"
+
+
+def test_building_out_publishes_what_was_built(tmp_path: Path) -> None:
+    out = make(tmp_path / "out", "old")
+    temporary = make(tmp_path / ".out.partial", "new")
+    with building_out(temporary, out, doing="testing"):
+        (temporary / "more.txt").write_text("more")
+    assert sorted(p.name for p in out.iterdir()) == ["file.txt", "more.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_failed_write_names_the_file_as_it_would_be_in_out(tmp_path: Path) -> None:
+    out = make(tmp_path / "out", "old")
+    temporary = make(tmp_path / ".out.partial", "new")
+    full = OSError(errno.ENOSPC, "No space left on device", str(temporary / "labels" / "a.txt"))
+    with pytest.raises(InputError) as raised, building_out(temporary, out, doing="exporting"):
+        raise full
+    message = str(raised.value)
+    assert message.startswith(
+        f"{out / 'labels' / 'a.txt'}: No space left on device while exporting"
+    )
+    assert "nothing was written" in message
+    assert (out / "file.txt").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_other_errors_pass_through_and_leave_nothing_behind(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    temporary = make(tmp_path / ".out.partial", "new")
+    with pytest.raises(KeyError), building_out(temporary, out, doing="testing"):
+        raise KeyError("a bug, not the disk")
+    assert list(tmp_path.iterdir()) == []

@@ -23,7 +23,6 @@ folder is built under a temporary name and renamed when complete: nothing is hal
 from __future__ import annotations
 
 import json
-import shutil
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ from synthgate.generators.copy_paste import source_categories
 from synthgate.pipeline import Progress, batch_id_for
 from synthgate.runner import run_batch
 from synthgate.samples import Modality
-from synthgate.storage.folders import prepare_out, publish_out
+from synthgate.storage.folders import building_out, prepare_out
 from synthgate.workflows.merge import (
     MergeResult,
     dataset_folder_images,
@@ -282,7 +281,7 @@ def balance(
     why_not: dict[str, str] = {}
     parts = _image_parts(sections, lacking, data, why_not)
     temporary = prepare_output(out)
-    try:
+    with building_out(temporary, out, doing=f"writing the balanced dataset to {out}"):
         runs = run_sections(
             modality="image",
             sections=sections,
@@ -324,10 +323,6 @@ def balance(
             skipped=[p.describe() for p in checked.skipped],
         )
         finish_output(temporary, summary, runs)
-        publish_out(temporary, out)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
     return BalanceResult(out=out, summary=summary)
 
 

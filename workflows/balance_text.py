@@ -18,7 +18,6 @@ made and had accepted, and by how much a class stays short of its target.
 
 from __future__ import annotations
 
-import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from synthgate.generators.text.counterfactual import (
 from synthgate.generators.text.mined import mine_templates
 from synthgate.generators.text.rows import reference_rows
 from synthgate.pipeline import Progress
-from synthgate.storage.folders import publish_out
+from synthgate.storage.folders import building_out
 from synthgate.workflows.balance import (
     BalanceResult,
     finish_output,
@@ -181,7 +180,7 @@ def balance_text(
             plan.note(label, "counterfactual", capacity=rewriter.capacity(label), wanted=wanted)
 
     temporary = prepare_output(out)
-    try:
+    with building_out(temporary, out, doing=f"writing the balanced dataset to {out}"):
         runs = run_sections(
             modality="text",
             sections=sections,
@@ -271,10 +270,6 @@ def balance_text(
             extra={"bias": bias, "text": plan.as_json(targets, after)},
         )
         finish_output(temporary, summary, runs)
-        publish_out(temporary, out)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
     return BalanceResult(out=out, summary=summary)
 
 

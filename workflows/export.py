@@ -23,8 +23,6 @@ The label formats themselves are formats/yolo.py's and formats/voc.py's.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +43,7 @@ from synthgate.formats.exports import (
 from synthgate.formats.paths import confined_path, confinement_problem
 from synthgate.formats.voc import write_voc
 from synthgate.formats.yolo import write_yolo, yolo_data_yaml
-from synthgate.storage.folders import check_out, prepare_out, publish_out
+from synthgate.storage.folders import building_out, check_out, prepare_out
 
 ExportFormat = Literal["coco", "yolo", "voc"]
 FORMATS: tuple[str, ...] = ("coco", "yolo", "voc")
@@ -229,7 +227,7 @@ def export(
     if copy_images:  # check_coco has seen every one of them on disk
         files = {image["id"]: confined_path(root, image["file_name"]) for image in coco["images"]}
     temporary = prepare_out(target, marker=EXPORT_MARKER, what="export")
-    try:
+    with building_out(temporary, target, doing=f"exporting to {out}"):
         counts = export_dataset(
             coco,
             temporary,
@@ -248,16 +246,6 @@ def export(
             "subsets": counts.subsets,
         }
         (temporary / EXPORT_MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
-        publish_out(temporary, target)
-    except BaseException as error:
-        shutil.rmtree(temporary, ignore_errors=True)
-        if isinstance(error, OSError):
-            raise InputError(
-                f"{_failed_path(error, temporary, target)}: {error.strerror or error} "
-                f"while exporting to {out}; nothing was written (check that the images "
-                "can be read and that the disk of the export has room, then run again)"
-            ) from None
-        raise
     return ExportResult(out=target, format=format, source=coco_path, counts=counts, skipped=skipped)
 
 
@@ -351,11 +339,3 @@ def guard_out(out: Path, *, source: Path, force: bool) -> Path:
                 problem=f"holds {source}, which replacing it would delete; choose a new folder",
             )
     return target
-
-
-def _failed_path(error: OSError, temporary: Path, target: Path) -> Path:
-    """The file an OSError is about, named as it will be in `out` (not the temporary folder)."""
-    if not isinstance(error.filename, str | bytes | os.PathLike):
-        return target
-    path = Path(os.fsdecode(error.filename))
-    return target / path.relative_to(temporary) if path.is_relative_to(temporary) else path

@@ -24,7 +24,6 @@ accepted (waiting for review, rejected) are never merged; images that do not com
 from __future__ import annotations
 
 import json
-import shutil
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
@@ -37,7 +36,7 @@ from synthgate.formats.coco_checks import check_coco
 from synthgate.formats.exports import place_image
 from synthgate.formats.jsonl import read_jsonl
 from synthgate.formats.paths import confined_path
-from synthgate.storage.folders import check_out, prepare_out, publish_out
+from synthgate.storage.folders import building_out, check_out, prepare_out
 
 MAX_NAMED = 10
 MERGE_MARKER = "merge.json"
@@ -386,20 +385,10 @@ def _write_merge(
 ) -> MergeResult:
     """The merge output folder, built beside `out` and renamed into place when complete."""
     temporary = prepare_out(out, marker=MERGE_MARKER, what="merge output")
-    try:
+    with building_out(temporary, out, doing=f"writing the merge to {out}"):
         place_dataset_images(temporary, files)
         write_atomic(temporary / name, text)
         summary = {k: v for k, v in asdict(result).items() if k != "merged"}
         write_atomic(temporary / MERGE_MARKER, dumps({"merged": name, **summary}) + "\n")
-        publish_out(temporary, out)
-    except BaseException as error:
-        shutil.rmtree(temporary, ignore_errors=True)
-        if isinstance(error, OSError):
-            raise InputError(
-                f"{error.filename or out}: {error.strerror or error} while writing the merge "
-                f"to {out}; nothing was written (check that the images can be read and that "
-                "the disk has room, then run again)"
-            ) from None
-        raise
     result.merged = out / name
     return result
