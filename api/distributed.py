@@ -19,9 +19,9 @@ from synthgate.api.batches import PROGRESS_EVERY_S, BatchRunner
 from synthgate.config import RequesterLimits
 from synthgate.errors import InputError
 from synthgate.storage.blobs import BlobStore
-from synthgate.storage.database import shown_url
 from synthgate.storage.store import Store
 from synthgate.workers.app import WorkerSettings, make_app
+from synthgate.workers.app import check_broker as workers_check_broker
 from synthgate.workers.runner import CeleryRunner
 from synthgate.workers.submit import BatchProgress
 
@@ -36,21 +36,13 @@ POLL_SECONDS = 0.25
 WAITING_NOTE_S = 60.0
 
 
-def check_broker(settings: WorkerSettings, *, timeout: float = 5.0) -> None:
+def check_broker(settings: WorkerSettings) -> None:
     """Refuse a broker that does not answer, before a server takes batches it cannot send."""
-    shown = shown_url(settings.broker_url or "")  # the password masked
-    try:
-        connection = make_app(settings).connection_for_write()
-        with connection:
-            connection.ensure_connection(max_retries=0, timeout=timeout)
-    except Exception as error:  # kombu raises several types for an unreachable broker
-        raise InputError(
-            field="broker",
-            value=shown,
-            problem=f"not reachable ({type(error).__name__}: {error}); start Redis, or "
-            "pass the broker URL the `synthgate worker` processes use (or set "
-            "SYNTHGATE_BROKER_URL)",
-        ) from None
+    workers_check_broker(
+        settings,
+        fix="start Redis, or pass the broker URL the `synthgate worker` processes use (or set "
+        "SYNTHGATE_BROKER_URL)",
+    )
 
 
 class WorkerMessages:

@@ -18,6 +18,7 @@ from synthgate.commands import console, user_errors
 from synthgate.commands.printing import print_agreement, print_stats
 from synthgate.errors import InputError
 from synthgate.files import write_atomic
+from synthgate.storage.folders import check_out_file
 
 if TYPE_CHECKING:
     from synthgate.review.queue import ReviewQueue
@@ -253,7 +254,6 @@ def export(
     example.org -o all.json
     """
     from synthgate.review.interop import export_tasks
-    from synthgate.storage.folders import check_out_file
 
     with user_errors():
         check_out_file(out)  # before the database is opened
@@ -354,7 +354,6 @@ def agreement(
     Example: synthgate review agreement --run runs/quickstart --json agreement.json
     """
     from synthgate.review.report import agreement_report
-    from synthgate.storage.folders import check_out_file
 
     with user_errors():
         if json_out is not None and str(json_out) != "-":

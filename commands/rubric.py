@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from synthgate.commands import console, user_errors
+from synthgate.files import write_atomic
 
 if TYPE_CHECKING:
     from synthgate.review.calibration import Calibration, CheckFit, RouteAgreement
@@ -54,7 +55,6 @@ def calibrate(
 
     Example: synthgate rubric calibrate --run runs/quickstart --rubric detection -o calibrated.yaml
     """
-    from synthgate.files import write_atomic
     from synthgate.review.calibration import calibrate as fit  # SQLAlchemy, scikit-learn
     from synthgate.storage.database import database_url
 

@@ -10,6 +10,7 @@ import synthgate
 from synthgate.commands import console, user_errors
 from synthgate.errors import InputError
 from synthgate.files import write_atomic
+from synthgate.storage.folders import check_out_file
 
 
 def validate(
@@ -55,7 +56,6 @@ def validate(
     --json report.json, then synthgate review enqueue --from-validate report.json.
     """
     # predictions need the validators at once; --help need not load them
-    from synthgate.storage.folders import check_out_file  # SQLAlchemy: only when it runs
     from synthgate.validators.predictions import (
         is_results_file,
         predictions_json,

@@ -100,8 +100,15 @@ def settings_from(
     return WorkerSettings(**overrides)
 
 
-def check_broker(settings: WorkerSettings, *, timeout: float = 5.0) -> None:
-    """Refuse a broker that does not answer: an `InputError` naming its URL and the fix."""
+WORKER_BROKER_FIX = (
+    "start Redis there, or pass the broker's URL with --broker (or set SYNTHGATE_BROKER_URL)"
+)
+
+
+def check_broker(
+    settings: WorkerSettings, *, timeout: float = 5.0, fix: str = WORKER_BROKER_FIX
+) -> None:
+    """Refuse a broker that does not answer: an `InputError` naming its URL and `fix`."""
     shown = shown_url(settings.broker_url or "")  # the password masked
     try:
         connection = make_app(settings).connection_for_write()
@@ -115,8 +122,7 @@ def check_broker(settings: WorkerSettings, *, timeout: float = 5.0) -> None:
             field="broker",
             value=shown,
             problem=f"not reachable ({type(error).__name__}: {said})",
-            fix="start Redis there, or pass the broker's URL with --broker (or set "
-            "SYNTHGATE_BROKER_URL)",
+            fix=fix,
         ) from None
 
 
