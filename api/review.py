@@ -21,13 +21,12 @@ import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
-from fastapi.security import HTTPAuthorizationCredentials
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from synthgate.api import ids
-from synthgate.api.auth import User, bearer_scheme, cookie_scheme, current_user, require
+from synthgate.api.auth import User, require
 from synthgate.api.errors import errors
 from synthgate.api.ids import ItemIds
 from synthgate.api.inputs import check_plain
@@ -135,19 +134,6 @@ class Saved(BaseModel):
     saved: bool = True
 
 
-ANNOTATOR_ROLE = require("annotator")
-
-
-def annotator(
-    request: Request,
-    bearer: HTTPAuthorizationCredentials | None = Depends(bearer_scheme),
-    cookie: str | None = Depends(cookie_scheme),
-) -> User:
-    """`require("annotator")` in one step, for the two calls annotators make all day: FastAPI runs
-    each sync dependency on a worker thread, and one hop costs more than the check itself."""
-    return ANNOTATOR_ROLE(current_user(request, bearer, cookie))
-
-
 ITEM_ID = PathParam(
     ...,
     ge=0,
@@ -233,7 +219,7 @@ def _visible_task(request: Request, public_id: int, user: User) -> ReviewTask:
     response_model=ReviewItemOut,
     responses={204: {"description": "Nothing left to review for you."}},
 )
-def next_item(request: Request, user: User = Depends(annotator)) -> Any:
+def next_item(request: Request, user: User = Depends(require("annotator"))) -> Any:
     """Your open item, or a new one; 204 when the queue has nothing for you."""
     task = queue_of(request).next_item(user.name)
     if task is None:
@@ -253,7 +239,7 @@ def decide(
     decision: Decision,
     request: Request,
     item_id: int = ITEM_ID,
-    user: User = Depends(annotator),
+    user: User = Depends(require("annotator")),
 ) -> Saved:
     """Record your accept / reject / fix, levels per criterion and comment on an item."""
     check_plain(decision.model_dump(), where="decision")

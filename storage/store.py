@@ -64,6 +64,9 @@ class Store:
         ensure_schema(self.engine)
         self.chunks = ChunkBook(self.engine)
         self.requesters = Requesters(self.engine)
+        # Built once: each is a statement of this engine's dialect, used on every write.
+        self._upsert_any = self._upsert()
+        self._upsert_unjudged = self._upsert(where=_WORKER_MAY_REWRITE)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -100,7 +103,7 @@ class Store:
         if not rows:
             return
         with self.engine.begin() as connection:
-            connection.execute(self._upsert(), rows)
+            connection.execute(self._upsert_any, rows)
 
     def put_made(self, items: Iterable[Sample], *, lease: Lease, reason: str | None = None) -> None:
         """A worker's write of samples it made (or failed to make) under its chunk's lease.
@@ -110,11 +113,10 @@ class Store:
         (any status but pending or failed) or that has a review item.
         """
         rows = _sample_rows(items, reason)
-        statement = self._upsert(where=_WORKER_MAY_REWRITE)
         with self.engine.begin() as connection:
             self.chunks.hold(connection, lease)
             if rows:
-                connection.execute(statement, rows)
+                connection.execute(self._upsert_unjudged, rows)
 
     def _upsert(self, *, where: Any = None) -> Any:
         statement = upsert(self.engine, samples)

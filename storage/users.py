@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from synthgate.errors import InputError
@@ -32,6 +32,11 @@ Role = Literal["annotator", "requester", "admin"]
 # Every request of the service runs it: built once (building a statement costs more than the
 # index lookup it does).
 BY_TOKEN_HASH = select(users).where(users.c.token_hash == bindparam("digest"))
+BY_SESSION_HASH = (
+    select(users, sessions.c.expires_at)
+    .join(sessions, sessions.c.user == users.c.name)
+    .where(sessions.c.id_hash == bindparam("digest"))
+)
 ROLES: tuple[str, ...] = get_args(Role)
 
 
@@ -104,17 +109,21 @@ class Users:
             rows = connection.execute(select(users).order_by(users.c.name)).all()
         return [User(name=r.name, role=r.role, token_hash=r.token_hash) for r in rows]
 
+    def _reading(self) -> Connection:
+        """A connection for one read on every request (a token, a session): on PostgreSQL
+        outside a transaction, one round trip to the server instead of three (BEGIN, SELECT,
+        ROLLBACK)."""
+        connection = self.engine.connect()
+        if self.engine.dialect.name == "postgresql":
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        return connection
+
     def authenticate(self, token: str) -> User | None:
         """The user a token belongs to, or None."""
         if not token or len(token) > 200:
             return None
         digest = hash_token(token)
-        connection = self.engine.connect()
-        if self.engine.dialect.name == "postgresql":
-            # one read needs no transaction: one round trip to the server instead of three
-            # (BEGIN, SELECT, ROLLBACK), on every request of the service
-            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-        with connection:
+        with self._reading() as connection:
             row = connection.execute(BY_TOKEN_HASH, {"digest": digest}).first()
         # The lookup is by hash already; compare_digest keeps the final check constant-time.
         if row is None or not hmac.compare_digest(row.token_hash, digest):
@@ -145,13 +154,8 @@ class Users:
         if not session_id or len(session_id) > 200:
             return None
         digest = hash_token(session_id)
-        query = (
-            select(users, sessions.c.expires_at)
-            .join(sessions, sessions.c.user == users.c.name)
-            .where(sessions.c.id_hash == digest)
-        )
-        with self.engine.connect() as connection:
-            row = connection.execute(query).first()
+        with self._reading() as connection:
+            row = connection.execute(BY_SESSION_HASH, {"digest": digest}).first()
         if row is None or row.expires_at < time.time():
             return None
         return User(name=row.name, role=row.role, token_hash=row.token_hash, session=digest)

@@ -350,7 +350,8 @@ def test_a_stored_partial_report_finishes_into_the_report_of_a_fresh_judge(
     tmp_path: Path, modality: str
 ) -> None:
     from synthgate.pipeline import build_judges, generate_specs
-    from synthgate.workers.partial import encode_partial, load_partial, partial_key
+    from synthgate.workers.chunks import put_blobs
+    from synthgate.workers.partial import load_partial
 
     config = make_config()
     section = getattr(config, modality)
@@ -364,7 +365,7 @@ def test_a_stored_partial_report_finishes_into_the_report_of_a_fresh_judge(
     in_worker = build_judges(config, {modality: generator})[modality]
     blobs = BlobStore(tmp_path / "blobs")
     for generated in made:
-        blobs.put(partial_key(generated.sample), encode_partial(generated, in_worker))
+        put_blobs(blobs, generated, in_worker)
     fresh = build_judges(config, {modality: generator})[modality]
     expected = [fresh(generated) for generated in made]
     submitting = build_judges(config, {modality: generator})[modality]

@@ -42,6 +42,7 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from synthgate.config import BatchConfig
+from synthgate.files import dumps
 from synthgate.generators import Generator, build_generator, generator_class
 from synthgate.pipeline import build_judges, chunk_size, generate_specs, plan
 from synthgate.samples import GeneratedSample, Modality, Provenance, Sample, SampleSpec, sample_id
@@ -52,7 +53,6 @@ from synthgate.storage.store import Store
 from synthgate.validators.validate import Judge
 from synthgate.workers.app import WorkerSettings, queue_for
 from synthgate.workers.partial import (
-    encode_partial,
     partial_document,
     partial_key,
     put_chunk_partials,
@@ -403,11 +403,8 @@ def put_image(blobs: BlobStore, generated: GeneratedSample, judge: Judge) -> dic
 
 def put_blobs(blobs: BlobStore, generated: GeneratedSample, judge: Judge) -> None:
     """The PNG of an image sample, and its partial report in a blob of its own."""
-    partial = encode_partial(generated, judge)
-    png = sample_png(generated.pixels)
-    if png is not None and generated.sample.uri:
-        blobs.put(generated.sample.uri, png)
-    blobs.put(partial_key(generated.sample), partial)
+    document = put_image(blobs, generated, judge)
+    blobs.put(partial_key(generated.sample), dumps(document).encode("utf-8"))
 
 
 def store_made(

@@ -39,11 +39,6 @@ def partial_document(generated: GeneratedSample, judge: Judge) -> dict[str, Any]
     }
 
 
-def encode_partial(generated: GeneratedSample, judge: Judge) -> bytes:
-    """One sample's partial report as its own blob."""
-    return dumps(partial_document(generated, judge)).encode("utf-8")
-
-
 def put_chunk_partials(blobs: BlobStore, chunk_id: str, documents: dict[str, Any]) -> None:
     """The partial reports of a chunk's samples in one blob, with those an earlier delivery
     stored there (a chunk made again for its failed samples keeps the others')."""
