@@ -41,6 +41,11 @@ def decode_mask(rle: dict[str, Any]) -> np.ndarray:
     return mask_utils.decode(as_bytes).astype(bool)
 
 
+def rle_area(rle: dict[str, Any]) -> float:
+    """Pixels of a compressed RLE mask, counted on its runs (nothing decoded)."""
+    return float(mask_utils.area(_compressed(rle)))
+
+
 def _compressed(rle: dict[str, Any]) -> dict[str, Any]:
     counts = rle["counts"]
     return {

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from synthgate.errors import InputError
-from synthgate.formats.coco import coco_mapping, read_coco
+from synthgate.formats.coco import read_coco
 from synthgate.formats.coco_annotations import coco_to_samples
 from synthgate.review.queue import ReviewQueue
 from synthgate.samples import RubricReport, Sample
@@ -51,7 +51,7 @@ def prelabel_samples(path: Path) -> tuple[str, list[Sample], dict[str, Any]]:
     judged = document["predictions"]
     batch_id = "prelabels-" + hashlib.sha256(path.read_bytes()).hexdigest()[:12]
     coco_path = Path(judged["coco"])
-    coco = coco_mapping(read_coco(coco_path), source=str(coco_path))
+    coco = read_coco(coco_path)
     rows = read_results(Path(judged["results"]), coco=coco, coco_name=str(coco_path))
     merged, scores = predictions_coco(rows, coco, min_score=float(judged.get("min_score") or 0))
     samples = {s.id: s for s in coco_to_samples(merged, source=batch_id)}

@@ -15,14 +15,14 @@ can queue the ones the rubric doubts and order them by value.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from synthgate.errors import InputError
-from synthgate.formats.coco import coco_mapping, read_coco
-from synthgate.masks import decode_mask, segmentation_to_rle
+from synthgate.files import parse_json
+from synthgate.formats.coco import read_coco
+from synthgate.masks import finite_number, rle_area, segmentation_to_rle
 from synthgate.validators.validate import ValidationResult, validate_file
 
 
@@ -40,21 +40,13 @@ def is_results_file(path: Path) -> bool:
     return opening in ("[{", "[]")
 
 
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def read_results(path: Path, *, coco: dict[str, Any], coco_name: str) -> list[dict[str, Any]]:
     """The rows of a COCO results file, each checked against the COCO file it predicts on."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            rows = json.load(handle)
+        text = path.read_bytes()
     except FileNotFoundError:
         raise InputError(f"{path}: file not found; pass a COCO results file") from None
-    except json.JSONDecodeError as error:
-        raise InputError(
-            f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
-        ) from None
+    rows = parse_json(text, source=path)
     if not isinstance(rows, list):
         raise InputError(
             f"{path}: a COCO results file is a JSON list of predictions (got "
@@ -82,9 +74,9 @@ def read_results(path: Path, *, coco: dict[str, Any], coco_name: str) -> list[di
                 f"{where}: category_id {row['category_id']!r} is not a category of {coco_name}"
             )
         box = row["bbox"]
-        if not (isinstance(box, list) and len(box) == 4 and all(map(_finite, box))):
+        if not (isinstance(box, list) and len(box) == 4 and all(map(finite_number, box))):
             raise InputError(f"{where}: bbox must be [x, y, w, h] numbers (got {box!r})")
-        if not _finite(row["score"]):
+        if not finite_number(row["score"]):
             raise InputError(f"{where}: score must be a number (got {row['score']!r})")
     return rows
 
@@ -120,7 +112,7 @@ def predictions_coco(
             height, width = sizes.get(row["image_id"], (None, None))
             try:
                 rle = segmentation_to_rle(segmentation, height, width)
-                annotation["area"] = float(decode_mask(rle).sum())
+                annotation["area"] = rle_area(rle)
             except (ValueError, TypeError, OverflowError):
                 pass  # the rubric reports an unreadable mask; the box area stands
         annotations.append(annotation)
@@ -144,7 +136,7 @@ def validate_predictions(
     Returns the `ValidationResult` of the COCO file with the predictions as its labels.
     """
     coco_path = Path(coco)
-    data = coco_mapping(read_coco(coco_path), source=str(coco_path))
+    data = read_coco(coco_path)
     rows = read_results(Path(results), coco=data, coco_name=str(coco_path))
     merged, _ = predictions_coco(rows, data, min_score=min_score)
     return validate_file(

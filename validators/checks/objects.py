@@ -15,7 +15,7 @@ each image a slice of it (`view`), handed over in `extras["object_table"]`.
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,19 +24,13 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from synthgate.formats.coco_annotations import ObjectColumns
+from synthgate.masks import box_edges
 from synthgate.samples import ObjectLabel
 from synthgate.validators.checks.base import CheckInput
 from synthgate.validators.checks.duplicates import duplicates
 
 GRID_EPS = 1e-6  # float noise in box coordinates written by other tools
 NOT_RLE = "mask is not a COCO RLE {size: [h, w], counts}"
-# The table's per-row columns (the rest: `problem_at`/`problems`, `other_id_at`/`other_ids`).
-ROW_COLUMNS = (
-    "edges", "crowd", "visible", "ids", "has_id", "mask_boxes", "mask_areas", "image_sizes",
-    "instances", "sides", "sized", "loose", "loose_rounded", "tightness", "mask_outside",
-    "box_flagged", "mask_flagged", "duplicate", "duplicate_iou", "duplicate_of",
-    "duplicate_by_mask", "duplicate_rank",
-)  # fmt: skip
 
 
 def annotation_id(obj: ObjectLabel) -> int | None:
@@ -46,14 +40,6 @@ def annotation_id(obj: ObjectLabel) -> int | None:
 
 def is_crowd(obj: ObjectLabel) -> bool:
     return bool(obj.attributes.get("iscrowd", False))
-
-
-def _box_edges(bbox: list[float]) -> tuple[float, float, float, float] | None:
-    """(x0, y0, x1, y1) of a box of four finite numbers."""
-    if len(bbox) != 4 or not all(isinstance(v, int | float) and math.isfinite(v) for v in bbox):
-        return None
-    x, y, w, h = bbox
-    return x, y, x + w, y + h
 
 
 def _mask_problem(obj: ObjectLabel) -> str | None:
@@ -127,10 +113,6 @@ class ObjectTable:
         return len(self.crowd)
 
     @property
-    def boxed(self) -> np.ndarray:
-        return ~np.isnan(self.edges[:, 0])
-
-    @property
     def masked(self) -> np.ndarray:
         """Indices of the objects with a usable mask, ascending."""
         return np.flatnonzero(~np.isnan(self.mask_areas))
@@ -171,7 +153,7 @@ class ObjectTable:
         problems: dict[int, str] = {}
         masked: list[int] = []
         for i, obj in enumerate(objects):
-            found = _box_edges(obj.bbox)
+            found = box_edges(obj.bbox)
             if found is not None:
                 edges[i] = found
             problem = _mask_problem(obj)
@@ -350,6 +332,14 @@ class ObjectTable:
             box_flagged=box_flagged,
             mask_flagged=mask_flagged,
         )
+
+
+# The table's per-row columns: every field but the two sparse lookups, sliced by `view`.
+ROW_COLUMNS = tuple(
+    f.name
+    for f in dataclasses.fields(ObjectTable)
+    if f.name not in {"problem_at", "problems", "other_id_at", "other_ids"}
+)
 
 
 def _int64(value: int) -> bool:
