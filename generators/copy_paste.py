@@ -184,7 +184,6 @@ class CopyPasteGenerator:
         self._images = _Cache(cache_bytes)
         self._cuts = _Cache(CUT_CACHE_BYTES)
         self.decoded = 0  # images read from disk so far (the cache's misses)
-        self.versions = {"numpy": np.__version__, "pillow": PIL.__version__}
 
     def quota_categories(self) -> list[str | None]:
         return list(self.categories)

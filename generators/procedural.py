@@ -13,7 +13,6 @@ import math
 from typing import ClassVar
 
 import numpy as np
-import PIL
 from PIL import Image
 
 from synthgate.config import ProceduralImageConfig
@@ -42,7 +41,6 @@ class ProceduralGenerator:
         self.config = config
         self.categories = list(categories)
         self.shapes = {name: shape_for_category(name) for name in self.categories}
-        self.versions = {"numpy": np.__version__, "pillow": PIL.__version__}
 
     def quota_categories(self) -> list[str | None]:
         return list(self.categories)

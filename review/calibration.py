@@ -36,7 +36,7 @@ from synthgate.review import agreement
 from synthgate.review.routes import MeasureRef, RubricModel, thresholds_of
 from synthgate.review.verdicts import Reviewed, reviewed_items
 from synthgate.storage.database import database_url, open_store, shown_url
-from synthgate.storage.store import Store
+from synthgate.storage.store import Store, sqlite_url
 from synthgate.validators.routing import Routing
 from synthgate.validators.rubric import Rubric, Threshold, load_rubric, rubric_path, rubric_yaml
 
@@ -548,5 +548,5 @@ def _store(db: str | Path | Store) -> tuple[Store, bool]:
                 problem="no such database file or run folder",
                 fix="pass a run folder, a synthgate.db or a database URL",
             )
-        return open_store(f"sqlite:///{path}", must_exist=True), True
+        return open_store(sqlite_url(path), must_exist=True), True
     return open_store(str(db), must_exist=True), True

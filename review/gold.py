@@ -182,12 +182,6 @@ def draw_gold(gold_rate: float, *, seed: list[Any]) -> bool:
     return gold_rate > 0 and float(rng_for(seed).random()) < gold_rate
 
 
-def choose(item_ids: list[int], *, seed: list[Any]) -> int:
-    """One gold item among those the annotator has not seen, in a seeded order per annotator."""
-    order = rng_for(seed).permutation(len(item_ids))
-    return int(item_ids[int(order[0])])
-
-
 def honeypot_count(review_items: int, gold_rate: float) -> int:
     """Enough honeypots that each annotator can meet gold at `gold_rate` of their items."""
     return math.ceil(review_items * gold_rate / (1.0 - gold_rate)) if review_items else 0

@@ -20,8 +20,6 @@ import numpy as np
 from synthgate.validators.routing import Routing
 from synthgate.validators.rubric import Rubric, Threshold
 
-ROUTES = np.array(["accepted", "review", "rejected"])
-
 
 @dataclass(frozen=True)
 class MeasureRef:
@@ -71,7 +69,6 @@ class RubricModel:
     has no value of that measure)."""
 
     def __init__(self, rubric: Rubric, measurements: Sequence[dict[str, float]]) -> None:
-        self.rubric = rubric
         self.refs = measure_refs(rubric)
         self.criteria = list(rubric.criteria)
         self.weights = np.array([c.weight for c in rubric.criteria.values()], dtype=float)

@@ -9,9 +9,7 @@ that keeps how well it fills that box (`box_iou`, the xywh IoU, is the measure).
 
 from __future__ import annotations
 
-import functools
 import string
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any, ClassVar
 
 import numpy as np
@@ -28,19 +26,6 @@ from synthgate.samples import (
     SampleSpec,
     sample_id,
 )
-
-VERSIONED_PACKAGES = ("torch", "diffusers", "transformers", "numpy", "opencv-python-headless")
-
-
-@functools.cache  # importlib.metadata scans site-packages: once per process is enough
-def package_versions() -> dict[str, str]:
-    found = {}
-    for name in VERSIONED_PACKAGES:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return found
 
 
 def boxed_label(
@@ -101,7 +86,6 @@ class DiffusionGenerator:
         self.segmenter = segmenter if segmenter is not None else segmenter_by_name(config.segmenter)
         # The runner hands over this many specs at a time: one pipeline batch's worth.
         self.chunk_size = config.model.batch_size
-        self.versions = dict(package_versions())
 
     def quota_categories(self) -> list[str | None]:
         return list(self.categories)

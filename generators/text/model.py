@@ -177,7 +177,6 @@ class LanguageModelGenerator:
                     "top_p": model.top_p,
                     "max_new_tokens": model.max_new_tokens,
                 },
-                versions=_versions(),
             ),
         )
 
@@ -204,13 +203,6 @@ class LanguageModelGenerator:
             )
         text = tokenizer.decode(output[0, ids.shape[1] :], skip_special_tokens=True)
         return str(text).split("\n")[0]
-
-
-def _versions() -> dict[str, str]:
-    import torch
-    import transformers
-
-    return {"torch": torch.__version__, "transformers": transformers.__version__}
 
 
 class _SeededSampler:
