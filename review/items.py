@@ -69,12 +69,19 @@ def item_row(connection: Connection, item_id: int) -> Any:
     return item
 
 
-def item_and_sample(connection: Connection, item_id: int) -> tuple[Any, Sample]:
-    """The item's row and the sample it shows, in one query; an unknown id is an `InputError`.
-    The sample is parsed anew: the caller may change it."""
+def shown_row(connection: Connection, item_id: int) -> Any:
+    """The item's row with the sample it shows (SHOWN: one query, not yet parsed); an unknown
+    id is an `InputError`."""
     row = connection.execute(SHOWN, {"item": item_id}).first()
     if row is None:
         raise InputError(f"no review item {item_id}")
+    return row
+
+
+def item_and_sample(connection: Connection, item_id: int) -> tuple[Any, Sample]:
+    """The item's row and the sample it shows, in one query; an unknown id is an `InputError`.
+    The sample is parsed anew: the caller may change it."""
+    row = shown_row(connection, item_id)
     return row, parse_shown(row)
 
 

@@ -28,9 +28,11 @@ from synthgate.validators.predictions import predictions_coco, read_results
 from synthgate.validators.rubric import Rubric
 
 
-def read_report(path: Path) -> dict[str, Any]:
+def read_report(path: Path) -> tuple[dict[str, Any], str]:
+    """The report's document and the digest of its bytes (read once)."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
+        document = json.loads(data.decode("utf-8"))
     except FileNotFoundError:
         raise InputError(
             f"{path}: file not found; pass the --json report of synthgate validate"
@@ -42,14 +44,14 @@ def read_report(path: Path) -> dict[str, Any]:
             f"{path}: not a report on predictions; make one with synthgate validate "
             "PREDICTIONS.json --coco INSTANCES.json --json report.json"
         )
-    return document
+    return document, hashlib.sha256(data).hexdigest()
 
 
 def prelabel_samples(path: Path) -> tuple[str, list[Sample], dict[str, Any]]:
-    """The batch id, the judged samples and what was judged, from a validate report."""
-    document = read_report(path)
+    """The batch id, the judged samples and the report's document, from a validate report."""
+    document, digest = read_report(path)
     judged = document["predictions"]
-    batch_id = "prelabels-" + hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    batch_id = "prelabels-" + digest[:12]
     coco_path = Path(judged["coco"])
     coco = read_coco(coco_path)
     rows = read_results(Path(judged["results"]), coco=coco, coco_name=str(coco_path))
@@ -95,7 +97,7 @@ def prelabel_samples(path: Path) -> tuple[str, list[Sample], dict[str, Any]]:
                 }
             )
         )
-    return batch_id, made, judged
+    return batch_id, made, document
 
 
 def enqueue_prelabels(
@@ -107,13 +109,13 @@ def enqueue_prelabels(
 ) -> tuple[str, int]:
     """Queue the predictions of a validate report the rubric doubts; (batch id, new items)."""
     path = Path(path)
-    batch_id, samples, judged = prelabel_samples(path)
-    document_rubric = read_report(path).get("rubric")
+    batch_id, samples, document = prelabel_samples(path)
+    judged = document["predictions"]
     queue.store.put_batch(
         batch_id,
         name=f"pre-labels {Path(judged['results']).name}",
         seed=0,
-        config={"predictions": judged, "image": {"rubric": document_rubric}},
+        config={"predictions": judged, "image": {"rubric": document.get("rubric")}},
     )
     queue.store.upsert_samples(samples)
     added = queue.enqueue_batch(

@@ -37,10 +37,10 @@ from synthgate.review.decision import (
 from synthgate.review.items import (
     SHOWN,
     finalise,
-    item_and_sample,
     item_row,
     maybe_finalise,
     parse_shown,
+    shown_row,
     shown_sample,
 )
 from synthgate.review.stats import queue_stats
@@ -419,7 +419,7 @@ class ReviewQueue:
         return item
 
     def _task(self, connection: Connection, item_id: int) -> ReviewTask:
-        return self._task_of(item_and_sample(connection, item_id)[0])
+        return self._task_of(shown_row(connection, item_id))
 
     def _task_of(self, row: Any) -> ReviewTask:
         """The task of an item's SHOWN row: the sample, parsed anew, as every task looks."""
