@@ -159,13 +159,17 @@ def prepare_out(
 
 
 @contextlib.contextmanager
-def building_out(temporary: Path, out: Path, *, doing: str) -> Iterator[None]:
-    """Within: the output is built in `temporary` (from `prepare_out`); at the end it is
-    published as `out`. On any failure the temporary folder goes and `out` stays as it was; an
-    OSError (an image that cannot be read, a full disk) becomes an InputError naming the file
-    as it would be in `out`, and what was being done (`doing`, e.g. "exporting to yolo/")."""
+def building_out(
+    out: Path, *, doing: str, marker: str, what: str, databases: str = "synthgate.db"
+) -> Iterator[Path]:
+    """Within: the output is built in the temporary folder this yields (`prepare_out`, with
+    `marker`, `what` and `databases`); at the end it is published as `out`. On any failure the
+    temporary folder goes and `out` stays as it was; an OSError (an image that cannot be read, a
+    full disk) becomes an InputError naming the file as it would be in `out`, and what was being
+    done (`doing`, e.g. "exporting to yolo/")."""
+    temporary = prepare_out(out, marker=marker, what=what, databases=databases)
     try:
-        yield
+        yield temporary
         publish_out(temporary, out)
     except BaseException as error:
         shutil.rmtree(temporary, ignore_errors=True)

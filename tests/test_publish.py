@@ -60,19 +60,21 @@ def test_a_folder_left_aside_by_a_stopped_publish_comes_back_and_is_guarded(
 
 def test_building_out_publishes_what_was_built(tmp_path: Path) -> None:
     out = make(tmp_path / "out", "old")
-    temporary = make(tmp_path / ".out.partial", "new")
-    with building_out(temporary, out, doing="testing"):
+    with building_out(out, doing="testing", marker="file.txt", what="test output") as temporary:
+        (temporary / "file.txt").write_text("new")
         (temporary / "more.txt").write_text("more")
+    assert (out / "file.txt").read_text() == "new"
     assert sorted(p.name for p in out.iterdir()) == ["file.txt", "more.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
 def test_a_failed_write_names_the_file_as_it_would_be_in_out(tmp_path: Path) -> None:
     out = make(tmp_path / "out", "old")
-    temporary = make(tmp_path / ".out.partial", "new")
-    full = OSError(errno.ENOSPC, "No space left on device", str(temporary / "labels" / "a.txt"))
-    with pytest.raises(InputError) as raised, building_out(temporary, out, doing="exporting"):
-        raise full
+    with (
+        pytest.raises(InputError) as raised,
+        building_out(out, doing="exporting", marker="file.txt", what="test output") as temporary,
+    ):
+        raise OSError(errno.ENOSPC, "No space left on device", str(temporary / "labels" / "a.txt"))
     message = str(raised.value)
     assert message.startswith(
         f"{out / 'labels' / 'a.txt'}: No space left on device while exporting"
@@ -84,7 +86,9 @@ def test_a_failed_write_names_the_file_as_it_would_be_in_out(tmp_path: Path) -> 
 
 def test_other_errors_pass_through_and_leave_nothing_behind(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    temporary = make(tmp_path / ".out.partial", "new")
-    with pytest.raises(KeyError), building_out(temporary, out, doing="testing"):
+    with (
+        pytest.raises(KeyError),
+        building_out(out, doing="testing", marker="file.txt", what="test output"),
+    ):
         raise KeyError("a bug, not the disk")
     assert list(tmp_path.iterdir()) == []

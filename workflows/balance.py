@@ -41,7 +41,7 @@ from synthgate.generators.copy_paste import source_categories
 from synthgate.pipeline import Progress, batch_id_for
 from synthgate.runner import run_batch
 from synthgate.samples import Modality
-from synthgate.storage.folders import building_out, prepare_out
+from synthgate.storage.folders import building_out
 from synthgate.workflows.merge import (
     MergeResult,
     dataset_folder_images,
@@ -87,12 +87,12 @@ def generator_sections(
     return [dict(v) for v in (value if isinstance(value, list) else [value])]
 
 
-def prepare_output(out: Path) -> Path:
-    """A temporary folder beside `out` (pipeline's checks and swap): refuse a folder that is not
-    a balance output, or one whose runs hold human review decisions."""
-    return prepare_out(
-        out, marker="balance.json", what="balance output", databases="runs/*/synthgate.db"
-    )
+# The balance output's marker and databases: a folder holding reviewed runs is never replaced.
+BALANCE_OUT = {
+    "marker": "balance.json",
+    "what": "balance output",
+    "databases": "runs/*/synthgate.db",
+}
 
 
 def _count_table(before: dict[str, ClassCount], after: dict[str, ClassCount]) -> dict[str, Any]:
@@ -280,8 +280,9 @@ def balance(
 
     why_not: dict[str, str] = {}
     parts = _image_parts(sections, lacking, data, why_not)
-    temporary = prepare_output(out)
-    with building_out(temporary, out, doing=f"writing the balanced dataset to {out}"):
+    with building_out(
+        out, doing=f"writing the balanced dataset to {out}", **BALANCE_OUT
+    ) as temporary:
         runs = run_sections(
             modality="image",
             sections=sections,

@@ -40,10 +40,10 @@ from synthgate.generators.text.rows import reference_rows
 from synthgate.pipeline import Progress
 from synthgate.storage.folders import building_out
 from synthgate.workflows.balance import (
+    BALANCE_OUT,
     BalanceResult,
     finish_output,
     generator_sections,
-    prepare_output,
     run_sections,
     summarise,
 )
@@ -179,8 +179,9 @@ def balance_text(
             part[label] = min(wanted, rewriter.capacity(label))
             plan.note(label, "counterfactual", capacity=rewriter.capacity(label), wanted=wanted)
 
-    temporary = prepare_output(out)
-    with building_out(temporary, out, doing=f"writing the balanced dataset to {out}"):
+    with building_out(
+        out, doing=f"writing the balanced dataset to {out}", **BALANCE_OUT
+    ) as temporary:
         runs = run_sections(
             modality="text",
             sections=sections,

@@ -43,7 +43,7 @@ from synthgate.formats.exports import (
 from synthgate.formats.paths import confined_path, confinement_problem
 from synthgate.formats.voc import write_voc
 from synthgate.formats.yolo import write_yolo, yolo_data_yaml
-from synthgate.storage.folders import building_out, check_out, prepare_out
+from synthgate.storage.folders import building_out, check_out
 
 ExportFormat = Literal["coco", "yolo", "voc"]
 FORMATS: tuple[str, ...] = ("coco", "yolo", "voc")
@@ -226,8 +226,9 @@ def export(
     files = None
     if copy_images:  # check_coco has seen every one of them on disk
         files = {image["id"]: confined_path(root, image["file_name"]) for image in coco["images"]}
-    temporary = prepare_out(target, marker=EXPORT_MARKER, what="export")
-    with building_out(temporary, target, doing=f"exporting to {out}"):
+    with building_out(
+        target, doing=f"exporting to {out}", marker=EXPORT_MARKER, what="export"
+    ) as temporary:
         counts = export_dataset(
             coco,
             temporary,

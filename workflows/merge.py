@@ -36,7 +36,7 @@ from synthgate.formats.coco_checks import check_coco
 from synthgate.formats.exports import place_image
 from synthgate.formats.jsonl import read_jsonl
 from synthgate.formats.paths import confined_path
-from synthgate.storage.folders import building_out, check_out, prepare_out
+from synthgate.storage.folders import building_out, check_out
 
 MAX_NAMED = 10
 MERGE_MARKER = "merge.json"
@@ -384,8 +384,9 @@ def _write_merge(
     out: Path, name: str, text: str, files: dict[str, Path], result: MergeResult
 ) -> MergeResult:
     """The merge output folder, built beside `out` and renamed into place when complete."""
-    temporary = prepare_out(out, marker=MERGE_MARKER, what="merge output")
-    with building_out(temporary, out, doing=f"writing the merge to {out}"):
+    with building_out(
+        out, doing=f"writing the merge to {out}", marker=MERGE_MARKER, what="merge output"
+    ) as temporary:
         place_dataset_images(temporary, files)
         write_atomic(temporary / name, text)
         summary = {k: v for k, v in asdict(result).items() if k != "merged"}
