@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from _support import measure
 
 from synthgate.config import CopyPasteImageConfig
 from synthgate.generators.copy_paste import IMAGE_CACHE_BYTES, CopyPasteGenerator
@@ -154,24 +153,6 @@ def per_sample(data: dict[str, Any], root: Path, images: Path, samples: int) -> 
     started = time.process_time()
     generator.generate(specs(generator, samples, first=5))
     return built, (time.process_time() - started) / samples
-
-
-@dataclass
-class Measured:
-    wall: float
-    cpu: float
-
-
-def measure(command: list[str]) -> Measured:
-    """Wall and CPU (user + system, every thread) of one child process."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _pid, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    if status != 0:
-        assert process.stderr is not None
-        raise SystemExit(f"{command[:4]} failed: {process.stderr.read().decode()[-2000:]}")
-    return Measured(wall, usage.ru_utime + usage.ru_stime)
 
 
 def main() -> None:

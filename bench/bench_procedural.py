@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
+
+from _support import Measured, measure
 
 FLOOR = """
 import itertools, json, sys
@@ -53,24 +51,6 @@ def image_config(count: int, size: int) -> dict:
             "objects_per_image": [1, 5],
         },
     }
-
-
-@dataclass
-class Measured:
-    wall: float
-    cpu: float
-    rss_mib: float
-
-
-def measure(command: list[str]) -> Measured:
-    """Wall, CPU (user + system) and peak RSS of one child process."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _pid, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    if status != 0:
-        raise SystemExit(f"{command[:4]} failed: {process.stderr.read().decode()[-2000:]}")
-    return Measured(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
 
 
 def best(command: list[str], rounds: int) -> Measured:

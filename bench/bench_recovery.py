@@ -20,17 +20,15 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import psutil
 import yaml
+from _support import start_redis, tree_cpu_seconds
 from sqlalchemy import select
 
 from synthgate.config import load_config
@@ -46,31 +44,6 @@ QUICKSTART = ROOT / "configs" / "quickstart.yaml"
 TIMINGS = re.compile(r"^SYNTHGATE_(?!BROKER_URL|DB_URL|BLOB_URL|RUNS_DIR)")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start_redis(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        sys.exit("redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(folder)],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return process, f"redis://127.0.0.1:{port}/0"
-        except OSError:
-            time.sleep(0.05)
-    sys.exit("redis-server did not start")
-
-
 class Round:
     """One batch on its own broker database, database and blob folder, with its workers."""
 
@@ -83,7 +56,7 @@ class Round:
         base = {k: v for k, v in os.environ.items() if not TIMINGS.match(k)}
         self.env = {
             **base,
-            "SYNTHGATE_BROKER_URL": f"{redis_url.rsplit('/', 1)[0]}/{number}",
+            "SYNTHGATE_BROKER_URL": f"{redis_url}/{number}",
             "SYNTHGATE_DB_URL": self.db_url,
             "SYNTHGATE_BLOB_URL": str(self.folder / "blobs"),
         }
@@ -145,16 +118,7 @@ class Round:
         processes: list[subprocess.Popen[bytes]] | list[subprocess.Popen[str]],
     ) -> float:
         """CPU time used so far by these processes and their children."""
-        total = 0.0
-        for process in processes:
-            try:
-                main = psutil.Process(process.pid)
-                for member in (main, *main.children(recursive=True)):
-                    times = member.cpu_times()
-                    total += times.user + times.system
-            except psutil.NoSuchProcess:
-                continue
-        return total
+        return tree_cpu_seconds([process.pid for process in processes])
 
     def run(self, kill_after: float) -> tuple[float, float, float, float]:
         """Seconds from the SIGKILL until the chunk was sent again, until another worker

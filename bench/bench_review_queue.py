@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+from _support import free_port
 
 from synthgate.review.queue import ReviewQueue
 from synthgate.samples import (
@@ -329,12 +330,6 @@ def fresh_copy(source: Path, target: Path) -> Path:
         sys.exit(f"{source} is still open (its -wal file exists): close it before copying")
     shutil.copy(source, target)
     return target
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_until_serving(process: subprocess.Popen[bytes], port: int) -> None:

@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
+
+from _support import Measured, best_of
 
 FLOOR = """
 import contextlib, io, sys
@@ -58,34 +57,6 @@ for image in coco.dataset["images"]:
 )
 
 BARE = "import sys; from pycocotools.coco import COCO; COCO(sys.argv[1])"
-
-
-@dataclass
-class Measured:
-    wall: float
-    cpu: float
-    rss_mib: float
-
-
-def measure(command: list[str]) -> Measured:
-    """Wall, CPU (user + system) and peak RSS of one child process."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _pid, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    if status != 0:
-        assert process.stderr is not None
-        raise SystemExit(f"{command[:5]} failed: {process.stderr.read().decode()[-2000:]}")
-    return Measured(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
-
-
-def best_of(commands: dict[str, list[str]], rounds: int) -> dict[str, Measured]:
-    """Each command `rounds` times, interleaved; the run with the least CPU of each."""
-    runs: dict[str, list[Measured]] = {name: [] for name in commands}
-    for _ in range(rounds):
-        for name, command in commands.items():
-            runs[name].append(measure(command))
-    return {name: min(found, key=lambda m: m.cpu) for name, found in runs.items()}
 
 
 def replicate(source: dict, annotations: int, out: Path) -> int:

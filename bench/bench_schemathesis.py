@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,8 @@ import time
 import urllib.request
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
+
+from _support import free_port
 
 CHECKS = [
     "not_a_server_error",
@@ -81,12 +82,6 @@ users = Users(store.engine)
 print(json.dumps({role: users.add(role, role) for role in ("admin", "annotator", "requester")}))
 store.close()
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def serve(folder: Path, db: str) -> tuple[subprocess.Popen[bytes], str]:

@@ -12,15 +12,14 @@ Usage: python bench/bench_startup.py [--rounds 5]
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import typer.main
+from _support import Measured, measure
 
 from synthgate.cli import app
 
@@ -82,18 +81,6 @@ def floor_source(group: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
-def measure(command: list[str]) -> tuple[float, float]:
-    """(wall, CPU) of one child process."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _pid, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    if status != 0:
-        assert process.stderr is not None
-        raise SystemExit(f"{command} failed: {process.stderr.read().decode()[-2000:]}")
-    return wall, usage.ru_utime + usage.ru_stime
-
-
 def loaded_by(code: str) -> set[str]:
     """Top-level packages a fresh process has imported after running `code`."""
     probe = f"{code}\nimport sys\nprint(' '.join(sorted({{m.split('.')[0] for m in sys.modules}})))"
@@ -117,13 +104,13 @@ def main() -> None:
             "bare typer app": [sys.executable, str(floor_file), "--help"],
             "synthgate --help": [sys.executable, "-m", "synthgate", "--help"],
         }
-        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+        runs: dict[str, list[Measured]] = {name: [] for name in commands}
         for _ in range(args.rounds):
             for name, command in commands.items():
                 runs[name].append(measure(command))
         best: dict[str, Any] = {}
         for name, measured in runs.items():
-            wall, cpu = min(w for w, _ in measured), min(c for _, c in measured)
+            wall, cpu = min(m.wall for m in measured), min(m.cpu for m in measured)
             best[name] = cpu
             print(
                 f"{name:18} wall {1e3 * wall:6.0f} ms  CPU {1e3 * cpu:6.0f} ms  (best of {args.rounds})"

@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import psutil
+from _support import start_redis, tree_cpu_seconds
 
 from synthgate.config import parse_config
 from synthgate.runner import run_batch
@@ -50,31 +48,6 @@ def image_config(count: int, size: int, *, seed: int) -> dict:
             "objects_per_image": [1, 5],
         },
     }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start_redis(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        sys.exit("redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(folder)],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return process, f"redis://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.05)
-    sys.exit("redis-server did not start")
 
 
 def start_workers(count: int, env: dict[str, str], folder: Path) -> list[subprocess.Popen[bytes]]:
@@ -118,13 +91,7 @@ class Pool:
 
     def cpu_seconds(self) -> float:
         """CPU time used so far by the worker processes and their pool processes."""
-        total = 0.0
-        for process in self.processes:
-            main = psutil.Process(process.pid)
-            for member in (main, *main.children(recursive=True)):
-                times = member.cpu_times()
-                total += times.user + times.system
-        return total
+        return tree_cpu_seconds([process.pid for process in self.processes])
 
     def submit(self, data: dict, *, overlapped: bool) -> tuple[float, float, float]:
         """(seconds until every chunk is generated, until the run folder is written, CPU s).

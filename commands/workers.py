@@ -15,7 +15,6 @@ import typer
 from rich.table import Table
 
 from synthgate.commands import console, errors, progress_bars, user_errors
-from synthgate.config import load_config
 from synthgate.errors import InputError
 
 if TYPE_CHECKING:
@@ -108,6 +107,7 @@ def submit(
     exits 1 when samples failed (the run folder is written without them; `synthgate status`
     says why).
     """
+    from synthgate.config import load_config  # pydantic: not for --help
     from synthgate.sinks import DatabaseSink, KeepReviewed, RunFolderSink
     from synthgate.storage.blobs import BlobStore
     from synthgate.storage.database import open_store

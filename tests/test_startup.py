@@ -9,7 +9,9 @@ import sys
 
 import pytest
 
-HEAVY = ("sqlalchemy", "pydantic_settings", "matplotlib", "fastapi", "celery", "torch", "PIL")
+HEAVY = (
+    "sqlalchemy", "pydantic", "pydantic_settings", "matplotlib", "fastapi", "celery", "torch", "PIL"
+)  # fmt: skip
 
 
 def loaded(code: str) -> set[str]:
