@@ -350,7 +350,8 @@ class AnnotationColumns:
     def _group(self, images: list[Any]) -> tuple[np.ndarray, list[Group]]:
         """Group the rows by image id: `order`, `groups`; returns each row's group number
         (-1: no image) and the groups by number."""
-        sizes = _sizes(images)
+        # `know_images` saw these same images when they came first: their sizes are known
+        sizes = self._sizes if self._sizes is not None else _sizes(images)
         groups: dict[Any, int] = {}
         for image in images:
             if isinstance(image, dict):

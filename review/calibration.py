@@ -414,11 +414,11 @@ def calibrate_items(
     fitted_at, held_at = split(len(items), holdout, seed)
     fitted = [items[i] for i in fitted_at]
     held = [items[i] for i in held_at]
-    refs = RubricModel(rubric, [r.measurements for r in fitted])
+    fitter = Fitter.of(rubric, fitted, min_gain=min_gain, min_verdicts=min_verdicts)
     per_check: dict[str, int] = {}
-    for j, ref in enumerate(refs.refs):
+    for j, ref in enumerate(fitter.model.refs):
         per_check[ref.check] = max(
-            per_check.get(ref.check, 0), int((~np.isnan(refs.values[:, j])).sum())
+            per_check.get(ref.check, 0), int((~np.isnan(fitter.model.values[:, j])).sum())
         )
     enough = [check for check, n in per_check.items() if n >= min_verdicts]
     if not enough or not held:
@@ -433,7 +433,7 @@ def calibrate_items(
             ),
             fix="review more items (synthgate review enqueue) or lower --min-verdicts",
         )
-    new = fit_rubric(rubric, fitted, min_gain=min_gain, min_verdicts=min_verdicts)
+    new = with_thresholds(rubric, *fitter.fit(thresholds_of(rubric), rubric.routing))
     model = RubricModel(rubric, [r.measurements for r in held])
     before_routes = model.route_with(thresholds_of(rubric), rubric.routing)
     after_routes = model.route_with(thresholds_of(new), new.routing)

@@ -209,7 +209,7 @@ class ChunkBook:
         """Running chunks whose lease ran out: their worker died, froze or lost the database."""
         query = select(chunks).where(
             chunks.c.status == "running",
-            or_(chunks.c.lease_expires.is_(None), chunks.c.lease_expires < time.time()),
+            _lease_ran_out(time.time()),
         )
         if batch_id is not None:
             query = query.where(chunks.c.batch_id == batch_id)
@@ -226,7 +226,7 @@ class ChunkBook:
             (chunks.c.id == chunk.id)
             & (chunks.c.status == "running")
             & (chunks.c.lease == chunk.lease)
-            & or_(chunks.c.lease_expires.is_(None), chunks.c.lease_expires < now)
+            & _lease_ran_out(now)
         )
         with WriteTransaction(self.engine) as connection:
             mine = connection.execute(
@@ -285,6 +285,11 @@ def _held_by(lease: Lease) -> Any:
 def _expired(chunk: ChunkState, now: float) -> bool:
     # No expiry: a chunk claimed before leases existed, whose worker is long gone.
     return chunk.lease_expires is None or chunk.lease_expires < now
+
+
+def _lease_ran_out(now: float) -> Any:
+    """`_expired` as a condition on the chunks table (the two must agree)."""
+    return or_(chunks.c.lease_expires.is_(None), chunks.c.lease_expires < now)
 
 
 def _chunk_state(row: Any) -> ChunkState:
