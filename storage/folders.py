@@ -57,10 +57,13 @@ def check_out(
 
 
 # Files that mark a folder synthgate wrote, and what that folder is (a run has its database too).
+BALANCE_MARKER = "balance.json"
+MERGE_MARKER = "merge.json"
+EXPORT_MARKER = ".synthgate-export.json"
 FOLDER_MARKERS = (
-    ("balance.json", "balance output"),
-    ("merge.json", "merge output"),
-    (".synthgate-export.json", "export"),
+    (BALANCE_MARKER, "balance output"),
+    (MERGE_MARKER, "merge output"),
+    (EXPORT_MARKER, "export"),
 )
 # The files such folders are made of, at their top (everything in their subfolders is theirs).
 FOLDER_FILES = frozenset(
@@ -72,11 +75,11 @@ FOLDER_FILES = frozenset(
         "text.jsonl",
         "report.md",
         "report.html",
-        "balance.json",
-        "merge.json",
+        BALANCE_MARKER,
+        MERGE_MARKER,
         "merged.coco.json",
         "merged.jsonl",
-        ".synthgate-export.json",
+        EXPORT_MARKER,
         "data.yaml",
         "classes.txt",
         "labelmap.txt",

@@ -41,7 +41,7 @@ from synthgate.generators.copy_paste import source_categories
 from synthgate.pipeline import Progress, batch_id_for
 from synthgate.runner import run_batch
 from synthgate.samples import Modality
-from synthgate.storage.folders import building_out
+from synthgate.storage.folders import BALANCE_MARKER, building_out
 from synthgate.workflows.merge import (
     MergeResult,
     dataset_folder_images,
@@ -89,7 +89,7 @@ def generator_sections(
 
 # The balance output's marker and databases: a folder holding reviewed runs is never replaced.
 BALANCE_OUT = {
-    "marker": "balance.json",
+    "marker": BALANCE_MARKER,
     "what": "balance output",
     "databases": "runs/*/synthgate.db",
 }
@@ -421,5 +421,5 @@ def finish_output(
 ) -> None:
     from synthgate.reports import write_report
 
-    (temporary / "balance.json").write_text(dumps(summary) + "\n", encoding="utf-8")
+    (temporary / BALANCE_MARKER).write_text(dumps(summary) + "\n", encoding="utf-8")
     write_report(temporary, summary, run_dirs=[r for r, _ in runs])

@@ -43,7 +43,13 @@ from synthgate.formats.exports import (
 from synthgate.formats.paths import confined_path, confinement_problem
 from synthgate.formats.voc import write_voc
 from synthgate.formats.yolo import write_yolo, yolo_data_yaml
-from synthgate.storage.folders import building_out, check_out
+from synthgate.storage.folders import (
+    BALANCE_MARKER,
+    EXPORT_MARKER,
+    MERGE_MARKER,
+    building_out,
+    check_out,
+)
 
 ExportFormat = Literal["coco", "yolo", "voc"]
 FORMATS: tuple[str, ...] = ("coco", "yolo", "voc")
@@ -52,12 +58,11 @@ COCO_LAYOUTS: dict[str, tuple[str, str]] = {
     "coco": ("annotations/instances_{subset}.json", "images/{subset}"),
     "fiftyone": ("{subset}/labels.json", "{subset}/data"),
 }
-EXPORT_MARKER = ".synthgate-export.json"
 DEFAULT_SPLIT = 0.9
 # Folder kinds a source may be: the file that marks the kind, its COCO file, what wrote it.
 FOLDER_KINDS = [
-    ("balance.json", "merged.coco.json", "synthgate balance"),
-    ("merge.json", "merged.coco.json", "synthgate merge"),
+    (BALANCE_MARKER, "merged.coco.json", "synthgate balance"),
+    (MERGE_MARKER, "merged.coco.json", "synthgate merge"),
     ("manifest.json", "accepted.coco.json", "synthgate run"),
 ]
 Progress = Callable[[int, int], None]  # (images placed so far, images in all)

@@ -36,10 +36,9 @@ from synthgate.formats.coco_checks import check_coco
 from synthgate.formats.exports import place_image
 from synthgate.formats.jsonl import read_jsonl
 from synthgate.formats.paths import confined_path
-from synthgate.storage.folders import building_out, check_out
+from synthgate.storage.folders import MERGE_MARKER, building_out, check_out
 
 MAX_NAMED = 10
-MERGE_MARKER = "merge.json"
 IMAGES_FOLDER = "images"
 
 
