@@ -98,12 +98,17 @@ def test_a_killed_worker_loses_and_duplicates_nothing(cluster: Cluster, tmp_path
     config = write_config(tmp_path, mixed_config())
     embedded = cluster.cli("run", str(config), "--out", str(tmp_path / "embedded"))
     assert embedded.returncode == 0, embedded.stderr
-    doomed = cluster.start_worker()
-    cluster.start_worker()
+    # The doomed worker makes a third of the batch alone, then holds its next chunk at the gate:
+    # no other worker's write stands in the way of stopping it outside a write.
+    gate = tmp_path / "gate"
+    doomed = cluster.start_worker(gate=gate)
     submit = cluster.popen("submit", str(config), "--out", str(tmp_path / "submitted"), "--wait")
     wait_until(lambda: stored(cluster) >= 60, timeout=60, what="a third of the batch")
+    gate.touch()
     [held] = cluster.stop_in_the_middle_of_a_chunk(doomed)
     cluster.kill_worker(doomed)
+    gate.unlink()
+    cluster.start_worker()
     cluster.start_worker()
     output, _ = submit.communicate(timeout=120)
     assert submit.returncode == 0, output + cluster.worker_logs()

@@ -118,12 +118,11 @@ def test_a_worker_frozen_past_the_visibility_timeout_changes_nothing_when_it_ret
     config = audited_config(tmp_path, images=96)
     embedded = cluster.cli("run", str(config), "--out", str(tmp_path / "embedded"))
     assert embedded.returncode == 0, embedded.stderr
-    gate = tmp_path / "gate"  # while it exists, the workers hold their chunks, unfinished
+    gate = tmp_path / "gate"  # while it exists, the frozen worker holds its chunk, unfinished
     # The frozen worker comes back within its own time limits and carries on where it stopped:
-    # only its lease stops its writes. The other one restores unacknowledged messages after
-    # the usual 6 s, so Redis redelivers the frozen worker's message during the stall.
+    # only its lease stops its writes. It makes the first chunks alone, so it is never short of
+    # one to hold and no other worker writes while the test looks for the moment to stop it.
     frozen = cluster.start_worker(gate=gate, settings=LONG_TIME_LIMITS)
-    cluster.start_worker(gate=gate)
     submit = cluster.popen("submit", str(config), "--out", str(tmp_path / "submitted"), "--wait")
     store = Store(cluster.db_url)
     wait_until(lambda: batch_id_of(store) is not None, timeout=60, what="the batch")
@@ -139,6 +138,9 @@ def test_a_worker_frozen_past_the_visibility_timeout_changes_nothing_when_it_ret
     [held] = cluster.stop_in_the_middle_of_a_chunk(frozen)
     stopped_at = time.monotonic()
     gate.unlink()
+    # The other worker restores unacknowledged messages after the usual 6 s, so Redis
+    # redelivers the frozen worker's message during the stall.
+    cluster.start_worker()
     # The frozen worker's lease runs out; another worker makes its chunk, the batch finishes.
     output, _ = submit.communicate(timeout=120)
     assert submit.returncode == 0, output + cluster.worker_logs()
@@ -188,8 +190,12 @@ def test_a_killed_workers_chunk_is_taken_up_when_its_lease_runs_out(
     visibility timeout is a minute, so the recovery measured is the lease's."""
     cluster.settings["SYNTHGATE_VISIBILITY_TIMEOUT"] = "60"
     config = audited_config(tmp_path, images=160)
-    doomed = cluster.start_worker()
-    survivor = cluster.start_worker()
+    # Both hold their first chunk at the gate, so no write of the survivor's stands in the way
+    # of stopping the doomed one outside a write (on a loaded machine, it could for a minute).
+    gate = tmp_path / "gate"
+    gate.touch()
+    doomed = cluster.start_worker(gate=gate)
+    survivor = cluster.start_worker(gate=gate)
     sent = cluster.cli("submit", str(config))
     assert sent.returncode == 0, sent.stdout + sent.stderr
     store = Store(cluster.db_url)
@@ -197,6 +203,7 @@ def test_a_killed_workers_chunk_is_taken_up_when_its_lease_runs_out(
     [held] = cluster.stop_in_the_middle_of_a_chunk(doomed)
     cluster.kill_worker(doomed)
     killed_at = time.monotonic()
+    gate.unlink()
 
     def taken_up() -> bool:
         chunk = store.chunks.get(held.id)
