@@ -15,14 +15,16 @@ import inspect
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 from synthgate.errors import InputError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 console = Console()
 errors = Console(stderr=True)
@@ -30,6 +32,14 @@ errors = Console(stderr=True)
 
 def progress_bars() -> Progress:
     """The progress display every long command shows: description, bar, done/total, time."""
+    from rich.progress import (  # not at start-up: commands without long work never need it
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
-from rich.progress import TaskID
 from rich.text import Text
 
 import synthgate
 from synthgate.commands import console, errors, progress_bars, user_errors
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 PROGRESS_FROM = 200  # images
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.progress import TaskID
 from rich.table import Table
 
 import synthgate
 from synthgate.commands import console, progress_bars, user_errors
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 
 def run(

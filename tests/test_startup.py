@@ -1,6 +1,6 @@
 """Start-up loads only what a command uses: --help none of the heavy libraries, run, validate
 and balance neither pydantic-settings (its cloud providers) nor matplotlib until a report is
-drawn. Timings live in bench/bench_startup.py."""
+drawn, and a `validate` of labels alone no image library. Timings live in bench/bench_startup.py."""
 
 from __future__ import annotations
 
@@ -27,10 +27,11 @@ def loaded(code: str) -> set[str]:
         ("import synthgate.cli", HEAVY),
         ("import synthgate.runner, synthgate.validators.validate", ("pydantic_settings",)),
         ("import synthgate.workflows.balance", ("pydantic_settings", "matplotlib")),
-        # validate checks its --json target: no database library for that
+        # validate checks its --json target: no database library for that; labels alone need
+        # no image library either
         (
             "import synthgate.validators.predictions, synthgate.storage.folders",
-            ("sqlalchemy", "pydantic_settings"),
+            ("sqlalchemy", "pydantic_settings", "PIL", "imagehash", "cv2", "scipy"),
         ),
     ],
 )

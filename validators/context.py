@@ -22,13 +22,17 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import imagehash
 import numpy as np
-from PIL import Image
 
 from synthgate.errors import InputError
+
+if TYPE_CHECKING:
+    import imagehash
+
+# Pillow and imagehash are imported where pixels are hashed, not at start-up: a `validate` of
+# labels alone never hashes an image, and its process start is part of what a user waits for.
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -40,6 +44,9 @@ def _as_uint64(image_hash: imagehash.ImageHash) -> np.uint64:
 def perceptual_hash(gray: np.ndarray) -> np.uint64:
     """64-bit pHash (imagehash) of a luminance image (HxW float or uint8), box-filtered to 64x64
     first like `fingerprint`."""
+    import imagehash
+    from PIL import Image
+
     values = np.clip(np.nan_to_num(np.asarray(gray, dtype=np.float32)), 0, 255).astype(np.uint8)
     small = Image.fromarray(values).resize((64, 64), Image.Resampling.BOX)
     return _as_uint64(imagehash.phash(small))
@@ -54,6 +61,9 @@ def fingerprint(pixels: np.ndarray) -> tuple[np.uint64, np.ndarray]:
     """
     if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] < 3:
         return perceptual_hash(gray_of(pixels)), mean_colour(pixels)
+    import imagehash
+    from PIL import Image
+
     image = Image.fromarray(np.ascontiguousarray(pixels[..., :3]))
     small = image.resize((64, 64), Image.Resampling.BOX)
     thumb = np.asarray(small.resize((32, 32), Image.Resampling.BOX), dtype=np.float32)
@@ -65,6 +75,8 @@ def gray_of(pixels: np.ndarray) -> np.ndarray:
     if pixels.ndim == 2:
         return pixels.astype(np.float32)
     if pixels.dtype == np.uint8 and pixels.shape[2] == 3:
+        from PIL import Image
+
         # Pillow's integer conversion is ~5x faster than a float matrix product.
         return np.asarray(Image.fromarray(pixels).convert("L"), dtype=np.float32)
     return pixels[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
@@ -401,6 +413,8 @@ def mean_colour(pixels: np.ndarray) -> np.ndarray:
 
 def reference_index(paths: Iterable[Path]) -> HashIndex:
     """Hash every reference image once; unreadable files are skipped (they cannot be copied)."""
+    from PIL import Image
+
     index = HashIndex()
     for path in paths:
         try:
