@@ -13,7 +13,6 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from synthgate.validators.checks.base import CheckInput, Measure, Measurement, register
 from synthgate.validators.context import fingerprint
@@ -86,18 +85,48 @@ def edge_laplacian_variance(channel: np.ndarray, *, edge_level: float, min_edge_
     Restricting to edges keeps flat synthetic scenes (a solid background, one crisp shape) from
     reading as blurred: sharpness is how abrupt the edges are, not how many there are.
     """
-    # int16 holds every Laplacian of 8-bit values (|x| <= 1020) at half the cost of float32.
-    values = channel.astype(np.int16) if channel.dtype == np.uint8 else channel.astype(np.float32)
+    if channel.dtype == np.uint8 and channel.ndim == 2 and min(channel.shape) >= 3:
+        return _integer_edge_laplacian_variance(channel, edge_level, min_edge_px)
+    values = channel.astype(np.float32)
     centre = values[1:-1, 1:-1]
     left, right = values[1:-1, :-2], values[1:-1, 2:]
     up, down = values[:-2, 1:-1], values[2:, 1:-1]
     laplacian = left + right + up + down - 4 * centre
     edges = np.abs(right - left) + np.abs(down - up) >= edge_level
-    chosen = laplacian[edges] if np.count_nonzero(edges) >= min_edge_px else laplacian.ravel()
+    enough = np.count_nonzero(edges) >= max(min_edge_px, 1)  # none: the whole image
+    chosen = laplacian[edges] if enough else laplacian.ravel()
     chosen = chosen.astype(np.float64)
     mean = chosen.mean()
     # einsum, not np.dot: BLAS threads contend on a busy machine and run 100x slower.
     return float(np.einsum("i,i->", chosen, chosen) / chosen.size - mean * mean)
+
+
+def _integer_edge_laplacian_variance(
+    channel: np.ndarray, edge_level: float, min_edge_px: int
+) -> float:
+    """`edge_laplacian_variance` of 8-bit values, with OpenCV's kernels and no copy of the
+    chosen pixels: about a third of the numpy path's time, the same float to the last bit.
+
+    Every Laplacian here is an integer (|x| <= 1020), so the sum and the sum of squares over
+    the chosen pixels are exact in any order (below 2**53); the numpy path's float64 sums of
+    the same integers are exact too, and the variance is formed from them the same way.
+    """
+    import cv2
+
+    channel = np.ascontiguousarray(channel)
+    laplacian = cv2.Laplacian(channel, cv2.CV_16S, ksize=1)[1:-1, 1:-1]  # [0 1 0; 1 -4 1; 0 1 0]
+    dx = cv2.absdiff(channel[1:-1, 2:], channel[1:-1, :-2])
+    dy = cv2.absdiff(channel[2:, 1:-1], channel[:-2, 1:-1])
+    edges = cv2.add(dx, dy, dtype=cv2.CV_16U) >= edge_level
+    count = int(np.count_nonzero(edges))
+    if count >= max(min_edge_px, 1):
+        laplacian = laplacian * edges  # zero off the edges: they add nothing to either sum
+    else:
+        count = laplacian.size
+    total = int(laplacian.sum(dtype=np.int64))
+    squares = int(np.einsum("ij,ij->", laplacian, laplacian, dtype=np.int64))
+    mean = total / count
+    return float(squares / count - mean * mean)
 
 
 def sharpness(pixels: np.ndarray, *, edge_level: float, min_edge_px: int) -> float:
@@ -114,7 +143,12 @@ def sharpness(pixels: np.ndarray, *, edge_level: float, min_edge_px: int) -> flo
     if min(height, width) >= 2 * SHRINK_MIN_SIDE:
         shrunk = cv2.resize(pixels, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
         pixels = shrunk.reshape(height // 2, width // 2, *pixels.shape[2:])  # 1 channel stays 3-D
-    channels = [pixels] if pixels.ndim == 2 else [pixels[..., c] for c in range(3)]
+    if pixels.ndim == 2:
+        channels = [pixels]
+    elif pixels.dtype == np.uint8:
+        channels = list(cv2.split(np.ascontiguousarray(pixels[..., :3])))
+    else:
+        channels = [pixels[..., c] for c in range(3)]
     return max(
         edge_laplacian_variance(channel, edge_level=edge_level, min_edge_px=min_edge_px)
         for channel in channels
@@ -124,6 +158,8 @@ def sharpness(pixels: np.ndarray, *, edge_level: float, min_edge_px: int) -> flo
 def _grey(item: CheckInput, pixels: np.ndarray) -> np.ndarray | None:
     """Luminance, as 8-bit values for 8-bit RGB (what `item.gray` holds, without its float copy)."""
     if pixels.dtype == np.uint8 and pixels.ndim == 3 and pixels.shape[2] >= 3:
+        from PIL import Image  # like cv2 above: a label-only run does not load it
+
         image = Image.fromarray(np.ascontiguousarray(pixels[..., :3]))
         return np.asarray(image.convert("L"))
     return item.gray
