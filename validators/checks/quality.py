@@ -124,7 +124,7 @@ def _integer_edge_laplacian_variance(
     else:
         count = laplacian.size
     total = int(laplacian.sum(dtype=np.int64))
-    squares = int(np.einsum("ij,ij->", laplacian, laplacian, dtype=np.int64))
+    squares = int(np.square(laplacian, dtype=np.int32).sum(dtype=np.int64))  # <= 1020**2 each
     mean = total / count
     return float(squares / count - mean * mean)
 
