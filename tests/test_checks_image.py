@@ -334,23 +334,6 @@ def test_sharpness_counts_colour_only_edges_at_half_size() -> None:
     )
 
 
-def laplacian_variance_by_the_formula(
-    channel: np.ndarray, edge_level: float, min_edge_px: int
-) -> float:
-    """The definition in numpy, as `edge_laplacian_variance` computed it before OpenCV did."""
-    values = channel.astype(np.int16)
-    centre = values[1:-1, 1:-1]
-    left, right = values[1:-1, :-2], values[1:-1, 2:]
-    up, down = values[:-2, 1:-1], values[2:, 1:-1]
-    laplacian = left + right + up + down - 4 * centre
-    edges = np.abs(right - left) + np.abs(down - up) >= edge_level
-    enough = np.count_nonzero(edges) >= max(min_edge_px, 1)  # no edge at all: the whole image
-    chosen = laplacian[edges] if enough else laplacian.ravel()
-    chosen = chosen.astype(np.float64)
-    mean = chosen.mean()
-    return float(np.einsum("i,i->", chosen, chosen) / chosen.size - mean * mean)
-
-
 @settings(max_examples=300, deadline=None)
 @given(
     shape=st.tuples(st.integers(3, 40), st.integers(3, 40)),
@@ -362,14 +345,16 @@ def laplacian_variance_by_the_formula(
 def test_the_8_bit_laplacian_variance_is_the_formula_to_the_last_bit(
     shape: tuple[int, int], seed: int, smooth: bool, edge_level: float, min_edge_px: int
 ) -> None:
-    """The OpenCV path for 8-bit channels (the one images take) against the definition: the
-    same float, bit for bit, with many edges, few (the whole-image fallback) and none."""
+    """The OpenCV path for 8-bit channels (the one images take) against the general path, which
+    spells the definition out in numpy (given the same values as floats): the same float, bit
+    for bit, with many edges, few (the whole-image fallback) and none."""
     rng = np.random.default_rng(seed)
     channel = rng.integers(0, 256, shape, dtype=np.uint8)
     if smooth:  # few edges, or none
         channel = np.full(shape, rng.integers(0, 256), dtype=np.uint8)
         channel[: shape[0] // 2] += rng.integers(0, 3, (shape[0] // 2, shape[1]), dtype=np.uint8)
-    expected = laplacian_variance_by_the_formula(channel, edge_level, min_edge_px)
+    as_floats = channel.astype(np.float32)
+    expected = edge_laplacian_variance(as_floats, edge_level=edge_level, min_edge_px=min_edge_px)
     for given_channel in (channel, np.stack([channel] * 3, axis=-1)[..., 1]):  # and a strided one
         got = edge_laplacian_variance(given_channel, edge_level=edge_level, min_edge_px=min_edge_px)
         assert got == expected

@@ -105,7 +105,8 @@ def _integer_edge_laplacian_variance(
     channel: np.ndarray, edge_level: float, min_edge_px: int
 ) -> float:
     """`edge_laplacian_variance` of 8-bit values, with OpenCV's kernels and no copy of the
-    chosen pixels: about a third of the numpy path's time, the same float to the last bit.
+    chosen pixels (`sharpness` of a 640x480 image: 1.54 -> 1.23 ms), the same float to the
+    last bit as the general path.
 
     Every Laplacian here is an integer (|x| <= 1020), so the sum and the sum of squares over
     the chosen pixels are exact in any order (below 2**53); the numpy path's float64 sums of
