@@ -39,6 +39,11 @@ MODALITIES: tuple[Modality, ...] = ("image", "text")
 Progress = Callable[[Modality, int, int], None]  # (modality, samples just finished, total)
 
 
+def planned_total(config: BatchConfig) -> int:
+    """How many samples the config asks for, every modality together."""
+    return sum(getattr(config, m).count for m in MODALITIES if getattr(config, m) is not None)
+
+
 @dataclass
 class JudgedSample:
     """A sample with its verdict, on its way to the sinks: its pixels (made here) or its PNG

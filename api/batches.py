@@ -35,7 +35,7 @@ from synthgate.api.inputs import SOURCE, check_limits, confine_paths
 from synthgate.config import BatchConfig, RequesterLimits, parse_config
 from synthgate.errors import InputError
 from synthgate.files import check_nesting
-from synthgate.pipeline import MODALITIES, Progress, batch_id_for
+from synthgate.pipeline import Progress, batch_id_for, planned_total
 from synthgate.runner import InProcessRunner, Runner, Stopped
 from synthgate.sinks import DatabaseSink, KeepReviewed, RunFolderSink
 from synthgate.storage.store import Store
@@ -176,7 +176,7 @@ class BatchRunner:
         a second identical post arriving at once finds it and starts nothing.
         """
         batch_id = batch_id_for(config)
-        samples = sum(getattr(config, m).count for m in MODALITIES if getattr(config, m))
+        samples = planned_total(config)
         with self._lock:
             if batch_id in self._jobs:
                 return batch_id, False

@@ -108,12 +108,13 @@ def submit(
     says why).
     """
     from synthgate.config import load_config  # pydantic: not for --help
+    from synthgate.pipeline import planned_total
     from synthgate.sinks import DatabaseSink, KeepReviewed, RunFolderSink
     from synthgate.storage.blobs import BlobStore
     from synthgate.storage.database import open_store
     from synthgate.workers.app import make_app, settings_from
     from synthgate.workers.runner import CeleryRunner
-    from synthgate.workers.submit import planned_total, submit_batch
+    from synthgate.workers.submit import submit_batch
 
     with user_errors():
         config = load_config(config_path)

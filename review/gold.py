@@ -235,10 +235,10 @@ def make_honeypot(
     # A label is dropped only from a sample that could as well gain one, and the other way
     # round: gold then has as many labels per sample as real work, on the whole.
     probe = rng_for([*seed, "labels"])
-    sizes = [
-        defects[d](sample.model_copy(deep=True), probe) for d in ("dropped_label", "extra_label")
-    ]
-    if None in sizes:
+    if any(
+        defects[d](sample.model_copy(deep=True), probe) is None
+        for d in ("dropped_label", "extra_label")
+    ):
         del defects["dropped_label"], defects["extra_label"]
     order = list(defects)
     for index in rng.permutation(len(order)):
@@ -304,6 +304,7 @@ def _shift_object(sample: Sample, rng: np.random.Generator) -> Sample | None:
         obj = sample.objects[target]
         x, y, w, h = obj.bbox
         step = max(3.0, 0.2 * min(w, h))
+        decoded: tuple[np.ndarray, np.ndarray] | None = None  # (its mask, the others' pixels)
         for angle in rng.permutation(8) * (np.pi / 4) + rng.uniform(0, np.pi / 4):
             offset = (round(step * np.cos(angle)), round(step * np.sin(angle)))
             if not _has_mask(sample, obj):
@@ -320,7 +321,9 @@ def _shift_object(sample: Sample, rng: np.random.Generator) -> Sample | None:
                     sample.objects[target] = obj.model_copy(update={"bbox": moved_box})
                     return sample
                 continue
-            moved = _place(decode_mask(obj.mask or {}), _masks_of(sample, skip=target), offset)
+            if decoded is None:  # once per object, not once per angle
+                decoded = decode_mask(obj.mask or {}), _masks_of(sample, skip=target)
+            moved = _place(*decoded, offset)
             if moved is not None:
                 sample.objects[target] = obj.model_copy(
                     update={"mask": encode_mask(moved), "bbox": tight_bbox(moved)}

@@ -25,7 +25,14 @@ from typing import Any
 from synthgate.config import BatchConfig
 from synthgate.errors import InputError
 from synthgate.generators import build_generator
-from synthgate.pipeline import MODALITIES, JudgedSample, Progress, RunStart, build_judges
+from synthgate.pipeline import (
+    MODALITIES,
+    JudgedSample,
+    Progress,
+    RunStart,
+    build_judges,
+    planned_total,
+)
 from synthgate.runner import RunResult, Sink, Stopped, drive
 from synthgate.samples import Modality, Sample
 from synthgate.sinks import DatabaseSink, KeepReviewed, RunFolderSink
@@ -37,7 +44,7 @@ from synthgate.validators.validate import Judge
 from synthgate.workers.app import WorkerSettings
 from synthgate.workers.chunks import FINISHED
 from synthgate.workers.partial import load_chunk_partials, load_partial
-from synthgate.workers.submit import BatchProgress, planned_total, submit_batch, wait_for_batch
+from synthgate.workers.submit import BatchProgress, submit_batch, wait_for_batch
 
 WaitForChunk = Callable[[str], None]  # blocks until the chunk of that id is generated
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from synthgate.config import BatchConfig
 from synthgate.errors import InputError
-from synthgate.pipeline import MODALITIES, batch_id_for
+from synthgate.pipeline import batch_id_for
 from synthgate.storage.chunks import ChunkState
 from synthgate.storage.store import Store
 from synthgate.workers.app import MAKE_CHUNK, QUEUES, WorkerSettings
@@ -43,10 +43,6 @@ class BatchProgress:
     @property
     def finished(self) -> bool:
         return not any(self.chunks.get(status, 0) for status in UNFINISHED)
-
-
-def planned_total(config: BatchConfig) -> int:
-    return sum(getattr(config, m).count for m in MODALITIES if getattr(config, m) is not None)
 
 
 # Message priorities. Redis serves priority 0 first (kombu's steps 0, 3, 6, 9): a chunk sent

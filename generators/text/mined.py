@@ -81,23 +81,23 @@ def mine_templates(
         split = [s for s in split if s]
         openings = [(row, s[0]) for row, s in enumerate(split)]
         later = [(row, t) for row, s in enumerate(split) for t in s[1:]] or openings
+        slots = {t: slotted(t, bank) for _, t in (*openings, *later)}  # once per sentence
         pairs: dict[str, None] = {}  # template text -> None: distinct, in a stable order
         for row_a, first in openings:
             for row_b, second in later:
                 text = f"{first} {second}"
                 if row_a == row_b or " ".join(text.casefold().split()) in real:
                     continue
-                pairs.setdefault(f"{slotted(first, bank)} {slotted(second, bank)}", None)
+                pairs.setdefault(f"{slots[first]} {slots[second]}", None)
         choices = list(pairs)
         capacity[label] = len(choices)
         if not choices or count <= 0:
             continue
         order = np.random.default_rng([seed, len(label), *label.encode()]).permutation(len(choices))
         templates[label] = [choices[i] for i in order[:count]]
-        for template in templates[label]:
-            if "{:@number}" in template:
-                numbers.update(_numbers_of(split))
-    data: dict[str, Any] = {"task": "classification", "labels": sorted(templates) or []}
+        if any("{:@number}" in template for template in templates[label]):
+            numbers.update(_numbers_of(split))
+    data: dict[str, Any] = {"task": "classification", "labels": sorted(templates)}
     if numbers:
         data["lexicons"] = {"number": sorted(numbers, key=lambda n: (len(n), n))}
     data["templates"] = templates
