@@ -225,6 +225,29 @@ def test_without_a_fallback_the_class_stops_short_and_says_by_how_much(tmp_path:
     assert not (out / "mined_templates.yaml").exists()
 
 
+def test_a_sections_rubric_beside_the_config_runs_its_rewrites_and_their_fallback(
+    tmp_path: Path,
+) -> None:
+    """A rubric path relative to the balance config is read beside it, for the rewrites and
+    for the templates that fill what they cannot (the fallback inherits the section's rubric)."""
+    from synthgate.config import PACKAGE_ROOT
+
+    rubric = PACKAGE_ROOT / "configs" / "rubrics" / "classification.yaml"
+    (tmp_path / "mine.yaml").write_text(rubric.read_text())
+    (tmp_path / "balance.yaml").write_text("text: {generator: counterfactual, rubric: mine.yaml}\n")
+    out = tmp_path / "out"
+    config = str(tmp_path / "balance.yaml")
+    result = run_cli(
+        "balance", "--jsonl", str(REVIEWS), "--out", str(out), "--target", "max", "--config", config
+    )
+    assert result.returncode == 0, result.stderr
+    runs = sorted((out / "runs").iterdir())
+    assert [r.name for r in runs] == ["balance-0-counterfactual", "balance-fallback-0-templates"]
+    for run in runs:
+        config = json.loads((run / "manifest.json").read_text())["config"]
+        assert config["text"]["rubric"] == str(tmp_path / "mine.yaml")
+
+
 @pytest.mark.parametrize(
     ("section", "words"),
     [

@@ -105,6 +105,25 @@ def _count_table(before: dict[str, ClassCount], after: dict[str, ClassCount]) ->
     }
 
 
+def section_config(
+    section: dict[str, Any],
+    *,
+    count: int,
+    modality: Modality,
+    balance: BalanceConfig,
+    source: Path,
+    categories: list[str],
+    name: str,
+) -> BatchConfig:
+    """The batch config of one generator section asked for `count` samples: the balance config's
+    seed and rubric (unless the section names its own), paths relative to the config file."""
+    body: dict[str, Any] = {**section, "count": count}
+    if balance.rubric is not None:
+        body.setdefault("rubric", balance.rubric)
+    data = {"name": name, "seed": balance.seed, "categories": categories, modality: body}
+    return parse_config(data, source=source, config_dir=source.parent if source.is_file() else None)
+
+
 def run_sections(
     *,
     modality: Modality,
@@ -140,14 +159,16 @@ def run_sections(
         )
         if not draft:
             continue
-        name = f"{balance.name}-{turn}-{generator_name}"
-        body: dict[str, Any] = {**section, "generator": generator_name, "count": len(draft)}
-        if balance.rubric is not None:
-            body.setdefault("rubric", balance.rubric)
-        data = {"name": name, "seed": balance.seed, "categories": categories, modality: body}
-        config = parse_config(
-            data, source=source, config_dir=source.parent if source.is_file() else None
+        config = section_config(
+            {**section, "generator": generator_name},
+            count=len(draft),
+            modality=modality,
+            balance=balance,
+            source=source,
+            categories=categories,
+            name=f"{balance.name}-{turn}-{generator_name}",
         )
+        name = config.name
         batch_id = batch_id_for(config)
         specs = [s.model_copy(update={"batch_id": batch_id}) for s in draft]
         generator = build(getattr(config, modality))

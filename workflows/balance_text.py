@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from synthgate.config import BatchConfig, CounterfactualTextConfig, parse_config
+from synthgate.config import BatchConfig, CounterfactualTextConfig
 from synthgate.errors import InputError
 from synthgate.files import write_atomic
 from synthgate.formats.jsonl import read_jsonl
@@ -45,6 +45,7 @@ from synthgate.workflows.balance import (
     finish_output,
     generator_sections,
     run_sections,
+    section_config,
     summarise,
 )
 from synthgate.workflows.merge import MergeResult, merge_jsonl, refuse_out_holding
@@ -166,12 +167,17 @@ def balance_text(
             for label, wanted in part.items():  # its capacity is not known
                 plan.note(label, str(section.get("generator")), capacity=None, wanted=wanted)
             continue
-        # Checked as run_sections will check it, so a bad key is the same clear error.
-        probe = parse_config(
-            {"name": balance.name, "text": {**section, "count": 1}},
+        # Built as run_sections builds it (its rubric, paths beside the config file), so a bad
+        # key is the same clear error and the fallback inherits what the section really runs with.
+        rewrites = section_config(
+            section,
+            count=1,
+            modality="text",
+            balance=balance,
             source=config_path or jsonl_path,
-        )
-        rewrites = probe.text
+            categories=list(before),
+            name=balance.name,
+        ).text
         assert isinstance(rewrites, CounterfactualTextConfig)
         fallback = fallback or rewrites
         rewriter = CounterfactualGenerator(rewrites, categories=list(before), rows=rows, bank=bank)
