@@ -7,12 +7,19 @@ validate and balance never do.
 
 from __future__ import annotations
 
+from copy import copy
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from synthgate.config import MAX_OBJECTS, RequesterLimits
+from synthgate.config import RequesterLimits
+
+
+def _limit(name: str) -> Any:
+    """The `RequesterLimits` field `name` (default and bounds), for the setting behind it."""
+    return copy(RequesterLimits.model_fields[name])
 
 
 class Settings(BaseSettings):
@@ -27,11 +34,11 @@ class Settings(BaseSettings):
     # The API service: where posted configs may read data, and its limits per requester
     # (RequesterLimits; SYNTHGATE_MAX_SAMPLES, SYNTHGATE_MAX_PIXELS, ...).
     data_root: Path | None = None
-    max_samples: int = Field(default=10_000, ge=1)
-    max_pixels: int = Field(default=2048 * 2048, ge=16 * 16)
-    max_objects: int = Field(default=50, ge=1, le=MAX_OBJECTS)
-    max_open_batches: int = Field(default=4, ge=1)
-    max_samples_per_hour: int = Field(default=50_000, ge=1)
+    max_samples: int = _limit("samples_per_batch")
+    max_pixels: int = _limit("pixels_per_image")
+    max_objects: int = _limit("objects_per_image")
+    max_open_batches: int = _limit("open_batches")
+    max_samples_per_hour: int = _limit("samples_per_hour")
     batch_threads: int = Field(default=4, ge=1, le=64)  # batches the service runs at once
 
     def limits(self) -> RequesterLimits:

@@ -20,7 +20,7 @@ from factories import small_config
 from synthgate.config import parse_config
 from synthgate.errors import InputError
 from synthgate.generators import build_generator
-from synthgate.pipeline import batch_id_for, hidden_objects, plan
+from synthgate.pipeline import batch_id_for, hidden_objects, plan, planned_total
 from synthgate.runner import run_batch
 from synthgate.storage.blobs import BlobStore
 from synthgate.storage.chunks import Lease, LeaseLost
@@ -31,7 +31,6 @@ from synthgate.workers import submit as worker_submit
 from synthgate.workers.app import WorkerSettings, queue_for
 from synthgate.workers.chunks import HeldLease, WorkerContext, chunk_rows, run_chunk
 from synthgate.workers.runner import assemble_from_store
-from synthgate.workers.submit import planned_total
 
 DATA_FILES = ("coco.json", "accepted.coco.json", "text.jsonl")
 

@@ -447,7 +447,7 @@ class ValidationContext:
     text_digests: dict[bytes, str] = field(default_factory=dict)
     # Real rows synthetic texts must not copy (a balance's source rows), and the batch's texts.
     text_reference: TextIndex | None = None
-    batch_texts: TextIndex = field(default_factory=lambda: TextIndex())
+    batch_texts: TextIndex = field(default_factory=lambda: TextIndex())  # defined below
     _references: dict[str, HashIndex] = field(default_factory=dict)
     _text_references: dict[int, tuple[Sequence[tuple[str, str]], TextIndex]] = field(
         default_factory=dict

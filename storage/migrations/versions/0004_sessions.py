@@ -3,7 +3,7 @@ by the SHA-256 of its session id, revoked by deleting its row) and `api_secrets`
 service makes once, e.g. the one behind the opaque review item ids annotators see).
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0003
 """
 
 from __future__ import annotations
