@@ -103,7 +103,39 @@ def rle_runs(counts: str | bytes) -> list[int] | None:
     """The run lengths of a compressed RLE string, decoded as pycocotools' rleFrString does
     (6-bit groups of 5 value bits, a continuation bit, sign extension, runs after the second
     stored as differences), so they can be checked before pycocotools trusts them; None when
-    the string is not ASCII or ends inside a number."""
+    the string is not ASCII or ends inside a number.
+
+    Vectorised: every run of a real mask fits in a few characters. A string with a number of
+    more than 6 characters (over 2**30, no image's run) goes through `_rle_runs_one_by_one`,
+    whose Python integers cannot overflow.
+    """
+    if isinstance(counts, str):
+        if not counts.isascii():
+            return None
+        counts = counts.encode("ascii")
+    codes = np.frombuffer(counts, dtype=np.uint8).astype(np.int64) - 48
+    if codes.size == 0:
+        return []
+    if codes.min() < 0 or codes.max() >= 64:  # bytes over 127 land here too
+        return None
+    ends = np.flatnonzero((codes & 0x20) == 0)  # the last character of each number
+    if ends.size == 0 or ends[-1] != codes.size - 1:
+        return None
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    lengths = ends - starts + 1
+    if lengths.max() > 6:
+        return _rle_runs_one_by_one(counts)
+    place = np.arange(codes.size) - np.repeat(starts, lengths)  # character's place in its number
+    values = np.add.reduceat((codes & 0x1F) << (5 * place), starts)
+    negative = (codes[ends] & 0x10) != 0
+    values[negative] -= np.left_shift(1, 5 * lengths[negative])  # sign extension
+    values[3::2] = np.cumsum(values[1::2])[1:]  # runs after the second: differences
+    values[4::2] = np.cumsum(values[2::2])[1:]
+    return list(values.tolist())
+
+
+def _rle_runs_one_by_one(counts: str | bytes) -> list[int] | None:
+    """`rle_runs`, a character at a time: the definition, for numbers too long for int64."""
     text = counts.decode("ascii", "replace") if isinstance(counts, bytes) else counts
     runs: list[int] = []
     position = 0
