@@ -420,6 +420,8 @@ def _visible_batch(request: Request, batch_id: str, user: User) -> BatchOut:
     return _batch_out(batch, store.counts_of([batch_id])[batch_id])
 
 
+NO_BATCH = (404, "No batch, or not one the caller posted.")
+BAD_BATCH_ID = (422, "Not a batch id.")
 BATCH_ID = PathParam(
     ...,
     max_length=200,
@@ -531,8 +533,8 @@ def list_batches(
     "/{batch_id}",
     response_model=BatchOut,
     responses=errors(
-        (404, "No batch, or not one the caller posted."),
-        (422, "Not a batch id."),
+        NO_BATCH,
+        BAD_BATCH_ID,
     ),
 )
 def get_batch(
@@ -549,9 +551,9 @@ def get_batch(
     "/{batch_id}",
     response_model=BatchOut,
     responses=errors(
-        (404, "No batch, or not one the caller posted."),
+        NO_BATCH,
         (409, "The batch is not queued or running (done, failed or cancelled already)."),
-        (422, "Not a batch id."),
+        BAD_BATCH_ID,
     ),
 )
 def cancel_batch(
@@ -576,7 +578,7 @@ def cancel_batch(
         **errors(
             (404, "No batch, not one the caller posted, or it made no images."),
             (409, "The batch is still running, or stopped before writing images."),
-            (422, "Not a batch id."),
+            BAD_BATCH_ID,
         ),
     },
 )

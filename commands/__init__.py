@@ -15,7 +15,7 @@ import inspect
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -65,12 +65,14 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except InputError as error:
-        shown = error.describe(flag_of(error.field) if error.field else None)
-        # Plain text, not markup: messages quote user values such as "[x, y, w, h]".
-        errors.print(
-            Text("error: ", style="bold red") + Text(shown), highlight=False, soft_wrap=True
-        )
-        raise typer.Exit(code=EXIT_BAD_INPUT) from None
+        fail(error.describe(flag_of(error.field) if error.field else None))
+
+
+def fail(message: str) -> NoReturn:
+    """Print `message` as one error line on stderr and exit with code 2 (bad input)."""
+    # Plain text, not markup: messages quote user values such as "[x, y, w, h]".
+    errors.print(Text("error: ", style="bold red") + Text(message), highlight=False, soft_wrap=True)
+    raise typer.Exit(code=EXIT_BAD_INPUT) from None
 
 
 # A line that starts a list item or is indented keeps its line break in --help.
@@ -147,16 +149,10 @@ def needs_extra(command: Callable[..., Any], name: str) -> Callable[..., Any]:
             extra = missing_extra(error)
             if extra is None:
                 raise
-            errors.print(
-                Text("error: ", style="bold red")
-                + Text(
-                    f"synthgate {name} needs the {extra} extra ({error.name} is not "
-                    f"installed): pip install 'synthgate[{extra}]'"
-                ),
-                highlight=False,
-                soft_wrap=True,
+            fail(
+                f"synthgate {name} needs the {extra} extra ({error.name} is not installed): "
+                f"pip install 'synthgate[{extra}]'"
             )
-            raise typer.Exit(code=EXIT_BAD_INPUT) from None
 
     return run
 

@@ -18,6 +18,7 @@ made and had accepted, and by how much a class stays short of its target.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -188,11 +189,9 @@ def balance_text(
     with building_out(
         out, doing=f"writing the balanced dataset to {out}", **BALANCE_OUT
     ) as temporary:
-        runs = run_sections(
+        run = functools.partial(
+            run_sections,
             modality="text",
-            sections=sections,
-            parts=parts,
-            balance=balance,
             source=config_path or jsonl_path,
             categories=list(before),
             runs_dir=temporary / "runs",
@@ -201,6 +200,7 @@ def balance_text(
             existing=existing,
             progress=progress,
         )
+        runs = run(sections=sections, parts=parts, balance=balance)
         plan.made(runs, strategy=None)
         rest = plan.missing()
         if fallback is not None and fallback.fallback != "none" and any(rest.values()):
@@ -216,19 +216,8 @@ def balance_text(
                 seed=balance.seed,
                 folder=temporary,
             )
-            filled = run_sections(
-                modality="text",
-                sections=[section],
-                parts=[part],
-                balance=balance.model_copy(update={"name": f"{balance.name}-fallback"}),
-                source=config_path or jsonl_path,
-                categories=list(before),
-                runs_dir=temporary / "runs",
-                build=build,
-                shares=shares,
-                existing=existing,
-                progress=progress,
-            )
+            fallback_balance = balance.model_copy(update={"name": f"{balance.name}-fallback"})
+            filled = run(sections=[section], parts=[part], balance=fallback_balance)
             plan.made(filled, strategy=filler)
             runs += filled
         lines = jsonl_path.read_text(encoding="utf-8").splitlines(keepends=True)
