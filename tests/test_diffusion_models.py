@@ -12,13 +12,8 @@ import torch
 
 from synthgate.config import DiffusionModelConfig
 from synthgate.errors import InputError
-from synthgate.generators.diffusion.models import (
-    KINDS,
-    check_size,
-    load_model,
-    resolve_device,
-    resolve_dtype,
-)
+from synthgate.generators.devices import resolve_device, resolve_dtype
+from synthgate.generators.diffusion.models import FIELD, KINDS, check_size, load_model
 
 pytest_plugins = ["diffusion_fixtures"]  # tiny_models
 
@@ -124,12 +119,12 @@ def test_the_wrong_kind_of_model_is_refused(
 @pytest.mark.parametrize("device", ["cuda", "cuda:1"])
 def test_cuda_without_a_gpu_is_refused(device: str) -> None:
     with pytest.raises(InputError, match="sees no CUDA GPU"):
-        resolve_device(device)
+        resolve_device(device, field=FIELD)
 
 
 def test_auto_picks_what_is_there() -> None:
     expected = "cuda" if torch.cuda.is_available() else None
-    device = resolve_device("auto")
+    device = resolve_device("auto", field=FIELD)
     assert device.type == (expected or device.type)
     assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
     assert resolve_dtype("auto", torch.device("cuda")) == torch.float16

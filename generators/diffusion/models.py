@@ -24,6 +24,7 @@ import torch
 
 from synthgate.config import DiffusionModelConfig
 from synthgate.errors import InputError
+from synthgate.generators.devices import resolve_device, resolve_dtype
 
 FIELD = "image.model"
 
@@ -165,37 +166,6 @@ def check_kind(folder: Path, kind: PipelineKind, *, path: str) -> None:
         )
 
 
-def resolve_device(name: str) -> torch.device:
-    """`auto` picks cuda, then mps, then cpu; an unavailable device asked for by name is an error."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError(
-                f"{FIELD}.device: {name!r} was asked for, but this torch ({torch.__version__}) "
-                "sees no CUDA GPU; set it to auto or cpu, or run on a machine with a GPU and a "
-                "CUDA build of torch"
-            )
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise InputError(
-                f"{FIELD}.device: {name!r} does not exist; this machine has "
-                f"{torch.cuda.device_count()} CUDA device(s)"
-            )
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise InputError(f"{FIELD}.device: 'mps' is not available here; set it to auto or cpu")
-    return device
-
-
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    if name == "auto":
-        return torch.float32 if device.type == "cpu" else torch.float16
-    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
-
-
 # One load per process (a worker serves many batches): keyed by everything that changes the
 # loaded pipeline. Steps, guidance and prompts are per call and do not count.
 _LOADED: dict[tuple[Any, ...], LoadedModel] = {}
@@ -204,7 +174,7 @@ _LOADED: dict[tuple[Any, ...], LoadedModel] = {}
 def load_model(config: DiffusionModelConfig, kind: str) -> LoadedModel:
     """The pipeline `config` names, checked to be of `kind`, loaded once per process."""
     pipeline_kind = KINDS[kind]
-    device = resolve_device(config.device)
+    device = resolve_device(config.device, field=FIELD)
     dtype = resolve_dtype(config.dtype, device)
     folder, revision = resolve_model_path(config.path, revision=config.revision, kind=pipeline_kind)
     check_kind(folder, pipeline_kind, path=config.path)

@@ -35,31 +35,11 @@ FIELD = "text.model"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-def _device(name: str) -> torch.device:
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(
-            f"{FIELD}.device: {name!r} was asked for, but this torch sees no CUDA GPU; "
-            "set it to auto or cpu"
-        )
-    return device
-
-
-def _dtype(name: str, device: torch.device) -> torch.dtype:
-    import torch
-
-    if name == "auto":
-        return torch.float32 if device.type == "cpu" else torch.float16
-    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
-
-
 def load_language_model(config: LanguageModelTextConfig) -> tuple[Any, Any, torch.device]:
     """(model, tokenizer, device) from `model.path`, offline; a missing model says how to get it."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from synthgate.generators.devices import resolve_device, resolve_dtype  # torch: not at import
 
     model = config.model
     local = Path(model.path).expanduser()
@@ -71,7 +51,7 @@ def load_language_model(config: LanguageModelTextConfig) -> tuple[Any, Any, torc
             f"model (e.g. distilgpt2), copy the folder here and set {FIELD}.path to it"
         )
     source = str(local) if local.exists() else model.path
-    device = _device(model.device)
+    device = resolve_device(model.device, field=FIELD)
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             source, revision=model.revision, local_files_only=True
@@ -80,7 +60,7 @@ def load_language_model(config: LanguageModelTextConfig) -> tuple[Any, Any, torc
             source,
             revision=model.revision,
             local_files_only=True,
-            dtype=_dtype(model.dtype, device),
+            dtype=resolve_dtype(model.dtype, device),
         )
     except (OSError, ValueError) as error:
         raise InputError(
