@@ -201,11 +201,18 @@ def shown_as(public_id: int, internal_id: int) -> Iterator[None]:
         raise InputError(message) from None
 
 
-def _visible_task(request: Request, public_id: int, user: User) -> ReviewTask:
-    """The item's task, or 404 (the same answer whether it does not exist or is not yours)."""
+def _assigned_internal(request: Request, public_id: int, user: User) -> int:
+    """The item's internal id, or 404 unless it is assigned to `user` (the same answer whether
+    it does not exist or is not yours)."""
     item_id = internal_id(request, public_id)
     if not assigned_to(request, item_id, user):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no review item {public_id} for you")
+    return item_id
+
+
+def _visible_task(request: Request, public_id: int, user: User) -> ReviewTask:
+    """The item's task, or 404 (the same answer whether it does not exist or is not yours)."""
+    item_id = _assigned_internal(request, public_id, user)
     try:
         return queue_of(request).task(item_id)
     except InputError:
@@ -258,9 +265,7 @@ def item_image(
     request: Request, item_id: int = ITEM_ID, user: User = Depends(require("annotator"))
 ) -> Any:
     """The item's image, looked up by item id through the queue."""
-    internal = internal_id(request, item_id)
-    if not assigned_to(request, internal, user):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no review item {item_id} for you")
+    internal = _assigned_internal(request, item_id, user)
     queue = queue_of(request)
     try:
         with shown_as(item_id, internal):
