@@ -28,6 +28,11 @@ REGISTRY: dict[str, str] = {
 
 
 class Generator(Protocol):
+    """What the pipeline calls. Optional attributes it reads with a default: `chunk_size`
+    (specs per `generate` call; 8 images or 64 texts) and `overlaps_judging` (True where
+    `generate` runs mostly outside Python, e.g. a torch model: the pipeline then judges the
+    previous chunk on a second thread meanwhile; default False)."""
+
     name: ClassVar[str]
     version: ClassVar[str]
     modality: ClassVar[str]

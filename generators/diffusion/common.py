@@ -68,6 +68,7 @@ class DiffusionGenerator:
     version: ClassVar[str] = "0.1.0"
     modality: ClassVar[str] = "image"
     pipeline_kind: ClassVar[str]
+    overlaps_judging: ClassVar[bool] = True  # the model runs in torch, the GIL released
 
     def __init__(
         self,

@@ -78,6 +78,7 @@ class LanguageModelGenerator:
     version: ClassVar[str] = "1"
     modality: ClassVar[str] = "text"
     chunk_size: ClassVar[int] = 8
+    overlaps_judging: ClassVar[bool] = True  # the model runs in torch, the GIL released
 
     def __init__(
         self,
