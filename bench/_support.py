@@ -28,6 +28,16 @@ class Measured:
     rss_mib: float
 
 
+def shared_data() -> Path:
+    """../shared/data/coco-tiny-val2017 beside the repository (or a worktree of it), wherever
+    the bench is started from; the relative path when there is none (its error names it)."""
+    for folder in Path(__file__).resolve().parents:
+        found = folder / "shared" / "data" / "coco-tiny-val2017"
+        if found.is_dir():
+            return found
+    return Path("../shared/data/coco-tiny-val2017")
+
+
 @functools.cache
 def compile_bytecode() -> None:
     """Write synthgate's bytecode caches once, as `pip install` does. A checkout installed

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _support import measure
+from _support import measure, shared_data
 
 from synthgate.config import CopyPasteImageConfig
 from synthgate.generators.copy_paste import IMAGE_CACHE_BYTES, CopyPasteGenerator
@@ -85,15 +85,6 @@ for run in sys.argv[3].split(","):
             region[fit] = patch[: region.shape[0], : region.shape[1]][fit]
         (out / Path(image["file_name"]).name).write_bytes(encode_png(canvas))
 """
-
-
-def shared_data() -> Path:
-    """../shared/data/coco-tiny-val2017 beside the repository (or a worktree of it)."""
-    for folder in Path(__file__).resolve().parents:
-        found = folder / "shared" / "data" / "coco-tiny-val2017"
-        if found.is_dir():
-            return found
-    return Path("../shared/data/coco-tiny-val2017")
 
 
 def replicated(data: dict[str, Any], images: int, *, rename: bool = False) -> dict[str, Any]:

@@ -22,19 +22,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _support import shared_data
 from PIL import Image
 
 from synthgate.validators.context import HashIndex, fingerprint
-
-
-def shared_data() -> Path:
-    """../shared/data/coco-tiny-val2017/images beside the repository (or a worktree of it)."""
-    for folder in Path(__file__).resolve().parents:
-        found = folder / "shared" / "data" / "coco-tiny-val2017" / "images"
-        if found.is_dir():
-            return found
-    return Path("../shared/data/coco-tiny-val2017/images")
-
 
 TOLERANCE = 16  # clarity_near_duplicate's default colour_tolerance
 
@@ -164,7 +155,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,100000,1000000")
     parser.add_argument("--lookups", type=int, default=4096)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--images", type=Path, default=shared_data())
+    parser.add_argument("--images", type=Path, default=shared_data() / "images")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]

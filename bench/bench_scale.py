@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _support import Measured, best_of
+from _support import Measured, best_of, shared_data
 
 FLOOR = """
 import contextlib, io, sys
@@ -101,12 +101,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("data", nargs="?", default="../shared/data/coco-tiny-val2017")
+    parser.add_argument("data", nargs="?", type=Path, default=shared_data())
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    data = Path(args.data)
+    data = args.data
     source_file, images = data / "annotations.json", data / "images"
+    if not source_file.is_file():
+        raise SystemExit(
+            f"{source_file}: not found; pass a COCO dataset folder (annotations.json, images/)"
+        )
     source = json.loads(source_file.read_text(encoding="utf-8"))
     python = sys.executable
     validate = [python, "-m", "synthgate", "validate"]
