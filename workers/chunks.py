@@ -91,8 +91,8 @@ class WorkerContext:
         default_factory=OrderedDict
     )
     keep_generators: int = 2
-    # Encodes and stores PNGs while the next sample is drawn (zlib releases the GIL), as the
-    # embedded runner does; made lazily, in the pool process that uses it.
+    # Encodes and stores PNGs while the next sample is drawn and measured (zlib releases the
+    # GIL), as the embedded runner does; made lazily, in the pool process that uses it.
     _encoder: ThreadPoolExecutor | None = None
 
     @property
@@ -371,39 +371,43 @@ def make_overlapped(
     judge: Judge,
     held: HeldLease,
 ) -> None:
-    """Generate specs one by one while a second thread measures each one and stores its PNG.
+    """Generate and measure specs one by one while a second thread encodes and stores each
+    PNG (zlib releases the GIL; the checks, like drawing, hold it, so they run here: on the
+    second thread they only took turns with the drawing, at a context switch each).
 
     The partial reports go into one blob for the chunk, and the rows are written once every
     blob is in the blob store, as in `store_made`.
     """
     made: list[GeneratedSample] = []
-    stored: list[Future[dict[str, Any]]] = []
+    documents: dict[str, Any] = {}
+    stored: list[Future[None]] = []
     try:
         for spec in specs:
             held.check()
             for generated in generate_specs(generator, [spec]):
                 made.append(generated)
-                stored.append(context.encoder.submit(put_image, context.blobs, generated, judge))
+                documents[generated.sample.id] = partial_document(generated, judge)
+                stored.append(context.encoder.submit(put_png, context.blobs, generated))
     finally:
         wait(stored)  # nothing is left writing when a sample fails and the chunk is retried
-    documents = {g.sample.id: future.result() for g, future in zip(made, stored, strict=True)}
+    for future in stored:
+        future.result()
     held.check()
     put_chunk_partials(context.blobs, held.lease.chunk_id, documents)
     context.store.put_made((g.sample for g in made), lease=held.lease)
 
 
-def put_image(blobs: BlobStore, generated: GeneratedSample, judge: Judge) -> dict[str, Any]:
-    """Store the PNG of an image sample; return its partial report (measured here)."""
-    document = partial_document(generated, judge)
+def put_png(blobs: BlobStore, generated: GeneratedSample) -> None:
+    """Store the PNG of an image sample (a text sample has none)."""
     png = sample_png(generated.pixels)
     if png is not None and generated.sample.uri:
         blobs.put(generated.sample.uri, png)
-    return document
 
 
 def put_blobs(blobs: BlobStore, generated: GeneratedSample, judge: Judge) -> None:
-    """The PNG of an image sample, and its partial report in a blob of its own."""
-    document = put_image(blobs, generated, judge)
+    """The PNG of an image sample, and its partial report (measured here) in a blob of its own."""
+    document = partial_document(generated, judge)
+    put_png(blobs, generated)
     blobs.put(partial_key(generated.sample), dumps(document).encode("utf-8"))
 
 
