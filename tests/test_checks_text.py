@@ -241,6 +241,40 @@ def test_text_index_measures_exactly_and_keeps_first_entries() -> None:
     assert len(index) == 1 and "a" in index
 
 
+def test_a_text_looked_up_then_added_is_hashed_once_with_the_same_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datasketch import MinHash
+
+    texts = [REVIEW, REVIEW.replace("wrong wine", "wrong beer"), "Short and sweet.", REVIEW]
+    hashed = 0
+    update_batch = MinHash.update_batch
+
+    def counted(self: MinHash, values: list[bytes]) -> None:
+        nonlocal hashed
+        hashed += 1
+        update_batch(self, values)
+
+    def judge_all(index: TextIndex) -> list[tuple[float, str] | None]:
+        found = []
+        for n, text in enumerate(texts):
+            found.append(index.nearest(text))
+            index.add(f"t{n}", text)
+        return found
+
+    before = TextIndex()
+    expected = judge_all(before)
+    monkeypatch.setattr(MinHash, "update_batch", counted)
+    after = TextIndex()
+    assert judge_all(after) == expected
+    assert expected[1] is not None and expected[1][1] == "t0"
+    assert expected[3] is not None and expected[3] == (1.0, "t0")
+    # One MinHash per text, not one per call (7): the lookup's is the one added; the first
+    # text is only added (an empty index looks nothing up).
+    assert hashed == 4
+    assert (after._signatures == before._signatures).all()
+
+
 def test_classification_label_outside_taxonomy() -> None:
     report = judge(text_sample("Love it, works great!", [], label="sarcastic"), CLASSIFICATION)
     assert report.levels["correctness"] == 1 and report.route == "review"

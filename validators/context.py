@@ -532,6 +532,8 @@ class TextIndex:
         self._signatures: np.ndarray = np.zeros((64, num_perm), dtype=np.uint64)
         self._lsh: Any = None
         self._permutations: Any = None
+        # The last text's (shingles, MinHash): a sample is looked up, then added.
+        self._last: tuple[frozenset[str], Any] | None = None
 
     def __len__(self) -> int:
         return len(self._names)
@@ -542,6 +544,8 @@ class TextIndex:
     def _minhash(self, shingles: frozenset[str]) -> Any:
         from datasketch import MinHash, MinHashLSH
 
+        if self._last is not None and self._last[0] == shingles:
+            return self._last[1]
         if self._lsh is None:
             self._lsh = MinHashLSH(threshold=self.candidate_jaccard, num_perm=self.num_perm)
             self._permutations = MinHash(num_perm=self.num_perm, seed=1, scheme=SCHEME).permutations
@@ -550,6 +554,7 @@ class TextIndex:
         )
         # Sorted: the same shingles give the same MinHash whatever the set's order.
         minhash.update_batch([s.encode("utf-8") for s in sorted(shingles)])
+        self._last = (shingles, minhash)
         return minhash
 
     def add(self, name: str, text: str) -> None:
