@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from synthgate import __version__
 from synthgate.api import API_DIR, batches, distributed, pages, review
 from synthgate.api.auth import NoSecretsInUrl
+from synthgate.api.batch_runner import BatchRunner
 from synthgate.api.errors import AUTH_ERRORS, send_error
 from synthgate.api.ids import ItemIds
 from synthgate.config import RequesterLimits
@@ -209,9 +210,7 @@ def create_app(
     store = Store(db_url)
     queue = ReviewQueue(store, annotators_per_item=annotators_per_item, gold_rate=gold_rate)
     if workers is None:
-        runner = batches.BatchRunner(
-            store, queue, Path(runs_dir), threads=batch_threads, limits=limits
-        )
+        runner = BatchRunner(store, queue, Path(runs_dir), threads=batch_threads, limits=limits)
     else:
         runner = distributed.worker_runner(
             store, queue, Path(runs_dir), settings=workers, limits=limits

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from synthgate.api.batches import PROGRESS_EVERY_S, BatchRunner
+from synthgate.api.batch_runner import PROGRESS_EVERY_S, BatchRunner
 from synthgate.config import RequesterLimits
 from synthgate.errors import InputError
 from synthgate.storage.blobs import BlobStore

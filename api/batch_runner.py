@@ -1,0 +1,335 @@
+"""`BatchRunner`: the service's posted batches, run on a bounded pool of threads with a runner
+backend (in-process, or Celery workers: api/distributed.py), fairly between requesters and within
+their limits (`OverLimit`), into `<runs_dir>/<batch id>/` and the service's database in one pass;
+the doubtful samples are queued for review when a batch is done. The batch routes (api/batches.py)
+submit to it, cancel through it and read what it wrote.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import HTTPException, status
+
+from synthgate.config import BatchConfig, RequesterLimits
+from synthgate.errors import InputError
+from synthgate.pipeline import Progress, batch_id_for, planned_total
+from synthgate.runner import InProcessRunner, Runner, Stopped
+from synthgate.sinks import DatabaseSink, KeepReviewed, RunFolderSink
+from synthgate.storage.store import Store
+
+log = logging.getLogger(__name__)
+
+PROGRESS_EVERY_S = 1.0  # a batch's progress message is written at most this often
+HOUR_S = 3600.0
+# How long shutdown waits for running batches to reach their next chunk: with uvicorn's own
+# grace period (commands/serve.py) a SIGTERM ends the server well within 10 s.
+SHUTDOWN_GRACE_S = 5.0
+RESUMABLE = "the server stopped following it; post it again to resume"
+
+
+class OverLimit(Exception):
+    """A post over one of the requester's rate limits (RequesterLimits): the route answers 429
+    naming `limit`, with Retry-After when waiting helps."""
+
+    def __init__(self, limit: str, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.retry_after = retry_after
+
+
+@dataclass
+class Job:
+    """A batch this server runs or will run: whose it is, and its own stop signal."""
+
+    batch_id: str
+    config: BatchConfig
+    requester: str
+    samples: int
+    stop: threading.Event = field(default_factory=threading.Event)
+    running: bool = False
+    cancelled_by: str | None = None
+
+
+class BatchRunner:
+    """Runs posted batches on a bounded pool of threads with a runner backend, into
+    `<runs_dir>/<batch id>/` and the service's database in one pass.
+
+    Scheduling is fair between requesters: batches wait in one queue per requester, and a free
+    thread takes the next batch round robin across requesters, skipping any requester who
+    already runs `per_requester` batches (half the pool), so one requester's flood never keeps
+    another's batch from starting. `submit` refuses a requester over their open batches or
+    their samples in the last hour (`OverLimit`). The backend is the in-process runner or the
+    Celery one (workers/runner.py; a thread per followed batch mostly waits on the database).
+
+    Samples people were asked to review keep their verdict (sinks.KeepReviewed). When a batch is
+    done, its doubtful samples are queued for review. `cancel` stops one batch at its next
+    chunk; `shutdown` stops them all within `grace` seconds, leaving each `running` and
+    resumable by posting it again.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        queue: Any,
+        runs_dir: Path,
+        *,
+        backend: Runner | None = None,
+        threads: int = 1,
+        limits: RequesterLimits | None = None,
+        per_requester: int | None = None,
+    ) -> None:
+        self.store = store
+        self.queue = queue
+        self.runs_dir = runs_dir
+        self.backend: Runner = backend if backend is not None else InProcessRunner()
+        self.limits = limits or RequesterLimits()
+        self.threads = threads
+        self.per_requester = per_requester or max(1, threads // 2)
+        self.stopping = threading.Event()
+        self._lock = threading.Condition()
+        self._jobs: dict[str, Job] = {}  # queued or running, by batch id
+        self._waiting: dict[str, deque[Job]] = {}  # requester -> batches in post order
+        self._turns: deque[str] = deque()  # requesters with waiting batches, by arrival
+        self._served: dict[str, int] = {}  # requester -> when last served (a serve count)
+        self._serves = 0
+        self._running: Counter[str] = Counter()
+        self._started: dict[str, deque[tuple[float, int]]] = {}  # requester -> (when, samples)
+        self._pool: list[threading.Thread] = []
+
+    @property
+    def in_flight(self) -> list[str]:
+        """The batches queued or running here."""
+        with self._lock:
+            return sorted(self._jobs)
+
+    def submit(self, config: BatchConfig, requester: str = "") -> tuple[str, bool]:
+        """Queue a batch; returns (batch id, whether a run was started).
+
+        Same config and seed: the same batch. One already queued or running here, or done,
+        has nothing to redo; one that failed, was cancelled, or was left `running` by a server
+        that stopped is queued again (it resumes). The batch row is written under the lock, so
+        a second identical post arriving at once finds it and starts nothing.
+        """
+        batch_id = batch_id_for(config)
+        samples = planned_total(config)
+        with self._lock:
+            if batch_id in self._jobs:
+                return batch_id, False
+            existing = self.store.get_batch(batch_id)
+            if existing is not None and existing["status"] == "done":
+                return batch_id, False
+            if self.stopping.is_set():
+                raise HTTPException(
+                    status.HTTP_503_SERVICE_UNAVAILABLE,
+                    detail="the server is stopping; post the batch again once it is back",
+                )
+            self._check_rate(requester, samples)
+            self.store.put_batch(
+                batch_id, name=config.name, seed=config.seed, config=config.model_dump(mode="json")
+            )
+            job = Job(batch_id, config, requester, samples)
+            self._jobs[batch_id] = job
+            self._started.setdefault(requester, deque()).append((time.monotonic(), samples))
+            if requester not in self._waiting or not self._waiting[requester]:
+                self._turns.append(requester)
+            self._waiting.setdefault(requester, deque()).append(job)
+            ahead = sum(len(q) for q in self._waiting.values()) - 1
+            self.store.set_batch_status(
+                batch_id, "running", f"queued: {ahead} batches ahead" if ahead else "queued"
+            )
+            self._start_threads()
+            self._lock.notify()
+        return batch_id, True
+
+    def _check_rate(self, requester: str, samples: int) -> None:
+        """OverLimit when the requester has too many open batches or asked for too many samples
+        in the last hour (batches started here; a restart forgets them)."""
+        limits = self.limits
+        open_now = sum(1 for job in self._jobs.values() if job.requester == requester)
+        if open_now >= limits.open_batches:
+            raise OverLimit(
+                "open_batches",
+                f"open_batches: you have {open_now} batches queued or running, the limit "
+                f"per requester (SYNTHGATE_MAX_OPEN_BATCHES); wait for one to finish or "
+                "cancel one (DELETE /api/batches/{id})",
+            )
+        now = time.monotonic()
+        started = self._started.setdefault(requester, deque())
+        while started and now - started[0][0] > HOUR_S:
+            started.popleft()
+        used = sum(n for _, n in started)
+        if used + samples > limits.samples_per_hour:
+            # wait until enough of the oldest batches are an hour old
+            freed, retry = used + samples - limits.samples_per_hour, HOUR_S
+            for when, n in started:
+                freed -= n
+                if freed <= 0:
+                    retry = HOUR_S - (now - when)
+                    break
+            raise OverLimit(
+                "samples_per_hour",
+                f"samples_per_hour: {used} samples asked for in the last hour plus {samples} "
+                f"is over the limit of {limits.samples_per_hour} per requester "
+                "(SYNTHGATE_MAX_SAMPLES_PER_HOUR); post again later",
+                retry_after=max(1, math.ceil(retry)),
+            )
+
+    def _start_threads(self) -> None:
+        """Start the pool on first use (a server that never runs a batch starts no threads).
+        Daemon threads: a chunk still being made cannot keep a stopping server alive."""
+        while len(self._pool) < self.threads:
+            thread = threading.Thread(
+                target=self._work, name=f"synthgate-batch-{len(self._pool)}", daemon=True
+            )
+            self._pool.append(thread)
+            thread.start()
+
+    def _next_job(self) -> Job | None:
+        """The next batch: the first waiting one of the requester served least recently (a
+        newcomer first), among those under their running share: round robin."""
+        ready = [r for r in self._turns if self._running[r] < self.per_requester]
+        if not ready:
+            return None
+        requester = min(ready, key=lambda r: self._served.get(r, -1))
+        self._serves += 1
+        self._served[requester] = self._serves
+        waiting = self._waiting[requester]
+        job = waiting.popleft()
+        if not waiting:
+            self._turns.remove(requester)
+        return job
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                job = self._next_job()
+                while job is None:
+                    if self.stopping.is_set():
+                        return
+                    self._lock.wait()
+                    job = self._next_job()
+                job.running = True
+                self._running[job.requester] += 1
+            try:
+                self._run(job)
+            finally:
+                with self._lock:
+                    self._jobs.pop(job.batch_id, None)
+                    self._running[job.requester] -= 1
+                    self._lock.notify_all()
+
+    def _run(self, job: Job) -> None:
+        config, batch_id = job.config, job.batch_id
+        total = job.samples
+        try:
+            self.store.set_batch_status(batch_id, "running", "generating")
+            folder = self.runs_dir / batch_id
+            sinks = [KeepReviewed(self.store, [RunFolderSink(folder), DatabaseSink(self.store)])]
+            result = self.backend.run(
+                config, sinks=sinks, progress=self._progress(job, total), stop=job.stop
+            )
+            # the run folder holds the images the review page shows
+            queued = self.queue.enqueue_batch(batch_id, image_root=folder.resolve())
+            failed = sum(counts.get("failed", 0) for counts in result.counts.values())
+            if failed:
+                why = "".join(
+                    f" (first: {first['modality']} {first['index']}: {first['reason']})"
+                    for first in self.store.failures(batch_id, limit=1)
+                )
+                self.store.set_batch_status(
+                    batch_id,
+                    "failed",
+                    f"{failed} of {total} samples failed{why}; the others are in the run folder "
+                    f"and {queued} new items queued for review; post the config again to retry "
+                    "the failed ones",
+                )
+            else:
+                self.store.set_batch_status(
+                    batch_id, "done", f"{queued} new items queued for review"
+                )
+        except Stopped:
+            if job.cancelled_by is not None:
+                self.store.set_batch_status(batch_id, "cancelled", _cancelled(job.cancelled_by))
+            else:
+                self.store.set_batch_status(batch_id, "running", RESUMABLE)
+        except InputError as error:
+            self.store.set_batch_status(batch_id, "failed", str(error))
+        except Exception as error:  # a bug: keep it on the batch and in the log
+            log.exception("batch %s failed", batch_id)
+            self.store.set_batch_status(batch_id, "failed", f"{type(error).__name__}: {error}")
+
+    def _progress(self, job: Job, total: int) -> Progress:
+        """A progress callback that keeps the batch's message at "judging: j of N samples"
+        (written at most once a second)."""
+        judged, shown = [0], [0.0]
+
+        def advance(_modality: str, count: int, _total: int) -> None:
+            judged[0] += count
+            if job.stop.is_set():
+                return  # its status says cancelled or stopping now
+            if time.monotonic() - shown[0] > PROGRESS_EVERY_S or judged[0] == total:
+                shown[0] = time.monotonic()
+                message = f"judging: {judged[0]} of {total} samples"
+                self.store.set_batch_status(job.batch_id, "running", message)
+
+        return advance
+
+    def cancel(self, batch_id: str, by: str) -> bool:
+        """Cancel a batch: dropped if it waits, stopped at its next chunk if it runs (what it
+        made so far stays in the database). False when it is neither here nor left `running`."""
+        with self._lock:
+            job = self._jobs.get(batch_id)
+            if job is None:
+                batch = self.store.get_batch(batch_id)
+                if batch is None or batch["status"] != "running":
+                    return False
+                # left running by a server that stopped: nothing runs it, so it is just marked
+                self.store.set_batch_status(batch_id, "cancelled", _cancelled(by))
+                return True
+            job.cancelled_by = by
+            job.stop.set()
+            if not job.running:
+                self._waiting[job.requester].remove(job)
+                if not self._waiting[job.requester] and job.requester in self._turns:
+                    self._turns.remove(job.requester)
+                self._jobs.pop(batch_id)
+            self.store.set_batch_status(batch_id, "cancelled", _cancelled(by))
+            return True
+
+    def shutdown(self, grace: float = SHUTDOWN_GRACE_S) -> None:
+        """Stop: running batches stop at their next chunk, waiting ones are dropped; all stay
+        `running`, resumable by posting them again. Returns within about `grace` seconds: a
+        thread still inside a chunk is left behind (a daemon, gone with the process; its run
+        folder is never half-published)."""
+        with self._lock:
+            self.stopping.set()
+            for requester in list(self._waiting):
+                for job in self._waiting.pop(requester):
+                    self._jobs.pop(job.batch_id, None)
+                    self.store.set_batch_status(job.batch_id, "running", RESUMABLE)
+            self._turns.clear()
+            for job in self._jobs.values():
+                job.stop.set()
+            self._lock.notify_all()
+        deadline = time.monotonic() + grace
+        for thread in self._pool:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            for job in self._jobs.values():  # still inside a chunk
+                if job.cancelled_by is None:
+                    self.store.set_batch_status(job.batch_id, "running", RESUMABLE)
+            left = len(self._jobs)
+        if left:
+            log.warning("%d batches were still inside a chunk at shutdown; post them again", left)
+
+
+def _cancelled(by: str) -> str:
+    return f"cancelled by {by}; what it made so far is kept; post it again to resume"
