@@ -108,17 +108,16 @@ def export_tasks(
         )
     chosen = modality or (modalities[0] if modalities else "image")
     chosen_items = [item for item in items if item[1] == chosen]
+    decided = _decisions_by_item(queue, [i for i, _, _ in chosen_items]) if include == "all" else {}
     users = None
     if include == "all" and annotators:
-        users = _annotator_users(
-            queue, [i for i, _, _ in chosen_items], annotator_emails or {}, email_domain
-        )
+        users = _annotator_users(decided, annotator_emails or {}, email_domain)
     tasks, labels = [], set(_batch_categories(queue)) if chosen == "image" else set()
     for item_id, _item_modality, kind in chosen_items:
         shown = queue.task(item_id).sample
         labels.update(o.category for o in shown.objects)
         labels.update(s.label for s in shown.spans)
-        annotations = _annotations(queue, item_id, shown, shapes, users) if include == "all" else []
+        annotations = _annotations(decided[item_id], shown, shapes, users) if decided else []
         for annotation in annotations:
             for region in annotation["result"]:
                 value = region.get("value", {})
@@ -157,11 +156,12 @@ def _image_uri(queue: ReviewQueue, item_id: int, shown: Sample, image_root: Path
 
 
 def _annotator_users(
-    queue: ReviewQueue, item_ids: list[int], emails: dict[str, str], domain: str | None
+    decided: dict[int, list[dict[str, Any]]], emails: dict[str, str], domain: str | None
 ) -> dict[str, Any]:
-    """Each annotator of these items' decisions as Label Studio's `completed_by`: a user id
-    for one that came from Label Studio, else {"email": ...}; refuses names with no email."""
-    names = sorted({row["annotator"] for i in item_ids for row in _decision_rows(queue, i)})
+    """Each annotator of these decisions (`_decisions_by_item`) as Label Studio's
+    `completed_by`: a user id for one that came from Label Studio, else {"email": ...};
+    refuses names with no email."""
+    names = sorted({row["annotator"] for rows in decided.values() for row in rows})
     users: dict[str, Any] = {}
     missing = []
     for name in names:
@@ -230,17 +230,16 @@ def _task(
 
 
 def _annotations(
-    queue: ReviewQueue,
-    item_id: int,
+    rows: list[dict[str, Any]],
     shown: Sample,
     shapes: Shapes,
     users: dict[str, Any] | None,
 ) -> list[dict[str, Any]]:
-    """The item's decisions as annotations; `users`: annotator -> completed_by (None: left
+    """An item's decision rows as annotations; `users`: annotator -> completed_by (None: left
     out). The decision id goes out as the annotation id, which Label Studio keeps as
     `import_id`, so `import_annotations` knows the decision when it comes back."""
     out = []
-    for row in _decision_rows(queue, item_id):
+    for row in rows:
         annotation: dict[str, Any] = {"id": row["id"]}
         if users is not None:
             annotation["completed_by"] = users[row["annotator"]]
@@ -252,6 +251,18 @@ def _annotations(
         )
         out.append(annotation)
     return out
+
+
+def _decisions_by_item(queue: ReviewQueue, item_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """The decision rows of these items, each item's in the order they were made: one pass
+    over the table, not a query per item (an export of 100k items made 200k)."""
+    decided: dict[int, list[dict[str, Any]]] = {item_id: [] for item_id in item_ids}
+    query = select(decisions).order_by(decisions.c.item_id, decisions.c.id)
+    with queue.store.engine.connect() as connection:
+        for row in connection.execute(query):
+            if row.item_id in decided:
+                decided[row.item_id].append(dict(row._mapping))
+    return decided
 
 
 def _decision_rows(queue: ReviewQueue, item_id: int) -> list[dict[str, Any]]:
