@@ -1,17 +1,23 @@
 """The torch device and dtype a model config names (`device: auto | cpu | cuda[:N] | mps`,
 `dtype: auto | float32 | float16 | bfloat16`), for the diffusion and the language-model
-generators alike; `field` is the config section named in errors. Imported only by code that
-has torch."""
+generators alike; `field` is the config section named in errors. torch is imported when a
+model is loaded, not with this module (a worker imports every generator class; torch comes with
+the `diffusion` extra)."""
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from synthgate.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def resolve_device(name: str, *, field: str) -> torch.device:
     """`auto` picks cuda, then mps, then cpu; an unavailable device asked for by name is an error."""
+    import torch
+
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -37,6 +43,8 @@ def resolve_device(name: str, *, field: str) -> torch.device:
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     """`auto` is float32 on the CPU and float16 on an accelerator."""
+    import torch
+
     if name == "auto":
         return torch.float32 if device.type == "cpu" else torch.float16
     return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]

@@ -24,6 +24,7 @@ import numpy as np
 from synthgate.config import LanguageModelTextConfig
 from synthgate.errors import InputError
 from synthgate.formats.jsonl import read_jsonl
+from synthgate.generators.devices import resolve_device, resolve_dtype
 from synthgate.generators.text.rows import reference_rows
 from synthgate.generators.text.slots import clean_whitespace
 from synthgate.samples import GeneratedSample, Provenance, Sample, SampleSpec, sample_id
@@ -38,8 +39,6 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 def load_language_model(config: LanguageModelTextConfig) -> tuple[Any, Any, torch.device]:
     """(model, tokenizer, device) from `model.path`, offline; a missing model says how to get it."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from synthgate.generators.devices import resolve_device, resolve_dtype  # torch: not at import
 
     model = config.model
     local = Path(model.path).expanduser()
