@@ -4,12 +4,13 @@ pass before the queue records it (decisions are user input: the API passes them 
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthgate.errors import InputError
-from synthgate.review import gold
+from synthgate.masks import segmentation_to_rle
 from synthgate.samples import CRITERIA, ObjectLabel, Sample, Span
 
 Verdict = Literal["accept", "reject", "fix"]
@@ -66,11 +67,11 @@ def check_decision(item_id: int, shown: Sample, decision: Decision) -> None:
     if shown.spec.modality == "image":
         if decision.objects is None:
             raise InputError(f"item {item_id}: verdict 'fix' needs the corrected objects")
-        gold.check_objects(item_id, shown, decision.objects)
+        check_objects(item_id, shown, decision.objects)
     else:
         if decision.spans is None:
             raise InputError(f"item {item_id}: verdict 'fix' needs the corrected spans")
-        gold.check_spans(item_id, shown, decision.spans)
+        check_spans(item_id, shown, decision.spans)
 
 
 def decision_row(
@@ -99,3 +100,50 @@ def decision_row(
         "original": original,
         "decided_at": now,
     }
+
+
+def check_objects(item_id: int, shown: Sample, objects: list[ObjectLabel]) -> None:
+    """A fix's boxes must have positive size and lie inside the image; its masks must be RLE of
+    the image's size whose runs cover it exactly (anything else is refused, never decoded)."""
+    for index, obj in enumerate(objects):
+        if obj.mask is not None:
+            size = obj.mask.get("size")
+            if shown.width and shown.height and size != [shown.height, shown.width]:
+                raise InputError(
+                    f"item {item_id}: objects[{index}].mask size {size!r} is not the image's "
+                    f"[{shown.height}, {shown.width}]; send the mask of this image, or null"
+                )
+            try:
+                segmentation_to_rle(obj.mask, shown.height, shown.width)
+            except (ValueError, TypeError) as error:
+                raise InputError(
+                    f"item {item_id}: objects[{index}].mask: {error}; send COCO compressed RLE, "
+                    "or null"
+                ) from None
+        if len(obj.bbox) != 4:
+            raise InputError(f"item {item_id}: objects[{index}].bbox must be [x, y, w, h]")
+        x, y, w, h = obj.bbox
+        if not all(math.isfinite(v) for v in obj.bbox) or w <= 0 or h <= 0 or x < 0 or y < 0:
+            raise InputError(
+                f"item {item_id}: objects[{index}].bbox {obj.bbox} needs x, y >= 0 and w, h > 0"
+            )
+        if (
+            shown.width
+            and shown.height
+            and (x + w > shown.width + 0.5 or y + h > shown.height + 0.5)
+        ):
+            raise InputError(
+                f"item {item_id}: objects[{index}].bbox {obj.bbox} leaves the "
+                f"{shown.width}x{shown.height} image"
+            )
+
+
+def check_spans(item_id: int, shown: Sample, spans: list[Span]) -> None:
+    """A fix's spans must be non-empty character ranges inside the text."""
+    size = len(shown.text or "")
+    for index, span in enumerate(spans):
+        if not span.start < span.end <= size:
+            raise InputError(
+                f"item {item_id}: spans[{index}] [{span.start}, {span.end}) must satisfy "
+                f"start < end <= {size} (the text's length)"
+            )

@@ -27,8 +27,8 @@ samples look like:
 validator's report (route, score, findings: a honeypot's would be its source's, accepted) and
 without the generator's construction record (`provenance.params`: objects placed, template
 index), which would let a script check labels without looking. Every random choice comes from a
-generator seeded by the caller's seed parts, so the same batch gets the same honeypots. Also
-here: the checks a fix's corrected labels must pass (they are user input).
+generator seeded by the caller's seed parts, so the same batch gets the same honeypots. The
+checks a fix's corrected labels must pass are a decision's (review/decision.py).
 """
 
 from __future__ import annotations
@@ -45,8 +45,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from synthgate.errors import InputError
-from synthgate.masks import decode_mask, encode_mask, segmentation_to_rle, tight_bbox
+from synthgate.masks import decode_mask, encode_mask, tight_bbox
 from synthgate.samples import ObjectLabel, Sample, Span
 
 # defect -> the rubric criterion it breaks (DESIGN.md §5)
@@ -567,50 +566,3 @@ def detected(levels: dict[str, int], criterion: str | None) -> bool | None:
     if criterion is None or criterion not in levels:
         return None
     return int(levels[criterion]) < 5
-
-
-def check_objects(item_id: int, shown: Sample, objects: list[ObjectLabel]) -> None:
-    """A fix's boxes must have positive size and lie inside the image; its masks must be RLE of
-    the image's size whose runs cover it exactly (anything else is refused, never decoded)."""
-    for index, obj in enumerate(objects):
-        if obj.mask is not None:
-            size = obj.mask.get("size")
-            if shown.width and shown.height and size != [shown.height, shown.width]:
-                raise InputError(
-                    f"item {item_id}: objects[{index}].mask size {size!r} is not the image's "
-                    f"[{shown.height}, {shown.width}]; send the mask of this image, or null"
-                )
-            try:
-                segmentation_to_rle(obj.mask, shown.height, shown.width)
-            except (ValueError, TypeError) as error:
-                raise InputError(
-                    f"item {item_id}: objects[{index}].mask: {error}; send COCO compressed RLE, "
-                    "or null"
-                ) from None
-        if len(obj.bbox) != 4:
-            raise InputError(f"item {item_id}: objects[{index}].bbox must be [x, y, w, h]")
-        x, y, w, h = obj.bbox
-        if not all(math.isfinite(v) for v in obj.bbox) or w <= 0 or h <= 0 or x < 0 or y < 0:
-            raise InputError(
-                f"item {item_id}: objects[{index}].bbox {obj.bbox} needs x, y >= 0 and w, h > 0"
-            )
-        if (
-            shown.width
-            and shown.height
-            and (x + w > shown.width + 0.5 or y + h > shown.height + 0.5)
-        ):
-            raise InputError(
-                f"item {item_id}: objects[{index}].bbox {obj.bbox} leaves the "
-                f"{shown.width}x{shown.height} image"
-            )
-
-
-def check_spans(item_id: int, shown: Sample, spans: list[Span]) -> None:
-    """A fix's spans must be non-empty character ranges inside the text."""
-    size = len(shown.text or "")
-    for index, span in enumerate(spans):
-        if not span.start < span.end <= size:
-            raise InputError(
-                f"item {item_id}: spans[{index}] [{span.start}, {span.end}) must satisfy "
-                f"start < end <= {size} (the text's length)"
-            )
