@@ -75,11 +75,16 @@ def gray_of(pixels: np.ndarray) -> np.ndarray:
     if pixels.ndim == 2:
         return pixels.astype(np.float32)
     if pixels.dtype == np.uint8 and pixels.shape[2] == 3:
-        from PIL import Image
-
-        # Pillow's integer conversion is ~5x faster than a float matrix product.
-        return np.asarray(Image.fromarray(pixels).convert("L"), dtype=np.float32)
+        return gray_8bit(pixels).astype(np.float32)
     return pixels[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def gray_8bit(pixels: np.ndarray) -> np.ndarray:
+    """Luminance (ITU-R 601) of 8-bit HxWxC pixels' first three channels, as 8-bit HxW: Pillow's
+    integer conversion, ~5x faster than a float matrix product."""
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(np.ascontiguousarray(pixels[..., :3])).convert("L"))
 
 
 # The index answers `nearest` exactly as one vectorised pass over every entry would, but touches

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from synthgate.validators.checks.base import CheckInput, Measure, Measurement, register
-from synthgate.validators.context import fingerprint
+from synthgate.validators.context import fingerprint, gray_8bit
 
 SHRINK_MIN_SIDE = 8  # images smaller than twice this are measured at full size
 
@@ -159,10 +159,7 @@ def sharpness(pixels: np.ndarray, *, edge_level: float, min_edge_px: int) -> flo
 def _grey(item: CheckInput, pixels: np.ndarray) -> np.ndarray | None:
     """Luminance, as 8-bit values for 8-bit RGB (what `item.gray` holds, without its float copy)."""
     if pixels.dtype == np.uint8 and pixels.ndim == 3 and pixels.shape[2] >= 3:
-        from PIL import Image  # like cv2 above: a label-only run does not load it
-
-        image = Image.fromarray(np.ascontiguousarray(pixels[..., :3]))
-        return np.asarray(image.convert("L"))
+        return gray_8bit(pixels)
     return item.gray
 
 
