@@ -25,7 +25,8 @@ import numpy as np
 from _support import shared_data
 from PIL import Image
 
-from synthgate.validators.context import HashIndex, fingerprint
+from synthgate.validators.context import fingerprint
+from synthgate.validators.hash_index import HashIndex
 
 TOLERANCE = 16  # clarity_near_duplicate's default colour_tolerance
 

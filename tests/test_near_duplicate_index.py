@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from synthgate.samples import Provenance, Sample, SampleSpec
 from synthgate.validators.checks.base import CheckInput
 from synthgate.validators.checks.quality import near_duplicate
-from synthgate.validators.context import HashIndex, ValidationContext
+from synthgate.validators.context import ValidationContext
+from synthgate.validators.hash_index import HashIndex
 
 
 class ScanIndex:
