@@ -285,9 +285,12 @@ def test_a_span_is_relabelled_only_to_a_label_whose_values_look_alike() -> None:
 def test_blind_shows_neither_the_verdict_nor_the_construction_record() -> None:
     original = sample("image")
     original.provenance.params = {"objects_placed": 2, "template_index": 4}
+    original.spec.params = {"size": [64, 64]}
+    before = original.model_copy(deep=True)
     shown = gold.blind(original)
     assert shown.report is None and shown.provenance.params == {} and shown.status == "review"
-    assert shown.objects == original.objects and original.report is not None
+    assert shown.spec.params == {} and shown.objects == original.objects
+    assert original == before  # the record is left out of the copy, not cleared in place
 
 
 def test_one_category_never_makes_a_wrong_class() -> None:
