@@ -35,7 +35,6 @@ from synthgate.files import dumps, write_atomic
 from synthgate.formats.coco import read_coco
 from synthgate.formats.coco_checks import check_coco
 from synthgate.formats.jsonl import read_jsonl
-from synthgate.formats.paths import confined_path
 from synthgate.generators import Generator, build_generator
 from synthgate.generators.copy_paste import source_categories
 from synthgate.pipeline import Progress, batch_id_for
@@ -45,7 +44,7 @@ from synthgate.storage.folders import BALANCE_MARKER, building_out
 from synthgate.workflows.merge import (
     MergeResult,
     dataset_folder_images,
-    merge_coco,
+    merge_run_coco,
     place_dataset_images,
     refuse_out_holding,
 )
@@ -322,11 +321,7 @@ def balance(
         merged, files = dataset_folder_images(data, images_dir)
         result = MergeResult()
         for run_dir, _config in runs:
-            synthetic = read_coco(run_dir / "coco.json")
-            first_new = len(merged["images"])
-            merged = merge_coco(merged, synthetic, result=result)
-            for image in merged["images"][first_new:]:
-                files[image["file_name"]] = confined_path(run_dir, image["file_name"])
+            merged = merge_run_coco(merged, run_dir, files, result=result)
         place_dataset_images(temporary, files)
         write_atomic(temporary / "merged.coco.json", dumps(merged) + "\n")
         after = class_counts(merged)

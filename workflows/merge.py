@@ -279,6 +279,25 @@ def dataset_folder_images(
     return {**coco, "images": images}, files
 
 
+def merge_run_coco(
+    placed: dict[str, Any],
+    run_dir: Path,
+    files: dict[str, Path],
+    *,
+    result: MergeResult,
+    add_categories: bool = False,
+) -> dict[str, Any]:
+    """`placed` (a COCO dict already in the dataset folder's layout) with the accepted images of
+    the run in `run_dir` merged in (`merge_coco`); each added image's file, in the run folder,
+    goes into `files` under its file_name."""
+    merged = merge_coco(
+        placed, read_coco(run_dir / "coco.json"), add_categories=add_categories, result=result
+    )
+    for image in merged["images"][len(placed["images"]) :]:
+        files[image["file_name"]] = confined_path(run_dir, image["file_name"])
+    return merged
+
+
 def place_dataset_images(folder: Path, files: dict[str, Path]) -> None:
     """Hard-link (else copy) every image into the dataset folder, at its file_name."""
     for name, source in files.items():
@@ -372,10 +391,7 @@ def merge(
     )
     result.skipped_input = [p.describe() for p in checked.skipped]
     placed, files = dataset_folder_images(checked.data, images_dir)
-    run_coco = read_coco(synthetic_path)
-    merged = merge_coco(placed, run_coco, add_categories=add_categories, result=result)
-    added = {image["file_name"] for image in merged["images"][len(placed["images"]) :]}
-    files.update({name: confined_path(run_dir, name) for name in sorted(added)})
+    merged = merge_run_coco(placed, run_dir, files, add_categories=add_categories, result=result)
     return _write_merge(out, "merged.coco.json", dumps(merged) + "\n", files, result)
 
 
