@@ -54,6 +54,15 @@ def _compressed(rle: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _whole_counts(counts: list[Any]) -> bool:
+    """Whether every count is an int (bools too, as isinstance has it) and none is negative.
+    A crowd region has thousands of counts: the usual case (plain ints) is checked by C loops
+    (their types as a set, their minimum), not one Python call per count."""
+    if set(map(type, counts)) <= {int, bool}:
+        return min(counts, default=0) >= 0
+    return all(isinstance(c, int) and c >= 0 for c in counts)
+
+
 def segmentation_to_rle(segmentation: Any, height: int | None, width: int | None) -> dict[str, Any]:
     """A COCO segmentation (polygons, uncompressed or compressed RLE) -> compressed RLE.
 
@@ -65,7 +74,7 @@ def segmentation_to_rle(segmentation: Any, height: int | None, width: int | None
             raise ValueError(f"RLE size {size!r} is not [height, width]")
         h, w = int(size[0]), int(size[1])
         if isinstance(counts, list):
-            if not all(isinstance(c, int) and c >= 0 for c in counts) or sum(counts) != h * w:
+            if not _whole_counts(counts) or sum(counts) != h * w:
                 raise ValueError(f"uncompressed RLE counts do not add up to {h}x{w} pixels")
             return _compressed(mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w))
         if isinstance(counts, str | bytes):

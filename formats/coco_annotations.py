@@ -34,7 +34,6 @@ from synthgate.samples import Sample
 INT64 = (-(2**63), 2**63 - 1)
 NUMBER = {int, float}
 FLOAT = {float}
-INT_OR_BOOL = {int, bool}
 AMBIGUOUS = (-1, -1)  # an image id shared by images of different sizes
 MEASURE_CHUNK = 255  # masks per pycocotools call: its `area` cannot count more (numpy 2)
 Size = tuple[int | None, int | None]
@@ -96,32 +95,6 @@ def _polygons(segmentation: list[Any]) -> list[list[float]] | str:
         return [p for p in map(_polygon, segmentation) if p is not None]
     except OverflowError as error:
         return str(error)
-
-
-def _mask_rle(segmentation: Any) -> dict[str, Any]:
-    """`segmentation_to_rle` of an RLE (or anything else but polygons): an uncompressed RLE, a
-    crowd region's thousands of counts, is checked by C loops (types, min, sum), not one
-    Python call per count; everything else, and every error, is segmentation_to_rle's own."""
-    if isinstance(segmentation, dict):
-        size, counts = segmentation.get("size"), segmentation.get("counts")
-        if (
-            isinstance(counts, list)
-            and isinstance(size, list)
-            and len(size) == 2
-            and all(map(finite_number, size))
-            and set(map(type, counts)) <= INT_OR_BOOL  # isinstance(c, int), as it checks
-            and min(counts, default=0) >= 0
-        ):
-            height, width = int(size[0]), int(size[1])
-            if sum(counts) == height * width:
-                rle = mask_utils.frPyObjects(
-                    {"size": [height, width], "counts": counts}, height, width
-                )
-                return {
-                    "size": [int(v) for v in rle["size"]],
-                    "counts": rle["counts"].decode("ascii"),
-                }
-    return segmentation_to_rle(segmentation, None, None)
 
 
 def _rasterise(polygons: Any, size: Size) -> tuple[str, list[int]] | str:
@@ -283,7 +256,7 @@ class AnnotationColumns:
                 self._keep_polygons(row, _polygons(segmentation), image_id)
         else:
             try:
-                rle = _mask_rle(segmentation)
+                rle = segmentation_to_rle(segmentation, None, None)
             except (ValueError, TypeError, OverflowError) as error:
                 self.errors[row] = str(error)
                 rle = None
