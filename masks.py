@@ -6,7 +6,8 @@ Inside synthgate a mask is COCO compressed RLE with `counts` as str (`{"size": [
 - `encode_mask` / `decode_mask`: bool HxW <-> compressed RLE.
 - `segmentation_to_rle`: any COCO segmentation (polygons, uncompressed or compressed RLE) ->
   compressed RLE, or ValueError naming why it cannot be read (`rle_runs` checks a compressed
-  string's runs cover the image exactly before pycocotools decodes it).
+  string's runs cover the image exactly before pycocotools decodes it); `rle_problem`: why an
+  RLE is not the mask of its image (a COCO file's annotation, a reviewer's fix), or None.
 - `annotation_mask`: a COCO annotation's segmentation as a bool HxW mask.
 - `tight_bbox`, `box_edges`, `box_iou`: box geometry.
 """
@@ -106,6 +107,24 @@ def segmentation_to_rle(segmentation: Any, height: int | None, width: int | None
         rles = mask_utils.frPyObjects(polygons, height, width)
         return _compressed(mask_utils.merge(rles))
     raise ValueError(f"segmentation of type {type(segmentation).__name__}")
+
+
+def rle_problem(rle: dict[str, Any], image_size: tuple[Any, Any] | None) -> str | None:
+    """An RLE segmentation that is not the mask of its image: a size other than the image's
+    [height, width], or counts that do not cover exactly that many pixels (pycocotools would
+    read past its buffer decoding them). `image_size`: (width, height), or None if unknown."""
+    size = rle.get("size")
+    if not (isinstance(size, list) and len(size) == 2 and all(map(finite_number, size))):
+        return f"RLE size must be [height, width] (got {size!r})"
+    if image_size is not None and all(isinstance(v, int) for v in image_size):
+        width, height = image_size
+        if [int(size[0]), int(size[1])] != [height, width]:
+            return f"RLE size {size} is not its image's [height, width] [{height}, {width}]"
+    try:
+        segmentation_to_rle(rle, int(size[0]), int(size[1]))
+    except (ValueError, TypeError, OverflowError) as error:
+        return f"corrupt RLE: {error}"
+    return None
 
 
 def rle_runs(counts: str | bytes) -> list[int] | None:

@@ -24,7 +24,7 @@ from PIL import Image
 
 from synthgate.errors import InputError
 from synthgate.formats.paths import confined_path, confinement_problem
-from synthgate.masks import finite_number, segmentation_to_rle
+from synthgate.masks import finite_number, rle_problem
 
 MAX_LISTED = 20  # problems named in one error message; the rest are counted
 
@@ -174,7 +174,7 @@ def _annotation_problems(
             message = _polygon_problem(annotation["segmentation"])
             if message is None and isinstance(annotation["segmentation"], dict):
                 image_id = annotation.get("image_id")
-                message = _rle_problem(
+                message = rle_problem(
                     annotation["segmentation"],
                     sizes.get(image_id) if isinstance(image_id, int | str) else None,
                 )
@@ -184,24 +184,6 @@ def _annotation_problems(
         if area is not None and not (finite_number(area) and area >= 0):
             add(f"area must be a finite number >= 0 (got {area!r})")
     return problems
-
-
-def _rle_problem(rle: dict[str, Any], image_size: tuple[Any, Any] | None) -> str | None:
-    """An RLE segmentation that is not the mask of its image: a size other than the image's
-    [height, width], or counts that do not cover exactly that many pixels (pycocotools would
-    read past its buffer decoding them)."""
-    size = rle.get("size")
-    if not (isinstance(size, list) and len(size) == 2 and all(map(finite_number, size))):
-        return f"RLE size must be [height, width] (got {size!r})"
-    if image_size is not None and all(isinstance(v, int) for v in image_size):
-        width, height = image_size
-        if [int(size[0]), int(size[1])] != [height, width]:
-            return f"RLE size {size} is not its image's [height, width] [{height}, {width}]"
-    try:
-        segmentation_to_rle(rle, int(size[0]), int(size[1]))
-    except (ValueError, TypeError, OverflowError) as error:
-        return f"corrupt RLE: {error}"
-    return None
 
 
 def find_coco_problems(data: dict[str, Any], *, images_dir: Path | None) -> list[CocoProblem]:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthgate.errors import InputError
-from synthgate.masks import segmentation_to_rle
+from synthgate.masks import rle_problem
 from synthgate.samples import CRITERIA, ObjectLabel, Sample, Span
 
 Verdict = Literal["accept", "reject", "fix"]
@@ -107,19 +107,13 @@ def check_objects(item_id: int, shown: Sample, objects: list[ObjectLabel]) -> No
     the image's size whose runs cover it exactly (anything else is refused, never decoded)."""
     for index, obj in enumerate(objects):
         if obj.mask is not None:
-            size = obj.mask.get("size")
-            if shown.width and shown.height and size != [shown.height, shown.width]:
+            image = (shown.width, shown.height) if shown.width and shown.height else None
+            problem = rle_problem(obj.mask, image)
+            if problem is not None:
                 raise InputError(
-                    f"item {item_id}: objects[{index}].mask size {size!r} is not the image's "
-                    f"[{shown.height}, {shown.width}]; send the mask of this image, or null"
+                    f"item {item_id}: objects[{index}].mask: {problem}; send this image's mask "
+                    "as COCO compressed RLE, or null"
                 )
-            try:
-                segmentation_to_rle(obj.mask, shown.height, shown.width)
-            except (ValueError, TypeError) as error:
-                raise InputError(
-                    f"item {item_id}: objects[{index}].mask: {error}; send COCO compressed RLE, "
-                    "or null"
-                ) from None
         if len(obj.bbox) != 4:
             raise InputError(f"item {item_id}: objects[{index}].bbox must be [x, y, w, h]")
         x, y, w, h = obj.bbox
