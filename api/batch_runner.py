@@ -96,8 +96,9 @@ class BatchRunner:
         self.stopping = threading.Event()
         self._lock = threading.Condition()
         self._jobs: dict[str, Job] = {}  # queued or running, by batch id
-        self._waiting: dict[str, deque[Job]] = {}  # requester -> batches in post order
-        self._turns: deque[str] = deque()  # requesters with waiting batches, by arrival
+        # requester -> their waiting batches in post order; only requesters with one waiting,
+        # in the order they came to wait (the round robin's turns)
+        self._waiting: dict[str, deque[Job]] = {}
         self._served: dict[str, int] = {}  # requester -> when last served (a serve count)
         self._serves = 0
         self._running: Counter[str] = Counter()
@@ -138,8 +139,6 @@ class BatchRunner:
             job = Job(batch_id, config, requester, samples)
             self._jobs[batch_id] = job
             self._started.setdefault(requester, deque()).append((time.monotonic(), samples))
-            if requester not in self._waiting or not self._waiting[requester]:
-                self._turns.append(requester)
             self._waiting.setdefault(requester, deque()).append(job)
             ahead = sum(len(q) for q in self._waiting.values()) - 1
             self.store.set_batch_status(
@@ -195,7 +194,7 @@ class BatchRunner:
     def _next_job(self) -> Job | None:
         """The next batch: the first waiting one of the requester served least recently (a
         newcomer first), among those under their running share: round robin."""
-        ready = [r for r in self._turns if self._running[r] < self.per_requester]
+        ready = [r for r in self._waiting if self._running[r] < self.per_requester]
         if not ready:
             return None
         requester = min(ready, key=lambda r: self._served.get(r, -1))
@@ -204,7 +203,7 @@ class BatchRunner:
         waiting = self._waiting[requester]
         job = waiting.popleft()
         if not waiting:
-            self._turns.remove(requester)
+            del self._waiting[requester]
         return job
 
     def _work(self) -> None:
@@ -297,9 +296,10 @@ class BatchRunner:
             job.cancelled_by = by
             job.stop.set()
             if not job.running:
-                self._waiting[job.requester].remove(job)
-                if not self._waiting[job.requester] and job.requester in self._turns:
-                    self._turns.remove(job.requester)
+                waiting = self._waiting[job.requester]
+                waiting.remove(job)
+                if not waiting:
+                    del self._waiting[job.requester]
                 self._jobs.pop(batch_id)
             self.store.set_batch_status(batch_id, "cancelled", _cancelled(by))
             return True
@@ -315,7 +315,6 @@ class BatchRunner:
                 for job in self._waiting.pop(requester):
                     self._jobs.pop(job.batch_id, None)
                     self.store.set_batch_status(job.batch_id, "running", RESUMABLE)
-            self._turns.clear()
             for job in self._jobs.values():
                 job.stop.set()
             self._lock.notify_all()

@@ -115,6 +115,20 @@ def test_a_free_thread_serves_the_requester_served_least_recently(held):
     assert backend.wait_started(5) == ["a1", "b1", "c1", "a2", "a3"]
 
 
+def test_requesters_never_served_go_in_the_order_they_came_to_wait(held):
+    build, backend, _store = held
+    runner = build(threads=1)
+    runner.submit(config("a1"), "alice")
+    backend.wait_started(1)
+    runner.submit(config("b1"), "bob")
+    runner.submit(config("c1"), "carol")
+    assert runner.cancel(batch_id_for(config("b1")), by="bob")
+    runner.submit(config("b2"), "bob")  # bob waits again, now behind carol
+    backend.finish("a1")
+    backend.finish("c1")
+    assert backend.wait_started(3) == ["a1", "c1", "b2"]
+
+
 def test_one_requester_never_holds_the_whole_pool(held):
     build, backend, store = held
     runner = build(threads=4)  # half the pool each: 2
