@@ -33,7 +33,10 @@ def validate(
         None, "--fail-under", min=1, max=5, help="Exit 1 when the mean score is below this."
     ),
     reference: Path | None = typer.Option(
-        None, "--reference", help="Folder of real images: flag copies of them (privacy)."
+        None,
+        "--reference",
+        help="Real data samples must not copy (privacy): for COCO a folder of real images, for "
+        "JSONL a JSONL file of real rows (their text).",
     ),
     coco: Path | None = typer.Option(
         None,

@@ -102,6 +102,36 @@ def test_reference_copy_is_reported(coco_file: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0 and "correctness_reference_copy" in result.output
 
 
+def test_a_text_that_copies_a_real_row_of_the_reference_jsonl_is_named(tmp_path: Path) -> None:
+    copied = "The quick brown fox jumps over the lazy dog near the river bank today."
+    texts = tmp_path / "texts.jsonl"
+    texts.write_text(
+        json.dumps({"id": "s1", "text": copied, "label": "news"})
+        + "\n"
+        + json.dumps({"id": "s2", "text": "Markets rose again as rates fell.", "label": "news"})
+        + "\n"
+    )
+    real = tmp_path / "real.jsonl"
+    real.write_text(json.dumps({"id": "r9", "text": copied, "label": "news"}) + "\n")
+    out = tmp_path / "t.json"
+
+    def copy_findings(*args: Any) -> list[list[str]]:
+        result = invoke(texts, "--json", out, *args)
+        assert result.exit_code == 0, result.output
+        samples = json.loads(out.read_text())["samples"]
+        return [
+            [f["message"] for f in s["findings"] if f["check"] == "correctness_text_copy"]
+            for s in samples
+        ]
+
+    assert copy_findings() == [[], []]  # no reference: nothing to copy
+    first, second = copy_findings("--reference", real)
+    assert len(first) == 1 and "real.jsonl row 1 (id r9)" in first[0] and second == []
+    refused = invoke(texts, "--reference", tmp_path)  # a folder is a reference for images
+    assert refused.exit_code == 2
+    assert "--reference" in refused.output and "JSONL file of the real rows" in refused.output
+
+
 def test_validate_text_jsonl_picks_ner_or_classification(tmp_path: Path) -> None:
     rows = [
         {"id": "a", "text": "Hi, Ada Lovelace, here.", "spans": [[4, 17, "PERSON"]]},

@@ -22,8 +22,14 @@ from typing import Any
 
 from synthgate.errors import InputError
 from synthgate.files import write_atomic
+from synthgate.formats.jsonl import read_jsonl
 from synthgate.samples import GeneratedSample, RubricReport, Sample
-from synthgate.validators.context import ValidationContext, image_files, reference_index
+from synthgate.validators.context import (
+    ValidationContext,
+    image_files,
+    reference_index,
+    text_reference_index,
+)
 from synthgate.validators.measure import (
     SampleMeasurements,
     finish_report,
@@ -227,7 +233,8 @@ def validate_file(
 ) -> ValidationResult:
     """Judge every sample of a COCO JSON file or a text JSONL file (by its suffix) against a
     rubric: detection for COCO; ner or classification, by what the rows hold, for JSONL.
-    `json` and `keep_reports` as in `validate_coco`."""
+    `reference`: for COCO a folder of real images, for JSONL a JSONL file of real rows (their
+    "text"): samples that copy one are found. The rest as in `validate_coco`."""
     source_path = path if isinstance(path, dict) else Path(path)
     document = ReportFile(json) if json is not None else None
     with document or contextlib.nullcontext():
@@ -245,8 +252,7 @@ def validate_file(
                 field="rubric", value=chosen.name, problem=f"judges texts; {shown} is a COCO file"
             )
         context = ValidationContext.for_taxonomy(
-            source.categories,
-            reference=reference_index(image_files(Path(reference))) if reference else None,
+            source.categories, **_references(reference, text=source.kind == "jsonl")
         )
         summary = ValidationSummary(chosen)
         if source.tally is not None:
@@ -268,6 +274,25 @@ def validate_file(
                 raise InputError(f"{shown}: holds no samples (no images or rows) to judge")
             document.close(chosen.name, summary.as_dict())
     return result
+
+
+def _references(reference: Path | str | None, *, text: bool) -> dict[str, Any]:
+    """The context's real data that samples must not copy: for images a folder of real images
+    (`reference`), for texts a JSONL file of real rows (`text_reference`, their "text")."""
+    if reference is None:
+        return {}
+    path = Path(reference)
+    if not text:
+        return {"reference": reference_index(image_files(path))}
+    if not path.is_file():
+        raise InputError(
+            field="reference",
+            value=path,
+            problem="is not a file",
+            fix="pass the JSONL file of the real rows the texts must not copy",
+        )
+    rows = read_jsonl(path, what="reference JSONL file")
+    return {"text_reference": text_reference_index(rows, text_field="text", source=path.name)}
 
 
 def write_json(result: ValidationResult, out: Path) -> None:
