@@ -22,8 +22,14 @@ from pycocotools import mask as mask_utils
 
 
 def finite_number(value: Any) -> bool:
-    """A real int or float (not a bool), finite: what a coordinate read from a file must be."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A real int or float (not a bool), finite as a float: what a coordinate read from a file
+    must be (an int too large for any float is not)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def encode_mask(mask: np.ndarray) -> dict[str, object]:
@@ -114,7 +120,11 @@ def rle_problem(rle: dict[str, Any], image_size: tuple[Any, Any] | None) -> str 
     [height, width], or counts that do not cover exactly that many pixels (pycocotools would
     read past its buffer decoding them). `image_size`: (width, height), or None if unknown."""
     size = rle.get("size")
-    if not (isinstance(size, list) and len(size) == 2 and all(map(finite_number, size))):
+    if not (
+        isinstance(size, list)
+        and len(size) == 2
+        and all(finite_number(v) and float(v).is_integer() for v in size)
+    ):
         return f"RLE size must be [height, width] (got {size!r})"
     if image_size is not None and all(isinstance(v, int) for v in image_size):
         width, height = image_size

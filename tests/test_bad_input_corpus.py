@@ -174,6 +174,8 @@ def api_cases() -> list[tuple[str, str, str, Any, dict[str, str], str, list[str]
         ("fix-rle-overrun", {"verdict": "fix", "objects": [{"category": "circle", "bbox": [1, 1, 5, 5], "area": 25, "mask": {"size": [120, 160], "counts": "0" + "o" * 50}}]}, ["mask"]),
         ("fix-rle-wrong-size", {"verdict": "fix", "objects": [{"category": "circle", "bbox": [1, 1, 5, 5], "area": 25, "mask": {"size": [10, 10], "counts": "0"}}]}, ["mask"]),
         ("fix-rle-size-junk", {"verdict": "fix", "objects": [{"category": "circle", "bbox": [1, 1, 5, 5], "area": 25, "mask": {"size": "big", "counts": "0"}}]}, ["mask"]),
+        ("fix-rle-size-huge", {"verdict": "fix", "objects": [{"category": "circle", "bbox": [1, 1, 5, 5], "area": 25, "mask": {"size": [10**400, 1], "counts": "0"}}]}, ["mask"]),
+        ("fix-rle-size-fraction", {"verdict": "fix", "objects": [{"category": "circle", "bbox": [1, 1, 5, 5], "area": 25, "mask": {"size": [120.5, 160], "counts": [19200]}}]}, ["mask"]),
         ("fix-category-nul", {"verdict": "fix", "objects": [{"category": "c\x00", "bbox": [1, 1, 5, 5], "area": 25}]}, ["category"]),
         ("fix-area-nan", ("raw", '{"verdict": "fix", "objects": [{"category": "circle", "bbox": [1, 1, 5, 5], "area": NaN}]}'), ["area"]),
         ("fix-spans-on-image", {"verdict": "fix", "spans": [{"start": 0, "end": 2**70, "label": "X"}]}, ["spans", "objects"]),

@@ -162,14 +162,16 @@ REAL_ROWS = [
 
 
 def reference() -> TextIndex:
-    return text_reference_index(REAL_ROWS, text_field="text", source="reviews.jsonl")
+    return text_reference_index(
+        enumerate(REAL_ROWS, start=1), text_field="text", source="reviews.jsonl"
+    )
 
 
 # (name, text, real row copied or None)
 COPY_CASES = [
-    ("exact copy of a real row", REVIEW, "reviews.jsonl row 2 (id r2)"),
-    ("a word changed", REVIEW.replace("wrong wine", "wrong beer"), "reviews.jsonl row 2 (id r2)"),
-    ("case and punctuation only", REVIEW.upper().replace(",", ""), "reviews.jsonl row 2 (id r2)"),
+    ("exact copy of a real row", REVIEW, "reviews.jsonl line 2 (id r2)"),
+    ("a word changed", REVIEW.replace("wrong wine", "wrong beer"), "reviews.jsonl line 2 (id r2)"),
+    ("case and punctuation only", REVIEW.upper().replace(",", ""), "reviews.jsonl line 2 (id r2)"),
     (
         "shares one clause",
         "The waiter ignored our table for twenty minutes, but the food was great "
@@ -192,7 +194,7 @@ def test_copies_of_real_rows_are_rejected_with_the_row_named(
         context.text_reference = reference()
     else:  # a generator hands over the rows it drew from with each sample: (name, text) pairs
         generated.extras["text_reference"] = tuple(
-            (f"reviews.jsonl row {n} (id {r['id']})", r["text"])
+            (f"reviews.jsonl line {n} (id {r['id']})", r["text"])
             for n, r in enumerate(REAL_ROWS, start=1)
         )
     report = judge(generated, rubric, context)

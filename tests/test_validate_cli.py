@@ -112,7 +112,7 @@ def test_a_text_that_copies_a_real_row_of_the_reference_jsonl_is_named(tmp_path:
         + "\n"
     )
     real = tmp_path / "real.jsonl"
-    real.write_text(json.dumps({"id": "r9", "text": copied, "label": "news"}) + "\n")
+    real.write_text("\n\n" + json.dumps({"id": "r9", "text": copied, "label": "news"}) + "\n")
     out = tmp_path / "t.json"
 
     def copy_findings(*args: Any) -> list[list[str]]:
@@ -126,10 +126,14 @@ def test_a_text_that_copies_a_real_row_of_the_reference_jsonl_is_named(tmp_path:
 
     assert copy_findings() == [[], []]  # no reference: nothing to copy
     first, second = copy_findings("--reference", real)
-    assert len(first) == 1 and "real.jsonl row 1 (id r9)" in first[0] and second == []
+    assert len(first) == 1 and "real.jsonl line 3 (id r9)" in first[0] and second == []
     refused = invoke(texts, "--reference", tmp_path)  # a folder is a reference for images
     assert refused.exit_code == 2
     assert "--reference" in refused.output and "JSONL file of the real rows" in refused.output
+    missing = invoke(texts, "--reference", tmp_path / "nowhere.jsonl")
+    assert (
+        missing.exit_code == 2 and "nowhere.jsonl: reference JSONL file not found" in missing.output
+    )
 
 
 def test_validate_text_jsonl_picks_ner_or_classification(tmp_path: Path) -> None:

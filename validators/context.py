@@ -281,14 +281,15 @@ class TextIndex:
 
 
 def text_reference_index(
-    rows: Iterable[Mapping[str, Any]], *, text_field: str, source: str
+    rows: Iterable[tuple[int, Mapping[str, Any]]], *, text_field: str, source: str
 ) -> TextIndex:
-    """The real rows of a JSONL file as a reference: each named by its line and id, as findings
-    show it (`reviews.jsonl row 17 (id r17)`). Rows without a text are skipped."""
+    """The real rows of a JSONL file, as `iter_jsonl` reads them ((line number, row) pairs), as
+    a reference: each named by its line and id, as findings show it (`reviews.jsonl line 17
+    (id r17)`). Rows without a text are skipped."""
     index = TextIndex()
-    for number, row in enumerate(rows, start=1):
+    for number, row in rows:
         text = row.get(text_field)
         if isinstance(text, str):
             known = f" (id {row['id']})" if row.get("id") is not None else ""
-            index.add(f"{source} row {number}{known}", text)
+            index.add(f"{source} line {number}{known}", text)
     return index

@@ -22,7 +22,7 @@ from typing import Any
 
 from synthgate.errors import InputError
 from synthgate.files import write_atomic
-from synthgate.formats.jsonl import read_jsonl
+from synthgate.formats.jsonl import iter_jsonl
 from synthgate.samples import GeneratedSample, RubricReport, Sample
 from synthgate.validators.context import (
     ValidationContext,
@@ -279,19 +279,19 @@ def validate_file(
 def _references(reference: Path | str | None, *, text: bool) -> dict[str, Any]:
     """The context's real data that samples must not copy: for images a folder of real images
     (`reference`), for texts a JSONL file of real rows (`text_reference`, their "text")."""
-    if reference is None:
+    if not reference:
         return {}
     path = Path(reference)
     if not text:
         return {"reference": reference_index(image_files(path))}
-    if not path.is_file():
+    if path.is_dir():
         raise InputError(
             field="reference",
             value=path,
-            problem="is not a file",
+            problem="is a folder (real images are a reference for COCO files)",
             fix="pass the JSONL file of the real rows the texts must not copy",
         )
-    rows = read_jsonl(path, what="reference JSONL file")
+    rows = iter_jsonl(path, what="reference JSONL file")
     return {"text_reference": text_reference_index(rows, text_field="text", source=path.name)}
 
 
