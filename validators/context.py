@@ -3,7 +3,8 @@
 `ValidationContext` carries the taxonomy, the perceptual hashes of the images seen so far
 (`HashIndex`, validators/hash_index.py: one uint64 per image), digests of the texts seen so far,
 and the hashes of an optional reference dataset, computed once. Perceptual hashes are
-imagehash's 64-bit pHash, packed into one uint64 (`fingerprint`).
+imagehash's 64-bit pHash, packed into one uint64 (`fingerprint`; validators/phash.py computes it
+without importing scipy).
 
 For text, `TextIndex` finds the closest earlier text by the Jaccard similarity of word 5-grams
 (`word_shingles`, `jaccard`): MinHash LSH (datasketch) proposes candidates, the similarity of
@@ -20,35 +21,28 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from synthgate.errors import InputError
 from synthgate.validators.hash_index import HashIndex
+from synthgate.validators.phash import phash
 
-if TYPE_CHECKING:
-    import imagehash
-
-# Pillow and imagehash are imported where pixels are hashed, not at start-up: a `validate` of
-# labels alone never hashes an image, and its process start is part of what a user waits for.
+# Pillow is imported where pixels are hashed, not at start-up: a `validate` of labels alone
+# never hashes an image, and its process start is part of what a user waits for.
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
-def _as_uint64(image_hash: imagehash.ImageHash) -> np.uint64:
-    return np.packbits(image_hash.hash.ravel()).view(">u8")[0].astype(np.uint64)
-
-
 def perceptual_hash(gray: np.ndarray) -> np.uint64:
-    """64-bit pHash (imagehash) of a luminance image (HxW float or uint8), box-filtered to 64x64
-    first like `fingerprint`."""
-    import imagehash
+    """64-bit pHash (imagehash's, validators/phash.py) of a luminance image (HxW float or
+    uint8), box-filtered to 64x64 first like `fingerprint`."""
     from PIL import Image
 
     values = np.clip(np.nan_to_num(np.asarray(gray, dtype=np.float32)), 0, 255).astype(np.uint8)
     small = Image.fromarray(values).resize((64, 64), Image.Resampling.BOX)
-    return _as_uint64(imagehash.phash(small))
+    return phash(small)
 
 
 def fingerprint(pixels: np.ndarray) -> tuple[np.uint64, np.ndarray]:
@@ -60,13 +54,12 @@ def fingerprint(pixels: np.ndarray) -> tuple[np.uint64, np.ndarray]:
     """
     if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] < 3:
         return perceptual_hash(gray_of(pixels)), mean_colour(pixels)
-    import imagehash
     from PIL import Image
 
     image = Image.fromarray(np.ascontiguousarray(pixels[..., :3]))
     small = image.resize((64, 64), Image.Resampling.BOX)
     thumb = np.asarray(small.resize((32, 32), Image.Resampling.BOX), dtype=np.float32)
-    return _as_uint64(imagehash.phash(small)), thumb.reshape(-1, 3).mean(axis=0)
+    return phash(small), thumb.reshape(-1, 3).mean(axis=0)
 
 
 def gray_of(pixels: np.ndarray) -> np.ndarray:
