@@ -208,8 +208,9 @@ class TextIndex:
         self._signatures: np.ndarray = np.zeros((64, num_perm), dtype=np.uint64)
         self._lsh: Any = None
         self._permutations: Any = None
-        # The last text's (shingles, MinHash): a sample is looked up, then added.
-        self._last: tuple[frozenset[str], Any] | None = None
+        # The last text's (text, shingles, MinHash or None): a sample is looked up, then added,
+        # and both steps need them.
+        self._last: tuple[str, frozenset[str], Any] = ("", frozenset(), None)
 
     def __len__(self) -> int:
         return len(self._names)
@@ -217,11 +218,18 @@ class TextIndex:
     def __contains__(self, name: str) -> bool:
         return name in self._positions
 
-    def _minhash(self, shingles: frozenset[str]) -> Any:
+    def _shingles(self, text: str) -> frozenset[str]:
+        if text != self._last[0]:
+            self._last = (text, word_shingles(text), None)
+        return self._last[1]
+
+    def _minhash(self, text: str) -> Any:
+        """The MinHash of the text's shingles (there are some)."""
         from datasketch import MinHash, MinHashLSH
 
-        if self._last is not None and self._last[0] == shingles:
-            return self._last[1]
+        shingles = self._shingles(text)
+        if self._last[2] is not None:
+            return self._last[2]
         if self._lsh is None:
             self._lsh = MinHashLSH(threshold=self.candidate_jaccard, num_perm=self.num_perm)
             self._permutations = MinHash(num_perm=self.num_perm, seed=1, scheme=SCHEME).permutations
@@ -230,7 +238,7 @@ class TextIndex:
         )
         # Sorted: the same shingles give the same MinHash whatever the set's order.
         minhash.update_batch([s.encode("utf-8") for s in sorted(shingles)])
-        self._last = (shingles, minhash)
+        self._last = (text, shingles, minhash)
         return minhash
 
     def add(self, name: str, text: str) -> None:
@@ -243,9 +251,8 @@ class TextIndex:
         self._texts.append(text)
         if position == len(self._signatures):
             self._signatures = np.concatenate([self._signatures, np.zeros_like(self._signatures)])
-        shingles = word_shingles(text)
-        if shingles:
-            minhash = self._minhash(shingles)  # builds the LSH on first use
+        if self._shingles(text):
+            minhash = self._minhash(text)  # builds the LSH on first use
             self._signatures[position] = minhash.hashvalues
             self._lsh.insert(position, minhash)
 
@@ -253,11 +260,11 @@ class TextIndex:
         """(Jaccard, name) of the most similar text at or above `candidate_jaccard` (the
         earliest on a tie); only those added before `before` when that name is already in (a
         sample judged again compares with what came before it). None: no such text."""
-        shingles = word_shingles(text)
+        shingles = self._shingles(text)
         if not shingles or self._lsh is None:
             return None
         end = self._positions.get(before, len(self._names)) if before else len(self._names)
-        minhash = self._minhash(shingles)
+        minhash = self._minhash(text)
         candidates = np.array(sorted(p for p in self._lsh.query(minhash) if p < end), dtype=int)
         if not candidates.size:
             return None
