@@ -8,6 +8,8 @@ needs an extra that is not installed (it names the extra).
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from synthgate import __version__
@@ -76,7 +78,16 @@ reflow_help(app)
 name_missing_extras(app)  # an extra's missing module: one line naming the extra, exit 2
 
 
+# numpy's OpenBLAS starts a thread per core when numpy is imported, and its threads spin
+# waiting for work after each call: 100-200 ms of CPU per command on two cores, for nothing,
+# since synthgate's matrix products are tiny (pHash's 8x32 cosines). One thread, unless the
+# user says otherwise; read when numpy is first imported, which `import synthgate.cli` does
+# not do. torch's BLAS (MKL, OpenMP threads) is not OpenBLAS: diffusion keeps its threads.
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "1")
+
+
 def main() -> None:
+    os.environ.setdefault(*BLAS_THREADS)
     app(prog_name="synthgate")
 
 

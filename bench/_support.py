@@ -51,12 +51,26 @@ def compile_bytecode() -> None:
     )
 
 
+def same_threads() -> dict[str, str]:
+    """The environment of every timed process: numpy's OpenBLAS on the threads the `synthgate`
+    command gives it (`cli.BLAS_THREADS`, unless this environment names them), so a floor's
+    numpy runs as synthgate's does. Idle OpenBLAS threads spin between calls: CPU no floor's
+    work needs, and it would count for the floor only."""
+    from synthgate.cli import BLAS_THREADS
+
+    name, threads = BLAS_THREADS
+    return {**os.environ, name: os.environ.get(name, threads)}
+
+
 def measure(command: list[str]) -> Measured:
     """Run `command` to its end, timed by the kernel (`os.wait4`); exit with its stderr if it
-    fails. Synthgate's bytecode is compiled first (`compile_bytecode`)."""
+    fails. Synthgate's bytecode is compiled first (`compile_bytecode`); every command runs with
+    the same BLAS threads (`same_threads`)."""
     compile_bytecode()
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=same_threads()
+    )
     _pid, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
     if status != 0:

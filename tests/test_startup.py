@@ -41,3 +41,31 @@ def test_start_up_loads_only_what_is_used(code: str, absent: tuple[str, ...]) ->
 
 def test_settings_load_where_they_are_read() -> None:
     assert "pydantic_settings" in loaded("from synthgate.settings import Settings; Settings()")
+
+
+BLAS_PROBE = """
+import sys, typer, synthgate.cli as cli
+cli.app = typer.Typer()
+@cli.app.command()
+def probe() -> None:
+    import numpy
+    from threadpoolctl import threadpool_info
+    print(*[p["num_threads"] for p in threadpool_info() if p["internal_api"] == "openblas"])
+sys.argv = ["synthgate"]
+cli.main()
+"""
+
+
+@pytest.mark.parametrize(("given", "threads"), [(None, "1"), ("2", "2")])
+def test_commands_run_numpy_blas_on_one_thread_unless_told(
+    given: str | None, threads: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """numpy's OpenBLAS threads spin between calls (CPU for nothing: synthgate's products are
+    tiny); a command starts numpy with one, and a user's OPENBLAS_NUM_THREADS wins."""
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    if given is not None:
+        monkeypatch.setenv("OPENBLAS_NUM_THREADS", given)
+    out = subprocess.run(
+        [sys.executable, "-c", BLAS_PROBE], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == [threads]
