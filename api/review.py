@@ -247,13 +247,15 @@ def decide(
     request: Request,
     item_id: int = ITEM_ID,
     user: User = Depends(require("annotator")),
-) -> Saved:
+) -> Any:
     """Record your accept / reject / fix, levels per criterion and comment on an item."""
     check_plain(decision.model_dump(), where="decision")
     internal = internal_id(request, item_id)
     with shown_as(item_id, internal):
         queue_of(request).decide(internal, user.name, decision)
-    return Saved(item_id=item_id)
+    # Serialised here, as response_model would (it documents the answer): FastAPI validates a
+    # sync endpoint's return value on a worker thread, a third hop for every decision
+    return Response(Saved(item_id=item_id).model_dump_json(), media_type="application/json")
 
 
 @router.get(

@@ -90,6 +90,8 @@ def test_review_flow_next_decide_until_empty(client, tokens):
             headers=bearer(tokens["annotator"]),
         )
         assert saved.status_code == 200, saved.text
+        assert saved.headers["content-type"] == "application/json"
+        assert saved.json() == {"item_id": task["item_id"], "saved": True}
     assert response.status_code == 204
     assert sorted(seen) == sorted(set(seen)) and len(seen) == 5
     stats = client.get("/api/review/stats", headers=bearer(tokens["admin"])).json()
