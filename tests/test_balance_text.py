@@ -269,3 +269,26 @@ def test_a_bad_fallback_is_a_clear_error(section: str, words: str, tmp_path: Pat
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert words in " ".join(result.stderr.split())
     assert not (tmp_path / "o").exists()
+
+
+def test_each_sections_rows_are_analysed_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rewrite section runs with the generator it was planned with: its rows' names are
+    analysed once, not again when the section runs (what it makes is the same: a twin under the
+    run's config)."""
+    from synthgate.generators.text import counterfactual
+    from synthgate.workflows.balance_text import balance_text
+
+    built = []
+    original = counterfactual.CounterfactualGenerator.__init__
+
+    def counted(self: object, config: object, **kwargs: object) -> None:
+        built.append(config)
+        original(self, config, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(counterfactual.CounterfactualGenerator, "__init__", counted)
+    result = balance_text(REVIEWS, out=tmp_path / "out", target="max")
+    rewrites = result.summary["text"]["strategies"]["negative"][0]
+    assert rewrites["strategy"] == "counterfactual" and rewrites["accepted"] > 0
+    assert len(built) == 1

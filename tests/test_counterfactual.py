@@ -220,3 +220,23 @@ def test_a_class_with_nothing_to_swap_is_refused(tmp_path: Path, bank: NameBank)
         generator.quota_categories()
     with pytest.raises(InputError, match="'neg' has a first name or a gendered term"):
         generator.generate([spec(0, "neg")])
+
+
+def test_a_twin_under_another_config_makes_what_a_new_generator_makes(
+    tmp_path: Path, bank: NameBank
+) -> None:
+    rows = [
+        {"id": "a", "text": "Thomas said the soup was cold.", "label": "neg"},
+        {"id": "b", "text": "She loved it and so did her sister.", "label": "pos"},
+    ]
+    planned = generator_for(tmp_path, bank, rows)
+    running = planned.config.model_copy(update={"count": 6, "locales": ["fr_FR"]})
+    twin = planned.under(running)
+    fresh = build_generator(running, categories=[], bank=bank)
+    specs = [spec(i, "neg") for i in range(6)]
+    assert [g.sample for g in twin.generate(specs)] == [g.sample for g in fresh.generate(specs)]
+    assert twin.capacity("neg") == fresh.capacity("neg") == 2  # one locale now
+    assert planned.config.locales == ["en_US", "de_DE"]  # the planned one is left as it was
+    other = running.model_copy(update={"text_field": "review"})
+    with pytest.raises(ValueError, match="reads other rows"):
+        planned.under(other)

@@ -35,6 +35,7 @@ from synthgate.generators.text.counterfactual import (
     NameBank,
     bias_report,
     infer_attributes,
+    rows_read,
 )
 from synthgate.generators.text.mined import mine_templates
 from synthgate.generators.text.rows import reference_rows
@@ -152,7 +153,13 @@ def balance_text(
     # Every text generator gets the real rows: the copy check compares its samples with them.
     reference = reference_rows(rows, text_field=text_field, source=jsonl_path.name)
 
+    # The planning's rewriters, by the rows they read: a section runs with the one it was
+    # planned with (analysing every row's names is most of building one)
+    planned: dict[tuple[Any, str, str], CounterfactualGenerator] = {}
+
     def build(config: Any) -> Generator:
+        if config.generator == "counterfactual" and rows_read(config) in planned:
+            return planned[rows_read(config)].under(config)
         components: dict[str, Any] = {"reference": reference}
         if config.generator in ("counterfactual", "text_model"):
             components = {"rows": rows} | (
@@ -181,7 +188,11 @@ def balance_text(
         ).text
         assert isinstance(rewrites, CounterfactualTextConfig)
         fallback = fallback or rewrites
-        rewriter = CounterfactualGenerator(rewrites, categories=list(before), rows=rows, bank=bank)
+        if rows_read(rewrites) not in planned:
+            planned[rows_read(rewrites)] = CounterfactualGenerator(
+                rewrites, categories=list(before), rows=rows, bank=bank
+            )
+        rewriter = planned[rows_read(rewrites)].under(rewrites)
         for label, wanted in part.items():
             part[label] = min(wanted, rewriter.capacity(label))
             plan.note(label, "counterfactual", capacity=rewriter.capacity(label), wanted=wanted)

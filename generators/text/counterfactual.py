@@ -21,6 +21,7 @@ reference the copy check compares it with (`extras["text_reference"]`).
 
 from __future__ import annotations
 
+import copy
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -209,6 +210,11 @@ def bias_report(
     return {"axis": axis, "groups": table, "largest_gap": largest}
 
 
+def rows_read(config: CounterfactualTextConfig) -> tuple[Any, str, str]:
+    """What a generator's analysis of its rows depends on: their file and the fields it reads."""
+    return config.source, config.text_field, config.label_field
+
+
 class CounterfactualGenerator:
     """One rewrite of a real row of the spec's class per spec; the label is the row's label."""
 
@@ -248,6 +254,15 @@ class CounterfactualGenerator:
         self.reference = reference_rows(
             self.rows, text_field=config.text_field, source=config.source.name
         )
+
+    def under(self, config: CounterfactualTextConfig) -> CounterfactualGenerator:
+        """This generator under another config that reads the same rows (`rows_read`): the
+        rows' analysis is kept, not redone (a balance plans with one and runs with another)."""
+        if rows_read(config) != rows_read(self.config):
+            raise ValueError(f"{rows_read(config)} reads other rows than {rows_read(self.config)}")
+        twin = copy.copy(self)
+        twin.config = config
+        return twin
 
     def capacity(self, label: str) -> int:
         """Distinct rewrites the class allows: per row with names one per (gender, locale),
