@@ -9,7 +9,9 @@ and keep-alive connection, loop `GET /api/review/next` -> `POST /api/review/{ite
 `--decisions` times each after a warm-up (the queue loses at most 4 x (warm-up + decisions)
 / k of its open items during a round). Printed per size and database: `next` p50/p95 (ms),
 decisions/s, and the server's CPU ms per decision (psutil; a busy neighbour on a shared machine
-moves wall time more than CPU time); best of `--rounds`.
+moves wall time more than CPU time); best of `--rounds`. Every size is built first and the rounds
+go over all sizes in turn, so a machine that slows down mid-bench slows every size alike; the
+floor's own `next` growth is printed beside synthgate's as the check.
 
 The floor is an app written here with FastAPI + sqlite3 doing the same two calls with the same
 Bearer check (SHA-256 of the token looked up in a users table): a claim with a kept `taken` count
@@ -516,6 +518,7 @@ def main() -> None:
     bench_began = time.perf_counter()
     results: dict[tuple[str, int], Best] = {}
     try:
+        queues = []  # every size built first: its rounds are interleaved with the others'
         for size in sizes:
             built = folder / f"queue-{size}.db"
             seconds = build(f"sqlite:///{built}", size)
@@ -524,7 +527,7 @@ def main() -> None:
             floor_built = folder / f"floor-{size}.db"
             floor_database(built, floor_built)
             floor_users(floor_built, tokens)
-            template = None
+            template, pg_tokens = None, []
             if cluster is not None:
                 template = f"queue{size}"
                 url = cluster.database(template)
@@ -533,7 +536,11 @@ def main() -> None:
                 print(
                     f"{size:>7} open items: PostgreSQL queue built in {seconds:.1f} s", flush=True
                 )
-            for round_index in range(args.rounds):
+            queues.append((size, built, floor_built, tokens, template, pg_tokens))
+        # Round by round over every size: a machine that slows down (a busy neighbour) slows
+        # every size alike, not the sizes measured last.
+        for round_index in range(args.rounds):
+            for size, built, floor_built, tokens, template, pg_tokens in queues:
                 systems: list[tuple[str, list[str], int, list[str]]] = []
                 copy = fresh_copy(floor_built, folder / f"round-floor-{size}.db")
                 port = free_port()
@@ -554,6 +561,7 @@ def main() -> None:
                 for system, command, port, who in systems:
                     outcome = one_round(system, command, port, who, args.decisions)
                     results.setdefault((system, size), Best()).rounds.append(outcome)
+        for size in sizes:
             for system in ("floor", *[d for d in ("sqlite", "postgresql") if d in databases]):
                 print(f"{size:>7} {system:<11} {results[(system, size)].line()}", flush=True)
     finally:
@@ -568,7 +576,11 @@ def main() -> None:
     small, large = min(sizes), max(sizes)
     for system in [d for d in ("sqlite", "postgresql") if d in databases]:
         growth = results[(system, large)].p50 / results[(system, small)].p50
-        print(f"{system:<11} next p50 at {large} / at {small}: {growth:.2f}x (target <= 1.3x)")
+        floor_growth = results[("floor", large)].p50 / results[("floor", small)].p50
+        print(
+            f"{system:<11} next p50 at {large} / at {small}: {growth:.2f}x (target <= 1.3x; "
+            f"the floor's {floor_growth:.2f}x)"
+        )
         for size in sizes:
             share = results[(system, size)].rate / results[("floor", size)].rate
             print(f"{system:<11} decisions/s at {size}: {share:.2f}x the floor's (target >= 0.6x)")
