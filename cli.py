@@ -9,6 +9,7 @@ needs an extra that is not installed (it names the extra).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import typer
 
@@ -81,13 +82,21 @@ name_missing_extras(app)  # an extra's missing module: one line naming the extra
 # numpy's OpenBLAS starts a thread per core when numpy is imported, and its threads spin
 # waiting for work after each call: 100-200 ms of CPU per command on two cores, for nothing,
 # since synthgate's matrix products are tiny (pHash's 8x32 cosines). One thread, unless the
-# user says otherwise; read when numpy is first imported, which `import synthgate.cli` does
-# not do. torch's BLAS (MKL, OpenMP threads) is not OpenBLAS: diffusion keeps its threads.
+# user says otherwise (an empty value is none: OpenBLAS reads it as unset); read when numpy is
+# first imported, which `import synthgate.cli` does not do. torch's x86 wheels use MKL with
+# OpenMP threads, not OpenBLAS: diffusion keeps its threads (an aarch64 torch built on OpenBLAS
+# would get one).
 BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "1")
 
 
+def blas_threads(environ: Mapping[str, str]) -> str:
+    """The OpenBLAS threads a synthgate command runs with in this environment."""
+    name, default = BLAS_THREADS
+    return environ.get(name) or default
+
+
 def main() -> None:
-    os.environ.setdefault(*BLAS_THREADS)
+    os.environ[BLAS_THREADS[0]] = blas_threads(os.environ)
     app(prog_name="synthgate")
 
 

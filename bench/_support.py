@@ -56,10 +56,9 @@ def same_threads() -> dict[str, str]:
     command gives it (`cli.BLAS_THREADS`, unless this environment names them), so a floor's
     numpy runs as synthgate's does. Idle OpenBLAS threads spin between calls: CPU no floor's
     work needs, and it would count for the floor only."""
-    from synthgate.cli import BLAS_THREADS
+    from synthgate.cli import BLAS_THREADS, blas_threads
 
-    name, threads = BLAS_THREADS
-    return {**os.environ, name: os.environ.get(name, threads)}
+    return {**os.environ, BLAS_THREADS[0]: blas_threads(os.environ)}
 
 
 def measure(command: list[str]) -> Measured:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import shutil
 import socket
 import sqlite3
@@ -46,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
-from _support import free_port
+from _support import free_port, same_threads
 
 from synthgate.review.queue import ReviewQueue
 from synthgate.samples import (
@@ -415,7 +414,7 @@ def one_round(
     system: str, command: list[str], port: int, tokens: list[str], decisions: int
 ) -> Round:
     process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy()
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=same_threads()
     )
     try:
         wait_until_serving(process, port)
@@ -574,9 +573,9 @@ def main() -> None:
         f"gold rate {GOLD_RATE}; bench wall {time.perf_counter() - bench_began:.0f} s"
     )
     small, large = min(sizes), max(sizes)
+    floor_growth = results[("floor", large)].p50 / results[("floor", small)].p50
     for system in [d for d in ("sqlite", "postgresql") if d in databases]:
         growth = results[(system, large)].p50 / results[(system, small)].p50
-        floor_growth = results[("floor", large)].p50 / results[("floor", small)].p50
         print(
             f"{system:<11} next p50 at {large} / at {small}: {growth:.2f}x (target <= 1.3x; "
             f"the floor's {floor_growth:.2f}x)"

@@ -13,6 +13,7 @@ from synthgate.config import CounterfactualTextConfig
 from synthgate.errors import InputError
 from synthgate.generators import build_generator
 from synthgate.generators.text.counterfactual import (
+    CounterfactualGenerator,
     NameBank,
     bias_report,
     infer_attributes,
@@ -240,3 +241,8 @@ def test_a_twin_under_another_config_makes_what_a_new_generator_makes(
     other = running.model_copy(update={"text_field": "review"})
     with pytest.raises(ValueError, match="reads other rows"):
         planned.under(other)
+    # without a bank given, its own holds the names of its locales only
+    own_bank = CounterfactualGenerator(planned.config, categories=[])
+    with pytest.raises(ValueError, match="find other names"):
+        own_bank.under(running)
+    assert own_bank.under(planned.config.model_copy(update={"count": 9})).config.count == 9

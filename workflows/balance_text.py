@@ -155,7 +155,7 @@ def balance_text(
 
     # The planning's rewriters, by the rows they read: a section runs with the one it was
     # planned with (analysing every row's names is most of building one)
-    planned: dict[tuple[Any, str, str], CounterfactualGenerator] = {}
+    planned: dict[tuple[Path, str, str], CounterfactualGenerator] = {}
 
     def build(config: Any) -> Generator:
         if config.generator == "counterfactual" and rows_read(config) in planned:

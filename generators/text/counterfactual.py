@@ -25,6 +25,7 @@ import copy
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -210,7 +211,7 @@ def bias_report(
     return {"axis": axis, "groups": table, "largest_gap": largest}
 
 
-def rows_read(config: CounterfactualTextConfig) -> tuple[Any, str, str]:
+def rows_read(config: CounterfactualTextConfig) -> tuple[Path, str, str]:
     """What a generator's analysis of its rows depends on: their file and the fields it reads."""
     return config.source, config.text_field, config.label_field
 
@@ -232,6 +233,7 @@ class CounterfactualGenerator:
     ) -> None:
         self.config = config
         self.rows = rows if rows is not None else read_jsonl(config.source)
+        self.bank_given = bank is not None  # else built from the config's locales
         self.bank = bank or NameBank.build(config.locales)
         self.by_label: dict[str, list[int]] = defaultdict(list)
         for position, row in enumerate(self.rows):
@@ -256,10 +258,16 @@ class CounterfactualGenerator:
         )
 
     def under(self, config: CounterfactualTextConfig) -> CounterfactualGenerator:
-        """This generator under another config that reads the same rows (`rows_read`): the
-        rows' analysis is kept, not redone (a balance plans with one and runs with another)."""
+        """This generator under another config that reads the same rows (`rows_read`) with the
+        same names: the rows' analysis is kept, not redone (a balance plans with one and runs
+        with another, both on its bank)."""
         if rows_read(config) != rows_read(self.config):
             raise ValueError(f"{rows_read(config)} reads other rows than {rows_read(self.config)}")
+        if not self.bank_given and config.locales != self.config.locales:
+            raise ValueError(
+                f"locales {config.locales} find other names than {self.config.locales}, "
+                "whose names this generator's bank holds; pass one bank to both"
+            )
         twin = copy.copy(self)
         twin.config = config
         return twin
