@@ -330,10 +330,14 @@ def import_annotations(
             f"{type(tasks).__name__}); export the project as JSON from Label Studio"
         )
     result = ImportResult()
+    # Every task's decisions in one pass (not a query per annotation); an item's are read again
+    # after this import records one on it
+    decided = _decisions_by_item(
+        queue, [i for i in map(_task_item_id, tasks) if isinstance(i, int)]
+    )
     for position, task in enumerate(tasks):
         where = f"{path}: task {position}"
-        data = task.get("data") if isinstance(task, dict) else None
-        item_id = data.get("item_id") if isinstance(data, dict) else None
+        item_id = _task_item_id(task)
         if not isinstance(item_id, int):
             result.skipped.append(f"{where}: no data.item_id (not a task synthgate exported)")
             continue
@@ -346,8 +350,15 @@ def import_annotations(
             who = _annotator(annotation.get("completed_by"), names)
             if who is not None and email_domain and who.endswith(f"@{email_domain}"):
                 who = who.removesuffix(f"@{email_domain}")
-            _import_one(queue, item_id, shown, annotation, who, f"{where} (item {item_id})", result)
+            where_item = f"{where} (item {item_id})"
+            _import_one(queue, item_id, shown, annotation, who, where_item, result, decided)
     return result
+
+
+def _task_item_id(task: Any) -> Any:
+    """The synthgate item id a Label Studio task carries (`data.item_id`), if any."""
+    data = task.get("data") if isinstance(task, dict) else None
+    return data.get("item_id") if isinstance(data, dict) else None
 
 
 def _import_one(
@@ -358,10 +369,11 @@ def _import_one(
     who: str | None,
     where: str,
     result: ImportResult,
+    decided: dict[int, list[dict[str, Any]]],
 ) -> None:
     if annotation.get("was_cancelled") or annotation.get("skipped"):
         return
-    imported_from = _exported_decision(queue, item_id, annotation.get("import_id"))
+    imported_from = _exported_decision(decided[item_id], annotation.get("import_id"))
     if imported_from is not None:
         _compare_returned(imported_from, annotation, shown, where, result)
         return
@@ -376,9 +388,7 @@ def _import_one(
     except InputError as error:
         result.skipped.append(str(error))
         return
-    existing = [
-        r for r in _decision_rows(queue, item_id) if (r["annotator"], r["role"]) == (who, role)
-    ]
+    existing = [r for r in decided[item_id] if (r["annotator"], r["role"]) == (who, role)]
     if existing:
         if _same_decision(existing[0], annotation.get("result") or [], decision, shown):
             result.unchanged += 1
@@ -396,14 +406,16 @@ def _import_one(
             result.decided += 1
     except InputError as error:
         result.skipped.append(f"{where}: {error}")
+    else:
+        decided[item_id] = _decision_rows(queue, item_id)
 
 
-def _exported_decision(queue: ReviewQueue, item_id: int, import_id: Any) -> dict[str, Any] | None:
-    """The decision of this item a Label Studio annotation was imported from (its import_id is
-    the decision id `export_tasks` gave it), or None for an annotation made in Label Studio."""
+def _exported_decision(rows: list[dict[str, Any]], import_id: Any) -> dict[str, Any] | None:
+    """The decision among an item's `rows` a Label Studio annotation was imported from (its
+    import_id is the decision id `export_tasks` gave it), or None for one made in Label Studio."""
     if not isinstance(import_id, int) or isinstance(import_id, bool):
         return None
-    return next((r for r in _decision_rows(queue, item_id) if r["id"] == import_id), None)
+    return next((r for r in rows if r["id"] == import_id), None)
 
 
 def _compare_returned(

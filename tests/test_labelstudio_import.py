@@ -13,6 +13,7 @@ from labelstudio_fixtures import decide_everything, make_sample, open_store, sna
 from sqlalchemy import select
 
 from synthgate.errors import InputError
+from synthgate.review import interop
 from synthgate.review.interop import export_tasks, import_annotations
 from synthgate.review.queue import ReviewQueue
 from synthgate.samples import ObjectLabel
@@ -69,7 +70,14 @@ def relabel_first(result: list[dict]) -> None:
     result[0]["value"]["rectanglelabels"] = ["triangle"]
 
 
-def test_decisions_made_in_label_studio_come_back(store: Store, tmp_path: Path) -> None:
+def test_decisions_made_in_label_studio_come_back(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = []  # an item's decisions read on their own: only after the import recorded one
+    read_item = interop._decision_rows
+    monkeypatch.setattr(
+        interop, "_decision_rows", lambda queue, item: reads.append(item) or read_item(queue, item)
+    )
     queue = ReviewQueue(store, gold_rate=0.0)
     queue.enqueue_batch("b1")
     out = tmp_path / "open.json"
@@ -90,6 +98,7 @@ def test_decisions_made_in_label_studio_come_back(store: Store, tmp_path: Path) 
     export_path.write_text(json.dumps(exported))
     result = import_annotations(queue, export_path)
     assert result.decided == 4
+    assert sorted(reads) == sorted([first, first, second, second])
     assert any("is final: it takes no more decisions" in s for s in result.skipped)  # 3rd person
     with store.engine.connect() as connection:
         fixes = connection.execute(
@@ -108,6 +117,7 @@ def test_decisions_made_in_label_studio_come_back(store: Store, tmp_path: Path) 
     assert store.get_sample(make_sample(1, "image").id).status == "accepted"
     again = import_annotations(queue, export_path)  # importing the same export twice is harmless
     assert again.decided == 0 and again.unchanged == 4
+    assert len(reads) == 4  # nothing recorded: every decision came from the one pass
 
 
 def test_changed_decision_is_a_conflict_not_an_overwrite(store: Store, tmp_path: Path) -> None:
