@@ -33,6 +33,7 @@ from synthgate.api.inputs import check_plain
 from synthgate.errors import InputError
 from synthgate.masks import decode_mask
 from synthgate.review import gold
+from synthgate.review.items import MAX_ITEM_ID
 from synthgate.review.queue import Decision as QueueDecision
 from synthgate.review.queue import ReviewQueue, ReviewTask
 from synthgate.review.report import agreement_report
@@ -150,17 +151,14 @@ def item_ids(request: Request) -> ItemIds:
     return request.app.state.item_ids
 
 
-# review_items.id is a 32-bit column on PostgreSQL: an opaque id whose number is beyond it
-# names no item (and must never reach the database as an out-of-range parameter).
-NO_SUCH_ITEM = -1
-MAX_INTERNAL = 2**31 - 1
+NO_SUCH_ITEM = -1  # what an opaque id names when its number is beyond any item's (MAX_ITEM_ID)
 
 
 def internal_id(request: Request, public_id: int) -> int:
     """The queue's id of an item the API named by its opaque id (NO_SUCH_ITEM for one that
     cannot be an item's)."""
     internal = item_ids(request).internal(public_id)
-    return internal if 0 < internal <= MAX_INTERNAL else NO_SUCH_ITEM
+    return internal if 0 < internal <= MAX_ITEM_ID else NO_SUCH_ITEM
 
 
 def item_out(task: ReviewTask, public_id: int) -> ReviewItemOut:

@@ -18,6 +18,10 @@ from synthgate.review import adjudication
 from synthgate.samples import Sample
 from synthgate.storage.tables import decisions, gold_answers, review_items, samples
 
+# review_items.id is a 32-bit column on PostgreSQL: a number beyond it names no item (and must
+# never reach the database as an out-of-range parameter)
+MAX_ITEM_ID = 2**31 - 1
+
 ITEM = select(review_items).where(review_items.c.id == bindparam("item"))
 # An item with the JSON of the sample it shows: the stored copy for gold, else the live sample.
 SHOWN = (

@@ -345,3 +345,31 @@ def test_image_urls_follow_the_image_root(store: Store, tmp_path: Path) -> None:
     (tmp_path / "elsewhere").mkdir()
     with pytest.raises(InputError, match="does not hold item"):
         export_tasks(queue, out, modality="image", image_root=tmp_path / "elsewhere")
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_item_ids_no_item_can_have_are_skipped(
+    database: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A task naming an item id beyond the items' column (PostgreSQL's is 32-bit; SQLite takes
+    no int beyond 64 bits) is a skipped task, not a database error."""
+    url = (
+        request.getfixturevalue("postgres_cluster").database("labelstudio_import")
+        if database == "postgresql"
+        else f"sqlite:///{tmp_path / 'synthgate.db'}"
+    )
+    store = Store(url)
+    try:
+        store.upsert_samples([make_sample(0, "image")])
+        store.put_batch("b1", name="b1", seed=0, config={"categories": ["circle", "square"]})
+        queue = ReviewQueue(store, gold_rate=0.0)
+        queue.enqueue_batch("b1")
+        path = tmp_path / "export.json"
+        odd = [2**31, 2**63, 2**64, 0, -5]
+        path.write_text(json.dumps([{"data": {"item_id": i}, "annotations": []} for i in odd]))
+        result = import_annotations(queue, path)
+    finally:
+        store.close()
+    assert [reason.split(": ", 1)[1] for reason in result.skipped] == [
+        f"task {n}: no review item {i}" for n, i in enumerate(odd)
+    ]
