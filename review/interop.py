@@ -341,15 +341,13 @@ def import_annotations(
             f"{type(tasks).__name__}); export the project as JSON from Label Studio"
         )
     result = ImportResult()
-    # Every task's decisions in one pass (not a query per annotation); an item's are read again
-    # after this import records one on it
-    decided = _decisions_by_item(
-        queue, [i for i in map(_task_item_id, tasks) if isinstance(i, int)]
-    )
+    # Every task's decisions read up front (not a query per annotation); an item's are read
+    # again after this import records one on it
+    decided = _decisions_by_item(queue, [i for i in map(_task_item_id, tasks) if i is not None])
     for position, task in enumerate(tasks):
         where = f"{path}: task {position}"
         item_id = _task_item_id(task)
-        if not isinstance(item_id, int):
+        if item_id is None:
             result.skipped.append(f"{where}: no data.item_id (not a task synthgate exported)")
             continue
         try:
@@ -368,10 +366,12 @@ def import_annotations(
     return result
 
 
-def _task_item_id(task: Any) -> Any:
-    """The synthgate item id a Label Studio task carries (`data.item_id`), if any."""
+def _task_item_id(task: Any) -> int | None:
+    """The synthgate item id a Label Studio task carries (`data.item_id`: an int, not a bool),
+    if any."""
     data = task.get("data") if isinstance(task, dict) else None
-    return data.get("item_id") if isinstance(data, dict) else None
+    item_id = data.get("item_id") if isinstance(data, dict) else None
+    return item_id if type(item_id) is int else None
 
 
 def _import_one(
@@ -401,26 +401,38 @@ def _import_one(
     except InputError as error:
         result.skipped.append(str(error))
         return
-    existing = [r for r in decided[item_id] if (r["annotator"], r["role"]) == (who, role)]
-    if existing:
-        if _same_decision(existing[0], annotation.get("result") or [], decision, shown):
-            result.unchanged += 1
+    raw = annotation.get("result") or []
+    recorded = _recorded(decided[item_id], who, role)
+    if recorded is None:
+        try:
+            if role == "adjudicator":
+                queue.adjudicate(item_id, who, decision)
+                result.adjudicated += 1
+            else:
+                queue.decide(item_id, who, decision, assign=True)
+                result.decided += 1
+        except InputError as error:
+            # recorded since the import read the item's decisions (by the API, say): compared
+            # with that one below, as if it had been there from the start
+            decided[item_id] = _decision_rows(queue, item_id)
+            recorded = _recorded(decided[item_id], who, role)
+            if recorded is None:
+                result.skipped.append(f"{where}: {error}")
+                return
         else:
-            result.conflicts.append(
-                f"{where}: differs from the decision already recorded; kept that one"
-            )
-        return
-    try:
-        if role == "adjudicator":
-            queue.adjudicate(item_id, who, decision)
-            result.adjudicated += 1
-        else:
-            queue.decide(item_id, who, decision, assign=True)
-            result.decided += 1
-    except InputError as error:
-        result.skipped.append(f"{where}: {error}")
+            decided[item_id] = _decision_rows(queue, item_id)
+            return
+    if _same_decision(recorded, raw, decision, shown):
+        result.unchanged += 1
     else:
-        decided[item_id] = _decision_rows(queue, item_id)
+        result.conflicts.append(
+            f"{where}: differs from the decision already recorded; kept that one"
+        )
+
+
+def _recorded(rows: list[dict[str, Any]], who: str, role: str) -> dict[str, Any] | None:
+    """The decision among an item's `rows` that `who` made in `role`, if any."""
+    return next((r for r in rows if (r["annotator"], r["role"]) == (who, role)), None)
 
 
 def _exported_decision(rows: list[dict[str, Any]], import_id: Any) -> dict[str, Any] | None:

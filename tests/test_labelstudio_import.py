@@ -74,6 +74,7 @@ def test_decisions_made_in_label_studio_come_back(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reads = []  # an item's decisions read on their own: only after the import recorded one
+    # or was refused one (it may have been recorded since the import read them)
     read_item = interop._decision_rows
     monkeypatch.setattr(
         interop, "_decision_rows", lambda queue, item: reads.append(item) or read_item(queue, item)
@@ -98,7 +99,7 @@ def test_decisions_made_in_label_studio_come_back(
     export_path.write_text(json.dumps(exported))
     result = import_annotations(queue, export_path)
     assert result.decided == 4
-    assert sorted(reads) == sorted([first, first, second, second])
+    assert sorted(reads) == sorted([first, first, second, second, second])  # 4 + the 3rd person
     assert any("is final: it takes no more decisions" in s for s in result.skipped)  # 3rd person
     with store.engine.connect() as connection:
         fixes = connection.execute(
@@ -117,7 +118,7 @@ def test_decisions_made_in_label_studio_come_back(
     assert store.get_sample(make_sample(1, "image").id).status == "accepted"
     again = import_annotations(queue, export_path)  # importing the same export twice is harmless
     assert again.decided == 0 and again.unchanged == 4
-    assert len(reads) == 4  # nothing recorded: every decision came from the one pass
+    assert len(reads) == 6  # nothing recorded: only the refused 3rd person's item read again
 
 
 def test_changed_decision_is_a_conflict_not_an_overwrite(store: Store, tmp_path: Path) -> None:
@@ -366,10 +367,58 @@ def test_item_ids_no_item_can_have_are_skipped(
         queue.enqueue_batch("b1")
         path = tmp_path / "export.json"
         odd = [2**31, 2**63, 2**64, 0, -5]
-        path.write_text(json.dumps([{"data": {"item_id": i}, "annotations": []} for i in odd]))
+        tasks = [{"data": {"item_id": i}, "annotations": []} for i in [*odd, True]]
+        path.write_text(json.dumps(tasks))
         result = import_annotations(queue, path)
     finally:
         store.close()
     assert [reason.split(": ", 1)[1] for reason in result.skipped] == [
-        f"task {n}: no review item {i}" for n, i in enumerate(odd)
+        *(f"task {n}: no review item {i}" for n, i in enumerate(odd)),
+        f"task {len(odd)}: no data.item_id (not a task synthgate exported)",  # true is no id
     ]
+
+
+def test_an_annotator_twice_on_one_item_is_compared_with_their_first(
+    store: Store, tmp_path: Path
+) -> None:
+    """The second annotation by the same person on an item meets the decision the first one
+    recorded in this import: the same is unchanged, another is a conflict."""
+    queue = ReviewQueue(store, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    out = tmp_path / "open.json"
+    export_tasks(queue, out, modality="image")
+    task = json.loads(out.read_text())[0]
+    item = task["data"]["item_id"]
+    twice = label_studio_export([task], {item: [{"verdict": "accept"}]})[0]
+    again, other = copy.deepcopy(twice["annotations"][0]), copy.deepcopy(twice["annotations"][0])
+    next(r for r in other["result"] if r["from_name"] == "verdict")["value"]["choices"] = ["reject"]
+    twice["annotations"] += [again, other]
+    path = tmp_path / "twice.json"
+    path.write_text(json.dumps([twice]))
+    result = import_annotations(queue, path)
+    assert (result.decided, result.unchanged, len(result.conflicts)) == (1, 1, 1)
+    assert result.skipped == []
+
+
+def test_a_decision_recorded_since_the_import_read_is_compared_not_skipped(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone records the same person's decision (through the API, say) after the import read
+    the item's decisions: the import compares with it, as with any recorded decision."""
+    queue = ReviewQueue(store, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    out = tmp_path / "open.json"
+    export_tasks(queue, out, modality="image")
+    task = json.loads(out.read_text())[0]
+    item = task["data"]["item_id"]
+    exported = label_studio_export([task], {item: [{"verdict": "accept"}]})
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(exported))
+    first = import_annotations(queue, path)
+    assert first.decided == 1
+    read_before = interop._decisions_by_item  # what it read, had it read before that decision
+    monkeypatch.setattr(
+        interop, "_decisions_by_item", lambda q, ids: {i: [] for i in read_before(q, ids)}
+    )
+    again = import_annotations(queue, path)
+    assert (again.decided, again.unchanged, again.skipped) == (0, 1, [])
