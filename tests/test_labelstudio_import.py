@@ -378,18 +378,23 @@ def test_item_ids_no_item_can_have_are_skipped(
     ]
 
 
-def test_an_annotator_twice_on_one_item_is_compared_with_their_first(
-    store: Store, tmp_path: Path
-) -> None:
-    """The second annotation by the same person on an item meets the decision the first one
-    recorded in this import: the same is unchanged, another is a conflict."""
+def accepted_once(store: Store, tmp_path: Path) -> tuple[ReviewQueue, dict]:
+    """The queue of batch b1 and its first image task as Label Studio exports it, accepted by
+    one person."""
     queue = ReviewQueue(store, gold_rate=0.0)
     queue.enqueue_batch("b1")
     out = tmp_path / "open.json"
     export_tasks(queue, out, modality="image")
     task = json.loads(out.read_text())[0]
-    item = task["data"]["item_id"]
-    twice = label_studio_export([task], {item: [{"verdict": "accept"}]})[0]
+    return queue, label_studio_export([task], {task["data"]["item_id"]: [{"verdict": "accept"}]})[0]
+
+
+def test_an_annotator_twice_on_one_item_is_compared_with_their_first(
+    store: Store, tmp_path: Path
+) -> None:
+    """The second annotation by the same person on an item meets the decision the first one
+    recorded in this import: the same is unchanged, another is a conflict."""
+    queue, twice = accepted_once(store, tmp_path)
     again, other = copy.deepcopy(twice["annotations"][0]), copy.deepcopy(twice["annotations"][0])
     next(r for r in other["result"] if r["from_name"] == "verdict")["value"]["choices"] = ["reject"]
     twice["annotations"] += [again, other]
@@ -405,15 +410,9 @@ def test_a_decision_recorded_since_the_import_read_is_compared_not_skipped(
 ) -> None:
     """Someone records the same person's decision (through the API, say) after the import read
     the item's decisions: the import compares with it, as with any recorded decision."""
-    queue = ReviewQueue(store, gold_rate=0.0)
-    queue.enqueue_batch("b1")
-    out = tmp_path / "open.json"
-    export_tasks(queue, out, modality="image")
-    task = json.loads(out.read_text())[0]
-    item = task["data"]["item_id"]
-    exported = label_studio_export([task], {item: [{"verdict": "accept"}]})
+    queue, task = accepted_once(store, tmp_path)
     path = tmp_path / "export.json"
-    path.write_text(json.dumps(exported))
+    path.write_text(json.dumps([task]))
     first = import_annotations(queue, path)
     assert first.decided == 1
     read_before = interop._decisions_by_item  # what it read, had it read before that decision
