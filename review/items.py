@@ -8,6 +8,7 @@ more than running it on an index, and a review request runs a dozen of them.
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 from sqlalchemy import bindparam, func, select
@@ -65,9 +66,21 @@ SET_SAMPLE = (
 )
 
 
+def check_item_id(item_id: int) -> int:
+    """`item_id` as an int, or an `InputError` when no item can have it (not an integer, a
+    bool, or beyond the column): such a value names no item, and must not reach the database."""
+    try:
+        number = None if isinstance(item_id, bool) else operator.index(item_id)
+    except TypeError:
+        number = None
+    if number is None or not 0 < number <= MAX_ITEM_ID:
+        raise InputError(f"no review item {item_id}")
+    return number
+
+
 def item_row(connection: Connection, item_id: int) -> Any:
     """The item's row; an unknown id is an `InputError`."""
-    item = connection.execute(ITEM, {"item": item_id}).first()
+    item = connection.execute(ITEM, {"item": check_item_id(item_id)}).first()
     if item is None:
         raise InputError(f"no review item {item_id}")
     return item
@@ -76,7 +89,7 @@ def item_row(connection: Connection, item_id: int) -> Any:
 def shown_row(connection: Connection, item_id: int) -> Any:
     """The item's row with the sample it shows (SHOWN: one query, not yet parsed); an unknown
     id is an `InputError`."""
-    row = connection.execute(SHOWN, {"item": item_id}).first()
+    row = connection.execute(SHOWN, {"item": check_item_id(item_id)}).first()
     if row is None:
         raise InputError(f"no review item {item_id}")
     return row

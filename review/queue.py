@@ -36,6 +36,7 @@ from synthgate.review.decision import (
 )
 from synthgate.review.items import (
     SHOWN,
+    check_item_id,
     finalise,
     item_row,
     maybe_finalise,
@@ -242,7 +243,8 @@ class ReviewQueue:
         annotator = check_annotator(annotator)
         with self.write() as connection:
             deciding = DECIDING_LOCKED if self.dialect == "postgresql" else DECIDING
-            item = connection.execute(deciding, {"item": item_id, "annotator": annotator}).first()
+            values = {"item": check_item_id(item_id), "annotator": annotator}
+            item = connection.execute(deciding, values).first()
             if item is None:
                 raise InputError(f"no review item {item_id}")
             shown = parse_shown(item)
@@ -410,7 +412,7 @@ class ReviewQueue:
         return None
 
     def _lock_item(self, connection: Connection, item_id: int) -> Any:
-        query = select(review_items).where(review_items.c.id == item_id)
+        query = select(review_items).where(review_items.c.id == check_item_id(item_id))
         if self.dialect == "postgresql":
             query = query.with_for_update()
         item = connection.execute(query).first()

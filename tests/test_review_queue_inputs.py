@@ -40,6 +40,13 @@ def bad_decisions() -> list:
             "already decided",
         ),
         ("no item", lambda q, t: q.decide(999, "ann", ACCEPT), "no review item 999"),
+        # ids no item can have (beyond the 32-bit column, SQLite's 64 bits, or not an int) never
+        # reach the database
+        ("item 2^31", lambda q, t: q.decide(2**31, "ann", ACCEPT), "no review item 2147483648"),
+        ("item 2^64", lambda q, t: q.task(2**64), "no review item 18446744073709551616"),
+        ("item true", lambda q, t: q.task(True), "no review item True"),
+        ("item -1 image", lambda q, t: q.item_image_path(-1), "no review item -1"),
+        ("item 2^63 adjudicated", lambda q, t: q.adjudicate(2**63, "lead", ACCEPT), "no review"),
         (
             "fix without labels",
             lambda q, t: q.decide(t.item_id, "ann", Decision(verdict="fix")),
