@@ -33,7 +33,7 @@ from synthgate.api.inputs import check_plain
 from synthgate.errors import InputError
 from synthgate.masks import decode_mask
 from synthgate.review import gold
-from synthgate.review.items import MAX_ITEM_ID
+from synthgate.review.items import item_number
 from synthgate.review.queue import Decision as QueueDecision
 from synthgate.review.queue import ReviewQueue, ReviewTask
 from synthgate.review.report import agreement_report
@@ -151,14 +151,14 @@ def item_ids(request: Request) -> ItemIds:
     return request.app.state.item_ids
 
 
-NO_SUCH_ITEM = -1  # what an opaque id names when its number is beyond any item's (MAX_ITEM_ID)
+NO_SUCH_ITEM = -1  # what an opaque id names when no item can have its number (item_number)
 
 
 def internal_id(request: Request, public_id: int) -> int:
     """The queue's id of an item the API named by its opaque id (NO_SUCH_ITEM for one that
     cannot be an item's)."""
     internal = item_ids(request).internal(public_id)
-    return internal if 0 < internal <= MAX_ITEM_ID else NO_SUCH_ITEM
+    return internal if item_number(internal) is not None else NO_SUCH_ITEM
 
 
 def item_out(task: ReviewTask, public_id: int) -> ReviewItemOut:

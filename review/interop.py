@@ -32,7 +32,7 @@ from sqlalchemy import select
 from synthgate.errors import InputError
 from synthgate.files import too_long, write_atomic
 from synthgate.review.decision import Decision, check_decision
-from synthgate.review.items import MAX_ITEM_ID
+from synthgate.review.items import item_number
 from synthgate.review.labelstudio import (
     Shapes,
     canonical,
@@ -262,7 +262,7 @@ def _decisions_by_item(queue: ReviewQueue, item_ids: list[int]) -> dict[int, lis
     500 items on the decisions' item index, not one per item (an export of 100k items made
     200k), nor a pass over every decision of the database for a few items."""
     decided: dict[int, list[dict[str, Any]]] = {item_id: [] for item_id in item_ids}
-    wanted = sorted(i for i in decided if 0 < i <= MAX_ITEM_ID)  # others name no item
+    wanted = sorted(i for i in decided if item_number(i) is not None)  # others name no item
     with queue.store.engine.connect() as connection:
         for start in range(0, len(wanted), ITEMS_PER_QUERY):
             chunk = wanted[start : start + ITEMS_PER_QUERY]

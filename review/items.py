@@ -66,14 +66,20 @@ SET_SAMPLE = (
 )
 
 
-def check_item_id(item_id: int) -> int:
-    """`item_id` as an int, or an `InputError` when no item can have it (not an integer, a
-    bool, or beyond the column): such a value names no item, and must not reach the database."""
+def item_number(item_id: Any) -> int | None:
+    """`item_id` as an int, or None when no item can have it (not an integer, a bool, zero or
+    less, or beyond the column): such a value names no item, and must not reach the database."""
     try:
         number = None if isinstance(item_id, bool) else operator.index(item_id)
     except TypeError:
-        number = None
-    if number is None or not 0 < number <= MAX_ITEM_ID:
+        return None
+    return number if number is not None and 0 < number <= MAX_ITEM_ID else None
+
+
+def check_item_id(item_id: int) -> int:
+    """`item_id` as an int (`item_number`), or an `InputError` when no item can have it."""
+    number = item_number(item_id)
+    if number is None:
         raise InputError(f"no review item {item_id}")
     return number
 
