@@ -2,8 +2,9 @@
 shows its stored copy), and making its result final once it has every decision it needs.
 
 The sample row and the item change in the same transaction, so no decision is half-applied.
-The statements are built once, with bound parameters: building and hashing a statement costs
-more than running it on an index, and a review request runs a dozen of them.
+The statements are built once, with bound parameters, and run on the driver's cursor
+(storage/prepared.py): SQLAlchemy's per-execution work costs more than running them on an index,
+and a review request runs a dozen of them.
 """
 
 from __future__ import annotations
@@ -17,15 +18,16 @@ from sqlalchemy.engine import Connection
 from synthgate.errors import InputError
 from synthgate.review import adjudication
 from synthgate.samples import Sample
+from synthgate.storage.prepared import Prepared
 from synthgate.storage.tables import decisions, gold_answers, review_items, samples
 
 # review_items.id is a 32-bit column on PostgreSQL: a number beyond it names no item (and must
 # never reach the database as an out-of-range parameter)
 MAX_ITEM_ID = 2**31 - 1
 
-ITEM = select(review_items).where(review_items.c.id == bindparam("item"))
+ITEM = Prepared(select(review_items).where(review_items.c.id == bindparam("item")))
 # An item with the JSON of the sample it shows: the stored copy for gold, else the live sample.
-SHOWN = (
+SHOWN = Prepared(
     select(
         review_items,
         func.coalesce(gold_answers.c.shown, samples.c.data).label("shown"),
@@ -43,23 +45,23 @@ ANNOTATOR_DECISIONS = (
     .order_by(decisions.c.decided_at, decisions.c.id)
 )
 # the verdicts alone: counting them needs none of the JSON columns (levels, labels)
-ANNOTATOR_VERDICTS = (
+ANNOTATOR_VERDICTS = Prepared(
     select(decisions.c.verdict)
     .where(decisions.c.item_id == bindparam("item"), decisions.c.role == "annotator")
     .order_by(decisions.c.decided_at, decisions.c.id)
 )
 # moved ahead of every undisputed item once (priorities of undisputed items are >= 0)
-DISPUTED = (
+DISPUTED = Prepared(
     review_items.update()
     .where(review_items.c.id == bindparam("item"), review_items.c.priority >= 0)
     .values(priority=review_items.c.priority - 2)
 )
-SET_STATUS = (
+SET_STATUS = Prepared(
     review_items.update()
     .where(review_items.c.id == bindparam("item"))
     .values(status=bindparam("status"), final_verdict=bindparam("verdict"))
 )
-SET_SAMPLE = (
+SET_SAMPLE = Prepared(
     samples.update()
     .where(samples.c.id == bindparam("sample"))
     .values(status=bindparam("status"), score=bindparam("score"), data=bindparam("data"))
@@ -86,7 +88,7 @@ def check_item_id(item_id: int) -> int:
 
 def item_row(connection: Connection, item_id: int) -> Any:
     """The item's row; an unknown id is an `InputError`."""
-    item = connection.execute(ITEM, {"item": check_item_id(item_id)}).first()
+    item = ITEM.run(connection, {"item": check_item_id(item_id)}).first()
     if item is None:
         raise InputError(f"no review item {item_id}")
     return item
@@ -95,7 +97,7 @@ def item_row(connection: Connection, item_id: int) -> Any:
 def shown_row(connection: Connection, item_id: int) -> Any:
     """The item's row with the sample it shows (SHOWN: one query, not yet parsed); an unknown
     id is an `InputError`."""
-    row = connection.execute(SHOWN, {"item": check_item_id(item_id)}).first()
+    row = SHOWN.run(connection, {"item": check_item_id(item_id)}).first()
     if row is None:
         raise InputError(f"no review item {item_id}")
     return row
@@ -123,14 +125,14 @@ def shown_sample(connection: Connection, item: Any) -> Sample:
 def maybe_finalise(connection: Connection, item: Any, shown: Sample | None = None) -> None:
     """Once the item has `k` annotator decisions: final on agreement, else to adjudication.
     `shown`: the item's sample, when the caller has read it already."""
-    verdicts = list(connection.execute(ANNOTATOR_VERDICTS, {"item": item.id}).scalars())
+    verdicts = ANNOTATOR_VERDICTS.run(connection, {"item": item.id}).scalars()
     if len(verdicts) < item.k:
         if len(set(verdicts)) > 1:  # its annotators disagree: the rest of its decisions first
-            connection.execute(DISPUTED, {"item": item.id})
+            DISPUTED.run(connection, {"item": item.id})
         return
     verdict = adjudication.resolve(verdicts)
     if verdict is None:
-        connection.execute(SET_STATUS, {"item": item.id, "status": "adjudication", "verdict": None})
+        SET_STATUS.run(connection, {"item": item.id, "status": "adjudication", "verdict": None})
         return
     rows = (  # a fix brings its corrected labels
         [dict(r._mapping) for r in connection.execute(ANNOTATOR_DECISIONS, {"item": item.id})]
@@ -151,8 +153,8 @@ def finalise(
     sample = shown if shown is not None else shown_sample(connection, item)
     final = adjudication.final_sample(sample, verdict, rows)
     # the sample row and the item change in one transaction: no decision is half-applied
-    connection.execute(
-        SET_SAMPLE,
+    SET_SAMPLE.run(
+        connection,
         {
             "sample": final.id,
             "status": final.status,
@@ -160,4 +162,4 @@ def finalise(
             "data": final.model_dump_json(),
         },
     )
-    connection.execute(SET_STATUS, {"item": item.id, "status": "final", "verdict": verdict})
+    SET_STATUS.run(connection, {"item": item.id, "status": "final", "verdict": verdict})

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import BindParameter
 
@@ -46,6 +47,7 @@ from synthgate.review.items import (
 )
 from synthgate.review.stats import queue_stats
 from synthgate.samples import Sample
+from synthgate.storage.prepared import Prepared
 from synthgate.storage.store import Store
 from synthgate.storage.tables import (
     WriteTransaction,
@@ -57,16 +59,19 @@ from synthgate.storage.tables import (
 )
 from synthgate.validators.rubric import Rubric
 
-# The statements of the claim and the decision, built once with bound parameters (building and
-# hashing a statement costs more than running it on an index).
+# The statements of the claim and the decision, built once with bound parameters and run on the
+# driver's cursor (storage/prepared.py): SQLAlchemy's per-execution work costs more than running
+# them on an index.
 ANNOTATOR: BindParameter[str] = bindparam("annotator")
 ITEM: BindParameter[int] = bindparam("item")
 # The annotator's open task (their undecided assignment, if any) and how many tasks they were
 # given (the position that seeds their gold draw), from ix_review_assignments_annotator_open.
-OPEN_TASK = select(
-    func.min(assignments.c.item_id).filter(assignments.c.decided_at.is_(None)),
-    func.count(),
-).where(assignments.c.annotator == ANNOTATOR)
+OPEN_TASK = Prepared(
+    select(
+        func.min(assignments.c.item_id).filter(assignments.c.decided_at.is_(None)),
+        func.count(),
+    ).where(assignments.c.annotator == ANNOTATOR)
+)
 # the annotator's assignments, for an anti-join: a claim skips the items they hold (one probe of
 # uq_assignment per candidate row, no subquery per row)
 MINE = select(assignments.c.item_id).where(assignments.c.annotator == ANNOTATOR).alias("mine")
@@ -108,43 +113,63 @@ GOLD_BEFORE = (
     .order_by(review_items.c.priority, review_items.c.id)
     .limit(1)
 )
-ASSIGN = assignments.insert()
-COUNT_IN = (
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A claim's query, as SQLite runs it and as PostgreSQL does: locking the row it finds and
+    skipping rows other claims hold."""
+
+    plain: Prepared
+    locked: Prepared
+
+    @classmethod
+    def of(cls, query: Select[Any]) -> Probe:
+        return cls(
+            Prepared(query), Prepared(query.with_for_update(skip_locked=True, of=review_items))
+        )
+
+
+CLAIM_REAL = [Probe.of(STARTED), Probe.of(FRESH)]
+CLAIM_GOLD = [Probe.of(GOLD_AFTER), Probe.of(GOLD_BEFORE)]
+ASSIGN = Prepared(
+    assignments.insert().values(
+        item_id=ITEM, annotator=ANNOTATOR, assigned_at=bindparam("assigned_at")
+    )
+)
+COUNT_IN = Prepared(
     review_items.update()
     .where(review_items.c.id == ITEM)
     .values(taken=review_items.c.taken + bindparam("change"))
 )
 # the item, the sample it shows and the annotator's assignment of it, read under the item's
 # lock to decide
-DECIDING = (
+DECIDING_QUERY = (
     select(
-        *SHOWN.selected_columns,
+        *SHOWN.statement.selected_columns,
         assignments.c.id.label("assignment_id"),
         assignments.c.decided_at.label("decided_at"),
     )
     .select_from(
-        SHOWN.get_final_froms()[0].outerjoin(
+        SHOWN.statement.get_final_froms()[0].outerjoin(
             assignments,
             (assignments.c.item_id == review_items.c.id) & (assignments.c.annotator == ANNOTATOR),
         )
     )
     .where(review_items.c.id == ITEM)
 )
-RECORD = decisions.insert()
-DECIDED = (
+DECIDING = Prepared(DECIDING_QUERY)
+DECIDING_LOCKED = Prepared(DECIDING_QUERY.with_for_update(of=review_items))
+RECORD = Prepared(  # the columns of decision_row
+    decisions.insert().values(
+        {column.key: bindparam(column.key) for column in decisions.c if column.key != "id"}
+    )
+)
+DECIDED = Prepared(
     assignments.update()
     .where(assignments.c.id == bindparam("assignment"))
     .values(decided_at=bindparam("now"))
 )
-
-
-# PostgreSQL's forms: a claim probe locks the row it finds and skips rows other claims hold; a
-# decision locks its item.
-LOCKED = {
-    query: query.with_for_update(skip_locked=True, of=review_items)
-    for query in (STARTED, FRESH, GOLD_AFTER, GOLD_BEFORE)
-}
-DECIDING_LOCKED = DECIDING.with_for_update(of=review_items)
 
 
 class ReviewQueue:
@@ -219,7 +244,7 @@ class ReviewQueue:
                 # One short write transaction: the open task, else a claim and its assignment,
                 # and the task's row; the sample is parsed after the commit.
                 with self.write(connection) as writing:
-                    open_task, position = writing.execute(OPEN_TASK, {"annotator": annotator}).one()
+                    open_task, position = OPEN_TASK.run(writing, {"annotator": annotator}).one()
                     item_id = open_task
                     if item_id is None:
                         item_id = self._claim(writing, annotator, position)
@@ -228,7 +253,7 @@ class ReviewQueue:
                         if item_id < 0:  # every open slot is held by another claim: try again
                             continue
                         self._add_assignment(writing, item_id, annotator)
-                    row = writing.execute(SHOWN, {"item": item_id}).one()
+                    row = SHOWN.run(writing, {"item": item_id}).one()
                 return self._task_of(row)
         raise RuntimeError("next_item: could not claim an item after 200 attempts")
 
@@ -244,7 +269,7 @@ class ReviewQueue:
         with self.write() as connection:
             deciding = DECIDING_LOCKED if self.dialect == "postgresql" else DECIDING
             values = {"item": check_item_id(item_id), "annotator": annotator}
-            item = connection.execute(deciding, values).first()
+            item = deciding.run(connection, values).first()
             if item is None:
                 raise InputError(f"no review item {item_id}")
             shown = parse_shown(item)
@@ -264,10 +289,10 @@ class ReviewQueue:
                     f"item {item_id} is not assigned to {annotator!r}; ask for the next item first"
                 )
             now = time.time()
-            connection.execute(
-                RECORD, decision_row(item_id, annotator, decision, shown, "annotator", now)
+            RECORD.run(
+                connection, decision_row(item_id, annotator, decision, shown, "annotator", now)
             )
-            connection.execute(DECIDED, {"assignment": assignment_id, "now": now})
+            DECIDED.run(connection, {"assignment": assignment_id, "now": now})
             if item.kind == "sample":
                 maybe_finalise(connection, item, shown)
 
@@ -303,7 +328,7 @@ class ReviewQueue:
             ).scalars()
             per_item = Counter(released)
             for item_id, count in per_item.items():
-                connection.execute(COUNT_IN, {"item": item_id, "change": -count})
+                COUNT_IN.run(connection, {"item": item_id, "change": -count})
             return sum(per_item.values())
 
     def awaiting_adjudication(self) -> list[int]:
@@ -372,40 +397,38 @@ class ReviewQueue:
 
     def _add_assignment(self, connection: Connection, item_id: int, annotator: str) -> None:
         """Give the item to the annotator and count it on the item, in the same transaction."""
-        connection.execute(
-            ASSIGN, {"item_id": item_id, "annotator": annotator, "assigned_at": time.time()}
+        ASSIGN.run(
+            connection, {"item": item_id, "annotator": annotator, "assigned_at": time.time()}
         )
-        connection.execute(COUNT_IN, {"item": item_id, "change": 1})
+        COUNT_IN.run(connection, {"item": item_id, "change": 1})
 
     def _claim(self, connection: Connection, annotator: str, position: int) -> int | None:
         """The item to assign next; -1 if other claims hold every open slot (the caller
         retries), None if nothing is left for this annotator. `position`: how many tasks the
         annotator was given before (it seeds their gold draw)."""
-        real = self._first(connection, [STARTED, FRESH], {"annotator": annotator})
+        real = self._first(connection, CLAIM_REAL, {"annotator": annotator})
         if real is None or real < 0:
             return real  # gold only rides along with real work
         if gold.draw_gold(self.gold_rate, seed=[self.seed, annotator, position]):
             # The first gold item the annotator has not seen, walking the gold order from a
             # point drawn for this claim (and around): a seeded order per annotator, by index.
             start = priority.gold_start(self.seed, annotator, position)
-            golden = self._first(
-                connection, [GOLD_AFTER, GOLD_BEFORE], {"annotator": annotator, "start": start}
-            )
+            golden = self._first(connection, CLAIM_GOLD, {"annotator": annotator, "start": start})
             if golden is not None and golden >= 0:
                 return golden
         return real
 
     def _first(
-        self, connection: Connection, queries: list[Any], values: dict[str, Any]
+        self, connection: Connection, probes: list[Probe], values: dict[str, Any]
     ) -> int | None:
-        """The first row of the first query that has one: an item id; on PostgreSQL locked
+        """The first row of the first probe that has one: an item id; on PostgreSQL locked
         (SKIP LOCKED), and -1 when rows exist but other claims hold them all."""
         postgresql = self.dialect == "postgresql"
-        for query in queries:
-            found = connection.execute(LOCKED[query] if postgresql else query, values).scalar()
+        for probe in probes:
+            found = (probe.locked if postgresql else probe.plain).run(connection, values).scalar()
             if found is not None:
                 return int(found)
-        if postgresql and any(connection.execute(q, values).first() is not None for q in queries):
+        if postgresql and any(p.plain.run(connection, values).first() is not None for p in probes):
             # Every open slot is locked by another annotator's claim right now: that is
             # "try again", not "nothing left" (it may be released without being taken).
             return -1

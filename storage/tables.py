@@ -41,9 +41,12 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+
+from synthgate.storage.prepared import Prepared
 
 # The migration that made the schema below (storage/migrations/versions/): a database stamped
 # with it needs no upgrade. A test holds it equal to the migrations' head.
@@ -223,6 +226,9 @@ gold_answers = Table(
 )
 
 
+# Run on the driver's cursor (storage/prepared.py), as the statements of the review requests that
+# open most write transactions are.
+BEGIN_IMMEDIATE = Prepared(text("BEGIN IMMEDIATE"))
 # One lock per SQLite engine: the writers of one process queue on it (see WriteTransaction).
 _PROCESS_WRITERS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
 _PROCESS_WRITERS_GUARD = threading.Lock()
@@ -263,7 +269,7 @@ class WriteTransaction:
         try:
             self.connection = self.given if self.given is not None else self.engine.connect()
             if self.dialect == "sqlite":
-                self.connection.exec_driver_sql("BEGIN IMMEDIATE")
+                BEGIN_IMMEDIATE.run(self.connection)
         except BaseException:
             if self.lock is not None:
                 self.lock.release()

@@ -25,15 +25,18 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from synthgate.errors import InputError
+from synthgate.storage.prepared import Prepared
 from synthgate.storage.requesters import forget_user
 from synthgate.storage.tables import insert_ignore, service_secrets, sessions, users
 
 Role = Literal["annotator", "requester", "admin"]
-# Every request of the service runs it: built once (building a statement costs more than the
-# index lookup it does).
-BY_TOKEN_HASH = select(users).where(users.c.token_hash == bindparam("digest"))
-BY_SESSION_HASH = (
-    select(users, sessions.c.expires_at)
+# Every request of the service runs one: built once and run on the driver's cursor
+# (storage/prepared.py), since building a statement, or SQLAlchemy's per-execution work, costs
+# more than the index lookup it does.
+WHO = (users.c.name, users.c.role, users.c.token_hash)
+BY_TOKEN_HASH = Prepared(select(*WHO).where(users.c.token_hash == bindparam("digest")))
+BY_SESSION_HASH = Prepared(
+    select(*WHO, sessions.c.expires_at)
     .join(sessions, sessions.c.user == users.c.name)
     .where(sessions.c.id_hash == bindparam("digest"))
 )
@@ -124,7 +127,7 @@ class Users:
             return None
         digest = hash_token(token)
         with self._reading() as connection:
-            row = connection.execute(BY_TOKEN_HASH, {"digest": digest}).first()
+            row = BY_TOKEN_HASH.run(connection, {"digest": digest}).first()
         # The lookup is by hash already; compare_digest keeps the final check constant-time.
         if row is None or not hmac.compare_digest(row.token_hash, digest):
             return None
@@ -155,7 +158,7 @@ class Users:
             return None
         digest = hash_token(session_id)
         with self._reading() as connection:
-            row = connection.execute(BY_SESSION_HASH, {"digest": digest}).first()
+            row = BY_SESSION_HASH.run(connection, {"digest": digest}).first()
         if row is None or row.expires_at < time.time():
             return None
         return User(name=row.name, role=row.role, token_hash=row.token_hash, session=digest)

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 from review_fixtures import ACCEPT, fill, open_store
-from sqlalchemy import event, select, text
+from sqlalchemy import select, text
 
 from synthgate.review.queue import ReviewQueue
+from synthgate.storage.prepared import Prepared
 from synthgate.storage.store import Store
 from synthgate.storage.tables import assignments, review_items
 
@@ -111,30 +112,36 @@ def test_gold_tasks_come_in_a_seeded_order_per_annotator_and_never_twice(store: 
     assert met["ann"] != met["bob"]  # each annotator walks the gold set in their own order
 
 
-def claim_statements(store: Store, queue: ReviewQueue) -> list[tuple[str, Any]]:
-    """The SELECTs over review_items that `next_item` ran (with their parameters)."""
+def claim_statements(
+    store: Store, queue: ReviewQueue, monkeypatch: pytest.MonkeyPatch
+) -> list[tuple[str, Any]]:
+    """The SELECTs over review_items that `next_item` ran (with their parameters), as the
+    driver was given them (the queue's statements run through Prepared)."""
     seen: list[tuple[str, Any]] = []
+    driver_call = Prepared.driver_call
 
-    def capture(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+    def capture(self: Prepared, dialect: Any, values: Any = None) -> tuple[str, Any]:
+        statement, params = driver_call(self, dialect, values)
         if statement.lstrip().upper().startswith("SELECT") and "review_items" in statement:
             seen.append((statement, params))
+        return statement, params
 
-    event.listen(store.engine, "before_cursor_execute", capture)
-    try:
+    with monkeypatch.context() as patched:
+        patched.setattr(Prepared, "driver_call", capture)
         for who in ("ann", "bob", "ann", "cy"):
             task = queue.next_item(who)
             assert task is not None
             queue.decide(task.item_id, who, ACCEPT)
-    finally:
-        event.remove(store.engine, "before_cursor_execute", capture)
     return [(s, p) for s, p in seen if "ORDER BY" in s]  # the claim probes
 
 
-def test_a_claim_reads_an_index_range_and_never_sorts_the_queue(store: Store) -> None:
+def test_a_claim_reads_an_index_range_and_never_sorts_the_queue(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fill(store, review=300, audit=0, accepted=60)
     queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.5)
     queue.enqueue_batch("b1")
-    statements = claim_statements(store, queue)
+    statements = claim_statements(store, queue, monkeypatch)
     assert statements
     with store.engine.connect() as connection:
         if store.engine.dialect.name == "postgresql":

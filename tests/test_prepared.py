@@ -1,0 +1,160 @@
+"""storage/prepared.py: a statement run on the driver's cursor answers as `Connection.execute`
+does (values, types, transactions, errors), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from review_fixtures import open_store
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.exc import IntegrityError
+
+from synthgate.storage.prepared import Prepared
+from synthgate.storage.store import Store
+from synthgate.storage.tables import (
+    WriteTransaction,
+    batches,
+    decisions,
+    review_items,
+    users,
+)
+
+USER = users.insert().values(
+    name=bindparam("name"), role=bindparam("role"), token_hash=bindparam("digest")
+)
+BY_NAME = select(users).where(users.c.name == bindparam("name"))
+ITEM = review_items.insert().values(
+    id=bindparam("id"),
+    key=bindparam("key"),
+    sample_id="s",
+    batch_id="b",
+    modality="image",
+    kind="sample",
+    reason="review",
+    k=2,
+    status="open",
+    created_at=bindparam("created_at"),
+    priority=bindparam("priority"),
+)
+ITEM_ROW = select(review_items).where(review_items.c.id == bindparam("id"))
+RECORD = decisions.insert().values({c.key: bindparam(c.key) for c in decisions.c if c.key != "id"})
+DECISION = select(decisions).where(decisions.c.item_id == bindparam("item"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    made = open_store(request, tmp_path)
+    yield made
+    made.close()
+
+
+def decision_row(item: int) -> dict[str, object]:
+    return {
+        "item_id": item,
+        "annotator": "ann",
+        "role": "annotator",
+        "verdict": "fix",
+        "levels": {"precision": 3},
+        "comment": 'box: \u00e9 "quoted"',
+        "objects": [{"category": "cat", "bbox": [1.5, 2.0, 3.0, 4.0]}],
+        "spans": None,
+        "original": [],
+        "decided_at": 1.25,
+    }
+
+
+def test_rows_read_back_as_connection_execute_reads_them(store: Store) -> None:
+    """JSON columns written and read, floats, NULLs, literals, a DateTime default: the same
+    values through Prepared as through SQLAlchemy, whichever of the two wrote them."""
+    with store.engine.begin() as connection:
+        Prepared(USER).run(connection, {"name": "ann", "role": "annotator", "digest": "d1"})
+        for item in (1, 2):
+            values = {"id": item, "key": f"k{item}", "created_at": 3.5, "priority": -0.25}
+            Prepared(ITEM).run(connection, values)
+        Prepared(RECORD).run(connection, decision_row(1))
+        connection.execute(RECORD, decision_row(2))
+    with store.engine.connect() as connection:
+        for query, values in (
+            (BY_NAME, {"name": "ann"}),
+            (ITEM_ROW, {"id": 1}),
+            (DECISION, {"item": 1}),
+            (DECISION, {"item": 2}),
+        ):
+            ours = Prepared(query).run(connection, values).one()
+            theirs = connection.execute(query, values).one()
+            assert tuple(ours) == tuple(theirs)
+            assert ours._fields == tuple(theirs._fields)
+        row = Prepared(DECISION).run(connection, {"item": 1}).one()
+    assert row.levels == {"precision": 3}
+    assert row.objects == [{"category": "cat", "bbox": [1.5, 2.0, 3.0, 4.0]}]
+    assert row.spans is None and row.decided_at == 1.25
+
+
+def test_a_statement_belongs_to_the_callers_transaction(store: Store) -> None:
+    """A rollback undoes it and a commit keeps it, on a connection that began no transaction
+    (PostgreSQL's driver opens one that SQLAlchemy must know of, or its commit does nothing)."""
+    insert = Prepared(USER)
+    with store.engine.connect() as connection:
+        insert.run(connection, {"name": "gone", "role": "annotator", "digest": "d1"})
+        connection.rollback()
+        insert.run(connection, {"name": "kept", "role": "annotator", "digest": "d2"})
+        connection.commit()
+    with WriteTransaction(store.engine) as connection:
+        insert.run(connection, {"name": "written", "role": "admin", "digest": "d3"})
+    with pytest.raises(RuntimeError), WriteTransaction(store.engine) as connection:
+        insert.run(connection, {"name": "failed", "role": "admin", "digest": "d4"})
+        raise RuntimeError("the caller fails after the statement")
+    with store.engine.connect() as connection:
+        names = set(connection.execute(select(users.c.name)).scalars())
+    assert names == {"kept", "written"}
+
+
+def test_driver_errors_are_sqlalchemy_errors(store: Store) -> None:
+    insert = Prepared(USER)
+    with store.engine.begin() as connection:
+        insert.run(connection, {"name": "ann", "role": "annotator", "digest": "d1"})
+    with pytest.raises(IntegrityError), store.engine.begin() as connection:
+        insert.run(connection, {"name": "ann", "role": "annotator", "digest": "d2"})
+
+
+def test_rowcount_scalars_and_missing_rows(store: Store) -> None:
+    with store.engine.begin() as connection:
+        for item in (1, 2, 3):
+            values = {"id": item, "key": f"k{item}", "created_at": 1.0, "priority": item}
+            Prepared(ITEM).run(connection, values)
+        moved = Prepared(
+            review_items.update()
+            .where(review_items.c.priority >= bindparam("low"))
+            .values(status="final")
+        ).run(connection, {"low": 2})
+        assert moved.rowcount == 2
+        final = Prepared(
+            select(review_items.c.id)
+            .where(review_items.c.status == "final")
+            .order_by(review_items.c.id)
+        ).run(connection)
+        assert final.scalars() == [2, 3]
+        assert Prepared(ITEM_ROW).run(connection, {"id": 9}).first() is None
+        with pytest.raises(LookupError):
+            Prepared(ITEM_ROW).run(connection, {"id": 9}).one()
+
+
+def test_statements_sqlalchemy_completes_per_execution_are_refused(store: Store) -> None:
+    expanding = select(users.c.name).where(users.c.name.in_(bindparam("names", expanding=True)))
+    with store.engine.connect() as connection, pytest.raises(TypeError, match="IN list"):
+        Prepared(expanding).run(connection, {"names": ["a"]})
+    # batches.status has a Python-side default that SQLAlchemy fills in per execution
+    batch = batches.insert().values(id="b", name="b", seed=0, config=bindparam("config"))
+    with store.engine.connect() as connection, pytest.raises(TypeError, match="defaults"):
+        Prepared(batch).run(connection, {"config": {}})
+
+
+def test_text_statements_run_too(store: Store) -> None:
+    """Plain SQL runs (BEGIN IMMEDIATE does); it gives no rows, having no column types."""
+    with store.engine.begin() as connection:
+        Prepared(USER).run(connection, {"name": "ann", "role": "annotator", "digest": "d1"})
+        renamed = Prepared(text("UPDATE api_users SET role = 'admin' WHERE name = :name"))
+        assert renamed.run(connection, {"name": "ann"}).rowcount == 1
+        assert connection.execute(BY_NAME, {"name": "ann"}).one().role == "admin"
