@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, MultipleResultsFound, NoResultFound
+from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.sql.selectable import SelectBase
 
@@ -57,8 +58,10 @@ class Result:
         return self.rows[0] if self.rows else None
 
     def one(self) -> Any:
-        if len(self.rows) != 1:
-            raise LookupError(f"expected exactly one row, got {len(self.rows)}")
+        if not self.rows:
+            raise NoResultFound("No row was found when one was required")
+        if len(self.rows) > 1:
+            raise MultipleResultsFound("Multiple rows were found when exactly one was required")
         return self.rows[0]
 
     def scalar(self) -> Any:
@@ -79,7 +82,7 @@ class Prepared(Generic[Statement]):
 
     def __init__(self, statement: Statement) -> None:
         self.statement = statement
-        self._forms: dict[str, _Form] = {}
+        self._forms: dict[tuple[str, str, str], _Form] = {}
         self._compiling = threading.Lock()
 
     def run(self, connection: Connection, values: Mapping[str, Any] | None = None) -> Result:
@@ -89,17 +92,28 @@ class Prepared(Generic[Statement]):
         sql, parameters = self.driver_call(dialect, values)
         if not connection.in_transaction():
             connection.begin()  # as Connection.execute would: the caller's commit covers it
-        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        driver = connection.connection.driver_connection
+        cursor = None
         try:
+            cursor = driver.cursor()  # type: ignore[union-attr]
             cursor.execute(sql, parameters)
             rows = cursor.fetchall() if form.row is not None else []
             rowcount = cursor.rowcount
             if form.result is None and form.row is not None:
                 form.result = _result_processors(dialect, form.types, cursor)
-        except dialect.loaded_dbapi.Error as error:
-            raise DBAPIError.instance(sql, parameters, error, dialect.loaded_dbapi.Error) from error
+        except Exception as error:
+            # As Connection.execute reports it: SQLAlchemy's exception types, and a connection
+            # the database dropped is invalidated (the pool replaces it).
+            driver_error = dialect.loaded_dbapi.Error
+            lost = isinstance(error, driver_error) and dialect.is_disconnect(error, driver, cursor)
+            if lost:
+                connection.invalidate(error)
+            raise DBAPIError.instance(
+                sql, parameters, error, driver_error, connection_invalidated=lost
+            ) from error
         finally:
-            cursor.close()
+            if cursor is not None:
+                cursor.close()
         if form.row is None:
             return Result([], rowcount)
         if form.result is not None and any(form.result):
@@ -126,23 +140,24 @@ class Prepared(Generic[Statement]):
         return form.sql, tuple(parameters[name] for name in form.order)
 
     def _form(self, dialect: Dialect) -> _Form:
-        return self._forms.get(dialect.name) or self._compile(dialect)
+        return self._forms.get(_dialect_key(dialect)) or self._compile(dialect)
 
     def _compile(self, dialect: Dialect) -> _Form:
+        key = _dialect_key(dialect)
         with self._compiling:
-            if dialect.name in self._forms:
-                return self._forms[dialect.name]
-            compiled = self.statement.compile(dialect=dialect)
-            if "__[POSTCOMPILE" in compiled.string:
-                raise TypeError("Prepared: an IN list is expanded per execution; use execute()")
-            if getattr(compiled, "insert_prefetch", None) or getattr(
-                compiled, "update_prefetch", None
-            ):
-                raise TypeError("Prepared: Python-side column defaults; use execute()")
-            binds = compiled.binds  # type: ignore[attr-defined]
+            if key in self._forms:
+                return self._forms[key]
+            statement: Any = self.statement
+            if isinstance(statement, Insert):
+                statement = statement.inline()  # no implicit RETURNING of the new row's key
+            compiled: Any = statement.compile(dialect=dialect)
+            refused = _refused(compiled)
+            if refused:
+                raise TypeError(f"Prepared: {refused}; run this statement with execute()")
             bind = {}
             fixed = {}
-            for name, parameter in binds.items():
+            for name in set(compiled.bind_names.values()):  # the names the SQL uses
+                parameter = compiled.binds[name]
                 process = parameter.type.dialect_impl(dialect).bind_processor(dialect)
                 if process is not None:
                     bind[name] = process
@@ -150,14 +165,32 @@ class Prepared(Generic[Statement]):
                     fixed[name] = parameter.effective_value
             row: Any = None  # a named tuple type of the selected columns
             types = []
-            if isinstance(self.statement, SelectBase):
-                columns = self.statement.selected_columns
+            if isinstance(statement, SelectBase):
+                columns = statement.selected_columns
                 row = _row_type(list(columns.keys()))
                 types = [column.type for column in columns]
-            order = tuple(compiled.positiontup) if dialect.positional else None  # type: ignore[attr-defined]
+            order = tuple(compiled.positiontup) if dialect.positional else None
             form = _Form(compiled.string, order, fixed, bind, row, types)
-            self._forms[dialect.name] = form
+            self._forms[key] = form
             return form
+
+
+def _dialect_key(dialect: Dialect) -> tuple[str, str, str]:
+    """One compiled form per database, driver and parameter style."""
+    return dialect.name, dialect.driver, dialect.paramstyle
+
+
+def _refused(compiled: Any) -> str | None:
+    """Why a compiled statement cannot run as it stands, or None."""
+    if "__[POSTCOMPILE" in compiled.string:
+        return "an IN list is expanded per execution"
+    if getattr(compiled, "insert_prefetch", None) or getattr(compiled, "update_prefetch", None):
+        return "its table has Python-side column defaults, filled in per execution"
+    if getattr(compiled, "escaped_bind_names", None):
+        return "bind parameter names the driver cannot take as they are"
+    if "RETURNING" in compiled.string.upper() and not isinstance(compiled.statement, SelectBase):
+        return "RETURNING rows are not fetched"
+    return None
 
 
 def _row_type(names: list[str]) -> Any:

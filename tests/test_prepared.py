@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from review_fixtures import open_store
 from sqlalchemy import bindparam, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, NoResultFound
 
 from synthgate.storage.prepared import Prepared
 from synthgate.storage.store import Store
@@ -137,7 +137,7 @@ def test_rowcount_scalars_and_missing_rows(store: Store) -> None:
         ).run(connection)
         assert final.scalars() == [2, 3]
         assert Prepared(ITEM_ROW).run(connection, {"id": 9}).first() is None
-        with pytest.raises(LookupError):
+        with pytest.raises(NoResultFound):
             Prepared(ITEM_ROW).run(connection, {"id": 9}).one()
 
 
@@ -149,6 +149,12 @@ def test_statements_sqlalchemy_completes_per_execution_are_refused(store: Store)
     batch = batches.insert().values(id="b", name="b", seed=0, config=bindparam("config"))
     with store.engine.connect() as connection, pytest.raises(TypeError, match="defaults"):
         Prepared(batch).run(connection, {"config": {}})
+    returning = USER.returning(users.c.id)
+    with store.engine.connect() as connection, pytest.raises(TypeError, match="RETURNING"):
+        Prepared(returning).run(connection, {"name": "a", "role": "admin", "digest": "d"})
+    spaced = select(users.c.name).where(users.c.name == bindparam("user name"))
+    with store.engine.connect() as connection, pytest.raises(TypeError, match="names"):
+        Prepared(spaced).run(connection, {"user name": "a"})
 
 
 def test_text_statements_run_too(store: Store) -> None:
@@ -158,3 +164,26 @@ def test_text_statements_run_too(store: Store) -> None:
         renamed = Prepared(text("UPDATE api_users SET role = 'admin' WHERE name = :name"))
         assert renamed.run(connection, {"name": "ann"}).rowcount == 1
         assert connection.execute(BY_NAME, {"name": "ann"}).one().role == "admin"
+
+
+@pytest.mark.parametrize("store", ["postgresql"], indirect=True)  # SQLite has no server
+def test_a_dropped_connection_is_invalidated_as_execute_does(store: Store) -> None:
+    """PostgreSQL ends the session mid-transaction: the statement's error says so and that the
+    connection was invalidated, the caller's rollback does not replace it with one of its own,
+    and the pool makes a new connection."""
+    insert = Prepared(USER)
+    invalidated = False
+    with pytest.raises(DBAPIError) as raised, WriteTransaction(store.engine) as connection:
+        backend = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with store.engine.connect() as other:
+            other.execute(text(f"SELECT pg_terminate_backend({backend})"))
+            other.commit()
+        try:
+            insert.run(connection, {"name": "lost", "role": "admin", "digest": "d1"})
+        finally:
+            invalidated = connection.invalidated
+    assert invalidated and raised.value.connection_invalidated
+    assert "administrator command" in str(raised.value)  # the server's reason, not the rollback's
+    with store.engine.begin() as connection:
+        insert.run(connection, {"name": "kept", "role": "admin", "digest": "d2"})
+        assert set(connection.execute(select(users.c.name)).scalars()) == {"kept"}
