@@ -1,5 +1,5 @@
-"""`Prepared`: a Core statement compiled once per dialect and run on the driver's cursor of a
-SQLAlchemy connection, inside that connection's transaction.
+"""`Prepared`: a Core statement compiled once per database driver and run on the driver's cursor
+of a SQLAlchemy connection, inside that connection's transaction.
 
 For the statements every review request runs (the token check, the claim, the decision: about
 fourteen per decision). `Connection.execute` spends 15-25 us per statement above the driver's
@@ -11,11 +11,13 @@ SQLAlchemy Core (one schema, both dialects); only the per-execution machinery is
   result values through its result processors;
 - a connection outside a transaction begins one first, as `Connection.execute` would, so the
   caller's commit or rollback covers the statement (on PostgreSQL the driver has opened one);
-- driver errors come out as SQLAlchemy's exception types, as from `Connection.execute`.
+- driver errors come out as SQLAlchemy's exception types, as from `Connection.execute`, and a
+  connection the database dropped is invalidated.
 
 Not for statements SQLAlchemy must expand or complete per execution (IN lists, Python-side
-column defaults): `Prepared` refuses them when it compiles them. SQLAlchemy's cursor events do
-not fire for these statements.
+column defaults), nor for RETURNING or bind names the driver would need escaped: `Prepared`
+refuses them when it compiles them. SQLAlchemy's cursor events do not fire for these
+statements (tests that watch them use `Prepared.driver_call`).
 """
 
 from __future__ import annotations
