@@ -16,9 +16,11 @@ floor's own `next` growth is printed beside synthgate's as the check.
 The floor is an app written here with FastAPI + sqlite3 doing the same two calls with the same
 Bearer check (SHA-256 of the token looked up in a users table): a claim with a kept `taken` count
 and an index (started items first, then fresh ones; a seeded gold draw per claim and the first
-unseen gold item from a seeded point), the task's stored sample JSON returned as it is, and a
-decision recorded with the item's result made final (majority of k) in one transaction. It runs
-under uvicorn with the same defaults. Targets: `next` p50 at 100k within 1.3x of 1k;
+unseen gold item from a seeded point), the task's stored sample JSON returned blind (with json:
+the rubric's report and the construction parameters dropped, the criteria to grade listed, as
+an annotator must receive it), and a decision checked against the item's criteria and recorded
+with the item's result made final (majority of k) in one transaction. It runs under uvicorn
+with the same defaults. Targets: `next` p50 at 100k within 1.3x of 1k;
 decisions/s >= 0.6x the floor's.
 
 PostgreSQL: a throwaway cluster from the server binaries (tests/postgres_support.py, the one the
@@ -74,6 +76,7 @@ DECISION = json.dumps({"verdict": "accept", "levels": {"precision": 5}}).encode(
 FLOOR_APP = r'''
 """The floor: the two review calls with FastAPI + sqlite3 and nothing else."""
 import hashlib
+import json
 import random
 import sqlite3
 import sys
@@ -88,6 +91,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 DB, PORT, GOLD_RATE = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+CRITERIA = ["correctness", "completeness", "precision", "clarity"]
 local = threading.local()
 bearer = HTTPBearer(auto_error=False)
 app = FastAPI()
@@ -179,7 +183,13 @@ def next_item(name: str = Depends(annotator)):
         "SELECT s.data FROM items i JOIN samples s ON s.id = i.sample_id WHERE i.id = ?",
         (item_id,),
     ).fetchone()[0]
-    return Response(f'{{"item_id": {item_id}, "sample": {data}}}', media_type="application/json")
+    sample = json.loads(data)
+    criteria = list((sample.get("report") or {}).get("levels") or CRITERIA)
+    sample.update(report=None, status="review")  # blind: no verdict, no construction record
+    sample["spec"]["params"] = {}
+    sample["provenance"]["params"] = {}
+    task = {"item_id": item_id, "criteria": criteria, "sample": sample}
+    return Response(json.dumps(task), media_type="application/json")
 
 
 @app.post("/api/review/{item_id}/decision")
@@ -193,6 +203,13 @@ def decide(item_id: int, decision: Decision, name: str = Depends(annotator)):
         ).fetchone()
         if mine is None or mine[1] is not None:
             raise HTTPException(400, "not your open item")
+        data = c.execute(
+            "SELECT s.data FROM items i JOIN samples s ON s.id = i.sample_id WHERE i.id = ?",
+            (item_id,),
+        ).fetchone()[0]
+        criteria = (json.loads(data).get("report") or {}).get("levels") or CRITERIA
+        if not set(decision.levels) <= set(criteria):
+            raise HTTPException(400, "levels for criteria the item does not have")
         now = time.time()
         c.execute(
             "INSERT INTO decisions (item_id, annotator, verdict, levels, comment, decided_at) "
