@@ -17,7 +17,7 @@ SQLAlchemy Core (one schema, both dialects); only the per-execution machinery is
 Not for statements SQLAlchemy must expand or complete per execution (IN lists, Python-side
 column defaults), nor for RETURNING or bind names the driver would need escaped: `Prepared`
 refuses them when it compiles them. SQLAlchemy's cursor events do not fire for these
-statements (tests that watch them use `Prepared.driver_call`).
+statements (`Prepared.driver_call` shows what the driver is given).
 """
 
 from __future__ import annotations
@@ -45,8 +45,19 @@ class _Form:
     bind: dict[str, Callable[[Any], Any]]  # bind processors by parameter name
     row: Any  # the row type (a named tuple of the selected columns), None for DML
     types: list[Any]  # the selected columns' types
-    # result processors by column, from the driver's type codes of the first result
+    # result processors by column, from the driver's type codes of the first result (empty
+    # when no column needs one; None until then)
     result: list[Callable[[Any], Any] | None] | None = None
+
+    def driver_call(self, values: Mapping[str, Any] | None) -> tuple[str, Any]:
+        """The SQL and the driver's parameters for `values`."""
+        parameters = {**self.fixed, **values} if values else dict(self.fixed)
+        for name, process in self.bind.items():
+            if name in parameters:
+                parameters[name] = process(parameters[name])
+        if self.order is None:
+            return self.sql, parameters
+        return self.sql, tuple(parameters[name] for name in self.order)
 
 
 class Result:
@@ -91,7 +102,7 @@ class Prepared(Generic[Statement]):
         """Execute on `connection` with `values` (by bind parameter name)."""
         dialect = connection.dialect
         form = self._form(dialect)
-        sql, parameters = self.driver_call(dialect, values)
+        sql, parameters = form.driver_call(values)
         if not connection.in_transaction():
             connection.begin()  # as Connection.execute would: the caller's commit covers it
         driver = connection.connection.driver_connection
@@ -118,7 +129,7 @@ class Prepared(Generic[Statement]):
                 cursor.close()
         if form.row is None:
             return Result([], rowcount)
-        if form.result is not None and any(form.result):
+        if form.result:  # some column needs converting
             rows = [
                 [
                     value if p is None else p(value)
@@ -132,14 +143,7 @@ class Prepared(Generic[Statement]):
         self, dialect: Dialect, values: Mapping[str, Any] | None = None
     ) -> tuple[str, Any]:
         """The SQL and parameters the driver is given for `values` (as `run` gives them)."""
-        form = self._form(dialect)
-        parameters = {**form.fixed, **values} if values else dict(form.fixed)
-        for name, process in form.bind.items():
-            if name in parameters:
-                parameters[name] = process(parameters[name])
-        if form.order is None:
-            return form.sql, parameters
-        return form.sql, tuple(parameters[name] for name in form.order)
+        return self._form(dialect).driver_call(values)
 
     def _form(self, dialect: Dialect) -> _Form:
         return self._forms.get(_dialect_key(dialect)) or self._compile(dialect)
@@ -208,7 +212,8 @@ def _result_processors(
     description = cursor.description
     if description is None or len(description) != len(types):
         raise TypeError(f"Prepared: the result has not the {len(types)} columns selected")
-    return [
+    processors = [
         kind.dialect_impl(dialect).result_processor(dialect, column[1])
         for kind, column in zip(types, description, strict=True)
     ]
+    return processors if any(processors) else []

@@ -118,16 +118,16 @@ def claim_statements(
     """The SELECTs over review_items that `next_item` ran (with their parameters), as the
     driver was given them (the queue's statements run through Prepared)."""
     seen: list[tuple[str, Any]] = []
-    driver_call = Prepared.driver_call
+    run = Prepared.run
 
-    def capture(self: Prepared, dialect: Any, values: Any = None) -> tuple[str, Any]:
-        statement, params = driver_call(self, dialect, values)
+    def capture(self: Prepared[Any], connection: Any, values: Any = None) -> Any:
+        statement, params = self.driver_call(connection.dialect, values)
         if statement.lstrip().upper().startswith("SELECT") and "review_items" in statement:
             seen.append((statement, params))
-        return statement, params
+        return run(self, connection, values)
 
     with monkeypatch.context() as patched:
-        patched.setattr(Prepared, "driver_call", capture)
+        patched.setattr(Prepared, "run", capture)
         for who in ("ann", "bob", "ann", "cy"):
             task = queue.next_item(who)
             assert task is not None
