@@ -134,6 +134,19 @@ def annotator(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
     return row[0]
 
 
+def sample_of(c, item_id):
+    data = c.execute(
+        "SELECT s.data FROM items i JOIN samples s ON s.id = i.sample_id WHERE i.id = ?",
+        (item_id,),
+    ).fetchone()[0]
+    return json.loads(data)
+
+
+def criteria_of(sample):
+    """The criteria an annotator grades: the report's, else the standard four."""
+    return list((sample.get("report") or {}).get("levels") or CRITERIA)
+
+
 class Decision(BaseModel):
     verdict: Literal["accept", "reject", "fix"]
     levels: dict[str, Literal[5, 3, 1]] = {}
@@ -179,12 +192,8 @@ def next_item(name: str = Depends(annotator)):
     except BaseException:
         c.execute("ROLLBACK")
         raise
-    data = c.execute(
-        "SELECT s.data FROM items i JOIN samples s ON s.id = i.sample_id WHERE i.id = ?",
-        (item_id,),
-    ).fetchone()[0]
-    sample = json.loads(data)
-    criteria = list((sample.get("report") or {}).get("levels") or CRITERIA)
+    sample = sample_of(c, item_id)
+    criteria = criteria_of(sample)
     sample.update(report=None, status="review")  # blind: no verdict, no construction record
     sample["spec"]["params"] = {}
     sample["provenance"]["params"] = {}
@@ -203,12 +212,7 @@ def decide(item_id: int, decision: Decision, name: str = Depends(annotator)):
         ).fetchone()
         if mine is None or mine[1] is not None:
             raise HTTPException(400, "not your open item")
-        data = c.execute(
-            "SELECT s.data FROM items i JOIN samples s ON s.id = i.sample_id WHERE i.id = ?",
-            (item_id,),
-        ).fetchone()[0]
-        criteria = (json.loads(data).get("report") or {}).get("levels") or CRITERIA
-        if not set(decision.levels) <= set(criteria):
+        if not set(decision.levels) <= set(criteria_of(sample_of(c, item_id))):
             raise HTTPException(400, "levels for criteria the item does not have")
         now = time.time()
         c.execute(
