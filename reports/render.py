@@ -230,19 +230,19 @@ def write_report(folder: Path, summary: dict[str, Any], *, run_dirs: list[Path])
     images, text_rows = _run_samples(run_dirs)
     plot_dir = folder / "plots"
     figures = {
-        "histogram": plots.class_histogram(summary["classes"], plot_dir / "class_histogram.png"),
-        "deficit": plots.deficit_filled(summary["classes"], plot_dir / "deficit_filled.png"),
+        "histogram": plots.class_histogram(summary["classes"], plot_dir / "class_histogram.svg"),
+        "deficit": plots.deficit_filled(summary["classes"], plot_dir / "deficit_filled.svg"),
         "rubric": plots.rubric_outcomes(
             [i["report"] for i in images] + [r.get("report") for r in text_rows],
             [i["status"] for i in images] + [r["status"] for r in text_rows],
-            plot_dir / "rubric_outcomes.png",
+            plot_dir / "rubric_outcomes.svg",
         ),
     }
     if summary["kind"] == "coco":
         figures["examples"] = plots.example_grid(_examples(images), plot_dir / "examples.png")
     if summary.get("bias"):
         figures["attributes"] = plots.attribute_balance(
-            summary["bias"], plot_dir / "attribute_balance.png"
+            summary["bias"], plot_dir / "attribute_balance.svg"
         )
     relative = {key: path.relative_to(folder).as_posix() for key, path in figures.items()}
     blocks = _sections(summary, relative, images, text_rows)

@@ -22,6 +22,7 @@ the write lock; `insert_ignore` is INSERT … ON CONFLICT DO NOTHING in the data
 
 from __future__ import annotations
 
+import importlib
 import threading
 import weakref
 from typing import Any
@@ -43,7 +44,6 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from synthgate.storage.prepared import Prepared
@@ -291,8 +291,10 @@ class WriteTransaction:
 
 def dialect_insert(dialect: str, table: Table) -> Any:
     """An INSERT in the database's own dialect: it offers ON CONFLICT (SQLite and PostgreSQL
-    spell it the same way)."""
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    spell it the same way). The dialect's module is the one the engine has loaded already:
+    SQLite runs never load PostgreSQL's (25-40 ms of start-up)."""
+    module = "postgresql" if dialect == "postgresql" else "sqlite"
+    return importlib.import_module(f"sqlalchemy.dialects.{module}").insert(table)
 
 
 def insert_ignore(dialect: str, table: Table) -> Any:

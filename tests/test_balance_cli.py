@@ -71,7 +71,7 @@ def test_balance_median_raises_every_class_below_median_or_says_why(balanced: Pa
             assert entry["after"] >= entry["target"] or entry["why_not"], name
     assert classes["tri"]["after"] >= 3
     assert "no non-crowd instance" in classes["blob"]["why_not"]
-    for name in ("report.md", "report.html", "plots/class_histogram.png"):
+    for name in ("report.md", "report.html", "plots/class_histogram.svg"):
         assert (balanced / name).is_file()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 import yaml
@@ -13,6 +14,8 @@ from balance_fixtures import balance_reviews, run_cli
 from test_report import chromium_path
 
 from synthgate.validators.context import jaccard, word_shingles
+
+TITLE = "{http://www.w3.org/2000/svg}title"
 
 NEGATIVE = [
     "Sarah says it broke after a week, and she wants her money back.",
@@ -83,8 +86,13 @@ def test_names_shift_toward_the_missing_gender(text_balance: tuple[Path, Path]) 
 def test_text_report_renders(text_balance: tuple[Path, Path]) -> None:
     _, out = text_balance
     html = (out / "report.html").read_text()
-    assert "plots/attribute_balance.png" in html and "Attribute balance" in html
-    assert (out / "plots" / "attribute_balance.png").stat().st_size > 1000
+    assert "plots/attribute_balance.svg" in html and "Attribute balance" in html
+    # One bar per group, before and after, each with its value as its tooltip.
+    gender = json.loads((out / "balance.json").read_text())["bias"]["gender"]
+    tips = {t.text for t in ElementTree.parse(out / "plots" / "attribute_balance.svg").iter(TITLE)}
+    for when in ("before", "after"):
+        for group, entry in gender[when]["groups"].items():
+            assert f"{group}: {when}: {entry['n']:,}" in tips
     chromium_path()  # the full browser check lives in test_report.py
 
 

@@ -1,19 +1,23 @@
 """The balance report renders: report.html opened in headless Chromium, every image it references
-exists and loads, and every plot is a non-empty PNG. Under CI=true a missing Chromium fails."""
+exists, loads and shows something, the charts are well-formed SVG with a bar for every value and
+the example grid a non-empty PNG. Under CI=true a missing Chromium fails."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
 from balance_fixtures import balance_coco, make_tiny_coco
 from PIL import Image
 
+SVG = "http://www.w3.org/2000/svg"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
@@ -55,29 +59,53 @@ def balance_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _assert_png_with_content(path: Path) -> None:
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", path
+def _assert_not_blank(image: Image.Image, name: str) -> None:
+    pixels = np.asarray(image.convert("L"))
+    assert pixels.shape[0] > 50 and pixels.shape[1] > 50, name
+    assert pixels.std() > 5, f"{name} is blank"
+
+
+def _assert_figure_with_content(path: Path) -> None:
+    if path.suffix == ".svg":
+        root = ElementTree.parse(path).getroot()  # well-formed, or this raises
+        assert root.tag == f"{{{SVG}}}svg", path
+        assert int(root.get("width", "0")) > 50 and int(root.get("height", "0")) > 50, path
+        assert len(root.findall(f"{{{SVG}}}rect")) > 1, f"{path} has no bar"
+        assert root.findall(f"{{{SVG}}}text"), f"{path} has no label"
+        return
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
     with Image.open(path) as image:
-        pixels = np.asarray(image.convert("L"))
-    assert pixels.shape[0] > 50 and pixels.shape[1] > 50, path
-    assert pixels.std() > 5, f"{path} is blank"
+        _assert_not_blank(image, path.name)
 
 
-def test_every_referenced_image_exists_and_is_a_png(balance_output: Path) -> None:
+def test_every_referenced_figure_exists_and_has_content(balance_output: Path) -> None:
     parser = _Sources()
     parser.feed((balance_output / "report.html").read_text())
     assert {
-        "plots/class_histogram.png",
-        "plots/deficit_filled.png",
-        "plots/rubric_outcomes.png",
+        "plots/class_histogram.svg",
+        "plots/deficit_filled.svg",
+        "plots/rubric_outcomes.svg",
         "plots/examples.png",
     } <= set(parser.images)
     for source in parser.images:
-        _assert_png_with_content(balance_output / source)
+        _assert_figure_with_content(balance_output / source)
     markdown = (balance_output / "report.md").read_text()
     for source in parser.images:
         assert f"]({source})" in markdown
+
+
+def test_the_class_histogram_has_a_bar_for_every_count(balance_output: Path) -> None:
+    summary = json.loads((balance_output / "balance.json").read_text())
+    figure = ElementTree.parse(balance_output / "plots" / "class_histogram.svg")
+    tips = [t.text for t in figure.iter(f"{{{SVG}}}title")]  # one per bar: "class: when: count"
+    expected = [
+        f"{name}: {when}: {entry[when]:,}"
+        for when in ("before", "after")
+        for name, entry in summary["classes"].items()
+        if entry[when] > 0  # none: no bar on a log scale
+    ]
+    assert sorted(tips) == sorted(expected)
+    assert any(entry["before"] == 0 for entry in summary["classes"].values())  # that case is here
 
 
 def test_report_renders_in_headless_chromium(balance_output: Path) -> None:
@@ -95,11 +123,16 @@ def test_report_renders_in_headless_chromium(balance_output: Path) -> None:
                 "Array.from(document.querySelectorAll('h1,h2')).map(h => h.textContent)"
             )
             table_rows = page.evaluate("document.querySelectorAll('tbody tr').length")
+            drawn = {
+                image.get_attribute("src"): Image.open(io.BytesIO(image.screenshot()))
+                for image in page.query_selector_all("img")
+            }
         finally:
             browser.close()
     assert len(loaded) >= 4
     for source, complete, width, height in loaded:
         assert complete and width > 0 and height > 0, source
+        _assert_not_blank(drawn[source], source)  # what the browser drew of it
     assert headings[0] == "Balance report"
     assert "Classes before and after" in headings and "Rubric outcomes" in headings
     summary = json.loads((balance_output / "balance.json").read_text())

@@ -1,0 +1,286 @@
+"""Bar charts written as SVG: the few shapes a report's figures are made of.
+
+A figure is rows of `Panel`s. A panel is a bar chart over named categories: `Series` of bars side
+by side or stacked, vertical or horizontal, on a linear or a log value axis, with a title, a
+legend and tick labels. A panel with a `message` shows that text instead, when there is nothing
+to chart. `write_figure(rows, path, width=..., row_height=...)` lays the panels out and writes
+one SVG file.
+
+The viewer lays out and draws the text, so a chart is sharp at any size and its labels can be
+searched and copied. Text widths are only estimated here (an average glyph advance), to leave
+room for the labels. The same data writes the same bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+
+FONT_FAMILY = "DejaVu Sans, Verdana, Arial, sans-serif"
+ADVANCE = 0.6  # average width of a sans-serif glyph, in em
+INK, GRID = "#333333", "#e4e4e4"
+TITLE_SIZE, TICK_SIZE = 13, 10
+TITLE_ROOM, LEGEND_ROOM = 26, 18  # px above the plot for the title, and for a legend under it
+
+
+@dataclass(frozen=True)
+class Series:
+    """One bar per category. A bar is `thickness` of its category's band wide, `offset` bands
+    from the band's centre, and starts at `base` (stacked bars) or at the axis."""
+
+    values: Sequence[float]
+    colour: str | Sequence[str]  # one for every bar, or one per bar
+    label: str | None = None  # its legend entry
+    offset: float = 0.0
+    thickness: float = 0.8
+    base: Sequence[float] | None = None
+
+
+@dataclass(frozen=True)
+class Panel:
+    title: str
+    categories: Sequence[str] = ()
+    series: Sequence[Series] = ()
+    horizontal: bool = False  # bars grow rightwards; the first category is at the top
+    log: bool = False
+    limits: tuple[float, float] | None = None  # of the value axis; from the data when None
+    value_label: str = ""
+    category_size: float = TICK_SIZE
+    slanted: bool = False  # category labels at 30 degrees, for long names under vertical bars
+    message: str | None = None  # drawn instead of the chart
+
+
+@dataclass(frozen=True)
+class _Scale:
+    """The value axis: where a value lies between `low` and `high`, and its ticks."""
+
+    low: float
+    high: float
+    log: bool
+    step: float  # between ticks, on a linear axis
+
+    @classmethod
+    def of(cls, panel: Panel) -> _Scale:
+        if panel.limits is not None:
+            low, high = panel.limits
+            return cls(low, high, panel.log, _step(high - low))
+        tops = [
+            (series.base[i] if series.base is not None else 0.0) + value
+            for series in panel.series
+            for i, value in enumerate(series.values)
+        ]
+        if panel.log:
+            positive = [top for top in tops if top > 0] or [1.0]
+            # a decade below the smallest bar, so that even a bar of exactly 10^k shows
+            low = 10.0 ** (math.ceil(math.log10(min(positive))) - 1)
+            return cls(low, max(max(positive) * 1.2, 10 * low), True, 0.0)
+        top = max(tops, default=0.0)
+        if top <= 0:
+            return cls(0.0, 1.0, False, _step(1.0))
+        step = _step(top)
+        return cls(0.0, step * math.ceil(top / step - 1e-9), False, step)
+
+    def fraction(self, value: float) -> float:
+        """Where `value` lies on the axis: 0 at `low`, 1 at `high` (clipped)."""
+        if self.log:
+            value = max(value, self.low)
+            span = math.log10(self.high) - math.log10(self.low)
+            share = (math.log10(value) - math.log10(self.low)) / span
+        else:
+            share = (value - self.low) / (self.high - self.low)
+        return min(max(share, 0.0), 1.0)
+
+    def ticks(self) -> list[float]:
+        if self.log:
+            first, last = round(math.log10(self.low)), math.floor(math.log10(self.high) + 1e-9)
+            return [10.0**power for power in range(first, last + 1)]
+        count = round((self.high - self.low) / self.step)
+        return [self.low + n * self.step for n in range(count + 1)]
+
+
+def _step(span: float) -> float:
+    """A round step (1, 2 or 5 times a power of ten) giving about five ticks over `span`."""
+    if span <= 0:
+        return 1.0
+    rough = span / 5
+    power = 10.0 ** math.floor(math.log10(rough))
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= rough * (1 - 1e-9))
+
+
+def _label(value: float) -> str:
+    if value == int(value):
+        return f"{int(value):,}"
+    return f"{value:.6g}"
+
+
+def _width(text: str, size: float) -> float:
+    return len(text) * size * ADVANCE
+
+
+def _n(value: float) -> str:
+    return f"{value:.1f}".removesuffix(".0")
+
+
+class _Canvas:
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def rect(self, x: float, y: float, w: float, h: float, fill: str, tip: str = "") -> None:
+        shape = f'<rect x="{_n(x)}" y="{_n(y)}" width="{_n(w)}" height="{_n(h)}" fill="{fill}"'
+        if tip:
+            self.parts.append(f"{shape}><title>{escape(tip)}</title></rect>")
+        else:
+            self.parts.append(shape + "/>")
+
+    def line(self, x1: float, y1: float, x2: float, y2: float, colour: str = INK) -> None:
+        self.parts.append(
+            f'<line x1="{_n(x1)}" y1="{_n(y1)}" x2="{_n(x2)}" y2="{_n(y2)}" stroke="{colour}"/>'
+        )
+
+    def text(
+        self,
+        x: float,
+        y: float,
+        text: str,
+        *,
+        size: float = TICK_SIZE,
+        anchor: str = "middle",
+        rotate: float = 0.0,
+        bold: bool = False,
+    ) -> None:
+        attributes = f'x="{_n(x)}" y="{_n(y)}" font-size="{_n(size)}" text-anchor="{anchor}"'
+        if rotate:
+            attributes += f' transform="rotate({_n(rotate)} {_n(x)} {_n(y)})"'
+        if bold:
+            attributes += ' font-weight="bold"'
+        self.parts.append(f"<text {attributes}>{escape(text)}</text>")
+
+
+def _draw_panel(canvas: _Canvas, panel: Panel, x: float, y: float, w: float, h: float) -> None:
+    canvas.text(x + w / 2, y + 17, panel.title, size=TITLE_SIZE, bold=True)
+    if panel.message is not None or not panel.categories:
+        canvas.text(x + w / 2, y + h / 2, panel.message or "nothing to show", size=12)
+        return
+    legend = [(s.colour, s.label) for s in panel.series if s.label and isinstance(s.colour, str)]
+    if legend:
+        at = x + w - 12 - sum(18 + _width(label, TICK_SIZE) for _, label in legend)
+        for colour, label in legend:
+            canvas.rect(at, y + TITLE_ROOM + 1, 10, 10, str(colour))
+            canvas.text(at + 14, y + TITLE_ROOM + 10, label, anchor="start")
+            at += 18 + _width(label, TICK_SIZE)
+    scale = _Scale.of(panel)
+    ticks = scale.ticks()
+    widest_category = max(_width(c, panel.category_size) for c in panel.categories)
+    top = y + TITLE_ROOM + (LEGEND_ROOM if legend else 0)
+    right = x + w - 12
+    axis_room = 16 if panel.value_label else 0
+    if panel.horizontal:
+        left = x + widest_category + 10
+        right = min(right, x + w - 4 - _width(_label(ticks[-1]), TICK_SIZE) / 2)
+        bottom = y + h - TICK_SIZE - 8 - axis_room
+    else:
+        left = x + max(_width(_label(t), TICK_SIZE) for t in ticks) + 10 + axis_room
+        if panel.slanted:
+            bottom = y + h - widest_category * 0.5 - panel.category_size - 8
+        else:
+            bottom = y + h - panel.category_size - 10
+    _draw_axes(canvas, panel, scale, ticks, (left, top, right, bottom))
+    _draw_bars(canvas, panel, scale, (left, top, right, bottom))
+    if panel.value_label and panel.horizontal:
+        canvas.text((left + right) / 2, y + h - 4, panel.value_label)
+    elif panel.value_label:
+        middle = (top + bottom) / 2
+        canvas.text(x + 12, middle, panel.value_label, rotate=-90)
+
+
+def _draw_axes(
+    canvas: _Canvas,
+    panel: Panel,
+    scale: _Scale,
+    ticks: list[float],
+    box: tuple[float, float, float, float],
+) -> None:
+    left, top, right, bottom = box
+    for tick in ticks:
+        share = scale.fraction(tick)
+        if panel.horizontal:
+            at = left + share * (right - left)
+            canvas.line(at, top, at, bottom, GRID)
+            canvas.text(at, bottom + TICK_SIZE + 4, _label(tick))
+        else:
+            at = bottom - share * (bottom - top)
+            canvas.line(left, at, right, at, GRID)
+            canvas.text(left - 4, at + TICK_SIZE * 0.35, _label(tick), anchor="end")
+    band = ((bottom - top) if panel.horizontal else (right - left)) / len(panel.categories)
+    size = panel.category_size
+    for number, category in enumerate(panel.categories):
+        centre = (top if panel.horizontal else left) + (number + 0.5) * band
+        if panel.horizontal:
+            canvas.text(left - 4, centre + size * 0.35, category, size=size, anchor="end")
+        elif panel.slanted:
+            canvas.text(centre, bottom + size + 2, category, size=size, anchor="end", rotate=-30)
+        else:
+            canvas.text(centre, bottom + size + 4, category, size=size)
+    canvas.line(left, top, left, bottom)
+    canvas.line(left, bottom, right, bottom)
+
+
+def _draw_bars(
+    canvas: _Canvas, panel: Panel, scale: _Scale, box: tuple[float, float, float, float]
+) -> None:
+    left, top, right, bottom = box
+    length = (right - left) if panel.horizontal else (bottom - top)
+    band = ((bottom - top) if panel.horizontal else (right - left)) / len(panel.categories)
+    for series in panel.series:
+        for number, (category, value) in enumerate(
+            zip(panel.categories, series.values, strict=True)
+        ):
+            if series.base is not None:
+                base, reach = series.base[number], series.base[number] + value
+            else:  # from the axis: zero, or a log axis' lowest value
+                base, reach = (scale.low if panel.log else 0.0), value
+            start, end = scale.fraction(base) * length, scale.fraction(reach) * length
+            if end <= start:
+                continue
+            across = (top if panel.horizontal else left) + (number + 0.5 + series.offset) * band
+            thick = series.thickness * band
+            colour = series.colour if isinstance(series.colour, str) else series.colour[number]
+            tip = f"{category}{': ' + series.label if series.label else ''}: {_label(value)}"
+            if panel.horizontal:
+                canvas.rect(left + start, across - thick / 2, end - start, thick, colour, tip)
+            else:
+                canvas.rect(across - thick / 2, bottom - end, thick, end - start, colour, tip)
+
+
+def write_figure(
+    rows: Sequence[Sequence[Panel]],
+    path: Path,
+    *,
+    width: int,
+    row_height: int,
+    column_ratios: Sequence[float] | None = None,
+) -> Path:
+    """Lay out `rows` of panels, each row `row_height` px, columns by `column_ratios`, and write
+    the SVG file; returns `path`."""
+    height = row_height * max(1, len(rows))
+    canvas = _Canvas()
+    canvas.rect(0, 0, width, height, "white")
+    for row_number, row in enumerate(rows):
+        ratios = list(column_ratios or [1.0] * len(row))
+        x = 0.0
+        for panel, ratio in zip(row, ratios, strict=True):
+            w = width * ratio / sum(ratios)
+            _draw_panel(canvas, panel, x, row_number * row_height, w, row_height)
+            x += w
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="{FONT_FAMILY}" fill="{INK}">\n'
+        + "\n".join(canvas.parts)
+        + "\n</svg>\n",
+        encoding="utf-8",
+    )
+    return path
