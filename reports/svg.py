@@ -14,6 +14,7 @@ room for the labels. The same data writes the same bytes.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
@@ -24,6 +25,11 @@ ADVANCE = 0.6  # average width of a sans-serif glyph, in em
 INK, GRID = "#333333", "#e4e4e4"
 TITLE_SIZE, TICK_SIZE = 13, 10
 TITLE_ROOM, LEGEND_ROOM = 26, 18  # px above the plot for the title, and for a legend under it
+LABEL_CHARACTERS = 40  # a longer category name is shortened on the axis (whole in its tooltip)
+SLANT = 30  # degrees, of slanted category labels
+# What XML 1.0 cannot hold, even escaped: control characters, lone surrogates, U+FFFE/FFFF. A
+# user's class names may contain them; they are drawn as U+FFFD.
+NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,7 @@ class _Scale:
             (series.base[i] if series.base is not None else 0.0) + value
             for series in panel.series
             for i, value in enumerate(series.values)
+            if math.isfinite(value)
         ]
         if panel.log:
             positive = [top for top in tops if top > 0] or [1.0]
@@ -120,6 +127,15 @@ def _width(text: str, size: float) -> float:
     return len(text) * size * ADVANCE
 
 
+def _xml(text: str) -> str:
+    """`text` as XML character data or attribute value."""
+    return escape(NOT_XML.sub("\ufffd", text))
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= LABEL_CHARACTERS else name[: LABEL_CHARACTERS - 1] + "…"
+
+
 def _n(value: float) -> str:
     return f"{value:.1f}".removesuffix(".0")
 
@@ -131,7 +147,7 @@ class _Canvas:
     def rect(self, x: float, y: float, w: float, h: float, fill: str, tip: str = "") -> None:
         shape = f'<rect x="{_n(x)}" y="{_n(y)}" width="{_n(w)}" height="{_n(h)}" fill="{fill}"'
         if tip:
-            self.parts.append(f"{shape}><title>{escape(tip)}</title></rect>")
+            self.parts.append(f"{shape}><title>{_xml(tip)}</title></rect>")
         else:
             self.parts.append(shape + "/>")
 
@@ -156,7 +172,7 @@ class _Canvas:
             attributes += f' transform="rotate({_n(rotate)} {_n(x)} {_n(y)})"'
         if bold:
             attributes += ' font-weight="bold"'
-        self.parts.append(f"<text {attributes}>{escape(text)}</text>")
+        self.parts.append(f"<text {attributes}>{_xml(text)}</text>")
 
 
 def _draw_panel(canvas: _Canvas, panel: Panel, x: float, y: float, w: float, h: float) -> None:
@@ -173,7 +189,8 @@ def _draw_panel(canvas: _Canvas, panel: Panel, x: float, y: float, w: float, h: 
             at += 18 + _width(label, TICK_SIZE)
     scale = _Scale.of(panel)
     ticks = scale.ticks()
-    widest_category = max(_width(c, panel.category_size) for c in panel.categories)
+    names = [_short(c) for c in panel.categories]
+    widest_category = max(_width(name, panel.category_size) for name in names)
     top = y + TITLE_ROOM + (LEGEND_ROOM if legend else 0)
     right = x + w - 12
     axis_room = 16 if panel.value_label else 0
@@ -183,8 +200,11 @@ def _draw_panel(canvas: _Canvas, panel: Panel, x: float, y: float, w: float, h: 
         bottom = y + h - TICK_SIZE - 8 - axis_room
     else:
         left = x + max(_width(_label(t), TICK_SIZE) for t in ticks) + 10 + axis_room
-        if panel.slanted:
-            bottom = y + h - widest_category * 0.5 - panel.category_size - 8
+        if panel.slanted:  # the first label reaches left of its bar by its slanted width
+            reach = _width(names[0], panel.category_size) * math.cos(math.radians(SLANT))
+            left = max(left, x + 4 + reach)
+            bottom = y + h - widest_category * math.sin(math.radians(SLANT))
+            bottom -= panel.category_size + 8
         else:
             bottom = y + h - panel.category_size - 10
     _draw_axes(canvas, panel, scale, ticks, (left, top, right, bottom))
@@ -216,12 +236,12 @@ def _draw_axes(
             canvas.text(left - 4, at + TICK_SIZE * 0.35, _label(tick), anchor="end")
     band = ((bottom - top) if panel.horizontal else (right - left)) / len(panel.categories)
     size = panel.category_size
-    for number, category in enumerate(panel.categories):
+    for number, category in enumerate(map(_short, panel.categories)):
         centre = (top if panel.horizontal else left) + (number + 0.5) * band
         if panel.horizontal:
             canvas.text(left - 4, centre + size * 0.35, category, size=size, anchor="end")
         elif panel.slanted:
-            canvas.text(centre, bottom + size + 2, category, size=size, anchor="end", rotate=-30)
+            canvas.text(centre, bottom + size + 2, category, size=size, anchor="end", rotate=-SLANT)
         else:
             canvas.text(centre, bottom + size + 4, category, size=size)
     canvas.line(left, top, left, bottom)
@@ -238,6 +258,8 @@ def _draw_bars(
         for number, (category, value) in enumerate(
             zip(panel.categories, series.values, strict=True)
         ):
+            if not math.isfinite(value):
+                continue  # nothing to measure: no bar
             if series.base is not None:
                 base, reach = series.base[number], series.base[number] + value
             else:  # from the axis: zero, or a log axis' lowest value

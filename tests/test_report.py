@@ -10,12 +10,15 @@ import os
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree
 
 import numpy as np
 import pytest
 from balance_fixtures import balance_coco, make_tiny_coco
 from PIL import Image
+
+from synthgate.reports import plots
 
 SVG = "http://www.w3.org/2000/svg"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -70,7 +73,8 @@ def _assert_figure_with_content(path: Path) -> None:
         root = ElementTree.parse(path).getroot()  # well-formed, or this raises
         assert root.tag == f"{{{SVG}}}svg", path
         assert int(root.get("width", "0")) > 50 and int(root.get("height", "0")) > 50, path
-        assert len(root.findall(f"{{{SVG}}}rect")) > 1, f"{path} has no bar"
+        bars = [r for r in root.iter(f"{{{SVG}}}rect") if r.find(f"{{{SVG}}}title") is not None]
+        assert bars, f"{path} has no bar"  # a bar carries its value as a tooltip
         assert root.findall(f"{{{SVG}}}text"), f"{path} has no label"
         return
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
@@ -137,3 +141,46 @@ def test_report_renders_in_headless_chromium(balance_output: Path) -> None:
     assert "Classes before and after" in headings and "Rubric outcomes" in headings
     summary = json.loads((balance_output / "balance.json").read_text())
     assert table_rows == sum(1 for c in summary["classes"].values() if c["deficit"] or c["filled"])
+
+
+def test_every_label_stays_inside_its_figure_in_chromium(tmp_path: Path) -> None:
+    """Long, slanted and odd names (control characters from a user's file) as a browser lays
+    them out: every chart loads, and no label is cut off at an edge."""
+    long_group = "a group name far longer than any axis has room for, cut short"
+    groups = ["African American", "Hispanic or Latino", "Asian American", "White", long_group]
+
+    def side(rate: float) -> dict[str, Any]:
+        found = {g: {"n": 3 + n, "rates": {"neg": rate}} for n, g in enumerate(groups)}
+        return {"groups": found, "largest_gap": {"label": "neg", "groups": groups[:2], "gap": 0.5}}
+
+    classes = {
+        name: {"before": before, "after": 9, "deficit": 9 - before, "filled": 9 - before}
+        for name, before in (("tri\u000bangle", 1), ("x" * 70, 2), ("person", 0))
+    }
+    figures = [
+        plots.attribute_balance(
+            {"ethnicity": {"before": side(0.2), "after": side(0.4)}}, tmp_path / "a.svg"
+        ),
+        plots.class_histogram(classes, tmp_path / "h.svg"),
+        plots.deficit_filled(classes, tmp_path / "d.svg"),
+    ]
+    with _sync_api().sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 1000})
+            for figure in figures:
+                page.goto(figure.as_uri())
+                size = page.evaluate(
+                    "[document.documentElement.width.baseVal.value, document.documentElement.height.baseVal.value]"
+                )
+                labels = page.evaluate(
+                    "Array.from(document.querySelectorAll('text')).map(t => {"
+                    "const b = t.getBoundingClientRect(); return [t.textContent, b.left, b.right, b.top, b.bottom]})"
+                )
+                bars = page.evaluate("document.querySelectorAll('rect title').length")
+                assert size[0] > 0 and bars > 0, figure.name
+                for text, left, right, top, bottom in labels:
+                    assert left >= 0 and right <= size[0], (figure.name, text, left, right)
+                    assert top >= 0 and bottom <= size[1], (figure.name, text, top, bottom)
+        finally:
+            browser.close()

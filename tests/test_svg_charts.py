@@ -5,12 +5,16 @@ escaped, and the same bytes for the same data."""
 from __future__ import annotations
 
 import itertools
+import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
 
-from synthgate.reports.svg import Panel, Series, write_figure
+from synthgate.reports.svg import LABEL_CHARACTERS, Panel, Series, write_figure
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -144,10 +148,46 @@ def test_a_message_panel_draws_no_bar(tmp_path: Path) -> None:
     assert list(found) == ["a: 1"] and found["a: 1"]["x"] > 600 * 3 / 4  # in the second column
 
 
-def test_the_same_data_writes_the_same_bytes(tmp_path: Path) -> None:
-    panel = Panel("counts", ["a", "b"], [Series([1.5, 7], ["#111", "#222"])], value_label="n")
-    first = write_figure([[panel]], tmp_path / "one.svg", width=400, row_height=200).read_bytes()
-    again = write_figure([[panel]], tmp_path / "two.svg", width=400, row_height=200).read_bytes()
-    assert first == again
-    root = ElementTree.fromstring(first)
+DRAW = """
+import sys
+from pathlib import Path
+from synthgate.reports.svg import LABEL_CHARACTERS, Panel, Series, write_figure
+panel = Panel("counts", ["a", "b", "c"], [Series([1.5, 7, 2], ["#111", "#222", "#333"], "n"),
+              Series([1, 2, 3], "#444", "m", base=[1.5, 7, 2])], value_label="n", slanted=True)
+write_figure([[panel, Panel("none", message="empty")]], Path(sys.argv[1]), width=400,
+             row_height=200)
+"""
+
+
+def test_the_same_data_writes_the_same_bytes_in_any_process(tmp_path: Path) -> None:
+    written = []
+    for number, hash_seed in enumerate(("1", "2")):
+        path = tmp_path / f"{number}.svg"
+        environment = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        subprocess.run([sys.executable, "-c", DRAW, str(path)], check=True, env=environment)
+        written.append(path.read_bytes())
+    assert written[0] == written[1]
+    root = ElementTree.fromstring(written[0])
     assert (root.get("width"), root.get("height")) == ("400", "200")
+
+
+def test_characters_xml_cannot_hold_are_drawn_as_replacements(tmp_path: Path) -> None:
+    name = "tri\x0bangle\x00\ud800"  # from a user's COCO file: valid JSON, not valid XML
+    path = draw(tmp_path, Panel("odd", [name], [Series([3], "#000")], horizontal=True))
+    assert "tri\ufffdangle\ufffd\ufffd" in texts(path)  # the file parses
+    assert list(bars(path)) == ["tri\ufffdangle\ufffd\ufffd: 3"]
+
+
+def test_a_long_name_is_shortened_on_the_axis_and_whole_in_its_tooltip(tmp_path: Path) -> None:
+    name = "a category whose name goes on well past what an axis label can hold"
+    path = draw(tmp_path, Panel("long", [name, "b"], [Series([3, 4], "#000")], slanted=True))
+    shown = [t for t in texts(path) if t.startswith("a category")]
+    assert shown and len(shown[0]) == LABEL_CHARACTERS and shown[0].endswith("…")
+    found = bars(path)
+    assert f"{name}: 3" in found
+    assert found[f"{name}: 3"]["height"] > 0  # the bars keep their room
+
+
+def test_a_value_that_is_not_a_number_has_no_bar(tmp_path: Path) -> None:
+    path = draw(tmp_path, Panel("gaps", ["a", "b", "c"], [Series([2, math.nan, math.inf], "#000")]))
+    assert list(bars(path)) == ["a: 2"]
