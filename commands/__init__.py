@@ -130,6 +130,7 @@ EXTRA_OF_MODULE = {
     "transformers": "diffusion",
     "safetensors": "diffusion",
     "huggingface_hub": "diffusion",
+    "matplotlib": "notebook",
 }
 
 

@@ -12,11 +12,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
 from PIL import Image
+
+try:
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+except ModuleNotFoundError as missing:  # a base install: matplotlib comes with an extra
+    raise ModuleNotFoundError(
+        "synthgate.show draws with matplotlib, which is not installed: "
+        "pip install 'synthgate[notebook]'",
+        name=missing.name,
+    ) from missing
 
 from synthgate.errors import InputError
 from synthgate.masks import decode_mask

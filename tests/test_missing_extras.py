@@ -2,8 +2,9 @@
 with one line naming the extra to install, never a ModuleNotFoundError traceback.
 
 A base install is simulated by hiding the modules the extras bring (diffusion, workers, serve,
-review) from the import system of a fresh `python -m synthgate` process; the list was checked
-against a virtualenv made with `python -m venv` and `pip install -e .` (none of them is there).
+review, notebook) from the import system of a fresh `python -m synthgate` process; the list was
+checked against a virtualenv made with `python -m venv` and `pip install -e .` (none of them is
+there). The library's one name that needs an extra, `sg.show`, says which.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from typer.testing import CliRunner
 from synthgate.cli import app
 from synthgate.commands import EXTRA_OF_MODULE
 
-# Top-level modules a base install lacks: everything the four extras bring.
+# Top-level modules a base install lacks: everything the extras bring.
 HIDDEN = sorted(EXTRA_OF_MODULE)
 
-BASE_INSTALL = """
+HIDE_EXTRAS = """
 import importlib.abc, sys
 
 class HideExtras(importlib.abc.MetaPathFinder):
@@ -34,6 +35,8 @@ class HideExtras(importlib.abc.MetaPathFinder):
         return None
 
 sys.meta_path.insert(0, HideExtras())
+"""
+BASE_INSTALL = """
 from synthgate.cli import main
 sys.argv = ["synthgate", *sys.argv[1:]]
 main()
@@ -41,7 +44,7 @@ main()
 
 
 def base_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    script = f"HIDDEN = {HIDDEN!r}\n" + BASE_INSTALL
+    script = f"HIDDEN = {HIDDEN!r}\n" + HIDE_EXTRAS + BASE_INSTALL
     return subprocess.run(
         [sys.executable, "-c", script, *args],
         capture_output=True,
@@ -117,5 +120,24 @@ def test_the_extras_named_are_the_ones_pyproject_declares() -> None:
     pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
     extras = pyproject.split("[project.optional-dependencies]")[1].split("\n[")[0]
     declared = {line.split("=")[0].strip() for line in extras.splitlines() if "= [" in line}
-    assert set(EXTRA_OF_MODULE.values()) == {"diffusion", "review", "serve", "workers"}
+    assert set(EXTRA_OF_MODULE.values()) == {"diffusion", "notebook", "review", "serve", "workers"}
     assert set(EXTRA_OF_MODULE.values()) <= declared
+
+
+SHOW = """
+import synthgate as sg
+try:
+    sg.show
+except ModuleNotFoundError as error:
+    print(error.name, "|", error)
+"""
+
+
+def test_show_from_a_base_install_names_its_extra() -> None:
+    script = f"HIDDEN = {HIDDEN!r}\n" + HIDE_EXTRAS + SHOW
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    name, _, message = result.stdout.strip().partition(" | ")
+    assert name == "matplotlib"
+    assert "pip install 'synthgate[notebook]'" in message

@@ -1,6 +1,6 @@
 """Start-up loads only what a command uses: --help none of the heavy libraries, run, validate
-and balance neither pydantic-settings (its cloud providers) nor matplotlib until a report is
-drawn, and a `validate` of labels alone no image library. Timings live in bench/bench_startup.py."""
+and balance neither pydantic-settings (its cloud providers) nor matplotlib (only `sg.show` draws
+with it), and a `validate` of labels alone no image library. Timings live in bench/bench_startup.py."""
 
 from __future__ import annotations
 
