@@ -98,9 +98,11 @@ def rubric_outcomes(reports: list[dict[str, Any] | None], statuses: list[str], p
         {"accepted": LEVEL_COLOURS[5], "review": LEVEL_COLOURS[3]}.get(s, LEVEL_COLOURS[1])
         for s in order
     ]
-    routes = Panel("Routes", order, [Series([counted[s] for s in order], colours)])
-    if not order:
-        routes = Panel("Routes", message="no sample")
+    routes = (
+        Panel("Routes", order, [Series([counted[s] for s in order], colours)])
+        if order
+        else Panel("Routes", message="no sample")
+    )
     return write_figure([[levels, routes]], path, width=900, row_height=320, column_ratios=[3, 1.4])
 
 

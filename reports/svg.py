@@ -175,18 +175,46 @@ class _Canvas:
         self.parts.append(f"<text {attributes}>{_xml(text)}</text>")
 
 
+@dataclass(frozen=True)
+class _Plot:
+    """A panel's plot area in px, and where its categories' bands lie along it."""
+
+    left: float
+    top: float
+    right: float
+    bottom: float
+    horizontal: bool
+    categories: int
+
+    @property
+    def length(self) -> float:
+        """Of the value axis."""
+        return (self.right - self.left) if self.horizontal else (self.bottom - self.top)
+
+    @property
+    def band(self) -> float:
+        """Of one category, along the category axis."""
+        across = (self.bottom - self.top) if self.horizontal else (self.right - self.left)
+        return across / self.categories
+
+    def centre(self, number: int, offset: float = 0.0) -> float:
+        """Of category `number`'s band (moved `offset` bands), along the category axis."""
+        return (self.top if self.horizontal else self.left) + (number + 0.5 + offset) * self.band
+
+
 def _draw_panel(canvas: _Canvas, panel: Panel, x: float, y: float, w: float, h: float) -> None:
     canvas.text(x + w / 2, y + 17, panel.title, size=TITLE_SIZE, bold=True)
     if panel.message is not None or not panel.categories:
         canvas.text(x + w / 2, y + h / 2, panel.message or "nothing to show", size=12)
         return
-    legend = [(s.colour, s.label) for s in panel.series if s.label and isinstance(s.colour, str)]
+    legend = [(s.label, s.colour) for s in panel.series if s.label and isinstance(s.colour, str)]
     if legend:
-        at = x + w - 12 - sum(18 + _width(label, TICK_SIZE) for _, label in legend)
-        for colour, label in legend:
-            canvas.rect(at, y + TITLE_ROOM + 1, 10, 10, str(colour))
+        widths = [18 + _width(label, TICK_SIZE) for label, _ in legend]
+        at = x + w - 12 - sum(widths)
+        for (label, colour), width in zip(legend, widths, strict=True):
+            canvas.rect(at, y + TITLE_ROOM + 1, 10, 10, colour)
             canvas.text(at + 14, y + TITLE_ROOM + 10, label, anchor="start")
-            at += 18 + _width(label, TICK_SIZE)
+            at += width
     scale = _Scale.of(panel)
     ticks = scale.ticks()
     names = [_short(c) for c in panel.categories]
@@ -207,13 +235,13 @@ def _draw_panel(canvas: _Canvas, panel: Panel, x: float, y: float, w: float, h: 
             bottom -= panel.category_size + 8
         else:
             bottom = y + h - panel.category_size - 10
-    _draw_axes(canvas, panel, scale, ticks, (left, top, right, bottom))
-    _draw_bars(canvas, panel, scale, (left, top, right, bottom))
+    plot = _Plot(left, top, right, bottom, panel.horizontal, len(names))
+    _draw_axes(canvas, panel, scale, ticks, plot, names)
+    _draw_bars(canvas, panel, scale, plot)
     if panel.value_label and panel.horizontal:
         canvas.text((left + right) / 2, y + h - 4, panel.value_label)
     elif panel.value_label:
-        middle = (top + bottom) / 2
-        canvas.text(x + 12, middle, panel.value_label, rotate=-90)
+        canvas.text(x + 12, (top + bottom) / 2, panel.value_label, rotate=-90)
 
 
 def _draw_axes(
@@ -221,40 +249,35 @@ def _draw_axes(
     panel: Panel,
     scale: _Scale,
     ticks: list[float],
-    box: tuple[float, float, float, float],
+    plot: _Plot,
+    names: list[str],
 ) -> None:
-    left, top, right, bottom = box
+    """Grid lines and tick labels of the value axis, the category labels (`names`), the axes."""
+    left, top, right, bottom = plot.left, plot.top, plot.right, plot.bottom
     for tick in ticks:
-        share = scale.fraction(tick)
+        at = scale.fraction(tick) * plot.length
         if panel.horizontal:
-            at = left + share * (right - left)
-            canvas.line(at, top, at, bottom, GRID)
-            canvas.text(at, bottom + TICK_SIZE + 4, _label(tick))
+            canvas.line(left + at, top, left + at, bottom, GRID)
+            canvas.text(left + at, bottom + TICK_SIZE + 4, _label(tick))
         else:
-            at = bottom - share * (bottom - top)
-            canvas.line(left, at, right, at, GRID)
-            canvas.text(left - 4, at + TICK_SIZE * 0.35, _label(tick), anchor="end")
-    band = ((bottom - top) if panel.horizontal else (right - left)) / len(panel.categories)
+            canvas.line(left, bottom - at, right, bottom - at, GRID)
+            canvas.text(left - 4, bottom - at + TICK_SIZE * 0.35, _label(tick), anchor="end")
     size = panel.category_size
-    for number, category in enumerate(map(_short, panel.categories)):
-        centre = (top if panel.horizontal else left) + (number + 0.5) * band
+    for number, name in enumerate(names):
+        centre = plot.centre(number)
         if panel.horizontal:
-            canvas.text(left - 4, centre + size * 0.35, category, size=size, anchor="end")
+            canvas.text(left - 4, centre + size * 0.35, name, size=size, anchor="end")
         elif panel.slanted:
-            canvas.text(centre, bottom + size + 2, category, size=size, anchor="end", rotate=-SLANT)
+            canvas.text(centre, bottom + size + 2, name, size=size, anchor="end", rotate=-SLANT)
         else:
-            canvas.text(centre, bottom + size + 4, category, size=size)
+            canvas.text(centre, bottom + size + 4, name, size=size)
     canvas.line(left, top, left, bottom)
     canvas.line(left, bottom, right, bottom)
 
 
-def _draw_bars(
-    canvas: _Canvas, panel: Panel, scale: _Scale, box: tuple[float, float, float, float]
-) -> None:
-    left, top, right, bottom = box
-    length = (right - left) if panel.horizontal else (bottom - top)
-    band = ((bottom - top) if panel.horizontal else (right - left)) / len(panel.categories)
+def _draw_bars(canvas: _Canvas, panel: Panel, scale: _Scale, plot: _Plot) -> None:
     for series in panel.series:
+        thick = series.thickness * plot.band
         for number, (category, value) in enumerate(
             zip(panel.categories, series.values, strict=True)
         ):
@@ -264,17 +287,16 @@ def _draw_bars(
                 base, reach = series.base[number], series.base[number] + value
             else:  # from the axis: zero, or a log axis' lowest value
                 base, reach = (scale.low if panel.log else 0.0), value
-            start, end = scale.fraction(base) * length, scale.fraction(reach) * length
+            start, end = scale.fraction(base) * plot.length, scale.fraction(reach) * plot.length
             if end <= start:
                 continue
-            across = (top if panel.horizontal else left) + (number + 0.5 + series.offset) * band
-            thick = series.thickness * band
+            across = plot.centre(number, series.offset)
             colour = series.colour if isinstance(series.colour, str) else series.colour[number]
             tip = f"{category}{': ' + series.label if series.label else ''}: {_label(value)}"
             if panel.horizontal:
-                canvas.rect(left + start, across - thick / 2, end - start, thick, colour, tip)
+                canvas.rect(plot.left + start, across - thick / 2, end - start, thick, colour, tip)
             else:
-                canvas.rect(across - thick / 2, bottom - end, thick, end - start, colour, tip)
+                canvas.rect(across - thick / 2, plot.bottom - end, thick, end - start, colour, tip)
 
 
 def write_figure(

@@ -6,16 +6,14 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from xml.etree import ElementTree
 
 import pytest
 import yaml
 from balance_fixtures import balance_reviews, run_cli
 from test_report import chromium_path
+from test_svg_charts import tooltips
 
 from synthgate.validators.context import jaccard, word_shingles
-
-TITLE = "{http://www.w3.org/2000/svg}title"
 
 NEGATIVE = [
     "Sarah says it broke after a week, and she wants her money back.",
@@ -89,7 +87,7 @@ def test_text_report_renders(text_balance: tuple[Path, Path]) -> None:
     assert "plots/attribute_balance.svg" in html and "Attribute balance" in html
     # One bar per group, before and after, each with its value as its tooltip.
     gender = json.loads((out / "balance.json").read_text())["bias"]["gender"]
-    tips = {t.text for t in ElementTree.parse(out / "plots" / "attribute_balance.svg").iter(TITLE)}
+    tips = set(tooltips(out / "plots" / "attribute_balance.svg"))
     for when in ("before", "after"):
         for group, entry in gender[when]["groups"].items():
             assert f"{group}: {when}: {entry['n']:,}" in tips

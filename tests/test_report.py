@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from balance_fixtures import balance_coco, make_tiny_coco
 from PIL import Image
+from test_svg_charts import tooltips
 
 from synthgate.reports import plots
 
@@ -73,8 +74,7 @@ def _assert_figure_with_content(path: Path) -> None:
         root = ElementTree.parse(path).getroot()  # well-formed, or this raises
         assert root.tag == f"{{{SVG}}}svg", path
         assert int(root.get("width", "0")) > 50 and int(root.get("height", "0")) > 50, path
-        bars = [r for r in root.iter(f"{{{SVG}}}rect") if r.find(f"{{{SVG}}}title") is not None]
-        assert bars, f"{path} has no bar"  # a bar carries its value as a tooltip
+        assert tooltips(path), f"{path} has no bar"  # a bar carries its value as a tooltip
         assert root.findall(f"{{{SVG}}}text"), f"{path} has no label"
         return
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
@@ -100,8 +100,7 @@ def test_every_referenced_figure_exists_and_has_content(balance_output: Path) ->
 
 def test_the_class_histogram_has_a_bar_for_every_count(balance_output: Path) -> None:
     summary = json.loads((balance_output / "balance.json").read_text())
-    figure = ElementTree.parse(balance_output / "plots" / "class_histogram.svg")
-    tips = [t.text for t in figure.iter(f"{{{SVG}}}title")]  # one per bar: "class: when: count"
+    tips = tooltips(balance_output / "plots" / "class_histogram.svg")  # "class: when: count"
     expected = [
         f"{name}: {when}: {entry[when]:,}"
         for when in ("before", "after")

@@ -31,6 +31,11 @@ def bars(path: Path) -> dict[str, dict[str, float]]:
     return found
 
 
+def tooltips(path: Path) -> list[str]:
+    """The tooltip of every bar, in drawing order: what a chart says its bars are."""
+    return [t.text or "" for t in ElementTree.parse(path).iter(f"{SVG}title")]
+
+
 def texts(path: Path) -> list[str]:
     return [t.text or "" for t in ElementTree.parse(path).iter(f"{SVG}text")]
 
