@@ -10,6 +10,7 @@ need for any class outside VOC's 20). Boxes are clipped to the image first (form
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 from xml.sax.saxutils import escape
@@ -18,6 +19,10 @@ from PIL import Image, ImageMode, UnidentifiedImageError
 
 from synthgate.errors import InputError
 from synthgate.formats.exports import by_image, export_names, exported_box
+
+# Characters XML 1.0 cannot hold, escaped or not (its Char production): a parser refuses the
+# whole file. A VOC export refuses a name holding one; a chart draws it as U+FFFD.
+NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def voc_corners(box: list[float]) -> list[int]:
@@ -92,6 +97,12 @@ def voc_labelmap(class_names: list[str]) -> str:
             f"classes {bad[:5]}: VOC's labelmap.txt separates its fields with ':' and lines "
             "with newlines; rename these categories for a VOC export"
         )
+    bad = [name for name in class_names if NOT_XML.search(name)]
+    if bad:
+        raise InputError(
+            f"classes {bad[:5]}: hold control characters, which a VOC file's XML cannot; "
+            "rename these categories for a VOC export"
+        )
     return "# label:color_rgb:parts:actions\n" + "".join(f"{name}:::\n" for name in class_names)
 
 
@@ -109,11 +120,18 @@ def write_voc(
     `names`: image id -> exported file name (default `export_names`); the XML's <filename>.
     `image_files`: image id -> its file, read for <depth> (without them every depth is 3)."""
     names = names if names is not None else export_names(coco["images"])
+    bad = [(image_id, name) for image_id, name in names.items() if NOT_XML.search(name)]
+    if bad:
+        image_id, name = bad[0]
+        raise InputError(
+            f"image {image_id!r}: file name {name!r} holds control characters, which a VOC "
+            f"file's <filename> cannot ({len(bad)} such images); rename the files for a VOC "
+            "export"
+        )
+    labelmap = voc_labelmap([c["name"] for c in coco["categories"]])
     category_names = {c["id"]: c["name"] for c in coco["categories"]}
     (out / "Annotations").mkdir(parents=True, exist_ok=True)
-    (out / "labelmap.txt").write_text(
-        voc_labelmap([c["name"] for c in coco["categories"]]), encoding="utf-8"
-    )
+    (out / "labelmap.txt").write_text(labelmap, encoding="utf-8")
     images = {image["id"]: image for image in coco["images"]}
     for image_id, entries in by_image(coco).items():
         image = {**images[image_id], "file_name": names[image_id]}

@@ -14,11 +14,12 @@ room for the labels. The same data writes the same bytes.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
+
+from synthgate.formats.voc import NOT_XML
 
 FONT_FAMILY = "DejaVu Sans, Verdana, Arial, sans-serif"
 ADVANCE = 0.6  # average width of a sans-serif glyph, in em
@@ -27,9 +28,6 @@ TITLE_SIZE, TICK_SIZE = 13, 10
 TITLE_ROOM, LEGEND_ROOM = 26, 18  # px above the plot for the title, and for a legend under it
 LABEL_CHARACTERS = 40  # a longer category name is shortened on the axis (whole in its tooltip)
 SLANT = 30  # degrees, of slanted category labels
-# What XML 1.0 cannot hold, even escaped: control characters, lone surrogates, U+FFFE/FFFF. A
-# user's class names may contain them; they are drawn as U+FFFD.
-NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 @dataclass(frozen=True)
@@ -128,7 +126,8 @@ def _width(text: str, size: float) -> float:
 
 
 def _xml(text: str) -> str:
-    """`text` as XML character data or attribute value."""
+    """`text` as XML character data or attribute value: what XML cannot hold (a user's class
+    names may) is drawn as U+FFFD."""
     return escape(NOT_XML.sub("\ufffd", text))
 
 

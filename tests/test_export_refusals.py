@@ -171,6 +171,20 @@ ERROR_CASES: list[tuple[str, Any, list[str], list[str]]] = [
         ["VOC's labelmap.txt separates its fields with ':'"],
     ),
     (
+        "VOC class with a control character",  # valid JSON, but no XML parser takes it
+        lambda tmp, coco: coco.write_text(coco.read_text().replace('"cat"', '"cat\\u0007"')),
+        ["{coco}", "-f", "voc", "--no-copy-images"],
+        ["classes ['cat\\x07']: hold control characters", "rename these categories"],
+    ),
+    (
+        "VOC file name with a control character",
+        lambda tmp, coco: coco.write_text(
+            coco.read_text().replace("c/empty.png", "c/em\\u001bpty.png")
+        ),
+        ["{coco}", "-f", "voc", "--no-copy-images"],
+        ["file name 'em\\x1bpty.png' holds control characters", "rename the files"],
+    ),
+    (
         "dangling category",
         lambda tmp, coco: coco.write_text(
             coco.read_text().replace('"category_id": 3', '"category_id": 4')
