@@ -15,7 +15,7 @@ Inside synthgate a mask is COCO compressed RLE with `counts` as str (`{"size": [
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -30,6 +30,13 @@ def finite_number(value: Any) -> bool:
         return math.isfinite(value)
     except OverflowError:
         return False
+
+
+# The memory order of the masks generators make (numpy's order="F", column-major): the order
+# pycocotools encodes RLE in, so `encode_mask` copies none of them (the transposing copy of a
+# 640x480 mask costs more than its encoding), and what they are combined into (visible parts,
+# foreground, ignore) keeps it.
+MASK_ORDER: Literal["F"] = "F"
 
 
 def encode_mask(mask: np.ndarray) -> dict[str, object]:

@@ -60,6 +60,14 @@ def test_pasted_instances_are_labelled_exactly(dataset: tuple[Path, Path]) -> No
         assert not (made.ignore & made.foreground).any() or params["background_labels_dropped"]
 
 
+def test_masks_are_column_major(dataset: tuple[Path, Path]) -> None:
+    """The order pycocotools encodes in (masks.MASK_ORDER): encoding copies no mask."""
+    made = _generator(dataset).generate([_spec(index, "tri", instances=2) for index in range(4)])
+    for generated in made:
+        assert generated.foreground is not None and generated.ignore is not None
+        assert generated.foreground.flags.f_contiguous and generated.ignore.flags.f_contiguous
+
+
 def test_same_spec_same_sample(dataset: tuple[Path, Path]) -> None:
     first = _generator(dataset).generate([_spec(3, "disc")])[0]
     again = _generator(dataset).generate([_spec(3, "disc")])[0]
