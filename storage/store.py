@@ -15,6 +15,8 @@ judge's write (the run's own sinks), which turns `pending` samples into judged o
 
 from __future__ import annotations
 
+import atexit
+import weakref
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,18 @@ _WORKER_MAY_REWRITE = or_(*(samples.c.status == status for status in WORKER_STAT
 )
 
 
+# Stores not closed yet. The `synthgate` command skips the garbage collection at exit (cli.main):
+# a store left open would keep its SQLite connection, and the rows it committed in the -wal file
+# beside the database, not in it. So a process closes every store still open when it exits.
+_open_stores: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
+@atexit.register
+def close_open_stores() -> None:
+    for store in list(_open_stores):
+        store.close()
+
+
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
@@ -59,6 +73,7 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = create_engine(url, future=True)
+        _open_stores.add(self)
         if self.engine.dialect.name == "sqlite":
             _tune_sqlite(self.engine)
         ensure_schema(self.engine)
@@ -69,6 +84,7 @@ class Store:
         self._upsert_unjudged = self._upsert(where=_WORKER_MAY_REWRITE)
 
     def close(self) -> None:
+        _open_stores.discard(self)
         self.engine.dispose()
 
     def put_batch(self, batch_id: str, *, name: str, seed: int, config: dict[str, Any]) -> None:

@@ -1,12 +1,16 @@
 """Start-up loads only what a command uses: --help none of the heavy libraries, run, validate
 and balance neither pydantic-settings (its cloud providers) nor matplotlib (only `sg.show` draws
-with it), and a `validate` of labels alone no image library. Timings live in bench/bench_startup.py."""
+with it), and a `validate` of labels alone no image library. At exit the command skips the final
+garbage collection, yet a store left open is still closed. Timings live in bench/bench_startup.py."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -74,3 +78,27 @@ def test_commands_run_numpy_blas_on_one_thread_unless_told(
         [sys.executable, "-c", BLAS_PROBE], capture_output=True, text=True, check=True
     )
     assert out.stdout.split() == [threads]
+
+
+LEFT_OPEN = """
+import sys
+from pathlib import Path
+from synthgate import cli
+from synthgate.storage.store import Store, sqlite_url
+store = Store(sqlite_url(Path(sys.argv[1])))
+store.put_batch("b1", name="left open", seed=1, config={})
+sys.argv = ["synthgate", "--version"]
+cli.main()
+"""
+
+
+def test_a_store_left_open_is_closed_when_the_command_exits(tmp_path: Path) -> None:
+    """Its rows are in the database file itself, not in a -wal file beside it: copying the
+    file alone keeps them."""
+    database = tmp_path / "synthgate.db"
+    subprocess.run([sys.executable, "-c", LEFT_OPEN, str(database)], check=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["synthgate.db"]
+    (tmp_path / "copy").mkdir()
+    copied = shutil.copy(database, tmp_path / "copy" / "synthgate.db")
+    with sqlite3.connect(copied) as connection:
+        assert connection.execute("SELECT name FROM batches").fetchall() == [("left open",)]
