@@ -41,16 +41,22 @@ _WORKER_MAY_REWRITE = or_(*(samples.c.status == status for status in WORKER_STAT
 )
 
 
-# Stores not closed yet. The `synthgate` command skips the garbage collection at exit (cli.main):
-# a store left open would keep its SQLite connection, and the rows it committed in the -wal file
-# beside the database, not in it. So a process closes every store still open when it exits.
-_open_stores: weakref.WeakSet[Store] = weakref.WeakSet()
+# The engines of stores not closed, while they live. An engine sits in reference cycles (its
+# pool, its events), so only garbage collection frees one whose store was dropped unclosed (a
+# command that opens a store for one call): the `synthgate` command skips that collection at
+# exit (cli.main), and such an engine would keep its SQLite connection open, and the rows it
+# committed in the -wal file beside the database, not in it. So every engine still alive at exit
+# is disposed: its pooled connections closed, SQLite's WAL checkpointed into the file.
+_live_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 @atexit.register
-def close_open_stores() -> None:
-    for store in list(_open_stores):
-        store.close()
+def dispose_live_engines() -> None:
+    for engine in list(_live_engines):
+        try:
+            engine.dispose()
+        except Exception:  # at exit: one failure must not keep the others open
+            continue
 
 
 def sqlite_url(path: Path) -> str:
@@ -73,7 +79,7 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = create_engine(url, future=True)
-        _open_stores.add(self)
+        _live_engines.add(self.engine)
         if self.engine.dialect.name == "sqlite":
             _tune_sqlite(self.engine)
         ensure_schema(self.engine)
@@ -84,7 +90,7 @@ class Store:
         self._upsert_unjudged = self._upsert(where=_WORKER_MAY_REWRITE)
 
     def close(self) -> None:
-        _open_stores.discard(self)
+        _live_engines.discard(self.engine)
         self.engine.dispose()
 
     def put_batch(self, batch_id: str, *, name: str, seed: int, config: dict[str, Any]) -> None:

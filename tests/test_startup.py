@@ -81,24 +81,35 @@ def test_commands_run_numpy_blas_on_one_thread_unless_told(
 
 
 LEFT_OPEN = """
+import gc
+gc.disable()  # as after a command's last call, no collection frees the dropped store's engine
 import sys
 from pathlib import Path
 from synthgate import cli
 from synthgate.storage.store import Store, sqlite_url
-store = Store(sqlite_url(Path(sys.argv[1])))
-store.put_batch("b1", name="left open", seed=1, config={})
+
+def add(path, batch_id):  # the store is dropped unclosed, as a one-call command may do
+    Store(sqlite_url(Path(path))).put_batch(batch_id, name="left open", seed=1, config={})
+
+kept = Store(sqlite_url(Path(sys.argv[1])))  # one still held at exit
+kept.put_batch("b1", name="left open", seed=1, config={})
+add(sys.argv[2], "b2")
 sys.argv = ["synthgate", "--version"]
 cli.main()
 """
 
 
-def test_a_store_left_open_is_closed_when_the_command_exits(tmp_path: Path) -> None:
-    """Its rows are in the database file itself, not in a -wal file beside it: copying the
-    file alone keeps them."""
-    database = tmp_path / "synthgate.db"
-    subprocess.run([sys.executable, "-c", LEFT_OPEN, str(database)], check=True)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["synthgate.db"]
+def test_stores_left_open_are_closed_when_the_command_exits(tmp_path: Path) -> None:
+    """Their rows are in the database files themselves, not in -wal files beside them: copying
+    a file alone keeps them."""
+    databases = [tmp_path / "held.db", tmp_path / "dropped.db"]
+    subprocess.run([sys.executable, "-c", LEFT_OPEN, *map(str, databases)], check=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dropped.db", "held.db"]
     (tmp_path / "copy").mkdir()
-    copied = shutil.copy(database, tmp_path / "copy" / "synthgate.db")
-    with sqlite3.connect(copied) as connection:
-        assert connection.execute("SELECT name FROM batches").fetchall() == [("left open",)]
+    for database, batch_id in zip(databases, ["b1", "b2"], strict=True):
+        copied = shutil.copy(database, tmp_path / "copy" / database.name)
+        connection = sqlite3.connect(copied)
+        try:
+            assert connection.execute("SELECT id FROM batches").fetchall() == [(batch_id,)]
+        finally:
+            connection.close()
