@@ -33,9 +33,9 @@ def finite_number(value: Any) -> bool:
 
 
 # The memory order of the masks generators make (numpy's order="F", column-major): the order
-# pycocotools encodes RLE in, so `encode_mask` copies none of them (the transposing copy of a
-# 640x480 mask costs more than its encoding), and what they are combined into (visible parts,
-# foreground, ignore) keeps it.
+# pycocotools encodes RLE in, so `encode_mask` converts them to uint8 with a straight copy, not
+# a transposing one (which, for a 640x480 mask, costs more than the encoding), and what they
+# are combined into (visible parts, foreground, ignore) keeps it.
 MASK_ORDER: Literal["F"] = "F"
 
 

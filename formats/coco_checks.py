@@ -4,8 +4,9 @@
 dangling image/category ids, categories without an id, duplicate ids, polygons with fewer than
 3 points, RLE that is not its image's mask (size or runs: corrupt), malformed boxes (not four
 finite numbers with w, h >= 0), a negative or non-finite area, file names that leave the images
-folder (absolute or with `..`: paths.py), and image files that are missing, unreadable or of
-another size than their entry says.
+folder (absolute or with `..`: paths.py), category names and file names holding a lone
+surrogate (a `\\ud800`-`\\udfff` escape no UTF-8 file can hold), and image files that are
+missing, unreadable or of another size than their entry says.
 `check_coco(…)` raises one InputError naming them, or with
 `skip_invalid` returns the file without them and the list of what was left out.
 Reading and converting COCO files is in coco.py.
@@ -14,6 +15,7 @@ Reading and converting COCO files is in coco.py.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -27,6 +29,10 @@ from synthgate.formats.paths import confined_path, confinement_problem
 from synthgate.masks import finite_number, rle_problem
 
 MAX_LISTED = 20  # problems named in one error message; the rest are counted
+# Valid JSON (an escape such as "\ud800" with no partner), but no UTF-8 file can hold it: every
+# file that would name it (labels, class lists, the merged COCO file) fails to be written.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+UNWRITABLE = "holds a lone surrogate (an unpaired \\ud800-\\udfff escape) no UTF-8 file can hold"
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,9 @@ def _image_problems(data: dict[str, Any], images_dir: Path | None) -> list[CocoP
         name = image.get("file_name")
         if not isinstance(name, str) or not name:
             problems.append(CocoProblem("images", position, key, "file_name is missing"))
+        elif LONE_SURROGATE.search(name):
+            unwritable = f"file_name {name!r} {UNWRITABLE}; fix the name"
+            problems.append(CocoProblem("images", position, key, unwritable))
         elif (problem := confinement_problem(name)) is not None:
             # Never looked up: a dataset file must not make us read outside its images folder.
             problems.append(CocoProblem("images", position, key, f"file_name {name!r} {problem}"))
@@ -195,6 +204,10 @@ def find_coco_problems(data: dict[str, Any], *, images_dir: Path | None) -> list
             problems.append(CocoProblem("categories", position, key, "name is missing"))
         if isinstance(category, dict) and category.get("id") is None:
             problems.append(CocoProblem("categories", position, None, "id is missing"))
+        name = category.get("name") if isinstance(category, dict) else None
+        if isinstance(name, str) and LONE_SURROGATE.search(name):
+            message = f"name {name!r} {UNWRITABLE}; fix the name"
+            problems.append(CocoProblem("categories", position, category.get("id"), message))
     names = Counter(
         c.get("name")
         for c in data["categories"]

@@ -10,7 +10,6 @@ need for any class outside VOC's 20). Boxes are clipped to the image first (form
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 from xml.sax.saxutils import escape
@@ -19,10 +18,7 @@ from PIL import Image, ImageMode, UnidentifiedImageError
 
 from synthgate.errors import InputError
 from synthgate.formats.exports import by_image, export_names, exported_box
-
-# Characters XML 1.0 cannot hold, escaped or not (its Char production): a parser refuses the
-# whole file. A VOC export refuses a name holding one; a chart draws it as U+FFFD.
-NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+from synthgate.formats.xml_text import UNFIT_FOR_XML, unfit_for_xml
 
 
 def voc_corners(box: list[float]) -> list[int]:
@@ -91,17 +87,17 @@ def coco_to_voc_xml(
 
 def voc_labelmap(class_names: list[str]) -> str:
     """labelmap.txt as datumaro and CVAT read it: `name:color:parts:actions`, colour left out."""
-    bad = [name for name in class_names if ":" in name or "\n" in name]
+    bad = [name for name in class_names if any(c in name for c in ":\n\r")]
     if bad:
         raise InputError(
             f"classes {bad[:5]}: VOC's labelmap.txt separates its fields with ':' and lines "
-            "with newlines; rename these categories for a VOC export"
+            "with line breaks; rename these categories for a VOC export"
         )
-    bad = [name for name in class_names if NOT_XML.search(name)]
+    bad = unfit_for_xml(class_names)
     if bad:
         raise InputError(
-            f"classes {bad[:5]}: hold control characters, which a VOC file's XML cannot; "
-            "rename these categories for a VOC export"
+            f"classes {bad[:5]}: {UNFIT_FOR_XML}, as a VOC file is XML; rename these "
+            "categories for a VOC export"
         )
     return "# label:color_rgb:parts:actions\n" + "".join(f"{name}:::\n" for name in class_names)
 
@@ -120,13 +116,11 @@ def write_voc(
     `names`: image id -> exported file name (default `export_names`); the XML's <filename>.
     `image_files`: image id -> its file, read for <depth> (without them every depth is 3)."""
     names = names if names is not None else export_names(coco["images"])
-    bad = [(image_id, name) for image_id, name in names.items() if NOT_XML.search(name)]
+    bad = unfit_for_xml(names.values())
     if bad:
-        image_id, name = bad[0]
         raise InputError(
-            f"image {image_id!r}: file name {name!r} holds control characters, which a VOC "
-            f"file's <filename> cannot ({len(bad)} such images); rename the files for a VOC "
-            "export"
+            f"file names {bad[:5]} ({len(bad)} in all): {UNFIT_FOR_XML}, as a VOC file's "
+            "<filename> is XML; rename these files for a VOC export"
         )
     labelmap = voc_labelmap([c["name"] for c in coco["categories"]])
     category_names = {c["id"]: c["name"] for c in coco["categories"]}

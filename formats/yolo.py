@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from synthgate.errors import InputError
 from synthgate.formats.exports import by_image, export_names, exported_box
 
 
@@ -64,6 +65,12 @@ def write_yolo(
     names = names if names is not None else export_names(coco["images"])
     category_names = {c["id"]: c["name"] for c in coco["categories"]}
     class_names = [c["name"] for c in coco["categories"]]
+    bad = [name for name in class_names if "\n" in name or "\r" in name]
+    if bad:
+        raise InputError(
+            f"classes {bad[:5]}: YOLO's classes.txt holds one class a line, and these names "
+            "hold line breaks; rename these categories for a YOLO export"
+        )
     (out / "labels").mkdir(parents=True, exist_ok=True)
     (out / "classes.txt").write_text("\n".join(class_names) + "\n", encoding="utf-8")
     images = {image["id"]: image for image in coco["images"]}

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
-from synthgate.formats.voc import NOT_XML
+from synthgate.formats.xml_text import NOT_XML
 
 FONT_FAMILY = "DejaVu Sans, Verdana, Arial, sans-serif"
 ADVANCE = 0.6  # average width of a sans-serif glyph, in em

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from synthgate.errors import InputError
+from synthgate.formats.xml_text import UNFIT_FOR_XML, unfit_for_xml
 from synthgate.masks import decode_mask, segmentation_to_rle
 from synthgate.review.queue import Decision
 from synthgate.samples import ObjectLabel, Sample, Span
@@ -30,6 +31,12 @@ def labeling_config(
     modality: str, labels: list[str], criteria: list[str], *, shapes: Shapes = "rectangles"
 ) -> str:
     """The labeling config XML for review tasks of one modality."""
+    bad = unfit_for_xml([*labels, *criteria])
+    if bad:
+        raise InputError(
+            f"classes {bad[:5]}: {UNFIT_FOR_XML}, as Label Studio's labeling config is XML; "
+            "rename these classes where the samples got them (the run's config or COCO file)"
+        )
     view = ET.Element("View")
     target = "image" if modality == "image" else "text"
     if modality == "image":

@@ -61,7 +61,7 @@ def test_pasted_instances_are_labelled_exactly(dataset: tuple[Path, Path]) -> No
 
 
 def test_masks_are_column_major(dataset: tuple[Path, Path]) -> None:
-    """The order pycocotools encodes in (masks.MASK_ORDER): encoding copies no mask."""
+    """The order pycocotools encodes in (masks.MASK_ORDER): encoding transposes no mask."""
     made = _generator(dataset).generate([_spec(index, "tri", instances=2) for index in range(4)])
     for generated in made:
         assert generated.foreground is not None and generated.ignore is not None

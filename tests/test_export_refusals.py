@@ -174,7 +174,7 @@ ERROR_CASES: list[tuple[str, Any, list[str], list[str]]] = [
         "VOC class with a control character",  # valid JSON, but no XML parser takes it
         lambda tmp, coco: coco.write_text(coco.read_text().replace('"cat"', '"cat\\u0007"')),
         ["{coco}", "-f", "voc", "--no-copy-images"],
-        ["classes ['cat\\x07']: hold control characters", "rename these categories"],
+        ["classes ['cat\\x07']: hold characters XML cannot", "rename these categories"],
     ),
     (
         "VOC file name with a control character",
@@ -182,7 +182,36 @@ ERROR_CASES: list[tuple[str, Any, list[str], list[str]]] = [
             coco.read_text().replace("c/empty.png", "c/em\\u001bpty.png")
         ),
         ["{coco}", "-f", "voc", "--no-copy-images"],
-        ["file name 'em\\x1bpty.png' holds control characters", "rename the files"],
+        [
+            "file names ['em\\x1bpty.png'] (1 in all): hold characters XML cannot",
+            "rename these files",
+        ],
+    ),
+    (
+        "VOC class with a carriage return",  # labelmap.txt would read it as two lines
+        lambda tmp, coco: coco.write_text(coco.read_text().replace('"cat"', '"ca\\rt"')),
+        ["{coco}", "-f", "voc", "--no-copy-images"],
+        ["classes ['ca\\rt']: VOC's labelmap.txt separates", "line breaks"],
+    ),
+    (
+        "YOLO class with a line break",  # classes.txt would shift every later class's index
+        lambda tmp, coco: coco.write_text(coco.read_text().replace('"cat"', '"c\\nat"')),
+        ["{coco}", "-f", "yolo", "--no-copy-images"],
+        ["classes ['c\\nat']: YOLO's classes.txt holds one class a line", "rename these"],
+    ),
+    (
+        "class with a lone surrogate",  # valid JSON, but no UTF-8 file can hold it
+        lambda tmp, coco: coco.write_text(coco.read_text().replace('"cat"', '"cat\\ud800"')),
+        ["{coco}", "-f", "yolo", "--no-copy-images"],
+        ["categories[0] (id 3): name 'cat\\ud800' holds a lone surrogate", "fix the name"],
+    ),
+    (
+        "file name with a lone surrogate",
+        lambda tmp, coco: coco.write_text(
+            coco.read_text().replace("c/empty.png", "c/em\\udc00pty.png")
+        ),
+        ["{coco}", "-f", "yolo", "--no-copy-images"],
+        ["file_name 'c/em\\udc00pty.png' holds a lone surrogate", "fix the name"],
     ),
     (
         "dangling category",

@@ -83,6 +83,13 @@ def test_sdk_rejects_a_broken_config() -> None:
         LabelInterface(broken).validate()
 
 
+def test_a_class_name_xml_cannot_hold_is_refused() -> None:
+    """A control character is valid JSON in a COCO file, but no XML parser reads a config that
+    holds one; export_tasks builds the config before it writes anything."""
+    with pytest.raises(InputError, match=r"classes \['ci\\x01rcle'\]: hold characters XML"):
+        labelstudio.labeling_config("image", ["ci\x01rcle", "square"], ["precision"])
+
+
 def test_sdk_converter_reads_the_decisions_back_to_the_same_pixels(
     store: Store, tmp_path: Path
 ) -> None:

@@ -95,7 +95,7 @@ def box_of(mask: np.ndarray) -> list[float]:
 
 @pytest.mark.parametrize("case", sorted(CONFIG_CASES))
 def test_masks_are_column_major(case: str) -> None:
-    """The order pycocotools encodes in (masks.MASK_ORDER): encoding copies no mask."""
+    """The order pycocotools encodes in (masks.MASK_ORDER): encoding transposes no mask."""
     for _, generated in generate_case(case):
         assert generated.foreground is not None and generated.ignore is not None
         assert generated.foreground.flags.f_contiguous and generated.ignore.flags.f_contiguous
