@@ -105,8 +105,8 @@ def main() -> None:
         # 0.08 s of CPU after a tiny `validate`, 0.15 s after a `balance`, for memory the
         # process hands back anyway. Frozen objects are left out of that collection. What must
         # happen at exit does not depend on it: files are closed where they are written,
-        # atexit handlers still run (they close any store left open: storage/store.py), and
-        # objects no cycle holds are still freed as their modules are cleared.
+        # atexit handlers still run (they dispose any database engine left open, see
+        # storage/store.py), and objects no cycle holds are still freed with their modules.
         gc.freeze()
 
 

@@ -39,6 +39,11 @@ def finite_number(value: Any) -> bool:
 MASK_ORDER: Literal["F"] = "F"
 
 
+def blank_mask(height: int, width: int) -> np.ndarray:
+    """An empty HxW bool mask in MASK_ORDER, for a generator to draw objects into."""
+    return np.zeros((height, width), dtype=bool, order=MASK_ORDER)
+
+
 def encode_mask(mask: np.ndarray) -> dict[str, object]:
     """COCO compressed RLE of a bool/uint8 HxW mask, with `counts` as str (JSON-ready)."""
     rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))

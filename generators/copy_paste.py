@@ -30,7 +30,7 @@ from synthgate.errors import InputError
 from synthgate.formats.coco import read_coco
 from synthgate.formats.coco_checks import check_coco
 from synthgate.generators.labels import PlacedObject, labels_from_masks
-from synthgate.masks import MASK_ORDER, annotation_mask, encode_mask, tight_bbox
+from synthgate.masks import annotation_mask, blank_mask, encode_mask, tight_bbox
 from synthgate.samples import (
     GeneratedSample,
     ObjectLabel,
@@ -294,9 +294,7 @@ class CopyPasteGenerator:
 
         placed: list[PlacedObject] = []
         pasted_params = []
-        taken = np.zeros(
-            (height, width), dtype=bool, order=MASK_ORDER
-        )  # what the instances pasted so far cover
+        taken = blank_mask(height, width)  # what the instances pasted so far cover
         for annotation in picks:
             obj, params = self._paste(rng, canvas, annotation, category, taken)
             taken |= obj.full_mask
@@ -377,7 +375,7 @@ class CopyPasteGenerator:
             scale *= 0.6
         region = canvas[top : top + new_h, left : left + new_w]
         region[patch_alpha] = patch_pixels[patch_alpha]
-        full_mask = np.zeros((height, width), dtype=bool, order=MASK_ORDER)
+        full_mask = blank_mask(height, width)
         full_mask[top : top + new_h, left : left + new_w] = patch_alpha
         params = {
             "source_annotation_id": annotation["id"],
@@ -400,8 +398,8 @@ class CopyPasteGenerator:
         entry = self.images[image_id]
         height, width = entry["height"], entry["width"]
         kept: list[ObjectLabel] = []
-        labelled = np.zeros((height, width), dtype=bool, order=MASK_ORDER)
-        ignore = np.zeros((height, width), dtype=bool, order=MASK_ORDER)
+        labelled = blank_mask(height, width)
+        ignore = blank_mask(height, width)
         dropped: list[Any] = []
         for annotation in self.annotations_of[image_id]:
             category = self.category_names[annotation["category_id"]]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from synthgate.masks import MASK_ORDER, encode_mask, tight_bbox
+from synthgate.masks import blank_mask, encode_mask, tight_bbox
 from synthgate.samples import ObjectLabel
 
 
@@ -22,7 +22,7 @@ class PlacedObject:
     """An object a generator drew: its class, every pixel it covered when drawn, its attributes."""
 
     category: str
-    full_mask: np.ndarray  # HxW bool, before occlusion; column-major (MASK_ORDER)
+    full_mask: np.ndarray  # HxW bool, before occlusion; column-major (masks.blank_mask)
     attributes: dict[str, object]
 
 
@@ -43,13 +43,13 @@ def labels_from_masks(
     object whose visible fraction is under `min_visible_fraction` is not labelled; its visible
     pixels go to `ignore`, so completeness checks do not count them as missed.
     """
-    covered = np.zeros(shape, dtype=bool, order=MASK_ORDER)
+    covered = blank_mask(*shape)
     visible_masks: list[np.ndarray] = [np.zeros(0, bool)] * len(placed)
     for i in range(len(placed) - 1, -1, -1):
         visible_masks[i] = placed[i].full_mask & ~covered
         covered |= placed[i].full_mask
     labels: list[ObjectLabel] = []
-    ignore = np.zeros(shape, dtype=bool, order=MASK_ORDER)
+    ignore = blank_mask(*shape)
     hidden = 0
     for obj, visible in zip(placed, visible_masks, strict=True):
         full_area = int(obj.full_mask.sum())

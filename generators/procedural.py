@@ -23,7 +23,7 @@ from synthgate.generators.shapes import (
     shape_for_category,
 )
 from synthgate.generators.textures import TEXTURES, colour_pair, grain, texture
-from synthgate.masks import MASK_ORDER
+from synthgate.masks import blank_mask
 from synthgate.samples import GeneratedSample, Provenance, Sample, SampleSpec, sample_id
 
 
@@ -131,7 +131,7 @@ class ProceduralGenerator:
         (x0, y0), mask = draw_shape_mask(
             kind, centre=centre, radius=radius, angle=angle, image_size=canvas.size
         )
-        full_mask = np.zeros((canvas.height, canvas.width), dtype=bool, order=MASK_ORDER)
+        full_mask = blank_mask(canvas.height, canvas.width)
         if mask is not None:
             fill = texture(rng, fill_kind, height=mask.height, width=mask.width, colours=colours)
             if rng.random() < 0.2:

@@ -28,6 +28,11 @@ LEVEL_COLOURS = {5: "#3c9a5f", 3: "#e0a030", 1: "#c8453a"}
 CLASS_LABEL_SIZE = 9  # px: one class per 22 px band
 
 
+def _before_after(before: list[float], after: list[float]) -> list[Series]:
+    """Two bars per category, side by side: before balancing, then after."""
+    return [Series(before, BEFORE, "before", -0.2, 0.4), Series(after, AFTER, "after", 0.2, 0.4)]
+
+
 def _class_rows_height(names: list[str]) -> int:
     """A horizontal bar chart over class names: 22 px a class and room for title and axis."""
     return max(250, 22 * len(names) + 100)
@@ -40,10 +45,7 @@ def class_histogram(classes: dict[str, dict[str, Any]], path: Path) -> Path:
     panel = Panel(
         "Instances per class, before and after balancing",
         names,
-        [
-            Series([classes[n]["before"] for n in names], BEFORE, "before", -0.2, 0.4),
-            Series([classes[n]["after"] for n in names], AFTER, "after", 0.2, 0.4),
-        ],
+        _before_after([classes[n]["before"] for n in names], [classes[n]["after"] for n in names]),
         horizontal=True,
         log=True,
         value_label="instances (log scale)",
@@ -163,10 +165,7 @@ def attribute_balance(bias: dict[str, Any], path: Path) -> Path:
         counts = Panel(
             f"rows per {axis_name} group",
             groups,
-            [
-                Series([count(before, g) for g in groups], BEFORE, "before", -0.2, 0.4),
-                Series([count(after, g) for g in groups], AFTER, "after", 0.2, 0.4),
-            ],
+            _before_after([count(before, g) for g in groups], [count(after, g) for g in groups]),
             slanted=True,
         )
         label = after["largest_gap"]["label"] or before["largest_gap"]["label"]
@@ -180,10 +179,7 @@ def attribute_balance(bias: dict[str, Any], path: Path) -> Path:
         rates = Panel(
             f"rate of label {label!r} per {axis_name}",
             groups,
-            [
-                Series([rate(before, g) for g in groups], BEFORE, "before", -0.2, 0.4),
-                Series([rate(after, g) for g in groups], AFTER, "after", 0.2, 0.4),
-            ],
+            _before_after([rate(before, g) for g in groups], [rate(after, g) for g in groups]),
             limits=(0.0, 1.0),
             slanted=True,
         )

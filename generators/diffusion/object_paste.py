@@ -24,7 +24,7 @@ from synthgate.generators.diffusion.instances import Instance, InstanceKey, Inst
 from synthgate.generators.diffusion.models import LoadedModel, check_size
 from synthgate.generators.diffusion.segment import Segmenter
 from synthgate.generators.labels import PlacedObject, labels_from_masks
-from synthgate.masks import MASK_ORDER
+from synthgate.masks import blank_mask
 from synthgate.samples import GeneratedSample, SampleSpec
 
 
@@ -117,7 +117,7 @@ class ObjectPasteGenerator(DiffusionGenerator):
             y = int(obj.position[1] * (height - h))
             window = canvas[y : y + h, x : x + w]
             window[alpha] = rgb[alpha]
-            full_mask = np.zeros((height, width), dtype=bool, order=MASK_ORDER)
+            full_mask = blank_mask(height, width)
             full_mask[y : y + h, x : x + w] = alpha
             placed.append(PlacedObject(obj.key.category, full_mask, dict(obj.attributes)))
             pasted.append({**record, **found.facts, "box": [x, y, w, h], "flip": obj.flip})
