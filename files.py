@@ -23,6 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.parser import Parser
+from yaml.reader import Reader
+from yaml.resolver import Resolver
+from yaml.scanner import Scanner
 
 from synthgate.errors import InputError
 
@@ -33,6 +39,8 @@ MAX_NESTING = 64
 # file, far below what makes validation or an error message take more than a moment.
 MAX_YAML_NODES = 100_000
 MAX_INT_DIGITS = 100  # an integer in a YAML file (a seed has at most 19)
+DEEP_FIX = "no config is that deep"
+LIBYAML_TOO_DEEP = "exceeded maximum nesting depth"  # libyaml's own bound, 1,000 levels
 
 
 def _readable(path: Path, what: str) -> Path:
@@ -73,7 +81,32 @@ class _TooLarge(Exception):
         self.fix = fix
 
 
-class BoundedLoader(yaml.SafeLoader):
+try:
+    from yaml.cyaml import CParser
+except ImportError:  # a PyYAML built without libyaml
+    CParser = None
+
+if CParser is not None:
+
+    class _Events(Composer, CParser):
+        """libyaml scans and parses (seven times faster than PyYAML's Python scanner); the
+        nodes are composed in Python, where BoundedLoader checks its bounds."""
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            Composer.__init__(self)
+
+else:
+
+    class _Events(Reader, Scanner, Parser, Composer):  # type: ignore[no-redef]
+        def __init__(self, stream: str) -> None:
+            Reader.__init__(self, stream)
+            Scanner.__init__(self)
+            Parser.__init__(self)
+            Composer.__init__(self)
+
+
+class BoundedLoader(_Events, SafeConstructor, Resolver):
     """PyYAML's safe loader with bounds on nesting and on the document's expanded size.
 
     The composer builds the node graph before anything is constructed, so the bounds are
@@ -82,7 +115,9 @@ class BoundedLoader(yaml.SafeLoader):
     """
 
     def __init__(self, stream: str) -> None:
-        super().__init__(stream)
+        _Events.__init__(self, stream)
+        SafeConstructor.__init__(self)
+        Resolver.__init__(self)
         self._depth = 0
         self._sizes: dict[int, int] = {}  # id(node) -> nodes it stands for, aliases expanded
 
@@ -107,9 +142,7 @@ class BoundedLoader(yaml.SafeLoader):
         self._depth += 1
         if self._depth > MAX_NESTING:
             mark = self.peek_event().start_mark
-            raise _TooLarge(
-                f"nested deeper than {MAX_NESTING} levels", mark, "no config is that deep"
-            )
+            raise _TooLarge(f"nested deeper than {MAX_NESTING} levels", mark, DEEP_FIX)
         try:
             node = super().compose_node(parent, index)
         finally:
@@ -133,16 +166,30 @@ BoundedLoader.add_constructor("tag:yaml.org,2002:int", BoundedLoader.construct_y
 
 def parse_yaml(text: str, *, source: Path | str) -> Any:
     """YAML text through `BoundedLoader`; a syntax error or a bound is an `InputError`."""
-    loader = BoundedLoader(text)
+    try:
+        loader = BoundedLoader(text)
+    except UnicodeEncodeError as error:  # libyaml reads UTF-8: a str read from a file has none
+        raise InputError(
+            f"{source}: YAML holds a lone surrogate at position {error.start}, which no UTF-8 "
+            "text can; write the character it stands for"
+        ) from None
     try:
         return loader.get_single_data()
+    except yaml.MarkedYAMLError as error:
+        if error.problem != LIBYAML_TOO_DEEP:
+            raise
+        # libyaml's scanner looks ahead past the composer's bound in a flow collection
+        bound = _TooLarge(f"nested deeper than {MAX_NESTING} levels", error.problem_mark, DEEP_FIX)
+        raise InputError(_bound_message(source, bound)) from None
     except _TooLarge as error:
-        where = (
-            f" at line {error.mark.line + 1}, column {error.mark.column + 1}" if error.mark else ""
-        )
-        raise InputError(f"{source}: YAML{where}: {error.problem}; {error.fix}") from None
+        raise InputError(_bound_message(source, error)) from None
     finally:
         loader.dispose()
+
+
+def _bound_message(source: Path | str, error: _TooLarge) -> str:
+    where = f" at line {error.mark.line + 1}, column {error.mark.column + 1}" if error.mark else ""
+    return f"{source}: YAML{where}: {error.problem}; {error.fix}"
 
 
 def too_long(error: ValueError) -> str:
@@ -171,7 +218,7 @@ def nesting_depth(value: Any) -> int:
 def check_nesting(value: Any, *, where: str, limit: int = MAX_NESTING) -> None:
     """InputError naming `where` when `value` nests lists and mappings deeper than `limit`."""
     if nesting_depth(value) > limit:
-        raise InputError(f"{where}: nested deeper than {limit} levels; no config is that deep")
+        raise InputError(f"{where}: nested deeper than {limit} levels; {DEEP_FIX}")
 
 
 def parse_json(text: str | bytes, *, source: Path | str) -> Any:

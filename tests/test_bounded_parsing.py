@@ -4,10 +4,13 @@ with the file or field named, quickly, and ordinary documents still load."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from synthgate.config import load_config
 from synthgate.errors import InputError
@@ -53,6 +56,11 @@ def test_yaml_over_the_bounds_is_refused_at_once(case, text, problem):
     assert time.monotonic() - started < 5
 
 
+def test_yaml_with_a_lone_surrogate_is_refused():
+    with pytest.raises(InputError, match="x.yaml: YAML holds a lone surrogate at position 3"):
+        parse_yaml("a: \udc80\n", source="x.yaml")
+
+
 def test_yaml_within_the_bounds_loads_with_aliases():
     shared = "base: &base {count: 2, size: [64, 64]}\nimage: *base\nother: *base\n"
     data = parse_yaml(shared, source="ok.yaml")
@@ -61,6 +69,56 @@ def test_yaml_within_the_bounds_loads_with_aliases():
     assert nesting_depth(parse_yaml(nested, source="ok.yaml")) == MAX_NESTING - 1
     assert len(parse_yaml(laughs(3, width=9), source="ok.yaml")) == 4  # 9**4 < MAX_YAML_NODES
     assert MAX_YAML_NODES < 9**6  # so laughs(5) and beyond are refused
+
+
+SHIPPED_YAML = sorted((Path(__file__).parents[1] / "configs").rglob("*.yaml"))
+
+
+def test_shipped_yaml_loads_as_pyyaml_reads_it():
+    """libyaml scans and parses for BoundedLoader: every shipped config, rubric and template
+    reads as PyYAML's own safe loader reads it."""
+    assert len(SHIPPED_YAML) >= 5
+    for path in SHIPPED_YAML:
+        text = path.read_text(encoding="utf-8")
+        assert parse_yaml(text, source=path) == yaml.safe_load(text), path
+
+
+WITHOUT_LIBYAML = """
+import sys
+sys.modules["yaml.cyaml"] = None  # a PyYAML built without libyaml
+from pathlib import Path
+import yaml
+from synthgate.errors import InputError
+from synthgate.files import BoundedLoader, parse_yaml
+assert not yaml.__with_libyaml__ and "CParser" not in str(BoundedLoader.__mro__)
+for path in map(Path, sys.argv[2:]):
+    text = path.read_text(encoding="utf-8")
+    assert parse_yaml(text, source=path) == yaml.safe_load(text), path
+for case in sys.argv[1].split("\x1f"):
+    try:
+        parse_yaml(case, source="x.yaml")
+    except InputError as error:
+        print(error)
+    else:
+        print("loaded")
+"""
+
+
+def test_yaml_bounds_hold_without_libyaml():
+    """PyYAML's Python scanner stands in where libyaml is missing: the same documents load and
+    the same ones are refused, with the same messages."""
+    cases = [text for _, text, _ in YAML_REFUSED]
+    run = subprocess.run(
+        [sys.executable, "-c", WITHOUT_LIBYAML, "\x1f".join(cases), *map(str, SHIPPED_YAML)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert len(lines) == len(YAML_REFUSED)
+    for line, (case, _, problem) in zip(lines, YAML_REFUSED, strict=True):
+        assert line.startswith("x.yaml: YAML at line ") and problem in line, (case, line)
 
 
 def test_load_yaml_names_a_path_it_cannot_use(tmp_path: Path):
