@@ -25,6 +25,7 @@ from synthgate.errors import InputError
 
 if TYPE_CHECKING:
     from rich.progress import Progress
+    from rich.table import Table
 
 console = Console()
 errors = Console(stderr=True)
@@ -48,6 +49,14 @@ def progress_bars() -> Progress:
         console=console,
         transient=False,
     )
+
+
+def new_table(*columns: str, title: str | None = None) -> Table:
+    """A rich table for a command's output (rich.table is not imported at start-up: most
+    commands print none)."""
+    from rich.table import Table
+
+    return Table(*columns, title=title)
 
 
 EXIT_BAD_INPUT = 2

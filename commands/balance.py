@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 import synthgate
-from synthgate.commands import console, errors, user_errors
+from synthgate.commands import console, errors, new_table, user_errors
 from synthgate.errors import InputError
 
 
@@ -72,7 +71,7 @@ def balance(
                 config=config,
             )
     summary = outcome.summary
-    table = Table(title=f"balance ({summary['target']})")
+    table = new_table(title=f"balance ({summary['target']})")
     for column in ("class", "before", "target", "filled", "after"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for name, entry in summary["classes"].items():

@@ -4,11 +4,12 @@ statistics (`print_stats`), printed on the shared console."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.table import Table
+from synthgate.commands import console, new_table
 
-from synthgate.commands import console
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 def _number(value: float | None, digits: int = 3) -> str:
@@ -29,7 +30,7 @@ def _agreement_row(table: Table, name: str, entry: dict[str, Any]) -> None:
 
 
 def _agreement_table(title: str) -> Table:
-    table = Table(title=title)
+    table = new_table(title=title)
     for column in ("statistic", "value", "items", "ratings", "observed", "note"):
         table.add_column(column, justify="left" if column in ("statistic", "note") else "right")
     return table
@@ -65,7 +66,7 @@ def print_agreement(report: dict[str, Any]) -> None:
 
 
 def _gold_table(rows: dict[str, Any]) -> Table:
-    table = Table(title="gold tasks")
+    table = new_table(title="gold tasks")
     for column in (
         "annotator",
         "decided",
@@ -85,7 +86,7 @@ def _gold_table(rows: dict[str, Any]) -> Table:
 
 
 def _confusion_table(confusion: dict[str, dict[str, int]]) -> Table:
-    table = Table(title="rubric route (rows) vs the route the human verdict implies (columns)")
+    table = new_table(title="rubric route (rows) vs the route the human verdict implies (columns)")
     columns = ["accepted", "review", "rejected"]
     table.add_column("rubric")
     for column in columns:
@@ -113,7 +114,7 @@ def print_stats(numbers: dict[str, Any]) -> None:
         )
     if not numbers["annotators"]:
         return
-    table = Table(title="annotators")
+    table = new_table(title="annotators")
     for column in ("annotator", "assigned", "decided", "gold", "gold accuracy", "decisions/h"):
         table.add_column(column, justify="left" if column == "annotator" else "right")
     for who, row in numbers["annotators"].items():

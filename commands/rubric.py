@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
-from synthgate.commands import console, user_errors
+from synthgate.commands import console, new_table, user_errors
 from synthgate.files import write_atomic
 
 if TYPE_CHECKING:
@@ -83,7 +82,7 @@ def print_calibration(result: Calibration) -> None:
     measured: kappa and precision/recall of "rejected", before -> after."""
     for line in result.header():
         console.print(line, highlight=False, markup=False)
-    table = Table(title='per check; kappa and "rejected" precision/recall on held-out samples')
+    table = new_table(title='per check; kappa and "rejected" precision/recall on held-out samples')
     for column in ("check / measure", "gold/acceptable", "fitted", "held out", "kappa", "P/R"):
         table.add_column(column, justify="left" if column[0] in "cg" else "right", overflow="fold")
     unmeasured = []

@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
 import synthgate
-from synthgate.commands import console, progress_bars, user_errors
+from synthgate.commands import console, new_table, progress_bars, user_errors
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
@@ -54,7 +53,7 @@ def run(
 
 
 def _print_summary(counts: dict[str, dict[str, int]], timings: dict[str, float]) -> None:
-    table = Table(title="batch summary")
+    table = new_table(title="batch summary")
     for column in (
         "modality",
         "generated",

@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
-from synthgate.commands import console, errors, user_errors
+from synthgate.commands import console, errors, new_table, user_errors
 from synthgate.errors import InputError
 
 if TYPE_CHECKING:
@@ -185,7 +184,7 @@ def list_users(db: str | None = typer.Option(None, "--db", help=DB_HELP)) -> Non
     """List users and their roles (tokens are never shown again)."""
     with user_errors():
         found = _users(db).list()
-    table = Table("name", "role")
+    table = new_table("name", "role")
     for user in found:
         table.add_row(user.name, user.role)
     console.print(table)

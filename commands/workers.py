@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
-from synthgate.commands import console, errors, progress_bars, user_errors
+from synthgate.commands import console, errors, new_table, progress_bars, user_errors
 from synthgate.errors import InputError
 
 if TYPE_CHECKING:
@@ -187,7 +186,7 @@ def status(
         if batch is None:
             raise InputError(f"batch {batch_id}: not in the database {shown_url(settings.db_url)}")
         config = batch["config"]
-        table = Table(title=f"batch {batch_id} ({batch['status']})")
+        table = new_table(title=f"batch {batch_id} ({batch['status']})")
         columns = ("pending", "accepted", "review", "rejected", "failed")
         for column in ("modality", "planned", "made", *columns):
             table.add_column(column, justify="left" if column == "modality" else "right")

@@ -44,6 +44,18 @@ def test_start_up_loads_only_what_is_used(code: str, absent: tuple[str, ...]) ->
     assert not loaded(code) & set(absent)
 
 
+def test_tables_load_when_a_command_draws_one() -> None:
+    """rich.table (and the fractions and decimal modules it pulls in) is not a start-up cost:
+    `validate` prints no table; `run` does, at its end."""
+    probe = "import sys, synthgate.cli\nprint('rich.table' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False"]
+    from synthgate.commands import new_table
+
+    table = new_table("name", "role", title="users")
+    assert ([c.header for c in table.columns], table.title) == (["name", "role"], "users")
+
+
 def test_settings_load_where_they_are_read() -> None:
     assert "pydantic_settings" in loaded("from synthgate.settings import Settings; Settings()")
 
