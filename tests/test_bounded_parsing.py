@@ -57,7 +57,7 @@ def test_yaml_over_the_bounds_is_refused_at_once(case, text, problem):
 
 
 def test_yaml_with_a_lone_surrogate_is_refused():
-    with pytest.raises(InputError, match="x.yaml: YAML holds a lone surrogate at position 3"):
+    with pytest.raises(InputError, match=r"x\.yaml: YAML holds a lone surrogate at position 3"):
         parse_yaml("a: \udc80\n", source="x.yaml")
 
 
