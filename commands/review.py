@@ -9,6 +9,8 @@ uses by default).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,6 +36,7 @@ DB_HELP = (
 )
 
 
+@contextmanager
 def open_queue(
     run: Path | None,
     db: str | None,
@@ -41,13 +44,17 @@ def open_queue(
     annotators_per_item: int = 2,
     gold_rate: float = 0.1,
     read_only: bool = False,
-) -> ReviewQueue:
-    """The review queue of the chosen database; `read_only` commands refuse a missing file."""
+) -> Iterator[ReviewQueue]:
+    """The review queue of the chosen database, its store closed when the block ends;
+    `read_only` commands refuse a missing file."""
     from synthgate.review.queue import ReviewQueue  # SQLAlchemy: only when a command runs
     from synthgate.storage.database import database_url, open_store
 
     store = open_store(database_url(run, db), must_exist=read_only)
-    return ReviewQueue(store, annotators_per_item=annotators_per_item, gold_rate=gold_rate)
+    try:
+        yield ReviewQueue(store, annotators_per_item=annotators_per_item, gold_rate=gold_rate)
+    finally:
+        store.close()
 
 
 @app.command("enqueue")
@@ -107,33 +114,39 @@ def enqueue(
     with user_errors():
         check_order(order)
         chosen = load_rubric(rubric) if rubric is not None else None
-        queue = open_queue(run, db, annotators_per_item=annotators_per_item, gold_rate=gold_rate)
-        if from_validate is not None:
-            if batch:
-                raise InputError(
-                    field="batch",
-                    value=batch[0],
-                    problem="names a run's batch; --from-validate makes its own",
-                    fix="drop --batch",
+        with open_queue(
+            run, db, annotators_per_item=annotators_per_item, gold_rate=gold_rate
+        ) as queue:
+            if from_validate is not None:
+                if batch:
+                    raise InputError(
+                        field="batch",
+                        value=batch[0],
+                        problem="names a run's batch; --from-validate makes its own",
+                        fix="drop --batch",
+                    )
+                batch_id, added = enqueue_prelabels(
+                    queue, from_validate, order=order, rubric=chosen
                 )
-            batch_id, added = enqueue_prelabels(queue, from_validate, order=order, rubric=chosen)
-            console.print(f"{batch_id}: {added} new review items, in {order} order")
+                console.print(f"{batch_id}: {added} new review items, in {order} order")
+                print_stats(queue.stats())
+                return
+            ids = batch
+            if not ids:
+                with queue.store.engine.connect() as connection:
+                    ids = list(
+                        connection.execute(select(batches.c.id).order_by(batches.c.id)).scalars()
+                    )
+            if not ids:
+                raise InputError("the database holds no batch; run `synthgate run CONFIG` first")
+            for batch_id in ids:
+                if queue.store.get_batch(batch_id) is None:
+                    raise InputError(f"--batch {batch_id}: no such batch in the database")
+                added = queue.enqueue_batch(
+                    batch_id, image_root=image_root, order=order, rubric=chosen
+                )
+                console.print(f"{batch_id}: {added} new review items, in {order} order")
             print_stats(queue.stats())
-            return
-        ids = batch
-        if not ids:
-            with queue.store.engine.connect() as connection:
-                ids = list(
-                    connection.execute(select(batches.c.id).order_by(batches.c.id)).scalars()
-                )
-        if not ids:
-            raise InputError("the database holds no batch; run `synthgate run CONFIG` first")
-        for batch_id in ids:
-            if queue.store.get_batch(batch_id) is None:
-                raise InputError(f"--batch {batch_id}: no such batch in the database")
-            added = queue.enqueue_batch(batch_id, image_root=image_root, order=order, rubric=chosen)
-            console.print(f"{batch_id}: {added} new review items, in {order} order")
-        print_stats(queue.stats())
 
 
 @app.command("gold")
@@ -156,13 +169,13 @@ def add_gold(
     with user_errors():
         for verdict in expect:
             _check_choice("--expect", verdict, ["accept", "reject", "fix"])
-        queue = open_queue(run, db)
-        for sample_id in sample_ids:
-            sample = queue.store.get_sample(sample_id)
-            if sample is None:
-                raise InputError(f"{sample_id}: no such sample in the database")
-            item = queue.add_gold(sample, expected=expect, criterion=criterion)  # type: ignore[arg-type]
-            console.print(f"{sample_id}: gold item {item}")
+        with open_queue(run, db) as queue:
+            for sample_id in sample_ids:
+                sample = queue.store.get_sample(sample_id)
+                if sample is None:
+                    raise InputError(f"{sample_id}: no such sample in the database")
+                item = queue.add_gold(sample, expected=expect, criterion=criterion)  # type: ignore[arg-type]
+                console.print(f"{sample_id}: gold item {item}")
 
 
 @app.command("stats")
@@ -172,8 +185,8 @@ def stats(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
     """Queue depth, decisions, and each annotator's throughput and accuracy on gold tasks."""
-    with user_errors():
-        numbers = open_queue(run, db, read_only=True).stats()
+    with user_errors(), open_queue(run, db, read_only=True) as queue:
+        numbers = queue.stats()
     if as_json:
         console.print_json(json.dumps(numbers))
     else:
@@ -189,8 +202,8 @@ def release(
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """Take back assignments nobody decided in time, so the items go to other annotators."""
-    with user_errors():
-        released = open_queue(run, db).release_stale(older_than * 60)
+    with user_errors(), open_queue(run, db) as queue:
+        released = queue.release_stale(older_than * 60)
     console.print(f"released {released} assignments")
 
 
@@ -263,18 +276,19 @@ def export(
         if modality is not None:
             _check_choice("--modality", modality, ["image", "text"])
         emails = _email_pairs(annotator_email)
-        result = export_tasks(
-            open_queue(run, db, read_only=True),
-            out,
-            include=include,  # type: ignore[arg-type]
-            modality=modality,
-            shapes=shapes,  # type: ignore[arg-type]
-            image_url=image_url,
-            image_root=image_root,
-            annotators=annotators,
-            annotator_emails=emails,
-            email_domain=email_domain,
-        )
+        with open_queue(run, db, read_only=True) as queue:
+            result = export_tasks(
+                queue,
+                out,
+                include=include,  # type: ignore[arg-type]
+                modality=modality,
+                shapes=shapes,  # type: ignore[arg-type]
+                image_url=image_url,
+                image_root=image_root,
+                annotators=annotators,
+                annotator_emails=emails,
+                email_domain=email_domain,
+            )
     console.print(
         f"wrote {result.count} {result.modality} tasks to [bold]{result.tasks}[/] and the "
         f"labeling config to [bold]{result.config}[/]"
@@ -318,8 +332,10 @@ def import_(
     with user_errors():
         _check_choice("--format", input_format, ["labelstudio"])
         emails = _email_pairs(annotator_email)
-        queue = open_queue(run, db, annotators_per_item=annotators_per_item)
-        result = import_annotations(queue, path, annotator_emails=emails, email_domain=email_domain)
+        with open_queue(run, db, annotators_per_item=annotators_per_item) as queue:
+            result = import_annotations(
+                queue, path, annotator_emails=emails, email_domain=email_domain
+            )
     console.print(
         f"decided {result.decided}, adjudicated {result.adjudicated}, unchanged "
         f"{result.unchanged}, conflicts {len(result.conflicts)}, skipped {len(result.skipped)}"
@@ -358,10 +374,10 @@ def agreement(
     with user_errors():
         if json_out is not None and str(json_out) != "-":
             check_out_file(json_out, field="json")  # before any work: never a database
-        queue = open_queue(run, db, read_only=True)
-        report = agreement_report(
-            queue.store, accept_at=accept_at, reject_below=reject_below, min_items=min_items
-        )
+        with open_queue(run, db, read_only=True) as queue:
+            report = agreement_report(
+                queue.store, accept_at=accept_at, reject_below=reject_below, min_items=min_items
+            )
         text = json.dumps(report, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
         if json_out is not None and str(json_out) == "-":
             typer.echo(text, nl=False)

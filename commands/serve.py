@@ -7,6 +7,8 @@ service sends posted batches to `synthgate worker` processes instead of running 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,11 +26,17 @@ DB_HELP = "Database URL (default: $SYNTHGATE_DB_URL, else sqlite:///<runs dir>/s
 users = typer.Typer(help="Manage API users and their tokens.", no_args_is_help=True)
 
 
-def _users(db: str | None) -> Users:
+@contextmanager
+def _users(db: str | None) -> Iterator[Users]:
+    """The users of the chosen database, its store closed when the block ends."""
     from synthgate.storage.database import database_url, open_store  # SQLAlchemy: on use
     from synthgate.storage.users import Users
 
-    return Users(open_store(database_url(None, db, create=True)).engine)
+    store = open_store(database_url(None, db, create=True))
+    try:
+        yield Users(store.engine)
+    finally:
+        store.close()
 
 
 def serve(
@@ -172,8 +180,8 @@ def add_user(
 
     Example: synthgate users add alice --role annotator --db sqlite:///runs/synthgate.db
     """
-    with user_errors():
-        token = _users(db).add(name, role)
+    with user_errors(), _users(db) as known:
+        token = known.add(name, role)
     errors.print(f"created {role} {name!r}; the token is shown only now:", highlight=False)
     # The bare token on stdout, so scripts can capture it.
     print(token)
@@ -182,8 +190,8 @@ def add_user(
 @users.command("list")
 def list_users(db: str | None = typer.Option(None, "--db", help=DB_HELP)) -> None:
     """List users and their roles (tokens are never shown again)."""
-    with user_errors():
-        found = _users(db).list()
+    with user_errors(), _users(db) as known:
+        found = known.list()
     table = new_table("name", "role")
     for user in found:
         table.add_row(user.name, user.role)
@@ -196,7 +204,7 @@ def remove_user(
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """Remove a user: their token stops working at once (their decisions stay)."""
-    with user_errors():
-        if not _users(db).remove(name):
+    with user_errors(), _users(db) as known:
+        if not known.remove(name):
             raise InputError(f"no user {name!r}; `synthgate users list` shows who exists")
     console.print(f"removed {name!r}")

@@ -125,6 +125,7 @@ def submit(
         started = time.perf_counter()
         if not wait:
             batch_id, sent = submit_batch(app, store, config)
+            store.close()
             console.print(f"batch [bold]{batch_id}[/]: {total} samples, {sent} chunks sent")
             console.print(f"follow it with: synthgate status {batch_id}")
             return

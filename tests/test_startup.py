@@ -125,3 +125,26 @@ def test_stores_left_open_are_closed_when_the_command_exits(tmp_path: Path) -> N
             assert connection.execute("SELECT id FROM batches").fetchall() == [(batch_id,)]
         finally:
             connection.close()
+
+
+def test_one_call_commands_close_their_store(tmp_path: Path) -> None:
+    """`users` and `review` commands close the store they open for their one call, rather than
+    leave it to the exit handler."""
+    from typer.testing import CliRunner
+
+    from synthgate.cli import app
+    from synthgate.storage import store
+
+    url = f"sqlite:///{tmp_path / 'synthgate.db'}"
+    commands = [
+        ["users", "add", "ann", "--role", "annotator", "--db", url],
+        ["users", "list", "--db", url],
+        ["users", "remove", "ann", "--db", url],
+        ["review", "stats", "--db", url],
+        ["review", "release", "--older-than-minutes", "5", "--db", url],
+        ["review", "agreement", "--db", url, "--json", "-"],
+    ]
+    for command in commands:
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 0, (command, result.output)
+        assert not list(store._live_engines), command
