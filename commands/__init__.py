@@ -27,8 +27,10 @@ if TYPE_CHECKING:
     from rich.progress import Progress
     from rich.table import Table
 
-console = Console()
-errors = Console(stderr=True)
+# Names from users' files (classes, sample ids, paths) are printed as they are: no ":name:"
+# emoji codes. Messages that use markup escape such values (rich.markup.escape).
+console = Console(emoji=False)
+errors = Console(stderr=True, emoji=False)
 
 
 def progress_bars() -> Progress:
@@ -52,11 +54,21 @@ def progress_bars() -> Progress:
 
 
 def new_table(*columns: str, title: str | None = None) -> Table:
-    """A rich table for a command's output (rich.table is not imported at start-up: most
-    commands print none)."""
+    """A rich table for a command's output, its title and text cells shown as they are: a class
+    named "[/x]" is a name, not markup (rich.table is not imported at start-up: most commands
+    print no table)."""
+    return _plain_table()(*columns, title=None if title is None else Text(title))
+
+
+@functools.cache
+def _plain_table() -> type[Table]:
     from rich.table import Table
 
-    return Table(*columns, title=title)
+    class PlainTable(Table):
+        def add_row(self, *cells: Any, **options: Any) -> None:
+            super().add_row(*(Text(c) if isinstance(c, str) else c for c in cells), **options)
+
+    return PlainTable
 
 
 EXIT_BAD_INPUT = 2

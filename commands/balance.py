@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 import synthgate
 from synthgate.commands import console, errors, new_table, user_errors
@@ -81,14 +82,17 @@ def balance(
     for name, entry in summary["classes"].items():
         if "why_not" in entry:
             errors.print(
-                f"[yellow]{name}[/]: below target ({entry['after']}/{entry['target']}): {entry['why_not']}"
+                f"[yellow]{escape(name)}[/]: below target ({entry['after']}/{entry['target']}): "
+                + escape(str(entry["why_not"]))
             )
     waiting = summary["waiting_for_review"]
     if waiting:
         console.print(
-            f"{len(waiting)} sample(s) wait for review and were not merged: {', '.join(waiting[:10])}"
+            f"{len(waiting)} sample(s) wait for review and were not merged: {', '.join(waiting[:10])}",
+            markup=False,
         )
-    console.print(f"wrote [bold]{outcome.merged}[/] and {outcome.out / 'report.html'}")
+    report = outcome.out / "report.html"
+    console.print(f"wrote [bold]{escape(str(outcome.merged))}[/] and {escape(str(report))}")
 
 
 def merge(
@@ -139,14 +143,15 @@ def merge(
             skip_invalid=skip_invalid,
         )
     for problem in result.skipped_input:
-        errors.print(f"[yellow]left out[/]: {problem}")
+        errors.print(f"[yellow]left out[/]: {escape(problem)}")
     added = (
         f"{result.added_rows} rows"
         if result.added_rows
         else f"{result.added_images} images, {result.added_annotations} annotations"
     )
-    console.print(f"merged {added} into [bold]{result.merged}[/]", soft_wrap=True)
+    console.print(f"merged {added} into [bold]{escape(str(result.merged))}[/]", soft_wrap=True)
     for status, ids in result.left_out.items():
         console.print(
-            f"{len(ids)} sample(s) {status} and not merged: {', '.join(map(str, ids[:10]))}"
+            f"{len(ids)} sample(s) {status} and not merged: {', '.join(map(str, ids[:10]))}",
+            markup=False,
         )

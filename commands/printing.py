@@ -62,7 +62,7 @@ def print_agreement(report: dict[str, Any]) -> None:
         console.print(table)
         console.print(_confusion_table(validator["confusion"]))
     for note in validator["suggestions"]["notes"]:
-        console.print(f"suggestion: {note}", highlight=False)
+        console.print(f"suggestion: {note}", highlight=False, markup=False)
 
 
 def _gold_table(rows: dict[str, Any]) -> Table:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 
 from synthgate.commands import console, user_errors
 from synthgate.commands.printing import print_agreement, print_stats
@@ -128,7 +129,9 @@ def enqueue(
                 batch_id, added = enqueue_prelabels(
                     queue, from_validate, order=order, rubric=chosen
                 )
-                console.print(f"{batch_id}: {added} new review items, in {order} order")
+                console.print(
+                    f"{batch_id}: {added} new review items, in {order} order", markup=False
+                )
                 print_stats(queue.stats())
                 return
             ids = batch
@@ -145,7 +148,9 @@ def enqueue(
                 added = queue.enqueue_batch(
                     batch_id, image_root=image_root, order=order, rubric=chosen
                 )
-                console.print(f"{batch_id}: {added} new review items, in {order} order")
+                console.print(
+                    f"{batch_id}: {added} new review items, in {order} order", markup=False
+                )
             print_stats(queue.stats())
 
 
@@ -175,7 +180,7 @@ def add_gold(
                 if sample is None:
                     raise InputError(f"{sample_id}: no such sample in the database")
                 item = queue.add_gold(sample, expected=expect, criterion=criterion)  # type: ignore[arg-type]
-                console.print(f"{sample_id}: gold item {item}")
+                console.print(f"{sample_id}: gold item {item}", markup=False)
 
 
 @app.command("stats")
@@ -290,8 +295,8 @@ def export(
                 email_domain=email_domain,
             )
     console.print(
-        f"wrote {result.count} {result.modality} tasks to [bold]{result.tasks}[/] and the "
-        f"labeling config to [bold]{result.config}[/]"
+        f"wrote {result.count} {result.modality} tasks to [bold]{escape(str(result.tasks))}[/] "
+        f"and the labeling config to [bold]{escape(str(result.config))}[/]"
     )
 
 
@@ -341,7 +346,7 @@ def import_(
         f"{result.unchanged}, conflicts {len(result.conflicts)}, skipped {len(result.skipped)}"
     )
     for line in result.conflicts + result.skipped:
-        console.print(f"  {line}", highlight=False)
+        console.print(f"  {line}", highlight=False, markup=False)
 
 
 @app.command("agreement")
@@ -386,7 +391,7 @@ def agreement(
             write_atomic(json_out, text, field="json")
     print_agreement(report)
     if json_out is not None:
-        console.print(f"wrote [bold]{json_out}[/]")
+        console.print(f"wrote [bold]{escape(str(json_out))}[/]")
 
 
 def _email_pairs(pairs: list[str]) -> dict[str, str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 
 from synthgate.commands import console, new_table, user_errors
 from synthgate.files import write_atomic
@@ -70,7 +71,8 @@ def calibrate(
         if json_out is not None:
             write_atomic(json_out, json.dumps(result.as_dict(), indent=1) + "\n", field="json")
     print_calibration(result)
-    console.print(f"wrote [bold]{out}[/]" + (f" and [bold]{json_out}[/]" if json_out else ""))
+    also = f" and [bold]{escape(str(json_out))}[/]" if json_out else ""
+    console.print(f"wrote [bold]{escape(str(out))}[/]{also}")
 
 
 def _number(value: float | None) -> str:
@@ -104,7 +106,9 @@ def print_calibration(result: Calibration) -> None:
     console.print(table)
     if unmeasured:
         console.print(
-            f"not measured on any fitted sample, kept: {', '.join(unmeasured)}", highlight=False
+            f"not measured on any fitted sample, kept: {', '.join(unmeasured)}",
+            highlight=False,
+            markup=False,
         )
     old, new = result.old.routing, result.rubric.routing
     console.print(
@@ -114,7 +118,7 @@ def print_calibration(result: Calibration) -> None:
         highlight=False,
     )
     for reason, count in result.skipped.items():
-        console.print(f"left out: {count} items ({reason})", highlight=False)
+        console.print(f"left out: {count} items ({reason})", highlight=False, markup=False)
 
 
 def _row(

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 
 import synthgate
 from synthgate.commands import console, new_table, progress_bars, user_errors
@@ -49,7 +50,7 @@ def run(
 
         result = synthgate.run(config_path, out=out, seed=seed, progress=advance)
     _print_summary(result.counts, result.timings)
-    console.print(f"wrote [bold]{result.out}[/] (batch {result.batch_id})")
+    console.print(f"wrote [bold]{escape(str(result.out))}[/] (batch {escape(result.batch_id)})")
 
 
 def _print_summary(counts: dict[str, dict[str, int]], timings: dict[str, float]) -> None:

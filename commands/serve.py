@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 
 from synthgate.commands import console, errors, new_table, user_errors
 from synthgate.errors import InputError
@@ -136,8 +137,8 @@ def serve(
         "in this process" if workers is None else f"on {shown_url(workers.broker_url)}'s workers"
     )
     console.print(
-        f"synthgate serving [bold]{shown_url(url)}[/] on http://{host}:{port}  (API docs: /docs); "
-        f"batches run {where}"
+        f"synthgate serving [bold]{escape(shown_url(url))}[/] on http://{escape(host)}:{port}  "
+        f"(API docs: /docs); batches run {escape(where)}"
     )
     # SIGTERM: uvicorn stops taking requests and gives open ones GRACE_S, then the app's
     # shutdown stops running batches at their next chunk (api/batches.py SHUTDOWN_GRACE_S):
@@ -182,7 +183,9 @@ def add_user(
     """
     with user_errors(), _users(db) as known:
         token = known.add(name, role)
-    errors.print(f"created {role} {name!r}; the token is shown only now:", highlight=False)
+    errors.print(
+        f"created {role} {name!r}; the token is shown only now:", highlight=False, markup=False
+    )
     # The bare token on stdout, so scripts can capture it.
     print(token)
 
@@ -207,4 +210,4 @@ def remove_user(
     with user_errors(), _users(db) as known:
         if not known.remove(name):
             raise InputError(f"no user {name!r}; `synthgate users list` shows who exists")
-    console.print(f"removed {name!r}")
+    console.print(f"removed {name!r}", markup=False)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 
 from synthgate.commands import console, errors, new_table, progress_bars, user_errors
 from synthgate.errors import InputError
@@ -126,8 +127,8 @@ def submit(
         if not wait:
             batch_id, sent = submit_batch(app, store, config)
             store.close()
-            console.print(f"batch [bold]{batch_id}[/]: {total} samples, {sent} chunks sent")
-            console.print(f"follow it with: synthgate status {batch_id}")
+            console.print(f"batch [bold]{escape(batch_id)}[/]: {total} samples, {sent} chunks sent")
+            console.print(f"follow it with: synthgate status {batch_id}", markup=False)
             return
         target = out if out is not None else settings.runs_dir / config.name
         folder = RunFolderSink(target)  # --out is checked before anything is sent
@@ -140,7 +141,7 @@ def submit(
                 BlobStore(blob_url),
                 settings,
                 on_sent=lambda batch_id, sent: console.print(
-                    f"batch [bold]{batch_id}[/]: {total} samples, {sent} chunks sent"
+                    f"batch [bold]{escape(batch_id)}[/]: {total} samples, {sent} chunks sent"
                 ),
                 watch=lambda p: bars.update(made_bar, completed=p.stored),
                 on_resend=lambda n: console.print(
@@ -164,7 +165,8 @@ def submit(
         _print_failures(store, batch_id)
         store.close()
     console.print(
-        f"wrote [bold]{result.out}[/] (batch {batch_id}): {total - failed} made, {failed} failed"
+        f"wrote [bold]{escape(str(result.out))}[/] (batch {escape(batch_id)}): "
+        f"{total - failed} made, {failed} failed"
     )
     if failed:
         raise typer.Exit(code=1)
@@ -220,7 +222,7 @@ def _print_failures(store: Store, batch_id: str) -> None:
     for chunk in store.chunks.of_batch(batch_id, statuses=["failed"]):
         if chunk.reason:
             errors.print(
-                f"[bold red]chunk {chunk.id} failed:[/] {chunk.reason}",
+                f"[bold red]chunk {chunk.id} failed:[/] {escape(chunk.reason)}",
                 highlight=False,
                 soft_wrap=True,
             )
@@ -232,5 +234,6 @@ def _print_failures(store: Store, batch_id: str) -> None:
         errors.print(
             f"  {failure['modality']} #{failure['index']} ({failure['id']}): {failure['reason']}",
             highlight=False,
+            markup=False,
             soft_wrap=True,
         )

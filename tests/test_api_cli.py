@@ -45,6 +45,22 @@ def test_users_errors_exit_2_with_a_clear_message(tmp_path: Path):
         assert words in result.stderr and "Traceback" not in result.output
 
 
+def test_names_print_as_they_are_not_as_markup_or_emoji(tmp_path: Path):
+    """A user name is shown as given: "[/x]" is not a closing tag (it was a MarkupError
+    traceback) and ":cat:" not an emoji, in messages and in tables."""
+    db = f"sqlite:///{tmp_path / 'users.db'}"
+    name = "[/x] :cat: [bold]"
+    added = runner.invoke(app, ["users", "add", name, "--role", "annotator", "--db", db])
+    assert added.exit_code == 0, added.output
+    assert f"created annotator {name!r}" in added.stderr
+    listed = runner.invoke(app, ["users", "list", "--db", db])
+    assert listed.exit_code == 0, listed.output
+    assert name in listed.stdout
+    removed = runner.invoke(app, ["users", "remove", name, "--db", db])
+    assert removed.exit_code == 0, removed.output
+    assert removed.stdout.strip() == f"removed {name!r}"
+
+
 def test_serve_offers_db_host_and_port():
     result = runner.invoke(app, ["serve", "--help"])
     assert result.exit_code == 0

@@ -53,7 +53,7 @@ def test_tables_load_when_a_command_draws_one() -> None:
     from synthgate.commands import new_table
 
     table = new_table("name", "role", title="users")
-    assert ([c.header for c in table.columns], table.title) == (["name", "role"], "users")
+    assert ([c.header for c in table.columns], str(table.title)) == (["name", "role"], "users")
 
 
 def test_settings_load_where_they_are_read() -> None:
