@@ -381,3 +381,28 @@ def test_checks_without_their_inputs_are_not_called() -> None:
     generated.extras["image_error"] = "x.png not found"
     applies = CHECKS["correctness_image_valid"].applies
     assert applies is not None and applies(CheckInput.of(generated, ValidationContext()))
+
+
+def test_one_pillow_image_per_sample_serves_fingerprint_and_luminance(monkeypatch) -> None:
+    """The pixel checks make the sample's Pillow image once (it was made twice), and judge as
+    with an image of their own each."""
+    from synthgate.validators.checks import quality
+    from synthgate.validators.context import fingerprint, gray_8bit
+
+    made = []
+
+    def counted(pixels: np.ndarray) -> Image.Image:
+        made.append(pixels.shape)
+        return quality_rgb_image(pixels)
+
+    quality_rgb_image = quality.rgb_image
+    monkeypatch.setattr(quality, "rgb_image", counted)
+    generated, context = scene(), ValidationContext.for_taxonomy(TAXONOMY)
+    report = judge(generated, context)
+    assert made == [generated.pixels.shape]
+    assert len(context.batch_hashes) == 1  # the fingerprint was taken
+    assert report.measurements["clipped_percent"] == 0  # the luminance was measured
+    pixels = generated.pixels
+    own, shared = fingerprint(pixels), fingerprint(pixels, quality_rgb_image(pixels))
+    assert own[0] == shared[0] and np.array_equal(own[1], shared[1])
+    assert np.array_equal(gray_8bit(pixels), gray_8bit(pixels, quality_rgb_image(pixels)))
