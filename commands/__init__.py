@@ -1,7 +1,8 @@
 """CLI commands, one module per subsystem; cli.py registers them on the typer app.
 
 Shared here: the consoles, `progress_bars()` for long work, `user_errors()`, which turns an
-`InputError` into one clear message on stderr and exit code 2, `reflow_help`, which lets
+`InputError` into one clear message on stderr and exit code 2, `new_table()` for a command's
+table (names in it shown as they are, not read as markup), `reflow_help`, which lets
 --help wrap docstring prose to the terminal, and `name_missing_extras`, which turns a missing
 optional dependency into one line naming the extra to install (exit 2). Command modules import
 heavy libraries inside the command functions, so `synthgate --help` stays fast and a base
@@ -54,10 +55,11 @@ def progress_bars() -> Progress:
 
 
 def new_table(*columns: str, title: str | None = None) -> Table:
-    """A rich table for a command's output, its title and text cells shown as they are: a class
+    """A rich table for a command's output whose title and text cells show as they are: a class
     named "[/x]" is a name, not markup (rich.table is not imported at start-up: most commands
     print no table)."""
-    return _plain_table()(*columns, title=None if title is None else Text(title))
+    shown = None if title is None else Text(title, style="table.title")
+    return _plain_table()(*columns, title=shown)
 
 
 @functools.cache

@@ -49,7 +49,7 @@ def test_names_print_as_they_are_not_as_markup_or_emoji(tmp_path: Path):
     """A user name is shown as given: "[/x]" is not a closing tag (it was a MarkupError
     traceback) and ":cat:" not an emoji, in messages and in tables."""
     db = f"sqlite:///{tmp_path / 'users.db'}"
-    name = "[/x] :cat: [bold]"
+    name = "[/x] :cat: [bold] \\"
     added = runner.invoke(app, ["users", "add", name, "--role", "annotator", "--db", db])
     assert added.exit_code == 0, added.output
     assert f"created annotator {name!r}" in added.stderr

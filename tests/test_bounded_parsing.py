@@ -105,8 +105,8 @@ for case in sys.argv[1].split("\x1f"):
 
 
 def test_yaml_bounds_hold_without_libyaml():
-    """PyYAML's Python scanner stands in where libyaml is missing: the same documents load and
-    the same ones are refused, with the same messages."""
+    """PyYAML's Python scanner stands in where libyaml is missing: the shipped files load as they
+    do with libyaml, and documents over the bounds are refused with the same messages."""
     cases = [text for _, text, _ in YAML_REFUSED]
     run = subprocess.run(
         [sys.executable, "-c", WITHOUT_LIBYAML, "\x1f".join(cases), *map(str, SHIPPED_YAML)],
@@ -119,6 +119,20 @@ def test_yaml_bounds_hold_without_libyaml():
     assert len(lines) == len(YAML_REFUSED)
     for line, (case, _, problem) in zip(lines, YAML_REFUSED, strict=True):
         assert line.startswith("x.yaml: YAML at line ") and problem in line, (case, line)
+
+
+def test_a_syntax_error_names_the_character_that_stopped_the_scanner(tmp_path: Path):
+    """libyaml's message does not say which character it could not read: a tab, the most
+    common mistake, gets the fix; another character is named."""
+    cases = [("a:\n\tb: 1\n", "line 2, column 1", "(a tab: YAML indents with spaces)"),
+             ("a: @x\n", "line 1, column 4", "(found '@')")]  # fmt: skip
+    for text, where, hint in cases:
+        path = tmp_path / "bad.yaml"
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(InputError) as caught:
+            load_yaml(path)
+        message = str(caught.value)
+        assert message.startswith(f"{path}: YAML syntax error at {where}: ") and hint in message
 
 
 def test_load_yaml_names_a_path_it_cannot_use(tmp_path: Path):
