@@ -51,11 +51,8 @@ def open_queue(
     from synthgate.review.queue import ReviewQueue  # SQLAlchemy: only when a command runs
     from synthgate.storage.database import database_url, open_store
 
-    store = open_store(database_url(run, db), must_exist=read_only)
-    try:
+    with open_store(database_url(run, db), must_exist=read_only) as store:
         yield ReviewQueue(store, annotators_per_item=annotators_per_item, gold_rate=gold_rate)
-    finally:
-        store.close()
 
 
 @app.command("enqueue")

@@ -33,11 +33,8 @@ def _users(db: str | None) -> Iterator[Users]:
     from synthgate.storage.database import database_url, open_store  # SQLAlchemy: on use
     from synthgate.storage.users import Users
 
-    store = open_store(database_url(None, db, create=True))
-    try:
+    with open_store(database_url(None, db, create=True)) as store:
         yield Users(store.engine)
-    finally:
-        store.close()
 
 
 def serve(

@@ -93,6 +93,12 @@ class Store:
         _live_engines.discard(self.engine)
         self.engine.dispose()
 
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
     def put_batch(self, batch_id: str, *, name: str, seed: int, config: dict[str, Any]) -> None:
         statement = upsert(self.engine, batches).values(
             id=batch_id, name=name, seed=seed, config=config, status="running"

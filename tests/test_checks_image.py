@@ -16,9 +16,16 @@ from PIL import Image
 from synthgate.generators.labels import PlacedObject, labels_from_masks
 from synthgate.masks import encode_mask
 from synthgate.samples import GeneratedSample, Provenance, RubricReport, Sample, SampleSpec
+from synthgate.validators.checks import quality
 from synthgate.validators.checks.base import CHECKS, CheckInput
 from synthgate.validators.checks.quality import edge_laplacian_variance, sharpness
-from synthgate.validators.context import ValidationContext, image_files, reference_index
+from synthgate.validators.context import (
+    ValidationContext,
+    fingerprint,
+    gray_8bit,
+    image_files,
+    reference_index,
+)
 from synthgate.validators.measure import judge_sample
 from synthgate.validators.rubric import load_rubric
 
@@ -386,9 +393,6 @@ def test_checks_without_their_inputs_are_not_called() -> None:
 def test_one_pillow_image_per_sample_serves_fingerprint_and_luminance(monkeypatch) -> None:
     """The pixel checks make the sample's Pillow image once (it was made twice), and judge as
     with an image of their own each."""
-    from synthgate.validators.checks import quality
-    from synthgate.validators.context import fingerprint, gray_8bit
-
     made = []
 
     def counted(pixels: np.ndarray) -> Image.Image:

@@ -9,7 +9,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from synthgate.cli import app
+from synthgate.cli import app, command_app
 from synthgate.commands import reflow
 
 REFLOW_CASES = [
@@ -62,7 +62,11 @@ def test_help_renders_at_80_columns() -> None:
 
 
 NAMES = {  # the app's commands and groups
-    *(c.name or c.callback.__name__ for c in app.registered_commands if c.callback),
+    *(
+        c.name or typer.main.get_command_name(c.callback.__name__)
+        for c in app.registered_commands
+        if c.callback
+    ),
     *(g.name for g in app.registered_groups),
 }
 CALLS = [
@@ -83,8 +87,6 @@ CALLS = [
 def test_a_call_answers_as_the_whole_app_would(args: list[str]) -> None:
     """main() hands typer only the command a call names (building every command's parameters
     cost 20 ms a call): the output and exit code are the whole app's."""
-    from synthgate.cli import command_app
-
     chosen = command_app(args)
     held = len(chosen.registered_commands) + len(chosen.registered_groups)
     assert held == (1 if args[0] in NAMES else len(NAMES))
