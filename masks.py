@@ -7,7 +7,8 @@ Inside synthgate a mask is COCO compressed RLE with `counts` as str (`{"size": [
 - `segmentation_to_rle`: any COCO segmentation (polygons, uncompressed or compressed RLE) ->
   compressed RLE, or ValueError naming why it cannot be read (`rle_runs` checks a compressed
   string's runs cover the image exactly before pycocotools decodes it); `rle_problem`: why an
-  RLE is not the mask of its image (a COCO file's annotation, a reviewer's fix), or None.
+  RLE is not the mask of its image (a COCO file's annotation, a reviewer's fix), or None;
+  `polygon_problem`: why pycocotools cannot rasterise a polygon safely, or None.
 - `annotation_mask`: a COCO annotation's segmentation as a bool HxW mask.
 - `tight_bbox`, `box_edges`, `box_iou`: box geometry.
 """
@@ -30,6 +31,61 @@ def finite_number(value: Any) -> bool:
         return math.isfinite(value)
     except OverflowError:
         return False
+
+
+# COCO RLE counts are 32-bit (pycocotools computes a mask's pixel count and its pixel indices in
+# 32-bit integers, sides in C ints): a mask beyond these limits would be garbage or a crash.
+MASK_PIXEL_LIMIT = 2**32 - 1
+MASK_SIDE_LIMIT = 2**31 - 1
+
+
+def mask_size_problem(height: int, width: int) -> str | None:
+    """Why no COCO mask can be `height` x `width`: a negative side, or more pixels than RLE
+    counts hold; None for any real image."""
+    if height < 0 or width < 0:
+        return f"a mask cannot be {width}x{height} (width x height): sides are not negative"
+    if max(height, width) > MASK_SIDE_LIMIT or height * width > MASK_PIXEL_LIMIT:
+        return (
+            f"a {width}x{height} image (width x height) has more pixels than a COCO mask can "
+            f"hold ({MASK_PIXEL_LIMIT}: RLE counts are 32-bit)"
+        )
+    return None
+
+
+# pycocotools rasterises a polygon by walking its outline in steps of a fifth of a pixel, each
+# coordinate times 5 held in a C int, and keeps ~16 bytes per step: a coordinate past 2**31 / 5
+# overflows (the process crashes), and a long outline takes memory in proportion (one vertex 1e8
+# px away asks for ~24 GB). Polygons of real images are nowhere near either limit.
+POLYGON_COORDINATE_LIMIT = 2**24  # px, either sign: times 5 stays well inside a C int
+POLYGON_OUTLINE_LIMIT = 2**21  # px of outline, as pycocotools steps it: ~170 MB of steps
+
+
+def polygon_problem(points: list[float]) -> str | None:
+    """Why pycocotools cannot rasterise this polygon (flat x, y, ... finite floats) safely: a
+    coordinate beyond POLYGON_COORDINATE_LIMIT or an outline longer than POLYGON_OUTLINE_LIMIT;
+    None for any polygon of a real image (the check is two C passes over its coordinates)."""
+    low, high = min(points), max(points)
+    if low < -POLYGON_COORDINATE_LIMIT or high > POLYGON_COORDINATE_LIMIT:
+        far = low if -low > high else high
+        return (
+            f"polygon coordinate {far:g} is beyond +-{POLYGON_COORDINATE_LIMIT} px: "
+            "polygon coordinates are pixels of the image"
+        )
+    vertices = len(points) // 2
+    if vertices * (high - low) <= POLYGON_OUTLINE_LIMIT:  # no edge steps more than high - low
+        return None
+    xs, ys = points[0::2], points[1::2]
+    # pycocotools steps each edge max(|dx|, |dy|) times (closing the polygon)
+    outline = sum(
+        max(abs(x1 - x0), abs(y1 - y0))
+        for x0, y0, x1, y1 in zip(xs, ys, xs[1:] + xs[:1], ys[1:] + ys[:1], strict=True)
+    )
+    if outline > POLYGON_OUTLINE_LIMIT:
+        return (
+            f"polygon outline is {outline:.0f} px long, over the {POLYGON_OUTLINE_LIMIT} px "
+            "that can be rasterised: polygon coordinates are pixels of the image"
+        )
+    return None
 
 
 # The memory order of the masks generators make (numpy's order="F", column-major): the order
@@ -92,6 +148,9 @@ def segmentation_to_rle(segmentation: Any, height: int | None, width: int | None
         if not (isinstance(size, list) and len(size) == 2 and all(map(finite_number, size))):
             raise ValueError(f"RLE size {size!r} is not [height, width]")
         h, w = int(size[0]), int(size[1])
+        problem = mask_size_problem(h, w)
+        if problem is not None:
+            raise ValueError(problem)
         if isinstance(counts, list):
             if not _whole_counts(counts) or sum(counts) != h * w:
                 raise ValueError(f"uncompressed RLE counts do not add up to {h}x{w} pixels")
@@ -122,6 +181,11 @@ def segmentation_to_rle(segmentation: Any, height: int | None, width: int | None
         ]
         if not polygons:
             raise ValueError("no polygon with at least 3 finite points")
+        problem = mask_size_problem(height, width) or next(
+            filter(None, map(polygon_problem, polygons)), None
+        )
+        if problem is not None:
+            raise ValueError(problem)
         rles = mask_utils.frPyObjects(polygons, height, width)
         return _compressed(mask_utils.merge(rles))
     raise ValueError(f"segmentation of type {type(segmentation).__name__}")

@@ -28,7 +28,12 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from synthgate.formats.coco import coco_image_to_sample, mapping_of, size_of
-from synthgate.masks import finite_number, segmentation_to_rle
+from synthgate.masks import (
+    finite_number,
+    mask_size_problem,
+    polygon_problem,
+    segmentation_to_rle,
+)
 from synthgate.samples import Sample
 
 INT64 = (-(2**63), 2**63 - 1)
@@ -106,6 +111,12 @@ def _rasterise(polygons: Any, size: Size) -> tuple[str, list[int]] | str:
         return polygons
     if not len(polygons):
         return "no polygon with at least 3 finite points"
+    # what pycocotools would crash on, or need gigabytes for (masks.py): ~2 us a polygon
+    problem = mask_size_problem(height, width) or next(
+        filter(None, map(polygon_problem, polygons)), None
+    )
+    if problem is not None:
+        return problem
     rles = mask_utils.frPyObjects(polygons, height, width)
     # The union of one polygon is itself: merge would decode and re-encode the same counts.
     rle = rles[0] if len(rles) == 1 else mask_utils.merge(rles)

@@ -1,9 +1,10 @@
 """Strict checks of a real COCO file before balancing or merging (synthgate balance / merge).
 
 `find_coco_problems(data, images_dir=…)` lists every entry balancing or merging cannot trust:
-dangling image/category ids, categories without an id, duplicate ids, polygons with fewer than
-3 points, RLE that is not its image's mask (size or runs: corrupt), malformed boxes (not four
-finite numbers with w, h >= 0), a negative or non-finite area, file names that leave the images
+dangling image/category ids, categories without an integer id, duplicate ids, polygons with
+fewer than 3 points or a coordinate that is not finite or too far out to rasterise, RLE that is
+not its image's mask (size or runs: corrupt), malformed boxes (not four finite numbers with
+w, h >= 0), a negative or non-finite area, file names that leave the images
 folder (absolute or with `..`: paths.py), category names and file names holding a lone
 surrogate (a `\\ud800`-`\\udfff` escape no UTF-8 file can hold), and image files that are
 missing, unreadable or of another size than their entry says.
@@ -26,7 +27,7 @@ from PIL import Image
 
 from synthgate.errors import InputError
 from synthgate.formats.paths import confined_path, confinement_problem
-from synthgate.masks import finite_number, rle_problem
+from synthgate.masks import finite_number, polygon_problem, rle_problem
 
 MAX_LISTED = 20  # problems named in one error message; the rest are counted
 # Valid JSON (an escape such as "\ud800" with no partner), but no UTF-8 file can hold it: every
@@ -140,6 +141,11 @@ def _polygon_problem(segmentation: Any) -> str | None:
             return f"polygon {part} must be a flat list of x, y pairs"
         if len(polygon) < 6:
             return f"polygon {part} has {len(polygon) // 2} point(s); a polygon needs at least 3"
+        if not all(map(finite_number, polygon)):
+            return f"polygon {part} holds a coordinate that is not a finite number"
+        problem = polygon_problem([float(v) for v in polygon])
+        if problem is not None:
+            return f"polygon {part}: {problem}"
     return None
 
 
@@ -204,6 +210,12 @@ def find_coco_problems(data: dict[str, Any], *, images_dir: Path | None) -> list
             problems.append(CocoProblem("categories", position, key, "name is missing"))
         if isinstance(category, dict) and category.get("id") is None:
             problems.append(CocoProblem("categories", position, None, "id is missing"))
+        elif isinstance(category, dict) and (
+            not isinstance(category["id"], int) or isinstance(category["id"], bool)
+        ):
+            key = category["id"] if isinstance(category["id"], Hashable) else None
+            message = f"id must be an integer (got {category['id']!r})"
+            problems.append(CocoProblem("categories", position, key, message))
         name = category.get("name") if isinstance(category, dict) else None
         if isinstance(name, str) and LONE_SURROGATE.search(name):
             message = f"name {name!r} {UNWRITABLE}; fix the name"

@@ -334,6 +334,10 @@ COCO_MUTATIONS: list[tuple[str, Mutation, list[str]]] = [
     ("duplicate-image-id", lambda d, i: d["images"][1].update(id=d["images"][0]["id"]), ["duplicate"]),
     ("huge-ids", lambda d, i: _first_annotation(d, id=2**70, image_id=2**70), ["image_id"]),
     ("annotation-not-object", lambda d, i: d["annotations"].append("x"), ["not an object"]),
+    # pycocotools would overflow (a crash) or ask for ~24 GB rasterising these
+    ("polygon-far-vertex", lambda d, i: _first_annotation(d, segmentation=[[1, 1, 1e9, 1, 1, 1e9]]), ["polygon coordinate"]),
+    ("polygon-long-outline", lambda d, i: _first_annotation(d, segmentation=[[0, 0, 3e6, 0, 0, 3e6]]), ["polygon outline"]),
+    ("polygon-nan-point", lambda d, i: _first_annotation(d, segmentation=[[1, 1, math.nan, 1, 1, 5]]), ["polygon"]),
 ]  # fmt: skip
 
 
@@ -353,7 +357,14 @@ RAW_COCO: list[tuple[str, bytes, list[str]]] = [
     ("int-of-5000-digits", b'{"images": [{"id": ' + b"9" * 5000 + b"}]}", ["JSON"]),
 ]
 
-EXPORT_LEAVES_OUT = {"polygon-two-points", "segmentation-string"}
+# export writes boxes only: it leaves polygons out (an unusable one does not stop it)
+EXPORT_LEAVES_OUT = {
+    "polygon-two-points",
+    "segmentation-string",
+    "polygon-far-vertex",
+    "polygon-long-outline",
+    "polygon-nan-point",
+}
 COCO_COMMANDS = {
     "export": lambda f, i, w, o: ["export", str(f), "--format", "yolo", "--out", str(o), "--images", str(i)],
     "merge": lambda f, i, w, o: ["merge", "--real", str(f), "--synthetic", str(w["run"]), "--out", str(o), "--images", str(i)],
@@ -487,8 +498,16 @@ OTHER_CLI: list[tuple[str, Callable[[Path, dict[str, Path]], list[str]], list[st
     ("validate long path", lambda t, w: ["validate", "p" * 300 + ".json"], ["not found", "usable", "PATH"]),
     ("validate nul path", lambda t, w: ["validate", "a\x00b.json"], ["not found", "usable", "PATH"]),
     ("balance deep jsonl", lambda t, w: ["balance", "--jsonl", _write(t / "x.jsonl", "[" * 100_000 + "]" * 100_000 + "\n"), "--out", str(t / "out")], ["nested", "JSON"]),
+    ("export --skip-invalid category id a dict", lambda t, w: ["export", _coco_with(t, w, lambda d: d["categories"][0].update(id={"size": [1]})), "--format", "yolo", "--out", str(t / "out"), "--images", str(w["images"]), "--skip-invalid"], ["id must be an integer"]),
+    ("balance --skip-invalid category id a list", lambda t, w: ["balance", "--coco", _coco_with(t, w, lambda d: d["categories"][0].update(id=[0, 0])), "--images", str(w["images"]), "--out", str(t / "out"), "--skip-invalid"], ["id must be an integer"]),
     ("merge deep jsonl", lambda t, w: ["merge", "--real", _write(t / "x.jsonl", "[" * 100_000 + "]" * 100_000 + "\n"), "--synthetic", str(w["run"]), "--out", str(t / "out.jsonl")], ["nested", "JSON", "line"]),
 ]  # fmt: skip
+
+
+def _coco_with(folder: Path, workspace: dict[str, Path], change: Callable[[Any], Any]) -> str:
+    data = json.loads(workspace["coco"].read_text())
+    change(data)
+    return _write(folder / "changed.json", json.dumps(data))
 
 
 def _write(path: Path, text: str) -> str:
