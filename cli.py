@@ -120,8 +120,20 @@ def _command_name(command: CommandInfo) -> str:
     return command.name or typer.main.get_command_name(command.callback.__name__)
 
 
+def printable_streams() -> None:
+    """Let stdout print any str: a lone surrogate read from a user's file (an unpaired
+    \\ud800-\\udfff escape, valid in JSON, in an id or a name) shows as that escape instead of
+    ending the command with UnicodeEncodeError (stdout's "strict", or "surrogateescape" in the
+    C locale, which writes only \\udc80-\\udcff). Python's stderr does so already."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)  # absent on a test's captured stream
+        if reconfigure is not None and getattr(stream, "errors", None) != "backslashreplace":
+            reconfigure(errors="backslashreplace")
+
+
 def main() -> None:
     os.environ[BLAS_THREADS[0]] = blas_threads(os.environ)
+    printable_streams()
     try:
         command_app(sys.argv[1:])(prog_name="synthgate")
     finally:

@@ -49,3 +49,45 @@ class InputError(Exception):
         else:
             where = f"{self.field}={self.value}" if self.has_value else self.field
         return f"{where}: {self.problem}" + (f"; {self.fix}" if self.fix else "")
+
+
+def printable(text: str) -> str:
+    """`text` with any lone surrogate (an unpaired \\ud800-\\udfff escape read from a JSON file or
+    request, which no UTF-8 output can hold) written as that escape: safe to print or send."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def lone_surrogate_in(value: Any, where: str = "") -> tuple[str, str] | None:
+    """(where, string) of the first string in `value` (dicts, lists, tuples; keys too) holding a
+    lone surrogate, `where` written like `objects[0].category`; None when there is none."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return where or "a string", value
+        return None
+    if isinstance(value, dict):
+        pairs: Any = value.items()
+    elif isinstance(value, list | tuple):
+        pairs = enumerate(value)
+    else:
+        return None
+    for key, item in pairs:
+        step = f"{where}.{key}".lstrip(".") if isinstance(key, str) else f"{where}[{key}]"
+        key_of = f"a key of {where}" if where else "a key"
+        found = lone_surrogate_in(key, key_of) or lone_surrogate_in(item, step)
+        if found is not None:
+            return found
+    return None
+
+
+def lone_surrogate(error: UnicodeEncodeError) -> str | None:
+    """What a user reads for `error` when it is a lone surrogate that reached an output (a
+    database, a file, a response) past the checks of its input; None for any other error."""
+    if error.reason != "surrogates not allowed" or not isinstance(error.object, str):
+        return None
+    near = printable(error.object[max(error.start - 30, 0) : error.end + 30])
+    return (
+        f"the input holds a lone surrogate (an unpaired \\ud800-\\udfff escape, which is no "
+        f'character) near "{near}": fix or drop the escape'
+    )

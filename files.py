@@ -71,9 +71,23 @@ def is_file(path: Path) -> bool:
         return False
 
 
+def json_text(value: Any, **options: Any) -> str:
+    """`json.dumps(value, ensure_ascii=False, **options)`, unless a string in it holds a lone
+    surrogate (an unpaired \\ud800-\\udfff escape, which a JSON file may hold but no UTF-8
+    file can): then every non-ASCII character stays escaped, and the value is written as read."""
+    text = json.dumps(value, ensure_ascii=False, **options)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return json.dumps(value, **options)
+    return text
+
+
 def dumps(value: Any) -> str:
-    """Compact, order-preserving JSON: every output line goes through here (deterministic)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    """Compact, order-preserving JSON: every output line goes through here (deterministic). A
+    lone surrogate a user's file held stays the escape it was (`json_text`)."""
+    return json_text(value, separators=(",", ":"))
 
 
 class _TooLarge(Exception):

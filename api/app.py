@@ -30,7 +30,7 @@ from synthgate.api.batch_runner import BatchRunner
 from synthgate.api.errors import AUTH_ERRORS, send_error
 from synthgate.api.ids import ItemIds
 from synthgate.config import RequesterLimits
-from synthgate.errors import InputError
+from synthgate.errors import InputError, lone_surrogate, printable
 from synthgate.review.queue import ReviewQueue
 from synthgate.storage.database import shown_url
 from synthgate.storage.store import Store
@@ -223,12 +223,25 @@ def create_app(
     app.state.runner = runner
     app.state.data_root = Path(data_root) if data_root is not None else None
 
+    # Messages may quote what a request sent: `printable` keeps a lone surrogate in it (valid
+    # JSON, no character) from failing the response's UTF-8 encoding.
     @app.exception_handler(InputError)
     async def input_error(_request: Request, error: InputError) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, status_code=status.HTTP_400_BAD_REQUEST)
+        return JSONResponse(
+            {"detail": printable(str(error))}, status_code=status.HTTP_400_BAD_REQUEST
+        )
+
+    @app.exception_handler(UnicodeEncodeError)
+    async def unencodable(_request: Request, error: UnicodeEncodeError) -> JSONResponse:
+        message = lone_surrogate(error)  # one that reached the database past its input's checks
+        if message is None:
+            raise error
+        return JSONResponse({"detail": message}, status_code=status.HTTP_400_BAD_REQUEST)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if isinstance(error.detail, str):
+            error.detail = printable(error.detail)
         if error.status_code != status.HTTP_405_METHOD_NOT_ALLOWED:
             return await http_exception_handler(request, error)
         # Starlette names the methods of the one route it tried; a path served by several
@@ -250,7 +263,7 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
         return JSONResponse(
-            {"detail": describe_validation_error(error)},
+            {"detail": printable(describe_validation_error(error))},
             status_code=422,
         )
 

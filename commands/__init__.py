@@ -22,7 +22,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from synthgate.errors import InputError
+from synthgate.errors import InputError, lone_surrogate
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -89,6 +89,11 @@ def user_errors() -> Iterator[None]:
         yield
     except InputError as error:
         fail(error.describe(flag_of(error.field) if error.field else None))
+    except UnicodeEncodeError as error:  # a lone surrogate no check of its input caught
+        message = lone_surrogate(error)
+        if message is None:
+            raise
+        fail(message)
 
 
 def fail(message: str) -> NoReturn:

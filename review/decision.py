@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from synthgate.errors import InputError
+from synthgate.errors import InputError, lone_surrogate_in
 from synthgate.masks import rle_problem
 from synthgate.samples import CRITERIA, ObjectLabel, Sample, Span
 
@@ -54,6 +54,13 @@ def check_annotator(name: str) -> str:
 
 
 def check_decision(item_id: int, shown: Sample, decision: Decision) -> None:
+    found = lone_surrogate_in(decision.model_dump())
+    if found is not None:  # valid JSON, but no character: no database or UTF-8 file can keep it
+        where, value = found
+        raise InputError(
+            f"item {item_id}: {where} {value!r} holds a lone surrogate (an unpaired "
+            "\\ud800-\\udfff escape), which is no character; fix or drop the escape"
+        )
     criteria = criteria_of(shown)
     unknown = sorted(set(decision.levels) - set(criteria))
     if unknown:

@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, select
 from synthgate.review import gold, priority
 from synthgate.review.value import overrule_rates
 from synthgate.samples import Sample
-from synthgate.storage.store import Store
+from synthgate.storage.store import Store, sample_json
 from synthgate.storage.tables import (
     WriteTransaction,
     gold_answers,
@@ -255,11 +255,11 @@ def put_gold(
         connection.execute(
             gold_answers.insert().values(
                 item_id=item_id,
-                shown=shown.model_dump_json(),
+                shown=sample_json(shown),
                 expected=list(expected),
                 criterion=criterion,
                 defect=defect,
-                answer=answer.model_dump_json() if answer else None,
+                answer=sample_json(answer) if answer else None,
             )
         )
         return int(item_id)

@@ -19,6 +19,7 @@ from synthgate.errors import InputError
 from synthgate.review import adjudication
 from synthgate.samples import Sample
 from synthgate.storage.prepared import Prepared
+from synthgate.storage.store import sample_json
 from synthgate.storage.tables import decisions, gold_answers, review_items, samples
 
 # review_items.id is a 32-bit column on PostgreSQL: a number beyond it names no item (and must
@@ -159,7 +160,7 @@ def finalise(
             "sample": final.id,
             "status": final.status,
             "score": final.report.score if final.report else None,
-            "data": final.model_dump_json(),
+            "data": sample_json(final),
         },
     )
     SET_STATUS.run(connection, {"item": item.id, "status": "final", "verdict": verdict})

@@ -24,6 +24,7 @@ from synthgate.formats.coco import read_coco
 from synthgate.formats.coco_annotations import coco_to_samples
 from synthgate.review.queue import ReviewQueue
 from synthgate.samples import RubricReport, Sample
+from synthgate.storage.store import sample_json
 from synthgate.validators.predictions import predictions_coco, read_results
 from synthgate.validators.rubric import Rubric
 
@@ -111,6 +112,8 @@ def enqueue_prelabels(
     path = Path(path)
     batch_id, samples, document = prelabel_samples(path)
     judged = document["predictions"]
+    for sample in samples:  # one the database cannot keep is refused before the batch is made
+        sample_json(sample)
     queue.store.put_batch(
         batch_id,
         name=f"pre-labels {Path(judged['results']).name}",

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import create_engine, event, exists, func, literal_column, or_, select
 from sqlalchemy.engine import Engine
 
+from synthgate.errors import InputError, lone_surrogate_in
 from synthgate.samples import Sample
 from synthgate.storage.chunks import ChunkBook, Lease
 from synthgate.storage.requesters import Requesters
@@ -272,6 +273,23 @@ class Store:
             return set(connection.execute(query).scalars())
 
 
+def sample_json(sample: Sample) -> str:
+    """The sample's JSON, as the database keeps it; an InputError naming the field when a string
+    in it holds a lone surrogate (an unpaired \\ud800-\\udfff escape: valid in a JSON file, but
+    no character, and no database or UTF-8 file can keep it), raised before anything is written."""
+    try:
+        return sample.model_dump_json()
+    except ValueError as error:  # pydantic's serialisation error names the encoding's
+        if "UnicodeEncodeError" not in str(error):
+            raise
+        where, value = lone_surrogate_in(sample.model_dump()) or ("a string", "")
+        raise InputError(
+            f"sample {sample.id!r}: {where} {value!r} holds a lone surrogate (an unpaired "
+            "\\ud800-\\udfff escape), which is no character: fix it in the file the sample "
+            "came from"
+        ) from None
+
+
 def _sample_rows(items: Iterable[Sample], reason: str | None) -> list[dict[str, Any]]:
     return [
         {
@@ -281,7 +299,7 @@ def _sample_rows(items: Iterable[Sample], reason: str | None) -> list[dict[str, 
             "index": s.spec.index,
             "status": s.status,
             "score": s.report.score if s.report else None,
-            "data": s.model_dump_json(),
+            "data": sample_json(s),
             "reason": reason,
         }
         for s in items

@@ -181,6 +181,8 @@ def api_cases() -> list[tuple[str, str, str, Any, dict[str, str], str, list[str]
         ("fix-spans-on-image", {"verdict": "fix", "spans": [{"start": 0, "end": 2**70, "label": "X"}]}, ["spans", "objects"]),
         ("fix-objects-deep", {"verdict": "fix", "objects": json.loads("[" * 200 + "]" * 200)}, ["objects", "nested"]),
         ("extra-field", {"verdict": "accept", "admin": True}, ["admin"]),
+        ("comment-lone-surrogate", ("raw", '{"verdict": "accept", "comment": "a\\ud800b"}'), ["comment"]),
+        ("fix-category-lone-surrogate", ("raw", '{"verdict": "fix", "objects": [{"category": "c\\udc00", "bbox": [1, 1, 5, 5], "area": 25}]}'), ["category"]),
     ]  # fmt: skip
     for case, body, words in decisions:
         add(f"decision {case}", "POST", "/api/review/{item}/decision", body, role="annotator",
@@ -338,7 +340,16 @@ COCO_MUTATIONS: list[tuple[str, Mutation, list[str]]] = [
     ("polygon-far-vertex", lambda d, i: _first_annotation(d, segmentation=[[1, 1, 1e9, 1, 1, 1e9]]), ["polygon coordinate"]),
     ("polygon-long-outline", lambda d, i: _first_annotation(d, segmentation=[[0, 0, 3e6, 0, 0, 3e6]]), ["polygon outline"]),
     ("polygon-nan-point", lambda d, i: _first_annotation(d, segmentation=[[1, 1, math.nan, 1, 1, 5]]), ["polygon"]),
+    ("image-id-lone-surrogate", lambda d, i: _rename_image(d, "\ud800x"), ["id"]),
 ]  # fmt: skip
+
+
+def _rename_image(data: dict[str, Any], new_id: Any) -> None:
+    old = data["images"][0]["id"]
+    data["images"][0]["id"] = new_id
+    for annotation in data["annotations"]:
+        if annotation["image_id"] == old:
+            annotation["image_id"] = new_id
 
 
 def _corrupt_png(path: Path) -> None:
@@ -498,6 +509,8 @@ OTHER_CLI: list[tuple[str, Callable[[Path, dict[str, Path]], list[str]], list[st
     ("validate long path", lambda t, w: ["validate", "p" * 300 + ".json"], ["not found", "usable", "PATH"]),
     ("validate nul path", lambda t, w: ["validate", "a\x00b.json"], ["not found", "usable", "PATH"]),
     ("balance deep jsonl", lambda t, w: ["balance", "--jsonl", _write(t / "x.jsonl", "[" * 100_000 + "]" * 100_000 + "\n"), "--out", str(t / "out")], ["nested", "JSON"]),
+    ("validate jsonl lone surrogate", lambda t, w: ["validate", _write(t / "x.jsonl", '{"text": "a\\ud800 b"}\n')], ["line 1", "surrogate"]),
+    ("balance jsonl lone surrogate", lambda t, w: ["balance", "--jsonl", _write(t / "x.jsonl", '{"text": "a b", "label": "x\\udc00"}\n'), "--out", str(t / "out")], ["line 1", "surrogate"]),
     ("export --skip-invalid category id a dict", lambda t, w: ["export", _coco_with(t, w, lambda d: d["categories"][0].update(id={"size": [1]})), "--format", "yolo", "--out", str(t / "out"), "--images", str(w["images"]), "--skip-invalid"], ["id must be an integer"]),
     ("balance --skip-invalid category id a list", lambda t, w: ["balance", "--coco", _coco_with(t, w, lambda d: d["categories"][0].update(id=[0, 0])), "--images", str(w["images"]), "--out", str(t / "out"), "--skip-invalid"], ["id must be an integer"]),
     ("merge deep jsonl", lambda t, w: ["merge", "--real", _write(t / "x.jsonl", "[" * 100_000 + "]" * 100_000 + "\n"), "--synthetic", str(w["run"]), "--out", str(t / "out.jsonl")], ["nested", "JSON", "line"]),

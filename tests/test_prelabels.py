@@ -5,6 +5,8 @@ bad results files are refused with one clear message."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +126,34 @@ def test_a_results_file_needs_its_coco_file(folder: Path) -> None:
         ],
     )
     assert refused.exit_code == 2 and "not a report on predictions" in refused.output
+
+
+def test_a_lone_surrogate_is_refused_before_the_batch_is_made(folder: Path) -> None:
+    """An image id holding an unpaired \\ud800 escape (valid JSON, no character) is judged, but
+    no database can keep it: enqueue names the field and writes nothing, not even the batch."""
+    for name in ("instances.json", "predictions.json"):
+        data = json.loads((folder / name).read_text())
+        for entry in data if isinstance(data, list) else data["images"]:
+            if entry.get("image_id", entry.get("id")) == 2:
+                entry["image_id" if "image_id" in entry else "id"] = "\ud800x"
+        (folder / name).write_text(json.dumps(data))
+    report = folder / "report.json"
+    # as a user runs it: the CLI prints the id's escape (a test runner's stream would refuse it)
+    judged = subprocess.run(
+        [sys.executable, "-m", "synthgate", "validate", str(folder / "predictions.json"),
+         "--coco", str(folder / "instances.json"), "--json", str(report)],
+        capture_output=True, text=True, errors="strict", check=False,
+    )  # fmt: skip
+    assert judged.returncode == 0, judged.stderr
+    assert "\\ud800x" in judged.stdout
+    ids = [row["id"] for row in json.loads(report.read_text(encoding="utf-8"))["samples"]]
+    assert any("\ud800x" in i for i in ids)  # the report keeps it, as its escape
+    db = folder / "q.db"
+    done = runner.invoke(
+        app, ["review", "enqueue", "--from-validate", str(report), "--db", f"sqlite:///{db}"]
+    )
+    assert done.exit_code == 2, done.output
+    assert "spec.params.image_id '\\ud800x' holds a lone surrogate" in done.output
+    with Store(f"sqlite:///{db}") as store, store.engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM batches").scalar() == 0
+        assert connection.exec_driver_sql("SELECT count(*) FROM samples").scalar() == 0

@@ -1,6 +1,7 @@
 """Values a JSON file may hold that the tools under synthgate cannot take, refused before they
 reach them: polygons pycocotools would crash on or need gigabytes for (`masks.polygon_problem`,
-`masks.mask_size_problem`)."""
+`masks.mask_size_problem`), and lone surrogates (an unpaired \\ud800-\\udfff escape: valid
+JSON, but no character) that no UTF-8 file or database can keep."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from api_support import text_sample
 from balance_fixtures import make_tiny_coco
 from pycocotools import mask as mask_utils
 
+from synthgate import merge, run
+from synthgate.errors import InputError, lone_surrogate_in, printable
+from synthgate.files import json_text
 from synthgate.masks import (
     MASK_PIXEL_LIMIT,
     POLYGON_COORDINATE_LIMIT,
@@ -20,6 +25,7 @@ from synthgate.masks import (
     mask_size_problem,
     polygon_problem,
 )
+from synthgate.storage.store import Store
 
 
 def outline(points: list[float]) -> float:
@@ -126,3 +132,50 @@ def test_validate_judges_such_polygons_instead_of_crashing(tmp_path: Path) -> No
     assert "polygon coordinate 1e+09" in messages[first["id"]]
     assert "polygon outline is 9000000 px long" in messages[second["id"]]
     assert "more pixels than a COCO mask can hold" in messages[third["id"]]
+
+
+def test_json_text_keeps_what_it_can_write_and_escapes_what_it_cannot() -> None:
+    assert json_text({"a": "é"}) == '{"a": "é"}'  # as json.dumps(ensure_ascii=False)
+    text = json_text({"id": "x\ud800", "name": "é"})
+    assert text.isascii()
+    assert json.loads(text) == {"id": "x\ud800", "name": "é"}  # read back as it was
+    assert printable("a\udc00b") == "a\\udc00b"
+
+
+def test_lone_surrogate_in_names_where_it_is() -> None:
+    assert lone_surrogate_in({"objects": [{"category": "ok"}, {"category": "c\udc00"}]}) == (
+        "objects[1].category",
+        "c\udc00",
+    )
+    assert lone_surrogate_in({"a": {"k\ud800": 1}}) == ("a key of a", "k\ud800")
+    assert lone_surrogate_in({"a": ["fine", 1, None]}) is None
+
+
+def test_a_sample_no_database_can_keep_is_refused_naming_its_field(tmp_path: Path) -> None:
+    sample = text_sample(0).model_copy(update={"attributes": {"note": "a\udc00"}})
+    with Store(f"sqlite:///{tmp_path / 'x.db'}") as store:
+        with pytest.raises(InputError, match=r"attributes\.note 'a\\udc00' holds a lone"):
+            store.upsert_samples([sample])
+        with store.engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT count(*) FROM samples").scalar() == 0
+
+
+def test_merge_writes_a_lone_surrogate_back_as_the_escape_it_read(tmp_path: Path) -> None:
+    """A field merge only carries over (an annotation's note) holds \\udc00: the merged file
+    holds the same escape, valid JSON that reads back as the real file did."""
+    coco, images = make_tiny_coco(tmp_path / "real")
+    data = json.loads(coco.read_text())
+    data["annotations"][0]["note"] = "a\udc00"
+    coco.write_text(json.dumps(data))
+    synthetic = tmp_path / "synth"
+    run(
+        {"name": "s", "seed": 1, "categories": ["square"],
+         "image": {"count": 2, "size": [64, 64], "objects_per_image": [1, 1]}},
+        out=synthetic,
+    )  # fmt: skip
+    merged = merge(coco, synthetic, out=tmp_path / "out", images=images)
+    written = (tmp_path / "out" / "merged.coco.json").read_bytes()
+    assert b"\\udc00" in written and written.isascii()
+    notes = [a.get("note") for a in json.loads(written)["annotations"]]
+    assert "a\udc00" in notes
+    assert merged.added_images == 2

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from synthgate.errors import InputError
-from synthgate.files import parse_json
+from synthgate.files import json_text, parse_json
 from synthgate.formats.coco import read_coco
 from synthgate.masks import finite_number, rle_area, segmentation_to_rle
 from synthgate.validators.validate import ValidationResult, validate_file
@@ -163,4 +163,4 @@ def predictions_json(
     for row in document["samples"]:
         report = result.reports.get(str(row["id"]))
         row["measurements"] = dict(report.measurements) if report is not None else {}
-    return json.dumps(document, ensure_ascii=False)
+    return json_text(document)

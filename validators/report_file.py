@@ -5,12 +5,12 @@ although it is known only at the end. Rows go to a temporary part file as they c
 million samples never sit in memory; `close` writes the head, copies the rows after it and
 renames the whole into place. Until then the destination is untouched, and on any failure
 (`abort`) both temporary files go: never a half-written document. The bytes are those
-`json.dumps(document, ensure_ascii=False)` gives.
+`json.dumps(document, ensure_ascii=False)` gives, but for a row or head holding a lone surrogate
+read from the judged file (`files.json_text`: kept as its escape).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import IO, Any
 
 from synthgate.errors import InputError
+from synthgate.files import json_text
 
 
 def _temporary(path: Path, suffix: str, field: str) -> tuple[IO[str], Path]:
@@ -45,7 +46,7 @@ class ReportFile:
         self.count = 0
 
     def add(self, row: dict[str, Any]) -> None:
-        self._rows.write((", " if self.count else "") + json.dumps(row, ensure_ascii=False))
+        self._rows.write((", " if self.count else "") + json_text(row))
         self.count += 1
 
     def close(self, rubric: str, summary: dict[str, Any]) -> None:
@@ -55,8 +56,8 @@ class ReportFile:
         try:
             with out:
                 out.write(
-                    f'{{"rubric": {json.dumps(rubric, ensure_ascii=False)}, "summary": '
-                    f'{json.dumps(summary, ensure_ascii=False)}, "samples": ['
+                    f'{{"rubric": {json_text(rubric)}, "summary": {json_text(summary)}, '
+                    '"samples": ['
                 )
                 with open(self._rows_path, encoding="utf-8") as rows:
                     shutil.copyfileobj(rows, out, 1 << 20)

@@ -14,14 +14,13 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from synthgate.errors import InputError
-from synthgate.files import write_atomic
+from synthgate.files import json_text, write_atomic
 from synthgate.formats.jsonl import iter_jsonl
 from synthgate.samples import GeneratedSample, RubricReport, Sample
 from synthgate.validators.context import (
@@ -106,7 +105,7 @@ class ValidationResult:
             "summary": self.summary.as_dict(),
             "samples": self.rows,
         }
-        return json.dumps(document, ensure_ascii=False)
+        return json_text(document)
 
 
 def report_row(key: dict[str, Any], report: RubricReport) -> dict[str, Any]:
