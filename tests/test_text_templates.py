@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from faker import Faker
+from faker.exceptions import UnsupportedFeature
+from faker.providers import misc
 
 from synthgate.config import PACKAGE_ROOT, TemplateTextConfig
 from synthgate.errors import InputError
@@ -368,6 +370,21 @@ def test_bad_template_files_are_input_errors(tmp_path, text, locales, fragments)
     message = str(caught.value)
     assert "tickets.yaml" in message
     for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_a_provider_faker_cannot_run_here_is_an_input_error(tmp_path, monkeypatch):
+    """Faker's xml provider needs xmltodict, which it does not install: its trial call raises
+    UnsupportedFeature, named as the slot's problem rather than a traceback."""
+
+    def xml(self: object) -> str:
+        raise UnsupportedFeature("`xml` requires the `xmltodict` Python library.", "xml")
+
+    monkeypatch.setattr(misc.Provider, "xml", xml)
+    with pytest.raises(InputError) as caught:
+        write_generator(tmp_path, NER_HEAD + "templates: ['{:xml} {PERSON:name}']")
+    message = str(caught.value)
+    for fragment in ("tickets.yaml", "templates[0]", "'xml'", "xmltodict", "pick another"):
         assert fragment in message, message
 
 

@@ -45,6 +45,7 @@ from typing import Any, ClassVar
 
 import faker
 import numpy as np
+from faker.exceptions import BaseFakerException
 
 from synthgate.config import TemplateTextConfig
 from synthgate.errors import InputError
@@ -268,6 +269,11 @@ class TemplateGenerator:
                     f"{path}: {template.where}: slot {slot.raw}: Faker provider "
                     f"{method.__name__!r} cannot be called without arguments ({error}); "
                     "slots call providers without arguments, so pick another one"
+                ) from None
+            except BaseFakerException as error:  # e.g. xml without xmltodict
+                raise InputError(
+                    f"{path}: {template.where}: slot {slot.raw}: Faker provider "
+                    f"{method.__name__!r} cannot run here ({error}); pick another one"
                 ) from None
             if as_text(result) is None:
                 raise InputError(
