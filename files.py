@@ -48,7 +48,9 @@ DEEP_FIX = "no config is that deep"
 LIBYAML_TOO_DEEP = "exceeded maximum nesting depth"  # libyaml's own bound, 1,000 levels
 
 
-def _readable(path: Path, what: str) -> Path:
+def readable_file(path: Path, what: str) -> Path:
+    """`path`, when it names a file; else an InputError saying what is wrong with it (a folder,
+    missing, a NUL byte or a name too long: never the OSError a read would raise)."""
     try:
         if "\x00" in str(path):
             raise ValueError("it contains a NUL byte")
@@ -264,7 +266,7 @@ def parse_json(text: str | bytes, *, source: Path | str) -> Any:
 def load_yaml(path: Path | str, *, what: str = "YAML file") -> Any:
     """Parse a YAML file; a missing file, a syntax error or a document over the parser's bounds
     (nesting, expanded aliases) is an `InputError` naming it."""
-    path = _readable(Path(path), what)
+    path = readable_file(Path(path), what)
     try:
         text = path.read_text(encoding="utf-8")
         return parse_yaml(text, source=path)

@@ -13,15 +13,17 @@ accepted ones become items, in the order asked for.
 from __future__ import annotations
 
 import hashlib
-import json
+import math
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from synthgate.errors import InputError
+from synthgate.files import parse_json, readable_file
 from synthgate.formats.coco import read_coco
 from synthgate.formats.coco_annotations import coco_to_samples
+from synthgate.masks import finite_number
 from synthgate.review.queue import ReviewQueue
 from synthgate.samples import RubricReport, Sample
 from synthgate.storage.store import sample_json
@@ -30,21 +32,29 @@ from synthgate.validators.rubric import Rubric
 
 
 def read_report(path: Path) -> tuple[dict[str, Any], str]:
-    """The report's document and the digest of its bytes (read once)."""
-    try:
-        data = path.read_bytes()
-        document = json.loads(data.decode("utf-8"))
-    except FileNotFoundError:
-        raise InputError(
-            f"{path}: file not found; pass the --json report of synthgate validate"
-        ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputError(f"{path}: not a JSON report ({error})") from None
+    """The report's document and the digest of its bytes (read once), its fields checked."""
+    data = readable_file(path, "--json report of synthgate validate").read_bytes()
+    document = parse_json(data, source=path)
     if not isinstance(document, dict) or not isinstance(document.get("predictions"), dict):
         raise InputError(
             f"{path}: not a report on predictions; make one with synthgate validate "
             "PREDICTIONS.json --coco INSTANCES.json --json report.json"
         )
+    judged = document["predictions"]
+    for key in ("coco", "results"):
+        if not isinstance(judged.get(key), str) or not judged[key]:
+            raise InputError(
+                f"{path}: predictions.{key} must name the file validate judged (got "
+                f"{judged.get(key)!r}); write the report again with synthgate validate --json"
+            )
+    min_score = judged.get("min_score")
+    if min_score is not None and not finite_number(min_score):
+        raise InputError(f"{path}: predictions.min_score must be a number (got {min_score!r})")
+    rows = document.get("samples")
+    if rows is not None and not (
+        isinstance(rows, list) and all(isinstance(row, dict) for row in rows)
+    ):
+        raise InputError(f"{path}: samples must be a list of the judged samples' rows")
     return document, hashlib.sha256(data).hexdigest()
 
 
@@ -66,39 +76,56 @@ def prelabel_samples(path: Path) -> tuple[str, list[Sample], dict[str, Any]]:
                 f"{path}: samples[{index}]: {row.get('id')!r} is not in {judged['results']} "
                 "any more; run synthgate validate again"
             )
-        try:
-            report = RubricReport.model_validate(
-                {
-                    "rubric": document["rubric"],
-                    **{key: row[key] for key in ("score", "levels", "route", "audit", "findings")},
-                    "measurements": row.get("measurements") or {},
-                }
-            )
-        except (KeyError, ValidationError) as error:
-            raise InputError(f"{path}: samples[{index}]: not a sample report ({error})") from None
-        objects = [
-            o.model_copy(
-                update={
-                    "attributes": {**o.attributes, "score": scores[o.attributes["annotation_id"]]}
-                }
-            )
-            if o.attributes.get("annotation_id") in scores
-            else o
-            for o in sample.objects
-        ]
-        spec = sample.spec.model_copy(update={"batch_id": batch_id, "index": index})
-        made.append(
-            sample.model_copy(
-                update={
-                    "id": f"{batch_id}-{index}",
-                    "spec": spec,
-                    "objects": objects,
-                    "report": report,
-                    "status": report.route,
-                }
-            )
-        )
+        made.append(_prelabelled(path, index, row, document, sample, scores, batch_id))
     return batch_id, made, document
+
+
+def _prelabelled(
+    path: Path,
+    index: int,
+    row: dict[str, Any],
+    document: dict[str, Any],
+    sample: Sample,
+    scores: dict[Any, float],
+    batch_id: str,
+) -> Sample:
+    """The judged sample of the report's row `index`: its predictions (with their scores) as
+    objects, the row's report and route."""
+    try:
+        report = RubricReport.model_validate(
+            {
+                "rubric": document["rubric"],
+                **{key: row[key] for key in ("score", "levels", "route", "audit", "findings")},
+                "measurements": row.get("measurements") or {},
+            }
+        )
+    except (KeyError, ValidationError) as error:
+        raise InputError(f"{path}: samples[{index}]: not a sample report ({error})") from None
+    numbers = [report.score, *report.measurements.values()]
+    if not all(map(math.isfinite, numbers)):
+        raise InputError(
+            f"{path}: samples[{index}]: the score and measurements must be finite numbers "
+            f"(got score {report.score}, measurements {report.measurements}); run synthgate "
+            "validate again"
+        )
+    objects = [
+        o.model_copy(
+            update={"attributes": {**o.attributes, "score": scores[o.attributes["annotation_id"]]}}
+        )
+        if o.attributes.get("annotation_id") in scores
+        else o
+        for o in sample.objects
+    ]
+    spec = sample.spec.model_copy(update={"batch_id": batch_id, "index": index})
+    return sample.model_copy(
+        update={
+            "id": f"{batch_id}-{index}",
+            "spec": spec,
+            "objects": objects,
+            "report": report,
+            "status": report.route,
+        }
+    )
 
 
 def enqueue_prelabels(

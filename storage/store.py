@@ -16,6 +16,7 @@ judge's write (the run's own sinks), which turns `pending` samples into judged o
 from __future__ import annotations
 
 import atexit
+import math
 import weakref
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -276,7 +277,17 @@ class Store:
 def sample_json(sample: Sample) -> str:
     """The sample's JSON, as the database keeps it; an InputError naming the field when a string
     in it holds a lone surrogate (an unpaired \\ud800-\\udfff escape: valid in a JSON file, but
-    no character, and no database or UTF-8 file can keep it), raised before anything is written."""
+    no character, and no database or UTF-8 file can keep it), or its report a number that is not
+    finite (JSON would keep it as null, which no sample reads back from), raised before anything
+    is written."""
+    report = sample.report
+    if report is not None and not (
+        math.isfinite(report.score) and all(map(math.isfinite, report.measurements.values()))
+    ):
+        raise InputError(
+            f"sample {sample.id!r}: its report holds a number that is not finite (score "
+            f"{report.score}, measurements {report.measurements}); judge it again"
+        )
     try:
         return sample.model_dump_json()
     except ValueError as error:  # pydantic's serialisation error names the encoding's

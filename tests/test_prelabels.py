@@ -5,6 +5,7 @@ bad results files are refused with one clear message."""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -12,10 +13,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from api_support import text_sample
 from PIL import Image
 from typer.testing import CliRunner
 
 from synthgate.cli import app
+from synthgate.errors import InputError
 from synthgate.masks import encode_mask
 from synthgate.review.queue import Decision, ReviewQueue
 from synthgate.storage.store import Store
@@ -99,6 +102,8 @@ def test_predictions_are_judged_and_the_doubtful_ones_queued(folder: Path) -> No
         (lambda rows: rows[0].update(category_id=7), "category_id 7 is not a category of"),
         (lambda rows: rows[0].update(bbox=[1, 2, 3]), "bbox must be [x, y, w, h]"),
         (lambda rows: rows[0].pop("score"), "missing score"),
+        (lambda rows: rows[0].update(image_id=[1]), "image_id [1] is not an image of"),
+        (lambda rows: rows[0].update(category_id={"id": 1}), "category_id {'id': 1} is not a"),
     ],
 )
 def test_bad_predictions_are_refused(folder: Path, change: Any, words: str) -> None:
@@ -157,3 +162,81 @@ def test_a_lone_surrogate_is_refused_before_the_batch_is_made(folder: Path) -> N
     with Store(f"sqlite:///{db}") as store, store.engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM batches").scalar() == 0
         assert connection.exec_driver_sql("SELECT count(*) FROM samples").scalar() == 0
+
+
+def _judged(folder: Path) -> Path:
+    report = folder / "report.json"
+    done = validate(folder, "--json", report)
+    assert done.exit_code == 0, done.output
+    return report
+
+
+def _enqueue(folder: Path, report: Path) -> Any:
+    url = f"sqlite:///{folder / 'q.db'}"
+    return runner.invoke(app, ["review", "enqueue", "--from-validate", str(report), "--db", url])
+
+
+def _counts(folder: Path) -> tuple[int, int]:
+    with Store(f"sqlite:///{folder / 'q.db'}") as store, store.engine.connect() as connection:
+        batches = connection.exec_driver_sql("SELECT count(*) FROM batches").scalar()
+        return batches, connection.exec_driver_sql("SELECT count(*) FROM samples").scalar()
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda d: d["samples"][0].update(score=math.nan), "samples[0]: the score and"),
+        (lambda d: d["samples"][1].update(measurements={"box_tightness_px": math.inf}), "finite"),
+        (lambda d: d["predictions"].pop("coco"), "predictions.coco must name the file"),
+        (lambda d: d["predictions"].update(results=7), "predictions.results must name the file"),
+        (lambda d: d["predictions"].update(min_score="abc"), "min_score must be a number"),
+        (lambda d: d.update(samples=[None]), "samples must be a list"),
+        (lambda d: d["predictions"].update(results="."), "is a folder"),
+    ],
+)
+def test_a_damaged_report_is_refused_and_nothing_written(
+    folder: Path, change: Any, words: str
+) -> None:
+    """A report's fields are checked before anything is written: a NaN score used to reach the
+    database (as null) and break every later enqueue of it; missing or mistyped fields were
+    tracebacks."""
+    report = _judged(folder)
+    document = json.loads(report.read_text())
+    change(document)
+    report.write_text(json.dumps(document))
+    done = _enqueue(folder, report)
+    assert done.exit_code == 2 and words in done.output, done.output
+    assert _counts(folder) == (0, 0)
+    assert _enqueue(folder, _judged(folder)).exit_code == 0  # the database is still usable
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nested"),
+        (b'{"predictions": {"coco": ' + b"9" * 5000 + b"}}", "digits"),
+        (None, "is a folder"),
+    ],
+)
+def test_a_report_that_is_not_json_is_refused(folder: Path, content: Any, words: str) -> None:
+    report = folder / "report.json"
+    if content is None:
+        report.mkdir()
+    else:
+        report.write_bytes(content)
+    done = _enqueue(folder, report)
+    assert done.exit_code == 2 and words in done.output, done.output
+
+
+def test_a_sample_whose_report_is_not_finite_is_never_stored(tmp_path: Path) -> None:
+    """The store's own guard, for any path to it: JSON would keep NaN as null, which no sample
+    reads back from."""
+    sample = text_sample(0)
+    broken = sample.model_copy(
+        update={"report": sample.report.model_copy(update={"score": math.nan})}
+    )
+    with Store(f"sqlite:///{tmp_path / 'x.db'}") as store:
+        with pytest.raises(InputError, match="not finite"):
+            store.upsert_samples([broken])
+        store.upsert_samples([sample])  # the rest of the store works on
+        assert [s.id for s in store.iter_samples(sample.spec.batch_id, "text")] == [sample.id]

@@ -15,12 +15,12 @@ can queue the ones the rubric doubts and order them by value.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
 from synthgate.errors import InputError
-from synthgate.files import json_text, parse_json
+from synthgate.files import json_text, parse_json, readable_file
 from synthgate.formats.coco import read_coco
 from synthgate.masks import finite_number, rle_area, segmentation_to_rle
 from synthgate.validators.validate import ValidationResult, validate_file
@@ -42,11 +42,7 @@ def is_results_file(path: Path) -> bool:
 
 def read_results(path: Path, *, coco: dict[str, Any], coco_name: str) -> list[dict[str, Any]]:
     """The rows of a COCO results file, each checked against the COCO file it predicts on."""
-    try:
-        text = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found; pass a COCO results file") from None
-    rows = parse_json(text, source=path)
+    rows = parse_json(readable_file(path, "COCO results file").read_bytes(), source=path)
     if not isinstance(rows, list):
         raise InputError(
             f"{path}: a COCO results file is a JSON list of predictions (got "
@@ -64,12 +60,12 @@ def read_results(path: Path, *, coco: dict[str, Any], coco_name: str) -> list[di
                 f"{where}: missing {', '.join(missing)}; a prediction is "
                 '{"image_id", "category_id", "bbox": [x, y, w, h], "score"}'
             )
-        if row["image_id"] not in images:
+        if not _known(row["image_id"], images):
             raise InputError(
                 f"{where}: image_id {row['image_id']!r} is not an image of {coco_name}; "
                 "pass the COCO file the predictions were made on"
             )
-        if row["category_id"] not in categories:
+        if not _known(row["category_id"], categories):
             raise InputError(
                 f"{where}: category_id {row['category_id']!r} is not a category of {coco_name}"
             )
@@ -79,6 +75,11 @@ def read_results(path: Path, *, coco: dict[str, Any], coco_name: str) -> list[di
         if not finite_number(row["score"]):
             raise InputError(f"{where}: score must be a number (got {row['score']!r})")
     return rows
+
+
+def _known(value: Any, ids: set[Any]) -> bool:
+    """`value in ids`, False for a value no id can be (a list or an object: unhashable)."""
+    return isinstance(value, Hashable) and value in ids
 
 
 def predictions_coco(
