@@ -298,9 +298,9 @@ def write_atomic(path: Path | str, content: str | bytes, *, field: str = "out") 
     removed and the error names the field (parameter or option) the path came from.
     """
     path = Path(path)
-    if path.is_dir():
-        raise InputError(field=field, value=path, problem="is a folder; give a file name")
-    try:
+    try:  # is_dir too raises for a name no file system takes (a component over 255 bytes)
+        if path.is_dir():
+            raise InputError(field=field, value=path, problem="is a folder; give a file name")
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, partial = tempfile.mkstemp(
             prefix=f".{path.name}.", suffix=".partial", dir=path.parent

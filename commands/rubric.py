@@ -38,7 +38,7 @@ def calibrate(
     holdout: float = typer.Option(
         0.3, "--holdout", help="Share of reviewed samples held out to compare before and after."
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the fitted / held-out split."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the fitted / held-out split."),
     min_verdicts: int = typer.Option(
         30, "--min-verdicts", min=1, help="Fitted samples a check needs to be refit."
     ),

@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 
 from synthgate.errors import InputError
+from synthgate.files import is_file
 from synthgate.settings import Settings
 from synthgate.storage.store import Store, sqlite_url
 
@@ -81,13 +82,20 @@ def open_store(url: str, *, must_exist: bool = False) -> Store:
     if "\x00" in url:
         raise InputError(field="db", value=repr(shown), problem="contains a NUL byte")
     path = sqlite_file(url)
-    if must_exist and path is not None and not path.is_file():
+    if must_exist and path is not None and not is_file(path):
         raise InputError(
             f"no database at {path}; check --db (or --run): it must name a database that a "
             "run or batch wrote"
         )
     try:
         return Store(url)
+    except ModuleNotFoundError as error:  # a known dialect whose driver is not installed
+        raise InputError(
+            field="db",
+            value=repr(shown),
+            problem=f"its database driver is not installed (no module {error.name!r}); install "
+            f"it, or give a URL like {URL_FORMS}",
+        ) from None
     except ArgumentError:  # includes NoSuchModuleError: an unknown dialect
         raise InputError(
             field="db", value=repr(shown), problem=f"not a database URL; give one like {URL_FORMS}"

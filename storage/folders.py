@@ -21,6 +21,29 @@ from pathlib import Path
 
 from synthgate.errors import InputError
 
+# Bytes a file system takes in one name (ext4, APFS, NTFS: 255), and the most synthgate adds to
+# an output's name for the temporary file or folder it writes beside it (".NAME.previous",
+# mkstemp's ".NAME.XXXXXXXX.partial").
+NAME_MAX = 255
+TEMPORARY_AFFIXES = 24
+
+
+def check_usable(path: Path, *, field: str = "out") -> None:
+    """Refuse an output path no file system takes: a NUL byte, or a name longer than NAME_MAX
+    bytes (the last one with room for its temporary name beside it)."""
+    if "\x00" in str(path):
+        raise InputError(field=field, value=repr(str(path)), problem="contains a NUL byte")
+    for part in path.parts:
+        room = NAME_MAX - (TEMPORARY_AFFIXES if part == path.name else 0)
+        if len(os.fsencode(part)) > room:
+            raise InputError(
+                field=field,
+                value=str(path) if len(str(path)) <= 80 else f"{str(path)[:80]}...",
+                problem=f"holds a name of {len(os.fsencode(part))} bytes; a file system takes "
+                f"{NAME_MAX} (synthgate needs {TEMPORARY_AFFIXES} of them for the temporary "
+                "name beside an output): choose a shorter name",
+            )
+
 
 def check_out(
     out: Path, *, marker: str = "manifest.json", what: str = "run", databases: str = "synthgate.db"
@@ -28,6 +51,7 @@ def check_out(
     """Refuse a target `out` that is a file or a symlink, a folder that is not a synthgate
     `what` (no `marker` file), or one whose databases (`databases`, a glob) hold human
     decisions. Run it before any work starts."""
+    check_usable(out)
     previous = out.with_name(f".{out.name}.previous")
     if previous.is_dir() and not out.exists():
         # A publish stopped between its two renames: that folder is the only copy of `out`.
@@ -114,6 +138,7 @@ def check_out_file(path: Path, *, field: str = "out") -> None:
     synthgate.db holds its samples and the human review decisions) or one of the files a folder
     synthgate wrote is made of (a run, a balance or merge output, an export: replacing one
     breaks it). A new file, or any other, passes. Run it before any work starts."""
+    check_usable(path, field=field)
     if path.is_dir():
         raise InputError(field=field, value=path, problem="is a folder; give a file name")
     if not path.is_file():

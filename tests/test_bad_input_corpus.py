@@ -513,6 +513,12 @@ OTHER_CLI: list[tuple[str, Callable[[Path, dict[str, Path]], list[str]], list[st
     ("balance jsonl lone surrogate", lambda t, w: ["balance", "--jsonl", _write(t / "x.jsonl", '{"text": "a b", "label": "x\\udc00"}\n'), "--out", str(t / "out")], ["line 1", "surrogate"]),
     ("export --skip-invalid category id a dict", lambda t, w: ["export", _coco_with(t, w, lambda d: d["categories"][0].update(id={"size": [1]})), "--format", "yolo", "--out", str(t / "out"), "--images", str(w["images"]), "--skip-invalid"], ["id must be an integer"]),
     ("balance --skip-invalid category id a list", lambda t, w: ["balance", "--coco", _coco_with(t, w, lambda d: d["categories"][0].update(id=[0, 0])), "--images", str(w["images"]), "--out", str(t / "out"), "--skip-invalid"], ["id must be an integer"]),
+    ("users db mysql without its driver", lambda t, w: ["users", "list", "--db", "mysql://u@localhost/db"], ["--db", "driver is not installed"]),
+    ("review stats db name too long", lambda t, w: ["review", "stats", "--db", f"sqlite:///{t}/{'x' * 300}.db"], ["no database at"]),
+    ("rubric calibrate negative seed", lambda t, w: ["rubric", "calibrate", "--run", str(w["run"]), "--seed", "-1", "--out", str(t / "c.yaml")], ["--seed"]),
+    ("validate --json name too long", lambda t, w: ["validate", str(w["coco"]), "--json", str(t / ("o" * 300 + ".json"))], ["--json", "bytes", "shorter name"]),
+    ("export --out name too long", lambda t, w: ["export", str(w["coco"]), "--format", "yolo", "--images", str(w["images"]), "--out", str(t / ("o" * 240))], ["--out", "bytes", "shorter name"]),
+    ("run --out name too long", lambda t, w: ["run", _write(t / "c.yaml", CONFIG_ROOT + "image: {count: 1}\n"), "--out", str(t / ("o" * 300))], ["--out", "bytes", "shorter name"]),
     ("merge deep jsonl", lambda t, w: ["merge", "--real", _write(t / "x.jsonl", "[" * 100_000 + "]" * 100_000 + "\n"), "--synthetic", str(w["run"]), "--out", str(t / "out.jsonl")], ["nested", "JSON", "line"]),
 ]  # fmt: skip
 

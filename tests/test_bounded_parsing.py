@@ -22,6 +22,7 @@ from synthgate.files import (
     nesting_depth,
     parse_json,
     parse_yaml,
+    write_atomic,
 )
 from synthgate.settings import Settings
 
@@ -209,3 +210,11 @@ def test_requester_limits_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("SYNTHGATE_MAX_SAMPLES_PER_HOUR", "99")
     limits = Settings().limits()
     assert limits.objects_per_image == 7 and limits.samples_per_hour == 99
+
+
+def test_write_atomic_names_a_path_no_file_system_takes(tmp_path: Path) -> None:
+    """A name over 255 bytes (an -o a user typed) is an InputError naming the option, and
+    nothing is left beside it."""
+    with pytest.raises(InputError, match=r"^out=.*: cannot write there \(File name too long\)"):
+        write_atomic(tmp_path / ("o" * 300 + ".yaml"), "x", field="out")
+    assert list(tmp_path.iterdir()) == []
