@@ -48,18 +48,32 @@ DEEP_FIX = "no config is that deep"
 LIBYAML_TOO_DEEP = "exceeded maximum nesting depth"  # libyaml's own bound, 1,000 levels
 
 
+def path_problem(path: Path | str) -> str | None:
+    """Why no file system takes `path` as a name (a NUL byte, a name over 255 bytes, a folder
+    that cannot be searched); None when one can, whether or not the file is there."""
+    text = str(path)
+    if "\x00" in text:
+        return "it contains a NUL byte"
+    try:
+        os.stat(text)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as error:
+        return error.strerror or str(error)
+    except ValueError as error:  # a lone surrogate: no file name encodes it
+        return str(error)
+    return None
+
+
 def readable_file(path: Path, what: str) -> Path:
     """`path`, when it names a file; else an InputError saying what is wrong with it (a folder,
     missing, a NUL byte or a name too long: never the OSError a read would raise)."""
-    try:
-        if "\x00" in str(path):
-            raise ValueError("it contains a NUL byte")
-        folder, found = path.is_dir(), path.is_file()
-    except (OSError, ValueError) as error:  # a NUL byte, a name too long for the file system
-        raise InputError(f"{str(path)[:200]!r}: not a usable path ({error})") from None
-    if folder:
+    problem = path_problem(path)
+    if problem is not None:
+        raise InputError(f"{str(path)[:200]!r}: not a usable path ({problem})")
+    if path.is_dir():
         raise InputError(f"{path}: is a folder; pass the {what} file itself")
-    if not found:
+    if not path.is_file():
         raise InputError(f"{path}: {what} not found; check the path")
     return path
 

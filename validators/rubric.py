@@ -7,7 +7,8 @@ re-annotation. A criterion's level is the worst level of its measurements (5 whe
 measured: missing inputs are not failures); the score is the severity-weighted mean of the
 criterion levels. validators/measure.py applies it to samples; routing is validators/routing.py.
 
-Everything a rubric file can get wrong is an `InputError` naming the file, the field and the fix.
+Everything a rubric file can get wrong is an `InputError` naming the file, the field and the fix,
+check params included: each takes what `PARAM_RULES` says, else a value like its default.
 `rubric_yaml(rubric, header=...)` writes a rubric back as YAML (a calibrated one, review/), with
 a comment header; `load_rubric` reads it back to the same `Rubric`.
 """
@@ -15,7 +16,9 @@ a comment header; `load_rubric` reads it back to the same `Rubric`.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+import math
+import re
+from collections.abc import Callable, Mapping
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
@@ -25,7 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from synthgate.errors import InputError
-from synthgate.files import load_yaml
+from synthgate.files import load_yaml, path_problem
 from synthgate.samples import CRITERIA, Finding, Level
 from synthgate.validators.checks import CHECKS
 from synthgate.validators.checks.base import (
@@ -148,6 +151,92 @@ class Rubric(_Strict):
         return [name for name, c in self.criteria.items() if c.severity == "critical"]
 
 
+ParamRule = Callable[[Any], str | None]  # None: the value will do; else what the param takes
+
+
+def _is_number(value: Any) -> bool:
+    """An int or a float, finite: a bool is no number here, nor an int past the float range."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _number(value: Any) -> str | None:
+    return None if _is_number(value) else "a finite number"
+
+
+def _tolerance(value: Any) -> str | None:
+    return None if _is_number(value) and value >= 0 else "a finite number >= 0"
+
+
+def _count(value: Any) -> str | None:
+    whole = isinstance(value, int) and not isinstance(value, bool)
+    return None if whole and value >= 0 else "a whole number >= 0"
+
+
+def _text(value: Any) -> str | None:
+    return None if isinstance(value, str) else "a string"
+
+
+def _slot_pattern(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return "a regular expression (a string)"
+    try:
+        pattern = re.compile(value)
+    except (re.error, OverflowError, RecursionError) as error:
+        name = "re.error" if isinstance(error, re.error) else type(error).__name__
+        return f"a regular expression that compiles ({name}: {error})"
+    if pattern.match("") is not None:  # findall would count a slot between every two characters
+        return "a regular expression that matches no empty text"
+    return None
+
+
+def _folder_or_null(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():  # Path("") is the working directory
+        return "a folder of images (a path) or null"
+    problem = path_problem(value)
+    return None if problem is None else f"a folder of images (a path) or null ({problem})"
+
+
+# What a param takes where its default cannot say: an int default is a count or a pixel level,
+# a str default free text or a pattern, a None default anything. Every other param takes a value
+# like its default: a finite number for a number, a string for a string.
+PARAM_RULES: dict[str, ParamRule] = {
+    "max_chars": _count,
+    "min_edge_px": _count,
+    "colour_tolerance": _tolerance,
+    "slot_pattern": _slot_pattern,
+    "reference_images": _folder_or_null,
+}
+
+
+def param_rule(name: str, default: Any) -> ParamRule:
+    """What a check param takes: its entry in `PARAM_RULES`, else a value like its default."""
+    if name in PARAM_RULES:
+        return PARAM_RULES[name]
+    if _is_number(default):
+        return _number
+    if isinstance(default, str):
+        return _text
+    raise TypeError(f"param {name!r} (default {default!r}): say in PARAM_RULES what it takes")
+
+
+def _shown(value: Any) -> str:
+    """A value as a YAML file spells it, for messages: null, true, 'text', 2000."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str) and value.isprintable():  # YAML's single quotes: no escapes
+        return "'" + value.replace("'", "''") + "'"
+    return repr(value)
+
+
 def _check_errors(rubric: Rubric) -> list[str]:
     """What the registry knows that pydantic cannot: names, placement, params, measures."""
     errors: list[str] = []
@@ -175,6 +264,16 @@ def _check_errors(rubric: Rubric) -> list[str]:
             for key in sorted(set(spec.params) - set(check.defaults)):
                 allowed = list(check.defaults) or "none"
                 errors.append(f"{at}.params.{key}: unknown param; {spec.check} takes {allowed}")
+            for key, value in spec.params.items():
+                if key not in check.defaults:
+                    continue
+                default = check.defaults[key]
+                needs = param_rule(key, default)(value)
+                if needs is not None:
+                    errors.append(
+                        f"{at}.params.{key}: {spec.check} takes {needs} (got {_shown(value)}); "
+                        f"give one, or leave the param out for the default {_shown(default)}"
+                    )
             if not spec.thresholds:
                 errors.append(
                     f"{at}.thresholds: give gold/acceptable for one of {list(check.measures)}"
@@ -225,16 +324,16 @@ def parse_rubric(data: Any, *, source: Path | str) -> Rubric:
 
 def rubric_path(name_or_path: str | Path) -> Path:
     """A rubric file: a path as given, or the name of one shipped in configs/rubrics/."""
-    path = Path(name_or_path)
-    if path.is_file():
-        return path
-    shipped = RUBRICS_DIR / f"{name_or_path}.yaml"
-    if shipped.is_file():
-        return shipped
+    given = str(name_or_path)
     names = sorted(p.stem for p in RUBRICS_DIR.glob("*.yaml"))
-    raise InputError(
-        f"rubric {str(name_or_path)!r}: no such file; pass a rubric YAML or one of {names}"
-    )
+    problem = path_problem(given)
+    if problem is None:
+        if Path(given).is_file():
+            return Path(name_or_path)
+        if given in names:
+            return RUBRICS_DIR / f"{given}.yaml"
+    why = "no such file" if problem is None else f"not a usable file name ({problem})"
+    raise InputError(f"rubric {given!r}: {why}; pass a rubric YAML or one of {names}")
 
 
 def load_rubric(name_or_path: str | Path) -> Rubric:
@@ -263,7 +362,9 @@ class _RubricDumper(yaml.SafeDumper):
 
 
 def _represent_float(dumper: yaml.SafeDumper, value: float) -> yaml.Node:
-    if value.is_integer():
+    """A whole threshold as an int (3, not 3.0), while it has few digits: 1e308 stays a float
+    (as an int, 309 digits, more than a rubric file may hold: files.MAX_INT_DIGITS)."""
+    if value.is_integer() and abs(value) < 2**53:
         return dumper.represent_int(int(value))
     return dumper.represent_float(value)
 
