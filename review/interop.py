@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 from sqlalchemy import select
 
-from synthgate.errors import InputError
+from synthgate.errors import InputError, lone_surrogate_in, quoted
 from synthgate.files import too_long, write_atomic
 from synthgate.review.decision import Decision, check_decision
 from synthgate.review.items import item_number
@@ -340,13 +340,17 @@ def import_annotations(
             f"{path}: a Label Studio export is a JSON list of tasks (got a JSON "
             f"{type(tasks).__name__}); export the project as JSON from Label Studio"
         )
+    # Every task checked before any decision is recorded: a file with a bad task changes nothing
+    checked = [
+        _checked_task(task, f"{path}: task {position}", names, email_domain)
+        for position, task in enumerate(tasks)
+    ]
     result = ImportResult()
     # Every task's decisions read up front (not a query per annotation); an item's are read
     # again after this import records one on it
-    decided = _decisions_by_item(queue, [i for i in map(_task_item_id, tasks) if i is not None])
-    for position, task in enumerate(tasks):
+    decided = _decisions_by_item(queue, [i for i, _ in checked if i is not None])
+    for position, (item_id, task_annotations) in enumerate(checked):
         where = f"{path}: task {position}"
-        item_id = _task_item_id(task)
         if item_id is None:
             result.skipped.append(f"{where}: no data.item_id (not a task synthgate exported)")
             continue
@@ -355,13 +359,59 @@ def import_annotations(
         except InputError as error:
             result.skipped.append(f"{where}: {error}")
             continue
-        for annotation in task.get("annotations") or []:
-            who = _annotator(annotation.get("completed_by"), names)
-            if who is not None and email_domain and who.endswith(f"@{email_domain}"):
-                who = who.removesuffix(f"@{email_domain}")
-            where_item = f"{where} (item {item_id})"
+        where_item = f"{where} (item {item_id})"
+        for annotation, who in task_annotations:
             _import_one(queue, item_id, shown, annotation, who, where_item, result, decided)
     return result
+
+
+def _checked_task(
+    task: Any, where: str, names: dict[str, str], email_domain: str | None
+) -> tuple[int | None, list[tuple[dict[str, Any], str | None]]]:
+    """A task's item id (None: not a task synthgate exported, skipped unread) and its
+    annotations, each with its annotator (`_annotator`, NAME@DOMAIN as NAME). An InputError
+    when the annotations are no list of objects, or name an annotator no database can hold."""
+    item_id = _task_item_id(task)
+    if item_id is None:
+        return None, []
+    where = f"{where} (item {item_id})"
+    task_annotations = task.get("annotations")
+    if task_annotations is None:
+        return item_id, []
+    if not isinstance(task_annotations, list):
+        raise InputError(
+            f"{where}: annotations must be a list of annotations (got {quoted(task_annotations)}); "
+            "export the project as JSON from Label Studio"
+        )
+    checked = []
+    for index, annotation in enumerate(task_annotations):
+        if not isinstance(annotation, dict):
+            raise InputError(
+                f"{where}: annotations[{index}] must be an annotation object (got "
+                f"{quoted(annotation)}); export the project as JSON from Label Studio"
+            )
+        who = _annotator(annotation.get("completed_by"), names)
+        if who is not None:
+            _check_name(who, f"{where}: annotations[{index}].completed_by")
+            if email_domain and who.endswith(f"@{email_domain}"):
+                who = who.removesuffix(f"@{email_domain}")
+        checked.append((annotation, who))
+    return item_id, checked
+
+
+def _check_name(who: str, where: str) -> None:
+    """An annotator's name must be one a database can hold: valid JSON may still carry a lone
+    surrogate (no character: no UTF-8 text can keep it) or a NUL (PostgreSQL's text takes none)."""
+    if lone_surrogate_in(who) is not None:
+        raise InputError(
+            f"{where} names the annotator {quoted(who)}, which holds a lone surrogate (an "
+            "unpaired \\ud800-\\udfff escape) and so is no name; fix or drop the escape"
+        )
+    if not who.isprintable():
+        raise InputError(
+            f"{where} names the annotator {quoted(who)}, which holds a control character (NUL, "
+            "a tab, a line break ...) no name has; fix the name in the export"
+        )
 
 
 def _task_item_id(task: Any) -> int | None:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from synthgate.errors import InputError
+from synthgate.errors import InputError, quoted
 from synthgate.formats.xml_text import UNFIT_FOR_XML, unfit_for_xml
 from synthgate.masks import decode_mask, segmentation_to_rle
 from synthgate.review.queue import Decision
@@ -200,16 +200,20 @@ def result_decision(result: list[dict[str, Any]], shown: Sample, *, where: str) 
         return _result_decision(result, shown, where)
     except InputError:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
-        # a hand-edited or foreign export: say where, not a traceback
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
+        # a hand-edited or foreign export: say where, not a traceback (OverflowError: a
+        # coordinate given as an integer too large for any float)
         raise InputError(
             f"{where}: malformed annotation result ({type(error).__name__}: {error})"
         ) from None
 
 
 def _result_decision(result: list[dict[str, Any]], shown: Sample, where: str) -> Decision:
+    if not isinstance(result, list):
+        raise InputError(f"{where}: result must be a list of regions (got {quoted(result)})")
     verdict, levels, comment, regions = None, {}, "", []
-    for region in result:
+    for index, region in enumerate(result):
+        _check_region(region, f"{where}: result[{index}]")
         kind, value = region.get("type"), region.get("value") or {}
         name = region.get("from_name")
         if kind == "choices" and name == "verdict":
@@ -235,6 +239,20 @@ def _result_decision(result: list[dict[str, Any]], shown: Sample, where: str) ->
         return Decision.model_validate(fields)
     except ValueError as error:
         raise InputError(f"{where}: not a valid decision ({error})") from None
+
+
+def _check_region(region: Any, where: str) -> None:
+    """A result entry is an object; its `type` and `from_name` are strings and its `value` an
+    object, where given (a relation between regions has neither from_name nor value). Checked
+    for every entry, read or not: `canonical` compares them all with a recorded decision."""
+    if not isinstance(region, dict):
+        raise InputError(f"{where} must be an object (got {quoted(region)})")
+    for key in ("type", "from_name"):
+        if region.get(key) is not None and not isinstance(region[key], str):
+            raise InputError(f"{where}.{key} must be a string (got {quoted(region[key])})")
+    value = region.get("value")
+    if value is not None and not isinstance(value, dict):
+        raise InputError(f"{where}.value must be an object (got {quoted(value)})")
 
 
 def _single(values: Any, where: str, name: str) -> str:
@@ -286,11 +304,24 @@ def _object_from_polygon(
 def _span_of(region: dict[str, Any], shown: Sample, where: str) -> Span:
     value = region["value"]
     label = _single(value.get("labels"), where, "span label")
-    start, end = int(value["start"]), int(value["end"])
+    start, end = _offset(value, "start", where), _offset(value, "end", where)
     original = _original(region, shown.spans, "s")
     if original is not None and (original.start, original.end) == (start, end):
         return original.model_copy(update={"label": label})
     return Span(start=start, end=end, label=label, value=(shown.text or "")[start:end])
+
+
+def _offset(value: dict[str, Any], key: str, where: str) -> int:
+    """A span's character offset: a whole number (Label Studio writes ints; 4.0 reads as 4)."""
+    offset = value[key]
+    if isinstance(offset, float) and offset.is_integer():
+        offset = int(offset)
+    if isinstance(offset, bool) or not isinstance(offset, int):
+        raise InputError(
+            f"{where}: span value.{key} must be a character offset, a whole number "
+            f"(got {quoted(offset)})"
+        )
+    return offset
 
 
 def _original(region: dict[str, Any], labels: list[Any], prefix: str) -> Any:
@@ -323,7 +354,10 @@ def _close(a: float, b: float) -> bool:
 
 
 def canonical(result: list[dict[str, Any]]) -> list[tuple]:
-    """A result reduced to what a decision means, floats rounded: to compare two results."""
+    """A result reduced to what a decision means, floats rounded: to compare two results.
+
+    Any result `result_decision` reads: an entry may lack from_name (a relation does) and hold
+    values of any kind, so each part is compared as its repr (None and strings do not sort)."""
     out = []
     for region in result:
         value = region.get("value") or {}
@@ -331,8 +365,19 @@ def canonical(result: list[dict[str, Any]]) -> list[tuple]:
         for key, v in sorted(value.items()):
             if isinstance(v, float):
                 v = round(v, 6)
-            elif key == "points":
-                v = [[round(float(c), 6) for c in p] for p in v]
+            elif key == "points" and isinstance(v, list):
+                v = [[_rounded(c) for c in p] if isinstance(p, list) else p for p in v]
             items.append((key, repr(v)))
-        out.append((region.get("from_name"), region.get("type"), tuple(items)))
+        out.append((repr(region.get("from_name")), repr(region.get("type")), tuple(items)))
     return sorted(out)
+
+
+def _rounded(coordinate: Any) -> Any:
+    """A polygon coordinate rounded to 6 places as a float (Label Studio may write 10 for
+    10.0); anything else, an integer too large for a float too, as it is."""
+    if isinstance(coordinate, bool) or not isinstance(coordinate, int | float):
+        return coordinate
+    try:
+        return round(float(coordinate), 6)
+    except OverflowError:
+        return coordinate
