@@ -14,7 +14,6 @@ service puts on each requester; process settings (env `SYNTHGATE_*`) are in sett
 from __future__ import annotations
 
 import datetime as dt
-import reprlib
 import string
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,7 +33,7 @@ from pydantic import (
     model_validator,
 )
 
-from synthgate.errors import InputError
+from synthgate.errors import InputError, quoted
 from synthgate.files import load_yaml
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -472,16 +471,9 @@ def _format_validation_error(path: Path, error: ValidationError) -> str:
         elif item["type"] == "missing":
             lines.append(f"{path}: {where} is required")
         else:
-            got = _SHORT.repr(item.get("input"))
+            got = quoted(item.get("input"))
             lines.append(f"{path}: {where}: {item['msg']} (got {got})")
     return "\n".join(lines)
-
-
-# A value quoted in an error message: short, whatever its size (reprlib never walks it all).
-_SHORT = reprlib.Repr()
-_SHORT.maxstring = _SHORT.maxother = 80
-_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = 6
-_SHORT.maxlevel = 3
 
 
 def _is_union_tag(part: Any) -> bool:

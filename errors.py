@@ -13,6 +13,8 @@ answers 4xx.
 
 from __future__ import annotations
 
+import reprlib
+from collections.abc import Callable
 from typing import Any
 
 _UNSET: Any = object()
@@ -57,15 +59,11 @@ def printable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def lone_surrogate_in(value: Any, where: str = "") -> tuple[str, str] | None:
-    """(where, string) of the first string in `value` (dicts, lists, tuples; keys too) holding a
-    lone surrogate, `where` written like `objects[0].category`; None when there is none."""
+def string_in(value: Any, holds: Callable[[str], bool], where: str = "") -> tuple[str, str] | None:
+    """(where, string) of the first string in `value` (dicts, lists, tuples; keys too) that
+    `holds`, `where` written like `objects[0].category`; None when there is none."""
     if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return where or "a string", value
-        return None
+        return (where or "a string", value) if holds(value) else None
     if isinstance(value, dict):
         pairs: Any = value.items()
     elif isinstance(value, list | tuple):
@@ -75,10 +73,23 @@ def lone_surrogate_in(value: Any, where: str = "") -> tuple[str, str] | None:
     for key, item in pairs:
         step = f"{where}.{key}".lstrip(".") if isinstance(key, str) else f"{where}[{key}]"
         key_of = f"a key of {where}" if where else "a key"
-        found = lone_surrogate_in(key, key_of) or lone_surrogate_in(item, step)
+        found = string_in(key, holds, key_of) or string_in(item, holds, step)
         if found is not None:
             return found
     return None
+
+
+def _unencodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def lone_surrogate_in(value: Any, where: str = "") -> tuple[str, str] | None:
+    """`string_in` for a string holding a lone surrogate."""
+    return string_in(value, _unencodable, where)
 
 
 def lone_surrogate(error: UnicodeEncodeError) -> str | None:
@@ -91,3 +102,16 @@ def lone_surrogate(error: UnicodeEncodeError) -> str | None:
         f"the input holds a lone surrogate (an unpaired \\ud800-\\udfff escape, which is no "
         f'character) near "{near}": fix or drop the escape'
     )
+
+
+# A value quoted in an error message: short, whatever its size (reprlib never walks it all).
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 80
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = 6
+_SHORT.maxlevel = 3
+
+
+def quoted(value: Any) -> str:
+    """`value` as an error message quotes it (a user's file may hold anything): its repr, cut
+    short whatever its size."""
+    return _SHORT.repr(value)

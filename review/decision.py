@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from synthgate.errors import InputError, lone_surrogate_in
+from synthgate.errors import InputError, lone_surrogate_in, quoted, string_in
 from synthgate.masks import rle_problem
 from synthgate.samples import CRITERIA, ObjectLabel, Sample, Span
 
@@ -61,6 +61,10 @@ def check_decision(item_id: int, shown: Sample, decision: Decision) -> None:
             f"item {item_id}: {where} {value!r} holds a lone surrogate (an unpaired "
             "\\ud800-\\udfff escape), which is no character; fix or drop the escape"
         )
+    found = string_in(decision.model_dump(), lambda text: "\x00" in text)
+    if found is not None:  # PostgreSQL's text holds no NUL
+        where, value = found
+        raise InputError(f"item {item_id}: {where} {quoted(value)} holds a NUL character; drop it")
     criteria = criteria_of(shown)
     unknown = sorted(set(decision.levels) - set(criteria))
     if unknown:

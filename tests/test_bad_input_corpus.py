@@ -181,6 +181,7 @@ def api_cases() -> list[tuple[str, str, str, Any, dict[str, str], str, list[str]
         ("fix-spans-on-image", {"verdict": "fix", "spans": [{"start": 0, "end": 2**70, "label": "X"}]}, ["spans", "objects"]),
         ("fix-objects-deep", {"verdict": "fix", "objects": json.loads("[" * 200 + "]" * 200)}, ["objects", "nested"]),
         ("extra-field", {"verdict": "accept", "admin": True}, ["admin"]),
+        ("comment-nul", ("raw", '{"verdict": "accept", "comment": "a\\u0000b"}'), ["comment", "NUL"]),
         ("comment-lone-surrogate", ("raw", '{"verdict": "accept", "comment": "a\\ud800b"}'), ["comment"]),
         ("fix-category-lone-surrogate", ("raw", '{"verdict": "fix", "objects": [{"category": "c\\udc00", "bbox": [1, 1, 5, 5], "area": 25}]}'), ["category"]),
     ]  # fmt: skip
