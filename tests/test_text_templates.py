@@ -388,6 +388,32 @@ def test_a_provider_faker_cannot_run_here_is_an_input_error(tmp_path, monkeypatc
         assert fragment in message, message
 
 
+@pytest.mark.parametrize(
+    ("template", "locale", "reference_date", "fragments"),
+    [
+        # Faker's date providers count from 1970: before it their range is empty
+        ("Founded in {DATE:year}.", "en_US", "1969-12-31", ["'year'", "1969-12-31", "ValueError"]),
+        ("Due {DATE:future_date}.", "en_US", "9999-12-31", ["'future_date'", "9999-12-31"]),
+        ("Paid to {ORG:bank}.", "de_DE", "2026-06-30", ["'bank'", "de_DE", "NotImplementedError"]),
+    ],
+)
+def test_a_provider_that_fails_for_the_locale_or_day_is_an_input_error(
+    tmp_path, template, locale, reference_date, fragments
+):
+    """The trial call runs on the config's reference_date, so a provider that fails there (or
+    for the locale) is named when the generator is built, before any sample is made."""
+    path = tmp_path / "tickets.yaml"
+    path.write_text(f"task: ner\nlabels: [DATE, ORG]\ntemplates: ['{template}']\n")
+    config = TemplateTextConfig(
+        templates=path, count=1, locales=[locale], reference_date=reference_date
+    )
+    with pytest.raises(InputError) as caught:
+        TemplateGenerator(config, categories=[])
+    message = str(caught.value)
+    for fragment in ("tickets.yaml", "templates[0]", "pick another", *fragments):
+        assert fragment in message, message
+
+
 def test_missing_file_and_unknown_locale_are_input_errors(tmp_path):
     with pytest.raises(InputError, match=r"nowhere\.yaml"):
         load_template_file(tmp_path / "nowhere.yaml")

@@ -45,7 +45,6 @@ from typing import Any, ClassVar
 
 import faker
 import numpy as np
-from faker.exceptions import BaseFakerException
 
 from synthgate.config import TemplateTextConfig
 from synthgate.errors import InputError
@@ -92,8 +91,9 @@ class TemplateGenerator:
         self._fakers: dict[str, faker.Faker] = {}
         # (locale, provider, gender) -> (bound provider method, whether it is a gendered variant)
         self._providers: dict[tuple[str, str, str | None], tuple[Callable[[], Any], bool]] = {}
-        for locale in config.locales:
-            self._faker_for(locale)
+        with pinned_clock(config.reference_date):  # each provider's trial call sees that day
+            for locale in config.locales:
+                self._faker_for(locale)
         self.reference = reference
 
     def quota_categories(self) -> list[str | None]:
@@ -204,7 +204,14 @@ class TemplateGenerator:
         method, gendered = self._providers[(locale, slot.name, gender)]
         value = ""
         for _ in range(MAX_DRAWS):
-            value = clean_whitespace(as_text(method()) or "")
+            try:
+                drawn = method()
+            except Exception as error:  # Faker's own, on a draw the trial call did not meet
+                raise InputError(
+                    f"{self.template_file.path}: {template.where}: slot {slot.raw}: "
+                    + self._cannot_run(method, locale, error)
+                ) from None
+            value = clean_whitespace(as_text(drawn) or "")
             if has_clean_edges(value):
                 return value, gendered
         value = trim_edges(value)
@@ -214,6 +221,13 @@ class TemplateGenerator:
                 f"({locale}) gave no text after {MAX_DRAWS} draws; use another provider"
             )
         return value, gendered
+
+    def _cannot_run(self, method: Callable[[], Any], locale: str, error: Exception) -> str:
+        return (
+            f"Faker provider {method.__name__!r} fails for locale {locale} on reference_date "
+            f"{self.config.reference_date} ({type(error).__name__}: {error}); pick another "
+            "provider, locale or reference_date"
+        )
 
     def _faker_for(self, locale: str) -> faker.Faker:
         """The locale's Faker, built once; every provider the templates name is checked on it."""
@@ -270,11 +284,11 @@ class TemplateGenerator:
                     f"{method.__name__!r} cannot be called without arguments ({error}); "
                     "slots call providers without arguments, so pick another one"
                 ) from None
-            except BaseFakerException as error:  # e.g. xml without xmltodict
-                raise InputError(
-                    f"{path}: {template.where}: slot {slot.raw}: Faker provider "
-                    f"{method.__name__!r} cannot run here ({error}); pick another one"
-                ) from None
+            except Exception as error:
+                # xml without xmltodict, bank in de_DE (NotImplementedError), pytimezone without
+                # tzdata, a date provider before 1970 or near year 9999, ...
+                cannot = self._cannot_run(method, locale, error)
+                raise InputError(f"{path}: {template.where}: slot {slot.raw}: {cannot}") from None
             if as_text(result) is None:
                 raise InputError(
                     f"{path}: {template.where}: slot {slot.raw}: Faker provider "
