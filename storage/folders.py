@@ -30,9 +30,16 @@ TEMPORARY_AFFIXES = 24
 
 def check_usable(path: Path, *, field: str = "out") -> None:
     """Refuse an output path no file system takes: a NUL byte, or a name longer than NAME_MAX
-    bytes (the last one with room for its temporary name beside it)."""
+    bytes (the last one with room for its temporary name beside it); and one that ends in no
+    name (`.`, `/`, `x/..`), which has no folder to write beside."""
     if "\x00" in str(path):
         raise InputError(field=field, value=repr(str(path)), problem="contains a NUL byte")
+    if path.name in ("", ".."):  # ".", "/", "x/..": an output is written beside its name
+        raise InputError(
+            field=field,
+            value=str(path) or "''",
+            problem="names no file or folder of its own; give one (runs/my-batch, report.json)",
+        )
     for part in path.parts:
         room = NAME_MAX - (TEMPORARY_AFFIXES if part == path.name else 0)
         if len(os.fsencode(part)) > room:

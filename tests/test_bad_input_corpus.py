@@ -520,6 +520,9 @@ OTHER_CLI: list[tuple[str, Callable[[Path, dict[str, Path]], list[str]], list[st
     ("validate --json name too long", lambda t, w: ["validate", str(w["coco"]), "--json", str(t / ("o" * 300 + ".json"))], ["--json", "bytes", "shorter name"]),
     ("export --out name too long", lambda t, w: ["export", str(w["coco"]), "--format", "yolo", "--images", str(w["images"]), "--out", str(t / ("o" * 240))], ["--out", "bytes", "shorter name"]),
     ("run --out name too long", lambda t, w: ["run", _write(t / "c.yaml", CONFIG_ROOT + "image: {count: 1}\n"), "--out", str(t / ("o" * 300))], ["--out", "bytes", "shorter name"]),
+    ("run --out .", lambda t, w: ["run", _write(t / "c.yaml", CONFIG_ROOT + "image: {count: 1}\n"), "--out", "."], ["--out", "names no file or folder"]),
+    ("run --out x/..", lambda t, w: ["run", _write(t / "c.yaml", CONFIG_ROOT + "image: {count: 1}\n"), "--out", str(t / "x" / "..")], ["--out", "names no file or folder"]),
+    ("export --out /", lambda t, w: ["export", str(w["coco"]), "--format", "yolo", "--images", str(w["images"]), "--out", "/"], ["--out", "names no file or folder"]),
     ("merge deep jsonl", lambda t, w: ["merge", "--real", _write(t / "x.jsonl", "[" * 100_000 + "]" * 100_000 + "\n"), "--synthetic", str(w["run"]), "--out", str(t / "out.jsonl")], ["nested", "JSON", "line"]),
 ]  # fmt: skip
 
