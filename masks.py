@@ -116,6 +116,19 @@ def decode_mask(rle: dict[str, Any]) -> np.ndarray:
     return mask_utils.decode(as_bytes).astype(bool)
 
 
+# pycocotools' area() counts the RLEs it is given in a uint8: 256 or more at once overflow it
+# (2.0.x with numpy 2), while toBbox, merge and decode take any number.
+AREA_BATCH = 255
+
+
+def rle_areas(rles: list[dict[str, Any]]) -> np.ndarray:
+    """`mask_utils.area` of any number of compressed RLEs, in batches it can take."""
+    if len(rles) <= AREA_BATCH:
+        return mask_utils.area(rles)
+    batches = range(0, len(rles), AREA_BATCH)
+    return np.concatenate([mask_utils.area(rles[i : i + AREA_BATCH]) for i in batches])
+
+
 def rle_area(rle: dict[str, Any]) -> float:
     """Pixels of a compressed RLE mask, counted on its runs (nothing decoded)."""
     return float(mask_utils.area(_compressed(rle)))

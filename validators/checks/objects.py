@@ -24,7 +24,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from synthgate.formats.coco_annotations import ObjectColumns
-from synthgate.masks import box_edges
+from synthgate.masks import box_edges, rle_areas
 from synthgate.samples import ObjectLabel
 from synthgate.validators.checks.base import CheckInput
 from synthgate.validators.checks.duplicates import duplicates
@@ -182,7 +182,7 @@ class ObjectTable:
             found_boxes = mask_utils.toBbox(rles)
             mask_boxes[masked, :2] = found_boxes[:, :2]
             mask_boxes[masked, 2:] = found_boxes[:, :2] + found_boxes[:, 2:]
-            mask_areas[masked] = mask_utils.area(rles)
+            mask_areas[masked] = rle_areas(rles)
         ids = [annotation_id(obj) for obj in objects]
         codes: dict[str, int] = {}
         return cls._measured(
