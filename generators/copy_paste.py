@@ -73,10 +73,11 @@ def _least_overlap(
 def is_source(annotation: dict[str, Any], *, min_source_area: int) -> bool:
     """Whether an annotation can be cut out: not a crowd, with a mask big enough to see."""
     _, _, w, h = annotation["bbox"]
+    area = annotation.get("area")  # COCO files may leave it out or null: the box's then
     return (
         not annotation.get("iscrowd", 0)
         and "segmentation" in annotation
-        and float(annotation.get("area", w * h)) >= min_source_area
+        and float(w * h if area is None else area) >= min_source_area
         and min(w, h) >= 2
     )
 
@@ -236,8 +237,9 @@ class CopyPasteGenerator:
         mask = self._mask(annotation)
         x, y, w, h = (int(v) for v in tight_bbox(mask))
         if w == 0 or h == 0:  # a polygon too thin to cover a pixel: paste its box instead
-            bx, by, bw, bh = annotation["bbox"]
-            x, y = min(int(bx), source["width"] - 1), min(int(by), source["height"] - 1)
+            bx, by, bw, bh = annotation["bbox"]  # a box may reach out of its image: clamped
+            x = min(max(int(bx), 0), source["width"] - 1)
+            y = min(max(int(by), 0), source["height"] - 1)
             w, h = max(1, round(bw)), max(1, round(bh))
             mask = mask.copy()
             mask[y : y + h, x : x + w] = True

@@ -229,3 +229,32 @@ def test_a_polygon_too_thin_to_rasterise_is_pasted_as_its_box_every_time(
         _x, _y, w, h = pasted.bbox
         assert pasted.area == w * h  # the whole box
     assert not generator._mask(line).any()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"bbox": [-1000.0, 49.0, 30.0, 3.0]},  # a box reaching out of its image (to the left)
+        {"bbox": [10.0, -500.0, 30.0, 3.0]},
+        {"area": None},  # COCO lets a file leave the area null: the box's stands in
+    ],
+    ids=["box-left-of-image", "box-above-image", "area-null"],
+)
+def test_an_odd_source_annotation_is_cut_without_a_crash(
+    dataset: tuple[Path, Path], change: dict[str, Any]
+) -> None:
+    """Found by fuzzing: a too-thin polygon whose box lay left of or above its image gave a
+    0-wide cut (ZeroDivisionError); a null area a TypeError."""
+    coco, images = dataset
+    data = json.loads(coco.read_text())
+    line = {
+        "id": 999, "image_id": 101, "category_id": 3, "iscrowd": 0, "area": 90.0,
+        "segmentation": [[10.1, 10.1, 10.2, 10.1, 10.1, 10.2]],  # covers no pixel
+        "bbox": [10.0, 49.0, 30.0, 3.0], **change,
+    }  # fmt: skip
+    data["annotations"] = [a for a in data["annotations"] if a["category_id"] != 3] + [line]
+    config = CopyPasteImageConfig(count=1, coco=coco, images=images, min_pasted_size=2)
+    generator = CopyPasteGenerator(config, categories=["tri"], dataset=data)
+    [made] = generator.generate([_spec(0, "tri", instances=1)])
+    [pasted] = [o for o in made.sample.objects if o.attributes["pasted"]]
+    assert pasted.area > 0
