@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from synthgate.config import CounterfactualTextConfig
 from synthgate.errors import InputError
@@ -19,6 +22,7 @@ from synthgate.generators.text.counterfactual import (
     infer_attributes,
     rewrite,
 )
+from synthgate.generators.text.names import starts_sentence
 from synthgate.samples import SampleSpec
 
 
@@ -164,6 +168,17 @@ def test_names_are_read_with_their_context(bank: NameBank, text: str, names: lis
     found = bank.find(text)
     assert [name for _, _, name in found] == names
     assert all(text[start:end] == name for start, end, name in found)
+
+
+# what starts_sentence answers, as the search it replaced wrote it
+SENTENCE_END = re.compile(r"(^|[.!?…。！？]\s*|\n\s*)[\"'“‘(\[]*$")
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet="ab .!?…。\n\t \u3000\"'“‘([)", max_size=12), st.data())
+def test_starts_sentence_answers_as_the_search_of_the_whole_prefix(text: str, data) -> None:
+    position = data.draw(st.integers(0, len(text)))
+    assert starts_sentence(text, position) == bool(SENTENCE_END.search(text[:position]))
 
 
 def spec(index: int, label: str, **attributes: str) -> SampleSpec:

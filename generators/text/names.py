@@ -268,7 +268,26 @@ PERSON_FOLLOWERS = frozenset(
     ]
 )
 POSSESSIVE = re.compile(r"['’]s$")
-SENTENCE_END = re.compile(r"(^|[.!?…。！？]\s*|\n\s*)[\"'“‘(\[]*$")
+SENTENCE_MARKS = ".!?…。！？"
+OPENING_QUOTES = "\"'“‘(["
+
+
+def starts_sentence(text: str, position: int) -> bool:
+    """Whether the word at `position` opens a sentence: the text before it is only opening
+    quotes, or ends in a sentence mark, or in a line break, then whitespace, then opening quotes
+    (the regex `(^|[.!?…。！？]\\s*|\\n\\s*)["'“‘(\\[]*$` on it). Read back only over those
+    quotes and spaces: a search of the whole prefix per word made a row of thousands of names
+    take seconds."""
+    end = position
+    while end and text[end - 1] in OPENING_QUOTES:
+        end -= 1
+    if end == 0:
+        return True
+    spaces_end = end
+    while end and text[end - 1].isspace():
+        end -= 1
+    after_mark = end > 0 and text[end - 1] in SENTENCE_MARKS
+    return after_mark or "\n" in text[end:spaces_end]
 
 
 @dataclass
@@ -320,7 +339,7 @@ class NameBank:
                 continue
             elif _after_title(tokens, i) or _surname_follows(text, words, tokens, i, self.owner):
                 found.add(i)
-            elif not SENTENCE_END.search(text[: words[i][0]]):
+            elif not starts_sentence(text, words[i][0]):
                 found.add(i)  # capitalised inside a sentence
             else:
                 pending.append(i)
