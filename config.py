@@ -40,9 +40,11 @@ PACKAGE_ROOT = Path(__file__).resolve().parent
 MAX_SEED = 2**63 - 1  # seeds are stored as signed 64-bit integers
 REFERENCE_DATE = dt.date(2026, 6, 30)  # text templates' dates count from it (reference_date)
 MAX_COUNT = 2**31 - 1  # a sample's index is a 32-bit column (storage/tables.py)
-# Objects a generator may place on one image: each is drawn with a full-size mask, so the
-# ceiling keeps one image's memory bounded (the API's default limit is far lower).
+# Objects a generator may place on one image (the API's default limit is far lower). Each is
+# drawn with a full-size mask and its visible part copied, so with the image's size they are
+# also bounded by MAX_MASK_BYTES: 1,000 objects at 8192x8192 would need 125 GiB.
 MAX_OBJECTS = 1000
+MAX_MASK_BYTES = 4 << 30
 MAX_TEXT_CHARS = 4096  # any string of a config: names, prompts, paths (PATH_MAX on Linux)
 MAX_NAME_BYTES = 255  # one component of a path (NAME_MAX on Linux and macOS)
 # String fields that name files (Path-typed fields are checked as paths anyway).
@@ -115,6 +117,25 @@ class ProceduralImageConfig(StrictModel):
         if value[0] > value[1]:
             raise ValueError(f"[min, max] must have min <= max (got {list(value)})")
         return value
+
+    @model_validator(mode="after")
+    def _fits_in_memory(self) -> ProceduralImageConfig:
+        _masks_fit(self.size, self.objects_per_image)
+        return self
+
+
+def _masks_fit(size: tuple[int, int], objects_per_image: tuple[int, int]) -> None:
+    """Refuse a size and object count whose masks (two bytes a pixel an object: the mask and
+    its visible part) would pass MAX_MASK_BYTES for one image."""
+    width, height = size
+    most = objects_per_image[1]
+    if 2 * most * width * height > MAX_MASK_BYTES:
+        fits = MAX_MASK_BYTES // (2 * width * height)
+        raise ValueError(
+            f"objects_per_image up to {most} at size {list(size)} would need "
+            f"{2 * most * width * height / 2**30:.0f} GiB of masks for one image (each object "
+            f"has a full-size mask); at this size use at most {fits} objects, or a smaller size"
+        )
 
 
 def _tagged_union(*models: type[StrictModel], default: str) -> Any:
@@ -274,6 +295,11 @@ class DiffusionObjectPasteConfig(_DiffusionImageConfig):
         if value[0] > value[1] or value[0] < 0:
             raise ValueError(f"[min, max] must have 0 <= min <= max (got {list(value)})")
         return value
+
+    @model_validator(mode="after")
+    def _fits_in_memory(self) -> DiffusionObjectPasteConfig:
+        _masks_fit(self.size, self.objects_per_image)
+        return self
 
 
 class DiffusionLayoutConfig(_DiffusionImageConfig):
