@@ -171,6 +171,10 @@ def add_gold(
     with user_errors():
         for verdict in expect:
             _check_choice("--expect", verdict, ["accept", "reject", "fix"])
+        if criterion is not None:
+            from synthgate.samples import CRITERIA  # pydantic's models: not at start-up
+
+            _check_choice("--criterion", criterion, list(CRITERIA))
         with open_queue(run, db) as queue:
             for sample_id in sample_ids:
                 sample = queue.store.get_sample(sample_id)

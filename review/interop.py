@@ -24,6 +24,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from string import Formatter
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -93,6 +94,7 @@ def export_tasks(
     config_path = out.with_name(out.stem + ".config.xml")
     for path in (out, config_path):  # before any work: never a database, never a run's file
         check_out_file(path)
+    check_image_url(image_url)
     if image_root is not None and not image_root.is_dir():
         raise InputError(
             field="image_root",
@@ -199,6 +201,32 @@ def _batch_categories(queue: ReviewQueue) -> list[str]:
     with queue.store.engine.connect() as connection:
         configs = connection.execute(select(batches.c.config)).scalars().all()
     return [c for config in configs for c in (config or {}).get("categories", [])]
+
+
+def check_image_url(template: str) -> None:
+    """Refuse an image URL template `_task` cannot fill: a field other than {uri} and
+    {item_id}, a positional or malformed one, or one with a format spec or conversion (a width
+    of 10**11 asks str.format for that many characters)."""
+    problem = None
+    try:
+        fields = [part[1:] for part in Formatter().parse(template) if part[1] is not None]
+    except ValueError as error:  # an unclosed or stray brace
+        problem = str(error)
+    else:
+        for name, spec, conversion in fields:
+            if name not in ("uri", "item_id"):
+                problem = f"{{{name}}} is not a field it fills"
+            elif spec or conversion:
+                problem = f"{{{name}}} takes no format spec or conversion"
+            if problem is not None:
+                break
+    if problem is not None:
+        raise InputError(
+            field="image_url",
+            value=quoted(template),
+            problem=f"{problem}; a template fills {{uri}} (the image's path) and {{item_id}}, "
+            "e.g. http://host:8081/{uri}",
+        )
 
 
 def _task(

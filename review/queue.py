@@ -46,7 +46,7 @@ from synthgate.review.items import (
     shown_sample,
 )
 from synthgate.review.stats import queue_stats
-from synthgate.samples import Sample
+from synthgate.samples import CRITERIA, Sample
 from synthgate.storage.prepared import Prepared
 from synthgate.storage.store import Store
 from synthgate.storage.tables import (
@@ -228,6 +228,12 @@ class ReviewQueue:
         """Put a gold task (a sample with a known verdict) into the gold set; returns its item."""
         if not expected:
             raise InputError("add_gold: expected must name at least one verdict")
+        if criterion is not None and criterion not in CRITERIA:
+            raise InputError(
+                field="criterion",
+                value=criterion,
+                problem=f"not a rubric criterion; use one of {', '.join(CRITERIA)}",
+            )
         return enqueue.put_gold(
             self, f"gold:{sample.id}", sample, expected, criterion, None, answer
         )

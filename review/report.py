@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from synthgate.errors import InputError
 from synthgate.review import agreement, gold
 from synthgate.samples import CRITERIA, Sample
 from synthgate.storage.store import Store
@@ -31,7 +32,13 @@ def agreement_report(
     reject_below: float | None = None,
     min_items: int = 10,
 ) -> dict[str, Any]:
-    """Every agreement table as plain data (JSON-able)."""
+    """Every agreement table as plain data (JSON-able). `accept_at`, `reject_below`: the
+    rubric's routing cut-offs (scores, 1 to 5) the suggestions are compared with."""
+    for field, cut in (("accept_at", accept_at), ("reject_below", reject_below)):
+        if cut is not None and not 1 <= cut <= 5:  # NaN too
+            raise InputError(
+                field=field, value=cut, problem="a rubric score cut-off is between 1 and 5"
+            )
     rows = _annotator_decisions(store)
     real = [r for r in rows if r["kind"] == "sample"]
     verdicts = [(r["item_id"], r["annotator"], r["verdict"]) for r in real]

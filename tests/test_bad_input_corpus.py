@@ -524,6 +524,11 @@ OTHER_CLI: list[tuple[str, Callable[[Path, dict[str, Path]], list[str]], list[st
     ("run --out .", lambda t, w: ["run", _write(t / "c.yaml", CONFIG_ROOT + "image: {count: 1}\n"), "--out", "."], ["--out", "names no file or folder"]),
     ("run --out x/..", lambda t, w: ["run", _write(t / "c.yaml", CONFIG_ROOT + "image: {count: 1}\n"), "--out", str(t / "x" / "..")], ["--out", "names no file or folder"]),
     ("export --out /", lambda t, w: ["export", str(w["coco"]), "--format", "yolo", "--images", str(w["images"]), "--out", "/"], ["--out", "names no file or folder"]),
+    ("review export --image-url unknown field", lambda t, w: ["review", "export", "--run", str(w["run"]), "--out", str(t / "e.json"), "--image-url", "{bogus}"], ["--image-url", "{bogus} is not a field"]),
+    ("review export --image-url huge width", lambda t, w: ["review", "export", "--run", str(w["run"]), "--out", str(t / "e.json"), "--image-url", "{uri:>99999999999}"], ["--image-url", "format spec"]),
+    ("review export --image-url unclosed", lambda t, w: ["review", "export", "--run", str(w["run"]), "--out", str(t / "e.json"), "--image-url", "{uri"], ["--image-url", "expected '}'"]),
+    ("review gold unknown criterion", lambda t, w: ["review", "gold", "x", "--expect", "reject", "--criterion", "fluency", "--run", str(w["run"])], ["--criterion", "fluency"]),
+    ("review agreement --accept-at nan", lambda t, w: ["review", "agreement", "--run", str(w["run"]), "--accept-at", "nan"], ["--accept-at", "between 1 and 5"]),
     ("merge deep jsonl", lambda t, w: ["merge", "--real", _write(t / "x.jsonl", "[" * 100_000 + "]" * 100_000 + "\n"), "--synthetic", str(w["run"]), "--out", str(t / "out.jsonl")], ["nested", "JSON", "line"]),
 ]  # fmt: skip
 
