@@ -106,8 +106,9 @@ def dumps(value: Any) -> str:
     return json_text(value, separators=(",", ":"))
 
 
-class _TooLarge(Exception):
-    """A YAML document over one of the parser's bounds; the message says which."""
+class _Refused(Exception):
+    """A YAML document the loader refuses (over one of its bounds, or a key given twice); the
+    message says why."""
 
     def __init__(self, problem: str, mark: Any, fix: str = "write the values out plainly") -> None:
         super().__init__(problem)
@@ -160,7 +161,7 @@ class BoundedLoader(_ComposingParser, SafeConstructor, Resolver):
         # Python refuses to read integers of more than 4300 digits with a bare ValueError; no
         # config needs more than a seed's 19
         if sum(c.isdigit() for c in str(node.value)) > MAX_INT_DIGITS:
-            raise _TooLarge(
+            raise _Refused(
                 f"an integer of more than {MAX_INT_DIGITS} digits",
                 node.start_mark,
                 "no setting takes a number that large",
@@ -172,12 +173,12 @@ class BoundedLoader(_ComposingParser, SafeConstructor, Resolver):
             event = self.peek_event()
             node = super().compose_node(parent, index)
             if id(node) not in self._sizes:
-                raise _TooLarge(f"alias *{event.anchor} refers to itself", event.start_mark)
+                raise _Refused(f"alias *{event.anchor} refers to itself", event.start_mark)
             return node
         self._depth += 1
         if self._depth > MAX_NESTING:
             mark = self.peek_event().start_mark
-            raise _TooLarge(f"nested deeper than {MAX_NESTING} levels", mark, DEEP_FIX)
+            raise _Refused(f"nested deeper than {MAX_NESTING} levels", mark, DEEP_FIX)
         try:
             node = super().compose_node(parent, index)
         finally:
@@ -187,9 +188,10 @@ class BoundedLoader(_ComposingParser, SafeConstructor, Resolver):
             children = node.value
         elif isinstance(node, yaml.MappingNode):
             children = [part for pair in node.value for part in pair]
+            _no_key_twice(node)
         size = 1 + sum(self._sizes.get(id(child), 1) for child in children)
         if size > MAX_YAML_NODES:
-            raise _TooLarge(
+            raise _Refused(
                 f"more than {MAX_YAML_NODES} values once its aliases are expanded", node.start_mark
             )
         self._sizes[id(node)] = size
@@ -197,6 +199,21 @@ class BoundedLoader(_ComposingParser, SafeConstructor, Resolver):
 
 
 BoundedLoader.add_constructor("tag:yaml.org,2002:int", BoundedLoader.construct_yaml_int)
+
+
+def _no_key_twice(node: yaml.MappingNode) -> None:
+    """YAML keys are unique: PyYAML would keep the last of two `seed:` lines silently."""
+    seen: set[tuple[str, str]] = set()
+    for key, _ in node.value:
+        if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+            continue
+        if (key.tag, key.value) in seen:
+            raise _Refused(
+                f"key {key.value!r} is given twice in one mapping",
+                key.start_mark,
+                "keep one of them (YAML keeps no second value: the last one would win)",
+            )
+        seen.add((key.tag, key.value))
 
 
 def parse_yaml(text: str, *, source: Path | str) -> Any:
@@ -215,15 +232,15 @@ def parse_yaml(text: str, *, source: Path | str) -> Any:
             raise
         # libyaml's scanner looks ahead past the composer's bound in a flow collection: the
         # mark is where it stopped, inside the collection that nests too deep
-        bound = _TooLarge(f"nested deeper than {MAX_NESTING} levels", error.problem_mark, DEEP_FIX)
+        bound = _Refused(f"nested deeper than {MAX_NESTING} levels", error.problem_mark, DEEP_FIX)
         raise InputError(_bound_message(source, bound)) from None
-    except _TooLarge as error:
+    except _Refused as error:
         raise InputError(_bound_message(source, error)) from None
     finally:
         loader.dispose()
 
 
-def _bound_message(source: Path | str, error: _TooLarge) -> str:
+def _bound_message(source: Path | str, error: _Refused) -> str:
     where = f" at line {error.mark.line + 1}, column {error.mark.column + 1}" if error.mark else ""
     return f"{source}: YAML{where}: {error.problem}; {error.fix}"
 

@@ -407,6 +407,7 @@ CONFIGS: list[tuple[str, str | bytes, list[str]]] = [
     ("long-templates", f"name: t\ntext: {{count: 1, templates: {'t/' * 2500}x.yaml}}\n", ["text.templates"]),
     ("long-component-templates", f"name: t\ntext: {{count: 1, templates: {'t' * 300}.yaml}}\n", ["text.templates"]),
     ("billion-objects", CONFIG_ROOT + "image: {count: 1, objects_per_image: [1000000000, 1000000000]}\n", ["objects_per_image"]),
+    ("duplicate-key", CONFIG_ROOT + "seed: 1\nseed: 999\nimage: {count: 1}\n", ["line 4", "'seed' is given twice"]),
     ("masks-beyond-memory", CONFIG_ROOT + "image: {count: 1, size: [8192, 8192], objects_per_image: [1000, 1000]}\n", ["objects_per_image", "GiB of masks", "at most 32"]),
     ("count-2^63", CONFIG_ROOT + f"image: {{count: {2**63}}}\n", ["image.count"]),
     ("seed-2^64", CONFIG_ROOT + f"seed: {2**64}\nimage: {{count: 1}}\n", ["seed"]),
