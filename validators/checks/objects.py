@@ -178,7 +178,7 @@ class ObjectTable:
         mask_boxes = np.full((count, 4), np.nan)
         mask_areas = np.full(count, np.nan)
         if masked:
-            rles = [objects[i].mask for i in masked]
+            rles = [mask for i in masked if (mask := objects[i].mask) is not None]  # each one
             found_boxes = mask_utils.toBbox(rles)
             mask_boxes[masked, :2] = found_boxes[:, :2]
             mask_boxes[masked, 2:] = found_boxes[:, :2] + found_boxes[:, 2:]
