@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,8 @@ class BoundedLoader(_ComposingParser, SafeConstructor, Resolver):
         self._sizes: dict[int, int] = {}  # id(node) -> nodes it stands for, aliases expanded
 
     def construct_yaml_int(self, node: Any) -> int:
+        if ":" in str(node.value):
+            raise _sexagesimal(node, f"the number {super().construct_yaml_int(node)}")
         # Python refuses to read integers of more than 4300 digits with a bare ValueError; no
         # config needs more than a seed's 19
         if sum(c.isdigit() for c in str(node.value)) > MAX_INT_DIGITS:
@@ -167,6 +170,11 @@ class BoundedLoader(_ComposingParser, SafeConstructor, Resolver):
                 "no setting takes a number that large",
             )
         return int(super().construct_yaml_int(node))
+
+    def construct_yaml_float(self, node: Any) -> float:
+        if ":" in str(node.value):
+            raise _sexagesimal(node, f"the number {super().construct_yaml_float(node)}")
+        return float(super().construct_yaml_float(node))
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
@@ -199,6 +207,17 @@ class BoundedLoader(_ComposingParser, SafeConstructor, Resolver):
 
 
 BoundedLoader.add_constructor("tag:yaml.org,2002:int", BoundedLoader.construct_yaml_int)
+BoundedLoader.add_constructor("tag:yaml.org,2002:float", BoundedLoader.construct_yaml_float)
+
+
+def _sexagesimal(node: Any, read_as: str) -> _Refused:
+    """YAML 1.1 (PyYAML) reads 190:20:30 as base 60 (for times): nobody writes a count or a
+    size that way, and YAML 1.2 reads it as text, so it is refused."""
+    return _Refused(
+        f"{node.value} reads as {read_as} (YAML 1.1's base 60)",
+        node.start_mark,
+        "write the number itself, or quote the value if it is text",
+    )
 
 
 def _no_key_twice(node: yaml.MappingNode) -> None:
@@ -322,6 +341,20 @@ def _found(text: str, mark: Any) -> str:
     return " (a tab: YAML indents with spaces)" if found == "\t" else f" (found {found!r})"
 
 
+def special_file(path: Path) -> str | None:
+    """What `path` is when it is there as neither a regular file nor a folder (a device such as
+    /dev/null, a FIFO, a socket): an output renamed onto it would destroy it. None otherwise."""
+    try:
+        mode = path.stat().st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a FIFO" if stat.S_ISFIFO(mode) else "a special file"
+
+
 def write_atomic(path: Path | str, content: str | bytes, *, field: str = "out") -> None:
     """Write `content` to `path` through a unique temporary file and a rename.
 
@@ -332,6 +365,11 @@ def write_atomic(path: Path | str, content: str | bytes, *, field: str = "out") 
     try:  # is_dir too raises for a name no file system takes (a component over 255 bytes)
         if path.is_dir():
             raise InputError(field=field, value=path, problem="is a folder; give a file name")
+        special = special_file(path)
+        if special is not None:  # the rename would replace it with a file
+            raise InputError(
+                field=field, value=path, problem=f"is {special}, not a file; give a file name"
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, partial = tempfile.mkstemp(
             prefix=f".{path.name}.", suffix=".partial", dir=path.parent

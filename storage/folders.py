@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from synthgate.errors import InputError
+from synthgate.files import special_file
 
 # Bytes a file system takes in one name (ext4, APFS, NTFS: 255), and the most synthgate adds to
 # an output's name for the temporary file or folder it writes beside it (".NAME.previous",
@@ -148,6 +149,11 @@ def check_out_file(path: Path, *, field: str = "out") -> None:
     check_usable(path, field=field)
     if path.is_dir():
         raise InputError(field=field, value=path, problem="is a folder; give a file name")
+    special = special_file(path)
+    if special is not None:  # /dev/null, /dev/stdout: renaming the output onto it replaces it
+        raise InputError(
+            field=field, value=path, problem=f"is {special}, not a file; give a file name"
+        )
     if not path.is_file():
         return
     absolute = path.resolve()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -407,6 +408,8 @@ CONFIGS: list[tuple[str, str | bytes, list[str]]] = [
     ("long-templates", f"name: t\ntext: {{count: 1, templates: {'t/' * 2500}x.yaml}}\n", ["text.templates"]),
     ("long-component-templates", f"name: t\ntext: {{count: 1, templates: {'t' * 300}.yaml}}\n", ["text.templates"]),
     ("billion-objects", CONFIG_ROOT + "image: {count: 1, objects_per_image: [1000000000, 1000000000]}\n", ["objects_per_image"]),
+    ("sexagesimal-count", CONFIG_ROOT + "image: {count: 190:20:30}\n", ["190:20:30 reads as the number 685230"]),
+    ("sexagesimal-float", CONFIG_ROOT + "image: {count: 1, object_scale_range: [0.1, 1:30.5]}\n", ["1:30.5 reads as the number 90.5"]),
     ("duplicate-key", CONFIG_ROOT + "seed: 1\nseed: 999\nimage: {count: 1}\n", ["line 4", "'seed' is given twice"]),
     ("masks-beyond-memory", CONFIG_ROOT + "image: {count: 1, size: [8192, 8192], objects_per_image: [1000, 1000]}\n", ["objects_per_image", "GiB of masks", "at most 32"]),
     ("count-2^63", CONFIG_ROOT + f"image: {{count: {2**63}}}\n", ["image.count"]),
@@ -530,6 +533,7 @@ OTHER_CLI: list[tuple[str, Callable[[Path, dict[str, Path]], list[str]], list[st
     ("review export --image-url unclosed", lambda t, w: ["review", "export", "--run", str(w["run"]), "--out", str(t / "e.json"), "--image-url", "{uri"], ["--image-url", "expected '}'"]),
     ("review gold unknown criterion", lambda t, w: ["review", "gold", "x", "--expect", "reject", "--criterion", "fluency", "--run", str(w["run"])], ["--criterion", "fluency"]),
     ("review agreement --accept-at nan", lambda t, w: ["review", "agreement", "--run", str(w["run"]), "--accept-at", "nan"], ["--accept-at", "between 1 and 5"]),
+    ("validate --json a fifo", lambda t, w: ["validate", str(w["coco"]), "--json", _fifo(t / "pipe")], ["--json", "is a FIFO"]),
     ("merge deep jsonl", lambda t, w: ["merge", "--real", _write(t / "x.jsonl", "[" * 100_000 + "]" * 100_000 + "\n"), "--synthetic", str(w["run"]), "--out", str(t / "out.jsonl")], ["nested", "JSON", "line"]),
 ]  # fmt: skip
 
@@ -538,6 +542,11 @@ def _coco_with(folder: Path, workspace: dict[str, Path], change: Callable[[Any],
     data = json.loads(workspace["coco"].read_text())
     change(data)
     return _write(folder / "changed.json", json.dumps(data))
+
+
+def _fifo(path: Path) -> str:
+    os.mkfifo(path)  # stands in for /dev/null: an output must never be renamed onto either
+    return str(path)
 
 
 def _write(path: Path, text: str) -> str:

@@ -4,6 +4,8 @@ with the file or field named, quickly, and ordinary documents still load."""
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 import time
@@ -218,3 +220,14 @@ def test_write_atomic_names_a_path_no_file_system_takes(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"^out=.*: cannot write there \(File name too long\)"):
         write_atomic(tmp_path / ("o" * 300 + ".yaml"), "x", field="out")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_write_atomic_never_replaces_a_device_or_fifo(tmp_path: Path) -> None:
+    """Found by fuzzing: an output named /dev/null was written by rename, which replaced the
+    device with a regular file (as root). A FIFO stands in for it here."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match=r"is a FIFO, not a file"):
+        write_atomic(fifo, "x", field="out")
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
