@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from synthgate.errors import InputError
+from synthgate.errors import InputError, lone_surrogate_in
 from synthgate.files import too_long
 from synthgate.formats.coco import count_of, mapping_of, report_summary
 from synthgate.samples import Provenance, Sample, SampleSpec, Span
@@ -24,14 +24,6 @@ from synthgate.samples import Provenance, Sample, SampleSpec, Span
 # A JSON escape of a UTF-16 surrogate: paired, it is one character (an emoji); alone, it is
 # valid JSON but no character, and no text check, database or UTF-8 file can take it.
 SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-
-
-def _lone_surrogate(row: dict[str, Any]) -> bool:
-    try:
-        json.dumps(row, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def iter_jsonl(
@@ -62,7 +54,7 @@ def iter_jsonl(
                     ) from None
                 if not isinstance(row, dict):
                     raise InputError(f"{path}: line {number}: a row must be a JSON object")
-                if SURROGATE_ESCAPE.search(line) and _lone_surrogate(row):
+                if SURROGATE_ESCAPE.search(line) and lone_surrogate_in(row) is not None:
                     raise InputError(
                         f"{path}: line {number}: holds a lone surrogate (an unpaired "
                         "\\ud800-\\udfff escape), which is no character; fix or drop the escape"
