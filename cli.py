@@ -11,7 +11,9 @@ from __future__ import annotations
 import copy
 import gc
 import os
+import signal
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 
 import typer
@@ -131,12 +133,27 @@ def printable_streams() -> None:
             reconfigure(errors="backslashreplace")
 
 
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM (`kill`, a job scheduler, a container stopping) ends the command as Ctrl-C does:
+    by an exception, so what it was building is cleaned up (a run's `.NAME.partial` folder, a
+    temporary file, an open transaction) instead of being left behind. Exit status 143, as if
+    killed by the signal; a second SIGTERM kills the process outright."""
+    signal.signal(signum, signal.SIG_DFL)
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
     os.environ[BLAS_THREADS[0]] = blas_threads(os.environ)
     printable_streams()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        # `serve` and `worker` install their own handlers for a graceful stop over this one.
+        previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         command_app(sys.argv[1:])(prog_name="synthgate")
     finally:
+        if previous is not None and signal.getsignal(signal.SIGTERM) is _terminated:
+            signal.signal(signal.SIGTERM, previous)
         # At exit Python collects garbage over every object still alive, the libraries' too:
         # 0.08 s of CPU after a tiny `validate`, 0.15 s after a `balance`, for memory the
         # process hands back anyway. Frozen objects are left out of that collection. What must

@@ -7,6 +7,7 @@ service sends posted batches to `synthgate worker` processes instead of running 
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -139,7 +140,10 @@ def serve(
     )
     # SIGTERM: uvicorn stops taking requests and gives open ones GRACE_S, then the app's
     # shutdown stops running batches at their next chunk (api/batches.py SHUTDOWN_GRACE_S):
-    # the server is gone within 10 s, its batches resumable.
+    # the server is gone within 10 s, its batches resumable. uvicorn then raises the signal
+    # again with the handler it found: the default's, not the command line's (cli.py), so the
+    # process ends killed by SIGTERM, as a stopped server does.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     uvicorn.run(
         app,
         host=host,

@@ -1,0 +1,90 @@
+"""SIGTERM (`kill`, a scheduler's time limit, a container stopping) ends a command as Ctrl-C
+does: what it was building is cleaned up, exit status 143. Before, the process died on the spot
+and left a run's `.NAME.partial` folder (or a report's temporary file) behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+
+
+def start(args: list[str], cwd: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "synthgate", *args],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def terminate_once(process: subprocess.Popen[bytes], started: Callable[[], bool]) -> str:
+    """SIGTERM as soon as `started()` holds (the command is mid-way); its stderr."""
+    deadline = time.monotonic() + 60
+    while not started():
+        assert process.poll() is None, process.communicate()[1].decode()
+        assert time.monotonic() < deadline, "the command never got going"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    try:
+        _, stderr = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _, stderr = process.communicate()
+        pytest.fail(f"still running 60 s after SIGTERM: {stderr.decode()[-2000:]}")
+    return stderr.decode()
+
+
+def test_sigterm_during_a_run_leaves_no_partial_folder(tmp_path: Path) -> None:
+    config = tmp_path / "big.yaml"
+    config.write_text(
+        "name: big\nseed: 1\ncategories: [circle, square]\n"
+        "image: {generator: procedural, count: 50000, size: [64, 64], objects_per_image: [1, 2]}\n"
+    )
+    partial = tmp_path / ".out.partial"
+    process = start(["run", str(config), "--out", "out"], tmp_path)
+
+    def writing_images() -> bool:
+        return any((partial / "images").glob("*.png")) if partial.is_dir() else False
+
+    stderr = terminate_once(process, writing_images)
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert "Traceback" not in stderr, stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.yaml"]  # no out, no .out.partial
+
+
+def test_sigterm_during_validate_leaves_no_temporary_report(tmp_path: Path) -> None:
+    # A COCO file large enough that the report is still being written when the signal comes.
+    images = [{"id": i, "file_name": f"{i}.jpg", "width": 640, "height": 480} for i in range(4000)]
+    annotations = [
+        {
+            "id": n,
+            "image_id": n // 10,
+            "category_id": 1,
+            "bbox": [10, 10, 50, 40],
+            "area": 2000,
+            "iscrowd": 0,
+            "segmentation": [[10, 10, 60, 10, 60, 50, 10, 50]],
+        }
+        for n in range(40_000)
+    ]
+    coco = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "a"}]}
+    (tmp_path / "big.json").write_text(json.dumps(coco))
+    process = start(["validate", "big.json", "--json", "report.json"], tmp_path)
+
+    def writing_report() -> bool:
+        return any(p.name.endswith(".partial") for p in tmp_path.iterdir())
+
+    stderr = terminate_once(process, writing_report)
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert "Traceback" not in stderr, stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.json"]
