@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import string
+import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
@@ -353,6 +354,16 @@ IMAGE_CONFIGS: tuple[type[StrictModel], ...] = (
 ImageConfig = _tagged_union(*IMAGE_CONFIGS, default="procedural")
 
 
+def _faker_locales(locales: list[str]) -> list[str]:
+    """A blank locale would fall back to Faker's default (en_US) while provenance recorded ''."""
+    for locale in locales:
+        if not locale.strip() or locale != locale.strip():
+            raise ValueError(
+                f"{locale!r} is not a locale name; use one such as en_US, de_DE or ja_JP"
+            )
+    return locales
+
+
 class TemplateTextConfig(StrictModel):
     """Templates with typed slots filled from Faker providers and lexicons."""
 
@@ -364,6 +375,8 @@ class TemplateTextConfig(StrictModel):
     # The day Faker's date providers count from (date_this_year, future_date, ...), recorded in
     # provenance: fixed, so that a seed makes the same text on any day; set it for recent dates.
     reference_date: dt.date = REFERENCE_DATE
+
+    _locales = field_validator("locales")(_faker_locales)
 
 
 class TextModelConfig(StrictModel):
@@ -394,6 +407,8 @@ class CounterfactualTextConfig(StrictModel):
     # rows); none: the class stays short, and the report says by how much.
     fallback: Literal["auto", "mined_templates", "model", "none"] = "auto"
     model: TextModelConfig | None = None  # for fallback model (auto picks it when given)
+
+    _locales = field_validator("locales")(_faker_locales)
 
     @model_validator(mode="after")
     def _model_given(self) -> CounterfactualTextConfig:
@@ -436,6 +451,26 @@ class BatchConfig(StrictModel):
     # posting the same config get two batches, and neither learns what the other ran.
     requester: str | None = Field(None, pattern=r"^[0-9a-f]{1,64}$")
 
+    @field_validator("categories")
+    @classmethod
+    def _category_names(cls, names: list[str]) -> list[str]:
+        """Names every export can hold (COCO, a YOLO data.yaml, VOC's labelmap.txt and XML),
+        each naming one class: a blank name, a control character (a tab, a newline) in a name,
+        or a name given twice would make labels that tools read wrongly or not at all. (Spaces
+        around a name are kept: `balance` passes a real dataset's names through as they are.)"""
+        seen: set[str] = set()
+        for name in names:
+            if not name.strip():
+                raise ValueError(f"a category name is blank ({name!r}); name every class")
+            if any(unicodedata.category(c) == "Cc" for c in name):
+                raise ValueError(
+                    f"category {name!r} holds a control character (tab, newline, ...); remove it"
+                )
+            if name in seen:
+                raise ValueError(f"category {name!r} is listed twice; list each class once")
+            seen.add(name)
+        return names
+
     @model_serializer(mode="wrap")
     def _requester_only_when_set(self, handler: SerializerFunctionWrapHandler) -> Any:
         # Configs without a requester (every CLI run) dump exactly as before it existed, so
@@ -477,9 +512,13 @@ def _exists(path: Path) -> bool:
         return False
 
 
+MAX_PROBLEMS_SHOWN = 20  # a config with hundreds of wrong keys gets a screenful, not hundreds
+
+
 def _format_validation_error(path: Path, error: ValidationError) -> str:
     lines = []
-    for item in error.errors():
+    problems = error.errors()
+    for item in problems[:MAX_PROBLEMS_SHOWN]:
         parts = list(item["loc"])
         # a generator's union tag follows its section (image.procedural.count); a field of the
         # same name as its generator (text.templates.templates) is kept
@@ -498,7 +537,11 @@ def _format_validation_error(path: Path, error: ValidationError) -> str:
             lines.append(f"{path}: {where} is required")
         else:
             got = quoted(item.get("input"))
-            lines.append(f"{path}: {where}: {item['msg']} (got {got})")
+            # our validators' own words, without pydantic's "Value error, " before them
+            problem = item["ctx"]["error"] if item["type"] == "value_error" else item["msg"]
+            lines.append(f"{path}: {where}: {problem} (got {got})")
+    if len(problems) > MAX_PROBLEMS_SHOWN:
+        lines.append(f"{path}: ... and {len(problems) - MAX_PROBLEMS_SHOWN} more problems")
     return "\n".join(lines)
 
 

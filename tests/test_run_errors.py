@@ -59,6 +59,25 @@ BAD_INPUT_CASES = [
         ["text.templates", "nope.yaml"],
     ),
     ("not-a-mapping", "- just\n- a list\n", ["mapping"]),
+    # category names every export can hold, one class each
+    ("blank-category", yaml.safe_dump(small_config(categories=["circle", " "])), ["blank"]),
+    (
+        "category-twice",
+        yaml.safe_dump(small_config(categories=["circle", "square", "circle"])),
+        ["'circle' is listed twice"],
+    ),
+    (
+        "category-with-a-tab",
+        yaml.safe_dump(small_config(categories=["big\tcircle"])),
+        ["control character"],
+    ),
+    # a blank locale was run as Faker's default (en_US) and recorded as ''
+    ("blank-locale", yaml.safe_dump(_with("text.locales", ["en_US", ""])), ["text.locales", "''"]),
+    (
+        "hundreds-of-unknown-keys",
+        yaml.safe_dump({**small_config(), **{f"key{i:03}": i for i in range(300)}}),
+        ["unknown key 'key000'", "... and 280 more problems"],
+    ),
 ]
 
 

@@ -353,6 +353,10 @@ BAD_FILES = [
     ("classification key not a label",
      "task: classification\nlabels: [pos]\ntemplates: {pos: ['a'], neutral: ['b']}", ["en_US"],
      ["templates.neutral", "not in labels"]),
+    ("NUL in a template", NER_HEAD + "templates: [\"Hi\\0 {PERSON:name}\"]",
+     ["en_US"], ["templates.0", "NUL byte"]),
+    ("NUL in a lexicon value", NER_HEAD.replace("Widget", '"Wid\\0get"')
+     + "templates: ['{PRODUCT:@product}']", ["en_US"], ["lexicons.product.0", "NUL byte"]),
     ("classification with a span label",
      "task: classification\nlabels: [pos]\ntemplates: {pos: ['good {PERSON:name}']}", ["en_US"],
      ["templates.pos[0]", "record no spans", "{:name}"]),

@@ -18,7 +18,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 from synthgate.errors import InputError
 from synthgate.files import load_yaml
@@ -133,7 +141,14 @@ def as_text(result: object) -> str | None:
     return None
 
 
-NonEmptyStr = Annotated[str, Field(min_length=1)]
+def _no_nul(text: str) -> str:
+    """Rows go to the database, and PostgreSQL keeps no NUL in text: refused where it is written."""
+    if "\x00" in text:
+        raise ValueError("contains a NUL byte; remove it")
+    return text
+
+
+NonEmptyStr = Annotated[str, Field(min_length=1), AfterValidator(_no_nul)]
 Values = Annotated[list[NonEmptyStr], Field(min_length=1)]
 
 
@@ -277,7 +292,8 @@ def _format_validation_error(path: Path, error: ValidationError) -> str:
                 "classification templates a mapping document label -> list of strings"
             )
         else:
-            lines.append(f"{path}: {where}: {item['msg']} (got {item.get('input')!r})")
+            problem = item["ctx"]["error"] if item["type"] == "value_error" else item["msg"]
+            lines.append(f"{path}: {where}: {problem} (got {item.get('input')!r})")
     return "\n".join(lines)
 
 
