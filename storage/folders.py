@@ -72,6 +72,15 @@ def check_out(
         )
     if out.exists() and not out.is_dir():
         raise InputError(field="out", value=out, problem="is a file; choose a folder")
+    around = synthgate_folder(out.absolute().parent.resolve())
+    if around is not None:
+        folder, kind = around
+        raise InputError(
+            field="out",
+            value=out,
+            problem=f"lies inside the {kind} {folder}, and writing that {kind} again replaces "
+            "everything in it; choose a folder outside it",
+        )
     if out.is_dir() and any(out.iterdir()) and not (out / marker).exists():
         raise InputError(
             field="out",

@@ -92,3 +92,57 @@ def test_other_errors_pass_through_and_leave_nothing_behind(tmp_path: Path) -> N
     ):
         raise KeyError("a bug, not the disk")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("files", "kind"),
+    [
+        (["manifest.json", "synthgate.db"], "run"),
+        (["balance.json"], "balance output"),
+        (["merge.json"], "merge output"),
+        ([".synthgate-export.json"], "export"),
+    ],
+)
+@pytest.mark.parametrize("inside", ["images/new", "new", "images/deep/new"])
+def test_an_output_inside_another_synthgate_folder_is_refused(
+    tmp_path: Path, files: list[str], kind: str, inside: str
+) -> None:
+    """Writing the outer folder again replaces everything in it (publish_out swaps the whole
+    folder): a run kept inside another's images/ would be deleted with it, database and all."""
+    from synthgate.storage.folders import check_out
+
+    outer = tmp_path / "outer"
+    (outer / "images").mkdir(parents=True)
+    for name in files:
+        (outer / name).write_text("{}")
+    with pytest.raises(InputError, match=f"lies inside the {kind} .*outer") as refused:
+        check_out(outer / inside)
+    assert refused.value.field == "out"
+    check_out(tmp_path / "beside")  # a folder beside it is fine
+
+
+def test_a_run_inside_a_run_is_refused_before_any_work(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    config = tmp_path / "small.yaml"
+    config.write_text(
+        "name: small\nseed: 1\ncategories: [circle]\n"
+        "image: {generator: procedural, count: 2, size: [64, 64], objects_per_image: [1, 1]}\n"
+    )
+
+    def run(out: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "synthgate", "run", str(config), "--out", out],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    assert run("first").returncode == 0
+    before = sorted(p.name for p in (tmp_path / "first" / "images").iterdir())
+    refused = run("first/images/second")
+    assert refused.returncode == 2, refused.stderr
+    assert "lies inside the run" in " ".join(refused.stderr.split())
+    assert sorted(p.name for p in (tmp_path / "first" / "images").iterdir()) == before
