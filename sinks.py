@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from importlib.metadata import PackageNotFoundError, version
@@ -31,7 +30,13 @@ from synthgate.formats.jsonl import sample_to_jsonl_row
 from synthgate.generators.png import encode_png
 from synthgate.pipeline import JudgedSample, RunStart, RunTotals
 from synthgate.samples import Sample
-from synthgate.storage.folders import check_out, prepare_out, publish_out
+from synthgate.storage.folders import (
+    Started,
+    check_out,
+    discard_out,
+    prepare_out,
+    publish_out,
+)
 from synthgate.storage.store import Store, sqlite_url
 from synthgate.validators.checks.dataset import DatasetTally
 from synthgate.validators.measure import judge_dataset
@@ -194,6 +199,7 @@ class RunFolderSink:
         self.out = out
         check_out(out)  # now, before any work starts; the folder is made when the run starts
         self.folder = out.with_name(f".{out.name}.partial")
+        self._started: Started | None = None
         self.png_threads = png_threads
         self._run: RunStart | None = None
         self._writer: RunWriter | None = None
@@ -204,7 +210,8 @@ class RunFolderSink:
 
     def start(self, run: RunStart) -> None:
         self._run = run
-        self.folder = prepare_out(self.out)
+        self._started = prepare_out(self.out)
+        self.folder = self._started.folder
         (self.folder / "images").mkdir()
         self._writer = RunWriter(
             self.folder,
@@ -279,7 +286,8 @@ class RunFolderSink:
             self._writer.abort()
         if self._database is not None:
             self._database.abort()
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if self._started is not None:
+            discard_out(self._started)
 
 
 class KeepReviewed:

@@ -1,10 +1,11 @@
 """Output folders, guarded: built beside the target under a temporary name, published by rename.
 
 `prepare_out(out)` refuses a target that is a file, a symlink, a folder that synthgate did not
-write (no marker file) or one whose databases hold human review decisions, and returns a fresh
-temporary folder beside it; `publish_out(temporary, out)` swaps the finished folder into place,
-keeping the old one until the new one is there. So a failure leaves nothing half-written and
-reviewed data is never replaced. `check_out_file(path)` does the same for a single file a
+write (no marker file), one inside a folder synthgate wrote, or one whose databases hold human
+review decisions, and returns a fresh temporary folder beside it (`Started`);
+`publish_out(temporary, out)` swaps the finished folder into place, keeping the old one until the
+new one is there, and `discard_out(started)` takes a failed build away with the folders made for
+it. So a failure leaves nothing half-written and reviewed data is never replaced. `check_out_file(path)` does the same for a single file a
 command writes (`--json`, `review export --out`): never a database, never a file of a folder
 synthgate wrote (`synthgate_folder`). `human_decision_count(db)` reads a database without
 creating anything.
@@ -16,8 +17,9 @@ import contextlib
 import os
 import shutil
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from synthgate.errors import InputError
 from synthgate.files import special_file
@@ -188,24 +190,52 @@ def check_out_file(path: Path, *, field: str = "out") -> None:
         )
 
 
+class Started(NamedTuple):
+    """An output being built: the temporary folder beside it, and the folders above it that
+    were made for it (outermost first), which `discard_out` takes away again."""
+
+    folder: Path
+    made: tuple[Path, ...]
+
+
 def prepare_out(
     out: Path, *, marker: str = "manifest.json", what: str = "run", databases: str = "synthgate.db"
-) -> Path:
+) -> Started:
     """A fresh temporary folder beside `out`, once `check_out` has passed."""
     check_out(out, marker=marker, what=what, databases=databases)
     temporary = out.with_name(f".{out.name}.partial")
+    missing = [folder for folder in out.absolute().parents if not folder.exists()][::-1]
+    made: list[Path] = []
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
+        for folder in missing:
+            folder.mkdir(exist_ok=True)
+            made.append(folder)
         if temporary.exists():
             shutil.rmtree(temporary)
-        temporary.mkdir(parents=True)
+        temporary.mkdir()
     except OSError as error:
+        _remove_made(made)
         raise InputError(
             field="out",
             value=out,
             problem=f"cannot write there ({error.strerror}); choose a folder you can write to",
         ) from None
-    return temporary
+    return Started(temporary, tuple(made))
+
+
+def discard_out(started: Started) -> None:
+    """Take away what a build that failed left: its temporary folder, and the folders made for
+    it that nothing else has been put into since (--out new/x/y leaves no new/x/)."""
+    shutil.rmtree(started.folder, ignore_errors=True)
+    _remove_made(started.made)
+
+
+def _remove_made(made: Sequence[Path]) -> None:
+    for folder in reversed(made):
+        try:
+            folder.rmdir()  # only an empty folder goes
+        except OSError:
+            return
 
 
 @contextlib.contextmanager
@@ -217,12 +247,13 @@ def building_out(
     temporary folder goes and `out` stays as it was; an OSError (an image that cannot be read, a
     full disk) becomes an InputError naming the file as it would be in `out`, and what was being
     done (`doing`, e.g. "exporting to yolo/")."""
-    temporary = prepare_out(out, marker=marker, what=what, databases=databases)
+    started = prepare_out(out, marker=marker, what=what, databases=databases)
+    temporary = started.folder
     try:
         yield temporary
         publish_out(temporary, out)
     except BaseException as error:
-        shutil.rmtree(temporary, ignore_errors=True)
+        discard_out(started)
         if isinstance(error, OSError):
             raise InputError(
                 f"{_failed_path(error, temporary, out)}: {error.strerror or error} while "

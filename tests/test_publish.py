@@ -146,3 +146,29 @@ def test_a_run_inside_a_run_is_refused_before_any_work(tmp_path: Path) -> None:
     assert refused.returncode == 2, refused.stderr
     assert "lies inside the run" in " ".join(refused.stderr.split())
     assert sorted(p.name for p in (tmp_path / "first" / "images").iterdir()) == before
+
+
+def test_a_failed_build_takes_away_the_folders_made_for_it(tmp_path: Path) -> None:
+    (tmp_path / "kept").mkdir()  # there before: stays, empty or not
+    with (
+        pytest.raises(RuntimeError),
+        building_out(
+            tmp_path / "kept" / "new" / "x" / "out", doing="testing", marker="m", what="test output"
+        ) as temporary,
+    ):
+        (temporary / "file.txt").write_text("half")
+        raise RuntimeError("the build failed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
+    assert not any((tmp_path / "kept").iterdir())
+
+
+def test_a_made_folder_that_got_other_files_meanwhile_stays(tmp_path: Path) -> None:
+    with (
+        pytest.raises(RuntimeError),
+        building_out(
+            tmp_path / "new" / "x" / "out", doing="testing", marker="m", what="test output"
+        ),
+    ):
+        (tmp_path / "new" / "someone_elses.txt").write_text("theirs")
+        raise RuntimeError("the build failed")
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["someone_elses.txt"]

@@ -50,8 +50,8 @@ def test_sigterm_during_a_run_leaves_no_partial_folder(tmp_path: Path) -> None:
         "name: big\nseed: 1\ncategories: [circle, square]\n"
         "image: {generator: procedural, count: 50000, size: [64, 64], objects_per_image: [1, 2]}\n"
     )
-    partial = tmp_path / ".out.partial"
-    process = start(["run", str(config), "--out", "out"], tmp_path)
+    partial = tmp_path / "new" / "runs" / ".out.partial"
+    process = start(["run", str(config), "--out", "new/runs/out"], tmp_path)
 
     def writing_images() -> bool:
         return any((partial / "images").glob("*.png")) if partial.is_dir() else False
@@ -59,7 +59,8 @@ def test_sigterm_during_a_run_leaves_no_partial_folder(tmp_path: Path) -> None:
     stderr = terminate_once(process, writing_images)
     assert process.returncode == 128 + signal.SIGTERM, stderr
     assert "Traceback" not in stderr, stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.yaml"]  # no out, no .out.partial
+    # no out, no .out.partial, and not the folders made for them (new/runs/)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.yaml"]
 
 
 def test_sigterm_during_validate_leaves_no_temporary_report(tmp_path: Path) -> None:
