@@ -65,11 +65,14 @@ def write_yolo(
     names = names if names is not None else export_names(coco["images"])
     category_names = {c["id"]: c["name"] for c in coco["categories"]}
     class_names = [c["name"] for c in coco["categories"]]
-    bad = [name for name in class_names if "\n" in name or "\r" in name]
+    # classes.txt holds one class a line, and data.yaml's reader breaks lines at U+0085,
+    # U+2028, ... too (what str.splitlines splits at); a blank line reads as no class at all
+    bad = [n for n in class_names if not n.strip() or "\x00" in n or n.splitlines() != [n]]
     if bad:
         raise InputError(
             f"classes {bad[:5]}: YOLO's classes.txt holds one class a line, and these names "
-            "hold line breaks; rename these categories for a YOLO export"
+            "are blank or hold line breaks (or a NUL); rename these categories for a YOLO "
+            "export"
         )
     (out / "labels").mkdir(parents=True, exist_ok=True)
     (out / "classes.txt").write_text("\n".join(class_names) + "\n", encoding="utf-8")

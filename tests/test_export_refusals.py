@@ -4,6 +4,7 @@ full disk) does the same and leaves an earlier export exactly as it was."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -250,6 +251,52 @@ ERROR_CASES: list[tuple[str, Any, list[str], list[str]]] = [
         ["file_name 'c/..' climbs out of its folder with '..'"],
     ),
     (
+        "iscrowd not 0 or 1",  # "0" read as true: the box was left out as a crowd region
+        lambda tmp, coco: coco.write_text(
+            coco.read_text().replace('"iscrowd": 0', '"iscrowd": "0"', 1)
+        ),
+        ["{coco}", "-f", "yolo", "--no-copy-images"],
+        ["annotations[0] (id 1): iscrowd must be 0 or 1 (got '0')"],
+    ),
+    (
+        "true as a category id and as coordinates",  # JSON true == 1 in Python
+        lambda tmp, coco: coco.write_text(
+            coco.read_text()
+            .replace('"category_id": 3', '"category_id": true', 1)
+            .replace("[50, 20, 40, 25]", "[true, true, true, true]")
+        ),
+        ["{coco}", "-f", "coco", "--no-copy-images"],
+        ["category_id True is not the id of any category", "annotations[1] (id 2): bbox must be"],
+    ),
+    (
+        "YOLO class with a line break YAML reads (U+0085)",
+        lambda tmp, coco: coco.write_text(coco.read_text().replace('"cat"', '"c\\u0085at"')),
+        ["{coco}", "-f", "yolo", "--no-copy-images"],
+        ["classes ['c\\x85at']: YOLO's classes.txt holds one class a line"],
+    ),
+    (
+        "YOLO class with a blank name",  # a blank line in classes.txt
+        lambda tmp, coco: coco.write_text(coco.read_text().replace('"cat"', '" "')),
+        ["{coco}", "-f", "yolo", "--no-copy-images"],
+        ["classes [' ']", "are blank"],
+    ),
+    (
+        "NaN in a field exported as it is",  # Python's json writes it; strict readers refuse it
+        lambda tmp, coco: coco.write_text(
+            coco.read_text().replace('"name": "cat"', '"name": "cat", "supercategory": NaN')
+        ),
+        ["{coco}", "-f", "coco", "--no-copy-images", "--skip-invalid"],
+        ["coco.json: holds NaN or Infinity", "replace them (with null)"],
+    ),
+    (
+        "no images",
+        lambda tmp, coco: coco.write_text(
+            json.dumps({**json.loads(coco.read_text()), "images": [], "annotations": []})
+        ),
+        ["{coco}", "-f", "yolo", "--no-copy-images"],
+        ["coco.json: no images to export"],
+    ),
+    (
         "out is a symlink",
         lambda tmp, coco: _previous_export(tmp / "real") or (tmp / "out").symlink_to(tmp / "real"),
         ["{coco}", "-f", "yolo", "--no-copy-images", "--force"],
@@ -281,3 +328,24 @@ def test_bad_input_exits_2_and_writes_nothing(
     assert {p.name for p in tmp_path.iterdir()} == before  # no out, no .out.partial
     if "out" in before:
         assert sorted(p.name for p in (tmp_path / "out").iterdir()) == before_out
+
+
+def test_out_inside_the_images_folder_is_refused(source: Path, tmp_path: Path) -> None:
+    images = tmp_path / "src" / "images"
+    before = files_under(tmp_path)
+    result = export(str(source), "-f", "coco", "--images", str(images), "-o", str(images / "x"))
+    assert result.exit_code == 2, result.output
+    assert "lies inside the images folder" in " ".join(result.output.split())
+    assert files_under(tmp_path) == before
+
+
+@pytest.mark.parametrize("which", ["source", "images", "out"])
+def test_a_name_no_file_system_takes_is_refused(source: Path, tmp_path: Path, which: str) -> None:
+    """A name over 255 bytes made stat() raise before the length check (a traceback)."""
+    long = tmp_path / ("n" * 300)
+    args = {"source": str(source), "images": str(tmp_path / "src" / "images"), "out": "x"}
+    args[which] = str(long)
+    result = export(args["source"], "-f", "coco", "--images", args["images"], "-o", args["out"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert "nnnnnnnnnn" in result.output

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from synthgate.errors import InputError
-from synthgate.files import dumps, is_file
+from synthgate.files import is_file, json_text, path_problem
 from synthgate.formats.coco import read_coco
 from synthgate.formats.coco_checks import check_coco
 from synthgate.formats.exports import (
@@ -49,6 +49,7 @@ from synthgate.storage.folders import (
     MERGE_MARKER,
     building_out,
     check_out,
+    check_usable,
 )
 
 ExportFormat = Literal["coco", "yolo", "voc"]
@@ -104,7 +105,8 @@ def export_dataset(
     `subsets`: image id -> "train" or "val" (`split_subsets`). `layout`: COCO only, a key of
     `COCO_LAYOUTS`. `image_files`: image id -> the image on disk, placed beside the labels;
     None writes labels only (and no data.yaml, which would point at missing images).
-    `progress(placed, total)` is called as images are placed.
+    `progress(placed, total)` is called as images are placed. `NotJson` when a value of
+    `coco` that goes out as it is has no JSON form (NaN, Infinity).
     """
     names = export_names(coco["images"])
     counts = ExportCounts(images=len(coco["images"]), classes=len(coco["categories"]))
@@ -126,8 +128,13 @@ def export_dataset(
             if ids:
                 path = folder / COCO_LAYOUTS[layout][0].format(subset=subset)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                text = dumps(coco_subset(coco, ids, names)) + "\n"
-                path.write_text(text, encoding="utf-8")
+                try:  # NaN and Infinity are no JSON: strict readers refuse the file
+                    text = json_text(
+                        coco_subset(coco, ids, names), separators=(",", ":"), allow_nan=False
+                    )
+                except ValueError:
+                    raise NotJson from None
+                path.write_text(text + "\n", encoding="utf-8")
     elif fmt == "yolo":
         class_names = write_yolo(coco, folder, names=names, subsets=subsets)
     else:
@@ -217,8 +224,19 @@ def export(
         )
     split_subsets([], train_share=split, seed=seed)  # refuses a bad share before any work
     source, out = Path(source), Path(out)
+    check_usable(out)
+    for name, path in (("source", source), ("images", images)):
+        problem = None if path is None else path_problem(path)
+        if problem is not None:
+            raise InputError(field=name, value=path, problem=f"is not a usable path ({problem})")
     coco_path, root = find_coco(source, Path(images) if images else None)
     target = guard_out(out, source=coco_path, force=force)
+    if images and target.absolute().resolve().is_relative_to(root.resolve()):
+        raise InputError(
+            field="out",
+            value=out,
+            problem=f"lies inside the images folder {root}; choose a folder outside it",
+        )
     check_out(target, marker=EXPORT_MARKER, what="export")  # before any work starts
     coco, skipped = read_checked(
         coco_path,
@@ -226,6 +244,12 @@ def export(
         skip_invalid=skip_invalid,
         boxes_only=format != "coco",
     )
+    if not coco["images"]:
+        left_out = f" ({len(skipped)} entries left out as invalid)" if skipped else ""
+        raise InputError(
+            f"{coco_path}: no images to export{left_out}; an export without images is a dataset "
+            "no tool can load"
+        )
     export_names(coco["images"])  # refuses two images that would share a name, up front
     subsets = split_subsets(coco["images"], train_share=split, seed=seed)
     files = None
@@ -234,15 +258,22 @@ def export(
     with building_out(
         target, doing=f"exporting to {out}", marker=EXPORT_MARKER, what="export"
     ) as temporary:
-        counts = export_dataset(
-            coco,
-            temporary,
-            fmt=format,  # type: ignore[arg-type]
-            subsets=subsets,
-            layout=layout,
-            image_files=files,
-            progress=progress,
-        )
+        try:
+            counts = export_dataset(
+                coco,
+                temporary,
+                fmt=format,  # type: ignore[arg-type]
+                subsets=subsets,
+                layout=layout,
+                image_files=files,
+                progress=progress,
+            )
+        except NotJson:
+            raise InputError(
+                f"{coco_path}: holds NaN or Infinity in a value exported as it is (an extra "
+                "field of an image, annotation or category); JSON cannot hold them, so replace "
+                "them (with null) or remove those fields"
+            ) from None
         marker = {
             "format": format,
             "source": str(coco_path.resolve()),
@@ -253,6 +284,10 @@ def export(
         }
         (temporary / EXPORT_MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
     return ExportResult(out=target, format=format, source=coco_path, counts=counts, skipped=skipped)
+
+
+class NotJson(ValueError):
+    """A value of the COCO file that a JSON file cannot hold (NaN, Infinity)."""
 
 
 def find_coco(source: Path, images: Path | None) -> tuple[Path, Path]:
