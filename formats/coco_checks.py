@@ -25,7 +25,7 @@ from typing import Any
 
 from PIL import Image
 
-from synthgate.errors import InputError
+from synthgate.errors import InputError, quoted
 from synthgate.formats.paths import confined_path, confinement_problem
 from synthgate.masks import finite_number, polygon_problem, rle_problem
 
@@ -57,10 +57,15 @@ class CheckedCoco:
     skipped: list[CocoProblem] = field(default_factory=list)
 
 
+def _number(value: Any) -> bool:
+    """An int or a float, not a bool (JSON true is no coordinate)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _known(value: Any, ids: set[Any]) -> bool:
     """Whether `value` is one of `ids` (a list or a mapping as an id is not, rather than an
     error)."""
-    return isinstance(value, Hashable) and value in ids
+    return isinstance(value, Hashable) and not isinstance(value, bool) and value in ids
 
 
 def _duplicates(entries: list[dict[str, Any]], section: str) -> list[CocoProblem]:
@@ -180,11 +185,14 @@ def _annotation_problems(
         if not (
             isinstance(bbox, list)
             and len(bbox) == 4
-            and all(isinstance(v, int | float) and math.isfinite(v) for v in bbox)
+            and all(_number(v) and math.isfinite(v) for v in bbox)
             and bbox[2] >= 0
             and bbox[3] >= 0
         ):
             add(f"bbox must be [x, y, w, h], finite numbers with w, h >= 0 (got {bbox!r})")
+        crowd = annotation.get("iscrowd", 0)
+        if not (type(crowd) is int and crowd in (0, 1)):  # COCOeval reads int(iscrowd)
+            add(f"iscrowd must be 0 or 1 (got {quoted(crowd)})")
         if "segmentation" in annotation:
             message = _polygon_problem(annotation["segmentation"])
             if message is None and isinstance(annotation["segmentation"], dict):

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from synthgate.errors import InputError, lone_surrogate_in
+from synthgate.errors import InputError, lone_surrogate_in, quoted
 from synthgate.files import too_long
 from synthgate.formats.coco import count_of, mapping_of, report_summary
 from synthgate.samples import Provenance, Sample, SampleSpec, Span
@@ -62,6 +62,24 @@ def iter_jsonl(
                 yield number, row
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a UTF-8 text file") from None
+
+
+def jsonl_lines(path: Path | str) -> list[str]:
+    """The file's lines as written, endings kept, split where `iter_jsonl` splits them (at line
+    breaks only: str.splitlines would also split inside a string at U+2028, U+0085, ...)."""
+    with open(path, encoding="utf-8", newline="") as handle:
+        return handle.readlines()
+
+
+def check_row_ids(rows: list[dict[str, Any]], path: Path | str, *, id_field: str = "id") -> None:
+    """Row ids are strings or integers (a list or an object names no row)."""
+    for number, row in enumerate(rows, start=1):
+        value = row.get(id_field)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, str | int)):
+            raise InputError(
+                f"{path}: row {number}: `{id_field}` must be a string or an integer "
+                f"(got {quoted(value)})"
+            )
 
 
 def read_jsonl(path: Path | str, *, what: str = "JSONL file") -> list[dict[str, Any]]:

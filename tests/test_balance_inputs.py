@@ -31,6 +31,8 @@ def _broken(real: dict[str, Any], case: str) -> dict[str, Any]:
         data["annotations"][0]["segmentation"] = [[1.0, 1.0, 5.0, 5.0]]
     elif case == "missing-image":
         data["images"][1]["file_name"] = "gone.png"
+    elif case == "crowd-yes":  # copied through, it broke COCOeval (int("yes"))
+        data["annotations"][0]["iscrowd"] = "yes"
     return data
 
 
@@ -41,6 +43,7 @@ BAD_COCO_CASES = [
     ("duplicate-annotation", ["annotations[3]", "duplicate id"]),
     ("short-polygon", ["annotations[0]", "2 point(s)", "at least 3"]),
     ("missing-image", ["images[1]", "id 102", "gone.png"]),
+    ("crowd-yes", ["annotations[0]", "iscrowd must be 0 or 1 (got 'yes')"]),
 ]
 
 
@@ -92,3 +95,37 @@ def test_balance_needs_one_input(tmp_path: Path) -> None:
     result = run_cli("balance", "--out", str(tmp_path / "o"))
     assert result.returncode == 2
     assert "--coco" in result.stderr and "--jsonl" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("section", "words"),
+    [  # values the plan read before the section was parsed (int(), [1]: tracebacks)
+        ("{min_source_area: x}", "image.min_source_area"),
+        ("{instances_per_image: 5}", "image.instances_per_image"),
+        ("{instances_per_image: [1, .inf]}", "image.instances_per_image"),
+    ],
+)
+def test_an_image_section_is_checked_before_the_plan_reads_it(
+    section: str, words: str, tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    coco, images = tiny
+    (tmp_path / "balance.yaml").write_text(f"image: {section}\n")
+    out = tmp_path / "out"
+    result = run_cli(
+        "balance", "--coco", str(coco), "--images", str(images), "--out", str(out),
+        "--config", str(tmp_path / "balance.yaml"),
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert words in " ".join(result.stderr.split())
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("target", ["9" * 5000, "-" + "9" * 5000, str(2**40)])
+def test_a_target_beyond_any_batch_is_refused(target: str) -> None:
+    from synthgate.errors import InputError
+    from synthgate.workflows.quotas import parse_target
+
+    with pytest.raises(InputError) as refused:
+        parse_target(target)
+    assert refused.value.field == "target"

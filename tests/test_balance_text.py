@@ -103,6 +103,9 @@ BAD_ROWS = [
         '{"id": 1, "review": "a", "sentiment": "pos"}\n{"id": 1, "review": "b", "sentiment": "neg"}\n',
         "duplicate row ids",
     ),
+    ('{"id": [1], "review": "a", "sentiment": "pos"}\n', "row 1: `id` must be a string or"),
+    # a made row would carry "1": the class would be counted twice
+    ('{"id": 1, "review": "a", "sentiment": 1}\n', "label `sentiment` is 1, not a string"),
 ]
 
 
@@ -275,6 +278,39 @@ def test_a_bad_fallback_is_a_clear_error(section: str, words: str, tmp_path: Pat
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert words in " ".join(result.stderr.split())
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("section", "words"),
+    [  # read by the plan (the name bank's locales) before any section was parsed
+        ("{generator: counterfactual, locales: null}", "text.locales"),
+        ("{generator: counterfactual, locales: 5}", "text.locales"),
+    ],
+)
+def test_a_section_is_checked_before_the_plan_reads_it(
+    section: str, words: str, tmp_path: Path
+) -> None:
+    (tmp_path / "balance.yaml").write_text(f"text: {section}\n")
+    result = run_cli(
+        "balance", "--jsonl", str(REVIEWS), "--out", str(tmp_path / "o"),
+        "--config", str(tmp_path / "balance.yaml"),
+    )  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert words in " ".join(result.stderr.split())
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_line_separator_inside_a_text_is_no_line_break(tmp_path: Path) -> None:
+    """U+2028 in a JSON string is valid; str.splitlines split the row there (a traceback)."""
+    rows = [{"id": f"n{i}", "review": t, "sentiment": "neg"} for i, t in enumerate(NEGATIVE)]
+    rows += [{"id": f"p{i}", "review": t, "sentiment": "pos"} for i, t in enumerate(POSITIVE)]
+    rows[0]["review"] = "Sarah says it broke\u2028after a week."
+    source = tmp_path / "reviews.jsonl"
+    source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    result = balance_reviews(str(source), str(tmp_path / "o"), "--target", "max")
+    assert result.returncode == 0, result.stderr
+    merged = (tmp_path / "o" / "merged.jsonl").read_text(encoding="utf-8").split("\n")
+    assert json.loads(merged[0])["review"] == "Sarah says it broke\u2028after a week."
 
 
 def test_each_sections_rows_are_analysed_once(

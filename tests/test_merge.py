@@ -292,6 +292,7 @@ def _merge_args(real: Path, run_dir: Path, out: Path, *extra: str) -> tuple[str,
         ("out-holds-the-real-file", "an input, which replacing it would delete"),
         ("missing-jsonl", "not found"),
         ("images-not-a-list", "`images` must be a list (got dict)"),
+        ("jsonl-id-a-list", "bad.jsonl: row 1: `id` must be a string or an integer (got [1])"),
     ],
 )
 def test_merge_refusals_are_clear_and_write_nothing(
@@ -316,6 +317,9 @@ def test_merge_refusals_are_clear_and_write_nothing(
     elif case == "images-not-a-list":
         real = tmp_path / "odd.json"
         real.write_text(json.dumps({"images": {}, "annotations": [], "categories": []}))
+    elif case == "jsonl-id-a-list":  # unhashable: a traceback building the set of real ids
+        real = tmp_path / "bad.jsonl"
+        real.write_text('{"id": [1], "text": "a", "label": "x"}\n')
     result = run_cli(*_merge_args(real, run_dir, out))
     message = " ".join(result.stderr.split())
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
@@ -327,6 +331,7 @@ def test_merge_refusals_are_clear_and_write_nothing(
         "out-is-another-folder": ["merged", "merged/notes.txt"],
         "out-holds-the-real-file": ["merged", "merged/real.json"],
         "images-not-a-list": ["odd.json"],
+        "jsonl-id-a-list": ["bad.jsonl"],
     }.get(case, [])
 
 

@@ -123,6 +123,30 @@ def section_config(
     return parse_config(data, source=source, config_dir=source.parent if source.is_file() else None)
 
 
+def check_sections(
+    sections: list[dict[str, Any]],
+    *,
+    modality: Modality,
+    default: str,
+    balance: BalanceConfig,
+    source: Path,
+    categories: list[str],
+) -> None:
+    """Parse every generator section as its run will, before any value of one is used (the
+    plan reads some: copy_paste's min_source_area, instances_per_image, text locales), so a
+    bad value is an InputError naming the field, not a crash."""
+    for turn, section in enumerate(sections):
+        section_config(
+            {**section, "generator": section.get("generator", default)},
+            count=1,
+            modality=modality,
+            balance=balance,
+            source=source,
+            categories=categories or ["unnamed"],
+            name=f"{balance.name}-{turn}",
+        )
+
+
 def run_sections(
     *,
     modality: Modality,
@@ -288,6 +312,14 @@ def balance(
         if section.get("generator", "copy_paste") == "copy_paste":
             section.setdefault("coco", str(coco_path.resolve()))
             section.setdefault("images", str(images_dir.resolve()))
+    check_sections(
+        sections,
+        modality="image",
+        default="copy_paste",
+        balance=balance,
+        source=config_path or coco_path,
+        categories=list(before),
+    )
 
     def build(config: Any) -> Generator:
         components = {"dataset": data} if config.generator == "copy_paste" else {}

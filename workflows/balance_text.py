@@ -26,9 +26,9 @@ from typing import Any
 import yaml
 
 from synthgate.config import BatchConfig, CounterfactualTextConfig
-from synthgate.errors import InputError
+from synthgate.errors import InputError, quoted
 from synthgate.files import write_atomic
-from synthgate.formats.jsonl import read_jsonl
+from synthgate.formats.jsonl import check_row_ids, jsonl_lines, read_jsonl
 from synthgate.generators import Generator, build_generator
 from synthgate.generators.text.counterfactual import (
     CounterfactualGenerator,
@@ -44,6 +44,7 @@ from synthgate.storage.folders import building_out
 from synthgate.workflows.balance import (
     BALANCE_OUT,
     BalanceResult,
+    check_sections,
     finish_output,
     generator_sections,
     run_sections,
@@ -75,6 +76,14 @@ def _check_rows(
             f"{path}: row(s) {', '.join(bad[:20])} lack a text `{text_field}` or a label "
             f"`{label_field}`; fix them or pass --label-field / --text-field"
         )
+    # New rows carry their class as text: a label 1 beside a made "1" would be two classes.
+    for number, row in enumerate(rows, start=1):
+        if not isinstance(row[label_field], str):
+            raise InputError(
+                f"{path}: row {number}: label `{label_field}` is {quoted(row[label_field])}, "
+                'not a string; write labels as strings ("1", not 1)'
+            )
+    check_row_ids(rows, path)
     ids = Counter(row["id"] for row in rows if "id" in row)
     repeated = sorted(str(i) for i, n in ids.items() if n > 1)
     if repeated:
@@ -123,12 +132,20 @@ def balance_text(
         )
     _check_rows(rows, jsonl_path, text_field=text_field, label_field=label_field)
     sections = generator_sections(balance.text, {"generator": "counterfactual"})
-    locales = sorted({loc for s in sections for loc in s.get("locales", ["en_US"])})
     for section in sections:
         if section.get("generator", "counterfactual") == "counterfactual":
             section.setdefault("source", str(jsonl_path.resolve()))
             section.setdefault("text_field", text_field)
             section.setdefault("label_field", label_field)
+    check_sections(
+        sections,
+        modality="text",
+        default="counterfactual",
+        balance=balance,
+        source=config_path or jsonl_path,
+        categories=list(label_counts(rows, label_field=label_field)),
+    )
+    locales = sorted({loc for s in sections for loc in s.get("locales", ["en_US"])})
     bank = NameBank.build(locales)
 
     def attributes_of(row: dict[str, Any]) -> dict[str, str]:
@@ -231,7 +248,7 @@ def balance_text(
             filled = run(sections=[section], parts=[part], balance=fallback_balance)
             plan.made(filled, strategy=filler)
             runs += filled
-        lines = jsonl_path.read_text(encoding="utf-8").splitlines(keepends=True)
+        lines = jsonl_lines(jsonl_path)
         result = MergeResult()
         for run_dir, _config in runs:
             lines = merge_jsonl(

@@ -34,7 +34,7 @@ from synthgate.files import dumps, write_atomic
 from synthgate.formats.coco import read_coco
 from synthgate.formats.coco_checks import check_coco
 from synthgate.formats.exports import place_image
-from synthgate.formats.jsonl import read_jsonl
+from synthgate.formats.jsonl import check_row_ids, jsonl_lines, read_jsonl
 from synthgate.formats.paths import confined_path
 from synthgate.storage.folders import MERGE_MARKER, building_out, check_out
 
@@ -360,12 +360,13 @@ def merge(
             problem="not a finished synthgate run (no manifest.json)",
         )
     if real_path.suffix == ".jsonl":
-        read_jsonl(real_path, what="real JSONL file")  # refuse a broken file before writing
+        # refuse a broken file before writing
+        check_row_ids(read_jsonl(real_path, what="real JSONL file"), real_path)
         if not (run_dir / "text.jsonl").is_file():
             raise InputError(
                 field="synthetic", value=run_dir, problem="the run made no text (no text.jsonl)"
             )
-        real_lines = real_path.read_text(encoding="utf-8").splitlines(keepends=True)
+        real_lines = jsonl_lines(real_path)
         lines = merge_jsonl(
             real_lines,
             read_jsonl(run_dir / "text.jsonl"),

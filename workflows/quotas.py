@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from synthgate.config import MAX_COUNT
 from synthgate.errors import InputError
 from synthgate.files import load_yaml
 from synthgate.samples import Modality, SampleSpec, sample_seed
@@ -107,11 +108,25 @@ def parse_target(value: str | int) -> str | int | Path:
     if isinstance(value, int):
         if value <= 0:
             raise InputError(field="target", value=value, problem="an integer target must be > 0")
+        if value > MAX_COUNT:
+            raise InputError(
+                field="target", value=value, problem=f"is more than a batch holds ({MAX_COUNT})"
+            )
         return value
     text = str(value).strip()
     if text in NAMED_TARGETS:
         return text
     if text.lstrip("-").isdigit():
+        if text.startswith("-"):
+            raise InputError(
+                field="target", value=text[:20], problem="an integer target must be > 0"
+            )
+        if len(text) > len(str(MAX_COUNT)):  # int() refuses over 4,300 digits: say why first
+            raise InputError(
+                field="target",
+                value=f"{text[:20]}... ({len(text)} digits)",
+                problem=f"is more than a batch holds ({MAX_COUNT})",
+            )
         return parse_target(int(text))
     path = Path(text)
     if path.suffix in (".yaml", ".yml", ".json") or path.exists():
