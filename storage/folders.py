@@ -204,6 +204,13 @@ def prepare_out(
     """A fresh temporary folder beside `out`, once `check_out` has passed."""
     check_out(out, marker=marker, what=what, databases=databases)
     temporary = out.with_name(f".{out.name}.partial")
+    if temporary.is_symlink() or (temporary.exists() and not temporary.is_dir()):
+        raise InputError(
+            field="out",
+            value=out,
+            problem=f"{temporary} is in the way (the output is built under that name first); "
+            "move it aside or remove it",
+        )
     missing = [folder for folder in out.absolute().parents if not folder.exists()][::-1]
     made: list[Path] = []
     try:

@@ -172,3 +172,20 @@ def test_a_made_folder_that_got_other_files_meanwhile_stays(tmp_path: Path) -> N
         (tmp_path / "new" / "someone_elses.txt").write_text("theirs")
         raise RuntimeError("the build failed")
     assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["someone_elses.txt"]
+
+
+@pytest.mark.parametrize("kind", ["file", "symlink"])
+def test_something_else_under_the_temporary_name_is_named(tmp_path: Path, kind: str) -> None:
+    """A stale folder of that name is a build that stopped (it is replaced); a file is not ours
+    to delete, and used to give "cannot write there (Not a directory)" naming out."""
+    from synthgate.storage.folders import prepare_out
+
+    blocking = tmp_path / ".out.partial"
+    if kind == "file":
+        blocking.write_text("keep")
+    else:
+        blocking.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(InputError, match=r"\.out\.partial is in the way"):
+        prepare_out(tmp_path / "out")
+    assert blocking.is_symlink() or blocking.read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.partial"]
