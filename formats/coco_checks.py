@@ -191,7 +191,8 @@ def _annotation_problems(
         ):
             add(f"bbox must be [x, y, w, h], finite numbers with w, h >= 0 (got {bbox!r})")
         crowd = annotation.get("iscrowd", 0)
-        if not (type(crowd) is int and crowd in (0, 1)):  # COCOeval reads int(iscrowd)
+        # COCOeval reads int(iscrowd): 0, 1, false, true, 0.0 and 1.0 all read right
+        if not (isinstance(crowd, int | float) and crowd in (0, 1)):
             add(f"iscrowd must be 0 or 1 (got {quoted(crowd)})")
         if "segmentation" in annotation:
             message = _polygon_problem(annotation["segmentation"])

@@ -75,7 +75,9 @@ def check_out(
     if out.exists() and not out.is_dir():
         raise InputError(field="out", value=out, problem="is a file; choose a folder")
     around = synthgate_folder(out.absolute().parent.resolve())
-    if around is not None:
+    # Runs and exports only: their markers are synthgate's own; a user's balance.json or
+    # merge.json somewhere above would otherwise block every output below it.
+    if around is not None and around[1] in ("run", "export"):
         folder, kind = around
         raise InputError(
             field="out",

@@ -349,3 +349,13 @@ def test_a_name_no_file_system_takes_is_refused(source: Path, tmp_path: Path, wh
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
     assert "nnnnnnnnnn" in result.output
+
+
+def test_iscrowd_as_false_true_or_float_is_read_as_before(source: Path, tmp_path: Path) -> None:
+    """Some tools write iscrowd as a JSON boolean; COCOeval reads int(iscrowd) either way."""
+    text = source.read_text()
+    source.write_text(
+        text.replace('"iscrowd": 0', '"iscrowd": false').replace('"iscrowd": 1', '"iscrowd": 1.0')
+    )
+    result = export(str(source), "-f", "yolo", "--no-copy-images", "-o", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output

@@ -98,8 +98,6 @@ def test_other_errors_pass_through_and_leave_nothing_behind(tmp_path: Path) -> N
     ("files", "kind"),
     [
         (["manifest.json", "synthgate.db"], "run"),
-        (["balance.json"], "balance output"),
-        (["merge.json"], "merge output"),
         ([".synthgate-export.json"], "export"),
     ],
 )
@@ -189,3 +187,11 @@ def test_something_else_under_the_temporary_name_is_named(tmp_path: Path, kind: 
         prepare_out(tmp_path / "out")
     assert blocking.is_symlink() or blocking.read_text() == "keep"
     assert sorted(p.name for p in tmp_path.iterdir()) == [".out.partial"]
+
+
+def test_a_users_balance_or_merge_json_above_out_blocks_nothing(tmp_path: Path) -> None:
+    from synthgate.storage.folders import check_out
+
+    (tmp_path / "balance.json").write_text("{}")  # a project's own file of that name
+    (tmp_path / "merge.json").write_text("{}")
+    check_out(tmp_path / "exports" / "yolo")
