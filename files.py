@@ -101,10 +101,11 @@ def json_text(value: Any, **options: Any) -> str:
     return text
 
 
-def dumps(value: Any) -> str:
+def dumps(value: Any, *, allow_nan: bool = True) -> str:
     """Compact, order-preserving JSON: every output line goes through here (deterministic). A
-    lone surrogate a user's file held stays the escape it was (`json_text`)."""
-    return json_text(value, separators=(",", ":"))
+    lone surrogate a user's file held stays the escape it was (`json_text`). `allow_nan=False`:
+    ValueError for NaN or Infinity, which strict JSON readers refuse."""
+    return json_text(value, separators=(",", ":"), allow_nan=allow_nan)
 
 
 class _Refused(Exception):

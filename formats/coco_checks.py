@@ -15,7 +15,6 @@ Reading and converting COCO files is in coco.py.
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from collections.abc import Hashable
@@ -55,11 +54,6 @@ class CheckedCoco:
 
     data: dict[str, Any]
     skipped: list[CocoProblem] = field(default_factory=list)
-
-
-def _number(value: Any) -> bool:
-    """An int or a float, not a bool (JSON true is no coordinate)."""
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _known(value: Any, ids: set[Any]) -> bool:
@@ -185,7 +179,7 @@ def _annotation_problems(
         if not (
             isinstance(bbox, list)
             and len(bbox) == 4
-            and all(_number(v) and math.isfinite(v) for v in bbox)
+            and all(map(finite_number, bbox))
             and bbox[2] >= 0
             and bbox[3] >= 0
         ):

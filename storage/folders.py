@@ -5,9 +5,9 @@ write (no marker file), one inside a folder synthgate wrote, or one whose databa
 review decisions, and returns a fresh temporary folder beside it (`Started`);
 `publish_out(temporary, out)` swaps the finished folder into place, keeping the old one until the
 new one is there, and `discard_out(started)` takes a failed build away with the folders made for
-it. So a failure leaves nothing half-written and reviewed data is never replaced. `check_out_file(path)` does the same for a single file a
-command writes (`--json`, `review export --out`): never a database, never a file of a folder
-synthgate wrote (`synthgate_folder`). `human_decision_count(db)` reads a database without
+it. So a failure leaves nothing half-written and reviewed data is never replaced.
+`check_out_file(path)` does the same for a single file a command writes (`--json`, `review
+export --out`): never a database, never a file of a folder synthgate wrote (`synthgate_folder`). `human_decision_count(db)` reads a database without
 creating anything.
 """
 
@@ -217,7 +217,10 @@ def prepare_out(
     made: list[Path] = []
     try:
         for folder in missing:
-            folder.mkdir(exist_ok=True)
+            try:
+                folder.mkdir()
+            except FileExistsError:  # another build made it meanwhile: theirs to keep
+                continue
             made.append(folder)
         if temporary.exists():
             shutil.rmtree(temporary)

@@ -137,13 +137,14 @@ def balance_text(
             section.setdefault("source", str(jsonl_path.resolve()))
             section.setdefault("text_field", text_field)
             section.setdefault("label_field", label_field)
+    before = label_counts(rows, label_field=label_field)
     check_sections(
         sections,
         modality="text",
         default="counterfactual",
         balance=balance,
         source=config_path or jsonl_path,
-        categories=list(label_counts(rows, label_field=label_field)),
+        categories=list(before),
     )
     locales = sorted({loc for s in sections for loc in s.get("locales", ["en_US"])})
     bank = NameBank.build(locales)
@@ -154,7 +155,6 @@ def balance_text(
             return {k: str(v) for k, v in given.items()}
         return infer_attributes(str(row.get(text_field, "")), bank)
 
-    before = label_counts(rows, label_field=label_field)
     targets = class_targets(
         before, strategy, image_count=len(rows), repeat_threshold=balance.repeat_threshold
     )

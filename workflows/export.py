@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from synthgate.errors import InputError
-from synthgate.files import is_file, json_text, path_problem
+from synthgate.files import dumps, is_file, path_problem
 from synthgate.formats.coco import read_coco
 from synthgate.formats.coco_checks import check_coco
 from synthgate.formats.exports import (
@@ -129,9 +129,7 @@ def export_dataset(
                 path = folder / COCO_LAYOUTS[layout][0].format(subset=subset)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 try:  # NaN and Infinity are no JSON: strict readers refuse the file
-                    text = json_text(
-                        coco_subset(coco, ids, names), separators=(",", ":"), allow_nan=False
-                    )
+                    text = dumps(coco_subset(coco, ids, names), allow_nan=False)
                 except ValueError:
                     raise NotJson from None
                 path.write_text(text + "\n", encoding="utf-8")
@@ -362,9 +360,10 @@ def refuse_if_no_image_is_there(images: list[Any], root: Path) -> None:
 
 
 def guard_out(out: Path, *, source: Path, force: bool) -> Path:
-    """`out` as a path that has a name; refuse to replace an export without `force`, or one
-    that holds SOURCE (prepare_out refuses folders that are not exports)."""
-    target = out.resolve() if out.name in ("", "..") else out
+    """`out` (a path with a name of its own: `check_usable` ran first); refuse to replace an
+    export without `force`, or one that holds SOURCE (prepare_out refuses folders that are not
+    exports)."""
+    target = out
     if target.is_dir() and any(target.iterdir()) and (target / EXPORT_MARKER).is_file():
         if not force:
             raise InputError(
