@@ -8,6 +8,7 @@ service sends posted batches to `synthgate worker` processes instead of running 
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -142,8 +143,10 @@ def serve(
     # shutdown stops running batches at their next chunk (api/batches.py SHUTDOWN_GRACE_S):
     # the server is gone within 10 s, its batches resumable. uvicorn then raises the signal
     # again with the handler it found: the default's, not the command line's (cli.py), so the
-    # process ends killed by SIGTERM, as a stopped server does.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # process ends killed by SIGTERM, as a stopped server does. Only the main thread may set a
+    # handler (a server started from another thread gets none from uvicorn either).
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     uvicorn.run(
         app,
         host=host,

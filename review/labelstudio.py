@@ -325,13 +325,12 @@ def _offset(value: dict[str, Any], key: str, where: str) -> int:
 
 
 def _original(region: dict[str, Any], labels: list[Any], prefix: str) -> Any:
+    """The label an exported region id (`prefix` + its index) names, or None."""
     region_id = str(region.get("id", ""))
-    if (
-        region_id.startswith(prefix)
-        and region_id[1:].isdigit()
-        and int(region_id[1:]) < len(labels)
-    ):
-        return labels[int(region_id[1:])]
+    index = region_id[len(prefix) :] if region_id.startswith(prefix) else ""
+    # only what int() reads ("²" is a digit, not a decimal) and no longer than an index can be
+    if index.isdecimal() and len(index) <= len(str(len(labels))) and int(index) < len(labels):
+        return labels[int(index)]
     return None
 
 

@@ -121,7 +121,7 @@ def test_an_image_section_is_checked_before_the_plan_reads_it(
     assert not out.exists()
 
 
-@pytest.mark.parametrize("target", ["9" * 5000, "-" + "9" * 5000, str(2**40)])
+@pytest.mark.parametrize("target", ["9" * 5000, "-" + "9" * 5000, str(2**40), "²", "-²"])
 def test_a_target_beyond_any_batch_is_refused(target: str) -> None:
     from synthgate.errors import InputError
     from synthgate.workflows.quotas import parse_target
@@ -129,3 +129,10 @@ def test_a_target_beyond_any_batch_is_refused(target: str) -> None:
     with pytest.raises(InputError) as refused:
         parse_target(target)
     assert refused.value.field == "target"
+
+
+def test_leading_zeros_do_not_make_a_target_too_long() -> None:
+    from synthgate.workflows.quotas import parse_target
+
+    assert parse_target("0" * 30 + "12") == 12
+    assert parse_target("１２") == 12  # full-width digits are what int() reads as 12

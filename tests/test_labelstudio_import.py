@@ -121,6 +121,35 @@ def test_decisions_made_in_label_studio_come_back(
     assert len(reads) == 6  # nothing recorded: only the refused 3rd person's item read again
 
 
+@pytest.mark.parametrize("region_id", ["o²", "o" + "1" * 5000, "o01", "o-1"])
+def test_a_region_id_that_is_no_index_of_ours_is_a_new_object(
+    store: Store, tmp_path: Path, region_id: str
+) -> None:
+    """Label Studio keeps region ids as given: one that is not "o" + an index of an exported
+    object (a superscript digit, 5,000 digits, ...) is read as a drawn box, not a traceback."""
+    queue = ReviewQueue(store, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    out = tmp_path / "open.json"
+    export_tasks(queue, out, modality="image")
+    tasks = json.loads(out.read_text())
+    item = tasks[0]["data"]["item_id"]
+
+    def rename_first(result: list[dict]) -> None:
+        result[0]["id"] = region_id
+
+    exported = label_studio_export(tasks[:1], {item: [{"verdict": "fix", "edit": rename_first}]})
+    export_path = tmp_path / "label-studio-export.json"
+    export_path.write_text(json.dumps(exported))
+    assert import_annotations(queue, export_path).decided == 1
+    with store.engine.connect() as connection:
+        fix = connection.execute(select(decisions).where(decisions.c.item_id == item)).one()
+    first = ObjectLabel.model_validate(fix.objects[0])
+    original = make_sample(0, "image").objects[0]
+    # a box drawn anew: the original's mask is not carried over
+    assert first.mask is None and original.mask is not None
+    assert first.bbox == pytest.approx(original.bbox, abs=0.01)
+
+
 def test_changed_decision_is_a_conflict_not_an_overwrite(store: Store, tmp_path: Path) -> None:
     queue = ReviewQueue(store, gold_rate=0.0)
     queue.enqueue_batch("b1")

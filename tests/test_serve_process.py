@@ -127,3 +127,43 @@ def test_sigterm_stops_the_server_in_time_and_leaves_its_batch_resumable(tmp_pat
     written = log.read_text()
     assert "GET /api/batches?token=***" in written  # the request was logged, its token not
     assert token not in written
+
+
+def test_serve_started_outside_the_main_thread_starts_without_a_signal_handler(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the main thread may set a signal handler: `serve` called from another thread (an
+    embedding app, a notebook's helper thread) starts the server instead of failing on it."""
+    import threading
+
+    import uvicorn
+
+    from synthgate.commands.serve import serve
+
+    started: list[int] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.append(options["port"]))
+    before = signal.getsignal(signal.SIGTERM)
+    failed: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            serve(
+                db=f"sqlite:///{tmp_path / 'served.db'}",
+                host="127.0.0.1",
+                port=8123,
+                runs_dir=tmp_path / "runs",
+                data_root=None,
+                max_samples=None,
+                annotators_per_item=2,
+                gold_rate=0.1,
+                broker=None,
+                blobs=None,
+            )
+        except BaseException as error:  # the test reports whatever escaped
+            failed.append(error)
+
+    thread = threading.Thread(target=start)
+    thread.start()
+    thread.join(60)
+    assert failed == [] and started == [8123]
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -116,12 +116,14 @@ def parse_target(value: str | int) -> str | int | Path:
     text = str(value).strip()
     if text in NAMED_TARGETS:
         return text
-    if text.lstrip("-").isdigit():
+    digits = text.removeprefix("-")
+    if digits.isdecimal():  # what int() reads ("²" is a digit, not a decimal)
         if text.startswith("-"):
             raise InputError(
                 field="target", value=text[:20], problem="an integer target must be > 0"
             )
-        if len(text) > len(str(MAX_COUNT)):  # int() refuses over 4,300 digits: say why first
+        # int() refuses over 4,300 digits: say why first (leading zeros add nothing)
+        if len(digits.lstrip("0")) > len(str(MAX_COUNT)):
             raise InputError(
                 field="target",
                 value=f"{text[:20]}... ({len(text)} digits)",
