@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import string
-import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
@@ -34,6 +33,7 @@ from pydantic import (
     model_validator,
 )
 
+from synthgate.class_names import category_name_problem
 from synthgate.errors import InputError, quoted
 from synthgate.files import load_yaml
 
@@ -454,18 +454,13 @@ class BatchConfig(StrictModel):
     @field_validator("categories")
     @classmethod
     def _category_names(cls, names: list[str]) -> list[str]:
-        """Names every export can hold (COCO, a YOLO data.yaml, VOC's labelmap.txt and XML),
-        each naming one class: a blank name, a control character (a tab, a newline) in a name,
-        or a name given twice would make labels that tools read wrongly or not at all. (Spaces
-        around a name are kept: `balance` passes a real dataset's names through as they are.)"""
+        """Names every export can hold, each naming one class (`category_name_problem`); a name
+        given twice would make labels that tools read wrongly."""
         seen: set[str] = set()
         for name in names:
-            if not name.strip():
-                raise ValueError(f"a category name is blank ({name!r}); name every class")
-            if any(unicodedata.category(c) == "Cc" for c in name):
-                raise ValueError(
-                    f"category {name!r} holds a control character (tab, newline, ...); remove it"
-                )
+            problem = category_name_problem(name)
+            if problem is not None:
+                raise ValueError(f"category {name!r} {problem}")
             if name in seen:
                 raise ValueError(f"category {name!r} is listed twice; list each class once")
             seen.add(name)

@@ -24,6 +24,7 @@ from typing import Any
 
 from PIL import Image
 
+from synthgate.class_names import category_name_problem
 from synthgate.errors import InputError, quoted
 from synthgate.formats.paths import confined_path, confinement_problem
 from synthgate.masks import finite_number, polygon_problem, rle_problem
@@ -256,6 +257,17 @@ def find_coco_problems(data: dict[str, Any], *, images_dir: Path | None) -> list
     problems += _annotation_problems(data, image_ids, category_ids)
     order = {"categories": 0, "images": 1, "annotations": 2}
     return sorted(problems, key=lambda p: (order[p.section], p.position))
+
+
+def class_name_problems(data: dict[str, Any]) -> list[CocoProblem]:
+    """Categories whose names cannot name a class in every export (class_names.py): what
+    `balance` refuses, as it labels new samples, and its outputs, under the dataset's names."""
+    return [
+        CocoProblem("categories", position, category.get("id"), f"name {name!r} {problem}")
+        for position, category in enumerate(data["categories"])
+        if isinstance(category, dict) and isinstance(name := category.get("name"), str)
+        if (problem := category_name_problem(name)) is not None
+    ]
 
 
 def describe_problems(problems: list[CocoProblem]) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from synthgate.class_names import category_name_problem
 from synthgate.errors import InputError
 from synthgate.formats.exports import by_image, export_names, exported_box
 
@@ -67,12 +68,12 @@ def write_yolo(
     class_names = [c["name"] for c in coco["categories"]]
     # classes.txt holds one class a line, and data.yaml's reader breaks lines at U+0085,
     # U+2028, ... too (what str.splitlines splits at); a blank line reads as no class at all
-    bad = [n for n in class_names if not n.strip() or "\x00" in n or n.splitlines() != [n]]
+    bad = [n for n in class_names if category_name_problem(n) is not None]
     if bad:
         raise InputError(
             f"classes {bad[:5]}: YOLO's classes.txt holds one class a line, and these names "
-            "are blank or hold line breaks (or a NUL); rename these categories for a YOLO "
-            "export"
+            "are blank or hold a control character or line break (a tab, a newline, U+2028, "
+            "...); rename these categories for a YOLO export"
         )
     (out / "labels").mkdir(parents=True, exist_ok=True)
     (out / "classes.txt").write_text("\n".join(class_names) + "\n", encoding="utf-8")

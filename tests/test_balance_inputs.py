@@ -31,6 +31,10 @@ def _broken(real: dict[str, Any], case: str) -> dict[str, Any]:
         data["annotations"][0]["segmentation"] = [[1.0, 1.0, 5.0, 5.0]]
     elif case == "missing-image":
         data["images"][1]["file_name"] = "gone.png"
+    elif case == "tab-in-name":  # a class YOLO's classes.txt and a made label would split
+        data["categories"][0]["name"] = "squ\tare"
+    elif case == "blank-name":
+        data["categories"][1]["name"] = " "
     elif case == "crowd-yes":  # copied through, it broke COCOeval (int("yes"))
         data["annotations"][0]["iscrowd"] = "yes"
     return data
@@ -44,6 +48,8 @@ BAD_COCO_CASES = [
     ("short-polygon", ["annotations[0]", "2 point(s)", "at least 3"]),
     ("missing-image", ["images[1]", "id 102", "gone.png"]),
     ("crowd-yes", ["annotations[0]", "iscrowd must be 0 or 1 (got 'yes')"]),
+    ("tab-in-name", ["categories[0] (id 1)", "'squ\\tare' holds a control character"]),
+    ("blank-name", ["categories[1] (id 2)", "' ' is blank", "rename them in the COCO file"]),
 ]
 
 

@@ -106,6 +106,12 @@ BAD_ROWS = [
     ('{"id": [1], "review": "a", "sentiment": "pos"}\n', "row 1: `id` must be a string or"),
     # a made row would carry "1": the class would be counted twice
     ('{"id": 1, "review": "a", "sentiment": 1}\n', "label `sentiment` is 1, not a string"),
+    # a made row's label, and an export's class list, would split at the tab or be blank
+    (
+        '{"id": 1, "review": "a", "sentiment": "p\\tos"}\n',
+        "row 1: label `sentiment` 'p\\tos' holds",
+    ),
+    ('{"id": 1, "review": "a", "sentiment": " "}\n', "row 1: label `sentiment` ' ' is blank"),
 ]
 
 

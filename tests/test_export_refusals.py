@@ -275,6 +275,12 @@ ERROR_CASES: list[tuple[str, Any, list[str], list[str]]] = [
         ["classes ['c\\x85at']: YOLO's classes.txt holds one class a line"],
     ),
     (
+        "YOLO class with a tab",  # the one class-name rule of configs and balance
+        lambda tmp, coco: coco.write_text(coco.read_text().replace('"cat"', '"c\\tat"')),
+        ["{coco}", "-f", "yolo", "--no-copy-images"],
+        ["classes ['c\\tat']", "a control character or line break"],
+    ),
+    (
         "YOLO class with a blank name",  # a blank line in classes.txt
         lambda tmp, coco: coco.write_text(coco.read_text().replace('"cat"', '" "')),
         ["{coco}", "-f", "yolo", "--no-copy-images"],

@@ -71,6 +71,11 @@ BAD_INPUT_CASES = [
         yaml.safe_dump(small_config(categories=["big\tcircle"])),
         ["control character"],
     ),
+    (  # a line break YOLO's data.yaml reader splits at (str.splitlines)
+        "category-with-a-line-separator",
+        yaml.safe_dump(small_config(categories=["big\u2028circle"])),
+        ["control character or line break"],
+    ),
     # a blank locale was run as Faker's default (en_US) and recorded as ''
     ("blank-locale", yaml.safe_dump(_with("text.locales", ["en_US", ""])), ["text.locales", "''"]),
     (

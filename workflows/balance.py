@@ -33,7 +33,7 @@ from synthgate.config import BatchConfig, CopyPasteImageConfig, parse_config
 from synthgate.errors import InputError
 from synthgate.files import dumps, write_atomic
 from synthgate.formats.coco import read_coco
-from synthgate.formats.coco_checks import check_coco
+from synthgate.formats.coco_checks import check_coco, class_name_problems, describe_problems
 from synthgate.formats.jsonl import read_jsonl
 from synthgate.generators import Generator, build_generator
 from synthgate.generators.copy_paste import source_categories
@@ -300,6 +300,14 @@ def balance(
         skip_invalid=skip_invalid or balance.skip_invalid,
     )
     data = checked.data
+    unnamed = class_name_problems(data)
+    if unnamed:
+        raise InputError(
+            f"{coco_path}: {len(unnamed)} categor{'y' if len(unnamed) == 1 else 'ies'} cannot "
+            f"name a class of the balanced dataset; nothing was written:\n"
+            f"{describe_problems(unnamed)}\nrename "
+            "them in the COCO file: balance labels new samples, and exports, under these names"
+        )
     before = class_counts(data)
     targets = class_targets(
         before, strategy, image_count=len(data["images"]), repeat_threshold=balance.repeat_threshold

@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from synthgate.class_names import category_name_problem
 from synthgate.config import BatchConfig, CounterfactualTextConfig
 from synthgate.errors import InputError, quoted
 from synthgate.files import write_atomic
@@ -82,6 +83,13 @@ def _check_rows(
             raise InputError(
                 f"{path}: row {number}: label `{label_field}` is {quoted(row[label_field])}, "
                 'not a string; write labels as strings ("1", not 1)'
+            )
+        problem = category_name_problem(row[label_field])
+        if problem is not None:
+            raise InputError(
+                f"{path}: row {number}: label `{label_field}` {quoted(row[label_field])} "
+                f"{problem.replace('remove it', 'remove it from the label')}: balance writes "
+                "new rows, and exports, under the labels as they are"
             )
     check_row_ids(rows, path)
     ids = Counter(row["id"] for row in rows if "id" in row)
