@@ -270,6 +270,20 @@ def too_long(error: ValueError) -> str:
     return str(error).split(";")[0]
 
 
+class NotJsonNumber(ValueError):
+    """NaN, Infinity or -Infinity in a JSON text: Python's json reads and writes them, but they
+    are not JSON, and strict readers (browsers, orjson, most other languages) refuse the file."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__(f"holds {token}, which is not JSON; replace it with null or a number")
+        self.token = token
+
+
+def refuse_not_json_number(token: str) -> Any:
+    """json's `parse_constant` for files synthgate writes again: NaN and Infinity refused."""
+    raise NotJsonNumber(token)
+
+
 def nesting_depth(value: Any) -> int:
     """How many lists and mappings deep `value` goes (0 for a scalar), without recursion."""
     deepest, stack = 0, [(value, 1)]

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -29,14 +31,25 @@ from synthgate.masks import finite_number
 from synthgate.samples import ObjectLabel, Provenance, Sample
 
 COCO_LISTS = ("images", "annotations", "categories")
+MAX_LISTED = 20  # places named in one error message; the rest are counted
 
 
-def read_coco(path: Path | str) -> dict[str, Any]:
-    """Load a COCO JSON file; InputError unless it is a mapping with images/annotations/categories."""
+def read_coco(path: Path | str, *, strict: bool = False) -> dict[str, Any]:
+    """Load a COCO JSON file; InputError unless it is a mapping with images/annotations/categories.
+
+    `strict`: NaN and Infinity are refused too, naming where they are (Python's json reads them,
+    but a file written with them again is one strict JSON readers refuse): for inputs whose
+    entries are copied into an output."""
     path = existing_coco_file(path)
+    constants: list[str] = []  # NaN, Infinity, -Infinity as they were read
+
+    def constant(token: str) -> float:
+        constants.append(token)
+        return float(token)
+
     try:
         with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
+            data = json.load(handle, parse_constant=constant if strict else None)
     except json.JSONDecodeError as error:
         raise InputError(
             f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
@@ -47,7 +60,48 @@ def read_coco(path: Path | str) -> dict[str, Any]:
         raise InputError(f"{path}: not valid JSON ({too_long(error)})") from None
     except RecursionError:  # json's decoder recurses per nesting level
         raise InputError(f"{path}: JSON nested too deep to be a COCO file") from None
-    return coco_mapping(data, source=str(path))
+    data = coco_mapping(data, source=str(path))
+    if constants:  # rare: only then is every value walked, to name where they are
+        places = not_json_numbers(data)
+        listed = "".join(f"\n  - {place}" for place in places[:MAX_LISTED])
+        more = f"\n  … and {len(places) - MAX_LISTED} more" if len(places) > MAX_LISTED else ""
+        raise InputError(
+            f"{path}: {len(places)} value(s) are NaN or Infinity, which are not JSON (strict "
+            f"readers refuse a file holding them); nothing was written:{listed}{more}\n"
+            "replace them with null or a number"
+        )
+    return data
+
+
+def not_json_numbers(data: dict[str, Any]) -> list[str]:
+    """Where a COCO mapping holds NaN or Infinity: `annotations[3] (id 7): bbox[1] is nan`."""
+    places = []
+    for key, value in data.items():
+        entries = enumerate(value) if key in COCO_LISTS else [(None, value)]
+        for position, entry in entries:
+            if position is None:
+                entry_name, start = "", key
+            else:
+                entry_id = entry.get("id") if isinstance(entry, dict) else None
+                entry_name, start = f"{key}[{position}] (id {entry_id!r}): ", ""
+            places += [
+                f"{entry_name}{where} is {json.dumps(number)}"
+                for where, number in _floats(entry, start)
+            ]
+    return places
+
+
+def _floats(value: Any, where: str) -> Iterator[tuple[str, float]]:
+    """(path, value) of every NaN or infinite float in `value`, without recursion."""
+    stack = [(where, value)]
+    while stack:
+        here, item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            yield here, item
+        elif isinstance(item, dict):
+            stack += [(f"{here}.{k}" if here else str(k), v) for k, v in reversed(item.items())]
+        elif isinstance(item, list):
+            stack += [(f"{here}[{i}]", v) for i, v in reversed(list(enumerate(item)))]
 
 
 def existing_coco_file(path: Path | str) -> Path:

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from synthgate.errors import InputError, lone_surrogate_in, quoted
-from synthgate.files import too_long
+from synthgate.files import NotJsonNumber, refuse_not_json_number, too_long
 from synthgate.formats.coco import count_of, mapping_of, report_summary
 from synthgate.samples import Provenance, Sample, SampleSpec, Span
 
@@ -27,9 +27,11 @@ SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def iter_jsonl(
-    path: Path | str, *, what: str = "JSONL file"
+    path: Path | str, *, what: str = "JSONL file", strict: bool = False
 ) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, row) of every non-blank line of a JSONL file, read as it goes."""
+    """(line number, row) of every non-blank line of a JSONL file, read as it goes. `strict`:
+    NaN and Infinity are refused too (rows copied into an output strict readers must load)."""
+    constant = refuse_not_json_number if strict else None
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{path}: is a folder; pass the {what} itself")
@@ -41,7 +43,9 @@ def iter_jsonl(
                 if not line.strip():
                     continue
                 try:
-                    row = json.loads(line)
+                    row = json.loads(line, parse_constant=constant)
+                except NotJsonNumber as error:
+                    raise InputError(f"{path}: line {number}: {error}") from None
                 except json.JSONDecodeError as error:
                     raise InputError(
                         f"{path}: line {number}: not valid JSON ({error.msg})"
@@ -82,9 +86,11 @@ def check_row_ids(rows: list[dict[str, Any]], path: Path | str, *, id_field: str
             )
 
 
-def read_jsonl(path: Path | str, *, what: str = "JSONL file") -> list[dict[str, Any]]:
+def read_jsonl(
+    path: Path | str, *, what: str = "JSONL file", strict: bool = False
+) -> list[dict[str, Any]]:
     """Rows of a JSONL file (blank lines skipped); a bad line is an `InputError` naming it."""
-    return [row for _, row in iter_jsonl(path, what=what)]
+    return [row for _, row in iter_jsonl(path, what=what, strict=strict)]
 
 
 def sample_to_jsonl_row(sample: Sample) -> dict[str, Any]:

@@ -35,6 +35,8 @@ def _broken(real: dict[str, Any], case: str) -> dict[str, Any]:
         data["categories"][0]["name"] = "squ\tare"
     elif case == "blank-name":
         data["categories"][1]["name"] = " "
+    elif case == "nan-extra":  # Python's json writes it again; strict readers refuse the file
+        data["annotations"][2]["score"] = float("nan")
     elif case == "crowd-yes":  # copied through, it broke COCOeval (int("yes"))
         data["annotations"][0]["iscrowd"] = "yes"
     return data
@@ -49,6 +51,7 @@ BAD_COCO_CASES = [
     ("missing-image", ["images[1]", "id 102", "gone.png"]),
     ("crowd-yes", ["annotations[0]", "iscrowd must be 0 or 1 (got 'yes')"]),
     ("tab-in-name", ["categories[0] (id 1)", "'squ\\tare' holds a control character"]),
+    ("nan-extra", ["annotations[2] (id", "score is NaN", "replace them with null"]),
     ("blank-name", ["categories[1] (id 2)", "' ' is blank", "rename them in the COCO file"]),
 ]
 

@@ -239,9 +239,9 @@ ERROR_CASES: list[tuple[str, Any, list[str], list[str]]] = [
         ),
         ["{coco}", "-f", "voc", "--no-copy-images"],
         [
-            "annotations[0] (id 1): bbox must be [x, y, w, h], finite numbers",
-            "[10, nan, 20, 10]",
-            "annotations[1] (id 2)",
+            "2 value(s) are NaN or Infinity, which are not JSON",
+            "annotations[0] (id 1): bbox[1] is NaN",
+            "annotations[1] (id 2): bbox[2] is Infinity",
         ],
     ),
     (
@@ -292,7 +292,7 @@ ERROR_CASES: list[tuple[str, Any, list[str], list[str]]] = [
             coco.read_text().replace('"name": "cat"', '"name": "cat", "supercategory": NaN')
         ),
         ["{coco}", "-f", "coco", "--no-copy-images", "--skip-invalid"],
-        ["coco.json: holds NaN or Infinity", "replace them (with null)"],
+        ["coco.json: 1 value(s) are NaN", "categories[0] (id 3): supercategory is NaN"],
     ),
     (
         "no images",

@@ -293,6 +293,9 @@ def _merge_args(real: Path, run_dir: Path, out: Path, *extra: str) -> tuple[str,
         ("missing-jsonl", "not found"),
         ("images-not-a-list", "`images` must be a list (got dict)"),
         ("jsonl-id-a-list", "bad.jsonl: row 1: `id` must be a string or an integer (got [1])"),
+        # Python's json reads NaN; written into merged.coco.json, strict readers refuse the file
+        ("nan-in-a-real-entry", "images[0] (id 101): license is NaN"),
+        ("infinity-in-a-jsonl-row", "bad.jsonl: line 1: holds Infinity, which is not JSON"),
     ],
 )
 def test_merge_refusals_are_clear_and_write_nothing(
@@ -320,6 +323,14 @@ def test_merge_refusals_are_clear_and_write_nothing(
     elif case == "jsonl-id-a-list":  # unhashable: a traceback building the set of real ids
         real = tmp_path / "bad.jsonl"
         real.write_text('{"id": [1], "text": "a", "label": "x"}\n')
+    elif case == "nan-in-a-real-entry":
+        real = tmp_path / "nan.json"
+        data = json.loads(coco.read_text())
+        data["images"][0]["license"] = float("nan")
+        real.write_text(json.dumps(data))
+    elif case == "infinity-in-a-jsonl-row":
+        real = tmp_path / "bad.jsonl"
+        real.write_text('{"id": 1, "text": "a", "label": "x", "weight": Infinity}\n')
     result = run_cli(*_merge_args(real, run_dir, out))
     message = " ".join(result.stderr.split())
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
@@ -332,6 +343,8 @@ def test_merge_refusals_are_clear_and_write_nothing(
         "out-holds-the-real-file": ["merged", "merged/real.json"],
         "images-not-a-list": ["odd.json"],
         "jsonl-id-a-list": ["bad.jsonl"],
+        "nan-in-a-real-entry": ["nan.json"],
+        "infinity-in-a-jsonl-row": ["bad.jsonl"],
     }.get(case, [])
 
 

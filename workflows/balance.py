@@ -292,7 +292,7 @@ def balance(
             problem="folder not found; pass the folder of the images",
         )
     refuse_out_holding(out, coco_path, images_dir)
-    real = read_coco(coco_path)
+    real = read_coco(coco_path, strict=True)  # its entries are copied into merged.coco.json
     checked = check_coco(
         real,
         source=coco_path,

@@ -131,7 +131,7 @@ def balance_text(
     if not jsonl_path.is_file():
         raise InputError(field="jsonl", value=jsonl_path, problem="file not found")
     refuse_out_holding(out, jsonl_path)
-    rows = read_jsonl(jsonl_path)
+    rows = read_jsonl(jsonl_path, strict=True)  # copied into merged.jsonl
     if not rows:
         raise InputError(
             field="jsonl",

@@ -105,8 +105,8 @@ def export_dataset(
     `subsets`: image id -> "train" or "val" (`split_subsets`). `layout`: COCO only, a key of
     `COCO_LAYOUTS`. `image_files`: image id -> the image on disk, placed beside the labels;
     None writes labels only (and no data.yaml, which would point at missing images).
-    `progress(placed, total)` is called as images are placed. `NotJson` when a value of
-    `coco` that goes out as it is has no JSON form (NaN, Infinity).
+    `progress(placed, total)` is called as images are placed. `coco` must hold no NaN or
+    Infinity (read with `read_coco(strict=True)`): a ValueError, as strict readers refuse them.
     """
     names = export_names(coco["images"])
     counts = ExportCounts(images=len(coco["images"]), classes=len(coco["categories"]))
@@ -128,10 +128,7 @@ def export_dataset(
             if ids:
                 path = folder / COCO_LAYOUTS[layout][0].format(subset=subset)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                try:  # NaN and Infinity are no JSON: strict readers refuse the file
-                    text = dumps(coco_subset(coco, ids, names), allow_nan=False)
-                except ValueError:
-                    raise NotJson from None
+                text = dumps(coco_subset(coco, ids, names), allow_nan=False)
                 path.write_text(text + "\n", encoding="utf-8")
     elif fmt == "yolo":
         class_names = write_yolo(coco, folder, names=names, subsets=subsets)
@@ -256,22 +253,15 @@ def export(
     with building_out(
         target, doing=f"exporting to {out}", marker=EXPORT_MARKER, what="export"
     ) as temporary:
-        try:
-            counts = export_dataset(
-                coco,
-                temporary,
-                fmt=format,  # type: ignore[arg-type]
-                subsets=subsets,
-                layout=layout,
-                image_files=files,
-                progress=progress,
-            )
-        except NotJson:
-            raise InputError(
-                f"{coco_path}: holds NaN or Infinity in a value exported as it is (an extra "
-                "field of an image, annotation or category); JSON cannot hold them, so replace "
-                "them (with null) or remove those fields"
-            ) from None
+        counts = export_dataset(
+            coco,
+            temporary,
+            fmt=format,  # type: ignore[arg-type]
+            subsets=subsets,
+            layout=layout,
+            image_files=files,
+            progress=progress,
+        )
         marker = {
             "format": format,
             "source": str(coco_path.resolve()),
@@ -282,10 +272,6 @@ def export(
         }
         (temporary / EXPORT_MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
     return ExportResult(out=target, format=format, source=coco_path, counts=counts, skipped=skipped)
-
-
-class NotJson(ValueError):
-    """A value of the COCO file that a JSON file cannot hold (NaN, Infinity)."""
 
 
 def find_coco(source: Path, images: Path | None) -> tuple[Path, Path]:
@@ -324,7 +310,7 @@ def read_checked(
     the descriptions of entries left out. `boxes_only`: YOLO and VOC export no segmentations,
     so they are dropped before the checks and a bad polygon does not stop such an export."""
 
-    coco = read_coco(path)
+    coco = read_coco(path, strict=True)  # its extra fields are exported as they are
     if images_dir is not None:
         refuse_if_no_image_is_there(coco["images"], images_dir)
     if boxes_only:

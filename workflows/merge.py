@@ -361,7 +361,7 @@ def merge(
         )
     if real_path.suffix == ".jsonl":
         # refuse a broken file before writing
-        check_row_ids(read_jsonl(real_path, what="real JSONL file"), real_path)
+        check_row_ids(read_jsonl(real_path, what="real JSONL file", strict=True), real_path)
         if not (run_dir / "text.jsonl").is_file():
             raise InputError(
                 field="synthetic", value=run_dir, problem="the run made no text (no text.jsonl)"
@@ -388,7 +388,10 @@ def merge(
         )
     # the real images are checked too: missing, unreadable or not the size their entry says
     checked = check_coco(
-        read_coco(real_path), source=real_path, images_dir=images_dir, skip_invalid=skip_invalid
+        read_coco(real_path, strict=True),
+        source=real_path,
+        images_dir=images_dir,
+        skip_invalid=skip_invalid,
     )
     result.skipped_input = [p.describe() for p in checked.skipped]
     placed, files = dataset_folder_images(checked.data, images_dir)
