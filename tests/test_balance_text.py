@@ -341,3 +341,24 @@ def test_each_sections_rows_are_analysed_once(
     rewrites = result.summary["text"]["strategies"]["negative"][0]
     assert rewrites["strategy"] == "counterfactual" and rewrites["accepted"] > 0
     assert len(built) == 1
+
+
+def test_digit_labels_are_balanced_by_mined_templates(tmp_path: Path) -> None:
+    """Labels written as strings, as the refusal of integer labels advises ("0", "1"), are
+    balanced: mined templates name their classes by them (slot labels must start with a
+    letter, document labels need not)."""
+    source = tmp_path / "digits.jsonl"
+    rows = [
+        {"id": i, "text": f"Terrible item {i}, it broke in a day.", "label": "0"}
+        if i % 3 == 0
+        else {"id": i, "text": f"Product {i} was great and I liked it a lot.", "label": "1"}
+        for i in range(30)
+    ]
+    source.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = tmp_path / "out"
+    result = run_cli("balance", "--jsonl", str(source), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "balance.json").read_text())
+    assert summary["classes"]["0"]["after"] > summary["classes"]["0"]["before"] == 10
+    made = [json.loads(line) for line in (out / "merged.jsonl").read_text().splitlines()[30:]]
+    assert made and {row["label"] for row in made} == {"0"}

@@ -357,6 +357,14 @@ BAD_FILES = [
      ["en_US"], ["templates.0", "NUL byte"]),
     ("NUL in a lexicon value", NER_HEAD.replace("Widget", '"Wid\\0get"')
      + "templates: ['{PRODUCT:@product}']", ["en_US"], ["lexicons.product.0", "NUL byte"]),
+    ("NER label starting with a digit", "task: ner\nlabels: ['1']\ntemplates: ['x']",
+     ["en_US"], ["labels.0", "should match pattern"]),  # slots could not name it: {1:name}
+    ("blank classification label",
+     "task: classification\nlabels: [' ']\ntemplates: {' ': ['good']}", ["en_US"],
+     ["labels.0", "is blank"]),
+    ("classification label with a tab",
+     "task: classification\nlabels: [\"a\\tb\"]\ntemplates: {\"a\\tb\": ['good']}", ["en_US"],
+     ["labels.0", "control character"]),
     ("classification with a span label",
      "task: classification\nlabels: [pos]\ntemplates: {pos: ['good {PERSON:name}']}", ["en_US"],
      ["templates.pos[0]", "record no spans", "{:name}"]),
@@ -375,6 +383,14 @@ def test_bad_template_files_are_input_errors(tmp_path, text, locales, fragments)
     assert "tickets.yaml" in message
     for fragment in fragments:
         assert fragment in message, message
+
+
+def test_classification_labels_are_class_names_not_slot_labels(tmp_path):
+    """Document labels appear in no slot: a real dataset's "0", "1" or "4 stars" are labels
+    (balance mines templates under them); NER span labels keep the slot pattern."""
+    text = "task: classification\nlabels: ['0', '4 stars']\ntemplates: {'0': ['bad'], '4 stars': ['good']}"
+    generator = write_generator(tmp_path, text)
+    assert generator.template_file.labels == ("0", "4 stars")
 
 
 def test_a_provider_faker_cannot_run_here_is_an_input_error(tmp_path, monkeypatch):

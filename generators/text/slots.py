@@ -28,6 +28,7 @@ from pydantic import (
     field_validator,
 )
 
+from synthgate.class_names import category_name_problem
 from synthgate.errors import InputError
 from synthgate.files import load_yaml
 
@@ -155,9 +156,7 @@ Values = Annotated[list[NonEmptyStr], Field(min_length=1)]
 class _SchemaBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    labels: Annotated[
-        list[Annotated[str, Field(pattern=f"^{LABEL_PATTERN}$")]], Field(min_length=1)
-    ]
+    labels: Annotated[list[str], Field(min_length=1)]
     lexicons: dict[Annotated[str, Field(pattern=f"^{NAME_PATTERN}$")], Values] = Field(
         default_factory=dict
     )
@@ -176,11 +175,27 @@ class _SchemaBase(BaseModel):
 
 class _NerSchema(_SchemaBase):
     task: Literal["ner"]
+    # span labels are written inside slots: {LABEL:provider}
+    labels: Annotated[
+        list[Annotated[str, Field(pattern=f"^{LABEL_PATTERN}$")]], Field(min_length=1)
+    ]
     templates: Values
+
+
+def _class_name(label: str) -> str:
+    problem = category_name_problem(label)
+    if problem is not None:
+        raise ValueError(problem)
+    return label
 
 
 class _ClassificationSchema(_SchemaBase):
     task: Literal["classification"]
+    # document labels name classes (a real dataset's: "0", "1", "4 stars") and appear in no slot
+    labels: Annotated[
+        list[Annotated[str, AfterValidator(_no_nul), AfterValidator(_class_name)]],
+        Field(min_length=1),
+    ]
     templates: Annotated[dict[str, Values], Field(min_length=1)]
 
 
