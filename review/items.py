@@ -62,11 +62,14 @@ SET_STATUS = Prepared(
     .where(review_items.c.id == bindparam("item"))
     .values(status=bindparam("status"), final_verdict=bindparam("verdict"))
 )
-SET_SAMPLE = Prepared(
+SET_SAMPLE_STATEMENT = (
     samples.update()
     .where(samples.c.id == bindparam("sample"))
-    .values(status=bindparam("status"), score=bindparam("score"), data=bindparam("data"))
+    .values(status=bindparam("sample_status"), score=bindparam("score"), data=bindparam("data"))
 )
+SET_SAMPLE = Prepared(SET_SAMPLE_STATEMENT)
+# PostgreSQL: the sample's update rides on the item's as a WITH clause
+FINALISE = Prepared(SET_STATUS.statement.add_cte(SET_SAMPLE_STATEMENT.cte("final_sample")))
 
 
 def item_number(item_id: Any) -> int | None:
@@ -123,10 +126,17 @@ def shown_sample(connection: Connection, item: Any) -> Sample:
     return item_and_sample(connection, item.id)[1]
 
 
-def maybe_finalise(connection: Connection, item: Any, shown: Sample | None = None) -> None:
+def maybe_finalise(
+    connection: Connection,
+    item: Any,
+    shown: Sample | None = None,
+    verdicts: list[str] | None = None,
+) -> None:
     """Once the item has `k` annotator decisions: final on agreement, else to adjudication.
-    `shown`: the item's sample, when the caller has read it already."""
-    verdicts = ANNOTATOR_VERDICTS.run(connection, {"item": item.id}).scalars()
+    `shown`: the item's sample, `verdicts`: its annotators' verdicts, when the caller has read
+    them already."""
+    if verdicts is None:
+        verdicts = ANNOTATOR_VERDICTS.run(connection, {"item": item.id}).scalars()
     if len(verdicts) < item.k:
         if len(set(verdicts)) > 1:  # its annotators disagree: the rest of its decisions first
             DISPUTED.run(connection, {"item": item.id})
@@ -154,13 +164,17 @@ def finalise(
     sample = shown if shown is not None else shown_sample(connection, item)
     final = adjudication.final_sample(sample, verdict, rows)
     # the sample row and the item change in one transaction: no decision is half-applied
-    SET_SAMPLE.run(
-        connection,
-        {
-            "sample": final.id,
-            "status": final.status,
-            "score": final.report.score if final.report else None,
-            "data": sample_json(final),
-        },
-    )
-    SET_STATUS.run(connection, {"item": item.id, "status": "final", "verdict": verdict})
+    values = {
+        "sample": final.id,
+        "sample_status": final.status,
+        "score": final.report.score if final.report else None,
+        "data": sample_json(final),
+        "item": item.id,
+        "status": "final",
+        "verdict": verdict,
+    }
+    if connection.dialect.name == "postgresql":  # one round trip (queue.py ASSIGN_AND_SHOW)
+        FINALISE.run(connection, values)
+    else:
+        SET_SAMPLE.run(connection, values)
+        SET_STATUS.run(connection, values)

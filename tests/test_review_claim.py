@@ -166,3 +166,41 @@ def test_a_claim_reads_an_index_range_and_never_sorts_the_queue(
 
 def _plan_prefix(store: Store) -> str:
     return "QUERY PLAN " if store.engine.dialect.name == "sqlite" else ""
+
+
+@pytest.mark.parametrize("store", ["postgresql"], indirect=True)
+def test_a_task_and_its_decision_take_few_round_trips_on_postgresql(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a team's throughput on PostgreSQL depends on: every statement is a round trip to the
+    server. A claim's assignment and its task's row go in one statement there, and so do a
+    decision, its assignment's close and the item's verdicts, and a result's sample and item
+    (SQLite, in process, runs them one by one). Counted at the driver, where Prepared runs them."""
+    import psycopg
+
+    fill(store, review=8, audit=0, accepted=0)
+    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    counted: list[str] = []
+    execute = psycopg.Cursor.execute
+
+    def counting(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        counted.append(" ".join(str(query).split())[:60])
+        return execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counting)
+    rounds, samples = [], set()
+    for who in ("ann", "bob") * 4:  # each item: a first decision, then the one that ends it
+        counted.clear()
+        task = queue.next_item(who)
+        assert task is not None
+        claimed = len(counted)
+        counted.clear()
+        queue.decide(task.item_id, who, ACCEPT)
+        rounds.append((claimed, len(counted)))
+        samples.add(task.sample.id)
+    # next: the open task, the started and the fresh probes, the assignment with the task's row
+    assert max(claimed for claimed, _ in rounds) <= 4, rounds
+    # decide: the item, the decision with the verdicts, the result (the second decision)
+    assert [decided for _, decided in rounds] == [2, 3] * 4, rounds
+    assert len(samples) == 4 and all(store.get_sample(s).status == "accepted" for s in samples)
