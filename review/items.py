@@ -4,7 +4,7 @@ shows its stored copy), and making its result final once it has every decision i
 The sample row and the item change in the same transaction, so no decision is half-applied.
 The statements are built once, with bound parameters, and run on the driver's cursor
 (storage/prepared.py): SQLAlchemy's per-execution work costs more than running them on an index,
-and a review request runs a dozen of them.
+and a review request runs several of them.
 """
 
 from __future__ import annotations

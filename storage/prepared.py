@@ -1,10 +1,11 @@
 """`Prepared`: a Core statement compiled once per database driver and run on the driver's cursor
 of a SQLAlchemy connection, inside that connection's transaction.
 
-For the statements every review request runs (the token check, the claim, the decision: about
-fourteen per decision). `Connection.execute` spends 15-25 us per statement above the driver's
-own on its cache key, parameters and result set-up, more than an indexed SQLite statement takes;
-that was about a third of the review service's own CPU per decision. The statements stay
+For the statements every review request runs (the token check, the claim, the decision: ten to
+fourteen per decision; PostgreSQL runs some writes together, review/queue.py).
+`Connection.execute` spends 15-25 us per statement above the driver's own on its cache key,
+parameters and result set-up, more than an indexed SQLite statement takes; that was about a
+third of the review service's own CPU per decision. The statements stay
 SQLAlchemy Core (one schema, both dialects); only the per-execution machinery is skipped:
 
 - values go through the same bind processors SQLAlchemy would apply (JSON columns, casts), and
