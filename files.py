@@ -17,9 +17,11 @@ from the repository root.
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -270,18 +272,19 @@ def too_long(error: ValueError) -> str:
     return str(error).split(";")[0]
 
 
-class NotJsonNumber(ValueError):
-    """NaN, Infinity or -Infinity in a JSON text: Python's json reads and writes them, but they
-    are not JSON, and strict readers (browsers, orjson, most other languages) refuse the file."""
-
-    def __init__(self, token: str) -> None:
-        super().__init__(f"holds {token}, which is not JSON; replace it with null or a number")
-        self.token = token
-
-
-def refuse_not_json_number(token: str) -> Any:
-    """json's `parse_constant` for files synthgate writes again: NaN and Infinity refused."""
-    raise NotJsonNumber(token)
+def non_finite_floats(value: Any, where: str = "") -> Iterator[tuple[str, float]]:
+    """(path, value) of every NaN or infinite float in a JSON value (`bbox[1]`, `info.year`),
+    in document order, without recursion: what Python's json reads from NaN, Infinity or a
+    number beyond a float's range, and writes back as no JSON reader takes."""
+    stack = [(where, value)]
+    while stack:
+        here, item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            yield here, item
+        elif isinstance(item, dict):
+            stack += [(f"{here}.{k}" if here else str(k), v) for k, v in reversed(item.items())]
+        elif isinstance(item, list):
+            stack += [(f"{here}[{i}]", v) for i, v in reversed(list(enumerate(item)))]
 
 
 def nesting_depth(value: Any) -> int:

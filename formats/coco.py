@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
-from collections.abc import Iterator
+import re
 from pathlib import Path
 from typing import Any, TextIO
 
 from pydantic import ValidationError
 
 from synthgate.errors import InputError
-from synthgate.files import dumps, too_long
+from synthgate.files import dumps, non_finite_floats, too_long
 from synthgate.masks import finite_number
 from synthgate.samples import ObjectLabel, Provenance, Sample
 
@@ -34,22 +33,29 @@ COCO_LISTS = ("images", "annotations", "categories")
 MAX_LISTED = 20  # places named in one error message; the rest are counted
 
 
-def read_coco(path: Path | str, *, strict: bool = False) -> dict[str, Any]:
+# A number json reads as an infinite float: an exponent of 300 or more, or 300 digits before the
+# point (a gate only: a match inside a string costs a walk that finds nothing).
+BEYOND_FLOAT = re.compile(r"[0-9][eE]\+?0*(?:[3-9][0-9]{2}|[1-9][0-9]{3,})|[0-9]{300}")
+
+
+def read_coco(path: Path | str, *, non_finite: list[str] | None = None) -> dict[str, Any]:
     """Load a COCO JSON file; InputError unless it is a mapping with images/annotations/categories.
 
-    `strict`: NaN and Infinity are refused too, naming where they are (Python's json reads them,
-    but a file written with them again is one strict JSON readers refuse): for inputs whose
-    entries are copied into an output."""
+    `non_finite`: a list the reader adds what it met that reads as NaN or infinity to (NaN,
+    Infinity, a number beyond a float's range): Python's json reads them as floats, but writes
+    them as no JSON reader takes. A caller that copies entries into an output refuses those
+    still there after its checks (`refuse_non_finite`)."""
     path = existing_coco_file(path)
-    constants: list[str] = []  # NaN, Infinity, -Infinity as they were read
 
     def constant(token: str) -> float:
-        constants.append(token)
+        assert non_finite is not None
+        non_finite.append(token)
         return float(token)
 
     try:
         with open(path, encoding="utf-8") as handle:
-            data = json.load(handle, parse_constant=constant if strict else None)
+            text = handle.read()
+        data = json.loads(text, parse_constant=constant if non_finite is not None else None)
     except json.JSONDecodeError as error:
         raise InputError(
             f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
@@ -60,17 +66,24 @@ def read_coco(path: Path | str, *, strict: bool = False) -> dict[str, Any]:
         raise InputError(f"{path}: not valid JSON ({too_long(error)})") from None
     except RecursionError:  # json's decoder recurses per nesting level
         raise InputError(f"{path}: JSON nested too deep to be a COCO file") from None
-    data = coco_mapping(data, source=str(path))
-    if constants:  # rare: only then is every value walked, to name where they are
-        places = not_json_numbers(data)
+    if non_finite is not None and BEYOND_FLOAT.search(text):
+        non_finite.append("a number beyond a float's range")
+    return coco_mapping(data, source=str(path))
+
+
+def refuse_non_finite(data: dict[str, Any], source: Path) -> None:
+    """An InputError naming every NaN or infinite value of `data`, if it holds any: written out,
+    they are no JSON (Python writes NaN, Infinity), and strict readers refuse the file. Every
+    value is walked: for a file `read_coco` met such values in (`non_finite`)."""
+    places = not_json_numbers(data)
+    if places:
         listed = "".join(f"\n  - {place}" for place in places[:MAX_LISTED])
         more = f"\n  … and {len(places) - MAX_LISTED} more" if len(places) > MAX_LISTED else ""
         raise InputError(
-            f"{path}: {len(places)} value(s) are NaN or Infinity, which are not JSON (strict "
+            f"{source}: {len(places)} value(s) are NaN or Infinity, which are not JSON (strict "
             f"readers refuse a file holding them); nothing was written:{listed}{more}\n"
             "replace them with null or a number"
         )
-    return data
 
 
 def not_json_numbers(data: dict[str, Any]) -> list[str]:
@@ -86,22 +99,9 @@ def not_json_numbers(data: dict[str, Any]) -> list[str]:
                 entry_name, start = f"{key}[{position}] (id {entry_id!r}): ", ""
             places += [
                 f"{entry_name}{where} is {json.dumps(number)}"
-                for where, number in _floats(entry, start)
+                for where, number in non_finite_floats(entry, start)
             ]
     return places
-
-
-def _floats(value: Any, where: str) -> Iterator[tuple[str, float]]:
-    """(path, value) of every NaN or infinite float in `value`, without recursion."""
-    stack = [(where, value)]
-    while stack:
-        here, item = stack.pop()
-        if isinstance(item, float) and not math.isfinite(item):
-            yield here, item
-        elif isinstance(item, dict):
-            stack += [(f"{here}.{k}" if here else str(k), v) for k, v in reversed(item.items())]
-        elif isinstance(item, list):
-            stack += [(f"{here}[{i}]", v) for i, v in reversed(list(enumerate(item)))]
 
 
 def existing_coco_file(path: Path | str) -> Path:

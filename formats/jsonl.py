@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from synthgate.errors import InputError, lone_surrogate_in, quoted
-from synthgate.files import NotJsonNumber, refuse_not_json_number, too_long
+from synthgate.files import non_finite_floats, too_long
 from synthgate.formats.coco import count_of, mapping_of, report_summary
 from synthgate.samples import Provenance, Sample, SampleSpec, Span
 
@@ -31,7 +31,12 @@ def iter_jsonl(
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, row) of every non-blank line of a JSONL file, read as it goes. `strict`:
     NaN and Infinity are refused too (rows copied into an output strict readers must load)."""
-    constant = refuse_not_json_number if strict else None
+    met: list[str] = []  # NaN, Infinity, -Infinity read on this line
+
+    def constant(token: str) -> float:
+        met.append(token)
+        return float(token)
+
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{path}: is a folder; pass the {what} itself")
@@ -43,9 +48,7 @@ def iter_jsonl(
                 if not line.strip():
                     continue
                 try:
-                    row = json.loads(line, parse_constant=constant)
-                except NotJsonNumber as error:
-                    raise InputError(f"{path}: line {number}: {error}") from None
+                    row = json.loads(line, parse_constant=constant if strict else None)
                 except json.JSONDecodeError as error:
                     raise InputError(
                         f"{path}: line {number}: not valid JSON ({error.msg})"
@@ -58,6 +61,15 @@ def iter_jsonl(
                     ) from None
                 if not isinstance(row, dict):
                     raise InputError(f"{path}: line {number}: a row must be a JSON object")
+                if met:
+                    places = ", ".join(
+                        f"`{where}` is {json.dumps(value)}"
+                        for where, value in non_finite_floats(row)
+                    )
+                    raise InputError(
+                        f"{path}: line {number}: {places}, which is not JSON (strict readers "
+                        "refuse a file holding it); replace it with null or a number"
+                    )
                 if SURROGATE_ESCAPE.search(line) and lone_surrogate_in(row) is not None:
                     raise InputError(
                         f"{path}: line {number}: holds a lone surrogate (an unpaired "

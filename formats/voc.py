@@ -16,6 +16,7 @@ from xml.sax.saxutils import escape
 
 from PIL import Image, ImageMode, UnidentifiedImageError
 
+from synthgate.class_names import category_name_problem
 from synthgate.errors import InputError
 from synthgate.formats.exports import by_image, export_names, exported_box
 from synthgate.formats.xml_text import UNFIT_FOR_XML, unfit_for_xml
@@ -87,17 +88,19 @@ def coco_to_voc_xml(
 
 def voc_labelmap(class_names: list[str]) -> str:
     """labelmap.txt as datumaro and CVAT read it: `name:color:parts:actions`, colour left out."""
-    bad = [name for name in class_names if any(c in name for c in ":\n\r")]
-    if bad:
-        raise InputError(
-            f"classes {bad[:5]}: VOC's labelmap.txt separates its fields with ':' and lines "
-            "with line breaks; rename these categories for a VOC export"
-        )
     bad = unfit_for_xml(class_names)
     if bad:
         raise InputError(
             f"classes {bad[:5]}: {UNFIT_FOR_XML}, as a VOC file is XML; rename these "
             "categories for a VOC export"
+        )
+    # the class-name rule of configs and balance (class_names.py), and labelmap.txt's ':'
+    bad = [name for name in class_names if ":" in name or category_name_problem(name)]
+    if bad:
+        raise InputError(
+            f"classes {bad[:5]}: VOC's labelmap.txt separates its fields with ':' and lines "
+            "with line breaks, and these names hold one, or are blank or hold another control "
+            "character; rename these categories for a VOC export"
         )
     return "# label:color_rgb:parts:actions\n" + "".join(f"{name}:::\n" for name in class_names)
 

@@ -328,8 +328,15 @@ def _original(region: dict[str, Any], labels: list[Any], prefix: str) -> Any:
     """The label an exported region id (`prefix` + its index) names, or None."""
     region_id = str(region.get("id", ""))
     index = region_id[len(prefix) :] if region_id.startswith(prefix) else ""
-    # only what int() reads ("²" is a digit, not a decimal) and no longer than an index can be
-    if index.isdecimal() and len(index) <= len(str(len(labels))) and int(index) < len(labels):
+    # only an index as we write it: ASCII digits without a leading zero ("o01", "o１", "o²" are
+    # not ours), no longer than an index of these labels can be
+    if (
+        index.isascii()
+        and index.isdigit()
+        and (index == "0" or not index.startswith("0"))
+        and len(index) <= len(str(len(labels)))
+        and int(index) < len(labels)
+    ):
         return labels[int(index)]
     return None
 

@@ -277,9 +277,11 @@ class ReviewQueue:
                         if self.dialect == "postgresql":
                             values = self._assignment(item_id, annotator)
                             row = ASSIGN_AND_SHOW.run(writing, values).one()
-                            return self._task_of(row)
-                        self._add_assignment(writing, item_id, annotator)
-                    row = SHOWN.run(writing, {"item": item_id}).one()
+                        else:
+                            self._add_assignment(writing, item_id, annotator)
+                            row = SHOWN.run(writing, {"item": item_id}).one()
+                    else:
+                        row = SHOWN.run(writing, {"item": item_id}).one()
                 return self._task_of(row)
         raise RuntimeError("next_item: could not claim an item after 200 attempts")
 

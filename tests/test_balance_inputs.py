@@ -144,4 +144,5 @@ def test_leading_zeros_do_not_make_a_target_too_long() -> None:
     from synthgate.workflows.quotas import parse_target
 
     assert parse_target("0" * 30 + "12") == 12
+    assert parse_target("0" * 4400 + "12") == 12  # beyond int()'s 4,300 digits, zeros and all
     assert parse_target("１２") == 12  # full-width digits are what int() reads as 12

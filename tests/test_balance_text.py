@@ -112,7 +112,10 @@ BAD_ROWS = [
         "row 1: label `sentiment` 'p\\tos' holds",
     ),
     ('{"id": 1, "review": "a", "sentiment": " "}\n', "row 1: label `sentiment` ' ' is blank"),
-    ('{"id": 1, "review": "a", "sentiment": "p", "w": NaN}\n', "line 1: holds NaN, which is not"),
+    (
+        '{"id": 1, "review": "a", "sentiment": "p", "w": NaN}\n',
+        "line 1: `w` is NaN, which is not JSON",
+    ),
 ]
 
 

@@ -379,3 +379,38 @@ def test_validate_file_streams_its_document_and_keeps_no_report(tmp_path: Path) 
     with pytest.raises(InputError, match="holds no samples"):
         validate_file(empty, json=tmp_path / "none.json")
     assert not (tmp_path / "none.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("number", "infinite"),
+    [
+        ("NaN", True),
+        ("-Infinity", True),
+        ("1e999", True),
+        ("1.7976931348623159e308", True),  # just past the largest float: rounds to inf
+        ("9" * 309 + ".5", True),  # 10**309: no exponent, still beyond
+        ("1.5e300", False),  # the gate lets it through to the walk, which finds it finite
+        ("12.5", False),
+    ],
+)
+def test_the_reader_notes_what_reads_as_nan_or_infinity(
+    tmp_path: Path, number: str, infinite: bool
+) -> None:
+    """What `refuse_non_finite` walks for: every number Python's json reads as NaN or inf is
+    noted (a false alarm only costs a walk); an untouched file notes nothing."""
+    from synthgate.formats.coco import refuse_non_finite
+
+    path = tmp_path / "coco.json"
+    path.write_text(
+        '{"images": [{"id": 1, "file_name": "a-1e183.png", "width": 4, "height": 4, '
+        f'"weight": {number}}}], "annotations": [], "categories": []}}'
+    )
+    noted: list[str] = []
+    data = read_coco(path, non_finite=noted)
+    assert bool(noted) == infinite or number == "1.5e300"
+    if infinite:
+        with pytest.raises(InputError, match=r"images\[0\] \(id 1\): weight is (NaN|-?Infinity)"):
+            refuse_non_finite(data, path)
+    else:
+        refuse_non_finite(data, path)  # nothing to name
+    assert read_coco(path)["images"][0]["file_name"] == "a-1e183.png"

@@ -239,9 +239,9 @@ ERROR_CASES: list[tuple[str, Any, list[str], list[str]]] = [
         ),
         ["{coco}", "-f", "voc", "--no-copy-images"],
         [
-            "2 value(s) are NaN or Infinity, which are not JSON",
-            "annotations[0] (id 1): bbox[1] is NaN",
-            "annotations[1] (id 2): bbox[2] is Infinity",
+            "annotations[0] (id 1): bbox must be [x, y, w, h], finite numbers",
+            "[10, nan, 20, 10]",
+            "annotations[1] (id 2)",
         ],
     ),
     (
@@ -293,6 +293,20 @@ ERROR_CASES: list[tuple[str, Any, list[str], list[str]]] = [
         ),
         ["{coco}", "-f", "coco", "--no-copy-images", "--skip-invalid"],
         ["coco.json: 1 value(s) are NaN", "categories[0] (id 3): supercategory is NaN"],
+    ),
+    (  # json reads it as inf, and would write it back as Infinity
+        "number beyond a float's range in a field exported as it is",
+        lambda tmp, coco: coco.write_text(
+            coco.read_text().replace('"name": "cat"', '"name": "cat", "weight": 1e999')
+        ),
+        ["{coco}", "-f", "coco", "--no-copy-images", "--skip-invalid"],
+        ["1 value(s) are NaN or Infinity", "categories[0] (id 3): weight is Infinity"],
+    ),
+    (
+        "VOC class with a blank name",  # the one class-name rule of configs and balance
+        lambda tmp, coco: coco.write_text(coco.read_text().replace('"cat"', '" "')),
+        ["{coco}", "-f", "voc", "--no-copy-images"],
+        ["classes [' ']", "or are blank"],
     ),
     (
         "no images",
@@ -365,3 +379,30 @@ def test_iscrowd_as_false_true_or_float_is_read_as_before(source: Path, tmp_path
     )
     result = export(str(source), "-f", "yolo", "--no-copy-images", "-o", str(tmp_path / "out"))
     assert result.exit_code == 0, result.output
+
+
+def test_nan_is_refused_only_where_it_would_be_written(source: Path, tmp_path: Path) -> None:
+    """YOLO and VOC write no extra field, so a NaN in one does not stop them; --skip-invalid
+    still leaves out an entry whose box is NaN (the box check names it) and exports the rest."""
+    data = json.loads(source.read_text())
+    data["images"][0]["license"] = float("nan")
+    source.write_text(json.dumps(data))
+    for fmt in ("yolo", "voc"):
+        result = export(str(source), "-f", fmt, "--no-copy-images", "-o", str(tmp_path / fmt))
+        assert result.exit_code == 0, result.output
+    refused = export(
+        str(source), "-f", "coco", "--no-copy-images", "--skip-invalid", "-o", str(tmp_path / "c")
+    )
+    assert refused.exit_code == 2 and "images[0] (id 1): license is NaN" in refused.output
+    assert not (tmp_path / "c").exists()
+    data["images"][0].pop("license")
+    data["annotations"][0]["bbox"][1] = float("nan")
+    source.write_text(json.dumps(data))
+    out = tmp_path / "skipped"
+    kept = export(str(source), "-f", "yolo", "--no-copy-images", "--skip-invalid", "-o", str(out))
+    assert kept.exit_code == 0, kept.output
+    assert "annotations[0] (id 1): bbox must be" in " ".join(kept.output.split())
+    lines = [line for f in (out / "labels").rglob("*.txt") for line in f.read_text().splitlines()]
+    assert len(lines) == len(data["annotations"]) - 1 - sum(
+        a["iscrowd"] for a in data["annotations"]
+    )

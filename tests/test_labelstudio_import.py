@@ -121,7 +121,7 @@ def test_decisions_made_in_label_studio_come_back(
     assert len(reads) == 6  # nothing recorded: only the refused 3rd person's item read again
 
 
-@pytest.mark.parametrize("region_id", ["o²", "o" + "1" * 5000, "o01", "o-1"])
+@pytest.mark.parametrize("region_id", ["o²", "o" + "1" * 5000, "o01", "o-1", "o１"])
 def test_a_region_id_that_is_no_index_of_ours_is_a_new_object(
     store: Store, tmp_path: Path, region_id: str
 ) -> None:

@@ -295,15 +295,15 @@ def _merge_args(real: Path, run_dir: Path, out: Path, *extra: str) -> tuple[str,
         ("jsonl-id-a-list", "bad.jsonl: row 1: `id` must be a string or an integer (got [1])"),
         # Python's json reads NaN; written into merged.coco.json, strict readers refuse the file
         ("nan-in-a-real-entry", "images[0] (id 101): license is NaN"),
-        ("infinity-in-a-jsonl-row", "bad.jsonl: line 1: holds Infinity, which is not JSON"),
+        ("infinity-in-a-jsonl-row", "bad.jsonl: line 1: `weight` is Infinity, which is not JSON"),
     ],
 )
 def test_merge_refusals_are_clear_and_write_nothing(
     case: str, words: str, finished_run: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
-    coco, _, run_dir = finished_run
+    coco, images, run_dir = finished_run
     before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
-    real, out = coco, tmp_path / "merged"
+    real, out, extra = coco, tmp_path / "merged", []
     if case == "out-in-run":
         out = run_dir / "coco.json"
     elif case == "out-is-a-file":
@@ -328,10 +328,11 @@ def test_merge_refusals_are_clear_and_write_nothing(
         data = json.loads(coco.read_text())
         data["images"][0]["license"] = float("nan")
         real.write_text(json.dumps(data))
+        extra = ["--images", str(images)]
     elif case == "infinity-in-a-jsonl-row":
         real = tmp_path / "bad.jsonl"
         real.write_text('{"id": 1, "text": "a", "label": "x", "weight": Infinity}\n')
-    result = run_cli(*_merge_args(real, run_dir, out))
+    result = run_cli(*_merge_args(real, run_dir, out, *extra))
     message = " ".join(result.stderr.split())
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert words in message, message

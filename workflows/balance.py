@@ -32,7 +32,7 @@ from typing import Any
 from synthgate.config import BatchConfig, CopyPasteImageConfig, parse_config
 from synthgate.errors import InputError
 from synthgate.files import dumps, write_atomic
-from synthgate.formats.coco import read_coco
+from synthgate.formats.coco import read_coco, refuse_non_finite
 from synthgate.formats.coco_checks import check_coco, class_name_problems, describe_problems
 from synthgate.formats.jsonl import read_jsonl
 from synthgate.generators import Generator, build_generator
@@ -292,7 +292,8 @@ def balance(
             problem="folder not found; pass the folder of the images",
         )
     refuse_out_holding(out, coco_path, images_dir)
-    real = read_coco(coco_path, strict=True)  # its entries are copied into merged.coco.json
+    non_finite: list[str] = []
+    real = read_coco(coco_path, non_finite=non_finite)
     checked = check_coco(
         real,
         source=coco_path,
@@ -300,6 +301,8 @@ def balance(
         skip_invalid=skip_invalid or balance.skip_invalid,
     )
     data = checked.data
+    if non_finite:  # its entries are copied into merged.coco.json
+        refuse_non_finite(data, coco_path)
     unnamed = class_name_problems(data)
     if unnamed:
         raise InputError(

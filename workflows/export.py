@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from synthgate.errors import InputError
 from synthgate.files import dumps, is_file, path_problem
-from synthgate.formats.coco import read_coco
+from synthgate.formats.coco import read_coco, refuse_non_finite
 from synthgate.formats.coco_checks import check_coco
 from synthgate.formats.exports import (
     SUBSETS,
@@ -310,7 +310,8 @@ def read_checked(
     the descriptions of entries left out. `boxes_only`: YOLO and VOC export no segmentations,
     so they are dropped before the checks and a bad polygon does not stop such an export."""
 
-    coco = read_coco(path, strict=True)  # its extra fields are exported as they are
+    non_finite: list[str] = []
+    coco = read_coco(path, non_finite=non_finite)
     if images_dir is not None:
         refuse_if_no_image_is_there(coco["images"], images_dir)
     if boxes_only:
@@ -326,6 +327,8 @@ def read_checked(
             ],
         }
     checked = check_coco(coco, source=path, images_dir=images_dir, skip_invalid=skip_invalid)
+    if non_finite and not boxes_only:  # a COCO export writes every field as it is
+        refuse_non_finite(checked.data, path)
     return checked.data, [p.describe() for p in checked.skipped]
 
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from synthgate.errors import InputError
 from synthgate.files import dumps, write_atomic
-from synthgate.formats.coco import read_coco
+from synthgate.formats.coco import read_coco, refuse_non_finite
 from synthgate.formats.coco_checks import check_coco
 from synthgate.formats.exports import place_image
 from synthgate.formats.jsonl import check_row_ids, jsonl_lines, read_jsonl
@@ -387,12 +387,15 @@ def merge(
             problem="folder not found; pass the folder the real file_names are in",
         )
     # the real images are checked too: missing, unreadable or not the size their entry says
+    non_finite: list[str] = []
     checked = check_coco(
-        read_coco(real_path, strict=True),
+        read_coco(real_path, non_finite=non_finite),
         source=real_path,
         images_dir=images_dir,
         skip_invalid=skip_invalid,
     )
+    if non_finite:  # its entries are copied into merged.coco.json
+        refuse_non_finite(checked.data, real_path)
     result.skipped_input = [p.describe() for p in checked.skipped]
     placed, files = dataset_folder_images(checked.data, images_dir)
     merged = merge_run_coco(placed, run_dir, files, add_categories=add_categories, result=result)

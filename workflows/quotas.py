@@ -129,7 +129,7 @@ def parse_target(value: str | int) -> str | int | Path:
                 value=f"{text[:20]}... ({len(text)} digits)",
                 problem=f"is more than a batch holds ({MAX_COUNT})",
             )
-        return parse_target(int(text))
+        return parse_target(int(digits.lstrip("0") or "0"))
     path = Path(text)
     if path.suffix in (".yaml", ".yml", ".json") or path.exists():
         if not path.is_file():

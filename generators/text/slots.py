@@ -193,7 +193,7 @@ class _ClassificationSchema(_SchemaBase):
     task: Literal["classification"]
     # document labels name classes (a real dataset's: "0", "1", "4 stars") and appear in no slot
     labels: Annotated[
-        list[Annotated[str, AfterValidator(_no_nul), AfterValidator(_class_name)]],
+        list[Annotated[str, AfterValidator(_class_name)]],
         Field(min_length=1),
     ]
     templates: Annotated[dict[str, Values], Field(min_length=1)]
