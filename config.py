@@ -35,7 +35,7 @@ from pydantic import (
 
 from synthgate.class_names import category_name_problem
 from synthgate.errors import InputError, quoted
-from synthgate.files import load_yaml
+from synthgate.files import load_yaml, quote_hint
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 MAX_SEED = 2**63 - 1  # seeds are stored as signed 64-bit integers
@@ -534,7 +534,7 @@ def _format_validation_error(path: Path, error: ValidationError) -> str:
             got = quoted(item.get("input"))
             # our validators' own words, without pydantic's "Value error, " before them
             problem = item["ctx"]["error"] if item["type"] == "value_error" else item["msg"]
-            lines.append(f"{path}: {where}: {problem} (got {got})")
+            lines.append(f"{path}: {where}: {problem} (got {got}){quote_hint(item)}")
     if len(problems) > MAX_PROBLEMS_SHOWN:
         lines.append(f"{path}: ... and {len(problems) - MAX_PROBLEMS_SHOWN} more problems")
     return "\n".join(lines)

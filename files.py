@@ -21,7 +21,7 @@ import math
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -270,6 +270,16 @@ def _bound_message(source: Path | str, error: _Refused) -> str:
 def too_long(error: ValueError) -> str:
     """Python's message for an integer too long to read, without its advice to programmers."""
     return str(error).split(";")[0]
+
+
+def quote_hint(error: Mapping[str, Any]) -> str:
+    """For a pydantic error that wanted text where YAML read a number or a boolean (a category
+    `0`, a label `yes`): how to write it as text; else ''."""
+    value = error.get("input")
+    if error.get("type") != "string_type" or not isinstance(value, bool | int | float):
+        return ""
+    kind = "a boolean" if isinstance(value, bool) else "a number"
+    return f"; YAML read it as {kind}: write it in quotes ('{json.dumps(value)}')"
 
 
 def non_finite_floats(value: Any, where: str = "") -> Iterator[tuple[str, float]]:

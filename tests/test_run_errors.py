@@ -76,6 +76,11 @@ BAD_INPUT_CASES = [
         yaml.safe_dump(small_config(categories=["big\u2028circle"])),
         ["control character or line break"],
     ),
+    (
+        "category-yaml-reads-as-a-boolean",
+        yaml.safe_dump(small_config(categories=["circle", True])),
+        ["categories.1", "YAML read it as a boolean: write it in quotes ('true')"],
+    ),
     # a blank locale was run as Faker's default (en_US) and recorded as ''
     ("blank-locale", yaml.safe_dump(_with("text.locales", ["en_US", ""])), ["text.locales", "''"]),
     (

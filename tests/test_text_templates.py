@@ -359,6 +359,9 @@ BAD_FILES = [
      + "templates: ['{PRODUCT:@product}']", ["en_US"], ["lexicons.product.0", "NUL byte"]),
     ("NER label starting with a digit", "task: ner\nlabels: ['1']\ntemplates: ['x']",
      ["en_US"], ["labels.0", "should match pattern"]),  # slots could not name it: {1:name}
+    ("classification label YAML reads as a number",
+     "task: classification\nlabels: [0]\ntemplates: {0: ['bad']}", ["en_US"],
+     ["labels.0", "YAML read it as a number: write it in quotes ('0')"]),
     ("blank classification label",
      "task: classification\nlabels: [' ']\ntemplates: {' ': ['good']}", ["en_US"],
      ["labels.0", "is blank"]),

@@ -30,7 +30,7 @@ from pydantic import (
 
 from synthgate.class_names import category_name_problem
 from synthgate.errors import InputError
-from synthgate.files import load_yaml
+from synthgate.files import load_yaml, quote_hint
 
 Task = Literal["ner", "classification"]
 TASKS: tuple[Task, ...] = ("ner", "classification")
@@ -308,7 +308,9 @@ def _format_validation_error(path: Path, error: ValidationError) -> str:
             )
         else:
             problem = item["ctx"]["error"] if item["type"] == "value_error" else item["msg"]
-            lines.append(f"{path}: {where}: {problem} (got {item.get('input')!r})")
+            lines.append(
+                f"{path}: {where}: {problem} (got {item.get('input')!r}){quote_hint(item)}"
+            )
     return "\n".join(lines)
 
 
