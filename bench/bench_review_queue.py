@@ -114,10 +114,11 @@ GOLD = (
 def db():
     connection = getattr(local, "connection", None)
     if connection is None:
-        connection = sqlite3.connect(DB, isolation_level=None, check_same_thread=False)
+        # the busy timeout first: threads opening their connections at once wait on each
+        # other's journal_mode (it failed "database is locked" once)
+        connection = sqlite3.connect(DB, isolation_level=None, check_same_thread=False, timeout=30)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
-        connection.execute("PRAGMA busy_timeout=30000")
         local.connection = connection
     return connection
 
