@@ -10,6 +10,8 @@ IMMEDIATE on SQLite, a row lock with SKIP LOCKED on PostgreSQL), so concurrent a
 share a slot. A claim costs O(log n) in the open items: every item keeps its count of
 assignments (`taken`) and its place in the claim order (`priority`, review/priority.py), and the
 claim walks an index over (kind, status, taken, priority, id) to the first row it may take.
+On PostgreSQL, where every statement is a round trip to the server, a task takes two statements
+(the open task with the claim; the assignment with the task's row) and a decision two or three.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import Select, bindparam, func, select, true, union_all
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import BindParameter
 
@@ -133,6 +135,32 @@ class Probe:
 
 CLAIM_REAL = [Probe.of(STARTED), Probe.of(FRESH)]
 CLAIM_GOLD = [Probe.of(GOLD_AFTER), Probe.of(GOLD_BEFORE)]
+# PostgreSQL: OPEN_TASK and CLAIM_REAL's locked probes in one round trip. The probes run only
+# when the annotator holds no open task (a one-time filter), each as a sub-select of its own
+# (FOR UPDATE is not allowed on a UNION's members), and FRESH only when STARTED found nothing
+# (the outer LIMIT stops the Append); each reads its index as it does alone.
+OPENED = (
+    select(
+        func.min(assignments.c.item_id).filter(assignments.c.decided_at.is_(None)).label("task"),
+        func.count().label("given"),
+    )
+    .where(assignments.c.annotator == ANNOTATOR)
+    .subquery("opened")
+)
+CLAIMABLE = [
+    query.where(OPENED.c.task.is_(None))
+    .with_for_update(skip_locked=True, of=review_items)
+    .correlate(OPENED)
+    .subquery(name)
+    for name, query in (("started", STARTED), ("fresh", FRESH))
+]
+CANDIDATES = union_all(*(select(c.c.id).correlate(OPENED) for c in CLAIMABLE)).subquery()
+CLAIMED = select(CANDIDATES.c.id).limit(1).correlate(OPENED).lateral("claimed")
+OPEN_OR_CLAIM = Prepared(
+    select(OPENED.c.task, OPENED.c.given, CLAIMED.c.id).select_from(
+        OPENED.outerjoin(CLAIMED, true())
+    )
+)
 ASSIGN = Prepared(
     assignments.insert().values(
         item_id=ITEM, annotator=ANNOTATOR, assigned_at=bindparam("assigned_at")
@@ -266,10 +294,19 @@ class ReviewQueue:
                 # One short write transaction: the open task, else a claim and its assignment,
                 # and the task's row; the sample is parsed after the commit.
                 with self.write(connection) as writing:
-                    open_task, position = OPEN_TASK.run(writing, {"annotator": annotator}).one()
+                    values = {"annotator": annotator}
+                    if self.dialect == "postgresql":
+                        open_task, position, real = OPEN_OR_CLAIM.run(writing, values).one()
+                    else:
+                        open_task, position = OPEN_TASK.run(writing, values).one()
+                        real = (
+                            None
+                            if open_task is not None
+                            else self._first(writing, CLAIM_REAL, values)
+                        )
                     item_id = open_task
                     if item_id is None:
-                        item_id = self._claim(writing, annotator, position)
+                        item_id = self._claim(writing, annotator, position, real)
                         if item_id is None:
                             return None
                         if item_id < 0:  # every open slot is held by another claim: try again
@@ -438,11 +475,15 @@ class ReviewQueue:
         """The values of ASSIGN and COUNT_IN (one more person on the item)."""
         return {"item": item_id, "annotator": annotator, "assigned_at": time.time(), "change": 1}
 
-    def _claim(self, connection: Connection, annotator: str, position: int) -> int | None:
+    def _claim(
+        self, connection: Connection, annotator: str, position: int, real: int | None
+    ) -> int | None:
         """The item to assign next; -1 if other claims hold every open slot (the caller
         retries), None if nothing is left for this annotator. `position`: how many tasks the
-        annotator was given before (it seeds their gold draw)."""
-        real = self._first(connection, CLAIM_REAL, {"annotator": annotator})
+        annotator was given before (it seeds their gold draw); `real`: what CLAIM_REAL found
+        (on PostgreSQL locked, None also when other claims hold every row it would take)."""
+        if real is None and self.dialect == "postgresql":
+            real = self._held(connection, CLAIM_REAL, {"annotator": annotator})
         if real is None or real < 0:
             return real  # gold only rides along with real work
         if gold.draw_gold(self.gold_rate, seed=[self.seed, annotator, position]):
@@ -464,9 +505,15 @@ class ReviewQueue:
             found = (probe.locked if postgresql else probe.plain).run(connection, values).scalar()
             if found is not None:
                 return int(found)
-        if postgresql and any(p.plain.run(connection, values).first() is not None for p in probes):
-            # Every open slot is locked by another annotator's claim right now: that is
-            # "try again", not "nothing left" (it may be released without being taken).
+        return self._held(connection, probes, values) if postgresql else None
+
+    def _held(
+        self, connection: Connection, probes: list[Probe], values: dict[str, Any]
+    ) -> int | None:
+        """After the locked probes found nothing (PostgreSQL): -1 when rows exist but other
+        claims lock them all right now, which is "try again", not "nothing left" (a claim may
+        end without taking its row); else None."""
+        if any(p.plain.run(connection, values).first() is not None for p in probes):
             return -1
         return None
 
