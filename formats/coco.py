@@ -87,7 +87,7 @@ def refuse_non_finite(data: dict[str, Any], source: Path) -> None:
 
 
 def not_json_numbers(data: dict[str, Any]) -> list[str]:
-    """Where a COCO mapping holds NaN or Infinity: `annotations[3] (id 7): bbox[1] is nan`."""
+    """Where a COCO mapping holds NaN or Infinity: `annotations[3] (id 7): bbox[1] is NaN`."""
     places = []
     for key, value in data.items():
         entries = enumerate(value) if key in COCO_LISTS else [(None, value)]

@@ -69,12 +69,11 @@ ANNOTATOR: BindParameter[str] = bindparam("annotator")
 ITEM: BindParameter[int] = bindparam("item")
 # The annotator's open task (their undecided assignment, if any) and how many tasks they were
 # given (the position that seeds their gold draw), from ix_review_assignments_annotator_open.
-OPEN_TASK = Prepared(
-    select(
-        func.min(assignments.c.item_id).filter(assignments.c.decided_at.is_(None)),
-        func.count(),
-    ).where(assignments.c.annotator == ANNOTATOR)
-)
+OPEN_TASK_QUERY = select(
+    func.min(assignments.c.item_id).filter(assignments.c.decided_at.is_(None)).label("task"),
+    func.count().label("given"),
+).where(assignments.c.annotator == ANNOTATOR)
+OPEN_TASK = Prepared(OPEN_TASK_QUERY)
 # the annotator's assignments, for an anti-join: a claim skips the items they hold (one probe of
 # uq_assignment per candidate row, no subquery per row)
 MINE = select(assignments.c.item_id).where(assignments.c.annotator == ANNOTATOR).alias("mine")
@@ -139,14 +138,7 @@ CLAIM_GOLD = [Probe.of(GOLD_AFTER), Probe.of(GOLD_BEFORE)]
 # when the annotator holds no open task (a one-time filter), each as a sub-select of its own
 # (FOR UPDATE is not allowed on a UNION's members), and FRESH only when STARTED found nothing
 # (the outer LIMIT stops the Append); each reads its index as it does alone.
-OPENED = (
-    select(
-        func.min(assignments.c.item_id).filter(assignments.c.decided_at.is_(None)).label("task"),
-        func.count().label("given"),
-    )
-    .where(assignments.c.annotator == ANNOTATOR)
-    .subquery("opened")
-)
+OPENED = OPEN_TASK_QUERY.subquery("opened")
 CLAIMABLE = [
     query.where(OPENED.c.task.is_(None))
     .with_for_update(skip_locked=True, of=review_items)
