@@ -71,11 +71,12 @@ def read_coco(path: Path | str, *, non_finite: list[str] | None = None) -> dict[
     return coco_mapping(data, source=str(path))
 
 
-def refuse_non_finite(data: dict[str, Any], source: Path) -> None:
+def refuse_non_finite(data: dict[str, Any], source: Path, noted: list[str]) -> None:
     """An InputError naming every NaN or infinite value of `data`, if it holds any: written out,
-    they are no JSON (Python writes NaN, Infinity), and strict readers refuse the file. Every
-    value is walked: for a file `read_coco` met such values in (`non_finite`)."""
-    places = not_json_numbers(data)
+    they are no JSON (Python writes NaN, Infinity), and strict readers refuse the file. `noted`:
+    what `read_coco(non_finite=...)` met in the file; only when it met something is every value
+    walked."""
+    places = not_json_numbers(data) if noted else []
     if places:
         listed = "".join(f"\n  - {place}" for place in places[:MAX_LISTED])
         more = f"\n  … and {len(places) - MAX_LISTED} more" if len(places) > MAX_LISTED else ""

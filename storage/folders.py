@@ -7,8 +7,8 @@ review decisions, and returns a fresh temporary folder beside it (`Started`);
 new one is there, and `discard_out(started)` takes a failed build away with the folders made for
 it. So a failure leaves nothing half-written and reviewed data is never replaced.
 `check_out_file(path)` does the same for a single file a command writes (`--json`, `review
-export --out`): never a database, never a file of a folder synthgate wrote (`synthgate_folder`). `human_decision_count(db)` reads a database without
-creating anything.
+export --out`): never a database, never a file of a folder synthgate wrote
+(`synthgate_folder`). `human_decision_count(db)` reads a database without creating anything.
 """
 
 from __future__ import annotations

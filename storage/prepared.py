@@ -5,8 +5,8 @@ For the statements every review request runs (the token check, the claim, the de
 fourteen per decision; PostgreSQL runs some writes together, review/queue.py).
 `Connection.execute` spends 15-25 us per statement above the driver's own on its cache key,
 parameters and result set-up, more than an indexed SQLite statement takes; that was about a
-third of the review service's own CPU per decision. The statements stay
-SQLAlchemy Core (one schema, both dialects); only the per-execution machinery is skipped:
+third of the review service's own CPU per decision. The statements stay SQLAlchemy Core (one
+schema, both dialects); only the per-execution machinery is skipped:
 
 - values go through the same bind processors SQLAlchemy would apply (JSON columns, casts), and
   result values through its result processors;

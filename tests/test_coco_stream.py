@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from synthgate.errors import InputError
-from synthgate.formats.coco import read_coco
+from synthgate.formats.coco import read_coco, refuse_non_finite
 from synthgate.formats.coco_annotations import coco_to_samples
 from synthgate.formats.coco_reader import stream_coco
 from synthgate.masks import encode_mask, finite_number, segmentation_to_rle
@@ -398,8 +398,6 @@ def test_the_reader_notes_what_reads_as_nan_or_infinity(
 ) -> None:
     """What `refuse_non_finite` walks for: every number Python's json reads as NaN or inf is
     noted (a false alarm only costs a walk); an untouched file notes nothing."""
-    from synthgate.formats.coco import refuse_non_finite
-
     path = tmp_path / "coco.json"
     path.write_text(
         '{"images": [{"id": 1, "file_name": "a-1e183.png", "width": 4, "height": 4, '
@@ -410,7 +408,7 @@ def test_the_reader_notes_what_reads_as_nan_or_infinity(
     assert bool(noted) == infinite or number == "1.5e300"
     if infinite:
         with pytest.raises(InputError, match=r"images\[0\] \(id 1\): weight is (NaN|-?Infinity)"):
-            refuse_non_finite(data, path)
+            refuse_non_finite(data, path, noted)
     else:
-        refuse_non_finite(data, path)  # nothing to name
+        refuse_non_finite(data, path, noted)  # nothing to name
     assert read_coco(path)["images"][0]["file_name"] == "a-1e183.png"

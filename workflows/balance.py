@@ -301,8 +301,7 @@ def balance(
         skip_invalid=skip_invalid or balance.skip_invalid,
     )
     data = checked.data
-    if non_finite:  # its entries are copied into merged.coco.json
-        refuse_non_finite(data, coco_path)
+    refuse_non_finite(data, coco_path, non_finite)  # its entries go into merged.coco.json
     unnamed = class_name_problems(data)
     if unnamed:
         raise InputError(

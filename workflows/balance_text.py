@@ -88,8 +88,7 @@ def _check_rows(
         if problem is not None:
             raise InputError(
                 f"{path}: row {number}: label `{label_field}` {quoted(row[label_field])} "
-                f"{problem.replace('remove it', 'remove it from the label')}: balance writes "
-                "new rows, and exports, under the labels as they are"
+                f"{problem} (balance writes new rows, and exports, under the labels as they are)"
             )
     check_row_ids(rows, path)
     ids = Counter(row["id"] for row in rows if "id" in row)

@@ -106,7 +106,7 @@ def export_dataset(
     `COCO_LAYOUTS`. `image_files`: image id -> the image on disk, placed beside the labels;
     None writes labels only (and no data.yaml, which would point at missing images).
     `progress(placed, total)` is called as images are placed. `coco` must hold no NaN or
-    Infinity (read with `read_coco(strict=True)`): a ValueError, as strict readers refuse them.
+    Infinity (`read_checked` refuses them): a ValueError, as strict readers refuse them.
     """
     names = export_names(coco["images"])
     counts = ExportCounts(images=len(coco["images"]), classes=len(coco["categories"]))
@@ -327,8 +327,8 @@ def read_checked(
             ],
         }
     checked = check_coco(coco, source=path, images_dir=images_dir, skip_invalid=skip_invalid)
-    if non_finite and not boxes_only:  # a COCO export writes every field as it is
-        refuse_non_finite(checked.data, path)
+    if not boxes_only:  # a COCO export writes every field as it is
+        refuse_non_finite(checked.data, path, non_finite)
     return checked.data, [p.describe() for p in checked.skipped]
 
 

@@ -394,8 +394,7 @@ def merge(
         images_dir=images_dir,
         skip_invalid=skip_invalid,
     )
-    if non_finite:  # its entries are copied into merged.coco.json
-        refuse_non_finite(checked.data, real_path)
+    refuse_non_finite(checked.data, real_path, non_finite)  # copied into merged.coco.json
     result.skipped_input = [p.describe() for p in checked.skipped]
     placed, files = dataset_folder_images(checked.data, images_dir)
     merged = merge_run_coco(placed, run_dir, files, add_categories=add_categories, result=result)
