@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 
 from synthgate.cli import app
 from synthgate.masks import encode_mask
+from synthgate.validators.checks import quality
+from synthgate.validators.validate import validate_file
 
 runner = CliRunner()
 
@@ -74,6 +76,30 @@ def test_validate_coco_with_images_writes_the_json_document(
     assert loose["check"] == "precision_box_tightness" and loose["annotation_id"] == 102
     assert rows[3]["route"] == "rejected" and rows[3]["levels"]["correctness"] == 1
     assert set(rows[2]) >= {"id", "image_id", "score", "route", "levels", "findings"}
+
+
+def test_each_image_file_is_decoded_once_for_pixels_and_checks(
+    coco_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checks take the Pillow image the file was decoded to (no copy of the pixels back
+    into one), whatever the file's mode, and judge exactly as with a copy of their own."""
+    Image.open(tmp_path / "1.png").convert("L").save(tmp_path / "1.png")  # grey: converted
+    Image.open(tmp_path / "2.png").convert("P").save(tmp_path / "2.png")  # palette: converted
+    made: list[tuple[int, ...]] = []
+
+    def counted(pixels: np.ndarray) -> Image.Image:
+        made.append(pixels.shape)
+        return own_copy(pixels)
+
+    own_copy = quality.rgb_image
+    monkeypatch.setattr(quality, "rgb_image", counted)
+    handed = validate_file(coco_file, images=tmp_path)
+    assert made == []
+    monkeypatch.setattr(quality, "DECODED_IMAGE", "not handed over")
+    copied = validate_file(coco_file, images=tmp_path)
+    assert len(made) == 3  # the checks made their own image of each sample's pixels
+    assert handed.rows == copied.rows
+    assert handed.reports["coco-1"].measurements["clipped_percent"] >= 0
 
 
 def test_without_images_pixel_checks_are_silent(coco_file: Path) -> None:

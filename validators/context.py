@@ -33,6 +33,9 @@ from synthgate.validators.phash import phash
 # never hashes an image, and its process start is part of what a user waits for.
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+# A sample's extras key: (pixels, the RGB Pillow image they were read from), handed over by a
+# reader that decoded the file (validate --images), so checks need not copy the pixels back.
+DECODED_IMAGE = "decoded_image"
 
 
 def perceptual_hash(gray: np.ndarray) -> np.uint64:

@@ -15,7 +15,13 @@ from typing import Any
 import numpy as np
 
 from synthgate.validators.checks.base import CheckInput, Measure, Measurement, register
-from synthgate.validators.context import fingerprint, gray_8bit, is_rgb_8bit, rgb_image
+from synthgate.validators.context import (
+    DECODED_IMAGE,
+    fingerprint,
+    gray_8bit,
+    is_rgb_8bit,
+    rgb_image,
+)
 
 SHRINK_MIN_SIDE = 8  # images smaller than twice this are measured at full size
 
@@ -37,9 +43,14 @@ def _fingerprint(item: CheckInput) -> tuple[np.uint64, np.ndarray] | None:
 
 def _rgb_image(item: CheckInput) -> Any:
     """The sample's 8-bit RGB pixels as a Pillow image, made once for the fingerprint and the
-    luminance (each made its own copy: about 0.4 ms of a 640x480 image)."""
+    luminance (each made its own copy: about 0.4 ms of a 640x480 image), or the image they were
+    decoded from when the reader handed it over with these very pixels."""
     if "rgb_image" not in item.cache:
-        item.cache["rgb_image"] = rgb_image(np.asarray(item.pixels))
+        decoded = item.extras.get(DECODED_IMAGE)
+        if decoded is not None and decoded[0] is item.pixels:
+            item.cache["rgb_image"] = decoded[1]
+        else:
+            item.cache["rgb_image"] = rgb_image(np.asarray(item.pixels))
     return item.cache["rgb_image"]
 
 
