@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.markup import escape
+from rich.text import Text
 
 import synthgate
 from synthgate.commands import console, errors, new_table, user_errors
@@ -82,8 +83,10 @@ def balance(
     for name, entry in summary["classes"].items():
         if "why_not" in entry:
             errors.print(
-                f"[yellow]{escape(name)}[/]: below target ({entry['after']}/{entry['target']}): "
-                + escape(str(entry["why_not"]))
+                Text.assemble(
+                    (name, "yellow"),
+                    f": below target ({entry['after']}/{entry['target']}): {entry['why_not']}",
+                )
             )
     waiting = summary["waiting_for_review"]
     if waiting:
@@ -92,7 +95,7 @@ def balance(
             markup=False,
         )
     report = outcome.out / "report.html"
-    console.print(f"wrote [bold]{escape(str(outcome.merged))}[/] and {escape(str(report))}")
+    console.print(Text.assemble("wrote ", (str(outcome.merged), "bold"), f" and {report}"))
 
 
 def merge(
@@ -143,7 +146,7 @@ def merge(
             skip_invalid=skip_invalid,
         )
     for problem in result.skipped_input:
-        errors.print(f"[yellow]left out[/]: {escape(problem)}")
+        errors.print(Text.assemble(("left out", "yellow"), f": {problem}"))
     added = (
         f"{result.added_rows} rows"
         if result.added_rows

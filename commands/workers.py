@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
+from rich.text import Text
 
 from synthgate.commands import console, errors, new_table, progress_bars, user_errors
 from synthgate.errors import InputError
@@ -222,7 +223,7 @@ def _print_failures(store: Store, batch_id: str) -> None:
     for chunk in store.chunks.of_batch(batch_id, statuses=["failed"]):
         if chunk.reason:
             errors.print(
-                f"[bold red]chunk {chunk.id} failed:[/] {escape(chunk.reason)}",
+                Text.assemble((f"chunk {chunk.id} failed:", "bold red"), f" {chunk.reason}"),
                 highlight=False,
                 soft_wrap=True,
             )
