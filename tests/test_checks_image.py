@@ -301,6 +301,28 @@ def test_copy_of_a_reference_image_fails_correctness(tmp_path: Path) -> None:
     assert not [f for f in judge(scene(7), context).findings if f.check == hits[0].check]
 
 
+def test_reference_images_of_every_mode_hash_as_their_rgb_pixels(tmp_path: Path) -> None:
+    """A reference file is decoded once (an RGB file is not copied to be converted), and hashes
+    as its RGB pixels do; a file that is no image is skipped."""
+    pixels = scene(5).pixels
+    assert pixels is not None
+    image = Image.fromarray(pixels)
+    image.save(tmp_path / "rgb.jpg", quality=90)
+    image.convert("L").save(tmp_path / "grey.png")
+    image.convert("P").save(tmp_path / "palette.png")
+    image.convert("RGBA").save(tmp_path / "alpha.png")
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    files = image_files(tmp_path)
+    index = reference_index(files)
+    assert len(index) == 4 and "broken.jpg" not in index
+    for path in files:
+        if path.name != "broken.jpg":
+            with Image.open(path) as opened:
+                rgb = np.asarray(opened.convert("RGB"))
+            value, colour = fingerprint(rgb)
+            assert index.nearest(value, colour, colour_tolerance=0) == (0, path.name)
+
+
 def test_missing_inputs_yield_no_findings() -> None:
     """A real COCO file without images: no pixels, no foreground, no taxonomy."""
     generated = scene()

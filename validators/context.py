@@ -101,6 +101,17 @@ def mean_colour(pixels: np.ndarray) -> np.ndarray:
     return values[..., :3].reshape(-1, 3).mean(axis=0).astype(np.float32)
 
 
+def open_rgb(path: Path) -> Any:
+    """The image file decoded to an RGB Pillow image (an RGB file as it is, not copied); the file
+    is closed. Raises what Pillow raises for a file it cannot read: OSError, ValueError,
+    DecompressionBombError."""
+    from PIL import Image
+
+    with Image.open(path) as image:  # closes the file, keeps the pixels
+        image.load()
+        return image if image.mode == "RGB" else image.convert("RGB")
+
+
 def reference_index(paths: Iterable[Path]) -> HashIndex:
     """Hash every reference image once; unreadable files are skipped (they cannot be copied)."""
     from PIL import Image
@@ -108,11 +119,10 @@ def reference_index(paths: Iterable[Path]) -> HashIndex:
     index = HashIndex()
     for path in paths:
         try:
-            with Image.open(path) as image:
-                rgb = np.asarray(image.convert("RGB"))
+            image = open_rgb(path)
         except (OSError, ValueError, Image.DecompressionBombError):
             continue
-        index.add(path.name, *fingerprint(rgb))
+        index.add(path.name, *fingerprint(np.asarray(image), image))
     return index
 
 

@@ -31,7 +31,7 @@ from synthgate.formats.paths import confined_path
 from synthgate.samples import GeneratedSample
 from synthgate.validators.checks.dataset import DatasetTally
 from synthgate.validators.checks.objects import ObjectTable
-from synthgate.validators.context import DECODED_IMAGE
+from synthgate.validators.context import DECODED_IMAGE, open_rgb
 
 TEXT_SUFFIXES = {".jsonl", ".ndjson"}
 
@@ -120,8 +120,8 @@ def open_source(source: Path | dict[str, Any], *, images: Path | None = None) ->
     return Source("coco", "detection", category_names(coco), sink.tally, items, len(coco["images"]))
 
 
-def _load_pixels(folder: Path, file_name: str | None) -> tuple[Any, str | None]:
-    """The image file's RGB Pillow image (decoded once: its pixels and the checks' Pillow image
+def _open_image(folder: Path, file_name: str | None) -> tuple[Any, str | None]:
+    """The image file as an RGB Pillow image (decoded once: its pixels and the checks' Pillow image
     share it), or why it cannot be read."""
     from PIL import Image  # only with --images: a label-only run never decodes an image
 
@@ -130,9 +130,7 @@ def _load_pixels(folder: Path, file_name: str | None) -> tuple[Any, str | None]:
     for candidate in (confined_path(folder, file_name), folder / Path(file_name).name):
         if is_file(candidate):
             try:
-                with Image.open(candidate) as image:  # closes the file, keeps the pixels
-                    image.load()
-                    return (image if image.mode == "RGB" else image.convert("RGB")), None
+                return open_rgb(candidate), None
             except (OSError, ValueError, Image.DecompressionBombError) as error:
                 return None, f"{candidate.name}: {error}"
     return None, f"{file_name} not found under {folder}"
@@ -150,7 +148,7 @@ def _coco_items(
             extras["object_table"] = table.view(group.start, group.stop)
         pixels = None
         if images is not None:
-            image, error = _load_pixels(images, sample.uri)
+            image, error = _open_image(images, sample.uri)
             if error:
                 extras["image_error"] = error
             else:
