@@ -114,8 +114,22 @@ def existing_coco_file(path: Path | str) -> Path:
     except OSError as error:  # e.g. a name too long for the file system
         raise InputError(f"{str(path)[:200]}: not a usable path ({error.strerror})") from None
     if not found:
-        raise InputError(f"{path}: file not found; pass the path of a COCO JSON file")
+        raise InputError(f"{path}: {_not_a_file(path)}; pass the path of a COCO JSON file")
     return path
+
+
+def _not_a_file(path: Path) -> str:
+    """Why `path`, which names no file, is not one; a folder's JSON files are named."""
+    try:
+        inside = sorted(p.name for p in path.glob("*.json")) if path.is_dir() else None
+    except OSError:
+        inside = None
+    if inside is None:
+        return "file not found"
+    if not inside:
+        return "is a folder, with no .json file in it"
+    shown = ", ".join(inside[:3]) + (f" and {len(inside) - 3} more" if len(inside) > 3 else "")
+    return f"is a folder (it holds {shown})"
 
 
 def coco_mapping(data: Any, *, source: str = "coco") -> dict[str, Any]:

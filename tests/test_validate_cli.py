@@ -232,6 +232,19 @@ def test_missing_file_exits_2(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "file not found" in result.output
 
 
+def test_a_folder_for_the_file_names_its_json_files(tmp_path: Path) -> None:
+    """A dataset's folder passed for its annotation file: the message names what it holds."""
+    folder = tmp_path / "dataset"
+    folder.mkdir()
+    result = invoke(folder)
+    assert result.exit_code == 2 and "is a folder, with no .json file in it" in result.output
+    for name in ("val.json", "train.json", "a.json", "b.json"):
+        (folder / name).write_text("{}")
+    message = " ".join(invoke(folder).output.split())
+    assert "is a folder (it holds a.json, b.json, train.json and 1 more)" in message
+    assert "pass the path of a COCO JSON file" in message and "Traceback" not in message
+
+
 def test_messy_real_world_coco_does_not_crash(tmp_path: Path) -> None:
     """Polygons too short, RLE of the wrong size, NaN boxes, unknown categories, crowd RLE."""
     coco = {
