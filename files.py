@@ -267,6 +267,18 @@ def _bound_message(source: Path | str, error: _Refused) -> str:
     return f"{source}: YAML{where}: {error.problem}; {error.fix}"
 
 
+def not_json(error: json.JSONDecodeError, *, position: bool = True) -> str:
+    """What json refused in a text, for a message after its source's name: why, and where
+    (`position`: the line and column); a byte-order mark, which Windows tools write, is said to
+    be one, with the fix."""
+    if error.pos == 0 and error.msg.startswith("Unexpected UTF-8 BOM"):
+        return (
+            "not valid JSON: it starts with a UTF-8 byte-order mark; save it as UTF-8 without BOM"
+        )
+    where = f"line {error.lineno}, column {error.colno}: " if position else ""
+    return f"not valid JSON ({where}{error.msg})"
+
+
 def too_long(error: ValueError) -> str:
     """Python's message for an integer too long to read, without its advice to programmers."""
     return str(error).split(";")[0]
@@ -326,9 +338,7 @@ def parse_json(text: str | bytes, *, source: Path | str) -> Any:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
-        raise InputError(
-            f"{source}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
-        ) from None
+        raise InputError(f"{source}: {not_json(error)}") from None
     except ValueError as error:  # an integer of more digits than Python reads
         raise InputError(f"{source}: not valid JSON ({too_long(error)})") from None
     except RecursionError:

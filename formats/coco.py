@@ -25,7 +25,7 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 
 from synthgate.errors import InputError
-from synthgate.files import dumps, non_finite_floats, too_long
+from synthgate.files import dumps, non_finite_floats, not_json, too_long
 from synthgate.masks import finite_number
 from synthgate.samples import ObjectLabel, Provenance, Sample
 
@@ -57,9 +57,7 @@ def read_coco(path: Path | str, *, non_finite: list[str] | None = None) -> dict[
             text = handle.read()
         data = json.loads(text, parse_constant=constant if non_finite is not None else None)
     except json.JSONDecodeError as error:
-        raise InputError(
-            f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
-        ) from None
+        raise InputError(f"{path}: {not_json(error)}") from None
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a UTF-8 text file") from None
     except ValueError as error:  # an integer of more digits than Python reads

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from synthgate.errors import InputError, lone_surrogate_in, quoted
-from synthgate.files import non_finite_floats, too_long
+from synthgate.files import non_finite_floats, not_json, too_long
 from synthgate.formats.coco import count_of, mapping_of, report_summary
 from synthgate.samples import Provenance, Sample, SampleSpec, Span
 
@@ -50,9 +50,8 @@ def iter_jsonl(
                 try:
                     row = json.loads(line, parse_constant=constant if strict else None)
                 except json.JSONDecodeError as error:
-                    raise InputError(
-                        f"{path}: line {number}: not valid JSON ({error.msg})"
-                    ) from None
+                    problem = not_json(error, position=False)
+                    raise InputError(f"{path}: line {number}: {problem}") from None
                 except RecursionError:  # json's decoder recurses per nesting level
                     raise InputError(f"{path}: line {number}: JSON nested too deep") from None
                 except ValueError as error:  # an integer of more digits than Python reads

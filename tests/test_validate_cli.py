@@ -186,6 +186,8 @@ def test_validate_text_jsonl_picks_ner_or_classification(tmp_path: Path) -> None
     ("content", "name", "args", "message"),
     [
         ("{not json", "x.json", [], "not valid JSON"),
+        ('\ufeff{"images": []}', "x.json", [], "x.json: not valid JSON: it starts with a UTF-8"),
+        ('\ufeff{"text": "ok"}\n', "x.jsonl", [], "save it as UTF-8 without BOM"),
         ('{"annotations": []}', "x.json", [], "no `images` list"),
         ('{"text": "ok"}\nnot json\n', "x.jsonl", [], "x.jsonl: line 2: not valid JSON"),
         ('{"spans": []}\n', "x.jsonl", [], "x.jsonl: line 1: not a text sample"),
