@@ -53,6 +53,14 @@ def test_the_readme_example_runs_without_the_cli(tmp_path: Path) -> None:
     assert (work / "balanced" / "merged.coco.json").is_file()
     assert (work / "shapes-yolo" / "data.yaml").is_file()
     assert scope["exported"].counts.images == scope["run"].counts["image"]["accepted"]
+    # What a notebook shows of a result is its counts, not every report or class (the
+    # dataclass repr of a ValidationResult of 80 images was 100 KB).
+    checked, balanced = scope["checked"], scope["balanced"]
+    assert repr(checked) == f"ValidationResult({checked.summary.brief()}, reports=6)"
+    assert "samples=6" in repr(checked) and len(repr(checked)) < 300
+    assert str(checked.summary) == checked.summary.table()
+    classes = len(balanced.summary["classes"])
+    assert f"classes={classes}" in repr(balanced) and len(repr(balanced)) < 300
 
 
 def test_import_synthgate_loads_nothing_heavy() -> None:

@@ -400,3 +400,10 @@ def test_images_not_from_a_run_are_refused(
     change(synthetic["images"][1])
     with pytest.raises(InputError, match=r"not a synthgate run image: images\[1\] \(id 2\)"):
         merge_coco(real, synthetic)
+
+
+def test_a_merge_result_shows_counts_not_every_id() -> None:
+    result = MergeResult(added_images=2, left_out={"rejected": [f"s{i}" for i in range(10_000)]})
+    shown = repr(result)
+    assert "added_images=2" in shown and "left_out={'rejected': 10000}" in shown
+    assert len(shown) < 300

@@ -68,6 +68,20 @@ class ValidationSummary:
                     where = f" ann {finding.annotation_id}" if finding.annotation_id else ""
                     group.examples.append(f"{name}{where}")
 
+    def __repr__(self) -> str:
+        return f"ValidationSummary({self.brief()})"
+
+    def brief(self) -> str:
+        """The counts, as a repr shows them (a notebook prints a repr whole: no findings)."""
+        routes = {route: self.routes.get(route, 0) for route in ROUTES}
+        return (
+            f"rubric={self.rubric.name!r}, samples={self.samples}, mean_score={self.mean_score}, "
+            f"routes={routes}, audit={self.audit}, finding_kinds={len(self.groups)}"
+        )
+
+    def __str__(self) -> str:
+        return self.table()
+
     @property
     def mean_score(self) -> float:
         return round(self.score_total / self.samples, 3) if self.samples else 0.0

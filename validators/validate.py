@@ -87,6 +87,12 @@ class ValidationResult:
     judged: list[tuple[dict[str, Any], RubricReport]] = field(default_factory=list)
     kept: bool = True
 
+    def __repr__(self) -> str:
+        # Not the dataclass's: that spells out the rubric and every report (100 KB for 80
+        # images), which a notebook would print whole.
+        kept = len(self.reports) if self.kept else None
+        return f"ValidationResult({self.summary.brief()}, reports={kept})"
+
     @property
     def rows(self) -> list[dict[str, Any]]:
         """Each sample's row of the `--json` document, in file order."""

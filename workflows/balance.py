@@ -71,6 +71,16 @@ class BalanceResult:
     out: Path
     summary: dict[str, Any]
 
+    def __repr__(self) -> str:  # not the dataclass's: `summary` holds every class
+        classes = self.summary.get("classes", {})
+        short = sum(1 for entry in classes.values() if "why_not" in entry)
+        return (
+            f"BalanceResult(out={str(self.out)!r}, kind={self.summary.get('kind')!r}, "
+            f"target={self.summary.get('target')!r}, classes={len(classes)}, "
+            f"filled={sum(entry.get('filled', 0) for entry in classes.values())}, "
+            f"below_target={short})"
+        )
+
     @property
     def merged(self) -> Path:
         """The merged file: the real data plus the accepted synthetic samples."""

@@ -54,6 +54,16 @@ class MergeResult:
     skipped_input: list[str] = field(default_factory=list)  # bad real entries left out
     merged: Path | None = None  # the merged file `merge` wrote
 
+    def __repr__(self) -> str:  # not the dataclass's: it lists every sample id left out
+        left_out = {status: len(ids) for status, ids in self.left_out.items()}
+        merged = None if self.merged is None else str(self.merged)
+        return (
+            f"MergeResult(merged={merged!r}, added_images={self.added_images}, "
+            f"added_annotations={self.added_annotations}, added_rows={self.added_rows}, "
+            f"left_out={left_out}, new_categories={len(self.new_categories)}, "
+            f"skipped_input={len(self.skipped_input)})"
+        )
+
 
 def _named(values: list[Any]) -> str:
     shown = ", ".join(repr(v) for v in values[:MAX_NAMED])
