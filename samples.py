@@ -129,6 +129,20 @@ class GeneratedSample:
     ignore: np.ndarray | None = None  # HxW bool
     extras: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        # Arrays by dtype and shape, extras by name: numpy's own repr of three full-size arrays
+        # is kilobytes per sample, and a notebook prints a list of samples whole.
+        def array(value: Any) -> str:
+            if isinstance(value, np.ndarray):
+                return f"{value.dtype}{list(value.shape)}"
+            return "None" if value is None else type(value).__name__
+
+        return (
+            f"GeneratedSample(sample={self.sample!r}, pixels={array(self.pixels)}, "
+            f"foreground={array(self.foreground)}, ignore={array(self.ignore)}, "
+            f"extras={sorted(self.extras)})"
+        )
+
 
 def sample_id(batch_id: str, modality: str, index: int) -> str:
     """Deterministic id: a re-run or a redelivered task writes the same row."""
