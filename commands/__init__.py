@@ -40,11 +40,28 @@ def progress_bars() -> Progress:
         BarColumn,
         MofNCompleteColumn,
         Progress,
+        TaskID,
         TextColumn,
         TimeElapsedColumn,
     )
 
-    return Progress(
+    class Bars(Progress):
+        """Shown from the first bar on: a command that refuses its input before any work prints
+        no bar, nor the empty line a stopped display leaves when stdout is not a terminal."""
+
+        def __enter__(self) -> Bars:
+            return self
+
+        def add_task(self, *args: Any, **kwargs: Any) -> TaskID:
+            if not self.live.is_started:
+                self.start()
+            return super().add_task(*args, **kwargs)
+
+        def __exit__(self, *exc: object) -> None:
+            if self.live.is_started:
+                self.stop()
+
+    return Bars(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),

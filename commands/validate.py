@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 import synthgate
-from synthgate.commands import console, user_errors
+from synthgate.commands import console, progress_bars, user_errors
 from synthgate.errors import InputError
 from synthgate.files import write_atomic
 from synthgate.storage.folders import check_out_file
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 
 def validate(
@@ -65,7 +69,15 @@ def validate(
         validate_predictions,
     )
 
-    with user_errors():
+    with user_errors(), progress_bars() as bars:
+        judged: list[TaskID] = []  # the bar shows from the first judged sample: bad input
+        # is refused before any, and shows no bar
+
+        def advance(done: int, total: int | None) -> None:
+            if not judged:
+                judged.append(bars.add_task("judging", total=total))
+            bars.update(judged[0], completed=done)
+
         if json_out is not None:
             check_out_file(json_out, field="json")  # before any work: never a database
         if coco is None and path.suffix.lower() == ".json" and is_results_file(path):
@@ -76,7 +88,13 @@ def validate(
             )
         if coco is not None:
             result = validate_predictions(
-                path, coco, images=images, rubric=rubric, reference=reference, min_score=min_score
+                path,
+                coco,
+                images=images,
+                rubric=rubric,
+                reference=reference,
+                min_score=min_score,
+                progress=advance,
             )
         else:
             # The document is streamed to its file and no report is kept: any size, bounded memory.
@@ -87,6 +105,7 @@ def validate(
                 reference=reference,
                 json=json_out,
                 keep_reports=False,
+                progress=advance,
             )
         if result.summary.samples == 0:
             raise InputError(f"{path}: holds no samples (no images or rows) to judge")

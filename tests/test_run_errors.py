@@ -104,6 +104,7 @@ def test_bad_config_is_one_clear_message(
     result = _run(str(config), "--out", str(out), cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+    assert result.stdout == ""  # no progress bar began: not even the empty line of one
     message = " ".join(result.stderr.split())
     assert str(config.name) in message
     for word in words:

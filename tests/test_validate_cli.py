@@ -4,6 +4,7 @@ document, exit codes 0 / 1 (--fail-under) / 2 (bad input)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,7 @@ def test_validate_coco_with_images_writes_the_json_document(
     result = invoke(coco_file, "--images", tmp_path, "--json", out)
     assert result.exit_code == 0, result.output
     assert "rubric detection: 3 samples" in result.output
+    assert re.search(r"judging .* 3/3 ", result.output)  # the progress bar, as samples are judged
     assert "precision_box_tightness" in result.output and "correctness_image_valid" in result.output
     document = json.loads(out.read_text())
     assert document["rubric"] == "detection"
@@ -227,6 +229,7 @@ def test_bad_input_exits_2_with_one_clear_message(
     result = invoke(path, *args)
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+    assert result.stdout == ""  # refused before any work: no progress bar, not an empty line
 
 
 def test_missing_file_exits_2(tmp_path: Path) -> None:
