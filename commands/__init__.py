@@ -25,7 +25,7 @@ from rich.text import Text
 from synthgate.errors import InputError, lone_surrogate
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
+    from rich.progress import Progress, TaskID
     from rich.table import Table
 
 # Names from users' files (classes, sample ids, paths) are printed as they are: no ":name:"
@@ -40,7 +40,6 @@ def progress_bars() -> Progress:
         BarColumn,
         MofNCompleteColumn,
         Progress,
-        TaskID,
         TextColumn,
         TimeElapsedColumn,
     )
@@ -69,6 +68,22 @@ def progress_bars() -> Progress:
         console=console,
         transient=False,
     )
+
+
+def run_progress(bars: Progress) -> Callable[[str, int, int], None]:
+    """A runner's `progress(modality, just finished, total)` as bars: one per modality and run
+    (balance runs one per generator section, each with its own total)."""
+    tasks: dict[str, TaskID] = {}
+    left: dict[str, int] = {}
+
+    def advance(modality: str, done: int, total: int) -> None:
+        if left.get(modality, 0) <= 0:  # the first samples of a run
+            tasks[modality] = bars.add_task(f"{modality:>5}", total=total)
+            left[modality] = total
+        bars.advance(tasks[modality], done)
+        left[modality] -= done
+
+    return advance
 
 
 def new_table(*columns: str, title: str | None = None) -> Table:

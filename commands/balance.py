@@ -9,7 +9,14 @@ from rich.markup import escape
 from rich.text import Text
 
 import synthgate
-from synthgate.commands import console, errors, new_table, user_errors
+from synthgate.commands import (
+    console,
+    errors,
+    new_table,
+    progress_bars,
+    run_progress,
+    user_errors,
+)
 from synthgate.errors import InputError
 
 
@@ -48,7 +55,7 @@ def balance(
     relative to the output folder, so it loads from its path alone, wherever it is moved.
     Samples waiting for review are not merged; they are listed.
     """
-    with user_errors():
+    with user_errors(), progress_bars() as bars:
         if (coco is None) == (jsonl is None):
             raise InputError("pass either --coco FILE --images DIR (images) or --jsonl FILE (text)")
         if coco is not None:
@@ -61,6 +68,7 @@ def balance(
                 target=target,
                 config=config,
                 skip_invalid=skip_invalid,
+                progress=run_progress(bars),
             )
         else:
             assert jsonl is not None
@@ -71,6 +79,7 @@ def balance(
                 text_field=text_field,
                 target=target,
                 config=config,
+                progress=run_progress(bars),
             )
     summary = outcome.summary
     table = new_table(title=f"balance ({summary['target']})")

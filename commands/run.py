@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
 
 import synthgate
-from synthgate.commands import console, new_table, progress_bars, user_errors
-
-if TYPE_CHECKING:
-    from rich.progress import TaskID
+from synthgate.commands import console, new_table, progress_bars, run_progress, user_errors
 
 
 def run(
@@ -41,14 +37,7 @@ def run(
     Same config and seed give byte-identical data.
     """
     with user_errors(), progress_bars() as bars:
-        tasks: dict[str, TaskID] = {}
-
-        def advance(modality: str, done: int, total: int) -> None:
-            if modality not in tasks:
-                tasks[modality] = bars.add_task(f"{modality:>5}", total=total)
-            bars.advance(tasks[modality], done)
-
-        result = synthgate.run(config_path, out=out, seed=seed, progress=advance)
+        result = synthgate.run(config_path, out=out, seed=seed, progress=run_progress(bars))
     _print_summary(result.counts, result.timings)
     console.print(f"wrote [bold]{escape(str(result.out))}[/] (batch {escape(result.batch_id)})")
 

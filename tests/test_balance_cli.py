@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -13,6 +14,8 @@ from pathlib import Path
 import pytest
 from balance_fixtures import balance_coco, make_tiny_coco, run_cli
 from pycocotools.coco import COCO
+
+from synthgate.commands import progress_bars, run_progress
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +29,21 @@ def balanced(tiny: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) 
     out = tmp_path_factory.mktemp("balanced") / "out"
     result = balance_coco(str(coco), str(images), str(out), "--target", "median")
     assert result.returncode == 0, result.stderr + result.stdout
+    made = json.loads((out / "balance.json").read_text())["runs"]
+    assert made and re.search(r"image .* (\d+)/\1 ", result.stdout)  # its progress bar
     return out
+
+
+def test_run_progress_gives_each_run_its_own_bar() -> None:
+    """balance runs one batch per generator section, each with its own total."""
+    with progress_bars() as bars:
+        advance = run_progress(bars)
+        for done in (2, 3):
+            advance("image", done, 5)  # the first run: 5 samples
+        advance("image", 4, 4)  # the second
+        advance("text", 1, 1)
+        shown = [(t.description.strip(), t.completed, t.total) for t in bars.tasks]
+    assert shown == [("image", 5, 5), ("image", 4, 4), ("text", 1, 1)]
 
 
 def test_balance_median_merges_a_file_pycocotools_loads(
