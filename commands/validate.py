@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -70,13 +71,18 @@ def validate(
     )
 
     with user_errors(), progress_bars() as bars:
-        judged: list[TaskID] = []  # the bar shows from the first judged sample: bad input
-        # is refused before any, and shows no bar
+        shown: dict[str, TaskID] = {}  # bars show from their first step: bad input is
+        # refused before any, and shows none
 
-        def advance(done: int, total: int | None) -> None:
-            if not judged:
-                judged.append(bars.add_task("judging", total=total))
-            bars.update(judged[0], completed=done)
+        def bar(name: str) -> Callable[[int, int | None], None]:
+            def advance(done: int, total: int | None) -> None:
+                if name not in shown:
+                    shown[name] = bars.add_task(name, total=total)
+                bars.update(shown[name], completed=done)
+
+            return advance
+
+        advance, hashed = bar("judging"), bar("hashing the reference images")
 
         if json_out is not None:
             check_out_file(json_out, field="json")  # before any work: never a database
@@ -95,6 +101,7 @@ def validate(
                 reference=reference,
                 min_score=min_score,
                 progress=advance,
+                reference_progress=hashed,
             )
         else:
             # The document is streamed to its file and no report is kept: any size, bounded memory.
@@ -106,6 +113,7 @@ def validate(
                 json=json_out,
                 keep_reports=False,
                 progress=advance,
+                reference_progress=hashed,
             )
         if result.summary.samples == 0:
             raise InputError(f"{path}: holds no samples (no images or rows) to judge")

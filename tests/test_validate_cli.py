@@ -126,8 +126,18 @@ def test_reference_copy_is_reported(coco_file: Path, tmp_path: Path) -> None:
     reference = tmp_path / "real"
     reference.mkdir()
     (reference / "real-7.png").write_bytes((tmp_path / "1.png").read_bytes())
+    (reference / "real-8.png").write_bytes(b"not an image: skipped, and counted as done")
     result = invoke(coco_file, "--images", tmp_path, "--reference", reference)
     assert result.exit_code == 0 and "correctness_reference_copy" in result.output
+    assert re.search(r"hashing the reference images .* 2/2 ", result.output)
+    hashed: list[tuple[int, int]] = []
+    found = validate_file(
+        coco_file,
+        images=tmp_path,
+        reference=reference,
+        reference_progress=lambda *p: hashed.append(p),
+    )
+    assert hashed == [(1, 2), (2, 2)] and found.summary.samples == 3
 
 
 def test_a_text_that_copies_a_real_row_of_the_reference_jsonl_is_named(tmp_path: Path) -> None:

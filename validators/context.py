@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,17 +112,23 @@ def open_rgb(path: Path) -> Any:
         return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def reference_index(paths: Iterable[Path]) -> HashIndex:
-    """Hash every reference image once; unreadable files are skipped (they cannot be copied)."""
+def reference_index(
+    paths: Sequence[Path], *, progress: Callable[[int, int], None] | None = None
+) -> HashIndex:
+    """Hash every reference image once; unreadable files are skipped (they cannot be copied).
+    `progress`: called with (files done, total) as they are."""
     from PIL import Image
 
     index = HashIndex()
-    for path in paths:
+    for done, path in enumerate(paths, start=1):
         try:
             image = open_rgb(path)
         except (OSError, ValueError, Image.DecompressionBombError):
-            continue
-        index.add(path.name, *fingerprint(np.asarray(image), image))
+            pass
+        else:
+            index.add(path.name, *fingerprint(np.asarray(image), image))
+        if progress is not None:
+            progress(done, len(paths))
     return index
 
 

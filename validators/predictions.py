@@ -131,17 +131,24 @@ def validate_predictions(
     reference: Path | str | None = None,
     min_score: float = 0.0,
     progress: Callable[[int, int | None], None] | None = None,
+    reference_progress: Callable[[int, int], None] | None = None,
 ) -> ValidationResult:
     """Judge a detector's predictions on the images of a COCO file against a rubric.
 
     Returns the `ValidationResult` of the COCO file with the predictions as its labels.
+    `progress` and `reference_progress` as for `validate_coco`.
     """
     coco_path = Path(coco)
     data = read_coco(coco_path)
     rows = read_results(Path(results), coco=data, coco_name=str(coco_path))
     merged, _ = predictions_coco(rows, data, min_score=min_score)
     return validate_file(
-        merged, images=images, rubric=rubric, reference=reference, progress=progress
+        merged,
+        images=images,
+        rubric=rubric,
+        reference=reference,
+        progress=progress,
+        reference_progress=reference_progress,
     )
 
 

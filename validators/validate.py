@@ -182,6 +182,7 @@ def validate_coco(
     progress: Callable[[int, int | None], None] | None = None,
     json: Path | str | None = None,
     keep_reports: bool = True,
+    reference_progress: Callable[[int, int], None] | None = None,
 ) -> ValidationResult:
     """Judge every image of a COCO file (real or synthetic) against a rubric.
 
@@ -198,6 +199,8 @@ def validate_coco(
         json: write the `--json` document here as the samples are judged (through a temporary
             file and a rename; InputError and nothing written if there is no sample).
         keep_reports: keep every report in the result (False: the summary only).
+        reference_progress: called with (reference images hashed, total) as they are, before
+            any sample is judged (a folder of 100k real images takes minutes).
 
     Returns:
         A `ValidationResult`: `.reports` by sample id, `.summary` (`.mean_score`, routes,
@@ -223,6 +226,7 @@ def validate_coco(
         progress=progress,
         json=json,
         keep_reports=keep_reports,
+        reference_progress=reference_progress,
     )
 
 
@@ -235,6 +239,7 @@ def validate_file(
     progress: Callable[[int, int | None], None] | None = None,
     json: Path | str | None = None,
     keep_reports: bool = True,
+    reference_progress: Callable[[int, int], None] | None = None,
 ) -> ValidationResult:
     """Judge every sample of a COCO JSON file or a text JSONL file (by its suffix) against a
     rubric: detection for COCO; ner or classification, by what the rows hold, for JSONL.
@@ -257,7 +262,8 @@ def validate_file(
                 field="rubric", value=chosen.name, problem=f"judges texts; {shown} is a COCO file"
             )
         context = ValidationContext.for_taxonomy(
-            source.categories, **_references(reference, text=source.kind == "jsonl")
+            source.categories,
+            **_references(reference, text=source.kind == "jsonl", progress=reference_progress),
         )
         summary = ValidationSummary(chosen)
         if source.tally is not None:
@@ -281,14 +287,20 @@ def validate_file(
     return result
 
 
-def _references(reference: Path | str | None, *, text: bool) -> dict[str, Any]:
+def _references(
+    reference: Path | str | None,
+    *,
+    text: bool,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
     """The context's real data that samples must not copy: for images a folder of real images
-    (`reference`), for texts a JSONL file of real rows (`text_reference`, their "text")."""
+    (`reference`, hashed with `progress`), for texts a JSONL file of real rows
+    (`text_reference`, their "text")."""
     if not reference:
         return {}
     path = Path(reference)
     if not text:
-        return {"reference": reference_index(image_files(path))}
+        return {"reference": reference_index(image_files(path), progress=progress)}
     if path.is_dir():
         raise InputError(
             field="reference",
