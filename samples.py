@@ -130,17 +130,21 @@ class GeneratedSample:
     extras: dict[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:
-        # Arrays by dtype and shape, extras by name: numpy's own repr of three full-size arrays
-        # is kilobytes per sample, and a notebook prints a list of samples whole.
+        # The sample by id, arrays by dtype and shape, extras by name: the full reprs (masks'
+        # RLE counts, three full-size arrays) are kilobytes a sample, and a notebook prints a
+        # list of samples whole; `.sample` shows the labels.
         def array(value: Any) -> str:
             if isinstance(value, np.ndarray):
                 return f"{value.dtype}{list(value.shape)}"
             return "None" if value is None else type(value).__name__
 
+        sample = self.sample
+        what = [sample.spec.category] if sample.spec.category else []
+        what.append(f"objects={len(sample.objects)}" if sample.text is None else "text")
         return (
-            f"GeneratedSample(sample={self.sample!r}, pixels={array(self.pixels)}, "
-            f"foreground={array(self.foreground)}, ignore={array(self.ignore)}, "
-            f"extras={sorted(self.extras)})"
+            f"GeneratedSample(sample=<Sample {sample.id} {' '.join(what)}>, "
+            f"pixels={array(self.pixels)}, foreground={array(self.foreground)}, "
+            f"ignore={array(self.ignore)}, extras={list(self.extras)})"
         )
 
 

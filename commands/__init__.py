@@ -35,7 +35,8 @@ errors = Console(stderr=True, emoji=False)
 
 
 def progress_bars() -> Progress:
-    """The progress display every long command shows: description, bar, done/total, time."""
+    """The progress display every long command shows, on stderr: description, bar, done/total,
+    time."""
     from rich.progress import (  # not at start-up: commands without long work never need it
         BarColumn,
         MofNCompleteColumn,
@@ -65,7 +66,7 @@ def progress_bars() -> Progress:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=console,
+        console=errors,  # stderr (as tqdm's): `validate x.json > summary.txt` holds the summary
         transient=False,
     )
 

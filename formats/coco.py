@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any, TextIO
@@ -118,12 +119,13 @@ def existing_coco_file(path: Path | str) -> Path:
 
 def _not_a_file(path: Path) -> str:
     """Why `path`, which names no file, is not one; a folder's JSON files are named."""
-    try:
-        inside = sorted(p.name for p in path.glob("*.json")) if path.is_dir() else None
-    except OSError:
-        inside = None
-    if inside is None:
+    if not path.is_dir():
         return "file not found"
+    try:
+        with os.scandir(path) as entries:
+            inside = sorted(e.name for e in entries if e.name.lower().endswith(".json"))
+    except OSError as error:
+        return f"is a folder (cannot list it: {error.strerror})"
     if not inside:
         return "is a folder, with no .json file in it"
     shown = ", ".join(inside[:3]) + (f" and {len(inside) - 3} more" if len(inside) > 3 else "")

@@ -31,7 +31,7 @@ from urllib.parse import quote
 from sqlalchemy import select
 
 from synthgate.errors import InputError, lone_surrogate_in, quoted
-from synthgate.files import too_long, write_atomic
+from synthgate.files import not_json, too_long, write_atomic
 from synthgate.review.decision import Decision, check_decision
 from synthgate.review.items import item_number
 from synthgate.review.labelstudio import (
@@ -355,7 +355,11 @@ def import_annotations(
         raise InputError(f"{path}: no such file; pass a Label Studio JSON export") from None
     except OSError as error:
         raise InputError(f"{path}: cannot read it ({error.strerror})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except json.JSONDecodeError as error:
+        raise InputError(
+            f"{path}: {not_json(error)}; export the project as JSON from Label Studio"
+        ) from None
+    except UnicodeDecodeError as error:
         raise InputError(
             f"{path}: not JSON ({error}); export the project as JSON from Label Studio"
         ) from None

@@ -30,7 +30,7 @@ def balanced(tiny: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) 
     result = balance_coco(str(coco), str(images), str(out), "--target", "median")
     assert result.returncode == 0, result.stderr + result.stdout
     made = json.loads((out / "balance.json").read_text())["runs"]
-    assert made and re.search(r"image .* (\d+)/\1 ", result.stdout)  # its progress bar
+    assert made and re.search(r"image .* (\d+)/\1 ", result.stderr)  # its progress bar
     return out
 
 

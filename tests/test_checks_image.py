@@ -313,7 +313,7 @@ def test_reference_images_of_every_mode_hash_as_their_rgb_pixels(tmp_path: Path)
     image.convert("RGBA").save(tmp_path / "alpha.png")
     (tmp_path / "broken.jpg").write_bytes(b"not an image")
     files = image_files(tmp_path)
-    index = reference_index(files)
+    index = reference_index(iter(files))  # any iterable of paths
     assert len(index) == 4 and "broken.jpg" not in index
     for path in files:
         if path.name != "broken.jpg":

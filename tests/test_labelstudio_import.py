@@ -171,7 +171,8 @@ def test_changed_decision_is_a_conflict_not_an_overwrite(store: Store, tmp_path:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("{not json", "not JSON"),
+        ("{not json", "not valid JSON \\(line 1, column 2"),
+        ("\ufeff[]", "UTF-8 byte-order mark; save it as UTF-8 without BOM"),
         ('"a string"', "a Label Studio export is a JSON list of tasks"),
         # one task object, not a list: once counted as "skipped 1" with exit 0
         ('{"id": 1, "data": {"item_id": 1}}', "a Label Studio export is a JSON list of tasks"),

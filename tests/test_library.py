@@ -58,7 +58,7 @@ def test_the_readme_example_runs_without_the_cli(tmp_path: Path) -> None:
     checked, balanced = scope["checked"], scope["balanced"]
     shown = repr(scope["samples"][0])
     assert "pixels=uint8[256, 256, 3], foreground=bool[256, 256]" in shown
-    assert "array(" not in shown and shown.startswith("GeneratedSample(sample=Sample(id=")
+    assert shown.startswith("GeneratedSample(sample=<Sample ") and len(shown) < 300
     assert repr(checked) == f"ValidationResult({checked.summary.brief()}, reports=6)"
     assert "samples=6" in repr(checked) and len(repr(checked)) < 300
     assert str(checked.summary) == checked.summary.table()

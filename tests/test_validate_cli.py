@@ -63,7 +63,8 @@ def test_validate_coco_with_images_writes_the_json_document(
     result = invoke(coco_file, "--images", tmp_path, "--json", out)
     assert result.exit_code == 0, result.output
     assert "rubric detection: 3 samples" in result.output
-    assert re.search(r"judging .* 3/3 ", result.output)  # the progress bar, as samples are judged
+    assert re.search(r"judging .* 3/3 ", result.stderr)  # the progress bar, as samples are judged
+    assert result.stdout.startswith("rubric detection: 3 samples")  # stdout: the summary alone
     assert "precision_box_tightness" in result.output and "correctness_image_valid" in result.output
     document = json.loads(out.read_text())
     assert document["rubric"] == "detection"
@@ -253,10 +254,10 @@ def test_a_folder_for_the_file_names_its_json_files(tmp_path: Path) -> None:
     folder.mkdir()
     result = invoke(folder)
     assert result.exit_code == 2 and "is a folder, with no .json file in it" in result.output
-    for name in ("val.json", "train.json", "a.json", "b.json"):
+    for name in ("val.json", "train.json", "a.JSON", "b.json"):
         (folder / name).write_text("{}")
     message = " ".join(invoke(folder).output.split())
-    assert "is a folder (it holds a.json, b.json, train.json and 1 more)" in message
+    assert "is a folder (it holds a.JSON, b.json, train.json and 1 more)" in message
     assert "pass the path of a COCO JSON file" in message and "Traceback" not in message
 
 

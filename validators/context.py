@@ -113,12 +113,13 @@ def open_rgb(path: Path) -> Any:
 
 
 def reference_index(
-    paths: Sequence[Path], *, progress: Callable[[int, int], None] | None = None
+    paths: Iterable[Path], *, progress: Callable[[int, int], None] | None = None
 ) -> HashIndex:
     """Hash every reference image once; unreadable files are skipped (they cannot be copied).
     `progress`: called with (files done, total) as they are."""
     from PIL import Image
 
+    paths = list(paths)
     index = HashIndex()
     for done, path in enumerate(paths, start=1):
         try:

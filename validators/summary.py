@@ -76,7 +76,8 @@ class ValidationSummary:
         routes = {route: self.routes.get(route, 0) for route in ROUTES}
         return (
             f"rubric={self.rubric.name!r}, samples={self.samples}, mean_score={self.mean_score}, "
-            f"routes={routes}, audit={self.audit}, finding_kinds={len(self.groups)}"
+            f"routes={routes}, audit={self.audit}, finding_kinds={len(self.groups)}, "
+            f"dataset_findings={len(self.dataset)}"
         )
 
     def __str__(self) -> str:
