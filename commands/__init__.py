@@ -68,6 +68,9 @@ def progress_bars() -> Progress:
         TimeElapsedColumn(),
         console=errors,  # stderr (as tqdm's): `validate x.json > summary.txt` holds the summary
         transient=False,
+        # Output printed while a bar shows goes above it when both are on the terminal; stdout
+        # sent to a file stays there.
+        redirect_stdout=console.is_terminal,
     )
 
 
