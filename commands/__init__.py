@@ -47,7 +47,7 @@ def progress_bars() -> Progress:
 
     class Bars(Progress):
         """Shown from the first bar on: a command that refuses its input before any work prints
-        no bar, nor the empty line a stopped display leaves when stdout is not a terminal."""
+        no bar, nor the empty line a stopped display leaves on a stream that is no terminal."""
 
         def __enter__(self) -> Bars:
             return self
