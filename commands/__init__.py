@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import inspect
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -72,6 +72,27 @@ def progress_bars() -> Progress:
         # sent to a file stays there.
         redirect_stdout=console.is_terminal,
     )
+
+
+def count_bar(bars: Progress, name: str, *, least: int = 0) -> Callable[[int, int | None], None]:
+    """A library's `progress(done, total)` as one bar, added at its first step (input refused
+    before any work shows none); none at all for a total under `least` (done in a blink)."""
+    shown: list[TaskID] = []
+
+    def advance(done: int, total: int | None) -> None:
+        if total is not None and total < least:
+            return
+        if not shown:
+            shown.append(bars.add_task(name, total=total))
+        bars.update(shown[0], completed=done)
+
+    return advance
+
+
+def print_left_out(problems: Iterable[str]) -> None:
+    """The bad input entries a command left out (--skip-invalid), one a line, on stderr."""
+    for problem in problems:
+        errors.print(Text.assemble(("left out", "yellow"), f": {problem}"), soft_wrap=True)
 
 
 def run_progress(bars: Progress) -> Callable[[str, int, int], None]:

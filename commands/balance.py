@@ -13,6 +13,7 @@ from synthgate.commands import (
     console,
     errors,
     new_table,
+    print_left_out,
     progress_bars,
     run_progress,
     user_errors,
@@ -154,8 +155,7 @@ def merge(
             add_categories=add_categories,
             skip_invalid=skip_invalid,
         )
-    for problem in result.skipped_input:
-        errors.print(Text.assemble(("left out", "yellow"), f": {problem}"))
+    print_left_out(result.skipped_input)
     added = (
         f"{result.added_rows} rows"
         if result.added_rows

@@ -5,19 +5,20 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
-from rich.text import Text
 
 import synthgate
-from synthgate.commands import console, errors, progress_bars, user_errors
+from synthgate.commands import (
+    console,
+    count_bar,
+    print_left_out,
+    progress_bars,
+    user_errors,
+)
 
-if TYPE_CHECKING:
-    from rich.progress import TaskID
-
-PROGRESS_FROM = 200  # images
+PROGRESS_FROM = 200  # images: a bar only for many (a few are placed in a blink)
 
 
 class Format(StrEnum):
@@ -91,15 +92,6 @@ def export(
     With --no-copy-images only the labels are written. YOLO and VOC: boxes are clipped to their image; crowd regions (neither format can express them) and boxes wholly outside their image are left out and counted. Images whose names share a stem get a short hash prefix, so no label overwrites another.
     """
     with user_errors(), progress_bars() as bars:
-        shown: list[TaskID] = []
-
-        def placed(done: int, total: int) -> None:
-            if total < PROGRESS_FROM:  # a bar only for many images: a few are placed in a blink
-                return
-            if not shown:
-                shown.append(bars.add_task("images", total=total))
-            bars.update(shown[0], completed=done)
-
         result = synthgate.export(
             source,
             format=format_.value,
@@ -111,11 +103,10 @@ def export(
             copy_images=copy_images,
             force=force,
             skip_invalid=skip_invalid,
-            progress=placed,
+            progress=count_bar(bars, "images", least=PROGRESS_FROM),
         )
     counts, skipped, files = result.counts, result.skipped, copy_images
-    for problem in skipped:
-        errors.print(Text("left out: ", style="yellow") + Text(problem), soft_wrap=True)
+    print_left_out(skipped)
     if counts.crowd_left_out:
         console.print(
             f"left out {counts.crowd_left_out} crowd annotation(s): "

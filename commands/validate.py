@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
 import synthgate
-from synthgate.commands import console, progress_bars, user_errors
+from synthgate.commands import console, count_bar, progress_bars, user_errors
 from synthgate.errors import InputError
 from synthgate.files import write_atomic
 from synthgate.storage.folders import check_out_file
-
-if TYPE_CHECKING:
-    from rich.progress import TaskID
 
 
 def validate(
@@ -71,18 +66,8 @@ def validate(
     )
 
     with user_errors(), progress_bars() as bars:
-        shown: dict[str, TaskID] = {}  # bars show from their first step: bad input is
-        # refused before any, and shows none
-
-        def bar(name: str) -> Callable[[int, int | None], None]:
-            def advance(done: int, total: int | None) -> None:
-                if name not in shown:
-                    shown[name] = bars.add_task(name, total=total)
-                bars.update(shown[name], completed=done)
-
-            return advance
-
-        advance, hashed = bar("judging"), bar("hashing the reference images")
+        advance = count_bar(bars, "judging")
+        hashed = count_bar(bars, "hashing the reference images")
 
         if json_out is not None:
             check_out_file(json_out, field="json")  # before any work: never a database

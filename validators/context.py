@@ -101,15 +101,17 @@ def mean_colour(pixels: np.ndarray) -> np.ndarray:
     return values[..., :3].reshape(-1, 3).mean(axis=0).astype(np.float32)
 
 
-def open_rgb(path: Path) -> Any:
-    """The image file decoded to an RGB Pillow image (an RGB file as it is, not copied); the file
-    is closed. Raises what Pillow raises for a file it cannot read: OSError, ValueError,
-    DecompressionBombError."""
+def open_rgb(path: Path) -> tuple[Any, str | None]:
+    """(the image file decoded to an RGB Pillow image, None), an RGB file as it is, not copied;
+    or (None, why Pillow cannot read it). The file is closed."""
     from PIL import Image
 
-    with Image.open(path) as image:  # closes the file, keeps the pixels
-        image.load()
-        return image if image.mode == "RGB" else image.convert("RGB")
+    try:
+        with Image.open(path) as image:  # closes the file, keeps the pixels
+            image.load()
+            return (image if image.mode == "RGB" else image.convert("RGB")), None
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        return None, str(error)
 
 
 def reference_index(
@@ -117,16 +119,11 @@ def reference_index(
 ) -> HashIndex:
     """Hash every reference image once; unreadable files are skipped (they cannot be copied).
     `progress`: called with (files done, total) as they are."""
-    from PIL import Image
-
     paths = list(paths)
     index = HashIndex()
     for done, path in enumerate(paths, start=1):
-        try:
-            image = open_rgb(path)
-        except (OSError, ValueError, Image.DecompressionBombError):
-            pass
-        else:
+        image, _ = open_rgb(path)
+        if image is not None:
             index.add(path.name, *fingerprint(np.asarray(image), image))
         if progress is not None:
             progress(done, len(paths))

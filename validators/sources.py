@@ -123,16 +123,12 @@ def open_source(source: Path | dict[str, Any], *, images: Path | None = None) ->
 def _open_image(folder: Path, file_name: str | None) -> tuple[Any, str | None]:
     """The image file as an RGB Pillow image (decoded once: its pixels and the checks' Pillow image
     share it), or why it cannot be read."""
-    from PIL import Image  # only with --images: a label-only run never decodes an image
-
     if not file_name:
         return None, "image has no file_name"
     for candidate in (confined_path(folder, file_name), folder / Path(file_name).name):
         if is_file(candidate):
-            try:
-                return open_rgb(candidate), None
-            except (OSError, ValueError, Image.DecompressionBombError) as error:
-                return None, f"{candidate.name}: {error}"
+            image, error = open_rgb(candidate)
+            return image, None if error is None else f"{candidate.name}: {error}"
     return None, f"{file_name} not found under {folder}"
 
 
