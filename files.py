@@ -9,6 +9,8 @@
 - `dumps(value)`: compact, order-preserving JSON, the form of every JSON file synthgate writes.
 - `write_atomic(path, text | bytes)`: through a temporary name beside the target, then a rename,
   so a reader never sees half a file and a failure leaves nothing behind.
+- `read_ahead(read, items)`: (item, read(item)) in the items' order, the reads running a few
+  items ahead on every core (decoding image files releases the GIL).
 
 Named `files`, not `io`: a top-level `io.py` would shadow the standard library when Python runs
 from the repository root.
@@ -21,9 +23,11 @@ import math
 import os
 import stat
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from yaml.composer import Composer
@@ -49,6 +53,9 @@ MAX_YAML_NODES = 100_000
 MAX_INT_DIGITS = 100  # an integer in a YAML file (a seed has at most 19)
 DEEP_FIX = "no config is that deep"
 LIBYAML_TOO_DEEP = "exceeded maximum nesting depth"  # libyaml's own bound, 1,000 levels
+
+Item = TypeVar("Item")
+Read = TypeVar("Read")
 
 
 def path_problem(path: Path | str) -> str | None:
@@ -88,6 +95,44 @@ def is_file(path: Path) -> bool:
         return "\x00" not in str(path) and path.is_file()
     except (OSError, ValueError):
         return False
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def read_ahead(
+    read: Callable[[Item], Read], items: Iterable[Item], *, threads: int | None = None
+) -> Iterator[tuple[Item, Read]]:
+    """(item, read(item)) for each item, in the items' order, the reads running on `threads`
+    threads (default: one per usable core) at most two per thread ahead of the consumer, so
+    decoding the next image files overlaps judging this one. What `read` raises is raised here,
+    in order. The items are drawn on the caller's thread; reads still pending when the consumer
+    stops are cancelled, and those running are waited for.
+    """
+    if threads is None:
+        threads = usable_cores() if usable_cores() > 1 else 0
+    if threads <= 0:
+        for item in items:
+            yield item, read(item)
+        return
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="read-ahead")
+    pending: deque[tuple[Item, Future[Read]]] = deque()
+    try:
+        for item in items:
+            pending.append((item, pool.submit(read, item)))
+            if len(pending) > 2 * threads:
+                first, reading = pending.popleft()
+                yield first, reading.result()
+        while pending:
+            first, reading = pending.popleft()
+            yield first, reading.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def json_text(value: Any, **options: Any) -> str:

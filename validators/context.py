@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from synthgate.errors import InputError
+from synthgate.files import read_ahead
 from synthgate.validators.hash_index import HashIndex
 from synthgate.validators.phash import phash
 
@@ -117,17 +118,22 @@ def open_rgb(path: Path) -> tuple[Any, str | None]:
 def reference_index(
     paths: Iterable[Path], *, progress: Callable[[int, int], None] | None = None
 ) -> HashIndex:
-    """Hash every reference image once; unreadable files are skipped (they cannot be copied).
-    `progress`: called with (files done, total) as they are."""
+    """Hash every reference image once, on every core; unreadable files are skipped (they cannot
+    be copied). `progress`: called with (files done, total) as they are."""
     paths = list(paths)
     index = HashIndex()
-    for done, path in enumerate(paths, start=1):
-        image, _ = open_rgb(path)
-        if image is not None:
-            index.add(path.name, *fingerprint(np.asarray(image), image))
+    hashed = read_ahead(_reference_fingerprint, paths)  # on every core, added in order
+    for done, (path, found) in enumerate(hashed, start=1):
+        if found is not None:
+            index.add(path.name, *found)
         if progress is not None:
             progress(done, len(paths))
     return index
+
+
+def _reference_fingerprint(path: Path) -> tuple[np.uint64, np.ndarray] | None:
+    image, _ = open_rgb(path)
+    return None if image is None else fingerprint(np.asarray(image), image)
 
 
 def image_files(folder: Path) -> list[Path]:

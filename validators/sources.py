@@ -5,7 +5,7 @@ the default rubric (detection; ner or classification by what the rows hold) and 
 (the COCO file's categories). A COCO file is streamed (formats/coco_reader.py): each annotation
 goes into columns (formats/coco_annotations.py) and into the dataset checks' tally as it is
 parsed, so memory holds the columns, never the file's JSON. Pixels are read only when an images
-folder is given, one image at a time; a missing or unreadable image becomes a finding
+folder is given, a few images ahead of the judge on the other cores (`read_ahead`); a missing or unreadable image becomes a finding
 (`extras["image_error"]`), not a crash. A JSONL row that is not a text sample is bad input
 (InputError naming the line).
 """
@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from synthgate.errors import InputError
-from synthgate.files import is_file
+from synthgate.files import is_file, read_ahead
 from synthgate.formats.coco import category_names, coco_mapping
 from synthgate.formats.coco_annotations import AnnotationColumns
 from synthgate.formats.coco_reader import stream_coco
@@ -138,13 +138,20 @@ def _coco_items(
     # Every annotation measured at once; each image's objects are a slice of the table (an
     # image whose id another image of another size shares measures its own).
     table = ObjectTable.of_columns(columns.object_columns())
-    for sample, group in columns.samples(source=source):
+    samples = columns.samples(source=source)
+    if images is None:
+        opened: Iterator[tuple[Any, tuple[Any, str | None] | None]] = (
+            (entry, None) for entry in samples
+        )
+    else:  # the next images decode on the other cores while this one is judged
+        opened = read_ahead(lambda entry: _open_image(images, entry[0].uri), samples)
+    for (sample, group), decoded in opened:
         extras: dict[str, Any] = {}
         if group is not None and group.size is not None:
             extras["object_table"] = table.view(group.start, group.stop)
         pixels = None
-        if images is not None:
-            image, error = _open_image(images, sample.uri)
+        if decoded is not None:
+            image, error = decoded
             if error:
                 extras["image_error"] = error
             else:
