@@ -109,10 +109,11 @@ def read_ahead(
     read: Callable[[Item], Read], items: Iterable[Item], *, threads: int | None = None
 ) -> Iterator[tuple[Item, Read]]:
     """(item, read(item)) for each item, in the items' order, the reads running on `threads`
-    threads (default: one per usable core) at most two per thread ahead of the consumer, so
-    decoding the next image files overlaps judging this one. What `read` raises is raised here,
-    in order. The items are drawn on the caller's thread; reads still pending when the consumer
-    stops are cancelled, and those running are waited for.
+    threads, at most two a thread ahead of the consumer: decoding the next image files overlaps
+    judging this one. Default: a thread per usable core, none (every read on the caller's
+    thread) on one core. What `read` raises is raised here, in order. The items are drawn on
+    the caller's thread; when the consumer stops, reads not started are cancelled and those
+    running are waited for.
     """
     if threads is None:
         threads = usable_cores() if usable_cores() > 1 else 0
