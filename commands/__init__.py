@@ -75,16 +75,18 @@ def progress_bars() -> Progress:
 
 
 def count_bar(bars: Progress, name: str, *, least: int = 0) -> Callable[[int, int | None], None]:
-    """A library's `progress(done, total)` as one bar, added at its first step (input refused
-    before any work shows none); none at all for a total under `least` (done in a blink)."""
-    shown: list[TaskID] = []
+    """A library's `progress(done, total)` as a bar, added at its first step (input refused
+    before any work shows none); none at all for a total under `least` (done in a blink). A
+    count that starts again (a second reference folder) gets a bar of its own."""
+    shown: list[tuple[TaskID, int]] = []  # the current bar and its count
 
     def advance(done: int, total: int | None) -> None:
         if total is not None and total < least:
             return
-        if not shown:
-            shown.append(bars.add_task(name, total=total))
-        bars.update(shown[0], completed=done)
+        if not shown or done <= shown[-1][1]:
+            shown.append((bars.add_task(name, total=total), 0))
+        bars.update(shown[-1][0], completed=done)
+        shown[-1] = (shown[-1][0], done)
 
     return advance
 

@@ -10,12 +10,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
 from synthgate.cli import app
 from synthgate.masks import encode_mask
 from synthgate.validators.checks import quality
+from synthgate.validators.rubric import RUBRICS_DIR
 from synthgate.validators.validate import validate_file
 
 runner = CliRunner()
@@ -290,3 +292,38 @@ def test_messy_real_world_coco_does_not_crash(tmp_path: Path) -> None:
     } <= checks
     dataset = {f["check"] for f in document["summary"]["dataset"]}
     assert {"correctness_unique_ids", "correctness_dangling_references"} <= dataset
+
+
+def test_a_rubric_s_reference_folder_is_hashed_before_judging(
+    coco_file: Path, tmp_path: Path
+) -> None:
+    """A folder a rubric's check names is hashed before the first sample is judged, with its
+    own progress (a real dataset's folder takes minutes), and only when there are pixels."""
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "real-1.png").write_bytes((tmp_path / "1.png").read_bytes())
+    data = yaml.safe_load((RUBRICS_DIR / "detection.yaml").read_text())
+    spec = next(
+        s for c in data["criteria"].values() for s in c["checks"]
+        if s["check"] == "correctness_reference_copy"
+    )  # fmt: skip
+    spec.setdefault("params", {})["reference_images"] = str(real)
+    rubric = tmp_path / "with_reference.yaml"
+    rubric.write_text(yaml.safe_dump(data, sort_keys=False))
+    events: list[Any] = []
+    result = validate_file(
+        coco_file,
+        images=tmp_path,
+        rubric=rubric,
+        progress=lambda done, total: events.append("judged"),
+        reference_progress=lambda done, total: events.append((done, total)),
+    )
+    assert events == [(1, 1), "judged", "judged", "judged"]
+    assert result.reports["coco-1"].measurements["reference_hash_bits"] == 0
+    events.clear()
+    validate_file(coco_file, rubric=rubric, reference_progress=lambda *p: events.append(p))
+    assert events == []  # labels only: the check never runs, the folder is never read
+    # with --reference too: a bar for each folder
+    shown = invoke(coco_file, "--images", tmp_path, "--rubric", rubric, "--reference", real)
+    assert shown.exit_code == 0, shown.output
+    assert len(re.findall(r"hashing the reference images .* 1/1 ", shown.stderr)) == 2

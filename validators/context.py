@@ -167,12 +167,16 @@ class ValidationContext:
     def for_taxonomy(cls, categories: Iterable[str] | None, **kwargs: Any) -> ValidationContext:
         return cls(categories=None if categories is None else frozenset(categories), **kwargs)
 
-    def reference_for(self, folder: str | None) -> HashIndex | None:
-        """The reference hashes: a folder a rubric names (hashed once), else the context's."""
+    def reference_for(
+        self, folder: str | None, *, progress: Callable[[int, int], None] | None = None
+    ) -> HashIndex | None:
+        """The reference hashes: a folder a rubric names (hashed once, with `progress`), else
+        the context's."""
         if folder is None:
             return self.reference
         if folder not in self._references:
-            self._references[folder] = reference_index(image_files(Path(folder)))
+            found = reference_index(image_files(Path(folder)), progress=progress)
+            self._references[folder] = found
         return self._references[folder]
 
     def text_reference_for(self, rows: Sequence[tuple[str, str]]) -> TextIndex:

@@ -200,7 +200,8 @@ def validate_coco(
             file and a rename; InputError and nothing written if there is no sample).
         keep_reports: keep every report in the result (False: the summary only).
         reference_progress: called with (reference images hashed, total) as they are, before
-            any sample is judged (a folder of 100k real images takes minutes).
+            any sample is judged (a folder of 100k real images takes minutes): `reference`'s,
+            then each the rubric's checks name (`reference_images`) when there are `images`.
 
     Returns:
         A `ValidationResult`: `.reports` by sample id, `.summary` (`.mean_score`, routes,
@@ -265,6 +266,9 @@ def validate_file(
             source.categories,
             **_references(reference, text=source.kind == "jsonl", progress=reference_progress),
         )
+        if images is not None:  # a rubric's own reference folders, hashed before judging
+            for folder in reference_folders(chosen):
+                context.reference_for(folder, progress=reference_progress)
         summary = ValidationSummary(chosen)
         if source.tally is not None:
             summary.dataset = judge_dataset(source.tally, chosen, context)
@@ -285,6 +289,12 @@ def validate_file(
                 raise InputError(f"{shown}: holds no samples (no images or rows) to judge")
             document.close(chosen.name, summary.as_dict())
     return result
+
+
+def reference_folders(rubric: Rubric) -> list[str]:
+    """The folders of real images a rubric's checks name (`reference_images`), each once."""
+    named = (spec.call_params.get("reference_images") for spec in rubric.all_checks())
+    return list(dict.fromkeys(folder for folder in named if folder is not None))
 
 
 def _references(
