@@ -10,7 +10,7 @@
 - `write_atomic(path, text | bytes)`: through a temporary name beside the target, then a rename,
   so a reader never sees half a file and a failure leaves nothing behind.
 - `read_ahead(read, items)`: (item, read(item)) in the items' order, the reads running a few
-  items ahead on every core (decoding image files releases the GIL).
+  items ahead on other threads, one per core by default (decoding image files releases the GIL).
 
 Named `files`, not `io`: a top-level `io.py` would shadow the standard library when Python runs
 from the repository root.
@@ -105,18 +105,24 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def reading_threads(most: int | None = None) -> int:
+    """Threads for `read_ahead`: one per usable core, at most `most`; none on one core (the
+    reads then run on the caller's thread)."""
+    cores = usable_cores()
+    return 0 if cores <= 1 else min(cores, cores if most is None else most)
+
+
 def read_ahead(
     read: Callable[[Item], Read], items: Iterable[Item], *, threads: int | None = None
 ) -> Iterator[tuple[Item, Read]]:
     """(item, read(item)) for each item, in the items' order, the reads running on `threads`
-    threads, at most two a thread ahead of the consumer: decoding the next image files overlaps
-    judging this one. Default: a thread per usable core, none (every read on the caller's
-    thread) on one core. What `read` raises is raised here, in order. The items are drawn on
-    the caller's thread; when the consumer stops, reads not started are cancelled and those
-    running are waited for.
+    threads (default `reading_threads()`; 0: on the caller's thread), at most two a thread ahead
+    of the consumer: decoding the next image files overlaps judging this one. What `read`
+    raises is raised here, in order. The items are drawn on the caller's thread; when the
+    consumer stops, reads not started are cancelled and those running are waited for.
     """
     if threads is None:
-        threads = usable_cores() if usable_cores() > 1 else 0
+        threads = reading_threads()
     if threads <= 0:
         for item in items:
             yield item, read(item)

@@ -33,6 +33,13 @@ def test_results_come_in_order_from_the_reading_threads() -> None:
     assert seen[-5:] == [threading.current_thread().name] * 5  # threads=0: read inline
 
 
+def test_one_reading_thread_a_core_none_on_one_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(files, "usable_cores", lambda: 8)
+    assert (files.reading_threads(), files.reading_threads(most=2)) == (8, 2)
+    monkeypatch.setattr(files, "usable_cores", lambda: 1)
+    assert (files.reading_threads(), files.reading_threads(most=2)) == (0, 0)
+
+
 def test_reads_run_at_most_two_per_thread_ahead_of_the_consumer() -> None:
     drawn: list[int] = []
 
@@ -99,15 +106,22 @@ def test_validate_with_images_judges_as_one_thread_does(
 ) -> None:
     decoded_on: set[str] = set()
 
+    names: set[str] = set()
+
     def open_image(*args: object) -> object:
+        names.add(threading.current_thread().name)
         decoded_on.add(threading.current_thread().name.split("_")[0])
         return own_open(*args)
 
     own_open = sources._open_image
     monkeypatch.setattr(sources, "_open_image", open_image)
-    monkeypatch.setattr(files, "usable_cores", lambda: 4)
+    monkeypatch.setattr(files, "usable_cores", lambda: 16)
     ahead = validate_file(coco_of(image_folder), images=image_folder)
     assert decoded_on == {"read-ahead"}
+    monkeypatch.setattr(sources, "DECODE_THREADS", 1)
+    names.clear()
+    assert validate_file(coco_of(image_folder), images=image_folder).rows == ahead.rows
+    assert names == {"read-ahead_0"}  # 16 cores, yet no more decoders than DECODE_THREADS
     monkeypatch.setattr(files, "usable_cores", lambda: 1)
     inline = validate_file(coco_of(image_folder), images=image_folder)
     assert ahead.rows == inline.rows

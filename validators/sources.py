@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from synthgate.errors import InputError
-from synthgate.files import is_file, read_ahead
+from synthgate.files import is_file, read_ahead, reading_threads
 from synthgate.formats.coco import category_names, coco_mapping
 from synthgate.formats.coco_annotations import AnnotationColumns
 from synthgate.formats.coco_reader import stream_coco
@@ -34,6 +34,10 @@ from synthgate.validators.checks.objects import ObjectTable
 from synthgate.validators.context import DECODED_IMAGE, open_rgb
 
 TEXT_SUFFIXES = {".jsonl", ".ndjson"}
+# Image decoders beside the judge: judging an image takes about as long as decoding it, so two
+# keep the one judging thread fed on any machine; more would only hold more decoded images
+# (up to 2 a decoder wait in memory).
+DECODE_THREADS = 2
 
 
 @dataclass
@@ -143,8 +147,9 @@ def _coco_items(
         opened: Iterator[tuple[Any, tuple[Any, str | None] | None]] = (
             (entry, None) for entry in samples
         )
-    else:  # the next images decode on the other cores while this one is judged
-        opened = read_ahead(lambda entry: _open_image(images, entry[0].uri), samples)
+    else:  # the next images decode on other cores while this one is judged
+        decoders = reading_threads(most=DECODE_THREADS)
+        opened = read_ahead(lambda e: _open_image(images, e[0].uri), samples, threads=decoders)
     for (sample, group), decoded in opened:
         extras: dict[str, Any] = {}
         if group is not None and group.size is not None:
