@@ -24,7 +24,7 @@ import os
 import stat
 import tempfile
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -98,11 +98,24 @@ def is_file(path: Path) -> bool:
 
 
 def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity where the system tells it)."""
+    """The cores this process may run on: its CPU affinity where the system tells it, at most
+    what a container's CPU quota (cgroup v2 `cpu.max`) allows."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = _cgroup_cpus()
+    return cores if quota is None else max(1, min(cores, quota))
+
+
+def _cgroup_cpus(path: Path = Path("/sys/fs/cgroup/cpu.max")) -> int | None:
+    """The CPUs a cgroup v2 quota ("200000 100000": two) gives this process; None where there is
+    none ("max ...") or no such file."""
+    try:
+        quota, period = path.read_text(encoding="ascii").split()[:2]
+        return None if quota == "max" else math.ceil(int(quota) / int(period))
+    except (OSError, ValueError, ZeroDivisionError):
+        return None
 
 
 def reading_threads(most: int | None = None) -> int:
@@ -114,12 +127,13 @@ def reading_threads(most: int | None = None) -> int:
 
 def read_ahead(
     read: Callable[[Item], Read], items: Iterable[Item], *, threads: int | None = None
-) -> Iterator[tuple[Item, Read]]:
+) -> Generator[tuple[Item, Read], None, None]:
     """(item, read(item)) for each item, in the items' order, the reads running on `threads`
-    threads (default `reading_threads()`; 0: on the caller's thread), at most two a thread ahead
-    of the consumer: decoding the next image files overlaps judging this one. What `read`
-    raises is raised here, in order. The items are drawn on the caller's thread; when the
-    consumer stops, reads not started are cancelled and those running are waited for.
+    threads (default `reading_threads()`; 0: on the caller's thread), at most 2 x `threads`
+    ahead of the consumer: decoding the next image files overlaps judging this one. What `read`
+    raises is raised here, in order. The items are drawn on the caller's thread. Close it when
+    done early (`contextlib.closing`): reads not started are cancelled, and those running are
+    waited for.
     """
     if threads is None:
         threads = reading_threads()

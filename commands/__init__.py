@@ -77,16 +77,18 @@ def progress_bars() -> Progress:
 def count_bar(bars: Progress, name: str, *, least: int = 0) -> Callable[[int, int | None], None]:
     """A library's `progress(done, total)` as a bar, added at its first step (input refused
     before any work shows none); none at all for a total under `least` (done in a blink). A
-    count that starts again (a second reference folder) gets a bar of its own."""
-    shown: list[tuple[TaskID, int]] = []  # the current bar and its count
+    count that starts again (it goes back, or goes on after its total: a second reference
+    folder) gets a bar of its own."""
+    shown: list[tuple[TaskID, int, int | None]] = []  # the current bar, its count and total
 
     def advance(done: int, total: int | None) -> None:
         if total is not None and total < least:
             return
-        if not shown or done <= shown[-1][1]:
-            shown.append((bars.add_task(name, total=total), 0))
+        last = shown[-1] if shown else None
+        if last is None or done < last[1] or done == last[1] == last[2]:
+            shown.append((bars.add_task(name, total=total), done, total))
         bars.update(shown[-1][0], completed=done)
-        shown[-1] = (shown[-1][0], done)
+        shown[-1] = (shown[-1][0], done, total)
 
     return advance
 

@@ -6,6 +6,7 @@ exactly as one thread does."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,15 +23,20 @@ from synthgate.validators.validate import validate_file
 
 def test_results_come_in_order_from_the_reading_threads() -> None:
     seen: list[str] = []
+    later = threading.Event()
 
     def read(n: int) -> int:
         seen.append(threading.current_thread().name)
+        if n == 0:
+            assert later.wait(5)  # item 0 finishes only after item 3 has been read
+        if n == 3:
+            later.set()
         return n * n
 
     assert list(read_ahead(read, range(50), threads=3)) == [(n, n * n) for n in range(50)]
     assert all(name.startswith("read-ahead") for name in seen)
-    assert list(read_ahead(read, range(5), threads=0)) == [(n, n * n) for n in range(5)]
-    assert seen[-5:] == [threading.current_thread().name] * 5  # threads=0: read inline
+    assert list(read_ahead(read, range(1, 5), threads=0)) == [(n, n * n) for n in range(1, 5)]
+    assert seen[-4:] == [threading.current_thread().name] * 4  # threads=0: read inline
 
 
 def test_one_reading_thread_a_core_none_on_one_core(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -66,18 +72,35 @@ def test_a_read_that_raises_raises_in_order_and_later_reads_are_dropped() -> Non
     assert got == [0, 1, 2]
 
 
-def test_a_consumer_that_stops_leaves_no_read_running() -> None:
+def test_a_consumer_that_stops_cancels_the_reads_not_started() -> None:
+    before = set(threading.enumerate())
     started: list[int] = []
+    gate = threading.Event()
 
     def read(n: int) -> int:
         started.append(n)
+        if n:
+            assert gate.wait(5)
         return n
 
     reads = read_ahead(read, range(1000), threads=2)
-    assert next(reads) == (0, 0)
-    reads.close()  # cancels what is queued, waits for what runs
-    assert len(started) <= 1 + 2 * 2  # never more than the window drawn
-    assert not any(t.name.startswith("read-ahead") for t in threading.enumerate())
+    assert next(reads) == (0, 0)  # 1 and 2 are being read, 3 and 4 wait for a thread
+    threading.Timer(0.2, gate.set).start()
+    reads.close()  # cancels 3 and 4, waits for 1 and 2
+    assert sorted(started) == [0, 1, 2]
+    time.sleep(0.3)
+    assert sorted(started) == [0, 1, 2]
+    assert not {t for t in set(threading.enumerate()) - before if t.name.startswith("read-ahead")}
+
+
+def test_the_cores_a_cgroup_quota_allows(tmp_path: Path) -> None:
+    quota = tmp_path / "cpu.max"
+    for text, cpus in [("200000 100000\n", 2), ("150000 100000", 2), ("max 100000", None)]:
+        quota.write_text(text)
+        assert files._cgroup_cpus(quota) == cpus
+    quota.write_text("garbage")
+    assert files._cgroup_cpus(quota) is None
+    assert files._cgroup_cpus(tmp_path / "none") is None
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from synthgate.cli import app
+from synthgate.commands import count_bar, progress_bars
 from synthgate.masks import encode_mask
 from synthgate.validators.checks import quality
 from synthgate.validators.rubric import RUBRICS_DIR
@@ -327,3 +328,25 @@ def test_a_rubric_s_reference_folder_is_hashed_before_judging(
     shown = invoke(coco_file, "--images", tmp_path, "--rubric", rubric, "--reference", real)
     assert shown.exit_code == 0, shown.output
     assert len(re.findall(r"hashing the reference images .* 1/1 ", shown.stderr)) == 2
+    # a folder that is not there: bad input, said before any sample is judged
+    spec["params"]["reference_images"] = str(tmp_path / "gone")
+    rubric.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = tmp_path / "report.json"
+    refused = invoke(coco_file, "--images", tmp_path, "--rubric", rubric, "--json", out)
+    assert refused.exit_code == 2 and "judging" not in refused.stderr
+    assert f"{tmp_path / 'gone'} is not a folder" in refused.stderr and not out.exists()
+
+
+def test_count_bar_gives_a_count_that_starts_again_a_bar_of_its_own() -> None:
+    with progress_bars() as bars:
+        advance = count_bar(bars, "hashing")
+        for done in (0, 0, 1, 2, 2, 3):  # one folder of 3, a count reported twice
+            advance(done, 3)
+        for done in (1, 2):  # a second folder of 2
+            advance(done, 2)
+        advance(1, 1)  # two folders of one image each
+        advance(1, 1)
+        small = count_bar(bars, "tiny", least=10)
+        small(1, 5)  # under `least`: no bar
+        shown = [(t.description, t.completed, t.total) for t in bars.tasks]
+    assert shown == [("hashing", 3, 3), ("hashing", 2, 2), ("hashing", 1, 1), ("hashing", 1, 1)]

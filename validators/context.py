@@ -16,6 +16,7 @@ samples (`text_reference_for`: the rows it rewrote, mined or prompted with), ind
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from synthgate.errors import InputError
-from synthgate.files import read_ahead
+from synthgate.files import read_ahead, reading_threads
 from synthgate.validators.hash_index import HashIndex
 from synthgate.validators.phash import phash
 
@@ -37,6 +38,9 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 # A sample's extras key: (pixels, the RGB Pillow image they were read from), handed over by a
 # reader that decoded the file (validate --images), so checks need not copy the pixels back.
 DECODED_IMAGE = "decoded_image"
+# Threads hashing a reference folder, each holding one decoded image: enough to use a big
+# machine, few enough that large images do not fill its memory.
+REFERENCE_THREADS = 8
 
 
 def perceptual_hash(gray: np.ndarray) -> np.uint64:
@@ -118,16 +122,17 @@ def open_rgb(path: Path) -> tuple[Any, str | None]:
 def reference_index(
     paths: Iterable[Path], *, progress: Callable[[int, int], None] | None = None
 ) -> HashIndex:
-    """Hash every reference image once, on every core; unreadable files are skipped (they cannot
-    be copied). `progress`: called with (files done, total) as they are."""
+    """Hash every reference image once, on up to REFERENCE_THREADS cores; unreadable files are
+    skipped (they cannot be copied). `progress`: called with (files done, total) as they are."""
     paths = list(paths)
     index = HashIndex()
-    hashed = read_ahead(_reference_fingerprint, paths)  # on every core, added in order
-    for done, (path, found) in enumerate(hashed, start=1):
-        if found is not None:
-            index.add(path.name, *found)
-        if progress is not None:
-            progress(done, len(paths))
+    threads = reading_threads(most=REFERENCE_THREADS)
+    with contextlib.closing(read_ahead(_reference_fingerprint, paths, threads=threads)) as hashed:
+        for done, (path, found) in enumerate(hashed, start=1):  # added in file order
+            if found is not None:
+                index.add(path.name, *found)
+            if progress is not None:
+                progress(done, len(paths))
     return index
 
 

@@ -5,15 +5,16 @@ the default rubric (detection; ner or classification by what the rows hold) and 
 (the COCO file's categories). A COCO file is streamed (formats/coco_reader.py): each annotation
 goes into columns (formats/coco_annotations.py) and into the dataset checks' tally as it is
 parsed, so memory holds the columns, never the file's JSON. Pixels are read only when an images
-folder is given, a few images ahead of the judge on the other cores (`read_ahead`); a missing or
-unreadable image becomes a finding (`extras["image_error"]`), not a crash. A JSONL row that is
+folder is given, a few images ahead of the judge on DECODE_THREADS other threads (`read_ahead`);
+a missing or unreadable image becomes a finding (`extras["image_error"]`), not a crash. A JSONL row that is
 not a text sample is bad input (InputError naming the line).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,8 @@ from synthgate.validators.context import DECODED_IMAGE, open_rgb
 
 TEXT_SUFFIXES = {".jsonl", ".ndjson"}
 # Image decoders beside the judge: judging an image takes about as long as decoding it, so two
-# keep the one judging thread fed on any machine; more would only hold more decoded images
-# (up to 2 a decoder wait in memory).
+# keep the one judging thread fed on any machine; more would only hold more decoded images in
+# memory (up to 2 x DECODE_THREADS wait, beside the one being judged).
 DECODE_THREADS = 2
 
 
@@ -48,7 +49,7 @@ class Source:
     rubric: str  # default rubric name
     categories: list[str] | None
     tally: DatasetTally | None  # COCO: what the dataset checks need of the whole file
-    items: Iterator[tuple[dict[str, Any], GeneratedSample]]
+    items: Generator[tuple[dict[str, Any], GeneratedSample], None, None]  # close() stops reads
     count: int | None = None
 
 
@@ -138,32 +139,32 @@ def _open_image(folder: Path, file_name: str | None) -> tuple[Any, str | None]:
 
 def _coco_items(
     columns: AnnotationColumns, coco: dict[str, Any], *, source: str, images: Path | None
-) -> Iterator[tuple[dict[str, Any], GeneratedSample]]:
+) -> Generator[tuple[dict[str, Any], GeneratedSample], None, None]:
     # Every annotation measured at once; each image's objects are a slice of the table (an
     # image whose id another image of another size shares measures its own).
     table = ObjectTable.of_columns(columns.object_columns())
     samples = columns.samples(source=source)
+    opened: Generator[tuple[Any, tuple[Any, str | None] | None], None, None]
     if images is None:
-        opened: Iterator[tuple[Any, tuple[Any, str | None] | None]] = (
-            (entry, None) for entry in samples
-        )
-    else:  # the next images decode on other cores while this one is judged
+        opened = ((entry, None) for entry in samples)
+    else:  # the next images decode on other threads while this one is judged
         decoders = reading_threads(most=DECODE_THREADS)
         opened = read_ahead(lambda e: _open_image(images, e[0].uri), samples, threads=decoders)
-    for (sample, group), decoded in opened:
-        extras: dict[str, Any] = {}
-        if group is not None and group.size is not None:
-            extras["object_table"] = table.view(group.start, group.stop)
-        pixels = None
-        if decoded is not None:
-            image, error = decoded
-            if error:
-                extras["image_error"] = error
-            else:
-                pixels = np.asarray(image)
-                extras[DECODED_IMAGE] = (pixels, image)
-        key = {"id": sample.id, "image_id": sample.spec.params.get("image_id")}
-        yield key, GeneratedSample(sample=sample, pixels=pixels, extras=extras)
+    with contextlib.closing(opened):  # a judge that stops stops the decoders
+        for (sample, group), decoded in opened:
+            extras: dict[str, Any] = {}
+            if group is not None and group.size is not None:
+                extras["object_table"] = table.view(group.start, group.stop)
+            pixels = None
+            if decoded is not None:
+                image, error = decoded
+                if error:
+                    extras["image_error"] = error
+                else:
+                    pixels = np.asarray(image)
+                    extras[DECODED_IMAGE] = (pixels, image)
+            key = {"id": sample.id, "image_id": sample.spec.params.get("image_id")}
+            yield key, GeneratedSample(sample=sample, pixels=pixels, extras=extras)
 
 
 def _text_rubric(path: Path) -> str:
@@ -179,7 +180,7 @@ def _text_rubric(path: Path) -> str:
     return "ner"
 
 
-def _jsonl_items(path: Path) -> Iterator[tuple[dict[str, Any], GeneratedSample]]:
+def _jsonl_items(path: Path) -> Generator[tuple[dict[str, Any], GeneratedSample], None, None]:
     for line, row in iter_jsonl(path):
         try:
             sample = text_row_to_sample(row, source=path.stem, line=line)

@@ -200,8 +200,9 @@ def validate_coco(
             file and a rename; InputError and nothing written if there is no sample).
         keep_reports: keep every report in the result (False: the summary only).
         reference_progress: called with (reference images hashed, total) as they are, before
-            any sample is judged (a folder of 100k real images takes minutes): `reference`'s,
-            then each the rubric's checks name (`reference_images`) when there are `images`.
+            any sample is judged (a folder of 100k real images takes minutes): the folder
+            `reference` names first, then those the rubric's checks name (`reference_images`),
+            which are hashed only when there are `images` to compare.
 
     Returns:
         A `ValidationResult`: `.reports` by sample id, `.summary` (`.mean_score`, routes,
@@ -248,8 +249,11 @@ def validate_file(
     "text"): samples that copy one are found. The rest as in `validate_coco`."""
     source_path = path if isinstance(path, dict) else Path(path)
     document = ReportFile(json) if json is not None else None
-    with document or contextlib.nullcontext():
+    with contextlib.ExitStack() as stack:
+        if document is not None:
+            stack.enter_context(document)
         source = open_source(source_path, images=Path(images) if images is not None else None)
+        stack.callback(source.items.close)  # stopped early: its image decoders stop too
         chosen = load_rubric(rubric or source.rubric)
         shown = "the COCO mapping" if isinstance(path, dict) else path
         if chosen.modality == "image" and source.kind != "coco":
@@ -266,7 +270,7 @@ def validate_file(
             source.categories,
             **_references(reference, text=source.kind == "jsonl", progress=reference_progress),
         )
-        if images is not None:  # a rubric's own reference folders, hashed before judging
+        if images is not None and source.count:  # a rubric's own folders, before judging
             for folder in reference_folders(chosen):
                 context.reference_for(folder, progress=reference_progress)
         summary = ValidationSummary(chosen)
