@@ -170,7 +170,11 @@ def main() -> None:
                 print(row("floor (load + RLE + decode)", pixels["floor"], count))
                 print(row("validate --images", pixels["validate --images"], count))
                 ratio = pixels["validate --images"].cpu / pixels["floor"].cpu
-                print(f"  CPU ratio validate --images/floor: {ratio:.2f}   (target <= 1.5)")
+                wall = pixels["validate --images"].wall / pixels["floor"].wall
+                print(
+                    f"  CPU ratio validate --images/floor: {ratio:.2f}   (target <= 1.5); "
+                    f"wall ratio {wall:.2f} (images decode on two threads beside the judge)"
+                )
             path.unlink()
         flat = per_annotation[sizes[-1]] / per_annotation[sizes[0]]
         print(
