@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from importlib.metadata import PackageNotFoundError, version
@@ -24,7 +23,7 @@ from typing import Any, TextIO
 
 from synthgate import __version__
 from synthgate.config import BatchConfig
-from synthgate.files import dumps
+from synthgate.files import dumps, usable_cores
 from synthgate.formats.coco import CocoStream, sample_to_coco_annotations, sample_to_coco_image
 from synthgate.formats.jsonl import sample_to_jsonl_row
 from synthgate.generators.png import encode_png
@@ -59,7 +58,7 @@ VERSIONED = (
 # alongside it): one core each of the rest. On 2 cores, 1 encoder against 2: 1,500 procedural
 # images in 9.7-11.0 s wall and 11.9-14.6 s CPU against 10.3-11.3 s and 13.4-14.1 s, with a
 # quarter fewer context switches.
-PNG_THREADS = max(1, min(4, (os.cpu_count() or 2) - 1))
+PNG_THREADS = max(1, min(4, usable_cores() - 1))
 
 
 class RunWriter:

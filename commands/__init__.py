@@ -79,16 +79,19 @@ def count_bar(bars: Progress, name: str, *, least: int = 0) -> Callable[[int, in
     before any work shows none); none at all for a total under `least` (done in a blink). A
     count that starts again (it goes back, or goes on after its total: a second reference
     folder) gets a bar of its own."""
-    shown: list[tuple[TaskID, int, int | None]] = []  # the current bar, its count and total
+    current: list[tuple[TaskID, int, int | None]] = []  # the bar shown last, its count, total
 
     def advance(done: int, total: int | None) -> None:
         if total is not None and total < least:
             return
-        last = shown[-1] if shown else None
-        if last is None or done < last[1] or done == last[1] == last[2]:
-            shown.append((bars.add_task(name, total=total), done, total))
-        bars.update(shown[-1][0], completed=done)
-        shown[-1] = (shown[-1][0], done, total)
+        if current:
+            task, last, last_total = current.pop()
+            if done < last or done == last == last_total:
+                task = bars.add_task(name, total=total)
+        else:
+            task = bars.add_task(name, total=total)
+        bars.update(task, completed=done)
+        current.append((task, done, total))
 
     return advance
 

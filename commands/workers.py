@@ -17,6 +17,7 @@ from rich.text import Text
 
 from synthgate.commands import console, errors, new_table, progress_bars, user_errors
 from synthgate.errors import InputError
+from synthgate.files import usable_cores
 
 if TYPE_CHECKING:
     from synthgate.storage.store import Store
@@ -63,7 +64,7 @@ def worker(
                 f"--queues {queues}: unknown queue {', '.join(unknown) or '(none)'}; "
                 f"choose from {', '.join(QUEUES)}"
             )
-        processes = concurrency or (1 if "gpu" in chosen else os.cpu_count() or 1)
+        processes = concurrency or (1 if "gpu" in chosen else usable_cores())
         check_broker(settings)  # fail fast; once started, a worker rides out broker restarts
         app = make_app(settings)
         app.synthgate_queues = chosen
