@@ -74,6 +74,9 @@ def progress_bars() -> Progress:
     )
 
 
+PROGRESS_FROM = 200  # images: a bar only for many (a few are checked or placed in a blink)
+
+
 def count_bar(bars: Progress, name: str, *, least: int = 0) -> Callable[[int, int | None], None]:
     """A library's `progress(done, total)` as a bar, added at its first step (input refused
     before any work shows none); none at all for a total under `least` (done in a blink). A

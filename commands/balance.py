@@ -10,7 +10,9 @@ from rich.text import Text
 
 import synthgate
 from synthgate.commands import (
+    PROGRESS_FROM,
     console,
+    count_bar,
     errors,
     new_table,
     print_left_out,
@@ -70,6 +72,7 @@ def balance(
                 config=config,
                 skip_invalid=skip_invalid,
                 progress=run_progress(bars),
+                check_progress=count_bar(bars, "checking images", least=PROGRESS_FROM),
             )
         else:
             assert jsonl is not None
@@ -144,7 +147,7 @@ def merge(
     of the real and the accepted synthetic images), every file_name relative to the folder, so
     it loads from its path alone and still loads after it is moved. Text: merged.jsonl.
     """
-    with user_errors():
+    with user_errors(), progress_bars() as bars:
         result = synthgate.merge(
             real,
             synthetic,
@@ -154,6 +157,8 @@ def merge(
             label_field=label_field,
             add_categories=add_categories,
             skip_invalid=skip_invalid,
+            progress=count_bar(bars, "images", least=PROGRESS_FROM),
+            check_progress=count_bar(bars, "checking images", least=PROGRESS_FROM),
         )
     print_left_out(result.skipped_input)
     added = (

@@ -11,14 +11,13 @@ from rich.markup import escape
 
 import synthgate
 from synthgate.commands import (
+    PROGRESS_FROM,
     console,
     count_bar,
     print_left_out,
     progress_bars,
     user_errors,
 )
-
-PROGRESS_FROM = 200  # images: a bar only for many (a few are placed in a blink)
 
 
 class Format(StrEnum):
@@ -104,6 +103,7 @@ def export(
             force=force,
             skip_invalid=skip_invalid,
             progress=count_bar(bars, "images", least=PROGRESS_FROM),
+            check_progress=count_bar(bars, "checking images", least=PROGRESS_FROM),
         )
     counts, skipped, files = result.counts, result.skipped, copy_images
     print_left_out(skipped)

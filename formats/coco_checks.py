@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,10 +30,14 @@ from synthgate.formats.paths import confined_path, confinement_problem
 from synthgate.masks import finite_number, polygon_problem, rle_problem
 
 MAX_LISTED = 20  # problems named in one error message; the rest are counted
+PROGRESS_EVERY = 64  # image entries between two calls of a check's `progress` (and the last)
 # Valid JSON (an escape such as "\ud800" with no partner), but no UTF-8 file can hold it: every
 # file that would name it (labels, class lists, the merged COCO file) fails to be written.
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 UNWRITABLE = "holds a lone surrogate (an unpaired \\ud800-\\udfff escape) no UTF-8 file can hold"
+
+
+Progress = Callable[[int, int], None]  # (image entries gone through, image entries in all)
 
 
 @dataclass(frozen=True)
@@ -77,9 +81,14 @@ def _duplicates(entries: list[dict[str, Any]], section: str) -> list[CocoProblem
     return problems
 
 
-def _image_problems(data: dict[str, Any], images_dir: Path | None) -> list[CocoProblem]:
+def _image_problems(
+    data: dict[str, Any], images_dir: Path | None, progress: Progress | None
+) -> list[CocoProblem]:
     problems = []
-    for position, image in enumerate(data["images"]):
+    images = data["images"]
+    for position, image in enumerate(images):
+        if progress is not None and images_dir is not None and position % PROGRESS_EVERY == 0:
+            progress(position, len(images))
         if not isinstance(image, dict):
             problems.append(CocoProblem("images", position, None, "not an object"))
             continue
@@ -104,6 +113,8 @@ def _image_problems(data: dict[str, Any], images_dir: Path | None) -> list[CocoP
             message = image_file_problem(images_dir, name, size)
             if message is not None:
                 problems.append(CocoProblem("images", position, key, message))
+    if progress is not None and images_dir is not None and images:
+        progress(len(images), len(images))
     return problems
 
 
@@ -205,8 +216,12 @@ def _annotation_problems(
     return problems
 
 
-def find_coco_problems(data: dict[str, Any], *, images_dir: Path | None) -> list[CocoProblem]:
-    """Every entry of a COCO mapping that balancing or merging cannot trust, in file order."""
+def find_coco_problems(
+    data: dict[str, Any], *, images_dir: Path | None, progress: Progress | None = None
+) -> list[CocoProblem]:
+    """Every entry of a COCO mapping that balancing or merging cannot trust, in file order.
+    `progress(images gone through, images in all)`: as the image files are checked (only with
+    `images_dir`: the one part that takes long, ~0.15-0.3 ms a file)."""
     problems = []
     for position, category in enumerate(data["categories"]):
         if not isinstance(category, dict) or not isinstance(category.get("name"), str):
@@ -243,7 +258,7 @@ def find_coco_problems(data: dict[str, Any], *, images_dir: Path | None) -> list
     for section in ("images", "annotations", "categories"):
         entries = [e for e in data[section] if isinstance(e, dict)]
         problems += _duplicates(entries, section)
-    problems += _image_problems(data, images_dir)
+    problems += _image_problems(data, images_dir, progress)
     image_ids = {
         i.get("id")
         for i in data["images"]
@@ -278,15 +293,21 @@ def describe_problems(problems: list[CocoProblem]) -> str:
 
 
 def check_coco(
-    data: dict[str, Any], *, source: Path, images_dir: Path | None, skip_invalid: bool = False
+    data: dict[str, Any],
+    *,
+    source: Path,
+    images_dir: Path | None,
+    skip_invalid: bool = False,
+    progress: Progress | None = None,
 ) -> CheckedCoco:
     """The file as it is if it is clean; else an `InputError` naming every bad entry.
+    `progress`: as for `find_coco_problems`.
 
     With `skip_invalid`, bad entries are left out instead (an image takes its annotations with
     it; a duplicate keeps its first occurrence) and returned in `skipped`. Category problems are
     never skipped: dropping a class would silently change what the dataset means.
     """
-    problems = find_coco_problems(data, images_dir=images_dir)
+    problems = find_coco_problems(data, images_dir=images_dir, progress=progress)
     if not problems:
         return CheckedCoco(data=data)
     category_problems = [p for p in problems if p.section == "categories"]

@@ -75,6 +75,29 @@ def test_bad_coco_is_refused_naming_the_entries(
     assert not list(tmp_path.glob(".out*"))
 
 
+def test_the_image_files_are_checked_with_progress_before_anything_is_written(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import synthgate
+    from synthgate.errors import InputError
+
+    coco, images = tiny
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(_broken(json.loads(coco.read_text()), "missing-image")))
+    checked: list[tuple[int, int]] = []
+    with pytest.raises(InputError, match=r"gone\.png"):
+        synthgate.balance(
+            bad,
+            images=images,
+            out=tmp_path / "out",
+            check_progress=lambda done, total: checked.append((done, total)),
+            progress=lambda *counts: pytest.fail("no sample is made from a refused dataset"),
+        )
+    total = len(json.loads(bad.read_text())["images"])
+    assert checked[0] == (0, total) and checked[-1] == (total, total)
+    assert not (tmp_path / "out").exists()
+
+
 def test_skip_invalid_leaves_bad_entries_out_and_lists_them(
     tiny: tuple[Path, Path], tmp_path: Path
 ) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -207,6 +208,10 @@ def test_labels_only_and_copies_where_links_fail(
     result = export(str(source), "-f", "voc", "-o", str(copied), "--images", images)
     assert result.exit_code == 0, result.output
     assert "4 images copied" in result.output
+    # the bars: every image file checked before any is written, then every image placed
+    checking = re.search(r"checking images .* 4/4 ", result.output)
+    placing = re.search(r"\n\s*images .* 4/4 ", result.output)
+    assert checking and placing and checking.start() < placing.start(), result.output
     linked = tmp_path / "linked"
     monkeypatch.undo()
     result = export(str(source), "-f", "voc", "-o", str(linked), "--images", images)

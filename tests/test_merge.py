@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -277,6 +278,59 @@ def test_without_images_the_real_images_are_beside_the_real_file(
     assert merged.returncode == 0, merged.stderr
     for image in json.loads((default / "merged.coco.json").read_text())["images"]:
         assert (default / image["file_name"]).is_file()
+
+
+def test_merge_reports_checking_then_placing_the_images(
+    finished_run: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    coco, shared_images, run_dir = finished_run
+    images = shutil.copytree(shared_images, tmp_path / "images")  # one is removed below
+    events: list[tuple[str, int, int]] = []
+
+    def checked(done: int, total: int) -> None:
+        events.append(("checked", done, total))
+
+    result = merge(
+        coco,
+        run_dir,
+        out=tmp_path / "merged",
+        images=images,
+        progress=lambda done, total: events.append(("placed", done, total)),
+        check_progress=checked,
+    )
+    entries = json.loads(coco.read_text())["images"]
+    placed = len(entries) + result.added_images
+    checks = [e for e in events if e[0] == "checked"]
+    # every real image file is checked before the first image is placed, and each placed once
+    assert events == [*checks, *[("placed", n, placed) for n in range(1, placed + 1)]]
+    assert checks[0] == ("checked", 0, len(entries))
+    assert checks[-1] == ("checked", len(entries), len(entries))
+    events.clear()
+    (images / entries[-1]["file_name"]).unlink()
+    with pytest.raises(InputError, match="image file missing"):
+        merge(coco, run_dir, out=tmp_path / "refused", images=images, check_progress=checked)
+    assert events[-1] == ("checked", len(entries), len(entries))
+    assert not (tmp_path / "refused").exists()
+
+
+def test_merge_command_shows_checking_and_placing_bars(
+    finished_run: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from synthgate.cli import app
+    from synthgate.commands import balance as balance_commands
+
+    coco, images, run_dir = finished_run
+    monkeypatch.setattr(balance_commands, "PROGRESS_FROM", 1)  # bars for 6 images, not 200
+    args = _merge_args(coco, run_dir, tmp_path / "merged", "--images", str(images))
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    real = len(json.loads(coco.read_text())["images"])
+    placed = len(json.loads((tmp_path / "merged" / "merged.coco.json").read_text())["images"])
+    checking = re.search(rf"checking images .* {real}/{real} ", result.output)
+    placing = re.search(rf"\n\s*images .* {placed}/{placed} ", result.output)
+    assert checking and placing and checking.start() < placing.start(), result.output
 
 
 def _merge_args(real: Path, run_dir: Path, out: Path, *extra: str) -> tuple[str, ...]:

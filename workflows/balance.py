@@ -264,6 +264,7 @@ def balance(
     config: Path | str | None = None,
     skip_invalid: bool = False,
     progress: Progress | None = None,
+    check_progress: Callable[[int, int], None] | None = None,
 ) -> BalanceResult:
     """Raise a real COCO dataset's rare classes with synthetic images, judged by the rubric.
 
@@ -283,6 +284,8 @@ def balance(
         config: a balance config YAML (generators, attributes, augmentation, rubric).
         skip_invalid: leave bad real entries out (listed in the summary) instead of stopping.
         progress: called with (modality, samples just finished, total).
+        check_progress: called with (images checked, images in all) while every real image
+            file is checked (there, readable, of its entry's size) before any work starts.
 
     Returns:
         A `BalanceResult`: `.out`, `.merged` (merged.coco.json) and `.summary`.
@@ -309,6 +312,7 @@ def balance(
         source=coco_path,
         images_dir=images_dir,
         skip_invalid=skip_invalid or balance.skip_invalid,
+        progress=check_progress,
     )
     data = checked.data
     refuse_non_finite(data, coco_path, non_finite)  # its entries go into merged.coco.json

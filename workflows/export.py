@@ -66,7 +66,7 @@ FOLDER_KINDS = [
     (MERGE_MARKER, "merged.coco.json", "synthgate merge"),
     ("manifest.json", "accepted.coco.json", "synthgate run"),
 ]
-Progress = Callable[[int, int], None]  # (images placed so far, images in all)
+Progress = Callable[[int, int], None]  # (images placed or checked so far, images in all)
 
 
 @dataclass
@@ -177,6 +177,7 @@ def export(
     force: bool = False,
     skip_invalid: bool = False,
     progress: Progress | None = None,
+    check_progress: Progress | None = None,
 ) -> ExportResult:
     """Write a dataset as a ready-to-train COCO, YOLO or Pascal VOC folder.
 
@@ -197,6 +198,8 @@ def export(
         force: replace an earlier export at `out`.
         skip_invalid: leave bad COCO entries out (listed in `.skipped`) instead of stopping.
         progress: called with (images placed, images in all).
+        check_progress: called with (images checked, images in all) while every image file is
+            checked (there, readable, of its entry's size) before anything is written.
 
     Returns:
         An `ExportResult`: `.out`, `.counts` (with images per subset), `.skipped`.
@@ -238,6 +241,7 @@ def export(
         images_dir=root if copy_images else None,
         skip_invalid=skip_invalid,
         boxes_only=format != "coco",
+        progress=check_progress,
     )
     if not coco["images"]:
         left_out = f" ({len(skipped)} entries left out as invalid)" if skipped else ""
@@ -304,11 +308,17 @@ def find_coco(source: Path, images: Path | None) -> tuple[Path, Path]:
 
 
 def read_checked(
-    path: Path, *, images_dir: Path | None, skip_invalid: bool, boxes_only: bool = True
+    path: Path,
+    *,
+    images_dir: Path | None,
+    skip_invalid: bool,
+    boxes_only: bool = True,
+    progress: Progress | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
-    """The COCO file with every check passed and, given `images_dir`, every image file there;
-    the descriptions of entries left out. `boxes_only`: YOLO and VOC export no segmentations,
-    so they are dropped before the checks and a bad polygon does not stop such an export."""
+    """The COCO file with every check passed and, given `images_dir`, every image file there
+    (`progress`: as they are checked); the descriptions of entries left out. `boxes_only`: YOLO
+    and VOC export no segmentations, so they are dropped before the checks and a bad polygon
+    does not stop such an export."""
 
     non_finite: list[str] = []
     coco = read_coco(path, non_finite=non_finite)
@@ -326,7 +336,9 @@ def read_checked(
                 for a in coco["annotations"]
             ],
         }
-    checked = check_coco(coco, source=path, images_dir=images_dir, skip_invalid=skip_invalid)
+    checked = check_coco(
+        coco, source=path, images_dir=images_dir, skip_invalid=skip_invalid, progress=progress
+    )
     if not boxes_only:  # a COCO export writes every field as it is
         refuse_non_finite(checked.data, path, non_finite)
     return checked.data, [p.describe() for p in checked.skipped]

@@ -32,7 +32,7 @@ from typing import Any
 from synthgate.errors import InputError
 from synthgate.files import dumps, write_atomic
 from synthgate.formats.coco import read_coco, refuse_non_finite
-from synthgate.formats.coco_checks import check_coco
+from synthgate.formats.coco_checks import Progress, check_coco
 from synthgate.formats.exports import place_image
 from synthgate.formats.jsonl import check_row_ids, jsonl_lines, read_jsonl
 from synthgate.formats.paths import confined_path
@@ -308,12 +308,17 @@ def merge_run_coco(
     return merged
 
 
-def place_dataset_images(folder: Path, files: dict[str, Path]) -> None:
-    """Hard-link (else copy) every image into the dataset folder, at its file_name."""
-    for name, source in files.items():
+def place_dataset_images(
+    folder: Path, files: dict[str, Path], progress: Progress | None = None
+) -> None:
+    """Hard-link (else copy) every image into the dataset folder, at its file_name;
+    `progress(images placed, images in all)` after each."""
+    for done, (name, source) in enumerate(files.items(), start=1):
         target = folder / name
         target.parent.mkdir(parents=True, exist_ok=True)
         place_image(source, target)
+        if progress is not None:
+            progress(done, len(files))
 
 
 def merge(
@@ -326,6 +331,8 @@ def merge(
     label_field: str = "label",
     add_categories: bool = False,
     skip_invalid: bool = False,
+    progress: Progress | None = None,
+    check_progress: Progress | None = None,
 ) -> MergeResult:
     """Merge the accepted samples of a finished run into a copy of a real dataset.
 
@@ -339,6 +346,11 @@ def merge(
         text_field, label_field: JSONL: the fields of each row's text and label.
         add_categories: append synthetic classes the real file lacks (else refused).
         skip_invalid: COCO: leave bad real entries out (listed) instead of stopping.
+        progress: COCO: called with (images placed, images in all) as the images are linked
+            or copied into `out`.
+        check_progress: COCO: called with (images checked, images in all) while every real
+            image file is checked (there, readable, of its entry's size) before anything is
+            written.
 
     Returns:
         A `MergeResult`: images, annotations or rows added, samples left out by status, and
@@ -403,22 +415,30 @@ def merge(
         source=real_path,
         images_dir=images_dir,
         skip_invalid=skip_invalid,
+        progress=check_progress,
     )
     refuse_non_finite(checked.data, real_path, non_finite)  # copied into merged.coco.json
     result.skipped_input = [p.describe() for p in checked.skipped]
     placed, files = dataset_folder_images(checked.data, images_dir)
     merged = merge_run_coco(placed, run_dir, files, add_categories=add_categories, result=result)
-    return _write_merge(out, "merged.coco.json", dumps(merged) + "\n", files, result)
+    text = dumps(merged) + "\n"
+    return _write_merge(out, "merged.coco.json", text, files, result, progress=progress)
 
 
 def _write_merge(
-    out: Path, name: str, text: str, files: dict[str, Path], result: MergeResult
+    out: Path,
+    name: str,
+    text: str,
+    files: dict[str, Path],
+    result: MergeResult,
+    *,
+    progress: Progress | None = None,
 ) -> MergeResult:
     """The merge output folder, built beside `out` and renamed into place when complete."""
     with building_out(
         out, doing=f"writing the merge to {out}", marker=MERGE_MARKER, what="merge output"
     ) as temporary:
-        place_dataset_images(temporary, files)
+        place_dataset_images(temporary, files, progress)
         write_atomic(temporary / name, text)
         summary = {k: v for k, v in asdict(result).items() if k != "merged"}
         write_atomic(temporary / MERGE_MARKER, dumps({"merged": name, **summary}) + "\n")
