@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,6 +33,7 @@ from synthgate.pipeline import (
     build_generators,
     build_judges,
     chunk_size,
+    hash_references,
     judged_chunks,
     specs_of,
 )
@@ -154,6 +155,8 @@ class InProcessRunner:
     `plans` replaces `plan()` for a modality with precomputed specs (balancing computes its own
     quotas); their count must equal the section's `count`. `generators` replaces
     `build_generators(config)` (e.g. a generator wrapped with augmentation).
+    `reference_progress(files hashed, files in all)`: while the folders of real images a rubric
+    names are hashed, before the first sample is made.
     """
 
     def __init__(
@@ -161,9 +164,11 @@ class InProcessRunner:
         *,
         plans: dict[Modality, list[SampleSpec]] | None = None,
         generators: dict[Modality, Generator] | None = None,
+        reference_progress: Callable[[int, int], None] | None = None,
     ) -> None:
         self.plans = plans or {}
         self.generators = generators
+        self.reference_progress = reference_progress
 
     def run(
         self,
@@ -175,6 +180,7 @@ class InProcessRunner:
     ) -> RunResult:
         generators = self.generators if self.generators is not None else build_generators(config)
         judges = build_judges(config, generators, self.plans or None)
+        hash_references(judges, progress=self.reference_progress)
         run = RunStart(config=config, batch_id=batch_id_for(config), judges=judges)
 
         def streams() -> Iterator[tuple[Modality, Iterator[list[JudgedSample]]]]:
@@ -200,10 +206,13 @@ def run_batch(
     plans: dict[Modality, list[SampleSpec]] | None = None,
     generators: dict[Modality, Generator] | None = None,
     stop: threading.Event | None = None,
+    reference_progress: Callable[[int, int], None] | None = None,
 ) -> RunResult:
     """The whole batch in this process, into the run folder `out` (see `InProcessRunner`)."""
     sink = RunFolderSink(out)
-    runner = InProcessRunner(plans=plans, generators=generators)
+    runner = InProcessRunner(
+        plans=plans, generators=generators, reference_progress=reference_progress
+    )
     result = runner.run(config, sinks=[sink], progress=progress, stop=stop)
     result.out = out
     return result
@@ -215,6 +224,7 @@ def run(
     out: Path | str | None = None,
     seed: int | None = None,
     progress: Progress | None = None,
+    reference_progress: Callable[[int, int], None] | None = None,
 ) -> RunResult:
     """Make a batch, judge every sample and write its run folder.
 
@@ -224,6 +234,8 @@ def run(
             never one that holds human review decisions.
         seed: replaces the config's seed (every sample's seed derives from it).
         progress: called with (modality, samples just finished, total) after every chunk.
+        reference_progress: called with (files hashed, files in all) while the folders of real
+            images the rubric names (`reference_images`) are hashed, before the first sample.
 
     Returns:
         A `RunResult`: `.out`, `.batch_id`, `.counts` ({modality: {status: n}}), `.timings`
@@ -237,4 +249,4 @@ def run(
     if seed is not None:
         config = config.model_copy(update={"seed": seed})
     target = Path(out) if out is not None else Path("runs") / config.name
-    return run_batch(config, target, progress=progress)
+    return run_batch(config, target, progress=progress, reference_progress=reference_progress)

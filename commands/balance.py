@@ -73,6 +73,7 @@ def balance(
                 skip_invalid=skip_invalid,
                 progress=run_progress(bars),
                 check_progress=count_bar(bars, "checking images", least=PROGRESS_FROM),
+                reference_progress=count_bar(bars, "hashing the reference images"),
             )
         else:
             assert jsonl is not None

@@ -8,7 +8,14 @@ import typer
 from rich.markup import escape
 
 import synthgate
-from synthgate.commands import console, new_table, progress_bars, run_progress, user_errors
+from synthgate.commands import (
+    console,
+    count_bar,
+    new_table,
+    progress_bars,
+    run_progress,
+    user_errors,
+)
 
 
 def run(
@@ -37,7 +44,13 @@ def run(
     Same config and seed give byte-identical data.
     """
     with user_errors(), progress_bars() as bars:
-        result = synthgate.run(config_path, out=out, seed=seed, progress=run_progress(bars))
+        result = synthgate.run(
+            config_path,
+            out=out,
+            seed=seed,
+            progress=run_progress(bars),
+            reference_progress=count_bar(bars, "hashing the reference images"),
+        )
     _print_summary(result.counts, result.timings)
     console.print(f"wrote [bold]{escape(str(result.out))}[/] (batch {escape(result.batch_id)})")
 

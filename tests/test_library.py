@@ -13,6 +13,7 @@ from typing import Any
 
 import matplotlib
 import pytest
+import yaml
 from balance_fixtures import make_tiny_coco
 from test_golden import folder_digests
 from typer.testing import CliRunner
@@ -141,3 +142,50 @@ def test_show_draws_every_object_and_the_findings() -> None:
     text = sg.generate("configs/quickstart.yaml", modality="text", limit=1)[0]
     drawn = sg.show(text, sg.validate([text])[0])
     assert len(drawn.axes[0].patches) >= len(text.sample.spans) > 0
+
+
+def test_run_hashes_a_rubric_s_reference_folder_before_the_first_sample(tmp_path: Path) -> None:
+    """A folder of real images the rubric names is hashed up front under its own progress (a
+    real dataset's folder takes minutes), and one that is not there stops the run before
+    anything is made or written."""
+    import shutil
+
+    from synthgate.validators.rubric import RUBRICS_DIR
+
+    plain = sg.run(SHAPES, out=tmp_path / "plain")
+    real = tmp_path / "real"  # a real dataset holding copies of two of the images
+    real.mkdir()
+    for made in sorted((plain.out / "images").glob("*.png"))[:2]:
+        shutil.copy(made, real / f"real-{made.name}")
+    data = yaml.safe_load((RUBRICS_DIR / "detection.yaml").read_text())
+    spec = next(
+        s for c in data["criteria"].values() for s in c["checks"]
+        if s["check"] == "correctness_reference_copy"
+    )  # fmt: skip
+    spec["params"] = {"reference_images": str(real)}
+    rubric = tmp_path / "with_reference.yaml"
+    rubric.write_text(yaml.safe_dump(data, sort_keys=False))
+    config = {**SHAPES, "image": {**SHAPES["image"], "rubric": str(rubric)}}
+    events: list[Any] = []
+    before = sorted(tmp_path.iterdir())
+
+    def hashed(done: int, total: int) -> None:
+        assert sorted(tmp_path.iterdir()) == before  # no sample made, no run folder begun
+        events.append((done, total))
+
+    result = sg.run(
+        config,
+        out=tmp_path / "run",
+        progress=lambda modality, done, total: events.append(modality),
+        reference_progress=hashed,
+    )
+    assert events[:2] == [(1, 2), (2, 2)] and set(events[2:]) == {"image"}
+    bits = [s.report.measurements.get("reference_hash_bits") for s in result.samples()]
+    assert bits.count(0) == 2  # the two copies are found
+    spec["params"] = {"reference_images": str(tmp_path / "gone")}
+    rubric.write_text(yaml.safe_dump(data, sort_keys=False))
+    events.clear()
+    with pytest.raises(sg.InputError, match="is not a folder"):
+        sg.run(config, out=tmp_path / "refused", progress=lambda *counts: events.append(counts))
+    assert events == [] and not (tmp_path / "refused").exists()
+    assert not list(tmp_path.glob(".refused*"))

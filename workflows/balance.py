@@ -170,6 +170,7 @@ def run_sections(
     shares: dict[str, dict[str, float]],
     existing: dict[str, dict[str, Counter[str]]],
     progress: Progress | None,
+    reference_progress: Callable[[int, int], None] | None = None,
 ) -> list[tuple[Path, BatchConfig]]:
     """One pipeline run per generator section, `parts[i]` the deficits section i fills."""
     done = []
@@ -210,6 +211,7 @@ def run_sections(
             config,
             run_dir,
             progress=progress,
+            reference_progress=reference_progress,
             plans={modality: specs},
             generators={modality: generator},
         )
@@ -265,6 +267,7 @@ def balance(
     skip_invalid: bool = False,
     progress: Progress | None = None,
     check_progress: Callable[[int, int], None] | None = None,
+    reference_progress: Callable[[int, int], None] | None = None,
 ) -> BalanceResult:
     """Raise a real COCO dataset's rare classes with synthetic images, judged by the rubric.
 
@@ -286,6 +289,8 @@ def balance(
         progress: called with (modality, samples just finished, total).
         check_progress: called with (images checked, images in all) while every real image
             file is checked (there, readable, of its entry's size) before any work starts.
+        reference_progress: called with (files hashed, files in all) while the folders of real
+            images the rubric names (`reference_images`) are hashed, before each run.
 
     Returns:
         A `BalanceResult`: `.out`, `.merged` (merged.coco.json) and `.summary`.
@@ -371,6 +376,7 @@ def balance(
             shares=attribute_shares(balance.attributes),
             existing={},
             progress=progress,
+            reference_progress=reference_progress,
         )
         # A self-contained folder: real and accepted synthetic images linked into images/,
         # every file_name relative to the output folder (workflows/merge.py).
