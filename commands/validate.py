@@ -36,7 +36,8 @@ def validate(
         None,
         "--reference",
         help="Real data samples must not copy (privacy): for COCO a folder of real images, for "
-        "JSONL a JSONL file of real rows (their text).",
+        "JSONL a JSONL file of real rows (their text). Image fingerprints are kept between runs "
+        "(SYNTHGATE_CACHE_DIR, default ~/.cache/synthgate; off: none).",
     ),
     coco: Path | None = typer.Option(
         None,

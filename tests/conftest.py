@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,12 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from factories import small_config
 from postgres_support import PostgresCluster
+
+# Reference fingerprints are cached between runs (validators/fingerprint_cache.py): the tests
+# keep theirs in a folder of their own, removed at the end, never in the user's ~/.cache.
+_CACHE = tempfile.mkdtemp(prefix="synthgate-test-cache-")
+os.environ["SYNTHGATE_CACHE_DIR"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 
 @pytest.fixture

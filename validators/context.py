@@ -28,6 +28,7 @@ import numpy as np
 
 from synthgate.errors import InputError
 from synthgate.files import read_ahead, reading_threads
+from synthgate.validators.fingerprint_cache import FingerprintCache
 from synthgate.validators.hash_index import HashIndex
 from synthgate.validators.phash import phash
 
@@ -120,20 +121,68 @@ def open_rgb(path: Path) -> tuple[Any, str | None]:
 
 
 def reference_index(
-    paths: Iterable[Path], *, progress: Callable[[int, int], None] | None = None
+    paths: Iterable[Path],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    cache: FingerprintCache | None = None,
 ) -> HashIndex:
     """Hash every reference image once, on up to REFERENCE_THREADS cores; unreadable files are
-    skipped (they cannot be copied). `progress`: called with (files done, total) as they are."""
+    skipped (they cannot be copied). `progress`: called with (files done, total) as they are.
+    `cache`: files unchanged since it was saved are not decoded again; it is saved after."""
     paths = list(paths)
     index = HashIndex()
+    keys = [None if cache is None else cache.key(path) for path in paths]
+    known = [(False, None) if cache is None else cache.get(key) for key in keys]
+    missing = [path for path, (found, _) in zip(paths, known, strict=True) if not found]
     threads = reading_threads(most=REFERENCE_THREADS)
-    with contextlib.closing(read_ahead(_reference_fingerprint, paths, threads=threads)) as hashed:
-        for done, (path, found) in enumerate(hashed, start=1):  # added in file order
+    with contextlib.closing(read_ahead(_reference_fingerprint, missing, threads=threads)) as hashed:
+        for done, (path, key, (cached, found)) in enumerate(
+            zip(paths, keys, known, strict=True), start=1
+        ):
+            if not cached:  # the next file decoded, in file order
+                _, found = next(hashed)
+                if cache is not None:
+                    cache.put(key, found)
             if found is not None:
                 index.add(path.name, *found)
             if progress is not None:
                 progress(done, len(paths))
+    if cache is not None:
+        cache.keep_only({key[0] for key in keys if key is not None})
+        cache.save()
     return index
+
+
+def folder_reference(
+    folder: Path, *, progress: Callable[[int, int], None] | None = None
+) -> HashIndex:
+    """`reference_index` of every image file under `folder` (an InputError if it is not a
+    folder), reusing the fingerprints of files unchanged since an earlier run hashed them
+    (fingerprint_cache.py)."""
+    paths = image_files(folder)
+    cache = FingerprintCache.open(folder, tag=fingerprint_tag())
+    return reference_index(paths, progress=progress, cache=cache)
+
+
+def fingerprint_tag() -> str:
+    """What a reference fingerprint depends on, for its cache: the code that decodes and hashes
+    (a digest of its source: any change to it makes every cache stale), Pillow and numpy."""
+    import inspect
+    import sys
+
+    import PIL
+
+    try:
+        source = "".join(
+            inspect.getsource(part)
+            for part in (open_rgb, fingerprint, sys.modules[phash.__module__])
+        )
+        code = hashlib.sha256(source.encode()).hexdigest()[:16]
+    except (OSError, TypeError):  # installed without its sources: stale at every release
+        from synthgate import __version__
+
+        code = f"of synthgate {__version__}"
+    return f"code {code}; Pillow {PIL.__version__}; numpy {np.__version__}"
 
 
 def _reference_fingerprint(path: Path) -> tuple[np.uint64, np.ndarray] | None:
@@ -180,7 +229,7 @@ class ValidationContext:
         if folder is None:
             return self.reference
         if folder not in self._references:
-            found = reference_index(image_files(Path(folder)), progress=progress)
+            found = folder_reference(Path(folder), progress=progress)
             self._references[folder] = found
         return self._references[folder]
 

@@ -25,8 +25,7 @@ from synthgate.formats.jsonl import iter_jsonl
 from synthgate.samples import GeneratedSample, RubricReport, Sample
 from synthgate.validators.context import (
     ValidationContext,
-    image_files,
-    reference_index,
+    folder_reference,
     text_reference_index,
 )
 from synthgate.validators.measure import (
@@ -314,7 +313,7 @@ def _references(
         return {}
     path = Path(reference)
     if not text:
-        return {"reference": reference_index(image_files(path), progress=progress)}
+        return {"reference": folder_reference(path, progress=progress)}
     if path.is_dir():
         raise InputError(
             field="reference",

@@ -1,0 +1,140 @@
+"""Reference fingerprints kept between runs (validators/fingerprint_cache.py): a folder hashed
+again decodes only its new and changed files, builds the index a fresh hashing builds, and a
+cache that is off, foreign, damaged or not writable only costs time."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from synthgate.validators import context, fingerprint_cache
+from synthgate.validators.context import folder_reference, image_files, reference_index
+
+HOUR_AGO_NS = time.time_ns() - 3600 * 10**9
+
+
+def _image(path: Path, shade: int, *, old: bool = True) -> None:
+    pixels = np.zeros((24, 32, 3), dtype=np.uint8)
+    pixels[:, : 4 + shade % 24] = (shade, 255 - shade, 90)
+    Image.fromarray(pixels).save(path)
+    if old:  # hashed long after it was written, as a real dataset's files are
+        os.utime(path, ns=(HOUR_AGO_NS, HOUR_AGO_NS + shade))
+
+
+def _contents(index: Any) -> tuple[list[str], list[int], list[list[float]]]:
+    """Names, hashes and colours in the order they were added (the index's own arrays)."""
+    count = len(index)
+    return (
+        list(index._names),
+        index._hashes[:count].tolist(),
+        index._colours[:count].tolist(),
+    )
+
+
+@pytest.fixture
+def decoded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
+    """The names of the files decoded, in a cache folder of this test's own."""
+    monkeypatch.setenv(fingerprint_cache.CACHE_ENV, str(tmp_path / "cache"))
+    names: list[str] = []
+    original = context._reference_fingerprint
+
+    def counted(path: Path) -> Any:
+        names.append(path.name)
+        return original(path)
+
+    monkeypatch.setattr(context, "_reference_fingerprint", counted)
+    return names
+
+
+def test_only_new_and_changed_files_are_decoded_again(decoded: list[str], tmp_path: Path) -> None:
+    folder = tmp_path / "real"
+    (folder / "sub").mkdir(parents=True)
+    for shade, name in ((20, "a.png"), (90, "b.png"), (160, "sub/c.png")):
+        _image(folder / name, shade)
+    (folder / "broken.png").write_bytes(b"not an image")  # unreadable: cached as such
+    os.utime(folder / "broken.png", ns=(HOUR_AGO_NS, HOUR_AGO_NS))
+    first = folder_reference(folder)
+    assert sorted(decoded) == ["a.png", "b.png", "broken.png", "c.png"] and len(first) == 3
+    decoded.clear()
+    again = folder_reference(folder)
+    assert decoded == [] and _contents(again) == _contents(first)
+    _image(folder / "b.png", 230)  # changed (its modification time differs)
+    _image(folder / "d.png", 60)  # new
+    (folder / "a.png").unlink()  # gone
+    decoded.clear()
+    progress: list[tuple[int, int]] = []
+    changed = folder_reference(folder, progress=lambda done, total: progress.append((done, total)))
+    assert sorted(decoded) == ["b.png", "d.png"]
+    assert progress == [(n, 4) for n in range(1, 5)]
+    fresh = reference_index(image_files(folder))  # no cache
+    assert _contents(changed) == _contents(fresh) and _contents(changed) != _contents(first)
+    decoded.clear()
+    assert _contents(folder_reference(folder)) == _contents(fresh) and decoded == []
+    (stored,) = (tmp_path / "cache").glob("reference-*.npz")
+    with np.load(stored) as cached:  # what is gone from the folder is gone from its cache
+        assert sorted(cached["names"].tolist()) == ["b.png", "broken.png", "d.png", "sub/c.png"]
+
+
+def test_a_file_modified_just_before_it_was_hashed_is_hashed_again(
+    decoded: list[str], tmp_path: Path
+) -> None:
+    """A file system's clock ticks coarsely: a file rewritten at the same size within one tick
+    would keep its modification time, so a file that recent is never trusted to the cache."""
+    folder = tmp_path / "real"
+    folder.mkdir()
+    _image(folder / "old.png", 40)
+    _image(folder / "new.png", 120, old=False)
+    folder_reference(folder)
+    decoded.clear()
+    folder_reference(folder)
+    assert decoded == ["new.png"]
+
+
+def test_a_cache_that_is_off_foreign_damaged_or_unwritable_costs_only_time(
+    decoded: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "real"
+    folder.mkdir()
+    for shade in (30, 200):
+        _image(folder / f"{shade}.png", shade)
+    expected = _contents(reference_index(image_files(folder)))
+    decoded.clear()
+    assert _contents(folder_reference(folder)) == expected and len(decoded) == 2
+    (stored,) = (tmp_path / "cache").glob("reference-*.npz")
+    tag = context.fingerprint_tag()
+    assert tag.startswith("code ") and "synthgate" not in tag  # a digest of the source
+    monkeypatch.setattr(context, "fingerprint_tag", lambda: tag + " changed")  # new hashing code
+    decoded.clear()
+    assert _contents(folder_reference(folder)) == expected and len(decoded) == 2
+    for damaged in (stored.read_bytes()[:300], b"damaged"):  # cut short, or no archive at all
+        stored.write_bytes(damaged)
+        decoded.clear()
+        assert _contents(folder_reference(folder)) == expected and len(decoded) == 2
+    decoded.clear()
+    assert _contents(folder_reference(folder)) == expected and decoded == []  # written anew
+    monkeypatch.setenv(fingerprint_cache.CACHE_ENV, "off")
+    decoded.clear()
+    assert _contents(folder_reference(folder)) == expected and len(decoded) == 2
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    monkeypatch.setenv(fingerprint_cache.CACHE_ENV, str(blocked / "cache"))  # cannot be made
+    assert _contents(folder_reference(folder)) == expected
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "cache", "real"]
+
+
+def test_the_cache_folder_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(fingerprint_cache.CACHE_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", "/somewhere/cache")
+    assert fingerprint_cache.cache_folder() == Path("/somewhere/cache/synthgate")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert fingerprint_cache.cache_folder() == Path.home() / ".cache" / "synthgate"
+    monkeypatch.setenv(fingerprint_cache.CACHE_ENV, "~/sg")
+    assert fingerprint_cache.cache_folder() == Path.home() / "sg"
+    monkeypatch.setenv(fingerprint_cache.CACHE_ENV, "OFF")
+    assert fingerprint_cache.cache_folder() is None
