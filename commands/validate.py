@@ -37,7 +37,7 @@ def validate(
         "--reference",
         help="Real data samples must not copy (privacy): for COCO a folder of real images, for "
         "JSONL a JSONL file of real rows (their text). Image fingerprints are kept between runs "
-        "(SYNTHGATE_CACHE_DIR, default ~/.cache/synthgate; off: none).",
+        "(SYNTHGATE_CACHE_DIR, default $XDG_CACHE_HOME/synthgate or ~/.cache/synthgate; off: none).",
     ),
     coco: Path | None = typer.Option(
         None,

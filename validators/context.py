@@ -132,24 +132,26 @@ def reference_index(
     paths = list(paths)
     index = HashIndex()
     keys = [None if cache is None else cache.key(path) for path in paths]
-    known = [(False, None) if cache is None else cache.get(key) for key in keys]
-    missing = [path for path, (found, _) in zip(paths, known, strict=True) if not found]
+    known = [None if cache is None else cache.get(key) for key in keys]
+    missing = [path for path, found in zip(paths, known, strict=True) if found is None]
     threads = reading_threads(most=REFERENCE_THREADS)
-    with contextlib.closing(read_ahead(_reference_fingerprint, missing, threads=threads)) as hashed:
-        for done, (path, key, (cached, found)) in enumerate(
-            zip(paths, keys, known, strict=True), start=1
-        ):
-            if not cached:  # the next file decoded, in file order
-                _, found = next(hashed)
-                if cache is not None:
-                    cache.put(key, found)
-            if found is not None:
-                index.add(path.name, *found)
-            if progress is not None:
-                progress(done, len(paths))
-    if cache is not None:
-        cache.keep_only({key[0] for key in keys if key is not None})
-        cache.save()
+    try:
+        with contextlib.closing(
+            read_ahead(_reference_fingerprint, missing, threads=threads)
+        ) as hashed:
+            for done, (path, key, found) in enumerate(zip(paths, keys, known, strict=True), 1):
+                if found is None:  # the next file decoded, in file order
+                    _, found = next(hashed)
+                    if cache is not None:
+                        cache.put(key, found)
+                if found is not None:
+                    index.add(path.name, *found)
+                if progress is not None:
+                    progress(done, len(paths))
+    finally:  # a run stopped part way keeps what it hashed
+        if cache is not None:
+            cache.keep_only({key[0] for key in keys if key is not None})
+            cache.save()
     return index
 
 
@@ -166,16 +168,16 @@ def folder_reference(
 
 def fingerprint_tag() -> str:
     """What a reference fingerprint depends on, for its cache: the code that decodes and hashes
-    (a digest of its source: any change to it makes every cache stale), Pillow and numpy."""
+    (a digest of the source of this module and phash.py: any change to them makes every cache
+    stale), Pillow and numpy."""
     import inspect
     import sys
 
     import PIL
 
-    try:
+    try:  # this module (decoding, fingerprint) and the pHash's
         source = "".join(
-            inspect.getsource(part)
-            for part in (open_rgb, fingerprint, sys.modules[phash.__module__])
+            inspect.getsource(sys.modules[module]) for module in (__name__, phash.__module__)
         )
         code = hashlib.sha256(source.encode()).hexdigest()[:16]
     except (OSError, TypeError):  # installed without its sources: stale at every release

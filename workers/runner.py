@@ -31,7 +31,6 @@ from synthgate.pipeline import (
     Progress,
     RunStart,
     build_judges,
-    hash_references,
     planned_total,
 )
 from synthgate.runner import RunResult, Sink, Stopped, drive
@@ -135,7 +134,6 @@ def judge_batch(
     (`wait_for_chunk` blocks until it is); mark each chunk done (failed: some samples failed)."""
     generators = judging_generators(config, store, batch_id, wait_for_chunk)
     judges = build_judges(config, generators)
-    hash_references(judges)  # before the first chunk is judged (a missing folder: bad input)
     run = RunStart(config=config, batch_id=batch_id, judges=judges)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="load") as loader:
 
