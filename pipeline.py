@@ -33,7 +33,7 @@ from synthgate.samples import (
     sample_seed,
 )
 from synthgate.validators.context import ValidationContext
-from synthgate.validators.validate import Judge, reference_folders, rubric_for
+from synthgate.validators.validate import Judge, rubric_for
 
 MODALITIES: tuple[Modality, ...] = ("image", "text")
 Progress = Callable[[Modality, int, int], None]  # (modality, samples just finished, total)
@@ -210,18 +210,6 @@ def build_judges(
         context = ValidationContext.for_taxonomy(taxonomy, quotas=quotas)
         judges[modality] = Judge(rubric, context)
     return judges
-
-
-def hash_references(
-    judges: dict[Modality, Judge], *, progress: Callable[[int, int], None] | None = None
-) -> None:
-    """Hash the folders of real images the judges' rubrics name (`reference_images`) now, before
-    anything is made or written: a folder that is not there is bad input said up front, and a
-    large one is hashed under its own `progress(files hashed, files in all)` rather than inside
-    the first chunk's judging."""
-    for judge in judges.values():
-        for folder in reference_folders(judge.rubric):
-            judge.context.reference_for(folder, progress=progress)
 
 
 def build_generators(config: BatchConfig) -> dict[Modality, Generator]:

@@ -33,7 +33,6 @@ from synthgate.pipeline import (
     build_generators,
     build_judges,
     chunk_size,
-    hash_references,
     judged_chunks,
     specs_of,
 )
@@ -180,7 +179,8 @@ class InProcessRunner:
     ) -> RunResult:
         generators = self.generators if self.generators is not None else build_generators(config)
         judges = build_judges(config, generators, self.plans or None)
-        hash_references(judges, progress=self.reference_progress)
+        for judge in judges.values():  # before anything is made or written
+            judge.hash_references(progress=self.reference_progress)
         run = RunStart(config=config, batch_id=batch_id_for(config), judges=judges)
 
         def streams() -> Iterator[tuple[Modality, Iterator[list[JudgedSample]]]]:

@@ -37,7 +37,7 @@ LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 UNWRITABLE = "holds a lone surrogate (an unpaired \\ud800-\\udfff escape) no UTF-8 file can hold"
 
 
-Progress = Callable[[int, int], None]  # (image entries gone through, image entries in all)
+Progress = Callable[[int, int], None]  # (done so far, in all): images checked, placed, ...
 
 
 @dataclass(frozen=True)
@@ -86,9 +86,10 @@ def _image_problems(
 ) -> list[CocoProblem]:
     problems = []
     images = data["images"]
+    report = progress if images_dir is not None else None  # no file read: done in a blink
     for position, image in enumerate(images):
-        if progress is not None and images_dir is not None and position % PROGRESS_EVERY == 0:
-            progress(position, len(images))
+        if report is not None and position % PROGRESS_EVERY == 0:
+            report(position, len(images))
         if not isinstance(image, dict):
             problems.append(CocoProblem("images", position, None, "not an object"))
             continue
@@ -113,8 +114,8 @@ def _image_problems(
             message = image_file_problem(images_dir, name, size)
             if message is not None:
                 problems.append(CocoProblem("images", position, key, message))
-    if progress is not None and images_dir is not None and images:
-        progress(len(images), len(images))
+    if report is not None and images:
+        report(len(images), len(images))
     return problems
 
 

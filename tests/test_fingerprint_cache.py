@@ -27,6 +27,15 @@ def _image(path: Path, shade: int, *, old: bool = True) -> None:
         os.utime(path, ns=(HOUR_AGO_NS, HOUR_AGO_NS + shade))
 
 
+def _folder(tmp_path: Path, *shades: int) -> Path:
+    """A folder of real images, one per shade, named by it (001.png, ...), written long ago."""
+    folder = tmp_path / "real"
+    folder.mkdir()
+    for shade in shades:
+        _image(folder / f"{shade:03}.png", shade)
+    return folder
+
+
 def _contents(index: Any) -> tuple[list[str], list[int], list[list[float]]]:
     """Names, hashes and colours in the order they were added (the index's own arrays)."""
     count = len(index)
@@ -136,10 +145,7 @@ def test_a_file_modified_just_before_it_was_hashed_is_hashed_again(
 def test_a_cache_that_is_off_foreign_damaged_or_unwritable_costs_only_time(
     decoded: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    folder = tmp_path / "real"
-    folder.mkdir()
-    for shade in (30, 200):
-        _image(folder / f"{shade}.png", shade)
+    folder = _folder(tmp_path, 30, 200)
     expected = _contents(reference_index(image_files(folder)))
     decoded.clear()
     assert _contents(folder_reference(folder)) == expected and len(decoded) == 2
@@ -166,10 +172,7 @@ def test_a_cache_that_is_off_foreign_damaged_or_unwritable_costs_only_time(
 
 
 def test_a_run_stopped_part_way_keeps_what_it_hashed(decoded: list[str], tmp_path: Path) -> None:
-    folder = tmp_path / "real"
-    folder.mkdir()
-    for shade in (30, 100, 200):
-        _image(folder / f"{shade:03}.png", shade)
+    folder = _folder(tmp_path, 30, 100, 200)
 
     def stop(done: int, total: int) -> None:
         if done == 2:

@@ -17,6 +17,7 @@ samples (`text_reference_for`: the rows it rewrote, mined or prompted with), ind
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -26,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from synthgate import __version__
 from synthgate.errors import InputError
 from synthgate.files import read_ahead, reading_threads
 from synthgate.validators.fingerprint_cache import FingerprintCache
@@ -166,6 +168,7 @@ def folder_reference(
     return reference_index(paths, progress=progress, cache=cache)
 
 
+@functools.cache  # the sources read once a process
 def fingerprint_tag() -> str:
     """What a reference fingerprint depends on, for its cache: the code that decodes and hashes
     (a digest of the source of this module and phash.py: any change to them makes every cache
@@ -181,8 +184,6 @@ def fingerprint_tag() -> str:
         )
         code = hashlib.sha256(source.encode()).hexdigest()[:16]
     except (OSError, TypeError):  # installed without its sources: stale at every release
-        from synthgate import __version__
-
         code = f"of synthgate {__version__}"
     return f"code {code}; Pillow {PIL.__version__}; numpy {np.__version__}"
 

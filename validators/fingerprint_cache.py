@@ -3,20 +3,21 @@
 A real dataset's reference folder (100k images: minutes of decoding on every `validate`, `run`
 or `balance` that names it) is hashed once; later runs stat each file and decode only those
 that are new or changed: another size, inode, or modification or status-change time (in
-nanoseconds: as git's index does, so a copy that keeps the old time, a `chmod`, a replaced file
-all count as changed). The index they build is the one a fresh hashing builds: same files, same
+nanoseconds, as git's index does: a copy that keeps the old time, a `chmod`, a replaced file all
+count as changed). The index they build is the one a fresh hashing builds: same files, same
 order, same fingerprints. A file that could not be read is not kept (it is tried again: the
 failure may have been passing), and, as in git, neither is one modified less than RACY_NS
-before the hashing began: a file system's clock ticks in milliseconds, so a file rewritten at the same
-size within one tick of being hashed would otherwise keep the old fingerprint.
+before the hashing began: a file system's clock ticks in milliseconds, so a file rewritten at
+the same size within one tick of being hashed would otherwise keep the old fingerprint.
 
-One file per folder, `reference-<digest of the folder's resolved path>.npz`, in the cache folder:
-$SYNTHGATE_CACHE_DIR, else $XDG_CACHE_HOME/synthgate, else ~/.cache/synthgate
+One file per folder, `reference-<digest of the folder's resolved path>.npz`, in the cache
+folder: $SYNTHGATE_CACHE_DIR, else $XDG_CACHE_HOME/synthgate, else ~/.cache/synthgate
 (`SYNTHGATE_CACHE_DIR=off`: no cache). Each file holds the folder's path and a tag of what a
 fingerprint depends on (context.py `fingerprint_tag`: the code that computes it, Pillow's and
-numpy's versions): a file of another folder or tag is no cache. It is replaced whole (write to a temporary file, rename), so runs at
-once at worst redo each other's work, and a run stopped part way keeps what it hashed; a cache
-that cannot be found, read or written is no cache, never an error: it only saves time.
+numpy's versions): a file of another folder or tag is no cache. It is replaced whole (written to
+a temporary file, renamed), so runs at once at worst redo each other's work, and a run stopped
+part way keeps what it hashed; a cache that cannot be found, read or written is no cache, never
+an error: it only saves time.
 """
 
 from __future__ import annotations

@@ -72,6 +72,14 @@ class Judge:
         """The batch half and the verdict: call it on each sample, in order."""
         return finish_report(measured, self.rubric, self.context)
 
+    def hash_references(self, *, progress: Callable[[int, int], None] | None = None) -> None:
+        """Hash the folders of real images the rubric's checks name (`reference_images`) now,
+        before the first sample: a folder that is not there is bad input said up front, and a
+        large one is hashed under its own `progress(files hashed, files in all)` rather than
+        inside the first sample's judging."""
+        for folder in reference_folders(self.rubric):
+            self.context.reference_for(folder, progress=progress)
+
 
 @dataclass
 class ValidationResult:
@@ -269,14 +277,13 @@ def validate_file(
             source.categories,
             **_references(reference, text=source.kind == "jsonl", progress=reference_progress),
         )
+        judge = Judge(chosen, context)
         if images is not None and source.count:  # a rubric's own folders, before judging
-            for folder in reference_folders(chosen):
-                context.reference_for(folder, progress=reference_progress)
+            judge.hash_references(progress=reference_progress)
         summary = ValidationSummary(chosen)
         if source.tally is not None:
             summary.dataset = judge_dataset(source.tally, chosen, context)
         result = ValidationResult(rubric=chosen, summary=summary, reports={}, kept=keep_reports)
-        judge = Judge(chosen, context)
         for done, (key, generated) in enumerate(source.items, start=1):
             report = judge(generated)
             summary.add(str(key["id"]), report)

@@ -23,7 +23,6 @@ The label formats themselves are formats/yolo.py's and formats/voc.py's.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -31,7 +30,7 @@ from typing import Any, Literal
 from synthgate.errors import InputError
 from synthgate.files import dumps, is_file, path_problem
 from synthgate.formats.coco import read_coco, refuse_non_finite
-from synthgate.formats.coco_checks import check_coco
+from synthgate.formats.coco_checks import Progress, check_coco
 from synthgate.formats.exports import (
     SUBSETS,
     coco_subset,
@@ -66,7 +65,6 @@ FOLDER_KINDS = [
     (MERGE_MARKER, "merged.coco.json", "synthgate merge"),
     ("manifest.json", "accepted.coco.json", "synthgate run"),
 ]
-Progress = Callable[[int, int], None]  # (images placed or checked so far, images in all)
 
 
 @dataclass
