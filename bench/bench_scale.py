@@ -97,14 +97,19 @@ def row(name: str, m: Measured, annotations: int | None = None) -> str:
     )
 
 
-def main() -> None:
+def arguments(description: str) -> argparse.Namespace:
+    """DATA, --sizes and --rounds, as the benches of replicated COCO files take them."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("data", nargs="?", type=Path, default=shared_data())
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments(__doc__)
     data = args.data
     source_file, images = data / "annotations.json", data / "images"
     if not source_file.is_file():

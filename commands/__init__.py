@@ -99,6 +99,21 @@ def count_bar(bars: Progress, name: str, *, least: int = 0) -> Callable[[int, in
     return advance
 
 
+READ_BAR_FROM = 16 << 20  # bytes: a smaller COCO file is read and parsed within a second
+
+
+def mib_bar(bars: Progress, name: str) -> Callable[[int, int], None]:
+    """A library's `progress(bytes done, bytes in all)` as a count_bar in MiB; none for less than
+    READ_BAR_FROM bytes in all."""
+    advance = count_bar(bars, f"{name} (MiB)")
+
+    def in_mib(done: int, total: int) -> None:
+        if total >= READ_BAR_FROM:
+            advance(-(-done // 2**20), -(-total // 2**20))
+
+    return in_mib
+
+
 def print_left_out(problems: Iterable[str]) -> None:
     """The bad input entries a command left out (--skip-invalid), one a line, on stderr."""
     for problem in problems:

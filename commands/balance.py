@@ -14,6 +14,7 @@ from synthgate.commands import (
     console,
     count_bar,
     errors,
+    mib_bar,
     new_table,
     print_left_out,
     progress_bars,
@@ -73,6 +74,7 @@ def balance(
                 skip_invalid=skip_invalid,
                 progress=run_progress(bars),
                 check_progress=count_bar(bars, "checking images", least=PROGRESS_FROM),
+                read_progress=mib_bar(bars, "reading the COCO file"),
                 reference_progress=count_bar(bars, "hashing the reference images"),
             )
         else:
@@ -160,6 +162,7 @@ def merge(
             skip_invalid=skip_invalid,
             progress=count_bar(bars, "images", least=PROGRESS_FROM),
             check_progress=count_bar(bars, "checking images", least=PROGRESS_FROM),
+            read_progress=mib_bar(bars, "reading the COCO file"),
         )
     print_left_out(result.skipped_input)
     added = (

@@ -14,6 +14,7 @@ from synthgate.commands import (
     PROGRESS_FROM,
     console,
     count_bar,
+    mib_bar,
     print_left_out,
     progress_bars,
     user_errors,
@@ -104,6 +105,7 @@ def export(
             skip_invalid=skip_invalid,
             progress=count_bar(bars, "images", least=PROGRESS_FROM),
             check_progress=count_bar(bars, "checking images", least=PROGRESS_FROM),
+            read_progress=mib_bar(bars, "reading the COCO file"),
         )
     counts, skipped, files = result.counts, result.skipped, copy_images
     print_left_out(skipped)

@@ -84,17 +84,21 @@ def test_the_image_files_are_checked_with_progress_before_anything_is_written(
     coco, images = tiny
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(_broken(json.loads(coco.read_text()), "missing-image")))
-    checked: list[tuple[int, int]] = []
+    events: list[tuple[str, int, int]] = []
     with pytest.raises(InputError, match=r"gone\.png"):
         synthgate.balance(
             bad,
             images=images,
             out=tmp_path / "out",
-            check_progress=lambda done, total: checked.append((done, total)),
+            read_progress=lambda done, total: events.append(("read", done, total)),
+            check_progress=lambda done, total: events.append(("checked", done, total)),
             progress=lambda *counts: pytest.fail("no sample is made from a refused dataset"),
         )
-    total = len(json.loads(bad.read_text())["images"])
-    assert checked[0] == (0, total) and checked[-1] == (total, total)
+    total, size = len(json.loads(bad.read_text())["images"]), bad.stat().st_size
+    # the file is read whole, then its image files are checked
+    assert events[:3] == [("read", 0, size), ("read", size, size), ("checked", 0, total)]
+    assert {kind for kind, *_ in events[2:]} == {"checked"}
+    assert events[-1] == ("checked", total, total)
     assert not (tmp_path / "out").exists()
 
 

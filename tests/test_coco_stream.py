@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from synthgate.errors import InputError
-from synthgate.formats.coco import read_coco, refuse_non_finite
+from synthgate.formats.coco import beyond_float, read_coco, refuse_non_finite
 from synthgate.formats.coco_annotations import coco_to_samples
 from synthgate.formats.coco_reader import stream_coco
 from synthgate.masks import encode_mask, finite_number, segmentation_to_rle
@@ -412,3 +413,25 @@ def test_the_reader_notes_what_reads_as_nan_or_infinity(
     else:
         refuse_non_finite(data, path, noted)  # nothing to name
     assert read_coco(path)["images"][0]["file_name"] == "a-1e183.png"
+
+
+# The gate as one regular expression says it: an exponent of 300 or more after a digit, or 300
+# digits in a row. `beyond_float` finds the same places without running it over the whole text.
+GATE = re.compile(r"[0-9][eE]\+?0*(?:[3-9][0-9]{2}|[1-9][0-9]{3,})|[0-9]{300}")
+NUMBERISH = st.text(alphabet='0123456789eE+-. ,:"a\u00e9', max_size=40)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    parts=st.lists(
+        st.one_of(
+            NUMBERISH,
+            st.sampled_from(["1e308", "1e299", "5e+0309", "2E1000", "1e-400", "e400", "3e+300"]),
+            st.integers(295, 305).map(lambda n: "9" * n),
+        ),
+        max_size=6,
+    )
+)
+def test_the_beyond_float_gate_finds_what_the_plain_expression_finds(parts: list[str]) -> None:
+    text = "".join(parts)
+    assert beyond_float(text.encode()) == bool(GATE.search(text))

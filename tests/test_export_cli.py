@@ -18,6 +18,7 @@ import yaml
 from export_fixtures import EXPECTED, IMAGES, export, files_under, runner, write_coco
 from factories import small_config
 
+from synthgate import commands
 from synthgate.cli import app
 from synthgate.commands import export as export_module
 from synthgate.formats.yolo import yolo_to_bbox
@@ -203,15 +204,19 @@ def test_labels_only_and_copies_where_links_fail(
         raise OSError(18, "Invalid cross-device link")
 
     monkeypatch.setattr("synthgate.formats.exports.os.link", no_links)
-    monkeypatch.setattr(export_module, "PROGRESS_FROM", 1)  # and show the bar
+    monkeypatch.setattr(export_module, "PROGRESS_FROM", 1)  # and show the bars
+    monkeypatch.setattr(commands, "READ_BAR_FROM", 1)
     copied = tmp_path / "copied"
     result = export(str(source), "-f", "voc", "-o", str(copied), "--images", images)
     assert result.exit_code == 0, result.output
     assert "4 images copied" in result.output
-    # the bars: every image file checked before any is written, then every image placed
+    # the bars: the file read, every image file checked before any is written, then every
+    # image placed
+    reading = re.search(r"reading the COCO file \(MiB\) .* 1/1 ", result.output)
     checking = re.search(r"checking images .* 4/4 ", result.output)
     placing = re.search(r"\n\s*images .* 4/4 ", result.output)
-    assert checking and placing and checking.start() < placing.start(), result.output
+    assert reading and checking and placing, result.output
+    assert reading.start() < checking.start() < placing.start(), result.output
     linked = tmp_path / "linked"
     monkeypatch.undo()
     result = export(str(source), "-f", "voc", "-o", str(linked), "--images", images)

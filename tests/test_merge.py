@@ -280,7 +280,7 @@ def test_without_images_the_real_images_are_beside_the_real_file(
         assert (default / image["file_name"]).is_file()
 
 
-def test_merge_reports_checking_then_placing_the_images(
+def test_merge_reports_reading_checking_then_placing_the_images(
     finished_run: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
     coco, shared_images, run_dir = finished_run
@@ -297,12 +297,20 @@ def test_merge_reports_checking_then_placing_the_images(
         images=images,
         progress=lambda done, total: events.append(("placed", done, total)),
         check_progress=checked,
+        read_progress=lambda done, total: events.append(("read", done, total)),
     )
     entries = json.loads(coco.read_text())["images"]
     placed = len(entries) + result.added_images
     checks = [e for e in events if e[0] == "checked"]
-    # every real image file is checked before the first image is placed, and each placed once
-    assert events == [*checks, *[("placed", n, placed) for n in range(1, placed + 1)]]
+    size = coco.stat().st_size
+    # the real file is read before its images are checked; every real image file is checked
+    # before the first image is placed, and each is placed once
+    assert events == [
+        ("read", 0, size),
+        ("read", size, size),
+        *checks,
+        *[("placed", n, placed) for n in range(1, placed + 1)],
+    ]
     assert checks[0] == ("checked", 0, len(entries))
     assert checks[-1] == ("checked", len(entries), len(entries))
     events.clear()
@@ -313,11 +321,12 @@ def test_merge_reports_checking_then_placing_the_images(
     assert not (tmp_path / "refused").exists()
 
 
-def test_merge_command_shows_checking_and_placing_bars(
+def test_merge_command_shows_reading_checking_and_placing_bars(
     finished_run: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from typer.testing import CliRunner
 
+    from synthgate import commands
     from synthgate.cli import app
     from synthgate.commands import balance as balance_commands
 
@@ -326,11 +335,19 @@ def test_merge_command_shows_checking_and_placing_bars(
     args = _merge_args(coco, run_dir, tmp_path / "merged", "--images", str(images))
     result = CliRunner().invoke(app, list(args))
     assert result.exit_code == 0, result.output
+    assert "reading" not in result.output  # a small file is read in a blink: no bar
     real = len(json.loads(coco.read_text())["images"])
     placed = len(json.loads((tmp_path / "merged" / "merged.coco.json").read_text())["images"])
     checking = re.search(rf"checking images .* {real}/{real} ", result.output)
     placing = re.search(rf"\n\s*images .* {placed}/{placed} ", result.output)
     assert checking and placing and checking.start() < placing.start(), result.output
+    monkeypatch.setattr(commands, "READ_BAR_FROM", 1)  # as for a file of hundreds of MB
+    args = _merge_args(coco, run_dir, tmp_path / "again", "--images", str(images))
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    reading = re.search(r"reading the COCO file \(MiB\) .* 1/1 ", result.output)
+    checking = re.search(rf"checking images .* {real}/{real} ", result.output)
+    assert reading and checking and reading.start() < checking.start(), result.output
 
 
 def _merge_args(real: Path, run_dir: Path, out: Path, *extra: str) -> tuple[str, ...]:

@@ -268,6 +268,7 @@ def balance(
     progress: Progress | None = None,
     check_progress: Callable[[int, int], None] | None = None,
     reference_progress: Callable[[int, int], None] | None = None,
+    read_progress: Callable[[int, int], None] | None = None,
 ) -> BalanceResult:
     """Raise a real COCO dataset's rare classes with synthetic images, judged by the rubric.
 
@@ -291,6 +292,8 @@ def balance(
             file is checked (there, readable, of its entry's size) before any work starts.
         reference_progress: called with (files hashed, files in all) while the folders of real
             images the rubric names (`reference_images`) are hashed, before each run.
+        read_progress: called with (bytes read, bytes in all) before and after the real COCO
+            file is read and parsed.
 
     Returns:
         A `BalanceResult`: `.out`, `.merged` (merged.coco.json) and `.summary`.
@@ -311,7 +314,7 @@ def balance(
         )
     refuse_out_holding(out, coco_path, images_dir)
     non_finite: list[str] = []
-    real = read_coco(coco_path, non_finite=non_finite)
+    real = read_coco(coco_path, non_finite=non_finite, progress=read_progress)
     checked = check_coco(
         real,
         source=coco_path,

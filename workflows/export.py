@@ -176,6 +176,7 @@ def export(
     skip_invalid: bool = False,
     progress: Progress | None = None,
     check_progress: Progress | None = None,
+    read_progress: Progress | None = None,
 ) -> ExportResult:
     """Write a dataset as a ready-to-train COCO, YOLO or Pascal VOC folder.
 
@@ -198,6 +199,8 @@ def export(
         progress: called with (images placed, images in all).
         check_progress: called with (images checked, images in all) while every image file is
             checked (there, readable, of its entry's size) before anything is written.
+        read_progress: called with (bytes read, bytes in all) before and after the COCO file
+            is read and parsed.
 
     Returns:
         An `ExportResult`: `.out`, `.counts` (with images per subset), `.skipped`.
@@ -240,6 +243,7 @@ def export(
         skip_invalid=skip_invalid,
         boxes_only=format != "coco",
         progress=check_progress,
+        read_progress=read_progress,
     )
     if not coco["images"]:
         left_out = f" ({len(skipped)} entries left out as invalid)" if skipped else ""
@@ -312,14 +316,16 @@ def read_checked(
     skip_invalid: bool,
     boxes_only: bool = True,
     progress: Progress | None = None,
+    read_progress: Progress | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """The COCO file with every check passed and, given `images_dir`, every image file there
-    (`progress`: as they are checked); the descriptions of entries left out. `boxes_only`: YOLO
+    (`progress`: as they are checked; `read_progress`: as `read_coco` reads it); the
+    descriptions of entries left out. `boxes_only`: YOLO
     and VOC export no segmentations, so they are dropped before the checks and a bad polygon
     does not stop such an export."""
 
     non_finite: list[str] = []
-    coco = read_coco(path, non_finite=non_finite)
+    coco = read_coco(path, non_finite=non_finite, progress=read_progress)
     if images_dir is not None:
         refuse_if_no_image_is_there(coco["images"], images_dir)
     if boxes_only:

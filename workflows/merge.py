@@ -333,6 +333,7 @@ def merge(
     skip_invalid: bool = False,
     progress: Progress | None = None,
     check_progress: Progress | None = None,
+    read_progress: Progress | None = None,
 ) -> MergeResult:
     """Merge the accepted samples of a finished run into a copy of a real dataset.
 
@@ -351,6 +352,8 @@ def merge(
         check_progress: COCO: called with (images checked, images in all) while every real
             image file is checked (there, readable, of its entry's size) before anything is
             written.
+        read_progress: COCO: called with (bytes read, bytes in all) before and after the real
+            file is read and parsed.
 
     Returns:
         A `MergeResult`: images, annotations or rows added, samples left out by status, and
@@ -411,7 +414,7 @@ def merge(
     # the real images are checked too: missing, unreadable or not the size their entry says
     non_finite: list[str] = []
     checked = check_coco(
-        read_coco(real_path, non_finite=non_finite),
+        read_coco(real_path, non_finite=non_finite, progress=read_progress),
         source=real_path,
         images_dir=images_dir,
         skip_invalid=skip_invalid,
