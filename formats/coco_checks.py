@@ -27,7 +27,7 @@ from PIL import Image
 from synthgate.class_names import category_name_problem
 from synthgate.errors import InputError, quoted
 from synthgate.formats.paths import confined_path, confinement_problem
-from synthgate.masks import finite_number, polygon_problem, rle_problem
+from synthgate.masks import finite_number, finite_numbers, polygon_problem, rle_problem
 
 MAX_LISTED = 20  # problems named in one error message; the rest are counted
 PROGRESS_EVERY = 64  # image entries between two calls of a check's `progress` (and the last)
@@ -153,9 +153,9 @@ def _polygon_problem(segmentation: Any) -> str | None:
             return f"polygon {part} must be a flat list of x, y pairs"
         if len(polygon) < 6:
             return f"polygon {part} has {len(polygon) // 2} point(s); a polygon needs at least 3"
-        if not all(map(finite_number, polygon)):
+        if not finite_numbers(polygon):
             return f"polygon {part} holds a coordinate that is not a finite number"
-        problem = polygon_problem([float(v) for v in polygon])
+        problem = polygon_problem(list(map(float, polygon)))
         if problem is not None:
             return f"polygon {part}: {problem}"
     return None

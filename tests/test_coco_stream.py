@@ -26,7 +26,7 @@ from synthgate.errors import InputError
 from synthgate.formats.coco import beyond_float, read_coco, refuse_non_finite
 from synthgate.formats.coco_annotations import coco_to_samples
 from synthgate.formats.coco_reader import stream_coco
-from synthgate.masks import encode_mask, finite_number, segmentation_to_rle
+from synthgate.masks import encode_mask, finite_number, finite_numbers, segmentation_to_rle
 from synthgate.samples import ObjectLabel, Provenance, Sample, SampleSpec
 from synthgate.validators.checks.dataset import DatasetTally
 from synthgate.validators.context import ValidationContext
@@ -435,3 +435,17 @@ NUMBERISH = st.text(alphabet='0123456789eE+-. ,:"a\u00e9', max_size=40)
 def test_the_beyond_float_gate_finds_what_the_plain_expression_finds(parts: list[str]) -> None:
     text = "".join(parts)
     assert beyond_float(text.encode()) == bool(GATE.search(text))
+
+
+COORDINATES = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(),
+    st.integers(-(10**400), 10**400),
+    st.sampled_from([1e308, -1e308, True, False, "1", None]),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(values=st.lists(COORDINATES, max_size=8))
+def test_finite_numbers_says_what_finite_number_says_of_each(values: list[Any]) -> None:
+    assert finite_numbers(values) == all(map(finite_number, values))
