@@ -102,6 +102,27 @@ def test_the_image_files_are_checked_with_progress_before_anything_is_written(
     assert not (tmp_path / "out").exists()
 
 
+def test_a_class_name_no_class_can_have_is_refused_before_the_image_files_are_checked(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import synthgate
+    from synthgate.errors import InputError
+
+    coco, images = tiny
+    bad = tmp_path / "bad.json"  # a blank class name, and an image file that is not there
+    bad.write_text(
+        json.dumps(_broken(_broken(json.loads(coco.read_text()), "blank-name"), "missing-image"))
+    )
+    with pytest.raises(InputError, match="cannot name a class"):
+        synthgate.balance(
+            bad,
+            images=images,
+            out=tmp_path / "out",
+            check_progress=lambda *counts: pytest.fail("refused before any file is checked"),
+        )
+    assert not (tmp_path / "out").exists()
+
+
 def test_skip_invalid_leaves_bad_entries_out_and_lists_them(
     tiny: tuple[Path, Path], tmp_path: Path
 ) -> None:

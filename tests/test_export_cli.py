@@ -227,6 +227,43 @@ def test_labels_only_and_copies_where_links_fail(
     assert (copied / "JPEGImages" / "other.png").stat().st_ino != original.stat().st_ino
 
 
+def test_two_images_of_one_name_are_refused_before_the_image_files_are_checked(
+    source: Path, tmp_path: Path
+) -> None:
+    import synthgate
+    from synthgate.errors import InputError
+
+    data = json.loads(source.read_text())
+    second = data["images"][1]
+    data["images"][0]["file_name"] = second["file_name"]  # two entries, one file,
+    data["images"][0]["width"] = second["width"] + 1  # which is not of the first one's size
+    (source.parent / "images" / data["images"][2]["file_name"]).unlink()  # and a missing one
+    source.write_text(json.dumps(data))
+    with pytest.raises(InputError, match="would both be exported as"):
+        synthgate.export(
+            source,
+            format="yolo",
+            out=tmp_path / "out",
+            images=source.parent / "images",
+            check_progress=lambda *counts: pytest.fail("refused before any file is checked"),
+        )
+    assert not (tmp_path / "out").exists()
+    # with skip_invalid the checks may leave one of the two out, as here: they come first
+    checked: list[tuple[int, int]] = []
+    result = synthgate.export(
+        source,
+        format="yolo",
+        out=tmp_path / "out",
+        images=source.parent / "images",
+        skip_invalid=True,
+        check_progress=lambda done, total: checked.append((done, total)),
+    )
+    assert checked[-1] == (len(data["images"]), len(data["images"]))
+    left_out = [problem.split(" (id")[0] for problem in result.skipped]
+    assert left_out[:2] == ["images[0]", "images[2]"]  # its annotations follow it out
+    assert result.counts.images == len(data["images"]) - 2
+
+
 def test_skip_invalid_lists_what_it_left_out_and_exports_the_rest(
     source: Path, tmp_path: Path
 ) -> None:

@@ -315,6 +315,16 @@ def balance(
     refuse_out_holding(out, coco_path, images_dir)
     non_finite: list[str] = []
     real = read_coco(coco_path, non_finite=non_finite, progress=read_progress)
+    # Before the image files are checked (seconds for a large dataset): no check leaves out a
+    # category, so a name no class can have stops the balance whatever the files hold.
+    unnamed = class_name_problems(real)
+    if unnamed:
+        raise InputError(
+            f"{coco_path}: {len(unnamed)} categor{'y' if len(unnamed) == 1 else 'ies'} cannot "
+            f"name a class of the balanced dataset; nothing was written:\n"
+            f"{describe_problems(unnamed)}\nrename "
+            "them in the COCO file: balance labels new samples, and exports, under these names"
+        )
     checked = check_coco(
         real,
         source=coco_path,
@@ -324,14 +334,6 @@ def balance(
     )
     data = checked.data
     refuse_non_finite(data, coco_path, non_finite)  # its entries go into merged.coco.json
-    unnamed = class_name_problems(data)
-    if unnamed:
-        raise InputError(
-            f"{coco_path}: {len(unnamed)} categor{'y' if len(unnamed) == 1 else 'ies'} cannot "
-            f"name a class of the balanced dataset; nothing was written:\n"
-            f"{describe_problems(unnamed)}\nrename "
-            "them in the COCO file: balance labels new samples, and exports, under these names"
-        )
     before = class_counts(data)
     targets = class_targets(
         before, strategy, image_count=len(data["images"]), repeat_threshold=balance.repeat_threshold

@@ -23,6 +23,7 @@ The label formats themselves are formats/yolo.py's and formats/voc.py's.
 from __future__ import annotations
 
 import json
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -328,6 +329,11 @@ def read_checked(
     coco = read_coco(path, non_finite=non_finite, progress=read_progress)
     if images_dir is not None:
         refuse_if_no_image_is_there(coco["images"], images_dir)
+    if not skip_invalid:
+        # Two images that would share a name stop the export whatever the checks find: say so
+        # before every image file is checked (seconds for a large dataset). With skip_invalid
+        # the checks may leave one of them out: the names are given after them (export).
+        export_names([image for image in coco["images"] if _nameable(image)])
     if boxes_only:
         # RLE stays in the check: one that is not its image's mask is a damaged file, not a
         # polygon an export can leave out
@@ -346,6 +352,17 @@ def read_checked(
     if not boxes_only:  # a COCO export writes every field as it is
         refuse_non_finite(checked.data, path, non_finite)
     return checked.data, [p.describe() for p in checked.skipped]
+
+
+def _nameable(image: Any) -> bool:
+    """An image entry `export_names` can name before the checks: a mapping with a file_name
+    inside its folder (check_coco says what is wrong with the others)."""
+    return (
+        isinstance(image, dict)
+        and isinstance(image.get("id"), Hashable)
+        and isinstance(name := image.get("file_name"), str)
+        and confinement_problem(name) is None
+    )
 
 
 def refuse_if_no_image_is_there(images: list[Any], root: Path) -> None:
