@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 import synthgate
-from synthgate.commands import console, count_bar, progress_bars, user_errors
+from synthgate.commands import console, count_bar, mib_bar, progress_bars, user_errors
 from synthgate.errors import InputError
 from synthgate.files import write_atomic
 from synthgate.storage.folders import check_out_file
@@ -100,6 +100,7 @@ def validate(
                 keep_reports=False,
                 progress=advance,
                 reference_progress=hashed,
+                read_progress=mib_bar(bars, "reading the COCO file"),
             )
         if result.summary.samples == 0:
             raise InputError(f"{path}: holds no samples (no images or rows) to judge")

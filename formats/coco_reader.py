@@ -1,4 +1,4 @@
-"""A COCO file read as it streams: `stream_coco(path, annotations)`.
+"""A COCO file read as it streams: `stream_coco(path, annotations, progress=...)`.
 
 A COCO file is one JSON object whose `annotations` array is nearly all of it (a million
 annotations are gigabytes as Python objects), so it is read in three parts, each parsed by
@@ -27,7 +27,9 @@ sees every annotation exactly once either way.
 from __future__ import annotations
 
 import io
+import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
@@ -58,17 +60,25 @@ class _NotStreamable(Exception):
     """The file is read whole instead (see the module docstring)."""
 
 
+Progress = Callable[[int, int], None]  # (bytes read, bytes in all)
+
+
 class _Reader:
     """Bytes for yajl: `prefix`, then `handle` from `start`; it remembers where the current
-    buffer began and whether a surrogate escape went by."""
+    buffer began and whether a surrogate escape went by. `progress`: called with (bytes of
+    the file read, its size) after each buffer."""
 
-    def __init__(self, handle: BinaryIO, start: int, prefix: bytes) -> None:
+    def __init__(
+        self, handle: BinaryIO, start: int, prefix: bytes, *, progress: Progress | None = None
+    ) -> None:
         self.handle = handle
         self.prefix = prefix
         self.position = start  # offset in `handle` of the next byte
         self.buffer_start = start  # offset in `handle` where the last buffer handed out began
         self.surrogates = False
         self._last = b""
+        self._progress = progress
+        self._size = os.fstat(handle.fileno()).st_size if progress is not None else 0
         handle.seek(start)
 
     def read(self, size: int = -1) -> bytes:
@@ -83,6 +93,8 @@ class _Reader:
         if b"\\" in chunk and SURROGATE_ESCAPE.search(self._last + chunk):
             self.surrogates = True
         self._last = chunk[-5:]
+        if self._progress is not None and chunk:
+            self._progress(self.position, self._size)
         return chunk
 
 
@@ -148,11 +160,11 @@ def _tail(handle: BinaryIO, start: int) -> dict[str, Any]:
     return {}  # the annotations array was the last member
 
 
-def _stream(path: Path, annotations: AnnotationSink) -> dict[str, Any]:
+def _stream(path: Path, annotations: AnnotationSink, progress: Progress | None) -> dict[str, Any]:
     with open(path, "rb") as handle:
         members, start = _head(handle)
         annotations.head(members)
-        reader = _Reader(handle, start, b'{"a":')
+        reader = _Reader(handle, start, b'{"a":', progress=progress)
         last_buffer = start
         entries = ijson.items(reader, "a.item", use_float=True)
         while True:
@@ -172,19 +184,25 @@ def _stream(path: Path, annotations: AnnotationSink) -> dict[str, Any]:
     return {**members, "annotations": [], **tail}
 
 
-def stream_coco(path: Path | str, annotations: AnnotationSink) -> dict[str, Any]:
+def stream_coco(
+    path: Path | str, annotations: AnnotationSink, *, progress: Progress | None = None
+) -> dict[str, Any]:
     """Read a COCO file, handing each annotation to `annotations` as it is parsed; return the
     other top-level members as a COCO mapping (`coco_mapping`: InputError unless it has an
     `images` list) whose `annotations` list is empty.
 
     Memory holds the head and tail members and what the sink keeps, never the annotations.
+    `progress`: called with (bytes read, bytes in all) from the start to the end of the file,
+    as the annotations stream (a file read whole reports its start and its end).
     """
     path = existing_coco_file(path)
+    if progress is not None:
+        progress(0, path.stat().st_size)
     try:
-        members = _stream(path, annotations)
+        members = _stream(path, annotations, progress)
     except _NotStreamable:
         annotations.clear()
-        data = read_coco(path)
+        data = read_coco(path, progress=progress)
         annotations.head(data)
         for entry in data["annotations"]:
             annotations.add(entry)

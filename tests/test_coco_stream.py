@@ -304,6 +304,28 @@ def test_what_yajl_reads_otherwise_goes_through_json(tmp_path: Path, text: str, 
     assert len(sink.heads) == 1 and members["images"] == whole["images"]
 
 
+def test_a_stream_reports_its_progress_through_the_file(tmp_path: Path) -> None:
+    annotations = [
+        {"id": i, "image_id": 1, "category_id": 1, "bbox": [i % 7, 1.5, 2, 3], "note": "x" * 40}
+        for i in range(1, 3001)
+    ]
+    path = tmp_path / "big.json"  # some hundred kB: many of the reader's buffers
+    path.write_text(json.dumps({"images": [{"id": 1}], "annotations": annotations}))
+    size = path.stat().st_size
+    seen: list[tuple[int, int]] = []
+    stream_coco(path, Collected(), progress=lambda done, total: seen.append((done, total)))
+    assert seen[0] == (0, size) and seen[-1] == (size, size)
+    assert len(seen) > 3 and {total for _, total in seen} == {size}
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+    # a file read whole reports its start and its end
+    odd = tmp_path / "odd.json"
+    odd.write_text('{"images": [], "annotations": [{"bbox": [NaN, 1, 2, 3]}]}')
+    seen.clear()
+    stream_coco(odd, Collected(), progress=lambda done, total: seen.append((done, total)))
+    size = odd.stat().st_size
+    assert seen[0] == (0, size) and seen[-1] == (size, size)
+
+
 def test_broken_json_is_an_input_error_with_line_and_column(tmp_path: Path) -> None:
     path = tmp_path / "broken.json"
     path.write_text('{"images": [],\n "annotations": [{"id": 1},, {"id": 2}]}')

@@ -337,6 +337,44 @@ def test_a_rubric_s_reference_folder_is_hashed_before_judging(
     assert f"{tmp_path / 'gone'} is not a folder" in refused.stderr and not out.exists()
 
 
+def test_mib_bar_moves_by_whole_mib_and_shows_one_bar_to_the_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from synthgate import commands
+
+    mib = 2**20
+    with progress_bars() as bars:
+        reading = commands.mib_bar(bars, "reading")
+        # a stream's buffers: many in one MiB, several in its last, partial one, and its end
+        # reported twice (a file read whole after its stream stopped)
+        for done in (0, 64 << 10, mib - 1, mib, 20 * mib + 5, 20 * mib + 10, 20 * mib + 10):
+            reading(done, 20 * mib + 10)
+        reading(5, 6)  # a small file: no bar
+        shown = [(t.description, t.completed, t.total) for t in bars.tasks]
+    assert shown == [("reading (MiB)", 21, 21)]  # 20 MiB and 10 bytes: 21 MiB in all
+    monkeypatch.setattr(commands, "READ_BAR_FROM", 1)
+    with progress_bars() as bars:
+        reading = commands.mib_bar(bars, "reading")
+        reading(0, 6)
+        reading(6, 6)
+        shown = [(t.description, t.completed, t.total) for t in bars.tasks]
+    assert shown == [("reading (MiB)", 1, 1)]
+
+
+def test_validate_shows_the_file_read_before_judging(
+    coco_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from synthgate import commands
+
+    monkeypatch.setattr(commands, "READ_BAR_FROM", 1)  # as for a file of hundreds of MB
+    result = invoke(coco_file)
+    assert result.exit_code == 0, result.output
+    reading = re.findall(r"reading the COCO file \(MiB\) .* 1/1 ", result.output)
+    judging = re.search(r"judging .* (\d+)/\1 ", result.output)
+    assert len(reading) == 1 and judging, result.output
+    assert result.output.index(reading[0]) < judging.start()
+
+
 def test_count_bar_gives_a_count_that_starts_again_a_bar_of_its_own() -> None:
     with progress_bars() as bars:
         advance = count_bar(bars, "hashing")

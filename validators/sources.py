@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,8 +100,14 @@ class _CocoSink:
         self.columns.finish(coco["images"], coco["categories"])
 
 
-def open_source(source: Path | dict[str, Any], *, images: Path | None = None) -> Source:
-    """A COCO file or mapping, or a text JSONL file (by its suffix), as items to judge."""
+def open_source(
+    source: Path | dict[str, Any],
+    *,
+    images: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Source:
+    """A COCO file or mapping, or a text JSONL file (by its suffix), as items to judge.
+    `progress`: as `stream_coco` reads a COCO file."""
     if images is not None and not images.is_dir():
         raise InputError(
             field="images",
@@ -119,7 +125,7 @@ def open_source(source: Path | dict[str, Any], *, images: Path | None = None) ->
             raise InputError(f"{str(source)[:200]}: file not found; pass a text JSONL file")
         return Source("jsonl", _text_rubric(source), None, None, _jsonl_items(source))
     else:
-        coco, name = stream_coco(source, sink), source.stem
+        coco, name = stream_coco(source, sink, progress=progress), source.stem
     sink.finish(coco)
     items = _coco_items(sink.columns, coco, source=name, images=images)
     return Source("coco", "detection", category_names(coco), sink.tally, items, len(coco["images"]))

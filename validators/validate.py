@@ -249,17 +249,24 @@ def validate_file(
     json: Path | str | None = None,
     keep_reports: bool = True,
     reference_progress: Callable[[int, int], None] | None = None,
+    read_progress: Callable[[int, int], None] | None = None,
 ) -> ValidationResult:
     """Judge every sample of a COCO JSON file or a text JSONL file (by its suffix) against a
     rubric: detection for COCO; ner or classification, by what the rows hold, for JSONL.
     `reference`: for COCO a folder of real images, for JSONL a JSONL file of real rows (their
-    "text"): samples that copy one are found. The rest as in `validate_coco`."""
+    "text"): samples that copy one are found. `read_progress`: COCO files, called with (bytes
+    read, bytes in all) as the file streams in, before the first sample is judged (about half
+    the time of a large file). The rest as in `validate_coco`."""
     source_path = path if isinstance(path, dict) else Path(path)
     document = ReportFile(json) if json is not None else None
     with contextlib.ExitStack() as stack:
         if document is not None:
             stack.enter_context(document)
-        source = open_source(source_path, images=Path(images) if images is not None else None)
+        source = open_source(
+            source_path,
+            images=Path(images) if images is not None else None,
+            progress=read_progress,
+        )
         stack.callback(source.items.close)  # stopped early: its image decoders stop too
         chosen = load_rubric(rubric or source.rubric)
         shown = "the COCO mapping" if isinstance(path, dict) else path
