@@ -88,6 +88,7 @@ def validate(
                 min_score=min_score,
                 progress=advance,
                 reference_progress=hashed,
+                read_progress=mib_bar(bars, "reading the COCO file"),
             )
         else:
             # The document is streamed to its file and no report is kept: any size, bounded memory.

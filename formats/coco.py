@@ -32,43 +32,67 @@ from synthgate.masks import finite_number
 from synthgate.samples import ObjectLabel, Provenance, Sample
 
 COCO_LISTS = ("images", "annotations", "categories")
+Progress = Callable[[int, int], None]  # (done so far, in all): bytes read, images checked, ...
 MAX_LISTED = 20  # places named in one error message; the rest are counted
 
 
-# A number json reads as an infinite float: an exponent of 300 or more, or a run of 300 digits
-# (a gate only: a match inside a string costs a walk that finds nothing).
-BEYOND_EXPONENT = re.compile(rb"[0-9][eE]\+?0*(?:[3-9][0-9]{2}|[1-9][0-9]{3,})")
-LONG_DIGITS = 300
-# Every byte as its shape (a `bytes.translate` table): a digit as 0, e and E as e, + as it is,
-# anything else as a space.
-_SHAPE = {**dict.fromkeys(b"0123456789", ord("0")), ord("e"): ord("e"), ord("E"): ord("e")}
-SHAPES = bytes({**_SHAPE, ord("+"): ord("+")}.get(byte, ord(" ")) for byte in range(256))
+# A number json reads as infinite is at least 1.8e308: it has 309 digits before its point, or
+# those digits and its exponent come to 309 or more. The gate flags 300 or more (a gate only: a
+# match inside a string costs a walk that finds nothing).
+BEYOND = 300
+EXPONENT = re.compile(rb"[eE]\+?([0-9]+)")
+# Every byte as its shape (a `bytes.translate` table): a digit as 0, e and E as e, + and . as
+# they are, anything else as a space.
+_SHAPE_OF = dict(zip(b"0123456789eE+.", b"0000000000ee+.", strict=True))
+SHAPES = bytes(_SHAPE_OF.get(byte, ord(" ")) for byte in range(256))
 
 
 def beyond_float(data: bytes) -> bool:
-    """Whether the JSON text `data` may hold a number json reads as infinite (BEYOND_EXPONENT
-    or LONG_DIGITS digits in a row).
+    """Whether the JSON text `data` may hold a number json reads as infinite: BEYOND digits in
+    a row, or a number with a positive exponent whose digits before the point and exponent
+    come to BEYOND or more.
 
-    One regular expression over the whole text cost more than parsing it (3 s for a 55 MB
-    file of 100k annotations); this spends 0.1-0.3 s: the text's shapes are found with
-    bytes methods, and only places shaped like a digit, e and three digits are matched."""
+    A regular expression over the whole text cost more than parsing it (3 s for a 55 MB file
+    of 100k annotations); this spends 0.1-0.3 s: the text's shapes are searched with bytes
+    methods, and only numbers shaped like digits, e and a digit are read."""
     shapes = data.translate(SHAPES)
-    if b"0" * LONG_DIGITS in shapes:
+    if b"0" * BEYOND in shapes:
         return True
-    for marker in (b"0e000", b"0e+000"):
-        place = shapes.find(marker)
+    for marker in (b"0e0", b"0e+0"):
+        place = shapes.find(marker)  # the last digit before the exponent
         while place >= 0:
-            if BEYOND_EXPONENT.match(data, place):
+            exponent = EXPONENT.match(data, place + 1)
+            assert exponent is not None  # the marker's shape
+            power = exponent[1]
+            if len(power) > 4 or _whole_digits(shapes, place) + int(power) >= BEYOND:
                 return True
             place = shapes.find(marker, place + 1)
     return False
+
+
+def _whole_digits(shapes: bytes, last: int) -> int:
+    """How many digits come before the point of the number whose last digit is at `last` (all
+    of them when it has no point), in the shapes of `beyond_float`; fewer than BEYOND."""
+    start = _run_start(shapes, last)
+    if not start or shapes[start - 1] != ord("."):
+        return last + 1 - start
+    point = start - 1
+    return point - _run_start(shapes, point)
+
+
+def _run_start(shapes: bytes, end: int) -> int:
+    """The first index of the digits that run up to `end` (`end` itself is not looked at)."""
+    start = end
+    while start and shapes[start - 1] == ord("0"):
+        start -= 1
+    return start
 
 
 def read_coco(
     path: Path | str,
     *,
     non_finite: list[str] | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Load a COCO JSON file; InputError unless it is a mapping with images/annotations/categories.
 
@@ -91,9 +115,11 @@ def read_coco(
 
     try:
         raw = path.read_bytes()
-        text = raw.decode("utf-8")
         beyond = non_finite is not None and beyond_float(raw)
+        text = raw.decode("utf-8")
         del raw  # the parsed file is many times its text: hold one copy of the text, not two
+        if "\r" in text:  # line ends as a file opened as text reads them: errors name the line
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
         data = json.loads(text, parse_constant=constant if non_finite is not None else None)
     except json.JSONDecodeError as error:
         raise InputError(f"{path}: {not_json(error)}") from None
@@ -103,7 +129,7 @@ def read_coco(
         raise InputError(f"{path}: not valid JSON ({too_long(error)})") from None
     except RecursionError:  # json's decoder recurses per nesting level
         raise InputError(f"{path}: JSON nested too deep to be a COCO file") from None
-    if beyond and non_finite is not None:
+    if beyond and non_finite is not None:  # (not None whenever beyond: for the type checker)
         non_finite.append("a number beyond a float's range")
     if progress is not None:
         progress(size, size)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from PIL import Image
 
 from synthgate.class_names import category_name_problem
 from synthgate.errors import InputError, quoted
+from synthgate.formats.coco import Progress
 from synthgate.formats.paths import confined_path, confinement_problem
 from synthgate.masks import finite_number, finite_numbers, polygon_problem, rle_problem
 
@@ -35,9 +36,6 @@ PROGRESS_EVERY = 64  # image entries between two calls of a check's `progress` (
 # file that would name it (labels, class lists, the merged COCO file) fails to be written.
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 UNWRITABLE = "holds a lone surrogate (an unpaired \\ud800-\\udfff escape) no UTF-8 file can hold"
-
-
-Progress = Callable[[int, int], None]  # (done so far, in all): images checked, placed, ...
 
 
 @dataclass(frozen=True)

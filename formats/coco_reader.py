@@ -29,13 +29,12 @@ from __future__ import annotations
 import io
 import os
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 import ijson
 
-from synthgate.formats.coco import coco_mapping, existing_coco_file, read_coco
+from synthgate.formats.coco import Progress, coco_mapping, existing_coco_file, read_coco
 
 HEAD_BLOCK = 1 << 20
 TEST_BUFFER = 16 << 10  # a nested key fails within its own object: a small buffer suffices
@@ -58,9 +57,6 @@ class AnnotationSink(Protocol):
 
 class _NotStreamable(Exception):
     """The file is read whole instead (see the module docstring)."""
-
-
-Progress = Callable[[int, int], None]  # (bytes read, bytes in all)
 
 
 class _Reader:
@@ -193,16 +189,20 @@ def stream_coco(
 
     Memory holds the head and tail members and what the sink keeps, never the annotations.
     `progress`: called with (bytes read, bytes in all) from the start to the end of the file,
-    as the annotations stream (a file read whole reports its start and its end).
+    as the annotations stream; a file the stream hands to the whole-file reader reports its
+    end once that has read it (never a count that goes back).
     """
     path = existing_coco_file(path)
+    size = path.stat().st_size
     if progress is not None:
-        progress(0, path.stat().st_size)
+        progress(0, size)
     try:
         members = _stream(path, annotations, progress)
     except _NotStreamable:
         annotations.clear()
-        data = read_coco(path, progress=progress)
+        data = read_coco(path)
+        if progress is not None:
+            progress(size, size)
         annotations.head(data)
         for entry in data["annotations"]:
             annotations.add(entry)

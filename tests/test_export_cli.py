@@ -264,6 +264,19 @@ def test_two_images_of_one_name_are_refused_before_the_image_files_are_checked(
     assert result.counts.images == len(data["images"]) - 2
 
 
+def test_names_the_checks_refuse_are_left_to_them(source: Path, tmp_path: Path) -> None:
+    import synthgate
+    from synthgate.errors import InputError
+
+    data = json.loads(source.read_text())
+    for image, folder in zip(data["images"][:2], "ab", strict=True):
+        image["file_name"] = f"{folder}/x\ud800.png"  # one stem; no UTF-8 file name holds it
+    source.write_text(json.dumps(data))
+    with pytest.raises(InputError, match=r"(?s)2 problem\(s\).*lone surrogate") as refused:
+        synthgate.export(source, format="yolo", out=tmp_path / "out", copy_images=False)
+    assert "images[0]" in str(refused.value) and "images[1]" in str(refused.value)
+
+
 def test_skip_invalid_lists_what_it_left_out_and_exports_the_rest(
     source: Path, tmp_path: Path
 ) -> None:

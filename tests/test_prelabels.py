@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -93,6 +94,24 @@ def test_predictions_are_judged_and_the_doubtful_ones_queued(folder: Path) -> No
         assert isinstance(where, Path) and where == (folder / "4.png").resolve()
     finally:
         store.close()
+
+
+def test_the_coco_file_is_read_with_progress(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from synthgate import commands
+    from synthgate.validators.predictions import validate_predictions
+
+    read: list[tuple[int, int]] = []
+    validate_predictions(
+        folder / "predictions.json",
+        folder / "instances.json",
+        read_progress=lambda done, total: read.append((done, total)),
+    )
+    size = (folder / "instances.json").stat().st_size
+    assert read == [(0, size), (size, size)]
+    monkeypatch.setattr(commands, "READ_BAR_FROM", 1)  # as for a file of hundreds of MB
+    done = validate(folder)
+    assert done.exit_code == 0, done.output
+    assert re.search(r"reading the COCO file \(MiB\) .* 1/1 ", done.output), done.output
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from synthgate.commands import count_bar, progress_bars
 from synthgate.masks import encode_mask
 from synthgate.validators.checks import quality
 from synthgate.validators.rubric import RUBRICS_DIR
-from synthgate.validators.validate import validate_file
+from synthgate.validators.validate import validate_coco, validate_file
 
 runner = CliRunner()
 
@@ -346,7 +346,7 @@ def test_mib_bar_moves_by_whole_mib_and_shows_one_bar_to_the_end(
     with progress_bars() as bars:
         reading = commands.mib_bar(bars, "reading")
         # a stream's buffers: many in one MiB, several in its last, partial one, and its end
-        # reported twice (a file read whole after its stream stopped)
+        # reported twice
         for done in (0, 64 << 10, mib - 1, mib, 20 * mib + 5, 20 * mib + 10, 20 * mib + 10):
             reading(done, 20 * mib + 10)
         reading(5, 6)  # a small file: no bar
@@ -373,6 +373,10 @@ def test_validate_shows_the_file_read_before_judging(
     judging = re.search(r"judging .* (\d+)/\1 ", result.output)
     assert len(reading) == 1 and judging, result.output
     assert result.output.index(reading[0]) < judging.start()
+    read: list[tuple[int, int]] = []
+    validate_coco(coco_file, read_progress=lambda done, total: read.append((done, total)))
+    size = coco_file.stat().st_size
+    assert read[0] == (0, size) and read[-1] == (size, size)
 
 
 def test_count_bar_gives_a_count_that_starts_again_a_bar_of_its_own() -> None:

@@ -132,14 +132,16 @@ def validate_predictions(
     min_score: float = 0.0,
     progress: Callable[[int, int | None], None] | None = None,
     reference_progress: Callable[[int, int], None] | None = None,
+    read_progress: Callable[[int, int], None] | None = None,
 ) -> ValidationResult:
     """Judge a detector's predictions on the images of a COCO file against a rubric.
 
     Returns the `ValidationResult` of the COCO file with the predictions as its labels.
-    `progress` and `reference_progress` as for `validate_coco`.
+    `progress` and `reference_progress` as for `validate_coco`; `read_progress` with (bytes
+    read, bytes in all) before and after the COCO file is read.
     """
     coco_path = Path(coco)
-    data = read_coco(coco_path)
+    data = read_coco(coco_path, progress=read_progress)
     rows = read_results(Path(results), coco=data, coco_name=str(coco_path))
     merged, _ = predictions_coco(rows, data, min_score=min_score)
     return validate_file(

@@ -190,6 +190,7 @@ def validate_coco(
     json: Path | str | None = None,
     keep_reports: bool = True,
     reference_progress: Callable[[int, int], None] | None = None,
+    read_progress: Callable[[int, int], None] | None = None,
 ) -> ValidationResult:
     """Judge every image of a COCO file (real or synthetic) against a rubric.
 
@@ -210,6 +211,8 @@ def validate_coco(
             any sample is judged (a folder of 100k real images takes minutes): the folder
             `reference` names first, then those the rubric's checks name (`reference_images`),
             which are hashed only when there are `images` to compare.
+        read_progress: called with (bytes read, bytes in all) as the file streams in, before
+            the first image is judged (about half the time of a large file).
 
     Returns:
         A `ValidationResult`: `.reports` by sample id, `.summary` (`.mean_score`, routes,
@@ -236,6 +239,7 @@ def validate_coco(
         json=json,
         keep_reports=keep_reports,
         reference_progress=reference_progress,
+        read_progress=read_progress,
     )
 
 

@@ -30,8 +30,8 @@ from typing import Any, Literal
 
 from synthgate.errors import InputError
 from synthgate.files import dumps, is_file, path_problem
-from synthgate.formats.coco import read_coco, refuse_non_finite
-from synthgate.formats.coco_checks import Progress, check_coco
+from synthgate.formats.coco import Progress, read_coco, refuse_non_finite
+from synthgate.formats.coco_checks import LONE_SURROGATE, check_coco
 from synthgate.formats.exports import (
     SUBSETS,
     coco_subset,
@@ -252,7 +252,7 @@ def export(
             f"{coco_path}: no images to export{left_out}; an export without images is a dataset "
             "no tool can load"
         )
-    export_names(coco["images"])  # refuses two images that would share a name, up front
+    export_names(coco["images"])  # the images kept: two that would share a name are refused
     subsets = split_subsets(coco["images"], train_share=split, seed=seed)
     files = None
     if copy_images:  # check_coco has seen every one of them on disk
@@ -321,9 +321,10 @@ def read_checked(
 ) -> tuple[dict[str, Any], list[str]]:
     """The COCO file with every check passed and, given `images_dir`, every image file there
     (`progress`: as they are checked; `read_progress`: as `read_coco` reads it); the
-    descriptions of entries left out. `boxes_only`: YOLO
-    and VOC export no segmentations, so they are dropped before the checks and a bad polygon
-    does not stop such an export."""
+    descriptions of entries left out. Without `skip_invalid`, two images that would share an
+    exported name are refused before the checks. `boxes_only`: YOLO and VOC export no
+    segmentations, so they are dropped before the checks and a bad polygon does not stop such
+    an export."""
 
     non_finite: list[str] = []
     coco = read_coco(path, non_finite=non_finite, progress=read_progress)
@@ -362,6 +363,7 @@ def _nameable(image: Any) -> bool:
         and isinstance(image.get("id"), Hashable)
         and isinstance(name := image.get("file_name"), str)
         and confinement_problem(name) is None
+        and not LONE_SURROGATE.search(name)
     )
 
 

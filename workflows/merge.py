@@ -31,8 +31,8 @@ from typing import Any
 
 from synthgate.errors import InputError
 from synthgate.files import dumps, write_atomic
-from synthgate.formats.coco import read_coco, refuse_non_finite
-from synthgate.formats.coco_checks import Progress, check_coco
+from synthgate.formats.coco import Progress, read_coco, refuse_non_finite
+from synthgate.formats.coco_checks import check_coco
 from synthgate.formats.exports import place_image
 from synthgate.formats.jsonl import check_row_ids, jsonl_lines, read_jsonl
 from synthgate.formats.paths import confined_path
