@@ -418,6 +418,7 @@ def test_validate_file_streams_its_document_and_keeps_no_report(tmp_path: Path) 
         ("1e999", True),
         ("1.7976931348623159e308", True),  # just past the largest float: rounds to inf
         ("9" * 309 + ".5", True),  # 10**309: no exponent, still beyond
+        ("1" + "0" * 150 + "e200", True),  # 1e350: an exponent under 300, still beyond
         ("1.5e300", False),  # the gate lets it through to the walk, which finds it finite
         ("12.5", False),
     ],
