@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -212,6 +213,7 @@ def add_honeypots(
         ).all()
     wanted = gold.honeypot_count(len(reviewed), queue.gold_rate)
     made = 0
+    pending: list[Gold] = []  # written a chunk to a transaction, not one each
     for sample_id in gold.pick_candidates(accepted, seed=[queue.seed, batch_id]):
         if made >= wanted:
             break
@@ -221,48 +223,76 @@ def add_honeypots(
         honeypot = gold.make_honeypot(sample, categories, seed=[queue.seed, sample_id], batch=looks)
         if honeypot is None:
             continue
-        put_gold(
-            queue,
-            f"honeypot:{sample_id}",
-            honeypot.shown,
-            honeypot.expected,
-            honeypot.criterion,
-            honeypot.defect,
-            sample,
-        )
-        made += 1
-
-
-def put_gold(
-    queue: Queue,
-    key: str,
-    shown: Sample,
-    expected: Sequence[str],
-    criterion: str | None,
-    defect: str | None,
-    answer: Sample | None,
-) -> int:
-    row = item_row(queue, key, shown, "gold", "honeypot" if defect else "gold")
-    with queue.write() as connection:
-        existing = connection.execute(
-            select(review_items.c.id).where(review_items.c.key == key)
-        ).scalar()
-        if existing is not None:
-            return int(existing)
-        inserted = connection.execute(review_items.insert().values(**row)).inserted_primary_key
-        assert inserted is not None  # an INSERT of one row always has its key
-        item_id = inserted[0]
-        connection.execute(
-            gold_answers.insert().values(
-                item_id=item_id,
-                shown=sample_json(shown),
-                expected=list(expected),
-                criterion=criterion,
-                defect=defect,
-                answer=sample_json(answer) if answer else None,
+        pending.append(
+            Gold(
+                f"honeypot:{sample_id}",
+                honeypot.shown,
+                honeypot.expected,
+                honeypot.criterion,
+                honeypot.defect,
+                sample,
             )
         )
-        return int(item_id)
+        made += 1
+        if len(pending) == CHUNK:
+            put_golds(queue, pending)
+            pending = []
+    put_golds(queue, pending)
+
+
+@dataclass(frozen=True)
+class Gold:
+    """A gold task to put into the gold set: its key, the sample shown and the known answer."""
+
+    key: str
+    shown: Sample
+    expected: Sequence[str]
+    criterion: str | None
+    defect: str | None
+    answer: Sample | None
+
+
+def put_golds(queue: Queue, golds: Sequence[Gold]) -> list[int]:
+    """Put gold tasks into the gold set in one write transaction; their item ids, in order (an
+    item already there under its key keeps its id and its answer)."""
+    if not golds:
+        return []
+    rows = [
+        item_row(queue, task.key, task.shown, "gold", "honeypot" if task.defect else "gold")
+        for task in golds
+    ]
+    keys = [task.key for task in golds]
+    with queue.write() as connection:
+
+        def ids() -> dict[str, int]:
+            found = select(review_items.c.key, review_items.c.id).where(
+                review_items.c.key.in_(keys)
+            )
+            return {key: int(item_id) for key, item_id in connection.execute(found)}
+
+        known = ids()
+        fresh = [
+            (task, row) for task, row in zip(golds, rows, strict=True) if task.key not in known
+        ]
+        if fresh:
+            connection.execute(review_items.insert(), [row for _, row in fresh])
+            made = ids()
+            connection.execute(
+                gold_answers.insert(),
+                [
+                    {
+                        "item_id": made[task.key],
+                        "shown": sample_json(task.shown),
+                        "expected": list(task.expected),
+                        "criterion": task.criterion,
+                        "defect": task.defect,
+                        "answer": sample_json(task.answer) if task.answer else None,
+                    }
+                    for task, _ in fresh
+                ],
+            )
+            known = made
+    return [known[key] for key in keys]
 
 
 def review_reason(sample: Sample) -> str | None:

@@ -270,9 +270,8 @@ class ReviewQueue:
                 value=criterion,
                 problem=f"not a rubric criterion; use one of {', '.join(CRITERIA)}",
             )
-        return enqueue.put_gold(
-            self, f"gold:{sample.id}", sample, expected, criterion, None, answer
-        )
+        task = enqueue.Gold(f"gold:{sample.id}", sample, expected, criterion, None, answer)
+        return enqueue.put_golds(self, [task])[0]
 
     # ---- working the queue -------------------------------------------------------------------
 

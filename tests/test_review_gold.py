@@ -335,6 +335,46 @@ def test_gold_accuracy_and_sensitivity_in_the_report(tmp_path: Path) -> None:
     store.close()
 
 
+def _gold_set(tmp_path: Path, name: str) -> list[tuple[object, ...]]:
+    """The gold items and answers a batch of 12 review and 14 accepted images enqueues."""
+    from sqlalchemy import select
+
+    from synthgate.storage.tables import gold_answers, review_items
+
+    store = Store(f"sqlite:///{tmp_path / name}")
+    store.upsert_samples(
+        [sample("image", i, route="review") for i in range(12)]
+        + [sample("image", 20 + i) for i in range(14)]
+    )
+    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.3, seed=3)
+    queue.enqueue_batch("g")
+    queue.enqueue_batch("g")  # a second time adds nothing
+    query = (
+        select(review_items.c.id, review_items.c.key, review_items.c.priority, gold_answers)
+        .join(gold_answers, gold_answers.c.item_id == review_items.c.id)
+        .order_by(review_items.c.id)
+    )
+    with store.engine.connect() as connection:
+        rows = [tuple(row) for row in connection.execute(query)]
+    store.close()
+    return rows
+
+
+@pytest.mark.parametrize("chunk", [1, 4])
+def test_honeypots_written_in_chunks_are_those_written_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    from synthgate.review import enqueue
+
+    at_once = _gold_set(tmp_path, "once.db")
+    # 1: a write transaction per honeypot, as they were written before they were batched
+    monkeypatch.setattr(enqueue, "CHUNK", chunk)
+    in_chunks = _gold_set(tmp_path, "chunks.db")
+    assert len(at_once) == gold.honeypot_count(12, 0.3) == 6
+    assert in_chunks == at_once  # the same ids, keys, places in the gold order and answers
+    assert len({row[1] for row in at_once}) == len(at_once)  # one answer per item
+
+
 def test_validator_vs_human_kappa_equals_sklearn() -> None:
     verdicts = ["accept", "accept", "reject", "fix", "accept", "reject", "accept", "fix"]
     routes = [
