@@ -106,15 +106,15 @@ def mib_bar(bars: Progress, name: str) -> Callable[[int, int], None]:
     """A library's `progress(bytes done, bytes in all)` as a count_bar in MiB, moved as a whole
     MiB is done (the last one when all is); none for less than READ_BAR_FROM bytes in all."""
     advance = count_bar(bars, f"{name} (MiB)")
-    shown: list[int] = []
+    shown = [-1]  # the MiB count shown last
 
     def in_mib(done: int, total: int) -> None:
         if total < READ_BAR_FROM:
             return
         whole = -(-total // 2**20)
         now = whole if done >= total else done // 2**20
-        if shown != [now]:  # count_bar takes a count given again at its end for a new one
-            shown[:] = [now]
+        if now != shown[0]:  # count_bar takes a count given again at its end for a new one
+            shown[0] = now
             advance(now, whole)
 
     return in_mib

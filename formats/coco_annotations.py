@@ -18,7 +18,6 @@ two images of different sizes share, with each image.
 
 from __future__ import annotations
 
-import math
 from array import array
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from pycocotools import mask as mask_utils
 from synthgate.formats.coco import coco_image_to_sample, mapping_of, size_of
 from synthgate.masks import (
     finite_number,
+    finite_numbers,
     mask_size_problem,
     polygon_problem,
     segmentation_to_rle,
@@ -75,23 +75,12 @@ def _visible(mark: Any) -> float:
 
 def _polygon(points: Any) -> list[float] | None:
     """A polygon's coordinates, or None unless it is a flat list of at least three finite
-    (x, y) pairs. OverflowError for an int too large for a float, as Python's own checks."""
+    (x, y) pairs (floats as they are, ints as floats)."""
     if not isinstance(points, list) or len(points) < 6 or len(points) % 2:
         return None
-    types = set(map(type, points))
-    total: float | None = None
-    if types == FLOAT:
-        total = sum(points)  # finite only if every number is (inf and NaN propagate)
-    elif types <= NUMBER:
-        try:
-            total = math.fsum(points)  # floats every int, as math.isfinite does
-        except (OverflowError, ValueError):
-            total = None  # too large, or inf - inf: the checks below say which
-    if total is not None and total - total == 0:
-        return points
-    if not all(map(finite_number, points)):  # raises OverflowError where math.isfinite does
+    if not finite_numbers(points):
         return None
-    return [float(v) for v in points]
+    return points if set(map(type, points)) == FLOAT else [float(v) for v in points]
 
 
 def _polygons(segmentation: list[Any]) -> list[list[float]] | str:

@@ -100,21 +100,27 @@ def _image_problems(
                 CocoProblem("images", position, key, f"width/height must be > 0 (got {size})")
             )
         name = image.get("file_name")
-        if not isinstance(name, str) or not name:
-            problems.append(CocoProblem("images", position, key, "file_name is missing"))
-        elif LONE_SURROGATE.search(name):
-            unwritable = f"file_name {name!r} {UNWRITABLE}; fix the name"
-            problems.append(CocoProblem("images", position, key, unwritable))
-        elif (problem := confinement_problem(name)) is not None:
-            # Never looked up: a dataset file must not make us read outside its images folder.
-            problems.append(CocoProblem("images", position, key, f"file_name {name!r} {problem}"))
-        elif images_dir is not None:
-            message = image_file_problem(images_dir, name, size)
+        if (problem := file_name_problem(name)) is not None:
+            problems.append(CocoProblem("images", position, key, problem))
+        elif images_dir is not None:  # a name file_name_problem takes is a str
+            message = image_file_problem(images_dir, str(name), size)
             if message is not None:
                 problems.append(CocoProblem("images", position, key, message))
     if report is not None and images:
         report(len(images), len(images))
     return problems
+
+
+def file_name_problem(name: Any) -> str | None:
+    """What is wrong with an image entry's file_name as a name (missing, no UTF-8 file can hold
+    it, or it leads outside the images folder: such a name is never looked up); None if nothing."""
+    if not isinstance(name, str) or not name:
+        return "file_name is missing"
+    if LONE_SURROGATE.search(name):
+        return f"file_name {name!r} {UNWRITABLE}; fix the name"
+    if (problem := confinement_problem(name)) is not None:
+        return f"file_name {name!r} {problem}"
+    return None
 
 
 def image_file_problem(images_dir: Path, name: str, size: tuple[Any, Any]) -> str | None:

@@ -27,8 +27,8 @@ sees every annotation exactly once either way.
 from __future__ import annotations
 
 import io
-import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
@@ -61,11 +61,16 @@ class _NotStreamable(Exception):
 
 class _Reader:
     """Bytes for yajl: `prefix`, then `handle` from `start`; it remembers where the current
-    buffer began and whether a surrogate escape went by. `progress`: called with (bytes of
-    the file read, its size) after each buffer."""
+    buffer began and whether a surrogate escape went by. `progress`: called with the bytes of
+    the file read after each buffer."""
 
     def __init__(
-        self, handle: BinaryIO, start: int, prefix: bytes, *, progress: Progress | None = None
+        self,
+        handle: BinaryIO,
+        start: int,
+        prefix: bytes,
+        *,
+        progress: Callable[[int], None] | None = None,
     ) -> None:
         self.handle = handle
         self.prefix = prefix
@@ -74,7 +79,6 @@ class _Reader:
         self.surrogates = False
         self._last = b""
         self._progress = progress
-        self._size = os.fstat(handle.fileno()).st_size if progress is not None else 0
         handle.seek(start)
 
     def read(self, size: int = -1) -> bytes:
@@ -90,7 +94,7 @@ class _Reader:
             self.surrogates = True
         self._last = chunk[-5:]
         if self._progress is not None and chunk:
-            self._progress(self.position, self._size)
+            self._progress(self.position)
         return chunk
 
 
@@ -156,7 +160,9 @@ def _tail(handle: BinaryIO, start: int) -> dict[str, Any]:
     return {}  # the annotations array was the last member
 
 
-def _stream(path: Path, annotations: AnnotationSink, progress: Progress | None) -> dict[str, Any]:
+def _stream(
+    path: Path, annotations: AnnotationSink, progress: Callable[[int], None] | None
+) -> dict[str, Any]:
     with open(path, "rb") as handle:
         members, start = _head(handle)
         annotations.head(members)
@@ -197,7 +203,8 @@ def stream_coco(
     if progress is not None:
         progress(0, size)
     try:
-        members = _stream(path, annotations, progress)
+        read = None if progress is None else lambda done: progress(done, size)
+        members = _stream(path, annotations, read)
     except _NotStreamable:
         annotations.clear()
         data = read_coco(path)

@@ -257,10 +257,6 @@ def put_golds(queue: Queue, golds: Sequence[Gold]) -> list[int]:
     item already there under its key keeps its id and its answer)."""
     if not golds:
         return []
-    rows = [
-        item_row(queue, task.key, task.shown, "gold", "honeypot" if task.defect else "gold")
-        for task in golds
-    ]
     keys = [task.key for task in golds]
     with queue.write() as connection:
 
@@ -271,11 +267,13 @@ def put_golds(queue: Queue, golds: Sequence[Gold]) -> list[int]:
             return {key: int(item_id) for key, item_id in connection.execute(found)}
 
         known = ids()
-        fresh = [
-            (task, row) for task, row in zip(golds, rows, strict=True) if task.key not in known
-        ]
+        fresh = [task for task in golds if task.key not in known]
         if fresh:
-            connection.execute(review_items.insert(), [row for _, row in fresh])
+            rows = [
+                item_row(queue, task.key, task.shown, "gold", "honeypot" if task.defect else "gold")
+                for task in fresh
+            ]
+            connection.execute(review_items.insert(), rows)
             made = ids()
             connection.execute(
                 gold_answers.insert(),
@@ -288,7 +286,7 @@ def put_golds(queue: Queue, golds: Sequence[Gold]) -> list[int]:
                         "defect": task.defect,
                         "answer": sample_json(task.answer) if task.answer else None,
                     }
-                    for task, _ in fresh
+                    for task in fresh
                 ],
             )
             known = made

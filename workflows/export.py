@@ -31,7 +31,7 @@ from typing import Any, Literal
 from synthgate.errors import InputError
 from synthgate.files import dumps, is_file, path_problem
 from synthgate.formats.coco import Progress, read_coco, refuse_non_finite
-from synthgate.formats.coco_checks import LONE_SURROGATE, check_coco
+from synthgate.formats.coco_checks import check_coco, file_name_problem
 from synthgate.formats.exports import (
     SUBSETS,
     coco_subset,
@@ -356,14 +356,12 @@ def read_checked(
 
 
 def _nameable(image: Any) -> bool:
-    """An image entry `export_names` can name before the checks: a mapping with a file_name
-    inside its folder (check_coco says what is wrong with the others)."""
+    """An image entry `export_names` can name before the checks: a mapping whose file_name
+    check_coco takes (it says what is wrong with the others)."""
     return (
         isinstance(image, dict)
         and isinstance(image.get("id"), Hashable)
-        and isinstance(name := image.get("file_name"), str)
-        and confinement_problem(name) is None
-        and not LONE_SURROGATE.search(name)
+        and file_name_problem(image.get("file_name")) is None
     )
 
 
