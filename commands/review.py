@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.markup import escape
 
-from synthgate.commands import console, user_errors
+from synthgate.commands import PROGRESS_FROM, console, count_bar, progress_bars, user_errors
 from synthgate.commands.printing import print_agreement, print_stats
 from synthgate.errors import InputError
 from synthgate.files import write_atomic
@@ -31,6 +31,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+SAMPLES_BAR_FROM = 5_000  # samples: fewer are read and ranked within a second
 RUN_HELP = "Run folder whose synthgate.db to use (e.g. runs/quickstart)."
 DB_HELP = (
     "Database URL; overrides --run (default: $SYNTHGATE_DB_URL, else <runs dir>/synthgate.db)."
@@ -123,9 +124,15 @@ def enqueue(
                         problem="names a run's batch; --from-validate makes its own",
                         fix="drop --batch",
                     )
-                batch_id, added = enqueue_prelabels(
-                    queue, from_validate, order=order, rubric=chosen
-                )
+                with progress_bars() as bars:
+                    batch_id, added = enqueue_prelabels(
+                        queue,
+                        from_validate,
+                        order=order,
+                        rubric=chosen,
+                        progress=count_bar(bars, "reading samples", least=SAMPLES_BAR_FROM),
+                        gold_progress=count_bar(bars, "making gold tasks", least=PROGRESS_FROM),
+                    )
                 console.print(
                     f"{batch_id}: {added} new review items, in {order} order", markup=False
                 )
@@ -142,9 +149,15 @@ def enqueue(
             for batch_id in ids:
                 if queue.store.get_batch(batch_id) is None:
                     raise InputError(f"--batch {batch_id}: no such batch in the database")
-                added = queue.enqueue_batch(
-                    batch_id, image_root=image_root, order=order, rubric=chosen
-                )
+                with progress_bars() as bars:
+                    added = queue.enqueue_batch(
+                        batch_id,
+                        image_root=image_root,
+                        order=order,
+                        rubric=chosen,
+                        progress=count_bar(bars, "reading samples", least=SAMPLES_BAR_FROM),
+                        gold_progress=count_bar(bars, "making gold tasks", least=PROGRESS_FROM),
+                    )
                 console.print(
                     f"{batch_id}: {added} new review items, in {order} order", markup=False
                 )

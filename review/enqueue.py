@@ -6,12 +6,12 @@ honeypots, and gold tasks enter the gold set. Every insert is keyed (`sample:<id
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 
 from synthgate.review import gold, priority
 from synthgate.review.value import overrule_rates
@@ -27,6 +27,8 @@ from synthgate.storage.tables import (
 from synthgate.validators.rubric import Rubric
 
 CHUNK = 500
+
+Progress = Callable[[int, int], None]  # (done, total)
 
 
 class Queue(Protocol):
@@ -56,6 +58,8 @@ def enqueue_batch(
     image_root: str | Path | None = None,
     order: str = "uncertainty",
     rubric: Rubric | None = None,
+    progress: Progress | None = None,
+    gold_progress: Progress | None = None,
 ) -> int:
     """Add a batch's review and audit samples as items, plus honeypots; returns new items.
 
@@ -64,6 +68,9 @@ def enqueue_batch(
     priority.py: uncertainty, random or fifo; `rubric` is the one uncertainty measures against,
     by default the batch's). `image_root` is the folder or blob URL the samples' uris are
     relative to (default: the folder of a SQLite database, i.e. the run folder).
+    `progress(samples read, samples in the batch)` is called a chunk at a time;
+    `gold_progress(honeypots made, honeypots wanted)` once per honeypot, and at the end with
+    what was made as the total when the accepted samples ran out first.
     """
     order = priority.check_order(order)
     root = str(image_root) if image_root is not None else default_image_root(queue.store)
@@ -78,7 +85,8 @@ def enqueue_batch(
                 .values(image_root=root)
             )
     batch = queue.store.get_batch(batch_id)
-    added, categories = 0, set[str]()
+    in_batch = sum(queue.store.count_by_status(batch_id).values()) if progress else 0
+    read, added, categories = 0, 0, set[str]()
     accepted: dict[str, list[str]] = {"image": [], "text": []}
     looks = gold.BatchLooks()  # what the batch's samples look like: honeypots keep to it
     for modality in ("image", "text"):
@@ -88,6 +96,9 @@ def enqueue_batch(
             if len(rows) >= CHUNK:  # bounded inserts: a batch of any size streams through
                 added += insert_items(queue, rows)
                 rows = []
+            read += 1
+            if progress and read % CHUNK == 0:
+                progress(read, in_batch)
             categories.update(o.category for o in sample.objects)
             categories.update(s.label for s in sample.spans)
             looks.add(sample)
@@ -100,8 +111,28 @@ def enqueue_batch(
             row["priority"] = ranking.priority(sample, row["key"])
             rows.append(row)
         added += insert_items(queue, rows)
+    if progress and read % CHUNK:  # the last, partial chunk
+        progress(read, in_batch)
+    wanted = {m: honeypots_wanted(queue, batch_id, m, ids) for m, ids in accepted.items()}
+    goal, made = sum(wanted.values()), 0
+
+    def gold_made(done: int) -> None:  # `done` of this modality's, after `made` of the others
+        if gold_progress:
+            gold_progress(made + done, goal)
+
     for modality, candidates in accepted.items():
-        add_honeypots(queue, batch_id, candidates, sorted(categories), modality, looks)
+        made += add_honeypots(
+            queue,
+            batch_id,
+            candidates,
+            sorted(categories),
+            modality,
+            looks,
+            wanted=wanted[modality],
+            progress=gold_made,
+        )
+    if gold_progress and made < goal:  # fewer fit than were wanted: the bar ends where it got
+        gold_progress(made, made)
     return added
 
 
@@ -191,6 +222,22 @@ RERANK = (
 )
 
 
+def honeypots_wanted(queue: Queue, batch_id: str, modality: str, accepted: list[str]) -> int:
+    """Honeypots of one modality as many as its real items call for: gold then comes in the
+    same mix of images and texts as real work, and tells nothing by its modality."""
+    if queue.gold_rate <= 0 or not accepted:
+        return 0
+    with queue.store.engine.connect() as connection:
+        reviewed = connection.execute(
+            select(func.count()).where(
+                review_items.c.batch_id == batch_id,
+                review_items.c.kind == "sample",
+                review_items.c.modality == modality,
+            )
+        ).scalar_one()
+    return gold.honeypot_count(reviewed, queue.gold_rate)
+
+
 def add_honeypots(
     queue: Queue,
     batch_id: str,
@@ -198,22 +245,15 @@ def add_honeypots(
     categories: list[str],
     modality: str,
     looks: gold.BatchLooks,
-) -> None:
-    """Honeypots of one modality, as many as its real items call for: gold then comes in the
-    same mix of images and texts as real work, and tells nothing by its modality."""
-    if queue.gold_rate <= 0 or not accepted:
-        return
-    with queue.store.engine.connect() as connection:
-        reviewed = connection.execute(
-            select(review_items.c.id).where(
-                review_items.c.batch_id == batch_id,
-                review_items.c.kind == "sample",
-                review_items.c.modality == modality,
-            )
-        ).all()
-    wanted = gold.honeypot_count(len(reviewed), queue.gold_rate)
+    *,
+    wanted: int,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Up to `wanted` honeypots of one modality made from accepted samples in a seeded order
+    (some have no label to break) and put into the gold set a chunk to a transaction; returns
+    how many. `progress(made so far)` after each one."""
     made = 0
-    pending: list[Gold] = []  # written a chunk to a transaction, not one each
+    pending: list[Gold] = []
     for sample_id in gold.pick_candidates(accepted, seed=[queue.seed, batch_id]):
         if made >= wanted:
             break
@@ -237,7 +277,10 @@ def add_honeypots(
         if len(pending) == CHUNK:
             put_golds(queue, pending)
             pending = []
+        if progress:
+            progress(made)
     put_golds(queue, pending)
+    return made
 
 
 @dataclass(frozen=True)

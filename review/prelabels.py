@@ -24,6 +24,7 @@ from synthgate.files import parse_json, readable_file
 from synthgate.formats.coco import read_coco
 from synthgate.formats.coco_annotations import coco_to_samples
 from synthgate.masks import finite_number
+from synthgate.review.enqueue import Progress
 from synthgate.review.queue import ReviewQueue
 from synthgate.samples import RubricReport, Sample
 from synthgate.storage.store import sample_json
@@ -134,8 +135,11 @@ def enqueue_prelabels(
     *,
     order: str = "uncertainty",
     rubric: Rubric | None = None,
+    progress: Progress | None = None,
+    gold_progress: Progress | None = None,
 ) -> tuple[str, int]:
-    """Queue the predictions of a validate report the rubric doubts; (batch id, new items)."""
+    """Queue the predictions of a validate report the rubric doubts; (batch id, new items).
+    `progress` and `gold_progress` as ReviewQueue.enqueue_batch takes them."""
     path = Path(path)
     batch_id, samples, document = prelabel_samples(path)
     judged = document["predictions"]
@@ -149,6 +153,11 @@ def enqueue_prelabels(
     )
     queue.store.upsert_samples(samples)
     added = queue.enqueue_batch(
-        batch_id, image_root=judged.get("images"), order=order, rubric=rubric
+        batch_id,
+        image_root=judged.get("images"),
+        order=order,
+        rubric=rubric,
+        progress=progress,
+        gold_progress=gold_progress,
     )
     return batch_id, added

@@ -240,6 +240,8 @@ class ReviewQueue:
         image_root: str | Path | None = None,
         order: str = "uncertainty",
         rubric: Rubric | None = None,
+        progress: enqueue.Progress | None = None,
+        gold_progress: enqueue.Progress | None = None,
     ) -> int:
         """Add a batch's review and audit samples as items, plus honeypots; returns new items.
 
@@ -248,9 +250,17 @@ class ReviewQueue:
         people learn most from first, measured against `rubric`, by default the batch's),
         random or fifo (review/priority.py). `image_root` is the folder or blob URL the samples'
         uris are relative to (default: the folder of a SQLite database, i.e. the run folder).
+        `progress(samples read, in the batch)` and `gold_progress(honeypots made, wanted)`
+        report the two long steps of a large batch.
         """
         return enqueue.enqueue_batch(
-            self, batch_id, image_root=image_root, order=order, rubric=rubric
+            self,
+            batch_id,
+            image_root=image_root,
+            order=order,
+            rubric=rubric,
+            progress=progress,
+            gold_progress=gold_progress,
         )
 
     def add_gold(

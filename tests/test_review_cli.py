@@ -4,6 +4,7 @@ tables and JSON, Label Studio export/import round trip, and clear errors with ex
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -164,6 +165,24 @@ def test_enqueue_work_and_agreement(run_folder: Path, tmp_path: Path) -> None:
         "review", "agreement", "--run", str(run_folder), "--json", "-", "--accept-at", "4.0"
     )
     assert json.loads(stdout_only.output) == report
+
+
+def test_enqueue_shows_its_bars_for_a_large_batch(
+    run_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from synthgate.commands import review as review_commands
+
+    (tmp_path / "small").mkdir()
+    small = make_run_folder(tmp_path / "small")
+    quiet = invoke("review", "enqueue", "--run", str(small), "--gold-rate", "0.2")
+    assert quiet.exit_code == 0, quiet.output
+    assert "reading samples" not in quiet.output and "gold tasks" not in quiet.output
+    monkeypatch.setattr(review_commands, "SAMPLES_BAR_FROM", 1)  # bars for 20 samples
+    monkeypatch.setattr(review_commands, "PROGRESS_FROM", 1)
+    shown = invoke("review", "enqueue", "--run", str(run_folder), "--gold-rate", "0.2")
+    assert shown.exit_code == 0, shown.output
+    assert re.search(r"reading samples .* 20/20 ", shown.output), shown.output
+    assert re.search(r"making gold tasks .* 4/4 ", shown.output), shown.output
 
 
 @pytest.mark.parametrize(("modality", "shapes"), [("image", "polygons"), ("text", "rectangles")])

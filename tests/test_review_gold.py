@@ -375,6 +375,40 @@ def test_honeypots_written_in_chunks_are_those_written_at_once(
     assert len({row[1] for row in at_once}) == len(at_once)  # one answer per item
 
 
+def test_enqueue_reports_samples_read_and_gold_tasks_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import func, select
+
+    from synthgate.review import enqueue
+    from synthgate.storage.tables import review_items
+
+    monkeypatch.setattr(enqueue, "CHUNK", 4)  # reported a chunk at a time: 4, 8, ..., 24, 26
+    store = Store(f"sqlite:///{tmp_path / 'q.db'}")
+    store.upsert_samples(
+        [sample("image", i, route="review") for i in range(12)]
+        + [sample("text", i, route="review") for i in range(2)]
+        + [sample("image", 20 + i) for i in range(10)]
+        + [sample("text", 20 + i) for i in range(2)]
+    )
+    read: list[tuple[int, int]] = []
+    made: list[tuple[int, int]] = []
+    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.5, seed=3)
+    queue.enqueue_batch(
+        "g", progress=lambda *a: read.append(a), gold_progress=lambda *a: made.append(a)
+    )
+    assert read == [(n, 26) for n in (4, 8, 12, 16, 20, 24, 26)]
+    with store.engine.connect() as connection:
+        golds = connection.execute(
+            select(func.count()).where(review_items.c.kind == "gold")
+        ).scalar_one()
+    # 12 image items call for 12 honeypots, 2 text items for 2; 10 images were accepted, so
+    # fewer are made than wanted and the count ends with what was made as its total
+    assert 0 < golds <= 12
+    assert made == [(n, 14) for n in range(1, golds + 1)] + [(golds, golds)]
+    store.close()
+
+
 def test_validator_vs_human_kappa_equals_sklearn() -> None:
     verdicts = ["accept", "accept", "reject", "fix", "accept", "reject", "accept", "fix"]
     routes = [
