@@ -18,6 +18,7 @@ from the repository root.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -27,7 +28,7 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import yaml
 from yaml.composer import Composer
@@ -465,6 +466,16 @@ def write_atomic(path: Path | str, content: str | bytes, *, field: str = "out") 
     Concurrent writers never share a temporary name; on any failure the temporary file is
     removed and the error names the field (parameter or option) the path came from.
     """
+    with writing_atomic(path, field=field) as out:
+        out.write(content.encode("utf-8") if isinstance(content, str) else content)
+
+
+@contextlib.contextmanager
+def writing_atomic(path: Path | str, *, field: str = "out") -> Iterator[BinaryIO]:
+    """A binary file to write in pieces that appears at `path` (renamed into place) only when
+    the block ends without an error; otherwise it is removed and `path` is as it was. An
+    OSError in the block (a full disk) is an InputError naming `field`, as in `write_atomic`.
+    """
     path = Path(path)
     try:  # is_dir too raises for a name no file system takes (a component over 255 bytes)
         if path.is_dir():
@@ -484,7 +495,7 @@ def write_atomic(path: Path | str, content: str | bytes, *, field: str = "out") 
         ) from None
     try:
         with os.fdopen(handle, "wb") as out:
-            out.write(content.encode("utf-8") if isinstance(content, str) else content)
+            yield out
         os.chmod(partial, 0o644)  # mkstemp makes 0600; outputs are for sharing
         os.replace(partial, path)
     except OSError as error:

@@ -32,6 +32,7 @@ app = typer.Typer(
 )
 
 SAMPLES_BAR_FROM = 5_000  # samples: fewer are read and ranked within a second
+TASKS_BAR_FROM = 2_000  # Label Studio tasks: fewer are written within a second
 RUN_HELP = "Run folder whose synthgate.db to use (e.g. runs/quickstart)."
 DB_HELP = (
     "Database URL; overrides --run (default: $SYNTHGATE_DB_URL, else <runs dir>/synthgate.db)."
@@ -295,7 +296,7 @@ def export(
         if modality is not None:
             _check_choice("--modality", modality, ["image", "text"])
         emails = _email_pairs(annotator_email)
-        with open_queue(run, db, read_only=True) as queue:
+        with open_queue(run, db, read_only=True) as queue, progress_bars() as bars:
             result = export_tasks(
                 queue,
                 out,
@@ -307,6 +308,7 @@ def export(
                 annotators=annotators,
                 annotator_emails=emails,
                 email_domain=email_domain,
+                progress=count_bar(bars, "tasks", least=TASKS_BAR_FROM),
             )
     console.print(
         f"wrote {result.count} {result.modality} tasks to [bold]{escape(str(result.tasks))}[/] "

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +32,7 @@ from urllib.parse import quote
 from sqlalchemy import select
 
 from synthgate.errors import InputError, lone_surrogate_in, quoted
-from synthgate.files import not_json, too_long, write_atomic
+from synthgate.files import not_json, too_long, write_atomic, writing_atomic
 from synthgate.review.decision import Decision, check_decision
 from synthgate.review.items import item_number
 from synthgate.review.labelstudio import (
@@ -84,13 +85,16 @@ def export_tasks(
     annotators: bool = True,
     annotator_emails: dict[str, str] | None = None,
     email_domain: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ExportResult:
     """Write Label Studio tasks and their labeling config; nothing half-written on error.
 
     `image_url`: the image URL template ({uri}: the image's path, {item_id}); `image_root`:
     the folder {uri} is relative to (default: the run folder the samples' uris are relative
     to). `annotators`, `annotator_emails`, `email_domain`: how decisions' annotators are
-    named for Label Studio (see module doc); a name that maps to no email is refused."""
+    named for Label Studio (see module doc); a name that maps to no email is refused.
+    `progress(tasks written, tasks in all)` after each task. The tasks go to the file one at
+    a time (the bytes of `json.dumps(tasks, indent=1)`): memory does not grow with them."""
     config_path = out.with_name(out.stem + ".config.xml")
     for path in (out, config_path):  # before any work: never a database, never a run's file
         check_out_file(path)
@@ -115,24 +119,38 @@ def export_tasks(
     users = None
     if include == "all" and annotators:
         users = _annotator_users(decided, annotator_emails or {}, email_domain)
-    tasks, labels = [], set(_batch_categories(queue)) if chosen == "image" else set()
-    for item_id, _item_modality, kind in chosen_items:
-        shown = queue.task(item_id).sample
-        labels.update(o.category for o in shown.objects)
-        labels.update(s.label for s in shown.spans)
-        annotations = _annotations(decided[item_id], shown, shapes, users) if decided else []
-        for annotation in annotations:
-            for region in annotation["result"]:
-                value = region.get("value", {})
-                labels.update(value.get("rectanglelabels", []) + value.get("polygonlabels", []))
-                labels.update(value.get("labels", []))
-        uri = _image_uri(queue, item_id, shown, image_root)
-        tasks.append(_task(item_id, shown, kind, shapes, image_url, uri, annotations))
-    criteria = queue.task(chosen_items[0][0]).criteria if chosen_items else []
-    config = labeling_config(chosen, sorted(labels), criteria, shapes=shapes)
-    write_atomic(out, json.dumps(tasks, ensure_ascii=False, indent=1) + "\n")
-    write_atomic(config_path, config)
-    return ExportResult(tasks=out, config=config_path, count=len(tasks), modality=chosen)
+    labels = set(_batch_categories(queue)) if chosen == "image" else set()
+    tasks = queue.tasks(item_id for item_id, _, _ in chosen_items)
+    with writing_atomic(out) as written:
+        written.write(b"[")
+        for done, ((item_id, _item_modality, kind), task) in enumerate(
+            zip(chosen_items, tasks, strict=True), start=1
+        ):
+            shown = task.sample
+            labels.update(o.category for o in shown.objects)
+            labels.update(s.label for s in shown.spans)
+            annotations = _annotations(decided[item_id], shown, shapes, users) if decided else []
+            for annotation in annotations:
+                for region in annotation["result"]:
+                    value = region.get("value", {})
+                    labels.update(value.get("rectanglelabels", []) + value.get("polygonlabels", []))
+                    labels.update(value.get("labels", []))
+            uri = _image_uri(queue, item_id, shown, image_root)
+            text = json.dumps(
+                _task(item_id, shown, kind, shapes, image_url, uri, annotations),
+                ensure_ascii=False,
+                indent=1,
+            )
+            # one element of the list json.dumps(tasks, indent=1) writes: each line one space
+            # in (a JSON string holds no line break of its own)
+            written.write(((",\n " if done > 1 else "\n ") + text.replace("\n", "\n ")).encode())
+            if progress is not None:
+                progress(done, len(chosen_items))
+        written.write(b"\n]\n" if chosen_items else b"]\n")
+        criteria = queue.task(chosen_items[0][0]).criteria if chosen_items else []
+        config = labeling_config(chosen, sorted(labels), criteria, shapes=shapes)
+        write_atomic(config_path, config)
+    return ExportResult(tasks=out, config=config_path, count=len(chosen_items), modality=chosen)
 
 
 def _image_uri(queue: ReviewQueue, item_id: int, shown: Sample, image_root: Path | None) -> str:

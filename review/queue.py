@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -415,6 +416,12 @@ class ReviewQueue:
         """The task of an item as an annotator sees it (for an adjudicator or an export)."""
         with self.store.engine.connect() as connection:
             return self._task(connection, item_id)
+
+    def tasks(self, item_ids: Iterable[int]) -> Iterator[ReviewTask]:
+        """`task` of each item, in order, read on one connection (an export of 100k items)."""
+        with self.store.engine.connect() as connection:
+            for item_id in item_ids:
+                yield self._task(connection, item_id)
 
     def item_image_path(self, item_id: int) -> Path | str | None:
         """Where the item's pixels are: a local Path, an fsspec URL, or None for text."""

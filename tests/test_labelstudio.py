@@ -166,3 +166,29 @@ def test_mixed_modalities_need_a_choice(store: Store, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="--modality image or --modality text"):
         export_tasks(queue, tmp_path / "x.json")
     assert not (tmp_path / "x.json").exists()
+
+
+def test_tasks_go_out_one_at_a_time_as_one_json_document(store: Store, tmp_path: Path) -> None:
+    queue = ReviewQueue(store, gold_rate=0.25)
+    queue.enqueue_batch("b1")
+    decide_everything(queue)
+    out = tmp_path / "all.json"
+    shown: list[tuple[int, int]] = []
+    result = export_tasks(
+        queue,
+        out,
+        include="all",
+        modality="image",
+        email_domain=DOMAIN,
+        progress=lambda *a: shown.append(a),
+    )
+    assert result.count > 1
+    assert shown == [(n, result.count) for n in range(1, result.count + 1)]
+    text = out.read_text()
+    # the layout of the whole list dumped at once, as before the tasks were streamed
+    assert text == json.dumps(json.loads(text), ensure_ascii=False, indent=1) + "\n"
+    assert len(json.loads(text)) == result.count
+    nothing = tmp_path / "open.json"  # every item is decided: no open task is left
+    assert export_tasks(queue, nothing, modality="image").count == 0
+    assert nothing.read_text() == "[]\n"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")) == []

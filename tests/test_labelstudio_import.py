@@ -374,8 +374,11 @@ def test_image_urls_follow_the_image_root(store: Store, tmp_path: Path) -> None:
         "http://127.0.0.1:8081/images/0.png"
     )
     (tmp_path / "elsewhere").mkdir()
+    before = out.read_text()
     with pytest.raises(InputError, match="does not hold item"):
         export_tasks(queue, out, modality="image", image_root=tmp_path / "elsewhere")
+    assert out.read_text() == before  # refused while the tasks were streaming: left as it was
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")]
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])

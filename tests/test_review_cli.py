@@ -167,7 +167,7 @@ def test_enqueue_work_and_agreement(run_folder: Path, tmp_path: Path) -> None:
     assert json.loads(stdout_only.output) == report
 
 
-def test_enqueue_shows_its_bars_for_a_large_batch(
+def test_enqueue_and_export_show_their_bars_for_a_large_queue(
     run_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from synthgate.commands import review as review_commands
@@ -179,10 +179,23 @@ def test_enqueue_shows_its_bars_for_a_large_batch(
     assert "reading samples" not in quiet.output and "gold tasks" not in quiet.output
     monkeypatch.setattr(review_commands, "SAMPLES_BAR_FROM", 1)  # bars for 20 samples
     monkeypatch.setattr(review_commands, "PROGRESS_FROM", 1)
+    monkeypatch.setattr(review_commands, "TASKS_BAR_FROM", 1)
     shown = invoke("review", "enqueue", "--run", str(run_folder), "--gold-rate", "0.2")
     assert shown.exit_code == 0, shown.output
     assert re.search(r"reading samples .* 20/20 ", shown.output), shown.output
     assert re.search(r"making gold tasks .* 4/4 ", shown.output), shown.output
+    exported = invoke(
+        "review",
+        "export",
+        "--run",
+        str(run_folder),
+        "--modality",
+        "text",
+        "-o",
+        str(tmp_path / "t.json"),
+    )
+    assert exported.exit_code == 0, exported.output
+    assert re.search(r"tasks .* 5/5 ", exported.output), exported.output
 
 
 @pytest.mark.parametrize(("modality", "shapes"), [("image", "polygons"), ("text", "rectangles")])
