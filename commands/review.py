@@ -353,9 +353,16 @@ def import_(
     with user_errors():
         _check_choice("--format", input_format, ["labelstudio"])
         emails = _email_pairs(annotator_email)
-        with open_queue(run, db, annotators_per_item=annotators_per_item) as queue:
+        with (
+            open_queue(run, db, annotators_per_item=annotators_per_item) as queue,
+            progress_bars() as bars,
+        ):
             result = import_annotations(
-                queue, path, annotator_emails=emails, email_domain=email_domain
+                queue,
+                path,
+                annotator_emails=emails,
+                email_domain=email_domain,
+                progress=count_bar(bars, "tasks", least=TASKS_BAR_FROM),
             )
     console.print(
         f"decided {result.decided}, adjudicated {result.adjudicated}, unchanged "

@@ -359,11 +359,13 @@ def import_annotations(
     *,
     annotator_emails: dict[str, str] | None = None,
     email_domain: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ImportResult:
     """Read a Label Studio JSON export (a list of tasks) back as decisions.
 
     `annotator_emails` (annotator -> email) and `email_domain` are the export's: an annotation
-    by such an email is that annotator's (NAME@DOMAIN is NAME)."""
+    by such an email is that annotator's (NAME@DOMAIN is NAME). `progress(tasks read back,
+    tasks in all)` after each task, once every task is checked."""
     names = {email: name for name, email in (annotator_emails or {}).items()}
     if path.is_dir():
         raise InputError(f"{path}: is a folder; pass the Label Studio JSON export file itself")
@@ -400,19 +402,32 @@ def import_annotations(
     # again after this import records one on it
     decided = _decisions_by_item(queue, [i for i, _ in checked if i is not None])
     for position, (item_id, task_annotations) in enumerate(checked):
-        where = f"{path}: task {position}"
-        if item_id is None:
-            result.skipped.append(f"{where}: no data.item_id (not a task synthgate exported)")
-            continue
-        try:
-            shown = queue.task(item_id).sample  # an id no item can have is an InputError too
-        except InputError as error:
-            result.skipped.append(f"{where}: {error}")
-            continue
-        where_item = f"{where} (item {item_id})"
-        for annotation, who in task_annotations:
-            _import_one(queue, item_id, shown, annotation, who, where_item, result, decided)
+        _import_task(queue, item_id, task_annotations, f"{path}: task {position}", result, decided)
+        if progress is not None:
+            progress(position + 1, len(checked))
     return result
+
+
+def _import_task(
+    queue: ReviewQueue,
+    item_id: int | None,
+    task_annotations: list[tuple[dict[str, Any], str | None]],
+    where: str,
+    result: ImportResult,
+    decided: dict[int, list[dict[str, Any]]],
+) -> None:
+    """One checked task's annotations recorded as its item's decisions (or the task skipped)."""
+    if item_id is None:
+        result.skipped.append(f"{where}: no data.item_id (not a task synthgate exported)")
+        return
+    try:
+        shown = queue.task(item_id).sample  # an id no item can have is an InputError too
+    except InputError as error:
+        result.skipped.append(f"{where}: {error}")
+        return
+    where_item = f"{where} (item {item_id})"
+    for annotation, who in task_annotations:
+        _import_one(queue, item_id, shown, annotation, who, where_item, result, decided)
 
 
 def _checked_task(

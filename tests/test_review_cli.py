@@ -167,7 +167,7 @@ def test_enqueue_work_and_agreement(run_folder: Path, tmp_path: Path) -> None:
     assert json.loads(stdout_only.output) == report
 
 
-def test_enqueue_and_export_show_their_bars_for_a_large_queue(
+def test_enqueue_export_and_import_show_their_bars_for_a_large_queue(
     run_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from synthgate.commands import review as review_commands
@@ -196,6 +196,9 @@ def test_enqueue_and_export_show_their_bars_for_a_large_queue(
     )
     assert exported.exit_code == 0, exported.output
     assert re.search(r"tasks .* 5/5 ", exported.output), exported.output
+    imported = invoke("review", "import", str(tmp_path / "t.json"), "--run", str(run_folder))
+    assert imported.exit_code == 0, imported.output
+    assert re.search(r"tasks .* 5/5 ", imported.output), imported.output  # none decided yet
 
 
 @pytest.mark.parametrize(("modality", "shapes"), [("image", "polygons"), ("text", "rectangles")])
