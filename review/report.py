@@ -11,6 +11,7 @@ with a suggestion of where `accept_at` / `reject_below` should move.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from sqlalchemy import select
@@ -118,7 +119,9 @@ def gold_table(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return table
 
 
-def _final_items(store: Store) -> list[tuple[Sample, str]]:
+def _final_items(store: Store) -> Iterator[tuple[Sample, str]]:
+    """Each reviewed sample with its final verdict, parsed one at a time as the rows come: a
+    caller keeps what it needs of each (its report), not every sample's labels at once."""
     query = (
         select(samples.c.data, review_items.c.final_verdict)
         .join(samples, samples.c.id == review_items.c.sample_id)
@@ -126,11 +129,12 @@ def _final_items(store: Store) -> list[tuple[Sample, str]]:
         .order_by(review_items.c.id)
     )
     with store.engine.connect() as connection:
-        return [(Sample.model_validate_json(d), v) for d, v in connection.execute(query)]
+        for data, verdict in connection.execute(query):
+            yield Sample.model_validate_json(data), verdict
 
 
 def validator_vs_human(
-    finals: list[tuple[Sample, str]],
+    finals: Iterable[tuple[Sample, str]],
     *,
     accept_at: float | None = None,
     reject_below: float | None = None,

@@ -429,6 +429,8 @@ def test_validator_vs_human_kappa_equals_sklearn() -> None:
     expected = cohen_kappa_score(routes, [ROUTE_OF_VERDICT[v] for v in verdicts])
     assert result["kappa"]["value"] == pytest.approx(expected, abs=1e-9)
     assert result["confusion"]["review"] == {"accepted": 2, "rejected": 1, "review": 1}
+    # the agreement report streams the reviewed samples from the database: one pass
+    assert validator_vs_human(iter(finals), min_items=2) == result
 
 
 def test_an_extra_object_on_top_takes_the_pixels_it_covers_from_those_below() -> None:
