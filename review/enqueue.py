@@ -251,12 +251,23 @@ def add_honeypots(
 ) -> int:
     """Up to `wanted` honeypots of one modality made from accepted samples in a seeded order
     (some have no label to break) and put into the gold set a chunk to a transaction; returns
-    how many. `progress(made so far)` after each one."""
+    how many. `progress(made so far)` after each one.
+
+    A honeypot the gold set holds already (an earlier enqueue of the batch made it) counts as
+    made and is not made again: the same one would come out of the same batch (its sample,
+    seed and the batch's looks are the same), and the gold set keeps the first one anyway.
+    """
     made = 0
     pending: list[Gold] = []
+    held = _honeypots_held(queue, batch_id, modality)
     for sample_id in gold.pick_candidates(accepted, seed=[queue.seed, batch_id]):
         if made >= wanted:
             break
+        if f"honeypot:{sample_id}" in held:
+            made += 1
+            if progress:
+                progress(made)
+            continue
         sample = queue.store.get_sample(sample_id)
         if sample is None:
             continue
@@ -281,6 +292,21 @@ def add_honeypots(
             progress(made)
     put_golds(queue, pending)
     return made
+
+
+def _honeypots_held(queue: Queue, batch_id: str, modality: str) -> set[str]:
+    """The keys of the batch's honeypots of one modality already in the gold set."""
+    with queue.store.engine.connect() as connection:
+        return set(
+            connection.execute(
+                select(review_items.c.key).where(
+                    review_items.c.batch_id == batch_id,
+                    review_items.c.modality == modality,
+                    review_items.c.kind == "gold",
+                    review_items.c.key.startswith("honeypot:", autoescape=True),
+                )
+            ).scalars()
+        )
 
 
 @dataclass(frozen=True)

@@ -337,9 +337,6 @@ def test_gold_accuracy_and_sensitivity_in_the_report(tmp_path: Path) -> None:
 
 def _gold_set(tmp_path: Path, name: str) -> list[tuple[object, ...]]:
     """The gold items and answers a batch of 12 review and 14 accepted images enqueues."""
-    from sqlalchemy import select
-
-    from synthgate.storage.tables import gold_answers, review_items
 
     store = Store(f"sqlite:///{tmp_path / name}")
     store.upsert_samples(
@@ -349,15 +346,24 @@ def _gold_set(tmp_path: Path, name: str) -> list[tuple[object, ...]]:
     queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.3, seed=3)
     queue.enqueue_batch("g")
     queue.enqueue_batch("g")  # a second time adds nothing
+    rows = _gold_rows(store)
+    store.close()
+    return rows
+
+
+def _gold_rows(store: Store) -> list[tuple[object, ...]]:
+    """The gold items with their answers: ids, keys, places in the gold order."""
+    from sqlalchemy import select
+
+    from synthgate.storage.tables import gold_answers, review_items
+
     query = (
         select(review_items.c.id, review_items.c.key, review_items.c.priority, gold_answers)
         .join(gold_answers, gold_answers.c.item_id == review_items.c.id)
         .order_by(review_items.c.id)
     )
     with store.engine.connect() as connection:
-        rows = [tuple(row) for row in connection.execute(query)]
-    store.close()
-    return rows
+        return [tuple(row) for row in connection.execute(query)]
 
 
 @pytest.mark.parametrize("chunk", [1, 4])
@@ -373,6 +379,29 @@ def test_honeypots_written_in_chunks_are_those_written_at_once(
     assert len(at_once) == gold.honeypot_count(12, 0.3) == 6
     assert in_chunks == at_once  # the same ids, keys, places in the gold order and answers
     assert len({row[1] for row in at_once}) == len(at_once)  # one answer per item
+
+
+def test_enqueue_again_counts_the_honeypots_held_and_makes_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'q.db'}")
+    store.upsert_samples(
+        [sample("image", i, route="review") for i in range(12)]
+        + [sample("image", 20 + i) for i in range(14)]
+    )
+    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.3, seed=3)
+    queue.enqueue_batch("g")
+    first = _gold_rows(store)
+
+    def made_again(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a honeypot the gold set holds was made again")
+
+    monkeypatch.setattr(gold, "make_honeypot", made_again)
+    made: list[tuple[int, int]] = []
+    queue.enqueue_batch("g", gold_progress=lambda *a: made.append(a))
+    assert made == [(n, 6) for n in range(1, 7)]  # the 6 held count as made
+    assert _gold_rows(store) == first and len(first) == 6
+    store.close()
 
 
 def test_enqueue_reports_samples_read_and_gold_tasks_made(
