@@ -27,6 +27,7 @@ from synthgate.storage.tables import (
 from synthgate.validators.rubric import Rubric
 
 CHUNK = 500
+READ_AHEAD = 100  # accepted samples read in one query while honeypots are made of them
 
 Progress = Callable[[int, int], None]  # (done, total)
 
@@ -260,7 +261,11 @@ def add_honeypots(
     made = 0
     pending: list[Gold] = []
     held = _honeypots_held(queue, batch_id, modality)
-    for sample_id in gold.pick_candidates(accepted, seed=[queue.seed, batch_id]):
+    candidates = gold.pick_candidates(accepted, seed=[queue.seed, batch_id])
+    to_read = [sample_id for sample_id in candidates if f"honeypot:{sample_id}" not in held]
+    read: dict[str, Sample] = {}
+    fresh = 0  # candidates not held so far: their samples are read READ_AHEAD to a query
+    for sample_id in candidates:
         if made >= wanted:
             break
         if f"honeypot:{sample_id}" in held:
@@ -268,7 +273,10 @@ def add_honeypots(
             if progress:
                 progress(made)
             continue
-        sample = queue.store.get_sample(sample_id)
+        if fresh % READ_AHEAD == 0:
+            read = queue.store.get_samples(to_read[fresh : fresh + READ_AHEAD])
+        fresh += 1
+        sample = read.get(sample_id)
         if sample is None:
             continue
         honeypot = gold.make_honeypot(sample, categories, seed=[queue.seed, sample_id], batch=looks)

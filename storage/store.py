@@ -18,7 +18,7 @@ from __future__ import annotations
 import atexit
 import math
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +189,15 @@ class Store:
                 select(samples.c.data).where(samples.c.id == sample_id)
             ).scalar()
         return Sample.model_validate_json(data) if data else None
+
+    def get_samples(self, sample_ids: Sequence[str]) -> dict[str, Sample]:
+        """The samples of these ids that are in the database, by id, read in one query (bind
+        at most a few hundred ids: SQLite takes 32,766 variables)."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(samples.c.id, samples.c.data).where(samples.c.id.in_(sample_ids))
+            )
+            return {sample_id: Sample.model_validate_json(data) for sample_id, data in rows}
 
     def count_by_status(self, batch_id: str) -> dict[tuple[str, str], int]:
         """{(modality, status): count} for one batch."""

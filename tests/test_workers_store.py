@@ -68,6 +68,12 @@ def test_upserts_and_index_order(db_url: str) -> None:
     store.upsert_samples([text_sample(3)])  # made after all: the reason goes
     assert store.failures("b") == []
     assert store.stored_indices("b", "text", 2, 5) == {2, 3, 4}
+    wanted = [sample_id("b", "text", i) for i in (4, 9, 0)]  # 9 was never made
+    assert store.get_samples(wanted) == {
+        wanted[0]: store.get_sample(wanted[0]),
+        wanted[2]: store.get_sample(wanted[2]),
+    }
+    assert store.get_samples([]) == {}
     store.close()
 
 
