@@ -471,13 +471,37 @@ def write_atomic(path: Path | str, content: str | bytes, *, field: str = "out") 
 
 
 @contextlib.contextmanager
-def writing_atomic(path: Path | str, *, field: str = "out") -> Iterator[BinaryIO]:
+def _written_to(path: Path, field: str) -> Iterator[None]:
+    """An OSError of writing to `path` (a full disk, no permission) as the InputError naming
+    the field (parameter or option) the path came from."""
+    try:
+        yield
+    except OSError as error:
+        raise InputError(
+            field=field, value=path, problem=f"cannot write there ({error.strerror})"
+        ) from None
+
+
+class AtomicFile:
+    """The file `writing_atomic` hands out: bytes written to it that cannot be are an
+    InputError naming the field its path came from."""
+
+    def __init__(self, out: BinaryIO, path: Path, field: str) -> None:
+        self.out, self.path, self.field = out, path, field
+
+    def write(self, data: bytes) -> None:
+        with _written_to(self.path, self.field):
+            self.out.write(data)
+
+
+@contextlib.contextmanager
+def writing_atomic(path: Path | str, *, field: str = "out") -> Iterator[AtomicFile]:
     """A binary file to write in pieces that appears at `path` (renamed into place) only when
-    the block ends without an error; otherwise it is removed and `path` is as it was. An
-    OSError in the block (a full disk) is an InputError naming `field`, as in `write_atomic`.
-    """
+    the block ends without an error; otherwise it is removed and `path` is as it was. A write,
+    the close or the rename that fails is an InputError naming `field`, as in `write_atomic`;
+    any other error of the block goes out as it is."""
     path = Path(path)
-    try:  # is_dir too raises for a name no file system takes (a component over 255 bytes)
+    with _written_to(path, field):  # is_dir too raises for a name no file system takes
         if path.is_dir():
             raise InputError(field=field, value=path, problem="is a folder; give a file name")
         special = special_file(path)
@@ -489,20 +513,15 @@ def writing_atomic(path: Path | str, *, field: str = "out") -> Iterator[BinaryIO
         handle, partial = tempfile.mkstemp(
             prefix=f".{path.name}.", suffix=".partial", dir=path.parent
         )
-    except OSError as error:
-        raise InputError(
-            field=field, value=path, problem=f"cannot write there ({error.strerror})"
-        ) from None
+    written = AtomicFile(os.fdopen(handle, "wb"), path, field)
     try:
-        with os.fdopen(handle, "wb") as out:
-            yield out
-        os.chmod(partial, 0o644)  # mkstemp makes 0600; outputs are for sharing
-        os.replace(partial, path)
-    except OSError as error:
-        Path(partial).unlink(missing_ok=True)
-        raise InputError(
-            field=field, value=path, problem=f"cannot write there ({error.strerror})"
-        ) from None
+        yield written
+        with _written_to(path, field):
+            written.out.close()
+            os.chmod(partial, 0o644)  # mkstemp makes 0600; outputs are for sharing
+            os.replace(partial, path)
     except BaseException:
+        with contextlib.suppress(OSError):  # the error to report is the one that came first
+            written.out.close()  # a second close does nothing
         Path(partial).unlink(missing_ok=True)
         raise

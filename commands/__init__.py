@@ -79,22 +79,20 @@ PROGRESS_FROM = 200  # images: a bar only for many (a few are checked or placed 
 
 def count_bar(bars: Progress, name: str, *, least: int = 0) -> Callable[[int, int | None], None]:
     """A library's `progress(done, total)` as a bar, added at its first step (input refused
-    before any work shows none); none at all for a total under `least` (done in a blink). A
-    count that starts again (it goes back, or goes on after its total: a second reference
-    folder) gets a bar of its own."""
+    before any work shows none); none at all for a count whose total is under `least` (done in
+    a blink). A count that starts again (it goes back, or goes on after its total: a second
+    reference folder) gets a bar of its own. A count may end short of its total by giving a
+    smaller one (fewer gold tasks fit than were wanted): its bar ends there, finished."""
     current: list[tuple[TaskID, int, int | None]] = []  # the bar shown last, its count, total
 
     def advance(done: int, total: int | None) -> None:
-        if total is not None and total < least:
+        last = current[-1] if current else None
+        starts = last is None or done < last[1] or done == last[1] == last[2]
+        if starts and total is not None and total < least:
             return
-        if current:
-            task, last, last_total = current.pop()
-            if done < last or done == last == last_total:
-                task = bars.add_task(name, total=total)
-        else:
-            task = bars.add_task(name, total=total)
-        bars.update(task, completed=done)
-        current.append((task, done, total))
+        task = bars.add_task(name, total=total) if starts or last is None else last[0]
+        bars.update(task, completed=done, total=total)
+        current[:] = [(task, done, total)]
 
     return advance
 

@@ -22,6 +22,7 @@ import json
 import os
 import re
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -121,7 +122,7 @@ def export_tasks(
         users = _annotator_users(decided, annotator_emails or {}, email_domain)
     labels = set(_batch_categories(queue)) if chosen == "image" else set()
     tasks = queue.tasks(item_id for item_id, _, _ in chosen_items)
-    with writing_atomic(out) as written:
+    with closing(tasks), writing_atomic(out) as written:  # closed: its connection goes back
         written.write(b"[")
         for done, ((item_id, _item_modality, kind), task) in enumerate(
             zip(chosen_items, tasks, strict=True), start=1

@@ -25,6 +25,7 @@ from synthgate.files import (
     parse_json,
     parse_yaml,
     write_atomic,
+    writing_atomic,
 )
 from synthgate.settings import Settings
 
@@ -220,6 +221,35 @@ def test_write_atomic_names_a_path_no_file_system_takes(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"^out=.*: cannot write there \(File name too long\)"):
         write_atomic(tmp_path / ("o" * 300 + ".yaml"), "x", field="out")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_written_in_pieces_appears_whole_or_not_at_all(tmp_path: Path) -> None:
+    out = tmp_path / "tasks.json"
+    with writing_atomic(out, field="out") as written:
+        written.write(b"[")
+        assert not out.exists()  # nothing at the path until the block ends
+        written.write(b"]\n")
+    assert out.read_bytes() == b"[]\n" and stat.S_IMODE(out.stat().st_mode) == 0o644
+
+    class FullDisk:
+        def write(self, data: bytes) -> None:
+            raise OSError(28, "No space left on device")
+
+        def close(self) -> None:
+            pass
+
+    full = pytest.raises(InputError, match=r"^out=.*: cannot write there \(No space left")
+    with full, writing_atomic(out, field="out") as written:
+        written.write(b"[")
+        kept, written.out = written.out, FullDisk()  # type: ignore[assignment]
+        kept.close()
+        written.write(b"]")
+    # an error of the block's own work (here: reading a file not there) is not the output's
+    with pytest.raises(FileNotFoundError), writing_atomic(out, field="out") as written:
+        written.write(b"[")
+        (tmp_path / "missing").read_text()
+    assert out.read_bytes() == b"[]\n"  # left as it was, and no partial file beside it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tasks.json"]
 
 
 def test_write_atomic_never_replaces_a_device_or_fifo(tmp_path: Path) -> None:

@@ -375,6 +375,8 @@ def test_honeypots_written_in_chunks_are_those_written_at_once(
     at_once = _gold_set(tmp_path, "once.db")
     # 1: a write transaction per honeypot, as they were written before they were batched
     monkeypatch.setattr(enqueue, "CHUNK", chunk)
+    # and the accepted samples read 3 or 6 to a query, not 100
+    monkeypatch.setattr(enqueue, "READ_AHEAD", chunk + 2)
     in_chunks = _gold_set(tmp_path, "chunks.db")
     assert len(at_once) == gold.honeypot_count(12, 0.3) == 6
     assert in_chunks == at_once  # the same ids, keys, places in the gold order and answers

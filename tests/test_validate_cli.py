@@ -390,5 +390,15 @@ def test_count_bar_gives_a_count_that_starts_again_a_bar_of_its_own() -> None:
         advance(1, 1)
         small = count_bar(bars, "tiny", least=10)
         small(1, 5)  # under `least`: no bar
-        shown = [(t.description, t.completed, t.total) for t in bars.tasks]
-    assert shown == [("hashing", 3, 3), ("hashing", 2, 2), ("hashing", 1, 1), ("hashing", 1, 1)]
+        short = count_bar(bars, "gold", least=4)
+        for done in (1, 2):
+            short(done, 6)
+        short(2, 2)  # fewer fit than were wanted: the bar ends at what was made
+        shown = [(t.description, t.completed, t.total, t.finished) for t in bars.tasks]
+    assert shown == [
+        ("hashing", 3, 3, True),
+        ("hashing", 2, 2, True),
+        ("hashing", 1, 1, True),
+        ("hashing", 1, 1, True),
+        ("gold", 2, 2, True),
+    ]
