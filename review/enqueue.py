@@ -114,27 +114,40 @@ def enqueue_batch(
         added += insert_items(queue, rows)
     if progress and read % CHUNK:  # the last, partial chunk
         progress(read, in_batch)
+    _add_gold(queue, batch_id, accepted, sorted(categories), looks, gold_progress)
+    return added
+
+
+def _add_gold(
+    queue: Queue,
+    batch_id: str,
+    accepted: dict[str, list[str]],
+    categories: list[str],
+    looks: gold.BatchLooks,
+    progress: Progress | None,
+) -> None:
+    """The batch's honeypots, each modality's as many as its items call for (`accepted`: the
+    accepted sample ids by modality); `progress(made, wanted)` over both modalities."""
     wanted = {m: honeypots_wanted(queue, batch_id, m, ids) for m, ids in accepted.items()}
     goal, made = sum(wanted.values()), 0
 
     def gold_made(done: int) -> None:  # `done` of this modality's, after `made` of the others
-        if gold_progress:
-            gold_progress(made + done, goal)
+        if progress:
+            progress(made + done, goal)
 
     for modality, candidates in accepted.items():
         made += add_honeypots(
             queue,
             batch_id,
             candidates,
-            sorted(categories),
+            categories,
             modality,
             looks,
             wanted=wanted[modality],
             progress=gold_made,
         )
-    if gold_progress and made < goal:  # fewer fit than were wanted: the bar ends where it got
-        gold_progress(made, made)
-    return added
+    if progress and made < goal:  # fewer fit than were wanted: the count ends where it got
+        progress(made, made)
 
 
 class Ranking:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -417,7 +417,7 @@ class ReviewQueue:
         with self.store.engine.connect() as connection:
             return self._task(connection, item_id)
 
-    def tasks(self, item_ids: Iterable[int]) -> Iterator[ReviewTask]:
+    def tasks(self, item_ids: Iterable[int]) -> Generator[ReviewTask, None, None]:
         """`task` of each item, in order, read on one connection (an export of 100k items)."""
         with self.store.engine.connect() as connection:
             for item_id in item_ids:
