@@ -402,8 +402,16 @@ def import_annotations(
     # Every task's decisions read up front (not a query per annotation); an item's are read
     # again after this import records one on it
     decided = _decisions_by_item(queue, [i for i, _ in checked if i is not None])
+    # A task with nothing to record needs only to know its item is there (most tasks of a
+    # project under way have no annotation yet): read up front, no sample parsed
+    refused = queue.refused(i for i, annotations in checked if i is not None and not annotations)
     for position, (item_id, task_annotations) in enumerate(checked):
-        _import_task(queue, item_id, task_annotations, f"{path}: task {position}", result, decided)
+        where = f"{path}: task {position}"
+        if item_id is not None and not task_annotations:
+            if item_id in refused:
+                result.skipped.append(f"{where}: {refused[item_id]}")
+        else:
+            _import_task(queue, item_id, task_annotations, where, result, decided)
         if progress is not None:
             progress(position + 1, len(checked))
     return result

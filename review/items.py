@@ -116,9 +116,17 @@ def item_and_sample(connection: Connection, item_id: int) -> tuple[Any, Sample]:
 
 def parse_shown(row: Any) -> Sample:
     """The sample of a row read with SHOWN (its `shown` column), parsed anew."""
-    if row.shown is None:
-        raise InputError(f"item {row.id}: sample {row.sample_id} is not in the database")
+    problem = shown_problem(row)
+    if problem is not None:
+        raise InputError(problem)
     return Sample.model_validate_json(row.shown)
+
+
+def shown_problem(row: Any) -> str | None:
+    """Why a row read with SHOWN has no sample to show, or None when it has one."""
+    if row.shown is None:
+        return f"item {row.id}: sample {row.sample_id} is not in the database"
+    return None
 
 
 def shown_sample(connection: Connection, item: Any) -> Sample:

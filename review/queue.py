@@ -46,6 +46,7 @@ from synthgate.review.items import (
     item_row,
     maybe_finalise,
     parse_shown,
+    shown_problem,
     shown_row,
     shown_sample,
 )
@@ -416,6 +417,20 @@ class ReviewQueue:
         """The task of an item as an annotator sees it (for an adjudicator or an export)."""
         with self.store.engine.connect() as connection:
             return self._task(connection, item_id)
+
+    def refused(self, item_ids: Iterable[int]) -> dict[int, str]:
+        """Why `task` would refuse each of these items that it would refuse (no such item, its
+        sample gone), read on one connection without parsing a sample."""
+        found = {}
+        with self.store.engine.connect() as connection:
+            for item_id in item_ids:
+                try:
+                    problem = shown_problem(shown_row(connection, item_id))
+                except InputError as error:
+                    problem = str(error)
+                if problem is not None:
+                    found[item_id] = problem
+        return found
 
     def tasks(self, item_ids: Iterable[int]) -> Generator[ReviewTask, None, None]:
         """`task` of each item, in order, read on one connection (an export of 100k items)."""

@@ -18,7 +18,7 @@ from synthgate.review.interop import export_tasks, import_annotations
 from synthgate.review.queue import ReviewQueue
 from synthgate.samples import ObjectLabel
 from synthgate.storage.store import Store
-from synthgate.storage.tables import decisions
+from synthgate.storage.tables import decisions, samples
 
 
 @pytest.fixture
@@ -409,6 +409,34 @@ def test_item_ids_no_item_can_have_are_skipped(
         *(f"task {n}: no review item {i}" for n, i in enumerate(odd)),
         f"task {len(odd)}: no data.item_id (not a task synthgate exported)",  # true is no id
     ]
+
+
+def test_tasks_without_annotations_are_checked_without_reading_their_samples(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = ReviewQueue(store, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    out = tmp_path / "open.json"
+    export_tasks(queue, out, modality="image")
+    tasks = json.loads(out.read_text())
+    gone = tasks[0]["data"]
+    with store.engine.begin() as connection:  # the sample of the first task is not there now
+        connection.execute(samples.delete().where(samples.c.id == gone["sample_id"]))
+    with pytest.raises(InputError) as refused:
+        queue.task(gone["item_id"])  # what an import said of it when it read every task
+    tasks.append({"data": {"item_id": 999_999}, "annotations": []})
+    out.write_text(json.dumps(tasks))
+
+    def read(*args: object) -> None:
+        raise AssertionError("a task with nothing to import was read")
+
+    monkeypatch.setattr(ReviewQueue, "task", read)
+    result = import_annotations(queue, out)
+    assert [reason.split(": ", 1)[1] for reason in result.skipped] == [
+        f"task 0: {refused.value}",
+        f"task {len(tasks) - 1}: no review item 999999",
+    ]
+    assert result.decided == result.unchanged == 0
 
 
 def accepted_once(store: Store, tmp_path: Path) -> tuple[ReviewQueue, dict]:
