@@ -6,13 +6,14 @@ honeypots, and gold tasks enter the gold set. Every insert is keyed (`sample:<id
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import bindparam, func, select
 
+from synthgate.formats.coco import Progress
 from synthgate.review import gold, priority
 from synthgate.review.value import overrule_rates
 from synthgate.samples import Sample
@@ -28,8 +29,7 @@ from synthgate.validators.rubric import Rubric
 
 CHUNK = 500
 READ_AHEAD = 100  # accepted samples read in one query while honeypots are made of them
-
-Progress = Callable[[int, int], None]  # (done, total)
+HONEYPOT = "honeypot:"  # a honeypot's key: this and the id of the sample it is made of
 
 
 class Queue(Protocol):
@@ -275,21 +275,17 @@ def add_honeypots(
     pending: list[Gold] = []
     held = _honeypots_held(queue, batch_id, modality)
     candidates = gold.pick_candidates(accepted, seed=[queue.seed, batch_id])
-    to_read = [sample_id for sample_id in candidates if f"honeypot:{sample_id}" not in held]
-    read: dict[str, Sample] = {}
-    fresh = 0  # candidates not held so far: their samples are read READ_AHEAD to a query
+    to_make = [sample_id for sample_id in candidates if sample_id not in held]
+    samples = _read_ahead(queue.store, to_make)  # the samples of to_make, in its order
     for sample_id in candidates:
         if made >= wanted:
             break
-        if f"honeypot:{sample_id}" in held:
+        if sample_id in held:
             made += 1
             if progress:
                 progress(made)
             continue
-        if fresh % READ_AHEAD == 0:
-            read = queue.store.get_samples(to_read[fresh : fresh + READ_AHEAD])
-        fresh += 1
-        sample = read.get(sample_id)
+        sample = next(samples)
         if sample is None:
             continue
         honeypot = gold.make_honeypot(sample, categories, seed=[queue.seed, sample_id], batch=looks)
@@ -297,7 +293,7 @@ def add_honeypots(
             continue
         pending.append(
             Gold(
-                f"honeypot:{sample_id}",
+                HONEYPOT + sample_id,
                 honeypot.shown,
                 honeypot.expected,
                 honeypot.criterion,
@@ -316,18 +312,25 @@ def add_honeypots(
 
 
 def _honeypots_held(queue: Queue, batch_id: str, modality: str) -> set[str]:
-    """The keys of the batch's honeypots of one modality already in the gold set."""
+    """The samples of the batch's honeypots of one modality already in the gold set."""
     with queue.store.engine.connect() as connection:
-        return set(
-            connection.execute(
-                select(review_items.c.key).where(
-                    review_items.c.batch_id == batch_id,
-                    review_items.c.modality == modality,
-                    review_items.c.kind == "gold",
-                    review_items.c.key.startswith("honeypot:", autoescape=True),
-                )
-            ).scalars()
-        )
+        keys = connection.execute(
+            select(review_items.c.key).where(
+                review_items.c.batch_id == batch_id,
+                review_items.c.modality == modality,
+                review_items.c.kind == "gold",
+                review_items.c.key.startswith(HONEYPOT, autoescape=True),
+            )
+        ).scalars()
+        return {key.removeprefix(HONEYPOT) for key in keys}
+
+
+def _read_ahead(store: Store, sample_ids: list[str]) -> Iterator[Sample | None]:
+    """Each id's sample (None when it is not in the database), in order, READ_AHEAD to a query."""
+    for start in range(0, len(sample_ids), READ_AHEAD):
+        chunk = sample_ids[start : start + READ_AHEAD]
+        found = store.get_samples(chunk)
+        yield from (found.get(sample_id) for sample_id in chunk)
 
 
 @dataclass(frozen=True)

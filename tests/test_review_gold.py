@@ -335,19 +335,23 @@ def test_gold_accuracy_and_sensitivity_in_the_report(tmp_path: Path) -> None:
     store.close()
 
 
-def _gold_set(tmp_path: Path, name: str) -> list[tuple[object, ...]]:
-    """The gold items and answers a batch of 12 review and 14 accepted images enqueues."""
-
-    store = Store(f"sqlite:///{tmp_path / name}")
+def _gold_queue(path: Path) -> ReviewQueue:
+    """A queue (its store open at `path`) over a batch of 12 review and 14 accepted images."""
+    store = Store(f"sqlite:///{path}")
     store.upsert_samples(
         [sample("image", i, route="review") for i in range(12)]
         + [sample("image", 20 + i) for i in range(14)]
     )
-    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.3, seed=3)
+    return ReviewQueue(store, annotators_per_item=2, gold_rate=0.3, seed=3)
+
+
+def _gold_set(tmp_path: Path, name: str) -> list[tuple[object, ...]]:
+    """The gold items and answers the batch of `_gold_queue` enqueues."""
+    queue = _gold_queue(tmp_path / name)
     queue.enqueue_batch("g")
     queue.enqueue_batch("g")  # a second time adds nothing
-    rows = _gold_rows(store)
-    store.close()
+    rows = _gold_rows(queue.store)
+    queue.store.close()
     return rows
 
 
@@ -386,12 +390,8 @@ def test_honeypots_written_in_chunks_are_those_written_at_once(
 def test_enqueue_again_counts_the_honeypots_held_and_makes_none(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'q.db'}")
-    store.upsert_samples(
-        [sample("image", i, route="review") for i in range(12)]
-        + [sample("image", 20 + i) for i in range(14)]
-    )
-    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.3, seed=3)
+    queue = _gold_queue(tmp_path / "q.db")
+    store = queue.store
     queue.enqueue_batch("g")
     first = _gold_rows(store)
 
