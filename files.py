@@ -6,6 +6,7 @@
 - `parse_json(text, source=...)` and `check_nesting(value, where=...)`: JSON of at most
   MAX_NESTING levels, so nothing downstream (validation, copies, error messages) recurses deeply.
 - `is_file(path)`: whether a file is there, False for names no file system takes.
+- `json_list_items(text)`: the items of a JSON list one at a time, as `json.loads` reads them.
 - `dumps(value)`: compact, order-preserving JSON, the form of every JSON file synthgate writes.
 - `write_atomic(path, text | bytes)`: through a temporary name beside the target, then a rename,
   so a reader never sees half a file and a failure leaves nothing behind.
@@ -22,6 +23,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import stat
 import tempfile
 from collections import deque
@@ -168,6 +170,62 @@ def json_text(value: Any, **options: Any) -> str:
         except UnicodeEncodeError:
             return json.dumps(value, **options)
     return text
+
+
+class NotAJsonList(Exception):
+    """`json_list_items` was given JSON that holds something other than a list."""
+
+    def __init__(self, value: Any) -> None:
+        self.kind = type(value).__name__  # "dict", "str", ...
+        super().__init__(f"a JSON {self.kind}, not a list")
+
+
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")  # what JSON allows between its tokens
+_JSON_DECODER = json.JSONDecoder()
+
+
+def json_list_items(text: str) -> Iterator[Any]:
+    """The items of the JSON list in `text`, parsed one at a time: a large file's items are
+    never all in memory at once, only the text and the item being read.
+
+    Exactly what `json.loads(text)` holds, item by item. A text it refuses raises its error
+    (json.JSONDecodeError, RecursionError, ValueError for an integer too long) once the items
+    before the fault are out; a text that holds something else raises `NotAJsonList`.
+    """
+    at = _after_space(text, 0)
+    given = 0
+    if text.startswith("[", at):
+        at = _after_space(text, at + 1)
+        closed = text.startswith("]", at)
+        while not closed:
+            try:
+                item, at = _JSON_DECODER.raw_decode(text, at)
+            except (ValueError, RecursionError):
+                break  # json.loads below says what is wrong, as it would have
+            yield item
+            given += 1
+            at = _after_space(text, at)
+            if text.startswith(",", at):
+                at = _after_space(text, at + 1)
+            elif text.startswith("]", at):
+                closed = True
+            else:
+                break
+        if closed and _after_space(text, at + 1) == len(text):
+            return
+    # Anything else (no list, a fault, data after the list): the text as json.loads reads it,
+    # for its error and position; the items not given yet, were it to read a list after all.
+    value = json.loads(text)
+    if not isinstance(value, list):
+        raise NotAJsonList(value)
+    yield from value[given:]
+
+
+def _after_space(text: str, at: int) -> int:
+    """Where the text goes on after any JSON whitespace at `at`."""
+    space = _JSON_SPACE.match(text, at)
+    assert space is not None  # the pattern matches the empty text
+    return space.end()
 
 
 def dumps(value: Any, *, allow_nan: bool = True) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,42 @@ def test_a_bad_task_refuses_the_whole_file_before_any_decision(
     with pytest.raises(InputError, match=rf"export.json: task 1 \(item {item}\): {message}"):
         import_annotations(queue, path)
     assert snapshot(store) == before  # task 0's decision was once committed before the crash
+
+
+def test_a_fault_in_the_json_is_reported_before_a_bad_task(store: Store, tmp_path: Path) -> None:
+    """Tasks are read one at a time, but the file is refused as when it was parsed whole first:
+    for broken JSON at its end, not for the bad task before it."""
+    queue, good = accepted_once(store, tmp_path)
+    bad = copy.deepcopy(good)
+    bad["annotations"] = 5
+    path = tmp_path / "export.json"
+    text = json.dumps([good, bad, good])
+    path.write_text(text[:-1] + ",]")  # a trailing comma
+    before = snapshot(store)
+    with pytest.raises(InputError, match=r"export.json: not valid JSON \(line 1, column"):
+        import_annotations(queue, path)
+    path.write_text(text)
+    with pytest.raises(InputError, match=r"export.json: task 1 \(item \d+\): annotations must"):
+        import_annotations(queue, path)
+    assert snapshot(store) == before
+
+
+def test_an_export_is_not_held_parsed_whole(store: Store, tmp_path: Path) -> None:
+    """A large export is read a task at a time: at its peak the import holds the file's bytes
+    and text (twice its size), not the whole parse (4-5 times)."""
+    queue, task = accepted_once(store, tmp_path)
+    task["data"]["padding"] = [{"x": i, "y": [i, i]} for i in range(400)]  # a large task
+    path = write(tmp_path, [task] * 300)
+    size = path.stat().st_size
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        result = import_annotations(queue, path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (result.decided, result.unchanged) == (1, 299)
+    assert peak < 2.6 * size, f"peak {peak / size:.1f}x the file"
 
 
 def open_text_task(store: Store, tmp_path: Path) -> tuple[ReviewQueue, dict]:
