@@ -185,12 +185,16 @@ _JSON_DECODER = json.JSONDecoder()
 
 
 def json_list_items(text: str) -> Iterator[Any]:
-    """The items of the JSON list in `text`, parsed one at a time: a large file's items are
-    never all in memory at once, only the text and the item being read.
+    """The items of the JSON list in `text`, parsed one at a time: the items of a sound list
+    are never all in memory at once, only the text and the item being read.
 
-    Exactly what `json.loads(text)` holds, item by item. A text it refuses raises its error
+    What `json.loads(text)` holds, item by item. A text it refuses raises its error
     (json.JSONDecodeError, RecursionError, ValueError for an integer too long) once the items
-    before the fault are out; a text that holds something else raises `NotAJsonList`.
+    before the fault are out, read from the whole text parsed again (a faulty file costs a full
+    parse, as it did before); a text that holds something else raises `NotAJsonList`. Lists
+    nested within a few levels of Python's recursion limit are the exception: each item is
+    parsed a level less deep than json.loads parses it, so either may refuse what the other
+    reads (no export or config nests that deep).
     """
     at = _after_space(text, 0)
     given = 0

@@ -418,6 +418,8 @@ def _read_tasks(
         raise InputError(
             f"{path}: not JSON ({error}); export the project as JSON from Label Studio"
         ) from None
+    except ValueError as error:  # a NUL byte or a lone surrogate: no file has such a name
+        raise InputError(f"{path}: not a usable path ({error})") from None
     checked = []
     refused: InputError | None = None
     for position, task in enumerate(_export_tasks(path, text)):

@@ -32,6 +32,9 @@ LAYOUTS = st.sampled_from(
     ]
 )
 
+# what Python's str.isspace and re's \s take for space, and JSON does not
+NOT_JSON_SPACE = ["\x0b", "\x0c", "\x1c", "\x85", "\xa0", "\u2028", "\u3000"]
+
 
 def outcome_of_loads(text: str) -> tuple[str, Any]:
     try:
@@ -61,7 +64,10 @@ def same(a: tuple[str, Any], b: tuple[str, Any]) -> bool:
 @given(
     value=st.lists(JSON_VALUES, max_size=6) | JSON_VALUES,
     layout=LAYOUTS,
-    around=st.tuples(st.sampled_from(["", " ", "\n", "\r\n\t "]), st.sampled_from(["", " \n"])),
+    around=st.tuples(
+        st.sampled_from(["", " ", "\n", "\r\n\t ", *NOT_JSON_SPACE]),
+        st.sampled_from(["", " \n", *NOT_JSON_SPACE]),
+    ),
 )
 def test_a_sound_text_gives_what_json_loads_gives(value, layout, around) -> None:
     text = around[0] + json.dumps(value, **layout) + around[1]
@@ -73,7 +79,9 @@ def test_a_sound_text_gives_what_json_loads_gives(value, layout, around) -> None
     value=st.lists(JSON_VALUES, min_size=1, max_size=6),
     layout=LAYOUTS,
     cut=st.integers(min_value=0),
-    insert=st.sampled_from(["", ",", "]", "[", "}", '"', "x", " ", "\ufeff", "1", ":", "\\"]),
+    insert=st.sampled_from(
+        ["", ",", "]", "[", "}", '"', "x", " ", "\ufeff", "1", ":", "\\", *NOT_JSON_SPACE]
+    ),
     drop=st.integers(min_value=0, max_value=2),
 )
 def test_a_broken_text_fails_as_json_loads_fails(value, layout, cut, insert, drop) -> None:
@@ -100,6 +108,10 @@ def test_items_before_a_fault_come_out_before_its_error() -> None:
         ("\ufeff[]", json.JSONDecodeError),  # a byte-order mark
         ("[1] [2]", json.JSONDecodeError),  # data after the list
         ("", json.JSONDecodeError),
+        ("[1]\xa0", json.JSONDecodeError),  # space to Python, not to JSON
+        ("\xa0[]", json.JSONDecodeError),
+        ("[\x0b1]", json.JSONDecodeError),
+        ("[1,\u2028 2]", json.JSONDecodeError),
     ],
 )
 def test_what_json_loads_refuses_is_refused_alike(text: str, error: type) -> None:

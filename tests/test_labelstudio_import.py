@@ -189,6 +189,8 @@ def test_unreadable_exports_are_input_errors(
         import_annotations(ReviewQueue(store), tmp_path / "missing.json")
     with pytest.raises(InputError, match="is a folder"):  # once an IsADirectoryError
         import_annotations(ReviewQueue(store), tmp_path)
+    with pytest.raises(InputError, match="not a usable path"):  # no file has such a name
+        import_annotations(ReviewQueue(store), tmp_path / "a\x00b.json")
 
 
 def choice(name: str, value: str) -> dict:
