@@ -10,9 +10,10 @@ and a review request runs several of them.
 from __future__ import annotations
 
 import operator
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.engine import Connection
 
 from synthgate.errors import InputError
@@ -25,6 +26,7 @@ from synthgate.storage.tables import decisions, gold_answers, review_items, samp
 # review_items.id is a 32-bit column on PostgreSQL: a number beyond it names no item (and must
 # never reach the database as an out-of-range parameter)
 MAX_ITEM_ID = 2**31 - 1
+IDS_PER_QUERY = 500  # ids bound to one IN list (SQLite takes 32,766 variables)
 
 ITEM = Prepared(select(review_items).where(review_items.c.id == bindparam("item")))
 # An item with the JSON of the sample it shows: the stored copy for gold, else the live sample.
@@ -40,6 +42,13 @@ SHOWN = Prepared(
     )
     .where(review_items.c.id == bindparam("item"))
 )
+# SHOWN's rows without the sample's JSON: `shown` is 1, or None where the sample is gone, which
+# is all shown_problem reads (an import checks 100k tasks that carry no annotation)
+SHOWS_ANY = select(
+    review_items.c.id,
+    review_items.c.sample_id,
+    case((SHOWN.statement.selected_columns.shown.is_not(None), 1)).label("shown"),
+).select_from(SHOWN.statement.get_final_froms()[0])
 ANNOTATOR_DECISIONS = (
     select(decisions)
     .where(decisions.c.item_id == bindparam("item"), decisions.c.role == "annotator")
@@ -105,6 +114,24 @@ def shown_row(connection: Connection, item_id: int) -> Any:
     if row is None:
         raise InputError(f"no review item {item_id}")
     return row
+
+
+def shown_problems(connection: Connection, item_ids: Iterable[int]) -> dict[int, str]:
+    """What `shown_row` and `parse_shown` refuse for each of these items they would refuse
+    (no such item, its sample gone), read a few hundred to a query, no sample's JSON read."""
+    found = {}
+    ids = list(dict.fromkeys(item_ids))
+    for start in range(0, len(ids), IDS_PER_QUERY):
+        chunk = ids[start : start + IDS_PER_QUERY]
+        numbers = [n for n in map(item_number, chunk) if n is not None]
+        query = SHOWS_ANY.where(review_items.c.id.in_(numbers))
+        rows = {row.id: row for row in connection.execute(query)}
+        for item_id in chunk:
+            row = rows.get(item_number(item_id))
+            problem = f"no review item {item_id}" if row is None else shown_problem(row)
+            if problem is not None:
+                found[item_id] = problem
+    return found
 
 
 def item_and_sample(connection: Connection, item_id: int) -> tuple[Any, Sample]:

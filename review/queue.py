@@ -46,7 +46,7 @@ from synthgate.review.items import (
     item_row,
     maybe_finalise,
     parse_shown,
-    shown_problem,
+    shown_problems,
     shown_row,
     shown_sample,
 )
@@ -420,17 +420,9 @@ class ReviewQueue:
 
     def refused(self, item_ids: Iterable[int]) -> dict[int, str]:
         """Why `task` would refuse each of these items that it would refuse (no such item, its
-        sample gone), read on one connection without parsing a sample."""
-        found = {}
+        sample gone), read a few hundred to a query without reading a sample."""
         with self.store.engine.connect() as connection:
-            for item_id in item_ids:
-                try:
-                    problem = shown_problem(shown_row(connection, item_id))
-                except InputError as error:
-                    problem = str(error)
-                if problem is not None:
-                    found[item_id] = problem
-        return found
+            return shown_problems(connection, item_ids)
 
     def tasks(self, item_ids: Iterable[int]) -> Generator[ReviewTask, None, None]:
         """`task` of each item, in order, read on one connection (an export of 100k items)."""

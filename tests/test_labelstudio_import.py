@@ -13,7 +13,7 @@ from labelstudio_fixtures import decide_everything, make_sample, open_store, sna
 from sqlalchemy import select
 
 from synthgate.errors import InputError
-from synthgate.review import interop
+from synthgate.review import interop, items
 from synthgate.review.interop import export_tasks, import_annotations
 from synthgate.review.queue import ReviewQueue
 from synthgate.samples import ObjectLabel
@@ -426,17 +426,21 @@ def test_tasks_without_annotations_are_checked_without_reading_their_samples(
         connection.execute(samples.delete().where(samples.c.id == gone["sample_id"]))
     with pytest.raises(InputError) as refused:
         queue.task(gone["item_id"])  # what an import said of it when it read every task
-    tasks.append({"data": {"item_id": 999_999}, "annotations": []})
+    unknown = [999_999, 2**31, 0]  # none in the queue; the last two none can be
+    tasks += [{"data": {"item_id": i}, "annotations": []} for i in unknown] + [tasks[0]]
     out.write_text(json.dumps(tasks))
 
     def read(*args: object) -> None:
         raise AssertionError("a task with nothing to import was read")
 
     monkeypatch.setattr(ReviewQueue, "task", read)
+    monkeypatch.setattr(items, "IDS_PER_QUERY", 2)  # items are read a few to a query
     result = import_annotations(queue, out)
+    first_unknown = len(tasks) - 1 - len(unknown)
     assert [reason.split(": ", 1)[1] for reason in result.skipped] == [
         f"task 0: {refused.value}",
-        f"task {len(tasks) - 1}: no review item 999999",
+        *[f"task {first_unknown + n}: no review item {i}" for n, i in enumerate(unknown)],
+        f"task {len(tasks) - 1}: {refused.value}",  # the first task again
     ]
     assert result.decided == result.unchanged == 0
 
