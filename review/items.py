@@ -91,11 +91,16 @@ def item_number(item_id: Any) -> int | None:
     return number if number is not None and 0 < number <= MAX_ITEM_ID else None
 
 
+def no_item(item_id: Any) -> InputError:
+    """The error for an item id the queue has no item of."""
+    return InputError(f"no review item {item_id}")
+
+
 def check_item_id(item_id: int) -> int:
     """`item_id` as an int (`item_number`), or an `InputError` when no item can have it."""
     number = item_number(item_id)
     if number is None:
-        raise InputError(f"no review item {item_id}")
+        raise no_item(item_id)
     return number
 
 
@@ -103,7 +108,7 @@ def item_row(connection: Connection, item_id: int) -> Any:
     """The item's row; an unknown id is an `InputError`."""
     item = ITEM.run(connection, {"item": check_item_id(item_id)}).first()
     if item is None:
-        raise InputError(f"no review item {item_id}")
+        raise no_item(item_id)
     return item
 
 
@@ -112,7 +117,7 @@ def shown_row(connection: Connection, item_id: int) -> Any:
     id is an `InputError`."""
     row = SHOWN.run(connection, {"item": check_item_id(item_id)}).first()
     if row is None:
-        raise InputError(f"no review item {item_id}")
+        raise no_item(item_id)
     return row
 
 
@@ -128,7 +133,7 @@ def shown_problems(connection: Connection, item_ids: Iterable[int]) -> dict[int,
         rows = {row.id: row for row in connection.execute(query)}
         for item_id in chunk:
             row = rows.get(item_number(item_id))
-            problem = f"no review item {item_id}" if row is None else shown_problem(row)
+            problem = str(no_item(item_id)) if row is None else shown_problem(row)
             if problem is not None:
                 found[item_id] = problem
     return found

@@ -45,6 +45,7 @@ from synthgate.review.items import (
     finalise,
     item_row,
     maybe_finalise,
+    no_item,
     parse_shown,
     shown_problems,
     shown_row,
@@ -339,7 +340,7 @@ class ReviewQueue:
             values = {"item": check_item_id(item_id), "annotator": annotator}
             item = deciding.run(connection, values).first()
             if item is None:
-                raise InputError(f"no review item {item_id}")
+                raise no_item(item_id)
             shown = parse_shown(item)
             check_decision(item_id, shown, decision)
             assignment_id = item.assignment_id
@@ -538,7 +539,7 @@ class ReviewQueue:
             query = query.with_for_update()
         item = connection.execute(query).first()
         if item is None:
-            raise InputError(f"no review item {item_id}")
+            raise no_item(item_id)
         return item
 
     def _task(self, connection: Connection, item_id: int) -> ReviewTask:
