@@ -42,7 +42,7 @@ from synthgate.files import (
     writing_atomic,
 )
 from synthgate.review.decision import Decision, check_decision
-from synthgate.review.items import item_number
+from synthgate.review.items import IDS_PER_QUERY, item_number
 from synthgate.review.labelstudio import (
     Shapes,
     canonical,
@@ -308,9 +308,6 @@ def _annotations(
     return out
 
 
-ITEMS_PER_QUERY = 500  # item ids bound in one IN (...): well within SQLite's 32,766 variables
-
-
 def _decisions_by_item(queue: ReviewQueue, item_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     """The decision rows of these items, each item's in the order they were made: a query per
     500 items on the decisions' item index, not one per item (an export of 100k items made
@@ -318,8 +315,8 @@ def _decisions_by_item(queue: ReviewQueue, item_ids: list[int]) -> dict[int, lis
     decided: dict[int, list[dict[str, Any]]] = {item_id: [] for item_id in item_ids}
     wanted = sorted(i for i in decided if item_number(i) is not None)  # others name no item
     with queue.store.engine.connect() as connection:
-        for start in range(0, len(wanted), ITEMS_PER_QUERY):
-            chunk = wanted[start : start + ITEMS_PER_QUERY]
+        for start in range(0, len(wanted), IDS_PER_QUERY):
+            chunk = wanted[start : start + IDS_PER_QUERY]
             query = (
                 select(decisions)
                 .where(decisions.c.item_id.in_(chunk))

@@ -4,7 +4,7 @@ shows its stored copy), and making its result final once it has every decision i
 The sample row and the item change in the same transaction, so no decision is half-applied.
 The statements are built once, with bound parameters, and run on the driver's cursor
 (storage/prepared.py): SQLAlchemy's per-execution work costs more than running them on an index,
-and a review request runs several of them.
+and a review request runs several of them. SHOWN_PRESENT, which takes an IN list, runs as usual.
 """
 
 from __future__ import annotations
@@ -26,29 +26,28 @@ from synthgate.storage.tables import decisions, gold_answers, review_items, samp
 # review_items.id is a 32-bit column on PostgreSQL: a number beyond it names no item (and must
 # never reach the database as an out-of-range parameter)
 MAX_ITEM_ID = 2**31 - 1
-IDS_PER_QUERY = 500  # ids bound to one IN list (SQLite takes 32,766 variables)
+IDS_PER_QUERY = 500  # item ids bound in one IN (...): well within SQLite's 32,766 variables
 
 ITEM = Prepared(select(review_items).where(review_items.c.id == bindparam("item")))
-# An item with the JSON of the sample it shows: the stored copy for gold, else the live sample.
+# An item with the sample it shows: the stored copy for gold (review_gold), else the live one.
+SHOWING = review_items.outerjoin(
+    gold_answers, gold_answers.c.item_id == review_items.c.id
+).outerjoin(samples, samples.c.id == review_items.c.sample_id)
+# the item and the JSON of the sample it shows
 SHOWN = Prepared(
-    select(
-        review_items,
-        func.coalesce(gold_answers.c.shown, samples.c.data).label("shown"),
-    )
-    .select_from(
-        review_items.outerjoin(gold_answers, gold_answers.c.item_id == review_items.c.id).outerjoin(
-            samples, samples.c.id == review_items.c.sample_id
-        )
-    )
+    select(review_items, func.coalesce(gold_answers.c.shown, samples.c.data).label("shown"))
+    .select_from(SHOWING)
     .where(review_items.c.id == bindparam("item"))
 )
-# SHOWN's rows without the sample's JSON: `shown` is 1, or None where the sample is gone, which
-# is all shown_problem reads (an import checks 100k tasks that carry no annotation)
-SHOWS_ANY = select(
+# Items as shown_problem reads them (id, sample_id, shown), `shown` 1 where SHOWN has a
+# sample's JSON, else None, without touching the JSON (both JSON columns are NOT NULL: a row
+# there is a sample there). Many ids to a query (an import checks 100k tasks that carry no
+# annotation): an IN list, which a Prepared statement cannot expand.
+SHOWN_PRESENT = select(
     review_items.c.id,
     review_items.c.sample_id,
-    case((SHOWN.statement.selected_columns.shown.is_not(None), 1)).label("shown"),
-).select_from(SHOWN.statement.get_final_froms()[0])
+    case((gold_answers.c.item_id.is_not(None) | samples.c.id.is_not(None), 1)).label("shown"),
+).select_from(SHOWING)
 ANNOTATOR_DECISIONS = (
     select(decisions)
     .where(decisions.c.item_id == bindparam("item"), decisions.c.role == "annotator")
@@ -92,7 +91,7 @@ def item_number(item_id: Any) -> int | None:
 
 
 def no_item(item_id: Any) -> InputError:
-    """The error for an item id the queue has no item of."""
+    """The error for an id that names no item of the queue."""
     return InputError(f"no review item {item_id}")
 
 
@@ -129,8 +128,8 @@ def shown_problems(connection: Connection, item_ids: Iterable[int]) -> dict[int,
     for start in range(0, len(ids), IDS_PER_QUERY):
         chunk = ids[start : start + IDS_PER_QUERY]
         numbers = [n for n in map(item_number, chunk) if n is not None]
-        query = SHOWS_ANY.where(review_items.c.id.in_(numbers))
-        rows = {row.id: row for row in connection.execute(query)}
+        query = SHOWN_PRESENT.where(review_items.c.id.in_(numbers))
+        rows = {row.id: row for row in connection.execute(query)} if numbers else {}
         for item_id in chunk:
             row = rows.get(item_number(item_id))
             problem = str(no_item(item_id)) if row is None else shown_problem(row)

@@ -40,6 +40,7 @@ from synthgate.review.decision import (
 )
 from synthgate.review.items import (
     ANNOTATOR_VERDICTS,
+    SHOWING,
     SHOWN,
     check_item_id,
     finalise,
@@ -175,7 +176,7 @@ DECIDING_QUERY = (
         assignments.c.decided_at.label("decided_at"),
     )
     .select_from(
-        SHOWN.statement.get_final_froms()[0].outerjoin(
+        SHOWING.outerjoin(
             assignments,
             (assignments.c.item_id == review_items.c.id) & (assignments.c.annotator == ANNOTATOR),
         )

@@ -70,9 +70,10 @@ def make_sample(index: int, modality: str, status: str = "review") -> Sample:
     )
 
 
-def open_store(tmp_path: Path) -> Iterator[Store]:
-    """Body of the `store` fixture: four image and four text samples of batch b1, in review."""
-    made = Store(f"sqlite:///{tmp_path / 'synthgate.db'}")
+def open_store(tmp_path: Path, url: str | None = None) -> Iterator[Store]:
+    """Body of the `store` fixture: four image and four text samples of batch b1, in review, in
+    the database at `url` (default: a SQLite file in `tmp_path`)."""
+    made = Store(url or f"sqlite:///{tmp_path / 'synthgate.db'}")
     made.upsert_samples([make_sample(i, m) for m in ("image", "text") for i in range(4)])
     made.put_batch("b1", name="b1", seed=0, config={"categories": ["circle", "square", "triangle"]})
     yield made

@@ -26,6 +26,13 @@ def store(tmp_path: Path) -> Iterator[Store]:
     yield from open_store(tmp_path)
 
 
+def database_url(database: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A fresh database of this kind ("sqlite" or "postgresql") for one test."""
+    if database == "postgresql":
+        return request.getfixturevalue("postgres_cluster").database("labelstudio_import")
+    return f"sqlite:///{tmp_path / 'synthgate.db'}"
+
+
 def label_studio_export(tasks: list[dict], choices: dict[int, list[dict]]) -> list[dict]:
     """What Label Studio exports after people annotated our tasks: each annotation starts from
     the prediction (same region ids) plus the choices they clicked."""
@@ -389,12 +396,7 @@ def test_item_ids_no_item_can_have_are_skipped(
 ) -> None:
     """A task naming an item id beyond the items' column (PostgreSQL's is 32-bit; SQLite takes
     no int beyond 64 bits) is a skipped task, not a database error."""
-    url = (
-        request.getfixturevalue("postgres_cluster").database("labelstudio_import")
-        if database == "postgresql"
-        else f"sqlite:///{tmp_path / 'synthgate.db'}"
-    )
-    store = Store(url)
+    store = Store(database_url(database, tmp_path, request))
     try:
         store.upsert_samples([make_sample(0, "image")])
         store.put_batch("b1", name="b1", seed=0, config={"categories": ["circle", "square"]})
@@ -413,29 +415,39 @@ def test_item_ids_no_item_can_have_are_skipped(
     ]
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 def test_tasks_without_annotations_are_checked_without_reading_their_samples(
-    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    database: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    queue = ReviewQueue(store, gold_rate=0.0)
-    queue.enqueue_batch("b1")
-    out = tmp_path / "open.json"
-    export_tasks(queue, out, modality="image")
-    tasks = json.loads(out.read_text())
-    gone = tasks[0]["data"]
-    with store.engine.begin() as connection:  # the sample of the first task is not there now
-        connection.execute(samples.delete().where(samples.c.id == gone["sample_id"]))
-    with pytest.raises(InputError) as refused:
-        queue.task(gone["item_id"])  # what an import said of it when it read every task
-    unknown = [999_999, 2**31, 0]  # none in the queue; the last two none can be
-    tasks += [{"data": {"item_id": i}, "annotations": []} for i in unknown] + [tasks[0]]
-    out.write_text(json.dumps(tasks))
+    """Each is refused as `task` refuses it (its sample gone, no such item), a few items to a
+    query; a gold task shows its stored copy, so a sample gone does not refuse it."""
+    store = next(open_store(tmp_path, database_url(database, tmp_path, request)))
+    try:
+        queue = ReviewQueue(store, gold_rate=0.0)
+        queue.enqueue_batch("b1")
+        out = tmp_path / "open.json"
+        export_tasks(queue, out, modality="image")
+        tasks = json.loads(out.read_text())
+        gone = tasks[0]["data"]
+        gold = queue.add_gold(queue.task(gone["item_id"]).sample, expected=["accept"])
+        with store.engine.begin() as connection:  # the sample of the first task is not there now
+            connection.execute(samples.delete().where(samples.c.id == gone["sample_id"]))
+        with pytest.raises(InputError) as refused:
+            queue.task(gone["item_id"])  # what an import said of it when it read every task
+        queue.task(gold)  # the gold copy of that sample is still shown
+        unknown = [999_999, 2**31, 0]  # none in the queue; the last two none can be
+        tasks += [{"data": {"item_id": i}, "annotations": []} for i in [gold, *unknown]]
+        tasks.append(tasks[0])
+        out.write_text(json.dumps(tasks))
 
-    def read(*args: object) -> None:
-        raise AssertionError("a task with nothing to import was read")
+        def read(*args: object) -> None:
+            raise AssertionError("a task with nothing to import was read")
 
-    monkeypatch.setattr(ReviewQueue, "task", read)
-    monkeypatch.setattr(items, "IDS_PER_QUERY", 2)  # items are read a few to a query
-    result = import_annotations(queue, out)
+        monkeypatch.setattr(ReviewQueue, "task", read)
+        monkeypatch.setattr(items, "IDS_PER_QUERY", 2)  # items are read a few to a query
+        result = import_annotations(queue, out)
+    finally:
+        store.close()
     first_unknown = len(tasks) - 1 - len(unknown)
     assert [reason.split(": ", 1)[1] for reason in result.skipped] == [
         f"task 0: {refused.value}",
