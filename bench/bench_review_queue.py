@@ -253,7 +253,7 @@ CREATE TABLE samples (id TEXT PRIMARY KEY, status TEXT NOT NULL, data TEXT NOT N
 CREATE TABLE items (id INTEGER PRIMARY KEY, sample_id TEXT NOT NULL, kind TEXT NOT NULL,
   status TEXT NOT NULL, k INTEGER NOT NULL, taken INTEGER NOT NULL DEFAULT 0,
   priority REAL NOT NULL DEFAULT 0, final_verdict TEXT);
-CREATE INDEX items_claim ON items (kind, status, taken, priority, id, k);
+CREATE INDEX items_claim ON items (kind, status, taken DESC, priority, id, k);
 CREATE INDEX items_gold ON items (kind, status, priority, id);
 CREATE TABLE assignments (id INTEGER PRIMARY KEY, item_id INTEGER NOT NULL,
   annotator TEXT NOT NULL, assigned_at REAL NOT NULL, decided_at REAL,

@@ -9,7 +9,8 @@ or sends it to an adjudicator. Assignment happens in one short write transaction
 IMMEDIATE on SQLite, a row lock with SKIP LOCKED on PostgreSQL), so concurrent annotators never
 share a slot. A claim costs O(log n) in the open items: every item keeps its count of
 assignments (`taken`) and its place in the claim order (`priority`, review/priority.py), and the
-claim walks an index over (kind, status, taken, priority, id) to the first row it may take.
+claim walks an index over (kind, status, taken descending, priority, id) to the first row it
+may take.
 On PostgreSQL, where every statement is a round trip to the server, a task takes two statements
 (the open task with the claim; the assignment with the task's row) and a decision two or three.
 """
@@ -83,9 +84,11 @@ OPEN_TASK = Prepared(OPEN_TASK_QUERY)
 MINE = select(assignments.c.item_id).where(assignments.c.annotator == ANNOTATOR).alias("mine")
 NOT_MINE = review_items.outerjoin(MINE, MINE.c.item_id == review_items.c.id)
 OPEN_SAMPLE = (review_items.c.kind == "sample", review_items.c.status == "open")
-# Items others have started first (their decisions complete sooner), then fresh ones; each in
-# priority order, each a range of ix_review_items_claim. Started items are few while a team
-# works: each person holds one open task at a time.
+# Items others have started first (their decisions complete sooner), the most taken first,
+# then fresh ones; each in priority order, each a range of ix_review_items_claim walked in its
+# own order (`taken` descending), so the first started item the annotator may take is found
+# without sorting the started ones. The walk passes the started items the annotator holds
+# themselves, one index probe each: many only for someone far ahead of the rest of the team.
 STARTED = (
     select(review_items.c.id)
     .select_from(NOT_MINE)

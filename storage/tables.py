@@ -50,7 +50,7 @@ from synthgate.storage.prepared import Prepared
 
 # The migration that made the schema below (storage/migrations/versions/): a database stamped
 # with it needs no upgrade. A test holds it equal to the migrations' head.
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 
 metadata = MetaData()
 
@@ -175,12 +175,21 @@ review_items = Table(
     # offsets walk from).
     Column("priority", Float, nullable=False, server_default="0"),
     Column("route", String(10), nullable=True),  # the rubric's route when the item was enqueued
-    # Claiming a sample item: started items (taken > 0) first, then the fresh ones in priority
-    # order; both are a range of this index, and it holds every column the claim reads (`k`
-    # too, last: it only filters).
-    Index("ix_review_items_claim", "kind", "status", "taken", "priority", "id", "k"),
     # Claiming a gold item: the first unseen one from a seeded point of the priority order.
     Index("ix_review_items_gold_order", "kind", "status", "priority", "id"),
+)
+# Claiming a sample item: started items (taken > 0) first, the most taken first, then the fresh
+# ones (taken = 0), each in priority order. Both are a range of this index walked in its own
+# order (taken descending: no sort, however many items are started), and it holds every column
+# the claim reads (`k` too, last: it only filters).
+Index(
+    "ix_review_items_claim",
+    review_items.c.kind,
+    review_items.c.status,
+    review_items.c.taken.desc(),
+    review_items.c.priority,
+    review_items.c.id,
+    review_items.c.k,
 )
 
 assignments = Table(

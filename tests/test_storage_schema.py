@@ -52,7 +52,12 @@ def schema_of(url: str) -> dict[str, Any]:
                     tuple(u["column_names"]) for u in found.get_unique_constraints(table)
                 ),
                 "indexes": sorted(
-                    (tuple(i["column_names"]), bool(i["unique"])) for i in found.get_indexes(table)
+                    (
+                        tuple(i["column_names"]),
+                        sorted(i.get("column_sorting", {}).items()),  # taken DESC, say
+                        bool(i["unique"]),
+                    )
+                    for i in found.get_indexes(table)
                 ),
             }
             for table in sorted(found.get_table_names())
