@@ -312,8 +312,9 @@ def review_sample(index: int, status: str) -> Sample:
     )
 
 
-def build(url: str, size: int) -> float:
-    """The queue of `size` open items (plus honeypots) in the database at `url`; seconds."""
+def build(url: str, size: int, k: int = K) -> float:
+    """The queue of `size` open items (plus honeypots; `k` annotators an item) in the database
+    at `url`; seconds."""
     began = time.perf_counter()
     store = Store(url)
     accepted = max(10, size // 10)
@@ -323,7 +324,7 @@ def build(url: str, size: int) -> float:
             review_sample(i, "review" if i < size else "accepted") for i in range(start, stop)
         )
     store.put_batch(BATCH, name=BATCH, seed=0, config={})
-    ReviewQueue(store, annotators_per_item=K, gold_rate=GOLD_RATE).enqueue_batch(BATCH)
+    ReviewQueue(store, annotators_per_item=k, gold_rate=GOLD_RATE).enqueue_batch(BATCH)
     store.close()
     return time.perf_counter() - began
 

@@ -212,7 +212,7 @@ def finalise(
         "status": "final",
         "verdict": verdict,
     }
-    if connection.dialect.name == "postgresql":  # one round trip (queue.py ASSIGN_AND_SHOW)
+    if connection.dialect.name == "postgresql":  # one round trip (queue.py assign_and_show)
         FINALISE.run(connection, values)
     else:
         SET_SAMPLE.run(connection, values)

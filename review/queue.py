@@ -17,6 +17,7 @@ On PostgreSQL, where every statement is a round trip to the server, a task takes
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import Counter
 from collections.abc import Generator, Iterable
@@ -59,8 +60,10 @@ from synthgate.storage.prepared import Prepared
 from synthgate.storage.store import Store
 from synthgate.storage.tables import (
     WriteTransaction,
+    annotator_counts,
     assignments,
     decisions,
+    dialect_insert,
     gold_answers,
     review_batches,
     review_items,
@@ -72,12 +75,21 @@ from synthgate.validators.rubric import Rubric
 # them on an index.
 ANNOTATOR: BindParameter[str] = bindparam("annotator")
 ITEM: BindParameter[int] = bindparam("item")
-# The annotator's open task (their undecided assignment, if any) and how many tasks they were
-# given (the position that seeds their gold draw), from ix_review_assignments_annotator_open.
+# The annotator's open task (their undecided assignment, if any: the start of their range of
+# ix_review_assignments_annotator_open) and how many tasks they were given (the position that
+# seeds their gold draw, kept in review_annotators); neither reads the rest of their history.
 OPEN_TASK_QUERY = select(
-    func.min(assignments.c.item_id).filter(assignments.c.decided_at.is_(None)).label("task"),
-    func.count().label("given"),
-).where(assignments.c.annotator == ANNOTATOR)
+    select(func.min(assignments.c.item_id))
+    .where(assignments.c.annotator == ANNOTATOR, assignments.c.decided_at.is_(None))
+    .scalar_subquery()
+    .label("task"),
+    func.coalesce(
+        select(annotator_counts.c.given)
+        .where(annotator_counts.c.annotator == ANNOTATOR)
+        .scalar_subquery(),
+        0,
+    ).label("given"),
+)
 OPEN_TASK = Prepared(OPEN_TASK_QUERY)
 # the annotator's assignments, for an anti-join: a claim skips the items they hold (one probe of
 # uq_assignment per candidate row, no subquery per row)
@@ -203,11 +215,31 @@ DECIDED = Prepared(DECIDED_STATEMENT)
 # three. The reading part sees the rows as they were before the statement (PostgreSQL runs the
 # clauses on one snapshot): the task's row its `taken` before this claim, the verdicts all but
 # the one being recorded.
-ASSIGN_AND_SHOW = Prepared(
-    SHOWN.statement.add_cte(ASSIGN.statement.cte("assigned")).add_cte(
-        COUNT_IN.statement.cte("counted")
+
+
+@functools.cache
+def given_one_more(dialect: str) -> Prepared[Any]:
+    """The annotator's kept count of tasks given, one more (an upsert: their first task makes
+    their row). Built on first use: an upsert is written in the database's own dialect."""
+    insert = dialect_insert(dialect, annotator_counts).values(annotator=ANNOTATOR, given=1)
+    return Prepared(
+        insert.on_conflict_do_update(
+            index_elements=[annotator_counts.c.annotator],
+            set_={"given": annotator_counts.c.given + 1},
+        )
     )
-)
+
+
+@functools.cache
+def assign_and_show() -> Prepared[Any]:
+    """PostgreSQL: the assignment, the item's count, the annotator's count and the task's row."""
+    return Prepared(
+        SHOWN.statement.add_cte(ASSIGN.statement.cte("assigned"))
+        .add_cte(COUNT_IN.statement.cte("counted"))
+        .add_cte(given_one_more("postgresql").statement.cte("given"))
+    )
+
+
 RECORD_AND_VERDICTS = Prepared(
     ANNOTATOR_VERDICTS.statement.add_cte(RECORD_STATEMENT.cte("recorded")).add_cte(
         DECIDED_STATEMENT.cte("decided")
@@ -321,7 +353,7 @@ class ReviewQueue:
                             continue
                         if self.dialect == "postgresql":
                             values = self._assignment(item_id, annotator)
-                            row = ASSIGN_AND_SHOW.run(writing, values).one()
+                            row = assign_and_show().run(writing, values).one()
                         else:
                             self._add_assignment(writing, item_id, annotator)
                             row = SHOWN.run(writing, {"item": item_id}).one()
@@ -401,12 +433,17 @@ class ReviewQueue:
             released = connection.execute(
                 assignments.delete()
                 .where(assignments.c.decided_at.is_(None), assignments.c.assigned_at < cutoff)
-                .returning(assignments.c.item_id)
-            ).scalars()
-            per_item = Counter(released)
-            for item_id, count in per_item.items():
+                .returning(assignments.c.item_id, assignments.c.annotator)
+            ).all()
+            for item_id, count in Counter(item_id for item_id, _ in released).items():
                 COUNT_IN.run(connection, {"item": item_id, "change": -count})
-            return sum(per_item.values())
+            for annotator, count in Counter(who for _, who in released).items():
+                connection.execute(
+                    annotator_counts.update()
+                    .where(annotator_counts.c.annotator == annotator)
+                    .values(given=annotator_counts.c.given - count)
+                )
+            return len(released)
 
     def awaiting_adjudication(self) -> list[int]:
         with self.store.engine.connect() as connection:
@@ -485,10 +522,12 @@ class ReviewQueue:
         self._add_assignment(connection, item.id, annotator)
 
     def _add_assignment(self, connection: Connection, item_id: int, annotator: str) -> None:
-        """Give the item to the annotator and count it on the item, in the same transaction."""
+        """Give the item to the annotator and count it on the item and for the annotator, in the
+        same transaction."""
         values = self._assignment(item_id, annotator)
         ASSIGN.run(connection, values)
         COUNT_IN.run(connection, values)
+        given_one_more(self.dialect).run(connection, values)
 
     @staticmethod
     def _assignment(item_id: int, annotator: str) -> dict[str, Any]:

@@ -50,7 +50,7 @@ from synthgate.storage.prepared import Prepared
 
 # The migration that made the schema below (storage/migrations/versions/): a database stamped
 # with it needs no upgrade. A test holds it equal to the migrations' head.
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 
 metadata = MetaData()
 
@@ -201,9 +201,18 @@ assignments = Table(
     Column("assigned_at", Float, nullable=False),
     Column("decided_at", Float, nullable=True),
     UniqueConstraint("item_id", "annotator", name="uq_assignment"),
-    # An annotator's open task (decided_at IS NULL) and their count, without reading the rest
-    # of their history.
+    # An annotator's open task (decided_at IS NULL), without reading the rest of their history.
     Index("ix_review_assignments_annotator_open", "annotator", "decided_at"),
+)
+
+# How many tasks each annotator was given (their rows in review_assignments), kept with every
+# change of those rows in the same transaction: the position that seeds their next gold draw,
+# read without counting their history.
+annotator_counts = Table(
+    "review_annotators",
+    metadata,
+    Column("annotator", String(200), primary_key=True),
+    Column("given", Integer, nullable=False),
 )
 
 decisions = Table(

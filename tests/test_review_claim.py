@@ -1,4 +1,5 @@
-"""Claiming review items by index: the kept `taken` counts always equal the assignments, the
+"""Claiming review items by index: the kept counts (`taken` per item, tasks given per annotator)
+always equal the assignments, the
 claim order is started items first and then priority, gold tasks are met in a seeded order per
 annotator, and the statements a claim runs read an index range, never sort or scan the queue
 (SQLite and PostgreSQL)."""
@@ -12,12 +13,12 @@ from typing import Any
 
 import pytest
 from review_fixtures import ACCEPT, fill, open_store
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from synthgate.review.queue import ReviewQueue
 from synthgate.storage.prepared import Prepared
 from synthgate.storage.store import Store
-from synthgate.storage.tables import assignments, review_items
+from synthgate.storage.tables import annotator_counts, assignments, review_items
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -110,6 +111,37 @@ def test_gold_tasks_come_in_a_seeded_order_per_annotator_and_never_twice(store: 
         assert len(seen) == len(set(seen)), f"{who} met a gold task twice"
         assert len(seen) >= 10, f"{who} met {len(seen)} gold tasks at gold_rate 0.5"
     assert met["ann"] != met["bob"]  # each annotator walks the gold set in their own order
+
+
+def test_each_annotators_count_of_tasks_is_kept_with_their_assignments(store: Store) -> None:
+    """The count that seeds an annotator's gold draw is kept, not counted per claim: it stays
+    the number of their assignments through claims, decisions, an import's assignment and
+    assignments taken back."""
+    fill(store, review=60, audit=0, accepted=20)
+    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.3)
+    queue.enqueue_batch("b1")
+    released = 0
+    for step in range(90):
+        who = ("ann", "bob", "cy")[step % 3]
+        task = queue.next_item(who)
+        if task is not None and step % 4:  # every fourth task left open
+            queue.decide(task.item_id, who, ACCEPT)
+        if step % 30 == 29:
+            released += queue.release_stale(-1)  # the open ones taken back
+    assert released > 0
+    fresh = queue.next_item("ann")
+    assert fresh is not None
+    queue.decide(fresh.item_id, "dee", ACCEPT, assign=True)  # as an import records one
+    with store.engine.connect() as connection:
+        kept = {row.annotator: row.given for row in connection.execute(select(annotator_counts))}
+        counted = {
+            who: count
+            for who, count in connection.execute(
+                select(assignments.c.annotator, func.count()).group_by(assignments.c.annotator)
+            )
+        }
+    assert kept == counted
+    assert set(counted) == {"ann", "bob", "cy", "dee"}
 
 
 def claim_statements(

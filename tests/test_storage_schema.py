@@ -116,7 +116,8 @@ def test_a_review_queue_from_revision_0001_gets_its_kept_counts_from_its_rows(
     tmp_path: Path,
 ) -> None:
     """0002 adds `taken`, `priority` and `route` to review items: counted from the assignments,
-    the gold order from each gold key, the route from the sample's stored report."""
+    the gold order from each gold key, the route from the sample's stored report; 0006 counts
+    each annotator's assignments."""
     url = sqlite_url(tmp_path / "queue.db")
     engine = create_engine(url)
     with engine.begin() as connection:
@@ -151,6 +152,9 @@ def test_a_review_queue_from_revision_0001_gets_its_kept_counts_from_its_rows(
         (2, 2, 0.0, "accepted"),
         (3, 1, gold_position("honeypot:s2"), None),
     ]
+    with sqlite3.connect(tmp_path / "queue.db") as connection:  # 0006: each one's tasks given
+        given = connection.execute("SELECT * FROM review_annotators ORDER BY annotator").fetchall()
+    assert given == [("ann", 2), ("bob", 2)]
     fresh = tmp_path / "fresh.db"
     Store(sqlite_url(fresh)).close()
     assert schema_of(url) == schema_of(sqlite_url(fresh))
