@@ -75,21 +75,19 @@ from synthgate.validators.rubric import Rubric
 # them on an index.
 ANNOTATOR: BindParameter[str] = bindparam("annotator")
 ITEM: BindParameter[int] = bindparam("item")
-# The annotator's open task (their undecided assignment, if any: the start of their range of
-# ix_review_assignments_annotator_open) and how many tasks they were given (the position that
-# seeds their gold draw, kept in review_annotators); neither reads the rest of their history.
+# The annotator's open task (their undecided assignment, if any: their rows with decided_at
+# NULL, one seek of ix_review_assignments_annotator_open) and how many tasks they were given
+# (the position that seeds their gold draw, kept in review_annotators); neither reads the rest
+# of their history. An aggregate, so that PostgreSQL reads it once where OPEN_OR_CLAIM uses it.
 OPEN_TASK_QUERY = select(
-    select(func.min(assignments.c.item_id))
-    .where(assignments.c.annotator == ANNOTATOR, assignments.c.decided_at.is_(None))
-    .scalar_subquery()
-    .label("task"),
+    func.min(assignments.c.item_id).label("task"),
     func.coalesce(
         select(annotator_counts.c.given)
         .where(annotator_counts.c.annotator == ANNOTATOR)
         .scalar_subquery(),
         0,
     ).label("given"),
-)
+).where(assignments.c.annotator == ANNOTATOR, assignments.c.decided_at.is_(None))
 OPEN_TASK = Prepared(OPEN_TASK_QUERY)
 # the annotator's assignments, for an anti-join: a claim skips the items they hold (one probe of
 # uq_assignment per candidate row, no subquery per row)
@@ -210,17 +208,14 @@ DECIDED_STATEMENT = (
     .values(decided_at=bindparam("now"))
 )
 DECIDED = Prepared(DECIDED_STATEMENT)
-# On PostgreSQL the writes of a claim and of a decision ride, as data-modifying WITH clauses,
-# on the statement that reads next: one round trip where SQLite (no writes in WITH) takes two or
-# three. The reading part sees the rows as they were before the statement (PostgreSQL runs the
-# clauses on one snapshot): the task's row its `taken` before this claim, the verdicts all but
-# the one being recorded.
 
 
 @functools.cache
 def given_one_more(dialect: str) -> Prepared[Any]:
     """The annotator's kept count of tasks given, one more (an upsert: their first task makes
-    their row). Built on first use: an upsert is written in the database's own dialect."""
+    their row). Built on first use, for the database in use: an upsert is written in the
+    database's own dialect, and a SQLite run must not load PostgreSQL's (storage/tables.py
+    dialect_insert)."""
     insert = dialect_insert(dialect, annotator_counts).values(annotator=ANNOTATOR, given=1)
     return Prepared(
         insert.on_conflict_do_update(
@@ -230,9 +225,15 @@ def given_one_more(dialect: str) -> Prepared[Any]:
     )
 
 
+# On PostgreSQL the writes of a claim and of a decision ride, as data-modifying WITH clauses,
+# on the statement that reads next: one round trip where SQLite (no writes in WITH) takes two or
+# three. The reading part sees the rows as they were before the statement (PostgreSQL runs the
+# clauses on one snapshot): the task's row its `taken` before this claim, the verdicts all but
+# the one being recorded.
 @functools.cache
 def assign_and_show() -> Prepared[Any]:
-    """PostgreSQL: the assignment, the item's count, the annotator's count and the task's row."""
+    """PostgreSQL: the assignment, the item's count, the annotator's count and the task's row
+    (built on first use, as `given_one_more`)."""
     return Prepared(
         SHOWN.statement.add_cte(ASSIGN.statement.cte("assigned"))
         .add_cte(COUNT_IN.statement.cte("counted"))

@@ -14,6 +14,7 @@
   the claim order, so that claiming an item is one walk down an index: see review/queue.py);
   who was given which item (unique per annotator); every decision, with the labels a fix
   replaced (`original`); the sample a gold task shows and its known verdicts.
+- review_annotators: each annotator's kept count of tasks given (it seeds their gold draw).
 
 The schema's revision is `SCHEMA_REVISION`; migrations (storage/migrations/) bring an older
 database to it (storage/schema.py). `WriteTransaction` is how every queue write starts, holding

@@ -197,6 +197,9 @@ def test_a_claim_reads_an_index_range_and_never_sorts_the_queue(
             # every probe walks its index in the claim order: no sort of the items it matches
             # (the started ones sorted once, however many there were)
             assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan
+            # the annotator's open task and count read once, however often the claim uses them
+            open_reads = plan.count("decided_at IS NULL))") + plan.count("decided_at=?)")
+            assert open_reads <= 1, plan
 
 
 def _plan_prefix(store: Store) -> str:
