@@ -126,12 +126,12 @@ def shown_problems(connection: Connection, item_ids: Iterable[int]) -> dict[int,
     found = {}
     ids = list(dict.fromkeys(item_ids))
     for start in range(0, len(ids), IDS_PER_QUERY):
-        chunk = ids[start : start + IDS_PER_QUERY]
-        numbers = [n for n in map(item_number, chunk) if n is not None]
-        query = SHOWN_PRESENT.where(review_items.c.id.in_(numbers))
-        rows = {row.id: row for row in connection.execute(query)} if numbers else {}
-        for item_id in chunk:
-            row = rows.get(item_number(item_id))
+        numbers = {item_id: item_number(item_id) for item_id in ids[start : start + IDS_PER_QUERY]}
+        wanted = [n for n in numbers.values() if n is not None]
+        query = SHOWN_PRESENT.where(review_items.c.id.in_(wanted))
+        rows = {row.id: row for row in connection.execute(query)} if wanted else {}
+        for item_id, number in numbers.items():
+            row = rows.get(number)
             problem = str(no_item(item_id)) if row is None else shown_problem(row)
             if problem is not None:
                 found[item_id] = problem

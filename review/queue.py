@@ -211,16 +211,17 @@ DECIDED = Prepared(DECIDED_STATEMENT)
 
 
 @functools.cache
-def given_one_more(dialect: str) -> Prepared[Any]:
-    """The annotator's kept count of tasks given, one more (an upsert: their first task makes
-    their row). Built on first use, for the database in use: an upsert is written in the
-    database's own dialect, and a SQLite run must not load PostgreSQL's (storage/tables.py
-    dialect_insert)."""
-    insert = dialect_insert(dialect, annotator_counts).values(annotator=ANNOTATOR, given=1)
+def count_given(dialect: str) -> Prepared[Any]:
+    """The annotator's kept count of tasks given, moved by `change` (as COUNT_IN moves an
+    item's; an upsert: their first task makes their row). Built on first use, for the database
+    in use: an upsert is written in the database's own dialect, and a SQLite run must not load
+    PostgreSQL's (storage/tables.py dialect_insert)."""
+    change = bindparam("change")
+    insert = dialect_insert(dialect, annotator_counts).values(annotator=ANNOTATOR, given=change)
     return Prepared(
         insert.on_conflict_do_update(
             index_elements=[annotator_counts.c.annotator],
-            set_={"given": annotator_counts.c.given + 1},
+            set_={"given": annotator_counts.c.given + change},
         )
     )
 
@@ -233,11 +234,11 @@ def given_one_more(dialect: str) -> Prepared[Any]:
 @functools.cache
 def assign_and_show() -> Prepared[Any]:
     """PostgreSQL: the assignment, the item's count, the annotator's count and the task's row
-    (built on first use, as `given_one_more`)."""
+    (built on first use, as `count_given`)."""
     return Prepared(
         SHOWN.statement.add_cte(ASSIGN.statement.cte("assigned"))
         .add_cte(COUNT_IN.statement.cte("counted"))
-        .add_cte(given_one_more("postgresql").statement.cte("given"))
+        .add_cte(count_given("postgresql").statement.cte("given"))
     )
 
 
@@ -439,10 +440,8 @@ class ReviewQueue:
             for item_id, count in Counter(item_id for item_id, _ in released).items():
                 COUNT_IN.run(connection, {"item": item_id, "change": -count})
             for annotator, count in Counter(who for _, who in released).items():
-                connection.execute(
-                    annotator_counts.update()
-                    .where(annotator_counts.c.annotator == annotator)
-                    .values(given=annotator_counts.c.given - count)
+                count_given(self.dialect).run(
+                    connection, {"annotator": annotator, "change": -count}
                 )
             return len(released)
 
@@ -528,7 +527,7 @@ class ReviewQueue:
         values = self._assignment(item_id, annotator)
         ASSIGN.run(connection, values)
         COUNT_IN.run(connection, values)
-        given_one_more(self.dialect).run(connection, values)
+        count_given(self.dialect).run(connection, values)
 
     @staticmethod
     def _assignment(item_id: int, annotator: str) -> dict[str, Any]:
