@@ -216,7 +216,7 @@ def count_given(dialect: str) -> Prepared[Any]:
     item's; an upsert: their first task makes their row). Built on first use, for the database
     in use: an upsert is written in the database's own dialect, and a SQLite run must not load
     PostgreSQL's (storage/tables.py dialect_insert)."""
-    change = bindparam("change")
+    change: BindParameter[int] = bindparam("change")
     insert = dialect_insert(dialect, annotator_counts).values(annotator=ANNOTATOR, given=change)
     return Prepared(
         insert.on_conflict_do_update(
