@@ -1,5 +1,5 @@
-"""Reading a real COCO file whole, as `export`, `merge` and `balance` do (`read_coco` with the
-non-finite gate), against the honest floor, per N.
+"""Reading a real COCO file whole, as `export`, `merge` and `balance` do, against the honest
+floor, per N.
 
 Builds COCO files by replicating a small real dataset (bench_scale.py's `replicate`: new image
 and annotation ids) at N = 10k, 100k and 1M annotations. Each measurement is a fresh process
@@ -10,9 +10,12 @@ processes import synthgate's COCO module first, so what differs is the work alon
   the whole file must do: the entries are copied into the output);
 - `read_coco(path, non_finite=[])`: the same parse, noting NaN and Infinity as it goes, and the
   gate for numbers beyond a float's range (`beyond_float`), which tells the caller whether to
-  walk every value for them.
+  walk every value for them;
+- `read_coco_streaming(path, non_finite=[])`, what the commands call: the same mapping parsed
+  by yajl as the file streams (its reading bar moves), read whole by `read_coco` only when it
+  holds what yajl does not read (NaN, numbers beyond 64 bits or a float's range).
 
-Printed per N: both, the CPU ratio and the CPU per annotation of each.
+Printed per N: each, the CPU ratios to the floor and the CPU per annotation of each.
 Usage: python bench/bench_read_coco.py [DATA] [--sizes 10000 100000 1000000] [--rounds 3]
 """
 
@@ -30,6 +33,10 @@ from bench_scale import arguments, replicate, row
 IMPORTS = "import json, sys; import synthgate.formats.coco as coco; path = sys.argv[1]; "
 FLOOR = IMPORTS + "json.loads(open(path, encoding='utf-8').read())"
 READ = IMPORTS + "coco.read_coco(path, non_finite=[])"
+STREAMED = (
+    IMPORTS.replace("coco;", "coco; import synthgate.formats.coco_reader as reader;")
+    + "reader.read_coco_streaming(path, non_finite=[])"
+)
 
 
 def main() -> None:
@@ -50,13 +57,15 @@ def main() -> None:
                 {
                     "floor (decode + json)": [sys.executable, "-c", FLOOR, str(path)],
                     "read_coco": [sys.executable, "-c", READ, str(path)],
+                    "read_coco_streaming": [sys.executable, "-c", STREAMED, str(path)],
                 },
                 args.rounds,
             )
             for name, measured in found.items():
                 print(row(name, measured, count))
-            ratio = found["read_coco"].cpu / found["floor (decode + json)"].cpu
-            print(f"  CPU ratio read_coco/floor: {ratio:.2f}", flush=True)
+            floor = found["floor (decode + json)"].cpu
+            for name in ("read_coco", "read_coco_streaming"):
+                print(f"  CPU ratio {name}/floor: {found[name].cpu / floor:.2f}", flush=True)
             path.unlink()
     print(f"bench took {time.perf_counter() - started:.0f} s")
 

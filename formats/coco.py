@@ -96,6 +96,10 @@ def read_coco(
 ) -> dict[str, Any]:
     """Load a COCO JSON file; InputError unless it is a mapping with images/annotations/categories.
 
+    Python's json parses the whole text in one call. Callers read with `read_coco_streaming`
+    (formats/coco_reader.py): the same mapping and errors, a progress count that moves, and
+    this reader for the files yajl does not read as json does.
+
     `non_finite`: a list the reader adds what it met that reads as NaN or infinity to (NaN,
     Infinity, a number beyond a float's range): Python's json reads them as floats, but writes
     them as no JSON reader takes. A caller that copies entries into an output refuses those

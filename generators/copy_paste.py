@@ -27,8 +27,8 @@ from PIL import Image
 
 from synthgate.config import CopyPasteImageConfig
 from synthgate.errors import InputError
-from synthgate.formats.coco import read_coco
 from synthgate.formats.coco_checks import check_coco
+from synthgate.formats.coco_reader import read_coco_streaming
 from synthgate.generators.labels import PlacedObject, labels_from_masks
 from synthgate.masks import annotation_mask, blank_mask, encode_mask, tight_bbox
 from synthgate.samples import (
@@ -145,7 +145,7 @@ class CopyPasteGenerator:
     ) -> None:
         self.config = config
         if dataset is None:
-            data = read_coco(config.coco)
+            data = read_coco_streaming(config.coco)
             dataset = check_coco(data, source=config.coco, images_dir=config.images).data
         self.images = {image["id"]: image for image in dataset["images"]}
         self.category_names = {c["id"]: c["name"] for c in dataset["categories"]}

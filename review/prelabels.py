@@ -21,8 +21,8 @@ from pydantic import ValidationError
 
 from synthgate.errors import InputError
 from synthgate.files import parse_json, readable_file
-from synthgate.formats.coco import read_coco
 from synthgate.formats.coco_annotations import coco_to_samples
+from synthgate.formats.coco_reader import read_coco_streaming
 from synthgate.masks import finite_number
 from synthgate.review.enqueue import Progress
 from synthgate.review.queue import ReviewQueue
@@ -65,7 +65,7 @@ def prelabel_samples(path: Path) -> tuple[str, list[Sample], dict[str, Any]]:
     judged = document["predictions"]
     batch_id = "prelabels-" + digest[:12]
     coco_path = Path(judged["coco"])
-    coco = read_coco(coco_path)
+    coco = read_coco_streaming(coco_path)
     rows = read_results(Path(judged["results"]), coco=coco, coco_name=str(coco_path))
     merged, scores = predictions_coco(rows, coco, min_score=float(judged.get("min_score") or 0))
     samples = {s.id: s for s in coco_to_samples(merged, source=batch_id)}

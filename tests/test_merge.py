@@ -283,8 +283,14 @@ def test_without_images_the_real_images_are_beside_the_real_file(
 def test_merge_reports_reading_checking_then_placing_the_images(
     finished_run: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
-    coco, shared_images, run_dir = finished_run
+    tiny, shared_images, run_dir = finished_run
     images = shutil.copytree(shared_images, tmp_path / "images")  # one is removed below
+    # a file of several of the reader's buffers (64 KiB), so that its bar moves as it is read
+    real = json.loads(tiny.read_text())
+    for annotation in real["annotations"]:
+        annotation["note"] = "x" * (400_000 // len(real["annotations"]))
+    coco = tmp_path / "padded.json"
+    coco.write_text(json.dumps(real))
     events: list[tuple[str, int, int]] = []
 
     def checked(done: int, total: int) -> None:
@@ -299,18 +305,17 @@ def test_merge_reports_reading_checking_then_placing_the_images(
         check_progress=checked,
         read_progress=lambda done, total: events.append(("read", done, total)),
     )
-    entries = json.loads(coco.read_text())["images"]
+    entries = real["images"]
     placed = len(entries) + result.added_images
+    reads = [e for e in events if e[0] == "read"]
     checks = [e for e in events if e[0] == "checked"]
     size = coco.stat().st_size
-    # the real file is read before its images are checked; every real image file is checked
-    # before the first image is placed, and each is placed once
-    assert events == [
-        ("read", 0, size),
-        ("read", size, size),
-        *checks,
-        *[("placed", n, placed) for n in range(1, placed + 1)],
-    ]
+    # the real file is read before its images are checked, its count moving through the file;
+    # every real image file is checked before the first image is placed, and each is placed once
+    assert events == [*reads, *checks, *[("placed", n, placed) for n in range(1, placed + 1)]]
+    assert reads[0] == ("read", 0, size) and reads[-1] == ("read", size, size)
+    done = [count for _, count, _ in reads]
+    assert len(done) > 5 and done == sorted(set(done)) and {t for *_, t in reads} == {size}
     assert checks[0] == ("checked", 0, len(entries))
     assert checks[-1] == ("checked", len(entries), len(entries))
     events.clear()

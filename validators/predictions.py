@@ -21,7 +21,7 @@ from typing import Any
 
 from synthgate.errors import InputError
 from synthgate.files import json_text, parse_json, readable_file
-from synthgate.formats.coco import read_coco
+from synthgate.formats.coco_reader import read_coco_streaming
 from synthgate.masks import finite_number, rle_area, segmentation_to_rle
 from synthgate.validators.validate import ValidationResult, validate_file
 
@@ -138,10 +138,10 @@ def validate_predictions(
 
     Returns the `ValidationResult` of the COCO file with the predictions as its labels.
     `progress` and `reference_progress` as for `validate_coco`; `read_progress` with (bytes
-    read, bytes in all) before and after the COCO file is read.
+    read, bytes in all) from the start to the end of the COCO file as it is read.
     """
     coco_path = Path(coco)
-    data = read_coco(coco_path, progress=read_progress)
+    data = read_coco_streaming(coco_path, progress=read_progress)
     rows = read_results(Path(results), coco=data, coco_name=str(coco_path))
     merged, _ = predictions_coco(rows, data, min_score=min_score)
     return validate_file(

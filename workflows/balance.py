@@ -32,8 +32,9 @@ from typing import Any
 from synthgate.config import BatchConfig, CopyPasteImageConfig, parse_config
 from synthgate.errors import InputError
 from synthgate.files import dumps, write_atomic
-from synthgate.formats.coco import read_coco, refuse_non_finite
+from synthgate.formats.coco import refuse_non_finite
 from synthgate.formats.coco_checks import check_coco, class_name_problems, describe_problems
+from synthgate.formats.coco_reader import read_coco_streaming
 from synthgate.formats.jsonl import read_jsonl
 from synthgate.generators import Generator, build_generator
 from synthgate.generators.copy_paste import source_categories
@@ -292,8 +293,8 @@ def balance(
             file is checked (there, readable, of its entry's size) before any work starts.
         reference_progress: called with (files hashed, files in all) while the folders of real
             images the rubric names (`reference_images`) are hashed, before each run.
-        read_progress: called with (bytes read, bytes in all) before and after the real COCO
-            file is read and parsed.
+        read_progress: called with (bytes read, bytes in all) from the start to the end of the
+            real COCO file as it is read and parsed.
 
     Returns:
         A `BalanceResult`: `.out`, `.merged` (merged.coco.json) and `.summary`.
@@ -314,7 +315,7 @@ def balance(
         )
     refuse_out_holding(out, coco_path, images_dir)
     non_finite: list[str] = []
-    real = read_coco(coco_path, non_finite=non_finite, progress=read_progress)
+    real = read_coco_streaming(coco_path, non_finite=non_finite, progress=read_progress)
     # Before the image files are checked (seconds for a large dataset): no check leaves out a
     # category, so a name no class can have stops the balance whatever the files hold.
     unnamed = class_name_problems(real)

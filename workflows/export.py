@@ -30,8 +30,9 @@ from typing import Any, Literal
 
 from synthgate.errors import InputError
 from synthgate.files import dumps, is_file, path_problem
-from synthgate.formats.coco import Progress, read_coco, refuse_non_finite
+from synthgate.formats.coco import Progress, refuse_non_finite
 from synthgate.formats.coco_checks import check_coco, file_name_problem
+from synthgate.formats.coco_reader import read_coco_streaming
 from synthgate.formats.exports import (
     SUBSETS,
     coco_subset,
@@ -200,8 +201,8 @@ def export(
         progress: called with (images placed, images in all).
         check_progress: called with (images checked, images in all) while every image file is
             checked (there, readable, of its entry's size) before anything is written.
-        read_progress: called with (bytes read, bytes in all) before and after the COCO file
-            is read and parsed.
+        read_progress: called with (bytes read, bytes in all) from the start to the end of the
+            COCO file as it is read and parsed.
 
     Returns:
         An `ExportResult`: `.out`, `.counts` (with images per subset), `.skipped`.
@@ -320,14 +321,14 @@ def read_checked(
     read_progress: Progress | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """The COCO file with every check passed and, given `images_dir`, every image file there
-    (`progress`: as they are checked; `read_progress`: as `read_coco` reads it); the
+    (`progress`: as they are checked; `read_progress`: as the file is read); the
     descriptions of entries left out. Without `skip_invalid`, two images that would share an
     exported name are refused before the checks. `boxes_only`: YOLO and VOC export no
     segmentations, so they are dropped before the checks and a bad polygon does not stop such
     an export."""
 
     non_finite: list[str] = []
-    coco = read_coco(path, non_finite=non_finite, progress=read_progress)
+    coco = read_coco_streaming(path, non_finite=non_finite, progress=read_progress)
     if images_dir is not None:
         refuse_if_no_image_is_there(coco["images"], images_dir)
     if not skip_invalid:

@@ -31,8 +31,9 @@ from typing import Any
 
 from synthgate.errors import InputError
 from synthgate.files import dumps, write_atomic
-from synthgate.formats.coco import Progress, read_coco, refuse_non_finite
+from synthgate.formats.coco import Progress, refuse_non_finite
 from synthgate.formats.coco_checks import check_coco
+from synthgate.formats.coco_reader import read_coco_streaming
 from synthgate.formats.exports import place_image
 from synthgate.formats.jsonl import check_row_ids, jsonl_lines, read_jsonl
 from synthgate.formats.paths import confined_path
@@ -301,7 +302,10 @@ def merge_run_coco(
     the run in `run_dir` merged in (`merge_coco`); each added image's file, in the run folder,
     goes into `files` under its file_name."""
     merged = merge_coco(
-        placed, read_coco(run_dir / "coco.json"), add_categories=add_categories, result=result
+        placed,
+        read_coco_streaming(run_dir / "coco.json"),
+        add_categories=add_categories,
+        result=result,
     )
     for image in merged["images"][len(placed["images"]) :]:
         files[image["file_name"]] = confined_path(run_dir, image["file_name"])
@@ -352,8 +356,8 @@ def merge(
         check_progress: COCO: called with (images checked, images in all) while every real
             image file is checked (there, readable, of its entry's size) before anything is
             written.
-        read_progress: COCO: called with (bytes read, bytes in all) before and after the real
-            file is read and parsed.
+        read_progress: COCO: called with (bytes read, bytes in all) from the start to the end
+            of the real file as it is read and parsed.
 
     Returns:
         A `MergeResult`: images, annotations or rows added, samples left out by status, and
@@ -414,7 +418,7 @@ def merge(
     # the real images are checked too: missing, unreadable or not the size their entry says
     non_finite: list[str] = []
     checked = check_coco(
-        read_coco(real_path, non_finite=non_finite, progress=read_progress),
+        read_coco_streaming(real_path, non_finite=non_finite, progress=read_progress),
         source=real_path,
         images_dir=images_dir,
         skip_invalid=skip_invalid,
