@@ -61,9 +61,24 @@ def printable(text: str) -> str:
 
 def string_in(value: Any, holds: Callable[[str], bool], where: str = "") -> tuple[str, str] | None:
     """(where, string) of the first string in `value` (dicts, lists, tuples; keys too) that
-    `holds`, `where` written like `objects[0].category`; None when there is none."""
+    `holds`, `where` written like `objects[0].category`; None when there is none. The place is
+    written only for the string found (every request's body is walked)."""
+    found = _first_string(value, holds)
+    if found is None:
+        return None
+    text, keys, is_key = found
+    for key in reversed(keys):  # outermost first
+        where = f"{where}.{key}".lstrip(".") if isinstance(key, str) else f"{where}[{key}]"
+    if is_key:
+        return (f"a key of {where}" if where else "a key"), text
+    return (where or "a string"), text
+
+
+def _first_string(value: Any, holds: Callable[[str], bool]) -> tuple[str, list[Any], bool] | None:
+    """The first string in `value` that `holds`, the keys on the way to it (innermost first)
+    and whether it is a key itself."""
     if isinstance(value, str):
-        return (where or "a string", value) if holds(value) else None
+        return (value, [], False) if holds(value) else None
     if isinstance(value, dict):
         pairs: Any = value.items()
     elif isinstance(value, list | tuple):
@@ -71,10 +86,11 @@ def string_in(value: Any, holds: Callable[[str], bool], where: str = "") -> tupl
     else:
         return None
     for key, item in pairs:
-        step = f"{where}.{key}".lstrip(".") if isinstance(key, str) else f"{where}[{key}]"
-        key_of = f"a key of {where}" if where else "a key"
-        found = string_in(key, holds, key_of) or string_in(item, holds, step)
+        if isinstance(key, str) and holds(key):
+            return key, [], True
+        found = _first_string(item, holds)
         if found is not None:
+            found[1].append(key)
             return found
     return None
 

@@ -54,14 +54,15 @@ def check_annotator(name: str) -> str:
 
 
 def check_decision(item_id: int, shown: Sample, decision: Decision) -> None:
-    found = lone_surrogate_in(decision.model_dump())
+    plain = decision.model_dump()
+    found = lone_surrogate_in(plain)
     if found is not None:  # valid JSON, but no character: no database or UTF-8 file can keep it
         where, value = found
         raise InputError(
             f"item {item_id}: {where} {value!r} holds a lone surrogate (an unpaired "
             "\\ud800-\\udfff escape), which is no character; fix or drop the escape"
         )
-    found = string_in(decision.model_dump(), lambda text: "\x00" in text)
+    found = string_in(plain, lambda text: "\x00" in text)
     if found is not None:  # PostgreSQL's text holds no NUL
         where, value = found
         raise InputError(f"item {item_id}: {where} {quoted(value)} holds a NUL character; drop it")

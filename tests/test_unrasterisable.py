@@ -9,14 +9,17 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from api_support import text_sample
 from balance_fixtures import make_tiny_coco
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from pycocotools import mask as mask_utils
 
 from synthgate import merge, run
-from synthgate.errors import InputError, lone_surrogate_in, printable
+from synthgate.errors import InputError, lone_surrogate_in, printable, string_in
 from synthgate.files import json_text
 from synthgate.masks import (
     MASK_PIXEL_LIMIT,
@@ -149,6 +152,49 @@ def test_lone_surrogate_in_names_where_it_is() -> None:
     )
     assert lone_surrogate_in({"a": {"k\ud800": 1}}) == ("a key of a", "k\ud800")
     assert lone_surrogate_in({"a": ["fine", 1, None]}) is None
+
+
+def _string_in_before(value: Any, holds: Any, where: str = "") -> tuple[str, str] | None:
+    """string_in as it was (every place written on the way down), kept as the reference."""
+    if isinstance(value, str):
+        return (where or "a string", value) if holds(value) else None
+    if isinstance(value, dict):
+        pairs: Any = value.items()
+    elif isinstance(value, list | tuple):
+        pairs = enumerate(value)
+    else:
+        return None
+    for key, item in pairs:
+        step = f"{where}.{key}".lstrip(".") if isinstance(key, str) else f"{where}[{key}]"
+        key_of = f"a key of {where}" if where else "a key"
+        found = _string_in_before(key, holds, key_of) or _string_in_before(item, holds, step)
+        if found is not None:
+            return found
+    return None
+
+
+TEXTS = st.text(alphabet="ab.!", max_size=3)  # "!" marks a string that holds
+PLAIN = st.recursive(
+    st.one_of(TEXTS, st.integers(-2, 2), st.none(), st.floats(allow_nan=False)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.lists(inner, max_size=3).map(tuple),
+        st.dictionaries(st.one_of(TEXTS, st.integers(0, 3)), inner, max_size=3),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400)
+@given(value=PLAIN, where=st.sampled_from(["", "body", "a.b[0]"]))
+@example(value={"a": {"b": "x!"}}, where="")
+@example(value={".a": [{"b!": 2}]}, where="")
+@example(value=("!", {0: "!"}), where="body")
+def test_string_in_names_the_place_it_named_before(value: Any, where: str) -> None:
+    def holds(text: str) -> bool:
+        return "!" in text
+
+    assert string_in(value, holds, where) == _string_in_before(value, holds, where)
 
 
 def test_a_sample_no_database_can_keep_is_refused_naming_its_field(tmp_path: Path) -> None:
