@@ -61,24 +61,31 @@ def printable(text: str) -> str:
 
 def string_in(value: Any, holds: Callable[[str], bool], where: str = "") -> tuple[str, str] | None:
     """(where, string) of the first string in `value` (dicts, lists, tuples; keys too) that
-    `holds`, `where` written like `objects[0].category`; None when there is none. The place is
-    written only for the string found (every request's body is walked)."""
-    found = _first_string(value, holds)
-    if found is None:
+    `holds`, `where` written like `objects[0].category`; None when there is none. Every request
+    body and decision is walked, and nearly all hold nothing: the places are written only once
+    something is found."""
+    if not _holds_anywhere(value, holds):
         return None
-    text, keys, is_key = found
-    for key in reversed(keys):  # outermost first
-        where = f"{where}.{key}".lstrip(".") if isinstance(key, str) else f"{where}[{key}]"
-    if is_key:
-        return (f"a key of {where}" if where else "a key"), text
-    return (where or "a string"), text
+    return _first_place(value, holds, where)
 
 
-def _first_string(value: Any, holds: Callable[[str], bool]) -> tuple[str, list[Any], bool] | None:
-    """The first string in `value` that `holds`, the keys on the way to it (innermost first)
-    and whether it is a key itself."""
+def _holds_anywhere(value: Any, holds: Callable[[str], bool]) -> bool:
     if isinstance(value, str):
-        return (value, [], False) if holds(value) else None
+        return holds(value)
+    if isinstance(value, dict):
+        return any(
+            _holds_anywhere(key, holds) or _holds_anywhere(item, holds)
+            for key, item in value.items()
+        )
+    if isinstance(value, list | tuple):
+        return any(_holds_anywhere(item, holds) for item in value)
+    return False
+
+
+def _first_place(value: Any, holds: Callable[[str], bool], where: str) -> tuple[str, str] | None:
+    """`string_in`, writing the place of every string on the way."""
+    if isinstance(value, str):
+        return (where or "a string", value) if holds(value) else None
     if isinstance(value, dict):
         pairs: Any = value.items()
     elif isinstance(value, list | tuple):
@@ -86,11 +93,10 @@ def _first_string(value: Any, holds: Callable[[str], bool]) -> tuple[str, list[A
     else:
         return None
     for key, item in pairs:
-        if isinstance(key, str) and holds(key):
-            return key, [], True
-        found = _first_string(item, holds)
+        step = f"{where}.{key}".lstrip(".") if isinstance(key, str) else f"{where}[{key}]"
+        key_of = f"a key of {where}" if where else "a key"
+        found = _first_place(key, holds, key_of) or _first_place(item, holds, step)
         if found is not None:
-            found[1].append(key)
             return found
     return None
 

@@ -12,8 +12,10 @@ processes import synthgate's COCO module first, so what differs is the work alon
   gate for numbers beyond a float's range (`beyond_float`), which tells the caller whether to
   walk every value for them;
 - `read_coco_streaming(path, non_finite=[])`, what the commands call: the same mapping parsed
-  by yajl as the file streams (its reading bar moves), read whole by `read_coco` only when it
-  holds what yajl does not read (NaN, numbers beyond 64 bits or a float's range).
+  by yajl as the file streams (its reading bar moves), the bytes screened on the way (lone
+  surrogate escapes, form feeds, nesting depth); read whole by `read_coco` when the file holds
+  what yajl reads otherwise than json (formats/coco_reader.py lists it: NaN, numbers beyond
+  64 bits or a float's range, members given twice, ...).
 
 Printed per N: each, the CPU ratios to the floor and the CPU per annotation of each.
 Usage: python bench/bench_read_coco.py [DATA] [--sizes 10000 100000 1000000] [--rounds 3]

@@ -19,10 +19,16 @@ test (its object closes before the end), and a key cannot hide in a string (its 
 escaped), so both tests are proofs, not guesses.
 
 Anything else goes through the whole-file reader (`read_coco`, Python's json), which is
-slower and holds the file in memory but reads what Python reads (NaN, lone surrogates) and
-names the line and column of a syntax error: a file without a top-level annotations array, a
-parse error, a member given twice. The sink's `clear()` is called first in that case, so it
-sees every annotation exactly once either way.
+slower and holds the file in memory but reads what Python reads and refuses what it refuses,
+naming the line and column of a syntax error: a file without a top-level annotations array, a
+parse error, a member given twice, and what yajl reads otherwise (NaN and Infinity, integers
+beyond 64 bits, numbers beyond a float's range, lone surrogate escapes, form feeds and vertical
+tabs as spaces, which json refuses) or would be slow or unsafe on (nesting deeper than
+MAX_DEPTH: json stops at Python's recursion limit, and yajl's builder is killed on a deep
+enough file; more than HEAD_TESTS nested "annotations" keys before the array, each of which
+costs a parse of the head). The bytes are screened for these as the reader hands them over,
+before yajl parses them. The sink's `clear()` is called first in that case, so it sees every
+annotation exactly once either way.
 """
 
 from __future__ import annotations
@@ -34,15 +40,26 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 import ijson
+import numpy as np
 
 from synthgate.formats.coco import Progress, coco_mapping, existing_coco_file, read_coco
 
 HEAD_BLOCK = 1 << 20
+HEAD_TESTS = 16  # nested "annotations" keys tested before the file is read whole instead
 TEST_BUFFER = 16 << 10  # a nested key fails within its own object: a small buffer suffices
-ANNOTATIONS_KEY = re.compile(rb'"annotations"\s*:\s*')
-ANY_KEY = re.compile(rb'"(?:[^"\\]|\\.)*"\s*:')
+MAX_DEPTH = 64  # COCO nests 5 deep (a polygon's coordinates); deeper files are read by json
+ANNOTATIONS_KEY = re.compile(rb'"annotations"[ \t\n\r]*:[ \t\n\r]*')
+ANY_KEY = re.compile(rb'"(?:[^"\\]|\\.)*"[ \t\n\r]*:')
+QUOTE = re.compile(rb'"')
 # yajl reads a lone UTF-16 surrogate escape as "?", Python's json keeps it: such files go to json.
 SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abAB]")
+NOT_JSON_SPACE = (b"\x0b", b"\x0c")  # space to yajl, a syntax error to json
+ESCAPE = re.compile(rb"\\.", re.DOTALL)
+NOT_STRUCTURE = bytes(set(range(256)) - set(b'"[]{}'))
+STEP = np.zeros(256, dtype=np.int64)  # nesting: +1 opens, -1 closes
+STEP[list(b"[{")] = 1
+STEP[list(b"]}")] = -1
+IS_QUOTE = (np.arange(256) == ord('"')).astype(np.int64)
 
 
 class AnnotationSink(Protocol):
@@ -60,10 +77,39 @@ class _NotStreamable(Exception):
     """The file is read whole instead (see the module docstring)."""
 
 
+class _Depth:
+    """How deep the JSON read so far nests, bytes handed over in pieces: escapes and strings
+    left out, the brackets outside strings counted (vectorised over each piece)."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.in_string = 0
+        self.cut = b""  # a backslash that ended the last piece escapes the next one's first byte
+
+    def feed(self, chunk: bytes) -> int:
+        """The deepest point within `chunk`, given everything fed before."""
+        data = self.cut + chunk
+        run = len(data) - len(data.rstrip(b"\\"))
+        self.cut = b"\\" if run % 2 else b""
+        if self.cut:
+            data = data[:-1]
+        if b"\\" in data:
+            data = ESCAPE.sub(b"", data)
+        marks = np.frombuffer(data.translate(None, NOT_STRUCTURE), dtype=np.uint8)
+        if not marks.size:
+            return self.depth
+        quotes = np.cumsum(IS_QUOTE[marks]) + self.in_string
+        depths = np.cumsum(STEP[marks] * (quotes % 2 == 0)) + self.depth
+        self.in_string = int(quotes[-1] % 2)
+        self.depth = int(depths[-1])
+        return int(depths.max())
+
+
 class _Reader:
     """Bytes for yajl: `prefix`, then `handle` from `start`; it remembers where the current
-    buffer began and whether a surrogate escape went by. `progress`: called with the bytes of
-    the file read after each buffer."""
+    buffer began. It raises _NotStreamable before yajl sees bytes it would read otherwise than
+    json (a surrogate escape, a form feed or vertical tab) or nesting deeper than MAX_DEPTH.
+    `progress`: called with the bytes of the file read after each buffer."""
 
     def __init__(
         self,
@@ -77,8 +123,8 @@ class _Reader:
         self.prefix = prefix
         self.position = start  # offset in `handle` of the next byte
         self.buffer_start = start  # offset in `handle` where the last buffer handed out began
-        self.surrogates = False
         self._last = b""
+        self._depth = _Depth()
         self._progress = progress
         handle.seek(start)
 
@@ -87,16 +133,26 @@ class _Reader:
             return b""
         if self.prefix:
             chunk, self.prefix = self.prefix, b""
+            self._screen(chunk)
             return chunk
         chunk = self.handle.read(size)
         self.buffer_start = self.position
         self.position += len(chunk)
-        if b"\\" in chunk and SURROGATE_ESCAPE.search(self._last + chunk):
-            self.surrogates = True
-        self._last = chunk[-5:]
+        self._screen(chunk)
         if self._progress is not None and chunk:
             self._progress(self.position)
         return chunk
+
+    def _screen(self, chunk: bytes) -> None:
+        # the last bytes of the previous buffer too: an escape or a backslash may be cut in two
+        joined = self._last + chunk
+        self._last = chunk[-5:]
+        if b"\\" in joined and SURROGATE_ESCAPE.search(joined):
+            raise _NotStreamable
+        if any(space in chunk for space in NOT_JSON_SPACE):
+            raise _NotStreamable
+        if self._depth.feed(chunk) > MAX_DEPTH:
+            raise _NotStreamable
 
 
 def _escaped(data: bytes | bytearray | memoryview, position: int) -> bool:
@@ -109,22 +165,25 @@ def _escaped(data: bytes | bytearray | memoryview, position: int) -> bool:
 
 def _members(
     handle: BinaryIO, start: int, prefix: bytes, *, buffer: int = 64 << 10
-) -> dict[str, Any] | None:
-    """The members of `prefix` + `handle` from `start` if that is exactly one JSON object."""
+) -> list[tuple[str, Any]] | None:
+    """The members of `prefix` + `handle` from `start`, in order, if that is exactly one JSON
+    object."""
     reader = _Reader(handle, start, prefix)
     try:
-        found = dict(ijson.kvitems(reader, "", use_float=True, buf_size=buffer))
+        return list(ijson.kvitems(reader, "", use_float=True, buf_size=buffer))
     except (ijson.JSONError, UnicodeDecodeError, ValueError):
         return None
-    return None if reader.surrogates else found
 
 
 def _head(handle: BinaryIO) -> tuple[dict[str, Any], int]:
     """The members before the top-level annotations array and the file offset of its `[`."""
     head = bytearray()
     resume = 0  # where the next search starts: no key can begin before it
+    tests = 0
     while True:
         block = handle.read(HEAD_BLOCK)
+        if any(space in block for space in NOT_JSON_SPACE):
+            raise _NotStreamable  # json refuses the file (the key's spaces are never parsed)
         head += block
         for match in ANNOTATIONS_KEY.finditer(head, resume):
             if match.end() >= len(head) and block:
@@ -132,12 +191,18 @@ def _head(handle: BinaryIO) -> tuple[dict[str, Any], int]:
             resume = match.start() + 1
             if _escaped(head, match.start()):
                 continue
+            tests += 1
+            if tests > HEAD_TESTS:
+                raise _NotStreamable  # each test parses the head again
             test = io.BytesIO(bytes(head[: match.start()]) + b'"annotations": null}')
-            members = _members(test, 0, b"")
-            if members is None:
+            pairs = _members(test, 0, b"")
+            if pairs is None:
                 continue  # a nested "annotations" key
             if head[match.end() : match.end() + 1] != b"[":
                 raise _NotStreamable  # annotations is not an array: json says why
+            if [key for key, _ in pairs].count("annotations") > 1:
+                raise _NotStreamable  # json keeps the member where it first came
+            members = dict(pairs)
             members.pop("annotations")
             return members, match.end()
         else:
@@ -152,12 +217,12 @@ def _tail(handle: BinaryIO, start: int) -> dict[str, Any]:
     handle.seek(start)
     rest = io.BytesIO(handle.read())
     view = rest.getbuffer()
-    for match in ANY_KEY.finditer(view):
-        if _escaped(view, match.start()):
+    for quote in QUOTE.finditer(view):  # every quote: a key may begin where a match would end
+        if ANY_KEY.match(view, quote.start()) is None or _escaped(view, quote.start()):
             continue
-        members = _members(rest, match.start(), b"{", buffer=TEST_BUFFER)
-        if members is not None:
-            return members
+        pairs = _members(rest, quote.start(), b"{", buffer=TEST_BUFFER)
+        if pairs is not None:
+            return dict(pairs)
     return {}  # the annotations array was the last member
 
 
@@ -179,8 +244,6 @@ def _stream(
                 raise _NotStreamable from None
             annotations.add(entry)
             last_buffer = reader.buffer_start
-        if reader.surrogates:
-            raise _NotStreamable
         tail = _tail(handle, last_buffer)
     if "annotations" in tail or tail.keys() & members.keys():
         raise _NotStreamable  # a member twice: json keeps the last one
@@ -246,7 +309,10 @@ def read_coco_streaming(
 ) -> dict[str, Any]:
     """`read_coco`'s mapping and errors, parsed as the file streams (`stream_coco`), so that
     `progress` moves through the file instead of standing at 0 while one call to json parses
-    it (seconds for hundreds of MB). It costs no more: bench/bench_read_coco.py."""
+    it (seconds for hundreds of MB). About read_coco's CPU (bench/bench_read_coco.py); more
+    for a file handed to read_coco part way, whose streamed part is read again. (A value nested
+    within a few levels of Python's recursion limit may be read by one and refused by the
+    other: json's limit depends on how deep in the stack it is called.)"""
     kept = _Kept()
     data = stream_coco(path, kept, progress=progress, non_finite=non_finite)
     data["annotations"] = kept.entries

@@ -179,7 +179,11 @@ PLAIN = st.recursive(
     lambda inner: st.one_of(
         st.lists(inner, max_size=3),
         st.lists(inner, max_size=3).map(tuple),
-        st.dictionaries(st.one_of(TEXTS, st.integers(0, 3)), inner, max_size=3),
+        st.dictionaries(
+            st.one_of(TEXTS, st.integers(0, 3), st.tuples(TEXTS, st.integers(0, 1))),
+            inner,
+            max_size=3,
+        ),
     ),
     max_leaves=12,
 )
@@ -190,6 +194,7 @@ PLAIN = st.recursive(
 @example(value={"a": {"b": "x!"}}, where="")
 @example(value={".a": [{"b!": 2}]}, where="")
 @example(value=("!", {0: "!"}), where="body")
+@example(value={("a", ("b!",)): "c"}, where="w")
 def test_string_in_names_the_place_it_named_before(value: Any, where: str) -> None:
     def holds(text: str) -> bool:
         return "!" in text
