@@ -12,11 +12,10 @@ yajl (ijson's C backend):
 
 Where the array starts and ends is found without a second parse of the file: a `"annotations"`
 key is the top-level one exactly when the head before it, closed by `"annotations": null}`, is
-valid JSON; after the annotations (read to the end of the file, so the whole rest is checked),
-the first tail member is the first key at or after the last annotation's buffer for which
-`{` + the rest of the file is exactly one JSON object. A key inside a nested object fails that
-test (its object closes before the end), and a key cannot hide in a string (its quotes would be
-escaped), so both tests are proofs, not guesses.
+valid JSON (a key inside a nested object fails that test, and a key cannot hide in a string:
+its quotes would be escaped); the array ends at the first `]` that takes the nesting back to
+the top level, counted (`_Depth`) from the start of the buffer the last annotation ended in,
+after yajl has read the rest of the file and found it sound.
 
 Anything else goes through the whole-file reader (`read_coco`, Python's json), which is
 slower and holds the file in memory but reads what Python reads and refuses what it refuses,
@@ -25,8 +24,8 @@ parse error, a member given twice, and what yajl reads otherwise (NaN and Infini
 beyond 64 bits, numbers beyond a float's range, lone surrogate escapes, form feeds and vertical
 tabs as spaces, which json refuses) or would be slow or unsafe on (nesting deeper than
 MAX_DEPTH: json stops at Python's recursion limit, and yajl's builder is killed on a deep
-enough file; more than HEAD_TESTS nested "annotations" keys before the array, each of which
-costs a parse of the head). The bytes are screened for these as the reader hands them over,
+enough file; nested "annotations" keys before the array, each of which costs a parse of the
+head: after HEAD_TESTS keys tested, the real one included). The bytes are screened for these as the reader hands them over,
 before yajl parses them. The sink's `clear()` is called first in that case, so it sees every
 annotation exactly once either way.
 """
@@ -45,17 +44,15 @@ import numpy as np
 from synthgate.formats.coco import Progress, coco_mapping, existing_coco_file, read_coco
 
 HEAD_BLOCK = 1 << 20
-HEAD_TESTS = 16  # nested "annotations" keys tested before the file is read whole instead
-TEST_BUFFER = 16 << 10  # a nested key fails within its own object: a small buffer suffices
+HEAD_TESTS = 16  # "annotations" keys tested (nested ones, then the real one) at most
+TAIL_BUFFER = 16 << 10
 MAX_DEPTH = 64  # COCO nests 5 deep (a polygon's coordinates); deeper files are read by json
 ANNOTATIONS_KEY = re.compile(rb'"annotations"[ \t\n\r]*:[ \t\n\r]*')
-ANY_KEY = re.compile(rb'"(?:[^"\\]|\\.)*"[ \t\n\r]*:')
-QUOTE = re.compile(rb'"')
+JSON_SPACE = b" \t\n\r"
 # yajl reads a lone UTF-16 surrogate escape as "?", Python's json keeps it: such files go to json.
 SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abAB]")
 NOT_JSON_SPACE = (b"\x0b", b"\x0c")  # space to yajl, a syntax error to json
 ESCAPE = re.compile(rb"\\.", re.DOTALL)
-NOT_STRUCTURE = bytes(set(range(256)) - set(b'"[]{}'))
 STEP = np.zeros(256, dtype=np.int64)  # nesting: +1 opens, -1 closes
 STEP[list(b"[{")] = 1
 STEP[list(b"]}")] = -1
@@ -81,28 +78,43 @@ class _Depth:
     """How deep the JSON read so far nests, bytes handed over in pieces: escapes and strings
     left out, the brackets outside strings counted (vectorised over each piece)."""
 
-    def __init__(self) -> None:
-        self.depth = 0
-        self.in_string = 0
-        self.cut = b""  # a backslash that ended the last piece escapes the next one's first byte
+    def __init__(self, state: tuple[int, int, bytes] = (0, 0, b"")) -> None:
+        self.depth, self.in_string, self.cut = state
+        # self.cut: a backslash that ended the last piece escapes the next one's first byte
+
+    def state(self) -> tuple[int, int, bytes]:
+        return self.depth, self.in_string, self.cut
 
     def feed(self, chunk: bytes) -> int:
         """The deepest point within `chunk`, given everything fed before."""
+        depths = self._depths(chunk)
+        return int(depths.max()) if depths.size else self.depth
+
+    def closing(self, chunk: bytes, level: int) -> int | None:
+        """The offset in `chunk` (fed after everything before) of the first bracket outside a
+        string that takes the nesting to `level`; None when none does."""
+        shift = len(self.cut)
+        found = np.flatnonzero(self._depths(chunk) == level)
+        return int(found[0]) - shift if found.size else None
+
+    def _depths(self, chunk: bytes) -> np.ndarray:
+        """The nesting after each byte of the last cut + `chunk` (escaped bytes and their
+        backslashes blank), and the state moved past it."""
         data = self.cut + chunk
         run = len(data) - len(data.rstrip(b"\\"))
         self.cut = b"\\" if run % 2 else b""
         if self.cut:
             data = data[:-1]
         if b"\\" in data:
-            data = ESCAPE.sub(b"", data)
-        marks = np.frombuffer(data.translate(None, NOT_STRUCTURE), dtype=np.uint8)
+            data = ESCAPE.sub(b"  ", data)  # the same offsets, no quote or bracket escaped
+        marks = np.frombuffer(data, dtype=np.uint8)
         if not marks.size:
-            return self.depth
+            return marks
         quotes = np.cumsum(IS_QUOTE[marks]) + self.in_string
         depths = np.cumsum(STEP[marks] * (quotes % 2 == 0)) + self.depth
         self.in_string = int(quotes[-1] % 2)
         self.depth = int(depths[-1])
-        return int(depths.max())
+        return depths
 
 
 class _Reader:
@@ -125,18 +137,20 @@ class _Reader:
         self.buffer_start = start  # offset in `handle` where the last buffer handed out began
         self._last = b""
         self._depth = _Depth()
+        self._screen(prefix)
+        self.buffer_state = self._depth.state()  # the nesting where the last buffer began
         self._progress = progress
         handle.seek(start)
 
     def read(self, size: int = -1) -> bytes:
         if size == 0:
             return b""
-        if self.prefix:
+        if self.prefix:  # screened when the reader was made
             chunk, self.prefix = self.prefix, b""
-            self._screen(chunk)
             return chunk
         chunk = self.handle.read(size)
         self.buffer_start = self.position
+        self.buffer_state = self._depth.state()
         self.position += len(chunk)
         self._screen(chunk)
         if self._progress is not None and chunk:
@@ -211,19 +225,29 @@ def _head(handle: BinaryIO) -> tuple[dict[str, Any], int]:
             raise _NotStreamable  # no top-level annotations array
 
 
-def _tail(handle: BinaryIO, start: int) -> dict[str, Any]:
-    """The members after the annotations array: from the first key at or after `start` (a
-    file offset inside the array's last buffer) for which `{` + the rest is one JSON object."""
+def _tail(handle: BinaryIO, start: int, state: tuple[int, int, bytes]) -> dict[str, Any]:
+    """The members after the annotations array, which ends in the file from `start` (where a
+    buffer of the annotations began, the nesting then `state`: in `{"a": [`, 2 deep)."""
     handle.seek(start)
-    rest = io.BytesIO(handle.read())
-    view = rest.getbuffer()
-    for quote in QUOTE.finditer(view):  # every quote: a key may begin where a match would end
-        if ANY_KEY.match(view, quote.start()) is None or _escaped(view, quote.start()):
-            continue
-        pairs = _members(rest, quote.start(), b"{", buffer=TEST_BUFFER)
-        if pairs is not None:
-            return dict(pairs)
-    return {}  # the annotations array was the last member
+    rest = handle.read()
+    depth = _Depth(state)
+    for piece in range(0, len(rest), TAIL_BUFFER):
+        end = depth.closing(rest[piece : piece + TAIL_BUFFER], 1)
+        if end is not None:
+            break
+    else:
+        raise _NotStreamable  # yajl read the file through: not expected
+    end += piece
+    after = rest[end + 1 :].lstrip(JSON_SPACE)
+    if after[:1] == b"}":
+        return {}  # the annotations array was the last member
+    if after[:1] != b",":
+        raise _NotStreamable
+    key = len(rest) - len(after[1:].lstrip(JSON_SPACE))
+    pairs = _members(io.BytesIO(rest), key, b"{", buffer=TAIL_BUFFER)
+    if pairs is None:
+        raise _NotStreamable
+    return dict(pairs)
 
 
 def _stream(
@@ -233,7 +257,7 @@ def _stream(
         members, start = _head(handle)
         annotations.head(members)
         reader = _Reader(handle, start, b'{"a":', progress=progress)
-        last_buffer = start
+        last_buffer, last_state = start, reader.buffer_state
         entries = ijson.items(reader, "a.item", use_float=True)
         while True:
             try:
@@ -243,8 +267,8 @@ def _stream(
             except (ijson.JSONError, UnicodeDecodeError, ValueError):
                 raise _NotStreamable from None
             annotations.add(entry)
-            last_buffer = reader.buffer_start
-        tail = _tail(handle, last_buffer)
+            last_buffer, last_state = reader.buffer_start, reader.buffer_state
+        tail = _tail(handle, last_buffer, last_state)
     if "annotations" in tail or tail.keys() & members.keys():
         raise _NotStreamable  # a member twice: json keeps the last one
     return {**members, "annotations": [], **tail}
