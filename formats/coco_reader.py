@@ -53,6 +53,7 @@ JSON_SPACE = b" \t\n\r"
 SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abAB]")
 NOT_JSON_SPACE = (b"\x0b", b"\x0c")  # space to yajl, a syntax error to json
 ESCAPE = re.compile(rb"\\.", re.DOTALL)
+NOT_STRUCTURE = bytes(set(range(256)) - set(b'"[]{}'))
 STEP = np.zeros(256, dtype=np.int64)  # nesting: +1 opens, -1 closes
 STEP[list(b"[{")] = 1
 STEP[list(b"]}")] = -1
@@ -87,19 +88,20 @@ class _Depth:
 
     def feed(self, chunk: bytes) -> int:
         """The deepest point within `chunk`, given everything fed before."""
-        depths = self._depths(chunk)
+        depths = self._depths(chunk, offsets=False)
         return int(depths.max()) if depths.size else self.depth
 
     def closing(self, chunk: bytes, level: int) -> int | None:
         """The offset in `chunk` (fed after everything before) of the first bracket outside a
         string that takes the nesting to `level`; None when none does."""
         shift = len(self.cut)
-        found = np.flatnonzero(self._depths(chunk) == level)
+        found = np.flatnonzero(self._depths(chunk, offsets=True) == level)
         return int(found[0]) - shift if found.size else None
 
-    def _depths(self, chunk: bytes) -> np.ndarray:
-        """The nesting after each byte of the last cut + `chunk` (escaped bytes and their
-        backslashes blank), and the state moved past it."""
+    def _depths(self, chunk: bytes, *, offsets: bool) -> np.ndarray:
+        """The nesting after each quote and bracket of the last cut + `chunk` (escaped bytes
+        and their backslashes left out), or after each byte (`offsets`); the state moved past
+        it."""
         data = self.cut + chunk
         run = len(data) - len(data.rstrip(b"\\"))
         self.cut = b"\\" if run % 2 else b""
@@ -107,6 +109,8 @@ class _Depth:
             data = data[:-1]
         if b"\\" in data:
             data = ESCAPE.sub(b"  ", data)  # the same offsets, no quote or bracket escaped
+        if not offsets:
+            data = data.translate(None, NOT_STRUCTURE)  # a tenth of a COCO file's bytes
         marks = np.frombuffer(data, dtype=np.uint8)
         if not marks.size:
             return marks
