@@ -25,9 +25,9 @@ beyond 64 bits, numbers beyond a float's range, lone surrogate escapes, form fee
 tabs as spaces, which json refuses) or would be slow or unsafe on (nesting deeper than
 MAX_DEPTH: json stops at Python's recursion limit, and yajl's builder is killed on a deep
 enough file; nested "annotations" keys before the array, each of which costs a parse of the
-head: after HEAD_TESTS keys tested, the real one included). The bytes are screened for these as the reader hands them over,
-before yajl parses them. The sink's `clear()` is called first in that case, so it sees every
-annotation exactly once either way.
+head: HEAD_TESTS keys are tested at most, the real one included). The bytes are screened for
+these as the reader hands them over, before yajl parses them. The sink's `clear()` is called
+first in that case, so it sees every annotation exactly once either way.
 """
 
 from __future__ import annotations
@@ -93,7 +93,8 @@ class _Depth:
 
     def closing(self, chunk: bytes, level: int) -> int | None:
         """The offset in `chunk` (fed after everything before) of the first bracket outside a
-        string that takes the nesting to `level`; None when none does."""
+        string that takes the nesting to `level`; None when none does (the state then moved
+        past `chunk`, as `feed` moves it)."""
         shift = len(self.cut)
         found = np.flatnonzero(self._depths(chunk, offsets=True) == level)
         return int(found[0]) - shift if found.size else None
