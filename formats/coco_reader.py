@@ -49,8 +49,11 @@ TAIL_BUFFER = 16 << 10
 MAX_DEPTH = 64  # COCO nests 5 deep (a polygon's coordinates); deeper files are read by json
 ANNOTATIONS_KEY = re.compile(rb'"annotations"[ \t\n\r]*:[ \t\n\r]*')
 JSON_SPACE = b" \t\n\r"
-# yajl reads a lone UTF-16 surrogate escape as "?", Python's json keeps it: such files go to json.
-SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abAB]")
+# yajl reads a lone high surrogate escape as "?" (and one followed by any other escape as a
+# pair), Python's json keeps it: such files go to json. A pair (an emoji json.dumps wrote with
+# its default ASCII escapes) reads alike; a lone low surrogate stops yajl.
+LONE_HIGH_SURROGATE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])")
+PAIR = 12  # bytes of an escaped surrogate pair
 NOT_JSON_SPACE = (b"\x0b", b"\x0c")  # space to yajl, a syntax error to json
 ESCAPE = re.compile(rb"\\.", re.DOTALL)
 NOT_STRUCTURE = bytes(set(range(256)) - set(b'"[]{}'))
@@ -125,7 +128,8 @@ class _Depth:
 class _Reader:
     """Bytes for yajl: `prefix`, then `handle` from `start`; it remembers where the current
     buffer began. It raises _NotStreamable before yajl sees bytes it would read otherwise than
-    json (a surrogate escape, a form feed or vertical tab) or nesting deeper than MAX_DEPTH.
+    json (a lone surrogate escape, a form feed or vertical tab) or nesting deeper than
+    MAX_DEPTH.
     `progress`: called with the bytes of the file read after each buffer."""
 
     def __init__(
@@ -163,11 +167,14 @@ class _Reader:
         return chunk
 
     def _screen(self, chunk: bytes) -> None:
-        # the last bytes of the previous buffer too: an escape or a backslash may be cut in two
+        # the last bytes of the previous buffer too: an escape or a pair may be cut in two
         joined = self._last + chunk
-        self._last = chunk[-5:]
-        if b"\\" in joined and SURROGATE_ESCAPE.search(joined):
-            raise _NotStreamable
+        self._last = joined[-PAIR:]
+        if b"\\" in joined:
+            for lone in LONE_HIGH_SURROGATE.finditer(joined):
+                if chunk and lone.end() > len(joined) - PAIR // 2:
+                    break  # its pair may begin in the next buffer: looked at again there
+                raise _NotStreamable
         if any(space in chunk for space in NOT_JSON_SPACE):
             raise _NotStreamable
         if self._depth.feed(chunk) > MAX_DEPTH:

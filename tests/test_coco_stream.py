@@ -450,6 +450,47 @@ def test_what_yajl_reads_otherwise_is_read_as_json_reads_it(tmp_path: Path, text
     assert results[0] == results[1]
 
 
+HIGH, LOW = "\\ud83d", "\\ude00"  # 😀 as json.dumps writes it by default
+
+
+@pytest.mark.parametrize(
+    ("text", "streams"),
+    [
+        ('{"images": [], "annotations": [{"id": 1, "caption": "a' + HIGH + LOW + 'b"}]}', True),
+        # the pair cut by the end of the reader's first buffer, then a lone one cut the same way
+        (
+            _cut_at_buffer(
+                '{"images": [{"id": 1}], "annotations": [{"id": 1, "s": "',
+                HIGH + LOW + '"}]}',
+                ARRAY + BUFFER - len(HIGH),
+            ),
+            True,
+        ),
+        (
+            _cut_at_buffer(
+                '{"images": [{"id": 1}], "annotations": [{"id": 1, "s": "',
+                HIGH + '\\u0041"}]}',
+                ARRAY + BUFFER - len(HIGH),
+            ),
+            False,  # yajl would read the two escapes as one character
+        ),
+        ('{"images": [], "annotations": [{"id": 1, "s": "' + HIGH + '\\\\ude00"}]}', False),
+    ],
+    ids=["pair", "pair-cut", "lone-cut", "escaped-backslash"],
+)
+def test_surrogate_pairs_stream_and_lone_ones_go_to_json(
+    tmp_path: Path, text: str, streams: bool
+) -> None:
+    path = tmp_path / "escapes.json"
+    path.write_text(text)
+    sink = Collected()
+    members = stream_coco(path, sink)
+    whole = read_coco(path)
+    assert sink.cleared == (0 if streams else 1)
+    assert json.dumps(sink.entries) == json.dumps(whole["annotations"])
+    assert members["images"] == whole["images"]
+
+
 def test_many_nested_annotations_keys_before_the_array_are_not_each_tested(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
