@@ -47,6 +47,8 @@ HEAD_BLOCK = 1 << 20
 HEAD_TESTS = 16  # "annotations" keys tested (nested ones, then the real one) at most
 TAIL_BUFFER = 16 << 10
 MAX_DEPTH = 64  # COCO nests 5 deep (a polygon's coordinates); deeper files are read by json
+# JSON's own spaces only: the spaces after the key are never parsed (the head's test ends before
+# the key, the annotations begin at "["), so a form feed there must not match
 ANNOTATIONS_KEY = re.compile(rb'"annotations"[ \t\n\r]*:[ \t\n\r]*')
 JSON_SPACE = b" \t\n\r"
 # yajl reads a lone high surrogate escape as "?" (and one followed by any other escape as a
@@ -208,8 +210,6 @@ def _head(handle: BinaryIO) -> tuple[dict[str, Any], int]:
     tests = 0
     while True:
         block = handle.read(HEAD_BLOCK)
-        if any(space in block for space in NOT_JSON_SPACE):
-            raise _NotStreamable  # json refuses the file (the key's spaces are never parsed)
         head += block
         for match in ANNOTATIONS_KEY.finditer(head, resume):
             if match.end() >= len(head) and block:

@@ -491,6 +491,18 @@ def test_surrogate_pairs_stream_and_lone_ones_go_to_json(
     assert members["images"] == whole["images"]
 
 
+def _counted_parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that grows by one with every parse of a head or tail (`_members`)."""
+    from synthgate.formats import coco_reader
+
+    parses: list[int] = []
+    members = coco_reader._members
+    monkeypatch.setattr(
+        coco_reader, "_members", lambda *a, **k: parses.append(1) or members(*a, **k)
+    )
+    return parses
+
+
 def test_many_nested_annotations_keys_before_the_array_are_not_each_tested(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -501,11 +513,7 @@ def test_many_nested_annotations_keys_before_the_array_are_not_each_tested(
     images = [{"id": i, "annotations": [i]} for i in range(1, 401)]
     path = tmp_path / "nested.json"
     path.write_text(json.dumps({"images": images, "annotations": [{"id": 1}]}))
-    tests = []
-    members = coco_reader._members
-    monkeypatch.setattr(
-        coco_reader, "_members", lambda *a, **k: tests.append(1) or members(*a, **k)
-    )
+    tests = _counted_parses(monkeypatch)
     assert read_coco_streaming(path) == read_coco(path)
     assert len(tests) <= coco_reader.HEAD_TESTS
 
@@ -517,8 +525,6 @@ def test_the_tail_is_found_by_counting_not_by_trying_each_key(
     tail, whatever the last buffer holds (each of its keys was tried before, 0.5 s for a file of
     20k small annotations; 15 s for a caption of escaped quotes). Captions that would read as
     deep nesting from a wrong place do not send the file to json."""
-    from synthgate.formats import coco_reader
-
     annotations = [
         {"id": i, "image_id": 1, "category_id": 1, "caption": ": " + "[" * 80, "q": '"' * 30}
         for i in range(1, 3001)
@@ -527,11 +533,7 @@ def test_the_tail_is_found_by_counting_not_by_trying_each_key(
     path.write_text(
         json.dumps({"images": [{"id": 1}], "annotations": annotations, "categories": [{"id": 1}]})
     )
-    parses = []
-    members = coco_reader._members
-    monkeypatch.setattr(
-        coco_reader, "_members", lambda *a, **k: parses.append(1) or members(*a, **k)
-    )
+    parses = _counted_parses(monkeypatch)
     sink = Collected()
     data = stream_coco(path, sink)
     assert sink.cleared == 0 and sink.entries == annotations

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from pycocotools import mask as mask_utils
 
 from synthgate import merge, run
-from synthgate.errors import InputError, lone_surrogate_in, printable, string_in
+from synthgate.errors import InputError, _first_place, lone_surrogate_in, printable, string_in
 from synthgate.files import json_text
 from synthgate.masks import (
     MASK_PIXEL_LIMIT,
@@ -154,25 +154,6 @@ def test_lone_surrogate_in_names_where_it_is() -> None:
     assert lone_surrogate_in({"a": ["fine", 1, None]}) is None
 
 
-def _string_in_before(value: Any, holds: Any, where: str = "") -> tuple[str, str] | None:
-    """string_in as it was (every place written on the way down), kept as the reference."""
-    if isinstance(value, str):
-        return (where or "a string", value) if holds(value) else None
-    if isinstance(value, dict):
-        pairs: Any = value.items()
-    elif isinstance(value, list | tuple):
-        pairs = enumerate(value)
-    else:
-        return None
-    for key, item in pairs:
-        step = f"{where}.{key}".lstrip(".") if isinstance(key, str) else f"{where}[{key}]"
-        key_of = f"a key of {where}" if where else "a key"
-        found = _string_in_before(key, holds, key_of) or _string_in_before(item, holds, step)
-        if found is not None:
-            return found
-    return None
-
-
 TEXTS = st.text(alphabet="ab.!", max_size=3)  # "!" marks a string that holds
 PLAIN = st.recursive(
     st.one_of(TEXTS, st.integers(-2, 2), st.none(), st.floats(allow_nan=False)),
@@ -199,7 +180,8 @@ def test_string_in_names_the_place_it_named_before(value: Any, where: str) -> No
     def holds(text: str) -> bool:
         return "!" in text
 
-    assert string_in(value, holds, where) == _string_in_before(value, holds, where)
+    # _first_place is string_in as it was (every place written on the way down)
+    assert string_in(value, holds, where) == _first_place(value, holds, where)
 
 
 def test_a_sample_no_database_can_keep_is_refused_naming_its_field(tmp_path: Path) -> None:
