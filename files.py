@@ -10,6 +10,9 @@
 - `dumps(value)`: compact, order-preserving JSON, the form of every JSON file synthgate writes.
 - `write_atomic(path, text | bytes)`: through a temporary name beside the target, then a rename,
   so a reader never sees half a file and a failure leaves nothing behind.
+- `write_json_atomic(path, value)`: `dumps(value)` and a newline written as `write_atomic`
+  writes, a few thousand list entries at a time (a 1M-annotation COCO file is never whole in
+  memory as text), with a progress count.
 - `read_ahead(read, items)`: (item, read(item)) in the items' order, the reads running a few
   items ahead on other threads, one per core by default (decoding image files releases the GIL).
 
@@ -555,6 +558,12 @@ class AtomicFile:
         with _written_to(self.path, self.field):
             self.out.write(data)
 
+    def restart(self) -> None:
+        """Drop what was written so far: the file is written again from its start."""
+        with _written_to(self.path, self.field):
+            self.out.seek(0)
+            self.out.truncate()
+
 
 @contextlib.contextmanager
 def writing_atomic(path: Path | str, *, field: str = "out") -> Iterator[AtomicFile]:
@@ -587,3 +596,72 @@ def writing_atomic(path: Path | str, *, field: str = "out") -> Iterator[AtomicFi
             written.out.close()  # a second close does nothing
         Path(partial).unlink(missing_ok=True)
         raise
+
+
+WRITE_CHUNK = 10_000  # list entries a piece: a few MB of COCO annotations as text
+
+
+def write_json_atomic(
+    path: Path | str,
+    value: Any,
+    *,
+    allow_nan: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+    field: str = "out",
+) -> None:
+    """`write_atomic(path, dumps(value, allow_nan=allow_nan) + "\n")`, the same bytes, written a
+    piece at a time: the lists of a mapping WRITE_CHUNK entries at once, so the whole text
+    (about 0.5 GB for 1M COCO annotations, and its UTF-8 copy) is never in memory.
+    `progress(entries written, entries in all)` counts the entries of those lists. A lone
+    surrogate anywhere makes `dumps` escape every non-ASCII character (`json_text`): met in a
+    later piece, the file is written again that way. A NaN or Infinity with allow_nan=False is
+    dumps' ValueError, and nothing is left at `path`."""
+    with writing_atomic(path, field=field) as out:
+        try:
+            _write_json(out, value, ensure_ascii=False, allow_nan=allow_nan, progress=progress)
+        except UnicodeEncodeError:
+            out.restart()
+            _write_json(out, value, ensure_ascii=True, allow_nan=allow_nan, progress=progress)
+        out.write(b"\n")
+
+
+def _write_json(
+    out: AtomicFile,
+    value: Any,
+    *,
+    ensure_ascii: bool,
+    allow_nan: bool,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """`value` as json.dumps writes it (compact separators), in pieces, each encoded as it comes
+    (UnicodeEncodeError for a lone surrogate when not `ensure_ascii`)."""
+
+    def text(part: Any) -> str:
+        return json.dumps(
+            part, ensure_ascii=ensure_ascii, allow_nan=allow_nan, separators=(",", ":")
+        )
+
+    # json.dumps turns a key that is not a string into one: such a mapping is written whole
+    members = type(value) is dict and all(type(key) is str for key in value)
+    if not members:
+        out.write(text(value).encode("utf-8"))
+        return
+    total = sum(len(member) for member in value.values() if type(member) is list)
+    done = 0
+    if progress is not None:
+        progress(done, total)
+    out.write(b"{")
+    for index, (key, member) in enumerate(value.items()):
+        head = f"{',' if index else ''}{text(key)}:"
+        if type(member) is not list:
+            out.write((head + text(member)).encode("utf-8"))
+            continue
+        out.write((head + "[").encode("utf-8"))
+        for start in range(0, len(member), WRITE_CHUNK):
+            chunk = member[start : start + WRITE_CHUNK]
+            out.write((("," if start else "") + text(chunk)[1:-1]).encode("utf-8"))
+            done += len(chunk)
+            if progress is not None:
+                progress(done, total)
+        out.write(b"]")
+    out.write(b"}")

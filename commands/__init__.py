@@ -75,6 +75,8 @@ def progress_bars() -> Progress:
 
 
 PROGRESS_FROM = 200  # images: a bar only for many (a few are checked or placed in a blink)
+# entries (images, annotations) of a JSON file written: fewer are written within a second
+WRITE_BAR_FROM = 50_000
 
 
 def count_bar(bars: Progress, name: str, *, least: int = 0) -> Callable[[int, int | None], None]:

@@ -11,6 +11,7 @@ from rich.text import Text
 import synthgate
 from synthgate.commands import (
     PROGRESS_FROM,
+    WRITE_BAR_FROM,
     console,
     count_bar,
     errors,
@@ -76,6 +77,7 @@ def balance(
                 check_progress=count_bar(bars, "checking images", least=PROGRESS_FROM),
                 read_progress=mib_bar(bars, "reading the COCO file"),
                 reference_progress=count_bar(bars, "hashing the reference images"),
+                write_progress=count_bar(bars, "writing merged.coco.json", least=WRITE_BAR_FROM),
             )
         else:
             assert jsonl is not None
@@ -163,6 +165,7 @@ def merge(
             progress=count_bar(bars, "images", least=PROGRESS_FROM),
             check_progress=count_bar(bars, "checking images", least=PROGRESS_FROM),
             read_progress=mib_bar(bars, "reading the COCO file"),
+            write_progress=count_bar(bars, "writing merged.coco.json", least=WRITE_BAR_FROM),
         )
     print_left_out(result.skipped_input)
     added = (

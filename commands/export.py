@@ -12,6 +12,7 @@ from rich.markup import escape
 import synthgate
 from synthgate.commands import (
     PROGRESS_FROM,
+    WRITE_BAR_FROM,
     console,
     count_bar,
     mib_bar,
@@ -106,6 +107,7 @@ def export(
             progress=count_bar(bars, "images", least=PROGRESS_FROM),
             check_progress=count_bar(bars, "checking images", least=PROGRESS_FROM),
             read_progress=mib_bar(bars, "reading the COCO file"),
+            write_progress=count_bar(bars, "writing the COCO files", least=WRITE_BAR_FROM),
         )
     counts, skipped, files = result.counts, result.skipped, copy_images
     print_left_out(skipped)

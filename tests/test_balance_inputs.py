@@ -102,6 +102,30 @@ def test_the_image_files_are_checked_with_progress_before_anything_is_written(
     assert not (tmp_path / "out").exists()
 
 
+def test_merged_coco_json_is_written_with_progress_after_the_runs(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import synthgate
+
+    coco, images = tiny
+    events: list[tuple[str, int, int]] = []
+    result = synthgate.balance(
+        coco,
+        images=images,
+        out=tmp_path / "out",
+        progress=lambda modality, done, total: events.append(("made", done, total)),
+        write_progress=lambda done, total: events.append(("written", done, total)),
+    )
+    merged = json.loads(result.merged.read_text())
+    entries = sum(len(merged[key]) for key in ("images", "annotations", "categories"))
+    # every sample is made first; then the merged file is written, counted to its entries
+    made = [event for event in events if event[0] == "made"]
+    written = events[len(made) :]
+    assert made and made[-1][1] == made[-1][2]
+    assert written[0] == ("written", 0, entries) and written[-1] == ("written", entries, entries)
+    assert [done for _, done, _ in written] == sorted({done for _, done, _ in written})
+
+
 def test_a_class_name_no_class_can_have_is_refused_before_the_image_files_are_checked(
     tiny: tuple[Path, Path], tmp_path: Path
 ) -> None:

@@ -136,3 +136,36 @@ def test_a_moved_run_folder_still_loads_from_its_path(tmp_path: Path) -> None:
             assert (moved / image["file_name"]).is_file()  # relative to the run folder
     result = export(str(moved), "-f", "coco", "-o", str(tmp_path / "coco"))
     assert result.exit_code == 0, result.output
+
+
+def test_each_coco_file_is_written_with_progress_then_the_images_are_placed(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import synthgate
+
+    source, images = tiny
+    events: list[tuple[str, int, int]] = []
+    result = synthgate.export(
+        source,
+        format="coco",
+        out=tmp_path / "out",
+        images=images,
+        split=0.5,
+        progress=lambda done, total: events.append(("placed", done, total)),
+        write_progress=lambda done, total: events.append(("written", done, total)),
+    )
+    # instances_train.json and instances_val.json are written, each counted from 0 to its
+    # entries (its images, annotations and categories); then every image is placed
+    written = [event for event in events if event[0] == "written"]
+    assert events[len(written) :] == [
+        ("placed", n, result.counts.images) for n in range(1, result.counts.images + 1)
+    ]
+    starts = [i for i, (_, done, _) in enumerate(written) if done == 0]
+    assert len(starts) == 2 and starts[0] == 0
+    for subset, run in zip(
+        ("train", "val"), (written[: starts[1]], written[starts[1] :]), strict=True
+    ):
+        coco = json.loads((result.out / f"annotations/instances_{subset}.json").read_text())
+        entries = sum(len(coco[key]) for key in ("images", "annotations", "categories"))
+        assert run[-1] == ("written", entries, entries)
+        assert [done for _, done, _ in run] == sorted({done for _, done, _ in run})

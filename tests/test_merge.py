@@ -280,7 +280,7 @@ def test_without_images_the_real_images_are_beside_the_real_file(
         assert (default / image["file_name"]).is_file()
 
 
-def test_merge_reports_reading_checking_then_placing_the_images(
+def test_merge_reports_reading_checking_placing_then_writing(
     finished_run: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
     tiny, shared_images, run_dir = finished_run
@@ -304,15 +304,23 @@ def test_merge_reports_reading_checking_then_placing_the_images(
         progress=lambda done, total: events.append(("placed", done, total)),
         check_progress=checked,
         read_progress=lambda done, total: events.append(("read", done, total)),
+        write_progress=lambda done, total: events.append(("written", done, total)),
     )
     entries = real["images"]
     placed = len(entries) + result.added_images
     reads = [e for e in events if e[0] == "read"]
     checks = [e for e in events if e[0] == "checked"]
+    writes = [e for e in events if e[0] == "written"]
     size = coco.stat().st_size
     # the real file is read before its images are checked, its count moving through the file;
-    # every real image file is checked before the first image is placed, and each is placed once
-    assert events == [*reads, *checks, *[("placed", n, placed) for n in range(1, placed + 1)]]
+    # every real image file is checked before the first image is placed, and each is placed
+    # once; then merged.coco.json is written
+    placing = [("placed", n, placed) for n in range(1, placed + 1)]
+    assert events == [*reads, *checks, *placing, *writes]
+    merged = json.loads(result.merged.read_text())
+    entries_written = sum(len(merged[key]) for key in ("images", "annotations", "categories"))
+    assert writes[0] == ("written", 0, entries_written)
+    assert writes[-1] == ("written", entries_written, entries_written)
     assert reads[0] == ("read", 0, size) and reads[-1] == ("read", size, size)
     done = [count for _, count, _ in reads]
     assert len(done) > 5 and done == sorted(set(done)) and {t for *_, t in reads} == {size}
@@ -326,7 +334,7 @@ def test_merge_reports_reading_checking_then_placing_the_images(
     assert not (tmp_path / "refused").exists()
 
 
-def test_merge_command_shows_reading_checking_and_placing_bars(
+def test_merge_command_shows_reading_checking_placing_and_writing_bars(
     finished_run: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from typer.testing import CliRunner
@@ -353,6 +361,16 @@ def test_merge_command_shows_reading_checking_and_placing_bars(
     reading = re.search(r"reading the COCO file \(MiB\) .* 1/1 ", result.output)
     checking = re.search(rf"checking images .* {real}/{real} ", result.output)
     assert reading and checking and reading.start() < checking.start(), result.output
+    assert "writing" not in result.output  # a small file is written in a blink: no bar
+    monkeypatch.setattr(balance_commands, "WRITE_BAR_FROM", 1)  # as for 1M annotations
+    args = _merge_args(coco, run_dir, tmp_path / "third", "--images", str(images))
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    merged = json.loads((tmp_path / "third" / "merged.coco.json").read_text())
+    entries = sum(len(merged[key]) for key in ("images", "annotations", "categories"))
+    placing = re.search(rf"\n\s*images .* {placed}/{placed} ", result.output)
+    writing = re.search(rf"writing merged\.coco\.json .* {entries}/{entries} ", result.output)
+    assert placing and writing and placing.start() < writing.start(), result.output
 
 
 def _merge_args(real: Path, run_dir: Path, out: Path, *extra: str) -> tuple[str, ...]:

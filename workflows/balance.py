@@ -31,7 +31,7 @@ from typing import Any
 
 from synthgate.config import BatchConfig, CopyPasteImageConfig, parse_config
 from synthgate.errors import InputError
-from synthgate.files import dumps, write_atomic
+from synthgate.files import dumps, write_json_atomic
 from synthgate.formats.coco import refuse_non_finite
 from synthgate.formats.coco_checks import check_coco, class_name_problems, describe_problems
 from synthgate.formats.coco_reader import read_coco_streaming
@@ -270,6 +270,7 @@ def balance(
     check_progress: Callable[[int, int], None] | None = None,
     reference_progress: Callable[[int, int], None] | None = None,
     read_progress: Callable[[int, int], None] | None = None,
+    write_progress: Callable[[int, int], None] | None = None,
 ) -> BalanceResult:
     """Raise a real COCO dataset's rare classes with synthetic images, judged by the rubric.
 
@@ -295,6 +296,8 @@ def balance(
             images the rubric names (`reference_images`) are hashed, before each run.
         read_progress: called with (bytes read, bytes in all) from the start to the end of the
             real COCO file as it is read and parsed.
+        write_progress: called with (entries written, entries in all) as merged.coco.json is
+            written (its images, annotations and categories).
 
     Returns:
         A `BalanceResult`: `.out`, `.merged` (merged.coco.json) and `.summary`.
@@ -391,7 +394,7 @@ def balance(
         for run_dir, _config in runs:
             merged = merge_run_coco(merged, run_dir, files, result=result)
         place_dataset_images(temporary, files)
-        write_atomic(temporary / "merged.coco.json", dumps(merged) + "\n")
+        write_json_atomic(temporary / "merged.coco.json", merged, progress=write_progress)
         after = class_counts(merged)
         summary = summarise(
             kind="coco",

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from synthgate.errors import InputError
-from synthgate.files import dumps, is_file, path_problem
+from synthgate.files import is_file, path_problem, write_json_atomic
 from synthgate.formats.coco import Progress, refuse_non_finite
 from synthgate.formats.coco_checks import check_coco, file_name_problem
 from synthgate.formats.coco_reader import read_coco_streaming
@@ -99,13 +99,16 @@ def export_dataset(
     layout: str = "coco",
     image_files: dict[Any, Path] | None = None,
     progress: Progress | None = None,
+    write_progress: Progress | None = None,
 ) -> ExportCounts:
     """Write `coco` as a COCO, YOLO or VOC folder into `folder` (which should be new and empty).
 
     `subsets`: image id -> "train" or "val" (`split_subsets`). `layout`: COCO only, a key of
     `COCO_LAYOUTS`. `image_files`: image id -> the image on disk, placed beside the labels;
     None writes labels only (and no data.yaml, which would point at missing images).
-    `progress(placed, total)` is called as images are placed. `coco` must hold no NaN or
+    `progress(placed, total)` is called as images are placed, `write_progress(entries written,
+    entries in all)` as each COCO file is written (its images, annotations and categories; from
+    0 again for the next subset's file). `coco` must hold no NaN or
     Infinity (`read_checked` refuses them): a ValueError, as strict readers refuse them.
     """
     names = export_names(coco["images"])
@@ -128,8 +131,8 @@ def export_dataset(
             if ids:
                 path = folder / COCO_LAYOUTS[layout][0].format(subset=subset)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                text = dumps(coco_subset(coco, ids, names), allow_nan=False)
-                path.write_text(text + "\n", encoding="utf-8")
+                subset_coco = coco_subset(coco, ids, names)
+                write_json_atomic(path, subset_coco, allow_nan=False, progress=write_progress)
     elif fmt == "yolo":
         class_names = write_yolo(coco, folder, names=names, subsets=subsets)
     else:
@@ -179,6 +182,7 @@ def export(
     progress: Progress | None = None,
     check_progress: Progress | None = None,
     read_progress: Progress | None = None,
+    write_progress: Progress | None = None,
 ) -> ExportResult:
     """Write a dataset as a ready-to-train COCO, YOLO or Pascal VOC folder.
 
@@ -203,6 +207,8 @@ def export(
             checked (there, readable, of its entry's size) before anything is written.
         read_progress: called with (bytes read, bytes in all) from the start to the end of the
             COCO file as it is read and parsed.
+        write_progress: COCO format: called with (entries written, entries in all) as each
+            subset's COCO file is written (its images, annotations and categories).
 
     Returns:
         An `ExportResult`: `.out`, `.counts` (with images per subset), `.skipped`.
@@ -269,6 +275,7 @@ def export(
             layout=layout,
             image_files=files,
             progress=progress,
+            write_progress=write_progress,
         )
         marker = {
             "format": format,

@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from synthgate.errors import InputError
-from synthgate.files import dumps, write_atomic
+from synthgate.files import dumps, write_atomic, write_json_atomic
 from synthgate.formats.coco import Progress, refuse_non_finite
 from synthgate.formats.coco_checks import check_coco
 from synthgate.formats.coco_reader import read_coco_streaming
@@ -338,6 +339,7 @@ def merge(
     progress: Progress | None = None,
     check_progress: Progress | None = None,
     read_progress: Progress | None = None,
+    write_progress: Progress | None = None,
 ) -> MergeResult:
     """Merge the accepted samples of a finished run into a copy of a real dataset.
 
@@ -358,6 +360,8 @@ def merge(
             written.
         read_progress: COCO: called with (bytes read, bytes in all) from the start to the end
             of the real file as it is read and parsed.
+        write_progress: COCO: called with (entries written, entries in all) as
+            merged.coco.json is written (its images, annotations and categories).
 
     Returns:
         A `MergeResult`: images, annotations or rows added, samples left out by status, and
@@ -403,7 +407,8 @@ def merge(
             label_field=label_field,
             result=result,
         )
-        return _write_merge(out, "merged.jsonl", "".join(lines), {}, result)
+        text = "".join(lines)
+        return _write_merge(out, "merged.jsonl", lambda path: write_atomic(path, text), {}, result)
     synthetic_path = run_dir / "coco.json"
     if not synthetic_path.is_file():
         raise InputError(
@@ -428,25 +433,32 @@ def merge(
     result.skipped_input = [p.describe() for p in checked.skipped]
     placed, files = dataset_folder_images(checked.data, images_dir)
     merged = merge_run_coco(placed, run_dir, files, add_categories=add_categories, result=result)
-    text = dumps(merged) + "\n"
-    return _write_merge(out, "merged.coco.json", text, files, result, progress=progress)
+    return _write_merge(
+        out,
+        "merged.coco.json",
+        lambda path: write_json_atomic(path, merged, progress=write_progress),
+        files,
+        result,
+        progress=progress,
+    )
 
 
 def _write_merge(
     out: Path,
     name: str,
-    text: str,
+    write: Callable[[Path], None],
     files: dict[str, Path],
     result: MergeResult,
     *,
     progress: Progress | None = None,
 ) -> MergeResult:
-    """The merge output folder, built beside `out` and renamed into place when complete."""
+    """The merge output folder, built beside `out` and renamed into place when complete;
+    `write(path)` writes the merged file."""
     with building_out(
         out, doing=f"writing the merge to {out}", marker=MERGE_MARKER, what="merge output"
     ) as temporary:
         place_dataset_images(temporary, files, progress)
-        write_atomic(temporary / name, text)
+        write(temporary / name)
         summary = {k: v for k, v in asdict(result).items() if k != "merged"}
         write_atomic(temporary / MERGE_MARKER, dumps({"merged": name, **summary}) + "\n")
     result.merged = out / name
