@@ -74,7 +74,7 @@ def balance(
                 config=config,
                 skip_invalid=skip_invalid,
                 progress=run_progress(bars),
-                check_progress=count_bar(bars, "checking images", least=PROGRESS_FROM),
+                check_progress=count_bar(bars, "checking the dataset", least=PROGRESS_FROM),
                 read_progress=mib_bar(bars, "reading the COCO file"),
                 reference_progress=count_bar(bars, "hashing the reference images"),
                 write_progress=count_bar(bars, "writing merged.coco.json", least=WRITE_BAR_FROM),
@@ -163,7 +163,7 @@ def merge(
             add_categories=add_categories,
             skip_invalid=skip_invalid,
             progress=count_bar(bars, "images", least=PROGRESS_FROM),
-            check_progress=count_bar(bars, "checking images", least=PROGRESS_FROM),
+            check_progress=count_bar(bars, "checking the dataset", least=PROGRESS_FROM),
             read_progress=mib_bar(bars, "reading the COCO file"),
             write_progress=count_bar(bars, "writing merged.coco.json", least=WRITE_BAR_FROM),
         )

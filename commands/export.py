@@ -105,7 +105,7 @@ def export(
             force=force,
             skip_invalid=skip_invalid,
             progress=count_bar(bars, "images", least=PROGRESS_FROM),
-            check_progress=count_bar(bars, "checking images", least=PROGRESS_FROM),
+            check_progress=count_bar(bars, "checking the dataset", least=PROGRESS_FROM),
             read_progress=mib_bar(bars, "reading the COCO file"),
             write_progress=count_bar(bars, "writing the COCO files", least=WRITE_BAR_FROM),
         )

@@ -94,10 +94,12 @@ def test_the_image_files_are_checked_with_progress_before_anything_is_written(
             check_progress=lambda done, total: events.append(("checked", done, total)),
             progress=lambda *counts: pytest.fail("no sample is made from a refused dataset"),
         )
-    total, size = len(json.loads(bad.read_text())["images"]), bad.stat().st_size
-    # the file is read whole, then its image files are checked
+    data, size = json.loads(bad.read_text()), bad.stat().st_size
+    total = len(data["images"]) + len(data["annotations"])
+    # the file is read whole, then its image files and its annotations are checked
     assert events[:3] == [("read", 0, size), ("read", size, size), ("checked", 0, total)]
     assert {kind for kind, *_ in events[2:]} == {"checked"}
+    assert ("checked", len(data["images"]), total) in events
     assert events[-1] == ("checked", total, total)
     assert not (tmp_path / "out").exists()
 

@@ -210,10 +210,11 @@ def test_labels_only_and_copies_where_links_fail(
     result = export(str(source), "-f", "voc", "-o", str(copied), "--images", images)
     assert result.exit_code == 0, result.output
     assert "4 images copied" in result.output
-    # the bars: the file read, every image file checked before any is written, then every
-    # image placed
+    # the bars: the file read, every image file and annotation checked before any is written,
+    # then every image placed
     reading = re.search(r"reading the COCO file \(MiB\) .* 1/1 ", result.output)
-    checking = re.search(r"checking images .* 4/4 ", result.output)
+    entries = 4 + len(json.loads(source.read_text())["annotations"])  # files, then labels
+    checking = re.search(rf"checking the dataset .* {entries}/{entries} ", result.output)
     placing = re.search(r"\n\s*images .* 4/4 ", result.output)
     assert reading and checking and placing, result.output
     assert reading.start() < checking.start() < placing.start(), result.output
@@ -258,7 +259,8 @@ def test_two_images_of_one_name_are_refused_before_the_image_files_are_checked(
         skip_invalid=True,
         check_progress=lambda done, total: checked.append((done, total)),
     )
-    assert checked[-1] == (len(data["images"]), len(data["images"]))
+    entries = len(data["images"]) + len(data["annotations"])
+    assert checked[-1] == (entries, entries)
     left_out = [problem.split(" (id")[0] for problem in result.skipped]
     assert left_out[:2] == ["images[0]", "images[2]"]  # its annotations follow it out
     assert result.counts.images == len(data["images"]) - 2

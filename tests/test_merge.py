@@ -312,9 +312,9 @@ def test_merge_reports_reading_checking_placing_then_writing(
     checks = [e for e in events if e[0] == "checked"]
     writes = [e for e in events if e[0] == "written"]
     size = coco.stat().st_size
-    # the real file is read before its images are checked, its count moving through the file;
-    # every real image file is checked before the first image is placed, and each is placed
-    # once; then merged.coco.json is written
+    # the real file is read before its entries are checked, its count moving through the file;
+    # every real image file, then every annotation, is checked before the first image is
+    # placed, and each image is placed once; then merged.coco.json is written
     placing = [("placed", n, placed) for n in range(1, placed + 1)]
     assert events == [*reads, *checks, *placing, *writes]
     merged = json.loads(result.merged.read_text())
@@ -324,13 +324,16 @@ def test_merge_reports_reading_checking_placing_then_writing(
     assert reads[0] == ("read", 0, size) and reads[-1] == ("read", size, size)
     done = [count for _, count, _ in reads]
     assert len(done) > 5 and done == sorted(set(done)) and {t for *_, t in reads} == {size}
-    assert checks[0] == ("checked", 0, len(entries))
-    assert checks[-1] == ("checked", len(entries), len(entries))
+    checked_in_all = len(entries) + len(real["annotations"])
+    assert checks[0] == ("checked", 0, checked_in_all)
+    assert ("checked", len(entries), checked_in_all) in checks  # the image files, then the rest
+    assert checks[-1] == ("checked", checked_in_all, checked_in_all)
+    assert [done for _, done, _ in checks] == sorted({done for _, done, _ in checks})
     events.clear()
     (images / entries[-1]["file_name"]).unlink()
     with pytest.raises(InputError, match="image file missing"):
         merge(coco, run_dir, out=tmp_path / "refused", images=images, check_progress=checked)
-    assert events[-1] == ("checked", len(entries), len(entries))
+    assert events[-1] == ("checked", checked_in_all, checked_in_all)
     assert not (tmp_path / "refused").exists()
 
 
@@ -349,9 +352,10 @@ def test_merge_command_shows_reading_checking_placing_and_writing_bars(
     result = CliRunner().invoke(app, list(args))
     assert result.exit_code == 0, result.output
     assert "reading" not in result.output  # a small file is read in a blink: no bar
-    real = len(json.loads(coco.read_text())["images"])
+    real_coco = json.loads(coco.read_text())
+    real = len(real_coco["images"]) + len(real_coco["annotations"])  # checked: files, then labels
     placed = len(json.loads((tmp_path / "merged" / "merged.coco.json").read_text())["images"])
-    checking = re.search(rf"checking images .* {real}/{real} ", result.output)
+    checking = re.search(rf"checking the dataset .* {real}/{real} ", result.output)
     placing = re.search(rf"\n\s*images .* {placed}/{placed} ", result.output)
     assert checking and placing and checking.start() < placing.start(), result.output
     monkeypatch.setattr(commands, "READ_BAR_FROM", 1)  # as for a file of hundreds of MB
@@ -359,7 +363,7 @@ def test_merge_command_shows_reading_checking_placing_and_writing_bars(
     result = CliRunner().invoke(app, list(args))
     assert result.exit_code == 0, result.output
     reading = re.search(r"reading the COCO file \(MiB\) .* 1/1 ", result.output)
-    checking = re.search(rf"checking images .* {real}/{real} ", result.output)
+    checking = re.search(rf"checking the dataset .* {real}/{real} ", result.output)
     assert reading and checking and reading.start() < checking.start(), result.output
     assert "writing" not in result.output  # a small file is written in a blink: no bar
     monkeypatch.setattr(balance_commands, "WRITE_BAR_FROM", 1)  # as for 1M annotations

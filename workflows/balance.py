@@ -290,8 +290,9 @@ def balance(
         config: a balance config YAML (generators, attributes, augmentation, rubric).
         skip_invalid: leave bad real entries out (listed in the summary) instead of stopping.
         progress: called with (modality, samples just finished, total).
-        check_progress: called with (images checked, images in all) while every real image
-            file is checked (there, readable, of its entry's size) before any work starts.
+        check_progress: called with (entries checked, entries in all) while every real image
+            file (there, readable, of its entry's size), then every annotation, is checked
+            before any work starts.
         reference_progress: called with (files hashed, files in all) while the folders of real
             images the rubric names (`reference_images`) are hashed, before each run.
         read_progress: called with (bytes read, bytes in all) from the start to the end of the

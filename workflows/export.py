@@ -203,8 +203,9 @@ def export(
         force: replace an earlier export at `out`.
         skip_invalid: leave bad COCO entries out (listed in `.skipped`) instead of stopping.
         progress: called with (images placed, images in all).
-        check_progress: called with (images checked, images in all) while every image file is
-            checked (there, readable, of its entry's size) before anything is written.
+        check_progress: called with (entries checked, entries in all) while every image file
+            (there, readable, of its entry's size; not with copy_images=False), then every
+            annotation, is checked before anything is written.
         read_progress: called with (bytes read, bytes in all) from the start to the end of the
             COCO file as it is read and parsed.
         write_progress: COCO format: called with (entries written, entries in all) as each
@@ -328,9 +329,9 @@ def read_checked(
     read_progress: Progress | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """The COCO file with every check passed and, given `images_dir`, every image file there
-    (`progress`: as they are checked; `read_progress`: as the file is read); the
-    descriptions of entries left out. Without `skip_invalid`, two images that would share an
-    exported name are refused before the checks. `boxes_only`: YOLO and VOC export no
+    (`progress`: as entries are checked, find_coco_problems; `read_progress`: as the file is
+    read); the descriptions of entries left out. Without `skip_invalid`, two images that would
+    share an exported name are refused before the checks. `boxes_only`: YOLO and VOC export no
     segmentations, so they are dropped before the checks and a bad polygon does not stop such
     an export."""
 

@@ -355,9 +355,9 @@ def merge(
         skip_invalid: COCO: leave bad real entries out (listed) instead of stopping.
         progress: COCO: called with (images placed, images in all) as the images are linked
             or copied into `out`.
-        check_progress: COCO: called with (images checked, images in all) while every real
-            image file is checked (there, readable, of its entry's size) before anything is
-            written.
+        check_progress: COCO: called with (entries checked, entries in all) while every real
+            image file (there, readable, of its entry's size), then every annotation, is
+            checked before anything is written.
         read_progress: COCO: called with (bytes read, bytes in all) from the start to the end
             of the real file as it is read and parsed.
         write_progress: COCO: called with (entries written, entries in all) as

@@ -1,0 +1,34 @@
+"""`find_coco_problems`: the count `progress` moves by (image files, then annotations)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from balance_fixtures import make_tiny_coco
+
+from synthgate.formats import coco_checks
+from synthgate.formats.coco_checks import find_coco_problems
+
+
+@pytest.mark.parametrize("with_files", [True, False])
+def test_progress_counts_image_files_then_annotations_once_each(
+    with_files: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(coco_checks, "PROGRESS_EVERY", 2)
+    monkeypatch.setattr(coco_checks, "ANNOTATIONS_EVERY", 4)
+    coco, images = make_tiny_coco(tmp_path)
+    data = json.loads(coco.read_text())
+    files = len(data["images"]) if with_files else 0  # no folder: no file is read
+    total = files + len(data["annotations"])
+    events: list[tuple[int, int]] = []
+    problems = find_coco_problems(
+        data,
+        images_dir=images if with_files else None,
+        progress=lambda done, total: events.append((done, total)),
+    )
+    assert problems == []
+    image_steps = [*range(2, files, 2), files] if files else []
+    annotation_steps = [files + n for n in range(4, len(data["annotations"]), 4)] + [total]
+    assert events == [(n, total) for n in [0, *image_steps, *annotation_steps]]
