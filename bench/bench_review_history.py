@@ -9,9 +9,8 @@ for S = --history (default 1,000 and 10,000). The bench's samples, gold rate 0.1
 - "other": k = 2, one annotator took S items ahead of the team; a second annotator takes them.
   The claim walks the claim index in its own order to the first started item that is not
   theirs: flat (target: within 1.3x).
-- "ahead": the annotator who holds those S started items. Their claim passes each of them (one
-  index probe each) before it takes a fresh item, so its cost grows with S; printed so that the
-  growth is seen, not hidden.
+The annotator who holds those S started items (whose claim walked past each of them until
+session 24) is measured by bench_review_lead.py, on SQLite and PostgreSQL.
 Usage: python bench/bench_review_history.py [--history 1000 10000] [--cycles 300] [--rounds 3]
 """
 
@@ -77,7 +76,7 @@ def main() -> None:
             team = folder / f"team-{history}.db"
             build(f"sqlite:///{team}", 2 * history, k=2)
             cycles(team, "ahead", history)  # S items started, all theirs
-            for who, built in (("long", long), ("other", team), ("ahead", team)):
+            for who, built in (("long", long), ("other", team)):
                 per_cycle[(who, history)] = best(built, who, args.cycles, args.rounds)
                 print(
                     f"{history:>7} earlier tasks  {who:<6} "
@@ -90,8 +89,6 @@ def main() -> None:
     for who, target in (("long", " (target <= 1.3x)"), ("other", " (target <= 1.3x)")):
         growth = per_cycle[(who, large)] / per_cycle[(who, small)]
         print(f"{who:<6} CPU a cycle at {large} / at {small}: {growth:.2f}x{target}")
-    growth = per_cycle[("ahead", large)] / per_cycle[("ahead", small)]
-    print(f"ahead  CPU a cycle at {large} / at {small}: {growth:.2f}x (grows with what they hold)")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,11 @@ IMMEDIATE on SQLite, a row lock with SKIP LOCKED on PostgreSQL), so concurrent a
 share a slot. A claim costs O(log n) in the open items: every item keeps its count of
 assignments (`taken`) and its place in the claim order (`priority`, review/priority.py), and the
 claim walks an index over (kind, status, taken descending, priority, id) to the first row it
-may take.
+may take. That walk passes the started items the annotator holds: an annotator far ahead of the
+team, holding AHEAD items or more that nobody else has taken yet, seeks instead the first item
+each other person holds alone (every item keeps its one `holder`), one index seek per annotator.
+With k > 2, items two people hold are still walked (two annotators far ahead of a third pass
+theirs).
 On PostgreSQL, where every statement is a round trip to the server, a task takes two statements
 (the open task with the claim; the assignment with the task's row) and a decision two or three.
 """
@@ -25,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select, true, union_all
+from sqlalchemy import Select, bindparam, case, func, literal, null, select, true, union_all
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import BindParameter
 
@@ -75,10 +79,20 @@ from synthgate.validators.rubric import Rubric
 # them on an index.
 ANNOTATOR: BindParameter[str] = bindparam("annotator")
 ITEM: BindParameter[int] = bindparam("item")
+# Started items an annotator may hold alone before their claim stops walking past them (STARTED)
+# and seeks the first item each other holder holds alone instead (CLAIM_AHEAD).
+AHEAD = 16
 # The annotator's open task (their undecided assignment, if any: their rows with decided_at
-# NULL, one seek of ix_review_assignments_annotator_open) and how many tasks they were given
-# (the position that seeds their gold draw, kept in review_annotators); neither reads the rest
-# of their history. An aggregate, so that PostgreSQL reads it once where OPEN_OR_CLAIM uses it.
+# NULL, one seek of ix_review_assignments_annotator_open), how many tasks they were given
+# (the position that seeds their gold draw, kept in review_annotators) and how many items they
+# hold alone, counted to AHEAD (ix_review_items_holder); none reads the rest of their history.
+# An aggregate, so that PostgreSQL reads it once where OPEN_OR_CLAIM uses it.
+HELD_ALONE = (
+    select(literal(1).label("one"))
+    .where(review_items.c.holder == ANNOTATOR)
+    .limit(AHEAD)
+    .subquery("held_alone")
+)
 OPEN_TASK_QUERY = select(
     func.min(assignments.c.item_id).label("task"),
     func.coalesce(
@@ -87,6 +101,7 @@ OPEN_TASK_QUERY = select(
         .scalar_subquery(),
         0,
     ).label("given"),
+    select(func.count()).select_from(HELD_ALONE).scalar_subquery().label("ahead"),
 ).where(assignments.c.annotator == ANNOTATOR, assignments.c.decided_at.is_(None))
 OPEN_TASK = Prepared(OPEN_TASK_QUERY)
 # the annotator's assignments, for an anti-join: a claim skips the items they hold (one probe of
@@ -94,27 +109,90 @@ OPEN_TASK = Prepared(OPEN_TASK_QUERY)
 MINE = select(assignments.c.item_id).where(assignments.c.annotator == ANNOTATOR).alias("mine")
 NOT_MINE = review_items.outerjoin(MINE, MINE.c.item_id == review_items.c.id)
 OPEN_SAMPLE = (review_items.c.kind == "sample", review_items.c.status == "open")
+
+
 # Items others have started first (their decisions complete sooner), the most taken first,
 # then fresh ones; each in priority order, each a range of ix_review_items_claim walked in its
 # own order (`taken` descending), so the first started item the annotator may take is found
 # without sorting the started ones. The walk passes the started items the annotator holds
 # themselves, one index probe each: many only for someone far ahead of the rest of the team.
-STARTED = (
-    select(review_items.c.id)
-    .select_from(NOT_MINE)
-    .where(
-        *OPEN_SAMPLE,
-        review_items.c.taken > 0,
-        review_items.c.taken < review_items.c.k,
-        MINE.c.item_id.is_(None),
+def started(held_by_more_than: int) -> Select[Any]:
+    """The first item held by more than so many people (and fewer than k) that the annotator
+    does not hold, walked as above."""
+    return (
+        select(review_items.c.id)
+        .select_from(NOT_MINE)
+        .where(
+            *OPEN_SAMPLE,
+            review_items.c.taken > held_by_more_than,
+            review_items.c.taken < review_items.c.k,
+            MINE.c.item_id.is_(None),
+        )
+        .order_by(review_items.c.taken.desc(), review_items.c.priority, review_items.c.id)
+        .limit(1)
     )
-    .order_by(review_items.c.taken.desc(), review_items.c.priority, review_items.c.id)
+
+
+STARTED = started(0)
+# An annotator holding AHEAD items alone (far ahead of the rest of the team: nobody has taken
+# the items they started yet) claims from a walk of the items two or more people hold (only
+# with k > 2), then the first of the items each other person holds alone: one seek of
+# ix_review_items_holder per annotator, the seeks' firsts in claim order. The same item as
+# STARTED finds (among items taken once, the order is priority, id), without passing theirs.
+# The seek names the holder alone (an item has one only while it is an open sample item of
+# k > 1 taken once: kept_and_counted in the tests holds it so), and so does the join: a
+# condition on the items' own columns let SQLite walk every started item and seek for each.
+SHARED = started(1)  # the range of the index starts past the items taken once
+HOLDERS_ITEMS = review_items.alias("holders_items")
+FIRST_HELD = (
+    select(HOLDERS_ITEMS.c.id)
+    .where(HOLDERS_ITEMS.c.holder == annotator_counts.c.annotator)
+    .order_by(HOLDERS_ITEMS.c.priority, HOLDERS_ITEMS.c.id)
+    .limit(1)
+    .correlate(annotator_counts)
+    .scalar_subquery()
+)
+HELD_BY_ANOTHER = (
+    select(review_items.c.id)
+    .select_from(annotator_counts.join(review_items, review_items.c.id == FIRST_HELD))
+    .where(annotator_counts.c.annotator != ANNOTATOR)
+    .order_by(review_items.c.priority, review_items.c.id)
     .limit(1)
 )
-FRESH = (  # nobody holds a fresh item, so it cannot be the annotator's
+
+
+# PostgreSQL: the same as a LATERAL seek per annotator. It would not take a scalar subquery in a
+# join's condition as the key of an index lookup (it joined every item to the annotators'
+# firsts), so no item is joined: each seek locks its first item itself (SKIP LOCKED), and the
+# claim takes the first of those; the others' locks last as long as the claim's transaction.
+def held_by_another_pg(locked: bool) -> Select[Any]:
+    first = (
+        select(HOLDERS_ITEMS.c.id, HOLDERS_ITEMS.c.priority)
+        .where(HOLDERS_ITEMS.c.holder == annotator_counts.c.annotator)
+        .order_by(HOLDERS_ITEMS.c.priority, HOLDERS_ITEMS.c.id)
+        .limit(1)
+    )
+    if locked:
+        first = first.with_for_update(skip_locked=True)
+    firsts = first.lateral("firsts_held")
+    return (
+        select(firsts.c.id)
+        .select_from(annotator_counts.join(firsts, true()))
+        .where(annotator_counts.c.annotator != ANNOTATOR)
+        .order_by(firsts.c.priority, firsts.c.id)
+        .limit(1)
+    )
+
+
+# Nobody holds a fresh item, so it cannot be the annotator's. Written as a range of `taken` in
+# the claim index's own order (taken < 1 is taken = 0: counts are never negative), so that only
+# ix_review_items_claim serves it without a sort: with `taken = 0` and (priority, id), PostgreSQL
+# also weighed ix_review_items_gold_order, filtering out the started items, the first ones in
+# priority order (it cannot know); past a few thousand started items it took that walk.
+FRESH = (
     select(review_items.c.id)
-    .where(*OPEN_SAMPLE, review_items.c.taken == 0)
-    .order_by(review_items.c.priority, review_items.c.id)
+    .where(*OPEN_SAMPLE, review_items.c.taken < 1)
+    .order_by(review_items.c.taken.desc(), review_items.c.priority, review_items.c.id)
     .limit(1)
 )
 UNSEEN_GOLD = (
@@ -150,23 +228,35 @@ class Probe:
 
 
 CLAIM_REAL = [Probe.of(STARTED), Probe.of(FRESH)]
+CLAIM_AHEAD = {
+    "sqlite": [Probe.of(SHARED), Probe.of(HELD_BY_ANOTHER), Probe.of(FRESH)],
+    "postgresql": [
+        Probe.of(SHARED),
+        Probe(Prepared(held_by_another_pg(False)), Prepared(held_by_another_pg(True))),
+        Probe.of(FRESH),
+    ],
+}
 CLAIM_GOLD = [Probe.of(GOLD_AFTER), Probe.of(GOLD_BEFORE)]
-# PostgreSQL: OPEN_TASK and CLAIM_REAL's locked probes in one round trip. The probes run only
+# PostgreSQL: OPEN_TASK and the claim's locked probes in one round trip. The probes run only
 # when the annotator holds no open task (a one-time filter), each as a sub-select of its own
-# (FOR UPDATE is not allowed on a UNION's members), and FRESH only when STARTED found nothing
-# (the outer LIMIT stops the Append); each reads its index as it does alone.
+# (FOR UPDATE is not allowed on a UNION's members): CLAIM_REAL's, or CLAIM_AHEAD's for an
+# annotator holding AHEAD items alone, FRESH only when those found nothing (the outer LIMIT
+# stops the Append); each reads its index as it does alone.
 OPENED = OPEN_TASK_QUERY.subquery("opened")
+CLAIMS = [  # each locked as its probe is
+    ("started", CLAIM_REAL[0], OPENED.c.ahead < AHEAD),
+    ("shared", CLAIM_AHEAD["postgresql"][0], OPENED.c.ahead >= AHEAD),
+    ("held_by_another", CLAIM_AHEAD["postgresql"][1], OPENED.c.ahead >= AHEAD),
+    ("fresh", CLAIM_REAL[1], true()),
+]
 CLAIMABLE = [
-    query.where(OPENED.c.task.is_(None))
-    .with_for_update(skip_locked=True, of=review_items)
-    .correlate(OPENED)
-    .subquery(name)
-    for name, query in (("started", STARTED), ("fresh", FRESH))
+    probe.locked.statement.where(OPENED.c.task.is_(None), when).correlate(OPENED).subquery(name)
+    for name, probe, when in CLAIMS
 ]
 CANDIDATES = union_all(*(select(c.c.id).correlate(OPENED) for c in CLAIMABLE)).subquery()
 CLAIMED = select(CANDIDATES.c.id).limit(1).correlate(OPENED).lateral("claimed")
 OPEN_OR_CLAIM = Prepared(
-    select(OPENED.c.task, OPENED.c.given, CLAIMED.c.id).select_from(
+    select(OPENED.c.task, OPENED.c.given, OPENED.c.ahead, CLAIMED.c.id).select_from(
         OPENED.outerjoin(CLAIMED, true())
     )
 )
@@ -175,10 +265,32 @@ ASSIGN = Prepared(
         item_id=ITEM, annotator=ANNOTATOR, assigned_at=bindparam("assigned_at")
     )
 )
+# Kept counts: one more person on the item (its holder the annotator if they are its first of
+# k > 1), and people taken off it (the one left, if one is, its holder).
+HELD_ONCE = (review_items.c.kind == "sample") & (review_items.c.k > 1)
 COUNT_IN = Prepared(
     review_items.update()
     .where(review_items.c.id == ITEM)
-    .values(taken=review_items.c.taken + bindparam("change"))
+    .values(
+        taken=review_items.c.taken + 1,
+        holder=case((HELD_ONCE & (review_items.c.taken == 0), ANNOTATOR), else_=null()),
+    )
+)
+COUNT_OUT = Prepared(
+    review_items.update()
+    .where(review_items.c.id == ITEM)
+    .values(
+        taken=review_items.c.taken - bindparam("released"),
+        holder=case(
+            (
+                HELD_ONCE & (review_items.c.taken - bindparam("released") == 1),
+                select(assignments.c.annotator)
+                .where(assignments.c.item_id == review_items.c.id)
+                .scalar_subquery(),
+            ),
+            else_=null(),
+        ),
+    )
 )
 # the item, the sample it shows and the annotator's assignment of it, read under the item's
 # lock to decide
@@ -338,16 +450,13 @@ class ReviewQueue:
                 with self.write(connection) as writing:
                     values = {"annotator": annotator}
                     if self.dialect == "postgresql":
-                        open_task, position, real = OPEN_OR_CLAIM.run(writing, values).one()
+                        open_task, position, ahead, found = OPEN_OR_CLAIM.run(writing, values).one()
                     else:
-                        open_task, position = OPEN_TASK.run(writing, values).one()
-                        real = (
-                            None
-                            if open_task is not None
-                            else self._first(writing, CLAIM_REAL, values)
-                        )
+                        open_task, position, ahead = OPEN_TASK.run(writing, values).one()
+                        found = None
                     item_id = open_task
                     if item_id is None:
+                        real = self._real(writing, values, ahead, found)
                         item_id = self._claim(writing, annotator, position, real)
                         if item_id is None:
                             return None
@@ -438,7 +547,7 @@ class ReviewQueue:
                 .returning(assignments.c.item_id, assignments.c.annotator)
             ).all()
             for item_id, count in Counter(item_id for item_id, _ in released).items():
-                COUNT_IN.run(connection, {"item": item_id, "change": -count})
+                COUNT_OUT.run(connection, {"item": item_id, "released": count})
             for annotator, count in Counter(who for _, who in released).items():
                 count_given(self.dialect).run(
                     connection, {"annotator": annotator, "change": -count}
@@ -534,15 +643,25 @@ class ReviewQueue:
         """The values of ASSIGN and COUNT_IN (one more person on the item)."""
         return {"item": item_id, "annotator": annotator, "assigned_at": time.time(), "change": 1}
 
+    def _real(
+        self, connection: Connection, values: dict[str, Any], ahead: int, found: int | None
+    ) -> int | None:
+        """The sample item the claim would take (on PostgreSQL locked), -1 if other claims
+        hold every one it may take, None if none is left: CLAIM_REAL's walk, or CLAIM_AHEAD's
+        seeks for an annotator holding `ahead` >= AHEAD items alone. `found`: on PostgreSQL,
+        what OPEN_OR_CLAIM's locked probes found (the same ones)."""
+        probes = CLAIM_AHEAD[self.dialect] if ahead >= AHEAD else CLAIM_REAL
+        if self.dialect != "postgresql":
+            return self._first(connection, probes, values)
+        return found if found is not None else self._held(connection, probes, values)
+
     def _claim(
         self, connection: Connection, annotator: str, position: int, real: int | None
     ) -> int | None:
         """The item to assign next; -1 if other claims hold every open slot (the caller
         retries), None if nothing is left for this annotator. `position`: how many tasks the
-        annotator was given before (it seeds their gold draw); `real`: what CLAIM_REAL found
-        (on PostgreSQL locked, None also when other claims hold every row it would take)."""
-        if real is None and self.dialect == "postgresql":
-            real = self._held(connection, CLAIM_REAL, {"annotator": annotator})
+        annotator was given before (it seeds their gold draw); `real`: the sample item `_real`
+        found."""
         if real is None or real < 0:
             return real  # gold only rides along with real work
         if gold.draw_gold(self.gold_rate, seed=[self.seed, annotator, position]):

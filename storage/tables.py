@@ -51,7 +51,7 @@ from synthgate.storage.prepared import Prepared
 
 # The migration that made the schema below (storage/migrations/versions/): a database stamped
 # with it needs no upgrade. A test holds it equal to the migrations' head.
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0007"
 
 metadata = MetaData()
 
@@ -176,8 +176,14 @@ review_items = Table(
     # offsets walk from).
     Column("priority", Float, nullable=False, server_default="0"),
     Column("route", String(10), nullable=True),  # the rubric's route when the item was enqueued
+    # Kept with `taken`: the one person holding a sample item taken once of k > 1 (else NULL).
+    # An annotator far ahead of the team holds many such items the claim must pass; it finds
+    # the first one someone else holds by one seek per other holder instead (review/queue.py).
+    Column("holder", String(200), nullable=True),
     # Claiming a gold item: the first unseen one from a seeded point of the priority order.
     Index("ix_review_items_gold_order", "kind", "status", "priority", "id"),
+    # A holder's items in claim order.
+    Index("ix_review_items_holder", "holder", "priority", "id"),
 )
 # Claiming a sample item: started items (taken > 0) first, the most taken first, then the fresh
 # ones (taken = 0), each in priority order. Both are a range of this index walked in its own

@@ -6,16 +6,16 @@ annotator, and the statements a claim runs read an index range, never sort or sc
 
 from __future__ import annotations
 
-from collections import Counter
+import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from review_fixtures import ACCEPT, fill, open_store
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
-from synthgate.review.queue import ReviewQueue
+from synthgate.review.queue import AHEAD, FRESH, STARTED, ReviewQueue
 from synthgate.storage.prepared import Prepared
 from synthgate.storage.store import Store
 from synthgate.storage.tables import annotator_counts, assignments, review_items
@@ -29,10 +29,21 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 
 def kept_and_counted(store: Store) -> tuple[dict[int, int], dict[int, int]]:
+    """Each item's kept count, and its assignments counted; checks its kept holder on the way
+    (the one person holding a sample item of k > 1 taken once, else none)."""
     with store.engine.connect() as connection:
-        kept = dict(connection.execute(select(review_items.c.id, review_items.c.taken)).all())
-        counted = Counter(connection.execute(select(assignments.c.item_id)).scalars())
-    return kept, {item: counted.get(item, 0) for item in kept}
+        items = connection.execute(select(review_items)).all()
+        holders: dict[int, list[str]] = {}
+        for item_id, annotator in connection.execute(
+            select(assignments.c.item_id, assignments.c.annotator)
+        ):
+            holders.setdefault(item_id, []).append(annotator)
+    for item in items:
+        held = holders.get(item.id, [])
+        alone = item.kind == "sample" and item.k > 1 and len(held) == 1
+        assert item.holder == (held[0] if alone else None), (item, held)
+    kept = {item.id: item.taken for item in items}
+    return kept, {item: len(holders.get(item, [])) for item in kept}
 
 
 def test_kept_counts_follow_every_change_of_assignments(store: Store) -> None:
@@ -144,8 +155,84 @@ def test_each_annotators_count_of_tasks_is_kept_with_their_assignments(store: St
     assert set(counted) == {"ann", "bob", "cy", "dee"}
 
 
+@pytest.mark.parametrize("k", [2, 3])
+def test_an_annotator_far_ahead_claims_what_the_walk_would(
+    store: Store, k: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One annotator works alone until they hold many more than AHEAD started items nobody
+    else has taken; imports (decisions made outside the queue) put others alone or together
+    on fresh items of any priority, the team joins, a task is released, and the lead grows
+    again. Every claim (the leader's by seeks of each other holder's first item, the others'
+    by the walk) takes the item the walk over started items, then fresh ones, would take."""
+    fill(store, review=140, audit=0, accepted=0)
+    queue = ReviewQueue(store, annotators_per_item=k, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    draw = random.Random(k)
+    with store.engine.begin() as connection:  # the claim order not the enqueue order, and ties
+        ids = connection.execute(select(review_items.c.id)).scalars().all()
+        for item_id in ids:
+            connection.execute(
+                review_items.update()
+                .where(review_items.c.id == item_id)
+                .values(priority=draw.choice([0.1, 0.2, 0.3, 0.4, 0.5]))
+            )
+    team = ["bob", "cy", "dee"][:k]
+    imports = [["bob"], ["cy"], ["dee"], ["bob"]] + (
+        [["bob", "cy"], ["cy", "dee"]] if k > 2 else []
+    )
+    turns: list[Any] = ["ann"] * 40 + imports + ["ann"] * 12
+    turns += [team[i % len(team)] for i in range(12)] + ["ann", "bob"] * 12
+    turns += ["ann"] * 30 + imports + ["cy", "ann", "ann", "dee"] * 8
+    leads, seeks, released = [], [], 0
+    real = ReviewQueue._real
+
+    def probing(self: ReviewQueue, connection: Any, values: Any, ahead: int, found: Any) -> Any:
+        seeks.append(ahead >= AHEAD)  # CLAIM_AHEAD's probes (in OPEN_OR_CLAIM on PostgreSQL)
+        return real(self, connection, values, ahead, found)
+
+    monkeypatch.setattr(ReviewQueue, "_real", probing)
+    for step, who in enumerate(turns):
+        with store.engine.connect() as connection:
+            if isinstance(who, list):  # they decide a fresh item outside the queue
+                fresh = (
+                    connection.execute(select(review_items.c.id).where(review_items.c.taken == 0))
+                    .scalars()
+                    .all()
+                )
+                item_id = draw.choice(fresh)
+                connection.close()
+                for person in who:
+                    queue.decide(item_id, person, ACCEPT, assign=True)
+                continue
+            values = {"annotator": who}
+            expected = connection.execute(STARTED, values).scalar()
+            if expected is None:
+                expected = connection.execute(FRESH, values).scalar()
+            lead = connection.execute(
+                select(func.count()).where(review_items.c.holder == who)
+            ).scalar()
+        leads.append(lead)
+        task = queue.next_item(who)
+        assert (task.item_id if task else None) == expected, (step, who, lead)
+        if task is None:
+            continue
+        if who == "bob" and not released:  # left open, then taken back: the one left holds it
+            released = queue.release_stale(-1.0)
+            kept, counted = kept_and_counted(store)
+            assert kept == counted
+            continue
+        queue.decide(task.item_id, who, ACCEPT)
+    assert max(leads) >= 3 * AHEAD and released == 1
+    assert sum(seeks) >= 40  # the leader's claims took the seeks, many times
+    kept, counted = kept_and_counted(store)
+    assert kept == counted
+
+
 def claim_statements(
-    store: Store, queue: ReviewQueue, monkeypatch: pytest.MonkeyPatch
+    store: Store,
+    queue: ReviewQueue,
+    monkeypatch: pytest.MonkeyPatch,
+    turns: tuple[str, ...] = ("ann", "bob", "ann", "cy"),
 ) -> list[tuple[str, Any]]:
     """The SELECTs over review_items that `next_item` ran (with their parameters), as the
     driver was given them (the queue's statements run through Prepared)."""
@@ -160,7 +247,7 @@ def claim_statements(
 
     with monkeypatch.context() as patched:
         patched.setattr(Prepared, "run", capture)
-        for who in ("ann", "bob", "ann", "cy"):
+        for who in turns:
             task = queue.next_item(who)
             assert task is not None
             queue.decide(task.item_id, who, ACCEPT)
@@ -186,12 +273,8 @@ def test_a_claim_reads_an_index_range_and_never_sorts_the_queue(
             # holds the rows in the claim order
             connection.execute(text("SET enable_sort = off"))
         for statement, params in statements:
-            plan = "\n".join(
-                str(row[-1])
-                for row in connection.exec_driver_sql(
-                    f"EXPLAIN {_plan_prefix(store)}{statement}", params
-                )
-            )
+            plan = _plan(connection, statement, params)
+            plan = _without_seeks(plan)  # checked on its own
             assert "ix_review_items_claim" in plan or "ix_review_items_gold_order" in plan, plan
             assert "SCAN review_items" not in plan and "Seq Scan on review_items" not in plan
             # every probe walks its index in the claim order: no sort of the items it matches
@@ -202,8 +285,94 @@ def test_a_claim_reads_an_index_range_and_never_sorts_the_queue(
             assert open_reads <= 1, plan
 
 
-def _plan_prefix(store: Store) -> str:
-    return "QUERY PLAN " if store.engine.dialect.name == "sqlite" else ""
+def test_the_claim_of_an_annotator_far_ahead_seeks_each_holders_first_item(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fill(store, review=300, audit=0, accepted=0)
+    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    for _ in range(3 * AHEAD):
+        task = queue.next_item("ann")
+        assert task is not None
+        queue.decide(task.item_id, "ann", ACCEPT)
+    statements = claim_statements(store, queue, monkeypatch, turns=("ann",))
+    seeks = [(s, p) for s, p in statements if "review_annotators" in s]
+    assert seeks
+    with store.engine.connect() as connection:
+        if store.engine.dialect.name == "postgresql":
+            connection.execute(text("ANALYZE review_items"))
+            connection.execute(text("SET enable_seqscan = off"))
+        for statement, params in seeks:
+            plan = _plan(connection, statement, params)
+            # one seek of the holder index per annotator: the sort is of their first items
+            assert "ix_review_items_holder" in plan, plan
+            assert "SCAN review_items" not in plan and "Seq Scan on review_items" not in plan
+
+
+def test_the_work_of_a_claim_does_not_grow_with_the_annotators_lead(tmp_path: Path) -> None:
+    """Counted in SQLite's virtual machine instructions (its progress handler), not in time:
+    the leader's next + decide at a lead of 12 x AHEAD items takes the work it takes at 2 x
+    AHEAD; the walk past their own items took work in proportion to the lead."""
+    store = Store(f"sqlite:///{tmp_path / 'queue.db'}")
+    fill(store, review=400, audit=0, accepted=0)
+    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    steps = [0]
+
+    def counting(dbapi_connection: Any, record: Any) -> None:
+        def step() -> int:
+            steps[0] += 1
+            return 0
+
+        dbapi_connection.set_progress_handler(step, 10)
+
+    event.listen(store.engine, "connect", counting)
+    store.engine.dispose()  # the pool's connections are opened again, counted
+    work_at = {}
+    for lead in (2 * AHEAD, 12 * AHEAD):
+        while True:
+            with store.engine.connect() as connection:
+                held = connection.execute(
+                    select(func.count()).where(review_items.c.holder == "ann")
+                ).scalar()
+            if held >= lead:
+                break
+            task = queue.next_item("ann")
+            assert task is not None
+            queue.decide(task.item_id, "ann", ACCEPT)
+        steps[0] = 0
+        task = queue.next_item("ann")
+        assert task is not None
+        queue.decide(task.item_id, "ann", ACCEPT)
+        work_at[lead] = steps[0]
+    assert work_at[12 * AHEAD] <= 1.1 * work_at[2 * AHEAD], work_at
+    store.close()
+
+
+def _without_seeks(plan: str) -> str:
+    """A PostgreSQL claim's plan without its seeks for an annotator far ahead (their branch of
+    the claim's Append, held_by_another), which is checked here: a seek of the holder index per
+    annotator, and a sort of their first items (not of the queue)."""
+    lines = plan.splitlines()
+    starts = [i for i, line in enumerate(lines) if "Subquery Scan on held_by_another" in line]
+    if not starts:
+        return plan
+    start = starts[0]
+    depth = len(lines[start]) - len(lines[start].lstrip())
+    end = start + 1
+    while end < len(lines) and len(lines[end]) - len(lines[end].lstrip()) > depth:
+        end += 1
+    seeks = "\n".join(lines[start:end])
+    assert "ix_review_items_holder" in seeks and "Seq Scan on review_items" not in seeks, seeks
+    assert "Sort Key: firsts_held.priority, firsts_held.id" in seeks, seeks
+    return "\n".join(lines[:start] + lines[end:])
+
+
+def _plan(connection: Any, statement: str, params: Any) -> str:
+    """The plan the database takes for a statement, as text."""
+    prefix = "QUERY PLAN " if connection.dialect.name == "sqlite" else ""
+    rows = connection.exec_driver_sql(f"EXPLAIN {prefix}{statement}", params)
+    return "\n".join(str(row[-1]) for row in rows)
 
 
 @pytest.mark.parametrize("store", ["postgresql"], indirect=True)

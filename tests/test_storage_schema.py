@@ -117,7 +117,7 @@ def test_a_review_queue_from_revision_0001_gets_its_kept_counts_from_its_rows(
 ) -> None:
     """0002 adds `taken`, `priority` and `route` to review items: counted from the assignments,
     the gold order from each gold key, the route from the sample's stored report; 0006 counts
-    each annotator's assignments."""
+    each annotator's assignments; 0007 names the holder of each sample item taken once."""
     url = sqlite_url(tmp_path / "queue.db")
     engine = create_engine(url)
     with engine.begin() as connection:
@@ -145,12 +145,13 @@ def test_a_review_queue_from_revision_0001_gets_its_kept_counts_from_its_rows(
     Store(url).close()
     with sqlite3.connect(tmp_path / "queue.db") as connection:
         rows = connection.execute(
-            "SELECT id, taken, priority, route FROM review_items ORDER BY id"
+            "SELECT id, taken, priority, route, holder FROM review_items ORDER BY id"
         ).fetchall()
+    # 0007: the one holder of a sample item taken once (not of a gold item)
     assert rows == [
-        (1, 1, 0.0, "review"),
-        (2, 2, 0.0, "accepted"),
-        (3, 1, gold_position("honeypot:s2"), None),
+        (1, 1, 0.0, "review", "ann"),
+        (2, 2, 0.0, "accepted", None),
+        (3, 1, gold_position("honeypot:s2"), None, None),
     ]
     with sqlite3.connect(tmp_path / "queue.db") as connection:  # 0006: each one's tasks given
         given = connection.execute("SELECT * FROM review_annotators ORDER BY annotator").fetchall()
