@@ -13,7 +13,7 @@ import operator
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, select
+from sqlalchemy import bindparam, case, func, null, select
 from sqlalchemy.engine import Connection
 
 from synthgate.errors import InputError
@@ -65,10 +65,11 @@ DISPUTED = Prepared(
     .where(review_items.c.id == bindparam("item"), review_items.c.priority >= 0)
     .values(priority=review_items.c.priority - 2)
 )
+# An item closed (final, or waiting for adjudication) has no holder a claim may seek.
 SET_STATUS = Prepared(
     review_items.update()
     .where(review_items.c.id == bindparam("item"))
-    .values(status=bindparam("status"), final_verdict=bindparam("verdict"))
+    .values(status=bindparam("status"), final_verdict=bindparam("verdict"), holder=null())
 )
 SET_SAMPLE_STATEMENT = (
     samples.update()

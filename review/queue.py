@@ -146,7 +146,7 @@ SHARED = started(1)  # the range of the index starts past the items taken once
 HOLDERS_ITEMS = review_items.alias("holders_items")
 FIRST_HELD = (
     select(HOLDERS_ITEMS.c.id)
-    .where(HOLDERS_ITEMS.c.holder == annotator_counts.c.annotator)
+    .where(HOLDERS_ITEMS.c.holder == annotator_counts.c.annotator, HOLDERS_ITEMS.c.status == "open")
     .order_by(HOLDERS_ITEMS.c.priority, HOLDERS_ITEMS.c.id)
     .limit(1)
     .correlate(annotator_counts)
@@ -161,27 +161,28 @@ HELD_BY_ANOTHER = (
 )
 
 
-# PostgreSQL: the same as a LATERAL seek per annotator. It would not take a scalar subquery in a
-# join's condition as the key of an index lookup (it joined every item to the annotators'
-# firsts), so no item is joined: each seek locks its first item itself (SKIP LOCKED), and the
-# claim takes the first of those; the others' locks last as long as the claim's transaction.
-def held_by_another_pg(locked: bool) -> Select[Any]:
-    first = (
-        select(HOLDERS_ITEMS.c.id, HOLDERS_ITEMS.c.priority)
-        .where(HOLDERS_ITEMS.c.holder == annotator_counts.c.annotator)
-        .order_by(HOLDERS_ITEMS.c.priority, HOLDERS_ITEMS.c.id)
-        .limit(1)
-    )
-    if locked:
-        first = first.with_for_update(skip_locked=True)
-    firsts = first.lateral("firsts_held")
-    return (
-        select(firsts.c.id)
-        .select_from(annotator_counts.join(firsts, true()))
-        .where(annotator_counts.c.annotator != ANNOTATOR)
-        .order_by(firsts.c.priority, firsts.c.id)
-        .limit(1)
-    )
+# PostgreSQL: the same seeks as LATERAL subqueries, and only the item they find locked (the
+# claim's FOR UPDATE ... SKIP LOCKED on the outer select). It would not take a scalar subquery
+# in a join's condition as the key of an index lookup (it joined every item to the annotators'
+# firsts); here the first is a value, read once, and the item is read by its key.
+FIRSTS_HELD = (
+    select(HOLDERS_ITEMS.c.id, HOLDERS_ITEMS.c.priority)
+    .where(HOLDERS_ITEMS.c.holder == annotator_counts.c.annotator, HOLDERS_ITEMS.c.status == "open")
+    .order_by(HOLDERS_ITEMS.c.priority, HOLDERS_ITEMS.c.id)
+    .limit(1)
+    .lateral("firsts_held")
+)
+HELD_BY_ANOTHER_PG = select(review_items.c.id).where(
+    review_items.c.id
+    == select(FIRSTS_HELD.c.id)
+    .select_from(annotator_counts.join(FIRSTS_HELD, true()))
+    .where(annotator_counts.c.annotator != ANNOTATOR)
+    .order_by(FIRSTS_HELD.c.priority, FIRSTS_HELD.c.id)
+    .limit(1)
+    .scalar_subquery(),
+    *OPEN_SAMPLE,
+    review_items.c.taken == 1,
+)
 
 
 # Nobody holds a fresh item, so it cannot be the annotator's. Written as a range of `taken` in
@@ -230,11 +231,7 @@ class Probe:
 CLAIM_REAL = [Probe.of(STARTED), Probe.of(FRESH)]
 CLAIM_AHEAD = {
     "sqlite": [Probe.of(SHARED), Probe.of(HELD_BY_ANOTHER), Probe.of(FRESH)],
-    "postgresql": [
-        Probe.of(SHARED),
-        Probe(Prepared(held_by_another_pg(False)), Prepared(held_by_another_pg(True))),
-        Probe.of(FRESH),
-    ],
+    "postgresql": [Probe.of(SHARED), Probe.of(HELD_BY_ANOTHER_PG), Probe.of(FRESH)],
 }
 CLAIM_GOLD = [Probe.of(GOLD_AFTER), Probe.of(GOLD_BEFORE)]
 # PostgreSQL: OPEN_TASK and the claim's locked probes in one round trip. The probes run only
@@ -267,7 +264,9 @@ ASSIGN = Prepared(
 )
 # Kept counts: one more person on the item (its holder the annotator if they are its first of
 # k > 1), and people taken off it (the one left, if one is, its holder).
-HELD_ONCE = (review_items.c.kind == "sample") & (review_items.c.k > 1)
+HELD_ONCE = (
+    (review_items.c.kind == "sample") & (review_items.c.status == "open") & (review_items.c.k > 1)
+)
 COUNT_IN = Prepared(
     review_items.update()
     .where(review_items.c.id == ITEM)

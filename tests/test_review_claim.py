@@ -15,6 +15,7 @@ import pytest
 from review_fixtures import ACCEPT, fill, open_store
 from sqlalchemy import event, func, select, text
 
+from synthgate.review.items import SET_STATUS
 from synthgate.review.queue import AHEAD, FRESH, STARTED, ReviewQueue
 from synthgate.storage.prepared import Prepared
 from synthgate.storage.store import Store
@@ -30,7 +31,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 def kept_and_counted(store: Store) -> tuple[dict[int, int], dict[int, int]]:
     """Each item's kept count, and its assignments counted; checks its kept holder on the way
-    (the one person holding a sample item of k > 1 taken once, else none)."""
+    (the one person holding an open sample item of k > 1 taken once, else none)."""
     with store.engine.connect() as connection:
         items = connection.execute(select(review_items)).all()
         holders: dict[int, list[str]] = {}
@@ -40,7 +41,7 @@ def kept_and_counted(store: Store) -> tuple[dict[int, int], dict[int, int]]:
             holders.setdefault(item_id, []).append(annotator)
     for item in items:
         held = holders.get(item.id, [])
-        alone = item.kind == "sample" and item.k > 1 and len(held) == 1
+        alone = item.kind == "sample" and item.status == "open" and item.k > 1 and len(held) == 1
         assert item.holder == (held[0] if alone else None), (item, held)
     kept = {item.id: item.taken for item in items}
     return kept, {item: len(holders.get(item, [])) for item in kept}
@@ -228,6 +229,38 @@ def test_an_annotator_far_ahead_claims_what_the_walk_would(
     assert kept == counted
 
 
+def test_an_item_closed_while_one_person_holds_it_is_sought_by_no_claim(store: Store) -> None:
+    """A decision racing a release on PostgreSQL can close an item one person holds (the
+    decision read its assignment before the release took it back). Closed, it has no holder,
+    so the claim of an annotator far ahead never meets it."""
+    fill(store, review=80, audit=0, accepted=0)
+    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    for _ in range(2 * AHEAD):
+        task = queue.next_item("ann")
+        assert task is not None
+        queue.decide(task.item_id, "ann", ACCEPT)
+    held = _fresh(store)
+    queue.decide(held, "bob", ACCEPT, assign=True)  # bob alone on it
+    with queue.write() as connection:  # as the raced decision closes it
+        SET_STATUS.run(connection, {"item": held, "status": "final", "verdict": "accept"})
+    kept, counted = kept_and_counted(store)  # no holder on the closed item
+    assert kept == counted
+    task = queue.next_item("ann")
+    assert task is not None and task.item_id != held
+
+
+def _fresh(store: Store) -> int:
+    with store.engine.connect() as connection:
+        return int(
+            connection.execute(
+                select(func.min(review_items.c.id)).where(
+                    review_items.c.kind == "sample", review_items.c.taken == 0
+                )
+            ).scalar()
+        )
+
+
 def claim_statements(
     store: Store,
     queue: ReviewQueue,
@@ -352,7 +385,8 @@ def test_the_work_of_a_claim_does_not_grow_with_the_annotators_lead(tmp_path: Pa
 def _without_seeks(plan: str) -> str:
     """A PostgreSQL claim's plan without its seeks for an annotator far ahead (their branch of
     the claim's Append, held_by_another), which is checked here: a seek of the holder index per
-    annotator, and a sort of their first items (not of the queue)."""
+    annotator, a sort of their first items (not of the queue), the item found read by its key
+    (and it alone locked)."""
     lines = plan.splitlines()
     starts = [i for i, line in enumerate(lines) if "Subquery Scan on held_by_another" in line]
     if not starts:
@@ -364,7 +398,8 @@ def _without_seeks(plan: str) -> str:
         end += 1
     seeks = "\n".join(lines[start:end])
     assert "ix_review_items_holder" in seeks and "Seq Scan on review_items" not in seeks, seeks
-    assert "Sort Key: firsts_held.priority, firsts_held.id" in seeks, seeks
+    assert "Sort Key: holders_items.priority, holders_items.id" in seeks, seeks
+    assert "review_items_pkey" in seeks, seeks  # then the one item found, read by its key
     return "\n".join(lines[:start] + lines[end:])
 
 

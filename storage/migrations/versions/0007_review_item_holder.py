@@ -27,7 +27,7 @@ def upgrade() -> None:
     op.execute(
         "UPDATE review_items SET holder = (SELECT a.annotator FROM review_assignments a "
         "WHERE a.item_id = review_items.id) "
-        "WHERE kind = 'sample' AND k > 1 AND taken = 1"
+        "WHERE kind = 'sample' AND status = 'open' AND k > 1 AND taken = 1"
     )
     if INDEX not in {i["name"] for i in inspector.get_indexes("review_items")}:
         op.create_index(INDEX, "review_items", ["holder", "priority", "id"])
