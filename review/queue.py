@@ -17,24 +17,38 @@ With k > 2, items two people hold are still walked (two annotators far ahead of 
 theirs).
 On PostgreSQL, where every statement is a round trip to the server, a task takes two statements
 (the open task with the claim; the assignment with the task's row) and a decision two or three.
+The claim's statements are in review/claims.py.
 """
 
 from __future__ import annotations
 
-import functools
 import time
 from collections import Counter
 from collections.abc import Generator, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, bindparam, case, func, literal, null, select, true, union_all
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.elements import BindParameter
 
 from synthgate.errors import InputError
 from synthgate.review import enqueue, gold, priority
+from synthgate.review.claims import (
+    AHEAD,
+    ANNOTATOR,
+    ASSIGN,
+    CLAIM_AHEAD,
+    CLAIM_GOLD,
+    CLAIM_REAL,
+    COUNT_IN,
+    COUNT_OUT,
+    ITEM,
+    OPEN_OR_CLAIM,
+    OPEN_TASK,
+    Probe,
+    assign_and_show,
+    count_given,
+)
 from synthgate.review.decision import (
     Decision,
     ReviewTask,
@@ -64,233 +78,16 @@ from synthgate.storage.prepared import Prepared
 from synthgate.storage.store import Store
 from synthgate.storage.tables import (
     WriteTransaction,
-    annotator_counts,
     assignments,
     decisions,
-    dialect_insert,
     gold_answers,
     review_batches,
     review_items,
 )
 from synthgate.validators.rubric import Rubric
 
-# The statements of the claim and the decision, built once with bound parameters and run on the
-# driver's cursor (storage/prepared.py): SQLAlchemy's per-execution work costs more than running
-# them on an index.
-ANNOTATOR: BindParameter[str] = bindparam("annotator")
-ITEM: BindParameter[int] = bindparam("item")
-# Started items an annotator may hold alone before their claim stops walking past them (STARTED)
-# and seeks the first item each other holder holds alone instead (CLAIM_AHEAD).
-AHEAD = 16
-# The annotator's open task (their undecided assignment, if any: their rows with decided_at
-# NULL, one seek of ix_review_assignments_annotator_open), how many tasks they were given
-# (the position that seeds their gold draw, kept in review_annotators) and how many items they
-# hold alone, counted to AHEAD (ix_review_items_holder); none reads the rest of their history.
-# An aggregate, so that PostgreSQL reads it once where OPEN_OR_CLAIM uses it.
-HELD_ALONE = (
-    select(literal(1).label("one"))
-    .where(review_items.c.holder == ANNOTATOR)
-    .limit(AHEAD)
-    .subquery("held_alone")
-)
-OPEN_TASK_QUERY = select(
-    func.min(assignments.c.item_id).label("task"),
-    func.coalesce(
-        select(annotator_counts.c.given)
-        .where(annotator_counts.c.annotator == ANNOTATOR)
-        .scalar_subquery(),
-        0,
-    ).label("given"),
-    select(func.count()).select_from(HELD_ALONE).scalar_subquery().label("ahead"),
-).where(assignments.c.annotator == ANNOTATOR, assignments.c.decided_at.is_(None))
-OPEN_TASK = Prepared(OPEN_TASK_QUERY)
-# the annotator's assignments, for an anti-join: a claim skips the items they hold (one probe of
-# uq_assignment per candidate row, no subquery per row)
-MINE = select(assignments.c.item_id).where(assignments.c.annotator == ANNOTATOR).alias("mine")
-NOT_MINE = review_items.outerjoin(MINE, MINE.c.item_id == review_items.c.id)
-OPEN_SAMPLE = (review_items.c.kind == "sample", review_items.c.status == "open")
-
-
-# Items others have started first (their decisions complete sooner), the most taken first,
-# then fresh ones; each in priority order, each a range of ix_review_items_claim walked in its
-# own order (`taken` descending), so the first started item the annotator may take is found
-# without sorting the started ones. The walk passes the started items the annotator holds
-# themselves, one index probe each: many only for someone far ahead of the rest of the team.
-def started(held_by_more_than: int) -> Select[Any]:
-    """The first item held by more than so many people (and fewer than k) that the annotator
-    does not hold, walked as above."""
-    return (
-        select(review_items.c.id)
-        .select_from(NOT_MINE)
-        .where(
-            *OPEN_SAMPLE,
-            review_items.c.taken > held_by_more_than,
-            review_items.c.taken < review_items.c.k,
-            MINE.c.item_id.is_(None),
-        )
-        .order_by(review_items.c.taken.desc(), review_items.c.priority, review_items.c.id)
-        .limit(1)
-    )
-
-
-STARTED = started(0)
-# An annotator holding AHEAD items alone (far ahead of the rest of the team: nobody has taken
-# the items they started yet) claims from a walk of the items two or more people hold (only
-# with k > 2), then the first of the items each other person holds alone: one seek of
-# ix_review_items_holder per annotator, the seeks' firsts in claim order. The same item as
-# STARTED finds (among items taken once, the order is priority, id), without passing theirs.
-# The seek names the holder alone (an item has one only while it is an open sample item of
-# k > 1 taken once: kept_and_counted in the tests holds it so), and so does the join: a
-# condition on the items' own columns let SQLite walk every started item and seek for each.
-SHARED = started(1)  # the range of the index starts past the items taken once
-HOLDERS_ITEMS = review_items.alias("holders_items")
-FIRST_HELD = (
-    select(HOLDERS_ITEMS.c.id)
-    .where(HOLDERS_ITEMS.c.holder == annotator_counts.c.annotator, HOLDERS_ITEMS.c.status == "open")
-    .order_by(HOLDERS_ITEMS.c.priority, HOLDERS_ITEMS.c.id)
-    .limit(1)
-    .correlate(annotator_counts)
-    .scalar_subquery()
-)
-HELD_BY_ANOTHER = (
-    select(review_items.c.id)
-    .select_from(annotator_counts.join(review_items, review_items.c.id == FIRST_HELD))
-    .where(annotator_counts.c.annotator != ANNOTATOR)
-    .order_by(review_items.c.priority, review_items.c.id)
-    .limit(1)
-)
-
-
-# PostgreSQL: the same seeks as LATERAL subqueries, and only the item they find locked (the
-# claim's FOR UPDATE ... SKIP LOCKED on the outer select). It would not take a scalar subquery
-# in a join's condition as the key of an index lookup (it joined every item to the annotators'
-# firsts); here the first is a value, read once, and the item is read by its key.
-FIRSTS_HELD = (
-    select(HOLDERS_ITEMS.c.id, HOLDERS_ITEMS.c.priority)
-    .where(HOLDERS_ITEMS.c.holder == annotator_counts.c.annotator, HOLDERS_ITEMS.c.status == "open")
-    .order_by(HOLDERS_ITEMS.c.priority, HOLDERS_ITEMS.c.id)
-    .limit(1)
-    .lateral("firsts_held")
-)
-HELD_BY_ANOTHER_PG = select(review_items.c.id).where(
-    review_items.c.id
-    == select(FIRSTS_HELD.c.id)
-    .select_from(annotator_counts.join(FIRSTS_HELD, true()))
-    .where(annotator_counts.c.annotator != ANNOTATOR)
-    .order_by(FIRSTS_HELD.c.priority, FIRSTS_HELD.c.id)
-    .limit(1)
-    .scalar_subquery(),
-    *OPEN_SAMPLE,
-    review_items.c.taken == 1,
-)
-
-
-# Nobody holds a fresh item, so it cannot be the annotator's. Written as a range of `taken` in
-# the claim index's own order (taken < 1 is taken = 0: counts are never negative), so that only
-# ix_review_items_claim serves it without a sort: with `taken = 0` and (priority, id), PostgreSQL
-# also weighed ix_review_items_gold_order, filtering out the started items, the first ones in
-# priority order (it cannot know); past a few thousand started items it took that walk.
-FRESH = (
-    select(review_items.c.id)
-    .where(*OPEN_SAMPLE, review_items.c.taken < 1)
-    .order_by(review_items.c.taken.desc(), review_items.c.priority, review_items.c.id)
-    .limit(1)
-)
-UNSEEN_GOLD = (
-    select(review_items.c.id)
-    .select_from(NOT_MINE)
-    .where(review_items.c.kind == "gold", review_items.c.status == "open", MINE.c.item_id.is_(None))
-)
-GOLD_AFTER = (
-    UNSEEN_GOLD.where(review_items.c.priority >= bindparam("start"))
-    .order_by(review_items.c.priority, review_items.c.id)
-    .limit(1)
-)
-GOLD_BEFORE = (
-    UNSEEN_GOLD.where(review_items.c.priority < bindparam("start"))
-    .order_by(review_items.c.priority, review_items.c.id)
-    .limit(1)
-)
-
-
-@dataclass(frozen=True)
-class Probe:
-    """A claim's query, as SQLite runs it and as PostgreSQL does: locking the row it finds and
-    skipping rows other claims hold."""
-
-    plain: Prepared
-    locked: Prepared
-
-    @classmethod
-    def of(cls, query: Select[Any]) -> Probe:
-        return cls(
-            Prepared(query), Prepared(query.with_for_update(skip_locked=True, of=review_items))
-        )
-
-
-CLAIM_REAL = [Probe.of(STARTED), Probe.of(FRESH)]
-CLAIM_AHEAD = {
-    "sqlite": [Probe.of(SHARED), Probe.of(HELD_BY_ANOTHER), Probe.of(FRESH)],
-    "postgresql": [Probe.of(SHARED), Probe.of(HELD_BY_ANOTHER_PG), Probe.of(FRESH)],
-}
-CLAIM_GOLD = [Probe.of(GOLD_AFTER), Probe.of(GOLD_BEFORE)]
-# PostgreSQL: OPEN_TASK and the claim's locked probes in one round trip. The probes run only
-# when the annotator holds no open task (a one-time filter), each as a sub-select of its own
-# (FOR UPDATE is not allowed on a UNION's members): CLAIM_REAL's, or CLAIM_AHEAD's for an
-# annotator holding AHEAD items alone, FRESH only when those found nothing (the outer LIMIT
-# stops the Append); each reads its index as it does alone.
-OPENED = OPEN_TASK_QUERY.subquery("opened")
-CLAIMS = [  # each locked as its probe is
-    ("started", CLAIM_REAL[0], OPENED.c.ahead < AHEAD),
-    ("shared", CLAIM_AHEAD["postgresql"][0], OPENED.c.ahead >= AHEAD),
-    ("held_by_another", CLAIM_AHEAD["postgresql"][1], OPENED.c.ahead >= AHEAD),
-    ("fresh", CLAIM_REAL[1], true()),
-]
-CLAIMABLE = [
-    probe.locked.statement.where(OPENED.c.task.is_(None), when).correlate(OPENED).subquery(name)
-    for name, probe, when in CLAIMS
-]
-CANDIDATES = union_all(*(select(c.c.id).correlate(OPENED) for c in CLAIMABLE)).subquery()
-CLAIMED = select(CANDIDATES.c.id).limit(1).correlate(OPENED).lateral("claimed")
-OPEN_OR_CLAIM = Prepared(
-    select(OPENED.c.task, OPENED.c.given, OPENED.c.ahead, CLAIMED.c.id).select_from(
-        OPENED.outerjoin(CLAIMED, true())
-    )
-)
-ASSIGN = Prepared(
-    assignments.insert().values(
-        item_id=ITEM, annotator=ANNOTATOR, assigned_at=bindparam("assigned_at")
-    )
-)
-# Kept counts: one more person on the item (its holder the annotator if they are its first of
-# k > 1), and people taken off it (the one left, if one is, its holder).
-HELD_ONCE = (
-    (review_items.c.kind == "sample") & (review_items.c.status == "open") & (review_items.c.k > 1)
-)
-COUNT_IN = Prepared(
-    review_items.update()
-    .where(review_items.c.id == ITEM)
-    .values(
-        taken=review_items.c.taken + 1,
-        holder=case((HELD_ONCE & (review_items.c.taken == 0), ANNOTATOR), else_=null()),
-    )
-)
-COUNT_OUT = Prepared(
-    review_items.update()
-    .where(review_items.c.id == ITEM)
-    .values(
-        taken=review_items.c.taken - bindparam("released"),
-        holder=case(
-            (
-                HELD_ONCE & (review_items.c.taken - bindparam("released") == 1),
-                select(assignments.c.annotator)
-                .where(assignments.c.item_id == review_items.c.id)
-                .scalar_subquery(),
-            ),
-            else_=null(),
-        ),
-    )
-)
+# The statements of the decision, built once with bound parameters and run on the driver's
+# cursor (storage/prepared.py), as the claim's (review/claims.py).
 # the item, the sample it shows and the annotator's assignment of it, read under the item's
 # lock to decide
 DECIDING_QUERY = (
@@ -319,38 +116,6 @@ DECIDED_STATEMENT = (
     .values(decided_at=bindparam("now"))
 )
 DECIDED = Prepared(DECIDED_STATEMENT)
-
-
-@functools.cache
-def count_given(dialect: str) -> Prepared[Any]:
-    """The annotator's kept count of tasks given, moved by `change` (as COUNT_IN moves an
-    item's; an upsert: their first task makes their row). Built on first use, for the database
-    in use: an upsert is written in the database's own dialect, and a SQLite run must not load
-    PostgreSQL's (storage/tables.py dialect_insert)."""
-    change: BindParameter[int] = bindparam("change")
-    insert = dialect_insert(dialect, annotator_counts).values(annotator=ANNOTATOR, given=change)
-    return Prepared(
-        insert.on_conflict_do_update(
-            index_elements=[annotator_counts.c.annotator],
-            set_={"given": annotator_counts.c.given + change},
-        )
-    )
-
-
-# On PostgreSQL the writes of a claim and of a decision ride, as data-modifying WITH clauses,
-# on the statement that reads next: one round trip where SQLite (no writes in WITH) takes two or
-# three. The reading part sees the rows as they were before the statement (PostgreSQL runs the
-# clauses on one snapshot): the task's row its `taken` before this claim, the verdicts all but
-# the one being recorded.
-@functools.cache
-def assign_and_show() -> Prepared[Any]:
-    """PostgreSQL: the assignment, the item's count, the annotator's count and the task's row
-    (built on first use, as `count_given`)."""
-    return Prepared(
-        SHOWN.statement.add_cte(ASSIGN.statement.cte("assigned"))
-        .add_cte(COUNT_IN.statement.cte("counted"))
-        .add_cte(count_given("postgresql").statement.cte("given"))
-    )
 
 
 RECORD_AND_VERDICTS = Prepared(

@@ -15,8 +15,9 @@ import pytest
 from review_fixtures import ACCEPT, fill, open_store
 from sqlalchemy import event, func, select, text
 
+from synthgate.review.claims import AHEAD, FRESH, STARTED
 from synthgate.review.items import SET_STATUS
-from synthgate.review.queue import AHEAD, FRESH, STARTED, ReviewQueue
+from synthgate.review.queue import ReviewQueue
 from synthgate.storage.prepared import Prepared
 from synthgate.storage.store import Store
 from synthgate.storage.tables import annotator_counts, assignments, review_items
