@@ -147,3 +147,21 @@ def test_a_10k_image_batch_gets_the_same_findings_as_the_scan() -> None:
     assert findings["index"] == findings["scan"]
     close = [f for f in findings["scan"] if f and f[0][1] <= 6]
     assert len(close) >= 400  # the planted near-copies are found, not only far neighbours
+
+
+def test_of_two_entries_as_near_the_earlier_one_is_found_by_the_bands() -> None:
+    """The newest entries (the tail) give a best distance first; the band search must still
+    take in the entries of the tables at that same distance, as the earlier one is the answer
+    (it stopped one radius short: hypothesis found it)."""
+    black = np.zeros(3, dtype=np.float32)
+    steps = [("img-0", 0)] * 7 + [("img-2", 0), ("img-4", 0), ("img-5", 0)]
+    steps += [("img-3", 0xFFFE_FFFF_0000_0000), ("img-1", 0xFFFF_FFFF_0000_0002)]
+    index, reference = HashIndex(**LAYOUTS["long tail"]), ScanIndex()
+    for name, value in steps:  # each looked up before it is added, as a batch is judged
+        index.nearest(np.uint64(value), black, colour_tolerance=16.0, before=None)
+        index.add(name, np.uint64(value), black)
+        reference.add(name, np.uint64(value), black)
+    query = np.uint64(0xFFFF_FFFE_0001_0001)
+    expected = reference.nearest(query, black, colour_tolerance=16.0, before=None)
+    assert expected == (4, "img-3")
+    assert index.nearest(query, black, colour_tolerance=16.0, before=None) == expected

@@ -224,8 +224,9 @@ class HashIndex:
         while radius <= BAND_BITS:
             # After band k at radius r every entry within BANDS * r + k bits is in. One step
             # takes the bands a radius needs given the best so far (radii 0-2 together: few
-            # probes), so the best found decides how far the next step goes.
-            last = radius if radius >= 2 else min(2, max(0, (lookup.best[0] - BANDS + 1) // BANDS))
+            # probes), so the best found decides how far the next step goes. Entries as far as
+            # the best count too: of two at one distance the earlier one is the answer.
+            last = radius if radius >= 2 else min(2, lookup.best[0] // BANDS)
             probes = []
             for r in range(radius, last + 1):
                 needed = min(BANDS - 1, lookup.best[0] - BANDS * r)
