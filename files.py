@@ -235,11 +235,14 @@ def _after_space(text: str, at: int) -> int:
     return space.end()
 
 
+COMPACT = (",", ":")  # json's separators for the files synthgate writes: no spaces
+
+
 def dumps(value: Any, *, allow_nan: bool = True) -> str:
     """Compact, order-preserving JSON: every output line goes through here (deterministic). A
     lone surrogate a user's file held stays the escape it was (`json_text`). `allow_nan=False`:
     ValueError for NaN or Infinity, which strict JSON readers refuse."""
-    return json_text(value, separators=(",", ":"), allow_nan=allow_nan)
+    return json_text(value, separators=COMPACT, allow_nan=allow_nan)
 
 
 class _Refused(Exception):
@@ -637,9 +640,7 @@ def _write_json(
     (UnicodeEncodeError for a lone surrogate when not `ensure_ascii`)."""
 
     def text(part: Any) -> str:
-        return json.dumps(
-            part, ensure_ascii=ensure_ascii, allow_nan=allow_nan, separators=(",", ":")
-        )
+        return json.dumps(part, ensure_ascii=ensure_ascii, allow_nan=allow_nan, separators=COMPACT)
 
     # json.dumps turns a key that is not a string into one: such a mapping is written whole
     members = type(value) is dict and all(type(key) is str for key in value)

@@ -29,6 +29,7 @@ from typing import Any
 
 from _support import tree_cpu_seconds
 from bench_review_queue import BATCH, DECISION, build
+from sqlalchemy import text
 
 from synthgate.review.decision import Decision
 from synthgate.review.queue import ReviewQueue
@@ -38,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the throwaway PostgreSQL cluster the tests use
 
 LEADER, TEAMMATE = "leader", "teammate"  # the floor's teammate takes what the leader starts
+ACCEPT = Decision.model_validate_json(DECISION)
 
 
 def server_cpu(cluster: Any | None) -> float:
@@ -54,7 +56,6 @@ def cycles(
 ) -> float:
     """ms of CPU (this process and the database server's) per next + decide of `who`; with
     `after`, that annotator's cycle follows each one, not timed."""
-    decision = Decision.model_validate_json(DECISION)
     spent = 0.0
     for done in range(count):
         server = server_cpu(cluster)  # read outside the process's timed span
@@ -62,7 +63,7 @@ def cycles(
         task = queue.next_item(who)
         if task is None:
             raise SystemExit(f"the queue ran dry at {who}'s cycle {done}: use a larger --size")
-        queue.decide(task.item_id, who, decision)
+        queue.decide(task.item_id, who, ACCEPT)
         spent += time.process_time() - began
         spent += server_cpu(cluster) - server
         if after is not None:
@@ -81,8 +82,6 @@ def settle(store: Store) -> None:
 
 def lead_of(store: Store, who: str) -> int:
     """Items `who` holds that nobody else has taken (sample items taken once, by them)."""
-    from sqlalchemy import text
-
     with store.engine.connect() as connection:
         return int(
             connection.execute(

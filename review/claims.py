@@ -95,11 +95,15 @@ STARTED = started(0)
 # condition on the items' own columns let SQLite walk every started item and seek for each.
 SHARED = started(1)  # the range of the index starts past the items taken once
 HOLDERS_ITEMS = review_items.alias("holders_items")
-FIRST_HELD = (
-    select(HOLDERS_ITEMS.c.id)
+# Each annotator's first open item they hold alone (its id, and its priority to order by).
+HOLDERS_FIRST = (
+    select(HOLDERS_ITEMS.c.id, HOLDERS_ITEMS.c.priority)
     .where(HOLDERS_ITEMS.c.holder == annotator_counts.c.annotator, HOLDERS_ITEMS.c.status == "open")
     .order_by(HOLDERS_ITEMS.c.priority, HOLDERS_ITEMS.c.id)
     .limit(1)
+)
+FIRST_HELD = (
+    HOLDERS_FIRST.with_only_columns(HOLDERS_ITEMS.c.id)
     .correlate(annotator_counts)
     .scalar_subquery()
 )
@@ -116,13 +120,7 @@ HELD_BY_ANOTHER = (
 # claim's FOR UPDATE ... SKIP LOCKED on the outer select). It would not take a scalar subquery
 # in a join's condition as the key of an index lookup (it joined every item to the annotators'
 # firsts); here the first is a value, read once, and the item is read by its key.
-FIRSTS_HELD = (
-    select(HOLDERS_ITEMS.c.id, HOLDERS_ITEMS.c.priority)
-    .where(HOLDERS_ITEMS.c.holder == annotator_counts.c.annotator, HOLDERS_ITEMS.c.status == "open")
-    .order_by(HOLDERS_ITEMS.c.priority, HOLDERS_ITEMS.c.id)
-    .limit(1)
-    .lateral("firsts_held")
-)
+FIRSTS_HELD = HOLDERS_FIRST.lateral("firsts_held")
 HELD_BY_ANOTHER_PG = select(review_items.c.id).where(
     review_items.c.id
     == select(FIRSTS_HELD.c.id)

@@ -16,6 +16,7 @@ from export_fixtures import export, runner
 from factories import small_config
 from pycocotools.coco import COCO
 
+import synthgate
 from synthgate.cli import app
 
 
@@ -141,8 +142,6 @@ def test_a_moved_run_folder_still_loads_from_its_path(tmp_path: Path) -> None:
 def test_each_coco_file_is_written_with_progress_then_the_images_are_placed(
     tiny: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    import synthgate
-
     source, images = tiny
     events: list[tuple[str, int, int]] = []
     result = synthgate.export(

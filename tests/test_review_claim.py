@@ -237,10 +237,7 @@ def test_an_item_closed_while_one_person_holds_it_is_sought_by_no_claim(store: S
     fill(store, review=80, audit=0, accepted=0)
     queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.0)
     queue.enqueue_batch("b1")
-    for _ in range(2 * AHEAD):
-        task = queue.next_item("ann")
-        assert task is not None
-        queue.decide(task.item_id, "ann", ACCEPT)
+    _decide_alone(queue, "ann", 2 * AHEAD)
     held = _fresh(store)
     queue.decide(held, "bob", ACCEPT, assign=True)  # bob alone on it
     with queue.write() as connection:  # as the raced decision closes it
@@ -249,6 +246,14 @@ def test_an_item_closed_while_one_person_holds_it_is_sought_by_no_claim(store: S
     assert kept == counted
     task = queue.next_item("ann")
     assert task is not None and task.item_id != held
+
+
+def _decide_alone(queue: ReviewQueue, who: str, times: int) -> None:
+    """`who` takes and decides `times` tasks in a row, nobody else working."""
+    for _ in range(times):
+        task = queue.next_item(who)
+        assert task is not None
+        queue.decide(task.item_id, who, ACCEPT)
 
 
 def _fresh(store: Store) -> int:
@@ -325,10 +330,7 @@ def test_the_claim_of_an_annotator_far_ahead_seeks_each_holders_first_item(
     fill(store, review=300, audit=0, accepted=0)
     queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.0)
     queue.enqueue_batch("b1")
-    for _ in range(3 * AHEAD):
-        task = queue.next_item("ann")
-        assert task is not None
-        queue.decide(task.item_id, "ann", ACCEPT)
+    _decide_alone(queue, "ann", 3 * AHEAD)
     statements = claim_statements(store, queue, monkeypatch, turns=("ann",))
     seeks = [(s, p) for s, p in statements if "review_annotators" in s]
     assert seeks
@@ -363,22 +365,18 @@ def test_the_work_of_a_claim_does_not_grow_with_the_annotators_lead(tmp_path: Pa
     event.listen(store.engine, "connect", counting)
     store.engine.dispose()  # the pool's connections are opened again, counted
     work_at = {}
+    done = 0
     for lead in (2 * AHEAD, 12 * AHEAD):
-        while True:
-            with store.engine.connect() as connection:
-                held = connection.execute(
-                    select(func.count()).where(review_items.c.holder == "ann")
-                ).scalar()
-            if held >= lead:
-                break
-            task = queue.next_item("ann")
-            assert task is not None
-            queue.decide(task.item_id, "ann", ACCEPT)
+        _decide_alone(queue, "ann", lead - done)  # alone: each task a fresh item they hold
+        with store.engine.connect() as connection:
+            held = connection.execute(
+                select(func.count()).where(review_items.c.holder == "ann")
+            ).scalar()
+        assert held == lead
         steps[0] = 0
-        task = queue.next_item("ann")
-        assert task is not None
-        queue.decide(task.item_id, "ann", ACCEPT)
+        _decide_alone(queue, "ann", 1)
         work_at[lead] = steps[0]
+        done = lead + 1
     assert work_at[12 * AHEAD] <= 1.1 * work_at[2 * AHEAD], work_at
     store.close()
 
