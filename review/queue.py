@@ -28,7 +28,8 @@ from collections.abc import Generator, Iterable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Integer, any_, bindparam, func, literal, select, true
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
 from synthgate.errors import InputError
@@ -118,11 +119,28 @@ DECIDED_STATEMENT = (
 DECIDED = Prepared(DECIDED_STATEMENT)
 
 
-RECORD_AND_VERDICTS = Prepared(
-    ANNOTATOR_VERDICTS.statement.add_cte(RECORD_STATEMENT.cte("recorded")).add_cte(
-        DECIDED_STATEMENT.cte("decided")
+def _record_and_verdicts() -> Prepared[Any]:
+    """PostgreSQL: the decision, its assignment closed, and the item's earlier verdicts in one
+    statement. Its rows: (closed, verdict), the earlier verdicts in order, or one row with no
+    verdict; `closed` says whether the assignment was still there to close (a release may have
+    taken it back while the decision waited for the item, see release_stale)."""
+    decided = DECIDED_STATEMENT.returning(assignments.c.id).cte("decided")
+    closed = select(func.count().label("closed")).select_from(decided).subquery("closed")
+    earlier = (
+        ANNOTATOR_VERDICTS.statement.add_columns(decisions.c.decided_at, decisions.c.id)
+        .order_by(None)
+        .subquery("earlier")
     )
-)
+    return Prepared(
+        select(closed.c.closed, earlier.c.verdict)
+        .select_from(closed.outerjoin(earlier, true()))
+        .order_by(earlier.c.decided_at, earlier.c.id)
+        .add_cte(RECORD_STATEMENT.cte("recorded"))
+        .add_cte(decided)
+    )
+
+
+RECORD_AND_VERDICTS = _record_and_verdicts()
 
 
 class ReviewQueue:
@@ -273,10 +291,17 @@ class ReviewQueue:
             verdicts = None  # read by maybe_finalise
             if self.dialect == "postgresql":
                 values = {**row, "assignment": assignment_id, "now": now, "item": item_id}
-                verdicts = [*RECORD_AND_VERDICTS.run(connection, values).scalars(), row["verdict"]]
+                rows = RECORD_AND_VERDICTS.run(connection, values).rows
+                closed = rows[0].closed
+                verdicts = [*(r.verdict for r in rows if r.verdict is not None), row["verdict"]]
             else:
                 RECORD.run(connection, row)
-                DECIDED.run(connection, {"assignment": assignment_id, "now": now})
+                closed = DECIDED.run(connection, {"assignment": assignment_id, "now": now}).rowcount
+            if not closed:  # rolled back with the decision
+                raise InputError(
+                    f"item {item_id} was taken back from {annotator!r} (undecided for too long: "
+                    "review release) while this decision came in; ask for the next item"
+                )
             if item.kind == "sample":
                 maybe_finalise(connection, item, shown, verdicts)
 
@@ -304,11 +329,24 @@ class ReviewQueue:
         """Take back assignments left undecided for longer than `older_than_s` seconds (an
         annotator who walked away), so the items go to someone else; returns how many."""
         cutoff = time.time() - older_than_s
+        stale = assignments.c.decided_at.is_(None) & (assignments.c.assigned_at < cutoff)
+        taking_back = assignments.delete().where(stale)
         with self.write() as connection:
+            if self.dialect == "postgresql":
+                # The items first, in id order, as a decision takes its item and then its
+                # assignment: an assignment deleted before its item was locked deadlocked
+                # with a decision holding the item. Only the items locked lose assignments.
+                locked = connection.execute(
+                    select(review_items.c.id)
+                    .where(review_items.c.id.in_(select(assignments.c.item_id).where(stale)))
+                    .order_by(review_items.c.id)
+                    .with_for_update()
+                ).scalars()
+                taking_back = taking_back.where(
+                    assignments.c.item_id == any_(literal(list(locked), ARRAY(Integer)))
+                )
             released = connection.execute(
-                assignments.delete()
-                .where(assignments.c.decided_at.is_(None), assignments.c.assigned_at < cutoff)
-                .returning(assignments.c.item_id, assignments.c.annotator)
+                taking_back.returning(assignments.c.item_id, assignments.c.annotator)
             ).all()
             for item_id, count in Counter(item_id for item_id, _ in released).items():
                 COUNT_OUT.run(connection, {"item": item_id, "released": count})

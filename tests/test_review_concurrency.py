@@ -8,13 +8,16 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from postgres_support import wipe
-from sqlalchemy import select
+from sqlalchemy import select, text
 
+from synthgate.errors import InputError
 from synthgate.review.queue import Decision, ReviewQueue
 from synthgate.samples import (
     CRITERIA,
@@ -182,3 +185,81 @@ def test_a_slot_locked_by_another_claim_is_waited_for_not_reported_empty(
     claimer.join(timeout=30)
     assert got and got[0] is not None, "after the lock is released the annotator gets an item"
     store.close()
+
+
+@pytest.mark.parametrize("first", ["release", "decide"])
+def test_a_decision_and_the_release_of_its_assignment_are_one_after_the_other(
+    postgres_scratch_url: str, first: str
+) -> None:
+    """`review release` takes back an undecided assignment while its annotator's decision comes
+    in. Whichever gets the item first wins, whole: the decision is refused once the assignment
+    is gone (nothing recorded for an assignment nobody holds), and a decision that came first
+    is kept (the release passes over it). Before, the first order recorded a decision for the
+    released assignment, and the second deadlocked (the release deleted the assignment, then
+    waited for the item the decision held). The two are queued behind a transaction holding
+    the item, in the order given, and run when it lets go."""
+    wipe(postgres_scratch_url)
+    store = prepared_store(postgres_scratch_url, 2)
+    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.0)
+    task = queue.next_item("ann")
+    assert task is not None
+    outcome: dict[str, object] = {}
+
+    def release() -> None:
+        outcome["released"] = queue.release_stale(-1.0)
+
+    def decide() -> None:
+        try:
+            queue.decide(task.item_id, "ann", Decision(verdict="accept"))
+            outcome["decided"] = True
+        except InputError as error:
+            outcome["decided"] = str(error)
+
+    order = {"release": [release, decide], "decide": [decide, release]}[first]
+    with store.engine.connect() as holder, store.engine.connect() as watcher:
+        transaction = holder.begin()
+        holder.execute(
+            select(review_items.c.id).where(review_items.c.id == task.item_id).with_for_update()
+        ).all()
+        threads = []
+        for waiting, work in enumerate(order, start=1):
+            threads.append(threading.Thread(target=work))
+            threads[-1].start()
+            _wait_for_lock_waiters(watcher, waiting)
+        transaction.rollback()
+    for thread in threads:
+        thread.join(timeout=30)
+    with store.engine.connect() as connection:
+        held = connection.execute(
+            select(assignments.c.annotator, assignments.c.decided_at).where(
+                assignments.c.item_id == task.item_id
+            )
+        ).all()
+        recorded = connection.execute(
+            select(decisions.c.annotator).where(decisions.c.item_id == task.item_id)
+        ).all()
+        taken = connection.execute(
+            select(review_items.c.taken).where(review_items.c.id == task.item_id)
+        ).scalar()
+    if first == "release":
+        assert outcome["released"] == 1
+        assert "taken back" in str(outcome["decided"]), outcome
+        assert held == [] and recorded == [] and taken == 0
+    else:
+        assert outcome == {"decided": True, "released": 0}
+        assert [who for who, _ in held] == ["ann"] and held[0].decided_at is not None
+        assert [who for (who,) in recorded] == ["ann"] and taken == 1
+    store.close()
+
+
+def _wait_for_lock_waiters(watcher: Any, count: int) -> None:
+    """Until `count` sessions of this database wait for a lock (a row another one holds)."""
+    waiting_sessions = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    deadline = time.monotonic() + 10
+    while watcher.execute(waiting_sessions).scalar() < count:
+        watcher.rollback()  # the activity view is read once per transaction
+        assert time.monotonic() < deadline, f"fewer than {count} sessions came to wait"
+        time.sleep(0.01)
