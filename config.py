@@ -35,7 +35,7 @@ from pydantic import (
 
 from synthgate.class_names import category_name_problem
 from synthgate.errors import InputError, quoted
-from synthgate.files import load_yaml, quote_hint
+from synthgate.yaml_files import load_yaml, quote_hint
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 MAX_SEED = 2**63 - 1  # seeds are stored as signed 64-bit integers

@@ -18,16 +18,14 @@ from synthgate.config import load_config
 from synthgate.errors import InputError
 from synthgate.files import (
     MAX_NESTING,
-    MAX_YAML_NODES,
     check_nesting,
-    load_yaml,
     nesting_depth,
     parse_json,
-    parse_yaml,
     write_atomic,
     writing_atomic,
 )
 from synthgate.settings import Settings
+from synthgate.yaml_files import MAX_YAML_NODES, load_yaml, parse_yaml
 
 
 def laughs(levels: int, width: int = 9) -> str:
@@ -93,7 +91,7 @@ sys.modules["yaml.cyaml"] = None  # a PyYAML built without libyaml
 from pathlib import Path
 import yaml
 from synthgate.errors import InputError
-from synthgate.files import BoundedLoader, parse_yaml
+from synthgate.yaml_files import BoundedLoader, parse_yaml
 assert not yaml.__with_libyaml__ and "CParser" not in str(BoundedLoader.__mro__)
 for path in map(Path, sys.argv[2:]):
     text = path.read_text(encoding="utf-8")

@@ -28,7 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from synthgate.errors import InputError
-from synthgate.files import load_yaml, path_problem
+from synthgate.files import path_problem
 from synthgate.samples import CRITERIA, Finding, Level
 from synthgate.validators.checks import CHECKS
 from synthgate.validators.checks.base import (
@@ -37,6 +37,7 @@ from synthgate.validators.checks.base import (
     Measurement,
 )
 from synthgate.validators.routing import Routing
+from synthgate.yaml_files import load_yaml
 
 RUBRICS_DIR = Path(__file__).resolve().parents[1] / "configs" / "rubrics"
 SEVERITY_WEIGHTS = {"critical": 3, "minor": 1}
@@ -363,7 +364,7 @@ class _RubricDumper(yaml.SafeDumper):
 
 def _represent_float(dumper: yaml.SafeDumper, value: float) -> yaml.Node:
     """A whole threshold as an int (3, not 3.0), while it has few digits: 1e308 stays a float
-    (as an int, 309 digits, more than a rubric file may hold: files.MAX_INT_DIGITS)."""
+    (as an int, 309 digits, more than a rubric file may hold: yaml_files.MAX_INT_DIGITS)."""
     if value.is_integer() and abs(value) < 2**53:
         return dumper.represent_int(int(value))
     return dumper.represent_float(value)

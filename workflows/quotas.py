@@ -22,8 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from synthgate.config import MAX_COUNT
 from synthgate.errors import InputError
-from synthgate.files import load_yaml
 from synthgate.samples import Modality, SampleSpec, sample_seed
+from synthgate.yaml_files import load_yaml
 
 NAMED_TARGETS = ("max", "median", "repeat_factor")
 

@@ -30,7 +30,7 @@ from pydantic import (
 
 from synthgate.class_names import category_name_problem
 from synthgate.errors import InputError
-from synthgate.files import load_yaml, quote_hint
+from synthgate.yaml_files import load_yaml, quote_hint
 
 Task = Literal["ner", "classification"]
 TASKS: tuple[Task, ...] = ("ner", "classification")
