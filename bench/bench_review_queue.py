@@ -114,10 +114,8 @@ GOLD = (
 def db():
     connection = getattr(local, "connection", None)
     if connection is None:
-        # the busy timeout first: threads opening their connections at once wait on each
-        # other's journal_mode (it failed "database is locked" once)
+        # the file is in WAL mode already (floor_database): no connection switches it
         connection = sqlite3.connect(DB, isolation_level=None, check_same_thread=False, timeout=30)
-        connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
         local.connection = connection
     return connection
@@ -344,6 +342,10 @@ def floor_database(source: Path, target: Path) -> None:
         )
         connection.commit()
         connection.execute("DETACH DATABASE sg")
+        # WAL from the start (it stays with the file and its copies): the app's threads, opening
+        # their connections at once, would each switch it, and a switch is refused while
+        # another connection holds the file ("database is locked", no busy wait)
+        connection.execute("PRAGMA journal_mode=WAL")
 
 
 def fresh_copy(source: Path, target: Path) -> Path:
