@@ -28,8 +28,7 @@ from collections.abc import Generator, Iterable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Integer, any_, bindparam, func, literal, select, true
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import ARRAY, Integer, any_, bindparam, func, literal, select, true
 from sqlalchemy.engine import Connection
 
 from synthgate.errors import InputError
@@ -121,9 +120,10 @@ DECIDED = Prepared(DECIDED_STATEMENT)
 
 def _record_and_verdicts() -> Prepared[Any]:
     """PostgreSQL: the decision, its assignment closed, and the item's earlier verdicts in one
-    statement. Its rows: (closed, verdict), the earlier verdicts in order, or one row with no
-    verdict; `closed` says whether the assignment was still there to close (a release may have
-    taken it back while the decision waited for the item, see release_stale)."""
+    statement. One row per earlier annotator verdict, in decision order, each with `closed`;
+    a single row with verdict NULL when there is none (the LEFT JOIN ON true). `closed` counts
+    the assignment rows closed: 0 when the assignment was gone (a release took it back while
+    the decision waited for the item, see release_stale)."""
     decided = DECIDED_STATEMENT.returning(assignments.c.id).cte("decided")
     closed = select(func.count().label("closed")).select_from(decided).subquery("closed")
     earlier = (
@@ -284,7 +284,8 @@ class ReviewQueue:
                 raise InputError(f"{annotator!r} already decided item {item_id}")
             if assignment_id is None:
                 raise InputError(
-                    f"item {item_id} is not assigned to {annotator!r}; ask for the next item first"
+                    f"item {item_id} is not assigned to {annotator!r} (never given to them, or "
+                    "taken back by review release); ask for the next item first"
                 )
             now = time.time()
             row = decision_row(item_id, annotator, decision, shown, "annotator", now)
@@ -293,11 +294,12 @@ class ReviewQueue:
                 values = {**row, "assignment": assignment_id, "now": now, "item": item_id}
                 rows = RECORD_AND_VERDICTS.run(connection, values).rows
                 closed = rows[0].closed
+                # a NULL verdict is the padding row of an item with no earlier verdict
                 verdicts = [*(r.verdict for r in rows if r.verdict is not None), row["verdict"]]
             else:
                 RECORD.run(connection, row)
                 closed = DECIDED.run(connection, {"assignment": assignment_id, "now": now}).rowcount
-            if not closed:  # rolled back with the decision
+            if not closed:  # the raise rolls back the decision just recorded
                 raise InputError(
                     f"item {item_id} was taken back from {annotator!r} (undecided for too long: "
                     "review release) while this decision came in; ask for the next item"
@@ -334,8 +336,9 @@ class ReviewQueue:
         with self.write() as connection:
             if self.dialect == "postgresql":
                 # The items first, in id order, as a decision takes its item and then its
-                # assignment: an assignment deleted before its item was locked deadlocked
-                # with a decision holding the item. Only the items locked lose assignments.
+                # assignment. Deleting first deadlocked: the release held the deleted
+                # assignment and waited for its item (COUNT_OUT), while a decision held the
+                # item and waited for the assignment. Only the items locked lose assignments.
                 locked = connection.execute(
                     select(review_items.c.id)
                     .where(review_items.c.id.in_(select(assignments.c.item_id).where(stale)))
@@ -350,7 +353,8 @@ class ReviewQueue:
             ).all()
             for item_id, count in Counter(item_id for item_id, _ in released).items():
                 COUNT_OUT.run(connection, {"item": item_id, "released": count})
-            for annotator, count in Counter(who for _, who in released).items():
+            # in a fixed order, so that two releases never wait on each other's counts
+            for annotator, count in sorted(Counter(who for _, who in released).items()):
                 count_given(self.dialect).run(
                     connection, {"annotator": annotator, "change": -count}
                 )

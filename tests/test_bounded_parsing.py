@@ -1,4 +1,4 @@
-"""Bounded parsers (files.py) and the config's own bounds (config.py): deep nesting, billion
+"""Bounded parsers (files.py, yaml_files.py) and the config's own bounds (config.py): deep nesting, billion
 laughs and self-referring aliases, NaN and Infinity, NUL bytes and over-long paths are refused
 with the file or field named, quickly, and ordinary documents still load."""
 

@@ -206,7 +206,10 @@ def test_a_decision_and_the_release_of_its_assignment_are_one_after_the_other(
     outcome: dict[str, object] = {}
 
     def release() -> None:
-        outcome["released"] = queue.release_stale(-1.0)
+        try:
+            outcome["released"] = queue.release_stale(-1.0)
+        except BaseException as error:  # asserted on below
+            outcome["release failed"] = repr(error)
 
     def decide() -> None:
         try:
@@ -214,6 +217,8 @@ def test_a_decision_and_the_release_of_its_assignment_are_one_after_the_other(
             outcome["decided"] = True
         except InputError as error:
             outcome["decided"] = str(error)
+        except BaseException as error:
+            outcome["decide failed"] = repr(error)
 
     order = {"release": [release, decide], "decide": [decide, release]}[first]
     with store.engine.connect() as holder, store.engine.connect() as watcher:
@@ -221,6 +226,7 @@ def test_a_decision_and_the_release_of_its_assignment_are_one_after_the_other(
         holder.execute(
             select(review_items.c.id).where(review_items.c.id == task.item_id).with_for_update()
         ).all()
+        # PostgreSQL queues waiters for a row in the order they came: the first let go first
         threads = []
         for waiting, work in enumerate(order, start=1):
             threads.append(threading.Thread(target=work))
@@ -229,6 +235,7 @@ def test_a_decision_and_the_release_of_its_assignment_are_one_after_the_other(
         transaction.rollback()
     for thread in threads:
         thread.join(timeout=30)
+        assert not thread.is_alive(), outcome
     with store.engine.connect() as connection:
         held = connection.execute(
             select(assignments.c.annotator, assignments.c.decided_at).where(
@@ -253,10 +260,10 @@ def test_a_decision_and_the_release_of_its_assignment_are_one_after_the_other(
 
 
 def _wait_for_lock_waiters(watcher: Any, count: int) -> None:
-    """Until `count` sessions of this database wait for a lock (a row another one holds)."""
+    """Until `count` sessions of this (scratch) database are blocked by another's lock."""
     waiting_sessions = text(
-        "SELECT count(*) FROM pg_stat_activity "
-        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND cardinality(pg_blocking_pids(pid)) > 0"
     )
     deadline = time.monotonic() + 10
     while watcher.execute(waiting_sessions).scalar() < count:

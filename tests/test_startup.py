@@ -156,3 +156,19 @@ def test_one_call_commands_close_their_store(tmp_path: Path) -> None:
     finally:
         if collecting:
             gc.enable()
+
+
+def test_a_review_queue_on_sqlite_loads_no_postgresql_dialect(tmp_path: Path) -> None:
+    """The review statements are built for both databases, but a SQLite queue never loads
+    PostgreSQL's dialect (~30 ms of start-up; storage/tables.py dialect_insert)."""
+    probe = (
+        "import sys\n"
+        "from synthgate.review.queue import ReviewQueue\n"
+        "from synthgate.storage.store import Store\n"
+        "queue = ReviewQueue(Store(f'sqlite:///{sys.argv[1]}'))\n"
+        "assert queue.next_item('ann') is None and queue.release_stale(60.0) == 0\n"
+        "print('sqlalchemy.dialects.postgresql' in sys.modules)"
+    )
+    command = [sys.executable, "-c", probe, str(tmp_path / "queue.db")]
+    out = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False"]
