@@ -446,7 +446,7 @@ class ReviewQueue:
 
     @staticmethod
     def _assignment(item_id: int, annotator: str) -> dict[str, Any]:
-        """The values of ASSIGN and COUNT_IN (one more person on the item)."""
+        """The values of ASSIGN, COUNT_IN and count_given (one more task for the annotator)."""
         return {"item": item_id, "annotator": annotator, "assigned_at": time.time(), "change": 1}
 
     def _real(

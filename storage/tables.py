@@ -11,7 +11,7 @@
   queue (review/): where a batch's image uris are relative to; one row per item to review (`kind`
   "sample" for a routed or audited sample, "gold" for a gold task or honeypot; `status` open ->
   adjudication -> final; `taken`, the kept count of its assignments, and `priority`, its place in
-  the claim order, so that claiming an item is one walk down an index: see review/queue.py);
+  the claim order, so that claiming an item is one walk down an index: see review/claims.py);
   who was given which item (unique per annotator); every decision, with the labels a fix
   replaced (`original`); the sample a gold task shows and its known verdicts.
 - review_annotators: each annotator's kept count of tasks given (it seeds their gold draw).
@@ -178,7 +178,7 @@ review_items = Table(
     Column("route", String(10), nullable=True),  # the rubric's route when the item was enqueued
     # Kept with `taken`: the one person holding a sample item taken once of k > 1 (else NULL).
     # An annotator far ahead of the team holds many such items the claim must pass; it finds
-    # the first one someone else holds by one seek per other holder instead (review/queue.py).
+    # the first one someone else holds by one seek per other holder instead (review/claims.py).
     Column("holder", String(200), nullable=True),
     # Claiming a gold item: the first unseen one from a seeded point of the priority order.
     Index("ix_review_items_gold_order", "kind", "status", "priority", "id"),

@@ -302,12 +302,7 @@ def test_a_claim_reads_an_index_range_and_never_sorts_the_queue(
     statements = claim_statements(store, queue, monkeypatch)
     assert statements
     with store.engine.connect() as connection:
-        if store.engine.dialect.name == "postgresql":
-            # with the table's statistics, and without reading a tiny table whole: the plan
-            # PostgreSQL takes for a queue too large to scan
-            connection.execute(text("ANALYZE review_items"))
-            connection.execute(text("ANALYZE review_assignments"))
-            connection.execute(text("SET enable_seqscan = off"))
+        if _plans_as_for_a_large_queue(connection):
             # nor sorting the few rows a test queue has: a Sort is then left only where no index
             # holds the rows in the claim order
             connection.execute(text("SET enable_sort = off"))
@@ -335,9 +330,7 @@ def test_the_claim_of_an_annotator_far_ahead_seeks_each_holders_first_item(
     seeks = [(s, p) for s, p in statements if "review_annotators" in s]
     assert seeks
     with store.engine.connect() as connection:
-        if store.engine.dialect.name == "postgresql":
-            connection.execute(text("ANALYZE review_items"))
-            connection.execute(text("SET enable_seqscan = off"))
+        _plans_as_for_a_large_queue(connection)
         for statement, params in seeks:
             plan = _plan(connection, statement, params)
             # one seek of the holder index per annotator: the sort is of their first items
@@ -400,6 +393,17 @@ def _without_seeks(plan: str) -> str:
     assert "Sort Key: holders_items.priority, holders_items.id" in seeks, seeks
     assert "review_items_pkey" in seeks, seeks  # then the one item found, read by its key
     return "\n".join(lines[:start] + lines[end:])
+
+
+def _plans_as_for_a_large_queue(connection: Any) -> bool:
+    """PostgreSQL (True): the tables' statistics, and no reading of a tiny table whole, so that
+    EXPLAIN shows the plan it takes for a queue too large to scan. SQLite (False): nothing."""
+    if connection.dialect.name != "postgresql":
+        return False
+    connection.execute(text("ANALYZE review_items"))
+    connection.execute(text("ANALYZE review_assignments"))
+    connection.execute(text("SET enable_seqscan = off"))
+    return True
 
 
 def _plan(connection: Any, statement: str, params: Any) -> str:
