@@ -48,6 +48,7 @@ _LAZY = {
     "ExportResult": "synthgate.workflows.export:ExportResult",
     "show": "synthgate.reports.show:show",
     "calibrate": "synthgate.review.calibration:calibrate",
+    "Calibration": "synthgate.review.calibration:Calibration",
     "Sample": "synthgate.samples:Sample",
     "GeneratedSample": "synthgate.samples:GeneratedSample",
     "RubricReport": "synthgate.samples:RubricReport",
@@ -56,6 +57,7 @@ _LAZY = {
 __all__ = [
     "BalanceResult",
     "BatchConfig",
+    "Calibration",
     "ExportResult",
     "GeneratedSample",
     "InputError",
@@ -83,7 +85,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
     from synthgate.config import BatchConfig, load_config
     from synthgate.pipeline import generate
     from synthgate.reports.show import show
-    from synthgate.review.calibration import calibrate
+    from synthgate.review.calibration import Calibration, calibrate
     from synthgate.runner import RunResult, run
     from synthgate.samples import GeneratedSample, RubricReport, Sample
     from synthgate.validators.validate import (

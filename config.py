@@ -33,6 +33,7 @@ from pydantic import (
     model_validator,
 )
 
+from synthgate.arguments import path_argument
 from synthgate.class_names import category_name_problem
 from synthgate.errors import InputError, quoted
 from synthgate.yaml_files import load_yaml, quote_hint
@@ -593,7 +594,8 @@ INPUT_PATHS: dict[str, tuple[str, ...]] = {
 
 
 def load_config(source: Path | str | Mapping[str, Any] | BatchConfig) -> BatchConfig:
-    """A batch config, read and validated: from a YAML file, a mapping, or one already built.
+    """A batch config, read and validated: from a YAML file, a mapping, or one already built
+    (validated again: a field set on it after loading is checked too).
 
     Args:
         source: a config YAML path, or the config as a dict (relative paths in it are looked up
@@ -609,10 +611,10 @@ def load_config(source: Path | str | Mapping[str, Any] | BatchConfig) -> BatchCo
         >>> config = load_config({"name": "shapes", "categories": ["circle"],
         ...                       "image": {"generator": "procedural", "count": 4}})
     """
-    if isinstance(source, BatchConfig):
-        return source
+    if isinstance(source, BatchConfig):  # checked again: a field set after loading may be wrong
+        return parse_config(source.model_dump(), source=Path("<config>"))
     if isinstance(source, Mapping):
         return parse_config(dict(source), source=Path("<config>"))
-    path = Path(source)
+    path = path_argument(source, "config")
     data = load_yaml(path, what="batch config")
     return parse_config(data, source=path, config_dir=path.resolve().parent)

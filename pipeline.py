@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from synthgate.arguments import whole_number
 from synthgate.config import BatchConfig, load_config
 from synthgate.errors import InputError
 from synthgate.generators import Generator, build_generator
@@ -302,6 +303,8 @@ def generate(
         >>> samples[0].sample.objects[0].bbox
     """
     config = load_config(config)
+    if modality not in ("image", "text"):
+        raise InputError(field="modality", value=modality, problem='must be "image" or "text"')
     section = getattr(config, modality, None)
     if section is None:
         raise InputError(
@@ -310,8 +313,8 @@ def generate(
             problem=f"the config {config.name!r} has no {modality} section",
             fix="pass the modality it makes, or add the section",
         )
-    if limit is not None and limit < 0:
-        raise InputError(field="limit", value=limit, problem="must be >= 0", fix="or None for all")
+    if limit is not None:
+        limit = whole_number(limit, "limit")
     generator = build_generator(section, categories=list(config.categories))
     specs = plan(
         config,

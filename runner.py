@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from synthgate.config import BatchConfig, load_config
+from synthgate.arguments import path_argument, whole_number
+from synthgate.config import MAX_SEED, BatchConfig, load_config
+from synthgate.errors import InputError
 from synthgate.generators import Generator
 from synthgate.pipeline import (
     JudgedSample,
@@ -56,12 +58,39 @@ class RunResult:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
+    def __fspath__(self) -> str:
+        """The run folder, so that a result goes where a path does: `sg.export(run, ...)`."""
+        return str(self._folder())
+
+    def _folder(self) -> Path:
+        if self.out is None:
+            raise InputError(
+                field="run",
+                value=self.batch_id,
+                problem="wrote no run folder (it ran into other sinks only)",
+            )
+        return self.out
+
     def samples(self, modality: Modality | None = None) -> Iterator[Sample]:
         """The run's samples, in index order (images first), read from its run folder."""
-        if self.out is None:
-            raise ValueError(f"batch {self.batch_id} wrote no run folder to read samples from")
-        store = Store(sqlite_url(self.out / "synthgate.db"))
+        if modality not in (None, "image", "text"):
+            raise InputError(field="modality", value=modality, problem='must be "image" or "text"')
+        database = self._folder() / "synthgate.db"
+        if not database.is_file():  # never made here: opening a Store would create one
+            raise InputError(
+                field="run",
+                value=self.out,
+                problem="has no synthgate.db (moved, or not a run folder any more)",
+            )
+        store = Store(sqlite_url(database))
         try:
+            if store.get_batch(self.batch_id) is None:
+                raise InputError(
+                    field="run",
+                    value=self.out,
+                    problem=f"no longer holds batch {self.batch_id} (run again since?)",
+                    fix="run it again, or read the folder's new result",
+                )
             for kind in (modality,) if modality else ("image", "text"):
                 yield from store.iter_samples(self.batch_id, kind)
         finally:
@@ -247,6 +276,6 @@ def run(
     """
     config = load_config(config)
     if seed is not None:
-        config = config.model_copy(update={"seed": seed})
-    target = Path(out) if out is not None else Path("runs") / config.name
+        config = config.model_copy(update={"seed": whole_number(seed, "seed", maximum=MAX_SEED)})
+    target = path_argument(out, "out") if out is not None else Path("runs") / config.name
     return run_batch(config, target, progress=progress, reference_progress=reference_progress)

@@ -2,7 +2,7 @@
 
 - `RunFolderSink(out)`: the run folder of DESIGN.md §8: images/*.png, coco.json,
   accepted.coco.json, text.jsonl, synthgate.db, report.md and manifest.json, written into a
-  temporary folder beside `out` and swapped into place at the end (storage/folders.py). `out` is
+  temporary folder beside `out` and swapped into place at the end (outputs.py). `out` is
   checked when the sink is made, before any work starts. Report and dataset checks are computed
   as the samples stream by, never by reading a written file back; PNGs are encoded on a pool of
   threads while the next chunk is made.
@@ -27,15 +27,15 @@ from synthgate.files import dumps, usable_cores
 from synthgate.formats.coco import CocoStream, sample_to_coco_annotations, sample_to_coco_image
 from synthgate.formats.jsonl import sample_to_jsonl_row
 from synthgate.generators.png import encode_png
-from synthgate.pipeline import JudgedSample, RunStart, RunTotals
-from synthgate.samples import Sample
-from synthgate.storage.folders import (
+from synthgate.outputs import (
     Started,
     check_out,
     discard_out,
     prepare_out,
     publish_out,
 )
+from synthgate.pipeline import JudgedSample, RunStart, RunTotals
+from synthgate.samples import Sample
 from synthgate.storage.store import Store, sqlite_url
 from synthgate.validators.checks.dataset import DatasetTally
 from synthgate.validators.measure import judge_dataset

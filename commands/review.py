@@ -21,7 +21,7 @@ from synthgate.commands import PROGRESS_FROM, console, count_bar, progress_bars,
 from synthgate.commands.printing import print_agreement, print_stats
 from synthgate.errors import InputError
 from synthgate.files import write_atomic
-from synthgate.storage.folders import check_out_file
+from synthgate.outputs import check_out_file
 
 if TYPE_CHECKING:
     from synthgate.review.queue import ReviewQueue

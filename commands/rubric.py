@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from synthgate.commands import console, new_table, user_errors
 from synthgate.files import write_atomic
+from synthgate.outputs import check_out_file
 
 if TYPE_CHECKING:
     from synthgate.review.calibration import Calibration, CheckFit, RouteAgreement
@@ -59,6 +60,8 @@ def calibrate(
     from synthgate.storage.database import database_url
 
     with user_errors():
+        if json_out is not None:  # before any work: never a database, nor the rubric's file
+            check_out_file(json_out, field="json", inputs=[out])
         result = fit(
             database_url(run, db),
             rubric=rubric,

@@ -10,7 +10,7 @@ import synthgate
 from synthgate.commands import console, count_bar, mib_bar, progress_bars, user_errors
 from synthgate.errors import InputError
 from synthgate.files import write_atomic
-from synthgate.storage.folders import check_out_file
+from synthgate.outputs import check_out_file
 
 
 def validate(
@@ -71,7 +71,9 @@ def validate(
         hashed = count_bar(bars, "hashing the reference images")
 
         if json_out is not None:
-            check_out_file(json_out, field="json")  # before any work: never a database
+            # before any work: never a database, nor a file it reads
+            reads = [p for p in (path, coco, reference) if p is not None]
+            check_out_file(json_out, field="json", inputs=reads)
         if coco is None and path.suffix.lower() == ".json" and is_results_file(path):
             raise InputError(
                 field="coco",

@@ -10,30 +10,54 @@ written under it. Pixels come from a `GeneratedSample`, or from `image_root / sa
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
-try:
-    import matplotlib.pyplot as plt
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Rectangle
-except ModuleNotFoundError as missing:  # a base install: matplotlib comes with an extra
-    raise ModuleNotFoundError(
-        "synthgate.show draws with matplotlib, which is not installed: "
-        "pip install 'synthgate[notebook]'",
-        name=missing.name,
-    ) from missing
-
+from synthgate.arguments import optional_path
 from synthgate.errors import InputError
 from synthgate.masks import decode_mask
 from synthgate.samples import GeneratedSample, RubricReport, Sample
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 FINDINGS_SHOWN = 8
 FONT_SIZE = 10
 MONO_ADVANCE = 0.6  # a monospace character is about 0.6 em wide
-PALETTE = plt.get_cmap("tab10")
+PALETTE = "tab10"  # a colour per class (or span label), ten before they repeat
+
+
+def _new_figure(width: float, height: float, ratios: list[float]) -> tuple[Figure, Any, Any]:
+    """A figure of two stacked axes, not registered with pyplot: a notebook shows it once (as
+    the cell's value), and it is freed with its last reference (pyplot keeps every figure it
+    made until closed). Drawn with Agg, so `savefig` and text measurement work anywhere."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ModuleNotFoundError as missing:  # a base install: matplotlib comes with an extra
+        raise ModuleNotFoundError(
+            "synthgate.show draws with matplotlib, which is not installed: "
+            "pip install 'synthgate[notebook]'",
+            name=missing.name,
+        ) from missing
+    figure = Figure(figsize=(width, height))
+    FigureCanvasAgg(figure)
+    top, bottom = figure.subplots(2, 1, gridspec_kw={"height_ratios": ratios})
+    return figure, top, bottom
+
+
+def _colour(index: int) -> tuple[float, ...]:
+    import matplotlib
+
+    return tuple(matplotlib.colormaps[PALETTE](index % 10))
+
+
+def _rectangle(*args: Any, **kwargs: Any) -> Any:
+    from matplotlib.patches import Rectangle
+
+    return Rectangle(*args, **kwargs)
 
 
 def show(
@@ -58,6 +82,21 @@ def show(
         >>> samples = generate("configs/quickstart.yaml", limit=1)
         >>> show(samples[0], validate(samples)[0])
     """
+    if not isinstance(sample, GeneratedSample | Sample):
+        raise InputError(
+            field="sample",
+            value=type(sample).__name__,
+            problem="is not a sample",
+            fix="pass one GeneratedSample (from generate) or Sample, e.g. show(samples[0])",
+        )
+    if report is not None and not isinstance(report, RubricReport):
+        raise InputError(
+            field="report",
+            value=type(report).__name__,
+            problem="is not a RubricReport",
+            fix="pass the sample's own report, e.g. show(samples[0], reports[0])",
+        )
+    image_root = optional_path(image_root, "image_root")
     generated = sample if isinstance(sample, GeneratedSample) else GeneratedSample(sample=sample)
     report = report if report is not None else generated.sample.report
     if generated.sample.spec.modality == "image":
@@ -92,11 +131,8 @@ def _show_image(
     sample = generated.sample
     pixels = _pixels(generated, image_root)
     height, image_width = pixels.shape[:2]
-    figure, (image_axes, text_axes) = plt.subplots(
-        2,
-        1,
-        figsize=(width, width * height / image_width + 2.0),
-        gridspec_kw={"height_ratios": [height / image_width * 4, 1]},
+    figure, image_axes, text_axes = _new_figure(
+        width, width * height / image_width + 2.0, [height / image_width * 4, 1]
     )
     image_axes.imshow(pixels)
     flagged = {
@@ -105,14 +141,14 @@ def _show_image(
     classes = sorted({obj.category for obj in sample.objects})
     overlay = np.zeros((height, image_width, 4), dtype=np.float32)
     for index, obj in enumerate(sample.objects):
-        colour = PALETTE(classes.index(obj.category) % 10)
+        colour = _colour(classes.index(obj.category))
         if obj.mask is not None:
             overlay[decode_mask(obj.mask)] = (*colour[:3], 0.35)
         if len(obj.bbox) == 4:
             x, y, w, h = obj.bbox
             edge = "red" if index in flagged else colour
             image_axes.add_patch(
-                Rectangle(
+                _rectangle(
                     (x, y),
                     w,
                     h,
@@ -135,9 +171,7 @@ def _show_text(sample: Sample, report: RubricReport | None, width: float) -> Fig
     text = " ".join((sample.text or "").split("\n"))
     estimate = max(20, int(width / (FONT_SIZE * MONO_ADVANCE / 72)) - 2)
     rows = len(_wrap(text, estimate)) + 1
-    figure, (text_axes, report_axes) = plt.subplots(
-        2, 1, figsize=(width, rows * 0.3 + 2.0), gridspec_kw={"height_ratios": [rows * 0.3, 1.6]}
-    )
+    figure, text_axes, report_axes = _new_figure(width, rows * 0.3 + 2.0, [rows * 0.3, 1.6])
     text_axes.axis("off")
     _write_report(report_axes, report)
     text_axes.set_title(f"{sample.id}  label: {sample.doc_label}", fontsize=9)
@@ -164,9 +198,9 @@ def _show_text(sample: Sample, report: RubricReport | None, width: float) -> Fig
             left, right = max(span.start, start), min(span.end, start + len(line))
             if left >= right:
                 continue
-            colour = PALETTE(labels.index(span.label) % 10)
+            colour = _colour(labels.index(span.label))
             text_axes.add_patch(
-                Rectangle((left - start, y - 0.55), right - left, 1.1, color=colour, alpha=0.35)
+                _rectangle((left - start, y - 0.55), right - left, 1.1, color=colour, alpha=0.35)
             )
             if left == span.start:
                 text_axes.text(left - start, y + 0.6, span.label, fontsize=6, color=colour)

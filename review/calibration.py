@@ -30,8 +30,11 @@ from typing import Any
 
 import numpy as np
 
+from synthgate.arguments import fraction, names_argument, optional_path, path_argument, whole_number
+from synthgate.config import MAX_SEED
 from synthgate.errors import InputError
 from synthgate.files import write_atomic
+from synthgate.outputs import check_out_file
 from synthgate.review import agreement
 from synthgate.review.routes import MeasureRef, RubricModel, thresholds_of
 from synthgate.review.verdicts import Reviewed, reviewed_items
@@ -99,6 +102,14 @@ class Calibration:
     after: RouteAgreement
     where: str = ""
     skipped: dict[str, int] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # not the dataclass's: it would print both rubrics whole
+        return (
+            f"Calibration(rubric={self.rubric.name!r}, source={str(self.source)!r}, "
+            f"items={self.items}, fitted={self.fitted}, held_out={self.held_out}, "
+            f"checks={len(self.checks)}, kappa_before={_show(self.before.kappa)}, "
+            f"kappa_after={_show(self.after.kappa)})"
+        )
 
     def header(self) -> list[str]:
         """What the calibrated rubric file says about itself."""
@@ -513,6 +524,13 @@ def calibrate(
         >>> result = calibrate("runs/quickstart", rubric="detection", out="calibrated.yaml")
         >>> result.before.kappa, result.after.kappa
     """
+    out = optional_path(out, "out")
+    if out is not None:  # before any work: never the database (its decisions) nor a run's file
+        check_out_file(out)
+    batches = names_argument(batches, "batches")
+    holdout = fraction(holdout, "holdout")
+    seed = whole_number(seed, "seed", maximum=MAX_SEED)
+    min_verdicts = whole_number(min_verdicts, "min_verdicts", minimum=1)
     source = rubric_path(rubric)
     chosen = load_rubric(source)
     store, opened = _store(db)
@@ -530,14 +548,14 @@ def calibrate(
         f" (batches {', '.join(batches)})" if batches else ""
     )
     if out is not None:
-        write_atomic(Path(out), result.to_yaml(), field="out")
+        write_atomic(out, result.to_yaml(), field="out")
     return result
 
 
 def _store(db: str | Path | Store) -> tuple[Store, bool]:
     if isinstance(db, Store):
         return db, False
-    path = Path(db) if not isinstance(db, str) or "://" not in db else None
+    path = path_argument(db, "db") if not isinstance(db, str) or "://" not in db else None
     if path is not None and path.is_dir():
         return open_store(database_url(path, None), must_exist=True), True
     if path is not None:

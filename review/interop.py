@@ -41,6 +41,7 @@ from synthgate.files import (
     write_atomic,
     writing_atomic,
 )
+from synthgate.outputs import check_out_file
 from synthgate.review.decision import Decision, check_decision
 from synthgate.review.items import IDS_PER_QUERY, item_number
 from synthgate.review.labelstudio import (
@@ -53,7 +54,6 @@ from synthgate.review.labelstudio import (
 )
 from synthgate.review.queue import ReviewQueue
 from synthgate.samples import Sample
-from synthgate.storage.folders import check_out_file
 from synthgate.storage.tables import batches, decisions, review_items
 
 DEFAULT_IMAGE_URL = "/data/local-files/?d={uri}"  # Label Studio local storage, rooted at the run

@@ -1,2 +1,3 @@
 """Storage: one SQLAlchemy MetaData for every table, migrations, the store, chunk bookkeeping,
-requesters, blobs and the output folders it guards."""
+requesters and blobs. (The output folders and files every command writes are guarded in
+outputs.py, below every layer that writes one.)"""

@@ -20,8 +20,8 @@ from factories import small_config
 from typer.testing import CliRunner
 
 from synthgate.cli import app
+from synthgate.outputs import check_out_file, human_decision_count
 from synthgate.review.queue import Decision, ReviewQueue
-from synthgate.storage.folders import check_out_file, human_decision_count
 from synthgate.storage.store import Store, sqlite_url
 
 runner = CliRunner()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from synthgate.errors import InputError
-from synthgate.storage.folders import building_out, publish_out
+from synthgate.outputs import building_out, publish_out
 
 
 def make(folder: Path, text: str) -> Path:
@@ -50,7 +50,7 @@ def test_a_folder_left_aside_by_a_stopped_publish_comes_back_and_is_guarded(
     """Killed between publish_out's renames, `out` is gone and `.out.previous` is its only copy:
     prepare_out puts it back first, so its checks (a run, human decisions) see it."""
     from synthgate.errors import InputError
-    from synthgate.storage.folders import prepare_out
+    from synthgate.outputs import prepare_out
 
     make(tmp_path / ".out.previous", "old")  # not a run: no manifest.json
     with pytest.raises(InputError, match="not a synthgate run"):
@@ -107,7 +107,7 @@ def test_an_output_inside_another_synthgate_folder_is_refused(
 ) -> None:
     """Writing the outer folder again replaces everything in it (publish_out swaps the whole
     folder): a run kept inside another's images/ would be deleted with it, database and all."""
-    from synthgate.storage.folders import check_out
+    from synthgate.outputs import check_out
 
     outer = tmp_path / "outer"
     (outer / "images").mkdir(parents=True)
@@ -176,7 +176,7 @@ def test_a_made_folder_that_got_other_files_meanwhile_stays(tmp_path: Path) -> N
 def test_something_else_under_the_temporary_name_is_named(tmp_path: Path, kind: str) -> None:
     """A stale folder of that name is a build that stopped (it is replaced); a file is not ours
     to delete, and used to give "cannot write there (Not a directory)" naming out."""
-    from synthgate.storage.folders import prepare_out
+    from synthgate.outputs import prepare_out
 
     blocking = tmp_path / ".out.partial"
     if kind == "file":
@@ -190,7 +190,7 @@ def test_something_else_under_the_temporary_name_is_named(tmp_path: Path, kind: 
 
 
 def test_a_users_balance_or_merge_json_above_out_blocks_nothing(tmp_path: Path) -> None:
-    from synthgate.storage.folders import check_out
+    from synthgate.outputs import check_out
 
     (tmp_path / "balance.json").write_text("{}")  # a project's own file of that name
     (tmp_path / "merge.json").write_text("{}")

@@ -36,7 +36,7 @@ def loaded(code: str) -> set[str]:
         # validate checks its --json target: no database library for that; labels alone need
         # no image library either
         (
-            "import synthgate.validators.predictions, synthgate.storage.folders",
+            "import synthgate.validators.predictions, synthgate.outputs",
             ("sqlalchemy", "pydantic_settings", "PIL", "imagehash", "cv2", "scipy"),
         ),
     ],

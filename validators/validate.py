@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from synthgate.arguments import names_argument, optional_path, path_argument
 from synthgate.errors import InputError
 from synthgate.files import json_text, write_atomic
 from synthgate.formats.jsonl import iter_jsonl
+from synthgate.outputs import check_out_file
 from synthgate.samples import GeneratedSample, RubricReport, Sample
 from synthgate.validators.context import (
     ValidationContext,
@@ -160,7 +162,26 @@ def validate(
         >>> reports = validate(generate("configs/quickstart.yaml", limit=8))
         >>> [r.route for r in reports]
     """
-    items = [s if isinstance(s, GeneratedSample) else GeneratedSample(sample=s) for s in samples]
+    if isinstance(samples, GeneratedSample | Sample):
+        raise InputError(
+            field="samples",
+            value=samples.id if isinstance(samples, Sample) else samples.sample.id,
+            problem="is one sample; a list of them goes here",
+            fix="pass validate([sample])",
+        )
+    items = []
+    for sample in samples:
+        if not isinstance(sample, GeneratedSample | Sample):
+            raise InputError(
+                field="samples",
+                value=type(sample).__name__,
+                problem="holds something that is not a sample",
+                fix="pass GeneratedSamples (from generate) or Samples (RunResult.samples())",
+            )
+        items.append(
+            sample if isinstance(sample, GeneratedSample) else GeneratedSample(sample=sample)
+        )
+    categories = names_argument(categories, "categories")
     if not items:
         return []
     modality = items[0].sample.spec.modality
@@ -184,7 +205,7 @@ def validate_coco(
     coco: Path | str | dict[str, Any],
     *,
     images: Path | str | None = None,
-    rubric: str | Path | None = "detection",
+    rubric: str | Path | Rubric | None = "detection",
     reference: Path | str | None = None,
     progress: Callable[[int, int | None], None] | None = None,
     json: Path | str | None = None,
@@ -201,7 +222,7 @@ def validate_coco(
         coco: a COCO JSON path, or the COCO dict itself.
         images: the folder its `file_name`s are relative to: the pixel checks run on the images
             (default: labels only).
-        rubric: a shipped rubric's name or a YAML path.
+        rubric: a shipped rubric's name, a YAML path or a `Rubric` (e.g. `calibrate(...).rubric`).
         reference: a folder of real images; samples that copy one are found.
         progress: called with (images judged, total) as it goes.
         json: write the `--json` document here as the samples are judged (through a temporary
@@ -222,7 +243,7 @@ def validate_coco(
         >>> result = validate_coco("annotations.json", images="images/")
         >>> result.summary.mean_score, result.summary.routes
     """
-    source = coco if isinstance(coco, dict) else Path(coco)
+    source = coco if isinstance(coco, dict) else path_argument(coco, "coco")
     if isinstance(source, Path) and source.suffix.lower() in TEXT_SUFFIXES:
         raise InputError(
             field="coco",
@@ -247,7 +268,7 @@ def validate_file(
     path: Path | str | dict[str, Any],
     *,
     images: Path | str | None = None,
-    rubric: str | Path | None = None,
+    rubric: str | Path | Rubric | None = None,
     reference: Path | str | None = None,
     progress: Callable[[int, int | None], None] | None = None,
     json: Path | str | None = None,
@@ -261,18 +282,23 @@ def validate_file(
     "text"): samples that copy one are found. `read_progress`: COCO files, called with (bytes
     read, bytes in all) as the file streams in, before the first sample is judged (about half
     the time of a large file). The rest as in `validate_coco`."""
-    source_path = path if isinstance(path, dict) else Path(path)
+    source_path = path if isinstance(path, dict) else path_argument(path, "path")
+    images, reference = optional_path(images, "images"), optional_path(reference, "reference")
+    json = optional_path(json, "json")
+    if json is not None:  # before any work: never a database, nor a file it reads
+        read = [p for p in (source_path, reference) if p is not None and not isinstance(p, dict)]
+        check_out_file(json, field="json", inputs=read)
     document = ReportFile(json) if json is not None else None
     with contextlib.ExitStack() as stack:
         if document is not None:
             stack.enter_context(document)
         source = open_source(
             source_path,
-            images=Path(images) if images is not None else None,
+            images=images,
             progress=read_progress,
         )
         stack.callback(source.items.close)  # stopped early: its image decoders stop too
-        chosen = load_rubric(rubric or source.rubric)
+        chosen = rubric if isinstance(rubric, Rubric) else load_rubric(rubric or source.rubric)
         shown = "the COCO mapping" if isinstance(path, dict) else path
         if chosen.modality == "image" and source.kind != "coco":
             raise InputError(

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from synthgate.arguments import path_argument
 from synthgate.config import BatchConfig, CopyPasteImageConfig, parse_config
 from synthgate.errors import InputError
 from synthgate.files import dumps, write_json_atomic
@@ -38,10 +39,10 @@ from synthgate.formats.coco_reader import read_coco_streaming
 from synthgate.formats.jsonl import read_jsonl
 from synthgate.generators import Generator, build_generator
 from synthgate.generators.copy_paste import source_categories
+from synthgate.outputs import BALANCE_MARKER, building_out
 from synthgate.pipeline import Progress, batch_id_for
 from synthgate.runner import run_batch
 from synthgate.samples import Modality
-from synthgate.storage.folders import BALANCE_MARKER, building_out
 from synthgate.workflows.merge import (
     MergeResult,
     dataset_folder_images,
@@ -81,6 +82,10 @@ class BalanceResult:
             f"filled={sum(entry.get('filled', 0) for entry in classes.values())}, "
             f"below_target={short})"
         )
+
+    def __fspath__(self) -> str:
+        """The output folder, so that a result goes where a path does: `sg.export(balanced, ...)`."""
+        return str(self.out)
 
     @property
     def merged(self) -> Path:
@@ -264,7 +269,7 @@ def balance(
     images: Path | str,
     out: Path | str,
     target: str | int | None = None,
-    config: Path | str | None = None,
+    config: Path | str | Mapping[str, Any] | None = None,
     skip_invalid: bool = False,
     progress: Progress | None = None,
     check_progress: Callable[[int, int], None] | None = None,
@@ -287,7 +292,8 @@ def balance(
             human review decisions).
         target: max | median | an integer | a YAML of class: target | repeat_factor (default:
             the balance config's, median).
-        config: a balance config YAML (generators, attributes, augmentation, rubric).
+        config: a balance config YAML, or the config as a dict (generators, attributes,
+            augmentation, rubric).
         skip_invalid: leave bad real entries out (listed in the summary) instead of stopping.
         progress: called with (modality, samples just finished, total).
         check_progress: called with (entries checked, entries in all) while every real image
@@ -307,9 +313,10 @@ def balance(
         >>> result = balance("annotations.json", images="images/", out="balanced/")
         >>> result.summary["classes"]["toaster"]
     """
-    coco_path, images_dir, out = Path(coco), Path(images), Path(out)
-    config_path = Path(config) if config is not None else None
-    balance = load_balance_config(config_path)
+    coco_path, images_dir = path_argument(coco, "coco"), path_argument(images, "images")
+    out = path_argument(out, "out")
+    balance = load_balance_config(config)  # refuses a config of the wrong type first
+    config_path = None if config is None or isinstance(config, Mapping) else Path(config)
     strategy = parse_target(str(target) if target is not None else balance.target)
     if not images_dir.is_dir():
         raise InputError(

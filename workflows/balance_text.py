@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from synthgate.arguments import path_argument
 from synthgate.class_names import category_name_problem
 from synthgate.config import BatchConfig, CounterfactualTextConfig
 from synthgate.errors import InputError, quoted
@@ -40,8 +42,8 @@ from synthgate.generators.text.counterfactual import (
 )
 from synthgate.generators.text.mined import mine_templates
 from synthgate.generators.text.rows import reference_rows
+from synthgate.outputs import building_out
 from synthgate.pipeline import Progress
-from synthgate.storage.folders import building_out
 from synthgate.workflows.balance import (
     BALANCE_OUT,
     BalanceResult,
@@ -104,7 +106,7 @@ def balance_text(
     label_field: str = "label",
     text_field: str = "text",
     target: str | int | None = None,
-    config: Path | str | None = None,
+    config: Path | str | Mapping[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> BalanceResult:
     """Balance a text classification JSONL by label and by name attributes (see module doc).
@@ -114,7 +116,7 @@ def balance_text(
         out: the output folder (new, or an earlier balance output).
         label_field, text_field: the fields holding each row's label and text.
         target: max | median | an integer | a YAML of class: target (default: the config's).
-        config: a balance config YAML.
+        config: a balance config YAML, or the config as a dict.
         progress: called with (modality, samples just finished, total).
 
     Returns:
@@ -123,9 +125,9 @@ def balance_text(
     Example:
         >>> balance_text("reviews.jsonl", out="balanced-text/", target="max")
     """
-    jsonl_path, out = Path(jsonl), Path(out)
-    config_path = Path(config) if config is not None else None
-    balance = load_balance_config(config_path)
+    jsonl_path, out = path_argument(jsonl, "jsonl"), path_argument(out, "out")
+    balance = load_balance_config(config)  # refuses a config of the wrong type first
+    config_path = None if config is None or isinstance(config, Mapping) else Path(config)
     strategy = parse_target(str(target) if target is not None else balance.target)
     if not jsonl_path.is_file():
         raise InputError(field="jsonl", value=jsonl_path, problem="file not found")

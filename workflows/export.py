@@ -3,7 +3,7 @@
 `export(source, format=..., out=...)` finds the COCO file a folder holds, checks it and every
 image before writing anything (formats/coco_checks.py; `skip_invalid` leaves bad entries out),
 splits the images into train and val (`split`, seeded: formats/exports.py), then writes the
-export under a temporary name beside `out` and renames it at the end (storage/folders.py), so a
+export under a temporary name beside `out` and renames it at the end (outputs.py), so a
 failure leaves no half-written folder: a file that cannot be read or written part-way (a full
 disk, an unreadable image) is an InputError naming it, and the temporary folder goes. Exports
 carry a marker file that records the source, the split and its seed: only a folder with one is
@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from synthgate.arguments import fraction, optional_path, path_argument, whole_number
+from synthgate.config import MAX_SEED
 from synthgate.errors import InputError
 from synthgate.files import is_file, path_problem, write_json_atomic
 from synthgate.formats.coco import Progress, refuse_non_finite
@@ -44,7 +46,7 @@ from synthgate.formats.exports import (
 from synthgate.formats.paths import confined_path, confinement_problem
 from synthgate.formats.voc import write_voc
 from synthgate.formats.yolo import write_yolo, yolo_data_yaml
-from synthgate.storage.folders import (
+from synthgate.outputs import (
     BALANCE_MARKER,
     EXPORT_MARKER,
     MERGE_MARKER,
@@ -166,6 +168,16 @@ class ExportResult:
     counts: ExportCounts
     skipped: list[str] = field(default_factory=list)
 
+    def __repr__(self) -> str:  # not the dataclass's: `skipped` names every entry left out
+        return (
+            f"ExportResult(out={str(self.out)!r}, format={self.format!r}, "
+            f"source={str(self.source)!r}, counts={self.counts!r}, skipped={len(self.skipped)})"
+        )
+
+    def __fspath__(self) -> str:
+        """The export folder, so that a result goes where a path does."""
+        return str(self.out)
+
 
 def export(
     source: Path | str,
@@ -230,8 +242,11 @@ def export(
         raise InputError(
             field="layout", value=layout, problem=f"choose one of {', '.join(COCO_LAYOUTS)}"
         )
+    split = fraction(split, "split")
+    seed = whole_number(seed, "seed", maximum=MAX_SEED)
     split_subsets([], train_share=split, seed=seed)  # refuses a bad share before any work
-    source, out = Path(source), Path(out)
+    source, out = path_argument(source, "source"), path_argument(out, "out")
+    images = optional_path(images, "images")
     check_usable(out)
     for name, path in (("source", source), ("images", images)):
         problem = None if path is None else path_problem(path)

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from synthgate.arguments import optional_path, path_argument
 from synthgate.errors import InputError
 from synthgate.files import dumps, write_atomic, write_json_atomic
 from synthgate.formats.coco import Progress, refuse_non_finite
@@ -38,7 +39,7 @@ from synthgate.formats.coco_reader import read_coco_streaming
 from synthgate.formats.exports import place_image
 from synthgate.formats.jsonl import check_row_ids, jsonl_lines, read_jsonl
 from synthgate.formats.paths import confined_path
-from synthgate.storage.folders import MERGE_MARKER, building_out, check_out
+from synthgate.outputs import MERGE_MARKER, building_out, check_out
 
 MAX_NAMED = 10
 IMAGES_FOLDER = "images"
@@ -55,6 +56,13 @@ class MergeResult:
     new_categories: list[str] = field(default_factory=list)
     skipped_input: list[str] = field(default_factory=list)  # bad real entries left out
     merged: Path | None = None  # the merged file `merge` wrote
+
+    def __fspath__(self) -> str:
+        """The merge output folder (the merged file's), so that a result goes where a path does:
+        `sg.export(merged, ...)`."""
+        if self.merged is None:
+            raise InputError(field="merged", problem="this merge wrote no file")
+        return str(self.merged.parent)
 
     def __repr__(self) -> str:  # not the dataclass's: it lists every sample id left out
         left_out = {status: len(ids) for status, ids in self.left_out.items()}
@@ -370,8 +378,9 @@ def merge(
     Example:
         >>> merge("annotations.json", "runs/mybatch", out="merged/", images="images/")
     """
-    real_path, run_dir, out = Path(real), Path(synthetic), Path(out)
-    images_dir = Path(images) if images is not None else real_path.parent
+    real_path, run_dir = path_argument(real, "real"), path_argument(synthetic, "synthetic")
+    out = path_argument(out, "out")
+    images_dir = optional_path(images, "images") or real_path.parent
     result = MergeResult()
     if out.resolve() == real_path.resolve():
         raise InputError(

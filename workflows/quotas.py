@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
@@ -20,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from synthgate.arguments import path_argument
 from synthgate.config import MAX_COUNT
 from synthgate.errors import InputError
 from synthgate.samples import Modality, SampleSpec, sample_seed
@@ -51,14 +53,20 @@ class BalanceConfig(BaseModel):
     skip_invalid: bool = False
 
 
-def load_balance_config(path: Path | None) -> BalanceConfig:
-    if path is None:
+def load_balance_config(source: Any) -> BalanceConfig:
+    """The balance config: defaults (None), a YAML path, or the config as a mapping (relative
+    paths in a mapping are taken from the working directory)."""
+    if source is None:
         return BalanceConfig.model_validate({})
-    if not path.is_file():
+    path = Path("<config>") if isinstance(source, Mapping) else path_argument(source, "config")
+    if isinstance(source, Mapping):
+        data: Any = dict(source)
+    elif not path.is_file():
         raise InputError(
             field="config", value=path, problem="file not found; pass a balance config YAML"
         )
-    data = load_yaml(path, what="balance config") or {}
+    else:
+        data = load_yaml(path, what="balance config") or {}
     try:
         config = BalanceConfig.model_validate(data)
     except ValidationError as error:
@@ -70,8 +78,8 @@ def load_balance_config(path: Path | None) -> BalanceConfig:
             else:
                 lines.append(f"{path}: {where}: {item['msg']} (got {item.get('input')!r})")
         raise InputError("\n".join(lines)) from None
-    if config.augment is not None and not config.augment.is_absolute():
-        config.augment = path.resolve().parent / config.augment
+    if config.augment is not None and not config.augment.is_absolute() and path.is_file():
+        config.augment = path.resolve().parent / config.augment  # beside the config file
     return config
 
 

@@ -6,9 +6,9 @@ review decisions, and returns a fresh temporary folder beside it (`Started`);
 `publish_out(temporary, out)` swaps the finished folder into place, keeping the old one until the
 new one is there, and `discard_out(started)` takes a failed build away with the folders made for
 it. So a failure leaves nothing half-written and reviewed data is never replaced.
-`check_out_file(path)` does the same for a single file a command writes (`--json`, `review
-export --out`): never a database, never a file of a folder synthgate wrote
-(`synthgate_folder`). `human_decision_count(db)` reads a database without creating anything.
+`check_out_file(path, inputs=...)` does the same for a single file a command writes (`--json`,
+`review export --out`, a calibrated rubric): never a database, never a file the work reads,
+never a file of a folder synthgate wrote (`synthgate_folder`). `human_decision_count(db)` reads a database without creating anything.
 """
 
 from __future__ import annotations
@@ -154,9 +154,10 @@ def is_database(path: Path) -> bool:
         return False
 
 
-def check_out_file(path: Path, *, field: str = "out") -> None:
+def check_out_file(path: Path, *, field: str = "out", inputs: Sequence[Path] = ()) -> None:
     """Refuse a file target that must not be replaced: a folder, a database (a run's
-    synthgate.db holds its samples and the human review decisions) or one of the files a folder
+    synthgate.db holds its samples and the human review decisions), one of the `inputs` the work
+    reads (the written file would replace what it was made from), or one of the files a folder
     synthgate wrote is made of (a run, a balance or merge output, an export: replacing one
     breaks it). A new file, or any other, passes. Run it before any work starts."""
     check_usable(path, field=field)
@@ -179,17 +180,24 @@ def check_out_file(path: Path, *, field: str = "out") -> None:
             problem=f"is a database{held} which this would overwrite; choose another file name",
         )
     found = synthgate_folder(absolute.parent)
-    if found is None:
-        return
-    folder, kind = found
-    inside = absolute.relative_to(folder)
-    if len(inside.parts) > 1 or inside.name in FOLDER_FILES:
-        raise InputError(
-            field=field,
-            value=path,
-            problem=f"is a file of the {kind} {folder}, which this would overwrite; choose a "
-            "file name outside it, or a new one",
-        )
+    if found is not None:
+        folder, kind = found
+        inside = absolute.relative_to(folder)
+        if len(inside.parts) > 1 or inside.name in FOLDER_FILES:
+            raise InputError(
+                field=field,
+                value=path,
+                problem=f"is a file of the {kind} {folder}, which this would overwrite; choose "
+                "a file name outside it, or a new one",
+            )
+    for read in inputs:
+        with contextlib.suppress(OSError):  # an input that is not there is refused where read
+            if path.samefile(read):
+                raise InputError(
+                    field=field,
+                    value=path,
+                    problem=f"is {read}, which this reads; choose another file name",
+                )
 
 
 class Started(NamedTuple):

@@ -1,0 +1,109 @@
+"""The library's arguments, checked where a public function takes them.
+
+A notebook passes what it has: a path as str or `pathlib.Path` (or a result whose folder it
+names: run, balance, merge and export results are path-like), a seed as a NumPy integer, one
+class name where a list goes. Each helper returns the value in the form the library works with,
+or raises `InputError` naming the parameter, what it got and what to pass instead, so that a
+wrong type never surfaces as a TypeError from deep inside.
+
+    path_argument(out, "out")                 # Path
+    whole_number(seed, "seed", maximum=...)   # int (NumPy integers too; never bool or float)
+    names_argument(categories, "categories")  # list[str] or None
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from synthgate.errors import InputError
+
+
+def _shown(value: Any) -> str:
+    """A value as a message quotes it: short, with its type when that is the problem."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+def path_argument(value: Any, field: str) -> Path:
+    """`value` as a Path: a str, a `pathlib.Path` or any path-like object (`os.fspath`)."""
+    if isinstance(value, Path):
+        return value
+    if isinstance(value, str | os.PathLike):
+        return Path(os.fspath(value))
+    raise InputError(
+        field=field,
+        value=_shown(value),
+        problem=f"is a {type(value).__name__}, not a path",
+        fix="pass a file or folder path (a str or a pathlib.Path)",
+    )
+
+
+def optional_path(value: Any, field: str) -> Path | None:
+    """`path_argument`, with None passed through (the parameter's default)."""
+    return None if value is None else path_argument(value, field)
+
+
+def whole_number(value: Any, field: str, *, minimum: int = 0, maximum: int | None = None) -> int:
+    """`value` as an int in [minimum, maximum]: a Python or NumPy integer; not a bool, a float
+    or a numeric string (each would be read differently by different callers)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InputError(
+            field=field,
+            value=_shown(value),
+            problem=f"is a {type(value).__name__}, not a whole number",
+            fix=f"pass an int of at least {minimum}",
+        )
+    number = int(value)
+    if number < minimum or (maximum is not None and number > maximum):
+        bounds = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
+        raise InputError(field=field, value=number, problem=f"must be {bounds}")
+    return number
+
+
+def fraction(value: Any, field: str, *, low: float = 0.0, high: float = 1.0) -> float:
+    """`value` as a float in [low, high]: a Python or NumPy number; not a bool or a string."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InputError(
+            field=field,
+            value=_shown(value),
+            problem=f"is a {type(value).__name__}, not a number",
+            fix=f"pass a number from {low:g} to {high:g}",
+        )
+    number = float(value)
+    if not low <= number <= high:  # NaN fails both
+        raise InputError(field=field, value=number, problem=f"must be from {low:g} to {high:g}")
+    return number
+
+
+def names_argument(value: Any, field: str) -> list[str] | None:
+    """`value` as a list of names (None passes): any iterable of str, but not one str, which
+    would be read as its letters."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        raise InputError(
+            field=field,
+            value=_shown(value),
+            problem="is one string; a list of names goes here",
+            fix=f"pass {field}=[{value!r}]",
+        )
+    if not isinstance(value, Iterable) or isinstance(value, bytes | dict):
+        raise InputError(
+            field=field,
+            value=_shown(value),
+            problem=f"is a {type(value).__name__}, not a list of names",
+            fix=f"pass a list of str, e.g. {field}=['a', 'b']",
+        )
+    names = list(value)
+    for name in names:
+        if not isinstance(name, str):
+            raise InputError(
+                field=field,
+                value=_shown(name),
+                problem=f"holds a {type(name).__name__}; every name must be a str",
+            )
+    return names

@@ -1,0 +1,194 @@
+"""What a notebook passes to the library, checked at the door.
+
+A wrong type or value raises `InputError` naming the parameter and the fix, before any work (no
+TypeError or AttributeError from deep inside, no numpy error about seeds); what is meant is
+taken (a NumPy integer seed, a result where its folder goes); and no output replaces a file the
+work reads or a database. Found by driving every public function as a notebook would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from balance_fixtures import make_tiny_coco
+
+import synthgate as sg
+from synthgate.arguments import names_argument, path_argument, whole_number
+
+SHAPES: dict[str, Any] = {
+    "name": "shapes",
+    "seed": 5,
+    "categories": ["circle", "square"],
+    "image": {"generator": "procedural", "count": 3, "size": [64, 64]},
+}
+
+
+@pytest.fixture(scope="module")
+def coco(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_tiny_coco(tmp_path_factory.mktemp("coco"))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> sg.RunResult:
+    return sg.run(SHAPES, out=tmp_path_factory.mktemp("runs") / "shapes")
+
+
+def _refused(call: Any, field: str, words: str) -> None:
+    with pytest.raises(sg.InputError) as raised:
+        call()
+    assert raised.value.field == field, str(raised.value)
+    assert words in str(raised.value), str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [(123, "is a int, not a path"), (None, "is a NoneType"), (["a.yaml"], "is a list")],
+)
+def test_a_path_of_the_wrong_type_names_the_parameter(value: Any, words: str) -> None:
+    _refused(lambda: sg.load_config(value), "config", words)
+
+
+def test_every_public_path_parameter_refuses_a_non_path(
+    coco: tuple[Path, Path], tmp_path: Path
+) -> None:
+    coco_file, images = coco
+    _refused(lambda: sg.validate_coco(5), "coco", "not a path")
+    _refused(lambda: sg.validate_coco(coco_file, images=5), "images", "not a path")
+    _refused(lambda: sg.validate_coco(coco_file, json=5), "json", "not a path")
+    _refused(lambda: sg.balance(coco_file, images=None, out=tmp_path / "b"), "images", "not a")
+    _refused(
+        lambda: sg.balance(coco_file, images=images, out=tmp_path / "b", config=7), "config", "int"
+    )
+    _refused(lambda: sg.merge(5, tmp_path, out=tmp_path / "m"), "real", "not a path")
+    _refused(lambda: sg.export(5, format="yolo", out=tmp_path / "e"), "source", "not a path")
+    _refused(lambda: sg.calibrate(5), "db", "not a path")
+    assert not (tmp_path / "b").exists() and not (tmp_path / "e").exists()
+
+
+def test_seeds_and_counts_are_whole_numbers(tmp_path: Path) -> None:
+    _refused(lambda: sg.run(SHAPES, out=tmp_path / "a", seed="5"), "seed", "is a str")
+    _refused(lambda: sg.run(SHAPES, out=tmp_path / "b", seed=-1), "seed", "must be from 0")
+    _refused(lambda: sg.run(SHAPES, out=tmp_path / "c", seed=2.0), "seed", "is a float")
+    _refused(lambda: sg.generate(SHAPES, limit="2"), "limit", "is a str")
+    _refused(lambda: sg.generate(SHAPES, limit=1.5), "limit", "is a float")
+    _refused(lambda: sg.generate(SHAPES, modality="name"), "modality", '"image" or "text"')
+    assert not any(tmp_path.iterdir()), "refused before any output"
+
+
+def test_a_numpy_seed_is_the_same_seed(tmp_path: Path) -> None:
+    """The batch id and every byte derive from the seed: np.int64(7) must mean 7."""
+    plain = sg.run(SHAPES, out=tmp_path / "plain", seed=7)
+    numpy = sg.run(SHAPES, out=tmp_path / "numpy", seed=np.int64(7))
+    assert numpy.batch_id == plain.batch_id
+    assert (tmp_path / "numpy" / "coco.json").read_bytes() == (
+        tmp_path / "plain" / "coco.json"
+    ).read_bytes()
+
+
+def test_a_config_changed_after_loading_is_checked_again() -> None:
+    config = sg.load_config(SHAPES)
+    config.seed = -1
+    with pytest.raises(sg.InputError, match="seed"):
+        sg.generate(config, limit=1)
+    config.seed = 5
+    assert [s.sample.id for s in sg.generate(config, limit=2)] == [
+        s.sample.id for s in sg.generate(SHAPES, limit=2)
+    ]
+
+
+def test_one_name_where_a_list_goes_is_refused_not_split_into_letters() -> None:
+    samples = sg.generate(SHAPES, limit=1)
+    _refused(
+        lambda: sg.validate(samples, categories="circle"), "categories", "categories=['circle']"
+    )
+    listed = sg.validate(samples, categories=["circle", "square"])
+    assert listed[0].score == sg.validate(samples)[0].score  # the taxonomy holds every label
+    _refused(lambda: sg.validate(samples[0]), "samples", "is one sample")
+    _refused(lambda: sg.validate([{"id": 1}]), "samples", "not a sample")
+    _refused(lambda: sg.calibrate("x.db", batches="cal"), "batches", "batches=['cal']")
+
+
+def test_results_go_where_their_folder_does(run: sg.RunResult, tmp_path: Path) -> None:
+    assert os.fspath(run) == str(run.out)
+    exported = sg.export(run, format="yolo", out=tmp_path / "yolo")
+    assert exported.source == run.out / "accepted.coco.json"
+    assert os.fspath(exported) == str(tmp_path / "yolo")
+    assert "skipped=0" in repr(exported) and len(repr(exported)) < 400
+
+
+def test_run_samples_says_what_it_cannot_read(run: sg.RunResult, tmp_path: Path) -> None:
+    assert len(list(run.samples("image"))) == 3
+    _refused(lambda: list(run.samples("images")), "modality", '"image" or "text"')
+    moved = sg.RunResult(out=tmp_path / "nowhere", batch_id=run.batch_id)
+    _refused(lambda: list(moved.samples()), "run", "has no synthgate.db")
+    assert not (tmp_path / "nowhere").exists(), "no database made where none was"
+    other = sg.RunResult(out=run.out, batch_id="another-batch")
+    _refused(lambda: list(other.samples()), "run", "no longer holds batch another-batch")
+
+
+def test_no_output_replaces_what_the_work_reads_or_a_database(
+    run: sg.RunResult, coco: tuple[Path, Path], tmp_path: Path
+) -> None:
+    source = tmp_path / "annotations.json"
+    source.write_bytes(coco[0].read_bytes())
+    before = source.read_bytes()
+    _refused(lambda: sg.validate_coco(source, json=source), "json", "which this reads")
+    _refused(lambda: sg.validate_coco(str(source), json=f"{tmp_path}/./annotations.json"), "json",
+             "which this reads")  # fmt: skip
+    assert source.read_bytes() == before
+    database = run.out / "synthgate.db"
+    held = database.read_bytes()
+    _refused(lambda: sg.validate_coco(run.out / "coco.json", json=database), "json", "database")
+    _refused(lambda: sg.calibrate(run, out=database), "out", "database")
+    assert database.read_bytes() == held
+
+
+def test_a_rubric_object_judges_a_file(coco: tuple[Path, Path]) -> None:
+    """A calibrated rubric (`calibrate(...).rubric`) is a `Rubric`: validate_coco takes it."""
+    from synthgate.validators.rubric import load_rubric
+
+    rubric = load_rubric("detection")
+    by_object = sg.validate_coco(coco[0], rubric=rubric)
+    by_name = sg.validate_coco(coco[0], rubric="detection")
+    assert json.loads(by_object.to_json()) == json.loads(by_name.to_json())
+
+
+def test_a_balance_config_may_be_a_dict(coco: tuple[Path, Path], tmp_path: Path) -> None:
+    coco_file, images = coco
+    result = sg.balance(coco_file, images=images, out=tmp_path / "b", config={"target": "max"})
+    assert result.summary["target"] == "max"
+    with pytest.raises(sg.InputError, match="unknown key 'nope'"):
+        sg.balance(coco_file, images=images, out=tmp_path / "c", config={"nope": 1})
+
+
+def test_show_makes_figures_pyplot_does_not_keep(run: sg.RunResult) -> None:
+    import matplotlib.pyplot as plt
+
+    sample = next(run.samples("image"))
+    open_before = len(plt.get_fignums())
+    for _ in range(3):
+        sg.show(sample, image_root=run).savefig(os.devnull, format="png")
+    assert len(plt.get_fignums()) == open_before
+    _refused(lambda: sg.show([sample]), "sample", "is not a sample")
+
+
+@pytest.mark.parametrize(
+    ("helper", "value", "words"),
+    [
+        (lambda v: whole_number(v, "n"), True, "is a bool"),
+        (lambda v: whole_number(v, "n", maximum=3), 4, "from 0 to 3"),
+        (lambda v: names_argument(v, "names"), ["a", 1], "holds a int"),
+        (lambda v: names_argument(v, "names"), {"a": 1}, "is a dict"),
+        (lambda v: path_argument(v, "path"), b"x", "is a bytes"),
+    ],
+)
+def test_the_argument_helpers_refuse(helper: Any, value: Any, words: str) -> None:
+    with pytest.raises(sg.InputError, match=words):
+        helper(value)
+    assert whole_number(np.int32(3), "n") == 3 and isinstance(whole_number(np.int32(3), "n"), int)
+    assert names_argument(("a", "b"), "names") == ["a", "b"]
