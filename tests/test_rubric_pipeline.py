@@ -26,13 +26,13 @@ def run(tmp_path: Path, config: dict[str, Any], name: str = "run") -> tuple[int,
     return result.exit_code, result.output, out
 
 
-def strict_rubric(tmp_path: Path) -> Path:
+def strict_rubric(tmp_path: Path, *, accept_at: float = 4.7) -> Path:
     """detection.yaml that calls any object less than fully visible needs re-annotation."""
     data = yaml.safe_load((RUBRICS_DIR / "detection.yaml").read_text())
     for spec in data["criteria"]["clarity"]["checks"]:
         if spec["check"] == "clarity_visible_fraction":
             spec["thresholds"]["visible_fraction"] = {"gold": 1.0, "acceptable": 0.99}
-    data["routing"].update(accept_at=4.7, audit_rate=0.0)
+    data["routing"].update(accept_at=accept_at, audit_rate=0.0)
     path = tmp_path / "strict.yaml"
     path.write_text(yaml.safe_dump(data))
     return path

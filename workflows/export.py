@@ -54,6 +54,7 @@ from synthgate.outputs import (
     check_out,
     check_usable,
 )
+from synthgate.workflows.reviewed import accepted_only, final_verdicts, reviewed_coco
 
 ExportFormat = Literal["coco", "yolo", "voc"]
 FORMATS: tuple[str, ...] = ("coco", "yolo", "voc")
@@ -351,7 +352,15 @@ def read_checked(
     an export."""
 
     non_finite: list[str] = []
-    coco = read_coco_streaming(path, non_finite=non_finite, progress=read_progress)
+    run = path.parent if path.name == "accepted.coco.json" else None
+    verdicts = final_verdicts(run / "synthgate.db") if run is not None else {}
+    if run is not None and verdicts:  # reviewed since it ran: as people left it
+        whole = read_coco_streaming(
+            run / "coco.json", non_finite=non_finite, progress=read_progress
+        )
+        coco = accepted_only(reviewed_coco(run, whole, verdicts))
+    else:
+        coco = read_coco_streaming(path, non_finite=non_finite, progress=read_progress)
     if images_dir is not None:
         refuse_if_no_image_is_there(coco["images"], images_dir)
     if not skip_invalid:

@@ -40,6 +40,7 @@ from synthgate.formats.exports import place_image
 from synthgate.formats.jsonl import check_row_ids, jsonl_lines, read_jsonl
 from synthgate.formats.paths import confined_path
 from synthgate.outputs import MERGE_MARKER, building_out, check_out
+from synthgate.workflows.reviewed import final_verdicts, reviewed_coco
 
 MAX_NAMED = 10
 IMAGES_FOLDER = "images"
@@ -308,14 +309,15 @@ def merge_run_coco(
     add_categories: bool = False,
 ) -> dict[str, Any]:
     """`placed` (a COCO dict already in the dataset folder's layout) with the accepted images of
-    the run in `run_dir` merged in (`merge_coco`); each added image's file, in the run folder,
-    goes into `files` under its file_name."""
-    merged = merge_coco(
-        placed,
+    the run in `run_dir` merged in (`merge_coco`), as its human review left them (accepted,
+    rejected or fixed by people: workflows/reviewed.py); each added image's file, in the run
+    folder, goes into `files` under its file_name."""
+    run = reviewed_coco(
+        run_dir,
         read_coco_streaming(run_dir / "coco.json"),
-        add_categories=add_categories,
-        result=result,
+        final_verdicts(run_dir / "synthgate.db"),
     )
+    merged = merge_coco(placed, run, add_categories=add_categories, result=result)
     for image in merged["images"][len(placed["images"]) :]:
         files[image["file_name"]] = confined_path(run_dir, image["file_name"])
     return merged

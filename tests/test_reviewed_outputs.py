@@ -1,0 +1,129 @@
+"""What people decided reaches the datasets made from a run.
+
+A run writes coco.json and accepted.coco.json when it finishes; its samples routed to review are
+decided later, in its database. `merge --synthetic RUN` and `export RUN` read the run as the
+review left it: a sample people accepted is merged and exported, one they rejected is not (an
+audited sample the rubric had accepted too), and one they fixed carries their labels. Before,
+both read the files as the run wrote them, so every verdict was lost.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from balance_fixtures import make_tiny_coco
+from factories import small_config
+from test_rubric_pipeline import strict_rubric  # any object less than fully visible: review
+
+import synthgate as sg
+from synthgate.review.queue import Decision, ReviewQueue
+from synthgate.storage.store import Store, sqlite_url
+from synthgate.workflows.reviewed import final_verdicts
+
+
+@pytest.fixture(scope="module")
+def reviewed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A run whose review has accepted one sample, rejected one and fixed one (k = 1)."""
+    folder = tmp_path_factory.mktemp("reviewed")
+    config = small_config(text=None)
+    config["image"].update(
+        count=12, objects_per_image=[3, 5], rubric=str(strict_rubric(folder, accept_at=4.9))
+    )
+    run = sg.run(config, out=folder / "run")
+    store = Store(sqlite_url(run.out / "synthgate.db"))
+    queue = ReviewQueue(store, annotators_per_item=1, gold_rate=0.0)
+    queue.enqueue_batch(run.batch_id)
+    decided: dict[str, Any] = {}
+    for verdict in ("accept", "reject", "fix"):
+        task = queue.next_item("alice")
+        assert task is not None, "the strict rubric sends at least three samples to review"
+        objects = None
+        if verdict == "fix":  # one object less, and the first one relabelled
+            kept = task.sample.objects[:-1] or task.sample.objects
+            objects = [kept[0].model_copy(update={"category": "triangle"}), *kept[1:]]
+            decided["fixed_objects"] = [(o.category, o.bbox) for o in objects]
+        queue.decide(task.item_id, "alice", Decision(verdict=verdict, objects=objects))
+        decided[verdict] = task.sample.id
+    store.close()
+    decided["run"] = run
+    decided["routes"] = {
+        image["synthgate"]["sample_id"]: image["synthgate"]["status"]
+        for image in json.loads((run.out / "coco.json").read_text())["images"]
+    }
+    return decided
+
+
+def _by_sample(coco: dict[str, Any]) -> dict[str, list[tuple[str, list[float]]]]:
+    """Each synthetic image's (class, box) labels, by sample id."""
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    labels: dict[str, list[tuple[str, list[float]]]] = {}
+    ids = {}
+    for image in coco["images"]:
+        block = image.get("synthgate") or {}
+        if "sample_id" in block:
+            ids[image["id"]] = block["sample_id"]
+            labels[block["sample_id"]] = []
+    for annotation in coco["annotations"]:
+        if annotation["image_id"] in ids:
+            labels[ids[annotation["image_id"]]].append(
+                (names[annotation["category_id"]], annotation["bbox"])
+            )
+    return labels
+
+
+def test_the_run_files_still_hold_the_rubric_s_routes(reviewed: dict[str, Any]) -> None:
+    """The premise: what the run wrote says review for all three; only the database knows."""
+    assert {reviewed[v] for v in ("accept", "reject", "fix")} <= {
+        s for s, route in reviewed["routes"].items() if route == "review"
+    }
+    verdicts = final_verdicts(reviewed["run"].out / "synthgate.db")
+    assert verdicts == {reviewed[v]: v for v in ("accept", "reject", "fix")}
+
+
+def test_merge_takes_the_people_s_verdicts_and_fixes(
+    reviewed: dict[str, Any], tmp_path: Path
+) -> None:
+    real, images = make_tiny_coco(tmp_path / "real")
+    result = sg.merge(real, reviewed["run"], out=tmp_path / "merged", images=images,
+                      add_categories=True)  # fmt: skip
+    merged = json.loads((tmp_path / "merged" / "merged.coco.json").read_text())
+    labels = _by_sample(merged)
+    rubric_accepted = {s for s, route in reviewed["routes"].items() if route == "accepted"}
+    assert set(labels) == rubric_accepted | {reviewed["accept"], reviewed["fix"]}
+    assert reviewed["reject"] in result.left_out["rejected"]
+    assert reviewed["accept"] not in result.left_out.get("review", [])
+    assert labels[reviewed["fix"]] == reviewed["fixed_objects"]
+    verdicts = {
+        i["synthgate"]["sample_id"]: i["synthgate"].get("review_verdict")
+        for i in merged["images"]
+        if "synthgate" in i
+    }
+    assert verdicts[reviewed["fix"]] == "fix" and verdicts[reviewed["accept"]] == "accept"
+
+
+def test_export_takes_them_too(reviewed: dict[str, Any], tmp_path: Path) -> None:
+    sg.export(reviewed["run"], format="coco", out=tmp_path / "export")
+    exported: dict[str, Any] = {"images": [], "annotations": [], "categories": []}
+    for subset in (tmp_path / "export" / "annotations").glob("*.json"):  # train, val
+        part = json.loads(subset.read_text())
+        exported = {key: exported[key] + part[key] for key in exported}
+    labels = _by_sample(exported)
+    rubric_accepted = {s for s, route in reviewed["routes"].items() if route == "accepted"}
+    assert set(labels) == rubric_accepted | {reviewed["accept"], reviewed["fix"]}
+    assert sorted(labels[reviewed["fix"]]) == sorted(reviewed["fixed_objects"])
+
+
+def test_a_run_nobody_reviewed_reads_as_its_files(tmp_path: Path) -> None:
+    run = sg.run(small_config(text=None), out=tmp_path / "run")
+    assert final_verdicts(run.out / "synthgate.db") == {}
+    sg.export(run, format="coco", out=tmp_path / "export")
+    accepted = json.loads((run.out / "accepted.coco.json").read_text())
+    exported = {
+        i["synthgate"]["sample_id"]
+        for path in (tmp_path / "export" / "annotations").glob("*.json")
+        for i in json.loads(path.read_text())["images"]
+    }
+    assert exported == {i["synthgate"]["sample_id"] for i in accepted["images"]}

@@ -1,0 +1,104 @@
+"""A run's COCO file as its human review left it, for `merge` and `export`.
+
+A run writes coco.json (every sample, its route in `synthgate.status`) and accepted.coco.json
+when it finishes; the samples routed to review are decided later, by people, in the run's
+database (synthgate.db). `merge` and `export` read a run through here, so that a sample people
+accepted is merged and exported, one they rejected is not, and one they fixed carries their
+labels. A run nobody has reviewed reads exactly as its files.
+
+    verdicts = final_verdicts(run / "synthgate.db")          # {sample id: accept|reject|fix}
+    coco = reviewed_coco(run, read_coco_streaming(run / "coco.json"), verdicts)
+    accepted = accepted_only(coco)                           # what accepted.coco.json holds
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from synthgate.errors import InputError
+from synthgate.formats.coco import sample_to_coco_annotations
+from synthgate.review.adjudication import STATUS_OF
+
+
+def final_verdicts(database: Path) -> dict[str, str]:
+    """Sample id -> the final verdict of its review item, for the samples people decided (an
+    audit of an accepted sample too); empty for a database without review tables or none.
+
+    Read with the standard library, read-only: a run folder that was never reviewed costs one
+    look at its database, and nothing is created."""
+    if not database.is_file():
+        return {}
+    uri = f"{database.resolve().as_uri()}?mode=ro"
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as connection:
+            rows = connection.execute(
+                "SELECT sample_id, final_verdict FROM review_items "
+                "WHERE kind = 'sample' AND status = 'final' AND final_verdict IS NOT NULL"
+            ).fetchall()
+    except sqlite3.OperationalError as error:
+        if "no such table" in str(error):
+            return {}
+        raise InputError(f"{database}: cannot read its review results ({error})") from None
+    except sqlite3.DatabaseError as error:
+        raise InputError(f"{database}: not a readable SQLite database ({error})") from None
+    return {str(sample_id): str(verdict) for sample_id, verdict in rows}
+
+
+def reviewed_coco(run: Path, coco: dict[str, Any], verdicts: dict[str, str]) -> dict[str, Any]:
+    """`coco` (the run's coco.json) with each decided sample's status set by its verdict
+    (`synthgate.review_verdict` says which) and a fixed sample's annotations replaced by the
+    labels people gave (read from the run's database, where the fix was recorded)."""
+    if not verdicts:
+        return coco
+    fixed_ids = [sample_id for sample_id, verdict in verdicts.items() if verdict == "fix"]
+    fixed = _samples(run / "synthgate.db", fixed_ids) if fixed_ids else {}
+    categories = list(coco["categories"])
+    category_ids = {c["name"]: c["id"] for c in categories}
+    next_id = max((a["id"] for a in coco["annotations"]), default=0) + 1
+    images, replaced, added = [], set(), []
+    for image in coco["images"]:
+        block = image.get("synthgate") or {}
+        verdict = verdicts.get(str(block.get("sample_id")))
+        if verdict is None:
+            images.append(image)
+            continue
+        status = STATUS_OF[verdict]
+        images.append(
+            {**image, "synthgate": {**block, "status": status, "review_verdict": verdict}}
+        )
+        sample = fixed.get(str(block["sample_id"]))
+        if sample is not None:
+            for name in sorted({o.category for o in sample.objects} - set(category_ids)):
+                # a class of the batch no generated object had (the run lists those it saw)
+                category_ids[name] = max(category_ids.values(), default=0) + 1
+                categories.append(
+                    {"id": category_ids[name], "name": name, "supercategory": "synthetic"}
+                )
+            replaced.add(image["id"])
+            labels = sample_to_coco_annotations(sample, image["id"], category_ids, next_id)
+            next_id += len(labels)
+            added.extend(labels)
+    kept = [a for a in coco["annotations"] if a["image_id"] not in replaced]
+    return {**coco, "categories": categories, "images": images, "annotations": kept + added}
+
+
+def accepted_only(coco: dict[str, Any]) -> dict[str, Any]:
+    """The accepted images of a run's COCO dict and their annotations (accepted.coco.json's
+    content, for a run read through `reviewed_coco`)."""
+    images = [i for i in coco["images"] if (i.get("synthgate") or {}).get("status") == "accepted"]
+    ids = {image["id"] for image in images}
+    annotations = [a for a in coco["annotations"] if a["image_id"] in ids]
+    return {**coco, "images": images, "annotations": annotations}
+
+
+def _samples(database: Path, sample_ids: list[str]) -> dict[str, Any]:
+    from synthgate.storage.store import Store, sqlite_url  # SQLAlchemy: only for fixed samples
+
+    store = Store(sqlite_url(database))
+    try:
+        return store.get_samples(sample_ids)
+    finally:
+        store.close()
