@@ -593,6 +593,19 @@ INPUT_PATHS: dict[str, tuple[str, ...]] = {
 }
 
 
+def input_files(config: BatchConfig) -> list[Path]:
+    """The files and folders a parsed config reads: its generators' inputs and rubric files."""
+    found = []
+    for section in (config.image, config.text):
+        if section is None:
+            continue
+        found += [Path(getattr(section, key)) for key in INPUT_PATHS.get(section.generator, ())]
+        rubric = getattr(section, "rubric", None)
+        if rubric is not None and rubric.endswith((".yaml", ".yml")):
+            found.append(Path(rubric))
+    return found
+
+
 def load_config(source: Path | str | Mapping[str, Any] | BatchConfig) -> BatchConfig:
     """A batch config, read and validated: from a YAML file, a mapping, or one already built
     (validated again: a field set on it after loading is checked too).

@@ -101,6 +101,21 @@ def check_out(
         )
 
 
+def refuse_out_holding(out: Path, *inputs: Path | None) -> None:
+    """Refuse an output folder that holds one of the inputs (a config, a target or template
+    file, the data it reads): replacing it would delete them. None stands for no input."""
+    for given in inputs:
+        if given is None:
+            continue
+        if given.resolve().is_relative_to(out.resolve()):
+            raise InputError(
+                field="out",
+                value=out,
+                problem=f"holds {given}, an input, which replacing it would delete; choose a "
+                "new folder",
+            )
+
+
 # Files that mark a folder synthgate wrote, and what that folder is (a run has its database too).
 BALANCE_MARKER = "balance.json"
 MERGE_MARKER = "merge.json"

@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from synthgate.arguments import path_argument, whole_number
-from synthgate.config import MAX_SEED, BatchConfig, load_config
+from synthgate.config import MAX_SEED, BatchConfig, input_files, load_config
 from synthgate.errors import InputError
 from synthgate.generators import Generator
+from synthgate.outputs import refuse_out_holding
 from synthgate.pipeline import (
     JudgedSample,
     Progress,
@@ -274,8 +275,11 @@ def run(
         >>> result = run("configs/quickstart.yaml", out="runs/quickstart")
         >>> result.counts["image"]["accepted"]
     """
-    config = load_config(config)
+    given = config
+    config = load_config(config)  # refuses a config of the wrong type first
+    config_file = None if isinstance(given, BatchConfig | Mapping) else Path(given)
     if seed is not None:
         config = config.model_copy(update={"seed": whole_number(seed, "seed", maximum=MAX_SEED)})
     target = path_argument(out, "out") if out is not None else Path("runs") / config.name
+    refuse_out_holding(target, config_file, *input_files(config))  # replacing it deletes them
     return run_batch(config, target, progress=progress, reference_progress=reference_progress)

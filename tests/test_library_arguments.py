@@ -192,3 +192,25 @@ def test_the_argument_helpers_refuse(helper: Any, value: Any, words: str) -> Non
         helper(value)
     assert whole_number(np.int32(3), "n") == 3 and isinstance(whole_number(np.int32(3), "n"), int)
     assert names_argument(("a", "b"), "names") == ["a", "b"]
+
+
+def test_an_output_folder_holding_an_input_is_refused(
+    coco: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Replacing the folder would delete the user's own files: a config kept in its run folder,
+    a balance target or config kept in the balance output."""
+    first = sg.run(SHAPES, out=tmp_path / "run")
+    config = first.out / "shapes.yaml"
+    config.write_text(json.dumps(SHAPES))
+    _refused(lambda: sg.run(config, out=first.out), "out", "an input")
+    assert config.is_file()
+    coco_file, images = coco
+    balanced = sg.balance(coco_file, images=images, out=tmp_path / "bal", target="max")
+    target = balanced.out / "target.yaml"
+    target.write_text("circle: 4\n")
+    _refused(
+        lambda: sg.balance(coco_file, images=images, out=balanced.out, target=str(target)),
+        "out",
+        "an input",
+    )
+    assert target.is_file()

@@ -42,7 +42,7 @@ from synthgate.generators.text.counterfactual import (
 )
 from synthgate.generators.text.mined import mine_templates
 from synthgate.generators.text.rows import reference_rows
-from synthgate.outputs import building_out
+from synthgate.outputs import building_out, refuse_out_holding
 from synthgate.pipeline import Progress
 from synthgate.workflows.balance import (
     BALANCE_OUT,
@@ -54,7 +54,7 @@ from synthgate.workflows.balance import (
     section_config,
     summarise,
 )
-from synthgate.workflows.merge import MergeResult, merge_jsonl, refuse_out_holding
+from synthgate.workflows.merge import MergeResult, merge_jsonl
 from synthgate.workflows.quotas import (
     attribute_shares,
     class_targets,
@@ -131,7 +131,8 @@ def balance_text(
     strategy = parse_target(str(target) if target is not None else balance.target)
     if not jsonl_path.is_file():
         raise InputError(field="jsonl", value=jsonl_path, problem="file not found")
-    refuse_out_holding(out, jsonl_path)
+    target_file = strategy if isinstance(strategy, Path) else None
+    refuse_out_holding(out, jsonl_path, config_path, target_file)
     rows = read_jsonl(jsonl_path, strict=True)  # copied into merged.jsonl
     if not rows:
         raise InputError(

@@ -39,7 +39,7 @@ from synthgate.formats.coco_reader import read_coco_streaming
 from synthgate.formats.exports import place_image
 from synthgate.formats.jsonl import check_row_ids, jsonl_lines, read_jsonl
 from synthgate.formats.paths import confined_path
-from synthgate.outputs import MERGE_MARKER, building_out, check_out
+from synthgate.outputs import MERGE_MARKER, building_out, check_out, refuse_out_holding
 from synthgate.workflows.reviewed import final_verdicts, reviewed_coco
 
 MAX_NAMED = 10
@@ -260,18 +260,6 @@ def merge_jsonl(
         lines.append(dumps(entry) + "\n")
     result.added_rows += len(accepted)
     return lines
-
-
-def refuse_out_holding(out: Path, *inputs: Path) -> None:
-    """Refuse an output folder that holds one of the inputs: replacing it would delete them."""
-    for given in inputs:
-        if given.resolve().is_relative_to(out.resolve()):
-            raise InputError(
-                field="out",
-                value=out,
-                problem=f"holds {given}, an input, which replacing it would delete; choose a "
-                "new folder",
-            )
 
 
 def dataset_file_name(name: str) -> str:
