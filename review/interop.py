@@ -270,12 +270,10 @@ def _task(
     else:
         data["text"] = shown.text
     report = shown.report
-    if report is not None:
-        data["rubric_score"] = report.score
+    # No rubric score, in the data or as the prediction's score: Label Studio shows both in its
+    # task list, and annotators stay blind to the rubric (a gold task stood out at 5.0)
     prediction = {
         "model_version": f"synthgate:{report.rubric}" if report else "synthgate",
-        # Label Studio wants a score in [0, 1]; rubric scores run from level 1 to level 5
-        "score": min(1.0, max(0.0, (report.score - 1.0) / 4.0)) if report else 0.0,
         "result": sample_regions(shown, shapes=shapes),
     }
     task: dict[str, Any] = {"id": item_id, "data": data, "predictions": [prediction]}

@@ -192,3 +192,23 @@ def test_tasks_go_out_one_at_a_time_as_one_json_document(store: Store, tmp_path:
     assert export_tasks(queue, nothing, modality="image").count == 0
     assert nothing.read_text() == "[]\n"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")) == []
+
+
+def test_exported_tasks_carry_no_rubric_score(tmp_path: Path) -> None:
+    """Label Studio shows a task's data and its prediction's score in the task list: neither may
+    tell annotators what the rubric thought (nor single out gold by its score)."""
+    store = Store(f"sqlite:///{tmp_path / 'synthgate.db'}")
+    store.upsert_samples(
+        [make_sample(i, "image") for i in range(3)]
+        + [make_sample(10 + i, "image", "accepted") for i in range(4)]
+    )
+    queue = ReviewQueue(store, gold_rate=0.5, seed=1)
+    queue.enqueue_batch("b1")
+    out = tmp_path / "tasks.json"
+    export_tasks(queue, out, include="all")
+    tasks = json.loads(out.read_text())
+    assert tasks
+    for task in tasks:
+        assert set(task["data"]) == {"item_id", "sample_id", "image"}
+        assert all("score" not in prediction for prediction in task["predictions"])
+    store.close()
