@@ -43,9 +43,10 @@ def random_priority(key: str, seed: int) -> float:
     return float(gold.rng_for([seed, "order", key]).random())
 
 
-def gold_start(seed: int, annotator: str, position: int) -> float:
-    """Where the annotator's `position`-th claim starts walking the gold order."""
-    return float(gold.rng_for([seed, annotator, position, "gold-start"]).random())
+def gold_start(gold_key: str, annotator: str, position: int) -> float:
+    """Where the annotator's `position`-th claim starts walking the gold order (`gold_key`: the
+    queue's, review/queue.py)."""
+    return float(gold.rng_for([gold_key, annotator, position, "gold-start"]).random())
 
 
 def check_order(order: str) -> Order:

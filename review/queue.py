@@ -25,6 +25,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Generator, Iterable
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,7 @@ from synthgate.storage.tables import (
     review_batches,
     review_items,
 )
+from synthgate.storage.users import Users
 from synthgate.validators.rubric import Rubric
 
 # The statements of the decision, built once with bound parameters and run on the driver's
@@ -152,8 +154,10 @@ class ReviewQueue:
         *,
         annotators_per_item: int = 2,
         gold_rate: float = 0.1,
-        seed: int = 0,
+        seed: int | None = None,
     ) -> None:
+        """`seed` fixes every draw (honeypots, the random order, who meets gold when), for tests
+        and benches; without it the gold draws take a secret of the database (`gold_key`)."""
         if annotators_per_item < 1:
             raise InputError(
                 f"annotators_per_item must be >= 1 (got {annotators_per_item}); 2 is the usual choice"
@@ -163,7 +167,8 @@ class ReviewQueue:
         self.store = store
         self.k = annotators_per_item
         self.gold_rate = gold_rate
-        self.seed = seed
+        self.seed = 0 if seed is None else seed
+        self._seed_given = seed is not None
         self.dialect = store.engine.dialect.name
 
     # ---- filling the queue -------------------------------------------------------------------
@@ -220,9 +225,23 @@ class ReviewQueue:
 
     # ---- working the queue -------------------------------------------------------------------
 
+    @cached_property
+    def gold_key(self) -> str:
+        """What seeds the draws of who meets gold when. Drawn from the annotator's name and
+        count of tasks alone, anyone with the code could list their gold positions; so, unless
+        the caller fixed a seed, the key is a random secret made once per database and kept in
+        it (storage/users.py `secret`): the CLI, every server process and every restart over the
+        same database draw alike, and no two databases do."""
+        if self._seed_given:
+            return str(self.seed)
+        return Users(self.store.engine).secret("review-gold").hex()
+
     def next_item(self, annotator: str) -> ReviewTask | None:
         """The annotator's next task (their open one first), or None when nothing is left."""
         annotator = check_annotator(annotator)
+        # read before the claim's write transaction: the first read writes the key, and SQLite
+        # has one writer at a time; without gold there are no draws to key
+        gold_key = self.gold_key if self.gold_rate > 0 else ""
         with self.store.engine.connect() as connection:
             for attempt in range(200):
                 if attempt:
@@ -239,7 +258,7 @@ class ReviewQueue:
                     item_id = open_task
                     if item_id is None:
                         real = self._real(writing, values, ahead, found)
-                        item_id = self._claim(writing, annotator, position, real)
+                        item_id = self._claim(writing, annotator, position, real, gold_key)
                         if item_id is None:
                             return None
                         if item_id < 0:  # every open slot is held by another claim: try again
@@ -462,18 +481,23 @@ class ReviewQueue:
         return found if found is not None else self._held(connection, probes, values)
 
     def _claim(
-        self, connection: Connection, annotator: str, position: int, real: int | None
+        self,
+        connection: Connection,
+        annotator: str,
+        position: int,
+        real: int | None,
+        gold_key: str,
     ) -> int | None:
         """The item to assign next; -1 if other claims hold every open slot (the caller
         retries), None if nothing is left for this annotator. `position`: how many tasks the
-        annotator was given before (it seeds their gold draw); `real`: the sample item `_real`
-        found."""
+        annotator was given before (with `gold_key` it seeds their gold draw); `real`: the
+        sample item `_real` found."""
         if real is None or real < 0:
             return real  # gold only rides along with real work
-        if gold.draw_gold(self.gold_rate, seed=[self.seed, annotator, position]):
+        if gold.draw_gold(self.gold_rate, seed=[gold_key, annotator, position]):
             # The first gold item the annotator has not seen, walking the gold order from a
             # point drawn for this claim (and around): a seeded order per annotator, by index.
-            start = priority.gold_start(self.seed, annotator, position)
+            start = priority.gold_start(gold_key, annotator, position)
             golden = self._first(connection, CLAIM_GOLD, {"annotator": annotator, "start": start})
             if golden is not None and golden >= 0:
                 return golden

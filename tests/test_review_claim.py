@@ -131,7 +131,8 @@ def test_each_annotators_count_of_tasks_is_kept_with_their_assignments(store: St
     the number of their assignments through claims, decisions, an import's assignment and
     assignments taken back."""
     fill(store, review=60, audit=0, accepted=20)
-    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.3)
+    # fixed gold draws: the steps below leave ann a fresh task that has room for dee
+    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.3, seed=0)
     queue.enqueue_batch("b1")
     released = 0
     for step in range(90):

@@ -5,6 +5,7 @@ scikit-learn's."""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -333,6 +334,47 @@ def test_gold_accuracy_and_sensitivity_in_the_report(tmp_path: Path) -> None:
         assert criterion in gold.DEFECTS.values() and entry["rate"] == 1.0
     assert all(entry["rate"] == 0.0 for entry in report["blunt"]["sensitivity"].values())
     store.close()
+
+
+def _gold_kinds(path: Path, *, first: bool = False) -> list[str]:
+    """The kinds of the tasks 'bob' is given on the database at `path` (a store opened anew, as
+    a server restart does), worked to the end; `first`: only the first task, left open."""
+    from sqlalchemy import select
+
+    from synthgate.storage.tables import review_items
+
+    store = Store(f"sqlite:///{path}")
+    queue = ReviewQueue(store, annotators_per_item=1, gold_rate=0.5)  # no seed: as served
+    seen = []
+    while (task := queue.next_item("bob")) is not None:
+        seen.append(task.item_id)
+        if first:
+            break
+        queue.decide(task.item_id, "bob", Decision(verdict="accept", levels={}))
+    with store.engine.connect() as connection:
+        kinds = dict(connection.execute(select(review_items.c.id, review_items.c.kind)).all())
+    store.close()
+    return [kinds[item] for item in seen]
+
+
+def test_gold_positions_are_keyed_by_a_secret_of_the_database(tmp_path: Path) -> None:
+    """Who meets gold when cannot be worked out from the annotator's name and the code: two
+    databases of the same batch hand 'bob' gold at other positions, while one database hands it
+    at the same positions after a restart (here: the same database copied, then reopened)."""
+    for name in ("a.db", "b.db"):
+        store = Store(f"sqlite:///{tmp_path / name}")
+        store.upsert_samples(
+            [sample("image", i, route="review") for i in range(20)]
+            + [sample("image", 40 + i) for i in range(24)]
+        )
+        ReviewQueue(store, annotators_per_item=1, gold_rate=0.5).enqueue_batch("g")
+        store.close()
+    _gold_kinds(tmp_path / "a.db", first=True)  # the first claim keeps the key
+    shutil.copy(tmp_path / "a.db", tmp_path / "a-again.db")
+    served = _gold_kinds(tmp_path / "a.db")  # the open first task again, then the rest
+    assert _gold_kinds(tmp_path / "a-again.db") == served
+    assert served.count("gold") >= 5 and served.count("sample") == 20
+    assert _gold_kinds(tmp_path / "b.db") != served
 
 
 def _gold_queue(path: Path) -> ReviewQueue:
