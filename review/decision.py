@@ -5,6 +5,7 @@ pass before the queue records it (decisions are user input: the API passes them 
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -53,7 +54,12 @@ def check_annotator(name: str) -> str:
     return name
 
 
-def check_decision(item_id: int, shown: Sample, decision: Decision) -> None:
+def check_decision(
+    item_id: int, shown: Sample, decision: Decision, *, labels: Collection[str] = ()
+) -> None:
+    """Refuse a decision the queue must not record. `labels`: the batch's classes and span
+    labels (review/items.py `batch_labels`), which, with the sample's own, are those a fix may
+    use: any other would become an accepted sample's label."""
     plain = decision.model_dump()
     found = lone_surrogate_in(plain)
     if found is not None:  # valid JSON, but no character: no database or UTF-8 file can keep it
@@ -79,11 +85,13 @@ def check_decision(item_id: int, shown: Sample, decision: Decision) -> None:
     if shown.spec.modality == "image":
         if decision.objects is None:
             raise InputError(f"item {item_id}: verdict 'fix' needs the corrected objects")
-        check_objects(item_id, shown, decision.objects)
+        allowed = sorted({*labels, *(o.category for o in shown.objects)})
+        check_objects(item_id, shown, decision.objects, allowed)
     else:
         if decision.spans is None:
             raise InputError(f"item {item_id}: verdict 'fix' needs the corrected spans")
-        check_spans(item_id, shown, decision.spans)
+        allowed = sorted({*labels, *(s.label for s in shown.spans)})
+        check_spans(item_id, shown, decision.spans, allowed)
 
 
 def decision_row(
@@ -114,10 +122,30 @@ def decision_row(
     }
 
 
-def check_objects(item_id: int, shown: Sample, objects: list[ObjectLabel]) -> None:
-    """A fix's boxes must have positive size and lie inside the image; its masks must be RLE of
+def _label_problem(label: str, allowed: list[str]) -> str | None:
+    """Why a fix's class or span label may not be used, or None."""
+    if label in allowed:
+        return None
+    return f"{label!r} is not a label of this batch; use one of {allowed}"
+
+
+def check_objects(
+    item_id: int, shown: Sample, objects: list[ObjectLabel], allowed: list[str]
+) -> None:
+    """A fix's objects must name a class in `allowed`, have an area >= 0 and a visible fraction
+    in [0, 1]; boxes must have positive size and lie inside the image; masks must be RLE of
     the image's size whose runs cover it exactly (anything else is refused, never decoded)."""
     for index, obj in enumerate(objects):
+        problem = _label_problem(obj.category, allowed)
+        if problem is not None:
+            raise InputError(f"item {item_id}: objects[{index}].category {problem}")
+        if not (math.isfinite(obj.area) and obj.area >= 0):
+            raise InputError(f"item {item_id}: objects[{index}].area must be >= 0 (got {obj.area})")
+        if not 0.0 <= obj.visible_fraction <= 1.0:
+            raise InputError(
+                f"item {item_id}: objects[{index}].visible_fraction must be in [0, 1] "
+                f"(got {obj.visible_fraction})"
+            )
         if obj.mask is not None:
             image = (shown.width, shown.height) if shown.width and shown.height else None
             problem = rle_problem(obj.mask, image)
@@ -144,12 +172,22 @@ def check_objects(item_id: int, shown: Sample, objects: list[ObjectLabel]) -> No
             )
 
 
-def check_spans(item_id: int, shown: Sample, spans: list[Span]) -> None:
-    """A fix's spans must be non-empty character ranges inside the text."""
-    size = len(shown.text or "")
+def check_spans(item_id: int, shown: Sample, spans: list[Span], allowed: list[str]) -> None:
+    """A fix's spans must be non-empty character ranges inside the text, labelled from
+    `allowed`, and a span's value, when given, must be the text it covers."""
+    text = shown.text or ""
     for index, span in enumerate(spans):
-        if not span.start < span.end <= size:
+        if not span.start < span.end <= len(text):
             raise InputError(
                 f"item {item_id}: spans[{index}] [{span.start}, {span.end}) must satisfy "
-                f"start < end <= {size} (the text's length)"
+                f"start < end <= {len(text)} (the text's length)"
+            )
+        problem = _label_problem(span.label, allowed)
+        if problem is not None:
+            raise InputError(f"item {item_id}: spans[{index}].label {problem}")
+        covered = text[span.start : span.end]
+        if span.value is not None and span.value != covered:
+            raise InputError(
+                f"item {item_id}: spans[{index}].value {span.value!r} is not the text it covers "
+                f"({covered!r}); send that, or null"
             )

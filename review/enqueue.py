@@ -114,6 +114,16 @@ def enqueue_batch(
         added += insert_items(queue, rows)
     if progress and read % CHUNK:  # the last, partial chunk
         progress(read, in_batch)
+    # the labels a fix may use (review/decision.py): the batch's, and its config's classes, which
+    # a fix may name though no sample of the batch holds one yet
+    config = (batch or {}).get("config") or {}
+    labels = sorted(categories | set(config.get("categories", [])))
+    with queue.write() as connection:
+        connection.execute(
+            review_batches.update()
+            .where(review_batches.c.batch_id == batch_id)
+            .values(labels=labels)
+        )
     _add_gold(queue, batch_id, accepted, sorted(categories), looks, gold_progress)
     return added
 

@@ -550,7 +550,8 @@ def _import_one(
     role = "adjudicator" if annotation.get("ground_truth") else "annotator"
     try:
         decision = result_decision(annotation.get("result") or [], shown, where=where)
-        check_decision(item_id, shown, decision)
+        labels = queue.fix_labels(item_id) if decision.verdict == "fix" else []
+        check_decision(item_id, shown, decision, labels=labels)
     except InputError as error:
         result.skipped.append(str(error))
         return

@@ -21,7 +21,13 @@ from synthgate.review import adjudication
 from synthgate.samples import Sample
 from synthgate.storage.prepared import Prepared
 from synthgate.storage.store import sample_json
-from synthgate.storage.tables import decisions, gold_answers, review_items, samples
+from synthgate.storage.tables import (
+    decisions,
+    gold_answers,
+    review_batches,
+    review_items,
+    samples,
+)
 
 # review_items.id is a 32-bit column on PostgreSQL: a number beyond it names no item (and must
 # never reach the database as an out-of-range parameter)
@@ -159,6 +165,16 @@ def shown_problem(row: Any) -> str | None:
     if row.shown is None:
         return f"item {row.id}: sample {row.sample_id} is not in the database"
     return None
+
+
+def batch_labels(connection: Connection, batch_id: str) -> list[str]:
+    """The object classes and span labels a fix of the batch's items may use, kept when the
+    batch was enqueued (none for a batch enqueued before they were kept, or for gold put in
+    apart from a batch: then a fix keeps to the labels of the sample it fixes)."""
+    labels = connection.execute(
+        select(review_batches.c.labels).where(review_batches.c.batch_id == batch_id)
+    ).scalar()
+    return list(labels or [])
 
 
 def shown_sample(connection: Connection, item: Any) -> Sample:

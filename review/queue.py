@@ -63,6 +63,7 @@ from synthgate.review.items import (
     ANNOTATOR_VERDICTS,
     SHOWING,
     SHOWN,
+    batch_labels,
     check_item_id,
     finalise,
     item_row,
@@ -290,7 +291,9 @@ class ReviewQueue:
             if item is None:
                 raise no_item(item_id)
             shown = parse_shown(item)
-            check_decision(item_id, shown, decision)
+            check_decision(
+                item_id, shown, decision, labels=self._fix_labels(connection, item, decision)
+            )
             assignment_id = item.assignment_id
             if assignment_id is None and assign:
                 self._assign(connection, item, annotator)
@@ -341,7 +344,9 @@ class ReviewQueue:
                     f"{adjudicator!r} already decided item {item_id}; another person adjudicates"
                 )
             shown = shown_sample(connection, item)
-            check_decision(item_id, shown, decision)
+            check_decision(
+                item_id, shown, decision, labels=self._fix_labels(connection, item, decision)
+            )
             row = decision_row(item_id, adjudicator, decision, shown, "adjudicator", time.time())
             connection.execute(decisions.insert().values(**row))
             finalise(connection, item, decision.verdict, [row])
@@ -447,6 +452,17 @@ class ReviewQueue:
     def write(self, connection: Connection | None = None) -> WriteTransaction:
         """A write transaction, on `connection` when given (it stays open afterwards)."""
         return WriteTransaction(self.store.engine, connection)
+
+    def fix_labels(self, item_id: int) -> list[str]:
+        """The batch's labels a fix of the item may use (check_decision's `labels`)."""
+        with self.store.engine.connect() as connection:
+            return batch_labels(connection, item_row(connection, item_id).batch_id)
+
+    @staticmethod
+    def _fix_labels(connection: Connection, item: Any, decision: Decision) -> list[str]:
+        """A fix's `labels` for check_decision; none to read for other verdicts (a decision
+        costs no more round trips)."""
+        return batch_labels(connection, item.batch_id) if decision.verdict == "fix" else []
 
     def _assign(self, connection: Connection, item: Any, annotator: str) -> None:
         if item.status != "open":

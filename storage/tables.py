@@ -8,7 +8,7 @@
   logins, by the hash of their session id; api_secrets: keys the service makes once (the one
   that turns review item numbers into the opaque ids annotators see) (storage/users.py).
 - review_batches, review_items, review_assignments, review_decisions, review_gold: the review
-  queue (review/): where a batch's image uris are relative to; one row per item to review (`kind`
+  queue (review/): where a batch's image uris are relative to and the labels a fix may use; one row per item to review (`kind`
   "sample" for a routed or audited sample, "gold" for a gold task or honeypot; `status` open ->
   adjudication -> final; `taken`, the kept count of its assignments, and `priority`, its place in
   the claim order, so that claiming an item is one walk down an index: see review/claims.py);
@@ -51,7 +51,7 @@ from synthgate.storage.prepared import Prepared
 
 # The migration that made the schema below (storage/migrations/versions/): a database stamped
 # with it needs no upgrade. A test holds it equal to the migrations' head.
-SCHEMA_REVISION = "0007"
+SCHEMA_REVISION = "0008"
 
 metadata = MetaData()
 
@@ -150,6 +150,8 @@ review_batches = Table(
     metadata,
     Column("batch_id", String(64), primary_key=True),
     Column("image_root", Text, nullable=True),
+    # the object classes and span labels a fix may use: the batch's, seen when it was enqueued
+    Column("labels", JSON, nullable=True),
 )
 
 review_items = Table(

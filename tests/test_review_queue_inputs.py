@@ -3,6 +3,7 @@ input errors; an item's image path stays inside the run folder (or under a blob 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -145,3 +146,49 @@ def test_image_root_can_be_a_blob_url(sqlite_store: Store) -> None:
     queue.enqueue_batch("b1", image_root="s3://bucket/runs/r1/")
     task = queue.next_item("ann")
     assert queue.item_image_path(task.item_id) == "s3://bucket/runs/r1/images/0.png"
+
+
+CIRCLE = {"category": "circle", "bbox": [4, 4, 10, 10], "area": 78.0}
+PERSON = {"start": 0, "end": 9, "label": "PERSON"}  # "Anna Berg"
+CLASSES = "; use one of ['circle', 'square']"
+LABELS = "; use one of ['ORG', 'PERSON']"
+# a fix's labels become an accepted sample's: each must be one the batch holds, and sane
+BAD_FIXES = [
+    ("image", {**CIRCLE, "category": ""}, "objects[0].category '' is not a label of this batch"),
+    ("image", {**CIRCLE, "category": "banana"}, f"'banana' is not a label of this batch{CLASSES}"),
+    ("image", {**CIRCLE, "category": "a\nb"}, f"'a\\nb' is not a label of this batch{CLASSES}"),
+    ("image", {**CIRCLE, "area": -1}, "objects[0].area must be >= 0 (got -1.0)"),
+    ("image", {**CIRCLE, "visible_fraction": 7.0}, "visible_fraction must be in [0, 1] (got 7.0)"),
+    ("text", {**PERSON, "label": ""}, f"spans[0].label '' is not a label of this batch{LABELS}"),
+    ("text", {**PERSON, "label": "BANANA"}, "label 'BANANA' is not a label of this batch"),
+    ("text", {**PERSON, "value": "Acme GmbH"}, "spans[0].value 'Acme GmbH' is not the text"),
+]
+
+
+@pytest.mark.parametrize(("modality", "label", "message"), BAD_FIXES)
+def test_a_fix_keeps_to_the_batchs_labels(
+    store: Store, modality: str, label: dict, message: str
+) -> None:
+    fill(store, review=1, audit=0, accepted=0, modality=modality)
+    queue = ReviewQueue(store, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    task = queue.next_item("ann")
+    field = "objects" if modality == "image" else "spans"
+    fix = Decision.model_validate({"verdict": "fix", field: [label]})
+    with pytest.raises(InputError, match=re.escape(message)):
+        queue.decide(task.item_id, "ann", fix)
+    assert store.get_sample(task.sample.id).status == "review"  # nothing recorded
+
+
+def test_a_fix_may_use_a_label_of_another_sample_of_the_batch(store: Store) -> None:
+    fill(store, review=1, audit=0, accepted=0, modality="text")
+    other = make_sample(5, "accepted", modality="text")
+    order = make_sample(0, "review", modality="text").text.index("4411")
+    other.spans = [Span(start=order, end=order + 4, label="ORDER", value="4411")]
+    store.upsert_samples([other])
+    queue = ReviewQueue(store, annotators_per_item=1, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    task = queue.next_item("ann")
+    span = Span(start=order, end=order + 4, label="ORDER", value="4411")
+    queue.decide(task.item_id, "ann", Decision(verdict="fix", spans=[span]))
+    assert store.get_sample(task.sample.id).spans == [span]
