@@ -195,7 +195,8 @@ def add_gold(
                 if sample is None:
                     raise InputError(f"{sample_id}: no such sample in the database")
                 item = queue.add_gold(sample, expected=expect, criterion=criterion)  # type: ignore[arg-type]
-                console.print(f"{sample_id}: gold item {item}", markup=False)
+                expected = " or ".join(expect)
+                console.print(f"{sample_id}: gold item {item}, expecting {expected}", markup=False)
 
 
 @app.command("stats")

@@ -77,7 +77,7 @@ from synthgate.review.items import (
 from synthgate.review.stats import queue_stats
 from synthgate.samples import CRITERIA, Sample
 from synthgate.storage.prepared import Prepared
-from synthgate.storage.store import Store
+from synthgate.storage.store import Store, sample_json
 from synthgate.storage.tables import (
     WriteTransaction,
     assignments,
@@ -212,7 +212,10 @@ class ReviewQueue:
         criterion: str | None = None,
         answer: Sample | None = None,
     ) -> int:
-        """Put a gold task (a sample with a known verdict) into the gold set; returns its item."""
+        """Put a gold task (a sample with a known verdict) into the gold set; returns its item.
+
+        A sample already gold gets the answer given now (a mistyped one is corrected), unless
+        decisions were scored against the old one: then it is refused, naming both."""
         if not expected:
             raise InputError("add_gold: expected must name at least one verdict")
         if criterion is not None and criterion not in CRITERIA:
@@ -222,6 +225,38 @@ class ReviewQueue:
                 problem=f"not a rubric criterion; use one of {', '.join(CRITERIA)}",
             )
         task = enqueue.Gold(f"gold:{sample.id}", sample, expected, criterion, None, answer)
+        with self.write() as connection:
+            known = connection.execute(
+                select(review_items.c.id, gold_answers.c.expected, gold_answers.c.criterion)
+                .join(gold_answers, gold_answers.c.item_id == review_items.c.id)
+                .where(review_items.c.key == task.key)
+            ).first()
+            if known is not None and (list(known.expected), known.criterion) != (
+                list(expected),
+                criterion,
+            ):
+                scored = connection.execute(
+                    select(func.count()).where(decisions.c.item_id == known.id)
+                ).scalar_one()
+                if scored:
+                    raise InputError(
+                        field="expected",
+                        value=list(expected),
+                        problem=f"sample {sample.id} is gold item {known.id} already, expecting "
+                        f"{list(known.expected)}, and {scored} decisions were scored against that",
+                        fix="make a gold task of another sample; an answer people were scored "
+                        "against stays",
+                    )
+                connection.execute(
+                    gold_answers.update()
+                    .where(gold_answers.c.item_id == known.id)
+                    .values(
+                        expected=list(expected),
+                        criterion=criterion,
+                        answer=sample_json(answer) if answer else None,
+                    )
+                )
+                return int(known.id)
         return enqueue.put_golds(self, [task])[0]
 
     # ---- working the queue -------------------------------------------------------------------

@@ -526,3 +526,38 @@ def test_an_extra_object_on_top_takes_the_pixels_it_covers_from_those_below() ->
             assert obj.visible_fraction >= 0.3
             covering += obj.area < old.area
     assert covering  # some extra objects were drawn over others
+
+
+def test_a_gold_answer_is_corrected_until_someone_was_scored_against_it(tmp_path: Path) -> None:
+    """`review gold SAMPLE --expect ...` again on a gold sample: a mistyped answer is replaced
+    (it was kept, while the command said 'gold item N'); once a decision was scored against it,
+    it is refused, naming the answer it keeps."""
+    from sqlalchemy import select
+
+    from synthgate.errors import InputError
+    from synthgate.storage.tables import gold_answers
+
+    store = Store(f"sqlite:///{tmp_path / 'synthgate.db'}")
+    store.upsert_samples(
+        [sample("image", i, route="review") for i in range(3)] + [sample("image", 9)]
+    )
+    queue = ReviewQueue(store, annotators_per_item=1, gold_rate=0.99, seed=3)
+    queue.enqueue_batch("g")
+    shown = store.get_sample(sample_id("g", "image", 9))
+    assert shown is not None
+    item = queue.add_gold(shown, expected=["accept"])
+
+    def expected() -> list[str]:
+        with store.engine.connect() as connection:
+            query = select(gold_answers.c.expected).where(gold_answers.c.item_id == item)
+            return list(connection.execute(query).scalar_one())
+
+    assert queue.add_gold(shown, expected=["reject"]) == item and expected() == ["reject"]
+    task = queue.next_item("ann")  # gold rides along with real work; at this rate, at once
+    assert task is not None and task.item_id == item
+    queue.decide(item, "ann", Decision(verdict="reject"))
+    with pytest.raises(InputError, match=r"expecting \['reject'\], and 1 decisions were scored"):
+        queue.add_gold(shown, expected=["accept"])
+    assert expected() == ["reject"]
+    assert queue.add_gold(shown, expected=["reject"]) == item  # the same answer: nothing to change
+    store.close()
