@@ -300,9 +300,11 @@ def test_gold_set_from_the_command_line(run_folder: Path) -> None:
     assert added.exit_code == 0, added.output
     assert added.output.count("gold item") == 2
     again = invoke("review", "gold", chosen[0], "--expect", "reject", "--run", str(run_folder))
-    assert (
-        again.output.split("gold item ")[1].strip()
-        == added.output.split("gold item ")[1].split()[0]
-    )
+    # the same item, its answer now the one given (no decision was scored against the old one)
+    first = re.findall(r"gold item (\d+), expecting ([a-z ]+)", added.output)
+    assert first[0][1] == "reject or fix"
+    assert re.findall(r"gold item (\d+), expecting ([a-z ]+)", again.output) == [
+        (first[0][0], "reject")
+    ]
     missing = invoke("review", "gold", "nope", "--expect", "accept", "--run", str(run_folder))
     assert missing.exit_code == 2 and "no such sample" in missing.output
