@@ -82,9 +82,10 @@ def open_store(url: str, *, must_exist: bool = False) -> Store:
     if "\x00" in url:
         raise InputError(field="db", value=repr(shown), problem="contains a NUL byte")
     path = sqlite_file(url)
-    if must_exist and path is not None and not is_file(path):
+    if must_exist and path is not None and (not is_file(path) or path.stat().st_size == 0):
+        found = "no database" if not is_file(path) else "an empty file, not a database,"
         raise InputError(
-            f"no database at {path}; check --db (or --run): it must name a database that a "
+            f"{found} at {path}; check --db (or --run): it must name a database that a "
             "run or batch wrote"
         )
     try:

@@ -16,6 +16,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
+from synthgate.errors import InputError
 from synthgate.storage.tables import SCHEMA_REVISION, metadata
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -47,7 +48,18 @@ def _ensure(connection: Connection) -> None:
     current = revision_of(connection)
     if current == SCHEMA_REVISION:
         return
-    if current is None and not inspect(connection).get_table_names():
+    tables = inspect(connection).get_table_names() if current is None else []
+    if current is None and tables and "samples" not in tables:
+        # Someone else's database (a --db or SYNTHGATE_DB_URL pointing at the wrong place):
+        # migrating it would add synthgate's tables to it.
+        shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+        raise InputError(
+            field="db",
+            value=connection.engine.url.render_as_string(hide_password=True),
+            problem=f"holds tables that are not synthgate's ({shown})",
+            fix="point it at a synthgate database, or at a new or empty one",
+        )
+    if current is None and not tables:
         metadata.create_all(connection)
         connection.execute(
             text(f"CREATE TABLE {VERSION_TABLE} (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")

@@ -159,3 +159,33 @@ def test_a_review_queue_from_revision_0001_gets_its_kept_counts_from_its_rows(
     fresh = tmp_path / "fresh.db"
     Store(sqlite_url(fresh)).close()
     assert schema_of(url) == schema_of(sqlite_url(fresh))
+
+
+def test_someone_else_s_database_is_refused_not_migrated(tmp_path: Path) -> None:
+    """A --db (or SYNTHGATE_DB_URL) pointing at another application's database: synthgate's
+    tables were added to it, even by `status`, a command that only reads."""
+    import pytest
+    from typer.testing import CliRunner
+
+    from synthgate.cli import app
+    from synthgate.errors import InputError
+
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as connection:
+        connection.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
+
+    def tables(path: Path) -> list[str]:
+        with sqlite3.connect(path) as connection:
+            found = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            return sorted(name for (name,) in found)
+
+    with pytest.raises(InputError, match=r"holds tables that are not synthgate's \(invoices\)"):
+        Store(sqlite_url(other))
+    result = CliRunner().invoke(app, ["status", "x", "--db", sqlite_url(other)])
+    assert result.exit_code == 2 and "not synthgate's" in result.output
+    assert tables(other) == ["invoices"]  # (its journal mode is WAL now: the connection's)
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    result = CliRunner().invoke(app, ["status", "x", "--db", sqlite_url(empty)])
+    assert result.exit_code == 2 and "an empty file, not a database" in result.output
+    assert empty.stat().st_size == 0
