@@ -320,10 +320,12 @@ def check_coco(
     source: Path,
     images_dir: Path | None,
     skip_invalid: bool = False,
+    can_skip: bool = True,
     progress: Progress | None = None,
 ) -> CheckedCoco:
     """The file as it is if it is clean; else an `InputError` naming every bad entry.
-    `progress`: as for `find_coco_problems`.
+    `progress`: as for `find_coco_problems`. `can_skip`: whether the caller offers leaving bad
+    entries out (its message says so only then; a generator's source file does not).
 
     With `skip_invalid`, bad entries are left out instead (an image takes its annotations with
     it; a duplicate keeps its first occurrence) and returned in `skipped`. Category problems are
@@ -334,11 +336,15 @@ def check_coco(
         return CheckedCoco(data=data)
     category_problems = [p for p in problems if p.section == "categories"]
     if not skip_invalid or category_problems:
-        fix = (
-            "fix the categories (they cannot be skipped)"
-            if skip_invalid
-            else "fix these entries, or pass --skip-invalid to leave them out (they are listed)"
-        )
+        if len(category_problems) == len(problems):
+            fix = "fix the categories (they cannot be skipped)"
+        elif not can_skip:
+            fix = "fix these entries"
+        elif category_problems:
+            fix = "fix the categories (they cannot be skipped) and these entries, or leave the "
+            fix += "entries out with --skip-invalid (they are listed)"
+        else:
+            fix = "fix these entries, or pass --skip-invalid to leave them out (they are listed)"
         raise InputError(
             f"{source}: {len(problems)} problem(s) in the COCO file; nothing was written:\n"
             f"{describe_problems(problems)}\n{fix}"

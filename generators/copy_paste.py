@@ -146,7 +146,9 @@ class CopyPasteGenerator:
         self.config = config
         if dataset is None:
             data = read_coco_streaming(config.coco)
-            dataset = check_coco(data, source=config.coco, images_dir=config.images).data
+            dataset = check_coco(
+                data, source=config.coco, images_dir=config.images, can_skip=False
+            ).data
         self.images = {image["id"]: image for image in dataset["images"]}
         self.category_names = {c["id"]: c["name"] for c in dataset["categories"]}
         self.annotations_of: dict[Any, list[dict[str, Any]]] = defaultdict(list)

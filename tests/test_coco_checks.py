@@ -32,3 +32,31 @@ def test_progress_counts_image_files_then_annotations_once_each(
     image_steps = [*range(2, files, 2), files] if files else []
     annotation_steps = [files + n for n in range(4, len(data["annotations"]), 4)] + [total]
     assert events == [(n, total) for n in [0, *image_steps, *annotation_steps]]
+
+
+def _refusal(data: dict, **options: bool) -> str:
+    from synthgate.errors import InputError
+
+    with pytest.raises(InputError) as raised:
+        coco_checks.check_coco(data, source=Path("x.json"), images_dir=None, **options)
+    return str(raised.value)
+
+
+def test_the_fix_offered_is_one_that_can_work(tmp_path: Path) -> None:
+    """Skipping bad entries is offered only where it helps: never for categories (they cannot
+    be skipped), never where the caller cannot skip (a copy_paste source: `run` has no such
+    option)."""
+    coco_path, _ = make_tiny_coco(tmp_path)
+    data = json.loads(coco_path.read_text())
+    names = [dict(c, name="person") for c in data["categories"][:2]] + data["categories"][2:]
+    twice = {**data, "categories": names}
+    for options in ({}, {"skip_invalid": True}):
+        message = _refusal(twice, **options)
+        assert "fix the categories (they cannot be skipped)" in message
+        assert "--skip-invalid" not in message
+    duplicate = {**data, "images": data["images"] + data["images"][:1]}
+    assert "pass --skip-invalid" in _refusal(duplicate)
+    message = _refusal(duplicate, can_skip=False)
+    assert message.endswith("fix these entries") and "skip" not in message
+    both = {**duplicate, "categories": names}
+    assert "and these entries, or leave the entries out with --skip-invalid" in _refusal(both)
