@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from balance_fixtures import make_tiny_coco, run_cli
+from factories import REVIEWS, SUPPORT_TICKETS
 from pycocotools.coco import COCO
 
 from synthgate.errors import InputError
@@ -134,8 +135,8 @@ def test_new_classes_only_when_asked(real: dict[str, Any]) -> None:
 
 def test_jsonl_merge_copies_real_lines_byte_for_byte() -> None:
     real_lines = [
-        '{"id": "r1", "text": "Gr\\u00fc\\u00dfe", "label": "pos",  "x": 1.10}\n',
-        '{"id":"r2","text":"meh","label":"neg"}',
+        '{"id": "r1", "text": "Gr\\u00fc\\u00dfe", "sentiment": "pos",  "x": 1.10}\n',
+        '{"id":"r2","text":"meh","sentiment":"neg"}',
     ]
     rows = [
         {
@@ -171,9 +172,126 @@ def test_jsonl_merge_copies_real_lines_byte_for_byte() -> None:
     assert added["synthgate"]["score"] == 5.0 and added["synthgate"]["sample_id"] == "txt-a"
     assert result.left_out == {"review": ["txt-b"]}
     with pytest.raises(InputError, match="already merged"):
-        merge_jsonl(lines, rows)
+        merge_jsonl(lines, rows, label_field="sentiment")
     with pytest.raises(InputError, match=r"row ids already used.*'r1'"):
-        merge_jsonl(real_lines, [{**rows[0], "id": "r1"}])
+        merge_jsonl(real_lines, [{**rows[0], "id": "r1"}], label_field="sentiment")
+
+
+@pytest.fixture(scope="module")
+def text_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two finished text runs: reviews (labels positive, negative, neutral) and support
+    tickets (NER: spans, no document label)."""
+    folder = tmp_path_factory.mktemp("text-runs")
+    runs = {}
+    for name, templates in (("reviews", REVIEWS), ("ner", SUPPORT_TICKETS)):
+        config = {
+            "name": name,
+            "seed": 1,
+            "text": {"generator": "templates", "templates": str(templates), "count": 3},
+        }
+        (folder / f"{name}.yaml").write_text(yaml.safe_dump(config))
+        made = run_cli("run", str(folder / f"{name}.yaml"), "--out", str(folder / name))
+        assert made.returncode == 0, made.stderr
+        runs[name] = folder / name
+    return runs
+
+
+def _rows(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+SHORT_LABELS = [
+    {"text": "I love this product.", "label": "pos"},
+    {"text": "Terrible, it broke.", "label": "neg"},
+]
+RUN_LABELS = [
+    {"text": "I love this product.", "label": "positive"},
+    {"text": "Terrible, it broke.", "label": "negative"},
+    {"text": "It is fine.", "label": "neutral"},
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "run", "real_rows", "options", "words"),
+    [
+        # other label names would split each class in two: pos beside positive
+        (
+            "new-labels",
+            "reviews",
+            SHORT_LABELS,
+            {},
+            ["add_categories", "'negative', 'neutral', 'positive'", "('neg', 'pos')"],
+        ),
+        # an NER run's rows have no class: merged, they would be rows labelled null
+        ("ner-into-labelled", "ner", RUN_LABELS, {}, ["carry no document label", "NER", "`label`"]),
+        (
+            "label-field-absent",
+            "reviews",
+            RUN_LABELS,
+            {"label_field": "sentiment"},
+            ["label_field=sentiment", "row(s) 1, 2, 3 lack a label `sentiment`"],
+        ),
+        (
+            "text-field-absent",
+            "reviews",
+            RUN_LABELS,
+            {"text_field": "body"},
+            ["text_field=body", "row(s) 1, 2, 3 lack a text `body`"],
+        ),
+        (
+            "a-real-row-unlabelled",
+            "reviews",
+            [*RUN_LABELS, {"text": "Hm."}],
+            {},
+            ["label_field=label", "row(s) 4 lack a label"],
+        ),
+        (
+            "a-number-label",
+            "reviews",
+            [*RUN_LABELS, {"text": "Hm.", "label": 1}],
+            {},
+            ["row 4: label `label` is 1, not a string"],
+        ),
+    ],
+)
+def test_text_merge_refuses_labels_and_fields_the_real_rows_lack(
+    case: str,
+    run: str,
+    real_rows: list[dict[str, Any]],
+    options: dict[str, Any],
+    words: list[str],
+    text_runs: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    real = _rows(tmp_path / "real.jsonl", real_rows)
+    with pytest.raises(InputError) as raised:
+        merge(real, text_runs[run], out=tmp_path / "merged", **options)
+    for word in words:
+        assert word in str(raised.value), str(raised.value)
+    assert not (tmp_path / "merged").exists()
+
+
+def test_text_merge_adds_new_labels_only_when_asked(
+    text_runs: dict[str, Path], tmp_path: Path
+) -> None:
+    real = _rows(tmp_path / "real.jsonl", SHORT_LABELS)
+    refused = run_cli(*_merge_args(real, text_runs["reviews"], tmp_path / "refused"))
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+    assert "--add-categories: synthetic labels" in " ".join(refused.stderr.split())
+    result = merge(real, text_runs["reviews"], out=tmp_path / "merged", add_categories=True)
+    assert result.new_categories == ["negative", "neutral", "positive"]
+    labels = {json.loads(line)["label"] for line in result.merged.read_text().splitlines()}
+    assert labels == {"pos", "neg", "negative", "neutral", "positive"}
+    # the same labels merge without it; a run of spans merges into rows without labels
+    assert (
+        merge(
+            _rows(tmp_path / "same.jsonl", RUN_LABELS), text_runs["reviews"], out=tmp_path / "same"
+        ).added_rows
+        == 3
+    )
+    spans = _rows(tmp_path / "spans.jsonl", [{"text": "Name: Ann", "spans": [[6, 9, "PERSON"]]}])
+    assert merge(spans, text_runs["ner"], out=tmp_path / "spans-merged").added_rows == 3
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from synthgate.arguments import optional_path, path_argument
-from synthgate.errors import InputError
+from synthgate.errors import InputError, quoted
 from synthgate.files import dumps, write_atomic, write_json_atomic
 from synthgate.formats.coco import Progress, refuse_non_finite
 from synthgate.formats.coco_checks import check_coco
@@ -229,9 +229,12 @@ def merge_jsonl(
     text_field: str = "text",
     label_field: str = "label",
     id_field: str = "id",
+    add_categories: bool = False,
+    source: str = "real rows",
     result: MergeResult | None = None,
 ) -> list[str]:
-    """Real lines unchanged, then the accepted synthetic rows (see module doc)."""
+    """Real lines unchanged, then the accepted synthetic rows (see module doc); `source` names
+    the real rows in messages."""
     result = result if result is not None else MergeResult()
     real_rows = [json.loads(line) for line in real_lines if line.strip()]
     real_ids = {r.get(id_field) for r in real_rows if r.get(id_field) is not None}
@@ -242,6 +245,12 @@ def merge_jsonl(
             result.left_out.setdefault(str(row.get("status")), []).append(str(row.get("id")))
         else:
             accepted.append(row)
+    _check_text_fields(
+        real_rows, synthetic_rows, source=source, text_field=text_field, label_field=label_field
+    )
+    result.new_categories += _new_labels(
+        real_rows, accepted, source=source, label_field=label_field, add_categories=add_categories
+    )
     ids = [row["id"] for row in accepted]
     problems = []
     if clashing := sorted({i for i in ids if i in real_ids}):
@@ -260,6 +269,87 @@ def merge_jsonl(
         lines.append(dumps(entry) + "\n")
     result.added_rows += len(accepted)
     return lines
+
+
+def _check_text_fields(
+    real_rows: list[dict[str, Any]],
+    synthetic_rows: list[dict[str, Any]],
+    *,
+    source: str,
+    text_field: str,
+    label_field: str,
+) -> None:
+    """Every real row holds its text in `text_field` and, when the run's rows carry a label,
+    its label in `label_field`: synthetic rows are written under those fields, so a field the
+    real rows lack would leave a file whose rows name their text or label differently
+    (balance_text checks its rows the same way)."""
+    lacking = [
+        number
+        for number, row in enumerate(real_rows, start=1)
+        if not isinstance(row.get(text_field), str)
+    ]
+    if lacking:
+        raise InputError(
+            field="text_field",
+            value=text_field,
+            problem=f"{source}: row(s) {_named(lacking)} lack a text `{text_field}`",
+            fix="fix those rows, or name the field the real rows hold their text in",
+        )
+    if all(row.get("label") is None for row in synthetic_rows):
+        return  # a run without document labels (NER): its labels are checked by _new_labels
+    lacking = [
+        number for number, row in enumerate(real_rows, start=1) if row.get(label_field) is None
+    ]
+    if lacking:
+        raise InputError(
+            field="label_field",
+            value=label_field,
+            problem=f"{source}: row(s) {_named(lacking)} lack a label `{label_field}`",
+            fix="fix those rows, or name the field the real rows hold their label in",
+        )
+    for number, row in enumerate(real_rows, start=1):
+        # The run's labels are strings: a real 1 beside a merged "1" would be two classes.
+        if not isinstance(row[label_field], str):
+            raise InputError(
+                f"{source}: row {number}: label `{label_field}` is {quoted(row[label_field])}, "
+                'not a string; write labels as strings ("1", not 1)'
+            )
+
+
+def _new_labels(
+    real_rows: list[dict[str, Any]],
+    accepted: list[dict[str, Any]],
+    *,
+    source: str,
+    label_field: str,
+    add_categories: bool,
+) -> list[str]:
+    """The labels of the accepted rows that no real row has, refused unless `add_categories`
+    (as `merge_coco` refuses new classes): a run made with other label names ('positive'
+    beside the real 'pos') would otherwise split each class in two without a word."""
+    labelled = any(row.get(label_field) is not None for row in real_rows)
+    unlabelled = [row["id"] for row in accepted if row.get("label") is None]
+    if unlabelled and labelled:
+        raise InputError(
+            f"{source}: the run's rows {_named(unlabelled)} carry no document label (a run of "
+            f"spans, such as NER), so they cannot be merged into rows labelled by "
+            f"`{label_field}`: they would be rows without a class; merge the run into a file "
+            "of unlabelled rows, or make a run with labels"
+        )
+    # strings only: a run with labels has had every real label checked to be one
+    real_labels = {row[label_field] for row in real_rows if isinstance(row.get(label_field), str)}
+    new = sorted(
+        {row["label"] for row in accepted if row.get("label") is not None} - real_labels, key=str
+    )
+    if new and not add_categories:
+        held = f"({_named(sorted(real_labels))})" if real_labels else "(which hold none)"
+        raise InputError(
+            field="add_categories",
+            problem=f"synthetic labels {_named(new)} are not labels of {source} {held}",
+            fix="make the run's labels match the real ones, or turn it on to add rows with "
+            "new labels",
+        )
+    return new
 
 
 def dataset_file_name(name: str) -> str:
@@ -348,7 +438,8 @@ def merge(
             the real data, nor inside the run): merged.coco.json (or merged.jsonl), images/ and
             merge.json. It is built under a temporary name and renamed when complete.
         images: COCO: the folder the real file_names are in (default: the real file's folder).
-        text_field, label_field: JSONL: the fields of each row's text and label.
+        text_field, label_field: JSONL: the fields of each row's text and label (every real
+            row holds them; the run's rows are written under them).
         add_categories: append synthetic classes the real file lacks (else refused).
         skip_invalid: COCO: leave bad real entries out (listed) instead of stopping.
         progress: COCO: called with (images placed, images in all) as the images are linked
@@ -404,6 +495,8 @@ def merge(
             read_jsonl(run_dir / "text.jsonl"),
             text_field=text_field,
             label_field=label_field,
+            add_categories=add_categories,
+            source=str(real_path),
             result=result,
         )
         text = "".join(lines)
