@@ -294,6 +294,18 @@ def test_text_merge_adds_new_labels_only_when_asked(
     assert merge(spans, text_runs["ner"], out=tmp_path / "spans-merged").added_rows == 3
 
 
+@pytest.mark.parametrize("name", ["real.ndjson", "real.JSONL"])
+def test_text_merge_reads_every_text_suffix_validate_reads(
+    name: str, text_runs: dict[str, Path], tmp_path: Path
+) -> None:
+    real = _rows(tmp_path / name, RUN_LABELS)
+    result = merge(real, text_runs["reviews"], out=tmp_path / "merged")
+    assert result.merged == tmp_path / "merged" / "merged.jsonl" and result.added_rows == 3
+    merged = run_cli(*_merge_args(real, text_runs["reviews"], tmp_path / "cli"))
+    assert merged.returncode == 0, merged.stderr
+    assert len((tmp_path / "cli" / "merged.jsonl").read_text().splitlines()) == 6
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """A real COCO file, its images folder and a finished copy-paste run over it."""

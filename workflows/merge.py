@@ -40,6 +40,7 @@ from synthgate.formats.exports import place_image
 from synthgate.formats.jsonl import check_row_ids, jsonl_lines, read_jsonl
 from synthgate.formats.paths import confined_path
 from synthgate.outputs import MERGE_MARKER, building_out, check_out, refuse_out_holding
+from synthgate.validators.sources import TEXT_SUFFIXES
 from synthgate.workflows.reviewed import final_verdicts, reviewed_coco
 
 MAX_NAMED = 10
@@ -432,7 +433,7 @@ def merge(
     """Merge the accepted samples of a finished run into a copy of a real dataset.
 
     Args:
-        real: the real COCO file or JSONL (read only).
+        real: the real COCO file, or JSONL (.jsonl or .ndjson, in any case) (read only).
         synthetic: a finished run folder (`run`).
         out: the output folder to write (new, or an earlier merge output; never the folder of
             the real data, nor inside the run): merged.coco.json (or merged.jsonl), images/ and
@@ -482,7 +483,7 @@ def merge(
             value=run_dir,
             problem="not a finished synthgate run (no manifest.json)",
         )
-    if real_path.suffix == ".jsonl":
+    if real_path.suffix.lower() in TEXT_SUFFIXES:  # as validate reads it: .ndjson, .JSONL too
         # refuse a broken file before writing
         check_row_ids(read_jsonl(real_path, what="real JSONL file", strict=True), real_path)
         if not (run_dir / "text.jsonl").is_file():
