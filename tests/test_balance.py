@@ -15,6 +15,7 @@ import pytest
 # Re-exported: test_merge, test_report, test_copy_paste and others import these from here.
 from balance_fixtures import make_tiny_coco
 
+from synthgate.config import MAX_COUNT
 from synthgate.errors import InputError
 from synthgate.workflows.quotas import (
     ClassCount,
@@ -97,6 +98,25 @@ def test_yaml_target_with_unknown_class_names_it(tmp_path: Path) -> None:
     path.write_text("zebra: 4\n")
     with pytest.raises(InputError, match="zebra"):
         class_targets(COUNTS, path, image_count=100)
+
+
+def test_yaml_target_beyond_any_batch_is_refused_naming_the_class(tmp_path: Path) -> None:
+    # was taken as given: the plan of 10^11 specs grew in memory until the machine gave out
+    path = tmp_path / "targets.yaml"
+    path.write_text("b: 20\nc: 99999999999\n")
+    with pytest.raises(InputError) as refused:
+        class_targets(COUNTS, path, image_count=100)
+    assert str(path) in str(refused.value)
+    assert "'c': 99999999999" in str(refused.value) and str(MAX_COUNT) in str(refused.value)
+    assert "'b'" not in str(refused.value)
+
+
+def test_deficits_beyond_any_batch_together_are_refused() -> None:
+    # every class within a batch, all of them not: the plan would be built in memory first
+    targets = dict.fromkeys(COUNTS, MAX_COUNT)
+    with pytest.raises(InputError, match=f"more than a batch holds \\({MAX_COUNT}\\)"):
+        deficits(COUNTS, targets)
+    assert sum(deficits(COUNTS, targets, max_new_per_class=MAX_COUNT // 4).values()) > 0
 
 
 def test_deficits_respect_classes_and_cap() -> None:

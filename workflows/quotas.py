@@ -165,6 +165,12 @@ def _targets_from_file(path: Path, counts: dict[str, ClassCount]) -> dict[str, i
     bad = {k: v for k, v in data.items() if not isinstance(v, int) or isinstance(v, bool) or v < 0}
     if bad:
         raise InputError(f"{path}: targets must be integers >= 0 (got {bad})")
+    # as `--target N` is: a plan is held in memory before it runs, and a sample's index is 32-bit
+    too_many = {str(k): v for k, v in data.items() if v > MAX_COUNT}
+    if too_many:
+        raise InputError(
+            f"{path}: target(s) {too_many} are more than a batch holds ({MAX_COUNT}); lower them"
+        )
     return {str(k): int(v) for k, v in data.items()}
 
 
@@ -218,6 +224,16 @@ def deficits(
         if max_new_per_class is not None:
             lack = min(lack, max_new_per_class)
         result[name] = lack
+    # Each class may be within a batch and all of them together not (`plan_specs` would build
+    # them all in memory first): refused before any work, like a class's own target.
+    total = sum(result.values())
+    if total > MAX_COUNT:
+        largest = dict(sorted(result.items(), key=lambda item: -item[1])[:5])
+        raise InputError(
+            f"the classes lack {total} instances in all ({largest} the most), more than a batch "
+            f"holds ({MAX_COUNT}); lower the target, or set max_new_per_class or classes in the "
+            "balance config"
+        )
     return result
 
 
