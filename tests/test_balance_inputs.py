@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from balance_fixtures import make_tiny_coco, run_cli
+from balance_fixtures import balance_coco, balance_reviews, make_tiny_coco, run_cli
 from pycocotools.coco import COCO
 
 
@@ -220,3 +220,26 @@ def test_leading_zeros_do_not_make_a_target_too_long() -> None:
     assert parse_target("0" * 30 + "12") == 12
     assert parse_target("0" * 4400 + "12") == 12  # beyond int()'s 4,300 digits, zeros and all
     assert parse_target("１２") == 12  # full-width digits are what int() reads as 12
+
+
+@pytest.mark.parametrize("kind", ["coco", "jsonl"])
+def test_a_config_class_the_dataset_lacks_is_refused_naming_the_real_ones(
+    kind: str, tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # a misspelt class used to raise nothing: exit 0, nothing added, nothing said
+    config = tmp_path / "balance.yaml"
+    config.write_text("target: max\nclasses: [squar, disc]\n")
+    out = tmp_path / "out"
+    if kind == "coco":
+        result = balance_coco(*tiny, out, "--config", str(config))
+        real = "['blob', 'disc', 'square', 'tri']"
+    else:
+        rows = [{"review": "Great value.", "sentiment": s} for s in ("pos", "pos", "disc")]
+        (tmp_path / "reviews.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        result = balance_reviews(tmp_path / "reviews.jsonl", out, "--config", str(config))
+        real = "['disc', 'pos']"
+    assert result.returncode == 2, result.stdout + result.stderr
+    message = " ".join(result.stderr.split())
+    assert f"{config}: classes: unknown class(es) ['squar']" in message
+    assert real in message
+    assert not out.exists()

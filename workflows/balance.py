@@ -53,6 +53,7 @@ from synthgate.workflows.quotas import (
     BalanceConfig,
     ClassCount,
     attribute_shares,
+    check_classes,
     class_counts,
     class_targets,
     deficits,
@@ -347,6 +348,7 @@ def balance(
     data = checked.data
     refuse_non_finite(data, coco_path, non_finite)  # its entries go into merged.coco.json
     before = class_counts(data)
+    check_classes(balance.classes, before, source=config_path or "<config>")
     targets = class_targets(
         before, strategy, image_count=len(data["images"]), repeat_threshold=balance.repeat_threshold
     )

@@ -57,6 +57,7 @@ from synthgate.workflows.balance import (
 from synthgate.workflows.merge import MergeResult, merge_jsonl
 from synthgate.workflows.quotas import (
     attribute_shares,
+    check_classes,
     class_targets,
     deficits,
     label_counts,
@@ -148,6 +149,7 @@ def balance_text(
             section.setdefault("text_field", text_field)
             section.setdefault("label_field", label_field)
     before = label_counts(rows, label_field=label_field)
+    check_classes(balance.classes, before, source=config_path or "<config>")
     check_sections(
         sections,
         modality="text",

@@ -208,6 +208,19 @@ def class_targets(
     return targets
 
 
+def check_classes(
+    classes: list[str] | None, counts: dict[str, ClassCount], *, source: Path | str
+) -> None:
+    """Refuse a balance config's `classes` entry the dataset lacks (`source`: the config): a
+    misspelt name would otherwise raise nothing and the balance add nothing, exit 0."""
+    unknown = sorted({name for name in classes or [] if name not in counts})
+    if unknown:
+        raise InputError(
+            f"{source}: classes: unknown class(es) {unknown}; the dataset's classes are "
+            f"{sorted(counts)}"
+        )
+
+
 def deficits(
     counts: dict[str, ClassCount],
     targets: dict[str, int],
