@@ -243,3 +243,47 @@ def test_a_config_class_the_dataset_lacks_is_refused_naming_the_real_ones(
     assert f"{config}: classes: unknown class(es) ['squar']" in message
     assert real in message
     assert not out.exists()
+
+
+CONFIG_TARGET_CASES = [  # (the config's target, what the error says after "CONFIG: target: ")
+    ("0", "an integer target must be > 0 (got 0)"),
+    ("largest", "choose max, median"),
+    ("missing.yaml", "file not found"),
+]
+
+
+@pytest.mark.parametrize(("target", "words"), CONFIG_TARGET_CASES)
+def test_a_bad_config_target_names_the_config_not_the_flag(
+    target: str, words: str, tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # blamed "--target 0", which the user never passed
+    config = tmp_path / "balance.yaml"
+    config.write_text(f"target: {target}\n")
+    result = balance_coco(*tiny, tmp_path / "out", "--config", str(config))
+    assert result.returncode == 2, result.stdout + result.stderr
+    message = " ".join(result.stderr.split())
+    assert f"{config}: target: {words}" in message
+    assert "--target" not in message
+
+
+def test_a_config_target_path_is_taken_from_the_configs_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from synthgate.errors import InputError
+    from synthgate.workflows.quotas import balance_target, load_balance_config
+
+    (tmp_path / "configs").mkdir()
+    config = tmp_path / "configs" / "balance.yaml"
+    config.write_text("target: targets.yaml\naugment: augment.yaml\n")
+    (tmp_path / "configs" / "targets.yaml").write_text("disc: 4\n")
+    (tmp_path / "targets.yaml").write_text("disc: 9\n")  # the working directory's: not this one
+    monkeypatch.chdir(tmp_path)
+    balance = load_balance_config(config)
+    assert balance_target(None, balance, source=config) == tmp_path / "configs" / "targets.yaml"
+    assert balance.augment == tmp_path / "configs" / "augment.yaml"  # as augment was already
+    # given as the argument, a path is the working directory's, whatever the config says
+    assert balance_target("targets.yaml", balance, source=config) == Path("targets.yaml")
+    (tmp_path / "configs" / "targets.yaml").unlink()
+    with pytest.raises(InputError, match="file not found") as refused:
+        balance_target(None, balance, source=config)  # not the working directory's instead
+    assert str(tmp_path / "configs" / "targets.yaml") in str(refused.value)

@@ -53,12 +53,12 @@ from synthgate.workflows.quotas import (
     BalanceConfig,
     ClassCount,
     attribute_shares,
+    balance_target,
     check_classes,
     class_counts,
     class_targets,
     deficits,
     load_balance_config,
-    parse_target,
     plan_specs,
     split_deficits,
 )
@@ -317,7 +317,7 @@ def balance(
     out = path_argument(out, "out")
     balance = load_balance_config(config)  # refuses a config of the wrong type first
     config_path = None if config is None or isinstance(config, Mapping) else Path(config)
-    strategy = parse_target(str(target) if target is not None else balance.target)
+    strategy = balance_target(target, balance, source=config_path)
     if not images_dir.is_dir():
         raise InputError(
             field="images",

@@ -57,12 +57,12 @@ from synthgate.workflows.balance import (
 from synthgate.workflows.merge import MergeResult, merge_jsonl
 from synthgate.workflows.quotas import (
     attribute_shares,
+    balance_target,
     check_classes,
     class_targets,
     deficits,
     label_counts,
     load_balance_config,
-    parse_target,
     split_deficits,
 )
 
@@ -129,7 +129,7 @@ def balance_text(
     jsonl_path, out = path_argument(jsonl, "jsonl"), path_argument(out, "out")
     balance = load_balance_config(config)  # refuses a config of the wrong type first
     config_path = None if config is None or isinstance(config, Mapping) else Path(config)
-    strategy = parse_target(str(target) if target is not None else balance.target)
+    strategy = balance_target(target, balance, source=config_path)
     if not jsonl_path.is_file():
         raise InputError(field="jsonl", value=jsonl_path, problem="file not found")
     target_file = strategy if isinstance(strategy, Path) else None

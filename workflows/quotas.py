@@ -111,8 +111,9 @@ def label_counts(rows: list[dict[str, Any]], *, label_field: str) -> dict[str, C
     return {label: ClassCount(n, n) for label, n in counts.items()}
 
 
-def parse_target(value: str | int) -> str | int | Path:
-    """A CLI/config target: a strategy name, a positive integer, or a YAML path."""
+def parse_target(value: str | int, *, base: Path | None = None) -> str | int | Path:
+    """A CLI/config target: a strategy name, a positive integer, or a YAML path (a relative one
+    taken from the folder `base`, else from the working directory)."""
     if isinstance(value, int):
         if value <= 0:
             raise InputError(field="target", value=value, problem="an integer target must be > 0")
@@ -138,11 +139,13 @@ def parse_target(value: str | int) -> str | int | Path:
                 problem=f"is more than a batch holds ({MAX_COUNT})",
             )
         return parse_target(int(digits.lstrip("0") or "0"))
-    path = Path(text)
+    path = Path(text) if base is None else base / text  # an absolute `text` stays as it is
     if path.suffix in (".yaml", ".yml", ".json") or path.exists():
         if not path.is_file():
             raise InputError(
-                field="target", value=text, problem="file not found; give a YAML of class: target"
+                field="target",
+                value=text if base is None else path,  # where it was looked for
+                problem="file not found; give a YAML of class: target",
             )
         return path
     raise InputError(
@@ -151,6 +154,23 @@ def parse_target(value: str | int) -> str | int | Path:
         problem="choose max, median, repeat_factor, a positive integer, "
         "or the path of a YAML mapping class: target",
     )
+
+
+def balance_target(
+    given: str | int | None, config: BalanceConfig, *, source: Path | None
+) -> str | int | Path:
+    """The target a balance runs to: `given` (the `target` argument, a path taken from the working
+    directory), else the balance config's `target` key (`source`: the config's file; None for a
+    mapping). Errors in the config's name its file and key, not a `target` nobody passed, and a
+    relative path is taken from the config's folder, as `augment` is."""
+    if given is not None:
+        return parse_target(str(given))
+    try:
+        return parse_target(config.target, base=source.resolve().parent if source else None)
+    except InputError as error:
+        raise InputError(
+            f"{source or '<config>'}: target: {error.problem} (got {error.value})"
+        ) from None
 
 
 def _targets_from_file(path: Path, counts: dict[str, ClassCount]) -> dict[str, int]:
