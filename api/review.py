@@ -256,10 +256,28 @@ def decide(
     return Response(Saved(item_id=item_id).model_dump_json(), media_type="application/json")
 
 
+def image_type(path: Path) -> str:
+    """The media type of an image file by its suffix (pre-labels' images are the user's JPEGs
+    as often as PNGs); anything else is sent as bytes, never as a type a browser would run."""
+    return IMAGE_TYPES.get(path.suffix.lower(), "application/octet-stream")
+
+
+IMAGE_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+    ".bmp": "image/bmp",
+    ".gif": "image/gif",
+    ".tif": "image/tiff",
+    ".tiff": "image/tiff",
+}
+
+
 @router.get(
     "/{item_id}/image",
     response_class=FileResponse,
-    responses={200: {"content": {"image/png": {}}}, **NO_ITEM},
+    responses={200: {"content": {"image/png": {}, "image/jpeg": {}}}, **NO_ITEM},
 )
 def item_image(
     request: Request, item_id: int = ITEM_ID, user: User = Depends(require("annotator"))
@@ -273,7 +291,7 @@ def item_image(
             if isinstance(where, Path):
                 if not where.is_file():
                     raise InputError(f"item {item_id}: its image file is missing")
-                return FileResponse(where, media_type="image/png")
+                return FileResponse(where, media_type=image_type(where))
             data = queue.item_image_bytes(internal) if where is not None else None
     except (InputError, OSError) as error:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(error)) from None

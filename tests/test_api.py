@@ -381,3 +381,13 @@ def test_real_responses_fit_their_declared_schemas(client, tokens, app):
 def _fits(value: dict, schema: dict) -> None:
     assert set(value) <= set(schema["properties"]), set(value) - set(schema["properties"])
     assert set(schema.get("required", [])) <= set(value)
+
+
+def test_an_item_image_is_sent_as_its_own_type() -> None:
+    """Pre-labels' images are the user's files, JPEGs as often as PNGs (they were all sent as
+    image/png); a name that is no image is sent as bytes, never as a type a browser runs."""
+    from synthgate.api.review import image_type
+
+    assert image_type(Path("a/IMG_1.JPG")) == "image/jpeg"
+    assert image_type(Path("x.png")) == "image/png"
+    assert image_type(Path("x.svg")) == image_type(Path("x.html")) == "application/octet-stream"
