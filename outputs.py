@@ -322,6 +322,20 @@ def publish_out(temporary: Path, out: Path) -> None:
     shutil.rmtree(previous, ignore_errors=True)  # the new folder is in place either way
 
 
+def reading_sqlite(path: Path) -> sqlite3.Connection:
+    """A connection to the SQLite file `path` for reading, which never creates the file.
+
+    Opened read-write where it may be ("mode=rw" creates nothing): a read-only connection to a
+    database in WAL mode cannot take away the -wal and -shm files it makes beside it, which then
+    stayed in the user's run folder after a refused command; read-only where writing is not
+    allowed (a read-only file or folder)."""
+    uri = path.resolve().as_uri()
+    try:
+        return sqlite3.connect(f"{uri}?mode=rw", uri=True)
+    except sqlite3.OperationalError:
+        return sqlite3.connect(f"{uri}?mode=ro", uri=True)
+
+
 def human_decision_count(path: Path) -> int:
     """How many human review decisions a run database holds (0 if it has no review tables).
 
@@ -329,11 +343,10 @@ def human_decision_count(path: Path) -> int:
     """
     if not path.is_file():
         return 0
-    # The standard library's sqlite3, read-only: a command checking its --out or --json target
-    # need not load SQLAlchemy.
-    uri = f"{path.resolve().as_uri()}?mode=ro"
+    # The standard library's sqlite3: a command checking its --out or --json target need not
+    # load SQLAlchemy.
     try:
-        with contextlib.closing(sqlite3.connect(uri, uri=True)) as connection:
+        with contextlib.closing(reading_sqlite(path)) as connection:
             found = connection.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'review_decisions'"
             ).fetchone()

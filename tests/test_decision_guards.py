@@ -192,3 +192,21 @@ def test_check_out_file_refuses_what_a_run_is_made_of(
     else:
         with pytest.raises(Exception, match=refused):
             check_out_file(target)
+
+
+def test_checking_a_database_leaves_nothing_beside_it(tmp_path: Path) -> None:
+    """A refused command read the database it refused to replace: read-only, SQLite left its
+    -wal and -shm files in the user's run folder (a WAL database)."""
+    import sqlite3
+
+    from synthgate.workflows.reviewed import final_verdicts
+
+    database = tmp_path / "synthgate.db"
+    with sqlite3.connect(database) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("CREATE TABLE review_decisions (id INTEGER PRIMARY KEY)")
+    connection.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["synthgate.db"]
+    assert human_decision_count(database) == 0
+    assert final_verdicts(database) == {}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["synthgate.db"]

@@ -20,6 +20,7 @@ from typing import Any
 
 from synthgate.errors import InputError
 from synthgate.formats.coco import sample_to_coco_annotations
+from synthgate.outputs import reading_sqlite
 from synthgate.review.adjudication import STATUS_OF
 
 
@@ -27,13 +28,12 @@ def final_verdicts(database: Path) -> dict[str, str]:
     """Sample id -> the final verdict of its review item, for the samples people decided (an
     audit of an accepted sample too); empty for a database without review tables or none.
 
-    Read with the standard library, read-only: a run folder that was never reviewed costs one
-    look at its database, and nothing is created."""
+    Read with the standard library (`reading_sqlite`): a run folder that was never reviewed
+    costs one look at its database, and nothing is created or left beside it."""
     if not database.is_file():
         return {}
-    uri = f"{database.resolve().as_uri()}?mode=ro"
     try:
-        with contextlib.closing(sqlite3.connect(uri, uri=True)) as connection:
+        with contextlib.closing(reading_sqlite(database)) as connection:
             rows = connection.execute(
                 "SELECT sample_id, final_verdict FROM review_items "
                 "WHERE kind = 'sample' AND status = 'final' AND final_verdict IS NOT NULL"
