@@ -298,6 +298,12 @@ def _rle_runs_one_by_one(counts: str | bytes) -> list[int] | None:
     return runs
 
 
+def has_segmentation(annotation: dict[str, Any]) -> bool:
+    """Whether a COCO annotation has a segmentation: box-only files (CVAT's, Roboflow's) write
+    `"segmentation": []` where others leave the key out, and both mean none."""
+    return annotation.get("segmentation") not in (None, [])
+
+
 def annotation_mask(annotation: dict[str, Any], height: int, width: int) -> np.ndarray:
     """Bool HxW mask of a COCO annotation's segmentation: polygons, RLE or compressed RLE."""
     return decode_mask(segmentation_to_rle(annotation["segmentation"], height, width))

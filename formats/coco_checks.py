@@ -28,7 +28,13 @@ from synthgate.class_names import category_name_problem
 from synthgate.errors import InputError, quoted
 from synthgate.formats.coco import Progress
 from synthgate.formats.paths import confined_path, confinement_problem
-from synthgate.masks import finite_number, finite_numbers, polygon_problem, rle_problem
+from synthgate.masks import (
+    finite_number,
+    finite_numbers,
+    has_segmentation,
+    polygon_problem,
+    rle_problem,
+)
 
 MAX_LISTED = 20  # problems named in one error message; the rest are counted
 PROGRESS_EVERY = 64  # image entries between two calls of a check's `progress` (and the last)
@@ -215,7 +221,7 @@ def _annotation_problems(
         # COCOeval reads int(iscrowd): 0, 1, false, true, 0.0 and 1.0 all read right
         if not (isinstance(crowd, int | float) and crowd in (0, 1)):
             add(f"iscrowd must be 0 or 1 (got {quoted(crowd)})")
-        if "segmentation" in annotation:
+        if has_segmentation(annotation):
             message = _polygon_problem(annotation["segmentation"])
             if message is None and isinstance(annotation["segmentation"], dict):
                 image_id = annotation.get("image_id")

@@ -30,7 +30,13 @@ from synthgate.errors import InputError
 from synthgate.formats.coco_checks import check_coco
 from synthgate.formats.coco_reader import read_coco_streaming
 from synthgate.generators.labels import PlacedObject, labels_from_masks
-from synthgate.masks import annotation_mask, blank_mask, encode_mask, tight_bbox
+from synthgate.masks import (
+    annotation_mask,
+    blank_mask,
+    encode_mask,
+    has_segmentation,
+    tight_bbox,
+)
 from synthgate.samples import (
     GeneratedSample,
     ObjectLabel,
@@ -76,7 +82,7 @@ def is_source(annotation: dict[str, Any], *, min_source_area: int) -> bool:
     area = annotation.get("area")  # COCO files may leave it out or null: the box's then
     return (
         not annotation.get("iscrowd", 0)
-        and "segmentation" in annotation
+        and has_segmentation(annotation)
         and float(w * h if area is None else area) >= min_source_area
         and min(w, h) >= 2
     )
@@ -162,7 +168,7 @@ class CopyPasteGenerator:
             image_id
             for image_id in self.images
             if not any(a.get("iscrowd", 0) for a in self.annotations_of[image_id])
-            and all("segmentation" in a for a in self.annotations_of[image_id])
+            and all(map(has_segmentation, self.annotations_of[image_id]))
         ]
         if not self.backgrounds:
             raise InputError(

@@ -60,3 +60,17 @@ def test_the_fix_offered_is_one_that_can_work(tmp_path: Path) -> None:
     assert message.endswith("fix these entries") and "skip" not in message
     both = {**duplicate, "categories": names}
     assert "and these entries, or leave the entries out with --skip-invalid" in _refusal(both)
+
+
+def test_a_box_only_file_is_a_clean_file(tmp_path: Path) -> None:
+    """CVAT and Roboflow write box-only annotations as `"segmentation": []`, which balance,
+    merge and export refused ("must be a list of polygons") while a missing key passed: both
+    mean no segmentation. Such an annotation is no copy-paste source either."""
+    from synthgate.generators.copy_paste import is_source
+
+    coco_path, images = make_tiny_coco(tmp_path)
+    data = json.loads(coco_path.read_text())
+    boxes = {**data, "annotations": [dict(a, segmentation=[]) for a in data["annotations"]]}
+    assert find_coco_problems(boxes, images_dir=images) == []
+    assert not any(is_source(a, min_source_area=1) for a in boxes["annotations"])
+    assert any(is_source(a, min_source_area=1) for a in data["annotations"])
