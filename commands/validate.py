@@ -70,6 +70,13 @@ def validate(
         advance = count_bar(bars, "judging")
         hashed = count_bar(bars, "hashing the reference images")
 
+        if coco is None and min_score != 0.0:
+            raise InputError(
+                field="min_score",
+                value=min_score,
+                problem="applies to a COCO results file (predictions, with --coco) only",
+                fix="leave it out, or pass --coco",
+            )
         if json_out is not None:
             # before any work: never a database, nor a file it reads
             reads = [p for p in (path, coco, reference) if p is not None]

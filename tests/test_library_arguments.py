@@ -214,3 +214,17 @@ def test_an_output_folder_holding_an_input_is_refused(
         "an input",
     )
     assert target.is_file()
+
+
+def test_an_option_that_does_not_apply_is_refused_not_ignored(tmp_path: Path) -> None:
+    """validate took images for a text file and min_score without predictions, and ignored
+    them: the user believed pixels or a score cut had been checked."""
+    from typer.testing import CliRunner
+
+    from synthgate.cli import app
+
+    texts = tmp_path / "t.jsonl"
+    texts.write_text('{"text": "hello there, world", "label": "a"}\n')
+    _refused(lambda: sg.validate_file(texts, images=tmp_path), "images", "text JSONL")
+    result = CliRunner().invoke(app, ["validate", str(texts), "--min-score", "0.5"])
+    assert result.exit_code == 2 and "--min-score 0.5: applies to a COCO results" in result.output

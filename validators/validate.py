@@ -298,6 +298,13 @@ def validate_file(
             progress=read_progress,
         )
         stack.callback(source.items.close)  # stopped early: its image decoders stop too
+        if images is not None and source.kind == "jsonl":
+            raise InputError(
+                field="images",
+                value=images,
+                problem=f"applies to COCO files; {source_path} is a text JSONL file",
+                fix="leave it out",
+            )
         chosen = rubric if isinstance(rubric, Rubric) else load_rubric(rubric or source.rubric)
         shown = "the COCO mapping" if isinstance(path, dict) else path
         if chosen.modality == "image" and source.kind != "coco":
