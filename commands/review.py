@@ -65,10 +65,20 @@ def enqueue(
         [], "--batch", help="Batch id to enqueue; repeat for several (default: every batch)."
     ),
     annotators_per_item: int = typer.Option(
-        2, "--annotators-per-item", "-k", min=1, help="Distinct annotators each item needs."
+        2,
+        "--annotators-per-item",
+        "-k",
+        min=1,
+        help="Distinct annotators each new item needs (items already queued keep theirs).",
     ),
     gold_rate: float = typer.Option(
-        0.1, "--gold-rate", min=0.0, max=0.9, help="Share of an annotator's tasks that are gold."
+        0.1,
+        "--gold-rate",
+        min=0.0,
+        max=0.9,
+        help="Sizes the gold set: honeypots (a known defect in an accepted sample) for about "
+        "this share of the review items. How often an annotator meets gold is serve's "
+        "--gold-rate.",
     ),
     image_root: str | None = typer.Option(
         None,
