@@ -4,11 +4,17 @@
 key, with the `value` given) and how to fix it (`fix`); or, for a file's contents, one message
 that names the file, the line or entry and the fix. The library never speaks of exit codes or
 command-line flags: the CLI shows `field` as its flag (`out` -> `--out`) and exits 2, the API
-answers 4xx.
+answers 4xx. A text that tells the user to pass another parameter names it as an `{option}`
+placeholder listed in `options` (a name, or a name with the value to pass): the library and the
+API read the parameter, the CLI its flag.
 
     raise InputError(field="out", value=out, problem="is a symlink", fix="give a real folder")
     str(error)                    # "out=runs/x: is a symlink; give a real folder"
     error.describe("--out")       # "--out runs/x: is a symlink; give a real folder"
+
+    raise InputError("... pass {force=True} to replace it", options=("force=True",))
+    str(error)                    # "... pass force=True to replace it"
+    error.describe(as_flag=flag)  # "... pass --force to replace it" (flag("force=True"))
 """
 
 from __future__ import annotations
@@ -31,26 +37,42 @@ class InputError(Exception):
         value: Any = _UNSET,
         problem: str | None = None,
         fix: str | None = None,
+        options: tuple[str, ...] = (),
     ) -> None:
         if message is None and (field is None or problem is None):
             raise TypeError("InputError needs a message, or a field and a problem")
+        texts = [text for text in (message, problem, fix) if text is not None]
+        for option in options:
+            if not any("{" + option + "}" in text for text in texts):
+                raise TypeError(f"InputError: option {option!r} is not in the text as {{{option}}}")
         self.field = field
         self.value = None if value is _UNSET else value
         self.has_value = value is not _UNSET
         self.problem = problem
         self.fix = fix
         self.message = message
-        super().__init__(message if message is not None else self.describe())
+        self.options = options
+        super().__init__(self.describe())
 
-    def describe(self, shown_as: str | None = None) -> str:
-        """The message with the field shown as `shown_as` (a CLI flag), or as `field=value`."""
+    def describe(
+        self, shown_as: str | None = None, *, as_flag: Callable[[str], str] | None = None
+    ) -> str:
+        """The message with the field shown as `shown_as` (a CLI flag), or as `field=value`,
+        and each of `options` shown by `as_flag` (a CLI flag), or as the parameter."""
         if self.message is not None or self.field is None:
-            return str(self.message)
+            return self._shown(str(self.message), as_flag)
         if shown_as is not None:
             where = f"{shown_as} {self.value}" if self.has_value else shown_as
         else:
             where = f"{self.field}={self.value}" if self.has_value else self.field
-        return f"{where}: {self.problem}" + (f"; {self.fix}" if self.fix else "")
+        fix = f"; {self._shown(self.fix, as_flag)}" if self.fix else ""
+        return f"{where}: {self._shown(str(self.problem), as_flag)}{fix}"
+
+    def _shown(self, text: str, as_flag: Callable[[str], str] | None) -> str:
+        """`text` with its `{option}` placeholders filled (the value given is never touched)."""
+        for option in self.options:
+            text = text.replace("{" + option + "}", as_flag(option) if as_flag else option)
+        return text
 
 
 def printable(text: str) -> str:

@@ -164,10 +164,23 @@ def _plain_table() -> type[Table]:
 EXIT_BAD_INPUT = 2
 
 
+# The one option whose flag is not its parameter's name: each --annotator-email adds one entry.
+IRREGULAR_FLAGS = {"annotator_emails": "--annotator-email"}
+
+
 def flag_of(field: str) -> str:
     """The command-line flag of a library parameter: `out` -> `--out`, `label_field` ->
-    `--label-field` (every command names its options after the parameters it passes on)."""
-    return "--" + field.replace("_", "-")
+    `--label-field` (every command names its options after the parameters it passes on); one
+    written with its value (an `InputError`'s options) as the flag that passes it:
+    `force=True` -> `--force`, `copy_images=False` -> `--no-copy-images`, `format=coco` ->
+    `--format coco`."""
+    name, _, value = field.partition("=")
+    flag = IRREGULAR_FLAGS.get(name, "--" + name.replace("_", "-"))
+    if value == "True":
+        return flag
+    if value == "False":
+        return "--no-" + flag.removeprefix("--")
+    return f"{flag} {value}" if value else flag
 
 
 @contextmanager
@@ -176,7 +189,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except InputError as error:
-        fail(error.describe(flag_of(error.field) if error.field else None))
+        fail(error.describe(flag_of(error.field) if error.field else None, as_flag=flag_of))
     except UnicodeEncodeError as error:  # a lone surrogate no check of its input caught
         message = lone_surrogate(error)
         if message is None:
