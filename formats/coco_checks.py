@@ -348,12 +348,14 @@ def check_coco(
             fix = "fix these entries"
         elif category_problems:
             fix = "fix the categories (they cannot be skipped) and these entries, or leave the "
-            fix += "entries out with --skip-invalid (they are listed)"
+            fix += "entries out with {skip_invalid=True} (they are listed)"
         else:
-            fix = "fix these entries, or pass --skip-invalid to leave them out (they are listed)"
+            fix = "fix these entries, or pass {skip_invalid=True} to leave them out (they are "
+            fix += "listed)"
         raise InputError(
             f"{source}: {len(problems)} problem(s) in the COCO file; nothing was written:\n"
-            f"{describe_problems(problems)}\n{fix}"
+            f"{describe_problems(problems)}\n{fix}",
+            options=("skip_invalid=True",) if "{skip_invalid=True}" in fix else (),
         )
     bad = {(p.section, p.position) for p in problems}
     images = [e for i, e in enumerate(data["images"]) if ("images", i) not in bad]

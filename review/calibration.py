@@ -442,7 +442,8 @@ def calibrate_items(
                 f"final verdicts, {len(fitted)} to fit after holding out {holdout:g}; no check "
                 f"was measured on {min_verdicts} of them (the most: {most})"
             ),
-            fix="review more items (synthgate review enqueue) or lower --min-verdicts",
+            fix="review more items (synthgate review enqueue) or lower {min_verdicts}",
+            options=("min_verdicts",),
         )
     new = with_thresholds(rubric, *fitter.fit(thresholds_of(rubric), rubric.routing))
     model = RubricModel(rubric, [r.measurements for r in held])

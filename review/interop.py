@@ -119,7 +119,8 @@ def export_tasks(
     if modality is None and len(modalities) > 1:
         raise InputError(
             "the queue holds image and text items and a Label Studio project has one labeling "
-            "config: pass --modality image or --modality text"
+            "config: pass {modality=image} or {modality=text}",
+            options=("modality=image", "modality=text"),
         )
     chosen = modality or (modalities[0] if modalities else "image")
     chosen_items = [item for item in items if item[1] == chosen]
@@ -170,8 +171,9 @@ def _image_uri(queue: ReviewQueue, item_id: int, shown: Sample, image_root: Path
         raise InputError(
             field="image_root",
             value=image_root,
-            problem=f"item {item_id}'s image is not a local file ({where}); leave --image-root "
-            "out and give --image-url for the server that has it",
+            problem=f"item {item_id}'s image is not a local file ({where}); leave {{image_root}} "
+            "out and give {image_url} for the server that has it",
+            options=("image_root", "image_url"),
         )
     root = image_root.resolve()
     if not where.is_relative_to(root):
@@ -207,9 +209,11 @@ def _annotator_users(
     if missing:
         raise InputError(
             f"annotators {', '.join(missing)}: Label Studio imports an annotation only with the "
-            "email of a user it knows, and refuses the whole file otherwise; map each with "
-            f"--annotator-email {names[0]}=someone@example.org (or --email-domain example.org), "
-            "create those users in Label Studio, or leave annotators out with --no-annotators"
+            "email of a user it knows, and refuses the whole file otherwise; map each to an "
+            f"email with {{annotator_emails}} (e.g. {names[0]} to someone@example.org) or all "
+            "to one domain with {email_domain} (e.g. example.org), create those users in Label "
+            "Studio, or leave annotators out with {annotators=False}",
+            options=("annotator_emails", "email_domain", "annotators=False"),
         )
     return users
 

@@ -46,8 +46,9 @@ def database_url(run: Path | None, db: str | None, *, create: bool = False) -> s
         settings.runs_dir.mkdir(parents=True, exist_ok=True)
     elif not path.is_file():
         raise InputError(
-            f"no database: {path} does not exist; pass --run runs/<name>, --db URL or set "
-            "SYNTHGATE_DB_URL"
+            f"no database: {path} does not exist; pass a run folder as {{run}}, a database "
+            "URL as {db} or set SYNTHGATE_DB_URL",
+            options=("run", "db"),
         )
     return sqlite_url(path)
 
@@ -85,8 +86,9 @@ def open_store(url: str, *, must_exist: bool = False) -> Store:
     if must_exist and path is not None and (not is_file(path) or path.stat().st_size == 0):
         found = "no database" if not is_file(path) else "an empty file, not a database,"
         raise InputError(
-            f"{found} at {path}; check --db (or --run): it must name a database that a "
-            "run or batch wrote"
+            f"{found} at {path}; check {{db}} (or {{run}}): it must name a database that a "
+            "run or batch wrote",
+            options=("db", "run"),
         )
     try:
         return Store(url)

@@ -53,13 +53,13 @@ def test_the_fix_offered_is_one_that_can_work(tmp_path: Path) -> None:
     for options in ({}, {"skip_invalid": True}):
         message = _refusal(twice, **options)
         assert "fix the categories (they cannot be skipped)" in message
-        assert "--skip-invalid" not in message
+        assert "skip_invalid" not in message
     duplicate = {**data, "images": data["images"] + data["images"][:1]}
-    assert "pass --skip-invalid" in _refusal(duplicate)
+    assert "pass skip_invalid=True to leave them out" in _refusal(duplicate)
     message = _refusal(duplicate, can_skip=False)
     assert message.endswith("fix these entries") and "skip" not in message
     both = {**duplicate, "categories": names}
-    assert "and these entries, or leave the entries out with --skip-invalid" in _refusal(both)
+    assert "and these entries, or leave the entries out with skip_invalid=True" in _refusal(both)
 
 
 def test_a_box_only_file_is_a_clean_file(tmp_path: Path) -> None:

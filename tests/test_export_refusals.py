@@ -126,7 +126,11 @@ ERROR_CASES: list[tuple[str, Any, list[str], list[str]]] = [
         "missing images",
         None,
         ["{coco}", "-f", "yolo"],  # file_names are relative to images/, not the COCO folder
-        ["a/000001.png: image file not found", "none of the 4 images", "--images DIR"],
+        [
+            "a/000001.png: image file not found",
+            "none of the 4 images",
+            "as --images, or --no-copy-images to",
+        ],
     ),
     (
         "one image missing",

@@ -163,7 +163,7 @@ def test_export_then_import_of_the_same_decisions_changes_nothing(
 def test_mixed_modalities_need_a_choice(store: Store, tmp_path: Path) -> None:
     queue = ReviewQueue(store, gold_rate=0.0)
     queue.enqueue_batch("b1")
-    with pytest.raises(InputError, match="--modality image or --modality text"):
+    with pytest.raises(InputError, match="pass modality=image or modality=text"):
         export_tasks(queue, tmp_path / "x.json")
     assert not (tmp_path / "x.json").exists()
 

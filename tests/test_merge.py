@@ -588,6 +588,26 @@ def test_merge_refuses_an_out_inside_the_run(finished_run: tuple[Path, Path, Pat
     assert not (run_dir / "images" / "merged.json").exists()
 
 
+def test_new_classes_are_refused_naming_add_categories_as_the_caller_passes_it(
+    finished_run: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """One refusal, two callers: a notebook reads the parameter, the command line the flag."""
+    coco, images, run_dir = finished_run
+    data = json.loads(coco.read_text())
+    for category in data["categories"]:
+        category["name"] = f"real {category['name']}"  # every class of the run is new
+    real = tmp_path / "renamed.json"
+    real.write_text(json.dumps(data))
+    with pytest.raises(InputError) as raised:
+        merge(real, run_dir, out=tmp_path / "library", images=images)
+    assert str(raised.value).endswith("or pass add_categories=True to append them")
+    refused = run_cli(*_merge_args(real, run_dir, tmp_path / "cli", "--images", str(images)))
+    message = " ".join(refused.stderr.split())
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+    assert message.endswith("or pass --add-categories to append them"), message
+    assert not (tmp_path / "library").exists() and not (tmp_path / "cli").exists()
+
+
 def test_merge_skip_invalid_leaves_bad_real_entries_out(
     finished_run: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:

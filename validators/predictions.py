@@ -46,7 +46,9 @@ def read_results(path: Path, *, coco: dict[str, Any], coco_name: str) -> list[di
     if not isinstance(rows, list):
         raise InputError(
             f"{path}: a COCO results file is a JSON list of predictions (got "
-            f"{type(rows).__name__}); pass a COCO file without --coco"
+            f"{type(rows).__name__}); a COCO file with its own labels is judged without "
+            "{coco}",
+            options=("coco",),
         )
     images = {image.get("id") for image in coco["images"] if isinstance(image, dict)}
     categories = {c.get("id") for c in coco["categories"] if isinstance(c, dict)}

@@ -78,7 +78,9 @@ def _check_rows(
     if bad:
         raise InputError(
             f"{path}: row(s) {', '.join(bad[:20])} lack a text `{text_field}` or a label "
-            f"`{label_field}`; fix them or pass --label-field / --text-field"
+            f"`{label_field}`; fix them or name the rows' fields with {{label_field}} and "
+            "{text_field}",
+            options=("label_field", "text_field"),
         )
     # New rows carry their class as text: a label 1 beside a made "1" would be two classes.
     for number, row in enumerate(rows, start=1):

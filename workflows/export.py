@@ -236,7 +236,10 @@ def export(
         )
     if layout is not None and format != "coco":
         raise InputError(
-            field="layout", value=layout, problem="applies to --format coco only; leave it out"
+            field="layout",
+            value=layout,
+            problem="applies to {format=coco} only; leave it out",
+            options=("format=coco",),
         )
     layout = layout or "coco"
     if layout not in COCO_LAYOUTS:
@@ -409,8 +412,9 @@ def refuse_if_no_image_is_there(images: list[Any], root: Path) -> None:
     if names and not any(is_file(confined_path(root, name)) for name in names):
         raise InputError(
             f"{root / names[0]}: image file not found (none of the {len(names)} images is "
-            f"under {root}); pass the folder the file_names are relative to with --images DIR, "
-            "or --no-copy-images to write the labels only"
+            f"under {root}); pass the folder the file_names are relative to as {{images}}, "
+            "or {copy_images=False} to write the labels only",
+            options=("images", "copy_images=False"),
         )
 
 
@@ -424,8 +428,9 @@ def guard_out(out: Path, *, source: Path, force: bool) -> Path:
             raise InputError(
                 field="out",
                 value=out,
-                problem="holds an earlier export; replace it with force (--force), "
+                problem="holds an earlier export; replace it with {force=True}, "
                 "or choose a new folder",
+                options=("force=True",),
             )
         if source.resolve().is_relative_to(target.resolve()):
             raise InputError(

@@ -133,8 +133,9 @@ def merge_coco(
             key = image.get("id") if isinstance(image, dict) else None
             raise InputError(
                 f"not a synthgate run image: images[{position}] (id {key!r}) has no "
-                "`synthgate` block with `status` and `sample_id`; --synthetic must be a run "
-                "folder written by synthgate run"
+                "`synthgate` block with `status` and `sample_id`; {synthetic} must be a run "
+                "folder written by synthgate run",
+                options=("synthetic",),
             )
         status = str(block["status"])
         if status != "accepted":
@@ -148,7 +149,8 @@ def merge_coco(
     if used and not add_categories:
         raise InputError(
             f"synthetic classes {_named(used)} are not categories of the real file; add them "
-            "to the real file, or pass --add-categories to append them"
+            "to the real file, or pass {add_categories=True} to append them",
+            options=("add_categories=True",),
         )
     for name in used:
         category_id[name] = _max_id(categories) + 1
