@@ -105,7 +105,7 @@ def enqueue_batch(
             looks.add(sample)
             reason = review_reason(sample)
             if reason is None:
-                if sample.status == "accepted":
+                if honeypot_source(sample):
                     accepted[modality].append(sample.id)
                 continue
             row = item_row(queue, f"sample:{sample.id}", sample, "sample", reason)
@@ -124,8 +124,34 @@ def enqueue_batch(
             .where(review_batches.c.batch_id == batch_id)
             .values(labels=labels)
         )
+    # a sample accepted by people was real work: its honeypot would be a sample they decided
+    reviewed = _real_work(queue, batch_id)
+    accepted = {m: [i for i in ids if i not in reviewed] for m, ids in accepted.items()}
     _add_gold(queue, batch_id, accepted, sorted(categories), looks, gold_progress)
     return added
+
+
+def honeypot_source(sample: Sample) -> bool:
+    """Whether a sample no item reviews may become a honeypot: one the rubric accepted. A
+    sample people accepted is accepted too once its item is final, but its report keeps the
+    route the rubric gave it (review)."""
+    return (
+        sample.status == "accepted"
+        and sample.report is not None
+        and sample.report.route == "accepted"
+    )
+
+
+def _real_work(queue: Queue, batch_id: str) -> set[str]:
+    """The samples of the batch that are (or were) real review items, open or final."""
+    with queue.store.engine.connect() as connection:
+        return set(
+            connection.execute(
+                select(review_items.c.sample_id).where(
+                    review_items.c.batch_id == batch_id, review_items.c.kind == "sample"
+                )
+            ).scalars()
+        )
 
 
 def _add_gold(
@@ -277,24 +303,23 @@ def add_honeypots(
     (some have no label to break) and put into the gold set a chunk to a transaction; returns
     how many. `progress(made so far)` after each one.
 
-    A honeypot the gold set holds already (an earlier enqueue of the batch made it) counts as
-    made and is not made again: the same one would come out of the same batch (its sample,
-    seed and the batch's looks are the same), and the gold set keeps the first one anyway.
+    The honeypots the gold set holds already (an earlier enqueue of the batch made them) count
+    as made first, and are not made again. They are counted whatever their place in the seeded
+    order: that order is of the sources as they are now, and a source gone or new reshuffles
+    it (counted as they came, held ones fell past `wanted` and new ones were made).
     """
-    made = 0
-    pending: list[Gold] = []
     held = _honeypots_held(queue, batch_id, modality)
+    made = min(len(held), wanted)
+    if progress:
+        for done in range(1, made + 1):
+            progress(done)
+    pending: list[Gold] = []
     candidates = gold.pick_candidates(accepted, seed=[queue.seed, batch_id])
     to_make = [sample_id for sample_id in candidates if sample_id not in held]
     samples = _read_ahead(queue.store, to_make)  # the samples of to_make, in its order
-    for sample_id in candidates:
+    for sample_id in to_make:
         if made >= wanted:
             break
-        if sample_id in held:
-            made += 1
-            if progress:
-                progress(made)
-            continue
         sample = next(samples)
         if sample is None:
             continue

@@ -429,13 +429,17 @@ def test_honeypots_written_in_chunks_are_those_written_at_once(
     assert len({row[1] for row in at_once}) == len(at_once)  # one answer per item
 
 
+@pytest.mark.parametrize("sources_added", [0, 8])
 def test_enqueue_again_counts_the_honeypots_held_and_makes_none(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sources_added: int
 ) -> None:
+    """Also when the batch has more accepted samples now (8: a new seeded order of the sources,
+    in which held honeypots fell past the 6 wanted and new ones were made)."""
     queue = _gold_queue(tmp_path / "q.db")
     store = queue.store
     queue.enqueue_batch("g")
     first = _gold_rows(store)
+    store.upsert_samples([sample("image", 40 + i) for i in range(sources_added)])
 
     def made_again(*args: object, **kwargs: object) -> None:
         raise AssertionError("a honeypot the gold set holds was made again")
@@ -445,6 +449,37 @@ def test_enqueue_again_counts_the_honeypots_held_and_makes_none(
     queue.enqueue_batch("g", gold_progress=lambda *a: made.append(a))
     assert made == [(n, 6) for n in range(1, 7)]  # the 6 held count as made
     assert _gold_rows(store) == first and len(first) == 6
+    store.close()
+
+
+def test_enqueue_after_review_makes_no_honeypot_of_reviewed_samples(tmp_path: Path) -> None:
+    """A reviewed sample accepted by people is accepted as the rubric's are, but it was real
+    work: enqueueing the batch again made new honeypots (3 became 6 in a reported run), some of
+    samples people had decided, as the longer list of sources reshuffled their order."""
+    from sqlalchemy import select
+
+    from synthgate.storage.tables import review_items
+
+    queue = _gold_queue(tmp_path / "q.db")
+    store = queue.store
+    queue.enqueue_batch("g")
+    first = _gold_rows(store)
+    for who in ("ann", "bea"):
+        while (task := queue.next_item(who)) is not None:
+            queue.decide(task.item_id, who, Decision(verdict="accept", levels={}))
+    with store.engine.connect() as connection:
+        real = set(
+            connection.execute(
+                select(review_items.c.sample_id).where(
+                    review_items.c.kind == "sample", review_items.c.status == "final"
+                )
+            ).scalars()
+        )
+    assert len(real) == 12  # every real item decided: its sample is accepted now
+    assert queue.enqueue_batch("g") == 0
+    again = _gold_rows(store)
+    assert [row[:3] for row in again] == [row[:3] for row in first] and len(first) == 6
+    assert not {row[1].removeprefix("honeypot:") for row in again} & real
     store.close()
 
 
