@@ -4,7 +4,8 @@ an assignment moves (review/queue.py runs them).
 - The annotator's open task, their count of tasks given (it seeds their gold draw) and how many
   items they hold alone (OPEN_TASK; on PostgreSQL with the claim's probes, OPEN_OR_CLAIM).
 - The claim's probes, each the first row of an index range: STARTED (items others started, the
-  most taken first), FRESH, and the gold tasks from a seeded point (CLAIM_GOLD). An annotator far
+  most taken first), FRESH, and the gold tasks from a seeded point (CLAIM_GOLD), passing those
+  the annotator holds and those of a sample they hold or held as a real item. An annotator far
   ahead of the team (holding AHEAD items or more that nobody else has taken) seeks each other
   holder's first item instead of walking past their own (CLAIM_AHEAD).
 - The kept counts: `taken` and `holder` of an item (COUNT_IN, COUNT_OUT), tasks given per
@@ -145,10 +146,28 @@ FRESH = (
     .order_by(review_items.c.taken.desc(), review_items.c.priority, review_items.c.id)
     .limit(1)
 )
+# A gold task of a sample the annotator holds or held as a real item would show them the same
+# sample twice, once with a known answer. A sample has one real item, keyed sample:<id>: each
+# gold row walked takes a seek of the unique key for it and, if there is one, a probe of
+# uq_assignment for the annotator on it, as MINE's; no subquery per row. (Joined by sample_id
+# and kind instead, SQLite walked every sample item of ix_review_items_gold_order per gold row.)
+REAL_OF_SAMPLE = review_items.alias("real_of_sample")
+MINE_REAL = assignments.alias("mine_real")
+NOT_MINE_REAL = NOT_MINE.outerjoin(
+    REAL_OF_SAMPLE, REAL_OF_SAMPLE.c.key == literal("sample:") + review_items.c.sample_id
+).outerjoin(
+    MINE_REAL,
+    (MINE_REAL.c.item_id == REAL_OF_SAMPLE.c.id) & (MINE_REAL.c.annotator == ANNOTATOR),
+)
 UNSEEN_GOLD = (
     select(review_items.c.id)
-    .select_from(NOT_MINE)
-    .where(review_items.c.kind == "gold", review_items.c.status == "open", MINE.c.item_id.is_(None))
+    .select_from(NOT_MINE_REAL)
+    .where(
+        review_items.c.kind == "gold",
+        review_items.c.status == "open",
+        MINE.c.item_id.is_(None),
+        MINE_REAL.c.id.is_(None),
+    )
 )
 GOLD_AFTER = (
     UNSEEN_GOLD.where(review_items.c.priority >= bindparam("start"))

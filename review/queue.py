@@ -215,7 +215,8 @@ class ReviewQueue:
         """Put a gold task (a sample with a known verdict) into the gold set; returns its item.
 
         A sample already gold gets the answer given now (a mistyped one is corrected), unless
-        decisions were scored against the old one: then it is refused, naming both."""
+        decisions were scored against the old one: then it is refused, naming both. A sample
+        whose real item is open (not yet final) is refused, naming the item."""
         if not expected:
             raise InputError("add_gold: expected must name at least one verdict")
         if criterion is not None and criterion not in CRITERIA:
@@ -226,6 +227,20 @@ class ReviewQueue:
             )
         task = enqueue.Gold(f"gold:{sample.id}", sample, expected, criterion, None, answer)
         with self.write() as connection:
+            # its gold copy and its real item, one after the other, would show an annotator the
+            # same sample twice; a claim passes gold of a sample they hold as real work, but the
+            # real item is claimed without looking at gold (review/claims.py)
+            real = connection.execute(
+                select(review_items.c.id).where(
+                    review_items.c.key == f"sample:{sample.id}",
+                    review_items.c.status != "final",
+                )
+            ).scalar()
+            if real is not None:
+                raise InputError(
+                    f"{sample.id}: not made gold, it is open real work in the review queue (item "
+                    f"{real}); make gold of another sample, or of this one once it is decided"
+                )
             known = connection.execute(
                 select(review_items.c.id, gold_answers.c.expected, gold_answers.c.criterion)
                 .join(gold_answers, gold_answers.c.item_id == review_items.c.id)

@@ -430,7 +430,10 @@ def test_tasks_without_annotations_are_checked_without_reading_their_samples(
         export_tasks(queue, out, modality="image")
         tasks = json.loads(out.read_text())
         gone = tasks[0]["data"]
-        gold = queue.add_gold(queue.task(gone["item_id"]).sample, expected=["accept"])
+        # a copy of its sample under an id of its own, in no samples row (a sample open as real
+        # work is not made gold)
+        shown = queue.task(gone["item_id"]).sample
+        gold = queue.add_gold(shown.model_copy(update={"id": shown.id + "-g"}), expected=["accept"])
         with store.engine.begin() as connection:  # the sample of the first task is not there now
             connection.execute(samples.delete().where(samples.c.id == gone["sample_id"]))
         with pytest.raises(InputError) as refused:

@@ -175,6 +175,46 @@ def test_gold_set_from_database_is_served_and_scored(store: Store) -> None:
     assert queue.stats()["annotators"]["ann"]["gold_accuracy"] == 1.0
 
 
+def test_a_sample_open_as_real_work_is_not_made_gold(store: Store) -> None:
+    """Its gold copy and its real item, one after the other, showed an annotator the same sample
+    twice (review gold of an open item's sample, served at a high gold rate)."""
+    fill(store, review=2, audit=0, accepted=0)
+    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.5, seed=4)
+    queue.enqueue_batch("b1")
+    with store.engine.connect() as connection:
+        item, sample = connection.execute(
+            select(review_items.c.id, review_items.c.sample_id).order_by(review_items.c.id)
+        ).first()
+    real = store.get_sample(sample)
+    with pytest.raises(InputError, match=rf"{sample}: not made gold, .* open .*\(item {item}\)"):
+        queue.add_gold(real, expected=["accept"])
+    assert queue.stats()["gold_items"] == 0
+    for who in ("ann", "bob"):  # decided, it may be gold
+        work(queue, who, lambda t: ACCEPT)
+    assert queue.add_gold(store.get_sample(sample), expected=["accept"]) > item
+
+
+def test_gold_of_a_sample_is_not_given_to_who_had_it_as_real_work(store: Store) -> None:
+    fill(store, review=8, audit=0, accepted=0)
+    queue = ReviewQueue(store, annotators_per_item=1, gold_rate=0.9, seed=4)
+    queue.enqueue_batch("b1")
+    first = queue.next_item("ann")
+    assert first is not None
+    queue.decide(first.item_id, "ann", ACCEPT)
+    gold = queue.add_gold(store.get_sample(first.sample.id), expected=["accept"])
+    seen: dict[str, list[int]] = {"ann": [], "bob": []}
+    while True:  # the two take turns until nothing is left
+        tasks = {who: queue.next_item(who) for who in seen}
+        if not any(tasks.values()):
+            break
+        for who, task in tasks.items():
+            if task is not None:
+                seen[who].append(task.item_id)
+                queue.decide(task.item_id, who, ACCEPT)
+    assert gold not in seen["ann"]  # she decided its sample
+    assert gold in seen["bob"]
+
+
 def test_final_results_survive_a_second_enqueue(store: Store) -> None:
     fill(store, review=2, audit=0, accepted=0)
     queue = ReviewQueue(store, gold_rate=0.0)
