@@ -124,10 +124,13 @@ def test_the_extras_named_are_the_ones_pyproject_declares() -> None:
     assert set(EXTRA_OF_MODULE.values()) <= declared
 
 
+# `from synthgate import *` works on a base install (show imports matplotlib when it draws)
 SHOW = """
 import synthgate as sg
+from synthgate import *
+config = {"name": "s", "categories": ["circle"], "image": {"count": 1, "size": [32, 32]}}
 try:
-    sg.show
+    sg.show(sg.generate(config, limit=1)[0])
 except ModuleNotFoundError as error:
     print(error.name, "|", error)
 """
