@@ -595,7 +595,7 @@ INPUT_PATHS: dict[str, tuple[str, ...]] = {
 
 def input_files(config: BatchConfig) -> list[Path]:
     """The files and folders a parsed config reads: its generators' inputs and rubric files."""
-    found = []
+    found: list[Path] = []
     for section in (config.image, config.text):
         if section is None:
             continue
