@@ -151,7 +151,9 @@ def enqueue_prelabels(
         seed=0,
         config={"predictions": judged, "image": {"rubric": document.get("rubric")}},
     )
-    queue.store.upsert_samples(samples)
+    # The same report again (or one made since) adds what is new; a sample already queued keeps
+    # what review made of it (a final status, fixed labels)
+    queue.store.upsert_unreviewed(samples)
     added = queue.enqueue_batch(
         batch_id,
         image_root=judged.get("images"),

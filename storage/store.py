@@ -38,9 +38,10 @@ WORKER_STATUSES = ("pending", "failed")
 # The ON CONFLICT … WHERE of a worker's upsert, on the row already there. Spelled with
 # `samples.id` as a column name: SQLAlchemy does not correlate a subquery to an INSERT's table,
 # and both SQLite and PostgreSQL name the existing row by its table there.
-_WORKER_MAY_REWRITE = or_(*(samples.c.status == status for status in WORKER_STATUSES)) & ~exists(
+_UNREVIEWED = ~exists(
     select(review_items.c.id).where(review_items.c.sample_id == literal_column("samples.id"))
 )
+_WORKER_MAY_REWRITE = or_(*(samples.c.status == status for status in WORKER_STATUSES)) & _UNREVIEWED
 
 
 # The engines of stores not closed, while they live. An engine sits in reference cycles (its
@@ -90,6 +91,7 @@ class Store:
         # Built once: each is a statement of this engine's dialect, used on every write.
         self._upsert_any = self._upsert()
         self._upsert_unjudged = self._upsert(where=_WORKER_MAY_REWRITE)
+        self._upsert_unreviewed = self._upsert(where=_UNREVIEWED)
 
     def close(self) -> None:
         _live_engines.discard(self.engine)
@@ -134,6 +136,14 @@ class Store:
             return
         with self.engine.begin() as connection:
             connection.execute(self._upsert_any, rows)
+
+    def upsert_unreviewed(self, items: Iterable[Sample]) -> None:
+        """`upsert_samples`, except over a sample that has a review item: what people decided
+        (its final status, their fixed labels) is never written over by its source again."""
+        rows = _sample_rows(items, None)
+        if rows:
+            with self.engine.begin() as connection:
+                connection.execute(self._upsert_unreviewed, rows)
 
     def put_made(self, items: Iterable[Sample], *, lease: Lease, reason: str | None = None) -> None:
         """A worker's write of samples it made (or failed to make) under its chunk's lease.

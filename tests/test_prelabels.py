@@ -259,3 +259,28 @@ def test_a_sample_whose_report_is_not_finite_is_never_stored(tmp_path: Path) -> 
             store.upsert_samples([broken])
         store.upsert_samples([sample])  # the rest of the store works on
         assert [s.id for s in store.iter_samples(sample.spec.batch_id, "text")] == [sample.id]
+
+
+def test_enqueueing_the_report_again_keeps_what_review_made_of_it(folder: Path) -> None:
+    """`review enqueue --from-validate report.json` again wrote the report's samples over the
+    database's: a sample people had rejected went back to the rubric's route."""
+    report = folder / "report.json"
+    assert validate(folder, "--min-score", 0.1, "--json", report).exit_code == 0
+    url = f"sqlite:///{folder / 'qa.db'}"
+    command = ["review", "enqueue", "--db", url, "--from-validate", str(report), "--gold-rate", "0"]
+    assert runner.invoke(app, command).exit_code == 0
+    store = Store(url)
+    try:
+        queue = ReviewQueue(store, gold_rate=0.0)
+        task = queue.next_item("ann")
+        assert task is not None
+        queue.decide(task.item_id, "ann", Decision(verdict="reject"))
+        second = queue.next_item("bob")  # the item ann started: k = 2 decisions make it final
+        assert second is not None and second.item_id == task.item_id
+        queue.decide(task.item_id, "bob", Decision(verdict="reject"))
+        assert store.get_sample(task.sample.id).status == "rejected"
+        again = runner.invoke(app, command)
+        assert again.exit_code == 0 and ": 0 new review items" in again.output
+        assert store.get_sample(task.sample.id).status == "rejected"
+    finally:
+        store.close()
