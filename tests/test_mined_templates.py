@@ -84,3 +84,24 @@ def test_mined_templates_join_two_rows_and_are_never_a_real_row(
     used = [s.provenance.params["template_index"] for s in made]
     assert used == list(range(9))  # cycle: every template once
     assert len({s.text for s in made}) == 9 and all(s.doc_label == "neg" for s in made)
+
+
+def test_no_template_holds_a_whole_real_row_word_for_word(bank: NameBank) -> None:
+    """Rows of one sentence pair with each other, but one without a name or a number to vary
+    would be copied whole: two such rows joined end to end were templates (accepted at 5, the
+    copy check's Jaccard under its cut), copies of both."""
+    rows = [
+        {"text": "The screen cracked after one week in the case.", "label": "neg"},
+        {"text": "Support kept me on hold and then hung up.", "label": "neg"},
+        {"text": "Emma at the desk lost our booking.", "label": "neg"},
+        {"text": "We waited 50 minutes at the door.", "label": "neg"},
+    ]
+    mined = mine_templates(
+        rows, {"neg": 10}, text_field="text", label_field="label", bank=bank, seed=0
+    )
+    # only the two rows with a slot pair: a name and a number vary, so neither is copied
+    assert sorted(mined.data["templates"]["neg"]) == [
+        "We waited {:@number} minutes at the door. {:first_name} at the desk lost our booking.",
+        "{:first_name} at the desk lost our booking. We waited {:@number} minutes at the door.",
+    ]
+    assert mined.capacity["neg"] == 2

@@ -6,7 +6,9 @@ sentence of another row of the same class (rows of one sentence pair with each o
 says what the class's rows say without being any one of them, and its slots are the parts of
 the sentences that vary between rows: first names (generators/text/names.py, read with their
 context) become `{:first_name}`, numbers `{:@number}` (the numbers the rows use). A pair whose
-sentences come from one row, or that spells out a real row, is never a template.
+sentences come from one row, or that spells out a real row, is never a template; nor is one
+that holds a whole real row word for word (a one-sentence row with no slot to vary): two such
+rows joined end to end were templates, copies of both that the copy check could not see.
 
 `MinedTemplates.capacity[label]` is how many distinct templates the class's rows give; the
 file holds at most `wanted[label]` of them per class, in a seeded order, for the templates
@@ -58,6 +60,11 @@ def slotted(sentence: str, bank: NameBank) -> str:
     return "".join(pieces)
 
 
+def _folded(text: str) -> str:
+    """A text as rows are compared: case folded, whitespace collapsed."""
+    return " ".join(text.casefold().split())
+
+
 def _escaped(literal: str) -> str:
     return literal.replace("{", "{{").replace("}", "}}")
 
@@ -72,7 +79,7 @@ def mine_templates(
     seed: int,
 ) -> MinedTemplates:
     """Templates for every class in `wanted` (at most `wanted[label]` each); see module doc."""
-    real = {" ".join(str(row[text_field]).casefold().split()) for row in rows}
+    real = {_folded(str(row[text_field])) for row in rows}
     numbers: set[str] = set()
     templates: dict[str, list[str]] = {}
     capacity: dict[str, int] = {}
@@ -82,11 +89,12 @@ def mine_templates(
         openings = [(row, s[0]) for row, s in enumerate(split)]
         later = [(row, t) for row, s in enumerate(split) for t in s[1:]] or openings
         slots = {t: slotted(t, bank) for _, t in (*openings, *later)}  # once per sentence
+        verbatim = {t for t in slots if slots[t] == _escaped(t) and _folded(t) in real}
         pairs: dict[str, None] = {}  # template text -> None: distinct, in a stable order
         for row_a, first in openings:
             for row_b, second in later:
                 text = f"{first} {second}"
-                if row_a == row_b or " ".join(text.casefold().split()) in real:
+                if row_a == row_b or _folded(text) in real or {first, second} & verbatim:
                     continue
                 pairs.setdefault(f"{slots[first]} {slots[second]}", None)
         choices = list(pairs)
