@@ -228,3 +228,18 @@ def test_an_option_that_does_not_apply_is_refused_not_ignored(tmp_path: Path) ->
     _refused(lambda: sg.validate_file(texts, images=tmp_path), "images", "text JSONL")
     result = CliRunner().invoke(app, ["validate", str(texts), "--min-score", "0.5"])
     assert result.exit_code == 2 and "--min-score 0.5: applies to a COCO results" in result.output
+
+
+def test_a_text_reference_with_no_text_is_refused(tmp_path: Path) -> None:
+    """A reference whose rows keep their text under another field (balance takes text_field)
+    compared every sample with nothing: exact copies scored 5."""
+    texts = tmp_path / "t.jsonl"
+    texts.write_text('{"text": "the kettle broke on the second day of use", "label": "neg"}\n')
+    reference = tmp_path / "real.jsonl"
+    reference.write_text('{"body": "the kettle broke on the second day of use", "label": "neg"}\n')
+    _refused(
+        lambda: sg.validate_file(texts, reference=reference), "reference", "no row with a text"
+    )
+    reference.write_text('{"text": "the kettle broke on the second day of use", "label": "neg"}\n')
+    found = sg.validate_file(texts, reference=reference)
+    assert "with real real.jsonl line 1" in found.to_json()  # the copy is found

@@ -373,7 +373,15 @@ def _references(
             fix="pass the JSONL file of the real rows the texts must not copy",
         )
     rows = iter_jsonl(path, what="reference JSONL file")
-    return {"text_reference": text_reference_index(rows, text_field="text", source=path.name)}
+    index = text_reference_index(rows, text_field="text", source=path.name)
+    if not len(index):  # else every text would be new, the copy check silently of no use
+        raise InputError(
+            field="reference",
+            value=path,
+            problem='holds no row with a text (a string "text" field): nothing to compare with',
+            fix='pass the JSONL file of the real rows, each with its text under "text"',
+        )
+    return {"text_reference": index}
 
 
 def write_json(result: ValidationResult, out: Path) -> None:
