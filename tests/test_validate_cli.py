@@ -402,3 +402,20 @@ def test_count_bar_gives_a_count_that_starts_again_a_bar_of_its_own() -> None:
         ("hashing", 1, 1, True),
         ("gold", 2, 2, True),
     ]
+
+
+@pytest.mark.parametrize("second_id", ['"x"', "1"])
+def test_a_repeated_row_id_is_refused(tmp_path: Path, second_id: str) -> None:
+    """A row with the id of an earlier one was compared with that row as if with itself: an
+    exact copy of line 1 under its id was accepted with no finding (ids 1 and "1" alike)."""
+    first_id = '"x"' if second_id == '"x"' else '"1"'
+    text = "the kettle broke on the second day and support never answered my mail"
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(
+        f'{{"id": {first_id}, "text": "{text}", "label": "neg"}}\n'
+        '{"id": "y", "text": "a fine kettle, quick to boil and quiet", "label": "pos"}\n'
+        f'{{"id": {second_id}, "text": "{text}", "label": "neg"}}\n'
+    )
+    result = CliRunner().invoke(app, ["validate", str(rows)])
+    assert result.exit_code == 2, result.output
+    assert "line 3: id" in result.output and "is the id of line 1 too" in result.output

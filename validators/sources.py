@@ -187,6 +187,9 @@ def _text_rubric(path: Path) -> str:
 
 
 def _jsonl_items(path: Path) -> Generator[tuple[dict[str, Any], GeneratedSample], None, None]:
+    """The rows as samples, each id once: a repeated id made the batch checks compare a row
+    with the first of that id (itself, for a copy), so duplicates and copies went unseen."""
+    seen: dict[str, int] = {}
     for line, row in iter_jsonl(path):
         try:
             sample = text_row_to_sample(row, source=path.stem, line=line)
@@ -196,4 +199,10 @@ def _jsonl_items(path: Path) -> Generator[tuple[dict[str, Any], GeneratedSample]
                 f"{path}: line {line}: not a text sample ({reason}); rows need "
                 '{"text": "...", "spans": [[start, end, "LABEL"], ...]} or a "label"'
             ) from None
+        first = seen.setdefault(sample.id, line)
+        if first != line:
+            raise InputError(
+                f"{path}: line {line}: id {sample.id!r} is the id of line {first} too; give "
+                "each row its own id (or none: a row without one is named by its line)"
+            )
         yield {"id": sample.id, "line": line}, GeneratedSample(sample=sample)
