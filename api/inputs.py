@@ -28,6 +28,7 @@ from synthgate.config import (
     RequesterLimits,
 )
 from synthgate.errors import InputError
+from synthgate.validators.rubric import shipped_rubrics
 
 SOURCE = Path("POST /api/batches")
 CONFIGS_DIR = PACKAGE_ROOT / "configs"
@@ -118,10 +119,13 @@ def _over(message: str) -> None:
 def _confine(field: str, value: str, kind: Kind, data_root: Path | None) -> str:
     roots = "the server's configs folder" + (" or its data root" if data_root else "")
     if kind == "rubric" and not value.endswith((".yaml", ".yml")):
-        if not _RUBRIC_NAME.match(value):
+        # A name is a shipped rubric's, never a file of the server's working directory (which
+        # a requester could otherwise have read back in the refusal's message)
+        if not _RUBRIC_NAME.match(value) or value not in shipped_rubrics():
             raise InputError(
-                f"{SOURCE}: {field}: {value!r} must be a shipped rubric's name (e.g. detection) "
-                f"or a relative path to a rubric YAML inside {roots}"
+                f"{SOURCE}: {field}: {value!r} must be a shipped rubric's name (one of "
+                f"{', '.join(shipped_rubrics())}) or a relative path to a rubric YAML inside "
+                f"{roots}"
             )
         return value
     path = PurePath(value)

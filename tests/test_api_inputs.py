@@ -212,3 +212,21 @@ def test_api_modules_import_each_other_without_cycles():
     )
     assert result.returncode == 0, result.stderr
     assert Path(result.stdout.strip()) == PACKAGE_ROOT / "api"
+
+
+def test_a_rubric_name_is_a_shipped_rubric_never_a_file_of_the_server(
+    service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bare rubric name was looked up in the server's working directory first: a requester
+    could have any file there read as a rubric and its contents quoted back in the batch's
+    failure message (and a file named like a shipped rubric replaced it for every batch)."""
+    from synthgate.validators.rubric import RUBRICS_DIR, rubric_path
+
+    _app, client, token = service
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dbconf").write_text("modality: hunter2-password\n")
+    (tmp_path / "detection").write_text("modality: not-the-shipped-one\n")
+    code, detail = post(client, token, image(generator="procedural", count=1, rubric="dbconf"))
+    assert code == 400 and "image.rubric" in detail and "hunter2" not in detail
+    assert "must be a shipped rubric's name (one of classification, detection, ner)" in detail
+    assert rubric_path("detection") == RUBRICS_DIR / "detection.yaml"

@@ -323,16 +323,23 @@ def parse_rubric(data: Any, *, source: Path | str) -> Rubric:
     return rubric
 
 
+def shipped_rubrics() -> list[str]:
+    """The names of the rubrics shipped in configs/rubrics/."""
+    return sorted(p.stem for p in RUBRICS_DIR.glob("*.yaml"))
+
+
 def rubric_path(name_or_path: str | Path) -> Path:
-    """A rubric file: a path as given, or the name of one shipped in configs/rubrics/."""
+    """A rubric file: the name of one shipped in configs/rubrics/, or a path as given. A shipped
+    name is never a file of the working directory (a stray file named `detection` there had
+    replaced the shipped rubric, and a server read its working directory's files so)."""
     given = str(name_or_path)
-    names = sorted(p.stem for p in RUBRICS_DIR.glob("*.yaml"))
+    names = shipped_rubrics()
     problem = path_problem(given)
     if problem is None:
-        if Path(given).is_file():
-            return Path(name_or_path)
         if given in names:
             return RUBRICS_DIR / f"{given}.yaml"
+        if Path(given).is_file():
+            return Path(name_or_path)
     why = "no such file" if problem is None else f"not a usable file name ({problem})"
     raise InputError(f"rubric {given!r}: {why}; pass a rubric YAML or one of {names}")
 
