@@ -56,6 +56,7 @@ class Job:
     stop: threading.Event = field(default_factory=threading.Event)
     running: bool = False
     cancelled_by: str | None = None
+    resume: bool = False  # cancelled, then posted again while it finished its chunk
 
 
 class BatchRunner:
@@ -116,13 +117,23 @@ class BatchRunner:
 
         Same config and seed: the same batch. One already queued or running here, or done,
         has nothing to redo; one that failed, was cancelled, or was left `running` by a server
-        that stopped is queued again (it resumes). The batch row is written under the lock, so
+        that stopped is queued again (it resumes), a cancelled one still finishing the chunk it
+        was inside once that chunk ends. The batch row is written under the lock, so
         a second identical post arriving at once finds it and starts nothing.
         """
         batch_id = batch_id_for(config)
         samples = planned_total(config)
         with self._lock:
-            if batch_id in self._jobs:
+            job = self._jobs.get(batch_id)
+            if job is not None and job.cancelled_by is not None and not self.stopping.is_set():
+                # cancelled while inside a chunk, which it is finishing: it resumes after it
+                # (answered "cancelled" and started nothing before, until a third post)
+                job.resume = True
+                self.store.set_batch_status(
+                    batch_id, "running", "queued: resumes once the chunk it was making ends"
+                )
+                return batch_id, True
+            if job is not None:
                 return batch_id, False
             existing = self.store.get_batch(batch_id)
             if existing is not None and existing["status"] == "done":
@@ -136,17 +147,20 @@ class BatchRunner:
             self.store.put_batch(
                 batch_id, name=config.name, seed=config.seed, config=config.model_dump(mode="json")
             )
-            job = Job(batch_id, config, requester, samples)
-            self._jobs[batch_id] = job
             self._started.setdefault(requester, deque()).append((time.monotonic(), samples))
-            self._waiting.setdefault(requester, deque()).append(job)
-            ahead = sum(len(q) for q in self._waiting.values()) - 1
-            self.store.set_batch_status(
-                batch_id, "running", f"queued: {ahead} batches ahead" if ahead else "queued"
-            )
+            self._queue(Job(batch_id, config, requester, samples))
             self._start_threads()
             self._lock.notify()
         return batch_id, True
+
+    def _queue(self, job: Job) -> None:
+        """Hold `job` and put it in its requester's line (under the lock)."""
+        self._jobs[job.batch_id] = job
+        self._waiting.setdefault(job.requester, deque()).append(job)
+        ahead = sum(len(q) for q in self._waiting.values()) - 1
+        self.store.set_batch_status(
+            job.batch_id, "running", f"queued: {ahead} batches ahead" if ahead else "queued"
+        )
 
     def _check_rate(self, requester: str, samples: int) -> None:
         """OverLimit when the requester has too many open batches or asked for too many samples
@@ -223,6 +237,8 @@ class BatchRunner:
                 with self._lock:
                     self._jobs.pop(job.batch_id, None)
                     self._running[job.requester] -= 1
+                    if job.resume and not self.stopping.is_set():
+                        self._queue(Job(job.batch_id, job.config, job.requester, job.samples))
                     self._lock.notify_all()
 
     def _run(self, job: Job) -> None:
@@ -294,6 +310,7 @@ class BatchRunner:
                 self.store.set_batch_status(batch_id, "cancelled", _cancelled(by))
                 return True
             job.cancelled_by = by
+            job.resume = False
             job.stop.set()
             if not job.running:
                 waiting = self._waiting[job.requester]

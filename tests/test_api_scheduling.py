@@ -301,3 +301,49 @@ def test_delete_cancels_through_the_api(tmp_path):
         )
         assert resumed.status_code == 202 and resumed.json()["id"] == batch_id
         client.delete(f"/api/batches/{batch_id}", headers=bearer(alice))
+
+
+class ChunkBackend(HeldBackend):
+    """A backend inside a chunk: it sees its stop event only once the chunk ends (released)."""
+
+    def run(self, config, *, sinks, progress=None, stop=None) -> RunResult:
+        batch_id = batch_id_for(config)
+        with self.changed:
+            self.started.append(config.name)
+            gate = self.release.setdefault(config.name, threading.Event())
+            self.changed.notify_all()
+        gate.wait(10)
+        gate.clear()  # the next run of this batch makes a chunk of its own
+        if stop is not None and stop.is_set():
+            raise Stopped(f"batch {batch_id}: stopped")
+        return RunResult(out=None, batch_id=batch_id, counts={})
+
+
+def test_a_batch_posted_again_while_its_cancel_lands_resumes(tmp_path: Path) -> None:
+    """DELETE, then POST of the same config while the batch finished the chunk it was inside:
+    the post answered 'cancelled' and started nothing (a third post was needed)."""
+    store = Store(f"sqlite:///{tmp_path / 'service.db'}")
+    backend = ChunkBackend()
+    runner = BatchRunner(store, NoQueue(), tmp_path / "runs", backend=backend, threads=1)
+    try:
+        batch_id = runner.submit(config("run"), "alice")[0]
+        backend.wait_started(1)
+        assert runner.cancel(batch_id, "alice")
+        assert runner.submit(config("run"), "alice") == (batch_id, True)
+        assert "resumes once the chunk" in store.get_batch(batch_id)["message"]
+        backend.finish("run")  # the chunk ends: stopped, then queued again
+        assert backend.wait_started(2) == ["run", "run"]
+        backend.finish("run")
+        wait_for(lambda: status_of(store, "run") == "done")
+        # cancelled again before that chunk ended, a post is needed to resume: none came
+        assert runner.submit(config("other"), "alice")[1]
+        backend.wait_started(3)
+        assert runner.cancel(batch_id_for(config("other")), "alice")
+        backend.finish("other")
+        wait_for(lambda: not runner.in_flight)
+        assert status_of(store, "other") == "cancelled"
+    finally:
+        for event in backend.release.values():
+            event.set()
+        runner.shutdown(grace=5)
+        store.close()
