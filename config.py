@@ -40,6 +40,7 @@ from synthgate.yaml_files import load_yaml, quote_hint
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 MAX_SEED = 2**63 - 1  # seeds are stored as signed 64-bit integers
+MAX_NAME = 53  # characters of a batch's name: its id (name, "-", 10 hex digits) fits 64
 REFERENCE_DATE = dt.date(2026, 6, 30)  # text templates' dates count from it (reference_date)
 MAX_COUNT = 2**31 - 1  # a sample's index is a 32-bit column (storage/tables.py)
 # Objects a generator may place on one image (the API's default limit is far lower). Each is
@@ -442,7 +443,9 @@ GENERATOR_NAMES = {_generator_name(m) for m in IMAGE_CONFIGS + TEXT_CONFIGS}
 class BatchConfig(StrictModel):
     """A batch request: what to make, how much, and from which seed."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    # The batch id is the name, "-" and 10 hex digits, kept in columns of 64 characters: a
+    # longer name made an id PostgreSQL refuses and the API's paths cannot name.
+    name: str = Field(min_length=1, max_length=MAX_NAME, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     seed: int = Field(0, ge=0, le=MAX_SEED)
     categories: list[str] = Field(default_factory=list)
     # The unions are built from IMAGE_CONFIGS / TEXT_CONFIGS, which mypy cannot follow.

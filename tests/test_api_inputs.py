@@ -230,3 +230,14 @@ def test_a_rubric_name_is_a_shipped_rubric_never_a_file_of_the_server(
     assert code == 400 and "image.rubric" in detail and "hunter2" not in detail
     assert "must be a shipped rubric's name (one of classification, detection, ner)" in detail
     assert rubric_path("detection") == RUBRICS_DIR / "detection.yaml"
+
+
+def test_a_name_whose_batch_id_would_not_fit_is_refused(service) -> None:
+    """A batch id is the name, "-" and 10 hex digits, kept in 64-character columns: a longer
+    name was accepted (202) and its batch then failed on PostgreSQL ("value too long") or,
+    past 189 characters, could not be named by the API's paths at all."""
+    _app, client, token = service
+    code, detail = post(client, token, {**image(generator="procedural", count=1), "name": "n" * 54})
+    assert code in (400, 422) and "name" in str(detail) and "53" in str(detail), detail
+    code, _ = post(client, token, {**image(generator="procedural", count=1), "name": "n" * 53})
+    assert code == 202
