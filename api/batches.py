@@ -78,8 +78,10 @@ def run_folder(runs_dir: Path, batch: dict[str, Any]) -> Path | None:
 def _batch_out(batch: dict[str, Any], counts: dict[str, dict[str, int]]) -> BatchOut:
     """A batch row and its sample counts ({modality: {status: n}}) as the API reports them."""
     batch_id = batch["id"]
-    # A failed batch has a COCO file too when it failed only some samples (worker mode).
-    finished = batch["status"] in ("done", "failed", "cancelled")
+    # A failed batch has a COCO file too when it failed only some samples (worker mode); a
+    # cancelled one never has one (its run folder is not published), so no link is offered
+    # that would answer 409.
+    finished = batch["status"] in ("done", "failed")
     made = any(s not in ("failed", "pending") for s in counts.get("image", {}))
     return BatchOut(
         id=batch_id,

@@ -245,3 +245,13 @@ def test_identical_posts_at_once_start_one_run_and_both_find_the_batch(tmp_path:
         batches.shutdown()
         assert backend.runs in ([], [pipeline.batch_id_for(config)])
         store.close()
+
+
+def test_a_cancelled_batch_offers_no_coco_link() -> None:
+    """A cancelled batch's run folder is never published: its coco_url answered 409."""
+    from synthgate.api.batches import _batch_out
+
+    row = {"id": "b-0123456789", "name": "b", "status": "cancelled", "message": ""}
+    made = {"image": {"accepted": 3}}
+    assert _batch_out(row, made).coco_url is None
+    assert _batch_out({**row, "status": "done"}, made).coco_url == "/api/batches/b-0123456789/coco"
