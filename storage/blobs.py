@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from synthgate.errors import InputError
 from synthgate.files import write_atomic
 
 
@@ -18,7 +19,15 @@ class BlobStore:
         self.url = str(url)
         self._local = Path(self.url) if "://" not in self.url else None
         if self._local is not None:
-            self._local.mkdir(parents=True, exist_ok=True)
+            try:
+                self._local.mkdir(parents=True, exist_ok=True)
+            except OSError as error:  # a file there, a folder that cannot be made
+                raise InputError(
+                    field="blobs",
+                    value=self.url,
+                    problem=f"cannot be the blob folder ({error.strerror or error})",
+                    fix="pass a folder every worker and this process can write (or an fsspec URL)",
+                ) from None
 
     def put(self, key: str, data: bytes) -> None:
         if self._local is not None:

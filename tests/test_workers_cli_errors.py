@@ -74,3 +74,24 @@ def test_a_worker_with_no_broker_fails_at_once_naming_the_broker_and_the_fix(
     [line] = result.output.strip().splitlines()
     assert line.startswith(f"error: --broker {nobody}: not reachable (")
     assert "start Redis there" in line and "SYNTHGATE_BROKER_URL" in line
+
+
+def test_submit_hides_the_broker_password_and_names_a_bad_blob_folder(tmp_path: Path) -> None:
+    """`submit` printed the broker URL with its password when it could not publish (`worker`
+    masks it), and a --blobs path that is a file ended in a FileExistsError traceback."""
+    config = tmp_path / "batch.yaml"
+    config.write_text(yaml.safe_dump(small_config(text=None)))
+    shared = ["--db", f"sqlite:///{tmp_path / 'shared.db'}"]
+    broker = f"redis://user:s3cret@127.0.0.1:{free_port()}/0"
+    sent = CliRunner().invoke(
+        app,
+        ["submit", str(config), *shared, "--blobs", str(tmp_path / "blobs"), "--broker", broker],
+    )
+    assert sent.exit_code == 2 and "s3cret" not in sent.output and "user:***@" in sent.output
+    (tmp_path / "afile").write_text("")
+    bad = CliRunner().invoke(
+        app, ["submit", str(config), *shared, "--blobs", str(tmp_path / "afile"), "--wait",
+              "--out", str(tmp_path / "out"), "--broker", broker],
+    )  # fmt: skip
+    assert bad.exit_code == 2 and "cannot be the blob folder" in bad.output
+    assert "Traceback" not in bad.output

@@ -23,6 +23,7 @@ from synthgate.config import BatchConfig
 from synthgate.errors import InputError
 from synthgate.pipeline import batch_id_for
 from synthgate.storage.chunks import ChunkState
+from synthgate.storage.database import shown_url
 from synthgate.storage.store import Store
 from synthgate.workers.app import MAKE_CHUNK, QUEUES, WorkerSettings
 from synthgate.workers.chunks import FINISHED, TRANSIENT_ERRORS, chunk_rows
@@ -70,7 +71,8 @@ def publish(app: Any, chunks: list[ChunkState], *, ahead: bool = False) -> int:
                 )
     except Exception as error:  # kombu raises several types for an unreachable broker
         raise InputError(
-            f"broker {app.conf.broker_url}: cannot publish ({type(error).__name__}: {error}); "
+            f"broker {shown_url(app.conf.broker_url)}: cannot publish ({type(error).__name__}: "
+            f"{error}); "
             "start Redis or pass --broker URL / set SYNTHGATE_BROKER_URL. Nothing was lost: "
             "run the same `synthgate submit` again to send what is left"
         ) from None
