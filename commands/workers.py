@@ -203,7 +203,8 @@ def status(
             table.add_row(
                 modality,
                 str(config[modality]["count"]),
-                str(sum(row.values())),
+                # made: every sample stored but those that failed (as `submit` counts them)
+                str(sum(n for s, n in row.items() if s != "failed")),
                 *(str(row.get(s, 0)) for s in columns),
             )
         console.print(table)

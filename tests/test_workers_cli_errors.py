@@ -95,3 +95,23 @@ def test_submit_hides_the_broker_password_and_names_a_bad_blob_folder(tmp_path: 
     )  # fmt: skip
     assert bad.exit_code == 2 and "cannot be the blob folder" in bad.output
     assert "Traceback" not in bad.output
+
+
+def test_status_counts_a_failed_sample_as_failed_not_made(tmp_path: Path) -> None:
+    """The made column counted failed samples: 4 failed of 4 showed 'made 4 ... failed 4'."""
+    import synthgate as sg
+    from synthgate.storage.store import sqlite_url
+
+    run = sg.run(small_config(text=None), out=tmp_path / "run")
+    store = Store(sqlite_url(run.out / "synthgate.db"))
+    first = next(store.iter_samples(run.batch_id, "image"))
+    store.upsert_samples([first.model_copy(update={"status": "failed"})], reason="broke")
+    store.close()
+    shown = CliRunner().invoke(
+        app, ["status", run.batch_id, "--db", sqlite_url(run.out / "synthgate.db")]
+    )
+    assert shown.exit_code == 0, shown.output
+    row = next(line for line in shown.output.splitlines() if "image" in line)
+    cells = [c.strip() for c in row.strip("│ ").split("│")]
+    planned, made, failed = int(cells[1]), int(cells[2]), int(cells[-1])
+    assert (planned, made, failed) == (6, 5, 1), row
