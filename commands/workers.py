@@ -65,6 +65,13 @@ def worker(
                 f"choose from {', '.join(QUEUES)}"
             )
         processes = concurrency or (1 if "gpu" in chosen else usable_cores())
+        # The shared stores, then the broker: a worker that cannot reach a store would take
+        # every task only to fail it (an unreachable database was a task acknowledged, dropped)
+        from synthgate.storage.blobs import BlobStore
+        from synthgate.storage.database import open_store
+
+        open_store(settings.db_url or "").close()
+        BlobStore(settings.blob_url or "")
         check_broker(settings)  # fail fast; once started, a worker rides out broker restarts
         app = make_app(settings)
         app.synthgate_queues = chosen

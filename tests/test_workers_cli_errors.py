@@ -115,3 +115,19 @@ def test_status_counts_a_failed_sample_as_failed_not_made(tmp_path: Path) -> Non
     cells = [c.strip() for c in row.strip("│ ").split("│")]
     planned, made, failed = int(cells[1]), int(cells[2]), int(cells[-1])
     assert (planned, made, failed) == (6, 5, 1), row
+
+
+def test_a_worker_that_cannot_reach_its_stores_does_not_start(tmp_path: Path) -> None:
+    """It said ready, then took every task only to fail it (an unreachable database: the task
+    acknowledged and dropped, never retried)."""
+    broker = ["--broker", f"redis://127.0.0.1:{free_port()}/0"]
+    (tmp_path / "afile").write_text("")
+    cases = [
+        (["--db", "sqlite:////nonexistent-folder/x.db", "--blobs", str(tmp_path / "b")],
+         "cannot open the database"),
+        (["--db", f"sqlite:///{tmp_path / 'x.db'}", "--blobs", str(tmp_path / "afile")],
+         "cannot be the blob folder"),
+    ]  # fmt: skip
+    for options, words in cases:
+        result = CliRunner().invoke(app, ["worker", *options, *broker])
+        assert result.exit_code == 2 and words in result.output, result.output

@@ -69,9 +69,10 @@ def warm_up(**_: Any) -> None:
 @shared_task(bind=True, name=MAKE_CHUNK)
 def make_chunk(self: Any, chunk_id: str) -> str:
     """Generate a chunk of a batch into the shared database and blob store."""
-    context = context_for(self.app)
-    settings = context.settings
+    settings = self.app.synthgate
     try:
+        # inside: a database that is down when the context is first built is retried too
+        context = context_for(self.app)
         return run_chunk(context, chunk_id, holder=self.request.id)
     except TRANSIENT_ERRORS as error:
         if self.request.retries >= settings.max_retries:
@@ -79,7 +80,7 @@ def make_chunk(self: Any, chunk_id: str) -> str:
                 f"gave up after {settings.max_retries} retries: {type(error).__name__}: {error}"
             )
             # if the database is still down, this raises
-            return fail_chunk(context, chunk_id, reason, holder=self.request.id)
+            return fail_chunk(context_for(self.app), chunk_id, reason, holder=self.request.id)
         countdown = min(settings.retry_backoff_max, 2.0**self.request.retries)
         raise self.retry(exc=error, countdown=countdown, max_retries=None) from error
 
