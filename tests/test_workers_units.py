@@ -603,3 +603,22 @@ def test_a_delivery_whose_chunk_was_handed_over_mid_chunk_writes_nothing(
         2,
     )
     assert chunk.current == 4  # the frozen worker's last write, before it was taken over
+
+
+def test_a_done_batch_submitted_again_stays_done(
+    context: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing to make: it was marked running for good (no `--wait` came to finish it)."""
+    config = make_config(image={"generator": "procedural", "count": 4, "size": [32, 32]})
+    batch_id = register(context, config)
+    for chunk in context.store.chunks.of_batch(batch_id):
+        context.store.chunks.update(chunk.id, status="done")
+    context.store.set_batch_status(batch_id, "done", "published")
+    monkeypatch.setattr(worker_submit, "publish", lambda _app, c, **_: len(c))
+    app = SimpleNamespace(synthgate=context.settings)
+    assert worker_submit.submit_batch(app, context.store, config) == (batch_id, 0)
+    assert context.store.get_batch(batch_id)["status"] == "done"
+    first = context.store.chunks.of_batch(batch_id)[0]
+    context.store.chunks.update(first.id, status="failed")  # something to make again: running
+    assert worker_submit.submit_batch(app, context.store, config)[1] == 1
+    assert context.store.get_batch(batch_id)["status"] == "running"

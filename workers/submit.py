@@ -82,10 +82,10 @@ def publish(app: Any, chunks: list[ChunkState], *, ahead: bool = False) -> int:
 def submit_batch(app: Any, store: Store, config: BatchConfig) -> tuple[str, int]:
     """Record the batch and its chunks; publish the unfinished ones. Returns (batch id, sent)."""
     batch_id = batch_id_for(config)
+    previous = store.get_batch(batch_id)
     store.put_batch(
         batch_id, name=config.name, seed=config.seed, config=config.model_dump(mode="json")
     )
-    store.set_batch_status(batch_id, "running")
     for chunk in store.chunks.of_batch(batch_id, statuses=["failed", "generated"]):
         # A chunk with failed samples is tried again: they are made anew; the samples it made
         # (judged, perhaps reviewed since) stay as they are.
@@ -105,7 +105,13 @@ def submit_batch(app: Any, store: Store, config: BatchConfig) -> tuple[str, int]
     # lost its worker and goes back to `queued`, to be sent with the others.
     for chunk in store.chunks.lost(batch_id=batch_id):
         store.chunks.requeue_lost(chunk)
-    sent = publish(app, store.chunks.of_batch(batch_id, statuses=["queued"]))
+    waiting = store.chunks.of_batch(batch_id, statuses=["queued"])
+    unfinished = waiting or store.chunks.of_batch(batch_id, statuses=["running", "generated"])
+    # A done batch submitted again has nothing to make: it stays done (it was marked running
+    # for good, with nothing running, when no `--wait` came to finish it)
+    if unfinished or previous is None or previous["status"] != "done":
+        store.set_batch_status(batch_id, "running")
+    sent = publish(app, waiting)
     return batch_id, sent
 
 
