@@ -622,3 +622,25 @@ def test_a_done_batch_submitted_again_stays_done(
     context.store.chunks.update(first.id, status="failed")  # something to make again: running
     assert worker_submit.submit_batch(app, context.store, config)[1] == 1
     assert context.store.get_batch(batch_id)["status"] == "running"
+
+
+def test_a_chunk_whose_files_are_missing_is_queued_to_be_made_again(
+    context: WorkerContext,
+) -> None:
+    """A worker with another --blobs made it where submit cannot read: a FileNotFoundError
+    traceback, and the chunk stayed `generated`, which no submit remakes (stuck for good)."""
+    import shutil
+
+    from synthgate.workers.runner import load_chunk
+
+    config = make_config(image={"generator": "procedural", "count": 2, "size": [32, 32]})
+    batch_id = register(context, config)
+    chunk = next(c for c in context.store.chunks.of_batch(batch_id) if c.modality == "image")
+    run_chunk(context, chunk.id)
+    made = context.store.chunks.get(chunk.id)
+    assert made is not None and made.status == "generated"
+    shutil.rmtree(context.blobs.url)
+    with pytest.raises(InputError, match="its files are not in the blob store"):
+        load_chunk(context.store, BlobStore(context.blobs.url), made)
+    again = context.store.chunks.get(chunk.id)
+    assert again is not None and again.status == "queued"

@@ -69,13 +69,24 @@ def load_chunk(store: Store, blobs: BlobStore, chunk: ChunkState) -> LoadedChunk
             "`synthgate submit` again"
         )
     items: list[tuple[Sample, bytes | None, SampleMeasurements | None, int]] = []
-    documents = load_chunk_partials(blobs, chunk.id)
-    for sample in samples:
-        if sample.status == "failed":
-            items.append((sample, None, None, 0))
-            continue
-        png = blobs.get(sample.uri) if sample.uri and chunk.modality == "image" else None
-        items.append((sample, png, *load_partial(blobs, sample, documents)))
+    try:
+        documents = load_chunk_partials(blobs, chunk.id)
+        for sample in samples:
+            if sample.status == "failed":
+                items.append((sample, None, None, 0))
+                continue
+            png = blobs.get(sample.uri) if sample.uri and chunk.modality == "image" else None
+            items.append((sample, png, *load_partial(blobs, sample, documents)))
+    except FileNotFoundError as missing:
+        # Made, but not where this process reads: the chunk is made again on the next submit
+        # (it stayed `generated`, which a submit never remakes: stuck, a traceback each time)
+        store.chunks.update(chunk.id, status="queued", reason=None, current=None)
+        raise InputError(
+            f"batch {chunk.batch_id}: chunk {chunk.id} was made, but its files are not in the "
+            f"blob store {blobs.url} ({missing.filename or missing}); point every worker and "
+            "`synthgate submit` at the same --blobs, then run the same `synthgate submit` "
+            "again: the chunk is queued to be made anew"
+        ) from None
     return LoadedChunk(chunk, items)
 
 
