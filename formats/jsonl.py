@@ -122,7 +122,9 @@ def sample_to_jsonl_row(sample: Sample) -> dict[str, Any]:
 
 def _span(value: Any) -> Span:
     if isinstance(value, list | tuple) and len(value) >= 3:
-        return Span(start=value[0], end=value[1], label=str(value[2]))
+        if not isinstance(value[2], str) or not value[2]:  # null read as the label "None"
+            raise ValueError(f"span {value!r}: its label must be a non-empty string")
+        return Span(start=value[0], end=value[1], label=value[2])
     if isinstance(value, dict):
         return Span.model_validate(
             {k: value[k] for k in ("start", "end", "label", "value") if k in value}
