@@ -73,7 +73,8 @@ class RunResult:
         return self.out
 
     def samples(self, modality: Modality | None = None) -> Iterator[Sample]:
-        """The run's samples, in index order (images first), read from its run folder."""
+        """The run's samples, in index order (images first), read from its run folder. What
+        cannot be read is refused here, at the call, not at the first sample."""
         if modality not in (None, "image", "text"):
             raise InputError(field="modality", value=modality, problem='must be "image" or "text"')
         database = self._folder() / "synthgate.db"
@@ -84,14 +85,18 @@ class RunResult:
                 problem="has no synthgate.db (moved, or not a run folder any more)",
             )
         store = Store(sqlite_url(database))
+        if store.get_batch(self.batch_id) is None:
+            store.close()
+            raise InputError(
+                field="run",
+                value=self.out,
+                problem=f"no longer holds batch {self.batch_id} (run again since?)",
+                fix="run it again, or read the folder's new result",
+            )
+        return self._read(store, modality)
+
+    def _read(self, store: Store, modality: Modality | None) -> Iterator[Sample]:
         try:
-            if store.get_batch(self.batch_id) is None:
-                raise InputError(
-                    field="run",
-                    value=self.out,
-                    problem=f"no longer holds batch {self.batch_id} (run again since?)",
-                    fix="run it again, or read the folder's new result",
-                )
             for kind in (modality,) if modality else ("image", "text"):
                 yield from store.iter_samples(self.batch_id, kind)
         finally:

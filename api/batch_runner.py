@@ -271,10 +271,11 @@ class BatchRunner:
                     batch_id, "done", f"{queued} new items queued for review"
                 )
         except Stopped:
-            if job.cancelled_by is not None:
-                self.store.set_batch_status(batch_id, "cancelled", _cancelled(job.cancelled_by))
-            else:
-                self.store.set_batch_status(batch_id, "running", RESUMABLE)
+            with self._lock:  # a post may ask it to resume (`resume`) until the lock is let go
+                if job.cancelled_by is not None and not job.resume:
+                    self.store.set_batch_status(batch_id, "cancelled", _cancelled(job.cancelled_by))
+                elif not job.resume or self.stopping.is_set():
+                    self.store.set_batch_status(batch_id, "running", RESUMABLE)
         except InputError as error:
             self.store.set_batch_status(batch_id, "failed", str(error))
         except Exception as error:  # a bug: keep it on the batch and in the log

@@ -12,6 +12,7 @@ import typer
 from rich.markup import escape
 
 from synthgate.commands import console, new_table, user_errors
+from synthgate.errors import InputError
 from synthgate.files import write_atomic
 from synthgate.outputs import check_out_file
 
@@ -60,8 +61,15 @@ def calibrate(
     from synthgate.storage.database import database_url
 
     with user_errors():
-        if json_out is not None:  # before any work: never a database, nor the rubric's file
-            check_out_file(json_out, field="json", inputs=[out])
+        if json_out is not None:  # before any work: never a database, nor the calibrated rubric
+            check_out_file(json_out, field="json")
+            if json_out.resolve() == out.resolve():
+                raise InputError(
+                    field="json",
+                    value=json_out,
+                    problem="is the file the calibrated rubric goes to (--out)",
+                    fix="give the JSON a name of its own",
+                )
         result = fit(
             database_url(run, db),
             rubric=rubric,

@@ -56,7 +56,7 @@ def worker(
 
     with user_errors():
         settings = settings_from(broker=broker, db=db, blobs=blobs)
-        settings.require_shared_stores()
+        db_url, blob_url = settings.require_shared_stores()
         chosen = [q.strip() for q in queues.split(",") if q.strip()]
         unknown = sorted(set(chosen) - set(QUEUES))
         if not chosen or unknown:
@@ -70,8 +70,8 @@ def worker(
         from synthgate.storage.blobs import BlobStore
         from synthgate.storage.database import open_store
 
-        open_store(settings.db_url or "").close()
-        BlobStore(settings.blob_url or "")
+        open_store(db_url).close()
+        BlobStore(blob_url)
         check_broker(settings)  # fail fast; once started, a worker rides out broker restarts
         app = make_app(settings)
         app.synthgate_queues = chosen

@@ -122,14 +122,16 @@ def sample_to_jsonl_row(sample: Sample) -> dict[str, Any]:
 
 def _span(value: Any) -> Span:
     if isinstance(value, list | tuple) and len(value) >= 3:
-        if not isinstance(value[2], str) or not value[2]:  # null read as the label "None"
-            raise ValueError(f"span {value!r}: its label must be a non-empty string")
-        return Span(start=value[0], end=value[1], label=value[2])
-    if isinstance(value, dict):
-        return Span.model_validate(
-            {k: value[k] for k in ("start", "end", "label", "value") if k in value}
-        )
-    raise ValueError(f"span {value!r} is neither [start, end, label] nor an object")
+        label: Any = value[2]
+        fields = {"start": value[0], "end": value[1], "label": label}
+    elif isinstance(value, dict):
+        label = value.get("label")
+        fields = {k: value[k] for k in ("start", "end", "label", "value") if k in value}
+    else:
+        raise ValueError(f"span {value!r} is neither [start, end, label] nor an object")
+    if not isinstance(label, str) or not label:  # null was read as the label "None"
+        raise ValueError(f"span {value!r}: its label must be a non-empty string")
+    return Span.model_validate(fields)
 
 
 def text_row_to_sample(row: dict[str, Any], *, source: str, line: int) -> Sample:

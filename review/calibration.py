@@ -526,8 +526,8 @@ def calibrate(
         >>> result.before.kappa, result.after.kappa
     """
     out = optional_path(out, "out")
-    if out is not None:  # before any work: never the database (its decisions) nor a run's file
-        check_out_file(out)
+    if out is not None:  # before any work: never the database, a run's file or the rubric read
+        check_out_file(out, inputs=[rubric_path(rubric)])
     batches = names_argument(batches, "batches")
     holdout = fraction(holdout, "holdout")
     seed = whole_number(seed, "seed", maximum=MAX_SEED)

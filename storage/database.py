@@ -91,7 +91,7 @@ def open_store(url: str, *, must_exist: bool = False) -> Store:
             options=("db", "run"),
         )
     try:
-        return Store(url)
+        return Store(url, create=not must_exist)
     except ModuleNotFoundError as error:  # a known dialect whose driver is not installed
         raise InputError(
             field="db",

@@ -23,12 +23,14 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "alembic_version"
 
 
-def ensure_schema(engine: Engine, *, attempts: int = 5) -> None:
-    """Create or upgrade the schema of `engine`'s database to `SCHEMA_REVISION`."""
+def ensure_schema(engine: Engine, *, create: bool = True, attempts: int = 5) -> None:
+    """Create or upgrade the schema of `engine`'s database to `SCHEMA_REVISION`. Without
+    `create` (commands that only read), a database holding none of synthgate's tables is
+    refused instead of being given them."""
     for attempt in range(attempts):
         try:
             with engine.begin() as connection:
-                _ensure(connection)
+                _ensure(connection, create=create)
             return
         except (OperationalError, ProgrammingError, IntegrityError):
             # Another process created a table between the check and the CREATE: look again.
@@ -44,20 +46,23 @@ def revision_of(connection: Connection) -> str | None:
     return connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
 
 
-def _ensure(connection: Connection) -> None:
+def _ensure(connection: Connection, *, create: bool) -> None:
     current = revision_of(connection)
     if current == SCHEMA_REVISION:
         return
     tables = inspect(connection).get_table_names() if current is None else []
-    if current is None and tables and "samples" not in tables:
-        # Someone else's database (a --db or SYNTHGATE_DB_URL pointing at the wrong place):
-        # migrating it would add synthgate's tables to it.
+    if current is None and not create and set(tables).isdisjoint(metadata.tables):
+        # A command that only reads, pointed at someone else's database (or an empty one): it
+        # would have added synthgate's tables there. (Not while creating: several processes
+        # opening a new database at once see its tables appear one by one.)
         shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
         raise InputError(
             field="db",
             value=connection.engine.url.render_as_string(hide_password=True),
-            problem=f"holds tables that are not synthgate's ({shown})",
-            fix="point it at a synthgate database, or at a new or empty one",
+            problem=f"holds tables that are not synthgate's ({shown})"
+            if tables
+            else "holds no tables: no run or batch wrote it",
+            fix="point it at the database a run or batch wrote",
         )
     if current is None and not tables:
         metadata.create_all(connection)

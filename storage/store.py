@@ -79,13 +79,15 @@ def _tune_sqlite(engine: Engine) -> None:
 class Store:
     """Batches and samples in a SQL database, by SQLAlchemy URL."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, create: bool = True) -> None:
+        """`create`: give a new or older database synthgate's schema (without it, for commands
+        that only read, a database holding none of its tables is refused)."""
         self.url = url
         self.engine = create_engine(url, future=True)
         _live_engines.add(self.engine)
         if self.engine.dialect.name == "sqlite":
             _tune_sqlite(self.engine)
-        ensure_schema(self.engine)
+        ensure_schema(self.engine, create=create)
         self.chunks = ChunkBook(self.engine)
         self.requesters = Requesters(self.engine)
         # Built once: each is a statement of this engine's dialect, used on every write.

@@ -335,13 +335,16 @@ def test_a_batch_posted_again_while_its_cancel_lands_resumes(tmp_path: Path) -> 
         assert backend.wait_started(2) == ["run", "run"]
         backend.finish("run")
         wait_for(lambda: status_of(store, "run") == "done")
-        # cancelled again before that chunk ended, a post is needed to resume: none came
-        assert runner.submit(config("other"), "alice")[1]
+        # cancelled, posted again, cancelled again, all inside one chunk: it stays cancelled
+        other = runner.submit(config("other"), "alice")[0]
         backend.wait_started(3)
-        assert runner.cancel(batch_id_for(config("other")), "alice")
+        assert runner.cancel(other, "alice")
+        assert runner.submit(config("other"), "alice") == (other, True)
+        assert runner.cancel(other, "alice")
         backend.finish("other")
         wait_for(lambda: not runner.in_flight)
         assert status_of(store, "other") == "cancelled"
+        assert backend.started.count("other") == 1
     finally:
         for event in backend.release.values():
             event.set()

@@ -123,12 +123,12 @@ def test_results_go_where_their_folder_does(run: sg.RunResult, tmp_path: Path) -
 
 def test_run_samples_says_what_it_cannot_read(run: sg.RunResult, tmp_path: Path) -> None:
     assert len(list(run.samples("image"))) == 3
-    _refused(lambda: list(run.samples("images")), "modality", '"image" or "text"')
+    _refused(lambda: run.samples("images"), "modality", '"image" or "text"')
     moved = sg.RunResult(out=tmp_path / "nowhere", batch_id=run.batch_id)
-    _refused(lambda: list(moved.samples()), "run", "has no synthgate.db")
+    _refused(lambda: moved.samples(), "run", "has no synthgate.db")
     assert not (tmp_path / "nowhere").exists(), "no database made where none was"
     other = sg.RunResult(out=run.out, batch_id="another-batch")
-    _refused(lambda: list(other.samples()), "run", "no longer holds batch another-batch")
+    _refused(lambda: other.samples(), "run", "no longer holds batch another-batch")
 
 
 def test_no_output_replaces_what_the_work_reads_or_a_database(

@@ -1,4 +1,4 @@
-"""storage.folders.publish_out and building_out: the finished folder replaces the old one, or
+"""outputs.publish_out and building_out: the finished folder replaces the old one, or
 nothing changes."""
 
 from __future__ import annotations

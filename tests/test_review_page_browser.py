@@ -108,7 +108,19 @@ def test_annotator_reviews_three_items_with_the_keyboard_and_fixes_a_box(tmp_pat
     assert fixed.original == original["objects"]  # the replaced labels are kept
 
 
-def test_annotator_fixes_a_span_label_on_a_text_item(tmp_path: Path):
+def test_annotator_fixes_a_span_label_on_a_text_item(tmp_path: Path, monkeypatch):
+    """Its first span's stored value is not the text it covers (what the text check flags and
+    sends to review): the page sent it back, and the fix was refused."""
+    import api_support
+
+    made = api_support.text_sample
+
+    def misaligned(index: int, **options):
+        sample = made(index, **options)
+        sample.spans[0] = sample.spans[0].model_copy(update={"value": "Anna Schmid"})
+        return sample
+
+    monkeypatch.setattr(api_support, "text_sample", misaligned)
     app = make_app(tmp_path, images=0, texts=1)
     token = token_for(app, "ann", "annotator")
     with serving(app) as base, chromium() as browser:

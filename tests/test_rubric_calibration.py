@@ -127,3 +127,16 @@ def test_calibrate_from_a_review_database_library_and_cli(tmp_path: Path) -> Non
     assert refused.exit_code == 2
     assert "--min-verdicts" in refused.output and "review more items" in refused.output
     assert not (tmp_path / "never.yaml").exists()
+    # the JSON over the calibrated rubric, or the rubric over the one it was read from: refused
+    same = runner.invoke(
+        app,
+        [
+            "rubric", "calibrate", "--db", f"sqlite:///{tmp_path / 'synthgate.db'}",
+            "--out", str(tmp_path / "c.yaml"), "--json", str(tmp_path / "c.yaml"),
+        ],
+    )  # fmt: skip
+    assert same.exit_code == 2 and "is the file the calibrated rubric goes to" in same.output
+    before = out.read_bytes()
+    with pytest.raises(sg.InputError, match="which this reads"):
+        sg.calibrate(f"sqlite:///{tmp_path / 'synthgate.db'}", rubric=out, out=out)
+    assert out.read_bytes() == before

@@ -180,7 +180,7 @@ def test_someone_else_s_database_is_refused_not_migrated(tmp_path: Path) -> None
             return sorted(name for (name,) in found)
 
     with pytest.raises(InputError, match=r"holds tables that are not synthgate's \(invoices\)"):
-        Store(sqlite_url(other))
+        Store(sqlite_url(other), create=False)
     result = CliRunner().invoke(app, ["status", "x", "--db", sqlite_url(other)])
     assert result.exit_code == 2 and "not synthgate's" in result.output
     assert tables(other) == ["invoices"]  # (its journal mode is WAL now: the connection's)

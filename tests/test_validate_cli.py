@@ -421,10 +421,13 @@ def test_a_repeated_row_id_is_refused(tmp_path: Path, second_id: str) -> None:
     assert "line 3: id" in result.output and "is the id of line 1 too" in result.output
 
 
-@pytest.mark.parametrize("label", ["null", '""', "7"])
-def test_a_span_label_that_is_not_a_name_is_refused(tmp_path: Path, label: str) -> None:
+@pytest.mark.parametrize(
+    "span",
+    ["[0, 4, null]", '[0, 4, ""]', "[0, 4, 7]", '{"start": 0, "end": 4, "label": ""}'],
+)
+def test_a_span_label_that_is_not_a_name_is_refused(tmp_path: Path, span: str) -> None:
     """A span [0, 4, null] was read as the label "None" and accepted."""
     rows = tmp_path / "rows.jsonl"
-    rows.write_text(f'{{"text": "Anna called twice today", "spans": [[0, 4, {label}]]}}\n')
+    rows.write_text(f'{{"text": "Anna called twice today", "spans": [{span}]}}\n')
     result = CliRunner().invoke(app, ["validate", str(rows)])
     assert result.exit_code == 2 and "its label must be a non-empty string" in result.output

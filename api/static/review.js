@@ -175,7 +175,9 @@
     const body = { verdict, levels, comment: document.getElementById("comment").value };
     if (verdict === "fix") {
       if (data.modality === "image") body.objects = objects;
-      else body.spans = spans.filter((s) => s.label);
+      // The page changes labels, never offsets; a stored value may not be the text its span
+      // covers (what the text check flagged), so none is sent: the server knows the text.
+      else body.spans = spans.filter((s) => s.label).map((s) => ({ ...s, value: null }));
     }
     busy = true;
     say("saving…");
