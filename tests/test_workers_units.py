@@ -644,3 +644,20 @@ def test_a_chunk_whose_files_are_missing_is_queued_to_be_made_again(
         load_chunk(context.store, BlobStore(context.blobs.url), made)
     again = context.store.chunks.get(chunk.id)
     assert again is not None and again.status == "queued"
+
+
+def test_a_chunk_of_a_cancelled_batch_is_not_made(context: WorkerContext) -> None:
+    """DELETE of a batch in worker mode stopped only the thread following it: the workers made
+    every chunk already sent. A worker now leaves such a chunk queued, for a repost to send."""
+    config = make_config(image={"generator": "procedural", "count": 2, "size": [32, 32]})
+    batch_id = register(context, config)
+    context.store.set_batch_status(batch_id, "cancelled", "cancelled by alice")
+    chunk = next(c for c in context.store.chunks.of_batch(batch_id) if c.modality == "image")
+    assert "was cancelled; left queued" in run_chunk(context, chunk.id)
+    left = context.store.chunks.get(chunk.id)
+    assert left is not None and left.status == "queued"
+    assert context.store.samples_in(batch_id, "image", chunk.start, chunk.stop) == []
+    context.store.set_batch_status(batch_id, "running")  # posted again
+    run_chunk(context, chunk.id)
+    made = context.store.chunks.get(chunk.id)
+    assert made is not None and made.status == "generated"

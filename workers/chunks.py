@@ -250,6 +250,14 @@ def run_chunk(context: WorkerContext, chunk_id: str, *, holder: str | None = Non
             return f"{chunk_id} already {chunk.status}"
         return f"{chunk_id} is held by task {chunk.holder} (lease {chunk.lease}); left to it"
     with context.hold(delivery.lease) as held:
+        batch = context.store.get_batch(chunk.batch_id)
+        if batch is not None and batch["status"] == "cancelled":
+            # Cancelled after its chunks were sent: the workers made every one of them anyway
+            # (and a requester could cancel and post again past their open-batch limit). Left
+            # queued: posting the batch again sends it once more.
+            with contextlib.suppress(*TRANSIENT_ERRORS, LeaseLost):
+                held.update(status="queued")
+            return f"{chunk_id}: batch {chunk.batch_id} was cancelled; left queued"
         try:
             return make_chunk(context, chunk, held)
         except LeaseLost as lost:
