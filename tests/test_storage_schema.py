@@ -179,11 +179,14 @@ def test_someone_else_s_database_is_refused_not_migrated(tmp_path: Path) -> None
             found = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             return sorted(name for (name,) in found)
 
-    with pytest.raises(InputError, match=r"holds tables that are not synthgate's \(invoices\)"):
-        Store(sqlite_url(other), create=False)
     result = CliRunner().invoke(app, ["status", "x", "--db", sqlite_url(other)])
     assert result.exit_code == 2 and "not synthgate's" in result.output
-    assert tables(other) == ["invoices"]  # (its journal mode is WAL now: the connection's)
+    assert tables(other) == ["invoices"]
+    with sqlite3.connect(other) as connection:  # refused before a connection switched it to WAL
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    with pytest.raises(InputError, match=r"holds tables that are not synthgate's \(invoices\)"):
+        Store(sqlite_url(other), create=False)  # the schema check, for any other database
+    assert tables(other) == ["invoices"]
     empty = tmp_path / "empty.db"
     empty.touch()
     result = CliRunner().invoke(app, ["status", "x", "--db", sqlite_url(empty)])
