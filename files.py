@@ -69,7 +69,8 @@ def readable_file(path: Path, what: str) -> Path:
     if problem is not None:
         raise InputError(f"{str(path)[:200]!r}: not a usable path ({problem})")
     if path.is_dir():
-        raise InputError(f"{path}: is a folder; pass the {what} file itself")
+        noun = what if what.endswith("file") else f"{what} file"  # not "template file file"
+        raise InputError(f"{path}: is a folder; pass the {noun} itself")
     if not path.is_file():
         raise InputError(f"{path}: {what} not found; check the path")
     return path

@@ -29,6 +29,7 @@ from synthgate.api.auth import NoSecretsInUrl
 from synthgate.api.batch_runner import BatchRunner
 from synthgate.api.errors import AUTH_ERRORS, send_error
 from synthgate.api.ids import ItemIds
+from synthgate.api.inputs import shown_paths
 from synthgate.config import RequesterLimits
 from synthgate.errors import InputError, lone_surrogate, printable
 from synthgate.review.queue import ReviewQueue
@@ -226,10 +227,10 @@ def create_app(
     # Messages may quote what a request sent: `printable` keeps a lone surrogate in it (valid
     # JSON, no character) from failing the response's UTF-8 encoding.
     @app.exception_handler(InputError)
-    async def input_error(_request: Request, error: InputError) -> JSONResponse:
-        return JSONResponse(
-            {"detail": printable(str(error))}, status_code=status.HTTP_400_BAD_REQUEST
-        )
+    async def input_error(request: Request, error: InputError) -> JSONResponse:
+        state = request.app.state
+        shown = shown_paths(str(error), data_root=state.data_root, runs_dir=state.runs_dir)
+        return JSONResponse({"detail": printable(shown)}, status_code=status.HTTP_400_BAD_REQUEST)
 
     @app.exception_handler(UnicodeEncodeError)
     async def unencodable(_request: Request, error: UnicodeEncodeError) -> JSONResponse:

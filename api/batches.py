@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from synthgate.api.auth import User, require
 from synthgate.api.batch_runner import BatchRunner, OverLimit
 from synthgate.api.errors import MAX_OFFSET, errors
-from synthgate.api.inputs import SOURCE, check_limits, confine_paths
+from synthgate.api.inputs import SOURCE, check_limits, confine_paths, shown_paths
 from synthgate.config import parse_config
 from synthgate.errors import InputError
 from synthgate.files import check_nesting
@@ -75,8 +75,15 @@ def run_folder(runs_dir: Path, batch: dict[str, Any]) -> Path | None:
     return None
 
 
-def _batch_out(batch: dict[str, Any], counts: dict[str, dict[str, int]]) -> BatchOut:
-    """A batch row and its sample counts ({modality: {status: n}}) as the API reports them."""
+def _batch_out(
+    batch: dict[str, Any], counts: dict[str, dict[str, int]], request: Request | None = None
+) -> BatchOut:
+    """A batch row and its sample counts ({modality: {status: n}}) as the API reports them
+    (its message without the server's folders, given the request)."""
+    message = batch["message"]
+    if request is not None and message:
+        state = request.app.state
+        message = shown_paths(message, data_root=state.data_root, runs_dir=state.runs_dir)
     batch_id = batch["id"]
     # A failed batch has a COCO file too when it failed only some samples (worker mode); a
     # cancelled one never has one (its run folder is not published), so no link is offered
@@ -87,7 +94,7 @@ def _batch_out(batch: dict[str, Any], counts: dict[str, dict[str, int]]) -> Batc
         id=batch_id,
         name=batch["name"],
         status=batch["status"],
-        message=batch["message"],
+        message=message,
         counts=counts,
         coco_url=f"/api/batches/{batch_id}/coco" if finished and made else None,
     )
@@ -102,7 +109,7 @@ def _visible_batch(request: Request, batch_id: str, user: User) -> BatchOut:
         user.role != "admin" and user.name not in store.requesters.of_batch(batch_id)
     ):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no batch {batch_id!r}")
-    return _batch_out(batch, store.counts_of([batch_id])[batch_id])
+    return _batch_out(batch, store.counts_of([batch_id])[batch_id], request)
 
 
 NO_BATCH = (404, "No batch, or not one the caller posted.")
@@ -211,7 +218,7 @@ def list_batches(
     store: Store = request.app.state.store
     rows = store.requesters.batches_of(None if every else user.name, limit=limit, offset=offset)
     counts = store.counts_of([row["id"] for row in rows])  # one query for the page
-    return [_batch_out(row, counts[row["id"]]) for row in rows]
+    return [_batch_out(row, counts[row["id"]], request) for row in rows]
 
 
 @router.get(

@@ -161,6 +161,19 @@ def _confine(field: str, value: str, kind: Kind, data_root: Path | None) -> str:
     raise InputError(f"{SOURCE}: {field}: {value!r} is not a relative path to anything in {roots}")
 
 
+def shown_paths(message: str, *, data_root: Path | None, runs_dir: Path | None = None) -> str:
+    """`message` with the server's own folders written as requesters name paths (relative to
+    the package, or to the data root) and its runs folder as `runs/`: where the server keeps
+    its files is nobody else's business."""
+    roots = [(PACKAGE_ROOT, ""), (data_root, ""), (runs_dir, "runs/")]
+    for root, shown in sorted(
+        ((r, s) for r, s in roots if r is not None), key=lambda pair: -len(str(pair[0]))
+    ):
+        for form in {str(root), str(root.resolve())}:
+            message = message.replace(form.rstrip("/") + "/", shown)
+    return message
+
+
 def _inside(value: str, data_root: Path | None, *, may_be_new: bool) -> Path | None:
     """`value` under the first root it exists in (symlinks resolved), or None."""
     bases: list[tuple[Path, Path]] = []

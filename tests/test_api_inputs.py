@@ -241,3 +241,34 @@ def test_a_name_whose_batch_id_would_not_fit_is_refused(service) -> None:
     assert code in (400, 422) and "name" in str(detail) and "53" in str(detail), detail
     code, _ = post(client, token, {**image(generator="procedural", count=1), "name": "n" * 53})
     assert code == 202
+
+
+def test_messages_do_not_show_where_the_server_keeps_its_files(service) -> None:
+    """A refused or failed batch quoted the server's absolute paths (its package and data
+    root folders); they read as the requester named them now."""
+    import time
+
+    from synthgate.config import PACKAGE_ROOT
+
+    app, client, token = service
+    posted = [
+        client.post("/api/batches", json=body, headers=bearer(token)).json()["id"]
+        for body in (
+            {"name": "t", "text": {"templates": "configs", "count": 1}},
+            image(
+                generator="copy_paste", count=1, coco="coco/annotations.json", images="coco/images"
+            ),
+        )
+    ]
+    deadline = time.monotonic() + 30
+    messages: list[str] = []
+    while time.monotonic() < deadline:
+        rows = [client.get(f"/api/batches/{i}", headers=bearer(token)).json() for i in posted]
+        if all(row["status"] == "failed" for row in rows):
+            messages = [row["message"] for row in rows]
+            break
+        time.sleep(0.1)
+    assert messages[0] == "configs: is a folder; pass the template file itself"
+    assert messages[1].startswith("coco/annotations.json: no `images` list")
+    for message in messages:
+        assert str(PACKAGE_ROOT) not in message and str(app.state.data_root) not in message
