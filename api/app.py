@@ -174,6 +174,7 @@ def create_app(
     limits: RequesterLimits | None = None,
     batch_threads: int = BATCH_THREADS,
     workers: WorkerSettings | None = None,
+    review_seed: int | None = None,
 ) -> FastAPI:
     """The synthgate web service over the database at `db_url`; batches run into `runs_dir`.
 
@@ -182,7 +183,8 @@ def create_app(
     and objects per image; open batches; samples per hour). Batches run in this process on
     `batch_threads` threads shared fairly between requesters, or, with `workers` (broker,
     database and blob store), on `synthgate worker` processes: then `db_url` must be the
-    database the workers write to.
+    database the workers write to. `review_seed` fixes the review queue's draws (tests);
+    without it, who meets gold when is drawn from a secret of the database.
     """
     limits = limits or RequesterLimits()
     if max_samples is not None:
@@ -209,7 +211,9 @@ def create_app(
         ),
     )
     store = Store(db_url)
-    queue = ReviewQueue(store, annotators_per_item=annotators_per_item, gold_rate=gold_rate)
+    queue = ReviewQueue(
+        store, annotators_per_item=annotators_per_item, gold_rate=gold_rate, seed=review_seed
+    )
     if workers is None:
         runner = BatchRunner(store, queue, Path(runs_dir), threads=batch_threads, limits=limits)
     else:

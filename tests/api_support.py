@@ -138,7 +138,7 @@ def make_app(
         runs_dir=tmp_path / "runs",
         annotators_per_item=k,
         gold_rate=gold_rate,
-        **options,
+        **{"review_seed": 0, **options},  # the gold draws fixed: tests see the same ones
     )
     made = [image_sample(i, run, categories=categories, prompt=prompt) for i in range(images)]
     made += [text_sample(i) for i in range(texts)]

@@ -144,7 +144,7 @@ def test_sdk_converter_reads_text_spans(store: Store, tmp_path: Path) -> None:
 def test_export_then_import_of_the_same_decisions_changes_nothing(
     store: Store, tmp_path: Path, modality: str, shapes: str
 ) -> None:
-    queue = ReviewQueue(store, gold_rate=0.25)
+    queue = ReviewQueue(store, gold_rate=0.25, seed=0)
     queue.enqueue_batch("b1")
     decide_everything(queue)
     before = snapshot(store)
@@ -169,7 +169,7 @@ def test_mixed_modalities_need_a_choice(store: Store, tmp_path: Path) -> None:
 
 
 def test_tasks_go_out_one_at_a_time_as_one_json_document(store: Store, tmp_path: Path) -> None:
-    queue = ReviewQueue(store, gold_rate=0.25)
+    queue = ReviewQueue(store, gold_rate=0.25, seed=0)
     queue.enqueue_batch("b1")
     decide_everything(queue)
     out = tmp_path / "all.json"

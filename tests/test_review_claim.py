@@ -50,7 +50,7 @@ def kept_and_counted(store: Store) -> tuple[dict[int, int], dict[int, int]]:
 
 def test_kept_counts_follow_every_change_of_assignments(store: Store) -> None:
     fill(store, review=6, audit=2, accepted=12)
-    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.3)
+    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.3, seed=0)
     queue.enqueue_batch("b1")
     for who in ("ann", "bob", "cy"):
         for _ in range(3):
@@ -298,7 +298,7 @@ def test_a_claim_reads_an_index_range_and_never_sorts_the_queue(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fill(store, review=300, audit=0, accepted=60)
-    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.5)
+    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.5, seed=0)
     queue.enqueue_batch("b1")
     statements = claim_statements(store, queue, monkeypatch)
     assert statements

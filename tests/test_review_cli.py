@@ -111,7 +111,7 @@ def invoke(*args: str):
 
 def work(run: Path) -> None:
     store = Store(sqlite_url(run / "synthgate.db"))
-    queue = ReviewQueue(store)
+    queue = ReviewQueue(store, seed=0)  # the gold draws fixed: this work meets gold tasks
     for who in ("ann", "bob", "cy"):
         while (task := queue.next_item(who)) is not None:
             # ann accepts everything, bob rejects every third item, cy rejects everything
