@@ -9,8 +9,6 @@ a new, empty database.
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -18,10 +16,8 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 
 from synthgate.errors import InputError
 from synthgate.files import is_file
-from synthgate.outputs import reading_sqlite
 from synthgate.settings import Settings
 from synthgate.storage.store import Store, sqlite_url
-from synthgate.storage.tables import metadata
 
 URL_FORMS = "sqlite:///runs/<name>/synthgate.db or postgresql://user@host:5432/dbname"
 
@@ -55,31 +51,6 @@ def database_url(run: Path | None, db: str | None, *, create: bool = False) -> s
             options=("run", "db"),
         )
     return sqlite_url(path)
-
-
-def _refuse_foreign_sqlite(path: Path, shown: str) -> None:
-    """A SQLite file holding tables, none of them synthgate's, refused before a Store opens it:
-    its connection would switch the file to WAL mode first (the schema check refuses it too,
-    but only after that)."""
-    try:
-        with contextlib.closing(reading_sqlite(path)) as connection:
-            found = {
-                name
-                for (name,) in connection.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table'"
-                )
-            }
-    except sqlite3.DatabaseError:
-        return  # not a database: the Store's opening says so
-    tables = sorted(found - {"sqlite_sequence"})
-    if tables and set(tables).isdisjoint(metadata.tables):
-        listed = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
-        raise InputError(
-            field="db",
-            value=shown,
-            problem=f"holds tables that are not synthgate's ({listed})",
-            fix="point it at the database a run or batch wrote",
-        )
 
 
 def shown_url(url: str) -> str:
@@ -119,8 +90,6 @@ def open_store(url: str, *, must_exist: bool = False) -> Store:
             "run or batch wrote",
             options=("db", "run"),
         )
-    if must_exist and path is not None:
-        _refuse_foreign_sqlite(path, shown)
     try:
         return Store(url, create=not must_exist)
     except ModuleNotFoundError as error:  # a known dialect whose driver is not installed

@@ -85,9 +85,15 @@ class Store:
         self.url = url
         self.engine = create_engine(url, future=True)
         _live_engines.add(self.engine)
-        if self.engine.dialect.name == "sqlite":
+        sqlite = self.engine.dialect.name == "sqlite"
+        if sqlite and create:
             _tune_sqlite(self.engine)
         ensure_schema(self.engine, create=create)
+        if sqlite and not create:
+            # Checked before the connection's pragmas: a database refused (someone else's) is
+            # left as it was, not switched to WAL mode (which stays with the file).
+            self.engine.dispose()
+            _tune_sqlite(self.engine)
         self.chunks = ChunkBook(self.engine)
         self.requesters = Requesters(self.engine)
         # Built once: each is a statement of this engine's dialect, used on every write.

@@ -25,9 +25,11 @@ from synthgate.storage.store import Store
 
 class HeldBackend:
     """A runner backend that records which batch started when, and holds each run until the
-    test releases it (or its stop event is set: then it raises Stopped like a real run)."""
+    test releases it (or its stop event is set: then it raises Stopped like a real run).
+    `in_chunk`: each run is inside a chunk, and sees its stop event only once released."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, in_chunk: bool = False) -> None:
+        self.in_chunk = in_chunk
         self.started: list[str] = []
         self.release: dict[str, threading.Event] = {}
         self.lock = threading.Lock()
@@ -40,6 +42,10 @@ class HeldBackend:
             gate = self.release.setdefault(config.name, threading.Event())
             self.changed.notify_all()
         while not gate.wait(0.02):
+            if stop is not None and stop.is_set() and not self.in_chunk:
+                raise Stopped(f"batch {batch_id}: stopped")
+        if self.in_chunk:
+            gate.clear()  # the next run of this batch makes a chunk of its own
             if stop is not None and stop.is_set():
                 raise Stopped(f"batch {batch_id}: stopped")
         return RunResult(out=None, batch_id=batch_id, counts={})
@@ -303,27 +309,11 @@ def test_delete_cancels_through_the_api(tmp_path):
         client.delete(f"/api/batches/{batch_id}", headers=bearer(alice))
 
 
-class ChunkBackend(HeldBackend):
-    """A backend inside a chunk: it sees its stop event only once the chunk ends (released)."""
-
-    def run(self, config, *, sinks, progress=None, stop=None) -> RunResult:
-        batch_id = batch_id_for(config)
-        with self.changed:
-            self.started.append(config.name)
-            gate = self.release.setdefault(config.name, threading.Event())
-            self.changed.notify_all()
-        gate.wait(10)
-        gate.clear()  # the next run of this batch makes a chunk of its own
-        if stop is not None and stop.is_set():
-            raise Stopped(f"batch {batch_id}: stopped")
-        return RunResult(out=None, batch_id=batch_id, counts={})
-
-
 def test_a_batch_posted_again_while_its_cancel_lands_resumes(tmp_path: Path) -> None:
     """DELETE, then POST of the same config while the batch finished the chunk it was inside:
     the post answered 'cancelled' and started nothing (a third post was needed)."""
     store = Store(f"sqlite:///{tmp_path / 'service.db'}")
-    backend = ChunkBackend()
+    backend = HeldBackend(in_chunk=True)
     runner = BatchRunner(store, NoQueue(), tmp_path / "runs", backend=backend, threads=1)
     try:
         batch_id = runner.submit(config("run"), "alice")[0]
