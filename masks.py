@@ -172,7 +172,9 @@ def segmentation_to_rle(segmentation: Any, height: int | None, width: int | None
     Raises ValueError with the reason when it cannot be read.
     """
     if isinstance(segmentation, dict):
-        size, counts = segmentation.get("size"), segmentation.get("counts")
+        if "counts" not in segmentation or "size" not in segmentation:  # `{}` too: not "none"
+            raise ValueError("RLE segmentation needs `counts` and `size`")
+        size, counts = segmentation["size"], segmentation["counts"]
         if not (isinstance(size, list) and len(size) == 2 and all(map(finite_number, size))):
             raise ValueError(f"RLE size {size!r} is not [height, width]")
         h, w = int(size[0]), int(size[1])

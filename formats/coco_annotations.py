@@ -238,7 +238,7 @@ class AnnotationColumns:
         mark = get("synthgate")
         self.visible.append(1.0 if mark is None else _visible(mark))
         segmentation = get("segmentation")
-        if segmentation in (None, [], {}):
+        if segmentation in (None, []):  # none, as has_segmentation reads it; `{}` is unreadable
             self.counts.append(None)
             self.mask_sizes.fromlist([0, 0])
         elif isinstance(segmentation, list):

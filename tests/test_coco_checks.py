@@ -74,3 +74,27 @@ def test_a_box_only_file_is_a_clean_file(tmp_path: Path) -> None:
     assert find_coco_problems(boxes, images_dir=images) == []
     assert not any(is_source(a, min_source_area=1) for a in boxes["annotations"])
     assert any(is_source(a, min_source_area=1) for a in data["annotations"])
+
+
+def test_an_empty_rle_is_unreadable_to_validate_as_to_balance(tmp_path: Path) -> None:
+    """`"segmentation": {}` is not box-only: pycocotools fails on it (KeyError 'counts'), and
+    balance, merge and export refuse it. validate read it as no segmentation and accepted the
+    object; it now reports the mask unreadable, with the message the strict check gives."""
+    import synthgate as sg
+
+    coco_path, _ = make_tiny_coco(tmp_path)
+    data = json.loads(coco_path.read_text())
+    empty, box_only = data["annotations"][:2]
+    empty["segmentation"], box_only["segmentation"] = {}, []
+    coco_path.write_text(json.dumps(data))
+    refused = {p.entry_id: p.message for p in find_coco_problems(data, images_dir=None)}
+    assert refused == {empty["id"]: "RLE segmentation needs `counts` and `size`"}
+    report = sg.validate_coco(coco_path)
+    unreadable = {
+        finding.get("annotation_id"): finding["message"]
+        for row in report.rows
+        for finding in row["findings"]
+        if finding.get("measure") == "mask_unreadable"
+    }
+    assert list(unreadable) == [empty["id"]]
+    assert unreadable[empty["id"]].startswith("segmentation unusable: " + refused[empty["id"]])

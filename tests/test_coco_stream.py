@@ -65,7 +65,7 @@ def _object(
     )
     mask = None
     segmentation = annotation.get("segmentation")
-    if segmentation not in (None, [], {}):
+    if segmentation not in (None, []):
         try:
             mask = segmentation_to_rle(segmentation, height, width)
         except (ValueError, TypeError, OverflowError) as error:
