@@ -47,6 +47,25 @@ def test_sentences_become_slotted_templates(bank: NameBank, sentence: str, templ
 def test_sentences_split_on_end_marks() -> None:
     assert sentences("One. Two!  Three?") == ["One.", "Two!", "Three?"]
     assert sentences("no end mark") == ["no end mark"]
+    assert sentences('He said "Go." Then left (fine!) Next') == [
+        'He said "Go."',
+        "Then left (fine!)",
+        "Next",
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Dr. Smith paid 3.50 dollars at 5 p.m. today.",  # split into 'Dr.', 'Smith paid 3.', ...
+        "We ordered soup, e.g. the lentil one, and J. R. Tolkien's favourite pie.",
+        "I was... not sure about it.",
+    ],
+)
+def test_sentences_do_not_end_at_abbreviations_numbers_or_initials(text: str) -> None:
+    """A full stop inside a sentence made mined templates of its pieces ('Dr.' joined with
+    'm.'): such a stop is no end."""
+    assert sentences(text) == [text]
 
 
 def test_mined_templates_join_two_rows_and_are_never_a_real_row(

@@ -27,7 +27,11 @@ import numpy as np
 from synthgate.generators.text.names import NameBank
 from synthgate.generators.text.slots import clean_whitespace
 
-SENTENCE = re.compile(r"[^.!?…]+(?:[.!?…]+[\"'”’)]*|$)")
+END_MARK = re.compile(r"[.!?…]+[\"'”’)]*(?=\s|$)")  # closing quotes and brackets stay with it
+# Words a full stop follows inside a sentence: "Dr. Smith", "e.g. this", "5 p.m. today"
+ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof st sr jr mt vs etc approx dept est fig inc ltd co corp".split()  # noqa: SIM905
+)
 NUMBER = re.compile(r"(?<![\w.,])\d+(?![\w.,]\d)")
 
 
@@ -40,9 +44,33 @@ class MinedTemplates:
 
 
 def sentences(text: str) -> list[str]:
-    """The sentences of a text, whitespace collapsed (a text without an end mark is one)."""
-    found = [clean_whitespace(s) for s in SENTENCE.findall(clean_whitespace(text))]
+    """The sentences of a text, whitespace collapsed (a text without an end mark is one).
+
+    A sentence ends at an end mark followed by a space (or the text's end), not inside a number
+    ("3.50"), not after an abbreviation or an initial ("Dr.", "e.g.", "p.m.", "J."), and not at
+    a full stop or an ellipsis the next word follows in lower case ("!" and "?" always end one)."""
+    text = clean_whitespace(text)
+    found, start = [], 0
+    for mark in END_MARK.finditer(text):
+        if mark.end() < len(text) and not _ends_sentence(text, mark):
+            continue
+        found.append(text[start : mark.end()].strip())
+        start = mark.end()
+    found.append(text[start:].strip())
     return [s for s in found if any(c.isalnum() for c in s)]
+
+
+def _ends_sentence(text: str, mark: re.Match[str]) -> bool:
+    stops = mark.group().rstrip("\"'”’)")
+    if "!" in stops or "?" in stops:
+        return True
+    if text[mark.end() :].lstrip()[:1].islower():  # "I was... not sure", "e.g. this"
+        return False
+    if stops != ".":
+        return True
+    word = text[: mark.start()].rsplit(" ", 1)[-1]
+    initial = len(word) == 1 and word.isalpha()
+    return not (initial or "." in word or word.lower() in ABBREVIATIONS)
 
 
 def slotted(sentence: str, bank: NameBank) -> str:
