@@ -158,6 +158,9 @@ NAME_CASES = [
     ("Anna's kettle leaked. We met Luke there.", ["Anna", "Luke"]),  # possessive; mid-sentence
     ("Dr Luke Smith came.", ["Luke"]),  # after a title
     ("Luke Smith fixed it.", ["Luke"]),  # a surname follows
+    # a surname that is also a first name is the surname: only the first name is swapped
+    ("Michael Scott called about the order.", ["Michael"]),
+    ("I spoke to Michael Scott and Anna Taylor.", ["Michael", "Anna"]),
     ("In April, Will bought Hope.", []),  # names that are common words
     ("Rose coloured glasses, Mark my words.", []),
 ]

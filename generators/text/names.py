@@ -5,7 +5,8 @@ its context, so that a capitalised word is not taken for a name on its capital a
 of every first name the text uses as a name. A gazetteer word is a name when its context says
 so (the rule NER gazetteer features use):
 
-- a title stands before it (Mr, Ms, Dr, …), or another name follows it (a surname);
+- a title stands before it (Mr, Ms, Dr, …), or another name follows it (a surname, which is
+  never itself taken, even where it is also a first name: the Scott of "Michael Scott");
 - it is capitalised inside a sentence, where a common word would be written in lower case;
 - at the start of a sentence, where every word is capitalised, only when what follows is what
   follows a person: a verb of the kind reviews and tickets use (said, loved, returned, was, …),
@@ -331,8 +332,8 @@ class NameBank:
         found: set[int] = set()
         pending: list[int] = []
         for i, word in enumerate(tokens):
-            if word not in self.owner:
-                continue
+            if word not in self.owner or _follows_first_name(text, words, tokens, i, self.owner):
+                continue  # not a name, or a surname that is also a first name ("Michael Scott")
             if not word.isascii() and not word[:1].isupper():
                 found.add(i)  # a script without capitals: a whole word is all there is to go by
             elif not word[:1].isupper():
@@ -368,8 +369,27 @@ def _surname_follows(
     i: int,
     owner: dict[str, tuple[str, str]],
 ) -> bool:
-    """A capitalised word right after the name (one space) that is no first name: a surname."""
+    """A capitalised word right after the name (one space): a surname, even one that is also a
+    first name (Scott, Taylor), as a first name right before it says."""
     if i + 1 >= len(tokens) or text[words[i][1] : words[i + 1][0]] != " ":
         return False
     word = tokens[i + 1]
-    return word[:1].isupper() and word.isalpha() and word not in owner
+    return (
+        word[:1].isupper()
+        and word.isalpha()
+        and not _follows_first_name(text, words, tokens, i, owner)
+    )
+
+
+def _follows_first_name(
+    text: str,
+    words: list[tuple[int, int, re.Match[str]]],
+    tokens: list[str],
+    i: int,
+    owner: dict[str, tuple[str, str]],
+) -> bool:
+    """Whether word `i` comes right after a capitalised first name (one space): a surname."""
+    if i == 0 or text[words[i - 1][1] : words[i][0]] != " ":
+        return False
+    before = tokens[i - 1]
+    return before in owner and before[:1].isupper() and words[i - 1][1] == words[i - 1][2].end()
