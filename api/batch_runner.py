@@ -51,7 +51,7 @@ class Job:
 
     batch_id: str
     config: BatchConfig
-    requester: str
+    requester: str  # the account's key (User.requester_key): limits and fair shares are its own
     samples: int
     stop: threading.Event = field(default_factory=threading.Event)
     running: bool = False

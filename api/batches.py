@@ -177,7 +177,9 @@ def create_batch(
     parsed = parse_config({**config, "requester": user.requester_key}, source=SOURCE)
     check_limits(parsed, runner.limits)
     try:
-        batch_id, started = runner.submit(parsed, user.name)
+        # limits and fair shares per account: a user added again under a removed user's name
+        # is another account, and must not be held to the old one's batches
+        batch_id, started = runner.submit(parsed, user.requester_key)
     except OverLimit as over:
         headers = {"Retry-After": str(over.retry_after)} if over.retry_after else None
         raise HTTPException(

@@ -309,6 +309,32 @@ def test_delete_cancels_through_the_api(tmp_path):
         client.delete(f"/api/batches/{batch_id}", headers=bearer(alice))
 
 
+def test_limits_are_the_accounts_not_the_names(tmp_path: Path) -> None:
+    """A user removed and added again under the same name is another account (another token):
+    it was refused as over the open-batch limit by the old account's batch, one it cannot see
+    or cancel, because the limits were kept per user name."""
+    limits = RequesterLimits(open_batches=1, samples_per_hour=8)
+    app = make_app(tmp_path, images=0, limits=limits, batch_threads=2)
+    backend = HeldBackend()
+    app.state.runner.backend = backend
+    with TestClient(app) as client:
+        old = token_for(app, "bob", "requester")
+        body = procedural("old", 1, 4)
+        assert client.post("/api/batches", json=body, headers=bearer(old)).status_code == 202
+        backend.wait_started(1)
+        app.state.users.remove("bob")
+        new = token_for(app, "bob", "requester")
+        assert client.get("/api/batches", headers=bearer(new)).json() == []
+        posted = client.post("/api/batches", json=procedural("new", 2, 4), headers=bearer(new))
+        assert posted.status_code == 202, posted.text
+        assert backend.wait_started(2) == ["old", "new"]  # a fair share of its own, too
+        again = client.post("/api/batches", json=procedural("more", 3, 1), headers=bearer(new))
+        assert again.status_code == 429 and "open_batches" in again.json()["detail"]
+        for name in ("old", "new"):
+            backend.finish(name)
+        wait_for(lambda: not app.state.runner.in_flight)
+
+
 def test_a_batch_posted_again_while_its_cancel_lands_resumes(tmp_path: Path) -> None:
     """DELETE, then POST of the same config while the batch finished the chunk it was inside:
     the post answered 'cancelled' and started nothing (a third post was needed)."""
