@@ -1,13 +1,13 @@
 """Batch routes for requesters: `POST /api/batches` runs a batch config, `GET /api/batches` lists
 the caller's batches, `GET /api/batches/{id}` tells how one is going, `GET /api/batches/{id}/coco`
-hands back its COCO file.
+and `GET /api/batches/{id}/jsonl` hand back its COCO file (images) and its JSONL file (texts).
 
 A requester sees only the batches they posted: the same config is the same batch, so posting
 records the caller as one of its requesters (`store.requesters.add`), and any other requester gets
 the 404 of a batch that does not exist. Admins see every batch.
 
 Accepted configs run on api/batch_runner.py's `BatchRunner`. `run_folder` finds the folder of
-a batch again, for its COCO file and for the images the review page shows.
+a batch again, for its COCO and JSONL files and for the images the review page shows.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ router = APIRouter(prefix="/api/batches", tags=["batches"])
 
 
 SHOWN_FAILURES = 20
+JSONL_TYPE = "application/x-ndjson"  # the type JSON Lines is served as most widely
 
 
 class FailedSample(BaseModel):
@@ -54,7 +55,12 @@ class BatchOut(BaseModel):
     counts: dict[str, dict[str, int]] = Field(
         default_factory=dict, description="{modality: {status: samples}}"
     )
-    coco_url: str | None = None
+    coco_url: str | None = Field(
+        None, description="Its images as COCO, once finished (GET /api/batches/{id}/coco)."
+    )
+    jsonl_url: str | None = Field(
+        None, description="Its texts as JSONL, once finished (GET /api/batches/{id}/jsonl)."
+    )
     failures: list[FailedSample] = Field(
         default_factory=list,
         description=f"Samples that could not be made, with why (the first {SHOWN_FAILURES}; "
@@ -85,18 +91,23 @@ def _batch_out(
         state = request.app.state
         message = shown_paths(message, data_root=state.data_root, runs_dir=state.runs_dir)
     batch_id = batch["id"]
-    # A failed batch has a COCO file too when it failed only some samples (worker mode); a
-    # cancelled one never has one (its run folder is not published), so no link is offered
+    # A failed batch has its files too when it failed only some samples (worker mode); a
+    # cancelled one never has them (its run folder is not published), so no link is offered
     # that would answer 409.
     finished = batch["status"] in ("done", "failed")
-    made = any(s not in ("failed", "pending") for s in counts.get("image", {}))
+
+    def link(modality: str, route: str) -> str | None:
+        made = any(s not in ("failed", "pending") for s in counts.get(modality, {}))
+        return f"/api/batches/{batch_id}/{route}" if finished and made else None
+
     return BatchOut(
         id=batch_id,
         name=batch["name"],
         status=batch["status"],
         message=message,
         counts=counts,
-        coco_url=f"/api/batches/{batch_id}/coco" if finished and made else None,
+        coco_url=link("image", "coco"),
+        jsonl_url=link("text", "jsonl"),
     )
 
 
@@ -110,6 +121,25 @@ def _visible_batch(request: Request, batch_id: str, user: User) -> BatchOut:
     ):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no batch {batch_id!r}")
     return _batch_out(batch, store.counts_of([batch_id])[batch_id], request)
+
+
+def _finished_file(request: Request, batch: BatchOut, file_name: str, what: str) -> Path:
+    """The file `file_name` of a finished batch's run folder: 409 while the batch runs or when
+    it stopped before writing its `what`, 404 when it made none."""
+    if batch.status == "running":
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, detail=f"batch {batch.id} is running; try when done"
+        )
+    # A batch that failed after writing its run folder (some samples failed) still has one.
+    folder = run_folder(request.app.state.runs_dir, {"id": batch.id, "name": batch.name})
+    if folder is None or not (folder / file_name).is_file():
+        if batch.status in ("failed", "cancelled"):
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                detail=f"batch {batch.id} stopped before writing its {what}: {batch.message}",
+            )
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"batch {batch.id} has no {what}")
+    return folder / file_name
 
 
 NO_BATCH = (404, "No batch, or not one the caller posted.")
@@ -282,19 +312,30 @@ def get_batch_coco(
     """Every image sample of the batch as COCO, with status, provenance and report per image
     (the caller's batches only; admins see every batch)."""
     batch = _visible_batch(request, batch_id, user)
-    if batch.status == "running":
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, detail=f"batch {batch_id} is running; try when done"
-        )
-    # A batch that failed after writing its run folder (some samples failed) still has one.
-    folder = run_folder(request.app.state.runs_dir, {"id": batch_id, "name": batch.name})
-    if folder is None or not (folder / "coco.json").is_file():
-        if batch.status in ("failed", "cancelled"):
-            raise HTTPException(
-                status.HTTP_409_CONFLICT,
-                detail=f"batch {batch_id} stopped before writing its images: {batch.message}",
-            )
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"batch {batch_id} has no images")
-    return FileResponse(
-        folder / "coco.json", media_type="application/json", filename=f"{batch_id}.coco.json"
-    )
+    coco = _finished_file(request, batch, "coco.json", "images")
+    return FileResponse(coco, media_type="application/json", filename=f"{batch_id}.coco.json")
+
+
+@router.get(
+    "/{batch_id}/jsonl",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "content": {JSONL_TYPE: {}},
+            "description": "The batch's text.jsonl: one JSON object per line.",
+        },
+        **errors(
+            (404, "No batch, not one the caller posted, or it made no texts."),
+            (409, "The batch is still running, or stopped before writing texts."),
+            BAD_BATCH_ID,
+        ),
+    },
+)
+def get_batch_jsonl(
+    request: Request, batch_id: str = BATCH_ID, user: User = Depends(require("requester"))
+) -> FileResponse:
+    """Every text sample of the batch as JSONL, one row per sample with its spans or label,
+    status, provenance and report (the caller's batches only; admins see every batch)."""
+    batch = _visible_batch(request, batch_id, user)
+    texts = _finished_file(request, batch, "text.jsonl", "texts")
+    return FileResponse(texts, media_type=JSONL_TYPE, filename=f"{batch_id}.text.jsonl")

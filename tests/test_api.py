@@ -46,6 +46,7 @@ ENDPOINTS = [
     ("GET", "/api/batches", None, {"requester"}),
     ("GET", f"/api/batches/{BATCH}", None, {"requester"}),
     ("GET", f"/api/batches/{BATCH}/coco", None, {"requester"}),
+    ("GET", f"/api/batches/{BATCH}/jsonl", None, {"requester"}),
     ("POST", "/api/batches", {"name": "x"}, {"requester"}),
 ]
 
@@ -325,6 +326,7 @@ def test_openapi_schema_matches_the_routes(app):
         "/api/batches",
         "/api/batches/{batch_id}",
         "/api/batches/{batch_id}/coco",
+        "/api/batches/{batch_id}/jsonl",
         "/api/review/next",
         "/api/review/{item_id}/decision",
         "/api/review/agreement",

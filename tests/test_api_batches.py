@@ -3,6 +3,7 @@ review queue, its COCO file comes back; bad configs get 400 with the field named
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,7 @@ from synthgate.samples import (
 )
 from synthgate.storage.store import Store
 
+TICKETS = "configs/templates/support_tickets.yaml"  # a shipped file: posted configs may name it
 CONFIG = {
     "name": "posted",
     "seed": 5,
@@ -124,8 +126,9 @@ def test_posted_batch_runs_and_reaches_the_review_queue(service, tmp_path):
     batch = response.json()
     assert batch["status"] == "running" and batch["name"] == "posted"
     url = f"/api/batches/{batch['id']}"
-    early = client.get(f"{url}/coco", headers=bearer(requester))
-    assert early.status_code == 409 and "running" in early.json()["detail"]
+    for download in ("coco", "jsonl"):
+        early = client.get(f"{url}/{download}", headers=bearer(requester))
+        assert early.status_code == 409 and "running" in early.json()["detail"]
     TinyGenerator.gate.set()
     done = wait_until_done(client, url, requester)
     assert done["status"] == "done", done
@@ -139,6 +142,9 @@ def test_posted_batch_runs_and_reaches_the_review_queue(service, tmp_path):
     coco_file.write_bytes(coco_response.content)
     coco = COCO(str(coco_file))
     assert len(coco.getImgIds()) == 4 and len(coco.getAnnIds()) == 4
+    assert done["jsonl_url"] is None  # no texts asked for
+    no_texts = client.get(f"{url}/jsonl", headers=bearer(requester))
+    assert no_texts.status_code == 404 and "has no texts" in no_texts.json()["detail"]
 
     annotator = token_for(app, "ann", "annotator")
     task = client.get("/api/review/next", headers=bearer(annotator)).json()
@@ -247,11 +253,88 @@ def test_identical_posts_at_once_start_one_run_and_both_find_the_batch(tmp_path:
         store.close()
 
 
-def test_a_cancelled_batch_offers_no_coco_link() -> None:
-    """A cancelled batch's run folder is never published: its coco_url answered 409."""
+LINKS = [
+    # (batch status, {modality: {status: samples}}, coco_url, jsonl_url)
+    ("cancelled", {"image": {"accepted": 3}, "text": {"accepted": 3}}, None, None),
+    ("running", {"image": {"accepted": 3}, "text": {"accepted": 3}}, None, None),
+    ("done", {"image": {"accepted": 3}, "text": {"review": 3}}, "/coco", "/jsonl"),
+    ("failed", {"image": {"failed": 3}, "text": {"accepted": 1, "failed": 2}}, None, "/jsonl"),
+    ("done", {"image": {"rejected": 3}}, "/coco", None),
+    ("done", {"text": {"rejected": 3}}, None, "/jsonl"),
+]
+
+
+@pytest.mark.parametrize(("status", "counts", "coco", "jsonl"), LINKS)
+def test_a_batch_links_only_the_files_it_has(status, counts, coco, jsonl) -> None:
+    """A cancelled batch's run folder is never published: its links answered 409. A running
+    one has no files yet; a finished one has a file for each modality it made samples of."""
     from synthgate.api.batches import _batch_out
 
-    row = {"id": "b-0123456789", "name": "b", "status": "cancelled", "message": ""}
-    made = {"image": {"accepted": 3}}
-    assert _batch_out(row, made).coco_url is None
-    assert _batch_out({**row, "status": "done"}, made).coco_url == "/api/batches/b-0123456789/coco"
+    row = {"id": "b-0123456789", "name": "b", "status": status, "message": ""}
+    batch = _batch_out(row, counts)
+    base = "/api/batches/b-0123456789"
+    assert batch.coco_url == (base + coco if coco else None)
+    assert batch.jsonl_url == (base + jsonl if jsonl else None)
+
+
+DOWNLOADS = [
+    # (batch status, files in its run folder, route, status code, words the answer holds)
+    ("running", [], "jsonl", 409, "is running; try when done"),
+    ("cancelled", [], "jsonl", 409, "stopped before writing its texts: why"),
+    ("failed", [], "jsonl", 409, "stopped before writing its texts: why"),
+    ("failed", ["text.jsonl"], "jsonl", 200, '{"id": "t"}'),
+    ("done", ["coco.json"], "jsonl", 404, "has no texts"),
+    ("done", ["text.jsonl"], "jsonl", 200, '{"id": "t"}'),
+    ("cancelled", [], "coco", 409, "stopped before writing its images: why"),
+    ("done", ["text.jsonl"], "coco", 404, "has no images"),
+    ("done", ["coco.json"], "coco", 200, '"images"'),
+]
+
+
+@pytest.mark.parametrize(("status", "files", "route", "code", "words"), DOWNLOADS)
+def test_a_batchs_files_follow_its_status(tmp_path, status, files, route, code, words) -> None:
+    """The COCO and the JSONL download answer alike: 409 while running or once stopped without
+    the file, 404 for a modality the batch did not make, else the file."""
+    app = make_app(tmp_path, images=0)
+    batch_id = "b-0123456789"
+    app.state.store.put_batch(batch_id, name="b", seed=0, config={"name": "b"})
+    app.state.store.set_batch_status(batch_id, status, "why")
+    token = token_for(app, "req", "requester")  # first: a new user starts with no batches
+    app.state.store.requesters.add(batch_id, "req")
+    folder = tmp_path / "runs" / batch_id
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps({"batch_id": batch_id}))
+    contents = {"coco.json": '{"images": []}', "text.jsonl": '{"id": "t"}\n'}
+    for name in files:
+        (folder / name).write_text(contents[name])
+    with TestClient(app) as client:
+        response = client.get(f"/api/batches/{batch_id}/{route}", headers=bearer(token))
+    assert response.status_code == code, response.text
+    assert words in (response.text if code == 200 else response.json()["detail"])
+    if code == 200:
+        types = {"coco": "application/json", "jsonl": "application/x-ndjson"}
+        assert response.headers["content-type"] == types[route]
+
+
+def test_a_posted_text_batch_hands_back_its_jsonl(tmp_path) -> None:
+    """A text batch's results could not be downloaded: it offered no link, as an image batch
+    offers its COCO file, and no route served its text.jsonl."""
+    app = make_app(tmp_path, images=0)
+    body = {"name": "tickets", "seed": 1, "text": {"templates": TICKETS, "count": 5}}
+    with TestClient(app) as client:
+        requester = token_for(app, "req", "requester")
+        posted = client.post("/api/batches", json=body, headers=bearer(requester))
+        assert posted.status_code == 202, posted.text
+        url = f"/api/batches/{posted.json()['id']}"
+        done = wait_until_done(client, url, requester)
+        assert done["status"] == "done" and done["coco_url"] is None, done
+        assert done["jsonl_url"] == f"{url}/jsonl"
+        response = client.get(done["jsonl_url"], headers=bearer(requester))
+        assert response.status_code == 200
+        assert f"{posted.json()['id']}.text.jsonl" in response.headers["content-disposition"]
+        rows = [json.loads(line) for line in response.text.splitlines()]
+        assert len(rows) == 5 and sum(done["counts"]["text"].values()) == 5
+        assert all(row["text"] and "spans" in row for row in rows)
+        other = token_for(app, "bob", "requester")
+        hidden = client.get(done["jsonl_url"], headers=bearer(other))
+        assert hidden.status_code == 404 and hidden.json()["detail"].startswith("no batch")

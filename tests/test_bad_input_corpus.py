@@ -82,7 +82,7 @@ def api_cases() -> list[tuple[str, str, str, Any, dict[str, str], str, list[str]
                 words = [f"item {value}"]
             add(f"item {value} {method} {route}", method, route.format(value), body, words=words)
     for value in ["%00", "a" * 300, "..", "%2e%2e", "x%00y", "ü", "-x", ".hidden"]:
-        for method, suffix in (("GET", ""), ("GET", "/coco"), ("DELETE", "")):
+        for method, suffix in (("GET", ""), ("GET", "/coco"), ("GET", "/jsonl"), ("DELETE", "")):
             add(f"batch {value!r} {method}{suffix}", method, f"/api/batches/{value}{suffix}",
                 words=["batch_id", "Not Found"])  # fmt: skip
 
