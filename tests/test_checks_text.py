@@ -58,6 +58,7 @@ def span(start: int, end: int, label: str = "PERSON", value: str | None = None) 
 
 ADA = CLEAN.index("Ada")
 ACME = CLEAN.index("Acme")
+RENE = "Merci, Rene\u0301 Dubois a appelé."
 
 # (name, text, spans, check, measure, value)
 TEXT_CASES = [
@@ -66,6 +67,11 @@ TEXT_CASES = [
     ("span swallows a leading space", CLEAN, [span(ADA - 1, ADA + 12)],
      "precision_span_boundaries", "span_edge_chars", 1),
     ("span cuts a word", CLEAN, [span(ADA, ADA + 10)],
+     "precision_span_boundaries", "span_cuts_word", 1),
+    # "Rene" + U+0301 (decomposed "René"): the accent belongs to the "e" before it
+    ("span ends before a combining accent", RENE, [span(7, 11)],
+     "precision_span_boundaries", "span_cuts_word", 1),
+    ("span starts on a combining accent", RENE, [span(11, 19)],
      "precision_span_boundaries", "span_cuts_word", 1),
     ("span shifted by one", CLEAN, [span(ADA + 1, ADA + 13, value="Ada Lovelace")],
      "correctness_span_alignment", "span_misaligned", 1),
@@ -127,6 +133,7 @@ def test_trailing_comma_is_flagged_with_the_span_and_routed_to_review() -> None:
         ("Price: $1,200 today", "$1,200", "MONEY"),  # currency sign allowed at the edge
         ("東京都の田中さん", "田中", "PERSON"),  # no spaces in Japanese: no word to cut
         ("Acme, Inc and co", "Acme, Inc", "ORG"),  # punctuation inside, not at the edge
+        (RENE, "Rene\u0301", "PERSON"),  # ends on its combining accent: the whole word
     ],
 )
 def test_clean_edges_are_not_flagged(text: str, value: str, label: str) -> None:

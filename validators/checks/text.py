@@ -93,8 +93,8 @@ def span_boundaries(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Mea
                 "character(s) at its edges",
                 span_index=i,
             )
-        cut_before = span.start > 0 and text[span.start - 1].isalnum() and covered[0].isalnum()
-        cut_after = span.end < len(text) and text[span.end].isalnum() and covered[-1].isalnum()
+        cut_before = span.start > 0 and _in_word(text[span.start - 1]) and _in_word(covered[0])
+        cut_after = span.end < len(text) and _in_word(text[span.end]) and _in_word(covered[-1])
         if (cut_before or cut_after) and not _unspaced_script(covered):
             yield Measurement(
                 "span_cuts_word",
@@ -103,6 +103,12 @@ def span_boundaries(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Mea
                 f"(context {text[max(span.start - 8, 0) : span.end + 8]!r})",
                 span_index=i,
             )
+
+
+def _in_word(char: str) -> bool:
+    """A letter or digit, or a combining mark (U+0301 after "e" in a decomposed "é", a vowel
+    sign): a mark belongs to the letter before it, so a span edge beside one cuts a word."""
+    return char.isalnum() or unicodedata.category(char)[0] == "M"
 
 
 def _lstrip(value: str, allowed: str) -> str:
