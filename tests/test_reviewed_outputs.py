@@ -1,10 +1,11 @@
 """What people decided reaches the datasets made from a run.
 
-A run writes coco.json and accepted.coco.json when it finishes; its samples routed to review are
-decided later, in its database. `merge --synthetic RUN` and `export RUN` read the run as the
-review left it: a sample people accepted is merged and exported, one they rejected is not (an
-audited sample the rubric had accepted too), and one they fixed carries their labels. Before,
-both read the files as the run wrote them, so every verdict was lost.
+A run writes coco.json, accepted.coco.json and text.jsonl when it finishes; its samples routed
+to review are decided later, in its database. `merge --synthetic RUN` and `export RUN` read the
+run as the review left it: a sample people accepted is merged and exported, one they rejected is
+not (an audited sample the rubric had accepted too), and one they fixed carries their labels.
+Before, both read the files as the run wrote them, so every verdict was lost (a text run's too,
+until text merge read them).
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from balance_fixtures import make_tiny_coco
-from factories import small_config
+from factories import SUPPORT_TICKETS, small_config
 from test_rubric_pipeline import strict_rubric  # any object less than fully visible: review
 
 import synthgate as sg
 from synthgate.review.queue import Decision, ReviewQueue
+from synthgate.samples import Span
 from synthgate.storage.store import Store, sqlite_url
+from synthgate.validators.rubric import RUBRICS_DIR
 from synthgate.workflows.reviewed import final_verdicts
 
 
@@ -127,3 +131,60 @@ def test_a_run_nobody_reviewed_reads_as_its_files(tmp_path: Path) -> None:
         for i in json.loads(path.read_text())["images"]
     }
     assert exported == {i["synthgate"]["sample_id"] for i in accepted["images"]}
+
+
+@pytest.fixture(scope="module")
+def reviewed_text(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """An NER text run whose review has rejected one sample the rubric had accepted (an
+    audit), fixed one it sent to review (its first span relabelled ORG) and accepted every
+    other (k = 1)."""
+    folder = tmp_path_factory.mktemp("reviewed-text")
+    rubric = yaml.safe_load((RUBRICS_DIR / "ner.yaml").read_text())
+    for check in rubric["criteria"]["clarity"]["checks"]:
+        if check["check"] == "clarity_text_length":  # texts under 135 characters: review
+            check["thresholds"]["text_chars"] = {"gold": 135, "acceptable": 5}
+    rubric["routing"].update(accept_at=4.9, audit_rate=1.0)  # and every accepted one audited
+    (folder / "strict-ner.yaml").write_text(yaml.safe_dump(rubric))
+    text = {"generator": "templates", "templates": str(SUPPORT_TICKETS), "count": 8,
+            "rubric": str(folder / "strict-ner.yaml")}  # fmt: skip
+    run = sg.run({"name": "tickets", "seed": 1, "text": text}, out=folder / "run")
+    routes = {
+        row["id"]: row["status"]
+        for row in map(json.loads, (run.out / "text.jsonl").read_text().splitlines())
+    }
+    store = Store(sqlite_url(run.out / "synthgate.db"))
+    queue = ReviewQueue(store, annotators_per_item=1, gold_rate=0.0)
+    queue.enqueue_batch(run.batch_id)
+    decided: dict[str, Any] = {"run": run, "routes": routes}
+    while (task := queue.next_item("alice")) is not None:
+        route = routes[task.sample.id]
+        if route == "accepted" and "reject" not in decided:
+            decision = Decision(verdict="reject")
+        elif route == "review" and "fix" not in decided:
+            first = task.sample.spans[0]
+            decided["fixed_spans"] = [[first.start, first.end, "ORG"]]
+            spans = [Span(start=first.start, end=first.end, label="ORG")]
+            decision = Decision(verdict="fix", spans=spans)
+        else:  # every other sample accepted
+            decision = Decision(verdict="accept")
+        queue.decide(task.item_id, "alice", decision)
+        if route == "review" or decision.verdict != "accept":
+            decided.setdefault(decision.verdict, task.sample.id)
+    store.close()
+    assert {"accept", "reject", "fix"} <= set(decided), "the rubric routes both ways"
+    return decided
+
+
+def test_text_merge_takes_the_people_s_verdicts_and_fixes(
+    reviewed_text: dict[str, Any], tmp_path: Path
+) -> None:
+    real = tmp_path / "real.jsonl"
+    real.write_text(json.dumps({"id": "r1", "text": "Name: Ann", "spans": [[6, 9, "PERSON"]]}))
+    result = sg.merge(real, reviewed_text["run"], out=tmp_path / "merged")
+    rows = [json.loads(line) for line in (tmp_path / "merged" / "merged.jsonl").open()]
+    merged = {row["synthgate"]["sample_id"]: row for row in rows if "synthgate" in row}
+    assert set(merged) == set(reviewed_text["routes"]) - {reviewed_text["reject"]}
+    assert result.left_out["rejected"] == [reviewed_text["reject"]]
+    assert merged[reviewed_text["fix"]]["spans"] == reviewed_text["fixed_spans"]
+    assert merged[reviewed_text["fix"]]["synthgate"]["review_verdict"] == "fix"
+    assert merged[reviewed_text["accept"]]["synthgate"]["review_verdict"] == "accept"

@@ -6,7 +6,8 @@ accepted synthetic images and annotations appended with fresh ids, each image ma
 `synthgate: {synthetic: true, sample_id, batch_id, generator, seed, score, …}`. `merge_jsonl`
 does the same for text rows (real lines are copied byte for byte). Collisions (a sample merged
 twice, a file name or row id already taken, a class the real file lacks) are refused with an
-`InputError` that names them. `merge` reads a finished run folder and writes a dataset folder
+`InputError` that names them. `merge` reads a finished run folder, its images or its text rows
+as its human review left them (workflows/reviewed.py), and writes a dataset folder
 (`dataset_folder_images`): merged.coco.json beside `images/`, which holds hard links (else
 copies) of the real and the accepted synthetic images, every `file_name` relative to the folder
 and inside it, so the folder loads with nothing but its path, wherever it is moved. Samples not
@@ -41,7 +42,7 @@ from synthgate.formats.jsonl import check_row_ids, jsonl_lines, read_jsonl
 from synthgate.formats.paths import confined_path
 from synthgate.outputs import MERGE_MARKER, building_out, check_out, refuse_out_holding
 from synthgate.validators.sources import TEXT_SUFFIXES
-from synthgate.workflows.reviewed import final_verdicts, reviewed_coco
+from synthgate.workflows.reviewed import final_verdicts, reviewed_coco, reviewed_rows
 
 MAX_NAMED = 10
 IMAGES_FOLDER = "images"
@@ -493,9 +494,12 @@ def merge(
                 field="synthetic", value=run_dir, problem="the run made no text (no text.jsonl)"
             )
         real_lines = jsonl_lines(real_path)
+        rows = reviewed_rows(  # as people left them (workflows/reviewed.py)
+            run_dir, read_jsonl(run_dir / "text.jsonl"), final_verdicts(run_dir / "synthgate.db")
+        )
         lines = merge_jsonl(
             real_lines,
-            read_jsonl(run_dir / "text.jsonl"),
+            rows,
             text_field=text_field,
             label_field=label_field,
             add_categories=add_categories,

@@ -1,14 +1,16 @@
-"""A run's COCO file as its human review left it, for `merge` and `export`.
+"""A run's COCO file and text rows as its human review left them, for `merge` and `export`.
 
-A run writes coco.json (every sample, its route in `synthgate.status`) and accepted.coco.json
-when it finishes; the samples routed to review are decided later, by people, in the run's
-database (synthgate.db). `merge` and `export` read a run through here, so that a sample people
-accepted is merged and exported, one they rejected is not, and one they fixed carries their
-labels. A run nobody has reviewed reads exactly as its files.
+A run writes coco.json (every sample, its route in `synthgate.status`), accepted.coco.json and
+text.jsonl (each row's route in `status`) when it finishes; the samples routed to review are
+decided later, by people, in the run's database (synthgate.db). `merge` and `export` read a run
+through here, so that a sample people accepted is merged and exported, one they rejected is
+not, and one they fixed carries their labels. A run nobody has reviewed reads exactly as its
+files.
 
     verdicts = final_verdicts(run / "synthgate.db")          # {sample id: accept|reject|fix}
     coco = reviewed_coco(run, read_coco_streaming(run / "coco.json"), verdicts)
     accepted = accepted_only(coco)                           # what accepted.coco.json holds
+    rows = reviewed_rows(run, read_jsonl(run / "text.jsonl"), verdicts)
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 from synthgate.errors import InputError
 from synthgate.formats.coco import sample_to_coco_annotations
+from synthgate.formats.jsonl import sample_to_jsonl_row
 from synthgate.outputs import reading_sqlite
 from synthgate.review.adjudication import STATUS_OF
 
@@ -83,6 +86,31 @@ def reviewed_coco(run: Path, coco: dict[str, Any], verdicts: dict[str, str]) -> 
             added.extend(labels)
     kept = [a for a in coco["annotations"] if a["image_id"] not in replaced]
     return {**coco, "categories": categories, "images": images, "annotations": kept + added}
+
+
+def reviewed_rows(
+    run: Path, rows: list[dict[str, Any]], verdicts: dict[str, str]
+) -> list[dict[str, Any]]:
+    """`rows` (the run's text.jsonl) with each decided sample's `status` set by its verdict
+    (`review_verdict` says which) and a fixed sample's spans and label those people gave (read
+    from the run's database, where the fix was recorded)."""
+    if not verdicts:
+        return rows
+    fixed_ids = [sample_id for sample_id, verdict in verdicts.items() if verdict == "fix"]
+    fixed = _samples(run / "synthgate.db", fixed_ids) if fixed_ids else {}
+    reviewed = []
+    for row in rows:
+        verdict = verdicts.get(str(row.get("id")))
+        if verdict is None:
+            reviewed.append(row)
+            continue
+        row = {**row, "status": STATUS_OF[verdict], "review_verdict": verdict}
+        sample = fixed.get(str(row["id"]))
+        if sample is not None:
+            labels = sample_to_jsonl_row(sample)
+            row.update(spans=labels["spans"], label=labels["label"])
+        reviewed.append(row)
+    return reviewed
 
 
 def accepted_only(coco: dict[str, Any]) -> dict[str, Any]:
