@@ -87,6 +87,8 @@ TEXT_CASES = [
      "completeness_unfilled_slots", "unfilled_slots", 2),
     ("unfilled lexicon slot", "My {:@product} broke.", [],
      "completeness_unfilled_slots", "unfilled_slots", 1),
+    ("empty text", "", [], "correctness_text_present", "text_blank", 1),
+    ("whitespace-only text", " \n\t", [], "correctness_text_present", "text_blank", 1),
     ("too short", "Hi.", [], "clarity_text_length", "text_chars", 3),
     ("overlong", "word " * 600, [], "clarity_text_length", "text_overlength_chars", 999),
 ]  # fmt: skip
@@ -125,6 +127,15 @@ def test_trailing_comma_is_flagged_with_the_span_and_routed_to_review() -> None:
     finding = next(f for f in report.findings if f.check == "precision_span_boundaries")
     assert finding.level == 1 and finding.span_index == 0 and "'Ada Lovelace,'" in finding.message
     assert report.levels["precision"] == 1 and report.route == "review"
+
+
+@pytest.mark.parametrize("rubric", [NER, CLASSIFICATION], ids=["ner", "classification"])
+def test_a_blank_text_is_rejected_as_a_blank_image_is(rubric: Rubric) -> None:
+    """A correctness failure (labels of no text) beside clarity's 0 characters: rejected, where
+    clarity alone (minor) left it accepted."""
+    report = judge(text_sample("", [], label="positive"), rubric)
+    assert report.levels["correctness"] == 1 and report.levels["clarity"] == 1
+    assert report.route == "rejected", report.findings
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
-"""Checks of text samples: span alignment and boundaries, labels, overlaps, unfilled slots,
-copies of real rows and of earlier samples, and length bounds.
+"""Checks of text samples: a text to judge at all, span alignment and boundaries, labels,
+overlaps, unfilled slots, copies of real rows and of earlier samples, and length bounds.
 
 Spans are character offsets, end exclusive. A span's edges must not be whitespace, punctuation
 or a symbol (the templates generator's own rule, generators/text/slots.py), except characters a
@@ -31,6 +31,16 @@ DEFAULT_SLOT_PATTERN = r"\{[A-Za-z0-9_-]*:@?[A-Za-z_][A-Za-z0-9_]*\}"
 
 def _in_bounds(span: Span, text: str) -> bool:
     return 0 <= span.start < span.end <= len(text)
+
+
+@register("correctness_text_present", measures=[Measure("text_blank", "text")])
+def text_present(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measurement]:
+    """The text is not empty or only whitespace: labels of no text are wrong, as boxes on a
+    blank image are (correctness_image_valid)."""
+    text = item.sample.text
+    if text is not None and not text.strip():
+        shown = "empty" if not text else f"only whitespace ({len(text)} characters)"
+        yield Measurement("text_blank", 1, f"text is {shown}")
 
 
 @register(
