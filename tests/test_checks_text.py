@@ -3,6 +3,8 @@ at the level the YAML gives; clean texts trip nothing."""
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 
 from synthgate.samples import GeneratedSample, Provenance, RubricReport, Sample, SampleSpec, Span
@@ -173,9 +175,20 @@ REVIEW = (
     "door with a wobbling table and a draught. The dessert was the only good part of the "
     "evening, and even that came after everyone else in the room had already paid and left."
 )
+JAPANESE = (
+    "注文した商品は翌日に届き、梱包もとても丁寧でした。説明どおりの品質で、家族もみんな喜んで"
+    "います。サポートの対応も早くて親切だったので、また次もこのお店を利用したいと思います。"
+)
+FULL_WIDTH = {code: code + 0xFEE0 for code in range(0x21, 0x7F)}  # "A" -> "Ａ"
 REAL_ROWS = [
     {"id": "r1", "text": "Lovely terrace, friendly staff and the best tiramisu in town."},
     {"id": "r2", "text": REVIEW},
+    {
+        "id": "r3",
+        "text": "Merci à René et Hélène : un accueil chaleureux, un café délicieux et "
+        "une crème brûlée parfaite.",
+    },
+    {"id": "r4", "text": JAPANESE},
 ]
 
 
@@ -187,6 +200,11 @@ def reference() -> TextIndex:
 
 # (name, text, real row copied or None)
 COPY_CASES = [
+    # written in other Unicode forms: decomposed accents, full-width letters
+    ("decomposed accents", unicodedata.normalize("NFD", REAL_ROWS[2]["text"]), "line 3 (id r3)"),
+    ("full-width letters", REVIEW.translate(FULL_WIDTH), "reviews.jsonl line 2 (id r2)"),
+    # a script written without spaces: each character is a word
+    ("Japanese, a word changed", JAPANESE.replace("利用", "注文"), "line 4 (id r4)"),
     ("exact copy of a real row", REVIEW, "reviews.jsonl line 2 (id r2)"),
     ("a word changed", REVIEW.replace("wrong wine", "wrong beer"), "reviews.jsonl line 2 (id r2)"),
     ("case and punctuation only", REVIEW.upper().replace(",", ""), "reviews.jsonl line 2 (id r2)"),

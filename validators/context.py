@@ -20,6 +20,7 @@ import contextlib
 import functools
 import hashlib
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,21 +255,34 @@ class ValidationContext:
         return None if first == sample_id else first
 
 
+def folded(text: str) -> str:
+    """A text as copies are compared: case folded, and NFKC-normalised, so that a copy written
+    with decomposed accents ("e" + U+0301) or full-width letters is the same text. ASCII is
+    its own NFKC form: the check is skipped for it."""
+    return (text if text.isascii() else unicodedata.normalize("NFKC", text)).casefold()
+
+
 def text_digest(text: str) -> bytes:
-    """A 12-byte digest of a text with case and whitespace folded (what duplicates share)."""
-    normalised = " ".join(text.casefold().split())
+    """A 12-byte digest of a text with case, Unicode forms and whitespace folded (what
+    duplicates share)."""
+    normalised = " ".join(folded(text).split())
     return hashlib.blake2b(normalised.encode("utf-8"), digest_size=12).digest()
 
 
 WORD = re.compile(r"\w+")
+# Scripts written without spaces (kana, CJK ideographs, Thai): each character is a word there,
+# else a sentence would be one "word" and a copy with one character changed would share nothing.
+UNSPACED = "\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+WORD_OR_CHARACTER = re.compile(rf"[{UNSPACED}]|(?:(?![{UNSPACED}])\w)+")
 SHINGLE_WORDS = 5
 SCHEME = "affine32"  # datasketch >= 2 MinHash permutation scheme; fixed, so signatures compare
 
 
 def word_shingles(text: str, size: int = SHINGLE_WORDS) -> frozenset[str]:
-    """The word `size`-grams of a text, case folded, punctuation dropped; a text of fewer words
-    is one shingle (so it matches only a text of the same words), an empty text none."""
-    words = WORD.findall(text.casefold())
+    """The word `size`-grams of a text, folded (`folded`), punctuation dropped, each character
+    of an unspaced script a word; a text of fewer words is one shingle (so it matches only a
+    text of the same words), an empty text none."""
+    words = (WORD if text.isascii() else WORD_OR_CHARACTER).findall(folded(text))
     if len(words) <= size:
         return frozenset([" ".join(words)]) if words else frozenset()
     return frozenset(" ".join(words[i : i + size]) for i in range(len(words) - size + 1))
