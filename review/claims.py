@@ -5,7 +5,8 @@ an assignment moves (review/queue.py runs them).
   items they hold alone (OPEN_TASK; on PostgreSQL with the claim's probes, OPEN_OR_CLAIM).
 - The claim's probes, each the first row of an index range: STARTED (items others started, the
   most taken first), FRESH, and the gold tasks from a seeded point (CLAIM_GOLD), passing those
-  the annotator holds and those of a sample they hold or held as a real item. An annotator far
+  the annotator holds and those of a sample they hold or held as a real item; the real probes
+  pass items of a sample they hold or held as gold (NOT_SEEN_AS_GOLD). An annotator far
   ahead of the team (holding AHEAD items or more that nobody else has taken) seeks each other
   holder's first item instead of walking past their own (CLAIM_AHEAD).
 - The kept counts: `taken` and `holder` of an item (COUNT_IN, COUNT_OUT), tasks given per
@@ -21,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Select, bindparam, case, func, literal, null, select, true, union_all
 from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.selectable import FromClause, Join
 
 from synthgate.review.items import SHOWN
 from synthgate.storage.prepared import Prepared
@@ -61,6 +63,38 @@ OPEN_TASK = Prepared(OPEN_TASK_QUERY)
 MINE = select(assignments.c.item_id).where(assignments.c.annotator == ANNOTATOR).alias("mine")
 NOT_MINE = review_items.outerjoin(MINE, MINE.c.item_id == review_items.c.id)
 OPEN_SAMPLE = (review_items.c.kind == "sample", review_items.c.status == "open")
+# A sample made gold (review gold, or a honeypot) before it was enqueued as real work has a gold
+# item and a real one: an annotator who holds or held the gold one must not be given the real
+# one, the same sample twice. Its gold items are keyed gold:<id> and honeypot:<id>: each row a
+# real probe walks takes a seek of the unique key for each and, where there is one, a probe of
+# uq_assignment for the annotator on it, as UNSEEN_GOLD's; no subquery per row. Rows are passed
+# only for such samples, a handful per annotator. Tested on the assignment's item_id, a column of
+# the join's condition: PostgreSQL then runs an anti-join and expects the walk to stop early (on
+# its id, it took the test to drop nearly every row, and sorted all the open items).
+GOLD_OF_SAMPLE = review_items.alias("gold_of_sample")
+HONEYPOT_OF_SAMPLE = review_items.alias("honeypot_of_sample")
+MINE_GOLD = assignments.alias("mine_gold")
+MINE_HONEYPOT = assignments.alias("mine_honeypot")
+NOT_SEEN_AS_GOLD = (MINE_GOLD.c.item_id.is_(None), MINE_HONEYPOT.c.item_id.is_(None))
+
+
+def with_gold_of_sample(joined: FromClause) -> Join:
+    """`joined` (holding review_items) with the annotator's assignments of the gold items of
+    each item's sample, for NOT_SEEN_AS_GOLD."""
+    sample_id = review_items.c.sample_id
+    return (
+        joined.outerjoin(GOLD_OF_SAMPLE, GOLD_OF_SAMPLE.c.key == literal("gold:") + sample_id)
+        .outerjoin(
+            MINE_GOLD,
+            (MINE_GOLD.c.item_id == GOLD_OF_SAMPLE.c.id) & (MINE_GOLD.c.annotator == ANNOTATOR),
+        )
+        .outerjoin(HONEYPOT_OF_SAMPLE, HONEYPOT_OF_SAMPLE.c.key == literal("honeypot:") + sample_id)
+        .outerjoin(
+            MINE_HONEYPOT,
+            (MINE_HONEYPOT.c.item_id == HONEYPOT_OF_SAMPLE.c.id)
+            & (MINE_HONEYPOT.c.annotator == ANNOTATOR),
+        )
+    )
 
 
 # Items others have started first (their decisions complete sooner), the most taken first,
@@ -73,12 +107,13 @@ def started(held_by_more_than: int) -> Select[Any]:
     does not hold, walked as above."""
     return (
         select(review_items.c.id)
-        .select_from(NOT_MINE)
+        .select_from(with_gold_of_sample(NOT_MINE))
         .where(
             *OPEN_SAMPLE,
             review_items.c.taken > held_by_more_than,
             review_items.c.taken < review_items.c.k,
             MINE.c.item_id.is_(None),
+            *NOT_SEEN_AS_GOLD,
         )
         .order_by(review_items.c.taken.desc(), review_items.c.priority, review_items.c.id)
         .limit(1)
@@ -110,8 +145,10 @@ FIRST_HELD = (
 )
 HELD_BY_ANOTHER = (
     select(review_items.c.id)
-    .select_from(annotator_counts.join(review_items, review_items.c.id == FIRST_HELD))
-    .where(annotator_counts.c.annotator != ANNOTATOR)
+    .select_from(
+        with_gold_of_sample(annotator_counts.join(review_items, review_items.c.id == FIRST_HELD))
+    )
+    .where(annotator_counts.c.annotator != ANNOTATOR, *NOT_SEEN_AS_GOLD)
     .order_by(review_items.c.priority, review_items.c.id)
     .limit(1)
 )
@@ -122,27 +159,34 @@ HELD_BY_ANOTHER = (
 # in a join's condition as the key of an index lookup (it joined every item to the annotators'
 # firsts); here the first is a value, read once, and the item is read by its key.
 FIRSTS_HELD = HOLDERS_FIRST.lateral("firsts_held")
-HELD_BY_ANOTHER_PG = select(review_items.c.id).where(
-    review_items.c.id
-    == select(FIRSTS_HELD.c.id)
-    .select_from(annotator_counts.join(FIRSTS_HELD, true()))
-    .where(annotator_counts.c.annotator != ANNOTATOR)
-    .order_by(FIRSTS_HELD.c.priority, FIRSTS_HELD.c.id)
-    .limit(1)
-    .scalar_subquery(),
-    *OPEN_SAMPLE,
-    review_items.c.taken == 1,
+HELD_BY_ANOTHER_PG = (
+    select(review_items.c.id)
+    .select_from(with_gold_of_sample(review_items))
+    .where(
+        review_items.c.id
+        == select(FIRSTS_HELD.c.id)
+        .select_from(annotator_counts.join(FIRSTS_HELD, true()))
+        .where(annotator_counts.c.annotator != ANNOTATOR)
+        .order_by(FIRSTS_HELD.c.priority, FIRSTS_HELD.c.id)
+        .limit(1)
+        .scalar_subquery(),
+        *OPEN_SAMPLE,
+        review_items.c.taken == 1,
+        *NOT_SEEN_AS_GOLD,
+    )
 )
 
 
-# Nobody holds a fresh item, so it cannot be the annotator's. Written as a range of `taken` in
+# Nobody holds a fresh item, so it cannot be the annotator's (its sample's gold can be). Written
+# as a range of `taken` in
 # the claim index's own order (taken < 1 is taken = 0: counts are never negative), so that only
 # ix_review_items_claim serves it without a sort: with `taken = 0` and (priority, id), PostgreSQL
 # also weighed ix_review_items_gold_order, filtering out the started items, the first ones in
 # priority order (it cannot know); past a few thousand started items it took that walk.
 FRESH = (
     select(review_items.c.id)
-    .where(*OPEN_SAMPLE, review_items.c.taken < 1)
+    .select_from(with_gold_of_sample(review_items))
+    .where(*OPEN_SAMPLE, review_items.c.taken < 1, *NOT_SEEN_AS_GOLD)
     .order_by(review_items.c.taken.desc(), review_items.c.priority, review_items.c.id)
     .limit(1)
 )

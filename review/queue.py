@@ -228,8 +228,9 @@ class ReviewQueue:
         task = enqueue.Gold(f"gold:{sample.id}", sample, expected, criterion, None, answer)
         with self.write() as connection:
             # its gold copy and its real item, one after the other, would show an annotator the
-            # same sample twice; a claim passes gold of a sample they hold as real work, but the
-            # real item is claimed without looking at gold (review/claims.py)
+            # same sample twice: a claim passes gold of a sample they hold or held as real work,
+            # and real work of a sample they hold or held as gold (review/claims.py), so each
+            # person given the gold copy would be one fewer who may take the real item
             real = connection.execute(
                 select(review_items.c.id).where(
                     review_items.c.key == f"sample:{sample.id}",

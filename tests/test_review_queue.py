@@ -215,6 +215,36 @@ def test_gold_of_a_sample_is_not_given_to_who_had_it_as_real_work(store: Store) 
     assert gold in seen["bob"]
 
 
+@pytest.mark.parametrize("made", ["review gold", "honeypot"])
+def test_a_sample_met_as_gold_is_not_given_again_as_real_work(store: Store, made: str) -> None:
+    """The other order: a sample made gold (review gold, or a honeypot at enqueue) while it was
+    not real work, then enqueued as real work (judged again, now for review), was given to the
+    annotator who had answered its gold task: the same sample twice."""
+    fill(store, review=6, audit=0, accepted=4)
+    queue = ReviewQueue(store, annotators_per_item=1, gold_rate=0.9, seed=4)
+    if made == "review gold":
+        for sample in store.iter_samples("b1", "image"):
+            if sample.status == "accepted":
+                queue.add_gold(sample, expected=["accept"])
+    queue.enqueue_batch("b1")
+    met = work(queue, "ann", lambda t: ACCEPT)  # the real work, and gold tasks along with it
+    reason = "gold" if made == "review gold" else "honeypot"
+    with store.engine.connect() as connection:
+        sample = connection.execute(
+            select(review_items.c.sample_id)
+            .where(review_items.c.id.in_(met), review_items.c.reason == reason)
+            .order_by(review_items.c.id)
+        ).scalar()
+    assert sample is not None, f"ann met no {reason} task"
+    store.upsert_samples([make_sample(store.get_sample(sample).spec.index, "review")])
+    queue.enqueue_batch("b1")
+    with store.engine.connect() as connection:
+        real = connection.execute(
+            select(review_items.c.id).where(review_items.c.key == f"sample:{sample}")
+        ).scalar_one()
+    assert real not in work(queue, "ann", lambda t: ACCEPT)  # she answered its gold task
+
+
 def test_final_results_survive_a_second_enqueue(store: Store) -> None:
     fill(store, review=2, audit=0, accepted=0)
     queue = ReviewQueue(store, gold_rate=0.0)
