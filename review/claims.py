@@ -195,6 +195,7 @@ FRESH = (
 # gold row walked takes a seek of the unique key for it and, if there is one, a probe of
 # uq_assignment for the annotator on it, as MINE's; no subquery per row. (Joined by sample_id
 # and kind instead, SQLite walked every sample item of ix_review_items_gold_order per gold row.)
+# Tested on item_id, as NOT_SEEN_AS_GOLD is, so that PostgreSQL runs an anti-join.
 REAL_OF_SAMPLE = review_items.alias("real_of_sample")
 MINE_REAL = assignments.alias("mine_real")
 NOT_MINE_REAL = NOT_MINE.outerjoin(
@@ -210,7 +211,7 @@ UNSEEN_GOLD = (
         review_items.c.kind == "gold",
         review_items.c.status == "open",
         MINE.c.item_id.is_(None),
-        MINE_REAL.c.id.is_(None),
+        MINE_REAL.c.item_id.is_(None),
     )
 )
 GOLD_AFTER = (
