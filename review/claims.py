@@ -5,8 +5,8 @@ an assignment moves (review/queue.py runs them).
   items they hold alone (OPEN_TASK; on PostgreSQL with the claim's probes, OPEN_OR_CLAIM).
 - The claim's probes, each the first row of an index range: STARTED (items others started, the
   most taken first), FRESH, and the gold tasks from a seeded point (CLAIM_GOLD), passing those
-  the annotator holds and those of a sample they hold or held as a real item; the real probes
-  pass items of a sample they hold or held as gold (NOT_SEEN_AS_GOLD). An annotator far
+  the annotator holds and those of a sample they hold or held as a real item or whose real item
+  is open; the real probes pass items of a sample they hold or held as gold (NOT_SEEN_AS_GOLD). An annotator far
   ahead of the team (holding AHEAD items or more that nobody else has taken) seeks each other
   holder's first item instead of walking past their own (CLAIM_AHEAD).
 - The kept counts: `taken` and `holder` of an item (COUNT_IN, COUNT_OUT), tasks given per
@@ -196,13 +196,22 @@ FRESH = (
 # uq_assignment for the annotator on it, as MINE's; no subquery per row. (Joined by sample_id
 # and kind instead, SQLite walked every sample item of ix_review_items_gold_order per gold row.)
 # Tested on item_id, as NOT_SEEN_AS_GOLD is, so that PostgreSQL runs an anti-join.
+# Nor is a gold task given while its sample's real item is open (or waiting for adjudication),
+# as add_gold refuses to make one: nobody who answered it could take the real item
+# (NOT_SEEN_AS_GOLD), which then might never get its k people. One more seek of the unique key
+# per gold row walked (an anti-join of its own, on `key`); the rows it passes are the gold of
+# samples made gold before they were enqueued whose real items are still open.
 REAL_OF_SAMPLE = review_items.alias("real_of_sample")
 MINE_REAL = assignments.alias("mine_real")
-NOT_MINE_REAL = NOT_MINE.outerjoin(
-    REAL_OF_SAMPLE, REAL_OF_SAMPLE.c.key == literal("sample:") + review_items.c.sample_id
-).outerjoin(
-    MINE_REAL,
-    (MINE_REAL.c.item_id == REAL_OF_SAMPLE.c.id) & (MINE_REAL.c.annotator == ANNOTATOR),
+OPEN_REAL = review_items.alias("open_real")
+REAL_KEY = literal("sample:") + review_items.c.sample_id
+NOT_MINE_REAL = (
+    NOT_MINE.outerjoin(REAL_OF_SAMPLE, REAL_OF_SAMPLE.c.key == REAL_KEY)
+    .outerjoin(
+        MINE_REAL,
+        (MINE_REAL.c.item_id == REAL_OF_SAMPLE.c.id) & (MINE_REAL.c.annotator == ANNOTATOR),
+    )
+    .outerjoin(OPEN_REAL, (OPEN_REAL.c.key == REAL_KEY) & (OPEN_REAL.c.status != "final"))
 )
 UNSEEN_GOLD = (
     select(review_items.c.id)
@@ -212,6 +221,7 @@ UNSEEN_GOLD = (
         review_items.c.status == "open",
         MINE.c.item_id.is_(None),
         MINE_REAL.c.item_id.is_(None),
+        OPEN_REAL.c.key.is_(None),
     )
 )
 GOLD_AFTER = (

@@ -228,9 +228,9 @@ class ReviewQueue:
         task = enqueue.Gold(f"gold:{sample.id}", sample, expected, criterion, None, answer)
         with self.write() as connection:
             # its gold copy and its real item, one after the other, would show an annotator the
-            # same sample twice: a claim passes gold of a sample they hold or held as real work,
-            # and real work of a sample they hold or held as gold (review/claims.py), so each
-            # person given the gold copy would be one fewer who may take the real item
+            # same sample twice: a claim gives no gold of a sample while its real item is open,
+            # nor real work of a sample the annotator met as gold (review/claims.py); refused
+            # here so that the gold set is not quietly missing it
             real = connection.execute(
                 select(review_items.c.id).where(
                     review_items.c.key == f"sample:{sample.id}",

@@ -243,6 +243,8 @@ def test_a_sample_met_as_gold_is_not_given_again_as_real_work(store: Store, made
             select(review_items.c.id).where(review_items.c.key == f"sample:{sample}")
         ).scalar_one()
     assert real not in work(queue, "ann", lambda t: ACCEPT)  # she answered its gold task
+    # nor is its gold given while it is open real work: bob, who never met the sample, takes it
+    assert real in work(queue, "bob", lambda t: ACCEPT)
 
 
 def test_final_results_survive_a_second_enqueue(store: Store) -> None:
