@@ -124,34 +124,21 @@ def enqueue_batch(
             .where(review_batches.c.batch_id == batch_id)
             .values(labels=labels)
         )
-    # a sample accepted by people was real work: its honeypot would be a sample they decided
-    reviewed = _real_work(queue, batch_id)
-    accepted = {m: [i for i in ids if i not in reviewed] for m, ids in accepted.items()}
     _add_gold(queue, batch_id, accepted, sorted(categories), looks, gold_progress)
     return added
 
 
 def honeypot_source(sample: Sample) -> bool:
-    """Whether a sample no item reviews may become a honeypot: one the rubric accepted. A
-    sample people accepted is accepted too once its item is final, but its report keeps the
-    route the rubric gave it (review)."""
+    """Whether a sample no item reviews may become a honeypot: one the rubric accepted. No
+    sample of a real item is one: a sample people accepted is accepted too once its item is
+    final, but its report keeps the route the rubric gave it (review), and an audited one its
+    audit flag (review_reason takes it first); a re-run never rewrites a sample people were
+    asked to review (sinks.py KeepReviewed; a run folder's database is made anew)."""
     return (
         sample.status == "accepted"
         and sample.report is not None
         and sample.report.route == "accepted"
     )
-
-
-def _real_work(queue: Queue, batch_id: str) -> set[str]:
-    """The samples of the batch that are (or were) real review items, open or final."""
-    with queue.store.engine.connect() as connection:
-        return set(
-            connection.execute(
-                select(review_items.c.sample_id).where(
-                    review_items.c.batch_id == batch_id, review_items.c.kind == "sample"
-                )
-            ).scalars()
-        )
 
 
 def _add_gold(
