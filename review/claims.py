@@ -6,9 +6,9 @@ an assignment moves (review/queue.py runs them).
 - The claim's probes, each the first row of an index range: STARTED (items others started, the
   most taken first), FRESH, and the gold tasks from a seeded point (CLAIM_GOLD), passing those
   the annotator holds and those of a sample they hold or held as a real item or whose real item
-  is open; the real probes pass items of a sample they hold or held as gold (NOT_SEEN_AS_GOLD). An annotator far
-  ahead of the team (holding AHEAD items or more that nobody else has taken) seeks each other
-  holder's first item instead of walking past their own (CLAIM_AHEAD).
+  is open; the real probes pass items of a sample they hold or held as gold (NOT_SEEN_AS_GOLD).
+  An annotator far ahead of the team (holding AHEAD items or more that nobody else has taken)
+  seeks each other holder's first item instead of walking past their own (CLAIM_AHEAD).
 - The kept counts: `taken` and `holder` of an item (COUNT_IN, COUNT_OUT), tasks given per
   annotator (count_given); on PostgreSQL an assignment rides with its task's row
   (assign_and_show).
@@ -68,9 +68,10 @@ OPEN_SAMPLE = (review_items.c.kind == "sample", review_items.c.status == "open")
 # one, the same sample twice. Its gold items are keyed gold:<id> and honeypot:<id>: each row a
 # real probe walks takes a seek of the unique key for each and, where there is one, a probe of
 # uq_assignment for the annotator on it, as UNSEEN_GOLD's; no subquery per row. Rows are passed
-# only for such samples, a handful per annotator. Tested on the assignment's item_id, a column of
-# the join's condition: PostgreSQL then runs an anti-join and expects the walk to stop early (on
-# its id, it took the test to drop nearly every row, and sorted all the open items).
+# only for such samples, a handful per annotator (CLAIM_AHEAD's seek finds nothing for a holder
+# whose first item is one). Tested on the assignment's item_id, a column of the join's condition:
+# PostgreSQL then runs an anti-join and expects the walk to stop early (tested on its id, it
+# expected the test to drop nearly every row, and sorted every open item).
 GOLD_OF_SAMPLE = review_items.alias("gold_of_sample")
 HONEYPOT_OF_SAMPLE = review_items.alias("honeypot_of_sample")
 MINE_GOLD = assignments.alias("mine_gold")
@@ -178,11 +179,11 @@ HELD_BY_ANOTHER_PG = (
 
 
 # Nobody holds a fresh item, so it cannot be the annotator's (its sample's gold can be). Written
-# as a range of `taken` in
-# the claim index's own order (taken < 1 is taken = 0: counts are never negative), so that only
-# ix_review_items_claim serves it without a sort: with `taken = 0` and (priority, id), PostgreSQL
-# also weighed ix_review_items_gold_order, filtering out the started items, the first ones in
-# priority order (it cannot know); past a few thousand started items it took that walk.
+# as a range of `taken` in the claim index's own order (taken < 1 is taken = 0: counts are never
+# negative), so that only ix_review_items_claim serves it without a sort: with `taken = 0` and
+# (priority, id), PostgreSQL also weighed ix_review_items_gold_order, filtering out the started
+# items, the first ones in priority order (it cannot know); past a few thousand started items it
+# took that walk.
 FRESH = (
     select(review_items.c.id)
     .select_from(with_gold_of_sample(review_items))
