@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.markup import escape
 
-from synthgate.commands import console, errors, new_table, user_errors
+from synthgate.commands import console, errors, flag_of, new_table, user_errors
 from synthgate.errors import InputError
 
 if TYPE_CHECKING:
@@ -169,7 +169,7 @@ def _worker_settings(broker: str | None, db: str | None, blobs: str | None) -> W
     except InputError as error:
         raise InputError(
             f"--broker {shown_url(workers.broker_url)}: batches run on workers, which share the "
-            f"service's database and blob store; {error}"
+            f"service's database and blob store; {error.describe(as_flag=flag_of)}"
         ) from None
     check_broker(workers)
     return workers

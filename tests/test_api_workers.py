@@ -248,8 +248,8 @@ def test_errors_while_following_a_batch_fail_it_with_the_reason(
 
 SERVE_ERRORS = [
     # (id, arguments after `serve`, words of the one error message)
-    ("broker-without-db", ["--broker", "{broker}"], ["--broker", "no database", "--db URL"]),
-    ("broker-without-blobs", ["--broker", "{broker}", "--db", "{db}"], ["no blob store", "--blobs URL"]),
+    ("broker-without-db", ["--broker", "{broker}"], ["--broker", "no database", "URL as --db"]),
+    ("broker-without-blobs", ["--broker", "{broker}", "--db", "{db}"], ["no blob store", "as --blobs or"]),
     ("blobs-without-broker", ["--blobs", "{blobs}"], ["--blobs", "pass --broker URL too"]),
     ("unreachable-broker", ["--broker", "{broker}", "--db", "{db}", "--blobs", "{blobs}"], ["not reachable", "start Redis"]),
 ]  # fmt: skip

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -13,13 +15,21 @@ from typer.testing import CliRunner
 from workers_support import free_port
 
 from synthgate.cli import app
+from synthgate.commands import flag_of
+from synthgate.config import parse_config
 from synthgate.errors import InputError
+from synthgate.pipeline import batch_id_for
+from synthgate.storage.blobs import BlobStore
+from synthgate.storage.chunks import ChunkState
 from synthgate.storage.store import Store
-from synthgate.workers.app import WorkerSettings
+from synthgate.workers.app import WorkerSettings, check_broker
+from synthgate.workers.chunks import WorkerContext, chunk_rows, run_chunk
+from synthgate.workers.runner import load_chunk
+from synthgate.workers.submit import publish
 
 SETTINGS_ERRORS = [
-    ({"db_url": None}, "--db"),
-    ({"blob_url": None}, "--blobs"),
+    ({"db_url": None}, "a database URL as db or set SYNTHGATE_DB_URL"),
+    ({"blob_url": None}, "as blobs or set SYNTHGATE_BLOB_URL"),
     ({"visibility_timeout": 100.0, "time_limit": 200.0, "soft_time_limit": 100.0}, "VISIBILITY"),
     ({"soft_time_limit": 900.0, "time_limit": 900.0}, "SOFT_TIME_LIMIT"),
 ]
@@ -30,6 +40,74 @@ def test_settings_errors_name_the_fix(overrides: dict[str, Any], words: str) -> 
     settings = WorkerSettings(**{"db_url": "sqlite://", "blob_url": "/tmp/b", **overrides})
     with pytest.raises(InputError, match=words):
         settings.require_shared_stores()
+
+
+class NoBroker:
+    """A Celery app whose broker refuses every connection."""
+
+    conf = SimpleNamespace(broker_url="redis://127.0.0.1:1/0")
+
+    def producer_or_acquire(self) -> Any:
+        raise ConnectionRefusedError(111, "Connection refused")
+
+
+def no_db() -> None:
+    WorkerSettings(db_url=None, blob_url="/tmp/b").require_shared_stores()
+
+
+def no_blobs() -> None:
+    WorkerSettings(db_url="sqlite://", blob_url=None).require_shared_stores()
+
+
+def unreachable_broker() -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    check_broker(WorkerSettings(broker_url=url, db_url="sqlite://", blob_url="/tmp/b"))
+
+
+def cannot_publish() -> None:
+    chunk = ChunkState("b:text:0", "b", "text", 0, 1, "cpu", "queued", 0, 0, None)
+    publish(NoBroker(), [chunk])
+
+
+def blobs_elsewhere(tmp_path: Path) -> None:
+    settings = WorkerSettings(db_url=f"sqlite:///{tmp_path / 'shared.db'}", blob_url=str(tmp_path))
+    context = WorkerContext.from_settings(settings)
+    config = parse_config(small_config(text=None), source=tmp_path / "batch.yaml")
+    batch_id = batch_id_for(config)
+    context.store.put_batch(
+        batch_id, name=config.name, seed=config.seed, config=config.model_dump(mode="json")
+    )
+    [row] = chunk_rows(config, batch_id)
+    context.store.chunks.put([row])
+    run_chunk(context, row["id"])
+    made = context.store.chunks.get(row["id"])
+    assert made is not None
+    load_chunk(context.store, BlobStore(tmp_path / "elsewhere"), made)
+
+
+# Messages of workers/ that tell the user to pass another setting: a library user (or the API)
+# reads the parameter, the CLI its flag. (id, what raises, the library's words, the CLI's)
+PARAMETER_ERRORS = [
+    ("no-db", lambda _tmp: no_db(), "URL as db or", "URL as --db or"),
+    ("no-blobs", lambda _tmp: no_blobs(), "as blobs or set", "as --blobs or set"),
+    ("worker-broker", lambda _tmp: unreachable_broker(), "URL as broker (", "URL as --broker ("),
+    ("publish", lambda _tmp: cannot_publish(), "URL as broker /", "URL as --broker /"),
+    ("blobs-elsewhere", blobs_elsewhere, "at the same blobs, then", "at the same --blobs, then"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "raises", "library", "cli"), PARAMETER_ERRORS, ids=[c[0] for c in PARAMETER_ERRORS]
+)
+def test_worker_messages_name_the_parameter_in_python_and_the_flag_in_the_cli(
+    case: str, raises: Callable[[Path], None], library: str, cli: str, tmp_path: Path
+) -> None:
+    with pytest.raises(InputError) as raised:
+        raises(tmp_path)
+    error = raised.value
+    assert library in str(error) and "--" not in str(error), str(error)
+    shown = error.describe(flag_of(error.field) if error.field else None, as_flag=flag_of)
+    assert cli in shown, shown
 
 
 CLI_ERRORS = [

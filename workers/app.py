@@ -60,14 +60,16 @@ class WorkerSettings(Settings):
         """The database and blob URLs every worker and `submit` must share."""
         if not self.db_url:
             raise InputError(
-                "no database: pass --db URL or set SYNTHGATE_DB_URL (e.g. "
+                "no database: pass a database URL as {db} or set SYNTHGATE_DB_URL (e.g. "
                 "postgresql+psycopg://user@host/synthgate, or sqlite:////shared/synthgate.db "
-                "when every worker is on this machine)"
+                "when every worker is on this machine)",
+                options=("db",),
             )
         if not self.blob_url:
             raise InputError(
-                "no blob store: pass --blobs URL or set SYNTHGATE_BLOB_URL "
-                "(a folder every worker can reach, or an fsspec URL such as s3://bucket/synthgate)"
+                "no blob store: pass a folder every worker can reach, or an fsspec URL such as "
+                "s3://bucket/synthgate, as {blobs} or set SYNTHGATE_BLOB_URL",
+                options=("blobs",),
             )
         if self.visibility_timeout <= self.time_limit:
             raise InputError(
@@ -101,14 +103,15 @@ def settings_from(
 
 
 WORKER_BROKER_FIX = (
-    "start Redis there, or pass the broker's URL with --broker (or set SYNTHGATE_BROKER_URL)"
+    "start Redis there, or pass the broker's URL as {broker} (or set SYNTHGATE_BROKER_URL)"
 )
 
 
 def check_broker(
     settings: WorkerSettings, *, timeout: float = 5.0, fix: str = WORKER_BROKER_FIX
 ) -> None:
-    """Refuse a broker that does not answer: an `InputError` naming its URL and `fix`."""
+    """Refuse a broker that does not answer: an `InputError` naming its URL and `fix` (which
+    may name the broker's parameter as `{broker}`)."""
     shown = shown_url(settings.broker_url or "")  # the password masked
     try:
         connection = make_app(settings).connection_for_write()
@@ -123,6 +126,7 @@ def check_broker(
             value=shown,
             problem=f"not reachable ({type(error).__name__}: {said})",
             fix=fix,
+            options=("broker",) if "{broker}" in fix else (),
         ) from None
 
 

@@ -84,8 +84,9 @@ def load_chunk(store: Store, blobs: BlobStore, chunk: ChunkState) -> LoadedChunk
         raise InputError(
             f"batch {chunk.batch_id}: chunk {chunk.id} was made, but its files are not in the "
             f"blob store {blobs.url} ({missing.filename or missing}); point every worker and "
-            "`synthgate submit` at the same --blobs, then run the same `synthgate submit` "
-            "again: the chunk is queued to be made anew"
+            "`synthgate submit` at the same {blobs}, then run the same `synthgate submit` "
+            "again: the chunk is queued to be made anew",
+            options=("blobs",),
         ) from None
     return LoadedChunk(chunk, items)
 

@@ -73,8 +73,9 @@ def publish(app: Any, chunks: list[ChunkState], *, ahead: bool = False) -> int:
         raise InputError(
             f"broker {shown_url(app.conf.broker_url)}: cannot publish ({type(error).__name__}: "
             f"{error}); "
-            "start Redis or pass --broker URL / set SYNTHGATE_BROKER_URL. Nothing was lost: "
-            "run the same `synthgate submit` again to send what is left"
+            "start Redis or pass its URL as {broker} / set SYNTHGATE_BROKER_URL. Nothing was "
+            "lost: run the same `synthgate submit` again to send what is left",
+            options=("broker",),
         ) from None
     return len(chunks)
 
