@@ -6,7 +6,8 @@
 - `json_list_items(text)`: the items of a JSON list one at a time, as `json.loads` reads them.
 - `dumps(value)`: compact, order-preserving JSON, the form of every JSON file synthgate writes.
 - `write_atomic(path, text | bytes)`: through a temporary name beside the target, then a rename,
-  so a reader never sees half a file and a failure leaves nothing behind.
+  so a reader never sees half a file and a failure leaves nothing behind. A write that fails is
+  an InputError naming the field; `NoSpaceLeft` when the disk (or quota) is full.
 - `write_json_atomic(path, value)`: `dumps(value)` and a newline written as `write_atomic`
   writes, a few thousand list entries at a time (a 1M-annotation COCO file is never whole in
   memory as text), with a progress count.
@@ -22,6 +23,7 @@ from the repository root.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -315,6 +317,16 @@ def special_file(path: Path) -> str | None:
     return "a FIFO" if stat.S_ISFIFO(mode) else "a special file"
 
 
+# The errors of a write that found no room: a full disk, or the user's quota used up.
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+class NoSpaceLeft(InputError):
+    """A write that found its disk (or quota) full. The CLI reports it as any failed write; a
+    worker takes it for a transient failure of its blob store and makes the chunk again later,
+    once space may have been freed (workers/chunks.py), rather than failing its samples."""
+
+
 def write_atomic(path: Path | str, content: str | bytes, *, field: str = "out") -> None:
     """Write `content` to `path` through a unique temporary file and a rename.
 
@@ -328,11 +340,12 @@ def write_atomic(path: Path | str, content: str | bytes, *, field: str = "out") 
 @contextlib.contextmanager
 def _written_to(path: Path, field: str) -> Iterator[None]:
     """An OSError of writing to `path` (a full disk, no permission) as the InputError naming
-    the field (parameter or option) the path came from."""
+    the field (parameter or option) the path came from (`NoSpaceLeft` for a full disk)."""
     try:
         yield
     except OSError as error:
-        raise InputError(
+        raised = NoSpaceLeft if error.errno in NO_SPACE else InputError
+        raise raised(
             field=field, value=path, problem=f"cannot write there ({error.strerror})"
         ) from None
 

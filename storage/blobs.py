@@ -2,6 +2,7 @@
 
 Workers write the PNGs (and each sample's partial report, workers/partial.py) here; `submit` reads them back to
 write the run folder. A shared folder or object storage (s3://, gs://, …) serves several machines.
+A write that finds the store full is `NoSpaceLeft` (files.py), which workers retry later.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from synthgate.errors import InputError
-from synthgate.files import write_atomic
+from synthgate.files import NO_SPACE, NoSpaceLeft, write_atomic
 
 
 class BlobStore:
@@ -37,8 +38,16 @@ class BlobStore:
             return
         import fsspec  # only for remote blob stores
 
-        with fsspec.open(f"{self.url.rstrip('/')}/{key}", "wb") as handle:
-            handle.write(data)
+        url = f"{self.url.rstrip('/')}/{key}"
+        try:
+            with fsspec.open(url, "wb") as handle:
+                handle.write(data)
+        except OSError as error:
+            if error.errno not in NO_SPACE:
+                raise
+            raise NoSpaceLeft(
+                field="blobs", value=url, problem=f"cannot write there ({error.strerror})"
+            ) from None
 
     def get(self, key: str) -> bytes:
         if self._local is not None:

@@ -7,6 +7,7 @@ as a worker's pool process runs them; the Celery wrapper only adds acks and retr
 from __future__ import annotations
 
 import copy
+import errno
 import itertools
 import json
 import time
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 from factories import small_config
 
+from synthgate import files
 from synthgate.config import parse_config
 from synthgate.errors import InputError
 from synthgate.generators import build_generator
@@ -282,6 +284,96 @@ def test_a_chunk_out_of_retries_fails_its_samples_with_the_reason(
     assert len(failures) == config.text.count
     assert all("gave up after 2 retries: OperationalError" in f["reason"] for f in failures)
     assert context.store.chunks.get(f"{batch_id}:text:0").status == "generated"  # type: ignore[union-attr]
+
+
+def full_blob_store(monkeypatch: pytest.MonkeyPatch, blobs: BlobStore, writes: int) -> list[str]:
+    """The blob store's disk is full for its next `writes` writes (every one when < 0): each
+    fails with ENOSPC as the OS raises it. Returns the paths refused."""
+    refused: list[str] = []
+    real = files.AtomicFile.write
+
+    def write(self: files.AtomicFile, data: bytes) -> None:
+        if self.path.is_relative_to(blobs.url) and (writes < 0 or len(refused) < writes):
+            refused.append(str(self.path))
+            with files._written_to(self.path, self.field):
+                raise OSError(errno.ENOSPC, "No space left on device")
+        real(self, data)
+
+    monkeypatch.setattr(files.AtomicFile, "write", write)
+    return refused
+
+
+# (crashes before the delivery, writes the disk is full for): a whole chunk is made at once,
+# its PNGs written as they come: full for all of them and one more; after a crash one sample
+# at a time: full for two.
+FULL_DISK_CASES = [(0, 7), (1, 2)]
+
+
+@pytest.mark.parametrize(
+    ("crashes", "full_for"), FULL_DISK_CASES, ids=["whole chunk", "one sample at a time"]
+)
+def test_a_full_blob_store_is_retried_and_fails_no_sample(
+    context: WorkerContext,
+    eager_app: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    crashes: int,
+    full_for: int,
+) -> None:
+    """A full disk under the blob store failed the chunk's samples ('cannot write there (No
+    space left on device)') instead of retrying the chunk later, as a database or network
+    hiccup is: space may be freed by then."""
+    from synthgate.workers import tasks
+
+    config = make_config()  # 6 images: one chunk
+    batch_id = register(context, config)
+    chunk_id = f"{batch_id}:image:0"
+    context.store.chunks.update(chunk_id, crashes=crashes)
+    refused = full_blob_store(monkeypatch, context.blobs, writes=full_for)
+    tasks.make_chunk.apply(args=[chunk_id])
+    assert len(refused) == full_for
+    assert context.store.failures(batch_id) == []
+    chunk = context.store.chunks.get(chunk_id)
+    assert chunk is not None and chunk.status == "generated"
+    counts = context.store.count_by_status(batch_id)
+    assert counts == {("image", "pending"): config.image.count}
+
+
+def test_a_blob_store_full_past_the_retries_fails_the_chunk_with_the_reason(
+    context: WorkerContext, eager_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from synthgate.workers import tasks
+
+    config = make_config()
+    batch_id = register(context, config)
+    full_blob_store(monkeypatch, context.blobs, writes=-1)
+    tasks.make_chunk.apply(args=[f"{batch_id}:image:0"])
+    failures = context.store.failures(batch_id)
+    assert len(failures) == config.image.count
+    reason = failures[0]["reason"]
+    assert reason.startswith("gave up after 2 retries: NoSpaceLeft: blobs=")
+    assert reason.endswith("cannot write there (No space left on device)")
+
+
+def test_a_full_fsspec_blob_store_is_no_space_left_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not an OSError, which would fail the sample: the same error as a full local folder."""
+    import fsspec
+
+    class Full:
+        def __enter__(self) -> Full:
+            return self
+
+        def __exit__(self, *_: object) -> None:
+            pass
+
+        def write(self, data: bytes) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fsspec, "open", lambda *_a, **_k: Full())
+    remote = BlobStore(f"file://{tmp_path / 'remote'}")
+    with pytest.raises(files.NoSpaceLeft, match=r"blobs=file://.*/x.png: cannot write there"):
+        remote.put("images/x.png", b"png")
 
 
 @pytest.mark.parametrize("crashes", [0, 1], ids=["whole chunk", "one sample at a time"])

@@ -42,7 +42,7 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from synthgate.config import BatchConfig
-from synthgate.files import dumps
+from synthgate.files import NoSpaceLeft, dumps
 from synthgate.generators import Generator, build_generator, generator_class
 from synthgate.pipeline import build_judges, chunk_size, generate_specs, plan
 from synthgate.samples import GeneratedSample, Modality, Provenance, Sample, SampleSpec, sample_id
@@ -60,14 +60,16 @@ from synthgate.workers.partial import (
 
 log = logging.getLogger(__name__)
 
-# Errors worth a retry with backoff: the database, the blob store or the network hiccuped.
-# Everything else is a property of the sample and fails it.
+# Errors worth a retry with backoff: the database, the blob store or the network hiccuped, or
+# the blob store is full (space may be freed before the retries run out). Everything else is a
+# property of the sample and fails it.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OperationalError,
     InterfaceError,
     DisconnectionError,
     ConnectionError,
     TimeoutError,
+    NoSpaceLeft,
 )
 
 # What ends a task wherever it is raised, never taken for a sample's own failure: the time
@@ -235,7 +237,8 @@ def run_chunk(context: WorkerContext, chunk_id: str, *, holder: str | None = Non
     Samples are stored `pending`, with their partial reports: the reports are finished in
     sample order, where the run folder is assembled, because batch checks (near-duplicates)
     compare each sample with the ones before it. A transient error (database, blob store,
-    network) puts the chunk back to `queued` and is raised, for the task to retry.
+    network, a full blob store) puts the chunk back to `queued` and is raised, for the task to
+    retry.
     """
     delivery = context.store.chunks.begin(
         chunk_id,
