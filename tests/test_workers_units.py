@@ -265,24 +265,35 @@ def test_transient_errors_are_retried_then_the_chunk_is_made(
     assert chunk.holder == calls[0]
 
 
+@pytest.mark.parametrize("retries", [2, 5], ids=["2", "5 (the default)"])
 def test_a_chunk_out_of_retries_fails_its_samples_with_the_reason(
-    context: WorkerContext, eager_app: Any, monkeypatch: pytest.MonkeyPatch
+    context: WorkerContext, eager_app: Any, monkeypatch: pytest.MonkeyPatch, retries: int
 ) -> None:
+    """With more than Celery's own 3 retries (SYNTHGATE_MAX_RETRIES is 5 by default), the
+    fourth retry raised the error out of the task instead: the chunk was left queued with no
+    task to make it and no reason, for ever unless a `submit --wait` noticed the stall."""
     from sqlalchemy.exc import OperationalError
 
     from synthgate.workers import tasks
 
     config = make_config()
     batch_id = register(context, config)
+    eager_app.synthgate = context.settings = context.settings.model_copy(
+        update={"max_retries": retries}
+    )
+    calls = []
 
     def broken(ctx: WorkerContext, chunk_id: str, *, holder: str) -> str:
+        calls.append(holder)
         raise OperationalError("INSERT", {}, Exception("could not connect to server"))
 
     monkeypatch.setattr(tasks, "run_chunk", broken)
     tasks.make_chunk.apply(args=[f"{batch_id}:text:0"])
+    assert len(calls) == retries + 1
     failures = context.store.failures(batch_id)
     assert len(failures) == config.text.count
-    assert all("gave up after 2 retries: OperationalError" in f["reason"] for f in failures)
+    reason = f"gave up after {retries} retries: OperationalError"
+    assert all(reason in f["reason"] for f in failures)
     assert context.store.chunks.get(f"{batch_id}:text:0").status == "generated"  # type: ignore[union-attr]
 
 

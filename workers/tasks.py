@@ -82,7 +82,11 @@ def make_chunk(self: Any, chunk_id: str) -> str:
             # if the database is still down, this raises
             return fail_chunk(context_for(self.app), chunk_id, reason, holder=self.request.id)
         countdown = min(settings.retry_backoff_max, 2.0**self.request.retries)
-        raise self.retry(exc=error, countdown=countdown, max_retries=None) from error
+        # The cap is ours (above); None would be Celery's default of 3, which raised the
+        # error out of the task at the 4th retry, leaving the chunk queued with no task.
+        raise self.retry(
+            exc=error, countdown=countdown, max_retries=settings.max_retries
+        ) from error
 
 
 class LeaseSweeper:
