@@ -109,6 +109,28 @@ def batch_id_for(config: BatchConfig) -> str:
     return f"{config.name}-{hashlib.sha1(snapshot.encode()).hexdigest()[:10]}"
 
 
+def refuse_changed_inputs(config: BatchConfig, batch_id: str) -> None:
+    """Refuse to make or judge batch `batch_id` from `config` once the files the config reads
+    (a template file, a dataset) no longer give that id: they changed since the batch was
+    submitted, or are not there on this machine. Made now, its samples would be another batch
+    under the old id."""
+    now = batch_id_for(config)
+    if now == batch_id:
+        return
+    files = [
+        f"{modality}.{key} {value}" + ("" if value.is_file() else " (not found here)")
+        for modality in MODALITIES
+        for key, value in dict(getattr(config, modality) or {}).items()
+        if isinstance(value, Path) and not value.is_dir()
+    ]
+    raise InputError(
+        f"batch {batch_id}: {', '.join(files) or 'a file its config reads'} changed since the "
+        "batch was submitted (a batch id counts the files its config reads by their contents; "
+        f"as they are now they make batch {now}); put the file back as it was to finish this "
+        "batch, or submit the config again to make the new one"
+    )
+
+
 def attribute_axes(config: BatchConfig, modality: Modality) -> dict[str, list[str]]:
     """The attributes the planner balances for a modality (bias control)."""
     if modality == "text" and config.text is not None:

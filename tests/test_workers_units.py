@@ -16,7 +16,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from factories import small_config
+from factories import SUPPORT_TICKETS, small_config
 
 from synthgate import files
 from synthgate.config import parse_config
@@ -747,6 +747,42 @@ def test_a_chunk_whose_files_are_missing_is_queued_to_be_made_again(
         load_chunk(context.store, BlobStore(context.blobs.url), made)
     again = context.store.chunks.get(chunk.id)
     assert again is not None and again.status == "queued"
+
+
+def test_a_template_file_changed_since_submit_fails_the_chunk_naming_it(
+    context: WorkerContext, tmp_path: Path
+) -> None:
+    """Workers built the generator from the template file as it was when they took the chunk:
+    edited after submit, they made other texts under the old batch id (whose id hashes the
+    file as it was), and `submit --wait` wrote them as that batch."""
+    templates = tmp_path / "tickets.yaml"
+    original = SUPPORT_TICKETS.read_bytes()
+    templates.write_bytes(original)
+    text = {"generator": "templates", "templates": str(templates), "count": 12}
+    config = make_config(image=None, text=text)
+    batch_id = register(context, config)
+    chunk_id = f"{batch_id}:text:0"
+    templates.write_bytes(original.replace(b"CloudSync Pro", b"CloudSync Max"))
+    said = run_chunk(context, chunk_id)
+    assert said.startswith(
+        f"{chunk_id} failed: InputError: batch {batch_id}: text.templates {templates} changed "
+        "since the batch was submitted"
+    ), said
+    assert context.store.samples_in(batch_id, "text", 0, 12) == []
+    with pytest.raises(InputError, match=r"text.templates .*tickets.yaml changed since"):
+        assemble_from_store(
+            config, tmp_path / "out", store=context.store, blobs=context.blobs, batch_id=batch_id
+        )
+    templates.write_bytes(original)  # put back: the batch is made as it was submitted
+    context.store.chunks.update(chunk_id, status="queued", reason=None)
+    assert run_chunk(context, chunk_id).endswith("generated")
+    assemble_from_store(
+        config, tmp_path / "out", store=context.store, blobs=context.blobs, batch_id=batch_id
+    )
+    run_batch(config, tmp_path / "embedded")
+    assert (tmp_path / "out" / "text.jsonl").read_bytes() == (
+        tmp_path / "embedded" / "text.jsonl"
+    ).read_bytes()
 
 
 def test_a_chunk_of_a_cancelled_batch_is_not_made(context: WorkerContext) -> None:

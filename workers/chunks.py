@@ -3,7 +3,8 @@
 A chunk is a run of sample indices of one batch and modality, named by id in the `chunks` table.
 `run_chunk` claims the delivery (`ChunkBook.begin`: a lease for this task, or nothing to do when
 the chunk is finished or another live worker holds it), plans the chunk's specs again from the
-batch config in the database, generates them with `pipeline.generate_specs`, measures each one
+batch config in the database (a file it reads that changed since submit fails the chunk: it
+would make another batch under the old id), generates them with `pipeline.generate_specs`, measures each one
 at once (the per-sample half of the judge: every check but the order-dependent batch checks),
 puts its PNG and partial report (workers/partial.py: one blob holds a chunk's) in the blob
 store and writes the samples,
@@ -44,7 +45,13 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from synthgate.config import BatchConfig
 from synthgate.files import NoSpaceLeft, dumps
 from synthgate.generators import Generator, build_generator, generator_class
-from synthgate.pipeline import build_judges, chunk_size, generate_specs, plan
+from synthgate.pipeline import (
+    build_judges,
+    chunk_size,
+    generate_specs,
+    plan,
+    refuse_changed_inputs,
+)
 from synthgate.samples import GeneratedSample, Modality, Provenance, Sample, SampleSpec, sample_id
 from synthgate.sinks import sample_png
 from synthgate.storage.blobs import BlobStore
@@ -133,6 +140,8 @@ class WorkerContext:
         generator = build_generator(section, categories=list(config.categories))
         kind: Modality = "image" if modality == "image" else "text"
         judge = build_judges(config, {kind: generator})[kind]
+        # Built from the files as they are now: edited since submit, they make another batch.
+        refuse_changed_inputs(config, batch_id)
         self.generators[key] = (config, generator, judge)
         while len(self.generators) > self.keep_generators:
             self.generators.popitem(last=False)
