@@ -112,7 +112,10 @@ def submit(
     arrive (batch checks compare each sample with the earlier ones) and writes the run folder.
     Submitting the same config again sends only the chunks not yet generated and makes failed
     samples anew: nothing is made twice, a re-submit after an outage picks up where the batch
-    stopped, and samples people were asked to review keep their verdict. With --wait,
+    stopped, and samples people were asked to review keep their verdict. The rubric is not part
+    of the batch: submitted again with one that only moves thresholds, severities or routing,
+    the batch is judged again with it; one with other checks or check params is refused (the
+    workers measured the samples with the first). With --wait,
     exits 1 when samples failed (the run folder is written without them; `synthgate status`
     says why).
     """

@@ -28,6 +28,7 @@ from synthgate.storage.blobs import BlobStore
 from synthgate.storage.chunks import Lease, LeaseLost
 from synthgate.storage.store import Store
 from synthgate.storage.tables import chunks
+from synthgate.validators.rubric import RUBRICS_DIR
 from synthgate.workers import chunks as chunk_module
 from synthgate.workers import submit as worker_submit
 from synthgate.workers.app import WorkerSettings, queue_for
@@ -783,6 +784,75 @@ def test_a_template_file_changed_since_submit_fails_the_chunk_naming_it(
     assert (tmp_path / "out" / "text.jsonl").read_bytes() == (
         tmp_path / "embedded" / "text.jsonl"
     ).read_bytes()
+
+
+def rubric_file(folder: Path, name: str, **replace: str) -> str:
+    """The shipped detection rubric as `name`, with text replaced (old=new)."""
+    text = (RUBRICS_DIR / "detection.yaml").read_text().replace("name: detection", f"name: {name}")
+    for old, new in replace.items():
+        assert old in text
+        text = text.replace(old, new)
+    path = folder / f"{name}.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_a_rubric_that_measures_otherwise_is_refused_and_one_that_judges_otherwise_is_used(
+    context: WorkerContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rubric is not part of the batch id, but the workers keep each sample's measurements:
+    submitted again with a rubric whose checks measure otherwise, the batch was judged from the
+    old rubric's measurements (a ValueError traceback, or, with the same check names, reports
+    unlike those of `synthgate run`). Now such a rubric is refused before anything changes,
+    and one that only moves thresholds (and is named otherwise) judges the batch as `run`
+    judges the config."""
+    monkeypatch.setattr(worker_submit, "publish", lambda _app, c, **_: len(c))
+    app = SimpleNamespace(synthgate=context.settings)
+    image = {"generator": "procedural", "count": 6, "size": [96, 64], "objects_per_image": [1, 4]}
+    config = make_config(text=None, image=image)
+    batch_id, _ = worker_submit.submit_batch(app, context.store, config)
+    for chunk in context.store.chunks.of_batch(batch_id):
+        run_chunk(context, chunk.id)
+    assemble_from_store(
+        config, tmp_path / "first", store=context.store, blobs=context.blobs, batch_id=batch_id
+    )
+    strict = rubric_file(tmp_path, "strict", **{"black_level: 8": "black_level: 200"})
+    measuring = make_config(text=None, image={**image, "rubric": strict})
+    assert batch_id_for(measuring) == batch_id
+    with pytest.raises(InputError) as refused:
+        worker_submit.submit_batch(app, context.store, measuring)
+    assert str(refused.value).startswith(
+        f"image.rubric: batch {batch_id} was made with rubric detection, and rubric strict "
+        f"({strict}) measures samples otherwise (changes the params of correctness_image_valid "
+        "(black_level)); "
+    )
+    assert "Give the config another name" in str(refused.value)
+    assert context.store.get_batch(batch_id)["config"]["image"]["rubric"] is None  # type: ignore[index]
+
+    moved = "min_side_px: {gold: 8, acceptable: 4}"
+    calibrated = rubric_file(
+        tmp_path, "calibrated", **{moved: "min_side_px: {gold: 60, acceptable: 50}"}
+    )
+    judging = make_config(text=None, image={**image, "rubric": calibrated})
+    assert worker_submit.submit_batch(app, context.store, judging)[0] == batch_id
+    assemble_from_store(
+        judging, tmp_path / "again", store=context.store, blobs=context.blobs, batch_id=batch_id
+    )
+    run_batch(judging, tmp_path / "embedded")
+    for name in DATA_FILES[:2]:
+        again = (tmp_path / "again" / name).read_bytes()
+        assert again == (tmp_path / "embedded" / name).read_bytes(), name
+        assert again != (tmp_path / "first" / name).read_bytes(), name
+
+    # The rubric's file edited in place after the workers measured: refused where it is judged.
+    Path(calibrated).write_text(
+        Path(calibrated).read_text().replace("black_level: 8", "black_level: 9")
+    )
+    late = r"measured by the workers with rubric detection, and rubric calibrated measures other"
+    with pytest.raises(InputError, match=late):
+        assemble_from_store(
+            judging, tmp_path / "late", store=context.store, blobs=context.blobs, batch_id=batch_id
+        )
 
 
 def test_a_chunk_of_a_cancelled_batch_is_not_made(context: WorkerContext) -> None:

@@ -13,7 +13,8 @@ checks on a `DatasetTally` (checks/dataset.py). A check may hand over a column o
 (`ObjectMeasurements`, one row per object); it is levelled exactly as its rows one by one would
 be. `SampleMeasurements` goes to and from JSON (`as_json` / `from_json`, columns as their rows)
 losslessly, so a report finished from stored measurements is the one `synthgate run` writes,
-byte for byte.
+byte for byte: by any rubric that measures as the one that measured them (the same checks and
+check params, `Rubric.measurement_key`; its name, thresholds and routing may differ).
 """
 
 from __future__ import annotations
@@ -42,18 +43,26 @@ from synthgate.validators.rubric import CheckSpec, Rubric, finding_for
 class SampleMeasurements:
     """A sample's partial report: per rubric check in order (criteria, then their checks), its
     measurements, or None for a batch check, measured by `finish_report`; and what the batch
-    checks prepared (fingerprint, text digest)."""
+    checks prepared (fingerprint, text digest). `key` is the measuring rubric's
+    `measurement_key` (None in partial reports stored before keys were kept)."""
 
     sample: Sample
     rubric: str
     checks: list[str]
     measured: list[list[Found] | None]
     prepared: dict[str, Any] = field(default_factory=dict)
+    key: str | None = None
+
+    def measured_as(self, rubric: Rubric) -> bool:
+        """Whether `rubric` measures samples as these measurements were made (its name,
+        thresholds and routing may differ: they apply when the report is finished)."""
+        return self.checks == rubric.check_names and self.key in (None, rubric.measurement_key)
 
     def as_json(self) -> dict[str, Any]:
         """Everything but the sample (stored with it elsewhere), as JSON values."""
         return {
             "rubric": self.rubric,
+            "key": self.key,
             "checks": self.checks,
             "measured": [
                 None if found is None else [_measurement_json(m) for m in _rows(found)]
@@ -73,6 +82,7 @@ class SampleMeasurements:
                 for found in data["measured"]
             ],
             prepared={key: _decode(value) for key, value in data["prepared"].items()},
+            key=data.get("key"),
         )
 
 
@@ -131,16 +141,18 @@ def measure_sample(generated: GeneratedSample, rubric: Rubric, context: Any) -> 
             measured.append([])  # its inputs are missing: it would measure nothing
         else:
             measured.append(run_check(check, item, spec.call_params, objects=objects, spans=spans))
-    return SampleMeasurements(sample, rubric.name, rubric.check_names, measured, prepared)
+    return SampleMeasurements(
+        sample, rubric.name, rubric.check_names, measured, prepared, rubric.measurement_key
+    )
 
 
 def finish_report(measured: SampleMeasurements, rubric: Rubric, context: Any) -> RubricReport:
     """The batch checks on one measured sample (in sample order), then levels, score, route."""
     sample = measured.sample
-    if measured.rubric != rubric.name or measured.checks != rubric.check_names:
+    if not measured.measured_as(rubric):
         raise ValueError(
             f"sample {sample.id} was measured for rubric {measured.rubric} {measured.checks}, "
-            f"not {rubric.name}; measure it again"
+            f"which measures otherwise than {rubric.name}; measure it again"
         )
     # The batch checks see what `prepare` kept, as they would have in one pass over the sample.
     item = CheckInput(sample=sample, context=context, cache=dict(measured.prepared))

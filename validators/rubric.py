@@ -16,6 +16,8 @@ a comment header; `load_rubric` reads it back to the same `Rubric`.
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -138,6 +140,23 @@ class Rubric(_Strict):
     @cached_property
     def check_names(self) -> list[str]:
         return [spec.check for _, spec in self.steps]
+
+    @cached_property
+    def measured_steps(self) -> list[tuple[str, dict[str, Any] | None]]:
+        """What a sample's measurements (measure.py `measure_sample`) depend on: each check in
+        judging order with the params it is called with; None for a batch check's, which it
+        is called with when the report is finished. Thresholds, severities and routing apply
+        afterwards: rubrics with the same steps measure every sample alike."""
+        return [
+            (spec.check, None if CHECKS[spec.check].prepare else dict(spec.call_params))
+            for _, spec in self.steps
+        ]
+
+    @cached_property
+    def measurement_key(self) -> str:
+        """`measured_steps` as a short digest, kept with stored measurements."""
+        text = json.dumps(self.measured_steps, sort_keys=True, default=str)
+        return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
 
     @cached_property
     def weights(self) -> dict[str, int]:

@@ -196,6 +196,17 @@ def _finish(
     sample, png, measured, hidden = item
     if measured is None:  # failed: its row keeps the reason
         return JudgedSample(sample=sample, kept=True)
+    rubric = judge_sample.rubric
+    if not measured.measured_as(rubric):
+        # e.g. the rubric's file was edited after the workers measured with it
+        raise InputError(
+            f"batch {sample.spec.batch_id}: its samples were measured by the workers with "
+            f"rubric {measured.rubric}, and rubric {rubric.name} measures otherwise (other "
+            "checks, or other check params: was its file edited since?); a rubric does not "
+            "change a batch's id, so this batch cannot be judged with it: judge it with the "
+            "rubric it was measured with, or give the config another name to make the batch "
+            f"anew with {rubric.name}"
+        )
     report = judge_sample.finish(measured)
     sample.report = report
     sample.status = report.route

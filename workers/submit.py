@@ -2,7 +2,8 @@
 
 `submit_batch` records the batch and its chunks in the shared database and publishes one message
 per unfinished chunk (a re-submit publishes only what is left, and finished chunks are never
-made twice). `recover_lost` is the recovery sweep: running chunks whose lease ran out (their
+made twice; one with a rubric that measures samples otherwise than the batch's is refused: the
+rubric is not part of the batch id, and the workers keep what they measured). `recover_lost` is the recovery sweep: running chunks whose lease ran out (their
 worker was killed or froze) go back to `queued` and are published again, at once (not after the
 broker's visibility timeout) and ahead of the chunks waiting their turn; every worker runs it (workers/tasks.py), and so does
 `wait_for_batch`, which follows progress in the database and, when the batch stalls with its
@@ -21,10 +22,14 @@ from typing import Any
 
 from synthgate.config import BatchConfig
 from synthgate.errors import InputError
-from synthgate.pipeline import batch_id_for
+from synthgate.generators.text.templates import load_template_file
+from synthgate.pipeline import MODALITIES, batch_id_for
+from synthgate.samples import Modality
 from synthgate.storage.chunks import ChunkState
 from synthgate.storage.database import shown_url
 from synthgate.storage.store import Store
+from synthgate.validators.rubric import Rubric
+from synthgate.validators.validate import rubric_for
 from synthgate.workers.app import MAKE_CHUNK, QUEUES, WorkerSettings
 from synthgate.workers.chunks import FINISHED, TRANSIENT_ERRORS, chunk_rows
 
@@ -80,10 +85,72 @@ def publish(app: Any, chunks: list[ChunkState], *, ahead: bool = False) -> int:
     return len(chunks)
 
 
+def measuring_rubric(config: BatchConfig, modality: Modality) -> Rubric:
+    """The rubric the workers measure a section's samples with, as `build_judges` picks it: the
+    one it names, else its modality's default (detection; a template file's task)."""
+    section = getattr(config, modality)
+    templates = getattr(section, "templates", None)
+    task = load_template_file(templates).task if section.rubric is None and templates else None
+    return rubric_for(modality, rubric=section.rubric, task=task)
+
+
+def measured_difference(before: Rubric, now: Rubric) -> str:
+    """How `now` measures otherwise than `before`: checks added or dropped, params changed."""
+    old, new = dict(before.measured_steps), dict(now.measured_steps)
+    parts = []
+    if added := [check for check in new if check not in old]:
+        parts.append(f"adds {', '.join(added)}")
+    if dropped := [check for check in old if check not in new]:
+        parts.append(f"drops {', '.join(dropped)}")
+    for check, params in new.items():
+        if check in old and params != old[check]:
+            given, had = params or {}, old[check] or {}
+            keys = sorted(k for k in given.keys() | had.keys() if given.get(k) != had.get(k))
+            parts.append(f"changes the params of {check} ({', '.join(keys)})")
+    return "; ".join(parts) or "orders its checks otherwise"
+
+
+def refuse_rubric_change(stored: BatchConfig, config: BatchConfig, batch_id: str) -> None:
+    """Refuse to submit `config` again as batch `batch_id` (first submitted as `stored`) with a
+    rubric that measures samples otherwise: the rubric is not part of the batch id, and the
+    workers' stored measurements are the old rubric's. One that only moves thresholds,
+    severities or routing (a calibrated rubric) is fine: the batch is judged again with it,
+    as `synthgate run` judges the config."""
+    for modality in MODALITIES:
+        before, now = getattr(stored, modality), getattr(config, modality)
+        if before is None or now is None or before.rubric == now.rubric:
+            continue
+        asked = measuring_rubric(config, modality)
+        try:
+            measured = measuring_rubric(stored, modality)
+        except InputError:
+            difference = f"{before.rubric} cannot be read any more"
+            name = str(before.rubric)
+        else:
+            if measured.measurement_key == asked.measurement_key:
+                continue
+            difference = measured_difference(measured, asked)
+            name = measured.name
+        given = asked.name if now.rubric == asked.name else f"{asked.name} ({now.rubric})"
+        raise InputError(
+            f"{modality}.rubric: batch {batch_id} was made with rubric {name}, and rubric "
+            f"{given} measures samples otherwise ({difference}); a rubric "
+            "does not change a batch's id, so the samples the workers measured cannot be judged "
+            f"with it. Give the config another name to make the batch anew with {asked.name}, "
+            f"or keep the checks and check params of {name} (thresholds, severities and "
+            "routing may change)"
+        )
+
+
 def submit_batch(app: Any, store: Store, config: BatchConfig) -> tuple[str, int]:
-    """Record the batch and its chunks; publish the unfinished ones. Returns (batch id, sent)."""
+    """Record the batch and its chunks; publish the unfinished ones. Returns (batch id, sent).
+
+    A batch submitted before with a rubric that measures otherwise is refused
+    (`refuse_rubric_change`), before anything changes."""
     batch_id = batch_id_for(config)
     previous = store.get_batch(batch_id)
+    if previous is not None:
+        refuse_rubric_change(BatchConfig.model_validate(previous["config"]), config, batch_id)
     store.put_batch(
         batch_id, name=config.name, seed=config.seed, config=config.model_dump(mode="json")
     )
