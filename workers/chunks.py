@@ -4,10 +4,10 @@ A chunk is a run of sample indices of one batch and modality, named by id in the
 `run_chunk` claims the delivery (`ChunkBook.begin`: a lease for this task, or nothing to do when
 the chunk is finished or another live worker holds it), plans the chunk's specs again from the
 batch config in the database (a file it reads that changed since submit fails the chunk: it
-would make another batch under the old id), generates them with `pipeline.generate_specs`, measures each one
-at once (the per-sample half of the judge: every check but the order-dependent batch checks),
-puts its PNG and partial report (workers/partial.py: one blob holds a chunk's) in the blob
-store and writes the samples,
+would make another batch under the old id), generates them with `pipeline.generate_specs`,
+measures each one at once (the per-sample half of the judge: every check but the
+order-dependent batch checks), puts its PNG and partial report (workers/partial.py: one blob
+holds a chunk's) in the blob store and writes the samples,
 `pending`, by their deterministic ids, so any delivery of the same chunk writes the same rows.
 Reports are finished in sample order where the run folder is assembled (workers/runner.py).
 

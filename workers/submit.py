@@ -1,14 +1,15 @@
 """Submitting a batch to the workers and watching it.
 
-`submit_batch` records the batch and its chunks in the shared database and publishes one message
-per unfinished chunk (a re-submit publishes only what is left, and finished chunks are never
-made twice; one with a rubric that measures samples otherwise than the batch's is refused: the
-rubric is not part of the batch id, and the workers keep what they measured). `recover_lost` is the recovery sweep: running chunks whose lease ran out (their
-worker was killed or froze) go back to `queued` and are published again, at once (not after the
-broker's visibility timeout) and ahead of the chunks waiting their turn; every worker runs it (workers/tasks.py), and so does
-`wait_for_batch`, which follows progress in the database and, when the batch stalls with its
-queues empty (a broker that lost its messages in a restart), publishes the unfinished chunks
-again. Judging what the workers made, in order, into sinks is workers/runner.py's.
+`submit_batch` records the batch and its chunks in the shared database and publishes one message per
+unfinished chunk (a re-submit publishes only what is left, and finished chunks are never made twice;
+one with a rubric that measures samples otherwise than the batch's is refused: the rubric is not
+part of the batch id, and the workers keep what they measured). `recover_lost` is the recovery
+sweep: running chunks whose lease ran out (their worker was killed or froze) go back to `queued` and
+are published again, at once (not after the broker's visibility timeout) and ahead of the chunks
+waiting their turn; every worker runs it (workers/tasks.py), and so does `wait_for_batch`, which
+follows progress in the database and, when the batch stalls with its queues empty (a broker that
+lost its messages in a restart), publishes the unfinished chunks again. Judging what the workers
+made, in order, into sinks is workers/runner.py's.
 """
 
 from __future__ import annotations
@@ -134,11 +135,10 @@ def refuse_rubric_change(stored: BatchConfig, config: BatchConfig, batch_id: str
         given = asked.name if now.rubric == asked.name else f"{asked.name} ({now.rubric})"
         raise InputError(
             f"{modality}.rubric: batch {batch_id} was made with rubric {name}, and rubric "
-            f"{given} measures samples otherwise ({difference}); a rubric "
-            "does not change a batch's id, so the samples the workers measured cannot be judged "
-            f"with it. Give the config another name to make the batch anew with {asked.name}, "
-            f"or keep the checks and check params of {name} (thresholds, severities and "
-            "routing may change)"
+            f"{given} measures samples otherwise ({difference}); a rubric does not change a "
+            "batch's id, so the samples the workers measured cannot be judged with it. Give the "
+            f"config another name to make the batch anew with {asked.name}, or keep the checks "
+            f"and check params of {name} (thresholds, severities and routing may change)"
         )
 
 
