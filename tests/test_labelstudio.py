@@ -9,14 +9,17 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from labelstudio_fixtures import decide_everything, make_sample, open_store, snapshot
 from sqlalchemy import select
 
 from synthgate.errors import InputError
+from synthgate.masks import decode_mask, encode_mask
 from synthgate.review import labelstudio
 from synthgate.review.interop import export_tasks, import_annotations
 from synthgate.review.queue import ReviewQueue
+from synthgate.samples import ObjectLabel
 from synthgate.storage.store import Store
 from synthgate.storage.tables import decisions, review_items
 
@@ -212,3 +215,43 @@ def test_exported_tasks_carry_no_rubric_score(tmp_path: Path) -> None:
         assert set(task["data"]) == {"item_id", "sample_id", "image"}
         assert all("score" not in prediction for prediction in task["predictions"])
     store.close()
+
+
+def _shapes() -> Iterator[tuple[str, np.ndarray]]:
+    """Masks of one part each (no holes) on a 37x53 image: what a polygon can hold exactly."""
+    import cv2
+
+    def blank() -> np.ndarray:
+        return np.zeros((37, 53), np.uint8)
+
+    yield "one pixel", (one := blank())
+    one[5, 7] = 1
+    yield "ellipse", cv2.ellipse(blank(), (26, 18), (20, 9), 30.0, 0, 360, 1, -1)
+    letter = blank()
+    letter[3:30, 4:10] = 1
+    letter[24:30, 4:40] = 1
+    yield "L", letter
+    stairs = blank()
+    for step in range(8):  # pixels touching only at their corners: one 8-connected part
+        stairs[2 + step, 3 + step] = 1
+    yield "diagonal", stairs
+    edge = blank()
+    edge[0:37, 40:53] = 1  # against the image's right, top and bottom edges
+    yield "at the border", edge
+
+
+@pytest.mark.parametrize(("name", "mask"), list(_shapes()), ids=[s[0] for s in _shapes()])
+def test_a_polygon_reads_back_as_the_same_pixels(name: str, mask: np.ndarray) -> None:
+    """Exported as a polygon (percent points) and read back through pycocotools, a mask keeps
+    every pixel: a contour through the edge pixels' centres lost half a pixel all round."""
+    height, width = mask.shape
+    region = labelstudio._polygon(
+        ObjectLabel(category="c", bbox=[0, 0, 1, 1], area=1, mask=encode_mask(mask.astype(bool))),
+        "o0",
+        width,
+        height,
+    )
+    assert region is not None
+    back = labelstudio._object_from_polygon(region["value"]["points"], "c", width, height)
+    assert np.array_equal(decode_mask(back.mask), mask.astype(bool)), name
+    assert back.area == mask.sum()
