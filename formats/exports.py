@@ -84,9 +84,12 @@ def export_names(images: list[dict[str, Any]]) -> dict[Any, str]:
 
 
 def place_image(source: Path, target: Path) -> bool:
-    """Hard-link `source` to `target` (True), or copy it where a link cannot be made (False)."""
+    """Hard-link `source` to `target` (True), or copy it where a link cannot be made (False).
+    A symlink is followed: os.link on Linux links the symlink itself, which would put a pointer
+    in the output (dangling once a relative one sits elsewhere, outside the folder if absolute),
+    not the image."""
     try:
-        os.link(source, target)
+        os.link(os.path.realpath(source), target)
         return True
     except OSError:  # another file system, or one without hard links
         shutil.copy2(source, target)

@@ -345,6 +345,32 @@ def test_file_names_outside_the_images_folder_are_left_out_unread(tmp_path: Path
     assert up.stat().st_nlink == 1 and elsewhere.stat().st_nlink == 1
 
 
+@pytest.mark.parametrize("relative", [True, False], ids=["relative", "absolute"])
+def test_images_that_are_symlinks_are_placed_as_the_files_they_name(
+    relative: bool, tmp_path: Path
+) -> None:
+    """A dataset whose images/ holds symlinks (images/x.png -> ../raw/x.png) exports the image
+    files: os.link linked the symlink itself, so a relative one dangled in the export and an
+    absolute one left the folder pointing outside itself (balance and merge place images the
+    same way)."""
+    source = write_coco(tmp_path / "src", IMAGES[2:3])
+    image = source.parent / "images" / "c" / "other.png"
+    raw = tmp_path / "src" / "raw" / "other.png"
+    raw.parent.mkdir()
+    image.rename(raw)
+    image.symlink_to(Path("..", "..", "raw", "other.png") if relative else raw)
+    out = tmp_path / "deep" / "out"
+    images = str(source.parent / "images")
+    result = export(str(source), "-f", "yolo", "-o", str(out), "--images", images, "--split", "1")
+    assert result.exit_code == 0, result.output
+    placed = out / "images" / "train" / "other.png"
+    assert not placed.is_symlink()
+    assert placed.stat().st_ino == raw.stat().st_ino
+    moved = shutil.move(out, tmp_path / "moved")
+    raw.unlink()  # another machine: only what the folder holds
+    assert (Path(moved) / "images" / "train" / "other.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_a_run_folder_exports_its_accepted_images(tmp_path: Path) -> None:
     config = tmp_path / "batch.yaml"
     config.write_text(yaml.safe_dump(small_config(text=None)))
