@@ -185,5 +185,33 @@ def test_plan_specs_adds_exactly_the_deficit() -> None:
     assert [s.seed for s in again] == [s.seed for s in specs]
 
 
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (["female", "male"], {"female": 3, "male": 3}),
+        ({"en_US": 1, "de_DE": 1, "ja_JP": 2}, {"en_US": 2, "de_DE": 1, "ja_JP": 3}),
+    ],
+    ids=["equal", "weighted"],
+)
+def test_a_plan_of_many_small_deficits_spreads_the_attribute_values(
+    values: list[str] | dict[str, float], expected: dict[str, int]
+) -> None:
+    """Six classes short of one sample each (a median balance of COCO: one copy-paste image
+    a class) took the first value every time: `balance --config` with `attributes: {gender:
+    [a, b]}` gave all 39 synthetic images gender a. Each class keeps its own gap first; what
+    is left to choose follows the plan's values so far."""
+    axis = "gender" if isinstance(values, list) else "locale"
+    specs = plan_specs(
+        dict.fromkeys("abcdef", 3),
+        batch_id="b",
+        seed=3,
+        modality="image",
+        generator="copy_paste",
+        instances_per_sample=3,
+        shares=attribute_shares({axis: values}),
+    )
+    assert Counter(s.attributes[axis] for s in specs) == expected
+
+
 def test_split_deficits_between_generators() -> None:
     assert split_deficits({"a": 5, "b": 1}, 2) == [{"a": 3, "b": 1}, {"a": 2, "b": 0}]

@@ -283,25 +283,52 @@ def attribute_shares(axes: dict[str, list[str] | dict[str, float]]) -> dict[str,
 
 
 def assign_attributes(
-    n: int, shares: dict[str, dict[str, float]], existing: dict[str, Counter[str]] | None = None
+    n: int,
+    shares: dict[str, dict[str, float]],
+    existing: dict[str, Counter[str]] | None = None,
+    *,
+    seen: dict[str, Counter[str]] | None = None,
 ) -> list[dict[str, str]]:
     """Attribute values for `n` new samples that bring each axis closest to its target shares.
 
-    Greedy per axis: each new sample takes the value furthest below its share of the total so
-    far, counting what the data already holds (`existing[axis][value]`); ties go to the value
-    listed first, so the result is deterministic.
+    Greedy per axis: each new sample takes a value a whole sample or more below its share of
+    the total so far, counting what the data already holds (`existing[axis][value]`); where
+    none is, the value furthest below its share of everything `seen` (this call adds the
+    existing and new values to it: a plan passes one across its classes), then the one listed
+    first, so the result is deterministic. Each class stays within a sample of its shares, and
+    a plan of many classes short of a sample or two does not give them all the first value.
+    Without `seen`, the two gaps are the same: the value furthest below its share.
     """
     existing = existing or {}
+    seen = {} if seen is None else seen
     assigned: list[dict[str, str]] = [{} for _ in range(n)]
     for axis, targets in shares.items():
-        counts = Counter({v: existing.get(axis, Counter()).get(v, 0) for v in targets})
-        total = sum(existing.get(axis, Counter()).values())
+        held = existing.get(axis, Counter())
+        counts = Counter({v: held.get(v, 0) for v in targets})
+        total = sum(held.values())
+        overall = seen.setdefault(axis, Counter())
+        overall.update(held)
         for item in assigned:
             total += 1
-            value = max(targets, key=lambda v: targets[v] * total - counts[v])
+            overall_total = sum(overall.values()) + 1
+            gaps = {
+                v: _gaps(share, total, counts[v], overall_total, overall[v])
+                for v, share in targets.items()
+            }
+            value = max(targets, key=gaps.__getitem__)
             counts[value] += 1
+            overall[value] += 1
             item[axis] = value
     return assigned
+
+
+def _gaps(
+    share: float, total: int, count: int, overall_total: int, overall: int
+) -> tuple[int, float, float]:
+    """How far a value lies below its share: whole samples in its class, then of all seen, then
+    in its class (the order `assign_attributes` ranks values in)."""
+    gap = share * total - count
+    return math.floor(gap + 1e-9), share * overall_total - overall, gap
 
 
 def plan_specs(
@@ -322,13 +349,16 @@ def plan_specs(
     deficit.
     """
     specs: list[SampleSpec] = []
+    seen: dict[str, Counter[str]] = {}  # attribute values of the classes planned so far
     for category, lack in lacking.items():
         sizes = []
         remaining = lack
         while remaining > 0:
             sizes.append(min(instances_per_sample, remaining))
             remaining -= sizes[-1]
-        attributes = assign_attributes(len(sizes), shares or {}, (existing or {}).get(category, {}))
+        attributes = assign_attributes(
+            len(sizes), shares or {}, (existing or {}).get(category, {}), seen=seen
+        )
         for size, chosen in zip(sizes, attributes, strict=True):
             index = len(specs)
             specs.append(
