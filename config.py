@@ -118,7 +118,7 @@ class ProceduralImageConfig(StrictModel):
     @classmethod
     def _ordered(cls, value: tuple[Any, Any]) -> tuple[Any, Any]:
         if value[0] > value[1]:
-            raise ValueError(f"[min, max] must have min <= max (got {list(value)})")
+            raise ValueError("[min, max] must have min <= max")
         return value
 
     @model_validator(mode="after")
@@ -184,7 +184,7 @@ class CopyPasteImageConfig(StrictModel):
     @classmethod
     def _ordered(cls, value: tuple[Any, Any]) -> tuple[Any, Any]:
         if value[0] > value[1]:
-            raise ValueError(f"[min, max] must have min <= max (got {list(value)})")
+            raise ValueError("[min, max] must have min <= max")
         return value
 
 
@@ -296,7 +296,7 @@ class DiffusionObjectPasteConfig(_DiffusionImageConfig):
     @classmethod
     def _ordered(cls, value: tuple[Any, Any]) -> tuple[Any, Any]:
         if value[0] > value[1] or value[0] < 0:
-            raise ValueError(f"[min, max] must have 0 <= min <= max (got {list(value)})")
+            raise ValueError("[min, max] must have 0 <= min <= max")
         return value
 
     @model_validator(mode="after")
@@ -325,7 +325,7 @@ class DiffusionLayoutConfig(_DiffusionImageConfig):
     @classmethod
     def _ordered(cls, value: tuple[Any, Any]) -> tuple[Any, Any]:
         if value[0] > value[1] or value[0] <= 0:
-            raise ValueError(f"[min, max] must have 0 < min <= max (got {list(value)})")
+            raise ValueError("[min, max] must have 0 < min <= max")
         return value
 
 
@@ -342,7 +342,7 @@ class DiffusionInpaintConfig(_DiffusionImageConfig):
     @classmethod
     def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
         if value[0] > value[1] or value[0] <= 0 or value[1] > 1:
-            raise ValueError(f"[min, max] must have 0 < min <= max <= 1 (got {list(value)})")
+            raise ValueError("[min, max] must have 0 < min <= max <= 1")
         return value
 
 

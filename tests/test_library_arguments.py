@@ -101,6 +101,17 @@ def test_a_config_changed_after_loading_is_checked_again() -> None:
     ]
 
 
+def test_a_range_out_of_order_shows_the_value_once() -> None:
+    """The range checks' messages held the value, and the config's error added it again:
+    'must have min <= max (got [2.0, 1.0]) (got [2, 1])'."""
+    config = {**SHAPES, "image": {**SHAPES["image"], "objects_per_image": [3, 1]}}
+    with pytest.raises(sg.InputError) as refused:
+        sg.load_config(config)
+    message = str(refused.value)
+    assert "image.objects_per_image: [min, max] must have min <= max (got [3, 1])" in message
+    assert message.count("(got") == 1
+
+
 def test_one_name_where_a_list_goes_is_refused_not_split_into_letters() -> None:
     samples = sg.generate(SHAPES, limit=1)
     _refused(
