@@ -655,3 +655,20 @@ def test_a_merge_result_shows_counts_not_every_id() -> None:
     shown = repr(result)
     assert "added_images=2" in shown and "left_out={'rejected': 10000}" in shown
     assert len(shown) < 300
+
+
+def test_a_folder_that_is_no_run_is_named_as_such_before_the_output(tmp_path: Path) -> None:
+    """`--synthetic` a folder that is no run and `--out` inside it blamed --out ('is inside the
+    synthetic run folder'); a balance output passed as the run says where its runs are."""
+    real, _ = make_tiny_coco(tmp_path)
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    with pytest.raises(InputError, match=r"not a finished synthgate run \(no manifest.json\)$"):
+        merge(real, folder, out=folder / "merged")
+    (folder / "balance.json").write_text("{}")
+    (folder / "runs" / "balance-0-copy_paste").mkdir(parents=True)
+    (folder / "runs" / "balance-0-copy_paste" / "manifest.json").write_text("{}")
+    with pytest.raises(InputError, match="it is a balance output") as refused:
+        merge(real, folder, out=tmp_path / "merged")
+    assert str(folder / "runs" / "balance-0-copy_paste") in str(refused.value)
+    assert not (tmp_path / "merged").exists()

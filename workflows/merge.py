@@ -40,7 +40,13 @@ from synthgate.formats.coco_reader import read_coco_streaming
 from synthgate.formats.exports import place_image
 from synthgate.formats.jsonl import check_row_ids, jsonl_lines, read_jsonl
 from synthgate.formats.paths import confined_path
-from synthgate.outputs import MERGE_MARKER, building_out, check_out, refuse_out_holding
+from synthgate.outputs import (
+    BALANCE_MARKER,
+    MERGE_MARKER,
+    building_out,
+    check_out,
+    refuse_out_holding,
+)
 from synthgate.validators.sources import TEXT_SUFFIXES
 from synthgate.workflows.reviewed import final_verdicts, reviewed_coco, reviewed_rows
 
@@ -418,6 +424,19 @@ def place_dataset_images(
             progress(done, len(files))
 
 
+def _not_a_run(folder: Path) -> str:
+    """Why `folder` is no run to merge, and where its runs are if it is a balance output."""
+    problem = "not a finished synthgate run (no manifest.json)"
+    if (folder / BALANCE_MARKER).is_file():
+        runs = sorted(p.parent for p in folder.glob("runs/*/manifest.json"))
+        shown = ", ".join(str(run) for run in runs) or f"{folder / 'runs'}"
+        problem += (
+            f"; it is a balance output, whose merged dataset is already in it, and whose runs "
+            f"are {shown}"
+        )
+    return problem
+
+
 def merge(
     real: Path | str,
     synthetic: Path | str,
@@ -467,6 +486,8 @@ def merge(
     out = path_argument(out, "out")
     images_dir = optional_path(images, "images") or real_path.parent
     result = MergeResult()
+    if not (run_dir / "manifest.json").is_file():
+        raise InputError(field="synthetic", value=run_dir, problem=_not_a_run(run_dir))
     if out.resolve() == real_path.resolve():
         raise InputError(
             field="out", value=out, problem="is the real file; write the merge to a new folder"
@@ -480,12 +501,6 @@ def merge(
         )
     refuse_out_holding(out, real_path, images_dir)
     check_out(out, marker=MERGE_MARKER, what="merge output")  # before any work starts
-    if not (run_dir / "manifest.json").is_file():
-        raise InputError(
-            field="synthetic",
-            value=run_dir,
-            problem="not a finished synthgate run (no manifest.json)",
-        )
     if real_path.suffix.lower() in TEXT_SUFFIXES:  # as validate reads it: .ndjson, .JSONL too
         # refuse a broken file before writing
         check_row_ids(read_jsonl(real_path, what="real JSONL file", strict=True), real_path)
