@@ -353,6 +353,8 @@ def test_digit_labels_are_balanced_by_mined_templates(tmp_path: Path) -> None:
     source = tmp_path / "digits.jsonl"
     rows = [
         {"id": i, "text": f"Terrible item {i}, it broke in a day.", "label": "0"}
+        if i % 6 == 0
+        else {"id": i, "text": f"Item {i} arrived late and scratched.", "label": "0"}
         if i % 3 == 0
         else {"id": i, "text": f"Product {i} was great and I liked it a lot.", "label": "1"}
         for i in range(30)

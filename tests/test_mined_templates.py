@@ -3,6 +3,7 @@ never a real row; the templates generator runs them, each once with `order: cycl
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,34 @@ def test_no_template_holds_a_whole_real_row_word_for_word(bank: NameBank) -> Non
         "{:first_name} at the desk lost our booking. We waited {:@number} minutes at the door.",
     ]
     assert mined.capacity["neg"] == 2
+
+
+def test_no_template_repeats_a_sentence_or_mixes_a_name_with_a_gendered_term(
+    bank: NameBank,
+) -> None:
+    """A balance team's finding: 'Linda said nobody answered his emails for a week. Andrea said
+    nobody answered his emails for a week.' The same sentence twice is no text, and a name slot
+    filled by the sample's gender does not agree with a pronoun the row wrote."""
+    rows = [
+        {"text": "Linda said nobody answered her emails for a week.", "label": "neg"},
+        {"text": "Andrea said nobody answered his emails for a week. Awful.", "label": "neg"},
+        {"text": "Mark said nobody answered his emails for a week.", "label": "neg"},
+        {"text": "It broke after 2 days. Nobody replied.", "label": "neg"},
+        {"text": "It broke after 9 days. Refund refused.", "label": "neg"},
+        # rows of one sentence pair with each other
+        {"text": "Item 3 works great.", "label": "pos"},
+        {"text": "Item 7 works great.", "label": "pos"},
+        {"text": "Lovely colour, it came in 2 days.", "label": "pos"},
+    ]
+    mined = mine_templates(
+        rows, {"neg": 100, "pos": 100}, text_field="text", label_field="label", bank=bank, seed=0
+    ).data["templates"]
+    assert "It broke after {:@number} days. Refund refused." in mined["neg"]
+    assert sorted(mined["pos"]) == [
+        "Item {:@number} works great. Lovely colour, it came in {:@number} days.",
+        "Lovely colour, it came in {:@number} days. Item {:@number} works great.",
+    ]
+    for template in mined["neg"] + mined["pos"]:
+        first, second = sentences(template)
+        assert first != second, template
+        assert not ("{:first_name}" in template and re.search(r"\b(his|her)\b", template))

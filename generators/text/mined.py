@@ -8,7 +8,10 @@ the sentences that vary between rows: first names (generators/text/names.py, rea
 context) become `{:first_name}`, numbers `{:@number}` (the numbers the rows use). A pair whose
 sentences come from one row, or that spells out a real row, is never a template; nor is one
 that holds a whole real row word for word (a one-sentence row with no slot to vary): two such
-rows joined end to end were templates, copies of both that the copy check could not see.
+rows joined end to end were templates, copies of both that the copy check could not see. Nor
+is a pair of the same sentence twice, or one with a name slot and a gendered term ("his", "her
+husband"): the templates generator fills the name by the sample's gender, the term stays as the
+row wrote it, so "{:first_name} said nobody answered his emails" made "Linda ... his emails".
 
 `MinedTemplates.capacity[label]` is how many distinct templates the class's rows give; the
 file holds at most `wanted[label]` of them per class, in a seeded order, for the templates
@@ -24,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from synthgate.generators.text.counterfactual import term_gender
 from synthgate.generators.text.names import NameBank
 from synthgate.generators.text.slots import clean_whitespace
 
@@ -75,7 +79,7 @@ def _ends_sentence(text: str, mark: re.Match[str]) -> bool:
 
 def slotted(sentence: str, bank: NameBank) -> str:
     """A sentence as template text: braces doubled, names and numbers turned into slots."""
-    edits = [(start, end, "{:first_name}") for start, end, _ in bank.find(sentence)]
+    edits = [(start, end, NAME_SLOT) for start, end, _ in bank.find(sentence)]
     taken = [(start, end) for start, end, _ in edits]
     for match in NUMBER.finditer(sentence):
         if not any(s < match.end() and match.start() < e for s, e in taken):
@@ -91,6 +95,9 @@ def slotted(sentence: str, bank: NameBank) -> str:
 def _folded(text: str) -> str:
     """A text as rows are compared: case folded, whitespace collapsed."""
     return " ".join(text.casefold().split())
+
+
+NAME_SLOT = "{:first_name}"
 
 
 def _escaped(literal: str) -> str:
@@ -118,13 +125,18 @@ def mine_templates(
         later = [(row, t) for row, s in enumerate(split) for t in s[1:]] or openings
         slots = {t: slotted(t, bank) for _, t in (*openings, *later)}  # once per sentence
         verbatim = {t for t in slots if slots[t] == _escaped(t) and _folded(t) in real}
+        gendered = {t: term_gender(t) is not None for t in slots}
         pairs: dict[str, None] = {}  # template text -> None: distinct, in a stable order
         for row_a, first in openings:
             for row_b, second in later:
                 text = f"{first} {second}"
                 if row_a == row_b or _folded(text) in real or {first, second} & verbatim:
                     continue
-                pairs.setdefault(f"{slots[first]} {slots[second]}", None)
+                template = f"{slots[first]} {slots[second]}"
+                mixed = NAME_SLOT in template and (gendered[first] or gendered[second])
+                if slots[first] == slots[second] or mixed:
+                    continue
+                pairs.setdefault(template, None)
         choices = list(pairs)
         capacity[label] = len(choices)
         if not choices or count <= 0:
