@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from synthgate.errors import InputError
 from synthgate.storage.tables import SCHEMA_REVISION, metadata
@@ -65,7 +66,7 @@ def _ensure(connection: Connection, *, create: bool) -> None:
             fix="point it at the database a run or batch wrote",
         )
     if current is None and not tables:
-        metadata.create_all(connection)
+        _create_tables(connection)
         connection.execute(
             text(f"CREATE TABLE {VERSION_TABLE} (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
         )
@@ -74,6 +75,16 @@ def _ensure(connection: Connection, *, create: bool) -> None:
         )
         return
     upgrade(connection)
+
+
+def _create_tables(connection: Connection) -> None:
+    """Every table of storage/tables.py, each followed by its indexes in name order.
+    (`metadata.create_all` walks a table's indexes as a set, in an order that changes from
+    process to process, so two runs of one config wrote synthgate.db files that differed.)"""
+    for table in metadata.sorted_tables:
+        connection.execute(CreateTable(table))
+        for index in sorted(table.indexes, key=lambda index: str(index.name)):
+            connection.execute(CreateIndex(index))
 
 
 def upgrade(connection: Connection, revision: str = "head") -> None:

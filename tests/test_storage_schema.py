@@ -4,6 +4,8 @@ database from before migrations upgrades with its rows kept."""
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -192,3 +194,22 @@ def test_someone_else_s_database_is_refused_not_migrated(tmp_path: Path) -> None
     result = CliRunner().invoke(app, ["status", "x", "--db", sqlite_url(empty)])
     assert result.exit_code == 2 and "an empty file, not a database" in result.output
     assert empty.stat().st_size == 0
+
+
+def test_new_databases_made_by_separate_processes_are_byte_identical(tmp_path: Path) -> None:
+    # A run's synthgate.db is one of its files: the same config must write the same bytes.
+    # create_all made each table's indexes in set order, which changed from process to process
+    # (object ids), so it is checked across processes, not within one.
+    code = (
+        "import sys\n"
+        "from sqlalchemy import create_engine\n"
+        "from synthgate.storage.schema import ensure_schema\n"
+        "engine = create_engine('sqlite:///' + sys.argv[1])\n"
+        "ensure_schema(engine)\n"
+        "engine.dispose()\n"
+    )
+    paths = [tmp_path / f"new-{n}.db" for n in range(4)]
+    for path in paths:
+        subprocess.run([sys.executable, "-c", code, str(path)], check=True)
+    first = paths[0].read_bytes()
+    assert all(path.read_bytes() == first for path in paths[1:])
