@@ -120,6 +120,9 @@ class RunWriter:
             if stream is not None:
                 stream.close(self.header, categories)
         if self._coco is not None:
+            # accepted.coco.json has its lists even when no sample was accepted: empty, not absent
+            self.accepted_tally.add("images", [])
+            self.accepted_tally.add("annotations", [])
             self.accepted_tally.add("categories", categories)
         if self._text is not None:
             self._text.close()

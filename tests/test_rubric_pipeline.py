@@ -85,6 +85,25 @@ def test_report_md_explains_why(strict_run: Path) -> None:
     assert "`completeness_class_quotas`: class" in report and "of 4 requested" in report
 
 
+def test_a_run_that_accepts_nothing_has_no_schema_finding(tmp_path: Path) -> None:
+    # accepted.coco.json then holds empty lists; report.md said "correctness_coco_schema:
+    # missing or not a list: ['images', 'annotations']" (level 1), as if the file were broken.
+    path = strict_rubric(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    for spec in data["criteria"]["clarity"]["checks"]:
+        if spec["check"] == "clarity_image_quality":  # no image is this sharp: clarity 1
+            spec["thresholds"]["laplacian_variance"] = {"gold": 1e12, "acceptable": 1e12}
+    path.write_text(yaml.safe_dump(data))
+    config = small_config(text=None)
+    config["image"].update(count=2, rubric="strict.yaml")
+    code, output, out = run(tmp_path, config)
+    assert code == 0, output
+    assert json.loads((out / "accepted.coco.json").read_text())["images"] == []
+    report = (out / "report.md").read_text()
+    assert "`completeness_class_quotas`" in report  # the dataset checks ran
+    assert "correctness_coco_schema" not in report
+
+
 def test_default_rubric_of_a_classification_file(tmp_path: Path) -> None:
     config = small_config(image=None)
     config["text"]["templates"] = str(RUBRICS_DIR.parents[1] / "configs/templates/reviews.yaml")
