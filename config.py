@@ -328,6 +328,16 @@ class DiffusionLayoutConfig(_DiffusionImageConfig):
             raise ValueError("[min, max] must have 0 < min <= max")
         return value
 
+    @field_validator("box_scale_range")
+    @classmethod
+    def _boxes_fit(cls, value: tuple[float, float]) -> tuple[float, float]:
+        # A box wider than the image has no place on it (the layout draw failed deep in numpy).
+        if value[1] > 1:
+            raise ValueError(
+                f"a box side is at most the image side: max must be <= 1 (got {list(value)})"
+            )
+        return value
+
 
 class DiffusionInpaintConfig(_DiffusionImageConfig):
     """Paint one object into a background inside a chosen box."""

@@ -83,6 +83,22 @@ BAD_INPUT_CASES = [
     ),
     # a blank locale was run as Faker's default (en_US) and recorded as ''
     ("blank-locale", yaml.safe_dump(_with("text.locales", ["en_US", ""])), ["text.locales", "''"]),
+    (  # a box wider than the image: a numpy traceback from the layout draw
+        "layout-box-wider-than-the-image",
+        yaml.safe_dump(
+            small_config(
+                text=None,
+                image={
+                    "generator": "diffusion_layout",
+                    "count": 2,
+                    "size": [64, 64],
+                    "box_scale_range": [0.5, 1.2],
+                    "model": {"path": "batch.yaml"},
+                },
+            )
+        ),
+        ["image.box_scale_range", "max must be <= 1", "[0.5, 1.2]"],
+    ),
     (
         "hundreds-of-unknown-keys",
         yaml.safe_dump({**small_config(), **{f"key{i:03}": i for i in range(300)}}),
