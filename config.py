@@ -17,7 +17,7 @@ import datetime as dt
 import string
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args
 
 from pydantic import (
     BaseModel,
@@ -70,9 +70,31 @@ def _strings(value: Any) -> list[str]:
     return found
 
 
+def _numeric(annotation: Any) -> bool:
+    """Whether a field's type is a number or holds numbers (a [min, max] tuple)."""
+    if annotation in (int, float):
+        return True
+    return any(_numeric(argument) for argument in get_args(annotation))
+
+
 class StrictModel(BaseModel):
     # allow_inf_nan=False: NaN and Infinity (YAML .nan/.inf, JSON NaN) are refused by name.
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: Any, info: ValidationInfo) -> Any:
+        """A boolean where a number goes is refused: YAML reads yes, no, on, off, true and
+        false as booleans, and pydantic would take them as 1 and 0 (`count: yes`, one image)."""
+        if info.field_name is None or not _numeric(cls.model_fields[info.field_name].annotation):
+            return value
+        items = value if isinstance(value, list | tuple) else [value]
+        if any(isinstance(item, bool) for item in items):
+            raise ValueError(
+                "YAML read a boolean (yes, no, on, off, true, false) where a number goes; "
+                "write the number"
+            )
+        return value
 
     @field_validator("*", mode="after")
     @classmethod

@@ -81,6 +81,17 @@ BAD_INPUT_CASES = [
         yaml.safe_dump(small_config(categories=["circle", True])),
         ["categories.1", "YAML read it as a boolean: write it in quotes ('true')"],
     ),
+    # `count: yes` made one image, `objects_per_image: [on, 3]` read as [1, 3] (bool is an int)
+    (
+        "count-yaml-reads-as-a-boolean",
+        yaml.safe_dump(_with("image.count", True)),
+        ["image.count", "YAML read a boolean", "write the number"],
+    ),
+    (
+        "range-yaml-reads-as-a-boolean",
+        yaml.safe_dump(_with("image.objects_per_image", [True, 3])),
+        ["image.objects_per_image", "YAML read a boolean", "[True, 3]"],
+    ),
     # a blank locale was run as Faker's default (en_US) and recorded as ''
     ("blank-locale", yaml.safe_dump(_with("text.locales", ["en_US", ""])), ["text.locales", "''"]),
     (  # a box wider than the image: a numpy traceback from the layout draw
