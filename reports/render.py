@@ -153,6 +153,9 @@ def _sections(
                     [axis, when, str(gap["label"]), " vs ".join(gap["groups"]), f"{gap['gap']:.3f}"]
                 )
         blocks.append(("table", (["attribute", "when", "label", "groups", "largest gap"], gaps)))
+        notes = [pair["note"] for pair in summary.get("bias", {}).values() if pair.get("note")]
+        if notes:  # balance_text: how the gap moved, and what the added rows carry
+            blocks.append(("list", notes))
     if summary.get("text", {}).get("notes"):  # balance_text: what each strategy could fill
         blocks += [("h2", "How the text classes were filled"), ("list", summary["text"]["notes"])]
     if text_rows:

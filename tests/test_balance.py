@@ -18,6 +18,7 @@ from balance_fixtures import make_tiny_coco
 from synthgate.config import MAX_COUNT
 from synthgate.errors import InputError
 from synthgate.workflows.quotas import (
+    AttributeGoal,
     ClassCount,
     assign_attributes,
     attribute_shares,
@@ -211,6 +212,35 @@ def test_a_plan_of_many_small_deficits_spreads_the_attribute_values(
         shares=attribute_shares({axis: values}),
     )
     assert Counter(s.attributes[axis] for s in specs) == expected
+
+
+def test_label_parity_plans_the_raised_class_after_the_mix_of_the_others() -> None:
+    """Text balancing's goal: a class at its target holds two women to one man, so new rows of
+    the raised class split half and half widen the gap in its rate between the genders; planned
+    for the rates, they follow the other class's mix (the shares only break ties)."""
+    existing = {
+        "positive": {"gender": Counter({"female": 40, "male": 20})},
+        "negative": {"gender": Counter({"female": 9, "male": 9})},
+    }
+    shares = attribute_shares({"gender": ["female", "male"]})
+
+    def planned(goal: AttributeGoal) -> Counter[str]:
+        specs = plan_specs(
+            {"positive": 0, "negative": 32},
+            batch_id="b",
+            seed=3,
+            modality="text",
+            generator="counterfactual",
+            shares=shares,
+            existing=existing,
+            attribute_goal=goal,
+        )
+        return Counter(s.attributes["gender"] for s in specs)
+
+    assert planned("shares") == {"female": 16, "male": 16}
+    parity = planned("label_parity")
+    # negative: 33 of 73 women, 17 of 37 men (0.452, 0.459); half and half: 0.385, 0.556
+    assert parity == {"female": 24, "male": 8}
 
 
 def test_split_deficits_between_generators() -> None:

@@ -367,3 +367,36 @@ def test_digit_labels_are_balanced_by_mined_templates(tmp_path: Path) -> None:
     assert summary["classes"]["0"]["after"] > summary["classes"]["0"]["before"] == 10
     made = [json.loads(line) for line in (out / "merged.jsonl").read_text().splitlines()[30:]]
     assert made and {row["label"] for row in made} == {"0"}
+
+
+def test_the_gender_gap_narrows_when_the_class_at_its_target_is_skewed(tmp_path: Path) -> None:
+    """A balance team saw the bias report's gender gap grow (0.19 -> 0.26): new rows of the
+    raised class were split half and half while the class at its target stayed two women to one
+    man, so the raised class's rate per gender overtook the other. Here it grew 0.127 -> 0.170;
+    planned for the rates it narrows, and the report says how and with which rows."""
+    women = ["Sarah", "Emily", "Jessica", "Linda", "Karen", "Laura", "Megan", "Rachel", "Julie"]
+    men = ["Michael", "David", "James", "Robert", "Daniel", "Kevin", "Brian", "Steven", "Paul"]
+    liked = ["{} loves the kettle and uses it every day.", "{} says the blender works well."]
+    liked += ["{} thinks the toaster was worth every cent.", "{} recommends the fan to everyone."]
+    rows = [(t.format(n), "positive") for t in liked for n in [*women, "Anna"]]  # 40 women
+    rows += [(t.format(n), "positive") for t in liked[:2] for n in [*men, "Thomas"]]  # 20 men
+    rows += [(f"{n} returned the kettle because it leaked.", "negative") for n in women + men]
+    source = tmp_path / "tickets.jsonl"
+    source.write_text(
+        "".join(
+            json.dumps({"id": i, "text": t, "label": lab}) + "\n" for i, (t, lab) in enumerate(rows)
+        )
+    )
+    out = tmp_path / "out"
+    result = run_cli("balance", "--jsonl", str(source), "--out", str(out), "--target", "50")
+    assert result.returncode == 0, result.stderr + result.stdout
+    summary = json.loads((out / "balance.json").read_text())
+    assert summary["classes"]["negative"]["after"] >= 48  # a rewrite repeating one is rejected
+    gender = summary["bias"]["gender"]
+    before, after = gender["before"]["largest_gap"]["gap"], gender["after"]["largest_gap"]["gap"]
+    assert before == pytest.approx(9 / 29 - 9 / 49)
+    assert after < 0.05 < before
+    assert gender["note"].startswith(
+        f"gender: the largest gap in a label's rate between groups narrowed, {before:.3f} -> "
+    )
+    assert gender["note"] in (out / "report.md").read_text()

@@ -50,6 +50,7 @@ from synthgate.workflows.merge import (
     place_dataset_images,
 )
 from synthgate.workflows.quotas import (
+    AttributeGoal,
     BalanceConfig,
     ClassCount,
     attribute_shares,
@@ -177,9 +178,12 @@ def run_sections(
     existing: dict[str, dict[str, Counter[str]]],
     progress: Progress | None,
     reference_progress: Callable[[int, int], None] | None = None,
+    attribute_goal: AttributeGoal = "shares",
 ) -> list[tuple[Path, BatchConfig]]:
-    """One pipeline run per generator section, `parts[i]` the deficits section i fills."""
+    """One pipeline run per generator section, `parts[i]` the deficits section i fills
+    (attribute values planned toward `attribute_goal`, see `plan_specs`)."""
     done = []
+    existing = {label: {a: Counter(c) for a, c in axes.items()} for label, axes in existing.items()}
     for turn, (section, part) in enumerate(zip(sections, parts, strict=True)):
         generator_name = str(
             section.get("generator", "copy_paste" if modality == "image" else "counterfactual")
@@ -196,9 +200,16 @@ def run_sections(
             instances_per_sample=per_sample,
             shares=shares,
             existing=existing,
+            attribute_goal=attribute_goal,
         )
         if not draft:
             continue
+        if attribute_goal == "label_parity":  # the next section's plan counts this one's rows
+            for spec in draft:
+                for axis, value in spec.attributes.items():
+                    existing.setdefault(str(spec.category), {}).setdefault(axis, Counter())[
+                        value
+                    ] += 1
         config = section_config(
             {**section, "generator": generator_name},
             count=len(draft),

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -239,10 +239,10 @@ def balance_text(
             runs_dir=temporary / "runs",
             build=build,
             shares=shares,
-            existing=existing,
             progress=progress,
+            attribute_goal="label_parity",
         )
-        runs = run(sections=sections, parts=parts, balance=balance)
+        runs = run(sections=sections, parts=parts, balance=balance, existing=existing)
         plan.made(runs, strategy=None)
         rest = plan.missing()
         if fallback is not None and fallback.fallback != "none" and any(rest.values()):
@@ -259,7 +259,13 @@ def balance_text(
                 folder=temporary,
             )
             fallback_balance = balance.model_copy(update={"name": f"{balance.name}-fallback"})
-            filled = run(sections=[section], parts=[part], balance=fallback_balance)
+            # Planned on what the data holds now: the rewrites' rows moved the groups' rates.
+            filled = run(
+                sections=[section],
+                parts=[part],
+                balance=fallback_balance,
+                existing=_with_accepted(existing, runs, text_field, attributes_of),
+            )
             plan.made(filled, strategy=filler)
             runs += filled
         lines = jsonl_lines(jsonl_path)
@@ -275,7 +281,7 @@ def balance_text(
         write_atomic(temporary / "merged.jsonl", "".join(lines))
         merged_rows = read_jsonl(temporary / "merged.jsonl")
         after = label_counts(merged_rows, label_field=label_field)
-        bias = {
+        bias: dict[str, dict[str, Any]] = {
             axis: {
                 "before": bias_report(
                     rows,
@@ -292,6 +298,8 @@ def balance_text(
             }
             for axis in shares
         }
+        for axis, pair in bias.items():
+            pair["note"] = _gap_note(axis, pair["before"], pair["after"])
         summary = summarise(
             kind="jsonl",
             source=jsonl_path,
@@ -309,6 +317,49 @@ def balance_text(
         )
         finish_output(temporary, summary, runs)
     return BalanceResult(out=out, summary=summary)
+
+
+def _with_accepted(
+    existing: dict[str, dict[str, Counter[str]]],
+    runs: list[tuple[Path, BatchConfig]],
+    text_field: str,
+    attributes_of: Callable[[dict[str, Any]], dict[str, str]],
+) -> dict[str, dict[str, Counter[str]]]:
+    """`existing` (class -> axis -> value -> rows) with the accepted rows of `runs`, their
+    attributes read as the bias report reads them in merged.jsonl."""
+    held = {label: {a: Counter(c) for a, c in axes.items()} for label, axes in existing.items()}
+    for run_dir, _config in runs:
+        for row in read_jsonl(run_dir / "text.jsonl"):
+            if row["status"] != "accepted":  # only accepted rows are merged
+                continue
+            merged = {text_field: row["text"], "attributes": row.get("attributes")}
+            for axis, value in attributes_of(merged).items():
+                held.setdefault(str(row["label"]), {}).setdefault(axis, Counter())[value] += 1
+    return held
+
+
+def _gap_note(axis: str, before: dict[str, Any], after: dict[str, Any]) -> str:
+    """What balancing did to an axis's largest label-rate gap, and what the added rows carry:
+    rows without the attribute are left out of the rates, so they cannot narrow the gap."""
+    old, new = before["largest_gap"], after["largest_gap"]
+    added = {
+        value: info["n"] - before["groups"].get(value, {"n": 0})["n"]
+        for value, info in after["groups"].items()
+    }
+    carried = ", ".join(f"{n} {value}" for value, n in added.items() if n > 0) or "none"
+    blank = after["without"] - before["without"]
+    moved = "grew" if new["gap"] > old["gap"] + 1e-9 else "did not narrow"
+    if new["gap"] < old["gap"] - 1e-9:
+        moved = "narrowed"
+    said = (
+        f"{axis}: the largest gap in a label's rate between groups {moved}, "
+        f"{old['gap']:.3f} -> {new['gap']:.3f}"
+        + (f" ({new['label']}: {' vs '.join(new['groups'])})" if new["label"] is not None else "")
+        + f". Rows added with a {axis}: {carried}; without one: {blank}"
+    )
+    if blank and moved != "narrowed":
+        said += f" (a row without a {axis} is left out of the rates and cannot move the gap)"
+    return said + "."
 
 
 STRATEGY_NAMES = {

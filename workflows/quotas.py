@@ -4,8 +4,9 @@
 target, …)` says how many each class should hold under a strategy (`max`, `median`, an integer,
 a YAML of per-class targets, or LVIS `repeat_factor`); `deficits` is the difference;
 `assign_attributes` spreads new samples over attribute values (locale, gender, prompt
-attributes) so that each group approaches its target share; `plan_specs` turns all of it into
-the list of `SampleSpec`s the pipeline runs. `BalanceConfig` is the `--config` file of
+attributes) so that each group approaches its target share, or, with `LabelGroups`, so that the
+label rate per group draws together first (`attribute_goal="label_parity"`, what text balancing
+asks for); `plan_specs` turns all of it into the list of `SampleSpec`s the pipeline runs. `BalanceConfig` is the `--config` file of
 `synthgate balance`. Everything here is a pure function of its inputs.
 """
 
@@ -17,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -282,12 +283,53 @@ def attribute_shares(axes: dict[str, list[str] | dict[str, float]]) -> dict[str,
     return shares
 
 
+AttributeGoal = Literal["shares", "label_parity"]
+
+
+@dataclass
+class LabelGroups:
+    """One attribute axis's rows per group and label (`rows[value][label]`), as the bias report
+    counts them: `largest_gap` is its largest difference in a label's rate between two groups."""
+
+    rows: dict[str, Counter[str]]
+
+    @classmethod
+    def of(cls, existing: Mapping[str, Mapping[str, Counter[str]]], axis: str) -> LabelGroups:
+        """The groups of `axis` in `existing[label][axis][value]` (every class's rows)."""
+        rows: dict[str, Counter[str]] = {}
+        for label, axes in existing.items():
+            for value, n in axes.get(axis, Counter()).items():
+                if n > 0:
+                    rows.setdefault(value, Counter())[label] += n
+        return cls(rows)
+
+    def add(self, label: str, value: str) -> None:
+        self.rows.setdefault(value, Counter())[label] += 1
+
+    def gaps_with(self, label: str, value: str) -> tuple[float, float]:
+        """The largest gap, and the sum of every label's gap, were one row (`label`, `value`)
+        added; rounded, so that values equal but for float error tie."""
+        totals = {v: sum(c.values()) + (v == value) for v, c in self.rows.items()}
+        totals.setdefault(value, 1)
+        labels = {label}.union(*self.rows.values())
+        largest = summed = 0.0
+        for each in labels:
+            rates = [
+                (self.rows.get(v, Counter())[each] + (v == value and each == label)) / n
+                for v, n in totals.items()
+            ]
+            gap = max(rates) - min(rates)
+            largest, summed = max(largest, gap), summed + gap
+        return round(largest, 9), round(summed, 9)
+
+
 def assign_attributes(
     n: int,
     shares: dict[str, dict[str, float]],
     existing: dict[str, Counter[str]] | None = None,
     *,
     seen: dict[str, Counter[str]] | None = None,
+    parity: tuple[str, dict[str, LabelGroups]] | None = None,
 ) -> list[dict[str, str]]:
     """Attribute values for `n` new samples that bring each axis closest to its target shares.
 
@@ -298,6 +340,13 @@ def assign_attributes(
     first, so the result is deterministic. Each class stays within a sample of its shares, and
     a plan of many classes short of a sample or two does not give them all the first value.
     Without `seen`, the two gaps are the same: the value furthest below its share.
+
+    `parity` (the samples' label, and every class's rows per group of each axis) ranks values
+    by the label-rate gap between groups they leave first (the largest, then the sum over
+    labels), and by the shares only among values that leave the same gap: a class raised to
+    equal shares while a class at its target keeps its own mix moves its rate past the other
+    groups' (the gap grows), and rows of one group fill a gap the class's shares never see. The
+    new values are added to `parity`'s groups.
     """
     existing = existing or {}
     seen = {} if seen is None else seen
@@ -308,6 +357,7 @@ def assign_attributes(
         total = sum(held.values())
         overall = seen.setdefault(axis, Counter())
         overall.update(held)
+        groups = None if parity is None else parity[1].get(axis)
         for item in assigned:
             total += 1
             overall_total = sum(overall.values()) + 1
@@ -315,7 +365,15 @@ def assign_attributes(
                 v: _gaps(share, total, counts[v], overall_total, overall[v])
                 for v, share in targets.items()
             }
-            value = max(targets, key=gaps.__getitem__)
+            if groups is None or parity is None:
+                value = max(targets, key=gaps.__getitem__)
+            else:
+                label = parity[0]
+                value = min(
+                    targets,
+                    key=lambda v: (groups.gaps_with(label, v), tuple(-g for g in gaps[v])),
+                )
+                groups.add(label, value)
             counts[value] += 1
             overall[value] += 1
             item[axis] = value
@@ -341,15 +399,23 @@ def plan_specs(
     instances_per_sample: int = 1,
     shares: dict[str, dict[str, float]] | None = None,
     existing: dict[str, dict[str, Counter[str]]] | None = None,
+    attribute_goal: AttributeGoal = "shares",
 ) -> list[SampleSpec]:
     """The balancing plan: one spec per synthetic sample, classes in order, indices 0..n-1.
 
     An image spec asks for up to `instances_per_sample` instances of its class (params
     `instances`), the last one of a class for the remainder, so the plan adds exactly the
-    deficit.
+    deficit. Attribute values follow `shares` (`existing[class][axis][value]`: what each class
+    holds); with `attribute_goal="label_parity"`, they narrow the gap between the groups' label
+    rates first, counting every class, those at their target too (`assign_attributes`).
     """
     specs: list[SampleSpec] = []
     seen: dict[str, Counter[str]] = {}  # attribute values of the classes planned so far
+    groups = (
+        {axis: LabelGroups.of(existing or {}, axis) for axis in shares or {}}
+        if attribute_goal == "label_parity"
+        else None
+    )
     for category, lack in lacking.items():
         sizes = []
         remaining = lack
@@ -357,7 +423,11 @@ def plan_specs(
             sizes.append(min(instances_per_sample, remaining))
             remaining -= sizes[-1]
         attributes = assign_attributes(
-            len(sizes), shares or {}, (existing or {}).get(category, {}), seen=seen
+            len(sizes),
+            shares or {},
+            (existing or {}).get(category, {}),
+            seen=seen,
+            parity=None if groups is None else (category, groups),
         )
         for size, chosen in zip(sizes, attributes, strict=True):
             index = len(specs)

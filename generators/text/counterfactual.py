@@ -9,11 +9,13 @@ locale from its first name or its gendered terms, and gives none the text does n
 
 `CounterfactualGenerator` (registry name `counterfactual`) makes one rewrite of a real row per
 `SampleSpec`: a row of the spec's class that has a name or a gendered term to swap, rewritten to
-the spec's gender and locale, with the label of the row it came from. It never copies a row:
-a rewrite that swapped nothing is made again toward the other gender, and a class without a row
-to swap is an error. A sample records only the attributes its text carries (the gender of the
-names or terms it now holds, the locale of the names it placed). `capacity(label)` is how many
-distinct rewrites a class allows: a row with names one per (gender, locale), a row with only
+the spec's gender and locale, with the label of the row it came from. It never copies a row: a
+rewrite that swapped nothing is made again toward the other gender, and a class without a row to
+swap is an error. A row is drawn among those a rewrite can turn to the spec's gender (a row whose
+only gendered terms are of that gender swaps nothing and is flipped to the other, so it is drawn
+only when no other row can be). A sample records only the attributes its text carries (the gender
+of the names or terms it now holds, the locale of the names it placed). `capacity(label)` is how
+many distinct rewrites a class allows: a row with names one per (gender, locale), a row with only
 gendered terms one (its flip); past that, rewrites repeat, and balancing fills the rest with
 another strategy (workflows/balance_text.py). Every sample carries the generator's rows as the
 reference the copy check compares it with (`extras["text_reference"]`).
@@ -183,15 +185,19 @@ def bias_report(
     axis: str,
     attributes_of: Callable[[dict[str, Any]], dict[str, str]],
 ) -> dict[str, Any]:
-    """Label rate per group of `axis` (rows without the attribute are left out) and the gap.
+    """Label rate per group of `axis` and the gap; rows without the attribute are left out,
+    and counted (`without`): a text that names no one and holds no gendered term has no gender.
 
     `largest_gap` is the label whose rate differs most between two groups, with both groups.
     """
     groups: dict[str, Counter[str]] = defaultdict(Counter)
+    without = 0
     for row in rows:
         value = attributes_of(row).get(axis)
         if value is not None:
             groups[value][label_of(row)] += 1
+        else:
+            without += 1
     labels = sorted({label for counts in groups.values() for label in counts})
     table: dict[str, dict[str, Any]] = {
         value: {
@@ -208,7 +214,7 @@ def bias_report(
         high, low = max(rates, key=rates.__getitem__), min(rates, key=rates.__getitem__)
         if rates[high] - rates[low] > largest["gap"]:
             largest = {"label": label, "groups": [high, low], "gap": rates[high] - rates[low]}
-    return {"axis": axis, "groups": table, "largest_gap": largest}
+    return {"axis": axis, "groups": table, "without": without, "largest_gap": largest}
 
 
 def rows_read(config: CounterfactualTextConfig) -> tuple[Path, str, str]:
@@ -247,12 +253,24 @@ class CounterfactualGenerator:
         # Only rows with something to swap: rewriting a row with nothing to swap copies it.
         self.named: dict[str, list[int]] = {}
         self.swappable: dict[str, list[int]] = {}
+        self.toward: dict[str, dict[str, list[int]]] = {}
         for label, positions in self.by_label.items():
             texts = {i: self.rows[i][config.text_field] for i in positions}
             self.named[label] = [i for i in positions if self.bank.find(texts[i])]
             self.swappable[label] = [
                 i for i in positions if i in self.named[label] or term_gender(texts[i])
             ]
+            # Per gender, the rows a rewrite can turn to it: any with a name, and those whose
+            # terms are of the other gender.
+            named = set(self.named[label])
+            self.toward[label] = {
+                gender: [
+                    i
+                    for i in self.swappable[label]
+                    if i in named or term_gender(texts[i]) != gender
+                ]
+                for gender in GENDERS
+            }
         self.reference = reference_rows(
             self.rows, text_field=config.text_field, source=config.source.name
         )
@@ -313,9 +331,12 @@ class CounterfactualGenerator:
                 "or a gendered term to swap; a rewrite would copy it (balance fills such a "
                 "class with templates mined from its rows)"
             )
+        asked = spec.attributes.get("gender")
+        if asked in GENDERS:  # a row with only terms of that gender could only be flipped away
+            pool = self.toward[label][asked] or pool
         position = pool[int(rng.integers(len(pool)))]
         row = self.rows[position]
-        gender = spec.attributes.get("gender") or GENDERS[int(rng.integers(2))]
+        gender = asked or GENDERS[int(rng.integers(2))]
         locale = (
             spec.attributes.get("locale") or config.locales[int(rng.integers(len(config.locales)))]
         )
