@@ -400,3 +400,18 @@ def test_the_gender_gap_narrows_when_the_class_at_its_target_is_skewed(tmp_path:
         f"gender: the largest gap in a label's rate between groups narrowed, {before:.3f} -> "
     )
     assert gender["note"] in (out / "report.md").read_text()
+
+    # Values the config weighs itself are planned by those weights, as it asks, not for the rates.
+    config = tmp_path / "weighed.yaml"
+    config.write_text("target: 50\nattributes: {gender: {female: 0.25, male: 0.75}}\n")
+    weighed = tmp_path / "weighed"
+    result = run_cli(
+        "balance", "--jsonl", str(source), "--out", str(weighed), "--config", str(config)
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    groups = json.loads((weighed / "balance.json").read_text())["bias"]["gender"]
+    added = {
+        value: info["n"] - groups["before"]["groups"][value]["n"]
+        for value, info in groups["after"]["groups"].items()
+    }
+    assert added["male"] >= 2 * added["female"] > 0, added  # for the rates: mostly female

@@ -56,6 +56,7 @@ from synthgate.workflows.balance import (
 )
 from synthgate.workflows.merge import MergeResult, merge_jsonl
 from synthgate.workflows.quotas import (
+    AttributeGoal,
     attribute_shares,
     balance_target,
     check_classes,
@@ -176,6 +177,10 @@ def balance_text(
         before, targets, classes=balance.classes, max_new_per_class=balance.max_new_per_class
     )
     shares = attribute_shares(balance.attributes or {"gender": ["female", "male"]})
+    # New rows' values draw the groups' label rates together, unless the config weighs the
+    # values itself ({female: 0.7, male: 0.3}): then they follow those shares, as it asks.
+    weighed = any(isinstance(values, dict) for values in balance.attributes.values())
+    goal: AttributeGoal = "shares" if weighed else "label_parity"
     existing: dict[str, dict[str, Counter[str]]] = {}
     for row in rows:
         for axis, value in attributes_of(row).items():
@@ -240,7 +245,7 @@ def balance_text(
             build=build,
             shares=shares,
             progress=progress,
-            attribute_goal="label_parity",
+            attribute_goal=goal,
         )
         runs = run(sections=sections, parts=parts, balance=balance, existing=existing)
         plan.made(runs, strategy=None)
