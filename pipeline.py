@@ -220,7 +220,9 @@ def build_judges(
     for modality, generator in generators.items():
         section = getattr(config, modality)
         template_file = getattr(generator, "template_file", None)  # text generators know the task
-        taxonomy = list(template_file.labels) if template_file else list(config.categories)
+        # copy_paste's backgrounds keep their own objects, of the source dataset's classes
+        labels = getattr(generator, "label_names", None) or list(config.categories)
+        taxonomy = list(template_file.labels) if template_file else list(labels)
         rubric = rubric_for(
             modality, rubric=section.rubric, task=getattr(template_file, "task", None)
         )
@@ -242,6 +244,15 @@ def build_generators(config: BatchConfig) -> dict[Modality, Generator]:
         section = getattr(config, modality)
         if section is not None:
             built[modality] = build_generator(section, categories=list(config.categories))
+            unavailable = getattr(built[modality], "unavailable", None)
+            if unavailable:  # copy_paste: a class listed that it has nothing to cut of
+                have = ", ".join(getattr(built[modality], "categories", []))
+                raise InputError(
+                    f"categories: no instance of {', '.join(map(repr, unavailable))} to cut in "
+                    f"{section.coco} (a non-crowd annotation with a mask of at least "
+                    f"{section.min_source_area} px), so no sample would paste one; remove it "
+                    f"from categories, or use a dataset that has it (classes it can paste: {have})"
+                )
     return built
 
 

@@ -177,6 +177,10 @@ class CopyPasteGenerator:
             )
         wanted = categories or sorted(self.sources)
         self.categories = [name for name in wanted if self.sources.get(name)]
+        self.unavailable = [name for name in wanted if not self.sources.get(name)]
+        # A sample holds its background's own objects too, of any class of the dataset: each
+        # is a label of the task (the judge's taxonomy), not a class it does not know.
+        self.label_names = list(dict.fromkeys([*wanted, *self.category_names.values()]))
         if not self.categories:  # nothing to paste: every sample's quota would be empty
             have = ", ".join(sorted(self.sources)[:12]) or "none"
             raise InputError(

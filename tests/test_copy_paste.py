@@ -258,3 +258,29 @@ def test_an_odd_source_annotation_is_cut_without_a_crash(
     [made] = generator.generate([_spec(0, "tri", instances=1)])
     [pasted] = [o for o in made.sample.objects if o.attributes["pasted"]]
     assert pasted.area > 0
+
+
+def test_a_run_of_some_classes_judges_the_backgrounds_own_objects_as_labels(
+    dataset: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """An image generation user's finding: a copy_paste run of `categories: [square]` kept the
+    backgrounds' own discs and triangles (labels of the dataset), and its judge, whose taxonomy
+    was `categories` alone, failed them 'not in taxonomy': 29 of 30 samples went to review."""
+    import synthgate as sg
+
+    coco, images = dataset
+    config = {
+        "name": "cp",
+        "seed": 2,
+        "categories": ["square"],
+        "image": {"generator": "copy_paste", "count": 6, "coco": str(coco), "images": str(images)},
+    }
+    run = sg.run(config, out=tmp_path / "run")
+    samples = list(run.samples())
+    held = {o.category for s in samples for o in s.objects}
+    assert held - {"square"}  # the backgrounds' own objects are there
+    findings = [f.check for s in samples for f in (s.report.findings if s.report else [])]
+    assert "correctness_category_in_taxonomy" not in findings
+    with pytest.raises(sg.InputError, match=r"no instance of 'blob' to cut in .*remove it"):
+        sg.run({**config, "categories": ["square", "blob"]}, out=tmp_path / "blob")
+    assert not (tmp_path / "blob").exists()
