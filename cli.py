@@ -133,27 +133,49 @@ def printable_streams() -> None:
             reconfigure(errors="backslashreplace")
 
 
+def _stopping(signum: int) -> None:
+    """Say that the command stops, before it cleans up: removing a large unfinished output
+    (a run's 256k images) takes a while, and the command sat silent meanwhile. A second signal
+    of the same kind now quits at once (its default action)."""
+    signal.signal(signum, signal.SIG_DFL)
+    name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+    print(
+        f"\nsynthgate: stopped by {name}; removing what it had not finished "
+        f"({name} again quits at once and leaves it for the next command to remove)",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def _terminated(signum: int, frame: object) -> None:
     """SIGTERM (`kill`, a job scheduler, a container stopping) ends the command as Ctrl-C does:
     by an exception, so what it was building is cleaned up (a run's `.NAME.partial` folder, a
     temporary file, an open transaction) instead of being left behind. Exit status 143, as if
     killed by the signal; a second SIGTERM kills the process outright."""
-    signal.signal(signum, signal.SIG_DFL)
+    _stopping(signum)
     raise SystemExit(128 + signum)
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    """Ctrl-C: Python's KeyboardInterrupt (exit status 130), said first (`_stopping`)."""
+    _stopping(signum)
+    raise KeyboardInterrupt
 
 
 def main() -> None:
     os.environ[BLAS_THREADS[0]] = blas_threads(os.environ)
     printable_streams()
-    previous = None
+    handlers = {signal.SIGTERM: _terminated, signal.SIGINT: _interrupted}
+    previous = {}
     if threading.current_thread() is threading.main_thread():
-        # `serve` and `worker` install their own handlers for a graceful stop over this one.
-        previous = signal.signal(signal.SIGTERM, _terminated)
+        # `serve` and `worker` install their own handlers for a graceful stop over these.
+        previous = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
     try:
         command_app(sys.argv[1:])(prog_name="synthgate")
     finally:
-        if previous is not None and signal.getsignal(signal.SIGTERM) is _terminated:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            if signal.getsignal(signum) is handlers[signum]:
+                signal.signal(signum, handler)
         # At exit Python collects garbage over every object still alive, the libraries' too:
         # 0.08 s of CPU after a tiny `validate`, 0.15 s after a `balance`, for memory the
         # process hands back anyway. Frozen objects are left out of that collection. What must

@@ -27,24 +27,35 @@ def start(args: list[str], cwd: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def terminate_once(process: subprocess.Popen[bytes], started: Callable[[], bool]) -> str:
-    """SIGTERM as soon as `started()` holds (the command is mid-way); its stderr."""
+def terminate_once(
+    process: subprocess.Popen[bytes],
+    started: Callable[[], bool],
+    signum: signal.Signals = signal.SIGTERM,
+) -> str:
+    """`signum` as soon as `started()` holds (the command is mid-way); its stderr."""
     deadline = time.monotonic() + 60
     while not started():
         assert process.poll() is None, process.communicate()[1].decode()
         assert time.monotonic() < deadline, "the command never got going"
         time.sleep(0.02)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)
     try:
         _, stderr = process.communicate(timeout=60)
     except subprocess.TimeoutExpired:
         process.kill()
         _, stderr = process.communicate()
-        pytest.fail(f"still running 60 s after SIGTERM: {stderr.decode()[-2000:]}")
+        pytest.fail(f"still running 60 s after {signum.name}: {stderr.decode()[-2000:]}")
     return stderr.decode()
 
 
-def test_sigterm_during_a_run_leaves_no_partial_folder(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("signum", "said"), [(signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "Ctrl-C")]
+)
+def test_a_stopped_run_says_so_and_leaves_no_partial_folder(
+    tmp_path: Path, signum: signal.Signals, said: str
+) -> None:
+    """Stopped, a run said nothing while it removed its unfinished folder (90 s of silence for
+    256k images); it now says it stopped, and why, before it cleans up."""
     config = tmp_path / "big.yaml"
     config.write_text(
         "name: big\nseed: 1\ncategories: [circle, square]\n"
@@ -56,9 +67,10 @@ def test_sigterm_during_a_run_leaves_no_partial_folder(tmp_path: Path) -> None:
     def writing_images() -> bool:
         return any((partial / "images").glob("*.png")) if partial.is_dir() else False
 
-    stderr = terminate_once(process, writing_images)
-    assert process.returncode == 128 + signal.SIGTERM, stderr
+    stderr = terminate_once(process, writing_images, signum)
+    assert process.returncode == 128 + signum, stderr
     assert "Traceback" not in stderr, stderr
+    assert f"synthgate: stopped by {said}; removing what it had not finished" in stderr
     # no out, no .out.partial, and not the folders made for them (new/runs/)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.yaml"]
 
