@@ -33,6 +33,17 @@ def route_changes(connection: Connection) -> dict[str, Any]:
     }
 
 
+def annotators_per_item(connection: Connection, k: int) -> int:
+    """The k the queue's sample items ask for (each keeps the k it was enqueued with; the most
+    common one, the larger on a tie), or `k`, what new items get, while there are none."""
+    counts = connection.execute(
+        select(review_items.c.k, func.count())
+        .where(review_items.c.kind == "sample")
+        .group_by(review_items.c.k)
+    ).all()
+    return max(counts, key=lambda row: (row[1], row[0]))[0] if counts else k
+
+
 def queue_stats(connection: Connection, k: int) -> dict[str, Any]:
     by_status = {
         (kind, status): n
@@ -73,7 +84,9 @@ def queue_stats(connection: Connection, k: int) -> dict[str, Any]:
         row["decisions_per_hour"] = round(row["decided"] / hours, 1) if hours > 0 else None
     return {
         "route_changes": route_changes(connection),
-        "annotators_per_item": k,
+        # not the reading queue's k: `review stats` opens the queue with the default, and
+        # serve with its own, while the items keep the k of `review enqueue -k`
+        "annotators_per_item": annotators_per_item(connection, k),
         "items": {
             status: sum(n for (kind, s), n in by_status.items() if kind == "sample" and s == status)
             for status in ("open", "adjudication", "final")

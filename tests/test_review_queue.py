@@ -41,6 +41,20 @@ def test_enqueue_takes_review_and_audit_samples_and_is_idempotent(store: Store) 
     assert reasons == ["audit"] * 2 + ["honeypot"] * 2 + ["review"] * 6
 
 
+def test_stats_give_the_k_the_items_ask_for_not_the_reading_queues(store: Store) -> None:
+    # `review enqueue -k 3`, then `review stats` or `serve` open the queue with their own k (2)
+    fill(store, review=3, audit=0, accepted=2)
+    assert ReviewQueue(store, annotators_per_item=3, gold_rate=0.0).enqueue_batch("b1") == 3
+    assert ReviewQueue(store, annotators_per_item=3).stats()["annotators_per_item"] == 3
+    stats = ReviewQueue(store).stats()
+    assert stats["annotators_per_item"] == 3 and stats["queue_depth"] == 9
+    assert ReviewQueue(store, annotators_per_item=4).stats()["annotators_per_item"] == 3
+
+
+def test_stats_without_items_give_the_k_new_items_get(store: Store) -> None:
+    assert ReviewQueue(store, annotators_per_item=3).stats()["annotators_per_item"] == 3
+
+
 @pytest.mark.parametrize("modality", ["image", "text"])
 @pytest.mark.parametrize(
     ("verdicts", "status", "final"),
