@@ -101,14 +101,17 @@ def cohen_pairs(ratings: Iterable[Rating]) -> list[Agreement]:
 
 def fleiss(ratings: Iterable[Rating], *, per_item: int | None = None) -> Agreement:
     """Fleiss' kappa (statsmodels) over the items with `per_item` ratings (default: the most
-    common count); items with another count are left out and the note says how many."""
+    common count, the larger on a tie); items with another count are left out and the note says
+    how many."""
     from statsmodels.stats.inter_rater import fleiss_kappa
 
     items = _by_item(ratings)
     counts = Counter(len(v) for v in items.values() if len(v) >= 2)
     if not counts:
         return Agreement("fleiss_kappa", None, 0, 0, None, "no item has two or more ratings")
-    m = per_item if per_item is not None else counts.most_common(1)[0][0]
+    # a tie goes to the larger count (items nearer their k decisions), never to whichever
+    # count the first item read happened to have
+    m = per_item if per_item is not None else max(counts, key=lambda n: (counts[n], n))
     kept = {i: v for i, v in items.items() if len(v) == m}
     left_out = sum(n for size, n in counts.items() if size != m)
     note = f"{left_out} items with other than {m} ratings left out" if left_out else ""

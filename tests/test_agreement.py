@@ -105,6 +105,21 @@ def test_fleiss_leaves_out_items_with_another_count_and_says_so() -> None:
     assert result.value == pytest.approx(fleiss_kappa(table), abs=1e-9)
 
 
+@pytest.mark.parametrize("partial_first", [True, False], ids=["partial-first", "complete-first"])
+def test_fleiss_tie_between_counts_takes_the_larger_whatever_the_item_order(
+    partial_first: bool,
+) -> None:
+    # a k=3 queue half done: two items with 2 decisions, two with all 3
+    partial = [(0, "a", "x"), (0, "b", "y"), (1, "a", "x"), (1, "b", "x")]
+    complete = [(2, "a", "x"), (2, "b", "x"), (2, "c", "x")]
+    complete += [(3, "a", "y"), (3, "b", "y"), (3, "c", "x")]
+    result = agreement.fleiss(partial + complete if partial_first else complete + partial)
+    assert result.n_items == 2 and result.n_ratings == 6
+    assert "2 items with other than 3 ratings left out" in result.note
+    table, _ = aggregate_raters(np.array([["x", "x", "x"], ["y", "y", "x"]]))
+    assert result.value == pytest.approx(fleiss_kappa(table), abs=1e-9)  # 0.25, not -0.333
+
+
 def krippendorff_reference(ratings, *, level, domain, codes=None):
     matrix, _, _ = agreement.reliability_matrix(ratings, codes=codes)
     return krippendorff.alpha(
