@@ -112,15 +112,27 @@ def mean_colour(pixels: np.ndarray) -> np.ndarray:
 
 def open_rgb(path: Path) -> tuple[Any, str | None]:
     """(the image file decoded to an RGB Pillow image, None), an RGB file as it is, not copied;
-    or (None, why Pillow cannot read it). The file is closed."""
+    or (None, why Pillow cannot read it). The file is closed. A 16-bit grey file keeps its high
+    bytes, as OpenCV reads it and as Pillow reads a 16-bit colour PNG (Pillow's own conversion
+    clips it: a photo reads white)."""
     from PIL import Image
 
     try:
         with Image.open(path) as image:  # closes the file, keeps the pixels
             image.load()
-            return (image if image.mode == "RGB" else image.convert("RGB")), None
+            return _as_rgb(image), None
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         return None, str(error)
+
+
+def _as_rgb(image: Any) -> Any:
+    from PIL import Image
+
+    if image.mode == "RGB":
+        return image
+    if image.mode.startswith("I;16"):
+        return Image.fromarray((np.asarray(image) >> 8).astype(np.uint8)).convert("RGB")
+    return image.convert("RGB")
 
 
 def reference_index(
