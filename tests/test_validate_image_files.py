@@ -1,5 +1,5 @@
-"""`validate_coco(..., images=...)` on image files as cameras and tools write them:
-16-bit grey PNGs. Each case names the file, the size its entry gives, and the
+"""`validate_coco(..., images=...)` on image files as cameras and tools write them: JPEGs with an
+EXIF orientation, 16-bit grey PNGs. Each case names the file, the size its entry gives, and the
 image measurements the judge must make of it."""
 
 from __future__ import annotations
@@ -15,6 +15,23 @@ from synthgate.validators.validate import validate_coco
 
 HEIGHT, WIDTH = 48, 64
 SHOWN = (WIDTH, HEIGHT)  # the image as viewers show it, and as its labels were drawn
+TURNED = (HEIGHT, WIDTH)  # its stored pixels when a camera turned it (EXIF orientation 5-8)
+
+
+def photo() -> np.ndarray:
+    return np.random.default_rng(0).integers(30, 220, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+
+
+def jpeg_with_orientation(orientation: int, turn: Image.Transpose | None) -> Callable[[Path], str]:
+    def write(folder: Path) -> str:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        image = Image.fromarray(photo())
+        image = image if turn is None else image.transpose(turn)
+        image.save(folder / "photo.jpg", exif=exif, quality=95)
+        return "photo.jpg"
+
+    return write
 
 
 def grey_16bit(low: int, high: int) -> Callable[[Path], str]:
@@ -27,8 +44,40 @@ def grey_16bit(low: int, high: int) -> Callable[[Path], str]:
     return write
 
 
+# image_blank is measured once the size check has passed; image_unreadable only when it fails
+SIZE_AGREES = {"image_unreadable": None, "image_blank": 0}
 IMAGE_FILE_CASES = [
     # (name, file, entry's width x height, expected measurements)
+    (
+        "EXIF 6, pixels stored turned, labels as shown",
+        jpeg_with_orientation(6, Image.Transpose.ROTATE_90),
+        SHOWN,
+        SIZE_AGREES,
+    ),
+    (
+        "EXIF 8, pixels stored turned, labels as shown",
+        jpeg_with_orientation(8, Image.Transpose.ROTATE_270),
+        SHOWN,
+        SIZE_AGREES,
+    ),
+    (
+        "EXIF 6, labels drawn on the stored pixels",
+        jpeg_with_orientation(6, None),
+        SHOWN,
+        SIZE_AGREES,
+    ),
+    (
+        "EXIF 6, labels of neither size",
+        jpeg_with_orientation(6, Image.Transpose.ROTATE_90),
+        (WIDTH, WIDTH),
+        {"image_unreadable": 1, "image_blank": None},
+    ),
+    (
+        "EXIF 3 (upside down)",
+        jpeg_with_orientation(3, Image.Transpose.ROTATE_180),
+        SHOWN,
+        SIZE_AGREES,
+    ),
     ("16-bit grey photo", grey_16bit(30 * 257, 220 * 257), SHOWN, {"clipped_percent": 0}),
     ("16-bit grey, all white", grey_16bit(65535, 65536), SHOWN, {"image_blank": 1}),
 ]

@@ -45,6 +45,7 @@ DECODED_IMAGE = "decoded_image"
 # Threads hashing a reference folder, each holding one decoded image: enough to use a big
 # machine, few enough that large images do not fill its memory.
 REFERENCE_THREADS = 8
+EXIF_ORIENTATION = 0x0112  # 1 as stored; 2-8 how viewers turn the stored pixels
 
 
 def perceptual_hash(gray: np.ndarray) -> np.uint64:
@@ -110,19 +111,40 @@ def mean_colour(pixels: np.ndarray) -> np.ndarray:
     return values[..., :3].reshape(-1, 3).mean(axis=0).astype(np.float32)
 
 
-def open_rgb(path: Path) -> tuple[Any, str | None]:
+def open_rgb(path: Path, *, size: tuple[int, int] | None = None) -> tuple[Any, str | None]:
     """(the image file decoded to an RGB Pillow image, None), an RGB file as it is, not copied;
-    or (None, why Pillow cannot read it). The file is closed. A 16-bit grey file keeps its high
-    bytes, as OpenCV reads it and as Pillow reads a 16-bit colour PNG (Pillow's own conversion
-    clips it: a photo reads white)."""
+    or (None, why Pillow cannot read it). The file is closed.
+
+    The image is as viewers, annotation tools and EXIF-aware loaders (OpenCV, Detectron2,
+    Ultralytics) show it, its EXIF orientation applied, unless `size` (the labels' width,
+    height) is that of the stored pixels and not of the turned image: such labels were drawn
+    on the stored pixels. A 16-bit grey file keeps its high bytes, as OpenCV reads it and as
+    Pillow reads a 16-bit colour PNG (Pillow's own conversion clips it: a photo reads white).
+    """
     from PIL import Image
 
     try:
         with Image.open(path) as image:  # closes the file, keeps the pixels
             image.load()
-            return _as_rgb(image), None
+            return _as_rgb(_upright(image, size)), None
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         return None, str(error)
+
+
+def _upright(image: Any, size: tuple[int, int] | None) -> Any:
+    """`image` turned as its EXIF orientation says (2-8; 5-8 swap its width and height), or as
+    it is where the labels' `size` is its stored one and the turned one is not."""
+    from PIL import ImageOps
+
+    try:
+        orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+    except (OSError, ValueError, SyntaxError):  # a broken EXIF block: the pixels are fine
+        return image
+    if orientation not in range(2, 9):
+        return image
+    if size is not None and image.size == size and orientation >= 5:
+        return image
+    return ImageOps.exif_transpose(image)
 
 
 def _as_rgb(image: Any) -> Any:

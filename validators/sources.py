@@ -29,7 +29,7 @@ from synthgate.formats.coco_annotations import AnnotationColumns
 from synthgate.formats.coco_reader import stream_coco
 from synthgate.formats.jsonl import iter_jsonl, text_row_to_sample
 from synthgate.formats.paths import confined_path
-from synthgate.samples import GeneratedSample
+from synthgate.samples import GeneratedSample, Sample
 from synthgate.validators.checks.dataset import DatasetTally
 from synthgate.validators.checks.objects import ObjectTable
 from synthgate.validators.context import DECODED_IMAGE, open_rgb
@@ -131,14 +131,17 @@ def open_source(
     return Source("coco", "detection", category_names(coco), sink.tally, items, len(coco["images"]))
 
 
-def _open_image(folder: Path, file_name: str | None) -> tuple[Any, str | None]:
+def _open_image(
+    folder: Path, file_name: str | None, size: tuple[int, int] | None
+) -> tuple[Any, str | None]:
     """The image file as an RGB Pillow image (decoded once: its pixels and the checks' Pillow image
-    share it), or why it cannot be read."""
+    share it) as its labels of `size` see it (EXIF orientation: `open_rgb`), or why it cannot be
+    read."""
     if not file_name:
         return None, "image has no file_name"
     for candidate in (confined_path(folder, file_name), folder / Path(file_name).name):
         if is_file(candidate):
-            image, error = open_rgb(candidate)
+            image, error = open_rgb(candidate, size=size)
             return image, None if error is None else f"{candidate.name}: {error}"
     return None, f"{file_name} not found under {folder}"
 
@@ -155,7 +158,9 @@ def _coco_items(
         opened = ((entry, None) for entry in samples)
     else:  # the next images decode on other threads while this one is judged
         decoders = reading_threads(most=DECODE_THREADS)
-        opened = read_ahead(lambda e: _open_image(images, e[0].uri), samples, threads=decoders)
+        opened = read_ahead(
+            lambda e: _open_image(images, e[0].uri, _size(e[0])), samples, threads=decoders
+        )
     with contextlib.closing(opened):  # a judge that stops stops the decoders
         for (sample, group), decoded in opened:
             extras: dict[str, Any] = {}
@@ -171,6 +176,10 @@ def _coco_items(
                     extras[DECODED_IMAGE] = (pixels, image)
             key = {"id": sample.id, "image_id": sample.spec.params.get("image_id")}
             yield key, GeneratedSample(sample=sample, pixels=pixels, extras=extras)
+
+
+def _size(sample: Sample) -> tuple[int, int] | None:
+    return None if sample.width is None or sample.height is None else (sample.width, sample.height)
 
 
 def _text_rubric(path: Path) -> str:
