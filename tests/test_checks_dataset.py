@@ -69,6 +69,7 @@ def with_annotation(**fields: Any) -> dict[str, Any]:
     return data
 
 
+IMAGE_2 = coco()["images"][1]
 DATASET_CASES = [
     ("clean", coco(), {}),
     ("duplicate image id", coco(images=[{"id": i, "file_name": "a.jpg", "width": 60, "height": 40} for i in (1, 1, 2)]),
@@ -87,6 +88,13 @@ DATASET_CASES = [
     ("string image id unknown", coco(annotations=[{"id": 1, "image_id": "zz", "category_id": 1, "bbox": [0, 0, 2, 2]}]),
      {"correctness_dangling_references": "unknown image: ids 1"}),
     ("float image id names an int one", coco(annotations=[{"id": 1, "image_id": 1.0, "category_id": 1, "bbox": [0, 0, 2, 2]}]), {}),
+    ("image width a string", coco(images=[{"id": 1, "file_name": "a.jpg", "width": "60", "height": 40}, IMAGE_2]),
+     {"correctness_coco_schema": "1 images have a width or height that is not a number of pixels > 0: ids 1 ('60')"}),
+    ("image height null", coco(images=[{"id": 1, "file_name": "a.jpg", "width": 60, "height": None}, IMAGE_2]),
+     {"correctness_coco_schema": "1 (None)"}),
+    ("image width 0", coco(images=[{"id": 1, "file_name": "a.jpg", "width": 0, "height": 40}, IMAGE_2]),
+     {"correctness_coco_schema": "not a number of pixels"}),
+    ("image sizes as floats", coco(images=[{"id": 1, "file_name": "a.jpg", "width": 60.0, "height": 40.0}, IMAGE_2]), {}),
 ]  # fmt: skip
 
 
