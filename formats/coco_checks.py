@@ -27,6 +27,7 @@ from PIL import Image
 from synthgate.class_names import category_name_problem
 from synthgate.errors import InputError, quoted
 from synthgate.formats.coco import Progress
+from synthgate.formats.orientation import label_sizes
 from synthgate.formats.paths import confined_path, confinement_problem
 from synthgate.masks import (
     finite_number,
@@ -146,9 +147,14 @@ def image_file_problem(images_dir: Path, name: str, size: tuple[Any, Any]) -> st
         with Image.open(path) as opened:
             found = opened.size
             opened.verify()
+        if tuple(found) != tuple(size):  # a photo stored turned may give the size it shows
+            with Image.open(path) as opened:  # (verify leaves nothing else to read)
+                sizes = label_sizes(opened)
+        else:
+            sizes = {tuple(found)}
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         return f"image file {path} is not a readable image ({type(error).__name__}: {error})"
-    if all(isinstance(v, int) and v > 0 for v in size) and tuple(found) != tuple(size):
+    if all(isinstance(v, int) and v > 0 for v in size) and tuple(size) not in sizes:
         return f"image file {path} is {found[0]}x{found[1]}, the entry says {size[0]}x{size[1]}"
     return None
 

@@ -29,6 +29,7 @@ from synthgate.config import CopyPasteImageConfig
 from synthgate.errors import InputError
 from synthgate.formats.coco_checks import check_coco
 from synthgate.formats.coco_reader import read_coco_streaming
+from synthgate.formats.orientation import upright
 from synthgate.generators.labels import PlacedObject, labels_from_masks
 from synthgate.masks import (
     annotation_mask,
@@ -210,7 +211,7 @@ class CopyPasteGenerator:
         path = Path(self.config.images) / entry["file_name"]
         pixels = self._images.get(str(path))
         if pixels is None:
-            pixels = self._read(path, image_id)
+            pixels = self._read(path, image_id, (entry["width"], entry["height"]))
             self._images.put(str(path), pixels, pixels.nbytes)
         if pixels.shape[:2] != (entry["height"], entry["width"]):
             raise InputError(
@@ -219,9 +220,12 @@ class CopyPasteGenerator:
             )
         return pixels
 
-    def _read(self, path: Path, image_id: Any) -> np.ndarray:
+    def _read(self, path: Path, image_id: Any, size: tuple[int, int]) -> np.ndarray:
+        """The image in the frame its labels of `size` were drawn in (a photo stored turned:
+        formats/orientation.py), as RGB."""
         try:
-            with Image.open(path) as image:
+            with Image.open(path) as opened:
+                image = upright(opened, size)
                 pixels = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
         except (OSError, PIL.UnidentifiedImageError) as error:
             raise InputError(f"{path}: cannot read image {image_id!r} ({error})") from None

@@ -103,3 +103,46 @@ def test_image_files_are_judged_as_their_labels_see_them(
     report = validate_coco(coco, images=tmp_path).reports["coco-1"]
     found = {name: report.measurements.get(name) for name in expected}
     assert found == expected, [f.message for f in report.findings]
+
+
+@pytest.mark.parametrize(
+    ("size", "accepted"), [(SHOWN, True), (TURNED, True), ((WIDTH + 1, HEIGHT), False)]
+)
+def test_balance_and_copy_paste_read_a_turned_photo_as_validate_does(
+    tmp_path: Path, size: tuple[int, int], accepted: bool
+) -> None:
+    """validate took an entry of a photo stored turned (EXIF 6) in the size viewers show; the
+    checks balance and merge run first refused it ('is 48x64, the entry says 64x48'), and
+    copy_paste read its stored pixels under labels drawn on the turned image."""
+    from synthgate.config import CopyPasteImageConfig
+    from synthgate.formats.coco_checks import image_file_problem
+    from synthgate.generators.copy_paste import CopyPasteGenerator
+
+    name = jpeg_with_orientation(6, Image.Transpose.ROTATE_90)(tmp_path)
+    problem = image_file_problem(tmp_path, name, size)
+    assert (problem is None) is accepted, problem
+    if not accepted:
+        return
+    entry = {"id": 1, "file_name": name, "width": size[0], "height": size[1]}
+    dataset = {
+        "images": [entry],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 1,
+                "bbox": [2, 2, 20, 20],
+                "area": 400,
+                "iscrowd": 0,
+                "segmentation": [[2, 2, 22, 2, 22, 22, 2, 22]],
+            }
+        ],
+        "categories": [{"id": 1, "name": "thing"}],
+    }
+    config = CopyPasteImageConfig(count=1, coco=tmp_path / "none.json", images=tmp_path)
+    generator = CopyPasteGenerator(config, categories=["thing"], dataset=dataset)
+    pixels = generator._pixels(1)
+    assert pixels.shape[:2] == (size[1], size[0])
+    if size == SHOWN:  # upright again: the photo as it was before the camera turned it
+        grey = pixels.astype(float).mean(axis=2).ravel()
+        assert np.corrcoef(grey, photo().astype(float).mean(axis=2).ravel())[0, 1] > 0.5

@@ -31,6 +31,7 @@ import numpy as np
 from synthgate import __version__
 from synthgate.errors import InputError
 from synthgate.files import read_ahead, reading_threads
+from synthgate.formats.orientation import upright
 from synthgate.validators.fingerprint_cache import FingerprintCache
 from synthgate.validators.hash_index import HashIndex
 from synthgate.validators.phash import phash
@@ -45,7 +46,6 @@ DECODED_IMAGE = "decoded_image"
 # Threads hashing a reference folder, each holding one decoded image: enough to use a big
 # machine, few enough that large images do not fill its memory.
 REFERENCE_THREADS = 8
-EXIF_ORIENTATION = 0x0112  # 1 as stored; 2-8 how viewers turn the stored pixels
 
 
 def perceptual_hash(gray: np.ndarray) -> np.uint64:
@@ -126,25 +126,9 @@ def open_rgb(path: Path, *, size: tuple[int, int] | None = None) -> tuple[Any, s
     try:
         with Image.open(path) as image:  # closes the file, keeps the pixels
             image.load()
-            return _as_rgb(_upright(image, size)), None
+            return _as_rgb(upright(image, size)), None
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         return None, str(error)
-
-
-def _upright(image: Any, size: tuple[int, int] | None) -> Any:
-    """`image` turned as its EXIF orientation says (2-8; 5-8 swap its width and height), or as
-    it is where the labels' `size` is its stored one and the turned one is not."""
-    from PIL import ImageOps
-
-    try:
-        orientation = image.getexif().get(EXIF_ORIENTATION, 1)
-    except (OSError, ValueError, SyntaxError):  # a broken EXIF block: the pixels are fine
-        return image
-    if orientation not in range(2, 9):
-        return image
-    if size is not None and image.size == size and orientation >= 5:
-        return image
-    return ImageOps.exif_transpose(image)
 
 
 def _as_rgb(image: Any) -> Any:
