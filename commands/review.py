@@ -191,7 +191,13 @@ def add_gold(
     run: Path | None = typer.Option(None, "--run", help=RUN_HELP),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
-    """Add samples to the gold set: tasks with a known verdict, mixed in unannounced."""
+    """Add samples to the gold set: tasks with a known verdict, mixed in unannounced.
+
+    Given a sample that is gold already, corrects its answer, unless decisions were scored
+    against it (then it is refused, naming the answer kept).
+
+    Example: synthgate review gold ima-0429bc8bfbaf69b6 --expect reject --criterion precision --run runs/quickstart
+    """
     with user_errors():
         for verdict in expect:
             _check_choice("--expect", verdict, ["accept", "reject", "fix"])
@@ -215,7 +221,12 @@ def stats(
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
-    """Queue depth, decisions, and each annotator's throughput and accuracy on gold tasks."""
+    """Queue depth, decisions, and each annotator's throughput and accuracy on gold tasks.
+
+    Also how many final verdicts changed the rubric's route.
+
+    Example: synthgate review stats --run runs/quickstart
+    """
     with user_errors(), open_queue(run, db, read_only=True) as queue:
         numbers = queue.stats()
     if as_json:
@@ -232,7 +243,13 @@ def release(
     run: Path | None = typer.Option(None, "--run", help=RUN_HELP),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
-    """Take back assignments nobody decided in time, so the items go to other annotators."""
+    """Take back assignments nobody decided in time, so the items go to other annotators.
+
+    A decision on a task taken back that arrives afterwards is refused; one that arrived first
+    is kept.
+
+    Example: synthgate review release --run runs/quickstart --older-than-minutes 120
+    """
     with user_errors(), open_queue(run, db) as queue:
         released = queue.release_stale(older_than * 60)
     console.print(f"released {released} assignments")
@@ -404,7 +421,8 @@ def agreement(
 
     Cohen's kappa per pair, Fleiss' kappa and Krippendorff's alpha on verdicts, alpha (ordinal)
     per criterion level, accuracy and sensitivity on gold, and kappa between the rubric's route
-    and the human verdict with suggestions for accept_at / reject_below.
+    and the human verdict with suggestions for accept_at / reject_below. Needs the review
+    extra (scikit-learn, statsmodels, krippendorff).
 
     Example: synthgate review agreement --run runs/quickstart --json agreement.json
     """

@@ -54,6 +54,9 @@ def calibrate(
     on_critical) move to where the rubric's route agrees most with the verdicts (and the levels
     people gave per criterion) of a seeded share of the reviewed samples; the rest are held out
     to show, per check, Cohen's kappa and precision/recall of "rejected" before and after.
+    A check is refit once --min-verdicts fitted samples measured it (30 by default: a
+    quickstart's few audit items are not enough). Needs the review extra (scikit-learn,
+    statsmodels, krippendorff).
 
     Example: synthgate rubric calibrate --run runs/quickstart --rubric detection -o calibrated.yaml
     """
