@@ -59,6 +59,10 @@ def balance(
     the real and accepted synthetic images (hard links, else copies) and every file_name is
     relative to the output folder, so it loads from its path alone, wherever it is moved.
     Samples waiting for review are not merged; they are listed.
+
+    Example: synthgate balance --coco annotations.json --images images/ --out balanced/ --target median
+
+    Example: synthgate balance --jsonl reviews.jsonl --label-field label --out balanced-text/ --target max
     """
     with user_errors(), progress_bars() as bars:
         if (coco is None) == (jsonl is None):
@@ -121,7 +125,7 @@ def merge(
         ..., "--real", help="Real COCO file or JSONL to merge into (read only)."
     ),
     synthetic: Path = typer.Option(
-        ..., "--synthetic", help="A finished run folder (synthgate run)."
+        ..., "--synthetic", help="A finished run folder (synthgate run, or submit --wait)."
     ),
     out: Path = typer.Option(
         ...,
@@ -148,9 +152,14 @@ def merge(
 ) -> None:
     """Merge the accepted samples of a finished run into a copy of a real dataset.
 
-    Writes a self-contained folder: merged.coco.json beside images/ (hard links, else copies,
-    of the real and the accepted synthetic images), every file_name relative to the folder, so
-    it loads from its path alone and still loads after it is moved. Text: merged.jsonl.
+    The run is read as its review left it: a sample people accepted is merged, one they
+    rejected is not, one they fixed carries their labels. Writes a self-contained folder:
+    merged.coco.json beside images/ (hard links, else copies, of the real and the accepted
+    synthetic images) and merge.json (what was added and left out), every file_name relative
+    to the folder, so it loads from its path alone and still loads after it is moved. Text:
+    merged.jsonl.
+
+    Example: synthgate merge --real annotations.json --images images/ --synthetic runs/quickstart --out merged/ --add-categories
     """
     with user_errors(), progress_bars() as bars:
         result = synthgate.merge(

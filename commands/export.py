@@ -38,14 +38,20 @@ def export(
         ...,
         metavar="SOURCE",
         help=(
-            "A run folder (synthgate run: exports accepted.coco.json), a balance or merge "
-            "output (merged.coco.json) or a COCO .json file."
+            "A run folder (synthgate run: its accepted samples, as its review left them: "
+            "people's verdicts over the rubric's), a balance or merge output "
+            "(merged.coco.json) or a COCO .json file."
         ),
     ),
     format_: Format = typer.Option(
         ..., "--format", "-f", help="coco, yolo or voc.", show_choices=True
     ),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder to write (new or empty)."),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        help="Folder to write (new or empty; an earlier export only with --force).",
+    ),
     images: Path | None = typer.Option(
         None,
         "--images",
@@ -91,6 +97,10 @@ def export(
     [bold]voc[/]: JPEGImages/<name> (the original files; PNG stays PNG), Annotations/<stem>.xml (1-based pixel corners), ImageSets/Main/<subset>.txt and labelmap.txt (every class, for datumaro and CVAT).
 
     With --no-copy-images only the labels are written. YOLO and VOC: boxes are clipped to their image; crowd regions (neither format can express them) and boxes wholly outside their image are left out and counted. Images whose names share a stem get a short hash prefix, so no label overwrites another.
+
+    Example: synthgate export runs/quickstart --format yolo --out quickstart-yolo/
+
+    Example: synthgate export annotations.json --images images/ --format voc --out voc/ --split 0.8 --seed 1
     """
     with user_errors(), progress_bars() as bars:
         result = synthgate.export(

@@ -40,8 +40,11 @@ def run(
     """Generate a labelled synthetic batch in this process and write a run folder.
 
     The folder holds images/*.png, coco.json (every image sample, with its status and report),
-    accepted.coco.json (ready to merge), text.jsonl, synthgate.db and manifest.json.
-    Same config and seed give byte-identical data.
+    accepted.coco.json (ready to merge), text.jsonl, synthgate.db (samples, reports, the review
+    queue), report.md (counts, routes, findings by check) and manifest.json. Same config and
+    seed give byte-identical data.
+
+    Example: synthgate run configs/quickstart.yaml (writes runs/quickstart/)
     """
     with user_errors(), progress_bars() as bars:
         result = synthgate.run(

@@ -51,6 +51,8 @@ def worker(
     gpu queue, which takes one task at a time). Stop with Ctrl-C (a warm shutdown finishes the
     tasks in hand); a killed worker's chunks go to the others once their lease runs out
     (SYNTHGATE_LEASE_TIMEOUT, 10 s). A broker that does not answer at start is an error.
+
+    Example: synthgate worker --broker redis://localhost:6379/0 --db postgresql://db-host/synthgate --blobs /shared/blobs --queues cpu
     """
     from synthgate.workers.app import QUEUES, check_broker, make_app, settings_from
 
@@ -118,6 +120,8 @@ def submit(
     workers measured the samples with the first). With --wait,
     exits 1 when samples failed (the run folder is written without them; `synthgate status`
     says why).
+
+    Example: synthgate submit configs/quickstart.yaml --out runs/quickstart-workers --broker redis://localhost:6379/0 --db postgresql://db-host/synthgate --blobs /shared/blobs --wait
     """
     from synthgate.config import load_config  # pydantic: not for --help
     from synthgate.pipeline import planned_total
@@ -188,7 +192,12 @@ def status(
     batch_id: str = typer.Argument(..., help="The batch id `synthgate submit` printed."),
     db: str | None = DB,
 ) -> None:
-    """Print a batch's progress by modality and status, and every failed sample with its reason."""
+    """Print a batch's progress by modality and status, and every failed sample with its reason.
+
+    --db is the database the workers and `synthgate submit` were given.
+
+    Example: synthgate status quickstart-45330cd90a --db postgresql://db-host/synthgate
+    """
     from synthgate.storage.database import open_store, shown_url
     from synthgate.workers.app import settings_from
 
