@@ -16,11 +16,13 @@ from pathlib import Path
 import pytest
 import yaml
 from balance_fixtures import make_tiny_coco
+from calibration_fixtures import reviewed_store
 from factories import small_config
 from typer.testing import CliRunner
 
 from synthgate.cli import app
 from synthgate.commands import EXTRA_OF_MODULE
+from synthgate.validators.rubric import load_rubric
 
 # Top-level modules a base install lacks: everything the extras bring.
 HIDDEN = sorted(EXTRA_OF_MODULE)
@@ -114,6 +116,20 @@ def test_each_command_works_or_names_its_extra(
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert len(lines) == 1, lines
         assert f"pip install 'synthgate[{extra}]'" in lines[0], lines[0]
+
+
+def test_rubric_calibrate_names_the_review_extra(tmp_path: Path) -> None:
+    """calibrate computes kappa with scikit-learn as `review agreement` does; it reaches it only
+    with enough verdicts, so the queue here holds them (the README's table names the extra)."""
+    reviewed_store(f"sqlite:///{tmp_path / 'synthgate.db'}", load_rubric("detection"), 120).close()
+    result = base_cli(
+        "rubric", "calibrate", "--db", "sqlite:///synthgate.db", "-o", "cal.yaml", cwd=tmp_path
+    )
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert len(lines) == 1, lines
+    assert "pip install 'synthgate[review]'" in lines[0], lines[0]
+    assert not (tmp_path / "cal.yaml").exists()
 
 
 def test_the_extras_named_are_the_ones_pyproject_declares() -> None:
