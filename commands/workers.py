@@ -7,6 +7,7 @@ them. Every URL option falls back to its `SYNTHGATE_*` environment variable.
 from __future__ import annotations
 
 import os
+import shlex
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -127,7 +128,7 @@ def submit(
     from synthgate.pipeline import planned_total
     from synthgate.sinks import DatabaseSink, KeepReviewed, RunFolderSink
     from synthgate.storage.blobs import BlobStore
-    from synthgate.storage.database import open_store
+    from synthgate.storage.database import open_store, shown_url
     from synthgate.workers.app import make_app, settings_from
     from synthgate.workers.runner import CeleryRunner
     from synthgate.workers.submit import submit_batch
@@ -144,7 +145,12 @@ def submit(
             batch_id, sent = submit_batch(app, store, config)
             store.close()
             console.print(f"batch [bold]{escape(batch_id)}[/]: {total} samples, {sent} chunks sent")
-            console.print(f"follow it with: synthgate status {batch_id}", markup=False)
+            # the database as it was given: status finds it the same way (a masked password
+            # is for the user to fill in)
+            where = "" if db is None else f" --db {shlex.quote(shown_url(db_url))}"
+            console.print(
+                f"follow it with: synthgate status {batch_id}{where}", markup=False, soft_wrap=True
+            )
             return
         target = out if out is not None else settings.runs_dir / config.name
         folder = RunFolderSink(target)  # --out is checked before anything is sent

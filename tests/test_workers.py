@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,6 +156,18 @@ def test_a_resubmit_after_the_broker_lost_everything_finishes_without_duplicates
     first = cluster.cli("submit", str(config))
     assert first.returncode == 0, first.stderr
     assert "chunks sent" in first.stdout
+    # the way to follow it names the database as submit was given it: here by the environment
+    batch_id = first.stdout.split()[1].rstrip(":")
+    assert f"follow it with: synthgate status {batch_id}\n" in first.stdout
+    given = cluster.cli("submit", str(config), "--db", cluster.db_url)  # sends nothing new
+    assert given.returncode == 0, given.stderr
+    status = f"synthgate status {batch_id} --db {cluster.db_url}"
+    assert f"follow it with: {status}\n" in given.stdout  # it failed without --db
+    shown = subprocess.run(
+        [sys.executable, "-m", "synthgate", *status.split()[1:]],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
     cluster.redis.restart()  # the queued messages are gone; no worker ever saw them
     cluster.start_worker()
     again = cluster.cli("submit", str(config), "--out", str(tmp_path / "submitted"), "--wait")
