@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 import synthgate
-from synthgate.commands import console, count_bar, mib_bar, progress_bars, user_errors
+from synthgate.commands import console, count_bar, errors, mib_bar, progress_bars, user_errors
 from synthgate.errors import InputError
 from synthgate.files import write_atomic
 from synthgate.outputs import check_out_file
@@ -120,9 +120,11 @@ def validate(
             )
             write_atomic(json_out, document, field="json")
     console.print(result.summary.table(), highlight=False, markup=False, soft_wrap=True)
+    # what was written, and why the exit status is 1, go to stderr: stdout holds the summary
+    # alone (`synthgate validate x.json > summary.txt`)
     if json_out is not None:
-        console.print(f"wrote {json_out}", highlight=False, markup=False)
+        errors.print(f"wrote {json_out}", highlight=False, markup=False)
     mean = result.summary.mean_score
     if fail_under is not None and mean < fail_under:
-        console.print(f"mean score {mean:.2f} is under --fail-under {fail_under:g}", markup=False)
+        errors.print(f"mean score {mean:.2f} is under --fail-under {fail_under:g}", markup=False)
         raise typer.Exit(code=1)

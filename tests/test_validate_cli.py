@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +126,21 @@ def test_fail_under_exits_1(coco_file: Path) -> None:
     assert invoke(coco_file, "--fail-under", "1.5").exit_code == 0
     result = invoke(coco_file, "--fail-under", "4.9")
     assert result.exit_code == 1 and "under --fail-under 4.9" in result.output
+
+
+def test_stdout_holds_the_summary_alone(coco_file: Path, tmp_path: Path) -> None:
+    """`validate x.json > summary.txt` held 'wrote report.json' and the --fail-under line too:
+    what was written and why the status is 1 go to stderr."""
+    report = tmp_path / "report.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "synthgate", "validate", str(coco_file), "--json", str(report),
+         "--fail-under", "4.9"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert f"wrote {report}" in done.stderr and "under --fail-under 4.9" in done.stderr
+    assert "wrote" not in done.stdout and "fail-under" not in done.stdout
+    assert done.stdout.startswith("rubric detection:")
 
 
 def test_reference_copy_is_reported(coco_file: Path, tmp_path: Path) -> None:
