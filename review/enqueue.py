@@ -29,6 +29,7 @@ from synthgate.validators.rubric import Rubric
 
 CHUNK = 500
 READ_AHEAD = 100  # accepted samples read in one query while honeypots are made of them
+ANALYZE_AFTER = 1000  # new items from which PostgreSQL's statistics are refreshed at once
 HONEYPOT = "honeypot:"  # a honeypot's key: this and the id of the sample it is made of
 
 
@@ -125,6 +126,12 @@ def enqueue_batch(
             .values(labels=labels)
         )
     _add_gold(queue, batch_id, accepted, sorted(categories), looks, gold_progress)
+    if queue.dialect == "postgresql" and added >= ANALYZE_AFTER:
+        # The planner's statistics, now: until autovacuum gets to a table grown by a whole
+        # batch, it took a 100k-item queue for a few items and read every open item's row
+        # for each claim (`next` 1 ms -> 5 ms); ANALYZE samples the table (~0.1 s).
+        with queue.write() as connection:
+            connection.exec_driver_sql("ANALYZE review_items")
     return added
 
 
