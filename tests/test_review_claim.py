@@ -469,7 +469,7 @@ def test_a_large_enqueue_refreshes_postgresqls_statistics(
 
     if store.engine.dialect.name != "postgresql":
         pytest.skip("PostgreSQL's planner statistics")
-    monkeypatch.setattr(enqueue, "ANALYZE_AFTER", 6)
+    monkeypatch.setattr(enqueue, "ANALYZE_AFTER", 6, raising=False)
     counted = text("SELECT reltuples FROM pg_class WHERE relname = 'review_items'")
     fill(store, review=4, audit=0, accepted=0)
     queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.0)
