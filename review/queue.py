@@ -43,6 +43,8 @@ from synthgate.review.claims import (
     CLAIM_REAL,
     COUNT_IN,
     COUNT_OUT,
+    DEFAULT_PLAN,
+    GENERIC_PLAN,
     ITEM,
     OPEN_OR_CLAIM,
     OPEN_TASK,
@@ -303,7 +305,9 @@ class ReviewQueue:
                 with self.write(connection) as writing:
                     values = {"annotator": annotator}
                     if self.dialect == "postgresql":
+                        writing.exec_driver_sql(GENERIC_PLAN)  # see claims.py
                         open_task, position, ahead, found = OPEN_OR_CLAIM.run(writing, values).one()
+                        writing.exec_driver_sql(DEFAULT_PLAN)
                     else:
                         open_task, position, ahead = OPEN_TASK.run(writing, values).one()
                         found = None

@@ -424,8 +424,9 @@ def test_a_task_and_its_decision_take_few_round_trips_on_postgresql(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What a team's throughput on PostgreSQL depends on: every statement is a round trip to the
-    server. The annotator's open task and the claim's probes go in one statement there, a
-    claim's assignment and its task's row in another, and so do a decision, its assignment's
+    server. The annotator's open task and the claim's probes go in one statement there (with a
+    planner setting before and after it), a claim's assignment and its task's row in another,
+    and so do a decision, its assignment's
     close and the item's verdicts, and a result's sample and item (SQLite, in process, runs
     them one by one). Counted at the driver, where Prepared runs them."""
     import psycopg
@@ -447,12 +448,15 @@ def test_a_task_and_its_decision_take_few_round_trips_on_postgresql(
         task = queue.next_item(who)
         assert task is not None
         claimed = len(counted)
+        assert counted[0] == "SET LOCAL plan_cache_mode = force_generic_plan", counted
+        assert counted[2] == "SET LOCAL plan_cache_mode TO DEFAULT", counted
         counted.clear()
         queue.decide(task.item_id, who, ACCEPT)
         rounds.append((claimed, len(counted)))
         samples.add(task.sample.id)
-    # next: the open task with the claim probes, the assignment with the task's row
-    assert [claimed for claimed, _ in rounds] == [2] * 8, rounds
+    # next: the open task with the claim probes (on its generic plan, set and reset around it:
+    # review/claims.py GENERIC_PLAN), the assignment with the task's row
+    assert [claimed for claimed, _ in rounds] == [4] * 8, rounds
     # decide: the item, the decision with the verdicts, the result (the second decision)
     assert [decided for _, decided in rounds] == [2, 3] * 4, rounds
     assert len(samples) == 4 and all(store.get_sample(s).status == "accepted" for s in samples)
