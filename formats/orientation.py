@@ -39,6 +39,7 @@ def upright(image: Any, size: tuple[int, int] | None) -> Any:
     from PIL import ImageOps
 
     turn = orientation(image)
-    if turn == 1 or (size is not None and image.size == size and turn >= 5):
-        return image
+    stored, turned = tuple(image.size), tuple(image.size[::-1])
+    if turn == 1 or (turn >= 5 and size is not None and size == stored != turned):
+        return image  # (a square photo's sizes agree: it is turned, as viewers show it)
     return ImageOps.exif_transpose(image)

@@ -146,3 +146,18 @@ def test_balance_and_copy_paste_read_a_turned_photo_as_validate_does(
     if size == SHOWN:  # upright again: the photo as it was before the camera turned it
         grey = pixels.astype(float).mean(axis=2).ravel()
         assert np.corrcoef(grey, photo().astype(float).mean(axis=2).ravel())[0, 1] > 0.5
+
+
+def test_a_square_photo_stored_turned_is_read_as_viewers_show_it(tmp_path: Path) -> None:
+    """Its stored and turned sizes agree, so its entry's size cannot say the labels were drawn
+    on the stored pixels: it is turned, as viewers show it (it was read as stored)."""
+    from synthgate.formats.orientation import upright
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # viewers turn the stored pixels 90 degrees clockwise
+    stored = np.zeros((4, 4, 3), dtype=np.uint8)
+    stored[0, 0] = (255, 0, 0)  # top left as stored: top right as shown
+    Image.fromarray(stored).save(tmp_path / "square.png", exif=exif)
+    with Image.open(tmp_path / "square.png") as opened:
+        for size in (None, (4, 4)):
+            assert upright(opened, size).convert("RGB").getpixel((3, 0)) == (255, 0, 0), size

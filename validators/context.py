@@ -190,17 +190,16 @@ def folder_reference(
 @functools.cache  # the sources read once a process
 def fingerprint_tag() -> str:
     """What a reference fingerprint depends on, for its cache: the code that decodes and hashes
-    (a digest of the source of this module and phash.py: any change to them makes every cache
-    stale), Pillow and numpy."""
+    (a digest of the source of this module, phash.py and formats/orientation.py, which turns
+    photos stored turned: any change to them makes every cache stale), Pillow and numpy."""
     import inspect
     import sys
 
     import PIL
 
-    try:  # this module (decoding, fingerprint) and the pHash's
-        source = "".join(
-            inspect.getsource(sys.modules[module]) for module in (__name__, phash.__module__)
-        )
+    try:  # this module (decoding, fingerprint), the pHash's and the orientation's
+        modules = (__name__, phash.__module__, upright.__module__)
+        source = "".join(inspect.getsource(sys.modules[module]) for module in modules)
         code = hashlib.sha256(source.encode()).hexdigest()[:16]
     except (OSError, TypeError):  # installed without its sources: stale at every release
         code = f"of synthgate {__version__}"
