@@ -140,8 +140,8 @@ def _stopping(signum: int) -> None:
     signal.signal(signum, signal.SIG_DFL)
     name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
     print(
-        f"\nsynthgate: stopped by {name}; removing what it had not finished "
-        f"({name} again quits at once and leaves it for the next command to remove)",
+        f"\nsynthgate: stopped by {name}; cleaning up what it had not finished, if anything "
+        f"({name} again quits at once; an unfinished output left is removed by the next command)",
         file=sys.stderr,
         flush=True,
     )

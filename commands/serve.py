@@ -143,10 +143,13 @@ def serve(
     # shutdown stops running batches at their next chunk (api/batches.py SHUTDOWN_GRACE_S):
     # the server is gone within 10 s, its batches resumable. uvicorn then raises the signal
     # again with the handler it found: the default's, not the command line's (cli.py), so the
-    # process ends killed by SIGTERM, as a stopped server does. Only the main thread may set a
-    # handler (a server started from another thread gets none from uvicorn either).
+    # process ends killed by SIGTERM, as a stopped server does; Ctrl-C likewise ends it as
+    # Python's own handler does, without the command line's "stopped by Ctrl-C" after a clean
+    # shutdown. Only the main thread may set a handler (a server started from another thread
+    # gets none from uvicorn either).
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     uvicorn.run(
         app,
         host=host,

@@ -167,3 +167,15 @@ def test_serve_started_outside_the_main_thread_starts_without_a_signal_handler(
     thread.join(60)
     assert failed == [] and started == [8123]
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_ctrl_c_stops_the_server_without_the_command_lines_cleanup_line(tmp_path: Path):
+    """uvicorn shuts down on Ctrl-C, then raises SIGINT again with the handler it found: the
+    command line's, which then said 'stopped by Ctrl-C; cleaning up' after a clean shutdown."""
+    log = tmp_path / "serve.log"
+    with served(f"sqlite:///{tmp_path / 'service.db'}", tmp_path / "runs", log) as (process, _):
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+    written = log.read_text()
+    assert "Application shutdown complete" in written
+    assert "stopped by Ctrl-C" not in written and "Traceback" not in written, written[-2000:]

@@ -70,7 +70,7 @@ def test_a_stopped_run_says_so_and_leaves_no_partial_folder(
     stderr = terminate_once(process, writing_images, signum)
     assert process.returncode == 128 + signum, stderr
     assert "Traceback" not in stderr, stderr
-    assert f"synthgate: stopped by {said}; removing what it had not finished" in stderr
+    assert f"synthgate: stopped by {said}; cleaning up what it had not finished" in stderr
     # no out, no .out.partial, and not the folders made for them (new/runs/)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.yaml"]
 
