@@ -55,12 +55,23 @@ def test_sentences_split_on_end_marks() -> None:
     ]
 
 
+def test_sentences_end_after_prices_dates_and_domains() -> None:
+    """A dotted word that is no row of initials ends a sentence at its stop."""
+    for text in [
+        "The total was 12.99. I was charged twice.",
+        "It arrived on 12.03.2024. Nobody called me.",
+        "Visit example.com. It has the form.",
+    ]:
+        assert len(sentences(text)) == 2, text
+
+
 @pytest.mark.parametrize(
     "text",
     [
         "Dr. Smith paid 3.50 dollars at 5 p.m. today.",  # split into 'Dr.', 'Smith paid 3.', ...
         "We ordered soup, e.g. the lentil one, and J. R. Tolkien's favourite pie.",
         "I was... not sure about it.",
+        "The U.S. Army band played.",
     ],
 )
 def test_sentences_do_not_end_at_abbreviations_numbers_or_initials(text: str) -> None:
@@ -156,3 +167,20 @@ def test_no_template_repeats_a_sentence_or_mixes_a_name_with_a_gendered_term(
         first, second = sentences(template)
         assert first != second, template
         assert not ("{:first_name}" in template and re.search(r"\b(his|her)\b", template))
+
+
+def test_a_sentence_with_gendered_terms_of_both_genders_takes_no_name_slot(
+    bank: NameBank,
+) -> None:
+    """'She told him' has a gendered term of each kind: no gender by majority, but still terms
+    a name filled by the sample's gender may contradict (the filter asked for a majority)."""
+    rows = [
+        {"text": "Linda called support on Monday. She told him the order was late.", "label": "n"},
+        {"text": "Robert called support on Friday. The parcel never came.", "label": "n"},
+    ]
+    templates = (
+        mine_templates(rows, {"n": 100}, text_field="text", label_field="label", bank=bank, seed=0)
+        .data["templates"]
+        .get("n", [])
+    )
+    assert not any("{:first_name}" in t and "She told him" in t for t in templates), templates

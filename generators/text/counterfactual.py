@@ -106,6 +106,11 @@ def _match_case(template: str, word: str) -> str:
     return word
 
 
+def has_gendered_term(text: str) -> bool:
+    """Whether the text holds any gendered term (he, her, wife, ...), of one gender or both."""
+    return any(w.lower() in TERM_GENDER for w in WORD.findall(text))
+
+
 def term_gender(text: str) -> str | None:
     """The gender most of the text's gendered terms point to (None if none or a tie)."""
     votes = Counter(TERM_GENDER[w.lower()] for w in WORD.findall(text) if w.lower() in TERM_GENDER)

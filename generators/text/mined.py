@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from synthgate.generators.text.counterfactual import term_gender
+from synthgate.generators.text.counterfactual import has_gendered_term
 from synthgate.generators.text.names import NameBank
 from synthgate.generators.text.slots import clean_whitespace
 
@@ -36,6 +36,7 @@ END_MARK = re.compile(r"[.!?…]+[\"'”’)]*(?=\s|$)")  # closing quotes and b
 ABBREVIATIONS = frozenset(
     "mr mrs ms dr prof st sr jr mt vs etc approx dept est fig inc ltd co corp".split()  # noqa: SIM905
 )
+INITIALS = re.compile(r"(?:[^\W\d_]\.)*[^\W\d_]")  # the word before the stop
 NUMBER = re.compile(r"(?<![\w.,])\d+(?![\w.,]\d)")
 
 
@@ -73,8 +74,10 @@ def _ends_sentence(text: str, mark: re.Match[str]) -> bool:
     if stops != ".":
         return True
     word = text[: mark.start()].rsplit(" ", 1)[-1]
-    initial = len(word) == 1 and word.isalpha()
-    return not (initial or "." in word or word.lower() in ABBREVIATIONS)
+    # an initial ("J."), or letters each with its stop ("e.g.", "p.m.", "U.S."), but not a
+    # price, a date or a domain ("12.99.", "12.03.2024.", "example.com."), which end one
+    initial = INITIALS.fullmatch(word) is not None
+    return not (initial or word.lower() in ABBREVIATIONS)
 
 
 def slotted(sentence: str, bank: NameBank) -> str:
@@ -125,7 +128,7 @@ def mine_templates(
         later = [(row, t) for row, s in enumerate(split) for t in s[1:]] or openings
         slots = {t: slotted(t, bank) for _, t in (*openings, *later)}  # once per sentence
         verbatim = {t for t in slots if slots[t] == _escaped(t) and _folded(t) in real}
-        gendered = {t: term_gender(t) is not None for t in slots}
+        gendered = {t: has_gendered_term(t) for t in slots}  # "She told him": both
         pairs: dict[str, None] = {}  # template text -> None: distinct, in a stable order
         for row_a, first in openings:
             for row_b, second in later:
