@@ -10,6 +10,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 # Re-exported: test_merge, test_report, test_copy_paste and others import these from here.
@@ -245,3 +246,37 @@ def test_label_parity_plans_the_raised_class_after_the_mix_of_the_others() -> No
 
 def test_split_deficits_between_generators() -> None:
     assert split_deficits({"a": 5, "b": 1}, 2) == [{"a": 3, "b": 1}, {"a": 2, "b": 0}]
+
+
+def _gaps_by_recounting(
+    rows: dict[str, Counter[str]], label: str, value: str
+) -> tuple[float, float]:
+    """The largest and summed label-rate gaps with one row (label, value) added, counted anew."""
+    grown = {v: Counter(c) for v, c in rows.items()}
+    grown.setdefault(value, Counter())[label] += 1
+    gaps = []
+    for each in set().union(*grown.values()):
+        rates = [c[each] / sum(c.values()) for c in grown.values()]
+        gaps.append(max(rates) - min(rates))
+    return round(max(gaps), 9), round(sum(gaps), 9)
+
+
+def test_label_groups_weigh_each_candidate_as_a_recount_would() -> None:
+    """gaps_with_each reads each label's other groups once (two highest, two lowest rates);
+    checked against counting every group anew, with candidates old and new, on random data."""
+    from synthgate.workflows.quotas import LabelGroups
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        values = [f"v{i}" for i in range(int(rng.integers(1, 6)))]
+        labels = [f"l{i}" for i in range(int(rng.integers(1, 5)))]
+        rows: dict[str, Counter[str]] = {}
+        for _ in range(int(rng.integers(1, 30))):
+            value, label = str(rng.choice(values)), str(rng.choice(labels))
+            rows.setdefault(value, Counter())[label] += 1
+        groups = LabelGroups({v: Counter(c) for v, c in rows.items()})
+        candidates = [*values, "new"]
+        label = str(rng.choice([*labels, "unseen"]))
+        assert groups.gaps_with_each(label, candidates) == {
+            value: _gaps_by_recounting(rows, label, value) for value in candidates
+        }
