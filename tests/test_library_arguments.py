@@ -110,6 +110,14 @@ def test_a_range_out_of_order_shows_the_value_once() -> None:
     message = str(refused.value)
     assert "image.objects_per_image: [min, max] must have min <= max (got [3, 1])" in message
     assert message.count("(got") == 1
+    layout = {"generator": "diffusion_layout", "count": 1, "box_scale_range": [0.5, 1.2]}
+    with pytest.raises(sg.InputError) as refused:
+        sg.load_config({**SHAPES, "image": {**layout, "model": {"path": "m"}}})
+    message = str(refused.value)
+    assert (
+        "image.box_scale_range: a box side is at most the image side: max must be <= 1" in message
+    )
+    assert message.count("(got") == 1, message
 
 
 def test_one_name_where_a_list_goes_is_refused_not_split_into_letters() -> None:
