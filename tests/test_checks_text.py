@@ -265,6 +265,10 @@ def test_word_shingles_and_jaccard() -> None:
     same = word_shingles("The soup was cold, the bread stale!")
     assert jaccard(same, word_shingles("the SOUP was cold the bread stale")) == 1.0
     assert jaccard(same, word_shingles("Nothing in common at all here")) == 0.0
+    # each letter of a script without spaces is a word; its punctuation is dropped
+    assert word_shingles("ア・イ・ウ・エ・オ・カ") == frozenset(
+        ["ア イ ウ エ オ", "イ ウ エ オ カ"]
+    )
 
 
 def test_text_index_measures_exactly_and_keeps_first_entries() -> None:

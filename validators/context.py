@@ -287,10 +287,13 @@ def text_digest(text: str) -> bytes:
 
 
 WORD = re.compile(r"\w+")
-# Scripts written without spaces (kana, CJK ideographs, Thai): each character is a word there,
-# else a sentence would be one "word" and a copy with one character changed would share nothing.
+# Scripts written without spaces (kana, CJK ideographs, Thai): each letter is a word there,
+# else a sentence would be one "word" and a copy with one character changed would share nothing
+# (their punctuation, e.g. the katakana middle dot, is dropped as any other). Korean is written
+# with spaces between its words: they stay words here. (The span check, checks/text.py, lets
+# a Korean span end inside a word too: particles join the word they follow.)
 UNSPACED = "\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-WORD_OR_CHARACTER = re.compile(rf"[{UNSPACED}]|(?:(?![{UNSPACED}])\w)+")
+WORD_OR_CHARACTER = re.compile(rf"(?=\w)[{UNSPACED}]|(?:(?![{UNSPACED}])\w)+")
 SHINGLE_WORDS = 5
 SCHEME = "affine32"  # datasketch >= 2 MinHash permutation scheme; fixed, so signatures compare
 
