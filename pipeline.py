@@ -123,11 +123,12 @@ def refuse_changed_inputs(config: BatchConfig, batch_id: str) -> None:
         for key, value in dict(getattr(config, modality) or {}).items()
         if isinstance(value, Path) and not value.is_dir()
     ]
+    read = f" ({', '.join(files)})" if files else ""
     raise InputError(
-        f"batch {batch_id}: {', '.join(files) or 'a file its config reads'} changed since the "
-        "batch was submitted (a batch id counts the files its config reads by their contents; "
-        f"as they are now they make batch {now}); put the file back as it was to finish this "
-        "batch, or submit the config again to make the new one"
+        f"batch {batch_id}: a file its config reads{read} changed since the batch was "
+        "submitted (a batch id counts the files its config reads by their contents; as they "
+        f"are now they make batch {now}); put the file back as it was to finish this batch, or "
+        "submit the config again to make the new one"
     )
 
 

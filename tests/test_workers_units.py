@@ -766,11 +766,11 @@ def test_a_template_file_changed_since_submit_fails_the_chunk_naming_it(
     templates.write_bytes(original.replace(b"CloudSync Pro", b"CloudSync Max"))
     said = run_chunk(context, chunk_id)
     assert said.startswith(
-        f"{chunk_id} failed: InputError: batch {batch_id}: text.templates {templates} changed "
-        "since the batch was submitted"
+        f"{chunk_id} failed: InputError: batch {batch_id}: a file its config reads "
+        f"(text.templates {templates}) changed since the batch was submitted"
     ), said
     assert context.store.samples_in(batch_id, "text", 0, 12) == []
-    with pytest.raises(InputError, match=r"text.templates .*tickets.yaml changed since"):
+    with pytest.raises(InputError, match=r"\(text.templates .*tickets.yaml\) changed since"):
         assemble_from_store(
             config, tmp_path / "out", store=context.store, blobs=context.blobs, batch_id=batch_id
         )
