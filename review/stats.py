@@ -3,7 +3,7 @@ how many final verdicts changed the rubric's route (`route_changes`)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 from sqlalchemy import func, select
@@ -35,13 +35,20 @@ def route_changes(connection: Connection) -> dict[str, Any]:
 
 def annotators_per_item(connection: Connection, k: int) -> int:
     """The k the queue's sample items ask for (each keeps the k it was enqueued with; the most
-    common one, the larger on a tie), or `k`, what new items get, while there are none."""
+    common one among the open items, else among all, the larger on a tie), or `k`, what new
+    items get, while there are none: old batches finished at k = 2 do not hide an open one at 3."""
     counts = connection.execute(
-        select(review_items.c.k, func.count())
+        select(review_items.c.k, review_items.c.status, func.count())
         .where(review_items.c.kind == "sample")
-        .group_by(review_items.c.k)
+        .group_by(review_items.c.k, review_items.c.status)
     ).all()
-    return max(counts, key=lambda row: (row[1], row[0]))[0] if counts else k
+    if not counts:
+        return k
+    open_items = [(each, n) for each, status, n in counts if status != "final"]
+    asked: Counter[int] = Counter()
+    for each, n in open_items or [(each, n) for each, _, n in counts]:
+        asked[each] += n
+    return max(asked, key=lambda each: (asked[each], each))
 
 
 def queue_stats(connection: Connection, k: int) -> dict[str, Any]:

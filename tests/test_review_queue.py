@@ -51,6 +51,20 @@ def test_stats_give_the_k_the_items_ask_for_not_the_reading_queues(store: Store)
     assert ReviewQueue(store, annotators_per_item=4).stats()["annotators_per_item"] == 3
 
 
+def test_stats_give_the_k_of_the_open_items_over_that_of_finished_ones(store: Store) -> None:
+    """Four items finished at k = 2 did not hide two open ones at k = 3."""
+    fill(store, review=4, audit=0, accepted=0)
+    first = ReviewQueue(store, annotators_per_item=2, gold_rate=0.0)
+    assert first.enqueue_batch("b1") == 4
+    for who in ("ann", "bob") * 4:
+        task = first.next_item(who)
+        assert task is not None
+        first.decide(task.item_id, who, ACCEPT)
+    fill(store, review=6, audit=0, accepted=0)  # two more samples in review
+    assert ReviewQueue(store, annotators_per_item=3, gold_rate=0.0).enqueue_batch("b1") == 2
+    assert ReviewQueue(store).stats()["annotators_per_item"] == 3
+
+
 def test_stats_without_items_give_the_k_new_items_get(store: Store) -> None:
     assert ReviewQueue(store, annotators_per_item=3).stats()["annotators_per_item"] == 3
 
