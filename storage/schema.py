@@ -80,7 +80,9 @@ def _ensure(connection: Connection, *, create: bool) -> None:
 def _create_tables(connection: Connection) -> None:
     """Every table of storage/tables.py, each followed by its indexes in name order.
     (`metadata.create_all` walks a table's indexes as a set, in an order that changes from
-    process to process, so two runs of one config wrote synthgate.db files that differed.)"""
+    process to process, so two runs of one config wrote synthgate.db files that differed.)
+    Only tables and indexes: a type PostgreSQL must create first (a native Enum, a Sequence)
+    would need create_all's events, which this does not fire; the tables have none."""
     for table in metadata.sorted_tables:
         connection.execute(CreateTable(table))
         for index in sorted(table.indexes, key=lambda index: str(index.name)):

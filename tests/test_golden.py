@@ -10,10 +10,10 @@ provenance's `reference_date` differ). synthgate.db's rows also changed where me
 blur measure is taken at half size (issue 12) and the text copy check measures word-shingle
 Jaccard (issue 14), and over NFKC-folded text with each character of an unspaced script a word
 (one ticket holding a Japanese city name had a sample_jaccard of 0.52; with the city six words
-it shares less than the 0.5 the index measures from, and records none); nothing else in them. Every file is hashed as it is, except manifest.json (its timings
-change every run and its versions with the environment; both are dropped before hashing) and
-synthgate.db, which is compared
-by the rows of its data tables: the schema gains tables (migrations, bookkeeping) without the
+it shares less than the 0.5 the index measures from, and records none); nothing else in them.
+Every file is hashed as it is, except manifest.json (its timings change every run and its
+versions with the environment; both are dropped before hashing) and synthgate.db, which is
+compared by the rows of its data tables: the schema gains tables (migrations, bookkeeping) without the
 data changing. Both record the config with the template file's absolute path, which depends on
 where the repository lies: it is replaced by `<package>` before hashing. A change of these
 digests is a change of behaviour: say so in its commit.

@@ -6,8 +6,9 @@ a YAML of per-class targets, or LVIS `repeat_factor`); `deficits` is the differe
 `assign_attributes` spreads new samples over attribute values (locale, gender, prompt
 attributes) so that each group approaches its target share, or, with `LabelGroups`, so that the
 label rate per group draws together first (`attribute_goal="label_parity"`, what text balancing
-asks for); `plan_specs` turns all of it into the list of `SampleSpec`s the pipeline runs. `BalanceConfig` is the `--config` file of
-`synthgate balance`. Everything here is a pure function of its inputs.
+asks for); `plan_specs` turns all of it into the list of `SampleSpec`s the pipeline runs.
+`BalanceConfig` is the `--config` file of `synthgate balance`. Everything here is a pure
+function of its inputs.
 """
 
 from __future__ import annotations
