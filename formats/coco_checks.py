@@ -151,7 +151,7 @@ def image_file_problem(images_dir: Path, name: str, size: tuple[Any, Any]) -> st
             with Image.open(path) as opened:  # (verify leaves nothing else to read)
                 sizes = label_sizes(opened)
         else:
-            sizes = {tuple(found)}
+            sizes = {(found[0], found[1])}
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         return f"image file {path} is not a readable image ({type(error).__name__}: {error})"
     if all(isinstance(v, int) and v > 0 for v in size) and tuple(size) not in sizes:
