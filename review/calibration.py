@@ -432,7 +432,19 @@ def calibrate_items(
             per_check.get(ref.check, 0), int((~np.isnan(fitter.model.values[:, j])).sum())
         )
     enough = [check for check, n in per_check.items() if n >= min_verdicts]
-    if not enough or not held:
+    if enough and not held:  # enough to fit, none left to compare on
+        raise InputError(
+            field="holdout",
+            value=holdout,
+            problem=(
+                f"holds out no sample of {len(items)} reviewed samples with final verdicts "
+                f"({len(items)} x {holdout:g} rounds to 0), so the calibrated rubric could not "
+                "be compared with the one it replaces"
+            ),
+            fix="review more items (synthgate review enqueue) or raise {holdout}",
+            options=("holdout",),
+        )
+    if not enough:
         most = max(per_check.values(), default=0)
         raise InputError(
             field="min_verdicts",

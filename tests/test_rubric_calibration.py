@@ -81,6 +81,16 @@ def test_too_few_verdicts_are_refused() -> None:
     assert "20 reviewed samples" in str(caught.value) and "review more items" in str(caught.value)
 
 
+def test_nothing_held_out_is_blamed_on_the_holdout_not_on_the_verdicts() -> None:
+    """One reviewed sample and --min-verdicts 1: enough to fit, none held out (1 x 0.3 rounds
+    to 0). The refusal said too few verdicts for --min-verdicts 1, 'the most: 1'."""
+    items = reviewed(SHIPPED, HIDDEN, 1, seed=3)
+    with pytest.raises(InputError) as caught:
+        calibrate_items(SHIPPED, items, source=Path("detection.yaml"), min_verdicts=1)
+    assert caught.value.field == "holdout"
+    assert "holds out no sample of 1 reviewed samples" in str(caught.value)
+
+
 def test_the_calibrated_rubric_file_loads_back(tmp_path: Path) -> None:
     items = reviewed(SHIPPED, HIDDEN, 800, seed=5)
     result = calibrate_items(SHIPPED, items, source=Path("detection.yaml"))
