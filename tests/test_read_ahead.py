@@ -84,7 +84,12 @@ def test_a_consumer_that_stops_cancels_the_reads_not_started() -> None:
         return n
 
     reads = read_ahead(read, range(1000), threads=2)
-    assert next(reads) == (0, 0)  # 1 and 2 are being read, 3 and 4 wait for a thread
+    assert next(reads) == (0, 0)
+    # 1 and 2 are being read once the thread that read 0 has taken 2 (it may not have yet: a
+    # close before then cancels 2 as well, rightly, and this test failed in CI); 3 and 4 wait
+    deadline = time.monotonic() + 5
+    while len(started) < 3 and time.monotonic() < deadline:
+        time.sleep(0.001)
     threading.Timer(0.2, gate.set).start()
     reads.close()  # cancels 3 and 4, waits for 1 and 2
     assert sorted(started) == [0, 1, 2]
