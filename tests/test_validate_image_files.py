@@ -44,6 +44,15 @@ def grey_16bit(low: int, high: int) -> Callable[[Path], str]:
     return write
 
 
+def float_tiff(low: float, high: float) -> Callable[[Path], str]:
+    def write(folder: Path) -> str:
+        pixels = np.random.default_rng(0).uniform(low, high, (HEIGHT, WIDTH)).astype(np.float32)
+        Image.fromarray(pixels).save(folder / "photo.tif")  # mode F
+        return "photo.tif"
+
+    return write
+
+
 # image_blank is measured once the size check has passed; image_unreadable only when it fails
 SIZE_AGREES = {"image_unreadable": None, "image_blank": 0}
 IMAGE_FILE_CASES = [
@@ -80,6 +89,9 @@ IMAGE_FILE_CASES = [
     ),
     ("16-bit grey photo", grey_16bit(30 * 257, 220 * 257), SHOWN, {"clipped_percent": 0}),
     ("16-bit grey, all white", grey_16bit(65535, 65536), SHOWN, {"image_blank": 1}),
+    # a float TIFF of values in 0..1 was read black: Pillow's conversion clips them
+    ("float TIFF, 0..1", float_tiff(0.1, 0.9), SHOWN, {"image_blank": 0, "clipped_percent": 0}),
+    ("float TIFF, 0..255", float_tiff(30.0, 220.0), SHOWN, {"clipped_percent": 0}),
 ]
 
 

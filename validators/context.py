@@ -138,6 +138,11 @@ def _as_rgb(image: Any) -> Any:
         return image
     if image.mode.startswith("I;16"):
         return Image.fromarray((np.asarray(image) >> 8).astype(np.uint8)).convert("RGB")
+    if image.mode == "F":  # 32-bit float (a TIFF): values in 0..1 are the whole range
+        values = np.nan_to_num(np.asarray(image, dtype=np.float32))
+        if values.size and values.min() >= 0.0 and values.max() <= 1.0:
+            values = values * 255.0  # Pillow's own conversion clips them: a photo read black
+        return Image.fromarray(np.clip(values, 0, 255).round().astype(np.uint8)).convert("RGB")
     return image.convert("RGB")
 
 
