@@ -28,7 +28,7 @@ from synthgate.class_names import category_name_problem
 from synthgate.errors import InputError, quoted
 from synthgate.formats.coco import Progress
 from synthgate.formats.orientation import label_sizes
-from synthgate.formats.paths import confined_path, confinement_problem
+from synthgate.formats.paths import confined_path, confinement_problem, missing_hint
 from synthgate.masks import (
     finite_number,
     finite_numbers,
@@ -140,7 +140,7 @@ def image_file_problem(images_dir: Path, name: str, size: tuple[Any, Any]) -> st
     path = confined_path(images_dir, name)
     try:
         if not path.is_file():
-            return f"image file missing: {path}"
+            return f"image file missing: {path}{missing_hint(images_dir, name)}"
     except OSError as error:  # e.g. a name too long for the file system
         return f"image file unusable: {error.strerror}"
     try:

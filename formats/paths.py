@@ -42,3 +42,22 @@ def confined_path(root: Path, name: str, *, what: str = "file_name") -> Path:
             "that folder"
         )
     return root / name
+
+
+def missing_hint(root: Path, name: str) -> str:
+    """Why a file name a dataset gives is not found under `root`, where the file seems to be
+    there under another spelling: a Windows path ("sub\\x.jpg"), or the name in another Unicode
+    form than the file's (macOS tools write decomposed accents). "" when there is no such file.
+    Only said, never taken: the dataset names its files as they are, and exports keep them."""
+    import unicodedata
+
+    if "\\" in name and (root / name.replace("\\", "/")).is_file():
+        return "; the name holds backslashes (a Windows path): write it with / as on disk"
+    for form in ("NFC", "NFD"):
+        other = unicodedata.normalize(form, name)
+        if other != name and (root / other).is_file():
+            return (
+                f"; a file of this name in another Unicode form ({form}) is there: write the "
+                "file_name as the file is named on disk"
+            )
+    return ""

@@ -173,3 +173,32 @@ def test_a_square_photo_stored_turned_is_read_as_viewers_show_it(tmp_path: Path)
     with Image.open(tmp_path / "square.png") as opened:
         for size in (None, (4, 4)):
             assert upright(opened, size).convert("RGB").getpixel((3, 0)) == (255, 0, 0), size
+
+
+@pytest.mark.parametrize(
+    ("on_disk", "named", "hint"),
+    [
+        ("sub/photo.jpg", "sub\\photo.jpg", "backslashes (a Windows path)"),
+        ("Ren\u00e9.jpg", "Rene\u0301.jpg", "another Unicode form (NFC)"),
+    ],
+)
+def test_a_file_named_in_another_spelling_is_named_with_the_fix(
+    tmp_path: Path, on_disk: str, named: str, hint: str
+) -> None:
+    """Only 'not found' was said, for a file that is there under a Windows path or in another
+    Unicode form: validate and the checks balance and merge run say which, and the fix."""
+    from synthgate.formats.coco_checks import image_file_problem
+    from synthgate.validators.validate import validate_coco
+
+    (tmp_path / on_disk).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(photo()).save(tmp_path / on_disk)
+    problem = image_file_problem(tmp_path, named, SHOWN)
+    assert problem is not None and hint in problem, problem
+    coco = {
+        "images": [{"id": 1, "file_name": named, "width": WIDTH, "height": HEIGHT}],
+        "annotations": [],
+        "categories": [{"id": 1, "name": "thing"}],
+    }
+    report = validate_coco(coco, images=tmp_path)
+    [finding] = [f for f in report.rows[0]["findings"] if f["measure"] == "image_unreadable"]
+    assert hint in finding["message"], finding

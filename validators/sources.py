@@ -28,7 +28,7 @@ from synthgate.formats.coco import category_names, coco_mapping
 from synthgate.formats.coco_annotations import AnnotationColumns
 from synthgate.formats.coco_reader import stream_coco
 from synthgate.formats.jsonl import iter_jsonl, text_row_to_sample
-from synthgate.formats.paths import confined_path
+from synthgate.formats.paths import confined_path, missing_hint
 from synthgate.samples import GeneratedSample, Sample
 from synthgate.validators.checks.dataset import DatasetTally
 from synthgate.validators.checks.objects import ObjectTable
@@ -143,7 +143,7 @@ def _open_image(
         if is_file(candidate):
             image, error = open_rgb(candidate, size=size)
             return image, None if error is None else f"{candidate.name}: {error}"
-    return None, f"{file_name} not found under {folder}"
+    return None, f"{file_name} not found under {folder}{missing_hint(folder, file_name)}"
 
 
 def _coco_items(
