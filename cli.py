@@ -174,7 +174,8 @@ def main() -> None:
         command_app(sys.argv[1:])(prog_name="synthgate")
     finally:
         for signum, handler in previous.items():
-            if signal.getsignal(signum) is handlers[signum]:
+            # ours, or the default ours left after a first signal (`_stopping`)
+            if signal.getsignal(signum) in (handlers[signum], signal.SIG_DFL):
                 signal.signal(signum, handler)
         # At exit Python collects garbage over every object still alive, the libraries' too:
         # 0.08 s of CPU after a tiny `validate`, 0.15 s after a `balance`, for memory the

@@ -139,3 +139,23 @@ def test_columns_of_several_measures_judge_as_their_rows() -> None:
     )
     assert findings == row_findings and level == 1
     assert [f.object_index for f in findings] == [1, 2, 3]
+
+
+def test_measurements_stored_before_keys_finish_only_under_their_rubrics_name() -> None:
+    """Partial reports stored before measurement keys were kept (key None) do not say which
+    check params made them: a rubric of another name with the same checks took them (it may
+    measure otherwise); as before keys, only the rubric of their name does."""
+    sample = Sample(
+        id="s",
+        spec=SampleSpec(batch_id="b", index=0, modality="image", generator="g", seed=3),
+        width=W,
+        height=H,
+        provenance=Provenance(generator="g", generator_version="1", seed=3),
+    )
+    context = ValidationContext.for_taxonomy(["cat"])
+    stored = measure_sample(GeneratedSample(sample=sample), RUBRIC, context).as_json()
+    legacy = SampleMeasurements.from_json(sample, {**stored, "key": None})
+    assert legacy.measured_as(RUBRIC)
+    assert not legacy.measured_as(RUBRIC.model_copy(update={"name": "tuned"}))
+    keyed = SampleMeasurements.from_json(sample, stored)
+    assert keyed.measured_as(RUBRIC.model_copy(update={"name": "tuned"}))  # same key

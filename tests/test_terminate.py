@@ -101,3 +101,22 @@ def test_sigterm_during_validate_leaves_no_temporary_report(tmp_path: Path) -> N
     assert process.returncode == 128 + signal.SIGTERM, stderr
     assert "Traceback" not in stderr, stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.json"]
+
+
+def test_main_in_process_gives_back_the_callers_handlers_after_a_signal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After one Ctrl-C, main() left SIGINT at the default action (its handler sets that for a
+    second signal), so a caller running it in process lost its own KeyboardInterrupt."""
+    from synthgate import cli
+
+    def interrupted(prog_name: str) -> None:
+        signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(cli, "command_app", lambda args: interrupted)
+    monkeypatch.setattr(cli.gc, "freeze", lambda: None)  # not this test process's objects
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        cli.main()
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    assert "stopped by Ctrl-C" in capsys.readouterr().err

@@ -55,8 +55,14 @@ class SampleMeasurements:
 
     def measured_as(self, rubric: Rubric) -> bool:
         """Whether `rubric` measures samples as these measurements were made (its name,
-        thresholds and routing may differ: they apply when the report is finished)."""
-        return self.checks == rubric.check_names and self.key in (None, rubric.measurement_key)
+        thresholds and routing may differ: they apply when the report is finished). Stored
+        before keys were kept, they are taken only by the rubric of the same name, as then:
+        without a key, the check params they were made with are not known."""
+        if self.checks != rubric.check_names:
+            return False
+        if self.key is None:
+            return self.rubric == rubric.name
+        return self.key == rubric.measurement_key
 
     def as_json(self) -> dict[str, Any]:
         """Everything but the sample (stored with it elsewhere), as JSON values."""
