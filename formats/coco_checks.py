@@ -27,7 +27,7 @@ from PIL import Image
 from synthgate.class_names import category_name_problem
 from synthgate.errors import InputError, quoted
 from synthgate.formats.coco import Progress
-from synthgate.formats.orientation import label_sizes
+from synthgate.formats.image_files import label_sizes
 from synthgate.formats.paths import confined_path, confinement_problem, missing_hint
 from synthgate.masks import (
     finite_number,

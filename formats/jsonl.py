@@ -97,6 +97,19 @@ def check_row_ids(rows: list[dict[str, Any]], path: Path | str, *, id_field: str
             )
 
 
+def check_string_labels(
+    rows: list[dict[str, Any]], source: Path | str, *, label_field: str
+) -> None:
+    """Refuse a row whose `label_field` is not a string: synthetic rows carry their class as
+    text, so a real label 1 beside a made "1" would be two classes."""
+    for number, row in enumerate(rows, start=1):
+        if not isinstance(row[label_field], str):
+            raise InputError(
+                f"{source}: row {number}: label `{label_field}` is {quoted(row[label_field])}, "
+                'not a string; write labels as strings ("1", not 1)'
+            )
+
+
 def read_jsonl(
     path: Path | str, *, what: str = "JSONL file", strict: bool = False
 ) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ choice, not something a dataset file can introduce.
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from synthgate.errors import InputError
@@ -49,8 +50,6 @@ def missing_hint(root: Path, name: str) -> str:
     there under another spelling: a Windows path ("sub\\x.jpg"), or the name in another Unicode
     form than the file's (macOS tools write decomposed accents). "" when there is no such file.
     Only said, never taken: the dataset names its files as they are, and exports keep them."""
-    import unicodedata
-
     if "\\" in name and (root / name.replace("\\", "/")).is_file():
         return "; the name holds backslashes (a Windows path): write it with / as on disk"
     for form in ("NFC", "NFD"):

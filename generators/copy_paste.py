@@ -22,14 +22,13 @@ from pathlib import Path
 from typing import Any, ClassVar, cast
 
 import numpy as np
-import PIL
 from PIL import Image
 
 from synthgate.config import CopyPasteImageConfig
 from synthgate.errors import InputError
 from synthgate.formats.coco_checks import check_coco
 from synthgate.formats.coco_reader import read_coco_streaming
-from synthgate.formats.orientation import upright
+from synthgate.formats.image_files import open_rgb
 from synthgate.generators.labels import PlacedObject, labels_from_masks
 from synthgate.masks import (
     annotation_mask,
@@ -221,16 +220,13 @@ class CopyPasteGenerator:
         return pixels
 
     def _read(self, path: Path, image_id: Any, size: tuple[int, int]) -> np.ndarray:
-        """The image in the frame its labels of `size` were drawn in (a photo stored turned:
-        formats/orientation.py), as RGB."""
-        try:
-            with Image.open(path) as opened:
-                image = upright(opened, size)
-                pixels = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
-        except (OSError, PIL.UnidentifiedImageError) as error:
-            raise InputError(f"{path}: cannot read image {image_id!r} ({error})") from None
+        """The image in the frame its labels of `size` were drawn in, as RGB, as validate reads
+        it (formats/image_files.py)."""
+        image, error = open_rgb(path, size=size)
+        if error is not None:
+            raise InputError(f"{path}: cannot read image {image_id!r} ({error})")
         self.decoded += 1
-        return pixels
+        return np.asarray(image)
 
     def _mask(self, annotation: dict[str, Any]) -> np.ndarray:
         """An annotation's mask over its image (read-only: cached)."""

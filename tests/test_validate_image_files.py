@@ -163,7 +163,7 @@ def test_balance_and_copy_paste_read_a_turned_photo_as_validate_does(
 def test_a_square_photo_stored_turned_is_read_as_viewers_show_it(tmp_path: Path) -> None:
     """Its stored and turned sizes agree, so its entry's size cannot say the labels were drawn
     on the stored pixels: it is turned, as viewers show it (it was read as stored)."""
-    from synthgate.formats.orientation import upright
+    from synthgate.formats.image_files import upright
 
     exif = Image.Exif()
     exif[0x0112] = 6  # viewers turn the stored pixels 90 degrees clockwise

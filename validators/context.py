@@ -31,7 +31,7 @@ import numpy as np
 from synthgate import __version__
 from synthgate.errors import InputError
 from synthgate.files import read_ahead, reading_threads
-from synthgate.formats.orientation import upright
+from synthgate.formats.image_files import open_rgb, upright
 from synthgate.validators.fingerprint_cache import FingerprintCache
 from synthgate.validators.hash_index import HashIndex
 from synthgate.validators.phash import phash
@@ -111,41 +111,6 @@ def mean_colour(pixels: np.ndarray) -> np.ndarray:
     return values[..., :3].reshape(-1, 3).mean(axis=0).astype(np.float32)
 
 
-def open_rgb(path: Path, *, size: tuple[int, int] | None = None) -> tuple[Any, str | None]:
-    """(the image file decoded to an RGB Pillow image, None), an RGB file as it is, not copied;
-    or (None, why Pillow cannot read it). The file is closed.
-
-    The image is as viewers, annotation tools and EXIF-aware loaders (OpenCV, Detectron2,
-    Ultralytics) show it, its EXIF orientation applied, unless `size` (the labels' width,
-    height) is that of the stored pixels and not of the turned image: such labels were drawn
-    on the stored pixels. A 16-bit grey file keeps its high bytes, as OpenCV reads it and as
-    Pillow reads a 16-bit colour PNG (Pillow's own conversion clips it: a photo reads white).
-    """
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:  # closes the file, keeps the pixels
-            image.load()
-            return _as_rgb(upright(image, size)), None
-    except (OSError, ValueError, Image.DecompressionBombError) as error:
-        return None, str(error)
-
-
-def _as_rgb(image: Any) -> Any:
-    from PIL import Image
-
-    if image.mode == "RGB":
-        return image
-    if image.mode.startswith("I;16"):
-        return Image.fromarray((np.asarray(image) >> 8).astype(np.uint8)).convert("RGB")
-    if image.mode == "F":  # 32-bit float (a TIFF): values in 0..1 are the whole range
-        values = np.nan_to_num(np.asarray(image, dtype=np.float32))
-        if values.size and values.min() >= 0.0 and values.max() <= 1.0:
-            values = values * 255.0  # Pillow's own conversion clips them: a photo read black
-        return Image.fromarray(np.clip(values, 0, 255).round().astype(np.uint8)).convert("RGB")
-    return image.convert("RGB")
-
-
 def reference_index(
     paths: Iterable[Path],
     *,
@@ -195,7 +160,7 @@ def folder_reference(
 @functools.cache  # the sources read once a process
 def fingerprint_tag() -> str:
     """What a reference fingerprint depends on, for its cache: the code that decodes and hashes
-    (a digest of the source of this module, phash.py and formats/orientation.py, which turns
+    (a digest of the source of this module, phash.py and formats/image_files.py, which turns
     photos stored turned: any change to them makes every cache stale), Pillow and numpy."""
     import inspect
     import sys

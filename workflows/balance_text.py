@@ -31,7 +31,7 @@ from synthgate.class_names import category_name_problem
 from synthgate.config import BatchConfig, CounterfactualTextConfig
 from synthgate.errors import InputError, quoted
 from synthgate.files import write_atomic
-from synthgate.formats.jsonl import check_row_ids, jsonl_lines, read_jsonl
+from synthgate.formats.jsonl import check_row_ids, check_string_labels, jsonl_lines, read_jsonl
 from synthgate.generators import Generator, build_generator
 from synthgate.generators.text.counterfactual import (
     CounterfactualGenerator,
@@ -83,13 +83,8 @@ def _check_rows(
             "{text_field}",
             options=("label_field", "text_field"),
         )
-    # New rows carry their class as text: a label 1 beside a made "1" would be two classes.
+    check_string_labels(rows, path, label_field=label_field)
     for number, row in enumerate(rows, start=1):
-        if not isinstance(row[label_field], str):
-            raise InputError(
-                f"{path}: row {number}: label `{label_field}` is {quoted(row[label_field])}, "
-                'not a string; write labels as strings ("1", not 1)'
-            )
         problem = category_name_problem(row[label_field])
         if problem is not None:
             raise InputError(
@@ -353,9 +348,8 @@ def _gap_note(axis: str, before: dict[str, Any], after: dict[str, Any]) -> str:
     }
     carried = ", ".join(f"{n} {value}" for value, n in added.items() if n > 0) or "none"
     blank = after["without"] - before["without"]
-    moved = "grew" if new["gap"] > old["gap"] + 1e-9 else "did not narrow"
-    if new["gap"] < old["gap"] - 1e-9:
-        moved = "narrowed"
+    change = new["gap"] - old["gap"]
+    moved = "narrowed" if change < -1e-9 else "grew" if change > 1e-9 else "did not narrow"
     said = (
         f"{axis}: the largest gap in a label's rate between groups {moved}, "
         f"{old['gap']:.3f} -> {new['gap']:.3f}"

@@ -32,13 +32,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from synthgate.arguments import optional_path, path_argument
-from synthgate.errors import InputError, quoted
+from synthgate.errors import InputError
 from synthgate.files import dumps, write_atomic, write_json_atomic
 from synthgate.formats.coco import Progress, refuse_non_finite
 from synthgate.formats.coco_checks import check_coco
 from synthgate.formats.coco_reader import read_coco_streaming
 from synthgate.formats.exports import place_image
-from synthgate.formats.jsonl import check_row_ids, jsonl_lines, read_jsonl
+from synthgate.formats.jsonl import check_row_ids, check_string_labels, jsonl_lines, read_jsonl
 from synthgate.formats.paths import confined_path
 from synthgate.outputs import (
     BALANCE_MARKER,
@@ -317,13 +317,7 @@ def _check_text_fields(
             problem=f"{source}: row(s) {_named(lacking)} lack a label `{label_field}`",
             fix="fix those rows, or name the field the real rows hold their label in",
         )
-    for number, row in enumerate(real_rows, start=1):
-        # The run's labels are strings: a real 1 beside a merged "1" would be two classes.
-        if not isinstance(row[label_field], str):
-            raise InputError(
-                f"{source}: row {number}: label `{label_field}` is {quoted(row[label_field])}, "
-                'not a string; write labels as strings ("1", not 1)'
-            )
+    check_string_labels(real_rows, source, label_field=label_field)
 
 
 def _new_labels(

@@ -372,18 +372,18 @@ def assign_attributes(
         total = sum(held.values())
         overall = seen.setdefault(axis, Counter())
         overall.update(held)
-        groups = None if parity is None else parity[1].get(axis)
+        overall_total = sum(overall.values())
+        label, groups = (None, None) if parity is None else (parity[0], parity[1].get(axis))
         for item in assigned:
             total += 1
-            overall_total = sum(overall.values()) + 1
+            overall_total += 1
             gaps = {
                 v: _gaps(share, total, counts[v], overall_total, overall[v])
                 for v, share in targets.items()
             }
-            if groups is None or parity is None:
+            if groups is None or label is None:
                 value = max(targets, key=gaps.__getitem__)
             else:
-                label = parity[0]
                 moved = groups.gaps_with_each(label, list(targets))
                 value = min(targets, key=lambda v: (moved[v], tuple(-g for g in gaps[v])))
                 groups.add(label, value)

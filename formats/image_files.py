@@ -1,0 +1,85 @@
+"""Image files read as their labels see them: upright, and as 8-bit RGB.
+
+Photos are stored turned: a camera writes the pixels as its sensor saw them and an EXIF
+orientation (2-8) saying how viewers turn them; 5-8 swap width and height. Annotation tools
+(Label Studio, CVAT) and EXIF-aware loaders (OpenCV, Detectron2, Ultralytics) show such a photo
+turned, so a COCO entry usually gives the turned size and its labels are drawn on the turned
+image; an entry that gives the stored size (and not the turned one) was drawn on the stored
+pixels. `upright(image, size)` gives the image in the frame its labels' `size` says;
+`label_sizes(image)` the sizes an entry may give for it; `open_rgb(path, size=)` decodes a file
+so, as RGB (16-bit grey and float files by their values, not clipped). validate, balance's
+checks and copy_paste read images through these, so a dataset one accepts the others accept too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+EXIF_ORIENTATION = 0x0112  # 1 as stored; 2-8 how viewers turn the stored pixels
+
+
+def orientation(image: Any) -> int:
+    """The image's EXIF orientation (1 where it has none, or a broken EXIF block: the pixels
+    are fine)."""
+    try:
+        found = image.getexif().get(EXIF_ORIENTATION, 1)
+    except (OSError, ValueError, SyntaxError):
+        return 1
+    return found if found in range(1, 9) else 1
+
+
+def label_sizes(image: Any) -> set[tuple[int, int]]:
+    """The (width, height) an entry may give for `image`: as viewers show it, and as stored."""
+    width, height = image.size
+    turned = (height, width) if orientation(image) >= 5 else (width, height)
+    return {turned, (width, height)}
+
+
+def upright(image: Any, size: tuple[int, int] | None) -> Any:
+    """`image` turned as its EXIF orientation says (2-8), or as it is where the labels' `size`
+    is its stored one and the turned one is not."""
+    from PIL import ImageOps
+
+    turn = orientation(image)
+    stored, turned = tuple(image.size), tuple(image.size[::-1])
+    if turn == 1 or (turn >= 5 and size is not None and size == stored != turned):
+        return image  # (a square photo's sizes agree: it is turned, as viewers show it)
+    return ImageOps.exif_transpose(image)
+
+
+def open_rgb(path: Path, *, size: tuple[int, int] | None = None) -> tuple[Any, str | None]:
+    """(the image file decoded to an RGB Pillow image, None), an RGB file as it is, not copied;
+    or (None, why Pillow cannot read it). The file is closed.
+
+    The image is as viewers, annotation tools and EXIF-aware loaders (OpenCV, Detectron2,
+    Ultralytics) show it, its EXIF orientation applied, unless `size` (the labels' width,
+    height) is that of the stored pixels and not of the turned image: such labels were drawn
+    on the stored pixels. A 16-bit grey file keeps its high bytes, as OpenCV reads it and as
+    Pillow reads a 16-bit colour PNG (Pillow's own conversion clips it: a photo reads white).
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:  # closes the file, keeps the pixels
+            image.load()
+            return _as_rgb(upright(image, size)), None
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        return None, str(error)
+
+
+def _as_rgb(image: Any) -> Any:
+    from PIL import Image
+
+    if image.mode == "RGB":
+        return image
+    if image.mode.startswith("I;16"):
+        return Image.fromarray((np.asarray(image) >> 8).astype(np.uint8)).convert("RGB")
+    if image.mode == "F":  # 32-bit float (a TIFF): values in 0..1 are the whole range
+        values = np.nan_to_num(np.asarray(image, dtype=np.float32))
+        if values.size and values.min() >= 0.0 and values.max() <= 1.0:
+            values = values * 255.0  # Pillow's own conversion clips them: a photo read black
+        return Image.fromarray(np.clip(values, 0, 255).round().astype(np.uint8)).convert("RGB")
+    return image.convert("RGB")
