@@ -29,9 +29,12 @@ REGISTRY: dict[str, str] = {
 
 class Generator(Protocol):
     """What the pipeline calls. Optional attributes it reads with a default: `chunk_size`
-    (specs per `generate` call; 8 images or 64 texts) and `overlaps_judging` (True where
+    (specs per `generate` call; 8 images or 64 texts), `overlaps_judging` (True where
     `generate` runs mostly outside Python, e.g. a torch model: the pipeline then judges the
-    previous chunk on a second thread meanwhile; default False)."""
+    previous chunk on a second thread meanwhile; default False), `label_names` (the classes
+    its samples may hold, the judge's taxonomy; default the config's categories: copy_paste's
+    backgrounds keep the dataset's own), `unavailable` (classes asked for that it cannot make,
+    which `run` refuses) and `template_file` (text generators: the task and its labels)."""
 
     name: ClassVar[str]
     version: ClassVar[str]
