@@ -513,7 +513,6 @@ OTHER_CLI: list[tuple[str, Callable[[Path, dict[str, Path]], list[str]], list[st
     ("review import long int", lambda t, w: ["review", "import", _write(t / "ls.json", "[" + "9" * 5000 + "]"), "--run", str(w["run"])], ["JSON"]),
     ("review import task item 2^64", lambda t, w: ["review", "import", _write(t / "ls.json", f'[{{"data": {{"item_id": {2**64}}}}}]'), "--run", str(w["run"])], ["no review item"]),
     ("validate long path", lambda t, w: ["validate", "p" * 300 + ".json"], ["not found", "usable", "PATH"]),
-    ("validate nul path", lambda t, w: ["validate", "a\x00b.json"], ["not found", "usable", "PATH"]),
     ("balance deep jsonl", lambda t, w: ["balance", "--jsonl", _write(t / "x.jsonl", "[" * 100_000 + "]" * 100_000 + "\n"), "--out", str(t / "out")], ["nested", "JSON"]),
     ("validate jsonl lone surrogate", lambda t, w: ["validate", _write(t / "x.jsonl", '{"text": "a\\ud800 b"}\n')], ["line 1", "surrogate"]),
     ("balance jsonl lone surrogate", lambda t, w: ["balance", "--jsonl", _write(t / "x.jsonl", '{"text": "a b", "label": "x\\udc00"}\n'), "--out", str(t / "out")], ["line 1", "surrogate"]),

@@ -61,6 +61,25 @@ def test_help_renders_at_80_columns() -> None:
     )
 
 
+def test_flags_show_no_value_in_help() -> None:
+    """A flag takes no value: its help line names no placeholder (typer 0.29 wrote `--wait
+    <bool>` and `--help <bool>`, as if `--wait true` were the way to write it)."""
+    root = typer.main.get_command(app)
+    for name, command in [("", root), *_commands(root)]:
+        result = CliRunner().invoke(app, [*name.split(), "--help"], terminal_width=100)
+        assert result.exit_code == 0, name
+        flags = [
+            option
+            for param in command.params
+            if getattr(param, "is_flag", False)
+            for option in param.opts
+        ] + ["--help"]
+        for line in result.output.splitlines():
+            words = line.strip("│ ").split()
+            if words and words[0] in flags:
+                assert len(words) == 1 or not words[1].startswith("<"), (name, line)
+
+
 NAMES = {  # the app's commands and groups
     *(
         c.name or typer.main.get_command_name(c.callback.__name__)
