@@ -27,7 +27,7 @@ from PIL import Image
 from synthgate.class_names import category_name_problem
 from synthgate.errors import InputError, quoted
 from synthgate.formats.coco import Progress
-from synthgate.formats.image_files import label_sizes
+from synthgate.formats.image_files import label_sizes, pixel_limit, too_large
 from synthgate.formats.paths import confined_path, confinement_problem, missing_hint
 from synthgate.masks import (
     finite_number,
@@ -143,6 +143,7 @@ def image_file_problem(images_dir: Path, name: str, size: tuple[Any, Any]) -> st
             return f"image file missing: {path}{missing_hint(images_dir, name)}"
     except OSError as error:  # e.g. a name too long for the file system
         return f"image file unusable: {error.strerror}"
+    pixel_limit()
     try:
         with Image.open(path) as opened:
             found = opened.size
@@ -152,7 +153,9 @@ def image_file_problem(images_dir: Path, name: str, size: tuple[Any, Any]) -> st
                 sizes = label_sizes(opened)
         else:
             sizes = {(found[0], found[1])}
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError as error:
+        return f"image file {path} is too large to read: {too_large(error)}"
+    except (OSError, SyntaxError, ValueError) as error:
         return f"image file {path} is not a readable image ({type(error).__name__}: {error})"
     if all(isinstance(v, int) and v > 0 for v in size) and tuple(size) not in sizes:
         return f"image file {path} is {found[0]}x{found[1]}, the entry says {size[0]}x{size[1]}"

@@ -9,16 +9,59 @@ pixels. `upright(image, size)` gives the image in the frame its labels' `size` s
 `label_sizes(image)` the sizes an entry may give for it; `open_rgb(path, size=)` decodes a file
 so, as RGB (16-bit grey and float files by their values, not clipped). validate, balance's
 checks and copy_paste read images through these, so a dataset one accepts the others accept too.
+
+`pixel_limit()` is the largest image they decode: Pillow's guard against decompression bombs
+(178,956,970 pixels) unless SYNTHGATE_MAX_IMAGE_PIXELS says otherwise, for aerial and
+satellite images that are larger and trusted; `too_large(error)` says how to raise it.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from synthgate.errors import InputError
+
 EXIF_ORIENTATION = 0x0112  # 1 as stored; 2-8 how viewers turn the stored pixels
+
+
+PIXEL_LIMIT_ENV = "SYNTHGATE_MAX_IMAGE_PIXELS"
+
+
+def pixel_limit() -> int:
+    """The most pixels an image may have to be decoded: SYNTHGATE_MAX_IMAGE_PIXELS, else the
+    number Pillow refuses above. A limit set here is Pillow's from then on, in this process:
+    it refuses above it and no longer warns below it."""
+    import warnings
+
+    from PIL import Image
+
+    given = os.environ.get(PIXEL_LIMIT_ENV, "").strip()
+    if not given:
+        return int(2 * Image.MAX_IMAGE_PIXELS) if Image.MAX_IMAGE_PIXELS else 0
+    if not (given.isascii() and given.isdigit()) or int(given) < 1:
+        raise InputError(
+            f"{PIXEL_LIMIT_ENV}={given!r}: not a number of pixels; give a whole number, "
+            f"e.g. {PIXEL_LIMIT_ENV}=400000000 for images up to 20000x20000"
+        )
+    limit = int(given)
+    # Pillow refuses above twice its MAX_IMAGE_PIXELS and warns above it
+    half = (limit + 1) // 2  # (an odd limit: one pixel more)
+    if half != Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = half
+        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    return limit
+
+
+def too_large(error: Exception) -> str:
+    """Pillow's refusal of a large image, and how to let synthgate decode it."""
+    return (
+        f"{str(error).rstrip('.')}; if the file is trusted (an aerial or satellite image), raise the limit of "
+        f"{pixel_limit():,} pixels to its size or more: {PIXEL_LIMIT_ENV}=<pixels>"
+    )
 
 
 def orientation(image: Any) -> int:
@@ -62,11 +105,14 @@ def open_rgb(path: Path, *, size: tuple[int, int] | None = None) -> tuple[Any, s
     """
     from PIL import Image
 
+    pixel_limit()
     try:
         with Image.open(path) as image:  # closes the file, keeps the pixels
             image.load()
             return _as_rgb(upright(image, size)), None
-    except (OSError, ValueError, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError as error:
+        return None, too_large(error)
+    except (OSError, ValueError) as error:
         return None, str(error)
 
 

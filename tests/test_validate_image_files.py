@@ -4,6 +4,7 @@ image measurements the judge must make of it."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -202,3 +203,70 @@ def test_a_file_named_in_another_spelling_is_named_with_the_fix(
     report = validate_coco(coco, images=tmp_path)
     [finding] = [f for f in report.rows[0]["findings"] if f["measure"] == "image_unreadable"]
     assert hint in finding["message"], finding
+
+
+@pytest.fixture
+def pillow_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pillow's own limit as it is now, put back after the test (a set limit stays in force)."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
+
+
+@pytest.mark.usefixtures("pillow_limit")
+@pytest.mark.parametrize(
+    ("setting", "readable"), [(None, False), ("3000", False), ("3072", True), ("5000", True)]
+)
+def test_an_image_over_the_pixel_limit_is_refused_with_the_setting_that_raises_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str | None, readable: bool
+) -> None:
+    """An aerial image over Pillow's guard against decompression bombs was 'unreadable' with no
+    way to read it: the finding and the checks balance and merge run name the limit and
+    SYNTHGATE_MAX_IMAGE_PIXELS, which lets synthgate decode it (this image: 64x48 = 3072)."""
+    from synthgate.formats.coco_checks import image_file_problem
+
+    if setting is None:
+        monkeypatch.delenv("SYNTHGATE_MAX_IMAGE_PIXELS", raising=False)
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow refuses over 2,000
+    else:
+        monkeypatch.setenv("SYNTHGATE_MAX_IMAGE_PIXELS", setting)
+    Image.fromarray(photo()).save(tmp_path / "aerial.png")
+    coco = {
+        "images": [{"id": 1, "file_name": "aerial.png", "width": WIDTH, "height": HEIGHT}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [4, 4, 20, 20]}],
+        "categories": [{"id": 1, "name": "thing"}],
+    }
+    report = validate_coco(coco, images=tmp_path).reports["coco-1"]
+    problem = image_file_problem(tmp_path, "aerial.png", SHOWN)
+    if readable:
+        assert report.measurements.get("image_unreadable") is None
+        assert problem is None
+        return
+    limit = "2,000" if setting is None else "3,000"
+    unreadable = [f.message for f in report.findings if f.measure == "image_unreadable"]
+    assert len(unreadable) == 1, [f.message for f in report.findings]
+    for message in (*unreadable, problem):
+        assert message is not None and f"limit of {limit} pixels" in message, message
+        assert "SYNTHGATE_MAX_IMAGE_PIXELS=<pixels>" in message, message
+
+
+@pytest.mark.usefixtures("pillow_limit")
+def test_a_pixel_limit_that_is_not_a_number_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from synthgate.cli import app
+
+    Image.fromarray(photo()).save(tmp_path / "photo.png")
+    coco = {
+        "images": [{"id": 1, "file_name": "photo.png", "width": WIDTH, "height": HEIGHT}],
+        "annotations": [],
+        "categories": [{"id": 1, "name": "thing"}],
+    }
+    (tmp_path / "coco.json").write_text(json.dumps(coco))
+    monkeypatch.setenv("SYNTHGATE_MAX_IMAGE_PIXELS", "400M")
+    result = CliRunner().invoke(
+        app, ["validate", str(tmp_path / "coco.json"), "--images", str(tmp_path)]
+    )
+    assert result.exit_code == 2, result.output
+    assert "SYNTHGATE_MAX_IMAGE_PIXELS='400M': not a number of pixels" in result.output
+    assert "Traceback" not in result.output
