@@ -204,7 +204,7 @@ def follow_outcomes(monkeypatch: pytest.MonkeyPatch, case: str, tmp_path: Path) 
 
 FOLLOW_CASES = [
     # (case, words the failed batch's message must hold, logged)
-    ("no-broker", ["cannot publish", "Connection refused"], False),
+    ("no-broker", ["cannot publish", "Connection refused", "submit the same config again"], False),
     ("input-error", ["chunk c1 holds 0 of 4"], False),
     ("bug", ["KeyError: 'boom'"], True),
     ("failed-samples", ["2 of 28 samples failed", "text 0: r", "post the config again"], False),
@@ -240,6 +240,7 @@ def test_errors_while_following_a_batch_fail_it_with_the_reason(
     assert failed["status"] == "failed", failed
     for word in words:
         assert word.format(id=failed["id"]) in failed["message"], failed["message"]
+    assert "synthgate submit" not in failed["message"]  # a command the API user never ran
     assert ("batch %s failed" in [r.msg for r in caplog.records]) == logged
     shown = {"modality": "text", "index": 0, "reason": "r"}
     assert failed["failures"] == ([shown, shown] if case == "failed-samples" else [])

@@ -744,8 +744,11 @@ def test_a_chunk_whose_files_are_missing_is_queued_to_be_made_again(
     made = context.store.chunks.get(chunk.id)
     assert made is not None and made.status == "generated"
     shutil.rmtree(context.blobs.url)
-    with pytest.raises(InputError, match="its files are not in the blob store"):
+    with pytest.raises(InputError, match="its files are not in the blob store") as caught:
         load_chunk(context.store, BlobStore(context.blobs.url), made)
+    # worded for the CLI, the API and the library alike: each submits in its own way
+    assert "then submit the same config again" in str(caught.value)
+    assert "synthgate submit" not in str(caught.value)
     again = context.store.chunks.get(chunk.id)
     assert again is not None and again.status == "queued"
 

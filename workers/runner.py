@@ -66,8 +66,8 @@ def load_chunk(store: Store, blobs: BlobStore, chunk: ChunkState) -> LoadedChunk
         why = f" ({found.reason})" if found is not None and found.reason else ""
         raise InputError(
             f"batch {chunk.batch_id}: chunk {chunk.id} holds {len(samples)} of "
-            f"{chunk.stop - chunk.start} samples{why}; fix that, then run the same "
-            "`synthgate submit` again"
+            f"{chunk.stop - chunk.start} samples{why}; fix that, then submit the same config "
+            "again"
         )
     items: list[tuple[Sample, bytes | None, SampleMeasurements | None, int]] = []
     try:
@@ -85,8 +85,8 @@ def load_chunk(store: Store, blobs: BlobStore, chunk: ChunkState) -> LoadedChunk
         raise InputError(
             f"batch {chunk.batch_id}: chunk {chunk.id} was made, but its files are not in the "
             f"blob store {blobs.url} ({missing.filename or missing}); point every worker and "
-            "`synthgate submit` at the same {blobs}, then run the same `synthgate submit` "
-            "again: the chunk is queued to be made anew",
+            "the process that submits at the same {blobs}, then submit the same config again: "
+            "the chunk is queued to be made anew",
             options=("blobs",),
         ) from None
     return LoadedChunk(chunk, items)

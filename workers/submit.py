@@ -80,7 +80,7 @@ def publish(app: Any, chunks: list[ChunkState], *, ahead: bool = False) -> int:
             f"broker {shown_url(app.conf.broker_url)}: cannot publish ({type(error).__name__}: "
             f"{error}); "
             "start Redis or pass its URL as {broker} / set SYNTHGATE_BROKER_URL. Nothing was "
-            "lost: run the same `synthgate submit` again to send what is left",
+            "lost: submit the same config again to send what is left",
             options=("broker",),
         ) from None
     return len(chunks)
