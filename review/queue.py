@@ -524,6 +524,21 @@ class ReviewQueue:
             raise InputError(f"item {item.id} is {item.status}: it takes no more decisions")
         if item.kind == "sample" and item.taken >= item.k:
             raise InputError(f"item {item.id} already has its {item.k} annotators")
+        if item.kind == "sample":
+            # blind, as a claim is (claims.NOT_SEEN_AS_GOLD): not the same sample twice
+            gold_of_sample = [f"{kind}:{item.sample_id}" for kind in ("gold", "honeypot")]
+            seen = connection.execute(
+                select(review_items.c.id)
+                .join(assignments, assignments.c.item_id == review_items.c.id)
+                .where(review_items.c.key.in_(gold_of_sample), assignments.c.annotator == annotator)
+                .limit(1)
+            ).scalar()
+            if seen is not None:
+                raise InputError(
+                    f"{annotator!r} was given sample {item.sample_id} as gold item {seen}: an "
+                    f"answer of theirs to it as item {item.id} would not be blind; left out, "
+                    "another annotator takes the item"
+                )
         self._add_assignment(connection, item.id, annotator)
 
     def _add_assignment(self, connection: Connection, item_id: int, annotator: str) -> None:

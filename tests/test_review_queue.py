@@ -271,6 +271,9 @@ def test_a_sample_met_as_gold_is_not_given_again_as_real_work(store: Store, made
             select(review_items.c.id).where(review_items.c.key == f"sample:{sample}")
         ).scalar_one()
     assert real not in work(queue, "ann", lambda t: ACCEPT)  # she answered its gold task
+    # nor is her answer made outside the queue recorded (a Label Studio import assigns it)
+    with pytest.raises(InputError, match=f"was given sample {sample} as gold item"):
+        queue.decide(real, "ann", ACCEPT, assign=True)
     # nor is its gold given while it is open real work: bob, who never met the sample, takes it
     assert real in work(queue, "bob", lambda t: ACCEPT)
 
