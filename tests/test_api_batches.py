@@ -338,3 +338,28 @@ def test_a_posted_text_batch_hands_back_its_jsonl(tmp_path) -> None:
         other = token_for(app, "bob", "requester")
         hidden = client.get(done["jsonl_url"], headers=bearer(other))
         assert hidden.status_code == 404 and hidden.json()["detail"].startswith("no batch")
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        (b'"categories": ["\\ud800"]', "categories[0]"),
+        (b'"categories": ["circle"], "note": {"a": "x\\udfffy"}', "note.a"),
+    ],
+)
+def test_a_lone_surrogate_in_a_posted_config_is_refused_at_once(service, body, where) -> None:
+    """Valid JSON that no UTF-8 output can hold: refused naming its place, never a batch that
+    fails later with a UnicodeEncodeError."""
+    app, client = service
+    raw = b'{"name": "odd", "seed": 1, ' + body
+    raw += b', "image": {"generator": "procedural", "count": 1, "size": [64, 48]}}'
+    response = client.post(
+        "/api/batches",
+        content=raw,
+        headers={**bearer(token_for(app, "req", "requester")), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+    detail = response.json()["detail"]
+    assert where in detail and "lone surrogate" in detail
+    batches = app.state.store.requesters.batches_of(None, limit=10, offset=0)
+    assert [b for b in batches if b["name"] == "odd"] == []
