@@ -32,6 +32,7 @@ from synthgate.api.ids import ItemIds
 from synthgate.api.inputs import shown_paths
 from synthgate.config import RequesterLimits
 from synthgate.errors import InputError, lone_surrogate, printable
+from synthgate.files import too_long
 from synthgate.review.queue import ReviewQueue
 from synthgate.storage.database import shown_url
 from synthgate.storage.store import Store
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 # Batches run at once in this process: enough that a requester's batch starts while others
 # run (the fair share of one requester is half of them), few enough for a small machine.
 BATCH_THREADS = 4
+BODY_NOT_PARSED = "There was an error parsing the body"  # FastAPI's 400 for any such cause
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: a batch config or a decision with fixed labels is far smaller
 
 SECURITY_HEADERS = [
@@ -140,9 +142,28 @@ def describe_validation_error(error: RequestValidationError) -> str:
             lines.append(f"{where}: required")
         elif item.get("type") == "extra_forbidden":
             lines.append(f"{where}: unknown field; remove it or check its spelling")
+        elif where == "body" and isinstance(item.get("input"), bytes):
+            # FastAPI reads a body as JSON only when its Content-Type says JSON (curl -d sends
+            # application/x-www-form-urlencoded unless told otherwise)
+            lines.append(
+                "body: not read as JSON: send a JSON object with the header "
+                "'Content-Type: application/json'"
+            )
         else:
             lines.append(f"{where}: {item.get('msg')} (got {_short(item.get('input'))})")
     return "; ".join(lines) or "invalid request"
+
+
+def unparsable_body(cause: BaseException | None) -> str | None:
+    """What is wrong with a body FastAPI could not parse as JSON for a reason other than bad
+    syntax (it answers those BODY_NOT_PARSED); None for another cause."""
+    if isinstance(cause, UnicodeDecodeError):
+        return f"body: not UTF-8 text ({cause.reason} at byte {cause.start}); send JSON as UTF-8"
+    if isinstance(cause, RecursionError):
+        return "body: JSON nested too deep to read; no batch config or decision nests that deep"
+    if isinstance(cause, ValueError):  # an integer of more digits than Python reads
+        return f"body: not valid JSON ({too_long(cause)})"
+    return None
 
 
 def _short(value: Any, limit: int = 80) -> str:
@@ -247,6 +268,8 @@ def create_app(
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         if isinstance(error.detail, str):
             error.detail = printable(error.detail)
+        if error.detail == BODY_NOT_PARSED:
+            error.detail = unparsable_body(error.__cause__) or error.detail
         if error.status_code != status.HTTP_405_METHOD_NOT_ALLOWED:
             return await http_exception_handler(request, error)
         # Starlette names the methods of the one route it tried; a path served by several

@@ -268,6 +268,11 @@ BAD_BODIES = [
     ("bad-level", b'{"verdict": "accept", "levels": {"precision": 4}}', "application/json", 422, ["precision"]),
     ("unknown-field", b'{"verdict": "accept", "score": 1}', "application/json", 422, ["score", "unknown field"]),
     ("oversized", b'{"verdict": "accept", "comment": "' + b"x" * (1 << 20) + b'"}', "application/json", 413, ["too large", "1048576"]),
+    ("form-encoded", b"verdict=accept", "application/x-www-form-urlencoded", 422, ["Content-Type: application/json"]),
+    ("no-content-type", b'{"verdict": "accept"}', "text/plain", 422, ["Content-Type: application/json"]),
+    ("not-utf-8", b'{"verdict": "accept", "comment": "caf\xe9"}', "application/json", 400, ["not UTF-8", "byte 37"]),
+    ("too-deep", b'{"comment": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "application/json", 400, ["nested too deep"]),
+    ("huge-integer", b'{"verdict": "accept", "levels": {"precision": ' + b"9" * 5000 + b"}}", "application/json", 400, ["not valid JSON", "4300 digits"]),
     ("bad-fix-box", b'{"verdict": "fix", "objects": [{"category": "circle", "bbox": [0, 0, -5, 3], "area": 1}]}', "application/json", 400, ["bbox"]),
 ]  # fmt: skip
 
