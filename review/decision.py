@@ -88,6 +88,14 @@ def check_decision(
         allowed = sorted({*labels, *(o.category for o in shown.objects)})
         check_objects(item_id, shown, decision.objects, allowed)
     else:
+        if shown.doc_label is not None:
+            # a decision carries spans, not a document label: a 'fix' would accept the text
+            # with the very label its reviewer found wrong
+            raise InputError(
+                f"item {item_id}: a fix corrects spans, and this text is judged by its document "
+                f"label ({shown.doc_label!r}), which a decision cannot change; reject the text if "
+                "that label is wrong, accept it if it is right"
+            )
         if decision.spans is None:
             raise InputError(f"item {item_id}: verdict 'fix' needs the corrected spans")
         allowed = sorted({*labels, *(s.label for s in shown.spans)})

@@ -117,6 +117,20 @@ def test_span_fix_out_of_range_and_long_comment_are_refused(store: Store) -> Non
         Decision(verdict="accept", surprise=1)
 
 
+def test_a_fix_of_a_classification_text_is_refused(store: Store) -> None:
+    """A decision cannot carry a document label: a 'fix' of a wrongly labelled text would
+    have accepted it with that label."""
+    sample = make_sample(0, "review", modality="text").model_copy(update={"doc_label": "negative"})
+    store.upsert_samples([sample])
+    queue = ReviewQueue(store, gold_rate=0.0, annotators_per_item=1)
+    queue.enqueue_batch("b1")
+    task = queue.next_item("ann")
+    with pytest.raises(InputError, match=r"document label \('negative'\).*reject the text"):
+        queue.decide(task.item_id, "ann", Decision(verdict="fix", spans=[]))
+    queue.decide(task.item_id, "ann", Decision(verdict="reject"))
+    assert store.get_sample(sample.id).status == "rejected"
+
+
 @pytest.mark.parametrize(("k", "gold_rate"), [(0, 0.1), (2, 1.0), (2, -0.1)])
 def test_bad_queue_settings(store: Store, k: int, gold_rate: float) -> None:
     with pytest.raises(InputError):
