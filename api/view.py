@@ -111,6 +111,7 @@ def review_view(task: ReviewTask, public_id: int) -> dict[str, Any]:
         "segments": text_segments(text, sample.spans),
         "spans": spans,
         "span_labels": sorted({s.label for s in sample.spans}),
+        "doc_label": sample.doc_label,  # a classification text is judged by it
         "criteria": task.criteria,
         "provenance": provenance_rows(sample.provenance, sample),
         # what review.js reads: the labels a fix starts from, exactly as stored

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from api_support import bearer, make_app, token_for
+from api_support import BATCH, bearer, make_app, text_sample, token_for
 from fastapi.testclient import TestClient
 
 from synthgate.api.auth import SESSION_COOKIE
@@ -98,6 +98,21 @@ def test_review_page_highlights_spans_of_a_text_item(tmp_path):
         r'<mark class="span label-\d" data-span="1" title="ORG">Acme GmbH</mark>', html
     )
     assert html.count('class="span-label"') == 2
+
+
+def test_review_page_shows_the_label_of_a_classification_text(tmp_path):
+    """The label is what such a text is judged by: without it a reviewer cannot tell a
+    wrongly labelled text from a right one."""
+    app = make_app(tmp_path, images=0, k=1)
+    text = "Still nothing after three weeks."
+    review = text_sample(0).model_copy(update={"text": text, "spans": [], "doc_label": "positive"})
+    app.state.store.upsert_samples([review])
+    app.state.queue.enqueue_batch(BATCH)
+    with TestClient(app) as client:
+        login(client, token_for(app, "ann", "annotator"))
+        html = client.get("/review").text
+    assert text in html
+    assert '<p class="doc-label">Label: <strong>positive</strong></p>' in html
 
 
 def test_user_text_is_escaped_in_the_pages(tmp_path):
