@@ -240,21 +240,28 @@ def build_judges(
 
 def build_generators(config: BatchConfig) -> dict[Modality, Generator]:
     """Every generator the config asks for, built (and so checked) before anything is written."""
-    built: dict[Modality, Generator] = {}
-    for modality in MODALITIES:
-        section = getattr(config, modality)
-        if section is not None:
-            built[modality] = build_generator(section, categories=list(config.categories))
-            unavailable = getattr(built[modality], "unavailable", None)
-            if unavailable:  # copy_paste: a class listed that it has nothing to cut of
-                have = ", ".join(getattr(built[modality], "categories", []))
-                raise InputError(
-                    f"categories: no instance of {', '.join(map(repr, unavailable))} to cut in "
-                    f"{section.coco} (a non-crowd annotation with a mask of at least "
-                    f"{section.min_source_area} px), so no sample would paste one; remove it "
-                    f"from categories, or use a dataset that has it (classes it can paste: {have})"
-                )
-    return built
+    return {
+        modality: build_section_generator(config, modality)
+        for modality in MODALITIES
+        if getattr(config, modality) is not None
+    }
+
+
+def build_section_generator(config: BatchConfig, modality: Modality) -> Generator:
+    """The generator of one section of the config, built and checked: `run` and `generate`
+    refuse the same configs."""
+    section = getattr(config, modality)
+    generator = build_generator(section, categories=list(config.categories))
+    unavailable = getattr(generator, "unavailable", None)
+    if unavailable:  # copy_paste: a class listed that it has nothing to cut of
+        have = ", ".join(getattr(generator, "categories", []))
+        raise InputError(
+            f"categories: no instance of {', '.join(map(repr, unavailable))} to cut in "
+            f"{section.coco} (a non-crowd annotation with a mask of at least "
+            f"{section.min_source_area} px), so no sample would paste one; remove it "
+            f"from categories, or use a dataset that has it (classes it can paste: {have})"
+        )
+    return generator
 
 
 def chunk_size(generator: Generator | type[Generator], modality: Modality) -> int:
@@ -349,7 +356,7 @@ def generate(
         )
     if limit is not None:
         limit = whole_number(limit, "limit")
-    generator = build_generator(section, categories=list(config.categories))
+    generator = build_section_generator(config, modality)
     specs = plan(
         config,
         modality,

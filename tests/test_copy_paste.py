@@ -284,3 +284,22 @@ def test_a_run_of_some_classes_judges_the_backgrounds_own_objects_as_labels(
     with pytest.raises(sg.InputError, match=r"no instance of 'blob' to cut in .*remove it"):
         sg.run({**config, "categories": ["square", "blob"]}, out=tmp_path / "blob")
     assert not (tmp_path / "blob").exists()
+
+
+def test_generate_refuses_a_class_with_nothing_to_cut_as_run_does(
+    dataset: tuple[Path, Path],
+) -> None:
+    """A notebook user's finding: `sg.run` refused `categories: [square, blob]` (no blob to
+    cut), but `sg.generate` on the same config made squares only, the blob quota silently
+    dropped."""
+    import synthgate as sg
+
+    coco, images = dataset
+    config = {
+        "name": "cp",
+        "seed": 2,
+        "categories": ["square", "blob"],
+        "image": {"generator": "copy_paste", "count": 2, "coco": str(coco), "images": str(images)},
+    }
+    with pytest.raises(sg.InputError, match=r"no instance of 'blob' to cut in .*remove it"):
+        sg.generate(config)
