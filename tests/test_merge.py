@@ -253,6 +253,21 @@ RUN_LABELS = [
             {},
             ["row 4: label `label` is 1, not a string"],
         ),
+        # COCO options were silently ignored for a JSONL file; validate refuses them too
+        (
+            "images-for-text",
+            "reviews",
+            RUN_LABELS,
+            {"images": "/tmp"},
+            ["images=/tmp: applies to COCO files", "real.jsonl is a text JSONL file"],
+        ),
+        (
+            "skip-invalid-for-text",
+            "reviews",
+            RUN_LABELS,
+            {"skip_invalid": True},
+            ["skip_invalid: applies to COCO files", "real.jsonl is a text JSONL file"],
+        ),
     ],
 )
 def test_text_merge_refuses_labels_and_fields_the_real_rows_lack(

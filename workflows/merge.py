@@ -479,6 +479,21 @@ def merge(
     real_path, run_dir = path_argument(real, "real"), path_argument(synthetic, "synthetic")
     out = path_argument(out, "out")
     images_dir = optional_path(images, "images") or real_path.parent
+    jsonl = real_path.suffix.lower() in TEXT_SUFFIXES  # as validate reads it: .ndjson, .JSONL too
+    if jsonl and images is not None:  # refused, not ignored, as validate does
+        raise InputError(
+            field="images",
+            value=images_dir,
+            problem=f"applies to COCO files; {real_path} is a text JSONL file",
+            fix="leave it out",
+        )
+    if jsonl and skip_invalid:
+        raise InputError(
+            field="skip_invalid",
+            problem=f"applies to COCO files; {real_path} is a text JSONL file, whose bad rows "
+            "are refused",
+            fix="fix the rows it names, or leave it out",
+        )
     result = MergeResult()
     if not (run_dir / "manifest.json").is_file():
         raise InputError(field="synthetic", value=run_dir, problem=_not_a_run(run_dir))
@@ -495,8 +510,7 @@ def merge(
         )
     refuse_out_holding(out, real_path, images_dir)
     check_out(out, marker=MERGE_MARKER, what="merge output")  # before any work starts
-    if real_path.suffix.lower() in TEXT_SUFFIXES:  # as validate reads it: .ndjson, .JSONL too
-        # refuse a broken file before writing
+    if jsonl:  # refuse a broken file before writing
         check_row_ids(read_jsonl(real_path, what="real JSONL file", strict=True), real_path)
         if not (run_dir / "text.jsonl").is_file():
             raise InputError(
