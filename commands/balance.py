@@ -85,6 +85,9 @@ def balance(
             )
         else:
             assert jsonl is not None
+            if images is not None or skip_invalid:  # refused, not ignored, as validate does
+                given = "--images" if images is not None else "--skip-invalid"
+                raise InputError(f"{given} applies to --coco; leave it out with --jsonl")
             outcome = synthgate.balance_text(
                 jsonl,
                 out=out,

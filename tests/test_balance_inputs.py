@@ -180,6 +180,18 @@ def test_balance_needs_one_input(tmp_path: Path) -> None:
     assert "--coco" in result.stderr and "--jsonl" in result.stderr
 
 
+@pytest.mark.parametrize("option", [["--images", "."], ["--skip-invalid"]])
+def test_balance_jsonl_refuses_coco_options(option: list[str], tmp_path: Path) -> None:
+    """`balance --jsonl rows.jsonl --images DIR` (or --skip-invalid) balanced as if the option
+    were not there: both apply to --coco only."""
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"text": "a fine day", "label": "pos"}\n')
+    result = run_cli("balance", "--jsonl", str(rows), "--out", str(tmp_path / "o"), *option)
+    assert result.returncode == 2, result.stderr
+    assert f"{option[0]} applies to --coco" in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize(
     ("section", "words"),
     [  # values the plan read before the section was parsed (int(), [1]: tracebacks)
