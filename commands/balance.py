@@ -70,6 +70,10 @@ def balance(
         if coco is not None:
             if images is None:
                 raise InputError("--coco needs --images DIR: the folder its file_names are in")
+            from synthgate.validators.sources import TEXT_SUFFIXES  # numpy: only when it runs
+
+            if coco.suffix.lower() in TEXT_SUFFIXES:
+                raise InputError(f"--coco {coco}: is a text JSONL file; pass it as --jsonl")
             outcome = synthgate.balance(
                 coco,
                 images=images,

@@ -299,3 +299,24 @@ def test_a_config_target_path_is_taken_from_the_configs_folder(
     with pytest.raises(InputError, match="file not found") as refused:
         balance_target(None, balance, source=config)  # not the working directory's instead
     assert str(tmp_path / "configs" / "targets.yaml") in str(refused.value)
+
+
+def test_a_jsonl_file_given_as_coco_is_named_as_text(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Read as COCO, a JSONL file was "not valid JSON (line 2, column 1: Extra data)"."""
+    import synthgate as sg
+
+    _, images = tiny
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"text": "a", "label": "x"}\n{"text": "b", "label": "y"}\n')
+    with pytest.raises(
+        sg.InputError, match=r"coco=.*rows\.jsonl: is a text JSONL file.*balance_text"
+    ):
+        sg.balance(rows, images=images, out=tmp_path / "o")
+    result = run_cli(
+        "balance", "--coco", str(rows), "--images", str(images), "--out", str(tmp_path / "o")
+    )
+    assert result.returncode == 2
+    assert "rows.jsonl: is a text JSONL file; pass it as --jsonl" in " ".join(result.stderr.split())
+    assert not (tmp_path / "o").exists()

@@ -320,6 +320,12 @@ ERROR_CASES: list[tuple[str, Any, list[str], list[str]]] = [
         ["{coco}", "-f", "yolo", "--no-copy-images"],
         ["coco.json: no images to export"],
     ),
+    (  # read as COCO, it was "not valid JSON (line 2, column 1: Extra data)"
+        "a text JSONL file",
+        lambda tmp, coco: (tmp / "rows.jsonl").write_text('{"text": "a"}\n{"text": "b"}\n'),
+        ["{tmp}/rows.jsonl", "-f", "yolo"],
+        ["rows.jsonl: is a text JSONL file, and export writes image datasets"],
+    ),
     (
         "out is a symlink",
         lambda tmp, coco: _previous_export(tmp / "real") or (tmp / "out").symlink_to(tmp / "real"),

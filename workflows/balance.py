@@ -43,6 +43,7 @@ from synthgate.outputs import BALANCE_MARKER, building_out, refuse_out_holding
 from synthgate.pipeline import Progress, batch_id_for
 from synthgate.runner import run_batch
 from synthgate.samples import Modality
+from synthgate.validators.sources import TEXT_SUFFIXES
 from synthgate.workflows.merge import (
     MergeResult,
     dataset_folder_images,
@@ -325,6 +326,13 @@ def balance(
         >>> result.summary["classes"]["toaster"]
     """
     coco_path, images_dir = path_argument(coco, "coco"), path_argument(images, "images")
+    if coco_path.suffix.lower() in TEXT_SUFFIXES:  # else "not valid JSON (line 2 ...)"
+        raise InputError(
+            field="coco",
+            value=coco_path,
+            problem="is a text JSONL file",
+            fix="pass a COCO JSON file, or use balance_text for texts",
+        )
     out = path_argument(out, "out")
     balance = load_balance_config(config)  # refuses a config of the wrong type first
     config_path = None if config is None or isinstance(config, Mapping) else Path(config)

@@ -54,6 +54,7 @@ from synthgate.outputs import (
     check_out,
     check_usable,
 )
+from synthgate.validators.sources import TEXT_SUFFIXES
 from synthgate.workflows.reviewed import accepted_only, final_verdicts, reviewed_coco
 
 ExportFormat = Literal["coco", "yolo", "voc"]
@@ -319,6 +320,11 @@ def find_coco(source: Path, images: Path | None) -> tuple[Path, Path]:
     if images is not None and not images.is_dir():
         raise InputError(
             field="images", value=images, problem="folder not found; pass the folder of the images"
+        )
+    if source.is_file() and source.suffix.lower() in TEXT_SUFFIXES:  # else "not valid JSON"
+        raise InputError(
+            f"{source}: is a text JSONL file, and export writes image datasets; pass a run "
+            "folder, a balance or merge output or a COCO .json file"
         )
     if source.is_file():
         return source, images if images is not None else source.parent
