@@ -35,7 +35,7 @@ from pydantic import (
 
 from synthgate.arguments import path_argument
 from synthgate.class_names import category_name_problem
-from synthgate.errors import InputError, quoted
+from synthgate.errors import InputError, lone_surrogate_in, quoted
 from synthgate.yaml_files import load_yaml, quote_hint
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -578,12 +578,25 @@ def _is_union_tag(part: Any) -> bool:
     return part in GENERATOR_NAMES
 
 
+def refuse_lone_surrogates(data: Any, *, source: Path | str) -> None:
+    """A config string that holds a lone surrogate (an unpaired \\ud800-\\udfff escape, from
+    JSON or a Python string: YAML refuses one) is no text: a run would fail writing it."""
+    found = lone_surrogate_in(data)
+    if found is not None:
+        where, value = found
+        raise InputError(
+            f"{source}: {where}: {quoted(value)} holds a lone surrogate (an unpaired "
+            "\\ud800-\\udfff escape), which is no character; fix or drop the escape"
+        )
+
+
 def parse_config(data: Any, *, source: Path, config_dir: Path | None = None) -> BatchConfig:
     """Validate a config mapping; relative paths are resolved against `config_dir`."""
     if not isinstance(data, dict):
         raise InputError(
             f"{source}: a batch config must be a YAML mapping (got {type(data).__name__})"
         )
+    refuse_lone_surrogates(data, source=source)
     try:
         config = BatchConfig.model_validate(data)
     except ValidationError as error:

@@ -25,8 +25,8 @@ from synthgate.api.auth import User, require
 from synthgate.api.batch_runner import BatchRunner, OverLimit
 from synthgate.api.errors import MAX_OFFSET, errors
 from synthgate.api.inputs import SOURCE, check_limits, confine_paths, shown_paths
-from synthgate.config import parse_config
-from synthgate.errors import InputError, lone_surrogate_in, quoted
+from synthgate.config import parse_config, refuse_lone_surrogates
+from synthgate.errors import InputError
 from synthgate.files import check_nesting
 from synthgate.storage.store import Store
 
@@ -196,13 +196,7 @@ def create_batch(
     stopped (202). Limits per requester (422 or 429 naming the limit): samples per batch, pixels
     and objects per image, open batches, samples per hour."""
     check_nesting(config, where=f"{SOURCE}: body")
-    found = lone_surrogate_in(config)
-    if found is not None:  # valid JSON, but no character: the batch would fail writing it
-        where, value = found
-        raise InputError(
-            f"{SOURCE}: {where}: {quoted(value)} holds a lone surrogate (an unpaired "
-            "\\ud800-\\udfff escape), which is no character; fix or drop the escape"
-        )
+    refuse_lone_surrogates(config, source=SOURCE)  # before its paths are looked at
     if "requester" in config:
         raise InputError(
             field="requester",

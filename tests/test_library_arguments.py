@@ -120,6 +120,19 @@ def test_a_range_out_of_order_shows_the_value_once() -> None:
     assert message.count("(got") == 1, message
 
 
+def test_a_config_string_with_a_lone_surrogate_is_refused_naming_its_place(
+    tmp_path: Path,
+) -> None:
+    """A notebook's `"\\ud800"` (or a JSON config's) is no character: `sg.run` made the
+    batch folder and then failed writing the category with a UnicodeEncodeError traceback."""
+    config = {**SHAPES, "categories": ["circle", "sq\ud800"]}
+    with pytest.raises(sg.InputError, match=r"categories\[1\]: .*lone surrogate"):
+        sg.load_config(config)
+    with pytest.raises(sg.InputError, match="lone surrogate"):
+        sg.run(config, out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 def test_one_name_where_a_list_goes_is_refused_not_split_into_letters() -> None:
     samples = sg.generate(SHAPES, limit=1)
     _refused(
