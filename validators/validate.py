@@ -153,6 +153,8 @@ def validate(
             `Rubric`; default: detection for images, ner for texts with spans, else
             classification.
         categories: the taxonomy; labels outside it are findings (default: not checked).
+            copy_paste samples keep their backgrounds' own objects: pass every class of the
+            source dataset, as `run` judges them, not only the config's categories.
 
     Returns:
         One `RubricReport` per sample, in order: levels per criterion, score, route, findings.
