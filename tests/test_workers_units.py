@@ -873,3 +873,26 @@ def test_a_chunk_of_a_cancelled_batch_is_not_made(context: WorkerContext) -> Non
     run_chunk(context, chunk.id)
     made = context.store.chunks.get(chunk.id)
     assert made is not None and made.status == "generated"
+
+
+def test_a_worker_refuses_a_copy_paste_class_with_nothing_to_cut_as_run_does(
+    context: WorkerContext, tmp_path: Path
+) -> None:
+    """`run` refuses `categories: [square, unicorn]` on a dataset with no unicorn; a worker
+    built the generator without that check and made squares only, the unicorn quota silently
+    gone from a submitted batch."""
+    from balance_fixtures import make_tiny_coco
+
+    coco, images = make_tiny_coco(tmp_path / "real")
+    image = {"generator": "copy_paste", "count": 2, "coco": str(coco), "images": str(images)}
+    config = make_config(categories=["square", "unicorn"], image=image, text=None)
+    with pytest.raises(InputError, match="no instance of 'unicorn' to cut"):
+        run_batch(config, tmp_path / "embedded")
+    batch_id = register(context, config)
+    said = run_chunk(context, f"{batch_id}:image:0")
+    assert "InputError: categories: no instance of 'unicorn' to cut" in said, said
+    assert context.store.samples_in(batch_id, "image", 0, 2) == []
+    with pytest.raises(InputError, match="no instance of 'unicorn' to cut"):
+        assemble_from_store(
+            config, tmp_path / "out", store=context.store, blobs=context.blobs, batch_id=batch_id
+        )

@@ -44,9 +44,10 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from synthgate.config import BatchConfig
 from synthgate.files import NoSpaceLeft, dumps
-from synthgate.generators import Generator, build_generator, generator_class
+from synthgate.generators import Generator, generator_class
 from synthgate.pipeline import (
     build_judges,
+    build_section_generator,
     chunk_size,
     generate_specs,
     plan,
@@ -136,9 +137,8 @@ class WorkerContext:
         if batch is None:
             raise LookupError(f"batch {batch_id} is not in the database {self.store.url}")
         config = BatchConfig.model_validate(batch["config"])
-        section = getattr(config, modality)
-        generator = build_generator(section, categories=list(config.categories))
         kind: Modality = "image" if modality == "image" else "text"
+        generator = build_section_generator(config, kind)  # refused as `run` refuses it
         judge = build_judges(config, {kind: generator})[kind]
         # Built from the files as they are now: edited since submit, they make another batch.
         refuse_changed_inputs(config, batch_id)

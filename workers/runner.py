@@ -24,13 +24,13 @@ from typing import Any
 
 from synthgate.config import BatchConfig
 from synthgate.errors import InputError
-from synthgate.generators import build_generator
 from synthgate.pipeline import (
     MODALITIES,
     JudgedSample,
     Progress,
     RunStart,
     build_judges,
+    build_section_generator,
     planned_total,
     refuse_changed_inputs,
 )
@@ -118,7 +118,7 @@ def judging_generators(
             continue
         chunk = first.get(modality)
         if chunk is None or chunk.queue != "gpu":
-            built[modality] = build_generator(section, categories=list(config.categories))
+            built[modality] = build_section_generator(config, modality)
             continue
         if wait_for_chunk is not None:
             wait_for_chunk(chunk.id)
