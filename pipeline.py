@@ -325,14 +325,15 @@ def _judge_chunk(made: list[GeneratedSample], judge_sample: Judge) -> list[Judge
 def generate(
     config: BatchConfig | Path | str | dict[str, Any],
     *,
-    modality: Modality = "image",
+    modality: Modality | None = None,
     limit: int | None = None,
 ) -> list[GeneratedSample]:
     """Make a batch's samples in memory, labelled by construction, not judged, nothing written.
 
     Args:
         config: a `BatchConfig`, a config YAML path or the config as a dict.
-        modality: "image" or "text": which section of the config to make.
+        modality: "image" or "text": which section of the config to make (default: the one
+            it has; image when it has both).
         limit: make only the first `limit` samples of the section (default: its `count`).
 
     Returns:
@@ -344,6 +345,8 @@ def generate(
         >>> samples[0].sample.objects[0].bbox
     """
     config = load_config(config)
+    if modality is None:
+        modality = "image" if config.image is not None else "text"
     if modality not in ("image", "text"):
         raise InputError(field="modality", value=modality, problem='must be "image" or "text"')
     section = getattr(config, modality, None)

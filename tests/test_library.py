@@ -130,6 +130,18 @@ def test_bad_input_names_the_parameter_in_python_and_the_flag_in_the_cli(tmp_pat
         sg.generate(SHAPES, modality="text")
 
 
+def test_generate_makes_the_section_a_config_has() -> None:
+    """A text-only config needed modality="text": without it, generate failed with 'the config
+    has no image section'. Without a modality it makes the one section the config has."""
+    quickstart = sg.load_config("configs/quickstart.yaml")
+    texts = quickstart.model_copy(update={"image": None})
+    made = sg.generate(texts, limit=2)
+    assert [g.sample.spec.modality for g in made] == ["text", "text"]
+    assert made[0].sample.text == sg.generate(quickstart, modality="text", limit=1)[0].sample.text
+    both = sg.generate(quickstart, limit=1)  # a config with both: its images, as before
+    assert both[0].sample.spec.modality == "image"
+
+
 def test_show_draws_every_object_and_the_findings() -> None:
     matplotlib.use("Agg")
     samples = sg.generate(SHAPES, limit=1)
