@@ -4,6 +4,8 @@
   `InputError` naming it. `read_jsonl(path)` collects them.
 - `sample_to_jsonl_row(sample)` / `text_row_to_sample(row)`: a text sample <-> one row of
   text.jsonl (`{"id","text","spans":[[start,end,label]],"label","attributes","status",...}`).
+  `row_spans_and_label(row)`: a row's spans and class as NER tools write them (doccano, spaCy,
+  Label Studio JSON-MIN).
 """
 
 from __future__ import annotations
@@ -138,8 +140,18 @@ def _span(value: Any) -> Span:
         label: Any = value[2]
         fields = {"start": value[0], "end": value[1], "label": label}
     elif isinstance(value, dict):
-        label = value.get("label")
-        fields = {k: value[k] for k in ("start", "end", "label", "value") if k in value}
+        # doccano's entities name their offsets start_offset / end_offset
+        fields = {
+            k: value[f"{k}_offset"] if f"{k}_offset" in value else value[k]
+            for k in ("start", "end", "label", "value")
+            if k in value or f"{k}_offset" in value
+        }
+        labels = value.get("labels")  # Label Studio's JSON-MIN: "labels": ["PER"]
+        if "label" not in fields and isinstance(labels, list) and len(labels) == 1:
+            fields["label"] = labels[0]
+        if "value" not in fields and isinstance(value.get("text"), str):
+            fields["value"] = value["text"]  # the text it covers, as Label Studio records it
+        label = fields.get("label")
     else:
         raise ValueError(f"span {value!r} is neither [start, end, label] nor an object")
     if not isinstance(label, str) or not label:  # null was read as the label "None"
@@ -147,12 +159,44 @@ def _span(value: Any) -> Span:
     return Span.model_validate(fields)
 
 
+def _is_span(value: Any) -> bool:
+    """[start, end, label] or an object with offsets: a span, not a class name."""
+    if isinstance(value, dict):
+        return "start" in value or "start_offset" in value
+    return isinstance(value, list | tuple) and len(value) >= 3
+
+
+def row_spans_and_label(row: dict[str, Any]) -> tuple[list[Any], Any]:
+    """A row's spans and document label as NER tools write them: synthgate's `spans`; doccano's
+    `entities` (objects with start_offset / end_offset) or its older `label` list of
+    [start, end, label] (spans, not a class); spaCy-style `entities` of [start, end, label]; and
+    doccano's class list (`"label": ["positive"]`, one class). Before, a span list under
+    `label` was judged as a class named by the list and `entities` were not read at all."""
+    spans = row.get("spans")
+    label = row.get("label")
+    if not spans and isinstance(row.get("entities"), list):
+        spans = row["entities"]
+    if isinstance(label, list) and label and all(_is_span(item) for item in label):
+        if spans:
+            raise ValueError("`label` holds spans and so does `spans` or `entities`; keep one")
+        spans, label = label, None
+    elif isinstance(label, list):
+        if len(label) > 1 or not all(isinstance(item, str) for item in label):
+            raise ValueError(
+                f"`label` is {quoted(label)}: a row has one class (a string), or a list of "
+                "spans [[start, end, label], ...]"
+            )
+        label = label[0] if label else None
+    return list(spans or []), label
+
+
 def text_row_to_sample(row: dict[str, Any], *, source: str, line: int) -> Sample:
     """A JSONL row (synthgate's text.jsonl or the same shape) -> a Sample; ValueError if not one."""
     text = row.get("text")
     if not isinstance(text, str):
         raise ValueError("`text` is missing or not a string")
-    spans = [_span(s) for s in row.get("spans") or []]
+    found, label = row_spans_and_label(row)
+    spans = [_span(s) for s in found]
     seed = count_of(row.get("seed"), line)
     index = count_of(row.get("index"), line)
     attributes = mapping_of(row.get("attributes"))
@@ -168,7 +212,6 @@ def text_row_to_sample(row: dict[str, Any], *, source: str, line: int) -> Sample
         provenance = Provenance.model_validate(row["provenance"])
     except (KeyError, ValidationError):
         provenance = Provenance(generator="jsonl", generator_version="", seed=seed)
-    label = row.get("label")
     return Sample(
         id=str(row.get("id") or f"line-{line}"),
         spec=spec,

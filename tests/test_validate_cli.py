@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from synthgate.cli import app
 from synthgate.commands import count_bar, progress_bars
+from synthgate.formats.jsonl import text_row_to_sample
 from synthgate.masks import encode_mask
 from synthgate.validators.checks import quality
 from synthgate.validators.rubric import RUBRICS_DIR
@@ -448,3 +449,49 @@ def test_a_span_label_that_is_not_a_name_is_refused(tmp_path: Path, span: str) -
     rows.write_text(f'{{"text": "Anna called twice today", "spans": [{span}]}}\n')
     result = CliRunner().invoke(app, ["validate", str(rows)])
     assert result.exit_code == 2 and "its label must be a non-empty string" in result.output
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"label": [[0, 4, "PER"], [16, 22, "LOC"]]},  # doccano, older sequence labelling export
+        {"entities": [  # doccano's newer export
+            {"id": 7, "label": "PER", "start_offset": 0, "end_offset": 4},
+            {"id": 8, "label": "LOC", "start_offset": 16, "end_offset": 22},
+        ], "relations": []},
+        {"entities": [[0, 4, "PER"], [16, 22, "LOC"]]},  # spaCy-style offsets
+        {"label": [  # Label Studio's JSON-MIN
+            {"start": 0, "end": 4, "text": "Anna", "labels": ["PER"]},
+            {"start": 16, "end": 22, "text": "Berlin", "labels": ["LOC"]},
+        ]},
+    ],
+)  # fmt: skip
+def test_ner_rows_as_annotation_tools_export_them_are_read_as_spans(
+    tmp_path: Path, row: dict[str, Any]
+) -> None:
+    """doccano's `label` list of spans was judged as a class named "[[0, 4, 'PER'], ...]", and
+    `entities` were not read at all: every row passed with no span judged."""
+    text = "Anna flew on to Berlin today"
+    sample = text_row_to_sample({"id": 1, "text": text, **row}, source="rows", line=1)
+    assert [(s.start, s.end, s.label) for s in sample.spans] == [(0, 4, "PER"), (16, 22, "LOC")]
+    assert sample.doc_label is None
+    shifted = json.loads(json.dumps(row).replace("16", "17").replace("22", "23"))
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"id": 1, "text": text, **shifted}) + "\n")
+    result = validate_file(rows)
+    assert result.rubric.name == "ner"
+    (judged,) = result.rows
+    messages = [f["message"] for f in judged["findings"]]
+    assert any("span LOC 'erlin ' includes 1" in m for m in messages), messages
+
+
+def test_doccano_class_lists_are_one_class_and_several_are_refused(tmp_path: Path) -> None:
+    """doccano writes a row's classes as a list: ["pos"] was judged as the class "['pos']"."""
+    row = {"text": "I love it", "label": ["pos"]}
+    assert text_row_to_sample(row, source="s", line=1).doc_label == "pos"
+    assert text_row_to_sample({**row, "label": []}, source="s", line=1).doc_label is None
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"text": "I love it but it is loud", "label": ["pos", "neg"]}))
+    refused = invoke(rows)
+    assert refused.exit_code == 2, refused.output
+    assert "line 1" in refused.output and "a row has one class" in refused.output

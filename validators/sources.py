@@ -27,7 +27,7 @@ from synthgate.files import is_file, read_ahead, reading_threads
 from synthgate.formats.coco import category_names, coco_mapping
 from synthgate.formats.coco_annotations import AnnotationColumns
 from synthgate.formats.coco_reader import stream_coco
-from synthgate.formats.jsonl import iter_jsonl, text_row_to_sample
+from synthgate.formats.jsonl import iter_jsonl, row_spans_and_label, text_row_to_sample
 from synthgate.formats.paths import confined_path, missing_hint
 from synthgate.samples import GeneratedSample, Sample
 from synthgate.validators.checks.dataset import DatasetTally
@@ -188,11 +188,19 @@ def _text_rubric(path: Path) -> str:
         head = list(itertools.islice(iter_jsonl(path), 200))
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a UTF-8 text file") from None
-    if any(row.get("spans") for _, row in head):
+    read = [_spans_and_label(row) for _, row in head]
+    if any(spans for spans, _ in read):
         return "ner"
-    if any(row.get("label") is not None for _, row in head):
+    if any(label is not None for _, label in read):
         return "classification"
     return "ner"
+
+
+def _spans_and_label(row: dict[str, Any]) -> tuple[list[Any], Any]:
+    try:
+        return row_spans_and_label(row)
+    except ValueError:  # refused, naming its line, when the rows are read
+        return [], None
 
 
 def _jsonl_items(path: Path) -> Generator[tuple[dict[str, Any], GeneratedSample], None, None]:
