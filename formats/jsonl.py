@@ -213,7 +213,7 @@ def text_row_to_sample(row: dict[str, Any], *, source: str, line: int) -> Sample
     except (KeyError, ValidationError):
         provenance = Provenance(generator="jsonl", generator_version="", seed=seed)
     return Sample(
-        id=str(row.get("id") or f"line-{line}"),
+        id=f"line-{line}" if row.get("id") in (None, "") else str(row["id"]),
         spec=spec,
         text=text,
         spans=spans,

@@ -495,3 +495,16 @@ def test_doccano_class_lists_are_one_class_and_several_are_refused(tmp_path: Pat
     refused = invoke(rows)
     assert refused.exit_code == 2, refused.output
     assert "line 1" in refused.output and "a row has one class" in refused.output
+
+
+def test_a_row_id_of_0_names_the_row(tmp_path: Path) -> None:
+    """Rows numbered from 0 (a pandas index written with to_json) had row 0 reported as
+    "line-1", as if it had no id."""
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(
+        "".join(
+            json.dumps({"id": i, "text": text, "label": "pos"}) + "\n"
+            for i, text in enumerate(["Love it, works great!", "Quiet, quick and cheap."])
+        )
+    )
+    assert [row["id"] for row in validate_file(rows).rows] == ["0", "1"]
