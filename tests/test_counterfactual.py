@@ -22,7 +22,7 @@ from synthgate.generators.text.counterfactual import (
     infer_attributes,
     rewrite,
 )
-from synthgate.generators.text.names import starts_sentence
+from synthgate.generators.text.names import MARKS, starts_sentence
 from synthgate.samples import SampleSpec
 
 
@@ -83,6 +83,27 @@ def test_names_swap_consistently_to_the_target_locale_and_gender(bank: NameBank)
 def test_common_words_are_not_names(bank: NameBank) -> None:
     assert bank.find("In April, Will bought Hope.") == []
     assert infer_attributes("In April we met.", bank) == {}
+
+
+def test_a_decomposed_accent_stays_with_its_name(bank: NameBank) -> None:
+    """Text with decomposed accents (NFD: macOS, text copied from PDFs): "Jose" + U+0301 was
+    found as the name "Jose", so the rewrite left the accent on the new name ("Harold\u0301")."""
+    text = "Jose\u0301 said the kettle broke, and Rene\u0301e agreed."
+    assert [name for _, _, name in bank.find(text)] == ["José", "Renée"]
+    result = rewrite(text, gender="male", locale="en_US", bank=bank, rng=np.random.default_rng(0))
+    assert "\u0301" not in result.text, result.text
+    renee = text.index("Rene")
+    assert [old for old, _ in result.swaps] == [text[:5], text[renee : renee + 6]]
+
+
+def test_names_of_scripts_with_vowel_signs_are_whole_words() -> None:
+    """Devanagari vowel signs are combining marks: a Hindi name split into pieces, none a name."""
+    hindi = NameBank.build(["hi_IN"])
+    marked = (n for n in hindi.names["hi_IN"]["male"] if any(c in MARKS for c in n[1:]))
+    name = next(marked)  # a name with a vowel sign inside
+    text = f"{name} ने कहा कि केतली टूट गई"
+    assert hindi.find(text) == [(0, len(name), name)]
+    assert infer_attributes(text, hindi) == {"gender": "male", "locale": "hi_IN"}
 
 
 def test_infer_attributes(bank: NameBank) -> None:

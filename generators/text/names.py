@@ -20,6 +20,7 @@ spaces (Japanese, Chinese) are matched only when the name stands alone as a word
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -29,7 +30,13 @@ from synthgate.errors import InputError
 
 GENDERS = ("female", "male")
 DETECT_LOCALES = ("en_US", "de_DE", "es_ES", "fr_FR", "it_IT", "pt_BR", "hi_IN", "ja_JP")
-WORD = re.compile(r"\w+(?:['’-]\w+)*")
+# Combining marks (the accent of a decomposed "é", Devanagari vowel signs) belong to the word
+# they follow, but Python's \w leaves them out: a decomposed "José" was the name "Jose", whose
+# rewrite kept the accent ("Harold\u0301"), and a Hindi name fell apart. All but a few rare
+# marks lie in the BMP, from U+0300 on.
+MARKS = "".join(chr(c) for c in range(0x300, 0x10000) if unicodedata.category(chr(c))[0] == "M")
+LETTER = f"[\\w{re.escape(MARKS)}]"
+WORD = re.compile(f"{LETTER}+(?:['’-]{LETTER}+)*")
 NOT_NAMES = frozenset(
     [
         "April",
@@ -328,7 +335,8 @@ class NameBank:
             (m.start(), m.end() - (2 if POSSESSIVE.search(m.group()) else 0), m)
             for m in WORD.finditer(text)
         ]
-        tokens = [text[start:end] for start, end, _ in words]
+        # The gazetteer spells names composed (NFC): "Jose\u0301" is its "José".
+        tokens = [unicodedata.normalize("NFC", text[start:end]) for start, end, _ in words]
         found: set[int] = set()
         pending: list[int] = []
         for i, word in enumerate(tokens):
