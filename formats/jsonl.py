@@ -190,6 +190,33 @@ def row_spans_and_label(row: dict[str, Any]) -> tuple[list[Any], Any]:
     return list(spans or []), label
 
 
+def span_layout(rows: list[dict[str, Any]], *, label_field: str = "label") -> tuple[str, str]:
+    """Where and how the first row with spans keeps them, as (field, form): ("spans", "list")
+    (synthgate), ("entities", "list") (spaCy-style), ("entities", "doccano") (objects with
+    start_offset / end_offset) or (`label_field`, "list") (doccano's older export)."""
+    for row in rows:
+        entities = row.get("entities")
+        if row.get("spans"):
+            return "spans", "list"
+        if isinstance(entities, list) and entities:
+            return "entities", "doccano" if isinstance(entities[0], dict) else "list"
+        label = row.get(label_field)
+        if isinstance(label, list) and label and all(_is_span(item) for item in label):
+            return label_field, "list"
+    return "spans", "list"
+
+
+def spans_in_form(spans: list[list[Any]], form: str, *, first_id: int = 1) -> list[Any]:
+    """[[start, end, label], ...] written in `form` (`span_layout`); doccano's objects are
+    numbered from `first_id`, after the real ones."""
+    if form != "doccano":
+        return spans
+    return [
+        {"id": first_id + k, "label": label, "start_offset": start, "end_offset": end}
+        for k, (start, end, label) in enumerate(spans)
+    ]
+
+
 def text_row_to_sample(row: dict[str, Any], *, source: str, line: int) -> Sample:
     """A JSONL row (synthgate's text.jsonl or the same shape) -> a Sample; ValueError if not one."""
     text = row.get("text")

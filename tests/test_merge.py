@@ -16,6 +16,7 @@ from factories import REVIEWS, SUPPORT_TICKETS
 from pycocotools.coco import COCO
 
 from synthgate.errors import InputError
+from synthgate.formats.jsonl import text_row_to_sample
 from synthgate.workflows.merge import MergeResult, merge, merge_coco, merge_jsonl
 
 
@@ -307,6 +308,35 @@ def test_text_merge_adds_new_labels_only_when_asked(
     )
     spans = _rows(tmp_path / "spans.jsonl", [{"text": "Name: Ann", "spans": [[6, 9, "PERSON"]]}])
     assert merge(spans, text_runs["ner"], out=tmp_path / "spans-merged").added_rows == 3
+
+
+@pytest.mark.parametrize(
+    ("real_row", "field"),
+    [
+        ({"label": [[6, 9, "PERSON"]]}, "label"),  # doccano's older export
+        ({"entities": [{"id": 41, "label": "PERSON", "start_offset": 6, "end_offset": 9}]}, "entities"),
+        ({"entities": [[6, 9, "PERSON"]]}, "entities"),  # spaCy-style
+    ],
+)  # fmt: skip
+def test_a_run_of_spans_merges_into_ner_rows_in_their_own_layout(
+    real_row: dict[str, Any], field: str, text_runs: dict[str, Path], tmp_path: Path
+) -> None:
+    """A run of spans merged into doccano rows was refused as if their `label` lists were
+    classes, or merged beside `entities` with its spans under `spans`, which doccano and
+    training scripts reading `entities` do not see: the synthetic rows came out unlabelled."""
+    real = _rows(tmp_path / "real.jsonl", [{"id": 1, "text": "Name: Ann", **real_row}])
+    result = merge(real, text_runs["ner"], out=tmp_path / "merged")
+    first, *added = [json.loads(line) for line in result.merged.read_text().splitlines()]
+    assert first == {"id": 1, "text": "Name: Ann", **real_row} and len(added) == 3
+    made = (text_runs["ner"] / "text.jsonl").read_text().splitlines()
+    run_rows = {r["id"]: r for r in map(json.loads, made)}
+    for row in added:
+        assert "spans" not in row or field == "spans"
+        spans = text_row_to_sample(row, source="merged", line=1).spans
+        assert [[s.start, s.end, s.label] for s in spans] == run_rows[row["id"]]["spans"]
+    if isinstance(real_row[field][0], dict):  # doccano's entity ids: unique, after the real one
+        ids = [entity["id"] for row in added for entity in row[field]]
+        assert ids == list(range(42, 42 + len(ids)))
 
 
 @pytest.mark.parametrize("name", ["real.ndjson", "real.JSONL"])

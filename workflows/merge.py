@@ -4,7 +4,9 @@
 (the same values, in the same order), synthetic categories matched to real ones by name, and
 accepted synthetic images and annotations appended with fresh ids, each image marked
 `synthgate: {synthetic: true, sample_id, batch_id, generator, seed, score, …}`. `merge_jsonl`
-does the same for text rows (real lines are copied byte for byte). Collisions (a sample merged
+does the same for text rows (real lines are copied byte for byte; synthetic spans go where and
+as the real rows keep theirs: `spans`, doccano's `entities` or `label` list, spaCy-style
+`entities`). Collisions (a sample merged
 twice, a file name or row id already taken, a class the real file lacks) are refused with an
 `InputError` that names them. `merge` reads a finished run folder, its images or its text rows
 as its human review left them (workflows/reviewed.py), and writes a dataset folder
@@ -38,7 +40,14 @@ from synthgate.formats.coco import Progress, refuse_non_finite
 from synthgate.formats.coco_checks import check_coco
 from synthgate.formats.coco_reader import read_coco_streaming
 from synthgate.formats.exports import place_image
-from synthgate.formats.jsonl import check_row_ids, check_string_labels, jsonl_lines, read_jsonl
+from synthgate.formats.jsonl import (
+    check_row_ids,
+    check_string_labels,
+    jsonl_lines,
+    read_jsonl,
+    span_layout,
+    spans_in_form,
+)
 from synthgate.formats.paths import confined_path
 from synthgate.outputs import (
     BALANCE_MARKER,
@@ -218,14 +227,24 @@ def _refuse_collisions(real: dict[str, Any], accepted: list[dict[str, Any]]) -> 
 
 
 def synthetic_row(
-    row: dict[str, Any], *, text_field: str, label_field: str, id_field: str = "id"
+    row: dict[str, Any],
+    *,
+    text_field: str,
+    label_field: str,
+    id_field: str = "id",
+    spans_at: tuple[str, str] = ("spans", "list"),
+    first_span_id: int = 1,
 ) -> dict[str, Any]:
-    """A run's text.jsonl row as a row of the real dataset, marked synthetic."""
+    """A run's text.jsonl row as a row of the real dataset, marked synthetic; its spans where
+    and as the real rows keep theirs (`span_layout`)."""
     block = {k: v for k, v in row.items() if k not in ("id", "text", "label", "spans")}
     block["sample_id"] = row["id"]
-    entry = {id_field: row["id"], text_field: row["text"], label_field: row["label"]}
+    entry = {id_field: row["id"], text_field: row["text"]}
+    span_field, form = spans_at
+    if span_field != label_field:  # else the real rows' label field holds spans, not a class
+        entry[label_field] = row["label"]
     if row.get("spans"):
-        entry["spans"] = row["spans"]
+        entry[span_field] = spans_in_form(row["spans"], form, first_id=first_span_id)
     if row.get("attributes"):
         entry["attributes"] = row["attributes"]
     entry["synthgate"] = synthgate_mark(block)
@@ -272,13 +291,32 @@ def merge_jsonl(
     if problems:
         raise InputError("merge refused, nothing was written: " + "; ".join(problems))
     lines = [line if line.endswith("\n") else line + "\n" for line in real_lines if line.strip()]
+    spans_at = span_layout(real_rows, label_field=label_field)
+    next_span_id = 1 + max(_entity_ids(real_rows), default=0)
     for row in accepted:
         entry = synthetic_row(
-            row, text_field=text_field, label_field=label_field, id_field=id_field
+            row,
+            text_field=text_field,
+            label_field=label_field,
+            id_field=id_field,
+            spans_at=spans_at,
+            first_span_id=next_span_id,
         )
+        next_span_id += len(row.get("spans") or [])
         lines.append(dumps(entry) + "\n")
     result.added_rows += len(accepted)
     return lines
+
+
+def _entity_ids(rows: list[dict[str, Any]]) -> list[int]:
+    """The ids of doccano's entity objects: the synthetic ones are numbered after them."""
+    return [
+        entity["id"]
+        for row in rows
+        if isinstance(row.get("entities"), list)
+        for entity in row["entities"]
+        if isinstance(entity, dict) and type(entity.get("id")) is int
+    ]
 
 
 def _check_text_fields(
@@ -331,7 +369,10 @@ def _new_labels(
     """The labels of the accepted rows that no real row has, refused unless `add_categories`
     (as `merge_coco` refuses new classes): a run made with other label names ('positive'
     beside the real 'pos') would otherwise split each class in two without a word."""
-    labelled = any(row.get(label_field) is not None for row in real_rows)
+    spans_field, _ = span_layout(real_rows, label_field=label_field)
+    labelled = spans_field != label_field and any(
+        row.get(label_field) is not None for row in real_rows
+    )
     unlabelled = [row["id"] for row in accepted if row.get("label") is None]
     if unlabelled and labelled:
         raise InputError(
