@@ -307,7 +307,12 @@ def test_text_merge_adds_new_labels_only_when_asked(
         == 3
     )
     spans = _rows(tmp_path / "spans.jsonl", [{"text": "Name: Ann", "spans": [[6, 9, "PERSON"]]}])
-    assert merge(spans, text_runs["ner"], out=tmp_path / "spans-merged").added_rows == 3
+    merged = merge(spans, text_runs["ner"], out=tmp_path / "spans-merged", add_categories=True)
+    assert merged.added_rows == 3 and "PERSON" not in merged.new_categories
+    # span labels the real rows lack ('PRODUCT' beside 'PERSON') were merged without a word
+    with pytest.raises(InputError, match=r"synthetic labels .*'PRODUCT'.* \('PERSON'\)"):
+        merge(spans, text_runs["ner"], out=tmp_path / "spans-refused")
+    assert not (tmp_path / "spans-refused").exists()
 
 
 @pytest.mark.parametrize(
@@ -325,7 +330,7 @@ def test_a_run_of_spans_merges_into_ner_rows_in_their_own_layout(
     classes, or merged beside `entities` with its spans under `spans`, which doccano and
     training scripts reading `entities` do not see: the synthetic rows came out unlabelled."""
     real = _rows(tmp_path / "real.jsonl", [{"id": 1, "text": "Name: Ann", **real_row}])
-    result = merge(real, text_runs["ner"], out=tmp_path / "merged")
+    result = merge(real, text_runs["ner"], out=tmp_path / "merged", add_categories=True)
     first, *added = [json.loads(line) for line in result.merged.read_text().splitlines()]
     assert first == {"id": 1, "text": "Name: Ann", **real_row} and len(added) == 3
     made = (text_runs["ner"] / "text.jsonl").read_text().splitlines()

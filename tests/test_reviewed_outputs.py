@@ -180,7 +180,7 @@ def test_text_merge_takes_the_people_s_verdicts_and_fixes(
 ) -> None:
     real = tmp_path / "real.jsonl"
     real.write_text(json.dumps({"id": "r1", "text": "Name: Ann", "spans": [[6, 9, "PERSON"]]}))
-    result = sg.merge(real, reviewed_text["run"], out=tmp_path / "merged")
+    result = sg.merge(real, reviewed_text["run"], out=tmp_path / "merged", add_categories=True)
     rows = [json.loads(line) for line in (tmp_path / "merged" / "merged.jsonl").open()]
     merged = {row["synthgate"]["sample_id"]: row for row in rows if "synthgate" in row}
     assert set(merged) == set(reviewed_text["routes"]) - {reviewed_text["reject"]}

@@ -366,9 +366,10 @@ def _new_labels(
     label_field: str,
     add_categories: bool,
 ) -> list[str]:
-    """The labels of the accepted rows that no real row has, refused unless `add_categories`
-    (as `merge_coco` refuses new classes): a run made with other label names ('positive'
-    beside the real 'pos') would otherwise split each class in two without a word."""
+    """The labels (classes, and span labels when the real rows have spans) of the accepted
+    rows that no real row has, refused unless `add_categories` (as `merge_coco` refuses new
+    classes): a run made with other label names ('positive' beside the real 'pos', 'PERSON'
+    beside 'PER') would otherwise split each class in two without a word."""
     spans_field, _ = span_layout(real_rows, label_field=label_field)
     labelled = spans_field != label_field and any(
         row.get(label_field) is not None for row in real_rows
@@ -383,9 +384,12 @@ def _new_labels(
         )
     # strings only: a run with labels has had every real label checked to be one
     real_labels = {row[label_field] for row in real_rows if isinstance(row.get(label_field), str)}
-    new = sorted(
-        {row["label"] for row in accepted if row.get("label") is not None} - real_labels, key=str
-    )
+    made = {row["label"] for row in accepted if row.get("label") is not None}
+    if spans_field != "spans" or any(row.get("spans") for row in real_rows):
+        # span labels too ('PERSON' beside the real 'PER'), when the real rows have spans
+        real_labels |= {_span_label(s) for row in real_rows for s in _spans(row, spans_field)}
+        made |= {span[2] for row in accepted for span in row.get("spans") or []}
+    new = sorted(made - real_labels, key=str)
     if new and not add_categories:
         held = f"({_named(sorted(real_labels))})" if real_labels else "(which hold none)"
         raise InputError(
@@ -395,6 +399,18 @@ def _new_labels(
             "new labels",
         )
     return new
+
+
+def _spans(row: dict[str, Any], field: str) -> list[Any]:
+    spans = row.get(field)
+    return spans if isinstance(spans, list) else []
+
+
+def _span_label(span: Any) -> Any:
+    """The label of a real row's span, [start, end, label] or an object (doccano)."""
+    if isinstance(span, dict):
+        return span.get("label")
+    return span[2] if isinstance(span, list | tuple) and len(span) >= 3 else None
 
 
 def dataset_file_name(name: str) -> str:
