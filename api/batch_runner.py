@@ -158,9 +158,8 @@ class BatchRunner:
         self._jobs[job.batch_id] = job
         self._waiting.setdefault(job.requester, deque()).append(job)
         ahead = sum(len(q) for q in self._waiting.values()) - 1
-        self.store.set_batch_status(
-            job.batch_id, "running", f"queued: {ahead} batches ahead" if ahead else "queued"
-        )
+        message = f"queued: {ahead} batch{'es' if ahead > 1 else ''} ahead" if ahead else "queued"
+        self.store.set_batch_status(job.batch_id, "running", message)
 
     def _check_rate(self, requester: str, samples: int) -> None:
         """OverLimit when the requester has too many open batches or asked for too many samples

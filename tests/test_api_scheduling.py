@@ -122,12 +122,16 @@ def test_a_free_thread_serves_the_requester_served_least_recently(held):
 
 
 def test_requesters_never_served_go_in_the_order_they_came_to_wait(held):
-    build, backend, _store = held
+    build, backend, store = held
     runner = build(threads=1)
     runner.submit(config("a1"), "alice")
     backend.wait_started(1)
     runner.submit(config("b1"), "bob")
     runner.submit(config("c1"), "carol")
+    runner.submit(config("d1"), "dan")
+    messages = [store.get_batch(batch_id_for(config(n)))["message"] for n in ("b1", "c1", "d1")]
+    assert messages == ["queued", "queued: 1 batch ahead", "queued: 2 batches ahead"]
+    assert runner.cancel(batch_id_for(config("d1")), by="dan")
     assert runner.cancel(batch_id_for(config("b1")), by="bob")
     runner.submit(config("b2"), "bob")  # bob waits again, now behind carol
     backend.finish("a1")
