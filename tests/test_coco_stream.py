@@ -623,6 +623,8 @@ def test_validate_file_streams_its_document_and_keeps_no_report(tmp_path: Path) 
     assert [r["id"] for r in kept.rows] == ["coco-1", "coco-2"]
     with pytest.raises(InputError, match="keep_reports"):
         streamed.to_json()
+    with pytest.raises(InputError, match=r"keep_reports=False: .* no rows to give"):
+        _ = streamed.rows  # an empty list would read as a file of no samples
     empty = tmp_path / "empty.json"
     empty.write_text('{"images": [], "annotations": []}')
     with pytest.raises(InputError, match="holds no samples"):

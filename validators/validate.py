@@ -105,22 +105,27 @@ class ValidationResult:
     @property
     def rows(self) -> list[dict[str, Any]]:
         """Each sample's row of the `--json` document, in file order."""
+        self._refuse_unkept("no rows to give")
         return [report_row(key, report) for key, report in self.judged]
 
     def to_json(self) -> str:
-        if not self.kept:
-            raise InputError(
-                field="keep_reports",
-                value=False,
-                problem="the reports were not kept, so there is no document to make",
-                fix="pass json=PATH to write it as the samples are judged",
-            )
+        self._refuse_unkept("no document to make")
         document = {
             "rubric": self.rubric.name,
             "summary": self.summary.as_dict(),
             "samples": self.rows,
         }
         return json_text(document)
+
+    def _refuse_unkept(self, nothing: str) -> None:
+        """An empty list would read as a file with no sample: refused, with how to get them."""
+        if not self.kept:
+            raise InputError(
+                field="keep_reports",
+                value=False,
+                problem=f"the reports were not kept, so there is {nothing}",
+                fix="pass json=PATH to write them as the samples are judged",
+            )
 
 
 def report_row(key: dict[str, Any], report: RubricReport) -> dict[str, Any]:
