@@ -62,6 +62,7 @@ def validate(
     # predictions need the validators at once; --help need not load them
     from synthgate.validators.predictions import (
         is_results_file,
+        list_file_problem,
         predictions_json,
         validate_predictions,
     )
@@ -82,6 +83,9 @@ def validate(
             reads = [p for p in (path, coco, reference) if p is not None]
             check_out_file(json_out, field="json", inputs=reads)
         if coco is None and path.suffix.lower() == ".json" and is_results_file(path):
+            other = list_file_problem(path)
+            if other is not None:
+                raise InputError(other)
             raise InputError(
                 field="coco",
                 problem=f"{path} is a COCO results file (a list of predictions)",

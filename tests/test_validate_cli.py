@@ -508,3 +508,31 @@ def test_a_row_id_of_0_names_the_row(tmp_path: Path) -> None:
         )
     )
     assert [row["id"] for row in validate_file(rows).rows] == ["0", "1"]
+
+
+@pytest.mark.parametrize(
+    ("rows", "said"),
+    [
+        (
+            [{"id": 7, "data": {"text": "Ana called."}, "annotations": [{"result": []}]}],
+            "is a Label Studio JSON export (a list of tasks with `data`)",
+        ),
+        ([{"text": "Ana called.", "label": "pos"}], "is a JSON list of text rows"),
+        (
+            [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 4, 4], "score": 0.9}],
+            "is a COCO results file (a list of predictions)",
+        ),
+    ],
+    ids=["label-studio-export", "text-rows", "predictions"],
+)
+def test_a_json_list_is_named_for_what_it_is(
+    tmp_path: Path, rows: list[dict[str, Any]], said: str
+) -> None:
+    """A Label Studio export or a JSON list of text rows was called 'a COCO results file (a
+    list of predictions)', with the fix to pass --coco."""
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(rows), encoding="utf-8")
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2, result.output
+    assert said in " ".join(result.output.split()), result.output
+    assert ("--coco" in result.output) == ("predictions" in said)

@@ -40,6 +40,34 @@ def is_results_file(path: Path) -> bool:
     return opening in ("[{", "[]")
 
 
+def list_file_problem(path: Path) -> str | None:
+    """What a JSON list file is when its first object says it is no COCO results file: a Label
+    Studio export (tasks with `data`) or text rows (objects with `text`); None otherwise (a
+    results file, or an empty list). Reads the file's opening only."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            opening = handle.read(1 << 16)
+        start = opening.index("{")
+        first, _ = json.JSONDecoder().raw_decode(opening, start)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(first, dict):
+        return None
+    if "data" in first:
+        return (
+            f"{path} is a Label Studio JSON export (a list of tasks with `data`), not a COCO "
+            "file: export COCO from Label Studio for images, or texts as JSON-MIN rows written "
+            "one a line (e.g. jq -c '.[]' export.json > rows.jsonl); answers to a synthgate "
+            "review go back with `synthgate review import`"
+        )
+    if "text" in first and "image_id" not in first:
+        return (
+            f"{path} is a JSON list of text rows: validate reads text rows as JSONL, one row a "
+            "line (e.g. jq -c '.[]' rows.json > rows.jsonl)"
+        )
+    return None
+
+
 def read_results(path: Path, *, coco: dict[str, Any], coco_name: str) -> list[dict[str, Any]]:
     """The rows of a COCO results file, each checked against the COCO file it predicts on."""
     rows = parse_json(readable_file(path, "COCO results file").read_bytes(), source=path)
