@@ -168,7 +168,7 @@ def _is_span(value: Any) -> bool:
 
 def row_spans_and_label(row: dict[str, Any]) -> tuple[list[Any], Any]:
     """A row's spans and document label as NER tools write them: synthgate's `spans`; doccano's
-    `entities` (objects with start_offset / end_offset) or its older `label` list of
+    `entities` (objects with start_offset / end_offset), its `labels` or its older `label` list of
     [start, end, label] (spans, not a class); spaCy-style `entities` of [start, end, label]; and
     doccano's class list (`"label": ["positive"]`, one class). Before, a span list under
     `label` was judged as a class named by the list and `entities` were not read at all."""
@@ -176,6 +176,9 @@ def row_spans_and_label(row: dict[str, Any]) -> tuple[list[Any], Any]:
     label = row.get("label")
     if not spans and isinstance(row.get("entities"), list):
         spans = row["entities"]
+    labels = row.get("labels")  # some doccano versions: "labels": [[start, end, label], ...]
+    if not spans and isinstance(labels, list) and labels and all(map(_is_span, labels)):
+        spans = labels
     if isinstance(label, list) and label and all(_is_span(item) for item in label):
         if spans:
             raise ValueError("`label` holds spans and so does `spans` or `entities`; keep one")

@@ -460,6 +460,7 @@ def test_a_span_label_that_is_not_a_name_is_refused(tmp_path: Path, span: str) -
             {"id": 8, "label": "LOC", "start_offset": 16, "end_offset": 22},
         ], "relations": []},
         {"entities": [[0, 4, "PER"], [16, 22, "LOC"]]},  # spaCy-style offsets
+        {"labels": [[0, 4, "PER"], [16, 22, "LOC"]]},  # doccano versions that write `labels`
         {"label": [  # Label Studio's JSON-MIN
             {"start": 0, "end": 4, "text": "Anna", "labels": ["PER"]},
             {"start": 16, "end": 22, "text": "Berlin", "labels": ["LOC"]},
