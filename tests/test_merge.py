@@ -337,6 +337,7 @@ def test_a_run_of_spans_merges_into_ner_rows_in_their_own_layout(
     run_rows = {r["id"]: r for r in map(json.loads, made)}
     for row in added:
         assert "spans" not in row or field == "spans"
+        assert row.get("label", "absent") is not None  # no null class beside the spans
         spans = text_row_to_sample(row, source="merged", line=1).spans
         assert [[s.start, s.end, s.label] for s in spans] == run_rows[row["id"]]["spans"]
     if isinstance(real_row[field][0], dict):  # doccano's entity ids: unique, after the real one

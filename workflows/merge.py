@@ -241,7 +241,8 @@ def synthetic_row(
     block["sample_id"] = row["id"]
     entry = {id_field: row["id"], text_field: row["text"]}
     span_field, form = spans_at
-    if span_field != label_field:  # else the real rows' label field holds spans, not a class
+    # not where the real rows' label field holds spans; nor a null class on a row of spans
+    if span_field != label_field and row["label"] is not None:
         entry[label_field] = row["label"]
     if row.get("spans"):
         entry[span_field] = spans_in_form(row["spans"], form, first_id=first_span_id)
