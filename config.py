@@ -590,17 +590,23 @@ def refuse_lone_surrogates(data: Any, *, source: Path | str) -> None:
         )
 
 
-def parse_config(data: Any, *, source: Path, config_dir: Path | None = None) -> BatchConfig:
-    """Validate a config mapping; relative paths are resolved against `config_dir`."""
+def config_model(data: Any, *, source: Path) -> BatchConfig:
+    """A config mapping checked against the schema (keys, types, ranges), its paths as given:
+    what `parse_config` checks before it looks for files."""
     if not isinstance(data, dict):
         raise InputError(
             f"{source}: a batch config must be a YAML mapping (got {type(data).__name__})"
         )
     refuse_lone_surrogates(data, source=source)
     try:
-        config = BatchConfig.model_validate(data)
+        return BatchConfig.model_validate(data)
     except ValidationError as error:
         raise InputError(_format_validation_error(source, error)) from None
+
+
+def parse_config(data: Any, *, source: Path, config_dir: Path | None = None) -> BatchConfig:
+    """Validate a config mapping; relative paths are resolved against `config_dir`."""
+    config = config_model(data, source=source)
     if config.image is None and config.text is None:
         raise InputError(f"{source}: nothing to make; add an `image:` or a `text:` section")
     if config.image is not None and not config.categories:

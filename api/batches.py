@@ -25,7 +25,7 @@ from synthgate.api.auth import User, require
 from synthgate.api.batch_runner import BatchRunner, OverLimit
 from synthgate.api.errors import MAX_OFFSET, errors
 from synthgate.api.inputs import SOURCE, check_limits, confine_paths, shown_paths
-from synthgate.config import parse_config, refuse_lone_surrogates
+from synthgate.config import config_model, parse_config
 from synthgate.errors import InputError
 from synthgate.files import check_nesting
 from synthgate.storage.store import Store
@@ -196,7 +196,9 @@ def create_batch(
     stopped (202). Limits per requester (422 or 429 naming the limit): samples per batch, pixels
     and objects per image, open batches, samples per hour."""
     check_nesting(config, where=f"{SOURCE}: body")
-    refuse_lone_surrogates(config, source=SOURCE)  # before its paths are looked at
+    # its keys and types first: a path field its generator has not, or one that is no path,
+    # is named as such, not as a path outside the roots
+    config_model(config, source=SOURCE)
     if "requester" in config:
         raise InputError(
             field="requester",

@@ -79,6 +79,25 @@ def test_paths_outside_the_allowed_roots_are_refused(service, case, body, field)
     assert "No such file" not in detail and "Traceback" not in detail
 
 
+SCHEMA_FIRST = [
+    # (id, body, words of the message): keys and types are checked before paths
+    ("path-key-of-another-generator", image(generator="procedural", count=1, coco="x.json"), ["unknown key 'image.coco'"]),
+    ("path-that-is-a-list", text(templates=["a"], count=1), ["text.templates", "not a valid path", "['a']"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "body", "words"), SCHEMA_FIRST, ids=[c[0] for c in SCHEMA_FIRST])
+def test_a_path_field_that_does_not_belong_is_named_for_what_is_wrong(service, case, body, words):
+    """A `coco:` in a procedural section was refused as "'x.json' is not a relative path to
+    anything inside the server's configs folder", and `templates: [a]` as "'['a']' is not a
+    relative path ...": the paths were looked at before the keys and types."""
+    _app, client, token = service
+    code, detail = post(client, token, body)
+    assert code in (400, 422), detail
+    assert all(word in detail for word in words), detail
+    assert "relative path" not in detail
+
+
 def test_paths_inside_the_roots_become_absolute(tmp_path: Path):
     root = tmp_path / "data"
     (root / "coco" / "images").mkdir(parents=True)
