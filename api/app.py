@@ -9,6 +9,7 @@ but our own static script (Content-Security-Policy) or being framed.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -60,7 +61,9 @@ SECURITY_HEADERS = [
 
 
 class BodyLimit:
-    """ASGI middleware: 413 for bodies over `limit` bytes, by Content-Length or as they stream."""
+    """ASGI middleware reading a request's body whole before a route does: 413 for bodies over
+    `limit` bytes, by Content-Length or as they stream; 400 for a JSON body that gives a key
+    twice in one object (`twice_given`)."""
 
     def __init__(self, app: ASGIApp, *, limit: int) -> None:
         self.app = app
@@ -91,6 +94,10 @@ class BodyLimit:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
+        twice = twice_given(body) if b"json" in headers.get(b"content-type", b"") else None
+        if twice is not None:
+            await send_error(send, status.HTTP_400_BAD_REQUEST, twice)
+            return
         delivered = False
 
         async def replay() -> Message:
@@ -104,6 +111,35 @@ class BodyLimit:
 
     async def _too_large(self, send: Send) -> None:
         await send_error(send, 413, f"request body too large: the limit is {self.limit} bytes")
+
+
+def twice_given(body: bytes) -> str | None:
+    """What a JSON body gives twice: a key in one object (JSON parsers keep the last value and
+    drop the first without a word, so `{"name": "a", ..., "name": "b"}` would post a batch
+    named b). None for a body without one, or one that is no JSON (the route says why)."""
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        found = dict(items)
+        if len(found) < len(items):
+            seen: set[str] = set()
+            raise _KeyTwice(next(key for key, _ in items if key in seen or seen.add(key)))
+        return found
+
+    try:
+        json.loads(body, object_pairs_hook=pairs)
+    except _KeyTwice as twice:
+        return (
+            f"body: key {twice.key!r} is given twice in one object; keep one (JSON keeps no "
+            "second value: the last one would win)"
+        )
+    except (ValueError, RecursionError):
+        return None
+    return None
+
+
+class _KeyTwice(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
 
 
 class SecurityHeaders:
