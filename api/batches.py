@@ -56,7 +56,9 @@ class BatchOut(BaseModel):
         default_factory=dict, description="{modality: {status: samples}}"
     )
     coco_url: str | None = Field(
-        None, description="Its images as COCO, once finished (GET /api/batches/{id}/coco)."
+        None,
+        description="Its images as COCO, once finished (GET /api/batches/{id}/coco); each "
+        "image's pixels at GET /api/batches/{id}/{file_name} (file_name: images/<name>.png).",
     )
     jsonl_url: str | None = Field(
         None, description="Its texts as JSONL, once finished (GET /api/batches/{id}/jsonl)."
@@ -317,6 +319,44 @@ def get_batch_coco(
     batch = _visible_batch(request, batch_id, user)
     coco = _finished_file(request, batch, "coco.json", "images")
     return FileResponse(coco, media_type="application/json", filename=f"{batch_id}.coco.json")
+
+
+IMAGE_NAME = PathParam(
+    ...,
+    max_length=200,
+    pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.png$",
+    description="An image of the batch, as its coco.json names it: images/<name>.",
+)
+
+
+@router.get(
+    "/{batch_id}/images/{name}",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"image/png": {}}, "description": "The image's PNG."},
+        **errors(
+            (404, "No batch, not one the caller posted, or no such image of it."),
+            (409, "The batch is still running, or stopped before writing images."),
+            (422, "Not a batch id, or not an image name (<name>.png)."),
+        ),
+    },
+)
+def get_batch_image(
+    request: Request,
+    batch_id: str = BATCH_ID,
+    name: str = IMAGE_NAME,
+    user: User = Depends(require("requester")),
+) -> FileResponse:
+    """One image of the batch, at the path its coco.json's `file_name` gives under the batch
+    (`images/<name>.png`): a requester with no access to the server's disk gets the pixels
+    beside the labels (the caller's batches only; admins see every batch)."""
+    batch = _visible_batch(request, batch_id, user)
+    image = _finished_file(request, batch, "coco.json", "images").parent / "images" / name
+    if image.is_symlink() or not image.is_file():
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, detail=f"batch {batch_id} has no image {name}"
+        )
+    return FileResponse(image, media_type="image/png")
 
 
 @router.get(

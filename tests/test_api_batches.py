@@ -142,6 +142,17 @@ def test_posted_batch_runs_and_reaches_the_review_queue(service, tmp_path):
     coco_file.write_bytes(coco_response.content)
     coco = COCO(str(coco_file))
     assert len(coco.getImgIds()) == 4 and len(coco.getAnnIds()) == 4
+    # each image's pixels at the path its file_name gives under the batch
+    for entry in coco.dataset["images"]:
+        png = client.get(f"{url}/{entry['file_name']}", headers=bearer(requester))
+        assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+        assert png.content == (tmp_path / "runs" / batch["id"] / entry["file_name"]).read_bytes()
+    for name, code in (("nope.png", 404), ("..%2F..%2Fmanifest.json", 404), ("x.json", 422)):
+        refused = client.get(f"{url}/images/{name}", headers=bearer(requester))
+        assert refused.status_code == code, (name, refused.text)
+    other = token_for(app, "other", "requester")
+    first = coco.dataset["images"][0]["file_name"]
+    assert client.get(f"{url}/{first}", headers=bearer(other)).status_code == 404
     assert done["jsonl_url"] is None  # no texts asked for
     no_texts = client.get(f"{url}/jsonl", headers=bearer(requester))
     assert no_texts.status_code == 404 and "has no texts" in no_texts.json()["detail"]
