@@ -122,7 +122,10 @@ def twice_given(body: bytes) -> str | None:
         found = dict(items)
         if len(found) < len(items):
             seen: set[str] = set()
-            raise _KeyTwice(next(key for key, _ in items if key in seen or seen.add(key)))
+            for key, _ in items:
+                if key in seen:
+                    raise _KeyTwice(key)
+                seen.add(key)
         return found
 
     try:
