@@ -320,3 +320,18 @@ def test_a_jsonl_file_given_as_coco_is_named_as_text(
     assert result.returncode == 2
     assert "rows.jsonl: is a text JSONL file; pass it as --jsonl" in " ".join(result.stderr.split())
     assert not (tmp_path / "o").exists()
+
+
+def test_a_coco_file_given_as_jsonl_is_named_as_coco(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Read as JSONL, a COCO file was "line 1: not valid JSON (Expecting property name ...)"."""
+    import synthgate as sg
+
+    coco, _ = tiny
+    with pytest.raises(sg.InputError, match=r"jsonl=.*: is a COCO file .*--coco"):
+        sg.balance_text(coco, out=tmp_path / "o")
+    result = run_cli("balance", "--jsonl", str(coco), "--out", str(tmp_path / "o"))
+    assert result.returncode == 2
+    assert "is a COCO file" in " ".join(result.stderr.split())
+    assert not (tmp_path / "o").exists()

@@ -98,6 +98,18 @@ def _check_rows(
         raise InputError(f"{path}: duplicate row ids {repeated[:20]}; ids must be unique")
 
 
+def _looks_like_coco(path: Path) -> bool:
+    """A .json file that opens as one object naming `images`: a COCO file, not JSONL rows."""
+    if path.suffix.lower() != ".json":
+        return False
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            head = handle.read(1 << 16)
+    except OSError:
+        return False
+    return head.lstrip().startswith("{") and '"images"' in head
+
+
 def balance_text(
     jsonl: Path | str,
     *,
@@ -130,6 +142,13 @@ def balance_text(
     strategy = balance_target(target, balance, source=config_path)
     if not jsonl_path.is_file():
         raise InputError(field="jsonl", value=jsonl_path, problem="file not found")
+    if _looks_like_coco(jsonl_path):  # else "line 1: not valid JSON (Expecting property ...)"
+        raise InputError(
+            field="jsonl",
+            value=jsonl_path,
+            problem="is a COCO file (one JSON object with images), not JSONL rows",
+            fix="balance images with balance(coco, images=...) (the CLI: --coco)",
+        )
     target_file = strategy if isinstance(strategy, Path) else None
     refuse_out_holding(out, jsonl_path, config_path, target_file)
     rows = read_jsonl(jsonl_path, strict=True)  # copied into merged.jsonl
