@@ -128,8 +128,9 @@ def api_cases() -> list[tuple[str, str, str, Any, dict[str, str], str, list[str]
         ("image-list", {**base, "image": [1, 2]}, ["image"]),
         ("categories-string", {**base, "categories": "a"}, ["categories"]),
         ("categories-nested", {**base, "categories": [[["a"]]]}, ["categories"]),
-        ("absolute-coco", config(generator="copy_paste", coco="/etc/passwd", images="x"), ["image.coco"]),
-        ("escaping-coco", config(generator="copy_paste", coco="../../../etc/passwd", images="x"), ["image.coco"]),
+        # a copy_paste section of its own keys only: keys and types are checked before paths
+        ("absolute-coco", {**base, "image": {"generator": "copy_paste", "count": 1, "coco": "/etc/passwd", "images": "x"}}, ["image.coco"]),
+        ("escaping-coco", {**base, "image": {"generator": "copy_paste", "count": 1, "coco": "../../../etc/passwd", "images": "x"}}, ["image.coco"]),
         ("segmenter-function", {**base, "image": {"generator": "diffusion_object_paste", "count": 1, "model": {"path": "m"}, "segmenter": "os:system"}}, ["segmenter", "model.path"]),
         ("nested-500", json.loads(deep_json(500)), ["nested deeper"]),
         ("nested-70-in-category", {**base, "categories": json.loads("[" * 70 + "]" * 70)}, ["nested deeper"]),
