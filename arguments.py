@@ -33,7 +33,15 @@ def path_argument(value: Any, field: str) -> Path:
     if isinstance(value, Path):
         return value
     if isinstance(value, str | os.PathLike):
-        return Path(os.fspath(value))
+        text = os.fspath(value)
+        if isinstance(text, str) and not text.strip():  # Path("") is ".": the working folder
+            raise InputError(
+                field=field,
+                value=repr(text),
+                problem="is empty",
+                fix="pass a file or folder path",
+            )
+        return Path(text)
     raise InputError(
         field=field,
         value=_shown(value),

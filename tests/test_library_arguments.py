@@ -47,7 +47,13 @@ def _refused(call: Any, field: str, words: str) -> None:
 
 @pytest.mark.parametrize(
     ("value", "words"),
-    [(123, "is a int, not a path"), (None, "is a NoneType"), (["a.yaml"], "is a list")],
+    [
+        (123, "is a int, not a path"),
+        (None, "is a NoneType"),
+        (["a.yaml"], "is a list"),
+        ("", "config='': is empty"),  # Path("") is ".": it was "'.: is a folder'"
+        ("  ", "config='  ': is empty"),
+    ],
 )
 def test_a_path_of_the_wrong_type_names_the_parameter(value: Any, words: str) -> None:
     _refused(lambda: sg.load_config(value), "config", words)
