@@ -206,3 +206,6 @@ def test_admin_page_shows_depth_throughput_agreement_and_gold_accuracy(tmp_path)
     ):
         assert title in html, title
     assert "Latest decisions" in html
+    # the tab's title is the page's name, not the decisions table as text (it once held it)
+    assert re.search(r"<title>(.*?)</title>", html, re.S)[1] == "Admin · synthgate"
+    assert html.count('id="recent"') == 1
