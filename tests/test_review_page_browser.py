@@ -143,3 +143,33 @@ def test_annotator_fixes_a_span_label_on_a_text_item(tmp_path: Path, monkeypatch
     assert [(s["start"], s["end"], s["label"]) for s in row.spans] == [
         (s["start"], s["end"], label) for s, label in zip(row.original, ["ORG", "ORG"], strict=True)
     ]
+
+
+def log_in(page, base: str, token: str) -> None:
+    page.goto(f"{base}/login")
+    page.fill("#token", token)
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+
+
+def test_shortcuts_work_after_the_masks_checkbox_is_clicked(tmp_path: Path):
+    """A click on the boxes or masks checkbox leaves the focus on it: the keys that follow are
+    still shortcuts (they were taken for typing, and nothing happened)."""
+    app = make_app(tmp_path, images=2, k=1)
+    token = token_for(app, "ann", "annotator")
+    with serving(app) as base, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        log_in(page, base, token)
+        first = current_item(page)
+        page.click("#toggle-masks")
+        assert page.locator("#masks").is_hidden()
+        page.keyboard.press("5")
+        assert page.locator("button.level.chosen").count() == 1
+        page.click("#toggle-boxes")
+        with page.expect_navigation():
+            page.keyboard.press("a")
+        assert current_item(page) != first
+    with app.state.store.engine.connect() as connection:
+        row = connection.execute(select(decisions)).one()
+    assert app.state.item_ids.public(row.item_id) == first
+    assert (row.verdict, row.levels) == ("accept", {"correctness": 5})

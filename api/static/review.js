@@ -212,7 +212,9 @@
 
   document.addEventListener("keydown", (event) => {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
-    const typing = event.target.closest("textarea, input, select");
+    // Text boxes and selects keep their keys; a clicked checkbox (boxes, masks) does not, or
+    // every shortcut would stop working until the page is clicked elsewhere.
+    const typing = event.target.closest("textarea, select, input:not([type=checkbox])");
     if (typing) {
       if (event.key === "Escape") event.target.blur();
       return;
