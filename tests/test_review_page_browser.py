@@ -173,3 +173,38 @@ def test_shortcuts_work_after_the_masks_checkbox_is_clicked(tmp_path: Path):
         row = connection.execute(select(decisions)).one()
     assert app.state.item_ids.public(row.item_id) == first
     assert (row.verdict, row.levels) == ("accept", {"correctness": 5})
+
+
+def test_a_decision_after_logging_out_in_another_tab_says_to_log_in_again(tmp_path: Path):
+    """Logged out in a second tab, the first tab's accept is not saved and says so in the page's
+    words, with a link to log in (it said "missing token; send 'Authorization: Bearer
+    <token>'"); logged in anew, the old page says to reload it; the item waits, undecided."""
+    app = make_app(tmp_path, images=2, k=1)
+    token = token_for(app, "ann", "annotator")
+    with serving(app) as base, chromium() as browser:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page, other = context.new_page(), context.new_page()
+        log_in(page, base, token)
+        item = current_item(page)
+        other.goto(f"{base}/review")
+        with other.expect_navigation():
+            other.click("form.logout button")
+
+        page.keyboard.press("a")
+        page.wait_for_selector("#status a", timeout=5000)
+        assert "logged out" in page.locator("#status").inner_text()
+        assert "Bearer" not in page.locator("#status").inner_text()
+        assert page.locator("#status a").get_attribute("href") == "/login"
+
+        log_in(other, base, token)  # a new session: the old page's CSRF token is stale
+        page.keyboard.press("a")
+        page.wait_for_selector("#status a[href='/review']", timeout=5000)
+        assert "earlier login" in page.locator("#status").inner_text()
+        with page.expect_navigation():
+            page.click("#status a")
+        assert current_item(page) == item
+        with page.expect_navigation():
+            page.keyboard.press("a")
+    with app.state.store.engine.connect() as connection:
+        row = connection.execute(select(decisions)).one()
+    assert (app.state.item_ids.public(row.item_id), row.verdict) == (item, "accept")

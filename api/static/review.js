@@ -25,6 +25,15 @@
     status.classList.toggle("error", Boolean(isError));
   }
 
+  // An error whose way out is another page: the message, then a link to it.
+  function sayGo(message, href, label) {
+    say(message, true);
+    const link = document.createElement("a");
+    link.href = href;
+    link.textContent = label;
+    status.append(" ", link);
+  }
+
   // ---- rubric levels -------------------------------------------------------------------------
   function setFocus(index) {
     if (!criteria.length) return;
@@ -190,7 +199,19 @@
       });
       if (!response.ok) {
         const problem = await response.json().catch(() => ({}));
-        throw new Error(problem.detail || `HTTP ${response.status}`);
+        const detail = String(problem.detail || `HTTP ${response.status}`);
+        busy = false;
+        // The session is gone (logged out, here or in another tab, or expired): the API's
+        // answer speaks of bearer tokens, which an annotator on this page never sees.
+        if (response.status === 401) {
+          const why = "not saved: you are logged out (perhaps in another tab).";
+          return sayGo(why, "/login", "Log in again");
+        }
+        // Logged in anew elsewhere: this page still carries the old session's CSRF token.
+        if (response.status === 403 && detail.includes("X-CSRF-Token")) {
+          return sayGo("not saved: this page is from an earlier login.", "/review", "Reload it");
+        }
+        throw new Error(detail);
       }
       say(`${verdict} saved; loading the next item…`);
       window.location.assign("/review");
