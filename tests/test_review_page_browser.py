@@ -208,3 +208,23 @@ def test_a_decision_after_logging_out_in_another_tab_says_to_log_in_again(tmp_pa
     with app.state.store.engine.connect() as connection:
         row = connection.execute(select(decisions)).one()
     assert (app.state.item_ids.public(row.item_id), row.verdict) == (item, "accept")
+
+
+def test_a_narrow_window_stacks_the_image_above_the_rubric(tmp_path: Path):
+    """At a phone's width the image keeps the window's width and nothing lies under the
+    rubric (side by side, the image was 44 px wide and its table spilled under the rubric)."""
+    app = make_app(tmp_path, images=1, k=1)
+    token = token_for(app, "ann", "annotator")
+    with serving(app) as base, chromium() as browser:
+        page = browser.new_page(viewport={"width": 420, "height": 800})
+        log_in(page, base, token)
+        page.wait_for_function("document.getElementById('photo').naturalWidth === 160")
+        photo = page.locator("#photo").bounding_box()
+        sample = page.locator("section.sample").bounding_box()
+        rubric = page.locator("#rubric").bounding_box()
+        assert photo["width"] >= 300, photo
+        assert sample["y"] + sample["height"] <= rubric["y"], (sample, rubric)
+        assert page.evaluate(
+            "[...document.querySelectorAll('section.sample *')].every("
+            "e => e.getBoundingClientRect().right <= innerWidth)"
+        )
