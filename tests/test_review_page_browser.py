@@ -10,6 +10,7 @@ from api_support import make_app, serving, token_for
 from browser import chromium
 from sqlalchemy import select
 
+from synthgate.samples import Span
 from synthgate.storage.tables import decisions
 
 XSS_CATEGORY = "<script>window.pwned=1</script>"
@@ -227,4 +228,34 @@ def test_a_narrow_window_stacks_the_image_above_the_rubric(tmp_path: Path):
         assert page.evaluate(
             "[...document.querySelectorAll('section.sample *')].every("
             "e => e.getBoundingClientRect().right <= innerWidth)"
+        )
+
+
+def test_a_long_unbroken_word_stays_inside_the_text_card(tmp_path: Path, monkeypatch):
+    """A text with a 400-character URL (and a span over it): it wraps inside the card, where
+    it ran thousands of pixels past it, under the rubric and out of the window."""
+    import api_support
+
+    made = api_support.text_sample
+    url = "https://example.com/" + "a" * 400
+
+    def with_url(index: int, **options):
+        sample = made(index, **options)
+        start = len(sample.text) + 1
+        sample.text = f"{sample.text} {url}"
+        sample.spans.append(Span(start=start, end=start + len(url), label="ORG", value=url))
+        return sample
+
+    monkeypatch.setattr(api_support, "text_sample", with_url)
+    app = make_app(tmp_path, images=0, texts=1, k=1)
+    token = token_for(app, "ann", "annotator")
+    with serving(app) as base, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        log_in(page, base, token)
+        assert url in page.locator("#text").inner_text()
+        assert page.evaluate(
+            "(() => { const card = document.querySelector('section.sample');"
+            " const right = card.getBoundingClientRect().right;"
+            " return card.scrollWidth <= card.clientWidth && [...card.querySelectorAll('*')]"
+            ".every(e => e.getBoundingClientRect().right <= right); })()"
         )
