@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from api_support import make_app, serving, token_for
+from api_support import BATCH, make_app, serving, text_sample, token_for
 from browser import chromium
 from sqlalchemy import select
 
@@ -259,3 +259,34 @@ def test_a_long_unbroken_word_stays_inside_the_text_card(tmp_path: Path, monkeyp
             " return card.scrollWidth <= card.clientWidth && [...card.querySelectorAll('*')]"
             ".every(e => e.getBoundingClientRect().right <= right); })()"
         )
+
+
+def test_a_classification_text_offers_no_fix(tmp_path: Path):
+    """A text judged by its document label cannot be fixed (a decision carries spans, not a
+    label, and the API refuses the fix): the page offered Fix, and f, f ended in a 400 after
+    the annotator had chosen it. Now there is no Fix button, f says what to do instead, and
+    the accept that follows is recorded."""
+    app = make_app(tmp_path, images=0, k=1)
+    review = text_sample(0).model_copy(
+        update={"text": "Still nothing after three weeks.", "spans": [], "doc_label": "positive"}
+    )
+    app.state.store.upsert_samples([review])
+    app.state.queue.enqueue_batch(BATCH)
+    token = token_for(app, "ann", "annotator")
+    with serving(app) as base, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        requests: list[str] = []
+        page.on("request", lambda request: requests.append(f"{request.method} {request.url}"))
+        log_in(page, base, token)
+        assert page.locator("p.doc-label").inner_text() == "Label: positive"
+        assert page.locator("#fix").count() == 0
+        page.keyboard.press("f")
+        page.keyboard.press("f")
+        assert "reject it if not" in page.locator("#status").inner_text()
+        assert page.locator("#review.fixing").count() == 0
+        assert not [r for r in requests if r.startswith("POST") and "/api/" in r]  # none sent
+        with page.expect_navigation():
+            page.keyboard.press("r")
+    with app.state.store.engine.connect() as connection:
+        row = connection.execute(select(decisions)).one()
+    assert row.verdict == "reject"

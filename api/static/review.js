@@ -227,6 +227,11 @@
 
   function onVerdict(verdict) {
     if (verdict !== "fix") return decide(verdict);
+    // A text judged by its document label has no Fix: a decision cannot change that label.
+    if (!document.getElementById("fix")) {
+      const how = "accept it if the label is right, reject it if not";
+      return say(`this text is judged by its label: ${how}`, true);
+    }
     if (!fixing) return setFixing(true);
     return decide("fix");
   }
