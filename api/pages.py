@@ -85,7 +85,10 @@ def login_form(request: Request) -> HTMLResponse:
 
 
 @router.post("/login")
-def login(request: Request, token: str = Form("", max_length=200)) -> Response:
+def login(request: Request, token: str = Form("")) -> Response:
+    # No max_length here: FastAPI would answer a long paste with a JSON 422 quoting it, not
+    # the login page. `authenticate` refuses anything longer than a token; the body limit
+    # bounds the form.
     users = request.app.state.users
     user = users.authenticate(token.strip())
     if user is None:

@@ -45,6 +45,11 @@ def test_bad_token_and_no_session(app):
     with TestClient(app) as client:
         bad = client.post("/login", data={"token": "nope"})
         assert bad.status_code == 401 and "not valid" in bad.text
+        # a paste far longer than a token: the login page again, not a JSON 422 quoting it
+        pasted = "created annotator 'ann'; the token is shown only now: " + "x" * 300
+        long = client.post("/login", data={"token": pasted})
+        assert long.status_code == 401 and "not valid" in long.text
+        assert long.headers["content-type"].startswith("text/html") and "xxxxx" not in long.text
         for page in ("/review", "/admin", "/"):
             response = client.get(page, follow_redirects=False)
             assert response.status_code == 303 and response.headers["location"] == "/login"
