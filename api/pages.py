@@ -80,7 +80,10 @@ def home(request: Request) -> Response:
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request) -> HTMLResponse:
+def login_form(request: Request) -> Response:
+    user = optional_user(request)
+    if user is not None:  # e.g. Back from the first item: no token to paste again
+        return RedirectResponse(home_of(user), status.HTTP_303_SEE_OTHER)
     return render(request, "login.html", None, error=None)
 
 

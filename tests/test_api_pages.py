@@ -41,6 +41,15 @@ def test_login_sets_an_httponly_strict_cookie_and_redirects_by_role(app):
             assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
 
 
+def test_the_login_page_sends_someone_logged_in_home(app):
+    """Back from the first item lands on /login (the login's redirect replaced the form in the
+    history): a logged-in annotator goes on to their items, not to a form asking for a token."""
+    with TestClient(app) as client:
+        login(client, token_for(app, "ann", "annotator"))
+        response = client.get("/login", follow_redirects=False)
+        assert response.status_code == 303 and response.headers["location"] == "/review"
+
+
 def test_bad_token_and_no_session(app):
     with TestClient(app) as client:
         bad = client.post("/login", data={"token": "nope"})
