@@ -290,3 +290,23 @@ def test_a_classification_text_offers_no_fix(tmp_path: Path):
     with app.state.store.engine.connect() as connection:
         row = connection.execute(select(decisions)).one()
     assert row.verdict == "reject"
+
+
+def test_a_fix_that_changes_nothing_is_not_sent(tmp_path: Path):
+    """f, f (fix mode, then save) with no label changed recorded a 'fix' of the very labels
+    shown, which counts as flagging a defect; the page now says to change something first."""
+    app = make_app(tmp_path, images=1, k=1)
+    token = token_for(app, "ann", "annotator")
+    with serving(app) as base, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        log_in(page, base, token)
+        page.keyboard.press("f")
+        page.keyboard.press("f")
+        assert "nothing changed" in page.locator("#status").inner_text()
+        assert page.locator("#review.fixing").count() == 1  # still fixing
+        page.keyboard.press("Escape")
+        with page.expect_navigation():
+            page.keyboard.press("a")
+    with app.state.store.engine.connect() as connection:
+        row = connection.execute(select(decisions)).one()
+    assert row.verdict == "accept"

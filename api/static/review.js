@@ -233,6 +233,11 @@
       return say(`this text is judged by its label: ${how}`, true);
     }
     if (!fixing) return setFixing(true);
+    // f pressed twice by mistake would record a "fix" of labels it left as they were
+    const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+    if (same(objects, data.objects) && same(spans, data.spans)) {
+      return say("nothing changed yet: correct a label first, or Esc to cancel", true);
+    }
     return decide("fix");
   }
 
