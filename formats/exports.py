@@ -1,9 +1,10 @@
 """What every export format shares: the name each image gets (`export_names`), the box each
 annotation becomes (`exported_box`: clipped to its image; None for a crowd region, which YOLO and
-VOC cannot express, or for a box with nothing left inside the image), annotations grouped by
-image, the seeded train/val split (`split_subsets`), one split of a COCO mapping as a COCO file
-of its own (`coco_subset`), and placing an image file beside its labels (`place_image`: a hard
-link, else a copy).
+VOC cannot express, or for a box with nothing left inside the image; `as_shown` first turns the
+boxes of a photo labelled on its stored pixels into the frame its EXIF orientation shows),
+annotations grouped by image, the seeded train/val split (`split_subsets`), one split of a COCO
+mapping as a COCO file of its own (`coco_subset`), and placing an image file beside its labels
+(`place_image`: a hard link, else a copy).
 """
 
 from __future__ import annotations
@@ -26,6 +27,48 @@ def clip_bbox(bbox: list[float], width: int, height: int) -> list[float]:
     x0, y0 = min(max(x, 0.0), width), min(max(y, 0.0), height)
     x1, y1 = min(max(x + w, 0.0), width), min(max(y + h, 0.0), height)
     return [x0, y0, x1 - x0, y1 - y0]
+
+
+def turned_box(bbox: list[float], turn: int, stored_size: tuple[int, int]) -> list[float]:
+    """A COCO box on an image's stored pixels (`stored_size`: width, height), in the frame its
+    EXIF orientation `turn` (5-8, the ones that swap width and height) shows it."""
+    x, y, w, h = bbox
+    width, height = stored_size
+    if turn == 5:  # transposed
+        return [y, x, h, w]
+    if turn == 6:  # shown turned 90 degrees clockwise
+        return [height - y - h, x, h, w]
+    if turn == 7:  # transposed across the other diagonal
+        return [height - y - h, width - x - w, h, w]
+    if turn == 8:  # shown turned 90 degrees counter-clockwise
+        return [y, width - x - w, h, w]
+    raise ValueError(f"EXIF orientation {turn}: only 5-8 swap width and height")
+
+
+def as_shown(coco: dict[str, Any], turns: dict[Any, int]) -> dict[str, Any]:
+    """`coco` with the labels of each image of `turns` (image id -> EXIF orientation 5-8, its
+    labels drawn on its stored pixels) put into the frame the image is shown in: its width and
+    height swapped, its annotations' boxes turned (`turned_box`). Other entries are kept as
+    they are; segmentations of the turned annotations are dropped (boxes-only formats)."""
+    if not turns:
+        return coco
+    images = []
+    for image in coco["images"]:
+        if image["id"] in turns:
+            image = {**image, "width": image["height"], "height": image["width"]}
+        images.append(image)
+    sizes = {image["id"]: (image["width"], image["height"]) for image in coco["images"]}
+    annotations = []
+    for annotation in coco["annotations"]:
+        turn = turns.get(annotation["image_id"])
+        if turn is not None:
+            box = turned_box(annotation["bbox"], turn, sizes[annotation["image_id"]])
+            annotation = {
+                **{k: v for k, v in annotation.items() if k != "segmentation"},
+                "bbox": box,
+            }
+        annotations.append(annotation)
+    return {**coco, "images": images, "annotations": annotations}
 
 
 def exported_box(annotation: dict[str, Any], image: dict[str, Any]) -> list[float] | None:

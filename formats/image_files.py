@@ -6,9 +6,11 @@ orientation (2-8) saying how viewers turn them; 5-8 swap width and height. Annot
 turned, so a COCO entry usually gives the turned size and its labels are drawn on the turned
 image; an entry that gives the stored size (and not the turned one) was drawn on the stored
 pixels. `upright(image, size)` gives the image in the frame its labels' `size` says;
-`label_sizes(image)` the sizes an entry may give for it; `open_rgb(path, size=)` decodes a file
-so, as RGB (16-bit grey and float files by their values, not clipped). validate, balance's
-checks and copy_paste read images through these, so a dataset one accepts the others accept too.
+`label_sizes(image)` the sizes an entry may give for it; `stored_frame_turn(path, size)` the
+orientation of a file whose labels are on its stored pixels (YOLO and VOC exports turn them);
+`open_rgb(path, size=)` decodes a file so, as RGB (16-bit grey and float files by their values,
+not clipped). validate, balance's checks and copy_paste read images through these, so a dataset
+one accepts the others accept too.
 
 `pixel_limit()` is the largest image they decode: Pillow's guard against decompression bombs
 (178,956,970 pixels) unless SYNTHGATE_MAX_IMAGE_PIXELS says otherwise, for aerial and
@@ -79,6 +81,22 @@ def label_sizes(image: Any) -> set[tuple[int, int]]:
     width, height = image.size
     turned = (height, width) if orientation(image) >= 5 else (width, height)
     return {turned, (width, height)}
+
+
+def stored_frame_turn(path: Path, size: tuple[int, int]) -> int:
+    """The EXIF orientation (5-8) of the image file at `path` where labels of `size` (width,
+    height) were drawn on its stored pixels, which EXIF-aware loaders (OpenCV, Ultralytics,
+    datumaro) decode turned, width and height swapped; 1 where the labels are in the frame those
+    loaders show (`upright`'s rule), or the file is no image Pillow can read."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:  # the header only
+            turn = orientation(image)
+            stored = tuple(image.size)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return 1
+    return turn if turn >= 5 and tuple(size) == stored != stored[::-1] else 1
 
 
 def upright(image: Any, size: tuple[int, int] | None) -> Any:

@@ -13,10 +13,12 @@ import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from export_fixtures import EXPECTED, IMAGES, export, files_under, runner, write_coco
 from factories import small_config
+from PIL import Image, ImageOps
 
 from synthgate import commands
 from synthgate.cli import app
@@ -446,3 +448,54 @@ def test_an_old_balance_output_with_dotdot_names_is_refused(tmp_path: Path) -> N
     result = export(str(balanced), "-f", "yolo", "-o", str(out), "--images", str(real / "images"))
     assert result.exit_code == 2 and "climbs out of its folder" in " ".join(result.output.split())
     assert not out.exists()
+
+
+@pytest.mark.parametrize("size", ["stored", "shown"])
+def test_a_photo_stored_turned_gets_labels_where_loaders_show_its_object(
+    tmp_path: Path, size: str
+) -> None:
+    """Ultralytics and datumaro decode a photo turned by its EXIF orientation (6: shown turned
+    90 degrees clockwise) and read YOLO's fractions and VOC's corners in that frame, whichever
+    size its entry gives (the stored one: labels drawn on the stored pixels)."""
+    stored = np.zeros((60, 40, 3), np.uint8)  # 40 wide, 60 high as stored
+    stored[10:30, 4:12] = 255  # the object: [4, 10, 8, 20] on the stored pixels
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    (tmp_path / "images").mkdir()
+    Image.fromarray(stored).save(tmp_path / "images" / "photo.jpg", exif=exif, quality=100)
+    shown_box = [30, 4, 20, 8]  # the object in the 60 x 40 frame the photo is shown in
+    entry, bbox = ((40, 60), [4, 10, 8, 20]) if size == "stored" else ((60, 40), shown_box)
+    coco = {
+        "images": [{"id": 1, "file_name": "photo.jpg", "width": entry[0], "height": entry[1]}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": bbox, "area": 160, "iscrowd": 0}
+        ],
+        "categories": [{"id": 1, "name": "thing"}],
+    }
+    (tmp_path / "coco.json").write_text(json.dumps(coco))
+    for fmt in ("yolo", "voc"):
+        out = tmp_path / fmt
+        result = export(
+            str(tmp_path / "coco.json"),
+            "-f",
+            fmt,
+            "--split",
+            "1",
+            "--out",
+            str(out),
+            "--images",
+            str(tmp_path / "images"),
+        )
+        assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "yolo" / "images" / "train" / "photo.jpg") as image:
+        shown = np.asarray(ImageOps.exif_transpose(image).convert("L"))  # as the loaders do
+    ys, xs = np.nonzero(shown > 127)
+    assert [xs.min(), ys.min(), xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min()] == shown_box
+    line = (tmp_path / "yolo" / "labels" / "train" / "photo.txt").read_text().split()
+    assert yolo_to_bbox([float(v) for v in line[1:]], 60, 40) == pytest.approx(shown_box, abs=1e-3)
+    xml = ET.parse(tmp_path / "voc" / "Annotations" / "photo.xml")
+    assert (xml.findtext("size/width"), xml.findtext("size/height")) == ("60", "40")
+    corners = [
+        int(xml.findtext(f"object/bndbox/{t}") or 0) for t in ("xmin", "ymin", "xmax", "ymax")
+    ]
+    assert corners == [31, 5, 50, 12]  # 1-based: the shown box's pixels

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import Image, ImageOps
 
 from synthgate.errors import InputError
-from synthgate.formats.exports import clip_bbox, export_names, exported_box
+from synthgate.formats.exports import clip_bbox, export_names, exported_box, turned_box
+from synthgate.formats.image_files import stored_frame_turn
 from synthgate.formats.voc import coco_to_voc_xml, image_depth, voc_corners
 from synthgate.formats.yolo import coco_to_yolo_lines
 
@@ -110,3 +111,39 @@ def test_voc_depth_of_a_file_that_is_no_image(tmp_path: Path) -> None:
     path.write_text("not a PNG")
     with pytest.raises(InputError, match=r"a\.png: not an image file PIL can read"):
         image_depth(path)
+
+
+def _tight_box(pixels: np.ndarray) -> list[float]:
+    ys, xs = np.nonzero(pixels > 127)
+    return [xs.min(), ys.min(), xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min()]
+
+
+@pytest.mark.parametrize("turn", [5, 6, 7, 8])
+def test_a_box_on_stored_pixels_is_turned_as_the_photo_is_shown(turn: int) -> None:
+    stored = np.zeros((30, 50), np.uint8)  # 50 wide, 30 high as stored
+    box = [4, 7, 11, 5]
+    stored[7:12, 4:15] = 255
+    image = Image.fromarray(stored)
+    exif = Image.Exif()
+    exif[0x0112] = turn
+    image.info["exif"] = exif.tobytes()
+    shown = np.asarray(ImageOps.exif_transpose(image))  # as EXIF-aware loaders decode it
+    assert shown.shape == (50, 30)
+    assert turned_box(box, turn, (50, 30)) == _tight_box(shown)
+
+
+def test_only_labels_drawn_on_the_stored_pixels_of_a_turned_photo_are_turned(
+    tmp_path: Path,
+) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (40, 60)).save(tmp_path / "turned.jpg", exif=exif)
+    exif[0x0112] = 3  # upside down: width and height stay
+    Image.new("RGB", (40, 60)).save(tmp_path / "flipped.jpg", exif=exif)
+    Image.new("RGB", (40, 40)).save(tmp_path / "square.jpg", exif=exif)
+    assert stored_frame_turn(tmp_path / "turned.jpg", (40, 60)) == 6  # the stored size
+    assert stored_frame_turn(tmp_path / "turned.jpg", (60, 40)) == 1  # the size it shows
+    assert stored_frame_turn(tmp_path / "flipped.jpg", (40, 60)) == 1
+    assert stored_frame_turn(tmp_path / "square.jpg", (40, 40)) == 1
+    (tmp_path / "not-an-image.jpg").write_text("no")
+    assert stored_frame_turn(tmp_path / "not-an-image.jpg", (40, 60)) == 1

@@ -37,12 +37,14 @@ from synthgate.formats.coco_checks import check_coco, file_name_problem
 from synthgate.formats.coco_reader import read_coco_streaming
 from synthgate.formats.exports import (
     SUBSETS,
+    as_shown,
     coco_subset,
     export_names,
     exported_box,
     place_image,
     split_subsets,
 )
+from synthgate.formats.image_files import stored_frame_turn
 from synthgate.formats.paths import confined_path, confinement_problem
 from synthgate.formats.voc import write_voc
 from synthgate.formats.yolo import write_yolo, yolo_data_yaml
@@ -116,6 +118,17 @@ def export_dataset(
     Infinity (`read_checked` refuses them): a ValueError, as strict readers refuse them.
     """
     names = export_names(coco["images"])
+    if fmt != "coco" and image_files is not None:
+        # Ultralytics and datumaro decode a photo turned as its EXIF orientation says, and
+        # YOLO's fractions and VOC's corners are read in that frame: labels drawn on the
+        # stored pixels (the entry gives the stored size) go into it. COCO keeps every entry.
+        turns = {
+            image["id"]: stored_frame_turn(
+                image_files[image["id"]], (image["width"], image["height"])
+            )
+            for image in coco["images"]
+        }
+        coco = as_shown(coco, {image_id: turn for image_id, turn in turns.items() if turn > 1})
     counts = ExportCounts(images=len(coco["images"]), classes=len(coco["categories"]))
     for subset in SUBSETS:
         counts.subsets[subset] = sum(1 for s in subsets.values() if s == subset)
