@@ -4,12 +4,14 @@ Inside synthgate every box is COCO [x, y, w, h] in pixels. `bbox_to_yolo` gives 
 normalised [cx, cy, w, h]; `yolo_to_bbox` goes back. `coco_to_yolo_lines` writes the lines of
 one image's .txt file (class index = position of the category in `class_names`); `write_yolo`
 writes a whole COCO mapping as labels/[<subset>/]<stem>.txt files and classes.txt, and
-`yolo_data_yaml` the Ultralytics dataset file. Boxes are clipped to the image first
+`yolo_data_yaml` the Ultralytics dataset file; `yolo_unloadable` the image names it would pass
+over. Boxes are clipped to the image first
 (formats/exports.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -18,6 +20,31 @@ import yaml
 from synthgate.class_names import category_name_problem
 from synthgate.errors import InputError
 from synthgate.formats.exports import by_image, export_names, exported_box
+
+# The image files Ultralytics finds in a data.yaml's folders (ultralytics.data.utils.IMG_FORMATS,
+# 8.4): any other file there is passed over, its labels with it, without a word.
+YOLO_IMAGE_SUFFIXES = frozenset(
+    [
+        ".avif",
+        ".bmp",
+        ".dng",
+        ".heic",
+        ".heif",
+        ".jp2",
+        ".jpeg",
+        ".jpg",
+        ".mpo",
+        ".png",
+        ".tif",
+        ".tiff",
+        ".webp",
+    ]
+)
+
+
+def yolo_unloadable(names: Iterable[str]) -> list[str]:
+    """The image file names (exported names) Ultralytics would pass over: no suffix it reads."""
+    return [name for name in names if PurePosixPath(name).suffix.lower() not in YOLO_IMAGE_SUFFIXES]
 
 
 def bbox_to_yolo(bbox: list[float], width: int, height: int) -> list[float]:

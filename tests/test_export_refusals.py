@@ -204,6 +204,14 @@ ERROR_CASES: list[tuple[str, Any, list[str], list[str]]] = [
         ["{coco}", "-f", "yolo", "--no-copy-images"],
         ["classes ['c\\nat']: YOLO's classes.txt holds one class a line", "rename these"],
     ),
+    (  # Ultralytics passed them over with their labels: 4 of 7 images trained, not a word
+        "YOLO images Ultralytics does not read",
+        lambda tmp, coco: coco.write_text(
+            coco.read_text().replace("c/other.png", "c/other.gif").replace("c/empty.png", "c/empty")
+        ),
+        ["{coco}", "-f", "yolo", "--no-copy-images"],
+        ["images ['other.gif', 'empty'] (2 in all) have no suffix Ultralytics reads", ".png"],
+    ),
     (
         "class with a lone surrogate",  # valid JSON, but no UTF-8 file can hold it
         lambda tmp, coco: coco.write_text(coco.read_text().replace('"cat"', '"cat\\ud800"')),

@@ -47,7 +47,12 @@ from synthgate.formats.exports import (
 from synthgate.formats.image_files import stored_frame_turn
 from synthgate.formats.paths import confined_path, confinement_problem
 from synthgate.formats.voc import write_voc
-from synthgate.formats.yolo import write_yolo, yolo_data_yaml
+from synthgate.formats.yolo import (
+    YOLO_IMAGE_SUFFIXES,
+    write_yolo,
+    yolo_data_yaml,
+    yolo_unloadable,
+)
 from synthgate.outputs import (
     BALANCE_MARKER,
     EXPORT_MARKER,
@@ -293,7 +298,15 @@ def export(
             f"{coco_path}: no images to export{left_out}; an export without images is a dataset "
             "no tool can load"
         )
-    export_names(coco["images"])  # the images kept: two that would share a name are refused
+    names = export_names(coco["images"])  # the images kept: two sharing a name are refused
+    unloadable = yolo_unloadable(names.values()) if format == "yolo" else []
+    if unloadable:
+        raise InputError(
+            f"{coco_path}: images {unloadable[:5]} ({len(unloadable)} in all) have no suffix "
+            f"Ultralytics reads ({', '.join(sorted(YOLO_IMAGE_SUFFIXES))}): it would pass them "
+            "over, their labels with them; convert them to PNG or JPEG (a .jfif file is a JPEG: "
+            "name it .jpg) and give their entries the new names, or export as coco or voc"
+        )
     subsets = split_subsets(coco["images"], train_share=split, seed=seed)
     files = None
     if copy_images:  # check_coco has seen every one of them on disk
