@@ -102,6 +102,33 @@ def check_decision(
         check_spans(item_id, shown, decision.spans, allowed)
 
 
+def refuse_unchanged_fix(item_id: int, shown: Sample, decision: Decision) -> None:
+    """A new 'fix' must change a label: one of nothing would finalise the sample as it stands
+    and count as catching a honeypot's defect (gold scores every 'fix' of one as correct), so
+    answering 'fix' to every task would game gold accuracy. (A Label Studio import compares an
+    annotation it brought in before with the decision recorded, and does not come here.)"""
+    if decision.verdict != "fix":
+        return
+    if shown.spec.modality == "image":
+        changed = _object_keys(decision.objects or []) != _object_keys(shown.objects)
+    else:
+        changed = _span_keys(decision.spans or []) != _span_keys(shown.spans)
+    if not changed:
+        raise InputError(
+            f"item {item_id}: this fix changes no label; accept the sample if its labels are "
+            "right, or correct the one that is wrong"
+        )
+
+
+def _object_keys(objects: list[ObjectLabel]) -> list[tuple[Any, ...]]:
+    """What a fix of objects corrects: each object's class, box and mask, in order."""
+    return [(o.category, list(o.bbox), o.mask) for o in objects]
+
+
+def _span_keys(spans: list[Span]) -> list[tuple[Any, ...]]:
+    return [(s.start, s.end, s.label) for s in spans]
+
+
 def decision_row(
     item_id: int, who: str, decision: Decision, shown: Sample, role: str, now: float
 ) -> dict[str, Any]:

@@ -60,6 +60,7 @@ from synthgate.review.decision import (
     check_decision,
     criteria_of,
     decision_row,
+    refuse_unchanged_fix,
 )
 from synthgate.review.items import (
     ANNOTATOR_VERDICTS,
@@ -349,6 +350,7 @@ class ReviewQueue:
             check_decision(
                 item_id, shown, decision, labels=self._fix_labels(connection, item, decision)
             )
+            refuse_unchanged_fix(item_id, shown, decision)
             assignment_id = item.assignment_id
             if assignment_id is None and assign:
                 self._assign(connection, item, annotator)
@@ -402,6 +404,7 @@ class ReviewQueue:
             check_decision(
                 item_id, shown, decision, labels=self._fix_labels(connection, item, decision)
             )
+            refuse_unchanged_fix(item_id, shown, decision)
             row = decision_row(item_id, adjudicator, decision, shown, "adjudicator", time.time())
             connection.execute(decisions.insert().values(**row))
             finalise(connection, item, decision.verdict, [row])

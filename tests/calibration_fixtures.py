@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from review_fixtures import corrected
 
 from synthgate.review.queue import Decision, ReviewQueue
 from synthgate.review.verdicts import Reviewed
@@ -130,7 +131,7 @@ def reviewed_store(url: str, hidden: Rubric, count: int, *, seed: int = 0) -> St
         while (task := queue.next_item(who)) is not None:
             levels, _, human = truth[task.sample.id]
             verdict = VERDICT_OF_ROUTE[human]
-            fixed = task.sample.objects if verdict == "fix" else None  # the labels, corrected
+            fixed = corrected(task.sample.objects) if verdict == "fix" else None
             queue.decide(
                 task.item_id,
                 who,

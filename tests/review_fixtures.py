@@ -115,3 +115,11 @@ def work(queue: ReviewQueue, annotator: str, choose) -> list[int]:
         seen.append(task.item_id)
         queue.decide(task.item_id, annotator, choose(task))
     return seen
+
+
+def corrected(objects: list[ObjectLabel]) -> list[ObjectLabel]:
+    """`objects` with a real correction, as a fix must make: the first box 1 px narrower, its
+    mask dropped (the review page sends none for a box it moved)."""
+    first, *rest = objects
+    x, y, w, h = first.bbox
+    return [first.model_copy(update={"bbox": [x, y, w - 1, h], "mask": None}), *rest]

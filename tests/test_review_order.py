@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from calibration_fixtures import VERDICT_OF_ROUTE, detection_sample, judge, shifted
-from review_fixtures import ACCEPT, REJECT
+from review_fixtures import ACCEPT, REJECT, corrected
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -144,7 +144,7 @@ def test_checks_people_overrule_come_first(tmp_path: Path) -> None:
         assert task.sample.report is not None
         levels, _, human = judge(hidden, task.sample.report.measurements)
         verdict = VERDICT_OF_ROUTE[human]
-        fixed = task.sample.objects if verdict == "fix" else None
+        fixed = corrected(task.sample.objects) if verdict == "fix" else None
         queue.decide(task.item_id, "ann", Decision(verdict=verdict, levels=levels, objects=fixed))  # type: ignore[arg-type]
     rates = overrule_rates(store, DETECTION)
     assert rates["precision_box_tightness"] > 0.2

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-from review_fixtures import ACCEPT, fill, make_sample, open_store
+from review_fixtures import ACCEPT, corrected, fill, make_sample, open_store
 
 from synthgate.errors import InputError
 from synthgate.review.queue import Decision, ReviewQueue
@@ -129,6 +129,30 @@ def test_a_fix_of_a_classification_text_is_refused(store: Store) -> None:
         queue.decide(task.item_id, "ann", Decision(verdict="fix", spans=[]))
     queue.decide(task.item_id, "ann", Decision(verdict="reject"))
     assert store.get_sample(sample.id).status == "rejected"
+
+
+@pytest.mark.parametrize("modality", ["image", "text"])
+def test_a_fix_that_changes_no_label_is_refused(store: Store, modality: str) -> None:
+    """A 'fix' of the labels as shown finalised the sample as it stood, and counted as catching
+    a honeypot's defect: answering 'fix' to every task gamed gold accuracy."""
+    store.upsert_samples([make_sample(0, "review", modality=modality)])
+    queue = ReviewQueue(store, gold_rate=0.0, annotators_per_item=1)
+    queue.enqueue_batch("b1")
+    task = queue.next_item("ann")
+    assert task is not None
+    shown = task.sample
+    same = Decision(verdict="fix", objects=shown.objects, spans=None)
+    if modality == "text":
+        same = Decision(verdict="fix", spans=shown.spans)
+    with pytest.raises(InputError, match="this fix changes no label; accept the sample"):
+        queue.decide(task.item_id, "ann", same)
+    fixed = (
+        Decision(verdict="fix", objects=corrected(shown.objects))
+        if modality == "image"
+        else Decision(verdict="fix", spans=shown.spans[:-1])
+    )
+    queue.decide(task.item_id, "ann", fixed)
+    assert store.get_sample(shown.id).status == "accepted"
 
 
 @pytest.mark.parametrize(("k", "gold_rate"), [(0, 0.1), (2, 1.0), (2, -0.1)])
