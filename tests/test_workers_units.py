@@ -744,13 +744,47 @@ def test_a_chunk_whose_files_are_missing_is_queued_to_be_made_again(
     made = context.store.chunks.get(chunk.id)
     assert made is not None and made.status == "generated"
     shutil.rmtree(context.blobs.url)
-    with pytest.raises(InputError, match="its files are not in the blob store") as caught:
+    with pytest.raises(InputError, match="the files of 2 of its samples are not in") as caught:
         load_chunk(context.store, BlobStore(context.blobs.url), made)
     # worded for the CLI, the API and the library alike: each submits in its own way
     assert "then submit the same config again" in str(caught.value)
     assert "synthgate submit" not in str(caught.value)
     again = context.store.chunks.get(chunk.id)
     assert again is not None and again.status == "queued"
+
+
+def test_a_chunk_whose_files_are_missing_is_made_anew_by_its_next_delivery(
+    context: WorkerContext, tmp_path: Path
+) -> None:
+    """The chunk was queued again, but its sample rows stayed: the next delivery found every
+    sample made and wrote no file, so each submit failed the same way, for good."""
+    import shutil
+
+    from synthgate.workers.runner import load_chunk
+
+    config = make_config(image={"generator": "procedural", "count": 3, "size": [32, 32]})
+    batch_id = register(context, config)
+    for chunk in context.store.chunks.of_batch(batch_id):
+        run_chunk(context, chunk.id)
+    shutil.rmtree(context.blobs.url)  # made by a worker with another --blobs
+    image = next(c for c in context.store.chunks.of_batch(batch_id) if c.modality == "image")
+    with pytest.raises(InputError, match="not in the blob store"):
+        load_chunk(context.store, context.blobs, image)
+    assert run_chunk(context, image.id) == f"{image.id} generated"
+    assert len(load_chunk(context.store, context.blobs, image).items) == 3
+    # the text chunk's partial reports went too: made anew when assembly finds them missing
+    with pytest.raises(InputError, match="not in the blob store"):
+        assemble_from_store(
+            config, tmp_path / "out", store=context.store, blobs=context.blobs, batch_id=batch_id
+        )
+    for chunk in context.store.chunks.of_batch(batch_id, statuses=["queued"]):
+        run_chunk(context, chunk.id)
+    assemble_from_store(
+        config, tmp_path / "out", store=context.store, blobs=context.blobs, batch_id=batch_id
+    )
+    run_batch(config, tmp_path / "embedded")
+    for name in DATA_FILES:
+        assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "embedded" / name).read_bytes()
 
 
 def test_a_template_file_changed_since_submit_fails_the_chunk_naming_it(

@@ -70,25 +70,40 @@ def load_chunk(store: Store, blobs: BlobStore, chunk: ChunkState) -> LoadedChunk
             "again"
         )
     items: list[tuple[Sample, bytes | None, SampleMeasurements | None, int]] = []
-    try:
-        documents = load_chunk_partials(blobs, chunk.id)
-        for sample in samples:
-            if sample.status == "failed":
-                items.append((sample, None, None, 0))
-                continue
+    missing: list[Sample] = []
+    first_missing: FileNotFoundError | None = None
+    documents = load_chunk_partials(blobs, chunk.id)
+    for sample in samples:
+        if sample.status == "failed":
+            items.append((sample, None, None, 0))
+            continue
+        try:
             png = blobs.get(sample.uri) if sample.uri and chunk.modality == "image" else None
             items.append((sample, png, *load_partial(blobs, sample, documents)))
-    except FileNotFoundError as missing:
-        # Made, but not where this process reads: the chunk is made again on the next submit
-        # (it stayed `generated`, which a submit never remakes: stuck, a traceback each time)
+        except FileNotFoundError as error:
+            missing.append(sample)
+            first_missing = first_missing or error
+    if first_missing is not None:
+        # Made, but not where this process reads (a worker with another --blobs, or files
+        # deleted since). The rows go, so that the next delivery makes those samples again
+        # (a worker makes only the samples without a row), and the chunk is queued for it
+        # (left `generated`, it was never made again: the same error on every submit).
+        kept = len(missing) - store.forget_unreviewed(s.id for s in missing)
         store.chunks.update(chunk.id, status="queued", reason=None, current=None)
+        reviewed = (
+            f"; {kept} of them people were asked to review, and those are never made anew: "
+            "put their files back in the blob store"
+            if kept
+            else ""
+        )
         raise InputError(
-            f"batch {chunk.batch_id}: chunk {chunk.id} was made, but its files are not in the "
-            f"blob store {blobs.url} ({missing.filename or missing}); point every worker and "
-            "the process that submits at the same {blobs}, then submit the same config again: "
-            "the chunk is queued to be made anew",
+            f"batch {chunk.batch_id}: chunk {chunk.id} was made, but the files of "
+            f"{len(missing)} of its samples are not in the blob store {blobs.url} "
+            f"({first_missing.filename or first_missing}); point every worker and the process "
+            "that submits at the same {blobs}, then submit the same config again: the chunk is "
+            f"queued to make them anew{reviewed}",
             options=("blobs",),
-        ) from None
+        )
     return LoadedChunk(chunk, items)
 
 
