@@ -16,6 +16,8 @@ to one worker at a time under a lease:
 - `lost` finds running chunks whose lease ran out (their worker died or froze) and
   `requeue_lost` puts one back to `queued`, counting a crash, for its message to be sent again
   (`undo_requeue` when it could not be sent).
+- `stalled` finds queued chunks nobody took for a while (their message may be lost) and
+  `touch_stalled` claims one for the sweep that sends it again.
 
 So a redelivered task can tell it lost a worker, and a sample that kills its worker every time
 ends as `failed` with the reason kept on the sample row. Plain `update` is for the process that
@@ -32,7 +34,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Connection, Engine
 
-from synthgate.storage.tables import WriteTransaction, chunks, upsert
+from synthgate.storage.tables import WriteTransaction, batches, chunks, upsert
 
 # A chunk in one of these states needs no worker: `generated` waits for the run folder's
 # assembly to finish its samples' reports in order, then becomes `done` (or `failed`).
@@ -215,6 +217,36 @@ class ChunkBook:
             query = query.where(chunks.c.batch_id == batch_id)
         with self.engine.connect() as connection:
             return [_chunk_state(row) for row in connection.execute(query.order_by(chunks.c.id))]
+
+    def stalled(self, *, unchanged_since: float) -> list[ChunkState]:
+        """Queued chunks unchanged since `unchanged_since` (a time.time()), of batches not
+        cancelled (whose chunks stay queued on purpose): their message may be lost."""
+        query = (
+            select(chunks)
+            .join(batches, batches.c.id == chunks.c.batch_id)
+            .where(
+                chunks.c.status == "queued",
+                chunks.c.updated < unchanged_since,
+                batches.c.status != "cancelled",
+            )
+        )
+        with self.engine.connect() as connection:
+            return [_chunk_state(row) for row in connection.execute(query.order_by(chunks.c.id))]
+
+    def touch_stalled(self, chunk: ChunkState) -> bool:
+        """Mark a chunk `stalled` found as changed now, before its message is sent again; False
+        when it changed meanwhile (a worker took it, or another sweep touched it first)."""
+        with self.engine.begin() as connection:
+            changed = connection.execute(
+                chunks.update()
+                .where(
+                    chunks.c.id == chunk.id,
+                    chunks.c.status == "queued",
+                    chunks.c.updated == chunk.updated,
+                )
+                .values(updated=time.time())
+            ).rowcount
+        return bool(changed == 1)
 
     def requeue_lost(self, chunk: ChunkState) -> bool:
         """Put a chunk `lost` found back to `queued`, counting a crash; False when it changed

@@ -180,6 +180,35 @@ def test_a_resubmit_after_the_broker_lost_everything_finishes_without_duplicates
     assert_same_run(tmp_path / "again", tmp_path / "submitted")
 
 
+def test_chunks_whose_messages_the_broker_lost_are_sent_again_without_a_wait(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Submitted without --wait, then Redis restarted before a worker took them: the chunks
+    stayed `queued` for good, the workers idle, until someone submitted the config again."""
+    cluster.settings["SYNTHGATE_RETRY_BACKOFF_MAX"] = "1"  # stalled after 3 + 1 + 1 s
+    config = write_config(tmp_path, mixed_config(images=24, texts=40, size=64))
+    first = cluster.cli("submit", str(config))
+    assert first.returncode == 0, first.stderr
+    batch_id = first.stdout.split()[1].rstrip(":")
+    cluster.redis.restart()  # the queued messages are gone; no worker ever saw them
+    worker = cluster.start_worker()
+    store = Store(cluster.db_url)
+    try:
+        wait_until(
+            lambda: set(store.chunks.totals(batch_id)) == {"last_update", "generated"},
+            timeout=60,
+            what="the workers to send the lost chunks again and make them",
+        )
+    finally:
+        store.close()
+    assert "queued chunks no worker took again" in cluster.log_of(worker).read_text()
+    done = cluster.cli("submit", str(config), "--out", str(tmp_path / "submitted"), "--wait")
+    assert done.returncode == 0 and "0 chunks sent" in done.stdout, done.stdout + done.stderr
+    images, texts = unique_ids(tmp_path / "submitted")
+    assert len(images) == len(set(images)) == 24
+    assert len(texts) == len(set(texts)) == 40
+
+
 def test_a_sample_that_always_kills_its_worker_ends_failed_and_the_rest_completes(
     cluster: Cluster, tmp_path: Path
 ) -> None:

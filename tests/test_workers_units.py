@@ -653,6 +653,33 @@ def test_a_sweep_without_a_broker_leaves_the_chunk_lost_for_the_next_one(
     assert context.store.chunks.get(chunk_id).crashes == 1  # type: ignore[union-attr]
 
 
+def test_the_sweep_sends_queued_chunks_nobody_took_again_once_with_the_queues_empty(
+    context: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch_id = register(context, make_config())
+    cancelled = register(context, make_config(name="dropped"))
+    context.store.set_batch_status(cancelled, "cancelled")  # its chunks stay queued on purpose
+    sent: list[str] = []
+    monkeypatch.setattr(
+        worker_submit, "publish", lambda _app, c, **_: sent.extend(x.id for x in c) or len(c)
+    )
+    waiting = [1]
+    monkeypatch.setattr(worker_submit, "queued_messages", lambda _app: waiting[0])
+    app = SimpleNamespace(synthgate=context.settings)
+
+    def resend() -> list[str]:
+        return worker_submit.resend_stalled(app, context.store, settings=context.settings)
+
+    assert resend() == []  # just queued: its messages are on their way
+    with context.store.engine.begin() as connection:
+        connection.execute(chunks.update().values(updated=time.time() - 3600))
+    assert resend() == []  # messages are waiting in the broker: the workers are busy
+    waiting[0] = 0
+    ids = [c.id for c in context.store.chunks.of_batch(batch_id)]
+    assert resend() == ids == sent
+    assert resend() == []  # sent: not again before another quiet period
+
+
 def test_a_held_lease_is_renewed_while_the_chunk_is_made_and_reports_its_loss(
     context: WorkerContext,
 ) -> None:

@@ -6,7 +6,9 @@ one with a rubric that measures samples otherwise than the batch's is refused: t
 part of the batch id, and the workers keep what they measured). `recover_lost` is the recovery
 sweep: running chunks whose lease ran out (their worker was killed or froze) go back to `queued` and
 are published again, at once (not after the broker's visibility timeout) and ahead of the chunks
-waiting their turn; every worker runs it (workers/tasks.py), and so does `wait_for_batch`, which
+waiting their turn; every worker runs it (workers/tasks.py), with `resend_stalled`, which
+publishes again the queued chunks no worker took while the queues are empty (a broker restart
+lost their messages, and no `--wait` follows the batch); and so does `wait_for_batch`, which
 follows progress in the database and, when the batch stalls with its queues empty (a broker that
 lost its messages in a restart), publishes the unfinished chunks again. Judging what the workers
 made, in order, into sinks is workers/runner.py's.
@@ -202,6 +204,33 @@ def recover_lost(app: Any, store: Store, *, batch_id: str | None = None) -> list
             ", ".join(c.id for c in requeued),
         )
     return [c.id for c in requeued]
+
+
+def resend_stalled(app: Any, store: Store, *, settings: WorkerSettings) -> list[str]:
+    """Publish again the queued chunks no worker took for `stall_seconds(settings)` while the
+    broker's queues are empty: their messages were lost (a broker restarted without
+    persistence before a worker took them) and, with no `submit --wait` following the batch,
+    nothing else would send them. Safe, since a chunk is claimed by one delivery at a time.
+    Returns the ids sent; an `InputError` when the broker cannot be reached."""
+    stalled = store.chunks.stalled(unchanged_since=time.time() - stall_seconds(settings))
+    if not stalled or queued_messages(app) != 0:
+        return []
+    mine = [chunk for chunk in stalled if store.chunks.touch_stalled(chunk)]
+    publish(app, mine, ahead=True)
+    if mine:
+        log.warning(
+            "sent %d queued chunks no worker took again (their messages were lost): %s",
+            len(mine),
+            ", ".join(c.id for c in mine),
+        )
+    return [c.id for c in mine]
+
+
+def stall_seconds(settings: WorkerSettings) -> float:
+    """How long a queued chunk waits before the workers' sweep sends its message again: a
+    lease and two heartbeats, plus the longest retry backoff (a chunk waiting out its retry is
+    queued, its message held by the worker that will retry it)."""
+    return settings.lease_timeout + 2 * settings.heartbeat_interval + settings.retry_backoff_max
 
 
 def progress_of(store: Store, batch_id: str, total: int) -> BatchProgress:

@@ -11,7 +11,8 @@ made yet fail with the reason, under the lease; the hard limit kills the pool pr
 Every worker's main process also runs `LeaseSweeper`: every `heartbeat_interval` it hands the
 chunks whose lease ran out (their worker was SIGKILLed, ran out of memory or froze) to the
 workers again (`recover_lost`), so a lost chunk waits a lease timeout, not the broker's
-visibility timeout.
+visibility timeout; and it sends again the queued chunks whose messages the broker lost
+(`resend_stalled`), so a batch submitted without `--wait` does not stay queued for good.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from synthgate.generators import REGISTRY, generator_class
 from synthgate.storage.store import Store
 from synthgate.workers.app import MAKE_CHUNK, QUEUES, WorkerSettings, queue_for
 from synthgate.workers.chunks import TRANSIENT_ERRORS, WorkerContext, fail_chunk, run_chunk
-from synthgate.workers.submit import recover_lost
+from synthgate.workers.submit import recover_lost, resend_stalled
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +91,8 @@ def make_chunk(self: Any, chunk_id: str) -> str:
 
 
 class LeaseSweeper:
-    """A thread of the worker's main process that runs `recover_lost` every
-    `heartbeat_interval` seconds, on a store of its own (opened after the pool forked)."""
+    """A thread of the worker's main process that runs `recover_lost` and `resend_stalled`
+    every `heartbeat_interval` seconds, on a store of its own (opened after the pool forked)."""
 
     def __init__(self, app: Any, settings: WorkerSettings) -> None:
         self.app = app
@@ -118,6 +119,7 @@ class LeaseSweeper:
                         after_in_child=lambda engine=store.engine: engine.dispose(close=False)
                     )
                 recover_lost(self.app, store)
+                resend_stalled(self.app, store, settings=self.settings)
             except TRANSIENT_ERRORS as error:  # the database is down or busy
                 log.warning("lease sweep failed: %r; trying again", error)
             except InputError as error:  # no broker: the next sweep sends them
