@@ -653,6 +653,21 @@ def test_a_sweep_without_a_broker_leaves_the_chunk_lost_for_the_next_one(
     assert context.store.chunks.get(chunk_id).crashes == 1  # type: ignore[union-attr]
 
 
+def test_a_chunk_unknown_to_the_workers_database_is_an_error_naming_it_and_the_fix(
+    context: WorkerContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker started with another --db took the chunks' messages and dropped them with an
+    INFO line, "succeeded: 'unknown chunk ...'": the batch sat queued, nothing said why."""
+    with caplog.at_level("ERROR", logger="synthgate.workers.chunks"):
+        said = run_chunk(context, "other-0123456789:image:0")
+    assert said == (
+        "chunk other-0123456789:image:0 is not in this worker's database "
+        f"{context.store.url}: its batch was submitted to another one. Start this worker with "
+        "the --db (or SYNTHGATE_DB_URL) that `synthgate submit` is given"
+    )
+    assert [r.getMessage() for r in caplog.records] == [said]
+
+
 def test_the_sweep_sends_queued_chunks_nobody_took_again_once_with_the_queues_empty(
     context: WorkerContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -57,6 +57,7 @@ from synthgate.samples import GeneratedSample, Modality, Provenance, Sample, Sam
 from synthgate.sinks import sample_png
 from synthgate.storage.blobs import BlobStore
 from synthgate.storage.chunks import FINISHED, ChunkBook, ChunkState, Lease, LeaseLost
+from synthgate.storage.database import shown_url
 from synthgate.storage.store import Store
 from synthgate.validators.validate import Judge
 from synthgate.workers.app import WorkerSettings, queue_for
@@ -255,7 +256,15 @@ def run_chunk(context: WorkerContext, chunk_id: str, *, holder: str | None = Non
         lease_seconds=context.settings.lease_timeout,
     )
     if delivery is None:
-        return f"unknown chunk {chunk_id}"
+        # Sent by a `submit` on another database: the message is dropped here (a sweep of
+        # the workers on the submitter's database sends it again), so say why, loudly.
+        said = (
+            f"chunk {chunk_id} is not in this worker's database "
+            f"{shown_url(context.store.url)}: its batch was submitted to another one. Start "
+            "this worker with the --db (or SYNTHGATE_DB_URL) that `synthgate submit` is given"
+        )
+        log.error("%s", said)
+        return said
     chunk = delivery.chunk
     if delivery.lease is None:
         if chunk.status in FINISHED:
