@@ -153,6 +153,13 @@ BATCH_ID = PathParam(
     description="The id POST /api/batches answered with.",
 )
 
+IMAGE_NAME = PathParam(
+    ...,
+    max_length=200,
+    pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.png$",
+    description="An image of the batch, as its coco.json names it: images/<name>.",
+)
+
 
 @router.post(
     "",
@@ -319,14 +326,6 @@ def get_batch_coco(
     batch = _visible_batch(request, batch_id, user)
     coco = _finished_file(request, batch, "coco.json", "images")
     return FileResponse(coco, media_type="application/json", filename=f"{batch_id}.coco.json")
-
-
-IMAGE_NAME = PathParam(
-    ...,
-    max_length=200,
-    pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.png$",
-    description="An image of the batch, as its coco.json names it: images/<name>.",
-)
 
 
 @router.get(
