@@ -829,6 +829,45 @@ def test_a_chunk_whose_files_are_missing_is_made_anew_by_its_next_delivery(
         assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "embedded" / name).read_bytes()
 
 
+def test_missing_files_never_cost_a_judged_or_reviewed_sample_its_row(
+    context: WorkerContext, tmp_path: Path
+) -> None:
+    """Files missing from the blob store make a chunk's samples anew only while the chunk
+    was never judged, and never a sample people were asked to review: a second `submit --wait`
+    of a finished batch under a wrong --blobs deleted every unreviewed row, accepted ones
+    too, and queued its done chunks to be made again."""
+    import shutil
+
+    from synthgate.review.queue import ReviewQueue
+    from synthgate.workers.runner import load_chunk
+
+    config = make_config(image={"generator": "procedural", "count": 3, "size": [32, 32]})
+    batch_id = register(context, config)
+    for chunk in context.store.chunks.of_batch(batch_id):
+        run_chunk(context, chunk.id)
+    assemble_from_store(
+        config, tmp_path / "out", store=context.store, blobs=context.blobs, batch_id=batch_id
+    )
+    image = next(c for c in context.store.chunks.of_batch(batch_id) if c.modality == "image")
+    assert image.status == "done"
+    made = context.store.samples_in(batch_id, "image", 0, 3)
+    wrong = BlobStore(str(tmp_path / "other-blobs"))  # this process's --blobs is another
+    with pytest.raises(InputError, match=r"is done, but .* nothing was changed"):
+        load_chunk(context.store, wrong, image)
+    assert context.store.samples_in(batch_id, "image", 0, 3) == made
+    assert context.store.chunks.get(image.id).status == "done"
+    # never judged: the rows go and the chunk is made anew, but for a sample under review
+    context.store.chunks.update(image.id, status="generated")
+    ReviewQueue(context.store, gold_rate=0.0).add_gold(made[0], expected=["accept"])
+    shutil.rmtree(context.blobs.url)
+    generated = context.store.chunks.get(image.id)
+    with pytest.raises(InputError, match="1 of them people were asked to review"):
+        load_chunk(context.store, context.blobs, generated)
+    left = context.store.samples_in(batch_id, "image", 0, 3)
+    assert [s.id for s in left] == [made[0].id]
+    assert context.store.chunks.get(image.id).status == "queued"
+
+
 def test_a_template_file_changed_since_submit_fails_the_chunk_naming_it(
     context: WorkerContext, tmp_path: Path
 ) -> None:

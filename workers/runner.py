@@ -83,11 +83,23 @@ def load_chunk(store: Store, blobs: BlobStore, chunk: ChunkState) -> LoadedChunk
         except FileNotFoundError as error:
             missing.append(sample)
             first_missing = first_missing or error
+    if first_missing is not None and chunk.status != "generated":
+        # A chunk already judged into a run folder (done, or failed with some samples): its
+        # samples may be accepted and merged; this process reads another blob store (a wrong
+        # --blobs) more likely than its files went. Nothing is changed.
+        raise InputError(
+            f"batch {chunk.batch_id}: chunk {chunk.id} is {chunk.status}, but the files of "
+            f"{len(missing)} of its samples are not in the blob store {blobs.url} "
+            f"({first_missing.filename or first_missing}); point this process at the blob "
+            "store its workers wrote ({blobs}); nothing was changed",
+            options=("blobs",),
+        )
     if first_missing is not None:
         # Made, but not where this process reads (a worker with another --blobs, or files
-        # deleted since). The rows go, so that the next delivery makes those samples again
-        # (a worker makes only the samples without a row), and the chunk is queued for it
-        # (left `generated`, it was never made again: the same error on every submit).
+        # deleted since), and never judged. The rows go, so that the next delivery makes those
+        # samples again (a worker makes only the samples without a row), and the chunk is
+        # queued for it (left `generated`, it was never made again: the same error on every
+        # submit).
         kept = len(missing) - store.forget_unreviewed(s.id for s in missing)
         store.chunks.update(chunk.id, status="queued", reason=None, current=None)
         reviewed = (
