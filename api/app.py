@@ -94,7 +94,8 @@ class BodyLimit:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        twice = twice_given(body) if b"json" in headers.get(b"content-type", b"") else None
+        kind = headers.get(b"content-type", b"").lower()  # media types ignore case
+        twice = twice_given(body) if b"json" in kind else None
         if twice is not None:
             await send_error(send, status.HTTP_400_BAD_REQUEST, twice)
             return

@@ -274,6 +274,7 @@ BAD_BODIES = [
     ("too-deep", b'{"comment": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "application/json", 400, ["nested too deep"]),
     ("huge-integer", b'{"verdict": "accept", "levels": {"precision": ' + b"9" * 5000 + b"}}", "application/json", 400, ["not valid JSON", "4300 digits"]),
     ("key-twice", b'{"verdict": "accept", "comment": "a", "verdict": "reject"}', "application/json", 400, ["key 'verdict' is given twice"]),
+    ("key-twice-any-case", b'{"verdict": "accept", "verdict": "reject"}', "Application/JSON", 400, ["key 'verdict' is given twice"]),
     ("bad-fix-box", b'{"verdict": "fix", "objects": [{"category": "circle", "bbox": [0, 0, -5, 3], "area": 1}]}', "application/json", 400, ["bbox"]),
 ]  # fmt: skip
 

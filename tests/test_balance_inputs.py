@@ -331,6 +331,16 @@ def test_a_coco_file_given_as_jsonl_is_named_as_coco(
     coco, _ = tiny
     with pytest.raises(sg.InputError, match=r"jsonl=.*: is a COCO file .*--coco"):
         sg.balance_text(coco, out=tmp_path / "o")
+    pretty = tmp_path / "pretty.json"
+    pretty.write_text(json.dumps(json.loads(coco.read_text()), indent=2))
+    with pytest.raises(sg.InputError, match="is a COCO file"):
+        sg.balance_text(pretty, out=tmp_path / "o")
+    rows = tmp_path / "rows.json"  # JSONL rows in a .json file, one with "images" in it
+    rows.write_text('{"text": "show me the images", "label": "images"}\n')
+    try:
+        sg.balance_text(rows, out=tmp_path / "o2")
+    except sg.InputError as error:  # it may have too few rows to balance: not for being COCO
+        assert "COCO" not in str(error)
     result = run_cli("balance", "--jsonl", str(coco), "--out", str(tmp_path / "o"))
     assert result.returncode == 2
     assert "is a COCO file" in " ".join(result.stderr.split())

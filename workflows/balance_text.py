@@ -19,6 +19,7 @@ made and had accepted, and by how much a class stays short of its target.
 from __future__ import annotations
 
 import functools
+import json
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -99,15 +100,21 @@ def _check_rows(
 
 
 def _looks_like_coco(path: Path) -> bool:
-    """A .json file that opens as one object naming `images`: a COCO file, not JSONL rows."""
+    """A .json file whose first line is no JSON row, the file one object with a list of
+    `images`: a COCO file (pretty-printed or not), not JSONL rows."""
     if path.suffix.lower() != ".json":
         return False
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
-            head = handle.read(1 << 16)
+            first = handle.readline(1 << 16)
+            head = first + handle.read(1 << 16)
     except OSError:
         return False
-    return head.lstrip().startswith("{") and '"images"' in head
+    try:
+        row = json.loads(first)
+    except ValueError:  # no JSONL file (refused either way): pretty-printed COCO opens so
+        return first.strip() == "{" and '"images"' in head
+    return isinstance(row, dict) and isinstance(row.get("images"), list)
 
 
 def balance_text(
