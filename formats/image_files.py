@@ -90,6 +90,7 @@ def stored_frame_turn(path: Path, size: tuple[int, int]) -> int:
     loaders show (`upright`'s rule), or the file is no image Pillow can read."""
     from PIL import Image
 
+    pixel_limit()
     try:
         with Image.open(path) as image:  # the header only
             turn = orientation(image)

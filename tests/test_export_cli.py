@@ -499,3 +499,11 @@ def test_a_photo_stored_turned_gets_labels_where_loaders_show_its_object(
         int(xml.findtext(f"object/bndbox/{t}") or 0) for t in ("xmin", "ymin", "xmax", "ymax")
     ]
     assert corners == [31, 5, 50, 12]  # 1-based: the shown box's pixels
+    # labels only, beside the photos where they are: the same labels
+    only = tmp_path / "labels-only"
+    args = ["-f", "yolo", "--split", "1", "--no-copy-images"]
+    result = export(
+        str(tmp_path / "coco.json"), *args, "--out", str(only), "--images", str(tmp_path / "images")
+    )
+    assert result.exit_code == 0, result.output
+    assert (only / "labels" / "train" / "photo.txt").read_text().split() == line

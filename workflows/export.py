@@ -109,6 +109,7 @@ def export_dataset(
     subsets: dict[Any, str],
     layout: str = "coco",
     image_files: dict[Any, Path] | None = None,
+    image_sources: dict[Any, Path] | None = None,
     progress: Progress | None = None,
     write_progress: Progress | None = None,
 ) -> ExportCounts:
@@ -117,20 +118,22 @@ def export_dataset(
     `subsets`: image id -> "train" or "val" (`split_subsets`). `layout`: COCO only, a key of
     `COCO_LAYOUTS`. `image_files`: image id -> the image on disk, placed beside the labels;
     None writes labels only (and no data.yaml, which would point at missing images).
+    `image_sources`: image id -> its file, read for its EXIF orientation (YOLO, VOC) when no
+    image is placed (default: `image_files`).
     `progress(placed, total)` is called as images are placed, `write_progress(entries written,
     entries in all)` as each COCO file is written (its images, annotations and categories; from
     0 again for the next subset's file). `coco` must hold no NaN or
     Infinity (`read_checked` refuses them): a ValueError, as strict readers refuse them.
     """
     names = export_names(coco["images"])
-    if fmt != "coco" and image_files is not None:
+    sources = image_files if image_files is not None else image_sources
+    if fmt != "coco" and sources is not None:
         # Ultralytics and datumaro decode a photo turned as its EXIF orientation says, and
         # YOLO's fractions and VOC's corners are read in that frame: labels drawn on the
-        # stored pixels (the entry gives the stored size) go into it. COCO keeps every entry.
+        # stored pixels (the entry gives the stored size) go into it, whether the images are
+        # placed beside them or not. COCO keeps every entry.
         turns = {
-            image["id"]: stored_frame_turn(
-                image_files[image["id"]], (image["width"], image["height"])
-            )
+            image["id"]: stored_frame_turn(sources[image["id"]], (image["width"], image["height"]))
             for image in coco["images"]
         }
         coco = as_shown(coco, {image_id: turn for image_id, turn in turns.items() if turn > 1})
@@ -308,9 +311,10 @@ def export(
             "name it .jpg) and give their entries the new names, or export as coco or voc"
         )
     subsets = split_subsets(coco["images"], train_share=split, seed=seed)
-    files = None
-    if copy_images:  # check_coco has seen every one of them on disk
-        files = {image["id"]: confined_path(root, image["file_name"]) for image in coco["images"]}
+    # check_coco has seen every one of them on disk when they are copied; else a file that is
+    # not there is read as upright
+    sources = {image["id"]: confined_path(root, image["file_name"]) for image in coco["images"]}
+    files = sources if copy_images else None
     with building_out(
         target, doing=f"exporting to {out}", marker=EXPORT_MARKER, what="export"
     ) as temporary:
@@ -321,6 +325,7 @@ def export(
             subsets=subsets,
             layout=layout,
             image_files=files,
+            image_sources=sources,
             progress=progress,
             write_progress=write_progress,
         )
