@@ -196,28 +196,49 @@ def row_spans_and_label(row: dict[str, Any]) -> tuple[list[Any], Any]:
 def span_layout(rows: list[dict[str, Any]], *, label_field: str = "label") -> tuple[str, str]:
     """Where and how the first row with spans keeps them, as (field, form): ("spans", "list")
     (synthgate), ("entities", "list") (spaCy-style), ("entities", "doccano") (objects with
-    start_offset / end_offset) or (`label_field`, "list") (doccano's older export)."""
+    start_offset / end_offset), ("labels", "list") (doccano versions that write `labels`),
+    (`label_field`, "list") (doccano's older export) or (`label_field`, "labelstudio") (Label
+    Studio's JSON-MIN: objects with start, end, text and labels) - the forms
+    `row_spans_and_label` reads."""
     for row in rows:
-        entities = row.get("entities")
+        entities, labels, label = row.get("entities"), row.get("labels"), row.get(label_field)
         if row.get("spans"):
             return "spans", "list"
         if isinstance(entities, list) and entities:
             return "entities", "doccano" if isinstance(entities[0], dict) else "list"
-        label = row.get(label_field)
-        if isinstance(label, list) and label and all(_is_span(item) for item in label):
-            return label_field, "list"
+        if isinstance(labels, list) and labels and all(map(_is_span, labels)):
+            return "labels", "list"
+        if isinstance(label, list) and label and all(map(_is_span, label)):
+            return label_field, "labelstudio" if isinstance(label[0], dict) else "list"
     return "spans", "list"
 
 
-def spans_in_form(spans: list[list[Any]], form: str, *, first_id: int = 1) -> list[Any]:
+def spans_in_form(
+    spans: list[list[Any]], form: str, *, text: str = "", first_id: int = 1
+) -> list[Any]:
     """[[start, end, label], ...] written in `form` (`span_layout`); doccano's objects are
-    numbered from `first_id`, after the real ones."""
-    if form != "doccano":
-        return spans
-    return [
-        {"id": first_id + k, "label": label, "start_offset": start, "end_offset": end}
-        for k, (start, end, label) in enumerate(spans)
-    ]
+    numbered from `first_id`, after the real ones; Label Studio's carry the `text` they cover."""
+    if form == "doccano":
+        return [
+            {"id": first_id + k, "label": label, "start_offset": start, "end_offset": end}
+            for k, (start, end, label) in enumerate(spans)
+        ]
+    if form == "labelstudio":
+        return [
+            {"start": start, "end": end, "text": text[start:end], "labels": [label]}
+            for start, end, label in spans
+        ]
+    return spans
+
+
+def span_label(span: Any) -> Any:
+    """The label of a span in any form `row_spans_and_label` reads (None if it has none)."""
+    if isinstance(span, dict):
+        labels = span.get("labels")
+        if "label" not in span and isinstance(labels, list) and len(labels) == 1:
+            return labels[0]  # Label Studio's JSON-MIN
+        return span.get("label")
+    return span[2] if isinstance(span, list | tuple) and len(span) >= 3 else None
 
 
 def text_row_to_sample(row: dict[str, Any], *, source: str, line: int) -> Sample:

@@ -45,6 +45,7 @@ from synthgate.formats.jsonl import (
     check_string_labels,
     jsonl_lines,
     read_jsonl,
+    span_label,
     span_layout,
     spans_in_form,
 )
@@ -245,7 +246,9 @@ def synthetic_row(
     if span_field != label_field and row["label"] is not None:
         entry[label_field] = row["label"]
     if row.get("spans"):
-        entry[span_field] = spans_in_form(row["spans"], form, first_id=first_span_id)
+        entry[span_field] = spans_in_form(
+            row["spans"], form, text=row["text"], first_id=first_span_id
+        )
     if row.get("attributes"):
         entry["attributes"] = row["attributes"]
     entry["synthgate"] = synthgate_mark(block)
@@ -388,7 +391,7 @@ def _new_labels(
     made = {row["label"] for row in accepted if row.get("label") is not None}
     if spans_field != "spans" or any(row.get("spans") for row in real_rows):
         # span labels too ('PERSON' beside the real 'PER'), when the real rows have spans
-        real_labels |= {_span_label(s) for row in real_rows for s in _spans(row, spans_field)}
+        real_labels |= {span_label(s) for row in real_rows for s in _spans(row, spans_field)}
         made |= {span[2] for row in accepted for span in row.get("spans") or []}
     new = sorted(made - real_labels, key=str)
     if new and not add_categories:
@@ -405,13 +408,6 @@ def _new_labels(
 def _spans(row: dict[str, Any], field: str) -> list[Any]:
     spans = row.get(field)
     return spans if isinstance(spans, list) else []
-
-
-def _span_label(span: Any) -> Any:
-    """The label of a real row's span, [start, end, label] or an object (doccano)."""
-    if isinstance(span, dict):
-        return span.get("label")
-    return span[2] if isinstance(span, list | tuple) and len(span) >= 3 else None
 
 
 def dataset_file_name(name: str) -> str:
