@@ -340,6 +340,9 @@ def test_a_run_of_spans_merges_into_ner_rows_in_their_own_layout(
     for row in added:
         assert "spans" not in row or field == "spans"
         assert row.get("label", "absent") is not None  # no null class beside the spans
+        # in the real rows' own form: the same keys, or lists where they have lists
+        shape = [sorted(s) if isinstance(s, dict) else type(s) for s in row[field][:1]]
+        assert shape == [sorted(s) if isinstance(s, dict) else type(s) for s in real_row[field][:1]]
         spans = text_row_to_sample(row, source="merged", line=1).spans
         assert [[s.start, s.end, s.label] for s in spans] == run_rows[row["id"]]["spans"]
     if field == "entities" and isinstance(
