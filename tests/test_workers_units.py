@@ -678,8 +678,13 @@ def test_the_sweep_sends_queued_chunks_nobody_took_again_once_with_the_queues_em
     monkeypatch.setattr(
         worker_submit, "publish", lambda _app, c, **_: sent.extend(x.id for x in c) or len(c)
     )
-    waiting = [1]
-    monkeypatch.setattr(worker_submit, "queued_messages", lambda _app: waiting[0])
+    queues = {c.queue for c in context.store.chunks.of_batch(batch_id)}
+    waiting = dict.fromkeys(queues, 1)
+    monkeypatch.setattr(
+        worker_submit,
+        "queued_messages",
+        lambda _app, asked: sum(waiting.get(queue, 0) for queue in asked),
+    )
     app = SimpleNamespace(synthgate=context.settings)
 
     def resend() -> list[str]:
@@ -689,7 +694,10 @@ def test_the_sweep_sends_queued_chunks_nobody_took_again_once_with_the_queues_em
     with context.store.engine.begin() as connection:
         connection.execute(chunks.update().values(updated=time.time() - 3600))
     assert resend() == []  # messages are waiting in the broker: the workers are busy
-    waiting[0] = 0
+    # their queues emptied; messages waiting for a GPU worker that is not running hold
+    # back no chunk of another queue
+    waiting = {**dict.fromkeys(queues, 0), "gpu": 3}
+    assert "gpu" not in queues
     ids = [c.id for c in context.store.chunks.of_batch(batch_id)]
     assert resend() == ids == sent
     assert resend() == []  # sent: not again before another quiet period

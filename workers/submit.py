@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -208,14 +208,15 @@ def recover_lost(app: Any, store: Store, *, batch_id: str | None = None) -> list
 
 def resend_stalled(app: Any, store: Store, *, settings: WorkerSettings) -> list[str]:
     """Publish again the queued chunks no worker took for `stall_seconds(settings)` while the
-    broker's queues are empty: their messages were lost (a broker restarted without
+    broker's queue for them is empty: their messages were lost (a broker restarted without
     persistence before a worker took them) and, with no `submit --wait` following the batch,
-    nothing else would send them. Safe, since a chunk is claimed by one delivery at a time.
-    Returns the ids sent; an `InputError` when the broker cannot be reached."""
+    nothing else would send them. Each queue on its own: messages waiting in the gpu queue
+    for a GPU worker that is not running hold back no cpu chunk. Safe, since a chunk is
+    claimed by one delivery at a time. Returns the ids sent; an `InputError` when the broker
+    cannot be reached."""
     stalled = store.chunks.stalled(unchanged_since=time.time() - stall_seconds(settings))
-    if not stalled or queued_messages(app) != 0:
-        return []
-    mine = [chunk for chunk in stalled if store.chunks.touch_stalled(chunk)]
+    empty = {queue for queue in {c.queue for c in stalled} if queued_messages(app, [queue]) == 0}
+    mine = [c for c in stalled if c.queue in empty and store.chunks.touch_stalled(c)]
     publish(app, mine, ahead=True)
     if mine:
         log.warning(
@@ -250,15 +251,15 @@ def chunk_generated(store: Store, chunk_id: str) -> bool:
     return chunk is not None and chunk.status in FINISHED
 
 
-def queued_messages(app: Any) -> int | None:
-    """Messages waiting in the broker's queues (None when the broker cannot be asked)."""
+def queued_messages(app: Any, queues: Iterable[str] = QUEUES) -> int | None:
+    """Messages waiting in the broker's `queues` (None when the broker cannot be asked)."""
     from kombu.exceptions import ChannelError
 
     waiting = 0
     try:
         with app.connection_for_read() as connection:
             channel = connection.default_channel
-            for queue in QUEUES:
+            for queue in queues:
                 try:
                     waiting += channel.queue_declare(queue=queue, passive=True).message_count
                 except ChannelError:
