@@ -58,7 +58,8 @@ class BatchOut(BaseModel):
     coco_url: str | None = Field(
         None,
         description="Its images as COCO, once finished (GET /api/batches/{id}/coco); each "
-        "image's pixels at GET /api/batches/{id}/{file_name} (file_name: images/<name>.png).",
+        "image's PNG at GET /api/batches/{id}/images/<name>.png, the path its file_name gives "
+        "under the batch.",
     )
     jsonl_url: str | None = Field(
         None, description="Its texts as JSONL, once finished (GET /api/batches/{id}/jsonl)."

@@ -105,8 +105,9 @@ def check_decision(
 def refuse_unchanged_fix(item_id: int, shown: Sample, decision: Decision) -> None:
     """A new 'fix' must change a label: one of nothing would finalise the sample as it stands
     and count as catching a honeypot's defect (gold scores every 'fix' of one as correct), so
-    answering 'fix' to every task would game gold accuracy. (A Label Studio import compares an
-    annotation it brought in before with the decision recorded, and does not come here.)"""
+    answering 'fix' to every task would game gold accuracy. A Label Studio annotation made
+    there is refused the same way (the import lists it as skipped); one that an export brought
+    back is compared with the decision recorded instead, and does not come here."""
     if decision.verdict != "fix":
         return
     if shown.spec.modality == "image":

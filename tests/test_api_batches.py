@@ -150,6 +150,10 @@ def test_posted_batch_runs_and_reaches_the_review_queue(service, tmp_path):
     for name, code in (("nope.png", 404), ("..%2F..%2Fmanifest.json", 404), ("x.json", 422)):
         refused = client.get(f"{url}/images/{name}", headers=bearer(requester))
         assert refused.status_code == code, (name, refused.text)
+    # a link in the images folder is not followed (the route's own guard: the name is fine)
+    (tmp_path / "runs" / batch["id"] / "images" / "link.png").symlink_to(tmp_path / "got.coco.json")
+    linked = client.get(f"{url}/images/link.png", headers=bearer(requester))
+    assert linked.status_code == 404, linked.text
     other = token_for(app, "other", "requester")
     first = coco.dataset["images"][0]["file_name"]
     assert client.get(f"{url}/{first}", headers=bearer(other)).status_code == 404
