@@ -99,11 +99,13 @@ def serve(
 
     from synthgate.api.app import create_app  # FastAPI and SQLAlchemy: only to serve
     from synthgate.api.auth import uvicorn_log_config
+    from synthgate.formats.image_files import pixel_limit
     from synthgate.settings import Settings
     from synthgate.storage.database import database_url, open_store, shown_url
 
     with user_errors():
         settings = Settings()
+        pixel_limit()  # a bad SYNTHGATE_MAX_IMAGE_PIXELS is this server's to fix, not a requester's
         workers: WorkerSettings | None = None
         # The settings' broker has a default; only one named here or in the environment
         # means "run on workers".

@@ -55,9 +55,11 @@ def worker(
 
     Example: synthgate worker --broker redis://localhost:6379/0 --db postgresql://db-host/synthgate --blobs /shared/blobs --queues cpu
     """
+    from synthgate.formats.image_files import pixel_limit
     from synthgate.workers.app import QUEUES, check_broker, make_app, settings_from
 
     with user_errors():
+        pixel_limit()  # a bad SYNTHGATE_MAX_IMAGE_PIXELS: said at start, not in each chunk
         settings = settings_from(broker=broker, db=db, blobs=blobs)
         db_url, blob_url = settings.require_shared_stores()
         chosen = [q.strip() for q in queues.split(",") if q.strip()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from synthgate.cli import app
@@ -66,3 +67,18 @@ def test_serve_offers_db_host_and_port():
     assert result.exit_code == 0
     for option in ("--db", "--host", "--port"):
         assert option in result.stdout
+
+
+@pytest.mark.parametrize("command", [["serve", "--port", "8765"], ["worker"]])
+def test_a_bad_pixel_limit_stops_the_service_at_start(
+    command: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SYNTHGATE_MAX_IMAGE_PIXELS that is no number is the server's to fix: it stops serve
+    and worker at start, rather than failing every requester's batch that reads an image."""
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
+    monkeypatch.setenv("SYNTHGATE_MAX_IMAGE_PIXELS", "lots")
+    result = runner.invoke(app, command)
+    assert result.exit_code == 2, result.output
+    assert "SYNTHGATE_MAX_IMAGE_PIXELS='lots': not a number of pixels" in result.output
