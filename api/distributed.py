@@ -23,7 +23,7 @@ from synthgate.storage.store import Store
 from synthgate.workers.app import WorkerSettings, make_app
 from synthgate.workers.app import check_broker as workers_check_broker
 from synthgate.workers.runner import CeleryRunner
-from synthgate.workers.submit import BatchProgress
+from synthgate.workers.submit import BatchProgress, IdleNote
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +31,6 @@ log = logging.getLogger(__name__)
 # thread each is cheap, and a batch no worker takes (no gpu worker running) holds only its own.
 FOLLOWERS = 32
 POLL_SECONDS = 0.25
-# Nothing made for this long and no chunk running: the message names the queues left waiting
-# (no worker serves them, e.g. no gpu worker for a diffusion batch).
-WAITING_NOTE_S = 60.0
 
 
 def check_broker(settings: WorkerSettings) -> None:
@@ -53,25 +50,17 @@ class WorkerMessages:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._shown: dict[str, tuple[float, str]] = {}  # batch: when written, what it said
-        self._changed: dict[str, tuple[int, float]] = {}  # batch: samples made, since when
+        self._idle = IdleNote(store)
 
     def sent(self, batch_id: str, chunks: int) -> None:
         self.store.set_batch_status(batch_id, "running", f"{chunks} chunks sent to the workers")
 
     def watch(self, progress: BatchProgress) -> None:
         batch_id, now = progress.batch_id, time.monotonic()
-        stored, since = self._changed.get(batch_id, (-1, now))
-        if progress.stored != stored:
-            stored, since = progress.stored, now
-            self._changed[batch_id] = (stored, since)
         message = f"generating: {progress.stored} of {progress.total} samples made"
-        if now - since > WAITING_NOTE_S and not progress.chunks.get("running"):
-            waiting = self.store.chunks.of_batch(batch_id, statuses=["queued"])
-            queues = ", ".join(sorted({chunk.queue for chunk in waiting}))
-            message += (
-                f"; nothing made for {now - since:.0f} s: is a worker serving queue "
-                f"{queues} running?"
-            )
+        idle = self._idle.check(progress)
+        if idle is not None:
+            message += f"; {idle}"
         when, said = self._shown.get(batch_id, (0.0, ""))
         if message != said and now - when > PROGRESS_EVERY_S:
             self._shown[batch_id] = (now, message)

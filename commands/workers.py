@@ -133,7 +133,7 @@ def submit(
     from synthgate.storage.database import open_store, shown_url
     from synthgate.workers.app import make_app, settings_from
     from synthgate.workers.runner import CeleryRunner
-    from synthgate.workers.submit import submit_batch
+    from synthgate.workers.submit import BatchProgress, IdleNote, submit_batch
 
     with user_errors():
         config = load_config(config_path)
@@ -159,6 +159,18 @@ def submit(
         with progress_bars() as bars:
             made_bar = bars.add_task("generated", total=total)
             judged_bar = bars.add_task("   judged", total=total)
+            idle, noted = IdleNote(store), [False]
+
+            def watch(progress: BatchProgress) -> None:
+                bars.update(made_bar, completed=progress.stored)
+                note = idle.check(progress)
+                if note is not None and not noted[0]:  # once a stretch: it waits, it is fine
+                    console.print(
+                        f"{note} (`synthgate worker` with the same --broker, --db and --blobs)",
+                        markup=False,
+                    )
+                noted[0] = note is not None
+
             runner = CeleryRunner(
                 app,
                 store,
@@ -167,7 +179,7 @@ def submit(
                 on_sent=lambda batch_id, sent: console.print(
                     f"batch [bold]{escape(batch_id)}[/]: {total} samples, {sent} chunks sent"
                 ),
-                watch=lambda p: bars.update(made_bar, completed=p.stored),
+                watch=watch,
                 on_resend=lambda n: console.print(
                     f"the batch stalled with empty queues: sent {n} unfinished chunks again"
                 ),

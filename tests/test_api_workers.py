@@ -25,7 +25,6 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 from workers_support import Cluster, RedisServer, free_port
 
-from synthgate.api import distributed
 from synthgate.api.app import create_app
 from synthgate.api.inputs import SOURCE
 from synthgate.cli import app as cli_app
@@ -35,6 +34,7 @@ from synthgate.pipeline import batch_id_for
 from synthgate.runner import run_batch
 from synthgate.storage.tables import review_items
 from synthgate.workers import runner as worker_runner
+from synthgate.workers import submit as worker_submit
 from synthgate.workers.app import WorkerSettings
 from synthgate.workers.runner import CeleryRunner
 
@@ -312,7 +312,7 @@ def test_a_batch_no_worker_takes_says_which_queue_waits(
 ) -> None:
     """Images routed to the gpu queue, which no worker of this module serves: the batch keeps
     running, and its message says what it waits for instead of a frozen count."""
-    monkeypatch.setattr(distributed, "WAITING_NOTE_S", 0.3)
+    monkeypatch.setattr(worker_submit, "WAITING_NOTE_S", 0.3)
     config = posted_config()
     config["seed"] = 99  # a batch of its own in the module's database
     settings = worker_settings(cluster.redis.url, cluster.db_url, cluster.blob_dir)

@@ -1019,3 +1019,19 @@ def test_a_worker_refuses_a_copy_paste_class_with_nothing_to_cut_as_run_does(
         assemble_from_store(
             config, tmp_path / "out", store=context.store, blobs=context.blobs, batch_id=batch_id
         )
+
+
+def test_a_batch_no_worker_takes_is_noted_with_its_waiting_queue(context: WorkerContext) -> None:
+    """`submit --wait` with no worker running sat at 0 of N with no word; the API said which
+    queue waited. Both now take the note from IdleNote."""
+    batch_id = register(context, make_config())
+    note = worker_submit.IdleNote(context.store, after=0.05)
+    progress = worker_submit.progress_of(context.store, batch_id, total=10)
+    queues = sorted({c.queue for c in context.store.chunks.of_batch(batch_id)})
+    assert note.check(progress) is None  # the first look: nothing to compare with
+    time.sleep(0.1)
+    said = note.check(progress)
+    assert said is not None and f"is a worker serving queue {', '.join(queues)} running?" in said
+    chunk = context.store.chunks.of_batch(batch_id)[0]
+    context.store.chunks.update(chunk.id, status="running")
+    assert note.check(worker_submit.progress_of(context.store, batch_id, total=10)) is None

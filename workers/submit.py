@@ -54,6 +54,37 @@ class BatchProgress:
         return not any(self.chunks.get(status, 0) for status in UNFINISHED)
 
 
+# Nothing made for this long and no chunk running: the batch's note names the queues left
+# waiting (no worker serves them, e.g. no gpu worker for a diffusion batch, or none at all).
+WAITING_NOTE_S = 60.0
+
+
+class IdleNote:
+    """Whether a followed batch waits for a worker: nothing made for `after` seconds and no
+    chunk running. `check(progress)` gives the note then ("nothing made for 75 s: is a worker
+    serving queue cpu running?"), else None; `submit --wait` prints it, the API shows it as the
+    batch's message."""
+
+    def __init__(self, store: Store, *, after: float | None = None) -> None:
+        self.store = store
+        self.after = WAITING_NOTE_S if after is None else after
+        self._changed: dict[str, tuple[int, float]] = {}  # batch: samples made, since when
+
+    def check(self, progress: BatchProgress) -> str | None:
+        now = time.monotonic()
+        stored, since = self._changed.get(progress.batch_id, (-1, now))
+        if progress.stored != stored:
+            self._changed[progress.batch_id] = (progress.stored, now)
+            return None
+        if now - since <= self.after or progress.chunks.get("running"):
+            return None
+        waiting = self.store.chunks.of_batch(progress.batch_id, statuses=["queued"])
+        queues = ", ".join(sorted({chunk.queue for chunk in waiting}))
+        if not queues:
+            return None
+        return f"nothing made for {now - since:.0f} s: is a worker serving queue {queues} running?"
+
+
 # Message priorities. Redis serves priority 0 first (kombu's steps 0, 3, 6, 9): a chunk sent
 # again (its worker was lost, or its message) goes ahead of the chunks waiting their turn, since
 # the batch is judged in index order and waits on it.
