@@ -105,9 +105,18 @@ def check_string_labels(
     """Refuse a row whose `label_field` is not a string: synthetic rows carry their class as
     text, so a real label 1 beside a made "1" would be two classes."""
     for number, row in enumerate(rows, start=1):
-        if not isinstance(row[label_field], str):
+        label = row[label_field]
+        if isinstance(label, list) and len(label) == 1 and isinstance(label[0], str):
+            # validate reads doccano's one-class list; rows written back keep their class as
+            # text, so the merged file would hold both forms
             raise InputError(
-                f"{source}: row {number}: label `{label_field}` is {quoted(row[label_field])}, "
+                f"{source}: row {number}: label `{label_field}` is {quoted(label)}, a list of "
+                f"one class (doccano's export); write it as the class itself ({quoted(label[0])}"
+                f", e.g. jq -c '.{label_field} |= .[0]')"
+            )
+        if not isinstance(label, str):
+            raise InputError(
+                f"{source}: row {number}: label `{label_field}` is {quoted(label)}, "
                 'not a string; write labels as strings ("1", not 1)'
             )
 

@@ -106,6 +106,7 @@ BAD_ROWS = [
     ('{"id": [1], "review": "a", "sentiment": "pos"}\n', "row 1: `id` must be a string or"),
     # a made row would carry "1": the class would be counted twice
     ('{"id": 1, "review": "a", "sentiment": 1}\n', "label `sentiment` is 1, not a string"),
+    ('{"id": 1, "review": "a", "sentiment": ["pos"]}\n', "['pos'], a list of one class (doccano"),
     # a made row's label, and an export's class list, would split at the tab or be blank
     (
         '{"id": 1, "review": "a", "sentiment": "p\\tos"}\n',

@@ -254,6 +254,13 @@ RUN_LABELS = [
             {},
             ["row 4: label `label` is 1, not a string"],
         ),
+        (  # validate reads doccano's one-class list; merged rows keep their class as text
+            "a-doccano-class-list",
+            "reviews",
+            [*RUN_LABELS, {"text": "Hm.", "label": ["pos"]}],
+            {},
+            ["row 4: label `label` is ['pos'], a list of one class", "jq -c '.label |= .[0]'"],
+        ),
         # COCO options were silently ignored for a JSONL file; validate refuses them too
         (
             "images-for-text",
