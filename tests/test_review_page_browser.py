@@ -211,6 +211,31 @@ def test_a_decision_after_logging_out_in_another_tab_says_to_log_in_again(tmp_pa
     assert (app.state.item_ids.public(row.item_id), row.verdict) == (item, "accept")
 
 
+def test_an_item_decided_in_another_tab_offers_the_next_one(tmp_path: Path):
+    """Decided in one tab, the same item in a second tab said "not saved: 'ann' already decided
+    item N" to every key, with no way on but a reload; it now links to the next item."""
+    app = make_app(tmp_path, images=2, k=1)
+    token = token_for(app, "ann", "annotator")
+    with serving(app) as base, chromium() as browser:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page, other = context.new_page(), context.new_page()
+        log_in(page, base, token)
+        item = current_item(page)
+        other.goto(f"{base}/review")
+        assert current_item(other) == item  # the annotator's open item, in both tabs
+        with page.expect_navigation():
+            page.keyboard.press("a")
+        other.keyboard.press("r")
+        other.wait_for_selector("#status a[href='/review']", timeout=5000)
+        assert "already decided" in other.locator("#status").inner_text()
+        with other.expect_navigation():
+            other.click("#status a")
+        assert current_item(other) != item
+    with app.state.store.engine.connect() as connection:
+        rows = connection.execute(select(decisions)).all()
+    assert [row.verdict for row in rows] == ["accept"]  # the second tab's reject was not saved
+
+
 def test_a_narrow_window_stacks_the_image_above_the_rubric(tmp_path: Path):
     """At a phone's width the image keeps the window's width and nothing lies under the
     rubric (side by side, the image was 44 px wide and its table spilled under the rubric)."""

@@ -211,6 +211,11 @@
         if (response.status === 403 && detail.includes("X-CSRF-Token")) {
           return sayGo("not saved: this page is from an earlier login.", "/review", "Reload it");
         }
+        // Decided in another tab, taken back (review release) or closed meanwhile: this item
+        // is done with here, and the next one waits.
+        if (/already decided|taken back|takes no more decisions|is not assigned/.test(detail)) {
+          return sayGo(`not saved: ${detail}.`, "/review", "Next item");
+        }
         throw new Error(detail);
       }
       say(`${verdict} saved; loading the next item…`);
