@@ -5,6 +5,7 @@ and the database holds exactly those decisions. A `<script>` in a category name 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from api_support import BATCH, make_app, serving, text_sample, token_for
 from browser import chromium
@@ -153,6 +154,15 @@ def log_in(page, base: str, token: str) -> None:
         page.click("button[type=submit]")
 
 
+def two_tabs(browser, base: str, token: str) -> tuple[Any, Any, int]:
+    """Two tabs of one login, both on the review page: (first, second, the item they show)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page, other = context.new_page(), context.new_page()
+    log_in(page, base, token)
+    other.goto(f"{base}/review")
+    return page, other, current_item(page)
+
+
 def test_shortcuts_work_after_the_masks_checkbox_is_clicked(tmp_path: Path):
     """A click on the boxes or masks checkbox leaves the focus on it: the keys that follow are
     still shortcuts (they were taken for typing, and nothing happened)."""
@@ -183,11 +193,7 @@ def test_a_decision_after_logging_out_in_another_tab_says_to_log_in_again(tmp_pa
     app = make_app(tmp_path, images=2, k=1)
     token = token_for(app, "ann", "annotator")
     with serving(app) as base, chromium() as browser:
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        page, other = context.new_page(), context.new_page()
-        log_in(page, base, token)
-        item = current_item(page)
-        other.goto(f"{base}/review")
+        page, other, item = two_tabs(browser, base, token)
         with other.expect_navigation():
             other.click("form.logout button")
 
@@ -217,11 +223,7 @@ def test_an_item_decided_in_another_tab_offers_the_next_one(tmp_path: Path):
     app = make_app(tmp_path, images=2, k=1)
     token = token_for(app, "ann", "annotator")
     with serving(app) as base, chromium() as browser:
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        page, other = context.new_page(), context.new_page()
-        log_in(page, base, token)
-        item = current_item(page)
-        other.goto(f"{base}/review")
+        page, other, item = two_tabs(browser, base, token)
         assert current_item(other) == item  # the annotator's open item, in both tabs
         with page.expect_navigation():
             page.keyboard.press("a")
