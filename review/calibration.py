@@ -553,6 +553,21 @@ def calibrate(
     finally:
         if opened:
             store.close()
+    others = {
+        reason.removeprefix("judged by rubric "): n
+        for reason, n in found.skipped.items()
+        if reason.startswith("judged by rubric ")
+    }
+    if not found.items and others:  # not "review more items": the reviewed ones are another's
+        judged = ", ".join(f"{n} by {name}" for name, n in sorted(others.items()))
+        likely = f"rubric={max(sorted(others), key=lambda name: others[name])}"
+        raise InputError(
+            field="rubric",
+            value=rubric,
+            problem=f"no reviewed sample was judged by {chosen.name} (judged: {judged})",
+            fix="pass the rubric they were judged by: {" + likely + "}",
+            options=(likely,),
+        )
     result = calibrate_items(
         chosen, found.items, source=source, holdout=holdout, seed=seed, min_verdicts=min_verdicts
     )

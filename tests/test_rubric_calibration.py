@@ -150,3 +150,25 @@ def test_calibrate_from_a_review_database_library_and_cli(tmp_path: Path) -> Non
     with pytest.raises(sg.InputError, match="which this reads"):
         sg.calibrate(f"sqlite:///{tmp_path / 'synthgate.db'}", rubric=out, out=out)
     assert out.read_bytes() == before
+
+
+def test_a_rubric_none_of_the_reviewed_samples_was_judged_by_is_named_as_the_fault(
+    tmp_path: Path,
+) -> None:
+    """Every reviewed sample judged by detection, calibrated as ner (or the CLI's default,
+    detection, over a text review): the refusal said "0 reviewed samples with final verdicts
+    ... review more items" when there were plenty; it names the rubric that judged them."""
+    url = f"sqlite:///{tmp_path / 'synthgate.db'}"
+    reviewed_store(url, SHIPPED, 20).close()
+    with pytest.raises(InputError) as caught:
+        sg.calibrate(url, rubric="ner", min_verdicts=1)
+    assert caught.value.field == "rubric"
+    assert "judged: " in str(caught.value) and "by detection" in str(caught.value)
+    assert "rubric=detection" in str(caught.value)
+    out = tmp_path / "never.yaml"
+    done = CliRunner().invoke(
+        app, ["rubric", "calibrate", "--db", url, "--rubric", "ner", "--out", str(out)]
+    )
+    assert done.exit_code == 2, done.output
+    assert "--rubric ner" in done.output and "--rubric detection" in done.output
+    assert "review more items" not in done.output and not out.exists()
