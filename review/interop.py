@@ -554,10 +554,14 @@ def _import_one(
     role = "adjudicator" if annotation.get("ground_truth") else "annotator"
     try:
         decision = result_decision(annotation.get("result") or [], shown, where=where)
+    except InputError as error:  # names `where` itself
+        result.skipped.append(str(error))
+        return
+    try:
         labels = queue.fix_labels(item_id) if decision.verdict == "fix" else []
         check_decision(item_id, shown, decision, labels=labels)
-    except InputError as error:
-        result.skipped.append(str(error))
+    except InputError as error:  # says "item N: ...", not whose annotation in which task
+        result.skipped.append(f"{where}: {error}")
         return
     raw = annotation.get("result") or []
     recorded = _recorded(decided[item_id], who, role)

@@ -504,3 +504,29 @@ def test_a_decision_recorded_since_the_import_read_is_compared_not_skipped(
     )
     again = import_annotations(queue, path)
     assert (again.decided, again.unchanged, again.skipped) == (0, 1, [])
+
+
+def test_a_fix_the_queue_refuses_is_skipped_naming_the_task_and_the_annotator(
+    store: Store, tmp_path: Path
+) -> None:
+    """A box widened past the image's edge in Label Studio: the skip said only "item 1:
+    objects[1].bbox [...] leaves the 64x48 image", once per such annotation, not which task
+    of the file nor whose annotation it was."""
+    queue = ReviewQueue(store, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    out = tmp_path / "open.json"
+    export_tasks(queue, out, modality="image")
+    tasks = json.loads(out.read_text())
+    first = tasks[0]["data"]["item_id"]
+
+    def widen_second_box(result: list[dict]) -> None:
+        result[1]["value"]["width"] += 90.0
+
+    exported = label_studio_export(tasks, {first: [{"verdict": "fix", "edit": widen_second_box}]})
+    export_path = tmp_path / "label-studio-export.json"
+    export_path.write_text(json.dumps(exported))
+    result = import_annotations(queue, export_path)
+    assert result.decided == 0
+    (skipped,) = result.skipped
+    assert skipped.startswith(f"{export_path}: task 0 (item {first}), annotation by labelstudio:1")
+    assert "leaves the" in skipped
