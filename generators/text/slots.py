@@ -329,10 +329,14 @@ def _clean_lexicon(path: Path, name: str, values: list[str]) -> tuple[str, ...]:
 
 
 def _parse(path: Path, index: int, label: str | None, text: str) -> Template:
+    where = f"templates[{index}]" if label is None else f"templates.{label}[{index}]"
+    if not text.strip():  # every sample it fills is a blank text the rubric rejects
+        raise InputError(
+            f"{path}: {where}: the template is blank (only whitespace); write its text or remove it"
+        )
     try:
         return Template(index=index, label=label, text=text, pieces=parse_template(text))
     except SlotSyntaxError as error:
-        where = f"templates[{index}]" if label is None else f"templates.{label}[{index}]"
         raise InputError(f"{path}: {where}: {error}") from None
 
 
