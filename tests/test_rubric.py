@@ -74,6 +74,33 @@ def test_bad_rubrics_are_input_errors_that_name_the_field(
     assert message in str(caught.value) and str(caught.value).startswith("my.yaml: ")
 
 
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (
+            {**edited("criteria", {}), "criteria": {"clartiy": DETECTION["criteria"]["clarity"]}},
+            "my.yaml: criteria: unknown criteria ['clartiy']; did you mean clarity?; use [",
+        ),
+        (edited("criteria", {}), "my.yaml: criteria: criteria is empty; give at least one of"),
+        (
+            edited("routing.reject_below", 4.8),
+            "my.yaml: routing: reject_below (4.8) must not exceed accept_at (4.4)",
+        ),
+    ],
+    ids=["misspelt criterion", "no criteria", "reject above accept"],
+)
+def test_rubric_value_errors_name_their_field_and_not_the_whole_file(
+    data: dict[str, Any], expected: str
+) -> None:
+    """A misspelt criterion was reported at an empty place ("my.yaml: : Value error, ...")
+    followed by the whole rubric as a Python dict; the message names the field, on one line."""
+    with pytest.raises(InputError) as caught:
+        parse_rubric(data, source="my.yaml")
+    message = str(caught.value)
+    assert message.startswith(expected), message
+    assert "Value error" not in message and "got {" not in message and "\n" not in message
+
+
 def test_unknown_rubric_name_lists_the_shipped_ones() -> None:
     with pytest.raises(InputError, match=r"\['classification', 'detection', 'ner'\]"):
         load_rubric("detecton")

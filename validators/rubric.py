@@ -27,7 +27,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from synthgate.errors import InputError
 from synthgate.files import path_problem
@@ -111,16 +111,19 @@ class Rubric(_Strict):
     routing: Routing
     dataset: list[CheckSpec] = Field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _known_criteria(self) -> Rubric:
-        unknown = sorted(set(self.criteria) - set(CRITERIA))
+    @field_validator("criteria")
+    @classmethod
+    def _known_criteria(cls, criteria: dict[str, Criterion]) -> dict[str, Criterion]:
+        # A field validator, so an error is placed at `criteria` (not at the rubric's root).
+        unknown = sorted(set(criteria) - set(CRITERIA))
         if unknown:
-            raise ValueError(f"unknown criteria {unknown}; use {list(CRITERIA)}")
-        if not self.criteria:
+            close = [difflib.get_close_matches(name, CRITERIA, n=1) for name in unknown]
+            hint = "".join(f"; did you mean {c[0]}?" for c in close if c)
+            raise ValueError(f"unknown criteria {unknown}{hint}; use {list(CRITERIA)}")
+        if not criteria:
             raise ValueError("criteria is empty; give at least one of " + ", ".join(CRITERIA))
         # One order everywhere (reports, tables, JSON), whatever order the file used.
-        self.criteria = {name: self.criteria[name] for name in CRITERIA if name in self.criteria}
-        return self
+        return {name: criteria[name] for name in CRITERIA if name in criteria}
 
     def threshold_of(self, check: str, measure: str) -> Threshold | None:
         for spec in self.all_checks():
@@ -333,6 +336,8 @@ def parse_rubric(data: Any, *, source: Path | str) -> Rubric:
                 lines.append(f"{source}: unknown key '{where}'; remove it or check its spelling")
             elif item["type"] == "missing":
                 lines.append(f"{source}: {where} is required")
+            elif item["type"] == "value_error":  # our own message: the problem and the fix
+                lines.append(f"{source}: {where}: {item['ctx']['error']}")
             else:
                 lines.append(f"{source}: {where}: {item['msg']} (got {item.get('input')!r})")
         raise InputError("\n".join(lines)) from None
