@@ -58,6 +58,11 @@ BAD_RUBRICS = [
     ("gold worse than acceptable", edited("criteria.precision.checks.0.thresholds.box_tightness_px", {"gold": 6, "acceptable": 5}), "need gold <= acceptable"),
     ("lower-is-worse order", edited("criteria.clarity.checks.1.thresholds.visible_fraction", {"gold": 0.2, "acceptable": 0.5}), "need gold >= acceptable"),
     ("reject above accept", edited("routing.reject_below", 4.8), "must not exceed accept_at"),
+    # a threshold no value reaches gives every sample one level: the check is silently off
+    ("fraction written as a percentage", edited("criteria.clarity.checks.1.thresholds.visible_fraction", {"gold": 50, "acceptable": 25}), "clarity.checks[1].thresholds.visible_fraction: gold 50, acceptable 25 is out of range: visible_fraction lies between 0 and 1; write 0.85 for 85%"),
+    ("IoU above 1", edited("criteria.correctness.checks.2.thresholds.duplicate_iou", {"gold": 0.5, "acceptable": 80}), "acceptable 80 is out of range: duplicate_iou lies between 0 and 1"),
+    ("percentage above 100", edited("criteria.clarity.checks.3.thresholds.clipped_percent", {"gold": 40, "acceptable": 180}), "clipped_percent lies between 0 and 100"),
+    ("negative count", edited("criteria.precision.checks.0.thresholds.box_tightness_px", {"gold": -2, "acceptable": 5}), "gold -2 is out of range: box_tightness_px is never negative"),
     ("routing missing", edited("routing", None), "routing is required"),
     ("unknown key", edited("criteria.clarity.weight", 2), "unknown key 'criteria.clarity.weight'"),
     ("dataset check under a criterion", edited("criteria.correctness.checks.0.check", "correctness_unique_ids"), "list it under `dataset:`"),

@@ -308,6 +308,26 @@ def _check_errors(rubric: Rubric) -> list[str]:
                         f"{at}.thresholds.{measure}: {spec.check} measures {list(check.measures)}"
                     )
                     continue
+                outside = [
+                    f"{key} {value:g}"
+                    for key, value in (
+                        ("gold", threshold.gold),
+                        ("acceptable", threshold.acceptable),
+                    )
+                    if not 0 <= value <= declared.most
+                ]
+                if outside:
+                    takes = (
+                        "is never negative"
+                        if math.isinf(declared.most)
+                        else f"lies between 0 and {declared.most:g}"
+                    )
+                    scale = "; write 0.85 for 85%" if declared.most == 1 else ""
+                    errors.append(
+                        f"{at}.thresholds.{measure}: {', '.join(outside)} is out of range: "
+                        f"{measure} {takes}{scale} (there every sample would get the same level)"
+                    )
+                    continue
                 ordered = (
                     threshold.gold <= threshold.acceptable
                     if declared.worse == "higher"

@@ -37,6 +37,9 @@ class Measure:
     name: str
     unit: str
     worse: Worse = "higher"
+    # The largest value it can take (a fraction: 1; a percentage: 100). Every measure is >= 0,
+    # so a threshold outside [0, most] could never be crossed and turns the check off unseen.
+    most: float = math.inf
 
 
 @dataclass(frozen=True)

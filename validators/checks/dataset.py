@@ -354,7 +354,7 @@ def dangling_references(item: DatasetInput, params: Mapping[str, Any]) -> Iterat
 
 @register(
     "completeness_class_quotas",
-    measures=[Measure("quota_shortfall_percent", "%")],
+    measures=[Measure("quota_shortfall_percent", "%", most=100)],
     scope="dataset",
 )
 def class_quotas(item: DatasetInput, params: Mapping[str, Any]) -> Iterator[Measurement]:

@@ -187,7 +187,7 @@ def mask_consistency(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Me
 
 @register(
     "completeness_unlabelled_foreground",
-    measures=[Measure("unlabelled_px", "px"), Measure("unlabelled_percent", "%")],
+    measures=[Measure("unlabelled_px", "px"), Measure("unlabelled_percent", "%", most=100)],
     applies=lambda item: item.foreground is not None,
 )
 def unlabelled_foreground(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measurement]:
@@ -216,7 +216,7 @@ def unlabelled_foreground(item: CheckInput, params: Mapping[str, Any]) -> Iterat
 
 @register(
     "correctness_duplicate_boxes",
-    measures=[Measure("duplicate_iou", "IoU")],
+    measures=[Measure("duplicate_iou", "IoU", most=1)],
 )
 def duplicate_boxes(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Found]:
     """Highest overlap of each instance with an earlier one of its class (mask IoU if both have
@@ -242,7 +242,7 @@ def duplicate_boxes(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Fou
 
 @register(
     "clarity_visible_fraction",
-    measures=[Measure("visible_fraction", "fraction", worse="lower")],
+    measures=[Measure("visible_fraction", "fraction", worse="lower", most=1)],
 )
 def visible_fraction(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Found]:
     """How much of each object is visible (occlusion): heavily hidden objects are ambiguous."""
@@ -311,7 +311,7 @@ def layout_honoured(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Mea
 
 @register(
     "precision_layout_box_iou",
-    measures=[Measure("requested_box_iou", "", worse="lower")],
+    measures=[Measure("requested_box_iou", "", worse="lower", most=1)],
 )
 def layout_box_iou(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measurement]:
     """IoU of each object's tight box with the box the model was asked to fill.

@@ -187,7 +187,7 @@ def _grey(item: CheckInput, pixels: np.ndarray) -> np.ndarray | None:
     "clarity_image_quality",
     measures=[
         Measure("laplacian_variance", "", worse="lower"),
-        Measure("clipped_percent", "%"),
+        Measure("clipped_percent", "%", most=100),
     ],
     defaults={"edge_level": 8, "min_edge_px": 16, "dark_level": 4, "bright_level": 251},
     applies=_has_pixels,

@@ -243,7 +243,7 @@ def _closest_sample(item: CheckInput) -> tuple[float, str] | None:
 
 @register(
     "correctness_text_copy",
-    measures=[Measure("real_row_jaccard", ""), Measure("sample_jaccard", "")],
+    measures=[Measure("real_row_jaccard", "", most=1), Measure("sample_jaccard", "", most=1)],
     prepare=_prepare_copies,
 )
 def text_copy(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measurement]:
@@ -269,7 +269,7 @@ def text_copy(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measureme
 
 @register(
     "clarity_duplicate_text",
-    measures=[Measure("duplicate_text", "sample"), Measure("duplicate_jaccard", "")],
+    measures=[Measure("duplicate_text", "sample"), Measure("duplicate_jaccard", "", most=1)],
     prepare=_prepare_copies,
 )
 def duplicate_text(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measurement]:
