@@ -110,6 +110,17 @@ class BoundedLoader(_ComposingParser, SafeConstructor, Resolver):
             raise _sexagesimal(node, f"the number {super().construct_yaml_float(node)}")
         return float(super().construct_yaml_float(node))
 
+    def construct_yaml_timestamp(self, node: Any) -> Any:
+        # YAML reads 2026-13-01 as a date and PyYAML's datetime call raises a bare ValueError
+        try:
+            return super().construct_yaml_timestamp(node)
+        except (ValueError, OverflowError) as error:
+            raise _Refused(
+                f"{node.value} reads as a date, which does not exist ({error})",
+                node.start_mark,
+                "write a real date (YYYY-MM-DD), or quote the value if it is text",
+            ) from None
+
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
@@ -142,6 +153,7 @@ class BoundedLoader(_ComposingParser, SafeConstructor, Resolver):
 
 BoundedLoader.add_constructor("tag:yaml.org,2002:int", BoundedLoader.construct_yaml_int)
 BoundedLoader.add_constructor("tag:yaml.org,2002:float", BoundedLoader.construct_yaml_float)
+BoundedLoader.add_constructor("tag:yaml.org,2002:timestamp", BoundedLoader.construct_yaml_timestamp)
 
 
 def _sexagesimal(node: Any, read_as: str) -> _Refused:

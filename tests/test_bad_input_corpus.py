@@ -412,6 +412,8 @@ CONFIGS: list[tuple[str, str | bytes, list[str]]] = [
     ("sexagesimal-count", CONFIG_ROOT + "image: {count: 190:20:30}\n", ["190:20:30 reads as the number 685230"]),
     ("sexagesimal-float", CONFIG_ROOT + "image: {count: 1, object_scale_range: [0.1, 1:30.5]}\n", ["1:30.5 reads as the number 90.5"]),
     ("duplicate-key", CONFIG_ROOT + "seed: 1\nseed: 999\nimage: {count: 1}\n", ["line 4", "'seed' is given twice"]),
+    ("impossible-date", CONFIG_ROOT + "text: {count: 1, reference_date: 2026-13-01}\n", ["2026-13-01 reads as a date, which does not exist", "month must be in 1..12", "YYYY-MM-DD"]),
+    ("day-31-of-february", CONFIG_ROOT + "text: {count: 1, reference_date: 2026-02-31}\n", ["2026-02-31 reads as a date", "YYYY-MM-DD"]),
     ("masks-beyond-memory", CONFIG_ROOT + "image: {count: 1, size: [8192, 8192], objects_per_image: [1000, 1000]}\n", ["objects_per_image", "GiB of masks", "at most 32"]),
     ("count-2^63", CONFIG_ROOT + f"image: {{count: {2**63}}}\n", ["image.count"]),
     ("seed-2^64", CONFIG_ROOT + f"seed: {2**64}\nimage: {{count: 1}}\n", ["seed"]),
