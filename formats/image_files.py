@@ -28,8 +28,6 @@ import numpy as np
 from synthgate.errors import InputError
 
 EXIF_ORIENTATION = 0x0112  # 1 as stored; 2-8 how viewers turn the stored pixels
-
-
 PIXEL_LIMIT_ENV = "SYNTHGATE_MAX_IMAGE_PIXELS"
 
 
@@ -61,8 +59,9 @@ def pixel_limit() -> int:
 def too_large(error: Exception) -> str:
     """Pillow's refusal of a large image, and how to let synthgate decode it."""
     return (
-        f"{str(error).rstrip('.')}; if the file is trusted (an aerial or satellite image), raise the limit of "
-        f"{pixel_limit():,} pixels to its size or more: {PIXEL_LIMIT_ENV}=<pixels>"
+        f"{str(error).rstrip('.')}; if the file is trusted (an aerial or satellite image), "
+        f"raise the limit of {pixel_limit():,} pixels to its size or more: "
+        f"{PIXEL_LIMIT_ENV}=<pixels>"
     )
 
 
@@ -97,7 +96,14 @@ def stored_frame_turn(path: Path, size: tuple[int, int]) -> int:
             stored = tuple(image.size)
     except (OSError, ValueError, Image.DecompressionBombError):
         return 1
-    return turn if turn >= 5 and tuple(size) == stored != stored[::-1] else 1
+    return turn if drawn_on_stored(turn, stored, size) else 1
+
+
+def drawn_on_stored(turn: int, stored: tuple[int, ...], size: tuple[int, int] | None) -> bool:
+    """Whether labels of `size` were drawn on a photo's stored pixels: it is shown turned
+    (orientation 5-8 swaps width and height), and `size` is the stored size, not the turned
+    one (a square photo's sizes agree: it is taken as turned, as viewers show it)."""
+    return turn >= 5 and size is not None and tuple(size) == stored != stored[::-1]
 
 
 def upright(image: Any, size: tuple[int, int] | None) -> Any:
@@ -106,9 +112,8 @@ def upright(image: Any, size: tuple[int, int] | None) -> Any:
     from PIL import ImageOps
 
     turn = orientation(image)
-    stored, turned = tuple(image.size), tuple(image.size[::-1])
-    if turn == 1 or (turn >= 5 and size is not None and size == stored != turned):
-        return image  # (a square photo's sizes agree: it is turned, as viewers show it)
+    if turn == 1 or drawn_on_stored(turn, tuple(image.size), size):
+        return image
     return ImageOps.exif_transpose(image)
 
 
