@@ -155,9 +155,8 @@ def _span(value: Any) -> Span:
             for k in ("start", "end", "label", "value")
             if k in value or f"{k}_offset" in value
         }
-        labels = value.get("labels")  # Label Studio's JSON-MIN: "labels": ["PER"]
-        if "label" not in fields and isinstance(labels, list) and len(labels) == 1:
-            fields["label"] = labels[0]
+        if "label" not in fields and span_label(value) is not None:
+            fields["label"] = span_label(value)  # Label Studio's JSON-MIN: "labels": ["PER"]
         if "value" not in fields and isinstance(value.get("text"), str):
             fields["value"] = value["text"]  # the text it covers, as Label Studio records it
         label = fields.get("label")
@@ -181,17 +180,13 @@ def row_spans_and_label(row: dict[str, Any]) -> tuple[list[Any], Any]:
     [start, end, label] (spans, not a class); spaCy-style `entities` of [start, end, label]; and
     doccano's class list (`"label": ["positive"]`, one class). Before, a span list under
     `label` was judged as a class named by the list and `entities` were not read at all."""
-    spans = row.get("spans")
+    field = _spans_field(row)
+    spans = row[field] if field is not None else []
     label = row.get("label")
-    if not spans and isinstance(row.get("entities"), list):
-        spans = row["entities"]
-    labels = row.get("labels")  # some doccano versions: "labels": [[start, end, label], ...]
-    if not spans and isinstance(labels, list) and labels and all(map(_is_span, labels)):
-        spans = labels
-    if isinstance(label, list) and label and all(_is_span(item) for item in label):
-        if spans:
-            raise ValueError("`label` holds spans and so does `spans` or `entities`; keep one")
-        spans, label = label, None
+    if field == "label":
+        label = None
+    elif isinstance(label, list) and label and all(map(_is_span, label)):
+        raise ValueError(f"`label` holds spans and so does `{field}`; keep one")
     elif isinstance(label, list):
         if len(label) > 1 or not all(isinstance(item, str) for item in label):
             raise ValueError(
@@ -199,7 +194,20 @@ def row_spans_and_label(row: dict[str, Any]) -> tuple[list[Any], Any]:
                 "spans [[start, end, label], ...]"
             )
         label = label[0] if label else None
-    return list(spans or []), label
+    return list(spans), label
+
+
+def _spans_field(row: dict[str, Any], label_field: str = "label") -> str | None:
+    """The field a row keeps its spans in, of the forms `row_spans_and_label` reads, in its
+    order: `spans`, `entities`, doccano's `labels`, or `label_field` holding spans (doccano's
+    older export, Label Studio's JSON-MIN); None for a row without spans."""
+    if row.get("spans"):
+        return "spans"
+    for field in ("entities", "labels", label_field):
+        value = row.get(field)
+        if isinstance(value, list) and value and (field == "entities" or all(map(_is_span, value))):
+            return field
+    return None
 
 
 def span_layout(rows: list[dict[str, Any]], *, label_field: str = "label") -> tuple[str, str]:
@@ -210,15 +218,15 @@ def span_layout(rows: list[dict[str, Any]], *, label_field: str = "label") -> tu
     Studio's JSON-MIN: objects with start, end, text and labels) - the forms
     `row_spans_and_label` reads."""
     for row in rows:
-        entities, labels, label = row.get("entities"), row.get("labels"), row.get(label_field)
-        if row.get("spans"):
-            return "spans", "list"
-        if isinstance(entities, list) and entities:
-            return "entities", "doccano" if isinstance(entities[0], dict) else "list"
-        if isinstance(labels, list) and labels and all(map(_is_span, labels)):
-            return "labels", "list"
-        if isinstance(label, list) and label and all(map(_is_span, label)):
-            return label_field, "labelstudio" if isinstance(label[0], dict) else "list"
+        field = _spans_field(row, label_field)
+        if field is None:
+            continue
+        objects = isinstance(row[field][0], dict)
+        if objects and field == "entities":
+            return field, "doccano"
+        if objects and field == label_field:
+            return field, "labelstudio"
+        return field, "list"
     return "spans", "list"
 
 
