@@ -27,12 +27,13 @@ from synthgate.files import is_file, read_ahead, reading_threads
 from synthgate.formats.coco import category_names, coco_mapping
 from synthgate.formats.coco_annotations import AnnotationColumns
 from synthgate.formats.coco_reader import stream_coco
+from synthgate.formats.image_files import open_rgb
 from synthgate.formats.jsonl import iter_jsonl, row_spans_and_label, text_row_to_sample
 from synthgate.formats.paths import confined_path, missing_hint
 from synthgate.samples import GeneratedSample, Sample
 from synthgate.validators.checks.dataset import DatasetTally
 from synthgate.validators.checks.objects import ObjectTable
-from synthgate.validators.context import DECODED_IMAGE, open_rgb
+from synthgate.validators.context import DECODED_IMAGE
 
 TEXT_SUFFIXES = {".jsonl", ".ndjson"}
 # Image decoders beside the judge: judging an image takes about as long as decoding it, so two

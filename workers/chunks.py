@@ -138,11 +138,12 @@ class WorkerContext:
         if batch is None:
             raise LookupError(f"batch {batch_id} is not in the database {self.store.url}")
         config = BatchConfig.model_validate(batch["config"])
+        # Built from the files as they are now: edited since submit, they make another batch
+        # (checked before the build, which may load a dataset or a model).
+        refuse_changed_inputs(config, batch_id)
         kind: Modality = "image" if modality == "image" else "text"
         generator = build_section_generator(config, kind)  # refused as `run` refuses it
         judge = build_judges(config, {kind: generator})[kind]
-        # Built from the files as they are now: edited since submit, they make another batch.
-        refuse_changed_inputs(config, batch_id)
         self.generators[key] = (config, generator, judge)
         while len(self.generators) > self.keep_generators:
             self.generators.popitem(last=False)

@@ -172,8 +172,8 @@ def judge_batch(
 ) -> RunResult:
     """Judge a submitted batch's chunks in index order into `sinks`, as each is generated
     (`wait_for_chunk` blocks until it is); mark each chunk done (failed: some samples failed)."""
-    generators = judging_generators(config, store, batch_id, wait_for_chunk)
     refuse_changed_inputs(config, batch_id)  # the judges' taxonomy comes from those files
+    generators = judging_generators(config, store, batch_id, wait_for_chunk)
     judges = build_judges(config, generators)
     run = RunStart(config=config, batch_id=batch_id, judges=judges)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="load") as loader:

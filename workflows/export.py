@@ -118,22 +118,23 @@ def export_dataset(
     `subsets`: image id -> "train" or "val" (`split_subsets`). `layout`: COCO only, a key of
     `COCO_LAYOUTS`. `image_files`: image id -> the image on disk, placed beside the labels;
     None writes labels only (and no data.yaml, which would point at missing images).
-    `image_sources`: image id -> its file, read for its EXIF orientation (YOLO, VOC) when no
-    image is placed (default: `image_files`).
+    `image_sources`: image id -> its file, read for its EXIF orientation (YOLO, VOC), whether
+    it is placed or not; None: none is read.
     `progress(placed, total)` is called as images are placed, `write_progress(entries written,
     entries in all)` as each COCO file is written (its images, annotations and categories; from
     0 again for the next subset's file). `coco` must hold no NaN or
     Infinity (`read_checked` refuses them): a ValueError, as strict readers refuse them.
     """
     names = export_names(coco["images"])
-    sources = image_files if image_files is not None else image_sources
-    if fmt != "coco" and sources is not None:
+    if fmt != "coco" and image_sources is not None:
         # Ultralytics and datumaro decode a photo turned as its EXIF orientation says, and
         # YOLO's fractions and VOC's corners are read in that frame: labels drawn on the
         # stored pixels (the entry gives the stored size) go into it, whether the images are
         # placed beside them or not. COCO keeps every entry.
         turns = {
-            image["id"]: stored_frame_turn(sources[image["id"]], (image["width"], image["height"]))
+            image["id"]: stored_frame_turn(
+                image_sources[image["id"]], (image["width"], image["height"])
+            )
             for image in coco["images"]
         }
         coco = as_shown(coco, {image_id: turn for image_id, turn in turns.items() if turn > 1})

@@ -281,8 +281,14 @@ def merge_jsonl(
     _check_text_fields(
         real_rows, synthetic_rows, source=source, text_field=text_field, label_field=label_field
     )
+    spans_at = span_layout(real_rows, label_field=label_field)
     result.new_categories += _new_labels(
-        real_rows, accepted, source=source, label_field=label_field, add_categories=add_categories
+        real_rows,
+        accepted,
+        source=source,
+        label_field=label_field,
+        spans_field=spans_at[0],
+        add_categories=add_categories,
     )
     ids = [row["id"] for row in accepted]
     problems = []
@@ -295,7 +301,6 @@ def merge_jsonl(
     if problems:
         raise InputError("merge refused, nothing was written: " + "; ".join(problems))
     lines = [line if line.endswith("\n") else line + "\n" for line in real_lines if line.strip()]
-    spans_at = span_layout(real_rows, label_field=label_field)
     next_span_id = 1 + max(_entity_ids(real_rows), default=0)
     for row in accepted:
         entry = synthetic_row(
@@ -368,13 +373,14 @@ def _new_labels(
     *,
     source: str,
     label_field: str,
+    spans_field: str,
     add_categories: bool,
 ) -> list[str]:
-    """The labels (classes, and span labels when the real rows have spans) of the accepted
-    rows that no real row has, refused unless `add_categories` (as `merge_coco` refuses new
-    classes): a run made with other label names ('positive' beside the real 'pos', 'PERSON'
-    beside 'PER') would otherwise split each class in two without a word."""
-    spans_field, _ = span_layout(real_rows, label_field=label_field)
+    """The labels (classes, and span labels when the real rows have spans, in `spans_field`:
+    `span_layout`) of the accepted rows that no real row has, refused unless `add_categories`
+    (as `merge_coco` refuses new classes): a run made with other label names ('positive'
+    beside the real 'pos', 'PERSON' beside 'PER') would otherwise split each class in two
+    without a word."""
     labelled = spans_field != label_field and any(
         row.get(label_field) is not None for row in real_rows
     )
