@@ -338,14 +338,28 @@ def write_atomic(path: Path | str, content: str | bytes, *, field: str = "out") 
 
 
 @contextlib.contextmanager
+def no_space_left(field: str, value: Any) -> Iterator[None]:
+    """An OSError of a write to `value` (a path or URL) that found its disk (or quota) full as
+    `NoSpaceLeft` naming the field it came from; any other error goes on as it is."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in NO_SPACE:
+            raise
+        raise NoSpaceLeft(
+            field=field, value=value, problem=f"cannot write there ({error.strerror})"
+        ) from None
+
+
+@contextlib.contextmanager
 def _written_to(path: Path, field: str) -> Iterator[None]:
     """An OSError of writing to `path` (a full disk, no permission) as the InputError naming
     the field (parameter or option) the path came from (`NoSpaceLeft` for a full disk)."""
     try:
-        yield
+        with no_space_left(field, path):
+            yield
     except OSError as error:
-        raised = NoSpaceLeft if error.errno in NO_SPACE else InputError
-        raise raised(
+        raise InputError(
             field=field, value=path, problem=f"cannot write there ({error.strerror})"
         ) from None
 

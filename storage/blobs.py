@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from synthgate.errors import InputError
-from synthgate.files import NO_SPACE, NoSpaceLeft, write_atomic
+from synthgate.files import no_space_left, write_atomic
 
 
 class BlobStore:
@@ -39,15 +39,8 @@ class BlobStore:
         import fsspec  # only for remote blob stores
 
         url = f"{self.url.rstrip('/')}/{key}"
-        try:
-            with fsspec.open(url, "wb") as handle:
-                handle.write(data)
-        except OSError as error:
-            if error.errno not in NO_SPACE:
-                raise
-            raise NoSpaceLeft(
-                field="blobs", value=url, problem=f"cannot write there ({error.strerror})"
-            ) from None
+        with no_space_left("blobs", url), fsspec.open(url, "wb") as handle:
+            handle.write(data)
 
     def get(self, key: str) -> bytes:
         if self._local is not None:

@@ -228,6 +228,29 @@ def test_stored_indices_and_blob_store_round_trip(tmp_path: Path) -> None:
     assert list(itertools.islice(store.iter_samples("b", "text"), 1)) == []
 
 
+@pytest.mark.parametrize(
+    ("code", "raised"),
+    [(errno.ENOSPC, files.NoSpaceLeft), (errno.EDQUOT, files.NoSpaceLeft), (errno.EIO, OSError)],
+)
+def test_a_remote_blob_store_that_is_full_is_no_space_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int, raised: type[Exception]
+) -> None:
+    """A full remote store is `NoSpaceLeft` naming its URL, as a full local one is (workers
+    retry it); any other failure goes on as it is."""
+    import fsspec
+
+    def full(url: str, mode: str) -> Any:
+        raise OSError(code, "No space left on device")
+
+    monkeypatch.setattr(fsspec, "open", full)
+    remote = BlobStore(f"file://{tmp_path / 'remote'}")
+    with pytest.raises(raised) as caught:
+        remote.put("images/y.png", b"y")
+    if raised is files.NoSpaceLeft:
+        assert f"blobs={remote.url}/images/y.png" in str(caught.value)
+        assert "cannot write there (No space left on device)" in str(caught.value)
+
+
 @pytest.fixture
 def eager_app(context: WorkerContext, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The Celery app running tasks in this process, on the test's database and blob folder."""
