@@ -11,6 +11,7 @@ over. Boxes are clipped to the image first
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -59,6 +60,16 @@ def yolo_to_bbox(box: list[float], width: int, height: int) -> list[float]:
     return [(cx - w / 2) * width, (cy - h / 2) * height, w * width, h * height]
 
 
+def yolo_number(value: float) -> str:
+    """One YOLO value with 6 decimals, YOLO's usual precision; a value above 0 that would read
+    0.000000 (a box narrower than 5e-7 of its image, which Ultralytics drops as empty) with as
+    many more as keep 6 significant digits, still in fixed notation every reader parses."""
+    text = f"{value:.6f}"
+    if value > 0 and float(text) == 0:
+        text = f"{value:.{5 - math.floor(math.log10(value))}f}"
+    return text
+
+
 def coco_to_yolo_lines(
     image: dict[str, Any],
     annotations: list[dict[str, Any]],
@@ -66,7 +77,8 @@ def coco_to_yolo_lines(
     category_names: dict[Any, str],
     class_names: list[str],
 ) -> list[str]:
-    """`class cx cy w h` lines for one image (6 decimals, YOLO's usual precision)."""
+    """`class cx cy w h` lines for one image (`yolo_number`: 6 decimals, more for a value
+    they would round to 0)."""
     index = {name: i for i, name in enumerate(class_names)}
     lines = []
     for annotation in annotations:
@@ -75,7 +87,7 @@ def coco_to_yolo_lines(
             continue
         values = bbox_to_yolo(box, image["width"], image["height"])
         cls = index[category_names[annotation["category_id"]]]
-        lines.append(f"{cls} " + " ".join(f"{v:.6f}" for v in values))
+        lines.append(f"{cls} " + " ".join(yolo_number(v) for v in values))
     return lines
 
 

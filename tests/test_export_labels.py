@@ -58,6 +58,33 @@ def test_voc_corners_and_boxes_left_out(
         assert len(lines) == 1 and all(float(v) > 0 for v in lines[0].split()[3:])
 
 
+# bbox, image width, height: the line YOLO gets (6 decimals, more where they would read 0).
+YOLO_LINE_CASES = [
+    ([10, 5, 20, 10], 100, 50, "0 0.200000 0.200000 0.200000 0.200000"),
+    ([0, 10, 0.004, 5], 10000, 50, "0 0.000000200000 0.250000 0.000000400000 0.100000"),
+    (
+        [0, 0, 1e-5, 1e-5],
+        20000,
+        20000,
+        "0 0.000000000250000 0.000000000250000 0.000000000500000 0.000000000500000",
+    ),
+]
+
+
+@pytest.mark.parametrize(("bbox", "width", "height", "expected"), YOLO_LINE_CASES)
+def test_a_box_too_thin_for_6_decimals_keeps_its_size_in_yolo(
+    bbox: list[float], width: int, height: int, expected: str
+) -> None:
+    """A box narrower than 5e-7 of its image read 0.000000 wide, a box Ultralytics drops."""
+    annotation = {"category_id": 1, "bbox": bbox, "iscrowd": 0}
+    lines = coco_to_yolo_lines(
+        _image(width, height), [annotation], category_names={1: "c"}, class_names=["c"]
+    )
+    assert lines == [expected]
+    values = np.array(lines[0].split(), dtype=np.float32)  # as Ultralytics reads a label file
+    assert (values[3:] > 0).all()
+
+
 @given(
     st.lists(st.floats(-200, 400, allow_nan=False), min_size=4, max_size=4),
     st.integers(1, 300),
