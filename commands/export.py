@@ -124,7 +124,7 @@ def export(
     if counts.crowd_left_out:
         console.print(
             f"left out {counts.crowd_left_out} crowd annotation(s): "
-            f"{format_.value.upper()} cannot express crowd regions",
+            f"{format_.value.upper()} cannot express crowd regions; --format coco keeps them",
             soft_wrap=True,
         )
     if counts.outside_left_out:

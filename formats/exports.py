@@ -73,7 +73,12 @@ def as_shown(coco: dict[str, Any], turns: dict[Any, int]) -> dict[str, Any]:
 
 def exported_box(annotation: dict[str, Any], image: dict[str, Any]) -> list[float] | None:
     """The box an annotation is exported as: clipped to its image; None for a crowd region
-    (neither format can say "ignore this region") or a box with no area left inside the image."""
+    (neither format can say "ignore this region") or a box with no area left inside the image.
+
+    VOC's <difficult>1</difficult> is no crowd flag: the devkit's evaluation ignores such an
+    object as COCOeval ignores a crowd, but detectron2, datumaro and FiftyOne load it as an
+    object like any other and train on it (a box around a whole crowd as one person), and
+    datumaro's own COCO to VOC conversion keeps crowd masks out of Annotations/ too."""
     if annotation.get("iscrowd", 0):
         return None
     box = clip_bbox(annotation["bbox"], image["width"], image["height"])

@@ -110,6 +110,14 @@ def test_voc_folder_has_the_expected_corners(source: Path, tmp_path: Path) -> No
         str(source), "-f", "voc", "-o", str(out), "--images", str(source.parent / "images")
     )
     assert result.exit_code == 0, result.output
+    # VOC has no crowd flag (<difficult> is trained on by most loaders): left out, said, and
+    # how to keep them
+    message = " ".join(result.output.split())
+    assert (
+        "left out 1 crowd annotation(s): VOC cannot express crowd regions; --format coco keeps "
+        "them" in message
+    )
+    assert "exported 4 images (3 train, 1 val), 4 labels, 2 classes as VOC" in message
     names = {3: "cat", 7: "dog & co"}
     coco = json.loads(source.read_text())
     for image in coco["images"]:
