@@ -7,7 +7,8 @@ turned, so a COCO entry usually gives the turned size and its labels are drawn o
 image; an entry that gives the stored size (and not the turned one) was drawn on the stored
 pixels. `upright(image, size)` gives the image in the frame its labels' `size` says;
 `label_sizes(image)` the sizes an entry may give for it; `stored_frame_turn(path, size)` the
-orientation of a file whose labels are on its stored pixels (YOLO and VOC exports turn them);
+orientation of a file whose labels are on its stored pixels (YOLO and VOC exports turn them),
+from `image_header(path)` (orientation, stored size and mode, read once);
 `open_rgb(path, size=)` decodes a file so, as RGB (16-bit grey and float files by their values,
 not clipped). validate, balance's checks and copy_paste read images through these, so a dataset
 one accepts the others accept too.
@@ -29,6 +30,8 @@ from synthgate.errors import InputError
 
 EXIF_ORIENTATION = 0x0112  # 1 as stored; 2-8 how viewers turn the stored pixels
 PIXEL_LIMIT_ENV = "SYNTHGATE_MAX_IMAGE_PIXELS"
+# What an image file's header says: EXIF orientation, stored (width, height), Pillow mode.
+ImageHeader = tuple[int, tuple[int, int], str]
 
 
 def pixel_limit() -> int:
@@ -87,16 +90,29 @@ def stored_frame_turn(path: Path, size: tuple[int, int]) -> int:
     height) were drawn on its stored pixels, which EXIF-aware loaders (OpenCV, Ultralytics,
     datumaro) decode turned, width and height swapped; 1 where the labels are in the frame those
     loaders show (`upright`'s rule), or the file is no image Pillow can read."""
+    return header_turn(image_header(path), size)
+
+
+def header_turn(header: ImageHeader | None, size: tuple[int, int]) -> int:
+    """`stored_frame_turn` from an `image_header` already read (None: 1)."""
+    if header is None:
+        return 1
+    turn, stored, _ = header
+    return turn if drawn_on_stored(turn, stored, size) else 1
+
+
+def image_header(path: Path) -> ImageHeader | None:
+    """(EXIF orientation, stored (width, height), Pillow mode) of the image file at `path`, read
+    from its header (`pixel_limit` applies); None where it is no image Pillow can read, or one
+    over the limit."""
     from PIL import Image
 
     pixel_limit()
     try:
         with Image.open(path) as image:  # the header only
-            turn = orientation(image)
-            stored = tuple(image.size)
+            return orientation(image), (image.size[0], image.size[1]), image.mode
     except (OSError, ValueError, Image.DecompressionBombError):
-        return 1
-    return turn if drawn_on_stored(turn, stored, size) else 1
+        return None
 
 
 def drawn_on_stored(turn: int, stored: tuple[int, ...], size: tuple[int, int] | None) -> bool:

@@ -1,7 +1,8 @@
 """Pascal VOC labels from COCO entries: pure functions at the edge.
 
 `coco_to_voc_xml` writes one image's VOC XML (xmin/ymin/xmax/ymax, 1-based pixel corners as in
-VOC's devkit, from `voc_corners`; `<depth>` from `image_depth`, read from the image's header);
+VOC's devkit, from `voc_corners`; `<depth>` from `voc_depth` of the image's mode, `image_depth`
+reads it from a file's header);
 `write_voc` writes a whole COCO mapping as Annotations/<stem>.xml files, ImageSets/Main/<subset>.txt
 (all.txt without subsets) and labelmap.txt (`voc_labelmap`: the classes, which datumaro and CVAT
 need for any class outside VOC's 20). Boxes are clipped to the image first (formats/exports.py).
@@ -19,6 +20,7 @@ from PIL import Image, ImageMode, UnidentifiedImageError
 from synthgate.class_names import category_name_problem
 from synthgate.errors import InputError
 from synthgate.formats.exports import by_image, export_names, exported_box
+from synthgate.formats.image_files import pixel_limit, too_large
 from synthgate.formats.xml_text import UNFIT_FOR_XML, unfit_for_xml
 
 
@@ -39,16 +41,25 @@ def voc_corners(box: list[float]) -> list[int]:
     return [xmin, ymin, xmax, ymax]
 
 
+def voc_depth(mode: str) -> int:
+    """VOC's <depth> of an image of Pillow mode `mode`: 1 grayscale, else 3."""
+    return 1 if ImageMode.getmode(mode).basemode == "L" else 3
+
+
 def image_depth(path: Path) -> int:
-    """VOC's <depth>: 1 for a grayscale image file, else 3 (read from the header, not decoded)."""
+    """VOC's <depth> of an image file (read from the header, not decoded; `pixel_limit`
+    applies, as wherever synthgate reads an image)."""
+    pixel_limit()
     try:
         with Image.open(path) as image:
-            return 1 if ImageMode.getmode(image.mode).basemode == "L" else 3
+            return voc_depth(image.mode)
     except UnidentifiedImageError:
         raise InputError(
             f"{path}: not an image file PIL can read; replace it, or leave its entry out of the "
             "COCO file"
         ) from None
+    except Image.DecompressionBombError as error:
+        raise InputError(f"{path}: too large to read: {too_large(error)}") from None
 
 
 def coco_to_voc_xml(
@@ -110,14 +121,15 @@ def write_voc(
     out: Path,
     *,
     names: dict[Any, str] | None = None,
-    image_files: dict[Any, Path] | None = None,
+    depths: dict[Any, int] | None = None,
     subsets: dict[Any, str] | None = None,
 ) -> None:
     """Annotations/<stem>.xml per image, labelmap.txt, and ImageSets/Main/<subset>.txt listing
     the stems of each subset (`subsets`: image id -> subset; without it, all.txt lists all).
 
     `names`: image id -> exported file name (default `export_names`); the XML's <filename>.
-    `image_files`: image id -> its file, read for <depth> (without them every depth is 3)."""
+    `depths`: image id -> its <depth> (`image_depth`, `voc_depth`; without them every depth
+    is 3)."""
     names = names if names is not None else export_names(coco["images"])
     bad = unfit_for_xml(names.values())
     if bad:
@@ -133,7 +145,7 @@ def write_voc(
     for image_id, entries in by_image(coco).items():
         image = {**images[image_id], "file_name": names[image_id]}
         stem = PurePosixPath(names[image_id]).stem
-        depth = image_depth(image_files[image_id]) if image_files is not None else 3
+        depth = depths[image_id] if depths is not None else 3
         xml = coco_to_voc_xml(image, entries, category_names=category_names, depth=depth)
         (out / "Annotations" / f"{stem}.xml").write_text(xml, encoding="utf-8")
     lists: dict[str, list[str]] = {}

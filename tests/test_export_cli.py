@@ -12,6 +12,7 @@ import re
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -156,6 +157,26 @@ def test_voc_folder_has_the_expected_corners(source: Path, tmp_path: Path) -> No
         "dog & co:::",
     ]
     assert not (out / "images").exists() and not (out / "data.yaml").exists()
+
+
+@pytest.mark.parametrize("fmt", ["yolo", "voc"])
+def test_each_image_is_opened_once_after_its_check(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    """VOC opened each image three times: its check, its EXIF orientation, its <depth>. The
+    check (which verifies the whole file) and one header read, for both, are what it needs."""
+    opened: dict[str, int] = {}
+    real = Image.open
+
+    def counted(path: Any, *args: Any, **kwargs: Any) -> Any:
+        opened[Path(path).name] = opened.get(Path(path).name, 0) + 1
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", counted)
+    images = str(source.parent / "images")
+    result = export(str(source), "-f", fmt, "-o", str(tmp_path / fmt), "--images", images)
+    assert result.exit_code == 0, result.output
+    assert opened == {"000001.png": 4, "other.png": 2, "empty.png": 2}  # two 000001.png
 
 
 def test_colliding_stems_get_the_same_names_every_time(source: Path, tmp_path: Path) -> None:

@@ -140,6 +140,31 @@ def test_voc_depth_of_a_file_that_is_no_image(tmp_path: Path) -> None:
         image_depth(path)
 
 
+@pytest.mark.parametrize(("setting", "readable"), [(None, False), ("16", False), ("5000", True)])
+def test_voc_depth_of_a_file_over_the_pixel_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str | None, readable: bool
+) -> None:
+    """image_depth read past SYNTHGATE_MAX_IMAGE_PIXELS, and a file over Pillow's own limit
+    was a DecompressionBombError traceback: it is the limit, and how to raise it."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)  # Pillow refuses over 20 (restored)
+    if setting is None:
+        monkeypatch.delenv("SYNTHGATE_MAX_IMAGE_PIXELS", raising=False)
+    else:
+        monkeypatch.setenv("SYNTHGATE_MAX_IMAGE_PIXELS", setting)
+    path = tmp_path / "aerial.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(path)  # 64 pixels
+    if readable:
+        assert image_depth(path) == 1
+        return
+    limit = "20" if setting is None else "16"
+    with pytest.raises(InputError) as caught:
+        image_depth(path)
+    message = str(caught.value)
+    assert "aerial.png: too large to read" in message
+    assert f"limit of {limit} pixels" in message
+    assert "SYNTHGATE_MAX_IMAGE_PIXELS=<pixels>" in message
+
+
 def _tight_box(pixels: np.ndarray) -> list[float]:
     ys, xs = np.nonzero(pixels > 127)
     return [xs.min(), ys.min(), xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min()]

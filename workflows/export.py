@@ -44,9 +44,9 @@ from synthgate.formats.exports import (
     place_image,
     split_subsets,
 )
-from synthgate.formats.image_files import stored_frame_turn
+from synthgate.formats.image_files import ImageHeader, header_turn, image_header
 from synthgate.formats.paths import confined_path, confinement_problem
-from synthgate.formats.voc import write_voc
+from synthgate.formats.voc import image_depth, voc_depth, write_voc
 from synthgate.formats.yolo import (
     YOLO_IMAGE_SUFFIXES,
     write_yolo,
@@ -119,25 +119,34 @@ def export_dataset(
     `COCO_LAYOUTS`. `image_files`: image id -> the image on disk, placed beside the labels;
     None writes labels only (and no data.yaml, which would point at missing images).
     `image_sources`: image id -> its file, read for its EXIF orientation (YOLO, VOC), whether
-    it is placed or not; None: none is read.
+    it is placed or not, and VOC's <depth> from the same read; None: none is read.
     `progress(placed, total)` is called as images are placed, `write_progress(entries written,
     entries in all)` as each COCO file is written (its images, annotations and categories; from
     0 again for the next subset's file). `coco` must hold no NaN or
     Infinity (`read_checked` refuses them): a ValueError, as strict readers refuse them.
     """
     names = export_names(coco["images"])
+    headers: dict[Any, ImageHeader | None] = {}
     if fmt != "coco" and image_sources is not None:
         # Ultralytics and datumaro decode a photo turned as its EXIF orientation says, and
         # YOLO's fractions and VOC's corners are read in that frame: labels drawn on the
         # stored pixels (the entry gives the stored size) go into it, whether the images are
-        # placed beside them or not. COCO keeps every entry.
+        # placed beside them or not. COCO keeps every entry. The header read here gives VOC's
+        # <depth> too: each file is opened once for both.
+        headers = {
+            image["id"]: image_header(image_sources[image["id"]]) for image in coco["images"]
+        }
         turns = {
-            image["id"]: stored_frame_turn(
-                image_sources[image["id"]], (image["width"], image["height"])
-            )
+            image["id"]: header_turn(headers[image["id"]], (image["width"], image["height"]))
             for image in coco["images"]
         }
         coco = as_shown(coco, {image_id: turn for image_id, turn in turns.items() if turn > 1})
+    depths: dict[Any, int] | None = None
+    if fmt == "voc" and image_files is not None:
+        depths = {}
+        for image_id, path in image_files.items():
+            header = headers.get(image_id)
+            depths[image_id] = voc_depth(header[2]) if header is not None else image_depth(path)
     counts = ExportCounts(images=len(coco["images"]), classes=len(coco["categories"]))
     for subset in SUBSETS:
         counts.subsets[subset] = sum(1 for s in subsets.values() if s == subset)
@@ -162,7 +171,7 @@ def export_dataset(
     elif fmt == "yolo":
         class_names = write_yolo(coco, folder, names=names, subsets=subsets)
     else:
-        write_voc(coco, folder, names=names, image_files=image_files, subsets=subsets)
+        write_voc(coco, folder, names=names, depths=depths, subsets=subsets)
     if image_files is None:
         return counts
     for image in coco["images"]:
