@@ -5,7 +5,8 @@ Each function takes plain data and a path, draws one figure and returns the path
 class lacked and how much was filled), `rubric_outcomes` (levels per criterion and routes),
 `attribute_balance` (text: group sizes and label rates per attribute group, before/after), all
 written by svg.py, and `example_grid` (accepted and rejected images with their boxes drawn,
-composed with Pillow).
+composed with Pillow; an image it cannot read, one over SYNTHGATE_MAX_IMAGE_PIXELS say, gets a
+tile saying why).
 
 The charts are a few hundred bars and labels, so they are written as SVG directly rather than
 drawn by a plotting library: a report's charts take milliseconds instead of about a second of a
@@ -14,12 +15,14 @@ balance run, matplotlib is not loaded, and a browser or Markdown viewer shows th
 
 from __future__ import annotations
 
+import textwrap
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
+from synthgate.formats.image_files import open_rgb
 from synthgate.reports.svg import Panel, Series, write_figure
 from synthgate.samples import CRITERIA
 
@@ -111,14 +114,24 @@ def rubric_outcomes(reports: list[dict[str, Any] | None], statuses: list[str], p
 def _thumbnail(
     image_path: Path, boxes: list[tuple[list[float], str]], colour: str, size: int = 256
 ) -> Image.Image:
-    with Image.open(image_path) as opened:
-        image = opened.convert("RGB")
+    image, why = open_rgb(image_path)  # SYNTHGATE_MAX_IMAGE_PIXELS applies, as everywhere
+    if image is None:  # the report still comes out: the cell says why it shows no image
+        return _unreadable(f"cannot show {image_path.name}: {why}", colour, size)
     draw = ImageDraw.Draw(image)
     for (x, y, w, h), label in boxes:
         draw.rectangle([x, y, x + w, y + h], outline=colour, width=max(1, image.width // 200))
         draw.text((x + 2, y + 1), label, fill=colour)
     image.thumbnail((size, size))
     return image
+
+
+def _unreadable(message: str, colour: str, size: int) -> Image.Image:
+    """A thumbnail-sized tile holding `message` in place of an image that cannot be read."""
+    tile = Image.new("RGB", (size, size), "#f2f2f2")
+    font = ImageFont.load_default(size=12)
+    lines = textwrap.wrap(message, width=36)[: size // 16]
+    ImageDraw.Draw(tile).multiline_text((6, 6), "\n".join(lines), fill=colour, font=font)
+    return tile
 
 
 def example_grid(examples: list[dict[str, Any]], path: Path, *, columns: int = 4) -> Path:

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PIL import Image
 
 from synthgate.arguments import optional_path
 from synthgate.errors import InputError
+from synthgate.formats.image_files import open_rgb
 from synthgate.masks import decode_mask
 from synthgate.samples import GeneratedSample, RubricReport, Sample
 
@@ -115,11 +115,11 @@ def _pixels(generated: GeneratedSample, image_root: Path | str | None) -> np.nda
             fix="pass image_root, the folder its uri is relative to (a run folder)",
         )
     path = Path(image_root) / sample.uri
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except (OSError, ValueError) as error:
-        raise InputError(f"{path}: cannot read the image of sample {sample.id} ({error})") from None
+    size = (sample.width, sample.height) if sample.width and sample.height else None
+    image, why = open_rgb(path, size=size)  # as validate reads it; the pixel limit applies
+    if image is None:
+        raise InputError(f"{path}: cannot read the image of sample {sample.id} ({why})")
+    return np.asarray(image)
 
 
 def _show_image(

@@ -183,3 +183,62 @@ def test_every_label_stays_inside_its_figure_in_chromium(tmp_path: Path) -> None
                     assert top >= 0 and bottom <= size[1], (figure.name, text, top, bottom)
         finally:
             browser.close()
+
+
+# SYNTHGATE_MAX_IMAGE_PIXELS (None: Pillow's own limit, here 2,000 pixels), whether a 160x120
+# image (19,200 pixels) is read
+PIXEL_LIMIT_CASES = [(None, False), ("5000", False), ("20000", True)]
+
+
+def _pixel_limit(monkeypatch: pytest.MonkeyPatch, setting: str | None) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow refuses over 2,000 (restored)
+    if setting is None:
+        monkeypatch.delenv("SYNTHGATE_MAX_IMAGE_PIXELS", raising=False)
+    else:
+        monkeypatch.setenv("SYNTHGATE_MAX_IMAGE_PIXELS", setting)
+
+
+@pytest.mark.parametrize(
+    ("setting", "readable"), [(None, False), ("110000", False), ("200000", True)]
+)
+def test_the_example_grid_applies_the_pixel_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str | None, readable: bool
+) -> None:
+    """An example image over Pillow's limit stopped the report (and the balance writing it)
+    with a DecompressionBombError, and SYNTHGATE_MAX_IMAGE_PIXELS did not raise it: the limit
+    is the one every image read has, and an image over it is a tile saying so."""
+    path = tmp_path / "example.png"
+    Image.fromarray(np.full((300, 400, 3), (200, 0, 0), np.uint8)).save(path)  # 120,000 px
+    _pixel_limit(monkeypatch, setting)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50_000)  # Pillow refuses over 100,000
+    example = {"path": path, "boxes": [], "status": "accepted", "caption": "red"}
+    grid = plots.example_grid([example], tmp_path / "examples.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)  # the grid itself is 1200x300
+    with Image.open(grid) as drawn:
+        pixels = np.asarray(drawn.convert("RGB"))
+    red = (pixels == (200, 0, 0)).all(axis=2).sum()
+    assert (red > 0) == readable
+
+
+@pytest.mark.parametrize(("setting", "readable"), PIXEL_LIMIT_CASES)
+def test_show_applies_the_pixel_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str | None, readable: bool
+) -> None:
+    """show(sample, image_root=...) of an image over Pillow's limit was a DecompressionBombError
+    traceback: an InputError naming the file, the limit and how to raise it."""
+    from api_support import image_sample
+
+    import synthgate as sg
+
+    sample = image_sample(0, tmp_path)
+    _pixel_limit(monkeypatch, setting)
+    if readable:
+        sg.show(sample, image_root=tmp_path).savefig(io.BytesIO(), format="png")
+        return
+    with pytest.raises(sg.InputError) as caught:
+        sg.show(sample, image_root=tmp_path)
+    message = str(caught.value)
+    assert f"{sample.uri}: cannot read the image of sample {sample.id}" in message
+    limit = "2,000" if setting is None else "5,000"
+    assert f"limit of {limit} pixels" in message
+    assert "SYNTHGATE_MAX_IMAGE_PIXELS=<pixels>" in message
