@@ -76,8 +76,8 @@ def exported_box(annotation: dict[str, Any], image: dict[str, Any]) -> list[floa
     (neither format can say "ignore this region") or a box with no area left inside the image.
 
     VOC's <difficult>1</difficult> is no crowd flag: the devkit's evaluation ignores such an
-    object as COCOeval ignores a crowd, but detectron2, datumaro and FiftyOne load it as an
-    object like any other and train on it (a box around a whole crowd as one person), and
+    object as COCOeval ignores a crowd, but detectron2's VOC loader trains on it (a box around
+    a whole crowd as one person) and datumaro and FiftyOne load it as an object like any other;
     datumaro's own COCO to VOC conversion keeps crowd masks out of Annotations/ too."""
     if annotation.get("iscrowd", 0):
         return None
