@@ -1,15 +1,17 @@
 """What the review page shows, built from a `ReviewTask` as plain data for the template.
 
-Pure functions: `review_view(task, public_id)` gives the boxes with their colours, the text cut
-into plain and highlighted segments, the provenance as rows, and the JSON block the page's
-script reads (`data`). It shows the task blind, as the API does: no validator verdict or
-findings (they would anchor the annotator and give gold tasks away). The template escapes
-every string it prints.
+Pure functions: `review_view(task, public_id, classes=...)` gives the boxes with their colours,
+the classes a fix may give them, the text cut into plain and highlighted segments, the
+provenance as rows, and the JSON block the page's script reads (`data`: the labels as stored,
+masks included, which the page draws itself so that they follow a fix). It shows the task
+blind, as the API does: no validator verdict or findings (they would anchor the annotator and
+give gold tasks away). The template escapes every string it prints.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Any
 
 from synthgate.api.review import category_colors, item_out
@@ -68,12 +70,19 @@ def provenance_rows(provenance: Provenance, sample: Sample) -> list[tuple[str, s
     return rows
 
 
-def review_view(task: ReviewTask, public_id: int) -> dict[str, Any]:
+def review_view(
+    task: ReviewTask, public_id: int, *, classes: Collection[str] = ()
+) -> dict[str, Any]:
     """The review page of a task under its opaque id, showing what the API's task shows (the
-    blind sample: no validator findings, no construction record)."""
+    blind sample: no validator findings, no construction record). `classes`: the batch's
+    labels a fix may use (ReviewQueue.fix_labels); with the sample's own, the Fix form offers
+    them, as the queue's check_decision accepts them."""
     out = item_out(task, public_id)
     sample = out.sample
-    colors = category_colors([o.category for o in sample.objects])
+    fix_classes = sorted({*classes, *(o.category for o in sample.objects)})
+    # colours by the batch's classes: a class keeps its colour from item to item and when a
+    # fix gives a box another one
+    colors = category_colors(fix_classes)
     objects = [
         {
             "index": i,
@@ -103,11 +112,11 @@ def review_view(task: ReviewTask, public_id: int) -> dict[str, Any]:
         "width": sample.width or 0,
         "height": sample.height or 0,
         "image_url": out.image_url,
-        "masks_url": out.masks_url,
-        "has_masks": out.masks_url is not None,
+        "has_masks": out.masks_url is not None,  # drawn by the page (review.js drawMasks)
         # box labels in image units, so they read the same at any image size once scaled
         "label_size": round(max(sample.width or 0, sample.height or 0, 90) / 45, 2),
         "objects": objects,
+        "classes": fix_classes,
         "segments": text_segments(text, sample.spans),
         "spans": spans,
         "span_labels": sorted({s.label for s in sample.spans}),
@@ -122,6 +131,7 @@ def review_view(task: ReviewTask, public_id: int) -> dict[str, Any]:
             "height": sample.height or 0,
             "criteria": task.criteria,
             "objects": [o.model_dump(mode="json") for o in sample.objects],
+            "colors": colors,
             "spans": [s.model_dump(mode="json") for s in sample.spans],
         },
     }

@@ -4,15 +4,20 @@ and the database holds exactly those decisions. A `<script>` in a category name 
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from api_support import BATCH, make_app, serving, text_sample, token_for
 from browser import chromium
+from PIL import Image
 from sqlalchemy import select
 
+from synthgate.api.review import mask_overlay
+from synthgate.masks import decode_mask
 from synthgate.samples import Span
-from synthgate.storage.tables import decisions
+from synthgate.storage.tables import decisions, review_batches
 
 XSS_CATEGORY = "<script>window.pwned=1</script>"
 XSS_PROMPT = '<img src=x onerror="window.pwned=2">'
@@ -337,3 +342,130 @@ def test_a_fix_that_changes_nothing_is_not_sent(tmp_path: Path):
     with app.state.store.engine.connect() as connection:
         row = connection.execute(select(decisions)).one()
     assert row.verdict == "accept"
+
+
+# The mask overlay as the annotator sees it: #masks drawn at the image's size, whatever element
+# it is (a server-drawn <img> once, a <canvas> now), as [height, width, RGBA].
+OVERLAY_JS = """async () => {
+  const el = document.getElementById("masks");
+  if (el.decode) await el.decode();
+  const data = JSON.parse(document.getElementById("review-data").textContent);
+  const canvas = document.createElement("canvas");
+  canvas.width = data.width;
+  canvas.height = data.height;
+  const context = canvas.getContext("2d");
+  context.drawImage(el, 0, 0, data.width, data.height);
+  return Array.from(context.getImageData(0, 0, data.width, data.height).data);
+}"""
+
+
+def shown_overlay(page) -> np.ndarray:
+    data = page.evaluate("JSON.parse(document.getElementById('review-data').textContent)")
+    pixels = np.array(page.evaluate(OVERLAY_JS), dtype=np.int16)
+    return pixels.reshape(data["height"], data["width"], 4)
+
+
+def assert_overlay(shown: np.ndarray, expected: np.ndarray) -> None:
+    """Alpha exactly; colour up to the rounding of a translucent canvas (premultiplied)."""
+    assert (shown[..., 3] == expected[..., 3]).all()
+    drawn = expected[..., 3] > 0
+    assert np.abs(shown[drawn][:, :3] - expected[drawn][:, :3]).max() <= 2
+
+
+def drag_right_edge(page, index: int, by_px: float) -> None:
+    """Drag the right edge of box `index` by `by_px` image pixels (fix mode)."""
+    width = page.evaluate("JSON.parse(document.getElementById('review-data').textContent).width")
+    scale = page.locator("#photo").bounding_box()["width"] / width
+    edge = page.locator(f'g.box[data-index="{index}"] line.edge-right').bounding_box()
+    x, y = edge["x"] + edge["width"] / 2, edge["y"] + edge["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + by_px * scale, y, steps=4)
+    page.mouse.up()
+
+
+def test_the_mask_overlay_follows_the_fix(tmp_path: Path):
+    """The masks were one server-drawn image: after a box edge moved (the fix drops that
+    box's mask), a box was deleted or given another class, the page still showed the old
+    masks. The page now draws them from the labels as the fix has them: the moved box's mask
+    is gone, a new class brings its colour, a deleted box takes its mask along, and Escape
+    brings back the overlay the server draws."""
+    app = make_app(tmp_path, images=1, k=1)
+    token = token_for(app, "ann", "annotator")
+    with serving(app) as base, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        log_in(page, base, token)
+        task = app.state.queue.task(app.state.item_ids.internal(current_item(page)))
+        served = np.array(Image.open(io.BytesIO(mask_overlay(task.sample))), dtype=np.int16)
+        first, second = (decode_mask(o.mask) for o in task.sample.objects)
+        assert_overlay(shown_overlay(page), served)  # as masks.png draws them
+
+        page.keyboard.press("f")
+        drag_right_edge(page, 0, 6)
+        shown = shown_overlay(page)
+        assert (shown[first & ~second][..., 3] == 0).all()  # the moved box's mask is gone
+        assert_overlay(shown, np.where(first[..., None], 0, served))  # the other one stays
+
+        page.select_option('select.object-category[data-index="1"]', "circle")
+        assert page.locator('g.box[data-index="1"] text').text_content() == "circle"
+        colors = page.evaluate("JSON.parse(document.getElementById('review-data').textContent)")
+        circle = colors["colors"]["circle"]
+        assert page.locator('g.box[data-index="1"] rect').get_attribute("stroke") == circle
+        shown = shown_overlay(page)
+        rgb = [int(circle[i : i + 2], 16) for i in (1, 3, 5)]
+        assert np.abs(shown[second][:, :3] - rgb).max() <= 2  # the new class's colour
+
+        page.click('button.object-delete[data-index="1"]')
+        assert page.locator('g.box[data-index="1"]').is_hidden()
+        assert (shown_overlay(page)[..., 3] == 0).all()  # no box left with its mask
+
+        page.keyboard.press("Escape")  # the fix is dropped: the labels as stored again
+        assert page.locator('g.box[data-index="1"]').is_visible()
+        assert page.locator('g.box[data-index="1"] text').text_content() == "square"
+        assert_overlay(shown_overlay(page), served)
+        assert not errors, errors
+
+
+def test_a_fix_deletes_a_box_and_changes_a_class(tmp_path: Path):
+    """The Fix form could only move edges. Each box now has a class select, offering the
+    batch's classes (a class no sample of it holds yet included), and a delete button (pressed
+    again, it restores the box); the fix sends the boxes left, as the queue checks them."""
+    app = make_app(tmp_path, images=1, k=1)
+    with app.state.store.engine.begin() as connection:  # a class the batch's config names
+        connection.execute(review_batches.update().values(labels=["circle", "square", "star"]))
+    token = token_for(app, "ann", "annotator")
+    with serving(app) as base, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        log_in(page, base, token)
+        classes = page.locator('select.object-category[data-index="0"]')
+        delete = page.locator('button.object-delete[data-index="1"]')
+        assert classes.is_disabled() and delete.is_disabled()  # until Fix is pressed
+        options = classes.locator("option").all_inner_texts()
+        assert options == ["circle", "square", "star"]
+        original = page.evaluate("JSON.parse(document.getElementById('review-data').textContent)")
+
+        page.keyboard.press("f")
+        page.select_option('select.object-category[data-index="0"]', "star")
+        assert page.locator('g.box[data-index="0"] text').text_content() == "star"
+        delete.click()
+        assert page.locator('g.box[data-index="1"]').is_hidden()
+        assert page.locator('tr.object[data-index="1"].removed').count() == 1
+        delete.click()  # restored
+        assert page.locator('g.box[data-index="1"]').is_visible()
+        delete.click()
+        assert delete.inner_text() == "restore"
+        page.keyboard.press("5")  # the keys are shortcuts still
+        assert page.locator("button.level.chosen").count() == 1
+        with page.expect_navigation():
+            page.keyboard.press("f")
+        assert "All done" in page.content()
+        assert not errors, errors
+    with app.state.store.engine.connect() as connection:
+        row = connection.execute(select(decisions)).one()
+    assert row.verdict == "fix" and row.levels == {"correctness": 5}
+    assert row.objects == [{**original["objects"][0], "category": "star"}]  # mask kept
+    assert row.original == original["objects"]

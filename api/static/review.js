@@ -1,6 +1,7 @@
-// The review page: level buttons, keyboard shortcuts, box-edge dragging and span relabelling.
-// Everything the page needs comes from the JSON block #review-data (never inline script), and
-// decisions go to POST /api/review/{item}/decision with the page's CSRF token.
+// The review page: level buttons, keyboard shortcuts, box-edge dragging, box classes and
+// deletion, the mask overlay, and span relabelling. Everything the page needs comes from the
+// JSON block #review-data (never inline script), and decisions go to
+// POST /api/review/{item}/decision with the page's CSRF token.
 "use strict";
 
 (function () {
@@ -16,9 +17,11 @@
   // Working copies: a fix edits these; Escape restores the originals.
   let objects = structuredClone(data.objects);
   let spans = structuredClone(data.spans);
+  const removed = new Set(); // indices of the boxes a fix deletes
 
   const criteria = Array.from(document.querySelectorAll(".criterion"));
   const svg = document.getElementById("boxes");
+  const masks = document.getElementById("masks");
 
   function say(message, isError) {
     status.textContent = message;
@@ -57,10 +60,21 @@
   });
 
   // ---- boxes ---------------------------------------------------------------------------------
+  // Draws box `index` as the fix has it now: its edges, class and colour, or gone if deleted.
   function drawBox(index) {
     const group = svg.querySelector(`.box[data-index="${index}"]`);
+    const row = document.querySelector(`tr.object[data-index="${index}"]`);
+    const gone = removed.has(index);
+    group.toggleAttribute("hidden", gone);
+    if (row) {
+      row.classList.toggle("removed", gone);
+      row.querySelector(".object-delete").textContent = gone ? "restore" : "delete";
+      row.querySelector(".object-category").value = objects[index].category;
+    }
+    const color = data.colors[objects[index].category] || "#888";
     const [x, y, w, h] = objects[index].bbox;
     const rect = group.querySelector("rect");
+    rect.setAttribute("stroke", color);
     rect.setAttribute("x", x);
     rect.setAttribute("y", y);
     rect.setAttribute("width", w);
@@ -81,6 +95,8 @@
     const tag = group.querySelector("text");
     tag.setAttribute("x", x);
     tag.setAttribute("y", y);
+    tag.setAttribute("fill", color);
+    tag.textContent = objects[index].category;
     const cell = document.querySelector(`.bbox[data-index="${index}"]`);
     if (cell) cell.textContent = JSON.stringify(objects[index].bbox.map((v) => Math.round(v * 10) / 10));
   }
@@ -107,14 +123,103 @@
     h = bottom - y;
     const obj = objects[index];
     obj.bbox = [x, y, w, h];
-    // The generator's mask no longer matches a moved edge: the fix carries the box alone.
+    // The generator's mask no longer matches a moved edge: the fix carries the box alone, and
+    // the overlay stops showing that mask.
+    const hadMask = Boolean(obj.mask);
     obj.mask = null;
     obj.area = w * h;
     drawBox(index);
+    if (hadMask) drawMasks();
   }
+
+  // ---- masks ---------------------------------------------------------------------------------
+  // Drawn here from the labels the fix has now (a server-drawn overlay would keep showing the
+  // mask of a box moved, deleted or given another class), as the API's masks.png draws them.
+
+  // The run lengths of COCO compressed RLE counts, read as pycocotools' rleFrString does:
+  // 6-bit groups of 5 value bits and a continuation bit, sign extension, and runs after the
+  // second stored as differences. null for counts that end inside a number.
+  function rleRuns(counts) {
+    if (Array.isArray(counts)) return counts;
+    if (typeof counts !== "string") return null;
+    const runs = [];
+    let p = 0;
+    while (p < counts.length) {
+      let x = 0;
+      let k = 0;
+      let c = 0;
+      do {
+        if (p >= counts.length) return null;
+        c = counts.charCodeAt(p) - 48;
+        x += (c & 0x1f) * 2 ** (5 * k); // arithmetic, not <<: no 32-bit wrap-around
+        p += 1;
+        k += 1;
+      } while (c & 0x20);
+      if (c & 0x10) x -= 2 ** (5 * k);
+      if (runs.length > 2) x += runs[runs.length - 2];
+      runs.push(x);
+    }
+    return runs;
+  }
+
+  function drawMasks() {
+    const { width, height } = data;
+    if (!masks || !width || !height) return;
+    const image = new ImageData(width, height);
+    const pixels = width * height;
+    objects.forEach((obj, index) => {
+      if (removed.has(index) || !obj.mask || !Array.isArray(obj.mask.size)) return;
+      if (obj.mask.size[0] !== height || obj.mask.size[1] !== width) return;
+      const runs = rleRuns(obj.mask.counts);
+      if (!runs) return;
+      const hex = (data.colors[obj.category] || "#888888").slice(1);
+      const rgb = [0, 2, 4].map((i) => parseInt(hex.slice(i, i + 2), 16));
+      let start = 0;
+      runs.forEach((run, i) => {
+        const end = Math.min(start + run, pixels);
+        // the runs alternate off, on, off, ... down the columns (pixel x * height + y)
+        if (i % 2) {
+          for (let q = start; q < end; q += 1) {
+            const x = Math.floor(q / height);
+            const at = ((q - x * height) * width + x) * 4;
+            image.data[at] = rgb[0];
+            image.data[at + 1] = rgb[1];
+            image.data[at + 2] = rgb[2];
+            image.data[at + 3] = 110;
+          }
+        }
+        start += run;
+      });
+    });
+    masks.getContext("2d").putImageData(image, 0, 0);
+  }
+
+  // ---- a box's class, and deleting a box -----------------------------------------------------
+  document.querySelectorAll(".object-category").forEach((select) => {
+    select.addEventListener("change", () => {
+      const index = Number(select.dataset.index);
+      objects[index].category = select.value;
+      drawBox(index);
+      drawMasks();
+      select.blur(); // hand the keys back to the shortcuts: f saves, Esc cancels
+    });
+  });
+
+  document.querySelectorAll(".object-delete").forEach((button) => {
+    button.addEventListener("click", () => {
+      if (!fixing) return;
+      const index = Number(button.dataset.index);
+      if (removed.has(index)) removed.delete(index);
+      else removed.add(index);
+      drawBox(index);
+      drawMasks();
+      button.blur(); // Enter or space would press it again: keys go back to the shortcuts
+    });
+  });
 
   if (svg) {
     objects.forEach((_, i) => drawBox(i));
+    drawMasks();
     let drag = null;
     svg.addEventListener("pointerdown", (event) => {
       const edge = event.target.closest(".edge");
@@ -165,12 +270,18 @@
     fixing = on;
     root.classList.toggle("fixing", on);
     document.getElementById("fix-hint").hidden = !on;
-    document.querySelectorAll(".span-label").forEach((s) => { s.disabled = !on; });
+    document.querySelectorAll(".span-label, .object-category, .object-delete").forEach((s) => {
+      s.disabled = !on;
+    });
     document.getElementById("fix").firstChild.textContent = on ? "Save fix " : "Fix ";
     if (!on) {
       objects = structuredClone(data.objects);
       spans = structuredClone(data.spans);
-      if (svg) objects.forEach((_, i) => drawBox(i));
+      removed.clear();
+      if (svg) {
+        objects.forEach((_, i) => drawBox(i));
+        drawMasks();
+      }
       document.querySelectorAll(".span-label").forEach((s) => {
         s.value = spans[Number(s.dataset.span)].label;
         s.dispatchEvent(new Event("change"));
@@ -183,7 +294,7 @@
     if (busy) return;
     const body = { verdict, levels, comment: document.getElementById("comment").value };
     if (verdict === "fix") {
-      if (data.modality === "image") body.objects = objects;
+      if (data.modality === "image") body.objects = objects.filter((_, i) => !removed.has(i));
       // The page changes labels, never offsets; a stored value may not be the text its span
       // covers (what the text check flagged), so none is sent: the server knows the text.
       else body.spans = spans.filter((s) => s.label).map((s) => ({ ...s, value: null }));
@@ -240,7 +351,7 @@
     if (!fixing) return setFixing(true);
     // f pressed twice by mistake would record a "fix" of labels it left as they were
     const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
-    if (same(objects, data.objects) && same(spans, data.spans)) {
+    if (same(objects, data.objects) && !removed.size && same(spans, data.spans)) {
       return say("nothing changed yet: correct a label first, or Esc to cancel", true);
     }
     return decide("fix");
