@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 from api_support import BATCH, bearer, make_app, token_for
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from synthgate.api import batches, pages, review
+from synthgate.storage.tables import decisions
 from synthgate.storage.users import hash_token
 
 
@@ -119,6 +121,29 @@ def test_decision_misuse_is_400_with_a_clear_message(client, tokens):
         f"/api/review/{task['item_id']}/decision", json={"verdict": "accept"}, headers=who
     )
     assert twice.status_code == 400 and "already" in twice.json()["detail"]
+
+
+def test_a_fix_may_delete_boxes_and_change_classes_to_the_batchs_own(tmp_path):
+    """What the review page's Fix form sends: the boxes left, some with another class. A class
+    that is not the batch's is refused, named along with the classes to use, and nothing is
+    recorded; one of the batch's is taken, as is a box deleted."""
+    app = make_app(tmp_path, images=1, k=1)
+    who = bearer(token_for(app, "ann", "annotator"))
+    with TestClient(app) as client:
+        task = client.get("/api/review/next", headers=who).json()
+        first, _second = task["sample"]["objects"]
+        url = f"/api/review/{task['item_id']}/decision"
+        unknown = {"verdict": "fix", "objects": [{**first, "category": "banana"}]}
+        refused = client.post(url, json=unknown, headers=who)
+        assert refused.status_code == 400
+        assert "objects[0].category 'banana' is not a label of this batch" in refused.text
+        assert "['circle', 'square']" in refused.text
+        fixed = {"verdict": "fix", "objects": [{**first, "category": "square"}]}
+        assert client.post(url, json=fixed, headers=who).status_code == 200
+    with app.state.store.engine.connect() as connection:
+        row = connection.execute(select(decisions)).one()
+    assert row.objects == [{**first, "category": "square"}]
+    assert row.original == task["sample"]["objects"]
 
 
 def test_annotators_stay_blind_to_each_other(client, tokens):
