@@ -469,3 +469,62 @@ def test_a_fix_deletes_a_box_and_changes_a_class(tmp_path: Path):
     assert row.verdict == "fix" and row.levels == {"correctness": 5}
     assert row.objects == [{**original["objects"][0], "category": "star"}]  # mask kept
     assert row.original == original["objects"]
+
+
+def drag_across(page, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """Drag across the image from one image point to another."""
+    width = page.evaluate("JSON.parse(document.getElementById('review-data').textContent).width")
+    photo = page.locator("#photo").bounding_box()
+    scale = photo["width"] / width
+    (x0, y0), (x1, y1) = ((photo["x"] + x * scale, photo["y"] + y * scale) for x, y in (start, end))
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=3)
+    page.mouse.move(x1, y1, steps=3)
+    page.mouse.up()
+
+
+def test_a_fix_draws_a_new_box_in_a_narrow_window(tmp_path: Path):
+    """A box the sample lacks could not be added: in fix mode a drag across the image now
+    draws one, of the class chosen in the hint (changeable in its row, like any box), with no
+    mask; Escape takes it away again. At a phone's width the fix controls stay in the window."""
+    app = make_app(tmp_path, images=1, k=1)
+    token = token_for(app, "ann", "annotator")
+    with serving(app) as base, chromium() as browser:
+        page = browser.new_page(viewport={"width": 420, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        log_in(page, base, token)
+        page.wait_for_function("document.getElementById('photo').naturalWidth === 160")
+        original = page.evaluate("JSON.parse(document.getElementById('review-data').textContent)")
+        drag_across(page, (20, 70), (60, 100))  # not in fix mode: draws nothing
+        assert page.locator("svg.boxes g.box").count() == 2
+
+        page.keyboard.press("f")
+        drag_across(page, (20, 70), (60, 100))
+        assert page.locator("svg.boxes g.box").count() == 3
+        page.keyboard.press("Escape")  # the fix dropped: the new box too
+        assert page.locator("svg.boxes g.box").count() == 2
+        assert page.locator("table.objects tr.object").count() == 2
+
+        page.keyboard.press("f")
+        page.select_option("#new-class", "square")
+        drag_across(page, (60, 100), (20, 70))  # any direction
+        row = page.locator('tr.object[data-index="2"]')
+        assert row.locator(".object-category").input_value() == "square"
+        assert page.locator('g.box[data-index="2"] text').text_content() == "square"
+        assert page.evaluate(
+            "[...document.querySelectorAll('section.sample *')].every("
+            "e => e.getBoundingClientRect().right <= innerWidth)"
+        )
+        with page.expect_navigation():
+            page.keyboard.press("f")
+        assert "All done" in page.content()
+        assert not errors, errors
+    with app.state.store.engine.connect() as connection:
+        row = connection.execute(select(decisions)).one()
+    assert row.objects[:2] == original["objects"]
+    added = row.objects[2]
+    assert added["category"] == "square" and added["mask"] is None
+    assert all(abs(a - b) <= 1 for a, b in zip(added["bbox"], [20, 70, 40, 30], strict=True))
+    assert added["area"] == added["bbox"][2] * added["bbox"][3]

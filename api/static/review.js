@@ -194,20 +194,22 @@
     masks.getContext("2d").putImageData(image, 0, 0);
   }
 
-  // ---- a box's class, and deleting a box -----------------------------------------------------
-  document.querySelectorAll(".object-category").forEach((select) => {
-    select.addEventListener("change", () => {
+  // ---- a box's class, deleting a box, drawing a new one ---------------------------------------
+  // Listened to on the table: rows of boxes drawn in fix mode come and go.
+  const table = document.querySelector("table.objects");
+  if (table) {
+    table.addEventListener("change", (event) => {
+      const select = event.target.closest(".object-category");
+      if (!select) return;
       const index = Number(select.dataset.index);
       objects[index].category = select.value;
       drawBox(index);
       drawMasks();
       select.blur(); // hand the keys back to the shortcuts: f saves, Esc cancels
     });
-  });
-
-  document.querySelectorAll(".object-delete").forEach((button) => {
-    button.addEventListener("click", () => {
-      if (!fixing) return;
+    table.addEventListener("click", (event) => {
+      const button = event.target.closest(".object-delete");
+      if (!button || !fixing) return;
       const index = Number(button.dataset.index);
       if (removed.has(index)) removed.delete(index);
       else removed.add(index);
@@ -215,21 +217,79 @@
       drawMasks();
       button.blur(); // Enter or space would press it again: keys go back to the shortcuts
     });
-  });
+  }
+
+  const newClass = document.getElementById("new-class");
+  if (newClass) newClass.addEventListener("change", () => newClass.blur());
+
+  // A box drawn from `from` to `to` (image points): a new object of the class chosen in the
+  // hint, with no mask (the page cannot draw one), its row and shape cloned from templates.
+  function addBox(from, to) {
+    const index = objects.length;
+    objects.push({
+      category: newClass.value,
+      bbox: [0, 0, 1, 1],
+      mask: null,
+      area: 1,
+      visible_fraction: 1.0,
+      attributes: {},
+    });
+    const row = document.getElementById("new-box-row").content.firstElementChild.cloneNode(true);
+    row.dataset.index = index;
+    row.querySelector(".index").textContent = index;
+    row.querySelectorAll(".object-category, .object-delete, .bbox").forEach((e) => {
+      e.dataset.index = index;
+    });
+    table.tBodies[0].append(row);
+    const shape = document.getElementById("new-box-shape").content.querySelector("g");
+    const group = shape.cloneNode(true);
+    group.dataset.index = index;
+    group.querySelectorAll(".edge").forEach((line) => { line.dataset.index = index; });
+    svg.append(group);
+    sizeBox(index, from, to);
+    return index;
+  }
+
+  function sizeBox(index, from, to) {
+    const [left, right] = [from.x, to.x].sort((a, b) => a - b);
+    const [top, bottom] = [from.y, to.y].sort((a, b) => a - b);
+    // at least a pixel wide and high, and inside the image
+    const x = Math.min(left, data.width - 1);
+    const y = Math.min(top, data.height - 1);
+    const obj = objects[index];
+    obj.bbox = [x, y, Math.max(right - x, 1), Math.max(bottom - y, 1)];
+    obj.area = obj.bbox[2] * obj.bbox[3];
+    drawBox(index);
+  }
+
+  // A point of the image under the pointer, in whole pixels inside the image.
+  function pixelAt(event) {
+    const p = toImage(event);
+    const clamp = (v, hi) => Math.min(Math.max(Math.round(v), 0), hi);
+    return { x: clamp(p.x, data.width), y: clamp(p.y, data.height) };
+  }
 
   if (svg) {
     objects.forEach((_, i) => drawBox(i));
     drawMasks();
     let drag = null;
     svg.addEventListener("pointerdown", (event) => {
+      if (!fixing) return;
       const edge = event.target.closest(".edge");
-      if (!fixing || !edge) return;
-      drag = { index: Number(edge.dataset.index), edge: edge.dataset.edge };
+      if (edge) drag = { index: Number(edge.dataset.index), edge: edge.dataset.edge };
+      else if (newClass) drag = { index: null, edge: "new", from: pixelAt(event) };
+      else return;
       svg.setPointerCapture(event.pointerId);
       event.preventDefault();
     });
     svg.addEventListener("pointermove", (event) => {
-      if (drag) moveEdge(drag.index, drag.edge, toImage(event));
+      if (!drag) return;
+      if (drag.edge !== "new") return moveEdge(drag.index, drag.edge, toImage(event));
+      const to = pixelAt(event);
+      if (drag.index !== null) return sizeBox(drag.index, drag.from, to);
+      // a click, or a slip of a pixel or two, draws nothing
+      const far = Math.min(Math.abs(to.x - drag.from.x), Math.abs(to.y - drag.from.y)) >= 2;
+      if (far) drag.index = addBox(drag.from, to);
     });
     const stop = () => { drag = null; };
     svg.addEventListener("pointerup", stop);
@@ -278,6 +338,7 @@
       objects = structuredClone(data.objects);
       spans = structuredClone(data.spans);
       removed.clear();
+      document.querySelectorAll(".added").forEach((e) => e.remove()); // boxes drawn
       if (svg) {
         objects.forEach((_, i) => drawBox(i));
         drawMasks();
