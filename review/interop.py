@@ -13,7 +13,8 @@ the run folder), or follow an `image_url` template for any other server.
 already recorded and equal is left alone, so importing an export of the same decisions changes
 nothing; one that differs is reported as a conflict, never overwritten. Label Studio keeps the
 id of every annotation it imported as `import_id`: such an annotation is the synthgate decision
-of that id coming back, whoever Label Studio now says made it.
+of that id coming back, whoever Label Studio now says made it; so is one of `export_tasks`' own
+file imported as it is (its `id` and `created_at` are the decision's).
 """
 
 from __future__ import annotations
@@ -303,11 +304,16 @@ def _annotations(
         annotation.update(
             ground_truth=row["role"] == "adjudicator",
             was_cancelled=False,
-            created_at=datetime.fromtimestamp(row["decided_at"], UTC).isoformat(),
+            created_at=_created_at(row),
             result=decision_result(_decision_of(row), shown, shapes=shapes),
         )
         out.append(annotation)
     return out
+
+
+def _created_at(row: dict[str, Any]) -> str:
+    """A decision row's time as its annotation's `created_at`."""
+    return datetime.fromtimestamp(row["decided_at"], UTC).isoformat()
 
 
 def _decisions_by_item(queue: ReviewQueue, item_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
@@ -543,7 +549,7 @@ def _import_one(
 ) -> None:
     if annotation.get("was_cancelled") or annotation.get("skipped"):
         return
-    imported_from = _exported_decision(decided[item_id], annotation.get("import_id"))
+    imported_from = _exported_decision(decided[item_id], annotation)
     if imported_from is not None:
         _compare_returned(imported_from, annotation, shown, where, result)
         return
@@ -597,12 +603,26 @@ def _recorded(rows: list[dict[str, Any]], who: str, role: str) -> dict[str, Any]
     return next((r for r in rows if (r["annotator"], r["role"]) == (who, role)), None)
 
 
-def _exported_decision(rows: list[dict[str, Any]], import_id: Any) -> dict[str, Any] | None:
-    """The decision among an item's `rows` a Label Studio annotation was imported from (its
-    import_id is the decision id `export_tasks` gave it), or None for one made in Label Studio."""
-    if not isinstance(import_id, int) or isinstance(import_id, bool):
+def _exported_decision(
+    rows: list[dict[str, Any]], annotation: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The decision among an item's `rows` an annotation went out as, or None for one made in
+    Label Studio. `export_tasks` gives an annotation its decision's id, which Label Studio keeps
+    as `import_id`; its own file, imported as it is, has it as `id`, with the decision's time as
+    `created_at`. Label Studio's own ids may be any decision's: an `id` is that decision only
+    with that time. Known by id, whoever the file names: imported without the export's
+    email_domain, ann's decision came back as ann@example.org's, and an open or gold item
+    took it a second time."""
+    import_id = annotation.get("import_id")
+    if type(import_id) is int:  # not a bool
+        return next((r for r in rows if r["id"] == import_id), None)
+    own_id = annotation.get("id")
+    if type(own_id) is not int:
         return None
-    return next((r for r in rows if r["id"] == import_id), None)
+    row = next((r for r in rows if r["id"] == own_id), None)
+    if row is None or annotation.get("created_at") != _created_at(row):
+        return None
+    return row
 
 
 def _compare_returned(
@@ -624,7 +644,8 @@ def _compare_returned(
         result.unchanged += 1
     else:
         result.conflicts.append(
-            f"{where}: edited in Label Studio after it was exported; kept the recorded one"
+            f"{where}: edited in Label Studio or in the file after it was exported; kept the "
+            "recorded one"
         )
 
 

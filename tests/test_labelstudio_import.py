@@ -15,7 +15,7 @@ from sqlalchemy import select
 from synthgate.errors import InputError
 from synthgate.review import interop, items
 from synthgate.review.interop import export_tasks, import_annotations
-from synthgate.review.queue import ReviewQueue
+from synthgate.review.queue import Decision, ReviewQueue
 from synthgate.samples import ObjectLabel
 from synthgate.storage.store import Store
 from synthgate.storage.tables import decisions, samples
@@ -171,7 +171,8 @@ def test_changed_decision_is_a_conflict_not_an_overwrite(store: Store, tmp_path:
     ]
     out.write_text(json.dumps(tasks))
     result = import_annotations(queue, out, email_domain="example.org")
-    assert len(result.conflicts) == 1 and "kept that one" in result.conflicts[0]
+    (conflict,) = result.conflicts  # our own file, known by id: edited after the export
+    assert "edited in Label Studio or in the file after it was exported" in conflict
     assert snapshot(store) == before
 
 
@@ -366,6 +367,49 @@ def test_the_label_studio_round_trip_changes_nothing(
     result = import_annotations(queue, back)
     assert len(result.conflicts) == 1 and "edited in Label Studio" in result.conflicts[0]
     assert result.decided == 0 and snapshot(store) == before
+
+
+@pytest.mark.parametrize(
+    ("annotators", "domain"), [(True, None), (True, "example.org"), (False, None)]
+)
+def test_our_own_export_imported_as_it_is_changes_nothing(
+    store: Store, tmp_path: Path, annotators: bool, domain: str | None
+) -> None:
+    """`--include all` written and read straight back: every annotation is known by its id and
+    time as the decision it is. Without the export's email_domain it named ann@example.org,
+    and open and gold items took her decision a second time under that name."""
+    queue = ReviewQueue(store, annotators_per_item=3, gold_rate=0.0)  # two of three: all open
+    queue.enqueue_batch("b1")
+    decide_everything(queue)
+    store.upsert_samples([make_sample(9, "image", status="accepted")])
+    gold_item = queue.add_gold(store.get_sample(make_sample(9, "image").id), expected=["accept"])
+    queue.decide(gold_item, "ann", Decision(verdict="accept"), assign=True)
+    before = snapshot(store)
+    out = tmp_path / "all.json"
+    export_tasks(
+        queue,
+        out,
+        include="all",
+        modality="image",
+        annotators=annotators,
+        email_domain="example.org",
+    )
+    count = sum(len(t.get("annotations", [])) for t in json.loads(out.read_text()))
+    assert count == 9  # 2 on each of 4 image items, 1 on the gold one
+    result = import_annotations(queue, out, email_domain=domain)
+    assert (result.decided, result.adjudicated, result.unchanged) == (0, 0, count)
+    assert result.conflicts == [] and result.skipped == []
+    assert snapshot(store) == before
+    # An id alone is no decision's: Label Studio numbers its own annotations from 1 too
+    tasks = json.loads(out.read_text())
+    for task in tasks:
+        for annotation in task.get("annotations", []):
+            annotation["created_at"] = "2026-01-01T00:00:00.000000Z"
+            annotation.setdefault("completed_by", 7)
+    out.write_text(json.dumps(tasks))
+    again = import_annotations(queue, out, email_domain="example.org")
+    assert again.unchanged == (count if annotators else 0)  # ann's own, compared as hers
+    assert again.decided == (0 if annotators else 5)  # labelstudio:7 on the open items
 
 
 def test_image_urls_follow_the_image_root(store: Store, tmp_path: Path) -> None:
