@@ -352,12 +352,11 @@ def import_(
     input_format: str = typer.Option("labelstudio", "--format", help="Import format: labelstudio."),
     run: Path | None = typer.Option(None, "--run", help=RUN_HELP),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
-    annotators_per_item: int = typer.Option(
-        2,
+    annotators_per_item: int | None = typer.Option(
+        None,
         "--annotators-per-item",
         "-k",
-        min=1,
-        help="Distinct annotators an item needs before it is final (as for enqueue).",
+        hidden=True,  # taken only to refuse it: it never did anything here (see below)
     ),
     annotator_email: list[str] = typer.Option(
         [],
@@ -374,17 +373,28 @@ def import_(
 
     Decisions already recorded and equal are left alone; different ones are reported as
     conflicts and never overwritten. Annotations Label Studio imported from `review export`
-    (it keeps their ids) are known as the decisions they came from, whoever it credits now.
+    (it keeps their ids) are known as the decisions they came from, whoever it credits now; so
+    are those of a `review export --include all` file imported as it is.
+
+    The decisions go to items already in the queue, each needing the number of annotators it
+    was enqueued with (`review enqueue -k`).
     """
     from synthgate.review.interop import import_annotations
 
     with user_errors():
+        if annotators_per_item is not None:
+            # An import makes no item: the k of open_queue reached nothing, and the items went
+            # on needing the k they were enqueued with
+            raise InputError(
+                field="annotators_per_item",
+                value=annotators_per_item,
+                problem="an import records decisions on items already in the queue, and each "
+                "needs the number of annotators it was enqueued with (`review enqueue -k`)",
+                fix="drop -k",
+            )
         _check_choice("--format", input_format, ["labelstudio"])
         emails = _email_pairs(annotator_email)
-        with (
-            open_queue(run, db, annotators_per_item=annotators_per_item) as queue,
-            progress_bars() as bars,
-        ):
+        with open_queue(run, db) as queue, progress_bars() as bars:
             result = import_annotations(
                 queue,
                 path,

@@ -238,6 +238,31 @@ def test_label_studio_round_trip_through_the_cli(
     assert tables(run_folder) == before
 
 
+def test_import_refuses_an_annotators_per_item_it_cannot_apply(
+    run_folder: Path, tmp_path: Path
+) -> None:
+    """`review import -k 3` said items needed 3 annotators, and went on to record decisions on
+    items that kept the k they were enqueued with: an import makes no item to give a k."""
+    invoke("review", "enqueue", "--run", str(run_folder), "-k", "2")
+    out = tmp_path / "t.json"
+    invoke("review", "export", "--run", str(run_folder), "--modality", "text", "-o", str(out))
+    tasks = json.loads(out.read_text())
+    verdict = {"from_name": "verdict", "to_name": "text", "type": "choices"}
+    tasks[0]["annotations"] = [
+        {"id": 1, "completed_by": 1, "result": [{**verdict, "value": {"choices": ["accept"]}}]}
+    ]
+    out.write_text(json.dumps(tasks))
+    before = tables(run_folder)
+    refused = invoke("review", "import", str(out), "--run", str(run_folder), "-k", "3")
+    assert refused.exit_code == 2, refused.output
+    shown = " ".join(refused.output.split())
+    assert "--annotators-per-item 3: an import records decisions on items already" in shown
+    assert "(`review enqueue -k`); drop -k" in shown and "Traceback" not in shown
+    assert tables(run_folder) == before
+    imported = invoke("review", "import", str(out), "--run", str(run_folder))
+    assert imported.exit_code == 0 and "decided 1," in imported.output, imported.output
+
+
 def tables(run: Path) -> dict:
     """Every row of the samples and review tables: what an import must not change."""
     store = Store(sqlite_url(run / "synthgate.db"))

@@ -87,7 +87,7 @@ def test_import_refuses_a_folder_and_a_single_object(tmp_path: Path):
     ("command", "words"),
     [
         (["serve"], ["$SYNTHGATE_DB_URL", "<runs dir>/synthgate.db", "--data-root", "--max-samples", "10000", "SYNTHGATE_MAX_OBJECTS", "Example:"]),
-        (["review", "import"], ["Distinct annotators an item needs", "Example:"]),
+        (["review", "import"], ["needing the number of annotators it was enqueued with", "Example:"]),
         (["review", "export"], ["Example: synthgate review export"]),
         (["review", "agreement"], ["Example: synthgate review agreement"]),
         (["review", "stats"], ["$SYNTHGATE_DB_URL", "<runs dir>/synthgate.db"]),
