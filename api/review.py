@@ -107,7 +107,14 @@ class AnnotatorStats(BaseModel):
     gold_decided: int
     gold_correct: int
     gold_accuracy: float | None
-    decisions_per_hour: float | None
+    decisions_per_hour: float | None = Field(
+        description="Of the decisions with a known time on the task, from the first task taken "
+        "to the last decided; null while that is no time."
+    )
+    untimed: int = Field(
+        description="Decisions imported with no time on the task (no created_at and lead_time "
+        "in the Label Studio export): left out of decisions_per_hour."
+    )
 
 
 class RouteChanges(BaseModel):

@@ -127,3 +127,12 @@ def print_stats(numbers: dict[str, Any]) -> None:
             "-" if row["decisions_per_hour"] is None else str(row["decisions_per_hour"]),
         )
     console.print(table)
+    untimed = {who: row["untimed"] for who, row in numbers["annotators"].items() if row["untimed"]}
+    if untimed:
+        console.print(
+            "decisions/h leaves out decisions imported with no time on the task (no created_at "
+            "and lead_time in the Label Studio export): "
+            + ", ".join(f"{who} {n}" for who, n in untimed.items()),
+            highlight=False,
+            markup=False,
+        )

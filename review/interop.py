@@ -20,6 +20,7 @@ file imported as it is (its `id` and `created_at` are the decision's).
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -43,7 +44,7 @@ from synthgate.files import (
     writing_atomic,
 )
 from synthgate.outputs import check_out_file
-from synthgate.review.decision import Decision, check_decision
+from synthgate.review.decision import Decision, check_annotator, check_decision
 from synthgate.review.items import IDS_PER_QUERY, item_number
 from synthgate.review.labelstudio import (
     Shapes,
@@ -55,7 +56,7 @@ from synthgate.review.labelstudio import (
 )
 from synthgate.review.queue import ReviewQueue
 from synthgate.samples import Sample
-from synthgate.storage.tables import batches, decisions, review_items
+from synthgate.storage.tables import assignments, batches, decisions, review_items
 
 DEFAULT_IMAGE_URL = "/data/local-files/?d={uri}"  # Label Studio local storage, rooted at the run
 LS_USER = re.compile(r"^labelstudio:(\d+)$")
@@ -578,6 +579,7 @@ def _import_one(
                 result.adjudicated += 1
             else:
                 queue.decide(item_id, who, decision, assign=True)
+                _time_the_task(queue, item_id, who, annotation)
                 result.decided += 1
         except InputError as error:
             # recorded since the import read the item's decisions (by the API, say): compared
@@ -596,6 +598,43 @@ def _import_one(
         result.conflicts.append(
             f"{where}: differs from the decision already recorded; kept that one"
         )
+
+
+def _time_the_task(queue: ReviewQueue, item_id: int, who: str, annotation: dict[str, Any]) -> None:
+    """The times of the assignment an imported decision made: those the annotator worked on
+    the task in Label Studio (`_time_on_task`), else none at all (assigned when decided). The
+    queue gave it the moment of the import, ~0 s to decide, and `review stats` made a rate of
+    thousands of decisions an hour from that; it leaves a task with no time out."""
+    times = _time_on_task(annotation)
+    values: dict[str, Any] = {"assigned_at": assignments.c.decided_at}
+    if times is not None:
+        values = {"assigned_at": times[0], "decided_at": times[1]}
+    with queue.write() as connection:
+        connection.execute(
+            assignments.update()
+            .where(
+                assignments.c.item_id == item_id, assignments.c.annotator == check_annotator(who)
+            )
+            .values(**values)
+        )
+
+
+def _time_on_task(annotation: dict[str, Any]) -> tuple[float, float] | None:
+    """When the annotator started and submitted an annotation, by Label Studio's clock: its
+    `created_at` less its `lead_time` (the seconds spent on it), and its `created_at`. None
+    when it does not say (made through Label Studio's API, or in no Label Studio at all)."""
+    created, lead = annotation.get("created_at"), annotation.get("lead_time")
+    if not isinstance(created, str) or not isinstance(lead, int | float) or isinstance(lead, bool):
+        return None
+    try:
+        seconds = float(lead)  # an int of 400 digits is no float
+        when = datetime.fromisoformat(created)
+        submitted = (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+    except (OverflowError, ValueError):  # past year 9999 once in UTC, or no date at all
+        return None
+    if not math.isfinite(seconds) or seconds <= 0:
+        return None
+    return submitted - seconds, submitted
 
 
 def _recorded(rows: list[dict[str, Any]], who: str, role: str) -> dict[str, Any] | None:

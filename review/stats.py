@@ -1,5 +1,11 @@
 """Queue statistics: depth, decisions, per-annotator throughput and accuracy on gold tasks, and
-how many final verdicts changed the rubric's route (`route_changes`)."""
+how many final verdicts changed the rubric's route (`route_changes`).
+
+An annotator's `decisions_per_hour` counts their decisions from the first task they took to the
+last they decided, of those whose time on the task is known: one imported from Label Studio is
+timed by its `created_at` and `lead_time`, and without them was assigned when it was decided
+(review/interop.py); such decisions are counted as `untimed` instead.
+"""
 
 from __future__ import annotations
 
@@ -69,12 +75,15 @@ def queue_stats(connection: Connection, k: int) -> dict[str, Any]:
         lambda: {"assigned": 0, "decided": 0, "gold_decided": 0, "gold_correct": 0}
     )
     spans: dict[str, list[float]] = defaultdict(list)
+    timed: Counter[str] = Counter()
     for who, assigned_at, decided_at in connection.execute(
         select(assignments.c.annotator, assignments.c.assigned_at, assignments.c.decided_at)
     ):
         people[who]["assigned"] += 1
         if decided_at is not None:
             people[who]["decided"] += 1
+        if decided_at is not None and decided_at > assigned_at:
+            timed[who] += 1
             spans[who] += [assigned_at, decided_at]
     for who, verdict, expected in connection.execute(
         select(decisions.c.annotator, decisions.c.verdict, gold_answers.c.expected)
@@ -88,7 +97,8 @@ def queue_stats(connection: Connection, k: int) -> dict[str, Any]:
             row["gold_correct"] / row["gold_decided"] if row["gold_decided"] else None
         )
         hours = (max(spans[who]) - min(spans[who])) / 3600 if spans[who] else 0.0
-        row["decisions_per_hour"] = round(row["decided"] / hours, 1) if hours > 0 else None
+        row["decisions_per_hour"] = round(timed[who] / hours, 1) if hours > 0 else None
+        row["untimed"] = row["decided"] - timed[who]
     return {
         "route_changes": route_changes(connection),
         # not the reading queue's k: `review stats` opens the queue with the default, and

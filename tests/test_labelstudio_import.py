@@ -412,6 +412,34 @@ def test_our_own_export_imported_as_it_is_changes_nothing(
     assert again.decided == (0 if annotators else 5)  # labelstudio:7 on the open items
 
 
+def test_imported_decisions_keep_label_studio_times_or_stay_out_of_the_rate(
+    store: Store, tmp_path: Path
+) -> None:
+    """The queue assigns an imported decision when it records it: ~0 s to decide, and stats
+    made thousands of decisions an hour of a few annotations. User 1's come with Label Studio's
+    times (submitted a minute apart, 30 s on each), user 2's with none."""
+    queue = ReviewQueue(store, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    out = tmp_path / "open.json"
+    export_tasks(queue, out, modality="image")
+    tasks = json.loads(out.read_text())[:3]
+    both = [{"verdict": "accept"}, {"verdict": "accept"}]
+    exported = label_studio_export(tasks, {t["data"]["item_id"]: both for t in tasks})
+    for minute, task in enumerate(exported):
+        first = task["annotations"][0]
+        first.update(created_at=f"2026-03-09T10:0{minute}:00.000000Z", lead_time=30.0)
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(exported))
+    assert import_annotations(queue, path).decided == 6
+    people = queue.stats()["annotators"]
+    timed, untimed = people["labelstudio:1"], people["labelstudio:2"]
+    # 3 decisions from 09:59:30 to 10:02:00
+    assert timed["decided"] == 3 and timed["decisions_per_hour"] == 72.0
+    assert timed["untimed"] == 0
+    assert untimed["decided"] == 3 and untimed["decisions_per_hour"] is None
+    assert untimed["untimed"] == 3
+
+
 def test_image_urls_follow_the_image_root(store: Store, tmp_path: Path) -> None:
     queue = ReviewQueue(store, gold_rate=0.0)
     queue.enqueue_batch("b1", image_root=tmp_path / "run")

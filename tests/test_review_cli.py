@@ -263,6 +263,36 @@ def test_import_refuses_an_annotators_per_item_it_cannot_apply(
     assert imported.exit_code == 0 and "decided 1," in imported.output, imported.output
 
 
+def test_stats_leave_imported_decisions_without_times_out_of_the_rate(
+    run_folder: Path, tmp_path: Path
+) -> None:
+    """Decided the moment the import recorded it, such a decision once made a rate of thousands
+    an hour; now only the decisions with Label Studio's times count, and stats say so."""
+    invoke("review", "enqueue", "--run", str(run_folder))
+    out = tmp_path / "t.json"
+    invoke("review", "export", "--run", str(run_folder), "--modality", "text", "-o", str(out))
+    tasks = json.loads(out.read_text())
+    accept = [{"from_name": "verdict", "to_name": "text", "type": "choices"}]
+    accept[0]["value"] = {"choices": ["accept"]}
+    times = {"created_at": "2026-03-09T10:00:00Z", "lead_time": 40.0}
+    tasks[0]["annotations"] = [{"id": 1, "completed_by": 1, "result": accept}]
+    tasks[1]["annotations"] = [{"id": 2, "completed_by": 2, "result": accept, **times}]
+    tasks[2]["annotations"] = [{"id": 3, "completed_by": 2, "result": accept, **times}]
+    tasks[2]["annotations"][0]["created_at"] = "2026-03-09T10:01:00Z"
+    out.write_text(json.dumps(tasks))
+    imported = invoke("review", "import", str(out), "--run", str(run_folder))
+    assert "decided 3," in imported.output, imported.output
+    numbers = json.loads(invoke("review", "stats", "--run", str(run_folder), "--json").output)
+    people = numbers["annotators"]
+    assert people["labelstudio:1"]["decisions_per_hour"] is None
+    assert people["labelstudio:1"]["untimed"] == 1
+    assert people["labelstudio:2"]["decisions_per_hour"] == 72.0  # 2 in 100 s
+    assert people["labelstudio:2"]["untimed"] == 0
+    shown = " ".join(invoke("review", "stats", "--run", str(run_folder)).output.split())
+    assert "decisions/h leaves out decisions imported with no time on the task" in shown
+    assert shown.endswith("Label Studio export): labelstudio:1 1")
+
+
 def tables(run: Path) -> dict:
     """Every row of the samples and review tables: what an import must not change."""
     store = Store(sqlite_url(run / "synthgate.db"))
