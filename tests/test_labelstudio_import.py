@@ -440,6 +440,29 @@ def test_imported_decisions_keep_label_studio_times_or_stay_out_of_the_rate(
     assert untimed["untimed"] == 3
 
 
+@pytest.mark.parametrize(
+    ("times", "expected"),
+    [
+        ({"created_at": "2026-03-09T10:00:30Z", "lead_time": 30}, (1773050400.0, 1773050430.0)),
+        ({"created_at": "2026-03-09T10:00:30", "lead_time": 2.5}, (1773050427.5, 1773050430.0)),
+        ({"created_at": "2026-03-09T10:00:30Z"}, None),  # made through Label Studio's API
+        ({"lead_time": 30}, None),
+        ({"created_at": "2026-03-09T10:00:30Z", "lead_time": 0}, None),
+        ({"created_at": "2026-03-09T10:00:30Z", "lead_time": -4}, None),
+        ({"created_at": "2026-03-09T10:00:30Z", "lead_time": True}, None),
+        ({"created_at": "2026-03-09T10:00:30Z", "lead_time": "30"}, None),
+        ({"created_at": "2026-03-09T10:00:30Z", "lead_time": float("nan")}, None),
+        ({"created_at": "2026-03-09T10:00:30Z", "lead_time": 10**400}, None),
+        ({"created_at": "yesterday", "lead_time": 30}, None),
+        ({"created_at": "2026-03-09\x00", "lead_time": 30}, None),
+        ({"created_at": 1773050430, "lead_time": 30}, None),
+    ],
+)
+def test_time_on_task_is_label_studios_or_none(times: dict, expected: object) -> None:
+    """Whatever an export says of its times, an annotation is timed or not, never refused."""
+    assert interop._time_on_task(times) == expected
+
+
 def test_image_urls_follow_the_image_root(store: Store, tmp_path: Path) -> None:
     queue = ReviewQueue(store, gold_rate=0.0)
     queue.enqueue_batch("b1", image_root=tmp_path / "run")
