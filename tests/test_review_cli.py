@@ -236,6 +236,11 @@ def test_label_studio_round_trip_through_the_cli(
     assert "decided 0, adjudicated 0" in imported.output
     assert "conflicts 0, skipped 0" in imported.output
     assert tables(run_folder) == before
+    # without --email-domain: ann@example.org once took ann's gold decisions a second time
+    again = invoke("review", "import", str(out), "--run", str(run_folder))
+    assert "decided 0, adjudicated 0" in again.output, again.output
+    assert "conflicts 0, skipped 0" in again.output
+    assert tables(run_folder) == before
 
 
 def test_import_refuses_an_annotators_per_item_it_cannot_apply(
