@@ -108,8 +108,8 @@ class AnnotatorStats(BaseModel):
     gold_correct: int
     gold_accuracy: float | None
     decisions_per_hour: float | None = Field(
-        description="Of the decisions with a known time on the task, from the first task taken "
-        "to the last decided; null while that is no time."
+        description="Decisions an hour from the first task taken to the last decided, of those "
+        "with a known time on the task; null while that span is zero."
     )
     untimed: int = Field(
         description="Decisions imported with no time on the task (no created_at and lead_time "
