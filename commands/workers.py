@@ -230,7 +230,11 @@ def status(
         if batch is None:
             raise InputError(f"batch {batch_id}: not in the database {shown_url(settings.db_url)}")
         config = batch["config"]
-        table = new_table(title=f"batch {batch_id} ({batch['status']})")
+        shown = batch["status"]
+        if shown == "running" and store.chunks.none_taken(batch_id):
+            # as the API says of a batch waiting for its turn: nothing has started it yet
+            shown = "queued: no worker has taken any of its chunks yet"
+        table = new_table(title=f"batch {batch_id} ({shown})")
         columns = ("pending", "accepted", "review", "rejected", "failed")
         for column in ("modality", "planned", "made", *columns):
             table.add_column(column, justify="left" if column == "modality" else "right")

@@ -1,8 +1,8 @@
 """The workers' bookkeeping: one row per chunk task, with its deliveries, crashes and lease.
 
 A chunk is a run of sample indices of one batch and modality (workers/chunks.py makes it).
-`ChunkBook` records them (`put`), follows them (`of_batch`, `get`, `totals`) and hands each one
-to one worker at a time under a lease:
+`ChunkBook` records them (`put`), follows them (`of_batch`, `get`, `totals`, `none_taken`) and
+hands each one to one worker at a time under a lease:
 
 - `begin` claims a chunk for a delivery: a new lease (its number one above the last) held by the
   delivery's task id until `lease_expires`. A delivery that finds the chunk `running` under a
@@ -138,6 +138,14 @@ class ChunkBook:
                 totals[status] = count
                 totals["last_update"] = max(totals["last_update"], float(updated or 0.0))
         return totals
+
+    def none_taken(self, batch_id: str) -> bool:
+        """Whether no worker has taken any chunk of the batch yet: every one queued, never
+        delivered (a batch waiting for its first worker, or for a broker that did not answer)."""
+        query = select(chunks.c.status, chunks.c.deliveries).where(chunks.c.batch_id == batch_id)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return bool(rows) and all(status == "queued" and not n for status, n in rows)
 
     def begin(self, chunk_id: str, *, holder: str, lease_seconds: float) -> Delivery | None:
         """Count a delivery of a chunk and claim it for `holder` when it is free; None if the

@@ -209,3 +209,25 @@ def test_a_worker_that_cannot_reach_its_stores_does_not_start(tmp_path: Path) ->
     for options, words in cases:
         result = CliRunner().invoke(app, ["worker", *options, *broker])
         assert result.exit_code == 2 and words in result.output, result.output
+
+
+def test_status_says_queued_until_a_worker_takes_a_chunk(tmp_path: Path) -> None:
+    """A batch no worker had taken a chunk of showed as 'running', as if it were being made."""
+    config = parse_config(small_config(), source=tmp_path / "batch.yaml")
+    batch_id, db = batch_id_for(config), f"sqlite:///{tmp_path / 'shared.db'}"
+    store = Store(db)
+    store.put_batch(
+        batch_id, name=config.name, seed=config.seed, config=config.model_dump(mode="json")
+    )
+    store.set_batch_status(batch_id, "running")
+    store.chunks.put(chunk_rows(config, batch_id))
+
+    def title() -> str:
+        shown = CliRunner().invoke(app, ["status", batch_id, "--db", db])
+        assert shown.exit_code == 0, shown.output
+        return shown.output.splitlines()[0].strip()
+
+    assert title().endswith(f"batch {batch_id} (queued: no worker has taken any of its chunks yet)")
+    store.chunks.begin(f"{batch_id}:text:0", holder="task", lease_seconds=60)
+    assert title().endswith(f"batch {batch_id} (running)")
+    store.close()
