@@ -49,3 +49,12 @@ class BlobStore:
 
         with fsspec.open(f"{self.url.rstrip('/')}/{key}", "rb") as handle:
             return handle.read()
+
+    def exists(self, key: str) -> bool:
+        """Whether a blob is there, without reading it."""
+        if self._local is not None:
+            return (self._local / key).is_file()
+        import fsspec
+
+        filesystem, path = fsspec.core.url_to_fs(f"{self.url.rstrip('/')}/{key}")
+        return bool(filesystem.exists(path))

@@ -845,11 +845,8 @@ def test_a_chunk_whose_files_are_missing_is_made_anew_by_its_next_delivery(
         load_chunk(context.store, context.blobs, image)
     assert run_chunk(context, image.id) == f"{image.id} generated"
     assert len(load_chunk(context.store, context.blobs, image).items) == 3
-    # the text chunk's partial reports went too: made anew when assembly finds them missing
-    with pytest.raises(InputError, match="not in the blob store"):
-        assemble_from_store(
-            config, tmp_path / "out", store=context.store, blobs=context.blobs, batch_id=batch_id
-        )
+    # the text chunk's partial reports went too: it was queued to be made anew with the image
+    # chunk, not when assembly came to it (one submit for each broken chunk)
     for chunk in context.store.chunks.of_batch(batch_id, statuses=["queued"]):
         run_chunk(context, chunk.id)
     assemble_from_store(
@@ -858,6 +855,36 @@ def test_a_chunk_whose_files_are_missing_is_made_anew_by_its_next_delivery(
     run_batch(config, tmp_path / "embedded")
     for name in DATA_FILES:
         assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "embedded" / name).read_bytes()
+
+
+def test_every_chunk_whose_files_are_missing_is_queued_in_one_go(context: WorkerContext) -> None:
+    """Each `submit --wait` queued only the first chunk it found files missing of, and stopped
+    there: a batch made under a wrong --blobs took one submit per chunk to be made again."""
+    import shutil
+
+    from synthgate.workers.runner import load_chunk
+
+    config = make_config(image={"generator": "procedural", "count": 24, "size": [32, 32]})
+    batch_id = register(context, config)
+    made = context.store.chunks.of_batch(batch_id)
+    assert len(made) >= 3
+    for chunk in made:
+        run_chunk(context, chunk.id)
+    first, judged, *rest = context.store.chunks.of_batch(batch_id)
+    context.store.chunks.update(judged.id, status="done")  # judged before the files went
+    shutil.rmtree(context.blobs.url)
+    others = sum(c.stop - c.start for c in rest)
+    with pytest.raises(InputError) as caught:
+        load_chunk(context.store, context.blobs, first)
+    said = str(caught.value)
+    assert f"the files of {first.stop - first.start} of its samples are not in" in said
+    assert f"nor are those of {others} samples in {len(rest)} more of its chunks" in said
+    assert "these chunks are queued to make them anew" in said
+    statuses = {c.id: c.status for c in context.store.chunks.of_batch(batch_id)}
+    assert statuses == {judged.id: "done", **{c.id: "queued" for c in [first, *rest]}}
+    for chunk in [first, *rest]:  # their rows went: the next delivery makes them anew
+        assert context.store.samples_in(batch_id, chunk.modality, chunk.start, chunk.stop) == []
+    assert len(context.store.samples_in(batch_id, judged.modality, judged.start, judged.stop))
 
 
 def test_missing_files_never_cost_a_judged_or_reviewed_sample_its_row(

@@ -44,7 +44,7 @@ from synthgate.validators.measure import SampleMeasurements
 from synthgate.validators.validate import Judge
 from synthgate.workers.app import WorkerSettings
 from synthgate.workers.chunks import FINISHED
-from synthgate.workers.partial import load_chunk_partials, load_partial
+from synthgate.workers.partial import load_chunk_partials, load_partial, partial_key
 from synthgate.workers.submit import BatchProgress, submit_batch, wait_for_batch
 
 WaitForChunk = Callable[[str], None]  # blocks until the chunk of that id is generated
@@ -99,24 +99,49 @@ def load_chunk(store: Store, blobs: BlobStore, chunk: ChunkState) -> LoadedChunk
         # deleted since), and never judged. The rows go, so that the next delivery makes those
         # samples again (a worker makes only the samples without a row), and the chunk is
         # queued for it (left `generated`, it was never made again: the same error on every
-        # submit).
-        kept = len(missing) - store.forget_unreviewed(s.id for s in missing)
-        store.chunks.update(chunk.id, status="queued", reason=None, current=None)
+        # submit). The batch's other chunks made and not judged yet go with it: one submit
+        # met one such chunk at a time.
+        broken = {chunk.id: missing}
+        for other in store.chunks.of_batch(chunk.batch_id, statuses=["generated"]):
+            if other.id != chunk.id and (lost := files_missing(store, blobs, other)):
+                broken[other.id] = lost
+        kept = 0
+        for chunk_id, lost in broken.items():
+            kept += len(lost) - store.forget_unreviewed(s.id for s in lost)
+            store.chunks.update(chunk_id, status="queued", reason=None, current=None)
         reviewed = (
             f"; {kept} of them people were asked to review, and those are never made anew: "
             "put their files back in the blob store"
             if kept
             else ""
         )
+        others = sum(len(lost) for lost in broken.values()) - len(missing)
+        also = f", nor are those of {others} samples in {len(broken) - 1} more of its chunks"
         raise InputError(
             f"batch {chunk.batch_id}: chunk {chunk.id} was made, but the files of "
             f"{len(missing)} of its samples are not in the blob store {blobs.url} "
-            f"({first_missing.filename or first_missing}); point every worker and the process "
-            "that submits at the same {blobs}, then submit the same config again: the chunk is "
-            f"queued to make them anew{reviewed}",
+            f"({first_missing.filename or first_missing}){also if others else ''}; point every "
+            "worker and the process that submits at the same {blobs}, then submit the same "
+            f"config again: {'these chunks are' if others else 'the chunk is'} queued to make "
+            f"them anew{reviewed}",
             options=("blobs",),
         )
     return LoadedChunk(chunk, items)
+
+
+def files_missing(store: Store, blobs: BlobStore, chunk: ChunkState) -> list[Sample]:
+    """The samples a chunk made whose PNG or partial report is not in the blob store (looked
+    for, not read)."""
+    documents = load_chunk_partials(blobs, chunk.id)
+    return [
+        sample
+        for sample in store.samples_in(chunk.batch_id, chunk.modality, chunk.start, chunk.stop)
+        if sample.status != "failed"
+        and (
+            (chunk.modality == "image" and sample.uri and not blobs.exists(sample.uri))
+            or (sample.id not in documents and not blobs.exists(partial_key(sample)))
+        )
+    ]
 
 
 @dataclass
