@@ -226,7 +226,7 @@ class ChunkBook:
         with self.engine.connect() as connection:
             return [_chunk_state(row) for row in connection.execute(query.order_by(chunks.c.id))]
 
-    def stalled(self, *, unchanged_since: float) -> list[ChunkState]:
+    def stalled(self, *, unchanged_since: float, batch_id: str | None = None) -> list[ChunkState]:
         """Queued chunks unchanged since `unchanged_since` (a time.time()), of batches not
         cancelled (whose chunks stay queued on purpose): their message may be lost."""
         query = (
@@ -238,6 +238,8 @@ class ChunkBook:
                 batches.c.status != "cancelled",
             )
         )
+        if batch_id is not None:
+            query = query.where(chunks.c.batch_id == batch_id)
         with self.engine.connect() as connection:
             return [_chunk_state(row) for row in connection.execute(query.order_by(chunks.c.id))]
 

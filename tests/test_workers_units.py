@@ -1085,3 +1085,36 @@ def test_a_batch_no_worker_takes_is_noted_with_its_waiting_queue(context: Worker
     chunk = context.store.chunks.of_batch(batch_id)[0]
     context.store.chunks.update(chunk.id, status="running")
     assert note.check(worker_submit.progress_of(context.store, batch_id, total=10)) is None
+
+
+def test_a_followed_batch_sends_its_stalled_chunks_again_with_the_workers_sweep(
+    context: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`wait_for_batch` sends the batch's queued chunks again through `resend_stalled`, after
+    a lease and two heartbeats instead of the workers' wait, and only its own batch's."""
+    config = make_config()
+    batch_id = register(context, config)
+    other = register(context, make_config(name="other"))
+    with context.store.engine.begin() as connection:
+        connection.execute(chunks.update().values(updated=time.time() - 3600))
+    sent: list[str] = []
+    monkeypatch.setattr(
+        worker_submit, "publish", lambda _app, c, **_: sent.extend(x.id for x in c) or len(c)
+    )
+    monkeypatch.setattr(worker_submit, "queued_messages", lambda _app, _queues: 0)
+    settings = context.settings.model_copy(update={"lease_timeout": 0.2, "heartbeat_interval": 0.1})
+    resent: list[int] = []
+    worker_submit.wait_for_batch(
+        SimpleNamespace(synthgate=settings),
+        context.store,
+        batch_id,
+        total=planned_total(config),
+        settings=settings,
+        on_resend=resent.append,
+        poll_seconds=0.05,
+        timeout=10,
+        until=lambda _progress: bool(sent),
+    )
+    ids = [c.id for c in context.store.chunks.of_batch(batch_id)]
+    assert sent == ids and resent == [len(ids)]
+    assert not any(chunk_id.startswith(other) for chunk_id in sent)

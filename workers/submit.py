@@ -8,9 +8,8 @@ sweep: running chunks whose lease ran out (their worker was killed or froze) go 
 are published again, at once (not after the broker's visibility timeout) and ahead of the chunks
 waiting their turn; every worker runs it (workers/tasks.py), with `resend_stalled`, which
 publishes again the queued chunks no worker took while the queues are empty (a broker restart
-lost their messages, and no `--wait` follows the batch); and so does `wait_for_batch`, which
-follows progress in the database and, when the batch stalls with its queues empty (a broker that
-lost its messages in a restart), publishes the unfinished chunks again. Judging what the workers
+lost their messages); and so does `wait_for_batch`, which follows progress in the database and
+runs both on its batch (the stalled chunks sooner than the workers do). Judging what the workers
 made, in order, into sinks is workers/runner.py's.
 """
 
@@ -237,24 +236,25 @@ def recover_lost(app: Any, store: Store, *, batch_id: str | None = None) -> list
     return [c.id for c in requeued]
 
 
-def resend_stalled(app: Any, store: Store, *, settings: WorkerSettings) -> list[str]:
-    """Publish again the queued chunks no worker took for `stall_seconds(settings)` while the
-    broker's queue for them is empty: their messages were lost (a broker restarted without
-    persistence before a worker took them) and, with no `submit --wait` following the batch,
-    nothing else would send them. Each queue on its own: messages waiting in the gpu queue
-    for a GPU worker that is not running hold back no cpu chunk. Safe, since a chunk is
-    claimed by one delivery at a time. Returns the ids sent; an `InputError` when the broker
-    cannot be reached."""
-    stalled = store.chunks.stalled(unchanged_since=time.time() - stall_seconds(settings))
+def resend_stalled(
+    app: Any,
+    store: Store,
+    *,
+    settings: WorkerSettings,
+    batch_id: str | None = None,
+    after: float | None = None,
+) -> list[str]:
+    """Publish again the queued chunks (of `batch_id`, else of every batch) no worker took for
+    `after` seconds (default `stall_seconds(settings)`) while the broker's queue for them is
+    empty: their messages were lost (a broker restarted without persistence before a worker
+    took them). Each queue on its own: messages waiting in the gpu queue for a GPU worker that
+    is not running hold back no cpu chunk. Safe, since a chunk is claimed by one delivery at a
+    time. Returns the ids sent; an `InputError` when the broker cannot be reached."""
+    waited = stall_seconds(settings) if after is None else after
+    stalled = store.chunks.stalled(unchanged_since=time.time() - waited, batch_id=batch_id)
     empty = {queue for queue in {c.queue for c in stalled} if queued_messages(app, [queue]) == 0}
     mine = [c for c in stalled if c.queue in empty and store.chunks.touch_stalled(c)]
     publish(app, mine, ahead=True)
-    if mine:
-        log.warning(
-            "sent %d queued chunks no worker took again (their messages were lost): %s",
-            len(mine),
-            ", ".join(c.id for c in mine),
-        )
     return [c.id for c in mine]
 
 
@@ -315,16 +315,15 @@ def wait_for_batch(
 ) -> BatchProgress:
     """Follow a batch in the database until every chunk is generated (or `until` holds).
 
-    Every `heartbeat_interval` it sweeps the batch's chunks whose lease ran out
-    (`recover_lost`), as the workers do. A batch whose chunks have not changed for longer than
-    a lease (plus two heartbeats: a live worker renews its lease, which counts as a change),
-    while the broker's queues are empty, has lost its messages (a broker restarted without
-    persistence): its queued chunks are published again. That is safe because a chunk is
-    claimed by one delivery at a time: a second message finds it held, or finished.
+    Every `heartbeat_interval` it sweeps the batch's chunks as the workers do: those whose
+    lease ran out (`recover_lost`), and the queued ones no worker took for a lease and two
+    heartbeats while the broker's queue for them is empty (`resend_stalled`, sooner than the
+    workers' sweep): their messages were lost (a broker restarted without persistence), and
+    they are published again. That is safe because a chunk is claimed by one delivery at a
+    time: a second message finds it held, or finished.
     """
     stall_after = settings.lease_timeout + 2 * settings.heartbeat_interval
     started = time.monotonic()
-    last_resend = time.time()
     last_sweep = 0.0
     while True:
         try:
@@ -332,6 +331,19 @@ def wait_for_batch(
                 last_sweep = time.monotonic()
                 with contextlib.suppress(InputError):  # no broker: the next sweep tries again
                     recover_lost(app, store, batch_id=batch_id)
+                try:
+                    # not in its first `stall_after`: the chunks just sent are on their way
+                    sent = (
+                        resend_stalled(
+                            app, store, settings=settings, batch_id=batch_id, after=stall_after
+                        )
+                        if time.monotonic() - started > stall_after
+                        else []
+                    )
+                except InputError:
+                    sent = []  # still no broker; the next sweep tries again
+                if on_resend is not None and sent:
+                    on_resend(len(sent))
             progress = progress_of(store, batch_id, total)
         except TRANSIENT_ERRORS:  # the database restarts or is busy: the workers wait too
             time.sleep(poll_seconds)
@@ -340,17 +352,6 @@ def wait_for_batch(
             on_progress(progress)
         if until(progress) if until is not None else progress.finished:
             return progress
-        now = time.time()
-        quiet = now - max(progress.chunks["last_update"], last_resend)
-        if quiet > stall_after and queued_messages(app) == 0:
-            waiting = store.chunks.of_batch(batch_id, statuses=["queued"])
-            try:
-                sent = publish(app, waiting, ahead=True)
-            except InputError:
-                sent = 0  # still no broker; try again after the next quiet period
-            last_resend = now
-            if on_resend is not None and sent:
-                on_resend(sent)
         if timeout is not None and time.monotonic() - started > timeout:
             raise InputError(
                 f"batch {batch_id}: not finished after {timeout:g}s ({progress.stored} of "

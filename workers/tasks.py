@@ -119,7 +119,12 @@ class LeaseSweeper:
                         after_in_child=lambda engine=store.engine: engine.dispose(close=False)
                     )
                 recover_lost(self.app, store)
-                resend_stalled(self.app, store, settings=self.settings)
+                if sent := resend_stalled(self.app, store, settings=self.settings):
+                    log.warning(
+                        "sent %d queued chunks no worker took again (their messages were lost): %s",
+                        len(sent),
+                        ", ".join(sent),
+                    )
             except TRANSIENT_ERRORS as error:  # the database is down or busy
                 log.warning("lease sweep failed: %r; trying again", error)
             except InputError as error:  # no broker: the next sweep sends them
