@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from factories import SUPPORT_TICKETS, small_config
+from workers_support import free_port
 
 from synthgate import files
 from synthgate.config import parse_config
@@ -31,7 +32,7 @@ from synthgate.storage.tables import chunks
 from synthgate.validators.rubric import RUBRICS_DIR
 from synthgate.workers import chunks as chunk_module
 from synthgate.workers import submit as worker_submit
-from synthgate.workers.app import WorkerSettings, queue_for
+from synthgate.workers.app import WorkerSettings, make_app, queue_for
 from synthgate.workers.chunks import HeldLease, WorkerContext, chunk_rows, run_chunk
 from synthgate.workers.runner import assemble_from_store
 
@@ -1118,3 +1119,46 @@ def test_a_followed_batch_sends_its_stalled_chunks_again_with_the_workers_sweep(
     ids = [c.id for c in context.store.chunks.of_batch(batch_id)]
     assert sent == ids and resent == [len(ids)]
     assert not any(chunk_id.startswith(other) for chunk_id in sent)
+
+
+def test_a_submit_that_could_not_publish_says_the_workers_send_its_chunks(
+    context: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker down while submit sent the chunks: the message said to submit again, and the
+    workers on the database made the chunks 74 s later anyway. It says both now, and either
+    way (or both) each chunk is made once."""
+    config = make_config()
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    settings = context.settings.model_copy(update={"broker_url": dead})
+    with pytest.raises(InputError) as caught:
+        worker_submit.submit_batch(make_app(settings), context.store, config)
+    batch_id = batch_id_for(config)
+    ids = [c.id for c in context.store.chunks.of_batch(batch_id)]
+    said = str(caught.value)
+    assert "cannot publish" in said and "Connection refused" in said
+    assert (
+        f"Batch {batch_id} is recorded with its {len(ids)} chunks waiting: once the broker "
+        "answers, the workers on this database send them themselves after "
+        f"{worker_submit.stall_seconds(settings):g} s of waiting, or submit the same config "
+        "again then to send them at once (no chunk is made twice)"
+    ) in said
+    # what it says happens: the workers' sweep sends them, once they waited
+    sent: list[str] = []
+    monkeypatch.setattr(
+        worker_submit, "publish", lambda _app, c, **_: sent.extend(x.id for x in c) or len(c)
+    )
+    monkeypatch.setattr(worker_submit, "queued_messages", lambda _app, _queues: 0)
+    app = SimpleNamespace(synthgate=context.settings)
+    assert worker_submit.resend_stalled(app, context.store, settings=context.settings) == []
+    waited = time.time() - worker_submit.stall_seconds(context.settings) - 1
+    with context.store.engine.begin() as connection:
+        connection.execute(chunks.update().values(updated=waited))
+    assert worker_submit.resend_stalled(app, context.store, settings=context.settings) == ids
+    # and submitted again, they are sent once more: whichever message comes first makes a
+    # chunk, the other finds it made
+    assert worker_submit.submit_batch(app, context.store, config) == (batch_id, len(ids))
+    assert sorted(sent) == sorted(ids * 2)
+    said_of = [run_chunk(context, chunk_id) for chunk_id in sent]
+    assert said_of == [f"{i} generated" for i in ids] + [f"{i} already generated" for i in ids]
+    made = [s for m in ("image", "text") for s in context.store.iter_samples(batch_id, m)]
+    assert len(made) == len({s.id for s in made}) == planned_total(config)

@@ -91,9 +91,16 @@ IN_TURN = 6
 AHEAD = 0
 
 
-def publish(app: Any, chunks: list[ChunkState], *, ahead: bool = False) -> int:
+def publish(
+    app: Any,
+    chunks: list[ChunkState],
+    *,
+    ahead: bool = False,
+    unsent: str = "Nothing was lost: a later sweep sends them",
+) -> int:
     """One message per chunk, on the chunk's queue, over one broker connection; `ahead`: before
-    the messages waiting there."""
+    the messages waiting there. An `InputError` ending with `unsent` (what becomes of the
+    chunks) when the broker cannot be reached."""
     if not chunks:
         return 0
     priority = AHEAD if ahead else IN_TURN
@@ -111,8 +118,7 @@ def publish(app: Any, chunks: list[ChunkState], *, ahead: bool = False) -> int:
         raise InputError(
             f"broker {shown_url(app.conf.broker_url)}: cannot publish ({type(error).__name__}: "
             f"{error}); "
-            "start Redis or pass its URL as {broker} / set SYNTHGATE_BROKER_URL. Nothing was "
-            "lost: submit the same config again to send what is left",
+            "start Redis or pass its URL as {broker} / set SYNTHGATE_BROKER_URL. " + unsent,
             options=("broker",),
         ) from None
     return len(chunks)
@@ -211,7 +217,18 @@ def submit_batch(app: Any, store: Store, config: BatchConfig) -> tuple[str, int]
     # for good, with nothing running, when no `--wait` came to finish it)
     if unfinished or previous is None or previous["status"] != "done":
         store.set_batch_status(batch_id, "running")
-    sent = publish(app, waiting)
+    # Unsent, the chunks stay queued: the workers' sweep (`resend_stalled`) sends them, as it
+    # sends those whose messages a broker restart lost, so the message says so.
+    sent = publish(
+        app,
+        waiting,
+        unsent=(
+            f"Batch {batch_id} is recorded with its {len(waiting)} chunks waiting: once the "
+            "broker answers, the workers on this database send them themselves after "
+            f"{stall_seconds(settings):g} s of waiting, or submit the same config again then to "
+            "send them at once (no chunk is made twice)"
+        ),
+    )
     return batch_id, sent
 
 
