@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -67,6 +69,14 @@ BAD_RUBRICS = [
     ("unknown key", edited("criteria.clarity.weight", 2), "unknown key 'criteria.clarity.weight'"),
     ("dataset check under a criterion", edited("criteria.correctness.checks.0.check", "correctness_unique_ids"), "list it under `dataset:`"),
     ("bad on_critical", edited("routing.on_critical", "ignore"), "routing.on_critical"),
+    # each accepted without a word: the second copy's thresholds were never read, an empty
+    # criterion scored 5 on every sample, an infinite cut point is never crossed
+    ("check listed twice", edited("criteria.precision.checks.2", DETECTION["criteria"]["precision"]["checks"][0]), "criteria.precision.checks[2].check: precision_box_tightness is listed twice (also at criteria.precision.checks[0]); list each check once"),
+    ("dataset check listed twice", edited("dataset.2", DETECTION["dataset"][1]), "dataset[2].check: correctness_unique_ids is listed twice (also at dataset[1])"),
+    ("criterion without checks", edited("criteria.clarity.checks", []), "criteria.clarity.checks: clarity has no checks, so every sample would score 5 on it; list at least one check, or remove the criterion"),
+    ("infinite gold", edited("criteria.precision.checks.0.thresholds.box_tightness_px", {"gold": math.inf, "acceptable": math.inf}), "precision.checks[0].thresholds.box_tightness_px: gold inf, acceptable inf is not a finite number; give a finite cut point"),
+    ("infinite acceptable", edited("criteria.precision.checks.0.thresholds.box_tightness_px", {"gold": 1, "acceptable": math.inf}), "box_tightness_px: acceptable inf is not a finite number"),
+    ("NaN gold", edited("criteria.clarity.checks.1.thresholds.visible_fraction", {"gold": math.nan, "acceptable": 0.25}), "visible_fraction: gold nan is not a finite number"),
 ]  # fmt: skip
 
 
@@ -104,6 +114,19 @@ def test_rubric_value_errors_name_their_field_and_not_the_whole_file(
     message = str(caught.value)
     assert message.startswith(expected), message
     assert "Value error" not in message and "got {" not in message and "\n" not in message
+
+
+def test_a_yaml_infinity_threshold_names_the_file_and_the_field(tmp_path: Path) -> None:
+    """`gold: .inf` passed: box_tightness_px has no most, so inf was inside its range."""
+    text = (RUBRICS_DIR / "detection.yaml").read_text()
+    bad = tmp_path / "loose.yaml"
+    bad.write_text(text.replace("box_tightness_px: {gold: 1,", "box_tightness_px: {gold: .inf,"))
+    with pytest.raises(InputError) as caught:
+        load_rubric(bad)
+    assert str(caught.value).startswith(
+        f"{bad}: criteria.precision.checks[0].thresholds.box_tightness_px: gold inf is not a "
+        "finite number"
+    )
 
 
 def test_unknown_rubric_name_lists_the_shipped_ones() -> None:

@@ -8,7 +8,8 @@ measured: missing inputs are not failures); the score is the severity-weighted m
 criterion levels. validators/measure.py applies it to samples; routing is validators/routing.py.
 
 Everything a rubric file can get wrong is an `InputError` naming the file, the field and the fix,
-check params included: each takes what `PARAM_RULES` says, else a value like its default.
+check params included: each takes what `PARAM_RULES` says, else a value like its default. A
+criterion lists at least one check, each once; every cut point is a finite number.
 `rubric_yaml(rubric, header=...)` writes a rubric back as YAML (a calibrated one, review/), with
 a comment header; `load_rubric` reads it back to the same `Rubric`.
 """
@@ -264,9 +265,23 @@ def _check_errors(rubric: Rubric) -> list[str]:
     """What the registry knows that pydantic cannot: names, placement, params, measures."""
     errors: list[str] = []
     places = [(f"criteria.{name}", name, c.checks) for name, c in rubric.criteria.items()]
+    for where, criterion, specs in places:
+        if not specs:  # nothing measured is level 5: the criterion would pass every sample
+            errors.append(
+                f"{where}.checks: {criterion} has no checks, so every sample would score 5 on "
+                "it; list at least one check, or remove the criterion"
+            )
     for where, criterion, specs in [*places, ("dataset", None, rubric.dataset)]:
+        first: dict[str, str] = {}  # check -> where it is first listed here
         for n, spec in enumerate(specs):
             at = f"{where}.checks[{n}]" if criterion else f"dataset[{n}]"
+            if spec.check in first:  # findings and thresholds are told apart by check name only
+                errors.append(
+                    f"{at}.check: {spec.check} is listed twice (also at {first[spec.check]}); "
+                    "list each check once, with one set of params and thresholds"
+                )
+                continue
+            first[spec.check] = at
             check = CHECKS.get(spec.check)
             if check is None:
                 close = difflib.get_close_matches(spec.check, list(CHECKS), n=3)
@@ -308,12 +323,20 @@ def _check_errors(rubric: Rubric) -> list[str]:
                         f"{at}.thresholds.{measure}: {spec.check} measures {list(check.measures)}"
                     )
                     continue
+                cut_points = (("gold", threshold.gold), ("acceptable", threshold.acceptable))
+                infinite = [
+                    f"{key} {value:g}" for key, value in cut_points if not _is_number(value)
+                ]
+                if infinite:  # .inf was in range for a measure that has no most
+                    errors.append(
+                        f"{at}.thresholds.{measure}: {', '.join(infinite)} is not a finite "
+                        "number; give a finite cut point (no measurement crosses an infinite "
+                        "one, so its level would be given always or never)"
+                    )
+                    continue
                 outside = [
                     f"{key} {value:g}"
-                    for key, value in (
-                        ("gold", threshold.gold),
-                        ("acceptable", threshold.acceptable),
-                    )
+                    for key, value in cut_points
                     if not 0 <= value <= declared.most
                 ]
                 if outside:
