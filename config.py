@@ -4,18 +4,21 @@
 with a message that names the file, the field, the value and the fix. Unknown keys are errors.
 Image generator configs form a union keyed by `generator`; add a model here to add a generator.
 
-Every number in a config is finite (NaN and Infinity are refused with the field named), every
-string is free of NUL bytes and at most MAX_TEXT_CHARS long, every path component at most
-MAX_NAME_BYTES, and counts and objects per image have ceilings, so a config can never make a
-run hang or crash on a value no generator can honour. `RequesterLimits` are the limits the API
+Every number in a config is written as one (`count: '3'` and `count: yes` are refused) and
+finite (NaN and Infinity are refused with the field named), every string is free of NUL bytes
+and at most MAX_TEXT_CHARS long, every path component at most MAX_NAME_BYTES, every locale one
+Faker has, listed once, and counts and objects per image have ceilings, so a config can never
+make a run hang or crash on a value no generator can honour. `RequesterLimits` are the limits the API
 service puts on each requester; process settings (env `SYNTHGATE_*`) are in settings.py.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import string
 from collections.abc import Mapping
+from locale import normalize as normalize_locale
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union, get_args
 
@@ -50,6 +53,10 @@ MAX_OBJECTS = 1000
 MAX_MASK_BYTES = 4 << 30
 MAX_TEXT_CHARS = 4096  # any string of a config: names, prompts, paths (PATH_MAX on Linux)
 MAX_NAME_BYTES = 255  # one component of a path (NAME_MAX on Linux and macOS)
+# A number PyYAML (YAML 1.1) reads as text, unquoted: an exponent without a dot or its sign
+# (1e-3, 1.5e3). Pydantic reads it as the number it is, as it did before quoted numbers were
+# refused (1e999 is then refused as not finite).
+YAML11_TEXT_NUMBER = re.compile(r"[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+\Z")
 # String fields that name files (Path-typed fields are checked as paths anyway).
 STRING_PATH_FIELDS = frozenset({"rubric", "path"})
 
@@ -83,9 +90,10 @@ class StrictModel(BaseModel):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _no_booleans(cls, value: Any, info: ValidationInfo) -> Any:
-        """A boolean where a number goes is refused: YAML reads yes, no, on, off, true and
-        false as booleans, and pydantic would take them as 1 and 0 (`count: yes`, one image)."""
+    def _numbers_as_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """A boolean or a string where a number goes is refused: YAML reads yes, no, on, off,
+        true and false as booleans, and pydantic would take them as 1 and 0 (`count: yes`, one
+        image); a quoted number (`count: '3'`) is text, which pydantic would read as 3."""
         if info.field_name is None or not _numeric(cls.model_fields[info.field_name].annotation):
             return value
         items = value if isinstance(value, list | tuple) else [value]
@@ -94,6 +102,8 @@ class StrictModel(BaseModel):
                 "YAML read a boolean (yes, no, on, off, true, false) where a number goes; "
                 "write the number"
             )
+        if any(isinstance(item, str) and not YAML11_TEXT_NUMBER.match(item) for item in items):
+            raise ValueError("is text where a number goes; write the number without quotes")
         return value
 
     @field_validator("*", mode="after")
@@ -386,13 +396,39 @@ IMAGE_CONFIGS: tuple[type[StrictModel], ...] = (
 ImageConfig = _tagged_union(*IMAGE_CONFIGS, default="procedural")
 
 
+def _faker_locale(name: str) -> str:
+    """The locale Faker makes of `name` (en-US and en are en_US), as faker.Factory.create
+    spells it; a name it does not know stays as it is."""
+    return normalize_locale(name.replace("-", "_")).split(".")[0]
+
+
 def _faker_locales(locales: list[str]) -> list[str]:
-    """A blank locale would fall back to Faker's default (en_US) while provenance recorded ''."""
+    """Locales Faker has, each once. A blank one would fall back to Faker's default (en_US)
+    while provenance recorded ''; an unknown one failed only once the generator was built,
+    without the config file named; one listed twice weighted the plan's locale quotas and
+    counted each counterfactual rewrite twice."""
+    from faker.config import AVAILABLE_LOCALES  # a text section's generator imports it anyway
+
+    seen: dict[str, str] = {}
     for locale in locales:
         if not locale.strip() or locale != locale.strip():
             raise ValueError(
                 f"{locale!r} is not a locale name; use one such as en_US, de_DE or ja_JP"
             )
+        made = _faker_locale(locale)
+        if made not in AVAILABLE_LOCALES:
+            raise ValueError(
+                f"{locale!r} is not a Faker locale; use one such as en_US, de_DE, ja_JP, fr_FR, "
+                "es_ES or hi_IN (faker.config.AVAILABLE_LOCALES lists them all)"
+            )
+        if made in seen:
+            twice = (
+                "is listed twice"
+                if seen[made] == locale
+                else f"is Faker's {made}, listed already as {seen[made]!r}"
+            )
+            raise ValueError(f"locale {locale!r} {twice}; list each locale once")
+        seen[made] = locale
     return locales
 
 
@@ -621,6 +657,8 @@ def parse_config(data: Any, *, source: Path, config_dir: Path | None = None) -> 
                     f"{source}: {modality}.{key}: not found: {value} "
                     "(paths are relative to the working directory or to the config file)"
                 )
+            if found.is_dir() != (key in INPUT_FOLDERS):
+                raise InputError(f"{source}: {modality}.{key}: {found} {INPUT_KIND_PROBLEMS[key]}")
             setattr(section, key, found)
     for modality in ("image", "text"):
         section = getattr(config, modality)
@@ -642,6 +680,15 @@ INPUT_PATHS: dict[str, tuple[str, ...]] = {
     "copy_paste": ("coco", "images"),
     "counterfactual": ("source",),
     "text_model": ("source",),
+}
+# Which of those paths name a folder (the others name a file), and what to say when one does
+# not: checked when the config is parsed, so that the error names the config file.
+INPUT_FOLDERS = frozenset({"images"})
+INPUT_KIND_PROBLEMS = {
+    "templates": "is a folder; give the template file itself (a YAML file)",
+    "coco": "is a folder; give the COCO JSON file itself",
+    "source": "is a folder; give the JSONL file of real rows itself",
+    "images": "is not a folder; give the folder the COCO file's file_names are relative to",
 }
 
 

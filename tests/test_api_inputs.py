@@ -98,6 +98,25 @@ def test_a_path_field_that_does_not_belong_is_named_for_what_is_wrong(service, c
     assert "relative path" not in detail
 
 
+REFUSED_AT_POST = [
+    # (id, body, the message): a quoted count was read as the number; an unknown locale failed
+    # the batch once it ran, a locale listed twice weighted the plan
+    ("count-in-quotes", image(generator="procedural", count="1"), "POST /api/batches: image.count: is text where a number goes; write the number without quotes (got '1')"),
+    ("unknown-locale", text(templates="configs/templates/reviews.yaml", count=1, locales=["xx_YY"]), "POST /api/batches: text.locales: 'xx_YY' is not a Faker locale"),
+    ("locale-twice", text(templates="configs/templates/reviews.yaml", count=1, locales=["en_US", "en_US"]), "POST /api/batches: text.locales: locale 'en_US' is listed twice"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "body", "message"), REFUSED_AT_POST, ids=[c[0] for c in REFUSED_AT_POST]
+)
+def test_a_config_no_run_could_honour_is_refused_when_posted(service, case, body, message):
+    _app, client, token = service
+    code, detail = post(client, token, body)
+    assert code == 400, detail
+    assert detail.startswith(message), detail
+
+
 def test_paths_inside_the_roots_become_absolute(tmp_path: Path):
     root = tmp_path / "data"
     (root / "coco" / "images").mkdir(parents=True)
@@ -270,10 +289,19 @@ def test_messages_do_not_show_where_the_server_keeps_its_files(service) -> None:
     from synthgate.config import PACKAGE_ROOT
 
     app, client, token = service
+    refused = client.post(
+        "/api/batches",
+        json={"name": "t", "text": {"templates": "configs", "count": 1}},
+        headers=bearer(token),
+    )
+    assert refused.status_code == 400
+    assert refused.json()["detail"] == (
+        "POST /api/batches: text.templates: configs is a folder; give the template file itself "
+        "(a YAML file)"
+    )
     posted = [
         client.post("/api/batches", json=body, headers=bearer(token)).json()["id"]
         for body in (
-            {"name": "t", "text": {"templates": "configs", "count": 1}},
             image(
                 generator="copy_paste", count=1, coco="coco/annotations.json", images="coco/images"
             ),
@@ -287,7 +315,6 @@ def test_messages_do_not_show_where_the_server_keeps_its_files(service) -> None:
             messages = [row["message"] for row in rows]
             break
         time.sleep(0.1)
-    assert messages[0] == "configs: is a folder; pass the template file itself"
-    assert messages[1].startswith("coco/annotations.json: no `images` list")
-    for message in messages:
+    assert messages[0].startswith("coco/annotations.json: no `images` list")
+    for message in [*messages, refused.json()["detail"]]:
         assert str(PACKAGE_ROOT) not in message and str(app.state.data_root) not in message

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from factories import small_config
+from factories import SUPPORT_TICKETS, small_config
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -94,6 +94,28 @@ BAD_INPUT_CASES = [
     ),
     # a blank locale was run as Faker's default (en_US) and recorded as ''
     ("blank-locale", yaml.safe_dump(_with("text.locales", ["en_US", ""])), ["text.locales", "''"]),
+    # these were refused once the generator was built, without the config file named
+    (
+        "unknown-locale",
+        yaml.safe_dump(_with("text.locales", ["en_US", "xx_YY"])),
+        ["batch.yaml: text.locales: 'xx_YY' is not a Faker locale"],
+    ),
+    (
+        "templates-a-folder",
+        yaml.safe_dump(_with("text.templates", str(SUPPORT_TICKETS.parent))),
+        ["batch.yaml: text.templates:", "is a folder; give the template file itself"],
+    ),
+    # each was made without a word: a locale listed twice weighted the plan, '3' was read as 3
+    (
+        "locale-twice",
+        yaml.safe_dump(_with("text.locales", ["en_US", "en_US"])),
+        ["batch.yaml: text.locales: locale 'en_US' is listed twice"],
+    ),
+    (
+        "count-in-quotes",
+        yaml.safe_dump(_with("text.count", "3")),
+        ["batch.yaml: text.count: is text where a number goes", "(got '3')"],
+    ),
     (  # a box wider than the image: a numpy traceback from the layout draw
         "layout-box-wider-than-the-image",
         yaml.safe_dump(

@@ -10,6 +10,7 @@ import pytest
 from faker import Faker
 from faker.exceptions import UnsupportedFeature
 from faker.providers import misc
+from pydantic import ValidationError
 
 from synthgate.config import PACKAGE_ROOT, TemplateTextConfig
 from synthgate.errors import InputError
@@ -445,8 +446,13 @@ def test_a_provider_that_fails_for_the_locale_or_day_is_an_input_error(
 def test_missing_file_and_unknown_locale_are_input_errors(tmp_path):
     with pytest.raises(InputError, match=r"nowhere\.yaml"):
         load_template_file(tmp_path / "nowhere.yaml")
-    with pytest.raises(InputError, match="xx_XX"):
+    # the config refuses it (test_config.py); a config built past its checks still fails here
+    with pytest.raises(ValidationError, match="'xx_XX' is not a Faker locale"):
         write_generator(tmp_path, NER_HEAD + "templates: ['{PERSON:name}']", locales=["xx_XX"])
+    path = tmp_path / "tickets.yaml"
+    unchecked = TemplateTextConfig.model_construct(templates=path, count=1, locales=["xx_XX"])
+    with pytest.raises(InputError, match="xx_XX"):
+        TemplateGenerator(unchecked, categories=[])
 
 
 def test_slot_syntax_error_is_a_value_error():

@@ -1,0 +1,85 @@
+"""Batch configs: values pydantic or a generator took without a word, and errors that did not
+name the config file, are input errors naming file, field and value (`load_config`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from factories import SUPPORT_TICKETS, small_config
+
+from synthgate.config import load_config
+from synthgate.errors import InputError
+
+
+def _with(path: str, value: Any, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    config = config or small_config()
+    *parents, key = path.split(".")
+    node = config
+    for part in parents:
+        node = node[part]
+    node[key] = value
+    return config
+
+
+def _copy_paste(**fields: Any) -> dict[str, Any]:
+    image = {"generator": "copy_paste", "count": 2, "coco": "coco.json", "images": "images"}
+    return small_config(text=None, image={**image, **fields})
+
+
+BAD_CONFIGS = [
+    # (id, config, what the message says after "batch.yaml: ")
+    ("unknown locale", _with("text.locales", ["en_US", "xx_YY"]), "text.locales: 'xx_YY' is not a Faker locale; use one such as en_US"),
+    # a repeat weighted the plan's locale quotas (and counted a counterfactual rewrite twice)
+    ("locale twice", _with("text.locales", ["en_US", "de_DE", "en_US"]), "text.locales: locale 'en_US' is listed twice; list each locale once (got ['en_US', 'de_DE', 'en_US'])"),
+    ("locale twice under two names", _with("text.locales", ["en_US", "en-US"]), "text.locales: locale 'en-US' is Faker's en_US, listed already as 'en_US'; list each locale once"),
+    # pydantic read a quoted number as the number
+    ("count as text", _with("text.count", "3"), "text.count: is text where a number goes; write the number without quotes (got '3')"),
+    ("seed as text", small_config(seed="7"), "seed: is text where a number goes"),
+    ("size as text", _with("image.size", ["96", 64]), "image.size: is text where a number goes"),
+    ("fraction as text", _with("image.min_visible_fraction", "0.5"), "image.min_visible_fraction: is text where a number goes"),
+    ("templates a folder", _with("text.templates", str(SUPPORT_TICKETS.parent)), f"text.templates: {SUPPORT_TICKETS.parent} is a folder; give the template file itself"),
+    ("coco a folder", _copy_paste(coco="images"), "image.coco: {tmp}/images is a folder; give the COCO JSON file itself"),
+    ("images a file", _copy_paste(images="coco.json"), "image.images: {tmp}/coco.json is not a folder; give the folder"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "config", "expected"), BAD_CONFIGS, ids=[c[0] for c in BAD_CONFIGS]
+)
+def test_a_bad_value_is_an_input_error_naming_file_field_and_value(
+    tmp_path: Path, case: str, config: dict[str, Any], expected: str
+) -> None:
+    (tmp_path / "images").mkdir()
+    (tmp_path / "coco.json").write_text('{"images": [], "annotations": [], "categories": []}')
+    path = tmp_path / "batch.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(InputError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: {expected.format(tmp=tmp_path)}"), message
+
+
+def test_an_exponent_yaml_reads_as_text_is_still_a_number(tmp_path: Path) -> None:
+    """PyYAML reads 1e-1 and 3.5e-1 unquoted as text; they stay numbers, not quoted text."""
+    path = tmp_path / "batch.yaml"
+    text = "name: x\ncategories: [circle]\nimage: {count: 2, object_scale_range: [1e-1, 3.5e-1]}\n"
+    path.write_text(text)
+    assert load_config(path).image.object_scale_range == (0.1, 0.35)
+
+
+def test_locale_names_faker_takes_still_load() -> None:
+    config = load_config(_with("text.locales", ["en-US", "de_DE", "ja_JP"]))
+    assert config.text.locales == ["en-US", "de_DE", "ja_JP"]
+
+
+def test_a_config_posted_as_json_keeps_its_numbers_and_refuses_quoted_ones() -> None:
+    """The API's path: a JSON body, where numbers are numbers and a quoted one is text."""
+    body = json.loads(json.dumps(small_config()))
+    config = load_config(body)
+    assert (config.seed, config.image.count, config.image.size) == (3, 6, (96, 64))
+    with pytest.raises(InputError, match=r"<config>: image.count: is text where a number goes"):
+        load_config(json.loads(json.dumps(_with("image.count", "6"))))
