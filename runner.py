@@ -42,6 +42,7 @@ from synthgate.pipeline import (
 from synthgate.samples import Modality, Sample, SampleSpec
 from synthgate.sinks import RunFolderSink
 from synthgate.storage.store import Store, sqlite_url
+from synthgate.validators.validate import check_config_rubrics
 
 
 class Stopped(Exception):
@@ -283,6 +284,7 @@ def run(
     given = config
     config = load_config(config)  # refuses a config of the wrong type first
     config_file = None if isinstance(given, BatchConfig | Mapping) else Path(given)
+    check_config_rubrics(config, source=config_file or "<config>")
     if seed is not None:
         config = config.model_copy(update={"seed": whole_number(seed, "seed", maximum=MAX_SEED)})
     target = path_argument(out, "out") if out is not None else Path("runs") / config.name

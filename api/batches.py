@@ -29,6 +29,7 @@ from synthgate.config import config_model, parse_config
 from synthgate.errors import InputError
 from synthgate.files import check_nesting
 from synthgate.storage.store import Store
+from synthgate.validators.validate import check_config_rubrics
 
 router = APIRouter(prefix="/api/batches", tags=["batches"])
 
@@ -218,6 +219,7 @@ def create_batch(
     runner: BatchRunner = request.app.state.runner
     config = confine_paths(config, data_root=request.app.state.data_root)
     parsed = parse_config({**config, "requester": user.requester_key}, source=SOURCE)
+    check_config_rubrics(parsed, source=SOURCE)
     check_limits(parsed, runner.limits)
     try:
         # limits and fair shares per account: a user added again under a removed user's name

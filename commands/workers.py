@@ -131,12 +131,14 @@ def submit(
     from synthgate.sinks import DatabaseSink, KeepReviewed, RunFolderSink
     from synthgate.storage.blobs import BlobStore
     from synthgate.storage.database import open_store, shown_url
+    from synthgate.validators.validate import check_config_rubrics
     from synthgate.workers.app import make_app, settings_from
     from synthgate.workers.runner import CeleryRunner
     from synthgate.workers.submit import BatchProgress, IdleNote, submit_batch
 
     with user_errors():
         config = load_config(config_path)
+        check_config_rubrics(config, source=config_path)
         settings = settings_from(broker=broker, db=db, blobs=blobs)
         db_url, blob_url = settings.require_shared_stores()
         app = make_app(settings)

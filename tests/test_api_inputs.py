@@ -99,9 +99,10 @@ def test_a_path_field_that_does_not_belong_is_named_for_what_is_wrong(service, c
 
 
 REFUSED_AT_POST = [
-    # (id, body, the message): a quoted count was read as the number; an unknown locale failed
-    # the batch once it ran, a locale listed twice weighted the plan
+    # (id, body, the message): a quoted count was read as the number; the rubric and locale
+    # failed the batch once it ran, a locale listed twice weighted the plan
     ("count-in-quotes", image(generator="procedural", count="1"), "POST /api/batches: image.count: is text where a number goes; write the number without quotes (got '1')"),
+    ("rubric-of-the-other-modality", image(generator="procedural", count=1, rubric="ner"), "POST /api/batches: image.rubric: ner judges text samples, not image; pick a rubric of this modality"),
     ("unknown-locale", text(templates="configs/templates/reviews.yaml", count=1, locales=["xx_YY"]), "POST /api/batches: text.locales: 'xx_YY' is not a Faker locale"),
     ("locale-twice", text(templates="configs/templates/reviews.yaml", count=1, locales=["en_US", "en_US"]), "POST /api/batches: text.locales: locale 'en_US' is listed twice"),
 ]  # fmt: skip

@@ -94,7 +94,7 @@ BAD_INPUT_CASES = [
     ),
     # a blank locale was run as Faker's default (en_US) and recorded as ''
     ("blank-locale", yaml.safe_dump(_with("text.locales", ["en_US", ""])), ["text.locales", "''"]),
-    # these were refused once the generator was built, without the config file named
+    # these three were refused once the generator or rubric was built, without the file named
     (
         "unknown-locale",
         yaml.safe_dump(_with("text.locales", ["en_US", "xx_YY"])),
@@ -104,6 +104,16 @@ BAD_INPUT_CASES = [
         "templates-a-folder",
         yaml.safe_dump(_with("text.templates", str(SUPPORT_TICKETS.parent))),
         ["batch.yaml: text.templates:", "is a folder; give the template file itself"],
+    ),
+    (
+        "image-rubric-for-text",
+        yaml.safe_dump(_with("text.rubric", "detection")),
+        ["batch.yaml: text.rubric: detection judges image samples, not text"],
+    ),
+    (
+        "text-rubric-for-images",
+        yaml.safe_dump(_with("image.rubric", "ner")),
+        ["batch.yaml: image.rubric: ner judges text samples, not image"],
     ),
     # each was made without a word: a locale listed twice weighted the plan, '3' was read as 3
     (

@@ -132,6 +132,19 @@ def test_cli_errors_exit_2_with_one_message(
     assert not (tmp_path / "x.db").exists()  # reading a batch never creates a database
 
 
+def test_submit_refuses_a_rubric_of_the_other_modality_naming_the_config(tmp_path: Path) -> None:
+    """It was refused only while the batch was being sent (measuring_rubric), without the
+    config file named; now before a store is opened."""
+    config = tmp_path / "batch.yaml"
+    text = small_config()["text"]
+    config.write_text(yaml.safe_dump(small_config(text={**text, "rubric": "detection"})))
+    result = CliRunner().invoke(app, ["submit", str(config), "--db", f"sqlite:///{tmp_path}/x.db"])
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert "batch.yaml: text.rubric: detection judges image samples, not text" in message, message
+    assert "Traceback" not in result.output and not (tmp_path / "x.db").exists()
+
+
 def test_status_of_an_unknown_batch(tmp_path: Path) -> None:
     Store(f"sqlite:///{tmp_path}/x.db").close()  # an empty database
     result = CliRunner().invoke(app, ["status", "nope", "--db", f"sqlite:///{tmp_path}/x.db"])

@@ -2,7 +2,8 @@
 
 - `Judge(rubric, context)`: the callable the pipeline applies to every generated sample, in order;
   `Judge.measure` (anywhere) and `Judge.finish` (in order) are its two halves (measure.py).
-  `rubric_for(modality, rubric=..., task=...)` picks its rubric.
+  `rubric_for(modality, rubric=..., task=...)` picks its rubric; `check_config_rubrics(config,
+  source=...)` checks, before a batch starts, that the rubrics a config names fit its sections.
 - `validate(samples, *, rubric=None)`: reports of samples in memory (the public API's).
 - `validate_coco(coco, *, images=None, rubric="detection")` / `validate_file(path, ...)`: every
   sample of a COCO file or mapping (or a text JSONL file) -> a `ValidationResult`: reports,
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from synthgate.arguments import names_argument, optional_path, path_argument
+from synthgate.config import BatchConfig
 from synthgate.errors import InputError
 from synthgate.files import json_text, write_atomic
 from synthgate.formats.jsonl import iter_jsonl
@@ -43,17 +45,33 @@ from synthgate.validators.summary import ValidationSummary
 
 
 def rubric_for(
-    modality: str, *, rubric: str | Path | None = None, task: str | None = None
+    modality: str,
+    *,
+    rubric: str | Path | None = None,
+    task: str | None = None,
+    source: Path | str | None = None,
 ) -> Rubric:
     """The rubric of a batch section: the one it names, else detection for images and the
-    template file's task (ner / classification) for texts."""
+    template file's task (ner / classification) for texts. `source`: the config file, named
+    in the error when the rubric judges the other modality."""
     chosen = load_rubric(rubric or ("detection" if modality == "image" else task or "ner"))
     if chosen.modality != modality:
+        where = "" if source is None else f"{source}: "
         raise InputError(
-            f"{modality}.rubric: {chosen.name} judges {chosen.modality} samples, not {modality}; "
-            "pick a rubric of this modality"
+            f"{where}{modality}.rubric: {chosen.name} judges {chosen.modality} samples, not "
+            f"{modality}; pick a rubric of this modality"
         )
     return chosen
+
+
+def check_config_rubrics(config: BatchConfig, *, source: Path | str) -> None:
+    """Load the rubric each section of a config names and check that it judges that section's
+    modality, before anything is made: an error names the config file `source` (the default
+    rubrics are of the right modality by construction)."""
+    for modality in ("image", "text"):
+        section = getattr(config, modality)
+        if section is not None and section.rubric is not None:
+            rubric_for(modality, rubric=section.rubric, source=source)
 
 
 @dataclass
