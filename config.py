@@ -84,6 +84,22 @@ def _numeric(annotation: Any) -> bool:
     return any(_numeric(argument) for argument in get_args(annotation))
 
 
+def written_as_number(value: Any) -> Any:
+    """`value` (a number, or a list of them), refused where a boolean or a string stands for a
+    number (a pydantic validator `mode="before"`): YAML reads yes, no, on, off, true and false
+    as booleans, and pydantic would take them as 1 and 0 (`count: yes`, one image); a quoted
+    number (`count: '3'`) is text, which pydantic would read as 3."""
+    items = value if isinstance(value, list | tuple) else [value]
+    if any(isinstance(item, bool) for item in items):
+        raise ValueError(
+            "YAML read a boolean (yes, no, on, off, true, false) where a number goes; "
+            "write the number"
+        )
+    if any(isinstance(item, str) and not YAML11_TEXT_NUMBER.match(item) for item in items):
+        raise ValueError("is text where a number goes; write the number without quotes")
+    return value
+
+
 class StrictModel(BaseModel):
     # allow_inf_nan=False: NaN and Infinity (YAML .nan/.inf, JSON NaN) are refused by name.
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -91,20 +107,9 @@ class StrictModel(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _numbers_as_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        """A boolean or a string where a number goes is refused: YAML reads yes, no, on, off,
-        true and false as booleans, and pydantic would take them as 1 and 0 (`count: yes`, one
-        image); a quoted number (`count: '3'`) is text, which pydantic would read as 3."""
         if info.field_name is None or not _numeric(cls.model_fields[info.field_name].annotation):
             return value
-        items = value if isinstance(value, list | tuple) else [value]
-        if any(isinstance(item, bool) for item in items):
-            raise ValueError(
-                "YAML read a boolean (yes, no, on, off, true, false) where a number goes; "
-                "write the number"
-            )
-        if any(isinstance(item, str) and not YAML11_TEXT_NUMBER.match(item) for item in items):
-            raise ValueError("is text where a number goes; write the number without quotes")
-        return value
+        return written_as_number(value)
 
     @field_validator("*", mode="after")
     @classmethod

@@ -76,6 +76,10 @@ BAD_RUBRICS = [
     ("criterion without checks", edited("criteria.clarity.checks", []), "criteria.clarity.checks: clarity has no checks, so every sample would score 5 on it; list at least one check, or remove the criterion"),
     ("infinite gold", edited("criteria.precision.checks.0.thresholds.box_tightness_px", {"gold": math.inf, "acceptable": math.inf}), "precision.checks[0].thresholds.box_tightness_px: gold inf, acceptable inf is not a finite number; give a finite cut point"),
     ("infinite acceptable", edited("criteria.precision.checks.0.thresholds.box_tightness_px", {"gold": 1, "acceptable": math.inf}), "box_tightness_px: acceptable inf is not a finite number"),
+    # pydantic read a quoted number, or a YAML boolean, as the number
+    ("gold in quotes", edited("criteria.precision.checks.0.thresholds.box_tightness_px", {"gold": "1", "acceptable": 5}), "criteria.precision.checks.0.thresholds.box_tightness_px.gold: is text where a number goes; write the number without quotes (got '1')"),
+    ("gold a boolean", edited("criteria.precision.checks.0.thresholds.box_tightness_px", {"gold": True, "acceptable": 5}), "box_tightness_px.gold: YAML read a boolean"),
+    ("accept_at in quotes", edited("routing.accept_at", "4"), "routing.accept_at: is text where a number goes; write the number without quotes (got '4')"),
     ("NaN gold", edited("criteria.clarity.checks.1.thresholds.visible_fraction", {"gold": math.nan, "acceptable": 0.25}), "visible_fraction: gold nan is not a finite number"),
 ]  # fmt: skip
 

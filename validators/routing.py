@@ -13,8 +13,9 @@ from collections.abc import Iterable, Mapping
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from synthgate.config import written_as_number
 from synthgate.samples import Route
 
 AUDIT_STREAM = 0xA0D1  # a fixed stream id: the audit draw never collides with a generator's
@@ -27,6 +28,10 @@ class Routing(BaseModel):
     reject_below: float = Field(ge=1, le=5)
     on_critical: Literal["review", "reject"] = "review"
     audit_rate: float = Field(0.0, ge=0, le=1)
+
+    _numbers = field_validator("accept_at", "reject_below", "audit_rate", mode="before")(
+        written_as_number
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> Routing:

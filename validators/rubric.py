@@ -30,6 +30,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from synthgate.config import written_as_number
 from synthgate.errors import InputError
 from synthgate.files import path_problem
 from synthgate.samples import CRITERIA, Finding, Level
@@ -55,6 +56,8 @@ class Threshold(_Strict):
 
     gold: float
     acceptable: float
+
+    _numbers = field_validator("gold", "acceptable", mode="before")(written_as_number)
 
     def level(self, value: float, worse: str) -> Level:
         if worse == "higher":
@@ -265,10 +268,10 @@ def _check_errors(rubric: Rubric) -> list[str]:
     """What the registry knows that pydantic cannot: names, placement, params, measures."""
     errors: list[str] = []
     places = [(f"criteria.{name}", name, c.checks) for name, c in rubric.criteria.items()]
-    for where, criterion, specs in places:
+    for where, name, specs in places:
         if not specs:  # nothing measured is level 5: the criterion would pass every sample
             errors.append(
-                f"{where}.checks: {criterion} has no checks, so every sample would score 5 on "
+                f"{where}.checks: {name} has no checks, so every sample would score 5 on "
                 "it; list at least one check, or remove the criterion"
             )
     for where, criterion, specs in [*places, ("dataset", None, rubric.dataset)]:
@@ -380,7 +383,9 @@ def parse_rubric(data: Any, *, source: Path | str) -> Rubric:
             elif item["type"] == "missing":
                 lines.append(f"{source}: {where} is required")
             elif item["type"] == "value_error":  # our own message: the problem and the fix
-                lines.append(f"{source}: {where}: {item['ctx']['error']}")
+                value = item.get("input")
+                got = "" if isinstance(value, dict | list) else f" (got {_shown(value)})"
+                lines.append(f"{source}: {where}: {item['ctx']['error']}{got}")
             else:
                 lines.append(f"{source}: {where}: {item['msg']} (got {item.get('input')!r})")
         raise InputError("\n".join(lines)) from None
