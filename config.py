@@ -8,8 +8,8 @@ Every number in a config is written as one (`count: '3'` and `count: yes` are re
 finite (NaN and Infinity are refused with the field named), every string is free of NUL bytes
 and at most MAX_TEXT_CHARS long, every path component at most MAX_NAME_BYTES, every locale one
 Faker has, listed once, and counts and objects per image have ceilings, so a config can never
-make a run hang or crash on a value no generator can honour. `RequesterLimits` are the limits the API
-service puts on each requester; process settings (env `SYNTHGATE_*`) are in settings.py.
+make a run hang or crash on a value no generator can honour. `RequesterLimits` are the limits
+the API service puts on each requester; process settings (env `SYNTHGATE_*`) are in settings.py.
 """
 
 from __future__ import annotations
