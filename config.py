@@ -15,7 +15,6 @@ the API service puts on each requester; process settings (env `SYNTHGATE_*`) are
 from __future__ import annotations
 
 import datetime as dt
-import re
 import string
 from collections.abc import Mapping
 from locale import normalize as normalize_locale
@@ -39,7 +38,7 @@ from pydantic import (
 from synthgate.arguments import path_argument
 from synthgate.class_names import category_name_problem
 from synthgate.errors import InputError, lone_surrogate_in, quoted
-from synthgate.yaml_files import load_yaml, quote_hint
+from synthgate.yaml_files import load_yaml, quote_hint, written_as_number
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 MAX_SEED = 2**63 - 1  # seeds are stored as signed 64-bit integers
@@ -53,10 +52,6 @@ MAX_OBJECTS = 1000
 MAX_MASK_BYTES = 4 << 30
 MAX_TEXT_CHARS = 4096  # any string of a config: names, prompts, paths (PATH_MAX on Linux)
 MAX_NAME_BYTES = 255  # one component of a path (NAME_MAX on Linux and macOS)
-# A number PyYAML (YAML 1.1) reads as text, unquoted: an exponent without a dot or its sign
-# (1e-3, 1.5e3). Pydantic reads it as the number it is, as it did before quoted numbers were
-# refused (1e999 is then refused as not finite).
-YAML11_TEXT_NUMBER = re.compile(r"[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+\Z")
 # String fields that name files (Path-typed fields are checked as paths anyway).
 STRING_PATH_FIELDS = frozenset({"rubric", "path"})
 
@@ -82,22 +77,6 @@ def _numeric(annotation: Any) -> bool:
     if annotation in (int, float):
         return True
     return any(_numeric(argument) for argument in get_args(annotation))
-
-
-def written_as_number(value: Any) -> Any:
-    """`value` (a number, or a list of them), refused where a boolean or a string stands for a
-    number (a pydantic validator `mode="before"`): YAML reads yes, no, on, off, true and false
-    as booleans, and pydantic would take them as 1 and 0 (`count: yes`, one image); a quoted
-    number (`count: '3'`) is text, which pydantic would read as 3."""
-    items = value if isinstance(value, list | tuple) else [value]
-    if any(isinstance(item, bool) for item in items):
-        raise ValueError(
-            "YAML read a boolean (yes, no, on, off, true, false) where a number goes; "
-            "write the number"
-        )
-    if any(isinstance(item, str) and not YAML11_TEXT_NUMBER.match(item) for item in items):
-        raise ValueError("is text where a number goes; write the number without quotes")
-    return value
 
 
 class StrictModel(BaseModel):

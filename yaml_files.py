@@ -7,6 +7,8 @@ with errors that name the file, the line and the fix.
   itself, no key twice in one mapping, no base-60 number, no integer of more than
   MAX_INT_DIGITS digits.
 - `parse_yaml(text, source=...)`: the same for text in hand.
+- `written_as_number(value)`: a pydantic `mode="before"` validator refusing the booleans and
+  quoted numbers YAML hands over where a number goes.
 - `quote_hint(error)`: for a pydantic error on a value YAML read as a number or a boolean where
   text was wanted, how to quote it.
 """
@@ -14,6 +16,7 @@ with errors that name the file, the line and the fix.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,26 @@ except ImportError:  # a PyYAML built without libyaml
 MAX_YAML_NODES = 100_000
 MAX_INT_DIGITS = 100  # an integer in a YAML file (a seed has at most 19)
 LIBYAML_TOO_DEEP = "exceeded maximum nesting depth"  # libyaml's own bound, 1,000 levels
+# A number PyYAML (YAML 1.1) reads as text, unquoted: an exponent without a dot or its sign
+# (1e-3, 1.5e3). Pydantic reads it as the number it is, as it did before quoted numbers were
+# refused (1e999 is then refused as not finite).
+YAML11_TEXT_NUMBER = re.compile(r"[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+\Z")
+
+
+def written_as_number(value: Any) -> Any:
+    """`value` (a number, or a list of them), refused where a boolean or a string stands for a
+    number (a pydantic validator `mode="before"`): YAML reads yes, no, on, off, true and false
+    as booleans, and pydantic would take them as 1 and 0 (`count: yes`, one image); a quoted
+    number (`count: '3'`) is text, which pydantic would read as 3."""
+    items = value if isinstance(value, list | tuple) else [value]
+    if any(isinstance(item, bool) for item in items):
+        raise ValueError(
+            "YAML read a boolean (yes, no, on, off, true, false) where a number goes; "
+            "write the number"
+        )
+    if any(isinstance(item, str) and not YAML11_TEXT_NUMBER.match(item) for item in items):
+        raise ValueError("is text where a number goes; write the number without quotes")
+    return value
 
 
 class _Refused(Exception):

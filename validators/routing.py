@@ -15,8 +15,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from synthgate.config import written_as_number
 from synthgate.samples import Route
+from synthgate.yaml_files import written_as_number
 
 AUDIT_STREAM = 0xA0D1  # a fixed stream id: the audit draw never collides with a generator's
 

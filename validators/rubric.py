@@ -30,7 +30,6 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from synthgate.config import written_as_number
 from synthgate.errors import InputError
 from synthgate.files import path_problem
 from synthgate.samples import CRITERIA, Finding, Level
@@ -41,7 +40,7 @@ from synthgate.validators.checks.base import (
     Measurement,
 )
 from synthgate.validators.routing import Routing
-from synthgate.yaml_files import load_yaml
+from synthgate.yaml_files import load_yaml, written_as_number
 
 RUBRICS_DIR = Path(__file__).resolve().parents[1] / "configs" / "rubrics"
 SEVERITY_WEIGHTS = {"critical": 3, "minor": 1}

@@ -18,10 +18,9 @@ import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synthgate.arguments import names_argument, optional_path, path_argument
-from synthgate.config import BatchConfig
 from synthgate.errors import InputError
 from synthgate.files import json_text, write_atomic
 from synthgate.formats.jsonl import iter_jsonl
@@ -42,6 +41,9 @@ from synthgate.validators.report_file import ReportFile
 from synthgate.validators.rubric import Rubric, load_rubric
 from synthgate.validators.sources import TEXT_SUFFIXES, open_source
 from synthgate.validators.summary import ValidationSummary
+
+if TYPE_CHECKING:  # validate's start-up does without the batch config's models
+    from synthgate.config import BatchConfig
 
 
 def rubric_for(
