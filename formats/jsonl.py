@@ -2,6 +2,10 @@
 
 - `iter_jsonl(path)`: (line number, row) of every non-blank line, streamed; a bad line is an
   `InputError` naming it. `read_jsonl(path)` collects them.
+- `jsonl_lines(path)`: the lines as written, endings kept; `line_ending(lines)` the break
+  lines added to them take.
+- `row_class(row, label_field)`: a row's class (doccano's `["pos"]` is "pos");
+  `label_form`/`label_in_form`: the form the rows write their class in, to write new ones so.
 - `sample_to_jsonl_row(sample)` / `text_row_to_sample(row)`: a text sample <-> one row of
   text.jsonl (`{"id","text","spans":[[start,end,label]],"label","attributes","status",...}`).
   `row_spans_and_label(row)`: a row's spans and class as NER tools write them (doccano, spaCy,
@@ -88,6 +92,16 @@ def jsonl_lines(path: Path | str) -> list[str]:
         return handle.readlines()
 
 
+def line_ending(lines: list[str]) -> str:
+    """The line break of the first line that ends in one ("\r\n" for a file written on
+    Windows), "\n" for lines without: lines added to a file end as its own lines do."""
+    for line in lines:
+        body = line.rstrip("\r\n")
+        if body != line:
+            return line[len(body) :]
+    return "\n"
+
+
 def check_row_ids(rows: list[dict[str, Any]], path: Path | str, *, id_field: str = "id") -> None:
     """Row ids are strings or integers (a list or an object names no row)."""
     for number, row in enumerate(rows, start=1):
@@ -102,23 +116,43 @@ def check_row_ids(rows: list[dict[str, Any]], path: Path | str, *, id_field: str
 def check_string_labels(
     rows: list[dict[str, Any]], source: Path | str, *, label_field: str
 ) -> None:
-    """Refuse a row whose `label_field` is not a string: synthetic rows carry their class as
-    text, so a real label 1 beside a made "1" would be two classes."""
+    """Refuse a row whose class (`row_class`) is not a string: synthetic rows carry their class
+    as text, so a real label 1 beside a made "1" would be two classes. A list of several labels
+    (multi-label data) is refused too: a made row has one class."""
     for number, row in enumerate(rows, start=1):
         label = row[label_field]
-        if isinstance(label, list) and len(label) == 1 and isinstance(label[0], str):
-            # validate reads doccano's one-class list; rows written back keep their class as
-            # text, so the merged file would hold both forms
+        if isinstance(label, list) and len(label) > 1 and all(isinstance(x, str) for x in label):
             raise InputError(
                 f"{source}: row {number}: label `{label_field}` is {quoted(label)}, a list of "
-                f"one class (doccano's export); write it as the class itself ({quoted(label[0])}"
-                f", e.g. jq -c '.{label_field} |= .[0]')"
+                f"{len(label)} labels; rows are balanced and merged by one class each (a string"
+                ", or doccano's list of one class); multi-label rows are not supported"
             )
-        if not isinstance(label, str):
+        if not isinstance(row_class(row, label_field), str):
             raise InputError(
                 f"{source}: row {number}: label `{label_field}` is {quoted(label)}, "
                 'not a string; write labels as strings ("1", not 1)'
             )
+
+
+def row_class(row: dict[str, Any], label_field: str) -> Any:
+    """A row's class as `row_spans_and_label` reads it: doccano's list of one class
+    (`"label": ["pos"]`) is that class; any other value is itself."""
+    label = row.get(label_field)
+    return label[0] if isinstance(label, list) and len(label) == 1 else label
+
+
+def label_form(rows: list[dict[str, Any]], label_field: str) -> str:
+    """How the first labelled row writes its class: "list" (doccano's `["pos"]`) or "string";
+    rows added to the file write theirs the same way (`label_in_form`)."""
+    for row in rows:
+        if row.get(label_field) is not None:
+            return "list" if isinstance(row[label_field], list) else "string"
+    return "string"
+
+
+def label_in_form(label: str, form: str) -> str | list[str]:
+    """A class written in `form` (`label_form`)."""
+    return [label] if form == "list" else label
 
 
 def read_jsonl(

@@ -106,7 +106,8 @@ BAD_ROWS = [
     ('{"id": [1], "review": "a", "sentiment": "pos"}\n', "row 1: `id` must be a string or"),
     # a made row would carry "1": the class would be counted twice
     ('{"id": 1, "review": "a", "sentiment": 1}\n', "label `sentiment` is 1, not a string"),
-    ('{"id": 1, "review": "a", "sentiment": ["pos"]}\n', "['pos'], a list of one class (doccano"),
+    # doccano's one-class list is a class; a list of several is multi-label, which is not
+    ('{"id": 1, "review": "a", "sentiment": ["pos", "neg"]}\n', "['pos', 'neg'], a list of 2"),
     # a made row's label, and an export's class list, would split at the tab or be blank
     (
         '{"id": 1, "review": "a", "sentiment": "p\\tos"}\n',
@@ -322,6 +323,31 @@ def test_a_line_separator_inside_a_text_is_no_line_break(tmp_path: Path) -> None
     assert result.returncode == 0, result.stderr
     merged = (tmp_path / "o" / "merged.jsonl").read_text(encoding="utf-8").split("\n")
     assert json.loads(merged[0])["review"] == "Sarah says it broke\u2028after a week."
+
+
+def test_doccano_class_lists_in_a_crlf_file_are_balanced_in_their_form(tmp_path: Path) -> None:
+    """doccano exports a class as a list of one ("sentiment": ["neg"]), which validate reads as
+    the class; balance refused it. And a file written on Windows (CRLF) came out with LF
+    synthetic lines after its CRLF real ones."""
+    from synthgate.workflows.balance_text import balance_text
+
+    rows = [{"id": f"n{i}", "review": t, "sentiment": ["neg"]} for i, t in enumerate(NEGATIVE)]
+    rows += [{"id": f"p{i}", "review": t, "sentiment": ["pos"]} for i, t in enumerate(POSITIVE)]
+    source = tmp_path / "reviews.jsonl"
+    source.write_bytes(b"".join(json.dumps(row).encode() + b"\r\n" for row in rows))
+    result = balance_text(
+        source, out=tmp_path / "out", text_field="review", label_field="sentiment", target="max"
+    )
+    merged = (tmp_path / "out" / "merged.jsonl").read_bytes()
+    assert merged.startswith(source.read_bytes())
+    assert merged.count(b"\n") == merged.count(b"\r\n") == 16
+    added = [json.loads(line) for line in merged[len(source.read_bytes()) :].splitlines()]
+    assert [row["sentiment"] for row in added] == [["neg"]] * 5
+    assert result.summary["classes"]["neg"]["after"] == 8
+    assert set(result.summary["bias"]["gender"]["after"]["groups"]["male"]["rates"]) == {
+        "neg",
+        "pos",
+    }
 
 
 def test_each_sections_rows_are_analysed_once(

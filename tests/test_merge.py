@@ -254,12 +254,15 @@ RUN_LABELS = [
             {},
             ["row 4: label `label` is 1, not a string"],
         ),
-        (  # validate reads doccano's one-class list; merged rows keep their class as text
-            "a-doccano-class-list",
+        (  # doccano's one-class list is read (as validate reads it); several labels are not
+            "a-multi-label-list",
             "reviews",
-            [*RUN_LABELS, {"text": "Hm.", "label": ["pos"]}],
+            [*RUN_LABELS, {"text": "Hm.", "label": ["positive", "neutral"]}],
             {},
-            ["row 4: label `label` is ['pos'], a list of one class", "jq -c '.label |= .[0]'"],
+            [
+                "row 4: label `label` is ['positive', 'neutral'], a list of 2 labels",
+                "multi-label rows are not supported",
+            ],
         ),
         # COCO options were silently ignored for a JSONL file; validate refuses them too
         (
@@ -320,6 +323,57 @@ def test_text_merge_adds_new_labels_only_when_asked(
     with pytest.raises(InputError, match=r"synthetic labels .*'PRODUCT'.* \('PERSON'\)"):
         merge(spans, text_runs["ner"], out=tmp_path / "spans-refused")
     assert not (tmp_path / "spans-refused").exists()
+
+
+def test_jsonl_merge_ends_synthetic_lines_as_the_real_file_does() -> None:
+    """A real file written on Windows (CRLF) came out of a merge with LF synthetic lines after
+    its CRLF real ones: one file, two line endings."""
+    real_lines = [
+        '{"id": "r1", "text": "ok", "label": "pos"}\r\n',
+        '{"id": "r2", "text": "meh", "label": "neg"}',
+    ]
+    rows = [
+        {"id": f"txt-{k}", "text": "Lovely", "label": "pos", "status": "accepted"} for k in "ab"
+    ]
+    lines = merge_jsonl(real_lines, rows)
+    assert lines[0] == real_lines[0]  # byte for byte
+    assert lines[1] == real_lines[1] + "\r\n"  # the last line, ended as the others
+    assert len(lines) == 4 and all(line.endswith("\r\n") for line in lines)
+    assert [json.loads(line)["id"] for line in lines[2:]] == ["txt-a", "txt-b"]
+    assert merge_jsonl(['{"text": "a", "label": "pos"}\n'], rows)[1].endswith("}\n")
+
+
+def test_a_crlf_file_merges_into_a_crlf_file(text_runs: dict[str, Path], tmp_path: Path) -> None:
+    real = tmp_path / "real.jsonl"
+    real.write_bytes(b"".join(json.dumps(row).encode() + b"\r\n" for row in RUN_LABELS))
+    data = merge(real, text_runs["reviews"], out=tmp_path / "merged").merged.read_bytes()
+    assert data.startswith(real.read_bytes()) and data.count(b"\r\n") == data.count(b"\n") == 6
+
+
+def test_doccano_class_lists_merge_and_the_run_rows_take_their_form(
+    text_runs: dict[str, Path], tmp_path: Path
+) -> None:
+    """doccano exports a class as a list of one ("label": ["pos"]), which validate reads as the
+    class; merge refused it and asked for the file to be rewritten."""
+    doccano = [{**row, "label": [row["label"]]} for row in RUN_LABELS]
+    real = _rows(tmp_path / "real.jsonl", doccano)
+    result = merge(real, text_runs["reviews"], out=tmp_path / "merged")
+    assert result.added_rows == 3 and result.new_categories == []
+    lines = result.merged.read_text().splitlines(keepends=True)
+    assert "".join(lines[:3]) == real.read_text()
+    added = [json.loads(line)["label"] for line in lines[3:]]
+    assert len(added) == 3 and all(
+        isinstance(label, list)
+        and len(label) == 1
+        and label[0] in {"positive", "negative", "neutral"}
+        for label in added
+    ), added
+    # a class the real rows lack is still a new class, named as such
+    short = _rows(
+        tmp_path / "short.jsonl", [{**row, "label": [row["label"]]} for row in SHORT_LABELS]
+    )
+    with pytest.raises(InputError, match=r"synthetic labels .* \('neg', 'pos'\)"):
+        merge(short, text_runs["reviews"], out=tmp_path / "refused")
 
 
 @pytest.mark.parametrize(

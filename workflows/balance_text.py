@@ -32,7 +32,13 @@ from synthgate.class_names import category_name_problem
 from synthgate.config import BatchConfig, CounterfactualTextConfig
 from synthgate.errors import InputError, quoted
 from synthgate.files import write_atomic
-from synthgate.formats.jsonl import check_row_ids, check_string_labels, jsonl_lines, read_jsonl
+from synthgate.formats.jsonl import (
+    check_row_ids,
+    check_string_labels,
+    jsonl_lines,
+    read_jsonl,
+    row_class,
+)
 from synthgate.generators import Generator, build_generator
 from synthgate.generators.text.counterfactual import (
     CounterfactualGenerator,
@@ -86,10 +92,11 @@ def _check_rows(
         )
     check_string_labels(rows, path, label_field=label_field)
     for number, row in enumerate(rows, start=1):
-        problem = category_name_problem(row[label_field])
+        label = row_class(row, label_field)
+        problem = category_name_problem(label)
         if problem is not None:
             raise InputError(
-                f"{path}: row {number}: label `{label_field}` {quoted(row[label_field])} "
+                f"{path}: row {number}: label `{label_field}` {quoted(label)} "
                 f"{problem} (balance writes new rows, and exports, under the labels as they are)"
             )
     check_row_ids(rows, path)
@@ -97,6 +104,17 @@ def _check_rows(
     repeated = sorted(str(i) for i, n in ids.items() if n > 1)
     if repeated:
         raise InputError(f"{path}: duplicate row ids {repeated[:20]}; ids must be unique")
+
+
+def _classes_read(rows: list[dict[str, Any]], label_field: str) -> list[dict[str, Any]]:
+    """The rows with each class as `row_class` reads it, doccano's ["pos"] as "pos": what the
+    plan counts and the generators read (merged.jsonl keeps the rows' own form)."""
+    return [
+        {**row, label_field: row_class(row, label_field)}
+        if isinstance(row.get(label_field), list)
+        else row
+        for row in rows
+    ]
 
 
 def _looks_like_coco(path: Path) -> bool:
@@ -166,6 +184,7 @@ def balance_text(
             problem="no rows; pass a JSONL file with one row per line",
         )
     _check_rows(rows, jsonl_path, text_field=text_field, label_field=label_field)
+    rows = _classes_read(rows, label_field)
     sections = generator_sections(balance.text, {"generator": "counterfactual"})
     for section in sections:
         if section.get("generator", "counterfactual") == "counterfactual":
@@ -305,7 +324,7 @@ def balance_text(
                 result=result,
             )
         write_atomic(temporary / "merged.jsonl", "".join(lines))
-        merged_rows = read_jsonl(temporary / "merged.jsonl")
+        merged_rows = _classes_read(read_jsonl(temporary / "merged.jsonl"), label_field)
         after = label_counts(merged_rows, label_field=label_field)
         bias: dict[str, dict[str, Any]] = {
             axis: {

@@ -4,9 +4,10 @@
 (the same values, in the same order), synthetic categories matched to real ones by name, and
 accepted synthetic images and annotations appended with fresh ids, each image marked
 `synthgate: {synthetic: true, sample_id, batch_id, generator, seed, score, …}`. `merge_jsonl`
-does the same for text rows (real lines are copied byte for byte; synthetic spans go where and
-as the real rows keep theirs: `spans`, doccano's `entities` or `label` list, spaCy-style
-`entities`). Collisions (a sample merged
+does the same for text rows (real lines are copied byte for byte, and synthetic lines end as
+they do, CRLF or LF; synthetic spans go where and as the real rows keep theirs: `spans`,
+doccano's `entities` or `label` list, spaCy-style `entities`; a synthetic class is written as
+the real rows write theirs, "pos" or doccano's ["pos"]). Collisions (a sample merged
 twice, a file name or row id already taken, a class the real file lacks) are refused with an
 `InputError` that names them. `merge` reads a finished run folder, its images or its text rows
 as its human review left them (workflows/reviewed.py), and writes a dataset folder
@@ -44,7 +45,11 @@ from synthgate.formats.jsonl import (
     check_row_ids,
     check_string_labels,
     jsonl_lines,
+    label_form,
+    label_in_form,
+    line_ending,
     read_jsonl,
+    row_class,
     span_label,
     span_layout,
     spans_in_form,
@@ -235,16 +240,18 @@ def synthetic_row(
     id_field: str = "id",
     spans_at: tuple[str, str] = ("spans", "list"),
     first_span_id: int = 1,
+    class_form: str = "string",
 ) -> dict[str, Any]:
     """A run's text.jsonl row as a row of the real dataset, marked synthetic; its spans where
-    and as the real rows keep theirs (`span_layout`)."""
+    and as the real rows keep theirs (`span_layout`), its class as they write theirs
+    (`label_form`: "pos" or doccano's ["pos"])."""
     block = {k: v for k, v in row.items() if k not in ("id", "text", "label", "spans")}
     block["sample_id"] = row["id"]
     entry = {id_field: row["id"], text_field: row["text"]}
     span_field, form = spans_at
     # not where the real rows' label field holds spans; nor a null class on a row of spans
     if span_field != label_field and row["label"] is not None:
-        entry[label_field] = row["label"]
+        entry[label_field] = label_in_form(row["label"], class_form)
     if row.get("spans"):
         entry[span_field] = spans_in_form(
             row["spans"], form, text=row["text"], first_id=first_span_id
@@ -300,7 +307,14 @@ def merge_jsonl(
         problems.append(f"sample ids repeated in the synthetic rows: {_named(repeated)}")
     if problems:
         raise InputError("merge refused, nothing was written: " + "; ".join(problems))
-    lines = [line if line.endswith("\n") else line + "\n" for line in real_lines if line.strip()]
+    # the real lines byte for byte; the synthetic ones end as they do (CRLF from Windows)
+    ending = line_ending(real_lines)
+    lines = [
+        line if line.endswith(("\n", "\r")) else line + ending
+        for line in real_lines
+        if line.strip()
+    ]
+    class_form = label_form(real_rows, label_field)
     next_span_id = 1 + max(_entity_ids(real_rows), default=0)
     for row in accepted:
         entry = synthetic_row(
@@ -310,9 +324,10 @@ def merge_jsonl(
             id_field=id_field,
             spans_at=spans_at,
             first_span_id=next_span_id,
+            class_form=class_form,
         )
         next_span_id += len(row.get("spans") or [])
-        lines.append(dumps(entry) + "\n")
+        lines.append(dumps(entry) + ending)
     result.added_rows += len(accepted)
     return lines
 
@@ -392,8 +407,12 @@ def _new_labels(
             f"`{label_field}`: they would be rows without a class; merge the run into a file "
             "of unlabelled rows, or make a run with labels"
         )
-    # strings only: a run with labels has had every real label checked to be one
-    real_labels = {row[label_field] for row in real_rows if isinstance(row.get(label_field), str)}
+    # strings only: a run with labels has had every real class checked to be one
+    real_labels = {
+        row_class(row, label_field)
+        for row in real_rows
+        if isinstance(row_class(row, label_field), str)
+    }
     made = {row["label"] for row in accepted if row.get("label") is not None}
     if spans_field != "spans" or any(row.get("spans") for row in real_rows):
         # span labels too ('PERSON' beside the real 'PER'), when the real rows have spans
