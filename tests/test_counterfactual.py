@@ -85,6 +85,16 @@ def test_common_words_are_not_names(bank: NameBank) -> None:
     assert infer_attributes("In April we met.", bank) == {}
 
 
+def test_mark_inside_a_sentence_is_a_name_and_is_swapped(bank: NameBank) -> None:
+    """ "Mark" was never read as a name (it was listed with April, Will and Hope), so a row
+    naming him had no gender and its rewrite kept him beside a flipped pronoun."""
+    text = "I asked Mark about the refund and he sent it."
+    assert infer_attributes(text, bank) == {"gender": "male", "locale": "en_US"}
+    result = rewrite(text, gender="female", locale="en_US", bank=bank, rng=np.random.default_rng(0))
+    assert "Mark" not in result.text and " she sent it." in result.text, result.text
+    assert result.swaps[0][0] == "Mark" and result.swaps[0][1] in bank.names["en_US"]["female"]
+
+
 def test_a_decomposed_accent_stays_with_its_name(bank: NameBank) -> None:
     """Text with decomposed accents (NFD: macOS, text copied from PDFs): "Jose" + U+0301 was
     found as the name "Jose", so the rewrite left the accent on the new name ("Harold\u0301")."""
@@ -183,7 +193,14 @@ NAME_CASES = [
     ("Michael Scott called about the order.", ["Michael"]),
     ("I spoke to Michael Scott and Anna Taylor.", ["Michael", "Anna"]),
     ("In April, Will bought Hope.", []),  # names that are common words
-    ("Rose coloured glasses, Mark my words.", []),
+    ("Rose coloured glasses, Mark my words.", []),  # a clause opens with the verb
+    # names that are common words only in lower case: the capital inside a sentence names them
+    ("I asked Mark about the refund and he sent it.", ["Mark"]),
+    ("Thanks, Mark. We met Frank and Jack there.", ["Mark", "Frank", "Jack"]),
+    ("Mark Twain wrote it.", ["Mark"]),  # a surname follows
+    ("Mark the box before you ship it.", []),  # at a sentence start, the verb
+    ("Mark is faint, ask Jack.", ["Jack"]),  # a noun at the start takes "is" too
+    ("Mark my words. I told Mark.", ["Mark"]),
 ]
 
 

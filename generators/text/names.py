@@ -13,8 +13,15 @@ so (the rule NER gazetteer features use):
   a possessive, or the same word appears as a name elsewhere in the text.
 
 So "Luke warm soup." keeps its "Luke", and "Sarah says it broke." gives Sarah. Names that are
-also common words (April, Will, Hope, …) are never taken. Scripts written without capitals or
-spaces (Japanese, Chinese) are matched only when the name stands alone as a word.
+also common words (April, Will, Hope, …) are never taken. Names that are common words written
+in lower case in running text (Mark, Jack, Frank, Drew: `LOWER_CASE_NAMES`) are names by the
+rules above, except that at a sentence start the word after them is no evidence ("Mark is
+faint", "Jack was loose" are about a mark and a jack), and where a sentence or clause opens
+and what follows is what the verb takes (an article, a determiner, a pronoun or a particle:
+"Mark the box", "…, Mark my words", "Jack up the price") they are never taken. So "I asked
+Mark about it" and "Thanks, Mark." give Mark; "Mark said so." alone does not. Scripts written
+without capitals or spaces (Japanese, Chinese) are matched only when the name stands alone as a
+word.
 """
 
 from __future__ import annotations
@@ -68,9 +75,6 @@ NOT_NAMES = frozenset(
         "Christian",
         "Sterling",
         "Rose",
-        "Mark",
-        "Jack",
-        "Frank",
         "Grant",
         "Pat",
         "Sandy",
@@ -93,7 +97,6 @@ NOT_NAMES = frozenset(
         "Don",
         "Van",
         "Rod",
-        "Drew",
         "Gay",
         "Lane",
         "Wade",
@@ -118,6 +121,53 @@ NOT_NAMES = frozenset(
         "Brown",
         "White",
         "Black",
+    ]
+)
+# Names that are verbs, nouns or adjectives in lower case: inside a sentence the capital marks
+# the name, except where a clause opens and the word is followed by what the verb takes
+# (`VERB_TAKES`); at a sentence start only a title, surname, possessive or the same name
+# elsewhere does. (German writes its nouns capitalised: there "10 Mark" is still read a name.)
+LOWER_CASE_NAMES = frozenset(["Mark", "Jack", "Frank", "Drew"])
+VERB_TAKES = frozenset(
+    [
+        "the",
+        "a",
+        "an",
+        "my",
+        "your",
+        "his",
+        "her",
+        "its",
+        "our",
+        "their",
+        "this",
+        "that",
+        "these",
+        "those",
+        "it",
+        "them",
+        "me",
+        "us",
+        "him",
+        "each",
+        "every",
+        "all",
+        "some",
+        "any",
+        "up",
+        "down",
+        "off",
+        "out",
+        "as",
+        "and",
+        "or",
+        "with",
+        "at",
+        "from",
+        "in",
+        "on",
+        "to",
+        "for",
     ]
 )
 TITLES = frozenset(
@@ -277,6 +327,7 @@ PERSON_FOLLOWERS = frozenset(
 )
 POSSESSIVE = re.compile(r"['’]s$")
 SENTENCE_MARKS = ".!?…。！？"
+CLAUSE_MARKS = ",;:–—-"
 OPENING_QUOTES = "\"'“‘(["
 
 
@@ -296,6 +347,15 @@ def starts_sentence(text: str, position: int) -> bool:
         end -= 1
     after_mark = end > 0 and text[end - 1] in SENTENCE_MARKS
     return after_mark or "\n" in text[end:spaces_end]
+
+
+def opens_clause(text: str, position: int) -> bool:
+    """Whether the word at `position` follows a comma, semicolon, colon or dash (whitespace and
+    opening quotes between)."""
+    end = position
+    while end and (text[end - 1].isspace() or text[end - 1] in OPENING_QUOTES):
+        end -= 1
+    return end > 0 and text[end - 1] in CLAUSE_MARKS
 
 
 @dataclass
@@ -342,6 +402,8 @@ class NameBank:
         for i, word in enumerate(tokens):
             if word not in self.owner or _follows_first_name(text, words, tokens, i, self.owner):
                 continue  # not a name, or a surname that is also a first name ("Michael Scott")
+            if word in LOWER_CASE_NAMES and _verb_opening(text, words, tokens, i):
+                continue  # "Mark the box", "…, Mark my words"
             if not word.isascii() and not word[:1].isupper():
                 found.add(i)  # a script without capitals: a whole word is all there is to go by
             elif not word[:1].isupper():
@@ -357,13 +419,24 @@ class NameBank:
             following = tokens[i + 1].casefold() if i + 1 < len(tokens) else ""
             between = text[words[i][1] : words[i + 1][0]] if i + 1 < len(words) else ""
             if (
-                following in PERSON_FOLLOWERS
+                # "Mark is faint", "Jack was loose": a noun takes these verbs too
+                (following in PERSON_FOLLOWERS and tokens[i] not in LOWER_CASE_NAMES)
                 or tokens[i] in named
                 or words[i][1] < words[i][2].end()  # possessive
                 or between.strip().startswith((",", ":"))
             ):
                 found.add(i)
         return [(words[i][0], words[i][1], tokens[i]) for i in sorted(found)]
+
+
+def _verb_opening(
+    text: str, words: list[tuple[int, int, re.Match[str]]], tokens: list[str], i: int
+) -> bool:
+    """Word `i` opens a sentence or clause and is followed by what a verb takes: the verb, in
+    an imperative or a clause, not the name."""
+    following = tokens[i + 1].casefold() if i + 1 < len(tokens) else ""
+    start = words[i][0]
+    return following in VERB_TAKES and (starts_sentence(text, start) or opens_clause(text, start))
 
 
 def _after_title(tokens: list[str], i: int) -> bool:
