@@ -34,7 +34,10 @@ class Generator(Protocol):
     previous chunk on a second thread meanwhile; default False), `label_names` (the classes
     its samples may hold, the judge's taxonomy; default the config's categories: copy_paste's
     backgrounds keep the dataset's own), `unavailable` (classes asked for that it cannot make,
-    which `run` refuses) and `template_file` (text generators: the task and its labels)."""
+    which `run` refuses), `template_file` (text generators: the task and its labels) and
+    `assign_sources(specs)` (a plan made whole before it runs, as balance makes it: the specs
+    with what each one draws from, so that the plan draws without replacement; counterfactual's
+    real rows)."""
 
     name: ClassVar[str]
     version: ClassVar[str]

@@ -350,6 +350,41 @@ def test_doccano_class_lists_in_a_crlf_file_are_balanced_in_their_form(tmp_path:
     }
 
 
+def test_rows_that_flip_one_way_are_each_rewritten_once(tmp_path: Path) -> None:
+    """Each rewrite drew its row with replacement: of six rows with only female terms (each
+    flips to one male text), the same row came up twice while others were left, and the copy
+    check rejected the second: 3 of the 6 rewrites planned were accepted."""
+    from synthgate.workflows.balance_text import balance_text
+
+    women = ["Sarah", "Emily", "Jessica", "Linda", "Karen", "Laura", "Megan", "Rachel"]
+    men = ["Michael", "David", "James", "Robert", "Daniel", "Kevin", "Brian", "Steven"]
+    rows = [(f"{n} loves the kettle and uses it every day.", "pos") for n in women + men]
+    rows += [
+        (text, "neg")
+        for text in [
+            "She returned it because her kettle leaked.",
+            "She hated the noise and her son did too.",
+            "Her blender broke after a week, she said.",
+            "She wants her money back.",
+            "My sister says her fan is loud.",
+            "She gave it to her mother.",
+        ]
+    ]
+    source = tmp_path / "reviews.jsonl"
+    source.write_text(
+        "".join(
+            json.dumps({"id": i, "text": t, "label": lab}) + "\n" for i, (t, lab) in enumerate(rows)
+        )
+    )
+    config = {"text": {"generator": "counterfactual", "fallback": "none"}}
+    result = balance_text(source, out=tmp_path / "out", target="max", config=config)
+    rewrites = result.summary["text"]["strategies"]["neg"][0]
+    assert rewrites["strategy"] == "counterfactual"
+    assert rewrites["planned"] == rewrites["accepted"] == 6 and rewrites["rejected"] == 0
+    merged = (tmp_path / "out" / "merged.jsonl").read_text().splitlines()[len(rows) :]
+    assert len({json.loads(line)["text"] for line in merged}) == 6
+
+
 def test_each_sections_rows_are_analysed_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

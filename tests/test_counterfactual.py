@@ -302,3 +302,42 @@ def test_a_twin_under_another_config_makes_what_a_new_generator_makes(
     with pytest.raises(ValueError, match="find other names"):
         own_bank.under(running)
     assert own_bank.under(planned.config.model_copy(update={"count": 9})).config.count == 9
+
+
+def test_a_plan_draws_each_row_once_before_any_twice(tmp_path: Path, bank: NameBank) -> None:
+    """Each spec drew its row with replacement: of 6 rows with only female terms, rewritten to
+    male 6 times, the same row came up twice while others were left, and a row with terms only
+    flips to the same text each time, so the copy check rejected half of them."""
+    rows = [
+        {"id": f"f{k}", "text": text, "label": "neg"}
+        for k, text in enumerate(
+            [
+                "She returned it because her kettle leaked.",
+                "She hated the noise and her son did too.",
+                "Her blender broke after a week, she said.",
+                "She wants her money back.",
+                "My sister says her fan is loud.",
+                "She gave it to her mother.",
+            ]
+        )
+    ]
+    rows.append({"id": "t", "text": "Thomas said the soup was cold.", "label": "neg"})
+    generator = generator_for(tmp_path, bank, rows)
+    genders = ["male", "female"] * 4 + ["male"] * 6
+    plan = generator.assign_sources(
+        [spec(i, "neg", gender=gender) for i, gender in enumerate(genders)]
+    )
+    drawn = [s.params["row"] for s in plan]
+    # female: only the named row can turn female; male: the rows of terms, drawn fewer times,
+    # each once (in a shuffled order), then again
+    assert {drawn[i] for i in range(1, 8, 2)} == {6}
+    male = [row for row, gender in zip(drawn, genders, strict=True) if gender == "male"]
+    assert sorted(male[:6]) == list(range(6)) != male[:6]
+    assert len(male[6:]) == len(set(male[6:])) == 4 and 6 not in male[6:]
+    assert generator.assign_sources(plan) == plan  # the same plan, the same draws
+    made = [g.sample for g in generator.generate(plan)]
+    assert [s.provenance.params["source_row"] for s in made] == [row + 1 for row in drawn]
+    texts = [s.text for s, gender in zip(made, genders, strict=True) if gender == "male"]
+    assert len(set(texts[:6])) == 6
+    # a chunk makes what the whole plan makes there
+    assert [g.sample for g in generator.generate(plan[5:9])] == made[5:9]

@@ -224,6 +224,9 @@ def run_sections(
         batch_id = batch_id_for(config)
         specs = [s.model_copy(update={"batch_id": batch_id}) for s in draft]
         generator = build(getattr(config, modality))
+        assign_sources = getattr(generator, "assign_sources", None)
+        if assign_sources is not None:  # what each spec draws from, over the whole plan
+            specs = assign_sources(specs)
         run_dir = runs_dir / name
         run_batch(
             config,

@@ -13,17 +13,20 @@ the spec's gender and locale, with the label of the row it came from. It never c
 rewrite that swapped nothing is made again toward the other gender, and a class without a row to
 swap is an error. A row is drawn among those a rewrite can turn to the spec's gender (a row whose
 only gendered terms are of that gender swaps nothing and is flipped to the other, so it is drawn
-only when no other row can be). A sample records only the attributes its text carries (the gender
-of the names or terms it now holds, the locale of the names it placed). `capacity(label)` is how
-many distinct rewrites a class allows: a row with names one per (gender, locale), a row with only
-gendered terms one (its flip); past that, rewrites repeat, and balancing fills the rest with
-another strategy (workflows/balance_text.py). Every sample carries the generator's rows as the
+only when no other row can be); a plan made whole before it runs (balance's) draws them without
+replacement, each row once before any twice (`assign_sources`), else each spec draws its own.
+A sample records only the attributes its text carries (the gender of the names or terms it now
+holds, the locale of the names it placed). `capacity(label)` is how many distinct rewrites a
+class allows: a row with names one per (gender, locale), a row with only gendered terms one (its
+flip); past that, rewrites repeat, and balancing fills the rest with another strategy
+(workflows/balance_text.py). Every sample carries the generator's rows as the
 reference the copy check compares it with (`extras["text_reference"]`).
 """
 
 from __future__ import annotations
 
 import copy
+import heapq
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -312,6 +315,51 @@ class CounterfactualGenerator:
             )
         return labels
 
+    def assign_sources(self, specs: list[SampleSpec]) -> list[SampleSpec]:
+        """A whole plan's specs, each with the row it rewrites (params `row`, its position):
+        per class, each row a rewrite can turn to the spec's gender is drawn once before any is
+        drawn again (fewest draws first, ties in an order shuffled by the class's first seed).
+        Drawn per spec, a row came up twice while others were left, and a row with only
+        gendered terms flips to the same text each time: the copy check rejected the second.
+        Run on the whole plan at once (balance), so that each chunk makes what it would alone."""
+        draws: Counter[int] = Counter()
+        rank: dict[str, dict[int, int]] = {}
+        # per pool, its rows as (draws, rank, position); a row drawn from another pool (the
+        # other gender's) is stale there and put back with its draws when it comes up
+        heaps: dict[tuple[str, str | None], list[tuple[int, int, int]]] = {}
+        assigned = []
+        for spec in specs:
+            label = spec.category
+            if label is None or not self.swappable.get(label):
+                assigned.append(spec)  # `_make` draws, or names what is wrong
+                continue
+            if label not in rank:
+                order = np.random.default_rng(spec.seed).permutation(len(self.swappable[label]))
+                rank[label] = {self.swappable[label][k]: turn for turn, k in enumerate(order)}
+            asked = spec.attributes.get("gender")
+            pool = self._pool(label, asked)
+            key = (label, asked if asked in GENDERS and self.toward[label][asked] else None)
+            if key not in heaps:
+                heaps[key] = [(draws[i], rank[label][i], i) for i in pool]
+                heapq.heapify(heaps[key])
+            heap = heaps[key]
+            while heap[0][0] != draws[heap[0][2]]:
+                _, turn, position = heap[0]
+                heapq.heapreplace(heap, (draws[position], turn, position))
+            _, turn, position = heap[0]
+            draws[position] += 1
+            heapq.heapreplace(heap, (draws[position], turn, position))
+            assigned.append(spec.model_copy(update={"params": {**spec.params, "row": position}}))
+        return assigned
+
+    def _pool(self, label: str, asked: str | None) -> list[int]:
+        """The rows of a class a rewrite toward `asked` is drawn from: those it can turn to that
+        gender (a row with only terms of that gender could only be flipped away), else any."""
+        pool = self.swappable[label]
+        if asked in GENDERS:
+            pool = self.toward[label][asked] or pool
+        return pool
+
     def generate(self, specs: list[SampleSpec]) -> list[GeneratedSample]:
         return [
             GeneratedSample(sample=self._make(spec), extras={"text_reference": self.reference})
@@ -337,9 +385,10 @@ class CounterfactualGenerator:
                 "class with templates mined from its rows)"
             )
         asked = spec.attributes.get("gender")
-        if asked in GENDERS:  # a row with only terms of that gender could only be flipped away
-            pool = self.toward[label][asked] or pool
-        position = pool[int(rng.integers(len(pool)))]
+        pool = self._pool(label, asked)
+        position = spec.params.get("row")  # drawn for the whole plan (`assign_sources`)
+        if type(position) is not int or position not in pool:
+            position = pool[int(rng.integers(len(pool)))]
         row = self.rows[position]
         gender = asked or GENDERS[int(rng.integers(2))]
         locale = (
