@@ -151,6 +151,32 @@ def test_assign_attributes_closes_the_gap_first() -> None:
     assert Counter(chosen) + existing["gender"] == Counter({"female": 7, "male": 7})
 
 
+def test_a_limited_value_is_planned_only_as_often_as_it_can_be_made() -> None:
+    """A class whose rows flip only to male was still planned female rows (the rewrites were
+    flipped to male), so the plan reckoned the groups' label rates wrong for the classes after
+    it. Once every value is at its limit, all are open again."""
+    shares = attribute_shares({"gender": ["female", "male"]})
+    existing = {"gender": Counter({"male": 6, "female": 2})}
+    limits = {"gender": {"female": 1}}
+    chosen = [a["gender"] for a in assign_attributes(6, shares, existing, limits=limits)]
+    assert chosen == ["female"] + ["male"] * 5
+    none = {"gender": {"female": 0, "male": 2}}
+    chosen = [a["gender"] for a in assign_attributes(4, shares, existing, limits=none)]
+    assert chosen == ["male", "male", "female", "female"]
+    specs = plan_specs(
+        {"neg": 4, "pos": 2},
+        batch_id="b",
+        seed=3,
+        modality="text",
+        generator="counterfactual",
+        shares=shares,
+        existing={"neg": existing, "pos": existing},
+        attribute_goal="label_parity",
+        limits={"neg": {"gender": {"female": 0, "male": 6}}},
+    )
+    assert [(s.category, s.attributes["gender"]) for s in specs][:4] == [("neg", "male")] * 4
+
+
 def test_assign_attributes_follows_weighted_shares() -> None:
     shares = attribute_shares({"locale": {"en_US": 1, "de_DE": 1, "ja_JP": 2}})
     chosen = Counter(a["locale"] for a in assign_attributes(40, shares))

@@ -385,6 +385,50 @@ def test_rows_that_flip_one_way_are_each_rewritten_once(tmp_path: Path) -> None:
     assert len({json.loads(line)["text"] for line in merged}) == 6
 
 
+def test_a_class_that_flips_one_way_is_planned_as_it_can_be_made(tmp_path: Path) -> None:
+    """A class whose rows hold only female terms can only be flipped to male, but its plan asked
+    for female rows too: they were made male, and the classes planned after it counted on rows
+    that never came. Planned as it can be made, the gap narrows further (0.376 -> 0.198 here,
+    where it went to 0.239)."""
+    import sqlite3
+
+    from synthgate.workflows.balance_text import balance_text
+
+    women = ["Sarah", "Emily", "Jessica", "Linda", "Karen", "Laura"]
+    women += ["Megan", "Rachel", "Julie", "Anna", "Lisa", "Nancy"]
+    men = ["Michael", "David", "James", "Robert"]
+    rows = [(f"{n} loves the kettle and uses it every day.", "pos") for n in women + men]
+    rows += [
+        (text, "neg")
+        for text in [
+            "She returned it because her kettle leaked.",
+            "She hated the noise and her son did too.",
+            "Her blender broke after a week, she said.",
+            "She wants her money back.",
+            "My sister says her fan is loud.",
+            "She gave it to her mother.",
+        ]
+    ]
+    rows += [(f"{n} thinks the toaster is just fine.", "neu") for n in ["Sarah", *men[:3]]]
+    source = tmp_path / "reviews.jsonl"
+    source.write_text(
+        "".join(
+            json.dumps({"id": i, "text": t, "label": lab}) + "\n" for i, (t, lab) in enumerate(rows)
+        )
+    )
+    config = {"text": {"generator": "counterfactual", "fallback": "none"}}
+    result = balance_text(source, out=tmp_path / "out", target="max", config=config)
+    (database,) = (tmp_path / "out" / "runs").glob("*/synthgate.db")
+    connection = sqlite3.connect(f"file:{database}?immutable=1", uri=True)
+    made = [json.loads(data) for (data,) in connection.execute("SELECT data FROM samples")]
+    connection.close()
+    assert {s["spec"]["category"] for s in made} == {"neg", "neu"}
+    assert all(s["attributes"]["gender"] == s["spec"]["attributes"]["gender"] for s in made)
+    gap = result.summary["bias"]["gender"]
+    assert gap["before"]["largest_gap"]["gap"] == pytest.approx(0.376, abs=1e-3)
+    assert gap["after"]["largest_gap"]["gap"] < 0.22
+
+
 def test_each_sections_rows_are_analysed_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

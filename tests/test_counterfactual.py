@@ -341,3 +341,16 @@ def test_a_plan_draws_each_row_once_before_any_twice(tmp_path: Path, bank: NameB
     assert len(set(texts[:6])) == 6
     # a chunk makes what the whole plan makes there
     assert [g.sample for g in generator.generate(plan[5:9])] == made[5:9]
+
+
+def test_a_class_of_gendered_terms_only_makes_the_other_gender(
+    tmp_path: Path, bank: NameBank
+) -> None:
+    rows = [
+        {"id": "a", "text": "She wants her money back.", "label": "neg"},
+        {"id": "b", "text": "She gave it to her mother.", "label": "neg"},
+        {"id": "c", "text": "He loved it.", "label": "neg"},
+        {"id": "d", "text": "Thomas said the soup was cold.", "label": "pos"},
+    ]
+    generator = generator_for(tmp_path, bank, rows)
+    assert generator.gender_limits() == {"neg": {"gender": {"female": 1, "male": 2}}}

@@ -180,9 +180,11 @@ def run_sections(
     progress: Progress | None,
     reference_progress: Callable[[int, int], None] | None = None,
     attribute_goal: AttributeGoal = "shares",
+    limits: list[dict[str, dict[str, dict[str, int]]] | None] | None = None,
 ) -> list[tuple[Path, BatchConfig]]:
     """One pipeline run per generator section, `parts[i]` the deficits section i fills
-    (attribute values planned toward `attribute_goal`, see `plan_specs`)."""
+    (attribute values planned toward `attribute_goal`, `limits[i]` what section i can make of
+    each value per class: see `plan_specs`)."""
     done = []
     existing = {label: {a: Counter(c) for a, c in axes.items()} for label, axes in existing.items()}
     for turn, (section, part) in enumerate(zip(sections, parts, strict=True)):
@@ -202,6 +204,7 @@ def run_sections(
             shares=shares,
             existing=existing,
             attribute_goal=attribute_goal,
+            limits=None if limits is None else limits[turn],
         )
         if not draft:
             continue

@@ -7,8 +7,9 @@ text generator the balance config names), merges the accepted rows into merged.j
 byte for byte) and reports the label rate per attribute group before and after.
 
 Rewrites cannot fill a class beyond the distinct rewrites its rows allow (`capacity`: rows with
-a name or gendered term to swap), and the rubric rejects a rewrite that copies a real row or an
-earlier sample. What they leave missing goes to the counterfactual section's `fallback`: by
+a name or gendered term to swap), nor make a gender its rows cannot turn to (rows of only female
+terms flip to male: `gender_limits`, which the plan keeps to), and the rubric rejects a rewrite
+that copies a real row or an earlier sample. What they leave missing goes to the counterfactual section's `fallback`: by
 default templates mined from the class's own rows (generators/text/mined.py, written to
 mined_templates.yaml and run by the `templates` generator), or a local text-generation model
 (`model.path`, the `text_model` generator) when one is configured. What still lacks is left
@@ -245,11 +246,16 @@ def balance_text(
 
     plan = _Plan(lacking)
     parts = split_deficits(lacking, len(sections))
+    # per section, the rewrites of each gender a class can make (rows flipped one way only):
+    # planned for a gender it cannot make, a rewrite was flipped to the other, and the plan's
+    # reckoning of the groups' label rates was off by it
+    limits: list[dict[str, dict[str, dict[str, int]]] | None] = []
     fallback: CounterfactualTextConfig | None = None
     for section, part in zip(sections, parts, strict=True):
         if section.get("generator", "counterfactual") != "counterfactual":
             for label, wanted in part.items():  # its capacity is not known
                 plan.note(label, str(section.get("generator")), capacity=None, wanted=wanted)
+            limits.append(None)
             continue
         # Built as run_sections builds it (its rubric, paths beside the config file), so a bad
         # key is the same clear error and the fallback inherits what the section really runs with.
@@ -269,6 +275,7 @@ def balance_text(
                 rewrites, categories=list(before), rows=rows, bank=bank
             )
         rewriter = planned[rows_read(rewrites)].under(rewrites)
+        limits.append(rewriter.gender_limits())
         for label, wanted in part.items():
             part[label] = min(wanted, rewriter.capacity(label))
             plan.note(label, "counterfactual", capacity=rewriter.capacity(label), wanted=wanted)
@@ -287,7 +294,9 @@ def balance_text(
             progress=progress,
             attribute_goal=goal,
         )
-        runs = run(sections=sections, parts=parts, balance=balance, existing=existing)
+        runs = run(
+            sections=sections, parts=parts, balance=balance, existing=existing, limits=limits
+        )
         plan.made(runs, strategy=None)
         rest = plan.missing()
         if fallback is not None and fallback.fallback != "none" and any(rest.values()):

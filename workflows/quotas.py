@@ -345,6 +345,7 @@ def assign_attributes(
     *,
     seen: dict[str, Counter[str]] | None = None,
     parity: tuple[str, dict[str, LabelGroups]] | None = None,
+    limits: dict[str, dict[str, int]] | None = None,
 ) -> list[dict[str, str]]:
     """Attribute values for `n` new samples that bring each axis closest to its target shares.
 
@@ -362,6 +363,10 @@ def assign_attributes(
     equal shares while a class at its target keeps its own mix moves its rate past the other
     groups' (the gap grows), and rows of one group fill a gap the class's shares never see. The
     new values are added to `parity`'s groups.
+
+    `limits[axis][value]`: at most that many new samples take the value (what the generator can
+    make of it: a class whose rows flip only to male); a value without one is not limited, and
+    once every value is at its limit, all are open again.
     """
     existing = existing or {}
     seen = {} if seen is None else seen
@@ -374,6 +379,8 @@ def assign_attributes(
         overall.update(held)
         overall_total = sum(overall.values())
         label, groups = (None, None) if parity is None else (parity[0], parity[1].get(axis))
+        limit = (limits or {}).get(axis, {})
+        taken: Counter[str] = Counter()
         for item in assigned:
             total += 1
             overall_total += 1
@@ -381,12 +388,14 @@ def assign_attributes(
                 v: _gaps(share, total, counts[v], overall_total, overall[v])
                 for v, share in targets.items()
             }
+            values = [v for v in targets if v not in limit or taken[v] < limit[v]] or list(targets)
             if groups is None or label is None:
-                value = max(targets, key=gaps.__getitem__)
+                value = max(values, key=gaps.__getitem__)
             else:
-                moved = groups.gaps_with_each(label, list(targets))
-                value = min(targets, key=lambda v: (moved[v], tuple(-g for g in gaps[v])))
+                moved = groups.gaps_with_each(label, values)
+                value = min(values, key=lambda v: (moved[v], tuple(-g for g in gaps[v])))
                 groups.add(label, value)
+            taken[value] += 1
             counts[value] += 1
             overall[value] += 1
             item[axis] = value
@@ -413,6 +422,7 @@ def plan_specs(
     shares: dict[str, dict[str, float]] | None = None,
     existing: dict[str, dict[str, Counter[str]]] | None = None,
     attribute_goal: AttributeGoal = "shares",
+    limits: dict[str, dict[str, dict[str, int]]] | None = None,
 ) -> list[SampleSpec]:
     """The balancing plan: one spec per synthetic sample, classes in order, indices 0..n-1.
 
@@ -421,6 +431,7 @@ def plan_specs(
     deficit. Attribute values follow `shares` (`existing[class][axis][value]`: what each class
     holds); with `attribute_goal="label_parity"`, they narrow the gap between the groups' label
     rates first, counting every class, those at their target too (`assign_attributes`).
+    `limits[class][axis][value]`: at most that many of the class's samples take the value.
     """
     specs: list[SampleSpec] = []
     seen: dict[str, Counter[str]] = {}  # attribute values of the classes planned so far
@@ -441,6 +452,7 @@ def plan_specs(
             (existing or {}).get(category, {}),
             seen=seen,
             parity=None if groups is None else (category, groups),
+            limits=(limits or {}).get(category),
         )
         for size, chosen in zip(sizes, attributes, strict=True):
             index = len(specs)

@@ -305,6 +305,16 @@ class CounterfactualGenerator:
         terms_only = len(self.swappable.get(label, [])) - named
         return named * len(GENDERS) * len(self.config.locales) + terms_only
 
+    def gender_limits(self) -> dict[str, dict[str, dict[str, int]]]:
+        """Per class without a name to swap, how many distinct rewrites of each gender it can
+        make (`{label: {"gender": {gender: n}}}`): a row of gendered terms flips one way only, so
+        a class of rows of female terms makes no female rewrite. A class with names makes any."""
+        return {
+            label: {"gender": {gender: len(self.toward[label][gender]) for gender in GENDERS}}
+            for label, rows in self.swappable.items()
+            if rows and not self.named[label]
+        }
+
     def quota_categories(self) -> list[str | None]:
         labels: list[str | None] = [label for label, rows in self.swappable.items() if rows]
         if not labels:
