@@ -354,3 +354,14 @@ def test_a_class_of_gendered_terms_only_makes_the_other_gender(
     ]
     generator = generator_for(tmp_path, bank, rows)
     assert generator.gender_limits() == {"neg": {"gender": {"female": 1, "male": 2}}}
+
+
+def test_a_source_of_doccano_class_lists_is_read_by_its_classes(
+    tmp_path: Path, bank: NameBank
+) -> None:
+    """doccano writes a class as a list of one ("label": ["neg"]): the generator named its
+    classes "['neg']", which no spec asks for and no merge back into the file matches."""
+    rows = [{"id": "a", "text": "Thomas said the soup was cold.", "label": ["neg"]}]
+    generator = generator_for(tmp_path, bank, rows)
+    assert generator.quota_categories() == ["neg"]
+    assert generator.generate([spec(0, "neg")])[0].sample.doc_label == "neg"

@@ -112,3 +112,17 @@ def test_balance_falls_back_on_the_configured_model(model_folder: Path, tmp_path
     assert made == steps[1]["planned"]  # every planned row was made and judged
     assert any(run.endswith("text_model") for run in summary["runs"])
     assert "the local text-generation model" in (out / "report.md").read_text()
+
+
+def test_a_source_of_doccano_class_lists_is_read_by_its_classes(
+    model_folder: Path, tmp_path: Path
+) -> None:
+    """doccano writes a class as a list of one ("label": ["negative"]): its rows were filed
+    under "['negative']", so a spec of class negative found no row of it."""
+    source = tmp_path / "doccano.jsonl"
+    rows = [json.loads(line) for line in REVIEWS.read_text().splitlines() if line.strip()]
+    source.write_text("".join(json.dumps({**r, "label": [r["label"]]}) + "\n" for r in rows))
+    config = config_for(model_folder).model_copy(update={"source": source})
+    made = build_generator(config, categories=[]).generate(specs(1))
+    assert made[0].sample.doc_label == "negative"
+    assert made[0].sample.provenance.prompt.endswith("A negative text:")

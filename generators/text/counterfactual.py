@@ -37,7 +37,7 @@ import numpy as np
 
 from synthgate.config import CounterfactualTextConfig
 from synthgate.errors import InputError
-from synthgate.formats.jsonl import read_jsonl
+from synthgate.formats.jsonl import read_jsonl, row_class
 from synthgate.generators.text.names import GENDERS, WORD, NameBank
 from synthgate.generators.text.rows import reference_rows
 from synthgate.samples import GeneratedSample, Provenance, Sample, SampleSpec, sample_id
@@ -251,7 +251,7 @@ class CounterfactualGenerator:
         self.bank = bank or NameBank.build(config.locales)
         self.by_label: dict[str, list[int]] = defaultdict(list)
         for position, row in enumerate(self.rows):
-            text, label = row.get(config.text_field), row.get(config.label_field)
+            text, label = row.get(config.text_field), row_class(row, config.label_field)
             if not isinstance(text, str) or label is None:
                 raise InputError(
                     f"{config.source}: row {position + 1} needs a text `{config.text_field}` "

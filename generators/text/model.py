@@ -23,7 +23,7 @@ import numpy as np
 
 from synthgate.config import LanguageModelTextConfig
 from synthgate.errors import InputError
-from synthgate.formats.jsonl import read_jsonl
+from synthgate.formats.jsonl import read_jsonl, row_class
 from synthgate.generators.devices import resolve_device, resolve_dtype
 from synthgate.generators.text.rows import reference_rows
 from synthgate.generators.text.slots import clean_whitespace
@@ -92,7 +92,7 @@ class LanguageModelGenerator:
         self.rows = rows if rows is not None else read_jsonl(config.source)
         self.by_label: dict[str, list[str]] = defaultdict(list)
         for number, row in enumerate(self.rows, start=1):
-            text, label = row.get(config.text_field), row.get(config.label_field)
+            text, label = row.get(config.text_field), row_class(row, config.label_field)
             if not isinstance(text, str) or label is None:
                 raise InputError(
                     f"{config.source}: row {number} needs a text `{config.text_field}` "
