@@ -98,6 +98,16 @@ def with_gold_of_sample(joined: FromClause) -> Join:
     )
 
 
+# The gold item of the item's sample the annotator holds or held (its gold task first), NULL if
+# none: NOT_SEEN_AS_GOLD's test for one item, by its id (an assignment outside the claim, queue.py
+# `_assign`, keeps to the claim's rule)
+SEEN_AS_GOLD = Prepared(
+    select(func.coalesce(MINE_GOLD.c.item_id, MINE_HONEYPOT.c.item_id))
+    .select_from(with_gold_of_sample(review_items))
+    .where(review_items.c.id == ITEM)
+)
+
+
 # Items others have started first (their decisions complete sooner), the most taken first,
 # then fresh ones; each in priority order, each a range of ix_review_items_claim walked in its
 # own order (`taken` descending), so the first started item the annotator may take is found

@@ -48,6 +48,7 @@ from synthgate.review.claims import (
     ITEM,
     OPEN_OR_CLAIM,
     OPEN_TASK,
+    SEEN_AS_GOLD,
     Probe,
     assign_and_show,
     count_given,
@@ -529,13 +530,7 @@ class ReviewQueue:
             raise InputError(f"item {item.id} already has its {item.k} annotators")
         if item.kind == "sample":
             # blind, as a claim is (claims.NOT_SEEN_AS_GOLD): not the same sample twice
-            gold_of_sample = [f"{kind}:{item.sample_id}" for kind in ("gold", "honeypot")]
-            seen = connection.execute(
-                select(review_items.c.id)
-                .join(assignments, assignments.c.item_id == review_items.c.id)
-                .where(review_items.c.key.in_(gold_of_sample), assignments.c.annotator == annotator)
-                .limit(1)
-            ).scalar()
+            seen = SEEN_AS_GOLD.run(connection, {"item": item.id, "annotator": annotator}).scalar()
             if seen is not None:
                 raise InputError(
                     f"{annotator!r} was given sample {item.sample_id} as gold item {seen}: an "
