@@ -19,7 +19,7 @@ from fastapi.templating import Jinja2Templates
 
 from synthgate.api import API_DIR
 from synthgate.api.auth import SESSION_COOKIE, User, csrf_token, optional_user
-from synthgate.api.review import recent_decisions
+from synthgate.api.review import public_stats, recent_decisions
 from synthgate.api.view import agreement_tables, review_view
 from synthgate.review.report import agreement_report
 
@@ -151,7 +151,7 @@ def admin_page(request: Request) -> Response:
         request,
         "admin.html",
         user,
-        stats=state.queue.stats(),
+        stats=public_stats(state.queue.stats(), state.item_ids),
         agreement=agreement_tables(agreement_report(state.store)),
         recent=recent_decisions(state.store, state.item_ids),
     )

@@ -124,6 +124,17 @@ class RouteChanges(BaseModel):
     moves: dict[str, int] = Field(description='"accepted -> review": how many, and so on.')
 
 
+class BlockedItem(BaseModel):
+    item_id: int = Field(description="The item's id: POST /api/review/{item_id}/adjudication.")
+    sample: str
+    needs: int = Field(description="Annotators the item still needs.")
+    met_as_gold: list[str] = Field(
+        description="Who met its sample as a gold task: the blind rule keeps it from them."
+    )
+    why: str
+    fix: str
+
+
 class QueueStats(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -135,6 +146,10 @@ class QueueStats(BaseModel):
     queue_depth: int = Field(description="Open slots: decisions still needed on open items.")
     decisions: int
     annotators: dict[str, AnnotatorStats]
+    blocked: list[BlockedItem] = Field(
+        description="Open items nobody the queue knows may take (a sample met as gold before "
+        "it was real work): someone new takes them, or an admin adjudicates them."
+    )
 
 
 class Saved(BaseModel):
@@ -420,8 +435,19 @@ def recent_decisions(store: Any, ids: ItemIds, limit: int = 20) -> list[Decision
 
 @router.get("/stats", response_model=QueueStats, summary="Queue stats")
 def queue_stats(request: Request, _user: User = Depends(require("admin"))) -> dict[str, Any]:
-    """Queue depth, decisions, and per annotator: throughput and accuracy on gold tasks."""
-    return queue_of(request).stats()
+    """Queue depth, decisions, per annotator throughput and accuracy on gold tasks, and the
+    open items the blind rule keeps from everyone (`blocked`: adjudicate them)."""
+    return public_stats(queue_of(request).stats(), item_ids(request))
+
+
+def public_stats(stats: dict[str, Any], ids: ItemIds) -> dict[str, Any]:
+    """The queue's stats with its blocked items named by their opaque ids (the admin page's
+    and GET /stats')."""
+    blocked = [
+        {**{k: v for k, v in each.items() if k != "item"}, "item_id": ids.public(each["item"])}
+        for each in stats["blocked"]
+    ]
+    return {**stats, "blocked": blocked}
 
 
 @router.get("/gold", response_model=list[GoldOut])

@@ -104,6 +104,14 @@ def print_stats(numbers: dict[str, Any]) -> None:
         f"{items['final']} final; {numbers['gold_items']} gold; {numbers['queue_depth']} "
         f"assignments still to hand out; {numbers['decisions']} decisions"
     )
+    for each in numbers.get("blocked", []):
+        console.print(
+            f"item {each['item']} (sample {each['sample']}) is blocked: {each['why']}; "
+            f"{each['fix']} (POST /api/review/ID/adjudication, ID as GET /api/review/stats "
+            "names it)",
+            markup=False,
+            highlight=False,
+        )
     changes = numbers.get("route_changes")
     if changes and changes["with_route"]:
         moves = ", ".join(f"{move}: {n}" for move, n in changes["moves"].items())

@@ -5,9 +5,10 @@ ones) as items; `next_item(annotator)` hands each item to `annotators_per_item` 
 never twice to one person, and mixes in gold tasks (known answers, honeypots made by injecting a
 defect into an accepted sample) at `gold_rate`, unannounced; `decide()` records a decision and,
 once an item has all its decisions, makes the result final on the sample (agreement or majority)
-or sends it to an adjudicator. Assignment happens in one short write transaction (BEGIN
-IMMEDIATE on SQLite, a row lock with SKIP LOCKED on PostgreSQL), so concurrent annotators never
-share a slot. A claim costs O(log n) in the open items: every item keeps its count of
+or sends it to an adjudicator, who may also finish an open item the blind rule keeps from
+everyone the queue knows (review/stats.py `blocked_items`). Assignment happens in one short
+write transaction (BEGIN IMMEDIATE on SQLite, a row lock with SKIP LOCKED on PostgreSQL), so
+concurrent annotators never share a slot. A claim costs O(log n) in the open items: every item keeps its count of
 assignments (`taken`) and its place in the claim order (`priority`, review/priority.py), and the
 claim walks an index over (kind, status, taken descending, priority, id) to the first row it
 may take. That walk passes the started items the annotator holds: an annotator far ahead of the
@@ -78,7 +79,7 @@ from synthgate.review.items import (
     shown_row,
     shown_sample,
 )
-from synthgate.review.stats import queue_stats
+from synthgate.review.stats import blocked_items, queue_stats
 from synthgate.samples import CRITERIA, Sample
 from synthgate.storage.prepared import Prepared
 from synthgate.storage.store import Store, sample_json
@@ -388,11 +389,14 @@ class ReviewQueue:
                 maybe_finalise(connection, item, shown, verdicts)
 
     def adjudicate(self, item_id: int, adjudicator: str, decision: Decision) -> None:
-        """An adjudicator's decision on an item its annotators disagreed on: it is final."""
+        """An adjudicator's decision on an item its annotators disagreed on, or on an open item
+        the blind rule keeps from the team (stats' `blocked`): it is final."""
         adjudicator = check_annotator(adjudicator)
         with self.write() as connection:
             item = self._lock_item(connection, item_id)
-            if item.status != "adjudication":
+            if item.status == "open" and item.kind == "sample":
+                self._check_blocked(connection, item)
+            elif item.status != "adjudication":
                 raise InputError(f"item {item_id} is {item.status}, not waiting for adjudication")
             deciders = connection.execute(
                 select(decisions.c.annotator).where(decisions.c.item_id == item_id)
@@ -409,6 +413,28 @@ class ReviewQueue:
             row = decision_row(item_id, adjudicator, decision, shown, "adjudicator", time.time())
             connection.execute(decisions.insert().values(**row))
             finalise(connection, item, decision.verdict, [row])
+
+    @staticmethod
+    def _check_blocked(connection: Connection, item: Any) -> None:
+        """Refuse to adjudicate an open item unless it is blocked (stats.blocked_items: nobody
+        the queue knows may take it) and nobody holds it undecided (their decision would come
+        in on a final item)."""
+        if not blocked_items(connection, item=item.id):
+            raise InputError(
+                f"item {item.id} is open, not waiting for adjudication: annotators may still "
+                "take it"
+            )
+        holding = connection.execute(
+            select(assignments.c.annotator)
+            .where(assignments.c.item_id == item.id, assignments.c.decided_at.is_(None))
+            .order_by(assignments.c.annotator)
+        ).scalars()
+        names = ", ".join(repr(who) for who in holding)
+        if names:
+            raise InputError(
+                f"item {item.id} is blocked, but {names} holds it undecided: adjudicate it once "
+                "they decide, or after review release takes it back"
+            )
 
     def release_stale(self, older_than_s: float) -> int:
         """Take back assignments left undecided for longer than `older_than_s` seconds (an

@@ -1,5 +1,6 @@
-"""Queue statistics: depth, decisions, per-annotator throughput and accuracy on gold tasks, and
-how many final verdicts changed the rubric's route (`route_changes`).
+"""Queue statistics: depth, decisions, per-annotator throughput and accuracy on gold tasks, how
+many final verdicts changed the rubric's route (`route_changes`), and the open items nobody the
+queue knows may take (`blocked_items`: a lead adjudicates them, or a new annotator takes them).
 
 An annotator's `decisions_per_hour` counts their decisions from the first task they took to the
 last they decided, of those whose time on the task is known: one imported from Label Studio is
@@ -12,12 +13,21 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select
 from sqlalchemy.engine import Connection
 
 from synthgate.review import gold
+from synthgate.review.items import IDS_PER_QUERY
 from synthgate.review.report import ROUTE_OF_VERDICT
-from synthgate.storage.tables import assignments, decisions, gold_answers, review_items
+from synthgate.storage.tables import (
+    annotator_counts,
+    assignments,
+    decisions,
+    gold_answers,
+    review_items,
+)
+
+GOLD_KEYS = ("gold:", "honeypot:")  # a sample's gold items: its key prefixes (review/enqueue.py)
 
 
 def route_changes(connection: Connection) -> dict[str, Any]:
@@ -55,6 +65,79 @@ def annotators_per_item(connection: Connection, k: int) -> int:
     for each, n in open_items or [(each, n) for each, _, n in counts]:
         asked[each] += n
     return max(asked, key=lambda each: (asked[each], each))
+
+
+def blocked_items(connection: Connection, *, item: int | None = None) -> list[dict[str, Any]]:
+    """The open sample items (with `item`, that one if it is) the blind rule keeps from the
+    team: nobody is given the real item of a sample they met as gold (review/claims.py
+    NOT_SEEN_AS_GOLD), so a sample made gold before it was enqueued may find fewer people who
+    neither met it nor hold it, among everyone the queue gave work to, than it still needs.
+    No claim hands it out until someone new asks for work; a lead may adjudicate it instead
+    (queue.py `adjudicate`). Each: item, sample, needs (people still wanted), met_as_gold (who
+    holds or held its gold task), why and fix (for people). Only items whose sample someone met
+    as gold are read past the seek of their gold keys: a team still smaller than k blocks none.
+    """
+    met: dict[int, set[str]] = defaultdict(set)
+    wanted: dict[int, tuple[str, int]] = {}
+    for prefix in GOLD_KEYS:
+        gold_item = review_items.alias("gold_item")
+        query = (
+            select(
+                review_items.c.id,
+                review_items.c.sample_id,
+                review_items.c.k - review_items.c.taken,
+                assignments.c.annotator,
+            )
+            .select_from(
+                review_items.join(
+                    gold_item, gold_item.c.key == literal(prefix) + review_items.c.sample_id
+                ).join(assignments, assignments.c.item_id == gold_item.c.id)
+            )
+            .where(
+                review_items.c.kind == "sample",
+                review_items.c.status == "open",
+                review_items.c.taken < review_items.c.k,
+            )
+        )
+        if item is not None:
+            query = query.where(review_items.c.id == item)
+        for item_id, sample_id, needs, who in connection.execute(query):
+            met[item_id].add(who)
+            wanted[item_id] = (sample_id, needs)
+    if not met:
+        return []
+    team = set(connection.execute(select(annotator_counts.c.annotator)).scalars())
+    holding: dict[int, set[str]] = defaultdict(set)
+    ids = sorted(met)
+    for start in range(0, len(ids), IDS_PER_QUERY):
+        for item_id, who in connection.execute(
+            select(assignments.c.item_id, assignments.c.annotator).where(
+                assignments.c.item_id.in_(ids[start : start + IDS_PER_QUERY])
+            )
+        ):
+            holding[item_id].add(who)
+    blocked = []
+    for item_id in ids:
+        sample_id, needs = wanted[item_id]
+        free = team - met[item_id] - holding[item_id]
+        if len(free) >= needs:
+            continue
+        people = sorted(met[item_id])
+        more = needs - len(free)
+        blocked.append(
+            {
+                "item": item_id,
+                "sample": sample_id,
+                "needs": needs,
+                "met_as_gold": people,
+                "why": f"{', '.join(people)} met its sample as a gold task, and nobody is given "
+                f"one sample twice; of the annotators the queue knows, {len(free)} could take it "
+                f"and it needs {needs}",
+                "fix": f"an annotator new to the queue ({more} more) takes it, or an admin "
+                "adjudicates it",
+            }
+        )
+    return blocked
 
 
 def queue_stats(connection: Connection, k: int) -> dict[str, Any]:
@@ -109,6 +192,7 @@ def queue_stats(connection: Connection, k: int) -> dict[str, Any]:
             for status in ("open", "adjudication", "final")
         },
         "gold_items": sum(n for (kind, _), n in by_status.items() if kind == "gold"),
+        "blocked": blocked_items(connection),
         "queue_depth": int(open_slots),
         "decisions": connection.execute(select(func.count()).select_from(decisions)).scalar_one(),
         "annotators": dict(sorted(people.items())),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from postgres_support import wipe
+from sqlalchemy import select
 
 from synthgate.review.queue import Decision, ReviewQueue, ReviewTask
 from synthgate.samples import (
@@ -20,6 +21,7 @@ from synthgate.samples import (
     sample_id,
 )
 from synthgate.storage.store import Store
+from synthgate.storage.tables import review_items
 
 TEXT = "Anna Berg from Acme GmbH called about order 4411."
 
@@ -123,3 +125,26 @@ def corrected(objects: list[ObjectLabel]) -> list[ObjectLabel]:
     first, *rest = objects
     x, y, w, h = first.bbox
     return [first.model_copy(update={"bbox": [x, y, w - 1, h], "mask": None}), *rest]
+
+
+SAMPLE_MET_AS_GOLD = make_sample(4, "review").id  # made gold, then enqueued as real work
+
+
+def met_as_gold_by_everyone(store: Store) -> tuple[ReviewQueue, int]:
+    """Gold first: ann and bob answer the gold task of a sample (SAMPLE_MET_AS_GOLD), then it is
+    enqueued as real work (judged again, now for review); the queue (k = 2) and the sample's
+    real item, the only item open."""
+    fill(store, review=4, audit=0, accepted=1)
+    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.9, seed=4)
+    gold = queue.add_gold(make_sample(4, "accepted"), expected=["accept"])
+    queue.enqueue_batch("b1")
+    for who in ("ann", "bob"):
+        assert gold in work(queue, who, lambda t: ACCEPT)
+    assert queue.stats()["blocked"] == []  # nothing real of the sample yet
+    store.upsert_samples([make_sample(4, "review")])
+    assert queue.enqueue_batch("b1") == 1
+    with store.engine.connect() as connection:
+        real = connection.execute(
+            select(review_items.c.id).where(review_items.c.key == f"sample:{SAMPLE_MET_AS_GOLD}")
+        ).scalar_one()
+    return queue, real

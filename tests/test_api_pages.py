@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from api_support import BATCH, bearer, make_app, text_sample, token_for
+from api_support import BATCH, bearer, image_sample, make_app, seed_batch, text_sample, token_for
 from fastapi.testclient import TestClient
 
 from synthgate.api.auth import SESSION_COOKIE
@@ -224,3 +224,36 @@ def test_admin_page_shows_depth_throughput_agreement_and_gold_accuracy(tmp_path)
     # the tab's title is the page's name, not the decisions table as text (it once held it)
     assert re.search(r"<title>(.*?)</title>", html, re.S)[1] == "Admin · synthgate"
     assert html.count('id="recent"') == 1
+
+
+def test_an_item_the_blind_rule_keeps_from_everyone_is_shown_and_adjudicated(tmp_path):
+    """Gold first: ann and ann2 answered a sample's gold task before it was real work, so
+    nobody could take its real item and nothing said so. Stats and the admin page name it
+    blocked, by its opaque id, and an admin adjudicates it."""
+    app = make_app(tmp_path, images=2, k=2, gold_rate=0.9)
+    run, queue = tmp_path / "run", app.state.queue
+    gold = app.state.item_ids.public(queue.add_gold(image_sample(7, run), expected=["accept"]))
+    boss = token_for(app, "boss", "admin")
+    admin = bearer(boss)
+    people = {name: bearer(token_for(app, name, "annotator")) for name in ("ann", "ann2")}
+    with TestClient(app) as client:
+        for who in people.values():
+            seen = []
+            while (task := client.get("/api/review/next", headers=who)).status_code == 200:
+                seen.append(task.json()["item_id"])
+                url = f"/api/review/{seen[-1]}/decision"
+                assert client.post(url, json={"verdict": "accept"}, headers=who).status_code == 200
+            assert gold in seen
+        seed_batch(app.state.store, run, [image_sample(7, run)])  # now real work
+        assert queue.enqueue_batch(BATCH, image_root=run) == 1
+        for who in people.values():
+            assert client.get("/api/review/next", headers=who).status_code == 204
+        [blocked] = client.get("/api/review/stats", headers=admin).json()["blocked"]
+        assert blocked["needs"] == 2 and blocked["met_as_gold"] == ["ann", "ann2"]
+        assert "adjudicates" in blocked["fix"]
+        login(client, boss)
+        page = client.get("/admin").text
+        assert 'id="blocked"' in page and str(blocked["item_id"]) in page
+        url = f"/api/review/{blocked['item_id']}/adjudication"
+        assert client.post(url, json={"verdict": "accept"}, headers=admin).status_code == 200
+        assert client.get("/api/review/stats", headers=admin).json()["blocked"] == []

@@ -368,3 +368,21 @@ def test_gold_set_from_the_command_line(run_folder: Path) -> None:
     ]
     missing = invoke("review", "gold", "nope", "--expect", "accept", "--run", str(run_folder))
     assert missing.exit_code == 2 and "no such sample" in missing.output
+
+
+def test_stats_name_an_item_the_blind_rule_keeps_from_everyone(tmp_path: Path) -> None:
+    """Gold first (review_fixtures.met_as_gold_by_everyone): `review stats` said 1 open item
+    and nothing of why nobody was given it."""
+    from review_fixtures import SAMPLE_MET_AS_GOLD, met_as_gold_by_everyone
+
+    url = sqlite_url(tmp_path / "synthgate.db")
+    store = Store(url)
+    _, real = met_as_gold_by_everyone(store)
+    store.close()
+    shown = invoke("review", "stats", "--db", url)
+    assert shown.exit_code == 0, shown.output
+    text = " ".join(shown.output.split())  # as wrapped to the terminal
+    assert f"item {real} (sample {SAMPLE_MET_AS_GOLD}) is blocked: ann, bob met its" in text
+    assert "or an admin adjudicates it (POST /api/review/ID/adjudication" in text
+    numbers = json.loads(invoke("review", "stats", "--db", url, "--json").output)
+    assert [each["item"] for each in numbers["blocked"]] == [real]

@@ -9,7 +9,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from review_fixtures import ACCEPT, REJECT, fill, fix_of, make_sample, open_store, work
+from review_fixtures import (
+    ACCEPT,
+    REJECT,
+    SAMPLE_MET_AS_GOLD,
+    fill,
+    fix_of,
+    make_sample,
+    met_as_gold_by_everyone,
+    open_store,
+    work,
+)
 from sqlalchemy import select
 
 from synthgate.errors import InputError
@@ -276,6 +286,55 @@ def test_a_sample_met_as_gold_is_not_given_again_as_real_work(store: Store, made
         queue.decide(real, "ann", ACCEPT, assign=True)
     # nor is its gold given while it is open real work: bob, who never met the sample, takes it
     assert real in work(queue, "bob", lambda t: ACCEPT)
+
+
+def test_an_open_item_others_may_take_is_not_adjudicated(store: Store) -> None:
+    fill(store, review=1, audit=0, accepted=0)
+    queue = ReviewQueue(store, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    item = queue.next_item("ann").item_id
+    queue.decide(item, "ann", ACCEPT)
+    with pytest.raises(InputError, match=f"item {item} is open, not waiting for adjudication"):
+        queue.adjudicate(item, "lead", ACCEPT)
+    assert queue.stats()["blocked"] == []
+
+
+def test_a_sample_every_annotator_met_as_gold_is_shown_blocked_and_adjudicated(
+    store: Store,
+) -> None:
+    """The blind rule keeps the real item of a sample from all who met it as gold: it stayed
+    open, no `next` gave it and nothing said so. Now stats name it blocked (why, and what to
+    do), someone new may take it, and a lead may adjudicate it."""
+    queue, real = met_as_gold_by_everyone(store)
+    for who in ("ann", "bob"):
+        assert work(queue, who, lambda t: ACCEPT) == []
+    stats = queue.stats()
+    assert stats["items"] == {"open": 1, "adjudication": 0, "final": 4}
+    [blocked] = stats["blocked"]
+    assert (blocked["item"], blocked["sample"], blocked["needs"]) == (real, SAMPLE_MET_AS_GOLD, 2)
+    assert blocked["met_as_gold"] == ["ann", "bob"]
+    assert blocked["why"].startswith("ann, bob met its sample as a gold task")
+    assert "new to the queue (2 more)" in blocked["fix"] and "adjudicates" in blocked["fix"]
+    assert work(queue, "cy", lambda t: REJECT) == [real]  # an annotator new to the queue
+    [blocked] = queue.stats()["blocked"]
+    assert blocked["needs"] == 1
+    with pytest.raises(InputError, match="another person adjudicates"):
+        queue.adjudicate(real, "cy", REJECT)
+    queue.adjudicate(real, "lead", REJECT)
+    assert store.get_sample(SAMPLE_MET_AS_GOLD).status == "rejected"
+    stats = queue.stats()
+    assert stats["blocked"] == [] and stats["items"]["final"] == 5
+
+
+def test_a_blocked_item_someone_holds_is_adjudicated_once_they_decide(store: Store) -> None:
+    queue, real = met_as_gold_by_everyone(store)
+    assert queue.next_item("cy").item_id == real
+    with pytest.raises(InputError, match=f"item {real} is blocked, but 'cy' holds it undecided"):
+        queue.adjudicate(real, "lead", ACCEPT)
+    queue.decide(real, "cy", ACCEPT)
+    queue.adjudicate(real, "lead", ACCEPT)
+    assert store.get_sample(SAMPLE_MET_AS_GOLD).status == "accepted"
+    assert queue.stats()["blocked"] == []
 
 
 def test_final_results_survive_a_second_enqueue(store: Store) -> None:
