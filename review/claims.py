@@ -8,7 +8,8 @@ an assignment moves (review/queue.py runs them).
   the annotator holds and those of a sample they hold or held as a real item or whose real item
   is open; the real probes pass items of a sample they hold or held as gold (NOT_SEEN_AS_GOLD).
   An annotator far ahead of the team (holding AHEAD items or more that nobody else has taken)
-  seeks each other holder's first item instead of walking past their own (CLAIM_AHEAD).
+  seeks each other holder's first item they may take instead of walking past their own
+  (CLAIM_AHEAD).
 - The kept counts: `taken` and `holder` of an item (COUNT_IN, COUNT_OUT), tasks given per
   annotator (count_given); on PostgreSQL an assignment rides with its task's row
   (assign_and_show).
@@ -63,46 +64,73 @@ OPEN_TASK = Prepared(OPEN_TASK_QUERY)
 MINE = select(assignments.c.item_id).where(assignments.c.annotator == ANNOTATOR).alias("mine")
 NOT_MINE = review_items.outerjoin(MINE, MINE.c.item_id == review_items.c.id)
 OPEN_SAMPLE = (review_items.c.kind == "sample", review_items.c.status == "open")
+
+
 # A sample made gold (review gold, or a honeypot) before it was enqueued as real work has a gold
 # item and a real one: an annotator who holds or held the gold one must not be given the real
 # one, the same sample twice. Its gold items are keyed gold:<id> and honeypot:<id>: each row a
 # real probe walks takes a seek of the unique key for each and, where there is one, a probe of
 # uq_assignment for the annotator on it, as UNSEEN_GOLD's; no subquery per row. Rows are passed
-# only for such samples, a handful per annotator (CLAIM_AHEAD's seek finds nothing for a holder
-# whose first item is one). Tested on the assignment's item_id, a column of the join's condition:
-# PostgreSQL then runs an anti-join and expects the walk to stop early (tested on its id, it
-# expected the test to drop nearly every row, and sorted every open item).
-GOLD_OF_SAMPLE = review_items.alias("gold_of_sample")
-HONEYPOT_OF_SAMPLE = review_items.alias("honeypot_of_sample")
-MINE_GOLD = assignments.alias("mine_gold")
-MINE_HONEYPOT = assignments.alias("mine_honeypot")
-NOT_SEEN_AS_GOLD = (MINE_GOLD.c.item_id.is_(None), MINE_HONEYPOT.c.item_id.is_(None))
+# only for such samples, a handful per annotator. Tested on the assignment's item_id, a column of
+# the join's condition: PostgreSQL then runs an anti-join and expects the walk to stop early
+# (tested on its id, it expected the test to drop nearly every row, and sorted every open item).
+@dataclass(frozen=True)
+class GoldOfSample:
+    """The gold items of the sample of each row of `items` (review_items, or an alias of it for
+    a walk of its own) and the annotator's assignments of them: `join` adds them to a FROM that
+    holds `items`, `unseen` is the test that the annotator holds or held none of them."""
+
+    items: Any
+    gold: Any
+    honeypot: Any
+    mine_gold: Any
+    mine_honeypot: Any
+
+    @classmethod
+    def of(cls, items: Any, prefix: str = "") -> GoldOfSample:
+        """Its own aliases, named with `prefix` (one set per walk of the items)."""
+        return cls(
+            items,
+            review_items.alias(f"{prefix}gold_of_sample"),
+            review_items.alias(f"{prefix}honeypot_of_sample"),
+            assignments.alias(f"{prefix}mine_gold"),
+            assignments.alias(f"{prefix}mine_honeypot"),
+        )
+
+    def join(self, joined: FromClause) -> Join:
+        with_gold = self._join(joined, "gold:", self.gold, self.mine_gold)
+        return self._join(with_gold, "honeypot:", self.honeypot, self.mine_honeypot)
+
+    def _join(self, joined: FromClause, prefix: str, gold: Any, mine: Any) -> Join:
+        """`joined` with the gold item keyed `prefix` + the sample id and the annotator's
+        assignment of it."""
+        key = literal(prefix) + self.items.c.sample_id
+        return joined.outerjoin(gold, gold.c.key == key).outerjoin(
+            mine, (mine.c.item_id == gold.c.id) & (mine.c.annotator == ANNOTATOR)
+        )
+
+    @property
+    def unseen(self) -> tuple[Any, Any]:
+        return (self.mine_gold.c.item_id.is_(None), self.mine_honeypot.c.item_id.is_(None))
+
+
+GOLD_OF_SAMPLE = GoldOfSample.of(review_items)
+NOT_SEEN_AS_GOLD = GOLD_OF_SAMPLE.unseen
 
 
 def with_gold_of_sample(joined: FromClause) -> Join:
     """`joined` (holding review_items) with the annotator's assignments of the gold items of
     each item's sample, for NOT_SEEN_AS_GOLD."""
-    sample_id = review_items.c.sample_id
-    return (
-        joined.outerjoin(GOLD_OF_SAMPLE, GOLD_OF_SAMPLE.c.key == literal("gold:") + sample_id)
-        .outerjoin(
-            MINE_GOLD,
-            (MINE_GOLD.c.item_id == GOLD_OF_SAMPLE.c.id) & (MINE_GOLD.c.annotator == ANNOTATOR),
-        )
-        .outerjoin(HONEYPOT_OF_SAMPLE, HONEYPOT_OF_SAMPLE.c.key == literal("honeypot:") + sample_id)
-        .outerjoin(
-            MINE_HONEYPOT,
-            (MINE_HONEYPOT.c.item_id == HONEYPOT_OF_SAMPLE.c.id)
-            & (MINE_HONEYPOT.c.annotator == ANNOTATOR),
-        )
-    )
+    return GOLD_OF_SAMPLE.join(joined)
 
 
 # The gold item of the item's sample the annotator holds or held (its gold task first), NULL if
 # none: NOT_SEEN_AS_GOLD's test for one item, by its id (an assignment outside the claim, queue.py
 # `_assign`, keeps to the claim's rule)
 SEEN_AS_GOLD = Prepared(
-    select(func.coalesce(MINE_GOLD.c.item_id, MINE_HONEYPOT.c.item_id))
+    select(
+        func.coalesce(GOLD_OF_SAMPLE.mine_gold.c.item_id, GOLD_OF_SAMPLE.mine_honeypot.c.item_id)
+    )
     .select_from(with_gold_of_sample(review_items))
     .where(review_items.c.id == ITEM)
 )
@@ -142,10 +170,19 @@ STARTED = started(0)
 # condition on the items' own columns let SQLite walk every started item and seek for each.
 SHARED = started(1)  # the range of the index starts past the items taken once
 HOLDERS_ITEMS = review_items.alias("holders_items")
-# Each annotator's first open item they hold alone (its id, and its priority to order by).
+HOLDERS_GOLD = GoldOfSample.of(HOLDERS_ITEMS, "holders_")
+# Each annotator's first open item they hold alone that the claiming annotator may take (its id,
+# and its priority to order by): the seek walks past those of a sample the claimant met as gold,
+# as STARTED's walk does (a handful); tested after the seek, it found nothing for a holder whose
+# first item was one, and the claim passed their other items, to a fresh item or to nothing.
 HOLDERS_FIRST = (
     select(HOLDERS_ITEMS.c.id, HOLDERS_ITEMS.c.priority)
-    .where(HOLDERS_ITEMS.c.holder == annotator_counts.c.annotator, HOLDERS_ITEMS.c.status == "open")
+    .select_from(HOLDERS_GOLD.join(HOLDERS_ITEMS))
+    .where(
+        HOLDERS_ITEMS.c.holder == annotator_counts.c.annotator,
+        HOLDERS_ITEMS.c.status == "open",
+        *HOLDERS_GOLD.unseen,
+    )
     .order_by(HOLDERS_ITEMS.c.priority, HOLDERS_ITEMS.c.id)
     .limit(1)
 )
@@ -156,10 +193,8 @@ FIRST_HELD = (
 )
 HELD_BY_ANOTHER = (
     select(review_items.c.id)
-    .select_from(
-        with_gold_of_sample(annotator_counts.join(review_items, review_items.c.id == FIRST_HELD))
-    )
-    .where(annotator_counts.c.annotator != ANNOTATOR, *NOT_SEEN_AS_GOLD)
+    .select_from(annotator_counts.join(review_items, review_items.c.id == FIRST_HELD))
+    .where(annotator_counts.c.annotator != ANNOTATOR)
     .order_by(review_items.c.priority, review_items.c.id)
     .limit(1)
 )
@@ -170,21 +205,16 @@ HELD_BY_ANOTHER = (
 # in a join's condition as the key of an index lookup (it joined every item to the annotators'
 # firsts); here the first is a value, read once, and the item is read by its key.
 FIRSTS_HELD = HOLDERS_FIRST.lateral("firsts_held")
-HELD_BY_ANOTHER_PG = (
-    select(review_items.c.id)
-    .select_from(with_gold_of_sample(review_items))
-    .where(
-        review_items.c.id
-        == select(FIRSTS_HELD.c.id)
-        .select_from(annotator_counts.join(FIRSTS_HELD, true()))
-        .where(annotator_counts.c.annotator != ANNOTATOR)
-        .order_by(FIRSTS_HELD.c.priority, FIRSTS_HELD.c.id)
-        .limit(1)
-        .scalar_subquery(),
-        *OPEN_SAMPLE,
-        review_items.c.taken == 1,
-        *NOT_SEEN_AS_GOLD,
-    )
+HELD_BY_ANOTHER_PG = select(review_items.c.id).where(
+    review_items.c.id
+    == select(FIRSTS_HELD.c.id)
+    .select_from(annotator_counts.join(FIRSTS_HELD, true()))
+    .where(annotator_counts.c.annotator != ANNOTATOR)
+    .order_by(FIRSTS_HELD.c.priority, FIRSTS_HELD.c.id)
+    .limit(1)
+    .scalar_subquery(),
+    *OPEN_SAMPLE,
+    review_items.c.taken == 1,
 )
 
 

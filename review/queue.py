@@ -13,7 +13,8 @@ assignments (`taken`) and its place in the claim order (`priority`, review/prior
 claim walks an index over (kind, status, taken descending, priority, id) to the first row it
 may take. That walk passes the started items the annotator holds: an annotator far ahead of the
 team, holding AHEAD items or more that nobody else has taken yet, seeks instead the first item
-each other person holds alone (every item keeps its one `holder`), one index seek per annotator.
+each other person holds alone (every item keeps its one `holder`) that they may take, one index
+seek per annotator.
 With k > 2, items two people hold are still walked (two annotators far ahead of a third pass
 theirs).
 On PostgreSQL, where every statement is a round trip to the server, a task takes two statements

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from review_fixtures import ACCEPT, fill, open_store
+from review_fixtures import ACCEPT, fill, make_sample, open_store
 from sqlalchemy import event, func, select, text
 
 from synthgate.review.claims import AHEAD, FRESH, STARTED
@@ -230,6 +230,57 @@ def test_an_annotator_far_ahead_claims_what_the_walk_would(
     assert sum(seeks) >= 40  # the leader's claims took the seeks, many times
     kept, counted = kept_and_counted(store)
     assert kept == counted
+
+
+def test_an_annotator_far_ahead_passes_a_holders_first_item_met_as_gold(store: Store) -> None:
+    """ann, far ahead, met a sample as gold before it was real work; bob holds its real item
+    alone, his first in claim order, and another after it. The seek of bob's first item found
+    the one ann may not take and went no further: she was given a fresh item, or, with none
+    left, nothing, while bob's second item waited for a second person. The claim takes what
+    the walk takes: bob's second item."""
+    fill(store, review=3 * AHEAD, audit=0, accepted=1)
+    known = store.get_sample(make_sample(3 * AHEAD, "accepted").id)
+    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.5, seed=4)
+    gold = queue.add_gold(known, expected=["accept"])
+    queue.enqueue_batch("b1")
+    met: list[int] = []
+    while gold not in met:  # ahead, meeting the sample as gold on the way
+        task = queue.next_item("ann")
+        assert task is not None
+        met.append(task.item_id)
+        queue.decide(task.item_id, "ann", ACCEPT)
+    _decide_alone(queue, "ann", AHEAD)  # far ahead
+    store.upsert_samples([make_sample(3 * AHEAD, "review")])  # now real work
+    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.0)
+    assert queue.enqueue_batch("b1") == 1
+    with store.engine.begin() as connection:
+        real = connection.execute(
+            select(review_items.c.id).where(review_items.c.key == f"sample:{known.id}")
+        ).scalar_one()
+        later = _fresh(store)
+        for item_id, place in ((real, 0.1), (later, 0.2)):  # bob's first, then his second
+            connection.execute(
+                review_items.update().where(review_items.c.id == item_id).values(priority=place)
+            )
+    for item_id in (real, later):
+        queue.decide(item_id, "bob", ACCEPT, assign=True)
+    for fresh in (False, True):
+        if fresh:  # the fresh items gone (closed elsewhere): the claim said "nothing left"
+            with queue.write() as connection:
+                connection.execute(
+                    review_items.update()
+                    .where(review_items.c.taken == 0, review_items.c.kind == "sample")
+                    .values(status="final", final_verdict="accept")
+                )
+        with store.engine.connect() as connection:
+            assert connection.execute(STARTED, {"annotator": "ann"}).scalar() == later  # walk
+            ahead = connection.execute(
+                select(func.count()).where(review_items.c.holder == "ann")
+            ).scalar()
+        assert ahead >= AHEAD
+        task = queue.next_item("ann")
+        assert task is not None and task.item_id == later, fresh
+        assert queue.release_stale(-1.0) == 1  # given back untouched, for the next round
 
 
 def test_an_item_closed_while_one_person_holds_it_is_sought_by_no_claim(store: Store) -> None:
