@@ -130,14 +130,20 @@ def corrected(objects: list[ObjectLabel]) -> list[ObjectLabel]:
 SAMPLE_MET_AS_GOLD = make_sample(4, "review").id  # made gold, then enqueued as real work
 
 
-def met_as_gold_by_everyone(store: Store) -> tuple[ReviewQueue, int]:
-    """Gold first: ann and bob answer the gold task of a sample (SAMPLE_MET_AS_GOLD), then it is
-    enqueued as real work (judged again, now for review); the queue (k = 2) and the sample's
-    real item, the only item open."""
+def met_as_gold_by_everyone(store: Store, made: str = "review gold") -> tuple[ReviewQueue, int]:
+    """Gold first: ann and bob answer the gold task of a sample (SAMPLE_MET_AS_GOLD, `made` by
+    review gold or a honeypot at enqueue), then it is enqueued as real work (judged again, now
+    for review); the queue (k = 2) and the sample's real item, the only item open."""
     fill(store, review=4, audit=0, accepted=1)
     queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.9, seed=4)
-    gold = queue.add_gold(make_sample(4, "accepted"), expected=["accept"])
+    if made == "review gold":
+        queue.add_gold(make_sample(4, "accepted"), expected=["accept"])
     queue.enqueue_batch("b1")
+    kind = "gold" if made == "review gold" else "honeypot"
+    with store.engine.connect() as connection:
+        gold = connection.execute(
+            select(review_items.c.id).where(review_items.c.key == f"{kind}:{SAMPLE_MET_AS_GOLD}")
+        ).scalar_one()
     for who in ("ann", "bob"):
         assert gold in work(queue, who, lambda t: ACCEPT)
     assert queue.stats()["blocked"] == []  # nothing real of the sample yet

@@ -299,13 +299,14 @@ def test_an_open_item_others_may_take_is_not_adjudicated(store: Store) -> None:
     assert queue.stats()["blocked"] == []
 
 
+@pytest.mark.parametrize("made", ["review gold", "honeypot"])
 def test_a_sample_every_annotator_met_as_gold_is_shown_blocked_and_adjudicated(
-    store: Store,
+    store: Store, made: str
 ) -> None:
     """The blind rule keeps the real item of a sample from all who met it as gold: it stayed
     open, no `next` gave it and nothing said so. Now stats name it blocked (why, and what to
     do), someone new may take it, and a lead may adjudicate it."""
-    queue, real = met_as_gold_by_everyone(store)
+    queue, real = met_as_gold_by_everyone(store, made)
     for who in ("ann", "bob"):
         assert work(queue, who, lambda t: ACCEPT) == []
     stats = queue.stats()
