@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any
 
-from sqlalchemy import func, literal, select
+from sqlalchemy import Select, func, literal, select
 from sqlalchemy.engine import Connection
 
 from synthgate.review import gold
@@ -67,6 +67,37 @@ def annotators_per_item(connection: Connection, k: int) -> int:
     return max(asked, key=lambda each: (asked[each], each))
 
 
+def _met_as_gold(prefix: str, item: int | None) -> Select[Any]:
+    """(item, sample, people it still needs, who met the sample as gold) of the open sample items
+    with slots left whose sample has a gold item keyed `prefix` + its id with assignments. For
+    one item, its gold key is sought from it; for all, each gold item seeks its sample's real
+    item (gold items are a fraction of the open ones, and most have none)."""
+    gold_item = review_items.alias("gold_item")
+    if item is None:
+        real_key = literal("sample:") + func.substr(gold_item.c.key, len(prefix) + 1)
+        joined = gold_item.join(review_items, review_items.c.key == real_key)
+        only = (gold_item.c.kind == "gold", gold_item.c.key.startswith(prefix, autoescape=True))
+    else:
+        gold_key = literal(prefix) + review_items.c.sample_id
+        joined = review_items.join(gold_item, gold_item.c.key == gold_key)
+        only = (review_items.c.id == item,)
+    return (
+        select(
+            review_items.c.id,
+            review_items.c.sample_id,
+            review_items.c.k - review_items.c.taken,
+            assignments.c.annotator,
+        )
+        .select_from(joined.join(assignments, assignments.c.item_id == gold_item.c.id))
+        .where(
+            *only,
+            review_items.c.kind == "sample",
+            review_items.c.status == "open",
+            review_items.c.taken < review_items.c.k,
+        )
+    )
+
+
 def blocked_items(connection: Connection, *, item: int | None = None) -> list[dict[str, Any]]:
     """The open sample items (with `item`, that one if it is) the blind rule keeps from the
     team: nobody is given the real item of a sample they met as gold (review/claims.py
@@ -75,33 +106,12 @@ def blocked_items(connection: Connection, *, item: int | None = None) -> list[di
     No claim hands it out until someone new asks for work; a lead may adjudicate it instead
     (queue.py `adjudicate`). Each: item, sample, needs (people still wanted), met_as_gold (who
     holds or held its gold task), why and fix (for people). Only items whose sample someone met
-    as gold are read past the seek of their gold keys: a team still smaller than k blocks none.
+    as gold are counted: a team still smaller than k blocks none.
     """
     met: dict[int, set[str]] = defaultdict(set)
     wanted: dict[int, tuple[str, int]] = {}
     for prefix in GOLD_KEYS:
-        gold_item = review_items.alias("gold_item")
-        query = (
-            select(
-                review_items.c.id,
-                review_items.c.sample_id,
-                review_items.c.k - review_items.c.taken,
-                assignments.c.annotator,
-            )
-            .select_from(
-                review_items.join(
-                    gold_item, gold_item.c.key == literal(prefix) + review_items.c.sample_id
-                ).join(assignments, assignments.c.item_id == gold_item.c.id)
-            )
-            .where(
-                review_items.c.kind == "sample",
-                review_items.c.status == "open",
-                review_items.c.taken < review_items.c.k,
-            )
-        )
-        if item is not None:
-            query = query.where(review_items.c.id == item)
-        for item_id, sample_id, needs, who in connection.execute(query):
+        for item_id, sample_id, needs, who in connection.execute(_met_as_gold(prefix, item)):
             met[item_id].add(who)
             wanted[item_id] = (sample_id, needs)
     if not met:
