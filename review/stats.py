@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Select, func, literal, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 
 from synthgate.review import gold
 from synthgate.review.items import IDS_PER_QUERY
@@ -73,6 +74,7 @@ def _met_as_gold(prefix: str, item: int | None) -> Select[Any]:
     one item, its gold key is sought from it; for all, each gold item seeks its sample's real
     item (gold items are a fraction of the open ones, and most have none)."""
     gold_item = review_items.alias("gold_item")
+    only: tuple[ColumnElement[bool], ...]
     if item is None:
         real_key = literal("sample:") + func.substr(gold_item.c.key, len(prefix) + 1)
         joined = gold_item.join(review_items, review_items.c.key == real_key)
