@@ -8,14 +8,13 @@ once an item has all its decisions, makes the result final on the sample (agreem
 or sends it to an adjudicator, who may also finish an open item the blind rule keeps from
 everyone the queue knows (review/stats.py `blocked_items`). Assignment happens in one short
 write transaction (BEGIN IMMEDIATE on SQLite, a row lock with SKIP LOCKED on PostgreSQL), so
-concurrent annotators never share a slot. A claim costs O(log n) in the open items: every item keeps its count of
-assignments (`taken`) and its place in the claim order (`priority`, review/priority.py), and the
-claim walks an index over (kind, status, taken descending, priority, id) to the first row it
-may take. That walk passes the started items the annotator holds: an annotator far ahead of the
-team, holding AHEAD items or more that nobody else has taken yet, seeks instead the first item
-each other person holds alone (every item keeps its one `holder`) that they may take, one index
-seek per annotator.
-With k > 2, items two people hold are still walked (two annotators far ahead of a third pass
+concurrent annotators never share a slot. A claim costs O(log n) in the open items: every
+item keeps its count of assignments (`taken`) and its place in the claim order (`priority`,
+review/priority.py), and the claim walks an index over (kind, status, taken descending,
+priority, id) to the first row it may take. That walk passes the started items the annotator
+holds: an annotator far ahead of the team, holding AHEAD items or more that nobody else has
+taken yet, seeks instead the first item each other person holds alone (every item keeps its
+one `holder`) that they may take, one index seek per annotator. With k > 2, items two people hold are still walked (two annotators far ahead of a third pass
 theirs).
 On PostgreSQL, where every statement is a round trip to the server, a task takes two statements
 (the open task with the claim; the assignment with the task's row) and a decision two or three.
