@@ -75,9 +75,7 @@ def check_out(
     if out.exists() and not out.is_dir():
         raise InputError(field="out", value=out, problem="is a file; choose a folder")
     around = synthgate_folder(out.absolute().parent.resolve())
-    # Runs and exports only: their markers are synthgate's own; a user's balance.json or
-    # merge.json somewhere above would otherwise block every output below it.
-    if around is not None and around[1] in ("run", "export"):
+    if around is not None:
         folder, kind = around
         raise InputError(
             field="out",
@@ -125,6 +123,9 @@ FOLDER_MARKERS = (
     (MERGE_MARKER, "merge output"),
     (EXPORT_MARKER, "export"),
 )
+# A balance or merge output holds its merged file beside its marker: a user's own balance.json
+# or merge.json (a common name) alone marks no synthgate folder.
+MERGED_FILES = ("merged.coco.json", "merged.jsonl")
 # The files such folders are made of, at their top (everything in their subfolders is theirs).
 FOLDER_FILES = frozenset(
     {
@@ -150,12 +151,15 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 
 def synthgate_folder(path: Path) -> tuple[Path, str] | None:
     """The folder synthgate wrote that `path` lies in (itself or its nearest parent), and its
-    kind: a run (manifest.json beside synthgate.db), a balance or merge output, an export."""
+    kind: a run (manifest.json beside synthgate.db), a balance or merge output (its marker
+    beside a merged file), an export."""
     for folder in [path, *path.parents]:
         if (folder / "manifest.json").is_file() and (folder / "synthgate.db").is_file():
             return folder, "run"
         for marker, kind in FOLDER_MARKERS:
-            if (folder / marker).is_file():
+            if (folder / marker).is_file() and (
+                marker == EXPORT_MARKER or any((folder / name).is_file() for name in MERGED_FILES)
+            ):
                 return folder, kind
     return None
 

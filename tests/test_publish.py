@@ -4,9 +4,11 @@ nothing changes."""
 from __future__ import annotations
 
 import errno
+import json
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from synthgate.errors import InputError
 from synthgate.outputs import building_out, publish_out
@@ -99,6 +101,10 @@ def test_other_errors_pass_through_and_leave_nothing_behind(tmp_path: Path) -> N
     [
         (["manifest.json", "synthgate.db"], "run"),
         ([".synthgate-export.json"], "export"),
+        (["balance.json", "merged.coco.json"], "balance output"),
+        (["balance.json", "merged.jsonl"], "balance output"),
+        (["merge.json", "merged.coco.json"], "merge output"),
+        (["merge.json", "merged.jsonl"], "merge output"),
     ],
 )
 @pytest.mark.parametrize("inside", ["images/new", "new", "images/deep/new"])
@@ -195,3 +201,36 @@ def test_a_users_balance_or_merge_json_above_out_blocks_nothing(tmp_path: Path) 
     (tmp_path / "balance.json").write_text("{}")  # a project's own file of that name
     (tmp_path / "merge.json").write_text("{}")
     check_out(tmp_path / "exports" / "yolo")
+
+
+def test_an_export_inside_a_balance_output_is_refused_before_balance_replaces_it(
+    tmp_path: Path,
+) -> None:
+    """README: "An output folder inside a run, balance, merge or export folder is refused".
+    An export made inside a balance output was allowed, and the next balance into that folder
+    swapped the whole folder and deleted the export with it."""
+    from synthgate.workflows.export import export
+
+    balanced = tmp_path / "balanced"
+    (balanced / "images").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(balanced / "images" / "a.png")
+    coco = {
+        "images": [{"id": 1, "file_name": "images/a.png", "width": 8, "height": 8}],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 1,
+                "bbox": [1, 1, 4, 4],
+                "area": 16,
+                "iscrowd": 0,
+            }
+        ],
+        "categories": [{"id": 1, "name": "thing"}],
+    }
+    (balanced / "merged.coco.json").write_text(json.dumps(coco))
+    (balanced / "balance.json").write_text(json.dumps({"kind": "coco"}))
+    with pytest.raises(InputError, match="lies inside the balance output") as refused:
+        export(balanced, format="yolo", out=balanced / "yolo")
+    assert refused.value.field == "out"
+    assert not (balanced / "yolo").exists()
