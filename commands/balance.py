@@ -108,7 +108,16 @@ def balance(
     for name, entry in summary["classes"].items():
         if entry["deficit"] or entry["filled"]:
             table.add_row(name, *(str(entry[k]) for k in ("before", "target", "filled", "after")))
-    console.print(table)
+    if table.rows:
+        console.print(table)
+    else:  # an empty table said nothing of why nothing was added
+        why = (
+            ": repeat_factor (LVIS) raises only classes in fewer than repeat_threshold of the "
+            "images (0.001 unless a --config sets it)"
+            if summary["target"] == "repeat_factor"
+            else ""
+        )
+        console.print(f"no class is below its target{why}; nothing was added", markup=False)
     for name, entry in summary["classes"].items():
         if "why_not" in entry:
             errors.print(

@@ -178,3 +178,15 @@ def test_generators_can_be_mixed_and_unknown_ones_are_named(
         and "object_paste_missing" in result.stderr
         and "copy_paste" in result.stderr
     )
+
+
+def test_a_balance_that_adds_nothing_says_why(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    """It printed an empty table, exit 0: repeat_factor on a small dataset (no class in fewer
+    than 0.1 % of the images) added nothing, unexplained."""
+    coco, images = tiny
+    result = balance_coco(coco, images, tmp_path / "out", "--target", "repeat_factor")
+    assert result.returncode == 0, result.stderr
+    said = " ".join(result.stdout.split())
+    assert "no class is below its target: repeat_factor (LVIS) raises only classes in" in said
+    assert "nothing was added" in said
+    assert "┏" not in result.stdout  # no empty table
