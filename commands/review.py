@@ -311,8 +311,8 @@ def export(
 
     Example: synthgate review export --run runs/quickstart --modality image -o tasks.json
 
-    Example: synthgate review export --run runs/quickstart --include all --email-domain
-    example.org -o all.json
+    Example: synthgate review export --run runs/quickstart --modality image --include all
+    --email-domain example.org -o all.json
     """
     from synthgate.review.interop import export_tasks
 

@@ -88,7 +88,8 @@ def test_import_refuses_a_folder_and_a_single_object(tmp_path: Path):
     [
         (["serve"], ["$SYNTHGATE_DB_URL", "<runs dir>/synthgate.db", "--data-root", "--max-samples", "10000", "SYNTHGATE_MAX_OBJECTS", "Example:"]),
         (["review", "import"], ["needing the number of annotators it was enqueued with", "Example:"]),
-        (["review", "export"], ["Example: synthgate review export"]),
+        # The quickstart's queue holds images and texts: an example without --modality failed
+        (["review", "export"], ["Example: synthgate review export", "--run runs/quickstart --modality image --include all --email-domain"]),
         (["review", "agreement"], ["Example: synthgate review agreement"]),
         (["review", "stats"], ["$SYNTHGATE_DB_URL", "<runs dir>/synthgate.db"]),
         (["users", "add"], ["Example: synthgate users add"]),
