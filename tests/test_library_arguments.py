@@ -264,6 +264,9 @@ def test_an_option_that_does_not_apply_is_refused_not_ignored(tmp_path: Path) ->
     texts = tmp_path / "t.jsonl"
     texts.write_text('{"text": "hello there, world", "label": "a"}\n')
     _refused(lambda: sg.validate_file(texts, images=tmp_path), "images", "text JSONL")
+    # A folder not there was "not a folder; pass the folder the file_names are in": given one,
+    # the user was then told to leave it out.
+    _refused(lambda: sg.validate_file(texts, images=tmp_path / "nope"), "images", "text JSONL")
     result = CliRunner().invoke(app, ["validate", str(texts), "--min-score", "0.5"])
     assert result.exit_code == 2 and "--min-score 0.5: applies to a COCO results" in result.output
 

@@ -315,6 +315,14 @@ def validate_file(
     if json is not None:  # before any work: never a database, nor a file it reads
         read = [p for p in (source_path, reference) if p is not None and not isinstance(p, dict)]
         check_out_file(json, field="json", inputs=read)
+    texts = not isinstance(source_path, dict) and source_path.suffix.lower() in TEXT_SUFFIXES
+    if images is not None and texts:  # before open_source asks for an existing folder
+        raise InputError(
+            field="images",
+            value=images,
+            problem=f"applies to COCO files; {source_path} is a text JSONL file",
+            fix="leave it out",
+        )
     document = ReportFile(json) if json is not None else None
     with contextlib.ExitStack() as stack:
         if document is not None:
@@ -325,13 +333,6 @@ def validate_file(
             progress=read_progress,
         )
         stack.callback(source.items.close)  # stopped early: its image decoders stop too
-        if images is not None and source.kind == "jsonl":
-            raise InputError(
-                field="images",
-                value=images,
-                problem=f"applies to COCO files; {source_path} is a text JSONL file",
-                fix="leave it out",
-            )
         chosen = rubric if isinstance(rubric, Rubric) else load_rubric(rubric or source.rubric)
         shown = "the COCO mapping" if isinstance(path, dict) else path
         if chosen.modality == "image" and source.kind != "coco":
