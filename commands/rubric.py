@@ -32,7 +32,10 @@ def calibrate(
         None, "--run", help="Run folder whose synthgate.db to use (e.g. runs/quickstart)."
     ),
     db: str | None = typer.Option(
-        None, "--db", help="Database URL; overrides --run (default: $SYNTHGATE_DB_URL)."
+        None,
+        "--db",
+        help="Database URL; overrides --run (default: $SYNTHGATE_DB_URL, else <runs "
+        "dir>/synthgate.db).",
     ),
     batch: list[str] = typer.Option(
         [], "--batch", help="Only the items of this batch; repeat for several (default: all)."

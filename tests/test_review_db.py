@@ -92,10 +92,11 @@ def test_import_refuses_a_folder_and_a_single_object(tmp_path: Path):
         (["review", "export"], ["Example: synthgate review export", "--run runs/quickstart --modality image --include all --email-domain"]),
         (["review", "agreement"], ["Example: synthgate review agreement"]),
         (["review", "stats"], ["$SYNTHGATE_DB_URL", "<runs dir>/synthgate.db"]),
+        (["rubric", "calibrate"], ["$SYNTHGATE_DB_URL", "<runs dir>/synthgate.db"]),
         (["users", "add"], ["Example: synthgate users add"]),
         (["users", "list"], ["$SYNTHGATE_DB_URL", "<runs dir>/synthgate.db"]),
     ],
-    ids=lambda c: "-".join(c) if isinstance(c, list) and c[0] in ("serve", "review", "users") else "",
+    ids=lambda c: "-".join(c) if isinstance(c, list) and c[0] in ("serve", "review", "rubric", "users") else "",
 )  # fmt: skip
 def test_help_texts_keep_their_defaults_and_examples(command, words):
     result = invoke(*command, "--help")
