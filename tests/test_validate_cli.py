@@ -282,6 +282,30 @@ def test_a_folder_for_the_file_names_its_json_files(tmp_path: Path) -> None:
     assert "pass the path of a COCO JSON file" in message and "Traceback" not in message
 
 
+@pytest.mark.parametrize(
+    ("files", "named"),
+    [
+        (["manifest.json", "synthgate.db", "text.jsonl"], ["text.jsonl"]),  # a text run
+        (["manifest.json", "synthgate.db", "coco.json", "text.jsonl"], ["coco.json", "text.jsonl"]),
+        (["balance.json", "merged.jsonl"], ["merged.jsonl"]),
+    ],
+)
+def test_a_synthgate_folder_for_the_file_names_the_files_validate_judges(
+    tmp_path: Path, files: list[str], named: list[str]
+) -> None:
+    """`synthgate validate runs/quickstart`: a text run's folder was "pass the path of a COCO
+    JSON file", naming manifest.json and never its text.jsonl."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for name in files:
+        (folder / name).write_text("{}")
+    result = invoke(folder)
+    message = " ".join(result.output.split())
+    assert result.exit_code == 2 and "Traceback" not in message
+    shown = ", ".join(str(folder / name) for name in named)
+    assert f"is a folder; pass one of its files: {shown}" in message
+
+
 def test_messy_real_world_coco_does_not_crash(tmp_path: Path) -> None:
     """Polygons too short, RLE of the wrong size, NaN boxes, unknown categories, crowd RLE."""
     coco = {

@@ -121,6 +121,9 @@ def open_source(
         sink.head(coco)
         for entry in coco["annotations"]:
             sink.add(entry)
+    elif source.is_dir() and (judged := _judged_files(source)):
+        shown = ", ".join(map(str, judged))
+        raise InputError(f"{source}: is a folder; pass one of its files: {shown}")
     elif source.suffix.lower() in TEXT_SUFFIXES:
         if not is_file(source):
             raise InputError(f"{str(source)[:200]}: file not found; pass a text JSONL file")
@@ -130,6 +133,16 @@ def open_source(
     sink.finish(coco)
     items = _coco_items(sink.columns, coco, source=name, images=images)
     return Source("coco", "detection", category_names(coco), sink.tally, items, len(coco["images"]))
+
+
+# The files validate judges in a folder synthgate wrote: a run's, a balance or merge output's.
+JUDGED_FILES = ("coco.json", "text.jsonl", "merged.coco.json", "merged.jsonl")
+
+
+def _judged_files(folder: Path) -> list[Path]:
+    """The files of `folder` that validate judges, where synthgate wrote it: passed the folder
+    of a text run, validate said "pass the path of a COCO JSON file" (its file is text.jsonl)."""
+    return [folder / name for name in JUDGED_FILES if is_file(folder / name)]
 
 
 def _open_image(
