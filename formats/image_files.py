@@ -21,6 +21,7 @@ satellite images that are larger and trusted; `too_large(error)` says how to rai
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -70,12 +71,66 @@ def too_large(error: Exception) -> str:
 
 def orientation(image: Any) -> int:
     """The image's EXIF orientation (1 where it has none, or a broken EXIF block: the pixels
-    are fine)."""
+    are fine). A PNG's pixels are not decoded for it (`exif`)."""
     try:
-        found = image.getexif().get(EXIF_ORIENTATION, 1)
+        found = exif(image).get(EXIF_ORIENTATION, 1)
     except (OSError, ValueError, SyntaxError):
         return 1
     return found if found in range(1, 9) else 1
+
+
+def exif(image: Any) -> Any:
+    """`image.getexif()`, the same tags, without decoding a PNG's pixels to reach them.
+
+    Pillow's PNG reader stops its header at the pixel data (IDAT), and an eXIf chunk, or a text
+    chunk holding EXIF or XMP, may follow it: its `getexif` decodes every pixel (`load`) to read
+    those. Here the chunks after the pixel data are read as `load` reads them, by Pillow's own
+    chunk readers, the pixel data skipped (its length checked, as `load` would find it cut
+    short). What differs: a PNG whose pixel data is there but corrupt (a broken zlib stream),
+    which `load` refuses (no tags), keeps the tags after it. An animated PNG (APNG), and every
+    other format, is read by `getexif` itself."""
+    from PIL import Image, PngImagePlugin
+
+    png = getattr(image, "png", None)
+    if (
+        not isinstance(image, PngImagePlugin.PngImageFile)
+        or "exif" in image.info  # an eXIf chunk before the pixels: getexif reads only it
+        or not image.tile  # decoded already
+        or png is None
+        or png.im_n_frames is not None  # APNG: frames interleave with the chunks
+    ):
+        return image.getexif()
+    _read_chunks_after_pixels(png, image.tile[0].offset)
+    return Image.Image.getexif(image)  # Pillow's, less the PNG reader's `load`
+
+
+def _read_chunks_after_pixels(png: Any, pixels_at: int) -> None:
+    """What `PngImageFile.load_end` reads into the image's info (its chunks after IDAT), with
+    the chunk readers of the image's PngStream `png`, from the IDAT chunk whose data starts at
+    `pixels_at`, seeking past IDAT data. OSError where a chunk is cut short, as `load` raises."""
+    fp = png.fp
+    end = fp.seek(0, os.SEEK_END)
+    fp.seek(pixels_at - 8)  # that IDAT chunk's length and type
+    while True:
+        try:
+            cid, pos, length = png.read()
+        except (struct.error, SyntaxError):
+            return
+        if cid == b"IEND":
+            return
+        if cid != b"IDAT":
+            try:
+                png.call(cid, pos, length)
+            except UnicodeDecodeError:
+                return
+            except (EOFError, AttributeError):  # image data, or a chunk Pillow does not read
+                pass
+            else:
+                fp.read(4)  # CRC
+                continue
+        if pos + length > end:
+            raise OSError(f"Truncated File Read: PNG chunk {cid!r} ends past the file's end")
+        fp.seek(pos + length + 4)  # the data unread, and its CRC
 
 
 def label_sizes(image: Any) -> set[tuple[int, int]]:
