@@ -74,7 +74,7 @@ def orientation(image: Any) -> int:
     are fine). A PNG's pixels are not decoded for it (`exif`)."""
     try:
         found = exif(image).get(EXIF_ORIENTATION, 1)
-    except (OSError, ValueError, SyntaxError):
+    except (OSError, ValueError, SyntaxError, struct.error):  # struct: an EXIF block cut short
         return 1
     return found if found in range(1, 9) else 1
 

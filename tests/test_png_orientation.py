@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from synthgate.formats.image_files import EXIF_ORIENTATION, image_header, orientation
+from synthgate.formats.image_files import EXIF_ORIENTATION, image_header, open_rgb, orientation
 
 SIZE = (40, 24)  # stored width, height
 
@@ -61,7 +61,7 @@ def pillow_orientation(path: Path) -> int | str:
     try:
         with Image.open(path) as image:
             found = image.getexif().get(EXIF_ORIENTATION, 1)
-    except (OSError, ValueError, SyntaxError) as error:
+    except (OSError, ValueError, SyntaxError, struct.error) as error:
         return type(error).__name__
     return found if found in range(1, 9) else 1
 
@@ -102,6 +102,7 @@ CASES: dict[str, Callable[[], bytes]] = {
     "XMP orientation after IDAT": lambda: png_file(after=[xmp(7)]),
     "orientation 9 (out of range)": lambda: png_file(after=[exif_chunk(9)]),
     "eXIf of garbage": lambda: png_file(after=[chunk(b"eXIf", b"MM\x00*garbage")]),
+    "eXIf cut short in its TIFF header": lambda: png_file(after=[chunk(b"eXIf", b"MM\x00*\x00")]),
     "cut short in the pixel data": lambda: png_file(after=[exif_chunk(6)])[:300],
     "cut short in the eXIf chunk after IDAT": lambda: png_file(after=[exif_chunk(6)])[:-20],
     "cut short after IDAT": lambda: png_file()[:-12],
@@ -152,3 +153,16 @@ def test_the_pixels_of_other_formats_are_read_as_before(tmp_path: Path) -> None:
     Image.new("RGB", SIZE).save(tmp_path / "photo.webp", exif=exif)
     assert image_header(tmp_path / "photo.jpg") == (6, SIZE, "RGB")
     assert image_header(tmp_path / "photo.webp") == (6, SIZE, "RGB")
+
+
+def test_an_exif_block_cut_short_is_no_orientation_and_no_traceback(tmp_path: Path) -> None:
+    """Pillow's EXIF parser raises struct.error on a TIFF header of under 8 bytes (its JPEG
+    reader swallows it; its PNG reader does not): export and validate stopped with a traceback
+    on such a PNG."""
+    path = tmp_path / "image.png"
+    path.write_bytes(png_file(before=[chunk(b"eXIf", b"MM\x00*\x00")]))  # IFD offset cut off
+    with Image.open(path) as image, pytest.raises(struct.error):
+        image.getexif()  # what Pillow does with it
+    assert image_header(path) == (1, SIZE, "RGB")
+    decoded, problem = open_rgb(path, size=SIZE)
+    assert problem is None and decoded.size == SIZE
