@@ -86,9 +86,10 @@ def exif(image: Any) -> Any:
     chunk holding EXIF or XMP, may follow it: its `getexif` decodes every pixel (`load`) to read
     those. Here the chunks after the pixel data are read as `load` reads them, by Pillow's own
     chunk readers, the pixel data skipped (its length checked, as `load` would find it cut
-    short). What differs: a PNG whose pixel data is there but corrupt (a broken zlib stream),
-    which `load` refuses (no tags), keeps the tags after it. An animated PNG (APNG), and every
-    other format, is read by `getexif` itself."""
+    short). What differs: a PNG whose pixel data is there but broken (a damaged zlib stream, or
+    a damaged chunk type among its IDAT chunks), which `load` refuses (no tags), keeps the tags
+    after it; such a file is no image to train on. An animated PNG (APNG), and every other
+    format, is read by `getexif` itself."""
     from PIL import Image, PngImagePlugin
 
     png = getattr(image, "png", None)

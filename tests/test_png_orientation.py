@@ -166,3 +166,15 @@ def test_an_exif_block_cut_short_is_no_orientation_and_no_traceback(tmp_path: Pa
     assert image_header(path) == (1, SIZE, "RGB")
     decoded, problem = open_rgb(path, size=SIZE)
     assert problem is None and decoded.size == SIZE
+
+
+@pytest.mark.parametrize("turn", [None, 6])
+def test_an_animated_png_orientation_is_pillows(turn: int | None, tmp_path: Path) -> None:
+    path = tmp_path / "animated.png"
+    frames = [Image.new("RGB", SIZE, colour) for colour in ("red", "blue")]
+    exif = Image.Exif()
+    if turn is not None:
+        exif[EXIF_ORIENTATION] = turn
+    frames[0].save(path, save_all=True, append_images=frames[1:], exif=exif)
+    assert pillow_orientation(path) == (turn or 1)
+    assert image_header(path) == (turn or 1, SIZE, "RGB")
