@@ -101,7 +101,10 @@ def exif(image: Any) -> Any:
         or png.im_n_frames is not None  # APNG: frames interleave with the chunks
     ):
         return image.getexif()
-    _read_chunks_after_pixels(png, image.tile[0].offset)
+    try:
+        _read_chunks_after_pixels(png, image.tile[0][2])  # the tile's offset (a tuple in 10.x)
+    except (AttributeError, TypeError):  # a Pillow whose PNG reader differs: its own getexif
+        return image.getexif()
     return Image.Image.getexif(image)  # Pillow's, less the PNG reader's `load`
 
 
