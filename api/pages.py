@@ -19,9 +19,8 @@ from fastapi.templating import Jinja2Templates
 
 from synthgate.api import API_DIR
 from synthgate.api.auth import SESSION_COOKIE, User, csrf_token, optional_user
-from synthgate.api.review import public_stats, recent_decisions
+from synthgate.api.review import agreement_or_missing, public_stats, recent_decisions
 from synthgate.api.view import agreement_tables, review_view
-from synthgate.review.report import agreement_report
 
 router = APIRouter(include_in_schema=False)
 environment = jinja2.Environment(
@@ -147,11 +146,15 @@ def admin_page(request: Request) -> Response:
     if not user.can("admin"):
         return message(request, user, "Not for you", "This page needs the admin role.", 403)
     state = request.app.state
+    # the queue's numbers need no extra; the agreement tables need the review extra, and a
+    # server without it still shows the rest, saying what to install
+    report, missing = agreement_or_missing(state.store)
     return render(
         request,
         "admin.html",
         user,
         stats=public_stats(state.queue.stats(), state.item_ids),
-        agreement=agreement_tables(agreement_report(state.store)),
+        agreement=agreement_tables(report) if report is not None else [],
+        agreement_missing=missing,
         recent=recent_decisions(state.store, state.item_ids),
     )

@@ -466,9 +466,46 @@ def gold_tasks(request: Request, _user: User = Depends(require("admin"))) -> lis
     return [GoldOut.model_validate({**r._mapping, "item_id": ids.public(r.item_id)}) for r in rows]
 
 
-@router.get("/agreement", summary="Agreement report")
+# What the agreement report computes with: the review extra, which `serve` does not bring
+REVIEW_EXTRA_MODULES = ("sklearn", "statsmodels", "krippendorff")
+
+
+def review_extra_missing(error: ModuleNotFoundError) -> str | None:
+    """The message for an agreement report that cannot be computed because the review extra is
+    not installed, or None when `error` is about another module."""
+    module = (error.name or "").split(".")[0]
+    if module not in REVIEW_EXTRA_MODULES:
+        return None
+    return (
+        f"the agreement report needs the review extra ({module} is not installed): "
+        "pip install 'synthgate[review]' where the server runs, and restart it"
+    )
+
+
+def agreement_or_missing(store: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """The agreement report, or None and why when the review extra is missing (the admin page
+    shows the queue's numbers without it)."""
+    try:
+        return agreement_report(store), None
+    except ModuleNotFoundError as error:
+        missing = review_extra_missing(error)
+        if missing is None:
+            raise
+        return None, missing
+
+
+@router.get(
+    "/agreement",
+    summary="Agreement report",
+    responses=errors(
+        (503, "The review extra (scikit-learn, statsmodels, krippendorff) is missing.")
+    ),
+)
 def agreement(request: Request, _user: User = Depends(require("admin"))) -> dict[str, Any]:
     """Inter-annotator agreement on verdicts (Cohen per pair, Fleiss, Krippendorff) and on each
     criterion's level, accuracy on gold per annotator, and validator-vs-human agreement with
-    threshold suggestions (review/report.py)."""
-    return agreement_report(request.app.state.store)
+    threshold suggestions (review/report.py). Needs the review extra where the server runs."""
+    report, missing = agreement_or_missing(request.app.state.store)
+    if report is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=missing)
+    return report

@@ -257,3 +257,32 @@ def test_an_item_the_blind_rule_keeps_from_everyone_is_shown_and_adjudicated(tmp
         url = f"/api/review/{blocked['item_id']}/adjudication"
         assert client.post(url, json={"verdict": "accept"}, headers=admin).status_code == 200
         assert client.get("/api/review/stats", headers=admin).json()["blocked"] == []
+
+
+def test_admin_page_and_agreement_without_the_review_extra(tmp_path, monkeypatch):
+    """`serve` needs only the serve extra; the agreement report needs the review extra. Without
+    it the admin page still shows the queue, saying what to install, and the agreement route
+    answers 503 naming the extra (both were a bare 500 Internal Server Error)."""
+    import sys
+
+    app = make_app(tmp_path, images=2, k=2)
+    people = {name: token_for(app, name, "annotator") for name in ("ann", "bob")}
+    with TestClient(app) as client:
+        for token in people.values():
+            item = client.get("/api/review/next", headers=bearer(token)).json()["item_id"]
+            client.post(
+                f"/api/review/{item}/decision", json={"verdict": "accept"}, headers=bearer(token)
+            )
+        for module in ("sklearn.metrics", "statsmodels.stats.inter_rater", "krippendorff"):
+            monkeypatch.setitem(sys.modules, module, None)  # import raises ModuleNotFoundError
+        report = client.get(
+            "/api/review/agreement", headers=bearer(token_for(app, "root", "admin"))
+        )
+        login(client, token_for(app, "boss", "admin"))
+        page = client.get("/admin")
+    assert report.status_code == 503, report.text
+    assert "pip install 'synthgate[review]'" in report.json()["detail"]
+    assert page.status_code == 200
+    assert "pip install &#39;synthgate[review]&#39;" in page.text
+    assert 'id="queue-depth"' in page.text and "Latest decisions" in page.text
+    assert "Not enough decisions yet." not in page.text
