@@ -56,7 +56,8 @@ def calibrate(
     Each check's gold/acceptable thresholds and the routing (accept_at, reject_below,
     on_critical) move to where the rubric's route agrees most with the verdicts (and the levels
     people gave per criterion) of a seeded share of the reviewed samples; the rest are held out
-    to show, per check, Cohen's kappa and precision/recall of "rejected" before and after.
+    to show, per check, how many the rubric routes as people did, Cohen's kappa and
+    precision/recall of "rejected" before and after.
     A check is refit once --min-verdicts fitted samples measured it (30 by default: a
     quickstart's few audit items are not enough). Needs the review extra (scikit-learn,
     statsmodels, krippendorff).
@@ -98,11 +99,16 @@ def _number(value: float | None) -> str:
 
 def print_calibration(result: Calibration) -> None:
     """Per check: old and new thresholds, fitted samples, and on the held-out samples it
-    measured: kappa and precision/recall of "rejected", before -> after."""
+    measured: how many the rubric routes as people did, kappa and precision/recall of
+    "rejected", before -> after."""
     for line in result.header():
         console.print(line, highlight=False, markup=False)
-    table = new_table(title='per check; kappa and "rejected" precision/recall on held-out samples')
-    for column in ("check / measure", "gold/acceptable", "fitted", "held out", "kappa", "P/R"):
+    table = new_table(
+        title='per check, on held-out samples: routed as people did, kappa, and "rejected" '
+        "precision/recall"
+    )
+    columns = ("check / measure", "gold/acceptable", "fitted", "held out", "agreed", "kappa", "P/R")
+    for column in columns:
         table.add_column(column, justify="left" if column[0] in "cg" else "right", overflow="fold")
     unmeasured = []
     for fit in [*result.checks, None]:
@@ -116,6 +122,7 @@ def print_calibration(result: Calibration) -> None:
             thresholds,
             str(fit.fitted_items if fit else result.fitted),
             str(after.items),
+            f"{before.agreed} -> {after.agreed}",
             f"{_number(before.kappa)} -> {_number(after.kappa)}",
             f"{_number(before.reject_precision)}/{_number(before.reject_recall)} -> "
             f"{_number(after.reject_precision)}/{_number(after.reject_recall)}",

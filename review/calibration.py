@@ -49,13 +49,18 @@ ROUNDS = 6
 
 @dataclass
 class RouteAgreement:
-    """The rubric's route against people's on some samples: Cohen's kappa, and precision and
-    recall of "rejected" (None where undefined)."""
+    """The rubric's route against people's on some samples: how many it routed as people did,
+    Cohen's kappa, and precision and recall of "rejected" (None where undefined).
+
+    `agreed` is the plain count beside kappa: where people gave every sample the same route,
+    kappa is 0 however many the rubric routes as they did (or undefined when it routes them all
+    so), and only the count shows a calibration that went from 2 of 14 to 13 of 14."""
 
     items: int
     kappa: float | None
     reject_precision: float | None
     reject_recall: float | None
+    agreed: int = 0
 
     @classmethod
     def of(cls, rubric_routes: Sequence[str], human_routes: Sequence[str]) -> RouteAgreement:
@@ -63,7 +68,14 @@ class RouteAgreement:
         precision, recall = agreement.precision_recall(
             list(human_routes), list(rubric_routes), positive="rejected"
         )
-        return cls(len(human_routes), kappa, precision, recall)
+        agreed = sum(a == b for a, b in zip(rubric_routes, human_routes, strict=True))
+        return cls(len(human_routes), kappa, precision, recall, agreed)
+
+    def agreed_text(self) -> str:
+        """ "2 of 14 (14%)", or "none" without samples."""
+        if not self.items:
+            return "none"
+        return f"{self.agreed} of {self.items} ({self.agreed / self.items:.0%})"
 
 
 @dataclass
@@ -102,6 +114,7 @@ class Calibration:
     after: RouteAgreement
     where: str = ""
     skipped: dict[str, int] = field(default_factory=dict)
+    held_routes: list[str] = field(default_factory=list)  # people's, on the held-out samples
 
     def __repr__(self) -> str:  # not the dataclass's: it would print both rubrics whole
         return (
@@ -131,14 +144,26 @@ class Calibration:
             f"Calibrated by `synthgate rubric calibrate` from {self.source.name} on {self.items} "
             f"final human verdicts{self.where}:",
             f"{self.fitted} fitted, {self.held_out} held out (share {self.holdout:g}, seed "
-            f"{self.seed}). Held-out Cohen's kappa, rubric route vs people: "
-            f"{_show(self.before.kappa)} before, {_show(self.after.kappa)} after.",
+            f"{self.seed}). Held-out samples the rubric routes as people did: "
+            f"{self.before.agreed_text()} before, {self.after.agreed_text()} after; Cohen's "
+            f"kappa {_show(self.before.kappa)} before, {_show(self.after.kappa)} after"
+            + self._kappa_caveat()
+            + ".",
             *(
                 ["Changed:"] + [f"  {line}" for line in changed + routing]
                 if changed or routing
                 else ["No threshold changed."]
             ),
         ]
+
+    def _kappa_caveat(self) -> str:
+        """Why kappa says little here, when people gave every held-out sample one route."""
+        if self.held_out and len(set(self.held_routes)) == 1:
+            return (
+                f" (people routed every held-out sample {self.held_routes[0]}: kappa stays 0, "
+                "or undefined, whatever the rubric does; the counts tell)"
+            )
+        return ""
 
     def to_yaml(self) -> str:
         return rubric_yaml(self.rubric, header=self.header())
@@ -503,6 +528,7 @@ def calibrate_items(
         checks=checks,
         before=RouteAgreement.of(before_routes.tolist(), human.tolist()),
         after=RouteAgreement.of(after_routes.tolist(), human.tolist()),
+        held_routes=human.tolist(),
     )
 
 

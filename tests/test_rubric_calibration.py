@@ -17,9 +17,10 @@ from typer.testing import CliRunner
 import synthgate as sg
 from synthgate.cli import app
 from synthgate.errors import InputError
-from synthgate.review.calibration import calibrate_items, fit_rubric
+from synthgate.review.calibration import calibrate_items, fit_rubric, split
 from synthgate.review.queue import ReviewQueue
 from synthgate.review.routes import RubricModel, thresholds_of
+from synthgate.review.verdicts import Reviewed
 from synthgate.validators.rubric import load_rubric, parse_rubric
 
 SHIPPED = load_rubric("detection")
@@ -71,6 +72,32 @@ def test_no_gain_in_agreement_changes_nothing() -> None:
     result = calibrate_items(SHIPPED, items, source=Path("detection.yaml"))
     assert not any(check.changed for check in result.checks)
     assert "No threshold changed." in result.header()
+
+
+def test_routed_as_people_did_is_counted_where_kappa_cannot_tell() -> None:
+    """People accepted every sample a too strict rubric sent to review. On the held-out part
+    kappa is 0 (or undefined) before and after, whatever the refit does: one rater gave a single
+    route. The count of samples routed as people did shows the refit (it once read "kappa 0.000
+    before, 0.000 after" for a rubric that went from 2 of 14 held-out samples to 13 of 14)."""
+    strict = shifted(SHIPPED, {"min_side_px": {"gold": 40.0, "acceptable": 25.0}}, accept_at=4.7)
+    rng = np.random.default_rng(5)
+    items = []
+    for i in range(200):
+        measured = {"min_side_px": float(rng.uniform(3.0, 30.0))}
+        items.append(Reviewed(i, f"s{i}", measured, judge(strict, measured)[2], "accepted", {}))
+    result = calibrate_items(strict, items, source=Path("strict.yaml"))
+    held = [items[i].measurements for i in split(len(items), 0.3, 0)[1]]  # as calibrate_items
+    before = sum(judge(strict, m)[2] == "accepted" for m in held)
+    after = sum(judge(result.rubric, m)[2] == "accepted" for m in held)
+    assert result.before.kappa in (0.0, None) and result.after.kappa in (0.0, None)
+    assert (result.before.agreed, result.after.agreed) == (before, after)
+    assert before < len(held) // 2 < after  # the refit helped, and the counts say so
+    header = " ".join(result.header())
+    assert f"{before} of {len(held)}" in header and f"{after} of {len(held)}" in header
+    assert "people routed every held-out sample accepted" in header
+    size = next(c for c in result.checks if c.check == "clarity_min_size")
+    assert (size.before.agreed, size.after.agreed) == (before, after)  # all measured it
+    assert result.as_dict()["after"]["agreed"] == after
 
 
 def test_too_few_verdicts_are_refused() -> None:
