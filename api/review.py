@@ -119,7 +119,10 @@ class AnnotatorStats(BaseModel):
 
 class RouteChanges(BaseModel):
     final: int = Field(description="Final sample items.")
-    with_route: int = Field(description="Of them, items that kept the rubric's route.")
+    with_route: int = Field(
+        description="Of them, items with the rubric's route on record (their sample carried a "
+        "rubric report when enqueued): `changed` counts among these."
+    )
     changed: int = Field(description="Items whose final verdict changed the rubric's route.")
     moves: dict[str, int] = Field(description='"accepted -> review": how many, and so on.')
 
@@ -144,7 +147,10 @@ class QueueStats(BaseModel):
     items: dict[str, int] = Field(description="Real items by status: open, adjudication, final.")
     gold_items: int
     queue_depth: int = Field(description="Open slots: decisions still needed on open items.")
-    decisions: int
+    decisions: int = Field(description="Every decision, adjudications included.")
+    adjudications: int = Field(
+        description="Of the decisions, adjudicators' final words (not in `annotators`)."
+    )
     annotators: dict[str, AnnotatorStats]
     blocked: list[BlockedItem] = Field(
         description="Open items nobody the queue knows may take (a sample met as gold before "
@@ -509,3 +515,16 @@ def agreement(request: Request, _user: User = Depends(require("admin"))) -> dict
     if report is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=missing)
     return report
+
+
+# Last of the routes: GET /api/review/next, /stats, /gold, /adjudication and /agreement match
+# before this one would try to read their names as item ids.
+@router.get("/{item_id}", response_model=ReviewItemOut, responses=NO_ITEM)
+def item(
+    request: Request, item_id: int = ITEM_ID, user: User = Depends(require("annotator"))
+) -> Any:
+    """An item as its annotators were shown it: an annotator's own items; any item for an
+    admin, e.g. one awaiting adjudication, beside its decisions (GET .../decisions), whose
+    labels and text an adjudicator must see to judge it."""
+    task = _visible_task(request, item_id, user)
+    return Response(item_out(task, item_id).model_dump_json(), media_type="application/json")

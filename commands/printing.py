@@ -99,10 +99,12 @@ def _confusion_table(confusion: dict[str, dict[str, int]]) -> Table:
 def print_stats(numbers: dict[str, Any]) -> None:
     """One line of queue totals, then a table per annotator (when there are any)."""
     items = numbers["items"]
+    adjudications = numbers.get("adjudications", 0)
     console.print(
         f"items: {items['open']} open, {items['adjudication']} awaiting adjudication, "
         f"{items['final']} final; {numbers['gold_items']} gold; {numbers['queue_depth']} "
         f"assignments still to hand out; {numbers['decisions']} decisions"
+        + (f" ({adjudications} by adjudicators)" if adjudications else "")
     )
     for each in numbers.get("blocked", []):
         console.print(
@@ -111,6 +113,14 @@ def print_stats(numbers: dict[str, Any]) -> None:
             "names it)",
             markup=False,
             highlight=False,
+        )
+    if items["adjudication"]:
+        console.print(
+            "an admin who did not decide an item adjudicates it: `synthgate serve`, then GET "
+            "/api/review/adjudication lists them, GET /api/review/{id} and .../decisions show "
+            "one, POST /api/review/{id}/adjudication decides it (/docs)",
+            highlight=False,
+            markup=False,
         )
     changes = numbers.get("route_changes")
     if changes and changes["with_route"]:

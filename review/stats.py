@@ -207,5 +207,9 @@ def queue_stats(connection: Connection, k: int) -> dict[str, Any]:
         "blocked": blocked_items(connection),
         "queue_depth": int(open_slots),
         "decisions": connection.execute(select(func.count()).select_from(decisions)).scalar_one(),
+        # of them, final words on items their annotators split on (not in `annotators`)
+        "adjudications": connection.execute(
+            select(func.count()).where(decisions.c.role == "adjudicator")
+        ).scalar_one(),
         "annotators": dict(sorted(people.items())),
     }

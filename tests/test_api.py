@@ -40,6 +40,7 @@ ENDPOINTS = [
     ("POST", "/api/review/1/decision", {"verdict": "accept"}, {"annotator"}),
     ("GET", "/api/review/1/image", None, {"annotator"}),
     ("GET", "/api/review/1/decisions", None, {"annotator"}),
+    ("GET", "/api/review/1", None, {"annotator"}),
     ("GET", "/api/review/stats", None, set()),
     ("GET", "/api/review/agreement", None, set()),
     ("GET", "/api/review/gold", None, set()),
@@ -182,11 +183,28 @@ def test_admins_adjudicate_items_annotators_disagree_on(client, tokens):
         )
     admin = bearer(tokens["admin"])
     assert client.get("/api/review/adjudication", headers=admin).json() == [task["item_id"]]
+    # the adjudicator sees the item as its annotators did: its labels (or text), not only the
+    # decisions on it (there was no route for it)
+    shown = client.get(f"/api/review/{task['item_id']}", headers=admin)
+    assert shown.status_code == 200 and shown.json() == task
     url = f"/api/review/{task['item_id']}/adjudication"
     assert client.post(url, json={"verdict": "reject"}, headers=admin).status_code == 200
     assert client.get("/api/review/adjudication", headers=admin).json() == []
     again = client.post(url, json={"verdict": "reject"}, headers=admin)
     assert again.status_code == 400 and "not waiting for adjudication" in again.json()["detail"]
+
+
+def test_an_item_is_shown_to_its_annotators_and_admins_only(client, tokens):
+    task = client.get("/api/review/next", headers=bearer(tokens["annotator"])).json()
+    own = client.get(f"/api/review/{task['item_id']}", headers=bearer(tokens["annotator"]))
+    assert own.status_code == 200 and own.json() == task
+    other = client.get(f"/api/review/{task['item_id']}", headers=bearer(tokens["annotator2"]))
+    assert other.status_code == 404  # as for an item that does not exist: nothing to learn
+    missing = client.get("/api/review/12345", headers=bearer(tokens["admin"]))
+    assert missing.status_code == 404
+    # the named routes still answer as themselves, not as item ids
+    stats = client.get("/api/review/stats", headers=bearer(tokens["admin"]))
+    assert stats.status_code == 200 and "queue_depth" in stats.json()
 
 
 def test_gold_answers_stay_hidden_from_annotators(tmp_path):

@@ -386,3 +386,24 @@ def test_stats_name_an_item_the_blind_rule_keeps_from_everyone(tmp_path: Path) -
     assert "or an admin adjudicates it (POST /api/review/ID/adjudication" in text
     numbers = json.loads(invoke("review", "stats", "--db", url, "--json").output)
     assert [each["item"] for each in numbers["blocked"]] == [real]
+
+
+def test_stats_say_how_to_adjudicate_and_count_adjudications_apart(run_folder: Path) -> None:
+    """Items awaiting adjudication were a count with no way out named (no command decides them);
+    and the decisions counted the adjudicators' too, which no annotator row held."""
+    assert invoke("review", "enqueue", "--run", str(run_folder), "--gold-rate", "0").exit_code == 0
+    store = Store(sqlite_url(run_folder / "synthgate.db"))
+    queue = ReviewQueue(store, seed=0)
+    for who, verdict in (("ann", "accept"), ("cy", "reject")):
+        while (task := queue.next_item(who)) is not None:
+            queue.decide(task.item_id, who, Decision(verdict=verdict))  # type: ignore[arg-type]
+    waiting = queue.awaiting_adjudication()
+    queue.adjudicate(waiting[0], "lead", Decision(verdict="reject"))
+    store.close()
+    shown = invoke("review", "stats", "--run", str(run_folder)).output
+    assert f"{len(waiting) - 1} awaiting adjudication" in shown
+    assert "POST /api/review/{id}/adjudication" in shown
+    numbers = json.loads(invoke("review", "stats", "--run", str(run_folder), "--json").output)
+    decided = sum(row["decided"] for row in numbers["annotators"].values())
+    assert numbers["adjudications"] == 1 and numbers["decisions"] == decided + 1
+    assert f"{decided + 1} decisions (1 by adjudicators)" in " ".join(shown.split())
