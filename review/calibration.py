@@ -41,7 +41,14 @@ from synthgate.review.verdicts import Reviewed, reviewed_items
 from synthgate.storage.database import database_url, open_store, shown_url
 from synthgate.storage.store import Store, sqlite_url
 from synthgate.validators.routing import Routing
-from synthgate.validators.rubric import Rubric, Threshold, load_rubric, rubric_path, rubric_yaml
+from synthgate.validators.rubric import (
+    Rubric,
+    Threshold,
+    load_rubric,
+    rubric_path,
+    rubric_yaml,
+    shipped_rubrics,
+)
 
 LEVELS = (5, 3, 1)
 ROUNDS = 6
@@ -586,13 +593,32 @@ def calibrate(
     }
     if not found.items and others:  # not "review more items": the reviewed ones are another's
         judged = ", ".join(f"{n} by {name}" for name, n in sorted(others.items()))
-        likely = f"rubric={max(sorted(others), key=lambda name: others[name])}"
+        name = max(sorted(others), key=lambda name: others[name])
+        if name in shipped_rubrics():
+            likely = f"rubric={name}"
+            fix = "pass the rubric they were judged by: {" + likely + "}"
+        else:  # a rubric file of the user's: its name is no --rubric value
+            likely = "rubric=FILE"
+            fix = (
+                "pass the rubric YAML they were judged by (its `name:` is " + name + "), e.g. "
+                "the file the batch config's `rubric:` names: {" + likely + "}"
+            )
         raise InputError(
             field="rubric",
             value=rubric,
             problem=f"no reviewed sample was judged by {chosen.name} (judged: {judged})",
-            fix="pass the rubric they were judged by: {" + likely + "}",
+            fix=fix,
             options=(likely,),
+        )
+    if not found.items:  # not "lower --min-verdicts": there is nothing to lower it to
+        where = f" of batches {', '.join(batches)}" if batches else ""
+        raise InputError(
+            field="db",
+            value=shown_url(shown),
+            problem=f"holds no reviewed sample with a final verdict{where} to calibrate on",
+            fix=("check --batch, or " if batches else "")
+            + "decide the review queue's items first (synthgate serve, review import); "
+            "`synthgate review stats` shows how many are final",
         )
     result = calibrate_items(
         chosen, found.items, source=source, holdout=holdout, seed=seed, min_verdicts=min_verdicts

@@ -21,6 +21,7 @@ from synthgate.review.calibration import calibrate_items, fit_rubric, split
 from synthgate.review.queue import ReviewQueue
 from synthgate.review.routes import RubricModel, thresholds_of
 from synthgate.review.verdicts import Reviewed
+from synthgate.storage.store import Store
 from synthgate.validators.rubric import load_rubric, parse_rubric
 
 SHIPPED = load_rubric("detection")
@@ -199,3 +200,46 @@ def test_a_rubric_none_of_the_reviewed_samples_was_judged_by_is_named_as_the_fau
     assert done.exit_code == 2, done.output
     assert "--rubric ner" in done.output and "--rubric detection" in done.output
     assert "review more items" not in done.output and not out.exists()
+
+
+def test_a_rubric_file_of_ones_own_is_asked_for_as_a_file(tmp_path: Path) -> None:
+    """Samples judged by a rubric YAML of the user's (`name: mine`), calibrated with the CLI's
+    default: the refusal said "pass the rubric they were judged by: --rubric mine", and
+    `--rubric mine` is refused in turn (no such file, not a shipped name)."""
+    from sqlalchemy import func, update
+
+    from synthgate.storage.tables import samples
+
+    url = f"sqlite:///{tmp_path / 'synthgate.db'}"
+    store = reviewed_store(url, SHIPPED, 20)
+    with store.engine.begin() as connection:  # as if `rubric: mine.yaml` had judged them
+        connection.execute(
+            update(samples).values(
+                data=func.replace(samples.c.data, '"rubric":"detection"', '"rubric":"mine"')
+            )
+        )
+    store.close()
+    done = CliRunner().invoke(
+        app, ["rubric", "calibrate", "--db", url, "--out", str(tmp_path / "never.yaml")]
+    )
+    shown = " ".join(done.output.split())
+    assert done.exit_code == 2, done.output
+    assert "(judged: " in shown and " by mine)" in shown
+    assert "--rubric mine" not in shown
+    assert "pass the rubric YAML they were judged by (its `name:` is mine)" in shown
+    assert "--rubric FILE" in shown
+
+
+def test_a_database_with_no_final_verdict_says_so(tmp_path: Path) -> None:
+    """Nothing decided yet: the refusal said "too few verdicts ... 0 reviewed samples ... or
+    lower --min-verdicts", even at --min-verdicts 1, where there is nothing lower."""
+    url = f"sqlite:///{tmp_path / 'synthgate.db'}"
+    Store(url).close()
+    done = CliRunner().invoke(
+        app,
+        ["rubric", "calibrate", "--db", url, "--min-verdicts", "1", "-o", str(tmp_path / "c.yaml")],
+    )
+    shown = " ".join(done.output.split())
+    assert done.exit_code == 2, done.output
+    assert "holds no reviewed sample with a final verdict" in shown
+    assert "lower --min-verdicts" not in shown and not (tmp_path / "c.yaml").exists()
