@@ -114,7 +114,16 @@ def fleiss(ratings: Iterable[Rating], *, per_item: int | None = None) -> Agreeme
     m = per_item if per_item is not None else max(counts, key=lambda n: (counts[n], n))
     kept = {i: v for i, v in items.items() if len(v) == m}
     left_out = sum(n for size, n in counts.items() if size != m)
-    note = f"{left_out} items with other than {m} ratings left out" if left_out else ""
+    single = len(items) - sum(counts.values())  # never pairable: left out by every statistic
+    note = "; ".join(
+        filter(
+            None,
+            [
+                f"{left_out} items with other than {m} ratings left out" if left_out else "",
+                f"{single} items with a single rating left out" if single else "",
+            ],
+        )
+    )
     if not kept:
         return Agreement("fleiss_kappa", None, 0, 0, None, f"no item has exactly {m} ratings")
     values = [value for v in kept.values() for value in v.values()]

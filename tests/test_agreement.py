@@ -101,6 +101,8 @@ def test_fleiss_leaves_out_items_with_another_count_and_says_so() -> None:
     result = agreement.fleiss(ratings)
     assert result.n_items == 2
     assert "1 items with other than 2 ratings left out" in result.note
+    # item 2's single rating is left out too, and said (the note once counted only item 3)
+    assert "1 items with a single rating left out" in result.note
     table, _ = aggregate_raters(np.array([["x", "x"], ["x", "y"]]))
     assert result.value == pytest.approx(fleiss_kappa(table), abs=1e-9)
 
