@@ -116,9 +116,9 @@ def print_stats(numbers: dict[str, Any]) -> None:
         )
     if items["adjudication"]:
         console.print(
-            "an admin who did not decide an item adjudicates it: `synthgate serve`, then GET "
-            "/api/review/adjudication lists them, GET /api/review/{id} and .../decisions show "
-            "one, POST /api/review/{id}/adjudication decides it (/docs)",
+            "someone who did not decide an item adjudicates it: `synthgate review adjudicate` "
+            "lists them and decides one; over the API, GET /api/review/adjudication, GET "
+            "/api/review/{id} and .../decisions, POST /api/review/{id}/adjudication",
             highlight=False,
             markup=False,
         )

@@ -24,6 +24,7 @@ from synthgate.files import write_atomic
 from synthgate.outputs import check_out_file
 
 if TYPE_CHECKING:
+    from synthgate.review.decision import Decision
     from synthgate.review.queue import ReviewQueue
 
 app = typer.Typer(
@@ -233,6 +234,156 @@ def stats(
         console.print_json(json.dumps(numbers))
     else:
         print_stats(numbers)
+
+
+@app.command("adjudicate")
+def adjudicate(
+    item: int | None = typer.Argument(
+        None,
+        metavar="[ITEM]",
+        help="The item to decide, as this command lists it; without it, list the items "
+        "awaiting adjudication with their decisions.",
+    ),
+    verdict: str | None = typer.Option(
+        None, "--verdict", help="The final verdict: accept, reject or fix."
+    ),
+    adjudicator: str | None = typer.Option(
+        None, "--as", help="Who decides (recorded with the decision); not one of its annotators."
+    ),
+    fix_from: str | None = typer.Option(
+        None,
+        "--fix-from",
+        help="--verdict fix: take the corrected labels of this annotator's fix of the item.",
+    ),
+    level: list[str] = typer.Option(
+        [], "--level", help="CRITERION=LEVEL (5, 3 or 1) for the calibration; repeat."
+    ),
+    comment: str = typer.Option("", "--comment", help="Why, kept with the decision."),
+    run: Path | None = typer.Option(None, "--run", help=RUN_HELP),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+) -> None:
+    """List the items whose annotators split, or give one its final verdict.
+
+    An item with no verdict of more than half its annotators waits for someone who did not
+    decide it. Item numbers are the queue's (those of review gold and Label Studio tasks), not
+    the opaque ids of the API and the review page (POST /api/review/{id}/adjudication).
+
+    Example: synthgate review adjudicate --run runs/quickstart
+
+    Example: synthgate review adjudicate 12 --verdict fix --fix-from alice --as lead --run
+    runs/quickstart
+    """
+    with user_errors(), open_queue(run, db, read_only=True) as queue:
+        if item is None:
+            if verdict is not None or adjudicator is not None or fix_from is not None or level:
+                raise InputError(
+                    "--verdict, --as, --fix-from and --level decide an item: name it first "
+                    "(synthgate review adjudicate ITEM ...), as `synthgate review adjudicate` "
+                    "lists them"
+                )
+            _print_awaiting(queue)
+            return
+        decision = _adjudication(queue, item, verdict, adjudicator, fix_from, level, comment)
+        queue.adjudicate(item, adjudicator or "", decision)
+    console.print(f"item {item}: final verdict {verdict}, by {adjudicator}", markup=False)
+
+
+def _adjudication(
+    queue: ReviewQueue,
+    item: int,
+    verdict: str | None,
+    adjudicator: str | None,
+    fix_from: str | None,
+    level: list[str],
+    comment: str,
+) -> Decision:
+    """The adjudicator's decision from the options, its fix's labels from `fix_from`'s."""
+    from sqlalchemy import select
+
+    from synthgate.review.decision import Decision
+    from synthgate.storage.tables import decisions
+
+    if verdict is None or adjudicator is None:
+        raise InputError(
+            f"item {item}: give --verdict (accept, reject or fix) and --as NAME to decide it"
+        )
+    _check_choice("--verdict", verdict, ["accept", "reject", "fix"])
+    if (verdict == "fix") != (fix_from is not None):
+        raise InputError(
+            "--verdict fix takes the corrected labels of an annotator's fix: give --fix-from "
+            "NAME with it, and only with it"
+        )
+    levels = {}
+    for pair in level:
+        criterion, _, value = pair.partition("=")
+        if value not in ("5", "3", "1"):
+            raise InputError(f"--level {pair!r}: write CRITERION=LEVEL, LEVEL 5, 3 or 1")
+        levels[criterion] = int(value)
+    labels: dict[str, object] = {}
+    if fix_from is not None:
+        with queue.store.engine.connect() as connection:
+            fixed = connection.execute(
+                select(decisions.c.verdict, decisions.c.objects, decisions.c.spans).where(
+                    decisions.c.item_id == item, decisions.c.annotator == fix_from
+                )
+            ).first()
+        if fixed is None or fixed.verdict != "fix":
+            said = "made no decision on it" if fixed is None else f"said {fixed.verdict}"
+            raise InputError(
+                f"--fix-from {fix_from}: {fix_from} {said} on item {item}, no fix to take; "
+                "`synthgate review adjudicate` lists each decision"
+            )
+        labels = {"objects": fixed.objects} if fixed.objects is not None else {}
+        labels |= {"spans": fixed.spans} if fixed.spans is not None else {}
+    return Decision.model_validate(
+        {"verdict": verdict, "levels": levels, "comment": comment, **labels}
+    )
+
+
+def _print_awaiting(queue: ReviewQueue) -> None:
+    """Each item awaiting adjudication with its sample and every decision on it."""
+    from sqlalchemy import select
+
+    from synthgate.storage.tables import decisions, review_items
+
+    waiting = queue.awaiting_adjudication()
+    if not waiting:
+        console.print("no item awaits adjudication")
+        return
+    with queue.store.engine.connect() as connection:
+        for item_id in waiting:
+            row = connection.execute(
+                select(review_items.c.sample_id, review_items.c.modality, review_items.c.k).where(
+                    review_items.c.id == item_id
+                )
+            ).one()
+            console.print(
+                f"item {item_id}: sample {row.sample_id} ({row.modality}), "
+                f"{row.k} annotators split",
+                markup=False,
+                highlight=False,
+            )
+            for said in connection.execute(
+                select(decisions)
+                .where(decisions.c.item_id == item_id)
+                .order_by(decisions.c.decided_at, decisions.c.id)
+            ):
+                levels = ", ".join(f"{c} {v}" for c, v in (said.levels or {}).items())
+                labels = said.objects if said.objects is not None else said.spans
+                fixed = f" ({len(labels)} labels)" if labels is not None else ""
+                console.print(
+                    f"  {said.annotator}: {said.verdict}{fixed}"
+                    + (f"; {levels}" if levels else "")
+                    + (f"; {said.comment!r}" if said.comment else ""),
+                    markup=False,
+                    highlight=False,
+                )
+    console.print(
+        f"{len(waiting)} items; decide one with: synthgate review adjudicate ITEM --verdict "
+        "accept|reject|fix [--fix-from ANNOTATOR] --as NAME",
+        markup=False,
+        highlight=False,
+    )
 
 
 @app.command("release")

@@ -89,6 +89,7 @@ COMMANDS: list[tuple[list[str], str | None]] = [
     (["export", "run", "-f", "coco", "-o", "exported"], None),
     (["review", "enqueue", "--run", "run"], None),
     (["review", "stats", "--run", "run"], None),
+    (["review", "adjudicate", "--run", "run"], None),
     (["review", "export", "--run", "run", "--include", "all", "-o", "tasks.json"], None),
     (["review", "import", "tasks.json", "--run", "run"], None),
     (["review", "release", "--older-than-minutes", "1", "--run", "run"], None),

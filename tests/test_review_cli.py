@@ -402,8 +402,56 @@ def test_stats_say_how_to_adjudicate_and_count_adjudications_apart(run_folder: P
     store.close()
     shown = invoke("review", "stats", "--run", str(run_folder)).output
     assert f"{len(waiting) - 1} awaiting adjudication" in shown
-    assert "POST /api/review/{id}/adjudication" in shown
+    flat = " ".join(shown.split())
+    assert "synthgate review adjudicate" in flat and "POST /api/review/{id}/adjudication" in flat
     numbers = json.loads(invoke("review", "stats", "--run", str(run_folder), "--json").output)
     decided = sum(row["decided"] for row in numbers["annotators"].values())
     assert numbers["adjudications"] == 1 and numbers["decisions"] == decided + 1
     assert f"{decided + 1} decisions (1 by adjudicators)" in " ".join(shown.split())
+
+
+def test_adjudicate_lists_the_split_items_and_decides_one(run_folder: Path) -> None:
+    """Items awaiting adjudication had no command: a lead without a server could neither see
+    their decisions nor decide them. A fix takes the labels of an annotator's fix."""
+    assert invoke("review", "enqueue", "--run", str(run_folder), "--gold-rate", "0").exit_code == 0
+    store = Store(sqlite_url(run_folder / "synthgate.db"))
+    queue = ReviewQueue(store, seed=0)
+    while (task := queue.next_item("ann")) is not None:
+        queue.decide(task.item_id, "ann", Decision(verdict="accept", comment="fine"))
+    fixes = {}
+    while (task := queue.next_item("cy")) is not None:
+        if task.sample.spec.modality == "image":
+            fixes[task.item_id] = task.sample.objects[:1]  # the second box deleted
+            decision = Decision(verdict="fix", objects=fixes[task.item_id])
+        else:
+            decision = Decision(verdict="reject", levels={"correctness": 1})
+        queue.decide(task.item_id, "cy", decision)
+    waiting = queue.awaiting_adjudication()
+    store.close()
+    listed = invoke("review", "adjudicate", "--run", str(run_folder))
+    assert listed.exit_code == 0, listed.output
+    assert [int(n) for n in re.findall(r"^item (\d+):", listed.output, re.M)] == waiting
+    assert "ann: accept; 'fine'" in listed.output and "cy: fix (1 labels)" in listed.output
+    item = next(iter(fixes))
+    wrong = invoke("review", "adjudicate", str(item), "--verdict", "fix", "--fix-from", "ann",
+                   "--as", "lead", "--run", str(run_folder))  # fmt: skip
+    assert wrong.exit_code == 2 and "ann said accept on item" in wrong.output
+    own = invoke("review", "adjudicate", str(item), "--verdict", "reject", "--as", "cy",
+                 "--run", str(run_folder))  # fmt: skip
+    assert own.exit_code == 2 and "'cy' already decided item" in own.output
+    done = invoke("review", "adjudicate", str(item), "--verdict", "fix", "--fix-from", "cy",
+                  "--as", "lead", "--level", "precision=3", "--run", str(run_folder))  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert f"item {item}: final verdict fix, by lead" in done.output
+    store = Store(sqlite_url(run_folder / "synthgate.db"))
+    try:
+        queue = ReviewQueue(store)
+        assert item not in queue.awaiting_adjudication()
+        sample = store.get_sample(queue.task(item).sample.id)
+        assert sample is not None and sample.status == "accepted"
+        assert sample.objects == fixes[item]  # cy's labels, the deleted box gone
+    finally:
+        store.close()
+    again = invoke("review", "adjudicate", str(item), "--verdict", "accept", "--as", "lead",
+                   "--run", str(run_folder))  # fmt: skip
+    assert again.exit_code == 2 and "not waiting for adjudication" in again.output
