@@ -286,3 +286,23 @@ def test_admin_page_and_agreement_without_the_review_extra(tmp_path, monkeypatch
     assert "pip install &#39;synthgate[review]&#39;" in page.text
     assert 'id="queue-depth"' in page.text and "Latest decisions" in page.text
     assert "Not enough decisions yet." not in page.text
+
+
+def test_admin_page_says_how_items_awaiting_adjudication_are_decided(tmp_path):
+    """The page counted items awaiting adjudication and offered no way to decide them."""
+    app = make_app(tmp_path, images=2, k=2)
+    with TestClient(app) as client:
+        for name, verdict in (("ann", "accept"), ("bob", "reject")):
+            token = token_for(app, name, "annotator")
+            while (
+                response := client.get("/api/review/next", headers=bearer(token))
+            ).status_code == 200:
+                client.post(
+                    f"/api/review/{response.json()['item_id']}/decision",
+                    json={"verdict": verdict},
+                    headers=bearer(token),
+                )
+        login(client, token_for(app, "boss", "admin"))
+        html = client.get("/admin").text
+    assert 'id="adjudication-how"' in html and "synthgate review adjudicate" in html
+    assert "POST /api/review/{id}/adjudication" in html
