@@ -86,8 +86,16 @@ def cohen_kappa(first: Sequence[Hashable], second: Sequence[Hashable]) -> Agreem
     return Agreement("cohen_kappa", value, n, 2 * n, observed)
 
 
+def _one_value_note(name: str, values: Sequence[Hashable]) -> str:
+    """Why a kappa is 0 beside a high observed agreement: one rater gave a single value."""
+    (only,) = set(values)
+    return f"{name} gave {only!r} to every item here: kappa is 0 whatever the other gave"
+
+
 def cohen_pairs(ratings: Iterable[Rating]) -> list[Agreement]:
-    """Cohen's kappa for every pair of raters, over the items both rated."""
+    """Cohen's kappa for every pair of raters, over the items both rated. A rater who gave one
+    value to every shared item (a careless one who accepts everything) makes kappa 0 however
+    often the other agrees: the note says so."""
     items = _by_item(ratings)
     raters = sorted({r for values in items.values() for r in values})
     results = []
@@ -95,6 +103,10 @@ def cohen_pairs(ratings: Iterable[Rating]) -> list[Agreement]:
         shared = [values for values in items.values() if a in values and b in values]
         result = cohen_kappa([v[a] for v in shared], [v[b] for v in shared])
         result.raters = [a, b]
+        if result.value is not None:
+            constant = [r for r in (a, b) if len({v[r] for v in shared}) == 1]
+            if constant:
+                result.note = _one_value_note(constant[0], [v[constant[0]] for v in shared])
         results.append(result)
     return results
 

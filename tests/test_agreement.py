@@ -244,3 +244,17 @@ def test_threshold_suggestions(scored, current, accept_at, reject_below) -> None
     if accept_at:
         assert any(n.startswith("accept_at: lower to 3.3") for n in result["notes"])
         assert any(n.startswith("reject_below: raise to 2.2") for n in result["notes"])
+
+
+def test_cohen_pairs_say_when_one_rater_gave_a_single_verdict() -> None:
+    """A careless annotator accepting everything: kappa 0 beside 75 % observed agreement, and
+    nothing said; the note names who gave one verdict to every shared item."""
+    ratings = [(i, "carol", "accept") for i in range(4)]
+    ratings += [(0, "alice", "accept"), (1, "alice", "accept"), (2, "alice", "accept")]
+    ratings += [(3, "alice", "reject"), (0, "bob", "reject"), (1, "bob", "accept")]
+    ratings += [(2, "bob", "reject"), (3, "bob", "accept")]
+    by_pair = {tuple(r.raters): r for r in agreement.cohen_pairs(ratings)}
+    careless = by_pair[("alice", "carol")]
+    assert careless.value == pytest.approx(0.0) and careless.observed == pytest.approx(0.75)
+    assert careless.note.startswith("carol gave 'accept' to every item here: kappa is 0")
+    assert by_pair[("alice", "bob")].note == ""  # both varied
