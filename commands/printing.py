@@ -109,8 +109,8 @@ def print_stats(numbers: dict[str, Any]) -> None:
     for each in numbers.get("blocked", []):
         console.print(
             f"item {each['item']} (sample {each['sample']}) is blocked: {each['why']}; "
-            f"{each['fix']} (POST /api/review/ID/adjudication, ID as GET /api/review/stats "
-            "names it)",
+            f"{each['fix']} (`synthgate review adjudicate {each['item']} --verdict ... --as "
+            "NAME`, or POST /api/review/ID/adjudication, ID as GET /api/review/stats names it)",
             markup=False,
             highlight=False,
         )

@@ -383,9 +383,16 @@ def test_stats_name_an_item_the_blind_rule_keeps_from_everyone(tmp_path: Path) -
     assert shown.exit_code == 0, shown.output
     text = " ".join(shown.output.split())  # as wrapped to the terminal
     assert f"item {real} (sample {SAMPLE_MET_AS_GOLD}) is blocked: ann, bob met its" in text
-    assert "or an admin adjudicates it (POST /api/review/ID/adjudication" in text
+    assert f"or an admin adjudicates it (`synthgate review adjudicate {real} --verdict" in text
     numbers = json.loads(invoke("review", "stats", "--db", url, "--json").output)
     assert [each["item"] for each in numbers["blocked"]] == [real]
+    # the command the line names finishes it
+    decided = invoke(
+        "review", "adjudicate", str(real), "--verdict", "accept", "--as", "lead", "--db", url
+    )
+    assert decided.exit_code == 0, decided.output
+    after = json.loads(invoke("review", "stats", "--db", url, "--json").output)
+    assert after["blocked"] == [] and after["items"]["final"] == numbers["items"]["final"] + 1
 
 
 def test_stats_say_how_to_adjudicate_and_count_adjudications_apart(run_folder: Path) -> None:
