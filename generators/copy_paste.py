@@ -9,7 +9,8 @@ and pastes it with a hard mask, so the pasted pixels are exactly its label. The 
 own objects keep their labels, cut down to what the pasted instances leave visible: their masks
 and boxes are recomputed, and an object left with less than `min_visible_fraction` of its pixels
 loses its label (its pixels go to `ignore`). Jitter applies to the pasted instances only; the
-background keeps its size, so its untouched labels stay exact.
+background keeps its size, so its untouched labels stay exact. Images synthgate made (a
+dataset balanced before) are neither sources nor backgrounds while real ones can be.
 
 It needs no model, which makes it the default generator for balancing an image dataset.
 """
@@ -88,6 +89,13 @@ def is_source(annotation: dict[str, Any], *, min_source_area: int) -> bool:
     )
 
 
+def is_synthetic(image: dict[str, Any]) -> bool:
+    """Whether a COCO image is a synthetic one synthgate made (its `synthgate` block says so, as
+    in a merge or balance output, or a run's coco.json)."""
+    block = image.get("synthgate")
+    return isinstance(block, dict) and block.get("synthetic") is True
+
+
 def source_categories(dataset: dict[str, Any], *, min_source_area: int) -> set[str]:
     """The classes copy-paste can raise: those with at least one instance to cut out."""
     names = {c["id"]: c["name"] for c in dataset["categories"]}
@@ -164,12 +172,21 @@ class CopyPasteGenerator:
         for annotation in dataset["annotations"]:
             if is_source(annotation, min_source_area=config.min_source_area):
                 self.sources[self.category_names[annotation["category_id"]]].append(annotation)
-        self.backgrounds = [
+        backgrounds = [
             image_id
             for image_id in self.images
             if not any(a.get("iscrowd", 0) for a in self.annotations_of[image_id])
             and all(map(has_segmentation, self.annotations_of[image_id]))
         ]
+        # A dataset balanced before holds synthetic images (marked by the merge): instances are
+        # cut from, and pasted into, its real images, or a second balance pastes copies of
+        # pasted copies (resampled twice, their provenance naming a copy) onto earlier pastes.
+        # Synthetic images serve only a class, or a dataset, that has no real one.
+        synthetic = {image_id for image_id, image in self.images.items() if is_synthetic(image)}
+        for name, pool in self.sources.items():
+            real = [a for a in pool if a["image_id"] not in synthetic]
+            self.sources[name] = real or pool
+        self.backgrounds = [i for i in backgrounds if i not in synthetic] or backgrounds
         if not self.backgrounds:
             raise InputError(
                 f"{config.coco}: every image holds a crowd region or an annotation without a "

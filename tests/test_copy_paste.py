@@ -303,3 +303,58 @@ def test_generate_refuses_a_class_with_nothing_to_cut_as_run_does(
     }
     with pytest.raises(sg.InputError, match=r"no instance of 'blob' to cut in .*remove it"):
         sg.generate(config)
+
+
+def _used_images(made: list[Any]) -> set[int]:
+    """The background and source images the samples were made from."""
+    used = set()
+    for generated in made:
+        params = generated.sample.provenance.params
+        used.add(params["background_image_id"])
+        used |= {p["source_image_id"] for p in params["pasted"]}
+    return used
+
+
+def test_a_balanced_dataset_is_balanced_again_from_its_real_images(tmp_path: Path) -> None:
+    """Balancing a balance output again: its synthetic images are neither cut from nor pasted
+    into, so no sample pastes a copy of a pasted copy onto an earlier sample."""
+    import synthgate
+
+    coco, images = make_tiny_coco(tmp_path / "real")
+    first = synthgate.balance(coco, images=images, out=tmp_path / "first", target=4)
+    merged = json.loads(first.merged.read_text())
+    synthetic = {i["id"] for i in merged["images"] if (i.get("synthgate") or {}).get("synthetic")}
+    assert synthetic
+    second = synthgate.balance(first.merged, images=first.out, out=tmp_path / "second", target=30)
+    (run,) = second.summary["runs"]
+    made = json.loads((second.out / run / "coco.json").read_text())
+    used = {
+        image["synthgate"]["provenance"]["params"]["background_image_id"]
+        for image in made["images"]
+    } | {
+        pasted["source_image_id"]
+        for image in made["images"]
+        for pasted in image["synthgate"]["provenance"]["params"]["pasted"]
+    }
+    assert len(made["images"]) >= 20 and used and not used & synthetic
+
+
+def test_synthetic_images_serve_only_where_no_real_one_can(tmp_path: Path) -> None:
+    coco, images = make_tiny_coco(tmp_path)
+    data = json.loads(coco.read_text())
+    marked = {102, 103, 104, 105}  # 102 holds the only tri; 101 is the only real background left
+    for image in data["images"]:
+        if image["id"] in marked:
+            image["synthgate"] = {"synthetic": True, "sample_id": f"ima-{image['id']}"}
+    coco.write_text(json.dumps(data))
+    generator = _generator((coco, images), background="random")
+    made = generator.generate([_spec(index, "disc", instances=2) for index in range(12)])
+    assert _used_images(made) == {101}  # the disc of 101 pasted into 101: no other real one
+    made = generator.generate([_spec(index, "tri") for index in range(12, 16)])
+    assert _used_images(made) == {101, 102}  # tri has no real instance: its synthetic one serves
+    for image in data["images"]:
+        image["synthgate"] = {"synthetic": True}  # a run's coco.json: every image synthetic
+    coco.write_text(json.dumps(data))
+    generator = _generator((coco, images), background="random")
+    made = generator.generate([_spec(index, "square", instances=2) for index in range(12)])
+    assert len(_used_images(made)) > 2
