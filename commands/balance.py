@@ -74,6 +74,13 @@ def balance(
 
             if coco.suffix.lower() in TEXT_SUFFIXES:
                 raise InputError(f"--coco {coco}: is a text JSONL file; pass it as --jsonl")
+            # refused, not ignored, as --images is with --jsonl (their defaults say nothing)
+            for given, value, default in (
+                ("--label-field", label_field, "label"),
+                ("--text-field", text_field, "text"),
+            ):
+                if value != default:
+                    raise InputError(f"{given} applies to --jsonl; leave it out with --coco")
             outcome = synthgate.balance(
                 coco,
                 images=images,
@@ -108,16 +115,20 @@ def balance(
     for name, entry in summary["classes"].items():
         if entry["deficit"] or entry["filled"]:
             table.add_row(name, *(str(entry[k]) for k in ("before", "target", "filled", "after")))
-    if table.rows:
+    if table.row_count:
         console.print(table)
     else:  # an empty table said nothing of why nothing was added
         why = (
-            ": repeat_factor (LVIS) raises only classes in fewer than repeat_threshold of the "
+            "; repeat_factor (LVIS) raises only classes in fewer than repeat_threshold of the "
             "images (0.001 unless a --config sets it)"
             if summary["target"] == "repeat_factor"
             else ""
         )
-        console.print(f"no class is below its target{why}; nothing was added", markup=False)
+        console.print(
+            f"no class is below its target ({summary['target']}){why}: nothing was added",
+            markup=False,
+            soft_wrap=True,
+        )
     for name, entry in summary["classes"].items():
         if "why_not" in entry:
             errors.print(

@@ -192,6 +192,27 @@ def test_balance_jsonl_refuses_coco_options(option: list[str], tmp_path: Path) -
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("option", [["--label-field", "kind"], ["--text-field", "body"]])
+def test_balance_coco_refuses_jsonl_options(
+    option: list[str], tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """`balance --coco ... --label-field kind` balanced as if the option were not there."""
+    result = balance_coco(*tiny, tmp_path / "o", *option)
+    assert result.returncode == 2, result.stderr
+    assert f"{option[0]} applies to --jsonl" in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_balance_with_nothing_to_add_says_so(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    """Every class at its target: one line says so, not an empty table."""
+    targets = tmp_path / "targets.yaml"
+    targets.write_text("tri: 1\n")  # the others keep their counts
+    result = balance_coco(*tiny, tmp_path / "o", "--target", str(targets))
+    assert result.returncode == 0, result.stderr
+    assert f"no class is below its target ({targets}): nothing was added" in result.stdout
+    assert "┏" not in result.stdout
+
+
 @pytest.mark.parametrize(
     ("section", "words"),
     [  # values the plan read before the section was parsed (int(), [1]: tracebacks)
