@@ -306,3 +306,27 @@ def test_label_groups_weigh_each_candidate_as_a_recount_would() -> None:
         assert groups.gaps_with_each(label, candidates) == {
             value: _gaps_by_recounting(rows, label, value) for value in candidates
         }
+
+
+def test_sections_of_one_generator_make_different_samples(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Two copy_paste sections share each deficit: each draws its own seeds, so the same class
+    at the same index is not made twice (it was, byte for byte, and merged twice)."""
+    import hashlib
+
+    import synthgate
+
+    sections = [{"min_visible_fraction": 0.25}, {"min_visible_fraction": 0.3}]
+    result = synthgate.balance(
+        tiny[0], images=tiny[1], out=tmp_path / "out", target=7, config={"image": sections}
+    )
+    merged = json.loads(result.merged.read_text())
+    made = [i for i in merged["images"] if (i.get("synthgate") or {}).get("synthetic")]
+    by_run = Counter(i["synthgate"]["batch_id"].rsplit("-", 1)[0] for i in made)
+    assert by_run == {"balance-0-copy_paste": 2, "balance-1-copy_paste": 2}
+    seeds = [i["synthgate"]["seed"] for i in made]
+    pixels = [hashlib.sha256((result.out / i["file_name"]).read_bytes()).digest() for i in made]
+    assert len(set(seeds)) == len(seeds) and len(set(pixels)) == len(pixels)
+    first = json.loads((result.out / "runs/balance-0-copy_paste/manifest.json").read_text())
+    assert first["seed"] == 0  # the first section keeps the balance's seed: its samples as before

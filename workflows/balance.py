@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from synthgate.arguments import path_argument
 from synthgate.config import BatchConfig, CopyPasteImageConfig, parse_config
 from synthgate.errors import InputError
@@ -165,6 +167,14 @@ def check_sections(
         )
 
 
+def section_seed(seed: int, turn: int) -> int:
+    """The batch seed of generator section `turn` of a balance seeded `seed`: `seed` itself for
+    the first (a balance of one section is seeded as before), one drawn from both for the rest."""
+    if turn == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, turn]).generate_state(1)[0])
+
+
 def run_sections(
     *,
     modality: Modality,
@@ -188,6 +198,9 @@ def run_sections(
     done = []
     existing = {label: {a: Counter(c) for a, c in axes.items()} for label, axes in existing.items()}
     for turn, (section, part) in enumerate(zip(sections, parts, strict=True)):
+        # Each section its own seed: on the balance's seed alone, two sections of one generator
+        # made the same sample for a class at the same index, and merged it twice.
+        seeded = balance.model_copy(update={"seed": section_seed(balance.seed, turn)})
         generator_name = str(
             section.get("generator", "copy_paste" if modality == "image" else "counterfactual")
         )
@@ -197,7 +210,7 @@ def run_sections(
         draft = plan_specs(
             part,
             batch_id="draft",
-            seed=balance.seed,
+            seed=seeded.seed,
             modality=modality,
             generator=generator_name,
             instances_per_sample=per_sample,
@@ -218,7 +231,7 @@ def run_sections(
             {**section, "generator": generator_name},
             count=len(draft),
             modality=modality,
-            balance=balance,
+            balance=seeded,
             source=source,
             categories=categories,
             name=f"{balance.name}-{turn}-{generator_name}",
