@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from balance_fixtures import balance_coco, balance_reviews, make_tiny_coco, run_cli
+from PIL import Image
 from pycocotools.coco import COCO
 
 
@@ -211,6 +212,30 @@ def test_balance_with_nothing_to_add_says_so(tiny: tuple[Path, Path], tmp_path: 
     assert result.returncode == 0, result.stderr
     assert f"no class is below its target ({targets}): nothing was added" in result.stdout
     assert "┏" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("image", "where"),
+    [
+        ("{coco: other/annotations.json}", "image.coco"),
+        ("[{background: random}, {images: other/images}]", "image[1].images"),
+    ],
+)
+def test_balance_refuses_a_copy_paste_dataset_of_its_own(
+    image: str, where: str, tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A copy_paste section naming its own dataset: its instances came from --coco all the
+    same, and their pixels from the section's `images` folder (here other pixels under the
+    same names: labels that miss their objects)."""
+    _, other_images = make_tiny_coco(tmp_path / "other")
+    for path in other_images.iterdir():
+        Image.open(path).transpose(Image.Transpose.ROTATE_180).save(path)
+    config = tmp_path / "balance.yaml"
+    config.write_text(f"image: {image}\n")
+    result = balance_coco(*tiny, tmp_path / "o", "--config", str(config))
+    assert result.returncode == 2, result.stderr
+    assert f"{config}: {where}: copy_paste in a balance cuts its instances" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize(

@@ -394,10 +394,20 @@ def balance(
         before, targets, classes=balance.classes, max_new_per_class=balance.max_new_per_class
     )
     sections = generator_sections(balance.image, {"generator": "copy_paste"})
-    for section in sections:
+    for turn, section in enumerate(sections):
         if section.get("generator", "copy_paste") == "copy_paste":
-            section.setdefault("coco", str(coco_path.resolve()))
-            section.setdefault("images", str(images_dir.resolve()))
+            # The generator is handed the balanced dataset: a file or folder of the section's own
+            # was ignored for the instances, yet its images were read for their pixels.
+            for key in ("coco", "images"):
+                if key in section:
+                    where = f"image[{turn}]" if isinstance(balance.image, list) else "image"
+                    raise InputError(
+                        f"{config_path or '<config>'}: {where}.{key}: copy_paste in a balance "
+                        "cuts its instances from the dataset it balances (--coco, --images); "
+                        "leave it out"
+                    )
+            section["coco"] = str(coco_path.resolve())
+            section["images"] = str(images_dir.resolve())
     check_sections(
         sections,
         modality="image",
