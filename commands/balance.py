@@ -109,6 +109,7 @@ def balance(
                 progress=run_progress(bars),
             )
     summary = outcome.summary
+    print_left_out(summary.get("skipped_input", []))  # as merge and export list them
     table = new_table(title=f"balance ({summary['target']})")
     for column in ("class", "before", "target", "filled", "after"):
         table.add_column(column, justify="left" if column == "class" else "right")

@@ -169,6 +169,9 @@ def test_skip_invalid_leaves_bad_entries_out_and_lists_them(
         and "at least 3" in skipped
         and "left out with its image 102" in skipped
     )
+    # the terminal lists them too, as merge and export do, not balance.json alone
+    listed = [line for line in result.stderr.splitlines() if line.startswith("left out: ")]
+    assert len(listed) == len(summary["skipped_input"]) and "gone.png" in " ".join(listed)
     merged = json.loads((out / "merged.coco.json").read_text())
     assert 102 not in {i["id"] for i in merged["images"]}
     assert data["annotations"][0]["id"] not in {a["id"] for a in merged["annotations"]}
