@@ -394,3 +394,27 @@ def test_a_coco_file_given_as_jsonl_is_named_as_coco(
     assert result.returncode == 2
     assert "is a COCO file" in " ".join(result.stderr.split())
     assert not (tmp_path / "o").exists()
+
+
+def test_an_out_that_cannot_be_written_is_refused_before_the_dataset_is_checked(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Refused at once, not after reading and checking every image (minutes for a large one)."""
+    import synthgate
+    from synthgate.errors import InputError
+
+    first = synthgate.balance(tiny[0], images=tiny[1], out=tmp_path / "first", target=2)
+    checked: list[tuple[int, int]] = []
+    for out, words in [
+        (first.out / "mine", "lies inside the balance output"),
+        (tmp_path, "folder exists and is not a synthgate balance output"),  # it holds first/
+    ]:
+        with pytest.raises(InputError, match=words):
+            synthgate.balance(
+                tiny[0],
+                images=tiny[1],
+                out=out,
+                target=4,
+                check_progress=lambda done, total: checked.append((done, total)),
+            )
+    assert checked == []

@@ -41,7 +41,7 @@ from synthgate.formats.coco_reader import read_coco_streaming
 from synthgate.formats.jsonl import read_jsonl
 from synthgate.generators import Generator, build_generator
 from synthgate.generators.copy_paste import source_categories
-from synthgate.outputs import BALANCE_MARKER, building_out, refuse_out_holding
+from synthgate.outputs import BALANCE_MARKER, building_out, check_out, refuse_out_holding
 from synthgate.pipeline import Progress, batch_id_for
 from synthgate.runner import run_batch
 from synthgate.samples import Modality
@@ -364,6 +364,7 @@ def balance(
         )
     target_file = strategy if isinstance(strategy, Path) else None
     refuse_out_holding(out, coco_path, images_dir, config_path, target_file, balance.augment)
+    check_out(out, **BALANCE_OUT)  # before the dataset is read and checked (minutes when large)
     non_finite: list[str] = []
     real = read_coco_streaming(coco_path, non_finite=non_finite, progress=read_progress)
     # Before the image files are checked (seconds for a large dataset): no check leaves out a
