@@ -330,3 +330,22 @@ def test_sections_of_one_generator_make_different_samples(
     assert len(set(seeds)) == len(seeds) and len(set(pixels)) == len(pixels)
     first = json.loads((result.out / "runs/balance-0-copy_paste/manifest.json").read_text())
     assert first["seed"] == 0  # the first section keeps the balance's seed: its samples as before
+
+
+def test_a_class_goes_to_the_copy_paste_sections_that_can_cut_it(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Sections of different min_source_area: the second has no instance that large, so every
+    deficit is the first's (each section was given half, and the second stopped the balance
+    midway: "no instance of 'disc' with a mask of at least 1000 px")."""
+    import synthgate
+
+    sections = [{}, {"min_source_area": 1000}]
+    result = synthgate.balance(
+        tiny[0], images=tiny[1], out=tmp_path / "out", target=5, config={"image": sections}
+    )
+    assert result.summary["runs"] == ["runs/balance-0-copy_paste"]
+    classes = result.summary["classes"]
+    assert classes["disc"]["planned"] == 2 and classes["tri"]["planned"] == 4
+    assert classes["disc"]["after"] >= 5 and classes["tri"]["after"] >= 5
+    assert "blob" in classes and "at least 64 px" in classes["blob"]["why_not"]

@@ -264,33 +264,32 @@ def _image_parts(
 ) -> list[dict[str, int]]:
     """Each image section's share of the deficits.
 
-    Copy-paste can only raise classes it has an instance to cut out of: their deficit goes to
-    the other generators of the config, or, when there are none, is dropped with the reason
-    recorded in `why_not` (and `lacking` set to 0 for them).
+    Copy-paste can only raise classes it has an instance to cut out of (a mask of at least its
+    section's `min_source_area`): a class's deficit is shared between the sections that can
+    raise it, or, when none can, dropped with the reason recorded in `why_not` (and `lacking`
+    set to 0 for it). A section given a class it could not cut stopped the balance midway.
     """
-    pasting = [
-        i for i, s in enumerate(sections) if s.get("generator", "copy_paste") == "copy_paste"
-    ]
-    others = [i for i in range(len(sections)) if i not in pasting]
-    if not pasting:
-        return split_deficits(lacking, len(sections))
     default_area = CopyPasteImageConfig.model_fields["min_source_area"].default
-    area = min(int(sections[i].get("min_source_area", default_area)) for i in pasting)
-    pasteable = source_categories(data, min_source_area=area)
-    fillable = {name: lack if name in pasteable else 0 for name, lack in lacking.items()}
-    rest = {name: 0 if name in pasteable else lack for name, lack in lacking.items()}
-    parts = split_deficits(fillable, len(sections))
-    if others:
-        for index, extra in zip(others, split_deficits(rest, len(others)), strict=True):
-            parts[index] = {name: parts[index][name] + extra[name] for name in parts[index]}
-        return parts
-    for name, lack in rest.items():
-        if lack:
-            why_not[name] = (
-                f"copy_paste: no non-crowd instance with a mask of at least {area} px to cut "
-                "out; add a diffusion generator to the balance config to raise it"
-            )
-            lacking[name] = 0
+    areas = {
+        i: int(section.get("min_source_area", default_area))
+        for i, section in enumerate(sections)
+        if section.get("generator", "copy_paste") == "copy_paste"
+    }
+    pasteable = {a: source_categories(data, min_source_area=a) for a in sorted(set(areas.values()))}
+    parts: list[dict[str, int]] = [dict.fromkeys(lacking, 0) for _ in sections]
+    for name, lack in lacking.items():
+        able = [i for i in range(len(sections)) if i not in areas or name in pasteable[areas[i]]]
+        if not able:
+            if lack:
+                why_not[name] = (
+                    f"copy_paste: no non-crowd instance with a mask of at least "
+                    f"{min(areas.values())} px to cut out; add a diffusion generator to the "
+                    "balance config to raise it"
+                )
+                lacking[name] = 0
+            continue
+        for index, share in zip(able, split_deficits({name: lack}, len(able)), strict=True):
+            parts[index][name] = share[name]
     return parts
 
 
