@@ -261,6 +261,7 @@ def coco_image_to_sample(
         with contextlib.suppress(ValidationError):  # else the provenance of a COCO image
             provenance = Provenance.model_validate(mark["provenance"])
     file_name = image.get("file_name")
+    uri = image_file_name(image)
     return Sample.model_validate(
         {
             "id": str(mark.get("sample_id") or f"coco-{image_id}"),
@@ -273,13 +274,28 @@ def coco_image_to_sample(
                 "params": {"image_id": image_id, "file_name": file_name},
                 "seed": seed,
             },
-            "uri": file_name if isinstance(file_name, str) else None,
+            "uri": uri,
             "width": size_of(image.get("width")),
             "height": size_of(image.get("height")),
             "objects": objects,
             "provenance": provenance,
         }
     )
+
+
+def image_file_name(image: dict[str, Any]) -> str | None:
+    """Where an image entry's file is, relative to the images folder: its `file_name`; else
+    (LVIS, whose entries name their image by `coco_url` alone) the URL's last two parts,
+    "val2017/000000000139.jpg": the COCO split folder and file, as Detectron2 reads LVIS (the
+    validator also looks for the bare file name in the images folder, as the LVIS API saves
+    them)."""
+    file_name = image.get("file_name")
+    if isinstance(file_name, str) and file_name:
+        return file_name
+    url = image.get("coco_url")
+    if file_name is None and isinstance(url, str) and url.strip("/"):
+        return "/".join(url.rstrip("/").split("/")[-2:])
+    return file_name if isinstance(file_name, str) else None
 
 
 def category_names(coco: dict[str, Any]) -> list[str]:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from synthgate.formats.coco import size_of
+from synthgate.formats.coco import image_file_name, size_of
 from synthgate.validators.checks.base import Measure, Measurement, register
 
 SECTIONS = ("images", "annotations", "categories")
@@ -192,7 +192,10 @@ class DatasetTally:
                 self._index_failed(key, f"TypeError {type(entry).__name__} entry in {key}")
                 self._broken(section, f"#{section.count - 1}")
                 continue
-            if any(name not in entry for name in required):
+            missing = [name for name in required if name not in entry]
+            if missing == ["file_name"] and image_file_name(entry) is not None:
+                missing = []  # LVIS names its images by `coco_url` alone
+            if missing:
                 self._broken(section, entry.get("id", f"#{section.count - 1}"))
             for name in INDEXED[key]:
                 if name not in entry:
