@@ -60,3 +60,51 @@ def test_lvis_images_named_by_their_coco_url_are_found(tmp_path: Path, layout: s
     assert _findings(result, "image_unreadable") == []
     assert result.summary.dataset == []
     assert {r.levels["correctness"] for r in result.reports.values()} == {5}
+
+
+def _from_0(data: dict[str, Any], images: Path) -> dict[str, Any]:
+    """Roboflow's and Label Studio's layout: image, annotation and category ids counted from 0
+    (Roboflow's category 0 the project's supercategory, used by no annotation), file names
+    under images/ with Label Studio's upload prefix, boxes with `"segmentation": []` and
+    Label Studio's `ignore`."""
+    image_ids = {image["id"]: k for k, image in enumerate(data["images"])}
+    (images / "images").mkdir()
+    renamed = []
+    for image in data["images"]:
+        name = f"images/1a2b3c4d-{image['file_name']}"
+        (images / image["file_name"]).rename(images / name)
+        renamed.append({**image, "id": image_ids[image["id"]], "file_name": name})
+    annotations = [
+        {
+            **a,
+            "id": k,
+            "image_id": image_ids[a["image_id"]],
+            "segmentation": [],
+            "ignore": 0,
+            "iscrowd": 0,
+        }
+        for k, a in enumerate(data["annotations"])
+    ]
+    categories = [{"id": 0, "name": "shapes-xyz", "supercategory": "none"}] + [
+        {**c, "supercategory": "shapes-xyz"} for c in data["categories"]
+    ]
+    return {"images": renamed, "annotations": annotations, "categories": categories}
+
+
+def test_an_export_counted_from_0_names_annotation_0(tmp_path: Path) -> None:
+    """Roboflow and Label Studio number annotations from 0. A finding on annotation 0 was shown
+    without its id ("coco-0" where others read "coco-0 ann 1"), and its row named the object by
+    index as well as by id, as if it had no id."""
+    coco_path, images = make_tiny_coco(tmp_path)
+    data = _from_0(json.loads(coco_path.read_text()), images)
+    data["annotations"][0]["bbox"] = [10.0, 10.0, 2.0, 2.0]  # too small to recognise
+    coco_path.write_text(json.dumps(data))
+
+    result = validate_coco(coco_path, images=images)
+
+    assert result.summary.samples == len(data["images"])
+    assert _findings(result, "image_unreadable") == []
+    (small,) = [f for f in _findings(result, "min_side_px") if f["level"] == 1]
+    assert small["annotation_id"] == 0 and "object_index" not in small
+    (group,) = [g for g in result.summary.as_dict()["findings"] if g["level"] == 1]
+    assert group["examples"] == ["coco-0 ann 0"]

@@ -65,7 +65,7 @@ class ValidationSummary:
                 group.samples += 1
                 group._last = name
                 if len(group.examples) < EXAMPLES:
-                    where = f" ann {finding.annotation_id}" if finding.annotation_id else ""
+                    where = "" if finding.annotation_id is None else f" ann {finding.annotation_id}"
                     group.examples.append(f"{name}{where}")
 
     def __repr__(self) -> str:

@@ -157,7 +157,10 @@ def report_row(key: dict[str, Any], report: RubricReport) -> dict[str, Any]:
         "audit": report.audit,
         "levels": report.levels,
         "findings": [
-            f.model_dump(exclude_none=True, exclude={"object_index"} if f.annotation_id else set())
+            f.model_dump(
+                exclude_none=True,
+                exclude={"object_index"} if f.annotation_id is not None else set(),
+            )
             for f in report.findings
         ],
     }
