@@ -5,7 +5,7 @@ Real files are messy: polygons (several per object, some degenerate), uncompress
 regions, compressed RLE, missing or malformed fields. Everything here is converted through
 pycocotools into the one internal form (COCO xywh boxes, compressed RLE with `counts` as str);
 what cannot be read is recorded on the object (`attributes["segmentation_error"]`, an empty
-`bbox`) for the validators to report, never raised. Each object keeps its COCO `annotation_id`
+`bbox` and why in `attributes["bbox_error"]`) for the validators to report, never raised. Each object keeps its COCO `annotation_id`
 and `iscrowd` flag in `attributes`. Files this package wrote (`images[].synthgate`) get their
 sample ids, seeds and provenance back. `CocoStream` writes a COCO file entry by entry through
 part files, so a batch of any size is written without holding it in memory. Files larger than

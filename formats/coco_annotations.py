@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from synthgate.errors import quoted
 from synthgate.formats.coco import coco_image_to_sample, mapping_of, size_of
 from synthgate.masks import (
     finite_number,
@@ -167,6 +168,7 @@ class AnnotationColumns:
         self.other_category_ids: dict[int, Any] = {}
         self.boxes = array("d")  # four per row; rows in `other_boxes` hold their own list
         self.other_boxes: dict[int, list[float]] = {}
+        self.box_errors: dict[int, str] = {}  # why a row's bbox is no box, in the file's words
         self.areas = array("d")
         self.crowd = bytearray()
         self.visible = array("d")
@@ -225,10 +227,10 @@ class AnnotationColumns:
                 self.boxes.fromlist(bbox)  # finite or not: checked for all rows at once
             except OverflowError:
                 self.boxes.fromlist([0.0, 0.0, 0.0, 0.0])
-                self.other_boxes[row] = _box(bbox)
+                self._keep_other_box(row, bbox)
         else:
             self.boxes.fromlist([0.0, 0.0, 0.0, 0.0])
-            self.other_boxes[row] = _box(bbox)
+            self._keep_other_box(row, bbox)
         area: Any = get("area")
         try:
             self.areas.append(float(area) if type(area) in NUMBER else 0.0)  # NaN: at the end
@@ -263,6 +265,17 @@ class AnnotationColumns:
             self.counts.append(None if rle is None else rle["counts"])
             self.mask_sizes.fromlist([0, 0] if rle is None else rle["size"])
         return plain
+
+    def _keep_other_box(self, row: int, bbox: Any) -> None:
+        """A bbox that is not four numbers: its floats, and what it is in the file when it is
+        no box at all (the Sample's `[]` would say nothing of `["10", "20", "5", "5"]`)."""
+        box = self.other_boxes[row] = _box(bbox)
+        if len(box) != 4:
+            self.box_errors[row] = (
+                "bbox is missing"
+                if bbox is None
+                else f"bbox {quoted(bbox)} is not four finite numbers [x, y, w, h]"
+            )
 
     def _keep_polygons(self, row: int, polygons: list[Any] | str, image_id: Any) -> None:
         """The row's mask from its checked polygons (or why they cannot be read): rasterised now
@@ -474,6 +487,8 @@ class AnnotationColumns:
                     "size": self.mask_sizes[2 * row : 2 * row + 2].tolist(),
                     "counts": self.counts[row],
                 }
+            if row in self.box_errors:
+                attributes["bbox_error"] = self.box_errors[row]
             if row in self.other_category_ids:
                 category = self.other_category_ids[row]
             objects.append(

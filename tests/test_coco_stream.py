@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from synthgate.errors import InputError
+from synthgate.errors import InputError, quoted
 from synthgate.formats.coco import beyond_float, read_coco, refuse_non_finite
 from synthgate.formats.coco_annotations import coco_to_samples
 from synthgate.formats.coco_reader import read_coco_streaming, stream_coco
@@ -70,6 +70,12 @@ def _object(
             mask = segmentation_to_rle(segmentation, height, width)
         except (ValueError, TypeError, OverflowError) as error:
             attributes["segmentation_error"] = str(error)
+    if len(box) != 4:
+        attributes["bbox_error"] = (
+            "bbox is missing"
+            if bbox is None
+            else f"bbox {quoted(bbox)} is not four finite numbers [x, y, w, h]"
+        )
     category_id = annotation.get("category_id")
     visible: Any = _mapping_of(annotation.get("synthgate")).get("visible_fraction", 1.0)
     area: Any = annotation.get("area")

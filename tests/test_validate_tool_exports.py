@@ -108,3 +108,26 @@ def test_an_export_counted_from_0_names_annotation_0(tmp_path: Path) -> None:
     assert small["annotation_id"] == 0 and "object_index" not in small
     (group,) = [g for g in result.summary.as_dict()["findings"] if g["level"] == 1]
     assert group["examples"] == ["coco-0 ann 0"]
+
+
+@pytest.mark.parametrize(
+    ("bbox", "message"),
+    [
+        (["2.0", "2.0", "28.0", "10.0"], "bbox ['2.0', '2.0', '28.0', '10.0'] is not four finite"),
+        (None, "bbox is missing"),
+    ],
+)
+def test_a_box_that_is_no_box_is_named_as_the_file_holds_it(
+    tmp_path: Path, bbox: Any, message: str
+) -> None:
+    """Boxes written as strings (CSV-made files) are no box to pycocotools' IoU either; the
+    finding said "box [] is not a positive box", hiding what the file holds."""
+    coco_path, _ = make_tiny_coco(tmp_path)
+    data = json.loads(coco_path.read_text())
+    data["annotations"][0]["bbox"] = bbox
+    coco_path.write_text(json.dumps(data))
+
+    (invalid,) = _findings(validate_coco(coco_path), "bbox_invalid")
+
+    assert invalid["annotation_id"] == data["annotations"][0]["id"]
+    assert invalid["message"].startswith(message)

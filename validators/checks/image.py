@@ -85,7 +85,8 @@ def bbox_valid(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measurem
         x0, y0, x1, y1 = table.edges[i].tolist()
         box = objects[i].bbox
         if math.isnan(x0) or x1 <= x0 or y1 <= y0:
-            yield _measure(table, i, "bbox_invalid", 1, f"box {box} is not a positive box")
+            problem = objects[i].attributes.get("bbox_error") or f"box {box} is not a positive box"
+            yield _measure(table, i, "bbox_invalid", 1, str(problem))
             continue
         assert width is not None and height is not None
         outside = max(-x0, -y0, x1 - width, y1 - height, 0.0)
