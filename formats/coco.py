@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -285,16 +286,18 @@ def coco_image_to_sample(
 
 def image_file_name(image: dict[str, Any]) -> str | None:
     """Where an image entry's file is, relative to the images folder: its `file_name`; else
-    (LVIS, whose entries name their image by `coco_url` alone) the URL's last two parts,
-    "val2017/000000000139.jpg": the COCO split folder and file, as Detectron2 reads LVIS (the
-    validator also looks for the bare file name in the images folder, as the LVIS API saves
-    them)."""
+    (LVIS, whose entries name their image by `coco_url` alone) the last two parts of the URL's
+    path, "val2017/000000000139.jpg": the COCO split folder and file, as Detectron2 reads LVIS
+    (the validator also looks for the bare file name in the images folder, as the LVIS API
+    saves them)."""
     file_name = image.get("file_name")
     if isinstance(file_name, str) and file_name:
         return file_name
     url = image.get("coco_url")
-    if file_name is None and isinstance(url, str) and url.strip("/"):
-        return "/".join(url.rstrip("/").split("/")[-2:])
+    if file_name is None and isinstance(url, str):
+        parts = [part for part in urlsplit(url).path.split("/") if part not in ("", ".", "..")]
+        if parts:
+            return "/".join(parts[-2:])
     return file_name if isinstance(file_name, str) else None
 
 
