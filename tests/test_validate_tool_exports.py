@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from balance_fixtures import make_tiny_coco
 
+from synthgate.formats.coco import image_file_name
 from synthgate.validators.validate import validate_coco
 
 
@@ -131,3 +132,20 @@ def test_a_box_that_is_no_box_is_named_as_the_file_holds_it(
 
     assert invalid["annotation_id"] == data["annotations"][0]["id"]
     assert invalid["message"].startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("image", "name"),
+    [
+        ({"coco_url": "http://images.cocodataset.org/train2017/1.jpg"}, "train2017/1.jpg"),
+        ({"coco_url": "http://host/x.jpg?token=a"}, "x.jpg"),
+        ({"coco_url": "http://host/../../x.jpg"}, "x.jpg"),  # never a name that climbs out
+        ({"coco_url": "", "file_name": None}, None),
+        ({"coco_url": "http://host/a/b.jpg", "file_name": "c.jpg"}, "c.jpg"),
+        ({"coco_url": "http://host/a/b.jpg", "file_name": ""}, ""),  # "missing", as it says
+    ],
+)
+def test_an_image_named_by_url_alone_is_named_by_the_url_s_path(
+    image: dict[str, Any], name: str | None
+) -> None:
+    assert image_file_name(image) == name
