@@ -3,15 +3,15 @@ and `sample_to_coco_image` / `sample_to_coco_annotations` write them.
 
 Real files are messy: polygons (several per object, some degenerate), uncompressed RLE for crowd
 regions, compressed RLE, missing or malformed fields. Everything here is converted through
-pycocotools into the one internal form (COCO xywh boxes, compressed RLE with `counts` as str);
-what cannot be read is recorded on the object (`attributes["segmentation_error"]`, an empty
-`bbox` and why in `attributes["bbox_error"]`) for the validators to report, never raised. Each object keeps its COCO `annotation_id`
-and `iscrowd` flag in `attributes`. Files this package wrote (`images[].synthgate`) get their
-sample ids, seeds and provenance back. `CocoStream` writes a COCO file entry by entry through
-part files, so a batch of any size is written without holding it in memory. Files larger than
-memory are read as they stream (coco_reader.py) into columns that make the Samples
-(coco_annotations.py: `coco_to_samples`). The strict checks balancing and merging run first are
-in coco_checks.py.
+pycocotools into the one internal form (COCO xywh boxes, compressed RLE with `counts` as str); what
+cannot be read is recorded on the object (`attributes["segmentation_error"]`, an empty `bbox` and
+why in `attributes["bbox_error"]`) for the validators to report, never raised. Each object keeps its
+COCO `annotation_id` and `iscrowd` flag in `attributes`. Files this package wrote
+(`images[].synthgate`) get their sample ids, seeds and provenance back. `CocoStream` writes a COCO
+file entry by entry through part files, so a batch of any size is written without holding it in
+memory. Files larger than memory are read as they stream (coco_reader.py) into columns that make the
+Samples (coco_annotations.py: `coco_to_samples`). The strict checks balancing and merging run first
+are in coco_checks.py.
 """
 
 from __future__ import annotations
