@@ -57,9 +57,10 @@ def check_annotator(name: str) -> str:
 def check_decision(
     item_id: int, shown: Sample, decision: Decision, *, labels: Collection[str] = ()
 ) -> None:
-    """Refuse a decision the queue must not record. `labels`: the batch's classes and span
-    labels (review/items.py `batch_labels`), which, with the sample's own, are those a fix may
-    use: any other would become an accepted sample's label."""
+    """Refuse a decision the queue must not record. `labels`: the batch's labels of the shown
+    sample's modality, object classes for an image and span labels for a text (review/items.py
+    `batch_labels`), which, with the sample's own, are those a fix may use: any other would
+    become an accepted sample's label."""
     plain = decision.model_dump()
     found = lone_surrogate_in(plain)
     if found is not None:  # valid JSON, but no character: no database or UTF-8 file can keep it
@@ -158,11 +159,11 @@ def decision_row(
     }
 
 
-def _label_problem(label: str, allowed: list[str]) -> str | None:
-    """Why a fix's class or span label may not be used, or None."""
+def _label_problem(label: str, allowed: list[str], kind: str) -> str | None:
+    """Why a fix's class or span label (`kind`: what it names) may not be used, or None."""
     if label in allowed:
         return None
-    return f"{label!r} is not a label of this batch; use one of {allowed}"
+    return f"{label!r} is not {kind} of this batch; use one of {allowed}"
 
 
 def check_objects(
@@ -172,7 +173,7 @@ def check_objects(
     in [0, 1]; boxes must have positive size and lie inside the image; masks must be RLE of
     the image's size whose runs cover it exactly (anything else is refused, never decoded)."""
     for index, obj in enumerate(objects):
-        problem = _label_problem(obj.category, allowed)
+        problem = _label_problem(obj.category, allowed, "an object class")
         if problem is not None:
             raise InputError(f"item {item_id}: objects[{index}].category {problem}")
         if not (math.isfinite(obj.area) and obj.area >= 0):
@@ -218,7 +219,7 @@ def check_spans(item_id: int, shown: Sample, spans: list[Span], allowed: list[st
                 f"item {item_id}: spans[{index}] [{span.start}, {span.end}) must satisfy "
                 f"start < end <= {len(text)} (the text's length)"
             )
-        problem = _label_problem(span.label, allowed)
+        problem = _label_problem(span.label, allowed, "a span label")
         if problem is not None:
             raise InputError(f"item {item_id}: spans[{index}].label {problem}")
         covered = text[span.start : span.end]

@@ -88,7 +88,9 @@ def enqueue_batch(
             )
     batch = queue.store.get_batch(batch_id)
     in_batch = sum(queue.store.count_by_status(batch_id).values()) if progress else 0
-    read, added, categories = 0, 0, set[str]()
+    read, added = 0, 0
+    # each modality's labels: object classes of the images, span labels of the texts
+    labels: dict[str, set[str]] = {"image": set(), "text": set()}
     accepted: dict[str, list[str]] = {"image": [], "text": []}
     looks = gold.BatchLooks()  # what the batch's samples look like: honeypots keep to it
     for modality in ("image", "text"):
@@ -101,8 +103,8 @@ def enqueue_batch(
             read += 1
             if progress and read % CHUNK == 0:
                 progress(read, in_batch)
-            categories.update(o.category for o in sample.objects)
-            categories.update(s.label for s in sample.spans)
+            labels[modality].update(o.category for o in sample.objects)
+            labels[modality].update(s.label for s in sample.spans)
             looks.add(sample)
             reason = review_reason(sample)
             if reason is None:
@@ -115,17 +117,22 @@ def enqueue_batch(
         added += insert_items(queue, rows)
     if progress and read % CHUNK:  # the last, partial chunk
         progress(read, in_batch)
-    # the labels a fix may use (review/decision.py): the batch's, and its config's classes, which
-    # a fix may name though no sample of the batch holds one yet
+    # the labels a fix may use (review/decision.py), by modality: a box's class is an object
+    # class, a span's label a span label. The batch's, and its config's classes, which a fix
+    # of an image may name though no sample of the batch holds one yet.
     config = (batch or {}).get("config") or {}
-    labels = sorted(categories | set(config.get("categories", [])))
+    fix_labels = {
+        "image": sorted(labels["image"] | set(config.get("categories", []))),
+        "text": sorted(labels["text"]),
+    }
     with queue.write() as connection:
         connection.execute(
             review_batches.update()
             .where(review_batches.c.batch_id == batch_id)
-            .values(labels=labels)
+            .values(labels=fix_labels)
         )
-    _add_gold(queue, batch_id, accepted, sorted(categories), looks, gold_progress)
+    seen = {modality: sorted(names) for modality, names in labels.items()}
+    _add_gold(queue, batch_id, accepted, seen, looks, gold_progress)
     if queue.dialect == "postgresql" and added >= ANALYZE_AFTER:
         # The planner's statistics, now: until autovacuum gets to a table grown by a whole
         # batch, it took a 100k-item queue for a few items and read every open item's row
@@ -152,12 +159,13 @@ def _add_gold(
     queue: Queue,
     batch_id: str,
     accepted: dict[str, list[str]],
-    categories: list[str],
+    labels: dict[str, list[str]],
     looks: gold.BatchLooks,
     progress: Progress | None,
 ) -> None:
     """The batch's honeypots, each modality's as many as its items call for (`accepted`: the
-    accepted sample ids by modality); `progress(made, wanted)` over both modalities."""
+    accepted sample ids by modality) and labelled from its own labels (`labels` by modality:
+    a box never gets a span's label); `progress(made, wanted)` over both modalities."""
     wanted = {m: honeypots_wanted(queue, batch_id, m, ids) for m, ids in accepted.items()}
     goal, made = sum(wanted.values()), 0
 
@@ -170,7 +178,7 @@ def _add_gold(
             queue,
             batch_id,
             candidates,
-            categories,
+            labels[modality],
             modality,
             looks,
             wanted=wanted[modality],

@@ -167,13 +167,17 @@ def shown_problem(row: Any) -> str | None:
     return None
 
 
-def batch_labels(connection: Connection, batch_id: str) -> list[str]:
-    """The object classes and span labels a fix of the batch's items may use, kept when the
-    batch was enqueued (none for a batch enqueued before they were kept, or for gold put in
-    apart from a batch: then a fix keeps to the labels of the sample it fixes)."""
+def batch_labels(connection: Connection, batch_id: str, modality: str) -> list[str]:
+    """The labels a fix of the batch's items of `modality` may use, kept when the batch was
+    enqueued: object classes for images, span labels for texts (none for a batch enqueued
+    before they were kept, or for gold put in apart from a batch: then a fix keeps to the
+    labels of the sample it fixes). A batch enqueued while they were kept as one list of both
+    kinds keeps that list for either until `review enqueue` runs again."""
     labels = connection.execute(
         select(review_batches.c.labels).where(review_batches.c.batch_id == batch_id)
     ).scalar()
+    if isinstance(labels, dict):
+        return list(labels.get(modality) or [])
     return list(labels or [])
 
 

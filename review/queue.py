@@ -539,15 +539,19 @@ class ReviewQueue:
         return WriteTransaction(self.store.engine, connection)
 
     def fix_labels(self, item_id: int) -> list[str]:
-        """The batch's labels a fix of the item may use (check_decision's `labels`)."""
+        """The batch's labels a fix of the item may use (check_decision's `labels`): its object
+        classes for an image item, its span labels for a text item."""
         with self.store.engine.connect() as connection:
-            return batch_labels(connection, item_row(connection, item_id).batch_id)
+            item = item_row(connection, item_id)
+            return batch_labels(connection, item.batch_id, item.modality)
 
     @staticmethod
     def _fix_labels(connection: Connection, item: Any, decision: Decision) -> list[str]:
         """A fix's `labels` for check_decision; none to read for other verdicts (a decision
         costs no more round trips)."""
-        return batch_labels(connection, item.batch_id) if decision.verdict == "fix" else []
+        if decision.verdict != "fix":
+            return []
+        return batch_labels(connection, item.batch_id, item.modality)
 
     def _assign(self, connection: Connection, item: Any, annotator: str) -> None:
         if item.status != "open":

@@ -150,7 +150,9 @@ review_batches = Table(
     metadata,
     Column("batch_id", String(64), primary_key=True),
     Column("image_root", Text, nullable=True),
-    # the object classes and span labels a fix may use: the batch's, seen when it was enqueued
+    # the labels a fix may use, the batch's seen when it was enqueued, by modality: {"image":
+    # object classes, "text": span labels} (a batch enqueued before they were kept apart holds
+    # one list of both: review/items.py batch_labels reads either)
     Column("labels", JSON, nullable=True),
 )
 

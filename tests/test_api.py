@@ -137,7 +137,7 @@ def test_a_fix_may_delete_boxes_and_change_classes_to_the_batchs_own(tmp_path):
         unknown = {"verdict": "fix", "objects": [{**first, "category": "banana"}]}
         refused = client.post(url, json=unknown, headers=who)
         assert refused.status_code == 400
-        assert "objects[0].category 'banana' is not a label of this batch" in refused.text
+        assert "objects[0].category 'banana' is not an object class of this batch" in refused.text
         assert "['circle', 'square']" in refused.text
         fixed = {"verdict": "fix", "objects": [{**first, "category": "square"}]}
         assert client.post(url, json=fixed, headers=who).status_code == 200

@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 from review_fixtures import ACCEPT, corrected, fill, make_sample, open_store
+from sqlalchemy import select
 
 from synthgate.errors import InputError
 from synthgate.review.queue import Decision, ReviewQueue
-from synthgate.samples import ObjectLabel, Span
+from synthgate.samples import ObjectLabel, Sample, Span
 from synthgate.storage.store import Store
+from synthgate.storage.tables import gold_answers, review_batches, review_items
 
 
 @pytest.fixture
@@ -190,15 +192,16 @@ CIRCLE = {"category": "circle", "bbox": [4, 4, 10, 10], "area": 78.0}
 PERSON = {"start": 0, "end": 9, "label": "PERSON"}  # "Anna Berg"
 CLASSES = "; use one of ['circle', 'square']"
 LABELS = "; use one of ['ORG', 'PERSON']"
+BATCH_CLASSES, BATCH_LABELS = f" of this batch{CLASSES}", f" of this batch{LABELS}"
 # a fix's labels become an accepted sample's: each must be one the batch holds, and sane
 BAD_FIXES = [
-    ("image", {**CIRCLE, "category": ""}, "objects[0].category '' is not a label of this batch"),
-    ("image", {**CIRCLE, "category": "banana"}, f"'banana' is not a label of this batch{CLASSES}"),
-    ("image", {**CIRCLE, "category": "a\nb"}, f"'a\\nb' is not a label of this batch{CLASSES}"),
+    ("image", {**CIRCLE, "category": ""}, "objects[0].category '' is not an object class of"),
+    ("image", {**CIRCLE, "category": "banana"}, f"'banana' is not an object class{BATCH_CLASSES}"),
+    ("image", {**CIRCLE, "category": "a\nb"}, f"'a\\nb' is not an object class{BATCH_CLASSES}"),
     ("image", {**CIRCLE, "area": -1}, "objects[0].area must be >= 0 (got -1.0)"),
     ("image", {**CIRCLE, "visible_fraction": 7.0}, "visible_fraction must be in [0, 1] (got 7.0)"),
-    ("text", {**PERSON, "label": ""}, f"spans[0].label '' is not a label of this batch{LABELS}"),
-    ("text", {**PERSON, "label": "BANANA"}, "label 'BANANA' is not a label of this batch"),
+    ("text", {**PERSON, "label": ""}, f"spans[0].label '' is not a span label{BATCH_LABELS}"),
+    ("text", {**PERSON, "label": "BANANA"}, "label 'BANANA' is not a span label of this batch"),
     ("text", {**PERSON, "value": "Acme GmbH"}, "spans[0].value 'Acme GmbH' is not the text"),
 ]
 
@@ -230,3 +233,77 @@ def test_a_fix_may_use_a_label_of_another_sample_of_the_batch(store: Store) -> N
     span = Span(start=order, end=order + 4, label="ORDER", value="4411")
     queue.decide(task.item_id, "ann", Decision(verdict="fix", spans=[span]))
     assert store.get_sample(task.sample.id).spans == [span]
+
+
+def mixed_batch(store: Store, **queue_options: float) -> ReviewQueue:
+    """A batch of images (circles and squares) and texts (PERSON and ORG spans), enqueued."""
+    fill(store, review=1, audit=0, accepted=12, modality="image")
+    fill(store, review=1, audit=0, accepted=12, modality="text")
+    queue = ReviewQueue(store, annotators_per_item=1, **queue_options)
+    queue.enqueue_batch("b1")
+    return queue
+
+
+def test_a_fix_keeps_to_its_own_modalitys_labels_in_a_mixed_batch(store: Store) -> None:
+    """A box may not take a span label, nor a span an object class, though the batch holds
+    both: each is refused, named with the labels of its own kind, and nothing is recorded."""
+    queue = mixed_batch(store, gold_rate=0.0)
+    tasks = {t.sample.spec.modality: t for t in (queue.next_item("ann"), queue.next_item("bob"))}
+    image, text = tasks["image"], tasks["text"]
+    assert queue.fix_labels(image.item_id) == ["circle", "square"]
+    assert queue.fix_labels(text.item_id) == ["ORG", "PERSON"]
+    box = image.sample.objects[0].model_copy(update={"category": "PERSON"})
+    with pytest.raises(
+        InputError, match=re.escape(f"'PERSON' is not an object class{BATCH_CLASSES}")
+    ):
+        queue.decide(image.item_id, "ann", Decision(verdict="fix", objects=[box]))
+    span = text.sample.spans[0].model_copy(update={"label": "circle"})
+    with pytest.raises(InputError, match=re.escape(f"'circle' is not a span label{BATCH_LABELS}")):
+        queue.decide(text.item_id, "bob", Decision(verdict="fix", spans=[span]))
+    for task in (image, text):
+        assert store.get_sample(task.sample.id).status == "review"
+    square = image.sample.objects[0].model_copy(update={"category": "square"})
+    queue.decide(image.item_id, "ann", Decision(verdict="fix", objects=[square]))
+    assert store.get_sample(image.sample.id).objects == [square]
+
+
+def test_a_batch_enqueued_with_one_list_of_labels_keeps_it_for_both_modalities(
+    sqlite_store: Store,
+) -> None:
+    """A batch enqueued before the labels were kept by modality has one list of both kinds:
+    its fixes are checked against it as they were then, until `review enqueue` runs again."""
+    queue = mixed_batch(sqlite_store, gold_rate=0.0)
+    with queue.write() as connection:
+        connection.execute(review_batches.update().values(labels=["ORG", "PERSON", "circle"]))
+    image, text = queue.next_item("ann"), queue.next_item("bob")
+    if text.sample.objects:
+        image, text = text, image
+    assert queue.fix_labels(image.item_id) == queue.fix_labels(text.item_id)
+    assert queue.fix_labels(image.item_id) == ["ORG", "PERSON", "circle"]
+    box = image.sample.objects[0].model_copy(update={"category": "PERSON"})
+    who = "ann" if queue.next_item("ann").item_id == image.item_id else "bob"
+    queue.decide(image.item_id, who, Decision(verdict="fix", objects=[box]))
+    queue.enqueue_batch("b1")  # enqueued again: kept by modality from now on
+    assert queue.fix_labels(text.item_id) == ["ORG", "PERSON"]
+    # (the box fixed to PERSON is the batch's now: a class a fix of an image may use)
+    assert queue.fix_labels(image.item_id) == ["PERSON", "circle", "square"]
+
+
+def test_honeypots_of_a_mixed_batch_keep_to_their_modalitys_labels(sqlite_store: Store) -> None:
+    """A honeypot's wrong class is another label of its own kind: a box labelled PERSON in a
+    batch of images and texts would tell a gold task from real work at a glance."""
+    mixed_batch(sqlite_store, gold_rate=0.9, seed=5)
+    with sqlite_store.engine.connect() as connection:
+        rows = connection.execute(
+            select(review_items.c.modality, gold_answers.c.shown, gold_answers.c.defect).join(
+                gold_answers, gold_answers.c.item_id == review_items.c.id
+            )
+        ).all()
+    shown = {
+        modality: [Sample.model_validate_json(s) for m, s, _ in rows if m == modality]
+        for modality in ("image", "text")
+    }
+    assert {d for _, _, d in rows} >= {"wrong_class"}
+    assert shown["image"] and shown["text"]
+    assert {o.category for s in shown["image"] for o in s.objects} <= {"circle", "square"}
+    assert {s.label for t in shown["text"] for s in t.spans} <= {"ORG", "PERSON"}
