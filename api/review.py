@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,12 @@ class ReviewItemOut(BaseModel):
     sample: Sample
     image_url: str | None = Field(None, description="The item's pixels (image items).")
     masks_url: str | None = Field(None, description="An RGBA overlay of the object masks.")
+    fix_labels: list[str] = Field(
+        default_factory=list,
+        description="What a fix may name: the object classes a box may have (image items) or "
+        "the span labels a span may have (text items), the batch's and the sample's own. A fix "
+        "naming any other is refused (400).",
+    )
 
 
 class StrictObject(ObjectLabel):
@@ -189,18 +195,24 @@ def internal_id(request: Request, public_id: int) -> int:
     return internal if item_number(internal) is not None else NO_SUCH_ITEM
 
 
-def item_out(task: ReviewTask, public_id: int) -> ReviewItemOut:
+def item_out(task: ReviewTask, public_id: int, *, labels: Collection[str] = ()) -> ReviewItemOut:
     """A task as an annotator receives it, under its opaque id: the sample blind (gold.blind:
-    no validator verdict, no construction record), so gold and real tasks look alike."""
+    no validator verdict, no construction record), so gold and real tasks look alike.
+    `labels`: the batch's a fix of the item may use (ReviewQueue.fix_labels), the same for
+    every item of its batch and modality, gold or real; with the sample's own, as the queue's
+    check_decision accepts them, they are the task's `fix_labels`."""
     sample = gold.blind(task.sample)
     image = sample.spec.modality == "image" and bool(sample.uri)
     masks = image and any(o.mask for o in sample.objects)
+    objects = sample.spec.modality == "image"
+    own = [o.category for o in sample.objects] if objects else [s.label for s in sample.spans]
     return ReviewItemOut(
         item_id=public_id,
         criteria=task.criteria,
         sample=sample,
         image_url=f"/api/review/{public_id}/image" if image else None,
         masks_url=f"/api/review/{public_id}/masks.png" if masks else None,
+        fix_labels=sorted({*labels, *own}),
     )
 
 
@@ -254,13 +266,15 @@ def _visible_task(request: Request, public_id: int, user: User) -> ReviewTask:
 )
 def next_item(request: Request, user: User = Depends(require("annotator"))) -> Any:
     """Your open item, or a new one; 204 when the queue has nothing for you."""
-    task = queue_of(request).next_item(user.name)
+    queue = queue_of(request)
+    task = queue.next_item(user.name)
     if task is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     # ReviewItemOut serialised once, as response_model would (it documents the answer): FastAPI
     # would otherwise validate the whole sample again before serialising it
     public = item_ids(request).public(task.item_id)
-    return Response(item_out(task, public).model_dump_json(), media_type="application/json")
+    out = item_out(task, public, labels=queue.fix_labels(task.item_id))
+    return Response(out.model_dump_json(), media_type="application/json")
 
 
 @router.post(

@@ -75,11 +75,13 @@ def review_view(
 ) -> dict[str, Any]:
     """The review page of a task under its opaque id, showing what the API's task shows (the
     blind sample: no validator findings, no construction record). `classes`: the batch's
-    labels a fix may use (ReviewQueue.fix_labels); with the sample's own, the Fix form offers
-    them, as the queue's check_decision accepts them."""
-    out = item_out(task, public_id)
+    labels a fix may use (ReviewQueue.fix_labels: object classes for an image, span labels
+    for a text); with the sample's own (the task's `fix_labels`), the Fix form offers them,
+    as the queue's check_decision accepts them."""
+    out = item_out(task, public_id, labels=classes)
     sample = out.sample
-    fix_classes = sorted({*classes, *(o.category for o in sample.objects)})
+    image = sample.spec.modality == "image"
+    fix_classes = out.fix_labels if image else []
     # colours by the batch's classes: a class keeps its colour from item to item and when a
     # fix gives a box another one
     colors = category_colors(fix_classes)
@@ -119,7 +121,7 @@ def review_view(
         "classes": fix_classes,
         "segments": text_segments(text, sample.spans),
         "spans": spans,
-        "span_labels": sorted({s.label for s in sample.spans}),
+        "span_labels": [] if image else out.fix_labels,
         "doc_label": sample.doc_label,  # a classification text is judged by it
         "criteria": task.criteria,
         "provenance": provenance_rows(sample.provenance, sample),

@@ -82,7 +82,17 @@ def test_review_flow_next_decide_until_empty(client, tokens):
         response := client.get("/api/review/next", headers=bearer(tokens["annotator"]))
     ).status_code == 200:
         task = response.json()
-        assert set(task) == {"item_id", "criteria", "sample", "image_url", "masks_url"}
+        assert set(task) == {
+            "item_id",
+            "criteria",
+            "sample",
+            "image_url",
+            "masks_url",
+            "fix_labels",
+        }
+        # what a fix may name: the batch's labels of the task's own kind, never the other's
+        image = task["sample"]["spec"]["modality"] == "image"
+        assert task["fix_labels"] == (["circle", "square"] if image else ["ORG", "PERSON"])
         # asking again before deciding gives the same open item, not a new one
         again = client.get("/api/review/next", headers=bearer(tokens["annotator"])).json()
         assert again["item_id"] == task["item_id"]
@@ -145,6 +155,44 @@ def test_a_fix_may_delete_boxes_and_change_classes_to_the_batchs_own(tmp_path):
         row = connection.execute(select(decisions)).one()
     assert row.objects == [{**first, "category": "square"}]
     assert row.original == task["sample"]["objects"]
+
+
+def test_a_fix_keeps_to_the_labels_of_its_own_modality_in_a_mixed_batch(tmp_path):
+    """A batch of images and texts: a box may take an object class, never a span label, and a
+    span a span label, never an object class; each task says which it may use."""
+    app = make_app(tmp_path, images=1, texts=1, k=1)
+    who = bearer(token_for(app, "ann", "annotator"))
+    with TestClient(app) as client:
+        tasks = {}
+        while (response := client.get("/api/review/next", headers=who)).status_code == 200:
+            task = response.json()
+            modality = task["sample"]["spec"]["modality"]
+            tasks[modality] = task
+            url = f"/api/review/{task['item_id']}/decision"
+            if modality == "image":
+                assert task["fix_labels"] == ["circle", "square"]
+                first, _second = task["sample"]["objects"]
+                wrong = {"verdict": "fix", "objects": [{**first, "category": "PERSON"}]}
+                refused = client.post(url, json=wrong, headers=who)
+                assert refused.status_code == 400, refused.text
+                assert "objects[0].category 'PERSON' is not an object class" in refused.text
+                assert "['circle', 'square']" in refused.text
+                right = {"verdict": "fix", "objects": [{**first, "category": "square"}]}
+            else:
+                assert task["fix_labels"] == ["ORG", "PERSON"]
+                person, org = task["sample"]["spans"]
+                wrong = {"verdict": "fix", "spans": [{**person, "label": "circle"}, org]}
+                refused = client.post(url, json=wrong, headers=who)
+                assert refused.status_code == 400, refused.text
+                assert "spans[0].label 'circle' is not a span label" in refused.text
+                assert "['ORG', 'PERSON']" in refused.text
+                right = {"verdict": "fix", "spans": [{**person, "label": "ORG"}, org]}
+            assert client.post(url, json=right, headers=who).status_code == 200
+        assert response.status_code == 204
+    assert set(tasks) == {"image", "text"}
+    with app.state.store.engine.connect() as connection:
+        fixed = connection.execute(select(decisions).order_by(decisions.c.id)).all()
+    assert len(fixed) == 2  # the refused fixes recorded nothing
 
 
 def test_annotators_stay_blind_to_each_other(client, tokens):

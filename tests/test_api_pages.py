@@ -115,6 +115,37 @@ def test_review_page_highlights_spans_of_a_text_item(tmp_path):
     assert html.count('class="span-label"') == 2
 
 
+def offered(html: str, select_class: str) -> list[list[str]]:
+    """The values each `<select class=...>` of a page offers, in order."""
+    return [
+        re.findall(r'<option value="([^"]*)"', options)
+        for options in re.findall(
+            rf'<select class="{select_class}"[^>]*>(.*?)</select>', html, re.S
+        )
+    ]
+
+
+def test_the_fix_form_offers_the_batchs_labels_of_the_items_own_kind(tmp_path):
+    """In a batch of images and texts, a box's class select offers the batch's object classes
+    and a span's label select the batch's span labels (one another text holds included), never
+    the other kind's: the server refuses them."""
+    app = make_app(tmp_path, images=1, texts=1, k=1)
+    app.state.store.upsert_samples([text_sample(1, label="CUSTOMER")])
+    app.state.queue.enqueue_batch(BATCH)
+    pages = {}
+    for who in ("ann", "bob", "cy"):
+        with TestClient(app) as client:
+            login(client, token_for(app, who, "annotator"))
+            html = client.get("/review").text
+        modality = re.search(r"<small>(image|text) · ", html)[1]
+        pages.setdefault(modality, []).append(html)
+    assert len(pages["image"]) == 1 and len(pages["text"]) == 2
+    # each box's, and the one a box drawn in fix mode gets
+    assert offered(pages["image"][0], "object-category") == [["circle", "square"]] * 3
+    for html in pages["text"]:
+        assert offered(html, "span-label") == [["CUSTOMER", "ORG", "PERSON", ""]] * 2
+
+
 def test_review_page_shows_the_label_of_a_classification_text(tmp_path):
     """The label is what such a text is judged by: without it a reviewer cannot tell a
     wrongly labelled text from a right one."""

@@ -287,6 +287,21 @@ def test_a_classifier_cannot_tell_gold_from_real_tasks(served):
     assert found <= 0.5 + CHANCE_PLUS
 
 
+def test_a_task_lists_the_same_fix_labels_gold_or_real(served):
+    """The labels a fix may use come with every task: the batch's of the task's modality, the
+    same list for a gold task as for real work (a honeypot's wrong class is one of them)."""
+    gold_tasks, real_tasks = split(served)
+    for modality, labels in (
+        ("image", ["circle", "square", "triangle"]),
+        ("text", sorted({s["label"] for t in real_tasks for s in t["sample"]["spans"]})),
+    ):
+        for tasks in (gold_tasks, real_tasks):
+            listed = {
+                tuple(t["fix_labels"]) for t in tasks if t["sample"]["spec"]["modality"] == modality
+            }
+            assert listed == {tuple(labels)}, (modality, listed)
+
+
 def test_the_same_classifier_sees_the_leaks_blindness_removed(served):
     """Controls: the features have power. The tasks as served before (sequential item ids, the
     validator's report, the construction record) and honeypots made the old way are told

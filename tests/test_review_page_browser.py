@@ -152,6 +152,32 @@ def test_annotator_fixes_a_span_label_on_a_text_item(tmp_path: Path, monkeypatch
     ]
 
 
+def test_a_span_takes_a_label_another_text_of_the_batch_holds(tmp_path: Path):
+    """The span-label select offers the batch's span labels, not only the text's own: one only
+    another text holds is chosen in the browser, saved, and recorded."""
+    app = make_app(tmp_path, images=1, texts=1, k=1)
+    app.state.store.upsert_samples([text_sample(1, label="CUSTOMER")])
+    app.state.queue.enqueue_batch(BATCH)
+    token = token_for(app, "ann", "annotator")
+    with serving(app) as base, chromium() as browser:
+        page = browser.new_page()
+        log_in(page, base, token)
+        while page.locator('mark[data-span="0"]').count() == 0:  # the image item: accept it
+            with page.expect_navigation():
+                page.keyboard.press("a")
+        own = page.locator('mark[data-span="0"]').get_attribute("title")
+        other = {"PERSON": "CUSTOMER", "CUSTOMER": "PERSON"}[own]
+        options = page.locator('select[data-span="0"] option').all_inner_texts()
+        assert options == ["CUSTOMER", "ORG", "PERSON", "(not a span)"]
+        page.keyboard.press("f")
+        page.select_option('select[data-span="0"]', other)
+        with page.expect_navigation():
+            page.keyboard.press("f")
+    with app.state.store.engine.connect() as connection:
+        row = connection.execute(select(decisions).where(decisions.c.verdict == "fix")).one()
+    assert [s["label"] for s in row.spans] == [other, "ORG"]
+
+
 def log_in(page, base: str, token: str) -> None:
     page.goto(f"{base}/login")
     page.fill("#token", token)
