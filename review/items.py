@@ -39,6 +39,14 @@ ITEM = Prepared(select(review_items).where(review_items.c.id == bindparam("item"
 SHOWING = review_items.outerjoin(
     gold_answers, gold_answers.c.item_id == review_items.c.id
 ).outerjoin(samples, samples.c.id == review_items.c.sample_id)
+# the item's modality and the labels its batch keeps for a fix (labels_of reads them)
+ITEM_LABELS = Prepared(
+    select(review_items.c.modality, review_batches.c.labels)
+    .select_from(
+        review_items.outerjoin(review_batches, review_batches.c.batch_id == review_items.c.batch_id)
+    )
+    .where(review_items.c.id == bindparam("item"))
+)
 # the item and the JSON of the sample it shows
 SHOWN = Prepared(
     select(review_items, func.coalesce(gold_answers.c.shown, samples.c.data).label("shown"))
@@ -171,11 +179,26 @@ def batch_labels(connection: Connection, batch_id: str, modality: str) -> list[s
     """The labels a fix of the batch's items of `modality` may use, kept when the batch was
     enqueued: object classes for images, span labels for texts (none for a batch enqueued
     before they were kept, or for gold put in apart from a batch: then a fix keeps to the
-    labels of the sample it fixes). A batch enqueued while they were kept as one list of both
-    kinds keeps that list for either until `review enqueue` runs again."""
+    labels of the sample it fixes)."""
     labels = connection.execute(
         select(review_batches.c.labels).where(review_batches.c.batch_id == batch_id)
     ).scalar()
+    return labels_of(labels, modality)
+
+
+def item_labels(connection: Connection, item_id: int) -> list[str]:
+    """`batch_labels` of the item's batch and modality, in one query (an annotator's every
+    task is told them); an unknown id is an `InputError`."""
+    row = ITEM_LABELS.run(connection, {"item": check_item_id(item_id)}).first()
+    if row is None:
+        raise no_item(item_id)
+    return labels_of(row.labels, row.modality)
+
+
+def labels_of(labels: Any, modality: str) -> list[str]:
+    """The labels of `modality` in a `review_batches.labels` value. A batch enqueued while they
+    were kept as one list of both kinds keeps that list for either until `review enqueue`
+    runs again."""
     if isinstance(labels, dict):
         return list(labels.get(modality) or [])
     return list(labels or [])

@@ -71,6 +71,7 @@ from synthgate.review.items import (
     batch_labels,
     check_item_id,
     finalise,
+    item_labels,
     item_row,
     maybe_finalise,
     no_item,
@@ -542,8 +543,7 @@ class ReviewQueue:
         """The batch's labels a fix of the item may use (check_decision's `labels`): its object
         classes for an image item, its span labels for a text item."""
         with self.store.engine.connect() as connection:
-            item = item_row(connection, item_id)
-            return batch_labels(connection, item.batch_id, item.modality)
+            return item_labels(connection, item_id)
 
     @staticmethod
     def _fix_labels(connection: Connection, item: Any, decision: Decision) -> list[str]:
