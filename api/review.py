@@ -202,10 +202,10 @@ def item_out(task: ReviewTask, public_id: int, *, labels: Collection[str] = ()) 
     every item of its batch and modality, gold or real; with the sample's own, as the queue's
     check_decision accepts them, they are the task's `fix_labels`."""
     sample = gold.blind(task.sample)
-    image = sample.spec.modality == "image" and bool(sample.uri)
+    boxes = sample.spec.modality == "image"
+    image = boxes and bool(sample.uri)
     masks = image and any(o.mask for o in sample.objects)
-    objects = sample.spec.modality == "image"
-    own = [o.category for o in sample.objects] if objects else [s.label for s in sample.spans]
+    own = [o.category for o in sample.objects] if boxes else [s.label for s in sample.spans]
     return ReviewItemOut(
         item_id=public_id,
         criteria=task.criteria,
