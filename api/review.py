@@ -541,4 +541,5 @@ def item(
     admin, e.g. one awaiting adjudication, beside its decisions (GET .../decisions), whose
     labels and text an adjudicator must see to judge it."""
     task = _visible_task(request, item_id, user)
-    return Response(item_out(task, item_id).model_dump_json(), media_type="application/json")
+    out = item_out(task, item_id, labels=request.app.state.queue.fix_labels(task.item_id))
+    return Response(out.model_dump_json(), media_type="application/json")

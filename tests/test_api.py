@@ -195,6 +195,20 @@ def test_a_fix_keeps_to_the_labels_of_its_own_modality_in_a_mixed_batch(tmp_path
     assert len(fixed) == 2  # the refused fixes recorded nothing
 
 
+def test_an_item_shown_again_lists_the_labels_a_fix_may_use(tmp_path, monkeypatch):
+    """GET /api/review/{id} (an adjudicator reading the item) lists the batch's fix labels as
+    the task did, not only the sample's own."""
+    app = make_app(tmp_path, images=1, k=1)
+    batch_labels = ["circle", "square", "triangle"]  # a class no sample of the batch holds yet
+    monkeypatch.setattr(app.state.queue, "fix_labels", lambda item_id: batch_labels)
+    with TestClient(app) as client:
+        task = client.get("/api/review/next", headers=bearer(token_for(app, "ann", "annotator")))
+        item_id = task.json()["item_id"]
+        admin = bearer(token_for(app, "boss", "admin"))
+        seen = client.get(f"/api/review/{item_id}", headers=admin).json()
+    assert task.json()["fix_labels"] == seen["fix_labels"] == batch_labels
+
+
 def test_annotators_stay_blind_to_each_other(client, tokens):
     first, second = bearer(tokens["annotator"]), bearer(tokens["annotator2"])
     task = client.get("/api/review/next", headers=first).json()
