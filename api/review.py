@@ -249,8 +249,19 @@ def _assigned_internal(request: Request, public_id: int, user: User) -> int:
 
 
 def _visible_task(request: Request, public_id: int, user: User) -> ReviewTask:
-    """The item's task, or 404 (the same answer whether it does not exist or is not yours)."""
+    """The item's task, or 404 (the same answer whether it does not exist or is not yours).
+    An annotator sees their item only until it is final: a real item's task is its live
+    sample, which then carries the labels others fixed it to (what they chose stays blind)."""
     item_id = _assigned_internal(request, public_id, user)
+    if not user.can("admin"):
+        with request.app.state.store.engine.connect() as connection:
+            state = connection.execute(
+                select(review_items.c.status).where(review_items.c.id == item_id)
+            ).scalar()
+        if state == "final":
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, detail=f"no review item {public_id} for you"
+            )
     try:
         return queue_of(request).task(item_id)
     except InputError:

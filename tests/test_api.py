@@ -209,6 +209,34 @@ def test_an_item_shown_again_lists_the_labels_a_fix_may_use(tmp_path, monkeypatc
     assert task.json()["fix_labels"] == seen["fix_labels"] == batch_labels
 
 
+def test_a_final_item_is_no_longer_shown_to_its_annotators(tmp_path):
+    """Once final, a real item's sample carries the labels others fixed it to: ann, who
+    accepted it, read bob's and cy's fix through GET /api/review/{id} (and masks.png)."""
+    app = make_app(tmp_path, images=1, k=3)
+    who = {name: bearer(token_for(app, name, "annotator")) for name in ("ann", "bob", "cy")}
+    with TestClient(app) as client:
+        task = client.get("/api/review/next", headers=who["ann"]).json()
+        item = task["item_id"]
+        assert (
+            client.post(
+                f"/api/review/{item}/decision", json={"verdict": "accept"}, headers=who["ann"]
+            ).status_code
+            == 200
+        )
+        assert client.get(f"/api/review/{item}", headers=who["ann"]).status_code == 200
+        first = task["sample"]["objects"][0]
+        for name in ("bob", "cy"):
+            assert client.get("/api/review/next", headers=who[name]).json()["item_id"] == item
+            fix = {"verdict": "fix", "objects": [first]}  # the second box dropped
+            url = f"/api/review/{item}/decision"
+            assert client.post(url, json=fix, headers=who[name]).status_code == 200
+        for path in (f"/api/review/{item}", f"/api/review/{item}/masks.png"):
+            assert client.get(path, headers=who["ann"]).status_code == 404, path
+        admin = bearer(token_for(app, "boss", "admin"))
+        seen = client.get(f"/api/review/{item}", headers=admin).json()
+    assert len(seen["sample"]["objects"]) == 1  # the admin sees the final labels
+
+
 def test_annotators_stay_blind_to_each_other(client, tokens):
     first, second = bearer(tokens["annotator"]), bearer(tokens["annotator2"])
     task = client.get("/api/review/next", headers=first).json()
