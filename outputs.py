@@ -8,7 +8,8 @@ new one is there, and `discard_out(started)` takes a failed build away with the 
 it. So a failure leaves nothing half-written and reviewed data is never replaced.
 `check_out_file(path, inputs=...)` does the same for a single file a command writes (`--json`,
 `review export --out`, a calibrated rubric): never a database, never a file the work reads,
-never a file of a folder synthgate wrote (`synthgate_folder`). `human_decision_count(db)` reads a database without creating anything.
+never a file in a folder synthgate wrote (`synthgate_folder`), new or not: writing that folder
+again replaces it whole. `human_decision_count(db)` reads a database without creating anything.
 """
 
 from __future__ import annotations
@@ -176,9 +177,10 @@ def is_database(path: Path) -> bool:
 def check_out_file(path: Path, *, field: str = "out", inputs: Sequence[Path] = ()) -> None:
     """Refuse a file target that must not be replaced: a folder, a database (a run's
     synthgate.db holds its samples and the human review decisions), one of the `inputs` the work
-    reads (the written file would replace what it was made from), or one of the files a folder
-    synthgate wrote is made of (a run, a balance or merge output, an export: replacing one
-    breaks it). A new file, or any other, passes. Run it before any work starts."""
+    reads (the written file would replace what it was made from), or any file inside a folder
+    synthgate wrote (a run, a balance or merge output, an export): replacing one of its own
+    breaks it, and any other, new or not, is deleted when that folder is written again. A file
+    anywhere else passes. Run it before any work starts."""
     check_usable(path, field=field)
     if path.is_dir():
         raise InputError(field=field, value=path, problem="is a folder; give a file name")
@@ -187,9 +189,10 @@ def check_out_file(path: Path, *, field: str = "out", inputs: Sequence[Path] = (
         raise InputError(
             field=field, value=path, problem=f"is {special}, not a file; give a file name"
         )
-    if not path.is_file():
-        return
     absolute = path.resolve()
+    if not path.is_file():
+        _refuse_inside_folder(path, absolute, field=field)
+        return
     if is_database(absolute):
         decisions = human_decision_count(absolute)
         held = f", with {decisions} human review decisions," if decisions else ""
@@ -198,17 +201,7 @@ def check_out_file(path: Path, *, field: str = "out", inputs: Sequence[Path] = (
             value=path,
             problem=f"is a database{held} which this would overwrite; choose another file name",
         )
-    found = synthgate_folder(absolute.parent)
-    if found is not None:
-        folder, kind = found
-        inside = absolute.relative_to(folder)
-        if len(inside.parts) > 1 or inside.name in FOLDER_FILES:
-            raise InputError(
-                field=field,
-                value=path,
-                problem=f"is a file of the {kind} {folder}, which this would overwrite; choose "
-                "a file name outside it, or a new one",
-            )
+    _refuse_inside_folder(path, absolute, field=field)
     for read in inputs:
         with contextlib.suppress(OSError):  # an input that is not there is refused where read
             if path.samefile(read):
@@ -217,6 +210,27 @@ def check_out_file(path: Path, *, field: str = "out", inputs: Sequence[Path] = (
                     value=path,
                     problem=f"is {read}, which this reads; choose another file name",
                 )
+
+
+def _refuse_inside_folder(path: Path, absolute: Path, *, field: str) -> None:
+    """Refuse a file target inside a folder synthgate wrote: one of its files would break it,
+    and a file of the user's own there, new or not, goes when that folder is written again (the
+    new folder replaces the old one whole)."""
+    found = synthgate_folder(absolute.parent)
+    if found is None:
+        return
+    folder, kind = found
+    inside = absolute.relative_to(folder)
+    if path.is_file() and (len(inside.parts) > 1 or inside.name in FOLDER_FILES):
+        problem = f"is a file of the {kind} {folder}, which this would overwrite"
+    else:
+        problem = (
+            f"lies inside the {kind} {folder}, which the next {kind.split()[0]} into it "
+            "rebuilds whole, deleting every file it did not write"
+        )
+    raise InputError(
+        field=field, value=path, problem=f"{problem}; write {inside.name} outside that folder"
+    )
 
 
 class Started(NamedTuple):

@@ -168,8 +168,10 @@ def test_no_command_overwrites_human_decisions(case: str, decided: Path, tmp_pat
 @pytest.mark.parametrize(
     ("name", "refused"),
     [
-        ("new.json", None),
-        ("notes.json", None),  # a file of the user's own, beside a run's files
+        ("../new.json", None),  # beside the run, not in it
+        # a file of the user's own in a run, new or not, goes when the run is written again
+        ("new.json", "lies inside the run"),
+        ("notes.json", "lies inside the run"),
         ("coco.json", "is a file of the run"),
         ("images/x.png", "is a file of the run"),
         ("synthgate.db", "is a database"),
@@ -192,6 +194,49 @@ def test_check_out_file_refuses_what_a_run_is_made_of(
     else:
         with pytest.raises(Exception, match=refused):
             check_out_file(target)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        lambda run, new: ["validate", str(run / "coco.json"), "--json", str(new)],
+        lambda run, new: ["review", "export", "--run", str(run), "--out", str(new)],
+        lambda run, new: ["review", "agreement", "--run", str(run), "--json", str(new)],
+        lambda run, new: [
+            *("rubric", "calibrate", "--run", str(run), "--rubric", "detection"),
+            *("--out", str(new.with_suffix(".yaml"))),
+        ],
+    ],
+    ids=["validate --json", "review export --out", "review agreement --json", "rubric --out"],
+)
+def test_no_command_writes_a_new_file_into_a_run(
+    args: Callable[[Path, Path], list[str]], decided: Path
+) -> None:
+    """A new file written into a run folder was deleted by the next `run --out` into it."""
+    before = _snapshot(decided)
+    result = runner.invoke(app, args(decided, decided / "mine.json"))
+    message = " ".join(result.output.split())
+    assert result.exit_code == 2, message
+    assert f"lies inside the run {decided}" in message, message
+    assert "write mine." in message, message
+    assert _snapshot(decided) == before
+
+
+def test_a_file_written_into_a_balance_output_is_refused_not_lost(tmp_path: Path) -> None:
+    """`validate --json balanced/report.json` wrote it, and the next `balance --out balanced`
+    deleted it with the folder it rebuilt."""
+    coco, images = make_tiny_coco(tmp_path)
+    balanced = tmp_path / "balanced"
+    balance = ["balance", "--coco", str(coco), "--images", str(images), "--out", str(balanced)]
+    assert runner.invoke(app, balance).exit_code == 0
+    result = runner.invoke(
+        app, ["validate", str(coco), "--images", str(images), "--json", str(balanced / "r.json")]
+    )
+    message = " ".join(result.output.split())
+    assert result.exit_code == 2, message
+    assert f"lies inside the balance output {balanced}" in message, message
+    assert "the next balance into it rebuilds whole" in message, message
+    assert not (balanced / "r.json").exists()
 
 
 def test_checking_a_database_leaves_nothing_beside_it(tmp_path: Path) -> None:
