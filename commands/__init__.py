@@ -126,6 +126,50 @@ def print_left_out(problems: Iterable[str]) -> None:
         errors.print(Text.assemble(("left out", "yellow"), f": {problem}"), soft_wrap=True)
 
 
+# How a run's status reads in "N sample(s) <status>, not merged".
+STATUS_WORDS = {"review": "under review", "rejected": "rejected"}
+
+
+def print_not_accepted(left_out: dict[str, list[str]], *, done: str) -> None:
+    """A run's samples a merge or export left out because they are not accepted, by status
+    (`done`: "merged", "exported"), with the first ten ids."""
+    for status, ids in left_out.items():
+        console.print(
+            f"{len(ids)} sample(s) {STATUS_WORDS.get(status, status)}, not {done}: "
+            f"{_first_ids(ids)}",
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+def print_undecided(undecided: dict[str, list[str]], *, done: str, again: str) -> None:
+    """The accepted samples a merge or export took in while people still review them (an audit
+    of the rubric's accept): their review may yet reject them. `undecided`: item status (open,
+    adjudication) -> sample ids; `done`: "merged", "exported"; `again`: how to do it again
+    ("merge again")."""
+    ids = [sample_id for found in undecided.values() for sample_id in found]
+    if not ids:
+        return
+    split = undecided.get("adjudication", [])
+    awaiting = (
+        f"; {len(split)} of them await adjudication (their annotators split: synthgate review "
+        f"adjudicate lists them): {_first_ids(split)}"
+        if split
+        else ""
+    )
+    console.print(
+        f"{len(ids)} sample(s) {done} as the rubric accepted them while people still review "
+        f"them: {_first_ids(ids)}{awaiting}; {again} once their review is final to leave out "
+        "any that people reject",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+def _first_ids(ids: list[str]) -> str:
+    return ", ".join(ids[:10]) + (", ..." if len(ids) > 10 else "")
+
+
 def run_progress(bars: Progress) -> Callable[[str, int, int], None]:
     """A runner's `progress(modality, just finished, total)` as bars: one per modality and run
     (balance runs one per generator section, each with its own total)."""

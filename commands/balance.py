@@ -18,6 +18,8 @@ from synthgate.commands import (
     mib_bar,
     new_table,
     print_left_out,
+    print_not_accepted,
+    print_undecided,
     progress_bars,
     run_progress,
     user_errors,
@@ -211,8 +213,5 @@ def merge(
         else f"{result.added_images} images, {result.added_annotations} annotations"
     )
     console.print(f"merged {added} into [bold]{escape(str(result.merged))}[/]", soft_wrap=True)
-    for status, ids in result.left_out.items():
-        console.print(
-            f"{len(ids)} sample(s) {status} and not merged: {', '.join(map(str, ids[:10]))}",
-            markup=False,
-        )
+    print_not_accepted(result.left_out, done="merged")
+    print_undecided(result.undecided, done="merged", again="merge again")

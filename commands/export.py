@@ -17,6 +17,8 @@ from synthgate.commands import (
     count_bar,
     mib_bar,
     print_left_out,
+    print_not_accepted,
+    print_undecided,
     progress_bars,
     user_errors,
 )
@@ -143,3 +145,5 @@ def export(
         f"classes as {format_.value.upper()} to [bold]{escape(str(out))}[/]{how}",
         soft_wrap=True,
     )
+    print_not_accepted(result.left_out, done="exported")
+    print_undecided(result.undecided, done="exported", again="export again with --force")

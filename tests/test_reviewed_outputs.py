@@ -11,6 +11,7 @@ until text merge read them).
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +20,17 @@ import yaml
 from balance_fixtures import make_tiny_coco
 from factories import SUPPORT_TICKETS, small_config
 from test_rubric_pipeline import strict_rubric  # any object less than fully visible: review
+from typer.testing import CliRunner
 
 import synthgate as sg
+from synthgate.cli import app
 from synthgate.review.queue import Decision, ReviewQueue
 from synthgate.samples import Span
 from synthgate.storage.store import Store, sqlite_url
 from synthgate.validators.rubric import RUBRICS_DIR
 from synthgate.workflows.reviewed import final_verdicts
+
+runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
@@ -188,3 +193,109 @@ def test_text_merge_takes_the_people_s_verdicts_and_fixes(
     assert merged[reviewed_text["fix"]]["spans"] == reviewed_text["fixed_spans"]
     assert merged[reviewed_text["fix"]]["synthgate"]["review_verdict"] == "fix"
     assert merged[reviewed_text["accept"]]["synthgate"]["review_verdict"] == "accept"
+
+
+@pytest.fixture(scope="module")
+def under_review(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A run whose review is under way (k = 2, every accepted sample audited): one sample the
+    rubric sent to review both annotators rejected; one audited sample they split on (awaiting
+    adjudication); one audited sample one of them accepted (open); the rest untouched."""
+    folder = tmp_path_factory.mktemp("under-review")
+    rubric = strict_rubric(folder, accept_at=4.9)
+    data = yaml.safe_load(rubric.read_text())
+    data["routing"]["audit_rate"] = 1.0
+    rubric.write_text(yaml.safe_dump(data))
+    config = small_config(text=None)
+    config["image"].update(count=12, objects_per_image=[3, 5], rubric=str(rubric))
+    run = sg.run(config, out=folder / "run")
+    store = Store(sqlite_url(run.out / "synthgate.db"))
+    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.0)
+    queue.enqueue_batch(run.batch_id)
+    with sqlite3.connect(run.out / "synthgate.db") as connection:
+        items = connection.execute(
+            "SELECT id, sample_id, reason FROM review_items WHERE kind = 'sample' ORDER BY id"
+        ).fetchall()
+    connection.close()
+    review = [(i, s) for i, s, reason in items if reason == "review"]
+    audit = [(i, s) for i, s, reason in items if reason == "audit"]
+    assert review and len(audit) >= 2, "the strict rubric routes both ways"
+    for annotator, (item, verdict) in [
+        ("alice", (review[0][0], "reject")),
+        ("bob", (review[0][0], "reject")),
+        ("alice", (audit[0][0], "accept")),
+        ("bob", (audit[0][0], "reject")),
+        ("alice", (audit[1][0], "accept")),
+    ]:
+        queue.decide(item, annotator, Decision(verdict=verdict), assign=True)
+    assert queue.awaiting_adjudication() == [audit[0][0]]
+    store.close()
+    return {
+        "run": run,
+        "rejected": review[0][1],
+        "split": audit[0][1],
+        "audited": [s for _, s in audit],
+        "review": [s for _, s in review[1:]],
+    }
+
+
+def test_merge_during_review_says_what_it_left_out_and_what_is_undecided(
+    under_review: dict[str, Any], tmp_path: Path
+) -> None:
+    """`merge` merged the audited samples people are still deciding (one whose annotators split)
+    without a word, and said "41 sample(s) review and not merged"."""
+    real, images = make_tiny_coco(tmp_path / "real")
+    result = runner.invoke(app, [
+        "merge", "--real", str(real), "--images", str(images), "--synthetic",
+        str(under_review["run"].out), "--out", str(tmp_path / "merged"), "--add-categories",
+    ])  # fmt: skip
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, said
+    assert f"1 sample(s) rejected, not merged: {under_review['rejected']}" in said
+    assert f"{len(under_review['review'])} sample(s) under review, not merged: " in said
+    audited = under_review["audited"]
+    assert (
+        f"{len(audited)} sample(s) merged as the rubric accepted them while people still "
+        "review them: "
+    ) in said
+    assert (
+        "1 of them await adjudication (their annotators split: synthgate review adjudicate "
+        f"lists them): {under_review['split']}; merge again once their review is final"
+    ) in said
+    summary = json.loads((tmp_path / "merged" / "merge.json").read_text())
+    assert summary["undecided"]["adjudication"] == [under_review["split"]]
+    assert sorted(id for ids in summary["undecided"].values() for id in ids) == sorted(audited)
+    merged = _by_sample(json.loads((tmp_path / "merged" / "merged.coco.json").read_text()))
+    assert set(audited) <= set(merged), "the rubric's accept stands until people decide"
+
+
+def test_export_says_what_review_left_out(under_review: dict[str, Any], tmp_path: Path) -> None:
+    """`export RUN` left out the sample people rejected (99 of 100 images) without a word."""
+    out = tmp_path / "export"
+    run = under_review["run"].out
+    result = runner.invoke(app, ["export", str(run), "-f", "yolo", "--out", str(out)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, said
+    assert f"1 sample(s) rejected, not exported: {under_review['rejected']}" in said
+    assert f"{len(under_review['review'])} sample(s) under review, not exported: " in said
+    assert "1 of them await adjudication" in said and under_review["split"] in said
+    assert "export again with --force once their review is final" in said
+    exported = sg.export(run, format="coco", out=tmp_path / "again")
+    assert exported.left_out["rejected"] == [under_review["rejected"]]
+    assert exported.left_out["review"] == under_review["review"]
+    assert exported.undecided["adjudication"] == [under_review["split"]]
+
+
+def test_export_of_a_run_says_what_the_rubric_left_out(tmp_path: Path) -> None:
+    """Nobody reviewed: the samples the rubric sent to review are named as left out too."""
+    config = small_config(text=None)
+    config["image"].update(count=6, objects_per_image=[3, 5], rubric=str(strict_rubric(tmp_path)))
+    run = sg.run(config, out=tmp_path / "run")
+    routes = [
+        image["synthgate"]["status"]
+        for image in json.loads((run.out / "coco.json").read_text())["images"]
+    ]
+    exported = sg.export(run, format="coco", out=tmp_path / "export")
+    assert {status: len(ids) for status, ids in exported.left_out.items()} == {
+        status: routes.count(status) for status in set(routes) - {"accepted"}
+    }
+    assert exported.counts.images == routes.count("accepted") and exported.undecided == {}

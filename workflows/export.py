@@ -62,7 +62,13 @@ from synthgate.outputs import (
     check_usable,
 )
 from synthgate.validators.sources import TEXT_SUFFIXES
-from synthgate.workflows.reviewed import accepted_only, final_verdicts, reviewed_coco
+from synthgate.workflows.reviewed import (
+    accepted_only,
+    final_verdicts,
+    not_accepted,
+    reviewed_coco,
+    undecided,
+)
 
 ExportFormat = Literal["coco", "yolo", "voc"]
 FORMATS: tuple[str, ...] = ("coco", "yolo", "voc")
@@ -193,18 +199,27 @@ def export_dataset(
 class ExportResult:
     """An export folder: where it is, its format, what it wrote (`counts`: images, boxes,
     classes, crowd regions and outside boxes left out, images linked or copied, images per
-    subset) and the bad entries `skip_invalid` left out."""
+    subset), the bad entries `skip_invalid` left out and, for a run, the samples it left out
+    because they are not accepted (`left_out`: status -> sample ids) and the accepted ones it
+    exported while people still review them (`undecided`: open or adjudication -> ids)."""
 
     out: Path
     format: str
     source: Path
     counts: ExportCounts
     skipped: list[str] = field(default_factory=list)
+    # a run's samples not exported, by status (rejected, by the rubric or people; review)
+    left_out: dict[str, list[str]] = field(default_factory=dict)
+    # accepted samples exported while people still review them (audited): item status -> ids
+    undecided: dict[str, list[str]] = field(default_factory=dict)
 
     def __repr__(self) -> str:  # not the dataclass's: `skipped` names every entry left out
+        left_out = {status: len(ids) for status, ids in self.left_out.items()}
         return (
             f"ExportResult(out={str(self.out)!r}, format={self.format!r}, "
-            f"source={str(self.source)!r}, counts={self.counts!r}, skipped={len(self.skipped)})"
+            f"source={str(self.source)!r}, counts={self.counts!r}, skipped={len(self.skipped)}, "
+            f"left_out={left_out}, "
+            f"undecided={ {status: len(ids) for status, ids in self.undecided.items()} })"
         )
 
     def __fspath__(self) -> str:
@@ -297,6 +312,7 @@ def export(
             problem=f"lies inside the images folder {root}; choose a folder outside it",
         )
     check_out(target, marker=EXPORT_MARKER, what="export")  # before any work starts
+    not_exported: dict[str, list[str]] = {}
     coco, skipped = read_checked(
         coco_path,
         images_dir=root if copy_images else None,
@@ -304,7 +320,12 @@ def export(
         boxes_only=format != "coco",
         progress=check_progress,
         read_progress=read_progress,
+        left_out=not_exported,
     )
+    open_items = {}
+    if coco_path.name == "accepted.coco.json":  # a run's: which of them people still review
+        sample_ids = [str((i.get("synthgate") or {}).get("sample_id")) for i in coco["images"]]
+        open_items = undecided(coco_path.parent / "synthgate.db", sample_ids)
     if not coco["images"]:
         left_out = f" ({len(skipped)} entries left out as invalid)" if skipped else ""
         raise InputError(
@@ -348,7 +369,15 @@ def export(
             "subsets": counts.subsets,
         }
         (temporary / EXPORT_MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
-    return ExportResult(out=target, format=format, source=coco_path, counts=counts, skipped=skipped)
+    return ExportResult(
+        out=target,
+        format=format,
+        source=coco_path,
+        counts=counts,
+        skipped=skipped,
+        left_out=not_exported,
+        undecided=open_items,
+    )
 
 
 def find_coco(source: Path, images: Path | None) -> tuple[Path, Path]:
@@ -393,22 +422,29 @@ def read_checked(
     boxes_only: bool = True,
     progress: Progress | None = None,
     read_progress: Progress | None = None,
+    left_out: dict[str, list[str]] | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """The COCO file with every check passed and, given `images_dir`, every image file there
     (`progress`: as entries are checked, find_coco_problems; `read_progress`: as the file is
     read); the descriptions of entries left out. Without `skip_invalid`, two images that would
     share an exported name are refused before the checks. `boxes_only`: YOLO and VOC export no
     segmentations, so they are dropped before the checks and a bad polygon does not stop such
-    an export."""
+    an export. A run's accepted.coco.json is read as its review left it (workflows/reviewed.py),
+    and `left_out` gets the sample ids of the run's other samples by status (rejected, review)."""
 
     non_finite: list[str] = []
     run = path.parent if path.name == "accepted.coco.json" else None
     verdicts = final_verdicts(run / "synthgate.db") if run is not None else {}
-    if run is not None and verdicts:  # reviewed since it ran: as people left it
+    whole_run = run is not None and (run / "manifest.json").is_file()
+    if run is not None and (verdicts or (whole_run and (run / "coco.json").is_file())):
+        # as people left it (reviewed since it ran), and what is left out of it and why
         whole = read_coco_streaming(
             run / "coco.json", non_finite=non_finite, progress=read_progress
         )
-        coco = accepted_only(reviewed_coco(run, whole, verdicts))
+        reviewed = reviewed_coco(run, whole, verdicts)
+        coco = accepted_only(reviewed)
+        if left_out is not None:
+            left_out.update(not_accepted(reviewed))
     else:
         coco = read_coco_streaming(path, non_finite=non_finite, progress=read_progress)
     if images_dir is not None:

@@ -14,8 +14,10 @@ as its human review left them (workflows/reviewed.py), and writes a dataset fold
 (`dataset_folder_images`): merged.coco.json beside `images/`, which holds hard links (else
 copies) of the real and the accepted synthetic images, every `file_name` relative to the folder
 and inside it, so the folder loads with nothing but its path, wherever it is moved. Samples not
-accepted (waiting for review, rejected) are never merged; images that do not come from a run
-(no `synthgate` status and sample id) are refused.
+accepted (waiting for review, rejected) are never merged; an audited sample the rubric accepted
+is merged as accepted until people finish its review, and `MergeResult.undecided` names it (merge
+again once review is done); images that do not come from a run (no `synthgate` status and
+sample id) are refused.
 
 ```
 <out>/
@@ -63,7 +65,7 @@ from synthgate.outputs import (
     refuse_out_holding,
 )
 from synthgate.validators.sources import TEXT_SUFFIXES
-from synthgate.workflows.reviewed import final_verdicts, reviewed_coco, reviewed_rows
+from synthgate.workflows.reviewed import final_verdicts, reviewed_coco, reviewed_rows, undecided
 
 MAX_NAMED = 10
 IMAGES_FOLDER = "images"
@@ -77,6 +79,8 @@ class MergeResult:
     added_annotations: int = 0
     added_rows: int = 0
     left_out: dict[str, list[str]] = field(default_factory=dict)  # status -> sample ids
+    # accepted samples merged while people still review them (audited): item status -> ids
+    undecided: dict[str, list[str]] = field(default_factory=dict)
     new_categories: list[str] = field(default_factory=list)
     skipped_input: list[str] = field(default_factory=list)  # bad real entries left out
     merged: Path | None = None  # the merged file `merge` wrote
@@ -94,7 +98,9 @@ class MergeResult:
         return (
             f"MergeResult(merged={merged!r}, added_images={self.added_images}, "
             f"added_annotations={self.added_annotations}, added_rows={self.added_rows}, "
-            f"left_out={left_out}, new_categories={len(self.new_categories)}, "
+            f"left_out={left_out}, "
+            f"undecided={ {status: len(ids) for status, ids in self.undecided.items()} }, "
+            f"new_categories={len(self.new_categories)}, "
             f"skipped_input={len(self.skipped_input)})"
         )
 
@@ -479,8 +485,11 @@ def merge_run_coco(
         final_verdicts(run_dir / "synthgate.db"),
     )
     merged = merge_coco(placed, run, add_categories=add_categories, result=result)
-    for image in merged["images"][len(placed["images"]) :]:
+    added = merged["images"][len(placed["images"]) :]
+    for image in added:
         files[image["file_name"]] = confined_path(run_dir, image["file_name"])
+    added_ids = [str(image["synthgate"]["sample_id"]) for image in added]
+    result.undecided = undecided(run_dir / "synthgate.db", added_ids)
     return merged
 
 
@@ -608,6 +617,10 @@ def merge(
             source=str(real_path),
             result=result,
         )
+        added_ids = [
+            str(row.get("id")) for row in rows if row.get("status", "accepted") == "accepted"
+        ]
+        result.undecided = undecided(run_dir / "synthgate.db", added_ids)
         text = "".join(lines)
         return _write_merge(out, "merged.jsonl", lambda path: write_atomic(path, text), {}, result)
     synthetic_path = run_dir / "coco.json"
@@ -660,7 +673,10 @@ def _write_merge(
     ) as temporary:
         place_dataset_images(temporary, files, progress)
         write(temporary / name)
-        summary = {k: v for k, v in asdict(result).items() if k != "merged"}
+        # undecided only when there are some: merge.json stays as it was for a settled run
+        summary = {
+            k: v for k, v in asdict(result).items() if k != "merged" and (k != "undecided" or v)
+        }
         write_atomic(temporary / MERGE_MARKER, dumps({"merged": name, **summary}) + "\n")
     result.merged = out / name
     return result

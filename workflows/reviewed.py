@@ -5,11 +5,14 @@ text.jsonl (each row's route in `status`) when it finishes; the samples routed t
 decided later, by people, in the run's database (synthgate.db). `merge` and `export` read a run
 through here, so that a sample people accepted is merged and exported, one they rejected is
 not, and one they fixed carries their labels. A run nobody has reviewed reads exactly as its
-files.
+files, and so does a sample until people finish its review: an audited sample the rubric
+accepted stays accepted while its review is open or awaits adjudication (`undecided` says which).
 
     verdicts = final_verdicts(run / "synthgate.db")          # {sample id: accept|reject|fix}
     coco = reviewed_coco(run, read_coco_streaming(run / "coco.json"), verdicts)
     accepted = accepted_only(coco)                           # what accepted.coco.json holds
+    left_out = not_accepted(coco)                            # {status: sample ids} it leaves
+    open_items = undecided(run / "synthgate.db", ids)        # {open|adjudication: sample ids}
     rows = reviewed_rows(run, read_jsonl(run / "text.jsonl"), verdicts)
 """
 
@@ -48,6 +51,33 @@ def final_verdicts(database: Path) -> dict[str, str]:
     except sqlite3.DatabaseError as error:
         raise InputError(f"{database}: not a readable SQLite database ({error})") from None
     return {str(sample_id): str(verdict) for sample_id, verdict in rows}
+
+
+def undecided(database: Path, sample_ids: list[str]) -> dict[str, list[str]]:
+    """Those of `sample_ids` whose review item people have not finished, by the item's status
+    (open; adjudication: its annotators split), in the order given: an audited sample the
+    rubric accepted is merged and exported as accepted until then. Empty for a database without
+    review tables or none."""
+    if not database.is_file() or not sample_ids:
+        return {}
+    try:
+        with contextlib.closing(reading_sqlite(database)) as connection:
+            rows = connection.execute(
+                "SELECT sample_id, status FROM review_items "
+                "WHERE kind = 'sample' AND status != 'final'"
+            ).fetchall()
+    except sqlite3.OperationalError as error:
+        if "no such table" in str(error):
+            return {}
+        raise InputError(f"{database}: cannot read its review results ({error})") from None
+    except sqlite3.DatabaseError as error:
+        raise InputError(f"{database}: not a readable SQLite database ({error})") from None
+    status_of = {str(sample_id): str(status) for sample_id, status in rows}
+    found: dict[str, list[str]] = {}
+    for sample_id in sample_ids:
+        if sample_id in status_of:
+            found.setdefault(status_of[sample_id], []).append(sample_id)
+    return found
 
 
 def reviewed_coco(run: Path, coco: dict[str, Any], verdicts: dict[str, str]) -> dict[str, Any]:
@@ -120,6 +150,18 @@ def accepted_only(coco: dict[str, Any]) -> dict[str, Any]:
     ids = {image["id"] for image in images}
     annotations = [a for a in coco["annotations"] if a["image_id"] in ids]
     return {**coco, "images": images, "annotations": annotations}
+
+
+def not_accepted(coco: dict[str, Any]) -> dict[str, list[str]]:
+    """The sample ids of a run's COCO dict (read through `reviewed_coco`) that are not
+    accepted, by status (rejected, review), in the file's order: what `accepted_only` leaves
+    out."""
+    left_out: dict[str, list[str]] = {}
+    for image in coco["images"]:
+        block = image.get("synthgate") or {}
+        if block.get("status") != "accepted":
+            left_out.setdefault(str(block.get("status")), []).append(str(block.get("sample_id")))
+    return left_out
 
 
 def _samples(database: Path, sample_ids: list[str]) -> dict[str, Any]:
