@@ -489,7 +489,8 @@ def merge_run_coco(
     for image in added:
         files[image["file_name"]] = confined_path(run_dir, image["file_name"])
     added_ids = [str(image["synthgate"]["sample_id"]) for image in added]
-    result.undecided = undecided(run_dir / "synthgate.db", added_ids)
+    for status, ids in undecided(run_dir / "synthgate.db", added_ids).items():
+        result.undecided.setdefault(status, []).extend(ids)  # balance merges several runs
     return merged
 
 
