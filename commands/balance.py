@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.markup import escape
@@ -53,6 +54,12 @@ def balance(
         "--skip-invalid",
         help="Leave bad COCO entries out (they are listed) instead of stopping.",
     ),
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="COCO: check the dataset and print the plan (instances per class, images, disk "
+        "estimate); write nothing.",
+    ),
 ) -> None:
     """Raise under-represented classes with synthetic samples and merge what the rubric accepted.
 
@@ -60,7 +67,9 @@ def balance(
     balance.json, the run folders, and report.md / report.html with plots. COCO: images/ holds
     the real and accepted synthetic images (hard links, else copies) and every file_name is
     relative to the output folder, so it loads from its path alone, wherever it is moved.
-    Samples waiting for review are not merged; they are listed.
+    The real images there are hard links: editing one in place edits the real dataset (copy the
+    folder with cp -r first). Samples waiting for review are not merged; they are listed.
+    With --dry-run nothing is written: the plan is printed.
 
     Example: synthgate balance --coco annotations.json --images images/ --out balanced/ --target median
 
@@ -85,6 +94,8 @@ def balance(
                     raise InputError(f"{given} applies to --jsonl; leave it out with --coco")
             outcome = synthgate.balance(
                 coco,
+                dry_run=dry_run,
+                on_plan=_warn_of_large_plan,
                 images=images,
                 out=out,
                 target=target,
@@ -98,8 +109,14 @@ def balance(
             )
         else:
             assert jsonl is not None
-            if images is not None or skip_invalid:  # refused, not ignored, as validate does
-                given = "--images" if images is not None else "--skip-invalid"
+            if images is not None or skip_invalid or dry_run:  # refused, not ignored
+                given = (
+                    "--images"
+                    if images is not None
+                    else "--skip-invalid"
+                    if skip_invalid
+                    else "--dry-run"
+                )
                 raise InputError(f"{given} applies to --coco; leave it out with --jsonl")
             outcome = synthgate.balance_text(
                 jsonl,
@@ -111,6 +128,9 @@ def balance(
                 progress=run_progress(bars),
             )
     summary = outcome.summary
+    if dry_run:
+        _print_plan(summary, outcome.out)
+        return
     print_left_out(summary.get("skipped_input", []))  # as merge and export list them
     table = new_table(title=f"balance ({summary['target']})")
     for column in ("class", "before", "target", "filled", "after"):
@@ -148,6 +168,57 @@ def balance(
         )
     report = outcome.out / "report.html"
     console.print(Text.assemble("wrote ", (str(outcome.merged), "bold"), f" and {report}"))
+    if summary["kind"] == "coco":
+        console.print(
+            f"{outcome.out / 'images'} holds hard links to the real images: editing one there "
+            f"in place edits the real dataset; copy the folder first (cp -r {outcome.out} COPY)",
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+def _warn_of_large_plan(plan: dict[str, Any]) -> None:
+    """One line on stderr before a plan far larger than its dataset starts (never a prompt:
+    scripts run balance unattended)."""
+    from synthgate.workflows.balance import large_plan_warning
+
+    warning = large_plan_warning(plan)
+    if warning is not None:
+        errors.print(Text.assemble(("warning", "yellow"), f": {warning}"), soft_wrap=True)
+
+
+def _print_plan(plan: dict[str, Any], out: Path) -> None:
+    """The plan of a dry run: per class raised, its instances before, target and planned; then
+    the images it makes and their estimated size."""
+    from synthgate.workflows.balance import PNG_SHARE_OF_RGB
+
+    table = new_table(title=f"balance plan ({plan['target']})")
+    for column in ("class", "before", "target", "planned"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, entry in plan["classes"].items():
+        if entry["deficit"]:
+            table.add_row(name, *(str(entry[k]) for k in ("before", "target", "planned")))
+    if table.row_count:
+        console.print(table)
+    for name, entry in plan["classes"].items():
+        if "why_not" in entry:
+            errors.print(Text.assemble((name, "yellow"), f": not planned: {entry['why_not']}"))
+    instances = sum(entry["planned"] for entry in plan["classes"].values())
+    console.print(
+        f"dry run: {instances} instances in {plan['planned_images']} synthetic images "
+        f"(the dataset holds {plan['dataset_images']}), about "
+        f"{_size(plan['estimated_bytes'])} of PNGs (estimated at {PNG_SHARE_OF_RGB:.0%} of their raw RGB size, "
+        f"at most {_size(plan['raw_bytes'])}); nothing was written to {out}",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GB", 10**9), ("MB", 10**6)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count / 10**3:.0f} kB"
 
 
 def merge(

@@ -44,7 +44,7 @@ from synthgate.generators.copy_paste import source_categories
 from synthgate.outputs import BALANCE_MARKER, building_out, check_out, refuse_out_holding
 from synthgate.pipeline import Progress, batch_id_for
 from synthgate.runner import run_batch
-from synthgate.samples import Modality
+from synthgate.samples import Modality, SampleSpec
 from synthgate.validators.sources import TEXT_SUFFIXES
 from synthgate.workflows.merge import (
     MergeResult,
@@ -175,27 +175,32 @@ def section_seed(seed: int, turn: int) -> int:
     return int(np.random.SeedSequence([seed, turn]).generate_state(1)[0])
 
 
-def run_sections(
+@dataclass
+class SectionPlan:
+    """What one generator section of a balance makes: its specs, before the run's batch id."""
+
+    turn: int
+    section: dict[str, Any]
+    generator: str
+    balance: BalanceConfig  # the balance config, seeded for this section
+    specs: list[SampleSpec]
+
+
+def plan_sections(
     *,
     modality: Modality,
     sections: list[dict[str, Any]],
     parts: list[dict[str, int]],
     balance: BalanceConfig,
-    source: Path,
-    categories: list[str],
-    runs_dir: Path,
-    build: Callable[[Any], Generator],
     shares: dict[str, dict[str, float]],
     existing: dict[str, dict[str, Counter[str]]],
-    progress: Progress | None,
-    reference_progress: Callable[[int, int], None] | None = None,
     attribute_goal: AttributeGoal = "shares",
     limits: list[dict[str, dict[str, dict[str, int]]] | None] | None = None,
-) -> list[tuple[Path, BatchConfig]]:
-    """One pipeline run per generator section, `parts[i]` the deficits section i fills
+) -> list[SectionPlan]:
+    """The samples each generator section makes, `parts[i]` the deficits section i fills
     (attribute values planned toward `attribute_goal`, `limits[i]` what section i can make of
-    each value per class: see `plan_specs`)."""
-    done = []
+    each value per class: see `plan_specs`). A section with nothing to make is left out."""
+    planned = []
     existing = {label: {a: Counter(c) for a, c in axes.items()} for label, axes in existing.items()}
     for turn, (section, part) in enumerate(zip(sections, parts, strict=True)):
         # Each section its own seed: on the balance's seed alone, two sections of one generator
@@ -227,18 +232,57 @@ def run_sections(
                     existing.setdefault(str(spec.category), {}).setdefault(axis, Counter())[
                         value
                     ] += 1
-        config = section_config(
-            {**section, "generator": generator_name},
-            count=len(draft),
+        planned.append(SectionPlan(turn, section, generator_name, seeded, draft))
+    return planned
+
+
+def run_sections(
+    *,
+    modality: Modality,
+    sections: list[dict[str, Any]],
+    parts: list[dict[str, int]],
+    balance: BalanceConfig,
+    source: Path,
+    categories: list[str],
+    runs_dir: Path,
+    build: Callable[[Any], Generator],
+    shares: dict[str, dict[str, float]],
+    existing: dict[str, dict[str, Counter[str]]],
+    progress: Progress | None,
+    reference_progress: Callable[[int, int], None] | None = None,
+    attribute_goal: AttributeGoal = "shares",
+    limits: list[dict[str, dict[str, dict[str, int]]] | None] | None = None,
+    planned: list[SectionPlan] | None = None,
+) -> list[tuple[Path, BatchConfig]]:
+    """One pipeline run per generator section, `parts[i]` the deficits section i fills
+    (attribute values planned toward `attribute_goal`, `limits[i]` what section i can make of
+    each value per class: see `plan_specs`), or the sections' plans `planned` already made
+    (`plan_sections` of the same arguments)."""
+    if planned is None:
+        planned = plan_sections(
             modality=modality,
-            balance=seeded,
+            sections=sections,
+            parts=parts,
+            balance=balance,
+            shares=shares,
+            existing=existing,
+            attribute_goal=attribute_goal,
+            limits=limits,
+        )
+    done = []
+    for plan in planned:
+        config = section_config(
+            {**plan.section, "generator": plan.generator},
+            count=len(plan.specs),
+            modality=modality,
+            balance=plan.balance,
             source=source,
             categories=categories,
-            name=f"{balance.name}-{turn}-{generator_name}",
+            name=f"{balance.name}-{plan.turn}-{plan.generator}",
         )
         name = config.name
         batch_id = batch_id_for(config)
-        specs = [s.model_copy(update={"batch_id": batch_id}) for s in draft]
+        specs = [s.model_copy(update={"batch_id": batch_id}) for s in plan.specs]
         generator = build(getattr(config, modality))
         assign_sources = getattr(generator, "assign_sources", None)
         if assign_sources is not None:  # what each spec draws from, over the whole plan
@@ -293,6 +337,102 @@ def _image_parts(
     return parts
 
 
+def refuse_out_inside_images(out: Path, images_dir: Path) -> None:
+    """Refuse an output folder inside the dataset's images folder: the balanced dataset would
+    then lie among the images a later balance of the same dataset reads."""
+    if out.resolve().is_relative_to(images_dir.resolve()):
+        raise InputError(
+            field="out",
+            value=out,
+            problem=f"lies inside the images folder {images_dir} (--images), among the "
+            "dataset's own images; choose a folder outside it",
+        )
+
+
+# A PNG of a photo is about 0.6 of its raw RGB bytes (copy-paste images of COCO val2017 measured
+# at 0.598); it is never much more than them.
+PNG_SHARE_OF_RGB = 0.6
+# The plan a user is warned of before it runs: more than ten synthetic images to each real one
+# (the balanced dataset is then almost all synthetic, and the run takes far longer than the
+# dataset's size suggests), or more disk than a laptop spares without thinking.
+LARGE_PLAN_RATIO = 10
+LARGE_PLAN_BYTES = 20 * 10**9
+
+
+def _image_bytes(
+    section: dict[str, Any], data: dict[str, Any], *, balance: BalanceConfig, source: Path
+) -> int:
+    """The raw RGB bytes of one image of a generator section: copy-paste keeps its background's
+    size (the mean of the dataset's images), the other generators their config's `size`."""
+    if section.get("generator", "copy_paste") == "copy_paste":
+        images = data["images"]
+        pixels = sum(int(i["width"]) * int(i["height"]) for i in images) / max(1, len(images))
+        return round(3 * pixels)
+    config = section_config(
+        section,
+        count=1,
+        modality="image",
+        balance=balance,
+        source=source,
+        categories=["unnamed"],
+        name="size",
+    )
+    width, height = getattr(config.image, "size", (512, 512))
+    return 3 * int(width) * int(height)
+
+
+def balance_plan(
+    *,
+    strategy: Any,
+    before: dict[str, ClassCount],
+    targets: dict[str, int],
+    lacking: dict[str, int],
+    why_not: dict[str, str],
+    data: dict[str, Any],
+    planned: list[SectionPlan],
+    image_bytes: list[int],
+) -> dict[str, Any]:
+    """What a balance will make, before it makes it: per class the instances before, the
+    target, the deficit and the instances planned (`why_not` where fewer are planned than the
+    deficit); the synthetic images planned, the real ones, and the planned images' estimated
+    size on disk (PNGs: `PNG_SHARE_OF_RGB` of their raw RGB bytes, at most those)."""
+    classes = {}
+    for name, count in before.items():
+        entry: dict[str, Any] = {
+            "before": count.instances,
+            "target": targets.get(name, 0),
+            "deficit": max(0, targets.get(name, 0) - count.instances),
+            "planned": lacking.get(name, 0),
+        }
+        if name in why_not:
+            entry["why_not"] = why_not[name]
+        classes[name] = entry
+    raw = sum(len(plan.specs) * size for plan, size in zip(planned, image_bytes, strict=True))
+    return {
+        "kind": "coco",
+        "target": str(strategy),
+        "classes": classes,
+        "planned_images": sum(len(plan.specs) for plan in planned),
+        "dataset_images": len(data["images"]),
+        "estimated_bytes": round(PNG_SHARE_OF_RGB * raw),
+        "raw_bytes": raw,
+    }
+
+
+def large_plan_warning(plan: dict[str, Any]) -> str | None:
+    """A one-line warning when a plan makes far more images than its dataset holds (more than
+    `LARGE_PLAN_RATIO` to each real image) or needs more than `LARGE_PLAN_BYTES`; else None."""
+    made, real = plan["planned_images"], plan["dataset_images"]
+    size = plan["estimated_bytes"]
+    if made <= LARGE_PLAN_RATIO * max(1, real) and size <= LARGE_PLAN_BYTES:
+        return None
+    return (
+        f"this balance plans {made} synthetic images for a dataset of {real} "
+        f"(about {size / 10**9:.1f} GB of PNGs); see the plan first (--dry-run), or cap it "
+        "with a smaller --target or max_new_per_class in a --config"
+    )
+
+
 def balance(
     coco: Path | str,
     *,
@@ -306,6 +446,8 @@ def balance(
     reference_progress: Callable[[int, int], None] | None = None,
     read_progress: Callable[[int, int], None] | None = None,
     write_progress: Callable[[int, int], None] | None = None,
+    dry_run: bool = False,
+    on_plan: Callable[[dict[str, Any]], None] | None = None,
 ) -> BalanceResult:
     """Raise a real COCO dataset's rare classes with synthetic images, judged by the rubric.
 
@@ -335,9 +477,18 @@ def balance(
             real COCO file as it is read and parsed.
         write_progress: called with (entries written, entries in all) as merged.coco.json is
             written (its images, annotations and categories).
+        dry_run: check everything and plan, then stop: nothing is written (no output folder,
+            no database). The result's `.summary` is the plan (`balance_plan`).
+        on_plan: called with the plan (`balance_plan`) once it is made, before anything is
+            generated; `large_plan_warning(plan)` says when it is far larger than the dataset.
+
+    The real images are hard links in the output's images/ (copies only where a link cannot
+    be made): editing one there in place edits the real dataset. Copy the folder (`cp -r`
+    makes new files) before editing its images.
 
     Returns:
-        A `BalanceResult`: `.out`, `.merged` (merged.coco.json) and `.summary`.
+        A `BalanceResult`: `.out`, `.merged` (merged.coco.json) and `.summary`. With
+        `dry_run`, `.summary` is the plan and `.out` is not written.
 
     Example:
         >>> result = balance("annotations.json", images="images/", out="balanced/")
@@ -363,6 +514,7 @@ def balance(
         )
     target_file = strategy if isinstance(strategy, Path) else None
     refuse_out_holding(out, coco_path, images_dir, config_path, target_file, balance.augment)
+    refuse_out_inside_images(out, images_dir)
     check_out(out, **BALANCE_OUT)  # before the dataset is read and checked (minutes when large)
     non_finite: list[str] = []
     real = read_coco_streaming(coco_path, non_finite=non_finite, progress=read_progress)
@@ -428,6 +580,32 @@ def balance(
 
     why_not: dict[str, str] = {}
     parts = _image_parts(sections, lacking, data, why_not)
+    shares = attribute_shares(balance.attributes)
+    planned = plan_sections(
+        modality="image",
+        sections=sections,
+        parts=parts,
+        balance=balance,
+        shares=shares,
+        existing={},
+    )
+    plan = balance_plan(
+        strategy=strategy,
+        before=before,
+        targets=targets,
+        lacking=lacking,
+        why_not=why_not,
+        data=data,
+        planned=planned,
+        image_bytes=[
+            _image_bytes(part.section, data, balance=balance, source=config_path or coco_path)
+            for part in planned
+        ],
+    )
+    if on_plan is not None:
+        on_plan(plan)
+    if dry_run:
+        return BalanceResult(out=out, summary=plan)
     with building_out(
         out, doing=f"writing the balanced dataset to {out}", **BALANCE_OUT
     ) as temporary:
@@ -440,10 +618,11 @@ def balance(
             categories=list(before),
             runs_dir=temporary / "runs",
             build=build,
-            shares=attribute_shares(balance.attributes),
+            shares=shares,
             existing={},
             progress=progress,
             reference_progress=reference_progress,
+            planned=planned,
         )
         # A self-contained folder: real and accepted synthetic images linked into images/,
         # every file_name relative to the output folder (workflows/merge.py).

@@ -1,0 +1,133 @@
+"""`synthgate balance` before it runs: the plan of a dry run (nothing written, the numbers a real
+balance then makes), the warning of a plan far larger than the dataset, an output folder inside
+the images folder refused, and the hard links to the real images said."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from balance_fixtures import balance_coco, make_tiny_coco
+
+import synthgate
+from synthgate.errors import InputError
+from synthgate.workflows.balance import large_plan_warning
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_tiny_coco(tmp_path_factory.mktemp("tiny"))
+
+
+def _made(out: Path) -> tuple[int, dict[str, int]]:
+    """The synthetic images a balance made (accepted or not) and the instances made for each
+    class's quota."""
+    images = 0
+    for run in json.loads((out / "balance.json").read_text())["runs"]:
+        images += len(json.loads((out / run / "coco.json").read_text())["images"])
+    summary = json.loads((out / "balance.json").read_text())
+    return images, {name: entry["planned"] for name, entry in summary["classes"].items()}
+
+
+def test_a_dry_run_writes_nothing_and_plans_what_balance_then_makes(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    seen: list[dict[str, Any]] = []
+    dry = synthgate.balance(tiny[0], images=tiny[1], out=out, target=5, dry_run=True)
+    assert not out.exists() and list(tmp_path.iterdir()) == []  # no folder, no database
+    plan = dry.summary
+    assert plan["dataset_images"] == 6
+    assert plan["planned_images"] > 0 and plan["estimated_bytes"] > 0
+    assert plan["estimated_bytes"] <= plan["raw_bytes"] == plan["planned_images"] * 3 * 64 * 64
+    assert plan["classes"]["tri"] == {"before": 1, "target": 5, "deficit": 4, "planned": 4}
+
+    real = synthgate.balance(tiny[0], images=tiny[1], out=out, target=5, on_plan=seen.append)
+    assert seen == [plan]  # the plan a real balance runs is the dry run's
+    images, planned = _made(real.out)
+    assert images == plan["planned_images"]
+    assert planned == {name: entry["planned"] for name, entry in plan["classes"].items()}
+    for name, entry in real.summary["classes"].items():
+        assert (entry["before"], entry["target"]) == (
+            plan["classes"][name]["before"],
+            plan["classes"][name]["target"],
+        )
+
+
+def test_the_cli_dry_run_prints_the_plan_and_writes_nothing(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    result = balance_coco(tiny[0], tiny[1], out, "--target", "5", "--dry-run")
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    text = " ".join(result.stdout.split())
+    plan = synthgate.balance(tiny[0], images=tiny[1], out=out, target=5, dry_run=True).summary
+    assert "│ tri │ 1 │ 5 │ 4 │" in text
+    instances = sum(entry["planned"] for entry in plan["classes"].values())
+    assert f"dry run: {instances} instances in {plan['planned_images']} synthetic images" in text
+    assert "(the dataset holds 6)" in text and "nothing was written" in text
+
+
+def test_the_dry_run_checks_the_dataset_and_the_out_folder(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "mine.txt").write_text("mine")
+    with pytest.raises(InputError, match="not a synthgate balance output"):
+        synthgate.balance(tiny[0], images=tiny[1], out=tmp_path / "full", target=5, dry_run=True)
+    broken = tmp_path / "broken.json"
+    data = json.loads(tiny[0].read_text())
+    data["images"][0]["file_name"] = "gone.png"
+    broken.write_text(json.dumps(data))
+    with pytest.raises(InputError, match=r"gone\.png"):
+        synthgate.balance(broken, images=tiny[1], out=tmp_path / "o", target=5, dry_run=True)
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_plan_far_larger_than_the_dataset_is_warned_of_in_one_line(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    plan = {"planned_images": 60, "dataset_images": 6, "estimated_bytes": 10**6}
+    assert large_plan_warning(plan) is None  # ten to one: not yet
+    assert "61 synthetic images for a dataset of 6" in (
+        large_plan_warning({**plan, "planned_images": 61}) or ""
+    )
+    assert large_plan_warning({**plan, "estimated_bytes": 21 * 10**9}) is not None
+    # 3 instances an image: 61 images for 183 instances of tri, none needs more
+    result = balance_coco(tiny[0], tiny[1], tmp_path / "big", "--target", "130", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    warned = [line for line in result.stderr.splitlines() if line.startswith("warning")]
+    assert len(warned) == 1 and "see the plan first (--dry-run)" in warned[0]
+    quiet = balance_coco(tiny[0], tiny[1], tmp_path / "small", "--target", "5", "--dry-run")
+    assert "warning" not in quiet.stderr
+
+
+@pytest.mark.parametrize("inside", ["sub", "sub/deeper"])
+def test_an_out_inside_the_images_folder_is_refused_naming_both(
+    tiny: tuple[Path, Path], inside: str
+) -> None:
+    out = tiny[1] / inside
+    result = balance_coco(tiny[0], tiny[1], out, "--target", "5")
+    assert result.returncode == 2
+    message = " ".join(result.stderr.split())
+    assert str(out) in message and f"inside the images folder {tiny[1]}" in message
+    assert "Traceback" not in result.stderr
+    assert not (tiny[1] / "sub").exists()
+    with pytest.raises(InputError, match="inside the images folder"):
+        synthgate.balance(tiny[0], images=tiny[1], out=out, target=5, dry_run=True)
+
+
+def test_balance_says_its_real_images_are_hard_links(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    result = balance_coco(tiny[0], tiny[1], out, "--target", "4")
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert f"{out / 'images'} holds hard links to the real images" in text
+    assert "cp -r" in text
+    real = next(tiny[1].iterdir())
+    assert (out / "images" / real.name).stat().st_ino == real.stat().st_ino  # what it says
