@@ -169,12 +169,17 @@ def balance(
     report = outcome.out / "report.html"
     console.print(Text.assemble("wrote ", (str(outcome.merged), "bold"), f" and {report}"))
     if summary["kind"] == "coco":
-        console.print(
-            f"{outcome.out / 'images'} holds hard links to the real images: editing one there "
-            f"in place edits the real dataset; copy the folder first (cp -r {outcome.out} COPY)",
-            markup=False,
-            soft_wrap=True,
-        )
+        _say_hard_links(outcome.out)
+
+
+def _say_hard_links(out: Path) -> None:
+    """A COCO output's images/ holds hard links to the real images: the same files."""
+    console.print(
+        f"{out / 'images'} holds hard links to the real images: editing one there in place "
+        f"edits the real dataset; copy the folder first (cp -r {out} COPY)",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 def _warn_of_large_plan(plan: dict[str, Any]) -> None:
@@ -284,5 +289,7 @@ def merge(
         else f"{result.added_images} images, {result.added_annotations} annotations"
     )
     console.print(f"merged {added} into [bold]{escape(str(result.merged))}[/]", soft_wrap=True)
+    if result.merged.name == "merged.coco.json":
+        _say_hard_links(result.merged.parent)
     print_not_accepted(result.left_out, done="merged")
     print_undecided(result.undecided, done="merged", again="merge again")

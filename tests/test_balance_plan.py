@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from balance_fixtures import balance_coco, make_tiny_coco
+from balance_fixtures import balance_coco, balance_reviews, make_tiny_coco, run_cli
 
 import synthgate
 from synthgate.errors import InputError
@@ -131,3 +131,28 @@ def test_balance_says_its_real_images_are_hard_links(
     assert "cp -r" in text
     real = next(tiny[1].iterdir())
     assert (out / "images" / real.name).stat().st_ino == real.stat().st_ino  # what it says
+    merged = tmp_path / "merged"
+    run = next((out / "runs").iterdir())
+    result = run_cli(
+        "merge",
+        "--real",
+        str(tiny[0]),
+        "--images",
+        str(tiny[1]),
+        "--synthetic",
+        str(run),
+        "--out",
+        str(merged),
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"{merged / 'images'} holds hard links" in " ".join(result.stdout.split())
+    assert (merged / "images" / real.name).stat().st_ino == real.stat().st_ino
+
+
+def test_a_dry_run_of_texts_is_refused_not_ignored(tmp_path: Path) -> None:
+    rows = [{"review": "Great value.", "sentiment": s} for s in ("pos", "pos", "neg")]
+    (tmp_path / "reviews.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = balance_reviews(tmp_path / "reviews.jsonl", tmp_path / "out", "--dry-run")
+    assert result.returncode == 2
+    assert "--dry-run applies to --coco" in result.stderr
+    assert not (tmp_path / "out").exists()
