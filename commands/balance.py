@@ -289,7 +289,7 @@ def merge(
         else f"{result.added_images} images, {result.added_annotations} annotations"
     )
     console.print(f"merged {added} into [bold]{escape(str(result.merged))}[/]", soft_wrap=True)
-    if result.merged.name == "merged.coco.json":
+    if result.merged is not None and result.merged.name == "merged.coco.json":
         _say_hard_links(result.merged.parent)
     print_not_accepted(result.left_out, done="merged")
     print_undecided(result.undecided, done="merged", again="merge again")
