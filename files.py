@@ -87,6 +87,14 @@ def is_file(path: Path) -> bool:
         return False
 
 
+def is_dir(path: Path) -> bool:
+    """`path.is_dir()`, False as `is_file` is for a name no file system takes."""
+    try:
+        return "\x00" not in str(path) and path.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
 def usable_cores() -> int:
     """The cores this process may run on: its CPU affinity where the system tells it, at most
     what a container's CPU quota (cgroup v2 `cpu.max`) allows."""

@@ -23,7 +23,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from synthgate.errors import InputError
-from synthgate.files import is_file, read_ahead, reading_threads
+from synthgate.files import is_dir, is_file, read_ahead, reading_threads
 from synthgate.formats.coco import category_names, coco_mapping
 from synthgate.formats.coco_annotations import AnnotationColumns
 from synthgate.formats.coco_reader import stream_coco
@@ -121,7 +121,7 @@ def open_source(
         sink.head(coco)
         for entry in coco["annotations"]:
             sink.add(entry)
-    elif source.is_dir() and (judged := _judged_files(source)):
+    elif is_dir(source) and (judged := _judged_files(source)):
         shown = ", ".join(map(str, judged))
         raise InputError(f"{source}: is a folder; pass one of its files: {shown}")
     elif source.suffix.lower() in TEXT_SUFFIXES:
