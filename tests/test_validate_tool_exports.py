@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from balance_fixtures import make_tiny_coco
 
@@ -157,3 +158,53 @@ def test_an_image_named_by_url_alone_is_named_by_the_url_s_path(
     image: dict[str, Any], name: str | None
 ) -> None:
     assert image_file_name(image) == name
+
+
+def _crowd_file(bbox: list[float], *, crowd: int) -> dict[str, Any]:
+    """One 40x30 image with a region filling x 5..14, y 5..9 as uncompressed RLE (COCO's crowd
+    masks, and CVAT's masks through datumaro), boxed by `bbox`."""
+    mask = np.zeros((30, 40), dtype=np.uint8)
+    mask[5:10, 5:15] = 1
+    flat = mask.flatten(order="F")  # RLE runs down the columns, starting with a run of 0s
+    changes = np.flatnonzero(np.diff(flat)) + 1
+    counts = np.diff(np.concatenate([[0], changes, [flat.size]])).tolist()
+    return {
+        "images": [{"id": 1, "file_name": "a.png", "width": 40, "height": 30}],
+        "annotations": [
+            {
+                "id": 7,
+                "image_id": 1,
+                "category_id": 1,
+                "bbox": bbox,
+                "area": 50.0,
+                "iscrowd": crowd,
+                "segmentation": {"size": [30, 40], "counts": counts},
+            }
+        ],
+        "categories": [{"id": 1, "name": "person"}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("bbox", "crowd", "outside"),
+    [
+        ([5, 5, 9, 4], 1, None),  # COCO's crowd box: [x0, y0, x1 - x0, y1 - y0], last pixels
+        ([5, 5, 10, 5], 1, None),  # pycocotools' toBbox
+        ([5, 5, 8, 4], 1, 2.0),  # 2 px short on the right: a wrong box
+        ([6, 6, 8, 3], 1, 1.0),  # 1 px short on the left and top: no convention does that
+        ([5, 5, 9, 4], 0, 1.0),  # an instance's box is toBbox's
+    ],
+)
+def test_a_crowd_region_boxed_to_its_last_pixel_is_inside_its_box(
+    tmp_path: Path, bbox: list[float], crowd: int, outside: float | None
+) -> None:
+    """COCO's own crowd annotations (and CVAT's COCO export of every mask) box the mask to its
+    last pixel, 1 px short of pycocotools' toBbox on the right and bottom: every such region was
+    found reaching 1 px past its box (precision 3), sending each crowd image to review."""
+    coco_path = tmp_path / "crowd.json"
+    coco_path.write_text(json.dumps(_crowd_file(bbox, crowd=crowd)))
+
+    found = _findings(validate_coco(coco_path), "mask_outside_box_px")
+
+    reaches = [f["message"].split(" px beyond")[0] for f in found]
+    assert reaches == ([] if outside is None else [f"mask reaches {outside:g}"])

@@ -299,7 +299,12 @@ class ObjectTable:
             # are rasterised to whole pixels, so a mask may fill a pixel the box only grazes.
             gx0, gy0 = np.floor(x0 + GRID_EPS), np.floor(y0 + GRID_EPS)
             gx1, gy1 = np.ceil(x1 - GRID_EPS), np.ceil(y1 - GRID_EPS)
-            outside = np.maximum.reduce([gx0 - mx0, gy0 - my0, mx1 - gx1, my1 - gy1, zero])
+            right, bottom = mx1 - gx1, my1 - gy1
+            # COCO's crowd regions (and CVAT's, through datumaro) box the mask to its last
+            # pixel, [x0, y0, x1 - x0, y1 - y0]: 1 px short of it on the right and the bottom.
+            right = np.where(crowd & (right == 1), 0.0, right)
+            bottom = np.where(crowd & (bottom == 1), 0.0, bottom)
+            outside = np.maximum.reduce([gx0 - mx0, gy0 - my0, right, bottom, zero])
             outside = np.where(measured, outside, np.nan)
             heights, widths = columns["image_sizes"].T
             beyond = np.maximum.reduce([-x0, -y0, x1 - widths, y1 - heights]) > 0
