@@ -274,6 +274,26 @@ def test_crowd_regions_are_not_duplicates_of_their_members() -> None:
     assert "correctness_duplicate_boxes" not in checks and "clarity_crowd_regions" in checks
 
 
+def test_a_crowd_region_labelled_twice_is_a_duplicate() -> None:
+    """Crowd regions were left out of the duplicate check: the same region twice (a file merged
+    with itself, an export run twice) was found by nothing."""
+    generated = scene(placed=[("circle", rect(10, 40, 10, 60)), ("circle", rect(12, 30, 12, 40))])
+    generated.sample.objects[0].attributes["iscrowd"] = True
+    generated.sample.objects.append(generated.sample.objects[0].model_copy(deep=True))
+    hits = [f for f in judge(generated).findings if f.check == "correctness_duplicate_boxes"]
+    assert [(f.object_index, f.level) for f in hits] == [(2, 1)]
+    assert "mask IoU 1.00 with object 0" in hits[0].message
+
+
+def test_the_crowd_finding_says_how_to_get_instances() -> None:
+    """CVAT's COCO export marks every mask as a crowd region: the finding named no way out."""
+    generated = scene()
+    crowd(generated)
+    (finding,) = [f for f in judge(generated).findings if f.check == "clarity_crowd_regions"]
+    assert "COCOeval ignores crowd regions" in finding.message
+    assert "--segmentation-mode polygons" in finding.message
+
+
 def test_near_duplicate_within_the_batch_is_flagged_once() -> None:
     context = ValidationContext.for_taxonomy(TAXONOMY)
     first, other, copy = scene(1), scene(2), scene(1)

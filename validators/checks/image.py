@@ -3,7 +3,8 @@
 Everything works on COCO boxes and compressed RLE masks through pycocotools (`toBbox`, `area`,
 `iou`, `merge`), so no mask is decoded except to compare the union of labels with the
 generator's foreground. Crowd regions (`attributes["iscrowd"]`) are groups, not instances:
-they are left out of the instance checks (duplicates, size, occlusion) and reported as such.
+they are left out of the instance checks (size, occlusion), compared for duplicates only with
+the crowd regions of their class, and reported as such.
 What every check needs of the objects (box edges, mask boxes and areas) is measured once per
 sample (checks/objects.py); checks that measure every object yield `ObjectMeasurements`.
 """
@@ -274,7 +275,10 @@ def crowd_regions(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measu
             i,
             "crowd_region",
             1,
-            f"crowd region of {obj.category!r} ({obj.area:g} px): instances not separable",
+            f"crowd region of {obj.category!r} ({obj.area:g} px): instances not separable, "
+            "and COCOeval ignores crowd regions; if it holds one instance, label it as one: "
+            "CVAT's COCO export (datumaro) writes every mask as a crowd region, datumaro's "
+            "`-- --segmentation-mode polygons` writes instances",
         )
 
 

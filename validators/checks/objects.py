@@ -311,9 +311,11 @@ class ObjectTable:
             box_flagged = ~boxed | (x1 <= x0) | (y1 <= y0) | beyond
             mask_flagged = (mask_areas == 0) | (outside > 0)
         mask_flagged[columns["problem_at"]] = True
+        # A crowd region is no instance: it is compared with the crowd regions of its class
+        # (the same region labelled twice), never with the instances it holds.
         found = duplicates(
-            classes=classes,
-            candidates=boxed & ~crowd,
+            classes=classes * 2 + crowd,
+            candidates=boxed,
             boxes=boxes,
             mask_edges=mask_boxes,
             mask_areas=mask_areas,
