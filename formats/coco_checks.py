@@ -7,7 +7,8 @@ not its image's mask (size or runs: corrupt), malformed boxes (not four finite n
 w, h >= 0), a negative or non-finite area, file names that leave the images
 folder (absolute or with `..`: paths.py), category names and file names holding a lone
 surrogate (a `\\ud800`-`\\udfff` escape no UTF-8 file can hold), and image files that are
-missing, unreadable or of another size than their entry says.
+missing, unreadable or of another size than their entry says. Images LVIS names by `coco_url`
+alone are named as validate reads them (`url_named_images`).
 `check_coco(…)` raises one InputError naming them, or with
 `skip_invalid` returns the file without them and the list of what was left out.
 Reading and converting COCO files is in coco.py.
@@ -26,7 +27,8 @@ from PIL import Image
 
 from synthgate.class_names import category_name_problem
 from synthgate.errors import InputError, quoted
-from synthgate.formats.coco import Progress
+from synthgate.files import is_file
+from synthgate.formats.coco import Progress, image_file_name
 from synthgate.formats.image_files import label_sizes, pixel_limit, too_large
 from synthgate.formats.paths import confined_path, confinement_problem, missing_hint
 from synthgate.masks import (
@@ -124,12 +126,37 @@ def file_name_problem(name: Any) -> str | None:
     """What is wrong with an image entry's file_name as a name (missing, no UTF-8 file can hold
     it, or it leads outside the images folder: such a name is never looked up); None if nothing."""
     if not isinstance(name, str) or not name:
-        return "file_name is missing"
+        return (
+            "file_name is missing; give the image's file name, relative to the images folder "
+            "(or a coco_url naming the file, as LVIS does)"
+        )
     if LONE_SURROGATE.search(name):
         return f"file_name {name!r} {UNWRITABLE}; fix the name"
     if (problem := confinement_problem(name)) is not None:
         return f"file_name {name!r} {problem}"
     return None
+
+
+def url_named_images(data: dict[str, Any], images_dir: Path | None) -> dict[str, Any]:
+    """`data` with every image entry named by `coco_url` alone (LVIS) given the file_name
+    validate reads it by (`image_file_name`: "val2017/x.jpg"), or the bare file name where only
+    that file is in `images_dir` (the LVIS API's download): the datasets validate reads, balance,
+    merge and export read too. `data` itself when no entry is named so."""
+    images = data.get("images")
+    if not isinstance(images, list):
+        return data
+    named, renamed = list(images), False
+    for position, image in enumerate(images):
+        if not isinstance(image, dict) or image.get("file_name") is not None:
+            continue
+        name = image_file_name(image)
+        if name is None:
+            continue
+        bare = name.rsplit("/", 1)[-1]
+        if images_dir is not None and not is_file(images_dir / name) and is_file(images_dir / bare):
+            name = bare
+        named[position], renamed = {**image, "file_name": name}, True
+    return {**data, "images": named} if renamed else data
 
 
 def image_file_problem(images_dir: Path, name: str, size: tuple[Any, Any]) -> str | None:
@@ -346,6 +373,7 @@ def check_coco(
     it; a duplicate keeps its first occurrence) and returned in `skipped`. Category problems are
     never skipped: dropping a class would silently change what the dataset means.
     """
+    data = url_named_images(data, images_dir)
     problems = find_coco_problems(data, images_dir=images_dir, progress=progress)
     if not problems:
         return CheckedCoco(data=data)

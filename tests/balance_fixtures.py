@@ -1,7 +1,8 @@
 """The tiny COCO fixture the balance, merge, copy-paste and report tests share, and `run_cli`.
 
 `make_tiny_coco` writes six 64x64 images with polygon, RLE and crowd annotations of an imbalanced
-taxonomy (square 8, disc 3, tri 1, blob 0; one crowd region of squares).
+taxonomy (square 8, disc 3, tri 1, blob 0; one crowd region of squares); `lvis_of` lays such a
+file out as LVIS does.
 """
 
 from __future__ import annotations
@@ -166,3 +167,32 @@ def balance_reviews(source: Path, out: Path, *extra: str) -> subprocess.Complete
         str(out),
         *extra,
     )
+
+
+def lvis_of(data: dict[str, Any]) -> dict[str, Any]:
+    """LVIS v1: images named by `coco_url` alone (no `file_name`), with the category lists LVIS
+    adds; categories with synonyms and frequency; annotations without `iscrowd` (LVIS has no
+    crowd regions)."""
+    images = []
+    for image in data["images"]:
+        entry = {k: v for k, v in image.items() if k != "file_name"}
+        entry["coco_url"] = f"http://images.cocodataset.org/val2017/{image['file_name']}"
+        entry.update(not_exhaustive_category_ids=[1], neg_category_ids=[3])
+        images.append(entry)
+    categories = [
+        {**c, "synset": f"{c['name']}.n.01", "synonyms": [c["name"]], "frequency": "f"}
+        for c in data["categories"]
+    ]
+    annotations = [
+        {k: v for k, v in a.items() if k != "iscrowd"}
+        for a in data["annotations"]
+        if not a["iscrowd"]
+    ]
+    # in LVIS's order: the annotations before the images (polygons wait for their image's size)
+    return {
+        "info": data["info"],
+        "annotations": annotations,
+        "images": images,
+        "licenses": [],
+        "categories": categories,
+    }
