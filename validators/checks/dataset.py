@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from synthgate.errors import quoted
 from synthgate.formats.coco import image_file_name, size_of
 from synthgate.validators.checks.base import Measure, Measurement, register
 
@@ -112,6 +113,10 @@ class _Section:
     broken: list[Any] = field(default_factory=list)  # entries lacking a required field
     broken_count: int = 0
     ids: _Values = field(default_factory=_Values)
+    # ids there but not integers ("7", 7.0, true): pycocotools indexes them, yet no annotation's
+    # int image_id finds "7", and balance, merge and export refuse them (coco_checks.py)
+    other_ids: list[Any] = field(default_factory=list)  # the first few
+    other_id_count: int = 0
 
 
 class _References:
@@ -202,8 +207,14 @@ class DatasetTally:
                     self._index_failed(key, f"KeyError {name!r}")
                 elif not _hashable(entry[name]):
                     self._index_failed(key, f"TypeError unhashable {key} {name}")
-            if "id" in entry and _hashable(entry["id"]):
-                section.ids.add(entry["id"])
+            if "id" in entry:
+                key_id = entry["id"]
+                if type(key_id) is not int:  # bool is a type of its own
+                    section.other_id_count += 1
+                    if len(section.other_ids) < EXAMPLES:
+                        section.other_ids.append(key_id)
+                if _hashable(key_id):
+                    section.ids.add(key_id)
             getattr(self, f"_{key}")(entry)
 
     def _broken(self, section: _Section, name: Any) -> None:
@@ -295,6 +306,17 @@ def coco_schema(item: DatasetInput, params: Mapping[str, Any]) -> Iterator[Measu
                 section.broken_count,
                 f"{section.broken_count} {key} lack one of {list(fields)}: "
                 f"{_examples(section.broken, section.broken_count)}",
+            )
+    for key in SECTIONS:
+        section = tally.sections[key]
+        if section.other_id_count:
+            shown = [quoted(value) for value in section.other_ids]
+            yield Measurement(
+                "schema_errors",
+                section.other_id_count,
+                f"{section.other_id_count} {key} have an id that is not an integer: "
+                f"{_examples(shown, section.other_id_count)}; write each as a whole number "
+                '(7, not "7"): balance, merge and export refuse any other id',
             )
     if tally.bad_size_count:
         shown = [f"{key} ({value!r})" for key, value in tally.bad_sizes]
