@@ -8,7 +8,8 @@ Inside synthgate a mask is COCO compressed RLE with `counts` as str (`{"size": [
   compressed RLE, or ValueError naming why it cannot be read (`rle_runs` checks a compressed
   string's runs cover the image exactly before pycocotools decodes it); `rle_problem`: why an
   RLE is not the mask of its image (a COCO file's annotation, a reviewer's fix), or None;
-  `polygon_problem`: why pycocotools cannot rasterise a polygon safely, or None.
+  `polygon_problem`: why pycocotools cannot rasterise a polygon safely, or None;
+  `polygon_part_problem`: why one part of a polygon segmentation is no polygon, or None.
 - `annotation_mask`: a COCO annotation's segmentation as a bool HxW mask.
 - `tight_bbox`, `box_edges`, `box_iou`: box geometry.
 """
@@ -64,6 +65,18 @@ def mask_size_problem(height: int, width: int) -> str | None:
             f"a {width}x{height} image (width x height) has more pixels than a COCO mask can "
             f"hold ({MASK_PIXEL_LIMIT}: RLE counts are 32-bit)"
         )
+    return None
+
+
+def polygon_part_problem(polygon: Any) -> str | None:
+    """Why one part of a COCO polygon segmentation is no polygon ("has 2 point(s); ..."), to
+    follow "polygon <part> "; None for a flat list of at least three finite (x, y) pairs."""
+    if not isinstance(polygon, list) or len(polygon) % 2:
+        return "must be a flat list of x, y pairs"
+    if len(polygon) < 6:
+        return f"has {len(polygon) // 2} point(s); a polygon needs at least 3"
+    if not finite_numbers(polygon):
+        return "holds a coordinate that is not a finite number"
     return None
 
 

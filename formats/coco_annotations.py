@@ -32,6 +32,7 @@ from synthgate.masks import (
     finite_number,
     finite_numbers,
     mask_size_problem,
+    polygon_part_problem,
     polygon_problem,
     segmentation_to_rle,
 )
@@ -92,6 +93,17 @@ def _polygons(segmentation: list[Any]) -> list[list[float]] | str:
         return str(error)
 
 
+def _parts_left_out(segmentation: list[Any]) -> str:
+    """The parts of a polygon segmentation that are no polygon, each with why ("polygon 1 has
+    2 point(s); a polygon needs at least 3")."""
+    found = []
+    for part, points in enumerate(segmentation):
+        problem = polygon_part_problem(points)
+        if problem is not None:
+            found.append(f"polygon {part} {problem}")
+    return ", ".join(found)
+
+
 def _rasterise(polygons: Any, size: Size) -> tuple[str, list[int]] | str:
     """(counts, [h, w]) of the polygons' union in an image of `size`, or why not."""
     height, width = size
@@ -132,6 +144,7 @@ class ObjectColumns:
     classes: np.ndarray  # int64: equal where the category names are equal
     segments: np.ndarray  # where each image id's rows start (rows of no image first), and n
     errors: dict[int, str]  # row -> why the segmentation cannot be read
+    parts_left_out: dict[int, str]  # row -> its polygon parts that are no polygon, and why
     other_ids: dict[int, Any]  # row -> an id that is not an int64 value
     counts: list[str | None]  # compressed RLE counts (None: no mask)
 
@@ -175,6 +188,8 @@ class AnnotationColumns:
         self.counts: list[str | None] = []  # compressed RLE counts; None: no mask
         self.mask_sizes = array("q")  # (h, w) per row
         self.errors: dict[int, str] = {}  # why the segmentation cannot be read
+        # polygon parts that are no polygon, beside ones that are (measured without them)
+        self.parts_left_out: dict[int, str] = {}
         self.waiting: dict[int, list[Any] | str] = {}  # polygons without an image size
         self._sizes: dict[Any, Size] | None = None
         # Made by `finish`:
@@ -255,7 +270,10 @@ class AnnotationColumns:
             ):
                 self._keep_polygons(row, segmentation, image_id)
             else:
-                self._keep_polygons(row, _polygons(segmentation), image_id)
+                polygons = _polygons(segmentation)
+                if not isinstance(polygons, str) and 0 < len(polygons) < len(segmentation):
+                    self.parts_left_out[row] = _parts_left_out(segmentation)
+                self._keep_polygons(row, polygons, image_id)
         else:
             try:
                 rle = segmentation_to_rle(segmentation, None, None)
@@ -420,6 +438,7 @@ class AnnotationColumns:
             classes=classes[order],
             segments=np.asarray(starts, dtype=np.int64),
             errors={int(position[row]): error for row, error in self.errors.items()},
+            parts_left_out={int(position[row]): v for row, v in self.parts_left_out.items()},
             other_ids=other_ids,
             counts=[self.counts[row] for row in order.tolist()],
         )
@@ -487,6 +506,8 @@ class AnnotationColumns:
                     "size": self.mask_sizes[2 * row : 2 * row + 2].tolist(),
                     "counts": self.counts[row],
                 }
+            if row in self.parts_left_out and "segmentation_error" not in attributes:
+                attributes["segmentation_parts_left_out"] = self.parts_left_out[row]
             if row in self.box_errors:
                 attributes["bbox_error"] = self.box_errors[row]
             if row in self.other_category_ids:

@@ -33,8 +33,8 @@ from synthgate.formats.image_files import label_sizes, pixel_limit, too_large
 from synthgate.formats.paths import confined_path, confinement_problem, missing_hint
 from synthgate.masks import (
     finite_number,
-    finite_numbers,
     has_segmentation,
+    polygon_part_problem,
     polygon_problem,
     rle_problem,
 )
@@ -197,12 +197,8 @@ def _polygon_problem(segmentation: Any) -> str | None:
     if not isinstance(segmentation, list) or not segmentation:
         return "segmentation must be a list of polygons or an RLE object"
     for part, polygon in enumerate(segmentation):
-        if not isinstance(polygon, list) or len(polygon) % 2:
-            return f"polygon {part} must be a flat list of x, y pairs"
-        if len(polygon) < 6:
-            return f"polygon {part} has {len(polygon) // 2} point(s); a polygon needs at least 3"
-        if not finite_numbers(polygon):
-            return f"polygon {part} holds a coordinate that is not a finite number"
+        if (problem := polygon_part_problem(polygon)) is not None:
+            return f"polygon {part} {problem}"
         problem = polygon_problem(list(map(float, polygon)))
         if problem is not None:
             return f"polygon {part}: {problem}"

@@ -101,7 +101,8 @@ def test_columns_judge_as_their_rows(labels: list[ObjectLabel]) -> None:
 
 def test_a_view_slices_every_column_of_the_table() -> None:
     names = {f.name for f in fields(ObjectTable)}
-    assert names == {*ROW_COLUMNS, "problem_at", "problems", "other_id_at", "other_ids"}
+    sparse = {"problem_at", "problems", "other_id_at", "other_ids", "left_out_at", "left_out"}
+    assert names == {*ROW_COLUMNS, *sparse}
 
 
 def test_columns_of_several_measures_judge_as_their_rows() -> None:

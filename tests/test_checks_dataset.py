@@ -180,3 +180,19 @@ def test_read_coco_errors_name_the_file(tmp_path: Path) -> None:
         read_coco(bad)
     with pytest.raises(InputError, match="file not found"):
         read_coco(tmp_path / "missing.json")
+
+
+def test_polygon_parts_left_out_are_named_on_the_sample_and_in_its_table() -> None:
+    from synthgate.validators.checks.objects import ObjectTable
+
+    data = coco()
+    good = data["annotations"][0]["segmentation"][0]
+    data["annotations"][0]["segmentation"] = [good, [1.0, 1.0, 2.0, 2.0]]
+    sample = next(coco_to_samples(data))
+    obj = sample.objects[0]
+    assert obj.attributes["segmentation_parts_left_out"] == (
+        "polygon 1 has 2 point(s); a polygon needs at least 3"
+    )
+    assert obj.mask is not None and "segmentation_error" not in obj.attributes
+    table = ObjectTable.of(sample.objects, sample.height, sample.width)
+    assert table.parts_left_out(0) is not None and table.parts_left_out(1) is None

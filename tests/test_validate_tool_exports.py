@@ -179,3 +179,30 @@ def test_a_crowd_region_boxed_to_its_last_pixel_is_inside_its_box(
 
     reaches = [f["message"].split(" px beyond")[0] for f in found]
     assert reaches == ([] if outside is None else [f"mask reaches {outside:g}"])
+
+
+@pytest.mark.parametrize("order", ["images first", "annotations first"])
+def test_polygon_parts_that_are_no_polygon_are_named_and_the_rest_measured(
+    tmp_path: Path, order: str
+) -> None:
+    """A 2-point part beside a good polygon was dropped without a word (balance refuses the
+    file for it: "polygon 1 has 2 point(s)"); the good part is still measured."""
+    data = _crowd_file([5, 5, 10, 5], crowd=0)
+    good = [5.0, 5.0, 15.0, 5.0, 15.0, 10.0, 5.0, 10.0]
+    data["annotations"][0]["segmentation"] = [good, [20.0, 20.0, 21.0, 21.0], "x"]
+    data["annotations"].append({**data["annotations"][0], "id": 8, "segmentation": [good]})
+    if order == "annotations first":
+        data = {"annotations": data["annotations"], **data}
+    coco_path = tmp_path / "parts.json"
+    coco_path.write_text(json.dumps(data))
+
+    result = validate_coco(coco_path)
+
+    (left_out,) = _findings(result, "mask_parts_left_out")
+    assert left_out["annotation_id"] == 7 and left_out["level"] == 3
+    assert "polygon 1 has 2 point(s); a polygon needs at least 3" in left_out["message"]
+    assert "polygon 2 must be a flat list of x, y pairs" in left_out["message"]
+    assert _findings(result, "mask_unreadable") == []
+    # measured as the good part alone: the same as annotation 8, which holds only it
+    (duplicate,) = _findings(result, "duplicate_iou")
+    assert "mask IoU 1.00 with annotation 7" in duplicate["message"]

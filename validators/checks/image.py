@@ -144,14 +144,25 @@ def box_tightness(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Found
     measures=[
         Measure("mask_empty", "object"),
         Measure("mask_unreadable", "object"),
+        Measure("mask_parts_left_out", "object"),
         Measure("mask_outside_box_px", "px"),
         Measure("mask_outside_foreground_px", "px"),
     ],
 )
 def mask_consistency(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measurement]:
-    """Masks are readable, non-empty, inside their box and (synthetic) on the drawn object."""
+    """Masks are readable, of every polygon part the file gives, non-empty, inside their box
+    and (synthetic) on the drawn object."""
     sample = item.sample
     table = objects_of(item)
+    for i, parts in zip(table.left_out_at.tolist(), table.left_out, strict=True):
+        yield _measure(
+            table,
+            i,
+            "mask_parts_left_out",
+            1,
+            f"segmentation parts left out (the mask is measured without them): {parts}; "
+            "fix or remove them",
+        )
     if table.mask_flagged.any():
         for i in np.flatnonzero(table.mask_flagged).tolist():
             problem = table.mask_problem(i)

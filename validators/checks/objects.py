@@ -1,7 +1,8 @@
 """What the label checks measure of a sample's objects, computed once as columns.
 
 `objects_of(item)` is the sample's `ObjectTable`, kept in `item.cache`: per object its box
-edges, crowd flag, annotation id and visible fraction, whether its mask can be used (and why not),
+edges, crowd flag, annotation id and visible fraction, whether its mask can be used (and why not)
+and which polygon parts it was made without,
 the tight box and pixel count pycocotools reads from the mask (`toBbox`, `area`; no mask is
 decoded), and the measures several checks share: the box's shorter side, how loose it sits
 around its mask, how far the mask reaches past the box's pixel grid, whether the box is broken
@@ -92,6 +93,8 @@ class ObjectTable:
     mask_areas: np.ndarray  # pixel count; NaN: no usable mask
     problem_at: np.ndarray  # int64 indices whose mask cannot be used, ascending
     problems: list[str]  # why, for each of `problem_at`
+    left_out_at: np.ndarray  # int64 indices whose polygons hold parts that are no polygon
+    left_out: list[str]  # which parts and why, for each of `left_out_at` (the rest measured)
     image_sizes: np.ndarray  # (n, 2) h, w of the object's image; NaN: unknown
     # Measured from the above (NaN where the measure does not apply):
     instances: np.ndarray  # bool: not a crowd region
@@ -130,6 +133,9 @@ class ObjectTable:
     def mask_problem(self, index: int) -> str | None:
         return _lookup(self.problem_at, self.problems, index)
 
+    def parts_left_out(self, index: int) -> str | None:
+        return _lookup(self.left_out_at, self.left_out, index)
+
     def view(self, start: int, stop: int) -> ObjectTable:
         """Rows start..stop as a table of their own (numpy views: nothing copied)."""
         chosen = slice(start, stop)
@@ -143,6 +149,9 @@ class ObjectTable:
         lo, hi = np.searchsorted(self.other_id_at, (start, stop)).tolist()
         fields["other_id_at"] = self.other_id_at[lo:hi] - start
         fields["other_ids"] = self.other_ids[lo:hi]
+        lo, hi = np.searchsorted(self.left_out_at, (start, stop)).tolist()
+        fields["left_out_at"] = self.left_out_at[lo:hi] - start
+        fields["left_out"] = self.left_out[lo:hi]
         return view
 
     @classmethod
@@ -184,6 +193,11 @@ class ObjectTable:
             mask_boxes[masked, 2:] = found_boxes[:, :2] + found_boxes[:, 2:]
             mask_areas[masked] = rle_areas(rles)
         ids = [annotation_id(obj) for obj in objects]
+        left_out = {
+            i: str(note)
+            for i, obj in enumerate(objects)
+            if i not in problems and (note := obj.attributes.get("segmentation_parts_left_out"))
+        }
         codes: dict[str, int] = {}
         return cls._measured(
             classes=np.array(
@@ -211,6 +225,8 @@ class ObjectTable:
             mask_areas=mask_areas,
             problem_at=np.array(sorted(problems), dtype=np.int64),
             problems=[problems[i] for i in sorted(problems)],
+            left_out_at=np.array(sorted(left_out), dtype=np.int64),
+            left_out=[left_out[i] for i in sorted(left_out)],
             image_sizes=np.tile(
                 [np.nan if height is None else height, np.nan if width is None else width],
                 (count, 1),
@@ -250,6 +266,7 @@ class ObjectTable:
         )
         at = np.array(sorted(problems), dtype=np.int64)
         other_at = sorted(row for row in columns.other_ids if columns.has_id[row])
+        left_out_at = sorted(row for row in columns.parts_left_out if row not in problems)
         return cls._measured(
             classes=columns.classes,
             boxes=columns.boxes,
@@ -266,6 +283,8 @@ class ObjectTable:
             mask_areas=np.where(usable, columns.mask_areas, np.nan),
             problem_at=at,
             problems=[problems[row] for row in at.tolist()],
+            left_out_at=np.array(left_out_at, dtype=np.int64),
+            left_out=[columns.parts_left_out[row] for row in left_out_at],
             image_sizes=columns.image_sizes,
         )
 
@@ -341,11 +360,12 @@ class ObjectTable:
         )
 
 
-# The table's per-row columns: every field but the two sparse lookups, sliced by `view`.
+# The table's per-row columns: every field but the sparse lookups, sliced by `view`.
 ROW_COLUMNS = tuple(
     f.name
     for f in dataclasses.fields(ObjectTable)
-    if f.name not in {"problem_at", "problems", "other_id_at", "other_ids"}
+    if f.name
+    not in {"problem_at", "problems", "other_id_at", "other_ids", "left_out_at", "left_out"}
 )
 
 
