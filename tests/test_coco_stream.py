@@ -26,7 +26,13 @@ from synthgate.errors import InputError, quoted
 from synthgate.formats.coco import beyond_float, read_coco, refuse_non_finite
 from synthgate.formats.coco_annotations import coco_to_samples
 from synthgate.formats.coco_reader import read_coco_streaming, stream_coco
-from synthgate.masks import encode_mask, finite_number, finite_numbers, segmentation_to_rle
+from synthgate.masks import (
+    encode_mask,
+    finite_number,
+    finite_numbers,
+    polygon_part_problem,
+    segmentation_to_rle,
+)
 from synthgate.samples import ObjectLabel, Provenance, Sample, SampleSpec
 from synthgate.validators.checks.dataset import DatasetTally
 from synthgate.validators.context import ValidationContext
@@ -70,6 +76,11 @@ def _object(
             mask = segmentation_to_rle(segmentation, height, width)
         except (ValueError, TypeError, OverflowError) as error:
             attributes["segmentation_error"] = str(error)
+    if isinstance(segmentation, list) and "segmentation_error" not in attributes:
+        parts = [polygon_part_problem(points) for points in segmentation]
+        bad = [f"polygon {i} {problem}" for i, problem in enumerate(parts) if problem is not None]
+        if 0 < len(bad) < len(segmentation):  # measured from the others, the rest named
+            attributes["segmentation_parts_left_out"] = ", ".join(bad)
     if len(box) != 4:
         attributes["bbox_error"] = (
             "bbox is missing"
