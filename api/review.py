@@ -554,3 +554,50 @@ def item(
     task = _visible_task(request, item_id, user)
     out = item_out(task, item_id, labels=request.app.state.queue.fix_labels(task.item_id))
     return Response(out.model_dump_json(), media_type="application/json")
+
+
+# ---- how many annotators the open items need (review/set_k.py; `synthgate review set-k`) ----
+# A block of its own: POST only, so GET /{item_id} above never takes its path.
+
+
+class AnnotatorsPerItemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    k: int = Field(ge=1, description="Distinct annotators each open item needs from now on.")
+    batches: list[str] = Field(
+        default_factory=list, description="Only these batches' open items (default: all)."
+    )
+
+
+class AnnotatorsPerItemOut(BaseModel):
+    k: int
+    batches: list[str]
+    changed: int = Field(description="Open items whose k changed.")
+    final: int = Field(description="Items finished with a verdict (more than half agreed).")
+    adjudication: int = Field(description="Items sent to adjudication (their annotators split).")
+    still_open: int = Field(description="Open items left, waiting for more decisions.")
+    held: int = Field(
+        description="Open items that keep a larger k until the people holding them decide."
+    )
+    holders: list[str]
+    kept: dict[str, int] = Field(
+        description="Items not open, by status, whose result stays: a new k reopens none."
+    )
+    team: list[str] = Field(description="Everyone the queue ever gave work to.")
+
+
+@router.post(
+    "/annotators-per-item",
+    response_model=AnnotatorsPerItemOut,
+    summary="Change how many annotators the open items need",
+    responses=errors((400, "No items of a named batch in the queue.")),
+)
+def set_annotators_per_item(
+    body: AnnotatorsPerItemIn, request: Request, _user: User = Depends(require("admin"))
+) -> AnnotatorsPerItemOut:
+    """Give the open items k annotators each (the way out of a k larger than the team):
+    lowering k finishes each item that has its k decisions now, as its k-th decision would
+    (agreement: final; a split: adjudication); raising it reopens nothing."""
+    check_plain(body.model_dump(), where="body")
+    change = queue_of(request).set_annotators_per_item(body.k, batches=body.batches)
+    return AnnotatorsPerItemOut.model_validate(change, from_attributes=True)

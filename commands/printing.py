@@ -114,6 +114,8 @@ def print_stats(numbers: dict[str, Any]) -> None:
             markup=False,
             highlight=False,
         )
+    for each in numbers.get("short_of_annotators", []):
+        console.print(f"{each['why']}: {each['fix']}", markup=False, highlight=False)
     if items["adjudication"]:
         console.print(
             "someone who did not decide an item adjudicates it: `synthgate review adjudicate` "

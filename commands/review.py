@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
@@ -26,6 +26,7 @@ from synthgate.outputs import check_out_file
 if TYPE_CHECKING:
     from synthgate.review.decision import Decision
     from synthgate.review.queue import ReviewQueue
+    from synthgate.review.set_k import KChange
 
 app = typer.Typer(
     help="Human review: fill the queue, Label Studio export/import, agreement and stats.",
@@ -56,6 +57,13 @@ def open_queue(
 
     with open_store(database_url(run, db), must_exist=read_only) as store:
         yield ReviewQueue(store, annotators_per_item=annotators_per_item, gold_rate=gold_rate)
+
+
+def stats_of(queue: ReviewQueue) -> dict[str, Any]:
+    """The queue's stats, with the open items short of annotators (`short_of_annotators`:
+    `review stats` and `review enqueue` print them; GET /api/review/stats carries them not
+    yet, its schema does not declare them)."""
+    return {**queue.stats(), "short_of_annotators": queue.short_of_annotators()}
 
 
 @app.command("enqueue")
@@ -148,7 +156,7 @@ def enqueue(
                 console.print(
                     f"{batch_id}: {added} new review items, in {order} order", markup=False
                 )
-                print_stats(queue.stats())
+                print_stats(stats_of(queue))
                 return
             ids = batch
             if not ids:
@@ -173,7 +181,7 @@ def enqueue(
                 console.print(
                     f"{batch_id}: {added} new review items, in {order} order", markup=False
                 )
-            print_stats(queue.stats())
+            print_stats(stats_of(queue))
 
 
 @app.command("gold")
@@ -229,7 +237,7 @@ def stats(
     Example: synthgate review stats --run runs/quickstart
     """
     with user_errors(), open_queue(run, db, read_only=True) as queue:
-        numbers = queue.stats()
+        numbers = stats_of(queue)
     if as_json:
         console.print_json(json.dumps(numbers))
     else:
@@ -404,6 +412,72 @@ def release(
     with user_errors(), open_queue(run, db) as queue:
         released = queue.release_stale(older_than * 60)
     console.print(f"released {released} assignments")
+
+
+@app.command("set-k")
+def set_k(
+    k: int = typer.Argument(
+        ..., metavar="K", min=1, help="Distinct annotators each open item needs from now on."
+    ),
+    run: Path | None = typer.Option(None, "--run", help=RUN_HELP),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+    batch: list[str] = typer.Option(
+        [], "--batch", help="Only this batch's open items; repeat for several (default: all)."
+    ),
+) -> None:
+    """Change how many annotators the open items need (the k of `review enqueue -k`).
+
+    With k larger than the team, items wait for someone new and `next` gives nothing: lowering
+    k finishes every open item that has its k decisions now, as its k-th decision would
+    (agreement: the final verdict; a split: adjudication). An item someone holds undecided
+    waits for their decision. Raising k reopens nothing: final items and those awaiting
+    adjudication keep their result. Items enqueued later get their own -k.
+
+    Example: synthgate review set-k 2 --run runs/quickstart
+    """
+    with user_errors(), open_queue(run, db, read_only=True) as queue:
+        change = queue.set_annotators_per_item(k, batches=batch)
+    _print_k_change(change)
+
+
+def _print_k_change(change: KChange) -> None:
+    where = f"batch {', '.join(change.batches)}" if change.batches else "the queue"
+    console.print(
+        f"k {change.k}: {change.changed} open items of {where} changed; {change.final} final "
+        f"(more than half agreed), {change.adjudication} to adjudication (split); "
+        f"{change.still_open} still open",
+        markup=False,
+        highlight=False,
+    )
+    if change.held:
+        console.print(
+            f"{change.held} items keep a larger k until {', '.join(change.holders)} decide "
+            "what they hold (their decision then finishes the item; after `synthgate review "
+            "release` takes one back, run set-k again)",
+            markup=False,
+            highlight=False,
+        )
+    if change.adjudication:
+        console.print(
+            "`synthgate review adjudicate` lists the split items and decides one",
+            markup=False,
+            highlight=False,
+        )
+    kept = ", ".join(f"{n} {status}" for status, n in sorted(change.kept.items()))
+    if kept:
+        console.print(f"unchanged: {kept} (a new k reopens no item)", markup=False, highlight=False)
+    if change.team and change.k > len(change.team) and change.still_open:
+        console.print(
+            f"the queue has given work to {len(change.team)} annotators: open items needing "
+            f"{change.k} wait for someone new",
+            markup=False,
+            highlight=False,
+        )
+    console.print(
+        "items enqueued later need the -k of their `synthgate review enqueue` (2 by default)",
+        markup=False,
+        highlight=False,
+    )
 
 
 @app.command("export")

@@ -5,6 +5,7 @@ queue.py        ReviewQueue: enqueue, next_item, decide, adjudicate, stats (the 
 decision.py     Decision and ReviewTask, and the checks a decision must pass
 items.py        an item's row and shown sample, and making its result final (in a transaction)
 enqueue.py      items from routed samples, honeypots from accepted ones, the gold set
+set_k.py        a new k for the open items (`review set-k`), finishing those that have their decisions
 priority.py     the claim order: uncertainty, random, fifo; a gold item's place in the gold order
 value.py        what reviewing an item is worth: nearness to a threshold, checks people overrule
 prelabels.py    a detector's predictions judged by `validate --coco` as a review batch

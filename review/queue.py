@@ -34,7 +34,7 @@ from sqlalchemy import ARRAY, Integer, any_, bindparam, func, literal, select, t
 from sqlalchemy.engine import Connection
 
 from synthgate.errors import InputError
-from synthgate.review import enqueue, gold, priority
+from synthgate.review import enqueue, gold, priority, set_k
 from synthgate.review.claims import (
     AHEAD,
     ANNOTATOR,
@@ -80,7 +80,8 @@ from synthgate.review.items import (
     shown_row,
     shown_sample,
 )
-from synthgate.review.stats import blocked_items, queue_stats
+from synthgate.review.set_k import KChange
+from synthgate.review.stats import blocked_items, queue_stats, short_of_annotators
 from synthgate.samples import CRITERIA, Sample
 from synthgate.storage.prepared import Prepared
 from synthgate.storage.store import Store, sample_json
@@ -470,6 +471,11 @@ class ReviewQueue:
                 )
             return len(released)
 
+    def set_annotators_per_item(self, k: int, *, batches: list[str] | None = None) -> KChange:
+        """Give the open items (of `batches`, else all) `k` annotators each, and finish those
+        that have their decisions now, as a k-th decision would (review/set_k.py)."""
+        return set_k.set_k(self, k, batches=batches)
+
     def awaiting_adjudication(self) -> list[int]:
         with self.store.engine.connect() as connection:
             return list(
@@ -532,6 +538,12 @@ class ReviewQueue:
         """Queue depth, decisions, per-annotator throughput and gold accuracy."""
         with self.store.engine.connect() as connection:
             return queue_stats(connection, self.k)
+
+    def short_of_annotators(self) -> list[dict[str, Any]]:
+        """The open items needing more annotators than the queue ever gave work to, by k
+        (stats.py `short_of_annotators`: `review stats` prints them with the way out)."""
+        with self.store.engine.connect() as connection:
+            return short_of_annotators(connection)
 
     # ---- internals ---------------------------------------------------------------------------
 

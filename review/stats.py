@@ -1,6 +1,8 @@
 """Queue statistics: depth, decisions, per-annotator throughput and accuracy on gold tasks, how
 many final verdicts changed the rubric's route (`route_changes`), and the open items nobody the
-queue knows may take (`blocked_items`: a lead adjudicates them, or a new annotator takes them).
+queue knows may take (`blocked_items`: a lead adjudicates them, or a new annotator takes them),
+and the open items that need more annotators than the queue ever gave work to
+(`short_of_annotators`: a lead lowers their k, `review set-k`).
 
 An annotator's `decisions_per_hour` counts their decisions from the first task they took to the
 last they decided, of those whose time on the task is known: one imported from Label Studio is
@@ -28,6 +30,7 @@ from synthgate.storage.tables import (
     review_items,
 )
 
+NAMES_SHOWN = 5  # annotators a line of `short_of_annotators` names
 GOLD_KEYS = ("gold:", "honeypot:")  # a sample's gold items: its key prefixes (review/enqueue.py)
 
 
@@ -150,6 +153,47 @@ def blocked_items(connection: Connection, *, item: int | None = None) -> list[di
             }
         )
     return blocked
+
+
+def short_of_annotators(connection: Connection) -> list[dict[str, Any]]:
+    """The open sample items that need more annotators than the queue ever gave work to (its
+    team), by the k they need: each person decides an item once, so their last slots wait for
+    someone new (`next` gives the team nothing more); a lead lowers their k instead (review/
+    set_k.py). Each: k, items, team (how many people), names (the first few), why and fix.
+    None while nobody was given work yet: the team is still to come."""
+    team = list(
+        connection.execute(
+            select(annotator_counts.c.annotator).order_by(annotator_counts.c.annotator)
+        ).scalars()
+    )
+    if not team:
+        return []
+    short = connection.execute(
+        select(review_items.c.k, func.count())
+        .where(
+            review_items.c.kind == "sample",
+            review_items.c.status == "open",
+            review_items.c.k > len(team),
+        )
+        .group_by(review_items.c.k)
+        .order_by(review_items.c.k)
+    ).all()
+    names = ", ".join(team[:NAMES_SHOWN]) + (", ..." if len(team) > NAMES_SHOWN else "")
+    return [
+        {
+            "k": k,
+            "items": n,
+            "team": len(team),
+            "names": team[:NAMES_SHOWN],
+            "why": f"{n} open items need {k} annotators each, and the queue has given work to "
+            f"{len(team)} ({names}); nobody decides an item twice, so their last slots wait for "
+            "someone new",
+            "fix": f"lower their k to the team's size: `synthgate review set-k {len(team)}` "
+            "(with this --run or --db; POST /api/review/annotators-per-item), or a new "
+            "annotator asks for work",
+        }
+        for k, n in short
+    ]
 
 
 def queue_stats(connection: Connection, k: int) -> dict[str, Any]:

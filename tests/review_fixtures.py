@@ -21,7 +21,7 @@ from synthgate.samples import (
     sample_id,
 )
 from synthgate.storage.store import Store
-from synthgate.storage.tables import review_items
+from synthgate.storage.tables import assignments, review_items
 
 TEXT = "Anna Berg from Acme GmbH called about order 4411."
 
@@ -154,3 +154,21 @@ def met_as_gold_by_everyone(store: Store, made: str = "review gold") -> tuple[Re
             select(review_items.c.id).where(review_items.c.key == f"sample:{SAMPLE_MET_AS_GOLD}")
         ).scalar_one()
     return queue, real
+
+
+def kept_and_counted(store: Store) -> tuple[dict[int, int], dict[int, int]]:
+    """Each item's kept count, and its assignments counted; checks its kept holder on the way
+    (the one person holding an open sample item of k > 1 taken once, else none)."""
+    with store.engine.connect() as connection:
+        items = connection.execute(select(review_items)).all()
+        holders: dict[int, list[str]] = {}
+        for item_id, annotator in connection.execute(
+            select(assignments.c.item_id, assignments.c.annotator)
+        ):
+            holders.setdefault(item_id, []).append(annotator)
+    for item in items:
+        held = holders.get(item.id, [])
+        alone = item.kind == "sample" and item.status == "open" and item.k > 1 and len(held) == 1
+        assert item.holder == (held[0] if alone else None), (item, held)
+    kept = {item.id: item.taken for item in items}
+    return kept, {item: len(holders.get(item, [])) for item in kept}

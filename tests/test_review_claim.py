@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from review_fixtures import ACCEPT, fill, make_sample, open_store
+from review_fixtures import ACCEPT, fill, kept_and_counted, make_sample, open_store
 from sqlalchemy import event, func, select, text
 
 from synthgate.review.claims import AHEAD, FRESH, STARTED
@@ -29,24 +29,6 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     made = open_store(request, tmp_path)
     yield made
     made.close()
-
-
-def kept_and_counted(store: Store) -> tuple[dict[int, int], dict[int, int]]:
-    """Each item's kept count, and its assignments counted; checks its kept holder on the way
-    (the one person holding an open sample item of k > 1 taken once, else none)."""
-    with store.engine.connect() as connection:
-        items = connection.execute(select(review_items)).all()
-        holders: dict[int, list[str]] = {}
-        for item_id, annotator in connection.execute(
-            select(assignments.c.item_id, assignments.c.annotator)
-        ):
-            holders.setdefault(item_id, []).append(annotator)
-    for item in items:
-        held = holders.get(item.id, [])
-        alone = item.kind == "sample" and item.status == "open" and item.k > 1 and len(held) == 1
-        assert item.holder == (held[0] if alone else None), (item, held)
-    kept = {item.id: item.taken for item in items}
-    return kept, {item: len(holders.get(item, [])) for item in kept}
 
 
 def test_kept_counts_follow_every_change_of_assignments(store: Store) -> None:

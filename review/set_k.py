@@ -1,0 +1,184 @@
+"""Changing how many annotators the open items need (`synthgate review set-k`, POST
+/api/review/annotators-per-item): the way out of a queue enqueued with a k larger than the team.
+
+Each item keeps the k it was enqueued with (`review enqueue -k`); with more than the people
+who ask for work, its last slots wait for someone new and the items stay open. `set_k` gives the
+open sample items (of some batches, or all) a new k in one write transaction under the queue's
+lock, as a decision takes it (SQLite: BEGIN IMMEDIATE; PostgreSQL: the items locked in id order,
+as `release_stale` locks them), so decisions arriving meanwhile wait and are counted:
+
+- an item nobody holds undecided and with at least k decisions now is finished as its k-th
+  decision would finish it (items.py `maybe_finalise`: agreement -> final verdict, a split ->
+  adjudication);
+- an item some people hold undecided keeps a k of at least the people holding or having decided
+  it: each of them decides, and the last decision finishes it (a decision never comes in on a
+  final item, and none made is thrown away);
+- the kept counts of the claim (review/claims.py) stay right: `taken` is unchanged (nobody is
+  given or taken off an item), `holder` is set where an item taken once now has k > 1 and
+  cleared where it now has k = 1; `priority` is unchanged.
+
+Raising k reopens nothing: items awaiting adjudication and final ones keep their result. The
+queue keeps no k for items enqueued later: each `review enqueue -k` gives its own.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import case, func, literal, null, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from synthgate.errors import InputError
+from synthgate.review import adjudication
+from synthgate.review.items import ANNOTATOR_VERDICTS, maybe_finalise
+from synthgate.storage.tables import annotator_counts, assignments, decisions, review_items
+
+if TYPE_CHECKING:
+    from synthgate.review.queue import ReviewQueue
+
+MAX_K = 2**31 - 1  # review_items.k is a 32-bit column on PostgreSQL
+
+
+@dataclass
+class KChange:
+    """What `set_k` did: `changed` open items got a new k; of the items it looked at,
+    `final` were finished with a verdict and `adjudication` went to an adjudicator; `held`
+    keep a larger k until the people holding them decide (`holders`); `kept` counts the items
+    not open, by status, whose result stays; `team` the annotators the queue ever gave work."""
+
+    k: int
+    batches: list[str]
+    changed: int = 0
+    final: int = 0
+    adjudication: int = 0
+    still_open: int = 0
+    held: int = 0
+    holders: list[str] = field(default_factory=list)
+    kept: dict[str, int] = field(default_factory=dict)
+    team: list[str] = field(default_factory=list)
+
+
+def check_k(k: Any) -> int:
+    """`k` as a number of annotators per item, or an `InputError` naming the fix."""
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise InputError(
+            f"annotators per item must be a whole number from 1 to {MAX_K} (got {k!r}); give "
+            "how many distinct people each open item needs, e.g. 2"
+        )
+    return k
+
+
+def set_k(queue: ReviewQueue, k: int, *, batches: list[str] | None = None) -> KChange:
+    """Give the open sample items (of `batches`, else all) `k` annotators each; finish those that
+    have their decisions now, in one write transaction. Returns what changed."""
+    k = check_k(k)
+    chosen = sorted(set(batches or []))
+    change = KChange(k=k, batches=chosen)
+    scope: list[ColumnElement[bool]] = [review_items.c.kind == "sample"]
+    if chosen:
+        scope.append(review_items.c.batch_id.in_(chosen))
+    with queue.write() as connection:
+        if chosen:
+            _check_batches(connection, chosen)
+        opened = (*scope, review_items.c.status == "open")
+        # locked in id order, as release_stale and a decision lock them: what follows reads
+        # `taken` and the decisions no claim nor decision can change until the commit
+        locking = select(review_items.c.id).where(*opened).order_by(review_items.c.id)
+        if queue.dialect == "postgresql":
+            locking = locking.with_for_update()
+        connection.execute(locking).all()
+        # never below the people holding or having decided an item: each of them decides
+        wanted = case((review_items.c.taken > k, review_items.c.taken), else_=literal(k))
+        change.changed = connection.execute(
+            review_items.update().where(*opened, review_items.c.k != wanted).values(k=wanted)
+        ).rowcount
+        # the one person holding an item taken once of k > 1 (claims.py COUNT_IN, COUNT_OUT)
+        connection.execute(
+            review_items.update()
+            .where(*opened, review_items.c.taken == 1)
+            .values(
+                holder=case(
+                    (
+                        review_items.c.k > 1,
+                        select(assignments.c.annotator)
+                        .where(assignments.c.item_id == review_items.c.id)
+                        .scalar_subquery(),
+                    ),
+                    else_=null(),
+                )
+            )
+        )
+        for status, n in connection.execute(
+            select(review_items.c.status, func.count())
+            .where(*scope, review_items.c.status != "open")
+            .group_by(review_items.c.status)
+        ):
+            change.kept[status] = n
+        _finish(connection, change, opened)
+        _held(connection, change, opened)
+        change.team = list(
+            connection.execute(
+                select(annotator_counts.c.annotator).order_by(annotator_counts.c.annotator)
+            ).scalars()
+        )
+    return change
+
+
+def _check_batches(connection: Connection, chosen: list[str]) -> None:
+    known = set(
+        connection.execute(
+            select(review_items.c.batch_id)
+            .where(review_items.c.kind == "sample", review_items.c.batch_id.in_(chosen))
+            .distinct()
+        ).scalars()
+    )
+    unknown = [batch for batch in chosen if batch not in known]
+    if unknown:
+        raise InputError(
+            field="batch",
+            value=unknown[0],
+            problem="has no items in the review queue",
+            fix="name a batch `synthgate review enqueue` put in the queue, or drop --batch",
+        )
+
+
+def _finish(connection: Connection, change: KChange, opened: tuple[Any, ...]) -> None:
+    """Finish the open items that have their k decisions and nobody holding them undecided
+    (then `taken` counts exactly their deciders), as their k-th decision would have."""
+    decided = (
+        select(decisions.c.item_id, func.count().label("n"))
+        .where(decisions.c.role == "annotator")
+        .group_by(decisions.c.item_id)
+        .subquery("decided")
+    )
+    ready = connection.execute(
+        select(review_items)
+        .join(decided, decided.c.item_id == review_items.c.id)
+        .where(*opened, decided.c.n >= review_items.c.k, decided.c.n == review_items.c.taken)
+        .order_by(review_items.c.id)
+    ).all()
+    for item in ready:
+        verdicts = ANNOTATOR_VERDICTS.run(connection, {"item": item.id}).scalars()
+        maybe_finalise(connection, item, verdicts=verdicts)
+        if adjudication.resolve(verdicts) is None:
+            change.adjudication += 1
+        else:
+            change.final += 1
+    change.still_open = connection.execute(
+        select(func.count()).select_from(review_items).where(*opened)
+    ).scalar_one()
+
+
+def _held(connection: Connection, change: KChange, opened: tuple[Any, ...]) -> None:
+    """The open items whose k stays above the one asked for until the people holding them
+    undecided decide, and who those people are."""
+    holding = connection.execute(
+        select(review_items.c.id, assignments.c.annotator)
+        .join(assignments, assignments.c.item_id == review_items.c.id)
+        .where(*opened, review_items.c.k > change.k, assignments.c.decided_at.is_(None))
+    ).all()
+    change.held = len({item_id for item_id, _ in holding})
+    change.holders = sorted(Counter(who for _, who in holding))
