@@ -181,7 +181,23 @@ def enqueue(
                 console.print(
                     f"{batch_id}: {added} new review items, in {order} order", markup=False
                 )
+            _print_other_k(queue, ids, annotators_per_item)
             print_stats(stats_of(queue))
+
+
+def _print_other_k(queue: ReviewQueue, ids: list[str], k: int) -> None:
+    """Say which open items keep another k than -k gives new ones (a lead re-running enqueue
+    with a smaller -k expects it to reach them), and the command that does."""
+    from synthgate.review.set_k import open_ks
+
+    for other, n in open_ks(queue, ids).items():
+        if other != k:
+            console.print(
+                f"{n} open items keep the k they were enqueued with ({other}): -k {k} is for "
+                f"new items; `synthgate review set-k {k}` gives it to the open ones",
+                markup=False,
+                highlight=False,
+            )
 
 
 @app.command("gold")

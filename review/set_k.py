@@ -127,6 +127,24 @@ def set_k(queue: ReviewQueue, k: int, *, batches: list[str] | None = None) -> KC
     return change
 
 
+def open_ks(queue: ReviewQueue, batches: list[str]) -> dict[int, int]:
+    """How many open sample items of `batches` need each k (`review enqueue -k` gives only new
+    items its k: the command says which open ones keep another)."""
+    with queue.store.engine.connect() as connection:
+        return dict(
+            connection.execute(
+                select(review_items.c.k, func.count())
+                .where(
+                    review_items.c.kind == "sample",
+                    review_items.c.status == "open",
+                    review_items.c.batch_id.in_(batches),
+                )
+                .group_by(review_items.c.k)
+                .order_by(review_items.c.k)
+            ).all()
+        )
+
+
 def _check_batches(connection: Connection, chosen: list[str]) -> None:
     known = set(
         connection.execute(

@@ -256,6 +256,21 @@ def test_cli_set_k_prints_what_changed_and_stats_name_it(tmp_path: Path) -> None
     assert "set-k" not in stats.output
 
 
+def test_enqueue_with_another_k_names_set_k(tmp_path: Path) -> None:
+    """`review enqueue -k 2` over open items of k 3 gives only new items 2: it says so, and
+    names the command that reaches the open ones."""
+    store = Store(f"sqlite:///{tmp_path / 'synthgate.db'}")
+    two_at_three(store)
+    store.put_batch("b1", name="b", seed=0, config={})
+    store.close()
+    db = ["--db", f"sqlite:///{tmp_path / 'synthgate.db'}"]
+    again = runner.invoke(cli, ["review", "enqueue", "-k", "2", "--batch", "b1", *db])
+    assert again.exit_code == 0, again.output
+    said = " ".join(again.output.split())
+    assert "4 open items keep the k they were enqueued with (3)" in said
+    assert "`synthgate review set-k 2` gives it to the open ones" in said
+
+
 def test_api_admins_set_k(tmp_path: Path) -> None:
     app = make_app(tmp_path, images=2, texts=1, k=3)
     people = {who: bearer(token_for(app, who, "annotator")) for who in ("ann", "bob")}
