@@ -170,6 +170,11 @@ class ReviewQueue:
             raise InputError(
                 f"annotators_per_item must be >= 1 (got {annotators_per_item}); 2 is the usual choice"
             )
+        if annotators_per_item > set_k.MAX_K:  # beyond the column: PostgreSQL refused the items
+            raise InputError(
+                f"annotators_per_item must be at most {set_k.MAX_K} (got {annotators_per_item}); "
+                "give how many distinct people each item needs, e.g. 2"
+            )
         if not 0.0 <= gold_rate < 1.0:
             raise InputError(f"gold_rate must be in [0, 1) (got {gold_rate}); try 0.1")
         self.store = store

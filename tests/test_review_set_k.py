@@ -181,6 +181,15 @@ def test_nonsense_k_is_refused(store: Store, k: object) -> None:
     assert {k for _, k, _ in items_of(store).values()} == {3}
 
 
+def test_a_k_beyond_the_column_is_refused_before_any_item_is_made(store: Store) -> None:
+    """`review enqueue -k 3000000000` on PostgreSQL ended in a DataError (integer out of
+    range), exit 1; SQLite took it."""
+    fill(store, review=1, audit=0, accepted=0)
+    with pytest.raises(InputError, match="annotators_per_item must be at most 2147483647"):
+        ReviewQueue(store, annotators_per_item=2**31).enqueue_batch("b1")
+    assert items_of(store) == {}
+
+
 def test_decisions_arriving_meanwhile_are_counted(store: Store) -> None:
     """Holders decide while set-k runs: whichever comes first, every decision is kept and every
     item whose people all decided ends final (one transaction under the queue's lock)."""
@@ -264,6 +273,8 @@ def test_enqueue_with_another_k_names_set_k(tmp_path: Path) -> None:
     store.put_batch("b1", name="b", seed=0, config={})
     store.close()
     db = ["--db", f"sqlite:///{tmp_path / 'synthgate.db'}"]
+    huge = runner.invoke(cli, ["review", "enqueue", "-k", "3000000000", "--batch", "b1", *db])
+    assert huge.exit_code == 2 and "at most 2147483647" in huge.output
     again = runner.invoke(cli, ["review", "enqueue", "-k", "2", "--batch", "b1", *db])
     assert again.exit_code == 0, again.output
     said = " ".join(again.output.split())
