@@ -45,8 +45,8 @@ MAX_K = 2**31 - 1  # review_items.k is a 32-bit column on PostgreSQL
 @dataclass
 class KChange:
     """What `set_k` did: `changed` open items got a new k; of the items it looked at,
-    `final` were finished with a verdict and `adjudication` went to an adjudicator; `held`
-    keep a larger k until the people holding them decide (`holders`); `kept` counts the items
+    `final` were finished with a verdict, `adjudication` went to an adjudicator and
+    `still_open` wait for more decisions; of those, `held` keep a larger k until the people holding them decide (`holders`); `kept` counts the items
     not open, by status, whose result stays; `team` the annotators the queue ever gave work."""
 
     k: int
