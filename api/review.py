@@ -144,6 +144,15 @@ class BlockedItem(BaseModel):
     fix: str
 
 
+class ShortOfAnnotators(BaseModel):
+    k: int = Field(description="Annotators each of these open items needs.")
+    items: int
+    team: int = Field(description="How many people the queue ever gave work to.")
+    names: list[str] = Field(description="The first few of them.")
+    why: str
+    fix: str
+
+
 class QueueStats(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -161,6 +170,10 @@ class QueueStats(BaseModel):
     blocked: list[BlockedItem] = Field(
         description="Open items nobody the queue knows may take (a sample met as gold before "
         "it was real work): someone new takes them, or an admin adjudicates them."
+    )
+    short_of_annotators: list[ShortOfAnnotators] = Field(
+        description="Open items needing more annotators than the queue ever gave work to, by "
+        "k: POST /api/review/annotators-per-item lowers their k."
     )
 
 

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -57,13 +57,6 @@ def open_queue(
 
     with open_store(database_url(run, db), must_exist=read_only) as store:
         yield ReviewQueue(store, annotators_per_item=annotators_per_item, gold_rate=gold_rate)
-
-
-def stats_of(queue: ReviewQueue) -> dict[str, Any]:
-    """The queue's stats, with the open items short of annotators (`short_of_annotators`:
-    `review stats` and `review enqueue` print them; GET /api/review/stats carries them not
-    yet, its schema does not declare them)."""
-    return {**queue.stats(), "short_of_annotators": queue.short_of_annotators()}
 
 
 @app.command("enqueue")
@@ -156,7 +149,7 @@ def enqueue(
                 console.print(
                     f"{batch_id}: {added} new review items, in {order} order", markup=False
                 )
-                print_stats(stats_of(queue))
+                print_stats(queue.stats())
                 return
             ids = batch
             if not ids:
@@ -182,7 +175,7 @@ def enqueue(
                     f"{batch_id}: {added} new review items, in {order} order", markup=False
                 )
             _print_other_k(queue, ids, annotators_per_item)
-            print_stats(stats_of(queue))
+            print_stats(queue.stats())
 
 
 def _print_other_k(queue: ReviewQueue, ids: list[str], k: int) -> None:
@@ -253,7 +246,7 @@ def stats(
     Example: synthgate review stats --run runs/quickstart
     """
     with user_errors(), open_queue(run, db, read_only=True) as queue:
-        numbers = stats_of(queue)
+        numbers = queue.stats()
     if as_json:
         console.print_json(json.dumps(numbers))
     else:

@@ -81,7 +81,7 @@ from synthgate.review.items import (
     shown_sample,
 )
 from synthgate.review.set_k import KChange
-from synthgate.review.stats import blocked_items, queue_stats, short_of_annotators
+from synthgate.review.stats import blocked_items, queue_stats
 from synthgate.samples import CRITERIA, Sample
 from synthgate.storage.prepared import Prepared
 from synthgate.storage.store import Store, sample_json
@@ -543,12 +543,6 @@ class ReviewQueue:
         """Queue depth, decisions, per-annotator throughput and gold accuracy."""
         with self.store.engine.connect() as connection:
             return queue_stats(connection, self.k)
-
-    def short_of_annotators(self) -> list[dict[str, Any]]:
-        """The open items needing more annotators than the queue ever gave work to, by k
-        (stats.py `short_of_annotators`: `review stats` prints them with the way out)."""
-        with self.store.engine.connect() as connection:
-            return short_of_annotators(connection)
 
     # ---- internals ---------------------------------------------------------------------------
 

@@ -249,6 +249,7 @@ def queue_stats(connection: Connection, k: int) -> dict[str, Any]:
         },
         "gold_items": sum(n for (kind, _), n in by_status.items() if kind == "gold"),
         "blocked": blocked_items(connection),
+        "short_of_annotators": short_of_annotators(connection),
         "queue_depth": int(open_slots),
         "decisions": connection.execute(select(func.count()).select_from(decisions)).scalar_one(),
         # of them, final words on items their annotators split on (not in `annotators`)

@@ -66,7 +66,7 @@ def test_k_above_the_team_is_named_by_stats_and_lowering_it_finishes_the_items(
     # the trap: every item open, nobody is given anything, stats say why and name the way out
     assert queue.next_item("ann") is None and queue.next_item("bob") is None
     assert queue.stats()["items"] == {"open": 4, "adjudication": 0, "final": 0}
-    [short] = queue.short_of_annotators()
+    [short] = queue.stats()["short_of_annotators"]
     assert (short["k"], short["items"], short["team"], short["names"]) == (3, 4, 2, ["ann", "bob"])
     assert "synthgate review set-k 2" in short["fix"]
 
@@ -83,7 +83,7 @@ def test_k_above_the_team_is_named_by_stats_and_lowering_it_finishes_the_items(
         assert connection.execute(select(func.count()).select_from(decisions)).scalar_one() == 8
     assert store.get_sample(_sample_of(store, ids[2])).status == "rejected"
     assert queue.awaiting_adjudication() == [ids[1]]
-    assert queue.short_of_annotators() == [] and queue.stats()["queue_depth"] == 0
+    assert queue.stats()["short_of_annotators"] == [] and queue.stats()["queue_depth"] == 0
     kept, counted = kept_and_counted(store)
     assert kept == counted
 
@@ -292,6 +292,8 @@ def test_api_admins_set_k(tmp_path: Path) -> None:
             while (task := client.get("/api/review/next", headers=headers)).status_code == 200:
                 decided = f"/api/review/{task.json()['item_id']}/decision"
                 client.post(decided, json={"verdict": "accept"}, headers=headers)
+        [short] = client.get("/api/review/stats", headers=admin).json()["short_of_annotators"]
+        assert (short["k"], short["items"], short["team"]) == (3, 3, 2)
         assert client.post(url, json={"k": 2}, headers=people["ann"]).status_code == 403
         assert client.post(url, json={"k": 0}, headers=admin).status_code == 422
         unknown = client.post(url, json={"k": 2, "batches": ["nope"]}, headers=admin)
@@ -300,4 +302,4 @@ def test_api_admins_set_k(tmp_path: Path) -> None:
         assert done.status_code == 200, done.text
         assert done.json()["final"] == 3 and done.json()["still_open"] == 0
         stats = client.get("/api/review/stats", headers=admin).json()
-        assert stats["items"]["final"] == 3
+        assert stats["items"]["final"] == 3 and stats["short_of_annotators"] == []
