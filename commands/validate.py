@@ -48,6 +48,10 @@ def validate(
     min_score: float = typer.Option(
         0.0, "--min-score", help="With --coco: judge only predictions scoring at least this."
     ),
+    text_field: str = typer.Option(
+        "text", "--text-field", help="JSONL: field holding the text (of --reference rows too)."
+    ),
+    label_field: str = typer.Option("label", "--label-field", help="JSONL: field for the label."),
 ) -> None:
     """Score every sample against a rubric; print levels per criterion and the top findings.
 
@@ -55,6 +59,8 @@ def validate(
     Exit codes: 0 ok, 1 mean score under --fail-under, 2 bad input (or nothing to judge).
 
     Example: synthgate validate annotations.json --images images/ --json report.json --fail-under 4
+
+    Text rows with other fields: synthgate validate reviews.jsonl --text-field review --label-field sentiment
 
     Pre-labels QA: synthgate validate predictions.json --coco instances.json --images images/
     --json report.json, then synthgate review enqueue --from-validate report.json.
@@ -78,6 +84,18 @@ def validate(
                 problem="applies to a COCO results file (predictions, with --coco) only",
                 fix="leave it out, or pass --coco",
             )
+        if coco is not None:  # refused, not ignored: PATH is a results file, not rows of text
+            for name, value, default in (
+                ("text_field", text_field, "text"),
+                ("label_field", label_field, "label"),
+            ):
+                if value != default:
+                    raise InputError(
+                        field=name,
+                        value=value,
+                        problem=f"applies to text JSONL files; {path} is a COCO results file",
+                        fix="leave it out",
+                    )
         if json_out is not None:
             # before any work: never a database, nor a file it reads
             reads = [p for p in (path, coco, reference) if p is not None]
@@ -112,6 +130,8 @@ def validate(
                 reference=reference,
                 json=json_out,
                 keep_reports=False,
+                text_field=text_field,
+                label_field=label_field,
                 progress=advance,
                 reference_progress=hashed,
                 read_progress=mib_bar(bars, "reading the COCO file"),

@@ -7,7 +7,8 @@
 - `row_class(row, label_field)`: a row's class (doccano's `["pos"]` is "pos");
   `label_form`/`label_in_form`: the form the rows write their class in, to write new ones so.
 - `sample_to_jsonl_row(sample)` / `text_row_to_sample(row)`: a text sample <-> one row of
-  text.jsonl (`{"id","text","spans":[[start,end,label]],"label","attributes","status",...}`).
+  text.jsonl (`{"id","text","spans":[[start,end,label]],"label","attributes","status",...}`;
+  other fields for the text and label by `text_field` / `label_field`).
   `row_spans_and_label(row)`: a row's spans and class as NER tools write them (doccano, spaCy,
   Label Studio JSON-MIN).
 """
@@ -208,24 +209,27 @@ def _is_span(value: Any) -> bool:
     return isinstance(value, list | tuple) and len(value) >= 3
 
 
-def row_spans_and_label(row: dict[str, Any]) -> tuple[list[Any], Any]:
+def row_spans_and_label(
+    row: dict[str, Any], *, label_field: str = "label"
+) -> tuple[list[Any], Any]:
     """A row's spans and document label as NER tools write them: synthgate's `spans`; doccano's
     `entities` (objects with start_offset / end_offset), its `labels` or its older `label` list of
     [start, end, label] (spans, not a class); spaCy-style `entities` of [start, end, label]; and
     doccano's class list (`"label": ["positive"]`, one class). Before, a span list under
-    `label` was judged as a class named by the list and `entities` were not read at all."""
-    field = _spans_field(row)
+    `label` was judged as a class named by the list and `entities` were not read at all.
+    `label_field`: the field read as `label` (the class, or doccano's older span list)."""
+    field = _spans_field(row, label_field)
     spans = row[field] if field is not None else []
-    label = row.get("label")
-    if field == "label":
+    label = row.get(label_field)
+    if field == label_field:
         label = None
     elif isinstance(label, list) and label and all(map(_is_span, label)):
-        raise ValueError(f"`label` holds spans and so does `{field}`; keep one")
+        raise ValueError(f"`{label_field}` holds spans and so does `{field}`; keep one")
     elif isinstance(label, list):
         if len(label) > 1 or not all(isinstance(item, str) for item in label):
             raise ValueError(
-                f"`label` is {quoted(label)}: a row has one class (a string), or a list of "
-                "spans [[start, end, label], ...]"
+                f"`{label_field}` is {quoted(label)}: a row has one class (a string), or a list "
+                "of spans [[start, end, label], ...]"
             )
         label = label[0] if label else None
     return list(spans), label
@@ -292,12 +296,20 @@ def span_label(span: Any) -> Any:
     return span[2] if isinstance(span, list | tuple) and len(span) >= 3 else None
 
 
-def text_row_to_sample(row: dict[str, Any], *, source: str, line: int) -> Sample:
-    """A JSONL row (synthgate's text.jsonl or the same shape) -> a Sample; ValueError if not one."""
-    text = row.get("text")
+def text_row_to_sample(
+    row: dict[str, Any],
+    *,
+    source: str,
+    line: int,
+    text_field: str = "text",
+    label_field: str = "label",
+) -> Sample:
+    """A JSONL row (synthgate's text.jsonl or the same shape) -> a Sample; ValueError if not one.
+    `text_field`, `label_field`: the fields of the row's text and label."""
+    text = row.get(text_field)
     if not isinstance(text, str):
-        raise ValueError("`text` is missing or not a string")
-    found, label = row_spans_and_label(row)
+        raise ValueError(f"`{text_field}` is missing or not a string")
+    found, label = row_spans_and_label(row, label_field=label_field)
     spans = [_span(s) for s in found]
     seed = count_of(row.get("seed"), line)
     index = count_of(row.get("index"), line)

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from synthgate.cli import app
 from synthgate.commands import count_bar, progress_bars
+from synthgate.errors import InputError
 from synthgate.formats.jsonl import text_row_to_sample
 from synthgate.masks import encode_mask
 from synthgate.validators.checks import quality
@@ -561,3 +562,86 @@ def test_a_json_list_is_named_for_what_it_is(
     assert result.exit_code == 2, result.output
     assert said in " ".join(result.output.split()), result.output
     assert ("--coco" in result.output) == ("predictions" in said)
+
+
+TEXT_FIELD_ROWS = [
+    {"id": "a", "text": "Love it, works great and ships fast.", "label": "positive"},
+    {"id": "b", "text": "Love it, works great and ships fast.", "label": "negative"},
+    {"id": "c", "text": "ok", "label": ["neutral"]},
+    {"id": "d", "text": "Anna flew on to Berlin today", "label": [[0, 4, "PER"], [17, 23, "LOC"]]},
+]
+
+
+def _renamed(rows: list[dict[str, Any]], text: str, label: str) -> str:
+    """The rows as JSONL with their text and label under other fields."""
+    moved = [{"id": r["id"], text: r["text"], label: r["label"]} for r in rows]
+    return "".join(json.dumps(row) + "\n" for row in moved)
+
+
+@pytest.mark.parametrize(
+    "rows", [TEXT_FIELD_ROWS[:3], TEXT_FIELD_ROWS[3:]], ids=["classes", "spans"]
+)
+def test_text_and_label_fields_are_named_as_balance_and_merge_name_them(
+    tmp_path: Path, rows: list[dict[str, Any]]
+) -> None:
+    """Rows with their text under `review` and their label under `sentiment` balanced with
+    --text-field and --label-field, but validate had neither: it stopped at line 1, "not a
+    text sample". Named, the rows are judged as the same rows under `text` and `label` are:
+    the same rubric, scores and findings (a class, doccano's class list or its span list)."""
+    plain, renamed = tmp_path / "plain.jsonl", tmp_path / "renamed.jsonl"
+    plain.write_text(_renamed(rows, "text", "label"))
+    renamed.write_text(_renamed(rows, "review", "sentiment"))
+    expected, got = tmp_path / "expected.json", tmp_path / "got.json"
+    assert invoke(plain, "--json", expected).exit_code == 0
+    fields = ["--text-field", "review", "--label-field", "sentiment"]
+    result = invoke(renamed, *fields, "--json", got)
+    assert result.exit_code == 0, result.output
+    document = json.loads(got.read_text())
+    assert document == json.loads(expected.read_text())
+    assert any(sample["findings"] for sample in document["samples"])
+    # the library's spelling, as balance and merge spell it
+    named = validate_file(renamed, text_field="review", label_field="sentiment")
+    assert named.rows == validate_file(plain).rows
+
+
+def test_a_row_without_its_text_names_its_string_fields_and_the_options(tmp_path: Path) -> None:
+    rows = tmp_path / "reviews.jsonl"
+    rows.write_text(_renamed(TEXT_FIELD_ROWS[:2], "review", "sentiment"))
+    result = invoke(rows)
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert "line 1: not a text sample (`text` is missing or not a string)" in message
+    assert "the row's string fields are `id`, `review`, `sentiment`" in message
+    assert "--text-field" in message and "--label-field" in message
+    with pytest.raises(InputError, match="name the field of its text with text_field"):
+        validate_file(rows)
+    # a row with no string to offer gets no such hint
+    bare = tmp_path / "bare.jsonl"
+    bare.write_text('{"spans": []}\n')
+    assert "--text-field" not in invoke(bare).output
+
+
+def test_the_text_field_reads_the_reference_rows_too(tmp_path: Path) -> None:
+    copied = "The quick brown fox jumps over the lazy dog near the river bank today."
+    texts, real = tmp_path / "texts.jsonl", tmp_path / "real.jsonl"
+    texts.write_text(json.dumps({"id": "s1", "body": copied, "label": "news"}) + "\n")
+    real.write_text(json.dumps({"id": "r1", "body": copied, "label": "news"}) + "\n")
+    result = validate_file(texts, reference=real, text_field="body")
+    (row,) = result.rows
+    assert "correctness_text_copy" in [f["check"] for f in row["findings"]]
+
+
+def test_text_and_label_fields_are_refused_for_coco(coco_file: Path, tmp_path: Path) -> None:
+    for flag, field in (("--text-field", "text_field"), ("--label-field", "label_field")):
+        refused = invoke(coco_file, flag, "body")
+        assert refused.exit_code == 2, refused.output
+        message = " ".join(refused.output.split())
+        assert f"{flag} body: applies to text JSONL files" in message and "COCO" in message
+        with pytest.raises(InputError, match=f"{field}=body: applies to text JSONL files"):
+            validate_file(coco_file, **{field: "body"})
+    results = tmp_path / "predictions.json"
+    results.write_text(
+        json.dumps([{"image_id": 1, "category_id": 1, "bbox": [0, 0, 4, 4], "score": 0.9}])
+    )
+    refused = invoke(results, "--coco", coco_file, "--text-field", "body")
+    assert refused.exit_code == 2 and "--text-field body: applies to text JSONL" in refused.output

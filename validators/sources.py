@@ -106,9 +106,12 @@ def open_source(
     *,
     images: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    text_field: str = "text",
+    label_field: str = "label",
 ) -> Source:
     """A COCO file or mapping, or a text JSONL file (by its suffix), as items to judge.
-    `progress`: as `stream_coco` reads a COCO file."""
+    `progress`: as `stream_coco` reads a COCO file; `text_field`, `label_field`: the fields of
+    a JSONL row's text and label."""
     if images is not None and not images.is_dir():
         raise InputError(
             field="images",
@@ -127,7 +130,9 @@ def open_source(
     elif source.suffix.lower() in TEXT_SUFFIXES:
         if not is_file(source):
             raise InputError(f"{str(source)[:200]}: file not found; pass a text JSONL file")
-        return Source("jsonl", _text_rubric(source), None, None, _jsonl_items(source))
+        rubric = _text_rubric(source, label_field)
+        items = _jsonl_items(source, text_field=text_field, label_field=label_field)
+        return Source("jsonl", rubric, None, None, items)
     else:
         coco, name = stream_coco(source, sink, progress=progress), source.stem
     sink.finish(coco)
@@ -196,13 +201,13 @@ def _size(sample: Sample) -> tuple[int, int] | None:
     return None if sample.width is None or sample.height is None else (sample.width, sample.height)
 
 
-def _text_rubric(path: Path) -> str:
+def _text_rubric(path: Path, label_field: str) -> str:
     """ner when rows carry spans, classification when they carry only a label."""
     try:
         head = list(itertools.islice(iter_jsonl(path), 200))
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a UTF-8 text file") from None
-    read = [_spans_and_label(row) for _, row in head]
+    read = [_spans_and_label(row, label_field) for _, row in head]
     if any(spans for spans, _ in read):
         return "ner"
     if any(label is not None for _, label in read):
@@ -210,25 +215,32 @@ def _text_rubric(path: Path) -> str:
     return "ner"
 
 
-def _spans_and_label(row: dict[str, Any]) -> tuple[list[Any], Any]:
+def _spans_and_label(row: dict[str, Any], label_field: str) -> tuple[list[Any], Any]:
     try:
-        return row_spans_and_label(row)
+        return row_spans_and_label(row, label_field=label_field)
     except ValueError:  # refused, naming its line, when the rows are read
         return [], None
 
 
-def _jsonl_items(path: Path) -> Generator[tuple[dict[str, Any], GeneratedSample], None, None]:
+def _jsonl_items(
+    path: Path, *, text_field: str, label_field: str
+) -> Generator[tuple[dict[str, Any], GeneratedSample], None, None]:
     """The rows as samples, each id once: a repeated id made the batch checks compare a row
     with the first of that id (itself, for a copy), so duplicates and copies went unseen."""
     seen: dict[str, int] = {}
     for line, row in iter_jsonl(path):
         try:
-            sample = text_row_to_sample(row, source=path.stem, line=line)
+            sample = text_row_to_sample(
+                row, source=path.stem, line=line, text_field=text_field, label_field=label_field
+            )
         except (ValueError, ValidationError) as error:
             reason = error.errors()[0]["msg"] if isinstance(error, ValidationError) else error
+            hint = _text_field_hint(row, text_field)
             raise InputError(
                 f"{path}: line {line}: not a text sample ({reason}); rows need "
-                '{"text": "...", "spans": [[start, end, "LABEL"], ...]} or a "label"'
+                f'{{"{text_field}": "...", "spans": [[start, end, "LABEL"], ...]}} or a '
+                f'"{label_field}"{hint}',
+                options=("text_field", "label_field") if hint else (),
             ) from None
         first = seen.setdefault(sample.id, line)
         if first != line:
@@ -237,3 +249,17 @@ def _jsonl_items(path: Path) -> Generator[tuple[dict[str, Any], GeneratedSample]
                 "each row its own id (or none: a row without one is named by its line)"
             )
         yield {"id": sample.id, "line": line}, GeneratedSample(sample=sample)
+
+
+def _text_field_hint(row: dict[str, Any], text_field: str) -> str:
+    """For a row without a text in `text_field` whose other fields hold strings (a file of
+    {"review": ..., "sentiment": ...} rows): how to name its fields, else ""."""
+    if isinstance(row.get(text_field), str):
+        return ""
+    fields = [f"`{key}`" for key, value in row.items() if isinstance(value, str)]
+    if not fields:
+        return ""
+    return (
+        f"; the row's string fields are {', '.join(fields[:10])}: name the field of its text "
+        "with {text_field} (and that of its label with {label_field})"
+    )

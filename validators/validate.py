@@ -305,13 +305,17 @@ def validate_file(
     keep_reports: bool = True,
     reference_progress: Callable[[int, int], None] | None = None,
     read_progress: Callable[[int, int], None] | None = None,
+    text_field: str = "text",
+    label_field: str = "label",
 ) -> ValidationResult:
     """Judge every sample of a COCO JSON file or a text JSONL file (by its suffix) against a
     rubric: detection for COCO; ner or classification, by what the rows hold, for JSONL.
     `reference`: for COCO a folder of real images, for JSONL a JSONL file of real rows (their
-    "text"): samples that copy one are found. `read_progress`: COCO files, called with (bytes
+    text): samples that copy one are found. `read_progress`: COCO files, called with (bytes
     read, bytes in all) as the file streams in, before the first sample is judged (about half
-    the time of a large file). The rest as in `validate_coco`."""
+    the time of a large file). `text_field`, `label_field`: JSONL: the fields of each row's
+    text and label (default "text" and "label"; the reference rows' text is read from
+    `text_field` too). The rest as in `validate_coco`."""
     source_path = path if isinstance(path, dict) else path_argument(path, "path")
     images, reference = optional_path(images, "images"), optional_path(reference, "reference")
     json = optional_path(json, "json")
@@ -326,6 +330,18 @@ def validate_file(
             problem=f"applies to COCO files; {source_path} is a text JSONL file",
             fix="leave it out",
         )
+    shown = "the COCO mapping" if isinstance(path, dict) else path
+    for name, value, default in (
+        ("text_field", text_field, "text"),
+        ("label_field", label_field, "label"),
+    ):
+        if value != default and not texts:  # refused, not ignored, as `images` for texts
+            raise InputError(
+                field=name,
+                value=value,
+                problem=f"applies to text JSONL files; {shown} is a COCO file",
+                fix="leave it out",
+            )
     document = ReportFile(json) if json is not None else None
     with contextlib.ExitStack() as stack:
         if document is not None:
@@ -334,10 +350,11 @@ def validate_file(
             source_path,
             images=images,
             progress=read_progress,
+            text_field=text_field,
+            label_field=label_field,
         )
         stack.callback(source.items.close)  # stopped early: its image decoders stop too
         chosen = rubric if isinstance(rubric, Rubric) else load_rubric(rubric or source.rubric)
-        shown = "the COCO mapping" if isinstance(path, dict) else path
         if chosen.modality == "image" and source.kind != "coco":
             raise InputError(
                 field="rubric",
@@ -350,7 +367,12 @@ def validate_file(
             )
         context = ValidationContext.for_taxonomy(
             source.categories,
-            **_references(reference, text=source.kind == "jsonl", progress=reference_progress),
+            **_references(
+                reference,
+                text=source.kind == "jsonl",
+                text_field=text_field,
+                progress=reference_progress,
+            ),
         )
         judge = Judge(chosen, context)
         if images is not None and source.count:  # a rubric's own folders, before judging
@@ -386,11 +408,12 @@ def _references(
     reference: Path | str | None,
     *,
     text: bool,
+    text_field: str = "text",
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """The context's real data that samples must not copy: for images a folder of real images
     (`reference`, hashed with `progress`), for texts a JSONL file of real rows
-    (`text_reference`, their "text")."""
+    (`text_reference`, their text, in `text_field`)."""
     if not reference:
         return {}
     path = Path(reference)
@@ -404,13 +427,14 @@ def _references(
             fix="pass the JSONL file of the real rows the texts must not copy",
         )
     rows = iter_jsonl(path, what="reference JSONL file")
-    index = text_reference_index(rows, text_field="text", source=path.name)
+    index = text_reference_index(rows, text_field=text_field, source=path.name)
     if not len(index):  # else every text would be new, the copy check silently of no use
         raise InputError(
             field="reference",
             value=path,
-            problem='holds no row with a text (a string "text" field): nothing to compare with',
-            fix='pass the JSONL file of the real rows, each with its text under "text"',
+            problem=f'holds no row with a text (a string "{text_field}" field): nothing to '
+            "compare with",
+            fix=f'pass the JSONL file of the real rows, each with its text under "{text_field}"',
         )
     return {"text_reference": index}
 
