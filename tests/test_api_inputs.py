@@ -271,6 +271,19 @@ def test_a_rubric_name_is_a_shipped_rubric_never_a_file_of_the_server(
     assert rubric_path("detection") == RUBRICS_DIR / "detection.yaml"
 
 
+def test_a_rubric_file_that_is_no_rubric_is_named_by_its_field(service, tmp_path: Path) -> None:
+    """A rubric file of the data root that does not load was refused naming the file alone,
+    not the field of the request that named it."""
+    _app, client, token = service
+    (tmp_path / "data" / "rubrics").mkdir()
+    (tmp_path / "data" / "rubrics" / "bad.yaml").write_text("modality: sound\n")
+    body = text(templates="configs/templates/reviews.yaml", count=1, rubric="rubrics/bad.yaml")
+    code, detail = post(client, token, body)
+    assert code == 400, detail
+    assert detail.startswith("POST /api/batches: text.rubric: rubrics/bad.yaml: "), detail
+    assert str(tmp_path) not in detail
+
+
 def test_a_name_whose_batch_id_would_not_fit_is_refused(service) -> None:
     """A batch id is the name, "-" and 10 hex digits, kept in 64-character columns: a longer
     name was accepted (202) and its batch then failed on PostgreSQL ("value too long") or,

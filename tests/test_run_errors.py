@@ -115,6 +115,11 @@ BAD_INPUT_CASES = [
         yaml.safe_dump(_with("image.rubric", "ner")),
         ["batch.yaml: image.rubric: ner judges text samples, not image"],
     ),
+    (  # said "rubric 'nope': no such file", naming neither the config file nor the field
+        "rubric-neither-shipped-nor-a-file",
+        yaml.safe_dump(_with("image.rubric", "nope")),
+        ["batch.yaml: image.rubric: rubric 'nope': no such file", "'detection'"],
+    ),
     # each was made without a word: a locale listed twice weighted the plan, '3' was read as 3
     (
         "locale-twice",

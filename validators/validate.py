@@ -55,10 +55,17 @@ def rubric_for(
 ) -> Rubric:
     """The rubric of a batch section: the one it names, else detection for images and the
     template file's task (ner / classification) for texts. `source`: the config file, named
-    in the error when the rubric judges the other modality."""
-    chosen = load_rubric(rubric or ("detection" if modality == "image" else task or "ner"))
+    with the field in the error when the rubric cannot be loaded or judges the other
+    modality."""
+    where = "" if source is None else f"{source}: "
+    try:
+        chosen = load_rubric(rubric or ("detection" if modality == "image" else task or "ner"))
+    except InputError as error:
+        if source is None:
+            raise
+        # "rubric 'nope': no such file" named neither the config file nor the field
+        raise InputError(f"{where}{modality}.rubric: {error}") from None
     if chosen.modality != modality:
-        where = "" if source is None else f"{source}: "
         raise InputError(
             f"{where}{modality}.rubric: {chosen.name} judges {chosen.modality} samples, not "
             f"{modality}; pick a rubric of this modality"
