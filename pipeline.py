@@ -13,7 +13,7 @@ import hashlib
 import itertools
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -238,25 +238,39 @@ def build_judges(
     return judges
 
 
-def build_generators(config: BatchConfig) -> dict[Modality, Generator]:
-    """Every generator the config asks for, built (and so checked) before anything is written."""
+def build_generators(
+    config: BatchConfig, *, source: Path | str | None = None
+) -> dict[Modality, Generator]:
+    """Every generator the config asks for, built (and so checked) before anything is written.
+    `source`: the config file, as `build_section_generator` names it."""
     return {
-        modality: build_section_generator(config, modality)
+        modality: build_section_generator(config, modality, source=source)
         for modality in MODALITIES
         if getattr(config, modality) is not None
     }
 
 
-def build_section_generator(config: BatchConfig, modality: Modality) -> Generator:
+def build_section_generator(
+    config: BatchConfig, modality: Modality, *, source: Path | str | None = None
+) -> Generator:
     """The generator of one section of the config, built and checked: `run` and `generate`
-    refuse the same configs."""
+    refuse the same configs. `source`: the config file, named before an error that names a
+    field of the config (`image.model.path: no model at ...`), as the config's own checks
+    name it; an error about another file (a template file, a COCO file) names that file."""
     section = getattr(config, modality)
-    generator = build_generator(section, categories=list(config.categories))
+    try:
+        generator = build_generator(section, categories=list(config.categories))
+    except InputError as error:
+        message = str(error)
+        if source is None or not message.startswith(f"{modality}."):
+            raise
+        raise InputError(f"{source}: {message}") from None
     unavailable = getattr(generator, "unavailable", None)
     if unavailable:  # copy_paste: a class listed that it has nothing to cut of
         have = ", ".join(getattr(generator, "categories", []))
+        where = "" if source is None else f"{source}: "
         raise InputError(
-            f"categories: no instance of {', '.join(map(repr, unavailable))} to cut in "
+            f"{where}categories: no instance of {', '.join(map(repr, unavailable))} to cut in "
             f"{section.coco} (a non-crowd annotation with a mask of at least "
             f"{section.min_source_area} px), so no sample would paste one; remove it "
             f"from categories, or use a dataset that has it (classes it can paste: {have})"
@@ -344,6 +358,7 @@ def generate(
         >>> samples = generate("configs/quickstart.yaml", limit=8)
         >>> samples[0].sample.objects[0].bbox
     """
+    source = None if isinstance(config, BatchConfig | Mapping) else config
     config = load_config(config)
     if modality is None:
         modality = "image" if config.image is not None else "text"
@@ -359,7 +374,7 @@ def generate(
         )
     if limit is not None:
         limit = whole_number(limit, "limit")
-    generator = build_section_generator(config, modality)
+    generator = build_section_generator(config, modality, source=source)
     specs = plan(
         config,
         modality,

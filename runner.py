@@ -191,7 +191,8 @@ class InProcessRunner:
     quotas); their count must equal the section's `count`. `generators` replaces
     `build_generators(config)` (e.g. a generator wrapped with augmentation).
     `reference_progress(files hashed, files in all)`: while the folders of real images a rubric
-    names are hashed, before the first sample is made.
+    names are hashed, before the first sample is made. `source`: the config file, named in an
+    error about one of its fields that building a generator finds (a model not there).
     """
 
     def __init__(
@@ -200,10 +201,12 @@ class InProcessRunner:
         plans: dict[Modality, list[SampleSpec]] | None = None,
         generators: dict[Modality, Generator] | None = None,
         reference_progress: Callable[[int, int], None] | None = None,
+        source: Path | str | None = None,
     ) -> None:
         self.plans = plans or {}
         self.generators = generators
         self.reference_progress = reference_progress
+        self.source = source
 
     def run(
         self,
@@ -213,7 +216,9 @@ class InProcessRunner:
         progress: Progress | None = None,
         stop: threading.Event | None = None,
     ) -> RunResult:
-        generators = self.generators if self.generators is not None else build_generators(config)
+        generators = self.generators
+        if generators is None:
+            generators = build_generators(config, source=self.source)
         judges = build_judges(config, generators, self.plans or None)
         for judge in judges.values():  # before anything is made or written
             judge.hash_references(progress=self.reference_progress)
@@ -243,11 +248,12 @@ def run_batch(
     generators: dict[Modality, Generator] | None = None,
     stop: threading.Event | None = None,
     reference_progress: Callable[[int, int], None] | None = None,
+    source: Path | str | None = None,
 ) -> RunResult:
     """The whole batch in this process, into the run folder `out` (see `InProcessRunner`)."""
     sink = RunFolderSink(out)
     runner = InProcessRunner(
-        plans=plans, generators=generators, reference_progress=reference_progress
+        plans=plans, generators=generators, reference_progress=reference_progress, source=source
     )
     result = runner.run(config, sinks=[sink], progress=progress, stop=stop)
     result.out = out
@@ -289,4 +295,10 @@ def run(
         config = config.model_copy(update={"seed": whole_number(seed, "seed", maximum=MAX_SEED)})
     target = path_argument(out, "out") if out is not None else Path("runs") / config.name
     refuse_out_holding(target, config_file, *input_files(config))  # replacing it deletes them
-    return run_batch(config, target, progress=progress, reference_progress=reference_progress)
+    return run_batch(
+        config,
+        target,
+        progress=progress,
+        reference_progress=reference_progress,
+        source=config_file,
+    )

@@ -11,6 +11,8 @@ import pytest
 import yaml
 from factories import SUPPORT_TICKETS, small_config
 
+import synthgate
+
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -175,6 +177,44 @@ def test_bad_config_is_one_clear_message(
         assert word in message, message
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir()] == (["batch.yaml"] if content is not None else [])
+
+
+MODEL_NOT_THERE = [
+    # (id, the section, the message): found once the generator was built, without the file named
+    (
+        "diffusion",
+        {"generator": "diffusion_layout", "count": 2, "size": [64, 64], "model": {"path": "nope"}},
+        "batch.yaml: image.model.path: no model at 'nope'",
+    ),
+    (
+        "text-model",
+        {"generator": "text_model", "count": 2, "source": "rows.jsonl", "model": {"path": "nope"}},
+        "batch.yaml: text.model.path: no model at 'nope'",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "section", "message"), MODEL_NOT_THERE, ids=[c[0] for c in MODEL_NOT_THERE]
+)
+def test_a_model_that_is_not_there_names_the_config_file(
+    tmp_path: Path, case: str, section: dict, message: str
+) -> None:
+    pytest.importorskip("torch")  # the diffusion extra: without it, that is what is said
+    pytest.importorskip("transformers")
+    modality = "image" if case == "diffusion" else "text"
+    (tmp_path / "rows.jsonl").write_text('{"text": "It works.", "label": "pos"}\n')
+    config = tmp_path / "batch.yaml"
+    config.write_text(yaml.safe_dump(small_config(**{modality: section})))
+    out = tmp_path / "out"
+    result = _run(str(config), "--out", str(out), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert message in " ".join(result.stderr.split()), result.stderr
+    assert not out.exists()
+    with pytest.raises(synthgate.InputError) as raised:  # the library's generate too
+        synthgate.generate(config, modality=modality)
+    assert message in str(raised.value)
 
 
 def test_unknown_faker_provider_is_named(tmp_path: Path) -> None:
