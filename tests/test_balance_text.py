@@ -521,3 +521,25 @@ def test_the_gender_gap_narrows_when_the_class_at_its_target_is_skewed(tmp_path:
         for value, info in groups["after"]["groups"].items()
     }
     assert added["male"] >= 2 * added["female"] > 0, added  # for the rates: mostly female
+
+
+def test_a_text_section_without_a_generator_runs_the_default_counterfactual(
+    tmp_path: Path,
+) -> None:
+    """A text section that left out `generator` (counterfactual, the default) was parsed as a
+    templates section holding what balance adds to it: "text.templates is required", "unknown
+    key 'text.source'", 'text.text_field', 'text.label_field': keys the user never wrote."""
+    from synthgate.workflows.balance_text import balance_text
+
+    rows = [(f"Anna said she loves blender {i}.", "pos") for i in range(6)]
+    rows += [(f"John said he hates kettle {i}.", "neg") for i in range(2)]
+    source = tmp_path / "reviews.jsonl"
+    source.write_text("".join(json.dumps({"text": t, "label": lab}) + "\n" for t, lab in rows))
+    merged = []
+    for name, section in [("named", {"generator": "counterfactual"}), ("default", {})]:
+        out = tmp_path / name
+        balance_text(
+            source, out=out, target="max", config={"text": {**section, "fallback": "none"}}
+        )
+        merged.append((out / "merged.jsonl").read_bytes())
+    assert merged[0] == merged[1] and len(merged[0].splitlines()) > len(rows)

@@ -260,7 +260,7 @@ def balance_text(
         # Built as run_sections builds it (its rubric, paths beside the config file), so a bad
         # key is the same clear error and the fallback inherits what the section really runs with.
         rewrites = section_config(
-            section,
+            {**section, "generator": "counterfactual"},  # the default, as check_sections reads it
             count=1,
             modality="text",
             balance=balance,
