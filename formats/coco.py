@@ -358,7 +358,7 @@ def sample_to_coco_annotations(
             "category_id": category_ids[obj.category],
             "bbox": obj.bbox,
             "area": obj.area,
-            "iscrowd": 0,
+            "iscrowd": 1 if obj.attributes.get("iscrowd") else 0,
         }
         if obj.mask is not None:
             annotation["segmentation"] = obj.mask

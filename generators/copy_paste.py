@@ -7,9 +7,11 @@ never used, and images holding crowd regions are never backgrounds, as their pix
 labelled), resizes each by a factor from `scale_range` (large-scale jitter), flips it at random,
 and pastes it with a hard mask, so the pasted pixels are exactly its label. The background's
 own objects keep their labels, cut down to what the pasted instances leave visible: their masks
-and boxes are recomputed, and an object left with less than `min_visible_fraction` of its pixels
-loses its label (its pixels go to `ignore`). Jitter applies to the pasted instances only; the
-background keeps its size, so its untouched labels stay exact. Images synthgate made (a
+and boxes are recomputed, and an object (real or pasted) left with less than
+`min_visible_fraction` of its pixels is written as a crowd region over its visible pixels
+(`iscrowd`: 1), which COCOeval and trainers ignore, as the judge ignores them (`ignore`): left
+unlabelled, a detector would learn them as background. Jitter applies to the pasted instances
+only; the background keeps its size, so its untouched labels stay exact. Images synthgate made (a
 dataset balanced before) are neither sources nor backgrounds while real ones can be.
 
 It needs no model, which makes it the default generator for balancing an image dataset.
@@ -30,7 +32,7 @@ from synthgate.errors import InputError
 from synthgate.formats.coco_checks import check_coco
 from synthgate.formats.coco_reader import read_coco_streaming
 from synthgate.formats.image_files import open_rgb
-from synthgate.generators.labels import PlacedObject, labels_from_masks
+from synthgate.generators.labels import PlacedObject, crowd_label, labels_from_masks
 from synthgate.masks import (
     annotation_mask,
     blank_mask,
@@ -332,7 +334,10 @@ class CopyPasteGenerator:
             placed.append(obj)
             pasted_params.append(params)
         pasted = labels_from_masks(
-            placed, shape=(height, width), min_visible_fraction=config.min_visible_fraction
+            placed,
+            shape=(height, width),
+            min_visible_fraction=config.min_visible_fraction,
+            hidden_as_crowd=True,
         )
         kept, visible, ignore, dropped = self._background_labels(background_id, pasted.foreground)
         foreground = pasted.foreground | visible
@@ -421,7 +426,9 @@ class CopyPasteGenerator:
     def _background_labels(
         self, image_id: Any, pasted: np.ndarray
     ) -> tuple[list[ObjectLabel], np.ndarray, np.ndarray, list[Any]]:
-        """The background's own labels, cut down to what the pasted instances leave visible.
+        """The background's own labels, cut down to what the pasted instances leave visible
+        (crowd regions for those left too hidden, their ids in the last value), the pixels they
+        cover, and the pixels to ignore (the crowd regions').
 
         Real objects overlap one another in their annotations (a person on a chair); only the
         pasted pixels occlude them here, so their masks are never cut by each other.
@@ -451,8 +458,11 @@ class CopyPasteGenerator:
             area = int(visible.sum())
             fraction = area / full_area
             if area == 0 or fraction < self.config.min_visible_fraction:
-                ignore |= visible
                 dropped.append(annotation["id"])
+                if area:
+                    ignore |= visible
+                    labelled |= visible
+                    kept.append(crowd_label(category, visible, fraction, attributes))
                 continue
             labelled |= visible
             kept.append(

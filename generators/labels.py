@@ -34,14 +34,37 @@ class LabelledScene:
     hidden: int  # how many objects were too occluded to label
 
 
+def crowd_label(
+    category: str, visible: np.ndarray, fraction: float, attributes: dict[str, object]
+) -> ObjectLabel:
+    """A crowd region over an object's visible pixels: too hidden to be an instance, written so
+    that evaluation and training ignore it (the judge's `ignore`) rather than count it as
+    background."""
+    return ObjectLabel(
+        category=category,
+        bbox=tight_bbox(visible),
+        mask=encode_mask(visible),
+        area=float(visible.sum()),
+        visible_fraction=round(fraction, 6),
+        attributes={**attributes, "iscrowd": True},
+    )
+
+
 def labels_from_masks(
-    placed: Sequence[PlacedObject], *, shape: tuple[int, int], min_visible_fraction: float
+    placed: Sequence[PlacedObject],
+    *,
+    shape: tuple[int, int],
+    min_visible_fraction: float,
+    hidden_as_crowd: bool = False,
 ) -> LabelledScene:
     """Label objects drawn in order (later ones occlude earlier ones), exactly.
 
     The visible mask of an object is its full mask minus every later object's full mask. An
-    object whose visible fraction is under `min_visible_fraction` is not labelled; its visible
-    pixels go to `ignore`, so completeness checks do not count them as missed.
+    object whose visible fraction is under `min_visible_fraction` is not labelled as an
+    instance; its visible pixels go to `ignore`, so completeness checks do not count them as
+    missed. With `hidden_as_crowd` they are labelled as a crowd region (`iscrowd`: exactly its
+    visible pixels), which COCOeval and trainers ignore as the judge does: pixels of a real
+    object (copy_paste) left unlabelled would teach a detector that it is background.
     """
     covered = blank_mask(*shape)
     visible_masks: list[np.ndarray] = [np.zeros(0, bool)] * len(placed)
@@ -58,6 +81,8 @@ def labels_from_masks(
         if area == 0 or fraction < min_visible_fraction:
             ignore |= visible
             hidden += 1
+            if hidden_as_crowd and area:
+                labels.append(crowd_label(obj.category, visible, fraction, obj.attributes))
             continue
         labels.append(
             ObjectLabel(

@@ -12,10 +12,12 @@ from balance_fixtures import CROWD_IMAGE, make_tiny_coco
 
 from synthgate.config import CopyPasteImageConfig
 from synthgate.errors import InputError
+from synthgate.formats.coco import sample_to_coco_annotations
 from synthgate.generators import build_generator
 from synthgate.generators.copy_paste import CopyPasteGenerator
+from synthgate.generators.labels import PlacedObject, labels_from_masks
 from synthgate.masks import annotation_mask, decode_mask, tight_bbox
-from synthgate.samples import SampleSpec
+from synthgate.samples import Provenance, Sample, SampleSpec
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +88,7 @@ def test_crowd_regions_are_never_sources_or_backgrounds(dataset: tuple[Path, Pat
         assert not used & crowd_ids
 
 
-def test_occluded_background_objects_are_cut_or_lose_their_label(
+def test_occluded_background_objects_are_cut_or_become_crowd_regions(
     dataset: tuple[Path, Path],
 ) -> None:
     generator = _generator(dataset, min_visible_fraction=0.5)
@@ -97,14 +99,62 @@ def test_occluded_background_objects_are_cut_or_lose_their_label(
     kept, visible, ignore, dropped = generator._background_labels(image_id, pasted)
     annotations = generator.annotations_of[image_id]
     assert dropped == [annotations[0]["id"]]
+    # The first square, mostly covered: a crowd region of exactly its visible pixels, which
+    # the judge ignores as COCOeval will (not unlabelled pixels of a real object).
     first = annotation_mask(annotations[0], 64, 64)
+    crowd = next(o for o in kept if o.attributes["source_annotation_id"] == annotations[0]["id"])
+    assert crowd.attributes["iscrowd"] is True and crowd.category == "square"
+    assert (decode_mask(crowd.mask) == (first & ~pasted)).all()
+    assert crowd.bbox == tight_bbox(first & ~pasted)
+    assert crowd.area == (first & ~pasted).sum() > 0
+    assert crowd.visible_fraction < 0.5
     assert (ignore == (first & ~pasted)).all()
+    # The second, left mostly visible: an ordinary annotation, as before.
     second = next(o for o in kept if o.attributes["source_annotation_id"] == annotations[1]["id"])
+    assert "iscrowd" not in second.attributes
     expected = annotation_mask(annotations[1], 64, 64) & ~pasted
     assert (decode_mask(second.mask) == expected).all()
     assert second.bbox == tight_bbox(expected) and second.bbox[1] == 44.0
     assert 0.5 <= second.visible_fraction < 1
     assert not (visible & pasted).any()
+    assert len(kept) == len(annotations)
+    written = sample_to_coco_annotations(
+        Sample(
+            id="s",
+            spec=_spec(0, "square"),
+            uri="s.png",
+            width=64,
+            height=64,
+            objects=kept,
+            provenance=Provenance(generator="copy_paste", generator_version="1", seed=0),
+        ),
+        1,
+        {"square": 1, "disc": 2, "tri": 3, "blob": 4},
+        1,
+    )
+    assert [a["iscrowd"] for a in written] == [1] + [0] * (len(kept) - 1)
+    assert written[0]["area"] == crowd.area and written[0]["bbox"] == crowd.bbox
+
+
+def test_a_pasted_instance_left_mostly_hidden_is_a_crowd_region() -> None:
+    under = np.zeros((20, 20), dtype=bool, order="F")
+    under[2:12, 2:12] = True  # 100 px, 91 of them covered by the next one
+    over = np.zeros((20, 20), dtype=bool, order="F")
+    over[3:20, 3:20] = True
+    placed = [
+        PlacedObject("tri", under, {"pasted": True}),
+        PlacedObject("tri", over, {"pasted": True}),
+    ]
+    scene = labels_from_masks(
+        placed, shape=(20, 20), min_visible_fraction=0.25, hidden_as_crowd=True
+    )
+    crowd, shown = scene.objects
+    assert crowd.attributes == {"pasted": True, "iscrowd": True}
+    assert (decode_mask(crowd.mask) == (under & ~over)).all() and crowd.area == 19
+    assert (scene.ignore == (under & ~over)).all() and scene.hidden == 1
+    assert "iscrowd" not in shown.attributes and shown.area == 17 * 17
+    # Other generators (procedural) keep leaving such objects out of their labels.
+    assert len(labels_from_masks(placed, shape=(20, 20), min_visible_fraction=0.25).objects) == 1
 
 
 def test_a_class_with_nothing_to_cut_is_a_clear_error(dataset: tuple[Path, Path]) -> None:
