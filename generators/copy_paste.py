@@ -12,14 +12,16 @@ and boxes are recomputed, and an object (real or pasted) left with less than
 (`iscrowd`: 1), which COCOeval and trainers ignore, as the judge ignores them (`ignore`): left
 unlabelled, a detector would learn them as background. Jitter applies to the pasted instances
 only; the background keeps its size, so its untouched labels stay exact. Images synthgate made (a
-dataset balanced before) are neither sources nor backgrounds while real ones can be.
+dataset balanced before) are neither sources nor backgrounds while real ones can be. A balance
+hands the whole plan to `assign_sources` first, which picks each sample's background so that
+the backgrounds' own objects push no class past its target where it can be avoided.
 
 It needs no model, which makes it the default generator for balancing an image dataset.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, cast
@@ -139,6 +141,43 @@ class _Cut:
     mask: Image.Image
 
 
+class _Positions:
+    """Which places of an order are still open (a Fenwick tree): the r-th open one in O(log n)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.open = [True] * size
+        self._tree = [0] * (size + 1)
+        for i in range(1, size + 1):  # every place open: each node counts its span
+            self._tree[i] += 1
+            parent = i + (i & -i)
+            if parent <= size:
+                self._tree[parent] += self._tree[i]
+        self.count = size
+
+    def add(self, place: int, change: int) -> None:
+        self.count += change
+        i = place + 1
+        while i <= self.size:
+            self._tree[i] += change
+            i += i & -i
+
+    def close(self, place: int) -> None:
+        if self.open[place]:
+            self.open[place] = False
+            self.add(place, -1)
+
+    def find(self, rank: int) -> int:
+        """The place of the open one with `rank` open ones before it."""
+        place, step = 0, 1 << self.size.bit_length()
+        while step:
+            if place + step <= self.size and self._tree[place + step] <= rank:
+                place += step
+                rank -= self._tree[place]
+            step >>= 1
+        return place
+
+
 class CopyPasteGenerator:
     """Pastes real instances of the quota class into real backgrounds; labels by construction.
 
@@ -213,6 +252,12 @@ class CopyPasteGenerator:
         self._background_at = {image_id: i for i, image_id in enumerate(self.backgrounds)}
         self._fewest_first = sorted(self.backgrounds, key=lambda i: len(self.annotations_of[i]))
         self._fewest_at = {image_id: i for i, image_id in enumerate(self._fewest_first)}
+        self._classes_of = {
+            image_id: Counter(
+                self.category_names[a["category_id"]] for a in self.annotations_of[image_id]
+            )
+            for image_id in self.backgrounds
+        }
         self._images = _Cache(cache_bytes)
         self._cuts = _Cache(CUT_CACHE_BYTES)
         self.decoded = 0  # images read from disk so far (the cache's misses)
@@ -306,6 +351,126 @@ class CopyPasteGenerator:
             position += 1
         return order[position]
 
+    def assign_sources(self, specs: list[SampleSpec]) -> list[SampleSpec]:
+        """A whole plan's specs (balance's: `instances` of a class each), each with the background
+        it pastes on (params `background`) and how many instances it pastes, so that no class
+        ends past its target because of the backgrounds' own objects.
+
+        The plan adds exactly each class's deficit, so a background's objects are more than the
+        target asks for: of a class the plan does not raise (at or over its target), always; of
+        one it raises, unless that class's later samples paste fewer instances (down to one
+        each). So the draw is made among the backgrounds whose objects still fit: per class, what
+        its plan adds less what its samples so far pasted and their backgrounds brought, less
+        one for each sample of it still to come; a sample's own class's objects on its
+        background take the place of pasted instances. The draw is the one `_background` makes,
+        over the backgrounds that fit, in O(log n) (backgrounds drop out, never come back, as
+        room only shrinks). Where none fits (every one holds an object of a class at its
+        target), of `PLACEMENT_TRIES` drawn as `_background` draws, the one whose objects go
+        least past the targets, an object weighing more the further past its class already is:
+        what cannot be avoided is spread over classes and backgrounds. Deterministic from each
+        spec's seed. Drawn per sample, a few sparse backgrounds came back again and again, each
+        bringing its own objects: a class of target 3 ended at 15, one bear copied 13 times.
+        """
+        planned: Counter[str] = Counter()
+        remaining: Counter[str] = Counter()
+        for spec in specs:
+            if self._assignable(spec):
+                planned[str(spec.category)] += int(spec.params["instances"])
+                remaining[str(spec.category)] += 1
+        if not planned:
+            return specs
+        fewest = self.config.background == "fewest_objects"
+        order, at = (
+            (self._fewest_first, self._fewest_at)
+            if fewest
+            else (self.backgrounds, self._background_at)
+        )
+        committed: Counter[str] = Counter()
+        fits = _Positions(len(order))
+        # per class: (its objects, place) of the backgrounds holding it, the most first
+        holding: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        for place, image_id in enumerate(order):
+            for name, objects in self._classes_of[image_id].items():
+                holding[name].append((objects, place))
+        for places in holding.values():
+            places.sort(key=lambda entry: -entry[0])
+        dropped: Counter[str] = Counter()
+
+        def room(name: str) -> int:
+            return planned[name] - committed[name] - remaining[name]
+
+        def shrink(name: str) -> None:  # backgrounds with more of `name` than fits: out
+            places = holding.get(name, [])
+            while dropped[name] < len(places) and places[dropped[name]][0] > room(name):
+                fits.close(places[dropped[name]][1])
+                dropped[name] += 1
+
+        def past_targets(image_id: Any) -> int:
+            """How far a background's objects push classes past their targets, each object
+            weighing more the further past its class already is (so that excess is spread)."""
+            cost = 0
+            for name, objects in self._classes_of[image_id].items():
+                left = room(name)
+                cost += max(0, objects - max(left, 0)) * (1 + max(0, -left))
+            return cost
+
+        for name in holding:
+            shrink(name)
+        assigned = []
+        for spec in specs:
+            if not self._assignable(spec):
+                assigned.append(spec)
+                continue
+            category = str(spec.category)
+            rng = np.random.default_rng(spec.seed)
+            asked = int(spec.params["instances"])
+            pool = self.sources[category]
+            picks = [pool[int(rng.integers(len(pool)))] for _ in range(asked)]
+            used = sorted({at[a["image_id"]] for a in picks if a["image_id"] in at})
+            held = [place for place in used if fits.open[place]]
+            for place in held:  # an instance's own image is no background: out for this draw
+                fits.add(place, -1)
+            count = fits.count
+            chosen = None
+            if count:
+                position = int(rng.integers(max(1, count // 4) if fewest else count))
+                chosen = order[fits.find(position)]
+            for place in held:
+                fits.add(place, 1)
+            if chosen is None:  # nothing fits: of a few drawn, the one least past the targets
+                span = max(1, len(order) // 4) if fewest else len(order)
+                sources = {a["image_id"] for a in picks}
+                best: tuple[int, Any] | None = None
+                for _ in range(PLACEMENT_TRIES):
+                    candidate = order[int(rng.integers(span))]
+                    if candidate in sources:
+                        continue
+                    cost = past_targets(candidate)
+                    if best is None or cost < best[0]:
+                        best = (cost, candidate)
+                chosen = best[1] if best is not None else self._background(rng, sources)
+            background_id = chosen
+            own = self._classes_of[chosen][category]
+            needed = planned[category] - committed[category] - own
+            pastes = max(1, min(asked - own, needed - (remaining[category] - 1)))
+            params = {**spec.params, "instances": pastes, "background": chosen}
+            committed[category] += pastes
+            remaining[category] -= 1
+            committed.update(self._classes_of[background_id])
+            for name in {category, *self._classes_of[background_id]}:
+                shrink(name)
+            assigned.append(spec.model_copy(update={"params": params}))
+        return assigned
+
+    def _assignable(self, spec: SampleSpec) -> bool:
+        """Whether a spec is one of a plan `assign_sources` chooses the background of."""
+        return (
+            spec.category is not None
+            and bool(self.sources.get(spec.category))
+            and type(spec.params.get("instances")) is int
+            and int(spec.params["instances"]) >= 1
+        )
+
     def _generate_one(self, spec: SampleSpec) -> GeneratedSample:
         config = self.config
         rng = np.random.default_rng(spec.seed)
@@ -320,7 +485,9 @@ class CopyPasteGenerator:
         low, high = config.instances_per_image
         count = int(spec.params.get("instances", rng.integers(low, high + 1)))
         picks = [pool[int(rng.integers(len(pool)))] for _ in range(count)]
-        background_id = self._background(rng, {a["image_id"] for a in picks})
+        background_id = spec.params.get("background")  # drawn for the whole plan
+        if not isinstance(background_id, int | str) or background_id not in self._background_at:
+            background_id = self._background(rng, {a["image_id"] for a in picks})
         background = self.images[background_id]
         height, width = background["height"], background["width"]
         canvas = self._pixels(background_id).copy()

@@ -408,3 +408,116 @@ def test_synthetic_images_serve_only_where_no_real_one_can(tmp_path: Path) -> No
     generator = _generator((coco, images), background="random")
     made = generator.generate([_spec(index, "square", instances=2) for index in range(12)])
     assert len(_used_images(made)) > 2
+
+
+def _plan_dataset(rare_images: int, common_images: int, rare_classes: int) -> dict[str, Any]:
+    """Images 1..rare_images hold one object of a class no plan raises (`rare0`, `rare1`, ...,
+    in turn), the next `common_images` two of `common`; one more image, holding a crowd (so
+    never a background), gives `common` instances to cut."""
+    square = [2.0, 2.0, 20.0, 2.0, 20.0, 20.0, 2.0, 20.0]
+    images, annotations = [], []
+
+    def add(image_id: int, category_id: int, crowd: int = 0) -> None:
+        annotations.append(
+            {
+                "id": len(annotations) + 1,
+                "image_id": image_id,
+                "category_id": category_id,
+                "segmentation": [square],
+                "bbox": [2.0, 2.0, 18.0, 18.0],
+                "area": 324.0,
+                "iscrowd": crowd,
+            }
+        )
+
+    for image_id in range(1, rare_images + common_images + 2):
+        images.append({"id": image_id, "file_name": f"{image_id}.jpg", "width": 32, "height": 32})
+        if image_id <= rare_images:
+            add(image_id, 2 + (image_id - 1) % rare_classes)
+        elif image_id <= rare_images + common_images:
+            add(image_id, 1)
+            add(image_id, 1)
+        else:
+            add(image_id, 1)
+            add(image_id, 1, crowd=1)
+    categories = [{"id": 1, "name": "common", "supercategory": "shape"}] + [
+        {"id": 2 + k, "name": f"rare{k}", "supercategory": "shape"} for k in range(rare_classes)
+    ]
+    return {"images": images, "annotations": annotations, "categories": categories}
+
+
+def _plan(count: int, instances: int, seed: int = 0) -> list[SampleSpec]:
+    return [
+        SampleSpec(
+            batch_id="plan",
+            index=index,
+            modality="image",
+            generator="copy_paste",
+            category="common",
+            params={"instances": instances},
+            seed=seed * 1000 + index,
+        )
+        for index in range(count)
+    ]
+
+
+def _added(generator: CopyPasteGenerator, specs: list[SampleSpec]) -> dict[str, int]:
+    """What a plan adds per class: its pasted instances and its backgrounds' own objects."""
+    added: dict[str, int] = {}
+    for spec in specs:
+        added["common"] = added.get("common", 0) + spec.params["instances"]
+        background = spec.params["background"]
+        for annotation in generator.annotations_of[background]:
+            name = generator.category_names[annotation["category_id"]]
+            added[name] = added.get(name, 0) + 1
+    return added
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_plan_avoids_backgrounds_of_classes_at_their_target(
+    dataset: tuple[Path, Path], seed: int
+) -> None:
+    """Sparse backgrounds (one object each, the fewest) hold a class no plan raises: drawn per
+    sample they were the quarter every sample pasted on. The plan pastes on backgrounds of the
+    class it raises instead, their objects in place of pasted ones: it adds exactly 30."""
+    coco, images = dataset
+    config = CopyPasteImageConfig(count=1, coco=coco, images=images)
+    generator = CopyPasteGenerator(config, categories=[], dataset=_plan_dataset(12, 20, 1))
+    plan = _plan(10, 3, seed)
+    assigned = generator.assign_sources(plan)
+    assert [s.index for s in assigned] == [s.index for s in plan]
+    assert all(s.params["background"] > 12 for s in assigned)  # no background of rare0
+    assert all(s.params["instances"] == 1 for s in assigned)  # two of `common` on each
+    assert _added(generator, assigned) == {"common": 30}
+    assert generator.assign_sources(plan) == assigned  # the same plan, the same choice
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_plan_spreads_what_no_background_can_avoid(dataset: tuple[Path, Path], seed: int) -> None:
+    """Every background holds a class at its target: the few drawn for a sample, the one
+    whose classes are least past their targets, so that no class takes every copy."""
+    coco, images = dataset
+    config = CopyPasteImageConfig(count=1, coco=coco, images=images, background="random")
+    generator = CopyPasteGenerator(config, categories=[], dataset=_plan_dataset(8, 0, 4))
+    assigned = generator.assign_sources(_plan(8, 1, seed))
+    # drawn per sample (`_background`), one class took 3 of the 8 and another 1
+    assert _added(generator, assigned) == {
+        "common": 8,
+        "rare0": 2,
+        "rare1": 2,
+        "rare2": 2,
+        "rare3": 2,
+    }
+
+
+def test_generate_pastes_on_the_background_and_count_the_plan_assigned(
+    dataset: tuple[Path, Path],
+) -> None:
+    generator = _generator(dataset)
+    for background in (103, 104):
+        spec = _spec(5, "tri", instances=3).model_copy(
+            update={"params": {"instances": 1, "background": background}}
+        )
+        sample = generator.generate([spec])[0].sample
+        assert sample.provenance.params["background_image_id"] == background
+        assert len(sample.provenance.params["pasted"]) == 1
