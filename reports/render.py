@@ -29,10 +29,14 @@ def _run_samples(run_dirs: list[Path]) -> tuple[list[dict[str, Any]], list[dict[
             coco = json.loads(coco_path.read_text(encoding="utf-8"))
             names = {c["id"]: c["name"] for c in coco["categories"]}
             boxes: dict[int, list[tuple[list[float], str]]] = {}
+            real: dict[int, Counter[str]] = {}  # the background's own objects (copy_paste)
             for annotation in coco["annotations"]:
                 pasted = (annotation.get("synthgate") or {}).get("pasted", True)
                 label = names[annotation["category_id"]] + ("" if pasted else " (real)")
                 boxes.setdefault(annotation["image_id"], []).append((annotation["bbox"], label))
+                if not pasted and not annotation.get("iscrowd", 0):
+                    name = names[annotation["category_id"]]
+                    real.setdefault(annotation["image_id"], Counter())[name] += 1
             for image in coco["images"]:
                 block = image["synthgate"]
                 images.append(
@@ -42,6 +46,7 @@ def _run_samples(run_dirs: list[Path]) -> tuple[list[dict[str, Any]], list[dict[
                         "status": block["status"],
                         "report": block.get("report"),
                         "caption": f"{block.get('category')} ({block.get('generator')})",
+                        "real": real.get(image["id"], Counter()),
                     }
                 )
         text_path = run_dir / "text.jsonl"
@@ -56,12 +61,28 @@ def _examples(images: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return accepted + others
 
 
-def _class_rows(summary: dict[str, Any]) -> list[list[str]]:
+def _over_by_backgrounds(
+    summary: dict[str, Any], background: Counter[str]
+) -> dict[str, tuple[int, int]]:
+    """Per class that ends over its target and gained real objects of the backgrounds the new
+    instances were pasted on: (how far over, how many of those objects it gained)."""
+    return {
+        name: (entry["after"] - entry["target"], background[name])
+        for name, entry in summary["classes"].items()
+        if entry["after"] > entry["target"] and background[name] > 0 and entry["filled"] > 0
+    }
+
+
+def _class_rows(summary: dict[str, Any], background: Counter[str]) -> list[list[str]]:
     rows = []
+    over = _over_by_backgrounds(summary, background)
     for name, entry in summary["classes"].items():
         if entry["deficit"] == 0 and entry["filled"] == 0:
             continue
         reached = "yes" if entry["after"] >= entry["target"] else f"no: {entry.get('why_not', '')}"
+        if name in over:
+            past, brought = over[name]
+            reached = f"yes, {past} over: {brought} real objects of backgrounds"
         rows.append(
             [
                 name,
@@ -107,20 +128,35 @@ def _sections(
         ("h2", "Deficits and how much was filled"),
         ("img", (figures["deficit"], "deficit and filled per class")),
     ]
-    rows = _class_rows(summary)
+    background: Counter[str] = Counter()
+    for image in images:
+        if image["status"] == "accepted":  # what was merged
+            background.update(image["real"])
+    rows = _class_rows(summary, background)
     blocks.append(
         ("table", (["class", "before", "target", "deficit", "filled", "after", "reached"], rows))
         if rows
         else ("p", "No class was below its target.")
     )
-    extra = sum(c["filled"] for c in summary["classes"].values() if c["deficit"] == 0)
-    if summary["kind"] == "coco" and extra > 0:
+    over = _over_by_backgrounds(summary, background)
+    if over:
         blocks.append(
             (
                 "p",
-                f"Classes at or above their target also gained {extra} instances: the real "
-                "objects of the backgrounds the new instances were pasted on (copy-paste keeps "
-                "every label of its background).",
+                f"{len(over)} class{'' if len(over) == 1 else 'es'} end over their target "
+                "because of the real objects of the backgrounds the new instances were pasted "
+                "on (copy-paste keeps every label of its background, and reuses backgrounds "
+                "where none holds only classes below their target):",
+            )
+        )
+        blocks.append(
+            (
+                "list",
+                [
+                    f"{name}: {past} over its target of {summary['classes'][name]['target']}; "
+                    f"its backgrounds brought {brought}"
+                    for name, (past, brought) in over.items()
+                ],
             )
         )
     blocks += [

@@ -242,3 +242,53 @@ def test_show_applies_the_pixel_limit(
     limit = "2,000" if setting is None else "5,000"
     assert f"limit of {limit} pixels" in message
     assert "SYNTHGATE_MAX_IMAGE_PIXELS=<pixels>" in message
+
+
+def test_the_report_says_which_classes_end_over_target_because_of_backgrounds() -> None:
+    from collections import Counter
+
+    from synthgate.reports.render import _markdown, _sections
+
+    def entry(before: int, target: int, planned: int, after: int) -> dict[str, int]:
+        return {
+            "before": before,
+            "after": after,
+            "target": target,
+            "deficit": max(0, target - before),
+            "planned": planned,
+            "filled": after - before,
+        }
+
+    summary = {
+        "kind": "coco",
+        "source": "annotations.json",
+        "target": "targets.yaml",
+        "classes": {
+            "person": entry(209, 500, 291, 500),  # its backgrounds' persons stood in: at target
+            "bear": entry(2, 3, 1, 7),  # one pasted, four brought by backgrounds
+            "airplane": entry(1, 1, 0, 3),
+            "toaster": entry(2, 10, 8, 10),
+        },
+        "added": {"images": 3, "annotations": 9, "rows": 0},
+        "left_out": {},
+        "waiting_for_review": [],
+        "skipped_input": [],
+    }
+    images = [
+        {"status": "accepted", "real": Counter({"bear": 2, "person": 1})},
+        {"status": "accepted", "real": Counter({"bear": 2, "airplane": 2})},
+        {"status": "rejected", "real": Counter({"toaster": 5})},  # not merged
+    ]
+    figures = {"histogram": "h.svg", "deficit": "d.svg", "rubric": "r.svg"}
+    markdown = _markdown(_sections(summary, figures, images, []))
+    assert "| bear | 2 | 3 | 1 | 5 | 7 | yes, 4 over: 4 real objects of backgrounds |" in markdown
+    assert (
+        "| airplane | 1 | 1 | 0 | 2 | 3 | yes, 2 over: 2 real objects of backgrounds |" in markdown
+    )
+    assert "| person | 209 | 500 | 291 | 291 | 500 | yes |" in markdown
+    assert "| toaster | 2 | 10 | 8 | 8 | 10 | yes |" in markdown
+    assert "2 classes end over their target because of the real objects of the backgrounds" in (
+        markdown
+    )
+    assert "- bear: 4 over its target of 3; its backgrounds brought 4" in markdown
+    assert "- airplane: 2 over its target of 1; its backgrounds brought 2" in markdown
