@@ -252,12 +252,7 @@ class CopyPasteGenerator:
         self._background_at = {image_id: i for i, image_id in enumerate(self.backgrounds)}
         self._fewest_first = sorted(self.backgrounds, key=lambda i: len(self.annotations_of[i]))
         self._fewest_at = {image_id: i for i, image_id in enumerate(self._fewest_first)}
-        self._classes_of = {
-            image_id: Counter(
-                self.category_names[a["category_id"]] for a in self.annotations_of[image_id]
-            )
-            for image_id in self.backgrounds
-        }
+        self._classes_of: dict[Any, Counter[str]] = {}  # filled by assign_sources
         self._images = _Cache(cache_bytes)
         self._cuts = _Cache(CUT_CACHE_BYTES)
         self.decoded = 0  # images read from disk so far (the cache's misses)
@@ -379,6 +374,13 @@ class CopyPasteGenerator:
                 remaining[str(spec.category)] += 1
         if not planned:
             return specs
+        if not self._classes_of:  # each background's objects per class (a plan needs them)
+            self._classes_of = {
+                image_id: Counter(
+                    self.category_names[a["category_id"]] for a in self.annotations_of[image_id]
+                )
+                for image_id in self.backgrounds
+            }
         fewest = self.config.background == "fewest_objects"
         order, at = (
             (self._fewest_first, self._fewest_at)
