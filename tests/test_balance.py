@@ -349,3 +349,29 @@ def test_a_class_goes_to_the_copy_paste_sections_that_can_cut_it(
     assert classes["disc"]["planned"] == 2 and classes["tri"]["planned"] == 4
     assert classes["disc"]["after"] >= 5 and classes["tri"]["after"] >= 5
     assert "blob" in classes and "at least 64 px" in classes["blob"]["why_not"]
+
+
+def test_made_for_a_quota_counts_instances_of_the_samples_class_not_crowd_regions(
+    tmp_path: Path,
+) -> None:
+    """A pasted instance left too hidden to label is written as a crowd region: it was counted
+    as made (so a class that ended short blamed nothing); a background's own object of the
+    sample's class, which a plan counts among its instances, was not."""
+    from synthgate.workflows.balance import _made_for_quota
+
+    bear, dog = 1, 2
+    coco = {
+        "images": [{"id": 1, "synthgate": {"category": "bear", "status": "accepted"}}],
+        "annotations": [
+            {"image_id": 1, "category_id": bear, "synthgate": {"pasted": True}},
+            {"image_id": 1, "category_id": bear, "iscrowd": 1, "synthgate": {"pasted": True}},
+            {"image_id": 1, "category_id": bear, "iscrowd": 1, "synthgate": {"pasted": True}},
+            {"image_id": 1, "category_id": bear, "synthgate": {"pasted": False}},
+            {"image_id": 1, "category_id": dog, "synthgate": {"pasted": False}},
+        ],
+        "categories": [{"id": bear, "name": "bear"}, {"id": dog, "name": "dog"}],
+    }
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "coco.json").write_text(json.dumps(coco), encoding="utf-8")
+    assert _made_for_quota([run]) == {"bear": Counter({"accepted": 2})}

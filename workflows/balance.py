@@ -663,9 +663,9 @@ def _made_for_quota(run_dirs: list[Path]) -> dict[str, Counter[str]]:
             for annotation in coco["annotations"]:
                 block = images[annotation["image_id"]]
                 name = names[annotation["category_id"]]
-                if name == block["category"] and (annotation.get("synthgate") or {}).get(
-                    "pasted", True
-                ):
+                # the sample's class, pasted or on its background (a plan counts a background's
+                # own objects of that class among its instances); a crowd region is no instance
+                if name == block["category"] and not annotation.get("iscrowd"):
                     made.setdefault(name, Counter())[block["status"]] += 1
         text_path = run_dir / "text.jsonl"
         if text_path.is_file():
