@@ -262,6 +262,8 @@ class CounterfactualGenerator:
         self.named: dict[str, list[int]] = {}
         self.swappable: dict[str, list[int]] = {}
         self.toward: dict[str, dict[str, list[int]]] = {}
+        # each pool as a set, made once: a plan's drawn row is checked against it per spec
+        self._pool_members: dict[tuple[str, str | None], frozenset[int]] = {}
         for label, positions in self.by_label.items():
             texts = {i: self.rows[i][config.text_field] for i in positions}
             self.named[label] = [i for i in positions if self.bank.find(texts[i])]
@@ -397,7 +399,11 @@ class CounterfactualGenerator:
         asked = spec.attributes.get("gender")
         pool = self._pool(label, asked)
         position = spec.params.get("row")  # drawn for the whole plan (`assign_sources`)
-        if type(position) is not int or position not in pool:
+        key = (label, asked if asked in GENDERS else None)  # `_pool` reads no other value
+        members = self._pool_members.get(key)
+        if members is None:
+            members = self._pool_members[key] = frozenset(pool)
+        if type(position) is not int or position not in members:
             position = pool[int(rng.integers(len(pool)))]
         row = self.rows[position]
         gender = asked or GENDERS[int(rng.integers(2))]
