@@ -201,6 +201,8 @@ NAME_CASES = [
     ("Mark the box before you ship it.", []),  # at a sentence start, the verb
     ("Mark is faint, ask Jack.", ["Jack"]),  # a noun at the start takes "is" too
     ("Mark my words. I told Mark.", ["Mark"]),
+    ("Mark, the order never arrived.", ["Mark"]),  # spoken to: a comma, then the rest
+    ("Frank, your refund is late.", ["Frank"]),
 ]
 
 

@@ -432,10 +432,13 @@ class NameBank:
 def _verb_opening(
     text: str, words: list[tuple[int, int, re.Match[str]]], tokens: list[str], i: int
 ) -> bool:
-    """Word `i` opens a sentence or clause and is followed by what a verb takes: the verb, in
-    an imperative or a clause, not the name."""
-    following = tokens[i + 1].casefold() if i + 1 < len(tokens) else ""
+    """Word `i` opens a sentence or clause and is followed, across nothing but spaces, by what a
+    verb takes: the verb, in an imperative or a clause, not the name ("Mark the box"; "Mark,
+    the order never came" speaks to Mark)."""
+    if i + 1 >= len(tokens) or not text[words[i][1] : words[i + 1][0]].isspace():
+        return False
     start = words[i][0]
+    following = tokens[i + 1].casefold()
     return following in VERB_TAKES and (starts_sentence(text, start) or opens_clause(text, start))
 
 
