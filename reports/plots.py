@@ -112,9 +112,17 @@ def rubric_outcomes(reports: list[dict[str, Any] | None], statuses: list[str], p
 
 
 def _thumbnail(
-    image_path: Path, boxes: list[tuple[list[float], str]], colour: str, size: int = 256
+    image_path: Path,
+    boxes: list[tuple[list[float], str]],
+    colour: str,
+    size: int = 256,
+    *,
+    labelled: tuple[int, int] | None = None,
 ) -> Image.Image:
-    image, why = open_rgb(image_path)  # SYNTHGATE_MAX_IMAGE_PIXELS applies, as everywhere
+    """The image as its boxes were drawn on it (`labelled`: the (width, height) its labels
+    give, so an EXIF-turned photo is shown in their frame), boxes on, fit in `size`."""
+    # open_rgb as validate reads images: SYNTHGATE_MAX_IMAGE_PIXELS applies, and the frame
+    image, why = open_rgb(image_path, size=labelled)
     if image is None:  # the report still comes out: the cell says why it shows no image
         return _unreadable(f"cannot show {image_path.name}: {why}", colour, size)
     draw = ImageDraw.Draw(image)
@@ -155,7 +163,9 @@ def example_grid(examples: list[dict[str, Any]], path: Path, *, columns: int = 4
     for number, example in enumerate(examples):
         x, y = cell * (number % columns), cell * (number // columns)
         colour = "#1f9d55" if example["status"] == "accepted" else "#d64545"
-        thumbnail = _thumbnail(Path(example["path"]), example["boxes"], colour)
+        width, height = example.get("size") or (None, None)
+        labelled = (width, height) if isinstance(width, int) and isinstance(height, int) else None
+        thumbnail = _thumbnail(Path(example["path"]), example["boxes"], colour, labelled=labelled)
         left = x + (cell - thumbnail.width) // 2
         grid.paste(thumbnail, (left, y + top))
         caption = f"{example['status']}: {example['caption']}"[:48]

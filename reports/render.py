@@ -42,6 +42,7 @@ def _run_samples(run_dirs: list[Path]) -> tuple[list[dict[str, Any]], list[dict[
                 images.append(
                     {
                         "path": run_dir / image["file_name"],
+                        "size": (image.get("width"), image.get("height")),
                         "boxes": boxes.get(image["id"], []),
                         "status": block["status"],
                         "report": block.get("report"),

@@ -292,3 +292,16 @@ def test_the_report_says_which_classes_end_over_target_because_of_backgrounds() 
     )
     assert "- bear: 4 over its target of 3; its backgrounds brought 4" in markdown
     assert "- airplane: 2 over its target of 1; its backgrounds brought 2" in markdown
+
+
+def test_an_example_is_shown_in_the_frame_its_labels_were_drawn_in(tmp_path: Path) -> None:
+    """A photo stored 40x20 with EXIF orientation 6 (viewers show it 20x40) whose labels give
+    40x20 was drawn on its stored pixels: its thumbnail, boxes and all, is in that frame, not
+    turned under its boxes."""
+    path = tmp_path / "turned.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (40, 20), "white").save(path, exif=exif)
+    stored = plots._thumbnail(path, [([2, 2, 10, 5], "cat")], "#000000", labelled=(40, 20))
+    shown = plots._thumbnail(path, [], "#000000", labelled=(20, 40))
+    assert stored.width > stored.height and shown.height > shown.width
