@@ -1092,7 +1092,7 @@ def test_a_followed_batch_sends_its_stalled_chunks_again_with_the_workers_sweep(
     context: WorkerContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`wait_for_batch` sends the batch's queued chunks again through `resend_stalled`, after
-    a lease and two heartbeats instead of the workers' wait, and only its own batch's."""
+    the workers' wait (`stall_seconds`), and only its own batch's."""
     config = make_config()
     batch_id = register(context, config)
     other = register(context, make_config(name="other"))
@@ -1103,7 +1103,9 @@ def test_a_followed_batch_sends_its_stalled_chunks_again_with_the_workers_sweep(
         worker_submit, "publish", lambda _app, c, **_: sent.extend(x.id for x in c) or len(c)
     )
     monkeypatch.setattr(worker_submit, "queued_messages", lambda _app, _queues: 0)
-    settings = context.settings.model_copy(update={"lease_timeout": 0.2, "heartbeat_interval": 0.1})
+    settings = context.settings.model_copy(
+        update={"lease_timeout": 0.2, "heartbeat_interval": 0.1, "retry_backoff_max": 0.1}
+    )
     resent: list[int] = []
     worker_submit.wait_for_batch(
         SimpleNamespace(synthgate=settings),
@@ -1119,6 +1121,37 @@ def test_a_followed_batch_sends_its_stalled_chunks_again_with_the_workers_sweep(
     ids = [c.id for c in context.store.chunks.of_batch(batch_id)]
     assert sent == ids and resent == [len(ids)]
     assert not any(chunk_id.startswith(other) for chunk_id in sent)
+
+
+def test_a_followed_batch_leaves_a_chunk_waiting_out_its_retry(
+    context: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk queued for its retry (its message held by the worker that waits out the
+    backoff) is not sent again before the longest backoff has passed: `wait_for_batch` sent
+    it after a lease and two heartbeats, during the backoff."""
+    config = make_config()
+    batch_id = register(context, config)
+    settings = context.settings.model_copy(
+        update={"lease_timeout": 0.2, "heartbeat_interval": 0.1, "retry_backoff_max": 30}
+    )
+    with context.store.engine.begin() as connection:  # queued 2 s ago, for its retry
+        connection.execute(chunks.update().values(updated=time.time() - 2))
+    sent: list[str] = []
+    monkeypatch.setattr(
+        worker_submit, "publish", lambda _app, c, **_: sent.extend(x.id for x in c) or len(c)
+    )
+    monkeypatch.setattr(worker_submit, "queued_messages", lambda _app, _queues: 0)
+    with pytest.raises(InputError, match="not finished after"):
+        worker_submit.wait_for_batch(
+            SimpleNamespace(synthgate=settings),
+            context.store,
+            batch_id,
+            total=planned_total(config),
+            settings=settings,
+            poll_seconds=0.05,
+            timeout=1.5,
+        )
+    assert sent == []
 
 
 def test_a_submit_that_could_not_publish_says_the_workers_send_its_chunks(

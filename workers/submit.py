@@ -333,13 +333,15 @@ def wait_for_batch(
     """Follow a batch in the database until every chunk is generated (or `until` holds).
 
     Every `heartbeat_interval` it sweeps the batch's chunks as the workers do: those whose
-    lease ran out (`recover_lost`), and the queued ones no worker took for a lease and two
-    heartbeats while the broker's queue for them is empty (`resend_stalled`, sooner than the
-    workers' sweep): their messages were lost (a broker restarted without persistence), and
-    they are published again. That is safe because a chunk is claimed by one delivery at a
-    time: a second message finds it held, or finished.
+    lease ran out (`recover_lost`), and the queued ones no worker took for `stall_seconds`
+    while the broker's queue for them is empty (`resend_stalled`): their messages were lost (a
+    broker restarted without persistence), and they are published again. The wait includes
+    the longest retry backoff, as the workers' sweep does: a chunk waiting out its retry is
+    queued, its message held by the worker that retries it, and was sent again early. That is
+    safe because a chunk is claimed by one delivery at a time: a second message finds it held,
+    or finished.
     """
-    stall_after = settings.lease_timeout + 2 * settings.heartbeat_interval
+    stall_after = stall_seconds(settings)
     started = time.monotonic()
     last_sweep = 0.0
     while True:
