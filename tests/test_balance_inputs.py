@@ -306,6 +306,38 @@ def test_a_config_class_the_dataset_lacks_is_refused_naming_the_real_ones(
     assert not out.exists()
 
 
+@pytest.mark.parametrize("kind", ["coco", "jsonl"])
+def test_a_config_rubric_that_is_no_rubric_names_the_config_before_anything_is_made(
+    kind: str, tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # said "rubric 'nope': no such file" naming no config, after a section's run; a text file
+    # nothing could be made of exited 0 with the rubric never read
+    config = tmp_path / "balance.yaml"
+    out = tmp_path / "out"
+    if kind == "coco":
+        config.write_text("target: max\nimage: {generator: copy_paste, rubric: nope}\n")
+        result = balance_coco(*tiny, out, "--config", str(config))
+        field = "image.rubric"
+    else:
+        config.write_text("target: max\ntext: {generator: counterfactual, rubric: nope}\n")
+        rows = [{"text": "It broke.", "label": s} for s in ("pos", "pos", "neg")]
+        (tmp_path / "small.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        result = run_cli(
+            "balance",
+            "--jsonl",
+            str(tmp_path / "small.jsonl"),
+            "--out",
+            str(out),
+            "--config",
+            str(config),
+        )
+        field = "text.rubric"
+    assert result.returncode == 2, result.stdout + result.stderr
+    message = " ".join(result.stderr.split())
+    assert f"{config}: {field}: rubric 'nope'" in message
+    assert not out.exists()
+
+
 CONFIG_TARGET_CASES = [  # (the config's target, what the error says after "CONFIG: target: ")
     ("0", "an integer target must be > 0 (got 0)"),
     ("largest", "choose max, median"),

@@ -46,6 +46,7 @@ from synthgate.pipeline import Progress, batch_id_for
 from synthgate.runner import run_batch
 from synthgate.samples import Modality, SampleSpec
 from synthgate.validators.sources import TEXT_SUFFIXES
+from synthgate.validators.validate import check_config_rubrics
 from synthgate.workflows.merge import (
     MergeResult,
     dataset_folder_images,
@@ -153,10 +154,10 @@ def check_sections(
     categories: list[str],
 ) -> None:
     """Parse every generator section as its run will, before any value of one is used (the
-    plan reads some: copy_paste's min_source_area, instances_per_image, text locales), so a
-    bad value is an InputError naming the field, not a crash."""
+    plan reads some: copy_paste's min_source_area, instances_per_image, text locales), and load
+    the rubrics they name, so a bad value is an InputError naming the field, not a crash."""
     for turn, section in enumerate(sections):
-        section_config(
+        config = section_config(
             {**section, "generator": section.get("generator", default)},
             count=1,
             modality=modality,
@@ -165,6 +166,9 @@ def check_sections(
             categories=categories or ["unnamed"],
             name=f"{balance.name}-{turn}",
         )
+        # the rubric too, before anything is made: a name that is no rubric was refused without
+        # the config named, after the first section's run, or not at all when nothing was made
+        check_config_rubrics(config, source=source)
 
 
 def section_seed(seed: int, turn: int) -> int:
