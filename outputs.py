@@ -115,6 +115,18 @@ def refuse_out_holding(out: Path, *inputs: Path | None) -> None:
             )
 
 
+def refuse_out_inside_images(out: Path, images_dir: Path) -> None:
+    """Refuse an output folder inside the dataset's images folder: the output would then lie
+    among the images a later balance, merge or export of the same dataset reads."""
+    if out.absolute().resolve().is_relative_to(images_dir.resolve()):
+        raise InputError(
+            field="out",
+            value=out,
+            problem=f"lies inside the images folder {images_dir} (--images), among the "
+            "dataset's own images; choose a folder outside it",
+        )
+
+
 # Files that mark a folder synthgate wrote, and what that folder is (a run has its database too).
 BALANCE_MARKER = "balance.json"
 MERGE_MARKER = "merge.json"

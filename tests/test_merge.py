@@ -707,6 +707,17 @@ def test_merge_refuses_an_out_inside_the_run(finished_run: tuple[Path, Path, Pat
     assert not (run_dir / "images" / "merged.json").exists()
 
 
+def test_merge_refuses_an_out_inside_the_images_folder(
+    finished_run: tuple[Path, Path, Path],
+) -> None:
+    """The merged dataset would lie among the images a later merge or balance reads (export and
+    balance refused it; merge wrote it there)."""
+    coco, images, run_dir = finished_run
+    with pytest.raises(InputError, match="lies inside the images folder"):
+        merge(coco, run_dir, out=images / "sub", images=images)
+    assert not (images / "sub").exists()
+
+
 def test_new_classes_are_refused_naming_add_categories_as_the_caller_passes_it(
     finished_run: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:

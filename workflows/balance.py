@@ -41,7 +41,13 @@ from synthgate.formats.coco_reader import read_coco_streaming
 from synthgate.formats.jsonl import read_jsonl
 from synthgate.generators import Generator, build_generator
 from synthgate.generators.copy_paste import source_categories
-from synthgate.outputs import BALANCE_MARKER, building_out, check_out, refuse_out_holding
+from synthgate.outputs import (
+    BALANCE_MARKER,
+    building_out,
+    check_out,
+    refuse_out_holding,
+    refuse_out_inside_images,
+)
 from synthgate.pipeline import Progress, batch_id_for
 from synthgate.runner import run_batch
 from synthgate.samples import Modality, SampleSpec
@@ -339,18 +345,6 @@ def _image_parts(
         for index, share in zip(able, split_deficits({name: lack}, len(able)), strict=True):
             parts[index][name] = share[name]
     return parts
-
-
-def refuse_out_inside_images(out: Path, images_dir: Path) -> None:
-    """Refuse an output folder inside the dataset's images folder: the balanced dataset would
-    then lie among the images a later balance of the same dataset reads."""
-    if out.resolve().is_relative_to(images_dir.resolve()):
-        raise InputError(
-            field="out",
-            value=out,
-            problem=f"lies inside the images folder {images_dir} (--images), among the "
-            "dataset's own images; choose a folder outside it",
-        )
 
 
 # A PNG of a photo is about 0.6 of its raw RGB bytes (copy-paste images of COCO val2017 measured

@@ -60,6 +60,7 @@ from synthgate.outputs import (
     building_out,
     check_out,
     check_usable,
+    refuse_out_inside_images,
 )
 from synthgate.validators.sources import TEXT_SUFFIXES
 from synthgate.workflows.reviewed import (
@@ -305,12 +306,8 @@ def export(
             raise InputError(field=name, value=path, problem=f"is not a usable path ({problem})")
     coco_path, root = find_coco(source, Path(images) if images else None)
     target = guard_out(out, source=coco_path, force=force)
-    if images and target.absolute().resolve().is_relative_to(root.resolve()):
-        raise InputError(
-            field="out",
-            value=out,
-            problem=f"lies inside the images folder {root}; choose a folder outside it",
-        )
+    if images:
+        refuse_out_inside_images(target, root)
     check_out(target, marker=EXPORT_MARKER, what="export")  # before any work starts
     not_exported: dict[str, list[str]] = {}
     coco, skipped = read_checked(

@@ -63,6 +63,7 @@ from synthgate.outputs import (
     building_out,
     check_out,
     refuse_out_holding,
+    refuse_out_inside_images,
 )
 from synthgate.validators.sources import TEXT_SUFFIXES
 from synthgate.workflows.reviewed import final_verdicts, reviewed_coco, reviewed_rows, undecided
@@ -598,6 +599,8 @@ def merge(
             "outside it (it would overwrite or mix with the run's own files)",
         )
     refuse_out_holding(out, real_path, images_dir)
+    if images is not None:  # a folder given as the images' (as export refuses it)
+        refuse_out_inside_images(out, images_dir)
     check_out(out, marker=MERGE_MARKER, what="merge output")  # before any work starts
     if jsonl:  # refuse a broken file before writing
         check_row_ids(read_jsonl(real_path, what="real JSONL file", strict=True), real_path)
