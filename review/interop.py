@@ -44,7 +44,7 @@ from synthgate.files import (
     writing_atomic,
 )
 from synthgate.outputs import check_out_file
-from synthgate.review.decision import Decision, check_annotator, check_decision
+from synthgate.review.decision import Decision, check_decision
 from synthgate.review.items import IDS_PER_QUERY, item_number
 from synthgate.review.labelstudio import (
     Shapes,
@@ -56,7 +56,7 @@ from synthgate.review.labelstudio import (
 )
 from synthgate.review.queue import ReviewQueue
 from synthgate.samples import Sample
-from synthgate.storage.tables import assignments, batches, decisions, review_items
+from synthgate.storage.tables import batches, decisions, review_items
 
 DEFAULT_IMAGE_URL = "/data/local-files/?d={uri}"  # Label Studio local storage, rooted at the run
 LS_USER = re.compile(r"^labelstudio:(\d+)$")
@@ -578,8 +578,8 @@ def _import_one(
                 queue.adjudicate(item_id, who, decision)
                 result.adjudicated += 1
             else:
-                queue.decide(item_id, who, decision, assign=True)
-                _time_the_task(queue, item_id, who, annotation)
+                times = _time_on_task(annotation)
+                queue.decide(item_id, who, decision, assign=True, times=times)
                 result.decided += 1
         except InputError as error:
             # recorded since the import read the item's decisions (by the API, say): compared
@@ -597,25 +597,6 @@ def _import_one(
     else:
         result.conflicts.append(
             f"{where}: differs from the decision already recorded; kept that one"
-        )
-
-
-def _time_the_task(queue: ReviewQueue, item_id: int, who: str, annotation: dict[str, Any]) -> None:
-    """The times of the assignment an imported decision made: those the annotator worked on
-    the task in Label Studio (`_time_on_task`), else none at all (assigned when decided). The
-    queue gave it the moment of the import, ~0 s to decide, and `review stats` made a rate of
-    thousands of decisions an hour from that; it leaves a task with no time out."""
-    times = _time_on_task(annotation)
-    values: dict[str, Any] = {"assigned_at": assignments.c.decided_at}
-    if times is not None:
-        values = {"assigned_at": times[0], "decided_at": times[1]}
-    with queue.write() as connection:
-        connection.execute(
-            assignments.update()
-            .where(
-                assignments.c.item_id == item_id, assignments.c.annotator == check_annotator(who)
-            )
-            .values(**values)
         )
 
 

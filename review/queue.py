@@ -120,10 +120,17 @@ RECORD_STATEMENT = decisions.insert().values(  # the columns of decision_row
     {column.key: bindparam(column.key) for column in decisions.c if column.key != "id"}
 )
 RECORD = Prepared(RECORD_STATEMENT)
+# `assigned_at` NULL keeps the assignment's; a decision made outside the queue gives its own
 DECIDED_STATEMENT = (
     assignments.update()
     .where(assignments.c.id == bindparam("assignment"))
-    .values(decided_at=bindparam("now"))
+    .values(
+        decided_at=bindparam("now"),
+        assigned_at=func.coalesce(
+            bindparam("assigned_at", type_=assignments.c.assigned_at.type),
+            assignments.c.assigned_at,
+        ),
+    )
 )
 DECIDED = Prepared(DECIDED_STATEMENT)
 
@@ -341,12 +348,22 @@ class ReviewQueue:
         raise RuntimeError("next_item: could not claim an item after 200 attempts")
 
     def decide(
-        self, item_id: int, annotator: str, decision: Decision, *, assign: bool = False
+        self,
+        item_id: int,
+        annotator: str,
+        decision: Decision,
+        *,
+        assign: bool = False,
+        times: tuple[float, float] | None = None,
     ) -> None:
         """Record the annotator's decision; with all k in, finalise or send to adjudication.
 
         `assign=True` is for decisions made outside the queue (a Label Studio import): the item
-        is given to the annotator first, under next_item's rules (open, fewer than k people).
+        is given to the annotator first, under next_item's rules (open, fewer than k people),
+        and the assignment keeps `times`, when they started and submitted it out there, else
+        none at all (assigned when decided: the moment of the import is no time on the task,
+        and `review stats` would make thousands of decisions an hour of it). In the same
+        transaction as the decision: an import stopped between them left that moment.
         """
         annotator = check_annotator(annotator)
         with self.write() as connection:
@@ -377,16 +394,19 @@ class ReviewQueue:
                 )
             now = time.time()
             row = decision_row(item_id, annotator, decision, shown, "annotator", now)
+            # the assignment's times: the queue's, or those of a decision made outside it
+            started, submitted = (None, now) if not assign else (times or (now, now))
+            closing = {"assignment": assignment_id, "now": submitted, "assigned_at": started}
             verdicts = None  # read by maybe_finalise
             if self.dialect == "postgresql":
-                values = {**row, "assignment": assignment_id, "now": now, "item": item_id}
+                values = {**row, **closing, "item": item_id}
                 rows = RECORD_AND_VERDICTS.run(connection, values).rows
                 closed = rows[0].closed
                 # a NULL verdict is the padding row of an item with no earlier verdict
                 verdicts = [*(r.verdict for r in rows if r.verdict is not None), row["verdict"]]
             else:
                 RECORD.run(connection, row)
-                closed = DECIDED.run(connection, {"assignment": assignment_id, "now": now}).rowcount
+                closed = DECIDED.run(connection, closing).rowcount
             if not closed:  # the raise rolls back the decision just recorded
                 raise InputError(
                     f"item {item_id} was taken back from {annotator!r} (undecided for too long: "

@@ -18,7 +18,7 @@ from synthgate.review.interop import export_tasks, import_annotations
 from synthgate.review.queue import Decision, ReviewQueue
 from synthgate.samples import ObjectLabel
 from synthgate.storage.store import Store
-from synthgate.storage.tables import decisions, samples
+from synthgate.storage.tables import assignments, decisions, samples
 
 
 @pytest.fixture
@@ -438,6 +438,53 @@ def test_imported_decisions_keep_label_studio_times_or_stay_out_of_the_rate(
     assert timed["untimed"] == 0
     assert untimed["decided"] == 3 and untimed["decisions_per_hour"] is None
     assert untimed["untimed"] == 3
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_an_imported_decision_is_recorded_and_timed_in_one_write(
+    database: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The decision and its assignment's times were two write transactions: twice the writes
+    of a large import, and one stopped between them left a task assigned and decided at the
+    moment of the import. Counted here: one `queue.write()` per imported decision."""
+    url = (
+        request.getfixturevalue("postgres_cluster").database("labelstudio_import_timed")
+        if database == "postgresql"
+        else database_url(database, tmp_path, request)
+    )
+    store = next(open_store(tmp_path, url))
+    queue = ReviewQueue(store, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    out = tmp_path / "open.json"
+    export_tasks(queue, out, modality="image")
+    tasks = json.loads(out.read_text())[:2]
+    both = [{"verdict": "accept"}, {"verdict": "accept"}]
+    exported = label_studio_export(tasks, {t["data"]["item_id"]: both for t in tasks})
+    for task in exported:
+        task["annotations"][0].update(created_at="2026-03-09T10:00:30Z", lead_time=30)
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(exported))
+    writes = 0
+    write = queue.write
+
+    def counted(*args: object) -> object:
+        nonlocal writes
+        writes += 1
+        return write(*args)  # type: ignore[arg-type]
+
+    queue.write = counted  # type: ignore[method-assign]
+    assert import_annotations(queue, path).decided == 4
+    assert writes == 4
+    with store.engine.connect() as connection:
+        times = connection.execute(
+            select(
+                assignments.c.annotator, assignments.c.assigned_at, assignments.c.decided_at
+            ).order_by(assignments.c.annotator)
+        ).all()
+    timed, untimed = times[:2], times[2:]
+    assert {(at, done) for _, at, done in timed} == {(1773050400.0, 1773050430.0)}
+    assert all(at == done for _, at, done in untimed)  # no time on the task
+    store.close()
 
 
 @pytest.mark.parametrize(
