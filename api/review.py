@@ -414,21 +414,10 @@ def item_decisions(
     """Decisions on an item: admins see every one, any time; an annotator sees only their own,
     once made (reviews are blind: others' verdicts would bias the next annotator and, on a gold
     task, give its answer away)."""
-    internal = internal_id(request, item_id)
-    with request.app.state.store.engine.connect() as connection:
-        exists = connection.execute(
-            select(review_items.c.id).where(review_items.c.id == internal)
-        ).first()
-        rows = [
-            dict(r._mapping)
-            for r in connection.execute(
-                select(decisions)
-                .where(decisions.c.item_id == internal)
-                .order_by(decisions.c.decided_at, decisions.c.id)
-            )
-        ]
-    if exists is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no review item {item_id}")
+    try:
+        rows = queue_of(request).decisions_on(internal_id(request, item_id))
+    except InputError:  # no such item, the one error of decisions_on
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no review item {item_id}") from None
     if not user.can("admin"):
         rows = [r for r in rows if r["annotator"] == user.name and r["role"] == "annotator"]
         if not rows:
@@ -448,7 +437,14 @@ def awaiting_adjudication(request: Request, _user: User = Depends(require("admin
 @router.post(
     "/{item_id}/adjudication",
     response_model=Saved,
-    responses=errors((400, "The item is not waiting for adjudication, or bad labels.")),
+    responses=errors(
+        (
+            400,
+            "The item is neither awaiting adjudication nor blocked (open, and nobody the queue "
+            "knows may take it), someone holds it undecided, the adjudicator decided it, or bad "
+            "labels.",
+        )
+    ),
 )
 def adjudicate(
     decision: Decision,
@@ -456,7 +452,9 @@ def adjudicate(
     item_id: int = ITEM_ID,
     user: User = Depends(require("admin")),
 ) -> Saved:
-    """The final word on an item its annotators disagreed on."""
+    """The final word on an item: one its annotators disagreed on, or an open item the blind
+    rule keeps from everyone the queue knows (`blocked` in GET /api/review/stats), once nobody
+    holds it undecided. By someone who did not decide it; it is final."""
     check_plain(decision.model_dump(), where="decision")
     internal = internal_id(request, item_id)
     with shown_as(item_id, internal):

@@ -315,10 +315,7 @@ def _adjudication(
     comment: str,
 ) -> Decision:
     """The adjudicator's decision from the options, its fix's labels from `fix_from`'s."""
-    from sqlalchemy import select
-
     from synthgate.review.decision import Decision
-    from synthgate.storage.tables import decisions
 
     if verdict is None or adjudicator is None:
         raise InputError(
@@ -338,20 +335,12 @@ def _adjudication(
         levels[criterion] = int(value)
     labels: dict[str, object] = {}
     if fix_from is not None:
-        with queue.store.engine.connect() as connection:
-            fixed = connection.execute(
-                select(decisions.c.verdict, decisions.c.objects, decisions.c.spans).where(
-                    decisions.c.item_id == item, decisions.c.annotator == fix_from
-                )
-            ).first()
-        if fixed is None or fixed.verdict != "fix":
-            said = "made no decision on it" if fixed is None else f"said {fixed.verdict}"
+        try:
+            labels = queue.fix_of(item, fix_from)
+        except InputError as error:
             raise InputError(
-                f"--fix-from {fix_from}: {fix_from} {said} on item {item}, no fix to take; "
-                "`synthgate review adjudicate` lists each decision"
-            )
-        labels = {"objects": fixed.objects} if fixed.objects is not None else {}
-        labels |= {"spans": fixed.spans} if fixed.spans is not None else {}
+                f"--fix-from {fix_from}: {error}; `synthgate review adjudicate` lists each decision"
+            ) from None
     return Decision.model_validate(
         {"verdict": verdict, "levels": levels, "comment": comment, **labels}
     )
@@ -359,42 +348,28 @@ def _adjudication(
 
 def _print_awaiting(queue: ReviewQueue) -> None:
     """Each item awaiting adjudication with its sample and every decision on it."""
-    from sqlalchemy import select
-
-    from synthgate.storage.tables import decisions, review_items
-
-    waiting = queue.awaiting_adjudication()
+    waiting = queue.awaiting_with_decisions()
     if not waiting:
         console.print("no item awaits adjudication")
         return
-    with queue.store.engine.connect() as connection:
-        for item_id in waiting:
-            row = connection.execute(
-                select(review_items.c.sample_id, review_items.c.modality, review_items.c.k).where(
-                    review_items.c.id == item_id
-                )
-            ).one()
+    for item in waiting:
+        console.print(
+            f"item {item.item_id}: sample {item.sample_id} ({item.modality}), "
+            f"{item.k} annotators split",
+            markup=False,
+            highlight=False,
+        )
+        for said in item.decisions:
+            levels = ", ".join(f"{c} {v}" for c, v in (said["levels"] or {}).items())
+            labels = said["objects"] if said["objects"] is not None else said["spans"]
+            fixed = f" ({len(labels)} labels)" if labels is not None else ""
             console.print(
-                f"item {item_id}: sample {row.sample_id} ({row.modality}), "
-                f"{row.k} annotators split",
+                f"  {said['annotator']}: {said['verdict']}{fixed}"
+                + (f"; {levels}" if levels else "")
+                + (f"; {said['comment']!r}" if said["comment"] else ""),
                 markup=False,
                 highlight=False,
             )
-            for said in connection.execute(
-                select(decisions)
-                .where(decisions.c.item_id == item_id)
-                .order_by(decisions.c.decided_at, decisions.c.id)
-            ):
-                levels = ", ".join(f"{c} {v}" for c, v in (said.levels or {}).items())
-                labels = said.objects if said.objects is not None else said.spans
-                fixed = f" ({len(labels)} labels)" if labels is not None else ""
-                console.print(
-                    f"  {said.annotator}: {said.verdict}{fixed}"
-                    + (f"; {levels}" if levels else "")
-                    + (f"; {said.comment!r}" if said.comment else ""),
-                    markup=False,
-                    highlight=False,
-                )
     console.print(
         f"{len(waiting)} items; decide one with: synthgate review adjudicate ITEM --verdict "
         "accept|reject|fix [--fix-from ANNOTATOR] --as NAME",

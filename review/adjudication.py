@@ -3,18 +3,32 @@
 `resolve(verdicts)` is the verdict a strict majority chose, or None (the item goes to an
 adjudicator). `final_sample(sample, verdict, decisions)` is the sample as it leaves review:
 accept -> accepted, reject -> rejected, fix -> accepted with the corrected labels of the first
-fix among the deciding decisions (the decision rows keep the labels it replaced).
+fix among the deciding decisions (the decision rows keep the labels it replaced). `Awaiting` is
+an item awaiting adjudication as an adjudicator reads it (ReviewQueue.awaiting_with_decisions).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from synthgate.samples import ObjectLabel, Sample, Span
 
 STATUS_OF = {"accept": "accepted", "reject": "rejected", "fix": "accepted"}
+
+
+@dataclass
+class Awaiting:
+    """An item awaiting adjudication: its sample, how many annotators split on it and every
+    decision on it in the order they came (review_decisions rows as dicts)."""
+
+    item_id: int
+    sample_id: str
+    modality: str
+    k: int
+    decisions: list[dict[str, Any]]
 
 
 def resolve(verdicts: Sequence[str]) -> str | None:

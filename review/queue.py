@@ -35,6 +35,7 @@ from sqlalchemy.engine import Connection
 
 from synthgate.errors import InputError
 from synthgate.review import enqueue, gold, priority, set_k
+from synthgate.review.adjudication import Awaiting
 from synthgate.review.claims import (
     AHEAD,
     ANNOTATOR,
@@ -116,6 +117,7 @@ DECIDING_QUERY = (
 )
 DECIDING = Prepared(DECIDING_QUERY)
 DECIDING_LOCKED = Prepared(DECIDING_QUERY.with_for_update(of=review_items))
+DECISION_ORDER = (decisions.c.decided_at, decisions.c.id)  # the order decisions came in
 RECORD_STATEMENT = decisions.insert().values(  # the columns of decision_row
     {column.key: bindparam(column.key) for column in decisions.c if column.key != "id"}
 )
@@ -510,6 +512,60 @@ class ReviewQueue:
                     .order_by(review_items.c.id)
                 ).scalars()
             )
+
+    def awaiting_with_decisions(self) -> list[Awaiting]:
+        """The items awaiting adjudication, oldest first, each with its sample and every
+        decision on it (what an adjudicator reads before deciding), in one query."""
+        rows = select(
+            review_items.c.id.label("waiting"),
+            review_items.c.sample_id,
+            review_items.c.modality,
+            review_items.c.k,
+            *decisions.c,
+        )
+        with self.store.engine.connect() as connection:
+            found = connection.execute(
+                rows.select_from(
+                    review_items.outerjoin(decisions, decisions.c.item_id == review_items.c.id)
+                )
+                .where(review_items.c.status == "adjudication")
+                .order_by(review_items.c.id, *DECISION_ORDER)
+            ).all()
+        awaiting: list[Awaiting] = []
+        for row in found:
+            if not awaiting or awaiting[-1].item_id != row.waiting:
+                awaiting.append(Awaiting(row.waiting, row.sample_id, row.modality, row.k, []))
+            if row.id is not None:
+                awaiting[-1].decisions.append({c.key: row._mapping[c.key] for c in decisions.c})
+        return awaiting
+
+    def decisions_on(self, item_id: int) -> list[dict[str, Any]]:
+        """Every decision on an item (an adjudicator's too) in the order they came, as
+        review_decisions rows; an unknown id is an `InputError`."""
+        with self.store.engine.connect() as connection:
+            item = item_row(connection, item_id)
+            found = connection.execute(
+                select(decisions).where(decisions.c.item_id == item.id).order_by(*DECISION_ORDER)
+            )
+            return [dict(row._mapping) for row in found]
+
+    def fix_of(self, item_id: int, annotator: str) -> dict[str, Any]:
+        """The labels of the annotator's fix of the item, as a `Decision` takes them (objects
+        or spans): an adjudicator's fix may take one. An `InputError` when the annotator made
+        no decision on the item, or one that is no fix."""
+        with self.store.engine.connect() as connection:
+            fixed = connection.execute(
+                select(decisions.c.verdict, decisions.c.objects, decisions.c.spans).where(
+                    decisions.c.item_id == item_id,
+                    decisions.c.annotator == annotator,
+                    decisions.c.role == "annotator",
+                )
+            ).first()
+        if fixed is None or fixed.verdict != "fix":
+            said = "made no decision on it" if fixed is None else f"said {fixed.verdict}"
+            raise InputError(f"{annotator} {said} on item {item_id}, no fix to take")
+        labels = {"objects": fixed.objects} if fixed.objects is not None else {}
+        return labels | ({"spans": fixed.spans} if fixed.spans is not None else {})
 
     def task(self, item_id: int) -> ReviewTask:
         """The task of an item as an annotator sees it (for an adjudicator or an export)."""

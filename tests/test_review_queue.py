@@ -131,6 +131,46 @@ def test_two_decisions_make_the_result(
         assert queue.awaiting_adjudication() == []
 
 
+def test_an_adjudicator_reads_the_split_items_and_takes_a_fix(store: Store) -> None:
+    """What `review adjudicate` and GET /api/review/{id}/decisions read, from the queue: each
+    item awaiting adjudication with every decision in the order they came, an annotator's fix
+    to take, and why there is none."""
+    fill(store, review=3, audit=0, accepted=0)
+    queue = ReviewQueue(store, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    assert queue.awaiting_with_decisions() == []
+    ids = sorted(work(queue, "ann", lambda t: ACCEPT))
+    fixes = {}
+
+    def bob(task):  # splits on the first two items: a fix, then a reject
+        if task.item_id == ids[2]:
+            return ACCEPT
+        fixes[task.item_id] = fix_of(task) if task.item_id == ids[0] else REJECT
+        return fixes[task.item_id]
+
+    work(queue, "bob", bob)
+    waiting = queue.awaiting_with_decisions()
+    assert [(w.item_id, w.k, w.modality) for w in waiting] == [(i, 2, "image") for i in ids[:2]]
+    for item in waiting:
+        assert [(d["annotator"], d["verdict"]) for d in item.decisions] == [
+            ("ann", "accept"),
+            ("bob", fixes[item.item_id].verdict),
+        ]
+        assert item.decisions == queue.decisions_on(item.item_id)
+        assert item.sample_id == queue.task(item.item_id).sample.id
+    objects = [o.model_dump(mode="json") for o in fixes[ids[0]].objects]
+    assert queue.fix_of(ids[0], "bob") == {"objects": objects}
+    with pytest.raises(InputError, match=f"ann said accept on item {ids[0]}, no fix to take"):
+        queue.fix_of(ids[0], "ann")
+    with pytest.raises(InputError, match=f"cy made no decision on it on item {ids[0]}"):
+        queue.fix_of(ids[0], "cy")
+    queue.adjudicate(ids[0], "lead", fix_of(queue.task(ids[0])))
+    assert [w.item_id for w in queue.awaiting_with_decisions()] == ids[1:2]
+    assert [d["role"] for d in queue.decisions_on(ids[0])] == ["annotator"] * 2 + ["adjudicator"]
+    with pytest.raises(InputError, match="no review item 999"):
+        queue.decisions_on(999)
+
+
 def test_majority_of_three_decides_without_adjudicator(store: Store) -> None:
     fill(store, review=1, audit=0, accepted=0)
     queue = ReviewQueue(store, annotators_per_item=3, gold_rate=0.0)
