@@ -588,7 +588,8 @@ class AnnotatorsPerItemOut(BaseModel):
     adjudication: int = Field(description="Items sent to adjudication (their annotators split).")
     still_open: int = Field(description="Open items left, waiting for more decisions.")
     held: int = Field(
-        description="Open items that keep a larger k until the people holding them decide."
+        description="Open items that keep a larger k until the people holding them decide "
+        "(or a release takes them back)."
     )
     holders: list[str]
     kept: dict[str, int] = Field(

@@ -414,7 +414,7 @@ def set_k(
     With k larger than the team, items wait for someone new and `next` gives nothing: lowering
     k finishes every open item that has its k decisions now, as its k-th decision would
     (agreement: the final verdict; a split: adjudication). An item someone holds undecided
-    waits for their decision. Raising k reopens nothing: final items and those awaiting
+    waits for their decision, or gets the new k when `review release` takes it back. Raising k reopens nothing: final items and those awaiting
     adjudication keep their result. Items enqueued later get their own -k.
 
     Example: synthgate review set-k 2 --run runs/quickstart
@@ -436,8 +436,9 @@ def _print_k_change(change: KChange) -> None:
     if change.held:
         console.print(
             f"{change.held} items keep a larger k until {', '.join(change.holders)} decide "
-            "what they hold (their decision then finishes the item; after `synthgate review "
-            "release` takes one back, run set-k again)",
+            "what they hold (their decision then finishes the item; an item `synthgate review "
+            f"release` takes back drops to k {change.k}, as far as the people still on it allow, "
+            "and is finished if its decisions are enough)",
             markup=False,
             highlight=False,
         )

@@ -467,7 +467,9 @@ class ReviewQueue:
 
     def release_stale(self, older_than_s: float) -> int:
         """Take back assignments left undecided for longer than `older_than_s` seconds (an
-        annotator who walked away), so the items go to someone else; returns how many."""
+        annotator who walked away), so the items go to someone else; returns how many. An item
+        `review set-k` left a larger k for its holders gets the k asked, or is finished now
+        that its holder is gone, as set-k would have (set_k.lower_released)."""
         cutoff = time.time() - older_than_s
         stale = assignments.c.decided_at.is_(None) & (assignments.c.assigned_at < cutoff)
         taking_back = assignments.delete().where(stale)
@@ -489,8 +491,11 @@ class ReviewQueue:
             released = connection.execute(
                 taking_back.returning(assignments.c.item_id, assignments.c.annotator)
             ).all()
-            for item_id, count in Counter(item_id for item_id, _ in released).items():
+            by_item = Counter(item_id for item_id, _ in released)
+            for item_id, count in by_item.items():
                 COUNT_OUT.run(connection, {"item": item_id, "released": count})
+            # an item whose holders kept its k above what review set-k asked for
+            set_k.lower_released(connection, sorted(by_item))
             # in a fixed order, so that two releases never wait on each other's counts
             for annotator, count in sorted(Counter(who for _, who in released).items()):
                 count_given(self.dialect).run(

@@ -12,7 +12,10 @@ as `release_stale` locks them), so decisions arriving meanwhile wait and are cou
   adjudication);
 - an item some people hold undecided keeps a k of at least the people holding or having decided
   it: each of them decides, and the last decision finishes it (a decision never comes in on a
-  final item, and none made is thrown away);
+  final item, and none made is thrown away). It keeps the k asked too (`k_asked`): a release
+  that takes one of them back (`review release`, `lower_released`) lowers its k to the people
+  still on it, never below the k asked, and finishes it where that is enough, as set-k would
+  have had they never taken it;
 - the kept counts of the claim (review/claims.py) stay right: `taken` is unchanged (nobody is
   given or taken off an item), `holder` is set where an item taken once now has k > 1 and
   cleared where it now has k = 1; `priority` is unchanged.
@@ -95,22 +98,13 @@ def set_k(queue: ReviewQueue, k: int, *, batches: list[str] | None = None) -> KC
         change.changed = connection.execute(
             review_items.update().where(*opened, review_items.c.k != wanted).values(k=wanted)
         ).rowcount
-        # the one person holding an item taken once of k > 1 (claims.py COUNT_IN, COUNT_OUT)
+        # the k asked, where the people on an item keep it larger (lower_released)
         connection.execute(
             review_items.update()
-            .where(*opened, review_items.c.taken == 1)
-            .values(
-                holder=case(
-                    (
-                        review_items.c.k > 1,
-                        select(assignments.c.annotator)
-                        .where(assignments.c.item_id == review_items.c.id)
-                        .scalar_subquery(),
-                    ),
-                    else_=null(),
-                )
-            )
+            .where(*opened, (review_items.c.taken > k) | review_items.c.k_asked.is_not(None))
+            .values(k_asked=case((review_items.c.taken > k, literal(k)), else_=null()))
         )
+        _hold(connection, opened)
         for status, n in connection.execute(
             select(review_items.c.status, func.count())
             .where(*scope, review_items.c.status != "open")
@@ -163,9 +157,66 @@ def _check_batches(connection: Connection, chosen: list[str]) -> None:
         )
 
 
+def lower_released(connection: Connection, item_ids: list[int]) -> None:
+    """After a release took people off the items `item_ids` (release_stale, in its transaction,
+    the items locked): those whose k set_k kept above the k asked get its rule again, k no lower
+    than the people still on them, and are finished where they have their decisions now. Else
+    the larger k stayed, and the item went to someone new."""
+    scope = (
+        review_items.c.id.in_(item_ids),
+        review_items.c.kind == "sample",
+        review_items.c.status == "open",
+    )
+    above = review_items.c.taken > review_items.c.k_asked
+    lowered = connection.execute(
+        review_items.update()
+        .where(*scope, review_items.c.k_asked.is_not(None))
+        .values(  # both from the row as it was
+            k=case((above, review_items.c.taken), else_=review_items.c.k_asked),
+            k_asked=case((above, review_items.c.k_asked), else_=null()),
+        )
+    ).rowcount
+    if lowered:
+        _hold(connection, scope)
+        _finish_ready(connection, scope)
+
+
+def _hold(connection: Connection, opened: tuple[Any, ...]) -> None:
+    """The one person holding an item taken once of k > 1, for the items of `opened` whose k
+    may have changed (claims.py COUNT_IN, COUNT_OUT keep it as people come and go)."""
+    connection.execute(
+        review_items.update()
+        .where(*opened, review_items.c.taken == 1)
+        .values(
+            holder=case(
+                (
+                    review_items.c.k > 1,
+                    select(assignments.c.annotator)
+                    .where(assignments.c.item_id == review_items.c.id)
+                    .scalar_subquery(),
+                ),
+                else_=null(),
+            )
+        )
+    )
+
+
 def _finish(connection: Connection, change: KChange, opened: tuple[Any, ...]) -> None:
-    """Finish the open items that have their k decisions and nobody holding them undecided
-    (then `taken` counts exactly their deciders), as their k-th decision would have."""
+    """Finish the open items that have their decisions now, counting what they became."""
+    for verdict in _finish_ready(connection, opened):
+        if verdict is None:
+            change.adjudication += 1
+        else:
+            change.final += 1
+    change.still_open = connection.execute(
+        select(func.count()).select_from(review_items).where(*opened)
+    ).scalar_one()
+
+
+def _finish_ready(connection: Connection, opened: tuple[Any, ...]) -> list[str | None]:
+    """Finish the open items of `opened` that have their k decisions and nobody holding them
+    undecided (then `taken` counts exactly their deciders), as their k-th decision would have;
+    the final verdict of each, None for one sent to adjudication."""
     decided = (
         select(decisions.c.item_id, func.count().label("n"))
         .where(decisions.c.role == "annotator")
@@ -178,16 +229,12 @@ def _finish(connection: Connection, change: KChange, opened: tuple[Any, ...]) ->
         .where(*opened, decided.c.n >= review_items.c.k, decided.c.n == review_items.c.taken)
         .order_by(review_items.c.id)
     ).all()
+    verdicts_of = []
     for item in ready:
         verdicts = ANNOTATOR_VERDICTS.run(connection, {"item": item.id}).scalars()
         maybe_finalise(connection, item, verdicts=verdicts)
-        if adjudication.resolve(verdicts) is None:
-            change.adjudication += 1
-        else:
-            change.final += 1
-    change.still_open = connection.execute(
-        select(func.count()).select_from(review_items).where(*opened)
-    ).scalar_one()
+        verdicts_of.append(adjudication.resolve(verdicts))
+    return verdicts_of
 
 
 def _held(connection: Connection, change: KChange, opened: tuple[Any, ...]) -> None:

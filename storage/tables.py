@@ -51,7 +51,7 @@ from synthgate.storage.prepared import Prepared
 
 # The migration that made the schema below (storage/migrations/versions/): a database stamped
 # with it needs no upgrade. A test holds it equal to the migrations' head.
-SCHEMA_REVISION = "0008"
+SCHEMA_REVISION = "0009"
 
 metadata = MetaData()
 
@@ -184,6 +184,9 @@ review_items = Table(
     # An annotator far ahead of the team holds many such items the claim must pass; it finds
     # the first one someone else holds by one seek per other holder instead (review/claims.py).
     Column("holder", String(200), nullable=True),
+    # The k `review set-k` asked for, where the people holding the item undecided keep its k
+    # larger (else NULL): a release taking one of them back lowers k towards it (review/set_k.py).
+    Column("k_asked", Integer, nullable=True),
     # Claiming a gold item: the first unseen one from a seeded point of the priority order.
     Index("ix_review_items_gold_order", "kind", "status", "priority", "id"),
     # A holder's items in claim order.

@@ -140,6 +140,60 @@ def test_an_item_held_undecided_waits_for_its_holder(store: Store) -> None:
     assert kept == counted
 
 
+def test_a_held_item_released_gets_the_k_asked_and_is_finished_by_it(store: Store) -> None:
+    """set-k 2 over an item ann and bob decided and cy holds keeps k 3 for cy; cy walks away and
+    `review release` takes it back: the item was left at k 3 and handed to dee. As set-k would
+    have, now that nobody holds it: two decisions of k 2, final."""
+    fill(store, review=1, audit=0, accepted=0)
+    queue = ReviewQueue(store, annotators_per_item=3, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    [item] = items_of(store)
+    work(queue, "ann", lambda t: ACCEPT)
+    work(queue, "bob", lambda t: ACCEPT)
+    assert queue.next_item("cy") is not None
+    assert queue.set_annotators_per_item(2).held == 1
+    assert items_of(store)[item] == ("open", 3, None)
+
+    assert queue.release_stale(0) == 1
+    assert items_of(store)[item] == ("final", 2, "accept")
+    assert queue.next_item("dee") is None
+    kept, counted = kept_and_counted(store)
+    assert kept == counted
+
+
+def test_a_held_item_released_short_of_the_k_asked_goes_to_one_more(store: Store) -> None:
+    """set-k 2 over an item ann decided and bob and cy hold (k 3 kept); both are released: the
+    item needs the k asked, one more person, not two; one who held it still counts."""
+    fill(store, review=2, audit=0, accepted=0)
+    queue = ReviewQueue(store, annotators_per_item=3, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    first, second = sorted(items_of(store))
+    task = queue.next_item("ann")
+    assert task is not None and task.item_id == first
+    queue.decide(first, "ann", ACCEPT)
+    for who in ("bob", "cy"):
+        held = queue.next_item(who)
+        assert held is not None and held.item_id == first
+    # the second item, ann's alone and held: k 2 kept for her, then 2 asked; stays as it was
+    held = queue.next_item("ann")
+    assert held is not None and held.item_id == second
+    change = queue.set_annotators_per_item(2)
+    assert (change.held, change.holders) == (1, ["bob", "cy"])
+    assert items_of(store)[first] == ("open", 3, None)
+
+    assert queue.release_stale(0) == 3
+    assert items_of(store)[first] == ("open", 2, None)
+    assert items_of(store)[second] == ("open", 2, None)
+    kept, counted = kept_and_counted(store)  # ann alone on each: their holder
+    assert kept == counted
+    task = queue.next_item("dee")
+    assert task is not None and task.item_id == first
+    queue.decide(first, "dee", ACCEPT)
+    assert items_of(store)[first] == ("final", 2, "accept")
+    task = queue.next_item("dee")
+    assert task is not None and task.item_id == second
+
+
 def test_raising_k_reopens_nothing_and_keeps_the_holder(store: Store) -> None:
     fill(store, review=3, audit=0, accepted=0)
     queue = ReviewQueue(store, annotators_per_item=1, gold_rate=0.0)
