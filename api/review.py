@@ -10,6 +10,8 @@ are found by item id through the queue, never by a path from the client.
 
 from __future__ import annotations
 
+import colorsys
+import hashlib
 import io
 import re
 from collections.abc import Collection, Iterator
@@ -42,10 +44,23 @@ from synthgate.storage.tables import assignments, decisions, gold_answers, revie
 
 router = APIRouter(prefix="/api/review", tags=["review"])
 NO_ITEM = errors((404, "No such item, or it is not yours."))
-PALETTE = [
-    "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4",
-    "#42d4f4", "#f032e6", "#bfef45", "#469990", "#9a6324",
-]  # fmt: skip
+
+
+def hue_palette(hues: int, shades: list[tuple[float, float]]) -> list[str]:
+    """`hues` hues evenly round the colour wheel, each in every (lightness, saturation) shade,
+    as hex colours: the shades of one hue first."""
+    return [
+        "#" + "".join(f"{round(c * 255):02x}" for c in colorsys.hls_to_rgb(h / hues, *shade))
+        for h in range(hues)
+        for shade in shades
+    ]
+
+
+# A class's colour comes from its name alone (category_color), never from its place in a list: a
+# list's length and order would differ between tasks and could tell gold from real work. 36
+# colours keep two classes apart in colour 35 times in 36; 30 degrees between hues and three
+# shades keep them apart to the eye, and each reads against the tag's white outline.
+PALETTE = hue_palette(12, [(0.42, 0.85), (0.28, 0.75), (0.55, 0.95)])
 
 
 class ReviewItemOut(BaseModel):
@@ -381,8 +396,15 @@ def item_masks(
     return Response(mask_overlay(task.sample), media_type="image/png")
 
 
-def category_colors(names: list[str]) -> dict[str, str]:
-    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(sorted(set(names)))}
+def category_color(name: str) -> str:
+    """The colour of a class: from a hash of its name that every process computes alike (not
+    Python's hash(), salted per process), so it is the same on every task, page and overlay."""
+    digest = hashlib.sha256(name.encode("utf-8")).digest()
+    return PALETTE[int.from_bytes(digest[:8], "big") % len(PALETTE)]
+
+
+def category_colors(names: Collection[str]) -> dict[str, str]:
+    return {name: category_color(name) for name in sorted(set(names))}
 
 
 def mask_overlay(sample: Sample) -> bytes:

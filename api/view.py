@@ -82,8 +82,8 @@ def review_view(
     sample = out.sample
     image = sample.spec.modality == "image"
     fix_classes = out.fix_labels if image else []
-    # colours by the batch's classes: a class keeps its colour from item to item and when a
-    # fix gives a box another one
+    # a colour for every class a fix may give a box (the page's script reads them); each from
+    # its name alone, so a class keeps its colour from item to item, gold or real
     colors = category_colors(fix_classes)
     objects = [
         {
