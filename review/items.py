@@ -13,7 +13,7 @@ import operator
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, null, select
+from sqlalchemy import bindparam, case, exists, func, null, select
 from sqlalchemy.engine import Connection
 
 from synthgate.errors import InputError
@@ -39,13 +39,36 @@ ITEM = Prepared(select(review_items).where(review_items.c.id == bindparam("item"
 SHOWING = review_items.outerjoin(
     gold_answers, gold_answers.c.item_id == review_items.c.id
 ).outerjoin(samples, samples.c.id == review_items.c.sample_id)
-# the item's modality and the labels its batch keeps for a fix (labels_of reads them)
+# The item's modality and the labels its batch keeps for a fix (`own`), or, for a batch that
+# keeps none, those every batch keeps (`other`, a row each; fix_labels_of reads them). The
+# second join is empty for a batch that keeps its own: one row, as one lookup would give.
+OWN_BATCH = review_batches.alias("own")
 ITEM_LABELS = Prepared(
-    select(review_items.c.modality, review_batches.c.labels)
+    select(
+        review_items.c.modality,
+        OWN_BATCH.c.labels.label("own"),
+        review_batches.c.labels.label("other"),
+    )
     .select_from(
-        review_items.outerjoin(review_batches, review_batches.c.batch_id == review_items.c.batch_id)
+        review_items.outerjoin(
+            OWN_BATCH, OWN_BATCH.c.batch_id == review_items.c.batch_id
+        ).outerjoin(
+            review_batches, OWN_BATCH.c.labels.is_(None) & review_batches.c.labels.is_not(None)
+        )
     )
     .where(review_items.c.id == bindparam("item"))
+)
+# The same for a batch by its id: its row, or, when it keeps no labels, every batch's that does.
+BATCH_LABELS = Prepared(
+    select(review_batches.c.batch_id, review_batches.c.labels).where(
+        (review_batches.c.batch_id == bindparam("batch"))
+        | (
+            review_batches.c.labels.is_not(None)
+            & ~exists().where(
+                OWN_BATCH.c.batch_id == bindparam("batch"), OWN_BATCH.c.labels.is_not(None)
+            )
+        )
+    )
 )
 # the item and the JSON of the sample it shows
 SHOWN = Prepared(
@@ -176,23 +199,31 @@ def shown_problem(row: Any) -> str | None:
 
 
 def batch_labels(connection: Connection, batch_id: str, modality: str) -> list[str]:
-    """The labels a fix of the batch's items of `modality` may use, kept when the batch was
-    enqueued: object classes for images, span labels for texts (none for a batch enqueued
-    before they were kept, or for gold put in apart from a batch: then a fix keeps to the
-    labels of the sample it fixes)."""
-    labels = connection.execute(
-        select(review_batches.c.labels).where(review_batches.c.batch_id == batch_id)
-    ).scalar()
-    return labels_of(labels, modality)
+    """The labels a fix of the batch's items of `modality` may use (fix_labels_of), kept when
+    the batch was enqueued: object classes for images, span labels for texts."""
+    rows = BATCH_LABELS.run(connection, {"batch": batch_id}).all()
+    own = next((r.labels for r in rows if r.batch_id == batch_id), None)
+    return fix_labels_of(own, [r.labels for r in rows if r.batch_id != batch_id], modality)
 
 
 def item_labels(connection: Connection, item_id: int) -> list[str]:
     """`batch_labels` of the item's batch and modality, in one query (an annotator's every
     task is told them); an unknown id is an `InputError`."""
-    row = ITEM_LABELS.run(connection, {"item": check_item_id(item_id)}).first()
-    if row is None:
+    rows = ITEM_LABELS.run(connection, {"item": check_item_id(item_id)}).all()
+    if not rows:
         raise no_item(item_id)
-    return labels_of(row.labels, row.modality)
+    return fix_labels_of(rows[0].own, [r.other for r in rows], rows[0].modality)
+
+
+def fix_labels_of(own: Any, others: Iterable[Any], modality: str) -> list[str]:
+    """The labels of `modality` a fix may use: `own`, those the item's batch keeps, or, for a
+    batch that keeps none (gold put in apart from a batch, or a batch enqueued before they were
+    kept), every batch's (`others`) together. A task shows them (the review page's Fix form,
+    the API's `fix_labels`), so gold must show what real work does: with one batch in the queue,
+    the very list its items show; no list at all would tell the gold apart at a glance."""
+    if own is not None:
+        return labels_of(own, modality)
+    return sorted({label for labels in others if labels for label in labels_of(labels, modality)})
 
 
 def labels_of(labels: Any, modality: str) -> list[str]:

@@ -15,7 +15,9 @@ attributes, spans moved by characters) tells them apart easily: the features can
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
+import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -24,9 +26,10 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from api_support import bearer, token_for
+from api_support import bearer, image_sample, make_app, token_for
 from factories import SUPPORT_TICKETS
 from fastapi.testclient import TestClient
+from PIL import Image
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -35,12 +38,12 @@ from sqlalchemy import select
 
 from synthgate.api.app import create_app
 from synthgate.api.ids import LIMIT, ItemIds
-from synthgate.api.review import item_out
+from synthgate.api.review import category_color, item_out
 from synthgate.config import PACKAGE_ROOT
 from synthgate.masks import decode_mask, tight_bbox
 from synthgate.review import gold
 from synthgate.runner import run
-from synthgate.samples import Sample
+from synthgate.samples import Sample, sample_id
 from synthgate.storage.tables import gold_answers, review_items
 
 pytestmark = pytest.mark.timeout(600)
@@ -343,3 +346,87 @@ def test_the_same_classifier_sees_the_leaks_blindness_removed(served):
     print(f"controls: as served before {before:.3f}; old-style honeypots {old:.3f}")
     assert before >= 0.9
     assert old >= 0.8
+
+
+def page_view(html: str) -> dict[str, Any]:
+    """What the review page shows of a task: its item and boxes, the classes its Fix form offers
+    (each box's, then a new box's), the colour each box is drawn in, and the colours its script
+    reads."""
+    data = json.loads(re.search(r'<script id="review-data"[^>]*>(.*?)</script>', html, re.S)[1])
+    offered = [
+        re.findall(r'<option value="([^"]*)"', options)
+        for options in re.findall(
+            r'<select class="object-category"[^>]*>(.*?)</select>', html, re.S
+        )
+    ]
+    strokes = re.findall(r'<rect class="outline"[^>]*stroke="([^"]+)"', html)
+    drawn = dict(zip((o["category"] for o in data["objects"]), strokes, strict=True))
+    return {
+        "item_id": data["item_id"],
+        "objects": data["objects"],
+        "offered": offered,
+        "drawn": drawn,
+        "colors": data["colors"],
+    }
+
+
+def mask_colors(png: bytes) -> set[str]:
+    """The colours of the opaque pixels of a masks.png overlay."""
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGBA")).reshape(-1, 4)
+    return {"#{:02x}{:02x}{:02x}".format(*p[:3]) for p in pixels if p[3]}
+
+
+def test_gold_put_in_apart_from_a_batch_shows_the_classes_and_colours_of_real_work(tmp_path):
+    """A gold task from a batch never enqueued (`review gold`: a sample of "gold-set" holding one
+    square) is served beside a batch of circles, squares and triangles: its Fix form offers the
+    batch's three classes, its square is drawn in the real tasks' colour (page, script data
+    and masks.png), the API lists the same `fix_labels`, and a fix to a class the batch has is
+    taken as on real work. Before, it offered ['square'] alone, in the first colour."""
+    classes = ["circle", "square", "triangle"]
+    app = make_app(tmp_path, images=4, k=2, gold_rate=0.9, categories=classes)
+    shown = image_sample(40, tmp_path / "run", categories=["square"])
+    shown = shown.model_copy(
+        update={
+            "id": sample_id("gold-set", "image", 40),
+            "spec": shown.spec.model_copy(update={"batch_id": "gold-set"}),
+            "status": "accepted",
+        }
+    )
+    hand_gold = app.state.queue.add_gold(shown, expected=["accept"])
+    ids = app.state.item_ids
+    pages: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
+    listed: dict[bool, set[tuple[str, ...]]] = {True: set(), False: set()}
+    masks: dict[bool, set[str]] = {True: set(), False: set()}
+    admin = bearer(token_for(app, "boss", "admin"))
+    with TestClient(app) as pager, TestClient(app) as api:
+        token = token_for(app, "bob", "annotator")
+        pager.post("/login", data={"token": token}, follow_redirects=False)
+        who = bearer(token_for(app, "ann", "annotator"))
+        while (response := api.get("/api/review/next", headers=who)).status_code == 200:
+            task = response.json()
+            is_gold = ids.internal(task["item_id"]) == hand_gold
+            listed[is_gold].add(tuple(task["fix_labels"]))
+            png = api.get(f"/api/review/{task['item_id']}/masks.png", headers=admin).content
+            masks[is_gold] |= mask_colors(png)
+            url = f"/api/review/{task['item_id']}/decision"
+            assert api.post(url, json={"verdict": "accept"}, headers=who).status_code == 200
+        while "review-data" in (html := pager.get("/review").text):
+            view = page_view(html)
+            is_gold = ids.internal(view["item_id"]) == hand_gold
+            pages[is_gold].append(view)
+            # a fix to a class the form offers and the sample lacks: taken, gold or real
+            first = view["objects"][0]
+            other = next(c for c in classes if c not in view["drawn"]) if is_gold else "circle"
+            fix = {"verdict": "fix", "objects": [{**first, "category": other}]}
+            url = f"/api/review/{view['item_id']}/decision"
+            answer = api.post(url, json=fix, headers=bearer(token))
+            assert answer.status_code == 200, answer.text
+    assert len(pages[True]) == 1 and len(pages[False]) == 4, pages
+    assert listed == {True: {tuple(classes)}, False: {tuple(classes)}}
+    real_square = {v["drawn"]["square"] for v in pages[False]}
+    (gold_view,) = pages[True]
+    assert gold_view["offered"] == [classes, classes]
+    assert {gold_view["drawn"]["square"]} == real_square
+    assert all(v["colors"] == gold_view["colors"] for v in pages[False])
+    assert gold_view["colors"] == {c: category_color(c) for c in classes}
+    assert masks[True] == {category_color("square")} and masks[True] < masks[False]

@@ -307,3 +307,48 @@ def test_honeypots_of_a_mixed_batch_keep_to_their_modalitys_labels(sqlite_store:
     assert shown["image"] and shown["text"]
     assert {o.category for s in shown["image"] for o in s.objects} <= {"circle", "square"}
     assert {s.label for t in shown["text"] for s in t.spans} <= {"ORG", "PERSON"}
+
+
+def apart(sample: Sample, **update: object) -> Sample:
+    """`sample` as gold put in by hand from a batch never enqueued ("gold-set")."""
+    spec = sample.spec.model_copy(update={"batch_id": "gold-set"})
+    return sample.model_copy(update={"id": f"gold-set-{sample.id}", "spec": spec, **update})
+
+
+def test_gold_from_a_batch_never_enqueued_lists_the_labels_real_work_lists(store: Store) -> None:
+    """Gold put in apart from a batch (one square; one PERSON span) lists the labels of its
+    kind the queue's batch does, as real work of it does, and takes a fix to one its sample
+    lacks; with a second batch of other classes, those of both. A database whose batches keep
+    no labels (enqueued before they were kept) lists each sample's own, gold or real."""
+    queue = mixed_batch(store, gold_rate=0.0)
+    square = make_sample(40, "accepted")
+    square.objects = square.objects[1:]
+    person = make_sample(41, "accepted", modality="text")
+    person.spans = person.spans[:1]
+    image = queue.add_gold(apart(square), expected=["accept"])
+    text = queue.add_gold(apart(person), expected=["accept"])
+    assert queue.fix_labels(image) == ["circle", "square"]
+    assert queue.fix_labels(text) == ["ORG", "PERSON"]
+    with queue.write() as connection:
+        labels = [dict(connection.execute(select(review_batches.c.labels)).scalar_one())]
+        connection.execute(
+            review_batches.insert().values(batch_id="b2", labels={"image": ["dog"], "text": []})
+        )
+    assert queue.fix_labels(image) == ["circle", "dog", "square"]
+    assert queue.fix_labels(text) == ["ORG", "PERSON"]
+    with queue.write() as connection:
+        connection.execute(review_batches.update().values(labels=None))
+    assert queue.fix_labels(image) == queue.fix_labels(text) == []
+    with queue.write() as connection:
+        connection.execute(
+            review_batches.update()
+            .where(review_batches.c.batch_id == "b1")
+            .values(labels=labels[0])
+        )
+        connection.execute(review_batches.delete().where(review_batches.c.batch_id == "b2"))
+    queue.gold_rate = 1.0
+    who = next(
+        name for name in ("ann", "bob", "cy", "dee") if queue.next_item(name).item_id == image
+    )
+    circle = square.objects[0].model_copy(update={"category": "circle"})
+    queue.decide(image, who, Decision(verdict="fix", objects=[circle]))
