@@ -36,21 +36,28 @@ def final_verdicts(database: Path) -> dict[str, str]:
 
     Read with the standard library (`reading_sqlite`): a run folder that was never reviewed
     costs one look at its database, and nothing is created or left beside it."""
+    rows = _review_rows(
+        database,
+        "SELECT sample_id, final_verdict FROM review_items "
+        "WHERE kind = 'sample' AND status = 'final' AND final_verdict IS NOT NULL",
+    )
+    return {str(sample_id): str(verdict) for sample_id, verdict in rows}
+
+
+def _review_rows(database: Path, query: str) -> list[Any]:
+    """The rows of `query` on the run's database; none for a database without review tables
+    or none at all; an InputError naming the file for one that cannot be read."""
     if not database.is_file():
-        return {}
+        return []
     try:
         with contextlib.closing(reading_sqlite(database)) as connection:
-            rows = connection.execute(
-                "SELECT sample_id, final_verdict FROM review_items "
-                "WHERE kind = 'sample' AND status = 'final' AND final_verdict IS NOT NULL"
-            ).fetchall()
+            return connection.execute(query).fetchall()
     except sqlite3.OperationalError as error:
         if "no such table" in str(error):
-            return {}
+            return []
         raise InputError(f"{database}: cannot read its review results ({error})") from None
     except sqlite3.DatabaseError as error:
         raise InputError(f"{database}: not a readable SQLite database ({error})") from None
-    return {str(sample_id): str(verdict) for sample_id, verdict in rows}
 
 
 def undecided(database: Path, sample_ids: list[str]) -> dict[str, list[str]]:
@@ -58,20 +65,12 @@ def undecided(database: Path, sample_ids: list[str]) -> dict[str, list[str]]:
     (open; adjudication: its annotators split), in the order given: an audited sample the
     rubric accepted is merged and exported as accepted until then. Empty for a database without
     review tables or none."""
-    if not database.is_file() or not sample_ids:
+    if not sample_ids:
         return {}
-    try:
-        with contextlib.closing(reading_sqlite(database)) as connection:
-            rows = connection.execute(
-                "SELECT sample_id, status FROM review_items "
-                "WHERE kind = 'sample' AND status != 'final'"
-            ).fetchall()
-    except sqlite3.OperationalError as error:
-        if "no such table" in str(error):
-            return {}
-        raise InputError(f"{database}: cannot read its review results ({error})") from None
-    except sqlite3.DatabaseError as error:
-        raise InputError(f"{database}: not a readable SQLite database ({error})") from None
+    rows = _review_rows(
+        database,
+        "SELECT sample_id, status FROM review_items WHERE kind = 'sample' AND status != 'final'",
+    )
     status_of = {str(sample_id): str(status) for sample_id, status in rows}
     found: dict[str, list[str]] = {}
     for sample_id in sample_ids:
