@@ -98,7 +98,7 @@ def route_odd_to_review(generated: GeneratedSample, judge_sample: object = None)
 @pytest.fixture
 def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(
-        runner, "build_generators", lambda config: {"image": TinyGenerator(config.categories)}
+        runner, "build_generators", lambda config, **_: {"image": TinyGenerator(config.categories)}
     )
     monkeypatch.setattr(pipeline, "judge", route_odd_to_review)
     TinyGenerator.gate.clear()
@@ -207,7 +207,7 @@ def test_unknown_batch_is_404(service):
 def test_a_batch_that_fails_says_why(service, monkeypatch):
     app, client = service
 
-    def no_model(config):
+    def no_model(config, **_):
         raise InputError("image.model: /models/x not found; fetch it on a connected machine")
 
     monkeypatch.setattr(runner, "build_generators", no_model)
@@ -217,7 +217,7 @@ def test_a_batch_that_fails_says_why(service, monkeypatch):
     assert failed["status"] == "failed" and "/models/x not found" in failed["message"]
     # a failed batch can be posted again once fixed
     monkeypatch.setattr(
-        runner, "build_generators", lambda config: {"image": TinyGenerator(config.categories)}
+        runner, "build_generators", lambda config, **_: {"image": TinyGenerator(config.categories)}
     )
     TinyGenerator.gate.set()
     again = client.post("/api/batches", json=CONFIG, headers=bearer(token))
