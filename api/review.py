@@ -40,7 +40,7 @@ from synthgate.review.queue import Decision as QueueDecision
 from synthgate.review.queue import ReviewQueue, ReviewTask
 from synthgate.review.report import agreement_report
 from synthgate.samples import ObjectLabel, Sample, Span
-from synthgate.storage.tables import assignments, decisions, gold_answers, review_items
+from synthgate.storage.tables import assignments, decisions, gold_answers
 
 router = APIRouter(prefix="/api/review", tags=["review"])
 NO_ITEM = errors((404, "No such item, or it is not yours."))
@@ -278,15 +278,20 @@ def _assigned_internal(request: Request, public_id: int, user: User) -> int:
 
 def _visible_task(request: Request, public_id: int, user: User) -> ReviewTask:
     """The item's task, or 404 (the same answer whether it does not exist or is not yours).
-    An annotator sees their item only until it is final: a real item's task is its live
-    sample, which then carries the labels others fixed it to (what they chose stays blind)."""
+    An annotator sees an item only while they hold it undecided, gold or real alike: a real
+    item's task is its live sample, which once final carries the labels others fixed it to,
+    and a rule that told final items apart would tell gold (never final) from real work."""
     item_id = _assigned_internal(request, public_id, user)
     if not user.can("admin"):
         with request.app.state.store.engine.connect() as connection:
-            state = connection.execute(
-                select(review_items.c.status).where(review_items.c.id == item_id)
-            ).scalar()
-        if state == "final":
+            holding = connection.execute(
+                select(assignments.c.id).where(
+                    assignments.c.item_id == item_id,
+                    assignments.c.annotator == user.name,
+                    assignments.c.decided_at.is_(None),
+                )
+            ).first()
+        if holding is None:
             raise HTTPException(
                 status.HTTP_404_NOT_FOUND, detail=f"no review item {public_id} for you"
             )

@@ -209,32 +209,47 @@ def test_an_item_shown_again_lists_the_labels_a_fix_may_use(tmp_path, monkeypatc
     assert task.json()["fix_labels"] == seen["fix_labels"] == batch_labels
 
 
-def test_a_final_item_is_no_longer_shown_to_its_annotators(tmp_path):
-    """Once final, a real item's sample carries the labels others fixed it to: ann, who
-    accepted it, read bob's and cy's fix through GET /api/review/{id} (and masks.png)."""
-    app = make_app(tmp_path, images=1, k=3)
+def test_an_item_is_shown_to_an_annotator_only_while_they_hold_it_gold_or_real(tmp_path):
+    """GET /api/review/{id} (and masks.png) answers an annotator while they hold the item
+    undecided, then 404, gold and real alike. Once final, a real item's sample carries the
+    labels others fixed it to (ann read bob's and cy's fix); and a rule of "404 once final"
+    told real items (final) from gold ones (never final) to anyone who looked again."""
+    from api_support import image_sample
+
+    app = make_app(tmp_path, images=1, k=3, gold_rate=0.5)
+    for index in range(10, 14):
+        app.state.queue.add_gold(
+            image_sample(index, tmp_path / "run"), expected=["reject"], criterion="precision"
+        )
+    gold_ids = {g["item_id"] for g in _admin_gold(app)}
     who = {name: bearer(token_for(app, name, "annotator")) for name in ("ann", "bob", "cy")}
     with TestClient(app) as client:
-        task = client.get("/api/review/next", headers=who["ann"]).json()
-        item = task["item_id"]
-        assert (
-            client.post(
-                f"/api/review/{item}/decision", json={"verdict": "accept"}, headers=who["ann"]
-            ).status_code
-            == 200
-        )
-        assert client.get(f"/api/review/{item}", headers=who["ann"]).status_code == 200
-        first = task["sample"]["objects"][0]
-        for name in ("bob", "cy"):
-            assert client.get("/api/review/next", headers=who[name]).json()["item_id"] == item
-            fix = {"verdict": "fix", "objects": [first]}  # the second box dropped
+        seen: dict[int, dict] = {}
+        while (response := client.get("/api/review/next", headers=who["ann"])).status_code == 200:
+            task = response.json()
+            item = task["item_id"]
+            seen[item] = task
+            assert client.get(f"/api/review/{item}", headers=who["ann"]).status_code == 200
             url = f"/api/review/{item}/decision"
+            assert client.post(url, json={"verdict": "accept"}, headers=who["ann"]).is_success
+            for path in (f"/api/review/{item}", f"/api/review/{item}/masks.png"):
+                assert client.get(path, headers=who["ann"]).status_code == 404, path
+        [real] = set(seen) - gold_ids
+        assert set(seen) & gold_ids  # gold was among them, answered alike
+        first = seen[real]["sample"]["objects"][0]
+        for name in ("bob", "cy"):
+            while (task := client.get("/api/review/next", headers=who[name]).json())[
+                "item_id"
+            ] != real:
+                url = f"/api/review/{task['item_id']}/decision"
+                assert client.post(url, json={"verdict": "accept"}, headers=who[name]).is_success
+            fix = {"verdict": "fix", "objects": [first]}  # the second box dropped
+            url = f"/api/review/{real}/decision"
             assert client.post(url, json=fix, headers=who[name]).status_code == 200
-        for path in (f"/api/review/{item}", f"/api/review/{item}/masks.png"):
-            assert client.get(path, headers=who["ann"]).status_code == 404, path
+        assert client.get(f"/api/review/{real}", headers=who["ann"]).status_code == 404
         admin = bearer(token_for(app, "boss", "admin"))
-        seen = client.get(f"/api/review/{item}", headers=admin).json()
-    assert len(seen["sample"]["objects"]) == 1  # the admin sees the final labels
+        final = client.get(f"/api/review/{real}", headers=admin).json()
+    assert len(final["sample"]["objects"]) == 1  # the admin sees the final labels
 
 
 def test_annotators_stay_blind_to_each_other(client, tokens):
