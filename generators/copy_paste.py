@@ -485,11 +485,19 @@ class CopyPasteGenerator:
                 "or use a generator that needs no real instance (diffusion)"
             )
         low, high = config.instances_per_image
-        count = int(spec.params.get("instances", rng.integers(low, high + 1)))
+        # a plan's count is given: no draw for it, so these picks are the first of those the plan
+        # drew (`assign_sources`), whose images it kept the background off
+        given = spec.params.get("instances")
+        count = int(given) if given is not None else int(rng.integers(low, high + 1))
         picks = [pool[int(rng.integers(len(pool)))] for _ in range(count)]
+        own = {a["image_id"] for a in picks}  # an instance's own image is no background
         background_id = spec.params.get("background")  # drawn for the whole plan
-        if not isinstance(background_id, int | str) or background_id not in self._background_at:
-            background_id = self._background(rng, {a["image_id"] for a in picks})
+        if (
+            not isinstance(background_id, int | str)
+            or background_id not in self._background_at
+            or background_id in own
+        ):
+            background_id = self._background(rng, own)
         background = self.images[background_id]
         height, width = background["height"], background["width"]
         canvas = self._pixels(background_id).copy()

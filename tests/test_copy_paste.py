@@ -521,3 +521,19 @@ def test_generate_pastes_on_the_background_and_count_the_plan_assigned(
         sample = generator.generate([spec])[0].sample
         assert sample.provenance.params["background_image_id"] == background
         assert len(sample.provenance.params["pasted"]) == 1
+
+
+def test_a_plans_samples_paste_the_instances_it_chose_and_never_on_their_own_image(
+    dataset: tuple[Path, Path],
+) -> None:
+    """The plan draws each sample's instances and keeps the background off their images; the
+    sample drew one number more before its instances (a count the plan had given), pasted
+    others, and put a disc back onto the very photo it was cut from (48 of 200 here)."""
+    generator = _generator(dataset)
+    plan = [_spec(i, "disc", instances=1) for i in range(60)]
+    assigned = generator.assign_sources(plan)
+    for spec, made in zip(assigned, generator.generate(assigned), strict=True):
+        params = made.sample.provenance.params
+        sources = {p["source_image_id"] for p in params["pasted"]}
+        assert params["background_image_id"] == spec.params["background"]
+        assert params["background_image_id"] not in sources
