@@ -183,11 +183,12 @@ def _print_other_k(queue: ReviewQueue, ids: list[str], k: int) -> None:
     with a smaller -k expects it to reach them), and the command that does."""
     from synthgate.review.set_k import open_ks
 
+    batches = " ".join(f"--batch {batch_id}" for batch_id in ids)  # those enqueued now only
     for other, n in open_ks(queue, ids).items():
         if other != k:
             console.print(
                 f"{n} open items keep the k they were enqueued with ({other}): -k {k} is for "
-                f"new items; `synthgate review set-k {k}` gives it to the open ones",
+                f"new items; `synthgate review set-k {k} {batches}` gives it to the open ones",
                 markup=False,
                 highlight=False,
             )

@@ -333,7 +333,7 @@ def test_enqueue_with_another_k_names_set_k(tmp_path: Path) -> None:
     assert again.exit_code == 0, again.output
     said = " ".join(again.output.split())
     assert "4 open items keep the k they were enqueued with (3)" in said
-    assert "`synthgate review set-k 2` gives it to the open ones" in said
+    assert "`synthgate review set-k 2 --batch b1` gives it to the open ones" in said  # only b1
 
 
 def test_api_admins_set_k(tmp_path: Path) -> None:
