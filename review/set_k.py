@@ -217,16 +217,16 @@ def _finish_ready(connection: Connection, opened: tuple[Any, ...]) -> list[str |
     """Finish the open items of `opened` that have their k decisions and nobody holding them
     undecided (then `taken` counts exactly their deciders), as their k-th decision would have;
     the final verdict of each, None for one sent to adjudication."""
+    # counted per item on the decisions' item index: a release of one item grouped every
+    # decision of the queue
     decided = (
-        select(decisions.c.item_id, func.count().label("n"))
-        .where(decisions.c.role == "annotator")
-        .group_by(decisions.c.item_id)
-        .subquery("decided")
+        select(func.count())
+        .where(decisions.c.item_id == review_items.c.id, decisions.c.role == "annotator")
+        .scalar_subquery()
     )
     ready = connection.execute(
         select(review_items)
-        .join(decided, decided.c.item_id == review_items.c.id)
-        .where(*opened, decided.c.n >= review_items.c.k, decided.c.n == review_items.c.taken)
+        .where(*opened, decided >= review_items.c.k, decided == review_items.c.taken)
         .order_by(review_items.c.id)
     ).all()
     verdicts_of = []
