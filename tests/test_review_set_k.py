@@ -357,3 +357,17 @@ def test_api_admins_set_k(tmp_path: Path) -> None:
         assert done.json()["final"] == 3 and done.json()["still_open"] == 0
         stats = client.get("/api/review/stats", headers=admin).json()
         assert stats["items"]["final"] == 3 and stats["short_of_annotators"] == []
+
+
+def test_set_k_in_chunks_finishes_as_in_one(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A transaction per chunk of open items (claims wait for one chunk, not the queue): the
+    same items finished, the same counts, across chunk boundaries."""
+    from synthgate.review import set_k as set_k_module
+
+    monkeypatch.setattr(set_k_module, "CHUNK_ITEMS", 3)
+    queue, ids = two_at_three(store)
+    change = queue.set_annotators_per_item(2)
+    assert (change.changed, change.final, change.adjudication, change.still_open) == (4, 3, 1, 0)
+    assert [items_of(store)[i][0] for i in ids] == ["final", "adjudication", "final", "final"]
+    kept, counted = kept_and_counted(store)
+    assert kept == counted
