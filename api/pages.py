@@ -133,8 +133,7 @@ def review_page(request: Request) -> Response:
         done = "Nothing is waiting for you. Thank you!"
         return message(request, user, "All done", done, link="/review", link_text="Check again")
     public_id = request.app.state.item_ids.public(task.item_id)
-    classes = request.app.state.queue.fix_labels(task.item_id)
-    view = review_view(task, public_id, classes=classes)
+    view = review_view(task, public_id, classes=task.fix_labels)
     return render(request, "review.html", user, view=view)
 
 

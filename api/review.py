@@ -317,7 +317,7 @@ def next_item(request: Request, user: User = Depends(require("annotator"))) -> A
     # ReviewItemOut serialised once, as response_model would (it documents the answer): FastAPI
     # would otherwise validate the whole sample again before serialising it
     public = item_ids(request).public(task.item_id)
-    out = item_out(task, public, labels=queue.fix_labels(task.item_id))
+    out = item_out(task, public, labels=task.fix_labels)
     return Response(out.model_dump_json(), media_type="application/json")
 
 

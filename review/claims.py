@@ -25,7 +25,7 @@ from sqlalchemy import Select, bindparam, case, func, literal, null, select, tru
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.selectable import FromClause, Join
 
-from synthgate.review.items import SHOWN
+from synthgate.review.items import GOLD, HONEYPOT, SHOWN
 from synthgate.storage.prepared import Prepared
 from synthgate.storage.tables import annotator_counts, assignments, dialect_insert, review_items
 
@@ -98,8 +98,8 @@ class GoldOfSample:
         )
 
     def join(self, joined: FromClause) -> Join:
-        with_gold = self._join(joined, "gold:", self.gold, self.mine_gold)
-        return self._join(with_gold, "honeypot:", self.honeypot, self.mine_honeypot)
+        with_gold = self._join(joined, GOLD, self.gold, self.mine_gold)
+        return self._join(with_gold, HONEYPOT, self.honeypot, self.mine_honeypot)
 
     def _join(self, joined: FromClause, prefix: str, gold: Any, mine: Any) -> Join:
         """`joined` with the gold item keyed `prefix` + the sample id and the annotator's

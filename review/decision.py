@@ -38,6 +38,8 @@ class ReviewTask(BaseModel):
     item_id: int
     sample: Sample
     criteria: list[str]
+    # the labels a fix may use (ReviewQueue.fix_labels), read with the task by `next_item`
+    fix_labels: list[str] = Field(default_factory=list)
 
 
 def criteria_of(sample: Sample) -> list[str]:

@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, func, select
 
 from synthgate.formats.coco import Progress
 from synthgate.review import gold, priority
+from synthgate.review.items import HONEYPOT
 from synthgate.review.value import overrule_rates
 from synthgate.samples import Sample
 from synthgate.storage.store import Store, sample_json
@@ -30,7 +31,6 @@ from synthgate.validators.rubric import Rubric
 CHUNK = 500
 READ_AHEAD = 100  # accepted samples read in one query while honeypots are made of them
 ANALYZE_AFTER = 1000  # new items from which PostgreSQL's statistics are refreshed at once
-HONEYPOT = "honeypot:"  # a honeypot's key: this and the id of the sample it is made of
 
 
 class Queue(Protocol):

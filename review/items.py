@@ -33,6 +33,11 @@ from synthgate.storage.tables import (
 # never reach the database as an out-of-range parameter)
 MAX_ITEM_ID = 2**31 - 1
 IDS_PER_QUERY = 500  # item ids bound in one IN (...): well within SQLite's 32,766 variables
+# A sample's gold items are keyed by one of these and its id: review gold's, and a honeypot made
+# of it (enqueue.py); the blind rule (claims.py) and the blocked items (stats.py) read both.
+GOLD = "gold:"
+HONEYPOT = "honeypot:"
+GOLD_KEYS = (GOLD, HONEYPOT)
 
 ITEM = Prepared(select(review_items).where(review_items.c.id == bindparam("item")))
 # An item with the sample it shows: the stored copy for gold (review_gold), else the live one.

@@ -67,6 +67,7 @@ from synthgate.review.decision import (
 )
 from synthgate.review.items import (
     ANNOTATOR_VERDICTS,
+    GOLD,
     SHOWING,
     SHOWN,
     batch_labels,
@@ -246,7 +247,7 @@ class ReviewQueue:
                 value=criterion,
                 problem=f"not a rubric criterion; use one of {', '.join(CRITERIA)}",
             )
-        task = enqueue.Gold(f"gold:{sample.id}", sample, expected, criterion, None, answer)
+        task = enqueue.Gold(GOLD + sample.id, sample, expected, criterion, None, answer)
         with self.write() as connection:
             # its gold copy and its real item, one after the other, would show an annotator the
             # same sample twice: a claim gives no gold of a sample while its real item is open,
@@ -346,7 +347,10 @@ class ReviewQueue:
                             row = SHOWN.run(writing, {"item": item_id}).one()
                     else:
                         row = SHOWN.run(writing, {"item": item_id}).one()
-                return self._task_of(row)
+                    # in the claim's transaction: read apart, a connection of its own cost
+                    # PostgreSQL a third of its decisions/s (BEGIN, the query, ROLLBACK)
+                    labels = item_labels(writing, item_id)
+                return self._task_of(row, labels)
         raise RuntimeError("next_item: could not claim an item after 200 attempts")
 
     def decide(
@@ -743,7 +747,7 @@ class ReviewQueue:
     def _task(self, connection: Connection, item_id: int) -> ReviewTask:
         return self._task_of(shown_row(connection, item_id))
 
-    def _task_of(self, row: Any) -> ReviewTask:
+    def _task_of(self, row: Any, fix_labels: list[str] | None = None) -> ReviewTask:
         """The task of an item's SHOWN row: the sample, parsed anew, as every task looks."""
         shown = parse_shown(row)
         # every task looks alike: gold tasks must not be told apart by status or audit flag
@@ -751,7 +755,9 @@ class ReviewQueue:
         if row.kind == "gold" and shown.report is not None and shown.report.route == "accepted":
             shown.report.audit = True
         criteria = criteria_of(shown)
-        return ReviewTask(item_id=row.id, sample=shown, criteria=criteria)
+        return ReviewTask(
+            item_id=row.id, sample=shown, criteria=criteria, fix_labels=fix_labels or []
+        )
 
 
 __all__ = [

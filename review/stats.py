@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from synthgate.review import gold
-from synthgate.review.items import IDS_PER_QUERY
+from synthgate.review.items import GOLD_KEYS, IDS_PER_QUERY
 from synthgate.review.report import ROUTE_OF_VERDICT
 from synthgate.storage.tables import (
     annotator_counts,
@@ -31,7 +31,6 @@ from synthgate.storage.tables import (
 )
 
 NAMES_SHOWN = 5  # annotators a line of `short_of_annotators` names
-GOLD_KEYS = ("gold:", "honeypot:")  # a sample's gold items: its key prefixes (review/enqueue.py)
 
 
 def route_changes(connection: Connection) -> dict[str, Any]:

@@ -200,7 +200,9 @@ def test_an_item_shown_again_lists_the_labels_a_fix_may_use(tmp_path, monkeypatc
     the task did, not only the sample's own."""
     app = make_app(tmp_path, images=1, k=1)
     batch_labels = ["circle", "square", "triangle"]  # a class no sample of the batch holds yet
-    monkeypatch.setattr(app.state.queue, "fix_labels", lambda item_id: batch_labels)
+    monkeypatch.setattr(  # what the task and GET /{id} read, each through the queue
+        "synthgate.review.queue.item_labels", lambda connection, item_id: batch_labels
+    )
     with TestClient(app) as client:
         task = client.get("/api/review/next", headers=bearer(token_for(app, "ann", "annotator")))
         item_id = task.json()["item_id"]

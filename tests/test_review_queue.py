@@ -196,7 +196,8 @@ def test_tasks_are_blind_and_gold_is_unannounced(store: Store) -> None:
     assert {kinds[t.item_id] for t in tasks} == {"sample", "gold"}
     for task in tasks:
         # every task looks alike: no status, field or flag tells a gold task apart
-        assert set(task.model_dump()) == {"item_id", "sample", "criteria"}
+        assert set(task.model_dump()) == {"item_id", "sample", "criteria", "fix_labels"}
+        assert task.fix_labels == queue.fix_labels(task.item_id)  # the same for gold and real
         assert task.sample.status == "review"
         assert task.sample.report.route == "review" or task.sample.report.audit
         assert task.criteria == list(CRITERIA)
