@@ -176,8 +176,11 @@ def describe_validation_error(error: RequestValidationError) -> str:
     for item in error.errors():
         where = ".".join(str(part) for part in item.get("loc", ()))
         if item.get("type") == "json_invalid":
-            position = item.get("ctx", {}).get("error", "")
-            lines.append(f"{where}: malformed JSON ({position}); send a JSON object")
+            # FastAPI's loc is ("body", character): "body.0" read as a field path
+            loc = item.get("loc", ())
+            at = f" at character {loc[1]}" if len(loc) == 2 and isinstance(loc[1], int) else ""
+            why = item.get("ctx", {}).get("error", "")
+            lines.append(f"body: malformed JSON{at} ({why}); send a JSON object")
         elif item.get("type") == "missing":
             lines.append(f"{where}: required")
         elif item.get("type") == "extra_forbidden":

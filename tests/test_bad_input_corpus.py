@@ -143,7 +143,7 @@ def api_cases() -> list[tuple[str, str, str, Any, dict[str, str], str, list[str]
         ("deep-json-100k", "[" * 100_000 + "]" * 100_000, ["parsing the body", "body"]),
         ("NaN-token", '{"name": "x", "seed": NaN}', ["seed"]),
         ("Infinity-token", '{"name": "x", "categories": ["a"], "image": {"count": 1, "object_scale_range": [0.1, Infinity]}}', ["object_scale_range"]),
-        ("not-json", "name: x", ["malformed JSON"]),
+        ("not-json", "name: x", ["body: malformed JSON at character 0"]),  # not "body.0"
         ("truncated", '{"name": "x", "image": {', ["malformed JSON"]),
         ("empty", "", ["body"]),
         ("null", "null", ["body"]),
