@@ -586,9 +586,10 @@ def agreement(request: Request, _user: User = Depends(require("admin"))) -> dict
 def item(
     request: Request, item_id: int = ITEM_ID, user: User = Depends(require("annotator"))
 ) -> Any:
-    """An item as its annotators were shown it: an annotator's own items; any item for an
-    admin, e.g. one awaiting adjudication, beside its decisions (GET .../decisions), whose
-    labels and text an adjudicator must see to judge it."""
+    """An item as its annotators were shown it: an annotator's item while they hold it
+    undecided (then 404, gold and real alike); any item for an admin, e.g. one awaiting
+    adjudication, beside its decisions (GET .../decisions), whose labels and text an
+    adjudicator must see to judge it."""
     task = _visible_task(request, item_id, user)
     out = item_out(task, item_id, labels=request.app.state.queue.fix_labels(task.item_id))
     return Response(out.model_dump_json(), media_type="application/json")
