@@ -10,6 +10,7 @@ mapping as a COCO file of its own (`coco_subset`), and placing an image file bes
 from __future__ import annotations
 
 import hashlib
+import numbers
 import os
 import shutil
 from collections import defaultdict
@@ -144,17 +145,23 @@ def place_image(source: Path, target: Path) -> bool:
         return False
 
 
+def check_split(train_share: Any) -> float:
+    """`train_share` as the share of images in train, or an InputError: a number in (0, 1]
+    (one wording for 0, 1.5 and NaN; a bool or a string is no number)."""
+    problem = "is the share of images in train: a number in (0, 1], e.g. 0.9"
+    if isinstance(train_share, bool) or not isinstance(train_share, numbers.Real):
+        raise InputError(field="split", value=repr(train_share), problem=problem)
+    if not 0 < train_share <= 1:  # NaN fails it too
+        raise InputError(field="split", value=train_share, problem=problem)
+    return float(train_share)
+
+
 def split_subsets(images: list[dict[str, Any]], *, train_share: float, seed: int) -> dict[Any, str]:
     """Image id -> "train" or "val": `train_share` of the images (rounded) in train, the rest
     in val, drawn by `seed`. Each image's place comes from a hash of the seed and its file_name,
     so it does not depend on the order of the file, nor on the numpy version. With a share
     below 1 and two images or more, each subset gets at least one image."""
-    if not 0 < train_share <= 1:
-        raise InputError(
-            field="split",
-            value=train_share,
-            problem="is the share of images in train: a number in (0, 1], e.g. 0.9",
-        )
+    check_split(train_share)
     count = len(images)
     train = round(train_share * count)
     if train_share < 1 and count >= 2:

@@ -100,9 +100,11 @@ def test_the_split_is_seeded_and_recorded(source: Path, tmp_path: Path) -> None:
     assert set(_subsets(everything / "images").values()) == {"train"}
     text = (everything / "data.yaml").read_text()
     assert yaml.safe_load(text)["val"] == "images/train" and "val is the training images" in text
-    for bad in ("0", "1.5", "-0.1"):
+    for bad in ("0", "1.5", "-0.1", "nan"):  # one wording for all (0 and 1.5 had two)
         refused = export(str(source), "-f", "yolo", "-o", str(tmp_path / "x"), "--split", bad)
-        assert refused.exit_code == 2 and "--split" in refused.output
+        said = " ".join(refused.output.split())
+        assert refused.exit_code == 2 and "--split" in said, said
+        assert "is the share of images in train: a number in (0, 1]" in said, said
 
 
 def test_voc_folder_has_the_expected_corners(source: Path, tmp_path: Path) -> None:

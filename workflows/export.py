@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from synthgate.arguments import fraction, optional_path, path_argument, whole_number
+from synthgate.arguments import optional_path, path_argument, whole_number
 from synthgate.config import MAX_SEED
 from synthgate.errors import InputError
 from synthgate.files import is_file, path_problem, write_json_atomic
@@ -38,6 +38,7 @@ from synthgate.formats.coco_reader import read_coco_streaming
 from synthgate.formats.exports import (
     SUBSETS,
     as_shown,
+    check_split,
     coco_subset,
     export_names,
     exported_box,
@@ -294,7 +295,7 @@ def export(
         raise InputError(
             field="layout", value=layout, problem=f"choose one of {', '.join(COCO_LAYOUTS)}"
         )
-    split = fraction(split, "split")
+    split = check_split(split)
     seed = whole_number(seed, "seed", maximum=MAX_SEED)
     split_subsets([], train_share=split, seed=seed)  # refuses a bad share before any work
     source, out = path_argument(source, "source"), path_argument(out, "out")
