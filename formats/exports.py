@@ -151,9 +151,10 @@ def check_split(train_share: Any) -> float:
     problem = "is the share of images in train: a number in (0, 1], e.g. 0.9"
     if isinstance(train_share, bool) or not isinstance(train_share, numbers.Real):
         raise InputError(field="split", value=repr(train_share), problem=problem)
-    if not 0 < train_share <= 1:  # NaN fails it too
-        raise InputError(field="split", value=train_share, problem=problem)
-    return float(train_share)
+    share = float(train_share)
+    if not 0 < share <= 1:  # NaN fails it too
+        raise InputError(field="split", value=share, problem=problem)
+    return share
 
 
 def split_subsets(images: list[dict[str, Any]], *, train_share: float, seed: int) -> dict[Any, str]:
