@@ -244,16 +244,16 @@ def item_out(task: ReviewTask, public_id: int, *, labels: Collection[str] = ()) 
     )
 
 
-def assigned_to(request: Request, item_id: int, user: User) -> bool:
-    """Whether the item (internal id) was handed to this user (admins may look at any item)."""
+def assigned_to(request: Request, item_id: int, user: User, *, undecided: bool = False) -> bool:
+    """Whether the item (internal id) was handed to this user (admins may look at any item);
+    `undecided`: and the user holds it still, their decision not in."""
     if user.can("admin"):
         return True
+    mine = (assignments.c.item_id == item_id, assignments.c.annotator == user.name)
+    if undecided:
+        mine = (*mine, assignments.c.decided_at.is_(None))
     with request.app.state.store.engine.connect() as connection:
-        found = connection.execute(
-            select(assignments.c.id).where(
-                assignments.c.item_id == item_id, assignments.c.annotator == user.name
-            )
-        ).first()
+        found = connection.execute(select(assignments.c.id).where(*mine)).first()
     return found is not None
 
 
@@ -267,11 +267,13 @@ def shown_as(public_id: int, internal_id: int) -> Iterator[None]:
         raise InputError(message) from None
 
 
-def _assigned_internal(request: Request, public_id: int, user: User) -> int:
-    """The item's internal id, or 404 unless it is assigned to `user` (the same answer whether
-    it does not exist or is not yours)."""
+def _assigned_internal(
+    request: Request, public_id: int, user: User, *, undecided: bool = False
+) -> int:
+    """The item's internal id, or 404 unless it is assigned to `user` (`undecided`: and held by
+    them still), the same answer whether it does not exist or is not yours."""
     item_id = internal_id(request, public_id)
-    if not assigned_to(request, item_id, user):
+    if not assigned_to(request, item_id, user, undecided=undecided):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no review item {public_id} for you")
     return item_id
 
@@ -281,20 +283,7 @@ def _visible_task(request: Request, public_id: int, user: User) -> ReviewTask:
     An annotator sees an item only while they hold it undecided, gold or real alike: a real
     item's task is its live sample, which once final carries the labels others fixed it to,
     and a rule that told final items apart would tell gold (never final) from real work."""
-    item_id = _assigned_internal(request, public_id, user)
-    if not user.can("admin"):
-        with request.app.state.store.engine.connect() as connection:
-            holding = connection.execute(
-                select(assignments.c.id).where(
-                    assignments.c.item_id == item_id,
-                    assignments.c.annotator == user.name,
-                    assignments.c.decided_at.is_(None),
-                )
-            ).first()
-        if holding is None:
-            raise HTTPException(
-                status.HTTP_404_NOT_FOUND, detail=f"no review item {public_id} for you"
-            )
+    item_id = _assigned_internal(request, public_id, user, undecided=True)
     try:
         return queue_of(request).task(item_id)
     except InputError:
