@@ -36,6 +36,18 @@ LAYOUT: dict[int, list[tuple[int, str, int, int, int]]] = {
 CROWD_IMAGE = 106
 
 
+# Review rows whose only gendered words are female terms (no name): a rewrite can only flip
+# them to male, one text each.
+FEMALE_TERMS_ONLY = [
+    "She returned it because her kettle leaked.",
+    "She hated the noise and her son did too.",
+    "Her blender broke after a week, she said.",
+    "She wants her money back.",
+    "My sister says her fan is loud.",
+    "She gave it to her mother.",
+]
+
+
 def _shape_mask(kind: str, x: int, y: int, size: int) -> tuple[np.ndarray, list[float] | None]:
     image = Image.new("L", (SIZE, SIZE), 0)
     draw = ImageDraw.Draw(image)

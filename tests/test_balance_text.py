@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from balance_fixtures import balance_reviews, run_cli
+from balance_fixtures import FEMALE_TERMS_ONLY, balance_reviews, run_cli
 from test_report import chromium_path
 from test_svg_charts import tooltips
 
@@ -359,17 +359,7 @@ def test_rows_that_flip_one_way_are_each_rewritten_once(tmp_path: Path) -> None:
     women = ["Sarah", "Emily", "Jessica", "Linda", "Karen", "Laura", "Megan", "Rachel"]
     men = ["Michael", "David", "James", "Robert", "Daniel", "Kevin", "Brian", "Steven"]
     rows = [(f"{n} loves the kettle and uses it every day.", "pos") for n in women + men]
-    rows += [
-        (text, "neg")
-        for text in [
-            "She returned it because her kettle leaked.",
-            "She hated the noise and her son did too.",
-            "Her blender broke after a week, she said.",
-            "She wants her money back.",
-            "My sister says her fan is loud.",
-            "She gave it to her mother.",
-        ]
-    ]
+    rows += [(text, "neg") for text in FEMALE_TERMS_ONLY]
     source = tmp_path / "reviews.jsonl"
     source.write_text(
         "".join(
@@ -398,17 +388,7 @@ def test_a_class_that_flips_one_way_is_planned_as_it_can_be_made(tmp_path: Path)
     women += ["Megan", "Rachel", "Julie", "Anna", "Lisa", "Nancy"]
     men = ["Michael", "David", "James", "Robert"]
     rows = [(f"{n} loves the kettle and uses it every day.", "pos") for n in women + men]
-    rows += [
-        (text, "neg")
-        for text in [
-            "She returned it because her kettle leaked.",
-            "She hated the noise and her son did too.",
-            "Her blender broke after a week, she said.",
-            "She wants her money back.",
-            "My sister says her fan is loud.",
-            "She gave it to her mother.",
-        ]
-    ]
+    rows += [(text, "neg") for text in FEMALE_TERMS_ONLY]
     rows += [(f"{n} thinks the toaster is just fine.", "neu") for n in ["Sarah", *men[:3]]]
     source = tmp_path / "reviews.jsonl"
     source.write_text(

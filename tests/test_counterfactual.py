@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from balance_fixtures import FEMALE_TERMS_ONLY
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -311,17 +312,7 @@ def test_a_plan_draws_each_row_once_before_any_twice(tmp_path: Path, bank: NameB
     male 6 times, the same row came up twice while others were left, and a row with terms only
     flips to the same text each time, so the copy check rejected half of them."""
     rows = [
-        {"id": f"f{k}", "text": text, "label": "neg"}
-        for k, text in enumerate(
-            [
-                "She returned it because her kettle leaked.",
-                "She hated the noise and her son did too.",
-                "Her blender broke after a week, she said.",
-                "She wants her money back.",
-                "My sister says her fan is loud.",
-                "She gave it to her mother.",
-            ]
-        )
+        {"id": f"f{k}", "text": text, "label": "neg"} for k, text in enumerate(FEMALE_TERMS_ONLY)
     ]
     rows.append({"id": "t", "text": "Thomas said the soup was cold.", "label": "neg"})
     generator = generator_for(tmp_path, bank, rows)
