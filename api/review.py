@@ -249,9 +249,9 @@ def assigned_to(request: Request, item_id: int, user: User, *, undecided: bool =
     `undecided`: and the user holds it still, their decision not in."""
     if user.can("admin"):
         return True
-    mine = (assignments.c.item_id == item_id, assignments.c.annotator == user.name)
+    mine = [assignments.c.item_id == item_id, assignments.c.annotator == user.name]
     if undecided:
-        mine = (*mine, assignments.c.decided_at.is_(None))
+        mine.append(assignments.c.decided_at.is_(None))
     with request.app.state.store.engine.connect() as connection:
         found = connection.execute(select(assignments.c.id).where(*mine)).first()
     return found is not None
