@@ -207,13 +207,21 @@ def add_gold(
     criterion: str | None = typer.Option(
         None, "--criterion", help="The criterion a known defect breaks (for sensitivity)."
     ),
+    batch: str | None = typer.Option(
+        None,
+        "--batch",
+        help="The enqueued batch whose real work the gold is mixed into: its Fix form lists that "
+        "batch's labels (default: the sample's own batch, else the one batch it fits).",
+    ),
     run: Path | None = typer.Option(None, "--run", help=RUN_HELP),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """Add samples to the gold set: tasks with a known verdict, mixed in unannounced.
 
-    Given a sample that is gold already, corrects its answer, unless decisions were scored
-    against it (then it is refused, naming the answer kept).
+    Each is tied to a batch in the queue and lists its labels as the batch's real tasks do; a
+    sample with a label the batch lacks is refused. Given a sample that is gold already,
+    corrects its answer, unless decisions were scored against it (then it is refused, naming
+    the answer kept), and ties it to the batch chosen now.
 
     Example: synthgate review gold ima-0429bc8bfbaf69b6 --expect reject --criterion precision --run runs/quickstart
     """
@@ -229,7 +237,7 @@ def add_gold(
                 sample = queue.store.get_sample(sample_id)
                 if sample is None:
                     raise InputError(f"{sample_id}: no such sample in the database")
-                item = queue.add_gold(sample, expected=expect, criterion=criterion)  # type: ignore[arg-type]
+                item = queue.add_gold(sample, expected=expect, criterion=criterion, batch=batch)  # type: ignore[arg-type]
                 expected = " or ".join(expect)
                 console.print(f"{sample_id}: gold item {item}, expecting {expected}", markup=False)
 

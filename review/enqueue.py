@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import bindparam, func, select
+from sqlalchemy.engine import Connection
 
+from synthgate.errors import InputError
 from synthgate.formats.coco import Progress
 from synthgate.review import gold, priority
-from synthgate.review.items import HONEYPOT
+from synthgate.review.items import HONEYPOT, labels_of
 from synthgate.review.value import overrule_rates
 from synthgate.samples import Sample
 from synthgate.storage.store import Store, sample_json
@@ -380,6 +382,79 @@ class Gold:
     criterion: str | None
     defect: str | None
     answer: Sample | None
+    batch: str | None = None  # the batch it is mixed into (gold_batch); None: its sample's
+
+
+def gold_batch(connection: Connection, sample: Sample, batch: str | None = None) -> str:
+    """The batch of the queue a gold task of `sample` is tied to: its Fix form lists that
+    batch's labels, exactly as the batch's real tasks do (review/items.py fix_labels_of).
+
+    `batch` when given; else the sample's own batch when the queue keeps labels of the
+    sample's kind for it; else the only batch that keeps any, or the only one of them whose
+    labels hold every label of the sample. With none, the sample's own batch, as before the
+    tie (its Fix form lists every batch's labels of its kind until that batch is enqueued). A
+    label of the sample the batch lacks is refused: the Fix form would list it, which no real
+    task of the batch does."""
+    modality, home = sample.spec.modality, sample.spec.batch_id
+    kind = "object class" if modality == "image" else "span label"
+    own = {o.category for o in sample.objects} | {s.label for s in sample.spans}
+    kept = dict(
+        connection.execute(
+            select(review_batches.c.batch_id, review_batches.c.labels).order_by(
+                review_batches.c.batch_id
+            )
+        ).all()
+    )
+    of_kind = [b for b, labels in kept.items() if labels_of(labels, modality)]
+    if batch is None and home in of_kind:
+        batch = home
+    elif batch is None:
+        if not of_kind or (home in kept and kept[home] is None):
+            # nothing to tie it to yet, or its batch was enqueued before labels were kept:
+            # as before, its Fix form lists every batch's labels of its kind
+            return home
+        holding = [b for b in of_kind if own <= set(labels_of(kept[b], modality))]
+        if len(of_kind) > 1 and len(holding) != 1:
+            where = f"gold of {sample.id} (the queue keeps no {kind} of its batch {home})"
+            raise InputError(
+                field="batch",
+                problem=f"{where} could be mixed into any of the batches {', '.join(holding)}"
+                if holding
+                else f"{where} has labels {', '.join(sorted(own))}, which no batch of the queue "
+                f"({', '.join(of_kind)}) has all of",
+                fix="name the one whose real work it should look like: {batch=ID}"
+                if holding
+                else "make gold of another sample",
+                options=("batch=ID",) if holding else (),
+            )
+        batch = (holding or of_kind)[0]
+    if batch not in kept:
+        raise InputError(
+            field="batch",
+            value=batch,
+            problem="no such batch in the review queue",
+            fix=f"name one of {', '.join(of_kind)}" if of_kind else "enqueue it first",
+        )
+    if kept[batch] is None:
+        raise InputError(
+            field="batch",
+            value=batch,
+            problem="it keeps no labels to hold the gold to (enqueued by an older synthgate)",
+            fix="enqueue it again first (review enqueue)",
+        )
+    labels = set(labels_of(kept[batch], modality))
+    missing = sorted(own - labels)
+    if missing:
+        raise InputError(
+            field="batch",
+            value=batch,
+            problem=f"{sample.id} has the {kind} {missing[0]!r}, which batch {batch} lacks "
+            f"(it has {', '.join(sorted(labels)) or 'none'}): its Fix form would list it, "
+            "which no real task of the batch does",
+            fix="make gold of another sample, or tie it to a batch that has it: {batch=ID}",
+            options=("batch=ID",),
+        )
+    return batch
 
 
 def put_golds(queue: Queue, golds: Sequence[Gold]) -> list[int]:
@@ -403,6 +478,8 @@ def put_golds(queue: Queue, golds: Sequence[Gold]) -> list[int]:
                 item_row(queue, task.key, task.shown, "gold", "honeypot" if task.defect else "gold")
                 for task in fresh
             ]
+            for row, task in zip(rows, fresh, strict=True):
+                row["batch_id"] = task.batch or row["batch_id"]
             connection.execute(review_items.insert(), rows)
             made = ids()
             connection.execute(

@@ -233,12 +233,17 @@ class ReviewQueue:
         expected: list[Verdict],
         criterion: str | None = None,
         answer: Sample | None = None,
+        batch: str | None = None,
     ) -> int:
         """Put a gold task (a sample with a known verdict) into the gold set; returns its item.
 
+        The task is tied to a batch of the queue (`batch`, by default the sample's own, or the
+        one batch it fits: enqueue.gold_batch), whose labels its Fix form lists as the batch's
+        real tasks do; a sample with a label the batch lacks is refused, naming it.
         A sample already gold gets the answer given now (a mistyped one is corrected), unless
-        decisions were scored against the old one: then it is refused, naming both. A sample
-        whose real item is open (not yet final) is refused, naming the item."""
+        decisions were scored against the old one: then it is refused, naming both; and it is
+        tied to the batch chosen now. A sample whose real item is open (not yet final) is
+        refused, naming the item."""
         if not expected:
             raise InputError("add_gold: expected must name at least one verdict")
         if criterion is not None and criterion not in CRITERIA:
@@ -247,7 +252,6 @@ class ReviewQueue:
                 value=criterion,
                 problem=f"not a rubric criterion; use one of {', '.join(CRITERIA)}",
             )
-        task = enqueue.Gold(GOLD + sample.id, sample, expected, criterion, None, answer)
         with self.write() as connection:
             # its gold copy and its real item, one after the other, would show an annotator the
             # same sample twice: a claim gives no gold of a sample while its real item is open,
@@ -265,10 +269,20 @@ class ReviewQueue:
                     f"{real}); make gold of another sample, or of this one once it is decided"
                 )
             known = connection.execute(
-                select(review_items.c.id, gold_answers.c.expected, gold_answers.c.criterion)
+                select(
+                    review_items.c.id,
+                    review_items.c.batch_id,
+                    gold_answers.c.expected,
+                    gold_answers.c.criterion,
+                    gold_answers.c.shown,
+                )
                 .join(gold_answers, gold_answers.c.item_id == review_items.c.id)
-                .where(review_items.c.key == task.key)
+                .where(review_items.c.key == GOLD + sample.id)
             ).first()
+            # held to the batch as annotators see it: a gold task keeps the copy first put in
+            shown = Sample.model_validate_json(known.shown) if known is not None else sample
+            tied = enqueue.gold_batch(connection, shown, batch)
+            task = enqueue.Gold(GOLD + sample.id, sample, expected, criterion, None, answer, tied)
             if known is not None and (list(known.expected), known.criterion) != (
                 list(expected),
                 criterion,
@@ -294,6 +308,13 @@ class ReviewQueue:
                         answer=sample_json(answer) if answer else None,
                     )
                 )
+            if known is not None:
+                if known.batch_id != tied:  # gold put in untied (or to another batch) before
+                    connection.execute(
+                        review_items.update()
+                        .where(review_items.c.id == known.id)
+                        .values(batch_id=tied)
+                    )
                 return int(known.id)
         return enqueue.put_golds(self, [task])[0]
 
@@ -598,11 +619,17 @@ class ReviewQueue:
         with self.store.engine.connect() as connection:
             item = item_row(connection, item_id)
             shown = shown_sample(connection, item)
-            root = connection.execute(
-                select(review_batches.c.image_root).where(
-                    review_batches.c.batch_id == item.batch_id
-                )
-            ).scalar()
+            # the folder of the sample's own batch; gold tied to another batch (add_gold) from a
+            # batch the queue does not hold, that batch's: a task without its image tells gold
+            home = shown.spec.batch_id
+            roots = dict(
+                connection.execute(
+                    select(review_batches.c.batch_id, review_batches.c.image_root).where(
+                        review_batches.c.batch_id.in_({home, item.batch_id})
+                    )
+                ).all()
+            )
+            root = roots.get(home, roots.get(item.batch_id))
         if shown.spec.modality != "image" or not shown.uri or root is None:
             return None
         if "://" in root:

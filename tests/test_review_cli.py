@@ -370,6 +370,51 @@ def test_gold_set_from_the_command_line(run_folder: Path) -> None:
     assert missing.exit_code == 2 and "no such sample" in missing.output
 
 
+def test_gold_from_elsewhere_is_tied_to_a_batch_from_the_command_line(run_folder: Path) -> None:
+    """`review gold` on a sample of a batch never enqueued ("gold-set"), two batches in the
+    queue: with both holding its classes it is refused naming them and --batch; with --batch it
+    is tied, listing that batch's labels; a batch lacking its class, or none of the queue, is
+    refused naming it. Before, it was added untied, its Fix form listing both batches' labels."""
+    from synthgate.storage.tables import review_batches
+
+    assert invoke("review", "enqueue", "--run", str(run_folder)).exit_code == 0
+    store = Store(sqlite_url(run_folder / "synthgate.db"))
+    elsewhere = image_sample("gold-set", 0)
+    elsewhere.status = "accepted"
+    store.upsert_samples([elsewhere])
+    with store.engine.begin() as connection:
+        connection.execute(
+            review_batches.insert(),
+            [
+                {"batch_id": "small-2", "labels": {"image": ["circle", "dog", "square"]}},
+                {"batch_id": "triangles", "labels": {"image": ["triangle"]}},
+            ],
+        )
+    store.close()
+    gold = ("review", "gold", elsewhere.id, "--expect", "accept", "--run", str(run_folder))
+    both = invoke(*gold)
+    assert both.exit_code == 2
+    assert "any of the batches small-1, small-2; name the one" in both.output
+    assert both.output.rstrip().endswith("--batch ID")
+    unknown = invoke(*gold, "--batch", "small-3")
+    assert unknown.exit_code == 2
+    assert "--batch small-3: no such batch in the review queue; name one of small-1, small-2, " + (
+        "triangles"
+    ) in " ".join(unknown.output.split())
+    lacking = invoke(*gold, "--batch", "triangles")
+    assert lacking.exit_code == 2
+    assert "has the object class 'circle', which batch triangles lacks (it has triangle)" in (
+        " ".join(lacking.output.split())
+    )
+    added = invoke(*gold, "--batch", "small-2")
+    assert added.exit_code == 0, added.output
+    (item,) = re.findall(r"gold item (\d+)", added.output)
+    store = Store(sqlite_url(run_folder / "synthgate.db"))
+    queue = ReviewQueue(store)
+    assert queue.fix_labels(int(item)) == ["circle", "dog", "square"]
+    store.close()
+
+
 def test_stats_name_an_item_the_blind_rule_keeps_from_everyone(tmp_path: Path) -> None:
     """Gold first (review_fixtures.met_as_gold_by_everyone): `review stats` said 1 open item
     and nothing of why nobody was given it."""
