@@ -33,7 +33,11 @@ def balance(
         ..., "--out", "-o", help="Output folder (new, or an earlier balance output)."
     ),
     coco: Path | None = typer.Option(None, "--coco", help="Real COCO instances file to balance."),
-    images: Path | None = typer.Option(None, "--images", help="Folder the COCO file_names are in."),
+    images: Path | None = typer.Option(
+        None,
+        "--images",
+        help="Folder the COCO file_names are in (default: the --coco file's folder).",
+    ),
     jsonl: Path | None = typer.Option(
         None, "--jsonl", help="Real text classification JSONL to balance."
     ),
@@ -77,10 +81,10 @@ def balance(
     """
     with user_errors(), progress_bars() as bars:
         if (coco is None) == (jsonl is None):
-            raise InputError("pass either --coco FILE --images DIR (images) or --jsonl FILE (text)")
+            raise InputError(
+                "pass either --coco FILE [--images DIR] (images) or --jsonl FILE (text)"
+            )
         if coco is not None:
-            if images is None:
-                raise InputError("--coco needs --images DIR: the folder its file_names are in")
             from synthgate.validators.sources import TEXT_SUFFIXES  # numpy: only when it runs
 
             if coco.suffix.lower() in TEXT_SUFFIXES:

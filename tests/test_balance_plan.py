@@ -5,6 +5,7 @@ the images folder refused, and the hard links to the real images said."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,44 @@ def test_an_out_inside_the_images_folder_is_refused_naming_both(
     assert not (tiny[1] / "sub").exists()
     with pytest.raises(InputError, match="inside the images folder"):
         synthgate.balance(tiny[0], images=tiny[1], out=out, target=5, dry_run=True)
+
+
+def _beside_its_images(tiny: tuple[Path, Path], folder: Path) -> Path:
+    """The tiny dataset as data/annotations.json with its file_names under images/ (data/images):
+    the COCO file's folder is the folder its file_names are relative to."""
+    data = json.loads(tiny[0].read_text())
+    for image in data["images"]:
+        image["file_name"] = f"images/{image['file_name']}"
+    folder.mkdir()
+    shutil.copytree(tiny[1], folder / "images")
+    (folder / "annotations.json").write_text(json.dumps(data))
+    return folder / "annotations.json"
+
+
+def test_the_images_folder_defaults_to_the_coco_files_folder_and_an_out_beside_the_data_passes(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """As merge and export: --images defaults to the COCO file's folder. Only a folder given as
+    --images refuses an --out inside it: the default holds the data and its outputs beside it."""
+    coco = _beside_its_images(tiny, tmp_path / "data")
+    result = run_cli("balance", "--coco", str(coco), "--out", str(tmp_path / "data" / "balanced"))
+    assert result.returncode == 0, result.stderr + result.stdout
+    merged = json.loads((tmp_path / "data" / "balanced" / "merged.coco.json").read_text())
+    assert len(merged["images"]) > 6
+    assert all(
+        (tmp_path / "data" / "balanced" / i["file_name"]).is_file() for i in merged["images"]
+    )
+    plan = synthgate.balance(coco, out=tmp_path / "data" / "again", dry_run=True).summary
+    given = synthgate.balance(coco, images=coco.parent, out=tmp_path / "o", dry_run=True).summary
+    assert plan == given and plan["dataset_images"] == 6
+    assert not (tmp_path / "data" / "again").exists()
+    # given as --images, the same folder refuses an --out inside it
+    refused = balance_coco(coco, coco.parent, tmp_path / "data" / "other")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "inside the images folder" in " ".join(refused.stderr.split())
+    assert not (tmp_path / "data" / "other").exists()
+    with pytest.raises(InputError, match="inside the images folder"):
+        synthgate.balance(coco, images=coco.parent, out=tmp_path / "data" / "other", dry_run=True)
 
 
 def test_balance_says_its_real_images_are_hard_links(

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from synthgate.arguments import path_argument
+from synthgate.arguments import optional_path, path_argument
 from synthgate.config import BatchConfig, CopyPasteImageConfig, parse_config
 from synthgate.errors import InputError
 from synthgate.files import dumps, write_json_atomic
@@ -434,7 +434,7 @@ def large_plan_warning(plan: dict[str, Any]) -> str | None:
 def balance(
     coco: Path | str,
     *,
-    images: Path | str,
+    images: Path | str | None = None,
     out: Path | str,
     target: str | int | None = None,
     config: Path | str | Mapping[str, Any] | None = None,
@@ -457,7 +457,7 @@ def balance(
 
     Args:
         coco: the real COCO instances file.
-        images: the folder its file_names are relative to.
+        images: the folder its file_names are relative to (default: the COCO file's folder).
         out: the output folder (new, or an earlier balance output; never one whose runs hold
             human review decisions).
         target: max | median | an integer | a YAML of class: target | repeat_factor (default:
@@ -492,7 +492,8 @@ def balance(
         >>> result = balance("annotations.json", images="images/", out="balanced/")
         >>> result.summary["classes"]["toaster"]
     """
-    coco_path, images_dir = path_argument(coco, "coco"), path_argument(images, "images")
+    coco_path = path_argument(coco, "coco")
+    images_dir = optional_path(images, "images") or coco_path.parent
     if coco_path.suffix.lower() in TEXT_SUFFIXES:  # else "not valid JSON (line 2 ...)"
         raise InputError(
             field="coco",
@@ -504,7 +505,7 @@ def balance(
     balance = load_balance_config(config)  # refuses a config of the wrong type first
     config_path = None if config is None or isinstance(config, Mapping) else Path(config)
     strategy = balance_target(target, balance, source=config_path)
-    if not images_dir.is_dir():
+    if images is not None and not images_dir.is_dir():  # the default: the file's own folder
         raise InputError(
             field="images",
             value=images_dir,
@@ -512,7 +513,8 @@ def balance(
         )
     target_file = strategy if isinstance(strategy, Path) else None
     refuse_out_holding(out, coco_path, images_dir, config_path, target_file, balance.augment)
-    refuse_out_inside_images(out, images_dir)
+    if images is not None:  # a folder given as the images' (merge and export refuse the same)
+        refuse_out_inside_images(out, images_dir)
     check_out(out, **BALANCE_OUT)  # before the dataset is read and checked (minutes when large)
     non_finite: list[str] = []
     real = read_coco_streaming(coco_path, non_finite=non_finite, progress=read_progress)
