@@ -101,6 +101,13 @@ def _text_run(folder: Path) -> None:
     (folder / "text.jsonl").write_text("")
 
 
+def _text_output(folder: Path, marker: str) -> None:
+    """A text balance or merge output: its marker beside merged.jsonl, no merged.coco.json."""
+    folder.mkdir()
+    (folder / marker).write_text("{}")
+    (folder / "merged.jsonl").write_text('{"text": "a", "label": "x"}\n')
+
+
 def _previous_export(folder: Path) -> None:
     folder.mkdir()
     (folder / ".synthgate-export.json").write_text("{}")
@@ -120,6 +127,24 @@ ERROR_CASES: list[tuple[str, Any, list[str], list[str]]] = [
         "text-only run",
         lambda tmp, coco: _text_run(tmp / "textrun"),
         ["{tmp}/textrun", "-f", "voc"],
+        ["textrun: a text run", "export writes image datasets", "synthgate merge --real"],
+    ),
+    (  # it said "a text-only run", of a balance output
+        "text balance output",
+        lambda tmp, coco: _text_output(tmp / "balanced", "balance.json"),
+        ["{tmp}/balanced", "-f", "yolo"],
+        ["balanced: a text balance output", "merged.jsonl is the balanced dataset"],
+    ),
+    (
+        "text merge output",
+        lambda tmp, coco: _text_output(tmp / "merged", "merge.json"),
+        ["{tmp}/merged", "-f", "coco"],
+        ["merged: a text merge output", "merged.jsonl is the merged dataset"],
+    ),
+    (
+        "run without its COCO file",
+        lambda tmp, coco: (tmp / "run").mkdir() or (tmp / "run" / "manifest.json").write_text(""),
+        ["{tmp}/run", "-f", "voc"],
         ["synthgate run but without accepted.coco.json"],
     ),
     (

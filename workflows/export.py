@@ -399,16 +399,35 @@ def find_coco(source: Path, images: Path | None) -> tuple[Path, Path]:
     for mark, coco, tool in FOLDER_KINDS:
         if (source / mark).is_file():
             if not (source / coco).is_file():
-                raise InputError(
-                    f"{source}: a folder written by {tool} but without {coco} "
-                    "(a text-only run has no images to export); pass a COCO .json file instead"
-                )
+                raise InputError(_nothing_to_export(source, mark, coco, tool))
             return source / coco, images if images is not None else source
     for _, coco, _ in FOLDER_KINDS:  # a copied folder that lost its marker file
         if (source / coco).is_file():
             return source / coco, images if images is not None else source
     raise InputError(
         f"{source}: no COCO file found; expected one of {expected}, or pass a COCO .json file"
+    )
+
+
+def _nothing_to_export(source: Path, mark: str, coco: str, tool: str) -> str:
+    """Why a folder synthgate wrote has no COCO file to export: a text balance, merge or run
+    holds rows, and export writes image datasets (what to do with the rows instead); else its
+    COCO file is gone."""
+    formats = "export writes image datasets (COCO, YOLO, Pascal VOC)"
+    if mark == "manifest.json" and (source / "text.jsonl").is_file():
+        return (
+            f"{source}: a text run (its samples are in text.jsonl), and {formats}; merge its "
+            f"accepted rows into your text data instead: synthgate merge --real YOUR.jsonl "
+            f"--synthetic {source}"
+        )
+    if mark != "manifest.json" and (source / "merged.jsonl").is_file():
+        what = "balance" if mark == BALANCE_MARKER else "merge"
+        return (
+            f"{source}: a text {what} output, and {formats}; its merged.jsonl is the {what}d "
+            "dataset (one JSON row a line), ready to use as it is: nothing to export"
+        )
+    return (
+        f"{source}: a folder written by {tool} but without {coco}; pass a COCO .json file instead"
     )
 
 
