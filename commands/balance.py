@@ -62,7 +62,7 @@ def balance(
         False,
         "--dry-run",
         help="COCO: check the dataset and print the plan (instances per class, images, disk "
-        "estimate); write nothing.",
+        "estimate); write nothing. Refused with --jsonl (a text plan needs the rewrites judged).",
     ),
 ) -> None:
     """Raise under-represented classes with synthetic samples and merge what the rubric accepted.
@@ -113,15 +113,17 @@ def balance(
             )
         else:
             assert jsonl is not None
-            if images is not None or skip_invalid or dry_run:  # refused, not ignored
-                given = (
-                    "--images"
-                    if images is not None
-                    else "--skip-invalid"
-                    if skip_invalid
-                    else "--dry-run"
-                )
+            if images is not None or skip_invalid:  # refused, not ignored
+                given = "--images" if images is not None else "--skip-invalid"
                 raise InputError(f"{given} applies to --coco; leave it out with --jsonl")
+            if dry_run:
+                raise InputError(
+                    "--dry-run applies to --coco: a text balance cannot be planned without "
+                    "generating (its fallback makes what the rewrites leave short, known only "
+                    "once the rubric has judged them); leave --dry-run out and balance into a "
+                    "scratch --out: its balance.json and report.md say per class what was "
+                    "planned, made and accepted, and the input file is not changed"
+                )
             outcome = synthgate.balance_text(
                 jsonl,
                 out=out,
