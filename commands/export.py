@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.markup import escape
+from rich.text import Text
 
 import synthgate
 from synthgate.commands import (
@@ -15,6 +16,7 @@ from synthgate.commands import (
     WRITE_BAR_FROM,
     console,
     count_bar,
+    errors,
     mib_bar,
     print_left_out,
     print_not_accepted,
@@ -123,6 +125,7 @@ def export(
         )
     counts, skipped, files = result.counts, result.skipped, copy_images
     print_left_out(skipped)
+    _warn_of_unread_orientations(counts.upright_unread, format_.value.upper())
     if counts.crowd_left_out:
         console.print(
             f"left out {counts.crowd_left_out} crowd annotation(s): "
@@ -147,3 +150,30 @@ def export(
     )
     print_not_accepted(result.left_out, done="exported")
     print_undecided(result.undecided, done="exported", again="export again with --force")
+
+
+# The images whose unread orientation is named one a line; the rest are counted.
+UNREAD_SHOWN = 10
+
+
+def _warn_of_unread_orientations(unread: list[str], fmt: str) -> None:
+    """On stderr: each image whose EXIF orientation could not be read (with --no-copy-images no
+    file is checked first), so its labels were exported as if it were upright; what that means
+    and how to have it read."""
+    if not unread:
+        return
+    for problem in unread[:UNREAD_SHOWN]:
+        errors.print(
+            Text.assemble(("warning", "yellow"), f": {problem}"),
+            soft_wrap=True,
+        )
+    more = f" (and {len(unread) - UNREAD_SHOWN} more)" if len(unread) > UNREAD_SHOWN else ""
+    errors.print(
+        f"{len(unread)} image(s){more} exported as upright: one that its EXIF orientation "
+        f"turns and whose entry gives its stored width and height gets {fmt} boxes in the "
+        "wrong frame (trainers decode it turned); let synthgate read those files "
+        "(SYNTHGATE_MAX_IMAGE_PIXELS for one over the limit, --images for ones not found) and "
+        "export again",
+        markup=False,
+        soft_wrap=True,
+    )

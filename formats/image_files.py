@@ -8,7 +8,8 @@ image; an entry that gives the stored size (and not the turned one) was drawn on
 pixels. `upright(image, size)` gives the image in the frame its labels' `size` says;
 `label_sizes(image)` the sizes an entry may give for it; `stored_frame_turn(path, size)` the
 orientation of a file whose labels are on its stored pixels (YOLO and VOC exports turn them),
-from `image_header(path)` (orientation, stored size and mode, read once);
+from `image_header(path)` (orientation, stored size and mode, read once; `header_or_problem`
+says why where it cannot be read);
 `open_rgb(path, size=)` decodes a file so, as RGB (16-bit grey and float files by their values,
 not clipped). validate, balance's checks and copy_paste read images through these, so a dataset
 one accepts the others accept too.
@@ -164,14 +165,25 @@ def image_header(path: Path) -> ImageHeader | None:
     """(EXIF orientation, stored (width, height), Pillow mode) of the image file at `path`, read
     from its header (`pixel_limit` applies); None where it is no image Pillow can read, or one
     over the limit."""
+    found = header_or_problem(path)
+    return None if isinstance(found, str) else found
+
+
+def header_or_problem(path: Path) -> ImageHeader | str:
+    """`image_header`, or why it cannot be read: the file is not there, is no image Pillow
+    reads, or is over the pixel limit (`too_large`: how to raise it)."""
     from PIL import Image
 
     pixel_limit()
     try:
         with Image.open(path) as image:  # the header only
             return orientation(image), (image.size[0], image.size[1]), image.mode
-    except (OSError, ValueError, Image.DecompressionBombError):
-        return None
+    except Image.DecompressionBombError as error:
+        return too_large(error)
+    except FileNotFoundError:
+        return "not found"
+    except (OSError, ValueError) as error:
+        return f"not a readable image ({error})"
 
 
 def drawn_on_stored(turn: int, stored: tuple[int, ...], size: tuple[int, int] | None) -> bool:

@@ -21,6 +21,7 @@ from export_fixtures import EXPECTED, IMAGES, export, files_under, runner, write
 from factories import small_config
 from PIL import Image, ImageOps
 
+import synthgate
 from synthgate import commands
 from synthgate.cli import app
 from synthgate.commands import export as export_module
@@ -538,3 +539,51 @@ def test_a_photo_stored_turned_gets_labels_where_loaders_show_its_object(
     )
     assert result.exit_code == 0, result.output
     assert (only / "labels" / "train" / "photo.txt").read_text().split() == line
+
+
+def test_labels_only_of_a_photo_over_the_pixel_limit_say_its_orientation_is_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With --no-copy-images no file is checked: a photo over SYNTHGATE_MAX_IMAGE_PIXELS had its
+    EXIF orientation unread and its labels exported as if upright, without a word."""
+    stored = np.zeros((60, 40, 3), np.uint8)
+    stored[10:30, 4:12] = 255  # [4, 10, 8, 20] on the stored pixels, which EXIF 6 shows turned
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    (tmp_path / "images").mkdir()
+    Image.fromarray(stored).save(tmp_path / "images" / "photo.jpg", exif=exif, quality=100)
+    coco = {
+        "images": [{"id": 1, "file_name": "photo.jpg", "width": 40, "height": 60}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [4, 10, 8, 20], "area": 160}
+        ],
+        "categories": [{"id": 1, "name": "thing"}],
+    }
+    (tmp_path / "coco.json").write_text(json.dumps(coco))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # restored after
+    args = ["-f", "yolo", "--split", "1", "--no-copy-images", "--images", str(tmp_path / "images")]
+    read = export(str(tmp_path / "coco.json"), *args, "--out", str(tmp_path / "read"))
+    assert read.exit_code == 0, read.output
+    assert "orientation is unread" not in read.output
+    monkeypatch.setenv("SYNTHGATE_MAX_IMAGE_PIXELS", "1000")  # the photo has 2,400
+    result = export(str(tmp_path / "coco.json"), *args, "--out", str(tmp_path / "unread"))
+    assert result.exit_code == 0, result.output
+    message = " ".join(result.output.split())
+    photo = tmp_path / "images" / "photo.jpg"
+    assert f"{photo}: its EXIF orientation is unread (Image size (2400 pixels) exceeds" in message
+    assert "SYNTHGATE_MAX_IMAGE_PIXELS=<pixels>" in message
+    assert (
+        "1 image(s) exported as upright" in message and "YOLO boxes in the wrong frame" in message
+    )
+    # what it warns of: the label is on the stored pixels, not where loaders show the object
+    unread = (tmp_path / "unread" / "labels" / "train" / "photo.txt").read_text()
+    assert unread != (tmp_path / "read" / "labels" / "train" / "photo.txt").read_text()
+    library = synthgate.export(
+        tmp_path / "coco.json",
+        format="voc",
+        out=tmp_path / "voc",
+        images=tmp_path / "images",
+        copy_images=False,
+    )
+    assert len(library.counts.upright_unread) == 1
+    assert "photo.jpg: its EXIF orientation is unread (Image" in library.counts.upright_unread[0]

@@ -45,7 +45,7 @@ from synthgate.formats.exports import (
     place_image,
     split_subsets,
 )
-from synthgate.formats.image_files import ImageHeader, header_turn, image_header
+from synthgate.formats.image_files import ImageHeader, header_or_problem, header_turn
 from synthgate.formats.paths import confined_path, confinement_problem
 from synthgate.formats.voc import image_depth, voc_depth, write_voc
 from synthgate.formats.yolo import (
@@ -100,6 +100,9 @@ class ExportCounts:
     linked: int = 0
     copied: int = 0
     subsets: dict[str, int] = field(default_factory=dict)  # images per subset (train, val)
+    # YOLO, VOC: each image whose EXIF orientation could not be read, and why (not there,
+    # unreadable, over the pixel limit: not checked with copy_images=False), taken as upright
+    upright_unread: list[str] = field(default_factory=list)
 
 
 def _image_folder(fmt: str, layout: str, subset: str) -> str:
@@ -135,15 +138,19 @@ def export_dataset(
     """
     names = export_names(coco["images"])
     headers: dict[Any, ImageHeader | None] = {}
+    unread: list[str] = []
     if fmt != "coco" and image_sources is not None:
         # Ultralytics and datumaro decode a photo turned as its EXIF orientation says, and
         # YOLO's fractions and VOC's corners are read in that frame: labels drawn on the
         # stored pixels (the entry gives the stored size) go into it, whether the images are
         # placed beside them or not. COCO keeps every entry. The header read here gives VOC's
         # <depth> too: each file is opened once for both.
-        headers = {
-            image["id"]: image_header(image_sources[image["id"]]) for image in coco["images"]
-        }
+        for image in coco["images"]:
+            path = image_sources[image["id"]]
+            found = header_or_problem(path)
+            headers[image["id"]] = None if isinstance(found, str) else found
+            if isinstance(found, str):
+                unread.append(f"{path}: its EXIF orientation is unread ({found})")
         turns = {
             image["id"]: header_turn(headers[image["id"]], (image["width"], image["height"]))
             for image in coco["images"]
@@ -155,7 +162,9 @@ def export_dataset(
         for image_id, path in image_files.items():
             header = headers.get(image_id)
             depths[image_id] = voc_depth(header[2]) if header is not None else image_depth(path)
-    counts = ExportCounts(images=len(coco["images"]), classes=len(coco["categories"]))
+    counts = ExportCounts(
+        images=len(coco["images"]), classes=len(coco["categories"]), upright_unread=unread
+    )
     for subset in SUBSETS:
         counts.subsets[subset] = sum(1 for s in subsets.values() if s == subset)
     images = {image["id"]: image for image in coco["images"]}
