@@ -159,6 +159,20 @@ def test_the_images_folder_defaults_to_the_coco_files_folder_and_an_out_beside_t
         synthgate.balance(coco, images=coco.parent, out=tmp_path / "data" / "other", dry_run=True)
 
 
+def test_file_names_under_no_default_images_folder_are_said_once_with_where_they_are(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """annotations.json beside images/, its file_names bare: the default folder holds none of
+    them; one line says so and where they are, not one line an image."""
+    result = run_cli("balance", "--coco", str(tiny[0]), "--out", str(tmp_path / "o"), "--dry-run")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    message = " ".join(result.stderr.split())
+    assert f"none of the 6 images is under {tiny[0].parent}; img_101.png is in {tiny[1]}" in message
+    assert "pass the folder the file_names are relative to as --images" in message
+    assert "--no-copy-images" not in message and len(result.stderr.splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
 def test_balance_says_its_real_images_are_hard_links(
     tiny: tuple[Path, Path], tmp_path: Path
 ) -> None:

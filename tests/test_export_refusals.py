@@ -154,6 +154,7 @@ ERROR_CASES: list[tuple[str, Any, list[str], list[str]]] = [
         [
             "a/000001.png: image file not found",
             "none of the 4 images",
+            "; a/000001.png is in ",  # where it is, when just below (src/images)
             "as --images, or --no-copy-images to",
         ],
     ),

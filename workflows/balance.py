@@ -53,6 +53,7 @@ from synthgate.runner import run_batch
 from synthgate.samples import Modality, SampleSpec
 from synthgate.validators.sources import TEXT_SUFFIXES
 from synthgate.validators.validate import check_config_rubrics
+from synthgate.workflows.export import refuse_if_no_image_is_there
 from synthgate.workflows.merge import (
     MergeResult,
     dataset_folder_images,
@@ -528,6 +529,9 @@ def balance(
             f"{describe_problems(unnamed)}\nrename "
             "them in the COCO file: balance labels new samples, and exports, under these names"
         )
+    # the wrong folder (a defaulted one: annotations.json beside images/) is said once, not
+    # as every image missing
+    refuse_if_no_image_is_there(real["images"], images_dir, labels_only=False)
     checked = check_coco(
         real,
         source=coco_path,
