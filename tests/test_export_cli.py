@@ -586,4 +586,5 @@ def test_labels_only_of_a_photo_over_the_pixel_limit_say_its_orientation_is_unre
         copy_images=False,
     )
     assert len(library.counts.upright_unread) == 1
+    assert "upright_unread=1)" in repr(library)  # counted: it may name every image
     assert "photo.jpg: its EXIF orientation is unread (Image" in library.counts.upright_unread[0]

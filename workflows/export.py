@@ -104,6 +104,11 @@ class ExportCounts:
     # unreadable, over the pixel limit: not checked with copy_images=False), taken as upright
     upright_unread: list[str] = field(default_factory=list)
 
+    def __repr__(self) -> str:  # not the dataclass's: `upright_unread` may name every image
+        shown = {k: v for k, v in vars(self).items() if k != "upright_unread"}
+        unread = f", upright_unread={len(self.upright_unread)}" if self.upright_unread else ""
+        return f"ExportCounts({', '.join(f'{k}={v!r}' for k, v in shown.items())}{unread})"
+
 
 def _image_folder(fmt: str, layout: str, subset: str) -> str:
     """Where the images of one subset go, relative to the export folder."""
