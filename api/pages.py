@@ -128,6 +128,23 @@ def review_page(request: Request) -> Response:
         return RedirectResponse("/login", status.HTTP_303_SEE_OTHER)
     if not user.can("annotator"):
         return message(request, user, "Not for you", "Reviewing needs the annotator role.", 403)
+    if user.role == "admin":  # admins pass can("annotator"), but are handed no items
+        note = (
+            f"You are logged in as admin {user.name}. Reviewing needs the annotator role: "
+            "this page hands items to annotators, and a decision made here would count as one "
+            "of an item's annotators' in the agreement. To review items yourself, log in with "
+            "an annotator account (synthgate users add NAME --role annotator). The admin page "
+            "lists the items whose annotators split, for an admin to adjudicate."
+        )
+        return message(
+            request,
+            user,
+            "Reviewing is for annotators",
+            note,
+            403,
+            link="/admin",
+            link_text="Go to the admin page",
+        )
     task = request.app.state.queue.next_item(user.name)
     if task is None:
         done = "Nothing is waiting for you. Thank you!"

@@ -257,6 +257,25 @@ def assigned_to(request: Request, item_id: int, user: User, *, undecided: bool =
     return found is not None
 
 
+def refuse_admin(user: User, what: str) -> None:
+    """403 for an admin taking an annotator's work: a claim under their name would count as
+    one of the item's k decisions and in the agreement. Admins pass `require("annotator")`
+    (to look at any item and its decisions), so the role is checked again here, on the user
+    the request's auth loaded: no query on an annotator's hot path."""
+    if user.role == "admin":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=admin_not_annotator(user, what))
+
+
+def admin_not_annotator(user: User, what: str) -> str:
+    """Why an admin is not handed review items, and what to do instead."""
+    return (
+        f"admin {user.name!r} may not {what}: review items go to annotators (role annotator), "
+        "whose decisions count toward each item's k and the agreement; to review yourself, log "
+        "in with an annotator account (synthgate users add NAME --role annotator); an admin "
+        "adjudicates instead (POST /api/review/{item_id}/adjudication)"
+    )
+
+
 @contextmanager
 def shown_as(public_id: int, internal_id: int) -> Iterator[None]:
     """Queue errors name items by their internal id: say the id the caller knows instead."""
@@ -295,10 +314,15 @@ def _visible_task(request: Request, public_id: int, user: User) -> ReviewTask:
 @router.get(
     "/next",
     response_model=ReviewItemOut,
-    responses={204: {"description": "Nothing left to review for you."}},
+    responses={
+        204: {"description": "Nothing left to review for you."},
+        **errors((403, "Not an annotator (admins adjudicate, they are not handed items).")),
+    },
 )
 def next_item(request: Request, user: User = Depends(require("annotator"))) -> Any:
-    """Your open item, or a new one; 204 when the queue has nothing for you."""
+    """Your open item, or a new one; 204 when the queue has nothing for you. Annotators only:
+    an admin is refused (403), since their decisions would count as an annotator's."""
+    refuse_admin(user, "take review items")
     queue = queue_of(request)
     task = queue.next_item(user.name)
     if task is None:
@@ -313,7 +337,10 @@ def next_item(request: Request, user: User = Depends(require("annotator"))) -> A
 @router.post(
     "/{item_id}/decision",
     response_model=Saved,
-    responses=errors((400, "Not your item, decided already, or bad labels.")),
+    responses=errors(
+        (400, "Not your item, decided already, or bad labels."),
+        (403, "Not an annotator (admins adjudicate instead)."),
+    ),
 )
 def decide(
     decision: Decision,
@@ -321,7 +348,9 @@ def decide(
     item_id: int = ITEM_ID,
     user: User = Depends(require("annotator")),
 ) -> Any:
-    """Record your accept / reject / fix, levels per criterion and comment on an item."""
+    """Record your accept / reject / fix, levels per criterion and comment on an item
+    (annotators only: an admin adjudicates instead)."""
+    refuse_admin(user, f"decide item {item_id} as an annotator")
     check_plain(decision.model_dump(), where="decision")
     internal = internal_id(request, item_id)
     with shown_as(item_id, internal):

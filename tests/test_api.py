@@ -113,6 +113,33 @@ def test_review_flow_next_decide_until_empty(client, tokens):
     assert stats["decisions"] == 5
 
 
+def test_an_admin_is_handed_no_items_and_decides_none_as_an_annotator(client, tokens, app):
+    """Admins pass the annotator routes' role check (to look at items and decisions), but the
+    queue must not hand them items: a claim under an admin's name counted as one of an item's
+    k decisions and in the agreement."""
+    admin = bearer(tokens["admin"])
+    refused = client.get("/api/review/next", headers=admin)
+    assert refused.status_code == 403, refused.text
+    detail = refused.json()["detail"]
+    assert "admin 'boss'" in detail and "--role annotator" in detail and "adjudicat" in detail
+    task = client.get("/api/review/next", headers=bearer(tokens["annotator"])).json()
+    decided = client.post(
+        f"/api/review/{task['item_id']}/decision", json={"verdict": "accept"}, headers=admin
+    )
+    assert decided.status_code == 403 and f"item {task['item_id']}" in decided.json()["detail"]
+    stats = client.get("/api/review/stats", headers=admin).json()
+    assert "boss" not in stats["annotators"] and stats["decisions"] == 0
+    with app.state.store.engine.connect() as connection:
+        assert connection.execute(select(decisions)).first() is None
+    # the annotator works on as before, and the admin still reads the item
+    assert client.get(f"/api/review/{task['item_id']}", headers=admin).status_code == 200
+    who = bearer(tokens["annotator"])
+    ok = client.post(
+        f"/api/review/{task['item_id']}/decision", json={"verdict": "accept"}, headers=who
+    )
+    assert ok.status_code == 200
+
+
 def test_decision_misuse_is_400_with_a_clear_message(client, tokens):
     who = bearer(tokens["annotator"])
     task = client.get("/api/review/next", headers=who).json()

@@ -72,6 +72,20 @@ def test_pages_refuse_the_wrong_role(app, role, page):
         assert response.status_code == 403 and "needs the" in response.text
 
 
+def test_the_review_page_hands_an_admin_no_item_and_points_to_the_admin_page(app):
+    with TestClient(app) as client:
+        login(client, token_for(app, "boss", "admin"))
+        page = client.get("/review")
+        home = client.get("/admin").text
+    assert page.status_code == 403
+    assert "Reviewing is for annotators" in page.text and "--role annotator" in page.text
+    assert '<a href="/admin">Go to the admin page</a>' in page.text
+    assert "review-data" not in page.text
+    assert 'href="/review"' not in home  # no Review link in an admin's menu
+    stats = app.state.queue.stats()
+    assert stats["annotators"] == {} and stats["queue_depth"] == 2 * 3  # nothing claimed
+
+
 def test_review_page_shows_the_image_item(app):
     with TestClient(app) as client:
         login(client, token_for(app, "ann", "annotator"))
