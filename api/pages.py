@@ -21,6 +21,7 @@ from synthgate.api import API_DIR
 from synthgate.api.auth import SESSION_COOKIE, User, csrf_token, optional_user
 from synthgate.api.review import agreement_or_missing, public_stats, recent_decisions
 from synthgate.api.view import agreement_tables, review_view
+from synthgate.errors import InputError
 
 router = APIRouter(include_in_schema=False)
 environment = jinja2.Environment(
@@ -164,7 +165,11 @@ def admin_page(request: Request) -> Response:
     state = request.app.state
     # the queue's numbers need no extra; the agreement tables need the review extra, and a
     # server without it still shows the rest, saying what to install
-    report, missing = agreement_or_missing(state.store)
+    exclude = sorted(set(request.query_params.getlist("exclude")))
+    try:
+        report, missing = agreement_or_missing(state.store, exclude=exclude)
+    except InputError as error:  # a name no decision carries (a stale or edited link)
+        report, missing = None, str(error)
     return render(
         request,
         "admin.html",
@@ -172,5 +177,7 @@ def admin_page(request: Request) -> Response:
         stats=public_stats(state.queue.stats(), state.item_ids),
         agreement=agreement_tables(report) if report is not None else [],
         agreement_missing=missing,
+        excluded=report.get("excluded") if report is not None else None,
+        exclude=exclude,
         recent=recent_decisions(state.store, state.item_ids),
     )

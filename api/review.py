@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from PIL import Image
@@ -569,11 +569,14 @@ def review_extra_missing(error: ModuleNotFoundError) -> str | None:
     )
 
 
-def agreement_or_missing(store: Any) -> tuple[dict[str, Any] | None, str | None]:
-    """The agreement report, or None and why when the review extra is missing (the admin page
-    shows the queue's numbers without it)."""
+def agreement_or_missing(
+    store: Any, *, exclude: Collection[str] = ()
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The agreement report (`exclude`: annotators it leaves out of the agreement), or None and
+    why when the review extra is missing (the admin page shows the queue's numbers without
+    it)."""
     try:
-        return agreement_report(store), None
+        return agreement_report(store, exclude=exclude), None
     except ModuleNotFoundError as error:
         missing = review_extra_missing(error)
         if missing is None:
@@ -585,14 +588,25 @@ def agreement_or_missing(store: Any) -> tuple[dict[str, Any] | None, str | None]
     "/agreement",
     summary="Agreement report",
     responses=errors(
-        (503, "The review extra (scikit-learn, statsmodels, krippendorff) is missing.")
+        (400, "An `exclude` name no annotator decision carries."),
+        (503, "The review extra (scikit-learn, statsmodels, krippendorff) is missing."),
     ),
 )
-def agreement(request: Request, _user: User = Depends(require("admin"))) -> dict[str, Any]:
+def agreement(
+    request: Request,
+    exclude: list[str] = Query(
+        [],
+        max_length=100,
+        description="Annotators (a careless one) to leave out of the agreement between "
+        "annotators; repeat it for more. The answer's `excluded` says how many decisions that "
+        "drops.",
+    ),
+    _user: User = Depends(require("admin")),
+) -> dict[str, Any]:
     """Inter-annotator agreement on verdicts (Cohen per pair, Fleiss, Krippendorff) and on each
     criterion's level, accuracy on gold per annotator, and validator-vs-human agreement with
     threshold suggestions (review/report.py). Needs the review extra where the server runs."""
-    report, missing = agreement_or_missing(request.app.state.store)
+    report, missing = agreement_or_missing(request.app.state.store, exclude=exclude)
     if report is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=missing)
     return report

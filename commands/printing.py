@@ -38,6 +38,15 @@ def _agreement_table(title: str) -> Table:
 
 def print_agreement(report: dict[str, Any]) -> None:
     """The report as tables; tables with nothing in them are left out."""
+    if "excluded" in report:
+        excluded = report["excluded"]
+        who = ", ".join(f"{name} ({n} decisions)" for name, n in excluded["decisions"].items())
+        console.print(
+            f"left out: {who}: {excluded['dropped']} decisions on real items dropped; "
+            f"{excluded['note']}",
+            highlight=False,
+            markup=False,
+        )
     verdicts = report["verdicts"]
     if verdicts["alpha_nominal"]["n_ratings"] == 0 and not report["gold"]:
         console.print("no item has two decisions yet: nothing to compare")

@@ -645,13 +645,20 @@ def agreement(
     min_items: int = typer.Option(
         10, "--min-items", min=1, help="Reviewed samples a threshold suggestion needs."
     ),
+    exclude: list[str] = typer.Option(
+        [],
+        "--exclude",
+        help="An annotator (a careless one) to leave out of the agreement between annotators; "
+        "repeat it for more.",
+    ),
 ) -> None:
     """Print agreement tables: annotators, gold tasks, and rubric vs humans.
 
     Cohen's kappa per pair, Fleiss' kappa and Krippendorff's alpha on verdicts, alpha (ordinal)
     per criterion level, accuracy and sensitivity on gold, and kappa between the rubric's route
-    and the human verdict with suggestions for accept_at / reject_below. Needs the review
-    extra (scikit-learn, statsmodels, krippendorff).
+    and the human verdict with suggestions for accept_at / reject_below. --exclude NAME leaves
+    an annotator out of the agreement between annotators. Needs the review extra
+    (scikit-learn, statsmodels, krippendorff).
 
     Example: synthgate review agreement --run runs/quickstart --json agreement.json
     """
@@ -662,7 +669,11 @@ def agreement(
             check_out_file(json_out, field="json")  # before any work: never a database
         with open_queue(run, db, read_only=True) as queue:
             report = agreement_report(
-                queue.store, accept_at=accept_at, reject_below=reject_below, min_items=min_items
+                queue.store,
+                accept_at=accept_at,
+                reject_below=reject_below,
+                min_items=min_items,
+                exclude=exclude,
             )
         text = json.dumps(report, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
         if json_out is not None and str(json_out) == "-":

@@ -5,13 +5,15 @@ inter-annotator agreement on verdicts (Cohen per pair, Fleiss, Krippendorff nomi
 criterion's level (Krippendorff ordinal); annotator accuracy and per-criterion sensitivity on
 gold tasks; and validator-vs-human agreement — Cohen's kappa between the rubric's route and the
 route the final human verdict implies (accept -> accepted, fix -> review, reject -> rejected) —
-with a suggestion of where `accept_at` / `reject_below` should move.
+with a suggestion of where `accept_at` / `reject_below` should move. `exclude=[names]` leaves
+annotators (a careless one) out of the agreement between annotators, saying who and how many
+decisions that drops.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections import Counter, defaultdict
+from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
 from sqlalchemy import select
@@ -32,9 +34,12 @@ def agreement_report(
     accept_at: float | None = None,
     reject_below: float | None = None,
     min_items: int = 10,
+    exclude: Collection[str] = (),
 ) -> dict[str, Any]:
     """Every agreement table as plain data (JSON-able). `accept_at`, `reject_below`: the
-    rubric's routing cut-offs (scores, 1 to 5) the suggestions are compared with."""
+    rubric's routing cut-offs (scores, 1 to 5) the suggestions are compared with. `exclude`:
+    annotators (a careless one) whose decisions the agreement between annotators (verdicts and
+    levels) leaves out; the report's `excluded` says who and how many decisions that drops."""
     for field, cut in (("accept_at", accept_at), ("reject_below", reject_below)):
         if cut is not None and not 1 <= cut <= 5:  # NaN too
             raise InputError(
@@ -42,12 +47,16 @@ def agreement_report(
             )
     rows = _annotator_decisions(store)
     real = [r for r in rows if r["kind"] == "sample"]
+    excluded = None
+    if exclude:
+        excluded = excluded_annotators(rows, exclude)
+        real = [r for r in real if r["annotator"] not in excluded["decisions"]]
     verdicts = [(r["item_id"], r["annotator"], r["verdict"]) for r in real]
     criteria: dict[str, list[agreement.Rating]] = defaultdict(list)
     for r in real:
         for criterion, level in (r["levels"] or {}).items():
             criteria[criterion].append((r["item_id"], r["annotator"], int(level)))
-    return {
+    report = {
         "verdicts": {
             "cohen_pairs": [a.as_dict() for a in agreement.cohen_pairs(verdicts)],
             "fleiss": agreement.fleiss(verdicts).as_dict(),
@@ -65,6 +74,33 @@ def agreement_report(
         "validator": validator_vs_human(
             _final_items(store), accept_at=accept_at, reject_below=reject_below, min_items=min_items
         ),
+    }
+    # only when asked for: the report of a plain `review agreement --json` stays as it was
+    return report if excluded is None else {"excluded": excluded, **report}
+
+
+def excluded_annotators(rows: list[dict[str, Any]], names: Collection[str]) -> dict[str, Any]:
+    """Who `exclude` leaves out of the agreement and how many of their decisions on real items
+    that drops; a name no annotator decision carries is an `InputError` (a typo would leave the
+    report unchanged while saying someone was left out)."""
+    known = sorted({r["annotator"] for r in rows})
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        listed = ", ".join(known[:20]) + (f" and {len(known) - 20} more" if len(known) > 20 else "")
+        raise InputError(
+            f"exclude {', '.join(map(repr, unknown))}: no annotator of that name decided an item "
+            f"here; annotators: {listed or 'none yet'}"
+        )
+    dropped = Counter(
+        r["annotator"] for r in rows if r["kind"] == "sample" and r["annotator"] in names
+    )
+    counts = {name: dropped[name] for name in sorted(set(names))}
+    return {
+        "decisions": counts,
+        "dropped": sum(counts.values()),
+        "note": "left out of the agreement between annotators (verdicts and levels); the gold "
+        "table still lists them, and rubric vs humans reads the final verdicts their decisions "
+        "helped make",
     }
 
 

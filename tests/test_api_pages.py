@@ -271,6 +271,44 @@ def test_admin_page_shows_depth_throughput_agreement_and_gold_accuracy(tmp_path)
     assert html.count('id="recent"') == 1
 
 
+def test_the_admin_page_and_the_api_leave_an_excluded_annotator_out_of_the_agreement(
+    tmp_path,
+):
+    from sklearn.metrics import cohen_kappa_score  # the review extra, as the report uses it
+
+    app = make_app(tmp_path, images=6, k=3)
+    people = {name: token_for(app, name, "annotator") for name in ("ann", "bob", "sloppy")}
+    said: dict[str, dict[int, str]] = {name: {} for name in people}
+    rejects = {"ann": {0, 1, 4}, "bob": {1, 2, 4}, "sloppy": set()}  # by place in their turn
+    with TestClient(app) as client:
+        for name, token in people.items():
+            while (
+                response := client.get("/api/review/next", headers=bearer(token))
+            ).status_code == 200:
+                item = response.json()["item_id"]
+                verdict = "reject" if len(said[name]) in rejects[name] else "accept"
+                said[name][item] = verdict
+                client.post(
+                    f"/api/review/{item}/decision", json={"verdict": verdict}, headers=bearer(token)
+                )
+        admin = bearer(token_for(app, "root", "admin"))
+        report = client.get("/api/review/agreement?exclude=sloppy", headers=admin).json()
+        typo = client.get("/api/review/agreement?exclude=slopy", headers=admin)
+        login(client, token_for(app, "boss", "admin"))
+        html = client.get("/admin?exclude=sloppy").text
+        stale = client.get("/admin?exclude=slopy").text
+    assert report["excluded"]["decisions"] == {"sloppy": 6} and report["excluded"]["dropped"] == 6
+    (pair,) = report["verdicts"]["cohen_pairs"]
+    items = sorted(said["ann"])
+    expected = cohen_kappa_score([said["ann"][i] for i in items], [said["bob"][i] for i in items])
+    assert pair["value"] == pytest.approx(expected, abs=1e-9)
+    assert typo.status_code == 400 and "'slopy'" in typo.json()["detail"]
+    assert "Left out: sloppy (6 decisions): 6 decisions on real items dropped" in html
+    assert '<input type="checkbox" name="exclude" value="sloppy" checked>' in html
+    assert "Cohen&#39;s kappa ann × bob" in html and "× sloppy" not in html
+    assert "&#39;slopy&#39;: no annotator of that name" in stale
+
+
 def test_an_item_the_blind_rule_keeps_from_everyone_is_shown_and_adjudicated(tmp_path):
     """Gold first: ann and ann2 answered a sample's gold task before it was real work, so
     nobody could take its real item and nothing said so. Stats and the admin page name it

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -507,3 +508,73 @@ def test_adjudicate_lists_the_split_items_and_decides_one(run_folder: Path) -> N
     again = invoke("review", "adjudicate", str(item), "--verdict", "accept", "--as", "lead",
                    "--run", str(run_folder))  # fmt: skip
     assert again.exit_code == 2 and "not waiting for adjudication" in again.output
+
+
+def test_agreement_leaves_an_excluded_annotator_out_as_the_libraries_compute_it(
+    run_folder: Path,
+) -> None:
+    """`--exclude carol`: the agreement between ann and bob alone, as scikit-learn, statsmodels
+    and krippendorff compute it on their decisions (read from the database here), and the
+    output says who was left out and how many decisions that drops."""
+    # the review extra's libraries, imported here as the code under test imports them
+    import krippendorff
+    from sklearn.metrics import cohen_kappa_score
+    from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
+
+    enqueued = invoke("review", "enqueue", "--run", str(run_folder), "-k", "3", "--gold-rate", "0")
+    assert enqueued.exit_code == 0, enqueued.output
+    store = Store(sqlite_url(run_folder / "synthgate.db"))
+    queue = ReviewQueue(store, seed=0)
+    rng = np.random.default_rng(7)
+    for who in ("ann", "bob", "carol"):
+        while (task := queue.next_item(who)) is not None:
+            verdict = "accept" if who == "carol" else str(rng.choice(["accept", "reject"]))
+            levels = {c: 5 if who == "carol" else int(rng.choice([1, 3, 5])) for c in CRITERIA[:2]}
+            queue.decide(task.item_id, who, Decision(verdict=verdict, levels=levels))
+    store.close()
+    shown = invoke("review", "agreement", "--run", str(run_folder), "--exclude", "carol")
+    assert shown.exit_code == 0, shown.output
+    assert "left out: carol (10 decisions): 10 decisions on real items dropped" in shown.output
+    asked = ("review", "agreement", "--run", str(run_folder), "--exclude", "carol", "--json", "-")
+    report = json.loads(invoke(*asked).output)
+    assert report["excluded"]["decisions"] == {"carol": 10} and report["excluded"]["dropped"] == 10
+
+    with sqlite3.connect(run_folder / "synthgate.db") as connection:
+        rows = connection.execute(
+            "SELECT item_id, annotator, verdict, levels FROM review_decisions "
+            "WHERE role = 'annotator' AND annotator != 'carol' ORDER BY item_id, annotator"
+        ).fetchall()
+    items = sorted({r[0] for r in rows})
+    by = {(r[0], r[1]): (r[2], json.loads(r[3])) for r in rows}
+    ann = [by[i, "ann"][0] for i in items]
+    bob = [by[i, "bob"][0] for i in items]
+    verdicts = report["verdicts"]
+    (pair,) = verdicts["cohen_pairs"]
+    assert pair["raters"] == ["ann", "bob"]
+    assert pair["value"] == pytest.approx(cohen_kappa_score(ann, bob), abs=1e-9)
+    table, _ = aggregate_raters(np.array([ann, bob]).T)
+    assert verdicts["fleiss"]["value"] == pytest.approx(fleiss_kappa(table), abs=1e-9)
+    assert verdicts["fleiss"]["n_ratings"] == 20
+    codes = {"accept": 0.0, "fix": 1.0, "reject": 2.0}
+    nominal = krippendorff.alpha(
+        reliability_data=[[codes[v] for v in ann], [codes[v] for v in bob]],
+        level_of_measurement="nominal",
+        value_domain=[0.0, 1.0, 2.0],
+    )
+    assert verdicts["alpha_nominal"]["value"] == pytest.approx(nominal, abs=1e-9)
+    for criterion in CRITERIA[:2]:
+        matrix = [[by[i, who][1][criterion] for i in items] for who in ("ann", "bob")]
+        ordinal = krippendorff.alpha(
+            reliability_data=matrix, level_of_measurement="ordinal", value_domain=[1, 3, 5]
+        )
+        assert report["levels"][criterion]["value"] == pytest.approx(ordinal, abs=1e-9)
+    # without --exclude carol is in every statistic, and the report has no `excluded`
+    whole = json.loads(
+        invoke("review", "agreement", "--run", str(run_folder), "--json", "-").output
+    )
+    assert "excluded" not in whole and len(whole["verdicts"]["cohen_pairs"]) == 3
+    assert whole["verdicts"]["fleiss"]["n_ratings"] == 30
+    # a name nobody decided under is refused, not silently "left out"
+    typo = invoke("review", "agreement", "--run", str(run_folder), "--exclude", "carl")
+    assert typo.exit_code == 2
+    assert "'carl'" in typo.output and "ann, bob, carol" in typo.output
