@@ -154,6 +154,14 @@ def _statistic_row(label: str, found: dict[str, Any]) -> list[str]:
     ]
 
 
+def _cutoffs_said(cutoffs: dict[str, Any]) -> str:
+    """Which routing cut-offs the suggestions were compared with, or why none."""
+    if not cutoffs.get("source"):
+        return f"{cutoffs['note']}." if cutoffs.get("note") else ""
+    shown = [f"{k} {cutoffs[k]:g}" for k in ("accept_at", "reject_below") if cutoffs[k] is not None]
+    return f"Compared with {', '.join(shown)} ({cutoffs['source']})."
+
+
 def agreement_tables(report: dict[str, Any]) -> list[dict[str, Any]]:
     """The agreement report (review/report.py) as titled tables for the admin page."""
     columns = ["statistic", "value", "items", "ratings", "observed agreement", "note"]
@@ -208,10 +216,14 @@ def agreement_tables(report: dict[str, Any]) -> list[dict[str, Any]]:
                 for route, humans in validator["confusion"].items()
             ],
             "note": " ".join(
-                [
-                    f"Cohen's kappa {_number(validator['kappa'].get('value'))}.",
-                    *validator["suggestions"].get("notes", []),
-                ]
+                filter(
+                    None,
+                    [
+                        f"Cohen's kappa {_number(validator['kappa'].get('value'))}.",
+                        _cutoffs_said(validator.get("cutoffs", {})),
+                        *validator["suggestions"].get("notes", []),
+                    ],
+                )
             ),
         }
     )

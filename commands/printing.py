@@ -70,8 +70,22 @@ def print_agreement(report: dict[str, Any]) -> None:
         _agreement_row(table, "Cohen's kappa", validator["kappa"])
         console.print(table)
         console.print(_confusion_table(validator["confusion"]))
+    cutoffs = validator.get("cutoffs", {})
+    if cutoffs.get("source"):
+        console.print(
+            f"cut-offs compared with: accept_at {_cutoff(cutoffs['accept_at'])}, reject_below "
+            f"{_cutoff(cutoffs['reject_below'])} ({cutoffs['source']})",
+            highlight=False,
+            markup=False,
+        )
+    if cutoffs.get("note"):
+        console.print(f"note: {cutoffs['note']}", highlight=False, markup=False)
     for note in validator["suggestions"]["notes"]:
         console.print(f"suggestion: {note}", highlight=False, markup=False)
+
+
+def _cutoff(value: float | None) -> str:
+    return "none" if value is None else f"{value:g}"
 
 
 def _gold_table(rows: dict[str, Any]) -> Table:

@@ -637,10 +637,16 @@ def agreement(
         None, "--json", help="Also write the tables as JSON here ('-' for stdout only)."
     ),
     accept_at: float | None = typer.Option(
-        None, "--accept-at", help="The rubric's accept_at, to compare."
+        None, "--accept-at", help="An accept_at to compare with (default: the rubric's)."
     ),
     reject_below: float | None = typer.Option(
-        None, "--reject-below", help="The rubric's reject_below, to compare."
+        None, "--reject-below", help="A reject_below to compare with (default: the rubric's)."
+    ),
+    rubric: str | None = typer.Option(
+        None,
+        "--rubric",
+        help="Rubric (name or YAML) whose routing cut-offs to compare with, e.g. a calibrated "
+        "one (default: the rubric that routed the reviewed samples).",
     ),
     min_items: int = typer.Option(
         10, "--min-items", min=1, help="Reviewed samples a threshold suggestion needs."
@@ -656,22 +662,26 @@ def agreement(
 
     Cohen's kappa per pair, Fleiss' kappa and Krippendorff's alpha on verdicts, alpha (ordinal)
     per criterion level, accuracy and sensitivity on gold, and kappa between the rubric's route
-    and the human verdict with suggestions for accept_at / reject_below. --exclude NAME leaves
+    and the human verdict with suggestions for accept_at / reject_below, compared with the
+    routing of the rubric that routed the samples (or --rubric's). --exclude NAME leaves
     an annotator out of the agreement between annotators. Needs the review extra
     (scikit-learn, statsmodels, krippendorff).
 
     Example: synthgate review agreement --run runs/quickstart --json agreement.json
     """
     from synthgate.review.report import agreement_report
+    from synthgate.validators.rubric import load_rubric
 
     with user_errors():
         if json_out is not None and str(json_out) != "-":
             check_out_file(json_out, field="json")  # before any work: never a database
+        chosen = load_rubric(rubric) if rubric is not None else None
         with open_queue(run, db, read_only=True) as queue:
             report = agreement_report(
                 queue.store,
                 accept_at=accept_at,
                 reject_below=reject_below,
+                rubric=chosen,
                 min_items=min_items,
                 exclude=exclude,
             )

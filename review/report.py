@@ -16,13 +16,14 @@ from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from synthgate.errors import InputError
 from synthgate.review import agreement, gold
 from synthgate.samples import CRITERIA, Sample
 from synthgate.storage.store import Store
 from synthgate.storage.tables import decisions, gold_answers, review_items, samples
+from synthgate.validators.rubric import Rubric
 
 ROUTE_OF_VERDICT = {"accept": "accepted", "fix": "review", "reject": "rejected"}
 TARGET = 0.95  # share of human agreement a threshold must reach to be suggested
@@ -33,11 +34,13 @@ def agreement_report(
     *,
     accept_at: float | None = None,
     reject_below: float | None = None,
+    rubric: Rubric | None = None,
     min_items: int = 10,
     exclude: Collection[str] = (),
 ) -> dict[str, Any]:
-    """Every agreement table as plain data (JSON-able). `accept_at`, `reject_below`: the
-    rubric's routing cut-offs (scores, 1 to 5) the suggestions are compared with. `exclude`:
+    """Every agreement table as plain data (JSON-able). The suggestions are compared with the
+    routing cut-offs (scores, 1 to 5) of `rubric`, else of the rubric that routed the reviewed
+    samples (`routing_cutoffs`); `accept_at`, `reject_below` given replace either. `exclude`:
     annotators (a careless one) whose decisions the agreement between annotators (verdicts and
     levels) leaves out; the report's `excluded` says who and how many decisions that drops."""
     for field, cut in (("accept_at", accept_at), ("reject_below", reject_below)):
@@ -45,6 +48,7 @@ def agreement_report(
             raise InputError(
                 field=field, value=cut, problem="a rubric score cut-off is between 1 and 5"
             )
+    cutoffs = routing_cutoffs(store, rubric, accept_at=accept_at, reject_below=reject_below)
     rows = _annotator_decisions(store)
     real = [r for r in rows if r["kind"] == "sample"]
     excluded = None
@@ -71,9 +75,15 @@ def agreement_report(
             for criterion in sorted(criteria, key=_criterion_order)
         },
         "gold": gold_table([r for r in rows if r["kind"] == "gold"]),
-        "validator": validator_vs_human(
-            _final_items(store), accept_at=accept_at, reject_below=reject_below, min_items=min_items
-        ),
+        "validator": {
+            **validator_vs_human(
+                _final_items(store),
+                accept_at=cutoffs["accept_at"],
+                reject_below=cutoffs["reject_below"],
+                min_items=min_items,
+            ),
+            "cutoffs": cutoffs,
+        },
     }
     # only when asked for: the report of a plain `review agreement --json` stays as it was
     return report if excluded is None else {"excluded": excluded, **report}
@@ -102,6 +112,99 @@ def excluded_annotators(rows: list[dict[str, Any]], names: Collection[str]) -> d
         "table still lists them, and rubric vs humans reads the final verdicts their decisions "
         "helped make",
     }
+
+
+def routing_cutoffs(
+    store: Store,
+    rubric: Rubric | None = None,
+    *,
+    accept_at: float | None = None,
+    reject_below: float | None = None,
+) -> dict[str, Any]:
+    """The routing cut-offs the threshold suggestions are compared with, and where they come
+    from: those given, else `rubric`'s, else those of the rubric that routed the reviewed
+    samples (`rubric_that_routed`)."""
+    if accept_at is not None and reject_below is not None:
+        return {"accept_at": accept_at, "reject_below": reject_below, "source": "given", "note": ""}
+    if rubric is not None:
+        routing = rubric.routing
+        found = {
+            "accept_at": routing.accept_at,
+            "reject_below": routing.reject_below,
+            "source": f"rubric {rubric.name!r}",
+            "note": "",
+        }
+    else:
+        found = rubric_that_routed(store)
+    if accept_at is None and reject_below is None:
+        return found
+    merged = {
+        "accept_at": found["accept_at"] if accept_at is None else accept_at,
+        "reject_below": found["reject_below"] if reject_below is None else reject_below,
+        "source": "given" + (f", the rest from {found['source']}" if found["source"] else ""),
+    }
+    return merged | {"note": found["note"] if None in merged.values() else ""}
+
+
+def rubric_that_routed(store: Store) -> dict[str, Any]:
+    """The cut-offs of the rubric that routed the reviewed samples: each batch's
+    `<modality>.rubric`, else the shipped rubric its samples' reports name (found as `review
+    enqueue` finds it: priority.resolve_rubric), read from one final sample of each batch and
+    modality. None, with a note saying why, where that rubric is not found or batches were
+    routed by different cut-offs."""
+    # here, not at the top: priority.py reads verdicts.py, which reads ROUTE_OF_VERDICT here
+    from synthgate.review import priority
+
+    found: dict[tuple[float, float], set[str]] = defaultdict(set)
+    missing: list[str] = []
+    for batch_id, modality, sample in _reviewed_batches(store):
+        named = sample.report.rubric if sample.report is not None else None
+        config = (store.get_batch(batch_id) or {}).get("config")
+        judged_by = priority.resolve_rubric(config, modality, named)
+        if judged_by is None:
+            missing.append(f"{batch_id} ({modality}, rubric {named!r})")
+            continue
+        routing = judged_by.routing
+        found[routing.accept_at, routing.reject_below].add(judged_by.name)
+    cutoffs: dict[str, Any] = {"accept_at": None, "reject_below": None, "source": None, "note": ""}
+    fix = "pass --rubric NAME|YAML, or --accept-at and --reject-below, to compare with"
+    if missing:
+        cutoffs["note"] = f"the rubric that routed batch {', '.join(missing)} is not found: {fix}"
+    elif len(found) > 1:
+        each = "; ".join(
+            f"{', '.join(sorted(names))}: accept_at {a:g}, reject_below {r:g}"
+            for (a, r), names in sorted(found.items())
+        )
+        cutoffs["note"] = f"the reviewed samples were routed by different cut-offs ({each}): {fix}"
+    elif found:
+        ((accept_at, reject_below), names) = next(iter(found.items()))
+        cutoffs.update(
+            accept_at=accept_at,
+            reject_below=reject_below,
+            source=f"rubric {', '.join(map(repr, sorted(names)))}, which routed the samples",
+        )
+    return cutoffs
+
+
+def _reviewed_batches(store: Store) -> Iterator[tuple[str, str, Sample]]:
+    """Each batch and modality with a final reviewed sample, and its first such sample (whose
+    report names the rubric that judged it)."""
+    first = (
+        select(func.min(samples.c.id).label("id"))
+        .join(review_items, review_items.c.sample_id == samples.c.id)
+        .where(review_items.c.kind == "sample", review_items.c.status == "final")
+        .group_by(samples.c.batch_id, samples.c.modality)
+        .subquery()
+    )
+    query = (
+        select(samples.c.batch_id, samples.c.modality, samples.c.data)
+        .join(first, first.c.id == samples.c.id)
+        .order_by(samples.c.batch_id, samples.c.modality)
+    )
+    with store.engine.connect() as connection:
+        rows = connection.execute(query).all()
+    for batch_id, modality, data in rows:
+        yield batch_id, modality, Sample.model_validate_json(data)
 
 
 def _criterion_order(name: str) -> tuple[int, str]:

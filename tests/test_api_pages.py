@@ -307,6 +307,8 @@ def test_the_admin_page_and_the_api_leave_an_excluded_annotator_out_of_the_agree
     assert '<input type="checkbox" name="exclude" value="sloppy" checked>' in html
     assert "Cohen&#39;s kappa ann × bob" in html and "× sloppy" not in html
     assert "&#39;slopy&#39;: no annotator of that name" in stale
+    # the suggestions say which cut-offs they were compared with, or why none
+    assert "routed batch apitest-0001 (image, rubric &#39;test&#39;) is not found" in html
 
 
 def test_an_item_the_blind_rule_keeps_from_everyone_is_shown_and_adjudicated(tmp_path):

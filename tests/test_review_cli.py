@@ -78,9 +78,9 @@ def run_folder(tmp_path: Path) -> Path:
     return make_run_folder(tmp_path)
 
 
-def make_run_folder(tmp_path: Path) -> Path:
+def make_run_folder(tmp_path: Path, *, rubric: str = "default") -> Path:
     """A run folder's database with samples as the rubric would leave them (set by hand: the
-    generators and the rubric land separately)."""
+    generators and the rubric land separately); `rubric`: the name their reports carry."""
     out = tmp_path / "run"
     out.mkdir()
     store = Store(sqlite_url(out / "synthgate.db"))
@@ -93,7 +93,7 @@ def make_run_folder(tmp_path: Path) -> Path:
             sample = make("small-1", index)
             routed = "review" if index < review else "accepted"
             sample.report = RubricReport(
-                rubric="default",
+                rubric=rubric,
                 score=2.5 + index / 4,
                 levels={c: 5 for c in CRITERIA},
                 route=routed,
@@ -578,3 +578,48 @@ def test_agreement_leaves_an_excluded_annotator_out_as_the_libraries_compute_it(
     typo = invoke("review", "agreement", "--run", str(run_folder), "--exclude", "carl")
     assert typo.exit_code == 2
     assert "'carl'" in typo.output and "ann, bob, carol" in typo.output
+
+
+def test_agreement_compares_the_suggestions_with_the_routing_of_the_rubric_that_routed(
+    tmp_path: Path,
+) -> None:
+    """The threshold suggestions were compared with cut-offs only when typed in by hand
+    (--accept-at, --reject-below; never on the admin page): by default they said "set" where
+    the rubric's own routing was at hand. Now the rubric that routed the samples (here the
+    shipped detection rubric their reports name: accept_at 4.4, reject_below 3.5) is read."""
+    run = make_run_folder(tmp_path, rubric="detection")
+    assert invoke("review", "enqueue", "--run", str(run), "--gold-rate", "0").exit_code == 0
+    work(run)
+
+    def report(*more: str) -> dict:
+        shown = invoke("review", "agreement", "--run", str(run), "--min-items", "2", *more)
+        assert shown.exit_code == 0, shown.output
+        return json.loads(shown.output) if "-" in more else {"output": shown.output}
+
+    found = report("--json", "-")["validator"]
+    assert found["cutoffs"]["accept_at"] == 4.4 and found["cutoffs"]["reject_below"] == 3.5
+    assert "'detection'" in found["cutoffs"]["source"]
+    # compared with 4.4: "lower to", where nothing to compare with said "set to"
+    assert found["suggestions"]["notes"] == [
+        "accept_at: lower to 2.5: humans accepted 100% of reviewed samples scoring >= 2.5"
+    ]
+    typed = report("--json", "-", "--accept-at", "4.4", "--reject-below", "3.5")["validator"]
+    assert found["suggestions"] == typed["suggestions"]
+    assert typed["cutoffs"]["source"] == "given"
+    assert (
+        "cut-offs compared with: accept_at 4.4, reject_below 3.5 (rubric 'detection'"
+        in (report()["output"])
+    )
+    # another rubric's routing to compare with, and one cut-off typed over it
+    other = report("--json", "-", "--rubric", "classification", "--accept-at", "4")["validator"]
+    assert (other["cutoffs"]["accept_at"], other["cutoffs"]["reject_below"]) == (4.0, 3.0)
+    assert other["cutoffs"]["source"] == "given, the rest from rubric 'classification'"
+
+
+def test_agreement_says_when_the_rubric_that_routed_is_not_found(run_folder: Path) -> None:
+    assert invoke("review", "enqueue", "--run", str(run_folder), "--gold-rate", "0").exit_code == 0
+    work(run_folder)
+    shown = invoke("review", "agreement", "--run", str(run_folder), "--json", "-")
+    cutoffs = json.loads(shown.output)["validator"]["cutoffs"]
+    assert cutoffs["accept_at"] is None and cutoffs["source"] is None
+    assert "small-1 (image, rubric 'default')" in cutoffs["note"] and "--rubric" in cutoffs["note"]
