@@ -12,6 +12,7 @@ decisions that drops.
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Iterator
 from typing import Any
@@ -157,10 +158,14 @@ def rubric_that_routed(store: Store) -> dict[str, Any]:
 
     found: dict[tuple[float, float], set[str]] = defaultdict(set)
     missing: list[str] = []
+    loaded: dict[str, Rubric | None] = {}  # a rubric file read once for every batch naming it
     for batch_id, modality, sample in _reviewed_batches(store):
         named = sample.report.rubric if sample.report is not None else None
         config = (store.get_batch(batch_id) or {}).get("config")
-        judged_by = priority.resolve_rubric(config, modality, named)
+        key = json.dumps([(config or {}).get(modality), modality, named], default=str)
+        if key not in loaded:
+            loaded[key] = priority.resolve_rubric(config, modality, named)
+        judged_by = loaded[key]
         if judged_by is None:
             missing.append(f"{batch_id} ({modality}, rubric {named!r})")
             continue
