@@ -39,8 +39,9 @@ from synthgate.review.items import item_number
 from synthgate.review.queue import Decision as QueueDecision
 from synthgate.review.queue import ReviewQueue, ReviewTask
 from synthgate.review.report import agreement_report
+from synthgate.review.stats import latest_decisions
 from synthgate.samples import ObjectLabel, Sample, Span
-from synthgate.storage.tables import assignments, decisions, gold_answers
+from synthgate.storage.tables import assignments, gold_answers
 
 router = APIRouter(prefix="/api/review", tags=["review"])
 NO_ITEM = errors((404, "No such item, or it is not yours."))
@@ -510,14 +511,8 @@ def adjudicate(
 def recent_decisions(store: Any, ids: ItemIds, limit: int = 20) -> list[DecisionOut]:
     """The latest decisions, newest first (the admin page lists them with their comments)."""
     with store.engine.connect() as connection:
-        rows = connection.execute(
-            select(decisions)
-            .order_by(decisions.c.decided_at.desc(), decisions.c.id.desc())
-            .limit(limit)
-        ).all()
-    return [
-        DecisionOut.model_validate({**r._mapping, "item_id": ids.public(r.item_id)}) for r in rows
-    ]
+        rows = latest_decisions(connection, limit)
+    return [DecisionOut.model_validate({**r, "item_id": ids.public(r["item_id"])}) for r in rows]
 
 
 @router.get("/stats", response_model=QueueStats, summary="Queue stats")

@@ -2,7 +2,8 @@
 many final verdicts changed the rubric's route (`route_changes`), and the open items nobody the
 queue knows may take (`blocked_items`: a lead adjudicates them, or a new annotator takes them),
 and the open items that need more annotators than the queue ever gave work to
-(`short_of_annotators`: a lead lowers their k, `review set-k`).
+(`short_of_annotators`: a lead lowers their k, `review set-k`); the latest decisions
+(`latest_decisions`, for the admin page).
 
 An annotator's `decisions_per_hour` counts their decisions from the first task they took to the
 last they decided, of those whose time on the task is known: one imported from Label Studio is
@@ -193,6 +194,17 @@ def short_of_annotators(connection: Connection) -> list[dict[str, Any]]:
         }
         for k, n in short
     ]
+
+
+def latest_decisions(connection: Connection, limit: int) -> list[dict[str, Any]]:
+    """The `limit` latest decisions, adjudications too, newest first, as review_decisions rows
+    (the admin page lists them with their comments)."""
+    found = connection.execute(
+        select(decisions)
+        .order_by(decisions.c.decided_at.desc(), decisions.c.id.desc())
+        .limit(limit)
+    )
+    return [dict(row._mapping) for row in found]
 
 
 def queue_stats(connection: Connection, k: int) -> dict[str, Any]:

@@ -391,3 +391,30 @@ def test_admin_page_says_how_items_awaiting_adjudication_are_decided(tmp_path):
         html = client.get("/admin").text
     assert 'id="adjudication-how"' in html and "synthgate review adjudicate" in html
     assert "POST /api/review/{id}/adjudication" in html
+
+
+def test_the_admin_page_lists_the_latest_decisions_newest_first(app):
+    """recent_decisions (the admin page's "Latest decisions"): newest first, at most `limit`,
+    each item under its opaque id, adjudications too."""
+    from synthgate.api.review import recent_decisions
+
+    people = {name: bearer(token_for(app, name, "annotator")) for name in ("ann", "bob")}
+    order = []
+    with TestClient(app) as client:
+        for name, who in people.items():
+            while (task := client.get("/api/review/next", headers=who)).status_code == 200:
+                item = task.json()["item_id"]
+                verdict = "accept" if name == "ann" else "reject"
+                url = f"/api/review/{item}/decision"
+                assert client.post(url, json={"verdict": verdict}, headers=who).status_code == 200
+                order.append((item, name))
+        admin = bearer(token_for(app, "boss", "admin"))
+        split = client.get("/api/review/adjudication", headers=admin).json()[0]
+        url = f"/api/review/{split}/adjudication"
+        assert client.post(url, json={"verdict": "reject"}, headers=admin).status_code == 200
+    latest = recent_decisions(app.state.store, app.state.item_ids, limit=4)
+    assert [(d.item_id, d.annotator, d.role) for d in latest] == [
+        (split, "boss", "adjudicator"),
+        *[(item, name, "annotator") for item, name in reversed(order[-3:])],
+    ]
+    assert len(recent_decisions(app.state.store, app.state.item_ids)) == len(order) + 1
