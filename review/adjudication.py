@@ -5,6 +5,8 @@ adjudicator). `final_sample(sample, verdict, decisions)` is the sample as it lea
 accept -> accepted, reject -> rejected, fix -> accepted with the corrected labels of the first
 fix among the deciding decisions (the decision rows keep the labels it replaced). `Awaiting` is
 an item awaiting adjudication as an adjudicator reads it (ReviewQueue.awaiting_with_decisions).
+`ROUTE_OF_VERDICT` is the rubric's route a human verdict stands for (the agreement report, the
+queue's stats and the verdicts a calibration fits on compare routes with it).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any
 from synthgate.samples import ObjectLabel, Sample, Span
 
 STATUS_OF = {"accept": "accepted", "reject": "rejected", "fix": "accepted"}
+# the rubric's route a human verdict stands for: where people would have routed the sample
+ROUTE_OF_VERDICT = {"accept": "accepted", "fix": "review", "reject": "rejected"}
 
 
 @dataclass

@@ -20,13 +20,13 @@ from typing import Any
 from sqlalchemy import func, select
 
 from synthgate.errors import InputError
-from synthgate.review import agreement, gold
+from synthgate.review import agreement, gold, priority
+from synthgate.review.adjudication import ROUTE_OF_VERDICT
 from synthgate.samples import CRITERIA, Sample
 from synthgate.storage.store import Store
 from synthgate.storage.tables import decisions, gold_answers, review_items, samples
 from synthgate.validators.rubric import Rubric
 
-ROUTE_OF_VERDICT = {"accept": "accepted", "fix": "review", "reject": "rejected"}
 TARGET = 0.95  # share of human agreement a threshold must reach to be suggested
 
 
@@ -153,9 +153,6 @@ def rubric_that_routed(store: Store) -> dict[str, Any]:
     enqueue` finds it: priority.resolve_rubric), read from one final sample of each batch and
     modality. None, with a note saying why, where that rubric is not found or batches were
     routed by different cut-offs."""
-    # here, not at the top: priority.py reads verdicts.py, which reads ROUTE_OF_VERDICT here
-    from synthgate.review import priority
-
     found: dict[tuple[float, float], set[str]] = defaultdict(set)
     missing: list[str] = []
     loaded: dict[str, Rubric | None] = {}  # a rubric file read once for every batch naming it

@@ -21,8 +21,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from synthgate.review import gold
+from synthgate.review.adjudication import ROUTE_OF_VERDICT
 from synthgate.review.items import GOLD_KEYS, IDS_PER_QUERY
-from synthgate.review.report import ROUTE_OF_VERDICT
 from synthgate.storage.tables import (
     annotator_counts,
     assignments,

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from synthgate.review.report import ROUTE_OF_VERDICT
+from synthgate.review.adjudication import ROUTE_OF_VERDICT
 from synthgate.samples import Sample
 from synthgate.storage.store import Store
 from synthgate.storage.tables import decisions, review_items, samples
