@@ -10,7 +10,7 @@ from api_support import BATCH, bearer, make_app, token_for
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from synthgate.api import batches, pages, review
+from synthgate.api import batches, pages, review, set_k
 from synthgate.storage.tables import decisions
 from synthgate.storage.users import hash_token
 
@@ -500,7 +500,7 @@ def test_openapi_schema_matches_the_routes(app):
     declared = {(path, method.upper()) for path, ops in schema["paths"].items() for method in ops}
     routes = {
         (route.path, method)
-        for router in (batches.router, review.router, pages.router)
+        for router in (batches.router, review.router, set_k.router, pages.router)
         for route in router.routes
         if route.include_in_schema
         for method in route.methods
