@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from synthgate.api.review import mask_overlay
 from synthgate.masks import decode_mask
+from synthgate.review.queue import Decision
 from synthgate.samples import Span
 from synthgate.storage.tables import decisions, review_batches
 
@@ -554,3 +555,38 @@ def test_a_fix_draws_a_new_box_in_a_narrow_window(tmp_path: Path):
     assert added["category"] == "square" and added["mask"] is None
     assert all(abs(a - b) <= 1 for a, b in zip(added["bbox"], [20, 70, 40, 30], strict=True))
     assert added["area"] == added["bbox"][2] * added["bbox"][3]
+
+
+def test_an_admin_is_sent_to_the_admin_page_and_leaves_an_annotator_out_there(tmp_path: Path):
+    """An admin on /review is handed no item (a claim would count as an annotator's): the page
+    says why and links to the admin page, whose checkboxes leave an annotator out of the
+    agreement."""
+    app = make_app(tmp_path, images=3, k=3)
+    queue = app.state.queue
+    for who in ("ann", "bob", "sloppy"):
+        while (task := queue.next_item(who)) is not None:
+            verdict = "accept" if who == "sloppy" or task.item_id % 2 else "reject"
+            queue.decide(task.item_id, who, Decision(verdict=verdict))
+    token = token_for(app, "boss", "admin")
+    with serving(app) as base, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{base}/login")
+        page.fill("#token", token)
+        with page.expect_navigation():
+            page.click("button[type=submit]")
+        assert page.url.endswith("/admin")
+        assert page.locator("nav a[href='/review']").count() == 0
+        page.goto(f"{base}/review")
+        assert "Reviewing is for annotators" in page.locator("h1").inner_text()
+        assert "--role annotator" in page.locator("main").inner_text()
+        with page.expect_navigation():
+            page.click("text=Go to the admin page")
+        assert page.url.endswith("/admin")
+        page.check("#exclude-form input[value=sloppy]")
+        with page.expect_navigation():
+            page.click("#exclude-form button[type=submit]")
+        assert page.url.endswith("/admin?exclude=sloppy")
+        assert "Left out: sloppy (3 decisions)" in page.locator("#excluded").inner_text()
+        assert page.locator("#exclude-form input[value=sloppy]").is_checked()
+        assert "sloppy" not in page.locator("table.agreement").first.inner_text()
+    assert queue.stats()["annotators"].keys() == {"ann", "bob", "sloppy"}  # boss took nothing
