@@ -1,5 +1,7 @@
 """Review routes. Annotators: `GET /api/review/next`, `POST /api/review/{item}/decision`, the
-item's image and mask overlay. Admins: queue stats, agreement, gold answers, every decision.
+item's image and mask overlay. Admins: queue stats, agreement, gold answers, every decision;
+they look at any item but are handed none (`refuse_admin`: their decisions would count as an
+annotator's). `POST /api/review/annotators-per-item` is api/set_k.py's.
 
 Blindness is enforced here: a task shows the sample blind (review/gold.py `blind`: gold tasks
 look like any other, and no task carries the validator's verdict), under an opaque item id
