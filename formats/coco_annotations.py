@@ -19,7 +19,7 @@ two images of different sizes share, with each image.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +44,8 @@ FLOAT = {float}
 AMBIGUOUS = (-1, -1)  # an image id shared by images of different sizes
 MEASURE_CHUNK = 255  # masks per pycocotools call: its `area` cannot count more (numpy 2)
 Size = tuple[int | None, int | None]
+# (height, width) an image entry's file has, None where unknown (validate reads it with --images)
+SizeReader = Callable[[dict[str, Any]], tuple[int, int] | None]
 
 
 def _hashable_get(mapping: Mapping[Any, Any], key: Any) -> Any:
@@ -104,11 +106,11 @@ def _parts_left_out(segmentation: list[Any]) -> str:
     return ", ".join(found)
 
 
-def _rasterise(polygons: Any, size: Size) -> tuple[str, list[int]] | str:
-    """(counts, [h, w]) of the polygons' union in an image of `size`, or why not."""
+def _rasterise(polygons: Any, size: Size, image_id: Any) -> tuple[str, list[int]] | str:
+    """(counts, [h, w]) of the polygons' union in image `image_id` of `size`, or why not."""
     height, width = size
     if height is None or width is None:
-        return "polygons need the image's width and height"
+        return _no_size(size, image_id)
     if isinstance(polygons, str):
         return polygons
     if not len(polygons):
@@ -123,6 +125,18 @@ def _rasterise(polygons: Any, size: Size) -> tuple[str, list[int]] | str:
     # The union of one polygon is itself: merge would decode and re-encode the same counts.
     rle = rles[0] if len(rles) == 1 else mask_utils.merge(rles)
     return rle["counts"].decode("ascii"), [int(rle["size"][0]), int(rle["size"][1])]
+
+
+def _no_size(size: Size, image_id: Any) -> str:
+    """Why polygons of an image entry without a size cannot be drawn: the entry's fault, not
+    theirs."""
+    height, width = size
+    sides = " and ".join(name for name, side in (("width", width), ("height", height)) if not side)
+    return (
+        f"the entry of image {quoted(image_id)} has no {sides} (pixels > 0), the size its "
+        f"polygons are drawn at; give its {sides} in images[], or validate with the images "
+        "folder, whose file tells the size"
+    )
 
 
 @dataclass
@@ -164,9 +178,14 @@ class Group:
 
 
 class AnnotationColumns:
-    """Annotations as columns, one row per annotation object, in file order."""
+    """Annotations as columns, one row per annotation object, in file order.
 
-    def __init__(self) -> None:
+    `read_size`: the (height, width) of an image entry's file (validate reads its header when
+    given an images folder): an entry without a usable width or height gets its file's, for
+    its polygons and its Sample, and entries that have one never call it."""
+
+    def __init__(self, *, read_size: SizeReader | None = None) -> None:
+        self.read_size = read_size
         self.clear()
 
     def clear(self) -> None:
@@ -192,6 +211,7 @@ class AnnotationColumns:
         self.parts_left_out: dict[int, str] = {}
         self.waiting: dict[int, list[Any] | str] = {}  # polygons without an image size
         self._sizes: dict[Any, Size] | None = None
+        self.file_sizes: dict[int, tuple[int, int]] = {}  # image position -> `read_size`'s
         # Made by `finish`:
         self.images: list[Any] = []
         self.names: dict[Any, str] = {}  # category id -> name
@@ -203,7 +223,12 @@ class AnnotationColumns:
     def know_images(self, images: list[Any]) -> None:
         """The file's images, when they come before the annotations: polygons are rasterised
         as they are read (and annotations of no image are not rasterised at all)."""
-        self._sizes = _sizes(images)
+        self._sizes = self._image_sizes(images)
+
+    def _image_sizes(self, images: list[Any]) -> dict[Any, Size]:
+        """(height, width) per image id (`_sizes`), the file's where an entry lacks one."""
+        sizes, self.file_sizes = _sizes(images, self.read_size)
+        return sizes
 
     def add(self, annotation: Any) -> bool:
         """Keep one annotation (entries that are not objects are no annotation: skipped).
@@ -301,7 +326,7 @@ class AnnotationColumns:
         sizes = self._sizes
         size = None if sizes is None else _hashable_get(sizes, image_id)
         if size is not None and size != AMBIGUOUS:
-            found = _rasterise(polygons, size)
+            found = _rasterise(polygons, size, image_id)
             if isinstance(found, str):
                 self.errors[row] = found
             else:
@@ -332,7 +357,7 @@ class AnnotationColumns:
             group = groups[codes[row]] if codes[row] >= 0 else None
             if group is None or group.size is None:
                 continue  # no image, or images of different sizes: each rasterises its own
-            found = _rasterise(self.waiting.pop(row), group.size)
+            found = _rasterise(self.waiting.pop(row), group.size, self.image_id(row))
             if isinstance(found, str):
                 self.errors[row] = found
             else:
@@ -355,7 +380,7 @@ class AnnotationColumns:
         """Group the rows by image id: `order`, `groups`; returns each row's group number
         (-1: no image) and the groups by number."""
         # `know_images` saw these same images when they came first: their sizes are known
-        sizes = self._sizes if self._sizes is not None else _sizes(images)
+        sizes = self._sizes if self._sizes is not None else self._image_sizes(images)
         groups: dict[Any, int] = {}
         for image in images:
             if isinstance(image, dict):
@@ -448,6 +473,10 @@ class AnnotationColumns:
         name = _hashable_get(self.names, category)
         return f"<category id {category}>" if name is None else name
 
+    def image_id(self, row: int) -> Any:
+        """The row's image_id, as the file gives it."""
+        return self.other_image_ids.get(row, self.image_ids[row])
+
     def category_name(self, row: int) -> str:
         category = self.other_category_ids.get(row, self.category_ids[row])
         return self.category_name_of(category)
@@ -471,6 +500,9 @@ class AnnotationColumns:
                 continue
             group = _hashable_get(self.groups, image.get("id"))
             objects: list[dict[str, Any]] = []
+            read = self.file_sizes.get(position)
+            if read is not None:  # the file's size, where the entry gives none
+                image = {**image, "height": read[0], "width": read[1]}
             if group is not None and group.stop > group.start:
                 rows = self.order[group.start : group.stop]
                 size = (size_of(image.get("height")), size_of(image.get("width")))
@@ -494,7 +526,7 @@ class AnnotationColumns:
                 attributes["annotation_id"] = key
             mask = None
             if row in self.waiting:
-                found = _rasterise(self.waiting[row], size)
+                found = _rasterise(self.waiting[row], size, self.image_id(row))
                 if isinstance(found, str):
                     attributes["segmentation_error"] = found
                 else:
@@ -525,19 +557,27 @@ class AnnotationColumns:
         return objects
 
 
-def _sizes(images: list[Any]) -> dict[Any, Size]:
-    """(height, width) per image id; AMBIGUOUS where images of different sizes share it."""
+def _sizes(
+    images: list[Any], read_size: SizeReader | None
+) -> tuple[dict[Any, Size], dict[int, tuple[int, int]]]:
+    """(height, width) per image id, AMBIGUOUS where images of different sizes share it; and
+    by position, the sizes `read_size` gave entries without a usable width or height."""
     sizes: dict[Any, Size] = {}
-    for image in images:
+    read: dict[int, tuple[int, int]] = {}
+    for position, image in enumerate(images):
         if not isinstance(image, dict):
             continue
-        size = (size_of(image.get("height")), size_of(image.get("width")))
+        size: Size = (size_of(image.get("height")), size_of(image.get("width")))
+        if None in size and read_size is not None:
+            found = read_size(image)
+            if found is not None:
+                size = read[position] = found
         try:
             if sizes.setdefault(image.get("id"), size) != size:
                 sizes[image.get("id")] = AMBIGUOUS
         except TypeError:
             continue
-    return sizes
+    return sizes, read
 
 
 def coco_to_samples(coco: dict[str, Any], *, source: str = "coco") -> Iterator[Sample]:

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from synthgate.errors import InputError, quoted
 from synthgate.formats.coco import beyond_float, read_coco, refuse_non_finite
-from synthgate.formats.coco_annotations import coco_to_samples
+from synthgate.formats.coco_annotations import _no_size, coco_to_samples
 from synthgate.formats.coco_reader import read_coco_streaming, stream_coco
 from synthgate.masks import (
     encode_mask,
@@ -62,6 +62,7 @@ def _size(value: Any) -> int | None:
 def _object(
     annotation: dict[str, Any], names: dict[Any, str], height: int | None, width: int | None
 ) -> ObjectLabel:
+    image_id = annotation.get("image_id")
     attributes: dict[str, Any] = {"iscrowd": bool(annotation.get("iscrowd", 0))}
     if isinstance(annotation.get("id"), int):
         attributes["annotation_id"] = annotation["id"]
@@ -75,7 +76,11 @@ def _object(
         try:
             mask = segmentation_to_rle(segmentation, height, width)
         except (ValueError, TypeError, OverflowError) as error:
-            attributes["segmentation_error"] = str(error)
+            # the columns name the image entry that lacks the size, not the polygons
+            no_size = str(error) == "polygons need the image's width and height"
+            attributes["segmentation_error"] = (
+                _no_size((height, width), image_id) if no_size else str(error)
+            )
     if isinstance(segmentation, list) and "segmentation_error" not in attributes:
         parts = [polygon_part_problem(points) for points in segmentation]
         bad = [f"polygon {i} {problem}" for i, problem in enumerate(parts) if problem is not None]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -270,3 +271,79 @@ def test_a_pixel_limit_that_is_not_a_number_is_refused(
     assert result.exit_code == 2, result.output
     assert "SYNTHGATE_MAX_IMAGE_PIXELS='400M': not a number of pixels" in result.output
     assert "Traceback" not in result.output
+
+
+def _polygon_file(
+    folder: Path, image: dict[str, Any], *, images_first: bool, name: str = "coco.json"
+) -> Path:
+    """A COCO file of image 1 (`image`) with a polygon reaching x 60 (past the 48 px a photo
+    stored turned is wide as stored) and a box leaving a 64 px wide image, its images before
+    or after its annotations."""
+    annotations = [
+        {
+            "id": 7,
+            "image_id": 1,
+            "category_id": 1,
+            "bbox": [2, 2, 58, 20],
+            "area": 1160,
+            "iscrowd": 0,
+            "segmentation": [[2, 2, 60, 2, 60, 22, 2, 22]],
+        },
+        {"id": 8, "image_id": 1, "category_id": 1, "bbox": [50, 30, 20, 10]},  # leaves 64 px
+    ]
+    members = [("images", [image]), ("annotations", annotations)]
+    coco = dict(members if images_first else members[::-1])
+    coco["categories"] = [{"id": 1, "name": "thing"}]
+    path = folder / name
+    path.write_text(json.dumps(coco))
+    return path
+
+
+@pytest.mark.parametrize("images_first", [True, False], ids=["images first", "images last"])
+@pytest.mark.parametrize(
+    "write",
+    [jpeg_with_orientation(1, None), jpeg_with_orientation(6, Image.Transpose.ROTATE_90)],
+    ids=["upright", "EXIF 6, stored turned"],
+)
+def test_an_entry_without_a_size_takes_its_image_files(
+    tmp_path: Path, write: Callable[[Path], str], images_first: bool
+) -> None:
+    """An image entry without width and height: validate blamed each of its polygons
+    ("polygons need the image's width and height") although the images folder was given and
+    its file tells the size (as viewers show it). Its polygons and boxes are now judged at that
+    size, as those of an entry that gives it."""
+    name = write(tmp_path)
+    sized = {"id": 1, "file_name": name, "width": WIDTH, "height": HEIGHT}
+    unsized = {"id": 1, "file_name": name}
+    expected = validate_coco(
+        _polygon_file(tmp_path, sized, images_first=images_first, name="sized.json"),
+        images=tmp_path,
+    )
+    result = validate_coco(
+        _polygon_file(tmp_path, unsized, images_first=images_first), images=tmp_path
+    )
+    assert result.rows == expected.rows
+    measures = {f["measure"] for f in result.rows[0]["findings"]}
+    assert "mask_unreadable" not in measures and "bbox_outside_px" in measures, measures
+    # the file lacks them still: the schema finding says so
+    assert any("lack one of" in f.message for f in result.summary.dataset), result.summary.dataset
+
+
+@pytest.mark.parametrize(
+    ("entry", "missing"),
+    [
+        ({}, "no width and height"),
+        ({"width": WIDTH}, "no height"),
+        ({"width": WIDTH, "height": "48"}, "no height"),
+    ],
+)
+def test_without_the_images_the_entry_lacking_a_size_is_named(
+    tmp_path: Path, entry: dict[str, Any], missing: str
+) -> None:
+    """Without the images folder, the finding on each polygon names the image entry, what it
+    lacks and the fix, not the polygons (which are fine)."""
+    path = _polygon_file(tmp_path, {"id": 1, "file_name": "a.jpg", **entry}, images_first=True)
+    rows = validate_coco(path).rows
+    [message] = [f["message"] for f in rows[0]["findings"] if f["measure"] == "mask_unreadable"]
+    assert f"the entry of image 1 has {missing} (pixels > 0)" in message, message
+    assert "images[]" in message and "images folder" in message, message

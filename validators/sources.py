@@ -13,6 +13,7 @@ row that is not a text sample is bad input (InputError naming the line).
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -24,10 +25,10 @@ from pydantic import ValidationError
 
 from synthgate.errors import InputError
 from synthgate.files import is_dir, is_file, read_ahead, reading_threads
-from synthgate.formats.coco import category_names, coco_mapping
-from synthgate.formats.coco_annotations import AnnotationColumns
+from synthgate.formats.coco import category_names, coco_mapping, image_file_name
+from synthgate.formats.coco_annotations import AnnotationColumns, SizeReader
 from synthgate.formats.coco_reader import stream_coco
-from synthgate.formats.image_files import open_rgb
+from synthgate.formats.image_files import image_header, open_rgb
 from synthgate.formats.jsonl import iter_jsonl, row_spans_and_label, text_row_to_sample
 from synthgate.formats.paths import confined_path, missing_hint
 from synthgate.samples import GeneratedSample, Sample
@@ -59,11 +60,12 @@ class _CocoSink:
     plain annotations (int64 ids, every field) in bulk and any other entry on its own, in
     file order."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, read_size: SizeReader | None = None) -> None:
+        self.read_size = read_size
         self.clear()
 
     def clear(self) -> None:
-        self.columns = AnnotationColumns()
+        self.columns = AnnotationColumns(read_size=self.read_size)
         self.tally = DatasetTally()
         self.tally.add("annotations", [])  # the file has its annotations list (else json reads it)
         self._plain_from = 0  # the first row not tallied yet; rows from it on are plain
@@ -118,7 +120,8 @@ def open_source(
             value=images,
             problem="not a folder; pass the folder the file_names are in",
         )
-    sink = _CocoSink()
+    # an entry without a width or height gets its file's: its polygons are drawn at that size
+    sink = _CocoSink(read_size=None if images is None else functools.partial(_file_size, images))
     if isinstance(source, dict):
         coco, name = coco_mapping(source), "coco"
         sink.head(coco)
@@ -150,6 +153,14 @@ def _judged_files(folder: Path) -> list[Path]:
     return [folder / name for name in JUDGED_FILES if is_file(folder / name)]
 
 
+def _image_file(folder: Path, file_name: str) -> Path | None:
+    """Where an image's file is: `file_name` under `folder`, else its bare name there."""
+    for candidate in (confined_path(folder, file_name), folder / Path(file_name).name):
+        if is_file(candidate):
+            return candidate
+    return None
+
+
 def _open_image(
     folder: Path, file_name: str | None, size: tuple[int, int] | None
 ) -> tuple[Any, str | None]:
@@ -158,11 +169,27 @@ def _open_image(
     read."""
     if not file_name:
         return None, "image has no file_name"
-    for candidate in (confined_path(folder, file_name), folder / Path(file_name).name):
-        if is_file(candidate):
-            image, error = open_rgb(candidate, size=size)
-            return image, None if error is None else f"{candidate.name}: {error}"
-    return None, f"{file_name} not found under {folder}{missing_hint(folder, file_name)}"
+    candidate = _image_file(folder, file_name)
+    if candidate is None:
+        return None, f"{file_name} not found under {folder}{missing_hint(folder, file_name)}"
+    image, error = open_rgb(candidate, size=size)
+    return image, None if error is None else f"{candidate.name}: {error}"
+
+
+def _file_size(folder: Path, image: dict[str, Any]) -> tuple[int, int] | None:
+    """(height, width) of an image entry's file under `folder` as `_open_image` decodes it
+    without a size (EXIF orientation applied), read from its header; None where there is no
+    such file or it is no image (`_open_image` says why when it is judged)."""
+    file_name = image_file_name(image)
+    try:
+        candidate = None if not file_name else _image_file(folder, file_name)
+    except InputError:  # a name leading outside the folder: refused when the image is opened
+        return None
+    header = None if candidate is None else image_header(candidate)
+    if header is None:
+        return None
+    turn, (width, height), _ = header
+    return (width, height) if turn >= 5 else (height, width)  # 5-8 are shown turned
 
 
 def _coco_items(
