@@ -265,7 +265,7 @@ def coco_image_to_sample(
     uri = image_file_name(image)
     return Sample.model_validate(
         {
-            "id": str(mark.get("sample_id") or f"coco-{image_id}"),
+            "id": str(mark.get("sample_id") or f"coco-{id_text(image_id)}"),
             "spec": {
                 "batch_id": str(mark.get("batch_id") or source),
                 "index": count_of(mark.get("index"), position),
@@ -282,6 +282,14 @@ def coco_image_to_sample(
             "provenance": provenance,
         }
     )
+
+
+def id_text(value: Any) -> str:
+    """An id as a sample id spells it: a whole float as the int it equals ("coco-3" for 3.0,
+    which pycocotools, as a dict, takes for 3), anything else as `str` does."""
+    if type(value) is float and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def image_file_name(image: dict[str, Any]) -> str | None:

@@ -59,6 +59,12 @@ def _in_int64(value: int | float) -> bool:
     return bool(INT64[0] <= value <= INT64[1])
 
 
+def _whole(key: Any) -> Any:
+    """An id as findings name it: a whole float as the int it equals (pycocotools takes 3.0
+    for 3), anything else as it is."""
+    return int(key) if type(key) is float and key.is_integer() else key
+
+
 def _box(bbox: Any) -> list[float]:
     """The box as floats, or [] unless it is a list of finite numbers."""
     try:
@@ -149,7 +155,7 @@ class ObjectColumns:
     crowd: np.ndarray  # bool
     visible: np.ndarray  # float64
     ids: np.ndarray  # int64 annotation ids
-    has_id: np.ndarray  # bool: the id is an int (bool and huge ints read by `id_of`)
+    has_id: np.ndarray  # bool: the id is an int (a whole float read as one; bool, huge ints too)
     has_mask: np.ndarray  # bool: the segmentation is a mask (RLE counts)
     mask_sizes: np.ndarray  # (n, 2) int64 h, w of the mask
     mask_boxes: np.ndarray  # (n, 4) float64 toBbox (NaN: no mask)
@@ -425,7 +431,7 @@ class AnnotationColumns:
             box_ok[position[other]] = False
         ids = np.frombuffer(self.ids, dtype=np.int64)[order]
         has_id = np.ones(self.rows, dtype=bool)
-        other_ids = {int(position[row]): value for row, value in self.other_ids.items()}
+        other_ids = {int(position[row]): _whole(value) for row, value in self.other_ids.items()}
         if other_ids:
             has_id[list(other_ids)] = [isinstance(v, int) for v in other_ids.values()]
         image_sizes = np.full((self.rows, 2), np.nan)
@@ -521,7 +527,7 @@ class AnnotationColumns:
         ):
             attributes: dict[str, Any] = {"iscrowd": bool(crowd)}
             if row in self.other_ids:
-                key = self.other_ids[row]
+                key = _whole(self.other_ids[row])
             if isinstance(key, int):
                 attributes["annotation_id"] = key
             mask = None

@@ -94,7 +94,16 @@ DATASET_CASES = [
      {"correctness_coco_schema": "1 categories have an id that is not an integer: True"}),
     ("string image id unknown", coco(annotations=[{"id": 1, "image_id": "zz", "category_id": 1, "bbox": [0, 0, 2, 2]}]),
      {"correctness_dangling_references": "unknown image: ids 1"}),
-    ("float image id names an int one", coco(annotations=[{"id": 1, "image_id": 1.0, "category_id": 1, "bbox": [0, 0, 2, 2]}]), {}),
+    # 1.0 finds image 1 (no dangling reference), yet readers that type ids as integers refuse it
+    ("float image id names an int one", coco(annotations=[{"id": 1, "image_id": 1.0, "category_id": 1, "bbox": [0, 0, 2, 2]}]),
+     {"correctness_coco_schema": "1 image_id or category_id values are not integers: image_id 1.0 (annotation 1); write each as a whole number (7, not 7.0)"}),
+    ("float category id", with_annotation(category_id=2.0),
+     {"correctness_coco_schema": "1 image_id or category_id values are not integers: category_id 2.0 (annotation 13)"}),
+    # pycocotools indexes 1.0 as 1: the second image replaces the first
+    ("image ids 1 and 1.0", coco(images=[{"id": 1, "file_name": "a.jpg", "width": 60, "height": 40}, {**IMAGE_2, "id": 1.0}]),
+     {"correctness_unique_ids": "images ids used more than once: 1",
+      "correctness_dangling_references": "unknown image: ids 12",
+      "correctness_coco_schema": "1 images have an id that is not an integer: 1.0; write each as a whole number (7, not \"7\" or 7.0)"}),
     ("image width a string", coco(images=[{"id": 1, "file_name": "a.jpg", "width": "60", "height": 40}, IMAGE_2]),
      {"correctness_coco_schema": "1 images have a width or height that is not a number of pixels > 0: ids 1 ('60')"}),
     ("image height null", coco(images=[{"id": 1, "file_name": "a.jpg", "width": 60, "height": None}, IMAGE_2]),

@@ -55,6 +55,11 @@ def _count_of(value: Any, default: int) -> int:
     )
 
 
+def _whole(value: Any) -> Any:
+    """3.0 as 3 (pycocotools takes one for the other), in sample and annotation ids."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def _size(value: Any) -> int | None:
     return int(value) if finite_number(value) and value > 0 else None
 
@@ -64,8 +69,8 @@ def _object(
 ) -> ObjectLabel:
     image_id = annotation.get("image_id")
     attributes: dict[str, Any] = {"iscrowd": bool(annotation.get("iscrowd", 0))}
-    if isinstance(annotation.get("id"), int):
-        attributes["annotation_id"] = annotation["id"]
+    if isinstance(_whole(annotation.get("id")), int):
+        attributes["annotation_id"] = _whole(annotation["id"])
     bbox = annotation.get("bbox")
     box = (
         [float(v) for v in bbox] if isinstance(bbox, list) and all(map(finite_number, bbox)) else []
@@ -137,7 +142,7 @@ def reference_samples(coco: dict[str, Any], source: str = "coco") -> Iterator[Sa
             provenance = Provenance(generator=spec.generator, generator_version="", seed=seed)
         file_name = image.get("file_name")
         yield Sample(
-            id=str(mark.get("sample_id") or f"coco-{image_id}"),
+            id=str(mark.get("sample_id") or f"coco-{_whole(image_id)}"),
             spec=spec,
             uri=file_name if isinstance(file_name, str) else None,
             width=width,

@@ -206,3 +206,40 @@ def test_polygon_parts_that_are_no_polygon_are_named_and_the_rest_measured(
     # measured as the good part alone: the same as annotation 8, which holds only it
     (duplicate,) = _findings(result, "duplicate_iou")
     assert "mask IoU 1.00 with annotation 7" in duplicate["message"]
+
+
+def test_float_ids_name_samples_and_annotations_as_the_ints_they_equal(tmp_path: Path) -> None:
+    """A file whose ids went through a float column (pandas writes 3.0): validate named its
+    samples coco-0.0 and its annotations by index alone, where pycocotools (and a dict) takes
+    3.0 for 3. They are named as the ints they equal, judged as the int file is, and the schema
+    finding names each float id and reference with the fix."""
+    coco_path, images = make_tiny_coco(tmp_path)
+    data = _from_0(json.loads(coco_path.read_text()), images)
+    data["annotations"][0]["bbox"] = [10.0, 10.0, 2.0, 2.0]  # a finding on annotation 0
+    coco_path.write_text(json.dumps(data))
+    floats = {
+        "images": [{**i, "id": float(i["id"])} for i in data["images"]],
+        "annotations": [
+            {**a, **{k: float(a[k]) for k in ("id", "image_id", "category_id")}}
+            for a in data["annotations"]
+        ],
+        "categories": data["categories"],
+    }
+    float_path = tmp_path / "floats.json"
+    float_path.write_text(json.dumps(floats))
+
+    expected, result = (
+        validate_coco(coco_path, images=images),
+        validate_coco(float_path, images=images),
+    )
+
+    def named(rows: list[dict[str, Any]]) -> str:  # as written, 0 and 0.0 apart
+        return json.dumps([{k: v for k, v in row.items() if k != "image_id"} for row in rows])
+
+    assert named(result.rows) == named(expected.rows)
+    assert [row["image_id"] for row in result.rows] == [float(i["id"]) for i in data["images"]]
+    (small,) = [f for f in _findings(result, "min_side_px") if f["level"] == 1]
+    assert small["annotation_id"] == 0 and type(small["annotation_id"]) is int
+    messages = [f.message for f in result.summary.dataset]
+    assert any("images have an id that is not an integer: 0.0" in m for m in messages), messages
+    assert any("image_id 0.0 (annotation 0.0)" in m and "(7, not 7.0)" in m for m in messages)

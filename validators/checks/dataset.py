@@ -72,6 +72,8 @@ class _Values:
     def add(self, value: Any) -> None:
         if _int64(value):
             self.ints.append(value)
+        elif type(value) is float and value.is_integer() and _int64(int(value)):
+            self.ints.append(int(value))  # 3.0 is 3, as pycocotools indexes it: a repeat of 3
         else:
             self.others[value] += 1
         self._sorted = None
@@ -167,6 +169,10 @@ class DatasetTally:
     # compare or divide by the size fail (pycocotools' frPyObjects, Detectron2, FiftyOne).
     bad_sizes: list[tuple[Any, Any]] = field(default_factory=list)  # (id, value), the first few
     bad_size_count: int = 0
+    # An image_id or category_id that is a float (7.0): pycocotools finds id 7 by it, readers
+    # that type ids as integers refuse it. "image_id 7.0 (annotation 3)", the first few.
+    float_references: list[str] = field(default_factory=list)
+    float_reference_count: int = 0
     annotation_classes: Counter[Any] = field(default_factory=Counter)  # by category id
 
     @classmethod
@@ -259,6 +265,13 @@ class DatasetTally:
     def _annotations(self, annotation: dict[str, Any]) -> None:
         category = annotation.get("category_id")
         self.references.add((annotation.get("id"), annotation.get("image_id"), category))
+        for name in ("image_id", "category_id"):
+            value = annotation.get(name)
+            if type(value) is float:
+                self.float_reference_count += 1
+                if len(self.float_references) < EXAMPLES:
+                    where = quoted(annotation.get("id"))
+                    self.float_references.append(f"{name} {value!r} (annotation {where})")
         self.annotation_classes[category if _hashable(category) else repr(category)] += 1
 
     def _categories(self, category: dict[str, Any]) -> None:
@@ -316,8 +329,17 @@ def coco_schema(item: DatasetInput, params: Mapping[str, Any]) -> Iterator[Measu
                 section.other_id_count,
                 f"{section.other_id_count} {key} have an id that is not an integer: "
                 f"{_examples(shown, section.other_id_count)}; write each as a whole number "
-                '(7, not "7"): balance, merge and export refuse any other id',
+                '(7, not "7" or 7.0): balance, merge and export refuse any other id',
             )
+    if tally.float_reference_count:
+        yield Measurement(
+            "schema_errors",
+            tally.float_reference_count,
+            f"{tally.float_reference_count} image_id or category_id values are not integers: "
+            f"{_examples(tally.float_references, tally.float_reference_count)}; write each "
+            "as a whole number (7, not 7.0): pycocotools finds id 7 by 7.0, readers that type "
+            "ids as integers refuse it",
+        )
     if tally.bad_size_count:
         shown = [f"{key} ({value!r})" for key, value in tally.bad_sizes]
         yield Measurement(
