@@ -217,6 +217,22 @@ def test_validate_text_jsonl_picks_ner_or_classification(tmp_path: Path) -> None
     assert "rubric classification" in invoke(labels).output
 
 
+def test_judging_a_jsonl_file_counts_toward_its_rows(tmp_path: Path) -> None:
+    """The judging bar of a JSONL file stood at "200/?": it has the file's row count as its
+    total (blank and whitespace lines left out, a lone CR a line break, as the rows are read)."""
+    rows = [
+        json.dumps({"id": f"r{k}", "text": f"Row {k} is fine.", "label": "ok"}) for k in range(5)
+    ]
+    path = tmp_path / "texts.jsonl"
+    path.write_text(f"{rows[0]}\n\n{rows[1]}\r{rows[2]}\r\n  \n{rows[3]}\n{rows[4]}", newline="")
+    seen: list[tuple[int, int | None]] = []
+    validate_file(path, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(k, 5) for k in range(1, 6)]
+    result = invoke(path)
+    assert result.exit_code == 0, result.output
+    assert re.search(r"judging .* 5/5 ", result.stderr), result.stderr
+
+
 @pytest.mark.parametrize(
     ("content", "name", "args", "message"),
     [

@@ -29,7 +29,12 @@ from synthgate.formats.coco import category_names, coco_mapping, image_file_name
 from synthgate.formats.coco_annotations import AnnotationColumns, SizeReader
 from synthgate.formats.coco_reader import stream_coco
 from synthgate.formats.image_files import image_header, open_rgb
-from synthgate.formats.jsonl import iter_jsonl, row_spans_and_label, text_row_to_sample
+from synthgate.formats.jsonl import (
+    count_rows,
+    iter_jsonl,
+    row_spans_and_label,
+    text_row_to_sample,
+)
 from synthgate.formats.paths import confined_path, missing_hint
 from synthgate.samples import GeneratedSample, Sample
 from synthgate.validators.checks.dataset import DatasetTally
@@ -135,7 +140,8 @@ def open_source(
             raise InputError(f"{str(source)[:200]}: file not found; pass a text JSONL file")
         rubric = _text_rubric(source, label_field)
         items = _jsonl_items(source, text_field=text_field, label_field=label_field)
-        return Source("jsonl", rubric, None, None, items)
+        # the judging bar's total: the rows counted, unparsed, before they are judged
+        return Source("jsonl", rubric, None, None, items, count_rows(source))
     else:
         coco, name = stream_coco(source, sink, progress=progress), source.stem
     sink.finish(coco)
