@@ -145,10 +145,15 @@ def validate(
             write_atomic(json_out, document, field="json")
     console.print(result.summary.table(), highlight=False, markup=False, soft_wrap=True)
     # what was written, and why the exit status is 1, go to stderr: stdout holds the summary
-    # alone (`synthgate validate x.json > summary.txt`)
+    # alone (`synthgate validate x.json > summary.txt`); one line each, however long the path
+    # (rich wraps at 80 columns where stderr is no terminal: "wrote \n/long/path")
     if json_out is not None:
-        errors.print(f"wrote {json_out}", highlight=False, markup=False)
+        errors.print(f"wrote {json_out}", highlight=False, markup=False, soft_wrap=True)
     mean = result.summary.mean_score
     if fail_under is not None and mean < fail_under:
-        errors.print(f"mean score {mean:.2f} is under --fail-under {fail_under:g}", markup=False)
+        errors.print(
+            f"mean score {mean:.2f} is under --fail-under {fail_under:g}",
+            markup=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(code=1)

@@ -132,8 +132,10 @@ def test_fail_under_exits_1(coco_file: Path) -> None:
 
 def test_stdout_holds_the_summary_alone(coco_file: Path, tmp_path: Path) -> None:
     """`validate x.json > summary.txt` held 'wrote report.json' and the --fail-under line too:
-    what was written and why the status is 1 go to stderr."""
-    report = tmp_path / "report.json"
+    what was written and why the status is 1 go to stderr, each on one line however long
+    the path (rich wrapped it at 80 columns: "wrote \n/tmp/...")."""
+    report = tmp_path / ("a-long-folder-name-" * 4) / "report.json"
+    report.parent.mkdir()
     done = subprocess.run(
         [sys.executable, "-m", "synthgate", "validate", str(coco_file), "--json", str(report),
          "--fail-under", "4.9"],
