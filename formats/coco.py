@@ -285,9 +285,10 @@ def coco_image_to_sample(
 
 
 def id_text(value: Any) -> str:
-    """An id as a sample id spells it: a whole float as the int it equals ("coco-3" for 3.0,
-    which pycocotools, as a dict, takes for 3), anything else as `str` does."""
-    if type(value) is float and value.is_integer():
+    """An id as a sample id spells it: a whole float of an int64's range as the int it equals
+    ("coco-3" for 3.0, which pycocotools, as a dict, takes for 3), anything else as `str` does
+    (1e+300 stays short)."""
+    if type(value) is float and value.is_integer() and abs(value) < 2**63:
         return str(int(value))
     return str(value)
 

@@ -60,9 +60,9 @@ def _in_int64(value: int | float) -> bool:
 
 
 def _whole(key: Any) -> Any:
-    """An id as findings name it: a whole float as the int it equals (pycocotools takes 3.0
-    for 3), anything else as it is."""
-    return int(key) if type(key) is float and key.is_integer() else key
+    """An id as findings name it: a whole float of an int64's range as the int it equals
+    (pycocotools takes 3.0 for 3; `id_text`), anything else as it is."""
+    return int(key) if type(key) is float and key.is_integer() and abs(key) < 2**63 else key
 
 
 def _box(bbox: Any) -> list[float]:

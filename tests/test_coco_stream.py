@@ -57,7 +57,8 @@ def _count_of(value: Any, default: int) -> int:
 
 def _whole(value: Any) -> Any:
     """3.0 as 3 (pycocotools takes one for the other), in sample and annotation ids."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
+    whole = isinstance(value, float) and value.is_integer() and abs(value) < 2**63
+    return int(value) if whole else value
 
 
 def _size(value: Any) -> int | None:
