@@ -6,8 +6,11 @@ the default rubric (detection; ner or classification by what the rows hold) and 
 goes into columns (formats/coco_annotations.py) and into the dataset checks' tally as it is
 parsed, so memory holds the columns, never the file's JSON. Pixels are read only when an images
 folder is given, a few images ahead of the judge on DECODE_THREADS other threads (`read_ahead`);
-a missing or unreadable image becomes a finding (`extras["image_error"]`), not a crash. A JSONL
-row that is not a text sample is bad input (InputError naming the line).
+a missing or unreadable image becomes a finding (`extras["image_error"]`), not a crash. With the
+folder, an image entry without a width or height takes its file's, read from the header before
+the annotations stream (`_file_size`), so its polygons are drawn at it. A JSONL row that is not
+a text sample is bad input (InputError naming the line); its rows are counted first, unparsed
+(`count_rows`), for the judging bar's total.
 """
 
 from __future__ import annotations

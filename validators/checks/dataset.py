@@ -263,8 +263,13 @@ class DatasetTally:
             self.quota_classes[str(mark["category"])] += 1
 
     def _annotations(self, annotation: dict[str, Any]) -> None:
-        category = annotation.get("category_id")
-        self.references.add((annotation.get("id"), annotation.get("image_id"), category))
+        category, image_id = annotation.get("category_id"), annotation.get("image_id")
+        self.references.add((annotation.get("id"), image_id, category))
+        if type(image_id) is float or type(category) is float:
+            self._float_references(annotation)
+        self.annotation_classes[category if _hashable(category) else repr(category)] += 1
+
+    def _float_references(self, annotation: dict[str, Any]) -> None:
         for name in ("image_id", "category_id"):
             value = annotation.get(name)
             if type(value) is float:
@@ -272,7 +277,6 @@ class DatasetTally:
                 if len(self.float_references) < EXAMPLES:
                     where = quoted(annotation.get("id"))
                     self.float_references.append(f"{name} {value!r} (annotation {where})")
-        self.annotation_classes[category if _hashable(category) else repr(category)] += 1
 
     def _categories(self, category: dict[str, Any]) -> None:
         if "name" in category and _hashable(category["name"]):
