@@ -86,10 +86,6 @@ def _export(coco: Path, images: Path, out: Path) -> list[str]:
     return ["export", str(coco), "-f", "yolo", "--images", str(images), "-o", str(out)]
 
 
-def _validate(coco: Path, images: Path, out: Path) -> list[str]:
-    return ["validate", str(coco), "--images", str(images), "--json", str(out)]
-
-
 def _balance(coco: Path, images: Path, out: Path) -> list[str]:
     return ["balance", "--coco", str(coco), "--images", str(images), "--out", str(out)]
 
@@ -109,7 +105,6 @@ def _copy_paste_run(coco: Path, images: Path, out: Path) -> list[str]:
 
 COMMANDS: dict[str, Callable[[Path, Path, Path], list[str]]] = {
     "export": _export,
-    "validate": _validate,
     "balance": _balance,
     "merge": _merge,
     "run copy_paste": _copy_paste_run,
@@ -130,3 +125,25 @@ def test_no_command_reads_a_file_name_outside_its_images_folder(
     assert "Traceback" not in message
     assert not out.exists()
     assert secret.stat().st_nlink == 1  # never hard-linked into an output
+
+
+def test_validate_judges_a_file_name_outside_its_images_folder_unread(
+    escaping: tuple[Path, Path, Path, str], tmp_path: Path
+) -> None:
+    """validate reports on the dataset: such a name is that image's finding (its file is never
+    opened, though one lies there), and the other images are judged as ever."""
+    coco, images, secret, name = escaping
+    out = tmp_path / "report.json"
+    result = runner.invoke(
+        app, ["validate", str(coco), "--images", str(images), "--json", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    first, *others = json.loads(out.read_text())["samples"]
+    [finding] = [f for f in first["findings"] if f["measure"] == "image_unreadable"]
+    assert (
+        repr(name) in finding["message"] or repr(name).replace("\\\\", "\\") in finding["message"]
+    )
+    assert secret.is_file() and secret.stat().st_nlink == 1  # there, and never linked
+    assert others and not [
+        f for row in others for f in row["findings"] if f["measure"] == finding["measure"]
+    ]

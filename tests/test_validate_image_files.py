@@ -347,3 +347,29 @@ def test_without_the_images_the_entry_lacking_a_size_is_named(
     [message] = [f["message"] for f in rows[0]["findings"] if f["measure"] == "mask_unreadable"]
     assert f"the entry of image 1 has {missing} (pixels > 0)" in message, message
     assert "images[]" in message and "images folder" in message, message
+
+
+@pytest.mark.parametrize("named", ["../photo.jpg", "/etc/photo.jpg", "a/../../photo.jpg"])
+def test_a_file_name_leading_out_of_the_folder_is_that_images_finding(
+    tmp_path: Path, named: str
+) -> None:
+    """A file_name that climbs out of the images folder (or is absolute) stopped the whole
+    validate at that image: it is data, judged as that image's finding, and the other images
+    are still judged (nothing outside the folder is read)."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray(photo()).save(folder / "fine.jpg")
+    Image.fromarray(photo()).save(tmp_path / "photo.jpg")  # there, but outside the folder
+    coco = {
+        "images": [
+            {"id": 1, "file_name": named, "width": WIDTH, "height": HEIGHT},
+            {"id": 2, "file_name": "fine.jpg", "width": WIDTH, "height": HEIGHT},
+        ],
+        "annotations": [],
+        "categories": [{"id": 1, "name": "thing"}],
+    }
+    result = validate_coco(coco, images=folder)
+    outside, fine = result.rows
+    [finding] = [f for f in outside["findings"] if f["measure"] == "image_unreadable"]
+    assert repr(named) in finding["message"] and str(folder) in finding["message"], finding
+    assert not [f for f in fine["findings"] if f["measure"] == "image_unreadable"]

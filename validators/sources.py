@@ -38,7 +38,7 @@ from synthgate.formats.jsonl import (
     row_spans_and_label,
     text_row_to_sample,
 )
-from synthgate.formats.paths import confined_path, missing_hint
+from synthgate.formats.paths import confined_path, confinement_problem, missing_hint
 from synthgate.samples import GeneratedSample, Sample
 from synthgate.validators.checks.dataset import DatasetTally
 from synthgate.validators.checks.objects import ObjectTable
@@ -178,6 +178,9 @@ def _open_image(
     read."""
     if not file_name:
         return None, "image has no file_name"
+    problem = confinement_problem(file_name)
+    if problem is not None:  # this image's finding; the other images are still judged
+        return None, f"file_name {file_name!r} {problem}; name a file inside {folder}"
     candidate = _image_file(folder, file_name)
     if candidate is None:
         return None, f"{file_name} not found under {folder}{missing_hint(folder, file_name)}"
