@@ -15,6 +15,9 @@
   who was given which item (unique per annotator); every decision, with the labels a fix
   replaced (`original`); the sample a gold task shows and its known verdicts.
 - review_annotators: each annotator's kept count of tasks given (it seeds their gold draw).
+- review_taken_back: decisions a lead took back (`review reopen`, review/reopen.py), moved out
+  of review_decisions with their assignment's times, who took them back, when and why: kept,
+  never deleted, and read by nothing that reads the decisions.
 
 The schema's revision is `SCHEMA_REVISION`; migrations (storage/migrations/) bring an older
 database to it (storage/schema.py). `WriteTransaction` is how every queue write starts, holding
@@ -51,7 +54,7 @@ from synthgate.storage.prepared import Prepared
 
 # The migration that made the schema below (storage/migrations/versions/): a database stamped
 # with it needs no upgrade. A test holds it equal to the migrations' head.
-SCHEMA_REVISION = "0009"
+SCHEMA_REVISION = "0010"
 
 metadata = MetaData()
 
@@ -255,6 +258,32 @@ gold_answers = Table(
     Column("criterion", String(40), nullable=True),  # the criterion a honeypot's defect hits
     Column("defect", String(40), nullable=True),
     Column("answer", Text, nullable=True),  # Sample JSON with the correct labels
+)
+
+# Decisions taken back by `review reopen` (review/reopen.py): each row a review_decisions row as
+# it was (`decision_id` its id there), with its assignment's times (none for an adjudicator's)
+# and who took it back, when and why. Apart from review_decisions, so that every reader of the
+# decisions (stats, agreement, verdicts, exports, calibration) leaves them out unchanged.
+taken_back = Table(
+    "review_taken_back",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("decision_id", Integer, nullable=False),
+    Column("item_id", Integer, ForeignKey("review_items.id"), nullable=False, index=True),
+    Column("annotator", String(200), nullable=False, index=True),
+    Column("role", String(12), nullable=False),
+    Column("verdict", String(8), nullable=False),
+    Column("levels", JSON, nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("objects", JSON, nullable=True),
+    Column("spans", JSON, nullable=True),
+    Column("original", JSON, nullable=True),
+    Column("decided_at", Float, nullable=False),
+    Column("assigned_at", Float, nullable=True),  # the assignment's (review_assignments)
+    Column("submitted_at", Float, nullable=True),  # its decided_at
+    Column("taken_back_by", String(200), nullable=False),
+    Column("taken_back_at", Float, nullable=False),
+    Column("reason", Text, nullable=False),
 )
 
 
