@@ -26,6 +26,7 @@ from synthgate.outputs import check_out_file
 if TYPE_CHECKING:
     from synthgate.review.decision import Decision
     from synthgate.review.queue import ReviewQueue
+    from synthgate.review.reopen import Reopened
     from synthgate.review.set_k import KChange
 
 app = typer.Typer(
@@ -471,6 +472,109 @@ def _print_k_change(change: KChange) -> None:
         "items enqueued later need the -k of their `synthgate review enqueue` (2 by default)",
         markup=False,
         highlight=False,
+    )
+
+
+@app.command("reopen")
+def reopen(
+    items: list[int] = typer.Argument(
+        None,
+        metavar="[ITEM]...",
+        help="Items whose decisions to take back (all of them, or --annotator's), numbered as "
+        "`review adjudicate` and `review gold` number them.",
+    ),
+    annotator: str | None = typer.Option(
+        None,
+        "--annotator",
+        help="Take back this annotator's decisions (on the ITEMs given, else on every item; "
+        "those on gold tasks stay scored).",
+    ),
+    taken_by: str | None = typer.Option(
+        None, "--as", help="Who takes them back (recorded with them), e.g. lead."
+    ),
+    reason: str = typer.Option("", "--reason", help="Why, recorded with them."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="List what would change; change nothing."
+    ),
+    run: Path | None = typer.Option(None, "--run", help=RUN_HELP),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+) -> None:
+    """Take decisions back and reopen their items: every decision of a careless annotator, or
+    those on some items.
+
+    The decisions are kept apart (review_taken_back, with --as, the time and --reason) and
+    count nowhere; each item is made again from the decisions left: with fewer than its k it
+    is open again and handed out as any open item, its sample back to how review found it.
+    Decisions on gold tasks stay: they score the annotator.
+
+    Example: synthgate review reopen --annotator bob --as lead --reason "failed gold" --run
+    runs/quickstart --dry-run
+
+    Example: synthgate review reopen 12 15 --as lead --run runs/quickstart
+    """
+    with user_errors():
+        if taken_by is None and not dry_run:
+            raise InputError(
+                field="as",
+                problem="names who takes the decisions back, kept with them",
+                fix="add --as NAME, e.g. --as lead (or --dry-run to see what would change)",
+            )
+        with open_queue(run, db, read_only=True) as queue:
+            done = queue.reopen(
+                items or [],
+                annotator=annotator,
+                by=taken_by or "dry-run",
+                reason=reason,
+                dry_run=dry_run,
+            )
+    _print_reopened(done)
+
+
+def _print_reopened(done: Reopened) -> None:
+    def say(text: str) -> None:
+        console.print(text, markup=False, highlight=False)
+
+    whose = f" of {done.annotator}" if done.annotator is not None else ""
+    if not done.items:
+        kept = f" ({done.gold_kept} on gold tasks stay scored)" if done.gold_kept else ""
+        say(f"nothing to reopen: no decision{whose} is left to take back{kept}")
+        return
+    verb = "would take back" if done.dry_run else "took back"
+    say(f"{verb} {done.decisions} decisions{whose} on {len(done.items)} items")
+    for change in done.items:
+        before, after = (" ".join(filter(None, state)) for state in (change.before, change.after))
+        say(
+            f"  item {change.item_id} (sample {change.sample_id}): {before} -> {after} "
+            f"({', '.join(change.annotators)})"
+        )
+    opened, waiting = done.now("open"), done.now("adjudication")
+    if opened:
+        say(f"{len(opened)} items open: `next` hands them out as any open item")
+    if waiting:
+        say(f"{len(waiting)} items await adjudication: `synthgate review adjudicate` lists them")
+    if done.gold_kept:
+        say(
+            f"{done.gold_kept} decisions{whose} on gold tasks stay: they score "
+            f"{done.annotator}'s gold accuracy (`synthgate review stats`)"
+        )
+    if done.were_final:
+        say(
+            f"{len(done.were_final)} of these items were final: datasets made from the run "
+            "since (`synthgate export RUN`, `synthgate merge --synthetic RUN`, `synthgate "
+            "review export --include all`, `synthgate rubric calibrate`) hold their old "
+            "verdicts; make them again once the items are decided again"
+        )
+    if done.dry_run:
+        say("nothing was changed: run it again without --dry-run (with --as NAME)")
+        return
+    say(
+        "the decisions are kept in the database (review_taken_back), with who took them back, "
+        "when and why"
+    )
+    people = sorted({who for change in done.items for who in change.annotators})
+    say(
+        f"{', '.join(people)} may be handed these items again if they ask for work: "
+        "`synthgate users remove NAME --db ...` ends an annotator's access"
     )
 
 

@@ -34,7 +34,7 @@ from sqlalchemy import ARRAY, Integer, any_, bindparam, func, literal, select, t
 from sqlalchemy.engine import Connection
 
 from synthgate.errors import InputError
-from synthgate.review import enqueue, gold, priority, set_k
+from synthgate.review import enqueue, gold, priority, reopen, set_k
 from synthgate.review.adjudication import Awaiting
 from synthgate.review.claims import (
     AHEAD,
@@ -82,6 +82,7 @@ from synthgate.review.items import (
     shown_row,
     shown_sample,
 )
+from synthgate.review.reopen import Reopened
 from synthgate.review.set_k import KChange
 from synthgate.review.stats import blocked_items, queue_stats
 from synthgate.samples import CRITERIA, Sample
@@ -532,6 +533,23 @@ class ReviewQueue:
         """Give the open items (of `batches`, else all) `k` annotators each, and finish those
         that have their decisions now, as a k-th decision would (review/set_k.py)."""
         return set_k.set_k(self, k, batches=batches)
+
+    def reopen(
+        self,
+        items: Iterable[int] = (),
+        *,
+        annotator: str | None = None,
+        by: str,
+        reason: str = "",
+        dry_run: bool = False,
+    ) -> Reopened:
+        """Take back every decision of `annotator` (but those on gold tasks, which stay scored),
+        or every decision on `items`, or the annotator's on them: kept in review_taken_back
+        with `by` and `reason`, each item made anew from the decisions left, open again with
+        fewer than k (review/reopen.py). `dry_run`: what would change, nothing changed."""
+        return reopen.reopen(
+            self, items, annotator=annotator, by=by, reason=reason, dry_run=dry_run
+        )
 
     def awaiting_adjudication(self) -> list[int]:
         with self.store.engine.connect() as connection:

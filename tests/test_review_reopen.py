@@ -1,0 +1,399 @@
+"""Taking decisions back (`review reopen`, review/reopen.py): a careless annotator's decisions, or
+those on some items, move to review_taken_back (kept with who, when and why), every reader of
+the decisions leaves them out, each item is made again from the decisions left (its sample back
+to how review found it), the claim's kept counts stay right and claims hand the items out
+again; gold stays scored; a dry run changes nothing; bad input names the value (SQLite and
+PostgreSQL; the CLI and the migration too)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from postgres_support import wipe
+from review_fixtures import (
+    ACCEPT,
+    REJECT,
+    corrected,
+    fill,
+    fix_of,
+    kept_and_counted,
+    make_sample,
+    open_store,
+    work,
+)
+from sqlalchemy import create_engine, func, select
+from typer.testing import CliRunner
+
+from synthgate.cli import app as cli
+from synthgate.errors import InputError
+from synthgate.review import reopen as reopen_module
+from synthgate.review.queue import Decision, ReviewQueue
+from synthgate.storage.schema import revision_of, upgrade
+from synthgate.storage.store import Store
+from synthgate.storage.tables import (
+    SCHEMA_REVISION,
+    annotator_counts,
+    assignments,
+    decisions,
+    review_items,
+    samples,
+    taken_back,
+)
+
+runner = CliRunner()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    made = open_store(request, tmp_path)
+    yield made
+    made.close()
+
+
+def items_of(store: Store) -> dict[int, tuple[str, str | None, int]]:
+    """Each sample item's (status, final verdict, taken)."""
+    with store.engine.connect() as connection:
+        rows = connection.execute(
+            select(
+                review_items.c.id,
+                review_items.c.status,
+                review_items.c.final_verdict,
+                review_items.c.taken,
+            ).where(review_items.c.kind == "sample")
+        ).all()
+    return {row.id: (row.status, row.final_verdict, row.taken) for row in rows}
+
+
+def rows(store: Store, table: Any) -> list[dict[str, Any]]:
+    with store.engine.connect() as connection:
+        found = connection.execute(select(table).order_by(*table.primary_key.columns))
+        return [dict(row._mapping) for row in found]
+
+
+def everything(store: Store) -> dict[str, list[dict[str, Any]]]:
+    """Every row a reopen may change."""
+    tables = (review_items, assignments, decisions, taken_back, annotator_counts, samples)
+    return {table.name: rows(store, table) for table in tables}
+
+
+def deciders(store: Store, item_id: int) -> list[str]:
+    with store.engine.connect() as connection:
+        return sorted(
+            connection.execute(
+                select(decisions.c.annotator).where(decisions.c.item_id == item_id)
+            ).scalars()
+        )
+
+
+def three_decided(store: Store) -> tuple[ReviewQueue, list[int]]:
+    """k = 2: ann and bob decide three items, bob rejecting the second (a split)."""
+    fill(store, review=3, audit=0, accepted=0)
+    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    ids = sorted(items_of(store))
+    work(queue, "ann", lambda t: ACCEPT)
+    work(queue, "bob", lambda t: REJECT if t.item_id == ids[1] else ACCEPT)
+    return queue, ids
+
+
+def test_an_annotator_s_decisions_are_kept_apart_and_their_items_reopened(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reopen_module, "CHUNK_ITEMS", 2)  # two write transactions
+    queue, ids = three_decided(store)
+    assert items_of(store) == {
+        ids[0]: ("final", "accept", 2),
+        ids[1]: ("adjudication", None, 2),
+        ids[2]: ("final", "accept", 2),
+    }
+    bobs = [d for d in rows(store, decisions) if d["annotator"] == "bob"]
+    bob_assigned = {
+        a["item_id"]: (a["assigned_at"], a["decided_at"])
+        for a in rows(store, assignments)
+        if a["annotator"] == "bob"
+    }
+
+    done = queue.reopen(annotator="bob", by="lead", reason="failed gold")
+
+    assert done.decisions == 3 and not done.dry_run
+    assert [(c.item_id, c.before, c.after, c.annotators) for c in done.items] == [
+        (ids[0], ("final", "accept"), ("open", None), ["bob"]),
+        (ids[1], ("adjudication", None), ("open", None), ["bob"]),
+        (ids[2], ("final", "accept"), ("open", None), ["bob"]),
+    ]
+    assert done.were_final == [ids[0], ids[2]] and done.now("open") == ids
+    # nothing lost: each decision as it was, with its assignment's times, who, when and why
+    kept = rows(store, taken_back)
+    assert [k["decision_id"] for k in kept] == [d["id"] for d in bobs]
+    for was, moved in zip(bobs, kept, strict=True):
+        assert {key: moved[key] for key in was if key != "id"} == {
+            key: value for key, value in was.items() if key != "id"
+        }
+        assert (moved["assigned_at"], moved["submitted_at"]) == bob_assigned[was["item_id"]]
+        assert (moved["taken_back_by"], moved["reason"]) == ("lead", "failed gold")
+        assert moved["taken_back_at"] >= was["decided_at"]
+    # every reader of the decisions sees ann's alone
+    assert all(deciders(store, item) == ["ann"] for item in ids)
+    stats = queue.stats()
+    assert stats["decisions"] == 3 and "bob" not in stats["annotators"]
+    assert stats["items"] == {"open": 3, "adjudication": 0, "final": 0}
+    assert stats["queue_depth"] == 3
+    for item in ids:  # the samples as review found them
+        assert store.get_sample(queue.task(item).sample.id).status == "review"
+    kept_counts, counted = kept_and_counted(store)
+    assert kept_counts == counted == dict.fromkeys(ids, 1)
+    assert {r["annotator"]: r["given"] for r in rows(store, annotator_counts)} == {
+        "ann": 3,
+        "bob": 0,
+    }
+
+    # claims hand the items out again, in their order
+    assert work(queue, "cy", lambda t: ACCEPT) == ids
+    assert items_of(store) == {
+        ids[0]: ("final", "accept", 2),
+        ids[1]: ("final", "accept", 2),
+        ids[2]: ("final", "accept", 2),
+    }
+    assert store.get_sample(queue.task(ids[1]).sample.id).status == "accepted"
+    # nothing left of bob's to take back; his name stays known
+    assert queue.reopen(annotator="bob", by="lead").items == []
+
+
+def test_a_dry_run_lists_the_same_and_changes_nothing(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reopen_module, "CHUNK_ITEMS", 2)
+    queue, _ = three_decided(store)
+    before = everything(store)
+    dry = queue.reopen(annotator="bob", by="lead", dry_run=True)
+    assert everything(store) == before
+    done = queue.reopen(annotator="bob", by="lead")
+    assert dry.dry_run and (dry.decisions, dry.items) == (done.decisions, done.items)
+
+
+def test_a_fix_taken_back_gives_the_sample_its_labels_back(store: Store) -> None:
+    fill(store, review=1, audit=0, accepted=0)
+    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    [item] = items_of(store)
+    original = make_sample(0, "review").objects
+    ann_fix = Decision(verdict="fix", objects=corrected(original))
+    queue.next_item("ann")
+    queue.decide(item, "ann", ann_fix)
+    task = queue.next_item("bob")
+    assert task is not None
+    queue.decide(item, "bob", fix_of(task))
+    sample_id = task.sample.id
+    final = store.get_sample(sample_id)
+    assert (final.status, final.objects) == ("accepted", ann_fix.objects)  # the first fix
+
+    queue.reopen(annotator="ann", by="lead")
+    reopened = store.get_sample(sample_id)
+    assert (reopened.status, reopened.objects) == ("review", original)
+    assert queue.task(item).sample.objects == original  # what the next annotator is shown
+    task = queue.next_item("cy")
+    assert task is not None and task.item_id == item
+    queue.decide(item, "cy", fix_of(task))
+    final = store.get_sample(sample_id)
+    assert (final.status, final.objects) == ("accepted", fix_of(task).objects)  # bob's fix now
+
+
+def test_an_item_keeps_its_holder_and_goes_to_someone_new(store: Store) -> None:
+    """k = 3: ann and bob decided, cy holds it undecided; ann's decision taken back, the item
+    needs one more person besides cy: dee, never bob or cy again."""
+    fill(store, review=1, audit=0, accepted=0)
+    queue = ReviewQueue(store, annotators_per_item=3, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    [item] = items_of(store)
+    work(queue, "ann", lambda t: ACCEPT)
+    work(queue, "bob", lambda t: REJECT)
+    assert queue.next_item("cy") is not None
+    queue.reopen(annotator="ann", by="lead")
+    assert items_of(store)[item] == ("open", None, 2)
+    kept, counted = kept_and_counted(store)
+    assert kept == counted
+    assert queue.next_item("bob") is None
+    task = queue.next_item("cy")  # their open task, still theirs
+    assert task is not None and task.item_id == item
+    queue.decide(item, "cy", REJECT)
+    assert items_of(store)[item] == ("open", None, 2)  # two decisions of three
+    task = queue.next_item("dee")
+    assert task is not None and task.item_id == item
+    queue.decide(item, "dee", ACCEPT)
+    assert items_of(store)[item] == ("final", "reject", 3)
+
+
+def test_items_named_lose_every_decision_and_start_afresh(store: Store) -> None:
+    queue, ids = three_decided(store)
+    done = queue.reopen([ids[1]], by="lead", reason="bad image")
+    assert (done.decisions, [c.annotators for c in done.items]) == (2, [["ann", "bob"]])
+    assert items_of(store)[ids[1]] == ("open", None, 0)
+    assert items_of(store)[ids[0]] == ("final", "accept", 2)
+    # nobody holds it now: a claim hands it out to anyone, those who decided it before too
+    task = queue.next_item("ann")
+    assert task is not None and task.item_id == ids[1]
+    # the annotator's decision on one item alone
+    done = queue.reopen([ids[2]], annotator="bob", by="lead")
+    assert (done.decisions, deciders(store, ids[2])) == (1, ["ann"])
+    assert deciders(store, ids[0]) == ["ann", "bob"]
+
+
+def test_an_adjudication_taken_back_waits_again_and_one_left_stands(store: Store) -> None:
+    queue, ids = three_decided(store)
+    queue.adjudicate(ids[1], "lead", REJECT)
+    sample_id = queue.task(ids[1]).sample.id
+    assert store.get_sample(sample_id).status == "rejected"
+    # the adjudicator taken back: the split awaits adjudication again, the rubric's route stands
+    done = queue.reopen(annotator="lead", by="boss")
+    assert [(c.before, c.after) for c in done.items] == [
+        (("final", "reject"), ("adjudication", None))
+    ]
+    assert store.get_sample(sample_id).status == "review"
+    assert queue.awaiting_adjudication() == [ids[1]]
+    queue.adjudicate(ids[1], "dee", ACCEPT)
+    # an annotator taken back: the adjudicator's word stands by itself, as adjudicate made it
+    done = queue.reopen(annotator="bob", by="boss")
+    after = {c.item_id: c.after for c in done.items}
+    assert after == {ids[0]: ("open", None), ids[1]: ("final", "accept"), ids[2]: ("open", None)}
+    assert store.get_sample(sample_id).status == "accepted"
+    kept, counted = kept_and_counted(store)
+    assert kept == counted
+    assert work(queue, "cy", lambda t: ACCEPT) == [ids[0], ids[2]]
+
+
+def test_gold_decisions_stay_scored_and_gold_tasks_are_not_reopened(store: Store) -> None:
+    fill(store, review=4, audit=0, accepted=8)
+    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.5, seed=3)
+    queue.enqueue_batch("b1")
+    with store.engine.connect() as connection:
+        gold = set(
+            connection.execute(
+                select(review_items.c.id).where(review_items.c.kind == "gold")
+            ).scalars()
+        )
+    seen = work(queue, "bob", lambda t: REJECT)
+    met = sorted(gold & set(seen))
+    assert met, "bob met no gold task: another seed"
+    scored = queue.stats()["annotators"]["bob"]["gold_decided"]
+    done = queue.reopen(annotator="bob", by="lead")
+    assert done.gold_kept == len(met) == scored
+    assert done.decisions == len(seen) - len(met)
+    assert queue.stats()["annotators"]["bob"]["gold_decided"] == scored
+    assert sorted(d["item_id"] for d in rows(store, decisions)) == met
+    with pytest.raises(InputError, match=rf"item {met[0]} is a gold task"):
+        queue.reopen([met[0]], by="lead")
+
+
+def test_bad_input_names_the_value_and_changes_nothing(store: Store) -> None:
+    queue, ids = three_decided(store)
+    before = everything(store)
+    with pytest.raises(InputError, match=r"annotator=zed: made no decision"):
+        queue.reopen(annotator="zed", by="lead")
+    with pytest.raises(InputError, match=r"no review item 999"):
+        queue.reopen([ids[0], 999], by="lead")
+    with pytest.raises(InputError, match=r"name the items to reopen"):
+        queue.reopen(by="lead")
+    queue.reopen([ids[0]], by="lead")
+    after_one = everything(store)
+    with pytest.raises(InputError, match=rf"item {ids[0]}: nothing to reopen.*2 taken back"):
+        queue.reopen([ids[2], ids[0]], by="lead")
+    with pytest.raises(InputError, match=rf"item {ids[0]}: nothing to reopen, ann made no"):
+        queue.reopen([ids[0]], annotator="ann", by="lead")
+    assert everything(store) == after_one
+    assert before != after_one
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_a_database_of_revision_0009_gets_the_table_and_reopens(
+    request: pytest.FixtureRequest, tmp_path: Path, dialect: str
+) -> None:
+    if dialect == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+    else:
+        url = request.getfixturevalue("postgres_scratch_url")
+        wipe(url)
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        upgrade(connection, "0009")
+    engine.dispose()
+    store = Store(url)  # upgraded to the head
+    try:
+        with store.engine.connect() as connection:
+            assert revision_of(connection) == SCHEMA_REVISION
+        queue, _ = three_decided(store)
+        assert queue.reopen(annotator="bob", by="lead").decisions == 3
+        assert len(rows(store, taken_back)) == 3
+    finally:
+        store.close()
+
+
+# ---- the command -------------------------------------------------------------------------
+
+
+def cli_queue(tmp_path: Path) -> tuple[Store, list[int], str]:
+    store = Store(f"sqlite:///{tmp_path / 'synthgate.db'}")
+    _, ids = three_decided(store)
+    return store, ids, f"sqlite:///{tmp_path / 'synthgate.db'}"
+
+
+def test_the_command_reopens_and_says_what_to_do_next(tmp_path: Path) -> None:
+    store, ids, db = cli_queue(tmp_path)
+    dry = runner.invoke(cli, ["review", "reopen", "--annotator", "bob", "--db", db, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "would take back 3 decisions of bob on 3 items" in dry.output
+    assert f"item {ids[1]} (sample" in dry.output and "adjudication -> open (bob)" in dry.output
+    assert "nothing was changed" in dry.output
+    assert len(rows(store, taken_back)) == 0
+
+    took = ["--annotator", "bob", "--as", "lead", "--reason", "failed gold"]
+    result = runner.invoke(cli, ["review", "reopen", *took, "--db", db])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "took back 3 decisions of bob on 3 items" in text
+    assert f"item {ids[0]} (sample" in text and "final accept -> open (bob)" in text
+    assert "3 items open" in text
+    assert "2 of these items were final" in text and "synthgate export RUN" in text
+    assert "synthgate merge --synthetic RUN" in text
+    assert "bob may be handed these items again" in text
+    assert [(r["taken_back_by"], r["reason"]) for r in rows(store, taken_back)] == [
+        ("lead", "failed gold")
+    ] * 3
+    again = runner.invoke(cli, ["review", "reopen", "--annotator", "bob", "--as", "x", "--db", db])
+    assert again.exit_code == 0 and "nothing to reopen" in again.output
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        (["--annotator", "zed", "--as", "lead"], "--annotator zed: made no decision"),
+        (["999", "--as", "lead"], "no review item 999"),
+        (["--annotator", "bob"], "--as: names who takes the decisions back"),
+        (["--as", "lead"], "name the items to reopen"),
+    ],
+)
+def test_the_command_refuses_bad_input_with_exit_2(
+    tmp_path: Path, arguments: list[str], named: str
+) -> None:
+    store, _, db = cli_queue(tmp_path)
+    before = everything(store)
+    result = runner.invoke(cli, ["review", "reopen", *arguments, "--db", db])
+    assert result.exit_code == 2, result.output
+    assert named in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+    assert everything(store) == before
+    store.close()
+
+
+def test_the_command_refuses_an_item_without_decisions(tmp_path: Path) -> None:
+    store, ids, db = cli_queue(tmp_path)
+    runner.invoke(cli, ["review", "reopen", str(ids[0]), "--as", "lead", "--db", db])
+    result = runner.invoke(cli, ["review", "reopen", str(ids[0]), "--as", "lead", "--db", db])
+    assert result.exit_code == 2
+    assert f"item {ids[0]}: nothing to reopen" in " ".join(result.output.split())
+    with store.engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(taken_back)).scalar() == 2
+    store.close()
