@@ -397,3 +397,22 @@ def test_the_command_refuses_an_item_without_decisions(tmp_path: Path) -> None:
     with store.engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(taken_back)).scalar() == 2
     store.close()
+
+
+def test_a_label_studio_file_from_before_brings_no_decision_back(
+    store: Store, tmp_path: Path
+) -> None:
+    """`review export --include all` before the reopen, imported after it: the file holds bob's
+    decisions, no longer recorded; they must not come back as new ones of his."""
+    from synthgate.review.interop import export_tasks, import_annotations
+
+    queue, ids = three_decided(store)
+    out = tmp_path / "all.json"
+    export_tasks(queue, out, include="all", modality="image", email_domain="example.org")
+    queue.reopen(annotator="bob", by="lead", reason="failed gold")
+    result = import_annotations(queue, out, email_domain="example.org")
+    assert result.decided == 0 and result.unchanged == 3  # ann's came back as they are
+    assert len(result.skipped) == 3
+    assert all("taken back by lead (review reopen: failed gold)" in line for line in result.skipped)
+    assert all(deciders(store, item) == ["ann"] for item in ids)
+    assert items_of(store) == dict.fromkeys(ids, ("open", None, 1))
