@@ -416,3 +416,41 @@ def test_a_label_studio_file_from_before_brings_no_decision_back(
     assert all("taken back by lead (review reopen: failed gold)" in line for line in result.skipped)
     assert all(deciders(store, item) == ["ann"] for item in ids)
     assert items_of(store) == dict.fromkeys(ids, ("open", None, 1))
+
+
+def test_an_audited_sample_reopened_is_accepted_again_as_the_rubric_said(store: Store) -> None:
+    """An audit of a sample the rubric accepted, rejected by people, reopened: the rubric's
+    accept stands again until people decide anew (as while it first waited)."""
+    fill(store, review=0, audit=1, accepted=0)
+    queue = ReviewQueue(store, annotators_per_item=1, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    [item] = items_of(store)
+    work(queue, "ann", lambda t: REJECT)
+    sample_id = queue.task(item).sample.id
+    assert store.get_sample(sample_id).status == "rejected"
+    done = queue.reopen([item], by="lead")
+    assert done.were_final == [item] and done.now("open") == [item]
+    assert store.get_sample(sample_id).status == "accepted"
+    assert store.get_sample(sample_id).report.audit
+
+
+def test_an_item_set_k_kept_larger_gets_the_k_asked(store: Store) -> None:
+    """set-k 2 over an item ann decided and bob and cy hold keeps k 3 for them; ann's decision
+    taken back, as a release of her: the k asked, 2, which bob and cy then finish."""
+    fill(store, review=1, audit=0, accepted=0)
+    queue = ReviewQueue(store, annotators_per_item=3, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    [item] = items_of(store)
+    work(queue, "ann", lambda t: ACCEPT)
+    for who in ("bob", "cy"):
+        assert queue.next_item(who) is not None
+    assert queue.set_annotators_per_item(2).held == 1
+    queue.reopen(annotator="ann", by="lead")
+    with store.engine.connect() as connection:
+        k, asked = connection.execute(
+            select(review_items.c.k, review_items.c.k_asked).where(review_items.c.id == item)
+        ).one()
+    assert (k, asked) == (2, None)
+    queue.decide(item, "bob", REJECT)
+    queue.decide(item, "cy", REJECT)
+    assert items_of(store)[item] == ("final", "reject", 2)
