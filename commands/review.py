@@ -564,6 +564,13 @@ def _print_reopened(done: Reopened) -> None:
             "review export --include all`, `synthgate rubric calibrate`) hold their old "
             "verdicts; make them again once the items are decided again"
         )
+    if done.holding:
+        held = ", ".join(str(item) for item in done.holding)
+        say(
+            f"{done.annotator} holds {len(done.holding)} items undecided ({held}): a decision "
+            "of theirs there counts; `synthgate review release` hands such a task to someone "
+            "else once it is old enough"
+        )
     if done.dry_run:
         say("nothing was changed: run it again without --dry-run (with --as NAME)")
         return

@@ -83,7 +83,8 @@ class ItemChange:
 @dataclass
 class Reopened:
     """What `reopen` did (or, with `dry_run`, would do): `decisions` taken back from `items`;
-    `gold_kept`: the annotator's decisions on gold tasks, kept scored."""
+    `gold_kept`: the annotator's decisions on gold tasks, kept scored; `holding`: the items
+    they hold undecided (no decision to take back: theirs counts when it comes)."""
 
     annotator: str | None
     asked: list[int]
@@ -91,6 +92,7 @@ class Reopened:
     decisions: int = 0
     items: list[ItemChange] = field(default_factory=list)
     gold_kept: int = 0
+    holding: list[int] = field(default_factory=list)  # items the annotator holds undecided
 
     def now(self, status: str) -> list[int]:
         """The items that are `status` after the reopen."""
@@ -132,6 +134,13 @@ def reopen(
         if who is not None:
             _check_known(connection, who)
             result.gold_kept = _gold_decisions(connection, who, asked)
+            result.holding = list(
+                connection.execute(
+                    select(assignments.c.item_id)
+                    .where(assignments.c.annotator == who, assignments.c.decided_at.is_(None))
+                    .order_by(assignments.c.item_id)
+                ).scalars()
+            )
         if asked:
             _check_items(connection, asked, who)
         ids = asked or _items_decided_by(connection, who)

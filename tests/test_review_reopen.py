@@ -215,6 +215,7 @@ def test_an_item_keeps_its_holder_and_goes_to_someone_new(store: Store) -> None:
     assert items_of(store)[item] == ("open", None, 2)
     kept, counted = kept_and_counted(store)
     assert kept == counted
+    assert queue.reopen(annotator="cy", by="lead", dry_run=True).holding == [item]
     assert queue.next_item("bob") is None
     task = queue.next_item("cy")  # their open task, still theirs
     assert task is not None and task.item_id == item
