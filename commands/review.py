@@ -535,6 +535,13 @@ def _print_reopened(done: Reopened) -> None:
         console.print(text, markup=False, highlight=False)
 
     whose = f" of {done.annotator}" if done.annotator is not None else ""
+    if done.holding:
+        held = ", ".join(str(item) for item in done.holding)
+        say(
+            f"{done.annotator} holds {len(done.holding)} items undecided ({held}): a decision "
+            "of theirs there counts; `synthgate review release` hands such a task to someone "
+            "else once it is old enough"
+        )
     if not done.items:
         kept = f" ({done.gold_kept} on gold tasks stay scored)" if done.gold_kept else ""
         say(f"nothing to reopen: no decision{whose} is left to take back{kept}")
@@ -563,13 +570,6 @@ def _print_reopened(done: Reopened) -> None:
             "since (`synthgate export RUN`, `synthgate merge --synthetic RUN`, `synthgate "
             "review export --include all`, `synthgate rubric calibrate`) hold their old "
             "verdicts; make them again once the items are decided again"
-        )
-    if done.holding:
-        held = ", ".join(str(item) for item in done.holding)
-        say(
-            f"{done.annotator} holds {len(done.holding)} items undecided ({held}): a decision "
-            "of theirs there counts; `synthgate review release` hands such a task to someone "
-            "else once it is old enough"
         )
     if done.dry_run:
         say("nothing was changed: run it again without --dry-run (with --as NAME)")

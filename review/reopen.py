@@ -265,12 +265,12 @@ def _take_back(
     count = 0
     for item_id, item in items.items():
         going = [d for d in said[item_id] if who is None or d["annotator"] == who]
-        if not going:  # decided by nobody we take back (an item of `who` moved meanwhile)
+        if not going:  # another reopen took them back since they were listed
             continue
         people = [d["annotator"] for d in going if d["role"] == "annotator"]
         times = _move(connection, item_id, going, people, by, reason, now)
         count += len(going)
-        given_back.update(people)
+        given_back.update(list(times))  # the assignments deleted: tasks given less
         _remake(connection, item, said[item_id], going, len(times))
         changed[item_id] = (item, sorted({d["annotator"] for d in going}))
     # as a release does: an item set-k kept a larger k for gets the k asked
