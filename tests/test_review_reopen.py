@@ -455,3 +455,40 @@ def test_an_item_set_k_kept_larger_gets_the_k_asked(store: Store) -> None:
     queue.decide(item, "bob", REJECT)
     queue.decide(item, "cy", REJECT)
     assert items_of(store)[item] == ("final", "reject", 2)
+
+
+def test_a_reopen_while_annotators_work_leaves_every_count_right(store: Store) -> None:
+    """careless decided every item; while ann, bob and cy work the queue in threads, a lead
+    takes careless's decisions back: every item still ends with k decisions of distinct
+    people, none of careless's, and the kept counts match the assignments."""
+    import threading
+
+    fill(store, review=12, audit=0, accepted=0)
+    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    ids = sorted(items_of(store))
+    assert work(queue, "careless", lambda t: REJECT) == ids
+    failures: list[BaseException] = []
+
+    def annotate(who: str) -> None:
+        try:
+            work(queue, who, lambda t: ACCEPT)
+        except BaseException as error:  # pragma: no cover - reported below
+            failures.append(error)
+
+    threads = [threading.Thread(target=annotate, args=(who,)) for who in ("ann", "bob", "cy")]
+    for thread in threads:
+        thread.start()
+    done = queue.reopen(annotator="careless", by="lead")
+    for thread in threads:
+        thread.join()
+    assert not failures
+    assert done.decisions == len(ids)
+    work(queue, "dee", lambda t: ACCEPT)  # what the threads had finished before the reopen
+    assert items_of(store) == dict.fromkeys(ids, ("final", "accept", 2))
+    with store.engine.connect() as connection:
+        said = connection.execute(select(decisions.c.item_id, decisions.c.annotator)).all()
+    assert sorted(item for item, _ in said) == sorted(ids * 2)
+    assert len(set(said)) == len(said) and "careless" not in {who for _, who in said}
+    kept, counted = kept_and_counted(store)
+    assert kept == counted
