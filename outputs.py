@@ -367,7 +367,8 @@ def reading_sqlite(path: Path) -> sqlite3.Connection:
 
 
 def human_decision_count(path: Path) -> int:
-    """How many human review decisions a run database holds (0 if it has no review tables).
+    """How many human review decisions a run database holds (0 if it has no review tables),
+    those a lead took back (`review reopen`: review_taken_back) too: they are kept, not lost.
 
     Read without creating anything, so a run folder can be checked before it is replaced.
     """
@@ -377,12 +378,17 @@ def human_decision_count(path: Path) -> int:
     # load SQLAlchemy.
     try:
         with contextlib.closing(reading_sqlite(path)) as connection:
-            found = connection.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'review_decisions'"
-            ).fetchone()
-            if found is None:
-                return 0
-            return int(connection.execute("SELECT COUNT(*) FROM review_decisions").fetchone()[0])
+            tables = [
+                name
+                for (name,) in connection.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' "
+                    "AND name IN ('review_decisions', 'review_taken_back')"
+                )
+            ]
+            return sum(
+                int(connection.execute(f"SELECT COUNT(*) FROM {name}").fetchone()[0])
+                for name in sorted(tables)
+            )
     except sqlite3.DatabaseError as error:
         raise InputError(
             f"{path}: not a readable SQLite database ({error}); move it aside, or choose "

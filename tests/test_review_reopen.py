@@ -367,6 +367,25 @@ def test_the_command_reopens_and_says_what_to_do_next(tmp_path: Path) -> None:
     store.close()
 
 
+def test_decisions_taken_back_still_keep_a_new_run_from_replacing_the_folder(
+    tmp_path: Path,
+) -> None:
+    """A run folder whose decisions were all taken back read as unreviewed: `synthgate run`
+    into it would have replaced it, review_taken_back with it."""
+    from synthgate.outputs import check_out, human_decision_count
+
+    store, ids, db = cli_queue(tmp_path)
+    held = human_decision_count(tmp_path / "synthgate.db")
+    result = runner.invoke(cli, ["review", "reopen", *map(str, ids), "--as", "lead", "--db", db])
+    assert result.exit_code == 0, result.output
+    assert not rows(store, decisions) and len(rows(store, taken_back)) == held > 0
+    store.close()
+    assert human_decision_count(tmp_path / "synthgate.db") == held
+    (tmp_path / "manifest.json").write_text("{}")
+    with pytest.raises(InputError, match=f"holds {held} human review decisions"):
+        check_out(tmp_path)
+
+
 @pytest.mark.parametrize(
     ("arguments", "named"),
     [
