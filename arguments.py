@@ -29,9 +29,10 @@ def _shown(value: Any) -> str:
 
 
 def path_argument(value: Any, field: str) -> Path:
-    """`value` as a Path: a str, a `pathlib.Path` or any path-like object (`os.fspath`)."""
+    """`value` as a Path: a str, a `pathlib.Path` or any path-like object (`os.fspath`); a
+    leading `~` is the home folder, as a shell reads it."""
     if isinstance(value, Path):
-        return value
+        return home_expanded(value)
     if isinstance(value, str | os.PathLike):
         text = os.fspath(value)
         if isinstance(text, str) and not text.strip():  # Path("") is ".": the working folder
@@ -41,13 +42,25 @@ def path_argument(value: Any, field: str) -> Path:
                 problem="is empty",
                 fix="pass a file or folder path",
             )
-        return Path(text)
+        return home_expanded(Path(text))
     raise InputError(
         field=field,
         value=_shown(value),
         problem=f"is a {type(value).__name__}, not a path",
         fix="pass a file or folder path (a str or a pathlib.Path)",
     )
+
+
+def home_expanded(path: Path) -> Path:
+    """`path` with a leading `~` (or `~user`) made the home folder, as a shell makes it. Taken
+    as it is, `~/runs/x` was a folder named "~" in the working folder: a run written where
+    nobody looks for it, an input file "not found" that is there."""
+    if not path.parts or not path.parts[0].startswith("~"):
+        return path
+    try:
+        return path.expanduser()
+    except RuntimeError:  # no home folder known (or no such user): the name as given
+        return path
 
 
 def optional_path(value: Any, field: str) -> Path | None:

@@ -35,7 +35,7 @@ from pydantic import (
     model_validator,
 )
 
-from synthgate.arguments import path_argument
+from synthgate.arguments import home_expanded, path_argument
 from synthgate.class_names import category_name_problem
 from synthgate.errors import InputError, lone_surrogate_in, quoted
 from synthgate.yaml_files import load_yaml, quote_hint, written_as_number
@@ -545,7 +545,9 @@ class RequesterLimits(BaseModel):
 
 
 def resolve_path(value: Path, *, config_dir: Path | None) -> Path | None:
-    """Find a path a config names: as given, next to the config, or in the shipped configs."""
+    """Find a path a config names: as given (`~` is the home folder), next to the config, or in
+    the shipped configs."""
+    value = home_expanded(value)
     candidates = [value] if value.is_absolute() else [Path.cwd() / value]
     if not value.is_absolute():
         if config_dir is not None:

@@ -289,7 +289,9 @@ def run(
     """
     given = config
     config = load_config(config)  # refuses a config of the wrong type first
-    config_file = None if isinstance(given, BatchConfig | Mapping) else Path(given)
+    config_file = (
+        None if isinstance(given, BatchConfig | Mapping) else path_argument(given, "config")
+    )
     check_config_rubrics(config, source=config_file or "<config>")
     if seed is not None:
         config = config.model_copy(update={"seed": whole_number(seed, "seed", maximum=MAX_SEED)})

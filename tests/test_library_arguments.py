@@ -284,3 +284,42 @@ def test_a_text_reference_with_no_text_is_refused(tmp_path: Path) -> None:
     reference.write_text('{"text": "the kettle broke on the second day of use", "label": "neg"}\n')
     found = sg.validate_file(texts, reference=reference)
     assert "with real real.jsonl line 1" in found.to_json()  # the copy is found
+
+
+def test_a_path_starting_with_a_tilde_is_in_the_home_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`out="~/runs/x"` wrote the run into a folder named "~" in the working folder (where
+    nobody looks, and that a shell's `rm -r ~` then aims at the home folder), and
+    `load_config("~/c.yaml")` said a file that is there was not found."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    (home / "shapes.yaml").write_text(json.dumps(SHAPES))
+    (home / "my.yaml").write_text(
+        (Path(sg.__file__).parent / "configs/rubrics/detection.yaml").read_text()
+    )
+    result = sg.run("~/shapes.yaml", out="~/runs/shapes")
+    assert result.out == home / "runs" / "shapes"
+    assert (home / "runs" / "shapes" / "coco.json").is_file()
+    assert sg.load_config(Path("~/shapes.yaml")).name == "shapes"
+    samples = sg.generate(SHAPES, limit=1)
+    assert sg.validate(samples, rubric="~/my.yaml")[0].rubric == "detection"
+    templates = {
+        "name": "texts",
+        "text": {"generator": "templates", "templates": "~/t.yaml", "count": 1},
+    }
+    (home / "t.yaml").write_text(
+        (Path(sg.__file__).parent / "configs/templates/support_tickets.yaml").read_text()
+    )
+    assert sg.load_config(templates).text.templates == home / "t.yaml"  # type: ignore[union-attr]
+    assert not (work / "~").exists()
+
+
+def test_a_rubric_of_the_wrong_type_names_the_parameter() -> None:
+    """`rubric=["detection"]` was looked for as a file named "['detection']"."""
+    samples = sg.generate(SHAPES, limit=1)
+    _refused(lambda: sg.validate(samples, rubric=["detection"]), "rubric", "is a list")
+    _refused(lambda: sg.calibrate("x.db", rubric=3), "rubric", "is a int")

@@ -30,7 +30,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from synthgate.errors import InputError
+from synthgate.arguments import home_expanded
+from synthgate.errors import InputError, quoted
 from synthgate.files import path_problem
 from synthgate.samples import CRITERIA, Finding, Level
 from synthgate.validators.checks import CHECKS
@@ -403,14 +404,22 @@ def rubric_path(name_or_path: str | Path) -> Path:
     """A rubric file: the name of one shipped in configs/rubrics/, or a path as given. A shipped
     name is never a file of the working directory (a stray file named `detection` there had
     replaced the shipped rubric, and a server read its working directory's files so)."""
-    given = str(name_or_path)
     names = shipped_rubrics()
+    if not isinstance(name_or_path, str | Path):  # str() of a list is no file name to look for
+        raise InputError(
+            field="rubric",
+            value=quoted(name_or_path),
+            problem=f"is a {type(name_or_path).__name__}, not a rubric name or path",
+            fix=f"pass a rubric YAML or one of {names}",
+        )
+    given = str(name_or_path)
     problem = path_problem(given)
     if problem is None:
         if given in names:
             return RUBRICS_DIR / f"{given}.yaml"
-        if Path(given).is_file():
-            return Path(name_or_path)
+        path = home_expanded(Path(given))
+        if path.is_file():
+            return path
     why = "no such file" if problem is None else f"not a usable file name ({problem})"
     raise InputError(f"rubric {given!r}: {why}; pass a rubric YAML or one of {names}")
 
