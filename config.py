@@ -710,7 +710,8 @@ def load_config(source: Path | str | Mapping[str, Any] | BatchConfig) -> BatchCo
         ...                       "image": {"generator": "procedural", "count": 4}})
     """
     if isinstance(source, BatchConfig):  # checked again: a field set after loading may be wrong
-        return parse_config(source.model_dump(), source=Path("<config>"))
+        # without pydantic's serializer warnings about that field: the error below names it
+        return parse_config(source.model_dump(warnings=False), source=Path("<config>"))
     if isinstance(source, Mapping):
         return parse_config(dict(source), source=Path("<config>"))
     path = path_argument(source, "config")

@@ -96,11 +96,25 @@ def test_a_numpy_seed_is_the_same_seed(tmp_path: Path) -> None:
     ).read_bytes()
 
 
-def test_a_config_changed_after_loading_is_checked_again() -> None:
+def test_a_config_changed_after_loading_is_checked_again(
+    recwarn: pytest.WarningsRecorder, tmp_path: Path
+) -> None:
     config = sg.load_config(SHAPES)
     config.seed = -1
     with pytest.raises(sg.InputError, match="seed"):
         sg.generate(config, limit=1)
+    # A value of the wrong type: pydantic's "serializer warnings" went to stderr on every call
+    # before the InputError that names the field.
+    config.seed = "x"  # type: ignore[assignment]
+    with pytest.raises(sg.InputError, match="seed: is text where a number goes"):
+        sg.generate(config, limit=1)
+    config.seed = 5
+    config.categories.append(3)  # type: ignore[arg-type]
+    with pytest.raises(sg.InputError, match=r"categories\.2"):
+        sg.run(config, out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    assert [str(w.message) for w in recwarn] == []
+    config.categories.pop()
     config.seed = 5
     assert [s.sample.id for s in sg.generate(config, limit=2)] == [
         s.sample.id for s in sg.generate(SHAPES, limit=2)
