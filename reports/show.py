@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from synthgate.arguments import optional_path
+from synthgate.arguments import fraction, optional_path
 from synthgate.errors import InputError
 from synthgate.formats.image_files import open_rgb
 from synthgate.masks import decode_mask
@@ -27,6 +27,8 @@ FINDINGS_SHOWN = 8
 FONT_SIZE = 10
 MONO_ADVANCE = 0.6  # a monospace character is about 0.6 em wide
 PALETTE = "tab10"  # a colour per class (or span label), ten before they repeat
+MIN_WIDTH = 3.0  # inches: narrower, matplotlib has no room for the findings
+MAX_WIDTH = 100.0
 
 
 def _new_figure(width: float, height: float, ratios: list[float]) -> tuple[Figure, Any, Any]:
@@ -73,7 +75,7 @@ def show(
         sample: a `GeneratedSample` (from `generate`) or a `Sample`.
         report: its `RubricReport` (from `validate`); default: the sample's own, if judged.
         image_root: the folder a `Sample`'s `uri` is relative to, when it carries no pixels.
-        width: the figure's width in inches.
+        width: the figure's width in inches, from 3 to 100.
 
     Returns:
         The matplotlib `Figure` (a notebook shows it; `fig.savefig(path)` writes it).
@@ -97,6 +99,7 @@ def show(
             fix="pass the sample's own report, e.g. show(samples[0], reports[0])",
         )
     image_root = optional_path(image_root, "image_root")
+    width = fraction(width, "width", low=MIN_WIDTH, high=MAX_WIDTH)  # matplotlib fails deep inside
     generated = sample if isinstance(sample, GeneratedSample) else GeneratedSample(sample=sample)
     report = report if report is not None else generated.sample.report
     if generated.sample.spec.modality == "image":

@@ -337,3 +337,18 @@ def test_a_rubric_of_the_wrong_type_names_the_parameter() -> None:
     samples = sg.generate(SHAPES, limit=1)
     _refused(lambda: sg.validate(samples, rubric=["detection"]), "rubric", "is a list")
     _refused(lambda: sg.calibrate("x.db", rubric=3), "rubric", "is a int")
+
+
+@pytest.mark.parametrize(
+    ("width", "words"),
+    [
+        (0, "must be from 3 to 100"),  # was numpy's LinAlgError: Singular matrix
+        (-1, "must be from 3 to 100"),  # matplotlib's "figure size must be positive finite"
+        (float("nan"), "must be from 3 to 100"),
+        ("8", "is a str, not a number"),  # a TypeError from the arithmetic on it
+    ],
+)
+def test_show_refuses_a_width_matplotlib_cannot_draw(width: Any, words: str) -> None:
+    sample = sg.generate(SHAPES, limit=1)[0]
+    _refused(lambda: sg.show(sample, width=width), "width", words)
+    assert sg.show(sample, width=3).get_figwidth() == 3
