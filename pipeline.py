@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from synthgate.arguments import whole_number
-from synthgate.config import BatchConfig, load_config
+from synthgate.config import MAX_SEED, BatchConfig, load_config
 from synthgate.errors import InputError
 from synthgate.generators import Generator, build_generator
 from synthgate.samples import (
@@ -341,6 +341,7 @@ def generate(
     *,
     modality: Modality | None = None,
     limit: int | None = None,
+    seed: int | None = None,
 ) -> list[GeneratedSample]:
     """Make a batch's samples in memory, labelled by construction, not judged, nothing written.
 
@@ -349,6 +350,7 @@ def generate(
         modality: "image" or "text": which section of the config to make (default: the one
             it has; image when it has both).
         limit: make only the first `limit` samples of the section (default: its `count`).
+        seed: replaces the config's seed, as `run`'s does: the same seed makes the same samples.
 
     Returns:
         One `GeneratedSample` per sample, in index order: `.sample` (labels, provenance) and,
@@ -360,6 +362,8 @@ def generate(
     """
     source = None if isinstance(config, BatchConfig | Mapping) else config
     config = load_config(config)
+    if seed is not None:
+        config = config.model_copy(update={"seed": whole_number(seed, "seed", maximum=MAX_SEED)})
     if modality is None:
         modality = "image" if config.image is not None else "text"
     if modality not in ("image", "text"):

@@ -352,3 +352,18 @@ def test_show_refuses_a_width_matplotlib_cannot_draw(width: Any, words: str) -> 
     sample = sg.generate(SHAPES, limit=1)[0]
     _refused(lambda: sg.show(sample, width=width), "width", words)
     assert sg.show(sample, width=3).get_figwidth() == 3
+
+
+def test_generate_takes_a_seed_as_run_does(tmp_path: Path) -> None:
+    """`sg.generate(config, seed=7)` was a TypeError: only `run` took one, and a notebook had to
+    edit the config to try another seed."""
+    seeded = sg.generate(SHAPES, seed=7)
+    edited = sg.generate({**SHAPES, "seed": 7})
+    assert [s.sample for s in seeded] == [s.sample for s in edited]
+    assert all((a.pixels == b.pixels).all() for a, b in zip(seeded, edited, strict=True))  # type: ignore[union-attr]
+    assert [s.sample for s in seeded] != [s.sample for s in sg.generate(SHAPES)]
+    run = sg.run(SHAPES, out=tmp_path / "run", seed=7)
+    assert [s.id for s in run.samples()] == [s.sample.id for s in seeded]
+    assert [s.provenance.seed for s in run.samples()] == [s.sample.provenance.seed for s in seeded]
+    _refused(lambda: sg.generate(SHAPES, seed="7"), "seed", "is a str")
+    _refused(lambda: sg.generate(SHAPES, seed=-1), "seed", "must be from 0")
