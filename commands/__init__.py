@@ -208,8 +208,9 @@ def _plain_table() -> type[Table]:
 EXIT_BAD_INPUT = 2
 
 
-# The one option whose flag is not its parameter's name: each --annotator-email adds one entry.
-IRREGULAR_FLAGS = {"annotator_emails": "--annotator-email"}
+# The options whose flag is not their parameter's name: each --annotator-email adds one entry,
+# each --batch one batch.
+IRREGULAR_FLAGS = {"annotator_emails": "--annotator-email", "batches": "--batch"}
 
 
 def flag_of(field: str) -> str:

@@ -616,9 +616,10 @@ def calibrate(
             field="db",
             value=shown_url(shown),
             problem=f"holds no reviewed sample with a final verdict{where} to calibrate on",
-            fix=("check --batch, or " if batches else "")
+            fix=("check {batches}, or " if batches else "")
             + "decide the review queue's items first (synthgate serve, review import); "
             "`synthgate review stats` shows how many are final",
+            options=("batches",) if batches else (),
         )
     result = calibrate_items(
         chosen, found.items, source=source, holdout=holdout, seed=seed, min_verdicts=min_verdicts

@@ -243,3 +243,21 @@ def test_a_database_with_no_final_verdict_says_so(tmp_path: Path) -> None:
     assert done.exit_code == 2, done.output
     assert "holds no reviewed sample with a final verdict" in shown
     assert "lower --min-verdicts" not in shown and not (tmp_path / "c.yaml").exists()
+
+
+def test_no_verdict_of_the_batches_asked_for_names_the_parameter_or_the_flag(
+    tmp_path: Path,
+) -> None:
+    """The library's refusal said "check --batch", a flag a notebook has not got."""
+    url = f"sqlite:///{tmp_path / 'synthgate.db'}"
+    reviewed_store(url, load_rubric("detection"), 4).close()
+    with pytest.raises(InputError) as refused:
+        sg.calibrate(url, batches=["other"])
+    assert "of batches other" in str(refused.value) and "check batches, or" in str(refused.value)
+    assert "--batch" not in str(refused.value)
+    done = CliRunner().invoke(
+        app,
+        ["rubric", "calibrate", "--db", url, "--batch", "other", "-o", str(tmp_path / "c.yaml")],
+    )
+    assert done.exit_code == 2, done.output
+    assert "check --batch, or" in " ".join(done.output.split())
