@@ -49,6 +49,25 @@ class ObjectLabel(_Model):
     visible_fraction: float = 1.0
     attributes: dict[str, Any] = Field(default_factory=dict)
 
+    def __repr_args__(self) -> Any:
+        # The mask by its size, not its RLE counts: hundreds of characters an object, so a
+        # notebook showing a sample (`samples[0].sample`) showed kilobytes of them.
+        for name, value in super().__repr_args__():
+            yield name, _MaskShown(value) if name == "mask" and isinstance(value, dict) else value
+
+
+class _MaskShown:
+    """A COCO RLE mask as a repr shows it: `<RLE 512x512>`."""
+
+    def __init__(self, mask: dict[str, Any]) -> None:
+        self.size = mask.get("size")
+
+    def __repr__(self) -> str:
+        size = self.size
+        if isinstance(size, list | tuple) and len(size) == 2:
+            return f"<RLE {size[0]}x{size[1]}>"
+        return "<RLE>"
+
 
 class Span(_Model):
     """A labelled character span of a text sample; `end` is exclusive."""
