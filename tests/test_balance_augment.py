@@ -12,6 +12,7 @@ import pytest
 import yaml
 from balance_fixtures import balance_coco, make_tiny_coco
 
+import synthgate as sg
 from synthgate.config import PACKAGE_ROOT
 from synthgate.errors import InputError
 from synthgate.masks import decode_mask, encode_mask, tight_bbox
@@ -127,3 +128,33 @@ def test_balance_config_applies_augmentation(tmp_path: Path) -> None:
     assert synthetic
     for image in synthetic:
         assert image["synthgate"]["provenance"]["params"]["augment"]["pipeline"] == "light.yaml"
+
+
+def test_a_balance_config_names_the_shipped_pipeline_from_any_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`augment: configs/augment/light.yaml`, as that file says to write it, was "not found" in
+    a notebook's folder, once every real image had been checked and the plan made; a missing
+    pipeline is refused when the config is read, naming its key."""
+    from synthgate.workflows.quotas import load_balance_config
+
+    monkeypatch.chdir(tmp_path)
+    shipped = PACKAGE_ROOT / "configs" / "augment" / "light.yaml"
+    assert load_balance_config({"augment": "configs/augment/light.yaml"}).augment == shipped
+    config = tmp_path / "balance.yaml"
+    config.write_text("augment: configs/augment/light.yaml\n")
+    assert load_balance_config(config).augment == shipped
+    (tmp_path / "mine.yaml").write_text(shipped.read_text())
+    config.write_text("augment: mine.yaml\n")  # beside the config file, as before
+    assert load_balance_config(config).augment == tmp_path / "mine.yaml"
+    with pytest.raises(InputError, match=r"<config>: augment: nope\.yaml: file not found"):
+        load_balance_config({"augment": "nope.yaml"})
+    coco, images = make_tiny_coco(tmp_path / "real")
+    with pytest.raises(InputError, match=r"augment: nope\.yaml: file not found"):
+        sg.balance(coco, images=images, out=tmp_path / "out", config={"augment": "nope.yaml"})
+    assert not (tmp_path / "out").exists()
+    planned = sg.balance(
+        coco, images=images, out=tmp_path / "out", config={"augment": "configs/augment/light.yaml"},
+        dry_run=True,
+    )  # fmt: skip
+    assert planned.summary["classes"]

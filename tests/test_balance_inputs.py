@@ -370,6 +370,7 @@ def test_a_config_target_path_is_taken_from_the_configs_folder(
     config.write_text("target: targets.yaml\naugment: augment.yaml\n")
     (tmp_path / "configs" / "targets.yaml").write_text("disc: 4\n")
     (tmp_path / "targets.yaml").write_text("disc: 9\n")  # the working directory's: not this one
+    (tmp_path / "configs" / "augment.yaml").write_text("")  # there: a missing one is refused
     monkeypatch.chdir(tmp_path)
     balance = load_balance_config(config)
     assert balance_target(None, balance, source=config) == tmp_path / "configs" / "targets.yaml"

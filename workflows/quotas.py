@@ -23,8 +23,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from synthgate.arguments import path_argument
-from synthgate.config import MAX_COUNT
+from synthgate.arguments import home_expanded, path_argument
+from synthgate.config import MAX_COUNT, PACKAGE_ROOT
 from synthgate.errors import InputError
 from synthgate.samples import Modality, SampleSpec, sample_seed
 from synthgate.yaml_files import load_yaml
@@ -80,9 +80,35 @@ def load_balance_config(source: Any) -> BalanceConfig:
             else:
                 lines.append(f"{path}: {where}: {item['msg']} (got {item.get('input')!r})")
         raise InputError("\n".join(lines)) from None
-    if config.augment is not None and not config.augment.is_absolute() and path.is_file():
-        config.augment = path.resolve().parent / config.augment  # beside the config file
+    if config.augment is not None:
+        config.augment = augment_file(config.augment, path if path.is_file() else None)
     return config
+
+
+def augment_file(augment: Path, config_file: Path | None) -> Path:
+    """The pipeline file a balance config's `augment` names: a relative path beside the config
+    file (from the working directory for a mapping), else a shipped one, from any folder (what
+    light.yaml's header says to write: `augment: configs/augment/light.yaml`). Checked here,
+    before any work: it was "file not found" once every real image was checked, the plan made."""
+    augment = home_expanded(augment)
+    found = augment
+    if config_file is not None and not augment.is_absolute():
+        found = config_file.resolve().parent / augment
+    if not found.is_file() and not augment.is_absolute() and (PACKAGE_ROOT / augment).is_file():
+        found = PACKAGE_ROOT / augment
+    if not found.is_file():
+        where = "the config's folder" if config_file is not None else "the working directory"
+        raise InputError(
+            f"{config_file or '<config>'}: augment: {augment}: "
+            + (
+                "is a folder"
+                if found.is_dir()
+                else f"file not found (a relative path is taken from {where})"
+            )
+            + "; name an albumentations YAML, e.g. configs/augment/light.yaml, or save one "
+            "with albumentations.save(transform, path, data_format='yaml')"
+        )
+    return found
 
 
 @dataclass(frozen=True)
