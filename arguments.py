@@ -9,6 +9,7 @@ wrong type never surfaces as a TypeError from deep inside.
     path_argument(out, "out")                 # Path
     whole_number(seed, "seed", maximum=...)   # int (NumPy integers too; never bool or float)
     names_argument(categories, "categories")  # list[str] or None
+    callback(progress, "progress")            # a callable or None
 """
 
 from __future__ import annotations
@@ -98,6 +99,20 @@ def fraction(value: Any, field: str, *, low: float = 0.0, high: float = 1.0) -> 
     if not low <= number <= high:  # NaN fails both
         raise InputError(field=field, value=number, problem=f"must be from {low:g} to {high:g}")
     return number
+
+
+def callback(value: Any, field: str) -> Any:
+    """`value`, a function to call (or None): `progress=True` hoping for a progress bar, or a
+    tqdm bar instead of its `update`, was a TypeError from inside once the first chunk was made."""
+    if value is None or callable(value):
+        return value
+    raise InputError(
+        field=field,
+        value=_shown(value),
+        problem=f"is a {type(value).__name__}, not a function",
+        fix="pass a function the library calls with the counts, e.g. a tqdm bar's update "
+        "(the command line draws its own bars), or leave it out",
+    )
 
 
 def names_argument(value: Any, field: str) -> list[str] | None:

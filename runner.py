@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from synthgate.arguments import path_argument, whole_number
+from synthgate.arguments import callback, path_argument, whole_number
 from synthgate.config import MAX_SEED, BatchConfig, input_files, load_config
 from synthgate.errors import InputError
 from synthgate.generators import Generator
@@ -289,6 +289,8 @@ def run(
     """
     given = config
     config = load_config(config)  # refuses a config of the wrong type first
+    progress = callback(progress, "progress")
+    reference_progress = callback(reference_progress, "reference_progress")
     config_file = (
         None if isinstance(given, BatchConfig | Mapping) else path_argument(given, "config")
     )

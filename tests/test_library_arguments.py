@@ -367,3 +367,25 @@ def test_generate_takes_a_seed_as_run_does(tmp_path: Path) -> None:
     assert [s.provenance.seed for s in run.samples()] == [s.sample.provenance.seed for s in seeded]
     _refused(lambda: sg.generate(SHAPES, seed="7"), "seed", "is a str")
     _refused(lambda: sg.generate(SHAPES, seed=-1), "seed", "must be from 0")
+
+
+def test_a_progress_that_is_not_a_function_is_refused_before_any_work(
+    run: sg.RunResult, coco: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """`progress=True`, hoping for a bar, was "TypeError: 'bool' object is not callable" from
+    inside the runner once the first chunk was made."""
+    _refused(lambda: sg.run(SHAPES, out=tmp_path / "r", progress=True), "progress", "is a bool")
+    _refused(
+        lambda: sg.run(SHAPES, out=tmp_path / "r", reference_progress=5),
+        "reference_progress",
+        "not a function",
+    )
+    _refused(
+        lambda: sg.merge(coco[0], run, out=tmp_path / "m", images=coco[1], write_progress="bar"),
+        "write_progress",
+        "is a str, not a function",
+    )
+    assert not any(tmp_path.iterdir())
+    seen: list[int] = []
+    sg.run(SHAPES, out=tmp_path / "r", progress=lambda modality, done, total: seen.append(done))
+    assert sum(seen) == SHAPES["image"]["count"]

@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from synthgate.arguments import optional_path, path_argument
+from synthgate.arguments import callback, optional_path, path_argument
 from synthgate.errors import InputError
 from synthgate.files import dumps, write_atomic, write_json_atomic
 from synthgate.formats.coco import Progress, refuse_non_finite
@@ -569,6 +569,10 @@ def merge(
     real_path, run_dir = path_argument(real, "real"), path_argument(synthetic, "synthetic")
     out = path_argument(out, "out")
     images_dir = optional_path(images, "images") or real_path.parent
+    progress = callback(progress, "progress")
+    check_progress = callback(check_progress, "check_progress")
+    read_progress = callback(read_progress, "read_progress")
+    write_progress = callback(write_progress, "write_progress")
     jsonl = real_path.suffix.lower() in TEXT_SUFFIXES  # as validate reads it: .ndjson, .JSONL too
     if jsonl and images is not None:  # refused, not ignored, as validate does
         raise InputError(
