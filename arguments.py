@@ -10,12 +10,14 @@ wrong type never surfaces as a TypeError from deep inside.
     whole_number(seed, "seed", maximum=...)   # int (NumPy integers too; never bool or float)
     names_argument(categories, "categories")  # list[str] or None
     callback(progress, "progress")            # a callable or None
+    switch(force, "force")                    # bool (a NumPy bool too; never "False")
 """
 
 from __future__ import annotations
 
 import numbers
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -99,6 +101,20 @@ def fraction(value: Any, field: str, *, low: float = 0.0, high: float = 1.0) -> 
     if not low <= number <= high:  # NaN fails both
         raise InputError(field=field, value=number, problem=f"must be from {low:g} to {high:g}")
     return number
+
+
+def switch(value: Any, field: str) -> bool:
+    """`value` as a bool: True or False (a NumPy bool too), not a string or a number, which
+    read as true whatever they say: `add_categories="False"` appended the classes."""
+    numpy = sys.modules.get("numpy")  # a NumPy bool exists only once NumPy is loaded
+    if isinstance(value, bool) or (numpy is not None and isinstance(value, numpy.bool_)):
+        return bool(value)
+    raise InputError(
+        field=field,
+        value=_shown(value),
+        problem=f"is a {type(value).__name__}, not True or False",
+        fix=f"pass {field}=True or {field}=False",
+    )
 
 
 def callback(value: Any, field: str) -> Any:

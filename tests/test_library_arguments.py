@@ -389,3 +389,27 @@ def test_a_progress_that_is_not_a_function_is_refused_before_any_work(
     seen: list[int] = []
     sg.run(SHAPES, out=tmp_path / "r", progress=lambda modality, done, total: seen.append(done))
     assert sum(seen) == SHAPES["image"]["count"]
+
+
+def test_a_switch_is_true_or_false_not_any_truthy_value(
+    run: sg.RunResult, coco: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """`add_categories="False"` appended the run's classes to the merged file: any string or
+    number was read as True."""
+    coco_file, images = coco
+    for value in ("False", "no", 0, 1, None):
+        _refused(
+            lambda value=value: sg.merge(
+                coco_file, run, out=tmp_path / "m", images=images, add_categories=value
+            ),
+            "add_categories",
+            "not True or False",
+        )
+    _refused(
+        lambda: sg.merge(coco_file, run, out=tmp_path / "m", images=images, skip_invalid="yes"),
+        "skip_invalid",
+        "pass skip_invalid=True or skip_invalid=False",
+    )
+    assert not (tmp_path / "m").exists()
+    merged = sg.merge(coco_file, run, out=tmp_path / "m", images=images, add_categories=np.True_)
+    assert merged.new_categories == ["circle"]  # the fixture has square, not circle

@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from synthgate.arguments import callback, optional_path, path_argument
+from synthgate.arguments import callback, optional_path, path_argument, switch
 from synthgate.errors import InputError
 from synthgate.files import dumps, write_atomic, write_json_atomic
 from synthgate.formats.coco import Progress, refuse_non_finite
@@ -569,6 +569,8 @@ def merge(
     real_path, run_dir = path_argument(real, "real"), path_argument(synthetic, "synthetic")
     out = path_argument(out, "out")
     images_dir = optional_path(images, "images") or real_path.parent
+    add_categories = switch(add_categories, "add_categories")
+    skip_invalid = switch(skip_invalid, "skip_invalid")
     progress = callback(progress, "progress")
     check_progress = callback(check_progress, "check_progress")
     read_progress = callback(read_progress, "read_progress")
