@@ -714,6 +714,13 @@ def load_config(source: Path | str | Mapping[str, Any] | BatchConfig) -> BatchCo
         return parse_config(source.model_dump(warnings=False), source=Path("<config>"))
     if isinstance(source, Mapping):
         return parse_config(dict(source), source=Path("<config>"))
+    if isinstance(source, str) and "\n" in source.strip():  # no file name holds a line break
+        raise InputError(
+            field="config",
+            value=quoted(source),
+            problem="is YAML text, not the path of a config file",
+            fix="pass the file's path, or the config as a dict: load_config(yaml.safe_load(text))",
+        )
     path = path_argument(source, "config")
     data = load_yaml(path, what="batch config")
     return parse_config(data, source=path, config_dir=path.resolve().parent)

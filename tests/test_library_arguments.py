@@ -53,6 +53,8 @@ def _refused(call: Any, field: str, words: str) -> None:
         (["a.yaml"], "is a list"),
         ("", "config='': is empty"),  # Path("") is ".": it was "'.: is a folder'"
         ("  ", "config='  ': is empty"),
+        # was "name: x\ncategories: [a]\n: batch config not found; check the path"
+        ("name: x\ncategories: [a]\n", "is YAML text, not the path of a config file"),
     ],
 )
 def test_a_path_of_the_wrong_type_names_the_parameter(value: Any, words: str) -> None:
