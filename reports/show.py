@@ -34,17 +34,19 @@ MAX_WIDTH = 100.0
 def _new_figure(width: float, height: float, ratios: list[float]) -> tuple[Figure, Any, Any]:
     """A figure of two stacked axes, not registered with pyplot: a notebook shows it once (as
     the cell's value), and it is freed with its last reference (pyplot keeps every figure it
-    made until closed). Drawn with Agg, so `savefig` and text measurement work anywhere."""
+    made until closed); one that shows itself without pyplot (reports/figure.py). Drawn with
+    Agg, so `savefig` and text measurement work anywhere."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+
+        from synthgate.reports.figure import SampleFigure
     except ModuleNotFoundError as missing:  # a base install: matplotlib comes with an extra
         raise ModuleNotFoundError(
             "synthgate.show draws with matplotlib, which is not installed: "
             "pip install 'synthgate[notebook]'",
             name=missing.name,
         ) from missing
-    figure = Figure(figsize=(width, height))
+    figure = SampleFigure(figsize=(width, height))
     FigureCanvasAgg(figure)
     top, bottom = figure.subplots(2, 1, gridspec_kw={"height_ratios": ratios})
     return figure, top, bottom

@@ -415,3 +415,23 @@ def test_a_switch_is_true_or_false_not_any_truthy_value(
     assert not (tmp_path / "m").exists()
     merged = sg.merge(coco_file, run, out=tmp_path / "m", images=images, add_categories=np.True_)
     assert merged.new_categories == ["circle"]  # the fixture has square, not circle
+
+
+def test_show_s_figure_draws_itself_for_a_notebook_without_pyplot() -> None:
+    """IPython shows a plain Figure only once pyplot or `%matplotlib inline` registered its PNG
+    formatter: in a fresh kernel `sg.show(sample)` printed `<Figure size 800x1000 with 2 Axes>`.
+    The figure answers IPython's `_repr_png_` itself."""
+    import io
+    import pickle
+
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    sample = sg.generate(SHAPES, limit=1)[0]
+    figure = sg.show(sample, width=4)
+    assert isinstance(figure, Figure)
+    png = figure._repr_png_()  # type: ignore[attr-defined]
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    width, _ = Image.open(io.BytesIO(png)).size
+    assert 300 < width <= 400  # 4 inches at 100 dpi, the margins trimmed
+    assert isinstance(pickle.loads(pickle.dumps(figure)), Figure)
