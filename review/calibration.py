@@ -38,7 +38,7 @@ from synthgate.outputs import check_out_file
 from synthgate.review import agreement
 from synthgate.review.routes import MeasureRef, RubricModel, thresholds_of
 from synthgate.review.verdicts import Reviewed, reviewed_items
-from synthgate.storage.database import database_url, open_store, shown_url
+from synthgate.storage.database import open_store, shown_url
 from synthgate.storage.store import Store, sqlite_url
 from synthgate.validators.routing import Routing
 from synthgate.validators.rubric import (
@@ -637,8 +637,15 @@ def _store(db: str | Path | Store) -> tuple[Store, bool]:
     if isinstance(db, Store):
         return db, False
     path = path_argument(db, "db") if not isinstance(db, str) or "://" not in db else None
-    if path is not None and path.is_dir():
-        return open_store(database_url(path, None), must_exist=True), True
+    if path is not None and path.is_dir():  # a run folder: its database, named as `db`
+        if not (path / "synthgate.db").is_file():
+            raise InputError(
+                field="db",
+                value=db,
+                problem="is a folder with no synthgate.db: not a run folder",
+                fix="pass a run folder, a synthgate.db or a database URL",
+            )
+        return open_store(sqlite_url(path / "synthgate.db"), must_exist=True), True
     if path is not None:
         if not path.is_file():
             raise InputError(

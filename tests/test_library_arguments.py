@@ -75,6 +75,8 @@ def test_every_public_path_parameter_refuses_a_non_path(
     _refused(lambda: sg.merge(5, tmp_path, out=tmp_path / "m"), "real", "not a path")
     _refused(lambda: sg.export(5, format="yolo", out=tmp_path / "e"), "source", "not a path")
     _refused(lambda: sg.calibrate(5), "db", "not a path")
+    # a folder that is no run: it was named `run` (the CLI's --run), not the parameter `db`
+    _refused(lambda: sg.calibrate(tmp_path), "db", "a folder with no synthgate.db")
     assert not (tmp_path / "b").exists() and not (tmp_path / "e").exists()
 
 
