@@ -135,6 +135,8 @@ def refuse_changed_inputs(config: BatchConfig, batch_id: str) -> None:
 def attribute_axes(config: BatchConfig, modality: Modality) -> dict[str, list[str]]:
     """The attributes the planner balances for a modality (bias control)."""
     if modality == "text" and config.text is not None:
+        if not hasattr(config.text, "locales"):  # text_model: rows of a class, no attributes
+            return {}
         return {"locale": list(config.text.locales), "gender": ["female", "male"]}
     if modality == "image" and config.image is not None:
         # Diffusion prompts' attribute slots ({colour}, {age}, …) and their values.

@@ -358,3 +358,26 @@ def test_a_source_of_doccano_class_lists_is_read_by_its_classes(
     generator = generator_for(tmp_path, bank, rows)
     assert generator.quota_categories() == ["neg"]
     assert generator.generate([spec(0, "neg")])[0].sample.doc_label == "neg"
+
+
+def test_a_run_judges_rewrites_against_the_classes_of_their_rows(tmp_path: Path) -> None:
+    """A counterfactual config has no `categories` (its classes are its rows'): `sg.run` judged
+    every rewrite against an empty taxonomy, "document label 'neg' not in taxonomy", and sent
+    all of them to review, where `sg.validate` accepted the same samples."""
+    import synthgate as sg
+
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(
+        '{"text": "She said the kettle broke after two days. Anna wants a refund.", "label": "neg"}\n'
+        '{"text": "He loves this kettle, says John.", "label": "pos"}\n'
+    )
+    config = {
+        "name": "cf",
+        "seed": 1,
+        "text": {"generator": "counterfactual", "count": 4, "source": str(rows)},
+    }
+    result = sg.run(config, out=tmp_path / "run")
+    findings = [f.check for s in result.samples() for f in s.report.findings]  # type: ignore[union-attr]
+    assert "correctness_label_in_taxonomy" not in findings
+    assert result.counts["text"].get("accepted") == 4
+    assert [r.route for r in sg.validate(sg.generate(config))] == ["accepted"] * 4

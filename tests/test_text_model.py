@@ -126,3 +126,28 @@ def test_a_source_of_doccano_class_lists_is_read_by_its_classes(
     made = build_generator(config, categories=[]).generate(specs(1))
     assert made[0].sample.doc_label == "negative"
     assert made[0].sample.provenance.prompt.endswith("A negative text:")
+
+
+def test_a_run_judges_rows_against_the_classes_of_the_source(
+    model_folder: Path, tmp_path: Path
+) -> None:
+    """`sg.run` (and `sg.generate`) of a text_model config failed with "AttributeError:
+    'LanguageModelTextConfig' object has no attribute 'locales'" (planning its attributes); and
+    without `categories` in the config every row the model wrote was "document label
+    'negative' not in taxonomy", and went to review for it."""
+    import synthgate as sg
+
+    config = {
+        "name": "lm",
+        "seed": 1,
+        "text": {
+            "generator": "text_model",
+            "count": 2,
+            "source": str(REVIEWS),
+            "model": {"path": str(model_folder), "max_new_tokens": 12},
+        },
+    }
+    assert sorted(g.sample.doc_label for g in sg.generate(config)) == ["negative", "positive"]
+    result = sg.run(config, out=tmp_path / "run")
+    checks = {f.check for s in result.samples() for f in s.report.findings}  # type: ignore[union-attr]
+    assert "correctness_label_in_taxonomy" not in checks

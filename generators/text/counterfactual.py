@@ -258,6 +258,9 @@ class CounterfactualGenerator:
                     f"and a label `{config.label_field}`"
                 )
             self.by_label[str(label)].append(position)
+        # The judge's taxonomy: every class of the rows (a rewrite keeps its row's label). A run
+        # of a config without `categories` judged against none: every sample went to review.
+        self.label_names = list(dict.fromkeys([*categories, *self.by_label]))
         # Only rows with something to swap: rewriting a row with nothing to swap copies it.
         self.named: dict[str, list[int]] = {}
         self.swappable: dict[str, list[int]] = {}

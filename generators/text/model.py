@@ -99,6 +99,8 @@ class LanguageModelGenerator:
                     f"and a label `{config.label_field}`"
                 )
             self.by_label[str(label)].append(clean_whitespace(text))
+        # The judge's taxonomy: every class of the rows (what the model is asked to write)
+        self.label_names = list(dict.fromkeys([*categories, *self.by_label]))
         if model is None or tokenizer is None:
             model, tokenizer, self.device = load_language_model(config)
         else:
