@@ -334,6 +334,16 @@ def test_a_path_starting_with_a_tilde_is_in_the_home_folder(
     )
     assert sg.load_config(templates).text.templates == home / "t.yaml"  # type: ignore[union-attr]
     assert not (work / "~").exists()
+    # balance checks that `out` does not hold its config by the path as given: a `~` config is
+    # refused there, not read and then deleted with an `out` that holds it
+    (home / "balance.yaml").write_text("target: max\n")
+    coco_file, images = make_tiny_coco(tmp_path / "real")
+    _refused(
+        lambda: sg.balance(coco_file, images=images, out=home, config="~/balance.yaml"),
+        "config",
+        "starts with ~",
+    )
+    assert (home / "balance.yaml").is_file()
 
 
 def test_a_rubric_of_the_wrong_type_names_the_parameter() -> None:
