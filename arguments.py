@@ -119,15 +119,15 @@ def switch(value: Any, field: str) -> bool:
 
 def callback(value: Any, field: str) -> Any:
     """`value`, a function to call (or None): `progress=True` hoping for a progress bar, or a
-    tqdm bar instead of its `update`, was a TypeError from inside once the first chunk was made."""
+    tqdm bar itself, was a TypeError from inside once the first chunk was made."""
     if value is None or callable(value):
         return value
     raise InputError(
         field=field,
         value=_shown(value),
         problem=f"is a {type(value).__name__}, not a function",
-        fix="pass a function the library calls with the counts, e.g. a tqdm bar's update "
-        "(the command line draws its own bars), or leave it out",
+        fix=f"pass a function, called with the counts as help() of the function says for "
+        f"{field} (the command line draws its own bars), or leave it out",
     )
 
 
