@@ -60,6 +60,13 @@ class RunResult:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
+    def __repr__(self) -> str:  # its folder as the other results show theirs: a str
+        out = None if self.out is None else str(self.out)
+        return (
+            f"RunResult(out={out!r}, batch_id={self.batch_id!r}, counts={self.counts}, "
+            f"timings={self.timings})"
+        )
+
     def __fspath__(self) -> str:
         """The run folder, so that a result goes where a path does: `sg.export(run, ...)`."""
         return str(self._folder())

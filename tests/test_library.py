@@ -71,6 +71,7 @@ def test_the_readme_example_runs_without_the_cli(tmp_path: Path) -> None:
     assert str(checked.summary) == checked.summary.table()
     classes = len(balanced.summary["classes"])
     assert f"classes={classes}" in repr(balanced) and len(repr(balanced)) < 300
+    assert repr(scope["run"]).startswith(f"RunResult(out={str(work / 'shapes')!r}, batch_id=")
 
 
 def test_import_synthgate_loads_nothing_heavy() -> None:
