@@ -106,7 +106,13 @@ class CheckFit:
 
 @dataclass
 class Calibration:
-    """A calibrated rubric and what it was fitted on."""
+    """A calibrated rubric and what it was fitted on: `.rubric` (the new `Rubric`: pass it to
+    `validate`/`validate_coco`, or `.to_yaml()`), `.old` (the one it replaces), `.items`
+    reviewed samples (`.fitted` + `.held_out`), `.checks` (per check: old and new thresholds,
+    agreement before and after on the held-out samples it measured), `.before`/`.after` (the
+    rubric's route against people's on all held-out samples: `.agreed`, `.kappa`,
+    `.reject_precision`, `.reject_recall`), `.skipped` (items left out, by reason) and
+    `.as_dict()`."""
 
     source: Path
     rubric: Rubric
