@@ -69,6 +69,11 @@ def test_the_readme_example_runs_without_the_cli(tmp_path: Path) -> None:
     assert repr(checked) == f"ValidationResult({checked.summary.brief()}, reports=6)"
     assert "samples=6" in repr(checked) and len(repr(checked)) < 300
     assert str(checked.summary) == checked.summary.table()
+    # what validate_coco's docstring names: `.summary` (`.mean_score`, routes, levels, findings)
+    assert [g.check for g in checked.summary.findings] == [
+        f["check"] for f in checked.summary.as_dict()["findings"]
+    ]
+    assert checked.summary.routes and checked.summary.levels and checked.summary.mean_score
     classes = len(balanced.summary["classes"])
     assert f"classes={classes}" in repr(balanced) and len(repr(balanced)) < 300
     assert repr(scope["run"]).startswith(f"RunResult(out={str(work / 'shapes')!r}, batch_id=")

@@ -87,6 +87,12 @@ class ValidationSummary:
     def mean_score(self) -> float:
         return round(self.score_total / self.samples, 3) if self.samples else 0.0
 
+    @property
+    def findings(self) -> list[FindingGroup]:
+        """The findings by criterion, check, measure and level (`ranked`): what `as_dict()`
+        lists as "findings", and what `validate_coco`'s docstring names."""
+        return self.ranked()
+
     def ranked(self) -> list[FindingGroup]:
         """Finding groups, worst level first, then most frequent."""
         return sorted(self.groups.values(), key=lambda g: (g.level, -g.count, g.check))
