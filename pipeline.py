@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from synthgate.arguments import whole_number
-from synthgate.config import MAX_SEED, BatchConfig, load_config
+from synthgate.config import MAX_SEED, BatchConfig, LanguageModelTextConfig, load_config
 from synthgate.errors import InputError
 from synthgate.generators import Generator, build_generator
 from synthgate.samples import (
@@ -135,7 +135,7 @@ def refuse_changed_inputs(config: BatchConfig, batch_id: str) -> None:
 def attribute_axes(config: BatchConfig, modality: Modality) -> dict[str, list[str]]:
     """The attributes the planner balances for a modality (bias control)."""
     if modality == "text" and config.text is not None:
-        if not hasattr(config.text, "locales"):  # text_model: rows of a class, no attributes
+        if isinstance(config.text, LanguageModelTextConfig):  # rows of a class, no attributes
             return {}
         return {"locale": list(config.text.locales), "gender": ["female", "male"]}
     if modality == "image" and config.image is not None:

@@ -68,7 +68,7 @@ def test_every_public_path_parameter_refuses_a_non_path(
     _refused(lambda: sg.validate_coco(5), "coco", "not a path")
     _refused(lambda: sg.validate_coco(coco_file, images=5), "images", "not a path")
     _refused(lambda: sg.validate_coco(coco_file, json=5), "json", "not a path")
-    _refused(lambda: sg.balance(coco_file, images=None, out=tmp_path / "b"), "images", "not a")
+    _refused(lambda: sg.balance(coco_file, images=5, out=tmp_path / "b"), "images", "not a")
     _refused(
         lambda: sg.balance(coco_file, images=images, out=tmp_path / "b", config=7), "config", "int"
     )
