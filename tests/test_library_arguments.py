@@ -334,16 +334,23 @@ def test_a_path_starting_with_a_tilde_is_in_the_home_folder(
     )
     assert sg.load_config(templates).text.templates == home / "t.yaml"  # type: ignore[union-attr]
     assert not (work / "~").exists()
-    # balance checks that `out` does not hold its config by the path as given: a `~` config is
-    # refused there, not read and then deleted with an `out` that holds it
+    # a `~` balance config is read from the home folder, and an `out` holding it is refused
+    # (it would be deleted with it), as for any other path
     (home / "balance.yaml").write_text("target: max\n")
     coco_file, images = make_tiny_coco(tmp_path / "real")
     _refused(
         lambda: sg.balance(coco_file, images=images, out=home, config="~/balance.yaml"),
-        "config",
-        "starts with ~",
+        "out",
+        "balance.yaml, an input",
     )
     assert (home / "balance.yaml").is_file()
+    plan = sg.balance(
+        coco_file, images=images, out=work / "b", config="~/balance.yaml", dry_run=True
+    )
+    assert (
+        plan.summary
+        == sg.balance(coco_file, images=images, out=work / "b", target="max", dry_run=True).summary
+    )
 
 
 def test_a_rubric_of_the_wrong_type_names_the_parameter() -> None:
@@ -447,3 +454,46 @@ def test_show_s_figure_draws_itself_for_a_notebook_without_pyplot() -> None:
     width, _ = Image.open(io.BytesIO(png)).size
     assert 300 < width <= 400  # 4 inches at 100 dpi, the margins trimmed
     assert isinstance(pickle.loads(pickle.dumps(figure)), Figure)
+
+
+def test_balance_and_validate_take_switches_and_functions_as_run_and_merge_do(
+    coco: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """`dry_run="False"` made a dry run, `skip_invalid="no"` left entries out, `keep_reports=
+    "False"` kept none, and a progress that is no function was a TypeError once work began."""
+    coco_file, images = coco
+    out = tmp_path / "b"
+    _refused(
+        lambda: sg.balance(coco_file, images=images, out=out, dry_run="False"), "dry_run", "a str"
+    )
+    _refused(
+        lambda: sg.balance(coco_file, images=images, out=out, skip_invalid="no"),
+        "skip_invalid",
+        "not True or False",
+    )
+    _refused(
+        lambda: sg.balance(coco_file, images=images, out=out, check_progress=True),
+        "check_progress",
+        "not a function",
+    )
+    _refused(lambda: sg.validate_coco(coco_file, keep_reports="False"), "keep_reports", "a str")
+    _refused(lambda: sg.validate_coco(coco_file, progress=1), "progress", "not a function")
+    _refused(
+        lambda: sg.balance_text(coco_file, out=out, progress="bar"), "progress", "not a function"
+    )
+    assert not out.exists()
+
+
+def test_validate_names_its_parameters_for_a_config_or_a_rubric_of_the_other_modality() -> None:
+    """`validate(config_dict)` said "samples=str: holds something that is not a sample" (the
+    dict's keys), and a rubric of the other modality was named as a config key, text.rubric."""
+    _refused(lambda: sg.validate(SHAPES), "samples", "generate(config)")
+    texts = {
+        "name": "t",
+        "text": {
+            "generator": "templates",
+            "templates": str(Path(sg.__file__).parent / "configs/templates/support_tickets.yaml"),
+            "count": 1,
+        },
+    }
+    _refused(lambda: sg.validate(sg.generate(texts), rubric="detection"), "rubric", "judges image")

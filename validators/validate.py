@@ -15,12 +15,13 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from synthgate.arguments import names_argument, optional_path, path_argument
+from synthgate.arguments import callback, names_argument, optional_path, path_argument, switch
 from synthgate.errors import InputError
 from synthgate.files import json_text, write_atomic
 from synthgate.formats.jsonl import iter_jsonl
@@ -65,6 +66,13 @@ def rubric_for(
             raise
         # "rubric 'nope': no such file" named neither the config file nor the field
         raise InputError(f"{where}{modality}.rubric: {error}") from None
+    if chosen.modality != modality and source is None:  # a library call's parameter
+        raise InputError(
+            field="rubric",
+            value=chosen.name,
+            problem=f"judges {chosen.modality} samples, not {modality}",
+            fix="pick a rubric of this modality",
+        )
     if chosen.modality != modality:
         raise InputError(
             f"{where}{modality}.rubric: {chosen.name} judges {chosen.modality} samples, not "
@@ -206,6 +214,13 @@ def validate(
             problem="is one sample; a list of them goes here",
             fix="pass validate([sample])",
         )
+    if isinstance(samples, Mapping | str | os.PathLike):  # a dict's keys are no samples
+        raise InputError(
+            field="samples",
+            value=type(samples).__name__,
+            problem="is a config or a path, not samples",
+            fix="make them first: validate(generate(config)); judge a file with validate_file",
+        )
     items = []
     for sample in samples:
         if not isinstance(sample, GeneratedSample | Sample):
@@ -325,6 +340,12 @@ def validate_file(
     `text_field` too). The rest as in `validate_coco`."""
     source_path = path if isinstance(path, dict) else path_argument(path, "path")
     images, reference = optional_path(images, "images"), optional_path(reference, "reference")
+    keep_reports = switch(keep_reports, "keep_reports")
+    progress, reference_progress, read_progress = (
+        callback(progress, "progress"),
+        callback(reference_progress, "reference_progress"),
+        callback(read_progress, "read_progress"),
+    )
     json = optional_path(json, "json")
     if json is not None:  # before any work: never a database, nor a file it reads
         read = [p for p in (source_path, reference) if p is not None and not isinstance(p, dict)]

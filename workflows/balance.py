@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from synthgate.arguments import optional_path, path_argument
+from synthgate.arguments import callback, optional_path, path_argument, switch
 from synthgate.config import BatchConfig, CopyPasteImageConfig, parse_config
 from synthgate.errors import InputError
 from synthgate.files import dumps, write_json_atomic
@@ -495,6 +495,17 @@ def balance(
     """
     coco_path = path_argument(coco, "coco")
     images_dir = optional_path(images, "images") or coco_path.parent
+    dry_run, skip_invalid = switch(dry_run, "dry_run"), switch(skip_invalid, "skip_invalid")
+    progress, check_progress, reference_progress, read_progress, write_progress = (
+        callback(function, name)
+        for function, name in (
+            (progress, "progress"),
+            (check_progress, "check_progress"),
+            (reference_progress, "reference_progress"),
+            (read_progress, "read_progress"),
+            (write_progress, "write_progress"),
+        )
+    )
     if coco_path.suffix.lower() in TEXT_SUFFIXES:  # else "not valid JSON (line 2 ...)"
         raise InputError(
             field="coco",
@@ -504,7 +515,9 @@ def balance(
         )
     out = path_argument(out, "out")
     balance = load_balance_config(config)  # refuses a config of the wrong type first
-    config_path = None if config is None or isinstance(config, Mapping) else Path(config)
+    config_path = (
+        None if config is None or isinstance(config, Mapping) else path_argument(config, "config")
+    )
     strategy = balance_target(target, balance, source=config_path)
     if images is not None and not images_dir.is_dir():  # the default: the file's own folder
         raise InputError(

@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from synthgate.arguments import path_argument
+from synthgate.arguments import callback, path_argument
 from synthgate.class_names import category_name_problem
 from synthgate.config import BatchConfig, CounterfactualTextConfig
 from synthgate.errors import InputError, quoted
@@ -163,8 +163,11 @@ def balance_text(
         >>> balance_text("reviews.jsonl", out="balanced-text/", target="max")
     """
     jsonl_path, out = path_argument(jsonl, "jsonl"), path_argument(out, "out")
+    progress = callback(progress, "progress")
     balance = load_balance_config(config)  # refuses a config of the wrong type first
-    config_path = None if config is None or isinstance(config, Mapping) else Path(config)
+    config_path = (
+        None if config is None or isinstance(config, Mapping) else path_argument(config, "config")
+    )
     strategy = balance_target(target, balance, source=config_path)
     if not jsonl_path.is_file():
         raise InputError(field="jsonl", value=jsonl_path, problem="file not found")

@@ -14,7 +14,6 @@ function of its inputs.
 from __future__ import annotations
 
 import math
-import os
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -62,16 +61,6 @@ def load_balance_config(source: Any) -> BalanceConfig:
     if source is None:
         return BalanceConfig.model_validate({})
     path = Path("<config>") if isinstance(source, Mapping) else path_argument(source, "config")
-    if not isinstance(source, Mapping) and Path(os.fspath(source)).parts[:1] != path.parts[:1]:
-        # A `~` path: balance and balance_text check that `out` does not hold their config by
-        # the path as given (Path(config), not expanded), so one inside `out` given as
-        # ~/... would be deleted with it. Refused until they take it as path_argument does.
-        raise InputError(
-            field="config",
-            value=source,
-            problem="starts with ~, which balance and balance_text do not expand",
-            fix="give the path from / or from the working folder (os.path.expanduser(path))",
-        )
     if isinstance(source, Mapping):
         data: Any = dict(source)
     elif not path.is_file():
