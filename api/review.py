@@ -275,7 +275,10 @@ def admin_not_annotator(user: User, what: str) -> str:
         f"admin {user.name!r} may not {what}: review items go to annotators (role annotator), "
         "whose decisions count toward each item's k and the agreement; to review yourself, log "
         "in with an annotator account (synthgate users add NAME --role annotator); an admin "
-        "adjudicates instead (POST /api/review/{item_id}/adjudication)"
+        "adjudicates instead (POST /api/review/{item_id}/adjudication); items the server "
+        "handed you before it refused admins stay held under your name, undecided, until a lead "
+        "gives them to annotators: synthgate review release --older-than-minutes N (it takes "
+        "back every hold undecided for longer than N minutes)"
     )
 
 

@@ -41,7 +41,9 @@ class AnnotatorsPerItemOut(BaseModel):
     kept: dict[str, int] = Field(
         description="Items not open, by status, whose result stays: a new k reopens none."
     )
-    team: list[str] = Field(description="Everyone the queue ever gave work to.")
+    team: list[str] = Field(
+        description="Everyone the queue ever gave work to, admins left out (handed none now)."
+    )
 
 
 @router.post(

@@ -38,7 +38,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from synthgate.errors import InputError
 from synthgate.review import adjudication
 from synthgate.review.items import ANNOTATOR_VERDICTS, maybe_finalise
-from synthgate.storage.tables import annotator_counts, assignments, decisions, review_items
+from synthgate.review.stats import queue_team
+from synthgate.storage.tables import assignments, decisions, review_items
 
 if TYPE_CHECKING:
     from synthgate.review.queue import ReviewQueue
@@ -51,10 +52,11 @@ CHUNK_ITEMS = 1000
 
 @dataclass
 class KChange:
-    """What `set_k` did: `changed` open items got a new k; of the items it looked at,
-    `final` were finished with a verdict, `adjudication` went to an adjudicator and
-    `still_open` wait for more decisions; of those, `held` keep a larger k until the people holding them decide (`holders`); `kept` counts the items
-    not open, by status, whose result stays; `team` the annotators the queue ever gave work."""
+    """What `set_k` did: `changed` open items got a new k; of the items it looked at, `final`
+    were finished with a verdict, `adjudication` went to an adjudicator and `still_open` wait
+    for more decisions; of those, `held` keep a larger k until the people holding them decide
+    (`holders`); `kept` counts the items not open, by status, whose result stays; `team` the
+    annotators the queue ever gave work (admins left out: stats.queue_team)."""
 
     k: int
     batches: list[str]
@@ -114,11 +116,7 @@ def set_k(queue: ReviewQueue, k: int, *, batches: list[str] | None = None) -> KC
             select(func.count()).select_from(review_items).where(*opened)
         ).scalar_one()
         _held(connection, change, opened)
-        change.team = list(
-            connection.execute(
-                select(annotator_counts.c.annotator).order_by(annotator_counts.c.annotator)
-            ).scalars()
-        )
+        change.team = queue_team(connection)
     return change
 
 

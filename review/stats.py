@@ -29,6 +29,7 @@ from synthgate.storage.tables import (
     decisions,
     gold_answers,
     review_items,
+    users,
 )
 
 NAMES_SHOWN = 5  # annotators a line of `short_of_annotators` names
@@ -69,6 +70,20 @@ def annotators_per_item(connection: Connection, k: int) -> int:
     for each, n in open_items or [(each, n) for each, _, n in counts]:
         asked[each] += n
     return max(asked, key=lambda each: (asked[each], each))
+
+
+def queue_team(connection: Connection) -> list[str]:
+    """The annotators the queue gave work to, by name: those who may take its items. Admins are
+    left out: the server handed them items before it refused to (api/review.py `refuse_admin`),
+    and hands them none now; what such an admin still holds waits for `review release`."""
+    admins = select(users.c.name).where(users.c.role == "admin")
+    return list(
+        connection.execute(
+            select(annotator_counts.c.annotator)
+            .where(annotator_counts.c.annotator.not_in(admins))
+            .order_by(annotator_counts.c.annotator)
+        ).scalars()
+    )
 
 
 def _met_as_gold(prefix: str, item: int | None) -> Select[Any]:
@@ -121,7 +136,7 @@ def blocked_items(connection: Connection, *, item: int | None = None) -> list[di
             wanted[item_id] = (sample_id, needs)
     if not met:
         return []
-    team = set(connection.execute(select(annotator_counts.c.annotator)).scalars())
+    team = set(queue_team(connection))
     holding: dict[int, set[str]] = defaultdict(set)
     ids = sorted(met)
     for start in range(0, len(ids), IDS_PER_QUERY):
@@ -161,11 +176,7 @@ def short_of_annotators(connection: Connection) -> list[dict[str, Any]]:
     someone new (`next` gives the team nothing more); a lead lowers their k instead (review/
     set_k.py). Each: k, items, team (how many people), names (the first few), why and fix.
     None while nobody was given work yet: the team is still to come."""
-    team = list(
-        connection.execute(
-            select(annotator_counts.c.annotator).order_by(annotator_counts.c.annotator)
-        ).scalars()
-    )
+    team = queue_team(connection)
     if not team:
         return []
     short = connection.execute(

@@ -6,11 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from api_support import BATCH, bearer, make_app, token_for
+from api_support import BATCH, bearer, image_sample, make_app, seed_batch, token_for
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from synthgate.api import batches, pages, review, set_k
+from synthgate.review.stats import blocked_items
 from synthgate.storage.tables import decisions
 from synthgate.storage.users import hash_token
 
@@ -138,6 +139,56 @@ def test_an_admin_is_handed_no_items_and_decides_none_as_an_annotator(client, to
         f"/api/review/{task['item_id']}/decision", json={"verdict": "accept"}, headers=who
     )
     assert ok.status_code == 200
+
+
+def test_an_admin_handed_items_before_they_were_refused_is_not_counted_in_the_team(tmp_path):
+    """k = 2, one annotator, and an admin the server handed an item before it refused admins:
+    the admin stayed in the team (review_annotators), so `short_of_annotators` said nothing
+    while only ann may take the items, and set-k said the team was two. The 403 says how the
+    admin's hold is given back."""
+    app = make_app(tmp_path, images=3, k=2)
+    ann = bearer(token_for(app, "ann", "annotator"))
+    admin = bearer(token_for(app, "boss", "admin"))
+    held = app.state.queue.next_item("boss")  # as the server did before `refuse_admin`
+    assert held is not None
+    with TestClient(app) as client:
+        while (task := client.get("/api/review/next", headers=ann)).status_code == 200:
+            url = f"/api/review/{task.json()['item_id']}/decision"
+            assert client.post(url, json={"verdict": "accept"}, headers=ann).status_code == 200
+        refused = client.get("/api/review/next", headers=admin).json()["detail"]
+        stats = client.get("/api/review/stats", headers=admin).json()
+        body = {"k": 2}
+        change = client.post("/api/review/annotators-per-item", json=body, headers=admin).json()
+    assert "synthgate review release --older-than-minutes" in refused
+    [short] = stats["short_of_annotators"]
+    assert short["items"] == 3 and short["team"] == 1 and short["names"] == ["ann"]
+    assert "review set-k 1" in short["fix"]
+    assert change["team"] == ["ann"]
+
+
+def test_an_admin_handed_items_before_is_not_free_to_take_a_blocked_item(tmp_path):
+    """ann met a sample as gold before it was real work; ann2 and the admin boss (handed an
+    item before admins were refused) did not. The item needs 2: ann2 alone may take it, so it
+    is blocked (the admin counted as free, and it was not)."""
+    app = make_app(tmp_path, images=2, k=2, gold_rate=0.9)
+    run, queue = tmp_path / "run", app.state.queue
+    token_for(app, "boss", "admin")
+    assert queue.next_item("ann2") is not None and queue.next_item("boss") is not None
+    gold = app.state.item_ids.public(queue.add_gold(image_sample(7, run), expected=["accept"]))
+    ann = bearer(token_for(app, "ann", "annotator"))
+    with TestClient(app) as client:
+        seen = []
+        while (task := client.get("/api/review/next", headers=ann)).status_code == 200:
+            seen.append(task.json()["item_id"])
+            url = f"/api/review/{seen[-1]}/decision"
+            assert client.post(url, json={"verdict": "accept"}, headers=ann).status_code == 200
+        assert gold in seen
+    seed_batch(app.state.store, run, [image_sample(7, run)])  # now real work
+    assert queue.enqueue_batch(BATCH, image_root=run) == 1
+    with app.state.store.engine.connect() as connection:
+        [blocked] = blocked_items(connection)
+    assert blocked["met_as_gold"] == ["ann"] and blocked["needs"] == 2
+    assert "1 could take it" in blocked["why"]
 
 
 def test_decision_misuse_is_400_with_a_clear_message(client, tokens):
