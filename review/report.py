@@ -151,10 +151,12 @@ def rubric_that_routed(store: Store) -> dict[str, Any]:
     """The cut-offs of the rubric that routed the reviewed samples: each batch's
     `<modality>.rubric`, else the shipped rubric its samples' reports name (found as `review
     enqueue` finds it: priority.resolve_rubric), read from one final sample of each batch and
-    modality. None, with a note saying why, where that rubric is not found or batches were
-    routed by different cut-offs."""
+    modality. None, with a note saying why, where that rubric is not found, is not the one the
+    reports name (a batch run again with another rubric) or batches were routed by different
+    cut-offs."""
     found: dict[tuple[float, float], set[str]] = defaultdict(set)
     missing: list[str] = []
+    others: list[str] = []  # batches whose rubric now is not the one their reports name
     loaded: dict[str, Rubric | None] = {}  # a rubric file read once for every batch naming it
     for batch_id, modality, sample in _reviewed_batches(store):
         named = sample.report.rubric if sample.report is not None else None
@@ -166,12 +168,18 @@ def rubric_that_routed(store: Store) -> dict[str, Any]:
         if judged_by is None:
             missing.append(f"{batch_id} ({modality}, rubric {named!r})")
             continue
+        why = _not_routed_by(judged_by, sample)
+        if why is not None:
+            others.append(f"batch {batch_id} ({modality}): {why}")
+            continue
         routing = judged_by.routing
         found[routing.accept_at, routing.reject_below].add(judged_by.name)
     cutoffs: dict[str, Any] = {"accept_at": None, "reject_below": None, "source": None, "note": ""}
     fix = "pass --rubric NAME|YAML, or --accept-at and --reject-below, to compare with"
     if missing:
         cutoffs["note"] = f"the rubric that routed batch {', '.join(missing)} is not found: {fix}"
+    elif others:
+        cutoffs["note"] = f"{'; '.join(others)}: {fix}"
     elif len(found) > 1:
         each = "; ".join(
             f"{', '.join(sorted(names))}: accept_at {a:g}, reject_below {r:g}"
@@ -186,6 +194,18 @@ def rubric_that_routed(store: Store) -> dict[str, Any]:
             source=f"rubric {', '.join(map(repr, sorted(names)))}, which routed the samples",
         )
     return cutoffs
+
+
+def _not_routed_by(rubric: Rubric, sample: Sample) -> str | None:
+    """Why `rubric`, found for `sample`'s batch, is not the one that routed it (its report names
+    another), or None. The rubric is not part of a batch's id: run again with another one, the
+    batch's config is replaced, while the samples reviewed before keep their reports."""
+    if sample.report is None or sample.report.rubric == rubric.name:
+        return None
+    return (
+        f"its config names rubric {rubric.name!r} now, while its reviewed samples' reports name "
+        f"{sample.report.rubric!r} (run again with another rubric?)"
+    )
 
 
 def _reviewed_batches(store: Store) -> Iterator[tuple[str, str, Sample]]:

@@ -623,3 +623,24 @@ def test_agreement_says_when_the_rubric_that_routed_is_not_found(run_folder: Pat
     cutoffs = json.loads(shown.output)["validator"]["cutoffs"]
     assert cutoffs["accept_at"] is None and cutoffs["source"] is None
     assert "small-1 (image, rubric 'default')" in cutoffs["note"] and "--rubric" in cutoffs["note"]
+
+
+def test_agreement_gives_no_cutoffs_of_a_rubric_the_reports_do_not_name(tmp_path: Path) -> None:
+    """Samples routed by 'detection' (their reports say so); the batch was then run again with
+    `image.rubric: classification`: the rubric is not part of the batch id, so put_batch
+    replaces its config while the reviewed samples keep their reports. The agreement said
+    'classification' routed them and compared with its cut-offs; now it says why it has none."""
+    run = make_run_folder(tmp_path, rubric="detection")
+    assert invoke("review", "enqueue", "--run", str(run), "--gold-rate", "0").exit_code == 0
+    work(run)
+    store = Store(sqlite_url(run / "synthgate.db"))
+    config = {"categories": ["circle", "square", "triangle"]}
+    config |= {modality: {"rubric": "classification"} for modality in ("image", "text")}
+    store.put_batch("small-1", name="small", seed=3, config=config)
+    store.close()
+    out = invoke("review", "agreement", "--run", str(run), "--min-items", "2", "--json", "-")
+    cutoffs = json.loads(out.output)["validator"]["cutoffs"]
+    assert cutoffs["accept_at"] is None and cutoffs["source"] is None
+    note = cutoffs["note"]
+    assert "batch small-1 (image): its config names rubric 'classification' now" in note
+    assert "reports name 'detection'" in note and "pass --rubric" in note
