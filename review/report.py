@@ -86,7 +86,7 @@ def agreement_report(
             "cutoffs": cutoffs,
         },
     }
-    # only when asked for: the report of a plain `review agreement --json` stays as it was
+    # `excluded` only when annotators are left out: a report without any has no such key
     return report if excluded is None else {"excluded": excluded, **report}
 
 
@@ -99,8 +99,10 @@ def excluded_annotators(rows: list[dict[str, Any]], names: Collection[str]) -> d
     if unknown:
         listed = ", ".join(known[:20]) + (f" and {len(known) - 20} more" if len(known) > 20 else "")
         raise InputError(
-            f"exclude {', '.join(map(repr, unknown))}: no annotator of that name decided an item "
-            f"here; annotators: {listed or 'none yet'}"
+            field="exclude",
+            value=", ".join(map(repr, unknown)),
+            problem="no annotator of that name decided an item here",
+            fix=f"annotators: {listed or 'none yet'}",
         )
     dropped = Counter(
         r["annotator"] for r in rows if r["kind"] == "sample" and r["annotator"] in names
@@ -124,7 +126,10 @@ def routing_cutoffs(
 ) -> dict[str, Any]:
     """The routing cut-offs the threshold suggestions are compared with, and where they come
     from: those given, else `rubric`'s, else those of the rubric that routed the reviewed
-    samples (`rubric_that_routed`)."""
+    samples (`rubric_that_routed`). `rubric` of another modality than the reviewed samples is
+    an `InputError`: its cut-offs were never those of their scores."""
+    if rubric is not None:
+        _check_modality(store, rubric)
     if accept_at is not None and reject_below is not None:
         return {"accept_at": accept_at, "reject_below": reject_below, "source": "given", "note": ""}
     if rubric is not None:
@@ -145,6 +150,23 @@ def routing_cutoffs(
         "source": "given" + (f", the rest from {found['source']}" if found["source"] else ""),
     }
     return merged | {"note": found["note"] if None in merged.values() else ""}
+
+
+def _check_modality(store: Store, rubric: Rubric) -> None:
+    """An `InputError` where reviewed samples are of another modality than `rubric` (a text
+    rubric named for image samples): its cut-offs would be compared with another rubric's
+    scores."""
+    reviewed = sorted({modality for _, modality, _ in _reviewed_batches(store)})
+    if any(modality != rubric.modality for modality in reviewed):
+        raise InputError(
+            field="rubric",
+            value=rubric.name,
+            problem=f"a rubric of {rubric.modality} samples, and the reviewed samples are "
+            f"{' and '.join(reviewed)}: its cut-offs are not those of their scores",
+            fix="name a rubric of their modality, or give {accept_at} and {reject_below}"
+            + (" (reviewed samples of both kinds fit no one rubric)" if len(reviewed) > 1 else ""),
+            options=("accept_at", "reject_below"),
+        )
 
 
 def rubric_that_routed(store: Store) -> dict[str, Any]:

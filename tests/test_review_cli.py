@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from synthgate.cli import app
 from synthgate.masks import encode_mask, tight_bbox
 from synthgate.review.queue import Decision, ReviewQueue
+from synthgate.review.report import routing_cutoffs
 from synthgate.samples import (
     CRITERIA,
     ObjectLabel,
@@ -28,6 +29,7 @@ from synthgate.samples import (
     sample_id,
 )
 from synthgate.storage.store import Store, sqlite_url
+from synthgate.validators.rubric import load_rubric
 
 runner = CliRunner()
 
@@ -577,7 +579,8 @@ def test_agreement_leaves_an_excluded_annotator_out_as_the_libraries_compute_it(
     # a name nobody decided under is refused, not silently "left out"
     typo = invoke("review", "agreement", "--run", str(run_folder), "--exclude", "carl")
     assert typo.exit_code == 2
-    assert "'carl'" in typo.output and "ann, bob, carol" in typo.output
+    assert "--exclude 'carl': no annotator of that name" in typo.output
+    assert "ann, bob, carol" in typo.output
 
 
 def test_agreement_compares_the_suggestions_with_the_routing_of_the_rubric_that_routed(
@@ -611,9 +614,29 @@ def test_agreement_compares_the_suggestions_with_the_routing_of_the_rubric_that_
         in (report()["output"])
     )
     # another rubric's routing to compare with, and one cut-off typed over it
-    other = report("--json", "-", "--rubric", "classification", "--accept-at", "4")["validator"]
-    assert (other["cutoffs"]["accept_at"], other["cutoffs"]["reject_below"]) == (4.0, 3.0)
-    assert other["cutoffs"]["source"] == "given, the rest from rubric 'classification'"
+    empty = Store(sqlite_url(tmp_path / "empty.db"))  # no reviewed sample of another modality
+    other = routing_cutoffs(empty, load_rubric("classification"), accept_at=4)
+    empty.close()
+    assert (other["accept_at"], other["reject_below"]) == (4.0, 3.0)
+    assert other["source"] == "given, the rest from rubric 'classification'"
+
+
+def test_agreement_refuses_a_rubric_of_another_modality_than_the_reviewed_samples(
+    tmp_path: Path,
+) -> None:
+    """`--rubric classification` (a text rubric) was compared with the scores of image samples
+    too; reviewed samples of both kinds fit no one rubric. Typed cut-offs still do."""
+    run = make_run_folder(tmp_path, rubric="detection")
+    assert invoke("review", "enqueue", "--run", str(run), "--gold-rate", "0").exit_code == 0
+    work(run)
+    agreement = ("review", "agreement", "--run", str(run), "--min-items", "2")
+    refused = invoke(*agreement, "--rubric", "classification", "--json", "-")
+    assert refused.exit_code == 2, refused.output
+    assert "--rubric classification: a rubric of text samples" in refused.output
+    assert "reviewed samples are image and text" in refused.output
+    assert "--accept-at and --reject-below" in refused.output
+    typed = invoke(*agreement, "--accept-at", "4", "--reject-below", "3", "--json", "-")
+    assert json.loads(typed.output)["validator"]["cutoffs"]["source"] == "given"
 
 
 def test_agreement_says_when_the_rubric_that_routed_is_not_found(run_folder: Path) -> None:
