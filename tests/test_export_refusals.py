@@ -127,7 +127,12 @@ ERROR_CASES: list[tuple[str, Any, list[str], list[str]]] = [
         "text-only run",
         lambda tmp, coco: _text_run(tmp / "textrun"),
         ["{tmp}/textrun", "-f", "voc"],
-        ["textrun: a text run", "export writes image datasets", "synthgate merge --real"],
+        [  # merge's own flags: without --out it refused to run
+            "textrun: a text run",
+            "export writes image datasets",
+            "synthgate merge --real YOUR.jsonl --synthetic ",
+            "textrun --out merged/",
+        ],
     ),
     (  # it said "a text-only run", of a balance output
         "text balance output",

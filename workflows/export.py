@@ -432,7 +432,7 @@ def _nothing_to_export(source: Path, mark: str, coco: str, tool: str) -> str:
         return (
             f"{source}: a text run (its samples are in text.jsonl), and {formats}; merge its "
             f"accepted rows into your text data instead: synthgate merge --real YOUR.jsonl "
-            f"--synthetic {source}"
+            f"--synthetic {source} --out merged/"
         )
     if mark != "manifest.json" and (source / "merged.jsonl").is_file():
         what = "balance" if mark == BALANCE_MARKER else "merge"
