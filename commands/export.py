@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -24,6 +25,9 @@ from synthgate.commands import (
     progress_bars,
     user_errors,
 )
+
+if TYPE_CHECKING:
+    from synthgate.workflows.export import ExportCounts
 
 
 class Format(StrEnum):
@@ -125,7 +129,7 @@ def export(
         )
     counts, skipped, files = result.counts, result.skipped, copy_images
     print_left_out(skipped)
-    _warn_of_unread_orientations(counts.upright_unread, format_.value.upper())
+    _warn_of_unread_orientations(counts, format_.value.upper())
     if counts.crowd_left_out:
         console.print(
             f"left out {counts.crowd_left_out} crowd annotation(s): "
@@ -152,24 +156,22 @@ def export(
     print_undecided(result.undecided, done="exported", again="export again with --force")
 
 
-# The images whose unread orientation is named one a line; the rest are counted.
-UNREAD_SHOWN = 10
-
-
-def _warn_of_unread_orientations(unread: list[str], fmt: str) -> None:
+def _warn_of_unread_orientations(counts: ExportCounts, fmt: str) -> None:
     """On stderr: each image whose EXIF orientation could not be read (with --no-copy-images no
-    file is checked first), so its labels were exported as if it were upright; what that means
-    and how to have it read."""
-    if not unread:
+    file is checked first), so its labels were exported as if it were upright, the first few
+    named (`counts.upright_unread`) and the rest counted; what that means and how to have it
+    read."""
+    if not counts.upright_unread_total:
         return
-    for problem in unread[:UNREAD_SHOWN]:
+    for problem in counts.upright_unread:
         errors.print(
             Text.assemble(("warning", "yellow"), f": {problem}"),
             soft_wrap=True,
         )
-    more = f" (and {len(unread) - UNREAD_SHOWN} more)" if len(unread) > UNREAD_SHOWN else ""
+    total, named = counts.upright_unread_total, len(counts.upright_unread)
+    more = f" (and {total - named} more)" if total > named else ""
     errors.print(
-        f"{len(unread)} image(s){more} exported as upright: one that its EXIF orientation "
+        f"{total} image(s){more} exported as upright: one that its EXIF orientation "
         f"turns and whose entry gives its stored width and height gets {fmt} boxes in the "
         "wrong frame (trainers decode it turned); let synthgate read those files "
         "(SYNTHGATE_MAX_IMAGE_PIXELS for one over the limit, --images for ones not found) and "

@@ -26,6 +26,7 @@ from synthgate import commands
 from synthgate.cli import app
 from synthgate.commands import export as export_module
 from synthgate.formats.yolo import yolo_to_bbox
+from synthgate.workflows.export import UPRIGHT_UNREAD_KEPT
 
 
 @pytest.fixture
@@ -585,6 +586,41 @@ def test_labels_only_of_a_photo_over_the_pixel_limit_say_its_orientation_is_unre
         images=tmp_path / "images",
         copy_images=False,
     )
-    assert len(library.counts.upright_unread) == 1
-    assert "upright_unread=1)" in repr(library)  # counted: it may name every image
+    assert library.counts.upright_unread_total == len(library.counts.upright_unread) == 1
     assert "photo.jpg: its EXIF orientation is unread (Image" in library.counts.upright_unread[0]
+
+
+def test_labels_only_of_images_not_here_keep_the_first_unread_orientations_and_count_the_rest(
+    tmp_path: Path,
+) -> None:
+    """A labels-only export of a dataset whose images are on another machine: each image's
+    orientation is unread, and ExportCounts kept one message an image (a million for a large
+    dataset), its repr calling the list a number. Now the first few, and the total."""
+    images = 13
+    coco = {
+        "images": [
+            {"id": i, "file_name": f"{i:03d}.jpg", "width": 40, "height": 60}
+            for i in range(1, images + 1)
+        ],
+        "annotations": [],
+        "categories": [{"id": 1, "name": "thing"}],
+    }
+    (tmp_path / "coco.json").write_text(json.dumps(coco))
+    (tmp_path / "elsewhere").mkdir()
+    library = synthgate.export(
+        tmp_path / "coco.json",
+        format="yolo",
+        out=tmp_path / "yolo",
+        images=tmp_path / "elsewhere",
+        copy_images=False,
+    )
+    kept = UPRIGHT_UNREAD_KEPT
+    counts = library.counts
+    assert counts.upright_unread_total == images and len(counts.upright_unread) == kept
+    assert counts.upright_unread[0].endswith("001.jpg: its EXIF orientation is unread (not found)")
+    assert f"upright_unread_total={images}, upright_unread=[" in repr(counts)
+    args = ["-f", "yolo", "--no-copy-images", "--images", str(tmp_path / "elsewhere")]
+    shown = export(str(tmp_path / "coco.json"), *args, "--out", str(tmp_path / "cli"))
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.count("its EXIF orientation is unread") == kept
+    assert f"{images} image(s) (and {images - kept} more) exported as upright" in shown.output

@@ -87,6 +87,10 @@ FOLDER_KINDS = [
     ("manifest.json", "accepted.coco.json", "synthgate run"),
 ]
 
+# The images with an unread orientation an export names (ExportCounts.upright_unread); the rest
+# are counted
+UPRIGHT_UNREAD_KEPT = 10
+
 
 @dataclass
 class ExportCounts:
@@ -100,14 +104,12 @@ class ExportCounts:
     linked: int = 0
     copied: int = 0
     subsets: dict[str, int] = field(default_factory=dict)  # images per subset (train, val)
-    # YOLO, VOC: each image whose EXIF orientation could not be read, and why (not there,
-    # unreadable, over the pixel limit: not checked with copy_images=False), taken as upright
+    # YOLO, VOC: the images whose EXIF orientation could not be read (not there, unreadable,
+    # over the pixel limit: not checked with copy_images=False), taken as upright: how many,
+    # and the first UPRIGHT_UNREAD_KEPT of them with why (a labels-only export of a dataset
+    # whose images are elsewhere has one an image)
+    upright_unread_total: int = 0
     upright_unread: list[str] = field(default_factory=list)
-
-    def __repr__(self) -> str:  # not the dataclass's: `upright_unread` may name every image
-        shown = {k: v for k, v in vars(self).items() if k != "upright_unread"}
-        unread = f", upright_unread={len(self.upright_unread)}" if self.upright_unread else ""
-        return f"ExportCounts({', '.join(f'{k}={v!r}' for k, v in shown.items())}{unread})"
 
 
 def _image_folder(fmt: str, layout: str, subset: str) -> str:
@@ -144,6 +146,7 @@ def export_dataset(
     names = export_names(coco["images"])
     headers: dict[Any, ImageHeader | None] = {}
     unread: list[str] = []
+    unread_total = 0
     if fmt != "coco" and image_sources is not None:
         # Ultralytics and datumaro decode a photo turned as its EXIF orientation says, and
         # YOLO's fractions and VOC's corners are read in that frame: labels drawn on the
@@ -155,6 +158,8 @@ def export_dataset(
             found = header_or_problem(path)
             headers[image["id"]] = None if isinstance(found, str) else found
             if isinstance(found, str):
+                unread_total += 1
+            if isinstance(found, str) and len(unread) < UPRIGHT_UNREAD_KEPT:
                 unread.append(f"{path}: its EXIF orientation is unread ({found})")
         turns = {
             image["id"]: header_turn(headers[image["id"]], (image["width"], image["height"]))
@@ -168,7 +173,10 @@ def export_dataset(
             header = headers.get(image_id)
             depths[image_id] = voc_depth(header[2]) if header is not None else image_depth(path)
     counts = ExportCounts(
-        images=len(coco["images"]), classes=len(coco["categories"]), upright_unread=unread
+        images=len(coco["images"]),
+        classes=len(coco["categories"]),
+        upright_unread_total=unread_total,
+        upright_unread=unread,
     )
     for subset in SUBSETS:
         counts.subsets[subset] = sum(1 for s in subsets.values() if s == subset)
