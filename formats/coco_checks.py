@@ -159,6 +159,32 @@ def url_named_images(data: dict[str, Any], images_dir: Path | None) -> dict[str,
     return {**data, "images": named} if renamed else data
 
 
+def refuse_if_no_image_is_there(images: list[Any], root: Path, *, labels_only: bool = True) -> None:
+    """Not one image under `root` means the wrong folder, not bad entries: say so (check_coco
+    would list every image and suggest skip_invalid, which would export nothing), and where the
+    first one is, if in a folder just below `root` (annotations.json beside images/).
+    `labels_only`: offer {copy_images=False} too (export's)."""
+    names = [
+        image["file_name"]
+        for image in images
+        if isinstance(image, dict) and confinement_problem(image.get("file_name")) is None
+    ]
+    if names and not any(is_file(confined_path(root, name)) for name in names):
+        below = sorted(
+            folder
+            for folder in (root.iterdir() if root.is_dir() else ())
+            if folder.is_dir() and is_file(confined_path(folder, names[0]))
+        )
+        there = f"; {names[0]} is in {below[0]}" if below else ""
+        raise InputError(
+            f"{root / names[0]}: image file not found (none of the {len(names)} images is "
+            f"under {root}{there}); pass the folder the file_names are relative to as "
+            "{images}"
+            + (", or {copy_images=False} to write the labels only" if labels_only else ""),
+            options=("images", "copy_images=False") if labels_only else ("images",),
+        )
+
+
 def image_file_problem(images_dir: Path, name: str, size: tuple[Any, Any]) -> str | None:
     """What is wrong with an image's file: missing, not a readable image, or of another size
     than its entry says (read from the file's header, and the file checked whole where its

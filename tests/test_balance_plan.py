@@ -200,6 +200,15 @@ def test_balance_says_its_real_images_are_hard_links(
     assert result.returncode == 0, result.stderr
     assert f"{merged / 'images'} holds hard links" in " ".join(result.stdout.split())
     assert (merged / "images" / real.name).stat().st_ino == real.stat().st_ino
+    # merge defaults --images to the COCO file's folder too: where none of the file_names
+    # lies, one line says so and where they are (it listed every image as missing)
+    result = run_cli(
+        "merge", "--real", str(tiny[0]), "--synthetic", str(run), "--out", str(tmp_path / "m2")
+    )
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+    message = " ".join(result.stderr.split())
+    assert f"none of the 6 images is under {tiny[0].parent}; img_101.png is in {tiny[1]}" in message
+    assert not (tmp_path / "m2").exists()
 
 
 def test_a_dry_run_of_texts_is_refused_not_ignored(tmp_path: Path) -> None:

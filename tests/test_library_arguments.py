@@ -456,13 +456,31 @@ def test_show_s_figure_draws_itself_for_a_notebook_without_pyplot() -> None:
     assert isinstance(pickle.loads(pickle.dumps(figure)), Figure)
 
 
-def test_balance_and_validate_take_switches_and_functions_as_run_and_merge_do(
-    coco: tuple[Path, Path], tmp_path: Path
+def test_balance_validate_and_export_take_switches_and_functions_as_run_and_merge_do(
+    run: sg.RunResult, coco: tuple[Path, Path], tmp_path: Path
 ) -> None:
     """`dry_run="False"` made a dry run, `skip_invalid="no"` left entries out, `keep_reports=
-    "False"` kept none, and a progress that is no function was a TypeError once work began."""
+    "False"` kept none, `force="False"` replaced an earlier export, and a progress that is no
+    function was a TypeError once work began."""
     coco_file, images = coco
     out = tmp_path / "b"
+    exported = sg.export(run.out, format="coco", out=tmp_path / "e")
+    marker = sorted(p.name for p in exported.out.iterdir())
+    _refused(
+        lambda: sg.export(run.out, format="coco", out=exported.out, force="False"), "force", "a str"
+    )
+    _refused(
+        lambda: sg.export(run.out, format="yolo", out=tmp_path / "y", copy_images="no"),
+        "copy_images",
+        "not True or False",
+    )
+    _refused(
+        lambda: sg.export(run.out, format="yolo", out=tmp_path / "y", progress=3),
+        "progress",
+        "not a function",
+    )
+    assert sorted(p.name for p in exported.out.iterdir()) == marker
+    assert not (tmp_path / "y").exists()
     _refused(
         lambda: sg.balance(coco_file, images=images, out=out, dry_run="False"), "dry_run", "a str"
     )

@@ -36,7 +36,12 @@ from synthgate.config import BatchConfig, CopyPasteImageConfig, parse_config
 from synthgate.errors import InputError
 from synthgate.files import dumps, write_json_atomic
 from synthgate.formats.coco import refuse_non_finite
-from synthgate.formats.coco_checks import check_coco, class_name_problems, describe_problems
+from synthgate.formats.coco_checks import (
+    check_coco,
+    class_name_problems,
+    describe_problems,
+    refuse_if_no_image_is_there,
+)
 from synthgate.formats.coco_reader import read_coco_streaming
 from synthgate.formats.jsonl import read_jsonl
 from synthgate.generators import Generator, build_generator
@@ -53,7 +58,6 @@ from synthgate.runner import run_batch
 from synthgate.samples import Modality, SampleSpec
 from synthgate.validators.sources import TEXT_SUFFIXES
 from synthgate.validators.validate import check_config_rubrics
-from synthgate.workflows.export import refuse_if_no_image_is_there
 from synthgate.workflows.merge import (
     MergeResult,
     dataset_folder_images,

@@ -28,12 +28,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from synthgate.arguments import optional_path, path_argument, whole_number
+from synthgate.arguments import callback, optional_path, path_argument, switch, whole_number
 from synthgate.config import MAX_SEED
 from synthgate.errors import InputError
-from synthgate.files import is_file, path_problem, write_json_atomic
+from synthgate.files import path_problem, write_json_atomic
 from synthgate.formats.coco import Progress, refuse_non_finite
-from synthgate.formats.coco_checks import check_coco, file_name_problem
+from synthgate.formats.coco_checks import (
+    check_coco,
+    file_name_problem,
+    refuse_if_no_image_is_there,
+)
 from synthgate.formats.coco_reader import read_coco_streaming
 from synthgate.formats.exports import (
     SUBSETS,
@@ -46,7 +50,7 @@ from synthgate.formats.exports import (
     split_subsets,
 )
 from synthgate.formats.image_files import ImageHeader, header_or_problem, header_turn
-from synthgate.formats.paths import confined_path, confinement_problem
+from synthgate.formats.paths import confined_path
 from synthgate.formats.voc import image_depth, voc_depth, write_voc
 from synthgate.formats.yolo import (
     YOLO_IMAGE_SUFFIXES,
@@ -322,6 +326,16 @@ def export(
     split_subsets([], train_share=split, seed=seed)  # refuses a bad share before any work
     source, out = path_argument(source, "source"), path_argument(out, "out")
     images = optional_path(images, "images")
+    force, copy_images = switch(force, "force"), switch(copy_images, "copy_images")
+    progress, check_progress, read_progress, write_progress = (
+        callback(function, name)
+        for function, name in (
+            (progress, "progress"),
+            (check_progress, "check_progress"),
+            (read_progress, "read_progress"),
+            (write_progress, "write_progress"),
+        )
+    )
     check_usable(out)
     for name, path in (("source", source), ("images", images)):
         problem = None if path is None else path_problem(path)
@@ -521,32 +535,6 @@ def _nameable(image: Any) -> bool:
         and isinstance(image.get("id"), Hashable)
         and file_name_problem(image.get("file_name")) is None
     )
-
-
-def refuse_if_no_image_is_there(images: list[Any], root: Path, *, labels_only: bool = True) -> None:
-    """Not one image under `root` means the wrong folder, not bad entries: say so (check_coco
-    would list every image and suggest skip_invalid, which would export nothing), and where the
-    first one is, if in a folder just below `root` (annotations.json beside images/).
-    `labels_only`: offer {copy_images=False} too (export's)."""
-    names = [
-        image["file_name"]
-        for image in images
-        if isinstance(image, dict) and confinement_problem(image.get("file_name")) is None
-    ]
-    if names and not any(is_file(confined_path(root, name)) for name in names):
-        below = sorted(
-            folder
-            for folder in (root.iterdir() if root.is_dir() else ())
-            if folder.is_dir() and is_file(confined_path(folder, names[0]))
-        )
-        there = f"; {names[0]} is in {below[0]}" if below else ""
-        raise InputError(
-            f"{root / names[0]}: image file not found (none of the {len(names)} images is "
-            f"under {root}{there}); pass the folder the file_names are relative to as "
-            "{images}"
-            + (", or {copy_images=False} to write the labels only" if labels_only else ""),
-            options=("images", "copy_images=False") if labels_only else ("images",),
-        )
 
 
 def guard_out(out: Path, *, source: Path, force: bool) -> Path:

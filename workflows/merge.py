@@ -40,7 +40,7 @@ from synthgate.arguments import callback, optional_path, path_argument, switch
 from synthgate.errors import InputError
 from synthgate.files import dumps, write_atomic, write_json_atomic
 from synthgate.formats.coco import Progress, refuse_non_finite
-from synthgate.formats.coco_checks import check_coco
+from synthgate.formats.coco_checks import check_coco, refuse_if_no_image_is_there
 from synthgate.formats.coco_reader import read_coco_streaming
 from synthgate.formats.exports import place_image
 from synthgate.formats.jsonl import (
@@ -646,8 +646,12 @@ def merge(
         )
     # the real images are checked too: missing, unreadable or not the size their entry says
     non_finite: list[str] = []
+    real = read_coco_streaming(real_path, non_finite=non_finite, progress=read_progress)
+    # the wrong folder (a defaulted one: annotations.json beside images/) is said once, not
+    # as every image missing
+    refuse_if_no_image_is_there(real["images"], images_dir, labels_only=False)
     checked = check_coco(
-        read_coco_streaming(real_path, non_finite=non_finite, progress=read_progress),
+        real,
         source=real_path,
         images_dir=images_dir,
         skip_invalid=skip_invalid,
