@@ -113,7 +113,7 @@ class ExportCounts:
     # and the first UPRIGHT_UNREAD_KEPT of them with why (a labels-only export of a dataset
     # whose images are elsewhere has one an image)
     upright_unread_total: int = 0
-    upright_unread: list[str] = field(default_factory=list)
+    upright_unread: list[str] = field(default_factory=list, repr=False)  # the total is shown
 
 
 def _image_folder(fmt: str, layout: str, subset: str) -> str:
