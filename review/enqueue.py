@@ -385,16 +385,21 @@ class Gold:
     batch: str | None = None  # the batch it is mixed into (gold_batch); None: its sample's
 
 
-def gold_batch(connection: Connection, sample: Sample, batch: str | None = None) -> str:
+def gold_batch(
+    connection: Connection, sample: Sample, batch: str | None = None, *, tied: str | None = None
+) -> str:
     """The batch of the queue a gold task of `sample` is tied to: its Fix form lists that
     batch's labels, exactly as the batch's real tasks do (review/items.py fix_labels_of).
 
-    `batch` when given; else the sample's own batch when the queue keeps labels of the
-    sample's kind for it; else the only batch that keeps any, or the only one of them whose
-    labels hold every label of the sample. With none, the sample's own batch, as before the
-    tie (its Fix form lists every batch's labels of its kind until that batch is enqueued). A
-    label of the sample the batch lacks is refused: the Fix form would list it, which no real
-    task of the batch does."""
+    `batch` when given; else `tied`, the batch gold already in the queue is tied to, when the
+    queue holds it (correcting its answer must not change the labels an annotator holding it
+    sees); else the sample's own batch when the queue keeps labels of the sample's kind for
+    it, or keeps labels for it and the sample has none (a classification batch keeps no span
+    label: its texts list none, its gold neither); else the only batch that keeps labels of its
+    kind, or the only one of them whose labels hold every label of the sample. With none, the
+    sample's own batch, as before the tie (its Fix form lists every batch's labels of its kind
+    until that batch is enqueued). A label of the sample the batch lacks is refused: the Fix
+    form would list it, which no real task of the batch does."""
     modality, home = sample.spec.modality, sample.spec.batch_id
     kind = "object class" if modality == "image" else "span label"
     own = {o.category for o in sample.objects} | {s.label for s in sample.spans}
@@ -406,7 +411,9 @@ def gold_batch(connection: Connection, sample: Sample, batch: str | None = None)
         ).all()
     )
     of_kind = [b for b, labels in kept.items() if labels_of(labels, modality)]
-    if batch is None and home in of_kind:
+    if batch is None and tied is not None and tied in kept:
+        return tied
+    if batch is None and (home in of_kind or (kept.get(home) is not None and not own)):
         batch = home
     elif batch is None:
         if not of_kind or (home in kept and kept[home] is None):

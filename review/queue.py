@@ -243,9 +243,10 @@ class ReviewQueue:
         one batch it fits: enqueue.gold_batch), whose labels its Fix form lists as the batch's
         real tasks do; a sample with a label the batch lacks is refused, naming it.
         A sample already gold gets the answer given now (a mistyped one is corrected), unless
-        decisions were scored against the old one: then it is refused, naming both; and it is
-        tied to the batch chosen now. A sample whose real item is open (not yet final) is
-        refused, naming the item."""
+        decisions were scored against the old one: then it is refused, naming both; it stays
+        tied to its batch unless `batch` names another (gold put in untied, of a batch not in
+        the queue, is tied now). A sample whose real item is open (not yet final) is refused,
+        naming the item."""
         if not expected:
             raise InputError("add_gold: expected must name at least one verdict")
         if criterion is not None and criterion not in CRITERIA:
@@ -283,7 +284,8 @@ class ReviewQueue:
             ).first()
             # held to the batch as annotators see it: a gold task keeps the copy first put in
             shown = Sample.model_validate_json(known.shown) if known is not None else sample
-            tied = enqueue.gold_batch(connection, shown, batch)
+            was = known.batch_id if known is not None else None
+            tied = enqueue.gold_batch(connection, shown, batch, tied=was)
             task = enqueue.Gold(GOLD + sample.id, sample, expected, criterion, None, answer, tied)
             if known is not None and (list(known.expected), known.criterion) != (
                 list(expected),

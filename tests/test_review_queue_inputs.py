@@ -437,3 +437,66 @@ def test_hand_gold_before_any_batch_keeps_its_samples_batch(store: Store) -> Non
     assert tied_batch(queue, item) == "b1"
     queue.enqueue_batch("b1")
     assert queue.fix_labels(item) == ["circle", "square"]
+
+
+def second_batch(queue: ReviewQueue) -> None:
+    """A batch b2 of the same object classes as b1, in the queue beside it."""
+    with queue.write() as connection:
+        connection.execute(
+            review_batches.insert(),
+            [{"batch_id": "b2", "labels": {"image": ["circle", "square"], "text": []}}],
+        )
+
+
+def test_correcting_a_gold_answer_keeps_the_batch_it_is_tied_to(store: Store) -> None:
+    """`review gold S --expect ...` again, the documented way to correct a mistyped answer,
+    keeps the batch the gold is tied to: before, gold tied with `--batch b2` moved back to its
+    own batch b1 (its Fix form changing under an annotator holding it), and gold of a batch
+    never enqueued tied with `--batch` was refused unless `--batch` was typed again."""
+    queue = mixed_batch(store, gold_rate=0.0)
+    second_batch(queue)
+    own = make_sample(40, "accepted")  # a sample of b1
+    item = queue.add_gold(own, expected=["accept"], batch="b2")
+    assert queue.add_gold(own, expected=["reject"]) == item
+    assert tied_batch(queue, item) == "b2"
+    kept = queue.add_gold(apart(own), expected=["accept"], batch="b2")
+    assert queue.add_gold(apart(own), expected=["reject"]) == kept
+    assert tied_batch(queue, kept) == "b2"
+    assert queue.add_gold(own, expected=["reject"], batch="b1") == item  # named: tied anew
+    assert tied_batch(queue, item) == "b1"
+
+
+def test_gold_of_a_batch_keeping_no_labels_of_its_kind_stays_with_its_batch(
+    store: Store,
+) -> None:
+    """A classification-text batch b1 (its texts have no spans: it keeps text labels []) beside
+    NER batches: gold of a b1 text lists what b1's real texts list (none), not an NER batch's
+    span labels; before, it was tied to the one NER batch, and with two `review gold` refused."""
+    fill(store, review=2, audit=0, accepted=4, modality="text")
+    queue = ReviewQueue(store, annotators_per_item=1, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    with queue.write() as connection:
+        connection.execute(
+            review_batches.update()
+            .where(review_batches.c.batch_id == "b1")
+            .values(labels={"image": [], "text": []})  # as a classification batch keeps them
+        )
+        connection.execute(
+            review_batches.insert(),
+            [{"batch_id": "b2", "labels": {"image": [], "text": ["ORG", "PERSON"]}}],
+        )
+    real = queue.next_item("ann")
+    assert real is not None and queue.fix_labels(real.item_id) == []
+    classification = make_sample(4, "accepted", modality="text")
+    classification.spans = []
+    item = queue.add_gold(classification, expected=["accept"])
+    assert tied_batch(queue, item) == "b1"
+    assert queue.fix_labels(item) == queue.fix_labels(real.item_id)
+    with queue.write() as connection:
+        connection.execute(
+            review_batches.insert(),
+            [{"batch_id": "b3", "labels": {"image": [], "text": ["DATE"]}}],
+        )
+    other = make_sample(5, "accepted", modality="text")
+    other.spans = []
+    assert tied_batch(queue, queue.add_gold(other, expected=["accept"])) == "b1"
