@@ -24,9 +24,10 @@ samples look like:
   word boundaries and its `value` is the text it covers.
 
 `blind(sample)` is the sample as an annotator receives it, real or gold alike: without the
-validator's report (route, score, findings: a honeypot's would be its source's, accepted) and
+validator's report (route, score, findings: a honeypot's would be its source's, accepted),
 without the generator's construction record (`provenance.params`: objects placed, template
-index), which would let a script check labels without looking. Every random choice comes from a
+index), which would let a script check labels without looking, and without its batch and index
+(gold tied to another batch would name its own). Every random choice comes from a
 generator seeded by the caller's seed parts, so the same batch gets the same honeypots. The
 checks a fix's corrected labels must pass are a decision's (review/decision.py).
 """
@@ -158,8 +159,12 @@ class BatchLooks:
 
 def blind(sample: Sample) -> Sample:
     """The sample as an annotator receives it, gold or real alike: its labels, pixels or text
-    and how it was made (generator, model, prompt), without the validator's report and the
-    generator's construction record.
+    and how it was made (generator, model, prompt), without the validator's report, the
+    generator's construction record, and the batch and index it was made as (batch_id "",
+    index 0). Gold tied to another batch (`review gold --batch`) keeps its own: shown, it
+    would name a batch none of the real tasks beside it names, and renamed, its id would no
+    longer be `sample_id(batch, modality, index)` as every real task's is. The review page
+    shows neither.
 
     The labels, text and the rest are shared with `sample`, not copied (a task is read anew for
     each request and sent at once; a deep copy cost ~75 us of every `next`, seven times this):
@@ -169,7 +174,7 @@ def blind(sample: Sample) -> Sample:
         update={
             "report": None,
             "status": "review",
-            "spec": sample.spec.model_copy(update={"params": {}}),
+            "spec": sample.spec.model_copy(update={"params": {}, "batch_id": "", "index": 0}),
             "provenance": sample.provenance.model_copy(update={"params": {}}),
         }
     )

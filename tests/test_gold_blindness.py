@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from api_support import bearer, image_sample, make_app, token_for
+from api_support import BATCH, bearer, image_sample, make_app, token_for
 from factories import SUPPORT_TICKETS
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -430,3 +430,40 @@ def test_gold_put_in_apart_from_a_batch_shows_the_classes_and_colours_of_real_wo
     assert all(v["colors"] == gold_view["colors"] for v in pages[False])
     assert gold_view["colors"] == {c: category_color(c) for c in classes}
     assert masks[True] == {category_color("square")} and masks[True] < masks[False]
+
+
+def test_gold_tied_to_another_batch_names_no_batch_of_its_own(tmp_path):
+    """Gold of another batch (`review gold`: a sample of "gold-set", and one of batch "b0"
+    tied with --batch) served beside a batch's real tasks: every task's JSON names the same
+    batch and index (none), so neither the batch nor an id checked against
+    `sample_id(batch, modality, index)` tells the gold apart. Before, the gold named its own
+    batch ("gold-set", "b0") where every real task named the batch served."""
+    app = make_app(tmp_path, images=4, k=1, gold_rate=0.9)
+    queue = app.state.queue
+    hand_gold = set()
+    for index, batch, tie in ((40, "gold-set", None), (41, "b0", BATCH)):
+        shown = image_sample(index, tmp_path / "run")
+        shown = shown.model_copy(
+            update={
+                "id": sample_id(batch, "image", index),
+                "spec": shown.spec.model_copy(update={"batch_id": batch}),
+                "status": "accepted",
+            }
+        )
+        hand_gold.add(queue.add_gold(shown, expected=["accept"], batch=tie))
+    ids = app.state.item_ids
+    specs: dict[bool, set[tuple[str, int, bool]]] = {True: set(), False: set()}
+    served = Counter[bool]()
+    with TestClient(app) as client:
+        who = bearer(token_for(app, "ann", "annotator"))
+        while (response := client.get("/api/review/next", headers=who)).status_code == 200:
+            task = response.json()
+            spec, shown_id = task["sample"]["spec"], task["sample"]["id"]
+            checked = sample_id(spec["batch_id"], spec["modality"], spec["index"]) == shown_id
+            is_gold = ids.internal(task["item_id"]) in hand_gold
+            specs[is_gold].add((spec["batch_id"], spec["index"], checked))
+            served[is_gold] += 1
+            url = f"/api/review/{task['item_id']}/decision"
+            assert client.post(url, json={"verdict": "accept"}, headers=who).status_code == 200
+    assert served == {True: 2, False: 4}
+    assert specs == {True: {("", 0, False)}, False: {("", 0, False)}}
