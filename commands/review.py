@@ -211,8 +211,11 @@ def add_gold(
     batch: str | None = typer.Option(
         None,
         "--batch",
-        help="The enqueued batch whose real work the gold is mixed into: its Fix form lists that "
-        "batch's labels (default: the sample's own batch, else the one batch it fits).",
+        help="The enqueued batch the gold is tied to: its Fix form lists that batch's labels "
+        "and its image is looked for in that batch's folder when its own batch is not enqueued "
+        "(default: the sample's own batch, else the one batch it fits; kept when correcting "
+        "an answer). Gold is not drawn by batch: any annotator may meet it beside any batch's "
+        "work.",
     ),
     run: Path | None = typer.Option(None, "--run", help=RUN_HELP),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
@@ -220,9 +223,11 @@ def add_gold(
     """Add samples to the gold set: tasks with a known verdict, mixed in unannounced.
 
     Each is tied to a batch in the queue and lists its labels as the batch's real tasks do; a
-    sample with a label the batch lacks is refused. Given a sample that is gold already,
-    corrects its answer, unless decisions were scored against it (then it is refused, naming
-    the answer kept), and ties it to the batch chosen now.
+    sample with a label the batch lacks is refused. The tie chooses the Fix form's labels (and
+    the image folder), not whose work the gold rides with: gold is drawn from the whole gold
+    set. Given a sample that is gold already, corrects its answer, unless decisions were scored
+    against it (then it is refused, naming the answer kept); it stays tied to its batch unless
+    --batch names another.
 
     Example: synthgate review gold ima-0429bc8bfbaf69b6 --expect reject --criterion precision --run runs/quickstart
     """
@@ -240,7 +245,19 @@ def add_gold(
                     raise InputError(f"{sample_id}: no such sample in the database")
                 item = queue.add_gold(sample, expected=expect, criterion=criterion, batch=batch)  # type: ignore[arg-type]
                 expected = " or ".join(expect)
-                console.print(f"{sample_id}: gold item {item}, expecting {expected}", markup=False)
+                tied = queue.labels_batch(item)
+                console.print(
+                    f"{sample_id}: gold item {item}, expecting {expected}, "
+                    + (
+                        f"tied to batch {tied} (its Fix form lists {tied}'s labels)"
+                        if tied is not None
+                        else "tied to no batch of the queue yet (its Fix form lists every "
+                        f"batch's labels of its kind until its batch {sample.spec.batch_id} is "
+                        "enqueued)"
+                    ),
+                    markup=False,
+                    highlight=False,
+                )
 
 
 @app.command("stats")

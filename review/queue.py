@@ -690,6 +690,17 @@ class ReviewQueue:
         with self.store.engine.connect() as connection:
             return item_labels(connection, item_id)
 
+    def labels_batch(self, item_id: int) -> str | None:
+        """The batch whose labels `fix_labels` lists for the item (a gold task's, the batch
+        `add_gold` tied it to), or None when that batch keeps none in the queue (not enqueued,
+        or by an older synthgate): then it lists every batch's of its kind."""
+        with self.store.engine.connect() as connection:
+            batch_id = item_row(connection, item_id).batch_id
+            labels = connection.execute(
+                select(review_batches.c.labels).where(review_batches.c.batch_id == batch_id)
+            ).scalar()
+        return batch_id if labels is not None else None
+
     @staticmethod
     def _fix_labels(connection: Connection, item: Any, decision: Decision) -> list[str]:
         """A fix's `labels` for check_decision; none to read for other verdicts (a decision

@@ -362,6 +362,10 @@ def test_gold_set_from_the_command_line(run_folder: Path) -> None:
     )
     assert added.exit_code == 0, added.output
     assert added.output.count("gold item") == 2
+    # no batch enqueued: the line says so, and what its Fix form lists meanwhile
+    assert "reject or fix, tied to no batch of the queue yet (its Fix form lists every " + (
+        "batch's labels of its kind until its batch small-1 is enqueued)"
+    ) in " ".join(added.output.split())
     again = invoke("review", "gold", chosen[0], "--expect", "reject", "--run", str(run_folder))
     # the same item, its answer now the one given (no decision was scored against the old one)
     first = re.findall(r"gold item (\d+), expecting ([a-z ]+)", added.output)
@@ -412,6 +416,14 @@ def test_gold_from_elsewhere_is_tied_to_a_batch_from_the_command_line(run_folder
     added = invoke(*gold, "--batch", "small-2")
     assert added.exit_code == 0, added.output
     (item,) = re.findall(r"gold item (\d+)", added.output)
+    tied = f"gold item {item}, expecting accept, tied to batch small-2 (its Fix form lists " + (
+        "small-2's labels)"
+    )
+    assert tied in " ".join(added.output.split())
+    # its answer corrected without --batch: it stays tied to small-2, and says so
+    corrected = invoke(*gold[:4], "reject", *gold[5:])
+    assert corrected.exit_code == 0, corrected.output
+    assert tied.replace("accept", "reject") in " ".join(corrected.output.split())
     store = Store(sqlite_url(run_folder / "synthgate.db"))
     queue = ReviewQueue(store)
     assert queue.fix_labels(int(item)) == ["circle", "dog", "square"]
