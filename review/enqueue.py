@@ -382,7 +382,7 @@ class Gold:
     criterion: str | None
     defect: str | None
     answer: Sample | None
-    batch: str | None = None  # the batch it is mixed into (gold_batch); None: its sample's
+    batch: str | None = None  # the batch it is tied to (gold_batch); None: its sample's
 
 
 def gold_batch(
@@ -425,11 +425,11 @@ def gold_batch(
             where = f"gold of {sample.id} (the queue keeps no {kind} of its batch {home})"
             raise InputError(
                 field="batch",
-                problem=f"{where} could be mixed into any of the batches {', '.join(holding)}"
+                problem=f"{where} could be tied to any of the batches {', '.join(holding)}"
                 if holding
                 else f"{where} has labels {', '.join(sorted(own))}, which no batch of the queue "
                 f"({', '.join(of_kind)}) has all of",
-                fix="name the one whose real work it should look like: {batch=ID}"
+                fix="name the one whose labels its Fix form should list: {batch=ID}"
                 if holding
                 else "make gold of another sample",
                 options=("batch=ID",) if holding else (),
