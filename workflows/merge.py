@@ -646,12 +646,12 @@ def merge(
         )
     # the real images are checked too: missing, unreadable or not the size their entry says
     non_finite: list[str] = []
-    real = read_coco_streaming(real_path, non_finite=non_finite, progress=read_progress)
+    real_coco = read_coco_streaming(real_path, non_finite=non_finite, progress=read_progress)
     # the wrong folder (a defaulted one: annotations.json beside images/) is said once, not
     # as every image missing
-    refuse_if_no_image_is_there(real["images"], images_dir, labels_only=False)
+    refuse_if_no_image_is_there(real_coco["images"], images_dir, labels_only=False)
     checked = check_coco(
-        real,
+        real_coco,
         source=real_path,
         images_dir=images_dir,
         skip_invalid=skip_invalid,
