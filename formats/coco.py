@@ -284,13 +284,17 @@ def coco_image_to_sample(
     )
 
 
+def whole_id(value: Any) -> Any:
+    """An id as pycocotools indexes it: a whole float of an int64's range is the int it equals
+    (3.0 is 3 to a dict); anything else as it is (1e+300 stays a float)."""
+    if type(value) is float and value.is_integer() and -(2**63) <= value < 2**63:
+        return int(value)
+    return value
+
+
 def id_text(value: Any) -> str:
-    """An id as a sample id spells it: a whole float of an int64's range as the int it equals
-    ("coco-3" for 3.0, which pycocotools, as a dict, takes for 3), anything else as `str` does
-    (1e+300 stays short)."""
-    if type(value) is float and value.is_integer() and abs(value) < 2**63:
-        return str(int(value))
-    return str(value)
+    """An id as a sample id spells it ("coco-3" for 3.0: `whole_id`)."""
+    return str(whole_id(value))
 
 
 def image_file_name(image: dict[str, Any]) -> str | None:

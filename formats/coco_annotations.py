@@ -27,7 +27,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from synthgate.errors import quoted
-from synthgate.formats.coco import coco_image_to_sample, mapping_of, size_of
+from synthgate.formats.coco import coco_image_to_sample, mapping_of, size_of, whole_id
 from synthgate.masks import (
     finite_number,
     finite_numbers,
@@ -57,12 +57,6 @@ def _hashable_get(mapping: Mapping[Any, Any], key: Any) -> Any:
 
 def _in_int64(value: int | float) -> bool:
     return bool(INT64[0] <= value <= INT64[1])
-
-
-def _whole(key: Any) -> Any:
-    """An id as findings name it: a whole float of an int64's range as the int it equals
-    (pycocotools takes 3.0 for 3; `id_text`), anything else as it is."""
-    return int(key) if type(key) is float and key.is_integer() and abs(key) < 2**63 else key
 
 
 def _box(bbox: Any) -> list[float]:
@@ -112,11 +106,14 @@ def _parts_left_out(segmentation: list[Any]) -> str:
     return ", ".join(found)
 
 
-def _rasterise(polygons: Any, size: Size, image_id: Any) -> tuple[str, list[int]] | str:
-    """(counts, [h, w]) of the polygons' union in image `image_id` of `size`, or why not."""
+def _rasterise(
+    polygons: Any, size: Size, image_id: Any, *, file_read: bool = False
+) -> tuple[str, list[int]] | str:
+    """(counts, [h, w]) of the polygons' union in image `image_id` of `size`, or why not
+    (`file_read`: the image's file was looked for to tell a size the entry lacks)."""
     height, width = size
     if height is None or width is None:
-        return _no_size(size, image_id)
+        return _no_size(size, image_id, file_read=file_read)
     if isinstance(polygons, str):
         return polygons
     if not len(polygons):
@@ -133,15 +130,21 @@ def _rasterise(polygons: Any, size: Size, image_id: Any) -> tuple[str, list[int]
     return rle["counts"].decode("ascii"), [int(rle["size"][0]), int(rle["size"][1])]
 
 
-def _no_size(size: Size, image_id: Any) -> str:
+def _no_size(size: Size, image_id: Any, *, file_read: bool = False) -> str:
     """Why polygons of an image entry without a size cannot be drawn: the entry's fault, not
-    theirs."""
+    theirs (`file_read`: its file, looked for in the images folder, told none either)."""
     height, width = size
     sides = " and ".join(name for name, side in (("width", width), ("height", height)) if not side)
+    where = (
+        f"give its {sides} in images[] (its file in the images folder is not there or is "
+        "no readable image, so it tells none)"
+        if file_read
+        else f"give its {sides} in images[], or validate with the images folder, whose file "
+        "tells the size"
+    )
     return (
         f"the entry of image {quoted(image_id)} has no {sides} (pixels > 0), the size its "
-        f"polygons are drawn at; give its {sides} in images[], or validate with the images "
-        "folder, whose file tells the size"
+        f"polygons are drawn at; {where}"
     )
 
 
@@ -332,7 +335,7 @@ class AnnotationColumns:
         sizes = self._sizes
         size = None if sizes is None else _hashable_get(sizes, image_id)
         if size is not None and size != AMBIGUOUS:
-            found = _rasterise(polygons, size, image_id)
+            found = _rasterise(polygons, size, image_id, file_read=self.read_size is not None)
             if isinstance(found, str):
                 self.errors[row] = found
             else:
@@ -363,7 +366,12 @@ class AnnotationColumns:
             group = groups[codes[row]] if codes[row] >= 0 else None
             if group is None or group.size is None:
                 continue  # no image, or images of different sizes: each rasterises its own
-            found = _rasterise(self.waiting.pop(row), group.size, self.image_id(row))
+            found = _rasterise(
+                self.waiting.pop(row),
+                group.size,
+                self.image_id(row),
+                file_read=self.read_size is not None,
+            )
             if isinstance(found, str):
                 self.errors[row] = found
             else:
@@ -431,7 +439,7 @@ class AnnotationColumns:
             box_ok[position[other]] = False
         ids = np.frombuffer(self.ids, dtype=np.int64)[order]
         has_id = np.ones(self.rows, dtype=bool)
-        other_ids = {int(position[row]): _whole(value) for row, value in self.other_ids.items()}
+        other_ids = {int(position[row]): whole_id(value) for row, value in self.other_ids.items()}
         if other_ids:
             has_id[list(other_ids)] = [isinstance(v, int) for v in other_ids.values()]
         image_sizes = np.full((self.rows, 2), np.nan)
@@ -527,12 +535,17 @@ class AnnotationColumns:
         ):
             attributes: dict[str, Any] = {"iscrowd": bool(crowd)}
             if row in self.other_ids:
-                key = _whole(self.other_ids[row])
+                key = whole_id(self.other_ids[row])
             if isinstance(key, int):
                 attributes["annotation_id"] = key
             mask = None
             if row in self.waiting:
-                found = _rasterise(self.waiting[row], size, self.image_id(row))
+                found = _rasterise(
+                    self.waiting[row],
+                    size,
+                    self.image_id(row),
+                    file_read=self.read_size is not None,
+                )
                 if isinstance(found, str):
                     attributes["segmentation_error"] = found
                 else:

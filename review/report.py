@@ -128,10 +128,10 @@ def routing_cutoffs(
     from: those given, else `rubric`'s, else those of the rubric that routed the reviewed
     samples (`rubric_that_routed`). `rubric` of another modality than the reviewed samples is
     an `InputError`: its cut-offs were never those of their scores."""
+    if accept_at is not None and reject_below is not None:  # the rubric's are not used
+        return {"accept_at": accept_at, "reject_below": reject_below, "source": "given", "note": ""}
     if rubric is not None:
         _check_modality(store, rubric)
-    if accept_at is not None and reject_below is not None:
-        return {"accept_at": accept_at, "reject_below": reject_below, "source": "given", "note": ""}
     if rubric is not None:
         routing = rubric.routing
         found = {

@@ -515,3 +515,30 @@ def test_validate_names_its_parameters_for_a_config_or_a_rubric_of_the_other_mod
         },
     }
     _refused(lambda: sg.validate(sg.generate(texts), rubric="detection"), "rubric", "judges image")
+
+
+def test_export_skip_invalid_is_a_switch_too(
+    coco: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """`skip_invalid="False"` read as True: invalid images silently left out of an export, as
+    merge and balance now refuse."""
+    coco_file, images = coco
+    _refused(
+        lambda: sg.export(
+            coco_file, format="yolo", out=tmp_path / "e", images=images, skip_invalid="False"
+        ),
+        "skip_invalid",
+        "not True or False",
+    )
+
+
+def test_a_tilde_target_file_is_in_the_home_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """README: 'A path may start with ~ ... in a parameter and in a config'; balance's
+    `target=` (and a balance config's `target:`) YAML path is still taken as a folder "~"."""
+    from synthgate.workflows.quotas import parse_target
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "t.yaml").write_text("circle: 3\n")
+    assert parse_target("~/t.yaml") == tmp_path / "t.yaml"

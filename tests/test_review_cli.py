@@ -649,6 +649,11 @@ def test_agreement_refuses_a_rubric_of_another_modality_than_the_reviewed_sample
     assert "--accept-at and --reject-below" in refused.output
     typed = invoke(*agreement, "--accept-at", "4", "--reject-below", "3", "--json", "-")
     assert json.loads(typed.output)["validator"]["cutoffs"]["source"] == "given"
+    # with both cut-offs typed the rubric is not used: it is not refused either
+    both = ("--accept-at", "4", "--reject-below", "3", "--rubric", "classification")
+    unused = invoke(*agreement, *both, "--json", "-")
+    assert unused.exit_code == 0, unused.output
+    assert json.loads(unused.output)["validator"]["cutoffs"]["source"] == "given"
 
 
 def test_agreement_says_when_the_rubric_that_routed_is_not_found(run_folder: Path) -> None:

@@ -349,6 +349,19 @@ def test_without_the_images_the_entry_lacking_a_size_is_named(
     assert "images[]" in message and "images folder" in message, message
 
 
+def test_with_the_images_but_no_file_the_entry_lacking_a_size_is_named_without_that_fix(
+    tmp_path: Path,
+) -> None:
+    """Given the images folder but no file there, the finding told the user to validate with
+    the images folder, which they had done: it says the file told no size."""
+    path = _polygon_file(tmp_path, {"id": 1, "file_name": "a.jpg"}, images_first=True)
+    rows = validate_coco(path, images=tmp_path).rows
+    [message] = [f["message"] for f in rows[0]["findings"] if f["measure"] == "mask_unreadable"]
+    assert "the entry of image 1 has no width and height" in message, message
+    assert "its file in the images folder is not there" in message, message
+    assert "validate with the images folder" not in message, message
+
+
 @pytest.mark.parametrize("named", ["../photo.jpg", "/etc/photo.jpg", "a/../../photo.jpg"])
 def test_a_file_name_leading_out_of_the_folder_is_that_images_finding(
     tmp_path: Path, named: str

@@ -327,6 +327,7 @@ def export(
     source, out = path_argument(source, "source"), path_argument(out, "out")
     images = optional_path(images, "images")
     force, copy_images = switch(force, "force"), switch(copy_images, "copy_images")
+    skip_invalid = switch(skip_invalid, "skip_invalid")
     progress, check_progress, read_progress, write_progress = (
         callback(function, name)
         for function, name in (

@@ -167,7 +167,8 @@ def parse_target(value: str | int, *, base: Path | None = None) -> str | int | P
                 problem=f"is more than a batch holds ({MAX_COUNT})",
             )
         return parse_target(int(digits.lstrip("0") or "0"))
-    path = Path(text) if base is None else base / text  # an absolute `text` stays as it is
+    path = home_expanded(Path(text))  # ~/t.yaml is in the home folder, as a shell reads it
+    path = path if base is None else base / path  # an absolute one stays as it is
     if path.suffix in (".yaml", ".yml", ".json") or path.exists():
         if not path.is_file():
             raise InputError(

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from synthgate.errors import quoted
-from synthgate.formats.coco import image_file_name, size_of
+from synthgate.formats.coco import image_file_name, size_of, whole_id
 from synthgate.validators.checks.base import Measure, Measurement, register
 
 SECTIONS = ("images", "annotations", "categories")
@@ -70,10 +70,9 @@ class _Values:
         self._sorted: np.ndarray | None = None
 
     def add(self, value: Any) -> None:
+        value = whole_id(value)  # 3.0 is 3, as pycocotools indexes it: a repeat of 3
         if _int64(value):
             self.ints.append(value)
-        elif type(value) is float and value.is_integer() and _int64(int(value)):
-            self.ints.append(int(value))  # 3.0 is 3, as pycocotools indexes it: a repeat of 3
         else:
             self.others[value] += 1
         self._sorted = None
