@@ -16,9 +16,11 @@ samples (`text_reference_for`: the rows it rewrote, mined or prompted with), ind
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import functools
 import hashlib
+import heapq
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -291,8 +293,16 @@ class TextIndex:
     shingles; the candidates are ranked by their MinHash estimate (one vectorised comparison)
     and the similarity of the `verified` best is computed exactly from the texts, so a reported
     value is never an estimate. Texts below `candidate_jaccard` are not measured: they are new.
-    datasketch is imported on first use: it pulls in scipy, which `import synthgate` and runs
-    without text need not pay for.
+
+    Texts with the same shingles share one entry (a `_Texts`: its first text and the positions
+    of every text with them), one MinHash row and one key in the LSH's buckets (datasketch's
+    bands, kept here by entry): a batch made from a few templates repeats its texts, and the
+    buckets, the estimates and the exact comparisons then grow with the distinct texts, not
+    with the rows. The answers are those of ranking every row: rows of one entry
+    have the same estimate and similarity, so the `verified` best rows are the earliest rows of
+    the best entries (`_verified`). A text already in needs no LSH at all when no other entry
+    has its very MinHash (`_repeat`): it is its own closest. datasketch is imported on first
+    use: it pulls in scipy, which `import synthgate` and runs without text need not pay for.
     """
 
     def __init__(
@@ -302,14 +312,22 @@ class TextIndex:
         self.candidate_jaccard = candidate_jaccard
         self.verified = verified
         self._names: list[str] = []
-        self._texts: list[str] = []
         self._positions: dict[str, int] = {}
-        self._signatures: np.ndarray = np.zeros((64, num_perm), dtype=np.uint64)
-        self._lsh: Any = None
+        self._entries: list[_Texts] = []
+        self._entry_of: dict[bytes, int] = {}  # digest of the shingles -> entry
+        self._same_minhash: dict[bytes, list[int]] = {}  # digest of the MinHash -> entries
+        self._signatures: np.ndarray = np.zeros((64, num_perm), dtype=np.uint64)  # by entry
+        self._bands: list[tuple[int, int]] = []  # the LSH's (start, end) of each band
+        self._buckets: list[dict[bytes, list[int]]] = []  # per band: its values -> entries
         self._permutations: Any = None
-        # The last text's (text, shingles, MinHash or None): a sample is looked up, then added,
-        # and both steps need them.
-        self._last: tuple[str, frozenset[str], Any] = ("", frozenset(), None)
+        # The last text's (text, shingles, digest of them, MinHash or None): a sample is looked
+        # up, then added, and both steps need them.
+        self._last: tuple[str, frozenset[str], bytes, np.ndarray | None] = (
+            "",
+            frozenset(),
+            b"",
+            None,
+        )
 
     def __len__(self) -> int:
         return len(self._names)
@@ -317,28 +335,40 @@ class TextIndex:
     def __contains__(self, name: str) -> bool:
         return name in self._positions
 
-    def _shingles(self, text: str) -> frozenset[str]:
+    def _shingles(self, text: str) -> tuple[frozenset[str], bytes]:
+        """The text's shingles and a digest of them (what texts of one entry share)."""
         if text != self._last[0]:
-            self._last = (text, word_shingles(text), None)
-        return self._last[1]
+            shingles = word_shingles(text)
+            # Shingles hold no line break (words joined by spaces): the joined text is theirs.
+            digest = hashlib.blake2b("\n".join(sorted(shingles)).encode(), digest_size=16)
+            self._last = (text, shingles, digest.digest(), None)
+        return self._last[1], self._last[2]
 
-    def _minhash(self, text: str) -> Any:
-        """The MinHash of the text's shingles (there are some)."""
+    def _minhash(self, text: str) -> np.ndarray:
+        """The MinHash values of the text's shingles (there are some): its entry's, if in."""
+        shingles, digest = self._shingles(text)
+        entry = self._entry_of.get(digest)
+        if entry is not None:
+            return self._signatures[entry]
+        if self._last[3] is not None:
+            return self._last[3]
         from datasketch import MinHash, MinHashLSH
 
-        shingles = self._shingles(text)
-        if self._last[2] is not None:
-            return self._last[2]
-        if self._lsh is None:
-            self._lsh = MinHashLSH(threshold=self.candidate_jaccard, num_perm=self.num_perm)
+        if self._permutations is None:
+            lsh = MinHashLSH(threshold=self.candidate_jaccard, num_perm=self.num_perm)
+            self._bands = list(lsh.hashranges)
+            self._buckets = [{} for _ in self._bands]
             self._permutations = MinHash(num_perm=self.num_perm, seed=1, scheme=SCHEME).permutations
         minhash = MinHash(
             num_perm=self.num_perm, seed=1, permutations=self._permutations, scheme=SCHEME
         )
         # Sorted: the same shingles give the same MinHash whatever the set's order.
         minhash.update_batch([s.encode("utf-8") for s in sorted(shingles)])
-        self._last = (text, shingles, minhash)
-        return minhash
+        # As the signatures hold them (affine32 hashes are 32-bit): the digests and band values
+        # of a text's MinHash are then the same whichever way it is read.
+        values = minhash.hashvalues.astype(np.uint64)
+        self._last = (text, shingles, digest, values)
+        return values
 
     def add(self, name: str, text: str) -> None:
         """Remember a text; a name seen before keeps its first text (a re-judged sample)."""
@@ -347,36 +377,93 @@ class TextIndex:
         position = len(self._names)
         self._positions[name] = position
         self._names.append(name)
-        self._texts.append(text)
-        if position == len(self._signatures):
+        shingles, digest = self._shingles(text)
+        if not shingles:
+            return
+        entry = self._entry_of.get(digest)
+        if entry is None:
+            entry = self._new_entry(text, digest, self._minhash(text))
+        self._entries[entry].positions.append(position)
+
+    def _new_entry(self, text: str, digest: bytes, minhash: np.ndarray) -> int:
+        entry = len(self._entries)
+        self._entries.append(_Texts(text))
+        self._entry_of[digest] = entry
+        if entry == len(self._signatures):
             self._signatures = np.concatenate([self._signatures, np.zeros_like(self._signatures)])
-        if self._shingles(text):
-            minhash = self._minhash(text)  # builds the LSH on first use
-            self._signatures[position] = minhash.hashvalues
-            self._lsh.insert(position, minhash)
+        self._signatures[entry] = minhash
+        self._same_minhash.setdefault(_minhash_digest(minhash), []).append(entry)
+        for (start, end), buckets in zip(self._bands, self._buckets, strict=True):
+            buckets.setdefault(minhash[start:end].tobytes(), []).append(entry)
+        return entry
 
     def nearest(self, text: str, *, before: str | None = None) -> tuple[float, str] | None:
         """(Jaccard, name) of the most similar text at or above `candidate_jaccard` (the
         earliest on a tie); only those added before `before` when that name is already in (a
         sample judged again compares with what came before it). None: no such text."""
-        shingles = self._shingles(text)
-        if not shingles or self._lsh is None:
+        shingles, digest = self._shingles(text)
+        if not shingles or not self._entries:
             return None
         end = self._positions.get(before, len(self._names)) if before else len(self._names)
         minhash = self._minhash(text)
-        candidates = np.array(sorted(p for p in self._lsh.query(minhash) if p < end), dtype=int)
-        if not candidates.size:
+        own = self._entry_of.get(digest)
+        if own is not None and self._repeat(own, minhash, end):
+            return 1.0, self._names[self._entries[own].positions[0]]
+        candidates = {
+            entry
+            for (start, stop), buckets in zip(self._bands, self._buckets, strict=True)
+            for entry in buckets.get(minhash[start:stop].tobytes(), ())
+            if self._entries[entry].positions[0] < end
+        }
+        if not candidates:
             return None
-        estimates = (self._signatures[candidates] == minhash.hashvalues).mean(axis=1)
-        ranked = candidates[np.argsort(-estimates, kind="stable")[: self.verified]]
         best: tuple[float, int] | None = None
-        for position in ranked:
-            similarity = jaccard(shingles, word_shingles(self._texts[position]))
+        for entry in self._verified(sorted(candidates), minhash, end):
+            first = self._entries[entry].positions[0]
+            similarity = jaccard(shingles, word_shingles(self._entries[entry].text))
             if similarity < self.candidate_jaccard:
                 continue
-            if best is None or (similarity, -position) > (best[0], -best[1]):
-                best = (similarity, int(position))
+            if best is None or (similarity, -first) > (best[0], -best[1]):
+                best = (similarity, first)
         return None if best is None else (best[0], self._names[best[1]])
+
+    def _repeat(self, own: int, minhash: np.ndarray, end: int) -> bool:
+        """Whether the earliest row of the text's own entry, if before `end`, is among the
+        `verified` best rows: then it is the answer (similarity 1.0, the most there is, and the
+        earliest of its entry). Rows of other entries with the very same MinHash (texts differing
+        in a shingle or two that no hash noticed) rank beside it, earlier rows first."""
+        first = self._entries[own].positions[0]
+        if first >= end:
+            return False
+        ahead = 0
+        for entry in self._same_minhash[_minhash_digest(minhash)]:
+            if entry != own and np.array_equal(self._signatures[entry], minhash):
+                ahead += bisect.bisect_left(self._entries[entry].positions, first)
+        return ahead < self.verified
+
+    def _verified(self, candidates: list[int], minhash: np.ndarray, end: int) -> set[int]:
+        """The entries whose rows are among the `verified` best rows before `end`, the rows
+        ranked by MinHash estimate (their entry's), earlier rows first among equal ones."""
+        matches = (self._signatures[candidates] == minhash).sum(axis=1)
+        rows = []
+        for entry, matched in zip(candidates, matches.tolist(), strict=True):
+            positions = self._entries[entry].positions
+            shown = min(bisect.bisect_left(positions, end), self.verified)
+            rows.extend((-matched, position, entry) for position in positions[:shown])
+        return {entry for _, _, entry in heapq.nsmallest(self.verified, rows)}
+
+
+@dataclass(slots=True)
+class _Texts:
+    """Texts of a `TextIndex` with the same shingles: the first of them, and the positions of
+    all, in the order they were added."""
+
+    text: str
+    positions: list[int] = field(default_factory=list)
+
+
+def _minhash_digest(minhash: np.ndarray) -> bytes:
+    return hashlib.blake2b(minhash.tobytes(), digest_size=16).digest()
 
 
 def text_reference_index(
