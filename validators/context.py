@@ -316,7 +316,9 @@ class TextIndex:
         self._entries: list[_Texts] = []
         self._entry_of: dict[bytes, int] = {}  # digest of the shingles -> entry
         self._same_minhash: dict[bytes, list[int]] = {}  # digest of the MinHash -> entries
-        self._signatures: np.ndarray = np.zeros((64, num_perm), dtype=np.uint64)  # by entry
+        # By entry: affine32 MinHash values are 32-bit.
+        self._signatures: np.ndarray = np.zeros((64, num_perm), dtype=np.uint32)
+        self._firsts: np.ndarray = np.zeros(64, dtype=np.int64)  # each entry's first position
         self._bands: list[tuple[int, int]] = []  # the LSH's (start, end) of each band
         self._buckets: list[dict[bytes, list[int]]] = []  # per band: its values -> entries
         self._permutations: Any = None
@@ -364,9 +366,9 @@ class TextIndex:
         )
         # Sorted: the same shingles give the same MinHash whatever the set's order.
         minhash.update_batch([s.encode("utf-8") for s in sorted(shingles)])
-        # As the signatures hold them (affine32 hashes are 32-bit): the digests and band values
-        # of a text's MinHash are then the same whichever way it is read.
-        values = minhash.hashvalues.astype(np.uint64)
+        # As the signatures hold them: the digests and band values of a text's MinHash are
+        # then the same whether it was just made or read from its entry.
+        values = minhash.hashvalues.astype(np.uint32)
         self._last = (text, shingles, digest, values)
         return values
 
@@ -382,16 +384,17 @@ class TextIndex:
             return
         entry = self._entry_of.get(digest)
         if entry is None:
-            entry = self._new_entry(text, digest, self._minhash(text))
+            entry = self._new_entry(text, digest, self._minhash(text), position)
         self._entries[entry].positions.append(position)
 
-    def _new_entry(self, text: str, digest: bytes, minhash: np.ndarray) -> int:
+    def _new_entry(self, text: str, digest: bytes, minhash: np.ndarray, position: int) -> int:
         entry = len(self._entries)
         self._entries.append(_Texts(text))
         self._entry_of[digest] = entry
         if entry == len(self._signatures):
             self._signatures = np.concatenate([self._signatures, np.zeros_like(self._signatures)])
-        self._signatures[entry] = minhash
+            self._firsts = np.concatenate([self._firsts, np.zeros_like(self._firsts)])
+        self._signatures[entry], self._firsts[entry] = minhash, position
         self._same_minhash.setdefault(_minhash_digest(minhash), []).append(entry)
         for (start, end), buckets in zip(self._bands, self._buckets, strict=True):
             buckets.setdefault(minhash[start:end].tobytes(), []).append(entry)
@@ -409,16 +412,15 @@ class TextIndex:
         own = self._entry_of.get(digest)
         if own is not None and self._repeat(own, minhash, end):
             return 1.0, self._names[self._entries[own].positions[0]]
-        candidates = {
-            entry
-            for (start, stop), buckets in zip(self._bands, self._buckets, strict=True)
-            for entry in buckets.get(minhash[start:stop].tobytes(), ())
-            if self._entries[entry].positions[0] < end
-        }
-        if not candidates:
+        found: set[int] = set()
+        for (start, stop), buckets in zip(self._bands, self._buckets, strict=True):
+            found.update(buckets.get(minhash[start:stop].tobytes(), ()))
+        candidates = np.fromiter(found, dtype=np.int64, count=len(found))
+        candidates = candidates[self._firsts[candidates] < end]
+        if not candidates.size:
             return None
         best: tuple[float, int] | None = None
-        for entry in self._verified(sorted(candidates), minhash, end):
+        for entry in self._verified(candidates, minhash, end):
             first = self._entries[entry].positions[0]
             similarity = jaccard(shingles, word_shingles(self._entries[entry].text))
             if similarity < self.candidate_jaccard:
@@ -441,12 +443,15 @@ class TextIndex:
                 ahead += bisect.bisect_left(self._entries[entry].positions, first)
         return ahead < self.verified
 
-    def _verified(self, candidates: list[int], minhash: np.ndarray, end: int) -> set[int]:
+    def _verified(self, candidates: np.ndarray, minhash: np.ndarray, end: int) -> set[int]:
         """The entries whose rows are among the `verified` best rows before `end`, the rows
         ranked by MinHash estimate (their entry's), earlier rows first among equal ones."""
         matches = (self._signatures[candidates] == minhash).sum(axis=1)
+        # Those entries are among the `verified` best entries by (estimate, first row): an
+        # entry ranked before one with a row among the best has its first row before that row.
+        best = np.lexsort((self._firsts[candidates], -matches))[: self.verified]
         rows = []
-        for entry, matched in zip(candidates, matches.tolist(), strict=True):
+        for entry, matched in zip(candidates[best].tolist(), matches[best].tolist(), strict=True):
             positions = self._entries[entry].positions
             shown = min(bisect.bisect_left(positions, end), self.verified)
             rows.extend((-matched, position, entry) for position in positions[:shown])
