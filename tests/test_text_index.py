@@ -138,9 +138,29 @@ SETTINGS = [(128, 8), (16, 2), (8, 1), (32, 3)]
 def test_batch_answers_are_those_of_ranking_every_row(
     seed: int, num_perm: int, verified: int
 ) -> None:
-    rng = random.Random(seed)
+    judge_batch(random.Random(seed), {"num_perm": num_perm, "verified": verified})
+
+
+@pytest.mark.parametrize("keys", ["mixed", "one per band"])
+@pytest.mark.parametrize("seed", range(3))
+def test_band_keys_merged_often_or_all_alike_give_the_same_answers(
+    seed: int, keys: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(context_module, "BAND_TAIL_ENTRIES", 7)  # sorted arrays, not the dict
+    if keys == "one per band":  # every text a candidate: the test of the band's values does all
+        monkeypatch.setattr(
+            context_module._BandKeys,
+            "keys_of",
+            lambda self, minhash: np.arange(self.bands, dtype=np.uint64),
+        )
+    judge_batch(random.Random(seed), {"num_perm": 16, "verified": 2})
+    judge_batch(random.Random(seed), {})
+
+
+def judge_batch(rng: random.Random, settings: dict[str, int]) -> None:
+    """Each text of a batch looked up then added, now and then an earlier one judged again,
+    by both indexes: the same answers."""
     texts = batch(rng, 400)
-    settings = {"num_perm": num_perm, "verified": verified}
     new, old = TextIndex(**settings), RowIndex(**settings)
     found = 0
     for n, text in enumerate(texts):

@@ -268,6 +268,9 @@ UNSPACED = "\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 WORD_OR_CHARACTER = re.compile(rf"(?=\w)[{UNSPACED}]|(?:(?![{UNSPACED}])\w)+")
 SHINGLE_WORDS = 5
 SCHEME = "affine32"  # datasketch >= 2 MinHash permutation scheme; fixed, so signatures compare
+# A `TextIndex`'s newest entries wait in a dict by band key; this many, and they are merged into
+# its sorted arrays (a dict holds ~100 bytes a key, the arrays 12).
+BAND_TAIL_ENTRIES = 4096
 
 
 def word_shingles(text: str, size: int = SHINGLE_WORDS) -> frozenset[str]:
@@ -298,11 +301,11 @@ class TextIndex:
     of every text with them), one MinHash row and one key in the LSH's buckets (datasketch's
     bands, kept here by entry): a batch made from a few templates repeats its texts, and the
     buckets, the estimates and the exact comparisons then grow with the distinct texts, not
-    with the rows. The answers are those of ranking every row: rows of one entry
-    have the same estimate and similarity, so the `verified` best rows are the earliest rows of
-    the best entries (`_verified`). A text already in needs no LSH at all when no other entry
-    has its very MinHash (`_repeat`): it is its own closest. datasketch is imported on first
-    use: it pulls in scipy, which `import synthgate` and runs without text need not pay for.
+    with the rows. The answers are those of ranking every row: rows of one entry have the same
+    estimate and similarity, so the `verified` best rows are the earliest rows of the best
+    entries (`_verified`). A text already in needs no LSH at all when no other entry has its
+    very MinHash (`_repeat`): it is its own closest. datasketch is imported on first use: it
+    pulls in scipy, which `import synthgate` and runs without text need not pay for.
     """
 
     def __init__(
@@ -319,17 +322,10 @@ class TextIndex:
         # By entry: affine32 MinHash values are 32-bit.
         self._signatures: np.ndarray = np.zeros((64, num_perm), dtype=np.uint32)
         self._firsts: np.ndarray = np.zeros(64, dtype=np.int64)  # each entry's first position
-        self._bands: list[tuple[int, int]] = []  # the LSH's (start, end) of each band
-        self._buckets: list[dict[bytes, list[int]]] = []  # per band: its values -> entries
+        self._bands = _BandKeys(bands=0, rows=0)  # the LSH's, set up with the first MinHash
         self._permutations: Any = None
-        # The last text's (text, shingles, digest of them, MinHash or None): a sample is looked
-        # up, then added, and both steps need them.
-        self._last: tuple[str, frozenset[str], bytes, np.ndarray | None] = (
-            "",
-            frozenset(),
-            b"",
-            None,
-        )
+        # The last text's: a sample is looked up, then added, and both steps need them.
+        self._last = _Hashed("", frozenset(), b"")
 
     def __len__(self) -> int:
         return len(self._names)
@@ -339,12 +335,12 @@ class TextIndex:
 
     def _shingles(self, text: str) -> tuple[frozenset[str], bytes]:
         """The text's shingles and a digest of them (what texts of one entry share)."""
-        if text != self._last[0]:
+        if text != self._last.text:
             shingles = word_shingles(text)
             # Shingles hold no line break (words joined by spaces): the joined text is theirs.
             digest = hashlib.blake2b("\n".join(sorted(shingles)).encode(), digest_size=16)
-            self._last = (text, shingles, digest.digest(), None)
-        return self._last[1], self._last[2]
+            self._last = _Hashed(text, shingles, digest.digest())
+        return self._last.shingles, self._last.digest
 
     def _minhash(self, text: str) -> np.ndarray:
         """The MinHash values of the text's shingles (there are some): its entry's, if in."""
@@ -352,14 +348,13 @@ class TextIndex:
         entry = self._entry_of.get(digest)
         if entry is not None:
             return self._signatures[entry]
-        if self._last[3] is not None:
-            return self._last[3]
+        if self._last.minhash is not None:
+            return self._last.minhash
         from datasketch import MinHash, MinHashLSH
 
         if self._permutations is None:
             lsh = MinHashLSH(threshold=self.candidate_jaccard, num_perm=self.num_perm)
-            self._bands = list(lsh.hashranges)
-            self._buckets = [{} for _ in self._bands]
+            self._bands = _BandKeys(bands=lsh.b, rows=lsh.r)  # its bands: values [i r, (i+1) r)
             self._permutations = MinHash(num_perm=self.num_perm, seed=1, scheme=SCHEME).permutations
         minhash = MinHash(
             num_perm=self.num_perm, seed=1, permutations=self._permutations, scheme=SCHEME
@@ -368,9 +363,15 @@ class TextIndex:
         minhash.update_batch([s.encode("utf-8") for s in sorted(shingles)])
         # As the signatures hold them: the digests and band values of a text's MinHash are
         # then the same whether it was just made or read from its entry.
-        values = minhash.hashvalues.astype(np.uint32)
-        self._last = (text, shingles, digest, values)
+        values = self._last.minhash = minhash.hashvalues.astype(np.uint32)
         return values
+
+    def _band_keys(self, text: str) -> np.ndarray:
+        """The LSH band keys of the text's MinHash (`_BandKeys.keys_of`; there are shingles)."""
+        keys = self._last.band_keys
+        if keys is None:
+            keys = self._last.band_keys = self._bands.keys_of(self._minhash(text))
+        return keys
 
     def add(self, name: str, text: str) -> None:
         """Remember a text; a name seen before keeps its first text (a re-judged sample)."""
@@ -396,8 +397,7 @@ class TextIndex:
             self._firsts = np.concatenate([self._firsts, np.zeros_like(self._firsts)])
         self._signatures[entry], self._firsts[entry] = minhash, position
         self._same_minhash.setdefault(_minhash_digest(minhash), []).append(entry)
-        for (start, end), buckets in zip(self._bands, self._buckets, strict=True):
-            buckets.setdefault(minhash[start:end].tobytes(), []).append(entry)
+        self._bands.add(entry, self._band_keys(text))
         return entry
 
     def nearest(self, text: str, *, before: str | None = None) -> tuple[float, str] | None:
@@ -412,15 +412,18 @@ class TextIndex:
         own = self._entry_of.get(digest)
         if own is not None and self._repeat(own, minhash, end):
             return 1.0, self._names[self._entries[own].positions[0]]
-        found: set[int] = set()
-        for (start, stop), buckets in zip(self._bands, self._buckets, strict=True):
-            found.update(buckets.get(minhash[start:stop].tobytes(), ()))
-        candidates = np.fromiter(found, dtype=np.int64, count=len(found))
-        candidates = candidates[self._firsts[candidates] < end]
+        candidates = self._bands.find(self._band_keys(text))
+        if not candidates.size:
+            return None
+        same = self._signatures[candidates] == minhash
+        # The LSH's candidates: a band of the very same values (not only of the same key), and
+        # a row before `end`.
+        kept = self._bands.share_a_band(same) & (self._firsts[candidates] < end)
+        candidates = candidates[kept]
         if not candidates.size:
             return None
         best: tuple[float, int] | None = None
-        for entry in self._verified(candidates, minhash, end):
+        for entry in self._verified(candidates, same[kept].sum(axis=1), end):
             first = self._entries[entry].positions[0]
             similarity = jaccard(shingles, word_shingles(self._entries[entry].text))
             if similarity < self.candidate_jaccard:
@@ -443,19 +446,31 @@ class TextIndex:
                 ahead += bisect.bisect_left(self._entries[entry].positions, first)
         return ahead < self.verified
 
-    def _verified(self, candidates: np.ndarray, minhash: np.ndarray, end: int) -> set[int]:
+    def _verified(self, candidates: np.ndarray, matches: np.ndarray, end: int) -> set[int]:
         """The entries whose rows are among the `verified` best rows before `end`, the rows
-        ranked by MinHash estimate (their entry's), earlier rows first among equal ones."""
-        matches = (self._signatures[candidates] == minhash).sum(axis=1)
+        ranked by MinHash estimate (their entry's: `matches`, its values equal to the text's),
+        earlier rows first among equal ones."""
         # Those entries are among the `verified` best entries by (estimate, first row): an
         # entry ranked before one with a row among the best has its first row before that row.
         best = np.lexsort((self._firsts[candidates], -matches))[: self.verified]
-        rows = []
+        rows: list[tuple[int, int, int]] = []  # (-matches, position, entry)
         for entry, matched in zip(candidates[best].tolist(), matches[best].tolist(), strict=True):
             positions = self._entries[entry].positions
             shown = min(bisect.bisect_left(positions, end), self.verified)
             rows.extend((-matched, position, entry) for position in positions[:shown])
         return {entry for _, _, entry in heapq.nsmallest(self.verified, rows)}
+
+
+@dataclass(slots=True)
+class _Hashed:
+    """What a `TextIndex` works out of a text: its shingles and their digest, then, when
+    needed, its MinHash and LSH band keys."""
+
+    text: str
+    shingles: frozenset[str]
+    digest: bytes
+    minhash: np.ndarray | None = None
+    band_keys: np.ndarray | None = None
 
 
 @dataclass(slots=True)
@@ -469,6 +484,64 @@ class _Texts:
 
 def _minhash_digest(minhash: np.ndarray) -> bytes:
     return hashlib.blake2b(minhash.tobytes(), digest_size=16).digest()
+
+
+class _BandKeys:
+    """The entries of a `TextIndex` by the keys of their LSH bands (`keys_of`): a sorted array
+    of (key, entry) pairs, 12 bytes each, and the newest entries' in a dict, merged into the
+    arrays every `BAND_TAIL_ENTRIES` entries."""
+
+    def __init__(self, *, bands: int, rows: int) -> None:
+        self.bands, self.rows = bands, rows
+        # Odd 64-bit multipliers, one per value of a band and one for the band's number.
+        mix = np.random.default_rng(20_251_206).integers(1, 1 << 63, size=rows + 1, dtype=np.uint64)
+        self.mix: np.ndarray = mix | np.uint64(1)
+        self.keys: np.ndarray = np.zeros(0, dtype=np.uint64)
+        self.entries: np.ndarray = np.zeros(0, dtype=np.int32)
+        self.tail: dict[int, list[int]] = {}
+        self.tail_entries = 0
+
+    def add(self, entry: int, keys: np.ndarray) -> None:
+        for key in keys.tolist():
+            self.tail.setdefault(key, []).append(entry)
+        self.tail_entries += 1
+        if self.tail_entries == BAND_TAIL_ENTRIES:
+            self._merge()
+
+    def _merge(self) -> None:
+        keys = np.array([k for k, found in self.tail.items() for _ in found], dtype=np.uint64)
+        entries = np.array([e for found in self.tail.values() for e in found], dtype=np.int32)
+        order = np.argsort(keys)
+        at = np.searchsorted(self.keys, keys[order])
+        self.keys = np.insert(self.keys, at, keys[order])
+        self.entries = np.insert(self.entries, at, entries[order])
+        self.tail, self.tail_entries = {}, 0
+
+    def find(self, keys: np.ndarray) -> np.ndarray:
+        """The entries with one of these band keys, ascending, each once."""
+        starts = np.searchsorted(self.keys, keys, side="left")
+        stops = np.searchsorted(self.keys, keys, side="right")
+        found = [self.entries[starts[i] : stops[i]] for i in np.flatnonzero(stops > starts)]
+        tail = [e for key in keys.tolist() for e in self.tail.get(key, ())]
+        if not found and not tail:  # a text like no other: most of an all-new batch
+            return np.zeros(0, dtype=np.int64)
+        found.append(np.array(tail, dtype=np.int32))
+        return np.unique(np.concatenate(found)).astype(np.int64)
+
+    def keys_of(self, minhash: np.ndarray) -> np.ndarray:
+        """One 64-bit key for each band of a MinHash (`rows` values each, from the first): its
+        values mixed, and the band's number, so that equal values in two bands differ.
+        Different values may share a key: `share_a_band` tells them apart."""
+        values = minhash[: self.bands * self.rows].reshape(self.bands, self.rows)
+        mixed = (values.astype(np.uint64) * self.mix[:-1]).sum(axis=1, dtype=np.uint64)
+        return mixed ^ (np.arange(self.bands, dtype=np.uint64) * self.mix[-1])  # modulo 2**64
+
+    def share_a_band(self, same: np.ndarray) -> np.ndarray:
+        """Of entries whose MinHash values are `same` (entries x values) as a text's: those
+        with all the values of one band the same, as datasketch's LSH finds them."""
+        used = same[:, : self.bands * self.rows].reshape(len(same), self.bands, self.rows)
+        whole_bands = np.logical_and.reduce(used, axis=2)  # entries x bands
+        return whole_bands.any(axis=1)
 
 
 def text_reference_index(
