@@ -271,6 +271,9 @@ SCHEME = "affine32"  # datasketch >= 2 MinHash permutation scheme; fixed, so sig
 # A `TextIndex`'s newest entries wait in a dict by band key; this many, and they are merged into
 # its sorted arrays (a dict holds ~100 bytes a key, the arrays 12).
 BAND_TAIL_ENTRIES = 4096
+# The sorted keys' runs by their first bits: a key's run is found in two reads, not the ~20 of
+# a binary search (each a cache miss in the arrays of a large batch).
+BAND_DIRECTORY_BITS = 18
 
 
 def word_shingles(text: str, size: int = SHINGLE_WORDS) -> frozenset[str]:
@@ -368,9 +371,10 @@ class TextIndex:
 
     def _band_keys(self, text: str) -> np.ndarray:
         """The LSH band keys of the text's MinHash (`_BandKeys.keys_of`; there are shingles)."""
+        minhash = self._minhash(text)  # `_last` is then this text's
         keys = self._last.band_keys
         if keys is None:
-            keys = self._last.band_keys = self._bands.keys_of(self._minhash(text))
+            keys = self._last.band_keys = self._bands.keys_of(minhash)
         return keys
 
     def add(self, name: str, text: str) -> None:
@@ -488,8 +492,9 @@ def _minhash_digest(minhash: np.ndarray) -> bytes:
 
 class _BandKeys:
     """The entries of a `TextIndex` by the keys of their LSH bands (`keys_of`): a sorted array
-    of (key, entry) pairs, 12 bytes each, and the newest entries' in a dict, merged into the
-    arrays every `BAND_TAIL_ENTRIES` entries."""
+    of (key, entry) pairs, 12 bytes each, with where the keys of each first `BAND_DIRECTORY_BITS`
+    bits start (`directory`), and the newest entries' in a dict, merged into the arrays every
+    `BAND_TAIL_ENTRIES` entries."""
 
     def __init__(self, *, bands: int, rows: int) -> None:
         self.bands, self.rows = bands, rows
@@ -498,35 +503,52 @@ class _BandKeys:
         self.mix: np.ndarray = mix | np.uint64(1)
         self.keys: np.ndarray = np.zeros(0, dtype=np.uint64)
         self.entries: np.ndarray = np.zeros(0, dtype=np.int32)
-        self.tail: dict[int, list[int]] = {}
+        self.directory: np.ndarray = np.zeros((1 << BAND_DIRECTORY_BITS) + 1, dtype=np.int64)
+        # The newest entries by key: the first with a key, and the later ones with it. Not one
+        # list a key: millions of small lists held a while make every garbage collection long.
+        self.tail: dict[int, int] = {}
+        self.tail_more: dict[int, list[int]] = {}
         self.tail_entries = 0
 
     def add(self, entry: int, keys: np.ndarray) -> None:
         for key in keys.tolist():
-            self.tail.setdefault(key, []).append(entry)
+            if self.tail.setdefault(key, entry) != entry:
+                self.tail_more.setdefault(key, []).append(entry)
         self.tail_entries += 1
         if self.tail_entries == BAND_TAIL_ENTRIES:
             self._merge()
 
     def _merge(self) -> None:
-        keys = np.array([k for k, found in self.tail.items() for _ in found], dtype=np.uint64)
-        entries = np.array([e for found in self.tail.values() for e in found], dtype=np.int32)
+        more = [(key, entry) for key, found in self.tail_more.items() for entry in found]
+        keys = np.array([*self.tail, *(key for key, _ in more)], dtype=np.uint64)
+        entries = np.array([*self.tail.values(), *(e for _, e in more)], dtype=np.int32)
         order = np.argsort(keys)
         at = np.searchsorted(self.keys, keys[order])
         self.keys = np.insert(self.keys, at, keys[order])
         self.entries = np.insert(self.entries, at, entries[order])
-        self.tail, self.tail_entries = {}, 0
+        runs = (keys >> self._shift).astype(np.int64)
+        self.directory[1:] += np.cumsum(np.bincount(runs, minlength=1 << BAND_DIRECTORY_BITS))
+        self.tail, self.tail_more, self.tail_entries = {}, {}, 0
 
     def find(self, keys: np.ndarray) -> np.ndarray:
         """The entries with one of these band keys, ascending, each once."""
-        starts = np.searchsorted(self.keys, keys, side="left")
-        stops = np.searchsorted(self.keys, keys, side="right")
-        found = [self.entries[starts[i] : stops[i]] for i in np.flatnonzero(stops > starts)]
-        tail = [e for key in keys.tolist() for e in self.tail.get(key, ())]
-        if not found and not tail:  # a text like no other: most of an all-new batch
+        runs = (keys >> self._shift).astype(np.int64)
+        starts, stops = self.directory[runs], self.directory[runs + 1]
+        lengths = stops - starts
+        ends = np.cumsum(lengths)
+        # The positions of those runs' keys, concatenated; of them, those of these keys.
+        positions = np.repeat(starts - (ends - lengths), lengths) + np.arange(ends[-1])
+        found = self.entries[positions[self.keys[positions] == np.repeat(keys, lengths)]]
+        tail = [self.tail[key] for key in keys.tolist() if key in self.tail]
+        if self.tail_more:
+            tail += [e for key in keys.tolist() for e in self.tail_more.get(key, ())]
+        if not found.size and not tail:  # a text like no other: most of an all-new batch
             return np.zeros(0, dtype=np.int64)
-        found.append(np.array(tail, dtype=np.int32))
-        return np.unique(np.concatenate(found)).astype(np.int64)
+        return np.unique(np.concatenate([found, np.array(tail, dtype=np.int32)])).astype(np.int64)
+
+    @property
+    def _shift(self) -> np.uint64:
+        return np.uint64(64 - BAND_DIRECTORY_BITS)
 
     def keys_of(self, minhash: np.ndarray) -> np.ndarray:
         """One 64-bit key for each band of a MinHash (`rows` values each, from the first): its
