@@ -566,7 +566,7 @@ class _BandKeys:
         whole_bands = used[:, :, 0].copy()  # entries x bands
         for value in range(1, self.rows):
             whole_bands &= used[:, :, value]
-        return whole_bands.any(axis=1)
+        return np.count_nonzero(whole_bands, axis=1) > 0
 
 
 def text_reference_index(
