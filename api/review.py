@@ -71,7 +71,12 @@ class ReviewItemOut(BaseModel):
 
     item_id: int
     criteria: list[str]
-    sample: Sample
+    sample: Sample = Field(
+        description="The labels and the text or image size, blind (review/gold.py `blind`): "
+        'its id and batch are empty ("", index 0), it has no uri (the pixels are at '
+        "image_url), no attributes, no provenance beyond empty values and no report, on every "
+        "task alike."
+    )
     image_url: str | None = Field(None, description="The item's pixels (image items).")
     masks_url: str | None = Field(None, description="An RGBA overlay of the object masks.")
     fix_labels: list[str] = Field(
@@ -228,13 +233,14 @@ def internal_id(request: Request, public_id: int) -> int:
 
 def item_out(task: ReviewTask, public_id: int, *, labels: Collection[str] = ()) -> ReviewItemOut:
     """A task as an annotator receives it, under its opaque id: the sample blind (gold.blind:
-    no validator verdict, no construction record), so gold and real tasks look alike.
+    its labels and pixels or text, no id, file name, provenance or validator verdict), so gold
+    and real tasks look alike whatever batch or source each came from.
     `labels`: the batch's a fix of the item may use (ReviewQueue.fix_labels), the same for
     every item of its batch and modality, gold or real; with the sample's own, as the queue's
     check_decision accepts them, they are the task's `fix_labels`."""
     sample = gold.blind(task.sample)
     boxes = sample.spec.modality == "image"
-    image = boxes and bool(sample.uri)
+    image = boxes and bool(task.sample.uri)  # sent as image_url: the blind sample has no uri
     masks = image and any(o.mask for o in sample.objects)
     own = [o.category for o in sample.objects] if boxes else [s.label for s in sample.spans]
     return ReviewItemOut(

@@ -1,11 +1,13 @@
 """What the review page shows, built from a `ReviewTask` as plain data for the template.
 
 Pure functions: `review_view(task, public_id, classes=...)` gives the boxes with their colours,
-the classes a fix may give them, the text cut into plain and highlighted segments, the
-provenance as rows, and the JSON block the page's script reads (`data`: the labels as stored,
-masks included, which the page draws itself so that they follow a fix). It shows the task
-blind, as the API does: no validator verdict or findings (they would anchor the annotator and
-give gold tasks away). The template escapes every string it prints.
+the classes a fix may give them, the text cut into plain and highlighted segments, and the JSON
+block the page's script reads (`data`: the labels as stored, masks included, which the page
+draws itself so that they follow a fix). It shows the task blind, as the API does: no
+validator verdict or findings (they would anchor the annotator and give gold tasks away), and
+no sample id, file name or provenance (they differ by batch and source, and gold comes from
+anywhere in the gold set): the header names the item by its opaque id. The template escapes
+every string it prints.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from synthgate.api.review import category_colors, item_out
 from synthgate.review.queue import ReviewTask
-from synthgate.samples import Provenance, Sample, Span
+from synthgate.samples import Span
 
 
 def text_segments(text: str, spans: list[Span]) -> list[dict[str, Any]]:
@@ -48,26 +50,6 @@ def text_segments(text: str, spans: list[Span]) -> list[dict[str, Any]]:
     if cursor < len(text):
         parts.append({"text": text[cursor:], "span": None})
     return parts
-
-
-def provenance_rows(provenance: Provenance, sample: Sample) -> list[tuple[str, str]]:
-    rows: list[tuple[str, str]] = [
-        ("generator", f"{provenance.generator} {provenance.generator_version}"),
-        ("seed", str(provenance.seed)),
-    ]
-    if sample.spec.category:
-        rows.append(("category", sample.spec.category))
-    for key in ("prompt", "negative_prompt"):
-        value = getattr(provenance, key)
-        if value:
-            rows.append((key.replace("_", " "), value))
-    for key in ("model", "params", "versions"):
-        value = getattr(provenance, key)
-        if value:
-            rows.append((key, json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False)))
-    if sample.attributes:
-        rows.append(("attributes", json.dumps(sample.attributes, ensure_ascii=False)))
-    return rows
 
 
 def review_view(
@@ -109,7 +91,6 @@ def review_view(
     ]
     return {
         "item_id": public_id,
-        "sample_id": sample.id,
         "modality": sample.spec.modality,
         "width": sample.width or 0,
         "height": sample.height or 0,
@@ -124,7 +105,6 @@ def review_view(
         "span_labels": [] if image else out.fix_labels,
         "doc_label": sample.doc_label,  # a classification text is judged by it
         "criteria": task.criteria,
-        "provenance": provenance_rows(sample.provenance, sample),
         # what review.js reads: the labels a fix starts from, exactly as stored
         "data": {
             "item_id": public_id,

@@ -23,11 +23,14 @@ samples look like:
 - shifted_span (precision): a span gains or loses a whole word, so it still starts and ends on
   word boundaries and its `value` is the text it covers.
 
-`blind(sample)` is the sample as an annotator receives it, real or gold alike: without the
-validator's report (route, score, findings: a honeypot's would be its source's, accepted),
-without the generator's construction record (`provenance.params`: objects placed, template
-index), which would let a script check labels without looking, and without its batch and index
-(gold tied to another batch would name its own). Every random choice comes from a
+`blind(sample)` is the sample as an annotator receives it, real or gold alike: its labels,
+pixels or text, and nothing of where it came from. No validator's report (route, score,
+findings: a honeypot's would be its source's, accepted), no construction record
+(`provenance.params`: objects placed, template index), which would let a script check labels
+without looking, and no id, file name, batch, generator, prompt or versions: gold is drawn from
+the whole gold set, so a prelabelled (`<batch>-<index>`) or COCO-imported (`coco-<image id>`,
+the original file name) gold sample would stand out among generated work, and the other way
+round. Every random choice comes from a
 generator seeded by the caller's seed parts, so the same batch gets the same honeypots. The
 checks a fix's corrected labels must pass are a decision's (review/decision.py).
 """
@@ -47,7 +50,7 @@ import cv2
 import numpy as np
 
 from synthgate.masks import decode_mask, encode_mask, tight_bbox
-from synthgate.samples import ObjectLabel, Sample, Span
+from synthgate.samples import ObjectLabel, Provenance, Sample, SampleSpec, Span
 
 # defect -> the rubric criterion it breaks (DESIGN.md §5)
 DEFECTS: dict[str, str] = {
@@ -158,24 +161,29 @@ class BatchLooks:
 
 
 def blind(sample: Sample) -> Sample:
-    """The sample as an annotator receives it, gold or real alike: its labels, pixels or text
-    and how it was made (generator, model, prompt), without the validator's report, the
-    generator's construction record, and the batch and index it was made as (batch_id "",
-    index 0). Gold tied to another batch (`review gold --batch`) keeps its own: shown, it
-    would name a batch none of the real tasks beside it names, and renamed, its id would no
-    longer be `sample_id(batch, modality, index)` as every real task's is. The review page
-    shows neither.
+    """The sample as an annotator receives it, gold or real alike: its labels, size, pixels or
+    text and modality, and nothing that tells where it came from, since that differs by batch
+    and source while gold comes from anywhere in the gold set: no id (`ima-<hash>`,
+    `<batch>-<index>`, `coco-<image id>`), no `uri` (the image is the item's image_url), no
+    batch, index, generator, quota class or attributes asked for or realised, no provenance
+    (generator and version, seed, model, prompt, versions), no validator's report and no
+    construction record. What stays is what a decision is judged and posted against: the item
+    id names the task.
 
-    The labels, text and the rest are shared with `sample`, not copied (a task is read anew for
-    each request and sent at once; a deep copy cost ~75 us of every `next`, seven times this):
-    copy the result before changing it. `sample` itself is left as it was.
+    The labels and text are shared with `sample`, not copied (a task is read anew for each
+    request and sent at once; a deep copy cost ~75 us of every `next`, seven times this): copy
+    the result before changing it. `sample` itself is left as it was.
     """
+    modality = sample.spec.modality
     return sample.model_copy(
         update={
+            "id": "",
+            "uri": None,
+            "attributes": {},
             "report": None,
             "status": "review",
-            "spec": sample.spec.model_copy(update={"params": {}, "batch_id": "", "index": 0}),
-            "provenance": sample.provenance.model_copy(update={"params": {}}),
+            "spec": SampleSpec(batch_id="", index=0, modality=modality, generator="", seed=0),
+            "provenance": Provenance(generator="", generator_version="", seed=0),
         }
     )
 

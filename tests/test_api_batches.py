@@ -163,8 +163,9 @@ def test_posted_batch_runs_and_reaches_the_review_queue(service, tmp_path):
 
     annotator = token_for(app, "ann", "annotator")
     task = client.get("/api/review/next", headers=bearer(annotator)).json()
-    # a sample of the posted batch (the task itself names no batch: gold.blind)
-    assert app.state.store.get_sample(task["sample"]["id"]).spec.batch_id == batch["id"]
+    # a sample of the posted batch (the task itself names no sample or batch: gold.blind)
+    shown = app.state.queue.task(app.state.item_ids.internal(task["item_id"])).sample
+    assert shown.spec.batch_id == batch["id"] and task["sample"]["id"] == ""
     image = client.get(task["image_url"], headers=bearer(annotator))
     assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
 

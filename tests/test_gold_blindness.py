@@ -20,6 +20,7 @@ import itertools
 import json
 import re
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from synthgate.api.app import create_app
 from synthgate.api.ids import LIMIT, ItemIds
 from synthgate.api.review import category_color, item_out
 from synthgate.config import PACKAGE_ROOT
+from synthgate.formats.coco import coco_image_to_sample
 from synthgate.masks import decode_mask, tight_bbox
 from synthgate.review import gold
 from synthgate.runner import run
@@ -467,3 +469,123 @@ def test_gold_tied_to_another_batch_names_no_batch_of_its_own(tmp_path):
             assert client.post(url, json={"verdict": "accept"}, headers=who).status_code == 200
     assert served == {True: 2, False: 4}
     assert specs == {True: {("", 0, False)}, False: {("", 0, False)}}
+
+
+def coco_imported(sample: Sample, image_id: int, *, batch: str = "instances_val") -> Sample:
+    """`sample`'s labels as a COCO file a user brings is read (formats/coco.py): id
+    `coco-<image id>`, the original file name as its uri, generator "coco", no prompt."""
+    image = {
+        "id": image_id,
+        "file_name": f"IMG_{image_id:04d}.jpg",
+        "width": sample.width,
+        "height": sample.height,
+    }
+    read = coco_image_to_sample(image, sample.objects, source=batch, position=image_id)
+    return read.model_copy(update={"report": sample.report, "status": sample.status})
+
+
+def prelabelled(sample: Sample, batch: str, index: int) -> Sample:
+    """`sample`'s labels as `review prelabels` puts a validated COCO file's image in the queue
+    (review/prelabels.py): id `<batch>-<index>`, its batch and index in the spec."""
+    read = coco_imported(sample, index, batch=batch)
+    return read.model_copy(update={"id": f"{batch}-{index}"})
+
+
+# What a task shows of the work to judge, different from task to task: everything else an
+# annotator is sent must be the same on every task, or it tells where the task came from.
+JUDGED = (
+    "item_id",
+    "image_url",
+    "masks_url",
+    "sample.objects",
+    "sample.width",
+    "sample.height",
+    "sample.text",
+    "sample.spans",
+    "sample.doc_label",
+)
+
+
+def leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """Every (dotted path, value) of a JSON value; the objects of a list share its path + [],
+    a list of plain values is one value."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield from leaves(inner, f"{path}.{key}" if path else key)
+    elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        for inner in value:
+            yield from leaves(inner, f"{path}[]")
+    else:
+        yield path, value
+
+
+def page_item(html: str) -> str:
+    """The opaque id of the item a review page shows."""
+    return re.search(r'data-item="(\d+)"', html)[1]
+
+
+@pytest.mark.parametrize("imported", ["gold", "real"])
+def test_gold_and_real_tasks_of_different_sources_send_and_show_the_same(tmp_path, imported):
+    """Gold from anywhere in the gold set beside a batch's real tasks: a prelabelled and a
+    COCO-imported sample as gold among generated work, or generated gold among a batch of
+    prelabelled and COCO-imported work. Over HTTP, every task's JSON has the same keys, gold or
+    real, and every field but the labels and pixels it is judged by (JUDGED) holds one value
+    on every task: no sample id, uri, batch, generator or prompt tells the source; the review
+    page names no sample id or file name either. Before, `coco-41`, `pre-3`, `IMG_0041.jpg`,
+    generator "coco" and a missing prompt stood beside `ima-…`, `images/….png` and
+    "procedural", in the JSON and the page's header and provenance card."""
+    run = tmp_path / "run"
+    app = make_app(tmp_path, images=0 if imported == "real" else 4, k=2, gold_rate=0.9)
+    store, queue = app.state.store, app.state.queue
+    generated = [image_sample(i, run, prompt="a red circle and a blue square") for i in range(6)]
+    others = [coco_imported(generated[0], 41), prelabelled(generated[1], "pre", 3)]
+    hand_gold = set()
+    if imported == "gold":
+        gold_samples = others
+    else:
+        store.put_batch("pre", name="imported", seed=0, config={"name": "imported"})
+        store.upsert_samples(
+            [coco_imported(s, 50 + i, batch="pre") for i, s in enumerate(generated[:2])]
+            + [prelabelled(s, "pre", i) for i, s in enumerate(generated[2:4])]
+        )
+        queue.enqueue_batch("pre", image_root=run)
+        gold_samples = [generated[4], generated[5]]
+    for shown in gold_samples:
+        shown = shown.model_copy(update={"status": "accepted"})
+        tie = BATCH if imported == "gold" else "pre"
+        hand_gold.add(queue.add_gold(shown, expected=["reject", "fix"], batch=tie))
+    stored: list[Sample] = []  # every task's sample, as the queue holds it
+    ids = app.state.item_ids
+    tasks: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
+    pages: list[str] = []
+    with TestClient(app) as api, TestClient(app) as pager:
+        who = bearer(token_for(app, "ann", "annotator"))
+        while (response := api.get("/api/review/next", headers=who)).status_code == 200:
+            task = response.json()
+            internal = ids.internal(task["item_id"])
+            tasks[internal in hand_gold].append(task)
+            stored.append(queue.task(internal).sample)
+            url = f"/api/review/{task['item_id']}/decision"
+            assert api.post(url, json={"verdict": "accept"}, headers=who).status_code == 200
+        bob = token_for(app, "bob", "annotator")
+        pager.post("/login", data={"token": bob}, follow_redirects=False)
+        while "review-data" in (html := pager.get("/review").text):
+            pages.append(html)
+            url = f"/api/review/{page_item(html)}/decision"
+            assert api.post(url, json={"verdict": "accept"}, headers=bearer(bob)).status_code == 200
+    assert [len(tasks[True]), len(tasks[False]), len(pages)] == [2, 4, 6], tasks
+    sources = {s.spec.generator for s in stored}
+    assert sources == {"procedural", "coco"}  # the queue mixes sources
+    keys = {kind: {p for t in kinds for p, _ in leaves(t)} for kind, kinds in tasks.items()}
+    assert keys[True] == keys[False]
+    told: dict[str, set[str]] = {}
+    for task in tasks[True] + tasks[False]:
+        for path, value in leaves(task):
+            if not path.startswith(JUDGED):
+                told.setdefault(path, set()).add(json.dumps(value))
+    assert {path: values for path, values in told.items() if len(values) > 1} == {}
+    named = [s.id for s in stored] + [s.uri or "" for s in stored] + sorted(sources)
+    for shown in [json.dumps(t) for t in tasks[True] + tasks[False]] + pages:
+        assert [name for name in named if name in shown] == []
+    for html in pages:  # the header names the item by its opaque id
+        assert f"<h1>Item {page_item(html)} <small>image</small></h1>" in html
