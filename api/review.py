@@ -627,7 +627,9 @@ def item(
     """An item as its annotators were shown it: an annotator's item while they hold it
     undecided (then 404, gold and real alike); any item for an admin, e.g. one awaiting
     adjudication, beside its decisions (GET .../decisions), whose labels and text an
-    adjudicator must see to judge it."""
+    adjudicator must see to judge it. Blind for an admin too (no sample id or provenance): an
+    adjudicator judges the labels as the annotators did; which sample an item is, leads read
+    from GET /stats' blocked items, the Label Studio export or the CLI."""
     task = _visible_task(request, item_id, user)
     out = item_out(task, item_id, labels=request.app.state.queue.fix_labels(task.item_id))
     return Response(out.model_dump_json(), media_type="application/json")
