@@ -17,8 +17,8 @@ The floor is an app written here with FastAPI + sqlite3 doing the same two calls
 Bearer check (SHA-256 of the token looked up in a users table): a claim with a kept `taken` count
 and an index (started items first, then fresh ones; a seeded gold draw per claim and the first
 unseen gold item from a seeded point), the task's stored sample JSON returned blind (with json:
-the rubric's report and the construction parameters dropped, the criteria to grade listed, as
-an annotator must receive it), and a decision checked against the item's criteria and recorded
+the rubric's report, the id, uri, spec and provenance dropped, the criteria to grade listed,
+as an annotator must receive it), and a decision checked against the item's criteria and recorded
 with the item's result made final (majority of k) in one transaction. It runs under uvicorn
 with the same defaults. Targets: `next` p50 at 100k within 1.3x of 1k;
 decisions/s >= 0.6x the floor's.
@@ -193,9 +193,11 @@ def next_item(name: str = Depends(annotator)):
         raise
     sample = sample_of(c, item_id)
     criteria = criteria_of(sample)
-    sample.update(report=None, status="review")  # blind: no verdict, no construction record
-    sample["spec"]["params"] = {}
-    sample["provenance"]["params"] = {}
+    # blind, as review/gold.py `blind`: no verdict, nothing that tells where it came from
+    modality = sample["spec"]["modality"]
+    sample.update(id="", uri=None, attributes={}, report=None, status="review")
+    sample["spec"] = {"batch_id": "", "index": 0, "modality": modality, "generator": "", "seed": 0}
+    sample["provenance"] = {"generator": "", "generator_version": "", "seed": 0}
     task = {"item_id": item_id, "criteria": criteria, "sample": sample}
     return Response(json.dumps(task), media_type="application/json")
 
