@@ -511,3 +511,30 @@ def test_a_reopen_while_annotators_work_leaves_every_count_right(store: Store) -
     assert len(set(said)) == len(said) and "careless" not in {who for _, who in said}
     kept, counted = kept_and_counted(store)
     assert kept == counted
+
+
+def test_read2_a_label_studio_file_from_before_brings_no_adjudication_back(
+    store: Store, tmp_path: Path
+) -> None:
+    """An adjudication taken back must not come back from a Label Studio file exported before
+    the reopen (ground_truth annotation), as an annotator's decision does not."""
+    from synthgate.review.interop import export_tasks, import_annotations
+
+    queue, ids = three_decided(store)
+    queue.adjudicate(ids[1], "lead", REJECT)
+    out = tmp_path / "all.json"
+    export_tasks(queue, out, include="all", modality="image", email_domain="example.org")
+    queue.reopen(annotator="lead", by="boss", reason="wrong adjudication")
+    assert queue.awaiting_adjudication() == [ids[1]]
+    result = import_annotations(queue, out, email_domain="example.org")
+    assert result.adjudicated == 0
+    assert queue.awaiting_adjudication() == [ids[1]]
+
+
+def test_read2_the_annotator_taken_back_is_not_handed_the_same_items_again(store: Store) -> None:
+    """bob's decisions were taken back as careless: `next` should not hand bob those very items
+    again (his new decision would count toward k where a Label Studio import of it is refused)."""
+    queue, ids = three_decided(store)
+    queue.reopen(annotator="bob", by="lead", reason="failed gold")
+    task = queue.next_item("bob")
+    assert task is None or task.item_id not in ids
