@@ -538,3 +538,22 @@ def test_read2_the_annotator_taken_back_is_not_handed_the_same_items_again(store
     queue.reopen(annotator="bob", by="lead", reason="failed gold")
     task = queue.next_item("bob")
     assert task is None or task.item_id not in ids
+
+
+def test_read2_an_old_label_studio_file_brings_no_decision_back_onto_a_held_item(
+    store: Store, tmp_path: Path
+) -> None:
+    """bob's decisions taken back; bob asks for work and holds one of those items again; the
+    Label Studio file exported before the reopen is imported: his taken-back decision must not
+    be recorded as his new one (the guard runs only where he holds no assignment)."""
+    from synthgate.review.interop import export_tasks, import_annotations
+
+    queue, ids = three_decided(store)
+    out = tmp_path / "all.json"
+    export_tasks(queue, out, include="all", modality="image", email_domain="example.org")
+    queue.reopen(annotator="bob", by="lead", reason="failed gold")
+    task = queue.next_item("bob")
+    assert task is not None and task.item_id in ids
+    result = import_annotations(queue, out, email_domain="example.org")
+    assert result.decided == 0
+    assert deciders(store, task.item_id) == ["ann"]
