@@ -134,13 +134,7 @@ def reopen(
         if who is not None:
             _check_known(connection, who)
             result.gold_kept = _gold_decisions(connection, who, asked)
-            result.holding = list(
-                connection.execute(
-                    select(assignments.c.item_id)
-                    .where(assignments.c.annotator == who, assignments.c.decided_at.is_(None))
-                    .order_by(assignments.c.item_id)
-                ).scalars()
-            )
+            result.holding = _held_undecided(connection, who, asked)
         if asked:
             _check_items(connection, asked, who)
         ids = asked or _items_decided_by(connection, who)
@@ -187,6 +181,16 @@ def _gold_decisions(connection: Connection, who: str, asked: list[int]) -> int:
     if asked:
         query = query.where(decisions.c.item_id.in_(asked))
     return int(connection.execute(query).scalar_one())
+
+
+def _held_undecided(connection: Connection, who: str, asked: list[int]) -> list[int]:
+    """The items (of `asked`, when named) the annotator holds undecided, in id order."""
+    query = select(assignments.c.item_id).where(
+        assignments.c.annotator == who, assignments.c.decided_at.is_(None)
+    )
+    if asked:
+        query = query.where(assignments.c.item_id.in_(asked))
+    return list(connection.execute(query.order_by(assignments.c.item_id)).scalars())
 
 
 def _items_decided_by(connection: Connection, who: str | None) -> list[int]:

@@ -331,6 +331,68 @@ def test_a_database_of_revision_0009_gets_the_table_and_reopens(
         store.close()
 
 
+def test_items_named_list_only_those_the_annotator_holds_undecided(store: Store) -> None:
+    """cy decided the first item and holds the second: reopening her decision on the first
+    names no item she holds (the second was not named)."""
+    fill(store, review=2, audit=0, accepted=0)
+    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    first, second = sorted(items_of(store))
+    task = queue.next_item("cy")
+    assert task is not None and task.item_id == first
+    queue.decide(first, "cy", ACCEPT)
+    task = queue.next_item("cy")
+    assert task is not None and task.item_id == second
+    assert queue.reopen([first], annotator="cy", by="lead", dry_run=True).holding == []
+    assert queue.reopen([], annotator="cy", by="lead", dry_run=True).holding == [second]
+
+
+def downgrade(url: str, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from synthgate.storage.schema import MIGRATIONS
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = connection
+            command.downgrade(config, revision)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_a_downgrade_below_0010_keeps_the_decisions_taken_back(
+    request: pytest.FixtureRequest, tmp_path: Path, dialect: str
+) -> None:
+    """README: nothing reviewed is deleted. Dropping review_taken_back would: the downgrade is
+    refused while it holds rows, and goes ahead once it is empty."""
+    if dialect == "sqlite":
+        url = f"sqlite:///{tmp_path / 'db.db'}"
+    else:
+        url = request.getfixturevalue("postgres_scratch_url")
+        wipe(url)
+    store = Store(url)
+    queue, _ = three_decided(store)
+    queue.reopen(annotator="bob", by="lead")
+    store.close()
+    with pytest.raises(RuntimeError, match=r"holds 3 decision.*would delete them"):
+        downgrade(url, "0009")
+    store = Store(url)
+    assert len(rows(store, taken_back)) == 3
+    with store.engine.begin() as connection:
+        connection.execute(taken_back.delete())
+    store.close()
+    downgrade(url, "0009")
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        assert revision_of(connection) == "0009"
+    engine.dispose()
+
+
 # ---- the command -------------------------------------------------------------------------
 
 

@@ -48,6 +48,15 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Dropping the table would lose the decisions a lead took back (README: nothing reviewed is
+    # deleted); an empty one holds nothing to lose.
+    kept = op.get_bind().execute(sa.text(f"SELECT count(*) FROM {TABLE}")).scalar_one()
+    if kept:
+        raise RuntimeError(
+            f"{TABLE} holds {kept} decision(s) `synthgate review reopen` took back; a downgrade "
+            "below 0010 would delete them. Keep the database at 0010 or later, or copy the "
+            f"table out and empty it first (DELETE FROM {TABLE}) if they are no longer wanted"
+        )
     op.drop_index(f"ix_{TABLE}_item_id", table_name=TABLE)
     op.drop_index(f"ix_{TABLE}_annotator", table_name=TABLE)
     op.drop_table(TABLE)
