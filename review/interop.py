@@ -32,7 +32,7 @@ from string import Formatter
 from typing import Any, Literal
 from urllib.parse import quote
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 
 from synthgate.errors import InputError, lone_surrogate_in, quoted
 from synthgate.files import (
@@ -56,7 +56,7 @@ from synthgate.review.labelstudio import (
 )
 from synthgate.review.queue import ReviewQueue
 from synthgate.samples import Sample
-from synthgate.storage.tables import batches, decisions, review_items
+from synthgate.storage.tables import batches, decisions, review_items, taken_back
 
 DEFAULT_IMAGE_URL = "/data/local-files/?d={uri}"  # Label Studio local storage, rooted at the run
 LS_USER = re.compile(r"^labelstudio:(\d+)$")
@@ -317,23 +317,36 @@ def _created_at(row: dict[str, Any]) -> str:
     return datetime.fromtimestamp(row["decided_at"], UTC).isoformat()
 
 
-def _decisions_by_item(queue: ReviewQueue, item_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    """The decision rows of these items, each item's in the order they were made: a query per
-    500 items on the decisions' item index, not one per item (an export of 100k items made
-    200k), nor a pass over every decision of the database for a few items."""
+def _decisions_by_item(
+    queue: ReviewQueue, item_ids: list[int], table: Table = decisions
+) -> dict[int, list[dict[str, Any]]]:
+    """The decision rows of these items (those `review reopen` took back, with `taken_back`),
+    each item's in the order they were made: a query per 500 items on the table's item index,
+    not one per item (an export of 100k items made 200k), nor a pass over every decision of the
+    database for a few items."""
     decided: dict[int, list[dict[str, Any]]] = {item_id: [] for item_id in item_ids}
     wanted = sorted(i for i in decided if item_number(i) is not None)  # others name no item
     with queue.store.engine.connect() as connection:
         for start in range(0, len(wanted), IDS_PER_QUERY):
             chunk = wanted[start : start + IDS_PER_QUERY]
             query = (
-                select(decisions)
-                .where(decisions.c.item_id.in_(chunk))
-                .order_by(decisions.c.id)  # each item's rows in decision order
+                select(table)
+                .where(table.c.item_id.in_(chunk))
+                .order_by(table.c.id)  # each item's rows in decision order
             )
             for row in connection.execute(query):
                 decided[row.item_id].append(dict(row._mapping))
     return decided
+
+
+def _taken_back_by_item(queue: ReviewQueue, item_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """The decisions `review reopen` took back from these items, each as it was: its `id` the
+    decision's (the annotation id an export gave it)."""
+    rows = _decisions_by_item(queue, item_ids, taken_back)
+    return {
+        item_id: [{**row, "id": row["decision_id"]} for row in item_rows]
+        for item_id, item_rows in rows.items()
+    }
 
 
 def _decision_rows(queue: ReviewQueue, item_id: int) -> list[dict[str, Any]]:
@@ -385,7 +398,10 @@ def import_annotations(
     result = ImportResult()
     # Every task's decisions read up front (not a query per annotation); an item's are read
     # again after this import records one on it
-    decided = _decisions_by_item(queue, [i for i, _ in checked if i is not None])
+    item_ids = [i for i, _ in checked if i is not None]
+    decided = _decisions_by_item(queue, item_ids)
+    # read after the decisions: one a reopen takes back meanwhile is in one or the other
+    withdrawn = _taken_back_by_item(queue, item_ids)
     # A task with nothing to record needs only to know its item is there (most tasks of a
     # project under way have no annotation yet): read up front, no sample parsed
     refused = queue.refused(i for i, annotations in checked if i is not None and not annotations)
@@ -395,7 +411,7 @@ def import_annotations(
             if item_id in refused:
                 result.skipped.append(f"{where}: {refused[item_id]}")
         else:
-            _import_task(queue, item_id, task_annotations, where, result, decided)
+            _import_task(queue, item_id, task_annotations, where, result, decided, withdrawn)
         if progress is not None:
             progress(position + 1, len(checked))
     return result
@@ -466,6 +482,7 @@ def _import_task(
     where: str,
     result: ImportResult,
     decided: dict[int, list[dict[str, Any]]],
+    withdrawn: dict[int, list[dict[str, Any]]],
 ) -> None:
     """One checked task's annotations recorded as its item's decisions (or the task skipped)."""
     if item_id is None:
@@ -478,7 +495,9 @@ def _import_task(
         return
     where_item = f"{where} (item {item_id})"
     for annotation, who in task_annotations:
-        _import_one(queue, item_id, shown, annotation, who, where_item, result, decided)
+        _import_one(
+            queue, item_id, shown, annotation, who, where_item, result, decided, withdrawn[item_id]
+        )
 
 
 def _checked_task(
@@ -547,12 +566,21 @@ def _import_one(
     where: str,
     result: ImportResult,
     decided: dict[int, list[dict[str, Any]]],
+    withdrawn: list[dict[str, Any]],
 ) -> None:
+    """One annotation recorded as a decision, compared with the one it came from, or skipped.
+    `withdrawn`: the item's decisions `review reopen` took back; one coming back (the same
+    decision by its id, or made before it was taken back: `_taken_back_as`) is skipped, as
+    the reopen found it careless; new work of the same person is recorded."""
     if annotation.get("was_cancelled") or annotation.get("skipped"):
         return
     imported_from = _exported_decision(decided[item_id], annotation)
     if imported_from is not None:
         _compare_returned(imported_from, annotation, shown, where, result)
+        return
+    gone = _exported_decision(withdrawn, annotation)
+    if gone is not None:
+        result.skipped.append(f"{where}: {_taken_back_note(gone)}")
         return
     if who is None:
         result.skipped.append(f"{where}: annotation without completed_by")
@@ -571,6 +599,10 @@ def _import_one(
         result.skipped.append(f"{where}: {error}")
         return
     raw = annotation.get("result") or []
+    gone = _taken_back_as(withdrawn, annotation, who, role, raw, decision, shown)
+    if gone is not None:
+        result.skipped.append(f"{where}: {_taken_back_note(gone)}")
+        return
     recorded = _recorded(decided[item_id], who, role)
     if recorded is None:
         try:
@@ -604,18 +636,63 @@ def _time_on_task(annotation: dict[str, Any]) -> tuple[float, float] | None:
     """When the annotator started and submitted an annotation, by Label Studio's clock: its
     `created_at` less its `lead_time` (the seconds spent on it), and its `created_at`. None
     when it does not say (made through Label Studio's API, or in no Label Studio at all)."""
-    created, lead = annotation.get("created_at"), annotation.get("lead_time")
-    if not isinstance(created, str) or not isinstance(lead, int | float) or isinstance(lead, bool):
+    submitted, lead = _timestamp(annotation.get("created_at")), annotation.get("lead_time")
+    if submitted is None or not isinstance(lead, int | float) or isinstance(lead, bool):
         return None
     try:
         seconds = float(lead)  # an int of 400 digits is no float
-        when = datetime.fromisoformat(created)
-        submitted = (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
-    except (OverflowError, ValueError):  # past year 9999 once in UTC, or no date at all
+    except OverflowError:
         return None
     if not math.isfinite(seconds) or seconds <= 0:
         return None
     return submitted - seconds, submitted
+
+
+def _timestamp(text: Any) -> float | None:
+    """An annotation's ISO time (`created_at`, `updated_at`; UTC unless it says otherwise) as a
+    timestamp, None when it is no such time."""
+    if not isinstance(text, str):
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+    except (OverflowError, ValueError):  # past year 9999 once in UTC, or no date at all
+        return None
+
+
+def _taken_back_as(
+    withdrawn: list[dict[str, Any]],
+    annotation: dict[str, Any],
+    who: str,
+    role: str,
+    regions: list[dict[str, Any]],
+    decision: Decision,
+    shown: Sample,
+) -> dict[str, Any] | None:
+    """The decision of `who` in `role` `review reopen` took back from the item that an
+    annotation made in Label Studio is: one last saved (`updated_at`, else `created_at`) before
+    it was taken back, work of the time the reopen found careless (a file exported before
+    brings it back); or, when the annotation gives no time, one saying the same. Work saved
+    after the reopen is new, and counts as anyone's."""
+    made = _timestamp(annotation.get("updated_at"))
+    if made is None:
+        made = _timestamp(annotation.get("created_at"))
+    for row in withdrawn:
+        if (row["annotator"], row["role"]) != (who, role):
+            continue
+        if made is None and _same_decision(row, regions, decision, shown):
+            return row
+        if made is not None and made <= row["taken_back_at"]:
+            return row
+    return None
+
+
+def _taken_back_note(row: dict[str, Any]) -> str:
+    why = f": {row['reason']}" if row["reason"] else ""
+    return (
+        f"{row['annotator']}'s decision on item {row['item_id']} was taken back by "
+        f"{row['taken_back_by']} (review reopen{why}); not recorded again"
+    )
 
 
 def _recorded(rows: list[dict[str, Any]], who: str, role: str) -> dict[str, Any] | None:

@@ -95,7 +95,6 @@ from synthgate.storage.tables import (
     gold_answers,
     review_batches,
     review_items,
-    taken_back,
 )
 from synthgate.storage.users import Users
 from synthgate.validators.rubric import Rubric
@@ -410,7 +409,6 @@ class ReviewQueue:
             refuse_unchanged_fix(item_id, shown, decision)
             assignment_id = item.assignment_id
             if assignment_id is None and assign:
-                self._refuse_taken_back(connection, item_id, annotator)
                 self._assign(connection, item, annotator)
                 assignment_id = connection.execute(
                     select(assignments.c.id).where(
@@ -724,27 +722,6 @@ class ReviewQueue:
                     "another annotator takes the item"
                 )
         self._add_assignment(connection, item.id, annotator)
-
-    @staticmethod
-    def _refuse_taken_back(connection: Connection, item_id: int, annotator: str) -> None:
-        """Refuse a decision made outside the queue (a Label Studio import) by an annotator
-        whose decision on the item `review reopen` took back: a file exported before brings
-        the very decision back, as one Label Studio made, and it would count again."""
-        taken = connection.execute(
-            select(taken_back.c.taken_back_by, taken_back.c.reason)
-            .where(
-                taken_back.c.item_id == item_id,
-                taken_back.c.annotator == annotator,
-                taken_back.c.role == "annotator",
-            )
-            .limit(1)
-        ).first()
-        if taken is not None:
-            why = f": {taken.reason}" if taken.reason else ""
-            raise InputError(
-                f"item {item_id}: {annotator!r}'s decision on it was taken back by "
-                f"{taken.taken_back_by} (review reopen{why}); not recorded again"
-            )
 
     def _add_assignment(self, connection: Connection, item_id: int, annotator: str) -> None:
         """Give the item to the annotator and count it on the item and for the annotator, in the

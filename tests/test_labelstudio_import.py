@@ -642,7 +642,9 @@ def test_a_decision_recorded_since_the_import_read_is_compared_not_skipped(
     assert first.decided == 1
     read_before = interop._decisions_by_item  # what it read, had it read before that decision
     monkeypatch.setattr(
-        interop, "_decisions_by_item", lambda q, ids: {i: [] for i in read_before(q, ids)}
+        interop,
+        "_decisions_by_item",
+        lambda q, ids, *table: {i: [] for i in read_before(q, ids, *table)},
     )
     again = import_annotations(queue, path)
     assert (again.decided, again.unchanged, again.skipped) == (0, 1, [])

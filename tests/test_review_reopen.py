@@ -7,6 +7,7 @@ PostgreSQL; the CLI and the migration too)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -575,11 +576,11 @@ def test_a_reopen_while_annotators_work_leaves_every_count_right(store: Store) -
     assert kept == counted
 
 
-def test_read2_a_label_studio_file_from_before_brings_no_adjudication_back(
+def test_a_label_studio_file_from_before_brings_no_adjudication_back(
     store: Store, tmp_path: Path
 ) -> None:
-    """An adjudication taken back must not come back from a Label Studio file exported before
-    the reopen (ground_truth annotation), as an annotator's decision does not."""
+    """An adjudication taken back does not come back from a Label Studio file exported before
+    the reopen (a ground_truth annotation), as an annotator's decision does not."""
     from synthgate.review.interop import export_tasks, import_annotations
 
     queue, ids = three_decided(store)
@@ -590,32 +591,79 @@ def test_read2_a_label_studio_file_from_before_brings_no_adjudication_back(
     assert queue.awaiting_adjudication() == [ids[1]]
     result = import_annotations(queue, out, email_domain="example.org")
     assert result.adjudicated == 0
+    note = f"lead's decision on item {ids[1]} was taken back by boss (review reopen: wrong"
+    assert sum(note in line for line in result.skipped) == 1
     assert queue.awaiting_adjudication() == [ids[1]]
 
 
-def test_read2_the_annotator_taken_back_is_not_handed_the_same_items_again(store: Store) -> None:
-    """bob's decisions were taken back as careless: `next` should not hand bob those very items
-    again (his new decision would count toward k where a Label Studio import of it is refused)."""
-    queue, ids = three_decided(store)
-    queue.reopen(annotator="bob", by="lead", reason="failed gold")
-    task = queue.next_item("bob")
-    assert task is None or task.item_id not in ids
-
-
-def test_read2_an_old_label_studio_file_brings_no_decision_back_onto_a_held_item(
+def test_an_old_label_studio_file_brings_no_decision_back_onto_an_item_held_again(
     store: Store, tmp_path: Path
 ) -> None:
-    """bob's decisions taken back; bob asks for work and holds one of those items again; the
-    Label Studio file exported before the reopen is imported: his taken-back decision must not
-    be recorded as his new one (the guard runs only where he holds no assignment)."""
+    """The item reopened, bob asks for work and holds it again: the Label Studio file exported
+    before the reopen must not record his (or ann's) decision taken back as a new one."""
     from synthgate.review.interop import export_tasks, import_annotations
 
     queue, ids = three_decided(store)
     out = tmp_path / "all.json"
     export_tasks(queue, out, include="all", modality="image", email_domain="example.org")
-    queue.reopen(annotator="bob", by="lead", reason="failed gold")
+    queue.reopen([ids[0]], by="lead", reason="bad image")
     task = queue.next_item("bob")
-    assert task is not None and task.item_id in ids
+    assert task is not None and task.item_id == ids[0]
     result = import_annotations(queue, out, email_domain="example.org")
-    assert result.decided == 0
-    assert deciders(store, task.item_id) == ["ann"]
+    assert (result.decided, result.unchanged) == (0, 4)
+    assert sum("taken back by lead (review reopen: bad image)" in s for s in result.skipped) == 2
+    assert deciders(store, ids[0]) == []
+
+
+def label_studio_task(path: Path, item_id: int, annotator: str) -> dict[str, Any]:
+    """The task of `item_id` in an export of `path`, with only `annotator`'s annotation, as if
+    made in Label Studio (its own id, not the decision's)."""
+    [task] = [t for t in json.loads(path.read_text()) if t["data"]["item_id"] == item_id]
+    [annotation] = [
+        a for a in task["annotations"] if a["completed_by"] == {"email": f"{annotator}@example.org"}
+    ]
+    task["annotations"] = [{**annotation, "id": 10_000}]
+    return task
+
+
+MADE_IN_LABEL_STUDIO = [  # (the annotation's times, its verdict: bob's first or his second's)
+    pytest.param({}, "reject", "recorded", id="no time, saying something new"),
+    pytest.param({}, "accept", "taken back", id="no time, saying what was taken back"),
+    pytest.param({"created_at": "2000-01-01T00:00:00+00:00"}, "reject", "taken back", id="old"),
+    pytest.param({"created_at": "2999-01-01T00:00:00+00:00"}, "accept", "recorded", id="new"),
+    pytest.param(
+        {"created_at": "2000-01-01T00:00:00", "updated_at": "2999-01-01T00:00:00"},
+        "accept",
+        "recorded",
+        id="edited after the reopen",
+    ),
+]
+
+
+@pytest.mark.parametrize(("times", "verdict", "then"), MADE_IN_LABEL_STUDIO)
+def test_work_made_in_label_studio_after_the_reopen_is_new_and_counts(
+    store: Store, tmp_path: Path, times: dict[str, str], verdict: str, then: str
+) -> None:
+    """A decision taken back comes back from Label Studio when it was saved before the reopen
+    (or, with no time, says the same); bob's work saved after it is new, and recorded."""
+    from synthgate.review.interop import export_tasks, import_annotations
+
+    queue, ids = three_decided(store)  # bob accepted ids[0], rejected ids[1]
+    out = tmp_path / "all.json"
+    export_tasks(queue, out, include="all", modality="image", email_domain="example.org")
+    queue.reopen([ids[0]], by="lead", reason="bad image")
+    task = label_studio_task(out, ids[0], "bob")
+    said = label_studio_task(out, ids[0 if verdict == "accept" else 1], "bob")["annotations"][0]
+    annotation = {**task["annotations"][0], "result": said["result"]}
+    annotation.pop("created_at")
+    task["annotations"] = [{**annotation, **times}]
+    made = tmp_path / "made.json"
+    made.write_text(json.dumps([task]))
+    result = import_annotations(queue, made, email_domain="example.org")
+    if then == "recorded":
+        assert (result.decided, result.skipped) == (1, [])
+        assert deciders(store, ids[0]) == ["bob"]
+    else:
+        assert result.decided == 0
+        assert ["taken back by lead" in line for line in result.skipped] == [True]
+        assert deciders(store, ids[0]) == []
