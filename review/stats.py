@@ -75,15 +75,16 @@ def annotators_per_item(connection: Connection, k: int) -> int:
 def queue_team(connection: Connection) -> list[str]:
     """The annotators the queue gave work to, by name: those who may take its items. Admins are
     left out: the server handed them items before it refused to (api/review.py `refuse_admin`),
-    and hands them none now; what such an admin still holds waits for `review release`."""
-    admins = select(users.c.name).where(users.c.role == "admin")
-    return list(
-        connection.execute(
-            select(annotator_counts.c.annotator)
-            .where(annotator_counts.c.annotator.not_in(admins))
-            .order_by(annotator_counts.c.annotator)
-        ).scalars()
+    and hands them none now; what such an admin still holds waits for `review release`. Where
+    the queue has users (the server's, `synthgate users`), so are the names no longer among
+    them: `users remove` took them off the team. A queue worked from the CLI alone has none:
+    its team is everyone it gave work to."""
+    team = select(annotator_counts.c.annotator).where(
+        annotator_counts.c.annotator.not_in(select(users.c.name).where(users.c.role == "admin"))
     )
+    if connection.execute(select(users.c.id).limit(1)).first() is not None:
+        team = team.where(annotator_counts.c.annotator.in_(select(users.c.name)))
+    return list(connection.execute(team.order_by(annotator_counts.c.annotator)).scalars())
 
 
 def _met_as_gold(prefix: str, item: int | None) -> Select[Any]:

@@ -173,6 +173,7 @@ def test_an_admin_handed_items_before_is_not_free_to_take_a_blocked_item(tmp_pat
     app = make_app(tmp_path, images=2, k=2, gold_rate=0.9)
     run, queue = tmp_path / "run", app.state.queue
     token_for(app, "boss", "admin")
+    token_for(app, "ann2", "annotator")  # a user: the team is the users given work
     assert queue.next_item("ann2") is not None and queue.next_item("boss") is not None
     gold = app.state.item_ids.public(queue.add_gold(image_sample(7, run), expected=["accept"]))
     ann = bearer(token_for(app, "ann", "annotator"))

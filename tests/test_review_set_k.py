@@ -22,6 +22,7 @@ from synthgate.errors import InputError
 from synthgate.review.queue import ReviewQueue
 from synthgate.storage.store import Store
 from synthgate.storage.tables import decisions, review_items
+from synthgate.storage.users import Users
 
 runner = CliRunner()
 
@@ -86,6 +87,25 @@ def test_k_above_the_team_is_named_by_stats_and_lowering_it_finishes_the_items(
     assert queue.stats()["short_of_annotators"] == [] and queue.stats()["queue_depth"] == 0
     kept, counted = kept_and_counted(store)
     assert kept == counted
+
+
+def test_a_user_removed_leaves_the_team(store: Store) -> None:
+    """cy took one item and was then removed (`synthgate users remove`): the team that may take
+    the items is ann and bob again, short of k = 3, and set-k names them alone. With every
+    user removed the queue has none, and its team is everyone it gave work to (as the CLI's)."""
+    queue, _ = two_at_three(store)
+    people = Users(store.engine)
+    for who in ("ann", "bob", "cy"):
+        people.add(who, "annotator")
+    assert queue.next_item("cy") is not None
+    assert queue.stats()["short_of_annotators"] == []  # cy may take the items
+    assert people.remove("cy")
+    [short] = queue.stats()["short_of_annotators"]
+    assert (short["k"], short["items"], short["team"], short["names"]) == (3, 4, 2, ["ann", "bob"])
+    assert queue.set_annotators_per_item(3).team == ["ann", "bob"]
+    for who in ("ann", "bob"):
+        people.remove(who)
+    assert queue.set_annotators_per_item(3).team == ["ann", "bob", "cy"]
 
 
 def _sample_of(store: Store, item_id: int) -> str:
