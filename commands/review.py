@@ -521,8 +521,9 @@ def reopen(
 
     The decisions are kept apart (review_taken_back, with --as, the time and --reason) and
     count nowhere; each item is made again from the decisions left: with fewer than its k it
-    is open again and handed out as any open item, its sample back to how review found it.
-    Decisions on gold tasks stay: they score the annotator.
+    is open again and handed out as any open item, its sample back to how review found it, but
+    not to the annotator named with --annotator. Decisions on gold tasks stay: they score the
+    annotator.
 
     Example: synthgate review reopen --annotator bob --as lead --reason "failed gold" --run
     runs/quickstart --dry-run
@@ -596,10 +597,17 @@ def _print_reopened(done: Reopened) -> None:
         "when and why"
     )
     people = sorted({who for change in done.items for who in change.annotators})
-    say(
-        f"{', '.join(people)} may be handed these items again if they ask for work: "
-        "`synthgate users remove NAME --db ...` ends an annotator's access"
-    )
+    if done.annotator is not None:
+        say(
+            f"{done.annotator} is not handed these items again (another annotator takes them; "
+            "`review stats` lists an item nobody else may take as blocked): `synthgate users "
+            "remove NAME --db ...` ends an annotator's access"
+        )
+    else:
+        say(
+            f"{', '.join(people)} may be handed these items again if they ask for work (the "
+            "item's fault, not theirs: reopen with --annotator NAME keeps NAME off them)"
+        )
 
 
 @app.command("export")

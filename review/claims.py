@@ -6,7 +6,8 @@ an assignment moves (review/queue.py runs them).
 - The claim's probes, each the first row of an index range: STARTED (items others started, the
   most taken first), FRESH, and the gold tasks from a seeded point (CLAIM_GOLD), passing those
   the annotator holds and those of a sample they hold or held as a real item or whose real item
-  is open; the real probes pass items of a sample they hold or held as gold (NOT_SEEN_AS_GOLD).
+  is open; the real probes pass items of a sample they hold or held as gold (NOT_SEEN_AS_GOLD)
+  and items `review reopen --annotator` benched them from (NOT_BENCHED).
   An annotator far ahead of the team (holding AHEAD items or more that nobody else has taken)
   seeks each other holder's first item they may take instead of walking past their own
   (CLAIM_AHEAD).
@@ -27,7 +28,13 @@ from sqlalchemy.sql.selectable import FromClause, Join
 
 from synthgate.review.items import GOLD, HONEYPOT, SHOWN
 from synthgate.storage.prepared import Prepared
-from synthgate.storage.tables import annotator_counts, assignments, dialect_insert, review_items
+from synthgate.storage.tables import (
+    annotator_counts,
+    assignments,
+    dialect_insert,
+    review_items,
+    taken_back,
+)
 
 # The statements, built once with bound parameters and run on the driver's cursor
 # (storage/prepared.py): SQLAlchemy's per-execution work costs more than running them on an
@@ -74,17 +81,23 @@ OPEN_SAMPLE = (review_items.c.kind == "sample", review_items.c.status == "open")
 # only for such samples, a handful per annotator. Tested on the assignment's item_id, a column of
 # the join's condition: PostgreSQL then runs an anti-join and expects the walk to stop early
 # (tested on its id, it expected the test to drop nearly every row, and sorted every open item).
+# The same join keeps an annotator `review reopen --annotator` benched from a real item (their
+# review_taken_back row of it, `benched`) off it: one seek of ix_review_taken_back_annotator_item
+# per row walked, tested on its item_id for the same anti-join; no row for nearly every item.
 @dataclass(frozen=True)
 class GoldOfSample:
     """The gold items of the sample of each row of `items` (review_items, or an alias of it for
-    a walk of its own) and the annotator's assignments of them: `join` adds them to a FROM that
-    holds `items`, `unseen` is the test that the annotator holds or held none of them."""
+    a walk of its own) and the annotator's assignments of them, and the reopen that benched the
+    annotator from the row's item, if one did: `join` adds them to a FROM that holds `items`,
+    `unseen` is the test that the annotator holds or held none of the gold items, `not_benched`
+    that no reopen benched them."""
 
     items: Any
     gold: Any
     honeypot: Any
     mine_gold: Any
     mine_honeypot: Any
+    benched: Any
 
     @classmethod
     def of(cls, items: Any, prefix: str = "") -> GoldOfSample:
@@ -95,11 +108,19 @@ class GoldOfSample:
             review_items.alias(f"{prefix}honeypot_of_sample"),
             assignments.alias(f"{prefix}mine_gold"),
             assignments.alias(f"{prefix}mine_honeypot"),
+            taken_back.alias(f"{prefix}benched"),
         )
 
     def join(self, joined: FromClause) -> Join:
         with_gold = self._join(joined, GOLD, self.gold, self.mine_gold)
-        return self._join(with_gold, HONEYPOT, self.honeypot, self.mine_honeypot)
+        with_both = self._join(with_gold, HONEYPOT, self.honeypot, self.mine_honeypot)
+        bench = self.benched
+        return with_both.outerjoin(
+            bench,
+            (bench.c.annotator == ANNOTATOR)
+            & (bench.c.item_id == self.items.c.id)
+            & bench.c.benched.is_(true()),
+        )
 
     def _join(self, joined: FromClause, prefix: str, gold: Any, mine: Any) -> Join:
         """`joined` with the gold item keyed `prefix` + the sample id and the annotator's
@@ -113,9 +134,14 @@ class GoldOfSample:
     def unseen(self) -> tuple[Any, Any]:
         return (self.mine_gold.c.item_id.is_(None), self.mine_honeypot.c.item_id.is_(None))
 
+    @property
+    def not_benched(self) -> Any:
+        return self.benched.c.item_id.is_(None)
+
 
 GOLD_OF_SAMPLE = GoldOfSample.of(review_items)
 NOT_SEEN_AS_GOLD = GOLD_OF_SAMPLE.unseen
+NOT_BENCHED = GOLD_OF_SAMPLE.not_benched
 
 
 def with_gold_of_sample(joined: FromClause) -> Join:
@@ -125,14 +151,20 @@ def with_gold_of_sample(joined: FromClause) -> Join:
 
 
 # The gold item of the item's sample the annotator holds or held (its gold task first), NULL if
-# none: NOT_SEEN_AS_GOLD's test for one item, by its id (an assignment outside the claim, queue.py
-# `_assign`, keeps to the claim's rule)
+# none, and who benched them from the item (NULL if nobody): NOT_SEEN_AS_GOLD's and NOT_BENCHED's
+# tests for one item, by its id (an assignment outside the claim, queue.py `_assign`, keeps to
+# the claim's rules)
 SEEN_AS_GOLD = Prepared(
     select(
-        func.coalesce(GOLD_OF_SAMPLE.mine_gold.c.item_id, GOLD_OF_SAMPLE.mine_honeypot.c.item_id)
+        func.coalesce(
+            GOLD_OF_SAMPLE.mine_gold.c.item_id, GOLD_OF_SAMPLE.mine_honeypot.c.item_id
+        ).label("gold"),
+        GOLD_OF_SAMPLE.benched.c.taken_back_by.label("benched_by"),
+        GOLD_OF_SAMPLE.benched.c.reason.label("benched_why"),
     )
     .select_from(with_gold_of_sample(review_items))
     .where(review_items.c.id == ITEM)
+    .limit(1)
 )
 
 
@@ -153,6 +185,7 @@ def started(held_by_more_than: int) -> Select[Any]:
             review_items.c.taken < review_items.c.k,
             MINE.c.item_id.is_(None),
             *NOT_SEEN_AS_GOLD,
+            NOT_BENCHED,
         )
         .order_by(review_items.c.taken.desc(), review_items.c.priority, review_items.c.id)
         .limit(1)
@@ -182,6 +215,7 @@ HOLDERS_FIRST = (
         HOLDERS_ITEMS.c.holder == annotator_counts.c.annotator,
         HOLDERS_ITEMS.c.status == "open",
         *HOLDERS_GOLD.unseen,
+        HOLDERS_GOLD.not_benched,
     )
     .order_by(HOLDERS_ITEMS.c.priority, HOLDERS_ITEMS.c.id)
     .limit(1)
@@ -227,7 +261,7 @@ HELD_BY_ANOTHER_PG = select(review_items.c.id).where(
 FRESH = (
     select(review_items.c.id)
     .select_from(with_gold_of_sample(review_items))
-    .where(*OPEN_SAMPLE, review_items.c.taken < 1, *NOT_SEEN_AS_GOLD)
+    .where(*OPEN_SAMPLE, review_items.c.taken < 1, *NOT_SEEN_AS_GOLD, NOT_BENCHED)
     .order_by(review_items.c.taken.desc(), review_items.c.priority, review_items.c.id)
     .limit(1)
 )

@@ -714,12 +714,19 @@ class ReviewQueue:
             raise InputError(f"item {item.id} already has its {item.k} annotators")
         if item.kind == "sample":
             # blind, as a claim is (claims.NOT_SEEN_AS_GOLD): not the same sample twice
-            seen = SEEN_AS_GOLD.run(connection, {"item": item.id, "annotator": annotator}).scalar()
-            if seen is not None:
+            seen = SEEN_AS_GOLD.run(connection, {"item": item.id, "annotator": annotator}).one()
+            if seen.gold is not None:
                 raise InputError(
-                    f"{annotator!r} was given sample {item.sample_id} as gold item {seen}: an "
-                    f"answer of theirs to it as item {item.id} would not be blind; left out, "
+                    f"{annotator!r} was given sample {item.sample_id} as gold item {seen.gold}: "
+                    f"an answer of theirs to it as item {item.id} would not be blind; left out, "
                     "another annotator takes the item"
+                )
+            if seen.benched_by is not None:  # as the claim's NOT_BENCHED
+                why = f": {seen.benched_why}" if seen.benched_why else ""
+                raise InputError(
+                    f"item {item.id}: {annotator!r}'s decision on it was taken back by "
+                    f"{seen.benched_by} (review reopen --annotator{why}), and they are not given "
+                    "it again; another annotator takes it"
                 )
         self._add_assignment(connection, item.id, annotator)
 

@@ -15,8 +15,11 @@ left is made again from the decisions that remain, as they would have made it:
 - the claim's kept counts follow the assignments taken off it (claims.py COUNT_OUT: `taken`,
   `holder`; each annotator's count of tasks given), and an item `review set-k` kept a larger k
   for gets the k asked, as a release gives it (set_k.lower_released). A claim hands an open item
-  out again as any other: to anyone who does not hold it, the annotator taken back too (their
-  assignment left with their decision; the claim keeps people off an item by that row alone).
+  out again as any other, but not to an annotator named (`annotator`): their rows are kept
+  `benched`, and the claim passes the items they were taken back from (claims.py NOT_BENCHED;
+  a Label Studio import of theirs is refused too, and stats count them out of who may take the
+  item: blocked_items). Reopened by item alone (a bad image, say), nobody is benched: the
+  item goes to anyone who does not hold it, those whose decisions were taken back too.
 
 Decisions on gold tasks are not taken back: they are what showed the annotator careless, and
 stay scored (their gold accuracy in `review stats` and `review agreement`); a gold task is never
@@ -272,7 +275,7 @@ def _take_back(
         if not going:  # another reopen took them back since they were listed
             continue
         people = [d["annotator"] for d in going if d["role"] == "annotator"]
-        times = _move(connection, item_id, going, people, by, reason, now)
+        times = _move(connection, item_id, going, people, by, reason, now, benched=bool(who))
         count += len(going)
         given_back.update(list(times))  # the assignments deleted: tasks given less
         _remake(connection, item, said[item_id], going, len(times))
@@ -310,9 +313,12 @@ def _move(
     by: str,
     reason: str,
     now: float,
+    *,
+    benched: bool,
 ) -> dict[str, tuple[float, float | None]]:
     """Move the decisions `going` of the item to review_taken_back with the times of their
-    assignments (those of `people`, deleted); the times by annotator."""
+    assignments (those of `people`, deleted); `benched`: no claim hands the item to their
+    annotators again. The times by annotator."""
     times = {
         row.annotator: (row.assigned_at, row.decided_at)
         for row in connection.execute(
@@ -338,6 +344,7 @@ def _move(
                 "taken_back_by": by,
                 "taken_back_at": now,
                 "reason": reason,
+                "benched": benched,
             }
         )
     connection.execute(taken_back.insert(), rows)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any
 
-from sqlalchemy import Select, func, literal, select
+from sqlalchemy import Select, func, literal, select, true
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -29,6 +29,7 @@ from synthgate.storage.tables import (
     decisions,
     gold_answers,
     review_items,
+    taken_back,
     users,
 )
 
@@ -119,27 +120,55 @@ def _met_as_gold(prefix: str, item: int | None) -> Select[Any]:
     )
 
 
+def _benched_from(item: int | None) -> Select[Any]:
+    """(item, sample, people it still needs, who `review reopen --annotator` benched from it) of
+    the open sample items with slots left (with `item`, that one) a reopen benched someone from
+    (claims.py NOT_BENCHED)."""
+    query = (
+        select(
+            review_items.c.id,
+            review_items.c.sample_id,
+            review_items.c.k - review_items.c.taken,
+            taken_back.c.annotator,
+        )
+        .select_from(review_items.join(taken_back, taken_back.c.item_id == review_items.c.id))
+        .where(
+            taken_back.c.benched.is_(true()),
+            review_items.c.kind == "sample",
+            review_items.c.status == "open",
+            review_items.c.taken < review_items.c.k,
+        )
+    )
+    return query if item is None else query.where(review_items.c.id == item)
+
+
 def blocked_items(connection: Connection, *, item: int | None = None) -> list[dict[str, Any]]:
     """The open sample items (with `item`, that one if it is) the blind rule keeps from the
     team: nobody is given the real item of a sample they met as gold (review/claims.py
     NOT_SEEN_AS_GOLD), so a sample made gold before it was enqueued may find fewer people who
     neither met it nor hold it, among everyone the queue gave work to, than it still needs.
-    No claim hands it out until someone new asks for work; a lead may adjudicate it instead
-    (queue.py `adjudicate`). Each: item, sample, needs (people still wanted), met_as_gold (who
-    holds or held its gold task), why and fix (for people). Only items whose sample someone met
-    as gold are counted: a team still smaller than k blocks none.
+    So may an item `review reopen --annotator` benched people from (nobody is given an item
+    their careless decision was taken back from). No claim hands it out until someone new asks
+    for work; a lead may adjudicate it instead (queue.py `adjudicate`). Each: item, sample,
+    needs (people still wanted), met_as_gold (who holds or held its gold task), benched, why
+    and fix (for people). Only items whose sample someone met as gold, or that benched someone,
+    are counted: a team still smaller than k blocks none.
     """
     met: dict[int, set[str]] = defaultdict(set)
+    benched: dict[int, set[str]] = defaultdict(set)
     wanted: dict[int, tuple[str, int]] = {}
     for prefix in GOLD_KEYS:
         for item_id, sample_id, needs, who in connection.execute(_met_as_gold(prefix, item)):
             met[item_id].add(who)
             wanted[item_id] = (sample_id, needs)
-    if not met:
+    for item_id, sample_id, needs, who in connection.execute(_benched_from(item)):
+        benched[item_id].add(who)
+        wanted[item_id] = (sample_id, needs)
+    if not wanted:
         return []
     team = set(queue_team(connection))
     holding: dict[int, set[str]] = defaultdict(set)
-    ids = sorted(met)
+    ids = sorted(wanted)
     for start in range(0, len(ids), IDS_PER_QUERY):
         for item_id, who in connection.execute(
             select(assignments.c.item_id, assignments.c.annotator).where(
@@ -150,20 +179,31 @@ def blocked_items(connection: Connection, *, item: int | None = None) -> list[di
     blocked = []
     for item_id in ids:
         sample_id, needs = wanted[item_id]
-        free = team - met[item_id] - holding[item_id]
+        free = team - met[item_id] - benched[item_id] - holding[item_id]
         if len(free) >= needs:
             continue
-        people = sorted(met[item_id])
+        people, careless = sorted(met[item_id]), sorted(benched[item_id])
         more = needs - len(free)
+        kept_off = []
+        if people:
+            kept_off.append(
+                f"{', '.join(people)} met its sample as a gold task, and nobody is given one "
+                "sample twice"
+            )
+        if careless:
+            kept_off.append(
+                f"review reopen took back the decision of {', '.join(careless)} on it, and "
+                "nobody is given such an item again"
+            )
         blocked.append(
             {
                 "item": item_id,
                 "sample": sample_id,
                 "needs": needs,
                 "met_as_gold": people,
-                "why": f"{', '.join(people)} met its sample as a gold task, and nobody is given "
-                f"one sample twice; of the annotators the queue knows, {len(free)} could take it "
-                f"and it needs {needs}",
+                "benched": careless,
+                "why": f"{'; '.join(kept_off)}; of the annotators the queue knows, {len(free)} "
+                f"could take it and it needs {needs}",
                 "fix": f"an annotator new to the queue ({more} more) takes it, or an admin "
                 "adjudicates it",
             }

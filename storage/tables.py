@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -45,6 +46,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     func,
     text,
 )
@@ -270,7 +272,7 @@ taken_back = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("decision_id", Integer, nullable=False),
     Column("item_id", Integer, ForeignKey("review_items.id"), nullable=False, index=True),
-    Column("annotator", String(200), nullable=False, index=True),
+    Column("annotator", String(200), nullable=False),
     Column("role", String(12), nullable=False),
     Column("verdict", String(8), nullable=False),
     Column("levels", JSON, nullable=False),
@@ -284,6 +286,11 @@ taken_back = Table(
     Column("taken_back_by", String(200), nullable=False),
     Column("taken_back_at", Float, nullable=False),
     Column("reason", Text, nullable=False),
+    # taken back by `review reopen --annotator` (the annotator found careless): no claim hands
+    # them the item again; by ITEM alone (a bad image, say) nobody is benched
+    Column("benched", Boolean, nullable=False, server_default=false()),
+    # the claim's anti-join (claims.py NOT_BENCHED): one seek per item walked
+    Index("ix_review_taken_back_annotator_item", "annotator", "item_id"),
 )
 
 

@@ -346,6 +346,8 @@ def test_a_claim_reads_an_index_range_and_never_sorts_the_queue(
             plan = _without_seeks(plan)  # checked on its own
             assert "ix_review_items_claim" in plan or "ix_review_items_gold_order" in plan, plan
             assert "SCAN review_items" not in plan and "Seq Scan on review_items" not in plan
+            # the annotator's bench (review reopen --annotator) a seek per row, as MINE's
+            assert not re.search(r"SCAN \w*benched|Seq Scan on review_taken_back", plan), plan
             # every probe walks its index in the claim order: no sort of the items it matches
             # (the started ones sorted once, however many there were)
             assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan

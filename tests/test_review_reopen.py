@@ -32,6 +32,7 @@ from synthgate.cli import app as cli
 from synthgate.errors import InputError
 from synthgate.review import reopen as reopen_module
 from synthgate.review.queue import Decision, ReviewQueue
+from synthgate.review.stats import blocked_items
 from synthgate.storage.schema import revision_of, upgrade
 from synthgate.storage.store import Store
 from synthgate.storage.tables import (
@@ -421,7 +422,7 @@ def test_the_command_reopens_and_says_what_to_do_next(tmp_path: Path) -> None:
     assert "3 items open" in text
     assert "2 of these items were final" in text and "synthgate export RUN" in text
     assert "synthgate merge --synthetic RUN" in text
-    assert "bob may be handed these items again" in text
+    assert "bob is not handed these items again" in text
     assert [(r["taken_back_by"], r["reason"]) for r in rows(store, taken_back)] == [
         ("lead", "failed gold")
     ] * 3
@@ -613,6 +614,48 @@ def test_an_old_label_studio_file_brings_no_decision_back_onto_an_item_held_agai
     assert (result.decided, result.unchanged) == (0, 4)
     assert sum("taken back by lead (review reopen: bad image)" in s for s in result.skipped) == 2
     assert deciders(store, ids[0]) == []
+
+
+def test_the_annotator_taken_back_is_not_handed_the_same_items_again(store: Store) -> None:
+    """bob's decisions taken back as careless: no claim hands bob those items again (ann holds
+    them decided); cy takes each, and the team of two short of bob blocks them meanwhile."""
+    queue, ids = three_decided(store)
+    queue.reopen(annotator="bob", by="lead", reason="failed gold")
+    assert queue.next_item("bob") is None and queue.next_item("ann") is None
+    with store.engine.connect() as connection:
+        blocked = blocked_items(connection)
+    assert [(b["item"], b["benched"], b["needs"]) for b in blocked] == [
+        (item, ["bob"], 1) for item in ids
+    ]
+    assert "review reopen took back the decision of bob on it" in blocked[0]["why"]
+    queue.adjudicate(ids[2], "lead", ACCEPT)  # a blocked item: a lead may decide it
+    assert work(queue, "cy", lambda t: ACCEPT) == ids[:2]
+    assert items_of(store) == dict.fromkeys(ids[:2], ("final", "accept", 2)) | {
+        ids[2]: ("final", "accept", 1)
+    }
+    with store.engine.connect() as connection:
+        assert blocked_items(connection) == []
+
+
+def test_work_of_an_annotator_taken_back_on_those_items_is_not_imported(
+    store: Store, tmp_path: Path
+) -> None:
+    """bob benched from the items: his Label Studio work on them saved after the reopen is not
+    recorded either (an assignment outside the claim keeps to its rules)."""
+    from synthgate.review.interop import export_tasks, import_annotations
+
+    queue, ids = three_decided(store)
+    out = tmp_path / "all.json"
+    export_tasks(queue, out, include="all", modality="image", email_domain="example.org")
+    queue.reopen(annotator="bob", by="lead", reason="failed gold")
+    task = label_studio_task(out, ids[0], "bob")
+    task["annotations"][0]["created_at"] = "2999-01-01T00:00:00+00:00"
+    made = tmp_path / "made.json"
+    made.write_text(json.dumps([task]))
+    result = import_annotations(queue, made, email_domain="example.org")
+    assert result.decided == 0
+    assert ["not given it again" in line for line in result.skipped] == [True]
+    assert deciders(store, ids[0]) == ["ann"]
 
 
 def label_studio_task(path: Path, item_id: int, annotator: str) -> dict[str, Any]:

@@ -1,6 +1,8 @@
 """Decisions a lead took back (`review reopen`): `review_taken_back`, each a review_decisions row
-as it was, with its assignment's times and who took it back, when and why. Kept apart from
-review_decisions so that every reader of the decisions leaves them out.
+as it was, with its assignment's times and who took it back, when and why, and whether that
+benched the annotator from the item (`--annotator`: no claim hands it to them again; an index
+on (annotator, item_id) serves the claim's anti-join). Kept apart from review_decisions so that
+every reader of the decisions leaves them out.
 
 Revision ID: 0010
 Revises: 0009
@@ -42,8 +44,9 @@ def upgrade() -> None:
         sa.Column("taken_back_by", sa.String(200), nullable=False),
         sa.Column("taken_back_at", sa.Float, nullable=False),
         sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("benched", sa.Boolean, nullable=False, server_default=sa.false()),
     )
-    op.create_index(f"ix_{TABLE}_annotator", TABLE, ["annotator"])
+    op.create_index(f"ix_{TABLE}_annotator_item", TABLE, ["annotator", "item_id"])
     op.create_index(f"ix_{TABLE}_item_id", TABLE, ["item_id"])
 
 
@@ -58,5 +61,5 @@ def downgrade() -> None:
             f"table out and empty it first (DELETE FROM {TABLE}) if they are no longer wanted"
         )
     op.drop_index(f"ix_{TABLE}_item_id", table_name=TABLE)
-    op.drop_index(f"ix_{TABLE}_annotator", table_name=TABLE)
+    op.drop_index(f"ix_{TABLE}_annotator_item", table_name=TABLE)
     op.drop_table(TABLE)
