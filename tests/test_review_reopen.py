@@ -8,6 +8,7 @@ PostgreSQL; the CLI and the migration too)."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -540,10 +541,14 @@ def test_an_item_set_k_kept_larger_gets_the_k_asked(store: Store) -> None:
     assert items_of(store)[item] == ("final", "reject", 2)
 
 
-def test_a_reopen_while_annotators_work_leaves_every_count_right(store: Store) -> None:
-    """careless decided every item; while ann, bob and cy work the queue in threads, a lead
-    takes careless's decisions back: every item still ends with k decisions of distinct
-    people, none of careless's, and the kept counts match the assignments."""
+def test_a_reopen_while_annotators_work_leaves_every_count_right(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """careless decided every item; ann, bob and cy work the queue in threads, and a lead takes
+    careless's decisions back while each of them holds a task (a barrier: the reopen starts
+    only then) and goes on working through its write transactions (released by its first):
+    every item still ends with k decisions of distinct people, none of careless's, the kept
+    counts match the assignments, and so does each annotator's count of tasks given."""
     import threading
 
     fill(store, review=12, audit=0, accepted=0)
@@ -551,17 +556,39 @@ def test_a_reopen_while_annotators_work_leaves_every_count_right(store: Store) -
     queue.enqueue_batch("b1")
     ids = sorted(items_of(store))
     assert work(queue, "careless", lambda t: REJECT) == ids
+    holding = threading.Barrier(4, timeout=30)  # the three annotators each holding a task, and
+    reopening = threading.Event()  # the lead, who took the first items back
     failures: list[BaseException] = []
+    take_back = reopen_module._take_back
+
+    def taking_back(*args: Any, **kwargs: Any) -> int:
+        taken = take_back(*args, **kwargs)
+        reopening.set()  # the rest of the reopen runs while they decide and claim
+        return taken
+
+    monkeypatch.setattr(reopen_module, "_take_back", taking_back)
+    monkeypatch.setattr(reopen_module, "CHUNK_ITEMS", 2)  # six write transactions
 
     def annotate(who: str) -> None:
+        waited = False
+
+        def choose(task: Any) -> Decision:
+            nonlocal waited
+            if not waited:  # their first task: held when the reopen starts
+                waited = True
+                holding.wait()
+                assert reopening.wait(timeout=30)
+            return ACCEPT
+
         try:
-            work(queue, who, lambda t: ACCEPT)
+            work(queue, who, choose)
         except BaseException as error:  # pragma: no cover - reported below
             failures.append(error)
 
     threads = [threading.Thread(target=annotate, args=(who,)) for who in ("ann", "bob", "cy")]
     for thread in threads:
         thread.start()
+    holding.wait()
     done = queue.reopen(annotator="careless", by="lead")
     for thread in threads:
         thread.join()
@@ -575,6 +602,9 @@ def test_a_reopen_while_annotators_work_leaves_every_count_right(store: Store) -
     assert len(set(said)) == len(said) and "careless" not in {who for _, who in said}
     kept, counted = kept_and_counted(store)
     assert kept == counted
+    given = {row["annotator"]: row["given"] for row in rows(store, annotator_counts)}
+    held = Counter(row["annotator"] for row in rows(store, assignments))
+    assert given == {**held, "careless": 0}
 
 
 def test_a_label_studio_file_from_before_brings_no_adjudication_back(
