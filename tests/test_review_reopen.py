@@ -2,8 +2,9 @@
 those on some items, move to review_taken_back (kept with who, when and why), every reader of
 the decisions leaves them out, each item is made again from the decisions left (its sample back
 to how review found it), the claim's kept counts stay right and claims hand the items out
-again; gold stays scored; a dry run changes nothing; bad input names the value (SQLite and
-PostgreSQL; the CLI and the migration too)."""
+again, but not to the annotator named (benched); a Label Studio file from before brings no
+decision taken back again; gold stays scored; a dry run changes nothing; bad input names the
+value (SQLite and PostgreSQL; the CLI and the migration, up and down, too)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from typer.testing import CliRunner
 from synthgate.cli import app as cli
 from synthgate.errors import InputError
 from synthgate.review import reopen as reopen_module
+from synthgate.review.claims import AHEAD
 from synthgate.review.queue import Decision, ReviewQueue
 from synthgate.review.stats import blocked_items
 from synthgate.storage.schema import revision_of, upgrade
@@ -665,6 +667,29 @@ def test_the_annotator_taken_back_is_not_handed_the_same_items_again(store: Stor
     }
     with store.engine.connect() as connection:
         assert blocked_items(connection) == []
+
+
+def test_an_annotator_far_ahead_is_not_handed_an_item_they_were_taken_back_from(
+    store: Store,
+) -> None:
+    """bob's decision on the first item taken back (ann holds it alone); bob then holds AHEAD
+    items alone, so his claim seeks each other holder's first item (claims.py CLAIM_AHEAD):
+    ann's is the first item, and he is not given it there either."""
+    fill(store, review=AHEAD + 2, audit=0, accepted=0)
+    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    first, *rest = sorted(items_of(store))
+    task = queue.next_item("bob")
+    assert task is not None and task.item_id == first
+    queue.decide(first, "bob", ACCEPT)
+    queue.decide(first, "ann", ACCEPT, assign=True)
+    queue.reopen([first], annotator="bob", by="lead")
+    for _ in range(AHEAD):
+        task = queue.next_item("bob")
+        assert task is not None and task.item_id != first
+        queue.decide(task.item_id, "bob", ACCEPT)
+    task = queue.next_item("bob")  # holding AHEAD alone: the seek of ann's first passes it
+    assert task is not None and task.item_id == rest[-1]
 
 
 def test_work_of_an_annotator_taken_back_on_those_items_is_not_imported(
