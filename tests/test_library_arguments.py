@@ -517,9 +517,7 @@ def test_validate_names_its_parameters_for_a_config_or_a_rubric_of_the_other_mod
     _refused(lambda: sg.validate(sg.generate(texts), rubric="detection"), "rubric", "judges image")
 
 
-def test_export_skip_invalid_is_a_switch_too(
-    coco: tuple[Path, Path], tmp_path: Path
-) -> None:
+def test_export_skip_invalid_is_a_switch_too(coco: tuple[Path, Path], tmp_path: Path) -> None:
     """`skip_invalid="False"` read as True: invalid images silently left out of an export, as
     merge and balance now refuse."""
     coco_file, images = coco
