@@ -74,8 +74,9 @@ class ReviewItemOut(BaseModel):
     sample: Sample = Field(
         description="The labels and the text or image size, blind (review/gold.py `blind`): "
         'its id and batch are empty ("", index 0), it has no uri (the pixels are at '
-        "image_url), no attributes, no provenance beyond empty values and no report, on every "
-        "task alike."
+        'image_url), no attributes (an object\'s are `{"ref": i}`, its place in the sample: '
+        "send it back with the object in a fix, none with a new one), no provenance beyond "
+        "empty values and no report, on every task alike."
     )
     image_url: str | None = Field(None, description="The item's pixels (image items).")
     masks_url: str | None = Field(None, description="An RGBA overlay of the object masks.")

@@ -124,6 +124,41 @@ def refuse_unchanged_fix(item_id: int, shown: Sample, decision: Decision) -> Non
         )
 
 
+def with_attributes(item_id: int, shown: Sample, decision: Decision) -> Decision:
+    """The decision with each object of its fix given back the attributes of the stored object
+    its `ref` names (review/gold.py `blind` sends an object's attributes as `{"ref": i}`, i its
+    place in `shown`, so that they tell nothing of its source): the fix's class, box and mask
+    stay, and the stored attributes come under any others it sends. An object without `ref` (a
+    new box, a Label Studio import, an adjudicator's fix taken from a decision) keeps its own.
+    A ref that names no object of `shown`, or one named twice, is an `InputError`."""
+    if decision.verdict != "fix" or decision.objects is None or shown.spec.modality != "image":
+        return decision
+    objects: list[ObjectLabel] = []
+    taken: dict[int, int] = {}  # ref -> the index of the object that named it
+    for index, obj in enumerate(decision.objects):
+        if "ref" not in obj.attributes:
+            objects.append(obj)
+            continue
+        sent = dict(obj.attributes)
+        ref = sent.pop("ref")
+        where = f"item {item_id}: objects[{index}].attributes.ref {ref!r}"
+        if type(ref) is not int or not 0 <= ref < len(shown.objects):
+            raise InputError(
+                f"{where} names no object of the task (it has {len(shown.objects)}, refs 0 to "
+                f"{len(shown.objects) - 1}); send an object's ref as the task gave it, a new "
+                "object without one"
+            )
+        if ref in taken:
+            raise InputError(
+                f"{where} is objects[{taken[ref]}]'s too; each object of the task comes back "
+                "once, a new object without a ref"
+            )
+        taken[ref] = index
+        attributes = {**shown.objects[ref].attributes, **sent}
+        objects.append(obj.model_copy(update={"attributes": attributes}))
+    return decision.model_copy(update={"objects": objects})
+
+
 def _object_keys(objects: list[ObjectLabel]) -> list[tuple[Any, ...]]:
     """What a fix of objects corrects: each object's class, box and mask, in order."""
     return [(o.category, list(o.bbox), o.mask) for o in objects]

@@ -27,10 +27,10 @@ samples look like:
 pixels or text, and nothing of where it came from. No validator's report (route, score,
 findings: a honeypot's would be its source's, accepted), no construction record
 (`provenance.params`: objects placed, template index), which would let a script check labels
-without looking, and no id, file name, batch, generator, prompt or versions: gold is drawn from
-the whole gold set, so a prelabelled (`<batch>-<index>`) or COCO-imported (`coco-<image id>`,
-the original file name) gold sample would stand out among generated work, and the other way
-round. Every random choice comes from a
+without looking, and no id, file name, batch, generator, prompt, versions or object attributes:
+gold is drawn from the whole gold set, so a prelabelled (`<batch>-<index>`, a `score`) or
+COCO-imported (`coco-<image id>`, the original file name, an `annotation_id`) gold sample would
+stand out among generated work, and the other way round. Every random choice comes from a
 generator seeded by the caller's seed parts, so the same batch gets the same honeypots. The
 checks a fix's corrected labels must pass are a decision's (review/decision.py).
 """
@@ -168,16 +168,24 @@ def blind(sample: Sample) -> Sample:
     batch, index, generator, quota class or attributes asked for or realised, no provenance
     (generator and version, seed, model, prompt, versions), no validator's report and no
     construction record. What stays is what a decision is judged and posted against: the item
-    id names the task.
+    id names the task. An object's attributes are its source's too (COCO's `annotation_id` and
+    `iscrowd`, a prelabel's `score`, a generated object's `shape` and `z`), so each object's
+    are `{"ref": i}` alone, i its place in `sample`: a fix posts the ref back with the object,
+    and the decision takes the stored attributes again (review/decision.py `with_attributes`).
 
-    The labels and text are shared with `sample`, not copied (a task is read anew for each
-    request and sent at once; a deep copy cost ~75 us of every `next`, seven times this): copy
-    the result before changing it. `sample` itself is left as it was.
+    The spans, text and each object's class, box and mask are shared with `sample`, not copied
+    (a task is read anew for each request and sent at once; a deep copy cost ~75 us of every
+    `next`, seven times this): copy the result before changing it. `sample` itself is left as
+    it was.
     """
     modality = sample.spec.modality
+    objects = [
+        o.model_copy(update={"attributes": {"ref": i}}) for i, o in enumerate(sample.objects)
+    ]
     return sample.model_copy(
         update={
             "id": "",
+            "objects": objects,
             "uri": None,
             "attributes": {},
             "report": None,

@@ -64,6 +64,7 @@ from synthgate.review.decision import (
     criteria_of,
     decision_row,
     refuse_unchanged_fix,
+    with_attributes,
 )
 from synthgate.review.items import (
     ANNOTATOR_VERDICTS,
@@ -407,6 +408,7 @@ class ReviewQueue:
                 item_id, shown, decision, labels=self._fix_labels(connection, item, decision)
             )
             refuse_unchanged_fix(item_id, shown, decision)
+            decision = with_attributes(item_id, shown, decision)
             assignment_id = item.assignment_id
             if assignment_id is None and assign:
                 self._assign(connection, item, annotator)
@@ -467,6 +469,7 @@ class ReviewQueue:
                 item_id, shown, decision, labels=self._fix_labels(connection, item, decision)
             )
             refuse_unchanged_fix(item_id, shown, decision)
+            decision = with_attributes(item_id, shown, decision)
             row = decision_row(item_id, adjudicator, decision, shown, "adjudicator", time.time())
             connection.execute(decisions.insert().values(**row))
             finalise(connection, item, decision.verdict, [row])

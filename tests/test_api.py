@@ -232,8 +232,9 @@ def test_a_fix_may_delete_boxes_and_change_classes_to_the_batchs_own(tmp_path):
         assert client.post(url, json=fixed, headers=who).status_code == 200
     with app.state.store.engine.connect() as connection:
         row = connection.execute(select(decisions)).one()
-    assert row.objects == [{**first, "category": "square"}]
-    assert row.original == task["sample"]["objects"]
+    # the stored object's attributes back by its ref (blind sends `{"ref": i}` alone)
+    assert row.objects == [{**first, "category": "square", "attributes": {}}]
+    assert row.original == [{**o, "attributes": {}} for o in task["sample"]["objects"]]
 
 
 def test_a_fix_keeps_to_the_labels_of_its_own_modality_in_a_mixed_batch(tmp_path):

@@ -47,7 +47,7 @@ from synthgate.masks import decode_mask, tight_bbox
 from synthgate.review import gold
 from synthgate.runner import run
 from synthgate.samples import Sample, sample_id
-from synthgate.storage.tables import gold_answers, review_items
+from synthgate.storage.tables import decisions, gold_answers, review_items
 
 pytestmark = pytest.mark.timeout(600)
 PER_CLASS = 150
@@ -613,12 +613,6 @@ def read_from_coco(sample: Sample, image_id: int) -> Sample:
     return read.model_copy(update={"status": "accepted"})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not fixed yet: an object read from COCO keeps its annotation_id and iscrowd in "
-    "its attributes (a prelabel adds a score), which a generated object lacks; blind() keeps "
-    "them, since a fix posts the objects back as shown and the final sample would lose them",
-)
 def test_the_objects_of_a_coco_imported_gold_task_carry_the_attributes_of_real_work(tmp_path):
     app = make_app(tmp_path, images=4, k=1, gold_rate=0.9)
     queue, ids = app.state.queue, app.state.item_ids
@@ -635,3 +629,76 @@ def test_the_objects_of_a_coco_imported_gold_task_carry_the_attributes_of_real_w
             url = f"/api/review/{task['item_id']}/decision"
             assert client.post(url, json={"verdict": "accept"}, headers=who).status_code == 200
     assert keys[True] == keys[False]
+
+
+def coco_item_app(tmp_path: Path) -> tuple[Any, Sample]:
+    """An app (k=1) whose one item is a sample read from a user's COCO file, three objects."""
+    categories = ["circle", "square", "circle"]
+    made = image_sample(0, tmp_path / "run", categories=categories)
+    read = read_from_coco(made, 7)
+    sample = read.model_copy(
+        update={
+            "status": "review",
+            "spec": read.spec.model_copy(update={"batch_id": BATCH}),
+            "objects": [  # as a prelabel's: each with a score
+                o.model_copy(update={"attributes": {**o.attributes, "score": 0.5 + i / 10}})
+                for i, o in enumerate(read.objects)
+            ],
+        }
+    )
+    app = create_app(
+        db_url=f"sqlite:///{tmp_path / 'service.db'}",
+        runs_dir=tmp_path / "runs",
+        annotators_per_item=1,
+        review_seed=0,
+    )
+    store = app.state.store
+    store.put_batch(BATCH, name="coco", seed=0, config={"name": "coco"})
+    store.upsert_samples([sample])
+    app.state.queue.enqueue_batch(BATCH, image_root=tmp_path / "run")
+    return app, sample
+
+
+BAD_REFS = [  # (the refs of the objects posted, what the refusal names)
+    ([0, 5], "objects[1].attributes.ref 5 names no object of the task (it has 3"),
+    ([-1], "objects[0].attributes.ref -1 names no object"),
+    (["0"], "objects[0].attributes.ref '0' names no object"),
+    ([True], "objects[0].attributes.ref True names no object"),
+    ([2, 0, 2], "objects[2].attributes.ref 2 is objects[0]'s too"),
+]
+
+
+def test_a_fix_of_a_coco_item_keeps_its_objects_attributes_by_their_refs(tmp_path):
+    """A task's objects carry `{"ref": i}` alone, whatever their source; a fix that reorders,
+    deletes, moves, reclassifies and adds objects gets the stored attributes back by ref (its
+    class and box stay), a new box none, in the final sample and in the decision recorded. A
+    ref out of range, not a number or used twice is refused, naming it, and nothing is kept."""
+    app, stored = coco_item_app(tmp_path)
+    assert {"annotation_id", "iscrowd", "score"} <= set(stored.objects[0].attributes)
+    who = bearer(token_for(app, "ann", "annotator"))
+    with TestClient(app) as client:
+        task = client.get("/api/review/next", headers=who).json()
+        shown = task["sample"]["objects"]
+        assert [o["attributes"] for o in shown] == [{"ref": 0}, {"ref": 1}, {"ref": 2}]
+        url = f"/api/review/{task['item_id']}/decision"
+        for refs, named in BAD_REFS:
+            posted = [{**shown[0], "attributes": {"ref": ref}} for ref in refs]
+            refused = client.post(url, json={"verdict": "fix", "objects": posted}, headers=who)
+            assert refused.status_code == 400 and named in refused.json()["detail"], refs
+        x, y, w, h = shown[2]["bbox"]
+        moved = {**shown[2], "bbox": [x + 2, y + 1, w, h], "mask": None}
+        reclassified = {**shown[0], "category": "square"}
+        drawn = {"category": "circle", "bbox": [1.0, 1.0, 8.0, 8.0], "area": 64.0}
+        fix = {"verdict": "fix", "objects": [moved, reclassified, drawn | {"attributes": {}}]}
+        assert client.post(url, json=fix, headers=who).status_code == 200
+    final = app.state.store.get_sample(stored.id)
+    assert final.status == "accepted"
+    assert [(o.category, o.bbox, o.attributes) for o in final.objects] == [
+        ("circle", [x + 2, y + 1, w, h], stored.objects[2].attributes),
+        ("square", stored.objects[0].bbox, stored.objects[0].attributes),
+        ("circle", [1.0, 1.0, 8.0, 8.0], {}),
+    ]
+    with app.state.store.engine.connect() as connection:
+        (row,) = connection.execute(select(decisions)).all()  # the refused ones left nothing
+    assert [o["attributes"] for o in row.objects] == [o.attributes for o in final.objects]
+    assert row.original == [o.model_dump(mode="json") for o in stored.objects]

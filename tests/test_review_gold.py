@@ -290,7 +290,14 @@ def test_blind_shows_neither_the_verdict_nor_the_construction_record() -> None:
     before = original.model_copy(deep=True)
     shown = gold.blind(original)
     assert shown.report is None and shown.provenance.params == {} and shown.status == "review"
-    assert shown.spec.params == {} and shown.objects == original.objects
+    assert shown.spec.params == {}
+    labels = [
+        o.model_copy(update={"attributes": {"ref": i}}) for i, o in enumerate(original.objects)
+    ]
+    assert shown.objects == labels  # an object's attributes by its place alone
+    original.objects[0].attributes["z"] = 7  # the source's (a generated object's z) stay with it
+    assert [o.attributes for o in shown.objects] == [{"ref": i} for i in range(len(labels))]
+    original.objects[0].attributes.pop("z")
     assert original == before  # the record is left out of the copy, not cleared in place
 
 
