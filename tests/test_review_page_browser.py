@@ -17,7 +17,7 @@ from sqlalchemy import select
 from synthgate.api.review import mask_overlay
 from synthgate.masks import decode_mask
 from synthgate.review.queue import Decision
-from synthgate.samples import Span
+from synthgate.samples import ObjectLabel, Span
 from synthgate.storage.tables import decisions, review_batches
 
 XSS_CATEGORY = "<script>window.pwned=1</script>"
@@ -26,6 +26,12 @@ XSS_PROMPT = '<img src=x onerror="window.pwned=2">'
 
 def current_item(page) -> int:
     return int(page.locator("#review").get_attribute("data-item"))
+
+
+def as_stored(stored: list[ObjectLabel], objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The page's objects with the attributes of the `stored` objects their refs name (the
+    page shows `{"ref": i}` alone, review/gold.py `blind`): as a fix of them is recorded."""
+    return [{**o, "attributes": stored[o["attributes"]["ref"]].attributes} for o in objects]
 
 
 def test_annotator_reviews_three_items_with_the_keyboard_and_fixes_a_box(tmp_path: Path):
@@ -113,8 +119,11 @@ def test_annotator_reviews_three_items_with_the_keyboard_and_fixes_a_box(tmp_pat
     assert (new_x, new_y, new_h) == (x, y, h)
     assert abs((new_w - w) - 10) <= 1, (w, new_w)
     assert fixed.objects[0]["mask"] is None  # the old mask no longer matches the moved edge
-    assert fixed.objects[1] == original["objects"][1]  # the other box is untouched
-    assert fixed.original == original["objects"]  # the replaced labels are kept
+    held = app.state.queue.task(app.state.item_ids.internal(third)).sample  # k=2: not final
+    shown = as_stored(held.objects, original["objects"])
+    assert fixed.objects[0]["attributes"] == shown[0]["attributes"]
+    assert fixed.objects[1] == shown[1]  # the other box is untouched
+    assert fixed.original == shown  # the replaced labels are kept
 
 
 def test_annotator_fixes_a_span_label_on_a_text_item(tmp_path: Path, monkeypatch):
@@ -463,6 +472,10 @@ def test_a_fix_deletes_a_box_and_changes_a_class(tmp_path: Path):
     app = make_app(tmp_path, images=1, k=1)
     with app.state.store.engine.begin() as connection:  # a class the batch's config names
         connection.execute(review_batches.update().values(labels=["circle", "square", "star"]))
+    stored = app.state.queue.task(1).sample  # as read from COCO: attributes the page never shows
+    for i, obj in enumerate(stored.objects):
+        obj.attributes = {"annotation_id": 11 + i, "iscrowd": False}
+    app.state.store.upsert_samples([stored.model_copy(update={"status": "review"})])
     token = token_for(app, "ann", "annotator")
     with serving(app) as base, chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -495,8 +508,11 @@ def test_a_fix_deletes_a_box_and_changes_a_class(tmp_path: Path):
     with app.state.store.engine.connect() as connection:
         row = connection.execute(select(decisions)).one()
     assert row.verdict == "fix" and row.levels == {"correctness": 5}
-    assert row.objects == [{**original["objects"][0], "category": "star"}]  # mask kept
-    assert row.original == original["objects"]
+    assert [o["attributes"] for o in original["objects"]] == [{"ref": 0}, {"ref": 1}]
+    shown = as_stored(stored.objects, original["objects"])
+    assert shown[0]["attributes"] == {"annotation_id": 11, "iscrowd": False}
+    assert row.objects == [{**shown[0], "category": "star"}]  # mask and attributes kept
+    assert row.original == shown
 
 
 def drag_across(page, start: tuple[float, float], end: tuple[float, float]) -> None:
@@ -517,6 +533,7 @@ def test_a_fix_draws_a_new_box_in_a_narrow_window(tmp_path: Path):
     draws one, of the class chosen in the hint (changeable in its row, like any box), with no
     mask; Escape takes it away again. At a phone's width the fix controls stay in the window."""
     app = make_app(tmp_path, images=1, k=1)
+    stored = app.state.queue.task(1).sample
     token = token_for(app, "ann", "annotator")
     with serving(app) as base, chromium() as browser:
         page = browser.new_page(viewport={"width": 420, "height": 900})
@@ -551,9 +568,9 @@ def test_a_fix_draws_a_new_box_in_a_narrow_window(tmp_path: Path):
         assert not errors, errors
     with app.state.store.engine.connect() as connection:
         row = connection.execute(select(decisions)).one()
-    assert row.objects[:2] == original["objects"]
+    assert row.objects[:2] == as_stored(stored.objects, original["objects"])
     added = row.objects[2]
-    assert added["category"] == "square" and added["mask"] is None
+    assert added["category"] == "square" and added["mask"] is None and added["attributes"] == {}
     assert all(abs(a - b) <= 1 for a, b in zip(added["bbox"], [20, 70, 40, 30], strict=True))
     assert added["area"] == added["bbox"][2] * added["bbox"][3]
 
