@@ -631,8 +631,8 @@ def test_the_objects_of_a_coco_imported_gold_task_carry_the_attributes_of_real_w
     assert keys[True] == keys[False]
 
 
-def coco_item_app(tmp_path: Path) -> tuple[Any, Sample]:
-    """An app (k=1) whose one item is a sample read from a user's COCO file, three objects."""
+def coco_item_app(tmp_path: Path, k: int = 1) -> tuple[Any, Sample]:
+    """An app whose one item is a sample read from a user's COCO file, three objects."""
     categories = ["circle", "square", "circle"]
     made = image_sample(0, tmp_path / "run", categories=categories)
     read = read_from_coco(made, 7)
@@ -649,7 +649,7 @@ def coco_item_app(tmp_path: Path) -> tuple[Any, Sample]:
     app = create_app(
         db_url=f"sqlite:///{tmp_path / 'service.db'}",
         runs_dir=tmp_path / "runs",
-        annotators_per_item=1,
+        annotators_per_item=k,
         review_seed=0,
     )
     store = app.state.store
@@ -702,3 +702,27 @@ def test_a_fix_of_a_coco_item_keeps_its_objects_attributes_by_their_refs(tmp_pat
         (row,) = connection.execute(select(decisions)).all()  # the refused ones left nothing
     assert [o["attributes"] for o in row.objects] == [o.attributes for o in final.objects]
     assert row.original == [o.model_dump(mode="json") for o in stored.objects]
+
+
+def test_an_adjudicators_fix_keeps_the_objects_attributes_by_their_refs(tmp_path):
+    """An admin adjudicating a split item sees it as its annotators did (objects by ref) and
+    posts a fix the same way: the final sample keeps the stored attributes of each object."""
+    app, stored = coco_item_app(tmp_path, k=2)
+    with TestClient(app) as client:
+        for name, verdict in [("ann", "accept"), ("ann2", "reject")]:
+            who = bearer(token_for(app, name, "annotator"))
+            task = client.get("/api/review/next", headers=who).json()
+            url = f"/api/review/{task['item_id']}/decision"
+            assert client.post(url, json={"verdict": verdict}, headers=who).status_code == 200
+        admin = bearer(token_for(app, "lead", "admin"))
+        shown = client.get(f"/api/review/{task['item_id']}", headers=admin).json()
+        objects = shown["sample"]["objects"]
+        assert [o["attributes"] for o in objects] == [{"ref": 0}, {"ref": 1}, {"ref": 2}]
+        fix = {"verdict": "fix", "objects": [{**objects[2], "category": "square"}, objects[0]]}
+        url = f"/api/review/{task['item_id']}/adjudication"
+        assert client.post(url, json=fix, headers=admin).status_code == 200
+    final = app.state.store.get_sample(stored.id)
+    assert [(o.category, o.attributes) for o in final.objects] == [
+        ("square", stored.objects[2].attributes),
+        ("circle", stored.objects[0].attributes),
+    ]
