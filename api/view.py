@@ -105,7 +105,8 @@ def review_view(
         "span_labels": [] if image else out.fix_labels,
         "doc_label": sample.doc_label,  # a classification text is judged by it
         "criteria": task.criteria,
-        # what review.js reads: the labels a fix starts from, exactly as stored
+        # what review.js reads: the labels a fix starts from, as the API's task shows them
+        # (an object's attributes are its ref, which a fix sends back with it)
         "data": {
             "item_id": public_id,
             "modality": sample.spec.modality,

@@ -175,8 +175,8 @@ def blind(sample: Sample) -> Sample:
 
     The spans, text and each object's class, box and mask are shared with `sample`, not copied
     (a task is read anew for each request and sent at once; a deep copy cost ~75 us of every
-    `next`, seven times this): copy the result before changing it. `sample` itself is left as
-    it was.
+    `next`, this ~5 us and ~1.5 us an object): copy the result before changing it. `sample`
+    itself is left as it was.
     """
     modality = sample.spec.modality
     objects = [

@@ -224,6 +224,8 @@
 
   // A box drawn from `from` to `to` (image points): a new object of the class chosen in the
   // hint, with no mask (the page cannot draw one), its row and shape cloned from templates.
+  // No `ref` in its attributes: the queue gives the stored attributes back to an object by
+  // its ref (review/decision.py with_attributes), and a new one has none.
   function addBox(from, to) {
     const index = objects.length;
     objects.push({
