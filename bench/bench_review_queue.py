@@ -195,7 +195,8 @@ def next_item(name: str = Depends(annotator)):
     criteria = criteria_of(sample)
     # blind, as review/gold.py `blind`: no verdict, nothing that tells where it came from
     modality = sample["spec"]["modality"]
-    sample.update(id="", uri=None, attributes={}, report=None, status="review")
+    objects = [{**o, "attributes": {"ref": i}} for i, o in enumerate(sample["objects"])]
+    sample.update(id="", uri=None, attributes={}, objects=objects, report=None, status="review")
     sample["spec"] = {"batch_id": "", "index": 0, "modality": modality, "generator": "", "seed": 0}
     sample["provenance"] = {"generator": "", "generator_version": "", "seed": 0}
     task = {"item_id": item_id, "criteria": criteria, "sample": sample}
