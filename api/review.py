@@ -483,7 +483,15 @@ def item_decisions(
                 status.HTTP_403_FORBIDDEN,
                 detail=f"decide item {item_id} before reading your decision (reviews are blind)",
             )
+        # a fix's objects were recorded with their stored attributes (an annotation_id, a
+        # prelabel's score): they would tell the annotator where the sample came from, and so
+        # whether it was gold (review/gold.py blind)
+        rows = [{**r, "objects": _no_attributes(r["objects"])} for r in rows]
     return [DecisionOut.model_validate({**r, "item_id": item_id}) for r in rows]
+
+
+def _no_attributes(objects: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    return None if objects is None else [{**o, "attributes": {}} for o in objects]
 
 
 @router.get("/adjudication", response_model=list[int], summary="Items awaiting adjudication")

@@ -691,6 +691,12 @@ def test_a_fix_of_a_coco_item_keeps_its_objects_attributes_by_their_refs(tmp_pat
         drawn = {"category": "circle", "bbox": [1.0, 1.0, 8.0, 8.0], "area": 64.0}
         fix = {"verdict": "fix", "objects": [moved, reclassified, drawn | {"attributes": {}}]}
         assert client.post(url, json=fix, headers=who).status_code == 200
+        # reading their decision back tells the annotator no source either; an admin sees all
+        mine = client.get(f"/api/review/{task['item_id']}/decisions", headers=who).json()
+        assert [o["attributes"] for o in mine[0]["objects"]] == [{}, {}, {}]
+        admin = bearer(token_for(app, "lead", "admin"))
+        theirs = client.get(f"/api/review/{task['item_id']}/decisions", headers=admin).json()
+        assert theirs[0]["objects"][0]["attributes"] == stored.objects[2].attributes
     final = app.state.store.get_sample(stored.id)
     assert final.status == "accepted"
     assert [(o.category, o.bbox, o.attributes) for o in final.objects] == [
