@@ -206,25 +206,34 @@ def _sections(
     return blocks
 
 
+def _text(value: Any) -> str:
+    """Text for Markdown, where raw HTML is rendered: a class name such as `<img src=x
+    onerror=...>` (the real dataset's, passed through as it is) is shown, not run, as
+    report.html shows it. No tag opens without a `<`: it alone is written as `&lt;`, which
+    renders as the character (`->` and `&` stay readable in the file)."""
+    return str(value).replace("<", "&lt;")
+
+
 def _markdown(blocks: list[tuple[str, Any]]) -> str:
     out = []
     for kind, content in blocks:
         if kind == "h":
-            out.append(f"# {content}\n")
+            out.append(f"# {_text(content)}\n")
         elif kind == "h2":
-            out.append(f"## {content}\n")
+            out.append(f"## {_text(content)}\n")
         elif kind == "p":
-            out.append(f"{content}\n")
+            out.append(f"{_text(content)}\n")
         elif kind == "list":
-            out.append("\n".join(f"- {item}" for item in content) + "\n")
+            out.append("\n".join(f"- {_text(item)}" for item in content) + "\n")
         elif kind == "img":
-            out.append(f"![{content[1]}]({content[0]})\n")
+            out.append(f"![{_text(content[1])}]({content[0]})\n")
         elif kind == "table":
             head, rows = content
             cells = [head, ["---"] * len(head), *rows]
             out.append(
                 "\n".join(
-                    "| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells
+                    "| " + " | ".join(_text(c).replace("|", "\\|") for c in row) + " |"
+                    for row in cells
                 )
                 + "\n"
             )

@@ -305,3 +305,28 @@ def test_an_example_is_shown_in_the_frame_its_labels_were_drawn_in(tmp_path: Pat
     stored = plots._thumbnail(path, [([2, 2, 10, 5], "cat")], "#000000", labelled=(40, 20))
     shown = plots._thumbnail(path, [], "#000000", labelled=(20, 40))
     assert stored.width > stored.height and shown.height > shown.width
+
+
+def test_report_md_shows_a_class_name_holding_html_rather_than_running_it() -> None:
+    """report.html escaped a real dataset's class names; report.md kept them raw, and Markdown
+    viewers (GitHub, VS Code, Jupyter) render raw HTML: `<img src=x onerror=...>` ran there."""
+    from synthgate.reports.render import _html, _markdown, _sections
+
+    name = '<img src=x onerror="alert(1)">'
+    summary = {
+        "kind": "coco",
+        "source": "annotations.json",
+        "target": "max",
+        "classes": {
+            name: {"before": 1, "after": 2, "target": 2, "deficit": 1, "planned": 1, "filled": 1}
+        },
+        "added": {"images": 1, "annotations": 1, "rows": 0},
+        "left_out": {},
+        "waiting_for_review": [],
+        "skipped_input": [],
+    }
+    figures = {"histogram": "h.svg", "deficit": "d.svg", "rubric": "r.svg"}
+    blocks = _sections(summary, figures, [], [])
+    markdown = _markdown(blocks)
+    assert "<img" not in markdown and "&lt;img src=x onerror=" in markdown
+    assert "<img src=x" not in _html(blocks)  # as report.html already had it
