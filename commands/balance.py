@@ -116,14 +116,6 @@ def balance(
             if images is not None or skip_invalid:  # refused, not ignored
                 given = "--images" if images is not None else "--skip-invalid"
                 raise InputError(f"{given} applies to --coco; leave it out with --jsonl")
-            if dry_run:
-                raise InputError(
-                    "--dry-run applies to --coco: a text balance cannot be planned without "
-                    "generating (its fallback makes what the rewrites leave short, known only "
-                    "once the rubric has judged them); leave --dry-run out and balance into a "
-                    "scratch --out: its balance.json and report.md say per class what was "
-                    "planned, made and accepted, and the input file is not changed"
-                )
             outcome = synthgate.balance_text(
                 jsonl,
                 out=out,
@@ -132,6 +124,7 @@ def balance(
                 target=target,
                 config=config,
                 progress=run_progress(bars),
+                dry_run=dry_run,  # refused, saying why, before any work
             )
     summary = outcome.summary
     if dry_run:

@@ -217,8 +217,22 @@ def test_a_dry_run_of_texts_is_refused_not_ignored(tmp_path: Path) -> None:
     result = balance_reviews(tmp_path / "reviews.jsonl", tmp_path / "out", "--dry-run")
     assert result.returncode == 2
     message = " ".join(result.stderr.split())
-    assert "--dry-run applies to --coco" in message
+    assert "--dry-run: applies to images" in message
     # why (it said only that), and what to do instead
     assert "a text balance cannot be planned without generating" in message
-    assert "leave --dry-run out and balance into a scratch --out" in message
+    assert "leave it out and balance into a scratch out folder" in message
     assert not (tmp_path / "out").exists() and "Traceback" not in result.stderr
+
+
+def test_the_library_refuses_a_text_dry_run_saying_why(tmp_path: Path) -> None:
+    """`balance_text(..., dry_run=True)` was Python's 'unexpected keyword argument' TypeError,
+    not the command line's reason."""
+    import synthgate as sg
+
+    rows = [{"review": "Great value.", "sentiment": s} for s in ("pos", "pos", "neg")]
+    (tmp_path / "reviews.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(sg.InputError) as refused:
+        sg.balance_text(tmp_path / "reviews.jsonl", out=tmp_path / "out", dry_run=True)
+    assert refused.value.field == "dry_run"
+    assert "cannot be planned without generating" in str(refused.value)
+    assert not (tmp_path / "out").exists()

@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from synthgate.arguments import callback, path_argument
+from synthgate.arguments import callback, path_argument, switch
 from synthgate.class_names import category_name_problem
 from synthgate.config import BatchConfig, CounterfactualTextConfig
 from synthgate.errors import InputError, quoted
@@ -145,6 +145,7 @@ def balance_text(
     target: str | int | None = None,
     config: Path | str | Mapping[str, Any] | None = None,
     progress: Progress | None = None,
+    dry_run: bool = False,
 ) -> BalanceResult:
     """Balance a text classification JSONL by label and by name attributes (see module doc).
 
@@ -155,6 +156,8 @@ def balance_text(
         target: max | median | an integer | a YAML of class: target (default: the config's).
         config: a balance config YAML, or the config as a dict.
         progress: called with (modality, samples just finished, total).
+        dry_run: refused (an InputError saying why), as `balance`'s is for images: a text
+            balance cannot be planned without generating.
 
     Returns:
         A `BalanceResult`: `.out`, `.merged` (merged.jsonl) and `.summary`.
@@ -162,6 +165,16 @@ def balance_text(
     Example:
         >>> balance_text("reviews.jsonl", out="balanced-text/", target="max")
     """
+    if switch(dry_run, "dry_run"):
+        raise InputError(
+            field="dry_run",
+            problem="applies to images: a text balance cannot be planned without generating "
+            "(its fallback makes what the rewrites leave short, known only once the rubric has "
+            "judged them)",
+            fix="leave it out and balance into a scratch out folder: its balance.json and "
+            "report.md say per class what was planned, made and accepted, and the input file "
+            "is not changed",
+        )
     jsonl_path, out = path_argument(jsonl, "jsonl"), path_argument(out, "out")
     progress = callback(progress, "progress")
     balance = load_balance_config(config)  # refuses a config of the wrong type first
