@@ -155,6 +155,16 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def accept_every_task(client: Any, headers: dict[str, str]) -> list[int]:
+    """Take and accept tasks over HTTP until `next` has none (204); the item ids, in order."""
+    seen = []
+    while (task := client.get("/api/review/next", headers=headers)).status_code == 200:
+        seen.append(task.json()["item_id"])
+        url = f"/api/review/{seen[-1]}/decision"
+        assert client.post(url, json={"verdict": "accept"}, headers=headers).status_code == 200
+    return seen
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

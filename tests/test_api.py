@@ -6,7 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from api_support import BATCH, bearer, image_sample, make_app, seed_batch, token_for
+from api_support import (
+    BATCH,
+    accept_every_task,
+    bearer,
+    image_sample,
+    make_app,
+    seed_batch,
+    token_for,
+)
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -152,9 +160,7 @@ def test_an_admin_handed_items_before_they_were_refused_is_not_counted_in_the_te
     held = app.state.queue.next_item("boss")  # as the server did before `refuse_admin`
     assert held is not None
     with TestClient(app) as client:
-        while (task := client.get("/api/review/next", headers=ann)).status_code == 200:
-            url = f"/api/review/{task.json()['item_id']}/decision"
-            assert client.post(url, json={"verdict": "accept"}, headers=ann).status_code == 200
+        accept_every_task(client, ann)
         refused = client.get("/api/review/next", headers=admin).json()["detail"]
         stats = client.get("/api/review/stats", headers=admin).json()
         body = {"k": 2}
@@ -178,12 +184,7 @@ def test_an_admin_handed_items_before_is_not_free_to_take_a_blocked_item(tmp_pat
     gold = app.state.item_ids.public(queue.add_gold(image_sample(7, run), expected=["accept"]))
     ann = bearer(token_for(app, "ann", "annotator"))
     with TestClient(app) as client:
-        seen = []
-        while (task := client.get("/api/review/next", headers=ann)).status_code == 200:
-            seen.append(task.json()["item_id"])
-            url = f"/api/review/{seen[-1]}/decision"
-            assert client.post(url, json={"verdict": "accept"}, headers=ann).status_code == 200
-        assert gold in seen
+        assert gold in accept_every_task(client, ann)
     seed_batch(app.state.store, run, [image_sample(7, run)])  # now real work
     assert queue.enqueue_batch(BATCH, image_root=run) == 1
     with app.state.store.engine.connect() as connection:

@@ -7,7 +7,16 @@ import re
 from pathlib import Path
 
 import pytest
-from api_support import BATCH, bearer, image_sample, make_app, seed_batch, text_sample, token_for
+from api_support import (
+    BATCH,
+    accept_every_task,
+    bearer,
+    image_sample,
+    make_app,
+    seed_batch,
+    text_sample,
+    token_for,
+)
 from fastapi.testclient import TestClient
 
 from synthgate.api.auth import SESSION_COOKIE
@@ -329,12 +338,7 @@ def test_an_item_the_blind_rule_keeps_from_everyone_is_shown_and_adjudicated(tmp
     people = {name: bearer(token_for(app, name, "annotator")) for name in ("ann", "ann2")}
     with TestClient(app) as client:
         for who in people.values():
-            seen = []
-            while (task := client.get("/api/review/next", headers=who)).status_code == 200:
-                seen.append(task.json()["item_id"])
-                url = f"/api/review/{seen[-1]}/decision"
-                assert client.post(url, json={"verdict": "accept"}, headers=who).status_code == 200
-            assert gold in seen
+            assert gold in accept_every_task(client, who)
         seed_batch(app.state.store, run, [image_sample(7, run)])  # now real work
         assert queue.enqueue_batch(BATCH, image_root=run) == 1
         for who in people.values():

@@ -341,11 +341,9 @@ def validate_file(
     source_path = path if isinstance(path, dict) else path_argument(path, "path")
     images, reference = optional_path(images, "images"), optional_path(reference, "reference")
     keep_reports = switch(keep_reports, "keep_reports")
-    progress, reference_progress, read_progress = (
-        callback(progress, "progress"),
-        callback(reference_progress, "reference_progress"),
-        callback(read_progress, "read_progress"),
-    )
+    progress = callback(progress, "progress")
+    reference_progress = callback(reference_progress, "reference_progress")
+    read_progress = callback(read_progress, "read_progress")
     json = optional_path(json, "json")
     if json is not None:  # before any work: never a database, nor a file it reads
         read = [p for p in (source_path, reference) if p is not None and not isinstance(p, dict)]

@@ -500,16 +500,11 @@ def balance(
     coco_path = path_argument(coco, "coco")
     images_dir = optional_path(images, "images") or coco_path.parent
     dry_run, skip_invalid = switch(dry_run, "dry_run"), switch(skip_invalid, "skip_invalid")
-    progress, check_progress, reference_progress, read_progress, write_progress = (
-        callback(function, name)
-        for function, name in (
-            (progress, "progress"),
-            (check_progress, "check_progress"),
-            (reference_progress, "reference_progress"),
-            (read_progress, "read_progress"),
-            (write_progress, "write_progress"),
-        )
-    )
+    progress = callback(progress, "progress")
+    check_progress = callback(check_progress, "check_progress")
+    reference_progress = callback(reference_progress, "reference_progress")
+    read_progress = callback(read_progress, "read_progress")
+    write_progress = callback(write_progress, "write_progress")
     if coco_path.suffix.lower() in TEXT_SUFFIXES:  # else "not valid JSON (line 2 ...)"
         raise InputError(
             field="coco",

@@ -328,15 +328,10 @@ def export(
     images = optional_path(images, "images")
     force, copy_images = switch(force, "force"), switch(copy_images, "copy_images")
     skip_invalid = switch(skip_invalid, "skip_invalid")
-    progress, check_progress, read_progress, write_progress = (
-        callback(function, name)
-        for function, name in (
-            (progress, "progress"),
-            (check_progress, "check_progress"),
-            (read_progress, "read_progress"),
-            (write_progress, "write_progress"),
-        )
-    )
+    progress = callback(progress, "progress")
+    check_progress = callback(check_progress, "check_progress")
+    read_progress = callback(read_progress, "read_progress")
+    write_progress = callback(write_progress, "write_progress")
     check_usable(out)
     for name, path in (("source", source), ("images", images)):
         problem = None if path is None else path_problem(path)
