@@ -195,6 +195,16 @@ def test_audit_is_deterministic_per_seed_and_near_its_rate() -> None:
     assert 0 <= audit_draw(7) < 1
 
 
+def test_no_audit_draw_at_rate_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At audit_rate 0 nothing is drawn (a draw is never below 0): the answer is the same."""
+
+    def no_draw(seed: int) -> float:
+        raise AssertionError(f"drew for seed {seed} at audit rate 0")
+
+    monkeypatch.setattr("synthgate.validators.routing.audit_draw", no_draw)
+    assert route(5.0, {}, ROUTING, critical=CRITICAL, seed=3) == ("accepted", False)
+
+
 def test_score_is_the_severity_weighted_mean() -> None:
     """An unlabelled object (completeness 1) and a 3 px loose box (precision 3)."""
     rubric = load_rubric("detection")  # correctness/completeness/precision critical, clarity minor

@@ -61,5 +61,7 @@ def route(
     if any(levels.get(name) == 1 for name in critical):
         return ("rejected" if routing.on_critical == "reject" else "review"), False
     if score >= routing.accept_at:
-        return "accepted", audit_draw(seed) < routing.audit_rate
+        # No draw at rate 0 (the default): a draw is never below 0, and each costs a seeded
+        # generator (~25 us; validate makes one per accepted image).
+        return "accepted", routing.audit_rate > 0 and audit_draw(seed) < routing.audit_rate
     return "review", False
