@@ -9,6 +9,7 @@ px"), so a reader learns why samples failed, not only how many.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,16 @@ from synthgate.validators.rubric import Rubric
 
 EXAMPLES = 3
 ROUTES = ("accepted", "review", "rejected")
+# Where a `<` can open raw HTML in CommonMark: a tag, a closing tag, a comment or declaration,
+# a processing instruction (and an autolink, which also starts with a letter).
+_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+
+
+def markdown_text(value: object) -> str:
+    """Text for report.md, where Markdown viewers (GitHub, VS Code, Jupyter) render raw HTML: a
+    class name such as `<img src=x onerror=...>` from a real dataset is shown, not run. Only a
+    `<` that could open a tag is written `&lt;`; a rule's "< 8 px" stays as it reads."""
+    return _TAG_START.sub("&lt;", str(value))
 
 
 @dataclass
@@ -181,7 +192,7 @@ class ValidationSummary:
         for name, criterion in self.rubric.criteria.items():
             counts = self.levels.get(name, Counter())
             out.append(
-                f"| {name} | {criterion.severity} | "
+                f"| {markdown_text(name)} | {criterion.severity} | "
                 + " | ".join(str(counts.get(level, 0)) for level in (5, 3, 1))
                 + " |"
             )
@@ -198,12 +209,16 @@ class ValidationSummary:
             ]
             for g in ranked:
                 out.append(
-                    f"| {g.criterion} | {g.check} | {g.measure or ''} | {g.level} | "
-                    f"{self.describe(g)} | {g.count} | {g.samples} | {', '.join(g.examples)} |"
+                    f"| {markdown_text(g.criterion)} | {g.check} | {g.measure or ''} | {g.level} | "
+                    f"{markdown_text(self.describe(g))} | {g.count} | {g.samples} | "
+                    f"{markdown_text(', '.join(g.examples))} |"
                 )
         if self.dataset:
             out += ["", "Dataset checks:", ""]
-            out += [f"- level {f.level} `{f.check}`: {f.message}" for f in self.dataset]
+            # A dataset finding names classes of the data (class_quotas: "class '<img ...>'")
+            out += [
+                f"- level {f.level} `{f.check}`: {markdown_text(f.message)}" for f in self.dataset
+            ]
         return "\n".join(out) + "\n"
 
 
@@ -211,7 +226,7 @@ def run_report_markdown(
     name: str, batch_id: str, summaries: Mapping[str, ValidationSummary]
 ) -> str:
     """report.md of a run: per modality, the routes, the levels and the error analysis."""
-    out = [f"# Run report: {name}", "", f"Batch `{batch_id}`.", ""]
+    out = [f"# Run report: {markdown_text(name)}", "", f"Batch `{batch_id}`.", ""]
     for modality, summary in summaries.items():
         out += [f"## {modality}", "", summary.markdown()]
     return "\n".join(out)
