@@ -115,6 +115,38 @@ class RubricReport(_Model):
     findings: list[Finding] = Field(default_factory=list)
     measurements: dict[str, float] = Field(default_factory=dict)
 
+    def __repr_args__(self) -> Any:
+        # The findings counted, with the worst few: every finding in full is kilobytes for one
+        # COCO image (one per loose box), and a notebook prints a report (`result.reports[id]`,
+        # `sample.report`) whole; `.findings` lists them all.
+        for name, value in super().__repr_args__():
+            yield name, _FindingsShown(value) if name == "findings" else value
+
+
+class _FindingsShown:
+    """A report's findings as a repr shows them: `<9 findings, worst first: 1 check: message; …>`."""
+
+    SHOWN = 3
+    MESSAGE_CHARS = 80
+
+    def __init__(self, findings: list[Finding]) -> None:
+        self.findings = findings
+
+    def __repr__(self) -> str:
+        total = len(self.findings)
+        if total == 0:
+            return "[]"
+        worst = sorted(self.findings, key=lambda f: f.level)[: self.SHOWN]  # stable: file order
+        shown = []
+        for finding in worst:
+            message = finding.message
+            if len(message) > self.MESSAGE_CHARS:
+                message = message[: self.MESSAGE_CHARS - 1] + "…"
+            shown.append(f"{finding.level} {finding.check}: {message}")
+        more = f"; … {total - len(worst)} more" if total > len(worst) else ""
+        noun = "finding" if total == 1 else "findings"
+        return f"<{total} {noun}, worst first: {'; '.join(shown)}{more}>"
+
 
 class Sample(_Model):
     """What was made: labels by construction, provenance, and (once validated) the report."""
