@@ -1,11 +1,11 @@
 """Sinks: where a run's judged samples go (runner.py feeds them, chunk by chunk, in index order).
 
-- `RunFolderSink(out)`: the run folder of DESIGN.md §8: images/*.png, coco.json,
-  accepted.coco.json, text.jsonl, synthgate.db, report.md and manifest.json, written into a
-  temporary folder beside `out` and swapped into place at the end (outputs.py). `out` is
-  checked when the sink is made, before any work starts. Report and dataset checks are computed
-  as the samples stream by, never by reading a written file back; PNGs are encoded on a pool of
-  threads while the next chunk is made.
+- `RunFolderSink(out)`: the run folder of DESIGN.md §8: images/*.png (none for a text-only
+  run), coco.json, accepted.coco.json, text.jsonl, synthgate.db, report.md and manifest.json,
+  written into a temporary folder beside `out` and swapped into place at the end (outputs.py).
+  `out` is checked when the sink is made, before any work starts. Report and dataset checks are
+  computed as the samples stream by, never by reading a written file back; PNGs are encoded on
+  a pool of threads while the next chunk is made.
 - `DatabaseSink(store)`: the samples (and, for a run folder's own database, the batch row) in a
   database by upsert on their ids; `every` rows per write.
 - `KeepReviewed(store, sinks)`: in front of other sinks, gives every sample people were asked to
@@ -209,12 +209,12 @@ class RunFolderSink:
         self._summaries: dict[str, ValidationSummary] = {}
         self._encoder: ThreadPoolExecutor | None = None
         self._encoding: list[list[Future[None]]] = []
+        self._made_images = False
 
     def start(self, run: RunStart) -> None:
         self._run = run
         self._started = prepare_out(self.out)
         self.folder = self._started.folder
-        (self.folder / "images").mkdir()
         self._writer = RunWriter(
             self.folder,
             categories=list(run.config.categories),
@@ -240,6 +240,10 @@ class RunFolderSink:
                 self._summaries[sample.spec.modality].add(sample.id, sample.report)
             if sample.status == "failed":
                 continue
+            if sample.uri and not self._made_images:
+                # images/ with the first image: a text-only run has none, and no empty folder
+                (self.folder / sample.uri).parent.mkdir(exist_ok=True)
+                self._made_images = True
             if sample.uri and judged.png is not None:
                 (self.folder / sample.uri).write_bytes(judged.png)
             elif sample.uri and judged.pixels is not None:
