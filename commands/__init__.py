@@ -2,11 +2,12 @@
 
 Shared here: the consoles, `progress_bars()` for long work, `user_errors()`, which turns an
 `InputError` into one clear message on stderr and exit code 2, `new_table()` for a command's
-table (names in it shown as they are, not read as markup), `reflow_help`, which lets
---help wrap docstring prose to the terminal, and `name_missing_extras`, which turns a missing
-optional dependency into one line naming the extra to install (exit 2). Command modules import
-heavy libraries inside the command functions, so `synthgate --help` stays fast and a base
-install (`pip install synthgate`) runs every command that needs no extra.
+table (names in it shown as they are, not read as markup), `counted()` ("1 image", "2 images"),
+`reflow_help`, which lets --help wrap docstring prose to the terminal, and
+`name_missing_extras`, which turns a missing optional dependency into one line naming the extra
+to install (exit 2). Command modules import heavy libraries inside the command functions, so
+`synthgate --help` stays fast and a base install (`pip install synthgate`) runs every command
+that needs no extra.
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ if TYPE_CHECKING:
 # emoji codes. Messages that use markup escape such values (rich.markup.escape).
 console = Console(emoji=False)
 errors = Console(stderr=True, emoji=False)
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """A count with its noun in the number it takes: "1 image", "2 images" ("1 class", "2
+    classes" with `plural="classes"`)."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
 
 
 def progress_bars() -> Progress:

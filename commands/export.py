@@ -17,6 +17,7 @@ from synthgate.commands import (
     WRITE_BAR_FROM,
     console,
     count_bar,
+    counted,
     errors,
     mib_bar,
     print_left_out,
@@ -144,12 +145,13 @@ def export(
         )
     how = ""
     if files:
-        how = f", {counts.linked} images hard-linked" if counts.linked else ""
-        how += f", {counts.copied} images copied" if counts.copied else ""
+        how = f", {counted(counts.linked, 'image')} hard-linked" if counts.linked else ""
+        how += f", {counted(counts.copied, 'image')} copied" if counts.copied else ""
     parts = ", ".join(f"{n} {subset}" for subset, n in counts.subsets.items() if n)
     console.print(
-        f"exported {counts.images} images ({parts}), {counts.boxes} labels, {counts.classes} "
-        f"classes as {format_.value.upper()} to [bold]{escape(str(out))}[/]{how}",
+        f"exported {counted(counts.images, 'image')} ({parts}), {counted(counts.boxes, 'label')}, "
+        f"{counted(counts.classes, 'class', 'classes')} as {format_.value.upper()} to "
+        f"[bold]{escape(str(out))}[/]{how}",
         soft_wrap=True,
     )
     print_not_accepted(result.left_out, done="exported")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from synthgate.commands import console, new_table
+from synthgate.commands import console, counted, new_table
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -40,9 +40,11 @@ def print_agreement(report: dict[str, Any]) -> None:
     """The report as tables; tables with nothing in them are left out."""
     if "excluded" in report:
         excluded = report["excluded"]
-        who = ", ".join(f"{name} ({n} decisions)" for name, n in excluded["decisions"].items())
+        who = ", ".join(
+            f"{name} ({counted(n, 'decision')})" for name, n in excluded["decisions"].items()
+        )
         console.print(
-            f"left out: {who}: {excluded['dropped']} decisions on real items dropped; "
+            f"left out: {who}: {counted(excluded['dropped'], 'decision')} on real items dropped; "
             f"{excluded['note']}",
             highlight=False,
             markup=False,
@@ -125,8 +127,8 @@ def print_stats(numbers: dict[str, Any]) -> None:
     adjudications = numbers.get("adjudications", 0)
     console.print(
         f"items: {items['open']} open, {items['adjudication']} awaiting adjudication, "
-        f"{items['final']} final; {numbers['gold_items']} gold; {numbers['queue_depth']} "
-        f"assignments still to hand out; {numbers['decisions']} decisions"
+        f"{items['final']} final; {numbers['gold_items']} gold; "
+        f"{counted(numbers['queue_depth'], 'assignment')} still to hand out; {counted(numbers['decisions'], 'decision')}"
         + (f" ({adjudications} by adjudicators)" if adjudications else "")
     )
     for each in numbers.get("blocked", []):

@@ -11,6 +11,7 @@ import synthgate
 from synthgate.commands import (
     console,
     count_bar,
+    counted,
     new_table,
     progress_bars,
     run_progress,
@@ -84,4 +85,7 @@ def _print_summary(counts: dict[str, dict[str, int]], timings: dict[str, float])
     console.print(table)
     hidden = counts.get("image", {}).get("hidden_objects", 0)
     if hidden:
-        console.print(f"{hidden} objects were too occluded to label and were left out.")
+        were = "was" if hidden == 1 else "were"
+        console.print(
+            f"{counted(hidden, 'object')} {were} too occluded to label and {were} left out."
+        )

@@ -56,6 +56,11 @@ def _run_samples(run_dirs: list[Path]) -> tuple[list[dict[str, Any]], list[dict[
     return images, rows
 
 
+def _counted(count: int, noun: str) -> str:
+    """ "1 text row", "2 text rows" (as commands' `counted`, which this layer cannot import)."""
+    return f"{count} {noun if count == 1 else noun + 's'}"
+
+
 def _examples(images: list[dict[str, Any]]) -> list[dict[str, Any]]:
     accepted = [i for i in images if i["status"] == "accepted"][:MAX_EXAMPLES]
     others = [i for i in images if i["status"] != "accepted"][:MAX_EXAMPLES]
@@ -111,14 +116,21 @@ def _sections(
         ("p", f"Source: {summary['source']} — target strategy: {summary['target']}."),
         (
             "p",
-            f"Merged {added['images']} synthetic images with {added['annotations']} annotations and {added['rows']} text rows. "
+            f"Merged {_counted(added['images'], 'synthetic image')} with "
+            f"{_counted(added['annotations'], 'annotation')} and "
+            f"{_counted(added['rows'], 'text row')}. "
             f"Waiting for review (not merged): {len(summary['waiting_for_review'])}. "
             f"Left out by status: { {k: len(v) for k, v in summary['left_out'].items()} or 'none' }.",
         ),
     ]
-    if summary["skipped_input"]:
+    skipped = summary["skipped_input"]
+    if skipped:
         blocks.append(
-            ("p", f"{len(summary['skipped_input'])} input entries were skipped (--skip-invalid):")
+            (
+                "p",
+                f"{len(skipped)} input {'entry was' if len(skipped) == 1 else 'entries were'} "
+                "skipped (--skip-invalid):",
+            )
         )
         blocks.append(("list", summary["skipped_input"]))
     blocks += [

@@ -203,7 +203,7 @@ def test_boxes_outside_their_image_are_left_out_and_counted(tmp_path: Path) -> N
         assert result.exit_code == 0, result.output
         message = " ".join(result.output.split())
         assert "left out 2 box(es) outside their image" in message
-        assert "exported 1 images (1 train), 2 labels" in message
+        assert "exported 1 image (1 train), 2 labels" in message  # not "1 images"
     root = ET.parse(tmp_path / "voc" / "Annotations" / "x.xml").getroot()
     corners = [
         [int(o.findtext(f"bndbox/{t}") or 0) for t in ("xmin", "ymin", "xmax", "ymax")]

@@ -26,6 +26,11 @@ ROUTES = ("accepted", "review", "rejected")
 _TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
 
 
+def _counted(count: int, noun: str) -> str:
+    """ "1 sample", "2 samples" (as commands' `counted`, which this layer cannot import)."""
+    return f"{count} {noun if count == 1 else noun + 's'}"
+
+
 def markdown_text(value: object) -> str:
     """Text for report.md, where Markdown viewers (GitHub, VS Code, Jupyter) render raw HTML: a
     class name such as `<img src=x onerror=...>` from a real dataset is shown, not run. Only a
@@ -147,7 +152,8 @@ class ValidationSummary:
     def table(self, *, top: int = 10) -> str:
         """Plain-text summary: levels per criterion, routes, then the most frequent findings."""
         lines = [
-            f"rubric {self.rubric.name}: {self.samples} samples, mean score {self.mean_score:.2f}",
+            f"rubric {self.rubric.name}: {_counted(self.samples, 'sample')}, "
+            f"mean score {self.mean_score:.2f}",
             "routes: "
             + ", ".join(f"{route} {self.routes.get(route, 0)}" for route in ROUTES)
             + (f" (audit {self.audit})" if self.audit else ""),
@@ -166,7 +172,7 @@ class ValidationSummary:
             for g in ranked[:top]:
                 lines.append(
                     f"  {g.level}  {g.check}.{g.measure}  {self.describe(g)}: "
-                    f"{g.count} in {g.samples} samples; e.g. {', '.join(g.examples)}"
+                    f"{g.count} in {_counted(g.samples, 'sample')}; e.g. {', '.join(g.examples)}"
                 )
             if len(ranked) > top:
                 lines.append(f"  … and {len(ranked) - top} more kinds of finding (see --json)")
@@ -179,7 +185,7 @@ class ValidationSummary:
         """The error-analysis section of a run report."""
         out = [f"### {title} (rubric `{self.rubric.name}`)", ""]
         out.append(
-            f"{self.samples} samples, mean score {self.mean_score:.2f}; "
+            f"{_counted(self.samples, 'sample')}, mean score {self.mean_score:.2f}; "
             + ", ".join(f"{route} {self.routes.get(route, 0)}" for route in ROUTES)
             + (f" ({self.audit} accepted samples drawn for audit)" if self.audit else "")
             + "."

@@ -357,7 +357,8 @@ def export(
         sample_ids = [str((i.get("synthgate") or {}).get("sample_id")) for i in coco["images"]]
         open_items = undecided(coco_path.parent / "synthgate.db", sample_ids)
     if not coco["images"]:
-        left_out = f" ({len(skipped)} entries left out as invalid)" if skipped else ""
+        entries = "1 entry" if len(skipped) == 1 else f"{len(skipped)} entries"
+        left_out = f" ({entries} left out as invalid)" if skipped else ""
         raise InputError(
             f"{coco_path}: no images to export{left_out}; an export without images is a dataset "
             "no tool can load"
