@@ -17,7 +17,7 @@ import numpy as np
 from synthgate.arguments import fraction, optional_path
 from synthgate.errors import InputError
 from synthgate.formats.image_files import open_rgb
-from synthgate.masks import decode_mask
+from synthgate.masks import decode_mask, rle_problem
 from synthgate.samples import GeneratedSample, RubricReport, Sample
 
 if TYPE_CHECKING:
@@ -139,6 +139,7 @@ def _show_image(
     figure, image_axes, text_axes = _new_figure(
         width, width * height / image_width + 2.0, [height / image_width * 4, 1]
     )
+    _refuse_unreadable_masks(sample, (image_width, height))
     image_axes.imshow(pixels)
     flagged = {
         f.object_index for f in (report.findings if report else []) if f.object_index is not None
@@ -170,6 +171,27 @@ def _show_image(
     _write_report(text_axes, report)
     figure.tight_layout()
     return figure
+
+
+def _refuse_unreadable_masks(sample: Sample, image_size: tuple[int, int]) -> None:
+    """InputError naming the first object whose mask is no RLE of its image (a hand-edited
+    sample): pycocotools said only 'Invalid RLE mask representation', or a KeyError, or read
+    past the end of counts cut short and drew garbage. `image_size`: (width, height)."""
+    for index, obj in enumerate(sample.objects):
+        if obj.mask is None:
+            continue
+        if isinstance(obj.mask, dict):
+            problem = rle_problem(obj.mask, image_size)
+        else:
+            problem = f"a mask is a COCO RLE dict, not {type(obj.mask).__name__}"
+        if problem is not None:
+            raise InputError(
+                field="sample",
+                value=sample.id,
+                problem=f"object {index} ({obj.category!r}) has a mask show cannot draw: {problem}",
+                fix="set its mask to None (its box is drawn alone) or to the compressed RLE of a "
+                "mask of the image's size, as synthgate.masks.encode_mask(mask) makes it",
+            )
 
 
 def _show_text(sample: Sample, report: RubricReport | None, width: float) -> Figure:
