@@ -7,7 +7,15 @@ from pathlib import Path
 import typer
 
 import synthgate
-from synthgate.commands import console, count_bar, errors, mib_bar, progress_bars, user_errors
+from synthgate.commands import (
+    PROGRESS_FROM,
+    console,
+    count_bar,
+    errors,
+    mib_bar,
+    progress_bars,
+    user_errors,
+)
 from synthgate.errors import InputError
 from synthgate.files import write_atomic
 from synthgate.outputs import check_out_file
@@ -135,6 +143,8 @@ def validate(
                 progress=advance,
                 reference_progress=hashed,
                 read_progress=mib_bar(bars, "reading the COCO file"),
+                # entries without a width or height: their files' headers, before judging
+                size_progress=count_bar(bars, "reading image sizes", least=PROGRESS_FROM),
             )
         if result.summary.samples == 0:
             raise InputError(f"{path}: holds no samples (no images or rows) to judge")
