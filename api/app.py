@@ -25,7 +25,7 @@ from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from synthgate import __version__
-from synthgate.api import API_DIR, batches, distributed, pages, review, set_k
+from synthgate.api import API_DIR, batches, distributed, pages, reopen, review, set_k
 from synthgate.api.auth import NoSecretsInUrl
 from synthgate.api.batch_runner import BatchRunner
 from synthgate.api.errors import AUTH_ERRORS, send_error
@@ -341,6 +341,7 @@ def create_app(
     app.include_router(batches.router, responses=AUTH_ERRORS)
     app.include_router(review.router, responses=AUTH_ERRORS)
     app.include_router(set_k.router, responses=AUTH_ERRORS)
+    app.include_router(reopen.router, responses=AUTH_ERRORS)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=API_DIR / "static"), name="static")
     app.add_middleware(SecurityHeaders)

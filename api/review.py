@@ -1,7 +1,8 @@
 """Review routes. Annotators: `GET /api/review/next`, `POST /api/review/{item}/decision`, the
 item's image and mask overlay. Admins: queue stats, agreement, gold answers, every decision;
 they look at any item but are handed none (`refuse_admin`: their decisions would count as an
-annotator's). `POST /api/review/annotators-per-item` is api/set_k.py's.
+annotator's). `POST /api/review/annotators-per-item` is api/set_k.py's, `POST /api/review/reopen`
+api/reopen.py's.
 
 Blindness is enforced here: a task shows the sample blind (review/gold.py `blind`: gold tasks
 look like any other, and no task carries the validator's verdict), under an opaque item id
@@ -16,7 +17,7 @@ import colorsys
 import hashlib
 import io
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -292,10 +293,23 @@ def admin_not_annotator(user: User, what: str) -> str:
 @contextmanager
 def shown_as(public_id: int, internal_id: int) -> Iterator[None]:
     """Queue errors name items by their internal id: say the id the caller knows instead."""
+    with shown_as_public({internal_id: public_id}):
+        yield
+
+
+ITEM_NAMED = re.compile(r"\bitem (-?\d+)\b")
+
+
+@contextmanager
+def shown_as_public(public: Mapping[int, int]) -> Iterator[None]:
+    """`shown_as` for several items: `public` gives each internal id the caller's (all in one
+    pass, so an id put in is never read as another to replace)."""
     try:
         yield
     except InputError as error:
-        message = re.sub(rf"\bitem {internal_id}\b", f"item {public_id}", str(error))
+        message = ITEM_NAMED.sub(
+            lambda found: f"item {public.get(int(found[1]), found[1])}", str(error)
+        )
         raise InputError(message) from None
 
 

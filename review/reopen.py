@@ -39,7 +39,7 @@ from sqlalchemy import func, select, union
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from synthgate.errors import InputError
+from synthgate.errors import InputError, lone_surrogate_in
 from synthgate.review import set_k
 from synthgate.review.claims import COUNT_OUT, count_given
 from synthgate.review.decision import check_annotator
@@ -126,11 +126,13 @@ def reopen(
     `InputError` naming it, raised before anything changes."""
     by = check_annotator(by)
     who = check_annotator(annotator) if annotator is not None else None
+    _check_reason(reason)
     asked = list(dict.fromkeys(check_item_id(item) for item in items))
     if who is None and not asked:
         raise InputError(
-            "name the items to reopen, or --annotator NAME (every decision of theirs), or both "
-            "(theirs on those items)"
+            "name the items to reopen, or {annotator=NAME} (every decision of theirs), or both "
+            "(theirs on those items)",
+            options=("annotator=NAME",),
         )
     result = Reopened(annotator=who, asked=asked, dry_run=dry_run)
     with queue.store.engine.connect() as connection:
@@ -154,6 +156,21 @@ def reopen(
         result.decisions += taken
     result.items.sort(key=lambda change: change.item_id)
     return result
+
+
+def _check_reason(reason: str) -> None:
+    """Refuse a reason no database keeps (PostgreSQL's text holds no NUL; no UTF-8 text holds
+    a lone surrogate, which a command line's undecodable bytes become), before anything
+    changes."""
+    if lone_surrogate_in(reason) is not None:
+        raise InputError(
+            field="reason",
+            problem="holds a lone surrogate (an unpaired \\ud800-\\udfff escape), which is no "
+            "character",
+            fix="fix or drop the escape",
+        )
+    if "\x00" in reason:
+        raise InputError(field="reason", problem="holds a NUL character", fix="drop it")
 
 
 def _check_known(connection: Connection, who: str) -> None:
@@ -230,7 +247,8 @@ def _check_items(connection: Connection, asked: list[int], who: str | None) -> N
             raise InputError(
                 f"item {item_id} is a gold task: its decisions score each annotator against "
                 "its known answer and stay (a gold task is never final: nothing to reopen); "
-                "name real work, or --annotator NAME alone (their gold stays scored)"
+                "name real work, or {annotator=NAME} alone (their gold stays scored)",
+                options=("annotator=NAME",),
             )
         if item_id not in decided:
             whose = f"{who} made no decision on it" if who is not None else "it has no decisions"

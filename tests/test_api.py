@@ -18,7 +18,7 @@ from api_support import (
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from synthgate.api import batches, pages, review, set_k
+from synthgate.api import batches, pages, reopen, review, set_k
 from synthgate.review.stats import blocked_items
 from synthgate.storage.tables import decisions
 from synthgate.storage.users import hash_token
@@ -55,6 +55,7 @@ ENDPOINTS = [
     ("GET", "/api/review/gold", None, set()),
     ("GET", "/api/review/adjudication", None, set()),
     ("POST", "/api/review/1/adjudication", {"verdict": "accept"}, set()),
+    ("POST", "/api/review/reopen", {"annotator": "ann"}, set()),
     ("GET", "/api/batches", None, {"requester"}),
     ("GET", f"/api/batches/{BATCH}", None, {"requester"}),
     ("GET", f"/api/batches/{BATCH}/coco", None, {"requester"}),
@@ -554,7 +555,7 @@ def test_openapi_schema_matches_the_routes(app):
     declared = {(path, method.upper()) for path, ops in schema["paths"].items() for method in ops}
     routes = {
         (route.path, method)
-        for router in (batches.router, review.router, set_k.router, pages.router)
+        for router in (batches.router, review.router, set_k.router, reopen.router, pages.router)
         for route in router.routes
         if route.include_in_schema
         for method in route.methods

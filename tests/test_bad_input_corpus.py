@@ -191,6 +191,22 @@ def api_cases() -> list[tuple[str, str, str, Any, dict[str, str], str, list[str]
         add(f"decision {case}", "POST", "/api/review/{item}/decision", body, role="annotator",
             words=words)  # fmt: skip
 
+    reopens = [
+        *((f"item-{value}", {"items": [value]}, ["items"]) for value in [*BIG, LIMIT, "1", 1.5]),
+        ("items-not-a-list", {"items": 1}, ["items"]),
+        ("nothing-named", {}, ["name the items to reopen, or annotator=NAME"]),
+        ("unknown-item", {"items": [12345]}, ["no review item 12345"]),
+        ("annotator-nul", {"annotator": "a\x00"}, ["body.annotator"]),
+        ("annotator-long", {"annotator": "a" * 5000}, ["annotator name"]),
+        ("annotator-number", {"annotator": 7}, ["annotator"]),
+        ("annotator-lone-surrogate", ("raw", '{"annotator": "a\\ud800"}'), ["surrogate"]),
+        ("reason-lone-surrogate", ("raw", '{"annotator": "annotator", "reason": "\\udc00"}'), ["reason"]),
+        ("reason-long", {"items": [12345], "reason": "r" * 200_000}, ["no review item"]),
+        ("extra-field", {"annotator": "annotator", "by": "x"}, ["by"]),
+    ]  # fmt: skip
+    for case, body, words in reopens:
+        add(f"reopen {case}", "POST", "/api/review/reopen", body, words=words)
+
     for case, headers in [
         ("bearer-garbage", {"Authorization": "Bearer \x01\x02"}),
         ("bearer-long", {"Authorization": "Bearer " + "t" * 10_000}),

@@ -459,7 +459,8 @@ def test_decisions_taken_back_still_keep_a_new_run_from_replacing_the_folder(
         (["--annotator", "zed", "--as", "lead"], "--annotator zed: made no decision"),
         (["999", "--as", "lead"], "no review item 999"),
         (["--annotator", "bob"], "--as: names who takes the decisions back"),
-        (["--as", "lead"], "name the items to reopen"),
+        (["--as", "lead"], "name the items to reopen, or --annotator NAME"),
+        (["--annotator", "bob", "--as", "lead", "--reason", "a\udcffb"], "--reason: holds a lone"),
     ],
 )
 def test_the_command_refuses_bad_input_with_exit_2(
@@ -765,3 +766,121 @@ def test_work_made_in_label_studio_after_the_reopen_is_new_and_counts(
         assert result.decided == 0
         assert ["taken back by lead" in line for line in result.skipped] == [True]
         assert deciders(store, ids[0]) == []
+
+
+# ---- the API -----------------------------------------------------------------------------
+
+
+def api_three_decided(tmp_path: Path) -> tuple[Any, dict[str, dict[str, str]], list[int]]:
+    """The app of three_decided (k = 2: ann and bob decide three image items, bob rejecting the
+    second), with an admin; the app, the headers by name and the items' public ids in the
+    queue's order."""
+    from api_support import bearer, make_app, token_for
+
+    app = make_app(tmp_path, images=3, k=2)
+    queue = app.state.queue
+    ids = sorted(items_of(app.state.store))
+    work(queue, "ann", lambda t: ACCEPT)
+    work(queue, "bob", lambda t: REJECT if t.item_id == ids[1] else ACCEPT)
+    people = {who: token_for(app, who, role) for who, role in USERS}
+    return app, {who: bearer(token) for who, token in people.items()}, ids
+
+
+USERS = [("ann", "annotator"), ("bob", "annotator"), ("boss", "admin")]
+REOPEN = "/api/review/reopen"
+
+
+def test_api_admins_reopen_as_the_command_does(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    app, headers, ids = api_three_decided(tmp_path)
+    store, public = app.state.store, [app.state.item_ids.public(i) for i in ids]
+    body = {"annotator": "bob", "reason": "failed gold"}
+    with TestClient(app) as client:
+        refused = client.post(REOPEN, json=body, headers=headers["ann"])
+        assert refused.status_code == 403 and "needs role admin" in refused.json()["detail"]
+        before = everything(store)
+        dry = client.post(REOPEN, json={**body, "dry_run": True}, headers=headers["boss"])
+        assert dry.status_code == 200, dry.text
+        assert everything(store) == before
+        done = client.post(REOPEN, json=body, headers=headers["boss"])
+        assert done.status_code == 200, done.text
+        assert {**dry.json(), "dry_run": False} == done.json()
+        answer = done.json()
+        assert (answer["annotator"], answer["decisions"], answer["gold_kept"]) == ("bob", 3, 0)
+        assert [c["item_id"] for c in answer["items"]] == public  # opaque ids, queue order
+        assert answer["items"][1] == {
+            "item_id": public[1],
+            "sample": app.state.queue.task(ids[1]).sample.id,
+            "annotators": ["bob"],
+            "before": {"status": "adjudication", "final_verdict": None},
+            "after": {"status": "open", "final_verdict": None},
+        }
+        assert answer["were_final"] == [public[0], public[2]] and answer["holding"] == []
+        # kept apart as the command keeps them, the admin calling as who took them back
+        assert [
+            (r["annotator"], r["taken_back_by"], r["reason"]) for r in rows(store, taken_back)
+        ] == [("bob", "boss", "failed gold")] * 3
+        assert items_of(store) == dict.fromkeys(ids, ("open", None, 1))
+        assert client.get("/api/review/next", headers=headers["bob"]).status_code == 204  # benched
+        # by items alone: every decision on them
+        one = client.post(REOPEN, json={"items": [public[0]]}, headers=headers["boss"])
+        assert one.status_code == 200, one.text
+        assert [(c["item_id"], c["annotators"]) for c in one.json()["items"]] == [
+            (public[0], ["ann"])
+        ]
+        assert deciders(store, ids[0]) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "named"),
+    [
+        ({}, 400, "name the items to reopen, or annotator=NAME (every decision of theirs)"),
+        ({"annotator": "zed"}, 400, "annotator=zed: made no decision in this review queue; name"),
+        ({"annotator": ""}, 400, "annotator name must be 1..200 characters"),
+        ({"items": [12345]}, 400, "no review item 12345"),
+        ({"items": [-1]}, 422, "items"),
+        ({"items": ["1"]}, 422, "items"),
+        ({"annotator": "bob", "reason": "a\x00b"}, 400, "body.reason: contains a NUL byte"),
+        ({"annotator": "bob", "reason": "a\ud800b"}, 400, "reason: holds a lone surrogate"),
+        ({"annotator": "bob", "as": "lead"}, 422, "as"),
+    ],
+)
+def test_api_refuses_bad_input_naming_it_and_changes_nothing(
+    tmp_path: Path, body: dict[str, Any], status: int, named: str
+) -> None:
+    from fastapi.testclient import TestClient
+
+    app, headers, _ = api_three_decided(tmp_path)
+    before = everything(app.state.store)
+    with TestClient(app) as client:
+        sent = {**headers["boss"], "Content-Type": "application/json"}  # json= refuses \ud800
+        refused = client.post(REOPEN, content=json.dumps(body), headers=sent)
+    assert refused.status_code == status, refused.text
+    assert named in refused.json()["detail"]
+    assert everything(app.state.store) == before
+
+
+def test_api_refusals_name_items_by_the_ids_the_api_gave(tmp_path: Path) -> None:
+    """A gold task, and an item with nothing left to reopen, are named by their opaque ids, as
+    every route names items (the queue's own numbers are not the API's)."""
+    from api_support import image_sample
+    from fastapi.testclient import TestClient
+
+    app, headers, ids = api_three_decided(tmp_path)
+    gold = app.state.queue.add_gold(image_sample(7, tmp_path / "run"), expected=["accept"])
+    public = app.state.item_ids.public
+    with TestClient(app) as client:
+        refused = client.post(REOPEN, json={"items": [public(gold)]}, headers=headers["boss"])
+        assert refused.status_code == 400
+        assert f"item {public(gold)} is a gold task" in refused.json()["detail"]
+        assert "name real work, or annotator=NAME alone" in refused.json()["detail"]
+        mine = {"items": [public(ids[1])], "annotator": "bob"}
+        assert client.post(REOPEN, json=mine, headers=headers["boss"]).status_code == 200
+        again = client.post(REOPEN, json=mine, headers=headers["boss"])
+    assert again.status_code == 400
+    assert (
+        f"item {public(ids[1])}: nothing to reopen, bob made no decision on it"
+        in (again.json()["detail"])
+    )
+    assert f"item {ids[1]}:" not in again.json()["detail"]
