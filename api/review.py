@@ -165,6 +165,10 @@ class BlockedItem(BaseModel):
     met_as_gold: list[str] = Field(
         description="Who met its sample as a gold task: the blind rule keeps it from them."
     )
+    benched: list[str] = Field(
+        description="Whose decisions on it POST /api/review/reopen (or `synthgate review "
+        "reopen --annotator`) took back: nobody is handed such an item again."
+    )
     why: str
     fix: str
 
@@ -194,7 +198,8 @@ class QueueStats(BaseModel):
     annotators: dict[str, AnnotatorStats]
     blocked: list[BlockedItem] = Field(
         description="Open items nobody the queue knows may take (a sample met as gold before "
-        "it was real work): someone new takes them, or an admin adjudicates them."
+        "it was real work, or people benched from it by a reopen): someone new takes them, or "
+        "an admin adjudicates them."
     )
     short_of_annotators: list[ShortOfAnnotators] = Field(
         description="Open items needing more annotators than the queue ever gave work to, by "

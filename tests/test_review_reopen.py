@@ -823,6 +823,11 @@ def test_api_admins_reopen_as_the_command_does(tmp_path: Path) -> None:
         ] == [("bob", "boss", "failed gold")] * 3
         assert items_of(store) == dict.fromkeys(ids, ("open", None, 1))
         assert client.get("/api/review/next", headers=headers["bob"]).status_code == 204  # benched
+        # stats say who is benched: ann holds each item, bob may not take it, nobody else is
+        stats = client.get("/api/review/stats", headers=headers["boss"]).json()
+        assert [(b["item_id"], b["benched"], b["met_as_gold"]) for b in stats["blocked"]] == [
+            (item, ["bob"], []) for item in public
+        ]
         # by items alone: every decision on them
         one = client.post(REOPEN, json={"items": [public[0]]}, headers=headers["boss"])
         assert one.status_code == 200, one.text
