@@ -17,6 +17,7 @@ import colorsys
 import hashlib
 import io
 import re
+import shlex
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -290,8 +291,8 @@ def admin_not_annotator(user: User, what: str) -> str:
         "in with an annotator account (synthgate users add NAME --role annotator); an admin "
         "adjudicates instead (POST /api/review/{item_id}/adjudication); items the server "
         "handed you before it refused admins stay held under your name, undecided, until a lead "
-        "gives them to annotators: synthgate review release --older-than-minutes N (it takes "
-        "back every hold undecided for longer than N minutes)"
+        f"gives them to annotators: synthgate review release --annotator {shlex.quote(user.name)} "
+        "(it takes back every task you hold undecided)"
     )
 
 

@@ -407,22 +407,48 @@ def _print_awaiting(queue: ReviewQueue) -> None:
 
 @app.command("release")
 def release(
-    older_than: float = typer.Option(
-        ..., "--older-than-minutes", min=0.0, help="Undecided for longer than this many minutes."
+    older_than: float | None = typer.Option(
+        None,
+        "--older-than-minutes",
+        min=0.0,
+        help="Undecided for longer than this many minutes (anyone's, or --annotator's).",
+    ),
+    annotator: str | None = typer.Option(
+        None,
+        "--annotator",
+        help="Only this annotator's undecided assignments, of any age unless "
+        "--older-than-minutes is given too.",
     ),
     run: Path | None = typer.Option(None, "--run", help=RUN_HELP),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
-    """Take back assignments nobody decided in time, so the items go to other annotators.
+    """Take back assignments nobody decided in time, or one person's undecided ones, so the
+    items go to other annotators.
 
     A decision on a task taken back that arrives afterwards is refused; one that arrived first
     is kept.
 
     Example: synthgate review release --run runs/quickstart --older-than-minutes 120
+
+    Example: synthgate review release --run runs/quickstart --annotator bob
     """
-    with user_errors(), open_queue(run, db) as queue:
-        released = queue.release_stale(older_than * 60)
-    console.print(f"released {released} assignments")
+    with user_errors():
+        if older_than is None and annotator is None:
+            raise InputError(
+                "name the undecided assignments to take back: --older-than-minutes N (anyone's "
+                "left longer than N minutes), --annotator NAME (theirs, of any age), or both"
+            )
+        with open_queue(run, db) as queue:
+            released = queue.release_stale(
+                older_than * 60 if older_than is not None else None, annotator=annotator
+            )
+    if annotator is None:
+        console.print(f"released {released} assignments")
+        return
+    older = f" undecided for longer than {older_than:g} minutes" if older_than is not None else ""
+    console.print(
+        f"released {released} assignments of {annotator}{older}", markup=False, highlight=False
+    )
 
 
 @app.command("set-k")
@@ -557,8 +583,8 @@ def _print_reopened(done: Reopened) -> None:
         held = ", ".join(str(item) for item in done.holding)
         say(
             f"{done.annotator} holds {len(done.holding)} items undecided ({held}): a decision "
-            "of theirs there counts; `synthgate review release` hands such a task to someone "
-            "else once it is old enough"
+            f"of theirs there counts; `synthgate review release --annotator {done.annotator}` "
+            "hands their undecided tasks to someone else"
         )
     if not done.items:
         kept = f" ({done.gold_kept} on gold tasks stay scored)" if done.gold_kept else ""

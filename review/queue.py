@@ -32,6 +32,7 @@ from typing import Any
 
 from sqlalchemy import ARRAY, Integer, any_, bindparam, func, literal, select, true
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 
 from synthgate.errors import InputError
 from synthgate.review import enqueue, gold, priority, reopen, set_k
@@ -91,6 +92,7 @@ from synthgate.storage.prepared import Prepared
 from synthgate.storage.store import Store, sample_json
 from synthgate.storage.tables import (
     WriteTransaction,
+    annotator_counts,
     assignments,
     decisions,
     gold_answers,
@@ -496,13 +498,29 @@ class ReviewQueue:
                 "they decide, or after review release takes it back"
             )
 
-    def release_stale(self, older_than_s: float) -> int:
+    def release_stale(
+        self, older_than_s: float | None = None, *, annotator: str | None = None
+    ) -> int:
         """Take back assignments left undecided for longer than `older_than_s` seconds (an
-        annotator who walked away), so the items go to someone else; returns how many. An item
+        annotator who walked away), or every undecided one of `annotator` (with both: theirs
+        older than that), so the items go to someone else; returns how many. An item
         `review set-k` left a larger k for its holders gets the k asked, or is finished now
-        that its holder is gone, as set-k would have (set_k.lower_released)."""
-        cutoff = time.time() - older_than_s
-        stale = assignments.c.decided_at.is_(None) & (assignments.c.assigned_at < cutoff)
+        that its holder is gone, as set-k would have (set_k.lower_released). An annotator the
+        queue never handed a task is an `InputError`, raised before anything changes."""
+        if older_than_s is None and annotator is None:
+            raise InputError(
+                "name the undecided assignments to take back: older_than_s (anyone's left "
+                "that long), {annotator=NAME} (theirs, of any age), or both",
+                options=("annotator=NAME",),
+            )
+        stale: ColumnElement[bool] = assignments.c.decided_at.is_(None)
+        if older_than_s is not None:
+            cutoff = time.time() - older_than_s
+            stale = stale & (assignments.c.assigned_at < cutoff)
+        if annotator is not None:
+            who = check_annotator(annotator)
+            self._check_handed_tasks(who)
+            stale = stale & (assignments.c.annotator == who)
         taking_back = assignments.delete().where(stale)
         with self.write() as connection:
             if self.dialect == "postgresql":
@@ -533,6 +551,21 @@ class ReviewQueue:
                     connection, {"annotator": annotator, "change": -count}
                 )
             return len(released)
+
+    def _check_handed_tasks(self, who: str) -> None:
+        """Refuse a name the queue never handed a task (kept counts: a claim's first task
+        makes the annotator's row)."""
+        with self.store.engine.connect() as connection:
+            known = connection.execute(
+                select(annotator_counts.c.annotator).where(annotator_counts.c.annotator == who)
+            ).first()
+        if known is None:
+            raise InputError(
+                field="annotator",
+                value=who,
+                problem="was never handed a task in this review queue",
+                fix="name an annotator `synthgate review stats` lists (names are case-sensitive)",
+            )
 
     def set_annotators_per_item(self, k: int, *, batches: list[str] | None = None) -> KChange:
         """Give the open items (of `batches`, else all) `k` annotators each, and finish those

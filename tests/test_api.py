@@ -166,7 +166,7 @@ def test_an_admin_handed_items_before_they_were_refused_is_not_counted_in_the_te
         stats = client.get("/api/review/stats", headers=admin).json()
         body = {"k": 2}
         change = client.post("/api/review/annotators-per-item", json=body, headers=admin).json()
-    assert "synthgate review release --older-than-minutes" in refused
+    assert "synthgate review release --annotator boss" in refused
     [short] = stats["short_of_annotators"]
     assert short["items"] == 3 and short["team"] == 1 and short["names"] == ["ann"]
     assert "review set-k 1" in short["fix"]

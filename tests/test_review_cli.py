@@ -455,6 +455,48 @@ def test_stats_name_an_item_the_blind_rule_keeps_from_everyone(tmp_path: Path) -
     assert after["blocked"] == [] and after["items"]["final"] == numbers["items"]["final"] + 1
 
 
+def test_release_takes_back_one_annotator_s_holds_or_everyone_s_as_before(
+    tmp_path: Path,
+) -> None:
+    """`review release --annotator gone` takes back gone's undecided task alone (of any age, or
+    older than --older-than-minutes); without --annotator it prints what it always printed."""
+    from review_fixtures import fill
+
+    url = sqlite_url(tmp_path / "synthgate.db")
+    store = Store(url)
+    fill(store, review=3, audit=0, accepted=0)
+    queue = ReviewQueue(store, annotators_per_item=1, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    held = {who: queue.next_item(who) for who in ("gone", "bob", "cy")}
+    store.close()
+    old = invoke("review", "release", "--annotator", "gone", "--older-than-minutes", "60",
+                 "--db", url)  # fmt: skip
+    assert (old.exit_code, old.output) == (
+        0,
+        "released 0 assignments of gone undecided for longer than 60 minutes\n",
+    )
+    mine = invoke("review", "release", "--annotator", "gone", "--db", url)
+    assert (mine.exit_code, mine.output) == (0, "released 1 assignments of gone\n")
+    unknown = invoke("review", "release", "--annotator", "zed", "--db", url)
+    assert unknown.exit_code == 2
+    assert "--annotator zed: was never handed a task in this review queue; name an annotator" in (
+        " ".join(unknown.output.split())
+    )
+    neither = invoke("review", "release", "--db", url)
+    assert neither.exit_code == 2
+    assert "name the undecided assignments to take back: --older-than-minutes N" in (
+        " ".join(neither.output.split())
+    )
+    everyone = invoke("review", "release", "--older-than-minutes", "0", "--db", url)
+    assert (everyone.exit_code, everyone.output) == (0, "released 2 assignments\n")
+    store = Store(url)
+    try:
+        queue = ReviewQueue(store)
+        assert queue.next_item("ann").item_id == held["gone"].item_id  # the first open again
+    finally:
+        store.close()
+
+
 def test_stats_say_how_to_adjudicate_and_count_adjudications_apart(run_folder: Path) -> None:
     """Items awaiting adjudication were a count with no way out named (no command decides them);
     and the decisions counted the adjudicators' too, which no annotator row held."""

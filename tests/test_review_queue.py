@@ -5,6 +5,7 @@ Bad decisions and settings, and image paths, are in test_review_queue_inputs.py.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from review_fixtures import (
     SAMPLE_MET_AS_GOLD,
     fill,
     fix_of,
+    kept_and_counted,
     make_sample,
     met_as_gold_by_everyone,
     open_store,
@@ -26,7 +28,7 @@ from synthgate.errors import InputError
 from synthgate.review.queue import ReviewQueue
 from synthgate.samples import CRITERIA
 from synthgate.storage.store import Store
-from synthgate.storage.tables import decisions, review_items
+from synthgate.storage.tables import annotator_counts, assignments, decisions, review_items
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -401,6 +403,54 @@ def test_stale_assignments_are_released_to_someone_else(store: Store) -> None:
     assert queue.next_item("ann").item_id == task.item_id
     with pytest.raises(InputError, match="not assigned to 'gone'"):
         queue.decide(task.item_id, "gone", ACCEPT)
+
+
+def given_and_held(store: Store) -> tuple[dict[str, int], dict[str, int]]:
+    """Each annotator's kept count of tasks given, and their assignments counted."""
+    with store.engine.connect() as connection:
+        given = dict(
+            connection.execute(select(annotator_counts.c.annotator, annotator_counts.c.given)).all()
+        )
+        held = Counter(connection.execute(select(assignments.c.annotator)).scalars())
+    return given, {who: held[who] for who in given}
+
+
+def test_one_annotator_s_undecided_assignments_are_released(store: Store) -> None:
+    """`review release --annotator gone`: gone's undecided task is taken back, at any age or
+    older than a limit; bob's hold and ann's decision stay; the kept counts follow."""
+    fill(store, review=3, audit=0, accepted=0)
+    queue = ReviewQueue(store, annotators_per_item=1, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    first = queue.next_item("ann")
+    assert first is not None
+    queue.decide(first.item_id, "ann", ACCEPT)
+    gone, bob = queue.next_item("gone"), queue.next_item("bob")
+    assert gone is not None and bob is not None
+    assert queue.release_stale(3600, annotator="gone") == 0  # not that old yet
+    assert queue.release_stale(annotator="gone") == 1
+    assert queue.next_item("bob").item_id == bob.item_id  # bob's hold stays
+    assert queue.next_item("cy").item_id == gone.item_id  # gone's goes to someone else
+    with pytest.raises(InputError, match="not assigned to 'gone'"):
+        queue.decide(gone.item_id, "gone", ACCEPT)
+    assert queue.release_stale(0, annotator="bob") == 1
+    assert queue.release_stale(annotator="ann") == 0  # her decision stays
+    assert queue.stats()["items"] == {"open": 2, "adjudication": 0, "final": 1}
+    given, held = given_and_held(store)
+    assert given == held and held["gone"] == 0 and held["bob"] == 0
+    kept, counted = kept_and_counted(store)
+    assert kept == counted
+
+
+def test_releasing_an_unknown_annotator_or_nothing_named_is_refused(store: Store) -> None:
+    fill(store, review=2, audit=0, accepted=0)
+    queue = ReviewQueue(store, annotators_per_item=1, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    assert queue.next_item("ann") is not None
+    with pytest.raises(InputError, match=r"annotator=Ann: was never handed a task in this review"):
+        queue.release_stale(annotator="Ann")
+    with pytest.raises(InputError, match=r"older_than_s .*, annotator=NAME \(theirs, of any age\)"):
+        queue.release_stale()
+    assert given_and_held(store) == ({"ann": 1}, {"ann": 1})
 
 
 def test_outside_decisions_respect_k(store: Store) -> None:
