@@ -179,6 +179,55 @@ def test_a_dry_run_lists_the_same_and_changes_nothing(
     assert dry.dry_run and (dry.decisions, dry.items) == (done.decisions, done.items)
 
 
+@pytest.mark.parametrize("named", [False, True], ids=["annotator", "items"])
+def test_a_failure_mid_way_keeps_the_chunks_before_it_whole_and_says_how_to_finish(
+    store: Store, monkeypatch: pytest.MonkeyPatch, named: bool
+) -> None:
+    """A write transaction per chunk (not one for the reopen: see reopen.py): a failure in the
+    second chunk leaves the first reopened whole (counts right), the rest untouched, and a note
+    on the error naming the last item done; the reopen the note names finishes it as one
+    uninterrupted reopen would have."""
+    monkeypatch.setattr(reopen_module, "CHUNK_ITEMS", 2)
+    fill(store, review=5, audit=0, accepted=0)
+    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    ids = sorted(items_of(store))
+    work(queue, "ann", lambda t: ACCEPT)
+    work(queue, "bob", lambda t: ACCEPT)
+    real_take_back, calls = reopen_module._take_back, []
+
+    def failing(*args: Any) -> int:
+        calls.append(args[2])
+        if len(calls) == 2:
+            raise RuntimeError("the database went away")
+        return real_take_back(*args)
+
+    monkeypatch.setattr(reopen_module, "_take_back", failing)
+    asked = list(reversed(ids)) if named else []  # in any order: chunks go in id order
+    with pytest.raises(RuntimeError, match="went away") as failed:
+        queue.reopen(asked, annotator="bob", by="lead")
+    assert calls == [ids[:2], ids[2:4]]
+    finish = "name only the items after it" if named else "the same reopen takes back the rest"
+    assert failed.value.__notes__ == [
+        f"review reopen stopped: the decisions on the items up to item {ids[1]} were taken back "
+        "and committed before this failure (2 decisions on 2 items, a write transaction per 2 "
+        f"items); the items after it are unchanged: {finish}"
+    ]
+    assert items_of(store) == dict.fromkeys(ids[:2], ("open", None, 1)) | dict.fromkeys(
+        ids[2:], ("final", "accept", 2)
+    )
+    kept, counted = kept_and_counted(store)
+    assert kept == counted
+    monkeypatch.setattr(reopen_module, "_take_back", real_take_back)
+    done = queue.reopen(ids[2:] if named else [], annotator="bob", by="lead")
+    assert [change.item_id for change in done.items] == ids[2:]
+    assert items_of(store) == dict.fromkeys(ids, ("open", None, 1))
+    assert [d["annotator"] for d in rows(store, decisions)] == ["ann"] * 5
+    assert [r["annotator"] for r in rows(store, taken_back)] == ["bob"] * 5
+    kept, counted = kept_and_counted(store)
+    assert kept == counted
+
+
 def test_a_fix_taken_back_gives_the_sample_its_labels_back(store: Store) -> None:
     fill(store, review=1, audit=0, accepted=0)
     queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.0)
