@@ -114,7 +114,7 @@ class Calibration:
     `.reject_precision`, `.reject_recall`), `.skipped` (items left out, by reason) and
     `.as_dict()`."""
 
-    source: Path
+    source: Path | None  # the rubric file read; None for a `Rubric` passed as it is
     rubric: Rubric
     old: Rubric
     items: int
@@ -131,7 +131,7 @@ class Calibration:
 
     def __repr__(self) -> str:  # not the dataclass's: it would print both rubrics whole
         return (
-            f"Calibration(rubric={self.rubric.name!r}, source={str(self.source)!r}, "
+            f"Calibration(rubric={self.rubric.name!r}, source={self._source()!r}, "
             f"items={self.items}, fitted={self.fitted}, held_out={self.held_out}, "
             f"checks={len(self.checks)}, kappa_before={_show(self.before.kappa)}, "
             f"kappa_after={_show(self.after.kappa)})"
@@ -154,7 +154,7 @@ class Calibration:
             if getattr(old, name) != getattr(new, name)
         ]
         return [
-            f"Calibrated by `synthgate rubric calibrate` from {self.source.name} on {self.items} "
+            f"Calibrated by `synthgate rubric calibrate` from {self._origin()} on {self.items} "
             f"final human verdicts{self.where}:",
             f"{self.fitted} fitted, {self.held_out} held out (share {self.holdout:g}, seed "
             f"{self.seed}). Held-out samples the rubric routes as people did: "
@@ -168,6 +168,13 @@ class Calibration:
                 else ["No threshold changed."]
             ),
         ]
+
+    def _source(self) -> str | None:
+        return str(self.source) if self.source is not None else None
+
+    def _origin(self) -> str:
+        """The rubric it was calibrated from, as its header names it."""
+        return self.source.name if self.source is not None else f"rubric {self.old.name}"
 
     def _kappa_caveat(self) -> str:
         """Why kappa says little here, when people gave every held-out sample one route."""
@@ -187,7 +194,7 @@ class Calibration:
 
         return {
             "rubric": self.rubric.name,
-            "source": str(self.source),
+            "source": self._source(),
             "items": self.items,
             "fitted": self.fitted,
             "held_out": self.held_out,
@@ -449,7 +456,7 @@ def calibrate_items(
     rubric: Rubric,
     items: Sequence[Reviewed],
     *,
-    source: Path,
+    source: Path | None,
     holdout: float = 0.3,
     seed: int = 0,
     min_verdicts: int = 30,
@@ -548,7 +555,7 @@ def calibrate_items(
 def calibrate(
     db: str | Path | Store,
     *,
-    rubric: str | Path = "detection",
+    rubric: str | Path | Rubric = "detection",
     out: str | Path | None = None,
     batches: Sequence[str] | None = None,
     holdout: float = 0.3,
@@ -560,7 +567,8 @@ def calibrate(
 
     Args:
         db: a database URL, a run folder (its synthgate.db) or an open `Store`.
-        rubric: the rubric the samples were judged by: a shipped name or a YAML path.
+        rubric: the rubric the samples were judged by: a shipped name, a YAML path, or a
+            `Rubric` (e.g. `sg.load_rubric`'s).
         out: where to write the calibrated rubric YAML (default: nowhere).
         batches: only the items of these batches (default: all).
         holdout: the share of reviewed samples held out to compare before and after.
@@ -578,13 +586,17 @@ def calibrate(
     """
     out = optional_path(out, "out")
     if out is not None:  # before any work: never the database, a run's file or the rubric read
-        check_out_file(out, inputs=[rubric_path(rubric)])
+        read = [] if isinstance(rubric, Rubric) else [rubric_path(rubric)]
+        check_out_file(out, inputs=read)
     batches = names_argument(batches, "batches")
     holdout = fraction(holdout, "holdout")
     seed = whole_number(seed, "seed", maximum=MAX_SEED)
     min_verdicts = whole_number(min_verdicts, "min_verdicts", minimum=1)
-    source = rubric_path(rubric)
-    chosen = load_rubric(source)
+    if isinstance(rubric, Rubric):
+        chosen, source = rubric, None
+    else:
+        source = rubric_path(rubric)
+        chosen = load_rubric(source)
     store, opened = _store(db)
     try:
         found = reviewed_items(store, rubric=chosen.name, batches=list(batches or []) or None)
@@ -611,7 +623,7 @@ def calibrate(
             )
         raise InputError(
             field="rubric",
-            value=rubric,
+            value=rubric if source is not None else chosen.name,
             problem=f"no reviewed sample was judged by {chosen.name} (judged: {judged})",
             fix=fix,
             options=(likely,),

@@ -180,6 +180,32 @@ def test_calibrate_from_a_review_database_library_and_cli(tmp_path: Path) -> Non
     assert out.read_bytes() == before
 
 
+def test_calibrate_takes_a_rubric_loaded_in_a_notebook(tmp_path: Path) -> None:
+    """A `Rubric` (load_rubric's, as a notebook holds one) calibrates as its name does; the
+    file it writes says which rubric it came from, and a rubric none of the samples was judged
+    by is named by its name (it was refused: "is a Rubric, not a rubric name or path")."""
+    url = f"sqlite:///{tmp_path / 'synthgate.db'}"
+    hidden = shifted(SHIPPED, {"box_tightness_px": {"gold": 1.0, "acceptable": 2.5}})
+    reviewed_store(url, hidden, 120).close()
+    by_name = sg.calibrate(url, rubric="detection", min_verdicts=20)
+    out = tmp_path / "calibrated.yaml"
+    given = load_rubric("detection")
+    by_object = sg.calibrate(url, rubric=given, out=out, min_verdicts=20)
+    assert by_object.rubric == by_name.rubric and by_object.checks == by_name.checks
+    assert (by_object.before, by_object.after) == (by_name.before, by_name.after)
+    assert given == SHIPPED  # the rubric passed is left as it was
+    assert by_object.source is None and by_object.as_dict()["source"] is None
+    assert "source=None" in repr(by_object)
+    assert out.read_text().startswith(
+        "# Calibrated by `synthgate rubric calibrate` from rubric detection on "
+    )
+    assert load_rubric(out) == by_name.rubric
+    with pytest.raises(InputError) as refused:
+        sg.calibrate(url, rubric=load_rubric("ner"), min_verdicts=1)
+    assert str(refused.value).startswith("rubric=ner: no reviewed sample was judged by ner")
+    assert "pass the rubric they were judged by: rubric=detection" in str(refused.value)
+
+
 def test_a_rubric_none_of_the_reviewed_samples_was_judged_by_is_named_as_the_fault(
     tmp_path: Path,
 ) -> None:
