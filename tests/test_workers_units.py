@@ -917,11 +917,14 @@ def test_every_chunk_whose_files_are_missing_is_queued_in_one_go(context: Worker
     said = str(caught.value)
     assert f"the files of {first.stop - first.start} of its samples are not in" in said
     assert f"nor are those of {others} samples in {len(rest)} more of its chunks" in said
-    assert "these chunks are queued to make them anew" in said
+    assert "these chunks are queued, and a worker makes again only the files" in said
     statuses = {c.id: c.status for c in context.store.chunks.of_batch(batch_id)}
     assert statuses == {judged.id: "done", **{c.id: "queued" for c in [first, *rest]}}
-    for chunk in [first, *rest]:  # their rows went: the next delivery makes them anew
-        assert context.store.samples_in(batch_id, chunk.modality, chunk.start, chunk.stop) == []
+    for chunk in [first, *rest]:  # their next delivery makes their files anew
+        assert run_chunk(context, chunk.id) == f"{chunk.id} generated"
+        assert (
+            len(load_chunk(context.store, context.blobs, chunk).items) == chunk.stop - chunk.start
+        )
     assert len(context.store.samples_in(batch_id, judged.modality, judged.start, judged.stop))
 
 
@@ -952,7 +955,8 @@ def test_missing_files_never_cost_a_judged_or_reviewed_sample_its_row(
         load_chunk(context.store, wrong, image)
     assert context.store.samples_in(batch_id, "image", 0, 3) == made
     assert context.store.chunks.get(image.id).status == "done"
-    # never judged: the rows go and the chunk is made anew, but for a sample under review
+    # never judged: the chunk is queued, its rows stay (a worker makes again only the files
+    # of pending samples), and a sample under review is named
     context.store.chunks.update(image.id, status="generated")
     ReviewQueue(context.store, gold_rate=0.0).add_gold(made[0], expected=["accept"])
     shutil.rmtree(context.blobs.url)
@@ -960,8 +964,55 @@ def test_missing_files_never_cost_a_judged_or_reviewed_sample_its_row(
     with pytest.raises(InputError, match="1 of them people were asked to review"):
         load_chunk(context.store, context.blobs, generated)
     left = context.store.samples_in(batch_id, "image", 0, 3)
-    assert [s.id for s in left] == [made[0].id]
+    assert [s.id for s in left] == [s.id for s in made]
     assert context.store.chunks.get(image.id).status == "queued"
+
+
+def test_a_wrong_blobs_where_submit_runs_costs_no_sample_its_row_nor_a_remake(
+    context: WorkerContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the submitting process had a wrong --blobs: every `submit --wait` forgot the rows
+    of every chunk made and not judged yet and queued them, the workers made them all again
+    into their own (right) blob store, and the next submit, still reading the wrong folder,
+    did the same, for ever. The submit now names the folder and both fixes, and keeps the
+    rows: a worker makes again only what its own blob store lacks (here: nothing)."""
+    from synthgate.workers.runner import load_chunk
+
+    config = make_config(image={"generator": "procedural", "count": 8, "size": [32, 32]})
+    batch_id = register(context, config)
+    for chunk in context.store.chunks.of_batch(batch_id):
+        run_chunk(context, chunk.id)
+    rows = {
+        c.id: context.store.samples_in(batch_id, c.modality, c.start, c.stop)
+        for c in context.store.chunks.of_batch(batch_id)
+    }
+    wrong = BlobStore(tmp_path / "typo-blobs")
+    first = context.store.chunks.of_batch(batch_id)[0]
+    with pytest.raises(InputError) as caught:
+        load_chunk(context.store, wrong, first)
+    said = str(caught.value)
+    assert f"are not in the blob store {wrong.url} " in said
+    assert f"If {wrong.url} is not where the workers write, pass their blob store as " in said
+    assert "as blobs: nothing needs making again" in said
+    for chunk in context.store.chunks.of_batch(batch_id):
+        assert chunk.status == "queued"
+        assert (
+            context.store.samples_in(batch_id, chunk.modality, chunk.start, chunk.stop)
+            == (rows[chunk.id])
+        )
+    made_again: list[int] = []
+    real = chunk_module.generate_specs
+
+    def counted(generator: Any, specs: Any) -> Any:
+        made_again.extend(spec.index for spec in specs)
+        return real(generator, specs)
+
+    monkeypatch.setattr(chunk_module, "generate_specs", counted)
+    for chunk in context.store.chunks.of_batch(batch_id):
+        assert run_chunk(context, chunk.id) == f"{chunk.id} generated"
+    assert made_again == []
+    for chunk in context.store.chunks.of_batch(batch_id):
+        assert len(load_chunk(context.store, context.blobs, chunk).items) == len(rows[chunk.id])
 
 
 def test_a_template_file_changed_since_submit_fails_the_chunk_naming_it(

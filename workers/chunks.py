@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from sqlalchemy import select
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from synthgate.config import BatchConfig
@@ -59,9 +60,11 @@ from synthgate.storage.blobs import BlobStore
 from synthgate.storage.chunks import FINISHED, ChunkBook, ChunkState, Lease, LeaseLost
 from synthgate.storage.database import shown_url
 from synthgate.storage.store import Store
+from synthgate.storage.tables import review_items
 from synthgate.validators.validate import Judge
 from synthgate.workers.app import WorkerSettings, queue_for
 from synthgate.workers.partial import (
+    load_chunk_partials,
     partial_document,
     partial_key,
     put_chunk_partials,
@@ -359,7 +362,9 @@ def make_chunk(context: WorkerContext, chunk: ChunkState, held: HeldLease) -> st
 def remaining_specs(
     context: WorkerContext, chunk: ChunkState, config: BatchConfig, generator: Generator
 ) -> list[SampleSpec]:
-    """The chunk's specs that have no row yet (an earlier delivery may have made some)."""
+    """The chunk's specs that have no row yet (an earlier delivery may have made some), and
+    those made but whose files this worker's blob store lacks (`files_missing`: made by a
+    worker with another --blobs, or deleted since), which are made again, same bytes."""
     modality: Modality = "image" if chunk.modality == "image" else "text"
     specs = plan(
         config,
@@ -370,7 +375,41 @@ def remaining_specs(
         stop=chunk.stop,
     )
     done = context.store.stored_indices(chunk.batch_id, chunk.modality, chunk.start, chunk.stop)
+    if done:
+        # Only pending samples no one was asked to review: a judged one is not this chunk's
+        # to change, and a reviewed one's files are put back by hand (another synthgate
+        # version could make other pixels than the ones people saw).
+        lacking = [
+            s for s in files_missing(context.store, context.blobs, chunk) if s.status == "pending"
+        ]
+        reviewed = asked_to_review(context.store, [s.id for s in lacking])
+        done -= {s.spec.index for s in lacking if s.id not in reviewed}
     return [spec for spec in specs if spec.index not in done]
+
+
+def asked_to_review(store: Store, sample_ids: list[str]) -> set[str]:
+    """Of `sample_ids` (a chunk's worth), those that have a review item of any kind (to
+    review, gold, a honeypot's source): their rows and files are people's, not a worker's."""
+    if not sample_ids:
+        return set()
+    query = select(review_items.c.sample_id).where(review_items.c.sample_id.in_(sample_ids))
+    with store.engine.connect() as connection:
+        return set(connection.execute(query).scalars())
+
+
+def files_missing(store: Store, blobs: BlobStore, chunk: ChunkState) -> list[Sample]:
+    """The samples a chunk made whose PNG or partial report is not in `blobs` (looked for,
+    not read)."""
+    documents = load_chunk_partials(blobs, chunk.id)
+    return [
+        sample
+        for sample in store.samples_in(chunk.batch_id, chunk.modality, chunk.start, chunk.stop)
+        if sample.status != "failed"
+        and (
+            (chunk.modality == "image" and sample.uri and not blobs.exists(sample.uri))
+            or (sample.id not in documents and not blobs.exists(partial_key(sample)))
+        )
+    ]
 
 
 def give_up_in_flight(

@@ -43,8 +43,8 @@ from synthgate.storage.store import Store
 from synthgate.validators.measure import SampleMeasurements
 from synthgate.validators.validate import Judge
 from synthgate.workers.app import WorkerSettings
-from synthgate.workers.chunks import FINISHED
-from synthgate.workers.partial import load_chunk_partials, load_partial, partial_key
+from synthgate.workers.chunks import FINISHED, asked_to_review, files_missing
+from synthgate.workers.partial import load_chunk_partials, load_partial
 from synthgate.workers.submit import BatchProgress, submit_batch, wait_for_batch
 
 WaitForChunk = Callable[[str], None]  # blocks until the chunk of that id is generated
@@ -95,20 +95,18 @@ def load_chunk(store: Store, blobs: BlobStore, chunk: ChunkState) -> LoadedChunk
             options=("blobs",),
         )
     if first_missing is not None:
-        # Made, but not where this process reads (a worker with another --blobs, or files
-        # deleted since), and never judged. The rows go, so that the next delivery makes those
-        # samples again (a worker makes only the samples without a row), and the chunk is
-        # queued for it (left `generated`, it was never made again: the same error on every
-        # submit). The batch's other chunks made and not judged yet go with it: one submit
-        # met one such chunk at a time.
+        # Made, but not where this process reads, and never judged: this process's --blobs
+        # is wrong, or the workers' (or the files went). Which one, the files cannot tell, so
+        # no row is forgotten here: the chunks are queued, and a worker makes again only the
+        # samples whose files its own blob store lacks (nothing, when only this process reads
+        # the wrong folder; forgetting the rows made every chunk again at every submit).
         broken = {chunk.id: missing}
         for other in store.chunks.of_batch(chunk.batch_id, statuses=["generated"]):
             if other.id != chunk.id and (lost := files_missing(store, blobs, other)):
                 broken[other.id] = lost
-        kept = 0
-        for chunk_id, lost in broken.items():
-            kept += len(lost) - store.forget_unreviewed(s.id for s in lost)
+        for chunk_id in broken:
             store.chunks.update(chunk_id, status="queued", reason=None, current=None)
+        kept = len(asked_to_review(store, [s.id for lost in broken.values() for s in lost]))
         reviewed = (
             f"; {kept} of them people were asked to review, and those are never made anew: "
             "put their files back in the blob store"
@@ -120,28 +118,15 @@ def load_chunk(store: Store, blobs: BlobStore, chunk: ChunkState) -> LoadedChunk
         raise InputError(
             f"batch {chunk.batch_id}: chunk {chunk.id} was made, but the files of "
             f"{len(missing)} of its samples are not in the blob store {blobs.url} "
-            f"({first_missing.filename or first_missing}){also if others else ''}; point every "
-            "worker and the process that submits at the same {blobs}, then submit the same "
-            f"config again: {'these chunks are' if others else 'the chunk is'} queued to make "
-            f"them anew{reviewed}",
+            f"({first_missing.filename or first_missing}){also if others else ''}. If "
+            f"{blobs.url} is not where the workers write, pass their blob store as {{blobs}}: "
+            "nothing needs making again. If it is, start every worker with it, then "
+            f"submit the same config again: {'these chunks are' if others else 'the chunk is'} "
+            "queued, and a worker makes again only the files its blob store lacks"
+            f"{reviewed}",
             options=("blobs",),
         )
     return LoadedChunk(chunk, items)
-
-
-def files_missing(store: Store, blobs: BlobStore, chunk: ChunkState) -> list[Sample]:
-    """The samples a chunk made whose PNG or partial report is not in the blob store (looked
-    for, not read)."""
-    documents = load_chunk_partials(blobs, chunk.id)
-    return [
-        sample
-        for sample in store.samples_in(chunk.batch_id, chunk.modality, chunk.start, chunk.stop)
-        if sample.status != "failed"
-        and (
-            (chunk.modality == "image" and sample.uri and not blobs.exists(sample.uri))
-            or (sample.id not in documents and not blobs.exists(partial_key(sample)))
-        )
-    ]
 
 
 @dataclass
