@@ -106,7 +106,8 @@ def load_chunk(store: Store, blobs: BlobStore, chunk: ChunkState) -> LoadedChunk
                 broken[other.id] = lost
         for chunk_id in broken:
             store.chunks.update(chunk_id, status="queued", reason=None, current=None)
-        kept = len(asked_to_review(store, [s.id for lost in broken.values() for s in lost]))
+        # a chunk's ids at a time: a query binds a few hundred ids, not a batch's
+        kept = sum(len(asked_to_review(store, [s.id for s in lost])) for lost in broken.values())
         reviewed = (
             f"; {kept} of them people were asked to review, and those are never made anew: "
             "put their files back in the blob store"
