@@ -319,3 +319,29 @@ def test_a_worker_on_another_database_hands_the_chunks_back_for_the_right_worker
     finally:
         store.close()
     assert "queued chunks no worker took again" not in cluster.log_of(right).read_text()
+
+
+def test_a_wrong_blobs_given_to_submit_alone_is_named_and_costs_no_remake(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """`submit --wait --blobs <typo>` forgot the rows of every chunk the workers had made, so
+    they made the whole batch again into their (right) blob store, and every later submit
+    with the same typo did the same. Now it names the folder and changes no file of theirs."""
+    cluster.start_worker()
+    config = write_config(tmp_path, mixed_config(images=8, texts=8, size=64))
+    typo = tmp_path / "blobz"
+    files: dict[Path, tuple[int, int]] = {}
+    for _ in range(2):  # the first submit waits for the chunks, the second finds them made
+        wrong = cluster.cli("submit", str(config), "--wait", "--blobs", str(typo))
+        assert wrong.returncode == 2, wrong.stdout + wrong.stderr
+        said = " ".join(wrong.stderr.split())
+        assert f"If {typo} is not where the workers write, pass their blob store as --blobs" in (
+            said
+        )
+        pngs = cluster.blob_dir.rglob("*.png")
+        files = files or {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in pngs}
+    assert len(files) == 8
+    done = cluster.cli("submit", str(config), "--out", str(tmp_path / "out"), "--wait")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in files} == files
+    assert len(unique_ids(tmp_path / "out")[0]) == 8

@@ -83,12 +83,14 @@ def load_chunk(store: Store, blobs: BlobStore, chunk: ChunkState) -> LoadedChunk
         except FileNotFoundError as error:
             missing.append(sample)
             first_missing = first_missing or error
-    if first_missing is not None and chunk.status != "generated":
+    # As the chunk is now: `chunk` may have been listed before its worker made it.
+    status = current.status if first_missing and (current := store.chunks.get(chunk.id)) else ""
+    if first_missing is not None and status != "generated":
         # A chunk already judged into a run folder (done, or failed with some samples): its
         # samples may be accepted and merged; this process reads another blob store (a wrong
         # --blobs) more likely than its files went. Nothing is changed.
         raise InputError(
-            f"batch {chunk.batch_id}: chunk {chunk.id} is {chunk.status}, but the files of "
+            f"batch {chunk.batch_id}: chunk {chunk.id} is {status}, but the files of "
             f"{len(missing)} of its samples are not in the blob store {blobs.url} "
             f"({first_missing.filename or first_missing}); point this process at the blob "
             "store its workers wrote ({blobs}); nothing was changed",
