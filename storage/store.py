@@ -260,16 +260,6 @@ class Store:
         with self.engine.begin() as connection:
             return int(connection.execute(query).rowcount)
 
-    def forget_unreviewed(self, sample_ids: Iterable[str]) -> int:
-        """Delete the rows of these samples that people were never asked to review, so their
-        chunk makes them again (their files were lost); returns how many went."""
-        wanted = list(sample_ids)
-        if not wanted:
-            return 0
-        query = samples.delete().where(samples.c.id.in_(wanted), _UNREVIEWED)
-        with self.engine.begin() as connection:
-            return int(connection.execute(query).rowcount)
-
     def samples_in(self, batch_id: str, modality: str, start: int, stop: int) -> list[Sample]:
         """The samples with index in [start, stop), in index order (a chunk's worth)."""
         query = (

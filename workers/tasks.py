@@ -7,8 +7,9 @@ lost (app settings). Transient errors (database, blob store, network) are retrie
 exponential backoff; a chunk out of retries has its remaining samples marked failed with the
 reason. A chunk this worker's database lacks (the worker was started with another --db than
 submit's) is not acknowledged away: its message goes back to the queue for a worker on the
-submitter's database (`hand_back`), a few times, with a backoff. The time limits end the task inside `run_chunk` (past the soft limit the samples not
-made yet fail with the reason, under the lease; the hard limit kills the pool process).
+submitter's database (`hand_back`), a few times, with a backoff. The time limits end the task
+inside `run_chunk` (past the soft limit the samples not made yet fail with the reason, under the
+lease; the hard limit kills the pool process).
 
 Every worker's main process also runs `LeaseSweeper`: every `heartbeat_interval` it hands the
 chunks whose lease ran out (their worker was SIGKILLed, ran out of memory or froze) to the
