@@ -115,18 +115,15 @@ def refuse_out_holding(out: Path, *inputs: Path | None) -> None:
             )
 
 
-def refuse_out_inside_images(out: Path, images_dir: Path, *, given: bool = True) -> None:
+def refuse_out_inside_images(out: Path, images_dir: Path) -> None:
     """Refuse an output folder inside the dataset's images folder: the output would then lie
-    among the images a later balance, merge or export of the same dataset reads. `given`: the
-    folder was passed as {images}, not taken by default (the COCO file's own folder)."""
+    among the images a later balance, merge or export of the same dataset reads."""
     if out.absolute().resolve().is_relative_to(images_dir.resolve()):
-        where = "{images}" if given else "the COCO file's folder, where {images} defaults to"
         raise InputError(
             field="out",
             value=out,
-            problem=f"lies inside the images folder {images_dir} ({where}), among the "
+            problem=f"lies inside the images folder {images_dir} (--images), among the "
             "dataset's own images; choose a folder outside it",
-            options=("images",),
         )
 
 

@@ -339,10 +339,9 @@ def export(
             raise InputError(field=name, value=path, problem=f"is not a usable path ({problem})")
     coco_path, root = find_coco(source, Path(images) if images else None)
     target = guard_out(out, source=coco_path, force=force)
+    if images:
+        refuse_out_inside_images(target, root)
     check_out(target, marker=EXPORT_MARKER, what="export")  # before any work starts
-    # The images folder given or not: by default the COCO file's own folder (after check_out,
-    # which names a folder synthgate wrote that `out` lies in: a run, a balance output)
-    refuse_out_inside_images(target, root, given=images is not None)
     not_exported: dict[str, list[str]] = {}
     coco, skipped = read_checked(
         coco_path,
