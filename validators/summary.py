@@ -183,7 +183,7 @@ class ValidationSummary:
 
     def markdown(self, *, title: str = "Error analysis") -> str:
         """The error-analysis section of a run report."""
-        out = [f"### {title} (rubric `{self.rubric.name}`)", ""]
+        out = [f"### {title} (rubric `{markdown_text(self.rubric.name)}`)", ""]
         out.append(
             f"{_counted(self.samples, 'sample')}, mean score {self.mean_score:.2f}; "
             + ", ".join(f"{route} {self.routes.get(route, 0)}" for route in ROUTES)
@@ -232,7 +232,7 @@ def run_report_markdown(
     name: str, batch_id: str, summaries: Mapping[str, ValidationSummary]
 ) -> str:
     """report.md of a run: per modality, the routes, the levels and the error analysis."""
-    out = [f"# Run report: {markdown_text(name)}", "", f"Batch `{batch_id}`.", ""]
+    out = [f"# Run report: {markdown_text(name)}", "", f"Batch `{markdown_text(batch_id)}`.", ""]
     for modality, summary in summaries.items():
         out += [f"## {modality}", "", summary.markdown()]
     return "\n".join(out)
