@@ -552,6 +552,25 @@ def calibrate_items(
     )
 
 
+def _refuse_replacing(out: Path, rubric: Rubric) -> None:
+    """A Rubric object has no file to compare `out` with (as a path `rubric` has): refuse an
+    `out` that holds this very rubric, the file it was most likely loaded from (calibrating
+    would replace it, comments and all, with the fitted one)."""
+    if not out.is_file():
+        return
+    try:
+        held = load_rubric(out)
+    except (InputError, OSError):  # not a rubric: check_out_file has said what it may be
+        return
+    if held == rubric:
+        raise InputError(
+            field="out",
+            value=out,
+            problem=f"holds rubric {rubric.name}, the one this calibrates, which writing would "
+            "replace; choose another file name",
+        )
+
+
 def calibrate(
     db: str | Path | Store,
     *,
@@ -588,6 +607,8 @@ def calibrate(
     if out is not None:  # before any work: never the database, a run's file or the rubric read
         read = [] if isinstance(rubric, Rubric) else [rubric_path(rubric)]
         check_out_file(out, inputs=read)
+        if isinstance(rubric, Rubric):
+            _refuse_replacing(out, rubric)
     batches = names_argument(batches, "batches")
     holdout = fraction(holdout, "holdout")
     seed = whole_number(seed, "seed", maximum=MAX_SEED)
