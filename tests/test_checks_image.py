@@ -452,3 +452,18 @@ def test_one_pillow_image_per_sample_serves_fingerprint_and_luminance(monkeypatc
     own, shared = fingerprint(pixels), fingerprint(pixels, quality_rgb_image(pixels))
     assert own[0] == shared[0] and np.array_equal(own[1], shared[1])
     assert np.array_equal(gray_8bit(pixels), gray_8bit(pixels, quality_rgb_image(pixels)))
+
+
+@pytest.mark.parametrize(
+    ("pasted", "said"),
+    [(False, "a background object pastes left"), (True, "a pasted instance that later pastes")],
+)
+def test_copy_pastes_own_crowd_regions_say_why_not_relabel(pasted: bool, said: str) -> None:
+    """copy_paste writes an object its pastes left too hidden as a crowd region: the finding
+    told the user to relabel it in CVAT or datumaro, which made no such region."""
+    generated = scene()
+    crowd(generated)
+    generated.sample.objects[0].attributes["pasted"] = pasted
+    (finding,) = [f for f in judge(generated).findings if f.check == "clarity_crowd_regions"]
+    assert said in finding.message and "visible, too little to be an instance" in finding.message
+    assert "CVAT" not in finding.message

@@ -281,16 +281,27 @@ def crowd_regions(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measu
     objects = item.sample.objects
     for i in np.flatnonzero(table.crowd).tolist():
         obj = objects[i]
-        yield _measure(
-            table,
-            i,
-            "crowd_region",
-            1,
-            f"crowd region of {obj.category!r} ({obj.area:g} px): instances not separable, "
-            "and COCOeval ignores crowd regions; if it holds one instance, label it as one: "
-            "CVAT's COCO export (datumaro) writes every mask as a crowd region, datumaro's "
-            "`-- --segmentation-mode polygons` writes instances",
+        yield _measure(table, i, "crowd_region", 1, _crowd_message(obj))
+
+
+def _crowd_message(obj: Any) -> str:
+    """Why an object is a crowd region, and what to do: copy_paste writes one for an object
+    its pastes left too hidden (`pasted` in its attributes), where the fix of a dataset's
+    crowd region (relabel it as an instance) does not apply."""
+    region = f"crowd region of {obj.category!r} ({obj.area:g} px)"
+    pasted = obj.attributes.get("pasted")
+    if pasted is not None:
+        what = "a pasted instance that later pastes" if pasted else "a background object pastes"
+        return (
+            f"{region}: {what} left {obj.visible_fraction:.0%} visible, too little to be an "
+            "instance; written as a crowd region so that COCOeval and trainers ignore it "
+            "rather than learn it as background"
         )
+    return (
+        f"{region}: instances not separable, and COCOeval ignores crowd regions; if it holds "
+        "one instance, label it as one: CVAT's COCO export (datumaro) writes every mask as a "
+        "crowd region, datumaro's `-- --segmentation-mode polygons` writes instances"
+    )
 
 
 def _fmt(values: list[float]) -> str:
