@@ -241,12 +241,19 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except InputError as error:
-        fail(error.describe(flag_of(error.field) if error.field else None, as_flag=flag_of))
+        message = error.describe(flag_of(error.field) if error.field else None, as_flag=flag_of)
+        fail(_with_notes(message, error))
     except UnicodeEncodeError as error:  # a lone surrogate no check of its input caught
         message = lone_surrogate(error)
         if message is None:
             raise
-        fail(message)
+        fail(_with_notes(message, error))
+
+
+def _with_notes(message: str, error: BaseException) -> str:
+    """The message and the notes added on the error's way up (what a long operation had done
+    when it stopped: review reopen's committed chunks), which the one error line would drop."""
+    return "\n".join([message, *getattr(error, "__notes__", ())])
 
 
 def fail(message: str) -> NoReturn:

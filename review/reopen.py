@@ -165,7 +165,7 @@ def reopen(
                     raise _DryRun
         except _DryRun:
             pass
-        except Exception as error:
+        except BaseException as error:  # Ctrl-C too: the chunks before it stay committed
             if start and not dry_run:
                 error.add_note(_stopped(result, committed, ids[start - 1], bool(asked)))
             raise

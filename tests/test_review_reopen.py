@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from postgres_support import wipe
 from review_fixtures import (
     ACCEPT,
@@ -31,6 +32,7 @@ from sqlalchemy import create_engine, func, select
 from typer.testing import CliRunner
 
 from synthgate.cli import app as cli
+from synthgate.commands import user_errors
 from synthgate.errors import InputError
 from synthgate.review import reopen as reopen_module
 from synthgate.review.claims import AHEAD
@@ -938,3 +940,39 @@ def test_api_refusals_name_items_by_the_ids_the_api_gave(tmp_path: Path) -> None
         in (again.json()["detail"])
     )
     assert f"item {ids[1]}:" not in again.json()["detail"]
+
+
+def test_ctrl_c_mid_way_says_what_was_committed(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A KeyboardInterrupt in the second chunk: the first chunk stays committed, and the note
+    saying so is on the interrupt as on any error (it was added to Exception only)."""
+    monkeypatch.setattr(reopen_module, "CHUNK_ITEMS", 2)
+    fill(store, review=4, audit=0, accepted=0)
+    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    work(queue, "bob", lambda t: ACCEPT)
+    real_take_back, calls = reopen_module._take_back, []
+
+    def interrupted(*args: Any) -> int:
+        calls.append(args[2])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_take_back(*args)
+
+    monkeypatch.setattr(reopen_module, "_take_back", interrupted)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        queue.reopen([], annotator="bob", by="lead")
+    assert "review reopen stopped" in stopped.value.__notes__[0]
+
+
+def test_the_cli_prints_the_notes_of_an_input_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """user_errors printed the message alone: the notes added on an error's way up (what a
+    long operation had committed when it stopped) were dropped from the one error line."""
+    error = InputError("item 7 is gold")
+    error.add_note("review reopen stopped: the items up to item 5 were taken back")
+    with pytest.raises(typer.Exit) as exited, user_errors():
+        raise error
+    assert exited.value.exit_code == 2
+    said = capsys.readouterr().err
+    assert "item 7 is gold" in said and "the items up to item 5 were taken back" in said
