@@ -244,10 +244,10 @@ def user_errors() -> Iterator[None]:
         message = error.describe(flag_of(error.field) if error.field else None, as_flag=flag_of)
         fail(_with_notes(message, error))
     except UnicodeEncodeError as error:  # a lone surrogate no check of its input caught
-        message = lone_surrogate(error)
-        if message is None:
+        said = lone_surrogate(error)
+        if said is None:
             raise
-        fail(_with_notes(message, error))
+        fail(_with_notes(said, error))
 
 
 def _with_notes(message: str, error: BaseException) -> str:
