@@ -32,6 +32,12 @@ NAME_MAX = 255
 TEMPORARY_AFFIXES = 24
 
 
+def _decisions(count: int) -> str:
+    """ "1 human review decision", "2 human review decisions" (as commands' `counted`, which
+    this layer cannot import)."""
+    return f"{count} human review decision{'' if count == 1 else 's'}"
+
+
 def check_usable(path: Path, *, field: str = "out") -> None:
     """Refuse an output path no file system takes: a NUL byte, or a name longer than NAME_MAX
     bytes (the last one with room for its temporary name beside it); and one that ends in no
@@ -95,7 +101,7 @@ def check_out(
         raise InputError(
             field="out",
             value=out,
-            problem=f"this {what} holds {reviewed} human review decisions that a new {what} "
+            problem=f"this {what} holds {_decisions(reviewed)} that a new {what} "
             "would replace; choose another folder (or export them first: synthgate review export)",
         )
 
@@ -207,7 +213,7 @@ def check_out_file(path: Path, *, field: str = "out", inputs: Sequence[Path] = (
         return
     if is_database(absolute):
         decisions = human_decision_count(absolute)
-        held = f", with {decisions} human review decisions," if decisions else ""
+        held = f", with {_decisions(decisions)}," if decisions else ""
         raise InputError(
             field=field,
             value=path,

@@ -15,6 +15,7 @@ from synthgate.commands import (
     WRITE_BAR_FROM,
     console,
     count_bar,
+    counted,
     errors,
     mib_bar,
     new_table,
@@ -209,7 +210,8 @@ def _print_plan(plan: dict[str, Any], out: Path) -> None:
             errors.print(Text.assemble((name, "yellow"), f": not planned: {entry['why_not']}"))
     instances = sum(entry["planned"] for entry in plan["classes"].values())
     console.print(
-        f"dry run: {instances} instances in {plan['planned_images']} synthetic images "
+        f"dry run: {counted(instances, 'instance')} in "
+        f"{counted(plan['planned_images'], 'synthetic image')} "
         f"(the dataset holds {plan['dataset_images']}), about "
         f"{_size(plan['estimated_bytes'])} of PNGs (estimated at {PNG_SHARE_OF_RGB:.0%} of their raw RGB size, "
         f"at most {_size(plan['raw_bytes'])}); nothing was written to {out}",
@@ -283,9 +285,10 @@ def merge(
         )
     print_left_out(result.skipped_input)
     added = (
-        f"{result.added_rows} rows"
+        counted(result.added_rows, "row")
         if result.added_rows
-        else f"{result.added_images} images, {result.added_annotations} annotations"
+        else f"{counted(result.added_images, 'image')}, "
+        f"{counted(result.added_annotations, 'annotation')}"
     )
     console.print(f"merged {added} into [bold]{escape(str(result.merged))}[/]", soft_wrap=True)
     if result.merged is not None and result.merged.name == "merged.coco.json":

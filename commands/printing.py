@@ -128,7 +128,8 @@ def print_stats(numbers: dict[str, Any]) -> None:
     console.print(
         f"items: {items['open']} open, {items['adjudication']} awaiting adjudication, "
         f"{items['final']} final; {numbers['gold_items']} gold; "
-        f"{counted(numbers['queue_depth'], 'assignment')} still to hand out; {counted(numbers['decisions'], 'decision')}"
+        f"{counted(numbers['queue_depth'], 'assignment')} still to hand out; "
+        f"{counted(numbers['decisions'], 'decision')}"
         + (f" ({adjudications} by adjudicators)" if adjudications else "")
     )
     for each in numbers.get("blocked", []):
@@ -154,7 +155,7 @@ def print_stats(numbers: dict[str, Any]) -> None:
         moves = ", ".join(f"{move}: {n}" for move, n in changes["moves"].items())
         console.print(
             f"verdicts changed the rubric's route on {changes['changed']} of "
-            f"{changes['with_route']} final items" + (f" ({moves})" if moves else ""),
+            f"{counted(changes['with_route'], 'final item')}" + (f" ({moves})" if moves else ""),
             highlight=False,
         )
     if not numbers["annotators"]:

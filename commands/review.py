@@ -17,6 +17,7 @@ from synthgate.commands import (
     PROGRESS_FROM,
     console,
     count_bar,
+    counted,
     progress_bars,
     review_lead,
     user_errors,
@@ -127,7 +128,8 @@ def enqueue(
                         gold_progress=count_bar(bars, "making gold tasks", least=PROGRESS_FROM),
                     )
                 console.print(
-                    f"{batch_id}: {added} new review items, in {order} order", markup=False
+                    f"{batch_id}: {counted(added, 'new review item')}, in {order} order",
+                    markup=False,
                 )
                 print_stats(queue.stats())
                 return
@@ -152,7 +154,8 @@ def enqueue(
                         gold_progress=count_bar(bars, "making gold tasks", least=PROGRESS_FROM),
                     )
                 console.print(
-                    f"{batch_id}: {added} new review items, in {order} order", markup=False
+                    f"{batch_id}: {counted(added, 'new review item')}, in {order} order",
+                    markup=False,
                 )
             _print_other_k(queue, ids, annotators_per_item)
             print_stats(queue.stats())
@@ -167,7 +170,8 @@ def _print_other_k(queue: ReviewQueue, ids: list[str], k: int) -> None:
     for other, n in open_ks(queue, ids).items():
         if other != k:
             console.print(
-                f"{n} open items keep the k they were enqueued with ({other}): -k {k} is for "
+                f"{counted(n, 'open item keeps the k it was', 'open items keep the k they were')} "
+                f"enqueued with ({other}): -k {k} is for "
                 f"new items; `synthgate review set-k {k} {batches}` gives it to the open ones",
                 markup=False,
                 highlight=False,
@@ -350,7 +354,8 @@ def export(
                 progress=count_bar(bars, "tasks", least=TASKS_BAR_FROM),
             )
     console.print(
-        f"wrote {result.count} {result.modality} tasks to [bold]{escape(str(result.tasks))}[/] "
+        f"wrote {counted(result.count, result.modality + ' task')} to "
+        f"[bold]{escape(str(result.tasks))}[/] "
         f"and the labeling config to [bold]{escape(str(result.config))}[/]"
     )
 

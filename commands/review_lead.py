@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from synthgate.commands import console, user_errors
+from synthgate.commands import console, counted, user_errors
 from synthgate.commands.review_options import DB_HELP, RUN_HELP, check_choice, open_queue
 from synthgate.errors import InputError
 
@@ -130,7 +130,7 @@ def _print_awaiting(queue: ReviewQueue) -> None:
         for said in item.decisions:
             levels = ", ".join(f"{c} {v}" for c, v in (said["levels"] or {}).items())
             labels = said["objects"] if said["objects"] is not None else said["spans"]
-            fixed = f" ({len(labels)} labels)" if labels is not None else ""
+            fixed = f" ({counted(len(labels), 'label')})" if labels is not None else ""
             console.print(
                 f"  {said['annotator']}: {said['verdict']}{fixed}"
                 + (f"; {levels}" if levels else "")
@@ -183,11 +183,13 @@ def release(
                 older_than * 60 if older_than is not None else None, annotator=annotator
             )
     if annotator is None:
-        console.print(f"released {released} assignments")
+        console.print(f"released {counted(released, 'assignment')}")
         return
     older = f" undecided for longer than {older_than:g} minutes" if older_than is not None else ""
     console.print(
-        f"released {released} assignments of {annotator}{older}", markup=False, highlight=False
+        f"released {counted(released, 'assignment')} of {annotator}{older}",
+        markup=False,
+        highlight=False,
     )
 
 
@@ -219,7 +221,8 @@ def set_k(
 def _print_k_change(change: KChange) -> None:
     where = f"batch {', '.join(change.batches)}" if change.batches else "the queue"
     console.print(
-        f"k {change.k}: {change.changed} open items of {where} changed; {change.final} final "
+        f"k {change.k}: {counted(change.changed, 'open item')} of {where} changed; "
+        f"{change.final} final "
         f"(more than half agreed), {change.adjudication} to adjudication (split); "
         f"{change.still_open} still open",
         markup=False,
@@ -227,7 +230,8 @@ def _print_k_change(change: KChange) -> None:
     )
     if change.held:
         console.print(
-            f"{change.held} items keep a larger k until {', '.join(change.holders)} decide "
+            f"{counted(change.held, 'item keeps', 'items keep')} a larger k until "
+            f"{', '.join(change.holders)} decide "
             "what they hold (their decision then finishes the item; an item `synthgate review "
             f"release` takes back drops to k {change.k}, as far as the people still on it allow, "
             "and is finished if its decisions are enough)",
@@ -245,7 +249,8 @@ def _print_k_change(change: KChange) -> None:
         console.print(f"unchanged: {kept} (a new k reopens no item)", markup=False, highlight=False)
     if change.team and change.k > len(change.team) and change.still_open:
         console.print(
-            f"the queue has given work to {len(change.team)} annotators: open items needing "
+            f"the queue has given work to {counted(len(change.team), 'annotator')}: "
+            "open items needing "
             f"{change.k} wait for someone new",
             markup=False,
             highlight=False,
@@ -320,16 +325,20 @@ def _print_reopened(done: Reopened) -> None:
     if done.holding:
         held = ", ".join(str(item) for item in done.holding)
         say(
-            f"{done.annotator} holds {len(done.holding)} items undecided ({held}): a decision "
+            f"{done.annotator} holds {counted(len(done.holding), 'item')} undecided ({held}): "
+            "a decision "
             f"of theirs there counts; `synthgate review release --annotator {done.annotator}` "
             "hands their undecided tasks to someone else"
         )
     if not done.items:
-        kept = f" ({done.gold_kept} on gold tasks stay scored)" if done.gold_kept else ""
+        stay = "stays" if done.gold_kept == 1 else "stay"
+        kept = f" ({done.gold_kept} on gold tasks {stay} scored)" if done.gold_kept else ""
         say(f"nothing to reopen: no decision{whose} is left to take back{kept}")
         return
     verb = "would take back" if done.dry_run else "took back"
-    say(f"{verb} {done.decisions} decisions{whose} on {len(done.items)} items")
+    say(
+        f"{verb} {counted(done.decisions, 'decision')}{whose} on {counted(len(done.items), 'item')}"
+    )
     for change in done.items:
         before, after = (" ".join(filter(None, state)) for state in (change.before, change.after))
         say(
@@ -338,17 +347,22 @@ def _print_reopened(done: Reopened) -> None:
         )
     opened, waiting = done.now("open"), done.now("adjudication")
     if opened:
-        say(f"{len(opened)} items open: `next` hands them out as any open item")
+        say(f"{counted(len(opened), 'item')} open: `next` hands them out as any open item")
     if waiting:
-        say(f"{len(waiting)} items await adjudication: `synthgate review adjudicate` lists them")
+        say(
+            f"{counted(len(waiting), 'item awaits', 'items await')} adjudication: "
+            "`synthgate review adjudicate` lists them"
+        )
     if done.gold_kept:
         say(
-            f"{done.gold_kept} decisions{whose} on gold tasks stay: they score "
+            f"{counted(done.gold_kept, 'decision')}{whose} on gold tasks "
+            f"{'stays: it scores' if done.gold_kept == 1 else 'stay: they score'} "
             f"{done.annotator}'s gold accuracy (`synthgate review stats`)"
         )
     if done.were_final:
         say(
-            f"{len(done.were_final)} of these items were final: datasets made from the run "
+            f"{len(done.were_final)} of these items "
+            f"{'was' if len(done.were_final) == 1 else 'were'} final: datasets made from the run "
             "since (`synthgate export RUN`, `synthgate merge --synthetic RUN`, `synthgate "
             "review export --include all`, `synthgate rubric calibrate`) hold their old "
             "verdicts; make them again once the items are decided again"

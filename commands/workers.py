@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 from rich.text import Text
 
-from synthgate.commands import console, errors, new_table, progress_bars, user_errors
+from synthgate.commands import console, counted, errors, new_table, progress_bars, user_errors
 from synthgate.errors import InputError
 from synthgate.files import usable_cores
 
@@ -148,7 +148,10 @@ def submit(
         if not wait:
             batch_id, sent = submit_batch(app, store, config)
             store.close()
-            console.print(f"batch [bold]{escape(batch_id)}[/]: {total} samples, {sent} chunks sent")
+            console.print(
+                f"batch [bold]{escape(batch_id)}[/]: {counted(total, 'sample')}, "
+                f"{counted(sent, 'chunk')} sent"
+            )
             # the database as it was given: status finds it the same way (a masked password
             # is for the user to fill in)
             where = "" if db is None else f" --db {shlex.quote(shown_url(db_url))}"
@@ -179,11 +182,12 @@ def submit(
                 BlobStore(blob_url),
                 settings,
                 on_sent=lambda batch_id, sent: console.print(
-                    f"batch [bold]{escape(batch_id)}[/]: {total} samples, {sent} chunks sent"
+                    f"batch [bold]{escape(batch_id)}[/]: {counted(total, 'sample')}, "
+                    f"{counted(sent, 'chunk')} sent"
                 ),
                 watch=watch,
                 on_resend=lambda n: console.print(
-                    f"the batch stalled with empty queues: sent {n} unfinished chunks again"
+                    f"the batch stalled with empty queues: sent {counted(n, 'unfinished chunk')} again"
                 ),
                 poll_seconds=0.2,
                 timeout=timeout,
@@ -277,7 +281,7 @@ def _print_failures(store: Store, batch_id: str) -> None:
     failures = store.failures(batch_id)
     if not failures:
         return
-    errors.print(f"[bold red]{len(failures)} failed samples:[/]", highlight=False)
+    errors.print(f"[bold red]{counted(len(failures), 'failed sample')}:[/]", highlight=False)
     for failure in failures:
         errors.print(
             f"  {failure['modality']} #{failure['index']} ({failure['id']}): {failure['reason']}",

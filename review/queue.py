@@ -301,7 +301,9 @@ class ReviewQueue:
                         field="expected",
                         value=list(expected),
                         problem=f"sample {sample.id} is gold item {known.id} already, expecting "
-                        f"{list(known.expected)}, and {scored} decisions were scored against that",
+                        f"{list(known.expected)}, and "
+                        f"{'1 decision was' if scored == 1 else f'{scored} decisions were'} "
+                        "scored against that",
                         fix="make a gold task of another sample; an answer people were scored "
                         "against stays",
                     )

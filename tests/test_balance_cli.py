@@ -146,7 +146,7 @@ def test_rerun_replaces_a_balance_output_but_never_review_decisions(
     before = db.read_bytes()
     refused = balance_coco(coco, images, out)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
-    assert "1 human review decisions" in " ".join(refused.stderr.split())
+    assert "holds 1 human review decision that" in " ".join(refused.stderr.split())
     assert db.read_bytes() == before and (out / "merged.coco.json").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary folder left
 

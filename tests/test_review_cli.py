@@ -476,7 +476,7 @@ def test_release_takes_back_one_annotator_s_holds_or_everyone_s_as_before(
         "released 0 assignments of gone undecided for longer than 60 minutes\n",
     )
     mine = invoke("review", "release", "--annotator", "gone", "--db", url)
-    assert (mine.exit_code, mine.output) == (0, "released 1 assignments of gone\n")
+    assert (mine.exit_code, mine.output) == (0, "released 1 assignment of gone\n")
     unknown = invoke("review", "release", "--annotator", "zed", "--db", url)
     assert unknown.exit_code == 2
     assert "--annotator zed: was never handed a task in this review queue; name an annotator" in (
@@ -540,7 +540,7 @@ def test_adjudicate_lists_the_split_items_and_decides_one(run_folder: Path) -> N
     listed = invoke("review", "adjudicate", "--run", str(run_folder))
     assert listed.exit_code == 0, listed.output
     assert [int(n) for n in re.findall(r"^item (\d+):", listed.output, re.M)] == waiting
-    assert "ann: accept; 'fine'" in listed.output and "cy: fix (1 labels)" in listed.output
+    assert "ann: accept; 'fine'" in listed.output and "cy: fix (1 label)" in listed.output
     item = next(iter(fixes))
     wrong = invoke("review", "adjudicate", str(item), "--verdict", "fix", "--fix-from", "ann",
                    "--as", "lead", "--run", str(run_folder))  # fmt: skip

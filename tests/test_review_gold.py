@@ -598,7 +598,7 @@ def test_a_gold_answer_is_corrected_until_someone_was_scored_against_it(tmp_path
     task = queue.next_item("ann")  # gold rides along with real work; at this rate, at once
     assert task is not None and task.item_id == item
     queue.decide(item, "ann", Decision(verdict="reject"))
-    with pytest.raises(InputError, match=r"expecting \['reject'\], and 1 decisions were scored"):
+    with pytest.raises(InputError, match=r"expecting \['reject'\], and 1 decision was scored"):
         queue.add_gold(shown, expected=["accept"])
     assert expected() == ["reject"]
     assert queue.add_gold(shown, expected=["reject"]) == item  # the same answer: nothing to change

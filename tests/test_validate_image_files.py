@@ -326,7 +326,9 @@ def test_an_entry_without_a_size_takes_its_image_files(
     measures = {f["measure"] for f in result.rows[0]["findings"]}
     assert "mask_unreadable" not in measures and "bbox_outside_px" in measures, measures
     # the file lacks them still: the schema finding says so
-    assert any("lack one of" in f.message for f in result.summary.dataset), result.summary.dataset
+    assert any("1 image lacks one of" in f.message for f in result.summary.dataset), (
+        result.summary.dataset
+    )
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,17 @@ INDEXED = {
 EXAMPLES = 5
 
 
+# The singular of each section's name, for a count of one ("1 image has", "2 images have").
+SINGULAR = {"images": "image", "annotations": "annotation", "categories": "category"}
+
+
+def _counted(count: int, one: str, many: str) -> str:
+    """ "1 image has", "2 images have": a count and the words that follow it in its number (as
+    commands' `counted`, which this layer cannot import; validators.summary's imports this
+    package, so its copy cannot be imported here)."""
+    return f"{count} {one if count == 1 else many}"
+
+
 def _examples(values: list[Any], total: int | None = None) -> str:
     total = len(values) if total is None else total
     shown = ", ".join(str(v) for v in values[:EXAMPLES])
@@ -320,7 +331,8 @@ def coco_schema(item: DatasetInput, params: Mapping[str, Any]) -> Iterator[Measu
             yield Measurement(
                 "schema_errors",
                 section.broken_count,
-                f"{section.broken_count} {key} lack one of {list(fields)}: "
+                f"{_counted(section.broken_count, SINGULAR[key] + ' lacks', key + ' lack')} one of "
+                f"{list(fields)}: "
                 f"{_examples(section.broken, section.broken_count)}",
             )
     for key in SECTIONS:
@@ -330,7 +342,8 @@ def coco_schema(item: DatasetInput, params: Mapping[str, Any]) -> Iterator[Measu
             yield Measurement(
                 "schema_errors",
                 section.other_id_count,
-                f"{section.other_id_count} {key} have an id that is not an integer: "
+                f"{_counted(section.other_id_count, SINGULAR[key] + ' has', key + ' have')} an id "
+                "that is not an integer: "
                 f"{_examples(shown, section.other_id_count)}; write each as a whole number "
                 '(7, not "7" or 7.0): balance, merge and export refuse any other id',
             )
@@ -338,7 +351,12 @@ def coco_schema(item: DatasetInput, params: Mapping[str, Any]) -> Iterator[Measu
         yield Measurement(
             "schema_errors",
             tally.float_reference_count,
-            f"{tally.float_reference_count} image_id or category_id values are not integers: "
+            _counted(
+                tally.float_reference_count,
+                "image_id or category_id value is not an integer",
+                "image_id or category_id values are not integers",
+            )
+            + ": "
             f"{_examples(tally.float_references, tally.float_reference_count)}; write each "
             "as a whole number (7, not 7.0): pycocotools finds id 7 by 7.0, readers that type "
             "ids as integers refuse it",
@@ -348,7 +366,8 @@ def coco_schema(item: DatasetInput, params: Mapping[str, Any]) -> Iterator[Measu
         yield Measurement(
             "schema_errors",
             tally.bad_size_count,
-            f"{tally.bad_size_count} images have a width or height that is not a number of "
+            f"{_counted(tally.bad_size_count, 'image has', 'images have')} a width or height "
+            "that is not a number of "
             f"pixels > 0: ids {_examples(shown, tally.bad_size_count)}; write each as a whole "
             'number (640, not "640")',
         )
@@ -398,7 +417,8 @@ def dangling_references(item: DatasetInput, params: Mapping[str, Any]) -> Iterat
             yield Measurement(
                 "dangling_references",
                 len(dangling),
-                f"{len(dangling)} annotations name an unknown {what}: ids {_examples(dangling)}",
+                f"{_counted(len(dangling), 'annotation names', 'annotations name')} an unknown "
+                f"{what}: ids {_examples(dangling)}",
             )
 
 
