@@ -85,3 +85,24 @@ def test_validate_shows_a_bar_for_the_header_reads(
     reading = re.search(r"reading image sizes .* 3/3 ", result.stderr)
     judging = re.search(r"judging .* 5/5 ", result.stderr)
     assert reading and judging and reading.start() < judging.start(), result.stderr
+
+
+def test_predictions_report_their_header_reads_too(tmp_path: Path) -> None:
+    """validate --coco (validate_predictions) read the headers without passing the calls on."""
+    from synthgate.validators.predictions import validate_predictions
+
+    path = _coco(tmp_path, images_first=True)
+    results = tmp_path / "results.json"
+    rows = [
+        {"image_id": i, "category_id": 1, "bbox": [2, 2, 10, 10], "score": 0.9} for i in range(1, 6)
+    ]
+    results.write_text(json.dumps(rows))
+    events: list[Any] = []
+    validate_predictions(
+        results,
+        path,
+        images=tmp_path,
+        size_progress=lambda done, total: events.append((done, total)),
+        progress=lambda done, total: events.append("judged"),
+    )
+    assert events == [(1, 3), (2, 3), (3, 3), *["judged"] * 5]

@@ -163,11 +163,13 @@ def validate_predictions(
     progress: Callable[[int, int | None], None] | None = None,
     reference_progress: Callable[[int, int], None] | None = None,
     read_progress: Callable[[int, int], None] | None = None,
+    size_progress: Callable[[int, int], None] | None = None,
 ) -> ValidationResult:
     """Judge a detector's predictions on the images of a COCO file against a rubric.
 
     Returns the `ValidationResult` of the COCO file with the predictions as its labels.
-    `progress` and `reference_progress` as for `validate_coco`; `read_progress` with (bytes
+    `progress`, `reference_progress` and `size_progress` (with `images`: the headers read for
+    entries without a width or height) as for `validate_coco`; `read_progress` with (bytes
     read, bytes in all) from the start to the end of the COCO file as it is read.
     """
     coco_path = Path(coco)
@@ -181,6 +183,7 @@ def validate_predictions(
         reference=reference,
         progress=progress,
         reference_progress=reference_progress,
+        size_progress=size_progress,
     )
 
 
