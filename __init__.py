@@ -7,6 +7,8 @@ The library, for notebooks and scripts (the `synthgate` command is a thin skin o
     config = sg.load_config("configs/quickstart.yaml")          # or a dict
     samples = sg.generate(config, limit=8)                       # in memory, nothing written
     reports = sg.validate(samples)                               # one RubricReport each
+    rubric = sg.load_rubric("my-rubric.yaml")                    # a Rubric; or a shipped name
+    reports = sg.validate(samples, rubric=rubric)                # rubric= takes one everywhere
     sg.show(samples[0], reports[0])                              # boxes, masks, findings
     result = sg.validate_coco("annotations.json", images="images/")
     run = sg.run(config, out="runs/quickstart")                  # the run folder
@@ -47,6 +49,8 @@ _LAZY = {
     "export": "synthgate.workflows.export:export",
     "ExportResult": "synthgate.workflows.export:ExportResult",
     "show": "synthgate.reports.show:show",
+    "load_rubric": "synthgate.validators.rubric:load_rubric",
+    "Rubric": "synthgate.validators.rubric:Rubric",
     "calibrate": "synthgate.review.calibration:calibrate",
     "Calibration": "synthgate.review.calibration:Calibration",
     "Sample": "synthgate.samples:Sample",
@@ -62,6 +66,7 @@ __all__ = [
     "GeneratedSample",
     "InputError",
     "MergeResult",
+    "Rubric",
     "RubricReport",
     "RunResult",
     "Sample",
@@ -73,6 +78,7 @@ __all__ = [
     "export",
     "generate",
     "load_config",
+    "load_rubric",
     "merge",
     "run",
     "show",
@@ -88,6 +94,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
     from synthgate.review.calibration import Calibration, calibrate
     from synthgate.runner import RunResult, run
     from synthgate.samples import GeneratedSample, RubricReport, Sample
+    from synthgate.validators.rubric import Rubric, load_rubric
     from synthgate.validators.validate import (
         ValidationResult,
         validate,

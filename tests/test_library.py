@@ -99,6 +99,24 @@ def test_every_public_name_resolves_and_is_listed() -> None:
         sg.nothing  # noqa: B018
 
 
+def test_a_notebook_loads_a_rubric_and_passes_it_as_rubric(tmp_path: Path) -> None:
+    """sg.calibrate and sg.validate take a Rubric object; the package offered no way to get one
+    but a private module (`synthgate.validators.rubric`)."""
+    samples = sg.generate(sg.load_config(SHAPES), limit=2)
+    shipped = sg.load_rubric("detection")
+    assert isinstance(shipped, sg.Rubric) and shipped.name == "detection"
+    lenient = shipped.model_copy(update={"name": "lenient"})
+    path = tmp_path / "lenient.yaml"
+    shipped_yaml = yaml.safe_load((ROOT / "configs" / "rubrics" / "detection.yaml").read_text())
+    path.write_text(yaml.safe_dump({**shipped_yaml, "name": "lenient"}))
+    assert sg.load_rubric(path).name == "lenient"
+    by_object = sg.validate(samples, rubric=lenient)
+    by_name = sg.validate(samples, rubric="detection")
+    assert [r.route for r in by_object] == [r.route for r in by_name]
+    with pytest.raises(sg.InputError, match="rubric 'nothing'"):
+        sg.load_rubric("nothing")
+
+
 def test_the_library_and_the_cli_write_the_same_run_folder(tmp_path: Path) -> None:
     config = tmp_path / "shapes.yaml"
     config.write_text(json.dumps(SHAPES))  # JSON is YAML
