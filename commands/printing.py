@@ -67,23 +67,31 @@ def print_agreement(report: dict[str, Any]) -> None:
     if report["gold"]:
         console.print(_gold_table(report["gold"]))
     validator = report["validator"]
+    # image and text samples both reviewed: each modality's rubric against people, apart
+    for modality, each in validator.get("modalities", {"": validator}).items():
+        _print_validator(each, of=f" ({modality} samples)" if modality else "")
+
+
+def _print_validator(validator: dict[str, Any], *, of: str = "") -> None:
+    """Rubric vs humans: kappa, the confusion table, the cut-offs and suggestions (`of`: which
+    samples, where the report has one of these for each modality)."""
     if validator["confusion"]:
-        table = _agreement_table("rubric route vs final human verdict")
+        table = _agreement_table(f"rubric route vs final human verdict{of}")
         _agreement_row(table, "Cohen's kappa", validator["kappa"])
         console.print(table)
-        console.print(_confusion_table(validator["confusion"]))
+        console.print(_confusion_table(validator["confusion"], of=of))
     cutoffs = validator.get("cutoffs", {})
     if cutoffs.get("source"):
         console.print(
-            f"cut-offs compared with: accept_at {_cutoff(cutoffs['accept_at'])}, reject_below "
+            f"cut-offs compared with{of}: accept_at {_cutoff(cutoffs['accept_at'])}, reject_below "
             f"{_cutoff(cutoffs['reject_below'])} ({cutoffs['source']})",
             highlight=False,
             markup=False,
         )
     if cutoffs.get("note"):
-        console.print(f"note: {cutoffs['note']}", highlight=False, markup=False)
+        console.print(f"note{of}: {cutoffs['note']}", highlight=False, markup=False)
     for note in validator["suggestions"]["notes"]:
-        console.print(f"suggestion: {note}", highlight=False, markup=False)
+        console.print(f"suggestion{of}: {note}", highlight=False, markup=False)
 
 
 def _cutoff(value: float | None) -> str:
@@ -110,8 +118,10 @@ def _gold_table(rows: dict[str, Any]) -> Table:
     return table
 
 
-def _confusion_table(confusion: dict[str, dict[str, int]]) -> Table:
-    table = new_table(title="rubric route (rows) vs the route the human verdict implies (columns)")
+def _confusion_table(confusion: dict[str, dict[str, int]], *, of: str = "") -> Table:
+    table = new_table(
+        title=f"rubric route (rows) vs the route the human verdict implies (columns){of}"
+    )
     columns = ["accepted", "review", "rejected"]
     table.add_column("rubric")
     for column in columns:

@@ -5,7 +5,8 @@ inter-annotator agreement on verdicts (Cohen per pair, Fleiss, Krippendorff nomi
 criterion's level (Krippendorff ordinal); annotator accuracy and per-criterion sensitivity on
 gold tasks; and validator-vs-human agreement — Cohen's kappa between the rubric's route and the
 route the final human verdict implies (accept -> accepted, fix -> review, reject -> rejected) —
-with a suggestion of where `accept_at` / `reject_below` should move. `exclude=[names]` leaves
+with a suggestion of where `accept_at` / `reject_below` should move, per modality where image
+and text samples were both reviewed (one rubric routes one modality). `exclude=[names]` leaves
 annotators (a careless one) out of the agreement between annotators, saying who and how many
 decisions that drops.
 """
@@ -49,7 +50,10 @@ def agreement_report(
             raise InputError(
                 field=field, value=cut, problem="a rubric score cut-off is between 1 and 5"
             )
-    cutoffs = routing_cutoffs(store, rubric, accept_at=accept_at, reject_below=reject_below)
+    # first: a wrong --rubric is said before a wrong --exclude, as it was
+    validator = rubric_vs_humans(
+        store, rubric=rubric, accept_at=accept_at, reject_below=reject_below, min_items=min_items
+    )
     rows = _annotator_decisions(store)
     real = [r for r in rows if r["kind"] == "sample"]
     excluded = None
@@ -76,7 +80,29 @@ def agreement_report(
             for criterion in sorted(criteria, key=_criterion_order)
         },
         "gold": gold_table([r for r in rows if r["kind"] == "gold"]),
-        "validator": {
+        "validator": validator,
+    }
+    # `excluded` only when annotators are left out: a report without any has no such key
+    return report if excluded is None else {"excluded": excluded, **report}
+
+
+def rubric_vs_humans(
+    store: Store,
+    *,
+    rubric: Rubric | None = None,
+    accept_at: float | None = None,
+    reject_below: float | None = None,
+    min_items: int = 10,
+) -> dict[str, Any]:
+    """The report's `validator`: `validator_vs_human` over the final reviewed samples, with the
+    `cutoffs` its suggestions are compared with. Where image and text samples were both
+    reviewed, one table of both would pool two rubrics' routes and scores (a detection score of
+    4 is no ner score of 4): each modality then has its own under `modalities`, and the keys
+    of a one-modality report are there empty, with a note saying where to look."""
+    reviewed = sorted({modality for _, modality, _ in _reviewed_batches(store)})
+    if len(reviewed) < 2:
+        cutoffs = routing_cutoffs(store, rubric, accept_at=accept_at, reject_below=reject_below)
+        return {
             **validator_vs_human(
                 _final_items(store),
                 accept_at=cutoffs["accept_at"],
@@ -84,10 +110,35 @@ def agreement_report(
                 min_items=min_items,
             ),
             "cutoffs": cutoffs,
-        },
+        }
+    if rubric is not None and (accept_at is None or reject_below is None):
+        _check_modality(store, rubric)  # no one rubric fits both: refused, as routing_cutoffs does
+    modalities = {}
+    for modality in reviewed:
+        cutoffs = routing_cutoffs(
+            store, accept_at=accept_at, reject_below=reject_below, modality=modality
+        )
+        modalities[modality] = {
+            **validator_vs_human(
+                _final_items(store, modality=modality),
+                accept_at=cutoffs["accept_at"],
+                reject_below=cutoffs["reject_below"],
+                min_items=min_items,
+            ),
+            "cutoffs": cutoffs,
+        }
+    note = (
+        f"{' and '.join(reviewed)} samples were reviewed, each routed by a rubric of its own "
+        "modality: rubric vs humans is compared per modality (validator.modalities)"
+    )
+    kappa = agreement.Agreement("cohen_kappa", None, 0, 0, None, note, ["rubric", "humans"])
+    return {
+        "kappa": kappa.as_dict(),
+        "confusion": {},
+        "suggestions": {"target": TARGET, "min_items": min_items, "notes": []},
+        "cutoffs": {"accept_at": None, "reject_below": None, "source": None, "note": note},
+        "modalities": modalities,
     }
-    # `excluded` only when annotators are left out: a report without any has no such key
-    return report if excluded is None else {"excluded": excluded, **report}
 
 
 def excluded_annotators(rows: list[dict[str, Any]], names: Collection[str]) -> dict[str, Any]:
@@ -123,11 +174,13 @@ def routing_cutoffs(
     *,
     accept_at: float | None = None,
     reject_below: float | None = None,
+    modality: str | None = None,
 ) -> dict[str, Any]:
     """The routing cut-offs the threshold suggestions are compared with, and where they come
     from: those given, else `rubric`'s, else those of the rubric that routed the reviewed
-    samples (`rubric_that_routed`). `rubric` of another modality than the reviewed samples is
-    an `InputError`: its cut-offs were never those of their scores."""
+    samples (`rubric_that_routed`; of `modality`'s samples only, when given). `rubric` of
+    another modality than the reviewed samples is an `InputError`: its cut-offs were never
+    those of their scores."""
     if accept_at is not None and reject_below is not None:  # the rubric's are not used
         return {"accept_at": accept_at, "reject_below": reject_below, "source": "given", "note": ""}
     if rubric is not None:
@@ -141,7 +194,7 @@ def routing_cutoffs(
             "note": "",
         }
     else:
-        found = rubric_that_routed(store)
+        found = rubric_that_routed(store, modality=modality)
     if accept_at is None and reject_below is None:
         return found
     merged = {
@@ -169,30 +222,30 @@ def _check_modality(store: Store, rubric: Rubric) -> None:
         )
 
 
-def rubric_that_routed(store: Store) -> dict[str, Any]:
+def rubric_that_routed(store: Store, *, modality: str | None = None) -> dict[str, Any]:
     """The cut-offs of the rubric that routed the reviewed samples: each batch's
     `<modality>.rubric`, else the shipped rubric its samples' reports name (found as `review
     enqueue` finds it: priority.resolve_rubric), read from one final sample of each batch and
     modality. None, with a note saying why, where that rubric is not found, is not the one the
     reports name (a batch run again with another rubric) or batches were routed by different
-    cut-offs."""
+    cut-offs. `modality`: of that modality's samples only."""
     found: dict[tuple[float, float], set[str]] = defaultdict(set)
     missing: list[str] = []
     others: list[str] = []  # batches whose rubric now is not the one their reports name
     loaded: dict[str, Rubric | None] = {}  # a rubric file read once for every batch naming it
-    for batch_id, modality, sample in _reviewed_batches(store):
+    for batch_id, kind, sample in _reviewed_batches(store, modality=modality):
         named = sample.report.rubric if sample.report is not None else None
         config = (store.get_batch(batch_id) or {}).get("config")
-        key = json.dumps([(config or {}).get(modality), modality, named], default=str)
+        key = json.dumps([(config or {}).get(kind), kind, named], default=str)
         if key not in loaded:
-            loaded[key] = priority.resolve_rubric(config, modality, named)
+            loaded[key] = priority.resolve_rubric(config, kind, named)
         judged_by = loaded[key]
         if judged_by is None:
-            missing.append(f"{batch_id} ({modality}, rubric {named!r})")
+            missing.append(f"{batch_id} ({kind}, rubric {named!r})")
             continue
         why = _not_routed_by(judged_by, sample)
         if why is not None:
-            others.append(f"batch {batch_id} ({modality}): {why}")
+            others.append(f"batch {batch_id} ({kind}): {why}")
             continue
         routing = judged_by.routing
         found[routing.accept_at, routing.reject_below].add(judged_by.name)
@@ -230,16 +283,19 @@ def _not_routed_by(rubric: Rubric, sample: Sample) -> str | None:
     )
 
 
-def _reviewed_batches(store: Store) -> Iterator[tuple[str, str, Sample]]:
-    """Each batch and modality with a final reviewed sample, and its first such sample (whose
-    report names the rubric that judged it)."""
-    first = (
+def _reviewed_batches(
+    store: Store, *, modality: str | None = None
+) -> Iterator[tuple[str, str, Sample]]:
+    """Each batch and modality (`modality` only, when given) with a final reviewed sample, and
+    its first such sample (whose report names the rubric that judged it)."""
+    reviewed = (
         select(func.min(samples.c.id).label("id"))
         .join(review_items, review_items.c.sample_id == samples.c.id)
         .where(review_items.c.kind == "sample", review_items.c.status == "final")
-        .group_by(samples.c.batch_id, samples.c.modality)
-        .subquery()
     )
+    if modality is not None:
+        reviewed = reviewed.where(samples.c.modality == modality)
+    first = reviewed.group_by(samples.c.batch_id, samples.c.modality).subquery()
     query = (
         select(samples.c.batch_id, samples.c.modality, samples.c.data)
         .join(first, first.c.id == samples.c.id)
@@ -302,15 +358,18 @@ def gold_table(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return table
 
 
-def _final_items(store: Store) -> Iterator[tuple[Sample, str]]:
-    """Each reviewed sample with its final verdict, parsed one at a time as the rows come: a
-    caller keeps what it needs of each (its report), not every sample's labels at once."""
+def _final_items(store: Store, *, modality: str | None = None) -> Iterator[tuple[Sample, str]]:
+    """Each reviewed sample (of `modality`, when given) with its final verdict, parsed one at a
+    time as the rows come: a caller keeps what it needs of each (its report), not every
+    sample's labels at once."""
     query = (
         select(samples.c.data, review_items.c.final_verdict)
         .join(samples, samples.c.id == review_items.c.sample_id)
         .where(review_items.c.kind == "sample", review_items.c.status == "final")
         .order_by(review_items.c.id)
     )
+    if modality is not None:
+        query = query.where(samples.c.modality == modality)
     with store.engine.connect() as connection:
         for data, verdict in connection.execute(query):
             yield Sample.model_validate_json(data), verdict

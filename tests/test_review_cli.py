@@ -653,7 +653,7 @@ def test_agreement_compares_the_suggestions_with_the_routing_of_the_rubric_that_
         assert shown.exit_code == 0, shown.output
         return json.loads(shown.output) if "-" in more else {"output": shown.output}
 
-    found = report("--json", "-")["validator"]
+    found = report("--json", "-")["validator"]["modalities"]["image"]
     assert found["cutoffs"]["accept_at"] == 4.4 and found["cutoffs"]["reject_below"] == 3.5
     assert "'detection'" in found["cutoffs"]["source"]
     # compared with 4.4: "lower to", where nothing to compare with said "set to"
@@ -661,11 +661,12 @@ def test_agreement_compares_the_suggestions_with_the_routing_of_the_rubric_that_
         "accept_at: lower to 2.5: humans accepted 100% of reviewed samples scoring >= 2.5"
     ]
     typed = report("--json", "-", "--accept-at", "4.4", "--reject-below", "3.5")["validator"]
+    typed = typed["modalities"]["image"]
     assert found["suggestions"] == typed["suggestions"]
     assert typed["cutoffs"]["source"] == "given"
     assert (
-        "cut-offs compared with: accept_at 4.4, reject_below 3.5 (rubric 'detection'"
-        in (report()["output"])
+        "cut-offs compared with (image samples): accept_at 4.4, reject_below 3.5 (rubric "
+        "'detection'" in (report()["output"])
     )
     # another rubric's routing to compare with, and one cut-off typed over it
     empty = Store(sqlite_url(tmp_path / "empty.db"))  # no reviewed sample of another modality
@@ -690,19 +691,22 @@ def test_agreement_refuses_a_rubric_of_another_modality_than_the_reviewed_sample
     assert "reviewed samples are image and text" in refused.output
     assert "--accept-at and --reject-below" in refused.output
     typed = invoke(*agreement, "--accept-at", "4", "--reject-below", "3", "--json", "-")
-    assert json.loads(typed.output)["validator"]["cutoffs"]["source"] == "given"
+    given = json.loads(typed.output)["validator"]["modalities"]
+    assert given["image"]["cutoffs"]["source"] == given["text"]["cutoffs"]["source"] == "given"
     # with both cut-offs typed the rubric is not used: it is not refused either
     both = ("--accept-at", "4", "--reject-below", "3", "--rubric", "classification")
     unused = invoke(*agreement, *both, "--json", "-")
     assert unused.exit_code == 0, unused.output
-    assert json.loads(unused.output)["validator"]["cutoffs"]["source"] == "given"
+    assert (
+        json.loads(unused.output)["validator"]["modalities"]["text"]["cutoffs"]["source"] == "given"
+    )
 
 
 def test_agreement_says_when_the_rubric_that_routed_is_not_found(run_folder: Path) -> None:
     assert invoke("review", "enqueue", "--run", str(run_folder), "--gold-rate", "0").exit_code == 0
     work(run_folder)
     shown = invoke("review", "agreement", "--run", str(run_folder), "--json", "-")
-    cutoffs = json.loads(shown.output)["validator"]["cutoffs"]
+    cutoffs = json.loads(shown.output)["validator"]["modalities"]["image"]["cutoffs"]
     assert cutoffs["accept_at"] is None and cutoffs["source"] is None
     assert "small-1 (image, rubric 'default')" in cutoffs["note"] and "--rubric" in cutoffs["note"]
 
@@ -721,7 +725,7 @@ def test_agreement_gives_no_cutoffs_of_a_rubric_the_reports_do_not_name(tmp_path
     store.put_batch("small-1", name="small", seed=3, config=config)
     store.close()
     out = invoke("review", "agreement", "--run", str(run), "--min-items", "2", "--json", "-")
-    cutoffs = json.loads(out.output)["validator"]["cutoffs"]
+    cutoffs = json.loads(out.output)["validator"]["modalities"]["image"]["cutoffs"]
     assert cutoffs["accept_at"] is None and cutoffs["source"] is None
     note = cutoffs["note"]
     assert "batch small-1 (image): its config names rubric 'classification' now" in note
