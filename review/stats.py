@@ -79,7 +79,10 @@ def queue_team(connection: Connection) -> list[str]:
     and hands them none now; what such an admin still holds waits for `review release`. Where
     the queue has users (the server's, `synthgate users`), so are the names no longer among
     them: `users remove` took them off the team. A queue worked from the CLI alone has none:
-    its team is everyone it gave work to."""
+    its team is everyone it gave work to. Known wrong: in a queue with users, one who works
+    outside the API (Label Studio through `review import`, `ReviewQueue` in Python) is left
+    out too, though they decide items: the database keeps no trace of a removal, so a name
+    that was never a user reads as a removed one (tests/test_review_team.py, xfail)."""
     team = select(annotator_counts.c.annotator).where(
         annotator_counts.c.annotator.not_in(select(users.c.name).where(users.c.role == "admin"))
     )
