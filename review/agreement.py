@@ -46,6 +46,11 @@ class Agreement:
         return asdict(self)
 
 
+def _items(count: int) -> str:
+    """ "1 item", "2 items": the notes' counts in their number."""
+    return f"{count} item{'' if count == 1 else 's'}"
+
+
 def _by_item(ratings: Iterable[Rating]) -> dict[Hashable, dict[str, Hashable]]:
     items: dict[Hashable, dict[str, Hashable]] = defaultdict(dict)
     for item, rater, value in ratings:
@@ -131,8 +136,8 @@ def fleiss(ratings: Iterable[Rating], *, per_item: int | None = None) -> Agreeme
         filter(
             None,
             [
-                f"{left_out} items with other than {m} ratings left out" if left_out else "",
-                f"{single} items with a single rating left out" if single else "",
+                f"{_items(left_out)} with other than {m} ratings left out" if left_out else "",
+                f"{_items(single)} with a single rating left out" if single else "",
             ],
         )
     )
@@ -219,7 +224,8 @@ def alpha(
             )
         )
     unpaired = len(items) - len(pairable)
-    note = f"{unpaired} items with a single rating are not pairable" if unpaired else ""
+    are = "is" if unpaired == 1 else "are"
+    note = f"{_items(unpaired)} with a single rating {are} not pairable" if unpaired else ""
     return Agreement(name, value, len(pairable), len(values), observed, note)
 
 

@@ -100,9 +100,9 @@ def test_fleiss_leaves_out_items_with_another_count_and_says_so() -> None:
     ratings += [(3, "a", "x"), (3, "b", "x"), (3, "c", "y")]
     result = agreement.fleiss(ratings)
     assert result.n_items == 2
-    assert "1 items with other than 2 ratings left out" in result.note
+    assert "1 item with other than 2 ratings left out" in result.note
     # item 2's single rating is left out too, and said (the note once counted only item 3)
-    assert "1 items with a single rating left out" in result.note
+    assert "1 item with a single rating left out" in result.note
     table, _ = aggregate_raters(np.array([["x", "x"], ["x", "y"]]))
     assert result.value == pytest.approx(fleiss_kappa(table), abs=1e-9)
 
@@ -171,7 +171,7 @@ def test_alpha_worked_example_krippendorff_2011() -> None:
     assert nominal.value == pytest.approx(0.743, abs=5e-4)
     assert ordinal.value == pytest.approx(0.815, abs=5e-4)
     assert interval.value == pytest.approx(0.849, abs=5e-4)
-    assert nominal.n_items == 11 and "1 items with a single rating" in nominal.note
+    assert nominal.n_items == 11 and "1 item with a single rating is not pairable" in nominal.note
 
 
 ALL_AGREE = [(i, r, "accept") for i in range(5) for r in ("a", "b", "c")]
