@@ -155,6 +155,13 @@ _SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = 6
 _SHORT.maxlevel = 3
 
 
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """A count with its noun in the number it takes, for every layer's messages: "1 image",
+    "2 images" ("1 class", "2 classes" with `plural="classes"`; "1 image has", "2 images have"
+    with `noun="image has", plural="images have"`)."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
 def quoted(value: Any) -> str:
     """`value` as an error message quotes it (a user's file may hold anything): its repr, cut
     short whatever its size."""

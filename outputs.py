@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from synthgate.errors import InputError
+from synthgate.errors import InputError, counted
 from synthgate.files import special_file
 
 # Bytes a file system takes in one name (ext4, APFS, NTFS: 255), and the most synthgate adds to
@@ -30,12 +30,6 @@ from synthgate.files import special_file
 # mkstemp's ".NAME.XXXXXXXX.partial").
 NAME_MAX = 255
 TEMPORARY_AFFIXES = 24
-
-
-def _decisions(count: int) -> str:
-    """ "1 human review decision", "2 human review decisions" (as commands' `counted`, which
-    this layer cannot import)."""
-    return f"{count} human review decision{'' if count == 1 else 's'}"
 
 
 def check_usable(path: Path, *, field: str = "out") -> None:
@@ -101,7 +95,7 @@ def check_out(
         raise InputError(
             field="out",
             value=out,
-            problem=f"this {what} holds {_decisions(reviewed)} that a new {what} "
+            problem=f"this {what} holds {counted(reviewed, 'human review decision')} that a new {what} "
             "would replace; choose another folder (or export them first: synthgate review export)",
         )
 
@@ -213,7 +207,7 @@ def check_out_file(path: Path, *, field: str = "out", inputs: Sequence[Path] = (
         return
     if is_database(absolute):
         decisions = human_decision_count(absolute)
-        held = f", with {_decisions(decisions)}," if decisions else ""
+        held = f", with {counted(decisions, 'human review decision')}," if decisions else ""
         raise InputError(
             field=field,
             value=path,

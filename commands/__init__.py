@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.text import Text
 
 from synthgate.errors import InputError, lone_surrogate
+from synthgate.errors import counted as counted  # the commands' spelling of every layer's one
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -33,12 +34,6 @@ if TYPE_CHECKING:
 # emoji codes. Messages that use markup escape such values (rich.markup.escape).
 console = Console(emoji=False)
 errors = Console(stderr=True, emoji=False)
-
-
-def counted(count: int, noun: str, plural: str | None = None) -> str:
-    """A count with its noun in the number it takes: "1 image", "2 images" ("1 class", "2
-    classes" with `plural="classes"`)."""
-    return f"{count} {noun if count == 1 else plural or noun + 's'}"
 
 
 def progress_bars() -> Progress:

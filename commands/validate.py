@@ -128,6 +128,7 @@ def validate(
                 progress=advance,
                 reference_progress=hashed,
                 read_progress=mib_bar(bars, "reading the COCO file"),
+                size_progress=count_bar(bars, "reading image sizes", least=PROGRESS_FROM),
             )
         else:
             # The document is streamed to its file and no report is kept: any size, bounded memory.

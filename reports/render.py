@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from synthgate.errors import counted
 from synthgate.formats.jsonl import read_jsonl
 from synthgate.reports import plots
 
@@ -54,11 +55,6 @@ def _run_samples(run_dirs: list[Path]) -> tuple[list[dict[str, Any]], list[dict[
         if text_path.is_file():
             rows += read_jsonl(text_path)
     return images, rows
-
-
-def _counted(count: int, noun: str) -> str:
-    """ "1 text row", "2 text rows" (as commands' `counted`, which this layer cannot import)."""
-    return f"{count} {noun if count == 1 else noun + 's'}"
 
 
 def _examples(images: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -116,9 +112,9 @@ def _sections(
         ("p", f"Source: {summary['source']} — target strategy: {summary['target']}."),
         (
             "p",
-            f"Merged {_counted(added['images'], 'synthetic image')} with "
-            f"{_counted(added['annotations'], 'annotation')} and "
-            f"{_counted(added['rows'], 'text row')}. "
+            f"Merged {counted(added['images'], 'synthetic image')} with "
+            f"{counted(added['annotations'], 'annotation')} and "
+            f"{counted(added['rows'], 'text row')}. "
             f"Waiting for review (not merged): {len(summary['waiting_for_review'])}. "
             f"Left out by status: { {k: len(v) for k, v in summary['left_out'].items()} or 'none' }.",
         ),

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from synthgate.errors import counted
+
 Rating = tuple[Hashable, str, Hashable]  # (item, rater, value)
 LEVEL_DOMAIN = (1, 3, 5)
 
@@ -44,11 +46,6 @@ class Agreement:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _items(count: int) -> str:
-    """ "1 item", "2 items": the notes' counts in their number."""
-    return f"{count} item{'' if count == 1 else 's'}"
 
 
 def _by_item(ratings: Iterable[Rating]) -> dict[Hashable, dict[str, Hashable]]:
@@ -136,8 +133,10 @@ def fleiss(ratings: Iterable[Rating], *, per_item: int | None = None) -> Agreeme
         filter(
             None,
             [
-                f"{_items(left_out)} with other than {m} ratings left out" if left_out else "",
-                f"{_items(single)} with a single rating left out" if single else "",
+                f"{counted(left_out, 'item')} with other than {m} ratings left out"
+                if left_out
+                else "",
+                f"{counted(single, 'item')} with a single rating left out" if single else "",
             ],
         )
     )
@@ -225,7 +224,9 @@ def alpha(
         )
     unpaired = len(items) - len(pairable)
     are = "is" if unpaired == 1 else "are"
-    note = f"{_items(unpaired)} with a single rating {are} not pairable" if unpaired else ""
+    note = (
+        f"{counted(unpaired, 'item')} with a single rating {are} not pairable" if unpaired else ""
+    )
     return Agreement(name, value, len(pairable), len(values), observed, note)
 
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from synthgate.arguments import fraction, names_argument, optional_path, path_argument, whole_number
 from synthgate.config import MAX_SEED
-from synthgate.errors import InputError
+from synthgate.errors import InputError, counted
 from synthgate.files import write_atomic
 from synthgate.outputs import check_out_file
 from synthgate.review import agreement
@@ -482,7 +482,7 @@ def calibrate_items(
             field="holdout",
             value=holdout,
             problem=(
-                f"holds out no sample of {len(items)} reviewed samples with final verdicts "
+                f"holds out no sample of {counted(len(items), 'reviewed sample')} with final verdicts "
                 f"({len(items)} x {holdout:g} rounds to 0), so the calibrated rubric could not "
                 "be compared with the one it replaces"
             ),
@@ -495,7 +495,8 @@ def calibrate_items(
             field="min_verdicts",
             value=min_verdicts,
             problem=(
-                f"too few verdicts to calibrate {rubric.name}: {len(items)} reviewed samples with "
+                f"too few verdicts to calibrate {rubric.name}: "
+                f"{counted(len(items), 'reviewed sample')} with "
                 f"final verdicts, {len(fitted)} to fit after holding out {holdout:g}; no check "
                 f"was measured on {min_verdicts} of them (the most: {most})"
             ),
@@ -519,7 +520,10 @@ def calibrate_items(
             )
             note = ""
             if per_check.get(spec.check, 0) < min_verdicts:
-                note = f"kept: measured on {per_check.get(spec.check, 0)} fitted samples (< {min_verdicts})"
+                note = (
+                    f"kept: measured on {counted(per_check.get(spec.check, 0), 'fitted sample')} "
+                    f"(< {min_verdicts})"
+                )
             checks.append(
                 CheckFit(
                     check=spec.check,

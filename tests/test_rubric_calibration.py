@@ -116,7 +116,7 @@ def test_nothing_held_out_is_blamed_on_the_holdout_not_on_the_verdicts() -> None
     with pytest.raises(InputError) as caught:
         calibrate_items(SHIPPED, items, source=Path("detection.yaml"), min_verdicts=1)
     assert caught.value.field == "holdout"
-    assert "holds out no sample of 1 reviewed samples" in str(caught.value)
+    assert "holds out no sample of 1 reviewed sample with" in str(caught.value)
 
 
 def test_the_calibrated_rubric_file_loads_back(tmp_path: Path) -> None:

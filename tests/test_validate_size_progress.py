@@ -106,3 +106,21 @@ def test_predictions_report_their_header_reads_too(tmp_path: Path) -> None:
         progress=lambda done, total: events.append("judged"),
     )
     assert events == [(1, 3), (2, 3), (3, 3), *["judged"] * 5]
+
+
+def test_validate_coco_shows_the_bar_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`validate RESULTS --coco GT --images DIR`: the command did not pass the bar on."""
+    from synthgate.commands import validate as command
+
+    path = _coco(tmp_path, images_first=True)
+    results = tmp_path / "results.json"
+    rows = [
+        {"image_id": i, "category_id": 1, "bbox": [2, 2, 10, 10], "score": 0.9} for i in range(1, 6)
+    ]
+    results.write_text(json.dumps(rows))
+    monkeypatch.setattr(command, "PROGRESS_FROM", 1)
+    shown = CliRunner().invoke(
+        app, ["validate", str(results), "--coco", str(path), "--images", str(tmp_path)]
+    )
+    assert shown.exit_code == 0, shown.output
+    assert re.search(r"reading image sizes .* 3/3 ", shown.stderr), shown.stderr

@@ -23,6 +23,7 @@ from synthgate.errors import InputError
 from synthgate.files import json_text, parse_json, readable_file
 from synthgate.formats.coco_reader import read_coco_streaming
 from synthgate.masks import finite_number, rle_area, segmentation_to_rle
+from synthgate.validators.rubric import Rubric
 from synthgate.validators.validate import ValidationResult, validate_file
 
 
@@ -157,7 +158,7 @@ def validate_predictions(
     coco: Path | str,
     *,
     images: Path | str | None = None,
-    rubric: str | Path | None = "detection",
+    rubric: str | Path | Rubric | None = "detection",
     reference: Path | str | None = None,
     min_score: float = 0.0,
     progress: Callable[[int, int | None], None] | None = None,

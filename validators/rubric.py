@@ -425,6 +425,15 @@ def rubric_path(name_or_path: str | Path) -> Path:
 
 
 def load_rubric(name_or_path: str | Path) -> Rubric:
+    """A rubric: a shipped one by name ("detection", "ner", ...: configs/rubrics/) or a YAML
+    file, checked as it is read (unknown keys, thresholds out of order and checks that do not
+    exist are errors naming the file and key). Pass it as `rubric=` to `validate`,
+    `validate_coco`, `validate_file` or `calibrate`.
+
+    Example:
+        >>> rubric = load_rubric("detection")
+        >>> rubric.routing.accept_at
+    """
     path = rubric_path(name_or_path)
     return parse_rubric(load_yaml(path, what="rubric"), source=path)
 

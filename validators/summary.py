@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from synthgate.errors import counted
 from synthgate.samples import Finding, RubricReport
 from synthgate.validators.checks.base import CHECKS
 from synthgate.validators.rubric import Rubric
@@ -24,11 +25,6 @@ ROUTES = ("accepted", "review", "rejected")
 # Where a `<` can open raw HTML in CommonMark: a tag, a closing tag, a comment or declaration,
 # a processing instruction (and an autolink, which also starts with a letter).
 _TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
-
-
-def _counted(count: int, noun: str) -> str:
-    """ "1 sample", "2 samples" (as commands' `counted`, which this layer cannot import)."""
-    return f"{count} {noun if count == 1 else noun + 's'}"
 
 
 def markdown_text(value: object) -> str:
@@ -152,7 +148,7 @@ class ValidationSummary:
     def table(self, *, top: int = 10) -> str:
         """Plain-text summary: levels per criterion, routes, then the most frequent findings."""
         lines = [
-            f"rubric {self.rubric.name}: {_counted(self.samples, 'sample')}, "
+            f"rubric {self.rubric.name}: {counted(self.samples, 'sample')}, "
             f"mean score {self.mean_score:.2f}",
             "routes: "
             + ", ".join(f"{route} {self.routes.get(route, 0)}" for route in ROUTES)
@@ -172,7 +168,7 @@ class ValidationSummary:
             for g in ranked[:top]:
                 lines.append(
                     f"  {g.level}  {g.check}.{g.measure}  {self.describe(g)}: "
-                    f"{g.count} in {_counted(g.samples, 'sample')}; e.g. {', '.join(g.examples)}"
+                    f"{g.count} in {counted(g.samples, 'sample')}; e.g. {', '.join(g.examples)}"
                 )
             if len(ranked) > top:
                 lines.append(f"  … and {len(ranked) - top} more kinds of finding (see --json)")
@@ -185,7 +181,7 @@ class ValidationSummary:
         """The error-analysis section of a run report."""
         out = [f"### {title} (rubric `{markdown_text(self.rubric.name)}`)", ""]
         out.append(
-            f"{_counted(self.samples, 'sample')}, mean score {self.mean_score:.2f}; "
+            f"{counted(self.samples, 'sample')}, mean score {self.mean_score:.2f}; "
             + ", ".join(f"{route} {self.routes.get(route, 0)}" for route in ROUTES)
             + (f" ({self.audit} accepted samples drawn for audit)" if self.audit else "")
             + "."

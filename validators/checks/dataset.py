@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from synthgate.errors import quoted
+from synthgate.errors import counted, quoted
 from synthgate.formats.coco import image_file_name, size_of, whole_id
 from synthgate.validators.checks.base import Measure, Measurement, register
 
@@ -41,13 +41,6 @@ EXAMPLES = 5
 
 # The singular of each section's name, for a count of one ("1 image has", "2 images have").
 SINGULAR = {"images": "image", "annotations": "annotation", "categories": "category"}
-
-
-def _counted(count: int, one: str, many: str) -> str:
-    """ "1 image has", "2 images have": a count and the words that follow it in its number (as
-    commands' `counted`, which this layer cannot import; validators.summary's imports this
-    package, so its copy cannot be imported here)."""
-    return f"{count} {one if count == 1 else many}"
 
 
 def _examples(values: list[Any], total: int | None = None) -> str:
@@ -331,7 +324,7 @@ def coco_schema(item: DatasetInput, params: Mapping[str, Any]) -> Iterator[Measu
             yield Measurement(
                 "schema_errors",
                 section.broken_count,
-                f"{_counted(section.broken_count, SINGULAR[key] + ' lacks', key + ' lack')} one of "
+                f"{counted(section.broken_count, SINGULAR[key] + ' lacks', key + ' lack')} one of "
                 f"{list(fields)}: "
                 f"{_examples(section.broken, section.broken_count)}",
             )
@@ -342,7 +335,7 @@ def coco_schema(item: DatasetInput, params: Mapping[str, Any]) -> Iterator[Measu
             yield Measurement(
                 "schema_errors",
                 section.other_id_count,
-                f"{_counted(section.other_id_count, SINGULAR[key] + ' has', key + ' have')} an id "
+                f"{counted(section.other_id_count, SINGULAR[key] + ' has', key + ' have')} an id "
                 "that is not an integer: "
                 f"{_examples(shown, section.other_id_count)}; write each as a whole number "
                 '(7, not "7" or 7.0): balance, merge and export refuse any other id',
@@ -351,7 +344,7 @@ def coco_schema(item: DatasetInput, params: Mapping[str, Any]) -> Iterator[Measu
         yield Measurement(
             "schema_errors",
             tally.float_reference_count,
-            _counted(
+            counted(
                 tally.float_reference_count,
                 "image_id or category_id value is not an integer",
                 "image_id or category_id values are not integers",
@@ -366,7 +359,7 @@ def coco_schema(item: DatasetInput, params: Mapping[str, Any]) -> Iterator[Measu
         yield Measurement(
             "schema_errors",
             tally.bad_size_count,
-            f"{_counted(tally.bad_size_count, 'image has', 'images have')} a width or height "
+            f"{counted(tally.bad_size_count, 'image has', 'images have')} a width or height "
             "that is not a number of "
             f"pixels > 0: ids {_examples(shown, tally.bad_size_count)}; write each as a whole "
             'number (640, not "640")',
@@ -417,7 +410,7 @@ def dangling_references(item: DatasetInput, params: Mapping[str, Any]) -> Iterat
             yield Measurement(
                 "dangling_references",
                 len(dangling),
-                f"{_counted(len(dangling), 'annotation names', 'annotations name')} an unknown "
+                f"{counted(len(dangling), 'annotation names', 'annotations name')} an unknown "
                 f"{what}: ids {_examples(dangling)}",
             )
 
