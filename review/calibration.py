@@ -53,6 +53,8 @@ from synthgate.validators.rubric import (
 LEVELS = (5, 3, 1)
 ROUNDS = 6
 
+CALIBRATED_BY = "Calibrated by `synthgate rubric calibrate`"  # a calibrated file's header
+
 
 @dataclass
 class RouteAgreement:
@@ -154,7 +156,7 @@ class Calibration:
             if getattr(old, name) != getattr(new, name)
         ]
         return [
-            f"Calibrated by `synthgate rubric calibrate` from {self._origin()} on {self.items} "
+            f"{CALIBRATED_BY} from {self._origin()} on {self.items} "
             f"final human verdicts{self.where}:",
             f"{self.fitted} fitted, {self.held_out} held out (share {self.holdout:g}, seed "
             f"{self.seed}). Held-out samples the rubric routes as people did: "
@@ -558,11 +560,16 @@ def calibrate_items(
 
 def _refuse_replacing(out: Path, rubric: Rubric) -> None:
     """A Rubric object has no file to compare `out` with (as a path `rubric` has): refuse an
-    `out` that holds this very rubric, the file it was most likely loaded from (calibrating
-    would replace it, comments and all, with the fitted one)."""
+    `out` that holds this very rubric and is not an earlier calibration's output (those start
+    with `header()`'s line and are written over, as the path form writes them over): the file
+    it was most likely loaded from, which calibrating would replace, comments and all."""
     if not out.is_file():
         return
+    mark = f"# {CALIBRATED_BY}".encode()  # the first line of every calibrated rubric file
     try:
+        with out.open("rb") as handle:
+            if handle.read(len(mark)) == mark:
+                return
         held = load_rubric(out)
     except (InputError, OSError):  # not a rubric: check_out_file has said what it may be
         return
