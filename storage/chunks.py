@@ -208,12 +208,15 @@ class ChunkBook:
         if changed != 1:
             raise LeaseLost(lease)
 
-    def update(self, chunk_id: str, **values: Any) -> None:
-        """Set fields of a chunk, whoever holds it: for the process that submits and judges."""
+    def update(self, chunk_id: str, *, if_status: str | None = None, **values: Any) -> None:
+        """Set fields of a chunk, whoever holds it: for the process that submits and judges;
+        with `if_status`, only while the chunk still has that status (another process may
+        have moved it on since it was read)."""
+        query = chunks.update().where(chunks.c.id == chunk_id)
+        if if_status is not None:
+            query = query.where(chunks.c.status == if_status)
         with self.engine.begin() as connection:
-            connection.execute(
-                chunks.update().where(chunks.c.id == chunk_id).values(**values, updated=time.time())
-            )
+            connection.execute(query.values(**values, updated=time.time()))
 
     def lost(self, *, batch_id: str | None = None) -> list[ChunkState]:
         """Running chunks whose lease ran out: their worker died, froze or lost the database."""

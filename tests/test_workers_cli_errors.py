@@ -92,7 +92,7 @@ PARAMETER_ERRORS = [
     ("no-blobs", lambda _tmp: no_blobs(), "as blobs or set", "as --blobs or set"),
     ("worker-broker", lambda _tmp: unreachable_broker(), "URL as broker (", "URL as --broker ("),
     ("publish", lambda _tmp: cannot_publish(), "URL as broker /", "URL as --broker /"),
-    ("blobs-elsewhere", blobs_elsewhere, "blob store as blobs:", "blob store as --blobs:"),
+    ("blobs-elsewhere", blobs_elsewhere, "blob store as blobs;", "blob store as --blobs;"),
 ]
 
 

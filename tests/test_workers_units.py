@@ -874,7 +874,7 @@ def test_a_chunk_whose_files_are_missing_is_queued_to_be_made_again(
     with pytest.raises(InputError, match="the files of 2 of its samples are not in") as caught:
         load_chunk(context.store, BlobStore(context.blobs.url), made)
     # worded for the CLI, the API and the library alike: each submits in its own way
-    assert "then submit the same config again" in str(caught.value)
+    assert "Either way submit the same config again" in str(caught.value)
     assert "synthgate submit" not in str(caught.value)
     again = context.store.chunks.get(chunk.id)
     assert again is not None and again.status == "queued"
@@ -933,7 +933,7 @@ def test_every_chunk_whose_files_are_missing_is_queued_in_one_go(context: Worker
     said = str(caught.value)
     assert f"the files of {first.stop - first.start} of its samples are not in" in said
     assert f"nor are those of {others} samples in {len(rest)} more of its chunks" in said
-    assert "these chunks are queued, and a worker makes again only the files" in said
+    assert "these chunks are queued again, and a worker makes again only the files" in said
     statuses = {c.id: c.status for c in context.store.chunks.of_batch(batch_id)}
     assert statuses == {judged.id: "done", **{c.id: "queued" for c in [first, *rest]}}
     for chunk in [first, *rest]:  # their next delivery makes their files anew
@@ -1009,7 +1009,8 @@ def test_a_wrong_blobs_where_submit_runs_costs_no_sample_its_row_nor_a_remake(
     said = str(caught.value)
     assert f"are not in the blob store {wrong.url} " in said
     assert f"If {wrong.url} is not where the workers write, pass their blob store as " in said
-    assert "as blobs: nothing needs making again" in said
+    assert "as blobs; if it is, start every worker with it" in said
+    assert "only the files its own blob store lacks (nothing, when only this process" in said
     for chunk in context.store.chunks.of_batch(batch_id):
         assert chunk.status == "queued"
         assert (
@@ -1299,3 +1300,39 @@ def test_a_submit_that_could_not_publish_says_the_workers_send_its_chunks(
     assert said_of == [f"{i} generated" for i in ids] + [f"{i} already generated" for i in ids]
     made = [s for m in ("image", "text") for s in context.store.iter_samples(batch_id, m)]
     assert len(made) == len({s.id for s in made}) == planned_total(config)
+
+
+def test_a_worker_with_another_blobs_failing_a_chunk_fails_no_sample_made_elsewhere(
+    context: WorkerContext, tmp_path: Path
+) -> None:
+    """A chunk queued again for a remake (load_chunk under a wrong --blobs) and then given up
+    (retries out) by a worker whose --blobs lacks the files: failing "what the chunk has not
+    made" marked the samples the right workers had made failed too (second read)."""
+    config = make_config(image={"generator": "procedural", "count": 4, "size": [32, 32]})
+    batch_id = register(context, config)
+    chunk = context.store.chunks.of_batch(batch_id)[0]
+    run_chunk(context, chunk.id)
+    context.store.chunks.update(chunk.id, status="queued", reason=None, current=None)
+    elsewhere = WorkerContext.from_settings(
+        context.settings.model_copy(update={"blob_url": str(tmp_path / "other-blobs")})
+    )
+    assert chunk_module.fail_chunk(elsewhere, chunk.id, "retries out", holder="w2").endswith(
+        "failed: retries out"
+    )
+    made = context.store.samples_in(batch_id, chunk.modality, chunk.start, chunk.stop)
+    assert len(made) == chunk.stop - chunk.start and {s.status for s in made} == {"pending"}
+
+
+def test_a_chunk_judged_meanwhile_is_not_queued_again(context: WorkerContext) -> None:
+    """load_chunk lists a batch's `generated` chunks, looks for their files (slow on S3), then
+    queued them whatever they had become: one another submit judged (`done`) in between went
+    back to `queued` and was made and judged again (second read)."""
+    config = make_config(image={"generator": "procedural", "count": 4, "size": [32, 32]})
+    batch_id = register(context, config)
+    chunk = context.store.chunks.of_batch(batch_id)[0]
+    context.store.chunks.update(chunk.id, status="done")
+    context.store.chunks.update(chunk.id, if_status="generated", status="queued")
+    assert context.store.chunks.get(chunk.id).status == "done"
+    context.store.chunks.update(chunk.id, status="generated")
+    context.store.chunks.update(chunk.id, if_status="generated", status="queued")
+    assert context.store.chunks.get(chunk.id).status == "queued"

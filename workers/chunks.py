@@ -360,11 +360,18 @@ def make_chunk(context: WorkerContext, chunk: ChunkState, held: HeldLease) -> st
 
 
 def remaining_specs(
-    context: WorkerContext, chunk: ChunkState, config: BatchConfig, generator: Generator
+    context: WorkerContext,
+    chunk: ChunkState,
+    config: BatchConfig,
+    generator: Generator,
+    *,
+    remake_missing: bool = True,
 ) -> list[SampleSpec]:
-    """The chunk's specs that have no row yet (an earlier delivery may have made some), and
-    those made but whose files this worker's blob store lacks (`files_missing`: made by a
-    worker with another --blobs, or deleted since), which are made again, same bytes."""
+    """The chunk's specs that have no row yet (an earlier delivery may have made some), and,
+    with `remake_missing`, those made but whose files this worker's blob store lacks
+    (`files_missing`: made by a worker with another --blobs, or deleted since), which are made
+    again, same bytes. Failing a chunk's rest passes False: a sample only this worker cannot
+    see is no sample it failed to make."""
     modality: Modality = "image" if chunk.modality == "image" else "text"
     specs = plan(
         config,
@@ -375,7 +382,7 @@ def remaining_specs(
         stop=chunk.stop,
     )
     done = context.store.stored_indices(chunk.batch_id, chunk.modality, chunk.start, chunk.stop)
-    if done:
+    if done and remake_missing:
         # Only pending samples no one was asked to review: a judged one is not this chunk's
         # to change, and a reviewed one's files are put back by hand (another synthgate
         # version could make other pixels than the ones people saw).
@@ -431,6 +438,9 @@ def give_up_in_flight(
         f"{settings.max_crashes}"
     )
     culprits = [s for s in specs if s.index == chunk.current] if chunk.current is not None else []
+    if not culprits:  # the whole rest, but not the samples made whose files only this worker lacks
+        made = context.store.stored_indices(chunk.batch_id, chunk.modality, chunk.start, chunk.stop)
+        specs = [s for s in specs if s.index not in made]
     failed = [failed_sample(s, generator.version) for s in (culprits[:1] or specs)]
     context.store.put_made(failed, lease=held.lease, reason=reason)
     if not culprits:
@@ -500,7 +510,7 @@ def store_made(
 def fail_remaining(context: WorkerContext, chunk: ChunkState, held: HeldLease, reason: str) -> None:
     """Mark the samples a chunk has not made failed, under its lease (soft time limit)."""
     config, generator = context.generator(chunk.batch_id, chunk.modality)
-    specs = remaining_specs(context, chunk, config, generator)
+    specs = remaining_specs(context, chunk, config, generator, remake_missing=False)
     context.store.put_made(
         [failed_sample(s, generator.version) for s in specs], lease=held.lease, reason=reason
     )

@@ -106,8 +106,10 @@ def load_chunk(store: Store, blobs: BlobStore, chunk: ChunkState) -> LoadedChunk
         for other in store.chunks.of_batch(chunk.batch_id, statuses=["generated"]):
             if other.id != chunk.id and (lost := files_missing(store, blobs, other)):
                 broken[other.id] = lost
-        for chunk_id in broken:
-            store.chunks.update(chunk_id, status="queued", reason=None, current=None)
+        for chunk_id in broken:  # not one another submit judged meanwhile
+            store.chunks.update(
+                chunk_id, if_status="generated", status="queued", reason=None, current=None
+            )
         # a chunk's ids at a time: a query binds a few hundred ids, not a batch's
         kept = sum(len(asked_to_review(store, [s.id for s in lost])) for lost in broken.values())
         reviewed = (
@@ -122,10 +124,11 @@ def load_chunk(store: Store, blobs: BlobStore, chunk: ChunkState) -> LoadedChunk
             f"batch {chunk.batch_id}: chunk {chunk.id} was made, but the files of "
             f"{len(missing)} of its samples are not in the blob store {blobs.url} "
             f"({first_missing.filename or first_missing}){also if others else ''}. If "
-            f"{blobs.url} is not where the workers write, pass their blob store as {{blobs}}: "
-            "nothing needs making again. If it is, start every worker with it, then "
-            f"submit the same config again: {'these chunks are' if others else 'the chunk is'} "
-            "queued, and a worker makes again only the files its blob store lacks"
+            f"{blobs.url} is not where the workers write, pass their blob store as {{blobs}}; "
+            "if it is, start every worker with it. Either way submit the same config again: "
+            f"{'these chunks are' if others else 'the chunk is'} queued again, and a worker "
+            "makes again only the files its own blob store lacks (nothing, when only this "
+            "process read the wrong folder)"
             f"{reviewed}",
             options=("blobs",),
         )
