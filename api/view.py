@@ -185,27 +185,35 @@ def agreement_tables(report: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     validator = report["validator"]
-    tables.append(
-        {
-            "title": "Validator vs humans",
-            "columns": [
-                "rubric route",
-                *(f"humans: {r}" for r in ("accepted", "review", "rejected")),
-            ],
-            "rows": [
-                [route, *(str(humans.get(r, 0)) for r in ("accepted", "review", "rejected"))]
-                for route, humans in validator["confusion"].items()
-            ],
-            "note": " ".join(
-                filter(
-                    None,
-                    [
-                        f"Cohen's kappa {_number(validator['kappa'].get('value'))}.",
-                        _cutoffs_said(validator.get("cutoffs", {})),
-                        *validator["suggestions"].get("notes", []),
-                    ],
-                )
-            ),
-        }
-    )
+    per_modality = validator.get("modalities") or {}
+    if per_modality:  # image and text both reviewed: one table each, as the CLI prints them
+        for modality, part in per_modality.items():
+            tables.append(_validator_table(part, f"Validator vs humans ({modality} samples)"))
+    else:
+        tables.append(_validator_table(validator, "Validator vs humans"))
     return tables
+
+
+def _validator_table(validator: dict[str, Any], title: str) -> dict[str, Any]:
+    """The rubric's routes against people's final verdicts, as a table with its kappa."""
+    return {
+        "title": title,
+        "columns": [
+            "rubric route",
+            *(f"humans: {r}" for r in ("accepted", "review", "rejected")),
+        ],
+        "rows": [
+            [route, *(str(humans.get(r, 0)) for r in ("accepted", "review", "rejected"))]
+            for route, humans in validator["confusion"].items()
+        ],
+        "note": " ".join(
+            filter(
+                None,
+                [
+                    f"Cohen's kappa {_number(validator['kappa'].get('value'))}.",
+                    _cutoffs_said(validator.get("cutoffs", {})),
+                    *validator["suggestions"].get("notes", []),
+                ],
+            )
+        ),
+    }

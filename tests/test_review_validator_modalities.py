@@ -106,3 +106,30 @@ def test_the_cli_prints_a_table_for_each_modality(tmp_path: Path) -> None:
     image = shown.output.index("rubric route vs final human verdict (image samples)")
     text = shown.output.index("rubric route vs final human verdict (text samples)")
     assert image < text
+
+
+def test_the_admin_page_shows_a_table_for_each_modality(tmp_path: Path) -> None:
+    """The admin page's agreement tables drew the pooled keys of a mixed report: an empty
+    table and a kappa of "n/a", the per-modality numbers nowhere."""
+    from synthgate.api.view import agreement_tables
+
+    store = _reviewed(tmp_path, modalities=("image", "text"))
+    report = agreement_report(store, min_items=2)
+    tables = {t["title"]: t for t in agreement_tables(report)}
+    assert "Validator vs humans" not in tables
+    for modality in ("image", "text"):
+        table = tables[f"Validator vs humans ({modality} samples)"]
+        counts = report["validator"]["modalities"][modality]["confusion"]
+        assert table["rows"] and sum(int(n) for row in table["rows"] for n in row[1:]) == sum(
+            n for row in counts.values() for n in row.values()
+        )
+    store.close()
+
+
+def test_the_admin_page_keeps_one_table_for_one_modality(tmp_path: Path) -> None:
+    from synthgate.api.view import agreement_tables
+
+    store = _reviewed(tmp_path, modalities=("image",))
+    titles = [t["title"] for t in agreement_tables(agreement_report(store, min_items=2))]
+    assert titles[-1] == "Validator vs humans" and not any("samples)" in t for t in titles)
+    store.close()
