@@ -729,22 +729,6 @@ def test_a_chunk_unknown_to_the_workers_database_is_handed_back_a_few_times_then
     assert "dropped after 3 hand-backs" in said[3]
 
 
-def test_a_hand_back_the_broker_refuses_is_said_not_raised(
-    eager_app: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    from synthgate.workers import tasks
-
-    def no_broker(*_: Any, **__: Any) -> None:
-        raise ConnectionRefusedError(111, "Connection refused")
-
-    monkeypatch.setattr(eager_app, "send_task", no_broker)
-    with caplog.at_level("ERROR", logger="synthgate.workers.tasks"):
-        result = tasks.make_chunk.apply(args=[UNKNOWN_CHUNK])
-    assert result.successful()
-    [said] = [r.getMessage() for r in caplog.records]
-    assert "could not hand it back to the queue (ConnectionRefusedError" in said
-
-
 def test_the_sweep_sends_queued_chunks_nobody_took_again_once_with_the_queues_empty(
     context: WorkerContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:

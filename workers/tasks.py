@@ -123,23 +123,14 @@ def hand_back(task: Any, unknown: NotInThisDatabase) -> str:
         return said
     delivery = task.request.delivery_info or {}
     countdown = min(settings.retry_backoff_max, 2.0**handed)
-    try:
-        task.app.send_task(
-            MAKE_CHUNK,
-            args=[unknown.chunk_id],
-            queue=delivery.get("routing_key") or "cpu",
-            priority=delivery.get("priority"),
-            countdown=countdown,
-            headers={HANDED_BACK: handed + 1},
-        )
-    except Exception as error:  # kombu raises several types for an unreachable broker
-        said = (
-            f"{unknown}; could not hand it back to the queue ({type(error).__name__}: {error}): "
-            "the workers on the submitter's database (their sweep) or `synthgate submit --wait` "
-            "send it again"
-        )
-        log.error("%s", said)
-        return said
+    task.app.send_task(
+        MAKE_CHUNK,
+        args=[unknown.chunk_id],
+        queue=delivery.get("routing_key") or "cpu",
+        priority=delivery.get("priority"),
+        countdown=countdown,
+        headers={HANDED_BACK: handed + 1},
+    )
     said = (
         f"{unknown}; handed back to the queue in {countdown:g} s for a worker on that database "
         f"({handed + 1} of {settings.max_hand_backs})"
