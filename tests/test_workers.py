@@ -288,39 +288,6 @@ def test_gpu_and_cpu_queues_are_served_by_their_own_workers(
     assert "text:0 generated" in logs[1] and "image:" not in logs[1]  # the cpu worker
 
 
-def test_a_worker_on_another_database_hands_the_chunks_back_for_the_right_workers(
-    cluster: Cluster, tmp_path: Path
-) -> None:
-    """A worker started with another --db took the batch's messages and acknowledged them: the
-    chunks stayed queued in the submitter's database with no message, and a worker started
-    later on the right database made them only once its sweep sent them again, more than a
-    minute later (a lease, two heartbeats and the longest retry backoff)."""
-    wrong = cluster.start_worker(settings={"SYNTHGATE_DB_URL": f"sqlite:///{tmp_path / 'x.db'}"})
-    config = write_config(tmp_path, mixed_config(images=8, texts=8, size=64))
-    submitted = cluster.cli("submit", str(config))
-    assert submitted.returncode == 0, submitted.stderr
-    batch_id = submitted.stdout.split()[1].rstrip(":")
-    wait_until(
-        lambda: "not in this worker's database" in cluster.log_of(wrong).read_text(),
-        timeout=60,
-        what="the worker on the other database to meet a chunk",
-    )
-    wrong.send_signal(signal.SIGTERM)  # a warm shutdown, as an operator stops a worker
-    wrong.wait(timeout=60)
-    assert "handed back" in cluster.log_of(wrong).read_text()
-    right = cluster.start_worker()
-    store = Store(cluster.db_url)
-    try:
-        wait_until(
-            lambda: set(store.chunks.totals(batch_id)) == {"last_update", "generated"},
-            timeout=30,  # the sweep would send them again after 64 s
-            what="the worker on the submitter's database to make every chunk",
-        )
-    finally:
-        store.close()
-    assert "queued chunks no worker took again" not in cluster.log_of(right).read_text()
-
-
 def test_a_wrong_blobs_given_to_submit_alone_is_named_and_costs_no_remake(
     cluster: Cluster, tmp_path: Path
 ) -> None:

@@ -50,10 +50,6 @@ class WorkerSettings(Settings):
     max_crashes: int = Field(3, ge=1)
     max_retries: int = Field(5, ge=0)  # for transient errors (database, blob store, network)
     retry_backoff_max: float = Field(60.0, gt=0)
-    # A worker started with another --db than submit's hands a chunk its database lacks back
-    # to the queue, after 1, 2, 4 ... s, for a worker on the submitter's database; after this
-    # many hand-backs (a message from a database since replaced) it is dropped.
-    max_hand_backs: int = Field(5, ge=0)
     # Generators (by name prefix) whose chunks go to the `gpu` queue, one chunk at a time.
     gpu_generators: list[str] = Field(default_factory=lambda: ["diffusion"])
     # A `cpu` chunk holds this many of the embedded runner's chunks: per-task costs (broker,

@@ -153,19 +153,6 @@ class WorkerContext:
         return self.generators[key]
 
 
-class NotInThisDatabase(LookupError):
-    """A chunk this worker's database does not hold: its batch was submitted to another
-    database (this worker was started with the wrong --db), or that database was replaced."""
-
-    def __init__(self, chunk_id: str, db_url: str) -> None:
-        self.chunk_id = chunk_id
-        super().__init__(
-            f"chunk {chunk_id} is not in this worker's database {shown_url(db_url)}: its batch "
-            "was submitted to another one. Start this worker with the --db (or "
-            "SYNTHGATE_DB_URL) that `synthgate submit` is given"
-        )
-
-
 def chunk_rows(
     config: BatchConfig,
     batch_id: str,
@@ -265,7 +252,7 @@ def run_chunk(context: WorkerContext, chunk_id: str, *, holder: str | None = Non
     sample order, where the run folder is assembled, because batch checks (near-duplicates)
     compare each sample with the ones before it. A transient error (database, blob store,
     network, a full blob store) puts the chunk back to `queued` and is raised, for the task to
-    retry; a chunk this worker's database does not hold raises `NotInThisDatabase`.
+    retry.
     """
     delivery = context.store.chunks.begin(
         chunk_id,
@@ -273,9 +260,15 @@ def run_chunk(context: WorkerContext, chunk_id: str, *, holder: str | None = Non
         lease_seconds=context.settings.lease_timeout,
     )
     if delivery is None:
-        # Sent by a `submit` on another database: the task hands the message back for a
-        # worker on that database (workers/tasks.py), rather than acknowledging it here.
-        raise NotInThisDatabase(chunk_id, context.store.url)
+        # Sent by a `submit` on another database: the message is dropped here (a sweep of
+        # the workers on the submitter's database sends it again), so say why, loudly.
+        said = (
+            f"chunk {chunk_id} is not in this worker's database "
+            f"{shown_url(context.store.url)}: its batch was submitted to another one. Start "
+            "this worker with the --db (or SYNTHGATE_DB_URL) that `synthgate submit` is given"
+        )
+        log.error("%s", said)
+        return said
     chunk = delivery.chunk
     if delivery.lease is None:
         if chunk.status in FINISHED:

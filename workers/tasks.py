@@ -5,11 +5,8 @@
 chunks another live worker holds are skipped), acknowledged late and requeued when its worker is
 lost (app settings). Transient errors (database, blob store, network) are retried with
 exponential backoff; a chunk out of retries has its remaining samples marked failed with the
-reason. A chunk this worker's database lacks (the worker was started with another --db than
-submit's) is not acknowledged away: its message goes back to the queue for a worker on the
-submitter's database (`hand_back`), a few times, with a backoff. The time limits end the task
-inside `run_chunk` (past the soft limit the samples not made yet fail with the reason, under the
-lease; the hard limit kills the pool process).
+reason. The time limits end the task inside `run_chunk` (past the soft limit the samples not
+made yet fail with the reason, under the lease; the hard limit kills the pool process).
 
 Every worker's main process also runs `LeaseSweeper`: every `heartbeat_interval` it hands the
 chunks whose lease ran out (their worker was SIGKILLed, ran out of memory or froze) to the
@@ -32,13 +29,7 @@ from synthgate.errors import InputError
 from synthgate.generators import REGISTRY, generator_class
 from synthgate.storage.store import Store
 from synthgate.workers.app import MAKE_CHUNK, QUEUES, WorkerSettings, queue_for
-from synthgate.workers.chunks import (
-    TRANSIENT_ERRORS,
-    NotInThisDatabase,
-    WorkerContext,
-    fail_chunk,
-    run_chunk,
-)
+from synthgate.workers.chunks import TRANSIENT_ERRORS, WorkerContext, fail_chunk, run_chunk
 from synthgate.workers.submit import recover_lost, resend_stalled
 
 log = logging.getLogger(__name__)
@@ -84,8 +75,6 @@ def make_chunk(self: Any, chunk_id: str) -> str:
         # inside: a database that is down when the context is first built is retried too
         context = context_for(self.app)
         return run_chunk(context, chunk_id, holder=self.request.id)
-    except NotInThisDatabase as unknown:
-        return hand_back(self, unknown)
     except TRANSIENT_ERRORS as error:
         if self.request.retries >= settings.max_retries:
             reason = (
@@ -99,44 +88,6 @@ def make_chunk(self: Any, chunk_id: str) -> str:
         raise self.retry(
             exc=error, countdown=countdown, max_retries=settings.max_retries
         ) from error
-
-
-# The message header that counts how often workers handed a chunk's message back.
-HANDED_BACK = "synthgate_handed_back"
-
-
-def hand_back(task: Any, unknown: NotInThisDatabase) -> str:
-    """Send the message of a chunk this worker's database lacks back to its queue, after a
-    backoff, for a worker on the submitter's database, instead of acknowledging it away: that
-    left the chunk queued there with no message until a sweep sent it again (a minute and
-    more later, and never while no process on that database runs). After `max_hand_backs`
-    (a message from a database since replaced, which no worker holds) it is dropped; a sweep
-    on the submitter's database, or `submit --wait`, sends it again if it is still wanted."""
-    settings: WorkerSettings = task.app.synthgate
-    handed = int((task.request.headers or {}).get(HANDED_BACK) or 0)
-    if handed >= settings.max_hand_backs:
-        said = (
-            f"{unknown}; dropped after {handed} hand-backs to the queue: the workers on the "
-            "submitter's database (their sweep) or `synthgate submit --wait` send it again"
-        )
-        log.error("%s", said)
-        return said
-    delivery = task.request.delivery_info or {}
-    countdown = min(settings.retry_backoff_max, 2.0**handed)
-    task.app.send_task(
-        MAKE_CHUNK,
-        args=[unknown.chunk_id],
-        queue=delivery.get("routing_key") or "cpu",
-        priority=delivery.get("priority"),
-        countdown=countdown,
-        headers={HANDED_BACK: handed + 1},
-    )
-    said = (
-        f"{unknown}; handed back to the queue in {countdown:g} s for a worker on that database "
-        f"({handed + 1} of {settings.max_hand_backs})"
-    )
-    log.error("%s", said)
-    return said
 
 
 class LeaseSweeper:
