@@ -161,5 +161,5 @@ def test_rerun_refuses_to_replace_human_review_decisions(tmp_path: Path) -> None
     path.write_text(yaml.safe_dump(config))
     result = runner.invoke(app, ["run", str(path), "--out", str(out)])
     assert result.exit_code == 2
-    assert "human review decisions" in result.output
+    assert "holds 1 human review decision that a new run would replace" in result.output
     assert (out / "synthgate.db").read_bytes() == before
