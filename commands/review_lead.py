@@ -6,6 +6,7 @@ group, where `synthgate review --help` lists them.
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -322,12 +323,12 @@ def _print_reopened(done: Reopened) -> None:
         console.print(text, markup=False, highlight=False)
 
     whose = f" of {done.annotator}" if done.annotator is not None else ""
-    if done.holding:
+    if done.holding and (who := done.annotator) is not None:  # holding is only an annotator's
         held = ", ".join(str(item) for item in done.holding)
         say(
             f"{done.annotator} holds {counted(len(done.holding), 'item')} undecided ({held}): "
             "a decision "
-            f"of theirs there counts; `synthgate review release --annotator {done.annotator}` "
+            f"of theirs there counts; `synthgate review release --annotator {shlex.quote(who)}` "
             "hands their undecided tasks to someone else"
         )
     if not done.items:

@@ -976,3 +976,24 @@ def test_the_cli_prints_the_notes_of_an_input_error(capsys: pytest.CaptureFixtur
     assert exited.value.exit_code == 2
     said = capsys.readouterr().err
     assert "item 7 is gold" in said and "the items up to item 5 were taken back" in said
+
+
+def test_the_release_hint_quotes_a_name_with_a_space(tmp_path: Path) -> None:
+    """The hint for an annotator still holding items broke on a name with a space when pasted
+    into a shell (the API's 403 hint quotes it)."""
+    db = f"sqlite:///{tmp_path / 'synthgate.db'}"
+    store = Store(db)
+    fill(store, review=2, audit=0, accepted=0)
+    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    task = queue.next_item("ann lee")
+    assert task is not None
+    queue.decide(task.item_id, "ann lee", ACCEPT)
+    assert queue.next_item("ann lee") is not None  # held undecided
+    result = runner.invoke(
+        cli, ["review", "reopen", "--annotator", "ann lee", "--as", "lead", "--db", db]
+    )
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "`synthgate review release --annotator 'ann lee'`" in said
+    store.close()
