@@ -124,7 +124,7 @@ def _sections(
         blocks.append(
             (
                 "p",
-                f"{len(skipped)} input {'entry was' if len(skipped) == 1 else 'entries were'} "
+                f"{counted(len(skipped), 'input entry was', 'input entries were')} "
                 "skipped (--skip-invalid):",
             )
         )
@@ -152,7 +152,7 @@ def _sections(
         blocks.append(
             (
                 "p",
-                f"{len(over)} class{'' if len(over) == 1 else 'es'} end over their target "
+                f"{counted(len(over), 'class', 'classes')} end over their target "
                 "because of the real objects of the backgrounds the new instances were pasted "
                 "on (copy-paste keeps every label of its background, and reuses backgrounds "
                 "where none holds only classes below their target):",

@@ -223,9 +223,11 @@ def alpha(
             )
         )
     unpaired = len(items) - len(pairable)
-    are = "is" if unpaired == 1 else "are"
     note = (
-        f"{counted(unpaired, 'item')} with a single rating {are} not pairable" if unpaired else ""
+        counted(unpaired, "item with a single rating is", "items with a single rating are")
+        + " not pairable"
+        if unpaired
+        else ""
     )
     return Agreement(name, value, len(pairable), len(values), observed, note)
 

@@ -34,7 +34,7 @@ from sqlalchemy import ARRAY, Integer, any_, bindparam, func, literal, select, t
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from synthgate.errors import InputError
+from synthgate.errors import InputError, counted
 from synthgate.review import enqueue, gold, priority, reopen, set_k
 from synthgate.review.adjudication import Awaiting
 from synthgate.review.claims import (
@@ -302,7 +302,7 @@ class ReviewQueue:
                         value=list(expected),
                         problem=f"sample {sample.id} is gold item {known.id} already, expecting "
                         f"{list(known.expected)}, and "
-                        f"{'1 decision was' if scored == 1 else f'{scored} decisions were'} "
+                        f"{counted(scored, 'decision was', 'decisions were')} "
                         "scored against that",
                         fix="make a gold task of another sample; an answer people were scored "
                         "against stays",

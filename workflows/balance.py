@@ -33,7 +33,7 @@ import numpy as np
 
 from synthgate.arguments import callback, optional_path, path_argument, switch
 from synthgate.config import BatchConfig, CopyPasteImageConfig, parse_config
-from synthgate.errors import InputError
+from synthgate.errors import InputError, counted
 from synthgate.files import dumps, write_json_atomic
 from synthgate.formats.coco import refuse_non_finite
 from synthgate.formats.coco_checks import (
@@ -536,7 +536,7 @@ def balance(
     unnamed = class_name_problems(real)
     if unnamed:
         raise InputError(
-            f"{coco_path}: {len(unnamed)} categor{'y' if len(unnamed) == 1 else 'ies'} cannot "
+            f"{coco_path}: {counted(len(unnamed), 'category', 'categories')} cannot "
             f"name a class of the balanced dataset; nothing was written:\n"
             f"{describe_problems(unnamed)}\nrename "
             "them in the COCO file: balance labels new samples, and exports, under these names"

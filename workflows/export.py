@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from synthgate.arguments import callback, optional_path, path_argument, switch, whole_number
 from synthgate.config import MAX_SEED
-from synthgate.errors import InputError
+from synthgate.errors import InputError, counted
 from synthgate.files import path_problem, write_json_atomic
 from synthgate.formats.coco import Progress, refuse_non_finite
 from synthgate.formats.coco_checks import (
@@ -357,8 +357,9 @@ def export(
         sample_ids = [str((i.get("synthgate") or {}).get("sample_id")) for i in coco["images"]]
         open_items = undecided(coco_path.parent / "synthgate.db", sample_ids)
     if not coco["images"]:
-        entries = "1 entry" if len(skipped) == 1 else f"{len(skipped)} entries"
-        left_out = f" ({entries} left out as invalid)" if skipped else ""
+        left_out = (
+            f" ({counted(len(skipped), 'entry', 'entries')} left out as invalid)" if skipped else ""
+        )
         raise InputError(
             f"{coco_path}: no images to export{left_out}; an export without images is a dataset "
             "no tool can load"
