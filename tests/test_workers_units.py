@@ -7,6 +7,7 @@ as a worker's pool process runs them; the Celery wrapper only adds acks and retr
 from __future__ import annotations
 
 import copy
+import dataclasses
 import errno
 import itertools
 import json
@@ -1283,3 +1284,58 @@ def test_a_chunk_judged_meanwhile_is_not_queued_again(context: WorkerContext) ->
     context.store.chunks.update(chunk.id, status="generated")
     context.store.chunks.update(chunk.id, if_status="generated", status="queued")
     assert context.store.chunks.get(chunk.id).status == "queued"
+
+
+def test_giving_up_a_chunk_with_no_sample_in_flight_fails_only_samples_without_a_row(
+    context: WorkerContext, tmp_path: Path
+) -> None:
+    """`give_up_in_flight` with no culprit known (the chunk lost its worker `max_crashes` times,
+    no sample recorded in flight) gives the whole rest up, but not the samples that have a row:
+    a worker whose --blobs lacks their files is handed them to make again (`remaining_specs`),
+    and failing them would undo what the right workers made."""
+    config = make_config()
+    batch_id = register(context, config)
+    chunk_id = f"{batch_id}:text:0"
+    delivery = context.store.chunks.begin(chunk_id, holder="w1", lease_seconds=60)
+    assert delivery is not None and delivery.lease is not None
+    made_config, generator = context.generator(batch_id, "text")
+    judge = context.judge(batch_id, "text")
+    chunk = delivery.chunk
+    specs = list(
+        plan(
+            made_config,
+            "text",
+            batch_id=batch_id,
+            quota_categories=generator.quota_categories(),
+            start=chunk.start,
+            stop=chunk.stop,
+        )
+    )
+    made_here, not_made = specs[:3], specs[3:]
+    assert not_made
+    with context.hold(delivery.lease) as held:
+        chunk_module.store_made(
+            context, chunk_module.generate_specs(generator, made_here), judge, held
+        )
+    before = {s.id: s for s in context.store.samples_in(batch_id, "text", chunk.start, chunk.stop)}
+    assert sorted(s.spec.index for s in before.values()) == [s.index for s in made_here]
+
+    elsewhere = WorkerContext.from_settings(
+        context.settings.model_copy(update={"blob_url": str(tmp_path / "other-blobs")})
+    )
+    # What make_chunk hands it there: every spec, the made ones too (their files are missing).
+    handed = chunk_module.remaining_specs(elsewhere, chunk, made_config, generator)
+    assert [s.index for s in handed] == [s.index for s in specs]
+    lost = dataclasses.replace(chunk, crashes=2, current=None)
+    with elsewhere.hold(delivery.lease) as held:
+        assert chunk_module.give_up_in_flight(elsewhere, lost, handed, generator, held) is None
+
+    after = {s.id: s for s in context.store.samples_in(batch_id, "text", chunk.start, chunk.stop)}
+    assert len(after) == len(specs)
+    for sample_id, sample in before.items():  # a sample with a row is kept as it is
+        assert after[sample_id] == sample and sample.status == "pending"
+    failures = context.store.failures(batch_id)
+    assert [f["index"] for f in failures] == [s.index for s in not_made]
+    assert all("worker was lost 2 times" in f["reason"] for f in failures)
+    state = context.store.chunks.get(chunk_id)
+    assert state is not None and "gave up after 2" in (state.reason or "")
