@@ -140,7 +140,11 @@ def print_stats(numbers: dict[str, Any]) -> None:
         f"{items['final']} final; {numbers['gold_items']} gold; "
         f"{counted(numbers['queue_depth'], 'assignment')} still to hand out; "
         f"{counted(numbers['decisions'], 'decision')}"
-        + (f" ({adjudications} by adjudicators)" if adjudications else "")
+        + (
+            f" ({counted(adjudications, 'by an adjudicator', 'by adjudicators')})"
+            if adjudications
+            else ""
+        )
     )
     for each in numbers.get("blocked", []):
         console.print(

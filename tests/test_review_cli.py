@@ -516,7 +516,12 @@ def test_stats_say_how_to_adjudicate_and_count_adjudications_apart(run_folder: P
     numbers = json.loads(invoke("review", "stats", "--run", str(run_folder), "--json").output)
     decided = sum(row["decided"] for row in numbers["annotators"].values())
     assert numbers["adjudications"] == 1 and numbers["decisions"] == decided + 1
-    assert f"{decided + 1} decisions (1 by adjudicators)" in " ".join(shown.split())
+    assert f"{decided + 1} decisions (1 by an adjudicator)" in " ".join(shown.split())
+    store = Store(sqlite_url(run_folder / "synthgate.db"))
+    ReviewQueue(store, seed=0).adjudicate(waiting[1], "lead", Decision(verdict="accept"))
+    store.close()
+    shown = invoke("review", "stats", "--run", str(run_folder)).output
+    assert f"{decided + 2} decisions (2 by adjudicators)" in " ".join(shown.split())
 
 
 def test_adjudicate_lists_the_split_items_and_decides_one(run_folder: Path) -> None:
