@@ -9,6 +9,7 @@ One box format everywhere: COCO xywh in pixels. Masks are COCO compressed RLE di
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -164,6 +165,43 @@ class Sample(_Model):
     provenance: Provenance
     report: RubricReport | None = None
     status: Status = "pending"
+
+    def __repr_args__(self) -> Any:
+        # The objects and spans counted by category and label, the text cut short: every
+        # object in full was 12 KB for a COCO image of 90 (masks shown by size already), and a
+        # notebook prints a sample (`next(run.samples())`) whole; `.objects` lists them all.
+        for name, value in super().__repr_args__():
+            if name == "objects" and value:
+                yield name, _LabelsShown("object", [o.category for o in value])
+            elif name == "spans" and value:
+                yield name, _LabelsShown("span", [s.label for s in value])
+            elif name == "text" and isinstance(value, str) and len(value) > _TEXT_CHARS:
+                yield name, value[: _TEXT_CHARS - 1] + "…"
+            else:
+                yield name, value
+
+
+_TEXT_CHARS = 80
+
+
+class _LabelsShown:
+    """A sample's objects (or spans) as a repr shows them: `<90 objects: 60 circle, 30 square>`,
+    the most common few categories (labels) with their counts."""
+
+    SHOWN = 3
+
+    def __init__(self, noun: str, labels: list[str]) -> None:
+        self.noun = noun
+        self.labels = labels
+
+    def __repr__(self) -> str:
+        total = len(self.labels)
+        common = Counter(self.labels).most_common(self.SHOWN)  # ties: first met first
+        shown = [f"{count} {label}" for label, count in common]
+        rest = total - sum(count for _, count in common)
+        more = f", … {rest} more" if rest else ""
+        noun = self.noun if total == 1 else self.noun + "s"
+        return f"<{total} {noun}: {', '.join(shown)}{more}>"
 
 
 @dataclass

@@ -60,12 +60,13 @@ def test_the_readme_example_runs_without_the_cli(tmp_path: Path) -> None:
     shown = repr(scope["samples"][0])
     assert "pixels=uint8[256, 256, 3], foreground=bool[256, 256]" in shown
     assert shown.startswith("GeneratedSample(sample=<Sample ") and len(shown) < 300
-    # A sample read back shows its masks by size, not by RLE counts (hundreds of characters an
-    # object); the labels themselves are as they were.
+    # An object read back shows its mask by size, not by RLE counts (hundreds of characters an
+    # object), and a sample its objects counted; the labels themselves are as they were.
     sample = next(scope["run"].samples())
     mask = sample.objects[0].mask
-    assert f"mask=<RLE {mask['size'][0]}x{mask['size'][1]}>" in repr(sample)
+    assert f"mask=<RLE {mask['size'][0]}x{mask['size'][1]}>" in repr(sample.objects[0])
     assert mask["counts"] not in repr(sample) and mask["counts"] not in str(sample.objects)
+    assert f"objects=<{len(sample.objects)} object" in repr(sample)  # counted by category
     assert repr(checked) == f"ValidationResult({checked.summary.brief()}, reports=6)"
     assert "samples=6" in repr(checked) and len(repr(checked)) < 300
     assert str(checked.summary) == checked.summary.table()
