@@ -467,3 +467,27 @@ def test_copy_pastes_own_crowd_regions_say_why_not_relabel(pasted: bool, said: s
     (finding,) = [f for f in judge(generated).findings if f.check == "clarity_crowd_regions"]
     assert said in finding.message and "visible, too little to be an instance" in finding.message
     assert "CVAT" not in finding.message
+
+
+# (visible fraction of a crowd region copy_paste wrote, how its finding says it): a share
+# rounded to 0 % or 100 % read as none or all of it visible, and neither is what made it one.
+CROWD_SHARE_CASES = [
+    (0.003, "left <1% visible"),
+    (0.0049, "left <1% visible"),
+    (0.006, "left 1% visible"),
+    (0.2, "left 20% visible"),
+    (0.994, "left 99% visible"),
+    (0.996, "left >99% visible"),
+]
+
+
+@pytest.mark.parametrize(("fraction", "said"), CROWD_SHARE_CASES)
+def test_a_crowd_regions_visible_share_never_reads_as_none_or_all(
+    fraction: float, said: str
+) -> None:
+    generated = scene()
+    crowd(generated)
+    generated.sample.objects[0].attributes["pasted"] = True
+    generated.sample.objects[0].visible_fraction = fraction
+    (finding,) = [f for f in judge(generated).findings if f.check == "clarity_crowd_regions"]
+    assert said in finding.message, finding.message

@@ -293,7 +293,7 @@ def _crowd_message(obj: Any) -> str:
     if pasted is not None:
         what = "a pasted instance that later pastes" if pasted else "a background object pastes"
         return (
-            f"{region}: {what} left {obj.visible_fraction:.0%} visible, too little to be an "
+            f"{region}: {what} left {_share(obj.visible_fraction)} visible, too little to be an "
             "instance; written as a crowd region so that COCOeval and trainers ignore it "
             "rather than learn it as background"
         )
@@ -302,6 +302,17 @@ def _crowd_message(obj: Any) -> str:
         "one instance, label it as one: CVAT's COCO export (datumaro) writes every mask as a "
         "crowd region, datumaro's `-- --segmentation-mode polygons` writes instances"
     )
+
+
+def _share(fraction: float) -> str:
+    """A fraction as a whole percentage that never reads as none or all of it when it is
+    neither: "<1%" for 0.3 %, ">99%" for 99.6 %."""
+    shown = f"{fraction:.0%}"
+    if shown == "0%" and fraction > 0:
+        return "<1%"
+    if shown == "100%" and fraction < 1:
+        return ">99%"
+    return shown
 
 
 def _fmt(values: list[float]) -> str:
