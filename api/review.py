@@ -141,7 +141,8 @@ class AnnotatorStats(BaseModel):
     gold_accuracy: float | None
     decisions_per_hour: float | None = Field(
         description="Decisions an hour from the first task taken to the last decided, of those "
-        "with a known time on the task; null while that span is zero."
+        "with a known time on the task; null while that span is under a minute (a rate from seconds "
+        "of work is noise)."
     )
     untimed: int = Field(
         description="Decisions imported with no time on the task (no created_at and lead_time "

@@ -8,7 +8,9 @@ and the open items that need more annotators than the queue ever gave work to
 An annotator's `decisions_per_hour` counts their decisions from the first task they took to the
 last they decided, of those whose time on the task is known: one imported from Label Studio is
 timed by its `created_at` and `lead_time`, and without them was assigned when it was decided
-(review/interop.py); such decisions are counted as `untimed` instead.
+(review/interop.py); such decisions are counted as `untimed` instead. It stays None until that
+span reaches `RATE_SPAN_S`: four decisions within a second of scripted work read as six million
+an hour.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from synthgate.storage.tables import (
 )
 
 NAMES_SHOWN = 5  # annotators a line of `short_of_annotators` names
+
+RATE_SPAN_S = 60  # seconds of work before decisions_per_hour says a rate
 
 
 def route_changes(connection: Connection) -> dict[str, Any]:
@@ -301,8 +305,10 @@ def queue_stats(connection: Connection, k: int) -> dict[str, Any]:
         row["gold_accuracy"] = (
             row["gold_correct"] / row["gold_decided"] if row["gold_decided"] else None
         )
-        hours = (max(spans[who]) - min(spans[who])) / 3600 if spans[who] else 0.0
-        row["decisions_per_hour"] = round(timed[who] / hours, 1) if hours > 0 else None
+        seconds = max(spans[who]) - min(spans[who]) if spans[who] else 0.0
+        row["decisions_per_hour"] = (
+            round(timed[who] / (seconds / 3600), 1) if seconds >= RATE_SPAN_S else None
+        )
         row["untimed"] = row["decided"] - timed[who]
     return {
         "route_changes": route_changes(connection),
