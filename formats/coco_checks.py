@@ -175,7 +175,7 @@ def refuse_if_no_image_is_there(images: list[Any], root: Path, *, labels_only: b
             for folder in (root.iterdir() if root.is_dir() else ())
             if folder.is_dir() and is_file(confined_path(folder, names[0]))
         )
-        there = f"; {names[0]} is in {below[0]}" if below else ""
+        there = f"; {names[0]} is in {below[0]}" if below else missing_hint(root, names[0])
         raise InputError(
             f"{root / names[0]}: image file not found (none of the {len(names)} images is "
             f"under {root}{there}); pass the folder the file_names are relative to as "

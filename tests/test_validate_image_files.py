@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from synthgate.errors import InputError
 from synthgate.validators.validate import validate_coco
 
 HEIGHT, WIDTH = 48, 64
@@ -201,7 +202,14 @@ def test_a_file_named_in_another_spelling_is_named_with_the_fix(
         "annotations": [],
         "categories": [{"id": 1, "name": "thing"}],
     }
-    report = validate_coco(coco, images=tmp_path)
+    # its only image not found: the folder is refused, with the fix (as balance's check says)
+    with pytest.raises(InputError, match="none of the 1 images") as refused:
+        validate_coco(coco, images=tmp_path)
+    assert hint in str(refused.value), refused.value
+    # beside an image that is there: that image's finding says it
+    Image.fromarray(photo()).save(tmp_path / "there.png")
+    there = {"id": 2, "file_name": "there.png", "width": WIDTH, "height": HEIGHT}
+    report = validate_coco({**coco, "images": [*coco["images"], there]}, images=tmp_path)
     [finding] = [f for f in report.rows[0]["findings"] if f["measure"] == "image_unreadable"]
     assert hint in finding["message"], finding
 
@@ -357,6 +365,10 @@ def test_with_the_images_but_no_file_the_entry_lacking_a_size_is_named_without_t
     """Given the images folder but no file there, the finding told the user to validate with
     the images folder, which they had done: it says the file told no size."""
     path = _polygon_file(tmp_path, {"id": 1, "file_name": "a.jpg"}, images_first=True)
+    coco = json.loads(path.read_text())
+    Image.fromarray(photo()).save(tmp_path / "there.png")  # not every image missing: no refusal
+    coco["images"].append({"id": 2, "file_name": "there.png", "width": WIDTH, "height": HEIGHT})
+    path.write_text(json.dumps(coco))
     rows = validate_coco(path, images=tmp_path).rows
     [message] = [f["message"] for f in rows[0]["findings"] if f["measure"] == "mask_unreadable"]
     assert "the entry of image 1 has no width and height" in message, message
@@ -388,3 +400,23 @@ def test_a_file_name_leading_out_of_the_folder_is_that_images_finding(
     [finding] = [f for f in outside["findings"] if f["measure"] == "image_unreadable"]
     assert repr(named) in finding["message"] and str(folder) in finding["message"], finding
     assert not [f for f in fine["findings"] if f["measure"] == "image_unreadable"]
+
+
+def test_an_images_folder_holding_none_of_the_images_is_refused_as_balance_refuses_it(
+    tmp_path: Path,
+) -> None:
+    """images= the dataset's root, or a typo'd sibling: every image was judged unreadable and the
+    result had a mean score, as if the dataset were that bad (found by a hunt: 23 of coco-tiny's
+    80 rejected). balance, merge and export refuse the same mistake in one line."""
+    from balance_fixtures import make_tiny_coco
+
+    import synthgate as sg
+
+    coco, _images = make_tiny_coco(tmp_path / "data")
+    wrong = tmp_path / "elsewhere"
+    wrong.mkdir()
+    with pytest.raises(sg.InputError, match="none of the"):
+        sg.balance(coco, images=wrong, out=tmp_path / "balanced", dry_run=True)
+    with pytest.raises(sg.InputError, match="none of the") as refused:
+        validate_coco(coco, images=wrong)
+    assert str(wrong) in str(refused.value)
