@@ -30,6 +30,7 @@ from synthgate.storage.tables import (
     assignments,
     decisions,
     gold_answers,
+    removed_users,
     review_items,
     taken_back,
     users,
@@ -80,18 +81,16 @@ def annotators_per_item(connection: Connection, k: int) -> int:
 def queue_team(connection: Connection) -> list[str]:
     """The annotators the queue gave work to, by name: those who may take its items. Admins are
     left out: the server handed them items before it refused to (api/review.py `refuse_admin`),
-    and hands them none now; what such an admin still holds waits for `review release`. Where
-    the queue has users (the server's, `synthgate users`), so are the names no longer among
-    them: `users remove` took them off the team. A queue worked from the CLI alone has none:
-    its team is everyone it gave work to. Known wrong: in a queue with users, one who works
-    outside the API (Label Studio through `review import`, `ReviewQueue` in Python) is left
-    out too, though they decide items: the database keeps no trace of a removal, so a name
-    that was never a user reads as a removed one (tests/test_review_team.py, xfail)."""
+    and hands them none now; what such an admin still holds waits for `review release`. So are
+    the users `synthgate users remove` took away (api_removed_users, storage/users.py), until
+    one is added again under the name. Everyone else given work is in it, users or not: one
+    who works outside the API (Label Studio through `review import`, `ReviewQueue` in Python,
+    a queue worked from the CLI alone) is never a user, and decides items all the same."""
+    admins = select(users.c.name).where(users.c.role == "admin")
     team = select(annotator_counts.c.annotator).where(
-        annotator_counts.c.annotator.not_in(select(users.c.name).where(users.c.role == "admin"))
+        annotator_counts.c.annotator.not_in(admins),
+        annotator_counts.c.annotator.not_in(select(removed_users.c.name)),
     )
-    if connection.execute(select(users.c.id).limit(1)).first() is not None:
-        team = team.where(annotator_counts.c.annotator.in_(select(users.c.name)))
     return list(connection.execute(team.order_by(annotator_counts.c.annotator)).scalars())
 
 
@@ -223,7 +222,8 @@ def short_of_annotators(connection: Connection) -> list[dict[str, Any]]:
     team), by the k they need: each person decides an item once, so their last slots wait for
     someone new (`next` gives the team nothing more); a lead lowers their k instead (review/
     set_k.py). Each: k, items, team (how many people), names (the first few), why and fix.
-    None while nobody was given work yet: the team is still to come."""
+    None while the team is empty (nobody was given work yet, or only admins and users removed
+    since): the team is still to come."""
     team = queue_team(connection)
     if not team:
         return []

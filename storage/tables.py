@@ -4,9 +4,11 @@
 - chunks: the workers' bookkeeping, one row per chunk task, with the lease of the delivery
   making it (storage/chunks.py).
 - batch_requesters: who asked for which batch (storage/requesters.py).
-- api_users: who may use the service, with token hashes; api_sessions: the review page's
-  logins, by the hash of their session id; api_secrets: keys the service makes once (the one
-  that turns review item numbers into the opaque ids annotators see) (storage/users.py).
+- api_users: who may use the service, with token hashes; api_removed_users: the names
+  `users remove` took away and nobody was added under again (a review queue's team leaves them
+  out, review/stats.py `queue_team`); api_sessions: the review page's logins, by the hash of
+  their session id; api_secrets: keys the service makes once (the one that turns review item
+  numbers into the opaque ids annotators see) (storage/users.py).
 - review_batches, review_items, review_assignments, review_decisions, review_gold: the review
   queue (review/): where a batch's image uris are relative to and the labels a fix may use; one row per item to review (`kind`
   "sample" for a routed or audited sample, "gold" for a gold task or honeypot; `status` open ->
@@ -56,7 +58,7 @@ from synthgate.storage.prepared import Prepared
 
 # The migration that made the schema below (storage/migrations/versions/): a database stamped
 # with it needs no upgrade. A test holds it equal to the migrations' head.
-SCHEMA_REVISION = "0010"
+SCHEMA_REVISION = "0011"
 
 metadata = MetaData()
 
@@ -131,6 +133,16 @@ users = Table(
     Column("role", String(20), nullable=False),
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", DateTime, nullable=False, server_default=func.now()),
+)
+
+# The trace of a removal (`Users.remove`, in its transaction; `Users.add` under the name clears
+# it): a name absent from api_users was either removed or never a user (an annotator working in
+# Label Studio or through ReviewQueue), and only this tells the two apart.
+removed_users = Table(
+    "api_removed_users",
+    metadata,
+    Column("name", String(100), primary_key=True),  # api_users.name, as it was
+    Column("removed_at", Float, nullable=False),  # time.time()
 )
 
 sessions = Table(

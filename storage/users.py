@@ -5,10 +5,13 @@ page's sessions; the service's own secrets.
 `authenticate(token)` finds the user a token belongs to; `remove(name)` deletes the user and, in
 the same transaction, their claim on batches (storage/requesters.py) and their sessions:
 ownership is by name, and a user added later under the same name must not inherit the old one's
-batches or logins. `open_session(user)` makes a random session id for the login cookie (only its
-hash is kept, with an expiry), `session_user(id)` finds its user, `close_session(id)` revokes it
-(logout). `secret(name)` is a random key made once per database and kept in it. The API's role
-checks (api/auth.py) build on it; `synthgate users` manages it without the web extras.
+batches or logins. It records the removal too (api_removed_users, until `add` under the name
+clears it): a review queue's team leaves out those removed, not those who were never users
+(review/stats.py `queue_team`). `open_session(user)` makes a random session id for the login
+cookie (only its hash is kept, with an expiry), `session_user(id)` finds its user,
+`close_session(id)` revokes it (logout). `secret(name)` is a random key made once per database
+and kept in it. The API's role checks (api/auth.py) build on it; `synthgate users` manages it
+without the web extras.
 """
 
 from __future__ import annotations
@@ -27,7 +30,13 @@ from sqlalchemy.exc import IntegrityError
 from synthgate.errors import InputError
 from synthgate.storage.prepared import Prepared
 from synthgate.storage.requesters import forget_user
-from synthgate.storage.tables import insert_ignore, service_secrets, sessions, users
+from synthgate.storage.tables import (
+    insert_ignore,
+    removed_users,
+    service_secrets,
+    sessions,
+    users,
+)
 
 Role = Literal["annotator", "requester", "admin"]
 # Every request of the service runs one: built once and run on the driver's cursor
@@ -90,6 +99,8 @@ class Users:
                 # Rows under a free name are an earlier account's, removed before `remove`
                 # forgot them: the new account starts with no batches.
                 forget_user(connection, name)
+                # back on a review queue's team, if a removal took them off it
+                connection.execute(removed_users.delete().where(removed_users.c.name == name))
         except IntegrityError:
             raise InputError(
                 f"user {name!r} exists already; pick another name or remove it first"
@@ -99,12 +110,18 @@ class Users:
     def remove(self, name: str) -> bool:
         """Delete the user and, in the same transaction, their claim on batches and their
         sessions: ownership is by name, and a user added later under this name must not see the
-        old one's batches or be logged in as them."""
+        old one's batches or be logged in as them. The removal is recorded (api_removed_users)
+        in that transaction too: a review queue's team leaves the name out from now on
+        (review/stats.py `queue_team`), where a name that was never a user stays in it."""
         with self.engine.begin() as connection:
             removed = connection.execute(users.delete().where(users.c.name == name)).rowcount > 0
             if removed:
                 forget_user(connection, name)
                 connection.execute(sessions.delete().where(sessions.c.user == name))
+                # `add` cleared any earlier trace under the name; the delete keeps a row written
+                # around it (by hand, a restore) from failing the removal
+                connection.execute(removed_users.delete().where(removed_users.c.name == name))
+                connection.execute(removed_users.insert().values(name=name, removed_at=time.time()))
             return removed
 
     def list(self) -> list[User]:
