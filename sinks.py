@@ -284,7 +284,7 @@ class RunFolderSink:
         )
         self._database.finish(totals)
         _write_manifest(self.folder, run.config, totals)
-        publish_out(self.folder, self.out)
+        publish_out(self.folder, self.out, marker="manifest.json", what="run")
 
     def abort(self) -> None:
         self._drain()

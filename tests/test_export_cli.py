@@ -225,6 +225,7 @@ def test_labels_only_and_copies_where_links_fail(
     assert result.exit_code == 0, result.output  # no --images needed: no image is read
     assert sorted(p.name for p in labels_only.iterdir()) == [
         ".synthgate-export.json",
+        ".synthgate-files",
         "classes.txt",
         "labels",
     ]
@@ -372,6 +373,7 @@ def test_file_names_outside_the_images_folder_are_left_out_unread(tmp_path: Path
     assert f"file_name {str(elsewhere)!r} is an absolute path" in message
     assert {p.relative_to(out).as_posix() for p in files_under(tmp_path) - before} == {
         ".synthgate-export.json",
+        ".synthgate-files",
         "JPEGImages/x.png",
         "Annotations/x.xml",
         "ImageSets/Main/train.txt",

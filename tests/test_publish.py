@@ -66,7 +66,7 @@ def test_building_out_publishes_what_was_built(tmp_path: Path) -> None:
         (temporary / "file.txt").write_text("new")
         (temporary / "more.txt").write_text("more")
     assert (out / "file.txt").read_text() == "new"
-    assert sorted(p.name for p in out.iterdir()) == ["file.txt", "more.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [".synthgate-files", "file.txt", "more.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
