@@ -118,16 +118,26 @@ def check_out(
             value=out,
             problem=f"folder exists and is not a synthgate {what}; choose an empty or new folder",
         )
-    reviewed = sum(human_decision_count(db) for db in out.glob(databases)) if out.is_dir() else 0
-    if reviewed:
-        raise InputError(
-            field="out",
-            value=out,
-            problem=f"this {what} holds {counted(reviewed, 'human review decision')} that a new {what} "
-            "would replace; choose another folder (or export them first: synthgate review export)",
-        )
+    refuse_reviewed(out, what=what, databases=databases)
     if out.is_dir() and (out / marker).exists():
         refuse_foreign_files(out, marker=marker, what=what)
+
+
+def refuse_reviewed(out: Path, *, what: str, databases: str, late: bool = False) -> None:
+    """Refuse to write the synthgate `what` in `out` again while its databases (`databases`, a
+    glob) hold human review decisions. `late`: said once the new folder is made, of decisions
+    recorded meanwhile (a review of the old run while the new one was made)."""
+    reviewed = sum(human_decision_count(db) for db in out.glob(databases)) if out.is_dir() else 0
+    if not reviewed:
+        return
+    meanwhile = f" (recorded while the new {what} was made; it was not kept)" if late else ""
+    raise InputError(
+        field="out",
+        value=out,
+        problem=f"this {what} holds {counted(reviewed, 'human review decision')}{meanwhile} that "
+        f"a new {what} would replace; choose another folder (or export them first: synthgate "
+        "review export)",
+    )
 
 
 def refuse_out_holding(out: Path, *inputs: Path | None) -> None:
@@ -505,7 +515,7 @@ def building_out(
     try:
         yield temporary
         write_written_list(temporary)
-        publish_out(temporary, out, marker=marker, what=what)
+        publish_out(temporary, out, marker=marker, what=what, databases=databases)
     except BaseException as error:
         discard_out(started)
         if isinstance(error, OSError):
@@ -526,15 +536,25 @@ def _failed_path(error: OSError, temporary: Path, out: Path) -> Path:
 
 
 def publish_out(
-    temporary: Path, out: Path, *, marker: str | None = None, what: str = "output"
+    temporary: Path,
+    out: Path,
+    *,
+    marker: str | None = None,
+    what: str = "output",
+    databases: str | None = None,
 ) -> None:
     """Swap the finished folder into place; the old run goes only once the new one is there.
 
     Given the `marker` of the synthgate `what` in `out`, refuse first if a file synthgate did
     not write was put into `out` while the new one was made (`refuse_foreign_files`: `check_out`
-    saw none before): then nothing changes here, and the caller discards `temporary`."""
-    if marker is not None and out.is_dir() and not out.is_symlink():
-        refuse_foreign_files(out, marker=marker, what=what, late=True)
+    saw none before), or, given its `databases`, if human review decisions were recorded in
+    them meanwhile (`refuse_reviewed`): then nothing changes here, and the caller discards
+    `temporary`."""
+    if out.is_dir() and not out.is_symlink():
+        if databases is not None:
+            refuse_reviewed(out, what=what, databases=databases, late=True)
+        if marker is not None:
+            refuse_foreign_files(out, marker=marker, what=what, late=True)
     previous = out.with_name(f".{out.name}.previous")
     if previous.exists():
         shutil.rmtree(previous)

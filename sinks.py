@@ -284,7 +284,9 @@ class RunFolderSink:
         )
         self._database.finish(totals)
         _write_manifest(self.folder, run.config, totals)
-        publish_out(self.folder, self.out, marker="manifest.json", what="run")
+        publish_out(
+            self.folder, self.out, marker="manifest.json", what="run", databases="synthgate.db"
+        )
 
     def abort(self) -> None:
         self._drain()

@@ -213,6 +213,40 @@ def test_a_file_put_into_the_run_folder_while_it_is_rerun_stops_the_publish(
     assert beside(run_folder) == []
 
 
+def test_a_decision_recorded_while_the_run_is_made_again_stops_the_publish(
+    config_file: Path, reviewed_open: Path
+) -> None:
+    """The run was checked before it started (its queue had no decision yet); an annotator who
+    decides while the new run is made would lose that decision with the old folder: the new
+    run is dropped and the decision stays."""
+    from synthgate.review.queue import Decision, ReviewQueue
+    from synthgate.storage.store import Store, sqlite_url
+
+    decided: list[int] = []
+
+    def progress(modality: str, done: int, total: int) -> None:
+        if decided:
+            return
+        store = Store(sqlite_url(reviewed_open / "synthgate.db"))
+        queue = ReviewQueue(store, annotators_per_item=1, gold_rate=0.0)
+        task = queue.next_item("ann")
+        assert task is not None
+        queue.decide(task.item_id, "ann", Decision(verdict="accept"))
+        decided.append(task.item_id)
+        store.close()
+
+    with pytest.raises(InputError) as refused:
+        synthgate.run(config_file, out=reviewed_open, progress=progress)
+    message = str(refused.value)
+    assert "holds 1 human review decision (recorded while the new run was made" in message
+    store = Store(sqlite_url(reviewed_open / "synthgate.db"))
+    try:
+        assert decided and ReviewQueue(store).stats()["annotators"]["ann"]["decided"] == 1
+    finally:
+        store.close()
+    assert beside(reviewed_open) == []
+
+
 # --- exports -----------------------------------------------------------------------------------
 
 
