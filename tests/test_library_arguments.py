@@ -540,3 +540,31 @@ def test_a_tilde_target_file_is_in_the_home_folder(
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / "t.yaml").write_text("circle: 3\n")
     assert parse_target("~/t.yaml") == tmp_path / "t.yaml"
+
+
+def test_a_label_field_no_row_holds_is_refused_naming_it(tmp_path: Path) -> None:
+    """validate_file(rows, label_field="lable"), a typo for the rows' `label`: no label was read,
+    the file was judged with the ner rubric and every row accepted at 5.0 (found by a hunt: 30
+    of 30). balance_text refused the same typo; validate_file now does, naming the fields."""
+    rows = tmp_path / "reviews.jsonl"
+    rows.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "text": f"This blender is {'great' if i % 3 else 'awful'}, order {i}.",
+                    "label": "pos" if i % 3 else "neg",
+                }
+            )
+            + "\n"
+            for i in range(18)
+        ),
+        encoding="utf-8",
+    )
+    assert sg.validate_file(rows).rubric.name == "classification"  # the right field: labels read
+    with pytest.raises(sg.InputError, match="lable"):
+        sg.balance_text(rows, out=tmp_path / "balanced", label_field="lable")
+    with pytest.raises(sg.InputError) as refused:
+        sg.validate_file(rows, label_field="lable")
+    message = str(refused.value)
+    assert "no row of the first 18 holds `lable`" in message, message
+    assert "`label`, `text`" in message and "label_field" in message, message
