@@ -244,3 +244,21 @@ def test_status_says_queued_until_a_worker_takes_a_chunk(tmp_path: Path) -> None
     store.chunks.begin(f"{batch_id}:text:0", holder="task", lease_seconds=60)
     assert title().endswith(f"batch {batch_id} (running)")
     store.close()
+
+
+@pytest.mark.parametrize("empty", [False, True], ids=["missing", "empty file"])
+def test_status_of_a_missing_database_names_only_its_own_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty: bool
+) -> None:
+    """status has --db and no --run: the shared refusal said "check --db (or --run)"."""
+    monkeypatch.delenv("SYNTHGATE_DB_URL", raising=False)
+    path = tmp_path / "x.db"
+    if empty:
+        path.touch()
+    result = CliRunner().invoke(app, ["status", "nope", "--db", f"sqlite:///{path}"])
+    message = " ".join(result.output.split())
+    assert result.exit_code == 2, message
+    found = "an empty file, not a database," if empty else "no database"
+    assert f"{found} at {path}; check --db" in message, message
+    assert "--run" not in message, message
+    assert path.exists() == empty  # nothing created
