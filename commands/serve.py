@@ -182,7 +182,9 @@ def _worker_settings(broker: str | None, db: str | None, blobs: str | None) -> W
 
 @users.command("add")
 def add_user(
-    name: str = typer.Argument(..., help="The user's name, as decisions will record it."),
+    name: str = typer.Argument(
+        ..., metavar="NAME", help="The user's name, as decisions will record it."
+    ),
     role: str = typer.Option(..., "--role", help="annotator | requester | admin."),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
@@ -212,7 +214,9 @@ def list_users(db: str | None = typer.Option(None, "--db", help=DB_HELP)) -> Non
 
 @users.command("remove")
 def remove_user(
-    name: str = typer.Argument(..., help="The user to remove; their token stops working."),
+    name: str = typer.Argument(
+        ..., metavar="NAME", help="The user to remove; their token stops working."
+    ),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """Remove a user: their token stops working at once (their decisions stay)."""

@@ -215,7 +215,9 @@ def submit(
 
 
 def status(
-    batch_id: str = typer.Argument(..., help="The batch id `synthgate submit` printed."),
+    batch_id: str = typer.Argument(
+        ..., metavar="BATCH_ID", help="The batch id `synthgate submit` printed."
+    ),
     db: str | None = DB,
 ) -> None:
     """Print a batch's progress by modality and status, and every failed sample with its reason.

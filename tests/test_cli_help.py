@@ -112,3 +112,15 @@ def test_a_call_answers_as_the_whole_app_would(args: list[str]) -> None:
     ours = CliRunner().invoke(chosen, args, prog_name="synthgate", terminal_width=100)
     whole = CliRunner().invoke(app, args, prog_name="synthgate", terminal_width=100)
     assert (ours.exit_code, ours.output) == (whole.exit_code, whole.output)
+
+
+def test_arguments_are_shown_in_upper_case() -> None:
+    """Every command writes its arguments as CONFIG, PATH, SOURCE: status wrote {batch_id} and
+    users add/remove {name}."""
+    root = typer.main.get_command(app)
+    for name, _ in _commands(root):
+        result = CliRunner().invoke(app, [*name.split(), "--help"], terminal_width=100)
+        assert result.exit_code == 0, name
+        usage = next(line for line in result.output.splitlines() if "Usage:" in line)
+        arguments = usage.split("[OPTIONS]", 1)[1]
+        assert arguments == arguments.upper(), (name, usage)
