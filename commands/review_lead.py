@@ -206,11 +206,13 @@ def set_k(
 ) -> None:
     """Change how many annotators the open items need (the k of `review enqueue -k`).
 
-    With k larger than the team, items wait for someone new and `next` gives nothing: lowering
-    k finishes every open item that has its k decisions now, as its k-th decision would
-    (agreement: the final verdict; a split: adjudication). An item someone holds undecided
-    waits for their decision, or gets the new k when `review release` takes it back. Raising k reopens nothing: final items and those awaiting
-    adjudication keep their result. Items enqueued later get their own -k.
+    With k larger than the team, items wait for someone new: the annotators who decided them
+    are handed nothing (the review page says "All done", GET /api/review/next answers 204).
+    Lowering k finishes every open item that has its k decisions now, as its k-th decision
+    would (agreement: the final verdict; a split: adjudication). An item someone holds
+    undecided waits for their decision, or gets the new k when `review release` takes it back.
+    Raising k reopens nothing: final items and those awaiting adjudication keep their result.
+    Items enqueued later get their own -k.
 
     Example: synthgate review set-k 2 --run runs/quickstart
     """

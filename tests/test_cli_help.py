@@ -124,3 +124,13 @@ def test_arguments_are_shown_in_upper_case() -> None:
         usage = next(line for line in result.output.splitlines() if "Usage:" in line)
         arguments = usage.split("[OPTIONS]", 1)[1]
         assert arguments == arguments.upper(), (name, usage)
+
+
+def test_set_k_help_names_what_annotators_meet() -> None:
+    """set-k's help said "`next` gives nothing": the CLI has no `next`; an annotator meets the
+    review page's "All done", a client GET /api/review/next's 204."""
+    result = CliRunner().invoke(app, ["review", "set-k", "--help"], terminal_width=200)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, said
+    assert '(the review page says "All done", GET /api/review/next answers 204)' in said, said
+    assert "`next`" not in said
