@@ -72,7 +72,10 @@ def export(
     split: float = typer.Option(
         0.9,
         "--split",
-        help="Share of the images in train; the rest go to val (1: all in train).",
+        help=(
+            "Share of the images in train, more than 0 and at most 1; the rest go to val (1: "
+            "all in train)."
+        ),
     ),
     seed: int = typer.Option(0, "--seed", help="Draws the split: the same seed, the same split."),
     layout: Layout | None = typer.Option(

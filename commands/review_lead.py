@@ -196,7 +196,10 @@ def release(
 
 def set_k(
     k: int = typer.Argument(
-        ..., metavar="K", min=1, help="Distinct annotators each open item needs from now on."
+        ...,
+        metavar="K",
+        min=1,
+        help="Distinct annotators each open item needs from now on (1 or more).",
     ),
     run: Path | None = typer.Option(None, "--run", help=RUN_HELP),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),

@@ -41,7 +41,10 @@ def calibrate(
         [], "--batch", help="Only the items of this batch; repeat for several (default: all)."
     ),
     holdout: float = typer.Option(
-        0.3, "--holdout", help="Share of reviewed samples held out to compare before and after."
+        0.3,
+        "--holdout",
+        help="Share of reviewed samples held out to compare before and after, more than 0 and "
+        "less than 1.",
     ),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the fitted / held-out split."),
     min_verdicts: int = typer.Option(
@@ -68,6 +71,13 @@ def calibrate(
     from synthgate.storage.database import database_url
 
     with user_errors():
+        if not 0 < holdout < 1:  # NaN too; before the database is read, which takes a while
+            raise InputError(
+                field="holdout",
+                value=holdout,
+                problem="must be more than 0 and less than 1 (a share of the reviewed samples)",
+                fix="try 0.3",
+            )
         if json_out is not None:  # before any work: never a database, nor the calibrated rubric
             check_out_file(json_out, field="json")
             if json_out.resolve() == out.resolve():

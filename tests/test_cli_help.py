@@ -3,6 +3,7 @@ lists keep theirs, and every command's help renders at a narrow width."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -134,3 +135,52 @@ def test_set_k_help_names_what_annotators_meet() -> None:
     assert result.exit_code == 0, said
     assert '(the review page says "All done", GET /api/review/next answers 204)' in said, said
     assert "`next`" not in said
+
+
+# (command, what its help says of a number's accepted range, what it must not say)
+RANGE_HELP = [
+    (["review", "set-k"], "needs from now on (1 or more)", None),
+    (["export"], "Share of the images in train, more than 0 and at most 1", None),
+    (["rubric", "calibrate"], "held out to compare before and after, more than 0 and less", None),
+    (["run"], "[x>=0]", "9223372036854775807"),  # the most a seed may be: noise in the help
+]
+
+
+@pytest.mark.parametrize(("command", "said", "unsaid"), RANGE_HELP, ids=lambda c: str(c))
+def test_help_states_each_numbers_range(command: list[str], said: str, unsaid: str | None) -> None:
+    result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    shown = " ".join(result.output.replace("│", " ").split())
+    assert said in shown, result.output
+    assert unsaid is None or unsaid not in shown, result.output
+
+
+# (arguments, what the refusal must say: the option, the value and the range)
+RANGE_REFUSALS = [
+    (["review", "set-k", "0", "--db", "sqlite:///{tmp}/x.db"], ["'K'", "0", "x>=1"]),
+    *(
+        (
+            ["rubric", "calibrate", "-o", "{tmp}/c.yaml", "--holdout", bad],
+            [f"--holdout {shown}: must be more than 0 and less than 1"],
+        )
+        for bad, shown in (("0", "0.0"), ("1", "1.0"), ("1.5", "1.5"), ("nan", "nan"))
+    ),
+    (["run", "configs/quickstart.yaml", "--seed", "-1"], ["--seed", "-1", "x>=0"]),
+    (
+        ["run", "configs/quickstart.yaml", "--seed", str(2**63), "-o", "{tmp}/run"],
+        ["--seed", str(2**63), "must be from 0 to"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "words"), RANGE_REFUSALS, ids=lambda c: " ".join(c))
+def test_a_number_out_of_range_is_refused_naming_option_value_and_range(
+    args: list[str], words: list[str], tmp_path: Path
+) -> None:
+    root = Path(__file__).resolve().parents[1]
+    filled = [a.format(tmp=tmp_path).replace("configs/", f"{root}/configs/") for a in args]
+    result = CliRunner().invoke(app, filled, terminal_width=400)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2, said
+    assert all(word in said for word in words), said
+    assert sorted(tmp_path.iterdir()) == []  # refused before anything is written
