@@ -385,8 +385,6 @@ def import_(
 ) -> None:
     """Read a Label Studio JSON export back as decisions.
 
-    Example: synthgate review import export.json --run runs/quickstart
-
     Decisions already recorded and equal are left alone; different ones are reported as
     conflicts and never overwritten. Annotations Label Studio imported from `review export`
     (it keeps their ids) are known as the decisions they came from, whoever it credits now; so
@@ -394,6 +392,8 @@ def import_(
 
     The decisions go to items already in the queue, each needing the number of annotators it
     was enqueued with (`review enqueue -k`).
+
+    Example: synthgate review import export.json --run runs/quickstart
     """
     from synthgate.review.interop import import_annotations
 

@@ -184,3 +184,14 @@ def test_a_number_out_of_range_is_refused_naming_option_value_and_range(
     assert result.exit_code == 2, said
     assert all(word in said for word in words), said
     assert sorted(tmp_path.iterdir()) == []  # refused before anything is written
+
+
+def test_examples_come_last() -> None:
+    """Every command's help ends with its examples (review import put its Example before the
+    description): after the first Example paragraph, each one is a synthgate command line."""
+    for name, command in _commands(typer.main.get_command(app)):
+        paragraphs = (command.help or "").split("\n\n")
+        first = next((i for i, p in enumerate(paragraphs) if p.startswith("Example:")), None)
+        if first is not None:
+            for paragraph in paragraphs[first:]:
+                assert "synthgate " in paragraph, (name, paragraph)
