@@ -81,9 +81,10 @@ def export(
     layout: Layout | None = typer.Option(
         None,
         "--layout",
-        help="coco only: coco (annotations/instances_<subset>.json + images/<subset>/; "
-        "datumaro, CVAT, pycocotools, torchvision) or fiftyone (<subset>/labels.json + "
-        "<subset>/data/).",
+        help="Folder layout, with --format coco only: coco (the default: "
+        "annotations/instances_<subset>.json and images/<subset>/, as datumaro, CVAT, "
+        "pycocotools and torchvision read it) or fiftyone (<subset>/labels.json and "
+        "<subset>/data/, as FiftyOne reads it).",
         show_choices=True,
     ),
     copy_images: bool = typer.Option(

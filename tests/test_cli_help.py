@@ -195,3 +195,20 @@ def test_examples_come_last() -> None:
         if first is not None:
             for paragraph in paragraphs[first:]:
                 assert "synthgate " in paragraph, (name, paragraph)
+
+
+def test_export_layout_help_says_what_it_is_first_and_keeps_every_fact() -> None:
+    """--layout's help began "coco only: coco (…", the option's name and a format's run
+    together; it says what the option is first, and still names every file and reader."""
+    (layout,) = [
+        p for p in typer.main.get_command(app).commands["export"].params if p.name == "layout"
+    ]
+    text = layout.help
+    assert text.startswith("Folder layout, with --format coco only: coco (the default: "), text
+    facts = [
+        "annotations/instances_<subset>.json",
+        "images/<subset>/",
+        "datumaro, CVAT, pycocotools and torchvision",
+        "fiftyone (<subset>/labels.json and <subset>/data/",
+    ]
+    assert all(fact in text for fact in facts), text
