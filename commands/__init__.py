@@ -209,6 +209,13 @@ def _plain_table() -> type[Table]:
 
 EXIT_BAD_INPUT = 2
 
+# The database of a command given no --db (storage.database.database_url), in every --db help:
+# serve's own --runs-dir does not move it.
+DEFAULT_DB = (
+    "$SYNTHGATE_DB_URL, else sqlite:///<runs dir>/synthgate.db, the runs dir being "
+    "$SYNTHGATE_RUNS_DIR or runs"
+)
+
 
 # The options whose flag is not their parameter's name: each --annotator-email adds one entry,
 # each --batch one batch.

@@ -3,8 +3,8 @@ commands/review_lead.py): the database it works on, and the check of an option t
 of a few words.
 
 Every command works on one database: `--db URL`, else the run folder's `synthgate.db` given by
-`--run DIR`, else `SYNTHGATE_DB_URL`, else `<runs dir>/synthgate.db` (the one `synthgate serve`
-uses by default).
+`--run DIR`, else `SYNTHGATE_DB_URL`, else `sqlite:///<runs dir>/synthgate.db` (the one
+`synthgate serve` uses by default; `DEFAULT_DB`).
 """
 
 from __future__ import annotations
@@ -14,15 +14,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from synthgate.commands import DEFAULT_DB
 from synthgate.errors import InputError
 
 if TYPE_CHECKING:
     from synthgate.review.queue import ReviewQueue
 
 RUN_HELP = "Run folder whose synthgate.db to use (e.g. runs/quickstart)."
-DB_HELP = (
-    "Database URL; overrides --run (default: $SYNTHGATE_DB_URL, else <runs dir>/synthgate.db)."
-)
+DB_HELP = f"Database URL; overrides --run (default: {DEFAULT_DB})."
 
 
 @contextmanager

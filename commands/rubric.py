@@ -12,6 +12,7 @@ import typer
 from rich.markup import escape
 
 from synthgate.commands import console, new_table, user_errors
+from synthgate.commands.review_options import DB_HELP, RUN_HELP
 from synthgate.errors import InputError
 from synthgate.files import write_atomic
 from synthgate.outputs import check_out_file
@@ -28,15 +29,8 @@ def calibrate(
         "detection", "--rubric", help="The rubric the samples were judged by: a name or YAML."
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Calibrated rubric YAML to write."),
-    run: Path | None = typer.Option(
-        None, "--run", help="Run folder whose synthgate.db to use (e.g. runs/quickstart)."
-    ),
-    db: str | None = typer.Option(
-        None,
-        "--db",
-        help="Database URL; overrides --run (default: $SYNTHGATE_DB_URL, else <runs "
-        "dir>/synthgate.db).",
-    ),
+    run: Path | None = typer.Option(None, "--run", help=RUN_HELP),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
     batch: list[str] = typer.Option(
         [], "--batch", help="Only the items of this batch; repeat for several (default: all)."
     ),

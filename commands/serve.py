@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.markup import escape
 
-from synthgate.commands import console, errors, flag_of, new_table, user_errors
+from synthgate.commands import DEFAULT_DB, console, errors, flag_of, new_table, user_errors
 from synthgate.errors import InputError
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from synthgate.workers.app import WorkerSettings
 
 GRACE_S = 3  # seconds uvicorn gives open requests after SIGTERM
-DB_HELP = "Database URL (default: $SYNTHGATE_DB_URL, else sqlite:///<runs dir>/synthgate.db)."
+DB_HELP = f"Database URL (default: {DEFAULT_DB})."
 users = typer.Typer(help="Manage API users and their tokens.", no_args_is_help=True)
 
 

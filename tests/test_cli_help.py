@@ -212,3 +212,22 @@ def test_export_layout_help_says_what_it_is_first_and_keeps_every_fact() -> None
         "fiftyone (<subset>/labels.json and <subset>/data/",
     ]
     assert all(fact in text for fact in facts), text
+
+
+DEFAULT_DB = (
+    "$SYNTHGATE_DB_URL, else sqlite:///<runs dir>/synthgate.db, the runs dir being "
+    "$SYNTHGATE_RUNS_DIR or runs"
+)
+
+
+def test_every_db_option_gives_its_default_one_way() -> None:
+    """serve and users wrote the default database as sqlite:///<runs dir>/synthgate.db, the
+    review commands as <runs dir>/synthgate.db; and serve's <runs dir> read as its --runs-dir,
+    which the database does not follow (storage.database_url reads the settings)."""
+    defaulted = set()
+    for name, command in _commands(typer.main.get_command(app)):
+        for param in command.params:
+            if param.name == "db" and "runs dir" in (param.help or ""):
+                assert DEFAULT_DB in param.help, (name, param.help)
+                defaulted.add(name)
+    assert {"serve", "users add", "review stats", "review import", "rubric calibrate"} <= defaulted
