@@ -19,6 +19,7 @@ from typing import Any
 from synthgate.api.review import category_colors, item_out
 from synthgate.review.queue import ReviewTask
 from synthgate.samples import Span
+from synthgate.validators.checks.image import shown_share
 
 
 def text_segments(text: str, spans: list[Span]) -> list[dict[str, Any]]:
@@ -74,7 +75,7 @@ def review_view(
             "bbox": o.bbox,
             "bbox_text": json.dumps([round(v, 1) for v in o.bbox]),
             "color": colors[o.category],
-            "visible": f"{o.visible_fraction:.0%}",
+            "visible": shown_share(o.visible_fraction),
         }
         for i, o in enumerate(sample.objects)
     ]

@@ -428,3 +428,18 @@ def test_the_admin_page_lists_the_latest_decisions_newest_first(app):
         *[(item, name, "annotator") for item, name in reversed(order[-3:])],
     ]
     assert len(recent_decisions(app.state.store, app.state.item_ids)) == len(order) + 1
+
+
+def test_the_review_pages_visible_share_never_reads_as_none_or_all() -> None:
+    """The objects table's "visible" column rounded 0.3 % to "0%" and 99.6 % to "100%"."""
+    from review_fixtures import make_sample
+
+    from synthgate.api.view import review_view
+    from synthgate.review.decision import ReviewTask
+
+    sample = make_sample(0, "review")
+    sample.objects[0].visible_fraction = 0.003
+    sample.objects[1].visible_fraction = 0.996
+    task = ReviewTask(item_id=1, sample=sample, criteria=["precision"])
+    view = review_view(task, 7, classes=["circle", "square"])
+    assert [o["visible"] for o in view["objects"]] == ["<1%", ">99%"]

@@ -491,3 +491,20 @@ def test_a_crowd_regions_visible_share_never_reads_as_none_or_all(
     generated.sample.objects[0].visible_fraction = fraction
     (finding,) = [f for f in judge(generated).findings if f.check == "clarity_crowd_regions"]
     assert said in finding.message, finding.message
+
+
+# (visible fraction of an occluded object, how clarity_visible_fraction's finding says it): as
+# the crowd regions' share, never "0%" for an object that shows some pixels
+VISIBLE_SHARE_CASES = [
+    (0.003, "<1% of the object is visible"),
+    (0.006, "1% of the object is visible"),
+    (0.3, "30% of the object is visible"),
+]
+
+
+@pytest.mark.parametrize(("fraction", "said"), VISIBLE_SHARE_CASES)
+def test_an_occluded_objects_visible_share_never_reads_as_none(fraction: float, said: str) -> None:
+    generated = scene()
+    generated.sample.objects[0].visible_fraction = fraction
+    found = [f for f in judge(generated).findings if f.check == "clarity_visible_fraction"]
+    assert [f.message.split(" (")[0] for f in found] == [said], found

@@ -267,7 +267,7 @@ def visible_fraction(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Fo
     visible = table.visible[chosen]
 
     def describe(k: int) -> str:
-        return f"{objects[chosen[k]].visible_fraction:.0%} of the object is visible"
+        return f"{shown_share(objects[chosen[k]].visible_fraction)} of the object is visible"
 
     yield ObjectMeasurements.of("visible_fraction", visible, chosen, table.annotation_ids, describe)
 
@@ -293,7 +293,7 @@ def _crowd_message(obj: Any) -> str:
     if pasted is not None:
         what = "a pasted instance that later pastes" if pasted else "a background object pastes"
         return (
-            f"{region}: {what} left {_share(obj.visible_fraction)} visible, too little to be an "
+            f"{region}: {what} left {shown_share(obj.visible_fraction)} visible, too little to be an "
             "instance; written as a crowd region so that COCOeval and trainers ignore it "
             "rather than learn it as background"
         )
@@ -304,9 +304,10 @@ def _crowd_message(obj: Any) -> str:
     )
 
 
-def _share(fraction: float) -> str:
+def shown_share(fraction: float) -> str:
     """A fraction as a whole percentage that never reads as none or all of it when it is
-    neither: "<1%" for 0.3 %, ">99%" for 99.6 %."""
+    neither: "<1%" for 0.3 %, ">99%" for 99.6 %. The findings' visible shares use it, and so
+    does the review page's (api/view.py)."""
     shown = f"{fraction:.0%}"
     if shown == "0%" and fraction > 0:
         return "<1%"
