@@ -219,7 +219,8 @@ def remove_user(
     ),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
-    """Remove a user: their token stops working at once (their decisions stay)."""
+    """Remove a user: their token stops working at once (their decisions stay), and review
+    queues count them out of their team (`users add` under the name puts them back)."""
     with user_errors(), _users(db) as known:
         if not known.remove(name):
             raise InputError(f"no user {name!r}; `synthgate users list` shows who exists")
