@@ -361,6 +361,9 @@ OPEN_OR_CLAIM = Prepared(
 # 2.5 ms `next`; the plan it then runs takes 0.2 ms (1k items: 0.7 ms in all, planned once).
 # Only this statement: the gold probes' generic plans cannot know where `start` falls (one
 # took 34 ms), so the setting goes back to the server's at once (SET LOCAL: this transaction).
+# The setting, the statement and the reset go to the server together (Prepared.run_between:
+# psycopg's pipeline mode); sent one by one, with the transaction's BEGIN, they were four round
+# trips of a `next`'s eleven (bench_review_queue at 1k: 175-180 -> 187-193 decisions/s).
 GENERIC_PLAN = "SET LOCAL plan_cache_mode = force_generic_plan"
 DEFAULT_PLAN = "SET LOCAL plan_cache_mode TO DEFAULT"
 ASSIGN = Prepared(

@@ -353,10 +353,11 @@ class ReviewQueue:
                 # and the task's row; the sample is parsed after the commit.
                 with self.write(connection) as writing:
                     values = {"annotator": annotator}
-                    if self.dialect == "postgresql":
-                        writing.exec_driver_sql(GENERIC_PLAN)  # see claims.py
-                        open_task, position, ahead, found = OPEN_OR_CLAIM.run(writing, values).one()
-                        writing.exec_driver_sql(DEFAULT_PLAN)
+                    if self.dialect == "postgresql":  # on its generic plan: see claims.py
+                        claimed = OPEN_OR_CLAIM.run_between(
+                            writing, GENERIC_PLAN, DEFAULT_PLAN, values
+                        )
+                        open_task, position, ahead, found = claimed.one()
                     else:
                         open_task, position, ahead = OPEN_TASK.run(writing, values).one()
                         found = None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from review_fixtures import open_store
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, NoResultFound
 
 from synthgate.storage.prepared import Prepared
@@ -187,3 +187,42 @@ def test_a_dropped_connection_is_invalidated_as_execute_does(store: Store) -> No
     with store.engine.begin() as connection:
         insert.run(connection, {"name": "kept", "role": "admin", "digest": "d2"})
         assert set(connection.execute(select(users.c.name)).scalars()) == {"kept"}
+
+
+def test_run_between_runs_the_statement_between_two_others_in_one_transaction(
+    store: Store,
+) -> None:
+    """`run_between` (a planner setting and its reset around the claim; PostgreSQL sends the
+    three in pipeline mode): the first is in force for the statement, the last runs after it,
+    all in the caller's transaction; an error in the statement is SQLAlchemy's, as `run`'s, and
+    leaves the connection usable after the rollback."""
+    before = "INSERT INTO api_users (name, role, token_hash) VALUES ('b', 'annotator', 'h')"
+    after = "DELETE FROM api_users WHERE name = 'b'"
+    count = Prepared(select(func.count()).select_from(users))
+    with store.engine.connect() as connection:
+        assert count.run_between(connection, before, after).scalar() == 1
+        assert count.run(connection).scalar() == 0  # the last one ran, in the transaction
+        connection.rollback()
+        insert = Prepared(USER)
+        insert.run(connection, {"name": "ann", "role": "annotator", "digest": "d1"})
+        connection.commit()
+        with pytest.raises(IntegrityError):
+            insert.run_between(
+                connection, before, after, {"name": "ann", "role": "annotator", "digest": "d2"}
+            )
+        connection.rollback()
+        assert set(connection.execute(select(users.c.name)).scalars()) == {"ann"}
+
+
+@pytest.mark.parametrize("store", ["postgresql"], indirect=True)
+def test_run_between_sets_a_planner_setting_for_the_statement_alone(store: Store) -> None:
+    setting = Prepared(select(func.current_setting("plan_cache_mode")))
+    with store.engine.connect() as connection:
+        during = setting.run_between(
+            connection,
+            "SET LOCAL plan_cache_mode = force_generic_plan",
+            "SET LOCAL plan_cache_mode TO DEFAULT",
+        )
+        assert during.scalar() == "force_generic_plan"
+        assert setting.run(connection).scalar() == "auto"
+        connection.commit()

@@ -460,7 +460,8 @@ def test_a_task_and_its_decision_take_few_round_trips_on_postgresql(
 ) -> None:
     """What a team's throughput on PostgreSQL depends on: every statement is a round trip to the
     server. The annotator's open task and the claim's probes go in one statement there (with a
-    planner setting before and after it), a claim's assignment and its task's row in another,
+    planner setting before and after it, sent with it in pipeline mode: Prepared.run_between),
+    a claim's assignment and its task's row in another,
     and so do a decision, its assignment's
     close and the item's verdicts, and a result's sample and item (SQLite, in process, runs
     them one by one). Counted at the driver, where Prepared runs them."""
