@@ -141,9 +141,7 @@ def enqueue(
                     )
             if not ids:
                 raise InputError("the database holds no batch; run `synthgate run CONFIG` first")
-            for batch_id in ids:
-                if queue.store.get_batch(batch_id) is None:
-                    raise InputError(f"--batch {batch_id}: no such batch in the database")
+            for batch_id in ids:  # one the database lacks is refused (enqueue.check_batch)
                 with progress_bars() as bars:
                     added = queue.enqueue_batch(
                         batch_id,

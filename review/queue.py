@@ -99,6 +99,8 @@ from synthgate.storage.tables import (
     review_batches,
     review_items,
 )
+from synthgate.storage.tables import batches as batch_rows
+from synthgate.storage.tables import samples as sample_rows
 from synthgate.storage.users import Users
 from synthgate.validators.rubric import Rubric
 
@@ -218,8 +220,10 @@ class ReviewQueue:
         random or fifo (review/priority.py). `image_root` is the folder or blob URL the samples'
         uris are relative to (default: the folder of a SQLite database, i.e. the run folder).
         `progress(samples read, in the batch)` and `gold_progress(honeypots made, wanted)`
-        report the two long steps of a large batch.
+        report the two long steps of a large batch. A batch id the database lacks (no batch,
+        no sample of it) is an `InputError`, and nothing is written for it.
         """
+        check_batch(self.store, batch_id)
         return enqueue.enqueue_batch(
             self,
             batch_id,
@@ -862,6 +866,33 @@ class ReviewQueue:
         return ReviewTask(
             item_id=row.id, sample=shown, criteria=criteria, fix_labels=fix_labels or []
         )
+
+
+def check_batch(store: Store, batch_id: str) -> None:
+    """Refuse a batch id the database holds neither a batch nor a sample of, naming the
+    batches whose id starts with the one given (a config's name where its batch id,
+    `NAME-<hash>`, goes)."""
+    with store.engine.connect() as connection:
+        for column in (batch_rows.c.id, sample_rows.c.batch_id):
+            if connection.execute(select(column).where(column == batch_id).limit(1)).first():
+                return
+        near = list(
+            connection.execute(
+                select(batch_rows.c.id)
+                .where(batch_rows.c.id.startswith(f"{batch_id}-", autoescape=True))
+                .order_by(batch_rows.c.id)
+                .limit(6)
+            ).scalars()
+        )
+    shown = ", ".join(near[:5]) + (", ..." if len(near) > 5 else "")
+    raise InputError(
+        field="batch",
+        value=batch_id,
+        problem="no such batch in the database",
+        fix=f"give a batch id, e.g. {shown}"
+        if near
+        else "give the id of a batch a run made (`synthgate run CONFIG` prints it)",
+    )
 
 
 __all__ = [

@@ -503,3 +503,30 @@ def test_gold_of_a_batch_keeping_no_labels_of_its_kind_stays_with_its_batch(
     other = make_sample(5, "accepted", modality="text")
     other.spans = []
     assert tied_batch(queue, queue.add_gold(other, expected=["accept"])) == "b1"
+
+
+def test_enqueue_batch_refuses_a_batch_id_the_database_lacks(tmp_path: Path) -> None:
+    """The config's name where its batch id goes (as `review enqueue --batch` refuses it): an
+    InputError pointing to the id, and no review batch recorded for it."""
+    import synthgate as sg
+
+    shapes = {
+        "name": "shapes",
+        "seed": 3,
+        "categories": ["circle", "square", "triangle"],
+        "image": {"generator": "procedural", "count": 4, "size": [64, 64]},
+    }
+    run = sg.run(shapes, out=tmp_path / "run")
+    store = Store(f"sqlite:///{Path(run.out) / 'synthgate.db'}")
+    try:
+        queue = ReviewQueue(store, seed=1)
+        for wrong, fix in (("shapes", f"e.g. {run.batch_id}"), ("nope", "synthgate run CONFIG")):
+            with pytest.raises(InputError, match=f"batch={wrong}: no such batch") as refused:
+                queue.enqueue_batch(wrong)
+            assert fix in str(refused.value)
+        with store.engine.connect() as connection:
+            kept = list(connection.execute(select(review_batches.c.batch_id)).scalars())
+        assert kept == []  # nothing recorded for a batch that is not there
+        assert queue.enqueue_batch(run.batch_id) >= 0  # the real id is taken
+    finally:
+        store.close()
