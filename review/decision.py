@@ -5,10 +5,10 @@ pass before the queue records it (decisions are user input: the API passes them 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from synthgate.errors import InputError, lone_surrogate_in, quoted, string_in
 from synthgate.masks import rle_problem
@@ -54,6 +54,36 @@ def check_annotator(name: str) -> str:
     if not name or len(name) > ANNOTATOR_MAX:
         raise InputError(f"annotator name must be 1..{ANNOTATOR_MAX} characters (got {name!r})")
     return name
+
+
+def decision_argument(value: Any, field: str = "decision") -> Decision:
+    """`value` as a `Decision`: one itself, or a mapping of its fields (the API's JSON body, as
+    a dict) validated into one. A mapping that is no decision (a verdict misspelt, a field
+    unknown) is an `InputError` naming each field, what it got and what it takes, as a config's
+    or a rubric's are; any other type one naming the type to pass."""
+    if isinstance(value, Decision):
+        return value
+    if not isinstance(value, Mapping):
+        raise InputError(
+            field=field,
+            value=quoted(value),
+            problem=f"is a {type(value).__name__}, not a Decision",
+            fix="pass a Decision (synthgate.review.queue.Decision) or a dict of its fields, "
+            "e.g. {'verdict': 'accept'}",
+        )
+    try:
+        return Decision.model_validate(dict(value))
+    except ValidationError as error:
+        lines = []
+        for item in error.errors():
+            where = ".".join(str(part) for part in (field, *item["loc"]))
+            if item["type"] == "extra_forbidden":
+                lines.append(f"{where}: unknown field; remove it or check its spelling")
+            elif item["type"] == "missing":
+                lines.append(f"{where} is required")
+            else:
+                lines.append(f"{where}: {item['msg']} (got {quoted(item.get('input'))})")
+        raise InputError("\n".join(lines)) from None
 
 
 def check_decision(

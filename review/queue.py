@@ -23,9 +23,10 @@ The claim's statements are in review/claims.py.
 
 from __future__ import annotations
 
+import numbers
 import time
 from collections import Counter
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from sqlalchemy import ARRAY, Integer, any_, bindparam, func, literal, select, t
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from synthgate.errors import InputError, counted
+from synthgate.errors import InputError, counted, quoted
 from synthgate.review import enqueue, gold, priority, reopen, set_k
 from synthgate.review.adjudication import Awaiting
 from synthgate.review.claims import (
@@ -63,6 +64,7 @@ from synthgate.review.decision import (
     check_annotator,
     check_decision,
     criteria_of,
+    decision_argument,
     decision_row,
     refuse_unchanged_fix,
     with_attributes,
@@ -181,7 +183,18 @@ class ReviewQueue:
         seed: int | None = None,
     ) -> None:
         """`seed` fixes every draw (honeypots, the random order, who meets gold when), for tests
-        and benches; without it the gold draws take a secret of the database (`gold_key`)."""
+        and benches; without it the gold draws take a secret of the database (`gold_key`).
+        A value of another type (a str read from a form) is an `InputError` naming it."""
+        annotators_per_item = _typed(
+            annotators_per_item,
+            "annotators_per_item",
+            numbers.Integral,
+            "a whole number",
+            f"pass an int from 1 to {set_k.MAX_K}, e.g. 2",
+        )
+        gold_rate = _typed(
+            gold_rate, "gold_rate", numbers.Real, "a number", "pass a float in [0, 1), e.g. 0.1"
+        )
         if annotators_per_item < 1:
             raise InputError(
                 f"annotators_per_item must be >= 1 (got {annotators_per_item}); 2 is the usual choice"
@@ -194,8 +207,8 @@ class ReviewQueue:
         if not 0.0 <= gold_rate < 1.0:
             raise InputError(f"gold_rate must be in [0, 1) (got {gold_rate}); try 0.1")
         self.store = store
-        self.k = annotators_per_item
-        self.gold_rate = gold_rate
+        self.k = int(annotators_per_item)
+        self.gold_rate = float(gold_rate)
         self.seed = 0 if seed is None else seed
         self._seed_given = seed is not None
         self.dialect = store.engine.dialect.name
@@ -391,7 +404,7 @@ class ReviewQueue:
         self,
         item_id: int,
         annotator: str,
-        decision: Decision,
+        decision: Decision | Mapping[str, Any],
         *,
         assign: bool = False,
         times: tuple[float, float] | None = None,
@@ -404,8 +417,10 @@ class ReviewQueue:
         none at all (assigned when decided: the moment of the import is no time on the task,
         and `review stats` would make thousands of decisions an hour of it). In the same
         transaction as the decision: an import stopped between them left that moment.
+        `decision` may be a dict of a Decision's fields (decision_argument).
         """
         annotator = check_annotator(annotator)
+        decision = decision_argument(decision)
         with self.write() as connection:
             deciding = DECIDING_LOCKED if self.dialect == "postgresql" else DECIDING
             values = {"item": check_item_id(item_id), "annotator": annotator}
@@ -456,10 +471,14 @@ class ReviewQueue:
             if item.kind == "sample":
                 maybe_finalise(connection, item, shown, verdicts)
 
-    def adjudicate(self, item_id: int, adjudicator: str, decision: Decision) -> None:
+    def adjudicate(
+        self, item_id: int, adjudicator: str, decision: Decision | Mapping[str, Any]
+    ) -> None:
         """An adjudicator's decision on an item its annotators disagreed on, or on an open item
-        the blind rule keeps from the team (stats' `blocked`): it is final."""
+        the blind rule keeps from the team (stats' `blocked`): it is final. `decision` as
+        decide takes it."""
         adjudicator = check_annotator(adjudicator)
+        decision = decision_argument(decision)
         with self.write() as connection:
             item = self._lock_item(connection, item_id)
             if item.status == "open" and item.kind == "sample":
@@ -866,6 +885,19 @@ class ReviewQueue:
         return ReviewTask(
             item_id=row.id, sample=shown, criteria=criteria, fix_labels=fix_labels or []
         )
+
+
+def _typed(value: Any, field: str, kind: type, named: str, fix: str) -> Any:
+    """`value`, refused with an `InputError` unless it is a `kind` (a NumPy one too); never a
+    bool, which compares as a number."""
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise InputError(
+            field=field,
+            value=quoted(value),
+            problem=f"is a {type(value).__name__}, not {named}",
+            fix=fix,
+        )
+    return value
 
 
 def check_batch(store: Store, batch_id: str) -> None:

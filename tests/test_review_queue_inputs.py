@@ -163,6 +163,61 @@ def test_bad_queue_settings(store: Store, k: int, gold_rate: float) -> None:
         ReviewQueue(store, annotators_per_item=k, gold_rate=gold_rate)
 
 
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [
+        ({"annotators_per_item": "2"}, "annotators_per_item='2': is a str, not a whole number"),
+        ({"annotators_per_item": 2.0}, "annotators_per_item=2.0: is a float, not a whole number"),
+        ({"annotators_per_item": True}, "annotators_per_item=True: is a bool, not a whole number"),
+        (
+            {"gold_rate": "0.1"},
+            r"gold_rate='0.1': is a str, not a number; pass a float in \[0, 1\)",
+        ),
+    ],
+    ids=["k str", "k float", "k bool", "gold_rate str"],
+)
+def test_queue_settings_of_another_type_are_input_errors_naming_them(
+    sqlite_store: Store, given: dict, named: str
+) -> None:
+    """A value read from a form or a CLI argument (a str) was a raw TypeError from a
+    comparison: now an InputError naming the parameter, the value and what it takes."""
+    with pytest.raises(InputError, match=named):
+        ReviewQueue(sqlite_store, **given)
+
+
+def test_decide_takes_a_dict_of_a_decisions_fields_and_refuses_a_bad_one_naming_it(
+    sqlite_store: Store,
+) -> None:
+    """The API's JSON body as a dict is validated into a Decision (it was a raw AttributeError);
+    a bad one is an InputError naming the field and what it takes, not pydantic's error."""
+    fill(sqlite_store, review=2, audit=0, accepted=0)
+    queue = ReviewQueue(sqlite_store, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    task = queue.next_item("ann")
+    assert task is not None
+    refused = [
+        ({"verdict": "acept"}, r"decision.verdict: .*'accept', 'reject' or 'fix' \(got 'acept'\)"),
+        ({"verdict": "accept", "levels": {"correctness": 4}}, r"decision.levels.correctness: .*5"),
+        ({"verdict": "accept", "surprise": 1}, "decision.surprise: unknown field"),
+        ({}, "decision.verdict is required"),
+        ("accept", "decision='accept': is a str, not a Decision; pass a Decision"),
+    ]
+    for decision, message in refused:
+        with pytest.raises(InputError, match=message):
+            queue.decide(task.item_id, "ann", decision)  # type: ignore[arg-type]
+    queue.decide(task.item_id, "ann", {"verdict": "reject", "comment": "wrong class"})
+    (decided,) = queue.decisions_on(task.item_id)
+    assert (decided["verdict"], decided["comment"]) == ("reject", "wrong class")
+    other = queue.next_item("bob")
+    assert other is not None and other.item_id == task.item_id
+    queue.decide(task.item_id, "bob", {"verdict": "accept"})
+    lead = ReviewQueue(sqlite_store, gold_rate=0.0)
+    with pytest.raises(InputError, match=r"decision\.verdict: "):
+        lead.adjudicate(task.item_id, "lead", {"verdict": "acept"})
+    lead.adjudicate(task.item_id, "lead", {"verdict": "accept"})
+    assert queue.decisions_on(task.item_id)[-1]["role"] != "annotator"
+
+
 def test_item_image_path_is_inside_the_run_folder(sqlite_store: Store, tmp_path: Path) -> None:
     store = sqlite_store
     fill(store, review=1, audit=0, accepted=0)
