@@ -67,7 +67,9 @@ def test_the_readme_example_runs_without_the_cli(tmp_path: Path) -> None:
     assert f"mask=<RLE {mask['size'][0]}x{mask['size'][1]}>" in repr(sample.objects[0])
     assert mask["counts"] not in repr(sample) and mask["counts"] not in str(sample.objects)
     assert f"objects=<{len(sample.objects)} object" in repr(sample)  # counted by category
-    assert repr(checked) == f"ValidationResult({checked.summary.brief()}, reports=6)"
+    assert repr(checked) == (
+        f"ValidationResult(rubric='detection', summary=<{checked.summary.brief()}>, reports=6)"
+    )
     assert "samples=6" in repr(checked) and len(repr(checked)) < 300
     assert str(checked.summary) == checked.summary.table()
     # what validate_coco's docstring names: `.summary` (`.mean_score`, routes, levels, findings)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from synthgate.commands import counted
 from synthgate.validators.validate import validate_coco
 
@@ -36,3 +38,27 @@ def test_counted_takes_the_number_of_its_count() -> None:
     assert counted(1, "class", "classes") == "1 class" and counted(3, "class", "classes") == (
         "3 classes"
     )
+
+
+def _names(shown: str) -> list[str]:
+    return re.findall(r"(\w+)=", shown)
+
+
+def test_the_reprs_name_only_attributes_a_user_can_read() -> None:
+    """A notebook prints the result and reads what it printed: the result's repr printed the
+    summary's counts as its own (result.mean_score was a bare AttributeError) and the summary's
+    finding_kinds= and dataset_findings=, attributes of neither. Each name is an attribute of
+    what it is printed on now; the counts nest under summary=<...>."""
+    result = validate_coco(_one_image_coco())
+    summary = result.summary
+    assert [name for name in _names(repr(summary)) if not hasattr(summary, name)] == []
+    assert f"mean_score={summary.mean_score}," in repr(summary)
+    assert "findings=<1 group>, dataset=<0 findings>)" in repr(summary)
+    shown = re.fullmatch(r"ValidationResult\((.*)summary=<(.*)>, reports=1\)", repr(result))
+    assert shown is not None, repr(result)
+    outer, inner = shown.groups()
+    assert [name for name in _names(outer) if not hasattr(result, name)] == []
+    assert [name for name in _names(inner) if not hasattr(summary, name)] == []
+    assert "samples=1, mean_score=" in inner
+    unkept = validate_coco(_one_image_coco(), keep_reports=False)
+    assert repr(unkept).endswith(", reports=<not kept>)")

@@ -81,15 +81,16 @@ class ValidationSummary:
                     group.examples.append(f"{name}{where}")
 
     def __repr__(self) -> str:
-        return f"ValidationSummary({self.brief()})"
+        return f"ValidationSummary(rubric={self.rubric.name!r}, {self.brief()})"
 
     def brief(self) -> str:
-        """The counts, as a repr shows them (a notebook prints a repr whole: no findings)."""
+        """The counts, as a repr shows them (a notebook prints a repr whole: no findings), each
+        by the name of the attribute that holds it: `findings` and `dataset` counted."""
         routes = {route: self.routes.get(route, 0) for route in ROUTES}
         return (
-            f"rubric={self.rubric.name!r}, samples={self.samples}, mean_score={self.mean_score}, "
-            f"routes={routes}, audit={self.audit}, finding_kinds={len(self.groups)}, "
-            f"dataset_findings={len(self.dataset)}"
+            f"samples={self.samples}, mean_score={self.mean_score}, routes={routes}, "
+            f"audit={self.audit}, findings=<{counted(len(self.groups), 'group')}>, "
+            f"dataset=<{counted(len(self.dataset), 'finding')}>"
         )
 
     def __str__(self) -> str:

@@ -134,8 +134,12 @@ class ValidationResult:
     def __repr__(self) -> str:
         # Not the dataclass's: that spells out the rubric and every report (100 KB for 80
         # images), which a notebook would print whole.
-        kept = len(self.reports) if self.kept else None
-        return f"ValidationResult({self.summary.brief()}, reports={kept})"
+        # Each name one of its attributes (the counts are the summary's: result.summary.samples)
+        kept = len(self.reports) if self.kept else "<not kept>"
+        return (
+            f"ValidationResult(rubric={self.rubric.name!r}, summary=<{self.summary.brief()}>, "
+            f"reports={kept})"
+        )
 
     @property
     def rows(self) -> list[dict[str, Any]]:
