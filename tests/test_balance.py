@@ -349,6 +349,7 @@ def test_a_class_goes_to_the_copy_paste_sections_that_can_cut_it(
     assert classes["disc"]["planned"] == 2 and classes["tri"]["planned"] == 4
     assert classes["disc"]["after"] >= 5 and classes["tri"]["after"] >= 5
     assert "blob" in classes and "at least 64 px" in classes["blob"]["why_not"]
+    assert classes["blob"]["planned"] == 0 < classes["blob"]["deficit"]  # none can cut it
 
 
 def test_made_for_a_quota_counts_instances_of_the_samples_class_not_crowd_regions(

@@ -222,6 +222,31 @@ def test_the_report_says_rewrites_ran_out_and_what_filled_the_rest(
     assert (restaurant_balance / "mined_templates.yaml").is_file()
 
 
+def test_a_class_no_strategy_can_fill_says_0_planned_as_its_strategies_do(tmp_path: Path) -> None:
+    """No names to swap, no template to mine: every strategy plans 0 rows of the short class.
+    Its classes entry said "planned": 10 (the deficit) beside a strategy table and notes of 0
+    planned, as if ten rows had been tried and all failed."""
+    import synthgate as sg
+
+    rows = tmp_path / "reviews.jsonl"
+    lines = [
+        {
+            "text": f"This product is {'great' if i % 3 else 'awful'} number {i}, really.",
+            "label": "pos" if i % 3 else "neg",
+        }
+        for i in range(30)
+    ]
+    rows.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    result = sg.balance_text(rows, out=tmp_path / "balanced", target="max")
+    neg = result.summary["classes"]["neg"]
+    strategies = result.summary["text"]["strategies"]["neg"]
+    assert [s["planned"] for s in strategies] == [0, 0], strategies
+    assert (neg["deficit"], neg["planned"], neg["filled"]) == (10, 0, 0)
+    assert neg["why_not"].startswith("10 short: counterfactual rewrites: 0 accepted of 0 planned")
+    written = json.loads((tmp_path / "balanced" / "balance.json").read_text())
+    assert written["classes"]["neg"]["planned"] == 0
+
+
 def test_without_a_fallback_the_class_stops_short_and_says_by_how_much(tmp_path: Path) -> None:
     (tmp_path / "balance.yaml").write_text("text: {generator: counterfactual, fallback: none}\n")
     out = tmp_path / "out"

@@ -377,7 +377,7 @@ def balance_text(
             before=before,
             after=after,
             targets=targets,
-            lacking=lacking,
+            lacking=plan.planned(),  # what the strategies planned, not the deficit
             why_not=plan.why_not(targets, after),
             result=result,
             runs=runs,
@@ -473,6 +473,13 @@ class _Plan:
                 if step is not None:
                     for status in ("accepted", "review", "rejected"):
                         step[status] = step.get(status, 0) + statuses[status]
+
+    def planned(self) -> dict[str, int]:
+        """Per class: the rows its strategies planned, together (the classes table's
+        `planned`); 0 for a class none could make a row of, though it lacked some."""
+        return {
+            label: sum(step["planned"] for step in steps) for label, steps in self.steps.items()
+        }
 
     def missing(self) -> dict[str, int]:
         """Per class: the deficit less what was accepted or waits for review."""
