@@ -23,6 +23,7 @@ is refused (an `InputError` saying how many verdicts there are and how many it n
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -454,6 +455,20 @@ def agreement_on(rubric: Rubric, items: Sequence[Reviewed]) -> RouteAgreement:
     return RouteAgreement.of(routes.tolist(), [r.human_route for r in items])
 
 
+def holdout_share(holdout: Any) -> float:
+    """`holdout` as a float strictly between 0 and 1, NaN refused: 0 holds nothing out to
+    compare on, 1 leaves nothing to fit, so "from 0 to 1" would read as if both were allowed."""
+    real = isinstance(holdout, numbers.Real) and not isinstance(holdout, bool)
+    if real and not 0 < float(holdout) < 1:  # NaN too
+        raise InputError(
+            field="holdout",
+            value=float(holdout),
+            problem="must be more than 0 and less than 1 (a share of the reviewed samples)",
+            fix="try 0.3",
+        )
+    return fraction(holdout, "holdout")  # a str, a bool, None: "not a number"
+
+
 def calibrate_items(
     rubric: Rubric,
     items: Sequence[Reviewed],
@@ -465,10 +480,7 @@ def calibrate_items(
     min_gain: float = 0.01,
 ) -> Calibration:
     """Split, fit, and compare on the held-out part (see the module docstring)."""
-    if not 0 < holdout < 1:
-        raise InputError(
-            field="holdout", value=holdout, problem="must be between 0 and 1", fix="try 0.3"
-        )
+    holdout = holdout_share(holdout)
     fitted_at, held_at = split(len(items), holdout, seed)
     fitted = [items[i] for i in fitted_at]
     held = [items[i] for i in held_at]
@@ -621,7 +633,7 @@ def calibrate(
         if isinstance(rubric, Rubric):
             _refuse_replacing(out, rubric)
     batches = names_argument(batches, "batches")
-    holdout = fraction(holdout, "holdout")
+    holdout = holdout_share(holdout)
     seed = whole_number(seed, "seed", maximum=MAX_SEED)
     min_verdicts = whole_number(min_verdicts, "min_verdicts", minimum=1)
     if isinstance(rubric, Rubric):

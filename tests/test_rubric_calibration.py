@@ -119,6 +119,27 @@ def test_nothing_held_out_is_blamed_on_the_holdout_not_on_the_verdicts() -> None
     assert "holds out no sample of 1 reviewed sample with" in str(caught.value)
 
 
+@pytest.mark.parametrize("holdout", [0, 1, 0.0, 1.0, float("nan"), 1.5, -0.1, np.float64(1)])
+def test_a_holdout_outside_0_and_1_is_refused_at_the_entry_as_the_cli_refuses_it(
+    tmp_path: Path, holdout: float
+) -> None:
+    """0 and 1 passed `sg.calibrate`'s check ("from 0 to 1") and, once the database was read,
+    were refused by calibrate_items as "must be between 0 and 1", which reads as allowed; NaN
+    read "must be from 0 to 1". Now one wording, the command line's, before the database."""
+    missing = tmp_path / "no-such-run"  # never read: the holdout is refused first
+    for call in (
+        lambda: sg.calibrate(missing, holdout=holdout),
+        lambda: calibrate_items(SHIPPED, [], source=None, holdout=holdout),
+    ):
+        with pytest.raises(InputError) as caught:
+            call()
+        assert caught.value.field == "holdout"
+        assert str(caught.value).startswith(
+            f"holdout={float(holdout)}: must be more than 0 and less than 1 (a share of the "
+            "reviewed samples); try 0.3"
+        ), str(caught.value)
+
+
 def test_the_calibrated_rubric_file_loads_back(tmp_path: Path) -> None:
     items = reviewed(SHIPPED, HIDDEN, 800, seed=5)
     result = calibrate_items(SHIPPED, items, source=Path("detection.yaml"))
