@@ -57,6 +57,20 @@ def test_a_dry_run_writes_nothing_and_plans_what_balance_then_makes(
         )
 
 
+def test_a_number_target_stays_a_number_in_the_summary_and_balance_json(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """`target=3` was `summary["target"] == '3'` (and "3" in balance.json): the summary wrote
+    str() of the parsed target; a named target and a targets file stay strings."""
+    dry = synthgate.balance(tiny[0], images=tiny[1], out=tmp_path / "o", target=3, dry_run=True)
+    assert dry.summary["target"] == 3 and "target=3," in repr(dry)
+    real = synthgate.balance(tiny[0], images=tiny[1], out=tmp_path / "o", target=3)
+    assert real.summary["target"] == 3
+    assert json.loads((real.out / "balance.json").read_text())["target"] == 3
+    named = synthgate.balance(tiny[0], images=tiny[1], out=tmp_path / "n", dry_run=True)
+    assert named.summary["target"] == "median"  # the default's name, as given
+
+
 def test_the_cli_dry_run_prints_the_plan_and_writes_nothing(
     tiny: tuple[Path, Path], tmp_path: Path
 ) -> None:

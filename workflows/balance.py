@@ -384,6 +384,12 @@ def _image_bytes(
     return 3 * int(width) * int(height)
 
 
+def shown_target(strategy: str | int | Path) -> str | int:
+    """The target as balance.json and `summary` give it: a number stays a number (`target=3`
+    read back as '3'), a strategy name or a targets file is its text."""
+    return strategy if isinstance(strategy, int) else str(strategy)
+
+
 def balance_plan(
     *,
     strategy: Any,
@@ -413,7 +419,7 @@ def balance_plan(
     raw = sum(len(plan.specs) * size for plan, size in zip(planned, image_bytes, strict=True))
     return {
         "kind": "coco",
-        "target": str(strategy),
+        "target": shown_target(strategy),
         "classes": classes,
         "planned_images": sum(len(plan.specs) for plan in planned),
         "dataset_images": len(data["images"]),
@@ -741,7 +747,7 @@ def summarise(
     return {
         "kind": kind,
         "source": str(source),
-        "target": str(strategy),
+        "target": shown_target(strategy),
         "classes": classes,
         "added": {
             "images": result.added_images,
