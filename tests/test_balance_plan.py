@@ -71,6 +71,16 @@ def test_a_number_target_stays_a_number_in_the_summary_and_balance_json(
     assert named.summary["target"] == "median"  # the default's name, as given
 
 
+def test_a_dry_runs_result_names_no_merged_file(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    """A dry run's `.merged` was <out>/merged.coco.json, a file that is never written."""
+    out = tmp_path / "out"
+    dry = synthgate.balance(tiny[0], images=tiny[1], out=out, target=5, dry_run=True)
+    assert dry.merged is None and dry.dry_run
+    real = synthgate.balance(tiny[0], images=tiny[1], out=out, target=5)
+    assert real.merged == out / "merged.coco.json" and real.merged.is_file()
+    assert not real.dry_run
+
+
 def test_the_cli_dry_run_prints_the_plan_and_writes_nothing(
     tiny: tuple[Path, Path], tmp_path: Path
 ) -> None:

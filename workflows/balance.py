@@ -84,10 +84,11 @@ from synthgate.workflows.quotas import (
 class BalanceResult:
     """A balance output folder: where it is, and `summary` (balance.json: counts per class
     before and after, targets, deficits, what was filled and why not, runs, samples waiting
-    for review)."""
+    for review); with `dry_run`, `summary` is the plan and nothing was written."""
 
     out: Path
     summary: dict[str, Any]
+    dry_run: bool = False
 
     def __repr__(self) -> str:  # not the dataclass's: `summary` holds every class
         classes = self.summary.get("classes", {})
@@ -104,8 +105,11 @@ class BalanceResult:
         return str(self.out)
 
     @property
-    def merged(self) -> Path:
-        """The merged file: the real data plus the accepted synthetic samples."""
+    def merged(self) -> Path | None:
+        """The merged file: the real data plus the accepted synthetic samples; None for a dry
+        run, which writes none (its path would name a file that is not there)."""
+        if self.dry_run:
+            return None
         return self.out / ("merged.coco.json" if self.summary["kind"] == "coco" else "merged.jsonl")
 
 
@@ -497,7 +501,7 @@ def balance(
 
     Returns:
         A `BalanceResult`: `.out`, `.merged` (merged.coco.json) and `.summary`. With
-        `dry_run`, `.summary` is the plan and `.out` is not written.
+        `dry_run`, `.summary` is the plan, `.out` is not written and `.merged` is None.
 
     Example:
         >>> result = balance("annotations.json", images="images/", out="balanced/")
@@ -627,7 +631,7 @@ def balance(
     if on_plan is not None:
         on_plan(plan)
     if dry_run:
-        return BalanceResult(out=out, summary=plan)
+        return BalanceResult(out=out, summary=plan, dry_run=True)
     with building_out(
         out, doing=f"writing the balanced dataset to {out}", **BALANCE_OUT
     ) as temporary:
