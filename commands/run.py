@@ -27,8 +27,8 @@ def run(
         None,
         "--out",
         "-o",
-        help="Run folder to write. Replaced if it holds an earlier run (never one with review decisions).",
-        show_default="runs/<name>",
+        help="Run folder to write (default: runs/<name>, <name> the config's name). Replaced if "
+        "it holds an earlier run (never one with review decisions).",
     ),
     seed: int | None = typer.Option(
         None,

@@ -127,6 +127,19 @@ def test_arguments_are_shown_in_upper_case() -> None:
         assert arguments == arguments.upper(), (name, usage)
 
 
+def test_no_default_is_shown_in_stray_parentheses() -> None:
+    """run --out showed `[default: (runs/<name>)]`: click puts a show_default text in
+    parentheses. A default that is no value is said in the help, as every other command says it."""
+    root = typer.main.get_command(app)
+    for name, _ in _commands(root):
+        result = CliRunner().invoke(app, [*name.split(), "--help"], env={"COLUMNS": "400"})
+        assert result.exit_code == 0, name
+        assert "[default: (" not in result.output, (name, result.output)
+    result = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "400"})
+    shown = " ".join(result.output.replace("│", " ").split())
+    assert "(default: runs/<name>, <name> the config's name)." in shown, shown
+
+
 def test_set_k_help_names_what_annotators_meet() -> None:
     """set-k's help said "`next` gives nothing": the CLI has no `next`; an annotator meets the
     review page's "All done", a client GET /api/review/next's 204."""
