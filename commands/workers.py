@@ -18,7 +18,7 @@ from rich.text import Text
 
 from synthgate.commands import console, counted, errors, new_table, progress_bars, user_errors
 from synthgate.errors import InputError
-from synthgate.files import is_file, usable_cores
+from synthgate.files import usable_cores
 
 if TYPE_CHECKING:
     from synthgate.storage.store import Store
@@ -233,8 +233,12 @@ def status(
         settings = settings_from(db=db)
         if not settings.db_url:
             raise InputError("no database: pass --db URL or set SYNTHGATE_DB_URL")
-        _refuse_a_missing_file(settings.db_url)
-        store = open_store(settings.db_url, must_exist=True)
+        store = open_store(
+            settings.db_url,
+            must_exist=True,
+            missing_hint="check {db} (or SYNTHGATE_DB_URL): it must name the database "
+            "`synthgate submit` and the workers were given",
+        )
         batch = store.get_batch(batch_id)
         if batch is None:
             raise InputError(f"batch {batch_id}: not in the database {shown_url(settings.db_url)}")
@@ -271,21 +275,6 @@ def status(
         )
         _print_failures(store, batch_id)
         store.close()
-
-
-def _refuse_a_missing_file(url: str) -> None:
-    """A SQLite --db that names no database, refused naming status's own option: open_store's
-    refusal also points at --run, which the review commands have and status has not."""
-    from synthgate.storage.database import sqlite_file  # SQLAlchemy: only when a command runs
-
-    path = sqlite_file(url)
-    if path is not None and (not is_file(path) or path.stat().st_size == 0):
-        found = "no database" if not is_file(path) else "an empty file, not a database,"
-        raise InputError(
-            f"{found} at {path}; check {{db}} (or SYNTHGATE_DB_URL): it must name the database "
-            "`synthgate submit` and the workers were given",
-            options=("db",),
-        )
 
 
 def _print_failures(store: Store, batch_id: str) -> None:

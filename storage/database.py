@@ -74,10 +74,16 @@ def sqlite_file(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def open_store(url: str, *, must_exist: bool = False) -> Store:
+# What to check when a SQLite database is not there, in the review commands' options ({db} and
+# {run}); a caller without --run passes its own.
+MISSING_HINT = "check {db} (or {run}): it must name a database that a run or batch wrote"
+
+
+def open_store(url: str, *, must_exist: bool = False, missing_hint: str = MISSING_HINT) -> Store:
     """A `Store` over `url`; a bad, unreachable or non-database URL is an `InputError`.
 
-    `must_exist`: refuse a SQLite file that is not there (commands that only read).
+    `must_exist`: refuse a SQLite file that is not there (commands that only read), saying
+    `missing_hint`: what to check, naming the caller's own options as `{db}`, `{run}`.
     """
     shown = shown_url(url)
     if "\x00" in url:
@@ -85,11 +91,8 @@ def open_store(url: str, *, must_exist: bool = False) -> Store:
     path = sqlite_file(url)
     if must_exist and path is not None and (not is_file(path) or path.stat().st_size == 0):
         found = "no database" if not is_file(path) else "an empty file, not a database,"
-        raise InputError(
-            f"{found} at {path}; check {{db}} (or {{run}}): it must name a database that a "
-            "run or batch wrote",
-            options=("db", "run"),
-        )
+        named = tuple(option for option in ("db", "run") if "{" + option + "}" in missing_hint)
+        raise InputError(f"{found} at {path}; {missing_hint}", options=named)
     try:
         return Store(url, create=not must_exist)
     except ModuleNotFoundError as error:  # a known dialect whose driver is not installed

@@ -246,6 +246,29 @@ def test_status_says_queued_until_a_worker_takes_a_chunk(tmp_path: Path) -> None
     store.close()
 
 
+def test_open_store_says_the_options_its_caller_has(tmp_path: Path) -> None:
+    """open_store's refusal of a missing database always named {run} ("check --db (or --run)"),
+    so status, which has no --run, refused a missing file with a check of its own first. A caller
+    now passes the hint with its own options; the default is the review commands' as it was."""
+    from synthgate.storage.database import open_store
+
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    with pytest.raises(InputError) as caught:
+        open_store(url, must_exist=True, missing_hint="check {db}: it is the one you submitted to")
+    assert caught.value.options == ("db",)
+    assert (
+        str(caught.value)
+        == f"no database at {tmp_path / 'x.db'}; check db: it is the one you submitted to"
+    )
+    with pytest.raises(InputError) as caught:
+        open_store(url, must_exist=True)
+    assert caught.value.options == ("db", "run")
+    assert str(caught.value).endswith(
+        "; check db (or run): it must name a database that a run or batch wrote"
+    )
+    assert not (tmp_path / "x.db").exists()
+
+
 @pytest.mark.parametrize("empty", [False, True], ids=["missing", "empty file"])
 def test_status_of_a_missing_database_names_only_its_own_options(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty: bool
