@@ -242,6 +242,10 @@ def foreign_files(out: Path, *, marker: str) -> list[str]:
     write and synthgate did not put there since (module doc): each by its path relative to
     `out`, with / between folders, sorted. A link counts as a file (synthgate writes none);
     an empty folder holds nobody's data and is not named."""
+    if not (out / marker).is_file():
+        # no build of synthgate's is there: a folder made (or filled) since `check_out` found
+        # none, and every file in it is someone's
+        return sorted(name for name in _entries(out) if not _os_litter(name))
     ours = _written_by_synthgate(out, marker)
     return sorted(
         name
@@ -310,19 +314,21 @@ def written_list(folder: Path) -> frozenset[str] | None:
 
 def _written_by_synthgate(out: Path, marker: str) -> Callable[[str], bool]:
     """Whether a path in `out` (as `_entries` gives it) is one its last build wrote: the folder's
-    WRITTEN_LIST; a run's manifest.json and database; else (a folder of an earlier synthgate)
-    its marker and the files of FOLDER_FILES at the top, and everything in its subfolders."""
+    WRITTEN_LIST; a run's manifest.json and database (with the database gone or unreadable,
+    what lies in its images/); else (a folder of an earlier synthgate) its marker and the files
+    of FOLDER_FILES at the top, and everything in its subfolders."""
     listed = written_list(out)
     if listed is not None:
         return lambda name: name == WRITTEN_LIST or name in listed
-    if (out / "manifest.json").is_file() and (out / "synthgate.db").is_file():
+    if marker == "manifest.json":  # a run folder (foreign_files found its manifest)
         top = _manifest_outputs(out / "manifest.json")
-        images = _sample_files(out / "synthgate.db")
+        database = out / "synthgate.db"
+        images = _sample_files(database) if database.is_file() else None
 
         def in_run(name: str) -> bool:
             if "/" not in name:
                 return name in top if top is not None else name in FOLDER_FILES
-            return name in images if images is not None else True
+            return name in images if images is not None else name.startswith("images/")
 
         return in_run
     return lambda name: "/" in name or name in FOLDER_FILES or name == marker
