@@ -165,11 +165,13 @@ def refuse_if_no_image_is_there(images: list[Any], root: Path, *, labels_only: b
     first one is, if in a folder just below `root` (annotations.json beside images/).
     `labels_only`: offer {copy_images=False} too (export's)."""
     names = [
-        image["file_name"]
+        name
         for image in images
-        if isinstance(image, dict) and confinement_problem(image.get("file_name")) is None
+        if isinstance(image, dict)
+        and (name := image_file_name(image)) is not None
+        and confinement_problem(name) is None
     ]
-    if names and not any(is_file(confined_path(root, name)) for name in names):
+    if names and not any(_image_is_there(root, name) for name in names):
         below = sorted(
             folder
             for folder in (root.iterdir() if root.is_dir() else ())
@@ -183,6 +185,13 @@ def refuse_if_no_image_is_there(images: list[Any], root: Path, *, labels_only: b
             + (", or {copy_images=False} to write the labels only" if labels_only else ""),
             options=("images", "copy_images=False") if labels_only else ("images",),
         )
+
+
+def _image_is_there(root: Path, name: str) -> bool:
+    """An image's file under `root` by its name, or by its bare name (a flat folder: validate and
+    `with_file_names` read those too)."""
+    bare = name.rsplit("/", 1)[-1]
+    return is_file(confined_path(root, name)) or (bare != name and is_file(root / bare))
 
 
 def image_file_problem(images_dir: Path, name: str, size: tuple[Any, Any]) -> str | None:

@@ -420,3 +420,40 @@ def test_an_images_folder_holding_none_of_the_images_is_refused_as_balance_refus
     with pytest.raises(sg.InputError, match="none of the") as refused:
         validate_coco(coco, images=wrong)
     assert str(wrong) in str(refused.value)
+
+
+def test_validate_still_reads_images_by_their_bare_name_in_a_flat_folder(tmp_path: Path) -> None:
+    """validate looks an image up by its file_name, else by its bare name in the images folder
+    (sources._image_file): file_names "val2017/x.png" with the files flat in images/ were all
+    judged. bc907b1's refusal looked only at images/val2017/x.png, so it said none of the
+    images is there and refused the dataset validate reads whole."""
+    from balance_fixtures import make_tiny_coco
+
+    coco_path, images = make_tiny_coco(tmp_path)
+    data = json.loads(coco_path.read_text())
+    for image in data["images"]:
+        image["file_name"] = f"val2017/{image['file_name']}"
+    coco_path.write_text(json.dumps(data))
+
+    result = validate_coco(coco_path, images=images)
+
+    assert result.summary.samples == len(data["images"])
+    unreadable = [
+        f for row in result.rows for f in row["findings"] if f["measure"] == "image_unreadable"
+    ]
+    assert unreadable == []
+
+
+def test_validate_refuses_a_folder_holding_none_of_an_lvis_files_images(tmp_path: Path) -> None:
+    """LVIS names its images by coco_url alone (validate reads them as val2017/x.jpg, or x.jpg).
+    With images= a folder holding none of them, every image was judged unreadable and the
+    result had a mean score: the mistake bc907b1 refuses for file_names, missed because
+    refuse_if_no_image_is_there skipped entries without a file_name (a second read found both)."""
+    from balance_fixtures import lvis_of, make_tiny_coco
+
+    coco_path, _images = make_tiny_coco(tmp_path / "data")
+    coco_path.write_text(json.dumps(lvis_of(json.loads(coco_path.read_text()))))
+    wrong = tmp_path / "elsewhere"
+    wrong.mkdir()
+    with pytest.raises(InputError, match="none of the"):
+        validate_coco(coco_path, images=wrong)
