@@ -548,3 +548,39 @@ def test_a_text_section_without_a_generator_runs_the_default_counterfactual(
         )
         merged.append((out / "merged.jsonl").read_bytes())
     assert merged[0] == merged[1] and len(merged[0].splitlines()) > len(rows)
+
+
+def test_a_text_class_planned_count_stays_within_its_deficit_when_rows_are_rejected(
+    tmp_path: Path,
+) -> None:
+    """1504066 summed every strategy's planned rows into the classes table's `planned`. The
+    fallback plans what the rewrites left unfilled, their rejected rows included, so a class
+    whose 5 rewrites were all rejected read 'planned': 33 against a deficit of 28 (12 before,
+    target 40): 45 planned toward a target of 40, where the image balance's `planned` is the part of the deficit some section takes, never more."""
+    import yaml
+
+    import synthgate as sg
+    from synthgate.config import PACKAGE_ROOT
+
+    rubric = yaml.safe_load(
+        (PACKAGE_ROOT / "configs" / "rubrics" / "classification.yaml").read_text()
+    )
+    # every text "too short" and every score under reject_below: each new row is rejected
+    rubric["criteria"]["clarity"]["checks"][0]["thresholds"]["text_chars"] = {
+        "gold": 1000,
+        "acceptable": 900,
+    }
+    rubric["routing"]["accept_at"] = 4.9
+    rubric["routing"]["reject_below"] = 4.8
+    (tmp_path / "strict.yaml").write_text(yaml.safe_dump(rubric))
+    reviews = Path(__file__).parent / "data" / "restaurant_reviews.jsonl"
+    result = sg.balance_text(
+        reviews,
+        out=tmp_path / "balanced",
+        target="max",
+        config={"rubric": str(tmp_path / "strict.yaml")},
+    )
+    negative = result.summary["classes"]["negative"]
+    steps = result.summary["text"]["strategies"]["negative"]
+    assert [s["rejected"] for s in steps] == [s["planned"] for s in steps]  # all rejected
+    assert negative["planned"] <= negative["deficit"] == 28, negative

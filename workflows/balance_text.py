@@ -475,10 +475,13 @@ class _Plan:
                         step[status] = step.get(status, 0) + statuses[status]
 
     def planned(self) -> dict[str, int]:
-        """Per class: the rows its strategies planned, together (the classes table's
-        `planned`); 0 for a class none could make a row of, though it lacked some."""
+        """Per class: the rows its strategies planned, together, up to its deficit (the classes
+        table's `planned`, as the image balance's is): a fallback plans again the rows an
+        earlier strategy's rejects left short, which the sum would count twice; 0 for a class
+        none could make a row of, though it lacked some."""
         return {
-            label: sum(step["planned"] for step in steps) for label, steps in self.steps.items()
+            label: min(self.lacking[label], sum(step["planned"] for step in steps))
+            for label, steps in self.steps.items()
         }
 
     def missing(self) -> dict[str, int]:
