@@ -566,5 +566,27 @@ def test_a_label_field_no_row_holds_is_refused_naming_it(tmp_path: Path) -> None
     with pytest.raises(sg.InputError) as refused:
         sg.validate_file(rows, label_field="lable")
     message = str(refused.value)
-    assert "no row of the first 18 holds `lable`" in message, message
+    assert "no row holds `lable`" in message, message
     assert "`label`, `text`" in message and "label_field" in message, message
+
+
+def test_a_label_field_the_rows_hold_after_row_200_is_not_refused_as_a_typo(
+    tmp_path: Path,
+) -> None:
+    """7418828 refused a label_field no row of the first 200 holds, as a typo ("name the field
+    of their label with label_field, or leave it out"). A file whose first 200 rows are not
+    labelled yet and whose later rows hold the field given (labelled rows appended to a pool)
+    names it right: both fixes the message offers are wrong for it, and the file that validated
+    before was refused (a second read)."""
+    from synthgate.validators.validate import validate_file
+
+    rows = [{"text": f"Unlabelled review number {i} of the pool."} for i in range(210)]
+    rows += [
+        {"text": f"Labelled review number {i}, quite good.", "category": "pos"} for i in range(20)
+    ]
+    path = tmp_path / "pool.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+
+    result = validate_file(path, label_field="category")
+
+    assert result.summary.samples == len(rows)

@@ -287,14 +287,19 @@ def _text_rubric(path: Path, label_field: str) -> str:
         head = list(itertools.islice(iter_jsonl(path), 200))
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a UTF-8 text file") from None
-    if label_field != "label" and head and not any(label_field in row for _, row in head):
+    if (
+        label_field != "label"
+        and head
+        and not any(label_field in row for _, row in head)
+        and not any(label_field in row for _, row in iter_jsonl(path))  # later rows too
+    ):
         # a label field no row holds read no label: the file was judged as ner, all accepted
         fields = sorted({name for _, row in head for name in row})
         shown = ", ".join(f"`{printable(name)}`" for name in fields[:10])
         raise InputError(
-            f"{path}: no row of the first {len(head)} holds `{printable(label_field)}`, the "
-            f"{{label_field}} given; the rows' fields are {shown}: name the field of their "
-            "label with {label_field}, or leave it out",
+            f"{path}: no row holds `{printable(label_field)}`, the {{label_field}} given; the "
+            f"rows' fields are {shown}: name the field of their label with {{label_field}}, "
+            "or leave it out",
             options=("label_field",),
         )
     read = [_spans_and_label(row, label_field) for _, row in head]
