@@ -23,6 +23,7 @@ statements (`Prepared.driver_call` shows what the driver is given).
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import namedtuple
 from collections.abc import Callable, Mapping
@@ -155,20 +156,24 @@ class Prepared(Generic[Statement]):
         if not connection.in_transaction():
             connection.begin()
         driver = connection.connection.driver_connection
-        pipeline = getattr(driver, "pipeline", None)
-        if connection.dialect.name != "postgresql" or pipeline is None:
+        if connection.dialect.name != "postgresql" or not _has_pipeline(driver):
             connection.exec_driver_sql(before)
             result = self.run(connection, values)
             connection.exec_driver_sql(after)
             return result
+        driver_error = connection.dialect.loaded_dbapi.Error
         try:
-            with pipeline():
+            with driver.pipeline():  # type: ignore[union-attr]
                 _send(driver, before)
                 result = self.run(connection, values)  # its fetch sends all three
                 _send(driver, after)
-        except connection.dialect.loaded_dbapi.Error as error:  # raised as the reset's answer
+        except driver_error as error:  # the reset's answer, read as the pipeline ends
+            # as `run` reports its own: a connection the database dropped is invalidated
+            lost = connection.dialect.is_disconnect(error, driver, None)
+            if lost:
+                connection.invalidate(error)
             raise DBAPIError.instance(
-                after, None, error, connection.dialect.loaded_dbapi.Error
+                after, None, error, driver_error, connection_invalidated=lost
             ) from error
         return result
 
@@ -212,6 +217,14 @@ class Prepared(Generic[Statement]):
             form = _Form(compiled.string, order, fixed, bind, row, types)
             self._forms[key] = form
             return form
+
+
+def _has_pipeline(driver: Any) -> bool:
+    """Whether the driver connection has pipeline mode: psycopg's does where its libpq is 14
+    or later (`psycopg.capabilities`; a system libpq 13 raises on entering it)."""
+    module = sys.modules.get(type(driver).__module__.partition(".")[0])
+    capabilities = getattr(module, "capabilities", None)
+    return capabilities is not None and bool(capabilities.has_pipeline())
 
 
 def _send(driver: Any, sql: str) -> None:

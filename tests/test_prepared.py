@@ -226,3 +226,52 @@ def test_run_between_sets_a_planner_setting_for_the_statement_alone(store: Store
         assert during.scalar() == "force_generic_plan"
         assert setting.run(connection).scalar() == "auto"
         connection.commit()
+
+
+@pytest.mark.parametrize("store", ["postgresql"], indirect=True)
+def test_run_between_invalidates_a_connection_lost_at_the_reset(store: Store) -> None:
+    """The pipeline's second round trip (the reset's answer, read as the pipeline ends) can
+    meet a connection the server dropped, as the claim's can. run invalidates such a connection
+    and raises the server's reason; run_between wrapped that error without invalidating
+    (connection_invalidated False; a second read found it), so the caller's rollback fails on the closed
+    connection and replaces it with its own ("the connection is lost"): the pipeline's "server
+    closed the connection unexpectedly" is gone."""
+    count = Prepared(select(func.count()).select_from(users))
+    # the session ends while the reset is answered (a server restart, a killed backend)
+    after = "DO $$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); END $$"
+    invalidated = False
+    with pytest.raises(DBAPIError) as raised, WriteTransaction(store.engine) as connection:
+        try:
+            count.run_between(connection, "SET LOCAL plan_cache_mode = force_generic_plan", after)
+        finally:
+            invalidated = connection.invalidated
+    assert invalidated and raised.value.connection_invalidated, raised.value
+    assert "server closed the connection" in str(raised.value)  # the pipeline's, not rollback's
+
+
+@pytest.mark.parametrize("store", ["postgresql"], indirect=True)
+def test_run_between_works_where_the_drivers_libpq_has_no_pipeline_mode(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pipeline mode needs libpq 14 or later: psycopg on a system libpq 13 (psycopg[c] or the
+    pure-Python build on Debian 11, RHEL 8) has Connection.pipeline() but raises
+    NotSupportedError entering it. run_between fell back to one statement after another only
+    where the driver lacked the attribute, so there every `next` on PostgreSQL failed (a second
+    read found it); it asks psycopg's capabilities now."""
+    import psycopg
+
+    # what psycopg's capabilities say under libpq 13 (its message, cached per feature)
+    monkeypatch.setitem(
+        psycopg.capabilities._cache,  # type: ignore[attr-defined]
+        "Connection.pipeline()",
+        "Connection.pipeline() requires libpq version 14.0 or newer",
+    )
+    setting = Prepared(select(func.current_setting("plan_cache_mode")))
+    with store.engine.connect() as connection:
+        during = setting.run_between(
+            connection,
+            "SET LOCAL plan_cache_mode = force_generic_plan",
+            "SET LOCAL plan_cache_mode TO DEFAULT",
+        )
+        assert during.scalar() == "force_generic_plan"
+        assert setting.run(connection).scalar() == "auto"
