@@ -62,16 +62,11 @@ def calibrate(
     Example: synthgate rubric calibrate --run runs/quickstart --rubric detection -o calibrated.yaml
     """
     from synthgate.review.calibration import calibrate as fit  # SQLAlchemy, scikit-learn
+    from synthgate.review.calibration import holdout_share
     from synthgate.storage.database import database_url
 
     with user_errors():
-        if not 0 < holdout < 1:  # NaN too; before the database is read, which takes a while
-            raise InputError(
-                field="holdout",
-                value=holdout,
-                problem="must be more than 0 and less than 1 (a share of the reviewed samples)",
-                fix="try 0.3",
-            )
+        holdout = holdout_share(holdout)  # NaN too; before the database is read (a while)
         if json_out is not None:  # before any work: never a database, nor the calibrated rubric
             check_out_file(json_out, field="json")
             if json_out.resolve() == out.resolve():
