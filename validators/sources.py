@@ -29,7 +29,6 @@ from synthgate.errors import InputError, printable
 from synthgate.files import is_dir, is_file, read_ahead, reading_threads
 from synthgate.formats.coco import category_names, coco_mapping, image_file_name, size_of
 from synthgate.formats.coco_annotations import AnnotationColumns
-from synthgate.formats.coco_checks import refuse_if_no_image_is_there
 from synthgate.formats.coco_reader import stream_coco
 from synthgate.formats.image_files import image_header, open_rgb
 from synthgate.formats.jsonl import (
@@ -188,6 +187,9 @@ def open_source(
         coco, name = stream_coco(source, sink, progress=progress), source.stem
     sink.finish(coco)
     if images is not None:  # the wrong folder, not every image unreadable (as balance says)
+        # here, not at the top: coco_checks loads Pillow, which labels alone never need
+        from synthgate.formats.coco_checks import refuse_if_no_image_is_there
+
         refuse_if_no_image_is_there(coco["images"], images, labels_only=False)
     items = _coco_items(sink.columns, coco, source=name, images=images)
     return Source("coco", "detection", category_names(coco), sink.tally, items, len(coco["images"]))
