@@ -142,6 +142,7 @@ def test_serve_started_outside_the_main_thread_starts_without_a_signal_handler(
 
     started: list[int] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.append(options["port"]))
+    port = free_port()  # serve binds it once before uvicorn (a port in use is refused)
     before = signal.getsignal(signal.SIGTERM)
     failed: list[BaseException] = []
 
@@ -150,7 +151,7 @@ def test_serve_started_outside_the_main_thread_starts_without_a_signal_handler(
             serve(
                 db=f"sqlite:///{tmp_path / 'served.db'}",
                 host="127.0.0.1",
-                port=8123,
+                port=port,
                 runs_dir=tmp_path / "runs",
                 data_root=None,
                 max_samples=None,
@@ -165,7 +166,7 @@ def test_serve_started_outside_the_main_thread_starts_without_a_signal_handler(
     thread = threading.Thread(target=start)
     thread.start()
     thread.join(60)
-    assert failed == [] and started == [8123]
+    assert failed == [] and started == [port]
     assert signal.getsignal(signal.SIGTERM) is before
 
 
