@@ -395,17 +395,18 @@ def import_annotations(
     tasks in all)` after each task, once every task is checked."""
     names = {email: name for name, email in (annotator_emails or {}).items()}
     checked = _read_tasks(path, names, email_domain)
+    _check_same_samples(queue, path, checked)
     result = ImportResult()
     # Every task's decisions read up front (not a query per annotation); an item's are read
     # again after this import records one on it
-    item_ids = [i for i, _ in checked if i is not None]
+    item_ids = [i for i, _, _ in checked if i is not None]
     decided = _decisions_by_item(queue, item_ids)
     # read after the decisions: one a reopen takes back meanwhile is in one or the other
     withdrawn = _taken_back_by_item(queue, item_ids)
     # A task with nothing to record needs only to know its item is there (most tasks of a
     # project under way have no annotation yet): read up front, no sample parsed
-    refused = queue.refused(i for i, annotations in checked if i is not None and not annotations)
-    for position, (item_id, task_annotations) in enumerate(checked):
+    refused = queue.refused(i for i, _, annotations in checked if i is not None and not annotations)
+    for position, (item_id, _, task_annotations) in enumerate(checked):
         where = f"{path}: task {position}"
         if item_id is not None and not task_annotations:
             if item_id in refused:
@@ -417,10 +418,12 @@ def import_annotations(
     return result
 
 
-def _read_tasks(
-    path: Path, names: dict[str, str], email_domain: str | None
-) -> list[tuple[int | None, list[tuple[dict[str, Any], str | None]]]]:
-    """Every task of the export, checked (`_checked_task`): its item id and annotations.
+CheckedTask = tuple[int | None, str | None, list[tuple[dict[str, Any], str | None]]]
+
+
+def _read_tasks(path: Path, names: dict[str, str], email_domain: str | None) -> list[CheckedTask]:
+    """Every task of the export, checked (`_checked_task`): its item id, sample id and
+    annotations.
 
     Tasks are parsed one at a time (`json_list_items`): what stays in memory is the file's text
     and each task's annotations, not the whole parse, which is 4-5 times the file (a 149 MB
@@ -502,17 +505,20 @@ def _import_task(
 
 def _checked_task(
     task: Any, where: str, names: dict[str, str], email_domain: str | None
-) -> tuple[int | None, list[tuple[dict[str, Any], str | None]]]:
-    """A task's item id (None: not a task synthgate exported, skipped unread) and its
-    annotations, each with its annotator (`_annotator`, NAME@DOMAIN as NAME). An InputError
-    when the annotations are no list of objects, or name an annotator no database can hold."""
+) -> CheckedTask:
+    """A task's item id (None: not a task synthgate exported, skipped unread), the sample id
+    its data carries (None: a hand-made task without one) and its annotations, each with its
+    annotator (`_annotator`, NAME@DOMAIN as NAME). An InputError when the annotations are no
+    list of objects, or name an annotator no database can hold."""
     item_id = _task_item_id(task)
     if item_id is None:
-        return None, []
+        return None, None, []
+    sample_id = task["data"].get("sample_id")
+    sample_id = sample_id if isinstance(sample_id, str) else None
     where = f"{where} (item {item_id})"
     task_annotations = task.get("annotations")
     if task_annotations is None:
-        return item_id, []
+        return item_id, sample_id, []
     if not isinstance(task_annotations, list):
         raise InputError(
             f"{where}: annotations must be a list of annotations (got {quoted(task_annotations)}); "
@@ -531,7 +537,37 @@ def _checked_task(
             if email_domain and who.endswith(f"@{email_domain}"):
                 who = who.removesuffix(f"@{email_domain}")
         checked.append((annotation, who))
-    return item_id, checked
+    return item_id, sample_id, checked
+
+
+def _check_same_samples(queue: ReviewQueue, path: Path, checked: list[CheckedTask]) -> None:
+    """Refuse an export of another run: a task whose data names a sample its item of this
+    queue does not hold (an item number of another run's queue), before anything is recorded.
+    The items' samples are read a few hundred to a query; a task without a sample id (made by
+    hand), or whose item is not here, is left to the import."""
+    carried = {i: s for i, s, _ in checked if i is not None and s is not None}
+    wanted = sorted(n for n in map(item_number, carried) if n is not None)
+    held: dict[int, str] = {}
+    with queue.store.engine.connect() as connection:
+        for start in range(0, len(wanted), IDS_PER_QUERY):
+            query = select(review_items.c.id, review_items.c.sample_id).where(
+                review_items.c.id.in_(wanted[start : start + IDS_PER_QUERY])
+            )
+            held.update((row.id, row.sample_id) for row in connection.execute(query))
+    foreign = [
+        (position, item_id, sample_id, held[item_id])
+        for position, (item_id, sample_id, _) in enumerate(checked)
+        if item_id in held and sample_id is not None and sample_id != held[item_id]
+    ]
+    if foreign:
+        position, item_id, sample_id, own = foreign[0]
+        others = len(foreign) - 1
+        more = f" (and {others} more task{'s' if others > 1 else ''})" if others else ""
+        raise InputError(
+            f"{path}: task {position} (item {item_id}) carries sample {quoted(sample_id)}, but item {item_id} "
+            f"of this run holds sample {quoted(own)}{more}: the file was exported from another "
+            "run; nothing was recorded. Import it into the run it was exported from"
+        )
 
 
 def _check_name(who: str, where: str) -> None:

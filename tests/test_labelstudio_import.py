@@ -7,18 +7,22 @@ import copy
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from factories import SUPPORT_TICKETS
 from labelstudio_fixtures import decide_everything, make_sample, open_store, snapshot
-from sqlalchemy import select
+from sqlalchemy import func, select
+from typer.testing import CliRunner
 
+from synthgate.cli import app
 from synthgate.errors import InputError
 from synthgate.review import interop, items
 from synthgate.review.interop import export_tasks, import_annotations
 from synthgate.review.queue import Decision, ReviewQueue
 from synthgate.samples import ObjectLabel
-from synthgate.storage.store import Store
-from synthgate.storage.tables import assignments, decisions, samples
+from synthgate.storage.store import Store, sqlite_url
+from synthgate.storage.tables import assignments, decisions, review_items, samples
 
 
 @pytest.fixture
@@ -674,3 +678,79 @@ def test_a_fix_the_queue_refuses_is_skipped_naming_the_task_and_the_annotator(
     (skipped,) = result.skipped
     assert skipped.startswith(f"{export_path}: task 0 (item {first}), annotation by labelstudio:1")
     assert "leaves the" in skipped
+
+
+def _text_run(tmp_path: Path, name: str, seed: int) -> Path:
+    runner = CliRunner()
+    config = tmp_path / f"{name}.yaml"
+    config.write_text(
+        f"name: {name}\nseed: {seed}\ncategories: [circle]\n"
+        f"text: {{generator: templates, templates: {SUPPORT_TICKETS}, count: 10, "
+        "locales: [en_US]}\n"
+    )
+    run = tmp_path / name
+    assert runner.invoke(app, ["run", str(config), "--out", str(run)]).exit_code == 0
+    assert runner.invoke(app, ["review", "enqueue", "--run", str(run)]).exit_code == 0
+    return run
+
+
+def test_an_export_of_another_run_is_refused_naming_both_samples(tmp_path: Path) -> None:
+    """A task names its sample (data.sample_id): an export of run A imported into run B must
+    not put A's verdicts on B's items of the same number; a hand-made task without a sample id
+    is still taken by its item id."""
+    runner = CliRunner()
+    first = _text_run(tmp_path, "first", 7)
+    second = _text_run(tmp_path, "second", 9)  # its queue has an item 1 too
+    tasks = tmp_path / "ls" / "tasks.json"
+    exported = runner.invoke(
+        app,
+        ["review", "export", "--run", str(first), "--modality", "text", "--out", str(tasks)],
+    )
+    assert exported.exit_code == 0, exported.output
+    task = json.loads(tasks.read_text())[0]
+    task["annotations"] = [
+        {
+            "id": 601,
+            "completed_by": {"email": "gina@example.org"},
+            "result": [
+                {
+                    "id": "v",
+                    "from_name": "verdict",
+                    "to_name": "text",
+                    "type": "choices",
+                    "value": {"choices": ["accept"]},
+                }
+            ],
+        }
+    ]
+    export = tmp_path / "ls" / "export.json"
+    export.write_text(json.dumps([task]))
+    command = ["review", "import", str(export), "--run", str(second), "--email-domain"]
+
+    def read(query: Any) -> Any:
+        store = Store(sqlite_url(second / "synthgate.db"))
+        try:
+            with store.engine.connect() as connection:
+                return connection.execute(query).scalar()
+        finally:
+            store.close()
+
+    def recorded() -> int:
+        return int(read(select(func.count()).select_from(decisions)))
+
+    result = runner.invoke(app, [*command, "example.org"])
+    assert recorded() == 0, "gina's verdict on first's sample was recorded on second's item"
+    assert result.exit_code == 2, result.output
+    output = " ".join(result.output.split())  # rich wraps lines
+    item_id = task["data"]["item_id"]
+    held = read(select(review_items.c.sample_id).where(review_items.c.id == item_id))
+    assert held != task["data"]["sample_id"]
+    assert f"task 0 (item {item_id}) carries sample" in output, output
+    assert task["data"]["sample_id"] in output and held in output, output
+    assert "Import it into the run it was exported from" in output, output
+
+    del task["data"]["sample_id"]  # a hand-made task: its item id alone, as before
+    export.write_text(json.dumps([task]))
+    result = runner.invoke(app, [*command, "example.org"])
+    assert result.exit_code == 0, result.output
+    assert recorded() == 1
