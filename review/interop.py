@@ -45,7 +45,7 @@ from synthgate.files import (
 )
 from synthgate.outputs import check_out_file
 from synthgate.review.decision import Decision, check_decision
-from synthgate.review.items import IDS_PER_QUERY, item_number
+from synthgate.review.items import IDS_PER_QUERY, item_number, labels_of
 from synthgate.review.labelstudio import (
     Shapes,
     canonical,
@@ -56,7 +56,7 @@ from synthgate.review.labelstudio import (
 )
 from synthgate.review.queue import ReviewQueue
 from synthgate.samples import Sample
-from synthgate.storage.tables import batches, decisions, review_items, taken_back
+from synthgate.storage.tables import batches, decisions, review_batches, review_items, taken_back
 
 DEFAULT_IMAGE_URL = "/data/local-files/?d={uri}"  # Label Studio local storage, rooted at the run
 LS_USER = re.compile(r"^labelstudio:(\d+)$")
@@ -130,7 +130,7 @@ def export_tasks(
     users = None
     if include == "all" and annotators:
         users = _annotator_users(decided, annotator_emails or {}, email_domain)
-    labels = set(_batch_categories(queue)) if chosen == "image" else set()
+    labels = set(_batch_categories(queue) if chosen == "image" else _batch_span_labels(queue))
     tasks = queue.tasks(item_id for item_id, _, _ in chosen_items)
     with closing(tasks), writing_atomic(out) as written:  # closed: its connection goes back
         written.write(b"[")
@@ -233,6 +233,14 @@ def _batch_categories(queue: ReviewQueue) -> list[str]:
     with queue.store.engine.connect() as connection:
         configs = connection.execute(select(batches.c.config)).scalars().all()
     return [c for config in configs for c in (config or {}).get("categories", [])]
+
+
+def _batch_span_labels(queue: ReviewQueue) -> list[str]:
+    """Every span label a fix of the queue's text items may use (the review page's and the
+    API's `fix_labels`): those each batch keeps, not only the ones its samples hold."""
+    with queue.store.engine.connect() as connection:
+        kept = connection.execute(select(review_batches.c.labels)).scalars().all()
+    return [label for labels in kept for label in labels_of(labels, "text")]
 
 
 def check_image_url(template: str) -> None:

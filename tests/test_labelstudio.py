@@ -6,21 +6,25 @@ Decisions made in Label Studio and bad exports are in test_labelstudio_import.py
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from factories import SUPPORT_TICKETS
 from labelstudio_fixtures import decide_everything, make_sample, open_store, snapshot
 from sqlalchemy import select
+from typer.testing import CliRunner
 
+from synthgate.cli import app
 from synthgate.errors import InputError
 from synthgate.masks import decode_mask, encode_mask
 from synthgate.review import labelstudio
 from synthgate.review.interop import export_tasks, import_annotations
 from synthgate.review.queue import ReviewQueue
 from synthgate.samples import ObjectLabel
-from synthgate.storage.store import Store
+from synthgate.storage.store import Store, sqlite_url
 from synthgate.storage.tables import decisions, review_items
 
 DOMAIN = "example.org"  # annotators ann, bob, lead are ann@example.org, ... in Label Studio
@@ -255,3 +259,47 @@ def test_a_polygon_reads_back_as_the_same_pixels(name: str, mask: np.ndarray) ->
     back = labelstudio._object_from_polygon(region["value"]["points"], "c", width, height)
     assert np.array_equal(decode_mask(back.mask), mask.astype(bool)), name
     assert back.area == mask.sum()
+
+
+def test_a_text_labeling_config_offers_every_fix_label(tmp_path: Path) -> None:
+    """A text run's config offers every span label a fix of its items may use (the API's
+    `fix_labels`), as the image config offers every class of the batch, not only those its
+    tasks hold: an annotator who finds an unlabelled name must be able to mark it PERSON."""
+    runner = CliRunner()
+    config = tmp_path / "tickets.yaml"
+    config.write_text(
+        "name: tickets\nseed: 7\ncategories: [circle]\n"
+        f"text: {{generator: templates, templates: {SUPPORT_TICKETS}, count: 10, "
+        "locales: [en_US]}\n"
+    )
+    run = tmp_path / "run"
+    assert runner.invoke(app, ["run", str(config), "--out", str(run)]).exit_code == 0
+    assert runner.invoke(app, ["review", "enqueue", "--run", str(run)]).exit_code == 0
+    out = tmp_path / "ls" / "tasks.json"
+    result = runner.invoke(
+        app,
+        [
+            *("review", "export", "--run", str(run), "--modality", "text"),
+            *("--include", "all", "--no-annotators", "--out", str(out)),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    offered = set(re.findall(r'<Label value="([^"]+)"', out.with_suffix(".config.xml").read_text()))
+    held = {
+        s["value"]["labels"][0]
+        for t in json.loads(out.read_text())
+        for p in t["predictions"]
+        for s in p["result"]
+        if s.get("type") == "labels"
+    }
+
+    store = Store(sqlite_url(run / "synthgate.db"))
+    try:
+        with store.engine.connect() as connection:
+            items = connection.execute(select(review_items.c.id)).scalars().all()
+        queue = ReviewQueue(store)
+        allowed = {label for item in items for label in queue.fix_labels(item)}
+    finally:
+        store.close()
+    assert held and "PERSON" in allowed - held  # the review page offers it; no task holds it
+    assert allowed <= offered, f"Label Studio cannot mark {sorted(allowed - offered)}"
