@@ -242,8 +242,13 @@ def _result_decision(result: list[dict[str, Any]], shown: Sample, where: str) ->
             comment = "\n".join(value.get("text") or [])
         elif kind in ("rectanglelabels", "polygonlabels", "labels"):
             regions.append(region)
-    if verdict not in VERDICTS:
+    if verdict is None:
         raise InputError(f"{where}: no verdict chosen (one of {', '.join(VERDICTS)})")
+    if verdict not in VERDICTS:
+        raise InputError(
+            f"{where}: verdict {quoted(verdict)} is not one of {', '.join(VERDICTS)} (the "
+            "choices of the labeling config synthgate exported); choose one of them"
+        )
     fields: dict[str, Any] = {"verdict": verdict, "levels": levels, "comment": comment}
     if verdict == "fix":
         if shown.spec.modality == "image":

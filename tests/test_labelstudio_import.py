@@ -754,3 +754,33 @@ def test_an_export_of_another_run_is_refused_naming_both_samples(tmp_path: Path)
     result = runner.invoke(app, [*command, "example.org"])
     assert result.exit_code == 0, result.output
     assert recorded() == 1
+
+
+def test_a_verdict_choice_synthgate_does_not_know_is_named(tmp_path: Path) -> None:
+    """A verdict not among accept, reject, fix (a hand edit, a labeling config changed in Label
+    Studio: "Accept") is skipped naming the value it got, not as if no verdict was chosen."""
+    runner = CliRunner()
+    run = _text_run(tmp_path, "tickets", 7)
+    tasks = tmp_path / "tasks.json"
+    exported = runner.invoke(
+        app, ["review", "export", "--run", str(run), "--modality", "text", "--out", str(tasks)]
+    )
+    assert exported.exit_code == 0, exported.output
+    task = json.loads(tasks.read_text())[0]
+    region = {"from_name": "verdict", "to_name": "text", "type": "choices"}
+    task["annotations"] = [
+        {
+            "id": 7,
+            "completed_by": {"email": "zed@example.org"},
+            "result": [{**region, "value": {"choices": ["Accept"]}}],
+        }
+    ]
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps([task]))
+
+    result = runner.invoke(
+        app, ["review", "import", str(export), "--run", str(run), "--email-domain", "example.org"]
+    )
+    output = " ".join(result.output.split())  # rich wraps lines
+    assert "verdict 'Accept' is not one of accept, reject, fix" in output, output
+    assert "no verdict chosen" not in output, output
