@@ -34,7 +34,7 @@ from urllib.parse import quote
 
 from sqlalchemy import Table, select
 
-from synthgate.errors import InputError, lone_surrogate_in, quoted
+from synthgate.errors import InputError, counted, lone_surrogate_in, quoted
 from synthgate.files import (
     NotAJsonList,
     json_list_items,
@@ -570,7 +570,7 @@ def _check_same_samples(queue: ReviewQueue, path: Path, checked: list[CheckedTas
     if foreign:
         position, item_id, sample_id, own = foreign[0]
         others = len(foreign) - 1
-        more = f" (and {others} more task{'s' if others > 1 else ''})" if others else ""
+        more = f" (and {counted(others, 'more task')})" if others else ""
         raise InputError(
             f"{path}: task {position} (item {item_id}) carries sample {quoted(sample_id)}, but item {item_id} "
             f"of this run holds sample {quoted(own)}{more}: the file was exported from another "
