@@ -247,6 +247,44 @@ def test_a_decision_recorded_while_the_run_is_made_again_stops_the_publish(
     assert beside(reviewed_open) == []
 
 
+def test_a_folder_the_user_makes_at_a_new_out_while_the_run_is_made_is_not_deleted(
+    config_file: Path, tmp_path: Path
+) -> None:
+    """--out runs/new did not exist when the run was checked; while it runs, the user puts
+    photos/cat.jpg and their own coco.json there. The publish must refuse (as it does for a
+    late.txt in an earlier run folder), not take the folder for an old run and delete both
+    (a second read found this and the next)."""
+    out = tmp_path / "runs" / "new"
+    cat = out / "photos" / "cat.jpg"
+    coco = out / "coco.json"
+
+    def progress(modality: str, done: int, total: int) -> None:
+        cat.parent.mkdir(parents=True, exist_ok=True)
+        cat.write_bytes(b"mine")
+        coco.write_text("my own labels")
+
+    with pytest.raises(InputError):
+        synthgate.run(config_file, out=out, progress=progress)
+    assert cat.is_file() and cat.read_bytes() == b"mine"
+    assert coco.read_text() == "my own labels"
+
+
+def test_a_users_file_in_a_run_folder_whose_database_was_removed_stops_the_rerun(
+    config_file: Path, first_run: Path, tmp_path: Path
+) -> None:
+    """The run's manifest.json is there (it marks the run and lists what the run wrote at its
+    top); only synthgate.db was removed. mine/labels.json is no file of the run's."""
+    run_folder = tmp_path / "runs" / "my-batch"
+    shutil.copytree(first_run, run_folder)
+    (run_folder / "synthgate.db").unlink()
+    mine = run_folder / "mine" / "labels.json"
+    mine.parent.mkdir()
+    mine.write_text("mine")
+    result = runner.invoke(app, ["run", str(config_file), "--out", str(run_folder)])
+    assert mine.is_file(), "the rerun deleted mine/labels.json"
+    assert result.exit_code == 2 and "mine/labels.json" in result.output, result.output
+
+
 # --- exports -----------------------------------------------------------------------------------
 
 
