@@ -63,7 +63,7 @@ def calibrate(
     """
     from synthgate.review.calibration import calibrate as fit  # SQLAlchemy, scikit-learn
     from synthgate.review.calibration import holdout_share
-    from synthgate.storage.database import database_url
+    from synthgate.storage.database import database_url, open_store
 
     with user_errors():
         holdout = holdout_share(holdout)  # NaN too; before the database is read (a while)
@@ -76,15 +76,20 @@ def calibrate(
                     problem="is the file the calibrated rubric goes to (--out)",
                     fix="give the JSON a name of its own",
                 )
-        result = fit(
-            database_url(run, db),
-            rubric=rubric,
-            out=out,
-            batches=batch or None,
-            holdout=holdout,
-            seed=seed,
-            min_verdicts=min_verdicts,
-        )
+        # opened here: a missing database's hint names --db and --run, the library's db alone
+        store = open_store(database_url(run, db), must_exist=True)
+        try:
+            result = fit(
+                store,
+                rubric=rubric,
+                out=out,
+                batches=batch or None,
+                holdout=holdout,
+                seed=seed,
+                min_verdicts=min_verdicts,
+            )
+        finally:
+            store.close()
         if json_out is not None:
             write_atomic(json_out, json.dumps(result.as_dict(), indent=1) + "\n", field="json")
     print_calibration(result)

@@ -695,6 +695,11 @@ def calibrate(
     return result
 
 
+# What a `db` naming no database is told to check: calibrate's own parameter (the CLI opens the
+# store itself, naming --db and --run).
+MISSING_DB = "check {db}: it must name a database that a run or batch wrote"
+
+
 def _store(db: str | Path | Store) -> tuple[Store, bool]:
     if isinstance(db, Store):
         return db, False
@@ -716,5 +721,5 @@ def _store(db: str | Path | Store) -> tuple[Store, bool]:
                 problem="no such database file or run folder",
                 fix="pass a run folder, a synthgate.db or a database URL",
             )
-        return open_store(sqlite_url(path), must_exist=True), True
-    return open_store(str(db), must_exist=True), True
+        return open_store(sqlite_url(path), must_exist=True, missing_hint=MISSING_DB), True
+    return open_store(str(db), must_exist=True, missing_hint=MISSING_DB), True

@@ -308,3 +308,18 @@ def test_no_verdict_of_the_batches_asked_for_names_the_parameter_or_the_flag(
     )
     assert done.exit_code == 2, done.output
     assert "check --batch, or" in " ".join(done.output.split())
+
+
+def test_a_missing_database_is_told_in_the_callers_own_options(tmp_path: Path) -> None:
+    """sg.calibrate(db=URL of no database) said "check db (or run)": the library has no `run`
+    (found by a helper). The CLI, which has --run, still names both."""
+    url = f"sqlite:///{tmp_path / 'none.db'}"
+    with pytest.raises(InputError) as refused:
+        sg.calibrate(url)
+    assert "no database at" in str(refused.value) and "(or run)" not in str(refused.value)
+    shown = CliRunner().invoke(
+        app, ["rubric", "calibrate", "--db", url, "-o", str(tmp_path / "c.yaml")]
+    )
+    assert shown.exit_code == 2
+    assert "check --db (or --run)" in " ".join(shown.output.split()), shown.output
+    assert not (tmp_path / "none.db").exists()
