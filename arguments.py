@@ -71,17 +71,25 @@ def optional_path(value: Any, field: str) -> Path | None:
     return None if value is None else path_argument(value, field)
 
 
-def whole_number(value: Any, field: str, *, minimum: int = 0, maximum: int | None = None) -> int:
-    """`value` as an int in [minimum, maximum]: a Python or NumPy integer; not a bool, a float
-    or a numeric string (each would be read differently by different callers)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+def number_typed(value: Any, field: str, *, whole: bool, fix: str) -> Any:
+    """`value` unchanged if it is a Python or NumPy number (`whole`: an integer), else an
+    InputError naming its type and `fix`; never a bool, which compares as a number. The check
+    `whole_number` and `fraction` start with, for callers whose ranges say their own words."""
+    kind, named = (numbers.Integral, "a whole number") if whole else (numbers.Real, "a number")
+    if isinstance(value, bool) or not isinstance(value, kind):
         raise InputError(
             field=field,
             value=_shown(value),
-            problem=f"is a {type(value).__name__}, not a whole number",
-            fix=f"pass an int of at least {minimum}",
+            problem=f"is a {type(value).__name__}, not {named}",
+            fix=fix,
         )
-    number = int(value)
+    return value
+
+
+def whole_number(value: Any, field: str, *, minimum: int = 0, maximum: int | None = None) -> int:
+    """`value` as an int in [minimum, maximum]: a Python or NumPy integer; not a bool, a float
+    or a numeric string (each would be read differently by different callers)."""
+    number = int(number_typed(value, field, whole=True, fix=f"pass an int of at least {minimum}"))
     if number < minimum or (maximum is not None and number > maximum):
         bounds = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
         raise InputError(field=field, value=number, problem=f"must be {bounds}")
@@ -90,14 +98,8 @@ def whole_number(value: Any, field: str, *, minimum: int = 0, maximum: int | Non
 
 def fraction(value: Any, field: str, *, low: float = 0.0, high: float = 1.0) -> float:
     """`value` as a float in [low, high]: a Python or NumPy number; not a bool or a string."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InputError(
-            field=field,
-            value=_shown(value),
-            problem=f"is a {type(value).__name__}, not a number",
-            fix=f"pass a number from {low:g} to {high:g}",
-        )
-    number = float(value)
+    fix = f"pass a number from {low:g} to {high:g}"
+    number = float(number_typed(value, field, whole=False, fix=fix))
     if not low <= number <= high:  # NaN fails both
         raise InputError(field=field, value=number, problem=f"must be from {low:g} to {high:g}")
     return number

@@ -141,7 +141,7 @@ def enqueue(
                     )
             if not ids:
                 raise InputError("the database holds no batch; run `synthgate run CONFIG` first")
-            for batch_id in ids:  # one the database lacks is refused (enqueue.check_batch)
+            for batch_id in ids:  # one the database lacks is refused (queue.check_batch)
                 with progress_bars() as bars:
                     added = queue.enqueue_batch(
                         batch_id,

@@ -136,7 +136,7 @@ def serve(
             batch_threads=settings.batch_threads,
             workers=workers,
         )
-        _bound(host, port).close()  # a port in use is this command's error, before it serves
+        refuse_a_taken_port(host, port)  # this command's error, before it says it serves
     where = (
         "in this process" if workers is None else f"on {shown_url(workers.broker_url)}'s workers"
     )
@@ -165,10 +165,10 @@ def serve(
     )
 
 
-def _bound(host: str, port: int) -> socket.socket:
-    """A socket bound to `host`:`port` as uvicorn binds its own (a reusable address): bound
-    and closed before `serve` says it serves, a port another server holds is an InputError
-    naming it, where uvicorn printed it as a log line after that and exited 3."""
+def refuse_a_taken_port(host: str, port: int) -> None:
+    """Bind `host`:`port` once, as uvicorn binds it (a reusable address), and let it go: a port
+    another server holds is an InputError naming it, before `serve` says it serves (uvicorn
+    logged Errno 98 after that line and exited 3)."""
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
     except socket.gaierror as error:
@@ -178,24 +178,22 @@ def _bound(host: str, port: int) -> socket.socket:
             problem=f"is no interface here ({error.strerror})",
             fix="give an address of this machine, e.g. 127.0.0.1 or 0.0.0.0",
         ) from None
-    bound = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        bound.bind((host, port))
-    except OSError as error:
-        bound.close()
-        in_use = error.errno == errno.EADDRINUSE
-        raise InputError(
-            field="port",
-            value=port,
-            problem=f"is in use on {host} (another server, or a synthgate serve still running)"
-            if in_use
-            else f"cannot be listened on at {host} ({error.strerror})",
-            fix="choose another --port, or stop the server that holds it"
-            if in_use
-            else "choose another --port or --host",
-        ) from None
-    return bound
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            in_use = error.errno == errno.EADDRINUSE
+            raise InputError(
+                field="port",
+                value=port,
+                problem=f"is in use on {host} (another server, or a synthgate serve still running)"
+                if in_use
+                else f"cannot be listened on at {host} ({error.strerror})",
+                fix="choose another --port, or stop the server that holds it"
+                if in_use
+                else "choose another --port or --host",
+            ) from None
 
 
 def _worker_settings(broker: str | None, db: str | None, blobs: str | None) -> WorkerSettings:

@@ -23,7 +23,6 @@ is refused (an `InputError` saying how many verdicts there are and how many it n
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,7 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from synthgate.arguments import fraction, names_argument, optional_path, path_argument, whole_number
+from synthgate.arguments import (
+    names_argument,
+    number_typed,
+    optional_path,
+    path_argument,
+    whole_number,
+)
 from synthgate.config import MAX_SEED
 from synthgate.errors import InputError, counted
 from synthgate.files import write_atomic
@@ -458,15 +463,15 @@ def agreement_on(rubric: Rubric, items: Sequence[Reviewed]) -> RouteAgreement:
 def holdout_share(holdout: Any) -> float:
     """`holdout` as a float strictly between 0 and 1, NaN refused: 0 holds nothing out to
     compare on, 1 leaves nothing to fit, so "from 0 to 1" would read as if both were allowed."""
-    real = isinstance(holdout, numbers.Real) and not isinstance(holdout, bool)
-    if real and not 0 < float(holdout) < 1:  # NaN too
+    share = float(number_typed(holdout, "holdout", whole=False, fix="pass a number like 0.3"))
+    if not 0 < share < 1:  # NaN too
         raise InputError(
             field="holdout",
-            value=float(holdout),
+            value=share,
             problem="must be more than 0 and less than 1 (a share of the reviewed samples)",
             fix="try 0.3",
         )
-    return fraction(holdout, "holdout")  # a str, a bool, None: "not a number"
+    return share
 
 
 def calibrate_items(

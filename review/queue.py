@@ -23,7 +23,6 @@ The claim's statements are in review/claims.py.
 
 from __future__ import annotations
 
-import numbers
 import time
 from collections import Counter
 from collections.abc import Generator, Iterable, Mapping
@@ -35,7 +34,8 @@ from sqlalchemy import ARRAY, Integer, any_, bindparam, func, literal, select, t
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from synthgate.errors import InputError, counted, quoted
+from synthgate.arguments import number_typed
+from synthgate.errors import InputError, counted
 from synthgate.review import enqueue, gold, priority, reopen, set_k
 from synthgate.review.adjudication import Awaiting
 from synthgate.review.claims import (
@@ -185,15 +185,14 @@ class ReviewQueue:
         """`seed` fixes every draw (honeypots, the random order, who meets gold when), for tests
         and benches; without it the gold draws take a secret of the database (`gold_key`).
         A value of another type (a str read from a form) is an `InputError` naming it."""
-        annotators_per_item = _typed(
+        annotators_per_item = number_typed(
             annotators_per_item,
             "annotators_per_item",
-            numbers.Integral,
-            "a whole number",
-            f"pass an int from 1 to {set_k.MAX_K}, e.g. 2",
+            whole=True,
+            fix=f"pass an int from 1 to {set_k.MAX_K}, e.g. 2",
         )
-        gold_rate = _typed(
-            gold_rate, "gold_rate", numbers.Real, "a number", "pass a float in [0, 1), e.g. 0.1"
+        gold_rate = number_typed(
+            gold_rate, "gold_rate", whole=False, fix="pass a float in [0, 1), e.g. 0.1"
         )
         if annotators_per_item < 1:
             raise InputError(
@@ -885,19 +884,6 @@ class ReviewQueue:
         return ReviewTask(
             item_id=row.id, sample=shown, criteria=criteria, fix_labels=fix_labels or []
         )
-
-
-def _typed(value: Any, field: str, kind: type, named: str, fix: str) -> Any:
-    """`value`, refused with an `InputError` unless it is a `kind` (a NumPy one too); never a
-    bool, which compares as a number."""
-    if isinstance(value, bool) or not isinstance(value, kind):
-        raise InputError(
-            field=field,
-            value=quoted(value),
-            problem=f"is a {type(value).__name__}, not {named}",
-            fix=fix,
-        )
-    return value
 
 
 def check_batch(store: Store, batch_id: str) -> None:
