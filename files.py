@@ -11,6 +11,8 @@
 - `write_json_atomic(path, value)`: `dumps(value)` and a newline written as `write_atomic`
   writes, a few thousand list entries at a time (a 1M-annotation COCO file is never whole in
   memory as text), with a progress count.
+- `reading_sqlite(path)`: a connection that reads an SQLite file (a run's database) and never
+  creates it.
 - `read_ahead(read, items)`: (item, read(item)) in the items' order, the reads running a few
   items ahead on other threads, one per core by default (decoding image files releases the GIL).
 
@@ -28,6 +30,7 @@ import json
 import math
 import os
 import re
+import sqlite3
 import stat
 import tempfile
 from collections import deque
@@ -323,6 +326,20 @@ def special_file(path: Path) -> str | None:
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
         return "a device"
     return "a FIFO" if stat.S_ISFIFO(mode) else "a special file"
+
+
+def reading_sqlite(path: Path) -> sqlite3.Connection:
+    """A connection to the SQLite file `path` for reading, which never creates the file.
+
+    Opened read-write where it may be ("mode=rw" creates nothing): a read-only connection to a
+    database in WAL mode cannot take away the -wal and -shm files it makes beside it, which then
+    stayed in the user's run folder after a refused command; read-only where writing is not
+    allowed (a read-only file or folder)."""
+    uri = path.resolve().as_uri()
+    try:
+        return sqlite3.connect(f"{uri}?mode=rw", uri=True)
+    except sqlite3.OperationalError:
+        return sqlite3.connect(f"{uri}?mode=ro", uri=True)
 
 
 # The errors of a write that found no room: a full disk, or the user's quota used up.

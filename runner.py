@@ -281,7 +281,7 @@ def run(
         config: a `BatchConfig`, a config YAML path or the config as a dict.
         out: the run folder (default: runs/<config name>). An earlier run there is replaced,
             never one that holds human review decisions or a file synthgate did not write
-            (those are refused, naming what to move: outputs.py).
+            (those are refused, naming what to move: foreign_files.py).
         seed: replaces the config's seed (every sample's seed derives from it).
         progress: called with (modality, samples just finished, total) after every chunk.
         reference_progress: called with (files hashed, files in all) while the folders of real

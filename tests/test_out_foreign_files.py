@@ -1,7 +1,7 @@
 """Writing a synthgate folder again never deletes a file synthgate did not write there.
 
 A run, an export, a balance or a merge output is replaced whole when it is written again
-(outputs.py): a notes.txt the user put into runs/my-batch/, an image added to an export, went
+(outputs.py, foreign_files.py): a notes.txt the user put into runs/my-batch/, an image added to an export, went
 with it, silently. Now such a file stops the rebuild before any work starts (exit 2, the files
 named, the fix said) and stays where it is; an untouched folder is rebuilt as before, and the
 files synthgate itself writes into the folder later (its database's -wal and -shm files while a
@@ -26,14 +26,8 @@ from typer.testing import CliRunner
 import synthgate
 from synthgate.cli import app
 from synthgate.errors import InputError
-from synthgate.outputs import (
-    WRITTEN_LIST,
-    building_out,
-    check_out,
-    foreign_files,
-    write_written_list,
-    written_list,
-)
+from synthgate.foreign_files import WRITTEN_LIST, foreign_files, write_written_list, written_list
+from synthgate.outputs import building_out, check_out
 
 runner = CliRunner()
 CONFIG = small_config(

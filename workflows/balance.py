@@ -35,6 +35,7 @@ from synthgate.arguments import callback, optional_path, path_argument, switch
 from synthgate.config import BatchConfig, CopyPasteImageConfig, parse_config
 from synthgate.errors import InputError, counted
 from synthgate.files import dumps, write_json_atomic
+from synthgate.foreign_files import BALANCE_MARKER
 from synthgate.formats.coco import refuse_non_finite
 from synthgate.formats.coco_checks import (
     check_coco,
@@ -47,7 +48,6 @@ from synthgate.formats.jsonl import read_jsonl
 from synthgate.generators import Generator, build_generator
 from synthgate.generators.copy_paste import source_categories
 from synthgate.outputs import (
-    BALANCE_MARKER,
     building_out,
     check_out,
     refuse_out_holding,

@@ -32,6 +32,7 @@ from synthgate.arguments import callback, optional_path, path_argument, switch, 
 from synthgate.config import MAX_SEED
 from synthgate.errors import InputError, counted
 from synthgate.files import path_problem, write_json_atomic
+from synthgate.foreign_files import BALANCE_MARKER, EXPORT_MARKER, MERGE_MARKER
 from synthgate.formats.coco import Progress, refuse_non_finite
 from synthgate.formats.coco_checks import (
     check_coco,
@@ -59,9 +60,6 @@ from synthgate.formats.yolo import (
     yolo_unloadable,
 )
 from synthgate.outputs import (
-    BALANCE_MARKER,
-    EXPORT_MARKER,
-    MERGE_MARKER,
     building_out,
     check_out,
     check_usable,

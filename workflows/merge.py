@@ -39,6 +39,7 @@ from typing import Any
 from synthgate.arguments import callback, optional_path, path_argument, switch
 from synthgate.errors import InputError
 from synthgate.files import dumps, write_atomic, write_json_atomic
+from synthgate.foreign_files import BALANCE_MARKER, MERGE_MARKER
 from synthgate.formats.coco import Progress, refuse_non_finite
 from synthgate.formats.coco_checks import check_coco, refuse_if_no_image_is_there
 from synthgate.formats.coco_reader import read_coco_streaming
@@ -58,8 +59,6 @@ from synthgate.formats.jsonl import (
 )
 from synthgate.formats.paths import confined_path
 from synthgate.outputs import (
-    BALANCE_MARKER,
-    MERGE_MARKER,
     building_out,
     check_out,
     refuse_out_holding,

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from synthgate.errors import InputError
+from synthgate.files import reading_sqlite
 from synthgate.formats.coco import sample_to_coco_annotations
 from synthgate.formats.jsonl import sample_to_jsonl_row
-from synthgate.outputs import reading_sqlite
 from synthgate.review.adjudication import STATUS_OF
 
 
