@@ -37,7 +37,7 @@ from pydantic import (
 
 from synthgate.arguments import home_expanded, path_argument
 from synthgate.class_names import category_name_problem
-from synthgate.errors import InputError, lone_surrogate_in, quoted
+from synthgate.errors import InputError, lone_surrogate_in, quoted, validation_message
 from synthgate.yaml_files import load_yaml, quote_hint, written_as_number
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -563,41 +563,13 @@ def _exists(path: Path) -> bool:
         return False
 
 
-MAX_PROBLEMS_SHOWN = 20  # a config with hundreds of wrong keys gets a screenful, not hundreds
-
-
-def _format_validation_error(path: Path, error: ValidationError) -> str:
-    lines = []
-    problems = error.errors()
-    for item in problems[:MAX_PROBLEMS_SHOWN]:
-        parts = list(item["loc"])
-        # a generator's union tag follows its section (image.procedural.count); a field of the
-        # same name as its generator (text.templates.templates) is kept
-        if len(parts) > 1 and parts[0] in ("image", "text") and _is_union_tag(parts[1]):
-            del parts[1]
-        where = ".".join(str(part) for part in parts)
-        if item["type"] == "extra_forbidden":
-            lines.append(f"{path}: unknown key '{where}'; remove it or check its spelling")
-        elif item["type"] == "union_tag_invalid":
-            ctx = item.get("ctx", {})
-            lines.append(
-                f"{path}: {where}.generator: unknown generator {ctx.get('tag')!r}; "
-                f"choose one of {ctx.get('expected_tags')}"
-            )
-        elif item["type"] == "missing":
-            lines.append(f"{path}: {where} is required")
-        else:
-            got = quoted(item.get("input"))
-            # our validators' own words, without pydantic's "Value error, " before them
-            problem = item["ctx"]["error"] if item["type"] == "value_error" else item["msg"]
-            lines.append(f"{path}: {where}: {problem} (got {got}){quote_hint(item)}")
-    if len(problems) > MAX_PROBLEMS_SHOWN:
-        lines.append(f"{path}: ... and {len(problems) - MAX_PROBLEMS_SHOWN} more problems")
-    return "\n".join(lines)
-
-
-def _is_union_tag(part: Any) -> bool:
-    return part in GENERATOR_NAMES
+def _without_union_tag(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """A problem's place without a generator's union tag, which follows its section
+    (image.procedural.count); a field of the same name as its generator
+    (text.templates.templates) is kept."""
+    if len(loc) > 1 and loc[0] in ("image", "text") and loc[1] in GENERATOR_NAMES:
+        return (loc[0], *loc[2:])
+    return loc
 
 
 def refuse_lone_surrogates(data: Any, *, source: Path | str) -> None:
@@ -623,7 +595,15 @@ def config_model(data: Any, *, source: Path) -> BatchConfig:
     try:
         return BatchConfig.model_validate(data)
     except ValidationError as error:
-        raise InputError(_format_validation_error(source, error)) from None
+        raise InputError(
+            validation_message(
+                error,
+                source=source,
+                location=_without_union_tag,
+                union_tag="generator",
+                hint=quote_hint,
+            )
+        ) from None
 
 
 def parse_config(data: Any, *, source: Path, config_dir: Path | None = None) -> BatchConfig:

@@ -15,13 +15,20 @@ API read the parameter, the CLI its flag.
     raise InputError("... pass {force=True} to replace it", options=("force=True",))
     str(error)                    # "... pass force=True to replace it"
     error.describe(as_flag=flag)  # "... pass --force to replace it" (flag("force=True"))
+
+`validation_message(error, source=...)` writes a pydantic ValidationError (a config, a rubric, a
+balance config, a decision that is not valid) as such a message, one line a problem.
 """
 
 from __future__ import annotations
 
 import reprlib
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pydantic is loaded by the models that raise one, not by this module
+    from pydantic import ValidationError
 
 _UNSET: Any = object()
 
@@ -166,3 +173,70 @@ def quoted(value: Any) -> str:
     """`value` as an error message quotes it (a user's file may hold anything): its repr, cut
     short whatever its size."""
     return _SHORT.repr(value)
+
+
+# Problems one message lists: a file with hundreds of wrong keys gets a screenful, not hundreds.
+MAX_PROBLEMS_SHOWN = 20
+
+
+def validation_message(
+    error: ValidationError,
+    *,
+    source: Path | str | None = None,
+    field: str | None = None,
+    location: Callable[[tuple[int | str, ...]], tuple[int | str, ...]] | None = None,
+    union_tag: str | None = None,
+    shown: Callable[[Any], str] = quoted,
+    hint: Callable[[Mapping[str, Any]], str] | None = None,
+    quote_sections: bool = True,
+) -> str:
+    """pydantic's `error` as an InputError's message: a line a problem (MAX_PROBLEMS_SHOWN of
+    them, the rest counted), each naming the place, what is wrong there and the value given.
+
+    - `source`: the file the data was read from, which starts every line; its places are keys
+      ("a.yaml: unknown key 'image.objets'; ..."). Without one (a library argument, a request
+      body) they are fields ("decision.surprise: unknown field; ...").
+    - `field`: the argument the data came as, which starts every place ("decision.verdict").
+    - `location`: rewrites pydantic's place (its keys and indexes), e.g. to drop the tag pydantic
+      puts after a tagged union's key, which is no key of the file.
+    - `union_tag`: the key that picks a tagged union's member ("generator"): a value no member
+      has is "image.generator: unknown generator 'x'; choose one of ...".
+    - `shown`: how a value given is written (`quoted`; a YAML file's as YAML spells it).
+    - `hint`: what to add to a problem's line (the YAML quoting hint of yaml_files.quote_hint).
+    - `quote_sections`: False leaves out a mapping or list that one of our validators refused
+      (a whole section, which its own message describes).
+    A validator's own message (a ValueError it raised) is shown without pydantic's "Value
+    error, " before it."""
+    problems = error.errors()
+    start = f"{source}: " if source is not None else ""
+    lines = []
+    for item in problems[:MAX_PROBLEMS_SHOWN]:
+        loc = tuple(item["loc"]) if location is None else location(tuple(item["loc"]))
+        where = ".".join(str(part) for part in (loc if field is None else (field, *loc)))
+        at = f"{where}: " if where else ""
+        value = item.get("input")
+        if item["type"] == "extra_forbidden":
+            if source is not None:
+                lines.append(f"{start}unknown key '{where}'; remove it or check its spelling")
+            else:
+                lines.append(f"{at}unknown field; remove it or check its spelling")
+        elif item["type"] == "union_tag_invalid" and union_tag is not None:
+            ctx = item.get("ctx", {})
+            tag = f"{where}.{union_tag}" if where else union_tag
+            lines.append(
+                f"{start}{tag}: unknown {union_tag} {ctx.get('tag')!r}; "
+                f"choose one of {ctx.get('expected_tags')}"
+            )
+        elif item["type"] == "missing":
+            lines.append(f"{start}{where} is required")
+        else:
+            value_error = item["type"] == "value_error"
+            problem = item["ctx"]["error"] if value_error else item["msg"]
+            section = value_error and isinstance(value, dict | list)
+            got = "" if section and not quote_sections else f" (got {shown(value)})"
+            extra = hint(item) if hint is not None else ""
+            lines.append(f"{start}{at}{problem}{got}{extra}")
+    if len(problems) > MAX_PROBLEMS_SHOWN:
+        more = counted(len(problems) - MAX_PROBLEMS_SHOWN, "more problem")
+        lines.append(f"{start}... and {more}")
+    return "\n".join(lines)

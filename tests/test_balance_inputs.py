@@ -451,3 +451,18 @@ def test_an_out_that_cannot_be_written_is_refused_before_the_dataset_is_checked(
                 check_progress=lambda done, total: checked.append((done, total)),
             )
     assert checked == []
+
+
+def test_a_bad_balance_config_value_is_quoted_short(tmp_path: Path) -> None:
+    """A balance config's problems read as a batch config's (errors.validation_message): a
+    long value is cut short, where it was printed whole."""
+    from synthgate.errors import InputError
+    from synthgate.workflows.quotas import load_balance_config
+
+    config = tmp_path / "balance.yaml"
+    config.write_text(f"name: '-{'x' * 300}'\n")
+    with pytest.raises(InputError) as refused:
+        load_balance_config(config)
+    message = str(refused.value)
+    assert message.startswith(f"{config}: name: String should match pattern"), message
+    assert message.endswith(f"(got '-{'x' * 36}...{'x' * 38}')"), message

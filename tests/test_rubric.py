@@ -69,6 +69,8 @@ BAD_RUBRICS = [
     ("unknown key", edited("criteria.clarity.weight", 2), "unknown key 'criteria.clarity.weight'"),
     ("dataset check under a criterion", edited("criteria.correctness.checks.0.check", "correctness_unique_ids"), "list it under `dataset:`"),
     ("bad on_critical", edited("routing.on_critical", "ignore"), "routing.on_critical"),
+    # a value given is written as YAML spells it, as the rubric's own checks write it (was True)
+    ("on_critical a YAML boolean", edited("routing.on_critical", True), "routing.on_critical: Input should be 'review' or 'reject' (got true)"),
     # each accepted without a word: the second copy's thresholds were never read, an empty
     # criterion scored 5 on every sample, an infinite cut point is never crossed
     ("check listed twice", edited("criteria.precision.checks.2", DETECTION["criteria"]["precision"]["checks"][0]), "criteria.precision.checks[2].check: precision_box_tightness is listed twice (also at criteria.precision.checks[0]); list each check once"),

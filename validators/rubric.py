@@ -31,7 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from synthgate.arguments import home_expanded
-from synthgate.errors import InputError, quoted
+from synthgate.errors import InputError, quoted, validation_message
 from synthgate.files import path_problem
 from synthgate.samples import CRITERIA, Finding, Level
 from synthgate.validators.checks import CHECKS
@@ -375,20 +375,9 @@ def parse_rubric(data: Any, *, source: Path | str) -> Rubric:
     try:
         rubric = Rubric.model_validate(data)
     except ValidationError as error:
-        lines = []
-        for item in error.errors():
-            where = ".".join(str(p) for p in item["loc"])
-            if item["type"] == "extra_forbidden":
-                lines.append(f"{source}: unknown key '{where}'; remove it or check its spelling")
-            elif item["type"] == "missing":
-                lines.append(f"{source}: {where} is required")
-            elif item["type"] == "value_error":  # our own message: the problem and the fix
-                value = item.get("input")
-                got = "" if isinstance(value, dict | list) else f" (got {_shown(value)})"
-                lines.append(f"{source}: {where}: {item['ctx']['error']}{got}")
-            else:
-                lines.append(f"{source}: {where}: {item['msg']} (got {item.get('input')!r})")
-        raise InputError("\n".join(lines)) from None
+        # our validators' messages about a whole criterion or routing say what they found
+        message = validation_message(error, source=source, shown=_shown, quote_sections=False)
+        raise InputError(message) from None
     errors = _check_errors(rubric)
     if errors:
         raise InputError("\n".join(f"{source}: {e}" for e in errors))

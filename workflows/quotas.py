@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from synthgate.arguments import home_expanded, path_argument
 from synthgate.config import MAX_COUNT, PACKAGE_ROOT
-from synthgate.errors import InputError
+from synthgate.errors import InputError, validation_message
 from synthgate.samples import Modality, SampleSpec, sample_seed
 from synthgate.yaml_files import load_yaml
 
@@ -72,14 +72,7 @@ def load_balance_config(source: Any) -> BalanceConfig:
     try:
         config = BalanceConfig.model_validate(data)
     except ValidationError as error:
-        lines = []
-        for item in error.errors():
-            where = ".".join(str(p) for p in item["loc"])
-            if item["type"] == "extra_forbidden":
-                lines.append(f"{path}: unknown key '{where}'; remove it or check its spelling")
-            else:
-                lines.append(f"{path}: {where}: {item['msg']} (got {item.get('input')!r})")
-        raise InputError("\n".join(lines)) from None
+        raise InputError(validation_message(error, source=path)) from None
     if config.augment is not None:
         config.augment = augment_file(config.augment, path if path.is_file() else None)
     return config
