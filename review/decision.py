@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from synthgate.errors import InputError, lone_surrogate_in, quoted, string_in
+from synthgate.errors import InputError, lone_surrogate_in, quoted, string_in, validation_message
 from synthgate.masks import rle_problem
 from synthgate.samples import CRITERIA, ObjectLabel, Sample, Span
 
@@ -74,16 +74,7 @@ def decision_argument(value: Any, field: str = "decision") -> Decision:
     try:
         return Decision.model_validate(dict(value))
     except ValidationError as error:
-        lines = []
-        for item in error.errors():
-            where = ".".join(str(part) for part in (field, *item["loc"]))
-            if item["type"] == "extra_forbidden":
-                lines.append(f"{where}: unknown field; remove it or check its spelling")
-            elif item["type"] == "missing":
-                lines.append(f"{where} is required")
-            else:
-                lines.append(f"{where}: {item['msg']} (got {quoted(item.get('input'))})")
-        raise InputError("\n".join(lines)) from None
+        raise InputError(validation_message(error, field=field)) from None
 
 
 def check_decision(

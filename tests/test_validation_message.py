@@ -12,8 +12,7 @@ from typing import Annotated, Any, Literal
 import pytest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from synthgate.errors import MAX_PROBLEMS_SHOWN, InputError, validation_message
-from synthgate.review.decision import decision_argument
+from synthgate.errors import MAX_PROBLEMS_SHOWN, validation_message
 from synthgate.yaml_files import quote_hint
 
 
@@ -117,20 +116,3 @@ def test_a_screenful_of_problems_the_rest_counted() -> None:
     assert lines[-1] == "a.yaml: ... and 1 more problem"
     more = {"name": "b", **{f"key{i:02}": i for i in range(MAX_PROBLEMS_SHOWN + 3)}}
     assert validation_message(_error(more), source="a.yaml").endswith("... and 3 more problems")
-
-
-@pytest.mark.parametrize(
-    "decision",
-    [{"verdict": "acept"}, {"verdict": "accept", "surprise": 1}, {}, {"verdict": "fix", "levels": {"correctness": 4}, "comment": 7}],
-    ids=["unknown verdict", "unknown field", "no verdict", "three problems"],
-)  # fmt: skip
-def test_a_decision_reads_as_decision_argument_writes_it(decision: dict[str, Any]) -> None:
-    """decision_argument (review/decision.py) keeps its own loop for now: the helper writes
-    what it writes, so it can take the helper unchanged."""
-    from synthgate.review.decision import Decision
-
-    with pytest.raises(ValidationError) as caught:
-        Decision.model_validate(decision)
-    with pytest.raises(InputError) as refused:
-        decision_argument(decision)
-    assert validation_message(caught.value, field="decision") == str(refused.value)
