@@ -281,7 +281,8 @@ def export(
     include: str = typer.Option(
         "open",
         "--include",
-        help="open: items still waiting, no decisions; all: every item with its decisions.",
+        help="open: items still waiting for their k decisions, gold left out (one with fewer "
+        "than k decisions goes out without them); all: every item with its decisions.",
     ),
     modality: str | None = typer.Option(
         None, "--modality", help="image or text (one Label Studio project each)."

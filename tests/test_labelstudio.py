@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import typer
 from factories import SUPPORT_TICKETS
 from labelstudio_fixtures import decide_everything, make_sample, open_store, snapshot
 from sqlalchemy import select
@@ -21,6 +22,7 @@ from synthgate.cli import app
 from synthgate.errors import InputError
 from synthgate.masks import decode_mask, encode_mask
 from synthgate.review import labelstudio
+from synthgate.review.decision import Decision
 from synthgate.review.interop import export_tasks, import_annotations
 from synthgate.review.queue import ReviewQueue
 from synthgate.samples import ObjectLabel
@@ -303,3 +305,25 @@ def test_a_text_labeling_config_offers_every_fix_label(tmp_path: Path) -> None:
         store.close()
     assert held and "PERSON" in allowed - held  # the review page offers it; no task holds it
     assert allowed <= offered, f"Label Studio cannot mark {sorted(allowed - offered)}"
+
+
+def test_an_open_export_holds_items_with_fewer_than_k_decisions_but_not_them(
+    store: Store, tmp_path: Path
+) -> None:
+    """An item is open until its k-th decision: `--include open` exports it with the decisions
+    it already has left out, and its --help says so (it said open items had "no decisions")."""
+    queue = ReviewQueue(store, annotators_per_item=2, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    task = queue.next_item("ann")
+    assert task is not None
+    queue.decide(task.item_id, "ann", Decision(verdict="accept"))
+    out = tmp_path / "open.json"
+    export_tasks(queue, out, include="open", modality=task.sample.spec.modality)
+    exported = {t["data"]["item_id"]: t for t in json.loads(out.read_text())}
+    assert task.item_id in exported
+    assert exported[task.item_id].get("annotations", []) == []
+
+    export = typer.main.get_command(app).commands["review"].commands["export"]  # type: ignore[attr-defined]
+    (include,) = [p for p in export.params if p.name == "include"]
+    assert "no decisions" not in include.help
+    assert "fewer than k decisions" in include.help
