@@ -5,7 +5,8 @@ Shared here: the consoles, `progress_bars()` for long work, `user_errors()`, whi
 table (names in it shown as they are, not read as markup), `counted()` ("1 image", "2 images"),
 `reflow_help`, which lets --help wrap docstring prose to the terminal, and
 `name_missing_extras`, which turns a missing optional dependency into one line naming the extra
-to install (exit 2). Command modules import heavy libraries inside the command functions, so
+to install (exit 2), and `NumberArgumentCommand` for a command whose one argument is a number
+that may be written negative (`review set-k -1`). Command modules import heavy libraries inside the command functions, so
 `synthgate --help` stays fast and a base install (`pip install synthgate`) runs every command
 that needs no extra.
 """
@@ -20,6 +21,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.text import Text
 
@@ -263,6 +265,36 @@ def fail(message: str) -> NoReturn:
     # Plain text, not markup: messages quote user values such as "[x, y, w, h]".
     errors.print(Text("error: ", style="bold red") + Text(message), highlight=False, soft_wrap=True)
     raise typer.Exit(code=EXIT_BAD_INPUT) from None
+
+
+NEGATIVE_NUMBER = re.compile(r"-\d+")
+
+
+class NumberArgumentCommand(typer.core.TyperCommand):
+    """A command whose one argument is a number, written negative too: `review set-k -1`.
+
+    Click reads every word that starts with "-" as an option, and said "No such option: -1";
+    here a negative number that is no option's value is the argument, so the command's own
+    range check refuses it, naming the value and the range. A misspelled option is still
+    refused as one, and --help still shows the help."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # typer's own click Context
+        end = args.index("--") if "--" in args else len(args)
+        takes_value = {
+            name
+            for param in self.params
+            if isinstance(param, typer.core.TyperOption) and not (param.is_flag or param.count)
+            for name in param.opts
+        }
+        numbers = [
+            i
+            for i in range(end)
+            if NEGATIVE_NUMBER.fullmatch(args[i]) and (i == 0 or args[i - 1] not in takes_value)
+        ]
+        if numbers:  # after "--" a word is an argument, whatever it starts with
+            options = [word for i, word in enumerate(args[:end]) if i not in numbers]
+            args = [*options, "--", *(args[i] for i in numbers), *args[end + 1 :]]
+        return super().parse_args(ctx, args)
 
 
 # A line that starts a list item or is indented keeps its line break in --help.

@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from synthgate.commands import (
     PROGRESS_FROM,
+    NumberArgumentCommand,
     console,
     count_bar,
     counted,
@@ -264,7 +265,7 @@ def stats(
 # The lead's corrections (commands/review_lead.py), where --help has always listed them
 app.command("adjudicate")(review_lead.adjudicate)
 app.command("release")(review_lead.release)
-app.command("set-k")(review_lead.set_k)
+app.command("set-k", cls=NumberArgumentCommand)(review_lead.set_k)
 app.command("reopen")(review_lead.reopen)
 
 

@@ -197,8 +197,7 @@ def release(
 def set_k(
     k: int = typer.Argument(
         ...,
-        metavar="K",
-        min=1,
+        metavar="K",  # no min: -1 and 0 are refused below, as is a k above MAX_K
         help="Distinct annotators each open item needs from now on (1 or more).",
     ),
     run: Path | None = typer.Option(None, "--run", help=RUN_HELP),
@@ -219,8 +218,12 @@ def set_k(
 
     Example: synthgate review set-k 2 --run runs/quickstart
     """
-    with user_errors(), open_queue(run, db, read_only=True) as queue:
-        change = queue.set_annotators_per_item(k, batches=batch)
+    from synthgate.review.set_k import check_k
+
+    with user_errors():
+        check_k(k)  # before the database is opened: its range, not a missing database
+        with open_queue(run, db, read_only=True) as queue:
+            change = queue.set_annotators_per_item(k, batches=batch)
     _print_k_change(change)
 
 

@@ -170,7 +170,10 @@ def test_help_states_each_numbers_range(command: list[str], said: str, unsaid: s
 
 # (arguments, what the refusal must say: the option, the value and the range)
 RANGE_REFUSALS = [
-    (["review", "set-k", "0", "--db", "sqlite:///{tmp}/x.db"], ["'K'", "0", "x>=1"]),
+    *(
+        (["review", "set-k", *given, "--db", "sqlite:///{tmp}/x.db"], [f"(got {k})", "from 1 to"])
+        for given, k in ((["0"], 0), (["-1"], -1), (["-7", "--batch", "b"], -7))
+    ),
     *(
         (
             ["rubric", "calibrate", "-o", "{tmp}/c.yaml", "--holdout", bad],
@@ -197,6 +200,23 @@ def test_a_number_out_of_range_is_refused_naming_option_value_and_range(
     assert result.exit_code == 2, said
     assert all(word in said for word in words), said
     assert sorted(tmp_path.iterdir()) == []  # refused before anything is written
+
+
+def test_a_negative_number_argument_is_no_option() -> None:
+    """set-k -1 was "No such option: -1" (click takes any word starting with "-" for an
+    option): it is K, refused by the range check above; a misspelled option is still one, and
+    --help after it still shows the help."""
+    misspelled = CliRunner().invoke(app, ["review", "set-k", "-1", "--dbb", "x"])
+    assert misspelled.exit_code == 2
+    assert "No such option: --dbb" in misspelled.output, misspelled.output
+    for args in (["-1", "--batch", "-2"], ["--batch", "-2", "-1"]):  # -2 is --batch's value
+        refused = CliRunner().invoke(app, ["review", "set-k", *args])
+        assert refused.exit_code == 2
+        assert "(got -1)" in refused.output, refused.output
+    helped = CliRunner().invoke(app, ["review", "set-k", "-1", "--help"], env={"COLUMNS": "200"})
+    shown = " ".join(helped.output.replace("│", " ").split())
+    assert helped.exit_code == 0, shown
+    assert "Distinct annotators each open item needs from now on (1 or more)." in shown
 
 
 def test_examples_come_last() -> None:

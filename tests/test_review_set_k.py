@@ -322,7 +322,8 @@ def test_cli_set_k_prints_what_changed_and_stats_name_it(tmp_path: Path) -> None
     assert "4 open items need 3 annotators each" in said and "(ann, bob)" in said
     assert "synthgate review set-k 2" in said
     for bad, why in (
-        (["0"], "0 is not in the range"),
+        (["0"], "from 1 to 2147483647 (got 0)"),
+        (["-1"], "from 1 to 2147483647 (got -1)"),
         (["two"], "'two' is not a valid"),
         (["2", "--batch", "nope"], "--batch nope: has no items"),
         (["3000000000"], "from 1 to 2147483647"),
