@@ -3,12 +3,12 @@
 Shared here: the consoles, `progress_bars()` for long work, `user_errors()`, which turns an
 `InputError` into one clear message on stderr and exit code 2, `new_table()` for a command's
 table (names in it shown as they are, not read as markup), `counted()` ("1 image", "2 images"),
-`reflow_help`, which lets --help wrap docstring prose to the terminal, and
+`reflow_help`, which lets --help wrap docstring prose to the terminal,
 `name_missing_extras`, which turns a missing optional dependency into one line naming the extra
 to install (exit 2), and `NumberArgumentCommand` for a command whose one argument is a number
-that may be written negative (`review set-k -1`). Command modules import heavy libraries inside the command functions, so
-`synthgate --help` stays fast and a base install (`pip install synthgate`) runs every command
-that needs no extra.
+that may be written negative (`review set-k -1`). Command modules import heavy libraries inside
+the command functions, so `synthgate --help` stays fast and a base install (`pip install
+synthgate`) runs every command that needs no extra.
 """
 
 from __future__ import annotations
