@@ -180,6 +180,10 @@ class ShortOfAnnotators(BaseModel):
     items: int
     team: int = Field(description="How many people the queue ever gave work to.")
     names: list[str] = Field(description="The first few of them.")
+    waiting: list[str] = Field(
+        description="The first few annotator users it never gave work to: they may take these "
+        "items once they ask, and are counted with the team in the k `fix` names."
+    )
     why: str
     fix: str
 

@@ -1,9 +1,9 @@
 """Queue statistics: depth, decisions, per-annotator throughput and accuracy on gold tasks, how
 many final verdicts changed the rubric's route (`route_changes`), and the open items nobody the
 queue knows may take (`blocked_items`: a lead adjudicates them, or a new annotator takes them),
-and the open items that need more annotators than the queue ever gave work to
-(`short_of_annotators`: a lead lowers their k, `review set-k`); the latest decisions
-(`latest_decisions`, for the admin page).
+and the open items that need more annotators than may ever take them, those the queue gave
+work to and the annotator users yet to ask for work (`short_of_annotators`: a lead lowers their
+k, `review set-k`); the latest decisions (`latest_decisions`, for the admin page).
 
 An annotator's `decisions_per_hour` counts their decisions from the first task they took to the
 last they decided, of those whose time on the task is known: one imported from Label Studio is
@@ -22,6 +22,7 @@ from sqlalchemy import Select, func, literal, select, true
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
+from synthgate.errors import counted
 from synthgate.review import gold
 from synthgate.review.adjudication import ROUTE_OF_VERDICT
 from synthgate.review.items import GOLD_KEYS, IDS_PER_QUERY
@@ -92,6 +93,16 @@ def queue_team(connection: Connection) -> list[str]:
         annotator_counts.c.annotator.not_in(select(removed_users.c.name)),
     )
     return list(connection.execute(team.order_by(annotator_counts.c.annotator)).scalars())
+
+
+def annotators_to_come(connection: Connection) -> list[str]:
+    """The annotator users the queue never gave work to, by name: they have not asked for work
+    yet, and may take its items when they do (admins and requesters are given none)."""
+    given_work = select(annotator_counts.c.annotator)
+    waiting = select(users.c.name).where(
+        users.c.role == "annotator", users.c.name.not_in(given_work)
+    )
+    return list(connection.execute(waiting.order_by(users.c.name)).scalars())
 
 
 def _met_as_gold(prefix: str, item: int | None) -> Select[Any]:
@@ -218,41 +229,56 @@ def blocked_items(connection: Connection, *, item: int | None = None) -> list[di
 
 
 def short_of_annotators(connection: Connection) -> list[dict[str, Any]]:
-    """The open sample items that need more annotators than the queue ever gave work to (its
-    team), by the k they need: each person decides an item once, so their last slots wait for
-    someone new (`next` gives the team nothing more); a lead lowers their k instead (review/
-    set_k.py). Each: k, items, team (how many people), names (the first few), why and fix.
-    None while the team is empty (nobody was given work yet, or only admins and users removed
-    since): the team is still to come."""
+    """The open sample items that need more annotators than may ever take them, by the k they
+    need: the queue's team (those it gave work to) and the annotator users who have not asked
+    for work yet (`annotators_to_come`). Each person decides an item once, so their last slots
+    wait for someone new (`next` gives the team nothing more); a lead lowers their k instead
+    (review/set_k.py). Each: k, items, team (how many people were given work), names (the first
+    few), waiting (the annotators to come), why and fix. None while the team is empty (nobody
+    was given work yet, or only admins and users removed since): the team is still to come; nor
+    for a k the annotators to come make up: they are the someone new."""
     team = queue_team(connection)
     if not team:
         return []
+    waiting = annotators_to_come(connection)
+    may_take = len(team) + len(waiting)
     short = connection.execute(
         select(review_items.c.k, func.count())
         .where(
             review_items.c.kind == "sample",
             review_items.c.status == "open",
-            review_items.c.k > len(team),
+            review_items.c.k > may_take,
         )
         .group_by(review_items.c.k)
         .order_by(review_items.c.k)
     ).all()
-    names = ", ".join(team[:NAMES_SHOWN]) + (", ..." if len(team) > NAMES_SHOWN else "")
+    size = "the team's size with those to come" if waiting else "the team's size"
+    to_come = (
+        f", and {counted(len(waiting), 'annotator who has', 'annotators who have')} not asked "
+        f"for work yet ({_first_names(waiting)})"
+        if waiting
+        else ""
+    )
     return [
         {
             "k": k,
             "items": n,
             "team": len(team),
             "names": team[:NAMES_SHOWN],
+            "waiting": waiting[:NAMES_SHOWN],
             "why": f"{n} open items need {k} annotators each, and the queue has given work to "
-            f"{len(team)} ({names}); nobody decides an item twice, so their last slots wait for "
-            "someone new",
-            "fix": f"lower their k to the team's size: `synthgate review set-k {len(team)}` "
-            "(with this --run or --db; POST /api/review/annotators-per-item), or a new "
-            "annotator asks for work",
+            f"{len(team)} ({_first_names(team)}){to_come}; nobody decides an item twice, so "
+            "their last slots wait for someone new",
+            "fix": f"lower their k to {size}: `synthgate review set-k {may_take}` (with this "
+            "--run or --db; POST /api/review/annotators-per-item), or a new annotator asks for "
+            "work",
         }
         for k, n in short
     ]
+
+
+def _first_names(names: list[str]) -> str:
+    return ", ".join(names[:NAMES_SHOWN]) + (", ..." if len(names) > NAMES_SHOWN else "")
 
 
 def latest_decisions(connection: Connection, limit: int) -> list[dict[str, Any]]:

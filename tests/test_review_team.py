@@ -102,6 +102,25 @@ def test_a_removed_user_leaves_the_team_and_one_never_a_user_stays(store: Store)
     assert queue.set_annotators_per_item(3).team == ["ann", "bob", "lee"]
 
 
+def test_an_annotator_who_has_not_asked_for_work_yet_is_still_to_come(store: Store) -> None:
+    """cy, an annotator user, has not asked for work yet: ann, bob and cy may decide the items
+    of k = 3, so stats name no shortage and no set-k (they said "set-k 2", as if nobody else
+    would come). At k = 4 even cy is not enough: stats name cy among those who may take them
+    and set-k 3, not the 2 given work; once cy works, the same."""
+    queue = ann_and_bob_at_three(store, users_too=("cy",))
+    assert short_of(queue) == []
+    queue.set_annotators_per_item(4)
+    [short] = queue.stats()["short_of_annotators"]
+    assert (short["k"], short["items"], short["team"], short["names"]) == (4, 4, 2, ["ann", "bob"])
+    assert short["waiting"] == ["cy"]
+    assert "1 annotator who has not asked for work yet (cy)" in short["why"]
+    assert "review set-k 3" in short["fix"] and "set-k 2" not in short["fix"]
+    assert queue.next_item("cy") is not None
+    [short] = queue.stats()["short_of_annotators"]
+    assert (short["team"], short["waiting"]) == (3, [])
+    assert "review set-k 3" in short["fix"]
+
+
 def test_a_user_removed_and_added_again_is_back_in_the_team(store: Store) -> None:
     """The new account clears the trace, in its transaction; a second removal records the name
     again."""
