@@ -276,7 +276,7 @@ class BatchRunner:
                 elif not job.resume or self.stopping.is_set():
                     self.store.set_batch_status(batch_id, "running", RESUMABLE)
         except InputError as error:
-            self.store.set_batch_status(batch_id, "failed", str(error))
+            self.store.set_batch_status(batch_id, "failed", said_to_requester(error))
         except Exception as error:  # a bug: keep it on the batch and in the log
             log.exception("batch %s failed", batch_id)
             self.store.set_batch_status(batch_id, "failed", f"{type(error).__name__}: {error}")
@@ -345,6 +345,20 @@ class BatchRunner:
             left = len(self._jobs)
         if left:
             log.warning("%d batches were still inside a chunk at shutdown; post them again", left)
+
+
+def said_to_requester(error: InputError) -> str:
+    """A refusal of a posted batch's run as its requester reads it. The run's checks speak to
+    `synthgate run`: `out` is the folder its caller gave, and the way to try again is to "run
+    again" (outputs.py, whose words the CLI keeps). Here the folder is the batch's run folder,
+    which the server chose, and the caller tries again by posting the config again."""
+    if error.field == "out" and error.message is None:
+        said = f"run folder {error.value}: {error.problem}" + (
+            f"; {error.fix}" if error.fix else ""
+        )
+    else:
+        said = str(error)
+    return said.replace("then run again", "then post the config again")
 
 
 def _cancelled(by: str) -> str:

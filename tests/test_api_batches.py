@@ -227,6 +227,30 @@ def test_a_batch_that_fails_says_why(service, monkeypatch):
     assert wait_until_done(client, f"/api/batches/{batch['id']}", token)["status"] == "done"
 
 
+def test_a_run_folder_refusal_tells_the_requester_to_post_again_not_to_run_again(service, tmp_path):
+    """A batch posted again (it failed) whose run folder now holds a file synthgate did not
+    write is refused with the run's refusal: it said "then run again", the CLI's advice, to a
+    caller who never ran anything; it says to post the config again (`synthgate run` keeps its
+    words: test_out_foreign_files.py)."""
+    app, client = service
+    token = token_for(app, "req", "requester")
+    TinyGenerator.gate.set()
+    batch = client.post("/api/batches", json=CONFIG, headers=bearer(token)).json()
+    url = f"/api/batches/{batch['id']}"
+    assert wait_until_done(client, url, token)["status"] == "done"
+    app.state.store.set_batch_status(batch["id"], "failed", "as a run that failed")
+    (tmp_path / "runs" / batch["id"] / "notes.txt").write_text("mine")
+    assert client.post("/api/batches", json=CONFIG, headers=bearer(token)).status_code == 202
+    refused = wait_until_done(client, url, token)
+    said = refused["message"]
+    assert refused["status"] == "failed", said
+    assert said.startswith(
+        f"run folder runs/{batch['id']}: holds 1 file synthgate did not write (notes.txt)"
+    ), said
+    assert said.endswith(f"move it out of runs/{batch['id']}, then post the config again"), said
+    assert "then run again" not in said and "out=" not in said
+
+
 class GatedBackend:
     """A runner backend that holds every run until `gate` is set, then makes nothing."""
 
