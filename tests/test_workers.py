@@ -213,6 +213,45 @@ def test_chunks_whose_messages_the_broker_lost_are_sent_again_without_a_wait(
     assert len(texts) == len(set(texts)) == 40
 
 
+def test_a_worker_on_another_database_hands_the_messages_back(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A worker started with another --db took the chunks' messages, said each was not in its
+    database, and acknowledged it: the messages were gone, and a worker on the right database
+    made nothing until its sweep sent them again, a lease, two heartbeats and the longest retry
+    backoff after the submit (64 s here). They go back to the broker, and it makes them at
+    once."""
+    config = write_config(tmp_path, mixed_config(images=8, texts=8, size=64))
+    first = cluster.cli("submit", str(config))
+    assert first.returncode == 0, first.stderr
+    batch_id = first.stdout.split()[1].rstrip(":")
+    store = Store(cluster.db_url)
+    try:
+        chunk_ids = [chunk.id for chunk in store.chunks.of_batch(batch_id)]
+        other = f"sqlite:///{tmp_path / 'other.db'}"
+        wrong = cluster.start_worker(settings={"SYNTHGATE_DB_URL": other})
+        wait_until(
+            lambda: all(
+                f"chunk {chunk_id} is not in this worker's database"
+                in cluster.log_of(wrong).read_text()
+                for chunk_id in chunk_ids
+            ),
+            timeout=60,
+            what="the worker on another database to take every chunk's message",
+        )
+        cluster.kill_worker(wrong)
+        cluster.start_worker()
+        wait_until(
+            lambda: set(store.chunks.totals(batch_id)) == {"last_update", "generated"},
+            timeout=30,
+            what="the worker on the right database to make the chunks",
+        )
+    finally:
+        store.close()
+    said = cluster.log_of(wrong).read_text()
+    assert "--db (or SYNTHGATE_DB_URL)" in said and "goes back to the broker" in said, said
+
+
 def test_a_sample_that_always_kills_its_worker_ends_failed_and_the_rest_completes(
     cluster: Cluster, tmp_path: Path
 ) -> None:

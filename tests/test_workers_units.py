@@ -34,7 +34,13 @@ from synthgate.validators.rubric import RUBRICS_DIR
 from synthgate.workers import chunks as chunk_module
 from synthgate.workers import submit as worker_submit
 from synthgate.workers.app import WorkerSettings, make_app, queue_for
-from synthgate.workers.chunks import HeldLease, WorkerContext, chunk_rows, run_chunk
+from synthgate.workers.chunks import (
+    HeldLease,
+    NotInThisDatabase,
+    WorkerContext,
+    chunk_rows,
+    run_chunk,
+)
 from synthgate.workers.runner import assemble_from_store
 
 DATA_FILES = ("coco.json", "accepted.coco.json", "text.jsonl")
@@ -679,18 +685,45 @@ def test_a_sweep_without_a_broker_leaves_the_chunk_lost_for_the_next_one(
 
 
 def test_a_chunk_unknown_to_the_workers_database_is_an_error_naming_it_and_the_fix(
-    context: WorkerContext, caplog: pytest.LogCaptureFixture
+    context: WorkerContext,
 ) -> None:
     """A worker started with another --db took the chunks' messages and dropped them with an
     INFO line, "succeeded: 'unknown chunk ...'": the batch sat queued, nothing said why."""
-    with caplog.at_level("ERROR", logger="synthgate.workers.chunks"):
-        said = run_chunk(context, "other-0123456789:image:0")
-    assert said == (
+    with pytest.raises(NotInThisDatabase) as refused:
+        run_chunk(context, "other-0123456789:image:0")
+    assert str(refused.value) == (
         "chunk other-0123456789:image:0 is not in this worker's database "
         f"{context.store.url}: its batch was submitted to another one. Start this worker with "
         "the --db (or SYNTHGATE_DB_URL) that `synthgate submit` is given"
     )
-    assert [r.getMessage() for r in caplog.records] == [said]
+
+
+def test_a_chunk_unknown_to_the_workers_database_goes_back_to_the_broker(
+    context: WorkerContext, eager_app: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The task acknowledged the message of a chunk its database does not hold (a worker
+    started with another --db): the message was gone, and the chunk waited for a sweep of the
+    workers on the right database to send it again. It is rejected and requeued, for a worker
+    on that database, once a heartbeat has passed (a worker alone on the wrong one takes it
+    again and again), with the error said each time."""
+    from celery.exceptions import Reject
+
+    from synthgate.workers import tasks
+
+    eager_app.synthgate = context.settings = context.settings.model_copy(
+        update={"heartbeat_interval": 0.2}
+    )
+    started = time.monotonic()
+    with caplog.at_level("ERROR", logger="synthgate.workers.tasks"):
+        result = tasks.make_chunk.apply(args=["other-0123456789:image:0"])
+    assert time.monotonic() - started >= 0.2
+    assert result.state == "REJECTED"
+    assert isinstance(result.result, Reject) and result.result.requeue
+    [said] = [r.getMessage() for r in caplog.records]
+    assert said.startswith(
+        f"chunk other-0123456789:image:0 is not in this worker's database {context.store.url}"
+    )
+    assert said.endswith("; its message goes back to the broker for a worker on that database")
 
 
 def test_the_sweep_sends_queued_chunks_nobody_took_again_once_with_the_queues_empty(

@@ -243,6 +243,11 @@ class HeldLease:
                 log.warning("%s: lease renewal failed: %r", self.lease.chunk_id, error)
 
 
+class NotInThisDatabase(LookupError):
+    """A chunk the worker's database does not hold: it was submitted to another database,
+    whose workers its message is for (the message names the chunk, the database and the fix)."""
+
+
 def run_chunk(context: WorkerContext, chunk_id: str, *, holder: str | None = None) -> str:
     """Claim a delivery of one chunk for `holder` (the Celery task id; a fresh id when None)
     and make it under its lease (see the module docstring); returns what happened, for the
@@ -252,7 +257,7 @@ def run_chunk(context: WorkerContext, chunk_id: str, *, holder: str | None = Non
     sample order, where the run folder is assembled, because batch checks (near-duplicates)
     compare each sample with the ones before it. A transient error (database, blob store,
     network, a full blob store) puts the chunk back to `queued` and is raised, for the task to
-    retry.
+    retry. A chunk this database does not hold is `NotInThisDatabase`.
     """
     delivery = context.store.chunks.begin(
         chunk_id,
@@ -260,15 +265,13 @@ def run_chunk(context: WorkerContext, chunk_id: str, *, holder: str | None = Non
         lease_seconds=context.settings.lease_timeout,
     )
     if delivery is None:
-        # Sent by a `submit` on another database: the message is dropped here (a sweep of
-        # the workers on the submitter's database sends it again), so say why, loudly.
-        said = (
+        # Sent by a `submit` on another database: the message is a worker's on that one (the
+        # task hands it back to the broker), and this worker's --db is wrong
+        raise NotInThisDatabase(
             f"chunk {chunk_id} is not in this worker's database "
             f"{shown_url(context.store.url)}: its batch was submitted to another one. Start "
             "this worker with the --db (or SYNTHGATE_DB_URL) that `synthgate submit` is given"
         )
-        log.error("%s", said)
-        return said
     chunk = delivery.chunk
     if delivery.lease is None:
         if chunk.status in FINISHED:

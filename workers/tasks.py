@@ -6,7 +6,12 @@ chunks another live worker holds are skipped), acknowledged late and requeued wh
 lost (app settings). Transient errors (database, blob store, network) are retried with
 exponential backoff; a chunk out of retries has its remaining samples marked failed with the
 reason. The time limits end the task inside `run_chunk` (past the soft limit the samples not
-made yet fail with the reason, under the lease; the hard limit kills the pool process).
+made yet fail with the reason, under the lease; the hard limit kills the pool process). A chunk
+the worker's database does not hold was submitted to another database (this worker's --db is
+wrong): its message is rejected and requeued, for a worker on that one, after a heartbeat (a
+worker alone on the wrong database takes it again and again), with an error naming --db each
+time; acknowledged, it was gone until a sweep on the right database sent it again. (A message
+whose database is gone goes round the same way until its queue is purged.)
 
 Every worker's main process also runs `LeaseSweeper`: every `heartbeat_interval` it hands the
 chunks whose lease ran out (their worker was SIGKILLed, ran out of memory or froze) to the
@@ -20,16 +25,24 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from typing import Any
 
 from celery import current_app, shared_task
+from celery.exceptions import Reject
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 from synthgate.errors import InputError
 from synthgate.generators import REGISTRY, generator_class
 from synthgate.storage.store import Store
 from synthgate.workers.app import MAKE_CHUNK, QUEUES, WorkerSettings, queue_for
-from synthgate.workers.chunks import TRANSIENT_ERRORS, WorkerContext, fail_chunk, run_chunk
+from synthgate.workers.chunks import (
+    TRANSIENT_ERRORS,
+    NotInThisDatabase,
+    WorkerContext,
+    fail_chunk,
+    run_chunk,
+)
 from synthgate.workers.submit import recover_lost, resend_stalled
 
 log = logging.getLogger(__name__)
@@ -75,6 +88,10 @@ def make_chunk(self: Any, chunk_id: str) -> str:
         # inside: a database that is down when the context is first built is retried too
         context = context_for(self.app)
         return run_chunk(context, chunk_id, holder=self.request.id)
+    except NotInThisDatabase as error:
+        log.error("%s; its message goes back to the broker for a worker on that database", error)
+        time.sleep(settings.heartbeat_interval)
+        raise Reject(str(error), requeue=True) from None
     except TRANSIENT_ERRORS as error:
         if self.request.retries >= settings.max_retries:
             reason = (
