@@ -263,10 +263,10 @@ def stats(
 
 
 # The lead's corrections (commands/review_lead.py), where --help has always listed them
-app.command("adjudicate")(review_lead.adjudicate)
+app.command("adjudicate", cls=NumberArgumentCommand)(review_lead.adjudicate)
 app.command("release")(review_lead.release)
 app.command("set-k", cls=NumberArgumentCommand)(review_lead.set_k)
-app.command("reopen")(review_lead.reopen)
+app.command("reopen", cls=NumberArgumentCommand)(review_lead.reopen)
 
 
 @app.command("export")

@@ -219,6 +219,22 @@ def test_a_negative_number_argument_is_no_option() -> None:
     assert "Distinct annotators each open item needs from now on (1 or more)." in shown
 
 
+@pytest.mark.parametrize("command", ["adjudicate", "reopen"])
+def test_a_negative_item_is_no_option(command: str, tmp_path: Path) -> None:
+    """review adjudicate -3 and review reopen -3 said click's "No such option: -3", as set-k -1
+    did: the item is read as one, and refused as no item of the queue."""
+    from synthgate.storage.store import Store
+
+    url = f"sqlite:///{tmp_path / 'queue.db'}"
+    Store(url).close()
+    args = ["review", command, "-3", "--as", "lead", "--db", url]
+    if command == "adjudicate":
+        args += ["--verdict", "accept"]
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 2
+    assert "no review item -3" in refused.output, refused.output
+
+
 def test_examples_come_last() -> None:
     """Every command's help ends with its examples (review import put its Example before the
     description): after the first Example paragraph, each one is a synthgate command line."""
