@@ -5,7 +5,12 @@ write (no marker file), one inside a folder synthgate wrote, one whose databases
 review decisions, or one that holds a file synthgate did not write there (`foreign_files`), and
 returns a fresh temporary folder beside it (`Started`); `publish_out(temporary, out)` swaps the
 finished folder into place, keeping the old one until the new one is there, and
-`discard_out(started)` takes a failed build away with the folders made for it. So a failure
+`discard_out(started)` takes a failed build away with the folders made for it. A build holds
+a lock on its temporary folder until it is published or discarded (`release_out`): a second
+build of the same output while the first runs (two people balancing into one --out, a script
+started twice) is refused, where it used to take the first one's folder for a leftover of a
+stopped build and remove it under it; a folder a killed build left is free, and replaced. So a
+failure
 leaves nothing half-written, reviewed data is never replaced, and writing a folder again never
 deletes a file of the user's: a notes.txt put into runs/my-batch/, an image added to an export
 stops the rebuild (`check_out`, before any work starts, and `publish_out` once more, for a file
@@ -22,12 +27,18 @@ that folder's files, or a file that stops the folder being written again.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import sqlite3
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+
+try:
+    import fcntl
+except ImportError:  # Windows: builds of one output at once are not told apart there
+    fcntl = None  # type: ignore[assignment]
 
 from synthgate.errors import InputError, counted
 from synthgate.files import reading_sqlite, special_file
@@ -214,18 +225,24 @@ def _refuse_inside_folder(path: Path, absolute: Path, *, field: str) -> None:
     )
 
 
-class Started(NamedTuple):
-    """An output being built: the temporary folder beside it, and the folders above it that
-    were made for it (outermost first), which `discard_out` takes away again."""
+@dataclass
+class Started:
+    """An output being built: the temporary folder beside it, the folders above it that were
+    made for it (outermost first), which `discard_out` takes away again, and the open folder
+    whose lock tells other builds this one is at work (None where there are no locks, and once
+    `release_out` let it go)."""
 
     folder: Path
     made: tuple[Path, ...]
+    lock: int | None = None
 
 
 def prepare_out(
     out: Path, *, marker: str = "manifest.json", what: str = "run", databases: str = "synthgate.db"
 ) -> Started:
-    """A fresh temporary folder beside `out`, once `check_out` has passed."""
+    """A fresh temporary folder beside `out`, once `check_out` has passed, locked until
+    `release_out` (or `discard_out`). A temporary folder another build holds is refused; one
+    nobody holds (a stopped build's) is replaced."""
     check_out(out, marker=marker, what=what, databases=databases)
     temporary = out.with_name(f".{out.name}.partial")
     if temporary.is_symlink() or (temporary.exists() and not temporary.is_dir()):
@@ -237,6 +254,7 @@ def prepare_out(
         )
     missing = [folder for folder in out.absolute().parents if not folder.exists()][::-1]
     made: list[Path] = []
+    lock = None
     try:
         for folder in missing:
             try:
@@ -245,8 +263,16 @@ def prepare_out(
                 continue
             made.append(folder)
         if temporary.exists():
-            shutil.rmtree(temporary)
-        temporary.mkdir()
+            left = _locked(temporary, out)  # refused while another build holds it
+            try:
+                shutil.rmtree(temporary)
+            finally:
+                _unlock(left)
+        try:
+            temporary.mkdir()
+        except FileExistsError:  # another build made its own there since
+            raise _in_use(out, temporary) from None
+        lock = _locked(temporary, out)
     except OSError as error:
         _remove_made(made)
         raise InputError(
@@ -254,14 +280,56 @@ def prepare_out(
             value=out,
             problem=f"cannot write there ({error.strerror}); choose a folder you can write to",
         ) from None
-    return Started(temporary, tuple(made))
+    except InputError:
+        _remove_made(made)
+        raise
+    return Started(temporary, tuple(made), lock)
+
+
+def _locked(folder: Path, out: Path) -> int | None:
+    """`folder` opened and locked for this build (flock: the lock goes with the process, so a
+    killed build holds none), or `_in_use` when another build holds it."""
+    if fcntl is None:
+        return None
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        os.close(handle)
+        if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            raise _in_use(out, folder) from None
+        raise
+    return handle
+
+
+def _unlock(lock: int | None) -> None:
+    if lock is not None:
+        os.close(lock)  # closing the folder lets its lock go
+
+
+def _in_use(out: Path, temporary: Path) -> InputError:
+    return InputError(
+        field="out",
+        value=out,
+        problem=f"another synthgate command is writing it right now (in {temporary})",
+        fix="wait until that command has finished, or choose another folder",
+    )
+
+
+def release_out(started: Started) -> None:
+    """Let other builds of the output in again, once this one is published (or discarded);
+    a second call does nothing."""
+    lock, started.lock = started.lock, None
+    _unlock(lock)
 
 
 def discard_out(started: Started) -> None:
     """Take away what a build that failed left: its temporary folder, and the folders made for
-    it that nothing else has been put into since (--out new/x/y leaves no new/x/)."""
+    it that nothing else has been put into since (--out new/x/y leaves no new/x/); its lock
+    goes last, once nothing of it is left for another build to take."""
     shutil.rmtree(started.folder, ignore_errors=True)
     _remove_made(started.made)
+    release_out(started)
 
 
 def _remove_made(made: Sequence[Path]) -> None:
@@ -288,6 +356,7 @@ def building_out(
         yield temporary
         write_written_list(temporary)
         publish_out(temporary, out, marker=marker, what=what, databases=databases)
+        release_out(started)
     except BaseException as error:
         discard_out(started)
         if isinstance(error, OSError):

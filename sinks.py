@@ -33,6 +33,7 @@ from synthgate.outputs import (
     discard_out,
     prepare_out,
     publish_out,
+    release_out,
 )
 from synthgate.pipeline import JudgedSample, RunStart, RunTotals
 from synthgate.samples import Sample
@@ -287,6 +288,8 @@ class RunFolderSink:
         publish_out(
             self.folder, self.out, marker="manifest.json", what="run", databases="synthgate.db"
         )
+        assert self._started is not None
+        release_out(self._started)
 
     def abort(self) -> None:
         self._drain()
