@@ -443,3 +443,59 @@ def test_the_review_pages_visible_share_never_reads_as_none_or_all() -> None:
     task = ReviewTask(item_id=1, sample=sample, criteria=["precision"])
     view = review_view(task, 7, classes=["circle", "square"])
     assert [o["visible"] for o in view["objects"]] == ["<1%", ">99%"]
+
+
+@pytest.mark.xfail(
+    strict=True, reason="the admin page does not show short_of_annotators (k above the team)"
+)
+def test_admin_page_says_when_open_items_need_more_annotators_than_the_team(tmp_path):
+    """Every item needs 2 annotators and one ever asked for work: once she is done, `next` gives
+    her nothing and the items stay open. `review stats` and GET /api/review/stats say why and
+    name `review set-k`; the admin page showed the open slots and said nothing."""
+    app = make_app(tmp_path, images=2, k=2)
+    with TestClient(app) as client:
+        accept_every_task(client, bearer(token_for(app, "ann", "annotator")))
+        login(client, token_for(app, "boss", "admin"))
+        html = client.get("/admin").text
+    assert 'id="short-of-annotators"' in html
+    assert "2 open items need 2 annotators each" in html and "(ann)" in html
+    assert "synthgate review set-k 1" in html and "/api/review/annotators-per-item" in html
+
+
+def validator_note(app) -> str:
+    """The note under the admin page's "Validator vs humans" table."""
+    from synthgate.api.review import agreement_or_missing
+    from synthgate.api.view import agreement_tables
+
+    report, missing = agreement_or_missing(app.state.store, exclude=[])
+    assert report is not None, missing
+    return agreement_tables(report)[-1]["note"]
+
+
+@pytest.mark.xfail(strict=True, reason="the validator table's notes run on without full stops")
+def test_the_validator_notes_read_as_sentences(tmp_path):
+    """The notes under "Validator vs humans" were joined by a space as they came: "...
+    keep accept_at (4.4) or raise it accept_at 4.4 lets through ...", "Cohen's kappa 0.00. the
+    rubric that routed ...": each now starts with a capital and ends with a full stop."""
+    app = make_app(tmp_path, images=4, k=1)
+    with TestClient(app) as client:
+        accept_every_task(client, bearer(token_for(app, "ann", "annotator")))
+    note = validator_note(app)
+    sentences = note.split(". ")
+    assert len(sentences) >= 3, note
+    assert note.endswith(".") and all(s[0].isupper() for s in sentences), note
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review/report.py says 'no reviewed sample has a rubric score yet' when no item is "
+    "final (its samples all have scores); review/ is not this change's to edit",
+)
+def test_the_validator_note_says_no_item_is_final_yet(tmp_path):
+    """One annotator of k=2 decided every item: none is final, and each sample carries a rubric
+    score. The note said "no reviewed sample has a rubric score yet"."""
+    app = make_app(tmp_path, images=2, k=2)
+    with TestClient(app) as client:
+        accept_every_task(client, bearer(token_for(app, "ann", "annotator")))
+    note = validator_note(app)
+    assert "rubric score" not in note and "final" in note, note
