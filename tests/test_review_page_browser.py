@@ -5,10 +5,12 @@ and the database holds exactly those decisions. A `<script>` in a category name 
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from api_support import BATCH, make_app, serving, text_sample, token_for
 from browser import chromium
 from PIL import Image
@@ -608,3 +610,153 @@ def test_an_admin_is_sent_to_the_admin_page_and_leaves_an_annotator_out_there(tm
         assert page.locator("#exclude-form input[value=sloppy]").is_checked()
         assert "sloppy" not in page.locator("table.agreement").first.inner_text()
     assert queue.stats()["annotators"].keys() == {"ann", "bob", "sloppy"}  # boss took nothing
+
+
+def stored_as(app, item: int, **update: Any) -> None:
+    """Item `item`'s sample stored again with `update` (its status review, as the queue keeps
+    it)."""
+    stored = app.state.queue.task(item).sample
+    app.state.store.upsert_samples([stored.model_copy(update={"status": "review", **update})])
+
+
+@pytest.mark.xfail(strict=True, reason="a box's class tag is drawn above its top edge")
+def test_a_box_at_the_top_of_the_image_shows_its_class(tmp_path: Path):
+    """Each box's class is written just above its top edge: a box touching the image's top had
+    its tag drawn above the image, cut away, and nothing on the image said its class."""
+    app = make_app(tmp_path, images=1, k=1)
+    objects = app.state.queue.task(1).sample.objects
+    x, _, w, h = objects[0].bbox
+    objects[0] = objects[0].model_copy(update={"bbox": [x, 0.0, w, h], "mask": None})
+    stored_as(app, 1, objects=objects)
+    token = token_for(app, "ann", "annotator")
+    with serving(app) as base, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        log_in(page, base, token)
+        photo = page.locator("#photo").bounding_box()
+        for index in (0, 1):
+            tag = page.locator(f'g.box[data-index="{index}"] text.tag').bounding_box()
+            assert tag["height"] > 5, tag
+            assert (
+                photo["y"] <= tag["y"] and tag["y"] + tag["height"] <= photo["y"] + photo["height"]
+            ), (index, tag, photo)
+        page.keyboard.press("f")  # a box moved to the top in a fix keeps its tag in view too
+        drag_across(page, (100, 0), (140, 20))
+        tag = page.locator('g.box[data-index="2"] text.tag').bounding_box()
+        assert photo["y"] <= tag["y"], (tag, photo)
+
+
+@pytest.mark.xfail(strict=True, reason="span selects have no name; level buttons are '5' alone")
+def test_every_control_of_the_review_page_has_a_name_that_says_what_it_sets(tmp_path: Path):
+    """A screen reader read the rubric as sixteen buttons named "5", "3" and "1" (which
+    criterion they set was nowhere in their names, nor that they are toggles), and a text's
+    span-label selects had no name at all."""
+    app = make_app(tmp_path, images=1, texts=1, k=1)
+    token = token_for(app, "ann", "annotator")
+    with serving(app) as base, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        log_in(page, base, token)
+        for _ in range(2):  # the image item, then the text item
+            tree = page.locator("main").aria_snapshot()
+            unnamed = re.findall(
+                r"^\s*- (?:combobox|button|checkbox|textbox)(?: \[.*)?:?$", tree, re.M
+            )
+            assert not unnamed, tree
+            assert not re.search(r'button "\d"', tree), tree
+            level = page.get_by_role("button", name="precision 3", exact=True)
+            assert level.get_attribute("aria-pressed") == "false"
+            level.click()
+            assert level.get_attribute("aria-pressed") == "true"
+            if page.locator("#text").count():
+                assert page.get_by_role("combobox", name="label of span 1").is_disabled()
+                break
+            with page.expect_navigation():
+                page.keyboard.press("a")
+        else:
+            raise AssertionError("no text item")
+
+
+@pytest.mark.xfail(strict=True, reason="an image that fails to load is not said; a/r/f send")
+def test_an_image_that_does_not_load_is_said_and_not_judged(tmp_path: Path):
+    """Its file gone (a run folder moved, a blob store down), the item showed the boxes over a
+    blank, a broken-image icon at most, and 'a' accepted labels nobody could see. The page now
+    says the image did not load and what to do, and sends no verdict."""
+    app = make_app(tmp_path, images=1, k=1)
+    (tmp_path / "run" / app.state.queue.task(1).sample.uri).unlink()
+    token = token_for(app, "ann", "annotator")
+    with serving(app) as base, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        sent: list[str] = []
+        page.on("request", lambda r: sent.append(r.url) if r.method == "POST" else None)
+        log_in(page, base, token)
+        page.wait_for_selector("#status.error", timeout=5000)
+        said = page.locator("#status").inner_text()
+        assert "image did not load" in said and "reload" in said, said
+        for key in ("a", "r", "f"):
+            page.keyboard.press(key)
+        page.click("#accept")
+        page.wait_for_timeout(300)
+        assert not sent, sent
+        assert "image did not load" in page.locator("#status").inner_text()
+    with app.state.store.engine.connect() as connection:
+        assert connection.execute(select(decisions)).first() is None
+
+
+def mark_colors(page) -> dict[str, str]:
+    """The background of each highlighted span, by its label as the page shows it."""
+    return page.evaluate(
+        "Object.fromEntries([...document.querySelectorAll('mark.span')].map("
+        "m => [m.title, getComputedStyle(m).backgroundColor]))"
+    )
+
+
+@pytest.mark.xfail(strict=True, reason="span colours come from the text's own labels")
+def test_a_span_label_keeps_its_colour_on_every_text_and_after_a_fix(tmp_path: Path):
+    """A span's colour came from its label's place among the labels of its own text: ORG was
+    one colour on a text with PERSON and another on a text with CUSTOMER, and a span
+    relabelled in a fix kept its old label's colour."""
+    app = make_app(tmp_path, images=0, texts=1, k=1)
+    app.state.store.upsert_samples([text_sample(1, label="CUSTOMER")])
+    app.state.queue.enqueue_batch(BATCH)
+    token = token_for(app, "ann", "annotator")
+    with serving(app) as base, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        log_in(page, base, token)
+        first = mark_colors(page)
+        with page.expect_navigation():
+            page.keyboard.press("a")
+        second = mark_colors(page)
+        assert first["ORG"] == second["ORG"], (first, second)
+        assert len({*first.values(), *second.values()}) == 3  # ORG, PERSON, CUSTOMER
+        page.keyboard.press("f")
+        page.select_option('select[data-span="0"]', "ORG")
+        colors = page.evaluate(
+            "[...document.querySelectorAll('mark.span')].map(m => getComputedStyle(m)"
+            ".backgroundColor)"
+        )
+        assert colors == [first["ORG"], first["ORG"]], colors
+
+
+@pytest.mark.xfail(strict=True, reason="a held key's auto-repeat decides the next item too")
+def test_a_held_key_decides_one_item(tmp_path: Path):
+    """'a' held a moment too long: the key's auto-repeat reached the next item as soon as it
+    loaded and accepted it too, unseen. A repeated key press now decides nothing."""
+    app = make_app(tmp_path, images=3, k=1)
+    token = token_for(app, "ann", "annotator")
+    with serving(app) as base, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        log_in(page, base, token)
+        first = current_item(page)
+        with page.expect_navigation():
+            page.keyboard.down("a")
+        second = current_item(page)
+        # still held: Playwright sends it again with repeat set, as a keyboard does
+        page.keyboard.down("a")
+        page.wait_for_timeout(500)
+        assert current_item(page) == second
+        page.keyboard.up("a")
+        with page.expect_navigation():
+            page.keyboard.press("r")  # a fresh press decides
+    with app.state.store.engine.connect() as connection:
+        rows = connection.execute(select(decisions).order_by(decisions.c.id)).all()
+    shown = [(app.state.item_ids.public(r.item_id), r.verdict) for r in rows]
+    assert shown == [(first, "accept"), (second, "reject")]
