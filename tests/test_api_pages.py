@@ -445,9 +445,6 @@ def test_the_review_pages_visible_share_never_reads_as_none_or_all() -> None:
     assert [o["visible"] for o in view["objects"]] == ["<1%", ">99%"]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="the admin page does not show short_of_annotators (k above the team)"
-)
 def test_admin_page_says_when_open_items_need_more_annotators_than_the_team(tmp_path):
     """Every item needs 2 annotators and one ever asked for work: once she is done, `next` gives
     her nothing and the items stay open. `review stats` and GET /api/review/stats say why and
