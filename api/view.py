@@ -139,9 +139,9 @@ def _statistic_row(label: str, found: dict[str, Any]) -> list[str]:
 def _cutoffs_said(cutoffs: dict[str, Any]) -> str:
     """Which routing cut-offs the suggestions were compared with, or why none."""
     if not cutoffs.get("source"):
-        return f"{cutoffs['note']}." if cutoffs.get("note") else ""
+        return str(cutoffs.get("note") or "")
     shown = [f"{k} {cutoffs[k]:g}" for k in ("accept_at", "reject_below") if cutoffs[k] is not None]
-    return f"Compared with {', '.join(shown)} ({cutoffs['source']})."
+    return f"compared with {', '.join(shown)} ({cutoffs['source']})"
 
 
 def agreement_tables(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -154,14 +154,14 @@ def agreement_tables(report: dict[str, Any]) -> list[dict[str, Any]]:
     ]
     verdict_rows.append(_statistic_row("Fleiss' kappa", verdicts["fleiss"]))
     verdict_rows.append(_statistic_row("Krippendorff's alpha (nominal)", verdicts["alpha_nominal"]))
-    tables = [{"title": "Verdicts", "columns": columns, "rows": verdict_rows, "note": ""}]
+    tables = [{"title": "Verdicts", "columns": columns, "rows": verdict_rows, "notes": []}]
     if report["levels"]:
         tables.append(
             {
                 "title": "Levels per criterion (Krippendorff's alpha, ordinal)",
                 "columns": ["criterion", *columns[1:]],
                 "rows": [_statistic_row(c, found) for c, found in report["levels"].items()],
-                "note": "",
+                "notes": [],
             }
         )
     if report["gold"]:
@@ -182,7 +182,7 @@ def agreement_tables(report: dict[str, Any]) -> list[dict[str, Any]]:
                     ]
                     for who, row in report["gold"].items()
                 ],
-                "note": "",
+                "notes": [],
             }
         )
     validator = report["validator"]
@@ -207,14 +207,11 @@ def _validator_table(validator: dict[str, Any], title: str) -> dict[str, Any]:
             [route, *(str(humans.get(r, 0)) for r in ("accepted", "review", "rejected"))]
             for route, humans in validator["confusion"].items()
         ],
-        "note": " ".join(
-            filter(
-                None,
-                [
-                    f"Cohen's kappa {_number(validator['kappa'].get('value'))}.",
-                    _cutoffs_said(validator.get("cutoffs", {})),
-                    *validator["suggestions"].get("notes", []),
-                ],
-            )
-        ),
+        # one line each, as `review agreement` prints them: run together, they read as one
+        # sentence ("... or raise it accept_at 4.4 lets through ...")
+        "notes": [
+            f"Cohen's kappa {_number(validator['kappa'].get('value'))}",
+            *filter(None, [_cutoffs_said(validator.get("cutoffs", {}))]),
+            *validator["suggestions"].get("notes", []),
+        ],
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -459,28 +460,30 @@ def test_admin_page_says_when_open_items_need_more_annotators_than_the_team(tmp_
     assert "synthgate review set-k 1" in html and "/api/review/annotators-per-item" in html
 
 
-def validator_note(app) -> str:
-    """The note under the admin page's "Validator vs humans" table."""
+def validator_notes(app) -> list[str]:
+    """The notes under the admin page's "Validator vs humans" table."""
     from synthgate.api.review import agreement_or_missing
     from synthgate.api.view import agreement_tables
 
     report, missing = agreement_or_missing(app.state.store, exclude=[])
     assert report is not None, missing
-    return agreement_tables(report)[-1]["note"]
+    return agreement_tables(report)[-1]["notes"]
 
 
-@pytest.mark.xfail(strict=True, reason="the validator table's notes run on without full stops")
-def test_the_validator_notes_read_as_sentences(tmp_path):
-    """The notes under "Validator vs humans" were joined by a space as they came: "...
-    keep accept_at (4.4) or raise it accept_at 4.4 lets through ...", "Cohen's kappa 0.00. the
-    rubric that routed ...": each now starts with a capital and ends with a full stop."""
+def test_the_validator_notes_are_shown_one_a_line(tmp_path):
+    """The notes under "Validator vs humans" were joined by a space as they came, one run-on
+    sentence: "... keep accept_at (4.4) or raise it accept_at 4.4 lets through ...". Each is
+    now a line of its own, as `review agreement` prints them."""
     app = make_app(tmp_path, images=4, k=1)
     with TestClient(app) as client:
         accept_every_task(client, bearer(token_for(app, "ann", "annotator")))
-    note = validator_note(app)
-    sentences = note.split(". ")
-    assert len(sentences) >= 3, note
-    assert note.endswith(".") and all(s[0].isupper() for s in sentences), note
+        login(client, token_for(app, "boss", "admin"))
+        html = client.get("/admin").text
+    notes = validator_notes(app)
+    assert len(notes) >= 3 and notes[0] == "Cohen's kappa 0.00", notes
+    validator = html[html.index("<h3>Validator vs humans</h3>") :]
+    shown = re.findall(r'<p class="note">(.*?)</p>', validator, re.S)
+    assert [unescape(note) for note in shown[: len(notes)]] == notes
 
 
 @pytest.mark.xfail(
@@ -494,5 +497,5 @@ def test_the_validator_note_says_no_item_is_final_yet(tmp_path):
     app = make_app(tmp_path, images=2, k=2)
     with TestClient(app) as client:
         accept_every_task(client, bearer(token_for(app, "ann", "annotator")))
-    note = validator_note(app)
+    note = " ".join(validator_notes(app))
     assert "rubric score" not in note and "final" in note, note
