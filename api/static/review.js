@@ -430,6 +430,9 @@
       return;
     }
     const key = event.key.toLowerCase();
+    // A key held down repeats, and the repeats would reach the next item as soon as it loads:
+    // a verdict given to an item nobody saw. Only moving between criteria repeats.
+    if (event.repeat && !["arrowdown", "arrowup", "j", "k"].includes(key)) return;
     if (key === "a") decide("accept");
     else if (key === "r") decide("reject");
     else if (key === "f") onVerdict("fix");
