@@ -93,12 +93,28 @@
       line.setAttribute("y2", y2);
     });
     const tag = group.querySelector("text");
-    tag.setAttribute("x", x);
-    tag.setAttribute("y", y);
     tag.setAttribute("fill", color);
     tag.textContent = objects[index].category;
+    placeTag(tag, x, y, w);
     const cell = document.querySelector(`.bbox[data-index="${index}"]`);
     if (cell) cell.textContent = JSON.stringify(objects[index].bbox.map((v) => Math.round(v * 10) / 10));
+  }
+
+  // A box's class is written above its top edge, left-aligned with it. Where that would leave
+  // the image, which clips it, it goes below the edge, inside the box (a box at the image's
+  // top), or right-aligned with the box (a long name on a box near the right side).
+  function placeTag(tag, x, y, w) {
+    tag.setAttribute("text-anchor", "start");
+    tag.setAttribute("x", x);
+    tag.setAttribute("y", y);
+    const drawn = tag.getBBox(); // image units, without the outline
+    if (!drawn.width) return; // hidden (the boxes are off, or it is deleted): placed when shown
+    const outline = Number(tag.getAttribute("stroke-width")) || 0;
+    if (drawn.y - outline < 0) tag.setAttribute("y", 2 * y - drawn.y + outline);
+    if (drawn.x + drawn.width + outline > data.width) {
+      tag.setAttribute("text-anchor", "end");
+      tag.setAttribute("x", Math.min(x + w, data.width - outline));
+    }
   }
 
   function toImage(event) {
@@ -300,7 +316,10 @@
       const box = document.getElementById(id);
       const layer = document.getElementById(target);
       if (!box) return;
-      box.addEventListener("change", () => { if (layer) layer.toggleAttribute("hidden", !box.checked); });
+      box.addEventListener("change", () => {
+        if (layer) layer.toggleAttribute("hidden", !box.checked);
+        if (target === "boxes" && box.checked) objects.forEach((_, i) => drawBox(i)); // tags
+      });
     };
     toggle("toggle-boxes", "boxes");
     toggle("toggle-masks", "masks");
