@@ -682,7 +682,6 @@ def test_every_control_of_the_review_page_has_a_name_that_says_what_it_sets(tmp_
             raise AssertionError("no text item")
 
 
-@pytest.mark.xfail(strict=True, reason="an image that fails to load is not said; a/r/f send")
 def test_an_image_that_does_not_load_is_said_and_not_judged(tmp_path: Path):
     """Its file gone (a run folder moved, a blob store down), the item showed the boxes over a
     blank, a broken-image icon at most, and 'a' accepted labels nobody could see. The page now
@@ -692,9 +691,9 @@ def test_an_image_that_does_not_load_is_said_and_not_judged(tmp_path: Path):
     token = token_for(app, "ann", "annotator")
     with serving(app) as base, chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        log_in(page, base, token)
         sent: list[str] = []
         page.on("request", lambda r: sent.append(r.url) if r.method == "POST" else None)
-        log_in(page, base, token)
         page.wait_for_selector("#status.error", timeout=5000)
         said = page.locator("#status").inner_text()
         assert "image did not load" in said and "reload" in said, said

@@ -37,6 +37,22 @@
     status.append(" ", link);
   }
 
+  // ---- the image ----------------------------------------------------------------------------
+  // An image that does not load (its file moved or gone, a blob store down) leaves the boxes
+  // over a blank: labels nobody can see are not judged.
+  const photo = document.getElementById("photo");
+  let unseen = false;
+  function imageMissing() {
+    unseen = true;
+    const why = "the image did not load, so this item cannot be judged: reload the page, and if "
+      + "it still does not load, tell your lead (its image file may be missing).";
+    sayGo(why, "/review", "Reload");
+  }
+  if (photo) {
+    photo.addEventListener("error", imageMissing);
+    if (photo.complete && !photo.naturalWidth) imageMissing(); // failed before this ran (defer)
+  }
+
   // ---- rubric levels -------------------------------------------------------------------------
   function setFocus(index) {
     if (!criteria.length) return;
@@ -374,6 +390,7 @@
   // ---- deciding ------------------------------------------------------------------------------
   async function decide(verdict) {
     if (busy) return;
+    if (unseen) return imageMissing();
     const body = { verdict, levels, comment: document.getElementById("comment").value };
     if (verdict === "fix") {
       if (data.modality === "image") body.objects = objects.filter((_, i) => !removed.has(i));
@@ -424,6 +441,7 @@
   });
 
   function onVerdict(verdict) {
+    if (unseen) return imageMissing();
     if (verdict !== "fix") return decide(verdict);
     // A text judged by its document label has no Fix: a decision cannot change that label.
     if (!document.getElementById("fix")) {
