@@ -22,13 +22,21 @@ from synthgate.samples import Span
 from synthgate.validators.checks.image import shown_share
 
 
-def text_segments(text: str, spans: list[Span]) -> list[dict[str, Any]]:
-    """The text as consecutive segments, each plain or the part of one span.
+def span_colors(labels: Collection[str]) -> dict[str, int]:
+    """The highlight (style.css `.label-N`) of each span label a fix may use: from its place
+    among the batch's labels, the same list on every text of the batch, so a label keeps its
+    colour from text to text (from the text's own labels, ORG took one colour beside PERSON and
+    another beside CUSTOMER) and a span relabelled in a fix takes the new label's."""
+    return {label: i % 10 for i, label in enumerate(sorted(labels))}
+
+
+def text_segments(text: str, spans: list[Span], colors: dict[str, int]) -> list[dict[str, Any]]:
+    """The text as consecutive segments, each plain or the part of one span, coloured by its
+    label (`colors`, from span_colors).
 
     Spans are drawn in start order; a span that overlaps an earlier one is shown from where the
     earlier one ends (it is still listed, whole, in the span table).
     """
-    labels = sorted({s.label for s in spans})
     order = sorted(range(len(spans)), key=lambda i: (spans[i].start, spans[i].end))
     parts: list[dict[str, Any]] = []
     cursor = 0
@@ -44,7 +52,7 @@ def text_segments(text: str, spans: list[Span]) -> list[dict[str, Any]]:
                 "text": text[start:end],
                 "span": index,
                 "label": span.label,
-                "color": labels.index(span.label) % 10,
+                "color": colors.get(span.label, 0),
             }
         )
         cursor = end
@@ -80,6 +88,7 @@ def review_view(
         for i, o in enumerate(sample.objects)
     ]
     text = sample.text or ""
+    highlights = span_colors([] if image else out.fix_labels)
     spans = [
         {
             "index": i,
@@ -101,7 +110,7 @@ def review_view(
         "label_size": round(max(sample.width or 0, sample.height or 0, 90) / 45, 2),
         "objects": objects,
         "classes": fix_classes,
-        "segments": text_segments(text, sample.spans),
+        "segments": text_segments(text, sample.spans, highlights),
         "spans": spans,
         "span_labels": [] if image else out.fix_labels,
         "doc_label": sample.doc_label,  # a classification text is judged by it
@@ -117,6 +126,7 @@ def review_view(
             "objects": [o.model_dump(mode="json") for o in sample.objects],
             "colors": colors,
             "spans": [s.model_dump(mode="json") for s in sample.spans],
+            "span_colors": highlights,
         },
     }
 

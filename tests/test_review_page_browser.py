@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 from api_support import BATCH, make_app, serving, text_sample, token_for
 from browser import chromium
 from PIL import Image
@@ -715,7 +714,6 @@ def mark_colors(page) -> dict[str, str]:
     )
 
 
-@pytest.mark.xfail(strict=True, reason="span colours come from the text's own labels")
 def test_a_span_label_keeps_its_colour_on_every_text_and_after_a_fix(tmp_path: Path):
     """A span's colour came from its label's place among the labels of its own text: ORG was
     one colour on a text with PERSON and another on a text with CUSTOMER, and a span

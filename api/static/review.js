@@ -357,6 +357,10 @@
       if (mark) {
         mark.title = select.value || "(not a span)";
         mark.classList.toggle("removed", !select.value);
+        if (select.value) { // the new label's colour, as every text of the batch shows it
+          mark.classList.remove(...[...mark.classList].filter((c) => c.startsWith("label-")));
+          mark.classList.add(`label-${data.span_colors[select.value] || 0}`);
+        }
       }
       select.blur(); // hand the keys back to the shortcuts: f saves, Esc cancels
     });
