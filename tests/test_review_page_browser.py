@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from api_support import BATCH, make_app, serving, text_sample, token_for
 from browser import chromium
 from PIL import Image
@@ -763,3 +764,71 @@ def test_a_held_key_decides_one_item(tmp_path: Path):
         rows = connection.execute(select(decisions).order_by(decisions.c.id)).all()
     shown = [(app.state.item_ids.public(r.item_id), r.verdict) for r in rows]
     assert shown == [(first, "accept"), (second, "reject")]
+
+
+@pytest.mark.xfail(strict=True, reason="the admin page's tables run past a narrow window")
+def test_the_admin_page_fits_a_narrow_window(tmp_path: Path):
+    """At a phone's width the admin page's tables (the agreement's six columns, the latest
+    decisions with their comments) ran 200 px past the window: the whole page scrolled
+    sideways, the cards with it. Each card now keeps its table, scrolling it alone."""
+    app = make_app(tmp_path, images=3, k=2)
+    queue = app.state.queue
+    for who, verdict in (("ann", "accept"), ("bob", "reject")):
+        while (task := queue.next_item(who)) is not None:
+            queue.decide(task.item_id, who, Decision(verdict=verdict, comment="edges " * 20))
+    token = token_for(app, "boss", "admin")
+    with serving(app) as base, chromium() as browser:
+        page = browser.new_page(viewport={"width": 420, "height": 900})
+        log_in(page, base, token)
+        assert page.locator("table.agreement").count() >= 2
+        assert page.evaluate("document.documentElement.scrollWidth") <= 420
+        assert page.evaluate(
+            "[...document.querySelectorAll('main > .card, main > section')].every("
+            "e => e.getBoundingClientRect().right <= innerWidth)"
+        )
+
+
+@pytest.mark.xfail(strict=True, reason="an error stays on the page after the next key worked")
+def test_an_error_goes_once_the_next_step_works(tmp_path: Path):
+    """'2' said "levels are 5 (gold), 3 ... or 1" in red; the '5' that followed set its level,
+    and the red message stayed, as if that had failed too; so did "nothing changed yet" once a
+    box was given another class."""
+    app = make_app(tmp_path, images=1, k=1)
+    token = token_for(app, "ann", "annotator")
+    with serving(app) as base, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        log_in(page, base, token)
+        status = page.locator("#status")
+        page.keyboard.press("2")
+        assert "levels are" in status.inner_text()
+        page.keyboard.press("5")
+        assert status.inner_text() == "" and page.locator("#status.error").count() == 0
+        page.keyboard.press("f")
+        page.keyboard.press("f")
+        assert "nothing changed" in status.inner_text()
+        page.select_option('select.object-category[data-index="0"]', "square")
+        assert status.inner_text() == ""
+
+
+@pytest.mark.xfail(strict=True, reason="fix mode is left by Esc alone")
+def test_fix_mode_is_left_by_a_button_too(tmp_path: Path):
+    """Fix mode said "Esc to cancel", and Esc was the only way out short of a reload, which a
+    touch screen has not: a Cancel button now shows while fixing, and drops the fix as Esc."""
+    app = make_app(tmp_path, images=1, k=1)
+    token = token_for(app, "ann", "annotator")
+    with serving(app) as base, chromium() as browser:
+        page = browser.new_page(viewport={"width": 420, "height": 900})
+        log_in(page, base, token)
+        cancel = page.get_by_role("button", name="Cancel fix")
+        assert cancel.count() == 0 or cancel.is_hidden()
+        page.click("#fix")
+        assert page.locator("#review.fixing").count() == 1
+        page.click('button.object-delete[data-index="1"]')
+        assert page.locator('g.box[data-index="1"]').is_hidden()
+        cancel.click()
+        assert page.locator("#review.fixing").count() == 0 and cancel.is_hidden()
+        assert page.locator('g.box[data-index="1"]').is_visible()
+        with page.expect_navigation():
+            page.click("#accept")
+    with app.state.store.engine.connect() as connection:
+        assert connection.execute(select(decisions.c.verdict)).scalar_one() == "accept"
