@@ -766,7 +766,6 @@ def test_a_held_key_decides_one_item(tmp_path: Path):
     assert shown == [(first, "accept"), (second, "reject")]
 
 
-@pytest.mark.xfail(strict=True, reason="the admin page's tables run past a narrow window")
 def test_the_admin_page_fits_a_narrow_window(tmp_path: Path):
     """At a phone's width the admin page's tables (the agreement's six columns, the latest
     decisions with their comments) ran 200 px past the window: the whole page scrolled
