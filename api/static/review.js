@@ -28,6 +28,12 @@
     status.classList.toggle("error", Boolean(isError));
   }
 
+  // A step that worked takes away the error an earlier one left ("levels are 5, 3 or 1" stayed
+  // red after the 5 that followed); the image's stays while it is missing.
+  function settled() {
+    if (!unseen && status.classList.contains("error")) say("");
+  }
+
   // An error whose way out is another page: the message, then a link to it.
   function sayGo(message, href, label) {
     say(message, true);
@@ -61,6 +67,7 @@
   }
 
   function setLevel(criterion, level) {
+    settled();
     levels[criterion] = level;
     document.querySelectorAll(`.level[data-criterion="${CSS.escape(criterion)}"]`).forEach((b) => {
       b.classList.toggle("chosen", Number(b.dataset.level) === level);
@@ -155,6 +162,7 @@
     h = bottom - y;
     const obj = objects[index];
     obj.bbox = [x, y, w, h];
+    settled();
     // The generator's mask no longer matches a moved edge: the fix carries the box alone, and
     // the overlay stops showing that mask.
     const hadMask = Boolean(obj.mask);
@@ -235,6 +243,7 @@
       if (!select) return;
       const index = Number(select.dataset.index);
       objects[index].category = select.value;
+      settled();
       drawBox(index);
       drawMasks();
       select.blur(); // hand the keys back to the shortcuts: f saves, Esc cancels
@@ -245,6 +254,7 @@
       const index = Number(button.dataset.index);
       if (removed.has(index)) removed.delete(index);
       else removed.add(index);
+      settled();
       drawBox(index);
       drawMasks();
       button.blur(); // Enter or space would press it again: keys go back to the shortcuts
@@ -292,6 +302,7 @@
     const y = Math.min(top, data.height - 1);
     const obj = objects[index];
     obj.bbox = [x, y, Math.max(right - x, 1), Math.max(bottom - y, 1)];
+    settled();
     obj.area = obj.bbox[2] * obj.bbox[3];
     drawBox(index);
   }
@@ -353,6 +364,7 @@
     select.addEventListener("change", () => {
       const index = Number(select.dataset.span);
       spans[index].label = select.value;
+      settled();
       const mark = document.querySelector(`mark[data-span="${index}"]`);
       if (mark) {
         mark.title = select.value || "(not a span)";
@@ -369,6 +381,8 @@
   // ---- fix mode ------------------------------------------------------------------------------
   function setFixing(on) {
     fixing = on;
+    settled();
+    document.getElementById("cancel-fix").hidden = !on;
     root.classList.toggle("fixing", on);
     document.getElementById("fix-hint").hidden = !on;
     document.querySelectorAll(".span-label, .object-category, .object-delete").forEach((s) => {
@@ -439,6 +453,9 @@
       say(`not saved: ${error.message}`, true);
     }
   }
+
+  const cancel = document.getElementById("cancel-fix");
+  if (cancel) cancel.addEventListener("click", () => setFixing(false)); // Esc, on a touch screen
 
   document.querySelectorAll("[data-verdict]").forEach((button) => {
     button.addEventListener("click", () => onVerdict(button.dataset.verdict));
