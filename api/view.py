@@ -146,6 +146,14 @@ def _statistic_row(label: str, found: dict[str, Any]) -> list[str]:
     ]
 
 
+def _kappa_said(kappa: dict[str, Any]) -> str:
+    """The rubric-vs-humans kappa, with why it is what it is where the report says (undefined
+    where rubric and people agree on every sample with one route: a "–" alone reads as a
+    failure)."""
+    said = f"Cohen's kappa {_number(kappa.get('value'))}"
+    return f"{said}: {kappa['note']}" if kappa.get("note") else said
+
+
 def _cutoffs_said(cutoffs: dict[str, Any]) -> str:
     """Which routing cut-offs the suggestions were compared with, or why none."""
     if not cutoffs.get("source"):
@@ -220,7 +228,7 @@ def _validator_table(validator: dict[str, Any], title: str) -> dict[str, Any]:
         # one line each, as `review agreement` prints them: run together, they read as one
         # sentence ("... or raise it accept_at 4.4 lets through ...")
         "notes": [
-            f"Cohen's kappa {_number(validator['kappa'].get('value'))}",
+            _kappa_said(validator["kappa"]),
             *filter(None, [_cutoffs_said(validator.get("cutoffs", {}))]),
             *validator["suggestions"].get("notes", []),
         ],

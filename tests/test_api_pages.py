@@ -501,7 +501,6 @@ def test_the_validator_note_says_no_item_is_final_yet(tmp_path):
     assert "rubric score" not in note and "final" in note, note
 
 
-@pytest.mark.xfail(strict=True, reason="the validator table drops the kappa's note")
 def test_the_validator_table_says_why_its_kappa_is_undefined(tmp_path):
     """The rubric accepted every sample and so did people: the kappa is undefined, and the
     report says why ("agreement is perfect but Cohen's kappa is undefined"); the admin page
