@@ -813,12 +813,16 @@ def test_fix_mode_is_left_by_a_button_too(tmp_path: Path):
     app = make_app(tmp_path, images=1, k=1)
     token = token_for(app, "ann", "annotator")
     with serving(app) as base, chromium() as browser:
-        page = browser.new_page(viewport={"width": 420, "height": 900})
+        page = browser.new_page(viewport={"width": 360, "height": 900})
         log_in(page, base, token)
         cancel = page.get_by_role("button", name="Cancel fix")
         assert cancel.count() == 0 or cancel.is_hidden()
         page.click("#fix")
         assert page.locator("#review.fixing").count() == 1
+        card = page.locator("section.decide").bounding_box()
+        for button in ("#accept", "#reject", "#fix", "#cancel-fix"):  # none past the card
+            shown = page.locator(button).bounding_box()
+            assert shown["x"] + shown["width"] <= card["x"] + card["width"], (button, shown, card)
         page.click('button.object-delete[data-index="1"]')
         assert page.locator('g.box[data-index="1"]').is_hidden()
         cancel.click()
