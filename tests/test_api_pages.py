@@ -517,7 +517,6 @@ def test_the_validator_table_says_why_its_kappa_is_undefined(tmp_path):
     assert "agreement is perfect" in first
 
 
-@pytest.mark.xfail(strict=True, reason="the masks switch shows on an item without masks")
 def test_an_item_without_masks_offers_no_masks_switch(tmp_path):
     """A box-only item (COCO from CVAT or Roboflow, a detector's boxes) has no mask overlay,
     and the toolbar still offered "masks m", a switch that switched nothing."""
