@@ -286,19 +286,34 @@ def prepare_out(
     return Started(temporary, tuple(made), lock)
 
 
+# What flock raises on a file system that has no locks (NFS without lockd, some FUSE and SMB
+# mounts): the build goes on unlocked there, as on Windows, rather than not at all.
+NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP})
+
+
 def _locked(folder: Path, out: Path) -> int | None:
     """`folder` opened and locked for this build (flock: the lock goes with the process, so a
-    killed build holds none), or `_in_use` when another build holds it."""
+    killed build holds none), or `_in_use` when another build holds it, or removed or replaced
+    it since (the lock is of the folder opened, which is then no longer the one of that name).
+    None where there are no locks."""
     if fcntl is None:
         return None
-    handle = os.open(folder, os.O_RDONLY)
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except FileNotFoundError:
+        raise _in_use(out, folder) from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as error:
         os.close(handle)
+        if error.errno in NO_LOCKS:
+            return None
         if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
             raise _in_use(out, folder) from None
         raise
+    if not _same_folder(handle, folder):
+        os.close(handle)
+        raise _in_use(out, folder)
     return handle
 
 
@@ -326,10 +341,22 @@ def release_out(started: Started) -> None:
 def discard_out(started: Started) -> None:
     """Take away what a build that failed left: its temporary folder, and the folders made for
     it that nothing else has been put into since (--out new/x/y leaves no new/x/); its lock
-    goes last, once nothing of it is left for another build to take."""
-    shutil.rmtree(started.folder, ignore_errors=True)
+    goes last, once nothing of it is left for another build to take. A folder of that name
+    that is not the one it locked (it was published, and another build made its own) stays."""
+    if started.lock is None or _same_folder(started.lock, started.folder):
+        shutil.rmtree(started.folder, ignore_errors=True)
     _remove_made(started.made)
     release_out(started)
+
+
+def _same_folder(lock: int, folder: Path) -> bool:
+    """Whether `folder` is still the folder the open `lock` is of."""
+    try:
+        named = os.stat(folder)
+    except OSError:
+        return False
+    opened = os.fstat(lock)
+    return (opened.st_dev, opened.st_ino) == (named.st_dev, named.st_ino)
 
 
 def _remove_made(made: Sequence[Path]) -> None:

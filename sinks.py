@@ -288,8 +288,11 @@ class RunFolderSink:
         publish_out(
             self.folder, self.out, marker="manifest.json", what="run", databases="synthgate.db"
         )
-        assert self._started is not None
-        release_out(self._started)
+        # published: an abort now (a later sink failed) leaves .NAME.partial, by then maybe
+        # another build's, alone
+        started, self._started = self._started, None
+        assert started is not None
+        release_out(started)
 
     def abort(self) -> None:
         self._drain()
