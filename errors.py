@@ -212,7 +212,7 @@ def validation_message(
     lines = []
     for item in problems[:MAX_PROBLEMS_SHOWN]:
         loc = tuple(item["loc"]) if location is None else location(tuple(item["loc"]))
-        where = ".".join(str(part) for part in (loc if field is None else (field, *loc)))
+        where = ".".join(_place(part) for part in (loc if field is None else (field, *loc)))
         at = f"{where}: " if where else ""
         value = item.get("input")
         if item["type"] == "extra_forbidden":
@@ -224,7 +224,7 @@ def validation_message(
             ctx = item.get("ctx", {})
             tag = f"{where}.{union_tag}" if where else union_tag
             lines.append(
-                f"{start}{tag}: unknown {union_tag} {ctx.get('tag')!r}; "
+                f"{start}{tag}: unknown {union_tag} {quoted(ctx.get('tag'))}; "
                 f"choose one of {ctx.get('expected_tags')}"
             )
         elif item["type"] == "missing":
@@ -240,3 +240,12 @@ def validation_message(
         more = counted(len(problems) - MAX_PROBLEMS_SHOWN, "more problem")
         lines.append(f"{start}... and {more}")
     return "\n".join(lines)
+
+
+def _place(part: int | str) -> str:
+    """A key or index of a problem's place: a key of a user's file (or of a request) may hold a
+    line break or thousands of characters, written escaped and cut short as a value is."""
+    text = str(part)
+    if text.isprintable() and len(text) <= _SHORT.maxstring:
+        return text
+    return quoted(text)[1:-1]  # without its quotes: the place is quoted, or none is

@@ -116,3 +116,28 @@ def test_a_screenful_of_problems_the_rest_counted() -> None:
     assert lines[-1] == "a.yaml: ... and 1 more problem"
     more = {"name": "b", **{f"key{i:02}": i for i in range(MAX_PROBLEMS_SHOWN + 3)}}
     assert validation_message(_error(more), source="a.yaml").endswith("... and 3 more problems")
+
+
+ODD_PLACES = [
+    ("a key with a line break", {"name": "b", "bad\nkey: 1\nname": 1}, {"source": "a.yaml"},
+     "a.yaml: unknown key 'bad\\nkey: 1\\nname'; remove it or check its spelling"),
+    ("a field with a line break", {"name": "b", "bad\rkey": 1}, {"field": "batch"},
+     "batch.bad\\rkey: unknown field; remove it or check its spelling"),
+    ("a long key cut short", {"name": "b", "k" * 5000: 1}, {"source": "a.yaml"},
+     f"a.yaml: unknown key '{'k' * 37}...{'k' * 38}'; remove it or check its spelling"),
+    ("a long unknown tag cut short", {"name": "b", "image": {"generator": "b" * 5000}},
+     {"source": "a.yaml", "union_tag": "generator"},
+     f"a.yaml: image.generator: unknown generator '{'b' * 37}...{'b' * 38}'; choose one of 'shapes', 'words'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("data", "options", "message"), [c[1:] for c in ODD_PLACES], ids=[c[0] for c in ODD_PLACES]
+)
+def test_a_place_or_tag_of_any_text_is_written_on_its_line_and_cut_short(
+    data: dict[str, Any], options: dict[str, Any], message: str
+) -> None:
+    """A key of a user's file (or a request body) may hold a line break, which started a line
+    of its own that read as a problem of its own, or thousands of characters, all written
+    out: it is escaped and cut short as a value is."""
+    assert validation_message(_error(data), **options) == message
