@@ -122,6 +122,33 @@ def test_rubric_value_errors_name_their_field_and_not_the_whole_file(
     assert "Value error" not in message and "got {" not in message and "\n" not in message
 
 
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        (
+            "criteria.correctness.severity",
+            "x" * 100_000,
+            "my.yaml: criteria.correctness.severity: Input should be 'critical' or 'minor' "
+            f"(got '{'x' * 37}...{'x' * 38}')",
+        ),
+        (
+            "criteria.correctness.checks.3.params",
+            {"black_level": list(range(10_000))},
+            "my.yaml: criteria.correctness.checks[3].params.black_level: "
+            "correctness_image_valid takes a finite number (got [0, 1, 2, 3, 4, 5, ...])",
+        ),
+    ],
+    ids=["long text", "long list"],
+)
+def test_a_huge_value_in_a_rubric_is_cut_short(path: str, value: Any, expected: str) -> None:
+    """A rubric's value was written whole, as YAML spells it: a long string pasted where a
+    severity goes made a message of 100,000 characters (a long list one of 50,000); it is cut
+    short as a config's value is, a short one still as YAML spells it."""
+    with pytest.raises(InputError) as caught:
+        parse_rubric(edited(path, value), source="my.yaml")
+    assert str(caught.value).startswith(expected), str(caught.value)[:300]
+
+
 def test_a_yaml_infinity_threshold_names_the_file_and_the_field(tmp_path: Path) -> None:
     """`gold: .inf` passed: box_tightness_px has no most, so inf was inside its range."""
     text = (RUBRICS_DIR / "detection.yaml").read_text()

@@ -253,15 +253,20 @@ def param_rule(name: str, default: Any) -> ParamRule:
     raise TypeError(f"param {name!r} (default {default!r}): say in PARAM_RULES what it takes")
 
 
+# The longest text a message writes whole (errors.quoted cuts the same).
+SHOWN_TEXT = 80
+
+
 def _shown(value: Any) -> str:
-    """A value as a YAML file spells it, for messages: null, true, 'text', 2000."""
+    """A value as a YAML file spells it, for messages: null, true, 'text', 2000; a long one
+    cut short (`quoted`)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return str(value).lower()
-    if isinstance(value, str) and value.isprintable():  # YAML's single quotes: no escapes
-        return "'" + value.replace("'", "''") + "'"
-    return repr(value)
+    if isinstance(value, str) and value.isprintable() and len(value) <= SHOWN_TEXT:
+        return "'" + value.replace("'", "''") + "'"  # YAML's single quotes: no escapes
+    return quoted(value)
 
 
 def _check_errors(rubric: Rubric) -> list[str]:
