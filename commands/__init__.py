@@ -279,21 +279,29 @@ class NumberArgumentCommand(typer.core.TyperCommand):
     refused as one, and --help still shows the help."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # typer's own click Context
-        end = args.index("--") if "--" in args else len(args)
         takes_value = {
             name
             for param in self.params
             if isinstance(param, typer.core.TyperOption) and not (param.is_flag or param.count)
             for name in param.opts
         }
-        numbers = [
-            i
-            for i in range(end)
-            if NEGATIVE_NUMBER.fullmatch(args[i]) and (i == 0 or args[i - 1] not in takes_value)
-        ]
-        if numbers:  # after "--" a word is an argument, whatever it starts with
-            options = [word for i, word in enumerate(args[:end]) if i not in numbers]
-            args = [*options, "--", *(args[i] for i in numbers), *args[end + 1 :]]
+        # read left to right as click does: the word after an option that takes a value is
+        # that value, whatever it looks like; the arguments keep their order
+        options: list[str] = []
+        arguments: list[str] = []
+        i = 0
+        while i < len(args) and args[i] != "--":
+            word = args[i]
+            if word in takes_value:
+                options += args[i : i + 2]
+                i += 2
+                continue
+            is_option = word.startswith("-") and not NEGATIVE_NUMBER.fullmatch(word)
+            (options if is_option else arguments).append(word)
+            i += 1
+        if any(NEGATIVE_NUMBER.fullmatch(word) for word in arguments):
+            # after "--" a word is an argument, whatever it starts with
+            args = [*options, "--", *arguments, *args[i + 1 :]]
         return super().parse_args(ctx, args)
 
 

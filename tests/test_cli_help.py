@@ -219,6 +219,50 @@ def test_a_negative_number_argument_is_no_option() -> None:
     assert "Distinct annotators each open item needs from now on (1 or more)." in shown
 
 
+def _items_given(args: list[str]) -> str:
+    """What a command of NumberArgumentCommand like `review reopen` (items, an option that takes
+    a value, one that takes many, a flag) read from `args`."""
+    from synthgate.commands import NumberArgumentCommand
+
+    probe = typer.Typer()
+
+    @probe.command(cls=NumberArgumentCommand)
+    def reopen(
+        items: list[int] = typer.Argument(...),
+        reason: str = typer.Option("", "--reason"),
+        level: list[str] = typer.Option([], "--level"),
+        dry_run: bool = typer.Option(False, "--dry-run"),
+    ) -> None:
+        typer.echo(f"{items} {reason!r} {level} {dry_run}")
+
+    @probe.command()
+    def other() -> None:  # a group, as synthgate's
+        pass
+
+    result = CliRunner().invoke(probe, ["reopen", *args])
+    return f"{result.exit_code} {result.output.strip()}"
+
+
+@pytest.mark.parametrize(
+    ("args", "read"),
+    [
+        (["5", "-3", "7"], "0 [5, -3, 7] '' [] False"),
+        (["-3", "7", "--", "9"], "0 [-3, 7, 9] '' [] False"),
+        (["--reason", "--level", "-3"], "0 [-3] '--level' [] False"),
+        (["-3", "--reason", "-2", "--level", "-5", "-6"], "0 [-3, -6] '-2' ['-5'] False"),
+        (["--dry-run", "-3", "--reason=-x"], "0 [-3] '-x' [] True"),
+    ],
+    ids=["order kept", "order kept with --", "a value like an option", "values", "flag and ="],
+)
+def test_negative_items_keep_their_order_and_options_their_values(
+    args: list[str], read: str
+) -> None:
+    """Negative numbers were moved after "--", behind the other items: reopen 5 -3 7 read
+    [5, 7, -3]; and a word after an option that takes a value is that value, whatever it
+    looks like (--reason --level -3 said 'No such option: -3')."""
+    assert _items_given(args) == read
+
+
 @pytest.mark.parametrize("command", ["adjudicate", "reopen"])
 def test_a_negative_item_is_no_option(command: str, tmp_path: Path) -> None:
     """review adjudicate -3 and review reopen -3 said click's "No such option: -3", as set-k -1
