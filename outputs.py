@@ -287,8 +287,10 @@ def prepare_out(
 
 
 # What flock raises on a file system that has no locks (NFS without lockd, some FUSE and SMB
-# mounts): the build goes on unlocked there, as on Windows, rather than not at all.
-NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP})
+# mounts), or none for a folder (an NFS client emulates flock with a write lock, which a folder,
+# open for reading, cannot take: EBADF): the build goes on unlocked there, as on Windows,
+# rather than not at all.
+NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EBADF})
 
 
 def _locked(folder: Path, out: Path) -> int | None:

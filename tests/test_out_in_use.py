@@ -128,13 +128,14 @@ def test_a_run_folder_aborted_after_it_was_published_leaves_the_next_build_alone
     discard_out(after.other)
 
 
-@pytest.mark.parametrize("code", [errno.ENOLCK, errno.EOPNOTSUPP])
+@pytest.mark.parametrize("code", [errno.ENOLCK, errno.EOPNOTSUPP, errno.EBADF])
 def test_a_file_system_without_locks_still_takes_the_output(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
 ) -> None:
     """Some network file systems (NFS without lockd, some FUSE and SMB mounts) refuse flock with
-    ENOLCK or EOPNOTSUPP: every build was refused there, 'cannot write there (No locks
-    available)', and the empty .NAME.partial stayed. Without locks the output is built as
+    ENOLCK or EOPNOTSUPP, and an NFS client refuses an exclusive flock of a file not open for
+    writing (a folder never is) with EBADF: every build was refused there, 'cannot write there
+    (No locks available)', and the empty .NAME.partial stayed. Without locks the output is built as
     before them (builds of one output at once are not told apart, as on Windows)."""
 
     def no_locks(handle: int, operation: int) -> None:
