@@ -726,6 +726,28 @@ def test_a_chunk_unknown_to_the_workers_database_goes_back_to_the_broker(
     assert said.endswith("; its message goes back to the broker for a worker on that database")
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="Reject(requeue=True) carries no count: a message of a chunk no database holds (its "
+    "database reset or deleted, the SQLite file removed) goes round every worker forever, a "
+    "heartbeat of a pool slot each time, the right workers' too, until its queue is purged; "
+    "bounding it (self.retry with a count, then drop it: the sweep on the right database sends "
+    "a chunk it holds again) is the workers owner's choice",
+)
+def test_a_chunk_no_database_holds_is_not_sent_round_for_ever(
+    context: WorkerContext, eager_app: Any
+) -> None:
+    from synthgate.workers import tasks
+
+    eager_app.synthgate = context.settings = context.settings.model_copy(
+        update={"heartbeat_interval": 0.01}
+    )
+    result = tasks.make_chunk.apply(
+        args=["gone-0123456789:image:0"], retries=context.settings.max_retries
+    )
+    assert result.state != "REJECTED", "requeued once more, after max_retries deliveries"
+
+
 def test_the_sweep_sends_queued_chunks_nobody_took_again_once_with_the_queues_empty(
     context: WorkerContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
