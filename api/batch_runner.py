@@ -352,13 +352,14 @@ def said_to_requester(error: InputError) -> str:
     `synthgate run`: `out` is the folder its caller gave, and the way to try again is to "run
     again" (outputs.py, whose words the CLI keeps). Here the folder is the batch's run folder,
     which the server chose, and the caller tries again by posting the config again."""
+    again = ("then run again", "then post the config again")
     if error.field == "out" and error.message is None:
-        said = f"run folder {error.value}: {error.problem}" + (
-            f"; {error.fix}" if error.fix else ""
-        )
-    else:
-        said = str(error)
-    return said.replace("then run again", "then post the config again")
+        # the advice's last words only: the names of the folder and its files stay as they are
+        fix = error.fix or ""
+        if fix.endswith(again[0]):
+            fix = fix.removesuffix(again[0]) + again[1]
+        return f"run folder {error.value}: {error.problem}" + (f"; {fix}" if fix else "")
+    return str(error).replace(*again)
 
 
 def _cancelled(by: str) -> str:

@@ -251,6 +251,24 @@ def test_a_run_folder_refusal_tells_the_requester_to_post_again_not_to_run_again
     assert "then run again" not in said and "out=" not in said
 
 
+def test_a_run_folder_refusal_keeps_the_names_of_the_files_it_names(tmp_path: Path) -> None:
+    """said_to_requester put "post the config again" for "then run again" anywhere in the
+    message: in the name of a file in the run folder, or of a folder above it, too, which it
+    then named wrong."""
+    from synthgate.api.batch_runner import said_to_requester
+    from synthgate.foreign_files import refuse_foreign_files
+
+    out = tmp_path / "then run again" / "runs" / "b-1"  # a server's folder may be named so too
+    out.mkdir(parents=True)
+    (out / "manifest.json").write_text("{}")
+    (out / "fix it, then run again.txt").write_text("mine")
+    with pytest.raises(InputError) as refused:
+        refuse_foreign_files(out, marker="manifest.json", what="run")
+    said = said_to_requester(refused.value)
+    assert "(fix it, then run again.txt)" in said, said
+    assert said.endswith(f"move it out of {out}, then post the config again"), said
+
+
 class GatedBackend:
     """A runner backend that holds every run until `gate` is set, then makes nothing."""
 
