@@ -219,8 +219,8 @@ def test_a_worker_on_another_database_hands_the_messages_back(
     """A worker started with another --db took the chunks' messages, said each was not in its
     database, and acknowledged it: the messages were gone, and a worker on the right database
     made nothing until its sweep sent them again, a lease, two heartbeats and the longest retry
-    backoff after the submit (64 s here). They go back to the broker, and it makes them at
-    once."""
+    backoff after the submit (64 s here). They are sent again a heartbeat later, and it makes
+    them at once."""
     config = write_config(tmp_path, mixed_config(images=8, texts=8, size=64))
     first = cluster.cli("submit", str(config))
     assert first.returncode == 0, first.stderr
@@ -249,7 +249,7 @@ def test_a_worker_on_another_database_hands_the_messages_back(
     finally:
         store.close()
     said = cluster.log_of(wrong).read_text()
-    assert "--db (or SYNTHGATE_DB_URL)" in said and "goes back to the broker" in said, said
+    assert "--db (or SYNTHGATE_DB_URL)" in said and "sent again in" in said, said
 
 
 def test_a_sample_that_always_kills_its_worker_ends_failed_and_the_rest_completes(

@@ -8,10 +8,10 @@ exponential backoff; a chunk out of retries has its remaining samples marked fai
 reason. The time limits end the task inside `run_chunk` (past the soft limit the samples not
 made yet fail with the reason, under the lease; the hard limit kills the pool process). A chunk
 the worker's database does not hold was submitted to another database (this worker's --db is
-wrong): its message is rejected and requeued, for a worker on that one, after a heartbeat (a
-worker alone on the wrong database takes it again and again), with an error naming --db each
-time; acknowledged, it was gone until a sweep on the right database sent it again. (A message
-whose database is gone goes round the same way until its queue is purged.)
+wrong): its message is sent again a heartbeat later, for a worker on that one, with an error
+naming --db each time, up to the retries transient errors get; then it is dropped, as it always
+was at once, and a sweep of the workers on the database that holds the chunk sends it again (a
+message whose database is gone stops there).
 
 Every worker's main process also runs `LeaseSweeper`: every `heartbeat_interval` it hands the
 chunks whose lease ran out (their worker was SIGKILLed, ran out of memory or froze) to the
@@ -25,11 +25,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from typing import Any
 
 from celery import current_app, shared_task
-from celery.exceptions import Reject
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 from synthgate.errors import InputError
@@ -89,9 +87,22 @@ def make_chunk(self: Any, chunk_id: str) -> str:
         context = context_for(self.app)
         return run_chunk(context, chunk_id, holder=self.request.id)
     except NotInThisDatabase as error:
-        log.error("%s; its message goes back to the broker for a worker on that database", error)
-        time.sleep(settings.heartbeat_interval)
-        raise Reject(str(error), requeue=True) from None
+        if self.request.retries >= settings.max_retries:
+            log.error(
+                "%s; dropped after %d tries (a worker on the database that holds the chunk sends "
+                "it again)",
+                error,
+                settings.max_retries + 1,
+            )
+            return str(error)
+        log.error(
+            "%s; sent again in %gs, for a worker on that database",
+            error,
+            settings.heartbeat_interval,
+        )
+        raise self.retry(
+            countdown=settings.heartbeat_interval, max_retries=settings.max_retries
+        ) from None
     except TRANSIENT_ERRORS as error:
         if self.request.retries >= settings.max_retries:
             reason = (
