@@ -578,6 +578,44 @@ def test_a_resubmit_sends_queued_chunks_and_running_ones_whose_lease_ran_out(
     assert requeued is not None and (requeued.status, requeued.crashes) == ("queued", 1)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="a re-submit with another SYNTHGATE_CPU_CHUNK_FACTOR adds chunks over the batch's: "
+    "they are sent, never made, and the batch stalls on a blob store error",
+)
+def test_a_resubmit_with_another_chunk_factor_keeps_the_chunks_the_batch_has(
+    context: WorkerContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chunks are cut by the submitting process's SYNTHGATE_CPU_CHUNK_FACTOR. Submitted
+    again from a machine with another one, the batch got a second set of chunks over the same
+    samples (:8 and :16 within :0's 0-24): sent, found made, never generated, and the run
+    folder's judge stopped on them saying the blob store lacked their files."""
+    config = make_config(image={"generator": "procedural", "count": 24, "size": [32, 32]})
+    sent: list[str] = []
+    monkeypatch.setattr(
+        worker_submit, "publish", lambda _app, c, **_: sent.extend(x.id for x in c) or len(c)
+    )
+    whole = SimpleNamespace(synthgate=context.settings.model_copy(update={"cpu_chunk_factor": 4}))
+    batch_id, _ = worker_submit.submit_batch(whole, context.store, config)
+    chunked = [(c.modality, c.start, c.stop) for c in context.store.chunks.of_batch(batch_id)]
+    assert ("image", 0, 24) in chunked
+    for chunk in context.store.chunks.of_batch(batch_id):
+        run_chunk(context, chunk.id)
+    sent.clear()
+    finer = SimpleNamespace(synthgate=context.settings.model_copy(update={"cpu_chunk_factor": 1}))
+    _, count = worker_submit.submit_batch(finer, context.store, config)
+    after = [(c.modality, c.start, c.stop) for c in context.store.chunks.of_batch(batch_id)]
+    assert after == chunked and (count, sent) == (0, [])
+    assemble_from_store(
+        config, tmp_path / "submitted", store=context.store, blobs=context.blobs, batch_id=batch_id
+    )
+    run_batch(config, tmp_path / "embedded")
+    for name in DATA_FILES:
+        assert (tmp_path / "submitted" / name).read_bytes() == (
+            tmp_path / "embedded" / name
+        ).read_bytes()
+
+
 def test_a_chunk_keeps_its_partial_reports_in_one_blob_and_a_remake_adds_to_it(
     context: WorkerContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
