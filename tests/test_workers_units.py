@@ -578,11 +578,6 @@ def test_a_resubmit_sends_queued_chunks_and_running_ones_whose_lease_ran_out(
     assert requeued is not None and (requeued.status, requeued.crashes) == ("queued", 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a re-submit with another SYNTHGATE_CPU_CHUNK_FACTOR adds chunks over the batch's: "
-    "they are sent, never made, and the batch stalls on a blob store error",
-)
 def test_a_resubmit_with_another_chunk_factor_keeps_the_chunks_the_batch_has(
     context: WorkerContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -183,8 +183,9 @@ def refuse_rubric_change(stored: BatchConfig, config: BatchConfig, batch_id: str
 def submit_batch(app: Any, store: Store, config: BatchConfig) -> tuple[str, int]:
     """Record the batch and its chunks; publish the unfinished ones. Returns (batch id, sent).
 
-    A batch submitted before with a rubric that measures otherwise is refused
-    (`refuse_rubric_change`), before anything changes."""
+    A batch submitted before keeps its chunks, whatever this process's `cpu_chunk_factor`;
+    one with a rubric that measures otherwise is refused (`refuse_rubric_change`), before
+    anything changes."""
     batch_id = batch_id_for(config)
     previous = store.get_batch(batch_id)
     if previous is not None:
@@ -199,14 +200,18 @@ def submit_batch(app: Any, store: Store, config: BatchConfig) -> tuple[str, int]
         if chunk.status == "failed" or forgotten:
             store.chunks.update(chunk.id, status="queued", crashes=0, reason=None, current=None)
     settings: WorkerSettings = app.synthgate
-    store.chunks.put(
-        chunk_rows(
-            config,
-            batch_id,
-            gpu_generators=settings.gpu_generators,
-            cpu_chunk_factor=settings.cpu_chunk_factor,
+    # A batch keeps the chunks it was first cut into: they are cut by this process's settings
+    # (cpu_chunk_factor), and a submit with others laid a second set over the same samples,
+    # which no worker made and whose files the run folder's judge then looked for.
+    if not store.chunks.of_batch(batch_id):
+        store.chunks.put(
+            chunk_rows(
+                config,
+                batch_id,
+                gpu_generators=settings.gpu_generators,
+                cpu_chunk_factor=settings.cpu_chunk_factor,
+            )
         )
-    )
     # A `running` chunk whose lease is live is left to its worker; one whose lease ran out
     # lost its worker and goes back to `queued`, to be sent with the others.
     for chunk in store.chunks.lost(batch_id=batch_id):
