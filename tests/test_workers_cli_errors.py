@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -324,3 +325,43 @@ def test_a_bad_setting_in_the_environment_is_named_with_its_value_and_exit_2(
     assert message.startswith(f"error: {words}"), message
     assert "unset it" in message, message
     assert not (tmp_path / "x.db").exists()  # refused before anything is opened
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a worker whose --blobs needs an fsspec package that is not installed (s3fs) "
+    "starts ready and fails every sample of every chunk with 'Install s3fs to access S3'",
+)
+@pytest.mark.parametrize(
+    ("blobs", "words"),
+    [("s3://bucket/blobs", "Install s3fs to access S3"), ("nosuchfs://x", "nosuchfs")],
+)
+def test_a_worker_whose_blob_url_cannot_be_opened_does_not_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, blobs: str, words: str
+) -> None:
+    """Checked on a cluster: the worker said ready, then each of a batch's 54 samples failed."""
+    monkeypatch.setitem(sys.modules, "s3fs", None)  # not installed, wherever the test runs
+    broker = ["--broker", f"redis://127.0.0.1:{free_port()}/0"]
+    options = ["--db", f"sqlite:///{tmp_path / 'x.db'}", "--blobs", blobs]
+    result = CliRunner().invoke(app, ["worker", *options, *broker])
+    message = " ".join(result.output.split())
+    assert result.exit_code == 2, message
+    assert message.startswith(f"error: --blobs {blobs}: cannot be the blob store"), message
+    assert words in message and "Traceback" not in message, message
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="worker --loglevel bogus passes the value to Celery, whose click raises "
+    "BadParameter: a traceback, exit 1, once the broker answers",
+)
+def test_a_worker_with_an_unknown_log_level_does_not_start(tmp_path: Path) -> None:
+    """Checked on a cluster, the broker up: the worker ended in click's BadParameter traceback.
+    The level is checked with the other options, before any store or the broker is reached."""
+    broker = ["--broker", f"redis://127.0.0.1:{free_port()}/0"]
+    options = ["--db", f"sqlite:///{tmp_path / 'x.db'}", "--blobs", str(tmp_path / "b")]
+    result = CliRunner().invoke(app, ["worker", *options, *broker, "--loglevel", "bogus"])
+    message = " ".join(result.output.split())
+    assert result.exit_code == 2, message
+    assert "--loglevel bogus" in message and "INFO" in message, message
+    assert not (tmp_path / "x.db").exists()
