@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 BROKER = typer.Option(None, "--broker", help="Celery broker URL (env SYNTHGATE_BROKER_URL).")
 DB = typer.Option(None, "--db", help="Shared database (SQLAlchemy URL) (env SYNTHGATE_DB_URL).")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")  # Celery's, and its FATAL
 BLOBS = typer.Option(
     None, "--blobs", help="Shared blob store: a folder or fsspec URL (env SYNTHGATE_BLOB_URL)."
 )
@@ -44,7 +45,9 @@ def worker(
         min=1,
         help="Pool processes (default: 1 when serving gpu, else the number of CPUs).",
     ),
-    loglevel: str = typer.Option("INFO", "--loglevel", help="Celery log level."),
+    loglevel: str = typer.Option(
+        "INFO", "--loglevel", help="Celery log level: DEBUG, INFO, WARNING, ERROR or CRITICAL."
+    ),
 ) -> None:
     """Run a Celery worker that makes chunks of batches sent by `synthgate submit`.
 
@@ -62,6 +65,10 @@ def worker(
         pixel_limit()  # a bad SYNTHGATE_MAX_IMAGE_PIXELS: said at start, not in each chunk
         settings = settings_from(broker=broker, db=db, blobs=blobs)
         db_url, blob_url = settings.require_shared_stores()
+        if loglevel.upper() not in (*LOG_LEVELS, "FATAL"):  # Celery's click raised a traceback
+            raise InputError(
+                f"--loglevel {loglevel}: not a log level; choose from {', '.join(LOG_LEVELS)}"
+            )
         chosen = [q.strip() for q in queues.split(",") if q.strip()]
         unknown = sorted(set(chosen) - set(QUEUES))
         if not chosen or unknown:

@@ -29,6 +29,8 @@ class BlobStore:
                     problem=f"cannot be the blob folder ({error.strerror or error})",
                     fix="pass a folder every worker and this process can write (or an fsspec URL)",
                 ) from None
+        else:
+            _refuse_unknown_protocols(self.url)
 
     def put(self, key: str, data: bytes) -> None:
         if self._local is not None:
@@ -58,3 +60,22 @@ class BlobStore:
 
         filesystem, path = fsspec.core.url_to_fs(f"{self.url.rstrip('/')}/{key}")
         return bool(filesystem.exists(path))
+
+
+def _refuse_unknown_protocols(url: str) -> None:
+    """Refuse an fsspec URL whose protocol fsspec does not know, or whose package is not
+    installed here (s3fs for s3://): a worker took every task only to fail each sample."""
+    import fsspec
+
+    for part in url.split("::"):  # a chained URL (simplecache::s3://...)
+        protocol = part.partition("://")[0]
+        try:
+            fsspec.get_filesystem_class(protocol)
+        except (ImportError, ValueError) as error:
+            raise InputError(
+                field="blobs",
+                value=url,
+                problem=f"cannot be the blob store ({error})",
+                fix="install the fsspec package of its protocol (s3fs for s3://, gcsfs for "
+                "gs://) where this runs, or pass a folder every worker and this process reach",
+            ) from None

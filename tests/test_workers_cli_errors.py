@@ -327,11 +327,6 @@ def test_a_bad_setting_in_the_environment_is_named_with_its_value_and_exit_2(
     assert not (tmp_path / "x.db").exists()  # refused before anything is opened
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a worker whose --blobs needs an fsspec package that is not installed (s3fs) "
-    "starts ready and fails every sample of every chunk with 'Install s3fs to access S3'",
-)
 @pytest.mark.parametrize(
     ("blobs", "words"),
     [("s3://bucket/blobs", "Install s3fs to access S3"), ("nosuchfs://x", "nosuchfs")],
@@ -350,11 +345,6 @@ def test_a_worker_whose_blob_url_cannot_be_opened_does_not_start(
     assert words in message and "Traceback" not in message, message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="worker --loglevel bogus passes the value to Celery, whose click raises "
-    "BadParameter: a traceback, exit 1, once the broker answers",
-)
 def test_a_worker_with_an_unknown_log_level_does_not_start(tmp_path: Path) -> None:
     """Checked on a cluster, the broker up: the worker ended in click's BadParameter traceback.
     The level is checked with the other options, before any store or the broker is reached."""
