@@ -152,6 +152,21 @@ def test_status_of_an_unknown_batch(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "not in the database" in result.output
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="status of a batch id its --db does not hold says 'not in the database' and no fix",
+)
+def test_status_of_an_unknown_batch_says_what_to_check(tmp_path: Path) -> None:
+    """A mistyped id and a --db other than submit's look alike here: the message names both."""
+    Store(f"sqlite:///{tmp_path}/x.db").close()
+    result = CliRunner().invoke(app, ["status", "nope", "--db", f"sqlite:///{tmp_path}/x.db"])
+    message = " ".join(result.output.split())
+    assert result.exit_code == 2, message
+    assert message.startswith(f"error: batch nope: not in the database sqlite:///{tmp_path}/x.db;")
+    assert "the batch id `synthgate submit` printed" in message, message
+    assert "--db the database `synthgate submit` was given" in message, message
+
+
 def test_a_worker_with_no_broker_fails_at_once_naming_the_broker_and_the_fix(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
