@@ -248,7 +248,12 @@ def status(
         )
         batch = store.get_batch(batch_id)
         if batch is None:
-            raise InputError(f"batch {batch_id}: not in the database {shown_url(settings.db_url)}")
+            raise InputError(
+                f"batch {batch_id}: not in the database {shown_url(settings.db_url)}; give the "
+                "batch id `synthgate submit` printed, and as {db} the database `synthgate "
+                "submit` was given",
+                options=("db",),
+            )
         config = batch["config"]
         shown = batch["status"]
         if shown == "running" and store.chunks.none_taken(batch_id):

@@ -152,12 +152,9 @@ def test_status_of_an_unknown_batch(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "not in the database" in result.output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="status of a batch id its --db does not hold says 'not in the database' and no fix",
-)
 def test_status_of_an_unknown_batch_says_what_to_check(tmp_path: Path) -> None:
-    """A mistyped id and a --db other than submit's look alike here: the message names both."""
+    """A mistyped id and a --db other than submit's look alike here: the message names both
+    (it said 'not in the database' and no fix)."""
     Store(f"sqlite:///{tmp_path}/x.db").close()
     result = CliRunner().invoke(app, ["status", "nope", "--db", f"sqlite:///{tmp_path}/x.db"])
     message = " ".join(result.output.split())
