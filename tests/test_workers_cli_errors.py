@@ -367,3 +367,24 @@ def test_a_worker_with_an_unknown_log_level_does_not_start(tmp_path: Path) -> No
     assert result.exit_code == 2, message
     assert "--loglevel bogus" in message and "INFO" in message, message
     assert not (tmp_path / "x.db").exists()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="submit --out (or --timeout) without --wait is ignored: exit 0, the batch sent, "
+    "no run folder ever written there, nothing said",
+)
+@pytest.mark.parametrize("given", [["--out", "{tmp}/run"], ["--timeout", "30"]])
+def test_submit_refuses_an_option_of_wait_without_wait(tmp_path: Path, given: list[str]) -> None:
+    """Checked on a redis cluster: `submit small.yaml --out dist/never` sent the batch and
+    exit 0; dist/never was never written. Refused before anything is recorded or sent."""
+    config = tmp_path / "batch.yaml"
+    config.write_text(yaml.safe_dump(small_config()))
+    shared = ["--db", f"sqlite:///{tmp_path / 'x.db'}", "--blobs", str(tmp_path / "b")]
+    broker = ["--broker", f"redis://127.0.0.1:{free_port()}/0"]
+    options = [option.format(tmp=tmp_path) for option in given]
+    result = CliRunner().invoke(app, ["submit", str(config), *shared, *broker, *options])
+    message = " ".join(result.output.split())
+    assert result.exit_code == 2, message
+    assert message.startswith(f"error: {given[0]} is for --wait"), message
+    assert not (tmp_path / "x.db").exists()
