@@ -106,7 +106,7 @@ def submit(
         None,
         "--out",
         "-o",
-        help="Run folder to write when the batch is done (default: runs/<name>).",
+        help="With --wait: the run folder to write when the batch is done (default: runs/<name>).",
     ),
     broker: str | None = BROKER,
     db: str | None = DB,
@@ -144,6 +144,14 @@ def submit(
     from synthgate.workers.submit import BatchProgress, IdleNote, submit_batch
 
     with user_errors():
+        if not wait and (out is not None or timeout is not None):
+            # without --wait nothing writes --out, and no wait is timed: it was ignored
+            given = "--out" if out is not None else "--timeout"
+            raise InputError(
+                f"{given} is for --wait: without it submit sends the batch and returns, "
+                "writing no run folder; add --wait (here, or to a later submit of the same "
+                "config, which makes nothing twice), or drop it"
+            )
         config = load_config(config_path)
         check_config_rubrics(config, source=config_path)
         settings = settings_from(broker=broker, db=db, blobs=blobs)
