@@ -695,6 +695,47 @@ def test_the_sweep_hands_chunks_whose_lease_ran_out_to_the_workers_once(
     assert delivery.chunk.crashes == 1  # counted once, by the sweep
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="the sweeps log 'sent 1 chunks whose worker was lost again' (submit --wait prints "
+    "it) and 'sent 1 queued chunks no worker took again'",
+)
+def test_the_sweeps_count_one_chunk_sent_again_in_the_singular(
+    context: WorkerContext, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Checked on a redis cluster: a worker SIGKILLed mid-chunk, and `submit --wait` printed
+    "sent 1 chunks whose worker was lost again: big-54ed553daa:image:0"."""
+    from synthgate.workers import tasks
+
+    config = make_config(image={"generator": "procedural", "count": 24, "size": [32, 32]})
+    batch_id = register(context, config)
+    lost = context.store.chunks.of_batch(batch_id)[0].id
+    context.store.chunks.begin(lost, holder="task-lost", lease_seconds=60)
+    expire(context, lost)
+    monkeypatch.setattr(worker_submit, "publish", lambda _app, c, **_: len(c))
+    app = SimpleNamespace(synthgate=context.settings)
+    with caplog.at_level("WARNING", logger=worker_submit.__name__):
+        assert worker_submit.recover_lost(app, context.store) == [lost]
+    assert f"sent 1 chunk whose worker was lost again: {lost}" in caplog.text, caplog.text
+    # A worker's sweep that sends one queued chunk whose message was lost says it alike.
+    monkeypatch.setattr(tasks, "recover_lost", lambda *_a, **_k: [])
+    monkeypatch.setattr(tasks, "resend_stalled", lambda *_a, **_k: [lost])
+    sweeper = tasks.LeaseSweeper(
+        app, context.settings.model_copy(update={"heartbeat_interval": 0.05})
+    )
+    with caplog.at_level("WARNING", logger=tasks.__name__):
+        sweeper.start()
+        try:
+            wait_for = time.monotonic() + 10
+            while "no worker took again" not in caplog.text and time.monotonic() < wait_for:
+                time.sleep(0.02)
+        finally:
+            sweeper.stop()
+    assert f"sent 1 queued chunk no worker took again (its message was lost): {lost}" in (
+        caplog.text
+    ), caplog.text
+
+
 def test_a_sweep_without_a_broker_leaves_the_chunk_lost_for_the_next_one(
     context: WorkerContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
