@@ -695,11 +695,6 @@ def test_the_sweep_hands_chunks_whose_lease_ran_out_to_the_workers_once(
     assert delivery.chunk.crashes == 1  # counted once, by the sweep
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the sweeps log 'sent 1 chunks whose worker was lost again' (submit --wait prints "
-    "it) and 'sent 1 queued chunks no worker took again'",
-)
 def test_the_sweeps_count_one_chunk_sent_again_in_the_singular(
     context: WorkerContext, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

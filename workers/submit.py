@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from synthgate.config import BatchConfig
-from synthgate.errors import InputError
+from synthgate.errors import InputError, counted
 from synthgate.generators.text.templates import load_template_file
 from synthgate.pipeline import MODALITIES, batch_id_for
 from synthgate.samples import Modality
@@ -251,8 +251,8 @@ def recover_lost(app: Any, store: Store, *, batch_id: str | None = None) -> list
                 store.chunks.undo_requeue(chunk)
             raise
         log.warning(
-            "sent %d chunks whose worker was lost again: %s",
-            len(requeued),
+            "sent %s whose worker was lost again: %s",
+            counted(len(requeued), "chunk"),
             ", ".join(c.id for c in requeued),
         )
     return [c.id for c in requeued]

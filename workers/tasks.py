@@ -30,7 +30,7 @@ from typing import Any
 from celery import current_app, shared_task
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
-from synthgate.errors import InputError
+from synthgate.errors import InputError, counted
 from synthgate.generators import REGISTRY, generator_class
 from synthgate.storage.store import Store
 from synthgate.workers.app import MAKE_CHUNK, QUEUES, WorkerSettings, queue_for
@@ -149,8 +149,9 @@ class LeaseSweeper:
                 recover_lost(self.app, store)
                 if sent := resend_stalled(self.app, store, settings=self.settings):
                     log.warning(
-                        "sent %d queued chunks no worker took again (their messages were lost): %s",
-                        len(sent),
+                        "sent %s no worker took again (%s lost): %s",
+                        counted(len(sent), "queued chunk"),
+                        "its message was" if len(sent) == 1 else "their messages were",
                         ", ".join(sent),
                     )
             except TRANSIENT_ERRORS as error:  # the database is down or busy
