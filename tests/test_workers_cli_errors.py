@@ -384,3 +384,26 @@ def test_submit_refuses_an_option_of_wait_without_wait(tmp_path: Path, given: li
     assert result.exit_code == 2, message
     assert message.startswith(f"error: {given[0]} is for --wait"), message
     assert not (tmp_path / "x.db").exists()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="submit --wait --timeout ends with '`synthgate status ID` shows where it stands', "
+    "which without --db says 'no database'",
+)
+def test_a_submit_out_of_time_names_the_database_status_needs(tmp_path: Path) -> None:
+    """Checked on a redis cluster with no worker: the status command it named, run as said,
+    answered 'no database: pass --db URL or set SYNTHGATE_DB_URL'."""
+    config = tmp_path / "batch.yaml"
+    config.write_text(yaml.safe_dump(small_config(text=None)))
+    shared = ["--db", f"sqlite:///{tmp_path / 'x.db'}", "--blobs", str(tmp_path / "b")]
+    result = CliRunner().invoke(
+        app,
+        ["submit", str(config), *shared, "--broker", "memory://", "--wait", "--timeout", "0.5",
+         "--out", str(tmp_path / "run")],
+    )  # fmt: skip
+    message = " ".join(result.output.split())
+    assert result.exit_code == 2, message
+    assert "not finished after 0.5s (0 of 6 samples)" in message, message
+    assert "` (with the same --db) shows where it stands" in message, message
+    assert not (tmp_path / "run").exists()
