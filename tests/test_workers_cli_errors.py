@@ -386,11 +386,6 @@ def test_submit_refuses_an_option_of_wait_without_wait(tmp_path: Path, given: li
     assert not (tmp_path / "x.db").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="submit --wait --timeout ends with '`synthgate status ID` shows where it stands', "
-    "which without --db says 'no database'",
-)
 def test_a_submit_out_of_time_names_the_database_status_needs(tmp_path: Path) -> None:
     """Checked on a redis cluster with no worker: the status command it named, run as said,
     answered 'no database: pass --db URL or set SYNTHGATE_DB_URL'."""

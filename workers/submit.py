@@ -379,6 +379,8 @@ def wait_for_batch(
         if timeout is not None and time.monotonic() - started > timeout:
             raise InputError(
                 f"batch {batch_id}: not finished after {timeout:g}s ({progress.stored} of "
-                f"{total} samples); `synthgate status {batch_id}` shows where it stands"
+                f"{total} samples); `synthgate status {batch_id}` (with the same {{db}}) shows "
+                "where it stands",
+                options=("db",),
             )
         time.sleep(poll_seconds)
