@@ -402,3 +402,31 @@ def test_a_submit_out_of_time_names_the_database_status_needs(tmp_path: Path) ->
     assert "not finished after 0.5s (0 of 6 samples)" in message, message
     assert "` (with the same --db) shows where it stands" in message, message
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a --broker that is no broker URL ('http://host', 'localhost:6379') is said to be "
+    "'not reachable' with the fix 'start Redis there'; submit records the batch, then fails",
+)
+@pytest.mark.parametrize(
+    ("command", "broker"),
+    [("worker", "http://127.0.0.1:6379/0"), ("worker", "localhost:6379"),
+     ("submit", "http://127.0.0.1:6379/0"), ("submit", "localhost:6379")],
+)  # fmt: skip
+def test_a_broker_that_is_no_broker_url_is_named_so_before_anything_is_recorded(
+    tmp_path: Path, command: str, broker: str
+) -> None:
+    """Checked on a redis cluster: `worker --broker http://foo` said "not reachable (KeyError:
+    'No such transport: http'); start Redis there"; `submit --broker localhost:6379` (the
+    scheme left out) recorded the batch and said the broker's host was not known."""
+    config = tmp_path / "batch.yaml"
+    config.write_text(yaml.safe_dump(small_config()))
+    shared = ["--db", f"sqlite:///{tmp_path / 'x.db'}", "--blobs", str(tmp_path / "b")]
+    first = [command] if command == "worker" else [command, str(config)]
+    result = CliRunner().invoke(app, [*first, *shared, "--broker", broker])
+    message = " ".join(result.output.split())
+    assert result.exit_code == 2, message
+    assert message.startswith(f"error: --broker {broker}: not a broker URL"), message
+    assert "redis://localhost:6379/0" in message and "start Redis" not in message, message
+    assert not (tmp_path / "x.db").exists()
