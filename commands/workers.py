@@ -59,12 +59,19 @@ def worker(
     Example: synthgate worker --broker redis://localhost:6379/0 --db postgresql://db-host/synthgate --blobs /shared/blobs --queues cpu
     """
     from synthgate.formats.image_files import pixel_limit
-    from synthgate.workers.app import QUEUES, check_broker, make_app, settings_from
+    from synthgate.workers.app import (
+        QUEUES,
+        check_broker,
+        check_broker_url,
+        make_app,
+        settings_from,
+    )
 
     with user_errors():
         pixel_limit()  # a bad SYNTHGATE_MAX_IMAGE_PIXELS: said at start, not in each chunk
         settings = settings_from(broker=broker, db=db, blobs=blobs)
         db_url, blob_url = settings.require_shared_stores()
+        check_broker_url(settings)  # before a store is made; whether it answers comes last
         if loglevel.upper() not in (*LOG_LEVELS, "FATAL"):  # Celery's click raised a traceback
             raise InputError(
                 f"--loglevel {loglevel}: not a log level; choose from {', '.join(LOG_LEVELS)}"
@@ -139,7 +146,7 @@ def submit(
     from synthgate.storage.blobs import BlobStore
     from synthgate.storage.database import open_store, shown_url
     from synthgate.validators.validate import check_config_rubrics
-    from synthgate.workers.app import make_app, settings_from
+    from synthgate.workers.app import check_broker_url, make_app, settings_from
     from synthgate.workers.runner import CeleryRunner
     from synthgate.workers.submit import BatchProgress, IdleNote, submit_batch
 
@@ -156,6 +163,7 @@ def submit(
         check_config_rubrics(config, source=config_path)
         settings = settings_from(broker=broker, db=db, blobs=blobs)
         db_url, blob_url = settings.require_shared_stores()
+        check_broker_url(settings)  # before the batch is recorded
         app = make_app(settings)
         store = open_store(db_url)
         total = planned_total(config)

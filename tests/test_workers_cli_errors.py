@@ -404,11 +404,6 @@ def test_a_submit_out_of_time_names_the_database_status_needs(tmp_path: Path) ->
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a --broker that is no broker URL ('http://host', 'localhost:6379') is said to be "
-    "'not reachable' with the fix 'start Redis there'; submit records the batch, then fails",
-)
 @pytest.mark.parametrize(
     ("command", "broker"),
     [("worker", "http://127.0.0.1:6379/0"), ("worker", "localhost:6379"),

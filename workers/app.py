@@ -6,7 +6,8 @@ requeued when their worker is lost, have soft and hard time limits, and are rede
 after a visibility timeout that must exceed the hard limit. A lost worker's chunk does not wait
 for that timeout: its lease (storage/chunks.py), renewed every `heartbeat_interval`, runs out
 after `lease_timeout`, and the next sweep hands the chunk to another worker.
-`check_broker(settings)` refuses a broker that does not answer, before a worker starts.
+`check_broker(settings)` refuses a broker that does not answer, before a worker starts, and
+`check_broker_url(settings)` one whose URL names no transport (submit checks that much).
 `queue_for(generator)` routes diffusion generators (`SYNTHGATE_GPU_GENERATORS`) to the `gpu`
 queue and everything else to `cpu`.
 """
@@ -107,11 +108,38 @@ WORKER_BROKER_FIX = (
 )
 
 
+def check_broker_url(settings: WorkerSettings) -> None:
+    """Refuse a broker URL that names no transport Celery has (`http://host`, or `host:6379`
+    with the scheme left out): no broker answers it, and starting Redis fixes nothing."""
+    url = settings.broker_url or ""
+    scheme, separator, _rest = url.partition("://")
+    if separator:
+        from kombu.transport import resolve_transport
+
+        try:
+            resolve_transport(scheme.partition("+")[0])  # redis+socket:// is redis's
+            return
+        except KeyError:
+            pass
+        except ImportError:  # a transport whose library is missing: the connection says so
+            return
+    raise InputError(
+        field="broker",
+        value=shown_url(url),
+        problem="not a broker URL" + (f" (no transport {scheme!r})" if separator else ""),
+        fix="give Redis's URL, like redis://localhost:6379/0, as {broker} (or set "
+        "SYNTHGATE_BROKER_URL)",
+        options=("broker",),
+    )
+
+
 def check_broker(
     settings: WorkerSettings, *, timeout: float = 5.0, fix: str = WORKER_BROKER_FIX
 ) -> None:
-    """Refuse a broker that does not answer: an `InputError` naming its URL and `fix` (which
-    may name the broker's parameter as `{broker}`)."""
+    """Refuse a broker URL that is none (`check_broker_url`) and a broker that does not answer:
+    an `InputError` naming its URL and `fix` (which may name the broker's parameter as
+    `{broker}`)."""
+    check_broker_url(settings)
     shown = shown_url(settings.broker_url or "")  # the password masked
     try:
         connection = make_app(settings).connection_for_write()
