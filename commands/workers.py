@@ -187,16 +187,14 @@ def submit(
         with progress_bars() as bars:
             made_bar = bars.add_task("generated", total=total)
             judged_bar = bars.add_task("   judged", total=total)
-            idle, noted = IdleNote(store), [False]
+            hint = " (`synthgate worker` with the same --broker, --db and --blobs)"
+            idle, noted = IdleNote(store, app=app, worker_hint=hint), [False]
 
             def watch(progress: BatchProgress) -> None:
                 bars.update(made_bar, completed=progress.stored)
                 note = idle.check(progress)
                 if note is not None and not noted[0]:  # once a stretch: it waits, it is fine
-                    console.print(
-                        f"{note} (`synthgate worker` with the same --broker, --db and --blobs)",
-                        markup=False,
-                    )
+                    console.print(note, markup=False)
                 noted[0] = note is not None
 
             runner = CeleryRunner(

@@ -427,11 +427,6 @@ def test_a_broker_that_is_no_broker_url_is_named_so_before_anything_is_recorded(
     assert not (tmp_path / "x.db").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="submit --wait whose broker stopped answering asks 'is a worker serving queue cpu "
-    "running?' while the workers run and wait for the broker",
-)
 def test_a_followed_batch_whose_broker_does_not_answer_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -56,18 +56,26 @@ class BatchProgress:
 # Nothing made for this long and no chunk running: the batch's note names the queues left
 # waiting (no worker serves them, e.g. no gpu worker for a diffusion batch, or none at all).
 WAITING_NOTE_S = 60.0
+BROKER_PROBE_S = 10.0  # how often a note asks the broker whether it answers
 
 
 class IdleNote:
     """Whether a followed batch waits for a worker: nothing made for `after` seconds and no
     chunk running. `check(progress)` gives the note then ("nothing made for 75 s: is a worker
-    serving queue cpu running?"), else None; `submit --wait` prints it, the API shows it as the
-    batch's message."""
+    serving queue cpu running?" and `worker_hint`), else None; `submit --wait` prints it, the
+    API shows it as the batch's message. Given the Celery `app`, it asks the broker first (at
+    most every `BROKER_PROBE_S`): one that does not answer is what the batch waits for, not a
+    worker ("... the broker redis://... does not answer")."""
 
-    def __init__(self, store: Store, *, after: float | None = None) -> None:
+    def __init__(
+        self, store: Store, *, after: float | None = None, app: Any = None, worker_hint: str = ""
+    ) -> None:
         self.store = store
         self.after = WAITING_NOTE_S if after is None else after
+        self.app = app
+        self.worker_hint = worker_hint
         self._changed: dict[str, tuple[int, float]] = {}  # batch: samples made, since when
+        self._broker: tuple[float, bool] = (-BROKER_PROBE_S, True)  # asked when, answered
 
     def check(self, progress: BatchProgress) -> str | None:
         now = time.monotonic()
@@ -81,7 +89,21 @@ class IdleNote:
         queues = ", ".join(sorted({chunk.queue for chunk in waiting}))
         if not queues:
             return None
-        return f"nothing made for {now - since:.0f} s: is a worker serving queue {queues} running?"
+        waited = f"nothing made for {now - since:.0f} s"
+        if not self._broker_answers(now):
+            return (
+                f"{waited}: the broker {shown_url(self.app.conf.broker_url)} does not answer; "
+                "start it again (the workers, and this wait, go on once it answers)"
+            )
+        return f"{waited}: is a worker serving queue {queues} running?{self.worker_hint}"
+
+    def _broker_answers(self, now: float) -> bool:
+        asked, answered = self._broker
+        if self.app is not None and now - asked >= BROKER_PROBE_S:
+            # a broker that does not answer takes a few seconds to say so: not every poll
+            answered = queued_messages(self.app) is not None
+            self._broker = (time.monotonic(), answered)
+        return answered
 
 
 # Message priorities. Redis serves priority 0 first (kombu's steps 0, 3, 6, 9): a chunk sent
