@@ -157,3 +157,19 @@ def test_merge_counts_what_it_added_in_their_number(
     )
     assert result.exit_code == 0, result.output
     assert said in " ".join(result.output.split())
+
+
+@pytest.mark.xfail(
+    strict=True, reason="a batch posted to the API on workers says '1 chunks sent to the workers'"
+)
+def test_a_batch_sent_to_the_workers_in_one_chunk_says_it_in_the_singular(tmp_path: Path) -> None:
+    """The message of a batch `serve --broker` sent; its status page shows it."""
+    from synthgate.api.distributed import WorkerMessages
+    from synthgate.storage.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'shared.db'}")
+    store.put_batch("b-1", name="b", seed=1, config={})
+    WorkerMessages(store).sent("b-1", 1)
+    batch = store.get_batch("b-1")
+    store.close()
+    assert batch is not None and batch["message"] == "1 chunk sent to the workers"
