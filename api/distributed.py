@@ -17,7 +17,7 @@ from typing import Any
 
 from synthgate.api.batch_runner import PROGRESS_EVERY_S, BatchRunner
 from synthgate.config import RequesterLimits
-from synthgate.errors import InputError
+from synthgate.errors import InputError, counted
 from synthgate.storage.blobs import BlobStore
 from synthgate.storage.store import Store
 from synthgate.workers.app import WorkerSettings, make_app
@@ -53,7 +53,9 @@ class WorkerMessages:
         self._idle = IdleNote(store)
 
     def sent(self, batch_id: str, chunks: int) -> None:
-        self.store.set_batch_status(batch_id, "running", f"{chunks} chunks sent to the workers")
+        self.store.set_batch_status(
+            batch_id, "running", f"{counted(chunks, 'chunk')} sent to the workers"
+        )
 
     def watch(self, progress: BatchProgress) -> None:
         batch_id, now = progress.batch_id, time.monotonic()

@@ -159,11 +159,8 @@ def test_merge_counts_what_it_added_in_their_number(
     assert said in " ".join(result.output.split())
 
 
-@pytest.mark.xfail(
-    strict=True, reason="a batch posted to the API on workers says '1 chunks sent to the workers'"
-)
 def test_a_batch_sent_to_the_workers_in_one_chunk_says_it_in_the_singular(tmp_path: Path) -> None:
-    """The message of a batch `serve --broker` sent; its status page shows it."""
+    """The message of a batch `serve --broker` sent ('1 chunks sent to the workers')."""
     from synthgate.api.distributed import WorkerMessages
     from synthgate.storage.store import Store
 
