@@ -9,6 +9,7 @@ needs an extra that is not installed (it names the extra).
 from __future__ import annotations
 
 import copy
+import functools
 import gc
 import os
 import signal
@@ -133,10 +134,12 @@ def printable_streams() -> None:
             reconfigure(errors="backslashreplace")
 
 
-def _stopping(signum: int) -> None:
+def _stopping(signum: int, stopped: list[int]) -> None:
     """Say that the command stops, before it cleans up: removing a large unfinished output
     (a run's 256k images) takes a while, and the command sat silent meanwhile. A second signal
-    of the same kind now quits at once (its default action)."""
+    of the same kind now quits at once (its default action). `stopped` keeps the signal for
+    `main`."""
+    stopped.append(signum)
     signal.signal(signum, signal.SIG_DFL)
     name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
     print(
@@ -147,31 +150,45 @@ def _stopping(signum: int) -> None:
     )
 
 
-def _terminated(signum: int, frame: object) -> None:
+def _terminated(stopped: list[int], signum: int, frame: object) -> None:
     """SIGTERM (`kill`, a job scheduler, a container stopping) ends the command as Ctrl-C does:
     by an exception, so what it was building is cleaned up (a run's `.NAME.partial` folder, a
     temporary file, an open transaction) instead of being left behind. Exit status 143, as if
     killed by the signal; a second SIGTERM kills the process outright."""
-    _stopping(signum)
+    _stopping(signum, stopped)
     raise SystemExit(128 + signum)
 
 
-def _interrupted(signum: int, frame: object) -> None:
+def _interrupted(stopped: list[int], signum: int, frame: object) -> None:
     """Ctrl-C: Python's KeyboardInterrupt (exit status 130), said first (`_stopping`)."""
-    _stopping(signum)
+    _stopping(signum, stopped)
     raise KeyboardInterrupt
 
 
 def main() -> None:
     os.environ[BLAS_THREADS[0]] = blas_threads(os.environ)
     printable_streams()
-    handlers = {signal.SIGTERM: _terminated, signal.SIGINT: _interrupted}
+    stopped: list[int] = []  # the signal that stopped the command, once one came
+    handlers = {
+        signal.SIGTERM: functools.partial(_terminated, stopped),
+        signal.SIGINT: functools.partial(_interrupted, stopped),
+    }
     previous = {}
     if threading.current_thread() is threading.main_thread():
         # `serve` and `worker` install their own handlers for a graceful stop over these.
         previous = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
     try:
         command_app(sys.argv[1:])(prog_name="synthgate")
+    except Exception:
+        if not stopped:
+            raise
+        # The command was stopping: the exception the handler raised went up through every
+        # cleanup (finally blocks, the run's .partial folder), but a library on the way may
+        # have answered it with an error of its own (numpy gives the TypeError of pycocotools'
+        # Masks.__array__, which it calls again without `copy` in every mask decode, for a
+        # KeyboardInterrupt or SystemExit raised meanwhile). Exit as the signal says, without
+        # a traceback.
+        raise SystemExit(128 + stopped[0]) from None
     finally:
         for signum, handler in previous.items():
             # ours, or the default ours left after a first signal (`_stopping`)

@@ -122,9 +122,6 @@ def test_main_in_process_gives_back_the_callers_handlers_after_a_signal(
     assert "stopped by Ctrl-C" in capsys.readouterr().err
 
 
-@pytest.mark.xfail(
-    strict=True, reason="a stop a library turns into its own error ends in a traceback, exit 1"
-)
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_stop_a_library_turns_into_its_own_error_still_exits_as_the_signal_says(
     signum: signal.Signals,
