@@ -262,7 +262,6 @@ def test_the_library_refuses_a_text_dry_run_saying_why(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="a procedural section is planned 3 instances an image")
 def test_a_procedural_section_is_planned_one_instance_of_its_class_an_image(
     tiny: tuple[Path, Path], tmp_path: Path
 ) -> None:

@@ -228,8 +228,10 @@ def plan_sections(
         generator_name = str(
             section.get("generator", "copy_paste" if modality == "image" else "counterfactual")
         )
+        # Copy-paste pastes up to instances_per_image instances of a sample's class; the other
+        # image generators draw one object of it (the rest of their objects are of any class).
         per_sample = 1
-        if modality == "image":
+        if generator_name == "copy_paste":
             per_sample = int((section.get("instances_per_image") or [1, 3])[1])
         draft = plan_specs(
             part,
