@@ -466,3 +466,35 @@ def test_a_bad_balance_config_value_is_quoted_short(tmp_path: Path) -> None:
     message = str(refused.value)
     assert message.startswith(f"{config}: name: String should match pattern"), message
     assert message.endswith(f"(got '-{'x' * 36}...{'x' * 38}')"), message
+
+
+@pytest.mark.xfail(strict=True, reason="a config mapping's error names the dataset file")
+@pytest.mark.parametrize(
+    ("section", "words"),
+    [
+        ({"generator": "procedurl"}, "image.generator: unknown generator 'procedurl'"),
+        ({"generator": "procedural", "sise": [64, 64]}, "unknown key 'image.sise'"),
+    ],
+)
+def test_a_config_given_as_a_mapping_is_named_as_the_config_not_the_dataset(
+    section: dict[str, Any], words: str, tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """`sg.balance(..., config={...})` named the COCO file where a generator section of the
+    mapping was wrong ("annotations.json: unknown key 'image.sise'"), and `sg.balance_text` the
+    JSONL: the user looked for the key in their data. The config's own errors say `<config>`."""
+    import synthgate
+    from synthgate.errors import InputError
+
+    coco, images = tiny
+    with pytest.raises(InputError) as refused:
+        synthgate.balance(
+            coco, images=images, out=tmp_path / "o", config={"image": section}, dry_run=True
+        )
+    assert str(refused.value).startswith(f"<config>: {words}"), str(refused.value)
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"text": "Good soup.", "label": "pos"}\n{"text": "Cold.", "label": "neg"}\n')
+    text = {**section, "generator": section["generator"].replace("procedur", "counterfactu")}
+    with pytest.raises(InputError) as refused:
+        synthgate.balance_text(rows, out=tmp_path / "t", config={"text": text})
+    said = str(refused.value)
+    assert said.startswith("<config>: ") and str(rows) not in said, said
