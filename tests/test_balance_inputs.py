@@ -468,7 +468,6 @@ def test_a_bad_balance_config_value_is_quoted_short(tmp_path: Path) -> None:
     assert message.endswith(f"(got '-{'x' * 36}...{'x' * 38}')"), message
 
 
-@pytest.mark.xfail(strict=True, reason="a config mapping's error names the dataset file")
 @pytest.mark.parametrize(
     ("section", "words"),
     [

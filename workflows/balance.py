@@ -140,6 +140,16 @@ def _count_table(before: dict[str, ClassCount], after: dict[str, ClassCount]) ->
     }
 
 
+def sections_source(config: object, config_path: Path | None, data: Path) -> Path:
+    """What the generator sections' errors name, and the folder their relative paths are read
+    from (a file's): the config file; `<config>` for a config given as a mapping (its paths
+    are read from the working directory), not the data file, where the key is not; the data
+    file when there is no config (its sections are the defaults)."""
+    if config_path is not None:
+        return config_path
+    return Path("<config>") if isinstance(config, Mapping) else data
+
+
 def section_config(
     section: dict[str, Any],
     *,
@@ -529,6 +539,7 @@ def balance(
     config_path = (
         None if config is None or isinstance(config, Mapping) else path_argument(config, "config")
     )
+    sections_from = sections_source(config, config_path, coco_path)
     strategy = balance_target(target, balance, source=config_path)
     if images is not None and not images_dir.is_dir():  # the default: the file's own folder
         raise InputError(
@@ -593,7 +604,7 @@ def balance(
         modality="image",
         default="copy_paste",
         balance=balance,
-        source=config_path or coco_path,
+        source=sections_from,
         categories=list(before),
     )
 
@@ -626,7 +637,7 @@ def balance(
         data=data,
         planned=planned,
         image_bytes=[
-            _image_bytes(part.section, data, balance=balance, source=config_path or coco_path)
+            _image_bytes(part.section, data, balance=balance, source=sections_from)
             for part in planned
         ],
     )
@@ -642,7 +653,7 @@ def balance(
             sections=sections,
             parts=parts,
             balance=balance,
-            source=config_path or coco_path,
+            source=sections_from,
             categories=list(before),
             runs_dir=temporary / "runs",
             build=build,

@@ -60,6 +60,7 @@ from synthgate.workflows.balance import (
     generator_sections,
     run_sections,
     section_config,
+    sections_source,
     summarise,
 )
 from synthgate.workflows.merge import MergeResult, merge_jsonl
@@ -181,6 +182,7 @@ def balance_text(
     config_path = (
         None if config is None or isinstance(config, Mapping) else path_argument(config, "config")
     )
+    sections_from = sections_source(config, config_path, jsonl_path)
     strategy = balance_target(target, balance, source=config_path)
     if not jsonl_path.is_file():
         raise InputError(field="jsonl", value=jsonl_path, problem="file not found")
@@ -215,7 +217,7 @@ def balance_text(
         modality="text",
         default="counterfactual",
         balance=balance,
-        source=config_path or jsonl_path,
+        source=sections_from,
         categories=list(before),
     )
     locales = sorted({loc for s in sections for loc in s.get("locales", ["en_US"])})
@@ -280,7 +282,7 @@ def balance_text(
             count=1,
             modality="text",
             balance=balance,
-            source=config_path or jsonl_path,
+            source=sections_from,
             categories=list(before),
             name=balance.name,
         ).text
@@ -302,7 +304,7 @@ def balance_text(
         run = functools.partial(
             run_sections,
             modality="text",
-            source=config_path or jsonl_path,
+            source=sections_from,
             categories=list(before),
             runs_dir=temporary / "runs",
             build=build,
