@@ -67,17 +67,32 @@ def _over_by_backgrounds(
     summary: dict[str, Any], background: Counter[str]
 ) -> dict[str, tuple[int, int]]:
     """Per class that ends over its target and gained real objects of the backgrounds the new
-    instances were pasted on: (how far over, how many of those objects it gained)."""
+    instances were pasted on: (how far over, how many of those objects it gained). A class
+    over its target before the balance is not among them: the backgrounds did not put it
+    there (`_over_before`)."""
     return {
         name: (entry["after"] - entry["target"], background[name])
         for name, entry in summary["classes"].items()
-        if entry["after"] > entry["target"] and background[name] > 0 and entry["filled"] > 0
+        if entry["after"] > entry["target"] >= entry["before"]
+        and background[name] > 0
+        and entry["filled"] > 0
+    }
+
+
+def _over_before(summary: dict[str, Any], background: Counter[str]) -> dict[str, int]:
+    """Per class over its target before the balance that gained real objects of backgrounds:
+    how many it gained."""
+    return {
+        name: background[name]
+        for name, entry in summary["classes"].items()
+        if entry["before"] > entry["target"] and background[name] > 0 and entry["filled"] > 0
     }
 
 
 def _class_rows(summary: dict[str, Any], background: Counter[str]) -> list[list[str]]:
     rows = []
     over = _over_by_backgrounds(summary, background)
+    over_before = _over_before(summary, background)
     for name, entry in summary["classes"].items():
         if entry["deficit"] == 0 and entry["filled"] == 0:
             continue
@@ -85,6 +100,9 @@ def _class_rows(summary: dict[str, Any], background: Counter[str]) -> list[list[
         if name in over:
             past, brought = over[name]
             reached = f"yes, {past} over: {brought} real objects of backgrounds"
+        elif name in over_before:
+            brought = over_before[name]
+            reached = f"yes, over before the balance; {brought} real objects of backgrounds"
         rows.append(
             [
                 name,
@@ -152,7 +170,7 @@ def _sections(
         blocks.append(
             (
                 "p",
-                f"{counted(len(over), 'class', 'classes')} end over their target "
+                f"{counted(len(over), 'class ends over its', 'classes end over their')} target "
                 "because of the real objects of the backgrounds the new instances were pasted "
                 "on (copy-paste keeps every label of its background, and reuses backgrounds "
                 "where none holds only classes below their target):",

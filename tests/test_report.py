@@ -332,10 +332,6 @@ def test_report_md_shows_a_class_name_holding_html_rather_than_running_it() -> N
     assert "<img src=x" not in _html(blocks)  # as report.html already had it
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a class over its target before is said to end over it because of backgrounds",
-)
 def test_a_class_over_its_target_before_the_balance_is_not_said_to_be_over_because_of_backgrounds() -> (
     None
 ):
