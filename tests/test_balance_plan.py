@@ -288,7 +288,6 @@ def test_a_procedural_section_is_planned_one_instance_of_its_class_an_image(
     assert (blob["planned"], blob["after"]) == (5, 5) and "why_not" not in blob
 
 
-@pytest.mark.xfail(strict=True, reason="a dry run's result shows filled=0")
 def test_a_dry_runs_result_shows_what_it_plans(tiny: tuple[Path, Path], tmp_path: Path) -> None:
     """A notebook printing `sg.balance(..., dry_run=True)` read `filled=0, below_target=0`,
     the repr of a balance that added nothing, not the plan it had made (88 instances for

@@ -93,11 +93,16 @@ class BalanceResult:
     def __repr__(self) -> str:  # not the dataclass's: `summary` holds every class
         classes = self.summary.get("classes", {})
         short = sum(1 for entry in classes.values() if "why_not" in entry)
+        # a dry run filled nothing: it shows what it plans (below_target: what the plan leaves)
+        made = (
+            f"dry_run=True, planned={sum(entry.get('planned', 0) for entry in classes.values())}"
+            if self.dry_run
+            else f"filled={sum(entry.get('filled', 0) for entry in classes.values())}"
+        )
         return (
             f"BalanceResult(out={str(self.out)!r}, kind={self.summary.get('kind')!r}, "
             f"target={self.summary.get('target')!r}, classes={len(classes)}, "
-            f"filled={sum(entry.get('filled', 0) for entry in classes.values())}, "
-            f"below_target={short})"
+            f"{made}, below_target={short})"
         )
 
     def __fspath__(self) -> str:
