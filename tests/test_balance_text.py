@@ -584,3 +584,27 @@ def test_a_text_class_planned_count_stays_within_its_deficit_when_rows_are_rejec
     steps = result.summary["text"]["strategies"]["negative"]
     assert [s["rejected"] for s in steps] == [s["planned"] for s in steps]  # all rejected
     assert negative["planned"] <= negative["deficit"] == 28, negative
+
+
+@pytest.mark.xfail(
+    strict=True, reason="rows without a label are named 20 at most, as 'text or label'"
+)
+def test_rows_without_a_label_are_counted_and_said_to_lack_the_label(tmp_path: Path) -> None:
+    """A NER JSONL (a `synthgate run` text.jsonl: spans, `label: null`) given to `balance
+    --jsonl` was refused as "row(s) 1, 2, ..., 20 lack a text `text` or a label `label`": all
+    30 rows lacked the label, and every one had its text."""
+    import synthgate
+    from synthgate.errors import InputError
+
+    source = tmp_path / "ner.jsonl"
+    rows = [
+        {"id": str(n), "text": f"Call Ann at {n}.", "spans": [[5, 8, "PERSON"]], "label": None}
+        for n in range(30)
+    ]
+    source.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    with pytest.raises(InputError) as refused:
+        synthgate.balance_text(source, out=tmp_path / "o")
+    said = str(refused.value)
+    assert "row(s) 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 … and 20 more lack a label `label`" in said, said
+    assert "lack a text" not in said and "spans" in said
+    assert not (tmp_path / "o").exists()
