@@ -586,9 +586,6 @@ def test_a_text_class_planned_count_stays_within_its_deficit_when_rows_are_rejec
     assert negative["planned"] <= negative["deficit"] == 28, negative
 
 
-@pytest.mark.xfail(
-    strict=True, reason="rows without a label are named 20 at most, as 'text or label'"
-)
 def test_rows_without_a_label_are_counted_and_said_to_lack_the_label(tmp_path: Path) -> None:
     """A NER JSONL (a `synthgate run` text.jsonl: spans, `label: null`) given to `balance
     --jsonl` was refused as "row(s) 1, 2, ..., 20 lack a text `text` or a label `label`": all

@@ -76,21 +76,40 @@ from synthgate.workflows.quotas import (
     split_deficits,
 )
 
+ROWS_NAMED = 10
+
+
+def _numbers(numbers: list[int]) -> str:
+    """Row numbers as an error names them: the first ten, and how many more."""
+    more = len(numbers) - ROWS_NAMED
+    return ", ".join(map(str, numbers[:ROWS_NAMED])) + (f" … and {more} more" if more > 0 else "")
+
 
 def _check_rows(
     rows: list[dict[str, Any]], path: Path, *, text_field: str, label_field: str
 ) -> None:
-    bad = [
-        str(number)
-        for number, row in enumerate(rows, start=1)
-        if not isinstance(row.get(text_field), str) or row.get(label_field) is None
+    textless = [
+        n for n, row in enumerate(rows, start=1) if not isinstance(row.get(text_field), str)
     ]
-    if bad:
+    if textless:
         raise InputError(
-            f"{path}: row(s) {', '.join(bad[:20])} lack a text `{text_field}` or a label "
-            f"`{label_field}`; fix them or name the rows' fields with {{label_field}} and "
-            "{text_field}",
-            options=("label_field", "text_field"),
+            f"{path}: row(s) {_numbers(textless)} lack a text `{text_field}`; fix them or name "
+            "the field the rows hold their text in with {text_field}",
+            options=("text_field",),
+        )
+    unlabelled = [n for n, row in enumerate(rows, start=1) if row.get(label_field) is None]
+    if unlabelled:
+        spans = any("spans" in rows[n - 1] or "entities" in rows[n - 1] for n in unlabelled)
+        raise InputError(
+            f"{path}: row(s) {_numbers(unlabelled)} lack a label `{label_field}`"
+            + (
+                " (they hold spans: balance raises the classes of a classification JSONL, "
+                "one label a row, not span labels)"
+                if spans
+                else ""
+            )
+            + "; fix them or name the field the rows hold their label in with {label_field}",
+            options=("label_field",),
         )
     check_string_labels(rows, path, label_field=label_field)
     for number, row in enumerate(rows, start=1):
