@@ -299,7 +299,6 @@ def test_a_dry_runs_result_shows_what_it_plans(tiny: tuple[Path, Path], tmp_path
     assert f"dry_run=True, planned={planned}, below_target=" in shown and "filled" not in shown
 
 
-@pytest.mark.xfail(strict=True, reason="why_not names both config keys for either")
 def test_a_class_left_short_by_the_config_says_which_key_left_it(
     tiny: tuple[Path, Path], tmp_path: Path
 ) -> None:

@@ -77,6 +77,7 @@ from synthgate.workflows.quotas import (
     load_balance_config,
     plan_specs,
     split_deficits,
+    unplanned_reasons,
 )
 
 
@@ -690,6 +691,9 @@ def balance(
             runs=runs,
             temporary=temporary,
             skipped=[p.describe() for p in checked.skipped],
+            unplanned=unplanned_reasons(
+                list(before), classes=balance.classes, max_new_per_class=balance.max_new_per_class
+            ),
         )
         finish_output(temporary, summary, runs)
     return BalanceResult(out=out, summary=summary)
@@ -718,11 +722,12 @@ def _made_for_quota(run_dirs: list[Path]) -> dict[str, Counter[str]]:
     return made
 
 
-def _shortfall(wanted: int, planned: int, made: Counter[str]) -> str:
-    """Why a class stayed below its target, from what was planned, made and accepted."""
+def _shortfall(wanted: int, planned: int, made: Counter[str], unplanned: str) -> str:
+    """Why a class stayed below its target, from what was planned (`unplanned`: why not all
+    it lacked), made and accepted."""
     reasons = []
     if planned < wanted:
-        reasons.append(f"{wanted - planned} not planned (classes / max_new_per_class)")
+        reasons.append(f"{wanted - planned} not planned ({unplanned})")
     lost = planned - sum(made.values())
     if lost > 0:
         reasons.append(f"{lost} lost to occlusion by other pasted instances")
@@ -747,7 +752,11 @@ def summarise(
     temporary: Path,
     skipped: list[str],
     extra: dict[str, Any] | None = None,
+    unplanned: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
+    """balance.json: per class the counts, target, deficit, what was planned and filled, and
+    why it stayed short (`why_not`, else from what was planned, with `unplanned[class]` saying
+    why not all it lacked, made and accepted)."""
     counts = _count_table(before, after)
     made = _made_for_quota([r for r, _ in runs])
     classes = {}
@@ -763,7 +772,10 @@ def summarise(
         }
         if wanted and row["after"] < targets.get(name, 0):
             entry["why_not"] = why_not.get(name) or _shortfall(
-                wanted, lacking.get(name, 0), made.get(name, Counter())
+                wanted,
+                lacking.get(name, 0),
+                made.get(name, Counter()),
+                (unplanned or {}).get(name, "classes / max_new_per_class"),
             )
         classes[name] = entry
     return {

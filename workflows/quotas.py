@@ -263,6 +263,19 @@ def check_classes(
         )
 
 
+def unplanned_reasons(
+    names: list[str], *, classes: list[str] | None, max_new_per_class: int | None
+) -> dict[str, str]:
+    """Per class, why `deficits` gave it less than it lacks, where it did: the config's
+    `classes` leave it out, else `max_new_per_class` caps it."""
+    return {
+        name: "not among the config's classes"
+        if classes is not None and name not in classes
+        else f"max_new_per_class is {max_new_per_class}"
+        for name in names
+    }
+
+
 def deficits(
     counts: dict[str, ClassCount],
     targets: dict[str, int],
