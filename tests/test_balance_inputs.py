@@ -497,3 +497,35 @@ def test_a_config_given_as_a_mapping_is_named_as_the_config_not_the_dataset(
         synthgate.balance_text(rows, out=tmp_path / "t", config={"text": text})
     said = str(refused.value)
     assert said.startswith("<config>: ") and str(rows) not in said, said
+
+
+@pytest.mark.xfail(strict=True, reason="an empty list of generator sections")
+@pytest.mark.parametrize("modality", ["image", "text"])
+def test_a_config_with_an_empty_list_of_generator_sections_is_refused(
+    modality: str, tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """`image: []` in a balance config ended in a traceback (ValueError: min() arg is an empty
+    sequence), exit 1; `text: []` ran no generator and left every class short, "not planned
+    (classes / max_new_per_class)"."""
+    config = tmp_path / "balance.yaml"
+    config.write_text(f"{modality}: []\n")
+    if modality == "image":
+        data = ["--coco", str(tiny[0]), "--images", str(tiny[1])]
+    else:
+        rows = tmp_path / "rows.jsonl"
+        rows.write_text(
+            "".join(
+                json.dumps({"id": str(n), "text": f"Soup number {n} was good.", "label": "pos"})
+                + "\n"
+                for n in range(4)
+            )
+            + '{"id": "x", "text": "The soup was cold.", "label": "neg"}\n'
+        )
+        data = ["--jsonl", str(rows)]
+    out = tmp_path / "out"
+    result = run_cli("balance", *data, "--out", str(out), "--config", str(config))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    said = " ".join(result.stderr.split())
+    assert f"{config}: {modality}: lists no generator section" in said, said
+    assert not out.exists()
