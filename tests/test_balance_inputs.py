@@ -499,7 +499,6 @@ def test_a_config_given_as_a_mapping_is_named_as_the_config_not_the_dataset(
     assert said.startswith("<config>: ") and str(rows) not in said, said
 
 
-@pytest.mark.xfail(strict=True, reason="an empty list of generator sections")
 @pytest.mark.parametrize("modality", ["image", "text"])
 def test_a_config_with_an_empty_list_of_generator_sections_is_refused(
     modality: str, tiny: tuple[Path, Path], tmp_path: Path

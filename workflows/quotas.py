@@ -73,6 +73,12 @@ def load_balance_config(source: Any) -> BalanceConfig:
         config = BalanceConfig.model_validate(data)
     except ValidationError as error:
         raise InputError(validation_message(error, source=path)) from None
+    for modality in ("image", "text"):
+        if getattr(config, modality) == []:  # ran no generator: every class left short, unsaid
+            raise InputError(
+                f"{path}: {modality}: lists no generator section; list one or more "
+                f"({modality}: [{{generator: ...}}]), or leave {modality} out for the default"
+            )
     if config.augment is not None:
         config.augment = augment_file(config.augment, path if path.is_file() else None)
     return config
