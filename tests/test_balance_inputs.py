@@ -528,3 +528,36 @@ def test_a_config_with_an_empty_list_of_generator_sections_is_refused(
     said = " ".join(result.stderr.split())
     assert f"{config}: {modality}: lists no generator section" in said, said
     assert not out.exists()
+
+
+@pytest.mark.xfail(strict=True, reason="pydantic's union members named in the message")
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ("[1, 2]\n", ": a balance config must be a YAML mapping (got list)"),
+        ("image: 5\n", ": image: must be a generator section (a mapping such as {generator:"),
+        ("image: [5]\n", ": image: must be a generator section (a mapping such as {generator:"),
+        (
+            "text: copy_paste\n",
+            ": text: must be a generator section (a mapping such as {generator:",
+        ),
+        ("target: [1]\n", ": target: must be max, median, repeat_factor, a whole number or"),
+    ],
+)
+def test_a_config_value_of_the_wrong_shape_is_named_in_the_users_words(
+    content: str, words: str, tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """`image: 5` was refused as "image.dict[str,any]: Input should be a valid dictionary
+    (got 5)" and "image.list[dict[str,any]]: Input should be a valid list (got 5)", `target: [1]`
+    as "target.str: ..." and "target.int: ...", a list as "Input should be a valid dictionary
+    or instance of BalanceConfig": the names of pydantic's union members, not the user's."""
+    config = tmp_path / "balance.yaml"
+    config.write_text(content)
+    result = run_cli(
+        "balance", "--coco", str(tiny[0]), "--images", str(tiny[1]), "--out",
+        str(tmp_path / "out"), "--config", str(config), "--dry-run",
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    said = " ".join(result.stderr.split())
+    assert f"{config}{words}" in said, said
+    assert "dict[" not in said and "BalanceConfig" not in said and "target.str" not in said
