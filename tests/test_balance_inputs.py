@@ -530,7 +530,6 @@ def test_a_config_with_an_empty_list_of_generator_sections_is_refused(
     assert not out.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="pydantic's union members named in the message")
 @pytest.mark.parametrize(
     ("content", "words"),
     [

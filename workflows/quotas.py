@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from synthgate.arguments import home_expanded, path_argument
 from synthgate.config import MAX_COUNT, PACKAGE_ROOT
-from synthgate.errors import InputError, validation_message
+from synthgate.errors import InputError, quoted, validation_message
 from synthgate.samples import Modality, SampleSpec, sample_seed
 from synthgate.yaml_files import load_yaml
 
@@ -69,6 +69,7 @@ def load_balance_config(source: Any) -> BalanceConfig:
         )
     else:
         data = load_yaml(path, what="balance config") or {}
+    _refuse_wrong_shapes(data, path)
     try:
         config = BalanceConfig.model_validate(data)
     except ValidationError as error:
@@ -82,6 +83,30 @@ def load_balance_config(source: Any) -> BalanceConfig:
     if config.augment is not None:
         config.augment = augment_file(config.augment, path if path.is_file() else None)
     return config
+
+
+def _refuse_wrong_shapes(data: Any, path: Path) -> None:
+    """A config, a generator section or a target of the wrong kind, said in the user's words:
+    pydantic names the members of a union (`image.dict[str,any]`, `target.str`) and its model."""
+    if not isinstance(data, Mapping):
+        raise InputError(
+            f"{path}: a balance config must be a YAML mapping (got {type(data).__name__})"
+        )
+    for modality in ("image", "text"):
+        value = data.get(modality)
+        sections = value if isinstance(value, list) else [value]
+        if value is not None and not all(isinstance(v, Mapping) for v in sections):
+            raise InputError(
+                f"{path}: {modality}: must be a generator section (a mapping such as "
+                f"{{generator: {'copy_paste' if modality == 'image' else 'counterfactual'}}}) or "
+                f"a list of them (got {quoted(value)})"
+            )
+    target = data.get("target")
+    if target is not None and not isinstance(target, str | int):
+        raise InputError(
+            f"{path}: target: must be max, median, repeat_factor, a whole number or the path of "
+            f"a YAML of class: target (got {quoted(target)})"
+        )
 
 
 def augment_file(augment: Path, config_file: Path | None) -> Path:
