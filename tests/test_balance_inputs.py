@@ -562,7 +562,6 @@ def test_a_config_value_of_the_wrong_shape_is_named_in_the_users_words(
     assert "dict[" not in said and "BalanceConfig" not in said and "target.str" not in said
 
 
-@pytest.mark.xfail(strict=True, reason="a balance config takes yes and '3' as numbers")
 @pytest.mark.parametrize(
     ("content", "words"),
     [

@@ -21,13 +21,13 @@ from pathlib import Path
 from statistics import median
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from synthgate.arguments import home_expanded, path_argument
 from synthgate.config import MAX_COUNT, PACKAGE_ROOT
 from synthgate.errors import InputError, quoted, validation_message
 from synthgate.samples import Modality, SampleSpec, sample_seed
-from synthgate.yaml_files import load_yaml
+from synthgate.yaml_files import load_yaml, written_as_number
 
 NAMED_TARGETS = ("max", "median", "repeat_factor")
 
@@ -53,6 +53,18 @@ class BalanceConfig(BaseModel):
     # none [default: the generator's own: detection for images, classification for rewrites].
     rubric: str | None = None
     skip_invalid: bool = False
+
+    @field_validator("seed", "repeat_threshold", "max_new_per_class", mode="before")
+    @classmethod
+    def _numbers_as_numbers(cls, value: Any) -> Any:
+        """`seed: yes` is no seed of 1, nor `max_new_per_class: '3'` a 3 (as in run configs)."""
+        return value if value is None else written_as_number(value)
+
+    @field_validator("target", mode="before")
+    @classmethod
+    def _target_not_a_boolean(cls, value: Any) -> Any:
+        """`target: yes` is no target of 1 (a text is a strategy's name, a number or a file)."""
+        return written_as_number(value) if isinstance(value, bool) else value
 
 
 def load_balance_config(source: Any) -> BalanceConfig:
