@@ -587,3 +587,34 @@ def test_a_balance_config_number_written_as_a_boolean_or_text_is_refused(
     said = " ".join(result.stderr.split())
     assert f"{config}: {words}" in said, said
     assert "Value error" not in said
+
+
+@pytest.mark.xfail(strict=True, reason="attributes errors: union members, no file, yes as 1")
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ("attributes: {gender: 5}\n", "attributes.gender: must be a list of values"),
+        ("attributes: {gender: {female: -1}}\n", "attributes.gender: give values or positive"),
+        ("attributes: {gender: {female: yes, male: 1}}\n", "attributes.gender.female: YAML read"),
+    ],
+)
+def test_a_bad_attributes_axis_names_the_config_in_the_users_words(
+    content: str, words: str, tmp_path: Path
+) -> None:
+    """`attributes: {gender: 5}` was refused as "attributes.gender.list[str]: ..." and
+    "attributes.gender.dict[str,float]: ...", a negative share without the config file named
+    ("attributes.gender: give values or positive shares"), and a share written `yes` was 1."""
+    config = tmp_path / "balance.yaml"
+    config.write_text(content)
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(
+        '{"id": "a", "text": "Anna liked the soup.", "label": "pos"}\n'
+        '{"id": "b", "text": "Tom found it cold.", "label": "neg"}\n'
+    )
+    out = tmp_path / "out"
+    result = run_cli("balance", "--jsonl", str(rows), "--out", str(out), "--config", str(config))
+    assert result.returncode == 2, result.stdout + result.stderr
+    said = " ".join(result.stderr.split())
+    assert f"{config}: {words}" in said, said
+    assert "list[str]" not in said and "Traceback" not in said
+    assert not out.exists()
