@@ -589,7 +589,6 @@ def test_a_balance_config_number_written_as_a_boolean_or_text_is_refused(
     assert "Value error" not in said
 
 
-@pytest.mark.xfail(strict=True, reason="attributes errors: union members, no file, yes as 1")
 @pytest.mark.parametrize(
     ("content", "words"),
     [

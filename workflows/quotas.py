@@ -92,6 +92,10 @@ def load_balance_config(source: Any) -> BalanceConfig:
                 f"{path}: {modality}: lists no generator section; list one or more "
                 f"({modality}: [{{generator: ...}}]), or leave {modality} out for the default"
             )
+    try:  # shares that are no shares, before the dataset is read (and said with the file)
+        attribute_shares(config.attributes)
+    except InputError as error:
+        raise InputError(f"{path}: {error}") from None
     if config.augment is not None:
         config.augment = augment_file(config.augment, path if path.is_file() else None)
     return config
@@ -113,6 +117,20 @@ def _refuse_wrong_shapes(data: Any, path: Path) -> None:
                 f"{{generator: {'copy_paste' if modality == 'image' else 'counterfactual'}}}) or "
                 f"a list of them (got {quoted(value)})"
             )
+    attributes = data.get("attributes")
+    for axis, values in attributes.items() if isinstance(attributes, Mapping) else ():
+        if not isinstance(values, list | Mapping):
+            raise InputError(
+                f"{path}: attributes.{axis}: must be a list of values (equal shares) or a "
+                f"mapping value: share (got {quoted(values)})"
+            )
+        for value, share in values.items() if isinstance(values, Mapping) else ():
+            try:
+                written_as_number(share)
+            except ValueError as error:
+                raise InputError(
+                    f"{path}: attributes.{axis}.{value}: {error} (got {quoted(share)})"
+                ) from None
     target = data.get("target")
     if target is not None and not isinstance(target, str | int):
         raise InputError(
