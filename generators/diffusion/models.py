@@ -150,20 +150,47 @@ def folder_fingerprint(folder: Path) -> str:
 
 
 def check_kind(folder: Path, kind: PipelineKind, *, path: str) -> None:
-    """Refuse a checkpoint that cannot serve `kind` before loading gigabytes of it."""
-    index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    """Refuse a checkpoint that cannot serve `kind`, or lacks a part its model_index.json lists,
+    before loading gigabytes of it."""
+    index = _config_file(folder, "model_index.json", path=path)
     found = index.get("_class_name", "an unknown pipeline")
-    unet_config = folder / "unet" / "config.json"
     problem: str | None
-    if not unet_config.is_file():
+    if not (folder / "unet" / "config.json").is_file():
         problem = "it has no unet/config.json"
     else:
-        problem = kind.problem(json.loads(unet_config.read_text(encoding="utf-8")))
+        problem = kind.problem(_config_file(folder, "unet/config.json", path=path))
     if problem:
         raise InputError(
             f"{FIELD}.path: {path} holds a {found}, and {problem}; this generator needs "
             f"{kind.needs} ({kind.pipeline_class}), e.g. {kind.example}"
         )
+    # A part left out of a copy does not always fail the load: transformers builds an empty
+    # CLIP tokenizer in place of a missing one, which fails on the first prompt.
+    for name, entry in index.items():
+        listed = isinstance(entry, list) and len(entry) == 2 and entry[0] is not None
+        if listed and not name.startswith("_") and not (folder / name).is_dir():
+            raise InputError(
+                f"{FIELD}.path: {path} has no {name}/ folder, which its model_index.json lists "
+                f"({entry[0]} {entry[1]}); the folder is incomplete: copy or download the whole "
+                "pipeline folder again"
+            )
+
+
+def _config_file(folder: Path, name: str, *, path: str) -> dict[str, Any]:
+    """A pipeline folder's JSON config `name` as a mapping, or an InputError naming it."""
+    try:
+        value = json.loads((folder / name).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(
+            f"{FIELD}.path: {path}: {name} is not valid JSON ({error}); the folder is damaged: "
+            "copy or download the whole pipeline folder again"
+        ) from None
+    if not isinstance(value, dict):
+        raise InputError(
+            f"{FIELD}.path: {path}: {name} is not valid JSON for a config (a JSON object); "
+            "copy or download the whole pipeline folder again"
+        )
+    return value
 
 
 # One load per process (a worker serves many batches): keyed by everything that changes the
@@ -204,6 +231,7 @@ def _load(
 ) -> LoadedModel:
     import diffusers
     from diffusers.utils import logging as diffusers_logging
+    from safetensors import SafetensorError
     from transformers.utils import logging as transformers_logging
 
     pipeline_class = getattr(diffusers, kind.pipeline_class)
@@ -215,9 +243,11 @@ def _load(
         pipeline = pipeline_class.from_pretrained(
             folder, **{_dtype_argument(): dtype}, variant=config.variant, local_files_only=True
         )
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as error:
         raise InputError(
-            f"{FIELD}.path: cannot load a {kind.pipeline_class} from {folder}: {error}"
+            f"{FIELD}.path: cannot load a {kind.pipeline_class} from {folder}: "
+            f"{_load_problem(error, folder)}; its files are incomplete, damaged or do not match "
+            "their configs: copy or download the whole pipeline folder again"
         ) from None
     finally:
         for module, was_shown in zip(bars, shown, strict=True):
@@ -251,6 +281,23 @@ def _load(
     return LoadedModel(
         pipeline=pipeline, kind=kind, info=info, size_multiple=math.lcm(8, vae_factor)
     )
+
+
+def _load_problem(error: Exception, folder: Path) -> str:
+    """What `from_pretrained`'s `error` means, naming the file where the library did not."""
+    from safetensors import SafetensorError, safe_open
+
+    if isinstance(error, SafetensorError):  # a weights file cut short, or not safetensors
+        for file in sorted(folder.rglob("*.safetensors")):
+            try:
+                with safe_open(file, framework="pt"):
+                    pass
+            except (SafetensorError, OSError) as broken:
+                return f"{file.relative_to(folder).as_posix()} is not a whole safetensors file ({broken})"
+    text = str(error).strip()
+    if "ignore_mismatched_sizes" in text:  # transformers' advice is for its own callers
+        return "weights of other shapes than its config.json files give"
+    return (text.splitlines()[0] if text else type(error).__name__).rstrip(".")
 
 
 def _dtype_argument() -> str:
