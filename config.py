@@ -15,6 +15,7 @@ the API service puts on each requester; process settings (env `SYNTHGATE_*`) are
 from __future__ import annotations
 
 import datetime as dt
+import math
 import string
 from collections.abc import Mapping
 from locale import normalize as normalize_locale
@@ -367,6 +368,22 @@ class DiffusionInpaintConfig(_DiffusionImageConfig):
     def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
         if value[0] > value[1] or value[0] <= 0 or value[1] > 1:
             raise ValueError("[min, max] must have 0 < min <= max <= 1")
+        return value
+
+    @field_validator("strength")
+    @classmethod
+    def _a_step_to_run(cls, value: float, info: ValidationInfo) -> float:
+        # The pipeline runs int(steps x strength) of its steps; none failed deep in diffusers.
+        model = info.data.get("model")  # absent when it was refused itself
+        if model is not None and int(model.steps * value) < 1:
+            enough = math.ceil(1 / value)
+            while int(enough * value) < 1:
+                enough += 1
+            raise ValueError(
+                f"with model.steps {model.steps} it leaves no denoising step (the pipeline runs "
+                f"int(steps x strength) = 0 of them); set image.model.steps to at least "
+                f"{enough}, or raise image.strength"
+            )
         return value
 
 

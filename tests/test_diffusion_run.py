@@ -213,11 +213,10 @@ ERROR_CASES = [
         ["image.pool_dir", "not a folder"],
         marks=_xfail("pool_dir naming a file: NotADirectoryError traceback mid-run"),
     ),
-    pytest.param(
+    (
         "strength-leaves-no-step",
         _strength_leaves_no_step,
-        ["image.strength", "image.model.steps", "0.1"],
-        marks=_xfail("strength x steps < 1: diffusers' ValueError traceback mid-run"),
+        ["image.strength", "image.model.steps to at least 10", "0.1"],
     ),
 ]
 
