@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from synthgate.config import DiffusionObjectPasteConfig
+from synthgate.errors import InputError
 from synthgate.files import write_atomic
 from synthgate.generators.diffusion.clip import ClipScorer
 from synthgate.generators.diffusion.common import fill_template
@@ -51,6 +52,24 @@ class Rejected:
     facts: dict[str, Any] = field(default_factory=dict)  # the reason of each attempt
 
 
+def _make_pool_folder(folder: Path, pool_dir: Path | None) -> None:
+    """Make the pool's folder before any instance is generated: one the run cannot write failed
+    after the first pipeline batch, with a traceback."""
+    if pool_dir is not None and pool_dir.exists() and not pool_dir.is_dir():
+        raise InputError(
+            f"image.pool_dir: {pool_dir} is not a folder; set image.pool_dir to a folder to keep "
+            "instances in (it is made if missing), or leave it out to keep them in memory"
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(
+            f"image.pool_dir: cannot make the folder {folder}: {error.strerror or error}; set "
+            "image.pool_dir to a folder this user may write, or leave it out to keep instances "
+            "in memory"
+        ) from None
+
+
 def instance_seed(pool_seed: int, key: InstanceKey, attempt: int) -> int:
     words = np.frombuffer(hashlib.sha256(key.prompt.encode()).digest()[:16], dtype=np.uint32)
     state = np.random.SeedSequence([pool_seed, key.slot, attempt, *words.tolist()])
@@ -75,6 +94,8 @@ class InstancePool:
         self.size = config.instance_size or config.size
         self.memory: dict[InstanceKey, Instance | Rejected] = {}
         self.folder = None if config.pool_dir is None else config.pool_dir / self.fingerprint()
+        if self.folder is not None:
+            _make_pool_folder(self.folder, config.pool_dir)
 
     def fingerprint(self) -> str:
         """Everything that changes what a slot holds; a change starts a separate pool on disk."""
