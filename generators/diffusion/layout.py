@@ -15,13 +15,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from synthgate.config import DiffusionLayoutConfig
+from synthgate.errors import InputError, quoted
 from synthgate.generators.diffusion.common import (
     DiffusionGenerator,
     boxed_label,
     fill_template,
 )
-from synthgate.generators.diffusion.models import run_pipeline
-from synthgate.generators.diffusion.segment import foreground_in_box
+from synthgate.generators.diffusion.models import LoadedModel, run_pipeline
+from synthgate.generators.diffusion.segment import Segmenter, foreground_in_box
 from synthgate.samples import GeneratedSample, ObjectLabel, SampleSpec
 
 PLACEMENT_TRIES = 50
@@ -58,6 +59,39 @@ class LayoutGenerator(DiffusionGenerator):
     pipeline_kind: ClassVar[str] = "layout"
     config: DiffusionLayoutConfig
 
+    def __init__(
+        self,
+        config: DiffusionLayoutConfig,
+        *,
+        categories: list[str],
+        model: LoadedModel | None = None,
+        segmenter: Segmenter | None = None,
+    ) -> None:
+        super().__init__(config, categories=categories, model=model, segmenter=segmenter)
+        # Each category's phrase with the longest attribute values, before any image is made;
+        # `_generate_one` checks every phrase it sends.
+        longest = {name: max(values, key=len) for name, values in config.attributes.items()}
+        self._check_phrases(
+            [fill_template(config.phrase, {"category": c, **longest}) for c in self.categories]
+        )
+
+    def _check_phrases(self, phrases: list[str]) -> None:
+        """GLIGEN encodes each phrase whole, never cut short: one longer than the text encoder's
+        positions failed inside the pipeline with a ValueError."""
+        pipeline = self.model.pipeline
+        text_config = getattr(pipeline.text_encoder, "config", None)
+        limit = int(getattr(text_config, "max_position_embeddings", 0) or 0)
+        limit = limit or int(pipeline.tokenizer.model_max_length)
+        for phrase in phrases:
+            tokens = len(pipeline.tokenizer(phrase)["input_ids"])
+            if tokens > limit:
+                raise InputError(
+                    f"image.phrase: the phrase {quoted(phrase)} is {tokens} tokens, and the "
+                    f"model's text encoder takes at most {limit} (GLIGEN does not cut a phrase "
+                    "short); shorten image.phrase, the category name or the attribute values "
+                    "it names"
+                )
+
     def generate(self, specs: list[SampleSpec]) -> list[GeneratedSample]:
         return [self._generate_one(spec) for spec in specs]
 
@@ -77,6 +111,7 @@ class LayoutGenerator(DiffusionGenerator):
         )
         categories = categories[: len(boxes)]  # the first box always fits on an empty canvas
         phrases = [fill_template(config.phrase, {"category": c, **attributes}) for c in categories]
+        self._check_phrases(phrases)
         prompt = fill_template(
             config.prompt,
             {"category": first, "categories": _join(phrases), **attributes},
