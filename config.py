@@ -643,6 +643,8 @@ def parse_config(data: Any, *, source: Path, config_dir: Path | None = None) -> 
             if found.is_dir() != (key in INPUT_FOLDERS):
                 raise InputError(f"{source}: {modality}.{key}: {found} {INPUT_KIND_PROBLEMS[key]}")
             setattr(section, key, found)
+    if isinstance(config.image, _DiffusionImageConfig) and config_dir is not None:
+        _find_diffusion_folders(config.image, config_dir)
     for modality in ("image", "text"):
         section = getattr(config, modality)
         rubric = getattr(section, "rubric", None)
@@ -655,6 +657,28 @@ def parse_config(data: Any, *, source: Path, config_dir: Path | None = None) -> 
                 )
             section.rubric = str(found)
     return config
+
+
+def _find_diffusion_folders(section: _DiffusionImageConfig, config_dir: Path) -> None:
+    """A diffusion section's model, CLIP model and background folders, looked up next to the
+    config file when the working directory has none of that name, as every other input is. A
+    name found nowhere stays as given: a model may be a Hugging Face id, and the generator's
+    error names what is missing."""
+
+    def found(value: str | Path) -> Path | None:
+        given = home_expanded(Path(value))
+        if given.is_absolute() or _exists(given) or not _exists(config_dir / given):
+            return None
+        return config_dir / given
+
+    if (model := found(section.model.path)) is not None:
+        section.model.path = str(model)
+    clip = getattr(section, "clip", None)
+    if clip is not None and (clip_model := found(clip.path)) is not None:
+        clip.path = str(clip_model)
+    background = getattr(section, "background", None)
+    if background is not None and background.folder is not None:
+        background.folder = found(background.folder) or background.folder
 
 
 # Paths each generator reads, resolved (and checked) when a config is parsed.

@@ -176,10 +176,6 @@ def _strength_leaves_no_step(models: dict[str, Path], scratch: Path) -> dict[str
     return batch("diffusion_inpaint", models["inpaint"], strength=0.1)  # 2 steps x 0.1
 
 
-def _xfail(reason: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=reason)
-
-
 ERROR_CASES = [
     ("missing-model", _missing, ["image.model.path", "hf download", "never downloaded"]),
     ("wrong-kind", _wrong_kind, ["image.model.path", "StableDiffusionInpaintPipeline", "9"]),
@@ -211,13 +207,7 @@ ERROR_CASES = [
 ]
 
 
-def _case_id(case: Any) -> str:
-    return str(case.values[0] if hasattr(case, "values") else case[0])
-
-
-@pytest.mark.parametrize(
-    ("case", "make", "words"), ERROR_CASES, ids=[_case_id(c) for c in ERROR_CASES]
-)
+@pytest.mark.parametrize(("case", "make", "words"), ERROR_CASES, ids=[c[0] for c in ERROR_CASES])
 def test_bad_models_fail_clearly_and_write_nothing(
     case: str,
     make: Any,
@@ -259,10 +249,6 @@ def test_the_planner_balances_prompt_attributes(
         assert meta["provenance"]["prompt"] == f"a photo of a {colour} {category}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="model.path and background.folder are looked up from the working directory only",
-)
 def test_relative_model_and_background_paths_are_found_next_to_the_config(
     tiny_models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
