@@ -16,6 +16,7 @@ from PIL import Image
 from tiny_diffusers import CATEGORIES, GENERATORS, KIND_OF_GENERATOR, image_section, specs_for
 
 from synthgate.config import parse_config
+from synthgate.errors import InputError
 from synthgate.generators import build_generator
 from synthgate.generators.diffusion.object_paste import ObjectPasteGenerator
 from synthgate.masks import decode_mask, tight_bbox
@@ -154,6 +155,22 @@ def test_object_paste_pools_instances_on_disk(
     for a, b in zip(first, again, strict=True):
         assert np.array_equal(a.pixels, b.pixels)
         assert a.sample.objects == b.sample.objects
+
+
+@pytest.mark.xfail(strict=True, reason="a damaged pool file: JSONDecodeError / PIL traceback")
+@pytest.mark.parametrize("damaged", ["*.json", "*.png"])
+def test_a_damaged_pool_file_is_named(
+    tiny_models: dict[str, Path], tmp_path: Path, damaged: str
+) -> None:
+    specs = specs_for("diffusion_object_paste", 2)
+    build("diffusion_object_paste", tiny_models, pool_dir=str(tmp_path)).generate(specs)
+    broken = sorted(tmp_path.rglob(damaged))[0]
+    broken.write_bytes(b"{")
+    reader = build("diffusion_object_paste", tiny_models, pool_dir=str(tmp_path))
+    with pytest.raises(InputError) as error:
+        reader.generate(specs)
+    message = str(error.value)
+    assert "image.pool_dir" in message and str(broken) in message and "delete" in message
 
 
 def _nothing(image: np.ndarray) -> np.ndarray:
