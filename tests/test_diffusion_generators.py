@@ -157,7 +157,6 @@ def test_object_paste_pools_instances_on_disk(
         assert a.sample.objects == b.sample.objects
 
 
-@pytest.mark.xfail(strict=True, reason="a damaged pool file: JSONDecodeError / PIL traceback")
 @pytest.mark.parametrize("damaged", ["*.json", "*.png"])
 def test_a_damaged_pool_file_is_named(
     tiny_models: dict[str, Path], tmp_path: Path, damaged: str

@@ -70,6 +70,13 @@ def _make_pool_folder(folder: Path, pool_dir: Path | None) -> None:
         ) from None
 
 
+def _damaged(file: Path, problem: object) -> InputError:
+    return InputError(
+        f"image.pool_dir: {file} is damaged ({problem}); delete it, and the instance is made "
+        "again from the same seeds"
+    )
+
+
 def instance_seed(pool_seed: int, key: InstanceKey, attempt: int) -> int:
     words = np.frombuffer(hashlib.sha256(key.prompt.encode()).digest()[:16], dtype=np.uint32)
     state = np.random.SeedSequence([pool_seed, key.slot, attempt, *words.tolist()])
@@ -208,14 +215,22 @@ class InstancePool:
         image_path, facts_path = self._paths(key)
         if not facts_path.is_file():
             return False
-        facts = json.loads(facts_path.read_text(encoding="utf-8"))
+        try:
+            facts = json.loads(facts_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:  # ValueError: JSONDecodeError, UnicodeDecodeError
+            raise _damaged(facts_path, error) from None
+        if not isinstance(facts, dict):
+            raise _damaged(facts_path, "not a JSON object")
         if "attempts" in facts:
             self.memory[key] = Rejected(facts)
             return True
         if not image_path.is_file():
             return False
-        with Image.open(image_path) as pil:
-            rgba = np.asarray(pil.convert("RGBA"))
+        try:
+            with Image.open(image_path) as pil:
+                rgba = np.asarray(pil.convert("RGBA"))
+        except OSError as error:  # UnidentifiedImageError, a PNG cut short
+            raise _damaged(image_path, error) from None
         self.memory[key] = Instance(rgb=rgba[..., :3].copy(), mask=rgba[..., 3] > 127, facts=facts)
         return True
 
