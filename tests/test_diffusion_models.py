@@ -72,6 +72,24 @@ def test_an_id_in_the_hub_cache_loads_offline(
     assert loaded.info["path"] == "tiny-org/tiny-text2image"
 
 
+@pytest.mark.xfail(strict=True, reason="said the cached id was not in the cache at all")
+def test_a_revision_the_cache_lacks_is_named(
+    tiny_models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "models--tiny-org--tiny-text2image"
+    shutil.copytree(tiny_models["text2image"], repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(InputError) as error:
+        load_model(model_config("tiny-org/tiny-text2image", revision="v2"), "text2image")
+    message = str(error.value)
+    assert "image.model.revision" in message and "'v2'" in message
+    assert "--revision v2" in message
+    assert "neither a local folder nor a Hugging Face id" not in message
+
+
 @pytest.mark.parametrize(
     ("path", "expected"),
     [
