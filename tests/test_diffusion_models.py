@@ -72,7 +72,6 @@ def test_an_id_in_the_hub_cache_loads_offline(
     assert loaded.info["path"] == "tiny-org/tiny-text2image"
 
 
-@pytest.mark.xfail(strict=True, reason="said the cached id was not in the cache at all")
 def test_a_revision_the_cache_lacks_is_named(
     tiny_models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

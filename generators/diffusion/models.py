@@ -112,14 +112,18 @@ def resolve_model_path(path: str, *, revision: str | None, kind: PipelineKind) -
             )
         return local.resolve(), "local-" + folder_fingerprint(local)
     if _HUB_ID.match(path):
-        from huggingface_hub import snapshot_download
-
-        try:
-            snapshot = Path(snapshot_download(path, revision=revision, local_files_only=True))
-        except Exception:
-            snapshot = None
+        snapshot = _cached_snapshot(path, revision)
         if snapshot is not None and (snapshot / "model_index.json").is_file():
             return snapshot, snapshot.name
+        cached = None if revision is None else _cached_snapshot(path, None)
+        if cached is not None:
+            raise InputError(
+                f"{FIELD}.revision: {revision!r} of {path} is not in the local Hugging Face "
+                f"cache (its main there is {cached.name[:12]}), and weights are never "
+                "downloaded at run time. On a machine with network access run `hf download "
+                f"{path} --revision {revision}` and copy its cache (HF_HOME) here, or leave "
+                f"{FIELD}.revision out to use the cached one"
+            )
     raise InputError(
         f"{FIELD}.path: no model at {path!r}: it is neither a local folder nor a Hugging Face "
         "id in the local cache, and weights are never downloaded at run time. On a machine "
@@ -128,6 +132,16 @@ def resolve_model_path(path: str, *, revision: str | None, kind: PipelineKind) -
         f"{kind.needs}), copy the folder here and set {FIELD}.path to it, or fill the "
         f"Hugging Face cache (HF_HOME) and set {FIELD}.path to the id"
     )
+
+
+def _cached_snapshot(path: str, revision: str | None) -> Path | None:
+    """The snapshot folder of Hub id `path` at `revision` in the local cache, or None."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(path, revision=revision, local_files_only=True))
+    except Exception:  # not cached, in any of the ways huggingface_hub says so
+        return None
 
 
 def folder_fingerprint(folder: Path) -> str:
