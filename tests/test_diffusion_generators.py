@@ -274,10 +274,6 @@ def test_layout_reports_boxes_the_model_left_empty(tiny_models: dict[str, Path])
         assert one.extras["missing"] == len(one.sample.provenance.params["boxes"]) >= 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="objects the layout could not place are dropped without a word",
-)
 def test_layout_names_the_objects_it_could_not_place(tiny_models: dict[str, Path]) -> None:
     # Boxes of at least 0.6 of each side leave room for one: four of the five asked for have
     # no place. The sample must say so, not look like a one-object layout that was asked for.

@@ -4,7 +4,8 @@ Each sample's rng draws a layout of non-overlapping boxes (the first holds the s
 category), GLIGEN paints it, and the foreground test inside each box (`foreground_in_box`) gives
 that object's mask; its label is the mask's RLE and tight box, with the requested box and how
 much of it the object fills kept in the label's attributes, so a rubric can judge whether the
-model honoured the layout. A box with no foreground gets no label and is reported as missing.
+model honoured the layout. A box with no foreground gets no label and is reported as missing;
+an object no box could be placed for (the boxes are too large for the count) as unplaced.
 The stock GLIGEN pipeline shares one layout across its batch, so each sample is its own call.
 """
 
@@ -109,7 +110,10 @@ class LayoutGenerator(DiffusionGenerator):
         boxes = sample_layout(
             rng, count=count, width=width, height=height, scale_range=config.box_scale_range
         )
-        categories = categories[: len(boxes)]  # the first box always fits on an empty canvas
+        # The first box always fits on an empty canvas; one that found no place in
+        # PLACEMENT_TRIES draws is named in provenance, never dropped unsaid.
+        unplaced = [{"category": c} for c in categories[len(boxes) :]]
+        categories = categories[: len(boxes)]
         phrases = [fill_template(config.phrase, {"category": c, **attributes}) for c in categories]
         self._check_phrases(phrases)
         prompt = fill_template(
@@ -133,7 +137,12 @@ class LayoutGenerator(DiffusionGenerator):
         provenance = self.provenance(
             spec,
             prompt=prompt,
-            params={"phrases": phrases, "boxes": boxes, "missing": missing},
+            params={
+                "phrases": phrases,
+                "boxes": boxes,
+                "missing": missing,
+                **({"unplaced": unplaced} if unplaced else {}),
+            },
         )
         sample = self.sample(spec, objects=objects, attributes=attributes, provenance=provenance)
         return GeneratedSample(
