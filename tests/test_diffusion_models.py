@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -34,6 +35,24 @@ def test_a_saved_pipeline_loads_once_per_process(tiny_models: dict[str, Path]) -
     assert info["dtype"] == "float32" and info["device"] == "cpu"
     assert info["revision"].startswith("local-") and len(info["revision"]) == 22
     assert first.size_multiple == 8
+
+
+@pytest.mark.xfail(strict=True, reason="every load tells the user to pip install accelerate")
+def test_a_load_does_not_ask_for_packages_synthgate_does_not_need(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    # A folder of its own: a load this process made already would not run again.
+    shutil.copytree(tiny_models["text2image"], tmp_path / "sd")
+    said: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: said.append(record.getMessage())  # type: ignore[method-assign]
+    diffusers_logger = logging.getLogger("diffusers")  # its own handler, not propagated
+    diffusers_logger.addHandler(handler)
+    try:
+        load_model(model_config(tmp_path / "sd"), "text2image")
+    finally:
+        diffusers_logger.removeHandler(handler)
+    assert not [line for line in said if "pip install accelerate" in line]
 
 
 @pytest.mark.parametrize(
