@@ -37,7 +37,6 @@ def test_a_saved_pipeline_loads_once_per_process(tiny_models: dict[str, Path]) -
     assert first.size_multiple == 8
 
 
-@pytest.mark.xfail(strict=True, reason="every load tells the user to pip install accelerate")
 def test_a_load_does_not_ask_for_packages_synthgate_does_not_need(
     tiny_models: dict[str, Path], tmp_path: Path
 ) -> None:

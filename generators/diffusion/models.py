@@ -244,6 +244,7 @@ def _load(
     dtype: torch.dtype,
 ) -> LoadedModel:
     import diffusers
+    from diffusers.utils import is_accelerate_available
     from diffusers.utils import logging as diffusers_logging
     from safetensors import SafetensorError
     from transformers.utils import logging as transformers_logging
@@ -255,7 +256,13 @@ def _load(
         module.disable_progress_bar()
     try:
         pipeline = pipeline_class.from_pretrained(
-            folder, **{_dtype_argument(): dtype}, variant=config.variant, local_files_only=True
+            folder,
+            **{_dtype_argument(): dtype},
+            variant=config.variant,
+            local_files_only=True,
+            # Asked for without accelerate, diffusers logs five lines urging its install on
+            # every load; synthgate[diffusion] does not need it.
+            low_cpu_mem_usage=is_accelerate_available(),
         )
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as error:
         raise InputError(
