@@ -55,7 +55,26 @@ class ClipScorer:
             from transformers import AutoTokenizer, CLIPModel
 
             try:
-                model = CLIPModel.from_pretrained(self.folder, local_files_only=True)
+                loaded: Any = CLIPModel.from_pretrained(  # (model, loading info)
+                    self.folder, local_files_only=True, output_loading_info=True
+                )
+            except (OSError, ValueError) as error:
+                raise InputError(f"{FIELD}: cannot load CLIP from {self.folder}: {error}") from None
+            model, loading = loaded
+            # A checkpoint of another model (a text encoder alone, as a Stable Diffusion folder's
+            # text_encoder/) loads with the missing weights drawn at random, and its scores
+            # would filter instances by chance. (position_ids: a buffer some versions save.)
+            missing = sorted(
+                k for k in loading.get("missing_keys", ()) if not k.endswith("position_ids")
+            )
+            if missing:
+                raise InputError(
+                    f"{FIELD}: {self.folder} is not a whole CLIP model (CLIPModel, text and "
+                    f"vision towers): {len(missing)} of its weights are missing ({missing[0]}, "
+                    "...) and would be random; point it at a CLIP checkpoint, e.g. "
+                    "openai/clip-vit-base-patch32"
+                )
+            try:
                 tokenizer = AutoTokenizer.from_pretrained(self.folder, local_files_only=True)
             except (OSError, ValueError) as error:
                 raise InputError(f"{FIELD}: cannot load CLIP from {self.folder}: {error}") from None
