@@ -19,6 +19,7 @@ import yaml
 from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
+from safetensors.torch import load_file, save_file
 from tiny_diffusers import CATEGORIES, GENERATORS, KIND_OF_GENERATOR, image_section
 from typer.testing import CliRunner
 
@@ -160,6 +161,19 @@ def _weights_of_other_shapes(models: dict[str, Path], scratch: Path) -> dict[str
     return _broken_layout(models, scratch, "text_encoder/config.json", wider)
 
 
+def _half_the_unet_weights(models: dict[str, Path], scratch: Path) -> dict[str, Any]:
+    # A conversion or copy that lost weights: diffusers draws the missing ones at random (from
+    # torch's unseeded global generator), so the run's images are noise that a re-run with the
+    # same seed does not even repeat.
+    folder = scratch / "gligen"
+    shutil.copytree(models["layout"], folder)
+    weights = folder / "unet" / "diffusion_pytorch_model.safetensors"
+    tensors = load_file(weights)
+    kept = dict(sorted(tensors.items())[len(tensors) // 2 :])
+    save_file(kept, weights, metadata={"format": "pt"})
+    return batch("diffusion_layout", folder)
+
+
 def _phrase_too_long(models: dict[str, Path], scratch: Path) -> dict[str, Any]:
     # The tiny tokenizer spends a token per byte: 120 letters pass CLIP's 77 positions.
     config = batch("diffusion_layout", models["layout"])
@@ -204,6 +218,15 @@ ERROR_CASES = [
         _weights_of_other_shapes,
         ["image.model.path", "other shapes than its config.json"],
     ),
+    pytest.param(
+        "half-the-unet-weights",
+        _half_the_unet_weights,
+        ["image.model.path", "unet", "missing"],
+        marks=pytest.mark.xfail(
+            strict=True,
+            reason="weights missing from a checkpoint are drawn at random, unsaid (not fixed)",
+        ),
+    ),
     (
         "truncated-weights",
         _truncated_weights,
@@ -227,7 +250,7 @@ ERROR_CASES = [
 @pytest.mark.parametrize(
     ("case", "make", "words"),
     ERROR_CASES,
-    ids=[c[0] for c in ERROR_CASES],
+    ids=[str(getattr(c, "values", c)[0]) for c in ERROR_CASES],
 )
 def test_bad_models_fail_clearly_and_write_nothing(
     case: str,
