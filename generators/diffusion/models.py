@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import re
 from collections.abc import Sequence
@@ -254,6 +255,9 @@ def _load(
     shown = [module.is_progress_bar_enabled() for module in bars]
     for module in bars:  # loading bars would tear through the run's own progress bar
         module.disable_progress_bar()
+    random_weights = _RandomWeights()
+    for name in ("diffusers", "transformers"):
+        logging.getLogger(name).addHandler(random_weights)
     try:
         pipeline = pipeline_class.from_pretrained(
             folder,
@@ -271,9 +275,17 @@ def _load(
             "their configs: copy or download the whole pipeline folder again"
         ) from None
     finally:
+        for name in ("diffusers", "transformers"):
+            logging.getLogger(name).removeHandler(random_weights)
         for module, was_shown in zip(bars, shown, strict=True):
             if was_shown:
                 module.enable_progress_bar()
+    if random_weights.found:
+        raise InputError(
+            f"{FIELD}.path: {folder}: {random_weights.found[0]}, which the model would draw at "
+            "random (and differently each run); the folder is incomplete or holds another "
+            "model's weights: copy or download the whole pipeline folder again"
+        )
     pipeline.set_progress_bar_config(disable=True)
     if config.scheduler != "default":
         scheduler_class = getattr(diffusers, SCHEDULERS[config.scheduler])
@@ -302,6 +314,26 @@ def _load(
     return LoadedModel(
         pipeline=pipeline, kind=kind, info=info, size_multiple=math.lcm(8, vae_factor)
     )
+
+
+class _RandomWeights(logging.Handler):
+    """Collects what diffusers and transformers only log: weights a checkpoint lacks, which
+    they draw at random from torch's unseeded generator and load anyway."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.found: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "| MISSING" in message:  # transformers 5: a LOAD REPORT table
+            head = _ANSI.sub("", message.splitlines()[0]).strip()
+            self.found.append(f"{head}: {message.count('| MISSING')} weights MISSING")
+        elif "newly initialized" in message:  # diffusers: "Some weights of X were not ..."
+            self.found.append(message.split(" and are newly initialized")[0].strip())
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def _load_problem(error: Exception, folder: Path) -> str:
