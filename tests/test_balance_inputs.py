@@ -617,3 +617,25 @@ def test_a_bad_attributes_axis_names_the_config_in_the_users_words(
     assert f"{config}: {words}" in said, said
     assert "list[str]" not in said and "Traceback" not in said
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("given", "loaded"),
+    [
+        ({"image": ({"generator": "copy_paste"},)}, {"image": [{"generator": "copy_paste"}]}),
+        ({"text": ({"generator": "counterfactual"},)}, {"text": [{"generator": "counterfactual"}]}),
+        ({"attributes": {"gender": ("female", "male")}}, {"attributes": {"gender": ["female", "male"]}}),
+        ({"target": 5.0}, {"target": 5}),
+    ],
+)  # fmt: skip
+def test_a_balance_config_mapping_with_tuples_or_a_whole_float_target_still_loads(
+    given: dict[str, Any], loaded: dict[str, Any]
+) -> None:
+    """`sg.balance(config={...})` from a notebook: 71a9d77's shape checks refused a tuple of
+    generator sections ("image: must be a generator section ... (got ({'generator':
+    'copy_paste'},))"), a tuple of attribute values and `target: 5.0` ("must be ... a whole
+    number (got 5.0)"), which the config model takes as the list and the 5 they are."""
+    from synthgate.workflows.quotas import load_balance_config
+
+    config = load_balance_config(given)
+    assert {key: getattr(config, key) for key in loaded} == loaded

@@ -110,7 +110,7 @@ def _refuse_wrong_shapes(data: Any, path: Path) -> None:
         )
     for modality in ("image", "text"):
         value = data.get(modality)
-        sections = value if isinstance(value, list) else [value]
+        sections = value if isinstance(value, list | tuple) else [value]  # a mapping's tuple
         if value is not None and not all(isinstance(v, Mapping) for v in sections):
             raise InputError(
                 f"{path}: {modality}: must be a generator section (a mapping such as "
@@ -119,7 +119,7 @@ def _refuse_wrong_shapes(data: Any, path: Path) -> None:
             )
     attributes = data.get("attributes")
     for axis, values in attributes.items() if isinstance(attributes, Mapping) else ():
-        if not isinstance(values, list | Mapping):
+        if not isinstance(values, list | tuple | Mapping):
             raise InputError(
                 f"{path}: attributes.{axis}: must be a list of values (equal shares) or a "
                 f"mapping value: share (got {quoted(values)})"
@@ -132,7 +132,8 @@ def _refuse_wrong_shapes(data: Any, path: Path) -> None:
                     f"{path}: attributes.{axis}.{value}: {error} (got {quoted(share)})"
                 ) from None
     target = data.get("target")
-    if target is not None and not isinstance(target, str | int):
+    whole = isinstance(target, int) or (isinstance(target, float) and target.is_integer())
+    if target is not None and not (isinstance(target, str) or whole):
         raise InputError(
             f"{path}: target: must be max, median, repeat_factor, a whole number or the path of "
             f"a YAML of class: target (got {quoted(target)})"
