@@ -611,6 +611,37 @@ def test_a_resubmit_with_another_chunk_factor_keeps_the_chunks_the_batch_has(
         ).read_bytes()
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="f341bcc keeps a batch's chunks on re-submit, their queue too: a batch none of whose "
+    "chunks was taken, submitted again once SYNTHGATE_GPU_GENERATORS routes its generator to "
+    "gpu, is sent to cpu again; re-cutting it needs chunks removed, with messages in flight",
+)
+def test_a_resubmit_after_its_generator_moved_to_the_gpu_queue_sends_it_there(
+    context: WorkerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch submitted while SYNTHGATE_GPU_GENERATORS left its generator on `cpu` waits
+    there ("is a worker serving queue cpu running?"); the user routes the generator to `gpu`
+    and submits it again, nothing made yet. Its chunks kept their first queue, so it was sent
+    to `cpu` again, where no worker that can make it listens."""
+    config = make_config(image={"generator": "procedural", "count": 24, "size": [32, 32]})
+    sent: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        worker_submit,
+        "publish",
+        lambda _app, c, **_: sent.extend((x.id, x.queue) for x in c) or len(c),
+    )
+    on_cpu = SimpleNamespace(synthgate=context.settings.model_copy(update={"gpu_generators": []}))
+    batch_id, _ = worker_submit.submit_batch(on_cpu, context.store, config)
+    assert {c.queue for c in context.store.chunks.of_batch(batch_id)} == {"cpu"}
+    sent.clear()
+    routed = {"gpu_generators": ["procedural"]}
+    on_gpu = SimpleNamespace(synthgate=context.settings.model_copy(update=routed))
+    worker_submit.submit_batch(on_gpu, context.store, config)
+    images = [queue for chunk_id, queue in sent if ":image:" in chunk_id]
+    assert images and set(images) == {"gpu"}, sent
+
+
 def test_a_chunk_keeps_its_partial_reports_in_one_blob_and_a_remake_adds_to_it(
     context: WorkerContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
