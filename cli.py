@@ -165,6 +165,20 @@ def _interrupted(stopped: list[int], signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _notes_along(error: BaseException) -> list[str]:
+    """The notes of `error` and of the exceptions it came from (typer raises its exit 130 from
+    the KeyboardInterrupt, and exits while handling that); not past a `from None`."""
+    notes: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        notes += getattr(current, "__notes__", ())
+        suppressed = current.__suppress_context__
+        current = current.__cause__ or (None if suppressed else current.__context__)
+    return notes
+
+
 def main() -> None:
     os.environ[BLAS_THREADS[0]] = blas_threads(os.environ)
     printable_streams()
@@ -179,8 +193,15 @@ def main() -> None:
         previous = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
     try:
         command_app(sys.argv[1:])(prog_name="synthgate")
-    except Exception:
+    except BaseException as error:
         if not stopped:
+            raise
+        # What the command had done when it stopped, noted on the exception's way up (review
+        # reopen's committed chunks): typer turns a KeyboardInterrupt into exit 130 and a
+        # SystemExit leaves with its code alone, and either drops the notes.
+        for note in _notes_along(error):
+            print(f"synthgate: {note}", file=sys.stderr)
+        if not isinstance(error, Exception):
             raise
         # The command was stopping: the exception the handler raised went up through every
         # cleanup (finally blocks, the run's .partial folder), but a library on the way may

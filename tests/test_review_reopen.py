@@ -9,6 +9,8 @@ value (SQLite and PostgreSQL; the CLI and the migration, up and down, too)."""
 from __future__ import annotations
 
 import json
+import signal
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -997,3 +999,39 @@ def test_the_release_hint_quotes_a_name_with_a_space(tmp_path: Path) -> None:
     said = " ".join(result.output.split())
     assert "`synthgate review release --annotator 'ann lee'`" in said
     store.close()
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_reopen_stopped_by_a_signal_says_what_was_committed(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    signum: signal.Signals,
+    status: int,
+) -> None:
+    """The note saying which chunks a reopen committed before it stopped went on a Ctrl-C
+    (98a1462), but `synthgate review reopen` never printed it: typer turns the KeyboardInterrupt
+    into exit 130 and SIGTERM's SystemExit(143) goes up as it is, notes dropped; the lead read
+    'cleaning up what it had not finished' alone, with the first chunk already taken back."""
+    from synthgate import cli as cli_module
+
+    monkeypatch.setattr(reopen_module, "CHUNK_ITEMS", 1)
+    store, ids, db = cli_queue(tmp_path)
+    real_take_back, calls = reopen_module._take_back, []
+
+    def stopped(*args: Any) -> int:
+        calls.append(args[2])
+        if len(calls) == 2:
+            signal.raise_signal(signum)
+        return real_take_back(*args)
+
+    monkeypatch.setattr(reopen_module, "_take_back", stopped)
+    monkeypatch.setattr(cli_module.gc, "freeze", lambda: None)  # not this test process's objects
+    argv = ["synthgate", "review", "reopen", "--annotator", "bob", "--as", "lead", "--db", db]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exited:
+        cli_module.main()
+    assert exited.value.code == status
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"the decisions on the items up to item {ids[0]} were taken back" in said, said
+    assert len(rows(store, taken_back)) == 1
