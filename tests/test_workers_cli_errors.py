@@ -448,3 +448,28 @@ def test_a_followed_batch_whose_broker_does_not_answer_says_so(
     message = " ".join(result.output.split())
     assert "s: the broker memory:// does not answer; start it again" in message, message
     assert "is a worker serving" not in message, message
+
+
+@pytest.mark.parametrize(
+    ("command", "broker", "words"),
+    [("worker", "localhost:6379", "not a broker URL"),
+     ("submit", "localhost:6379", "not a broker URL"),
+     ("worker", "redis://127.0.0.1:{port}/0", "not reachable")],
+)  # fmt: skip
+def test_a_bad_broker_url_from_the_environment_is_named_as_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, broker: str, words: str
+) -> None:
+    """SYNTHGATE_BROKER_URL=localhost:6379 (the scheme left out), or one where no broker
+    listens, no --broker given: the refusal read "--broker localhost:6379: not a broker URL",
+    an option nobody passed, and the variable that holds the value went unnamed."""
+    broker = broker.format(port=free_port())
+    monkeypatch.setenv("SYNTHGATE_BROKER_URL", broker)
+    config = tmp_path / "batch.yaml"
+    config.write_text(yaml.safe_dump(small_config()))
+    shared = ["--db", f"sqlite:///{tmp_path / 'x.db'}", "--blobs", str(tmp_path / "b")]
+    first = [command] if command == "worker" else [command, str(config)]
+    result = CliRunner().invoke(app, [*first, *shared])
+    message = " ".join(result.output.split())
+    assert result.exit_code == 2, message
+    assert message.startswith(f"error: SYNTHGATE_BROKER_URL='{broker}': {words}"), message
+    assert f"--broker {broker}" not in message, message

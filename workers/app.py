@@ -14,12 +14,13 @@ queue and everything else to `cpu`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import Any
 
 from pydantic import Field
 
-from synthgate.errors import InputError
+from synthgate.errors import InputError, quoted
 from synthgate.settings import Settings
 from synthgate.storage.database import shown_url
 
@@ -123,14 +124,30 @@ def check_broker_url(settings: WorkerSettings) -> None:
             pass
         except ImportError:  # a transport whose library is missing: the connection says so
             return
+    problem = "not a broker URL" + (f" (no transport {scheme!r})" if separator else "")
+    if from_environment(url):
+        raise InputError(
+            f"{BROKER_VARIABLE}={quoted(shown_url(url))}: {problem}; give Redis's URL there, "
+            "like redis://localhost:6379/0, or pass it as {broker}",
+            options=("broker",),
+        )
     raise InputError(
         field="broker",
         value=shown_url(url),
-        problem="not a broker URL" + (f" (no transport {scheme!r})" if separator else ""),
+        problem=problem,
         fix="give Redis's URL, like redis://localhost:6379/0, as {broker} (or set "
         "SYNTHGATE_BROKER_URL)",
         options=("broker",),
     )
+
+
+BROKER_VARIABLE = "SYNTHGATE_BROKER_URL"
+
+
+def from_environment(url: str) -> bool:
+    """Whether the broker URL `url` is SYNTHGATE_BROKER_URL's: an error then names the
+    variable, not a --broker nobody passed (one passed with the same URL is named either way)."""
+    return any(k.upper() == BROKER_VARIABLE and v == url for k, v in os.environ.items())
 
 
 def check_broker(
@@ -149,6 +166,12 @@ def check_broker(
         raise  # a missing extra (celery, redis), which the CLI names: not the broker's fault
     except Exception as error:  # kombu raises several types for an unreachable broker
         said = " ".join(str(error).split())  # one line, whatever the driver wrote
+        if from_environment(settings.broker_url or ""):
+            raise InputError(
+                f"{BROKER_VARIABLE}={quoted(shown)}: not reachable ({type(error).__name__}: "
+                f"{said}); {fix}",
+                options=("broker",) if "{broker}" in fix else (),
+            ) from None
         raise InputError(
             field="broker",
             value=shown,
