@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from api_support import BATCH, make_app, serving, text_sample, token_for
 from browser import chromium
 from PIL import Image
@@ -832,3 +833,29 @@ def test_fix_mode_is_left_by_a_button_too(tmp_path: Path):
             page.click("#accept")
     with app.state.store.engine.connect() as connection:
         assert connection.execute(select(decisions.c.verdict)).scalar_one() == "accept"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="7824906 blocks every verdict on an item whose image does not load, and the queue "
+    "hands an annotator their open task first: 'Reload' shows it again, and they are held "
+    "there until a lead runs `review release`; a way past it (skip, or a verdict kept apart) "
+    "is the review owner's to choose",
+)
+def test_an_annotator_is_not_held_on_an_item_whose_image_is_missing(tmp_path: Path):
+    """The image file of the item an annotator is given is gone. The page says so and sends no
+    verdict (7824906), and offers 'Reload', which hands them the same item: they can judge
+    nothing else, the other open item waiting, until their lead steps in."""
+    app = make_app(tmp_path, images=2, k=1)
+    token = token_for(app, "ann", "annotator")
+    with serving(app) as base, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        log_in(page, base, token)
+        held = current_item(page)
+        task = app.state.queue.task(app.state.item_ids.internal(held))
+        (tmp_path / "run" / task.sample.uri).unlink()
+        page.reload()
+        page.wait_for_selector("#status.error", timeout=5000)
+        with page.expect_navigation():
+            page.click("#status a")
+        assert current_item(page) != held
