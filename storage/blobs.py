@@ -7,9 +7,10 @@ A write that finds the store full is `NoSpaceLeft` (files.py), which workers ret
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from synthgate.errors import InputError
+from synthgate.errors import InputError, quoted
 from synthgate.files import no_space_left, write_atomic
 
 
@@ -23,9 +24,8 @@ class BlobStore:
             try:
                 self._local.mkdir(parents=True, exist_ok=True)
             except OSError as error:  # a file there, a folder that cannot be made
-                raise InputError(
-                    field="blobs",
-                    value=self.url,
+                raise _refused(
+                    self.url,
                     problem=f"cannot be the blob folder ({error.strerror or error})",
                     fix="pass a folder every worker and this process can write (or an fsspec URL)",
                 ) from None
@@ -72,10 +72,21 @@ def _refuse_unknown_protocols(url: str) -> None:
         try:
             fsspec.get_filesystem_class(protocol)
         except (ImportError, ValueError) as error:
-            raise InputError(
-                field="blobs",
-                value=url,
+            raise _refused(
+                url,
                 problem=f"cannot be the blob store ({error})",
                 fix="install the fsspec package of its protocol (s3fs for s3://, gcsfs for "
                 "gs://) where this runs, or pass a folder every worker and this process reach",
             ) from None
+
+
+BLOB_VARIABLE = "SYNTHGATE_BLOB_URL"
+
+
+def _refused(url: str, *, problem: str, fix: str) -> InputError:
+    """The refusal of blob store `url`: naming SYNTHGATE_BLOB_URL where the URL is its value (a
+    worker's environment), not a --blobs nobody passed (one passed with the same URL is named
+    either way)."""
+    if any(k.upper() == BLOB_VARIABLE and v == url for k, v in os.environ.items()):
+        return InputError(f"{BLOB_VARIABLE}={quoted(url)}: {problem}; {fix}")
+    return InputError(field="blobs", value=url, problem=problem, fix=fix)

@@ -473,3 +473,21 @@ def test_a_bad_broker_url_from_the_environment_is_named_as_the_variable(
     assert result.exit_code == 2, message
     assert message.startswith(f"error: SYNTHGATE_BROKER_URL='{broker}': {words}"), message
     assert f"--broker {broker}" not in message, message
+
+
+def test_a_blob_url_from_the_environment_that_cannot_be_opened_is_named_as_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SYNTHGATE_BLOB_URL=s3://... in a worker's environment, s3fs not installed, no --blobs
+    given: eea0287's refusal read "--blobs s3://bucket/blobs: cannot be the blob store", an
+    option nobody passed."""
+    monkeypatch.setitem(sys.modules, "s3fs", None)  # not installed, wherever the test runs
+    monkeypatch.setenv("SYNTHGATE_BLOB_URL", "s3://bucket/blobs")
+    broker = ["--broker", f"redis://127.0.0.1:{free_port()}/0"]
+    result = CliRunner().invoke(app, ["worker", "--db", f"sqlite:///{tmp_path / 'x.db'}", *broker])
+    message = " ".join(result.output.split())
+    assert result.exit_code == 2, message
+    assert message.startswith(
+        "error: SYNTHGATE_BLOB_URL='s3://bucket/blobs': cannot be the blob store"
+    ), message
+    assert "--blobs s3://" not in message and "Install s3fs" in message, message
