@@ -605,3 +605,21 @@ def test_rows_without_a_label_are_counted_and_said_to_lack_the_label(tmp_path: P
     assert "row(s) 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 … and 20 more lack a label `label`" in said, said
     assert "lack a text" not in said and "spans" in said
     assert not (tmp_path / "o").exists()
+
+
+def test_rows_with_an_empty_span_list_are_not_said_to_hold_span_labels(tmp_path: Path) -> None:
+    """A classification text.jsonl as `synthgate run` writes it (`"spans": []` on every row)
+    given with a --label-field it does not hold was refused with "(they hold spans: balance
+    raises the classes of a classification JSONL, ... not span labels)": its rows hold no span,
+    and the fix is the label field alone."""
+    import synthgate
+    from synthgate.errors import InputError
+
+    source = tmp_path / "text.jsonl"
+    rows = [{"id": str(n), "text": f"Soup {n}.", "spans": [], "label": "pos"} for n in range(3)]
+    source.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    with pytest.raises(InputError) as refused:
+        synthgate.balance_text(source, out=tmp_path / "o", label_field="sentiment")
+    said = str(refused.value)
+    assert "row(s) 1, 2, 3 lack a label `sentiment`" in said, said
+    assert "they hold spans" not in said, said
