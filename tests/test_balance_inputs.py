@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from balance_fixtures import balance_coco, balance_reviews, make_tiny_coco, run_cli
 from PIL import Image
@@ -626,6 +627,7 @@ def test_a_bad_attributes_axis_names_the_config_in_the_users_words(
         ({"text": ({"generator": "counterfactual"},)}, {"text": [{"generator": "counterfactual"}]}),
         ({"attributes": {"gender": ("female", "male")}}, {"attributes": {"gender": ["female", "male"]}}),
         ({"target": 5.0}, {"target": 5}),
+        ({"target": np.int64(5)}, {"target": 5}),  # a count a notebook computed
     ],
 )  # fmt: skip
 def test_a_balance_config_mapping_with_tuples_or_a_whole_float_target_still_loads(
@@ -634,7 +636,8 @@ def test_a_balance_config_mapping_with_tuples_or_a_whole_float_target_still_load
     """`sg.balance(config={...})` from a notebook: 71a9d77's shape checks refused a tuple of
     generator sections ("image: must be a generator section ... (got ({'generator':
     'copy_paste'},))"), a tuple of attribute values and `target: 5.0` ("must be ... a whole
-    number (got 5.0)"), which the config model takes as the list and the 5 they are."""
+    number (got 5.0)") and numpy's 5, which the config model takes as the list and the 5 they
+    are."""
     from synthgate.workflows.quotas import load_balance_config
 
     config = load_balance_config(given)

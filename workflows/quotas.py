@@ -17,6 +17,7 @@ import math
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
 from statistics import median
 from typing import Any, Literal
@@ -132,7 +133,7 @@ def _refuse_wrong_shapes(data: Any, path: Path) -> None:
                     f"{path}: attributes.{axis}.{value}: {error} (got {quoted(share)})"
                 ) from None
     target = data.get("target")
-    whole = isinstance(target, int) or (isinstance(target, float) and target.is_integer())
+    whole = isinstance(target, Integral) or (isinstance(target, float) and target.is_integer())
     if target is not None and not (isinstance(target, str) or whole):
         raise InputError(
             f"{path}: target: must be max, median, repeat_factor, a whole number or the path of "
