@@ -596,6 +596,8 @@ def test_a_balance_config_number_written_as_a_boolean_or_text_is_refused(
         ("attributes: {gender: 5}\n", "attributes.gender: must be a list of values"),
         ("attributes: {gender: {female: -1}}\n", "attributes.gender: give values or positive"),
         ("attributes: {gender: {female: yes, male: 1}}\n", "attributes.gender.female: YAML read"),
+        ("attributes: {age: [18, 30]}\n", "attributes.age: its values are names, written as text"),
+        ("attributes: {age: {18: 1, 30: 1}}\n", "attributes.age: its values are names, written"),
     ],
 )
 def test_a_bad_attributes_axis_names_the_config_in_the_users_words(

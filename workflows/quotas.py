@@ -125,6 +125,19 @@ def _refuse_wrong_shapes(data: Any, path: Path) -> None:
                 f"{path}: attributes.{axis}: must be a list of values (equal shares) or a "
                 f"mapping value: share (got {quoted(values)})"
             )
+        named = [v for v in values if not isinstance(v, str)]  # age: [18, 30]
+        if named:
+            first = named[0]
+            if isinstance(first, bool):
+                fix = "quote it (YAML reads yes, no, on, off, true and false as booleans)"
+            elif isinstance(first, int | float):
+                fix = f"quote a number, like '{first}'"
+            else:
+                fix = "write each value as text"
+            raise InputError(
+                f"{path}: attributes.{axis}: its values are names, written as text (got "
+                f"{quoted(first)}); {fix}"
+            )
         for value, share in values.items() if isinstance(values, Mapping) else ():
             try:
                 written_as_number(share)
