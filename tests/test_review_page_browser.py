@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 from api_support import BATCH, make_app, serving, text_sample, token_for
 from browser import chromium
 from PIL import Image
@@ -682,10 +681,10 @@ def test_every_control_of_the_review_page_has_a_name_that_says_what_it_sets(tmp_
             raise AssertionError("no text item")
 
 
-def test_an_image_that_does_not_load_is_said_and_not_judged(tmp_path: Path):
+def test_an_image_that_does_not_load_is_said_and_not_accepted_or_fixed(tmp_path: Path):
     """Its file gone (a run folder moved, a blob store down), the item showed the boxes over a
     blank, a broken-image icon at most, and 'a' accepted labels nobody could see. The page now
-    says the image did not load and what to do, and sends no verdict."""
+    says the image did not load and what to do, and sends no accept or fix."""
     app = make_app(tmp_path, images=1, k=1)
     (tmp_path / "run" / app.state.queue.task(1).sample.uri).unlink()
     token = token_for(app, "ann", "annotator")
@@ -697,7 +696,8 @@ def test_an_image_that_does_not_load_is_said_and_not_judged(tmp_path: Path):
         page.wait_for_selector("#status.error", timeout=5000)
         said = page.locator("#status").inner_text()
         assert "image did not load" in said and "reload" in said, said
-        for key in ("a", "r", "f"):
+        assert "reject the item" in said, said
+        for key in ("a", "f"):
             page.keyboard.press(key)
         page.click("#accept")
         page.wait_for_timeout(300)
@@ -835,17 +835,11 @@ def test_fix_mode_is_left_by_a_button_too(tmp_path: Path):
         assert connection.execute(select(decisions.c.verdict)).scalar_one() == "accept"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="7824906 blocks every verdict on an item whose image does not load, and the queue "
-    "hands an annotator their open task first: 'Reload' shows it again, and they are held "
-    "there until a lead runs `review release`; a way past it (skip, or a verdict kept apart) "
-    "is the review owner's to choose",
-)
 def test_an_annotator_is_not_held_on_an_item_whose_image_is_missing(tmp_path: Path):
-    """The image file of the item an annotator is given is gone. The page says so and sends no
-    verdict (7824906), and offers 'Reload', which hands them the same item: they can judge
-    nothing else, the other open item waiting, until their lead steps in."""
+    """The image file of the item an annotator is given is gone. The page blocked every
+    verdict, and its 'Reload' handed them the same item (their open task comes first): they
+    judged nothing else, the other open item waiting, until a lead ran review release. They
+    may reject it, the comment saying why, and go on to the next item."""
     app = make_app(tmp_path, images=2, k=1)
     token = token_for(app, "ann", "annotator")
     with serving(app) as base, chromium() as browser:
@@ -857,5 +851,8 @@ def test_an_annotator_is_not_held_on_an_item_whose_image_is_missing(tmp_path: Pa
         page.reload()
         page.wait_for_selector("#status.error", timeout=5000)
         with page.expect_navigation():
-            page.click("#status a")
+            page.keyboard.press("r")
         assert current_item(page) != held
+    with app.state.store.engine.connect() as connection:
+        rows = connection.execute(select(decisions.c.verdict, decisions.c.comment)).all()
+    assert [tuple(row) for row in rows] == [("reject", "the image did not load")]

@@ -45,13 +45,17 @@
 
   // ---- the image ----------------------------------------------------------------------------
   // An image that does not load (its file moved or gone, a blob store down) leaves the boxes
-  // over a blank: labels nobody can see are not judged.
+  // over a blank: labels nobody can see are not accepted or fixed. They may be rejected, the
+  // comment saying why: a sample without its image is no training sample, and a reload hands
+  // the annotator the same item, so without it they were held there until a lead stepped in.
   const photo = document.getElementById("photo");
   let unseen = false;
+  const UNSEEN_COMMENT = "the image did not load";
   function imageMissing() {
     unseen = true;
-    const why = "the image did not load, so this item cannot be judged: reload the page, and if "
-      + "it still does not load, tell your lead (its image file may be missing).";
+    const why = "the image did not load, so its labels cannot be accepted or fixed: reload the "
+      + "page; if it still does not load, reject the item (r: the comment says why) and tell "
+      + "your lead (its image file may be missing).";
     sayGo(why, "/review", "Reload");
   }
   if (photo) {
@@ -408,8 +412,9 @@
   // ---- deciding ------------------------------------------------------------------------------
   async function decide(verdict) {
     if (busy) return;
-    if (unseen) return imageMissing();
-    const body = { verdict, levels, comment: document.getElementById("comment").value };
+    if (unseen && verdict !== "reject") return imageMissing();
+    const comment = document.getElementById("comment").value || (unseen ? UNSEEN_COMMENT : "");
+    const body = { verdict, levels, comment };
     if (verdict === "fix") {
       if (data.modality === "image") body.objects = objects.filter((_, i) => !removed.has(i));
       // The page changes labels, never offsets; a stored value may not be the text its span
@@ -462,7 +467,7 @@
   });
 
   function onVerdict(verdict) {
-    if (unseen) return imageMissing();
+    if (unseen && verdict !== "reject") return imageMissing();
     if (verdict !== "fix") return decide(verdict);
     // A text judged by its document label has no Fix: a decision cannot change that label.
     if (!document.getElementById("fix")) {
