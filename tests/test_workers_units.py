@@ -611,19 +611,14 @@ def test_a_resubmit_with_another_chunk_factor_keeps_the_chunks_the_batch_has(
         ).read_bytes()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="f341bcc keeps a batch's chunks on re-submit, their queue too: a batch none of whose "
-    "chunks was taken, submitted again once SYNTHGATE_GPU_GENERATORS routes its generator to "
-    "gpu, is sent to cpu again; re-cutting it needs chunks removed, with messages in flight",
-)
 def test_a_resubmit_after_its_generator_moved_to_the_gpu_queue_sends_it_there(
     context: WorkerContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A batch submitted while SYNTHGATE_GPU_GENERATORS left its generator on `cpu` waits
     there ("is a worker serving queue cpu running?"); the user routes the generator to `gpu`
     and submits it again, nothing made yet. Its chunks kept their first queue, so it was sent
-    to `cpu` again, where no worker that can make it listens."""
+    to `cpu` again, where no worker that can make it listens. Its chunks waiting go to `gpu`
+    now, still the chunks it was first cut into."""
     config = make_config(image={"generator": "procedural", "count": 24, "size": [32, 32]})
     sent: list[tuple[str, str]] = []
     monkeypatch.setattr(

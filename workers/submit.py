@@ -32,7 +32,7 @@ from synthgate.storage.database import shown_url
 from synthgate.storage.store import Store
 from synthgate.validators.rubric import Rubric
 from synthgate.validators.validate import rubric_for
-from synthgate.workers.app import MAKE_CHUNK, QUEUES, WorkerSettings
+from synthgate.workers.app import MAKE_CHUNK, QUEUES, WorkerSettings, queue_for
 from synthgate.workers.chunks import FINISHED, TRANSIENT_ERRORS, chunk_rows
 
 log = logging.getLogger(__name__)
@@ -234,6 +234,13 @@ def submit_batch(app: Any, store: Store, config: BatchConfig) -> tuple[str, int]
                 cpu_chunk_factor=settings.cpu_chunk_factor,
             )
         )
+    else:
+        # Its chunks waiting go where this process routes their generator now: a batch sent to
+        # `cpu` before SYNTHGATE_GPU_GENERATORS named its generator was sent there again.
+        for chunk in store.chunks.of_batch(batch_id, statuses=["queued"]):
+            queue = queue_for(getattr(config, chunk.modality).generator, settings.gpu_generators)
+            if chunk.queue != queue:
+                store.chunks.update(chunk.id, if_status="queued", queue=queue)
     # A `running` chunk whose lease is live is left to its worker; one whose lease ran out
     # lost its worker and goes back to `queued`, to be sent with the others.
     for chunk in store.chunks.lost(batch_id=batch_id):
