@@ -385,6 +385,7 @@ def validator_vs_human(
     """Kappa between the rubric's route and the route the human verdict implies, plus where the
     thresholds could move (the sample's status after review no longer shows the rubric's route:
     the report does)."""
+    finals = list(finals)
     judged = [(s.report, v) for s, v in finals if s.report is not None]
     routes = [report.route for report, _ in judged]
     wanted = [ROUTE_OF_VERDICT[v] for _, v in judged]
@@ -400,7 +401,14 @@ def validator_vs_human(
         "kappa": kappa.as_dict(),
         "confusion": {r: dict(h) for r, h in sorted(confusion.items())},
         "suggestions": suggest_thresholds(
-            scored, accept_at=accept_at, reject_below=reject_below, min_items=min_items
+            scored,
+            accept_at=accept_at,
+            reject_below=reject_below,
+            min_items=min_items,
+            # with none final, the scores of the samples still in review are not looked at
+            unscored="no reviewed sample has a rubric score yet"
+            if finals
+            else "no reviewed sample has a final human verdict yet",
         ),
     }
 
@@ -412,9 +420,11 @@ def suggest_thresholds(
     reject_below: float | None = None,
     min_items: int = 10,
     target: float = TARGET,
+    unscored: str = "no reviewed sample has a rubric score yet",
 ) -> dict[str, Any]:
     """The lowest score above which humans accepted >= target of samples, and the highest score
-    below which they rejected >= target, each over at least `min_items` reviewed samples."""
+    below which they rejected >= target, each over at least `min_items` reviewed samples.
+    `unscored`: the note when `scored` is empty (why none is)."""
     suggestion: dict[str, Any] = {"target": target, "min_items": min_items, "notes": []}
     scores = sorted({score for score, _ in scored})
     best_accept = None
@@ -433,8 +443,12 @@ def suggest_thresholds(
             break
     suggestion["accept_at"] = best_accept
     suggestion["reject_below"] = best_reject
-    suggestion["notes"] = _threshold_notes(
-        scored, best_accept, best_reject, accept_at, reject_below, target, min_items
+    suggestion["notes"] = (
+        _threshold_notes(
+            scored, best_accept, best_reject, accept_at, reject_below, target, min_items
+        )
+        if scored
+        else [unscored]
     )
     return suggestion
 
@@ -453,8 +467,6 @@ def _threshold_notes(
     min_items: int,
 ) -> list[str]:
     notes = []
-    if not scored:
-        return ["no reviewed sample has a rubric score yet"]
     if best_accept is None:
         notes.append(
             f"no score band with >= {min_items} reviewed samples is accepted by humans "
