@@ -6,6 +6,7 @@ them. Every URL option falls back to its `SYNTHGATE_*` environment variable.
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 import time
@@ -158,6 +159,14 @@ def submit(
                 f"{given} is for --wait: without it submit sends the batch and returns, "
                 "writing no run folder; add --wait (here, or to a later submit of the same "
                 "config, which makes nothing twice), or drop it"
+            )
+        if timeout is not None and not math.isfinite(timeout):  # nan passes click's min=0
+            raise InputError(
+                field="timeout",
+                value=timeout,
+                problem="is no number of seconds",
+                fix="give the seconds to wait at most (e.g. 3600), or leave it out to wait "
+                "until the batch is done",
             )
         config = load_config(config_path)
         check_config_rubrics(config, source=config_path)

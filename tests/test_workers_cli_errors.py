@@ -386,6 +386,25 @@ def test_submit_refuses_an_option_of_wait_without_wait(tmp_path: Path, given: li
     assert not (tmp_path / "x.db").exists()
 
 
+@pytest.mark.parametrize("seconds", ["nan", "inf"])
+def test_submit_refuses_a_timeout_that_is_no_number_of_seconds(
+    tmp_path: Path, seconds: str
+) -> None:
+    """`--timeout nan` passed click's min=0 and meant no limit at all (a NaN deadline is never
+    reached); it and inf are refused before anything is recorded or sent."""
+    config = tmp_path / "batch.yaml"
+    config.write_text(yaml.safe_dump(small_config()))
+    shared = ["--db", f"sqlite:///{tmp_path / 'x.db'}", "--blobs", str(tmp_path / "b")]
+    broker = ["--broker", f"redis://127.0.0.1:{free_port()}/0"]
+    result = CliRunner().invoke(
+        app, ["submit", str(config), *shared, *broker, "--wait", "--timeout", seconds]
+    )
+    message = " ".join(result.output.split())
+    assert result.exit_code == 2, message
+    assert message.startswith(f"error: --timeout {seconds}: is no number of seconds"), message
+    assert not (tmp_path / "x.db").exists()
+
+
 def test_a_submit_out_of_time_names_the_database_status_needs(tmp_path: Path) -> None:
     """Checked on a redis cluster with no worker: the status command it named, run as said,
     answered 'no database: pass --db URL or set SYNTHGATE_DB_URL'."""
