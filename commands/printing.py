@@ -183,7 +183,8 @@ def print_stats(numbers: dict[str, Any]) -> None:
             str(row["assigned"]),
             str(row["decided"]),
             str(row["gold_decided"]),
-            _number(row["gold_accuracy"], 2),
+            # no gold decided yet: nothing to measure, as the admin page shows it
+            "-" if row["gold_accuracy"] is None else _number(row["gold_accuracy"], 2),
             "-" if row["decisions_per_hour"] is None else str(row["decisions_per_hour"]),
         )
     console.print(table)

@@ -37,6 +37,9 @@ def test_decisions_within_seconds_give_no_rate_and_a_minute_of_work_gives_one(
     shown = CliRunner().invoke(app, ["review", "stats", "--db", f"sqlite:///{db}"]).output
     cells = next(line.split("│") for line in shown.splitlines() if line.startswith("│ ann "))
     assert cells[-2].strip() == "-", shown  # the decisions/h column
+    # no gold (gold rate 0): no accuracy to give, "-" as the admin page shows it, not
+    # "undefined", which read as a failed measurement
+    assert cells[-3].strip() == "-", shown
 
     # the same four decisions spread over two minutes: 4 in 120 s is 120 an hour
     store = Store(sqlite_url(db))
