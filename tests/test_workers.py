@@ -26,7 +26,7 @@ from workers_support import Cluster, RedisServer, task_ids, wait_until
 from synthgate.config import parse_config
 from synthgate.runner import run_batch
 from synthgate.storage.store import Store
-from synthgate.storage.tables import batches, review_items, samples
+from synthgate.storage.tables import batches, chunks, review_items, samples
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -62,6 +62,17 @@ def write_config(folder: Path, data: dict[str, Any]) -> Path:
     path = folder / f"{data['name']}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+def running(cluster: Cluster) -> int:
+    """Chunks a worker holds in the shared database, whatever the batch."""
+    store = Store(cluster.db_url)
+    try:
+        with store.engine.connect() as connection:
+            query = select(func.count()).select_from(chunks).where(chunks.c.status == "running")
+            return int(connection.execute(query).scalar_one())
+    finally:
+        store.close()
 
 
 def stored(cluster: Cluster) -> int:
@@ -133,15 +144,22 @@ def test_a_killed_worker_loses_and_duplicates_nothing(cluster: Cluster, tmp_path
 
 
 def test_a_broker_restart_mid_batch_still_completes(cluster: Cluster, tmp_path: Path) -> None:
-    """Redis restarted without persistence loses the queued messages; submit sends them again."""
+    """Redis restarted without persistence loses the queued messages; submit sends them again.
+
+    The worker holds its first chunk at the gate, so the restart lands mid-batch however fast
+    the machine is (waiting for some samples to be stored first raced a quiet machine's worker,
+    which had made all 144 by the time it was stopped)."""
     config = write_config(tmp_path, mixed_config(images=80, texts=64))
-    worker = cluster.start_worker()
+    gate = tmp_path / "gate"
+    gate.touch()
+    worker = cluster.start_worker(gate=gate)
     submit = cluster.popen("submit", str(config), "--out", str(tmp_path / "submitted"), "--wait")
-    wait_until(lambda: stored(cluster) >= 16, timeout=60, what="the batch to start")
-    os.killpg(worker.pid, signal.SIGSTOP)  # the restart lands mid-batch, however fast it runs
+    wait_until(lambda: running(cluster) >= 1, timeout=60, what="the worker to take a chunk")
+    os.killpg(worker.pid, signal.SIGSTOP)
     assert stored(cluster) < 144
     cluster.redis.restart()
     os.killpg(worker.pid, signal.SIGCONT)
+    gate.unlink()
     output, _ = submit.communicate(timeout=120)
     assert submit.returncode == 0, output + cluster.worker_logs()
     # sent again by submit's sweep or the worker's, whichever comes first: both wait as long
