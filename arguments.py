@@ -161,3 +161,10 @@ def names_argument(value: Any, field: str) -> list[str] | None:
                 problem=f"holds a {type(name).__name__}; every name must be a str",
             )
     return names
+
+
+def environment_value(variable: str) -> str | None:
+    """The value of environment variable `variable` (upper case) as pydantic-settings reads
+    synthgate's settings, whatever the case of the name it was set under; None when unset. An
+    error about a setting names the variable where its value came from there."""
+    return next((v for k, v in os.environ.items() if k.upper() == variable), None)

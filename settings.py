@@ -11,7 +11,6 @@ validate and balance never do.
 from __future__ import annotations
 
 import json
-import os
 import re
 from copy import copy
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from synthgate.arguments import environment_value
 from synthgate.config import RequesterLimits
 from synthgate.errors import InputError, quoted
 
@@ -108,7 +108,7 @@ def _setting_error(
     if name in given:
         return InputError(field=name, value=quoted(given[name]), problem=problem)
     variable = f"{ENV_PREFIX}{name.upper()}"
-    value = next((v for k, v in os.environ.items() if k.upper() == variable), None)
+    value = environment_value(variable)
     fix = f"write it as JSON, like {json.dumps(default)}" if kind == "not_json" else "fix it"
     return InputError(
         f"{variable}={quoted(value)}: {problem}; {fix}, or unset it for the default "

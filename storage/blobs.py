@@ -7,9 +7,9 @@ A write that finds the store full is `NoSpaceLeft` (files.py), which workers ret
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from synthgate.arguments import environment_value
 from synthgate.errors import InputError, quoted
 from synthgate.files import no_space_left, write_atomic
 
@@ -87,6 +87,6 @@ def _refused(url: str, *, problem: str, fix: str) -> InputError:
     """The refusal of blob store `url`: naming SYNTHGATE_BLOB_URL where the URL is its value (a
     worker's environment), not a --blobs nobody passed (one passed with the same URL is named
     either way)."""
-    if any(k.upper() == BLOB_VARIABLE and v == url for k, v in os.environ.items()):
+    if environment_value(BLOB_VARIABLE) == url:
         return InputError(f"{BLOB_VARIABLE}={quoted(url)}: {problem}; {fix}")
     return InputError(field="blobs", value=url, problem=problem, fix=fix)

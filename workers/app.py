@@ -14,12 +14,12 @@ queue and everything else to `cpu`.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from typing import Any
 
 from pydantic import Field
 
+from synthgate.arguments import environment_value
 from synthgate.errors import InputError, quoted
 from synthgate.settings import Settings
 from synthgate.storage.database import shown_url
@@ -147,7 +147,7 @@ BROKER_VARIABLE = "SYNTHGATE_BROKER_URL"
 def from_environment(url: str) -> bool:
     """Whether the broker URL `url` is SYNTHGATE_BROKER_URL's: an error then names the
     variable, not a --broker nobody passed (one passed with the same URL is named either way)."""
-    return any(k.upper() == BROKER_VARIABLE and v == url for k, v in os.environ.items())
+    return environment_value(BROKER_VARIABLE) == url
 
 
 def check_broker(
