@@ -214,7 +214,7 @@ class RunFolderSink:
 
     def start(self, run: RunStart) -> None:
         self._run = run
-        self._started = prepare_out(self.out)
+        self._started = prepare_out(self.out, checked=True)  # __init__'s check_out
         self.folder = self._started.folder
         self._writer = RunWriter(
             self.folder,

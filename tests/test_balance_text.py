@@ -131,6 +131,24 @@ def test_bad_rows_are_clear_errors(content: str, words: str, tmp_path: Path) -> 
     assert not (tmp_path / "o").exists()
 
 
+def test_an_out_folder_of_someone_elses_is_refused_before_the_rows_are_read(
+    tmp_path: Path,
+) -> None:
+    """As balance refuses it before it reads the dataset: a text balance read and checked every
+    row (and said what was wrong with them) before it looked at where it would write."""
+    source = tmp_path / "bad.jsonl"
+    source.write_text('{"id": 1, "review": "a", "sentiment": ["pos", "neg"]}\n')
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    result = balance_reviews(str(source), str(out))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    said = " ".join(result.stderr.split())
+    assert f"{out}: folder exists and is not a synthgate balance output" in said, said
+    assert "a list of 2" not in said
+    assert (out / "notes.txt").read_text() == "mine"
+
+
 def test_samples_waiting_for_review_are_listed_not_merged(tmp_path: Path) -> None:
     from synthgate.config import PACKAGE_ROOT
 

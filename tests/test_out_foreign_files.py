@@ -24,6 +24,7 @@ from factories import small_config
 from typer.testing import CliRunner
 
 import synthgate
+import synthgate.foreign_files as foreign_files_module
 from synthgate.cli import app
 from synthgate.errors import InputError
 from synthgate.foreign_files import WRITTEN_LIST, foreign_files, write_written_list, written_list
@@ -435,6 +436,54 @@ def test_a_file_in_a_merge_output_stops_the_merge_again(
         output
     )
     assert (out / "images" / "mine.png").read_bytes() == b"mine"
+
+
+# --- how often a folder is walked -------------------------------------------------------------
+
+
+@pytest.fixture
+def walks(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The folders `foreign_files` walks, in order: each walk reads every file's name (~0.75 s
+    for a run of 100k images)."""
+    walked: list[Path] = []
+    real = foreign_files_module.foreign_files
+
+    def walking(out: Path, *, marker: str) -> list[str]:
+        walked.append(out)
+        return real(out, marker=marker)
+
+    monkeypatch.setattr(foreign_files_module, "foreign_files", walking)
+    return walked
+
+
+def test_a_rerun_walks_its_folder_before_any_work_and_at_publish_only(
+    config_file: Path, run_folder: Path, walks: list[Path]
+) -> None:
+    """It walked it three times: at setup, again when the run started (nothing had been done
+    between), and at publish."""
+    code, output = invoke("run", config_file, "--out", run_folder)
+    assert code == 0, output
+    assert walks == [run_folder, run_folder]
+
+
+def test_an_export_balance_and_merge_walk_their_folder_twice(
+    source: Path, tiny: tuple[Path, Path], balanced: Path, tmp_path: Path, walks: list[Path]
+) -> None:
+    exported = tmp_path / "exported"
+    assert export_to(source, exported, "coco")[0] == 0
+    assert walks == []  # a new folder: nothing of the user's to look for
+    assert export_to(source, exported, "coco", "--force")[0] == 0
+    assert walks == [exported, exported]
+    walks.clear()
+    assert balance_into(tiny, balanced)[0] == 0
+    assert walks == [balanced, balanced]
+    coco, images = tiny
+    merged = tmp_path / "merged"
+    args = ("merge", "--real", coco, "--synthetic", balanced / a_run_in(balanced))
+    assert invoke(*args, "--images", images, "--out", merged)[0] == 0
+    walks.clear()
+    assert invoke(*args, "--images", images, "--out", merged)[0] == 0
+    assert walks == [merged, merged]
 
 
 # --- the list itself ---------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -128,8 +128,16 @@ def generator_sections(
     return [dict(v) for v in (value if isinstance(value, list) else [value])]
 
 
+class OutputKind(TypedDict):
+    """What the output guards (outputs.py) are told of a kind of output."""
+
+    marker: str
+    what: str
+    databases: str
+
+
 # The balance output's marker and databases: a folder holding reviewed runs is never replaced.
-BALANCE_OUT = {
+BALANCE_OUT: OutputKind = {
     "marker": BALANCE_MARKER,
     "what": "balance output",
     "databases": "runs/*/synthgate.db",
@@ -652,7 +660,7 @@ def balance(
     if dry_run:
         return BalanceResult(out=out, summary=plan, dry_run=True)
     with building_out(
-        out, doing=f"writing the balanced dataset to {out}", **BALANCE_OUT
+        out, doing=f"writing the balanced dataset to {out}", checked=True, **BALANCE_OUT
     ) as temporary:
         runs = run_sections(
             modality="image",

@@ -50,7 +50,7 @@ from synthgate.generators.text.counterfactual import (
 )
 from synthgate.generators.text.mined import mine_templates
 from synthgate.generators.text.rows import reference_rows
-from synthgate.outputs import building_out, refuse_out_holding
+from synthgate.outputs import building_out, check_out, refuse_out_holding
 from synthgate.pipeline import Progress
 from synthgate.workflows.balance import (
     BALANCE_OUT,
@@ -215,6 +215,7 @@ def balance_text(
         )
     target_file = strategy if isinstance(strategy, Path) else None
     refuse_out_holding(out, jsonl_path, config_path, target_file)
+    check_out(out, **BALANCE_OUT)  # before the rows are read and planned, as balance does
     rows = read_jsonl(jsonl_path, strict=True)  # copied into merged.jsonl
     if not rows:
         raise InputError(
@@ -319,7 +320,7 @@ def balance_text(
             plan.note(label, "counterfactual", capacity=rewriter.capacity(label), wanted=wanted)
 
     with building_out(
-        out, doing=f"writing the balanced dataset to {out}", **BALANCE_OUT
+        out, doing=f"writing the balanced dataset to {out}", checked=True, **BALANCE_OUT
     ) as temporary:
         run = functools.partial(
             run_sections,

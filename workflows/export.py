@@ -377,7 +377,7 @@ def export(
     sources = {image["id"]: confined_path(root, image["file_name"]) for image in coco["images"]}
     files = sources if copy_images else None
     with building_out(
-        target, doing=f"exporting to {out}", marker=EXPORT_MARKER, what="export"
+        target, doing=f"exporting to {out}", marker=EXPORT_MARKER, what="export", checked=True
     ) as temporary:
         counts = export_dataset(
             coco,

@@ -682,7 +682,11 @@ def _write_merge(
     """The merge output folder, built beside `out` and renamed into place when complete;
     `write(path)` writes the merged file."""
     with building_out(
-        out, doing=f"writing the merge to {out}", marker=MERGE_MARKER, what="merge output"
+        out,
+        doing=f"writing the merge to {out}",
+        marker=MERGE_MARKER,
+        what="merge output",
+        checked=True,  # merge's check_out, before any work started
     ) as temporary:
         place_dataset_images(temporary, files, progress)
         write(temporary / name)
