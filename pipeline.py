@@ -34,6 +34,7 @@ from synthgate.samples import (
     sample_seed,
 )
 from synthgate.validators.context import ValidationContext
+from synthgate.validators.rubric import Rubric
 from synthgate.validators.validate import Judge, rubric_for
 
 MODALITIES: tuple[Modality, ...] = ("image", "text")
@@ -208,6 +209,21 @@ def planned_quotas(total: int, quota_categories: list[str | None]) -> dict[str, 
         if category is not None:
             quotas[category] += total // size + (1 if position < total % size else 0)
     return dict(quotas)
+
+
+def section_rubric(config: BatchConfig, modality: Modality) -> Rubric:
+    """The rubric a section's samples are measured and judged with, as `build_judges` picks
+    it: the one it names, else its modality's default (detection; a template file's task)."""
+    section = getattr(config, modality)
+    templates = getattr(section, "templates", None)
+    task = None
+    if section.rubric is None and templates:
+        # here, not at the top: the template reader imports faker (~0.1 s), which an image
+        # batch never needs
+        from synthgate.generators.text.templates import load_template_file
+
+        task = load_template_file(templates).task
+    return rubric_for(modality, rubric=section.rubric, task=task)
 
 
 def build_judges(

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import HTTPException, status
+from pydantic import ValidationError
 
 from synthgate.config import BatchConfig, RequesterLimits
 from synthgate.errors import InputError
-from synthgate.pipeline import Progress, batch_id_for, planned_total
+from synthgate.pipeline import MODALITIES, Progress, batch_id_for, planned_total, section_rubric
 from synthgate.runner import InProcessRunner, Runner, Stopped
 from synthgate.sinks import DatabaseSink, KeepReviewed, RunFolderSink
 from synthgate.storage.store import Store
@@ -57,6 +58,43 @@ class Job:
     running: bool = False
     cancelled_by: str | None = None
     resume: bool = False  # cancelled, then posted again while it finished its chunk
+
+
+def refuse_other_rubric(recorded: Any, config: BatchConfig, batch_id: str) -> None:
+    """409 for `config` posted as batch `batch_id` (first posted as `recorded`, the config
+    stored with it) with a rubric other than the one it was made and judged with: the rubric
+    is not part of a batch's id, and posting a batch again answers it as it stands (or resumes
+    it), so its verdicts would be the first rubric's, or a mix of both."""
+    try:
+        stored = BatchConfig.model_validate(recorded)
+    except ValidationError:  # recorded by a synthgate whose configs read otherwise
+        return
+    for modality in MODALITIES:
+        before, now = getattr(stored, modality), getattr(config, modality)
+        if before is None or now is None:
+            continue
+        asked = section_rubric(config, modality)
+        try:
+            judged = section_rubric(stored, modality)
+        except InputError:  # its file is gone or no longer reads: named as the config named it
+            if before.rubric == now.rubric:
+                continue
+            had = f"rubric {Path(str(before.rubric)).stem}, not {asked.name}"
+        else:
+            if judged == asked:
+                continue
+            had = (
+                f"rubric {judged.name}, not {asked.name}"
+                if judged.name != asked.name
+                else f"another rubric named {asked.name}"
+            )
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail=f"{modality}.rubric: batch {batch_id} was made and judged with {had}; a "
+            "rubric is not part of a batch's id, so posting the config "
+            "again returns the batch as it stands. To judge with "
+            f"{asked.name}, give the config another name: that makes a new batch",
+        )
 
 
 class BatchRunner:
@@ -124,6 +162,9 @@ class BatchRunner:
         batch_id = batch_id_for(config)
         samples = planned_total(config)
         with self._lock:
+            existing = self.store.get_batch(batch_id)
+            if existing is not None:
+                refuse_other_rubric(existing["config"], config, batch_id)
             job = self._jobs.get(batch_id)
             if job is not None and job.cancelled_by is not None and not self.stopping.is_set():
                 # cancelled while inside a chunk, which it is finishing: it resumes after it
@@ -135,7 +176,6 @@ class BatchRunner:
                 return batch_id, True
             if job is not None:
                 return batch_id, False
-            existing = self.store.get_batch(batch_id)
             if existing is not None and existing["status"] == "done":
                 return batch_id, False
             if self.stopping.is_set():

@@ -171,6 +171,12 @@ IMAGE_NAME = PathParam(
         200: {"description": "The caller posted this config before: the batch as it stands."},
         **errors(
             (400, "The config is invalid; `detail` says where and how."),
+            (
+                409,
+                "The caller posted this config before with another rubric: a rubric is not "
+                "part of a batch's id, so the batch keeps the verdicts of the rubric it was "
+                "made with; give the config another name to judge with this one.",
+            ),
             (413, "The body is over the server's size limit."),
             (
                 422,
@@ -204,8 +210,9 @@ def create_batch(
     Batches are the caller's own: another requester posting the same config gets another batch
     (the service sets the config's `requester`). Posting a batch of yours again returns it as it
     stands (200), or resumes it if it failed, was cancelled or was left running by a server that
-    stopped (202). Limits per requester (422 or 429 naming the limit): samples per batch, pixels
-    and objects per image, open batches, samples per hour."""
+    stopped (202); with another rubric it is refused (409), as the batch keeps the verdicts of
+    the rubric it was made with. Limits per requester (422 or 429 naming the limit): samples per
+    batch, pixels and objects per image, open batches, samples per hour."""
     check_nesting(config, where=f"{SOURCE}: body")
     # its keys and types first: a path field its generator has not, or one that is no path,
     # is named as such, not as a path outside the roots

@@ -422,3 +422,44 @@ def test_a_lone_surrogate_in_a_posted_config_is_refused_at_once(service, body, w
     assert where in detail and "lone surrogate" in detail
     batches = app.state.store.requesters.batches_of(None, limit=10, offset=0)
     assert [b for b in batches if b["name"] == "odd"] == []
+
+
+def test_a_batch_posted_again_with_another_rubric_is_refused_not_answered_with_its_verdicts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rubric is not part of a batch's id (it judges what is made, it does not change it):
+    the same config posted again with a stricter rubric was answered 200 with the batch as
+    it stood, every verdict the first rubric's, and nothing said. Now it is 409, naming both
+    rubrics and what to do; the same rubric posted again is answered as before."""
+    from synthgate.config import PACKAGE_ROOT
+
+    monkeypatch.setattr(
+        runner, "build_generators", lambda config, **_: {"image": TinyGenerator(config.categories)}
+    )
+    monkeypatch.setattr(pipeline, "judge", route_odd_to_review)
+    TinyGenerator.gate.set()
+    detection = (PACKAGE_ROOT / "configs" / "rubrics" / "detection.yaml").read_text()
+    strict = tmp_path / "strict.yaml"
+    strict.write_text(
+        detection.replace("name: detection", "name: strict").replace(
+            "accept_at: 4.4", "accept_at: 4.8"
+        )
+    )
+    app = make_app(tmp_path, images=0, data_root=tmp_path)
+    with TestClient(app) as client:
+        token = token_for(app, "req", "requester")
+        batch = client.post("/api/batches", json=CONFIG, headers=bearer(token)).json()
+        url = f"/api/batches/{batch['id']}"
+        assert wait_until_done(client, url, token)["status"] == "done"
+        assert client.post("/api/batches", json=CONFIG, headers=bearer(token)).status_code == 200
+        stricter = {**CONFIG, "image": {**CONFIG["image"], "rubric": "strict.yaml"}}
+        refused = client.post("/api/batches", json=stricter, headers=bearer(token))
+        assert refused.status_code == 409, refused.text
+        said = refused.json()["detail"]
+        assert said.startswith(
+            f"image.rubric: batch {batch['id']} was made and judged with rubric detection, "
+            "not strict"
+        ), said
+        assert "give the config another name" in said, said
+        assert str(tmp_path) not in said  # the data root stays the server's
+        assert client.get(url, headers=bearer(token)).json()["status"] == "done"

@@ -24,14 +24,11 @@ from typing import Any
 
 from synthgate.config import BatchConfig
 from synthgate.errors import InputError, counted
-from synthgate.generators.text.templates import load_template_file
-from synthgate.pipeline import MODALITIES, batch_id_for
-from synthgate.samples import Modality
+from synthgate.pipeline import MODALITIES, batch_id_for, section_rubric
 from synthgate.storage.chunks import ChunkState
 from synthgate.storage.database import shown_url
 from synthgate.storage.store import Store
 from synthgate.validators.rubric import Rubric
-from synthgate.validators.validate import rubric_for
 from synthgate.workers.app import MAKE_CHUNK, QUEUES, WorkerSettings, queue_for
 from synthgate.workers.chunks import FINISHED, TRANSIENT_ERRORS, chunk_rows
 
@@ -146,15 +143,6 @@ def publish(
     return len(chunks)
 
 
-def measuring_rubric(config: BatchConfig, modality: Modality) -> Rubric:
-    """The rubric the workers measure a section's samples with, as `build_judges` picks it: the
-    one it names, else its modality's default (detection; a template file's task)."""
-    section = getattr(config, modality)
-    templates = getattr(section, "templates", None)
-    task = load_template_file(templates).task if section.rubric is None and templates else None
-    return rubric_for(modality, rubric=section.rubric, task=task)
-
-
 def measured_difference(before: Rubric, now: Rubric) -> str:
     """How `now` measures otherwise than `before`: checks added or dropped, params changed."""
     old, new = dict(before.measured_steps), dict(now.measured_steps)
@@ -181,9 +169,9 @@ def refuse_rubric_change(stored: BatchConfig, config: BatchConfig, batch_id: str
         before, now = getattr(stored, modality), getattr(config, modality)
         if before is None or now is None or before.rubric == now.rubric:
             continue
-        asked = measuring_rubric(config, modality)
+        asked = section_rubric(config, modality)
         try:
-            measured = measuring_rubric(stored, modality)
+            measured = section_rubric(stored, modality)
         except InputError:
             difference = f"{before.rubric} cannot be read any more"
             name = str(before.rubric)
