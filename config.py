@@ -234,6 +234,23 @@ class BackgroundConfig(StrictModel):
         return self
 
 
+# Stable Diffusion's VAE turns 8x8 pixel blocks into one latent: every pipeline synthgate runs
+# refuses another size (a VAE with more levels needs a larger multiple, checked once it loads).
+VAE_BLOCK = 8
+
+
+def _vae_size(value: tuple[int, int] | None) -> tuple[int, int] | None:
+    """Refuse an image size a Stable Diffusion pipeline cannot make, when the config is read:
+    found by the pipeline, it was refused only after the model had loaded."""
+    if value is not None and (value[0] % VAE_BLOCK or value[1] % VAE_BLOCK):
+        rounded = [side // VAE_BLOCK * VAE_BLOCK for side in value]  # sides are >= 16
+        raise ValueError(
+            f"is not a multiple of {VAE_BLOCK} in both sides, which Stable Diffusion pipelines "
+            f"need (their VAE works on {VAE_BLOCK}x{VAE_BLOCK} pixel blocks); use e.g. {rounded}"
+        )
+    return value
+
+
 class _DiffusionImageConfig(StrictModel):
     """What every diffusion generator shares: the model, prompts and their attribute slots."""
 
@@ -251,6 +268,8 @@ class _DiffusionImageConfig(StrictModel):
     segmenter: str = "border"  # a registered name, or "module:function" (RGB HxWx3 -> bool HxW)
     rubric: str | None = None  # a rubric name (configs/rubrics/) or YAML path [default: detection]
     _slots: ClassVar[dict[str, tuple[str, ...]]] = {"prompt": ("category",)}
+
+    _size = field_validator("size")(_vae_size)
 
     @field_validator("attributes")
     @classmethod
@@ -308,6 +327,8 @@ class DiffusionObjectPasteConfig(_DiffusionImageConfig):
     pool_seed: int = Field(0, ge=0, le=MAX_SEED)
     max_attempts: int = Field(3, ge=1, le=1000)  # generations per instance before it is given up
     background: BackgroundConfig = Field(default_factory=BackgroundConfig)
+
+    _instance_size = field_validator("instance_size")(_vae_size)
 
     @field_validator("objects_per_image", "object_scale_range", "mask_area_range")
     @classmethod

@@ -30,6 +30,12 @@ def _copy_paste(**fields: Any) -> dict[str, Any]:
     return small_config(text=None, image={**image, **fields})
 
 
+def _diffusion(generator: str = "diffusion_layout", **fields: Any) -> dict[str, Any]:
+    # The model is looked for only once the generator is built: refusals here come before it.
+    image = {"generator": generator, "count": 2, "size": [64, 64], "model": {"path": "models/x"}}
+    return small_config(text=None, image={**image, **fields})
+
+
 BAD_CONFIGS = [
     # (id, config, what the message says after "batch.yaml: ")
     ("unknown locale", _with("text.locales", ["en_US", "xx_YY"]), "text.locales: 'xx_YY' is not a Faker locale; use one such as en_US"),
@@ -44,6 +50,9 @@ BAD_CONFIGS = [
     ("templates a folder", _with("text.templates", str(SUPPORT_TICKETS.parent)), f"text.templates: {SUPPORT_TICKETS.parent} is a folder; give the template file itself"),
     ("coco a folder", _copy_paste(coco="images"), "image.coco: {tmp}/images is a folder; give the COCO JSON file itself"),
     ("images a file", _copy_paste(images="coco.json"), "image.images: {tmp}/coco.json is not a folder; give the folder"),
+    # a size the VAE cannot take was refused only once the model had loaded (gigabytes, minutes)
+    ("diffusion size", _diffusion(size=[70, 100]), "image.size: is not a multiple of 8 in both sides, which Stable Diffusion pipelines need (their VAE works on 8x8 pixel blocks); use e.g. [64, 96] (got [70, 100])"),
+    ("diffusion instance size", _diffusion("diffusion_object_paste", instance_size=[64, 36]), "image.instance_size: is not a multiple of 8 in both sides, which Stable Diffusion pipelines need (their VAE works on 8x8 pixel blocks); use e.g. [64, 32] (got [64, 36])"),
 ]  # fmt: skip
 
 

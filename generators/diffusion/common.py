@@ -83,6 +83,8 @@ class DiffusionGenerator:
         self.config = config
         self.categories = list(categories)
         self.model = model if model is not None else load_model(config.model, self.pipeline_kind)
+        # The config refused a size off config.VAE_BLOCK; a VAE with more levels than Stable
+        # Diffusion's needs a larger multiple, which only its loaded pipeline tells.
         check_size(config.size, self.model)
         self.segmenter = segmenter if segmenter is not None else segmenter_by_name(config.segmenter)
         # The runner hands over this many specs at a time: one pipeline batch's worth.
