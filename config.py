@@ -271,6 +271,22 @@ class _DiffusionImageConfig(StrictModel):
 
     _size = field_validator("size")(_vae_size)
 
+    @field_validator("negative_prompt")
+    @classmethod
+    def _guidance_uses_it(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # diffusers encodes a negative prompt only for classifier-free guidance, which its
+        # Stable Diffusion pipelines run only when guidance_scale > 1: below that the prompt
+        # went into provenance and nowhere else.
+        model = info.data.get("model")  # absent when it was refused itself
+        if value and model is not None and model.guidance <= 1:
+            raise ValueError(
+                f"with image.model.guidance {model.guidance} classifier-free guidance is off, "
+                "and the pipeline ignores a negative prompt (diffusers uses one only when "
+                "guidance_scale > 1), though provenance would record it; raise "
+                "image.model.guidance above 1 (e.g. 7.5), or drop image.negative_prompt"
+            )
+        return value
+
     @field_validator("attributes")
     @classmethod
     def _values_given(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:

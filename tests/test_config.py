@@ -52,6 +52,8 @@ BAD_CONFIGS = [
     ("images a file", _copy_paste(images="coco.json"), "image.images: {tmp}/coco.json is not a folder; give the folder"),
     # a size the VAE cannot take was refused only once the model had loaded (gigabytes, minutes)
     ("diffusion size", _diffusion(size=[70, 100]), "image.size: is not a multiple of 8 in both sides, which Stable Diffusion pipelines need (their VAE works on 8x8 pixel blocks); use e.g. [64, 96] (got [70, 100])"),
+    # recorded in provenance, while the pipeline, guidance off, never used it
+    ("negative prompt unused", _diffusion(negative_prompt="blurry", model={"path": "models/x", "guidance": 1}), "image.negative_prompt: with image.model.guidance 1.0 classifier-free guidance is off, and the pipeline ignores a negative prompt (diffusers uses one only when guidance_scale > 1), though provenance would record it; raise image.model.guidance above 1 (e.g. 7.5), or drop image.negative_prompt (got 'blurry')"),
     ("diffusion instance size", _diffusion("diffusion_object_paste", instance_size=[64, 36]), "image.instance_size: is not a multiple of 8 in both sides, which Stable Diffusion pipelines need (their VAE works on 8x8 pixel blocks); use e.g. [64, 32] (got [64, 36])"),
 ]  # fmt: skip
 
@@ -70,6 +72,15 @@ def test_a_bad_value_is_an_input_error_naming_file_field_and_value(
         load_config(path)
     message = str(caught.value)
     assert message.startswith(f"{path}: {expected.format(tmp=tmp_path)}"), message
+
+
+@pytest.mark.parametrize(("guidance", "negative_prompt"), [(1.5, "blurry"), (1.0, None), (0.0, "")])
+def test_a_negative_prompt_loads_where_the_pipeline_uses_it(
+    guidance: float, negative_prompt: str | None
+) -> None:
+    model = {"path": "models/x", "guidance": guidance}
+    config = load_config(_diffusion(negative_prompt=negative_prompt, model=model))
+    assert config.image.negative_prompt == negative_prompt
 
 
 def test_an_exponent_yaml_reads_as_text_is_still_a_number(tmp_path: Path) -> None:
