@@ -54,6 +54,8 @@ BAD_CONFIGS = [
     ("diffusion size", _diffusion(size=[70, 100]), "image.size: is not a multiple of 8 in both sides, which Stable Diffusion pipelines need (their VAE works on 8x8 pixel blocks); use e.g. [64, 96] (got [70, 100])"),
     # recorded in provenance, while the pipeline, guidance off, never used it
     ("negative prompt unused", _diffusion(negative_prompt="blurry", model={"path": "models/x", "guidance": 1}), "image.negative_prompt: with image.model.guidance 1.0 classifier-free guidance is off, and the pipeline ignores a negative prompt (diffusers uses one only when guidance_scale > 1), though provenance would record it; raise image.model.guidance above 1 (e.g. 7.5), or drop image.negative_prompt (got 'blurry')"),
+    # the folder loaded as it was, its provenance recording a hash of the folder, not the revision
+    ("revision of a local folder", _diffusion(model={"path": "images", "revision": "v2"}), "image.model.revision: 'v2' names a version of a Hugging Face id, and image.model.path {tmp}/images is a local folder, which is loaded as it is; drop image.model.revision, or set image.model.path to the Hub id whose revision you want (it must be in the local Hugging Face cache)"),
     ("diffusion instance size", _diffusion("diffusion_object_paste", instance_size=[64, 36]), "image.instance_size: is not a multiple of 8 in both sides, which Stable Diffusion pipelines need (their VAE works on 8x8 pixel blocks); use e.g. [64, 32] (got [64, 36])"),
 ]  # fmt: skip
 
@@ -81,6 +83,11 @@ def test_a_negative_prompt_loads_where_the_pipeline_uses_it(
     model = {"path": "models/x", "guidance": guidance}
     config = load_config(_diffusion(negative_prompt=negative_prompt, model=model))
     assert config.image.negative_prompt == negative_prompt
+
+
+def test_a_revision_of_a_hub_id_loads() -> None:
+    config = load_config(_diffusion(model={"path": "tiny-org/tiny-model", "revision": "v2"}))
+    assert config.image.model.revision == "v2"
 
 
 def test_an_exponent_yaml_reads_as_text_is_still_a_number(tmp_path: Path) -> None:
