@@ -15,6 +15,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,9 +197,31 @@ def record_report(sample: Sample, report: RubricReport) -> Sample:
     return sample
 
 
-def generate_specs(generator: Generator, specs: list[SampleSpec]) -> list[GeneratedSample]:
-    """Generate a chunk of specs, not judged yet (workers generate; judging goes in order)."""
-    return generator.generate(specs)
+def generate_specs(
+    generator: Generator, specs: list[SampleSpec], *, source: Path | str | None = None
+) -> list[GeneratedSample]:
+    """Generate a chunk of specs, not judged yet (workers generate; judging goes in order).
+    `source`: the config file, named before an error about a field of the generator's section
+    (a background image it cannot read), as `build_section_generator` names it."""
+    if source is None:  # no file to name: a worker's chunk, a config given as a dict
+        return generator.generate(specs)
+    with naming_config(source, generator.modality):
+        return generator.generate(specs)
+
+
+@contextmanager
+def naming_config(source: Path | str | None, modality: str) -> Iterator[None]:
+    """An InputError raised inside about a field of the config's `modality` section
+    (`image.model.path: no model at ...`) raised again with the config file `source` before it,
+    as the config's own checks name it; an error about another file (a template file, a COCO
+    file) names that file, and without a `source` (a config given as a dict) nothing changes."""
+    try:
+        yield
+    except InputError as error:
+        message = str(error)
+        if source is None or not message.startswith(f"{modality}."):
+            raise
+        raise InputError(f"{source}: {message}") from None
 
 
 def planned_quotas(total: int, quota_categories: list[str | None]) -> dict[str, int]:
@@ -276,13 +299,8 @@ def build_section_generator(
     field of the config (`image.model.path: no model at ...`), as the config's own checks
     name it; an error about another file (a template file, a COCO file) names that file."""
     section = getattr(config, modality)
-    try:
+    with naming_config(source, modality):
         generator = build_generator(section, categories=list(config.categories))
-    except InputError as error:
-        message = str(error)
-        if source is None or not message.startswith(f"{modality}."):
-            raise
-        raise InputError(f"{source}: {message}") from None
     unavailable = getattr(generator, "unavailable", None)
     if unavailable:  # copy_paste: a class listed that it has nothing to cut of
         have = ", ".join(getattr(generator, "categories", []))
@@ -322,9 +340,15 @@ def specs_of(
 
 
 def judged_chunks(
-    specs: Iterator[SampleSpec], generator: Generator, judge_sample: Judge, *, size: int
+    specs: Iterator[SampleSpec],
+    generator: Generator,
+    judge_sample: Judge,
+    *,
+    size: int,
+    source: Path | str | None = None,
 ) -> Iterator[list[JudgedSample]]:
     """Generate and judge specs chunk by chunk; yield each judged chunk, in index order.
+    `source`: the config file, named in a generator's error (`generate_specs`).
 
     For a generator whose work runs outside Python (`overlaps_judging`: a model in torch),
     two stages overlap: this thread makes chunk k while a second thread judges chunk k-1 (one
@@ -336,12 +360,12 @@ def judged_chunks(
     """
     if not getattr(generator, "overlaps_judging", False):
         while chunk := list(itertools.islice(specs, size)):
-            yield _judge_chunk(generate_specs(generator, chunk), judge_sample)
+            yield _judge_chunk(generate_specs(generator, chunk, source=source), judge_sample)
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="judge") as judging:
         pending: Future[list[JudgedSample]] | None = None
         while chunk := list(itertools.islice(specs, size)):
-            made = generate_specs(generator, chunk)
+            made = generate_specs(generator, chunk, source=source)
             if pending is not None:
                 yield pending.result()
             pending = judging.submit(_judge_chunk, made, judge_sample)
@@ -406,5 +430,5 @@ def generate(
     )
     made: list[GeneratedSample] = []
     while chunk := list(itertools.islice(specs, chunk_size(generator, modality))):
-        made.extend(generate_specs(generator, chunk))
+        made.extend(generate_specs(generator, chunk, source=source))
     return made

@@ -199,7 +199,8 @@ class InProcessRunner:
     `build_generators(config)` (e.g. a generator wrapped with augmentation).
     `reference_progress(files hashed, files in all)`: while the folders of real images a rubric
     names are hashed, before the first sample is made. `source`: the config file, named in an
-    error about one of its fields that building a generator finds (a model not there).
+    error about one of its fields that building or running a generator finds (a model not
+    there, a background image it cannot read).
     """
 
     def __init__(
@@ -241,7 +242,12 @@ class InProcessRunner:
                     planned=self.plans.get(modality),
                 )
                 size = chunk_size(generator, modality)
-                yield modality, judged_chunks(specs, generator, judges[modality], size=size)
+                yield (
+                    modality,
+                    judged_chunks(
+                        specs, generator, judges[modality], size=size, source=self.source
+                    ),
+                )
 
         return drive(run, streams(), sinks, progress=progress, stop=stop)
 

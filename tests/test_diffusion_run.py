@@ -23,7 +23,9 @@ from safetensors.torch import load_file, save_file
 from tiny_diffusers import CATEGORIES, GENERATORS, KIND_OF_GENERATOR, image_section
 from typer.testing import CliRunner
 
+import synthgate
 from synthgate.cli import app
+from synthgate.errors import InputError
 
 pytest_plugins = ["diffusion_fixtures"]  # tiny_models
 runner = CliRunner()
@@ -266,6 +268,27 @@ def test_bad_models_fail_clearly_and_write_nothing(
         assert word in result.output
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["out.yaml"]
+
+
+def test_an_error_found_while_generating_names_the_config_file(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    # An image the folder lists is read only when a sample draws it, after the model has loaded:
+    # its error named the field but not the config file, as the config's own checks do.
+    (tmp_path / "backgrounds").mkdir()
+    (tmp_path / "backgrounds" / "sky.png").write_bytes(b"not a png")
+    background = {"source": "folder", "folder": str(tmp_path / "backgrounds")}
+    config = batch("diffusion_inpaint", tiny_models["inpaint"], background=background)
+    out = tmp_path / "out"
+    result = run(config, out)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    expected = f"{tmp_path / 'out.yaml'}: image.background.folder: cannot read "
+    assert expected + str(tmp_path / "backgrounds" / "sky.png") in result.output
+    assert not out.exists()
+    with pytest.raises(InputError) as raised:  # the library's generate too
+        synthgate.generate(tmp_path / "out.yaml", limit=1)
+    assert str(raised.value).startswith(expected)
 
 
 def test_the_planner_balances_prompt_attributes(
