@@ -6,6 +6,8 @@ that its last build did not write, and `refuse_foreign_files` refuses to write t
 while it holds one (outputs.py asks, before a build starts and again as it publishes);
 `write_written_list` and `written_list` write and read the list of the files a build wrote;
 `is_database(path)`: whether a file is an SQLite database, read from its header.
+`FolderAdvice`: what a refusal of an output folder tells its reader to do (here and in
+outputs.py); `OWN_FOLDER`, the advice to whoever gave the folder, is every refusal's default.
 
 What a folder's last build wrote is read from the folder itself:
 - a run: manifest.json's `outputs` (its files at the top; the list existed before this check)
@@ -34,6 +36,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from synthgate.errors import InputError, counted, printable
@@ -85,6 +88,35 @@ OS_LITTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 FOREIGN_SHOWN = 5
 
 
+@dataclass(frozen=True)
+class FolderAdvice:
+    """What a refusal of an output folder tells its reader to do. `OWN_FOLDER` speaks to whoever
+    gave the folder (`--out`, the library's `out`): each refusal's own words, to choose another
+    folder or to fix it and run again. Where the reader gave no folder (the requester of a batch
+    posted to `synthgate serve`, whose run folder is in the runs folder the server's operator
+    chose: api/batch_runner.py), a refusal says to tell `fixed_by`, and what they should do,
+    then to try again as `again` says."""
+
+    fixed_by: str | None = None
+    again: str = "run again"
+
+    def fix(self, own: str, *, action: str | None = None) -> str:
+        """`own`, a refusal's advice to whoever gave the folder; where someone else did, to tell
+        them (to do `action`), then to try again."""
+        if self.fixed_by is None:
+            return own
+        told = f"tell {self.fixed_by}" + (f" to {action}" if action else "")
+        return f"{told}, then {self.again}"
+
+    def wait(self, own: str, *, until: str) -> str:
+        """`own`, a refusal's advice to whoever gave the folder; where someone else did, to wait
+        `until` it passes, then to try again."""
+        return own if self.fixed_by is None else f"wait {until}, then {self.again}"
+
+
+OWN_FOLDER = FolderAdvice()
+
+
 def synthgate_folder(path: Path) -> tuple[Path, str] | None:
     """The folder synthgate wrote that `path` lies in (itself or its nearest parent), and its
     kind: a run (manifest.json beside synthgate.db), a balance or merge output (its marker
@@ -109,28 +141,32 @@ def is_database(path: Path) -> bool:
         return False
 
 
-def foreign_files(out: Path, *, marker: str) -> list[str]:
+def foreign_files(out: Path, *, marker: str, advice: FolderAdvice = OWN_FOLDER) -> list[str]:
     """The files in the synthgate folder `out` (marked by `marker`) that its last build did not
     write and synthgate did not put there since (module doc): each by its path relative to
     `out`, with / between folders, sorted. A link counts as a file (synthgate writes none);
-    an empty folder holds nobody's data and is not named."""
+    an empty folder holds nobody's data and is not named. A folder that cannot be read through
+    is refused with `advice`."""
     if not (out / marker).is_file():
         # no build of synthgate's is there: a folder made (or filled) since `check_out` found
         # none, and every file in it is someone's
-        return sorted(name for name in _entries(out) if not _os_litter(name))
+        return sorted(name for name in _entries(out, advice) if not _os_litter(name))
     ours = _written_by_synthgate(out, marker)
     return sorted(
         name
-        for name in _entries(out)
+        for name in _entries(out, advice)
         if not (ours(name) or _database_side_file(name, ours) or _os_litter(name))
     )
 
 
-def refuse_foreign_files(out: Path, *, marker: str, what: str, late: bool = False) -> None:
+def refuse_foreign_files(
+    out: Path, *, marker: str, what: str, late: bool = False, advice: FolderAdvice = OWN_FOLDER
+) -> None:
     """Refuse to write the synthgate `what` in `out` again while it holds a file synthgate did
-    not write (`foreign_files`): up to FOREIGN_SHOWN of them are named, the rest counted.
-    `late`: said once the new folder is made, of a file put there meanwhile."""
-    found = foreign_files(out, marker=marker)
+    not write (`foreign_files`): up to FOREIGN_SHOWN of them are named, the rest counted, and
+    the fix given as `advice` says. `late`: said once the new folder is made, of a file put
+    there meanwhile."""
+    found = foreign_files(out, marker=marker, advice=advice)
     if not found:
         return
     shown = ", ".join(printable(name) for name in found[:FOREIGN_SHOWN])
@@ -144,7 +180,10 @@ def refuse_foreign_files(out: Path, *, marker: str, what: str, late: bool = Fals
         value=out,
         problem=f"holds {files} synthgate did not write ({shown}){meanwhile} which writing this "
         f"{what} again would delete{kept}",
-        fix=f"move {'it' if len(found) == 1 else 'them'} out of {out}, then run again",
+        fix=advice.fix(
+            f"move {'it' if len(found) == 1 else 'them'} out of {out}, then run again",
+            action=f"move {'it' if len(found) == 1 else 'them'} out of {out}",
+        ),
     )
 
 
@@ -241,7 +280,7 @@ def _os_litter(name: str) -> bool:
     return name.rpartition("/")[2] in OS_LITTER
 
 
-def _entries(folder: Path) -> Iterator[str]:
+def _entries(folder: Path, advice: FolderAdvice = OWN_FOLDER) -> Iterator[str]:
     """Every entry in `folder` but its folders, at any depth: files, links (to a folder too),
     anything else; by the path relative to `folder`, with / between folders."""
 
@@ -251,7 +290,7 @@ def _entries(folder: Path) -> Iterator[str]:
             value=folder,
             problem=f"cannot be read through ({error.filename}: {error.strerror}), so whether "
             "it holds files of yours is unknown",
-            fix="make it readable, or choose another folder",
+            fix=advice.fix("make it readable, or choose another folder", action="make it readable"),
         )
 
     for top, folders, files in os.walk(folder, onerror=unreadable):

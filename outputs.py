@@ -44,6 +44,8 @@ from synthgate.errors import InputError, counted
 from synthgate.files import reading_sqlite, special_file
 from synthgate.foreign_files import (
     FOLDER_FILES,
+    OWN_FOLDER,
+    FolderAdvice,
     is_database,
     refuse_foreign_files,
     synthgate_folder,
@@ -88,12 +90,13 @@ def check_out(
     what: str = "run",
     databases: str = "synthgate.db",
     files: bool = True,
+    advice: FolderAdvice = OWN_FOLDER,
 ) -> None:
     """Refuse a target `out` that is a file or a symlink, a folder that is not a synthgate
     `what` (no `marker` file), one whose databases (`databases`, a glob) hold human
     decisions, or one that holds a file synthgate did not write there (`foreign_files`; not
-    looked for again with `files=False`: a walk of every file, ~0.75 s for 100k images). Run it
-    before any work starts."""
+    looked for again with `files=False`: a walk of every file, ~0.75 s for 100k images), with
+    the fix `advice` gives (to whoever gave `out`, by default). Run it before any work starts."""
     check_usable(out)
     previous = out.with_name(f".{out.name}.previous")
     if previous.is_dir() and not out.exists():
@@ -103,10 +106,13 @@ def check_out(
         raise InputError(
             field="out",
             value=out,
-            problem=f"is a symlink; give a real folder (it points to {out.resolve()})",
+            problem="is a symlink",
+            fix=advice.fix(f"give a real folder (it points to {out.resolve()})"),
         )
     if out.exists() and not out.is_dir():
-        raise InputError(field="out", value=out, problem="is a file; choose a folder")
+        raise InputError(
+            field="out", value=out, problem="is a file", fix=advice.fix("choose a folder")
+        )
     around = synthgate_folder(out.absolute().parent.resolve())
     if around is not None:
         folder, kind = around
@@ -114,24 +120,33 @@ def check_out(
             field="out",
             value=out,
             problem=f"lies inside the {kind} {folder}, which writing that {kind} again "
-            "rebuilds whole (a folder it did not write there stops it); choose a folder outside "
-            "it",
+            "rebuilds whole (a folder it did not write there stops it)",
+            fix=advice.fix("choose a folder outside it"),
         )
     if out.is_dir() and any(out.iterdir()) and not (out / marker).exists():
         raise InputError(
             field="out",
             value=out,
-            problem=f"folder exists and is not a synthgate {what}; choose an empty or new folder",
+            problem=f"folder exists and is not a synthgate {what}",
+            fix=advice.fix("choose an empty or new folder"),
         )
-    refuse_reviewed(out, what=what, databases=databases)
+    refuse_reviewed(out, what=what, databases=databases, advice=advice)
     if files and out.is_dir() and (out / marker).exists():
-        refuse_foreign_files(out, marker=marker, what=what)
+        refuse_foreign_files(out, marker=marker, what=what, advice=advice)
 
 
-def refuse_reviewed(out: Path, *, what: str, databases: str, late: bool = False) -> None:
+def refuse_reviewed(
+    out: Path,
+    *,
+    what: str,
+    databases: str,
+    late: bool = False,
+    advice: FolderAdvice = OWN_FOLDER,
+) -> None:
     """Refuse to write the synthgate `what` in `out` again while its databases (`databases`, a
-    glob) hold human review decisions. `late`: said once the new folder is made, of decisions
-    recorded meanwhile (a review of the old run while the new one was made)."""
+    glob) hold human review decisions, with the fix `advice` gives. `late`: said once the new
+    folder is made, of decisions recorded meanwhile (a review of the old run while the new one
+    was made)."""
     reviewed = sum(human_decision_count(db) for db in out.glob(databases)) if out.is_dir() else 0
     if not reviewed:
         return
@@ -140,8 +155,8 @@ def refuse_reviewed(out: Path, *, what: str, databases: str, late: bool = False)
         field="out",
         value=out,
         problem=f"this {what} holds {counted(reviewed, 'human review decision')}{meanwhile} that "
-        f"a new {what} would replace; choose another folder (or export them first: synthgate "
-        "review export)",
+        f"a new {what} would replace",
+        fix=advice.fix("choose another folder (or export them first: synthgate review export)"),
     )
 
 
@@ -250,22 +265,25 @@ def prepare_out(
     what: str = "run",
     databases: str = "synthgate.db",
     checked: bool = False,
+    advice: FolderAdvice = OWN_FOLDER,
 ) -> Started:
     """A fresh temporary folder beside `out`, once `check_out` has passed, locked until
     `release_out` (or `discard_out`). A temporary folder another build holds is refused; one
-    nobody holds (a stopped build's) is replaced.
+    nobody holds (a stopped build's) is replaced. Every refusal gives the fix `advice` gives:
+    to whoever gave `out` by default; a server's batch gives its requester its own
+    (api/batch_runner.py).
 
     `checked`: the caller's own `check_out` looked for foreign files before its work started,
     so they are not looked for again here (`publish_out` looks once more at the end, for a file
     put there meanwhile); the rest of `check_out` runs again."""
-    check_out(out, marker=marker, what=what, databases=databases, files=not checked)
+    check_out(out, marker=marker, what=what, databases=databases, files=not checked, advice=advice)
     temporary = out.with_name(f".{out.name}.partial")
     if temporary.is_symlink() or (temporary.exists() and not temporary.is_dir()):
         raise InputError(
             field="out",
             value=out,
-            problem=f"{temporary} is in the way (the output is built under that name first); "
-            "move it aside or remove it",
+            problem=f"{temporary} is in the way (the output is built under that name first)",
+            fix=advice.fix("move it aside or remove it", action="move it aside or remove it"),
         )
     missing = [folder for folder in out.absolute().parents if not folder.exists()][::-1]
     made: list[Path] = []
@@ -278,7 +296,7 @@ def prepare_out(
                 continue
             made.append(folder)
         if temporary.exists():
-            left = _locked(temporary, out)  # refused while another build holds it
+            left = _locked(temporary, out, advice)  # refused while another build holds it
             try:
                 shutil.rmtree(temporary)
             finally:
@@ -286,14 +304,15 @@ def prepare_out(
         try:
             temporary.mkdir()
         except FileExistsError:  # another build made its own there since
-            raise _in_use(out, temporary) from None
-        lock = _locked(temporary, out)
+            raise _in_use(out, temporary, advice) from None
+        lock = _locked(temporary, out, advice)
     except OSError as error:
         _remove_made(made)
         raise InputError(
             field="out",
             value=out,
-            problem=f"cannot write there ({error.strerror}); choose a folder you can write to",
+            problem=f"cannot write there ({error.strerror})",
+            fix=advice.fix("choose a folder you can write to"),
         ) from None
     except InputError:
         _remove_made(made)
@@ -308,7 +327,7 @@ def prepare_out(
 NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EBADF})
 
 
-def _locked(folder: Path, out: Path) -> int | None:
+def _locked(folder: Path, out: Path, advice: FolderAdvice) -> int | None:
     """`folder` opened and locked for this build (flock: the lock goes with the process, so a
     killed build holds none), or `_in_use` when another build holds it, or removed or replaced
     it since (the lock is of the folder opened, which is then no longer the one of that name).
@@ -318,7 +337,7 @@ def _locked(folder: Path, out: Path) -> int | None:
     try:
         handle = os.open(folder, os.O_RDONLY)
     except FileNotFoundError:
-        raise _in_use(out, folder) from None
+        raise _in_use(out, folder, advice) from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as error:
@@ -326,11 +345,11 @@ def _locked(folder: Path, out: Path) -> int | None:
         if error.errno in NO_LOCKS:
             return None
         if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            raise _in_use(out, folder) from None
+            raise _in_use(out, folder, advice) from None
         raise
     if not _same_folder(handle, folder):
         os.close(handle)
-        raise _in_use(out, folder)
+        raise _in_use(out, folder, advice)
     return handle
 
 
@@ -339,12 +358,15 @@ def _unlock(lock: int | None) -> None:
         os.close(lock)  # closing the folder lets its lock go
 
 
-def _in_use(out: Path, temporary: Path) -> InputError:
+def _in_use(out: Path, temporary: Path, advice: FolderAdvice) -> InputError:
     return InputError(
         field="out",
         value=out,
         problem=f"another synthgate command is writing it right now (in {temporary})",
-        fix="wait until that command has finished, or choose another folder",
+        fix=advice.wait(
+            "wait until that command has finished, or choose another folder",
+            until="until that command has finished",
+        ),
     )
 
 
@@ -433,19 +455,20 @@ def publish_out(
     marker: str | None = None,
     what: str = "output",
     databases: str | None = None,
+    advice: FolderAdvice = OWN_FOLDER,
 ) -> None:
     """Swap the finished folder into place; the old run goes only once the new one is there.
 
     Given the `marker` of the synthgate `what` in `out`, refuse first if a file synthgate did
     not write was put into `out` while the new one was made (`refuse_foreign_files`: `check_out`
     saw none before), or, given its `databases`, if human review decisions were recorded in
-    them meanwhile (`refuse_reviewed`): then nothing changes here, and the caller discards
-    `temporary`."""
+    them meanwhile (`refuse_reviewed`), with the fix `advice` gives: then nothing changes
+    here, and the caller discards `temporary`."""
     if out.is_dir() and not out.is_symlink():
         if databases is not None:
-            refuse_reviewed(out, what=what, databases=databases, late=True)
+            refuse_reviewed(out, what=what, databases=databases, late=True, advice=advice)
         if marker is not None:
-            refuse_foreign_files(out, marker=marker, what=what, late=True)
+            refuse_foreign_files(out, marker=marker, what=what, late=True, advice=advice)
     previous = out.with_name(f".{out.name}.previous")
     if previous.exists():
         shutil.rmtree(previous)

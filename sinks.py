@@ -3,9 +3,10 @@
 - `RunFolderSink(out)`: the run folder of DESIGN.md §8: images/*.png (none for a text-only
   run), coco.json, accepted.coco.json, text.jsonl, synthgate.db, report.md and manifest.json,
   written into a temporary folder beside `out` and swapped into place at the end (outputs.py).
-  `out` is checked when the sink is made, before any work starts. Report and dataset checks are
-  computed as the samples stream by, never by reading a written file back; PNGs are encoded on
-  a pool of threads while the next chunk is made.
+  `out` is checked when the sink is made, before any work starts; a refusal of it gives the
+  fix `advice` gives (to whoever gave `out`; the server's, to a batch's requester). Report and
+  dataset checks are computed as the samples stream by, never by reading a written file back;
+  PNGs are encoded on a pool of threads while the next chunk is made.
 - `DatabaseSink(store)`: the samples (and, for a run folder's own database, the batch row) in a
   database by upsert on their ids; `every` rows per write.
 - `KeepReviewed(store, sinks)`: in front of other sinks, gives every sample people were asked to
@@ -24,6 +25,7 @@ from typing import Any, TextIO
 from synthgate import __version__
 from synthgate.config import BatchConfig
 from synthgate.files import dumps, usable_cores
+from synthgate.foreign_files import OWN_FOLDER, FolderAdvice
 from synthgate.formats.coco import CocoStream, sample_to_coco_annotations, sample_to_coco_image
 from synthgate.formats.jsonl import sample_to_jsonl_row
 from synthgate.generators.png import encode_png
@@ -198,9 +200,13 @@ class DatabaseSink:
 class RunFolderSink:
     """The run folder: its files, its database, its report and manifest (see module doc)."""
 
-    def __init__(self, out: Path, *, png_threads: int = PNG_THREADS) -> None:
+    def __init__(
+        self, out: Path, *, png_threads: int = PNG_THREADS, advice: FolderAdvice = OWN_FOLDER
+    ) -> None:
         self.out = out
-        check_out(out)  # now, before any work starts; the folder is made when the run starts
+        self.advice = advice
+        # now, before any work starts; the folder is made when the run starts
+        check_out(out, advice=advice)
         self.folder = out.with_name(f".{out.name}.partial")
         self._started: Started | None = None
         self.png_threads = png_threads
@@ -214,7 +220,8 @@ class RunFolderSink:
 
     def start(self, run: RunStart) -> None:
         self._run = run
-        self._started = prepare_out(self.out, checked=True)  # __init__'s check_out
+        # checked: __init__'s check_out looked for files of the user's
+        self._started = prepare_out(self.out, advice=self.advice, checked=True)
         self.folder = self._started.folder
         self._writer = RunWriter(
             self.folder,
@@ -286,7 +293,12 @@ class RunFolderSink:
         self._database.finish(totals)
         _write_manifest(self.folder, run.config, totals)
         publish_out(
-            self.folder, self.out, marker="manifest.json", what="run", databases="synthgate.db"
+            self.folder,
+            self.out,
+            marker="manifest.json",
+            what="run",
+            databases="synthgate.db",
+            advice=self.advice,
         )
         # published: an abort now (a later sink failed) leaves .NAME.partial, by then maybe
         # another build's, alone

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from synthgate.config import BatchConfig, RequesterLimits
 from synthgate.errors import InputError
+from synthgate.foreign_files import FolderAdvice
 from synthgate.pipeline import MODALITIES, Progress, batch_id_for, planned_total, section_rubric
 from synthgate.runner import InProcessRunner, Runner, Stopped
 from synthgate.sinks import DatabaseSink, KeepReviewed, RunFolderSink
@@ -34,6 +35,12 @@ HOUR_S = 3600.0
 # grace period (commands/serve.py) a SIGTERM ends the server well within 10 s.
 SHUTDOWN_GRACE_S = 5.0
 RESUMABLE = "the server stopped following it; post it again to resume"
+# A batch's run folder is in the runs folder the server's operator chose: its requester, who
+# reads a refusal of it, can only tell them, then post the config again.
+RUN_FOLDER_ADVICE = FolderAdvice(
+    fixed_by="the server's operator, who chose its runs folder (serve --runs-dir)",
+    again="post the config again",
+)
 
 
 class OverLimit(Exception):
@@ -286,7 +293,8 @@ class BatchRunner:
         try:
             self.store.set_batch_status(batch_id, "running", "generating")
             folder = self.runs_dir / batch_id
-            sinks = [KeepReviewed(self.store, [RunFolderSink(folder), DatabaseSink(self.store)])]
+            run_folder = RunFolderSink(folder, advice=RUN_FOLDER_ADVICE)
+            sinks = [KeepReviewed(self.store, [run_folder, DatabaseSink(self.store)])]
             result = self.backend.run(
                 config, sinks=sinks, progress=self._progress(job, total), stop=job.stop
             )
@@ -388,18 +396,9 @@ class BatchRunner:
 
 
 def said_to_requester(error: InputError) -> str:
-    """A refusal of a posted batch's run as its requester reads it. The run's checks speak to
-    `synthgate run`: `out` is the folder its caller gave, and the way to try again is to "run
-    again" (outputs.py, whose words the CLI keeps). Here the folder is the batch's run folder,
-    which the server chose, and the caller tries again by posting the config again."""
-    again = ("then run again", "then post the config again")
-    if error.field == "out" and error.message is None:
-        # the advice's last words only: the names of the folder and its files stay as they are
-        fix = error.fix or ""
-        if fix.endswith(again[0]):
-            fix = fix.removesuffix(again[0]) + again[1]
-        return f"run folder {error.value}: {error.problem}" + (f"; {fix}" if fix else "")
-    return str(error).replace(*again)
+    """A refusal of a posted batch's run as its requester reads it: `out` is the batch's run
+    folder (its fix is RUN_FOLDER_ADVICE's, given where the folder was refused)."""
+    return error.describe("run folder") if error.field == "out" else str(error)
 
 
 def _cancelled(by: str) -> str:

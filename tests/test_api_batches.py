@@ -254,8 +254,8 @@ def test_a_run_folder_refusal_tells_the_requester_to_post_again_not_to_run_again
 def test_a_run_folder_refusal_keeps_the_names_of_the_files_it_names(tmp_path: Path) -> None:
     """said_to_requester put "post the config again" for "then run again" anywhere in the
     message: in the name of a file in the run folder, or of a folder above it, too, which it
-    then named wrong."""
-    from synthgate.api.batch_runner import said_to_requester
+    then named wrong. The refusal now gives the server's advice where it is made."""
+    from synthgate.api.batch_runner import RUN_FOLDER_ADVICE, said_to_requester
     from synthgate.foreign_files import refuse_foreign_files
 
     out = tmp_path / "then run again" / "runs" / "b-1"  # a server's folder may be named so too
@@ -263,7 +263,7 @@ def test_a_run_folder_refusal_keeps_the_names_of_the_files_it_names(tmp_path: Pa
     (out / "manifest.json").write_text("{}")
     (out / "fix it, then run again.txt").write_text("mine")
     with pytest.raises(InputError) as refused:
-        refuse_foreign_files(out, marker="manifest.json", what="run")
+        refuse_foreign_files(out, marker="manifest.json", what="run", advice=RUN_FOLDER_ADVICE)
     said = said_to_requester(refused.value)
     assert "(fix it, then run again.txt)" in said, said
     assert said.endswith(f"move it out of {out}, then post the config again"), said
@@ -463,3 +463,27 @@ def test_a_batch_posted_again_with_another_rubric_is_refused_not_answered_with_i
         assert "give the config another name" in said, said
         assert str(tmp_path) not in said  # the data root stays the server's
         assert client.get(url, headers=bearer(token)).json()["status"] == "done"
+
+
+def test_a_run_folder_the_server_cannot_write_is_the_operators_to_fix(service, tmp_path):
+    """A batch whose run folder cannot be made (the server's runs folder is no folder it can
+    write in) told its requester "choose a folder you can write to": the requester chose no
+    folder, the server's operator did (serve --runs-dir). `synthgate run --out` keeps its
+    words (test_out_in_use.py)."""
+    app, client = service
+    token = token_for(app, "req", "requester")
+    runs = tmp_path / "runs"
+    if runs.exists():
+        runs.rmdir()
+    runs.write_text("a file where the runs folder should be")
+    TinyGenerator.gate.set()
+    batch = client.post("/api/batches", json=CONFIG, headers=bearer(token)).json()
+    refused = wait_until_done(client, f"/api/batches/{batch['id']}", token)
+    said = refused["message"]
+    assert refused["status"] == "failed", said
+    assert said.startswith(f"run folder runs/{batch['id']}: cannot write there ("), said
+    assert "choose" not in said, said
+    assert said.endswith(
+        "; tell the server's operator, who chose its runs folder (serve --runs-dir), then post "
+        "the config again"
+    ), said

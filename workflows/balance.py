@@ -128,8 +128,8 @@ def generator_sections(
     return [dict(v) for v in (value if isinstance(value, list) else [value])]
 
 
-class OutputKind(TypedDict):
-    """What the output guards (outputs.py) are told of a kind of output."""
+class OutGuard(TypedDict):
+    """What outputs.py's guards are told of an output: its marker, name and databases."""
 
     marker: str
     what: str
@@ -137,7 +137,7 @@ class OutputKind(TypedDict):
 
 
 # The balance output's marker and databases: a folder holding reviewed runs is never replaced.
-BALANCE_OUT: OutputKind = {
+BALANCE_OUT: OutGuard = {
     "marker": BALANCE_MARKER,
     "what": "balance output",
     "databases": "runs/*/synthgate.db",
