@@ -42,15 +42,24 @@ def check_broker(settings: WorkerSettings) -> None:
     )
 
 
+# What a batch's message says once the broker does not answer: the requester reading it can
+# neither see nor start the server's broker.
+BROKER_DOWN = (
+    "the server's broker does not answer; the batch goes on once it answers (tell the "
+    "server's operator if it does not)"
+)
+
+
 class WorkerMessages:
     """Keeps a followed batch's message current while the workers make it: "N chunks sent",
     then "generating: n of N samples made" (at most once a second), and, when nothing was made
-    for a while with no chunk running, the queues left waiting."""
+    for a while with no chunk running, the queues left waiting, or, given the Celery `app`,
+    that the broker does not answer (`IdleNote` asks it)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, app: Any = None) -> None:
         self.store = store
         self._shown: dict[str, tuple[float, str]] = {}  # batch: when written, what it said
-        self._idle = IdleNote(store)
+        self._idle = IdleNote(store, app=app, broker_down=BROKER_DOWN)
 
     def sent(self, batch_id: str, chunks: int) -> None:
         self.store.set_batch_status(
@@ -89,9 +98,10 @@ def worker_runner(
             problem=f"cannot use it ({error}); pass a folder this server and "
             "every worker can write",
         ) from None
-    messages = WorkerMessages(store)
+    app = make_app(settings)
+    messages = WorkerMessages(store, app=app)
     backend = CeleryRunner(
-        make_app(settings),
+        app,
         store,
         blobs,
         settings,

@@ -1267,6 +1267,33 @@ def test_a_batch_no_worker_takes_is_noted_with_its_waiting_queue(context: Worker
     assert note.check(worker_submit.progress_of(context.store, batch_id, total=10)) is None
 
 
+def test_a_served_batch_whose_broker_does_not_answer_is_noted_so(
+    context: WorkerContext, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The API's note on a batch no chunk of which ran for a while never asked the broker
+    (`submit --wait`'s does): with the broker down it asked its requester whether a worker
+    served the queue, which starting one does not fix. It says the server's broker does not
+    answer; the broker is stood in for (`queued_messages` has no answer)."""
+    from synthgate.api import distributed
+
+    monkeypatch.setattr(worker_submit, "WAITING_NOTE_S", 0.05)
+    monkeypatch.setattr(distributed, "PROGRESS_EVERY_S", 0.0)
+    monkeypatch.setattr(worker_submit, "queued_messages", lambda *_a, **_k: None)
+    batch_id = register(context, make_config())
+    settings = context.settings.model_copy(update={"broker_url": "memory://"})
+    batches = distributed.worker_runner(context.store, None, tmp_path / "runs", settings=settings)
+    watch = batches.backend.watch
+    assert watch is not None
+    progress = worker_submit.progress_of(context.store, batch_id, total=10)
+    watch(progress)  # the first look: nothing to compare with
+    time.sleep(0.1)
+    watch(progress)
+    batch = context.store.get_batch(batch_id)
+    said = batch["message"] if batch else ""
+    assert "s: the server's broker does not answer" in said, said
+    assert "is a worker serving" not in said and "memory://" not in said, said
+
+
 def test_a_followed_batch_sends_its_stalled_chunks_again_with_the_workers_sweep(
     context: WorkerContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -62,15 +62,24 @@ class IdleNote:
     serving queue cpu running?" and `worker_hint`), else None; `submit --wait` prints it, the
     API shows it as the batch's message. Given the Celery `app`, it asks the broker first (at
     most every `BROKER_PROBE_S`): one that does not answer is what the batch waits for, not a
-    worker ("... the broker redis://... does not answer")."""
+    worker ("... the broker redis://... does not answer; start it again ..."), or, given
+    `broker_down`, what to say then instead (the API's requester neither sees nor starts the
+    server's broker)."""
 
     def __init__(
-        self, store: Store, *, after: float | None = None, app: Any = None, worker_hint: str = ""
+        self,
+        store: Store,
+        *,
+        after: float | None = None,
+        app: Any = None,
+        worker_hint: str = "",
+        broker_down: str | None = None,
     ) -> None:
         self.store = store
         self.after = WAITING_NOTE_S if after is None else after
         self.app = app
         self.worker_hint = worker_hint
+        self.broker_down = broker_down
         self._changed: dict[str, tuple[int, float]] = {}  # batch: samples made, since when
         self._broker: tuple[float, bool] = (-BROKER_PROBE_S, True)  # asked when, answered
 
@@ -88,6 +97,8 @@ class IdleNote:
             return None
         waited = f"nothing made for {now - since:.0f} s"
         if not self._broker_answers(now):
+            if self.broker_down is not None:
+                return f"{waited}: {self.broker_down}"
             return (
                 f"{waited}: the broker {shown_url(self.app.conf.broker_url)} does not answer; "
                 "start it again (the workers, and this wait, go on once it answers)"
