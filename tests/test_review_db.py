@@ -72,6 +72,40 @@ def test_read_only_commands_refuse_a_missing_database(tmp_path: Path, command):
     assert not missing.exists() and not missing.parent.exists()
 
 
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: "-".join(c[:2]))
+@pytest.mark.parametrize(("case", "url", "words"), BAD_URLS, ids=[c[0] for c in BAD_URLS])
+def test_a_bad_db_url_from_the_environment_is_named_as_the_variable(
+    tmp_path: Path, command, case, url, words
+):
+    """SYNTHGATE_DB_URL=foo://x, no --db given: the refusal read "--db 'foo://x': not a
+    database URL", an option nobody passed, and the variable that holds the value went
+    unnamed (as SYNTHGATE_BROKER_URL's and SYNTHGATE_BLOB_URL's refusals name theirs)."""
+    (tmp_path / "file.json").write_text('{"a": 1}\n' * 100)
+    env = {**ENV, "SYNTHGATE_DB_URL": url.replace("{tmp}", str(tmp_path))}
+    result = runner.invoke(app, command, env=env)
+    assert result.exit_code == 2, result.output
+    message = flat(result.stderr)
+    assert message.startswith("error: SYNTHGATE_DB_URL="), message
+    assert "--db" not in message, message
+    for word in words:
+        assert word in message
+    assert "secret" not in message  # passwords are masked
+
+
+def test_a_missing_database_from_the_environment_is_named_as_the_variable(tmp_path: Path):
+    """A read-only command whose database is SYNTHGATE_DB_URL's, not there: it said "check
+    --db (or --run)" to a user who passed neither."""
+    missing = tmp_path / "typo" / "synthgate.db"
+    env = {**ENV, "SYNTHGATE_DB_URL": f"sqlite:///{missing}"}
+    result = runner.invoke(app, ["review", "stats"], env=env)
+    assert result.exit_code == 2, result.output
+    message = flat(result.stderr)
+    assert message.startswith("error: SYNTHGATE_DB_URL='sqlite:///"), message
+    assert f"': no database at {missing}; point it at a database" in message, message
+    assert "--db" not in message, message
+    assert not missing.exists() and not missing.parent.exists()
+
+
 def test_import_refuses_a_folder_and_a_single_object(tmp_path: Path):
     db = f"sqlite:///{tmp_path / 'review.db'}"
     folder = invoke("review", "import", str(tmp_path), "--db", db)
