@@ -48,7 +48,9 @@ def serve(
     runs_dir: Path | None = typer.Option(
         None,
         "--runs-dir",
-        help="Where batches posted to the API are run (default: $SYNTHGATE_RUNS_DIR, else runs).",
+        help="Where batches posted to the API are run (default: $SYNTHGATE_RUNS_DIR, else runs). "
+        "The default database does not follow it: it stays in $SYNTHGATE_RUNS_DIR or runs, "
+        "where `synthgate users` finds the same one; pass --db to keep it elsewhere.",
     ),
     data_root: Path | None = typer.Option(
         None,

@@ -324,3 +324,16 @@ def test_every_db_option_gives_its_default_one_way() -> None:
                 assert DEFAULT_DB in param.help, (name, param.help)
                 defaulted.add(name)
     assert {"serve", "users add", "review stats", "review import", "rubric calibrate"} <= defaulted
+
+
+def test_serve_runs_dir_says_the_default_database_does_not_follow_it() -> None:
+    """`serve --runs-dir /srv/runs` keeps its default database in $SYNTHGATE_RUNS_DIR or runs,
+    where `synthgate users` (which has no --runs-dir) finds the same one; its help said only
+    where batches run, and read beside --db's '<runs dir>/synthgate.db' as if the database
+    moved with it."""
+    (runs_dir,) = [
+        p for p in typer.main.get_command(app).commands["serve"].params if p.name == "runs_dir"
+    ]
+    text = " ".join((runs_dir.help or "").split())
+    assert "The default database does not follow it" in text, text
+    assert "synthgate users" in text and "--db" in text, text
