@@ -15,6 +15,7 @@ import shutil
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -448,9 +449,9 @@ def walks(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     walked: list[Path] = []
     real = foreign_files_module.foreign_files
 
-    def walking(out: Path, *, marker: str) -> list[str]:
+    def walking(out: Path, **options: Any) -> list[str]:
         walked.append(out)
-        return real(out, marker=marker)
+        return real(out, **options)
 
     monkeypatch.setattr(foreign_files_module, "foreign_files", walking)
     return walked
