@@ -644,3 +644,29 @@ def test_a_balance_config_mapping_with_tuples_or_a_whole_float_target_still_load
 
     config = load_balance_config(given)
     assert {key: getattr(config, key) for key in loaded} == loaded
+
+
+@pytest.mark.parametrize(
+    ("sections", "where"),
+    [
+        ("image: {generator: procedural, count: 500}", "image.count"),
+        ("image: [{generator: copy_paste}, {generator: procedural, count: 500}]", "image[1].count"),
+        ("text: {generator: counterfactual, count: 500}", "text.count"),
+    ],
+)
+def test_a_generator_sections_count_is_refused_saying_the_plan_sets_it(
+    sections: str, where: str, tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A section's `count: 500` (as a run config has it) was silently replaced by the plan's
+    count: the balance made as many samples as the deficits asked, not 500, and said nothing."""
+    config = tmp_path / "balance.yaml"
+    config.write_text(f"target: 5\n{sections}\n")
+    out = tmp_path / "out"
+    data = ["--coco", str(tiny[0]), "--images", str(tiny[1])]
+    result = run_cli("balance", *data, "--out", str(out), "--config", str(config), "--dry-run")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    said = " ".join(result.stderr.split())
+    assert f"{config}: {where}: a balance decides how many samples each generator section" in said
+    assert "remove count, and set target or max_new_per_class" in said, said
+    assert not out.exists()

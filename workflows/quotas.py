@@ -46,7 +46,8 @@ class BalanceConfig(BaseModel):
     max_new_per_class: int | None = Field(None, ge=0)
     # Attribute targets: axis -> values (equal shares) or value -> share.
     attributes: dict[str, list[str] | dict[str, float]] = Field(default_factory=dict)
-    # Generator sections (a mapping, or a list to mix generators); count and inputs are filled in.
+    # Generator sections (a mapping, or a list to mix generators); the plan fills in their count
+    # (one of their own is refused: _refuse_section_counts) and copy_paste's inputs.
     image: dict[str, Any] | list[dict[str, Any]] | None = None
     text: dict[str, Any] | list[dict[str, Any]] | None = None
     augment: Path | None = None  # albumentations YAML applied to synthetic images
@@ -93,6 +94,7 @@ def load_balance_config(source: Any) -> BalanceConfig:
                 f"{path}: {modality}: lists no generator section; list one or more "
                 f"({modality}: [{{generator: ...}}]), or leave {modality} out for the default"
             )
+        _refuse_section_counts(getattr(config, modality), modality, path)
     try:  # shares that are no shares, before the dataset is read (and said with the file)
         attribute_shares(config.attributes)
     except InputError as error:
@@ -100,6 +102,23 @@ def load_balance_config(source: Any) -> BalanceConfig:
     if config.augment is not None:
         config.augment = augment_file(config.augment, path if path.is_file() else None)
     return config
+
+
+def _refuse_section_counts(
+    value: dict[str, Any] | list[dict[str, Any]] | None, modality: str, path: Path
+) -> None:
+    """A generator section's `count`, which a balance never reads: the plan sets each section's
+    count from the deficits (a run config's `count: 500` was silently replaced by them)."""
+    sections = value if isinstance(value, list) else [] if value is None else [value]
+    for turn, section in enumerate(sections):
+        if "count" in section:
+            where = f"{modality}[{turn}]" if isinstance(value, list) else modality
+            raise InputError(
+                f"{path}: {where}.count: a balance decides how many samples each generator "
+                "section makes (each class's deficit below the target, shared between the "
+                "sections); remove count, and set target or max_new_per_class to make more or "
+                "fewer"
+            )
 
 
 def _refuse_wrong_shapes(data: Any, path: Path) -> None:
