@@ -376,3 +376,23 @@ def test_made_for_a_quota_counts_instances_of_the_samples_class_not_crowd_region
     run.mkdir()
     (run / "coco.json").write_text(json.dumps(coco), encoding="utf-8")
     assert _made_for_quota([run]) == {"bear": Counter({"accepted": 2})}
+
+
+@pytest.mark.parametrize(
+    ("generators", "words"),
+    [
+        ({"copy_paste"}, "3 lost to occlusion by other pasted instances"),
+        ({"diffusion_object_paste"}, "3 lost to occlusion by other pasted instances"),
+        ({"procedural"}, "3 lost to occlusion by other objects drawn over them"),
+        ({"copy_paste", "procedural"}, "3 lost to occlusion by other pasted or drawn objects"),
+    ],
+)
+def test_instances_lost_to_occlusion_are_said_in_their_generators_words(
+    generators: set[str], words: str
+) -> None:
+    """Every lost instance was hidden "by other pasted instances", those of a procedural section
+    (which pastes nothing: it draws objects over the class's own) too."""
+    from synthgate.workflows.balance import _shortfall
+
+    said = _shortfall(5, 5, Counter({"accepted": 2}), "classes", generators)
+    assert said == words

@@ -288,6 +288,30 @@ def test_a_procedural_section_is_planned_one_instance_of_its_class_an_image(
     assert (blob["planned"], blob["after"]) == (5, 5) and "why_not" not in blob
 
 
+def test_instances_a_procedural_section_loses_are_said_hidden_by_drawn_objects(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A procedural image draws its class's object first and others over it: one hidden past
+    min_visible_fraction is no instance, and balance.json said the class lost it "to occlusion
+    by other pasted instances", though nothing was pasted. Copy-paste's words are kept."""
+    config = {
+        "seed": 2,
+        "image": {
+            "generator": "procedural",
+            "size": [64, 64],
+            "objects_per_image": [2, 2],
+            "object_scale_range": [0.5, 0.9],
+            "min_visible_fraction": 0.95,
+        },
+    }
+    real = synthgate.balance(tiny[0], images=tiny[1], out=tmp_path / "o", target=8, config=config)
+    said = {name: entry.get("why_not", "") for name, entry in real.summary["classes"].items()}
+    lost = [why for why in said.values() if "lost to occlusion" in why]
+    assert lost, said
+    assert all("lost to occlusion by other objects drawn over them" in why for why in lost), said
+    assert not any("pasted" in why for why in said.values()), said
+
+
 def test_a_dry_runs_result_shows_what_it_plans(tiny: tuple[Path, Path], tmp_path: Path) -> None:
     """A notebook printing `sg.balance(..., dry_run=True)` read `filled=0, below_target=0`,
     the repr of a balance that added nothing, not the plan it had made (88 instances for

@@ -707,8 +707,11 @@ def balance(
     return BalanceResult(out=out, summary=summary)
 
 
-def _made_for_quota(run_dirs: list[Path]) -> dict[str, Counter[str]]:
-    """Per class: instances (or rows) made for its quota, by the status of their sample."""
+def _made_for_quota(
+    run_dirs: list[Path], generators: dict[str, set[str]] | None = None
+) -> dict[str, Counter[str]]:
+    """Per class: instances (or rows) made for its quota, by the status of their sample; and in
+    `generators`, per class, the generators of the image samples made for it."""
     made: dict[str, Counter[str]] = {}
     for run_dir in run_dirs:
         coco_path = run_dir / "coco.json"
@@ -716,6 +719,9 @@ def _made_for_quota(run_dirs: list[Path]) -> dict[str, Counter[str]]:
             coco = json.loads(coco_path.read_text(encoding="utf-8"))
             names = {c["id"]: c["name"] for c in coco["categories"]}
             images = {i["id"]: i["synthgate"] for i in coco["images"]}
+            if generators is not None:
+                for block in images.values():
+                    generators.setdefault(str(block["category"]), set()).add(block["generator"])
             for annotation in coco["annotations"]:
                 block = images[annotation["image_id"]]
                 name = names[annotation["category_id"]]
@@ -730,15 +736,31 @@ def _made_for_quota(run_dirs: list[Path]) -> dict[str, Counter[str]]:
     return made
 
 
-def _shortfall(wanted: int, planned: int, made: Counter[str], unplanned: str) -> str:
+# The image generators that paste instances into an image; the others draw objects over theirs.
+PASTING_GENERATORS = frozenset({"copy_paste", "diffusion_object_paste"})
+
+
+def _occluders(generators: set[str]) -> str:
+    """What hid the instances a class lost, as its samples' generators made them: pasted
+    instances (copy-paste), objects drawn over them (procedural and the like), or both."""
+    if generators <= PASTING_GENERATORS:
+        return "other pasted instances"
+    if generators.isdisjoint(PASTING_GENERATORS):
+        return "other objects drawn over them"
+    return "other pasted or drawn objects"
+
+
+def _shortfall(
+    wanted: int, planned: int, made: Counter[str], unplanned: str, generators: set[str]
+) -> str:
     """Why a class stayed below its target, from what was planned (`unplanned`: why not all
-    it lacked), made and accepted."""
+    it lacked), made (by `generators`) and accepted."""
     reasons = []
     if planned < wanted:
         reasons.append(f"{wanted - planned} not planned ({unplanned})")
     lost = planned - sum(made.values())
     if lost > 0:
-        reasons.append(f"{lost} lost to occlusion by other pasted instances")
+        reasons.append(f"{lost} lost to occlusion by {_occluders(generators)}")
     for status in ("review", "rejected", "failed"):
         if made[status]:
             reasons.append(f"{made[status]} in samples {status}")
@@ -766,7 +788,8 @@ def summarise(
     why it stayed short (`why_not`, else from what was planned, with `unplanned[class]` saying
     why not all it lacked, made and accepted)."""
     counts = _count_table(before, after)
-    made = _made_for_quota([r for r, _ in runs])
+    generators: dict[str, set[str]] = {}
+    made = _made_for_quota([r for r, _ in runs], generators)
     classes = {}
     for name, row in counts.items():
         wanted = max(0, targets.get(name, 0) - row["before"])
@@ -784,6 +807,7 @@ def summarise(
                 lacking.get(name, 0),
                 made.get(name, Counter()),
                 (unplanned or {}).get(name, "classes / max_new_per_class"),
+                generators.get(name, set()),
             )
         classes[name] = entry
     return {
