@@ -141,14 +141,8 @@ def balance(
     if table.row_count:
         console.print(table)
     else:  # an empty table said nothing of why nothing was added
-        why = (
-            "; repeat_factor (LVIS) raises only classes in fewer than repeat_threshold of the "
-            "images (0.001 unless a --config sets it)"
-            if summary["target"] == "repeat_factor"
-            else ""
-        )
         console.print(
-            f"no class is below its target ({summary['target']}){why}: nothing was added",
+            f"{_none_below(summary['target'])}: nothing was added",
             markup=False,
             soft_wrap=True,
         )
@@ -170,6 +164,17 @@ def balance(
     console.print(Text.assemble("wrote ", (str(outcome.merged), "bold"), f" and {report}"))
     if summary["kind"] == "coco":
         _say_hard_links(outcome.out)
+
+
+def _none_below(target: str | int) -> str:
+    """Why a balance adds nothing when every class is at its target."""
+    why = (
+        "; repeat_factor (LVIS) raises only classes in fewer than repeat_threshold of the "
+        "images (0.001 unless a --config sets it)"
+        if target == "repeat_factor"
+        else ""
+    )
+    return f"no class is below its target ({target}){why}"
 
 
 def _say_hard_links(out: Path) -> None:
@@ -209,6 +214,20 @@ def _print_plan(plan: dict[str, Any], out: Path) -> None:
         if "why_not" in entry:
             errors.print(Text.assemble((name, "yellow"), f": not planned: {entry['why_not']}"))
     instances = sum(entry["planned"] for entry in plan["classes"].values())
+    if not plan["planned_images"]:  # "0 instances in 0 synthetic images, about 0 kB of PNGs"
+        if not table.row_count:
+            nothing = f"{_none_below(plan['target'])}: nothing needs adding"
+        else:
+            why = (
+                "see above"
+                if any("why_not" in entry for entry in plan["classes"].values())
+                else "the config's classes or max_new_per_class leave them out"
+            )
+            nothing = f"nothing can be added to the classes below their target ({why})"
+        console.print(
+            f"dry run: {nothing}; nothing was written to {out}", markup=False, soft_wrap=True
+        )
+        return
     console.print(
         f"dry run: {counted(instances, 'instance')} in "
         f"{counted(plan['planned_images'], 'synthetic image')} "

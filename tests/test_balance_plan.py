@@ -96,6 +96,42 @@ def test_the_cli_dry_run_prints_the_plan_and_writes_nothing(
     assert "(the dataset holds 6)" in text and "nothing was written" in text
 
 
+@pytest.mark.parametrize(
+    ("config", "target", "words"),
+    [
+        (
+            None,
+            "tri: 1\n",
+            "dry run: no class is below its target ({targets}): nothing needs adding",
+        ),
+        (
+            "max_new_per_class: 0\n",
+            "tri: 5\n",
+            "dry run: nothing can be added to the classes below their target (the config's "
+            "classes or max_new_per_class leave them out)",
+        ),
+    ],
+)
+def test_a_dry_run_with_nothing_to_add_says_so(
+    config: str | None, target: str, words: str, tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A plan of nothing printed 'dry run: 0 instances in 0 synthetic images (the dataset holds
+    6), about 0 kB of PNGs (estimated at 60% of their raw RGB size, at most 0 kB)'."""
+    targets = tmp_path / "targets.yaml"
+    targets.write_text(target)  # the classes it leaves out keep their counts
+    extra = ["--target", str(targets), "--dry-run"]
+    if config is not None:
+        (tmp_path / "balance.yaml").write_text(config)
+        extra += ["--config", str(tmp_path / "balance.yaml")]
+    out = tmp_path / "out"
+    result = balance_coco(tiny[0], tiny[1], out, *extra)
+    assert result.returncode == 0, result.stderr + result.stdout
+    text = " ".join(result.stdout.split())
+    assert f"{words.format(targets=targets)}; nothing was written to {out}" in text, text
+    assert "0 instances" not in text and "kB" not in text, text
+    assert not out.exists()
+
+
 def test_the_dry_run_checks_the_dataset_and_the_out_folder(
     tiny: tuple[Path, Path], tmp_path: Path
 ) -> None:
