@@ -79,7 +79,7 @@ BAD_RUBRICS = [
     ("infinite gold", edited("criteria.precision.checks.0.thresholds.box_tightness_px", {"gold": math.inf, "acceptable": math.inf}), "precision.checks[0].thresholds.box_tightness_px: gold inf, acceptable inf is not a finite number; give a finite cut point"),
     ("infinite acceptable", edited("criteria.precision.checks.0.thresholds.box_tightness_px", {"gold": 1, "acceptable": math.inf}), "box_tightness_px: acceptable inf is not a finite number"),
     # pydantic read a quoted number, or a YAML boolean, as the number
-    ("gold in quotes", edited("criteria.precision.checks.0.thresholds.box_tightness_px", {"gold": "1", "acceptable": 5}), "criteria.precision.checks.0.thresholds.box_tightness_px.gold: is text where a number goes; write the number without quotes (got '1')"),
+    ("gold in quotes", edited("criteria.precision.checks.0.thresholds.box_tightness_px", {"gold": "1", "acceptable": 5}), "criteria.precision.checks[0].thresholds.box_tightness_px.gold: is text where a number goes; write the number without quotes (got '1')"),
     ("gold a boolean", edited("criteria.precision.checks.0.thresholds.box_tightness_px", {"gold": True, "acceptable": 5}), "box_tightness_px.gold: YAML read a boolean"),
     ("accept_at in quotes", edited("routing.accept_at", "4"), "routing.accept_at: is text where a number goes; write the number without quotes (got '4')"),
     ("NaN gold", edited("criteria.clarity.checks.1.thresholds.visible_fraction", {"gold": math.nan, "acceptable": 0.25}), "visible_fraction: gold nan is not a finite number"),
@@ -120,6 +120,39 @@ def test_rubric_value_errors_name_their_field_and_not_the_whole_file(
     message = str(caught.value)
     assert message.startswith(expected), message
     assert "Value error" not in message and "got {" not in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        (
+            "criteria.precision.checks.0.thresholds.box_tightness_px.gold",
+            "1",
+            "my.yaml: criteria.precision.checks[0].thresholds.box_tightness_px.gold: is text",
+        ),
+        (
+            "criteria.clarity.checks.1.bogus",
+            1,
+            "my.yaml: unknown key 'criteria.clarity.checks[1].bogus'",
+        ),
+        ("dataset.1.check", 3, "my.yaml: dataset[1].check: Input should be a valid string"),
+        (
+            "dataset.1.thresholds",
+            {5: {"gold": 0, "acceptable": 1}},
+            "my.yaml: dataset[1].thresholds.5.[key]:",
+        ),
+    ],
+    ids=["threshold", "unknown key", "dataset check", "threshold named by a number"],
+)
+def test_pydantics_places_in_a_rubric_write_a_checks_index_as_the_rubric_does(
+    path: str, value: Any, expected: str
+) -> None:
+    """The rubric's own messages say `criteria.precision.checks[0]` and `dataset[1]`; those from
+    pydantic said `checks.0` and `dataset.1` of the same check. A number that is a key (a
+    measure named 5) stays a key."""
+    with pytest.raises(InputError) as caught:
+        parse_rubric(edited(path, value), source="my.yaml")
+    assert str(caught.value).startswith(expected), str(caught.value)
 
 
 @pytest.mark.parametrize(
