@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from api_support import BATCH, make_app, serving, text_sample, token_for
+from api_support import BATCH, CATEGORIES, make_app, serving, text_sample, token_for
 from browser import chromium
 from PIL import Image
 from sqlalchemy import select
@@ -856,3 +856,66 @@ def test_an_annotator_is_not_held_on_an_item_whose_image_is_missing(tmp_path: Pa
     with app.state.store.engine.connect() as connection:
         rows = connection.execute(select(decisions.c.verdict, decisions.c.comment)).all()
     assert [tuple(row) for row in rows] == [("reject", "the image did not load")]
+
+
+def test_a_fix_with_unsaved_edits_is_not_dropped_by_a_reload_unasked(tmp_path: Path):
+    """A reload or a link away in fix mode dropped the fix's edits without a word, and every
+    row's delete button was named "delete" alone: a screen reader did not say which box it
+    deletes. Each is now named with its box and class, and the browser asks before a page
+    holding edits not saved is left; a page without edits (or saved) is left unasked."""
+    app = make_app(tmp_path, images=2, k=1)
+    token = token_for(app, "ann", "annotator")
+    with serving(app) as base, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        asked: list[str] = []
+
+        def answer(dialog) -> None:
+            asked.append(dialog.type)
+            if len(asked) == 1:
+                dialog.dismiss()  # stay: the edits are kept
+            else:
+                dialog.accept()
+
+        page.on("dialog", answer)
+        log_in(page, base, token)
+        item = current_item(page)
+        stored = app.state.queue.task(app.state.item_ids.internal(item)).sample
+        names = [f"delete box {i}: {o.category}" for i, o in enumerate(stored.objects)]
+        for name in names:
+            assert page.get_by_role("button", name=name, exact=True).count() == 1
+
+        page.keyboard.press("f")  # fix mode, nothing changed yet: a reload asks nothing
+        with page.expect_navigation():
+            page.reload()
+        assert asked == [] and current_item(page) == item
+
+        page.keyboard.press("f")
+        other = next(c for c in CATEGORIES if c != stored.objects[0].category)
+        page.select_option('select.object-category[data-index="0"]', other)
+        page.get_by_role("button", name=names[1], exact=True).click()
+        assert page.get_by_role("button", name=f"delete box 0: {other}", exact=True).count() == 1
+        restore = page.get_by_role("button", name=names[1].replace("delete", "restore"))
+        assert restore.count() == 1 and restore.inner_text() == "restore"
+
+        with page.expect_event("dialog", timeout=5_000):  # what the old page never showed
+            page.evaluate("setTimeout(() => location.reload(), 0)")
+        assert asked == ["beforeunload"]  # dismissed: the page and its edits stay
+        assert page.locator("#review.fixing").count() == 1
+        assert page.locator('g.box[data-index="1"]').is_hidden()
+
+        with page.expect_navigation():
+            page.evaluate("setTimeout(() => location.reload(), 0)")
+        assert asked == ["beforeunload", "beforeunload"]  # left, as asked
+        assert page.locator("#review.fixing").count() == 0
+
+        page.keyboard.press("f")
+        page.get_by_role("button", name=names[1], exact=True).click()
+        with page.expect_navigation():
+            page.keyboard.press("f")  # saved: the next item loads unasked
+        assert len(asked) == 2 and current_item(page) != item
+        assert not errors, errors
+    with app.state.store.engine.connect() as connection:
+        row = connection.execute(select(decisions)).one()
+    assert row.verdict == "fix" and len(row.objects) == len(stored.objects) - 1

@@ -95,7 +95,11 @@
     group.toggleAttribute("hidden", gone);
     if (row) {
       row.classList.toggle("removed", gone);
-      row.querySelector(".object-delete").textContent = gone ? "restore" : "delete";
+      // Named with the box it deletes: a screen reader read every row's button as "delete".
+      const button = row.querySelector(".object-delete");
+      button.textContent = gone ? "restore" : "delete";
+      const named = `${button.textContent} box ${index}: ${objects[index].category}`;
+      button.setAttribute("aria-label", named);
       row.querySelector(".object-category").value = objects[index].category;
     }
     const color = data.colors[objects[index].category] || "#888";
@@ -383,8 +387,26 @@
   });
 
   // ---- fix mode ------------------------------------------------------------------------------
+  // Whether the fix changed a label: a box moved, drawn, deleted or given another class, or a
+  // span's label.
+  function edited() {
+    const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+    return !(same(objects, data.objects) && !removed.size && same(spans, data.spans));
+  }
+
+  // A reload or a link away in fix mode dropped the fix's edits without a word: the browser
+  // asks first while there are edits not saved. Listened to only in fix mode (a page that
+  // listens for beforeunload is kept out of some browsers' back-forward cache).
+  function unsavedFix(event) {
+    if (!edited()) return;
+    event.preventDefault();
+    event.returnValue = ""; // what older browsers ask for before they show the prompt
+  }
+
   function setFixing(on) {
     fixing = on;
+    if (on) window.addEventListener("beforeunload", unsavedFix);
+    else window.removeEventListener("beforeunload", unsavedFix);
     settled();
     document.getElementById("cancel-fix").hidden = !on;
     root.classList.toggle("fixing", on);
@@ -452,6 +474,7 @@
         throw new Error(detail);
       }
       say(`${verdict} saved; loading the next item…`);
+      window.removeEventListener("beforeunload", unsavedFix); // saved: nothing is lost
       window.location.assign("/review");
     } catch (error) {
       busy = false;
@@ -476,8 +499,7 @@
     }
     if (!fixing) return setFixing(true);
     // f pressed twice by mistake would record a "fix" of labels it left as they were
-    const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
-    if (same(objects, data.objects) && !removed.size && same(spans, data.spans)) {
+    if (!edited()) {
       return say("nothing changed yet: correct a label first, or Esc to cancel", true);
     }
     return decide("fix");
