@@ -4,7 +4,9 @@
   run), coco.json, accepted.coco.json, text.jsonl, synthgate.db, report.md and manifest.json,
   written into a temporary folder beside `out` and swapped into place at the end (outputs.py).
   `out` is checked when the sink is made, before any work starts; a refusal of it gives the
-  fix `advice` gives (to whoever gave `out`; the server's, to a batch's requester). Report and
+  fix `advice` gives (to whoever gave `out`; the server's, to a batch's requester), and so does
+  a write into it that fails once the run started (a full disk, a permission changed, the final
+  rename: `unwritable`), which publishes nothing. Report and
   dataset checks are computed as the samples stream by, never by reading a written file back;
   PNGs are encoded on a pool of threads while the next chunk is made.
 - `DatabaseSink(store)`: the samples (and, for a run folder's own database, the batch row) in a
@@ -16,7 +18,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -24,7 +28,8 @@ from typing import Any, TextIO
 
 from synthgate import __version__
 from synthgate.config import BatchConfig
-from synthgate.files import dumps, usable_cores
+from synthgate.errors import InputError
+from synthgate.files import NO_SPACE, dumps, usable_cores
 from synthgate.foreign_files import OWN_FOLDER, FolderAdvice
 from synthgate.formats.coco import CocoStream, sample_to_coco_annotations, sample_to_coco_image
 from synthgate.formats.jsonl import sample_to_jsonl_row
@@ -223,6 +228,10 @@ class RunFolderSink:
         # checked: __init__'s check_out looked for files of the user's
         self._started = prepare_out(self.out, advice=self.advice, checked=True)
         self.folder = self._started.folder
+        with self._writing():
+            self._open(run)
+
+    def _open(self, run: RunStart) -> None:
         self._writer = RunWriter(
             self.folder,
             categories=list(run.config.categories),
@@ -240,6 +249,10 @@ class RunFolderSink:
         self._encoder = ThreadPoolExecutor(self.png_threads, thread_name_prefix="png")
 
     def add(self, chunk: list[JudgedSample]) -> None:
+        with self._writing():
+            self._add(chunk)
+
+    def _add(self, chunk: list[JudgedSample]) -> None:
         assert self._writer is not None and self._database is not None
         encoding: list[Future[None]] = []
         for judged in chunk:
@@ -266,17 +279,51 @@ class RunFolderSink:
                 future.result()
 
     def _write_png(self, uri: str, pixels: Any) -> None:
-        (self.folder / uri).write_bytes(encode_png(pixels))
+        with self._writing(f"writing {uri}"):
+            (self.folder / uri).write_bytes(encode_png(pixels))
 
-    def _drain(self) -> None:
+    @contextlib.contextmanager
+    def _writing(self, doing: str | None = None) -> Iterator[None]:
+        """Within: an OSError of a write into the run folder is its refusal (`unwritable`), said
+        to be `doing` (by default, writing the file it names)."""
+        try:
+            yield
+        except OSError as error:
+            raise unwritable(error, self.out, self.folder, self.advice, doing=doing) from None
+
+    def _drain(self, *, raising: bool = True) -> None:
+        """Wait for the PNGs being encoded; the first that failed is raised, unless not
+        `raising` (an abort: the run failed already, and what it leaves must still go)."""
         for encoding in self._encoding:
             for future in encoding:
-                future.result()
+                if raising:
+                    future.result()
+                else:
+                    future.exception()
         self._encoding = []
         if self._encoder is not None:
             self._encoder.shutdown(wait=True, cancel_futures=True)
 
     def finish(self, totals: RunTotals) -> None:
+        with self._writing():
+            self._write_last(totals)
+        with self._writing("putting the finished run in place"):
+            publish_out(
+                self.folder,
+                self.out,
+                marker="manifest.json",
+                what="run",
+                databases="synthgate.db",
+                advice=self.advice,
+            )
+        # published: an abort now (a later sink failed) leaves .NAME.partial, by then maybe
+        # another build's, alone
+        started, self._started = self._started, None
+        assert started is not None
+        release_out(started)
+
+    def _write_last(self, totals: RunTotals) -> None:
+        """The PNGs still being encoded, then the files written once every sample is in."""
         assert self._run is not None and self._writer is not None and self._database is not None
         run = self._run
         self._drain()
@@ -292,22 +339,9 @@ class RunFolderSink:
         )
         self._database.finish(totals)
         _write_manifest(self.folder, run.config, totals)
-        publish_out(
-            self.folder,
-            self.out,
-            marker="manifest.json",
-            what="run",
-            databases="synthgate.db",
-            advice=self.advice,
-        )
-        # published: an abort now (a later sink failed) leaves .NAME.partial, by then maybe
-        # another build's, alone
-        started, self._started = self._started, None
-        assert started is not None
-        release_out(started)
 
     def abort(self) -> None:
-        self._drain()
+        self._drain(raising=False)
         if self._writer is not None:
             self._writer.abort()
         if self._database is not None:
@@ -354,6 +388,34 @@ class KeepReviewed:
     def abort(self) -> None:
         for sink in self.sinks:
             sink.abort()
+
+
+def unwritable(
+    error: OSError, out: Path, folder: Path, advice: FolderAdvice, *, doing: str | None = None
+) -> InputError:
+    """The refusal of the run folder `out` for an OSError of a write into `folder`, its
+    temporary folder, once the run started: what failed (`doing`, else writing the file the
+    error names, as it would be in `out`), that nothing was published, and the fix `advice`
+    gives (to whoever gave `out`; the server's operator, to a batch's requester)."""
+    if doing is None:
+        doing = f"writing {_file_in(error, folder) or 'its files'}"
+    action = "free space on its disk" if error.errno in NO_SPACE else "make it writable"
+    return InputError(
+        field="out",
+        value=out,
+        problem=f"{error.strerror or error} while {doing}; nothing was published",
+        fix=advice.fix(f"{action} (or choose another folder), then run again", action=action),
+    )
+
+
+def _file_in(error: OSError, folder: Path) -> str | None:
+    """The file in `folder` that `error` names, relative to it; None for another, or none."""
+    if not isinstance(error.filename, str | bytes):
+        return None
+    path = Path(os.fsdecode(error.filename))
+    if path == folder or not path.is_relative_to(folder):
+        return None
+    return path.relative_to(folder).as_posix()
 
 
 def sample_png(pixels: Any) -> bytes | None:

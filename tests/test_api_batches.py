@@ -3,6 +3,7 @@ review queue, its COCO file comes back; bad configs get 400 with the field named
 
 from __future__ import annotations
 
+import errno
 import json
 import threading
 import time
@@ -17,7 +18,7 @@ from factories import small_config
 from fastapi.testclient import TestClient
 from pycocotools.coco import COCO
 
-from synthgate import pipeline, runner
+from synthgate import pipeline, runner, sinks
 from synthgate.errors import InputError
 from synthgate.masks import encode_mask, tight_bbox
 from synthgate.samples import (
@@ -487,3 +488,68 @@ def test_a_run_folder_the_server_cannot_write_is_the_operators_to_fix(service, t
         "; tell the server's operator, who chose its runs folder (serve --runs-dir), then post "
         "the config again"
     ), said
+
+
+def _png_disk_full(pixels: object) -> bytes:
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _publish_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Renaming a finished run folder into place fails (its runs folder's mode changed)."""
+    real_rename = Path.rename
+
+    def rename(self: Path, target: Path) -> Path:
+        if self.name.endswith(".partial"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(self), None, str(target))
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+
+
+# what fails once the run started, what the message says failed, and the fix it asks for
+WRITE_FAILURES = [
+    (
+        "disk full writing a PNG",
+        lambda monkeypatch: monkeypatch.setattr(sinks, "encode_png", _png_disk_full),
+        "No space left on device while writing images/",
+        "to free space on its disk",
+    ),
+    (
+        "final rename refused",
+        _publish_refused,
+        "Permission denied while putting the finished run in place",
+        "to make it writable",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("fail", "failed", "action"),
+    [case[1:] for case in WRITE_FAILURES],
+    ids=[case[0] for case in WRITE_FAILURES],
+)
+def test_a_run_folder_that_fails_while_written_is_the_operators_to_fix(
+    service, tmp_path, monkeypatch, caplog, fail, failed, action
+):
+    """An OSError of the run folder once the run started (a full disk, the final rename) failed
+    the batch with "OSError: ..." and was logged as a bug, and left the folder's .partial behind
+    (its lock held, so posting again was refused as "another command is writing it"): it is
+    the run folder's refusal, the operator's to fix, nothing published."""
+    app, client = service
+    token = token_for(app, "req", "requester")
+    fail(monkeypatch)
+    TinyGenerator.gate.set()
+    batch = client.post("/api/batches", json=CONFIG, headers=bearer(token)).json()
+    refused = wait_until_done(client, f"/api/batches/{batch['id']}", token)
+    said = refused["message"]
+    assert refused["status"] == "failed", said
+    assert said.startswith(f"run folder runs/{batch['id']}: {failed}"), said
+    assert "nothing was published" in said, said
+    assert said.endswith(
+        "; tell the server's operator, who chose its runs folder (serve --runs-dir) "
+        f"{action}, then post the config again"
+    ), said
+    assert "OSError" not in said and str(tmp_path) not in said, said
+    assert not [r for r in caplog.records if r.exc_info], "logged as a bug"
+    runs = tmp_path / "runs"  # made for the batch, and taken away with what it left
+    assert not runs.exists() or not any(runs.iterdir())

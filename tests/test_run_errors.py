@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -268,3 +269,29 @@ def test_out_that_is_not_a_run_is_not_replaced(tmp_path: Path) -> None:
     result = _run(str(config), "--out", str(precious), cwd=tmp_path)
     assert result.returncode == 2 and "not a synthgate run" in result.stderr
     assert (precious / "notes.txt").read_text() == "keep me"
+
+
+def test_a_full_disk_while_the_run_folder_is_written_is_one_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PNG that cannot be written once the run started was a traceback (exit 1) that left
+    .run.partial behind: it is a refusal of --out naming the file, exit 2, nothing left."""
+    from typer.testing import CliRunner
+
+    from synthgate import sinks
+    from synthgate.cli import app
+
+    def disk_full(pixels: object) -> bytes:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sinks, "encode_png", disk_full)
+    config = tmp_path / "batch.yaml"
+    config.write_text(yaml.safe_dump(small_config()))
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", str(config), "--out", str(out)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2, result.output
+    assert f"error: --out {out}: No space left on device while writing images/" in said, said
+    assert "nothing was published" in said and "then run again" in said, said
+    assert "Traceback" not in said
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["batch.yaml"]
