@@ -48,18 +48,25 @@ BROKER_DOWN = (
     "the server's broker does not answer; the batch goes on once it answers (tell the "
     "server's operator if it does not)"
 )
+# And while no worker takes its chunks: the requester can neither see nor start the server's
+# workers, so it is not asked whether one runs (`submit --wait` asks its user that).
+NO_WORKER = (
+    "no worker has taken its chunks (queue {queues}); the batch goes on once one does (tell "
+    "the server's operator if it does not)"
+)
 
 
 class WorkerMessages:
     """Keeps a followed batch's message current while the workers make it: "N chunks sent",
     then "generating: n of N samples made" (at most once a second), and, when nothing was made
-    for a while with no chunk running, the queues left waiting, or, given the Celery `app`,
-    that the broker does not answer (`IdleNote` asks it)."""
+    for a while with no chunk running, that no worker took the chunks of the queues left
+    waiting, or, given the Celery `app`, that the broker does not answer (`IdleNote` asks it),
+    both said for the requester, who can start neither (NO_WORKER, BROKER_DOWN)."""
 
     def __init__(self, store: Store, *, app: Any = None) -> None:
         self.store = store
         self._shown: dict[str, tuple[float, str]] = {}  # batch: when written, what it said
-        self._idle = IdleNote(store, app=app, broker_down=BROKER_DOWN)
+        self._idle = IdleNote(store, app=app, broker_down=BROKER_DOWN, no_worker=NO_WORKER)
 
     def sent(self, batch_id: str, chunks: int) -> None:
         self.store.set_batch_status(

@@ -311,7 +311,8 @@ def test_a_batch_no_worker_takes_says_which_queue_waits(
     cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Images routed to the gpu queue, which no worker of this module serves: the batch keeps
-    running, and its message says what it waits for instead of a frozen count."""
+    running, and its message says what it waits for instead of a frozen count (for its
+    requester: not asking whether a worker runs, which only the server's operator can tell)."""
     monkeypatch.setattr(worker_submit, "WAITING_NOTE_S", 0.3)
     config = posted_config()
     config["seed"] = 99  # a batch of its own in the module's database
@@ -330,11 +331,11 @@ def test_a_batch_no_worker_takes_says_which_queue_waits(
         deadline, batch = time.monotonic() + 30, {}
         while time.monotonic() < deadline:
             batch = client.get(url, headers=bearer(token)).json()
-            if "is a worker serving queue gpu running?" in (batch["message"] or ""):
+            if "no worker has taken its chunks (queue gpu)" in (batch["message"] or ""):
                 break
             time.sleep(0.1)
         assert batch["status"] == "running", batch
-        assert "is a worker serving queue gpu running?" in batch["message"], batch
+        assert "no worker has taken its chunks (queue gpu)" in batch["message"], batch
         assert batch["counts"].get("image", {}) == {}  # nothing made on the gpu queue
     stopped = service.state.store.get_batch(posted.json()["id"])
     assert stopped["message"] == "the server stopped following it; post it again to resume"

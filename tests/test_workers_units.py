@@ -1294,6 +1294,37 @@ def test_a_served_batch_whose_broker_does_not_answer_is_noted_so(
     assert "is a worker serving" not in said and "memory://" not in said, said
 
 
+def test_a_served_batch_no_worker_takes_is_noted_the_requesters_way(
+    context: WorkerContext, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The API's note on a batch no worker took asked its requester "is a worker serving queue
+    cpu running?", a question for the server's operator, whose workers the requester can
+    neither see nor start. It says what the batch waits for, and whom to tell; `submit --wait`
+    keeps its question (test_a_batch_no_worker_takes_is_noted_with_its_waiting_queue)."""
+    from synthgate.api import distributed
+
+    monkeypatch.setattr(worker_submit, "WAITING_NOTE_S", 0.05)
+    monkeypatch.setattr(distributed, "PROGRESS_EVERY_S", 0.0)
+    monkeypatch.setattr(worker_submit, "queued_messages", lambda *_a, **_k: 0)  # it answers
+    batch_id = register(context, make_config())
+    queues = sorted({c.queue for c in context.store.chunks.of_batch(batch_id)})
+    settings = context.settings.model_copy(update={"broker_url": "memory://"})
+    batches = distributed.worker_runner(context.store, None, tmp_path / "runs", settings=settings)
+    watch = batches.backend.watch
+    assert watch is not None
+    progress = worker_submit.progress_of(context.store, batch_id, total=10)
+    watch(progress)  # the first look: nothing to compare with
+    time.sleep(0.1)
+    watch(progress)
+    batch = context.store.get_batch(batch_id)
+    said = batch["message"] if batch else ""
+    assert said.endswith(
+        f" s: no worker has taken its chunks (queue {', '.join(queues)}); the batch goes on once "
+        "one does (tell the server's operator if it does not)"
+    ), said
+    assert "is a worker serving" not in said and "running?" not in said, said
+
+
 def test_a_followed_batch_sends_its_stalled_chunks_again_with_the_workers_sweep(
     context: WorkerContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -64,7 +64,9 @@ class IdleNote:
     most every `BROKER_PROBE_S`): one that does not answer is what the batch waits for, not a
     worker ("... the broker redis://... does not answer; start it again ..."), or, given
     `broker_down`, what to say then instead (the API's requester neither sees nor starts the
-    server's broker)."""
+    server's broker). Given `no_worker`, the note says it instead of asking whether a worker
+    runs (the API's requester cannot start one either), its `{queues}` filled with the queues
+    left waiting."""
 
     def __init__(
         self,
@@ -74,12 +76,14 @@ class IdleNote:
         app: Any = None,
         worker_hint: str = "",
         broker_down: str | None = None,
+        no_worker: str | None = None,
     ) -> None:
         self.store = store
         self.after = WAITING_NOTE_S if after is None else after
         self.app = app
         self.worker_hint = worker_hint
         self.broker_down = broker_down
+        self.no_worker = no_worker
         self._changed: dict[str, tuple[int, float]] = {}  # batch: samples made, since when
         self._broker: tuple[float, bool] = (-BROKER_PROBE_S, True)  # asked when, answered
 
@@ -103,6 +107,8 @@ class IdleNote:
                 f"{waited}: the broker {shown_url(self.app.conf.broker_url)} does not answer; "
                 "start it again (the workers, and this wait, go on once it answers)"
             )
+        if self.no_worker is not None:
+            return f"{waited}: {self.no_worker.format(queues=queues)}"
         return f"{waited}: is a worker serving queue {queues} running?{self.worker_hint}"
 
     def _broker_answers(self, now: float) -> bool:
