@@ -683,7 +683,10 @@ def parse_config(data: Any, *, source: Path, config_dir: Path | None = None) -> 
     if isinstance(config.image, _DiffusionImageConfig) and config_dir is not None:
         _find_diffusion_folders(config.image, config_dir)
     if isinstance(config.image, _DiffusionImageConfig):
-        _revision_of_a_hub_id(config.image.model, source=source)
+        _revision_of_a_hub_id(config.image.model, field="image.model", source=source)
+    text_model = getattr(config.text, "model", None)  # text_model's, counterfactual's fallback
+    if text_model is not None:
+        _revision_of_a_hub_id(text_model, field="text.model", source=source)
     for modality in ("image", "text"):
         section = getattr(config, modality)
         rubric = getattr(section, "rubric", None)
@@ -720,15 +723,18 @@ def _find_diffusion_folders(section: _DiffusionImageConfig, config_dir: Path) ->
         background.folder = found(background.folder) or background.folder
 
 
-def _revision_of_a_hub_id(model: DiffusionModelConfig, *, source: Path) -> None:
-    """Refuse a revision given with a local model folder: the generator loads a folder as it
-    is (its provenance names a hash of the folder), so the revision was ignored unsaid."""
+def _revision_of_a_hub_id(
+    model: DiffusionModelConfig | TextModelConfig, *, field: str, source: Path
+) -> None:
+    """Refuse a revision given with a local model folder (the model section at `field`): the
+    generator loads a folder as it is (diffusers and transformers alike), so the revision was
+    ignored unsaid."""
     if model.revision is None or not _exists(home_expanded(Path(model.path))):
         return
     raise InputError(
-        f"{source}: image.model.revision: {quoted(model.revision)} names a version of a Hugging "
-        f"Face id, and image.model.path {model.path} is a local folder, which is loaded as it "
-        "is; drop image.model.revision, or set image.model.path to the Hub id whose revision "
+        f"{source}: {field}.revision: {quoted(model.revision)} names a version of a Hugging "
+        f"Face id, and {field}.path {model.path} is a local folder, which is loaded as it "
+        f"is; drop {field}.revision, or set {field}.path to the Hub id whose revision "
         "you want (it must be in the local Hugging Face cache)"
     )
 

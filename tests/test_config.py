@@ -90,6 +90,37 @@ def test_a_revision_of_a_hub_id_loads() -> None:
     assert config.image.model.revision == "v2"
 
 
+TEXT_MODEL_SECTIONS = [
+    {"generator": "text_model", "count": 2},
+    {"generator": "counterfactual", "count": 2, "fallback": "model"},
+]
+
+
+@pytest.mark.parametrize("section", TEXT_MODEL_SECTIONS, ids=lambda s: s["generator"])
+def test_a_revision_of_a_local_text_model_folder_is_refused(
+    tmp_path: Path, section: dict[str, Any]
+) -> None:
+    """transformers loads a folder as it is, revision or none, and provenance recorded the
+    revision given: it was ignored without a word, as image.model.revision was."""
+    (tmp_path / "model").mkdir()
+    (tmp_path / "rows.jsonl").write_text('{"text": "a row", "label": "a"}\n')
+    model = {"path": str(tmp_path / "model"), "revision": "v2"}
+    path = tmp_path / "batch.yaml"
+    text = {**section, "source": str(tmp_path / "rows.jsonl"), "model": model}
+    path.write_text(yaml.safe_dump(small_config(image=None, text=text)))
+    with pytest.raises(InputError) as caught:
+        load_config(path)
+    assert str(caught.value) == (
+        f"{path}: text.model.revision: 'v2' names a version of a Hugging Face id, and "
+        f"text.model.path {tmp_path / 'model'} is a local folder, which is loaded as it is; drop "
+        "text.model.revision, or set text.model.path to the Hub id whose revision you want (it "
+        "must be in the local Hugging Face cache)"
+    )
+    model["path"] = "tiny-org/tiny-model"  # a Hub id: its revision is what is loaded
+    path.write_text(yaml.safe_dump(small_config(image=None, text=text)))
+    assert load_config(path).text.model.revision == "v2"
+
+
 def test_an_exponent_yaml_reads_as_text_is_still_a_number(tmp_path: Path) -> None:
     """PyYAML reads 1e-1 and 3.5e-1 unquoted as text; they stay numbers, not quoted text."""
     path = tmp_path / "batch.yaml"
