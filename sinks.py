@@ -19,12 +19,16 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import sqlite3
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, TextIO
+
+from sqlalchemy.exc import OperationalError
 
 from synthgate import __version__
 from synthgate.config import BatchConfig
@@ -285,11 +289,19 @@ class RunFolderSink:
     @contextlib.contextmanager
     def _writing(self, doing: str | None = None) -> Iterator[None]:
         """Within: an OSError of a write into the run folder is its refusal (`unwritable`), said
-        to be `doing` (by default, writing the file it names)."""
+        to be `doing` (by default, writing the file it names), and so is its database's full
+        disk, which SQLite says its own way."""
         try:
             yield
         except OSError as error:
             raise unwritable(error, self.out, self.folder, self.advice, doing=doing) from None
+        except OperationalError as error:
+            if getattr(error.orig, "sqlite_errorcode", None) != sqlite3.SQLITE_FULL:
+                raise
+            full = OSError(errno.ENOSPC, "the database or the disk is full")
+            raise unwritable(
+                full, self.out, self.folder, self.advice, doing=doing or "writing synthgate.db"
+            ) from None
 
     def _drain(self, *, raising: bool = True) -> None:
         """Wait for the PNGs being encoded; the first that failed is raised, unless not

@@ -38,7 +38,7 @@ RESUMABLE = "the server stopped following it; post it again to resume"
 # A batch's run folder is in the runs folder the server's operator chose: its requester, who
 # reads a refusal of it, can only tell them, then post the config again.
 RUN_FOLDER_ADVICE = FolderAdvice(
-    fixed_by="the server's operator, who chose its runs folder (serve --runs-dir)",
+    fixed_by="the server's operator (who chose its runs folder: serve --runs-dir)",
     again="post the config again",
 )
 

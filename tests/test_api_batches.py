@@ -485,7 +485,7 @@ def test_a_run_folder_the_server_cannot_write_is_the_operators_to_fix(service, t
     assert said.startswith(f"run folder runs/{batch['id']}: cannot write there ("), said
     assert "choose" not in said, said
     assert said.endswith(
-        "; tell the server's operator, who chose its runs folder (serve --runs-dir), then post "
+        "; tell the server's operator (who chose its runs folder: serve --runs-dir), then post "
         "the config again"
     ), said
 
@@ -546,7 +546,7 @@ def test_a_run_folder_that_fails_while_written_is_the_operators_to_fix(
     assert said.startswith(f"run folder runs/{batch['id']}: {failed}"), said
     assert "nothing was published" in said, said
     assert said.endswith(
-        "; tell the server's operator, who chose its runs folder (serve --runs-dir) "
+        "; tell the server's operator (who chose its runs folder: serve --runs-dir) "
         f"{action}, then post the config again"
     ), said
     assert "OSError" not in said and str(tmp_path) not in said, said

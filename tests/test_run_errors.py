@@ -295,3 +295,38 @@ def test_a_full_disk_while_the_run_folder_is_written_is_one_message(
     assert "nothing was published" in said and "then run again" in said, said
     assert "Traceback" not in said
     assert sorted(p.name for p in tmp_path.iterdir()) == ["batch.yaml"]
+
+
+def test_a_full_disk_while_the_run_folders_database_is_written_is_one_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite says a full disk its own way (SQLITE_FULL, through SQLAlchemy's
+    OperationalError), not as an OSError: the run folder's database filling up was a
+    traceback (exit 1), and serve's batch a bug. It is the folder's refusal, as a PNG is."""
+    import sqlalchemy
+    from typer.testing import CliRunner
+
+    from synthgate import sinks
+    from synthgate.cli import app
+
+    def disk_full(self: object, chunk: object) -> None:
+        engine = sqlalchemy.create_engine("sqlite://")
+        with engine.connect() as connection:  # a real SQLITE_FULL, as a full disk gives it
+            connection.exec_driver_sql("PRAGMA max_page_count = 2")
+            connection.exec_driver_sql("CREATE TABLE t (x)")
+            for _ in range(100):
+                connection.exec_driver_sql("INSERT INTO t VALUES (?)", ("x" * 1000,))
+
+    monkeypatch.setattr(sinks.DatabaseSink, "add", disk_full)
+    config = tmp_path / "batch.yaml"
+    config.write_text(yaml.safe_dump(small_config()))
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", str(config), "--out", str(out)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2, result.output
+    assert (
+        f"error: --out {out}: the database or the disk is full while writing synthgate.db; "
+        "nothing was published; free space on its disk"
+    ) in said, said
+    assert "Traceback" not in said
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["batch.yaml"]
