@@ -242,6 +242,24 @@ def validation_message(
     return "\n".join(lines)
 
 
+def list_indexes(*lists: str) -> Callable[[tuple[int | str, ...]], tuple[int | str, ...]]:
+    """A `location` for `validation_message`: an index into one of the fields named `lists`
+    written as synthgate's own messages write it, `objects[3]` (pydantic's place says
+    objects.3); a number after any other key is a key (`thresholds.5`: a measure named 5)."""
+
+    def location(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+        written: list[int | str] = []
+        for part in loc:
+            before = written[-1] if written else None
+            if isinstance(part, int) and isinstance(before, str) and before in lists:
+                written[-1] = f"{before}[{part}]"
+            else:
+                written.append(part)
+        return tuple(written)
+
+    return location
+
+
 def _place(part: int | str) -> str:
     """A key or index of a problem's place: a key of a user's file (or of a request) may hold a
     line break or thousands of characters, written escaped and cut short as a value is."""

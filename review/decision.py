@@ -10,7 +10,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from synthgate.errors import InputError, lone_surrogate_in, quoted, string_in, validation_message
+from synthgate.errors import (
+    InputError,
+    list_indexes,
+    lone_surrogate_in,
+    quoted,
+    string_in,
+    validation_message,
+)
 from synthgate.masks import rle_problem
 from synthgate.samples import CRITERIA, ObjectLabel, Sample, Span
 
@@ -74,7 +81,11 @@ def decision_argument(value: Any, field: str = "decision") -> Decision:
     try:
         return Decision.model_validate(dict(value))
     except ValidationError as error:
-        raise InputError(validation_message(error, field=field)) from None
+        raise InputError(
+            validation_message(
+                error, field=field, location=list_indexes("objects", "spans", "bbox")
+            )
+        ) from None
 
 
 def check_decision(

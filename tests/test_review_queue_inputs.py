@@ -218,6 +218,33 @@ def test_decide_takes_a_dict_of_a_decisions_fields_and_refuses_a_bad_one_naming_
     assert queue.decisions_on(task.item_id)[-1]["role"] != "annotator"
 
 
+def test_a_decisions_places_in_its_lists_read_as_its_own_messages_write_them(
+    sqlite_store: Store,
+) -> None:
+    """pydantic's places said decision.objects.1.bbox.1 where the decision's own checks say
+    objects[1].bbox (item 3: objects[1].bbox must be [x, y, w, h]): an index is written as one."""
+    fill(sqlite_store, review=1, audit=0, accepted=0)
+    queue = ReviewQueue(sqlite_store, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    task = queue.next_item("ann")
+    assert task is not None
+    box = {"category": "a", "bbox": [1, 2, 3, 4], "area": 12}
+    refused = [
+        (
+            {"verdict": "fix", "objects": [box, {**box, "bbox": [1, "x", 3, 4]}]},
+            "decision.objects[1].bbox[1]: Input should be a valid number",
+        ),
+        (
+            {"verdict": "fix", "spans": [{"start": "a", "end": 3, "label": "x"}]},
+            "decision.spans[0].start: Input should be a valid integer",
+        ),
+    ]
+    for decision, message in refused:
+        with pytest.raises(InputError) as raised:
+            queue.decide(task.item_id, "ann", decision)
+        assert str(raised.value).startswith(message), raised.value
+
+
 def test_item_image_path_is_inside_the_run_folder(sqlite_store: Store, tmp_path: Path) -> None:
     store = sqlite_store
     fill(store, review=1, audit=0, accepted=0)

@@ -31,7 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from synthgate.arguments import home_expanded
-from synthgate.errors import InputError, quoted, validation_message
+from synthgate.errors import InputError, list_indexes, quoted, validation_message
 from synthgate.files import path_problem
 from synthgate.samples import CRITERIA, Finding, Level
 from synthgate.validators.checks import CHECKS
@@ -374,17 +374,6 @@ def _check_errors(rubric: Rubric) -> list[str]:
     return errors
 
 
-def _list_indexes(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
-    """pydantic's place with the index of a check in `dataset` or in a criterion's `checks`
-    written as the rubric's own messages write it: `criteria.precision.checks[0]`, not
-    `checks.0` (a number elsewhere is a key: `thresholds.5` is a measure named 5)."""
-    if len(loc) >= 2 and loc[0] == "dataset" and isinstance(loc[1], int):
-        return (f"dataset[{loc[1]}]", *loc[2:])
-    if len(loc) >= 4 and loc[0] == "criteria" and loc[2] == "checks" and isinstance(loc[3], int):
-        return (*loc[:2], f"checks[{loc[3]}]", *loc[4:])
-    return loc
-
-
 def parse_rubric(data: Any, *, source: Path | str) -> Rubric:
     if not isinstance(data, dict):
         raise InputError(f"{source}: a rubric must be a YAML mapping (got {type(data).__name__})")
@@ -393,7 +382,11 @@ def parse_rubric(data: Any, *, source: Path | str) -> Rubric:
     except ValidationError as error:
         # our validators' messages about a whole criterion or routing say what they found
         message = validation_message(
-            error, source=source, location=_list_indexes, shown=_shown, quote_sections=False
+            error,
+            source=source,
+            location=list_indexes("dataset", "checks"),
+            shown=_shown,
+            quote_sections=False,
         )
         raise InputError(message) from None
     errors = _check_errors(rubric)
