@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from api_support import bearer, make_app, token_for
 from factories import small_config
+from fastapi import HTTPException
 from fastapi.testclient import TestClient
 from pycocotools.coco import COCO
 
@@ -464,6 +465,54 @@ def test_a_batch_posted_again_with_another_rubric_is_refused_not_answered_with_i
         assert "give the config another name" in said, said
         assert str(tmp_path) not in said  # the data root stays the server's
         assert client.get(url, headers=bearer(token)).json()["status"] == "done"
+
+
+@pytest.mark.xfail(
+    strict=True, reason="the stored rubric's file gone: 'rubric None' / 'strict, not strict'"
+)
+@pytest.mark.parametrize("case", ["template default", "rubric file moved"])
+def test_a_batch_whose_first_rubric_file_is_gone_is_refused_in_words_that_fit(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The files a batch's first post named moved (the same content: the batch id is the
+    same). A text batch judged by its template file's task, posted again naming that task's
+    rubric, was refused as made with "rubric None"; a batch whose rubric file moved, posted
+    again with it from its new place, as made with "rubric strict, not strict"."""
+    from synthgate.api.batch_runner import refuse_other_rubric
+    from synthgate.config import PACKAGE_ROOT, parse_config
+    from synthgate.pipeline import batch_id_for
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "moved").mkdir()
+    if case == "template default":
+        (tmp_path / "t.yaml").write_bytes((PACKAGE_ROOT / TICKETS).read_bytes())
+        text = {"generator": "templates", "count": 2, "templates": "t.yaml"}
+        first = {"name": "t", "seed": 1, "text": text}
+        again = {**first, "text": {**text, "templates": "moved/t.yaml", "rubric": "ner"}}
+        moved = "t.yaml"
+    else:
+        detection = (PACKAGE_ROOT / "configs" / "rubrics" / "detection.yaml").read_text()
+        (tmp_path / "strict.yaml").write_text(detection.replace("name: detection", "name: strict"))
+        first = {**CONFIG, "image": {**CONFIG["image"], "rubric": "strict.yaml"}}
+        again = {**CONFIG, "image": {**CONFIG["image"], "rubric": "moved/strict.yaml"}}
+        moved = "strict.yaml"
+    stored = parse_config(first, source=Path("body"))
+    batch_id = batch_id_for(stored)
+    (tmp_path / moved).rename(tmp_path / "moved" / moved)
+    config = parse_config(again, source=Path("body"))
+    assert batch_id_for(config) == batch_id  # its files count by content
+    if case == "template default":  # ner, as the template file's task was: nothing to refuse
+        refuse_other_rubric(stored.model_dump(mode="json"), config, batch_id)
+        return
+    with pytest.raises(HTTPException) as refused:
+        refuse_other_rubric(stored.model_dump(mode="json"), config, batch_id)
+    said = refused.value.detail
+    assert refused.value.status_code == 409 and "strict, not strict" not in said, said
+    assert said.startswith(
+        f"image.rubric: batch {batch_id} was made and judged with rubric strict from a file "
+        "that can no longer be read, so whether strict judges as it did is unknown;"
+    ), said
+    assert str(tmp_path) not in said
 
 
 def test_a_run_folder_the_server_cannot_write_is_the_operators_to_fix(service, tmp_path):
