@@ -26,6 +26,7 @@ from synthgate.pipeline import MODALITIES, Progress, batch_id_for, planned_total
 from synthgate.runner import InProcessRunner, Runner, Stopped
 from synthgate.sinks import DatabaseSink, KeepReviewed, RunFolderSink
 from synthgate.storage.store import Store
+from synthgate.validators.rubric import Rubric
 
 log = logging.getLogger(__name__)
 
@@ -83,25 +84,40 @@ def refuse_other_rubric(recorded: Any, config: BatchConfig, batch_id: str) -> No
         asked = section_rubric(config, modality)
         try:
             judged = section_rubric(stored, modality)
-        except InputError:  # its file is gone or no longer reads: named as the config named it
+        except InputError:  # a file it read is gone or no longer reads
             if before.rubric == now.rubric:
                 continue
-            had = f"rubric {Path(str(before.rubric)).stem}, not {asked.name}"
-        else:
-            if judged == asked:
-                continue
-            had = (
-                f"rubric {judged.name}, not {asked.name}"
-                if judged.name != asked.name
-                else f"another rubric named {asked.name}"
-            )
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            detail=f"{modality}.rubric: batch {batch_id} was made and judged with {had}; a "
-            "rubric is not part of a batch's id, so posting the config "
-            "again returns the batch as it stands. To judge with "
-            f"{asked.name}, give the config another name: that makes a new batch",
+            if before.rubric is not None:  # named by its file's name: the folder is the server's
+                stem = Path(str(before.rubric)).stem
+                raise _other_rubric(
+                    modality,
+                    batch_id,
+                    asked,
+                    had=f"rubric {stem} from a file that can no longer be read, so whether "
+                    f"{asked.name} judges as it did is unknown",
+                ) from None
+            # its template file's task's: that file moved, and the one the config names now
+            # holds the same (a batch id counts it by content)
+            unnamed = config.model_copy(update={modality: now.model_copy(update={"rubric": None})})
+            judged = section_rubric(unnamed, modality)
+        if judged == asked:
+            continue
+        had = (
+            f"rubric {judged.name}, not {asked.name}"
+            if judged.name != asked.name
+            else f"another rubric named {asked.name}"
         )
+        raise _other_rubric(modality, batch_id, asked, had=had)
+
+
+def _other_rubric(modality: str, batch_id: str, asked: Rubric, *, had: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_409_CONFLICT,
+        detail=f"{modality}.rubric: batch {batch_id} was made and judged with {had}; a "
+        "rubric is not part of a batch's id, so posting the config "
+        "again returns the batch as it stands. To judge with "
+        f"{asked.name}, give the config another name: that makes a new batch",
+    )
 
 
 class BatchRunner:
