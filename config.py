@@ -239,18 +239,6 @@ class BackgroundConfig(StrictModel):
 VAE_BLOCK = 8
 
 
-def _vae_size(value: tuple[int, int] | None) -> tuple[int, int] | None:
-    """Refuse an image size a Stable Diffusion pipeline cannot make, when the config is read:
-    found by the pipeline, it was refused only after the model had loaded."""
-    if value is not None and (value[0] % VAE_BLOCK or value[1] % VAE_BLOCK):
-        rounded = [side // VAE_BLOCK * VAE_BLOCK for side in value]  # sides are >= 16
-        raise ValueError(
-            f"is not a multiple of {VAE_BLOCK} in both sides, which Stable Diffusion pipelines "
-            f"need (their VAE works on {VAE_BLOCK}x{VAE_BLOCK} pixel blocks); use e.g. {rounded}"
-        )
-    return value
-
-
 class _DiffusionImageConfig(StrictModel):
     """What every diffusion generator shares: the model, prompts and their attribute slots."""
 
@@ -268,8 +256,6 @@ class _DiffusionImageConfig(StrictModel):
     segmenter: str = "border"  # a registered name, or "module:function" (RGB HxWx3 -> bool HxW)
     rubric: str | None = None  # a rubric name (configs/rubrics/) or YAML path [default: detection]
     _slots: ClassVar[dict[str, tuple[str, ...]]] = {"prompt": ("category",)}
-
-    _size = field_validator("size")(_vae_size)
 
     @field_validator("negative_prompt")
     @classmethod
@@ -343,8 +329,6 @@ class DiffusionObjectPasteConfig(_DiffusionImageConfig):
     pool_seed: int = Field(0, ge=0, le=MAX_SEED)
     max_attempts: int = Field(3, ge=1, le=1000)  # generations per instance before it is given up
     background: BackgroundConfig = Field(default_factory=BackgroundConfig)
-
-    _instance_size = field_validator("instance_size")(_vae_size)
 
     @field_validator("objects_per_image", "object_scale_range", "mask_area_range")
     @classmethod
@@ -647,7 +631,7 @@ def config_model(data: Any, *, source: Path) -> BatchConfig:
         )
     refuse_lone_surrogates(data, source=source)
     try:
-        return BatchConfig.model_validate(data)
+        config = BatchConfig.model_validate(data)
     except ValidationError as error:
         raise InputError(
             validation_message(
@@ -658,6 +642,27 @@ def config_model(data: Any, *, source: Path) -> BatchConfig:
                 hint=quote_hint,
             )
         ) from None
+    if isinstance(config.image, _DiffusionImageConfig):
+        _refuse_sizes_off_vae_blocks(config.image, source=source)
+    return config
+
+
+def _refuse_sizes_off_vae_blocks(section: _DiffusionImageConfig, *, source: Path) -> None:
+    """Refuse a size its Stable Diffusion pipeline would be asked to make off VAE_BLOCK, when
+    the config is read: found by the pipeline, it was refused only after the model had loaded.
+    object_paste's pipeline makes its instances only, at instance_size when given (else size):
+    the images they are pasted into may then be of any size."""
+    instance_size = getattr(section, "instance_size", None)
+    name, value = (
+        ("size", section.size) if instance_size is None else ("instance_size", instance_size)
+    )
+    if value[0] % VAE_BLOCK or value[1] % VAE_BLOCK:
+        rounded = [side // VAE_BLOCK * VAE_BLOCK for side in value]  # sides are >= 16
+        raise InputError(
+            f"{source}: image.{name}: is not a multiple of {VAE_BLOCK} in both sides, which "
+            f"Stable Diffusion pipelines need (their VAE works on {VAE_BLOCK}x{VAE_BLOCK} pixel "
+            f"blocks); use e.g. {rounded} (got {list(value)})"
+        )
 
 
 def parse_config(data: Any, *, source: Path, config_dir: Path | None = None) -> BatchConfig:

@@ -121,7 +121,6 @@ def test_a_revision_of_a_local_text_model_folder_is_refused(
     assert load_config(path).text.model.revision == "v2"
 
 
-@pytest.mark.xfail(strict=True, reason="object_paste's size is refused though no pipeline makes it")
 def test_an_object_paste_size_off_8_loads_when_its_instances_have_their_own_size() -> None:
     """object_paste's pipeline makes instances at instance_size (default: size) and pastes them
     onto backgrounds of `size`: given instance_size, `size` never reaches the VAE, and

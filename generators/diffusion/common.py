@@ -84,8 +84,10 @@ class DiffusionGenerator:
         self.categories = list(categories)
         self.model = model if model is not None else load_model(config.model, self.pipeline_kind)
         # The config refused a size off config.VAE_BLOCK; a VAE with more levels than Stable
-        # Diffusion's needs a larger multiple, which only its loaded pipeline tells.
-        check_size(config.size, self.model)
+        # Diffusion's needs a larger multiple, which only its loaded pipeline tells. An image
+        # object_paste pastes instances of their own size into is made by no pipeline.
+        if getattr(config, "instance_size", None) is None:
+            check_size(config.size, self.model)
         self.segmenter = segmenter if segmenter is not None else segmenter_by_name(config.segmenter)
         # The runner hands over this many specs at a time: one pipeline batch's worth.
         self.chunk_size = config.model.batch_size
