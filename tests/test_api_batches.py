@@ -9,7 +9,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -510,6 +510,43 @@ def test_a_batch_whose_first_rubric_file_moved_is_compared_or_refused_in_words_t
         "that can no longer be read, so whether strict judges as it did is unknown;"
     ), said
     assert str(tmp_path) not in said
+
+
+@pytest.mark.xfail(strict=True, reason="a batch that made nothing is refused as judged")
+def test_a_batch_that_made_nothing_may_be_posted_again_with_another_rubric(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch that failed before it made any sample holds no verdict: posted again with
+    another rubric (the fix for what stopped it, say), it was refused as "made and judged with
+    rubric detection". It runs with the new rubric, which a later post is held to."""
+    from synthgate.config import PACKAGE_ROOT
+
+    made = iter([False, True])
+
+    def generators(config: Any, **_: Any) -> dict[str, Any]:
+        if not next(made):
+            raise InputError("image.model.path: no model at 'sd' (the first try)")
+        return {"image": TinyGenerator(config.categories)}
+
+    monkeypatch.setattr(runner, "build_generators", generators)
+    monkeypatch.setattr(pipeline, "judge", route_odd_to_review)
+    TinyGenerator.gate.set()
+    detection = (PACKAGE_ROOT / "configs" / "rubrics" / "detection.yaml").read_text()
+    (tmp_path / "strict.yaml").write_text(detection.replace("name: detection", "name: strict"))
+    stricter = {**CONFIG, "image": {**CONFIG["image"], "rubric": "strict.yaml"}}
+    app = make_app(tmp_path, images=0, data_root=tmp_path)
+    with TestClient(app) as client:
+        token = token_for(app, "req", "requester")
+        batch = client.post("/api/batches", json=CONFIG, headers=bearer(token)).json()
+        url = f"/api/batches/{batch['id']}"
+        failed = wait_until_done(client, url, token)
+        assert failed["status"] == "failed" and failed["counts"] == {}, failed
+        again = client.post("/api/batches", json=stricter, headers=bearer(token))
+        assert again.status_code == 202, again.text
+        assert wait_until_done(client, url, token)["status"] == "done"
+        refused = client.post("/api/batches", json=CONFIG, headers=bearer(token))
+        assert refused.status_code == 409, refused.text
+        assert "judged with rubric strict, not detection" in refused.json()["detail"]
 
 
 def test_a_run_folder_the_server_cannot_write_is_the_operators_to_fix(service, tmp_path):
