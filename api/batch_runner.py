@@ -186,9 +186,13 @@ class BatchRunner:
         samples = planned_total(config)
         with self._lock:
             existing = self.store.get_batch(batch_id)
-            if existing is not None:
-                refuse_other_rubric(existing["config"], config, batch_id)
             job = self._jobs.get(batch_id)
+            # one neither queued nor running here that made no sample holds no verdict: it
+            # runs (resumes) with the rubric posted now
+            if existing is not None and (
+                job is not None or self.store.counts_of([batch_id])[batch_id]
+            ):
+                refuse_other_rubric(existing["config"], config, batch_id)
             if job is not None and job.cancelled_by is not None and not self.stopping.is_set():
                 # cancelled while inside a chunk, which it is finishing: it resumes after it
                 # (answered "cancelled" and started nothing before, until a third post)

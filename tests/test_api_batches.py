@@ -512,7 +512,6 @@ def test_a_batch_whose_first_rubric_file_moved_is_compared_or_refused_in_words_t
     assert str(tmp_path) not in said
 
 
-@pytest.mark.xfail(strict=True, reason="a batch that made nothing is refused as judged")
 def test_a_batch_that_made_nothing_may_be_posted_again_with_another_rubric(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
