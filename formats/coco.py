@@ -221,6 +221,26 @@ def coco_mapping(data: Any, *, source: str = "coco") -> dict[str, Any]:
     return data
 
 
+# The types a JSON file's values are read as, whose lists `json_values` keeps as they are.
+JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def json_values(value: Any) -> Any:
+    """`value` in the types a JSON file is read as: a NumPy number as its Python int, float or
+    bool, an array or a tuple as a list, every mapping a new dict (the given one is not
+    changed). A COCO mapping built in a notebook (np.int64 ids, array boxes) was judged as no
+    number at all: every box "not a positive box", every image sent to review."""
+    if isinstance(value, dict):
+        return {key: json_values(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        if set(map(type, value)) <= JSON_SCALARS:  # a polygon's coordinates: in C, not copied
+            return value if isinstance(value, list) else list(value)
+        return [json_values(item) for item in value]
+    if type(value).__module__ == "numpy":  # np.int64, np.float32, np.bool_, np.ndarray
+        return json_values(value.tolist())
+    return value
+
+
 def mapping_of(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 

@@ -27,7 +27,13 @@ from pydantic import ValidationError
 
 from synthgate.errors import InputError, printable
 from synthgate.files import is_dir, is_file, read_ahead, reading_threads
-from synthgate.formats.coco import category_names, coco_mapping, image_file_name, size_of
+from synthgate.formats.coco import (
+    category_names,
+    coco_mapping,
+    image_file_name,
+    json_values,
+    size_of,
+)
 from synthgate.formats.coco_annotations import AnnotationColumns
 from synthgate.formats.coco_reader import stream_coco
 from synthgate.formats.image_files import image_header, open_rgb
@@ -169,10 +175,14 @@ def open_source(
     # an entry without a width or height gets its file's: its polygons are drawn at that size
     sink = _CocoSink(read_size=None if images is None else FileSizes(images, size_progress))
     if isinstance(source, dict):
-        coco, name = coco_mapping(source), "coco"
+        # a mapping built in a notebook: read as a file's would be (`json_values`), into a copy
+        # (the lists it lacks are added there), the annotations one at a time into the sink
+        given, name = coco_mapping(dict(source)), "coco"
+        coco = {key: json_values(value) for key, value in given.items() if key != "annotations"}
+        coco["annotations"] = []  # as a streamed file's: the sink holds them
         sink.head(coco)
-        for entry in coco["annotations"]:
-            sink.add(entry)
+        for entry in given["annotations"]:
+            sink.add(json_values(entry))
     elif is_dir(source) and (judged := _judged_files(source)):
         shown = ", ".join(map(str, judged))
         raise InputError(f"{source}: is a folder; pass one of its files: {shown}")
