@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -51,3 +52,33 @@ def test_a_coco_dict_is_not_changed_by_judging_it(coco: tuple[Path, Path]) -> No
     result = sg.validate_coco(data)
     assert result.summary.samples == len(data["images"])
     assert "categories" not in data  # it was added, empty, to the caller's dict
+
+
+SHAPES: dict[str, Any] = {
+    "name": "shapes",
+    "seed": 5,
+    "categories": ["circle", "square"],
+    "image": {"generator": "procedural", "count": 2, "size": [64, 64]},
+}
+RUBRIC = Path(sg.__file__).parent / "configs" / "rubrics" / "detection.yaml"
+
+
+@pytest.mark.xfail(strict=True, reason="a Path where a config names a rubric is not a string")
+def test_a_config_dict_takes_a_path_where_it_names_a_file(
+    coco: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # "image.rubric: Input should be a valid string (got PosixPath(...))", where coco: and
+    # images: of the same dict take one
+    config = sg.load_config({**SHAPES, "image": {**SHAPES["image"], "rubric": RUBRIC}})
+    assert config.image is not None and config.image.rubric == str(RUBRIC)
+    targets = tmp_path / "targets.yaml"
+    targets.write_text("square: 4\n")
+    path, images = coco
+    planned = sg.balance(
+        path,
+        images=images,
+        out=tmp_path / "balanced",
+        config={"rubric": RUBRIC, "target": targets},
+        dry_run=True,
+    )
+    assert planned.summary["target"] == str(targets)
