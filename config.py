@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import string
 from collections.abc import Mapping
 from locale import normalize as normalize_locale
@@ -73,6 +74,12 @@ def _strings(value: Any) -> list[str]:
     return found
 
 
+def path_as_text(value: Any) -> Any:
+    """A path-like value (a `pathlib.Path` in a notebook's dict) as the text a YAML file gives,
+    for a field that names a file in a string (a rubric, a model folder); else `value`."""
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
 def _numeric(annotation: Any) -> bool:
     """Whether a field's type is a number or holds numbers (a [min, max] tuple)."""
     if annotation in (int, float):
@@ -90,6 +97,12 @@ class StrictModel(BaseModel):
         if info.field_name is None or not _numeric(cls.model_fields[info.field_name].annotation):
             return value
         return written_as_number(value)
+
+    @field_validator(*STRING_PATH_FIELDS, mode="before", check_fields=False)
+    @classmethod
+    def _path_as_text(cls, value: Any) -> Any:
+        """`rubric: Path(...)` was "Input should be a valid string", where `coco:` took one."""
+        return path_as_text(value)
 
     @field_validator("*", mode="after")
     @classmethod

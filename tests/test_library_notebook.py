@@ -63,7 +63,6 @@ SHAPES: dict[str, Any] = {
 RUBRIC = Path(sg.__file__).parent / "configs" / "rubrics" / "detection.yaml"
 
 
-@pytest.mark.xfail(strict=True, reason="a Path where a config names a rubric is not a string")
 def test_a_config_dict_takes_a_path_where_it_names_a_file(
     coco: tuple[Path, Path], tmp_path: Path
 ) -> None:

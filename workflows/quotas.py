@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from numbers import Integral
+from os import PathLike
 from pathlib import Path
 from statistics import median
 from typing import Any, Literal
@@ -25,7 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from synthgate.arguments import home_expanded, path_argument
-from synthgate.config import MAX_COUNT, PACKAGE_ROOT
+from synthgate.config import MAX_COUNT, PACKAGE_ROOT, path_as_text
 from synthgate.errors import InputError, quoted, validation_message
 from synthgate.samples import Modality, SampleSpec, sample_seed
 from synthgate.yaml_files import load_yaml, written_as_number
@@ -65,8 +66,14 @@ class BalanceConfig(BaseModel):
     @field_validator("target", mode="before")
     @classmethod
     def _target_not_a_boolean(cls, value: Any) -> Any:
-        """`target: yes` is no target of 1 (a text is a strategy's name, a number or a file)."""
-        return written_as_number(value) if isinstance(value, bool) else value
+        """`target: yes` is no target of 1 (a text is a strategy's name, a number or a file);
+        a `pathlib.Path` is a file, as `balance(target=...)` takes one."""
+        return written_as_number(value) if isinstance(value, bool) else path_as_text(value)
+
+    @field_validator("rubric", mode="before")
+    @classmethod
+    def _rubric_path_as_text(cls, value: Any) -> Any:
+        return path_as_text(value)
 
 
 def load_balance_config(source: Any) -> BalanceConfig:
@@ -166,7 +173,7 @@ def _refuse_wrong_shapes(data: Any, path: Path) -> None:
                 ) from None
     target = data.get("target")
     whole = isinstance(target, Integral) or (isinstance(target, float) and target.is_integer())
-    if target is not None and not (isinstance(target, str) or whole):
+    if target is not None and not (isinstance(target, str | PathLike) or whole):
         raise InputError(
             f"{path}: target: must be max, median, repeat_factor, a whole number or the path of "
             f"a YAML of class: target (got {quoted(target)})"
