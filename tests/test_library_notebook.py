@@ -83,7 +83,6 @@ def test_a_config_dict_takes_a_path_where_it_names_a_file(
     assert planned.summary["target"] == str(targets)
 
 
-@pytest.mark.xfail(strict=True, reason="a merge result has no .out, where every other result has")
 def test_a_merge_result_names_its_folder_as_every_other_result_does(
     coco: tuple[Path, Path], tmp_path: Path
 ) -> None:

@@ -85,18 +85,23 @@ class MergeResult:
     skipped_input: list[str] = field(default_factory=list)  # bad real entries left out
     merged: Path | None = None  # the merged file `merge` wrote
 
-    def __fspath__(self) -> str:
-        """The merge output folder (the merged file's), so that a result goes where a path does:
-        `sg.export(merged, ...)`."""
+    @property
+    def out(self) -> Path:
+        """The merge output folder (the merged file's), as a run's or a balance's `.out`."""
         if self.merged is None:
             raise InputError(field="merged", problem="this merge wrote no file")
-        return str(self.merged.parent)
+        return self.merged.parent
+
+    def __fspath__(self) -> str:
+        """The output folder, so that a result goes where a path does: `sg.export(merged, ...)`."""
+        return str(self.out)
 
     def __repr__(self) -> str:  # not the dataclass's: it lists every sample id left out
         left_out = {status: len(ids) for status, ids in self.left_out.items()}
         merged = None if self.merged is None else str(self.merged)
+        out = "" if self.merged is None else f"out={str(self.out)!r}, "
         return (
-            f"MergeResult(merged={merged!r}, added_images={self.added_images}, "
+            f"MergeResult({out}merged={merged!r}, added_images={self.added_images}, "
             f"added_annotations={self.added_annotations}, added_rows={self.added_rows}, "
             f"left_out={left_out}, "
             f"undecided={ {status: len(ids) for status, ids in self.undecided.items()} }, "
@@ -559,8 +564,8 @@ def merge(
             merged.coco.json is written (its images, annotations and categories).
 
     Returns:
-        A `MergeResult`: images, annotations or rows added, samples left out by status, and
-        `.merged`, the merged file.
+        A `MergeResult`: images, annotations or rows added, samples left out by status,
+        `.merged`, the merged file, and `.out`, its folder.
 
     Example:
         >>> merge("annotations.json", "runs/mybatch", out="merged/", images="images/")
