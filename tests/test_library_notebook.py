@@ -97,7 +97,6 @@ def test_a_merge_result_names_its_folder_as_every_other_result_does(
     )
 
 
-@pytest.mark.xfail(strict=True, reason="a rubric prints every check's params and thresholds")
 def test_a_rubric_shows_its_criteria_counted_and_its_routing() -> None:
     rubric = sg.load_rubric("detection")  # a notebook cell's last line: 3.7 KB on one line
     shown = repr(rubric)

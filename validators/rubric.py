@@ -31,7 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from synthgate.arguments import home_expanded
-from synthgate.errors import InputError, list_indexes, quoted, validation_message
+from synthgate.errors import InputError, counted, list_indexes, quoted, validation_message
 from synthgate.files import path_problem
 from synthgate.samples import CRITERIA, Finding, Level
 from synthgate.validators.checks import CHECKS
@@ -128,6 +128,24 @@ class Rubric(_Strict):
             raise ValueError("criteria is empty; give at least one of " + ", ".join(CRITERIA))
         # One order everywhere (reports, tables, JSON), whatever order the file used.
         return {name: criteria[name] for name in CRITERIA if name in criteria}
+
+    def __repr_args__(self) -> Any:
+        # Each criterion by its severity and how many checks it has, the dataset checks counted:
+        # every check's params and thresholds in full was 3.7 KB on one line for `detection`,
+        # which a notebook prints whole (`sg.load_rubric(...)`, `calibrate(...).rubric`).
+        for name, value in super().__repr_args__():
+            if name == "criteria":
+                shown = {
+                    key: f"<{c.severity}, {counted(len(c.checks), 'check')}>"
+                    for key, c in value.items()
+                }
+                yield name, {key: _Shown(text) for key, text in shown.items()}
+            elif name == "dataset":
+                yield name, _Shown(f"<{counted(len(value), 'check')}>")
+            elif name == "description" and len(value) > _DESCRIPTION_CHARS:
+                yield name, value[: _DESCRIPTION_CHARS - 1] + "…"
+            else:
+                yield name, value
 
     def threshold_of(self, check: str, measure: str) -> Threshold | None:
         for spec in self.all_checks():
@@ -452,6 +470,19 @@ def finding_for(
         object_index=m.object_index,
         span_index=m.span_index,
     )
+
+
+_DESCRIPTION_CHARS = 80
+
+
+class _Shown:
+    """A part of a rubric as its repr shows it: the text given (`<minor, 5 checks>`)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
 
 
 class _RubricDumper(yaml.SafeDumper):
