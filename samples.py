@@ -218,6 +218,17 @@ class GeneratedSample:
     ignore: np.ndarray | None = None  # HxW bool
     extras: dict[str, Any] = field(default_factory=dict)
 
+    def __eq__(self, other: object) -> bool:
+        """The same sample, pixels, masks and extras: `generate(c) == generate(c)` says whether
+        a seed makes the same samples (the dataclass's == asked NumPy whether an array was true,
+        a ValueError)."""
+        if not isinstance(other, GeneratedSample):
+            return NotImplemented
+        return self.sample == other.sample and all(
+            _same(getattr(self, name), getattr(other, name))
+            for name in ("pixels", "foreground", "ignore", "extras")
+        )
+
     def __repr__(self) -> str:
         # The sample by id, arrays by dtype and shape, extras by name: the full reprs (masks'
         # RLE counts, three full-size arrays) are kilobytes a sample, and a notebook prints a
@@ -235,6 +246,26 @@ class GeneratedSample:
             f"pixels={array(self.pixels)}, foreground={array(self.foreground)}, "
             f"ignore={array(self.ignore)}, extras={list(self.extras)})"
         )
+
+
+def _same(first: Any, second: Any) -> bool:
+    """Equal values, arrays by dtype, shape and every element, in mappings and lists too."""
+    if isinstance(first, np.ndarray) or isinstance(second, np.ndarray):
+        return (
+            isinstance(first, np.ndarray)
+            and isinstance(second, np.ndarray)
+            and first.dtype == second.dtype
+            and np.array_equal(first, second)
+        )
+    if isinstance(first, dict) and isinstance(second, dict):
+        return first.keys() == second.keys() and all(_same(first[k], second[k]) for k in first)
+    if isinstance(first, list | tuple) and isinstance(second, list | tuple):
+        return (
+            type(first) is type(second)
+            and len(first) == len(second)
+            and all(map(_same, first, second))
+        )
+    return bool(first == second)
 
 
 def sample_id(batch_id: str, modality: str, index: int) -> str:

@@ -108,7 +108,6 @@ def test_a_rubric_shows_its_criteria_counted_and_its_routing() -> None:
     assert rubric == sg.load_rubric("detection")
 
 
-@pytest.mark.xfail(strict=True, reason="== on generated samples is NumPy's ValueError")
 def test_samples_made_again_with_the_same_seed_compare_equal() -> None:
     # "The truth value of an array with more than one element is ambiguous", from the
     # dataclass's == comparing the pixel arrays as tuples
