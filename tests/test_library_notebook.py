@@ -122,7 +122,6 @@ def test_samples_made_again_with_the_same_seed_compare_equal() -> None:
     assert first[0] != first[0].sample  # another type: not equal, no error
 
 
-@pytest.mark.xfail(strict=True, reason="a validation summary equals only itself")
 def test_a_file_judged_again_gives_an_equal_result(coco: tuple[Path, Path]) -> None:
     path, images = coco
     first = sg.validate_coco(path, images=images)

@@ -43,7 +43,7 @@ class FindingGroup:
     count: int = 0
     samples: int = 0
     examples: list[str] = field(default_factory=list)
-    _last: str | None = None
+    _last: str | None = field(default=None, repr=False)  # the sample counted last
 
 
 class ValidationSummary:
@@ -79,6 +79,13 @@ class ValidationSummary:
                 if len(group.examples) < EXAMPLES:
                     where = "" if finding.annotation_id is None else f" ann {finding.annotation_id}"
                     group.examples.append(f"{name}{where}")
+
+    def __eq__(self, other: object) -> bool:
+        """The same rubric and counts: a file judged again gives an equal summary (and so an
+        equal `ValidationResult`), where it was equal to itself alone."""
+        if not isinstance(other, ValidationSummary):
+            return NotImplemented
+        return vars(self) == vars(other)
 
     def __repr__(self) -> str:
         return f"ValidationSummary(rubric={self.rubric.name!r}, {self.brief()})"
