@@ -136,17 +136,7 @@ def test_a_file_judged_again_gives_an_equal_result(coco: tuple[Path, Path]) -> N
     assert "_last" not in repr(first.summary.findings)
 
 
-FUNCTIONS = [n for n in sg.__all__ if inspect.isfunction(getattr(sg, n))]
-UNDOCUMENTED = pytest.mark.xfail(strict=True, reason="help() names no Args, Returns or Example")
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=UNDOCUMENTED) if n in ("load_rubric", "validate_file") else n
-        for n in FUNCTIONS
-    ],
-)
+@pytest.mark.parametrize("name", [n for n in sg.__all__ if inspect.isfunction(getattr(sg, n))])
 def test_help_of_every_function_lists_its_arguments_what_it_returns_and_an_example(
     name: str,
 ) -> None:

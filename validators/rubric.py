@@ -448,6 +448,13 @@ def load_rubric(name_or_path: str | Path) -> Rubric:
     exist are errors naming the file and key). Pass it as `rubric=` to `validate`,
     `validate_coco`, `validate_file` or `calibrate`.
 
+    Args:
+        name_or_path: a shipped rubric's name (detection, ner, classification) or the path of
+            a rubric YAML file.
+
+    Returns:
+        The `Rubric`: `.criteria` (each with its severity and checks), `.routing`, `.dataset`.
+
     Example:
         >>> rubric = load_rubric("detection")
         >>> rubric.routing.accept_at

@@ -342,14 +342,36 @@ def validate_file(
 ) -> ValidationResult:
     """Judge every sample of a COCO JSON file or a text JSONL file (by its suffix) against a
     rubric: detection for COCO; ner or classification, by what the rows hold, for JSONL.
-    `reference`: for COCO a folder of real images, for JSONL a JSONL file of real rows (their
-    text): samples that copy one are found. `read_progress`: COCO files, called with (bytes
-    read, bytes in all) as the file streams in, before the first sample is judged (about half
-    the time of a large file). `size_progress`: COCO files with `images`, called with (image
-    files whose header was read, those to read) for entries without a width or height.
-    `text_field`, `label_field`: JSONL: the fields of each row's text and label (default
-    "text" and "label"; the reference rows' text is read from `text_field` too). The rest as
-    in `validate_coco`."""
+
+    Args:
+        path: a COCO JSON file, a text JSONL file (.jsonl or .ndjson), or the COCO dict itself.
+        images: COCO: the folder its `file_name`s are relative to: the pixel checks run on the
+            images (default: labels only).
+        rubric: a shipped rubric's name, a YAML path or a `Rubric` (default: detection for
+            COCO; ner for rows with spans, else classification).
+        reference: COCO: a folder of real images; JSONL: a JSONL file of real rows (their
+            `text_field`). Samples that copy one are found.
+        progress: called with (samples judged, total) as it goes.
+        json: write the `--json` document here as the samples are judged (through a temporary
+            file and a rename; InputError and nothing written if there is no sample).
+        keep_reports: keep every report in the result (False: the summary only).
+        reference_progress: COCO: called with (reference images hashed, total), before any
+            sample is judged, as `validate_coco` says.
+        read_progress: COCO: called with (bytes read, bytes in all) as the file streams in,
+            before the first sample is judged (about half the time of a large file).
+        size_progress: COCO with `images`: called with (image files whose header was read,
+            those to read) for the entries without a width or height.
+        text_field, label_field: JSONL: the fields of each row's text and label (the
+            reference rows' text is read from `text_field` too).
+
+    Returns:
+        A `ValidationResult`: `.reports` by sample id, `.summary` (`.mean_score`, routes,
+        levels, findings), `.to_json()`.
+
+    Example:
+        >>> result = validate_file("runs/quickstart/text.jsonl")
+        >>> result.rubric.name, result.summary.routes
+    """
     source_path = path if isinstance(path, dict) else path_argument(path, "path")
     images, reference = optional_path(images, "images"), optional_path(reference, "reference")
     keep_reports = switch(keep_reports, "keep_reports")
