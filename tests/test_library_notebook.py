@@ -156,7 +156,10 @@ def test_help_of_every_function_lists_its_arguments_what_it_returns_and_an_examp
 @pytest.mark.xfail(strict=True, reason="sg.BatchConfig(...) raises pydantic's ValidationError")
 def test_a_config_built_as_the_type_is_refused_as_a_loaded_one_is() -> None:
     # pydantic's "1 validation error for BatchConfig / image.procedural.count / Input should be
-    # greater than 0 [type=greater_than, ...] For further information visit https://..."
+    # greater than 0 [type=greater_than, ...] For further information visit https://...".
+    # Not fixed yet: an __init__ that converts the error is also what model_validate calls
+    # (pydantic's custom init), so a config file's errors would lose the file's name, and the
+    # API and workers that catch ValidationError from model_validate would see InputError.
     fields = {**SHAPES, "image": {**SHAPES["image"], "count": -2}}
     with pytest.raises(sg.InputError) as built:
         sg.BatchConfig(**fields)
