@@ -31,6 +31,12 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else f"{text[:57]}..."
 
 
+def type_named(value: Any) -> str:
+    """The type of `value` as a message names it, with its article: "an int", "a str"."""
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
 def path_argument(value: Any, field: str) -> Path:
     """`value` as a Path: a str, a `pathlib.Path` or any path-like object (`os.fspath`); a
     leading `~` is the home folder, as a shell reads it."""
@@ -49,7 +55,7 @@ def path_argument(value: Any, field: str) -> Path:
     raise InputError(
         field=field,
         value=_shown(value),
-        problem=f"is a {type(value).__name__}, not a path",
+        problem=f"is {type_named(value)}, not a path",
         fix="pass a file or folder path (a str or a pathlib.Path)",
     )
 
@@ -80,7 +86,7 @@ def number_typed(value: Any, field: str, *, whole: bool, fix: str) -> Any:
         raise InputError(
             field=field,
             value=_shown(value),
-            problem=f"is a {type(value).__name__}, not {named}",
+            problem=f"is {type_named(value)}, not {named}",
             fix=fix,
         )
     return value
@@ -114,7 +120,7 @@ def switch(value: Any, field: str) -> bool:
     raise InputError(
         field=field,
         value=_shown(value),
-        problem=f"is a {type(value).__name__}, not True or False",
+        problem=f"is {type_named(value)}, not True or False",
         fix=f"pass {field}=True or {field}=False",
     )
 
@@ -127,7 +133,7 @@ def callback(value: Any, field: str) -> Any:
     raise InputError(
         field=field,
         value=_shown(value),
-        problem=f"is a {type(value).__name__}, not a function",
+        problem=f"is {type_named(value)}, not a function",
         fix=f"pass a function, called with the counts as help() of the function says for "
         f"{field} (the command line draws its own bars), or leave it out",
     )
@@ -149,7 +155,7 @@ def names_argument(value: Any, field: str) -> list[str] | None:
         raise InputError(
             field=field,
             value=_shown(value),
-            problem=f"is a {type(value).__name__}, not a list of names",
+            problem=f"is {type_named(value)}, not a list of names",
             fix=f"pass a list of str, e.g. {field}=['a', 'b']",
         )
     names = list(value)
@@ -158,7 +164,7 @@ def names_argument(value: Any, field: str) -> list[str] | None:
             raise InputError(
                 field=field,
                 value=_shown(name),
-                problem=f"holds a {type(name).__name__}; every name must be a str",
+                problem=f"holds {type_named(name)}; every name must be a str",
             )
     return names
 

@@ -48,7 +48,7 @@ def _refused(call: Any, field: str, words: str) -> None:
 @pytest.mark.parametrize(
     ("value", "words"),
     [
-        (123, "is a int, not a path"),
+        (123, "is an int, not a path"),
         (None, "is a NoneType"),
         (["a.yaml"], "is a list"),
         ("", "config='': is empty"),  # Path("") is ".": it was "'.: is a folder'"
@@ -238,7 +238,7 @@ def test_show_makes_figures_pyplot_does_not_keep(run: sg.RunResult) -> None:
     [
         (lambda v: whole_number(v, "n"), True, "is a bool"),
         (lambda v: whole_number(v, "n", maximum=3), 4, "from 0 to 3"),
-        (lambda v: names_argument(v, "names"), ["a", 1], "holds a int"),
+        (lambda v: names_argument(v, "names"), ["a", 1], "holds an int"),
         (lambda v: names_argument(v, "names"), {"a": 1}, "is a dict"),
         (lambda v: path_argument(v, "path"), b"x", "is a bytes"),
     ],
@@ -357,7 +357,7 @@ def test_a_rubric_of_the_wrong_type_names_the_parameter() -> None:
     """`rubric=["detection"]` was looked for as a file named "['detection']"."""
     samples = sg.generate(SHAPES, limit=1)
     _refused(lambda: sg.validate(samples, rubric=["detection"]), "rubric", "is a list")
-    _refused(lambda: sg.calibrate("x.db", rubric=3), "rubric", "is a int")
+    _refused(lambda: sg.calibrate("x.db", rubric=3), "rubric", "is an int")
 
 
 @pytest.mark.parametrize(

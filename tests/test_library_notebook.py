@@ -174,7 +174,6 @@ def test_a_config_built_as_the_type_is_refused_as_a_loaded_one_is() -> None:
     assert sg.generate(config) == sg.generate(SHAPES)
 
 
-@pytest.mark.xfail(strict=True, reason="'is a int': the article does not follow the type's name")
 def test_a_wrong_type_is_named_with_its_article(tmp_path: Path) -> None:
     with pytest.raises(sg.InputError, match="out=5: is an int, not a path"):
         sg.run(SHAPES, out=5)

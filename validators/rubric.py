@@ -30,7 +30,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from synthgate.arguments import home_expanded
+from synthgate.arguments import home_expanded, type_named
 from synthgate.errors import InputError, counted, list_indexes, quoted, validation_message
 from synthgate.files import path_problem
 from synthgate.samples import CRITERIA, Finding, Level
@@ -427,7 +427,7 @@ def rubric_path(name_or_path: str | Path) -> Path:
         raise InputError(
             field="rubric",
             value=quoted(name_or_path),
-            problem=f"is a {type(name_or_path).__name__}, not a rubric name or path",
+            problem=f"is {type_named(name_or_path)}, not a rubric name or path",
             fix=f"pass a rubric YAML or one of {names}",
         )
     given = str(name_or_path)
