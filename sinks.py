@@ -145,7 +145,8 @@ class RunWriter:
             if stream is not None:
                 stream.abort()
         if self._text is not None:
-            self._text.close()
+            with contextlib.suppress(OSError):  # what it buffers goes with the folder
+                self._text.close()
 
 
 class DatabaseSink:
@@ -353,13 +354,17 @@ class RunFolderSink:
         _write_manifest(self.folder, run.config, totals)
 
     def abort(self) -> None:
-        self._drain(raising=False)
-        if self._writer is not None:
-            self._writer.abort()
-        if self._database is not None:
-            self._database.abort()
-        if self._started is not None:
-            discard_out(self._started)
+        """Take away what the run left; the folder and its lock go whatever closing the rest
+        raises (the run failed already: its error is the one to tell)."""
+        try:
+            self._drain(raising=False)
+            if self._writer is not None:
+                self._writer.abort()
+            if self._database is not None:
+                self._database.abort()
+        finally:
+            if self._started is not None:
+                discard_out(self._started)
 
 
 class KeepReviewed:

@@ -438,8 +438,11 @@ class CocoStream:
             part.unlink()
 
     def abort(self) -> None:
-        self._images.close()
-        self._annotations.close()
+        """Close the part files without joining them (the caller removes them). What they
+        still buffer is dropped: on a full disk, flushing it fails again."""
+        for handle in (self._images, self._annotations):
+            with contextlib.suppress(OSError):
+                handle.close()
 
 
 def _copy(source: Path, out: TextIO, block: int = 1 << 20) -> None:

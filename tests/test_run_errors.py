@@ -332,7 +332,6 @@ def test_a_full_disk_while_the_run_folders_database_is_written_is_one_message(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["batch.yaml"]
 
 
-@pytest.mark.xfail(strict=True, reason="an abort on a full disk raises again, leaving .run.partial")
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 def test_a_full_disk_that_is_still_full_when_the_run_is_aborted_is_one_message(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
