@@ -88,7 +88,13 @@ class Store:
         sqlite = self.engine.dialect.name == "sqlite"
         if sqlite and create:
             _tune_sqlite(self.engine)
-        ensure_schema(self.engine, create=create)
+        try:
+            ensure_schema(self.engine, create=create)
+        except BaseException:
+            # a store that could not open holds nothing: a failed (full) SQLite file, deleted
+            # with its folder, would stay open, its space taken, until a garbage collection
+            self.close()
+            raise
         if sqlite and not create:
             # Checked before the connection's pragmas: a database refused (someone else's) is
             # left as it was, not switched to WAL mode (which stays with the file).

@@ -364,7 +364,6 @@ def test_a_full_disk_that_is_still_full_when_the_run_is_aborted_is_one_message(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["batch.yaml"]
 
 
-@pytest.mark.xfail(strict=True, reason="a store whose schema could not be written stays open")
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="lists open files in /proc")
 def test_a_run_folders_database_full_at_its_start_is_not_held_open(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
