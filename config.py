@@ -28,6 +28,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    ModelWrapValidatorHandler,
     SerializerFunctionWrapHandler,
     Tag,
     ValidationError,
@@ -36,6 +37,7 @@ from pydantic import (
     model_serializer,
     model_validator,
 )
+from pydantic_core import ErrorDetails, InitErrorDetails
 
 from synthgate.arguments import home_expanded, path_argument
 from synthgate.class_names import category_name_problem
@@ -252,6 +254,41 @@ class BackgroundConfig(StrictModel):
 VAE_BLOCK = 8
 
 
+def _off_vae_blocks(
+    section: type[BaseModel], data: Any, *, invalid: set[int | str]
+) -> InitErrorDetails | None:
+    """The problem of the size a diffusion `section`'s pipeline makes (its instance_size, when
+    given), off VAE_BLOCK in the mapping `data`; None when it is on, or `invalid` (a field
+    pydantic refused)."""
+    if not isinstance(data, Mapping):
+        return None
+    given = data.get("instance_size") if "instance_size" in section.model_fields else None
+    name = "size" if given is None else "instance_size"
+    value = data.get(name)
+    if value is None or name in invalid:
+        return None
+    try:
+        sides = [int(side) for side in value]
+    except (TypeError, ValueError):  # pydantic read it otherwise: its own check of it stands
+        return None
+    if not (sides[0] % VAE_BLOCK or sides[1] % VAE_BLOCK):
+        return None
+    rounded = [side // VAE_BLOCK * VAE_BLOCK for side in sides]  # sides are >= 16
+    problem = ValueError(
+        f"is not a multiple of {VAE_BLOCK} in both sides, which Stable Diffusion pipelines need "
+        f"(their VAE works on {VAE_BLOCK}x{VAE_BLOCK} pixel blocks); use e.g. {rounded}"
+    )
+    return {"type": "value_error", "loc": (name,), "input": value, "ctx": {"error": problem}}
+
+
+def _as_raised(item: ErrorDetails) -> InitErrorDetails:
+    """One of pydantic's problems as it can be raised again, with others."""
+    raised: InitErrorDetails = {"type": item["type"], "loc": item["loc"], "input": item["input"]}
+    if "ctx" in item:
+        raised["ctx"] = item["ctx"]
+    return raised
+
+
 class _DiffusionImageConfig(StrictModel):
     """What every diffusion generator shares: the model, prompts and their attribute slots."""
 
@@ -293,6 +330,38 @@ class _DiffusionImageConfig(StrictModel):
         if empty:
             raise ValueError(f"attributes {empty} have no values; list at least one each")
         return value
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _sizes_on_vae_blocks(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        """Refuse a size its Stable Diffusion pipeline would be asked to make off VAE_BLOCK,
+        when the config is read (found by the pipeline, it was refused only once the model had
+        loaded), as one of the section's problems, in its fields' order. object_paste's
+        pipeline makes its instances only, at instance_size when given (else size): the images
+        they are pasted into may then be of any size."""
+        refused: ValidationError | None = None
+        problems: list[InitErrorDetails] = []
+        try:
+            section = handler(data)
+        except ValidationError as error:
+            refused, problems = error, [_as_raised(item) for item in error.errors()]
+        off = _off_vae_blocks(
+            cls, data, invalid={item["loc"][0] for item in problems if item["loc"]}
+        )
+        if off is None:
+            if refused is not None:
+                raise refused
+            return section
+        name = off["loc"][0]
+        fields = list(cls.model_fields)
+        later = [
+            at
+            for at, item in enumerate(problems)
+            if item["loc"][0] not in fields
+            or fields.index(str(item["loc"][0])) > fields.index(str(name))
+        ]
+        problems.insert(later[0] if later else len(problems), off)
+        raise ValidationError.from_exception_data(cls.__name__, problems) from None
 
     @model_validator(mode="after")
     def _known_slots(self) -> _DiffusionImageConfig:
@@ -644,7 +713,7 @@ def config_model(data: Any, *, source: Path) -> BatchConfig:
         )
     refuse_lone_surrogates(data, source=source)
     try:
-        config = BatchConfig.model_validate(data)
+        return BatchConfig.model_validate(data)
     except ValidationError as error:
         raise InputError(
             validation_message(
@@ -655,27 +724,6 @@ def config_model(data: Any, *, source: Path) -> BatchConfig:
                 hint=quote_hint,
             )
         ) from None
-    if isinstance(config.image, _DiffusionImageConfig):
-        _refuse_sizes_off_vae_blocks(config.image, source=source)
-    return config
-
-
-def _refuse_sizes_off_vae_blocks(section: _DiffusionImageConfig, *, source: Path) -> None:
-    """Refuse a size its Stable Diffusion pipeline would be asked to make off VAE_BLOCK, when
-    the config is read: found by the pipeline, it was refused only after the model had loaded.
-    object_paste's pipeline makes its instances only, at instance_size when given (else size):
-    the images they are pasted into may then be of any size."""
-    instance_size = getattr(section, "instance_size", None)
-    name, value = (
-        ("size", section.size) if instance_size is None else ("instance_size", instance_size)
-    )
-    if value[0] % VAE_BLOCK or value[1] % VAE_BLOCK:
-        rounded = [side // VAE_BLOCK * VAE_BLOCK for side in value]  # sides are >= 16
-        raise InputError(
-            f"{source}: image.{name}: is not a multiple of {VAE_BLOCK} in both sides, which "
-            f"Stable Diffusion pipelines need (their VAE works on {VAE_BLOCK}x{VAE_BLOCK} pixel "
-            f"blocks); use e.g. {rounded} (got {list(value)})"
-        )
 
 
 def parse_config(data: Any, *, source: Path, config_dir: Path | None = None) -> BatchConfig:

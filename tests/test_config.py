@@ -133,7 +133,6 @@ def test_an_object_paste_size_off_8_loads_when_its_instances_have_their_own_size
         load_config(_diffusion("diffusion_object_paste", size=[100, 75]))
 
 
-@pytest.mark.xfail(strict=True, reason="a size off 8 is told only once the rest is right")
 @pytest.mark.parametrize(
     ("generator", "fields"),
     [
