@@ -211,7 +211,27 @@ def _span(value: Any) -> Span:
         raise ValueError(f"span {value!r} is neither [start, end, label] nor an object")
     if not isinstance(label, str) or not label:  # null was read as the label "None"
         raise ValueError(f"span {value!r}: its label must be a non-empty string")
-    return Span.model_validate(fields)
+    try:
+        return Span.model_validate(fields)
+    except ValidationError as error:  # pydantic's own message names no field
+        raise ValueError(f"span {quoted(value)}: {_offset_problem(value, error)}") from None
+
+
+def _offset_problem(value: Any, error: ValidationError) -> str:
+    """What is wrong with a span's offset, named as the row writes it (doccano's
+    `end_offset`): "`end` is missing", "`start` is -1; ..."."""
+    item = error.errors()[0]
+    field = str(item["loc"][0]) if item["loc"] else "span"
+    doccano = isinstance(value, dict) and any(str(k).endswith("_offset") for k in value)
+    name = f"`{field}_offset`" if doccano else f"`{field}`"
+    if item["type"] == "missing":
+        return f"{name} is missing; give the span its {field} offset"
+    got = item.get("input")
+    if item["type"] == "greater_than_equal":
+        return f"{name} is {quoted(got)}; offsets count characters from 0"
+    if item["type"].startswith("int_"):
+        return f"{name} is {quoted(got)}, not a whole number of characters"
+    return f"{name} is {quoted(got)}: {item['msg']}"
 
 
 def _is_span(value: Any) -> bool:

@@ -665,7 +665,6 @@ def test_text_and_label_fields_are_refused_for_coco(coco_file: Path, tmp_path: P
     assert refused.exit_code == 2 and "--text-field body: applies to text JSONL" in refused.output
 
 
-@pytest.mark.xfail(strict=True, reason="a bad span's message drops the field pydantic named")
 @pytest.mark.parametrize(
     ("row", "named"),
     [
