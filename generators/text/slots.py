@@ -108,19 +108,28 @@ def clean_whitespace(value: str) -> str:
     return " ".join(", ".join(line for line in lines if line).split())
 
 
+# Signs a value may start or end with: a price is "$29.14" or "29,14 €", and without its sign
+# it is another value. The ner rubric allows the same at span edges (its allowed_edge_chars).
+EDGE_SIGNS = "$€£¥%"
+
+
 def _is_edge_char(char: str) -> bool:
     # Z*: separators, C*: controls and invisible format characters; M* (combining marks) stays,
     # because Devanagari and other scripts end words with them.
+    if char in EDGE_SIGNS:
+        return False
     return char.isspace() or unicodedata.category(char)[0] in "PSZC"
 
 
 def has_clean_edges(value: str) -> bool:
-    """True for a non-empty value whose ends are no whitespace, punctuation or symbol."""
+    """True for a non-empty value whose ends are no whitespace, punctuation or symbol (but
+    `EDGE_SIGNS`)."""
     return bool(value) and not _is_edge_char(value[0]) and not _is_edge_char(value[-1])
 
 
 def trim_edges(value: str) -> str:
-    """Cut whitespace, punctuation and symbols off both ends ('+34 612' -> '34 612')."""
+    """Cut whitespace, punctuation and symbols but `EDGE_SIGNS` off both ends ('+34 612' ->
+    '34 612', '$29.14' stays)."""
     start, end = 0, len(value)
     while start < end and _is_edge_char(value[start]):
         start += 1

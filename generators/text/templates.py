@@ -24,8 +24,9 @@ arguments, in the sample's locale) and records a span LABEL, which must be in `l
 `{LABEL:@lexicon}` draws from `lexicons[lexicon]`; `{:provider}` and `{:@lexicon}` fill text and
 record no span (the only slots a classification file may use). `{{` / `}}` are literal braces.
 Filled values are cleaned: newlines -> ", ", whitespace collapsed, and no value starts or ends
-with whitespace, punctuation or a symbol (Faker values are redrawn up to 10 times, then trimmed;
-lexicon values must already be clean). With a spec gender (female | male), name providers use
+with whitespace, punctuation or a symbol other than a currency sign or % ($€£¥%, which the ner
+rubric allows at span edges: "$29.14" keeps its sign) (Faker values are redrawn up to 10 times,
+then trimmed; lexicon values must already be clean). With a spec gender (female | male), name providers use
 their gendered variant (`name` -> `name_female`) and the sample records the gender; it records
 the locale only when a Faker slot was filled (lexicon values carry none). Date providers count
 from the config's `reference_date`, not from today (clock.py): a seed makes the same text on

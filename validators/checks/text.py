@@ -80,7 +80,7 @@ def _bad_edge(char: str, allowed: str) -> bool:
 @register(
     "precision_span_boundaries",
     measures=[Measure("span_edge_chars", "chars"), Measure("span_cuts_word", "span")],
-    defaults={"allowed_edge_chars": "$€£¥%"},
+    defaults={"allowed_edge_chars": "$€£¥%"},  # what the templates generator keeps (EDGE_SIGNS)
 )
 def span_boundaries(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measurement]:
     """Spans neither swallow whitespace or punctuation at their edges nor cut a word in two."""
