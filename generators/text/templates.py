@@ -27,7 +27,8 @@ Filled values are cleaned: newlines -> ", ", whitespace collapsed, and no value 
 with whitespace, punctuation or a symbol other than a currency sign or % ($€£¥%, which the ner
 rubric allows at span edges: "$29.14" keeps its sign) (Faker values are redrawn up to 10 times,
 then trimmed; lexicon values must already be clean). With a spec gender (female | male), name providers use
-their gendered variant (`name` -> `name_female`) and the sample records the gender; it records
+their gendered variant (`name` -> `name_female`) and the sample records the gender where the
+variant has one in the locale (en_US surnames have none: `last_name` records no gender); it records
 the locale only when a Faker slot was filled (lexicon values carry none). Date providers count
 from the config's `reference_date`, not from today (clock.py): a seed makes the same text on
 any day.
@@ -46,6 +47,7 @@ from typing import Any, ClassVar
 
 import faker
 import numpy as np
+from faker.providers import person
 
 from synthgate.config import TemplateTextConfig
 from synthgate.errors import InputError
@@ -66,6 +68,16 @@ __all__ = ["TemplateFile", "TemplateGenerator", "load_template_file"]
 
 GENDERS = ("female", "male")
 MAX_DRAWS = 10  # draws of a Faker value before its unclean edges are trimmed off
+# Faker's person provider: a gendered variant (last_name_female) that a locale does not override
+# draws from this data's gendered list (last_names_female), or without one from the plain
+# provider: en_US surnames have no gender, so last_name_female is last_name.
+FALLBACK_DATA = {
+    "first_name": "first_names",
+    "last_name": "last_names",
+    "name": "formats",
+    "prefix": "prefixes",
+    "suffix": "suffixes",
+}
 
 
 class TemplateGenerator:
@@ -274,6 +286,7 @@ class TemplateGenerator:
             variant = f"{slot.name}_{gender}"
             gendered = gender is not None and variant in available
             method = getattr(fake, variant if gendered else slot.name)
+            gendered = gendered and _draws_a_gender(method, slot.name, str(gender))
             # One trial call (seeded, never the global random) catches providers that need
             # arguments or give no text, now rather than in the middle of a batch.
             fake.seed_instance(0)
@@ -296,3 +309,13 @@ class TemplateGenerator:
                     f"{method.__name__!r} gives {type(result).__name__}, not text; pick another one"
                 )
             self._providers[(locale, slot.name, gender)] = (method, gendered)
+
+
+def _draws_a_gender(method: Callable[[], Any], name: str, gender: str) -> bool:
+    """Whether a provider's gendered variant gives values of that gender, not the plain
+    provider's (Faker's fallback where the locale has no gendered list, FALLBACK_DATA)."""
+    data = FALLBACK_DATA.get(name)
+    base = getattr(person.Provider, f"{name}_{gender}", None)
+    if data is None or getattr(method, "__func__", None) is not base:
+        return True  # the locale's own variant
+    return hasattr(getattr(method, "__self__", None), f"{data}_{gender}")
