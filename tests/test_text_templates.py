@@ -431,6 +431,18 @@ def test_bad_template_files_are_input_errors(tmp_path, text, locales, fragments)
         assert fragment in message, message
 
 
+@pytest.mark.xfail(strict=True, reason="the quoting hint tells a `yes` label to be 'true'")
+def test_a_yes_no_label_is_told_to_quote_the_word_it_wrote(tmp_path):
+    text = "task: classification\nlabels: [yes, no]\ntemplates: {'yes': ['ok'], 'no': ['bad']}\n"
+    with pytest.raises(InputError) as caught:
+        write_generator(tmp_path, text)
+    message = str(caught.value)
+    assert "labels.0" in message and "labels.1" in message
+    # it said "write it in quotes ('true')": a spam filter's labels became true and false
+    assert "'yes'" in message and "'no'" in message, message
+    assert "('true')" not in message and "('false')" not in message
+
+
 def test_classification_labels_are_class_names_not_slot_labels(tmp_path):
     """Document labels appear in no slot: a real dataset's "0", "1" or "4 stars" are labels
     (balance mines templates under them); NER span labels keep the slot pattern."""
