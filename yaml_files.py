@@ -267,5 +267,12 @@ def quote_hint(error: Mapping[str, Any]) -> str:
     value = error.get("input")
     if error.get("type") != "string_type" or not isinstance(value, bool | int | float):
         return ""
-    kind = "a boolean" if isinstance(value, bool) else "a number"
-    return f"; YAML read it as {kind}: write it in quotes ('{json.dumps(value)}')"
+    if isinstance(value, bool):
+        # the word written is gone: yes, on and true all read as True ('true' would rename a
+        # label `yes`)
+        words = ("yes", "on", "true") if value else ("no", "off", "false")
+        return (
+            f"; YAML reads {', '.join(words[:2])} and {words[2]} as a boolean: write the word "
+            f"in quotes ('{words[0]}', '{words[1]}' or '{words[2]}')"
+        )
+    return f"; YAML read it as a number: write it in quotes ('{json.dumps(value)}')"

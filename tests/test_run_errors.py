@@ -82,7 +82,7 @@ BAD_INPUT_CASES = [
     (
         "category-yaml-reads-as-a-boolean",
         yaml.safe_dump(small_config(categories=["circle", True])),
-        ["categories.1", "YAML read it as a boolean: write it in quotes ('true')"],
+        ["categories.1", "YAML reads yes, on and true as a boolean: write the word in quotes"],
     ),
     # `count: yes` made one image, `objects_per_image: [on, 3]` read as [1, 3] (bool is an int)
     (

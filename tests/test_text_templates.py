@@ -431,7 +431,6 @@ def test_bad_template_files_are_input_errors(tmp_path, text, locales, fragments)
         assert fragment in message, message
 
 
-@pytest.mark.xfail(strict=True, reason="the quoting hint tells a `yes` label to be 'true'")
 def test_a_yes_no_label_is_told_to_quote_the_word_it_wrote(tmp_path):
     text = "task: classification\nlabels: [yes, no]\ntemplates: {'yes': ['ok'], 'no': ['bad']}\n"
     with pytest.raises(InputError) as caught:
