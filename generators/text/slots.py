@@ -300,7 +300,7 @@ def _format_validation_error(path: Path, error: ValidationError) -> str:
     for item in error.errors():
         # A location starts with the union tag (the task), which is not a key of the file.
         loc = item["loc"][1:] if item["loc"] and item["loc"][0] in TASKS else item["loc"]
-        where = ".".join(str(part) for part in loc)
+        where = _place(loc)
         if item["type"] == "extra_forbidden":
             lines.append(f"{path}: unknown key '{where}'; remove it or check its spelling")
         elif item["type"] == "union_tag_not_found":
@@ -321,6 +321,18 @@ def _format_validation_error(path: Path, error: ValidationError) -> str:
                 f"{path}: {where}: {problem} (got {item.get('input')!r}){quote_hint(item)}"
             )
     return "\n".join(lines)
+
+
+def _place(loc: tuple[int | str, ...]) -> str:
+    """pydantic's location as the file's own messages write it: `lexicons.product[0]`,
+    `templates.pos[1]`; a mapping's key that is no text (`yes` read as True) is
+    `templates (a key)`, as pydantic's `templates.1.[key]` names no place of the file."""
+    if loc[-1:] == ("[key]",):
+        return _place(loc[:-2]) + " (a key)"
+    where = ""
+    for part in loc:
+        where += f"[{part}]" if isinstance(part, int) else ("." if where else "") + str(part)
+    return where
 
 
 def _clean_lexicon(path: Path, name: str, values: list[str]) -> tuple[str, ...]:
