@@ -688,3 +688,28 @@ def test_a_bad_span_names_its_field_and_value(tmp_path: Path, row: dict, named: 
     assert named in message, message
     result = invoke(path)
     assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+@pytest.mark.xfail(strict=True, reason="a classification row without its label is judged gold")
+def test_a_classification_row_without_a_label_needs_one(tmp_path: Path) -> None:
+    rows = [
+        {"text": "Love this kettle, it boils in a minute.", "label": "positive"},
+        {"text": "The toaster broke on the second day.", "label": "negative"},
+        {"text": "Arrived on time, nothing special so far.", "label": None},
+        {"text": "Not sure yet what to think of the lamp.", "label": []},  # doccano, unlabelled
+    ]
+    path = tmp_path / "reviews.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    result = validate_file(path)
+    assert result.rubric.name == "classification"
+    reports = [report for _, report in result.judged]
+    routes = [report.route for report in reports]
+    assert routes[:2] == ["accepted", "accepted"] and routes[2:] == ["review", "review"]
+    for report in reports[2:]:
+        (finding,) = report.findings
+        assert finding.check == "correctness_label_in_taxonomy"
+        assert "no document label" in finding.message
+    # a NER row has no document label to miss
+    ner = tmp_path / "ner.jsonl"
+    ner.write_text(json.dumps({"text": "Ada Lovelace wrote it.", "spans": [[0, 12, "PER"]]}) + "\n")
+    assert [report.findings for _, report in validate_file(ner).judged] == [[]]
