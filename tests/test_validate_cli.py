@@ -690,7 +690,6 @@ def test_a_bad_span_names_its_field_and_value(tmp_path: Path, row: dict, named: 
     assert result.exit_code == 2 and "Traceback" not in result.output
 
 
-@pytest.mark.xfail(strict=True, reason="a classification row without its label is judged gold")
 def test_a_classification_row_without_a_label_needs_one(tmp_path: Path) -> None:
     rows = [
         {"text": "Love this kettle, it boils in a minute.", "label": "positive"},

@@ -239,6 +239,10 @@ def _slot_pattern(value: Any) -> str | None:
     return None
 
 
+def _document_label(value: Any) -> str | None:
+    return None if value in ("required", "optional") else "required or optional"
+
+
 def _folder_or_null(value: Any) -> str | None:
     if value is None:
         return None
@@ -257,6 +261,7 @@ PARAM_RULES: dict[str, ParamRule] = {
     "colour_tolerance": _tolerance,
     "slot_pattern": _slot_pattern,
     "reference_images": _folder_or_null,
+    "document_label": _document_label,
 }
 
 

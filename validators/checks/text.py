@@ -143,9 +143,17 @@ def _unspaced_script(value: str) -> bool:
     )
 
 
-@register("correctness_label_in_taxonomy", measures=[Measure("label_unknown", "label")])
+@register(
+    "correctness_label_in_taxonomy",
+    measures=[Measure("label_unknown", "label")],
+    defaults={"document_label": "optional"},
+)
 def label_in_taxonomy(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measurement]:
-    """Span labels and the document label are ones the task defines."""
+    """Span labels and the document label are ones the task defines; with `document_label:
+    required` (classification) a text has one: a real row nobody labelled (`"label": null`,
+    doccano's `[]`) is not gold."""
+    if item.sample.doc_label is None and params["document_label"] == "required":
+        yield Measurement("label_unknown", 1, "no document label; give the text its class")
     taxonomy = item.context.categories
     if taxonomy is None:
         return
