@@ -207,6 +207,13 @@ def _span(value: Any) -> Span:
         if "value" not in fields and isinstance(value.get("text"), str):
             fields["value"] = value["text"]  # the text it covers, as Label Studio records it
         label = fields.get("label")
+        several = value.get("labels")
+        if label is None and isinstance(several, list) and len(several) > 1:
+            # Label Studio gives a region several labels where its config allows choosing many
+            raise ValueError(
+                f"span {quoted(value)}: `labels` is {quoted(several)}: a span has one label; "
+                "keep one"
+            )
     else:
         raise ValueError(f"span {value!r} is neither [start, end, label] nor an object")
     if not isinstance(label, str) or not label:  # null was read as the label "None"

@@ -680,7 +680,6 @@ def test_text_and_label_fields_are_refused_for_coco(coco_file: Path, tmp_path: P
             # must be a non-empty string' of a span that has two
             {"text": "John is here", "label": [{"start": 0, "end": 4, "labels": ["PER", "ORG"]}]},
             "`labels` is ['PER', 'ORG']: a span has one label",
-            marks=pytest.mark.xfail(strict=True, reason="a span of two labels is 'no label'"),
         ),
     ],
 )
