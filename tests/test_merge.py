@@ -803,3 +803,31 @@ def test_a_folder_that_is_no_run_is_named_as_such_before_the_output(tmp_path: Pa
         merge(real, folder, out=tmp_path / "merged")
     assert str(folder / "runs" / "balance-0-copy_paste") in str(refused.value)
     assert not (tmp_path / "merged").exists()
+
+
+@pytest.mark.xfail(strict=True, reason="a real region of two labels crashed the label check")
+def test_a_real_region_of_several_labels_counts_each_of_them() -> None:
+    # Label Studio's JSON-MIN gives a region every label chosen; span_label names none of
+    # them, and sorting the real labels for the message raised TypeError (None beside 'PER')
+    real_lines = [
+        json.dumps(
+            {
+                "text": "Ann lives in Berlin",
+                "label": [
+                    {"start": 0, "end": 3, "text": "Ann", "labels": ["PER"]},
+                    {"start": 13, "end": 19, "text": "Berlin", "labels": ["LOC", "GPE"]},
+                ],
+            }
+        )
+        + "\n"
+    ]
+    rows = [
+        {"id": "t1", "text": "Bo in Rome", "spans": [[0, 2, "PERSON"], [6, 10, "GPE"]]},
+    ]
+    with pytest.raises(InputError) as raised:
+        merge_jsonl(real_lines, rows)
+    message = str(raised.value)
+    assert "synthetic labels 'PERSON' are not labels of real rows ('GPE', 'LOC', 'PER')" in message
+    result = MergeResult()
+    merge_jsonl(real_lines, rows, add_categories=True, result=result)
+    assert result.new_categories == ["PERSON"]
