@@ -805,7 +805,6 @@ def test_a_folder_that_is_no_run_is_named_as_such_before_the_output(tmp_path: Pa
     assert not (tmp_path / "merged").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="a real region of two labels crashed the label check")
 def test_a_real_region_of_several_labels_counts_each_of_them() -> None:
     # Label Studio's JSON-MIN gives a region every label chosen; span_label names none of
     # them, and sorting the real labels for the message raised TypeError (None beside 'PER')

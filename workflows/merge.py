@@ -427,7 +427,9 @@ def _new_labels(
     made = {row["label"] for row in accepted if row.get("label") is not None}
     if spans_field != "spans" or any(row.get("spans") for row in real_rows):
         # span labels too ('PERSON' beside the real 'PER'), when the real rows have spans
-        real_labels |= {span_label(s) for row in real_rows for s in _spans(row, spans_field)}
+        real_labels |= {
+            label for row in real_rows for s in _spans(row, spans_field) for label in _labels(s)
+        }
         made |= {span[2] for row in accepted for span in row.get("spans") or []}
     new = sorted(made - real_labels, key=str)
     if new and not add_categories:
@@ -439,6 +441,15 @@ def _new_labels(
             "new labels",
         )
     return new
+
+
+def _labels(span: Any) -> list[str]:
+    """A real span's labels: `span_label`'s, or each of a Label Studio region's several
+    (`"labels": ["LOC", "GPE"]`, where its config lets a region take many); a label that is no
+    string names none (it was None beside the strings, which could not be sorted)."""
+    several = span.get("labels") if isinstance(span, dict) and "label" not in span else None
+    labels = several if isinstance(several, list) else [span_label(span)]
+    return [label for label in labels if isinstance(label, str)]
 
 
 def _spans(row: dict[str, Any], field: str) -> list[Any]:
