@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 from balance_fixtures import balance_coco, balance_reviews, make_tiny_coco, run_cli
 from PIL import Image
 from pycocotools.coco import COCO
@@ -670,3 +671,62 @@ def test_a_generator_sections_count_is_refused_saying_the_plan_sets_it(
     assert f"{config}: {where}: a balance decides how many samples each generator section" in said
     assert "remove count, and set target or max_new_per_class" in said, said
     assert not out.exists()
+
+
+TARGET_MAPPING_CASES = [  # (targets, as a mapping and as a file's content; what the error says)
+    ({"dsc": 5}, "unknown class(es) ['dsc']; the dataset's classes are"),
+    ({"disc": -1}, "targets must be integers >= 0 (got {'disc': -1})"),
+    ({"disc": "5"}, "targets must be integers >= 0 (got {'disc': '5'})"),
+    ({"disc": True}, "targets must be integers >= 0 (got {'disc': True})"),
+    ({"disc": 2**40}, "target(s) {'disc': 1099511627776} are more than a batch holds"),
+]
+
+
+@pytest.mark.xfail(
+    strict=True, reason="target={...}: 'choose max, median, ... (got \"{'disc'...\")"
+)
+def test_a_target_mapping_is_taken_as_a_targets_file_is(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A notebook's `target={"disc": 5, "tri": 4}` plans as a YAML of the same classes does:
+    the classes it names to their targets, the others keep their counts."""
+    import synthgate
+
+    given = {"disc": 5, "tri": 4}
+    plan = synthgate.balance(
+        tiny[0], images=tiny[1], out=tmp_path / "o", target=given, dry_run=True
+    ).summary
+    targets = tmp_path / "targets.yaml"
+    targets.write_text("disc: 5\ntri: 4\n")
+    from_file = synthgate.balance(
+        tiny[0], images=tiny[1], out=tmp_path / "o", target=targets, dry_run=True
+    ).summary
+    assert plan["classes"] == from_file["classes"]
+    assert {name: entry["target"] for name, entry in plan["classes"].items()} == {
+        "square": 8,
+        "disc": 5,
+        "tri": 4,
+        "blob": 0,
+    }
+    assert plan["target"] == given
+
+
+@pytest.mark.xfail(
+    strict=True, reason="target={...}: 'choose max, median, ... (got \"{'disc'...\")"
+)
+@pytest.mark.parametrize(("given", "words"), TARGET_MAPPING_CASES)
+def test_a_bad_target_mapping_is_refused_as_a_targets_files_content_is(
+    given: dict[str, Any], words: str, tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import synthgate
+    from synthgate.errors import InputError
+
+    targets = tmp_path / "targets.yaml"
+    targets.write_text(yaml.safe_dump(given))
+    with pytest.raises(InputError) as from_file:
+        synthgate.balance(tiny[0], images=tiny[1], out=tmp_path / "o", target=targets)
+    with pytest.raises(InputError) as from_mapping:
+        synthgate.balance(tiny[0], images=tiny[1], out=tmp_path / "o", target=given)
+    assert str(from_file.value).startswith(f"{targets}: {words}")
+    assert str(from_mapping.value) == str(from_file.value).replace(str(targets), "target", 1)
+    assert not (tmp_path / "o").exists()
