@@ -68,6 +68,7 @@ from synthgate.workflows.quotas import (
     AttributeGoal,
     BalanceConfig,
     ClassCount,
+    Target,
     attribute_shares,
     balance_target,
     check_classes,
@@ -414,9 +415,12 @@ def _image_bytes(
     return 3 * int(width) * int(height)
 
 
-def shown_target(strategy: str | int | Path) -> str | int:
+def shown_target(strategy: Target) -> str | int | dict[str, Any]:
     """The target as balance.json and `summary` give it: a number stays a number (`target=3`
-    read back as '3'), a strategy name or a targets file is its text."""
+    read back as '3'), a mapping of class: target stays one, a strategy name or a targets file
+    is its text."""
+    if isinstance(strategy, dict):
+        return {str(name): value for name, value in strategy.items()}
     return strategy if isinstance(strategy, int) else str(strategy)
 
 
@@ -477,7 +481,7 @@ def balance(
     *,
     images: Path | str | None = None,
     out: Path | str,
-    target: str | int | None = None,
+    target: str | int | Path | Mapping[str, int] | None = None,
     config: Path | str | Mapping[str, Any] | None = None,
     skip_invalid: bool = False,
     progress: Progress | None = None,
@@ -501,8 +505,9 @@ def balance(
         images: the folder its file_names are relative to (default: the COCO file's folder).
         out: the output folder (new, or an earlier balance output; never one whose runs hold
             human review decisions).
-        target: max | median | an integer | a YAML of class: target | repeat_factor (default:
-            the balance config's, median).
+        target: max | median | an integer | a YAML of class: target | repeat_factor | a
+            mapping of class: target, as such a YAML holds (`{"dog": 50, "cat": 40}`; a class
+            it leaves out keeps its count) (default: the balance config's, median).
         config: a balance config YAML, or the config as a dict (generators, attributes,
             augmentation, rubric).
         skip_invalid: leave bad real entries out (listed in the summary) instead of stopping.

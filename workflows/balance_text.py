@@ -163,7 +163,7 @@ def balance_text(
     out: Path | str,
     label_field: str = "label",
     text_field: str = "text",
-    target: str | int | None = None,
+    target: str | int | Path | Mapping[str, int] | None = None,
     config: Path | str | Mapping[str, Any] | None = None,
     progress: Progress | None = None,
     dry_run: bool = False,
@@ -174,7 +174,8 @@ def balance_text(
         jsonl: the real rows, one JSON object a line.
         out: the output folder (new, or an earlier balance output).
         label_field, text_field: the fields holding each row's label and text.
-        target: max | median | an integer | a YAML of class: target (default: the config's).
+        target: max | median | an integer | a YAML of class: target | a mapping of class:
+            target, as such a YAML holds (`{"positive": 300}`) (default: the config's).
         config: a balance config YAML, or the config as a dict.
         progress: called with (modality, samples just finished, total).
         dry_run: refused (an InputError saying why), as `balance`'s is for images: a text

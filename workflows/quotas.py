@@ -280,13 +280,24 @@ def parse_target(value: str | int, *, base: Path | None = None) -> str | int | P
     )
 
 
+Target = str | int | Path | dict[Any, Any]
+"""What a balance runs to: a strategy name, an integer, a YAML of class: target, or that
+mapping itself (`balance(target={"dog": 50})`), checked as the file's content is."""
+
+
 def balance_target(
-    given: str | int | None, config: BalanceConfig, *, source: Path | None
-) -> str | int | Path:
+    given: str | int | Path | Mapping[Any, Any] | None,
+    config: BalanceConfig,
+    *,
+    source: Path | None,
+) -> Target:
     """The target a balance runs to: `given` (the `target` argument, a path taken from the working
-    directory), else the balance config's `target` key (`source`: the config's file; None for a
-    mapping). Errors in the config's name its file and key, not a `target` nobody passed, and a
-    relative path is taken from the config's folder, as `augment` is."""
+    directory; a mapping of class: target, a copy kept), else the balance config's `target` key
+    (`source`: the config's file; None for a mapping). Errors in the config's name its file and
+    key, not a `target` nobody passed, and a relative path is taken from the config's folder, as
+    `augment` is."""
+    if isinstance(given, Mapping):
+        return dict(given)  # its classes and values are checked with the dataset's classes
     if given is not None:
         return parse_target(str(given))
     try:
@@ -301,26 +312,34 @@ def _targets_from_file(path: Path, counts: dict[str, ClassCount]) -> dict[str, i
     data = load_yaml(path, what="per-class targets file")
     if not isinstance(data, dict):
         raise InputError(f"{path}: per-class targets must be a mapping class: target")
+    return _checked_targets(data, counts, source=path)
+
+
+def _checked_targets(
+    data: dict[Any, Any], counts: dict[str, ClassCount], *, source: Path | str
+) -> dict[str, int]:
+    """Per-class targets, a file's content or a `target` mapping (`source`: the file, or
+    'target'), refused where a class is not the dataset's or a target no count of instances."""
     unknown = sorted(str(k) for k in data if str(k) not in counts)
     if unknown:
         raise InputError(
-            f"{path}: unknown class(es) {unknown}; the dataset's classes are {sorted(counts)}"
+            f"{source}: unknown class(es) {unknown}; the dataset's classes are {sorted(counts)}"
         )
     bad = {k: v for k, v in data.items() if not isinstance(v, int) or isinstance(v, bool) or v < 0}
     if bad:
-        raise InputError(f"{path}: targets must be integers >= 0 (got {bad})")
+        raise InputError(f"{source}: targets must be integers >= 0 (got {bad})")
     # as `--target N` is: a plan is held in memory before it runs, and a sample's index is 32-bit
     too_many = {str(k): v for k, v in data.items() if v > MAX_COUNT}
     if too_many:
         raise InputError(
-            f"{path}: target(s) {too_many} are more than a batch holds ({MAX_COUNT}); lower them"
+            f"{source}: target(s) {too_many} are more than a batch holds ({MAX_COUNT}); lower them"
         )
     return {str(k): int(v) for k, v in data.items()}
 
 
 def class_targets(
     counts: dict[str, ClassCount],
-    target: str | int | Path,
+    target: Target,
     *,
     image_count: int,
     repeat_threshold: float = 0.001,
@@ -333,8 +352,12 @@ def class_targets(
     instances repeat-factor sampling would show per epoch.
     """
     present = [c.instances for c in counts.values() if c.instances > 0]
-    if isinstance(target, Path):
-        chosen = _targets_from_file(target, counts)
+    if isinstance(target, Path | dict):
+        chosen = (
+            _targets_from_file(target, counts)
+            if isinstance(target, Path)
+            else _checked_targets(target, counts, source="target")
+        )
         return {name: chosen.get(name, count.instances) for name, count in counts.items()}
     if isinstance(target, int):
         return dict.fromkeys(counts, target)
