@@ -42,6 +42,7 @@ from pydantic_core import ErrorDetails, InitErrorDetails
 from synthgate.arguments import home_expanded, path_argument
 from synthgate.class_names import category_name_problem
 from synthgate.errors import InputError, lone_surrogate_in, quoted, validation_message
+from synthgate.files import path_problem
 from synthgate.yaml_files import load_yaml, quote_hint, written_as_number
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -841,8 +842,10 @@ def load_config(source: Path | str | Mapping[str, Any] | BatchConfig) -> BatchCo
     (validated again: a field set on it after loading is checked too).
 
     Args:
-        source: a config YAML path, or the config as a dict (relative paths in it are looked up
-            from the working directory, then in the shipped configs).
+        source: a config YAML path (looked up from the working directory, then in the shipped
+            configs: `configs/quickstart.yaml` loads from any folder), or the config as a dict
+            (relative paths in either are looked up from the working directory, then beside
+            the config file, then in the shipped configs).
 
     Returns:
         The `BatchConfig`.
@@ -866,6 +869,25 @@ def load_config(source: Path | str | Mapping[str, Any] | BatchConfig) -> BatchCo
             problem="is YAML text, not the path of a config file",
             fix="pass the file's path, or the config as a dict: load_config(yaml.safe_load(text))",
         )
-    path = path_argument(source, "config")
+    path = find_config_file(source)
     data = load_yaml(path, what="batch config")
     return parse_config(data, source=path, config_dir=path.resolve().parent)
+
+
+def find_config_file(source: Any) -> Path:
+    """The batch config file a path names: from the working directory, else in the shipped
+    configs, as a config's own relative paths are looked up (`configs/quickstart.yaml`, the
+    README's first example, from a notebook's folder). Found in neither: an InputError that says
+    where it looked; a path that is there, or an absolute one, is returned as given (reading it
+    says what is wrong with it)."""
+    path = path_argument(source, "config")
+    if path.is_absolute() or _exists(path) or path_problem(path) is not None:
+        return path
+    shipped_configs = PACKAGE_ROOT / "configs"
+    shipped = PACKAGE_ROOT / path
+    if _exists(shipped) and shipped.resolve().is_relative_to(shipped_configs):
+        return shipped
+    raise InputError(
+        f"{path}: batch config not found in the working directory ({Path.cwd()}) nor in the "
+        f"shipped configs ({shipped_configs}); check the path"
+    )

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from synthgate.arguments import callback, path_argument, whole_number
-from synthgate.config import MAX_SEED, BatchConfig, input_files, load_config
+from synthgate.config import MAX_SEED, BatchConfig, find_config_file, input_files, load_config
 from synthgate.errors import InputError
 from synthgate.generators import Generator
 from synthgate.outputs import refuse_out_holding
@@ -305,9 +305,7 @@ def run(
     config = load_config(config)  # refuses a config of the wrong type first
     progress = callback(progress, "progress")
     reference_progress = callback(reference_progress, "reference_progress")
-    config_file = (
-        None if isinstance(given, BatchConfig | Mapping) else path_argument(given, "config")
-    )
+    config_file = None if isinstance(given, BatchConfig | Mapping) else find_config_file(given)
     check_config_rubrics(config, source=config_file or "<config>")
     if seed is not None:
         config = config.model_copy(update={"seed": whole_number(seed, "seed", maximum=MAX_SEED)})

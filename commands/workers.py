@@ -141,7 +141,7 @@ def submit(
 
     Example: synthgate submit configs/quickstart.yaml --out runs/quickstart-workers --broker redis://localhost:6379/0 --db postgresql://db-host/synthgate --blobs /shared/blobs --wait
     """
-    from synthgate.config import load_config  # pydantic: not for --help
+    from synthgate.config import find_config_file, load_config  # pydantic: not for --help
     from synthgate.pipeline import planned_total
     from synthgate.sinks import DatabaseSink, KeepReviewed, RunFolderSink
     from synthgate.storage.blobs import BlobStore
@@ -168,6 +168,7 @@ def submit(
                 fix="give the seconds to wait at most (e.g. 3600), or leave it out to wait "
                 "until the batch is done",
             )
+        config_path = find_config_file(config_path)  # else in the shipped configs
         config = load_config(config_path)
         check_config_rubrics(config, source=config_path)
         settings = settings_from(broker=broker, db=db, blobs=blobs)

@@ -185,9 +185,6 @@ def test_a_wrong_type_is_named_with_its_article(tmp_path: Path) -> None:
         sg.run(SHAPES, out=tmp_path / "r", progress=object())
 
 
-@pytest.mark.xfail(
-    strict=True, reason="configs/quickstart.yaml: batch config not found; check the path"
-)
 def test_the_first_example_config_loads_from_any_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -209,9 +206,6 @@ def test_the_first_example_config_loads_from_any_folder(
     assert f"shipped configs ({PACKAGE_ROOT / 'configs'})" in message
 
 
-@pytest.mark.xfail(
-    strict=True, reason="configs/quickstart.yaml: batch config not found; check the path"
-)
 def test_synthgate_run_of_the_first_example_config_works_from_any_folder(tmp_path: Path) -> None:
     # README's first command, from a folder other than the repository's
     ran = run_cli("run", "configs/quickstart.yaml", "--out", "runs/quickstart", cwd=tmp_path)
