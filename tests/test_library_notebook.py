@@ -215,3 +215,29 @@ def test_synthgate_run_of_the_first_example_config_works_from_any_folder(tmp_pat
     assert missing.returncode == 2
     assert "working directory" in missing.stderr and "shipped configs" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+DICT_PATH_CASES = [  # (a config's section naming a file that is nowhere, what the error names)
+    ({"text": {"generator": "templates", "templates": "nope.yaml", "count": 1}}, "text.templates"),
+    ({"image": {**SHAPES["image"], "rubric": "nope.yaml"}}, "image.rubric"),
+]
+
+
+@pytest.mark.xfail(
+    strict=True, reason="a dict's error says '... or to the config file', which it has not"
+)
+@pytest.mark.parametrize(("section", "where"), DICT_PATH_CASES)
+def test_a_path_not_found_in_a_config_dict_is_said_for_a_dict(
+    section: dict[str, Any], where: str, tmp_path: Path
+) -> None:
+    with pytest.raises(sg.InputError) as from_dict:
+        sg.load_config({**SHAPES, **section})
+    message = str(from_dict.value)
+    assert message.startswith(f"<config>: {where}")
+    assert "config file" not in message
+    assert "a config given as a dict has no folder of its own" in message
+    assert "relative to the working directory" in message
+    written = tmp_path / "c.yaml"  # a file's error is as it was
+    written.write_text(json.dumps({**SHAPES, **section}))
+    with pytest.raises(sg.InputError, match="relative to the working directory or to the config"):
+        sg.load_config(written)
