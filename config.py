@@ -741,8 +741,7 @@ def parse_config(data: Any, *, source: Path, config_dir: Path | None = None) -> 
             found = resolve_path(value, config_dir=config_dir)
             if found is None:
                 raise InputError(
-                    f"{source}: {modality}.{key}: not found: {value} "
-                    "(paths are relative to the working directory or to the config file)"
+                    f"{source}: {modality}.{key}: not found: {value} ({_relative_to(config_dir)})"
                 )
             if found.is_dir() != (key in INPUT_FOLDERS):
                 raise InputError(f"{source}: {modality}.{key}: {found} {INPUT_KIND_PROBLEMS[key]}")
@@ -761,11 +760,22 @@ def parse_config(data: Any, *, source: Path, config_dir: Path | None = None) -> 
             found = resolve_path(Path(rubric), config_dir=config_dir)
             if found is None:
                 raise InputError(
-                    f"{source}: {modality}.rubric: file not found: {rubric} (paths are relative "
-                    "to the working directory or to the config file; or name a shipped rubric)"
+                    f"{source}: {modality}.rubric: file not found: {rubric} "
+                    f"({_relative_to(config_dir)}; or name a shipped rubric)"
                 )
             section.rubric = str(found)
     return config
+
+
+def _relative_to(config_dir: Path | None) -> str:
+    """Where a config's relative paths are looked up, for a path found nowhere: a config given
+    as a dict (`config_dir` None) has no file beside which to look."""
+    if config_dir is not None:
+        return "paths are relative to the working directory or to the config file"
+    return (
+        "a config given as a dict has no folder of its own: paths are relative to the working "
+        "directory"
+    )
 
 
 def _find_diffusion_folders(section: _DiffusionImageConfig, config_dir: Path) -> None:

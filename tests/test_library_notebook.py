@@ -223,9 +223,6 @@ DICT_PATH_CASES = [  # (a config's section naming a file that is nowhere, what t
 ]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="a dict's error says '... or to the config file', which it has not"
-)
 @pytest.mark.parametrize(("section", "where"), DICT_PATH_CASES)
 def test_a_path_not_found_in_a_config_dict_is_said_for_a_dict(
     section: dict[str, Any], where: str, tmp_path: Path
