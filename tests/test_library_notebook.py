@@ -238,3 +238,26 @@ def test_a_path_not_found_in_a_config_dict_is_said_for_a_dict(
     written.write_text(json.dumps({**SHAPES, **section}))
     with pytest.raises(sg.InputError, match="relative to the working directory or to the config"):
         sg.load_config(written)
+
+
+@pytest.mark.xfail(strict=True, reason="images=<a file>: 'folder not found', though it is there")
+def test_images_given_a_file_says_it_is_a_file_not_a_folder(
+    coco: tuple[Path, Path], tmp_path: Path
+) -> None:
+    path, _ = coco
+    said = f"images={path}: is a file, not a folder; pass the folder"
+    with pytest.raises(sg.InputError) as exported:
+        sg.export(path, format="yolo", out=tmp_path / "yolo", images=path)
+    assert str(exported.value) == f"{said} of the images"
+    with pytest.raises(sg.InputError) as balanced:
+        sg.balance(path, images=path, out=tmp_path / "balanced", target=4)
+    assert str(balanced.value) == f"{said} of the images"
+    run = sg.run({**SHAPES, "categories": ["square", "disc"]}, out=tmp_path / "run")
+    with pytest.raises(sg.InputError) as merged:
+        sg.merge(path, run.out, images=path, out=tmp_path / "merged")
+    assert str(merged.value) == f"{said} the real file_names are in"
+    for out in ("yolo", "balanced", "merged"):
+        assert not (tmp_path / out).exists()
+    missing = tmp_path / "nowhere"  # a folder that is not there is still said so
+    with pytest.raises(sg.InputError, match="nowhere: folder not found; pass the folder"):
+        sg.export(path, format="yolo", out=tmp_path / "yolo", images=missing)
