@@ -90,6 +90,12 @@ def is_file(path: Path) -> bool:
         return False
 
 
+def not_a_folder(path: Path) -> str:
+    """Why `path`, given as a folder, is none: a file is there (an images= that named the COCO
+    file), or nothing is."""
+    return "is a file, not a folder" if is_file(path) else "folder not found"
+
+
 def is_dir(path: Path) -> bool:
     """`path.is_dir()`, False as `is_file` is for a name no file system takes."""
     try:

@@ -173,7 +173,7 @@ ERROR_CASES: list[tuple[str, Any, list[str], list[str]]] = [
         "--images not a folder",
         None,
         ["{coco}", "-f", "yolo", "--images", "{coco}"],
-        ["coco.json: folder not found"],
+        ["coco.json: is a file, not a folder; pass the folder of the images"],
     ),
     (
         "out not empty, not an export",

@@ -240,7 +240,6 @@ def test_a_path_not_found_in_a_config_dict_is_said_for_a_dict(
         sg.load_config(written)
 
 
-@pytest.mark.xfail(strict=True, reason="images=<a file>: 'folder not found', though it is there")
 def test_images_given_a_file_says_it_is_a_file_not_a_folder(
     coco: tuple[Path, Path], tmp_path: Path
 ) -> None:

@@ -34,7 +34,7 @@ import numpy as np
 from synthgate.arguments import callback, optional_path, path_argument, switch
 from synthgate.config import BatchConfig, CopyPasteImageConfig, parse_config
 from synthgate.errors import InputError, counted
-from synthgate.files import dumps, write_json_atomic
+from synthgate.files import dumps, not_a_folder, write_json_atomic
 from synthgate.foreign_files import BALANCE_MARKER
 from synthgate.formats.coco import refuse_non_finite
 from synthgate.formats.coco_checks import (
@@ -564,7 +564,7 @@ def balance(
         raise InputError(
             field="images",
             value=images_dir,
-            problem="folder not found; pass the folder of the images",
+            problem=f"{not_a_folder(images_dir)}; pass the folder of the images",
         )
     target_file = strategy if isinstance(strategy, Path) else None
     refuse_out_holding(out, coco_path, images_dir, config_path, target_file, balance.augment)

@@ -31,7 +31,7 @@ from typing import Any, Literal
 from synthgate.arguments import callback, optional_path, path_argument, switch, whole_number
 from synthgate.config import MAX_SEED
 from synthgate.errors import InputError, counted
-from synthgate.files import path_problem, write_json_atomic
+from synthgate.files import not_a_folder, path_problem, write_json_atomic
 from synthgate.foreign_files import BALANCE_MARKER, EXPORT_MARKER, MERGE_MARKER
 from synthgate.formats.coco import Progress, refuse_non_finite
 from synthgate.formats.coco_checks import (
@@ -419,7 +419,9 @@ def find_coco(source: Path, images: Path | None) -> tuple[Path, Path]:
         )
     if images is not None and not images.is_dir():
         raise InputError(
-            field="images", value=images, problem="folder not found; pass the folder of the images"
+            field="images",
+            value=images,
+            problem=f"{not_a_folder(images)}; pass the folder of the images",
         )
     if source.is_file() and source.suffix.lower() in TEXT_SUFFIXES:  # else "not valid JSON"
         raise InputError(

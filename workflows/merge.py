@@ -38,7 +38,7 @@ from typing import Any
 
 from synthgate.arguments import callback, optional_path, path_argument, switch
 from synthgate.errors import InputError
-from synthgate.files import dumps, write_atomic, write_json_atomic
+from synthgate.files import dumps, not_a_folder, write_atomic, write_json_atomic
 from synthgate.foreign_files import BALANCE_MARKER, MERGE_MARKER
 from synthgate.formats.coco import Progress, refuse_non_finite
 from synthgate.formats.coco_checks import check_coco, refuse_if_no_image_is_there
@@ -657,7 +657,7 @@ def merge(
         raise InputError(
             field="images",
             value=images_dir,
-            problem="folder not found; pass the folder the real file_names are in",
+            problem=f"{not_a_folder(images_dir)}; pass the folder the real file_names are in",
         )
     # the real images are checked too: missing, unreadable or not the size their entry says
     non_finite: list[str] = []
