@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from synthgate.arguments import fraction, optional_path
+from synthgate.config import PACKAGE_ROOT
 from synthgate.errors import InputError
 from synthgate.formats.image_files import open_rgb
 from synthgate.masks import decode_mask, rle_problem
 from synthgate.samples import GeneratedSample, RubricReport, Sample
+from synthgate.yaml_files import load_yaml
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -29,6 +31,7 @@ MONO_ADVANCE = 0.6  # a monospace character is about 0.6 em wide
 PALETTE = "tab10"  # a colour per class (or span label), ten before they repeat
 MIN_WIDTH = 3.0  # inches: narrower, matplotlib has no room for the findings
 MAX_WIDTH = 100.0
+SHIPPED_RUBRICS = PACKAGE_ROOT / "configs" / "rubrics"
 
 
 def _new_figure(width: float, height: float, ratios: list[float]) -> tuple[Figure, Any, Any]:
@@ -76,6 +79,8 @@ def show(
     Args:
         sample: a `GeneratedSample` (from `generate`) or a `Sample`.
         report: its `RubricReport` (from `validate`); default: the sample's own, if judged.
+            A report on samples of another modality (an image's, shown with a text) is
+            refused.
         image_root: the folder a `Sample`'s `uri` is relative to, when it carries no pixels.
         width: the figure's width in inches, from 3 to 100.
 
@@ -104,9 +109,42 @@ def show(
     width = fraction(width, "width", low=MIN_WIDTH, high=MAX_WIDTH)  # matplotlib fails deep inside
     generated = sample if isinstance(sample, GeneratedSample) else GeneratedSample(sample=sample)
     report = report if report is not None else generated.sample.report
+    if report is not None:
+        _refuse_another_modality(generated.sample, report)
     if generated.sample.spec.modality == "image":
         return _show_image(generated, report, image_root, width)
     return _show_text(generated.sample, report, width)
+
+
+def report_modality(report: RubricReport) -> str | None:
+    """The modality of the samples `report` judged, where it says: its findings name objects (an
+    image's) or spans (a text's); else its rubric is a shipped one, named in the report (every
+    report comes from a rubric of its sample's modality: validate refuses another). None for a
+    rubric of the user's own whose findings name neither."""
+    if any(finding.object_index is not None for finding in report.findings):
+        return "image"
+    if any(finding.span_index is not None for finding in report.findings):
+        return "text"
+    shipped = {path.stem: path for path in SHIPPED_RUBRICS.glob("*.yaml")}
+    if report.rubric not in shipped:
+        return None
+    modality = load_yaml(shipped[report.rubric], what="rubric").get("modality")
+    return modality if modality in ("image", "text") else None
+
+
+def _refuse_another_modality(sample: Sample, report: RubricReport) -> None:
+    """A report on samples of another modality than `sample`'s (a notebook's show(texts[0],
+    reports[0]) with the images' reports): drawn, its findings and score read as the sample's."""
+    judged = report_modality(report)
+    if judged is None or judged == sample.spec.modality:
+        return
+    raise InputError(
+        field="report",
+        problem=f"is a report on {judged} samples (rubric {report.rubric}), and sample "
+        f"{sample.id} is a {sample.spec.modality} sample",
+        fix="pass the sample's own report: validate(samples) returns one a sample, in their "
+        "order, so show(samples[i], reports[i])",
+    )
 
 
 def _pixels(generated: GeneratedSample, image_root: Path | str | None) -> np.ndarray:

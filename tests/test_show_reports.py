@@ -41,7 +41,6 @@ def judged() -> dict[str, tuple[sg.GeneratedSample, sg.RubricReport]]:
     }
 
 
-@pytest.mark.xfail(strict=True, reason="show drew a text with an image's report, and the reverse")
 @pytest.mark.parametrize(("sample_of", "report_of"), [("text", "image"), ("image", "text")])
 def test_a_report_of_another_modality_is_refused(
     sample_of: str, report_of: str, judged: dict[str, Any]
@@ -56,7 +55,6 @@ def test_a_report_of_another_modality_is_refused(
     assert "pass the sample's own report" in message
 
 
-@pytest.mark.xfail(strict=True, reason="show drew a text with findings naming image objects")
 def test_a_report_of_a_rubric_of_its_own_is_known_by_what_its_findings_name(
     judged: dict[str, Any],
 ) -> None:
