@@ -37,7 +37,6 @@ from pydantic import (
     model_serializer,
     model_validator,
 )
-from pydantic_core import ErrorDetails, InitErrorDetails
 
 from synthgate.arguments import home_expanded, path_argument
 from synthgate.class_names import category_name_problem
@@ -257,8 +256,9 @@ VAE_BLOCK = 8
 
 def _off_vae_blocks(
     section: type[BaseModel], data: Any, *, invalid: set[int | str]
-) -> InitErrorDetails | None:
-    """The problem of the size a diffusion `section`'s pipeline makes (its instance_size, when
+) -> dict[str, Any] | None:
+    """The problem (as pydantic_core's InitErrorDetails: pydantic's own dependency, not
+    imported here) of the size a diffusion `section`'s pipeline makes (its instance_size, when
     given), off VAE_BLOCK in the mapping `data`; None when it is on, or `invalid` (a field
     pydantic refused)."""
     if not isinstance(data, Mapping):
@@ -282,9 +282,10 @@ def _off_vae_blocks(
     return {"type": "value_error", "loc": (name,), "input": value, "ctx": {"error": problem}}
 
 
-def _as_raised(item: ErrorDetails) -> InitErrorDetails:
-    """One of pydantic's problems as it can be raised again, with others."""
-    raised: InitErrorDetails = {"type": item["type"], "loc": item["loc"], "input": item["input"]}
+def _as_raised(item: Mapping[str, Any]) -> dict[str, Any]:
+    """One of pydantic's problems (`ValidationError.errors()`) as it can be raised again, with
+    others."""
+    raised = {"type": item["type"], "loc": item["loc"], "input": item["input"]}
     if "ctx" in item:
         raised["ctx"] = item["ctx"]
     return raised
@@ -341,7 +342,7 @@ class _DiffusionImageConfig(StrictModel):
         pipeline makes its instances only, at instance_size when given (else size): the images
         they are pasted into may then be of any size."""
         refused: ValidationError | None = None
-        problems: list[InitErrorDetails] = []
+        problems: list[Any] = []
         try:
             section = handler(data)
         except ValidationError as error:
