@@ -350,6 +350,22 @@ def test_a_crlf_file_merges_into_a_crlf_file(text_runs: dict[str, Path], tmp_pat
     assert data.startswith(real.read_bytes()) and data.count(b"\r\n") == data.count(b"\n") == 6
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="a real JSONL file starting with a UTF-8 byte-order mark is refused ('save it as "
+    "UTF-8 without BOM'): what Notepad and Excel write",
+)
+def test_a_real_file_with_a_byte_order_mark_merges_into_one_without(
+    text_runs: dict[str, Path], tmp_path: Path
+) -> None:
+    real = tmp_path / "real.jsonl"
+    body = b"".join(json.dumps(row).encode() + b"\n" for row in RUN_LABELS)
+    real.write_bytes(b"\xef\xbb\xbf" + body)
+    data = merge(real, text_runs["reviews"], out=tmp_path / "merged").merged.read_bytes()
+    assert data.startswith(body)  # the real rows byte for byte, the mark left out
+    assert data.count(b"\n") == len(RUN_LABELS) + 3
+
+
 def test_doccano_class_lists_merge_and_the_run_rows_take_their_form(
     text_runs: dict[str, Path], tmp_path: Path
 ) -> None:

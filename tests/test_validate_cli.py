@@ -235,6 +235,26 @@ def test_judging_a_jsonl_file_counts_toward_its_rows(tmp_path: Path) -> None:
     assert re.search(r"judging .* 5/5 ", result.stderr), result.stderr
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="a JSONL file starting with a UTF-8 byte-order mark (Notepad, Excel) is refused: "
+    "'save it as UTF-8 without BOM'",
+)
+def test_a_jsonl_file_with_a_byte_order_mark_is_read_as_utf8(tmp_path: Path) -> None:
+    rows = "".join(
+        json.dumps({"id": f"r{k}", "text": f"Row {k} is fine.", "label": "ok"}) + "\n"
+        for k in range(3)
+    )
+    plain, marked = tmp_path / "plain.jsonl", tmp_path / "marked.jsonl"
+    plain.write_text(rows, encoding="utf-8")
+    marked.write_text(rows, encoding="utf-8-sig")
+    assert marked.read_bytes().startswith(b"\xef\xbb\xbf")
+    judged = invoke(marked)
+    assert judged.exit_code == 0, judged.output
+    assert judged.stdout == invoke(plain).stdout
+    assert validate_file(marked).summary.samples == 3
+
+
 @pytest.mark.parametrize(
     ("content", "name", "args", "message"),
     [
