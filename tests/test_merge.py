@@ -350,11 +350,6 @@ def test_a_crlf_file_merges_into_a_crlf_file(text_runs: dict[str, Path], tmp_pat
     assert data.startswith(real.read_bytes()) and data.count(b"\r\n") == data.count(b"\n") == 6
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a real JSONL file starting with a UTF-8 byte-order mark is refused ('save it as "
-    "UTF-8 without BOM'): what Notepad and Excel write",
-)
 def test_a_real_file_with_a_byte_order_mark_merges_into_one_without(
     text_runs: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -235,11 +235,6 @@ def test_judging_a_jsonl_file_counts_toward_its_rows(tmp_path: Path) -> None:
     assert re.search(r"judging .* 5/5 ", result.stderr), result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a JSONL file starting with a UTF-8 byte-order mark (Notepad, Excel) is refused: "
-    "'save it as UTF-8 without BOM'",
-)
 def test_a_jsonl_file_with_a_byte_order_mark_is_read_as_utf8(tmp_path: Path) -> None:
     rows = "".join(
         json.dumps({"id": f"r{k}", "text": f"Row {k} is fine.", "label": "ok"}) + "\n"
@@ -260,7 +255,6 @@ def test_a_jsonl_file_with_a_byte_order_mark_is_read_as_utf8(tmp_path: Path) -> 
     [
         ("{not json", "x.json", [], "not valid JSON"),
         ('\ufeff{"images": []}', "x.json", [], "x.json: not valid JSON: it starts with a UTF-8"),
-        ('\ufeff{"text": "ok"}\n', "x.jsonl", [], "save it as UTF-8 without BOM"),
         ('{"annotations": []}', "x.json", [], "no `images` list"),
         ('{"text": "ok"}\nnot json\n', "x.jsonl", [], "x.jsonl: line 2: not valid JSON"),
         ('{"spans": []}\n', "x.jsonl", [], "x.jsonl: line 1: not a text sample"),
