@@ -231,11 +231,6 @@ SENTIMENT_ROWS = [
 ]  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="classification rows labelled under `sentiment` without --label-field are judged "
-    "with the ner rubric as texts without entities, every row accepted at 5.0 (exit 0)",
-)
 def test_class_rows_under_another_field_are_refused_naming_it(tmp_path: Path) -> None:
     """Rows holding their class under `sentiment`, validated without --label-field: no row
     holds spans or a `label`, so the file was judged with the ner rubric, every row accepted."""

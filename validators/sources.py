@@ -161,11 +161,13 @@ def open_source(
     size_progress: Callable[[int, int], None] | None = None,
     text_field: str = "text",
     label_field: str = "label",
+    rubric_given: bool = False,
 ) -> Source:
     """A COCO file or mapping, or a text JSONL file (by its suffix), as items to judge.
     `progress`: as `stream_coco` reads a COCO file; `size_progress`: as the headers of image
     files are read for entries without a width or height (`FileSizes`); `text_field`,
-    `label_field`: the fields of a JSONL row's text and label."""
+    `label_field`: the fields of a JSONL row's text and label. `rubric_given`: the caller
+    names the rubric, so rows that show neither task are not refused for it (`_text_rubric`)."""
     if images is not None and not images.is_dir():
         raise InputError(
             field="images",
@@ -189,7 +191,9 @@ def open_source(
     elif source.suffix.lower() in TEXT_SUFFIXES:
         if not is_file(source):
             raise InputError(f"{str(source)[:200]}: file not found; pass a text JSONL file")
-        rubric = _text_rubric(source, label_field)
+        rubric = _text_rubric(
+            source, text_field=text_field, label_field=label_field, rubric_given=rubric_given
+        )
         items = _jsonl_items(source, text_field=text_field, label_field=label_field)
         # the judging bar's total: the rows counted, unparsed, before they are judged
         return Source("jsonl", rubric, None, None, items, count_rows(source))
@@ -293,8 +297,9 @@ def _size(sample: Sample) -> tuple[int, int] | None:
     return None if sample.width is None or sample.height is None else (sample.width, sample.height)
 
 
-def _text_rubric(path: Path, label_field: str) -> str:
-    """ner when rows carry spans, classification when they carry only a label."""
+def _text_rubric(path: Path, *, text_field: str, label_field: str, rubric_given: bool) -> str:
+    """ner when rows carry spans, classification when they carry only a label; ner for rows
+    that carry neither, unless they hold a class under another field (`_check_unnamed_class`)."""
     try:
         head = list(itertools.islice(iter_jsonl(path), 200))
     except UnicodeDecodeError:
@@ -319,7 +324,59 @@ def _text_rubric(path: Path, label_field: str) -> str:
         return "ner"
     if any(label is not None for _, label in read):
         return "classification"
+    if not rubric_given:
+        _check_unnamed_class(path, [row for _, row in head], text_field, label_field)
     return "ner"
+
+
+# Longest value taken for a class name: a word or a few (`pos`, `billing_issue`), never a text.
+MAX_CLASS_CHARS = 40
+
+
+def _check_unnamed_class(
+    path: Path, rows: list[dict[str, Any]], text_field: str, label_field: str
+) -> None:
+    """Refuse rows that hold no span field and no `label_field` but their class under another
+    field (`{"text": ..., "sentiment": "pos"}`): judged as ner texts without entities, every
+    row was accepted. Texts without entities are NER data too, so rows keeping an empty span
+    list (`spans`, `entities`, doccano's `labels`) or `label_field` are judged as ever, and so are
+    rows with nothing beside their text that a class could be (or with --rubric ner)."""
+    keys = ("spans", "entities", "labels", label_field)
+    if any(key in row for row in rows for key in keys):
+        return
+    if not all(isinstance(row.get(text_field), str) for row in rows):
+        return  # the rows' reader names the line without its text, and the fields it has
+    classes = [printable(name) for name in _class_like_fields(rows, text_field)]
+    if not classes:
+        return
+    shown = ", ".join(f"`{name}`" for name in classes[:5])
+    hold = "holds" if len(classes) == 1 else "hold"
+    raise InputError(
+        f"{path}: no row holds spans or a label `{printable(label_field)}`, so every row would "
+        f"be judged as a text without entities (ner) and accepted; {shown} {hold} short "
+        f"strings, as a class does: name the field of the rows' class with "
+        f"{{label_field={classes[0]}}}, or pass {{rubric=ner}} if they are NER texts without "
+        "entities",
+        options=(f"label_field={classes[0]}", "rubric=ner"),
+    )
+
+
+def _class_like_fields(rows: list[dict[str, Any]], text_field: str) -> list[str]:
+    """Fields, in the rows' order, that every row holds as a short one-line string and whose
+    values repeat (a class names many rows; an id or a text names one), beside the text."""
+    names = dict.fromkeys(name for row in rows for name in row)
+    found = []
+    for name in names:
+        if name in (text_field, "id"):
+            continue
+        values = [row.get(name) for row in rows]
+        short = all(
+            isinstance(v, str) and v.strip() and len(v) <= MAX_CLASS_CHARS and "\n" not in v
+            for v in values
+        )
+        if short and (len(set(values)) < len(values) or len(values) < 5):
+            found.append(name)
+    return found
 
 
 def _spans_and_label(row: dict[str, Any], label_field: str) -> tuple[list[Any], Any]:

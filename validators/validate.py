@@ -414,6 +414,7 @@ def validate_file(
             size_progress=size_progress,
             text_field=text_field,
             label_field=label_field,
+            rubric_given=rubric is not None,
         )
         stack.callback(source.items.close)  # stopped early: its image decoders stop too
         chosen = rubric if isinstance(rubric, Rubric) else load_rubric(rubric or source.rubric)
