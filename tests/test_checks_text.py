@@ -155,6 +155,43 @@ def test_clean_edges_are_not_flagged(text: str, value: str, label: str) -> None:
     assert [f for f in report.findings if f.criterion == "precision"] == []
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="a phone span's leading '+' and the brackets of a pair it holds are flagged as "
+    "punctuation at its edges (span_edge_chars 1: precision level 1, review)",
+)
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("Call +34 612 345 678 now.", "+34 612 345 678"),
+        ("Call (0113) 496 0123 now.", "(0113) 496 0123"),
+        ("Call 030 1234 (ext. 5) now.", "030 1234 (ext. 5)"),
+        ("Call +44(0)20 7496 0123, please.", "+44(0)20 7496 0123"),
+    ],
+)
+def test_a_phone_numbers_plus_and_brackets_are_no_edge_defect(text: str, value: str) -> None:
+    generated = text_sample(text, spans_of(text, (value, "PHONE")))
+    report = judge_sample(generated, NER, ValidationContext())
+    assert [f for f in report.findings if f.criterion == "precision"] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "edge"),
+    [
+        ("Call (0113 496 0123 now.", "(0113 496 0123", 1),  # a bracket the span does not close
+        ("Call 0113) 496 now.", "0113)", 1),
+        ("Call + 34 612 now.", "+ 34 612", 2),  # a plus before no digit: "+ " at the edge
+    ],
+)
+def test_an_unpaired_bracket_or_a_lone_plus_is_still_an_edge_defect(
+    text: str, value: str, edge: int
+) -> None:
+    generated = text_sample(text, spans_of(text, (value, "PHONE")))
+    report = judge_sample(generated, NER, ValidationContext())
+    (finding,) = [f for f in report.findings if f.measure == "span_edge_chars"]
+    assert f"includes {edge} whitespace/punctuation" in finding.message, finding.message
+
+
 def test_duplicate_text_is_flagged_on_the_later_sample_only() -> None:
     context = ValidationContext.for_taxonomy(LABELS)
     assert judge(text_sample(n=1), context=context).findings == []
