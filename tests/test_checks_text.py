@@ -155,11 +155,6 @@ def test_clean_edges_are_not_flagged(text: str, value: str, label: str) -> None:
     assert [f for f in report.findings if f.criterion == "precision"] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a phone span's leading '+' and the brackets of a pair it holds are flagged as "
-    "punctuation at its edges (span_edge_chars 1: precision level 1, review)",
-)
 @pytest.mark.parametrize(
     ("text", "value"),
     [

@@ -26,7 +26,9 @@ record no span (the only slots a classification file may use). `{{` / `}}` are l
 Filled values are cleaned: newlines -> ", ", whitespace collapsed, and no value starts or ends
 with whitespace, punctuation or a symbol other than a currency sign or % ($€£¥%, which the ner
 rubric allows at span edges: "$29.14" keeps its sign) (Faker values are redrawn up to 10 times,
-then trimmed; lexicon values must already be clean). With a spec gender (female | male), name providers use
+then trimmed, keeping what a phone number is written with, which the ner rubric allows too: a
+leading + before a digit and a bracket of a pair the value holds, "+34 612 345 678" and
+"(0)30 1234"; lexicon values must already be clean). With a spec gender (female | male), name providers use
 their gendered variant (`name` -> `name_female`) and the sample records the gender where the
 variant has one in the locale (en_US surnames have none: `last_name` records no gender); it records
 the locale only when a Faker slot was filled (lexicon values carry none). Date providers count

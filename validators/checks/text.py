@@ -83,7 +83,9 @@ def _bad_edge(char: str, allowed: str) -> bool:
     defaults={"allowed_edge_chars": "$€£¥%"},  # what the templates generator keeps (EDGE_SIGNS)
 )
 def span_boundaries(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measurement]:
-    """Spans neither swallow whitespace or punctuation at their edges nor cut a word in two."""
+    """Spans neither swallow whitespace or punctuation at their edges nor cut a word in two.
+    A phone number's leading '+' before a digit and a bracket of a pair the span holds are
+    part of it ('+34 612 345', '(0113) 496 0123')."""
     text = item.sample.text
     if text is None:
         return
@@ -123,16 +125,48 @@ def _in_word(char: str) -> bool:
 
 def _lstrip(value: str, allowed: str) -> str:
     index = 0
-    while index < len(value) and _bad_edge(value[index], allowed):
+    while (
+        index < len(value)
+        and _bad_edge(value[index], allowed)
+        and not _kept_first(value, index, len(value))
+    ):
         index += 1
     return value[index:]
 
 
 def _rstrip(value: str, allowed: str) -> str:
     index = len(value)
-    while index > 0 and _bad_edge(value[index - 1], allowed):
+    while index > 0 and _bad_edge(value[index - 1], allowed) and not _kept_last(value, 0, index):
         index -= 1
     return value[:index]
+
+
+# Copied from generators/text/slots.py (trim_edges): what a phone number is written with, a
+# country code's '+' and the brackets of a pair the span holds ('+34 612', '(0113) 496'), is
+# part of it, as the templates generator keeps it.
+def _kept_first(value: str, start: int, end: int) -> bool:
+    """value[start], first of value[start:end]: a country code's '+', or a '(' closed inside."""
+    if value[start] == "+":
+        return start + 1 < end and value[start + 1].isdigit()
+    return value[start] == "(" and _closed(value[start:end])
+
+
+def _kept_last(value: str, start: int, end: int) -> bool:
+    """value[end - 1], last of value[start:end]: a ')' opened inside."""
+    return value[end - 1] == ")" and _closed(value[start:end][::-1].translate(_MIRRORED))
+
+
+_MIRRORED = str.maketrans("()", ")(")
+
+
+def _closed(text: str) -> bool:
+    """True when the '(' that `text` starts with is closed inside it."""
+    depth = 0
+    for char in text:
+        depth += 1 if char == "(" else -1 if char == ")" else 0
+        if depth == 0:
+            return True
+    return False
 
 
 def _unspaced_script(value: str) -> bool:
