@@ -268,6 +268,35 @@ def _same(first: Any, second: Any) -> bool:
     return bool(first == second)
 
 
+def kept_first_edge(value: str, start: int, end: int) -> bool:
+    """Whether value[start], first of value[start:end], is part of a span though punctuation:
+    a country code's '+' before a digit, or a '(' closed inside ('+34 612', '(0113) 496').
+    The templates generator keeps it when it trims a value (generators/text/slots.py), and
+    the ner rubric takes it at a span's edge (validators/checks/text.py)."""
+    if value[start] == "+":
+        return start + 1 < end and value[start + 1].isdigit()
+    return value[start] == "(" and _closed(value[start:end])
+
+
+def kept_last_edge(value: str, start: int, end: int) -> bool:
+    """Whether value[end - 1], last of value[start:end], is part of a span though punctuation:
+    a ')' opened inside (`kept_first_edge`)."""
+    return value[end - 1] == ")" and _closed(value[start:end][::-1].translate(_MIRRORED))
+
+
+_MIRRORED = str.maketrans("()", ")(")
+
+
+def _closed(text: str) -> bool:
+    """True when the '(' that `text` starts with is closed inside it."""
+    depth = 0
+    for char in text:
+        depth += 1 if char == "(" else -1 if char == ")" else 0
+        if depth == 0:
+            return True
+    return False
+
+
 def sample_id(batch_id: str, modality: str, index: int) -> str:
     """Deterministic id: a re-run or a redelivered task writes the same row."""
     digest = hashlib.sha1(f"{batch_id}/{modality}/{index}".encode()).hexdigest()

@@ -30,6 +30,7 @@ from pydantic import (
 
 from synthgate.class_names import category_name_problem
 from synthgate.errors import InputError
+from synthgate.samples import kept_first_edge, kept_last_edge
 from synthgate.yaml_files import load_yaml, quote_hint
 
 Task = Literal["ner", "classification"]
@@ -133,38 +134,11 @@ def trim_edges(value: str) -> str:
     a digit ('+34 612' stays) and a bracket whose partner the value keeps ('(0)30 1234' stays;
     '(0113' -> '0113'). Cut, '+34 612' was another number and '(0)30' became '0)30'."""
     start, end = 0, len(value)
-    while start < end and _is_edge_char(value[start]) and not _kept_first(value, start, end):
+    while start < end and _is_edge_char(value[start]) and not kept_first_edge(value, start, end):
         start += 1
-    while end > start and _is_edge_char(value[end - 1]) and not _kept_last(value, start, end):
+    while end > start and _is_edge_char(value[end - 1]) and not kept_last_edge(value, start, end):
         end -= 1
     return value[start:end]
-
-
-# Copied in validators/checks/text.py (span_boundaries): a span's edges may hold what
-# trimming keeps here.
-def _kept_first(value: str, start: int, end: int) -> bool:
-    """value[start], first of value[start:end]: a country code's '+', or a '(' closed inside."""
-    if value[start] == "+":
-        return start + 1 < end and value[start + 1].isdigit()
-    return value[start] == "(" and _closed(value[start:end])
-
-
-def _kept_last(value: str, start: int, end: int) -> bool:
-    """value[end - 1], last of value[start:end]: a ')' opened inside."""
-    return value[end - 1] == ")" and _closed(value[start:end][::-1].translate(_MIRRORED))
-
-
-_MIRRORED = str.maketrans("()", ")(")
-
-
-def _closed(text: str) -> bool:
-    """True when the '(' that `text` starts with is closed inside it."""
-    depth = 0
-    for char in text:
-        depth += 1 if char == "(" else -1 if char == ")" else 0
-        if depth == 0:
-            return True
-    return False
 
 
 def as_text(result: object) -> str | None:

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from functools import cache
 from typing import Any
 
-from synthgate.samples import Span
+from synthgate.samples import Span, kept_first_edge, kept_last_edge
 from synthgate.validators.checks.base import CheckInput, Measure, Measurement, register
 from synthgate.validators.context import TextIndex, text_digest
 
@@ -128,7 +128,7 @@ def _lstrip(value: str, allowed: str) -> str:
     while (
         index < len(value)
         and _bad_edge(value[index], allowed)
-        and not _kept_first(value, index, len(value))
+        and not kept_first_edge(value, index, len(value))
     ):
         index += 1
     return value[index:]
@@ -136,37 +136,11 @@ def _lstrip(value: str, allowed: str) -> str:
 
 def _rstrip(value: str, allowed: str) -> str:
     index = len(value)
-    while index > 0 and _bad_edge(value[index - 1], allowed) and not _kept_last(value, 0, index):
+    while (
+        index > 0 and _bad_edge(value[index - 1], allowed) and not kept_last_edge(value, 0, index)
+    ):
         index -= 1
     return value[:index]
-
-
-# Copied from generators/text/slots.py (trim_edges): what a phone number is written with, a
-# country code's '+' and the brackets of a pair the span holds ('+34 612', '(0113) 496'), is
-# part of it, as the templates generator keeps it.
-def _kept_first(value: str, start: int, end: int) -> bool:
-    """value[start], first of value[start:end]: a country code's '+', or a '(' closed inside."""
-    if value[start] == "+":
-        return start + 1 < end and value[start + 1].isdigit()
-    return value[start] == "(" and _closed(value[start:end])
-
-
-def _kept_last(value: str, start: int, end: int) -> bool:
-    """value[end - 1], last of value[start:end]: a ')' opened inside."""
-    return value[end - 1] == ")" and _closed(value[start:end][::-1].translate(_MIRRORED))
-
-
-_MIRRORED = str.maketrans("()", ")(")
-
-
-def _closed(text: str) -> bool:
-    """True when the '(' that `text` starts with is closed inside it."""
-    depth = 0
-    for char in text:
-        depth += 1 if char == "(" else -1 if char == ")" else 0
-        if depth == 0:
-            return True
-    return False
 
 
 def _unspaced_script(value: str) -> bool:
