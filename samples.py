@@ -270,30 +270,34 @@ def _same(first: Any, second: Any) -> bool:
 
 def kept_first_edge(value: str, start: int, end: int) -> bool:
     """Whether value[start], first of value[start:end], is part of a span though punctuation:
-    a country code's '+' before a digit, or a '(' closed inside ('+34 612', '(0113) 496').
+    a country code's '+' before a digit, or a '(' closed inside before more of the span
+    ('+34 612', '(0113) 496'; not '(IBM)', a name in brackets, not of them).
     The templates generator keeps it when it trims a value (generators/text/slots.py), and
     the ner rubric takes it at a span's edge (validators/checks/text.py)."""
     if value[start] == "+":
         return start + 1 < end and value[start + 1].isdigit()
-    return value[start] == "(" and _closed(value[start:end])
+    return value[start] == "(" and _closed_before_more(value[start:end])
 
 
 def kept_last_edge(value: str, start: int, end: int) -> bool:
     """Whether value[end - 1], last of value[start:end], is part of a span though punctuation:
-    a ')' opened inside (`kept_first_edge`)."""
-    return value[end - 1] == ")" and _closed(value[start:end][::-1].translate(_MIRRORED))
+    a ')' opened inside after more of the span (`kept_first_edge`)."""
+    return value[end - 1] == ")" and _closed_before_more(
+        value[start:end][::-1].translate(_MIRRORED)
+    )
 
 
 _MIRRORED = str.maketrans("()", ")(")
 
 
-def _closed(text: str) -> bool:
-    """True when the '(' that `text` starts with is closed inside it."""
+def _closed_before_more(text: str) -> bool:
+    """True when the '(' that `text` starts with is closed inside it and a letter or digit
+    follows the ')': '(0)30' and '(0113) 496', not '(IBM)' or '(0113).', a pair that wraps."""
     depth = 0
-    for char in text:
+    for index, char in enumerate(text):
         depth += 1 if char == "(" else -1 if char == ")" else 0
         if depth == 0:
-            return True
+            return any(c.isalnum() for c in text[index + 1 :])
     return False
 
 

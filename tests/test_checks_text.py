@@ -187,11 +187,6 @@ def test_an_unpaired_bracket_or_a_lone_plus_is_still_an_edge_defect(
     assert f"includes {edge} whitespace/punctuation" in finding.message, finding.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="2c5d128 keeps a bracket the span closes, so a span wrapped in its pair, '(IBM)', "
-    "has no edge defect: accepted at 5.0 where it was span_edge_chars 2",
-)
 @pytest.mark.parametrize(
     ("text", "value", "label"),
     [

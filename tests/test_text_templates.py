@@ -373,10 +373,6 @@ def test_trim_edges_keeps_what_a_phone_number_is_written_with(raw, trimmed):
     assert trim_edges(raw) == trimmed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="2c5d128 keeps a bracket the value closes, so '(IBM)' keeps the pair wrapping it",
-)
 @pytest.mark.parametrize(("raw", "trimmed"), [("(IBM)", "IBM"), ("((0113)).", "0113")])
 def test_trim_edges_cuts_a_bracket_pair_wrapping_the_whole_value(raw, trimmed):
     assert trim_edges(raw) == trimmed
