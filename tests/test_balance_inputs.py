@@ -708,11 +708,6 @@ def test_a_target_mapping_is_taken_as_a_targets_file_is(
     assert plan["target"] == given
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a mapping's NumPy counts (pandas value_counts) are refused: 'targets must be "
-    "integers >= 0 (got {'disc': np.int64(5)})'",
-)
 def test_a_target_mapping_of_numpy_counts_is_taken_as_of_ints(
     tiny: tuple[Path, Path], tmp_path: Path
 ) -> None:

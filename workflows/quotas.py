@@ -297,7 +297,14 @@ def balance_target(
     key, not a `target` nobody passed, and a relative path is taken from the config's folder, as
     `augment` is."""
     if isinstance(given, Mapping):
-        return dict(given)  # its classes and values are checked with the dataset's classes
+        # a copy, its classes and values checked with the dataset's classes; a notebook's
+        # NumPy counts (value_counts) as Python's ints, as a YAML's are
+        return {
+            name: int(value)
+            if isinstance(value, Integral) and not isinstance(value, bool)
+            else value
+            for name, value in given.items()
+        }
     if given is not None:
         return parse_target(str(given))
     try:
