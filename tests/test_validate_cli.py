@@ -781,3 +781,24 @@ def test_a_classification_row_without_a_label_needs_one(tmp_path: Path) -> None:
     ner = tmp_path / "ner.jsonl"
     ner.write_text(json.dumps({"text": "Ada Lovelace wrote it.", "spans": [[0, 12, "PER"]]}) + "\n")
     assert [report.findings for _, report in validate_file(ner).judged] == [[]]
+
+
+@pytest.mark.xfail(
+    strict=True, reason="a blank label ('' from an empty spreadsheet cell) is judged gold at 5.0"
+)
+def test_a_classification_row_with_a_blank_label_needs_one(tmp_path: Path) -> None:
+    rows = [
+        {"text": "Love this kettle, it boils in a minute.", "label": "positive"},
+        {"text": "Arrived on time, nothing special so far.", "label": ""},  # an empty cell
+        {"text": "Not sure yet what to think of the lamp.", "label": "  "},
+    ]
+    path = tmp_path / "reviews.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    result = validate_file(path)
+    assert result.rubric.name == "classification"
+    reports = [report for _, report in result.judged]
+    assert [report.route for report in reports] == ["accepted", "review", "review"]
+    for report in reports[1:]:
+        (finding,) = report.findings
+        assert finding.check == "correctness_label_in_taxonomy"
+        assert "no document label" in finding.message
