@@ -131,6 +131,22 @@ def test_trailing_comma_is_flagged_with_the_span_and_routed_to_review() -> None:
     assert report.levels["precision"] == 1 and report.route == "review"
 
 
+BLANK = pytest.mark.xfail(strict=True, reason="a blank label is told as not in the taxonomy")
+
+
+@pytest.mark.parametrize(
+    "label", [None, pytest.param("", marks=BLANK), pytest.param(" ", marks=BLANK)]
+)
+def test_a_classified_text_without_a_label_is_told_once_with_the_taxonomy_known(
+    label: str | None,
+) -> None:
+    report = judge(text_sample(CLEAN, [], label=label), CLASSIFICATION)
+    assert [f.message for f in report.findings if f.check == "correctness_label_in_taxonomy"] == [
+        "no document label; give the text its class (needs re-annotation: any)"
+    ]
+    assert report.route == "review"
+
+
 @pytest.mark.parametrize("rubric", [NER, CLASSIFICATION], ids=["ner", "classification"])
 def test_a_blank_text_is_rejected_as_a_blank_image_is(rubric: Rubric) -> None:
     """A correctness failure (labels of no text) beside clarity's 0 characters: rejected, where
