@@ -783,9 +783,6 @@ def test_a_classification_row_without_a_label_needs_one(tmp_path: Path) -> None:
     assert [report.findings for _, report in validate_file(ner).judged] == [[]]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="a blank label ('' from an empty spreadsheet cell) is judged gold at 5.0"
-)
 def test_a_classification_row_with_a_blank_label_needs_one(tmp_path: Path) -> None:
     rows = [
         {"text": "Love this kettle, it boils in a minute.", "label": "positive"},

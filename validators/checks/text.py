@@ -159,8 +159,10 @@ def _unspaced_script(value: str) -> bool:
 def label_in_taxonomy(item: CheckInput, params: Mapping[str, Any]) -> Iterator[Measurement]:
     """Span labels and the document label are ones the task defines; with `document_label:
     required` (classification) a text has one: a real row nobody labelled (`"label": null`,
-    doccano's `[]`) is not gold."""
-    if item.sample.doc_label is None and params["document_label"] == "required":
+    doccano's `[]`, an empty cell's `""`) is not gold."""
+    label = item.sample.doc_label
+    missing = params["document_label"] == "required" and (label is None or not label.strip())
+    if missing:
         yield Measurement("label_unknown", 1, "no document label; give the text its class")
     taxonomy = item.context.categories
     if taxonomy is None:
@@ -170,8 +172,7 @@ def label_in_taxonomy(item: CheckInput, params: Mapping[str, Any]) -> Iterator[M
             yield Measurement(
                 "label_unknown", 1, f"span label {span.label!r} not in taxonomy", span_index=i
             )
-    label = item.sample.doc_label
-    if label is not None and label not in taxonomy:
+    if label is not None and not missing and label not in taxonomy:  # a blank one is told
         yield Measurement("label_unknown", 1, f"document label {label!r} not in taxonomy")
 
 
