@@ -348,7 +348,9 @@ def validate_file(
         images: COCO: the folder its `file_name`s are relative to: the pixel checks run on the
             images (default: labels only).
         rubric: a shipped rubric's name, a YAML path or a `Rubric` (default: detection for
-            COCO; ner for rows with spans, else classification).
+            COCO; ner for rows with spans, classification for rows with a label, ner for rows
+            with neither, refused where another field of theirs holds a class: name it with
+            `label_field`, or pass rubric="ner").
         reference: COCO: a folder of real images; JSONL: a JSONL file of real rows (their
             `text_field`). Samples that copy one are found.
         progress: called with (samples judged, total) as it goes.
