@@ -269,6 +269,32 @@ def test_ner_rows_without_entities_are_judged_as_ner(tmp_path: Path) -> None:
     assert validate_file(bare).rubric.name == "ner"
 
 
+def test_rows_whose_short_strings_are_metadata_are_judged_as_ner(tmp_path: Path) -> None:
+    """What every row of a file shares, or what says who or when, is no class: rows beside
+    their text holding one language, one split, the annotator of a Label Studio JSON-MIN export
+    with no region drawn, were refused as holding a class under `lang` or `annotator` (a71d334),
+    though they are NER texts without entities."""
+    rows = [
+        {
+            "id": f"r{k}",
+            "text": row["text"],
+            "lang": "en",
+            "split": "train",
+            "annotator": "ann@example.com" if k % 2 else "bob@example.com",
+            "annotation_id": f"a{k % 2}",
+            "created_at": "2026-12-01T10:00:00Z",
+        }
+        for k, row in enumerate(SENTIMENT_ROWS * 2)
+    ]
+    path = tmp_path / "export.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert validate_file(path).rubric.name == "ner"
+    classes = [{**row, "topic": "billing" if k % 3 else "refund"} for k, row in enumerate(rows)]
+    path.write_text("".join(json.dumps(row) + "\n" for row in classes))
+    with pytest.raises(InputError, match="label_field=topic"):
+        validate_file(path)
+
+
 def test_judging_a_jsonl_file_counts_toward_its_rows(tmp_path: Path) -> None:
     """The judging bar of a JSONL file stood at "200/?": it has the file's row count as its
     total (blank and whitespace lines left out, a lone CR a line break, as the rows are read)."""

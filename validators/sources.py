@@ -361,20 +361,31 @@ def _check_unnamed_class(
     )
 
 
+# Fields that say who wrote a row, when, in which language or split: short strings that repeat,
+# and no class (a Label Studio JSON-MIN export's `annotator`, a dataset's `lang: en`).
+METADATA_FIELDS = frozenset(
+    {"id", "annotator", "lead_time", "lang", "language", "locale", "split", "source", "url"}
+)
+
+
 def _class_like_fields(rows: list[dict[str, Any]], text_field: str) -> list[str]:
     """Fields, in the rows' order, that every row holds as a short one-line string and whose
-    values repeat (a class names many rows; an id or a text names one), beside the text."""
+    values repeat (a class names many rows; an id or a text names one), beside the text; of
+    five rows or more, only those with two values at least (one every row shares tells no row
+    from another: a language, a split), and never a field of METADATA_FIELDS, an `..._id` or
+    an `..._at`."""
     names = dict.fromkeys(name for row in rows for name in row)
     found = []
     for name in names:
-        if name in (text_field, "id"):
+        if name == text_field or name in METADATA_FIELDS or name.endswith(("_id", "_at")):
             continue
         values = [row.get(name) for row in rows]
         short = all(
             isinstance(v, str) and v.strip() and len(v) <= MAX_CLASS_CHARS and "\n" not in v
             for v in values
         )
-        if short and (len(set(values)) < len(values) or len(values) < 5):
+        distinct = len(set(values))
+        if short and (len(values) < 5 or 1 < distinct < len(values)):
             found.append(name)
     return found
 
