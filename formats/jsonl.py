@@ -221,10 +221,22 @@ def _span(value: Any) -> Span:
         raise ValueError(f"span {value!r} is neither [start, end, label] nor an object")
     if not isinstance(label, str) or not label:  # null was read as the label "None"
         raise ValueError(f"span {value!r}: its label must be a non-empty string")
+    for field in ("start", "end"):
+        if isinstance(fields.get(field), bool):  # pydantic reads true as the offset 1
+            raise ValueError(
+                f"span {quoted(value)}: {_offset_name(value, field)} is {fields[field]}, not a "
+                "whole number of characters"
+            )
     try:
         return Span.model_validate(fields)
     except ValidationError as error:  # pydantic's own message names no field
         raise ValueError(f"span {quoted(value)}: {_offset_problem(value, error)}") from None
+
+
+def _offset_name(value: Any, field: str) -> str:
+    """A span's offset `field` named as the row writes it: `end`, or doccano's `end_offset`."""
+    doccano = isinstance(value, dict) and any(str(k).endswith("_offset") for k in value)
+    return f"`{field}_offset`" if doccano else f"`{field}`"
 
 
 def _offset_problem(value: Any, error: ValidationError) -> str:
@@ -232,8 +244,7 @@ def _offset_problem(value: Any, error: ValidationError) -> str:
     `end_offset`): "`end` is missing", "`start` is -1; ..."."""
     item = error.errors()[0]
     field = str(item["loc"][0]) if item["loc"] else "span"
-    doccano = isinstance(value, dict) and any(str(k).endswith("_offset") for k in value)
-    name = f"`{field}_offset`" if doccano else f"`{field}`"
+    name = _offset_name(value, field)
     if item["type"] == "missing":
         return f"{name} is missing; give the span its {field} offset"
     got = item.get("input")

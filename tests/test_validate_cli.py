@@ -766,6 +766,15 @@ def test_text_and_label_fields_are_refused_for_coco(coco_file: Path, tmp_path: P
         ),
         ({"text": "John is here", "spans": [[-1, 4, "PER"]]}, "`start` is -1"),
         ({"text": "John is here", "spans": [[0, 4.5, "PER"]]}, "`end` is 4.5"),
+        # a boolean read as the offset 1 (a span 'ohn' cutting a word), not as what it is
+        ({"text": "John is here", "spans": [[True, 4, "PER"]]}, "`start` is True, not a whole"),
+        (
+            {
+                "text": "John is",
+                "entities": [{"start_offset": 0, "end_offset": False, "label": "P"}],
+            },
+            "`end_offset` is False, not a whole",
+        ),
         pytest.param(  # Label Studio lets a region take several labels; it said 'its label
             # must be a non-empty string' of a span that has two
             {"text": "John is here", "label": [{"start": 0, "end": 4, "labels": ["PER", "ORG"]}]},
