@@ -442,10 +442,21 @@ def building_out(
 
 def _failed_path(error: OSError, temporary: Path, out: Path) -> Path:
     """The file an OSError is about, named as it will be in `out` (not the temporary folder)."""
+    inside = file_in(error, temporary)
+    if inside is not None:
+        return out / inside
     if not isinstance(error.filename, str | bytes | os.PathLike):
         return out
+    return Path(os.fsdecode(error.filename))
+
+
+def file_in(error: OSError, folder: Path) -> Path | None:
+    """The file in `folder` (a build's temporary folder) that an OSError is about, relative to
+    it (`.`: the folder itself); None when it names another file, or none."""
+    if not isinstance(error.filename, str | bytes | os.PathLike):
+        return None
     path = Path(os.fsdecode(error.filename))
-    return out / path.relative_to(temporary) if path.is_relative_to(temporary) else path
+    return path.relative_to(folder) if path.is_relative_to(folder) else None
 
 
 def publish_out(

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -42,6 +41,7 @@ from synthgate.outputs import (
     Started,
     check_out,
     discard_out,
+    file_in,
     prepare_out,
     publish_out,
     release_out,
@@ -415,7 +415,9 @@ def unwritable(
     error names, as it would be in `out`), that nothing was published, and the fix `advice`
     gives (to whoever gave `out`; the server's operator, to a batch's requester)."""
     if doing is None:
-        doing = f"writing {_file_in(error, folder) or 'its files'}"
+        inside = file_in(error, folder)
+        named = inside.as_posix() if inside is not None else "."
+        doing = f"writing {'its files' if named == '.' else named}"
     action = "free space on its disk" if error.errno in NO_SPACE else "make it writable"
     return InputError(
         field="out",
@@ -423,16 +425,6 @@ def unwritable(
         problem=f"{error.strerror or error} while {doing}; nothing was published",
         fix=advice.fix(f"{action} (or choose another folder), then run again", action=action),
     )
-
-
-def _file_in(error: OSError, folder: Path) -> str | None:
-    """The file in `folder` that `error` names, relative to it; None for another, or none."""
-    if not isinstance(error.filename, str | bytes):
-        return None
-    path = Path(os.fsdecode(error.filename))
-    if path == folder or not path.is_relative_to(folder):
-        return None
-    return path.relative_to(folder).as_posix()
 
 
 def sample_png(pixels: Any) -> bytes | None:

@@ -79,14 +79,14 @@ def refuse_other_rubric(recorded: Any, config: BatchConfig, batch_id: str) -> No
         return
     for modality in MODALITIES:
         before, now = getattr(stored, modality), getattr(config, modality)
-        if before is None or now is None:
+        if before is None or now is None or before.rubric == now.rubric:
+            # the same rubric named: both would load from the same file today (a batch id
+            # counts a template file, whose task names a default rubric, by content)
             continue
         asked = section_rubric(config, modality)
         try:
             judged = section_rubric(stored, modality)
         except InputError:  # a file it read is gone or no longer reads
-            if before.rubric == now.rubric:
-                continue
             if before.rubric is not None:  # named by its file's name: the folder is the server's
                 stem = Path(str(before.rubric)).stem
                 raise _other_rubric(
