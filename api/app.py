@@ -20,6 +20,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -265,7 +266,10 @@ def create_app(
         runner.shutdown()
         store.close()
 
-    app = FastAPI(
+    # FastAPI's /docs and /redoc load Swagger UI and ReDoc from a CDN (and ReDoc its fonts from
+    # Google): a server that reaches nothing outside showed blank pages. fastapi-offline serves
+    # the same pages with their scripts and styles from the package, under /static-offline-docs.
+    app = FastAPIOffline(
         lifespan=lifespan,
         title="synthgate",
         version=__version__,

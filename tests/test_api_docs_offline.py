@@ -12,10 +12,6 @@ from api_support import make_app, serving
 from browser import chromium
 from fastapi.testclient import TestClient
 
-OFFLINE_XFAIL = pytest.mark.xfail(
-    strict=True, reason="/docs and /redoc load Swagger UI and ReDoc from cdn.jsdelivr.net"
-)
-
 
 def asset_urls(html: str) -> list[str]:
     """Every script, style sheet and icon a page's HTML loads."""
@@ -24,7 +20,6 @@ def asset_urls(html: str) -> list[str]:
     )
 
 
-@OFFLINE_XFAIL
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])
 def test_documentation_pages_load_nothing_from_outside_the_server(tmp_path: Path, page: str):
     client = TestClient(make_app(tmp_path, images=1))
@@ -39,7 +34,6 @@ def test_documentation_pages_load_nothing_from_outside_the_server(tmp_path: Path
         assert served.content, url
 
 
-@OFFLINE_XFAIL
 def test_swagger_ui_lists_the_operations_with_no_network(tmp_path: Path):
     app = make_app(tmp_path, images=1)
     with serving(app) as base, chromium() as browser:
