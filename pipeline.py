@@ -249,6 +249,13 @@ def section_rubric(config: BatchConfig, modality: Modality) -> Rubric:
     return rubric_for(modality, rubric=section.rubric, task=task)
 
 
+def rubric_digest(rubric: Rubric) -> str:
+    """SHA-256 of the rubric as loaded, every field of it: a rubric is named by its file, which
+    can be edited in place. Keys sorted: a file whose keys were only reordered judges alike."""
+    content = json.dumps(rubric.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(content.encode("utf-8")).hexdigest()
+
+
 def build_judges(
     config: BatchConfig,
     generators: dict[Modality, Generator],

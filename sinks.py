@@ -46,7 +46,7 @@ from synthgate.outputs import (
     publish_out,
     release_out,
 )
-from synthgate.pipeline import JudgedSample, RunStart, RunTotals
+from synthgate.pipeline import JudgedSample, RunStart, RunTotals, rubric_digest
 from synthgate.samples import Sample
 from synthgate.storage.store import Store, sqlite_url
 from synthgate.validators.checks.dataset import DatasetTally
@@ -153,7 +153,9 @@ class DatabaseSink:
     """Judged samples into a database by upsert, `every` rows at a time (a chunk at least).
 
     `record_batch`: put the batch row at the start and mark it done at the end (a run folder's
-    own database; the service keeps its batch rows itself). `own`: close the store at the end.
+    own database; the service keeps its batch rows itself, and this sink records the digest of
+    the rubric each modality is judged with, which a post of the batch again is held to:
+    api/batch_runner.refuse_other_rubric). `own`: close the store at the end.
     `shared`: the database the samples came from (workers' samples, reviewed samples): rows of
     samples marked `kept` stay as they are there (a failure's reason, a reviewer's verdict).
     """
@@ -184,6 +186,11 @@ class DatabaseSink:
                 name=config.name,
                 seed=config.seed,
                 config=config.model_dump(mode="json"),
+            )
+        else:
+            self.store.put_rubric_digests(
+                run.batch_id,
+                {modality: rubric_digest(judge.rubric) for modality, judge in run.judges.items()},
             )
 
     def add(self, chunk: list[JudgedSample]) -> None:

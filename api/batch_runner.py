@@ -22,7 +22,14 @@ from pydantic import ValidationError
 from synthgate.config import BatchConfig, RequesterLimits
 from synthgate.errors import InputError
 from synthgate.foreign_files import FolderAdvice
-from synthgate.pipeline import MODALITIES, Progress, batch_id_for, planned_total, section_rubric
+from synthgate.pipeline import (
+    MODALITIES,
+    Progress,
+    batch_id_for,
+    planned_total,
+    rubric_digest,
+    section_rubric,
+)
 from synthgate.runner import InProcessRunner, Runner, Stopped
 from synthgate.sinks import DatabaseSink, KeepReviewed, RunFolderSink
 from synthgate.storage.store import Store
@@ -68,32 +75,55 @@ class Job:
     resume: bool = False  # cancelled, then posted again while it finished its chunk
 
 
-def refuse_other_rubric(recorded: Any, config: BatchConfig, batch_id: str) -> None:
+def refuse_other_rubric(
+    recorded: Any,
+    config: BatchConfig,
+    batch_id: str,
+    *,
+    judged_with: dict[str, str] | None = None,
+) -> None:
     """409 for `config` posted as batch `batch_id` (first posted as `recorded`, the config
     stored with it) with a rubric other than the one it was made and judged with: the rubric
     is not part of a batch's id, and posting a batch again answers it as it stands (or resumes
-    it), so its verdicts would be the first rubric's, or a mix of both."""
+    it), so its verdicts would be the first rubric's, or a mix of both.
+
+    `judged_with`: the digest of the rubric each modality was judged with (store.rubric_digests),
+    so that the same file edited in place is told apart; a batch judged before they were
+    recorded has none, and its rubrics are compared by name."""
     try:
         stored = BatchConfig.model_validate(recorded)
     except ValidationError:  # recorded by a synthgate whose configs read otherwise
         return
     for modality in MODALITIES:
         before, now = getattr(stored, modality), getattr(config, modality)
-        if before is None or now is None or before.rubric == now.rubric:
+        if before is None or now is None:
+            continue
+        digest = (judged_with or {}).get(modality)
+        if digest is None and before.rubric == now.rubric:
             # the same rubric named: both would load from the same file today (a batch id
             # counts a template file, whose task names a default rubric, by content)
             continue
         asked = section_rubric(config, modality)
+        if digest is not None and rubric_digest(asked) == digest:
+            continue  # judges as it did, wherever its file is now
+        # the rubric it was judged with, by the name it was posted with
+        first = Path(str(before.rubric)).stem if before.rubric is not None else asked.name
+        changed = _other_rubric(
+            modality, batch_id, asked, had=f"rubric {first}, whose file has changed since"
+        )
+        if digest is not None and before.rubric == now.rubric:
+            raise changed
         try:
             judged = section_rubric(stored, modality)
         except InputError:  # a file it read is gone or no longer reads
+            if digest is not None:  # what it judged with is known, and is not `asked`
+                raise changed from None
             if before.rubric is not None:  # named by its file's name: the folder is the server's
-                stem = Path(str(before.rubric)).stem
                 raise _other_rubric(
                     modality,
                     batch_id,
                     asked,
-                    had=f"rubric {stem} from a file that can no longer be read, so whether "
+                    had=f"rubric {first} from a file that can no longer be read, so whether "
                     f"{asked.name} judges as it did is unknown",
                 ) from None
             # its template file's task's: that file moved, and the one the config names now
@@ -101,6 +131,8 @@ def refuse_other_rubric(recorded: Any, config: BatchConfig, batch_id: str) -> No
             unnamed = config.model_copy(update={modality: now.model_copy(update={"rubric": None})})
             judged = section_rubric(unnamed, modality)
         if judged == asked:
+            if digest is not None:  # its first file now reads as the one posted, unlike then
+                raise changed
             continue
         had = (
             f"rubric {judged.name}, not {asked.name}"
@@ -192,7 +224,12 @@ class BatchRunner:
             if existing is not None and (
                 job is not None or self.store.counts_of([batch_id])[batch_id]
             ):
-                refuse_other_rubric(existing["config"], config, batch_id)
+                refuse_other_rubric(
+                    existing["config"],
+                    config,
+                    batch_id,
+                    judged_with=self.store.rubric_digests(batch_id),
+                )
             if job is not None and job.cancelled_by is not None and not self.stopping.is_set():
                 # cancelled while inside a chunk, which it is finishing: it resumes after it
                 # (answered "cancelled" and started nothing before, until a third post)

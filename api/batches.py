@@ -173,9 +173,10 @@ IMAGE_NAME = PathParam(
             (400, "The config is invalid; `detail` says where and how."),
             (
                 409,
-                "The caller posted this config before with another rubric: a rubric is not "
-                "part of a batch's id, so the batch keeps the verdicts of the rubric it was "
-                "made with; give the config another name to judge with this one.",
+                "The caller posted this config before with another rubric, or its rubric's "
+                "file changed since the batch was judged: a rubric is not part of a batch's "
+                "id, so the batch keeps the verdicts of the rubric it was made with; give the "
+                "config another name to judge with this one.",
             ),
             (413, "The body is over the server's size limit."),
             (
@@ -210,8 +211,8 @@ def create_batch(
     Batches are the caller's own: another requester posting the same config gets another batch
     (the service sets the config's `requester`). Posting a batch of yours again returns it as it
     stands (200), or resumes it if it failed, was cancelled or was left running by a server that
-    stopped (202); with another rubric it is refused (409), as the batch keeps the verdicts of
-    the rubric it was made with. Limits per requester (422 or 429 naming the limit): samples per
+    stopped (202); with another rubric, or its rubric's file edited since, it is refused (409),
+    as the batch keeps the verdicts of the rubric it was made with. Limits per requester (422 or 429 naming the limit): samples per
     batch, pixels and objects per image, open batches, samples per hour."""
     check_nesting(config, where=f"{SOURCE}: body")
     # its keys and types first: a path field its generator has not, or one that is no path,

@@ -30,7 +30,7 @@ from synthgate.samples import Sample
 from synthgate.storage.chunks import ChunkBook, Lease
 from synthgate.storage.requesters import Requesters
 from synthgate.storage.schema import ensure_schema
-from synthgate.storage.tables import batches, review_items, samples, upsert
+from synthgate.storage.tables import batch_rubrics, batches, review_items, samples, upsert
 
 # The statuses a worker writes (made, or could not be made). A row in any other status was
 # judged, perhaps reviewed since: a worker never rewrites it, nor one with a review item.
@@ -139,6 +139,28 @@ class Store:
         with self.engine.connect() as connection:
             row = connection.execute(select(batches).where(batches.c.id == batch_id)).first()
         return dict(row._mapping) if row else None
+
+    def put_rubric_digests(self, batch_id: str, digests: dict[str, str]) -> None:
+        """Record the digest of the rubric each modality is judged with ({modality: digest}),
+        replacing what a run of the batch before recorded."""
+        if not digests:
+            return
+        rows = [{"batch_id": batch_id, "modality": m, "digest": d} for m, d in digests.items()]
+        statement = upsert(self.engine, batch_rubrics)
+        statement = statement.on_conflict_do_update(
+            index_elements=["batch_id", "modality"], set_={"digest": statement.excluded.digest}
+        )
+        with self.engine.begin() as connection:
+            connection.execute(statement, rows)
+
+    def rubric_digests(self, batch_id: str) -> dict[str, str]:
+        """{modality: digest} of the rubrics the batch was judged with; empty for a batch
+        judged before they were recorded."""
+        query = select(batch_rubrics.c.modality, batch_rubrics.c.digest).where(
+            batch_rubrics.c.batch_id == batch_id
+        )
+        with self.engine.connect() as connection:
+            return {modality: digest for modality, digest in connection.execute(query)}
 
     def upsert_samples(self, items: Iterable[Sample], *, reason: str | None = None) -> None:
         """Write samples by id: the same sample written twice leaves one row.

@@ -4,6 +4,8 @@
 - chunks: the workers' bookkeeping, one row per chunk task, with the lease of the delivery
   making it (storage/chunks.py).
 - batch_requesters: who asked for which batch (storage/requesters.py).
+- batch_rubrics: the digest of the rubric each modality of a service's batch was judged with,
+  which a post of the batch again is held to (storage/store.py).
 - api_users: who may use the service, with token hashes; api_removed_users: the names
   `users remove` took away and nobody was added under again (a review queue's team leaves them
   out, review/stats.py `queue_team`); api_sessions: the review page's logins, by the hash of
@@ -58,7 +60,7 @@ from synthgate.storage.prepared import Prepared
 
 # The migration that made the schema below (storage/migrations/versions/): a database stamped
 # with it needs no upgrade. A test holds it equal to the migrations' head.
-SCHEMA_REVISION = "0011"
+SCHEMA_REVISION = "0012"
 
 metadata = MetaData()
 
@@ -123,6 +125,16 @@ batch_requesters = Table(
     Column("requested_at", Float, nullable=False),  # time.time() of the last ask
     # a requester's list: their rows, latest first, without reading everyone's
     Index("ix_batch_requesters_user", "user", "requested_at"),
+)
+
+# A rubric is named by its file, which can be edited in place: the digest of the rubric as it was
+# loaded tells a post of the batch again whether it still judges alike (api/batch_runner.py).
+batch_rubrics = Table(
+    "batch_rubrics",
+    metadata,
+    Column("batch_id", String(64), primary_key=True),
+    Column("modality", String(8), primary_key=True),
+    Column("digest", String(64), nullable=False),  # pipeline.rubric_digest
 )
 
 users = Table(

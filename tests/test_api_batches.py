@@ -32,6 +32,7 @@ from synthgate.samples import (
     sample_id,
 )
 from synthgate.storage.store import Store
+from synthgate.storage.tables import batch_rubrics
 
 TICKETS = "configs/templates/support_tickets.yaml"  # a shipped file: posted configs may name it
 CONFIG = {
@@ -474,10 +475,11 @@ def test_a_batch_whose_first_rubric_file_moved_is_compared_or_refused_in_words_t
     """The files a batch's first post named moved (the same content: the batch id is the
     same). A text batch judged by its template file's task, posted again naming that task's
     rubric, was refused as made with "rubric None"; a batch whose rubric file moved, posted
-    again with it from its new place, as made with "rubric strict, not strict"."""
+    again with it from its new place, as made with "rubric strict, not strict". With the
+    digest of the rubric it was judged with kept, both are the same rubric: nothing to refuse."""
     from synthgate.api.batch_runner import refuse_other_rubric
     from synthgate.config import PACKAGE_ROOT, parse_config
-    from synthgate.pipeline import batch_id_for
+    from synthgate.pipeline import batch_id_for, rubric_digest, section_rubric
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "moved").mkdir()
@@ -495,9 +497,13 @@ def test_a_batch_whose_first_rubric_file_moved_is_compared_or_refused_in_words_t
         moved = "strict.yaml"
     stored = parse_config(first, source=Path("body"))
     batch_id = batch_id_for(stored)
+    modality = "text" if case == "template default" else "image"
+    judged_with = {modality: rubric_digest(section_rubric(stored, modality))}
     (tmp_path / moved).rename(tmp_path / "moved" / moved)
     config = parse_config(again, source=Path("body"))
     assert batch_id_for(config) == batch_id  # its files count by content
+    # with the digest of the rubric it was judged with kept, the same content is the same
+    refuse_other_rubric(stored.model_dump(mode="json"), config, batch_id, judged_with=judged_with)
     if case == "template default":  # ner, as the template file's task was: nothing to refuse
         refuse_other_rubric(stored.model_dump(mode="json"), config, batch_id)
         return
@@ -548,18 +554,14 @@ def test_a_batch_that_made_nothing_may_be_posted_again_with_another_rubric(
         assert "judged with rubric strict, not detection" in refused.json()["detail"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a batch stores its rubric's name or path, not its content: the same file edited "
-    "in place and posted again is answered 200 with the old verdicts",
-)
 def test_a_batch_posted_again_after_its_rubric_file_was_edited_in_place_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The rubric file a batch was judged with, edited in place (the same name and path, a
     stricter accept_at), and the config posted again: it was answered 200 with the batch as it
     stood, every verdict the old thresholds'. Now it is 409, saying the file changed since the
-    batch was judged and to give the config another name; posted unchanged it is 200."""
+    batch was judged and to give the config another name; posted unchanged it is 200, and so
+    is a batch judged before the digest of its rubric was kept (compared by name, as before)."""
     from synthgate.config import PACKAGE_ROOT
 
     monkeypatch.setattr(
@@ -589,6 +591,9 @@ def test_a_batch_posted_again_after_its_rubric_file_was_edited_in_place_is_refus
         assert "give the config another name" in said, said
         assert str(tmp_path) not in said  # the data root stays the server's
         assert client.get(url, headers=bearer(token)).json()["status"] == "done"
+        with app.state.store.engine.begin() as connection:  # judged before digests were kept
+            connection.execute(batch_rubrics.delete())
+        assert client.post("/api/batches", json=posted, headers=bearer(token)).status_code == 200
 
 
 def test_a_run_folder_the_server_cannot_write_is_the_operators_to_fix(service, tmp_path):
