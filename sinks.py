@@ -297,18 +297,24 @@ class RunFolderSink:
     @contextlib.contextmanager
     def _writing(self, doing: str | None = None) -> Iterator[None]:
         """Within: an OSError of a write into the run folder is its refusal (`unwritable`), said
-        to be `doing` (by default, writing the file it names), and so is its database's full
-        disk, which SQLite says its own way."""
+        to be `doing` (by default, writing the file it names), and so are its database's full
+        disk and disk I/O error, which SQLite says its own way."""
         try:
             yield
         except OSError as error:
             raise unwritable(error, self.out, self.folder, self.advice, doing=doing) from None
         except OperationalError as error:
-            if getattr(error.orig, "sqlite_errorcode", None) != sqlite3.SQLITE_FULL:
+            code = getattr(error.orig, "sqlite_errorcode", None)
+            if code == sqlite3.SQLITE_FULL:
+                said = OSError(errno.ENOSPC, "the database or the disk is full")
+            elif code is not None and code & 0xFF == sqlite3.SQLITE_IOERR:
+                # a write the disk refused with another error than ENOSPC (SQLITE_FULL): EDQUOT,
+                # a quota used up, and EIO are both SQLITE_IOERR_WRITE, so it cannot tell which
+                said = OSError(errno.EIO, "disk I/O error (a disk quota, a full or failing disk)")
+            else:
                 raise
-            full = OSError(errno.ENOSPC, "the database or the disk is full")
             raise unwritable(
-                full, self.out, self.folder, self.advice, doing=doing or "writing synthgate.db"
+                said, self.out, self.folder, self.advice, doing=doing or "writing synthgate.db"
             ) from None
 
     def _drain(self, *, raising: bool = True) -> None:
@@ -425,7 +431,12 @@ def unwritable(
         inside = file_in(error, folder)
         named = inside.as_posix() if inside is not None else "."
         doing = f"writing {'its files' if named == '.' else named}"
-    action = "free space on its disk" if error.errno in NO_SPACE else "make it writable"
+    if error.errno in NO_SPACE:
+        action = "free space on its disk"
+    elif error.errno == errno.EIO:  # no permission to give: the disk failed, or its quota
+        action = "check its disk for room, quota and errors"
+    else:
+        action = "make it writable"
     return InputError(
         field="out",
         value=out,

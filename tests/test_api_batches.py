@@ -668,6 +668,12 @@ WRITE_FAILURES = [
         "Permission denied while putting the finished run in place",
         "to make it writable",
     ),
+    (
+        "disk I/O error writing synthgate.db",
+        _database_io_error,
+        "disk I/O error (a disk quota, a full or failing disk) while writing synthgate.db",
+        "to check its disk for room, quota and errors",
+    ),
 ]
 
 
@@ -680,7 +686,8 @@ def test_a_run_folder_that_fails_while_written_is_the_operators_to_fix(
     service, tmp_path, monkeypatch, caplog, fail, failed, action
 ):
     """An OSError of the run folder once the run started (a full disk, the final rename) failed
-    the batch with "OSError: ..." and was logged as a bug, and left the folder's .partial behind
+    the batch with "OSError: ..." (SQLite's disk I/O error, "OperationalError: ...") and was
+    logged as a bug, and left the folder's .partial behind
     (its lock held, so posting again was refused as "another command is writing it"): it is
     the run folder's refusal, the operator's to fix, nothing published."""
     app, client = service
@@ -701,22 +708,3 @@ def test_a_run_folder_that_fails_while_written_is_the_operators_to_fix(
     assert not [r for r in caplog.records if r.exc_info], "logged as a bug"
     runs = tmp_path / "runs"  # made for the batch, and taken away with what it left
     assert not runs.exists() or not any(runs.iterdir())
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="SQLite's disk I/O error writing the run folder's synthgate.db fails the batch "
-    "with 'OperationalError: ...', logged as a bug, its .partial left",
-)
-def test_a_disk_io_error_of_the_run_folders_database_is_the_operators_to_fix(
-    service, tmp_path, monkeypatch, caplog
-):
-    test_a_run_folder_that_fails_while_written_is_the_operators_to_fix(
-        service,
-        tmp_path,
-        monkeypatch,
-        caplog,
-        _database_io_error,
-        "disk I/O error (a disk quota, a full or failing disk) while writing synthgate.db",
-        "to check its disk for room, quota and errors",
-    )

@@ -332,11 +332,6 @@ def test_a_full_disk_while_the_run_folders_database_is_written_is_one_message(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["batch.yaml"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SQLite's disk I/O error (SQLITE_IOERR: a disk quota, EIO) is not taken for the "
-    "folder's refusal, as SQLITE_FULL is: a traceback, exit 1",
-)
 def test_a_disk_io_error_while_the_run_folders_database_is_written_is_one_message(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
