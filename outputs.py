@@ -474,7 +474,9 @@ def publish_out(
     not write was put into `out` while the new one was made (`refuse_foreign_files`: `check_out`
     saw none before), or, given its `databases`, if human review decisions were recorded in
     them meanwhile (`refuse_reviewed`), with the fix `advice` gives: then nothing changes
-    here, and the caller discards `temporary`."""
+    here, and the caller discards `temporary`. A failed rename into place puts the old folder
+    back and raises its OSError; if putting it back fails too, the InputError says where the
+    old folder was left (`check_out`, the first step of the next build of `out`, puts it back)."""
     if out.is_dir() and not out.is_symlink():
         if databases is not None:
             refuse_reviewed(out, what=what, databases=databases, late=True, advice=advice)
@@ -487,9 +489,24 @@ def publish_out(
         out.rename(previous)
     try:
         temporary.rename(out)
-    except OSError:
+    except OSError as error:
         if previous.exists() and not out.exists():
-            previous.rename(out)  # the old folder goes back: a failed publish changes nothing
+            try:
+                previous.rename(out)  # the old folder goes back: a failed publish changes nothing
+            except OSError as restoring:
+                raise InputError(
+                    field="out",
+                    value=out,
+                    problem=f"{error.strerror or error} while putting the finished {what} in "
+                    f"place; nothing was published, and the {what} it was to replace could not "
+                    f"be put back ({restoring.strerror or restoring}): it is in {previous.name} "
+                    f"beside it, and the next synthgate command that writes {out.name} puts it "
+                    "back",
+                    fix=advice.fix(
+                        "make the folder it is in writable, then run again",
+                        action="make the folder it is in writable",
+                    ),
+                ) from None
         raise
     shutil.rmtree(previous, ignore_errors=True)  # the new folder is in place either way
 

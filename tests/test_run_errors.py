@@ -369,11 +369,6 @@ def test_a_disk_io_error_while_the_run_folders_database_is_written_is_one_messag
     assert sorted(p.name for p in tmp_path.iterdir()) == ["batch.yaml"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the message says nothing was published, and not that the run it replaced was "
-    "left in .run.previous, nor what puts it back",
-)
 def test_a_publish_whose_restore_fails_too_says_where_the_previous_run_is(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
