@@ -212,8 +212,9 @@ def create_batch(
     (the service sets the config's `requester`). Posting a batch of yours again returns it as it
     stands (200), or resumes it if it failed, was cancelled or was left running by a server that
     stopped (202); with another rubric, or its rubric's file edited since, it is refused (409),
-    as the batch keeps the verdicts of the rubric it was made with. Limits per requester (422 or 429 naming the limit): samples per
-    batch, pixels and objects per image, open batches, samples per hour."""
+    as the batch keeps the verdicts of the rubric it was made with. Limits per requester (422
+    or 429 naming the limit): samples per batch, pixels and objects per image, open batches,
+    samples per hour."""
     check_nesting(config, where=f"{SOURCE}: body")
     # its keys and types first: a path field its generator has not, or one that is no path,
     # is named as such, not as a path outside the roots
