@@ -431,6 +431,23 @@ def test_a_coco_file_given_as_jsonl_is_named_as_coco(
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="a COCO file starting with a UTF-8 byte-order mark, given as jsonl, is read as JSONL "
+    "rows: 'line 1: not a text sample', not named as a COCO file",
+)
+def test_a_coco_file_with_a_byte_order_mark_given_as_jsonl_is_named_as_coco(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import synthgate as sg
+
+    marked = tmp_path / "marked.json"
+    marked.write_bytes(b"\xef\xbb\xbf" + tiny[0].read_bytes())
+    with pytest.raises(sg.InputError, match=r"jsonl=.*: is a COCO file .*--coco"):
+        sg.balance_text(marked, out=tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
 def test_an_out_that_cannot_be_written_is_refused_before_the_dataset_is_checked(
     tiny: tuple[Path, Path], tmp_path: Path
 ) -> None:

@@ -132,6 +132,36 @@ def test_decisions_made_in_label_studio_come_back(
     assert len(reads) == 6  # nothing recorded: only the refused 3rd person's item read again
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="a Label Studio export starting with a UTF-8 byte-order mark (Windows tools write "
+    "one) is refused: 'it starts with a UTF-8 byte-order mark; save it as UTF-8 without BOM'",
+)
+def test_an_export_with_a_byte_order_mark_imports_as_the_file_without_it(
+    store: Store, tmp_path: Path
+) -> None:
+    """Imported, the file with the mark records the decisions; the file without it then finds
+    each of them recorded as it would have (unchanged), and nothing else."""
+    queue = ReviewQueue(store, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    out = tmp_path / "open.json"
+    export_tasks(queue, out, modality="image")
+    tasks = json.loads(out.read_text())
+    first, second = tasks[0]["data"]["item_id"], tasks[1]["data"]["item_id"]
+    exported = label_studio_export(
+        tasks,
+        {first: [{"verdict": "fix", "edit": move_second_box}], second: [{"verdict": "accept"}]},
+    )
+    plain, marked = tmp_path / "export.json", tmp_path / "marked.json"
+    plain.write_text(json.dumps(exported), encoding="utf-8")
+    marked.write_text(json.dumps(exported), encoding="utf-8-sig")
+    assert import_annotations(queue, marked).decided == 2
+    recorded = snapshot(store)
+    again = import_annotations(queue, plain)
+    assert (again.decided, again.unchanged, again.conflicts) == (0, 2, [])
+    assert snapshot(store) == recorded
+
+
 @pytest.mark.parametrize("region_id", ["o²", "o" + "1" * 5000, "o01", "o-1", "o１"])
 def test_a_region_id_that_is_no_index_of_ours_is_a_new_object(
     store: Store, tmp_path: Path, region_id: str

@@ -495,6 +495,24 @@ def test_merge_command_writes_a_self_contained_folder(
     assert same.returncode == 2 and "is the real file" in same.stderr
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="a real COCO file starting with a UTF-8 byte-order mark (Windows tools write one) is "
+    "refused: 'it starts with a UTF-8 byte-order mark; save it as UTF-8 without BOM'",
+)
+def test_a_real_coco_file_with_a_byte_order_mark_merges_as_the_file_without_it(
+    finished_run: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    coco, images, run_dir = finished_run
+    marked = tmp_path / "marked" / coco.name
+    marked.parent.mkdir()
+    marked.write_bytes(b"\xef\xbb\xbf" + coco.read_bytes())
+    plain_out = merge(coco, run_dir, out=tmp_path / "plain", images=images).out
+    marked_out = merge(marked, run_dir, out=tmp_path / "from-marked", images=images).out
+    for name in ("merged.coco.json", "merge.json"):
+        assert (marked_out / name).read_bytes() == (plain_out / name).read_bytes(), name
+
+
 def test_a_moved_merge_output_still_loads_from_its_path_alone(
     finished_run: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:

@@ -326,6 +326,27 @@ def test_a_jsonl_file_with_a_byte_order_mark_is_read_as_utf8(tmp_path: Path) -> 
     assert validate_file(marked).summary.samples == 3
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="a COCO file starting with a UTF-8 byte-order mark (Windows tools write one) is "
+    "refused: 'not valid JSON: it starts with a UTF-8 byte-order mark; save it as UTF-8 "
+    "without BOM'",
+)
+def test_a_coco_file_with_a_byte_order_mark_is_judged_as_the_file_without_it(
+    coco_file: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "marked").mkdir()
+    marked = tmp_path / "marked" / coco_file.name
+    marked.write_bytes(b"\xef\xbb\xbf" + coco_file.read_bytes())
+    plain_out, marked_out = tmp_path / "plain-report.json", tmp_path / "marked-report.json"
+    judged = invoke(marked, "--images", tmp_path, "--json", marked_out)
+    assert judged.exit_code == 0, judged.output
+    assert judged.stdout == invoke(coco_file, "--images", tmp_path, "--json", plain_out).stdout
+    assert marked_out.read_bytes() == plain_out.read_bytes()
+    library = validate_coco(marked, images=tmp_path)
+    assert library.to_json() == validate_coco(coco_file, images=tmp_path).to_json()
+
+
 @pytest.mark.parametrize(
     ("content", "name", "args", "message"),
     [
@@ -670,6 +691,31 @@ def test_a_json_list_is_named_for_what_it_is(
     assert result.exit_code == 2, result.output
     assert said in " ".join(result.output.split()), result.output
     assert ("--coco" in result.output) == ("predictions" in said)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a JSON list starting with a UTF-8 byte-order mark is taken for a COCO file, and "
+    "refused as one: 'it starts with a UTF-8 byte-order mark; save it as UTF-8 without BOM'",
+)
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [{"id": 7, "data": {"text": "Ana called."}, "annotations": [{"result": []}]}],
+        [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 4, 4], "score": 0.9}],
+    ],
+    ids=["label-studio-export", "predictions"],
+)
+def test_a_json_list_with_a_byte_order_mark_is_named_as_without_it(
+    tmp_path: Path, rows: list[dict[str, Any]]
+) -> None:
+    (tmp_path / "marked").mkdir()
+    plain, marked = tmp_path / "export.json", tmp_path / "marked" / "export.json"
+    plain.write_text(json.dumps(rows), encoding="utf-8")
+    marked.write_text(json.dumps(rows), encoding="utf-8-sig")
+    said = runner.invoke(app, ["validate", str(marked)])
+    assert said.exit_code == 2, said.output
+    assert said.output.replace("marked/", "") == runner.invoke(app, ["validate", str(plain)]).output
 
 
 TEXT_FIELD_ROWS = [
