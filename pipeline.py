@@ -9,6 +9,7 @@ handed on and dropped. Celery tasks (workers/) call the same `plan` and `generat
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import itertools
 import json
@@ -96,7 +97,9 @@ class RunTotals:
 def batch_id_for(config: BatchConfig) -> str:
     """Deterministic batch id: the same config and seed name the same batch, on any machine.
 
-    Files a config points to count by content, not by where they lie.
+    Files a config points to count by content, not by where they lie, nor by a UTF-8
+    byte-order mark before it (Windows tools write one; every reader of them skips it): a COCO
+    file with the mark makes the samples the same file without it makes.
     """
     data = config.model_dump(mode="json")
     for modality in MODALITIES:  # the rubric judges samples; it does not change what is made
@@ -106,7 +109,8 @@ def batch_id_for(config: BatchConfig) -> str:
         section = getattr(config, modality)
         for key, value in dict(section or {}).items():
             if isinstance(value, Path) and value.is_file():
-                data[modality][key] = hashlib.sha1(value.read_bytes()).hexdigest()
+                content = value.read_bytes().removeprefix(codecs.BOM_UTF8)
+                data[modality][key] = hashlib.sha1(content).hexdigest()
     snapshot = json.dumps(data, sort_keys=True)
     return f"{config.name}-{hashlib.sha1(snapshot.encode()).hexdigest()[:10]}"
 

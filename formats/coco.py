@@ -107,7 +107,11 @@ def read_coco(
     still there after its checks (`refuse_non_finite`).
 
     `progress`: called with (bytes read and parsed, bytes in all) before and after: a file of
-    hundreds of MB takes seconds, in one call to the parser."""
+    hundreds of MB takes seconds, in one call to the parser.
+
+    A UTF-8 byte-order mark at the start (Windows tools write one) is no part of the JSON and
+    is skipped (utf-8-sig), as the streaming reader skips it: the file reads as it does
+    without the mark."""
     path = existing_coco_file(path)
     size = path.stat().st_size
     if progress is not None:
@@ -121,7 +125,7 @@ def read_coco(
     try:
         raw = path.read_bytes()
         beyond = non_finite is not None and beyond_float(raw)
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")
         del raw  # the parsed file is many times its text: hold one copy of the text, not two
         if "\r" in text:  # line ends as a file opened as text reads them: errors name the line
             text = text.replace("\r\n", "\n").replace("\r", "\n")

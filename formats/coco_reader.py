@@ -6,7 +6,7 @@ annotations are gigabytes as Python objects), so it is read in three parts, each
 yajl (ijson's C backend):
 
 - the head, every top-level member before `"annotations": [`, parsed whole (images, categories,
-  info: small);
+  info: small), after the UTF-8 byte-order mark a file written on Windows may start with;
 - the annotations, one entry at a time, each handed to `annotations.add` and forgotten;
 - the tail, every member after the array (COCO's own files put `categories` there), parsed whole.
 
@@ -32,6 +32,7 @@ first in that case, so it sees every annotation exactly once either way.
 
 from __future__ import annotations
 
+import codecs
 import io
 import re
 from collections.abc import Callable
@@ -43,6 +44,7 @@ import numpy as np
 
 from synthgate.formats.coco import Progress, coco_mapping, existing_coco_file, read_coco
 
+BOM = codecs.BOM_UTF8  # Windows tools start a file with it; no part of the JSON
 HEAD_BLOCK = 1 << 20
 HEAD_TESTS = 16  # "annotations" keys tested (nested ones, then the real one) at most
 TAIL_BUFFER = 16 << 10
@@ -203,8 +205,18 @@ def _members(
         return None
 
 
+def _text_start(handle: BinaryIO) -> int:
+    """Where the JSON text of the file begins, the handle left there: after a UTF-8 byte-order
+    mark, which Windows tools write and which is no part of the JSON (`read_coco` decodes the
+    file as utf-8-sig), else at 0."""
+    start = len(BOM) if handle.read(len(BOM)) == BOM else 0
+    handle.seek(start)
+    return start
+
+
 def _head(handle: BinaryIO) -> tuple[dict[str, Any], int]:
     """The members before the top-level annotations array and the file offset of its `[`."""
+    start = _text_start(handle)
     head = bytearray()
     resume = 0  # where the next search starts: no key can begin before it
     tests = 0
@@ -230,7 +242,7 @@ def _head(handle: BinaryIO) -> tuple[dict[str, Any], int]:
                 raise _NotStreamable  # json keeps the member where it first came
             members = dict(pairs)
             members.pop("annotations")
-            return members, match.end()
+            return members, start + match.end()
         else:
             resume = max(resume, len(head) - 64)  # a key split between blocks is found again
         if not block:

@@ -437,12 +437,13 @@ def _read_tasks(path: Path, names: dict[str, str], email_domain: str | None) -> 
     and each task's annotations, not the whole parse, which is 4-5 times the file (a 149 MB
     export of 100k tasks). Every task is checked before any decision is recorded, so a file with
     a bad task changes nothing; a fault in the JSON anywhere is reported before a bad task, as
-    when the whole file was parsed first.
+    when the whole file was parsed first. A UTF-8 byte-order mark at the start (Windows tools
+    write one) is no part of the JSON and is skipped (utf-8-sig).
     """
     if path.is_dir():
         raise InputError(f"{path}: is a folder; pass the Label Studio JSON export file itself")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise InputError(f"{path}: no such file; pass a Label Studio JSON export") from None
     except OSError as error:

@@ -332,11 +332,6 @@ def test_sections_of_one_generator_make_different_samples(
     assert first["seed"] == 0  # the first section keeps the balance's seed: its samples as before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a COCO file starting with a UTF-8 byte-order mark (Windows tools write one) is "
-    "refused: 'it starts with a UTF-8 byte-order mark; save it as UTF-8 without BOM'",
-)
 def test_a_coco_file_with_a_byte_order_mark_balances_as_the_file_without_it(
     tiny: tuple[Path, Path], tmp_path: Path
 ) -> None:

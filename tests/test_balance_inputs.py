@@ -431,11 +431,6 @@ def test_a_coco_file_given_as_jsonl_is_named_as_coco(
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a COCO file starting with a UTF-8 byte-order mark, given as jsonl, is read as JSONL "
-    "rows: 'line 1: not a text sample', not named as a COCO file",
-)
 def test_a_coco_file_with_a_byte_order_mark_given_as_jsonl_is_named_as_coco(
     tiny: tuple[Path, Path], tmp_path: Path
 ) -> None:

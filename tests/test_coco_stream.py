@@ -580,11 +580,6 @@ def test_a_streamed_whole_read_reports_its_progress_through_the_file(tmp_path: P
     assert done == sorted(done) and {total for _, total in seen} == {size}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a COCO file starting with a UTF-8 byte-order mark is refused, streamed or read "
-    "whole: 'it starts with a UTF-8 byte-order mark; save it as UTF-8 without BOM'",
-)
 def test_a_byte_order_mark_is_no_part_of_the_file_and_it_still_streams(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -132,11 +132,6 @@ def test_decisions_made_in_label_studio_come_back(
     assert len(reads) == 6  # nothing recorded: only the refused 3rd person's item read again
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a Label Studio export starting with a UTF-8 byte-order mark (Windows tools write "
-    "one) is refused: 'it starts with a UTF-8 byte-order mark; save it as UTF-8 without BOM'",
-)
 def test_an_export_with_a_byte_order_mark_imports_as_the_file_without_it(
     store: Store, tmp_path: Path
 ) -> None:
@@ -214,7 +209,6 @@ def test_changed_decision_is_a_conflict_not_an_overwrite(store: Store, tmp_path:
     ("content", "message"),
     [
         ("{not json", "not valid JSON \\(line 1, column 2"),
-        ("\ufeff[]", "UTF-8 byte-order mark; save it as UTF-8 without BOM"),
         ('"a string"', "a Label Studio export is a JSON list of tasks"),
         # one task object, not a list: once counted as "skipped 1" with exit 0
         ('{"id": 1, "data": {"item_id": 1}}', "a Label Studio export is a JSON list of tasks"),

@@ -495,11 +495,6 @@ def test_merge_command_writes_a_self_contained_folder(
     assert same.returncode == 2 and "is the real file" in same.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a real COCO file starting with a UTF-8 byte-order mark (Windows tools write one) is "
-    "refused: 'it starts with a UTF-8 byte-order mark; save it as UTF-8 without BOM'",
-)
 def test_a_real_coco_file_with_a_byte_order_mark_merges_as_the_file_without_it(
     finished_run: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:

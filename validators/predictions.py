@@ -29,10 +29,11 @@ from synthgate.validators.validate import ValidationResult, validate_file
 
 def is_results_file(path: Path) -> bool:
     """Whether a JSON file holds a list of objects (a COCO results file) rather than a COCO
-    object: it opens with `[` and then `{` or `]` (a list of numbers or lists is neither)."""
+    object: it opens with `[` and then `{` or `]` (a list of numbers or lists is neither),
+    after a UTF-8 byte-order mark where it starts with one (as `read_results` reads it)."""
     opening = ""
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8-sig") as handle:
             while len(opening) < 2 and (character := handle.read(1)):
                 if not character.isspace():
                     opening += character
@@ -46,7 +47,7 @@ def list_file_problem(path: Path) -> str | None:
     Studio export (tasks with `data`) or text rows (objects with `text`); None otherwise (a
     results file, or an empty list). Reads the file's opening only."""
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8-sig") as handle:
             opening = handle.read(1 << 16)
         start = opening.index("{")
         first, _ = json.JSONDecoder().raw_decode(opening, start)

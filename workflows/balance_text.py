@@ -141,11 +141,12 @@ def _classes_read(rows: list[dict[str, Any]], label_field: str) -> list[dict[str
 
 def _looks_like_coco(path: Path) -> bool:
     """A .json file whose first line is no JSON row, the file one object with a list of
-    `images`: a COCO file (pretty-printed or not), not JSONL rows."""
+    `images`: a COCO file (pretty-printed or not, with or without the byte-order mark the
+    COCO reader skips), not JSONL rows."""
     if path.suffix.lower() != ".json":
         return False
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
+        with open(path, encoding="utf-8-sig", errors="replace") as handle:
             first = handle.readline(1 << 16)
             head = first + handle.read(1 << 16)
     except OSError:
