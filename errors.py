@@ -22,6 +22,7 @@ balance config, a decision that is not valid) as such a message, one line a prob
 
 from __future__ import annotations
 
+import itertools
 import reprlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -155,11 +156,30 @@ def lone_surrogate(error: UnicodeEncodeError) -> str | None:
     )
 
 
+class _AsWritten(reprlib.Repr):
+    """reprlib's short repr with a mapping's keys in its own order: reprlib sorts them, and a
+    span the row writes {'start': -1, 'end': 4, 'label': 'PER'} read {'end': 4, ...}."""
+
+    def repr_dict(self, x: dict[Any, Any], level: int) -> str:
+        if not x:
+            return "{}"
+        if level <= 0:
+            return "{" + self.fillvalue + "}"
+        pieces = [
+            f"{self.repr1(key, level - 1)}: {self.repr1(value, level - 1)}"
+            for key, value in itertools.islice(x.items(), self.maxdict)
+        ]
+        if len(x) > self.maxdict:
+            pieces.append(self.fillvalue)
+        return "{" + ", ".join(pieces) + "}"
+
+
 # A value quoted in an error message: short, whatever its size (reprlib never walks it all).
-_SHORT = reprlib.Repr()
-_SHORT.maxstring = _SHORT.maxother = 80
-_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = 6
-_SHORT.maxlevel = 3
+_SHORT, _SHORT_AS_WRITTEN = reprlib.Repr(), _AsWritten()
+for _short in (_SHORT, _SHORT_AS_WRITTEN):
+    _short.maxstring = _short.maxother = 80
+    _short.maxlist = _short.maxtuple = _short.maxdict = 6
+    _short.maxlevel = 3
 
 
 def counted(count: int, noun: str, plural: str | None = None) -> str:
@@ -169,10 +189,11 @@ def counted(count: int, noun: str, plural: str | None = None) -> str:
     return f"{count} {noun if count == 1 else plural or noun + 's'}"
 
 
-def quoted(value: Any) -> str:
+def quoted(value: Any, *, as_written: bool = False) -> str:
     """`value` as an error message quotes it (a user's file may hold anything): its repr, cut
-    short whatever its size."""
-    return _SHORT.repr(value)
+    short whatever its size. `as_written`: a mapping's keys in its own order, not sorted (a
+    span of a row, as the user finds it in the file)."""
+    return (_SHORT_AS_WRITTEN if as_written else _SHORT).repr(value)
 
 
 # Problems one message lists: a file with hundreds of wrong keys gets a screenful, not hundreds.

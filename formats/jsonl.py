@@ -214,8 +214,8 @@ def _span(value: Any) -> Span:
         if label is None and isinstance(several, list) and len(several) > 1:
             # Label Studio gives a region several labels where its config allows choosing many
             raise ValueError(
-                f"span {quoted(value)}: `labels` is {quoted(several)}: a span has one label; "
-                "keep one"
+                f"span {quoted(value, as_written=True)}: `labels` is {quoted(several)}: a span "
+                "has one label; keep one"
             )
     else:
         raise ValueError(f"span {value!r} is neither [start, end, label] nor an object")
@@ -224,13 +224,14 @@ def _span(value: Any) -> Span:
     for field in ("start", "end"):
         if isinstance(fields.get(field), bool):  # pydantic reads true as the offset 1
             raise ValueError(
-                f"span {quoted(value)}: {_offset_name(value, field)} is {fields[field]}, not a "
-                "whole number of characters"
+                f"span {quoted(value, as_written=True)}: {_offset_name(value, field)} is "
+                f"{fields[field]}, not a whole number of characters"
             )
     try:
         return Span.model_validate(fields)
     except ValidationError as error:  # pydantic's own message names no field
-        raise ValueError(f"span {quoted(value)}: {_offset_problem(value, error)}") from None
+        shown = quoted(value, as_written=True)
+        raise ValueError(f"span {shown}: {_offset_problem(value, error)}") from None
 
 
 def _offset_name(value: Any, field: str) -> str:
@@ -281,8 +282,8 @@ def row_spans_and_label(
     elif isinstance(label, list):
         if len(label) > 1 or not all(isinstance(item, str) for item in label):
             raise ValueError(
-                f"`{label_field}` is {quoted(label)}: a row has one class (a string), or a list "
-                "of spans [[start, end, label], ...]"
+                f"`{label_field}` is {quoted(label, as_written=True)}: a row has one class (a "
+                "string), or a list of spans [[start, end, label], ...]"
             )
         label = label[0] if label else None
     return list(spans), label

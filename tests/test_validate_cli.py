@@ -828,11 +828,6 @@ def test_a_bad_span_names_its_field_and_value(tmp_path: Path, row: dict, named: 
     assert result.exit_code == 2 and "Traceback" not in result.output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a span is quoted with its keys sorted, {'end': 4, 'label': 'PER', 'start': -1}, "
-    "not in the order the row writes them (reprlib sorts a dict's keys)",
-)
 @pytest.mark.parametrize(
     "row",
     [
