@@ -249,6 +249,45 @@ def test_class_rows_under_another_field_are_refused_naming_it(tmp_path: Path) ->
     assert named.exit_code == 0 and "rubric classification" in named.output, named.output
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="a file of under five rows holding any short string beside its text is refused as "
+    "holding a class ('`tag` holds short strings, as a class does'), though no value repeats "
+    "or every row shares one: a class cannot be told from a tag there",
+)
+@pytest.mark.parametrize(
+    "tags", [["urgent", "billing", "refund"], ["urgent"] * 3, ["urgent"]], ids=["3", "1x3", "1"]
+)
+def test_a_few_rows_whose_short_strings_do_not_repeat_are_judged_as_ner(
+    tmp_path: Path, tags: list[str]
+) -> None:
+    """Under five rows the check took any short string for a class: a tag on each of three
+    rows, or one tag they share, tells no class, and the rows are judged as before the check
+    (ner, texts without entities)."""
+    path = tmp_path / "tickets.jsonl"
+    rows = [
+        {"id": row["id"], "text": row["text"], "tag": tag}
+        for row, tag in zip(SENTIMENT_ROWS, tags, strict=False)
+    ]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    result = invoke(path)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == invoke(path, "--rubric", "ner").stdout
+    assert validate_file(path).rubric.name == "ner"
+
+
+def test_a_few_rows_whose_short_strings_repeat_and_differ_are_refused(tmp_path: Path) -> None:
+    """A value naming two rows beside another value is a class's mark whatever the row count:
+    three rows of `pos`, `neg`, `pos` are refused as five are."""
+    path = tmp_path / "reviews.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in SENTIMENT_ROWS[:3]))
+    refused = invoke(path)
+    assert refused.exit_code == 2, refused.output
+    assert "`sentiment` holds short strings, as a class does" in " ".join(refused.output.split())
+    with pytest.raises(InputError, match="label_field=sentiment"):
+        validate_file(path)
+
+
 def test_ner_rows_without_entities_are_judged_as_ner(tmp_path: Path) -> None:
     """Texts with no entity are NER data too: rows that keep an empty span list (`spans`,
     doccano's `entities`), or named with --rubric ner, are judged with the ner rubric, whatever
