@@ -249,12 +249,6 @@ def test_class_rows_under_another_field_are_refused_naming_it(tmp_path: Path) ->
     assert named.exit_code == 0 and "rubric classification" in named.output, named.output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a file of under five rows holding any short string beside its text is refused as "
-    "holding a class ('`tag` holds short strings, as a class does'), though no value repeats "
-    "or every row shares one: a class cannot be told from a tag there",
-)
 @pytest.mark.parametrize(
     "tags", [["urgent", "billing", "refund"], ["urgent"] * 3, ["urgent"]], ids=["3", "1x3", "1"]
 )

@@ -369,11 +369,14 @@ METADATA_FIELDS = frozenset(
 
 
 def _class_like_fields(rows: list[dict[str, Any]], text_field: str) -> list[str]:
-    """Fields, in the rows' order, that every row holds as a short one-line string and whose
-    values repeat (a class names many rows; an id or a text names one), beside the text; of
-    five rows or more, only those with two values at least (one every row shares tells no row
-    from another: a language, a split), and never a field of METADATA_FIELDS, an `..._id` or
-    an `..._at`."""
+    """Fields, in the rows' order, that every row holds as a short one-line string beside the
+    text, whose values repeat (a class names many rows; a tag, an id or a text may name one)
+    and differ (one value every row shares tells no row from another: a language, a split),
+    never a field of METADATA_FIELDS, an `..._id` or an `..._at`.
+
+    The same evidence whatever the row count: a file of a few rows whose values do not both
+    repeat and differ (three tags, or one tag they share) cannot tell a class from a tag, and
+    is judged as it was before this check (ner); three rows `pos`, `neg`, `pos` still can."""
     names = dict.fromkeys(name for row in rows for name in row)
     found = []
     for name in names:
@@ -385,7 +388,7 @@ def _class_like_fields(rows: list[dict[str, Any]], text_field: str) -> list[str]
             for v in values
         )
         distinct = len(set(values))
-        if short and (len(values) < 5 or 1 < distinct < len(values)):
+        if short and 1 < distinct < len(values):
             found.append(name)
     return found
 
