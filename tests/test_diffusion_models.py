@@ -8,13 +8,23 @@ import shutil
 from pathlib import Path
 
 import huggingface_hub.constants
+import numpy as np
 import pytest
 import torch
+import yaml
+from PIL import Image
+from tiny_diffusers import CATEGORIES, KIND_OF_GENERATOR, image_section, save_tiny_pipeline
 
-from synthgate.config import DiffusionModelConfig
+from synthgate.config import DiffusionModelConfig, load_config
 from synthgate.errors import InputError
 from synthgate.generators.devices import resolve_device, resolve_dtype
-from synthgate.generators.diffusion.models import FIELD, KINDS, check_size, load_model
+from synthgate.generators.diffusion.models import (
+    FIELD,
+    KINDS,
+    check_size,
+    load_model,
+    run_pipeline,
+)
 
 pytest_plugins = ["diffusion_fixtures"]  # tiny_models
 
@@ -171,3 +181,75 @@ def test_a_size_the_vae_cannot_take_is_refused(tiny_models: dict[str, Path]) -> 
     check_size((64, 128), loaded)
     with pytest.raises(InputError, match=r"multiple of 8.*\[64, 96\]"):
         check_size((70, 100), loaded)
+
+
+# What each pipeline is called with besides its prompt, as its generator calls it.
+PIPELINE_INPUTS = {
+    "diffusion_object_paste": {},
+    "diffusion_inpaint": {
+        "image": [Image.new("RGB", (64, 64), (100, 120, 140))],
+        "mask_image": [Image.new("L", (64, 64), 255)],
+    },
+    "diffusion_layout": {
+        "gligen_phrases": ["a dog"],
+        "gligen_boxes": [[0.1, 0.1, 0.5, 0.5]],
+        "gligen_scheduled_sampling_beta": 0.3,
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("generator", "ignored"),
+    [
+        pytest.param(
+            "diffusion_object_paste",
+            True,
+            marks=pytest.mark.xfail(strict=True, reason="an LCM model's negative prompt loads"),
+        ),
+        pytest.param(
+            "diffusion_inpaint",
+            True,
+            marks=pytest.mark.xfail(strict=True, reason="an LCM model's negative prompt loads"),
+        ),
+        ("diffusion_layout", False),
+    ],
+)
+def test_a_negative_prompt_a_latent_consistency_model_ignores_is_refused(
+    generator: str, ignored: bool, tmp_path: Path
+) -> None:
+    """A UNet with time_cond_proj_dim (an LCM-distilled model) takes the guidance as an input,
+    and diffusers' Stable Diffusion and inpaint pipelines then run no classifier-free guidance
+    at any guidance_scale: the negative prompt went into provenance and nowhere else, as with
+    guidance <= 1. GLIGEN's pipeline runs it whenever guidance_scale > 1, and uses it."""
+    kind = KIND_OF_GENERATOR[generator]
+    folder = save_tiny_pipeline(kind, tmp_path / "lcm", unet={"time_cond_proj_dim": 32})
+    config = model_config(folder, guidance=5.0)
+    model = load_model(config, kind)
+    with_it, without = (
+        run_pipeline(
+            model,
+            config,
+            seeds=[3],
+            size=(64, 64),
+            negative_prompt=negative_prompt,
+            prompt=["a photo of a dog"],
+            **PIPELINE_INPUTS[generator],
+        )[0]
+        for negative_prompt in ("blurry", None)
+    )
+    assert np.array_equal(with_it, without) == ignored
+    path = tmp_path / "batch.yaml"
+    section = image_section(generator, folder, negative_prompt="blurry")
+    path.write_text(yaml.safe_dump({"name": "lcm", "categories": CATEGORIES, "image": section}))
+    if not ignored:
+        assert load_config(path).image.negative_prompt == "blurry"
+        return
+    with pytest.raises(InputError) as refused:
+        load_config(path)
+    assert str(refused.value) == (
+        f"{path}: image.negative_prompt: image.model.path {folder} is a latent consistency "
+        "model (its unet/config.json sets time_cond_proj_dim 32: the guidance is an input of "
+        f"its UNet), which diffusers' {KINDS[kind].pipeline_class} runs without "
+        "classifier-free guidance at any image.model.guidance, and so ignores a negative "
+        "prompt, though provenance would record it; drop image.negative_prompt (got 'blurry')"
+    )

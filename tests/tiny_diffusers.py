@@ -8,6 +8,7 @@ CLIP tokenizer is built from an inline byte-level vocabulary with no merges.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -122,25 +123,35 @@ def _text_config(tokenizer: CLIPTokenizer, shape: Shape = "tiny") -> CLIPTextCon
     )
 
 
-def tiny_components(kind: TinyKind, *, seed: int = 0, shape: Shape = "tiny") -> dict[str, object]:
-    """UNet (4 or 9 input channels, gated attention for GLIGEN), VAE (x8), text encoder."""
+def tiny_components(
+    kind: TinyKind,
+    *,
+    seed: int = 0,
+    shape: Shape = "tiny",
+    unet: Mapping[str, Any] | None = None,
+    vae: Mapping[str, Any] | None = None,
+) -> dict[str, object]:
+    """UNet (4 or 9 input channels, gated attention for GLIGEN), VAE (x8), text encoder; `unet`
+    and `vae` replace values of their configs (a VAE's levels: its block_out_channels)."""
     torch.manual_seed(seed)  # weights only: the tests' sampling uses seeded generators
     tokenizer = tiny_tokenizer()
     text_config = _text_config(tokenizer, shape)
-    unet = UNet2DConditionModel(
+    unet_model = UNet2DConditionModel(
         in_channels=9 if kind == "inpaint" else 4,
         out_channels=4,
         cross_attention_dim=text_config.hidden_size,
         attention_type="gated" if kind == "layout" else "default",
-        **SHAPES[shape]["unet"],
+        **{**SHAPES[shape]["unet"], **(unet or {})},
     )
-    vae = AutoencoderKL(
+    vae_sizes = {**SHAPES[shape]["vae"], **(vae or {})}
+    levels = len(vae_sizes["block_out_channels"])
+    vae_model = AutoencoderKL(
         in_channels=3,
         out_channels=3,
         latent_channels=4,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        **SHAPES[shape]["vae"],
+        down_block_types=("DownEncoderBlock2D",) * levels,
+        up_block_types=("UpDecoderBlock2D",) * levels,
+        **vae_sizes,
     )
     scheduler = DDIMScheduler(
         beta_start=0.00085,
@@ -152,8 +163,8 @@ def tiny_components(kind: TinyKind, *, seed: int = 0, shape: Shape = "tiny") -> 
     )
     text_encoder = CLIPTextModel(text_config).eval()
     return {
-        "unet": unet.eval(),
-        "vae": vae.eval(),
+        "unet": unet_model.eval(),
+        "vae": vae_model.eval(),
         "text_encoder": text_encoder,
         "tokenizer": tokenizer,
         "scheduler": scheduler,
@@ -171,10 +182,17 @@ PIPELINE_CLASSES = {
 
 
 def save_tiny_pipeline(
-    kind: TinyKind, folder: Path, *, seed: int = 0, shape: Shape = "tiny"
+    kind: TinyKind,
+    folder: Path,
+    *,
+    seed: int = 0,
+    shape: Shape = "tiny",
+    unet: Mapping[str, Any] | None = None,
+    vae: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Build a random pipeline of `kind` and `shape` and `save_pretrained` it into `folder`."""
-    components = tiny_components(kind, seed=seed, shape=shape)
+    """Build a random pipeline of `kind` and `shape` (`unet` and `vae`: see `tiny_components`)
+    and `save_pretrained` it into `folder`."""
+    components = tiny_components(kind, seed=seed, shape=shape, unet=unet, vae=vae)
     pipeline = PIPELINE_CLASSES[kind](**components)
     pipeline.save_pretrained(folder)
     return folder
