@@ -15,6 +15,7 @@ the API service puts on each requester; process settings (env `SYNTHGATE_*`) are
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import os
 import string
@@ -751,6 +752,7 @@ def parse_config(data: Any, *, source: Path, config_dir: Path | None = None) -> 
         _find_diffusion_folders(config.image, config_dir)
     if isinstance(config.image, _DiffusionImageConfig):
         _revision_of_a_hub_id(config.image.model, field="image.model", source=source)
+        _negative_prompt_the_unet_uses(config.image, source=source)
     text_model = getattr(config.text, "model", None)  # text_model's, counterfactual's fallback
     if text_model is not None:
         _revision_of_a_hub_id(text_model, field="text.model", source=source)
@@ -814,6 +816,45 @@ def _revision_of_a_hub_id(
         f"Face id, and {field}.path {model.path} is a local folder, which is loaded as it "
         f"is; drop {field}.revision, or set {field}.path to the Hub id whose revision "
         "you want (it must be in the local Hugging Face cache)"
+    )
+
+
+def _local_part_config(model: DiffusionModelConfig, part: str) -> dict[str, Any]:
+    """The config.json of a part (unet, vae) of a local model folder, or {} where it has none
+    that reads as a mapping: the model is then judged when it loads, which names the file."""
+    file = home_expanded(Path(model.path)) / part / "config.json"
+    try:
+        found = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # no such file, a Hub id, not JSON
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+# The generators whose diffusers pipeline runs classifier-free guidance only for a UNet without
+# time_cond_proj_dim; GLIGEN's (diffusion_layout) runs it whenever guidance_scale > 1.
+GUIDANCE_FREE_PIPELINES = {
+    "diffusion_object_paste": "StableDiffusionPipeline",
+    "diffusion_inpaint": "StableDiffusionInpaintPipeline",
+}
+
+
+def _negative_prompt_the_unet_uses(section: _DiffusionImageConfig, *, source: Path) -> None:
+    """Refuse a negative prompt for a local latent consistency model: its UNet takes the
+    guidance as an input (time_cond_proj_dim), and the pipeline then encodes no negative
+    prompt at any guidance, so it went into provenance and nowhere else, as with guidance <= 1."""
+    pipeline = GUIDANCE_FREE_PIPELINES.get(str(getattr(section, "generator", "")))
+    if not section.negative_prompt or pipeline is None:
+        return
+    embedding = _local_part_config(section.model, "unet").get("time_cond_proj_dim")
+    if embedding is None:
+        return
+    raise InputError(
+        f"{source}: image.negative_prompt: image.model.path {section.model.path} is a latent "
+        f"consistency model (its unet/config.json sets time_cond_proj_dim {embedding}: the "
+        f"guidance is an input of its UNet), which diffusers' {pipeline} runs without "
+        "classifier-free guidance at any image.model.guidance, and so ignores a negative "
+        "prompt, though provenance would record it; drop image.negative_prompt "
+        f"(got {quoted(section.negative_prompt)})"
     )
 
 

@@ -201,16 +201,8 @@ PIPELINE_INPUTS = {
 @pytest.mark.parametrize(
     ("generator", "ignored"),
     [
-        pytest.param(
-            "diffusion_object_paste",
-            True,
-            marks=pytest.mark.xfail(strict=True, reason="an LCM model's negative prompt loads"),
-        ),
-        pytest.param(
-            "diffusion_inpaint",
-            True,
-            marks=pytest.mark.xfail(strict=True, reason="an LCM model's negative prompt loads"),
-        ),
+        ("diffusion_object_paste", True),
+        ("diffusion_inpaint", True),
         ("diffusion_layout", False),
     ],
 )
