@@ -251,7 +251,8 @@ class BackgroundConfig(StrictModel):
 
 
 # Stable Diffusion's VAE turns 8x8 pixel blocks into one latent: every pipeline synthgate runs
-# refuses another size (a VAE with more levels needs a larger multiple, checked once it loads).
+# refuses another size (a VAE with more levels needs a larger multiple: `_sizes_on_the_vaes_
+# blocks` reads it from a local folder, and the pipeline's check once a Hub id's model loads).
 VAE_BLOCK = 8
 
 
@@ -753,6 +754,7 @@ def parse_config(data: Any, *, source: Path, config_dir: Path | None = None) -> 
     if isinstance(config.image, _DiffusionImageConfig):
         _revision_of_a_hub_id(config.image.model, field="image.model", source=source)
         _negative_prompt_the_unet_uses(config.image, source=source)
+        _sizes_on_the_vaes_blocks(config.image, source=source)
     text_model = getattr(config.text, "model", None)  # text_model's, counterfactual's fallback
     if text_model is not None:
         _revision_of_a_hub_id(text_model, field="text.model", source=source)
@@ -855,6 +857,33 @@ def _negative_prompt_the_unet_uses(section: _DiffusionImageConfig, *, source: Pa
         "classifier-free guidance at any image.model.guidance, and so ignores a negative "
         "prompt, though provenance would record it; drop image.negative_prompt "
         f"(got {quoted(section.negative_prompt)})"
+    )
+
+
+def _sizes_on_the_vaes_blocks(section: _DiffusionImageConfig, *, source: Path) -> None:
+    """Refuse a size off the blocks of a local model's VAE of more levels than Stable
+    Diffusion's (2 ** (levels - 1) pixels, diffusers' vae_scale_factor), which the check of
+    VAE_BLOCK passed: the pipeline's check refused it only once the model had loaded."""
+    levels = _local_part_config(section.model, "vae").get("block_out_channels")
+    if not isinstance(levels, list) or not levels:
+        return
+    block = math.lcm(VAE_BLOCK, 2 ** (len(levels) - 1))
+    instance_size = getattr(section, "instance_size", None)  # object_paste's pipeline makes it
+    name, value = (
+        ("size", section.size) if instance_size is None else ("instance_size", instance_size)
+    )
+    if not (value[0] % block or value[1] % block):
+        return
+    below = [side // block * block for side in value]
+    above = [-(-side // block) * block for side in value]
+    # a side under the block has no size below it
+    nearest = [size for size in (below, above) if min(size) > 0]
+    plural = "s" if len(nearest) > 1 else ""
+    raise InputError(
+        f"{source}: image.{name}: is not a multiple of {block} in both sides, which the VAE of "
+        f"image.model.path {section.model.path} needs (its vae/config.json lists {len(levels)} "
+        f"block_out_channels: it works on {block}x{block} pixel blocks); use "
+        f"{' or '.join(map(str, nearest))}, the nearest size{plural} it takes (got {list(value)})"
     )
 
 

@@ -247,7 +247,6 @@ def test_a_negative_prompt_a_latent_consistency_model_ignores_is_refused(
     )
 
 
-@pytest.mark.xfail(strict=True, reason="a size off a larger VAE's blocks is found once it loads")
 @pytest.mark.parametrize(
     ("generator", "levels", "sizes", "field", "expected"),
     [
