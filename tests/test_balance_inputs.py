@@ -755,3 +755,42 @@ def test_a_bad_target_mapping_is_refused_as_a_targets_files_content_is(
     assert str(from_file.value).startswith(f"{targets}: {words}")
     assert str(from_mapping.value) == str(from_file.value).replace(str(targets), "target", 1)
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.xfail(strict=True, reason="a section's error mid-balance names no config file")
+@pytest.mark.parametrize("listed", [False, True], ids=["one-section", "a-list"])
+@pytest.mark.parametrize("found", ["built", "generating"])
+def test_a_section_refused_mid_balance_names_the_config_and_the_section(
+    found: str, listed: bool, tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A generator section's field refused once its generator is built or runs (a model folder
+    that holds no pipeline, a background image that does not open) was told as 'image.model.
+    path: ...', no file named: `synthgate run` names its config there, and a balance config's
+    list holds a section per generator."""
+    import synthgate
+    from synthgate.errors import InputError
+
+    if found == "built":
+        (tmp_path / "no-model").mkdir()
+        model = {"path": str(tmp_path / "no-model")}
+        section: dict[str, Any] = {"generator": "diffusion_layout", "model": model}
+        said = f"model.path: {tmp_path / 'no-model'} holds no model_index.json"
+    else:
+        from tiny_diffusers import image_section, save_tiny_pipeline
+
+        (tmp_path / "backgrounds").mkdir()
+        (tmp_path / "backgrounds" / "sky.png").write_bytes(b"not a png")
+        background = {"source": "folder", "folder": str(tmp_path / "backgrounds")}
+        model_folder = save_tiny_pipeline("inpaint", tmp_path / "inpaint")
+        section = image_section("diffusion_inpaint", model_folder, background=background)
+        del section["count"]  # a balance sets it
+        said = f"background.folder: cannot read {tmp_path / 'backgrounds' / 'sky.png'}"
+    config = tmp_path / "balance.yaml"
+    sections = [{"generator": "copy_paste"}, section] if listed else section
+    config.write_text(yaml.safe_dump({"image": sections}))
+    out = tmp_path / "out"
+    with pytest.raises(InputError) as refused:
+        synthgate.balance(tiny[0], images=tiny[1], out=out, config=config)
+    where = "image[1]" if listed else "image"
+    assert str(refused.value).startswith(f"{config}: {where}.{said}"), str(refused.value)
+    assert not out.exists()
