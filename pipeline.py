@@ -214,18 +214,23 @@ def generate_specs(
 
 
 @contextmanager
-def naming_config(source: Path | str | None, modality: str) -> Iterator[None]:
+def naming_config(
+    source: Path | str | None, modality: str, *, section: str | None = None
+) -> Iterator[None]:
     """An InputError raised inside about a field of the config's `modality` section
     (`image.model.path: no model at ...`) raised again with the config file `source` before it,
     as the config's own checks name it; an error about another file (a template file, a COCO
-    file) names that file, and without a `source` (a config given as a dict) nothing changes."""
+    file) names that file, and without a `source` (a config given as a dict) nothing changes.
+    `section`: where the section is in `source` when not at `modality` (`image[1]`, the second
+    of a balance config's list of generator sections)."""
     try:
         yield
     except InputError as error:
         message = str(error)
         if source is None or not message.startswith(f"{modality}."):
             raise
-        raise InputError(f"{source}: {message}") from None
+        place = modality if section is None else section
+        raise InputError(f"{source}: {place}{message.removeprefix(modality)}") from None
 
 
 def planned_quotas(total: int, quota_categories: list[str | None]) -> dict[str, int]:

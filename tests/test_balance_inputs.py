@@ -757,7 +757,6 @@ def test_a_bad_target_mapping_is_refused_as_a_targets_files_content_is(
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="a section's error mid-balance names no config file")
 @pytest.mark.parametrize("listed", [False, True], ids=["one-section", "a-list"])
 @pytest.mark.parametrize("found", ["built", "generating"])
 def test_a_section_refused_mid_balance_names_the_config_and_the_section(

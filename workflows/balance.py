@@ -53,7 +53,7 @@ from synthgate.outputs import (
     refuse_out_holding,
     refuse_out_inside_images,
 )
-from synthgate.pipeline import Progress, batch_id_for
+from synthgate.pipeline import Progress, batch_id_for, naming_config
 from synthgate.runner import run_batch
 from synthgate.samples import Modality, SampleSpec
 from synthgate.validators.sources import TEXT_SUFFIXES
@@ -329,19 +329,24 @@ def run_sections(
         name = config.name
         batch_id = batch_id_for(config)
         specs = [s.model_copy(update={"batch_id": batch_id}) for s in plan.specs]
-        generator = build(getattr(config, modality))
-        assign_sources = getattr(generator, "assign_sources", None)
-        if assign_sources is not None:  # what each spec draws from, over the whole plan
-            specs = assign_sources(specs)
-        run_dir = runs_dir / name
-        run_batch(
-            config,
-            run_dir,
-            progress=progress,
-            reference_progress=reference_progress,
-            plans={modality: specs},
-            generators={modality: generator},
-        )
+        # A field of the section refused once its generator is built or runs (a model folder,
+        # a background image) names the balance config and the section, as `run` names its own.
+        listed = isinstance(getattr(balance, modality), list)
+        place = f"{modality}[{plan.turn}]" if listed else modality
+        with naming_config(source, modality, section=place):
+            generator = build(getattr(config, modality))
+            assign_sources = getattr(generator, "assign_sources", None)
+            if assign_sources is not None:  # what each spec draws from, over the whole plan
+                specs = assign_sources(specs)
+            run_dir = runs_dir / name
+            run_batch(
+                config,
+                run_dir,
+                progress=progress,
+                reference_progress=reference_progress,
+                plans={modality: specs},
+                generators={modality: generator},
+            )
         done.append((run_dir, config))
     return done
 
