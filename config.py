@@ -251,8 +251,8 @@ class BackgroundConfig(StrictModel):
 
 
 # Stable Diffusion's VAE turns 8x8 pixel blocks into one latent: every pipeline synthgate runs
-# refuses another size (a VAE with more levels needs a larger multiple: `_sizes_on_the_vaes_
-# blocks` reads it from a local folder, and the pipeline's check once a Hub id's model loads).
+# refuses another size. A VAE of more levels needs a larger multiple, read from a local
+# folder's vae/config.json when the config is read, and from a Hub id's model once it loads.
 VAE_BLOCK = 8
 
 
@@ -832,9 +832,10 @@ def _local_part_config(model: DiffusionModelConfig, part: str) -> dict[str, Any]
     return found if isinstance(found, dict) else {}
 
 
-# The generators whose diffusers pipeline runs classifier-free guidance only for a UNet without
-# time_cond_proj_dim; GLIGEN's (diffusion_layout) runs it whenever guidance_scale > 1.
-GUIDANCE_FREE_PIPELINES = {
+# The diffusers pipeline of each generator that runs no classifier-free guidance for a UNet
+# with time_cond_proj_dim (a latent consistency model); GLIGEN's (diffusion_layout) runs it
+# whenever guidance_scale > 1, and so uses a negative prompt.
+PIPELINES_WITHOUT_GUIDANCE_FOR_LCM = {
     "diffusion_object_paste": "StableDiffusionPipeline",
     "diffusion_inpaint": "StableDiffusionInpaintPipeline",
 }
@@ -844,7 +845,7 @@ def _negative_prompt_the_unet_uses(section: _DiffusionImageConfig, *, source: Pa
     """Refuse a negative prompt for a local latent consistency model: its UNet takes the
     guidance as an input (time_cond_proj_dim), and the pipeline then encodes no negative
     prompt at any guidance, so it went into provenance and nowhere else, as with guidance <= 1."""
-    pipeline = GUIDANCE_FREE_PIPELINES.get(str(getattr(section, "generator", "")))
+    pipeline = PIPELINES_WITHOUT_GUIDANCE_FOR_LCM.get(str(getattr(section, "generator", "")))
     if not section.negative_prompt or pipeline is None:
         return
     embedding = _local_part_config(section.model, "unet").get("time_cond_proj_dim")
