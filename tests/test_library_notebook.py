@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 from balance_fixtures import make_tiny_coco, run_cli
+from factories import small_config
 
 import synthgate as sg
 
@@ -260,3 +261,35 @@ def test_images_given_a_file_says_it_is_a_file_not_a_folder(
     missing = tmp_path / "nowhere"  # a folder that is not there is still said so
     with pytest.raises(sg.InputError, match="nowhere: folder not found; pass the folder"):
         sg.export(path, format="yolo", out=tmp_path / "yolo", images=missing)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="sg.export of a text run advises 'synthgate merge --real YOUR.jsonl --synthetic ... "
+    "--out merged/', a command, to a library user",
+)
+def test_export_of_a_text_run_tells_a_notebook_the_merge_call_and_the_cli_its_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    texts = {key: value for key, value in small_config().items() if key != "image"}
+    sg.run(texts, out="textrun")
+    with pytest.raises(sg.InputError) as exported:
+        sg.export("textrun", format="yolo", out="yolo")
+    advice = "sg.merge(real='YOUR.jsonl', synthetic='textrun', out='merged/')"
+    assert str(exported.value).endswith(
+        f"merge its accepted rows into your text data instead: {advice}"
+    )
+    # the advice runs as written, YOUR.jsonl being the user's text data
+    Path("YOUR.jsonl").write_text(json.dumps({"text": "a ticket", "label": "billing"}) + "\n")
+    merged = eval(advice, {"sg": sg})
+    assert merged.added_rows == 12 and (tmp_path / "merged" / "merged.jsonl").is_file()
+    # the CLI's words are as they were, byte for byte
+    ran = run_cli("export", "textrun", "-f", "yolo", "--out", "yolo", cwd=tmp_path)
+    assert ran.returncode == 2
+    assert ran.stderr == (
+        "error: textrun: a text run (its samples are in text.jsonl), and export writes image "
+        "datasets (COCO, YOLO, Pascal VOC); merge its accepted rows into your text data instead: "
+        "synthgate merge --real YOUR.jsonl --synthetic textrun --out merged/\n"
+    )
+    assert not (tmp_path / "yolo").exists()
