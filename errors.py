@@ -16,6 +16,10 @@ API read the parameter, the CLI its flag.
     str(error)                    # "... pass force=True to replace it"
     error.describe(as_flag=flag)  # "... pass --force to replace it" (flag("force=True"))
 
+Advice to call another function is such an option too, written by `call_of`: the library and
+the API show the call (`sg.merge(real='YOUR.jsonl', out='merged/')`), the CLI the command that
+makes it (`synthgate merge --real YOUR.jsonl --out merged/`).
+
 `validation_message(error, source=...)` writes a pydantic ValidationError (a config, a rubric, a
 balance config, a decision that is not valid) as such a message, one line a problem.
 """
@@ -81,6 +85,14 @@ class InputError(Exception):
         for option in self.options:
             text = text.replace("{" + option + "}", as_flag(option) if as_flag else option)
         return text
+
+
+def call_of(function: str, **arguments: str) -> str:
+    """An `options` entry that advises calling the library's `function` with `arguments`, as a
+    notebook would write it (`sg.merge(real='YOUR.jsonl', out='merged/')`); the CLI shows the
+    command of the same name with each argument as its flag (commands.flag_of)."""
+    written = ", ".join(f"{name}={value!r}" for name, value in arguments.items())
+    return f"sg.{function}({written})"
 
 
 def printable(text: str) -> str:

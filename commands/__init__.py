@@ -13,6 +13,7 @@ synthgate`) runs every command that needs no extra.
 
 from __future__ import annotations
 
+import ast
 import functools
 import inspect
 import re
@@ -229,7 +230,15 @@ def flag_of(field: str) -> str:
     `--label-field` (every command names its options after the parameters it passes on); one
     written with its value (an `InputError`'s options) as the flag that passes it:
     `force=True` -> `--force`, `copy_images=False` -> `--no-copy-images`, `format=coco` ->
-    `--format coco`."""
+    `--format coco`; a library call (errors.call_of) as the command of the same name that makes
+    it: `sg.merge(real='a.jsonl', out='m/')` -> `synthgate merge --real a.jsonl --out m/`."""
+    if field.startswith("sg."):
+        call = ast.parse(field, mode="eval").body
+        if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Attribute):
+            raise TypeError(f"flag_of: {field!r} is not a call errors.call_of wrote")
+        # call_of's arguments are strings, each the value of its flag
+        arguments = [f"{flag_of(str(a.arg))} {ast.literal_eval(a.value)}" for a in call.keywords]
+        return " ".join(["synthgate", call.func.attr.replace("_", "-"), *arguments])
     name, _, value = field.partition("=")
     flag = IRREGULAR_FLAGS.get(name, "--" + name.replace("_", "-"))
     if value == "True":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from synthgate.commands import flag_of
-from synthgate.errors import InputError
+from synthgate.errors import InputError, call_of
 
 
 def test_options_read_as_parameters_in_the_library_and_as_flags_in_the_cli() -> None:
@@ -50,6 +50,19 @@ def test_a_field_error_shows_its_options_in_the_problem_and_the_fix_not_in_its_v
 )
 def test_flag_of_writes_an_option_as_the_flag_that_passes_it(option: str, flag: str) -> None:
     assert flag_of(option) == flag
+
+
+def test_a_call_reads_as_the_call_in_the_library_and_as_its_command_in_the_cli() -> None:
+    merge = call_of("merge", real="YOUR.jsonl", synthetic="runs/Bob's run", out="merged/")
+    error = InputError(f"merge its rows instead: {{{merge}}}", options=(merge,))
+    assert str(error) == (
+        "merge its rows instead: sg.merge(real='YOUR.jsonl', synthetic=\"runs/Bob's run\", "
+        "out='merged/')"
+    )
+    assert error.describe(as_flag=flag_of) == (
+        "merge its rows instead: synthgate merge --real YOUR.jsonl --synthetic runs/Bob's run "
+        "--out merged/"
+    )
 
 
 def test_an_option_missing_from_the_text_is_a_bug() -> None:

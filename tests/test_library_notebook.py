@@ -263,11 +263,6 @@ def test_images_given_a_file_says_it_is_a_file_not_a_folder(
         sg.export(path, format="yolo", out=tmp_path / "yolo", images=missing)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sg.export of a text run advises 'synthgate merge --real YOUR.jsonl --synthetic ... "
-    "--out merged/', a command, to a library user",
-)
 def test_export_of_a_text_run_tells_a_notebook_the_merge_call_and_the_cli_its_command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -280,8 +275,8 @@ def test_export_of_a_text_run_tells_a_notebook_the_merge_call_and_the_cli_its_co
     assert str(exported.value).endswith(
         f"merge its accepted rows into your text data instead: {advice}"
     )
-    # the advice runs as written, YOUR.jsonl being the user's text data
-    Path("YOUR.jsonl").write_text(json.dumps({"text": "a ticket", "label": "billing"}) + "\n")
+    # the advice runs as written, YOUR.jsonl being the user's tickets (NER: no label)
+    Path("YOUR.jsonl").write_text(json.dumps({"text": "My order never came"}) + "\n")
     merged = eval(advice, {"sg": sg})
     assert merged.added_rows == 12 and (tmp_path / "merged" / "merged.jsonl").is_file()
     # the CLI's words are as they were, byte for byte

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from synthgate.arguments import callback, optional_path, path_argument, switch, whole_number
 from synthgate.config import MAX_SEED
-from synthgate.errors import InputError, counted
+from synthgate.errors import InputError, call_of, counted
 from synthgate.files import not_a_folder, path_problem, write_json_atomic
 from synthgate.foreign_files import BALANCE_MARKER, EXPORT_MARKER, MERGE_MARKER
 from synthgate.formats.coco import Progress, refuse_non_finite
@@ -433,7 +433,7 @@ def find_coco(source: Path, images: Path | None) -> tuple[Path, Path]:
     for mark, coco, tool in FOLDER_KINDS:
         if (source / mark).is_file():
             if not (source / coco).is_file():
-                raise InputError(_nothing_to_export(source, mark, coco, tool))
+                raise _nothing_to_export(source, mark, coco, tool)
             return source / coco, images if images is not None else source
     for _, coco, _ in FOLDER_KINDS:  # a copied folder that lost its marker file
         if (source / coco).is_file():
@@ -443,24 +443,25 @@ def find_coco(source: Path, images: Path | None) -> tuple[Path, Path]:
     )
 
 
-def _nothing_to_export(source: Path, mark: str, coco: str, tool: str) -> str:
+def _nothing_to_export(source: Path, mark: str, coco: str, tool: str) -> InputError:
     """Why a folder synthgate wrote has no COCO file to export: a text balance, merge or run
-    holds rows, and export writes image datasets (what to do with the rows instead); else its
-    COCO file is gone."""
+    holds rows, and export writes image datasets (what to do with the rows instead: for a run,
+    the merge call a notebook makes, the command the CLI runs); else its COCO file is gone."""
     formats = "export writes image datasets (COCO, YOLO, Pascal VOC)"
     if mark == "manifest.json" and (source / "text.jsonl").is_file():
-        return (
+        merge = call_of("merge", real="YOUR.jsonl", synthetic=str(source), out="merged/")
+        return InputError(
             f"{source}: a text run (its samples are in text.jsonl), and {formats}; merge its "
-            f"accepted rows into your text data instead: synthgate merge --real YOUR.jsonl "
-            f"--synthetic {source} --out merged/"
+            f"accepted rows into your text data instead: {{{merge}}}",
+            options=(merge,),
         )
     if mark != "manifest.json" and (source / "merged.jsonl").is_file():
         what = "balance" if mark == BALANCE_MARKER else "merge"
-        return (
+        return InputError(
             f"{source}: a text {what} output, and {formats}; its merged.jsonl is the {what}d "
             "dataset (one JSON row a line), ready to use as it is: nothing to export"
         )
-    return (
+    return InputError(
         f"{source}: a folder written by {tool} but without {coco}; pass a COCO .json file instead"
     )
 
