@@ -288,3 +288,36 @@ def test_export_of_a_text_run_tells_a_notebook_the_merge_call_and_the_cli_its_co
         "synthgate merge --real YOUR.jsonl --synthetic textrun --out merged/\n"
     )
     assert not (tmp_path / "yolo").exists()
+
+
+def _made(samples: list[sg.GeneratedSample]) -> list[tuple[str, bytes]]:
+    """What generate made, as bytes: each sample's labels and provenance, and its pixels."""
+    return [
+        (s.sample.model_dump_json(), b"" if s.pixels is None else s.pixels.tobytes())
+        for s in samples
+    ]
+
+
+LONG_SHAPES = {**SHAPES, "image": {**SHAPES["image"], "count": 20}}  # chunks of 8 images
+TEXTS = {key: value for key, value in small_config().items() if key != "image"}
+PROGRESS_CASES = [  # (config, limit, the total progress counts to)
+    (LONG_SHAPES, None, 20),
+    (LONG_SHAPES, 3, 3),
+    (TEXTS, 10, 10),
+]
+
+
+@pytest.mark.xfail(strict=True, reason="sg.generate has no progress= (a TypeError)")
+@pytest.mark.parametrize(("config", "limit", "total"), PROGRESS_CASES)
+def test_generate_reports_its_progress_and_makes_the_same_samples_with_it(
+    config: dict[str, Any], limit: int | None, total: int
+) -> None:
+    # a long batch in a notebook showed nothing until the whole list came back
+    seen: list[tuple[int, int]] = []
+    made = sg.generate(config, limit=limit, progress=lambda *counts: seen.append(counts))
+    done = [counts[0] for counts in seen]
+    assert done == sorted(set(done)) and done[0] > 0 and done[-1] == total, seen
+    assert {counts[1] for counts in seen} == {total}
+    assert _made(made) == _made(sg.generate(config, limit=limit))
+    with pytest.raises(sg.InputError, match="progress=True: is a bool, not a function"):
+        sg.generate(config, progress=True)
