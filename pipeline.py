@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from synthgate.arguments import whole_number
+from synthgate.arguments import callback, whole_number
 from synthgate.config import MAX_SEED, BatchConfig, LanguageModelTextConfig, load_config
 from synthgate.errors import InputError
 from synthgate.generators import Generator, build_generator
@@ -400,6 +400,7 @@ def generate(
     modality: Modality | None = None,
     limit: int | None = None,
     seed: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[GeneratedSample]:
     """Make a batch's samples in memory, labelled by construction, not judged, nothing written.
 
@@ -409,6 +410,8 @@ def generate(
             it has; image when it has both).
         limit: make only the first `limit` samples of the section (default: its `count`).
         seed: replaces the config's seed, as `run`'s does: the same seed makes the same samples.
+        progress: called with (samples made, total) after every chunk of them; it changes
+            none of them.
 
     Returns:
         One `GeneratedSample` per sample, in index order: `.sample` (labels, provenance) and,
@@ -436,6 +439,7 @@ def generate(
         )
     if limit is not None:
         limit = whole_number(limit, "limit")
+    progress = callback(progress, "progress")
     generator = build_section_generator(config, modality, source=source)
     specs = plan(
         config,
@@ -444,7 +448,10 @@ def generate(
         quota_categories=generator.quota_categories(),
         stop=limit,
     )
+    total = len(range(section.count)[:limit])  # what `plan` makes with stop=limit
     made: list[GeneratedSample] = []
     while chunk := list(itertools.islice(specs, chunk_size(generator, modality))):
         made.extend(generate_specs(generator, chunk, source=source))
+        if progress is not None:
+            progress(len(made), total)
     return made

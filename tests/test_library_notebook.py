@@ -307,7 +307,6 @@ PROGRESS_CASES = [  # (config, limit, the total progress counts to)
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="sg.generate has no progress= (a TypeError)")
 @pytest.mark.parametrize(("config", "limit", "total"), PROGRESS_CASES)
 def test_generate_reports_its_progress_and_makes_the_same_samples_with_it(
     config: dict[str, Any], limit: int | None, total: int
