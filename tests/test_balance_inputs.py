@@ -792,4 +792,71 @@ def test_a_section_refused_mid_balance_names_the_config_and_the_section(
         synthgate.balance(tiny[0], images=tiny[1], out=out, config=config)
     where = "image[1]" if listed else "image"
     assert str(refused.value).startswith(f"{config}: {where}.{said}"), str(refused.value)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a balance config's `target: {disc: 5, tri: 4}` is refused, 'target: must be max, "
+    "median, repeat_factor, a whole number or the path of a YAML of class: target', though "
+    "target= takes the mapping",
+)
+def test_a_config_s_target_mapping_plans_as_the_argument_s_does(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import synthgate
+
+    coco, images = tiny
+    given = {"disc": 5, "tri": 4}
+    plan = synthgate.balance(coco, images=images, out=tmp_path / "o", target=given, dry_run=True)
+    config = tmp_path / "balance.yaml"
+    config.write_text("target: {disc: 5, tri: 4}\n")
+    from_file = synthgate.balance(
+        coco, images=images, out=tmp_path / "o", config=config, dry_run=True
+    )
+    assert from_file.summary["classes"] == plan.summary["classes"]
+    assert from_file.summary["target"] == given
+    counted = {"target": {"disc": np.int64(5), "tri": np.int32(4)}}  # a notebook's value_counts
+    from_dict = synthgate.balance(
+        coco, images=images, out=tmp_path / "o", config=counted, dry_run=True
+    )
+    assert from_dict.summary["classes"] == plan.summary["classes"]
+    assert json.loads(json.dumps(from_dict.summary["target"])) == given
+    # and from the command line's --config, a target given beside it still winning
+    ran = balance_coco(coco, images, tmp_path / "o", "--config", str(config), "--dry-run")
+    assert ran.returncode == 0, ran.stderr
+    ran = balance_coco(coco, images, tmp_path / "o", "--config", str(config), "--target", "abc")
+    assert ran.returncode == 2 and "--target 'abc': choose max, median" in ran.stderr
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a balance config's target mapping is refused as no target at all, 'target: must be "
+    "max, median, ...', not as target= refuses the same mapping",
+)
+@pytest.mark.parametrize(("given", "words"), TARGET_MAPPING_CASES)
+def test_a_bad_target_mapping_in_a_config_is_refused_naming_the_file_and_key(
+    given: dict[str, Any], words: str, tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import synthgate
+    from synthgate.errors import InputError
+
+    coco, images, out = *tiny, tmp_path / "o"
+    with pytest.raises(InputError) as from_argument:
+        synthgate.balance(coco, images=images, out=out, target=given)
+    assert str(from_argument.value).startswith(f"target: {words}")
+    config = tmp_path / "balance.yaml"
+    config.write_text(yaml.safe_dump({"target": given}))
+    with pytest.raises(InputError) as from_file:
+        synthgate.balance(coco, images=images, out=out, config=config)
+    said = str(from_argument.value).replace("target", f"{config}: target", 1)
+    assert str(from_file.value) == said
+    with pytest.raises(InputError) as from_dict:
+        synthgate.balance(coco, images=images, out=out, config={"target": given})
+    assert str(from_dict.value) == said.replace(str(config), "<config>", 1)
+    rows = tmp_path / "rows.jsonl"  # a text balance reads the config's target as well
+    rows.write_text('{"text": "Good soup.", "label": "disc"}\n{"text": "Cold.", "label": "tri"}\n')
+    with pytest.raises(InputError) as from_text:
+        synthgate.balance_text(rows, out=out, config=config)
+    assert str(from_text.value).startswith(f"{config}: target: {words}")
     assert not out.exists()
