@@ -78,6 +78,7 @@ from synthgate.workflows.quotas import (
     load_balance_config,
     plan_specs,
     split_deficits,
+    target_named,
     unplanned_reasons,
 )
 
@@ -603,7 +604,11 @@ def balance(
     before = class_counts(data)
     check_classes(balance.classes, before, source=config_path or "<config>")
     targets = class_targets(
-        before, strategy, image_count=len(data["images"]), repeat_threshold=balance.repeat_threshold
+        before,
+        strategy,
+        image_count=len(data["images"]),
+        repeat_threshold=balance.repeat_threshold,
+        named=target_named(target, config_path),
     )
     lacking = deficits(
         before, targets, classes=balance.classes, max_new_per_class=balance.max_new_per_class

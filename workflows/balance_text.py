@@ -74,6 +74,7 @@ from synthgate.workflows.quotas import (
     label_counts,
     load_balance_config,
     split_deficits,
+    target_named,
 )
 
 ROWS_NAMED = 10
@@ -253,7 +254,11 @@ def balance_text(
         return infer_attributes(str(row.get(text_field, "")), bank)
 
     targets = class_targets(
-        before, strategy, image_count=len(rows), repeat_threshold=balance.repeat_threshold
+        before,
+        strategy,
+        image_count=len(rows),
+        repeat_threshold=balance.repeat_threshold,
+        named=target_named(target, config_path),
     )
     lacking = deficits(
         before, targets, classes=balance.classes, max_new_per_class=balance.max_new_per_class

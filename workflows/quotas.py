@@ -41,7 +41,8 @@ class BalanceConfig(BaseModel):
 
     name: str = Field("balance", min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     seed: int = Field(0, ge=0)
-    target: str | int = "median"  # max | median | repeat_factor | N | path of a YAML
+    # max | median | repeat_factor | N | path of a YAML | that YAML's mapping of class: target
+    target: str | int | dict[Any, Any] = "median"
     repeat_threshold: float = Field(0.001, gt=0.0, le=1.0)  # LVIS t
     classes: list[str] | None = None  # raise only these (default: every class)
     max_new_per_class: int | None = Field(None, ge=0)
@@ -67,7 +68,10 @@ class BalanceConfig(BaseModel):
     @classmethod
     def _target_not_a_boolean(cls, value: Any) -> Any:
         """`target: yes` is no target of 1 (a text is a strategy's name, a number or a file);
-        a `pathlib.Path` is a file, as `balance(target=...)` takes one."""
+        a `pathlib.Path` is a file, as `balance(target=...)` takes one; a mapping of class:
+        target is checked with the dataset's classes (`class_targets`), as `target=`'s is."""
+        if isinstance(value, Mapping):
+            return target_mapping(value)
         return written_as_number(value) if isinstance(value, bool) else path_as_text(value)
 
     @field_validator("rubric", mode="before")
@@ -173,10 +177,10 @@ def _refuse_wrong_shapes(data: Any, path: Path) -> None:
                 ) from None
     target = data.get("target")
     whole = isinstance(target, Integral) or (isinstance(target, float) and target.is_integer())
-    if target is not None and not (isinstance(target, str | PathLike) or whole):
+    if target is not None and not (isinstance(target, str | PathLike | Mapping) or whole):
         raise InputError(
-            f"{path}: target: must be max, median, repeat_factor, a whole number or the path of "
-            f"a YAML of class: target (got {quoted(target)})"
+            f"{path}: target: must be max, median, repeat_factor, a whole number or a mapping "
+            f"class: target (or the path of a YAML of one) (got {quoted(target)})"
         )
 
 
@@ -285,6 +289,16 @@ Target = str | int | Path | dict[Any, Any]
 mapping itself (`balance(target={"dog": 50})`), checked as the file's content is."""
 
 
+def target_mapping(given: Mapping[Any, Any]) -> dict[Any, Any]:
+    """A copy of a mapping of class: target, its classes and values checked later with the
+    dataset's classes (`class_targets`); a notebook's NumPy counts (value_counts) as Python's
+    ints, as a YAML's are."""
+    return {
+        name: int(value) if isinstance(value, Integral) and not isinstance(value, bool) else value
+        for name, value in given.items()
+    }
+
+
 def balance_target(
     given: str | int | Path | Mapping[Any, Any] | None,
     config: BalanceConfig,
@@ -297,22 +311,23 @@ def balance_target(
     key, not a `target` nobody passed, and a relative path is taken from the config's folder, as
     `augment` is."""
     if isinstance(given, Mapping):
-        # a copy, its classes and values checked with the dataset's classes; a notebook's
-        # NumPy counts (value_counts) as Python's ints, as a YAML's are
-        return {
-            name: int(value)
-            if isinstance(value, Integral) and not isinstance(value, bool)
-            else value
-            for name, value in given.items()
-        }
+        return target_mapping(given)
     if given is not None:
         return parse_target(str(given))
+    if isinstance(config.target, dict):
+        return dict(config.target)
     try:
         return parse_target(config.target, base=source.resolve().parent if source else None)
     except InputError as error:
         raise InputError(
             f"{source or '<config>'}: target: {error.problem} (got {error.value})"
         ) from None
+
+
+def target_named(given: Any, source: Path | None) -> str:
+    """Where a balance's target came from, as its errors name it: the `target` argument when
+    one is `given`, else the balance config's key (`source`: its file; None for a mapping)."""
+    return "target" if given is not None else f"{source or '<config>'}: target"
 
 
 def _targets_from_file(path: Path, counts: dict[str, ClassCount]) -> dict[str, int]:
@@ -350,8 +365,10 @@ def class_targets(
     *,
     image_count: int,
     repeat_threshold: float = 0.001,
+    named: str = "target",
 ) -> dict[str, int]:
     """How many instances each class should hold; classes without a target keep their count.
+    `named`: where a mapping of class: target came from, as its errors name it (`target_named`).
 
     `median` is taken over the classes present (a class with no instance has nothing to say
     about a typical class). `repeat_factor` follows LVIS: with f(c) the fraction of images
@@ -363,7 +380,7 @@ def class_targets(
         chosen = (
             _targets_from_file(target, counts)
             if isinstance(target, Path)
-            else _checked_targets(target, counts, source="target")
+            else _checked_targets(target, counts, source=named)
         )
         return {name: chosen.get(name, count.instances) for name, count in counts.items()}
     if isinstance(target, int):
