@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -31,10 +32,25 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else f"{text[:57]}..."
 
 
+# A type name read letter by letter: a capital run (UUID, HTTPStatus, OSError) or NumPy's
+# nd- (ndarray, "en-dee array"): its article goes by how its first letter is said (an H, a U).
+_SPELT = re.compile(r"[A-Z]{2}|nd")
+_LETTERS_SAID_WITH_A_VOWEL = "aefhilmnorsx"
+# A word that starts with a vowel letter said as a consonant: uint8 and ufunc (you-), union,
+# unicode, user, European, one.
+_VOWEL_SAID_AS_CONSONANT = re.compile(r"u(?:ni|i|f|s[aeiou])|eu|one", re.IGNORECASE)
+
+
 def type_named(value: Any) -> str:
-    """The type of `value` as a message names it, with its article: "an int", "a str"."""
+    """The type of `value` as a message names it, with the article it is said with: "an int",
+    "a str", "an ndarray", "a uint8" (going by its first letter alone wrote "a ndarray" and
+    "an uint8", a notebook's commonest wrong values)."""
     name = type(value).__name__
-    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+    if _SPELT.match(name):
+        vowel_sound = name[0].lower() in _LETTERS_SAID_WITH_A_VOWEL
+    else:
+        vowel_sound = name[:1].lower() in "aeiou" and not _VOWEL_SAID_AS_CONSONANT.match(name)
+    return f"{'an' if vowel_sound else 'a'} {name}"
 
 
 def path_argument(value: Any, field: str) -> Path:

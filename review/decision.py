@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from synthgate.arguments import type_named
 from synthgate.errors import (
     InputError,
     list_indexes,
@@ -74,7 +75,7 @@ def decision_argument(value: Any, field: str = "decision") -> Decision:
         raise InputError(
             field=field,
             value=quoted(value),
-            problem=f"is a {type(value).__name__}, not a Decision",
+            problem=f"is {type_named(value)}, not a Decision",
             fix="pass a Decision (synthgate.review.queue.Decision) or a dict of its fields, "
             "e.g. {'verdict': 'accept'}",
         )

@@ -189,11 +189,6 @@ def test_a_wrong_type_is_named_with_its_article(tmp_path: Path) -> None:
         sg.run(SHAPES, out=tmp_path / "r", progress=object())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="type_named goes by the first letter: 'a ndarray', 'an uint8', 'an UUID', 'an "
-    "ufunc', 'a HTTPStatus'; review's decision_argument writes 'a int'",
-)
 def test_a_type_is_named_with_the_article_its_name_is_said_with(tmp_path: Path) -> None:
     from synthgate.arguments import type_named
     from synthgate.review.decision import decision_argument
