@@ -850,3 +850,36 @@ def test_a_bad_target_mapping_in_a_config_is_refused_naming_the_file_and_key(
         synthgate.balance_text(rows, out=out, config=config)
     assert str(from_text.value).startswith(f"{config}: target: {words}")
     assert not out.exists()
+
+
+LISTED_XFAIL = pytest.mark.xfail(
+    strict=True,
+    reason="a field of the second section of a balance config's list refused when the config "
+    "is read is told as 'balance.yaml: image.min_visible_fraction: ...', as though it were in "
+    "the first",
+)
+
+
+@pytest.mark.parametrize(
+    "listed",
+    [False, pytest.param(True, marks=LISTED_XFAIL)],
+    ids=["one-section", "a-list"],
+)
+def test_a_section_refused_when_read_names_its_place_in_the_list(
+    listed: bool, tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import synthgate
+    from synthgate.errors import InputError
+
+    bad = {"generator": "copy_paste", "min_visible_fraction": 2}
+    sections = [{"generator": "copy_paste"}, bad] if listed else bad
+    config = tmp_path / "balance.yaml"
+    config.write_text(yaml.safe_dump({"image": sections}))
+    out = tmp_path / "out"
+    with pytest.raises(InputError) as refused:
+        synthgate.balance(tiny[0], images=tiny[1], out=out, config=config)
+    where = "image[1]" if listed else "image"
+    assert str(refused.value).startswith(f"{config}: {where}.min_visible_fraction: "), str(
+        refused.value
+    )
+    assert not out.exists()
