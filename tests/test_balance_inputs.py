@@ -852,19 +852,7 @@ def test_a_bad_target_mapping_in_a_config_is_refused_naming_the_file_and_key(
     assert not out.exists()
 
 
-LISTED_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="a field of the second section of a balance config's list refused when the config "
-    "is read is told as 'balance.yaml: image.min_visible_fraction: ...', as though it were in "
-    "the first",
-)
-
-
-@pytest.mark.parametrize(
-    "listed",
-    [False, pytest.param(True, marks=LISTED_XFAIL)],
-    ids=["one-section", "a-list"],
-)
+@pytest.mark.parametrize("listed", [False, True], ids=["one-section", "a-list"])
 def test_a_section_refused_when_read_names_its_place_in_the_list(
     listed: bool, tiny: tuple[Path, Path], tmp_path: Path
 ) -> None:

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
@@ -196,20 +197,43 @@ def check_sections(
 ) -> None:
     """Parse every generator section as its run will, before any value of one is used (the
     plan reads some: copy_paste's min_source_area, instances_per_image, text locales), and load
-    the rubrics they name, so a bad value is an InputError naming the field, not a crash."""
+    the rubrics they name, so a bad value is an InputError naming the field, not a crash:
+    `image[1].min_visible_fraction` in a list of sections."""
+    listed = isinstance(getattr(balance, modality), list)
     for turn, section in enumerate(sections):
-        config = section_config(
-            {**section, "generator": section.get("generator", default)},
-            count=1,
-            modality=modality,
-            balance=balance,
-            source=source,
-            categories=categories or ["unnamed"],
-            name=f"{balance.name}-{turn}",
-        )
-        # the rubric too, before anything is made: a name that is no rubric was refused without
-        # the config named, after the first section's run, or not at all when nothing was made
-        check_config_rubrics(config, source=source)
+        with _section_placed(source, modality, f"{modality}[{turn}]" if listed else modality):
+            config = section_config(
+                {**section, "generator": section.get("generator", default)},
+                count=1,
+                modality=modality,
+                balance=balance,
+                source=source,
+                categories=categories or ["unnamed"],
+                name=f"{balance.name}-{turn}",
+            )
+            # the rubric too, before anything is made: a name that is no rubric was refused
+            # without the config named, after the first section's run, or not at all when
+            # nothing was made
+            check_config_rubrics(config, source=source)
+
+
+@contextmanager
+def _section_placed(source: Path, modality: str, place: str) -> Iterator[None]:
+    """A refusal of a generator section's fields, which its config (a batch config of that one
+    section) names as `image.field`, raised again naming the section's `place` in the balance
+    config (`image[1].field`) on every line that names one."""
+    try:
+        yield
+    except InputError as error:
+        written = f"{source}: {modality}."
+        lines = str(error).split("\n")
+        if place == modality or not any(line.startswith(written) for line in lines):
+            raise
+        placed = [
+            f"{source}: {place}.{line.removeprefix(written)}" if line.startswith(written) else line
+            for line in lines
+        ]
+        raise InputError("\n".join(placed)) from None
 
 
 def section_seed(seed: int, turn: int) -> int:
