@@ -351,6 +351,7 @@ def reflow_help(app: typer.Typer) -> None:
 # The extra (pyproject's optional-dependencies) that brings each optional top-level module.
 EXTRA_OF_MODULE = {
     "fastapi": "serve",
+    "fastapi_offline": "serve",
     "starlette": "serve",
     "uvicorn": "serve",
     "multipart": "serve",
