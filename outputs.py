@@ -96,12 +96,26 @@ def check_out(
     `what` (no `marker` file), one whose databases (`databases`, a glob) hold human
     decisions, or one that holds a file synthgate did not write there (`foreign_files`; not
     looked for again with `files=False`: a walk of every file, ~0.75 s for 100k images), with
-    the fix `advice` gives (to whoever gave `out`, by default). Run it before any work starts."""
+    the fix `advice` gives (to whoever gave `out`, by default). Run it before any work starts.
+    First, the `out` a failed publish left in .NAME.previous goes back (refused, said where it
+    is, if it cannot)."""
     check_usable(out)
     previous = out.with_name(f".{out.name}.previous")
     if previous.is_dir() and not out.exists():
         # A publish stopped between its two renames: that folder is the only copy of `out`.
-        previous.rename(out)
+        try:
+            previous.rename(out)
+        except OSError as error:  # what stopped that publish stops this too: it stays there
+            raise InputError(
+                field="out",
+                value=out,
+                problem=f"the {what} it held is in {previous.name} beside it (left there by a "
+                f"publish that failed) and could not be put back ({error.strerror or error})",
+                fix=advice.fix(
+                    "make the folder it is in writable, then run again",
+                    action="make the folder it is in writable",
+                ),
+            ) from None
     if out.is_symlink():  # publish_out moves `out` aside, then deletes it: rmtree refuses links
         raise InputError(
             field="out",

@@ -419,11 +419,6 @@ def test_a_publish_whose_restore_fails_too_says_where_the_previous_run_is(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["batch.yaml", "run"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="check_out's rename of .run.previous back into place raises its PermissionError: "
-    "a traceback, exit 1",
-)
 def test_a_previous_run_that_still_cannot_be_put_back_is_one_message(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
