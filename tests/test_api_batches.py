@@ -598,6 +598,80 @@ def test_a_batch_posted_again_after_its_rubric_file_was_edited_in_place_is_refus
         assert client.post("/api/batches", json=posted, headers=bearer(token)).status_code == 200
 
 
+class SecondChunkFails(TinyGenerator):
+    """TinyGenerator whose second chunk fails as a missing model would: its batch fails with
+    the first chunk's samples judged."""
+
+    def __init__(self, categories: list[str]) -> None:
+        super().__init__(categories)
+        self.chunks = 0
+
+    def generate(self, specs: list[SampleSpec]) -> list[GeneratedSample]:
+        self.chunks += 1
+        if self.chunks == 2:
+            raise InputError("image.model.path: no model at 'sd' (the first try)")
+        return super().generate(specs)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the resumed run loads the edited file, judges with it and records its digest over "
+    "the one the batch's first verdicts were given with",
+)
+def test_a_rubric_file_edited_after_a_post_again_was_let_through_stops_the_resumed_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A post again is held to the digest of the rubric the batch was judged with, but the run
+    it starts loads the rubric file when it starts: after a wait in the queue, or once the
+    chunk it was cancelled in ends. The file edited in between (here: as the resumed run builds
+    its generators), the run judged with the edited file and recorded its digest over the
+    first, so the batch held verdicts of both and a later post of the edited file was let
+    through. The run fails before it judges anything, saying the file changed; the batch
+    keeps its first rubric's digest, and its verdicts."""
+    from synthgate.config import PACKAGE_ROOT
+    from synthgate.pipeline import rubric_digest
+    from synthgate.validators.rubric import load_rubric
+
+    detection = (PACKAGE_ROOT / "configs" / "rubrics" / "detection.yaml").read_text()
+    strict = tmp_path / "strict.yaml"
+    strict.write_text(detection.replace("name: detection", "name: strict"))
+    first = rubric_digest(load_rubric(strict))
+    runs = iter([False, True])
+
+    def generators(config: Any, **_: Any) -> dict[str, Any]:
+        if next(runs):  # edited once the post again was let through
+            strict.write_text(strict.read_text().replace("accept_at: 4.4", "accept_at: 4.8"))
+            return {"image": TinyGenerator(config.categories)}
+        return {"image": SecondChunkFails(config.categories)}
+
+    monkeypatch.setattr(runner, "build_generators", generators)
+    monkeypatch.setattr(pipeline, "judge", route_odd_to_review)
+    TinyGenerator.gate.set()
+    posted = {**CONFIG, "image": {**CONFIG["image"], "count": 16, "rubric": "strict.yaml"}}
+    app = make_app(tmp_path, images=0, data_root=tmp_path)
+    with TestClient(app) as client:
+        token = token_for(app, "req", "requester")
+        batch = client.post("/api/batches", json=posted, headers=bearer(token)).json()
+        url = f"/api/batches/{batch['id']}"
+        failed = wait_until_done(client, url, token)
+        assert failed["status"] == "failed", failed
+        assert failed["counts"] == {"image": {"accepted": 4, "review": 4}}, failed
+        again = client.post("/api/batches", json=posted, headers=bearer(token))
+        assert again.status_code == 202, again.text
+        stopped = wait_until_done(client, url, token)
+        assert stopped["status"] == "failed", stopped
+        assert stopped["message"].startswith(
+            f"image.rubric: batch {batch['id']} was judged with rubric strict, whose file has "
+            "changed since"
+        ), stopped["message"]
+        assert "give the config another name" in stopped["message"]
+        assert str(tmp_path) not in stopped["message"]  # the data root stays the server's
+        assert stopped["counts"] == failed["counts"]
+        assert app.state.store.rubric_digests(batch["id"]) == {"image": first}
+        refused = client.post("/api/batches", json=posted, headers=bearer(token))
+        assert refused.status_code == 409, refused.text
+
+
 def test_a_run_folder_the_server_cannot_write_is_the_operators_to_fix(service, tmp_path):
     """A batch whose run folder cannot be made (the server's runs folder is no folder it can
     write in) told its requester "choose a folder you can write to": the requester chose no
