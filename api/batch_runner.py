@@ -24,15 +24,18 @@ from synthgate.errors import InputError
 from synthgate.foreign_files import FolderAdvice
 from synthgate.pipeline import (
     MODALITIES,
+    JudgedSample,
     Progress,
+    RunStart,
+    RunTotals,
     batch_id_for,
     planned_total,
     rubric_digest,
     section_rubric,
 )
-from synthgate.runner import InProcessRunner, Runner, Stopped
+from synthgate.runner import InProcessRunner, Runner, Sink, Stopped
 from synthgate.sinks import DatabaseSink, KeepReviewed, RunFolderSink
-from synthgate.storage.store import Store
+from synthgate.storage.store import WORKER_STATUSES, Store
 from synthgate.validators.rubric import Rubric
 
 log = logging.getLogger(__name__)
@@ -89,7 +92,8 @@ def refuse_other_rubric(
 
     `judged_with`: the digest of the rubric each modality was judged with (store.rubric_digests),
     so that the same file edited in place is told apart; a batch judged before they were
-    recorded has none, and its rubrics are compared by name."""
+    recorded has none, and its rubrics are compared by name. The run a post lets through is
+    held to them too, where it loads its rubric (`SameRubric`)."""
     try:
         stored = BatchConfig.model_validate(recorded)
     except ValidationError:  # recorded by a synthgate whose configs read otherwise
@@ -150,6 +154,46 @@ def _other_rubric(modality: str, batch_id: str, asked: Rubric, *, had: str) -> H
         "again returns the batch as it stands. To judge with "
         f"{asked.name}, give the config another name: that makes a new batch",
     )
+
+
+class SameRubric:
+    """A sink that refuses, at the run's start, a rubric other than the one the batch's verdicts
+    were given with (store.rubric_digests). A post of the batch again is held to that rubric
+    (`refuse_other_rubric`), but the run it lets through loads the rubric's file when it starts,
+    after a wait in the queue or the chunk it was cancelled in: a file edited meanwhile would
+    judge the rest of the batch, and its digest would replace the first. A batch without
+    verdicts (nothing made, or only failed samples) runs with the rubric it loaded."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def start(self, run: RunStart) -> None:
+        recorded = self.store.rubric_digests(run.batch_id)
+        digests = {modality: rubric_digest(judge.rubric) for modality, judge in run.judges.items()}
+        changed = [m for m, digest in digests.items() if recorded.get(m, digest) != digest]
+        if not changed:
+            return
+        counts = self.store.counts_of([run.batch_id])[run.batch_id]
+        for modality in changed:
+            if all(status in WORKER_STATUSES for status in counts.get(modality, {})):
+                continue  # no verdict given yet
+            name = run.judges[modality].rubric.name
+            raise InputError(
+                f"{modality}.rubric: batch {run.batch_id} was judged with rubric {name}, whose "
+                "file has changed since; a rubric is not part of a batch's id, so the batch "
+                "cannot go on with the file as it is now. Put the file back as it was to finish "
+                f"the batch, or, to judge with {name} as it is now, give the config another "
+                "name: that makes a new batch"
+            )
+
+    def add(self, chunk: list[JudgedSample]) -> None:
+        pass
+
+    def finish(self, totals: RunTotals) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
 
 
 class BatchRunner:
@@ -351,7 +395,10 @@ class BatchRunner:
             self.store.set_batch_status(batch_id, "running", "generating")
             folder = self.runs_dir / batch_id
             run_folder = RunFolderSink(folder, advice=RUN_FOLDER_ADVICE)
-            sinks = [KeepReviewed(self.store, [run_folder, DatabaseSink(self.store)])]
+            sinks: list[Sink] = [
+                SameRubric(self.store),  # first: refused, the run folder is not begun
+                KeepReviewed(self.store, [run_folder, DatabaseSink(self.store)]),
+            ]
             result = self.backend.run(
                 config, sinks=sinks, progress=self._progress(job, total), stop=job.stop
             )

@@ -613,11 +613,6 @@ class SecondChunkFails(TinyGenerator):
         return super().generate(specs)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the resumed run loads the edited file, judges with it and records its digest over "
-    "the one the batch's first verdicts were given with",
-)
 def test_a_rubric_file_edited_after_a_post_again_was_let_through_stops_the_resumed_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
