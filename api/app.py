@@ -158,8 +158,9 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
-        # FastAPI's /docs and /redoc pages load their UI with inline and CDN scripts and show
-        # no user data: they keep every header but the content security policy.
+        # The /docs and /redoc pages start their UI with an inline script (its files are the
+        # server's own: fastapi-offline) and show no user data: they keep every header but the
+        # content security policy.
         docs = scope.get("path", "").startswith(("/docs", "/redoc"))
         headers = SECURITY_HEADERS[1:] if docs else SECURITY_HEADERS
 
