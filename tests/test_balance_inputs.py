@@ -871,3 +871,36 @@ def test_a_section_refused_when_read_names_its_place_in_the_list(
         refused.value
     )
     assert not out.exists()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="an unknown key of a balance config's second generator section is told as "
+    "\"balance.yaml: unknown key 'image.objets'\", the section's place (image[1]) not named",
+)
+@pytest.mark.parametrize("modality", ["image", "text"])
+def test_an_unknown_key_of_a_listed_section_names_its_place(
+    modality: str, tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A misspelt key in the second of three sections of one generator was told as
+    `unknown key 'image.objets'`, which any of them could hold."""
+    import synthgate
+    from synthgate.errors import InputError
+
+    section = {"generator": "copy_paste" if modality == "image" else "counterfactual"}
+    config = tmp_path / "balance.yaml"
+    config.write_text(yaml.safe_dump({modality: [section, {**section, "objets": 2}, section]}))
+    out = tmp_path / "out"
+    with pytest.raises(InputError) as refused:
+        if modality == "image":
+            synthgate.balance(tiny[0], images=tiny[1], out=out, config=config)
+        else:
+            rows = tmp_path / "rows.jsonl"
+            rows.write_text(
+                '{"text": "Good soup.", "label": "a"}\n{"text": "Cold.", "label": "b"}\n'
+            )
+            synthgate.balance_text(rows, out=out, config=config)
+    assert str(refused.value) == (
+        f"{config}: unknown key '{modality}[1].objets'; remove it or check its spelling"
+    )
+    assert not out.exists()
