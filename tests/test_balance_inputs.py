@@ -873,11 +873,6 @@ def test_a_section_refused_when_read_names_its_place_in_the_list(
     assert not out.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an unknown key of a balance config's second generator section is told as "
-    "\"balance.yaml: unknown key 'image.objets'\", the section's place (image[1]) not named",
-)
 @pytest.mark.parametrize("modality", ["image", "text"])
 def test_an_unknown_key_of_a_listed_section_names_its_place(
     modality: str, tiny: tuple[Path, Path], tmp_path: Path

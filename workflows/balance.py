@@ -221,18 +221,23 @@ def check_sections(
 def _section_placed(source: Path, modality: str, place: str) -> Iterator[None]:
     """A refusal of a generator section's fields, which its config (a batch config of that one
     section) names as `image.field`, raised again naming the section's `place` in the balance
-    config (`image[1].field`) on every line that names one."""
+    config (`image[1].field`, `unknown key 'image[1].objets'`) on every line that names one."""
     try:
         yield
     except InputError as error:
-        written = f"{source}: {modality}."
         lines = str(error).split("\n")
-        if place == modality or not any(line.startswith(written) for line in lines):
+        placed = lines
+        # a line about a field starts with its key; one about an unknown key quotes it
+        for said in ("", "unknown key '"):
+            written = f"{source}: {said}{modality}."
+            placed = [
+                f"{source}: {said}{place}.{line.removeprefix(written)}"
+                if line.startswith(written)
+                else line
+                for line in placed
+            ]
+        if placed == lines:
             raise
-        placed = [
-            f"{source}: {place}.{line.removeprefix(written)}" if line.startswith(written) else line
-            for line in lines
-        ]
         raise InputError("\n".join(placed)) from None
 
 
