@@ -335,11 +335,6 @@ def test_a_bad_fallback_is_a_clear_error(section: str, words: str, tmp_path: Pat
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the fallback's model, refused once it is built, is told as text[0].model.path, the "
-    "place of the list's first section (a templates section without a model), not text[1]'s",
-)
 def test_a_fallback_refused_mid_balance_names_the_section_it_comes_from(tmp_path: Path) -> None:
     """The fallback runs the model of the first counterfactual section, here the second of the
     list: a model folder it cannot load names that section, text[1].model.path."""

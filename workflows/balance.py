@@ -199,9 +199,8 @@ def check_sections(
     plan reads some: copy_paste's min_source_area, instances_per_image, text locales), and load
     the rubrics they name, so a bad value is an InputError naming the field, not a crash:
     `image[1].min_visible_fraction` in a list of sections."""
-    listed = isinstance(getattr(balance, modality), list)
     for turn, section in enumerate(sections):
-        with _section_placed(source, modality, f"{modality}[{turn}]" if listed else modality):
+        with _section_placed(source, modality, section_place(balance, modality, turn)):
             config = section_config(
                 {**section, "generator": section.get("generator", default)},
                 count=1,
@@ -215,6 +214,12 @@ def check_sections(
             # without the config named, after the first section's run, or not at all when
             # nothing was made
             check_config_rubrics(config, source=source)
+
+
+def section_place(balance: BalanceConfig, modality: str, turn: int) -> str:
+    """Where generator section `turn` is in the balance config, as its errors name it:
+    `image[1]` in a list of sections, else the modality (one section, or the default)."""
+    return f"{modality}[{turn}]" if isinstance(getattr(balance, modality), list) else modality
 
 
 @contextmanager
@@ -329,11 +334,14 @@ def run_sections(
     attribute_goal: AttributeGoal = "shares",
     limits: list[dict[str, dict[str, dict[str, int]]] | None] | None = None,
     planned: list[SectionPlan] | None = None,
+    place: str | None = None,
 ) -> list[tuple[Path, BatchConfig]]:
     """One pipeline run per generator section, `parts[i]` the deficits section i fills
     (attribute values planned toward `attribute_goal`, `limits[i]` what section i can make of
     each value per class: see `plan_specs`), or the sections' plans `planned` already made
-    (`plan_sections` of the same arguments)."""
+    (`plan_sections` of the same arguments). `place`: the config's section that a section's
+    errors name, where `sections` are not the config's own (a text balance's fallback, made
+    from one); else each is named by its place in the config (`section_place`)."""
     if planned is None:
         planned = plan_sections(
             modality=modality,
@@ -361,9 +369,8 @@ def run_sections(
         specs = [s.model_copy(update={"batch_id": batch_id}) for s in plan.specs]
         # A field of the section refused once its generator is built or runs (a model folder,
         # a background image) names the balance config and the section, as `run` names its own.
-        listed = isinstance(getattr(balance, modality), list)
-        place = f"{modality}[{plan.turn}]" if listed else modality
-        with naming_config(source, modality, section=place):
+        named = place or section_place(balance, modality, plan.turn)
+        with naming_config(source, modality, section=named):
             generator = build(getattr(config, modality))
             assign_sources = getattr(generator, "assign_sources", None)
             if assign_sources is not None:  # what each spec draws from, over the whole plan

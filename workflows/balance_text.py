@@ -60,6 +60,7 @@ from synthgate.workflows.balance import (
     generator_sections,
     run_sections,
     section_config,
+    section_place,
     sections_source,
     summarise,
 )
@@ -297,7 +298,8 @@ def balance_text(
     # reckoning of the groups' label rates was off by it
     limits: list[dict[str, dict[str, dict[str, int]]] | None] = []
     fallback: CounterfactualTextConfig | None = None
-    for section, part in zip(sections, parts, strict=True):
+    fallback_place = "text"  # the section the fallback is made from, which its errors name
+    for turn, (section, part) in enumerate(zip(sections, parts, strict=True)):
         if section.get("generator", "counterfactual") != "counterfactual":
             for label, wanted in part.items():  # its capacity is not known
                 plan.note(label, str(section.get("generator")), capacity=None, wanted=wanted)
@@ -315,7 +317,8 @@ def balance_text(
             name=balance.name,
         ).text
         assert isinstance(rewrites, CounterfactualTextConfig)
-        fallback = fallback or rewrites
+        if fallback is None:
+            fallback, fallback_place = rewrites, section_place(balance, "text", turn)
         if rows_read(rewrites) not in planned:
             planned[rows_read(rewrites)] = CounterfactualGenerator(
                 rewrites, categories=list(before), rows=rows, bank=bank
@@ -365,6 +368,7 @@ def balance_text(
                 parts=[part],
                 balance=fallback_balance,
                 existing=_with_accepted(existing, runs, text_field, attributes_of),
+                place=fallback_place,
             )
             plan.made(filled, strategy=filler)
             runs += filled
