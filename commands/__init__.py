@@ -17,6 +17,7 @@ import ast
 import functools
 import inspect
 import re
+import shlex
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -231,13 +232,16 @@ def flag_of(field: str) -> str:
     written with its value (an `InputError`'s options) as the flag that passes it:
     `force=True` -> `--force`, `copy_images=False` -> `--no-copy-images`, `format=coco` ->
     `--format coco`; a library call (errors.call_of) as the command of the same name that makes
-    it: `sg.merge(real='a.jsonl', out='m/')` -> `synthgate merge --real a.jsonl --out m/`."""
+    it: `sg.merge(real='a.jsonl', out='m/')` -> `synthgate merge --real a.jsonl --out m/`, each
+    value quoted where a shell would split it or read a quote in it (`--synthetic 'my run'`)."""
     if field.startswith("sg."):
         call = ast.parse(field, mode="eval").body
         if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Attribute):
             raise TypeError(f"flag_of: {field!r} is not a call errors.call_of wrote")
         # call_of's arguments are strings, each the value of its flag
-        arguments = [f"{flag_of(str(a.arg))} {ast.literal_eval(a.value)}" for a in call.keywords]
+        arguments = [
+            f"{flag_of(str(a.arg))} {shlex.quote(ast.literal_eval(a.value))}" for a in call.keywords
+        ]
         return " ".join(["synthgate", call.func.attr.replace("_", "-"), *arguments])
     name, _, value = field.partition("=")
     flag = IRREGULAR_FLAGS.get(name, "--" + name.replace("_", "-"))
