@@ -899,3 +899,26 @@ def test_an_unknown_key_of_a_listed_section_names_its_place(
         f"{config}: unknown key '{modality}[1].objets'; remove it or check its spelling"
     )
     assert not out.exists()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a refusal of a listed section as a whole (a prompt slot no attribute fills) is told "
+    "as 'balance.yaml: image: prompt ... has unknown slots', the section's place not named",
+)
+def test_a_listed_section_refused_as_a_whole_names_its_place(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import synthgate
+    from synthgate.errors import InputError
+
+    layout = {"generator": "diffusion_layout", "model": {"path": str(tmp_path / "model")}}
+    config = tmp_path / "balance.yaml"
+    sections = [layout, {**layout, "prompt": "a {colour} photo of {categories}"}]
+    config.write_text(yaml.safe_dump({"image": sections}))
+    out = tmp_path / "out"
+    with pytest.raises(InputError) as refused:
+        synthgate.balance(tiny[0], images=tiny[1], out=out, config=config)
+    said = f"{config}: image[1]: prompt 'a {{colour}} photo of {{categories}}' has unknown slots"
+    assert str(refused.value).startswith(said), str(refused.value)
+    assert not out.exists()
