@@ -901,11 +901,6 @@ def test_an_unknown_key_of_a_listed_section_names_its_place(
     assert not out.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a refusal of a listed section as a whole (a prompt slot no attribute fills) is told "
-    "as 'balance.yaml: image: prompt ... has unknown slots', the section's place not named",
-)
 def test_a_listed_section_refused_as_a_whole_names_its_place(
     tiny: tuple[Path, Path], tmp_path: Path
 ) -> None:

@@ -224,19 +224,21 @@ def section_place(balance: BalanceConfig, modality: str, turn: int) -> str:
 
 @contextmanager
 def _section_placed(source: Path, modality: str, place: str) -> Iterator[None]:
-    """A refusal of a generator section's fields, which its config (a batch config of that one
-    section) names as `image.field`, raised again naming the section's `place` in the balance
-    config (`image[1].field`, `unknown key 'image[1].objets'`) on every line that names one."""
+    """A refusal of a generator section, which its config (a batch config of that one section)
+    names as `image.field` or `image`, raised again naming the section's `place` in the balance
+    config (`image[1].field`, `image[1]: ...`, `unknown key 'image[1].objets'`) on every line
+    that names one."""
     try:
         yield
     except InputError as error:
         lines = str(error).split("\n")
         placed = lines
-        # a line about a field starts with its key; one about an unknown key quotes it
-        for said in ("", "unknown key '"):
-            written = f"{source}: {said}{modality}."
+        # a line about a field starts with its key, one about the section with the section's;
+        # one about an unknown key quotes it
+        for said, after in (("", "."), ("", ": "), ("unknown key '", ".")):
+            written = f"{source}: {said}{modality}{after}"
             placed = [
-                f"{source}: {said}{place}.{line.removeprefix(written)}"
+                f"{source}: {said}{place}{after}{line.removeprefix(written)}"
                 if line.startswith(written)
                 else line
                 for line in placed
