@@ -36,9 +36,9 @@ def _shown(value: Any) -> str:
 # nd- (ndarray, "en-dee array"): its article goes by how its first letter is said (an H, a U).
 _SPELT = re.compile(r"[A-Z]{2}|nd")
 _LETTERS_SAID_WITH_A_VOWEL = "aefhilmnorsx"
-# A word that starts with a vowel letter said as a consonant: uint8 and ufunc (you-), union,
-# unicode, user, European, one.
-_VOWEL_SAID_AS_CONSONANT = re.compile(r"u(?:ni|i|f|s[aeiou])|eu|one", re.IGNORECASE)
+# A word that starts with a vowel letter said as a consonant: uint8, ulonglong and ufunc (you-),
+# union, unicode, user, European, one.
+_VOWEL_SAID_AS_CONSONANT = re.compile(r"u(?:ni|i|f|long|s[aeiou])|eu|one", re.IGNORECASE)
 
 
 def type_named(value: Any) -> str:

@@ -189,7 +189,6 @@ def test_a_wrong_type_is_named_with_its_article(tmp_path: Path) -> None:
         sg.run(SHAPES, out=tmp_path / "r", progress=object())
 
 
-@pytest.mark.xfail(strict=True, reason="NumPy's ulonglong (you-long-long) is 'an ulonglong'")
 def test_numpys_unsigned_long_is_named_as_it_is_said() -> None:
     from synthgate.arguments import type_named
 
