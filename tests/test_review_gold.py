@@ -548,6 +548,29 @@ def test_validator_vs_human_kappa_equals_sklearn() -> None:
     assert validator_vs_human(iter(finals), min_items=2) == result
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="validator_vs_human gives kappa 0 beside 80 % observed with no note where the rubric "
+    "routed every reviewed sample accepted (every audit review, the quickstart's)",
+)
+def test_validator_vs_human_says_when_the_rubric_gave_every_sample_one_route() -> None:
+    """Audit samples are all routed accepted: kappa is 0 whatever people say, as between
+    annotators where one gave a single verdict, and the note says why (a lead read a kappa of
+    0 beside 4 of 5 routed as people did and nothing else)."""
+    verdicts = ["accept", "accept", "fix", "accept", "accept"]
+    finals = [(sample("image", i, route="accepted"), v) for i, v in enumerate(verdicts)]
+    kappa = validator_vs_human(finals, min_items=2)["kappa"]
+    assert kappa["value"] == pytest.approx(0.0) and kappa["observed"] == pytest.approx(0.8)
+    assert kappa["note"].startswith("the rubric gave 'accepted' to every item here: kappa is 0")
+    # people varied as well as the rubric: no note, as before
+    routes = ["accepted", "review", "accepted", "rejected", "accepted"]
+    varied = [
+        (sample("image", i, route=r), v)
+        for i, (r, v) in enumerate(zip(routes, verdicts, strict=True))
+    ]
+    assert validator_vs_human(varied, min_items=2)["kappa"]["note"] == ""
+
+
 def test_an_extra_object_on_top_takes_the_pixels_it_covers_from_those_below() -> None:
     looks = masked_batch()
     half = masked().objects[0].model_copy(update={"visible_fraction": 0.3})
