@@ -94,6 +94,15 @@ def _one_value_note(name: str, values: Sequence[Hashable]) -> str:
     return f"{name} gave {only!r} to every item here: kappa is 0 whatever the other gave"
 
 
+def one_value_note(rated: dict[str, Sequence[Hashable]]) -> str:
+    """Why a defined kappa is 0: the first of `rated` (name -> their values) who gave a single
+    value; '' when each varied."""
+    for name, values in rated.items():
+        if len(set(values)) == 1:
+            return _one_value_note(name, values)
+    return ""
+
+
 def cohen_pairs(ratings: Iterable[Rating]) -> list[Agreement]:
     """Cohen's kappa for every pair of raters, over the items both rated. A rater who gave one
     value to every shared item (a careless one who accepts everything) makes kappa 0 however
@@ -106,9 +115,7 @@ def cohen_pairs(ratings: Iterable[Rating]) -> list[Agreement]:
         result = cohen_kappa([v[a] for v in shared], [v[b] for v in shared])
         result.raters = [a, b]
         if result.value is not None:
-            constant = [r for r in (a, b) if len({v[r] for v in shared}) == 1]
-            if constant:
-                result.note = _one_value_note(constant[0], [v[constant[0]] for v in shared])
+            result.note = one_value_note({r: [v[r] for v in shared] for r in (a, b)})
         results.append(result)
     return results
 

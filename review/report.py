@@ -393,6 +393,8 @@ def validator_vs_human(
     kappa.raters = ["rubric", "humans"]
     if not judged:
         kappa.note = "no reviewed sample has a final human verdict yet"
+    elif kappa.value is not None:  # 0 where the rubric routed every sample alike (audits)
+        kappa.note = agreement.one_value_note({"the rubric": routes, "people": wanted})
     confusion: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for route, human in zip(routes, wanted, strict=True):
         confusion[route][human] += 1

@@ -548,11 +548,6 @@ def test_validator_vs_human_kappa_equals_sklearn() -> None:
     assert validator_vs_human(iter(finals), min_items=2) == result
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="validator_vs_human gives kappa 0 beside 80 % observed with no note where the rubric "
-    "routed every reviewed sample accepted (every audit review, the quickstart's)",
-)
 def test_validator_vs_human_says_when_the_rubric_gave_every_sample_one_route() -> None:
     """Audit samples are all routed accepted: kappa is 0 whatever people say, as between
     annotators where one gave a single verdict, and the note says why (a lead read a kappa of
