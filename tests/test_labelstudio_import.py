@@ -23,6 +23,7 @@ from synthgate.review.queue import Decision, ReviewQueue
 from synthgate.samples import ObjectLabel
 from synthgate.storage.store import Store, sqlite_url
 from synthgate.storage.tables import assignments, decisions, review_items, samples
+from synthgate.storage.users import Users
 
 
 @pytest.fixture
@@ -702,6 +703,51 @@ def test_a_fix_the_queue_refuses_is_skipped_naming_the_task_and_the_annotator(
     (skipped,) = result.skipped
     assert skipped.startswith(f"{export_path}: task 0 (item {first}), annotation by labelstudio:1")
     assert "leaves the" in skipped
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="import_annotations records an admin's annotation as an annotator's decision: it "
+    "finishes the item as one of its k and counts in the agreement, which the API refuses (403)",
+)
+def test_an_admins_annotation_is_skipped_not_counted_as_an_annotators(
+    store: Store, tmp_path: Path
+) -> None:
+    """A lead annotated an open item in Label Studio under their own email, which maps to an
+    admin user: the import recorded it as one of the item's k annotator decisions (it finished
+    the item, and counted in the agreement and the gold table), which GET /api/review/next and
+    POST .../decision refuse an admin. It is skipped, saying what to do; their ground-truth
+    annotation adjudicates as before."""
+    Users(store.engine).add("boss", role="admin")
+    queue, task = accepted_once(store, tmp_path)
+    item = task["data"]["item_id"]
+    queue.decide(item, "ann", Decision(verdict="accept"), assign=True)  # one of k = 2
+    task["annotations"][0]["completed_by"] = {"email": "boss@example.org"}
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps([task]))
+    result = import_annotations(queue, path, email_domain="example.org")
+    assert result.decided == 0
+    (skipped,) = result.skipped
+    assert skipped.startswith(f"{path}: task 0 (item {item}), annotation by boss: boss is an admin")
+    assert "ground truth" in skipped
+    with store.engine.connect() as connection:
+        assert (
+            connection.execute(
+                select(review_items.c.status).where(review_items.c.id == item)
+            ).scalar_one()
+            == "open"
+        )
+        assert (
+            connection.execute(
+                select(func.count()).where(decisions.c.annotator == "boss")
+            ).scalar_one()
+            == 0
+        )
+    # an admin adjudicates: their ground-truth annotation on an item awaiting one is recorded
+    queue.decide(item, "bob", Decision(verdict="reject"), assign=True)
+    task["annotations"][0]["ground_truth"] = True
+    path.write_text(json.dumps([task]))
+    assert import_annotations(queue, path, email_domain="example.org").adjudicated == 1
 
 
 def _text_run(tmp_path: Path, name: str, seed: int) -> Path:
