@@ -56,7 +56,14 @@ from synthgate.review.labelstudio import (
 )
 from synthgate.review.queue import ReviewQueue
 from synthgate.samples import Sample
-from synthgate.storage.tables import batches, decisions, review_batches, review_items, taken_back
+from synthgate.storage.tables import (
+    batches,
+    decisions,
+    review_batches,
+    review_items,
+    taken_back,
+    users,
+)
 
 DEFAULT_IMAGE_URL = "/data/local-files/?d={uri}"  # Label Studio local storage, rooted at the run
 LS_USER = re.compile(r"^labelstudio:(\d+)$")
@@ -357,6 +364,13 @@ def _taken_back_by_item(queue: ReviewQueue, item_ids: list[int]) -> dict[int, li
     }
 
 
+def _admins(queue: ReviewQueue) -> frozenset[str]:
+    """The names of the database's admin users (synthgate users add NAME --role admin)."""
+    with queue.store.engine.connect() as connection:
+        found = connection.execute(select(users.c.name).where(users.c.role == "admin"))
+        return frozenset(found.scalars())
+
+
 def _decision_rows(queue: ReviewQueue, item_id: int) -> list[dict[str, Any]]:
     with queue.store.engine.connect() as connection:
         rows = connection.execute(
@@ -411,6 +425,7 @@ def import_annotations(
     decided = _decisions_by_item(queue, item_ids)
     # read after the decisions: one a reopen takes back meanwhile is in one or the other
     withdrawn = _taken_back_by_item(queue, item_ids)
+    admins = _admins(queue)
     # A task with nothing to record needs only to know its item is there (most tasks of a
     # project under way have no annotation yet): read up front, no sample parsed
     refused = queue.refused(i for i, _, annotations in checked if i is not None and not annotations)
@@ -420,7 +435,9 @@ def import_annotations(
             if item_id in refused:
                 result.skipped.append(f"{where}: {refused[item_id]}")
         else:
-            _import_task(queue, item_id, task_annotations, where, result, decided, withdrawn)
+            _import_task(
+                queue, item_id, task_annotations, where, result, decided, withdrawn, admins
+            )
         if progress is not None:
             progress(position + 1, len(checked))
     return result
@@ -495,6 +512,7 @@ def _import_task(
     result: ImportResult,
     decided: dict[int, list[dict[str, Any]]],
     withdrawn: dict[int, list[dict[str, Any]]],
+    admins: frozenset[str],
 ) -> None:
     """One checked task's annotations recorded as its item's decisions (or the task skipped)."""
     if item_id is None:
@@ -508,7 +526,16 @@ def _import_task(
     where_item = f"{where} (item {item_id})"
     for annotation, who in task_annotations:
         _import_one(
-            queue, item_id, shown, annotation, who, where_item, result, decided, withdrawn[item_id]
+            queue,
+            item_id,
+            shown,
+            annotation,
+            who,
+            where_item,
+            result,
+            decided,
+            withdrawn[item_id],
+            admins,
         )
 
 
@@ -612,11 +639,14 @@ def _import_one(
     result: ImportResult,
     decided: dict[int, list[dict[str, Any]]],
     withdrawn: list[dict[str, Any]],
+    admins: frozenset[str],
 ) -> None:
     """One annotation recorded as a decision, compared with the one it came from, or skipped.
     `withdrawn`: the item's decisions `review reopen` took back; one coming back (the same
     decision by its id, or made before it was taken back: `_taken_back_as`) is skipped, as
-    the reopen found it careless; new work of the same person is recorded."""
+    the reopen found it careless; new work of the same person is recorded. A new annotation of
+    one of `admins` is skipped unless it adjudicates (ground truth), as the API refuses an
+    admin an annotator's work: it would count as one of the item's k and in the agreement."""
     if annotation.get("was_cancelled") or annotation.get("skipped"):
         return
     imported_from = _exported_decision(decided[item_id], annotation)
@@ -649,6 +679,14 @@ def _import_one(
         result.skipped.append(f"{where}: {_taken_back_note(gone)}")
         return
     recorded = _recorded(decided[item_id], who, role)
+    if recorded is None and role == "annotator" and who in admins:
+        result.skipped.append(
+            f"{where}: {who} is an admin, whose annotation would count as one of the item's k "
+            "annotators' and in the agreement; credit it to an annotator account (synthgate "
+            "users add NAME --role annotator, and its email in Label Studio), or mark it ground "
+            "truth to adjudicate the item once its annotators split"
+        )
+        return
     if recorded is None:
         try:
             if role == "adjudicator":

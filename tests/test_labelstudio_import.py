@@ -705,11 +705,6 @@ def test_a_fix_the_queue_refuses_is_skipped_naming_the_task_and_the_annotator(
     assert "leaves the" in skipped
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="import_annotations records an admin's annotation as an annotator's decision: it "
-    "finishes the item as one of its k and counts in the agreement, which the API refuses (403)",
-)
 def test_an_admins_annotation_is_skipped_not_counted_as_an_annotators(
     store: Store, tmp_path: Path
 ) -> None:
