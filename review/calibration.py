@@ -136,6 +136,8 @@ class Calibration:
     where: str = ""
     skipped: dict[str, int] = field(default_factory=dict)
     held_routes: list[str] = field(default_factory=list)  # people's, on the held-out samples
+    # the rubric's on them, before and after the refit
+    rubric_routes: dict[str, list[str]] = field(default_factory=dict)
 
     def __repr__(self) -> str:  # not the dataclass's: it would print both rubrics whole
         return (
@@ -185,13 +187,26 @@ class Calibration:
         return self.source.name if self.source is not None else f"rubric {self.old.name}"
 
     def _kappa_caveat(self) -> str:
-        """Why kappa says little here, when people gave every held-out sample one route."""
+        """Why kappa says little here, when people gave every held-out sample one route, or
+        the rubric did (audits of accepted samples: kappa is 0 whatever people said)."""
         if self.held_out and len(set(self.held_routes)) == 1:
             return (
                 f" (people routed every held-out sample {self.held_routes[0]}: kappa stays 0, "
                 "or undefined, whatever the rubric does; the counts tell)"
             )
-        return ""
+        one = {
+            when: routes[0] for when, routes in self.rubric_routes.items() if len(set(routes)) == 1
+        }
+        if not one:
+            return ""
+        if len(one) == 2 and len(set(one.values())) == 1:
+            routed = f"{one['before']} before and after"
+        else:
+            routed = " and ".join(f"{route} {when}" for when, route in one.items())
+        return (
+            f" (the rubric routed every held-out sample {routed}: kappa is 0 there whatever "
+            "people did; the counts tell)"
+        )
 
     def to_yaml(self) -> str:
         return rubric_yaml(self.rubric, header=self.header())
@@ -572,6 +587,7 @@ def calibrate_items(
         before=RouteAgreement.of(before_routes.tolist(), human.tolist()),
         after=RouteAgreement.of(after_routes.tolist(), human.tolist()),
         held_routes=human.tolist(),
+        rubric_routes={"before": before_routes.tolist(), "after": after_routes.tolist()},
     )
 
 

@@ -101,11 +101,6 @@ def test_routed_as_people_did_is_counted_where_kappa_cannot_tell() -> None:
     assert result.as_dict()["after"]["agreed"] == after
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the header gives kappa 0.000 before and after with no word on why where the rubric "
-    "routed every held-out sample accepted (audits): the caveat covers people's routes only",
-)
 def test_kappa_zero_because_the_rubric_gave_one_route_is_said() -> None:
     """Audit samples: the rubric accepted every one, people rejected some. Kappa is 0 before
     (and after, where the refit still accepts all) whatever people did; the header said
