@@ -8,6 +8,7 @@ service sends posted batches to `synthgate worker` processes instead of running 
 from __future__ import annotations
 
 import errno
+import shlex
 import signal
 import socket
 import threading
@@ -19,7 +20,15 @@ from typing import TYPE_CHECKING
 import typer
 from rich.markup import escape
 
-from synthgate.commands import DEFAULT_DB, console, errors, flag_of, new_table, user_errors
+from synthgate.commands import (
+    DEFAULT_DB,
+    console,
+    counted,
+    errors,
+    flag_of,
+    new_table,
+    user_errors,
+)
 from synthgate.errors import InputError
 
 if TYPE_CHECKING:
@@ -260,4 +269,16 @@ def remove_user(
     with user_errors(), _users(db) as known:
         if not known.remove(name):
             raise InputError(f"no user {name!r}; `synthgate users list` shows who exists")
+        held = known.held_review_tasks(name)
     console.print(f"removed {name!r}", markup=False)
+    if held:
+        where = f" --db {shlex.quote(db)}" if db is not None else ""
+        console.print(
+            f"{name} holds {counted(held, 'review task')} undecided, "
+            f"{'which waits' if held == 1 else 'which wait'} for them: `synthgate review release "
+            f"--annotator {shlex.quote(name)}{where}` hands {'it' if held == 1 else 'them'} to "
+            "other annotators",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -31,6 +31,7 @@ from synthgate.errors import InputError
 from synthgate.storage.prepared import Prepared
 from synthgate.storage.requesters import forget_user
 from synthgate.storage.tables import (
+    assignments,
     insert_ignore,
     removed_users,
     service_secrets,
@@ -123,6 +124,16 @@ class Users:
                 connection.execute(removed_users.delete().where(removed_users.c.name == name))
                 connection.execute(removed_users.insert().values(name=name, removed_at=time.time()))
             return removed
+
+    def held_review_tasks(self, name: str) -> int:
+        """How many review tasks `name` was handed and has not decided (review_assignments):
+        each keeps its slot for them, removed or not, until `review release --annotator NAME`
+        takes it back."""
+        with self.engine.connect() as connection:
+            held = select(func.count()).where(
+                assignments.c.annotator == name, assignments.c.decided_at.is_(None)
+            )
+            return int(connection.execute(held).scalar_one())
 
     def list(self) -> list[User]:
         with self.engine.connect() as connection:

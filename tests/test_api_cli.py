@@ -62,11 +62,6 @@ def test_names_print_as_they_are_not_as_markup_or_emoji(tmp_path: Path):
     assert removed.stdout.strip() == f"removed {name!r}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="users remove says 'removed' alone while the annotator holds a review task undecided, "
-    "which then waits for them: review stats shows an open item with no slot left to hand out",
-)
 def test_removing_an_annotator_who_holds_review_tasks_names_review_release(tmp_path: Path):
     """cy asked for an item and was removed before deciding it: the item's slot stays theirs,
     so once the others are done `review stats` reads '1 open ... 0 assignments still to hand
