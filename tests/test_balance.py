@@ -394,6 +394,43 @@ def test_made_for_a_quota_counts_instances_of_the_samples_class_not_crowd_region
     assert _made_for_quota([run]) == {"bear": Counter({"accepted": 2})}
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="a background's object of the class on another class's sample is not counted as "
+    "made: 18 lost where 1 was",
+)
+def test_a_class_short_by_one_says_one_lost_when_other_samples_backgrounds_brought_the_rest(
+    tmp_path: Path,
+) -> None:
+    """copy_paste's plan counts the objects of a class on the backgrounds of every sample, other
+    classes' too: coco-tiny's teddy bear (target 30, 27 planned: 9 pasted, 18 on backgrounds of
+    other samples, one of which a paste hid) ended 29/30, and balance.json said "18 lost to
+    occlusion by other pasted instances", where one was."""
+    from synthgate.workflows.balance import _made_for_quota, _shortfall
+
+    bear, dog = 1, 2
+    coco = {
+        "images": [
+            {"id": 1, "synthgate": {"category": "bear", "status": "accepted"}},
+            {"id": 2, "synthgate": {"category": "dog", "status": "accepted"}},
+        ],
+        "annotations": [
+            {"image_id": 1, "category_id": bear, "synthgate": {"pasted": True}},
+            {"image_id": 2, "category_id": dog, "synthgate": {"pasted": True}},
+            {"image_id": 2, "category_id": bear, "synthgate": {"pasted": False}},
+            {"image_id": 2, "category_id": bear, "iscrowd": 1, "synthgate": {"pasted": False}},
+        ],
+        "categories": [{"id": bear, "name": "bear"}, {"id": dog, "name": "dog"}],
+    }
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "coco.json").write_text(json.dumps(coco), encoding="utf-8")
+    made = _made_for_quota([run])
+    assert made["bear"] == Counter({"accepted": 2})
+    said = _shortfall(3, 3, made["bear"], "classes", {"copy_paste"})
+    assert said == "1 lost to occlusion by other pasted instances"
+
+
 @pytest.mark.parametrize(
     ("generators", "words"),
     [
