@@ -764,7 +764,9 @@ def _made_for_quota(
     run_dirs: list[Path], generators: dict[str, set[str]] | None = None
 ) -> dict[str, Counter[str]]:
     """Per class: instances (or rows) made for its quota, by the status of their sample; and in
-    `generators`, per class, the generators of the image samples made for it."""
+    `generators`, per class, the generators of the image samples made for it. An image's
+    instances of a class count wherever they are: copy_paste's plan counts the objects of a class
+    on the backgrounds of other classes' samples among its instances."""
     made: dict[str, Counter[str]] = {}
     for run_dir in run_dirs:
         coco_path = run_dir / "coco.json"
@@ -778,9 +780,8 @@ def _made_for_quota(
             for annotation in coco["annotations"]:
                 block = images[annotation["image_id"]]
                 name = names[annotation["category_id"]]
-                # the sample's class, pasted or on its background (a plan counts a background's
-                # own objects of that class among its instances); a crowd region is no instance
-                if name == block["category"] and not annotation.get("iscrowd"):
+                # pasted or on a background, of any sample; a crowd region is no instance
+                if not annotation.get("iscrowd"):
                     made.setdefault(name, Counter())[block["status"]] += 1
         text_path = run_dir / "text.jsonl"
         if text_path.is_file():
