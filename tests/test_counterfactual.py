@@ -381,3 +381,24 @@ def test_a_run_judges_rewrites_against_the_classes_of_their_rows(tmp_path: Path)
     assert "correctness_label_in_taxonomy" not in findings
     assert result.counts["text"].get("accepted") == 4
     assert [r.route for r in sg.validate(sg.generate(config))] == ["accepted"] * 4
+
+
+@pytest.mark.xfail(
+    strict=True, reason="a rewrite keeps none of its row's spans: sample.spans is []"
+)
+def test_a_rewrite_keeps_its_rows_spans_on_the_text_they_covered(
+    tmp_path: Path, bank: NameBank
+) -> None:
+    """A row of a classification file that holds NER spans too ('John Smith' PER, 'Paris' LOC)
+    was rewritten without them: balance merged 'Tabitha Smith in Paris cannot log in.' with no
+    `spans`, an entity left unlabelled beside real rows that label theirs. A span moves with the
+    swaps before it and stretches over a name swapped inside it."""
+    text = "John Smith in Paris says his login fails."
+    rows = [{"id": "a", "text": text, "label": "login", "spans": [[0, 10, "PER"], [14, 19, "LOC"]]}]
+    generator = generator_for(tmp_path, bank, rows)
+    for made in generator.generate([spec(i, "login", gender="female") for i in range(4)]):
+        sample = made.sample
+        assert "John" not in sample.text and "her login" in sample.text
+        covered = [(sample.text[s.start : s.end], s.label) for s in sample.spans]
+        name = sample.text.split(" Smith")[0]
+        assert covered == [(f"{name} Smith", "PER"), ("Paris", "LOC")]
