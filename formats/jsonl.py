@@ -289,6 +289,11 @@ def row_spans_and_label(
     return list(spans), label
 
 
+def row_spans(row: dict[str, Any], *, label_field: str = "label") -> list[Span]:
+    """A row's spans, in any form `row_spans_and_label` reads; ValueError if one is not a span."""
+    return [_span(s) for s in row_spans_and_label(row, label_field=label_field)[0]]
+
+
 def _spans_field(row: dict[str, Any], label_field: str = "label") -> str | None:
     """The field a row keeps its spans in, of the forms `row_spans_and_label` reads, in its
     order: `spans`, `entities`, doccano's `labels`, or `label_field` holding spans (doccano's

@@ -668,7 +668,6 @@ def test_rows_with_an_empty_span_list_are_not_said_to_hold_span_labels(tmp_path:
     assert "they hold spans" not in said, said
 
 
-@pytest.mark.xfail(strict=True, reason="merged rewrites have no `entities`: their spans are lost")
 def test_rewrites_of_rows_with_entities_are_merged_with_them(tmp_path: Path) -> None:
     """A text team's tickets hold a class and spaCy-style `entities`: the rewrites balance
     merged carried no `entities`, so the names and places in them were unlabelled."""

@@ -383,9 +383,6 @@ def test_a_run_judges_rewrites_against_the_classes_of_their_rows(tmp_path: Path)
     assert [r.route for r in sg.validate(sg.generate(config))] == ["accepted"] * 4
 
 
-@pytest.mark.xfail(
-    strict=True, reason="a rewrite keeps none of its row's spans: sample.spans is []"
-)
 def test_a_rewrite_keeps_its_rows_spans_on_the_text_they_covered(
     tmp_path: Path, bank: NameBank
 ) -> None:

@@ -37,10 +37,10 @@ import numpy as np
 
 from synthgate.config import CounterfactualTextConfig
 from synthgate.errors import InputError
-from synthgate.formats.jsonl import read_jsonl, row_class
+from synthgate.formats.jsonl import read_jsonl, row_class, row_spans
 from synthgate.generators.text.names import GENDERS, WORD, NameBank
 from synthgate.generators.text.rows import reference_rows
-from synthgate.samples import GeneratedSample, Provenance, Sample, SampleSpec, sample_id
+from synthgate.samples import GeneratedSample, Provenance, Sample, SampleSpec, Span, sample_id
 
 # (male, female) pairs; "her" maps back to "his" or "him" by what follows it.
 TERM_PAIRS: tuple[tuple[str, str], ...] = (
@@ -136,6 +136,22 @@ def infer_attributes(text: str, bank: NameBank) -> dict[str, str]:
 class Rewrite:
     text: str
     swaps: list[tuple[str, str]]
+    edits: list[
+        tuple[int, int, str]
+    ]  # (start, end) of the old text, in order, and what replaced it
+
+    def moved(self, position: int, *, end: bool) -> int:
+        """Where an offset of the old text lies in the new one: after the edits before it; one
+        inside an edit goes to the edit's start (a span's start) or end (a span's end)."""
+        shift = 0
+        for start, stop, new in self.edits:
+            if stop <= position:
+                shift += len(new) - (stop - start)
+            elif start < position:
+                return start + shift + (len(new) if end else 0)
+            else:
+                break
+        return position + shift
 
 
 def rewrite(
@@ -183,7 +199,7 @@ def rewrite(
         swaps.append((text[start:end], new))
         last = end
     pieces.append(text[last:])
-    return Rewrite(text="".join(pieces), swaps=swaps)
+    return Rewrite(text="".join(pieces), swaps=swaps, edits=sorted(edits))
 
 
 def bias_report(
@@ -250,6 +266,9 @@ class CounterfactualGenerator:
         self.bank_given = bank is not None  # else built from the config's locales
         self.bank = bank or NameBank.build(config.locales)
         self.by_label: dict[str, list[int]] = defaultdict(list)
+        # A row of a classification file may label names and places too (NER): a rewrite keeps
+        # its row's spans, moved with the swaps.
+        self.spans: list[list[Span]] = []
         for position, row in enumerate(self.rows):
             text, label = row.get(config.text_field), row_class(row, config.label_field)
             if not isinstance(text, str) or label is None:
@@ -258,9 +277,15 @@ class CounterfactualGenerator:
                     f"and a label `{config.label_field}`"
                 )
             self.by_label[str(label)].append(position)
-        # The judge's taxonomy: every class of the rows (a rewrite keeps its row's label). A run
-        # of a config without `categories` judged against none: every sample went to review.
-        self.label_names = list(dict.fromkeys([*categories, *self.by_label]))
+            try:
+                self.spans.append(row_spans(row, label_field=config.label_field))
+            except ValueError as error:
+                raise InputError(f"{config.source}: row {position + 1}: {error}") from None
+        # The judge's taxonomy: every class of the rows (a rewrite keeps its row's label) and
+        # their span labels. A run of a config without `categories` judged against none: every
+        # sample went to review.
+        span_labels = [span.label for spans in self.spans for span in spans]
+        self.label_names = list(dict.fromkeys([*categories, *self.by_label, *span_labels]))
         # Only rows with something to swap: rewriting a row with nothing to swap copies it.
         self.named: dict[str, list[int]] = {}
         self.swappable: dict[str, list[int]] = {}
@@ -428,6 +453,14 @@ class CounterfactualGenerator:
             id=sample_id(spec.batch_id, "text", spec.index),
             spec=spec,
             text=result.text,
+            spans=[
+                Span(
+                    start=result.moved(span.start, end=False),
+                    end=result.moved(span.end, end=True),
+                    label=span.label,
+                )
+                for span in self.spans[position]
+            ],
             doc_label=label,
             attributes=attributes,
             provenance=Provenance(
