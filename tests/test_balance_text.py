@@ -698,11 +698,6 @@ def test_rewrites_of_rows_with_entities_are_merged_with_them(tmp_path: Path) -> 
         assert covered[0][0].endswith(" Smith") and covered[1][0] == "Paris", row
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a class nothing could raise is said to have rewrites that 'cannot fill the class "
-    "without repeating themselves', and no fix is named",
-)
 def test_a_class_nothing_can_raise_says_why_and_names_the_fix(tmp_path: Path) -> None:
     """A shipping class of one ticket with no name or gendered term in it: its note said the
     rewrites, which can make 0 rows, "cannot fill the class without repeating themselves", and

@@ -541,7 +541,9 @@ class _Plan:
                     if capacity is None
                     else f" can make {capacity} distinct rows"
                 )
-                if turn == 0 and capacity is not None and capacity < lack:
+                if capacity == 0 and step["strategy"] == "counterfactual":
+                    said += ": no row of the class has a first name or a gendered term to swap"
+                elif turn == 0 and capacity is not None and capacity < lack:
                     said += (
                         f", fewer than the {lack} missing: they cannot fill the class without "
                         "repeating themselves"
@@ -572,6 +574,12 @@ class _Plan:
                 reasons[label] = f"{short} short: {made}" + (
                     f"; {waiting} in samples review" if waiting else ""
                 )
+                if not any(s["strategy"] in ("model", "text_model") for s in steps):
+                    reasons[label] += (
+                        "; a local text model writes new rows of a class: give the balance "
+                        "config's counterfactual section model: {path: ...} (a causal language "
+                        "model's folder)"
+                    )
         return reasons
 
     def as_json(self, targets: dict[str, int], after: dict[str, Any]) -> dict[str, Any]:
