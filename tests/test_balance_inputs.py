@@ -207,7 +207,6 @@ def test_skip_invalid_that_leaves_no_image_is_refused_as_export_refuses_it(
     assert not out.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="'(0 entries left out as invalid); fix the entries'")
 def test_a_coco_file_of_no_images_is_refused_as_holding_none(
     tiny: tuple[Path, Path], tmp_path: Path
 ) -> None:

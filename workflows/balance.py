@@ -638,11 +638,14 @@ def balance(
         progress=check_progress,
     )
     data = checked.data
-    if not data["images"]:  # --skip-invalid left out every image, as export refuses it too
+    if not data["images"]:  # none, or --skip-invalid left out every one: export refuses it too
         raise InputError(
             f"{coco_path}: no images to balance "
             f"({counted(len(checked.skipped), 'entry', 'entries')} left out as invalid); "
             "fix the entries (without --skip-invalid each is named), or balance another file"
+            if checked.skipped
+            else f"{coco_path}: no images to balance: the file holds none; balance a COCO file "
+            "of the dataset's images and their annotations"
         )
     refuse_non_finite(data, coco_path, non_finite)  # its entries go into merged.coco.json
     before = class_counts(data)
