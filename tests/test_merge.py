@@ -787,9 +787,6 @@ def test_merge_skip_invalid_leaves_bad_real_entries_out(
     assert len(merged["images"]) == len(data["images"]) - 1 + 4  # gone\\ left out
 
 
-@pytest.mark.xfail(
-    strict=True, reason="merged.coco.json of the synthetic images alone is written, exit 0"
-)
 def test_merge_skip_invalid_that_leaves_no_real_image_is_refused(
     finished_run: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:

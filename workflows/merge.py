@@ -37,7 +37,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from synthgate.arguments import callback, optional_path, path_argument, switch
-from synthgate.errors import InputError
+from synthgate.errors import InputError, counted
 from synthgate.files import dumps, not_a_folder, write_atomic, write_json_atomic
 from synthgate.foreign_files import BALANCE_MARKER, MERGE_MARKER
 from synthgate.formats.coco import Progress, refuse_non_finite
@@ -672,6 +672,13 @@ def merge(
         skip_invalid=skip_invalid,
         progress=check_progress,
     )
+    if real_coco["images"] and not checked.data["images"]:  # --skip-invalid left out all
+        raise InputError(
+            f"{real_path}: no real images to merge into "
+            f"({counted(len(checked.skipped), 'entry', 'entries')} left out as invalid); "
+            "fix the entries (without --skip-invalid each is named): merged.coco.json would "
+            "hold the synthetic images alone"
+        )
     refuse_non_finite(checked.data, real_path, non_finite)  # copied into merged.coco.json
     result.skipped_input = [p.describe() for p in checked.skipped]
     placed, files = dataset_folder_images(checked.data, images_dir)
