@@ -271,6 +271,19 @@ PERSON_FOLLOWERS = frozenset(
         "should",
         "might",
         "must",
+        # ... and their negations: tickets open with what a person cannot do
+        "cannot",
+        "can't",
+        "couldn't",
+        "won't",
+        "wouldn't",
+        "shouldn't",
+        "doesn't",
+        "didn't",
+        "isn't",
+        "wasn't",
+        "hasn't",
+        "hadn't",
         "and",
         "who",
         "also",
@@ -416,7 +429,8 @@ class NameBank:
                 pending.append(i)
         named = {tokens[i] for i in found}
         for i in pending:
-            following = tokens[i + 1].casefold() if i + 1 < len(tokens) else ""
+            # "can’t" as phones type it is "can't"
+            following = tokens[i + 1].casefold().replace("’", "'") if i + 1 < len(tokens) else ""
             between = text[words[i][1] : words[i + 1][0]] if i + 1 < len(words) else ""
             if (
                 # "Mark is faint", "Jack was loose": a noun takes these verbs too
