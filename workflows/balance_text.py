@@ -201,6 +201,13 @@ def balance_text(
             "is not changed",
         )
     jsonl_path, out = path_argument(jsonl, "jsonl"), path_argument(out, "out")
+    if label_field == text_field:  # each row's text would be a class of its own
+        raise InputError(
+            field="label_field",
+            value=label_field,
+            problem="is the text field too: each row's text would be its class",
+            fix="name the field that holds each row's class",
+        )
     progress = callback(progress, "progress")
     balance = load_balance_config(config)  # refuses a config of the wrong type first
     config_path = (
