@@ -382,3 +382,34 @@ def test_a_class_over_its_target_before_the_balance_is_not_said_to_be_over_becau
         "| person | 209 | 4 | 0 | 4 | 213 | yes, over before the balance; "
         "4 real objects of backgrounds |" in markdown
     )
+
+
+@pytest.mark.xfail(strict=True, reason="report.md shows a Python dict: {'rejected': 1, ...}")
+def test_what_was_left_out_by_status_reads_as_words_and_counts() -> None:
+    """A text balance that rejected a rewrite: report.md said "Left out by status:
+    {'rejected': 1}.", Python's repr of a dict, where the rest of the line is in words."""
+    from synthgate.reports.render import _markdown, _sections
+
+    summary = {
+        "kind": "jsonl",
+        "source": "tickets.jsonl",
+        "target": "max",
+        "classes": {
+            "login": {
+                "before": 8,
+                "after": 24,
+                "target": 41,
+                "deficit": 33,
+                "planned": 17,
+                "filled": 16,
+            }
+        },
+        "added": {"images": 0, "annotations": 0, "rows": 16},
+        "left_out": {"rejected": ["tex-1"], "failed": ["tex-2", "tex-3"]},
+        "waiting_for_review": [],
+        "skipped_input": [],
+    }
+    figures = {"histogram": "h.svg", "deficit": "d.svg", "rubric": "r.svg"}
+    markdown = _markdown(_sections(summary, figures, [], []))
+    assert "Left out by status: rejected 1, failed 2." in markdown, markdown
+    assert "{'" not in markdown
