@@ -134,7 +134,9 @@ def _sections(
             f"{counted(added['annotations'], 'annotation')} and "
             f"{counted(added['rows'], 'text row')}. "
             f"Waiting for review (not merged): {len(summary['waiting_for_review'])}. "
-            f"Left out by status: { {k: len(v) for k, v in summary['left_out'].items()} or 'none' }.",
+            "Left out by status: "
+            + (", ".join(f"{k} {len(v)}" for k, v in summary["left_out"].items()) or "none")
+            + ".",
         ),
     ]
     skipped = summary["skipped_input"]

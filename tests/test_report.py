@@ -384,7 +384,6 @@ def test_a_class_over_its_target_before_the_balance_is_not_said_to_be_over_becau
     )
 
 
-@pytest.mark.xfail(strict=True, reason="report.md shows a Python dict: {'rejected': 1, ...}")
 def test_what_was_left_out_by_status_reads_as_words_and_counts() -> None:
     """A text balance that rejected a rewrite: report.md said "Left out by status:
     {'rejected': 1}.", Python's repr of a dict, where the rest of the line is in words."""
