@@ -445,3 +445,31 @@ def test_instances_lost_to_occlusion_are_said_in_their_generators_words(
 
     said = _shortfall(5, 5, Counter({"accepted": 2}), "classes", generators)
     assert said == words
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="'unknown class(es) ['café']; the dataset's classes are "
+    "[..., 'café', ...]': the two look the same",
+)
+@pytest.mark.parametrize("where", ["targets", "classes"])
+def test_a_class_named_in_another_case_or_unicode_form_is_said_to_be_written_otherwise(
+    tmp_path: Path, where: str
+) -> None:
+    """A target file (or `classes:`) naming `café` with é as one character, for a dataset whose
+    category was written e + a combining accent (macOS file names, some exports): refused as
+    "unknown class(es) ['café']; the dataset's classes are [..., 'café', ...]", the same word
+    on screen. It says how the dataset writes it, visibly, as it does for `Bear` beside `bear`."""
+    from synthgate.workflows.quotas import check_classes, parse_target
+
+    counts = {"cafe\u0301": ClassCount(1, 1), "bear": ClassCount(2, 2), "cat": ClassCount(3, 3)}
+    asked = ["caf\u00e9", "Bear"]
+    with pytest.raises(InputError) as refused:
+        if where == "classes":
+            check_classes(asked, counts, source="balance.yaml")
+        else:
+            path = tmp_path / "targets.yaml"
+            path.write_text("caf\u00e9: 4\nBear: 4\n", encoding="utf-8")
+            class_targets(counts, parse_target(str(path)), image_count=6)
+    said = str(refused.value)
+    assert "the dataset writes 'Bear' as 'bear', 'caf\\xe9' as 'cafe\\u0301'" in said, said
