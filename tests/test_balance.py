@@ -447,11 +447,6 @@ def test_instances_lost_to_occlusion_are_said_in_their_generators_words(
     assert said == words
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="'unknown class(es) ['café']; the dataset's classes are "
-    "[..., 'café', ...]': the two look the same",
-)
 @pytest.mark.parametrize("where", ["targets", "classes"])
 def test_a_class_named_in_another_case_or_unicode_form_is_said_to_be_written_otherwise(
     tmp_path: Path, where: str

@@ -14,6 +14,7 @@ function of its inputs.
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -345,7 +346,8 @@ def _checked_targets(
     unknown = sorted(str(k) for k in data if str(k) not in counts)
     if unknown:
         raise InputError(
-            f"{source}: unknown class(es) {unknown}; the dataset's classes are {sorted(counts)}"
+            f"{source}: unknown class(es) {unknown}{_written_otherwise(unknown, counts)}; the "
+            f"dataset's classes are {sorted(counts)}"
         )
     bad = {k: v for k, v in data.items() if not isinstance(v, int) or isinstance(v, bool) or v < 0}
     if bad:
@@ -407,9 +409,28 @@ def check_classes(
     unknown = sorted({name for name in classes or [] if name not in counts})
     if unknown:
         raise InputError(
-            f"{source}: classes: unknown class(es) {unknown}; the dataset's classes are "
-            f"{sorted(counts)}"
+            f"{source}: classes: unknown class(es) {unknown}"
+            f"{_written_otherwise(unknown, counts)}; the dataset's classes are {sorted(counts)}"
         )
+
+
+def _written_otherwise(unknown: list[str], counts: Mapping[str, Any]) -> str:
+    """How the dataset writes the unknown names that are one of its classes in another case or
+    Unicode form: " (the dataset writes 'Bear' as 'bear', 'caf\\xe9' as 'cafe\\u0301')". Forms
+    that look the same on screen are shown escaped, so the difference can be seen."""
+
+    def key(name: str) -> str:
+        return unicodedata.normalize("NFC", name).casefold()
+
+    known = {key(name): name for name in counts}
+    said = []
+    for name in unknown:
+        theirs = known.get(key(name))
+        if theirs is not None:
+            same_look = unicodedata.normalize("NFC", name) == unicodedata.normalize("NFC", theirs)
+            shown = ascii if same_look else repr
+            said.append(f"{shown(name)} as {shown(theirs)}")
+    return f" (the dataset writes {', '.join(said)})" if said else ""
 
 
 def unplanned_reasons(
