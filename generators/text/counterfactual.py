@@ -136,9 +136,8 @@ def infer_attributes(text: str, bank: NameBank) -> dict[str, str]:
 class Rewrite:
     text: str
     swaps: list[tuple[str, str]]
-    edits: list[
-        tuple[int, int, str]
-    ]  # (start, end) of the old text, in order, and what replaced it
+    # (start, end) of each piece of the old text replaced, in order, and what replaced it
+    edits: list[tuple[int, int, str]]
 
     def moved(self, position: int, *, end: bool) -> int:
         """Where an offset of the old text lies in the new one: after the edits before it; one
