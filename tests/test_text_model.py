@@ -4,9 +4,11 @@ class after real rows of it, clear errors for a missing model, and balancing's m
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from balance_fixtures import run_cli
 from tiny_text_model import tiny_text_model
 
@@ -151,3 +153,40 @@ def test_a_run_judges_rows_against_the_classes_of_the_source(
     result = sg.run(config, out=tmp_path / "run")
     checks = {f.check for s in result.samples() for f in s.report.findings}  # type: ignore[union-attr]
     assert "correctness_label_in_taxonomy" not in checks
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a text model's relative model.path is looked up from the working directory only: "
+    "'no model at 'models/lm'' where the diffusion models' is found beside the config",
+)
+def test_a_relative_model_path_is_found_next_to_the_config(
+    model_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A project folder holding its config and its language model runs from anywhere, as one
+    holding a diffusion model does: text_model's model and counterfactual's fallback model. A
+    name found nowhere still gets the generator's refusal, naming the path as written."""
+    import synthgate as sg
+
+    project = tmp_path / "project"
+    shutil.copytree(model_folder, project / "models" / "lm")
+    model = {"path": "models/lm", "max_new_tokens": 12}
+    config = {
+        "name": "lm",
+        "text": {"generator": "text_model", "count": 2, "source": str(REVIEWS), "model": model},
+    }
+    (project / "batch.yaml").write_text(yaml.safe_dump(config))
+    fallback = {**config, "text": {"generator": "counterfactual", "count": 2}}
+    fallback["text"].update(source=str(REVIEWS), fallback="model", model=model)
+    (project / "fallback.yaml").write_text(yaml.safe_dump(fallback))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    made = sg.generate(project / "batch.yaml")
+    assert sorted(g.sample.doc_label for g in made) == ["negative", "positive"]
+    local = str(project / "models" / "lm")
+    assert made[0].sample.provenance.model["id"] == local
+    assert sg.load_config(project / "fallback.yaml").text.model.path == local  # type: ignore[union-attr]
+    shutil.rmtree(project / "models")
+    # a name found nowhere is refused as before (models/lm reads as a Hub id), as written
+    with pytest.raises(InputError, match=r"text\.model\.path: 'models/lm' holds no causal"):
+        sg.generate(project / "batch.yaml")
