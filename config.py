@@ -751,11 +751,13 @@ def parse_config(data: Any, *, source: Path, config_dir: Path | None = None) -> 
             setattr(section, key, found)
     if isinstance(config.image, _DiffusionImageConfig) and config_dir is not None:
         _find_diffusion_folders(config.image, config_dir)
+    text_model = getattr(config.text, "model", None)  # text_model's, counterfactual's fallback
+    if text_model is not None and config_dir is not None:
+        text_model.path = str(_beside_the_config(text_model.path, config_dir) or text_model.path)
     if isinstance(config.image, _DiffusionImageConfig):
         _revision_of_a_hub_id(config.image.model, field="image.model", source=source)
         _negative_prompt_the_unet_uses(config.image, source=source)
         _sizes_on_the_vaes_blocks(config.image, source=source)
-    text_model = getattr(config.text, "model", None)  # text_model's, counterfactual's fallback
     if text_model is not None:
         _revision_of_a_hub_id(text_model, field="text.model", source=source)
     for modality in ("image", "text"):
@@ -783,26 +785,28 @@ def _relative_to(config_dir: Path | None) -> str:
     )
 
 
+def _beside_the_config(value: str | Path, config_dir: Path) -> Path | None:
+    """A model or folder a config names, next to the config file when the working directory
+    has none of that name, as every other input is; None for a name found nowhere, which stays
+    as given: a model may be a Hugging Face id, and the generator's error names what is
+    missing."""
+    given = home_expanded(Path(value))
+    if given.is_absolute() or _exists(given) or not _exists(config_dir / given):
+        return None
+    return config_dir / given
+
+
 def _find_diffusion_folders(section: _DiffusionImageConfig, config_dir: Path) -> None:
     """A diffusion section's model, CLIP model and background folders, looked up next to the
-    config file when the working directory has none of that name, as every other input is. A
-    name found nowhere stays as given: a model may be a Hugging Face id, and the generator's
-    error names what is missing."""
-
-    def found(value: str | Path) -> Path | None:
-        given = home_expanded(Path(value))
-        if given.is_absolute() or _exists(given) or not _exists(config_dir / given):
-            return None
-        return config_dir / given
-
-    if (model := found(section.model.path)) is not None:
+    config file (`_beside_the_config`)."""
+    if (model := _beside_the_config(section.model.path, config_dir)) is not None:
         section.model.path = str(model)
     clip = getattr(section, "clip", None)
-    if clip is not None and (clip_model := found(clip.path)) is not None:
+    if clip is not None and (clip_model := _beside_the_config(clip.path, config_dir)) is not None:
         clip.path = str(clip_model)
     background = getattr(section, "background", None)
     if background is not None and background.folder is not None:
-        background.folder = found(background.folder) or background.folder
+        background.folder = _beside_the_config(background.folder, config_dir) or background.folder
 
 
 def _revision_of_a_hub_id(

@@ -155,11 +155,6 @@ def test_a_run_judges_rows_against_the_classes_of_the_source(
     assert "correctness_label_in_taxonomy" not in checks
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a text model's relative model.path is looked up from the working directory only: "
-    "'no model at 'models/lm'' where the diffusion models' is found beside the config",
-)
 def test_a_relative_model_path_is_found_next_to_the_config(
     model_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
