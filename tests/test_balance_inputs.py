@@ -979,3 +979,44 @@ def test_a_listed_section_refused_as_a_whole_names_its_place(
     said = f"{config}: image[1]: prompt 'a {{colour}} photo of {{categories}}' has unknown slots"
     assert str(refused.value).startswith(said), str(refused.value)
     assert not out.exists()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a refused section is quoted as checked: with the count: 1 check_sections adds, the "
+    "balance's rubric, and balance_text's source, text_field and label_field",
+)
+@pytest.mark.parametrize("listed", [False, True])
+def test_a_refused_section_is_quoted_as_the_config_writes_it(
+    listed: bool, tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A refusal of a whole generator section quotes it: it quoted the section as checked, a
+    `count: 1` (which a balance refuses in a section) and the balance's rubric in it that the
+    config never wrote, and in a text balance the input file as its source."""
+    import synthgate
+    from synthgate.errors import InputError, quoted
+
+    layout = {"generator": "diffusion_layout", "model": {"path": str(tmp_path / "model")}}
+    wrong = {**layout, "prompt": "a {colour} photo of {categories}"}
+    config = tmp_path / "balance.yaml"
+    config.write_text(
+        yaml.safe_dump({"rubric": "detection", "image": [layout, wrong] if listed else wrong})
+    )
+    with pytest.raises(InputError) as refused:
+        synthgate.balance(tiny[0], images=tiny[1], out=tmp_path / "out", config=config)
+    assert str(refused.value) == (
+        f"{config}: {'image[1]' if listed else 'image'}: prompt 'a {{colour}} photo of "
+        "{categories}' has unknown slots ['colour']; use ['categories', 'category'] or add them "
+        f"to `attributes:` with their values (got {quoted(wrong)})"
+    )
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"text": "Good soup.", "label": "a"}\n{"text": "Cold.", "label": "b"}\n')
+    fallback = {"generator": "counterfactual", "fallback": "model"}
+    config.write_text(yaml.safe_dump({"text": [{}, fallback] if listed else fallback}))
+    with pytest.raises(InputError) as refused:
+        synthgate.balance_text(rows, out=tmp_path / "out", config=config)
+    assert str(refused.value) == (
+        f"{config}: {'text[1]' if listed else 'text'}: fallback 'model' needs `model:` with the "
+        f"path of a local model (got {quoted(fallback)})"
+    )
+    assert not (tmp_path / "out").exists()
