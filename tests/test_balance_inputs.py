@@ -981,11 +981,6 @@ def test_a_listed_section_refused_as_a_whole_names_its_place(
     assert not out.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a refused section is quoted as checked: with the count: 1 check_sections adds, the "
-    "balance's rubric, and balance_text's source, text_field and label_field",
-)
 @pytest.mark.parametrize("listed", [False, True])
 def test_a_refused_section_is_quoted_as_the_config_writes_it(
     listed: bool, tiny: tuple[Path, Path], tmp_path: Path

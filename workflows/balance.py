@@ -34,7 +34,7 @@ import numpy as np
 
 from synthgate.arguments import callback, optional_path, path_argument, switch
 from synthgate.config import BatchConfig, CopyPasteImageConfig, parse_config
-from synthgate.errors import InputError, counted
+from synthgate.errors import InputError, counted, quoted
 from synthgate.files import dumps, not_a_folder, write_json_atomic
 from synthgate.foreign_files import BALANCE_MARKER
 from synthgate.formats.coco import refuse_non_finite
@@ -179,11 +179,18 @@ def section_config(
 ) -> BatchConfig:
     """The batch config of one generator section asked for `count` samples: the balance config's
     seed and rubric (unless the section names its own), paths relative to the config file."""
+    body = section_body(section, count=count, balance=balance)
+    data = {"name": name, "seed": balance.seed, "categories": categories, modality: body}
+    return parse_config(data, source=source, config_dir=source.parent if source.is_file() else None)
+
+
+def section_body(section: dict[str, Any], *, count: int, balance: BalanceConfig) -> dict[str, Any]:
+    """A generator section as its batch config holds it: asked for `count` samples, with the
+    balance config's rubric unless it names its own."""
     body: dict[str, Any] = {**section, "count": count}
     if balance.rubric is not None:
         body.setdefault("rubric", balance.rubric)
-    data = {"name": name, "seed": balance.seed, "categories": categories, modality: body}
-    return parse_config(data, source=source, config_dir=source.parent if source.is_file() else None)
+    return body
 
 
 def check_sections(
@@ -194,22 +201,31 @@ def check_sections(
     balance: BalanceConfig,
     source: Path,
     categories: list[str],
+    written: list[dict[str, Any]] | None = None,
 ) -> None:
     """Parse every generator section as its run will, before any value of one is used (the
     plan reads some: copy_paste's min_source_area, instances_per_image, text locales), and load
     the rubrics they name, so a bad value is an InputError naming the field, not a crash:
-    `image[1].min_visible_fraction` in a list of sections."""
+    `image[1].min_visible_fraction` in a list of sections. A section refused as a whole is
+    quoted as `written` (the sections before the caller filled in keys of its own; default:
+    `sections`), not with the count and rubric checked with it, which the config never wrote."""
     for turn, section in enumerate(sections):
+        checked = {**section, "generator": section.get("generator", default)}
         with _section_placed(source, modality, section_place(balance, modality, turn)):
-            config = section_config(
-                {**section, "generator": section.get("generator", default)},
-                count=1,
-                modality=modality,
-                balance=balance,
-                source=source,
-                categories=categories or ["unnamed"],
-                name=f"{balance.name}-{turn}",
-            )
+            try:
+                config = section_config(
+                    checked,
+                    count=1,
+                    modality=modality,
+                    balance=balance,
+                    source=source,
+                    categories=categories or ["unnamed"],
+                    name=f"{balance.name}-{turn}",
+                )
+            except InputError as error:
+                body = quoted(section_body(checked, count=1, balance=balance))
+                given = quoted((written or sections)[turn])
+                raise InputError(str(error).replace(f"(got {body})", f"(got {given})")) from None
             # the rubric too, before anything is made: a name that is no rubric was refused
             # without the config named, after the first section's run, or not at all when
             # nothing was made

@@ -237,6 +237,7 @@ def balance_text(
     _check_rows(rows, jsonl_path, text_field=text_field, label_field=label_field)
     rows = _classes_read(rows, label_field)
     sections = generator_sections(balance.text, {"generator": "counterfactual"})
+    written = [dict(section) for section in sections]  # as the config writes them, for errors
     for section in sections:
         if section.get("generator", "counterfactual") == "counterfactual":
             section.setdefault("source", str(jsonl_path.resolve()))
@@ -251,6 +252,7 @@ def balance_text(
         balance=balance,
         source=sections_from,
         categories=list(before),
+        written=written,
     )
     locales = sorted({loc for s in sections for loc in s.get("locales", ["en_US"])})
     bank = NameBank.build(locales)
