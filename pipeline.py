@@ -13,6 +13,7 @@ import codecs
 import hashlib
 import itertools
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,7 +25,14 @@ from typing import Any
 import numpy as np
 
 from synthgate.arguments import callback, whole_number
-from synthgate.config import MAX_SEED, BatchConfig, LanguageModelTextConfig, load_config
+from synthgate.config import (
+    IMAGE_CONFIGS,
+    MAX_SEED,
+    TEXT_CONFIGS,
+    BatchConfig,
+    LanguageModelTextConfig,
+    load_config,
+)
 from synthgate.errors import InputError
 from synthgate.generators import Generator, build_generator
 from synthgate.samples import (
@@ -222,7 +230,8 @@ def naming_config(
     as the config's own checks name it; an error about another file (a template file, a COCO
     file) names that file, and without a `source` (a config given as a dict) nothing changes.
     `section`: where the section is in `source` when not at `modality` (`image[1]`, the second
-    of a balance config's list of generator sections)."""
+    of a balance config's list of generator sections), which the fields of the section named in
+    the rest of the message are named at too (`fields_placed`)."""
     try:
         yield
     except InputError as error:
@@ -230,7 +239,19 @@ def naming_config(
         if source is None or not message.startswith(f"{modality}."):
             raise
         place = modality if section is None else section
-        raise InputError(f"{source}: {place}{message.removeprefix(modality)}") from None
+        rest = fields_placed(message.removeprefix(modality), modality, place)
+        raise InputError(f"{source}: {place}{rest}") from None
+
+
+def fields_placed(message: str, modality: str, place: str) -> str:
+    """`message` naming the fields of the `modality` section it names (`image.model.path`,
+    `drop image.negative_prompt`) at the section's `place` (`image[1].model.path`) instead,
+    where the section is one of a list. Only a field of a generator section of that modality is
+    one: a name quoted or in a path ('image.model', /data/image.size) is left as written."""
+    configs = IMAGE_CONFIGS if modality == "image" else TEXT_CONFIGS
+    fields = {name for config in configs for name in config.model_fields}
+    named = rf"(?<![\w./\\'\"-]){re.escape(modality)}\.({'|'.join(sorted(fields))})(?![\w-])"
+    return re.sub(named, lambda field: f"{place}.{field[1]}", message)
 
 
 def planned_quotas(total: int, quota_categories: list[str | None]) -> dict[str, int]:

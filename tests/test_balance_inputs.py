@@ -1017,11 +1017,6 @@ def test_a_refused_section_is_quoted_as_the_config_writes_it(
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="only the head of a listed section's refusal names its place: the rest still says "
-    "image.model.path, drop image.negative_prompt, set image.model.path",
-)
 def test_a_listed_sections_refusal_names_its_own_fields_at_its_place(
     tiny: tuple[Path, Path], tmp_path: Path
 ) -> None:

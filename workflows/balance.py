@@ -54,7 +54,7 @@ from synthgate.outputs import (
     refuse_out_holding,
     refuse_out_inside_images,
 )
-from synthgate.pipeline import Progress, batch_id_for, naming_config
+from synthgate.pipeline import Progress, batch_id_for, fields_placed, naming_config
 from synthgate.runner import run_batch
 from synthgate.samples import Modality, SampleSpec
 from synthgate.validators.sources import TEXT_SUFFIXES
@@ -243,12 +243,12 @@ def _section_placed(source: Path, modality: str, place: str) -> Iterator[None]:
     """A refusal of a generator section, which its config (a batch config of that one section)
     names as `image.field` or `image`, raised again naming the section's `place` in the balance
     config (`image[1].field`, `image[1]: ...`, `unknown key 'image[1].objets'`) on every line
-    that names one."""
+    that names one, as the section's fields it names in the rest of the line (`fields_placed`)."""
     try:
         yield
     except InputError as error:
         lines = str(error).split("\n")
-        placed = lines
+        placed = [fields_placed(line, modality, place) for line in lines]
         # a line about a field starts with its key, one about the section with the section's;
         # one about an unknown key quotes it
         for said, after in (("", "."), ("", ": "), ("unknown key '", ".")):
