@@ -431,8 +431,8 @@ def generate(
             it has; image when it has both).
         limit: make only the first `limit` samples of the section (default: its `count`).
         seed: replaces the config's seed, as `run`'s does: the same seed makes the same samples.
-        progress: called with (samples made, total) after every chunk of them; it changes
-            none of them.
+        progress: called with (samples made, total) after every chunk of them, once with
+            (0, 0) when there are none (`limit=0`); it changes none of them.
 
     Returns:
         One `GeneratedSample` per sample, in index order: `.sample` (labels, provenance) and,
@@ -475,4 +475,6 @@ def generate(
         made.extend(generate_specs(generator, chunk, source=source))
         if progress is not None:
             progress(len(made), total)
+    if progress is not None and not total:  # no chunk: a caller waiting for total hears it
+        progress(0, 0)
     return made

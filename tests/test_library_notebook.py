@@ -366,9 +366,6 @@ def test_generate_reports_its_progress_and_makes_the_same_samples_with_it(
         sg.generate(config, progress=True)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="generate(limit=0) makes no chunk, and so never calls progress"
-)
 def test_generate_of_nothing_reports_its_progress_done() -> None:
     """`limit=0` makes no sample: a caller waiting for (done, total) to reach its total, a
     bar that closes when it does, heard nothing at all."""
