@@ -298,7 +298,7 @@ class RunFolderSink:
     def _writing(self, doing: str | None = None) -> Iterator[None]:
         """Within: an OSError of a write into the run folder is its refusal (`unwritable`), said
         to be `doing` (by default, writing the file it names), and so are its database's full
-        disk and disk I/O error, which SQLite says its own way."""
+        disk, disk I/O error and locking errors, which SQLite says its own way."""
         try:
             yield
         except OSError as error:
@@ -307,6 +307,13 @@ class RunFolderSink:
             code = getattr(error.orig, "sqlite_errorcode", None)
             if code == sqlite3.SQLITE_FULL:
                 said = OSError(errno.ENOSPC, "the database or the disk is full")
+            elif code in SQLITE_LOCKING_ERRORS:
+                name = getattr(error.orig, "sqlite_errorname", code)
+                said = OSError(
+                    errno.ENOLCK,
+                    "its file system does not give SQLite's file locks or shared memory "
+                    f"({name}; a network file system?)",
+                )
             elif code is not None and code & 0xFF == sqlite3.SQLITE_IOERR:
                 # a write the disk refused with another error than ENOSPC (SQLITE_FULL): EDQUOT,
                 # a quota used up, and EIO are both SQLITE_IOERR_WRITE, so it cannot tell which
@@ -420,6 +427,23 @@ class KeepReviewed:
             sink.abort()
 
 
+# SQLite's extended codes of its file locks and of its write-ahead log's shared memory (the
+# -shm file it maps), which a network file system often does not give: no disk to check there.
+SQLITE_LOCKING_ERRORS = frozenset(
+    {
+        sqlite3.SQLITE_IOERR_SHMOPEN,
+        sqlite3.SQLITE_IOERR_SHMSIZE,
+        sqlite3.SQLITE_IOERR_SHMMAP,
+        sqlite3.SQLITE_IOERR_SHMLOCK,
+        sqlite3.SQLITE_IOERR_LOCK,
+        sqlite3.SQLITE_IOERR_RDLOCK,
+        sqlite3.SQLITE_IOERR_UNLOCK,
+        sqlite3.SQLITE_IOERR_CHECKRESERVEDLOCK,
+        sqlite3.SQLITE_PROTOCOL,  # the write-ahead log's locking protocol
+    }
+)
+
+
 def unwritable(
     error: OSError, out: Path, folder: Path, advice: FolderAdvice, *, doing: str | None = None
 ) -> InputError:
@@ -435,13 +459,16 @@ def unwritable(
         action = "free space on its disk"
     elif error.errno == errno.EIO:  # no permission to give: the disk failed, or its quota
         action = "check its disk for room, quota and errors"
+    elif error.errno == errno.ENOLCK:  # SQLite's locks: no other folder on that file system
+        action = "choose a folder on a local disk"
     else:
         action = "make it writable"
+    own = action if error.errno == errno.ENOLCK else f"{action} (or choose another folder)"
     return InputError(
         field="out",
         value=out,
         problem=f"{error.strerror or error} while {doing}; nothing was published",
-        fix=advice.fix(f"{action} (or choose another folder), then run again", action=action),
+        fix=advice.fix(f"{own}, then run again", action=action),
     )
 
 

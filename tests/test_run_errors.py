@@ -369,11 +369,6 @@ def test_a_disk_io_error_while_the_run_folders_database_is_written_is_one_messag
     assert sorted(p.name for p in tmp_path.iterdir()) == ["batch.yaml"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="every SQLite I/O error is 'disk I/O error (a disk quota, a full or failing disk)', "
-    "'check its disk for room', a locking or shared-memory one too",
-)
 @pytest.mark.parametrize(
     "code", ["SQLITE_IOERR_SHMMAP", "SQLITE_IOERR_SHMOPEN", "SQLITE_IOERR_LOCK", "SQLITE_PROTOCOL"]
 )
