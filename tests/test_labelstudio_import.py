@@ -849,3 +849,37 @@ def test_a_verdict_choice_synthgate_does_not_know_is_named(tmp_path: Path) -> No
     output = " ".join(result.output.split())  # rich wraps lines
     assert "verdict 'Accept' is not one of accept, reject, fix" in output, output
     assert "no verdict chosen" not in output, output
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review import names a task by its position in the file counting from 0 ('task 1'), "
+    "not by the id Label Studio shows it under",
+)
+def test_a_task_is_named_as_label_studio_shows_it(store: Store, tmp_path: Path) -> None:
+    """Label Studio gives every task an id of its own (57, 58 ... in a project under way): a
+    skip named 'task 1 (item N)', its place in the file counting from 0, and a lead opening
+    task 1 in Label Studio found another item. A task with no id (made by hand) is named by its
+    place, said as such."""
+    queue = ReviewQueue(store, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    out = tmp_path / "open.json"
+    export_tasks(queue, out, modality="image")
+    tasks = json.loads(out.read_text())[:2]
+    items_of = [task["data"]["item_id"] for task in tasks]
+
+    def widen_second_box(result: list[dict]) -> None:
+        result[1]["value"]["width"] += 90.0
+
+    exported = label_studio_export(
+        tasks, {i: [{"verdict": "fix", "edit": widen_second_box}] for i in items_of}
+    )
+    del exported[0]["id"]  # a task made by hand
+    exported[1]["id"] = 58  # Label Studio's own, not the one it was exported with
+    path = tmp_path / "label-studio-export.json"
+    path.write_text(json.dumps(exported))
+    skipped = import_annotations(queue, path).skipped
+    assert [reason.split(", annotation by")[0] for reason in skipped] == [
+        f"{path}: the 1st task of the file (item {items_of[0]})",
+        f"{path}: task 58 (item {items_of[1]})",
+    ]
