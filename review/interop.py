@@ -421,16 +421,17 @@ def import_annotations(
     result = ImportResult()
     # Every task's decisions read up front (not a query per annotation); an item's are read
     # again after this import records one on it
-    item_ids = [i for i, _, _ in checked if i is not None]
+    item_ids = [i for i, _, _, _ in checked if i is not None]
     decided = _decisions_by_item(queue, item_ids)
     # read after the decisions: one a reopen takes back meanwhile is in one or the other
     withdrawn = _taken_back_by_item(queue, item_ids)
     admins = _admins(queue)
     # A task with nothing to record needs only to know its item is there (most tasks of a
     # project under way have no annotation yet): read up front, no sample parsed
-    refused = queue.refused(i for i, _, annotations in checked if i is not None and not annotations)
-    for position, (item_id, _, task_annotations) in enumerate(checked):
-        where = f"{path}: task {position}"
+    refused = queue.refused(
+        i for i, _, annotations, _ in checked if i is not None and not annotations
+    )
+    for position, (item_id, _, task_annotations, where) in enumerate(checked):
         if item_id is not None and not task_annotations:
             if item_id in refused:
                 result.skipped.append(f"{where}: {refused[item_id]}")
@@ -443,12 +444,12 @@ def import_annotations(
     return result
 
 
-CheckedTask = tuple[int | None, str | None, list[tuple[dict[str, Any], str | None]]]
+CheckedTask = tuple[int | None, str | None, list[tuple[dict[str, Any], str | None]], str]
 
 
 def _read_tasks(path: Path, names: dict[str, str], email_domain: str | None) -> list[CheckedTask]:
     """Every task of the export, checked (`_checked_task`): its item id, sample id and
-    annotations.
+    annotations, and the task as messages name it (`_task_named`).
 
     Tasks are parsed one at a time (`json_list_items`): what stays in memory is the file's text
     and each task's annotations, not the whole parse, which is 4-5 times the file (a 149 MB
@@ -476,12 +477,29 @@ def _read_tasks(path: Path, names: dict[str, str], email_domain: str | None) -> 
     for position, task in enumerate(_export_tasks(path, text)):
         if refused is None:
             try:
-                checked.append(_checked_task(task, f"{path}: task {position}", names, email_domain))
+                where = f"{path}: {_task_named(task, position)}"
+                checked.append((*_checked_task(task, where, names, email_domain), where))
             except InputError as error:
                 refused = error  # raised once the rest of the JSON is known to be sound
     if refused is not None:
         raise refused
     return checked
+
+
+def _task_named(task: Any, position: int) -> str:
+    """A task as Label Studio shows it: by its `id` (Label Studio's own, not the one it was
+    exported with), else by its place in the file; never its place counting from 0, which a
+    lead took for an id and opened another item under."""
+    task_id = task.get("id") if isinstance(task, dict) else None
+    if type(task_id) is int:  # not a bool
+        return f"task {task_id}"
+    return f"the {_ordinal(position + 1)} task of the file"
+
+
+def _ordinal(number: int) -> str:
+    """1st, 2nd, 3rd, 4th ... 11th, 12th, 13th ... 21st."""
+    suffix = "th" if number % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(number % 10)
+    return f"{number}{suffix or 'th'}"
 
 
 def _export_tasks(path: Path, text: str) -> Iterator[Any]:
@@ -541,7 +559,7 @@ def _import_task(
 
 def _checked_task(
     task: Any, where: str, names: dict[str, str], email_domain: str | None
-) -> CheckedTask:
+) -> tuple[int | None, str | None, list[tuple[dict[str, Any], str | None]]]:
     """A task's item id (None: not a task synthgate exported, skipped unread), the sample id
     its data carries (None: a hand-made task without one) and its annotations, each with its
     annotator (`_annotator`, NAME@DOMAIN as NAME). An InputError when the annotations are no
@@ -581,7 +599,7 @@ def _check_same_samples(queue: ReviewQueue, path: Path, checked: list[CheckedTas
     queue does not hold (an item number of another run's queue), before anything is recorded.
     The items' samples are read a few hundred to a query; a task without a sample id (made by
     hand), or whose item is not here, is left to the import."""
-    carried = {i: s for i, s, _ in checked if i is not None and s is not None}
+    carried = {i: s for i, s, _, _ in checked if i is not None and s is not None}
     wanted = sorted(n for n in map(item_number, carried) if n is not None)
     held: dict[int, str] = {}
     with queue.store.engine.connect() as connection:
@@ -591,16 +609,16 @@ def _check_same_samples(queue: ReviewQueue, path: Path, checked: list[CheckedTas
             )
             held.update((row.id, row.sample_id) for row in connection.execute(query))
     foreign = [
-        (position, item_id, sample_id, held[item_id])
-        for position, (item_id, sample_id, _) in enumerate(checked)
+        (where, item_id, sample_id, held[item_id])
+        for item_id, sample_id, _, where in checked
         if item_id in held and sample_id is not None and sample_id != held[item_id]
     ]
     if foreign:
-        position, item_id, sample_id, own = foreign[0]
+        where, item_id, sample_id, own = foreign[0]
         others = len(foreign) - 1
         more = f" (and {counted(others, 'more task')})" if others else ""
         raise InputError(
-            f"{path}: task {position} (item {item_id}) carries sample {quoted(sample_id)}, but item {item_id} "
+            f"{where} (item {item_id}) carries sample {quoted(sample_id)}, but item {item_id} "
             f"of this run holds sample {quoted(own)}{more}: the file was exported from another "
             "run; nothing was recorded. Import it into the run it was exported from"
         )

@@ -581,9 +581,13 @@ def test_item_ids_no_item_can_have_are_skipped(
         result = import_annotations(queue, path)
     finally:
         store.close()
+    places = ["1st", "2nd", "3rd", "4th", "5th"]  # tasks without an id: named by their place
     assert [reason.split(": ", 1)[1] for reason in result.skipped] == [
-        *(f"task {n}: no review item {i}" for n, i in enumerate(odd)),
-        f"task {len(odd)}: no data.item_id (not a task synthgate exported)",  # true is no id
+        *(
+            f"the {n} task of the file: no review item {i}"
+            for n, i in zip(places, odd, strict=True)
+        ),
+        "the 6th task of the file: no data.item_id (not a task synthgate exported)",  # true
     ]
 
 
@@ -623,11 +627,15 @@ def test_tasks_without_annotations_are_checked_without_reading_their_samples(
         result = import_annotations(queue, out)
     finally:
         store.close()
-    first_unknown = len(tasks) - 1 - len(unknown)
+    assert len(tasks) - 1 - len(unknown) == 5  # the unknown ones are the 6th to 8th
+    places = ["6th", "7th", "8th"]  # tasks without an id: named by their place
     assert [reason.split(": ", 1)[1] for reason in result.skipped] == [
-        f"task 0: {refused.value}",
-        *[f"task {first_unknown + n}: no review item {i}" for n, i in enumerate(unknown)],
-        f"task {len(tasks) - 1}: {refused.value}",  # the first task again
+        f"task {gone['item_id']}: {refused.value}",  # by the id it was exported with
+        *[
+            f"the {n} task of the file: no review item {i}"
+            for n, i in zip(places, unknown, strict=True)
+        ],
+        f"task {gone['item_id']}: {refused.value}",  # the first task again
     ]
     assert result.decided == result.unchanged == 0
 
@@ -701,7 +709,9 @@ def test_a_fix_the_queue_refuses_is_skipped_naming_the_task_and_the_annotator(
     result = import_annotations(queue, export_path)
     assert result.decided == 0
     (skipped,) = result.skipped
-    assert skipped.startswith(f"{export_path}: task 0 (item {first}), annotation by labelstudio:1")
+    assert skipped.startswith(
+        f"{export_path}: task {first} (item {first}), annotation by labelstudio:1"
+    )
     assert "leaves the" in skipped
 
 
@@ -723,7 +733,9 @@ def test_an_admins_annotation_is_skipped_not_counted_as_an_annotators(
     result = import_annotations(queue, path, email_domain="example.org")
     assert result.decided == 0
     (skipped,) = result.skipped
-    assert skipped.startswith(f"{path}: task 0 (item {item}), annotation by boss: boss is an admin")
+    assert skipped.startswith(
+        f"{path}: task {item} (item {item}), annotation by boss: boss is an admin"
+    )
     assert "ground truth" in skipped
     with store.engine.connect() as connection:
         assert (
@@ -810,7 +822,7 @@ def test_an_export_of_another_run_is_refused_naming_both_samples(tmp_path: Path)
     item_id = task["data"]["item_id"]
     held = read(select(review_items.c.sample_id).where(review_items.c.id == item_id))
     assert held != task["data"]["sample_id"]
-    assert f"task 0 (item {item_id}) carries sample" in output, output
+    assert f"task {task['id']} (item {item_id}) carries sample" in output, output
     assert task["data"]["sample_id"] in output and held in output, output
     assert "Import it into the run it was exported from" in output, output
 
@@ -851,11 +863,6 @@ def test_a_verdict_choice_synthgate_does_not_know_is_named(tmp_path: Path) -> No
     assert "no verdict chosen" not in output, output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review import names a task by its position in the file counting from 0 ('task 1'), "
-    "not by the id Label Studio shows it under",
-)
 def test_a_task_is_named_as_label_studio_shows_it(store: Store, tmp_path: Path) -> None:
     """Label Studio gives every task an id of its own (57, 58 ... in a project under way): a
     skip named 'task 1 (item N)', its place in the file counting from 0, and a lead opening

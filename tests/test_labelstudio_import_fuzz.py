@@ -60,7 +60,8 @@ def test_a_bad_task_refuses_the_whole_file_before_any_decision(
     path = write(tmp_path, [good, bad])
     before = snapshot(store)
     item = bad["data"]["item_id"]
-    with pytest.raises(InputError, match=rf"export.json: task 1 \(item {item}\): {message}"):
+    # named by its id (ours, as Label Studio's export of our task would not be)
+    with pytest.raises(InputError, match=rf"export.json: task {item} \(item {item}\): {message}"):
         import_annotations(queue, path)
     assert snapshot(store) == before  # task 0's decision was once committed before the crash
 
@@ -78,7 +79,7 @@ def test_a_fault_in_the_json_is_reported_before_a_bad_task(store: Store, tmp_pat
     with pytest.raises(InputError, match=r"export.json: not valid JSON \(line 1, column"):
         import_annotations(queue, path)
     path.write_text(text)
-    with pytest.raises(InputError, match=r"export.json: task 1 \(item \d+\): annotations must"):
+    with pytest.raises(InputError, match=r"export.json: task (\d+) \(item \1\): annotations must"):
         import_annotations(queue, path)
     assert snapshot(store) == before
 
@@ -157,7 +158,8 @@ def test_a_fix_with_offsets_no_text_has_is_skipped_with_the_field(
     before = snapshot(store)
     imported = import_annotations(queue, write(tmp_path, [task]), email_domain=DOMAIN)
     assert imported.decided == 0 and len(imported.skipped) == 1
-    assert "task 0 (item" in imported.skipped[0] and "annotation by carol" in imported.skipped[0]
+    assert f"task {task['id']} (item" in imported.skipped[0], imported.skipped[0]
+    assert "annotation by carol" in imported.skipped[0]
     assert snapshot(store) == before
 
 
@@ -208,7 +210,7 @@ def test_odd_regions_against_a_recorded_decision(
         assert (imported.unchanged, imported.skipped, imported.conflicts) == (1, [], [])
     else:
         assert imported.unchanged == 0 and len(imported.skipped) == 1
-        assert "label-studio-export.json: task 0 (item" in imported.skipped[0]
+        assert f"label-studio-export.json: task {task['id']} (item" in imported.skipped[0]
         assert re.search(message, imported.skipped[0]), imported.skipped[0]
     assert imported.decided == 0 and snapshot(store) == before
 
@@ -235,7 +237,7 @@ def test_an_annotator_name_no_database_can_hold_refuses_the_file(
     path = write(tmp_path, [good, bad])
     before = snapshot(store)
     with pytest.raises(
-        InputError, match=rf"task 1 \(item \d+\): annotations\[0\].completed_by {message}"
+        InputError, match=rf"task (\d+) \(item \1\): annotations\[0\].completed_by {message}"
     ):
         import_annotations(queue, path, email_domain=DOMAIN)
     assert snapshot(store) == before
