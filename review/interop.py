@@ -59,6 +59,7 @@ from synthgate.samples import Sample
 from synthgate.storage.tables import (
     batches,
     decisions,
+    removed_users,
     review_batches,
     review_items,
     taken_back,
@@ -371,6 +372,13 @@ def _admins(queue: ReviewQueue) -> frozenset[str]:
         return frozenset(found.scalars())
 
 
+def _removed(queue: ReviewQueue) -> frozenset[str]:
+    """The names `synthgate users remove` took away and no `users add` brought back
+    (api_removed_users)."""
+    with queue.store.engine.connect() as connection:
+        return frozenset(connection.execute(select(removed_users.c.name)).scalars())
+
+
 def _decision_rows(queue: ReviewQueue, item_id: int) -> list[dict[str, Any]]:
     with queue.store.engine.connect() as connection:
         rows = connection.execute(
@@ -425,7 +433,7 @@ def import_annotations(
     decided = _decisions_by_item(queue, item_ids)
     # read after the decisions: one a reopen takes back meanwhile is in one or the other
     withdrawn = _taken_back_by_item(queue, item_ids)
-    admins = _admins(queue)
+    admins, removed = _admins(queue), _removed(queue)
     # A task with nothing to record needs only to know its item is there (most tasks of a
     # project under way have no annotation yet): read up front, no sample parsed
     refused = queue.refused(
@@ -437,7 +445,15 @@ def import_annotations(
                 result.skipped.append(f"{where}: {refused[item_id]}")
         else:
             _import_task(
-                queue, item_id, task_annotations, where, result, decided, withdrawn, admins
+                queue,
+                item_id,
+                task_annotations,
+                where,
+                result,
+                decided,
+                withdrawn,
+                admins,
+                removed,
             )
         if progress is not None:
             progress(position + 1, len(checked))
@@ -531,6 +547,7 @@ def _import_task(
     decided: dict[int, list[dict[str, Any]]],
     withdrawn: dict[int, list[dict[str, Any]]],
     admins: frozenset[str],
+    removed: frozenset[str],
 ) -> None:
     """One checked task's annotations recorded as its item's decisions (or the task skipped)."""
     if item_id is None:
@@ -554,6 +571,7 @@ def _import_task(
             decided,
             withdrawn[item_id],
             admins,
+            removed,
         )
 
 
@@ -658,13 +676,16 @@ def _import_one(
     decided: dict[int, list[dict[str, Any]]],
     withdrawn: list[dict[str, Any]],
     admins: frozenset[str],
+    removed: frozenset[str],
 ) -> None:
     """One annotation recorded as a decision, compared with the one it came from, or skipped.
     `withdrawn`: the item's decisions `review reopen` took back; one coming back (the same
     decision by its id, or made before it was taken back: `_taken_back_as`) is skipped, as
     the reopen found it careless; new work of the same person is recorded. A new annotation of
     one of `admins` is skipped unless it adjudicates (ground truth), as the API refuses an
-    admin an annotator's work: it would count as one of the item's k and in the agreement."""
+    admin an annotator's work: it would count as one of the item's k and in the agreement. So is
+    a new annotation of one of `removed`, in either role: the API takes no work of theirs, and
+    the team no longer counts them; one of a name never a user counts as anyone's."""
     if annotation.get("was_cancelled") or annotation.get("skipped"):
         return
     imported_from = _exported_decision(decided[item_id], annotation)
@@ -703,6 +724,14 @@ def _import_one(
             "annotators' and in the agreement; credit it to an annotator account (synthgate "
             "users add NAME --role annotator, and its email in Label Studio), or mark it ground "
             "truth to adjudicate the item once its annotators split"
+        )
+        return
+    if recorded is None and who in removed:
+        back = "annotator" if role == "annotator" else "admin"
+        result.skipped.append(
+            f"{where}: {who} was removed (synthgate users remove), whose work no longer counts; "
+            f"to count it, add them back (synthgate users add {who} --role {back}) and import "
+            "again"
         )
         return
     if recorded is None:

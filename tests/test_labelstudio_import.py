@@ -892,11 +892,6 @@ def test_a_task_is_named_as_label_studio_shows_it(store: Store, tmp_path: Path) 
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review import records a Label Studio annotation by a user `synthgate users remove` "
-    "took away as one of the item's k annotators' decisions",
-)
 def test_a_removed_users_annotation_is_skipped_naming_how_to_add_them_back(
     store: Store, tmp_path: Path
 ) -> None:
@@ -924,3 +919,22 @@ def test_a_removed_users_annotation_is_skipped_naming_how_to_add_them_back(
     assert deciders == ["yan"]
     Users(store.engine).add("zed", role="annotator")  # back on the team: their work counts
     assert import_annotations(queue, path, email_domain="example.org").decided == 1
+
+
+def test_a_removed_users_ground_truth_is_skipped_too(store: Store, tmp_path: Path) -> None:
+    """A removed user's ground-truth annotation would adjudicate an item its annotators split on;
+    it is skipped as their annotator work is, naming the role that adjudicates."""
+    Users(store.engine).add("zed", role="admin")
+    Users(store.engine).remove("zed")
+    queue, task = accepted_once(store, tmp_path)
+    item = task["data"]["item_id"]
+    queue.decide(item, "ann", Decision(verdict="accept"), assign=True)
+    queue.decide(item, "bob", Decision(verdict="reject"), assign=True)  # awaits adjudication
+    task["annotations"][0].update(completed_by={"email": "zed@example.org"}, ground_truth=True)
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps([task]))
+    result = import_annotations(queue, path, email_domain="example.org")
+    assert result.adjudicated == 0
+    (skipped,) = result.skipped
+    assert "zed was removed" in skipped and "users add zed --role admin" in skipped
+    assert queue.awaiting_adjudication() == [item]
