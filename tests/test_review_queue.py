@@ -24,8 +24,9 @@ from review_fixtures import (
 )
 from sqlalchemy import select
 
+from synthgate.commands import review_lead
 from synthgate.errors import InputError
-from synthgate.review.queue import ReviewQueue
+from synthgate.review.queue import Decision, ReviewQueue
 from synthgate.samples import CRITERIA
 from synthgate.storage.store import Store
 from synthgate.storage.tables import annotator_counts, assignments, decisions, review_items
@@ -183,6 +184,40 @@ def test_majority_of_three_decides_without_adjudicator(store: Store) -> None:
     assert queue.next_item("d") is None  # three assignments: the item is full
     assert store.get_sample(make_sample(0, "review").id).status == "accepted"
     assert queue.stats()["items"]["final"] == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="most annotators chose fix but their fixes differ: the first fix's labels are made "
+    "final and the others dropped without a word",
+)
+def test_the_fix_more_than_half_gave_is_final_and_differing_fixes_await_adjudication(
+    store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """At k = 3, a's fix came first on both items: it was made final on each, b's and c's
+    labels dropped without a word, though b and c gave the same fix on the first and nobody
+    else gave a's on the second. The fix more than half the annotators gave is final; with
+    none, the item awaits adjudication as a split verdict does, and `review adjudicate` says
+    why."""
+    fill(store, review=2, audit=0, accepted=0)
+    queue = ReviewQueue(store, annotators_per_item=3, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+
+    def moved(task, x: float) -> Decision:
+        box = task.sample.objects[0].model_copy(update={"bbox": [x, 5.0, 8.0, 8.0]})
+        return Decision(verdict="fix", levels={"precision": 3}, objects=[box])
+
+    first, second = sorted(work(queue, "a", lambda task: moved(task, 6.0)))
+    work(queue, "b", lambda task: moved(task, 5.0))
+    work(queue, "c", lambda task: moved(task, 5.0) if task.item_id == first else ACCEPT)
+    with store.engine.connect() as connection:
+        status = dict(connection.execute(select(review_items.c.id, review_items.c.status)).all())
+    assert status == {first: "final", second: "adjudication"}
+    kept = store.get_sample(queue.task(first).sample.id).objects
+    assert [o.bbox for o in kept] == [[5.0, 5.0, 8.0, 8.0]]  # b's and c's, not a's
+    review_lead._print_awaiting(queue)
+    listed = " ".join(capsys.readouterr().out.split())
+    assert f"item {second}: " in listed and "2 of 3 annotators chose fix, with different" in listed
 
 
 def test_tasks_are_blind_and_gold_is_unannounced(store: Store) -> None:
