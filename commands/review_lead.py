@@ -116,15 +116,23 @@ def _adjudication(
 
 
 def _print_awaiting(queue: ReviewQueue) -> None:
-    """Each item awaiting adjudication with its sample and every decision on it."""
+    """Each item awaiting adjudication with its sample, why it waits and every decision on it."""
+    from synthgate.review.adjudication import resolve
+
     waiting = queue.awaiting_with_decisions()
     if not waiting:
         console.print("no item awaits adjudication")
         return
     for item in waiting:
+        verdicts = [d["verdict"] for d in item.decisions if d["role"] == "annotator"]
+        split = f"{item.k} annotators split"
+        if resolve(verdicts) == "fix":  # most chose fix, with no fix of a majority
+            split = (
+                f"{verdicts.count('fix')} of {len(verdicts)} annotators chose fix, with "
+                "different labels"
+            )
         console.print(
-            f"item {item.item_id}: sample {item.sample_id} ({item.modality}), "
-            f"{item.k} annotators split",
+            f"item {item.item_id}: sample {item.sample_id} ({item.modality}), {split}",
             markup=False,
             highlight=False,
         )

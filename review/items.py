@@ -250,26 +250,29 @@ def maybe_finalise(
     item: Any,
     shown: Sample | None = None,
     verdicts: list[str] | None = None,
-) -> None:
-    """Once the item has `k` annotator decisions: final on agreement, else to adjudication.
-    `shown`: the item's sample, `verdicts`: its annotators' verdicts, when the caller has read
-    them already."""
+) -> str | None:
+    """Once the item has `k` annotator decisions: final on agreement, else to adjudication; a
+    fix is final only with labels more than half of them gave (adjudication.agreed_fix), so
+    fixes that differ go to adjudication too. `shown`: the item's sample, `verdicts`: its
+    annotators' verdicts, when the caller has read them already. The final verdict, or None
+    (not finished, or sent to adjudication)."""
     if verdicts is None:
         verdicts = ANNOTATOR_VERDICTS.run(connection, {"item": item.id}).scalars()
     if len(verdicts) < item.k:
         if len(set(verdicts)) > 1:  # its annotators disagree: the rest of its decisions first
             DISPUTED.run(connection, {"item": item.id})
-        return
+        return None
     verdict = adjudication.resolve(verdicts)
+    rows: list[dict[str, Any]] = [{"verdict": v} for v in verdicts]
+    if verdict == "fix":  # a fix brings its corrected labels
+        said = connection.execute(ANNOTATOR_DECISIONS, {"item": item.id})
+        fix = adjudication.agreed_fix([dict(r._mapping) for r in said])
+        verdict, rows = (None, rows) if fix is None else (verdict, [fix])
     if verdict is None:
         SET_STATUS.run(connection, {"item": item.id, "status": "adjudication", "verdict": None})
-        return
-    rows = (  # a fix brings its corrected labels
-        [dict(r._mapping) for r in connection.execute(ANNOTATOR_DECISIONS, {"item": item.id})]
-        if verdict == "fix"
-        else [{"verdict": v} for v in verdicts]
-    )
+        return None
     finalise(connection, item, verdict, rows, shown)
+    return verdict
 
 
 def finalise(

@@ -9,8 +9,8 @@ locked in id order, as `release_stale` locks them), so decisions arriving meanwh
 that chunk and are counted:
 
 - an item nobody holds undecided and with at least k decisions now is finished as its k-th
-  decision would finish it (items.py `maybe_finalise`: agreement -> final verdict, a split ->
-  adjudication);
+  decision would finish it (items.py `maybe_finalise`: agreement -> final verdict, a split or
+  fixes that differ -> adjudication);
 - an item some people hold undecided keeps a k of at least the people holding or having decided
   it: each of them decides, and the last decision finishes it (a decision never comes in on a
   final item, and none made is thrown away). It keeps the k asked too (`k_asked`): a release
@@ -36,7 +36,6 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from synthgate.errors import InputError
-from synthgate.review import adjudication
 from synthgate.review.items import ANNOTATOR_VERDICTS, maybe_finalise
 from synthgate.review.stats import queue_team
 from synthgate.storage.tables import assignments, decisions, review_items
@@ -249,8 +248,7 @@ def _finish_ready(connection: Connection, opened: tuple[Any, ...]) -> list[str |
     verdicts_of = []
     for item in ready:
         verdicts = ANNOTATOR_VERDICTS.run(connection, {"item": item.id}).scalars()
-        maybe_finalise(connection, item, verdicts=verdicts)
-        verdicts_of.append(adjudication.resolve(verdicts))
+        verdicts_of.append(maybe_finalise(connection, item, verdicts=verdicts))
     return verdicts_of
 
 

@@ -186,11 +186,6 @@ def test_majority_of_three_decides_without_adjudicator(store: Store) -> None:
     assert queue.stats()["items"]["final"] == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="most annotators chose fix but their fixes differ: the first fix's labels are made "
-    "final and the others dropped without a word",
-)
 def test_the_fix_more_than_half_gave_is_final_and_differing_fixes_await_adjudication(
     store: Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
