@@ -455,6 +455,51 @@ def test_stats_name_an_item_the_blind_rule_keeps_from_everyone(tmp_path: Path) -
     assert after["blocked"] == [] and after["items"]["final"] == numbers["items"]["final"] + 1
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="review stats prints a line per blocked item (17 after reopening an annotator at "
+    "k = 3) and its fix never names review set-k",
+)
+def test_stats_group_blocked_items_and_name_set_k_where_it_finishes_them(tmp_path: Path) -> None:
+    """k = 3, a team of three; review reopen --annotator zed benches zed from every item, which
+    now needs someone new: stats printed a line per item, each naming adjudication item by item,
+    never `review set-k 2`, which finishes them from the two decisions each keeps (final where
+    ann and bob agree, adjudication where they split). One line says how many and names a few."""
+    from review_fixtures import ACCEPT, REJECT, fill
+
+    url = sqlite_url(tmp_path / "synthgate.db")
+    store = Store(url)
+    fill(store, review=7, audit=0, accepted=0)
+    queue = ReviewQueue(store, annotators_per_item=3, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    ids = sorted(work_as(queue, "ann", lambda task: ACCEPT))
+    work_as(queue, "bob", lambda task: REJECT if task.item_id == ids[0] else ACCEPT)
+    work_as(queue, "zed", lambda task: ACCEPT)
+    queue.reopen(annotator="zed", by="lead")
+    store.close()
+    shown = invoke("review", "stats", "--db", url)
+    assert shown.exit_code == 0, shown.output
+    text = " ".join(shown.output.split())  # as wrapped to the terminal
+    assert text.count("blocked") == 1, text  # one line for the seven
+    assert f"7 items are blocked alike (items {', '.join(map(str, ids[:5]))}, ...)" in text, text
+    assert "`synthgate review set-k 2`" in text, text
+    numbers = json.loads(invoke("review", "stats", "--db", url, "--json").output)
+    assert sorted(each["item"] for each in numbers["blocked"]) == ids  # the API's, item by item
+    # the command the line names finishes them
+    assert invoke("review", "set-k", "2", "--db", url).exit_code == 0
+    after = json.loads(invoke("review", "stats", "--db", url, "--json").output)
+    assert after["blocked"] == [] and after["items"] == {"open": 0, "adjudication": 1, "final": 6}
+
+
+def work_as(queue: ReviewQueue, who: str, choose) -> list[int]:
+    """Every item `who` is given, decided as `choose` says."""
+    seen = []
+    while (task := queue.next_item(who)) is not None:
+        seen.append(task.item_id)
+        queue.decide(task.item_id, who, choose(task))
+    return seen
+
+
 def test_release_takes_back_one_annotator_s_holds_or_everyone_s_as_before(
     tmp_path: Path,
 ) -> None:
