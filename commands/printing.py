@@ -4,12 +4,15 @@ statistics (`print_stats`), printed on the shared console."""
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 from synthgate.commands import console, counted, new_table
 
 if TYPE_CHECKING:
     from rich.table import Table
+
+BLOCKED_SHOWN = 5  # item ids a line of blocked items names
 
 
 def _number(value: float | None, digits: int = 3) -> str:
@@ -131,6 +134,30 @@ def _confusion_table(confusion: dict[str, dict[str, int]], *, of: str = "") -> T
     return table
 
 
+def _print_blocked(blocked: list[dict[str, Any]]) -> None:
+    """The blocked items, a line for those blocked alike (the same why and fix): a reopen at
+    k = 3 blocks every item it touched, and a line each buried the rest of the stats."""
+    alike: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for each in blocked:
+        alike[each["why"], each["fix"]].append(each)
+    for (why, fix), group in alike.items():
+        first = group[0]
+        if len(group) == 1:
+            said = f"item {first['item']} (sample {first['sample']}) is blocked"
+            item = str(first["item"])
+        else:
+            shown = ", ".join(str(each["item"]) for each in group[:BLOCKED_SHOWN])
+            more = ", ..." if len(group) > BLOCKED_SHOWN else ""
+            said = f"{len(group)} items are blocked alike (items {shown}{more}), each"
+            item = "ITEM"
+        console.print(
+            f"{said}: {why}; {fix} (`synthgate review adjudicate {item} --verdict ... --as "
+            "NAME`, or POST /api/review/ID/adjudication, ID as GET /api/review/stats names it)",
+            markup=False,
+            highlight=False,
+        )
+
+
 def print_stats(numbers: dict[str, Any]) -> None:
     """One line of queue totals, then a table per annotator (when there are any)."""
     items = numbers["items"]
@@ -146,14 +173,7 @@ def print_stats(numbers: dict[str, Any]) -> None:
             else ""
         )
     )
-    for each in numbers.get("blocked", []):
-        console.print(
-            f"item {each['item']} (sample {each['sample']}) is blocked: {each['why']}; "
-            f"{each['fix']} (`synthgate review adjudicate {each['item']} --verdict ... --as "
-            "NAME`, or POST /api/review/ID/adjudication, ID as GET /api/review/stats names it)",
-            markup=False,
-            highlight=False,
-        )
+    _print_blocked(numbers.get("blocked", []))
     for each in numbers.get("short_of_annotators", []):
         console.print(f"{each['why']}: {each['fix']}", markup=False, highlight=False)
     if items["adjudication"]:

@@ -166,10 +166,12 @@ def blocked_items(connection: Connection, *, item: int | None = None) -> list[di
     neither met it nor hold it, among everyone the queue gave work to, than it still needs.
     So may an item `review reopen --annotator` benched people from (nobody is given an item
     their careless decision was taken back from). No claim hands it out until someone new asks
-    for work; a lead may adjudicate it instead (queue.py `adjudicate`). Each: item, sample,
-    needs (people still wanted), met_as_gold (who holds or held its gold task), benched, why
-    and fix (for people). Only items whose sample someone met as gold, or that benched someone,
-    are counted: a team still smaller than k blocks none.
+    for work; a lead may adjudicate it instead (queue.py `adjudicate`), or, where two or more
+    decisions are in and nobody holds it undecided, lower k to them (`review set-k`: final
+    where they agree, else adjudication), as a reopen at k = 3 leaves every item it touched.
+    Each: item, sample, needs (people still wanted), met_as_gold (who holds or held its gold
+    task), benched, why and fix (for people). Only items whose sample someone met as gold, or
+    that benched someone, are counted: a team still smaller than k blocks none.
     """
     met: dict[int, set[str]] = defaultdict(set)
     benched: dict[int, set[str]] = defaultdict(set)
@@ -185,14 +187,16 @@ def blocked_items(connection: Connection, *, item: int | None = None) -> list[di
         return []
     team = set(queue_team(connection))
     holding: dict[int, set[str]] = defaultdict(set)
+    decided: Counter[int] = Counter()
     ids = sorted(wanted)
     for start in range(0, len(ids), IDS_PER_QUERY):
-        for item_id, who in connection.execute(
-            select(assignments.c.item_id, assignments.c.annotator).where(
+        for item_id, who, decided_at in connection.execute(
+            select(assignments.c.item_id, assignments.c.annotator, assignments.c.decided_at).where(
                 assignments.c.item_id.in_(ids[start : start + IDS_PER_QUERY])
             )
         ):
             holding[item_id].add(who)
+            decided[item_id] += decided_at is not None
     blocked = []
     for item_id in ids:
         sample_id, needs = wanted[item_id]
@@ -212,6 +216,14 @@ def blocked_items(connection: Connection, *, item: int | None = None) -> list[di
                 f"review reopen took back the decision of {', '.join(careless)} on it, and "
                 "nobody is given such an item again"
             )
+        fix = f"an annotator new to the queue ({more} more) takes it, or an admin adjudicates it"
+        if decided[item_id] >= 2 and decided[item_id] == len(holding[item_id]):
+            fix += (
+                f", or `synthgate review set-k {decided[item_id]}` (with this --run or --db; POST "
+                "/api/review/annotators-per-item) finishes it from the "
+                f"{decided[item_id]} decisions it has, final where they agree, else awaiting "
+                "adjudication (it lowers the k of every open item: --batch for some batches)"
+            )
         blocked.append(
             {
                 "item": item_id,
@@ -221,8 +233,7 @@ def blocked_items(connection: Connection, *, item: int | None = None) -> list[di
                 "benched": careless,
                 "why": f"{'; '.join(kept_off)}; of the annotators the queue knows, {len(free)} "
                 f"could take it and it needs {needs}",
-                "fix": f"an annotator new to the queue ({more} more) takes it, or an admin "
-                "adjudicates it",
+                "fix": fix,
             }
         )
     return blocked

@@ -455,11 +455,6 @@ def test_stats_name_an_item_the_blind_rule_keeps_from_everyone(tmp_path: Path) -
     assert after["blocked"] == [] and after["items"]["final"] == numbers["items"]["final"] + 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review stats prints a line per blocked item (17 after reopening an annotator at "
-    "k = 3) and its fix never names review set-k",
-)
 def test_stats_group_blocked_items_and_name_set_k_where_it_finishes_them(tmp_path: Path) -> None:
     """k = 3, a team of three; review reopen --annotator zed benches zed from every item, which
     now needs someone new: stats printed a line per item, each naming adjudication item by item,
