@@ -486,6 +486,39 @@ def test_stats_group_blocked_items_and_name_set_k_where_it_finishes_them(tmp_pat
     assert after["blocked"] == [] and after["items"] == {"open": 0, "adjudication": 1, "final": 6}
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="--as '' is refused as 'annotator name must be 1..200 characters', naming no flag",
+)
+@pytest.mark.parametrize(
+    "command",
+    [["adjudicate", "1", "--verdict", "accept"], ["reopen", "1"]],
+    ids=["adjudicate", "reopen"],
+)
+@pytest.mark.parametrize("name", ["", "  "])
+def test_an_empty_as_is_refused_naming_as(tmp_path: Path, command: list[str], name: str) -> None:
+    """`--as ''` said 'annotator name must be 1..200 characters (got '')': no annotator was
+    named, and nothing said which option was wrong; review reopen --as '' took the decision
+    back as 'dry-run''s."""
+    from labelstudio_fixtures import snapshot
+    from review_fixtures import ACCEPT, fill
+
+    url = sqlite_url(tmp_path / "synthgate.db")
+    store = Store(url)
+    fill(store, review=1, audit=0, accepted=0)
+    queue = ReviewQueue(store, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    assert work_as(queue, "ann", lambda task: ACCEPT) == [1]
+    before = snapshot(store)
+    refused = runner.invoke(app, ["review", *command, "--as", name, "--db", url])
+    assert refused.exit_code == 2, refused.output
+    said = " ".join(refused.output.split())
+    assert f"error: --as {name!r}: " in said and "annotator name" not in said, said
+    assert "e.g. --as lead" in said, said
+    assert snapshot(store) == before
+    store.close()
+
+
 def work_as(queue: ReviewQueue, who: str, choose) -> list[int]:
     """Every item `who` is given, decided as `choose` says."""
     seen = []

@@ -174,6 +174,17 @@ def test_an_adjudicator_reads_the_split_items_and_takes_a_fix(store: Store) -> N
         queue.decisions_on(999)
 
 
+@pytest.mark.xfail(strict=True, reason="'cy made no decision on it on item 1': 'on' twice")
+def test_no_fix_to_take_from_someone_who_made_no_decision_reads_once(store: Store) -> None:
+    fill(store, review=1, audit=0, accepted=0)
+    queue = ReviewQueue(store, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    [item] = work(queue, "ann", lambda t: ACCEPT)
+    with pytest.raises(InputError) as refused:
+        queue.fix_of(item, "cy")
+    assert str(refused.value) == f"cy made no decision on item {item}, no fix to take"
+
+
 def test_majority_of_three_decides_without_adjudicator(store: Store) -> None:
     fill(store, review=1, audit=0, accepted=0)
     queue = ReviewQueue(store, annotators_per_item=3, gold_rate=0.0)
