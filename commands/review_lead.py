@@ -14,7 +14,7 @@ import typer
 
 from synthgate.commands import console, counted, user_errors
 from synthgate.commands.review_options import DB_HELP, RUN_HELP, check_choice, open_queue
-from synthgate.errors import InputError
+from synthgate.errors import InputError, quoted
 
 if TYPE_CHECKING:
     from synthgate.review.decision import Decision
@@ -69,9 +69,28 @@ def adjudicate(
                 )
             _print_awaiting(queue)
             return
+        if adjudicator is not None:
+            adjudicator = _named_as(adjudicator, "decides")
         decision = _adjudication(queue, item, verdict, adjudicator, fix_from, level, comment)
         queue.adjudicate(item, adjudicator or "", decision)
     console.print(f"item {item}: final verdict {verdict}, by {adjudicator}", markup=False)
+
+
+def _named_as(name: str, does: str) -> str:
+    """--as NAME, checked as the queue checks a name, the error naming --as: 'annotator name
+    must be ...' named no option, and reopen took `--as ''` for no --as at all (a dry run's
+    'dry-run')."""
+    from synthgate.review.decision import ANNOTATOR_MAX, check_annotator
+
+    try:
+        return check_annotator(name)
+    except InputError:
+        raise InputError(
+            field="as",
+            value=quoted(name),
+            problem=f"names who {does}, in 1 to {ANNOTATOR_MAX} characters",
+            fix="give a name, e.g. --as lead",
+        ) from None
 
 
 def _adjudication(
@@ -317,6 +336,8 @@ def reopen(
     Example: synthgate review reopen 12 15 --as lead --run runs/quickstart
     """
     with user_errors():
+        if taken_by is not None:
+            taken_by = _named_as(taken_by, "takes the decisions back")
         if taken_by is None and not dry_run:
             raise InputError(
                 field="as",

@@ -673,7 +673,7 @@ class ReviewQueue:
                 )
             ).first()
         if fixed is None or fixed.verdict != "fix":
-            said = "made no decision on it" if fixed is None else f"said {fixed.verdict}"
+            said = "made no decision" if fixed is None else f"said {fixed.verdict}"
             raise InputError(f"{annotator} {said} on item {item_id}, no fix to take")
         labels = {"objects": fixed.objects} if fixed.objects is not None else {}
         return labels | ({"spans": fixed.spans} if fixed.spans is not None else {})
