@@ -240,6 +240,36 @@ def test_the_report_says_rewrites_ran_out_and_what_filled_the_rest(
     assert (restaurant_balance / "mined_templates.yaml").is_file()
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="the fallback run's manifest.json and synthgate.db name the mined templates in the "
+    "temporary .out.partial folder, gone once the output is published",
+)
+def test_every_path_the_published_output_names_exists(restaurant_balance: Path) -> None:
+    """A balance whose fallback mines templates ran them from the temporary build folder; its
+    run's manifest.json and synthgate.db named that folder's mined_templates.yaml, which does not
+    exist once the output is published. Paths of files the output holds are relative to it."""
+    import sqlite3
+
+    from synthgate.config import INPUT_PATHS
+
+    out = restaurant_balance
+    configs = []
+    for manifest in out.glob("runs/*/manifest.json"):
+        configs.append(json.loads(manifest.read_text())["config"])
+        database = manifest.parent / "synthgate.db"
+        connection = sqlite3.connect(f"file:{database}?immutable=1", uri=True)
+        configs += [json.loads(c) for (c,) in connection.execute("SELECT config FROM batches")]
+        connection.close()
+    named = [
+        config["text"][key]
+        for config in configs
+        for key in INPUT_PATHS[config["text"]["generator"]]
+    ]
+    assert "mined_templates.yaml" in named  # the fallback's, beside merged.jsonl
+    assert [path for path in named if not (out / path).is_file()] == []
+
+
 def test_a_class_no_strategy_can_fill_says_0_planned_as_its_strategies_do(tmp_path: Path) -> None:
     """No names to swap, no template to mine: every strategy plans 0 rows of the short class.
     Its classes entry said "planned": 10 (the deficit) beside a strategy table and notes of 0
