@@ -240,11 +240,6 @@ def test_the_report_says_rewrites_ran_out_and_what_filled_the_rest(
     assert (restaurant_balance / "mined_templates.yaml").is_file()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the fallback run's manifest.json and synthgate.db name the mined templates in the "
-    "temporary .out.partial folder, gone once the output is published",
-)
 def test_every_path_the_published_output_names_exists(restaurant_balance: Path) -> None:
     """A balance whose fallback mines templates ran them from the temporary build folder; its
     run's manifest.json and synthgate.db named that folder's mined_templates.yaml, which does not

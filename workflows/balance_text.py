@@ -32,7 +32,7 @@ from synthgate.arguments import callback, path_argument, switch
 from synthgate.class_names import category_name_problem
 from synthgate.config import BatchConfig, CounterfactualTextConfig
 from synthgate.errors import InputError, quoted
-from synthgate.files import write_atomic
+from synthgate.files import dumps, write_atomic
 from synthgate.formats.jsonl import (
     check_row_ids,
     check_string_labels,
@@ -52,6 +52,7 @@ from synthgate.generators.text.mined import mine_templates
 from synthgate.generators.text.rows import reference_rows
 from synthgate.outputs import building_out, check_out, refuse_out_holding
 from synthgate.pipeline import Progress
+from synthgate.storage.store import Store, sqlite_url
 from synthgate.workflows.balance import (
     BALANCE_OUT,
     BalanceResult,
@@ -379,6 +380,8 @@ def balance_text(
                 existing=_with_accepted(existing, runs, text_field, attributes_of),
                 place=fallback_place,
             )
+            if section["generator"] == "templates":  # read from the temporary folder
+                _templates_as_published(filled, folder=temporary)
             plan.made(filled, strategy=filler)
             runs += filled
         lines = jsonl_lines(jsonl_path)
@@ -449,6 +452,24 @@ def _with_accepted(
             for axis, value in attributes_of(merged).items():
                 held.setdefault(str(row["label"]), {}).setdefault(axis, Counter())[value] += 1
     return held
+
+
+def _templates_as_published(runs: list[tuple[Path, BatchConfig]], *, folder: Path) -> None:
+    """Name the mined templates in the runs' manifest.json and synthgate.db as the output holds
+    them, `mined_templates.yaml` (relative to the output, as balance.json names the runs): they
+    were read from the temporary `folder`, gone once the output is published."""
+    for run_dir, _config in runs:
+        manifest_path = run_dir / "manifest.json"
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        config = manifest["config"]
+        config["text"]["templates"] = (
+            Path(config["text"]["templates"]).relative_to(folder).as_posix()
+        )
+        write_atomic(manifest_path, dumps(manifest) + "\n")
+        with Store(sqlite_url(run_dir / "synthgate.db")) as store:
+            store.put_batch(
+                manifest["batch_id"], name=manifest["name"], seed=manifest["seed"], config=config
+            )
 
 
 def _gap_note(axis: str, before: dict[str, Any], after: dict[str, Any]) -> str:
