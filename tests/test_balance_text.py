@@ -746,3 +746,40 @@ def test_a_class_nothing_can_raise_says_why_and_names_the_fix(tmp_path: Path) ->
     notes = [n for n in result.summary["text"]["notes"] if n.startswith("shipping:")]
     assert "no row of the class has a first name or a gendered term to swap" in notes[0], notes
     assert not any("repeating themselves" in note for note in notes), notes
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the note sets the rows' own spelling against the rewrites': 'grew, 0.250 -> 1.000 "
+    "(negative: female vs M)'",
+)
+@pytest.mark.parametrize(("woman", "man"), [("F", "M"), ("f", "m"), ("woman", "man")])
+def test_a_gap_note_of_genders_spelt_otherwise_says_it_cannot_compare_them(
+    woman: str, man: str, tmp_path: Path
+) -> None:
+    """A team's rows labelled `F`/`M` beside the rewrites' `female`/`male` are four groups: the
+    note's largest gap was between a group of real rows and one of rewrites ('female vs M'),
+    spellings of the same gender. It says it cannot compare them, and how to write them."""
+    import synthgate as sg
+
+    women = ["Sarah", "Emily", "Jessica", "Linda", "Karen", "Laura"]
+    men = ["Michael", "David", "James", "Robert", "Daniel", "Kevin"]
+    rows = [(f"{n} loves the kettle and uses it every day.", "positive", woman) for n in women]
+    rows += [(f"{n} says the blender works well.", "positive", man) for n in men]
+    rows += [(f"{n} returned the kettle because it leaked.", "negative", woman) for n in women[:2]]
+    source = tmp_path / "tickets.jsonl"
+    source.write_text(
+        "".join(
+            json.dumps({"text": t, "label": label, "attributes": {"gender": g}}) + "\n"
+            for t, label, g in rows
+        )
+    )
+    result = sg.balance_text(source, out=tmp_path / "out", target="max")
+    note = result.summary["bias"]["gender"]["note"]
+    assert note == (
+        f"gender: the rows write female as {woman!r} and male as {man!r}, the rows added as "
+        "'female' and 'male': the gap between groups cannot be compared; write the rows' "
+        "attributes.gender as 'female' or 'male'. Rows added with a gender: 2 female, 2 male; "
+        "without one: 0."
+    )
+    assert note in (tmp_path / "out" / "report.md").read_text()
