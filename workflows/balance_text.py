@@ -415,7 +415,7 @@ def balance_text(
             for axis in shares
         }
         for axis, pair in bias.items():
-            pair["note"] = _gap_note(axis, pair["before"], pair["after"])
+            pair["note"] = _gap_note(axis, pair["before"], pair["after"], values=list(shares[axis]))
         summary = summarise(
             kind="jsonl",
             source=jsonl_path,
@@ -472,9 +472,29 @@ def _templates_as_published(runs: list[tuple[Path, BatchConfig]], *, folder: Pat
             )
 
 
-def _gap_note(axis: str, before: dict[str, Any], after: dict[str, Any]) -> str:
+# How rows write the genders new rows are given as female and male (casefolded)
+GENDER_SPELLINGS = {"f": "female", "w": "female", "woman": "female", "m": "male", "man": "male"}
+
+
+def _spelt_otherwise(real: list[str], values: list[str]) -> dict[str, str]:
+    """The real rows' values of an axis that spell a value new rows are given otherwise ('F',
+    'Female' or 'woman' for 'female'), each with that value, in the order of `values`."""
+    spelt = {}
+    for value in real:
+        key = value.strip().casefold()
+        own = next((v for v in values if v.casefold() == GENDER_SPELLINGS.get(key, key)), None)
+        if own is not None and own != value:
+            spelt[value] = own
+    return dict(sorted(spelt.items(), key=lambda item: values.index(item[1])))
+
+
+def _gap_note(
+    axis: str, before: dict[str, Any], after: dict[str, Any], *, values: list[str]
+) -> str:
     """What balancing did to an axis's largest label-rate gap, and what the added rows carry:
-    rows without the attribute are left out of the rates, so they cannot narrow the gap."""
+    rows without the attribute are left out of the rates, so they cannot narrow the gap. Real
+    rows that spell the new rows' `values` otherwise ('F' beside 'female') are groups of their
+    own, whose gap to the new rows' ('female vs M') says nothing: the note says so instead."""
     old, new = before["largest_gap"], after["largest_gap"]
     added = {
         value: info["n"] - before["groups"].get(value, {"n": 0})["n"]
@@ -482,6 +502,16 @@ def _gap_note(axis: str, before: dict[str, Any], after: dict[str, Any]) -> str:
     }
     carried = ", ".join(f"{n} {value}" for value, n in added.items() if n > 0) or "none"
     blank = after["without"] - before["without"]
+    spelt = _spelt_otherwise(list(before["groups"]), values)
+    if spelt:
+        theirs = " and ".join(f"{own} as {value!r}" for value, own in spelt.items())
+        owns = list(dict.fromkeys(spelt.values()))
+        return (
+            f"{axis}: the rows write {theirs}, the rows added as "
+            f"{' and '.join(map(repr, owns))}: the gap between groups cannot be compared; write "
+            f"the rows' attributes.{axis} as {' or '.join(map(repr, owns))}. Rows added with a "
+            f"{axis}: {carried}; without one: {blank}."
+        )
     change = new["gap"] - old["gap"]
     moved = "narrowed" if change < -1e-9 else "grew" if change > 1e-9 else "did not narrow"
     said = (
