@@ -242,6 +242,33 @@ def test_a_label_field_that_is_the_text_field_is_refused(tmp_path: Path) -> None
     assert "nothing was added" not in said and not out.exists()
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="every row is a class of its own id: 'no class is below its target (median): "
+    "nothing was added', exit 0",
+)
+def test_a_label_field_of_a_different_value_in_every_row_is_refused(tmp_path: Path) -> None:
+    """`--label-field id`: each row's id is a class of one row, none rarer than another, and
+    balance wrote merged.jsonl, exit 0, 'no class is below its target (median): nothing was
+    added'. A class is a value rows share."""
+    rows = tmp_path / "tickets.jsonl"
+    rows.write_text(
+        '{"id": "t1", "text": "Anna cannot log in.", "label": "login"}\n'
+        '{"id": "t2", "text": "Tom was charged twice.", "label": "billing"}\n'
+        '{"id": "t3", "text": "Maria was charged twice too.", "label": "billing"}\n'
+    )
+    out = tmp_path / "out"
+    result = run_cli("balance", "--jsonl", str(rows), "--out", str(out), "--label-field", "id")
+    assert result.returncode == 2, result.stdout + result.stderr
+    said = " ".join(result.stderr.split())
+    assert (
+        "--label-field id: holds a different value in every row ('t1', 't2', 't3'): each row "
+        "would be a class of its own; name the field that holds each row's class (a value "
+        "rows share)" in said
+    ), said
+    assert "nothing was added" not in said and not out.exists()
+
+
 def test_balance_needs_one_input(tmp_path: Path) -> None:
     result = run_cli("balance", "--out", str(tmp_path / "o"))
     assert result.returncode == 2
