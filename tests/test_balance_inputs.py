@@ -242,11 +242,6 @@ def test_a_label_field_that_is_the_text_field_is_refused(tmp_path: Path) -> None
     assert "nothing was added" not in said and not out.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="every row is a class of its own id: 'no class is below its target (median): "
-    "nothing was added', exit 0",
-)
 def test_a_label_field_of_a_different_value_in_every_row_is_refused(tmp_path: Path) -> None:
     """`--label-field id`: each row's id is a class of one row, none rarer than another, and
     balance wrote merged.jsonl, exit 0, 'no class is below its target (median): nothing was

@@ -237,6 +237,18 @@ def balance_text(
         )
     _check_rows(rows, jsonl_path, text_field=text_field, label_field=label_field)
     rows = _classes_read(rows, label_field)
+    # An id or a text read as a class: every row a class of one row, none rarer than another
+    # (two rows of two classes may be a dataset's smallest sample; three, each its own, are not)
+    classes = [row[label_field] for row in rows]
+    if len(rows) > 2 and len(set(classes)) == len(rows):
+        shown = ", ".join(map(quoted, classes[:3])) + (", …" if len(rows) > 3 else "")
+        raise InputError(
+            field="label_field",
+            value=label_field,
+            problem=f"holds a different value in every row ({shown}): each row would be a "
+            "class of its own",
+            fix="name the field that holds each row's class (a value rows share)",
+        )
     sections = generator_sections(balance.text, {"generator": "counterfactual"})
     written = [dict(section) for section in sections]  # as the config writes them, for errors
     for section in sections:
