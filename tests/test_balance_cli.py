@@ -189,3 +189,27 @@ def test_a_balance_that_adds_nothing_says_why(tiny: tuple[Path, Path], tmp_path:
     assert "no class is below its target (repeat_factor); repeat_factor (LVIS) raises only" in said
     assert "nothing was added" in said
     assert "┏" not in result.stdout  # no empty table
+
+
+@pytest.mark.xfail(
+    strict=True, reason="'raises only classes in fewer than repeat_threshold of the images'"
+)
+def test_a_text_balance_that_adds_nothing_says_why_in_rows(tmp_path: Path) -> None:
+    """The text balance's repeat_factor reason spoke of images: a JSONL holds rows."""
+    rows = tmp_path / "reviews.jsonl"
+    rows.write_text(
+        '{"text": "Anna loves it.", "label": "pos"}\n'
+        '{"text": "Tom hates it.", "label": "neg"}\n'
+        '{"text": "Maria loves it too.", "label": "pos"}\n'
+    )
+    out = tmp_path / "out"
+    result = run_cli(
+        "balance", "--jsonl", str(rows), "--out", str(out), "--target", "repeat_factor"
+    )
+    assert result.returncode == 0, result.stderr
+    said = " ".join(result.stdout.split())
+    assert (
+        "no class is below its target (repeat_factor); repeat_factor (LVIS) raises only classes "
+        "in fewer than repeat_threshold of the rows (0.001 unless a --config sets it): nothing "
+        "was added" in said
+    ), said
