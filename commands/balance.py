@@ -142,7 +142,7 @@ def balance(
         console.print(table)
     else:  # an empty table said nothing of why nothing was added
         console.print(
-            f"{_none_below(summary['target'])}: nothing was added",
+            f"{_none_below(summary['target'], kind=summary['kind'])}: nothing was added",
             markup=False,
             soft_wrap=True,
         )
@@ -166,11 +166,13 @@ def balance(
         _say_hard_links(outcome.out)
 
 
-def _none_below(target: str | int) -> str:
-    """Why a balance adds nothing when every class is at its target."""
+def _none_below(target: str | int, *, kind: str) -> str:
+    """Why a balance of a `kind` dataset (coco, jsonl) adds nothing when every class is at its
+    target."""
+    held = "rows" if kind == "jsonl" else "images"
     why = (
         "; repeat_factor (LVIS) raises only classes in fewer than repeat_threshold of the "
-        "images (0.001 unless a --config sets it)"
+        f"{held} (0.001 unless a --config sets it)"
         if target == "repeat_factor"
         else ""
     )
@@ -216,7 +218,7 @@ def _print_plan(plan: dict[str, Any], out: Path) -> None:
     instances = sum(entry["planned"] for entry in plan["classes"].values())
     if not plan["planned_images"]:  # "0 instances in 0 synthetic images, about 0 kB of PNGs"
         if not table.row_count:
-            nothing = f"{_none_below(plan['target'])}: nothing needs adding"
+            nothing = f"{_none_below(plan['target'], kind=plan['kind'])}: nothing needs adding"
         else:
             why = (
                 "see above"

@@ -191,9 +191,6 @@ def test_a_balance_that_adds_nothing_says_why(tiny: tuple[Path, Path], tmp_path:
     assert "┏" not in result.stdout  # no empty table
 
 
-@pytest.mark.xfail(
-    strict=True, reason="'raises only classes in fewer than repeat_threshold of the images'"
-)
 def test_a_text_balance_that_adds_nothing_says_why_in_rows(tmp_path: Path) -> None:
     """The text balance's repeat_factor reason spoke of images: a JSONL holds rows."""
     rows = tmp_path / "reviews.jsonl"
