@@ -128,6 +128,8 @@ def balance(
                 dry_run=dry_run,  # refused, saying why, before any work
             )
     summary = outcome.summary
+    for warning in summary.get("warnings", []):  # class names tools would read otherwise
+        errors.print(Text.assemble(("warning", "yellow"), f": {warning}"), soft_wrap=True)
     if dry_run:
         _print_plan(summary, outcome.out)
         return

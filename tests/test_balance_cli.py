@@ -212,7 +212,6 @@ def test_a_text_balance_that_adds_nothing_says_why_in_rows(tmp_path: Path) -> No
     ), said
 
 
-@pytest.mark.xfail(strict=True, reason="balance accepts ' disc ' and 'Square'/'square' silently")
 def test_class_names_that_trimming_or_case_would_merge_are_warned_of(
     tiny: tuple[Path, Path], tmp_path: Path
 ) -> None:

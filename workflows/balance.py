@@ -33,6 +33,7 @@ from typing import Any, TypedDict
 import numpy as np
 
 from synthgate.arguments import callback, optional_path, path_argument, switch
+from synthgate.class_names import class_name_warning
 from synthgate.config import BatchConfig, CopyPasteImageConfig, parse_config
 from synthgate.errors import InputError, counted, quoted
 from synthgate.files import dumps, not_a_folder, write_json_atomic
@@ -592,7 +593,8 @@ def balance(
 
     Returns:
         A `BalanceResult`: `.out`, `.merged` (merged.coco.json) and `.summary`. With
-        `dry_run`, `.summary` is the plan, `.out` is not written and `.merged` is None.
+        `dry_run`, `.summary` is the plan, `.out` is not written and `.merged` is None. Its
+        `warnings`, where there are any, name classes tools would read otherwise (' skis ').
 
     Example:
         >>> result = balance("annotations.json", images="images/", out="balanced/")
@@ -665,6 +667,8 @@ def balance(
         )
     refuse_non_finite(data, coco_path, non_finite)  # its entries go into merged.coco.json
     before = class_counts(data)
+    named = class_name_warning(before, source=coco_path)
+    warnings = {"warnings": [named]} if named is not None else {}  # plain names: as before
     check_classes(balance.classes, before, source=config_path or "<config>")
     targets = class_targets(
         before,
@@ -733,6 +737,7 @@ def balance(
             for part in planned
         ],
     )
+    plan |= warnings
     if on_plan is not None:
         on_plan(plan)
     if dry_run:
@@ -780,6 +785,7 @@ def balance(
             unplanned=unplanned_reasons(
                 list(before), classes=balance.classes, max_new_per_class=balance.max_new_per_class
             ),
+            extra=warnings,
         )
         finish_output(temporary, summary, runs)
     return BalanceResult(out=out, summary=summary)

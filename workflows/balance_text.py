@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from synthgate.arguments import callback, path_argument, switch
-from synthgate.class_names import category_name_problem
+from synthgate.class_names import category_name_problem, class_name_warning
 from synthgate.config import BatchConfig, CounterfactualTextConfig
 from synthgate.errors import InputError, quoted
 from synthgate.files import dumps, write_atomic
@@ -186,7 +186,8 @@ def balance_text(
             balance cannot be planned without generating.
 
     Returns:
-        A `BalanceResult`: `.out`, `.merged` (merged.jsonl) and `.summary`.
+        A `BalanceResult`: `.out`, `.merged` (merged.jsonl) and `.summary`, whose `warnings`,
+        where there are any, name classes tools would read otherwise (' skis ').
 
     Example:
         >>> balance_text("reviews.jsonl", out="balanced-text/", target="max")
@@ -257,6 +258,7 @@ def balance_text(
             section.setdefault("text_field", text_field)
             section.setdefault("label_field", label_field)
     before = label_counts(rows, label_field=label_field)
+    named = class_name_warning(before, source=jsonl_path)
     check_classes(balance.classes, before, source=config_path or "<config>")
     check_sections(
         sections,
@@ -441,7 +443,8 @@ def balance_text(
             runs=runs,
             temporary=temporary,
             skipped=[],
-            extra={"bias": bias, "text": plan.as_json(targets, after)},
+            extra={"bias": bias, "text": plan.as_json(targets, after)}
+            | ({"warnings": [named]} if named is not None else {}),
         )
         finish_output(temporary, summary, runs)
     return BalanceResult(out=out, summary=summary)
