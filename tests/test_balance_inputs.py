@@ -242,10 +242,11 @@ def test_a_label_field_that_is_the_text_field_is_refused(tmp_path: Path) -> None
     assert "nothing was added" not in said and not out.exists()
 
 
-def test_a_label_field_of_a_different_value_in_every_row_is_refused(tmp_path: Path) -> None:
+def test_a_label_field_of_a_different_value_in_every_row_is_warned_of(tmp_path: Path) -> None:
     """`--label-field id`: each row's id is a class of one row, none rarer than another, and
-    balance wrote merged.jsonl, exit 0, 'no class is below its target (median): nothing was
-    added'. A class is a value rows share."""
+    balance said 'no class is below its target (median): nothing was added' alone. It says
+    why, and what to name instead; not refused, as a seed set of one row per class balances
+    toward a number (`--target 3` makes rows of each)."""
     rows = tmp_path / "tickets.jsonl"
     rows.write_text(
         '{"id": "t1", "text": "Anna cannot log in.", "label": "login"}\n'
@@ -254,14 +255,19 @@ def test_a_label_field_of_a_different_value_in_every_row_is_refused(tmp_path: Pa
     )
     out = tmp_path / "out"
     result = run_cli("balance", "--jsonl", str(rows), "--out", str(out), "--label-field", "id")
-    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
     said = " ".join(result.stderr.split())
-    assert (
-        "--label-field id: holds a different value in every row ('t1', 't2', 't3'): each row "
-        "would be a class of its own; name the field that holds each row's class (a value "
-        "rows share)" in said
-    ), said
-    assert "nothing was added" not in said and not out.exists()
+    warning = (
+        f"{rows}: `id` holds a different value in every row ('t1', 't2', 't3'): each row is a "
+        "class of its own; if `id` is not the rows' class, name the field that holds it (a "
+        "value rows share)"
+    )
+    assert f"warning: {warning}" in said, said
+    assert json.loads((out / "balance.json").read_text())["warnings"] == [warning]
+    plain = tmp_path / "plain"  # the rows' own class: no warning, no warnings key
+    result = run_cli("balance", "--jsonl", str(rows), "--out", str(plain))
+    assert result.returncode == 0 and "warning" not in result.stderr, result.stderr
+    assert "warnings" not in json.loads((plain / "balance.json").read_text())
 
 
 def test_balance_needs_one_input(tmp_path: Path) -> None:

@@ -238,18 +238,7 @@ def balance_text(
         )
     _check_rows(rows, jsonl_path, text_field=text_field, label_field=label_field)
     rows = _classes_read(rows, label_field)
-    # An id or a text read as a class: every row a class of one row, none rarer than another
-    # (two rows of two classes may be a dataset's smallest sample; three, each its own, are not)
-    classes = [row[label_field] for row in rows]
-    if len(rows) > 2 and len(set(classes)) == len(rows):
-        shown = ", ".join(map(quoted, classes[:3])) + (", …" if len(rows) > 3 else "")
-        raise InputError(
-            field="label_field",
-            value=label_field,
-            problem=f"holds a different value in every row ({shown}): each row would be a "
-            "class of its own",
-            fix="name the field that holds each row's class (a value rows share)",
-        )
+    warnings = [_own_classes_warning(rows, label_field, source=jsonl_path)]
     sections = generator_sections(balance.text, {"generator": "counterfactual"})
     written = [dict(section) for section in sections]  # as the config writes them, for errors
     for section in sections:
@@ -258,7 +247,7 @@ def balance_text(
             section.setdefault("text_field", text_field)
             section.setdefault("label_field", label_field)
     before = label_counts(rows, label_field=label_field)
-    named = class_name_warning(before, source=jsonl_path)
+    warnings = [w for w in (*warnings, class_name_warning(before, source=jsonl_path)) if w]
     check_classes(balance.classes, before, source=config_path or "<config>")
     check_sections(
         sections,
@@ -444,10 +433,28 @@ def balance_text(
             temporary=temporary,
             skipped=[],
             extra={"bias": bias, "text": plan.as_json(targets, after)}
-            | ({"warnings": [named]} if named is not None else {}),
+            | ({"warnings": warnings} if warnings else {}),
         )
         finish_output(temporary, summary, runs)
     return BalanceResult(out=out, summary=summary)
+
+
+def _own_classes_warning(
+    rows: list[dict[str, Any]], label_field: str, *, source: Path
+) -> str | None:
+    """A warning where every row of three or more holds its own class: an id or a text read as
+    the class (`--label-field id`), which leaves none rarer than another, so a median or max
+    target adds nothing. Not refused: a seed set of one row per class is balanced that way
+    too, toward a target given as a number (two rows of two classes may be a smallest sample)."""
+    classes = [row[label_field] for row in rows]
+    if len(rows) < 3 or len(set(classes)) < len(rows):
+        return None
+    shown = ", ".join(map(quoted, classes[:3])) + (", …" if len(rows) > 3 else "")
+    return (
+        f"{source}: `{label_field}` holds a different value in every row ({shown}): each row "
+        f"is a class of its own; if `{label_field}` is not the rows' class, name the field "
+        "that holds it (a value rows share)"
+    )
 
 
 def _with_accepted(
