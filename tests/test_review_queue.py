@@ -27,7 +27,7 @@ from sqlalchemy import select
 from synthgate.commands import review_lead
 from synthgate.errors import InputError
 from synthgate.review.queue import Decision, ReviewQueue
-from synthgate.samples import CRITERIA
+from synthgate.samples import CRITERIA, Span
 from synthgate.storage.store import Store
 from synthgate.storage.tables import annotator_counts, assignments, decisions, review_items
 
@@ -223,6 +223,115 @@ def test_the_fix_more_than_half_gave_is_final_and_differing_fixes_await_adjudica
     review_lead._print_awaiting(queue)
     listed = " ".join(capsys.readouterr().out.split())
     assert f"item {second}: " in listed and "2 of 3 annotators chose fix, with different" in listed
+
+
+# Fixes of the sample's two objects (circle, square) as people make them: boxes redrawn.
+REDRAWN = [("circle", [2.0, 2.0, 36.0, 36.0]), ("square", [40.0, 10.0, 22.0, 30.0])]
+NUDGED = [("circle", [3.0, 2.0, 36.0, 37.0]), ("square", [41.0, 11.0, 21.0, 29.0])]  # IoU 0.92
+FAR_OFF = [("circle", [12.0, 2.0, 36.0, 36.0]), ("square", [40.0, 10.0, 22.0, 30.0])]  # 0.64
+
+
+def redrawn(task, boxes: list[tuple[str, list[float]]]) -> Decision:
+    """A fix of `task` whose objects are `boxes`, each keeping its object's other fields."""
+    shown = {o.category: o for o in task.sample.objects}
+    objects = [shown["circle"].model_copy(update={"category": c, "bbox": b}) for c, b in boxes]
+    return Decision(verdict="fix", levels={"precision": 3}, objects=objects)
+
+
+def decided_in_turn(queue: ReviewQueue, choices: list) -> int:
+    """The one item of the queue, decided by a, b, c ... in turn, each as `choices` says."""
+    items = set()
+    for who, choose in zip("abcdef", choices, strict=False):
+        task = queue.next_item(who)
+        assert task is not None
+        items.add(task.item_id)
+        queue.decide(task.item_id, who, choose if isinstance(choose, Decision) else choose(task))
+    (item,) = items
+    return item
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="fixes are compared as exact JSON: boxes a pixel apart are different labels, so the "
+    "item awaits adjudication",
+)
+@pytest.mark.parametrize(
+    ("k", "fixes", "kept"),
+    [
+        pytest.param(2, [REDRAWN, NUDGED], REDRAWN, id="k2-nudged"),
+        pytest.param(3, [REDRAWN, NUDGED, None], REDRAWN, id="k3-nudged-and-accept"),
+        pytest.param(3, [REDRAWN, NUDGED[::-1], NUDGED], REDRAWN, id="k3-in-another-order"),
+        pytest.param(3, [FAR_OFF, REDRAWN, NUDGED], REDRAWN, id="k3-first-fix-far-off"),
+    ],
+)
+def test_fixes_whose_boxes_are_a_pixel_apart_agree(store: Store, k: int, fixes, kept) -> None:
+    """Two people dragging the same box edges never land on the same pixels: fixes with the
+    same objects and classes, boxes at IoU >= 0.9 of each other, are one fix, final without an
+    adjudicator. The first of the fixes that agree is kept (a's; b's where a's is far off)."""
+    fill(store, review=1, audit=0, accepted=0)
+    queue = ReviewQueue(store, annotators_per_item=k, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    item = decided_in_turn(
+        queue, [ACCEPT if f is None else lambda task, f=f: redrawn(task, f) for f in fixes]
+    )
+    with store.engine.connect() as connection:
+        row = connection.execute(select(review_items).where(review_items.c.id == item)).one()
+    assert (row.status, row.final_verdict) == ("final", "fix")
+    final = store.get_sample(make_sample(0, "review").id)
+    assert final.status == "accepted"
+    assert [(o.category, o.bbox) for o in final.objects] == kept
+
+
+@pytest.mark.parametrize(
+    ("k", "fixes"),
+    [
+        pytest.param(2, [REDRAWN, NUDGED[:1]], id="k2-an-object-fewer"),
+        pytest.param(2, [REDRAWN, [NUDGED[0], ("circle", NUDGED[1][1])]], id="k2-another-class"),
+        pytest.param(2, [REDRAWN, FAR_OFF], id="k2-a-box-far-off"),
+        pytest.param(3, [REDRAWN, FAR_OFF, None], id="k3-a-box-far-off-and-accept"),
+    ],
+)
+def test_fixes_that_differ_beyond_a_nudge_await_adjudication(
+    store: Store, capsys: pytest.CaptureFixture[str], k: int, fixes
+) -> None:
+    """An object more or fewer, another class, or a box moved by more than a hand's slip is a
+    different fix: the item awaits adjudication, and `review adjudicate` and `review stats`
+    say so."""
+    fill(store, review=1, audit=0, accepted=0)
+    queue = ReviewQueue(store, annotators_per_item=k, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    item = decided_in_turn(
+        queue, [ACCEPT if f is None else lambda task, f=f: redrawn(task, f) for f in fixes]
+    )
+    assert queue.stats()["items"]["adjudication"] == 1
+    assert store.get_sample(make_sample(0, "review").id).objects == make_sample(0, "review").objects
+    review_lead._print_awaiting(queue)
+    listed = " ".join(capsys.readouterr().out.split())
+    assert f"item {item}: " in listed
+    assert f"2 of {k} annotators chose fix, with different labels" in listed
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="spans are compared as exact JSON, in the order sent: the same spans in another "
+    "order are different labels",
+)
+def test_text_fixes_with_the_same_spans_in_another_order_agree(store: Store) -> None:
+    """Offsets are whole characters: text fixes agree when their spans are the same, whatever
+    order they came in; the first fix's spans are kept."""
+    fill(store, review=1, audit=0, accepted=0, modality="text")
+    queue = ReviewQueue(store, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    spans = [Span(start=0, end=4, label="PERSON"), Span(start=15, end=24, label="ORG")]
+    decided_in_turn(
+        queue,
+        [
+            Decision(verdict="fix", levels={"precision": 3}, spans=spans),
+            Decision(verdict="fix", levels={"precision": 3}, spans=spans[::-1]),
+        ],
+    )
+    final = store.get_sample(make_sample(0, "review", modality="text").id)
+    assert (final.status, final.spans) == ("accepted", spans)
 
 
 def test_tasks_are_blind_and_gold_is_unannounced(store: Store) -> None:
