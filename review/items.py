@@ -252,8 +252,8 @@ def maybe_finalise(
     verdicts: list[str] | None = None,
 ) -> str | None:
     """Once the item has `k` annotator decisions: final on agreement, else to adjudication; a
-    fix is final only with labels more than half of them gave (adjudication.agreed_fix), so
-    fixes that differ go to adjudication too. `shown`: the item's sample, `verdicts`: its
+    fix is final only with labels more than half of them agree on (adjudication.agreed_fix:
+    boxes a pixel or two apart are one fix), so fixes that differ go to adjudication too. `shown`: the item's sample, `verdicts`: its
     annotators' verdicts, when the caller has read them already. The final verdict, or None
     (not finished, or sent to adjudication)."""
     if verdicts is None:

@@ -250,11 +250,6 @@ def decided_in_turn(queue: ReviewQueue, choices: list) -> int:
     return item
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fixes are compared as exact JSON: boxes a pixel apart are different labels, so the "
-    "item awaits adjudication",
-)
 @pytest.mark.parametrize(
     ("k", "fixes", "kept"),
     [
@@ -311,11 +306,6 @@ def test_fixes_that_differ_beyond_a_nudge_await_adjudication(
     assert f"2 of {k} annotators chose fix, with different labels" in listed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spans are compared as exact JSON, in the order sent: the same spans in another "
-    "order are different labels",
-)
 def test_text_fixes_with_the_same_spans_in_another_order_agree(store: Store) -> None:
     """Offsets are whole characters: text fixes agree when their spans are the same, whatever
     order they came in; the first fix's spans are kept."""
