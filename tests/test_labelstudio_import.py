@@ -126,7 +126,9 @@ def test_decisions_made_in_label_studio_come_back(
         relabelled.category == "triangle" and relabelled.mask == original.objects[0].mask
     )  # untouched box keeps its mask
     assert ObjectLabel.model_validate(fixes[0].objects[0]) == original.objects[0]
-    assert store.get_sample(original.id).status == "accepted"  # two fixes agree on the verdict
+    # both chose fix, one moving a box 6.4 px, the other relabelling: two fixes, for a lead
+    assert store.get_sample(original.id).status == "review"
+    assert [item.item_id for item in queue.awaiting_with_decisions()] == [first]
     assert store.get_sample(make_sample(1, "image").id).status == "accepted"
     again = import_annotations(queue, export_path)  # importing the same export twice is harmless
     assert again.decided == 0 and again.unchanged == 4
