@@ -265,11 +265,6 @@ def test_every_path_the_published_output_names_exists(restaurant_balance: Path) 
     assert [path for path in named if not (out / path).is_file()] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a relative --out is a ValueError traceback: the templates' path, absolute, is "
-    "taken relative to the temporary folder as given, relative",
-)
 def test_a_relative_out_names_the_mined_templates_as_published(tmp_path: Path) -> None:
     """--out given relative to the working directory, as people type it ('out', '../out'): the
     fallback's templates were read from the temporary folder by an absolute path, and naming

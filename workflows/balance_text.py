@@ -484,8 +484,9 @@ def _templates_as_published(runs: list[tuple[Path, BatchConfig]], *, folder: Pat
         manifest_path = run_dir / "manifest.json"
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         config = manifest["config"]
+        # the config holds it absolute, `folder` is as --out gave it (maybe 'out' or '../out')
         config["text"]["templates"] = (
-            Path(config["text"]["templates"]).relative_to(folder).as_posix()
+            Path(config["text"]["templates"]).resolve().relative_to(folder.resolve()).as_posix()
         )
         write_atomic(manifest_path, dumps(manifest) + "\n")
         with Store(sqlite_url(run_dir / "synthgate.db")) as store:
