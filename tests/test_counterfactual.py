@@ -420,3 +420,24 @@ def test_a_rewrite_keeps_its_rows_spans_on_the_text_they_covered(
         covered = [(sample.text[s.start : s.end], s.label) for s in sample.spans]
         name = sample.text.split(" Smith")[0]
         assert covered == [(f"{name} Smith", "PER"), ("Paris", "LOC")]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="since b1b0264 a row whose `entities` holds keywords, not spans, stops the "
+    "generator: 'row 1: span 'Sarah' is neither [start, end, label] nor an object'",
+)
+def test_a_row_whose_entities_are_no_spans_is_rewritten_without_them(
+    tmp_path: Path, bank: NameBank
+) -> None:
+    """A classification file may keep keywords under `entities` (["Sarah"]): rows the
+    counterfactual generator rewrote, and balance merged, before rewrites kept their rows'
+    spans. They are rewritten as then, with no spans."""
+    rows = [
+        {"text": "Sarah says her login fails.", "label": "login", "entities": ["Sarah"]},
+        {"text": "John says his card was charged twice.", "label": "billing"},
+    ]
+    generator = generator_for(tmp_path, bank, rows)
+    made = generator.generate([spec(i, "login", gender="male") for i in range(2)])
+    assert [m.sample.spans for m in made] == [[], []]
+    assert all("Sarah" not in m.sample.text for m in made)
