@@ -422,11 +422,6 @@ def test_a_rewrite_keeps_its_rows_spans_on_the_text_they_covered(
         assert covered == [(f"{name} Smith", "PER"), ("Paris", "LOC")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="since b1b0264 a row whose `entities` holds keywords, not spans, stops the "
-    "generator: 'row 1: span 'Sarah' is neither [start, end, label] nor an object'",
-)
 def test_a_row_whose_entities_are_no_spans_is_rewritten_without_them(
     tmp_path: Path, bank: NameBank
 ) -> None:

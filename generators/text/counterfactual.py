@@ -266,7 +266,8 @@ class CounterfactualGenerator:
         self.bank = bank or NameBank.build(config.locales)
         self.by_label: dict[str, list[int]] = defaultdict(list)
         # A row of a classification file may label names and places too (NER): a rewrite keeps
-        # its row's spans, moved with the swaps.
+        # its row's spans, moved with the swaps. A field of that name holding no spans (keywords,
+        # `entities: ["Sarah"]`) gives its rewrites none, as they had before they kept spans.
         self.spans: list[list[Span]] = []
         for position, row in enumerate(self.rows):
             text, label = row.get(config.text_field), row_class(row, config.label_field)
@@ -278,8 +279,8 @@ class CounterfactualGenerator:
             self.by_label[str(label)].append(position)
             try:
                 self.spans.append(row_spans(row, label_field=config.label_field))
-            except ValueError as error:
-                raise InputError(f"{config.source}: row {position + 1}: {error}") from None
+            except ValueError:
+                self.spans.append([])
         # The judge's taxonomy: every class of the rows (a rewrite keeps its row's label) and
         # their span labels. A run of a config without `categories` judged against none: every
         # sample went to review.
