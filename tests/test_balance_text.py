@@ -804,11 +804,6 @@ def test_a_gap_note_of_genders_spelt_otherwise_says_it_cannot_compare_them(
     assert note in (tmp_path / "out" / "report.md").read_text()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the note says 'the rows added as 'female' and 'male'' of rows added as 'female' "
-    "alone, or of none",
-)
 @pytest.mark.parametrize(
     ("added", "clause", "carried"),
     [

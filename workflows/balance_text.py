@@ -529,11 +529,13 @@ def _gap_note(
     if spelt:
         theirs = " and ".join(f"{own} as {value!r}" for value, own in spelt.items())
         owns = list(dict.fromkeys(spelt.values()))
+        # only the values rows were added with: none may have been, or one gender alone
+        grown = [own for own in owns if added.get(own, 0) > 0]
+        as_added = f", the rows added as {' and '.join(map(repr, grown))}" if grown else ""
         return (
-            f"{axis}: the rows write {theirs}, the rows added as "
-            f"{' and '.join(map(repr, owns))}: the gap between groups cannot be compared; write "
-            f"the rows' attributes.{axis} as {' or '.join(map(repr, owns))}. Rows added with a "
-            f"{axis}: {carried}; without one: {blank}."
+            f"{axis}: the rows write {theirs}{as_added}: the gap between groups cannot be "
+            f"compared; write the rows' attributes.{axis} as {' or '.join(map(repr, owns))}. "
+            f"Rows added with a {axis}: {carried}; without one: {blank}."
         )
     change = new["gap"] - old["gap"]
     moved = "narrowed" if change < -1e-9 else "grew" if change > 1e-9 else "did not narrow"
