@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from review_fixtures import ACCEPT, corrected, fill, make_sample, open_store
 from sqlalchemy import select
 
-from synthgate.errors import InputError
+from synthgate.errors import InputError, quoted
 from synthgate.review.queue import Decision, ReviewQueue
 from synthgate.samples import ObjectLabel, Sample, Span
 from synthgate.storage.store import Store
@@ -98,6 +98,38 @@ def test_bad_decisions_are_input_errors(store: Store, name: str, act, message: s
     task = queue.next_item("ann")
     with pytest.raises(InputError, match=message.replace("[", r"\[").replace("]", r"\]")):
         act(queue, task)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="'annotator name must be 1..200 characters (got '')' names no parameter",
+)
+@pytest.mark.parametrize(
+    ("act", "said"),
+    [
+        (lambda q, t: q.reopen([t.item_id], by=""), "by=''"),
+        (lambda q, t: q.reopen([t.item_id], annotator="  ", by="lead"), "annotator='  '"),
+        (lambda q, t: q.adjudicate(t.item_id, "", ACCEPT), "adjudicator=''"),
+        (lambda q, t: q.decide(t.item_id, " ", ACCEPT), "annotator=' '"),
+        (lambda q, t: q.next_item("x" * 201), f"annotator={quoted('x' * 201)}"),
+    ],
+    ids=["reopen by", "reopen annotator", "adjudicate", "decide", "next_item"],
+)
+def test_an_empty_or_long_name_is_refused_naming_its_parameter(act, said: str) -> None:
+    """A name of no characters, or too many, was 'annotator name must be 1..200 characters
+    (got '')', whichever parameter held it (reopen's `by`, adjudicate's `adjudicator`)."""
+    store = Store("sqlite://")
+    fill(store, review=1, audit=0, accepted=0)
+    queue = ReviewQueue(store, gold_rate=0.0)
+    queue.enqueue_batch("b1")
+    task = queue.next_item("ann")
+    with pytest.raises(InputError) as refused:
+        act(queue, task)
+    name = said.partition("=")[0]
+    assert str(refused.value) == (
+        f"{said}: names an annotator, in 1 to 200 characters; give a name, e.g. {name}=lead"
+    )
+    store.close()
 
 
 def test_span_fix_out_of_range_and_long_comment_are_refused(store: Store) -> None:
