@@ -57,11 +57,19 @@ def criteria_of(sample: Sample) -> list[str]:
     return list(CRITERIA)
 
 
-def check_annotator(name: str) -> str:
-    name = name.strip() if isinstance(name, str) else ""
-    if not name or len(name) > ANNOTATOR_MAX:
-        raise InputError(f"annotator name must be 1..{ANNOTATOR_MAX} characters (got {name!r})")
-    return name
+def check_annotator(name: str, field: str = "annotator") -> str:
+    """`name` stripped; one of no characters or too many is an `InputError` naming `field`,
+    the parameter that gave it (reopen's `by`, adjudicate's `adjudicator`; the CLI its flag)."""
+    stripped = name.strip() if isinstance(name, str) else ""
+    if not stripped or len(stripped) > ANNOTATOR_MAX:
+        raise InputError(
+            field=field,
+            value=quoted(name),
+            problem=f"names an annotator, in 1 to {ANNOTATOR_MAX} characters",
+            fix=f"give a name, e.g. {{{field}=lead}}",
+            options=(f"{field}=lead",),
+        )
+    return stripped
 
 
 def decision_argument(value: Any, field: str = "decision") -> Decision:

@@ -476,7 +476,7 @@ class ReviewQueue:
         """An adjudicator's decision on an item its annotators disagreed on, or on an open item
         the blind rule keeps from the team (stats' `blocked`): it is final. `decision` as
         decide takes it."""
-        adjudicator = check_annotator(adjudicator)
+        adjudicator = check_annotator(adjudicator, "adjudicator")
         decision = decision_argument(decision)
         with self.write() as connection:
             item = self._lock_item(connection, item_id)

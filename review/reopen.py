@@ -135,7 +135,7 @@ def reopen(
     or every decision on `items`; `by`: who takes them back, `reason`: why (both kept with
     them). An unknown annotator or item, a gold task, or an item without such decisions is an
     `InputError` naming it, raised before anything changes."""
-    by = check_annotator(by)
+    by = check_annotator(by, "by")
     who = check_annotator(annotator) if annotator is not None else None
     _check_reason(reason)
     asked = list(dict.fromkeys(check_item_id(item) for item in items))

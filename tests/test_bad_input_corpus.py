@@ -197,7 +197,7 @@ def api_cases() -> list[tuple[str, str, str, Any, dict[str, str], str, list[str]
         ("nothing-named", {}, ["name the items to reopen, or annotator=NAME"]),
         ("unknown-item", {"items": [12345]}, ["no review item 12345"]),
         ("annotator-nul", {"annotator": "a\x00"}, ["body.annotator"]),
-        ("annotator-long", {"annotator": "a" * 5000}, ["annotator name"]),
+        ("annotator-long", {"annotator": "a" * 5000}, ["annotator=", "names an annotator, in 1 to 200"]),
         ("annotator-number", {"annotator": 7}, ["annotator"]),
         ("annotator-lone-surrogate", ("raw", '{"annotator": "a\\ud800"}'), ["surrogate"]),
         ("reason-lone-surrogate", ("raw", '{"annotator": "annotator", "reason": "\\udc00"}'), ["reason"]),
