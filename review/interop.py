@@ -59,12 +59,11 @@ from synthgate.samples import Sample
 from synthgate.storage.tables import (
     batches,
     decisions,
-    removed_users,
     review_batches,
     review_items,
     taken_back,
-    users,
 )
+from synthgate.storage.users import Users
 
 DEFAULT_IMAGE_URL = "/data/local-files/?d={uri}"  # Label Studio local storage, rooted at the run
 LS_USER = re.compile(r"^labelstudio:(\d+)$")
@@ -365,20 +364,6 @@ def _taken_back_by_item(queue: ReviewQueue, item_ids: list[int]) -> dict[int, li
     }
 
 
-def _admins(queue: ReviewQueue) -> frozenset[str]:
-    """The names of the database's admin users (synthgate users add NAME --role admin)."""
-    with queue.store.engine.connect() as connection:
-        found = connection.execute(select(users.c.name).where(users.c.role == "admin"))
-        return frozenset(found.scalars())
-
-
-def _removed(queue: ReviewQueue) -> frozenset[str]:
-    """The names `synthgate users remove` took away and no `users add` brought back
-    (api_removed_users)."""
-    with queue.store.engine.connect() as connection:
-        return frozenset(connection.execute(select(removed_users.c.name)).scalars())
-
-
 def _decision_rows(queue: ReviewQueue, item_id: int) -> list[dict[str, Any]]:
     with queue.store.engine.connect() as connection:
         rows = connection.execute(
@@ -433,7 +418,9 @@ def import_annotations(
     decided = _decisions_by_item(queue, item_ids)
     # read after the decisions: one a reopen takes back meanwhile is in one or the other
     withdrawn = _taken_back_by_item(queue, item_ids)
-    admins, removed = _admins(queue), _removed(queue)
+    team = Users(queue.store.engine)
+    admins = frozenset(user.name for user in team.list() if user.role == "admin")
+    removed = team.removed()
     # A task with nothing to record needs only to know its item is there (most tasks of a
     # project under way have no annotation yet): read up front, no sample parsed
     refused = queue.refused(

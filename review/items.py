@@ -253,9 +253,9 @@ def maybe_finalise(
 ) -> str | None:
     """Once the item has `k` annotator decisions: final on agreement, else to adjudication; a
     fix is final only with labels more than half of them agree on (adjudication.agreed_fix:
-    boxes a pixel or two apart are one fix), so fixes that differ go to adjudication too. `shown`: the item's sample, `verdicts`: its
-    annotators' verdicts, when the caller has read them already. The final verdict, or None
-    (not finished, or sent to adjudication)."""
+    boxes a pixel or two apart are one fix), so fixes that differ go to adjudication too.
+    `shown`: the item's sample, `verdicts`: its annotators' verdicts, when the caller has read
+    them already. The final verdict, or None (not finished, or sent to adjudication)."""
     if verdicts is None:
         verdicts = ANNOTATOR_VERDICTS.run(connection, {"item": item.id}).scalars()
     if len(verdicts) < item.k:
@@ -264,10 +264,10 @@ def maybe_finalise(
         return None
     verdict = adjudication.resolve(verdicts)
     rows: list[dict[str, Any]] = [{"verdict": v} for v in verdicts]
-    if verdict == "fix":  # a fix brings its corrected labels
+    if verdict == "fix":  # a fix brings its corrected labels: the one a majority agrees with
         said = connection.execute(ANNOTATOR_DECISIONS, {"item": item.id})
         fix = adjudication.agreed_fix([dict(r._mapping) for r in said])
-        verdict, rows = (None, rows) if fix is None else (verdict, [fix])
+        verdict, rows = (None, []) if fix is None else ("fix", [fix])
     if verdict is None:
         SET_STATUS.run(connection, {"item": item.id, "status": "adjudication", "verdict": None})
         return None

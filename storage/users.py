@@ -140,6 +140,11 @@ class Users:
             rows = connection.execute(select(users).order_by(users.c.name)).all()
         return [User(name=r.name, role=r.role, token_hash=r.token_hash) for r in rows]
 
+    def removed(self) -> frozenset[str]:
+        """The names `remove` took away and no `add` brought back (api_removed_users)."""
+        with self.engine.connect() as connection:
+            return frozenset(connection.execute(select(removed_users.c.name)).scalars())
+
     def _reading(self) -> Connection:
         """A connection for one read on every request (a token, a session): on PostgreSQL
         outside a transaction, one round trip to the server instead of three (BEGIN, SELECT,

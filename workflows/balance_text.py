@@ -238,7 +238,7 @@ def balance_text(
         )
     _check_rows(rows, jsonl_path, text_field=text_field, label_field=label_field)
     rows = _classes_read(rows, label_field)
-    warnings = [_own_classes_warning(rows, label_field, source=jsonl_path)]
+    own_classes = _own_classes_warning(rows, label_field, source=jsonl_path)
     sections = generator_sections(balance.text, {"generator": "counterfactual"})
     written = [dict(section) for section in sections]  # as the config writes them, for errors
     for section in sections:
@@ -247,7 +247,8 @@ def balance_text(
             section.setdefault("text_field", text_field)
             section.setdefault("label_field", label_field)
     before = label_counts(rows, label_field=label_field)
-    warnings = [w for w in (*warnings, class_name_warning(before, source=jsonl_path)) if w]
+    named = class_name_warning(before, source=jsonl_path)
+    warnings = [warning for warning in (own_classes, named) if warning is not None]
     check_classes(balance.classes, before, source=config_path or "<config>")
     check_sections(
         sections,
